@@ -1,0 +1,40 @@
+/*
+** Exact conversion between SQLite values and JSON text, shared by the
+** extension and syncd. Row values never pass through cJSON (it keeps numbers
+** as doubles): they are printed here and read back by SQLite's JSON functions
+** plus sync_val().
+*/
+#ifndef SYNC_VALUE_H
+#define SYNC_VALUE_H
+
+#include "sqlite_api.h"
+
+/* Append the JSON for one value: integers in full, reals in the shortest
+** text that reads back to the same double (always with a '.' or exponent so
+** they stay REAL; infinities as +/-1e999, NaN as null), text as an escaped
+** string, BLOB as {"$base64":"..."}, NULL as null. */
+void value_append_json(sqlite3_str *out, sqlite3_value *v);
+
+/* Same, for column iCol of a row that stmt has just stepped to. */
+void value_append_column(sqlite3_str *out, sqlite3_stmt *stmt, int iCol);
+
+/* Append {"name":value,...} for every column of the current row of stmt. */
+void value_append_row(sqlite3_str *out, sqlite3_stmt *stmt);
+
+/* Append z[0..n) as a JSON string literal (n<0: up to the NUL). */
+void value_append_string(sqlite3_str *out, const char *z, int n);
+
+/* Append a JSON object text with every nested {"$hex":"..."} (the blob form
+** the capture triggers store, as plain SQL has no base64) rewritten to the
+** wire form {"$base64":"..."}. Other text is copied unchanged. */
+void value_append_wire(sqlite3_str *out, const char *z, int n);
+
+/* Register sync_val(json_fragment) on db: the SQLite value of one JSON value
+** as produced by the -> operator: numbers as INTEGER when they fit 64 bits
+** and have no fraction or exponent, else REAL (correctly rounded); strings
+** unescaped to TEXT; true/false as 1/0; {"$base64":..} and {"$hex":..} as
+** BLOB; any other object or array as its JSON text; SQL NULL stays NULL.
+** Returns an SQLite result code. */
+int value_register(sqlite3 *db);
+
+#endif
