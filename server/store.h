@@ -1,0 +1,94 @@
+/*
+** store.h: the storage interface of syncd.
+**
+** routes.c and events.c talk to storage only through this table of
+** functions; store_sqlite.c and store_pg.c implement it. Every function is
+** safe to call from many threads at once (one per HTTP connection).
+**
+** Contract shared by both implementations (docs/PROTOCOL.md is the spec):
+**   - one version counter per database; every row change gets the next one;
+**   - the change log keeps the latest change per (table, pk), deletes stay
+**     as tombstones until more than max_tombstones exist, then the oldest go
+**     and the horizon rises to the highest purged version;
+**   - a cursor is "<db id>-<version>"; the db id is random, chosen once when
+**     the database is created;
+**   - per client: the last processed mutation id and the recorded outcome
+**     (status, reason, table, pk) of at least its last 10000 mutations.
+**
+** Every string a store returns (json, cursor, err) is allocated with
+** sqlite3_malloc (syncd uses sqlite3_str as its one string builder) and is
+** freed by the caller with sqlite3_free.
+*/
+#ifndef SYNCD_STORE_H
+#define SYNCD_STORE_H
+
+typedef enum { STORE_INSERT, STORE_UPDATE, STORE_DELETE } store_op;
+
+/* One mutation of a push, its envelope already validated by routes.c.
+** pk and data are the exact JSON texts from the request (never re-printed:
+** numbers must stay exact); data is NULL for a delete. */
+typedef struct store_mutation {
+  long long id;
+  const char *table;
+  store_op op;
+  const char *pk;
+  const char *data;
+} store_mutation;
+
+/* Result codes; routes.c maps them to HTTP statuses. */
+enum {
+  STORE_OK = 0,
+  STORE_BAD_CURSOR, /* 400: not a cursor at all */
+  STORE_EXPIRED,    /* 410: another database's cursor, or below the horizon */
+  STORE_ERROR       /* 500: the database failed; *err says why */
+};
+
+/* One pull page. json is the whole response body:
+** {"changes":[...],"cursor":"...","has_more":false,"last_mutation_id":17} */
+typedef struct store_page {
+  char *json;
+  char *cursor;  /* the cursor after this page (also inside json) */
+  int n_changes; /* entries in "changes" */
+  int has_more;
+} store_page;
+
+typedef struct store_config {
+  const char *schema_sql;   /* DDL run when the database has no synced table yet */
+  long long max_tombstones; /* <= 0: never purge */
+  /* Called from a store thread when another process committed changes
+  ** (PostgreSQL LISTEN/NOTIFY); may be NULL. */
+  void (*on_change)(void *arg);
+  void *on_change_arg;
+} store_config;
+
+typedef struct store store;
+
+typedef struct store_methods {
+  /* Apply a batch for client_id in ONE transaction, each mutation in its own
+  ** savepoint, in id order, at most once. *json receives
+  ** {"results":[...]} in the order of m[]; *n_changed the number of row
+  ** changes committed (0: nothing to announce). */
+  int (*push)(store *s, const char *client_id, const store_mutation *m, int n, char **json,
+              int *n_changed, char **err);
+  /* Read up to limit changes after cursor (NULL: initial sync, live rows
+  ** only) and client_id's last_mutation_id, in one read transaction. */
+  int (*pull)(store *s, const char *client_id, const char *cursor, int limit, store_page *page,
+              char **err);
+  /* The cursor of the current head version. */
+  int (*head)(store *s, char **cursor, char **err);
+  /* Stop background threads, close connections, free s. */
+  void (*close)(store *s);
+} store_methods;
+
+struct store {
+  const store_methods *m;
+};
+
+/* Open (creating if needed) a store; NULL with *err set on failure. */
+store *store_sqlite_open(const char *path, const store_config *cfg, char **err);
+store *store_pg_open(const char *url, const store_config *cfg, char **err);
+
+/* Release the strings of a page (the struct itself is the caller's). */
+void store_page_clear(store_page *page);
+
+#endif
