@@ -1,0 +1,53 @@
+# C unit tests: tests/unit/NAME_test.c exercises ext/NAME.c, compiled
+# without -DSYNC_LOADABLE so that it calls the system libsqlite3 (the
+# harness fails a test whose SQLite memory is not all freed at exit).
+#
+#   make test-unit            build and run every unit test
+#   make test-unit-asan       the same under -fsanitize=address,undefined
+#   make test-unit-valgrind   the same under valgrind (memcheck)
+#
+# Each test prints a closing "NAME: N passed, N failed" line; the runner
+# adds them up into one closing "N passed, N failed" line (a test that
+# crashes or exits non-zero without failing a check counts one failure).
+
+.PHONY: test-unit test-unit-asan test-unit-valgrind
+TEST_TARGETS += test-unit
+
+UNIT_NAMES      = $(patsubst tests/unit/%_test.c,%,$(wildcard tests/unit/*_test.c))
+UNIT_TESTS      = $(UNIT_NAMES:%=tests/unit/%_test)
+UNIT_TESTS_ASAN = $(UNIT_NAMES:%=tests/unit/%_asan_test)
+UNIT_CFLAGS     = $(WARN) -Iext
+UNIT_LIBS       = -lsqlite3
+UNIT_ASAN       = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+UNIT_DEPS       = tests/unit/check.h ext/sqlite_api.h
+CLEAN_EXTRA    += $(UNIT_TESTS) $(UNIT_TESTS_ASAN)
+
+tests/unit/%_test: tests/unit/%_test.c ext/%.c ext/%.h $(UNIT_DEPS)
+	$(CC) $(UNIT_CFLAGS) $(CFLAGS) -o $@ $< ext/$*.c $(LDFLAGS) $(UNIT_LIBS)
+
+tests/unit/%_asan_test: tests/unit/%_test.c ext/%.c ext/%.h $(UNIT_DEPS)
+	$(CC) $(UNIT_CFLAGS) -O1 -g $(UNIT_ASAN) -o $@ $< ext/$*.c $(LDFLAGS) $(UNIT_LIBS)
+
+# $(call unit_run,BINARIES,COMMAND PREFIX)
+define unit_run
+	@pass=0; fail=0; \
+	for t in $(1); do \
+	  out=$$($(2) ./$$t 2>&1); rc=$$?; \
+	  printf '%s\n' "$$out"; \
+	  sum=$$(printf '%s\n' "$$out" | sed -n 's/^.*: \([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$$/\1 \2/p' | tail -n 1); \
+	  if [ -z "$$sum" ]; then echo "$$t: exit status $$rc, no summary"; fail=$$((fail + 1)); continue; fi; \
+	  set -- $$sum; pass=$$((pass + $$1)); fail=$$((fail + $$2)); \
+	  if [ $$rc != 0 ] && [ $$2 = 0 ]; then echo "$$t: exit status $$rc"; fail=$$((fail + 1)); fi; \
+	done; \
+	echo "$$pass passed, $$fail failed"; \
+	[ $$fail = 0 ]
+endef
+
+test-unit: $(UNIT_TESTS)
+	$(call unit_run,$(UNIT_TESTS),)
+
+test-unit-asan: $(UNIT_TESTS_ASAN)
+	$(call unit_run,$(UNIT_TESTS_ASAN),env ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1)
+
+test-unit-valgrind: $(UNIT_TESTS)
+	$(call unit_run,$(UNIT_TESTS),valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite)
