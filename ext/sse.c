@@ -1,6 +1,6 @@
 /*
 ** sse.c: push parser for text/event-stream, per WHATWG HTML "Server-sent
-** events", 9.2.6 "Interpreting an event stream". The worker (worker.c) feeds
+** events", "Interpreting an event stream". The worker (worker.c) feeds
 ** it the body chunks of the SSE request and applies each event it gets back;
 ** see sse.h for the API and a usage sketch.
 **
@@ -56,7 +56,7 @@ struct sse_parser {
   sse_buf last;             /* last event id as of the last blank line; kept across streams */
   long retry_ms;            /* -1 until a valid retry field; kept across streams */
   int err;                  /* sticky SSE_E* code; cleared by sse_end */
-  unsigned char bom;        /* BOM bytes matched at stream start (0..2) */
+  unsigned char bom;        /* BOM bytes matched at stream start (0..3) */
   unsigned char bom_done;   /* 1 once the stream's first bytes are past the BOM */
   unsigned char after_cr;   /* the last line ended with CR: skip one LF */
   unsigned char in_comment; /* inside a comment line: skip to its end */

@@ -30,7 +30,8 @@
 typedef struct sse_parser sse_parser;
 
 /* Called once per dispatched event. type is the event type ("message" when
-** the stream named none), data/n the data lines joined with LF (may hold NUL
+** the stream named none; as a C string, a type holding NUL is cut there), data/n the data lines
+*joined with LF (may hold NUL
 ** bytes; data[n] is a NUL for convenience), id the last event id ("" if
 ** none). All three point into the parser and are valid only during the
 ** call; copy what you keep. Return 0 to go on; non-zero makes sse_feed()

@@ -480,6 +480,17 @@ static void test_end_and_restart(void) {
             SSE_OK);
   expect_event e[] = {{"message", B("a"), "9"}, {"message", B("b"), "9"}};
   check_events(&rec, e, 2);
+  /* A stream that began with a BOM, then a new one that does too. */
+  CHECK_INT(sse_feed(p, B("\xEF\xBB\xBF"
+                          "data:c\n")),
+            SSE_OK);
+  sse_end(p);
+  CHECK_INT(sse_feed(p, B("\xEF\xBB\xBF"
+                          "data:bom2\n\n")),
+            SSE_OK);
+  CHECK_INT(rec.n, 3);
+  CHECK_MEM(rec.ev[2].data, rec.ev[2].n, "bom2", 4);
+  rec.n = 2;
   /* A CR at the very end of one stream does not swallow the next's LF. */
   CHECK_INT(sse_feed(p, B("data:c\r")), SSE_OK);
   sse_end(p);
