@@ -1,0 +1,181 @@
+/*
+** events.c: GET /events, the Server-Sent Events fan-out.
+**
+** Each stream runs in its own libmicrohttpd connection thread
+** (MHD_USE_THREAD_PER_CONNECTION), so its content reader may block: it
+** pulls the change log after its cursor and sends each non-empty page as
+** one event, then sleeps on one shared condition variable until a push
+** commits (events_notify, also called on a PostgreSQL NOTIFY), the
+** heartbeat is due, or the server shuts down. Streams never hold data of
+** their own beyond the event being written.
+*/
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+
+#include "../ext/value.h"
+#include "routes.h"
+
+#define EVENT_PAGE 1000
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond;
+static pthread_once_t cond_once = PTHREAD_ONCE_INIT;
+static unsigned long long generation; /* bumped on every notify */
+static int stopping;
+
+/* Heartbeat deadlines must not jump with the wall clock. */
+static void cond_init(void) {
+  pthread_condattr_t a;
+  pthread_condattr_init(&a);
+  pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+  pthread_cond_init(&cond, &a);
+  pthread_condattr_destroy(&a);
+}
+
+void events_notify(void *unused) {
+  (void)unused;
+  pthread_once(&cond_once, cond_init);
+  pthread_mutex_lock(&mu);
+  generation++;
+  pthread_cond_broadcast(&cond);
+  pthread_mutex_unlock(&mu);
+}
+
+void events_shutdown(void) {
+  pthread_once(&cond_once, cond_init);
+  pthread_mutex_lock(&mu);
+  stopping = 1;
+  pthread_cond_broadcast(&cond);
+  pthread_mutex_unlock(&mu);
+}
+
+typedef struct stream {
+  store *st;
+  char *client_id;
+  char *cursor;
+  int heartbeat;
+  int dirty; /* the log may hold changes after cursor */
+  char *buf; /* the event being written */
+  size_t len, off;
+} stream;
+
+static void stream_free(void *cls) {
+  stream *s = cls;
+  sqlite3_free(s->client_id);
+  sqlite3_free(s->cursor);
+  sqlite3_free(s->buf);
+  sqlite3_free(s);
+}
+
+static void stream_set(stream *s, char *text) {
+  sqlite3_free(s->buf);
+  s->buf = text;
+  s->len = text ? strlen(text) : 0;
+  s->off = 0;
+}
+
+/* Fill s->buf with the next event (or heartbeat). Returns 0, or -1 when the
+** stream must end (shutdown, expired cursor, storage failure). */
+static int next_event(stream *s) {
+  for (;;) {
+    pthread_mutex_lock(&mu);
+    unsigned long long seen = generation;
+    int stop = stopping;
+    pthread_mutex_unlock(&mu);
+    if (stop) return -1;
+    if (s->dirty) {
+      store_page page;
+      char *err = 0;
+      int rc = s->st->m->pull(s->st, s->client_id, s->cursor, EVENT_PAGE, &page, &err);
+      sqlite3_free(err);
+      if (rc != STORE_OK) return -1;
+      sqlite3_free(s->cursor);
+      s->cursor = page.cursor;
+      page.cursor = 0;
+      s->dirty = page.n_changes > 0;
+      if (page.n_changes > 0) {
+        stream_set(s,
+                   sqlite3_mprintf("event: changes\nid: %s\ndata: %s\n\n", s->cursor, page.json));
+        store_page_clear(&page);
+        return s->buf ? 0 : -1;
+      }
+      store_page_clear(&page);
+    }
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += s->heartbeat;
+    int timedout = 0;
+    pthread_mutex_lock(&mu);
+    while (!stopping && generation == seen && !timedout)
+      timedout = pthread_cond_timedwait(&cond, &mu, &deadline) != 0;
+    stop = stopping;
+    s->dirty = generation != seen;
+    pthread_mutex_unlock(&mu);
+    if (stop) return -1;
+    if (timedout && !s->dirty) {
+      stream_set(s, sqlite3_mprintf(": ping\n\n"));
+      return s->buf ? 0 : -1;
+    }
+  }
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
+  stream *s = cls;
+  (void)pos;
+  if (s->off == s->len && next_event(s)) return MHD_CONTENT_READER_END_OF_STREAM;
+  size_t n = s->len - s->off < max ? s->len - s->off : max;
+  memcpy(out, s->buf + s->off, n);
+  s->off += n;
+  return (ssize_t)n;
+}
+
+int events_start(const server_ctx *ctx, struct MHD_Connection *c, const char *client_id,
+                 char *cursor, struct MHD_Response **resp) {
+  pthread_once(&cond_once, cond_init);
+  *resp = 0;
+  stream *s = sqlite3_malloc64(sizeof *s);
+  char *err = 0;
+  if (!s) {
+    sqlite3_free(cursor);
+    *resp = routes_error("out of memory");
+    return MHD_HTTP_INTERNAL_SERVER_ERROR;
+  }
+  memset(s, 0, sizeof *s);
+  s->st = ctx->st;
+  s->heartbeat = ctx->heartbeat;
+  s->client_id = sqlite3_mprintf("%s", client_id);
+  s->cursor = cursor;
+  s->dirty = 1;
+  /* Check the cursor now: an expired one must be a 410, not a stream. */
+  int rc = s->cursor ? STORE_OK : ctx->st->m->head(ctx->st, &s->cursor, &err);
+  if (rc == STORE_OK) {
+    store_page page;
+    rc = ctx->st->m->pull(ctx->st, client_id, s->cursor, 1, &page, &err);
+    if (rc == STORE_OK) store_page_clear(&page);
+  }
+  if (rc != STORE_OK || !s->client_id) {
+    int status = rc == STORE_EXPIRED      ? MHD_HTTP_GONE
+                 : rc == STORE_BAD_CURSOR ? MHD_HTTP_BAD_REQUEST
+                                          : MHD_HTTP_INTERNAL_SERVER_ERROR;
+    *resp = routes_error(rc == STORE_EXPIRED      ? "cursor expired"
+                         : rc == STORE_BAD_CURSOR ? "malformed cursor"
+                         : err                    ? err
+                                                  : "out of memory");
+    sqlite3_free(err);
+    stream_free(s);
+    return status;
+  }
+  /* A first comment gets the headers out before the stream blocks. */
+  stream_set(s, sqlite3_mprintf(": ok\n\n"));
+  *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_free);
+  if (!*resp) {
+    stream_free(s);
+    return MHD_HTTP_INTERNAL_SERVER_ERROR;
+  }
+  MHD_add_response_header(*resp, "Content-Type", "text/event-stream");
+  MHD_add_response_header(*resp, "Cache-Control", "no-cache");
+  /* Idle streams are normal; heartbeats keep the socket busy. */
+  MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 0);
+  return MHD_HTTP_OK;
+}

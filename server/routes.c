@@ -1,0 +1,247 @@
+/*
+** routes.c: syncd's HTTP endpoints (docs/PROTOCOL.md):
+**   GET /health, POST /push, GET /pull, GET /events (events.c streams it).
+** Every answer is JSON; errors are {"error":"..."} with a 4xx/5xx status.
+** Bodies are read up to --max-body bytes; beyond that the rest is drained
+** and discarded and the answer is 413.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../ext/value.h"
+#include "request.h"
+#include "routes.h"
+
+#define PULL_DEFAULT_LIMIT 1000
+#define PULL_MAX_LIMIT 10000
+
+/* One request's state, from its first call to the completion callback. */
+typedef struct request {
+  sqlite3_str *body; /* NULL until data arrives; freed when over the limit */
+  size_t n;
+  int too_big;
+  int status; /* the status answered, for the log */
+  struct timespec start;
+  char *line; /* "METHOD /url" for the log */
+} request;
+
+struct MHD_Response *routes_json(char *body) {
+  struct MHD_Response *r =
+      body ? MHD_create_response_from_buffer_with_free_callback(strlen(body), body, sqlite3_free)
+           : 0;
+  if (!r) {
+    sqlite3_free(body);
+    return 0;
+  }
+  MHD_add_response_header(r, "Content-Type", "application/json");
+  return r;
+}
+
+struct MHD_Response *routes_error(const char *msg) {
+  sqlite3_str *out = sqlite3_str_new(0);
+  sqlite3_str_appendall(out, "{\"error\":");
+  value_append_string(out, msg, -1);
+  sqlite3_str_appendchar(out, 1, '}');
+  return routes_json(sqlite3_str_finish(out));
+}
+
+static enum MHD_Result answer(struct MHD_Connection *c, request *rq, int status,
+                              struct MHD_Response *r) {
+  if (!r) {
+    status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+    r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    if (!r) return MHD_NO;
+  }
+  rq->status = status;
+  enum MHD_Result ok = MHD_queue_response(c, status, r);
+  MHD_destroy_response(r);
+  return ok;
+}
+
+static enum MHD_Result answer_error(struct MHD_Connection *c, request *rq, int status,
+                                    const char *msg) {
+  return answer(c, rq, status, routes_error(msg));
+}
+
+/* Constant-time comparison of the Authorization header with the token. */
+static int authorized(const server_ctx *ctx, struct MHD_Connection *c) {
+  if (!ctx->token) return 1;
+  const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+  if (!h || strncmp(h, "Bearer ", 7) != 0) return 0;
+  h += 7;
+  size_t n = strlen(h), m = strlen(ctx->token);
+  unsigned char diff = n != m;
+  for (size_t i = 0; i < n && i < m; i++)
+    diff |= (unsigned char)(h[i] ^ ctx->token[i]);
+  return diff == 0;
+}
+
+static int store_status(int rc) {
+  switch (rc) {
+  case STORE_BAD_CURSOR:
+    return MHD_HTTP_BAD_REQUEST;
+  case STORE_EXPIRED:
+    return MHD_HTTP_GONE;
+  default:
+    return MHD_HTTP_INTERNAL_SERVER_ERROR;
+  }
+}
+
+static const char *store_message(int rc, const char *err) {
+  switch (rc) {
+  case STORE_BAD_CURSOR:
+    return "malformed cursor";
+  case STORE_EXPIRED:
+    return "cursor expired";
+  default:
+    return err ? err : "storage failure";
+  }
+}
+
+static enum MHD_Result do_push(const server_ctx *ctx, struct MHD_Connection *c, request *rq) {
+  if (rq->too_big) return answer_error(c, rq, MHD_HTTP_CONTENT_TOO_LARGE, "body too large");
+  int len = rq->body ? sqlite3_str_length(rq->body) : 0;
+  char *body = rq->body ? sqlite3_str_finish(rq->body) : 0;
+  rq->body = 0;
+  if (len > 0 && !body) return answer_error(c, rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+  push_request pr;
+  char *msg = push_request_parse(body ? body : "", (size_t)len, &pr);
+  sqlite3_free(body);
+  if (msg) {
+    enum MHD_Result r = answer_error(c, rq, MHD_HTTP_BAD_REQUEST, msg);
+    sqlite3_free(msg);
+    return r;
+  }
+  char *json = 0, *err = 0;
+  int changed = 0;
+  int rc = ctx->st->m->push(ctx->st, pr.client_id, pr.m, pr.n, &json, &changed, &err);
+  push_request_free(&pr);
+  if (rc != STORE_OK) {
+    fprintf(stderr, "syncd: push failed: %s\n", err ? err : "?");
+    enum MHD_Result r = answer_error(c, rq, store_status(rc), store_message(rc, err));
+    sqlite3_free(err);
+    return r;
+  }
+  if (changed) events_notify(0);
+  return answer(c, rq, MHD_HTTP_OK, routes_json(json));
+}
+
+/* The client_id query argument, or NULL after answering 400. */
+static const char *client_arg(struct MHD_Connection *c) {
+  const char *id = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "client_id");
+  return id && *id && strlen(id) <= 256 ? id : 0;
+}
+
+static enum MHD_Result do_pull(const server_ctx *ctx, struct MHD_Connection *c, request *rq) {
+  const char *client = client_arg(c);
+  if (!client) return answer_error(c, rq, MHD_HTTP_BAD_REQUEST, "client_id is required");
+  const char *cursor = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "cursor");
+  const char *lim = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+  long limit = PULL_DEFAULT_LIMIT;
+  if (lim) {
+    char *end;
+    limit = strtol(lim, &end, 10);
+    if (!*lim || *end || limit <= 0)
+      return answer_error(c, rq, MHD_HTTP_BAD_REQUEST, "limit must be a positive integer");
+    if (limit > PULL_MAX_LIMIT) limit = PULL_MAX_LIMIT;
+  }
+  store_page page;
+  char *err = 0;
+  int rc =
+      ctx->st->m->pull(ctx->st, client, cursor && *cursor ? cursor : 0, (int)limit, &page, &err);
+  if (rc != STORE_OK) {
+    enum MHD_Result r = answer_error(c, rq, store_status(rc), store_message(rc, err));
+    sqlite3_free(err);
+    return r;
+  }
+  char *json = page.json;
+  page.json = 0;
+  store_page_clear(&page);
+  return answer(c, rq, MHD_HTTP_OK, routes_json(json));
+}
+
+static enum MHD_Result do_events(const server_ctx *ctx, struct MHD_Connection *c, request *rq) {
+  const char *client = client_arg(c);
+  if (!client) return answer_error(c, rq, MHD_HTTP_BAD_REQUEST, "client_id is required");
+  const char *cursor = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
+  if (!cursor || !*cursor) cursor = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "cursor");
+  char *copy = cursor && *cursor ? sqlite3_mprintf("%s", cursor) : 0;
+  if (cursor && *cursor && !copy)
+    return answer_error(c, rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+  struct MHD_Response *r;
+  int status = events_start(ctx, c, client, copy, &r);
+  return answer(c, rq, status, r);
+}
+
+enum MHD_Result routes_handle(void *cls, struct MHD_Connection *c, const char *url,
+                              const char *method, const char *version, const char *upload_data,
+                              size_t *upload_data_size, void **req_cls) {
+  const server_ctx *ctx = cls;
+  request *rq = *req_cls;
+  (void)version;
+  if (!rq) {
+    rq = calloc(1, sizeof *rq);
+    if (!rq) return MHD_NO;
+    clock_gettime(CLOCK_MONOTONIC, &rq->start);
+    rq->line = sqlite3_mprintf("%s %s", method, url);
+    *req_cls = rq;
+    return MHD_YES;
+  }
+  if (*upload_data_size) {
+    size_t n = *upload_data_size;
+    *upload_data_size = 0;
+    if (!rq->too_big && rq->n + n > ctx->max_body) {
+      rq->too_big = 1;
+      sqlite3_free(sqlite3_str_finish(rq->body));
+      rq->body = 0;
+    }
+    rq->n += n;
+    if (rq->too_big) return MHD_YES;
+    if (!rq->body) rq->body = sqlite3_str_new(0);
+    sqlite3_str_append(rq->body, upload_data, (int)n);
+    return sqlite3_str_errcode(rq->body) == SQLITE_OK ? MHD_YES : MHD_NO;
+  }
+  static const struct {
+    const char *path, *method;
+    enum MHD_Result (*fn)(const server_ctx *, struct MHD_Connection *, request *);
+  } routes[] = {
+      {"/push", "POST", do_push},
+      {"/pull", "GET", do_pull},
+      {"/events", "GET", do_events},
+  };
+  if (strcmp(url, "/health") == 0) {
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+      return answer_error(c, rq, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+    return answer(c, rq, MHD_HTTP_OK, routes_json(sqlite3_mprintf("{\"ok\":true}")));
+  }
+  for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+    if (strcmp(url, routes[i].path) != 0) continue;
+    if (strcmp(method, routes[i].method) != 0)
+      return answer_error(c, rq, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+    if (!authorized(ctx, c)) return answer_error(c, rq, MHD_HTTP_UNAUTHORIZED, "unauthorized");
+    return routes[i].fn(ctx, c, rq);
+  }
+  return answer_error(c, rq, MHD_HTTP_NOT_FOUND, "not found");
+}
+
+void routes_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+                      enum MHD_RequestTerminationCode toe) {
+  const server_ctx *ctx = cls;
+  request *rq = *req_cls;
+  (void)c;
+  (void)toe;
+  if (!rq) return;
+  if (ctx->verbose) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double ms = (double)(now.tv_sec - rq->start.tv_sec) * 1e3 +
+                (double)(now.tv_nsec - rq->start.tv_nsec) / 1e6;
+    fprintf(stderr, "syncd: %s %d %.1fms\n", rq->line ? rq->line : "?", rq->status, ms);
+  }
+  sqlite3_free(sqlite3_str_finish(rq->body));
+  sqlite3_free(rq->line);
+  free(rq);
+  *req_cls = 0;
+}

@@ -1,0 +1,42 @@
+/*
+** store_impl.h: helpers shared by the two store implementations (not part
+** of the interface routes.c and events.c see). They keep the cursor format
+** and the JSON shapes of push results and pull pages identical on SQLite
+** and PostgreSQL.
+*/
+#ifndef SYNCD_STORE_IMPL_H
+#define SYNCD_STORE_IMPL_H
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+/* Outcomes of a recorded mutation beyond this many per client are purged. */
+#define STORE_KEEP_OUTCOMES 10000
+
+/* Fill id (at least 13 bytes) with a fresh random database id. */
+void store_new_db_id(char *id);
+
+/* Parse "<db id>-<version>". Returns STORE_OK with *version set, or
+** STORE_BAD_CURSOR when it is not a cursor, or STORE_EXPIRED when it names
+** another database. */
+int store_cursor_parse(const char *cursor, const char *db_id, long long *version);
+
+/* A new cursor string (sqlite3_malloc'd), NULL when out of memory. */
+char *store_cursor_format(const char *db_id, long long version);
+
+/* Append one change of a pull page; row is NULL for a delete. pk and row
+** are JSON texts printed exactly by the store. */
+void store_append_change(sqlite3_str *out, const char *table, const char *pk, const char *row,
+                         long long version);
+
+/* Finish a page whose "changes" entries were appended to out after
+** "{\"changes\":[" ; fills page (json, cursor) and frees out. Returns STORE_OK or STORE_ERROR (out
+*of memory). */
+int store_page_finish(sqlite3_str *out, store_page *page, const char *db_id, long long cursor,
+                      long long last_id, char **err);
+
+/* A sqlite3_malloc'd copy of a printf-style message. */
+char *store_errf(const char *fmt, ...);
+
+#endif

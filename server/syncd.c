@@ -1,0 +1,186 @@
+/*
+** syncd.c: the reference sync server's entry point: options, storage,
+** the HTTP daemon, and a clean stop on SIGTERM/SIGINT.
+**
+**   server/syncd --listen 127.0.0.1:8080 --schema schema.sql --db server.db
+**                [--pg 'postgresql://...'] [--token SECRET] [--verbose]
+**                [--heartbeat SECONDS] [--max-body BYTES]
+**                [--max-tombstones N] [--max-connections N]
+**
+** With --listen HOST:0 the kernel picks the port; the first line of stdout
+** is always the base url, e.g. http://127.0.0.1:41234 (tests read it).
+*/
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "routes.h"
+
+static void usage(void) {
+  fprintf(stderr, "usage: syncd --listen HOST:PORT --schema FILE (--db FILE | --pg URL)\n"
+                  "             [--token SECRET] [--verbose] [--heartbeat SECONDS]\n"
+                  "             [--max-body BYTES] [--max-tombstones N] [--max-connections N]\n");
+  exit(2);
+}
+
+static long long number_arg(const char *name, const char *v, long long min, long long max) {
+  char *end;
+  errno = 0;
+  long long n = strtoll(v, &end, 10);
+  if (!*v || *end || errno || n < min || n > max) {
+    fprintf(stderr, "syncd: %s must be an integer in [%lld, %lld]\n", name, min, max);
+    exit(2);
+  }
+  return n;
+}
+
+/* The whole file, NUL-terminated (sqlite3_malloc'd). */
+static char *read_file(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return 0;
+  sqlite3_str *out = sqlite3_str_new(0);
+  char buf[8192];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+    sqlite3_str_append(out, buf, (int)n);
+  int bad = ferror(f) || sqlite3_str_errcode(out) != SQLITE_OK;
+  fclose(f);
+  char *z = sqlite3_str_finish(out);
+  if (bad) {
+    sqlite3_free(z);
+    return 0;
+  }
+  return z ? z : sqlite3_mprintf("");
+}
+
+/* HOST:PORT or [V6HOST]:PORT into addr; returns its length or 0. */
+static socklen_t parse_listen(const char *spec, struct sockaddr_storage *addr) {
+  char host[256];
+  const char *colon = strrchr(spec, ':');
+  if (!colon || colon == spec || (size_t)(colon - spec) >= sizeof host) return 0;
+  memcpy(host, spec, colon - spec);
+  host[colon - spec] = 0;
+  long long port = strtoll(colon + 1, 0, 10);
+  if (port < 0 || port > 65535 || !colon[1]) return 0;
+  memset(addr, 0, sizeof *addr);
+  size_t hn = strlen(host);
+  if (host[0] == '[' && hn > 2 && host[hn - 1] == ']') {
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)addr;
+    host[hn - 1] = 0;
+    if (inet_pton(AF_INET6, host + 1, &a6->sin6_addr) != 1) return 0;
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons((unsigned short)port);
+    return sizeof *a6;
+  }
+  struct sockaddr_in *a4 = (struct sockaddr_in *)addr;
+  if (strcmp(host, "localhost") == 0) snprintf(host, sizeof host, "127.0.0.1");
+  if (inet_pton(AF_INET, host, &a4->sin_addr) != 1) return 0;
+  a4->sin_family = AF_INET;
+  a4->sin_port = htons((unsigned short)port);
+  return sizeof *a4;
+}
+
+int main(int argc, char **argv) {
+  const char *listen = 0, *schema = 0, *dbpath = 0, *pg = 0;
+  long long max_conn = 1024, max_tomb = 0;
+  server_ctx ctx = {.max_body = 16u << 20, .heartbeat = 15, .timeout = 60};
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--verbose") == 0) {
+      ctx.verbose = 1;
+      continue;
+    }
+    if (i + 1 >= argc) usage();
+    const char *v = argv[++i];
+    if (strcmp(a, "--listen") == 0)
+      listen = v;
+    else if (strcmp(a, "--schema") == 0)
+      schema = v;
+    else if (strcmp(a, "--db") == 0)
+      dbpath = v;
+    else if (strcmp(a, "--pg") == 0)
+      pg = v;
+    else if (strcmp(a, "--token") == 0)
+      ctx.token = v;
+    else if (strcmp(a, "--heartbeat") == 0)
+      ctx.heartbeat = (int)number_arg(a, v, 1, 3600);
+    else if (strcmp(a, "--max-body") == 0)
+      ctx.max_body = (size_t)number_arg(a, v, 1, INT_MAX);
+    else if (strcmp(a, "--max-tombstones") == 0)
+      max_tomb = number_arg(a, v, 0, LLONG_MAX);
+    else if (strcmp(a, "--max-connections") == 0)
+      max_conn = number_arg(a, v, 1, 100000);
+    else
+      usage();
+  }
+  if (!listen || (!dbpath && !pg)) usage();
+  struct sockaddr_storage addr;
+  if (!parse_listen(listen, &addr)) {
+    fprintf(stderr, "syncd: --listen wants HOST:PORT, got %s\n", listen);
+    return 2;
+  }
+  char *ddl = 0;
+  if (schema && !(ddl = read_file(schema))) {
+    fprintf(stderr, "syncd: cannot read %s: %s\n", schema, strerror(errno));
+    return 1;
+  }
+
+  /* Signals are taken by sigwait below; every thread inherits the mask.
+  ** SIGPIPE is ignored: a client that hangs up is not a reason to die. */
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, 0);
+  signal(SIGPIPE, SIG_IGN);
+
+  store_config cfg = {.schema_sql = ddl, .max_tombstones = max_tomb, .on_change = events_notify};
+  char *err = 0;
+  ctx.st = pg ? store_pg_open(pg, &cfg, &err) : store_sqlite_open(dbpath, &cfg, &err);
+  sqlite3_free(ddl);
+  if (!ctx.st) {
+    fprintf(stderr, "syncd: cannot open storage: %s\n", err ? err : "?");
+    sqlite3_free(err);
+    return 1;
+  }
+
+  struct MHD_Daemon *d =
+      MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                           MHD_USE_POLL | MHD_USE_ERROR_LOG,
+                       0, 0, 0, routes_handle, &ctx, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                       MHD_OPTION_CONNECTION_LIMIT, (unsigned int)max_conn,
+                       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)ctx.timeout,
+                       MHD_OPTION_NOTIFY_COMPLETED, routes_completed, &ctx, MHD_OPTION_END);
+  if (!d) {
+    fprintf(stderr, "syncd: cannot listen on %s\n", listen);
+    ctx.st->m->close(ctx.st);
+    return 1;
+  }
+  const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+  char host[INET6_ADDRSTRLEN] = "127.0.0.1";
+  if (addr.ss_family == AF_INET6) {
+    inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&addr)->sin6_addr, host, sizeof host);
+    printf("http://[%s]:%u\n", host, info ? info->port : 0);
+  } else {
+    inet_ntop(AF_INET, &((struct sockaddr_in *)&addr)->sin_addr, host, sizeof host);
+    printf("http://%s:%u\n", host, info ? info->port : 0);
+  }
+  fflush(stdout);
+  if (ctx.verbose) fprintf(stderr, "syncd: listening on %s\n", listen);
+
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  if (ctx.verbose) fprintf(stderr, "syncd: signal %d, shutting down\n", sig);
+  events_shutdown();
+  MHD_stop_daemon(d);
+  ctx.st->m->close(ctx.st);
+  return 0;
+}
