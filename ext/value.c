@@ -73,11 +73,21 @@ void value_append_string(sqlite3_str *out, const char *z, int n) {
     if (i > start) sqlite3_str_append(out, z + start, i - start);
     start = i + 1;
     switch (c) {
-    case '"': sqlite3_str_append(out, "\\\"", 2); break;
-    case '\\': sqlite3_str_append(out, "\\\\", 2); break;
-    case '\n': sqlite3_str_append(out, "\\n", 2); break;
-    case '\r': sqlite3_str_append(out, "\\r", 2); break;
-    case '\t': sqlite3_str_append(out, "\\t", 2); break;
+    case '"':
+      sqlite3_str_append(out, "\\\"", 2);
+      break;
+    case '\\':
+      sqlite3_str_append(out, "\\\\", 2);
+      break;
+    case '\n':
+      sqlite3_str_append(out, "\\n", 2);
+      break;
+    case '\r':
+      sqlite3_str_append(out, "\\r", 2);
+      break;
+    case '\t':
+      sqlite3_str_append(out, "\\t", 2);
+      break;
     default: {
       char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
       sqlite3_str_append(out, u, 6);
@@ -110,8 +120,12 @@ static void value_append_blob(sqlite3_str *out, const void *p, int n) {
 
 void value_append_json(sqlite3_str *out, sqlite3_value *v) {
   switch (sqlite3_value_type(v)) {
-  case SQLITE_INTEGER: sqlite3_str_appendf(out, "%lld", sqlite3_value_int64(v)); break;
-  case SQLITE_FLOAT: value_append_real(out, sqlite3_value_double(v)); break;
+  case SQLITE_INTEGER:
+    sqlite3_str_appendf(out, "%lld", sqlite3_value_int64(v));
+    break;
+  case SQLITE_FLOAT:
+    value_append_real(out, sqlite3_value_double(v));
+    break;
   case SQLITE_TEXT: {
     const char *z = (const char *)sqlite3_value_text(v);
     value_append_string(out, z, sqlite3_value_bytes(v));
@@ -122,14 +136,19 @@ void value_append_json(sqlite3_str *out, sqlite3_value *v) {
     value_append_blob(out, p, sqlite3_value_bytes(v));
     break;
   }
-  default: sqlite3_str_appendall(out, "null");
+  default:
+    sqlite3_str_appendall(out, "null");
   }
 }
 
 void value_append_column(sqlite3_str *out, sqlite3_stmt *stmt, int iCol) {
   switch (sqlite3_column_type(stmt, iCol)) {
-  case SQLITE_INTEGER: sqlite3_str_appendf(out, "%lld", sqlite3_column_int64(stmt, iCol)); break;
-  case SQLITE_FLOAT: value_append_real(out, sqlite3_column_double(stmt, iCol)); break;
+  case SQLITE_INTEGER:
+    sqlite3_str_appendf(out, "%lld", sqlite3_column_int64(stmt, iCol));
+    break;
+  case SQLITE_FLOAT:
+    value_append_real(out, sqlite3_column_double(stmt, iCol));
+    break;
   case SQLITE_TEXT: {
     const char *z = (const char *)sqlite3_column_text(stmt, iCol);
     value_append_string(out, z, sqlite3_column_bytes(stmt, iCol));
@@ -140,7 +159,8 @@ void value_append_column(sqlite3_str *out, sqlite3_stmt *stmt, int iCol) {
     value_append_blob(out, p, sqlite3_column_bytes(stmt, iCol));
     break;
   }
-  default: sqlite3_str_appendall(out, "null");
+  default:
+    sqlite3_str_appendall(out, "null");
   }
 }
 
@@ -175,14 +195,16 @@ void value_append_wire(sqlite3_str *out, const char *z, int n) {
   for (int i = 1; i + m <= n; i++) {
     if (z[i] != '{' || memcmp(z + i, marker, m) != 0) continue;
     int j = i + m, end = j;
-    while (end < n && hexval((unsigned char)z[end]) >= 0) end++;
+    while (end < n && hexval((unsigned char)z[end]) >= 0)
+      end++;
     if (end + 1 >= n || z[end] != '"' || z[end + 1] != '}' || (end - j) % 2) continue;
     sqlite3_str_append(out, z + start, i - start);
     sqlite3_str_appendall(out, "{\"$base64\":\"");
     unsigned char buf[3];
     int nb = 0;
     for (int k = j; k < end; k += 2) {
-      buf[nb++] = (unsigned char)(hexval((unsigned char)z[k]) << 4 | hexval((unsigned char)z[k + 1]));
+      buf[nb++] =
+          (unsigned char)(hexval((unsigned char)z[k]) << 4 | hexval((unsigned char)z[k + 1]));
       if (nb == 3) {
         value_append_base64(out, buf, 3);
         nb = 0;
@@ -199,7 +221,8 @@ void value_append_wire(sqlite3_str *out, const char *z, int n) {
 /* ---- sync_val: one JSON value to an SQLite value ---- */
 
 static const char *skip_ws(const char *z, const char *end) {
-  while (z < end && (*z == ' ' || *z == '\t' || *z == '\n' || *z == '\r')) z++;
+  while (z < end && (*z == ' ' || *z == '\t' || *z == '\n' || *z == '\r'))
+    z++;
   return z;
 }
 
@@ -217,12 +240,26 @@ static int json_unescape(const char **pz, const char *end, sqlite3_str *out) {
     if (++z >= end) return -1;
     char c = *z++;
     switch (c) {
-    case '"': case '\\': case '/': sqlite3_str_appendchar(out, 1, c); break;
-    case 'b': sqlite3_str_appendchar(out, 1, '\b'); break;
-    case 'f': sqlite3_str_appendchar(out, 1, '\f'); break;
-    case 'n': sqlite3_str_appendchar(out, 1, '\n'); break;
-    case 'r': sqlite3_str_appendchar(out, 1, '\r'); break;
-    case 't': sqlite3_str_appendchar(out, 1, '\t'); break;
+    case '"':
+    case '\\':
+    case '/':
+      sqlite3_str_appendchar(out, 1, c);
+      break;
+    case 'b':
+      sqlite3_str_appendchar(out, 1, '\b');
+      break;
+    case 'f':
+      sqlite3_str_appendchar(out, 1, '\f');
+      break;
+    case 'n':
+      sqlite3_str_appendchar(out, 1, '\n');
+      break;
+    case 'r':
+      sqlite3_str_appendchar(out, 1, '\r');
+      break;
+    case 't':
+      sqlite3_str_appendchar(out, 1, '\t');
+      break;
     case 'u': {
       unsigned cp = 0;
       for (int k = 0; k < 4; k++) {
@@ -259,7 +296,8 @@ static int json_unescape(const char **pz, const char *end, sqlite3_str *out) {
       sqlite3_str_append(out, u, nu);
       break;
     }
-    default: return -1;
+    default:
+      return -1;
     }
     run = z;
   }
@@ -286,7 +324,8 @@ static int val_blob(sqlite3_context *ctx, const char *z, const char *end) {
   z = skip_ws(z + 1, end);
   if (z >= end || *z != '"') return 0;
   const char *s = ++z;
-  while (z < end && *z != '"') z++;
+  while (z < end && *z != '"')
+    z++;
   const char *e = z;
   z = skip_ws(z + 1, end);
   if (e >= end || z >= end || *z != '}' || skip_ws(z + 1, end) != end) return 0;
@@ -382,12 +421,14 @@ static void val_func(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   int isInt = 1;
   if (p < end && *p == '-') p++;
   const char *digits = p;
-  while (p < end && *p >= '0' && *p <= '9') p++;
+  while (p < end && *p >= '0' && *p <= '9')
+    p++;
   if (p == digits) goto bad_number;
   if (p < end && *p == '.') {
     isInt = 0;
     const char *f = ++p;
-    while (p < end && *p >= '0' && *p <= '9') p++;
+    while (p < end && *p >= '0' && *p <= '9')
+      p++;
     if (p == f) goto bad_number;
   }
   if (p < end && (*p == 'e' || *p == 'E')) {
@@ -395,7 +436,8 @@ static void val_func(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     p++;
     if (p < end && (*p == '+' || *p == '-')) p++;
     const char *x = p;
-    while (p < end && *p >= '0' && *p <= '9') p++;
+    while (p < end && *p >= '0' && *p <= '9')
+      p++;
     if (p == x) goto bad_number;
   }
   if (p != end || n > 400) goto bad_number;
@@ -417,7 +459,6 @@ bad_number:
 }
 
 int value_register(sqlite3 *db) {
-  return sqlite3_create_function(db, "sync_val", 1,
-                                 SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, 0,
-                                 val_func, 0, 0);
+  return sqlite3_create_function(
+      db, "sync_val", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, 0, val_func, 0, 0);
 }

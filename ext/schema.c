@@ -1,0 +1,159 @@
+/*
+** schema.c: the extension's own tables, and sync_init / sync_cursor.
+**
+**   SELECT sync_init('https://sync.example.com');          -- client id
+**   SELECT sync_init(NULL, '{"batch_size":50}');          -- bring your own transport
+**   SELECT sync_cursor();                                  -- NULL before the first pull
+**
+** sync_init creates the tables below in the main database when missing,
+** switches a file database to WAL, and draws the client id once (kept across
+** reopen; a second call only updates the url and options). Errors:
+**   sync_init: url must be NULL or an http:// or https:// URL
+**   sync_init: options must be a JSON object
+**   sync_init: unknown option "x"
+**
+** The tables (all plain SQL, so connections without the extension can still
+** queue writes through the capture triggers):
+**   sync_meta     key/value: client_id, url, cursor, config.*
+**   sync_tracked  tracked table names
+**   sync_outbox   one row per pending mutation; AUTOINCREMENT because ids are
+**                 idempotency keys on the server and must never be reused
+**   sync_shadow   the server's last known row for keys with pending
+**                 mutations (row NULL = absent; no entry = absent too)
+**   sync_stash    scratch for INSERT OR REPLACE: the row being replaced
+**   sync_control  one row; applying=1 while the engine writes
+**   sync_rejected mutations the server refused
+*/
+#include "sync.h"
+
+#include <string.h>
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS sync_meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS sync_tracked(name TEXT PRIMARY KEY, tracked_at TEXT NOT NULL)"
+    " WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS sync_outbox("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL, op TEXT NOT NULL,"
+    " pk TEXT NOT NULL, data TEXT,"
+    " created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
+    " attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT);"
+    "CREATE INDEX IF NOT EXISTS sync_outbox_key ON sync_outbox(tbl, pk);"
+    "CREATE TABLE IF NOT EXISTS sync_shadow(tbl TEXT NOT NULL, pk TEXT NOT NULL, row TEXT,"
+    " version INTEGER, PRIMARY KEY(tbl, pk)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS sync_stash(tbl TEXT, pk TEXT, row TEXT);"
+    "CREATE TABLE IF NOT EXISTS sync_control(id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " applying INTEGER NOT NULL DEFAULT 0);"
+    "INSERT OR IGNORE INTO sync_control(id, applying) VALUES(1, 0);"
+    "CREATE TABLE IF NOT EXISTS sync_rejected(id INTEGER PRIMARY KEY, table_name TEXT NOT NULL,"
+    " op TEXT NOT NULL, pk TEXT NOT NULL, data TEXT, reason TEXT, rejected_at TEXT NOT NULL);";
+
+/* Options sync_init accepts, with the JSON type each must have. */
+static const struct {
+  const char *key;
+  const char *type; /* json_type() result; "count" = integer > 0 */
+} options[] = {
+    {"batch_size", "count"},     {"pull_limit", "count"}, {"backoff_min_ms", "count"},
+    {"backoff_max_ms", "count"}, {"timeout_ms", "count"}, {"sse", "text"},
+    {"ca_file", "text"},         {"header", "text"},
+};
+
+static int url_ok(const char *u) {
+  return strncmp(u, "http://", 7) == 0 ? u[7] != 0 : strncmp(u, "https://", 8) == 0 && u[8];
+}
+
+static char *new_client_id(void) {
+  unsigned char b[16];
+  sqlite3_randomness(sizeof b, b);
+  b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+  b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+  char hex[33];
+  for (int i = 0; i < 16; i++)
+    sqlite3_snprintf(3, hex + 2 * i, "%02x", b[i]);
+  return sqlite3_mprintf("%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+}
+
+/* Checks and stores the options object as config.<key> rows. Returns an
+** SQLite code; *pzErr gets the cause of a refusal. */
+static int store_options(SyncCtx *c, const char *json, char **pzErr) {
+  if (!sync_json_is(c, json, "$", "object")) {
+    *pzErr = sqlite3_mprintf("options must be a JSON object");
+    return SQLITE_ERROR;
+  }
+  sqlite3_stmt *s = 0;
+  int rc = sqlite3_prepare_v2(c->db, "SELECT key, type, value FROM json_each(?1)", -1, &s, 0);
+  if (rc == SQLITE_OK) sqlite3_bind_text(s, 1, json, -1, SQLITE_STATIC);
+  while (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
+    const char *key = (const char *)sqlite3_column_text(s, 0);
+    const char *type = (const char *)sqlite3_column_text(s, 1);
+    size_t i = 0, n = sizeof options / sizeof options[0];
+    while (i < n && strcmp(options[i].key, key) != 0)
+      i++;
+    if (i == n) {
+      *pzErr = sqlite3_mprintf("unknown option \"%s\"", key);
+      rc = SQLITE_ERROR;
+      break;
+    }
+    int count = strcmp(options[i].type, "count") == 0;
+    int ok = count ? strcmp(type, "integer") == 0 && sqlite3_column_int64(s, 2) > 0
+                   : strcmp(type, options[i].type) == 0;
+    if (!ok) {
+      *pzErr = sqlite3_mprintf("option \"%s\" must be %s", key,
+                               count ? "a positive integer" : "a string");
+      rc = SQLITE_ERROR;
+      break;
+    }
+    char *name = sqlite3_mprintf("config.%s", key);
+    rc = name ? sync_meta_set(c, name, (const char *)sqlite3_column_text(s, 2)) : SQLITE_NOMEM;
+    sqlite3_free(name);
+  }
+  sqlite3_finalize(s);
+  return rc;
+}
+
+void schema_fn_init(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  SyncCtx *c = sqlite3_user_data(ctx);
+  const char *url = (const char *)sqlite3_value_text(argv[0]);
+  if (sqlite3_value_type(argv[0]) != SQLITE_NULL &&
+      (sqlite3_value_type(argv[0]) != SQLITE_TEXT || !url_ok(url))) {
+    sync_error(ctx, "sync_init", "url must be NULL or an http:// or https:// URL");
+    return;
+  }
+  const char *opts = argc > 1 ? (const char *)sqlite3_value_text(argv[1]) : 0;
+  if (argc > 1 && sqlite3_value_type(argv[1]) != SQLITE_NULL &&
+      sqlite3_value_type(argv[1]) != SQLITE_TEXT) {
+    sync_error(ctx, "sync_init", "options must be a JSON object");
+    return;
+  }
+  char *zErr = 0, *id = 0;
+  int rc = sync_begin(c);
+  if (rc == SQLITE_OK) {
+    rc = sync_exec(c, schema_sql);
+    /* The tables may have just appeared: statements cached while they were
+    ** missing failed to prepare and were not kept, so nothing is stale. */
+    if (rc == SQLITE_OK) id = sync_meta_get(c, "client_id");
+    if (rc == SQLITE_OK && !id) {
+      id = new_client_id();
+      rc = id ? sync_meta_set(c, "client_id", id) : SQLITE_NOMEM;
+    }
+    if (rc == SQLITE_OK) rc = sync_meta_set(c, "url", url);
+    if (rc == SQLITE_OK && opts) rc = store_options(c, opts, &zErr);
+    rc = sync_end(c, rc, &zErr);
+  }
+  if (rc != SQLITE_OK) {
+    sqlite3_free(id);
+    sync_error_msg(ctx, c, "sync_init", rc, zErr);
+    return;
+  }
+  /* WAL lets the app read while the engine writes. It cannot be switched on
+  ** inside a transaction or for an in-memory database; then the mode stays. */
+  if (sqlite3_get_autocommit(c->db)) sync_exec(c, "PRAGMA main.journal_mode=WAL");
+  sqlite3_result_text(ctx, id, -1, sqlite3_free);
+}
+
+void schema_fn_cursor(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc, (void)argv;
+  SyncCtx *c = sqlite3_user_data(ctx);
+  if (!sync_require_init(ctx, c, "sync_cursor")) return;
+  char *v = sync_meta_get(c, "cursor");
+  if (v) sqlite3_result_text(ctx, v, -1, sqlite3_free);
+}

@@ -1,0 +1,362 @@
+/*
+** table.c: what the engine knows about each tracked table, and the cached
+** statements that write it from JSON.
+**
+** A SyncTable is built from PRAGMA table_xinfo on first use and kept until
+** PRAGMA schema_version changes. Its statements take JSON objects as bound
+** parameters and never splice a received name or value into SQL: column names
+** come from the table itself, values go through sync_val(). An absent key in
+** a data object means "leave the column alone" (or its DEFAULT on insert), so
+** the same statements serve sync_mutate, the replay of pending mutations and
+** the server's rows.
+*/
+#include "sync.h"
+#include "value.h"
+
+#include <string.h>
+
+static void table_free(SyncTable *t) {
+  sqlite3_finalize(t->upsert);
+  sqlite3_finalize(t->update);
+  sqlite3_finalize(t->del);
+  sqlite3_finalize(t->exists);
+  sqlite3_finalize(t->row);
+  sqlite3_finalize(t->canon);
+  for (int i = 0; i < t->nCol; i++) {
+    sqlite3_free(t->cols[i]);
+    sqlite3_free(t->dflt[i]);
+  }
+  sqlite3_free(t->cols);
+  sqlite3_free(t->dflt);
+  sqlite3_free(t->pk);
+  sqlite3_free(t->name);
+  sqlite3_free(t);
+}
+
+void table_cache_clear(SyncCtx *c) {
+  while (c->tables) {
+    SyncTable *t = c->tables;
+    c->tables = t->next;
+    table_free(t);
+  }
+}
+
+/* Appends `"col" = sync_val(?N -> '$."col"')` for each key part, joined by AND. */
+static void append_key_match(sqlite3_str *s, SyncTable *t, int param) {
+  for (int i = 0; i < t->nPk; i++) {
+    const char *col = t->cols[t->pk[i]];
+    sqlite3_str_appendf(s, "%s\"%w\" = sync_val(?%d -> '$.\"%q\"')", i ? " AND " : "", col, param,
+                        col);
+  }
+}
+
+static int is_pk(SyncTable *t, int col) {
+  for (int i = 0; i < t->nPk; i++)
+    if (t->pk[i] == col) return 1;
+  return 0;
+}
+
+static int prepare(SyncCtx *c, sqlite3_str *s, sqlite3_stmt **pOut) {
+  char *sql = sqlite3_str_finish(s);
+  if (!sql) return SQLITE_NOMEM;
+  int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, pOut, 0);
+  sqlite3_free(sql);
+  return rc;
+}
+
+static int build_statements(SyncCtx *c, SyncTable *t) {
+  sqlite3_str *s = sqlite3_str_new(c->db);
+  int nonPk = t->nCol - t->nPk;
+
+  /* upsert: ?1 data */
+  sqlite3_str_appendf(s, "INSERT INTO main.\"%w\"(", t->name);
+  for (int i = 0; i < t->nCol; i++)
+    sqlite3_str_appendf(s, "%s\"%w\"", i ? "," : "", t->cols[i]);
+  sqlite3_str_appendall(s, ") VALUES(");
+  for (int i = 0; i < t->nCol; i++)
+    sqlite3_str_appendf(
+        s, "%sCASE WHEN (?1 -> '$.\"%q\"') IS NULL THEN (%s) ELSE sync_val(?1 -> '$.\"%q\"') END",
+        i ? "," : "", t->cols[i], t->dflt[i] ? t->dflt[i] : "NULL", t->cols[i]);
+  sqlite3_str_appendall(s, ") ON CONFLICT(");
+  for (int i = 0; i < t->nPk; i++)
+    sqlite3_str_appendf(s, "%s\"%w\"", i ? "," : "", t->cols[t->pk[i]]);
+  if (nonPk == 0) {
+    sqlite3_str_appendall(s, ") DO NOTHING");
+  } else {
+    sqlite3_str_appendall(s, ") DO UPDATE SET ");
+    for (int i = 0, n = 0; i < t->nCol; i++) {
+      if (is_pk(t, i)) continue;
+      sqlite3_str_appendf(
+          s, "%s\"%w\" = CASE WHEN (?1 -> '$.\"%q\"') IS NULL THEN \"%w\" ELSE excluded.\"%w\" END",
+          n++ ? "," : "", t->cols[i], t->cols[i], t->cols[i], t->cols[i]);
+    }
+  }
+  int rc = prepare(c, s, &t->upsert);
+
+  /* update: ?1 data, ?2 key */
+  if (rc == SQLITE_OK) {
+    s = sqlite3_str_new(c->db);
+    sqlite3_str_appendf(s, "UPDATE main.\"%w\" SET ", t->name);
+    if (nonPk == 0) sqlite3_str_appendf(s, "\"%w\" = \"%w\"", t->cols[t->pk[0]], t->cols[t->pk[0]]);
+    for (int i = 0, n = 0; i < t->nCol; i++) {
+      if (is_pk(t, i)) continue;
+      sqlite3_str_appendf(s,
+                          "%s\"%w\" = CASE WHEN (?1 -> '$.\"%q\"') IS NULL THEN \"%w\" ELSE "
+                          "sync_val(?1 -> '$.\"%q\"') END",
+                          n++ ? "," : "", t->cols[i], t->cols[i], t->cols[i], t->cols[i]);
+    }
+    sqlite3_str_appendall(s, " WHERE ");
+    append_key_match(s, t, 2);
+    rc = prepare(c, s, &t->update);
+  }
+  /* del / exists / row: ?1 key */
+  if (rc == SQLITE_OK) {
+    s = sqlite3_str_new(c->db);
+    sqlite3_str_appendf(s, "DELETE FROM main.\"%w\" WHERE ", t->name);
+    append_key_match(s, t, 1);
+    rc = prepare(c, s, &t->del);
+  }
+  if (rc == SQLITE_OK) {
+    s = sqlite3_str_new(c->db);
+    sqlite3_str_appendf(s, "SELECT 1 FROM main.\"%w\" WHERE ", t->name);
+    append_key_match(s, t, 1);
+    rc = prepare(c, s, &t->exists);
+  }
+  if (rc == SQLITE_OK) {
+    s = sqlite3_str_new(c->db);
+    sqlite3_str_appendall(s, "SELECT ");
+    for (int i = 0; i < t->nCol; i++)
+      sqlite3_str_appendf(s, "%s\"%w\"", i ? "," : "", t->cols[i]);
+    sqlite3_str_appendf(s, " FROM main.\"%w\" WHERE ", t->name);
+    append_key_match(s, t, 1);
+    rc = prepare(c, s, &t->row);
+  }
+  /* canon: ?1 key object -> the key text the triggers write, NULL when a
+  ** part is missing or null */
+  if (rc == SQLITE_OK) {
+    s = sqlite3_str_new(c->db);
+    sqlite3_str_appendall(s, "SELECT CASE WHEN ");
+    for (int i = 0; i < t->nPk; i++)
+      sqlite3_str_appendf(s, "%scoalesce(?1 -> '$.\"%q\"', 'null') = 'null'", i ? " OR " : "",
+                          t->cols[t->pk[i]]);
+    sqlite3_str_appendall(s, " THEN NULL ELSE ");
+    char *src = 0;
+    sqlite3_str *k = sqlite3_str_new(c->db);
+    sqlite3_str_appendall(k, "json_object(");
+    for (int i = 0; i < t->nPk; i++) {
+      const char *col = t->cols[t->pk[i]];
+      src = sqlite3_mprintf("sync_val(?1 -> '$.\"%q\"')", col);
+      sqlite3_str_appendf(k, "%s'%q',", i ? "," : "", col);
+      if (src) capture_value_expr(k, src);
+      sqlite3_free(src);
+    }
+    sqlite3_str_appendall(k, ")");
+    char *key = sqlite3_str_finish(k);
+    sqlite3_str_appendf(s, "%s END", key ? key : "NULL");
+    sqlite3_free(key);
+    rc = prepare(c, s, &t->canon);
+  }
+  return rc;
+}
+
+/* Reads the table's columns and key. Fails with a message in *pzErr for a
+** missing table, a view or virtual table, a table without PRIMARY KEY, the
+** extension's own tables, and column names JSON paths cannot address. */
+static int table_load(SyncCtx *c, const char *name, SyncTable **pOut, char **pzErr) {
+  sqlite3_stmt *s = 0;
+  int rc = sqlite3_prepare_v2(c->db,
+                              "SELECT name, sql LIKE 'CREATE VIRTUAL%' FROM main.sqlite_master "
+                              "WHERE type='table' AND name=?1 COLLATE NOCASE",
+                              -1, &s, 0);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+  char *canonical = 0;
+  if (sqlite3_step(s) == SQLITE_ROW) {
+    if (sqlite3_column_int(s, 1))
+      *pzErr = sqlite3_mprintf("\"%s\" is a virtual table", name);
+    else
+      canonical = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
+  } else {
+    *pzErr = sqlite3_mprintf("no such table \"%s\"", name);
+  }
+  sqlite3_finalize(s);
+  if (!canonical) return *pzErr ? SQLITE_ERROR : SQLITE_NOMEM;
+  if (sqlite3_strnicmp(canonical, "sync_", 5) == 0 ||
+      sqlite3_strnicmp(canonical, "sqlite_", 7) == 0) {
+    *pzErr = sqlite3_mprintf("\"%s\" is an internal table and cannot be tracked", canonical);
+    sqlite3_free(canonical);
+    return SQLITE_ERROR;
+  }
+
+  SyncTable *t = sqlite3_malloc64(sizeof *t);
+  if (!t) {
+    sqlite3_free(canonical);
+    return SQLITE_NOMEM;
+  }
+  memset(t, 0, sizeof *t);
+  t->name = canonical;
+  rc = sqlite3_prepare_v2(c->db,
+                          "SELECT name, dflt_value, pk FROM pragma_table_xinfo(?1, 'main') "
+                          "WHERE hidden = 0 ORDER BY cid",
+                          -1, &s, 0);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(s, 1, canonical, -1, SQLITE_STATIC);
+    int cap = 0;
+    while (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
+      if (t->nCol == cap) {
+        cap = cap ? cap * 2 : 8;
+        char **cols = sqlite3_realloc64(t->cols, sizeof(char *) * (sqlite3_uint64)cap);
+        if (cols) t->cols = cols;
+        char **dflt = sqlite3_realloc64(t->dflt, sizeof(char *) * (sqlite3_uint64)cap);
+        if (dflt) t->dflt = dflt;
+        int *pk = sqlite3_realloc64(t->pk, sizeof(int) * (sqlite3_uint64)cap);
+        if (pk) t->pk = pk;
+        if (!cols || !dflt || !pk) {
+          rc = SQLITE_NOMEM;
+          break;
+        }
+      }
+      const char *col = (const char *)sqlite3_column_text(s, 0);
+      const char *dflt = (const char *)sqlite3_column_text(s, 1);
+      int pkPos = sqlite3_column_int(s, 2);
+      t->cols[t->nCol] = sqlite3_mprintf("%s", col);
+      t->dflt[t->nCol] = dflt ? sqlite3_mprintf("%s", dflt) : 0;
+      t->pk[t->nCol] = pkPos;
+      t->nCol++;
+      if (!t->cols[t->nCol - 1] || (dflt && !t->dflt[t->nCol - 1])) rc = SQLITE_NOMEM;
+      if (strchr(col, '"')) {
+        *pzErr = sqlite3_mprintf("column name '%s' in \"%s\" contains a double quote, which "
+                                 "JSON paths cannot address",
+                                 col, canonical);
+        rc = SQLITE_ERROR;
+      }
+    }
+    sqlite3_finalize(s);
+  }
+  if (rc == SQLITE_OK) {
+    /* pk[] held each column's position in the key; turn it into the list of
+    ** key columns in key order. */
+    int *pos = t->pk, n = 0;
+    for (int i = 0; i < t->nCol; i++)
+      n += pos[i] > 0;
+    int *order = sqlite3_malloc64(sizeof(int) * (sqlite3_uint64)(n ? n : 1));
+    if (!order) rc = SQLITE_NOMEM;
+    for (int i = 0; order && i < t->nCol; i++)
+      if (pos[i] > 0) order[pos[i] - 1] = i;
+    sqlite3_free(pos);
+    t->pk = order;
+    t->nPk = n;
+    if (rc == SQLITE_OK && n == 0) {
+      *pzErr = sqlite3_mprintf("table \"%s\" has no PRIMARY KEY", canonical);
+      rc = SQLITE_ERROR;
+    }
+  }
+  if (rc == SQLITE_OK) rc = build_statements(c, t);
+  if (rc != SQLITE_OK) {
+    if (!*pzErr && rc != SQLITE_NOMEM) *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
+    table_free(t);
+    return rc;
+  }
+  *pOut = t;
+  return SQLITE_OK;
+}
+
+static int schema_changed(SyncCtx *c) {
+  sqlite3_stmt *s = sync_stmt(c, STMT_SCHEMA_VER);
+  if (!s) return sqlite3_errcode(c->db);
+  int v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0) : -1;
+  sqlite3_reset(s);
+  if (v != c->schemaVersion) {
+    table_cache_clear(c);
+    c->schemaVersion = v;
+  }
+  return SQLITE_OK;
+}
+
+int table_is_tracked(SyncCtx *c, const char *name) {
+  sqlite3_stmt *s = sync_stmt(c, STMT_TRACKED);
+  if (!s) return 0;
+  sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+  int yes = sqlite3_step(s) == SQLITE_ROW;
+  sqlite3_reset(s);
+  return yes;
+}
+
+/* Finds the table, building it on first use. With tracked set, a table that
+** is not tracked is an error ("table \"x\" is not tracked"). The SyncTable
+** belongs to the cache: valid until the schema changes. */
+int table_get(SyncCtx *c, const char *name, int tracked, SyncTable **pOut, char **pzErr) {
+  int rc = schema_changed(c);
+  if (rc != SQLITE_OK) return rc;
+  if (tracked && !table_is_tracked(c, name)) {
+    *pzErr = sqlite3_mprintf("table \"%s\" is not tracked", name);
+    return SQLITE_ERROR;
+  }
+  for (SyncTable *t = c->tables; t; t = t->next) {
+    if (sqlite3_stricmp(t->name, name) == 0) {
+      *pOut = t;
+      return SQLITE_OK;
+    }
+  }
+  SyncTable *t = 0;
+  rc = sync_anchor(c);
+  if (rc == SQLITE_OK) rc = table_load(c, name, &t, pzErr);
+  if (rc != SQLITE_OK) return rc;
+  t->next = c->tables;
+  c->tables = t;
+  *pOut = t;
+  return SQLITE_OK;
+}
+
+/* Runs one of t's write statements with ?1=a and ?2=b (b may be NULL).
+** Returns SQLITE_OK or the error code (message in sqlite3_errmsg). */
+int table_write(sqlite3_stmt *s, const char *a, const char *b) {
+  sqlite3_bind_text(s, 1, a, -1, SQLITE_STATIC);
+  if (b) sqlite3_bind_text(s, 2, b, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+/* The canonical key text for a key object, as the capture triggers write it
+** into sync_outbox.pk. *pOut is NULL (and *pzErr set) when a key column is
+** missing or null. */
+int table_canon_pk(SyncCtx *c, SyncTable *t, const char *pkJson, char **pOut, char **pzErr) {
+  sqlite3_stmt *s = t->canon;
+  sqlite3_bind_text(s, 1, pkJson, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(s);
+  *pOut = 0;
+  if (rc == SQLITE_ROW) {
+    rc = SQLITE_OK;
+    if (sqlite3_column_type(s, 0) == SQLITE_NULL) {
+      *pzErr = sqlite3_mprintf("primary key of \"%s\" is missing or null", t->name);
+      rc = SQLITE_ERROR;
+    } else {
+      *pOut = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
+      if (!*pOut) rc = SQLITE_NOMEM;
+    }
+  } else {
+    *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
+  }
+  sqlite3_reset(s);
+  return rc;
+}
+
+/* The current row of key pkJson as exact JSON, or *pOut NULL when absent. */
+int table_row_json(SyncCtx *c, SyncTable *t, const char *pkJson, char **pOut) {
+  sqlite3_stmt *s = t->row;
+  sqlite3_bind_text(s, 1, pkJson, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(s);
+  *pOut = 0;
+  if (rc == SQLITE_ROW) {
+    sqlite3_str *out = sqlite3_str_new(c->db);
+    value_append_row(out, s);
+    *pOut = sqlite3_str_finish(out);
+    rc = *pOut ? SQLITE_OK : SQLITE_NOMEM;
+  } else if (rc == SQLITE_DONE) {
+    rc = SQLITE_OK;
+  }
+  sqlite3_reset(s);
+  return rc;
+}

@@ -1,0 +1,88 @@
+/*
+** track.c: sync_track and sync_untrack.
+**
+**   SELECT sync_track('todos');       -- 1: writes to todos are now queued
+**   SELECT sync_untrack('todos');     -- 1: no longer; its pending mutations are dropped
+**
+** Tracking needs an explicit PRIMARY KEY (single or composite; rowid tables
+** with INTEGER PRIMARY KEY and WITHOUT ROWID tables both work). Tracking
+** again is not an error: it re-creates the triggers, which is also how a
+** table picks up columns added by ALTER TABLE. Rows already in the table are
+** not queued. Errors:
+**   sync_track: no such table "x"
+**   sync_track: table "x" has no PRIMARY KEY
+**   sync_untrack: table "x" is not tracked
+*/
+#include "sync.h"
+
+void track_fn_track(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  SyncCtx *c = sqlite3_user_data(ctx);
+  if (!sync_require_init(ctx, c, "sync_track")) return;
+  const char *name = (const char *)sqlite3_value_text(argv[0]);
+  if (!name) {
+    sync_error(ctx, "sync_track", "table name must be text");
+    return;
+  }
+  SyncTable *t = 0;
+  char *zErr = 0;
+  int rc = table_get(c, name, 0, &t, &zErr);
+  if (rc != SQLITE_OK) {
+    sync_error_msg(ctx, c, "sync_track", rc, zErr);
+    return;
+  }
+  /* The DDL below changes the schema and so frees t: keep its name. */
+  char *canonical = sqlite3_mprintf("%s", t->name);
+  if (!canonical) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  rc = sync_begin(c);
+  if (rc == SQLITE_OK) {
+    rc = capture_install(c, t);
+    if (rc == SQLITE_OK) {
+      char *sql = sqlite3_mprintf("INSERT OR IGNORE INTO sync_tracked(name, tracked_at) "
+                                  "VALUES(%Q, strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ','now'))",
+                                  canonical);
+      rc = sql ? sync_exec(c, sql) : SQLITE_NOMEM;
+      sqlite3_free(sql);
+    }
+    rc = sync_end(c, rc, &zErr);
+  }
+  sqlite3_free(canonical);
+  if (rc != SQLITE_OK) {
+    sync_error_msg(ctx, c, "sync_track", rc, zErr);
+    return;
+  }
+  sqlite3_result_int(ctx, 1);
+}
+
+void track_fn_untrack(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  SyncCtx *c = sqlite3_user_data(ctx);
+  if (!sync_require_init(ctx, c, "sync_untrack")) return;
+  const char *name = (const char *)sqlite3_value_text(argv[0]);
+  if (!name || !table_is_tracked(c, name)) {
+    sync_error(ctx, "sync_untrack", "table \"%s\" is not tracked", name ? name : "");
+    return;
+  }
+  char *zErr = 0;
+  int rc = sync_begin(c);
+  if (rc == SQLITE_OK) {
+    rc = capture_remove(c, name);
+    if (rc == SQLITE_OK) {
+      char *sql = sqlite3_mprintf("DELETE FROM sync_outbox WHERE tbl=%Q COLLATE NOCASE;"
+                                  "DELETE FROM sync_shadow WHERE tbl=%Q COLLATE NOCASE;"
+                                  "DELETE FROM sync_tracked WHERE name=%Q COLLATE NOCASE;",
+                                  name, name, name);
+      rc = sql ? sync_exec(c, sql) : SQLITE_NOMEM;
+      sqlite3_free(sql);
+    }
+    rc = sync_end(c, rc, &zErr);
+  }
+  if (rc != SQLITE_OK) {
+    sync_error_msg(ctx, c, "sync_untrack", rc, zErr);
+    return;
+  }
+  sqlite3_result_int(ctx, 1);
+}
