@@ -165,15 +165,16 @@ static int build_statements(SyncCtx *c, SyncTable *t) {
 static int table_load(SyncCtx *c, const char *name, SyncTable **pOut, char **pzErr) {
   sqlite3_stmt *s = 0;
   int rc = sqlite3_prepare_v2(c->db,
-                              "SELECT name, sql LIKE 'CREATE VIRTUAL%' FROM main.sqlite_master "
-                              "WHERE type='table' AND name=?1 COLLATE NOCASE",
+                              "SELECT name, CASE WHEN type='view' THEN 'a view' WHEN sql LIKE "
+                              "'CREATE VIRTUAL%' THEN 'a virtual table' END FROM main.sqlite_master "
+                              "WHERE type IN ('table','view') AND name=?1 COLLATE NOCASE",
                               -1, &s, 0);
   if (rc != SQLITE_OK) return rc;
   sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
   char *canonical = 0;
   if (sqlite3_step(s) == SQLITE_ROW) {
-    if (sqlite3_column_int(s, 1))
-      *pzErr = sqlite3_mprintf("\"%s\" is a virtual table", name);
+    if (sqlite3_column_type(s, 1) != SQLITE_NULL)
+      *pzErr = sqlite3_mprintf("\"%s\" is %s, not a table", name, sqlite3_column_text(s, 1));
     else
       canonical = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
   } else {

@@ -1,0 +1,53 @@
+-- Capture: every write to a tracked table queues exactly one mutation per
+-- row change, inside the writing transaction.
+SELECT length(sync_init(NULL));
+CREATE TABLE todos(id TEXT PRIMARY KEY, title TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0);
+SELECT sync_track('todos');
+INSERT INTO todos(id, title) VALUES ('a', 'milk'), ('b', 'eggs');
+-- only changed columns; nothing when nothing changed
+UPDATE todos SET done = 1 WHERE id = 'a';
+UPDATE todos SET done = 1 WHERE id = 'a';
+UPDATE todos SET title = 'EGGS', done = 0 WHERE id = 'b';
+DELETE FROM todos WHERE id = 'a';
+SELECT id, table_name, op, pk, data, attempts, last_error FROM sync_pending;
+-- a key change is a delete of the old key and an insert of the new one
+UPDATE todos SET id = 'c' WHERE id = 'b';
+SELECT id, op, pk, data FROM sync_pending WHERE id > 5;
+-- INSERT OR REPLACE of an existing row is an update of every column,
+-- INSERT OR IGNORE of an existing row queues nothing, UPSERT queues the update
+INSERT INTO todos VALUES ('r', 'orig', 0);
+INSERT OR REPLACE INTO todos VALUES ('r', 'replaced', 1);
+INSERT OR IGNORE INTO todos VALUES ('r', 'ignored', 0);
+INSERT INTO todos VALUES ('r', 'upserted', 1) ON CONFLICT(id) DO UPDATE SET title = excluded.title;
+INSERT OR IGNORE INTO todos VALUES ('s', 'new', 0);
+SELECT id, op, pk, data FROM sync_pending WHERE id > 7;
+-- a rolled back transaction leaves no trace
+SELECT count(*) AS before FROM sync_outbox;
+BEGIN;
+INSERT INTO todos VALUES ('x', 'x', 0);
+UPDATE todos SET title = 'zzz';
+DELETE FROM todos;
+SELECT count(*) AS inside FROM sync_outbox;
+ROLLBACK;
+SELECT count(*) AS after FROM sync_outbox;
+SELECT * FROM todos ORDER BY id;
+-- a savepoint rolled back too
+SAVEPOINT s1;
+INSERT INTO todos VALUES ('y', 'y', 0);
+ROLLBACK TO s1;
+RELEASE s1;
+SELECT count(*) AS after_savepoint FROM sync_outbox;
+-- a failing statement leaves no mutation behind
+INSERT INTO todos VALUES ('z', NULL, 0);
+INSERT INTO todos VALUES ('c', 'dup', 0);
+SELECT count(*) AS after_errors FROM sync_outbox;
+-- the first pending mutation of a key records the server's row as it was
+SELECT tbl, pk, row FROM sync_shadow ORDER BY pk;
+SELECT sync_apply('{"changes":[{"table":"todos","op":"upsert","pk":{"id":"srv"},"row":{"id":"srv","title":"from server","done":0}}]}');
+UPDATE todos SET title = 'local 1' WHERE id = 'srv';
+UPDATE todos SET title = 'local 2' WHERE id = 'srv';
+SELECT tbl, pk, row FROM sync_shadow ORDER BY pk;
+-- ids keep growing after the outbox empties (they are idempotency keys)
+DELETE FROM sync_outbox;
+INSERT INTO todos VALUES ('n', 'next', 0);
+SELECT id, op FROM sync_pending;

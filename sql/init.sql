@@ -1,0 +1,40 @@
+-- sync_init: tables, client id, url, options, WAL; functions need it first.
+SELECT sync_pending();
+SELECT sync_track('t');
+SELECT * FROM sync_pending;
+SELECT length(sync_init('http://127.0.0.1:1')) AS id_length;
+CREATE TEMP TABLE first_id AS SELECT value FROM sync_meta WHERE key = 'client_id';
+-- a second call keeps the client id and updates the url
+SELECT sync_init('https://example.com/sync') = (SELECT value FROM first_id) AS same_id;
+SELECT value AS url FROM sync_meta WHERE key = 'url';
+SELECT sync_init(NULL) = (SELECT value FROM first_id) AS same_id;
+SELECT value AS url FROM sync_meta WHERE key = 'url';
+PRAGMA journal_mode;
+SELECT name FROM sqlite_master WHERE name LIKE 'sync%' ORDER BY name;
+-- errors change nothing
+SELECT sync_init('ftp://x');
+SELECT sync_init(42);
+SELECT sync_init('http://');
+SELECT sync_init(NULL, '[1,2]');
+SELECT sync_init(NULL, 'not json');
+SELECT sync_init(NULL, '{"batch_size":0}');
+SELECT sync_init(NULL, '{"sse":1}');
+SELECT sync_init(NULL, '{"colour":"red"}');
+SELECT sync_init(NULL, '{"token":"secret"}');
+SELECT sync_init('http://a.example', '{"batch_size":5,"unknown":1}');
+SELECT value AS url FROM sync_meta WHERE key = 'url';
+SELECT sync_init(NULL, '{"batch_size":2,"sse":"off"}') = (SELECT value FROM first_id) AS same_id;
+SELECT key, value FROM sync_meta WHERE key LIKE 'config.%' ORDER BY key;
+SELECT sync_cursor();
+SELECT sync_pending();
+-- the client id survives reopening the database
+.open test.db
+.load ./sync
+SELECT sync_init(NULL) = (SELECT value FROM sync_meta WHERE key = 'client_id') AS kept;
+.open other.db
+.load ./sync
+ATTACH 'test.db' AS a;
+SELECT sync_init(NULL) <> (SELECT value FROM a.sync_meta WHERE key = 'client_id') AS differs;
+-- the functions write, so they cannot run inside another writing statement
+CREATE TABLE ids(id);
+INSERT INTO ids VALUES(sync_init(NULL));
