@@ -1,0 +1,42 @@
+-- sync_apply: server changes into local tables, in one transaction.
+SELECT length(sync_init(NULL));
+CREATE TABLE todos(id TEXT PRIMARY KEY, title TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE tags(todo TEXT, tag TEXT, PRIMARY KEY (todo, tag)) WITHOUT ROWID;
+CREATE TABLE other(id INTEGER PRIMARY KEY, x);
+SELECT sync_track('todos'), sync_track('tags');
+SELECT sync_apply('{"changes":[{"table":"todos","op":"upsert","pk":{"id":"a"},"row":{"id":"a","title":"milk","done":0},"version":1},{"table":"todos","op":"upsert","pk":{"id":"b"},"row":{"id":"b","title":"eggs","done":1,"added_later":"ignored"},"version":2},{"table":"tags","op":"upsert","pk":{"todo":"a","tag":"shop"},"row":{"todo":"a","tag":"shop"},"version":3}],"cursor":"c-3","has_more":false}') AS applied;
+SELECT * FROM todos ORDER BY id;
+SELECT * FROM tags;
+SELECT sync_cursor();
+-- the engine's own writes are not queued
+SELECT sync_pending();
+SELECT sync_apply('{"changes":[{"table":"todos","op":"delete","pk":{"id":"b"},"version":4},{"table":"todos","op":"upsert","pk":{"id":"a"},"row":{"id":"a","title":"oat milk","done":1},"version":5},{"table":"todos","op":"delete","pk":{"id":"never-had"},"version":6}],"cursor":"c-6"}') AS applied;
+SELECT * FROM todos ORDER BY id;
+SELECT sync_cursor(), sync_pending();
+-- an empty page still moves the cursor
+SELECT sync_apply('{"changes":[],"cursor":"c-7"}') AS applied, sync_cursor();
+SELECT sync_apply('{"cursor":"c-8"}') AS applied, sync_cursor();
+-- a row missing a column keeps the local value on update, the default on insert
+SELECT sync_apply('{"changes":[{"table":"todos","op":"upsert","pk":{"id":"a"},"row":{"id":"a","title":"milk again"}},{"table":"todos","op":"upsert","pk":{"id":"n"},"row":{"id":"n","title":"new"}}]}');
+SELECT * FROM todos ORDER BY id;
+-- errors: nothing applied, cursor unchanged
+SELECT sync_apply('not json');
+SELECT sync_apply('[]');
+SELECT sync_apply('{"changes":{}}');
+SELECT sync_apply('{"changes":[{"table":"other","op":"upsert","pk":{"id":1},"row":{"id":1}}]}');
+SELECT sync_apply('{"changes":[{"table":"sqlite_master","op":"delete","pk":{"name":"todos"}}]}');
+SELECT sync_apply('{"changes":[{"table":"x\"; DROP TABLE todos; --","op":"delete","pk":{"id":"a"}}]}');
+SELECT sync_apply('{"changes":[{"op":"delete","pk":{"id":"a"}}]}');
+SELECT sync_apply('{"changes":[{"table":"todos","op":"truncate","pk":{"id":"a"}}]}');
+SELECT sync_apply('{"changes":[{"table":"todos","op":"delete","pk":{"nope":"a"}}]}');
+SELECT sync_apply('{"changes":[{"table":"todos","op":"delete","pk":"a"}]}');
+SELECT sync_apply('{"changes":[{"table":"todos","op":"upsert","pk":{"id":"a"}}]}');
+SELECT sync_apply('{"changes":[],"cursor":42}');
+SELECT sync_apply('{"changes":[],"last_mutation_id":"x"}');
+SELECT sync_apply('{"changes":[{"table":"todos","op":"upsert","pk":{"id":"z"},"row":{"id":"z","title":{"$base64":"!!"}}}]}');
+-- a change that the local schema refuses fails the page: the first change
+-- of the page is undone too, and the cursor stays
+SELECT sync_apply('{"changes":[{"table":"todos","op":"upsert","pk":{"id":"ok"},"row":{"id":"ok","title":"fine"}},{"table":"todos","op":"upsert","pk":{"id":"bad"},"row":{"id":"bad","title":null}}],"cursor":"c-99"}');
+SELECT * FROM todos ORDER BY id;
+SELECT sync_cursor();
+SELECT name FROM sqlite_master WHERE name = 'todos';
