@@ -64,6 +64,8 @@ static const char internal_ddl[] =
 
 /* ---- connections ---- */
 
+static void base64_func(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+
 static sqlite3 *conn_open(const char *path, char **err) {
   sqlite3 *db = 0;
   int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, 0);
@@ -71,6 +73,9 @@ static sqlite3 *conn_open(const char *path, char **err) {
   if (rc == SQLITE_OK)
     rc = sqlite3_exec(db, "PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL;", 0, 0, 0);
   if (rc == SQLITE_OK) rc = value_register(db);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_create_function(db, "syncd_base64", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, 0,
+                                 base64_func, 0, 0);
   if (rc != SQLITE_OK) {
     *err = store_errf("%s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
     sqlite3_close(db);
@@ -229,12 +234,67 @@ static void append_select(sqlite3_str *sql, const table_info *t) {
   sqlite3_str_appendf(sql, " FROM \"%w\"", t->name);
 }
 
-/* Append " WHERE "p1" = sync_val(?pkParam -> ?n) AND ..." binding the JSON
+/* Append the SQL value of the JSON value at path ?pathParam of ?jsonParam.
+** {"$base64":".."} is decoded by syncd_base64 rather than sync_val: the
+** sync_val of ext/value.c sizes its BLOB buffer for hex (n/2 bytes), which
+** base64 payloads over 12 characters overflow. */
+static void append_val(sqlite3_str *sql, int jsonParam, int pathParam) {
+  sqlite3_str_appendf(sql,
+                      "CASE WHEN json_type(?%d, ?%d || '.\"$base64\"') = 'text'"
+                      " THEN syncd_base64(?%d ->> (?%d || '.\"$base64\"'))"
+                      " ELSE sync_val(?%d -> ?%d) END",
+                      jsonParam, pathParam, jsonParam, pathParam, jsonParam, pathParam);
+}
+
+static int b64val(int c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+/* syncd_base64(text): the BLOB the base64 text encodes; an error when the
+** text is not base64 (so the mutation is rejected with that reason). */
+static void base64_func(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  const unsigned char *z = sqlite3_value_text(argv[0]);
+  int n = sqlite3_value_bytes(argv[0]);
+  unsigned char *buf = sqlite3_malloc64((sqlite3_uint64)n / 4 * 3 + 3);
+  if (!z || !buf) {
+    sqlite3_free(buf);
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  unsigned acc = 0;
+  int bits = 0, pad = 0, nb = 0;
+  for (int i = 0; i < n; i++) {
+    int v = z[i] == '=' ? -2 : b64val(z[i]);
+    if (v == -2) {
+      pad++;
+      continue;
+    }
+    if (v < 0 || pad) {
+      sqlite3_free(buf);
+      sqlite3_result_error(ctx, "malformed base64 BLOB", -1);
+      return;
+    }
+    acc = acc << 6 | (unsigned)v, bits += 6;
+    if (bits >= 8) bits -= 8, buf[nb++] = (unsigned char)(acc >> bits);
+  }
+  if (pad > 2 || bits >= 6) {
+    sqlite3_free(buf);
+    sqlite3_result_error(ctx, "malformed base64 BLOB", -1);
+    return;
+  }
+  sqlite3_result_blob(ctx, buf, nb, sqlite3_free);
+}
+
+/* Append " WHERE "p1" = <value of ?pkParam at ?n> AND ..." binding the JSON
 ** paths from parameter firstPath on; returns the next free parameter. */
 static void append_pk_where(sqlite3_str *sql, const table_info *t, int pkParam, int firstPath) {
   for (int k = 0; k < t->n_pk; k++) {
-    sqlite3_str_appendf(sql, "%s\"%w\" = sync_val(?%d -> ?%d)", k ? " AND " : " WHERE ",
-                        t->cols[t->pk[k]], pkParam, firstPath + k);
+    sqlite3_str_appendf(sql, "%s\"%w\" = ", k ? " AND " : " WHERE ", t->cols[t->pk[k]]);
+    append_val(sql, pkParam, firstPath + k);
   }
 }
 
@@ -461,7 +521,8 @@ static int write_row(sqlite3 *db, const table_info *t, const store_mutation *m, 
       if (c < 0 || used[c]) continue;
       used[c] = 1;
       sqlite3_str_appendf(sql, "%s\"%w\"", n ? "," : "", t->cols[c]);
-      sqlite3_str_appendf(vals, "%ssync_val(?1 -> ?%d)", n ? "," : "", 3 + nPath);
+      if (n) sqlite3_str_appendchar(vals, 1, ',');
+      append_val(vals, 1, 3 + nPath);
       pathCol[nPath++] = t->cols[c];
       n++;
     }
@@ -470,7 +531,8 @@ static int write_row(sqlite3 *db, const table_info *t, const store_mutation *m, 
       int c = t->pk[k];
       if (used[c]) continue;
       sqlite3_str_appendf(sql, "%s\"%w\"", n ? "," : "", t->cols[c]);
-      sqlite3_str_appendf(vals, "%ssync_val(?2 -> ?%d)", n ? "," : "", 3 + nPath);
+      if (n) sqlite3_str_appendchar(vals, 1, ',');
+      append_val(vals, 2, 3 + nPath);
       pathCol[nPath++] = t->cols[c];
       n++;
     }
@@ -480,8 +542,8 @@ static int write_row(sqlite3 *db, const table_info *t, const store_mutation *m, 
   } else if (m->op == STORE_UPDATE) {
     sqlite3_str_appendf(sql, "UPDATE \"%w\" SET ", t->name);
     for (int j = 0; j < nSet; j++) {
-      sqlite3_str_appendf(sql, "%s\"%w\" = sync_val(?1 -> ?%d)", j ? "," : "", t->cols[setCols[j]],
-                          3 + nPath);
+      sqlite3_str_appendf(sql, "%s\"%w\" = ", j ? "," : "", t->cols[setCols[j]]);
+      append_val(sql, 1, 3 + nPath);
       pathCol[nPath++] = t->cols[setCols[j]];
     }
     append_pk_where(sql, t, 2, 3 + nPath);

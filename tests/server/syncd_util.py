@@ -1,0 +1,222 @@
+"""Helpers for the syncd protocol tests: start a syncd on a free port, talk
+HTTP+JSON to it, read its event stream, and (when tests/server/run.py could
+start one) make fresh PostgreSQL databases.
+
+Standard library only. JSON is parsed with int-preserving defaults (Python
+ints are exact) so 64-bit values are checked exactly.
+"""
+import http.client
+import json
+import os
+import select
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+import urllib.parse
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+SYNCD = os.path.join(ROOT, "server", "syncd")
+SCHEMAS = {
+    "sqlite": os.path.join(HERE, "schema_sqlite.sql"),
+    "pg": os.path.join(HERE, "schema_pg.sql"),
+}
+
+
+def pg_url():
+    """The admin url of the test cluster, or raise SkipTest."""
+    url = os.environ.get("SYNCD_TEST_PG_URL")
+    if not url:
+        raise unittest.SkipTest(os.environ.get("SYNCD_TEST_PG_SKIP", "PostgreSQL not started"))
+    return url
+
+
+def pg_fresh_db():
+    """Create an empty database on the test cluster; returns its url."""
+    admin = pg_url()
+    name = "t_" + uuid.uuid4().hex[:12]
+    subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", admin, "-c",
+                    f"CREATE DATABASE {name}"], check=True, capture_output=True)
+    parts = urllib.parse.urlsplit(admin)
+    return urllib.parse.urlunsplit(parts._replace(path="/" + name))
+
+
+class Syncd:
+    """One syncd process. backend is "sqlite" or "pg"; store_args are the
+    --db/--pg arguments, kept so that restart() reopens the same data."""
+
+    def __init__(self, backend, store_args, extra=(), schema=None):
+        self.backend = backend
+        self.store_args = list(store_args)
+        self.extra = list(extra)
+        self.schema = schema or SCHEMAS[backend]
+        self.proc = None
+        self.url = None
+        self.start()
+
+    def start(self):
+        self.stderr = tempfile.TemporaryFile()
+        args = [SYNCD, "--listen", "127.0.0.1:0", "--schema", self.schema, "--verbose"]
+        self.proc = subprocess.Popen(args + self.store_args + self.extra,
+                                     stdout=subprocess.PIPE, stderr=self.stderr)
+        ready, _, _ = select.select([self.proc.stdout], [], [], 20)
+        line = self.proc.stdout.readline().decode() if ready else ""
+        if not line.startswith("http://"):
+            self.proc.kill()
+            self.proc.wait()
+            raise RuntimeError("syncd did not start: " + self.log())
+        self.url = line.strip()
+        u = urllib.parse.urlsplit(self.url)
+        self.host, self.port = u.hostname, u.port
+
+    def log(self):
+        self.stderr.seek(0)
+        return self.stderr.read().decode(errors="replace")
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        """Signal syncd and return its exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            rc = "hung"
+        self.proc.stdout.close()
+        return rc
+
+    def restart(self):
+        rc = self.stop()
+        self.start()
+        return rc
+
+    # ---- HTTP ----
+
+    def request(self, method, path, body=None, headers=None, timeout=30, raw=False):
+        """Returns (status, response, parsed JSON, or bytes when raw or
+        not JSON)."""
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        hdrs = {"Content-Type": "application/json"} if body is not None else {}
+        hdrs.update(headers or {})
+        if body is not None and not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+        try:
+            conn.request(method, path, body=body, headers=hdrs)
+            resp = conn.getresponse()
+            data = resp.read()
+            ctype = resp.getheader("Content-Type", "")
+            if ctype.startswith("application/json") and not raw:
+                data = json.loads(data)
+            return resp.status, resp, data
+        finally:
+            conn.close()
+
+    def push(self, client_id, mutations, headers=None):
+        status, _, data = self.request("POST", "/push",
+                                       {"client_id": client_id, "mutations": mutations},
+                                       headers=headers)
+        if status != 200:
+            raise AssertionError(f"push answered {status}: {data}")
+        return data["results"]
+
+    def pull(self, client_id="c", cursor=None, limit=None, expect=200):
+        q = {"client_id": client_id}
+        if cursor is not None:
+            q["cursor"] = cursor
+        if limit is not None:
+            q["limit"] = str(limit)
+        status, _, data = self.request("GET", "/pull?" + urllib.parse.urlencode(q))
+        if status != expect:
+            raise AssertionError(f"pull answered {status}, expected {expect}: {data}")
+        return data
+
+    def pull_all(self, client_id="c", cursor=None, limit=None):
+        """Follow has_more; returns (changes, final page)."""
+        changes = []
+        while True:
+            page = self.pull(client_id, cursor, limit)
+            changes += page["changes"]
+            cursor = page["cursor"]
+            if not page["has_more"]:
+                return changes, page
+
+    def events(self, client_id="c", cursor=None, last_event_id=None, headers=None, timeout=10):
+        return EventStream(self, client_id, cursor, last_event_id, headers, timeout)
+
+
+class EventStream:
+    """A GET /events connection, parsed per the event-stream format."""
+
+    def __init__(self, server, client_id, cursor, last_event_id, headers, timeout):
+        q = {"client_id": client_id}
+        if cursor is not None:
+            q["cursor"] = cursor
+        headers = dict(headers or {}, Accept="text/event-stream")
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = last_event_id
+        self.conn = http.client.HTTPConnection(server.host, server.port, timeout=timeout)
+        self.conn.request("GET", "/events?" + urllib.parse.urlencode(q), headers=headers)
+        self.resp = self.conn.getresponse()
+        self.status = self.resp.status
+
+    def next(self, timeout=10):
+        """The next event or comment: ("event", {"event","id","data"}) or
+        ("comment", text). Raises TimeoutError, EOFError at end of stream."""
+        self.conn.sock.settimeout(timeout)
+        ev = {}
+        while True:
+            line = self.resp.readline()
+            if not line:
+                raise EOFError("stream ended")
+            line = line.decode().rstrip("\r\n")
+            if line == "":
+                if ev:
+                    if "data" in ev:
+                        ev["data"] = json.loads(ev["data"])
+                    return "event", ev
+                continue
+            if line.startswith(":"):
+                return "comment", line[1:].strip()
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "data" and "data" in ev:
+                ev["data"] += "\n" + value
+            else:
+                ev[field] = value
+
+    def next_event(self, timeout=10):
+        """The next real event, skipping comments."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no event")
+            kind, ev = self.next(left)
+            if kind == "event":
+                return ev
+
+    def close(self):
+        self.conn.close()
+
+
+def todo(id_, title="t", **cols):
+    row = {"id": id_, "title": title}
+    row.update(cols)
+    return row
+
+
+def ins(mid, id_, title="t", table="todos", **cols):
+    return {"id": mid, "table": table, "op": "insert", "pk": {"id": id_},
+            "data": todo(id_, title, **cols)}
+
+
+def upd(mid, id_, table="todos", **cols):
+    return {"id": mid, "table": table, "op": "update", "pk": {"id": id_}, "data": cols}
+
+
+def dele(mid, id_, table="todos"):
+    return {"id": mid, "table": table, "op": "delete", "pk": {"id": id_}}

@@ -1,0 +1,572 @@
+"""Protocol v1 (docs/PROTOCOL.md) against syncd, once per storage: every
+test runs on SQLite (SqliteProtocolTest) and on PostgreSQL
+(PgProtocolTest, skipped only when tests/server/run.py could not start a
+cluster)."""
+import base64
+import json
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+import unittest
+
+from syncd_util import Syncd, dele, ins, pg_fresh_db, pg_url, upd
+
+INT_BIG = 9007199254740993
+INT_MIN = -9223372036854775808
+INT_MAX = 9223372036854775807
+TRICKY_TEXT = 'quote " backslash \\ slash / newline \n tab \t emoji \U0001F600 nul-free \u00e9'
+
+
+class ProtocolTests:
+    backend = None
+    # Substrings (lower case) the database's own message carries per refusal.
+    reasons = {}
+
+    def setUp(self):
+        self.servers = []
+        self.tmp = tempfile.mkdtemp(prefix="syncd-test-")
+
+    def tearDown(self):
+        for s in self.servers:
+            if s.proc.poll() is None:
+                s.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def store_args(self):
+        raise NotImplementedError
+
+    def server(self, *extra, store_args=None, schema=None):
+        s = Syncd(self.backend, store_args or self.store_args(), extra, schema)
+        self.servers.append(s)
+        return s
+
+    def assertReason(self, result, key):
+        self.assertEqual(result["status"], "rejected", result)
+        self.assertIn(self.reasons[key], result["reason"].lower(), result)
+
+    # ---- push ----
+
+    def test_health(self):
+        s = self.server()
+        status, resp, body = s.request("GET", "/health")
+        self.assertEqual((status, body), (200, {"ok": True}))
+        self.assertEqual(resp.getheader("Content-Type"), "application/json")
+
+    def test_push_shapes_and_canonical_row(self):
+        s = self.server()
+        res = s.push("c1", [ins(1, "a", "x"), upd(2, "a", title="y"), dele(3, "a"),
+                            ins(4, "b", "z")])
+        self.assertEqual([r["id"] for r in res], [1, 2, 3, 4])
+        self.assertEqual([r["status"] for r in res], ["applied"] * 4)
+        # insert: the full row with server defaults
+        self.assertEqual(res[0]["row"], {"id": "a", "title": "x", "n": None, "r": None, "b": None,
+                                         "note": None, "slug": None, "rev": 0,
+                                         "updated_at": "server-default"})
+        # update: the trigger's metadata reaches the client
+        self.assertEqual(res[1]["row"]["title"], "y")
+        self.assertEqual(res[1]["row"]["rev"], 1)
+        self.assertIsNone(res[2]["row"])
+        versions = [r["version"] for r in res]
+        self.assertTrue(all(isinstance(v, int) for v in versions), versions)
+        self.assertEqual(versions, sorted(versions))
+        self.assertEqual(len(set(versions)), 4)
+        self.assertNotIn("reason", res[0])
+
+    def test_exact_values(self):
+        s = self.server()
+        blob = bytes(range(256)) + b"\x00\xff"
+        b64 = base64.b64encode(blob).decode()
+        values = [
+            (1, {"n": INT_BIG, "r": 0.1 + 0.2}),
+            (2, {"n": INT_MIN, "r": 1.7976931348623157e308}),
+            (3, {"n": INT_MAX, "r": 5e-324}),
+            (4, {"n": -1, "r": -2.5e-310}),
+        ]
+        muts = []
+        for mid, cols in values:
+            muts.append(ins(mid, f"v{mid}", TRICKY_TEXT, note=TRICKY_TEXT,
+                            b={"$base64": b64}, **cols))
+        raw = s.push("c1", muts)
+        for (mid, cols), r in zip(values, raw):
+            self.assertEqual(r["status"], "applied", r)
+            row = r["row"]
+            self.assertEqual(row["n"], cols["n"])
+            self.assertIsInstance(row["n"], int)
+            self.assertEqual(repr(row["r"]), repr(cols["r"]))
+            self.assertEqual(row["title"], TRICKY_TEXT)
+            self.assertEqual(row["b"], {"$base64": b64})
+        # the wire text itself: shortest round-trip digits, exact integers
+        _, _, raw = s.request("GET", "/pull?client_id=c1", raw=True)
+        self.assertIn(b"9007199254740993", raw)
+        self.assertIn(b"0.30000000000000004", raw)
+        body = json.loads(raw)
+        changes = [c for c in body["changes"] if c["table"] == "todos"]
+        self.assertEqual(len(changes), 4)
+        by_id = {c["pk"]["id"]: c["row"] for c in changes}
+        self.assertEqual(by_id["v1"]["r"], 0.30000000000000004)
+        self.assertEqual(by_id["v2"]["n"], INT_MIN)
+        self.assertEqual(by_id["v2"]["r"], 1.7976931348623157e308)
+        self.assertEqual(by_id["v3"]["n"], INT_MAX)
+
+    def test_exact_values_on_the_wire(self):
+        s = self.server()
+        body = ('{"client_id":"c1","mutations":[{"id":1,"table":"todos","op":"insert",'
+                '"pk":{"id":"w"},"data":{"id":"w","title":"t","n":9007199254740993,'
+                '"r":0.30000000000000004}}]}')
+        status, _, pushed = s.request("POST", "/push", body)
+        self.assertEqual(status, 200)
+        self.assertEqual(pushed["results"][0]["row"]["n"], INT_BIG)
+        # raw bytes: the JSON decoder must not hide a rounded number
+        status, _, raw = s.request("GET", "/pull?client_id=c1", raw=True)
+        raw = raw.decode()
+        self.assertIn('"n":9007199254740993', raw)
+        self.assertIn('"r":0.30000000000000004', raw)
+
+    def test_rejections_keep_the_rest_of_the_batch(self):
+        s = self.server()
+        long_title = "x" * 150
+        muts = [
+            ins(1, "ok1"),
+            ins(2, "c", long_title),                                      # CHECK
+            {"id": 3, "table": "todos", "op": "insert", "pk": {"id": "nn"},
+             "data": {"id": "nn", "title": None}},                        # NOT NULL
+            ins(4, "u1", slug="same"),
+            ins(5, "u2", slug="same"),                                    # UNIQUE
+            ins(6, "ok1"),                                                # UNIQUE (pk)
+            ins(7, "x", table="nope"),                                    # unknown table
+            ins(8, "col", bogus=1),                                       # unknown column
+            upd(9, "missing", title="z"),                                 # missing row
+            {"id": 10, "table": "items", "op": "insert", "pk": {"list_id": 99, "pos": 1},
+             "data": {"list_id": 99, "pos": 1, "label": "l"}},            # FOREIGN KEY
+            {"id": 11, "table": "todos", "op": "insert", "pk": {"nope": "a"},
+             "data": {"id": "a", "title": "t"}},                          # bad pk
+            {"id": 12, "table": "typed", "op": "insert", "pk": {"id": 1},
+             "data": {"id": 1, "n": "not a number"}},                     # wrong type
+            ins(13, "ok2"),
+            dele(14, "never-existed"),                                    # applied, no change
+        ]
+        res = s.push("c1", muts)
+        st = {r["id"]: r for r in res}
+        self.assertEqual(st[1]["status"], "applied")
+        self.assertReason(st[2], "check")
+        self.assertReason(st[3], "not_null")
+        self.assertEqual(st[4]["status"], "applied")
+        self.assertReason(st[5], "unique")
+        self.assertReason(st[6], "unique")
+        self.assertEqual(st[7]["status"], "rejected")
+        self.assertIn("no such table", st[7]["reason"])
+        self.assertEqual(st[8]["status"], "rejected")
+        self.assertIn("bogus", st[8]["reason"])
+        self.assertEqual(st[9]["status"], "rejected")
+        self.assertIn("no such row", st[9]["reason"])
+        self.assertReason(st[10], "fk")
+        self.assertEqual(st[11]["status"], "rejected")
+        self.assertEqual(st[12]["status"], "rejected")
+        self.assertTrue(st[12]["reason"])
+        self.assertEqual(st[13]["status"], "applied")
+        self.assertEqual(st[14]["status"], "applied")
+        self.assertIsNone(st[14]["row"])
+        self.assertIsNone(st[14].get("version"))
+        changes, page = s.pull_all("c1")
+        ids = sorted(c["pk"]["id"] for c in changes if c["table"] == "todos")
+        self.assertEqual(ids, ["ok1", "ok2", "u1"])
+        self.assertEqual(page["last_mutation_id"], 14)
+
+    def test_injection_like_names_are_refused(self):
+        s = self.server()
+        names = ['todos"; DROP TABLE todos; --', "sqlite_master", "_syncd_clients",
+                 "_syncd_changes", "nokey", "pg_catalog.pg_class", "information_schema.tables",
+                 "TODOS\" --"]
+        muts = [ins(i + 1, "a", table=n) for i, n in enumerate(names)]
+        muts.append({"id": 50, "table": "todos", "op": "insert", "pk": {"id": "a"},
+                     "data": {"id": "a", "title": "t", 'title" = 1; --': 1}})
+        muts.append({"id": 51, "table": "todos", "op": "insert", "pk": {"id": "b"},
+                     "data": {"id": "b", "title": "t", "rowid": 5}})
+        res = s.push("c1", muts)
+        for r in res:
+            self.assertEqual(r["status"], "rejected", r)
+            self.assertTrue(r["reason"])
+        # the table is intact and writable
+        res = s.push("c1", [ins(60, "a")])
+        self.assertEqual(res[0]["status"], "applied")
+        changes, _ = s.pull_all("c1")
+        self.assertEqual([c["pk"] for c in changes if c["table"] == "todos"], [{"id": "a"}])
+
+    def test_update_and_delete_semantics(self):
+        s = self.server()
+        res = s.push("c1", [ins(1, "a", "x", note="keep"), upd(2, "a", title="y"),
+                            upd(3, "a"), dele(4, "a"), dele(5, "a")])
+        self.assertEqual(res[1]["row"]["note"], "keep")  # only given columns change
+        self.assertEqual(res[2]["status"], "applied")    # empty update of a live row
+        self.assertEqual(res[3]["status"], "applied")
+        self.assertIsInstance(res[3]["version"], int)
+        self.assertEqual(res[4]["status"], "applied")    # delete of a missing row
+        self.assertIsNone(res[4]["row"])
+        self.assertIsNone(res[4].get("version"))
+
+    def test_composite_key_and_seeded_rows(self):
+        s = self.server()
+        changes, _ = s.pull_all("c1")
+        self.assertIn({"table": "lists", "op": "upsert", "pk": {"id": 1},
+                       "row": {"id": 1, "name": "seeded"},
+                       "version": changes[0]["version"]}, changes)
+        res = s.push("c1", [{"id": 1, "table": "items", "op": "insert",
+                             "pk": {"list_id": 1, "pos": 2},
+                             "data": {"list_id": 1, "pos": 2, "label": "a"}},
+                            {"id": 2, "table": "items", "op": "update",
+                             "pk": {"pos": 2, "list_id": 1}, "data": {"label": "b"}}])
+        self.assertEqual([r["status"] for r in res], ["applied", "applied"])
+        self.assertEqual(res[1]["row"], {"list_id": 1, "pos": 2, "label": "b"})
+
+    def test_ids_apply_in_order_with_gaps(self):
+        s = self.server()
+        # sent out of order: 7 (update) must run after 3 (insert)
+        res = s.push("c1", [upd(7, "a", title="second"), ins(3, "a", "first")])
+        self.assertEqual([r["id"] for r in res], [7, 3])
+        self.assertEqual([r["status"] for r in res], ["applied", "applied"])
+        self.assertEqual(res[0]["row"]["title"], "second")
+        self.assertEqual(s.pull("c1")["last_mutation_id"], 7)
+        # a gap id below the last processed one is answered, never applied
+        res = s.push("c1", [ins(5, "gap")])
+        self.assertEqual(res[0]["status"], "rejected")
+        changes, _ = s.pull_all("c1")
+        self.assertNotIn({"id": "gap"}, [c["pk"] for c in changes])
+
+    def test_replayed_batch_is_answered_not_reapplied(self):
+        s = self.server()
+        batch = [ins(1, "a", "x"), upd(2, "a", title="y"), ins(3, "a", "dup"), dele(4, "b")]
+        first = s.push("c1", batch)
+        self.assertEqual([r["status"] for r in first], ["applied", "applied", "rejected", "applied"])
+        head = s.pull("c1")["cursor"]
+        # another client changes the row; the replay shows the CURRENT row
+        s.push("c2", [upd(1, "a", title="z")])
+        head2 = s.pull("c1")["cursor"]
+        again = s.push("c1", batch)
+        self.assertEqual([r["status"] for r in again], ["applied", "applied", "rejected", "applied"])
+        self.assertEqual(again[2]["reason"], first[2]["reason"])
+        self.assertEqual(again[0]["row"]["title"], "z")
+        self.assertEqual(again[0]["row"]["rev"], 2)  # not bumped again by a re-applied update
+        self.assertNotEqual(head, head2)
+        self.assertEqual(s.pull("c1", cursor=head2)["changes"], [])  # nothing new was written
+        # a batch mixing old and new ids applies only the new ones; each
+        # answer shows the row as it stands at that point in id order
+        mixed = s.push("c1", [upd(5, "a", title="new"), upd(2, "a", title="old")])
+        self.assertEqual(mixed[0]["row"]["title"], "new")
+        self.assertEqual(mixed[1]["row"]["title"], "z")
+
+    def test_concurrent_pushes_of_one_client_serialize(self):
+        s = self.server()
+        batch = [ins(i, f"row{i}") for i in range(1, 41)]
+        out, errors = [None, None, None], []
+
+        def go(k):
+            try:
+                out[k] = s.push("c1", batch)
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=go, args=(k,)) for k in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(errors, [])
+        for res in out:
+            # a second application of an insert would answer UNIQUE
+            self.assertEqual([r["status"] for r in res], ["applied"] * 40, res)
+        changes, page = s.pull_all("c1")
+        todos = [c for c in changes if c["table"] == "todos"]
+        self.assertEqual(len(todos), 40)
+        self.assertEqual(page["last_mutation_id"], 40)
+
+    def test_restart_remembers_ids_and_cursors(self):
+        s = self.server()
+        s.push("c1", [ins(1, "a"), ins(2, "b")])
+        cursor = s.pull("c1")["cursor"]
+        self.assertEqual(s.restart(), 0)
+        res = s.push("c1", [ins(1, "a"), ins(2, "b"), ins(3, "c")])
+        self.assertEqual([r["status"] for r in res], ["applied"] * 3)
+        page = s.pull("c1", cursor=cursor)
+        self.assertEqual([c["pk"]["id"] for c in page["changes"]], ["c"])
+        self.assertEqual(page["last_mutation_id"], 3)
+
+    # ---- pull ----
+
+    def test_pull_paging_and_last_mutation_id(self):
+        s = self.server()
+        self.assertEqual(s.pull("nobody")["last_mutation_id"], 0)
+        s.push("c1", [ins(i, f"r{i:02}") for i in range(1, 26)])
+        s.push("c2", [dele(1, "r03"), upd(2, "r04", title="changed")])
+        # initial sync: live rows only, paged
+        pages, cursor = [], None
+        while True:
+            page = s.pull("c1", cursor, limit=10)
+            pages.append(page)
+            cursor = page["cursor"]
+            if not page["has_more"]:
+                break
+        # 24 todos + the seeded list; pages after the first continue from a
+        # cursor, so the tombstone of r03 (newer than that cursor) comes too
+        self.assertEqual([len(p["changes"]) for p in pages], [10, 10, 6])
+        self.assertEqual([p["has_more"] for p in pages], [True, True, False])
+        got = [c for p in pages for c in p["changes"] if c["op"] == "upsert"]
+        self.assertEqual(len(got), 25)
+        self.assertNotIn("r03", [c["pk"].get("id") for c in got])
+        dels = [c for p in pages for c in p["changes"] if c["op"] == "delete"]
+        self.assertEqual([c["pk"] for c in dels], [{"id": "r03"}])
+        versions = [c["version"] for p in pages for c in p["changes"]]
+        self.assertEqual(versions, sorted(versions))
+        self.assertEqual(pages[-1]["last_mutation_id"], 25)
+        self.assertEqual(s.pull("c2")["last_mutation_id"], 2)
+        # incremental: tombstones and the changed row, in version order
+        s.push("c2", [dele(3, "r05"), upd(4, "r06", title="again")])
+        page = s.pull("c1", cursor)
+        self.assertEqual([(c["op"], c["pk"]["id"]) for c in page["changes"]],
+                         [("delete", "r05"), ("upsert", "r06")])
+        self.assertNotIn("row", page["changes"][0])
+        self.assertEqual(page["changes"][1]["row"]["title"], "again")
+        # an empty page answers the head cursor
+        empty = s.pull("c1", page["cursor"])
+        self.assertEqual((empty["changes"], empty["has_more"]), ([], False))
+        self.assertEqual(empty["cursor"], page["cursor"])
+        # the change log keeps only the latest change per row
+        s.push("c2", [upd(5, "r07", title="1"), upd(6, "r07", title="2")])
+        page = s.pull("c1", empty["cursor"])
+        self.assertEqual(len(page["changes"]), 1)
+        self.assertEqual(page["changes"][0]["row"]["title"], "2")
+
+    def test_pull_limit_validation(self):
+        s = self.server()
+        s.pull("c1", limit=0, expect=400)
+        s.pull("c1", limit="x", expect=400)
+        self.assertEqual(s.pull("c1", limit=10**9)["has_more"], False)
+        status, _, body = s.request("GET", "/pull")
+        self.assertEqual(status, 400)
+        self.assertIn("error", body)
+
+    def test_cursor_errors(self):
+        s = self.server()
+        s.push("c1", [ins(1, "a")])
+        cur = s.pull("c1")["cursor"]
+        dbid, _, ver = cur.rpartition("-")
+        for bad in ["garbage", "-5", dbid + "-", dbid + "-1x", dbid + "--1", "a b-1", "\u00e9-1"]:
+            body = s.pull("c1", bad, expect=400)
+            self.assertIn("error", body)
+        other = ("A" if dbid[0] != "A" else "B") + dbid[1:]
+        self.assertEqual(s.pull("c1", other + "-" + ver, expect=410), {"error": "cursor expired"})
+        s.pull("c1", dbid + "-" + str(int(ver) + 100), expect=410)  # from the future
+        s.pull("c1", dbid + "-0")
+
+    def test_compaction_expires_old_cursors(self):
+        s = self.server("--max-tombstones", "2")
+        s.push("c1", [ins(i, f"r{i}") for i in range(1, 6)])
+        c0 = s.pull("c1")["cursor"]
+        s.push("c1", [dele(6, "r1"), dele(7, "r2")])
+        c1 = s.pull("c1")["cursor"]
+        page = s.pull("c1", c0)  # two tombstones: still served
+        self.assertEqual([c["op"] for c in page["changes"]], ["delete", "delete"])
+        s.push("c1", [dele(8, "r3"), dele(9, "r4")])  # four: the oldest two go
+        self.assertEqual(s.pull("c1", c0, expect=410), {"error": "cursor expired"})
+        # c1 sits exactly at the new horizon: nothing it needs was purged
+        page = s.pull("c1", c1)
+        self.assertEqual([c["pk"]["id"] for c in page["changes"]], ["r3", "r4"])
+        # initial sync still works and has only the live row
+        changes, head = s.pull_all("c2")
+        self.assertEqual([c["pk"]["id"] for c in changes if c["table"] == "todos"], ["r5"])
+        self.assertEqual(s.pull("c2", head["cursor"])["changes"], [])
+
+    # ---- events ----
+
+    def test_events_replay_then_live(self):
+        s = self.server()
+        start = s.pull("watcher")["cursor"]
+        s.push("c1", [ins(1, "a")])
+        s.push("c1", [ins(2, "b")])
+        ev = s.events("watcher", last_event_id=start)
+        self.assertEqual(ev.status, 200)
+        self.assertEqual(ev.resp.getheader("Content-Type"), "text/event-stream")
+        first = ev.next_event()
+        self.assertEqual(first["event"], "changes")
+        self.assertEqual([c["pk"]["id"] for c in first["data"]["changes"]], ["a", "b"])
+        self.assertEqual(first["id"], first["data"]["cursor"])
+        self.assertEqual(first["id"], s.pull("watcher")["cursor"])
+        s.push("c2", [ins(1, "live"), upd(2, "live", title="u")])
+        live = ev.next_event(10)
+        self.assertEqual([c["pk"]["id"] for c in live["data"]["changes"]], ["live"])
+        self.assertEqual(live["data"]["changes"][0]["row"]["title"], "u")
+        self.assertEqual(live["id"], live["data"]["cursor"])
+        self.assertEqual(live["data"]["last_mutation_id"], 0)
+        self.assertEqual(live["data"]["has_more"], False)
+        # resuming from the live event's id replays nothing old
+        ev.close()
+        ev2 = s.events("watcher", last_event_id=live["id"])
+        s.push("c2", [ins(3, "later")])
+        nxt = ev2.next_event(10)
+        self.assertEqual([c["pk"]["id"] for c in nxt["data"]["changes"]], ["later"])
+        ev2.close()
+
+    def test_events_cursor_param_and_header_precedence(self):
+        s = self.server()
+        c0 = s.pull("w")["cursor"]
+        s.push("c1", [ins(1, "a")])
+        c1 = s.pull("w")["cursor"]
+        s.push("c1", [ins(2, "b")])
+        ev = s.events("w", cursor=c0)
+        self.assertEqual([c["pk"]["id"] for c in ev.next_event()["data"]["changes"]], ["a", "b"])
+        ev.close()
+        ev = s.events("w", cursor=c0, last_event_id=c1)
+        self.assertEqual([c["pk"]["id"] for c in ev.next_event()["data"]["changes"]], ["b"])
+        ev.close()
+
+    def test_events_without_cursor_start_at_head(self):
+        s = self.server()
+        s.push("c1", [ins(1, "old")])
+        ev = s.events("w")
+        kind, _ = ev.next(5)  # the stream is open before the push
+        self.assertEqual(kind, "comment")
+        s.push("c1", [ins(2, "new")])
+        got = ev.next_event(10)
+        self.assertEqual([c["pk"]["id"] for c in got["data"]["changes"]], ["new"])
+        ev.close()
+
+    def test_events_expired_and_malformed_cursor(self):
+        s = self.server()
+        ev = s.events("w", cursor="zzzzzzzzzzzz-1")
+        self.assertEqual(ev.status, 410)
+        self.assertEqual(ev.resp.read(), b'{"error":"cursor expired"}')
+        ev.close()
+        ev = s.events("w", last_event_id="not a cursor")
+        self.assertEqual(ev.status, 400)
+        ev.close()
+
+    def test_heartbeat(self):
+        s = self.server("--heartbeat", "1")
+        ev = s.events("w")
+        t0 = time.monotonic()
+        comments = []
+        while len(comments) < 2 and time.monotonic() - t0 < 6:
+            kind, text = ev.next(5)
+            if kind == "comment" and text == "ping":
+                comments.append(time.monotonic() - t0)
+        ev.close()
+        self.assertEqual(len(comments), 2)
+        self.assertLess(comments[1], 4)
+
+    def test_sigterm_ends_streams_and_exits_zero(self):
+        s = self.server()
+        ev = s.events("w")
+        ev.next(5)
+        t0 = time.monotonic()
+        self.assertEqual(s.stop(signal.SIGTERM), 0)
+        self.assertLess(time.monotonic() - t0, 5)
+        with self.assertRaises((EOFError, ConnectionError, OSError)):
+            while True:
+                ev.next(2)
+        ev.close()
+
+    # ---- HTTP rules ----
+
+    def test_token(self):
+        s = self.server("--token", "s3cret")
+        self.assertEqual(s.request("GET", "/health")[0], 200)
+        good = {"Authorization": "Bearer s3cret"}
+        for method, path, body in [("GET", "/pull?client_id=c", None),
+                                   ("POST", "/push", {"client_id": "c", "mutations": []}),
+                                   ("GET", "/events?client_id=c", None)]:
+            for hdrs in [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"},
+                         {"Authorization": "Bearer s3cre"}]:
+                status, _, data = s.request(method, path, body, headers=hdrs)
+                self.assertEqual((status, data), (401, {"error": "unauthorized"}), (path, hdrs))
+        self.assertEqual(s.request("GET", "/pull?client_id=c", headers=good)[0], 200)
+        res = s.push("c", [ins(1, "a")], headers=good)
+        self.assertEqual(res[0]["status"], "applied")
+        ev = s.events("c", headers=good)
+        self.assertEqual(ev.status, 200)
+        ev.close()
+
+    def test_body_limit(self):
+        s = self.server("--max-body", "1000")
+        small = {"client_id": "c", "mutations": [ins(1, "a", "x" * 50)]}
+        self.assertEqual(s.request("POST", "/push", small)[0], 200)
+        big = {"client_id": "c", "mutations": [ins(2, "b", "x" * 2000)]}
+        status, _, data = s.request("POST", "/push", big)
+        self.assertEqual(status, 413)
+        self.assertIn("error", data)
+        self.assertEqual(s.pull("c")["last_mutation_id"], 1)
+
+    def test_bad_requests_change_nothing(self):
+        s = self.server()
+        good = ins(1, "a")
+        bodies = [
+            "{not json",
+            "",
+            "[]",
+            '"just a string"',
+            {"mutations": [good]},
+            {"client_id": 5, "mutations": [good]},
+            {"client_id": "", "mutations": [good]},
+            {"client_id": "c", "mutations": {"0": good}},
+            {"client_id": "c"},
+            {"client_id": "c", "mutations": [good, dict(good, id=1.5)]},
+            {"client_id": "c", "mutations": [good, dict(good, id="2")]},
+            {"client_id": "c", "mutations": [good, dict(good, id=18446744073709551616)]},
+            {"client_id": "c", "mutations": [good, dict(good, id=-3)]},
+            {"client_id": "c", "mutations": [good, dict(good, id=2, op="upsert")]},
+            {"client_id": "c", "mutations": [good, dict(good, id=2, op=None)]},
+            {"client_id": "c", "mutations": [good, dict(good, id=2, pk=["a"])]},
+            {"client_id": "c", "mutations": [good, dict(good, id=2, pk="a")]},
+            {"client_id": "c", "mutations": [good, dict(good, id=2, table=7)]},
+            {"client_id": "c", "mutations": [good, dict(good, id=2, data="x")]},
+            {"client_id": "c", "mutations": [good, "not an object"]},
+        ]
+        for body in bodies:
+            status, _, data = s.request("POST", "/push", body)
+            self.assertEqual(status, 400, body)
+            self.assertIsInstance(data, dict, body)
+            self.assertIsInstance(data.get("error"), str, body)
+        changes, page = s.pull_all("c")
+        self.assertEqual([c for c in changes if c["table"] == "todos"], [])
+        self.assertEqual(page["last_mutation_id"], 0)
+        self.assertEqual(s.request("GET", "/health")[0], 200)  # still alive
+
+    def test_not_found_and_method_not_allowed(self):
+        s = self.server()
+        for method, path in [("GET", "/nope"), ("POST", "/pushx"), ("GET", "/"),
+                             ("GET", "/push/extra")]:
+            status, _, data = s.request(method, path)
+            self.assertEqual(status, 404, path)
+            self.assertIn("error", data)
+        for method, path in [("GET", "/push"), ("POST", "/pull"), ("DELETE", "/events"),
+                             ("PUT", "/push"), ("POST", "/health")]:
+            status, _, data = s.request(method, path, body="{}" if method != "GET" else None)
+            self.assertEqual(status, 405, (method, path))
+            self.assertIn("error", data)
+
+
+class SqliteProtocolTest(ProtocolTests, unittest.TestCase):
+    backend = "sqlite"
+    reasons = {"check": "check constraint failed", "not_null": "not null constraint failed",
+               "unique": "unique constraint failed", "fk": "foreign key constraint failed"}
+
+    def store_args(self):
+        return ["--db", os.path.join(self.tmp, "server.db")]
+
+
+class PgProtocolTest(ProtocolTests, unittest.TestCase):
+    backend = "pg"
+    reasons = {"check": "check constraint", "not_null": "not-null constraint",
+               "unique": "unique constraint", "fk": "foreign key constraint"}
+
+    @classmethod
+    def setUpClass(cls):
+        pg_url()
+
+    def store_args(self):
+        return ["--pg", pg_fresh_db()]
+
+
+if __name__ == "__main__":
+    unittest.main()
