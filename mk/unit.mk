@@ -13,14 +13,19 @@
 .PHONY: test-unit test-unit-asan test-unit-valgrind
 TEST_TARGETS += test-unit
 
-UNIT_NAMES      = $(patsubst tests/unit/%_test.c,%,$(wildcard tests/unit/*_test.c))
+# host_test loads the built extension into a C program instead of linking
+# an ext/ file; it takes the extension's path as its argument.
+UNIT_NAMES      = $(filter-out host,$(patsubst tests/unit/%_test.c,%,$(wildcard tests/unit/*_test.c)))
 UNIT_TESTS      = $(UNIT_NAMES:%=tests/unit/%_test)
 UNIT_TESTS_ASAN = $(UNIT_NAMES:%=tests/unit/%_asan_test)
 UNIT_CFLAGS     = $(WARN) -Iext
 UNIT_LIBS       = -lsqlite3
 UNIT_ASAN       = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 UNIT_DEPS       = tests/unit/check.h ext/sqlite_api.h
-CLEAN_EXTRA    += $(UNIT_TESTS) $(UNIT_TESTS_ASAN)
+CLEAN_EXTRA    += $(UNIT_TESTS) $(UNIT_TESTS_ASAN) tests/unit/host_test
+
+tests/unit/host_test: tests/unit/host_test.c $(UNIT_DEPS)
+	$(CC) $(UNIT_CFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) $(UNIT_LIBS)
 
 tests/unit/%_test: tests/unit/%_test.c ext/%.c ext/%.h $(UNIT_DEPS)
 	$(CC) $(UNIT_CFLAGS) $(CFLAGS) -o $@ $< ext/$*.c $(LDFLAGS) $(UNIT_LIBS)
@@ -43,8 +48,9 @@ define unit_run
 	[ $$fail = 0 ]
 endef
 
-test-unit: $(UNIT_TESTS)
+test-unit: $(UNIT_TESTS) tests/unit/host_test $(EXT)
 	$(call unit_run,$(UNIT_TESTS),)
+	@./tests/unit/host_test $(EXT)
 
 test-unit-asan: $(UNIT_TESTS_ASAN)
 	$(call unit_run,$(UNIT_TESTS_ASAN),env ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1)

@@ -1,0 +1,137 @@
+/*
+** host_test.c: the built extension as a C host sees it, for what the SQL
+** tests cannot reach: sqlite3_close() (not _v2) succeeds after the extension
+** cached statements, nothing leaks once the connection is closed, loading
+** twice is harmless, the library exports only its entry point, and the set
+** of registered functions and modules is exactly the documented one.
+**
+**   tests/unit/host_test path/to/ext/sync.so
+*/
+#include "check.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *ext;
+
+static sqlite3 *open_db(const char *path) {
+  sqlite3 *db = 0;
+  CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+  CHECK_INT(sqlite3_enable_load_extension(db, 1), SQLITE_OK);
+  char *err = 0;
+  int rc = sqlite3_load_extension(db, ext, "sqlite3_sync_init", &err);
+  if (!CHECK(rc == SQLITE_OK)) fprintf(stderr, "    load: %s\n", err ? err : "?");
+  sqlite3_free(err);
+  return db;
+}
+
+/* The first column of the first row of sql as text ("" when NULL), or the
+** error message prefixed with "error: ". Caller frees with sqlite3_free. */
+static char *query(sqlite3 *db, const char *sql) {
+  sqlite3_stmt *s = 0;
+  char *r;
+  if (sqlite3_prepare_v2(db, sql, -1, &s, 0) != SQLITE_OK) {
+    r = sqlite3_mprintf("error: %s", sqlite3_errmsg(db));
+  } else if (sqlite3_step(s) == SQLITE_ROW) {
+    const unsigned char *t = sqlite3_column_text(s, 0);
+    r = sqlite3_mprintf("%s", t ? (const char *)t : "");
+  } else {
+    r = sqlite3_mprintf("error: %s", sqlite3_errmsg(db));
+    if (sqlite3_errcode(db) == SQLITE_DONE || sqlite3_errcode(db) == SQLITE_OK)
+      r = (sqlite3_free(r), sqlite3_mprintf(""));
+  }
+  sqlite3_finalize(s);
+  return r;
+}
+
+#define CHECK_QUERY(db, sql, want)                                                                 \
+  do {                                                                                             \
+    char *got_ = query(db, sql);                                                                   \
+    CHECK_STR(got_, want);                                                                         \
+    sqlite3_free(got_);                                                                            \
+  } while (0)
+
+static void test_close_after_use(const char *path) {
+  check_case = "close";
+  sqlite3 *db = open_db(path);
+  CHECK_QUERY(db, "SELECT length(sync_init(NULL))", "36");
+  CHECK_QUERY(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v)", "");
+  CHECK_QUERY(db, "SELECT sync_track('t')", "1");
+  CHECK_QUERY(db, "INSERT INTO t VALUES (1, 'x')", "");
+  CHECK_QUERY(db, "SELECT sync_mutate('t', 'update', '{\"id\":1,\"v\":\"y\"}')", "2");
+  CHECK_QUERY(db, "SELECT sync_pending()", "2");
+  CHECK_QUERY(db, "SELECT json_array_length(sync_push_batch(), '$.mutations')", "2");
+  CHECK_QUERY(db,
+              "SELECT sync_ack('{\"results\":[{\"id\":1,\"status\":\"applied\",\"row\":"
+              "{\"id\":1,\"v\":\"x\"}}]}')",
+              "1");
+  CHECK_QUERY(db, "SELECT sync_apply('{\"changes\":[],\"cursor\":\"c1\"}')", "0");
+  CHECK_QUERY(db, "SELECT sync_apply('{\"changes\":[{\"table\":\"nope\"}]}')",
+              "error: sync_apply: table \"nope\" is not tracked");
+  /* Cached statements must not keep the legacy close from succeeding. */
+  CHECK_INT(sqlite3_close(db), SQLITE_OK);
+}
+
+static void test_reopen_and_double_load(const char *path) {
+  check_case = "double load";
+  sqlite3 *db = open_db(path);
+  char *err = 0;
+  CHECK_INT(sqlite3_load_extension(db, ext, "sqlite3_sync_init", &err), SQLITE_OK);
+  sqlite3_free(err);
+  CHECK_QUERY(db, "SELECT sync_pending()", "1");
+  CHECK_QUERY(db, "SELECT sync_cursor()", "c1");
+  CHECK_QUERY(db, "SELECT count(*) FROM sync_pending", "1");
+  CHECK_INT(sqlite3_close(db), SQLITE_OK);
+}
+
+static void test_registered(const char *path) {
+  check_case = "registered";
+  sqlite3 *db = open_db(path);
+  CHECK_QUERY(db,
+              "SELECT group_concat(name || '/' || narg, ' ') FROM (SELECT DISTINCT name, narg"
+              " FROM pragma_function_list WHERE name LIKE 'sync%' ORDER BY name, narg)",
+              "sync_ack/1 sync_apply/1 sync_cursor/0 sync_init/1 sync_init/2 sync_mutate/3"
+              " sync_pending/0 sync_push_batch/0 sync_push_batch/1 sync_track/1 sync_untrack/1"
+              " sync_val/1 sync_wire/1");
+  CHECK_QUERY(db,
+              "SELECT group_concat(name, ' ') FROM (SELECT name FROM pragma_module_list"
+              " WHERE name LIKE 'sync%' ORDER BY name)",
+              "sync_pending");
+  CHECK_INT(sqlite3_close(db), SQLITE_OK);
+}
+
+static void test_exports(void) {
+  check_case = "exports";
+  char cmd[4200];
+  snprintf(cmd, sizeof cmd, "nm -D --defined-only '%s' | awk '$2 ~ /^[TDBRW]$/ {print $3}'",
+           ext);
+  FILE *p = popen(cmd, "r");
+  if (!CHECK(p != 0)) return;
+  char line[256], all[1024] = "";
+  while (fgets(line, sizeof line, p))
+    if (strlen(all) + strlen(line) < sizeof all) strcat(all, line);
+  pclose(p);
+  CHECK_STR(all, "sqlite3_sync_init\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: %s path/to/sync.so\n", argv[0]);
+    return 2;
+  }
+  ext = argv[1];
+  char dir[] = "/tmp/host_test.XXXXXX";
+  if (!mkdtemp(dir)) return 2;
+  char path[64];
+  snprintf(path, sizeof path, "%s/test.db", dir);
+  test_close_after_use(path);
+  test_reopen_and_double_load(path);
+  test_registered(path);
+  test_exports();
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+  return check_done("host");
+}
