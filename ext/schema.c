@@ -17,7 +17,9 @@
 **   sync_meta     key/value: client_id, url, cursor, config.*
 **   sync_tracked  tracked table names
 **   sync_outbox   one row per pending mutation; AUTOINCREMENT because ids are
-**                 idempotency keys on the server and must never be reused
+**                 idempotency keys on the server and must never be reused;
+**                 created_at as a julian day (strftime on every captured
+**                 write doubled the capture cost; sync_pending formats it)
 **   sync_shadow   the server's last known row for keys with pending
 **                 mutations (row NULL = absent; no entry = absent too)
 **   sync_stash    scratch for INSERT OR REPLACE: the row being replaced
@@ -35,7 +37,7 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS sync_outbox("
     " id INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL, op TEXT NOT NULL,"
     " pk TEXT NOT NULL, data TEXT,"
-    " created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
+    " created_at REAL NOT NULL DEFAULT (julianday('now')),"
     " attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT);"
     "CREATE INDEX IF NOT EXISTS sync_outbox_key ON sync_outbox(tbl, pk);"
     "CREATE TABLE IF NOT EXISTS sync_shadow(tbl TEXT NOT NULL, pk TEXT NOT NULL, row TEXT,"

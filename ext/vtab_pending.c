@@ -97,7 +97,8 @@ static int pendingFilter(sqlite3_vtab_cursor *p, int idxNum, const char *idxStr,
   pending_vtab *v = (pending_vtab *)p->pVtab;
   if (!cur->stmt) {
     int rc = sqlite3_prepare_v2(v->c->db,
-                                "SELECT id, tbl, op, pk, data, created_at, attempts, last_error"
+                                "SELECT id, tbl, op, pk, data,"
+                                " strftime('%Y-%m-%dT%H:%M:%fZ', created_at), attempts, last_error"
                                 " FROM main.sync_outbox ORDER BY id",
                                 -1, &cur->stmt, 0);
     if (rc != SQLITE_OK) {

@@ -8,7 +8,8 @@
 #   tests/run_sql.sh [NAME...]          run all tests, or the ones named
 #   tests/run_sql.sh --accept [NAME...] take the current output as expected
 #
-# Environment: SQLITE3 (shell to use, default sqlite3), SQL_WRAP (a command
+# Environment: SYNC_EXT (the extension to test, default ext/sync.so),
+# SQLITE3 (shell to use, default sqlite3), SQL_WRAP (a command
 # prefix such as "valgrind --error-exitcode=99 -q"; its own complaints end up
 # in the output and so fail the diff).
 set -u
@@ -16,7 +17,7 @@ cd "$(dirname "$0")/.."
 top=$(pwd)
 accept=0
 if [ "${1:-}" = "--accept" ]; then accept=1; shift; fi
-ext="$top/ext/sync.so"
+ext=${SYNC_EXT:-$top/ext/sync.so}
 [ -f "$ext" ] || ext="$top/ext/sync.dylib"
 [ -f "$ext" ] || { echo "run_sql: build the extension first (make)"; exit 2; }
 shell=${SQLITE3:-sqlite3}
