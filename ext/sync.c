@@ -126,6 +126,9 @@ static int set_applying(SyncCtx *c, int on) {
 ** this write transaction, and the savepoint's rollback clears it too. */
 int sync_engine_begin(SyncCtx *c) {
   int rc = sync_begin(c);
+  /* A page holds the latest change of each row in server order, so a child
+  ** row can come before its parent: foreign keys are checked at commit. */
+  if (rc == SQLITE_OK) rc = sync_exec(c, "PRAGMA defer_foreign_keys=ON");
   if (rc == SQLITE_OK) {
     rc = set_applying(c, 1);
     if (rc != SQLITE_OK) {
