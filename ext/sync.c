@@ -248,6 +248,15 @@ static const struct {
     {"sync_ack", 1, DIRECT, outbox_fn_ack},
     {"sync_apply", 1, DIRECT, apply_fn},
     {"sync_wire", 1, PURE, outbox_fn_wire},
+    {"sync_start", 0, DIRECT, worker_fn_start},
+    {"sync_stop", 0, DIRECT, worker_fn_stop},
+    {"sync_push", 0, DIRECT, worker_fn_push},
+    {"sync_pull", 0, DIRECT, worker_fn_pull},
+    {"sync_online", 0, DIRECT, worker_fn_online},
+    {"sync_online", 1, DIRECT, worker_fn_online},
+    {"sync_config", 1, DIRECT, config_fn},
+    {"sync_config", 2, DIRECT, config_fn},
+    {"sync_wait", 1, DIRECT, worker_fn_wait},
 };
 
 /* Registers every function and module on db with a fresh SyncCtx. Used by
@@ -273,6 +282,7 @@ int sync_register(sqlite3 *db, char **pzErr) {
   rc = value_register(db);
   if (rc == SQLITE_OK)
     rc = sqlite3_create_module_v2(db, "sync_pending", &vtab_pending_module, c, 0);
+  if (rc == SQLITE_OK) rc = worker_conn_register(db, c); /* and the sync_status module */
   if (rc != SQLITE_OK)
     *pzErr = sqlite3_mprintf("sync: cannot register modules: %s", sqlite3_errmsg(db));
   return rc;

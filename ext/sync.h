@@ -57,6 +57,7 @@ struct SyncCtx {
   SyncTable *tables; /* tracked tables seen since the last schema change */
   int schemaVersion; /* schema_version the table cache belongs to */
   int anchored;      /* the sync_pending vtab is connected: it empties the caches at close */
+  struct WorkerConn *wc; /* worker.c: link to this file's worker; freed by sync_status's destructor */
 };
 
 /* sync.c */
@@ -109,5 +110,14 @@ void outbox_fn_ack(sqlite3_context *, int, sqlite3_value **);
 void apply_fn(sqlite3_context *, int, sqlite3_value **);
 void outbox_fn_wire(sqlite3_context *, int, sqlite3_value **);
 extern sqlite3_module vtab_pending_module;
+/* worker.c, config.c, vtab_status.c: the background worker */
+void worker_fn_start(sqlite3_context *, int, sqlite3_value **);
+void worker_fn_stop(sqlite3_context *, int, sqlite3_value **);
+void worker_fn_push(sqlite3_context *, int, sqlite3_value **);
+void worker_fn_pull(sqlite3_context *, int, sqlite3_value **);
+void worker_fn_online(sqlite3_context *, int, sqlite3_value **);
+void worker_fn_wait(sqlite3_context *, int, sqlite3_value **);
+void config_fn(sqlite3_context *, int, sqlite3_value **);
+int worker_conn_register(sqlite3 *, SyncCtx *);
 
 #endif

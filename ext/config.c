@@ -1,0 +1,226 @@
+/*
+** config.c: sync_config, the worker's settings.
+**
+**   SELECT sync_config('batch_size');              -- 100 (the default)
+**   SELECT sync_config('batch_size', 50);          -- 50, kept in sync_meta
+**   SELECT sync_config('batch_size', NULL);        -- back to the default
+**   SELECT sync_config('token', 'secret');         -- memory only: '********'
+**   SELECT sync_config('sse', 'off');              -- 'off'
+**
+** Keys: token, batch_size, pull_limit, backoff_min_ms, backoff_max_ms,
+** timeout_ms, sse (on/off), ca_file, header ("Name: value"), max_body
+** (response cap in bytes), sse_stall_ms (a silent event stream is dropped
+** after this long). Everything but the token lives in sync_meta as
+** config.<key> (where sync_init's options go too); the token never touches
+** the database: it is kept per database file in this process and reads back
+** as '********' (NULL when unset). A running worker picks changes up at
+** once. Errors:
+**   sync_config: unknown key "x"
+**   sync_config: "batch_size" must be a positive integer
+**   sync_config: "sse" must be 'on' or 'off'
+**   sync_config: "header" must be one "Name: value" line
+*/
+#include "sync.h"
+#include "worker.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { K_TOKEN, K_COUNT, K_BOOL, K_TEXT, K_HEADER };
+
+static const struct {
+  const char *key;
+  int kind;
+  int64_t dflt;
+} keys[] = {
+    {"token", K_TOKEN, 0},
+    {"batch_size", K_COUNT, 100},
+    {"pull_limit", K_COUNT, 1000},
+    {"backoff_min_ms", K_COUNT, 250},
+    {"backoff_max_ms", K_COUNT, 60000},
+    {"timeout_ms", K_COUNT, 30000},
+    {"sse", K_BOOL, 1},
+    {"ca_file", K_TEXT, 0},
+    {"header", K_HEADER, 0},
+    {"max_body", K_COUNT, 64 << 20},
+    {"sse_stall_ms", K_COUNT, 45000},
+};
+#define NKEYS (int)(sizeof keys / sizeof keys[0])
+
+static int key_index(const char *k) {
+  for (int i = 0; k && i < NKEYS; i++)
+    if (strcmp(keys[i].key, k) == 0) return i;
+  return -1;
+}
+
+/* A positive integer from text, or 0. */
+static int64_t count_of(const char *z) {
+  if (!z || !*z) return 0;
+  char *end;
+  long long v = strtoll(z, &end, 10);
+  return *end || v <= 0 ? 0 : v;
+}
+
+static int bool_of(const char *z) {
+  if (!z) return -1;
+  if (!strcmp(z, "on") || !strcmp(z, "1") || !strcmp(z, "true")) return 1;
+  if (!strcmp(z, "off") || !strcmp(z, "0") || !strcmp(z, "false")) return 0;
+  return -1;
+}
+
+static int header_ok(const char *z) {
+  const char *colon = strchr(z, ':');
+  return colon && colon != z && !strpbrk(z, "\r\n");
+}
+
+static void set_field(sync_conf *cfg, int i, const char *v) {
+  int64_t *counts[] = {0,
+                       &cfg->batch_size,
+                       &cfg->pull_limit,
+                       &cfg->backoff_min_ms,
+                       &cfg->backoff_max_ms,
+                       &cfg->timeout_ms,
+                       0,
+                       0,
+                       0,
+                       &cfg->max_body,
+                       &cfg->sse_stall_ms};
+  if (keys[i].kind == K_COUNT) {
+    int64_t n = count_of(v);
+    if (n > 0) *counts[i] = n;
+  } else if (keys[i].kind == K_BOOL) {
+    int b = bool_of(v);
+    if (b >= 0) cfg->sse = b;
+  } else if (!strcmp(keys[i].key, "ca_file") && v && *v) {
+    sqlite3_free(cfg->ca_file);
+    cfg->ca_file = sqlite3_mprintf("%s", v);
+  } else if (!strcmp(keys[i].key, "header") && v && header_ok(v)) {
+    sqlite3_free(cfg->header);
+    cfg->header = sqlite3_mprintf("%s", v);
+  }
+}
+
+void config_load(sqlite3 *db, sync_conf *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  sync_conf d = {.batch_size = 100,
+                 .pull_limit = 1000,
+                 .backoff_min_ms = 250,
+                 .backoff_max_ms = 60000,
+                 .timeout_ms = 30000,
+                 .max_body = 64 << 20,
+                 .sse_stall_ms = 45000,
+                 .sse = 1};
+  *cfg = d;
+  sqlite3_stmt *s = 0;
+  if (sqlite3_prepare_v2(db,
+                         "SELECT substr(key, 8), value FROM main.sync_meta"
+                         " WHERE key >= 'config.' AND key < 'config/'",
+                         -1, &s, 0) == SQLITE_OK) {
+    while (sqlite3_step(s) == SQLITE_ROW) {
+      int i = key_index((const char *)sqlite3_column_text(s, 0));
+      if (i >= 0) set_field(cfg, i, (const char *)sqlite3_column_text(s, 1));
+    }
+  }
+  sqlite3_finalize(s);
+  if (cfg->backoff_max_ms < cfg->backoff_min_ms) cfg->backoff_max_ms = cfg->backoff_min_ms;
+}
+
+void config_clear(sync_conf *cfg) {
+  sqlite3_free(cfg->ca_file);
+  sqlite3_free(cfg->header);
+  memset(cfg, 0, sizeof *cfg);
+}
+
+/* The current value of key i as the function's result. */
+static void result_of(sqlite3_context *ctx, SyncCtx *c, int i) {
+  if (keys[i].kind == K_TOKEN) {
+    if (worker_token_is_set(c->wc)) sqlite3_result_text(ctx, "********", -1, SQLITE_STATIC);
+    return;
+  }
+  char *name = sqlite3_mprintf("config.%s", keys[i].key);
+  char *v = name ? sync_meta_get(c, name) : 0;
+  sqlite3_free(name);
+  if (keys[i].kind == K_COUNT) {
+    int64_t n = count_of(v);
+    sqlite3_result_int64(ctx, n > 0 ? n : keys[i].dflt);
+  } else if (keys[i].kind == K_BOOL) {
+    int b = bool_of(v);
+    sqlite3_result_text(ctx, (b < 0 ? keys[i].dflt : b) ? "on" : "off", -1, SQLITE_STATIC);
+  } else if (v) {
+    sqlite3_result_text(ctx, v, -1, SQLITE_TRANSIENT);
+  }
+  sqlite3_free(v);
+}
+
+void config_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  SyncCtx *c = sqlite3_user_data(ctx);
+  const char *key = (const char *)sqlite3_value_text(argv[0]);
+  int i = key_index(key);
+  if (i < 0) {
+    sync_error(ctx, "sync_config", "unknown key \"%s\"", key ? key : "");
+    return;
+  }
+  if (keys[i].kind != K_TOKEN && !sync_require_init(ctx, c, "sync_config")) return;
+  if (argc == 1) {
+    result_of(ctx, c, i);
+    return;
+  }
+  sqlite3_value *v = argv[1];
+  int isNull = sqlite3_value_type(v) == SQLITE_NULL;
+  const char *z = (const char *)sqlite3_value_text(v);
+  if (keys[i].kind == K_TOKEN) {
+    worker_token_set(c->wc, isNull ? 0 : z);
+    result_of(ctx, c, i);
+    return;
+  }
+  char *stored = 0;
+  if (!isNull) {
+    if (keys[i].kind == K_COUNT) {
+      int64_t n = sqlite3_value_type(v) == SQLITE_INTEGER ? sqlite3_value_int64(v)
+                  : sqlite3_value_type(v) == SQLITE_TEXT  ? count_of(z)
+                                                          : 0;
+      if (n <= 0) {
+        sync_error(ctx, "sync_config", "\"%s\" must be a positive integer", keys[i].key);
+        return;
+      }
+      stored = sqlite3_mprintf("%lld", (long long)n);
+    } else if (keys[i].kind == K_BOOL) {
+      int b = sqlite3_value_type(v) == SQLITE_INTEGER ? (int)sqlite3_value_int64(v) : bool_of(z);
+      if (b != 0 && b != 1) {
+        sync_error(ctx, "sync_config", "\"%s\" must be 'on' or 'off'", keys[i].key);
+        return;
+      }
+      stored = sqlite3_mprintf("%s", b ? "on" : "off");
+    } else {
+      if (keys[i].kind == K_HEADER && (!z || !header_ok(z))) {
+        sync_error(ctx, "sync_config", "\"header\" must be one \"Name: value\" line");
+        return;
+      }
+      stored = sqlite3_mprintf("%s", z ? z : "");
+    }
+    if (!stored) {
+      sqlite3_result_error_nomem(ctx);
+      return;
+    }
+  }
+  char *name = sqlite3_mprintf("config.%s", keys[i].key);
+  int rc = name ? SQLITE_OK : SQLITE_NOMEM;
+  if (rc == SQLITE_OK && stored) rc = sync_meta_set(c, name, stored);
+  if (rc == SQLITE_OK && !stored) {
+    sqlite3_stmt *s = 0;
+    rc = sqlite3_prepare_v2(c->db, "DELETE FROM main.sync_meta WHERE key=?1", -1, &s, 0);
+    if (rc == SQLITE_OK) {
+      sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+      rc = sqlite3_step(s) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(c->db);
+    }
+    sqlite3_finalize(s);
+  }
+  sqlite3_free(name);
+  sqlite3_free(stored);
+  if (rc != SQLITE_OK) {
+    sync_error_db(ctx, c, "sync_config", rc);
+    return;
+  }
+  worker_config_changed(c->wc);
+  result_of(ctx, c, i);
+}

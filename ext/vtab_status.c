@@ -1,0 +1,173 @@
+/*
+** vtab_status.c: the sync_status eponymous virtual table.
+**
+**   SELECT * FROM sync_status;
+**   -- state | online | pending | rejected | cursor | sse_connected |
+**   -- last_push_at | last_pull_at | last_error | next_retry_at |
+**   -- pushed_total | pulled_total | client_id | url
+**
+** One row. state is 'stopped', 'idle', 'pushing', 'pulling', 'offline' or
+** 'error'; times are UTC ISO-8601 text ('2026-01-02T03:04:05.678Z') or
+** NULL. The worker's side (state, connectivity, errors, totals) is read
+** from this process's worker for the database file; pending, rejected,
+** cursor, client_id and url from the database. The token never appears.
+** Fails with "sync_status: sync_init() has not been called on this
+** database" before sync_init.
+*/
+#include "sync.h"
+#include "worker.h"
+
+#include <string.h>
+
+static const char status_schema[] =
+    "CREATE TABLE x(state TEXT, online INTEGER, pending INTEGER, rejected INTEGER, cursor TEXT,"
+    " sse_connected INTEGER, last_push_at TEXT, last_pull_at TEXT, last_error TEXT,"
+    " next_retry_at TEXT, pushed_total INTEGER, pulled_total INTEGER, client_id TEXT, url TEXT)";
+
+/* One statement computes the whole row; the worker's values are bound. */
+static const char status_sql[] =
+    "SELECT ?1, ?2, (SELECT count(*) FROM main.sync_outbox),"
+    " (SELECT count(*) FROM main.sync_rejected),"
+    " (SELECT value FROM main.sync_meta WHERE key='cursor'), ?3,"
+    " CASE WHEN ?4 > 0 THEN strftime('%Y-%m-%dT%H:%M:%fZ', ?4 / 1000.0, 'unixepoch') END,"
+    " CASE WHEN ?5 > 0 THEN strftime('%Y-%m-%dT%H:%M:%fZ', ?5 / 1000.0, 'unixepoch') END,"
+    " ?6,"
+    " CASE WHEN ?7 > 0 THEN strftime('%Y-%m-%dT%H:%M:%fZ', ?7 / 1000.0, 'unixepoch') END,"
+    " ?8, ?9,"
+    " (SELECT value FROM main.sync_meta WHERE key='client_id'),"
+    " (SELECT value FROM main.sync_meta WHERE key='url')";
+
+typedef struct status_vtab {
+  sqlite3_vtab base;
+  WorkerConn *wc;
+} status_vtab;
+
+typedef struct status_cursor {
+  sqlite3_vtab_cursor base;
+  sqlite3_stmt *stmt;
+  int eof;
+} status_cursor;
+
+static int statusConnect(sqlite3 *db, void *aux, int argc, const char *const *argv,
+                         sqlite3_vtab **ppVtab, char **pzErr) {
+  (void)argc, (void)argv, (void)pzErr;
+  int rc = sqlite3_declare_vtab(db, status_schema);
+  if (rc != SQLITE_OK) return rc;
+  status_vtab *v = sqlite3_malloc64(sizeof *v);
+  if (!v) return SQLITE_NOMEM;
+  memset(v, 0, sizeof *v);
+  v->wc = aux;
+  *ppVtab = &v->base;
+  return SQLITE_OK;
+}
+
+static int statusDisconnect(sqlite3_vtab *vtab) {
+  sqlite3_free(vtab);
+  return SQLITE_OK;
+}
+
+static int statusBestIndex(sqlite3_vtab *vtab, sqlite3_index_info *info) {
+  (void)vtab;
+  info->estimatedCost = 1;
+  info->estimatedRows = 1;
+  return SQLITE_OK;
+}
+
+static int statusOpen(sqlite3_vtab *vtab, sqlite3_vtab_cursor **ppCur) {
+  (void)vtab;
+  status_cursor *cur = sqlite3_malloc64(sizeof *cur);
+  if (!cur) return SQLITE_NOMEM;
+  memset(cur, 0, sizeof *cur);
+  *ppCur = &cur->base;
+  return SQLITE_OK;
+}
+
+static int statusClose(sqlite3_vtab_cursor *p) {
+  status_cursor *cur = (status_cursor *)p;
+  sqlite3_finalize(cur->stmt);
+  sqlite3_free(cur);
+  return SQLITE_OK;
+}
+
+static int statusFilter(sqlite3_vtab_cursor *p, int idxNum, const char *idxStr, int argc,
+                        sqlite3_value **argv) {
+  (void)idxNum, (void)idxStr, (void)argc, (void)argv;
+  status_cursor *cur = (status_cursor *)p;
+  status_vtab *v = (status_vtab *)p->pVtab;
+  sqlite3_finalize(cur->stmt);
+  cur->stmt = 0;
+  int rc = sqlite3_prepare_v2(worker_conn_db(v->wc), status_sql, -1, &cur->stmt, 0);
+  if (rc != SQLITE_OK) {
+    sqlite3_free(v->base.zErrMsg);
+    v->base.zErrMsg =
+        sqlite3_mprintf("sync_status: sync_init() has not been called on this database");
+    return SQLITE_ERROR;
+  }
+  worker_snapshot w;
+  worker_snapshot_get(v->wc, &w);
+  sqlite3_stmt *s = cur->stmt;
+  sqlite3_bind_text(s, 1, w.state, -1, SQLITE_STATIC);
+  sqlite3_bind_int(s, 2, w.online);
+  sqlite3_bind_int(s, 3, w.sse_connected);
+  sqlite3_bind_int64(s, 4, w.last_push_at);
+  sqlite3_bind_int64(s, 5, w.last_pull_at);
+  if (w.last_error[0]) sqlite3_bind_text(s, 6, w.last_error, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(s, 7, w.next_retry_at);
+  sqlite3_bind_int64(s, 8, w.pushed_total);
+  sqlite3_bind_int64(s, 9, w.pulled_total);
+  rc = sqlite3_step(s);
+  cur->eof = rc != SQLITE_ROW;
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    sqlite3_free(v->base.zErrMsg);
+    v->base.zErrMsg = sqlite3_mprintf("sync_status: %s", sqlite3_errmsg(worker_conn_db(v->wc)));
+    return rc;
+  }
+  return SQLITE_OK;
+}
+
+static int statusNext(sqlite3_vtab_cursor *p) {
+  ((status_cursor *)p)->eof = 1;
+  return SQLITE_OK;
+}
+
+static int statusEof(sqlite3_vtab_cursor *p) {
+  return ((status_cursor *)p)->eof;
+}
+
+static int statusColumn(sqlite3_vtab_cursor *p, sqlite3_context *ctx, int i) {
+  sqlite3_result_value(ctx, sqlite3_column_value(((status_cursor *)p)->stmt, i));
+  return SQLITE_OK;
+}
+
+static int statusRowid(sqlite3_vtab_cursor *p, sqlite_int64 *pRowid) {
+  (void)p;
+  *pRowid = 1;
+  return SQLITE_OK;
+}
+
+sqlite3_module vtab_status_module = {
+    /* iVersion    */ 0,
+    /* xCreate     */ 0,
+    /* xConnect    */ statusConnect,
+    /* xBestIndex  */ statusBestIndex,
+    /* xDisconnect */ statusDisconnect,
+    /* xDestroy    */ 0,
+    /* xOpen       */ statusOpen,
+    /* xClose      */ statusClose,
+    /* xFilter     */ statusFilter,
+    /* xNext       */ statusNext,
+    /* xEof        */ statusEof,
+    /* xColumn     */ statusColumn,
+    /* xRowid      */ statusRowid,
+    /* xUpdate     */ 0,
+    /* xBegin      */ 0,
+    /* xSync       */ 0,
+    /* xCommit     */ 0,
+    /* xRollback   */ 0,
+    /* xFindMethod */ 0,
+    /* xRename     */ 0,
+    /* xSavepoint  */ 0,
+    /* xRelease    */ 0,
+    /* xRollbackTo */ 0,
+    /* xShadowName */ 0,
+};

@@ -1,0 +1,1380 @@
+/*
+** worker.c: the background sync worker and the functions that drive it.
+**
+**   SELECT sync_start();          -- 1: the worker runs (or waits as standby)
+**   SELECT sync_stop();           -- 1: stopped and joined
+**   SELECT sync_push();           -- drain now, synchronously: mutations confirmed
+**   SELECT sync_pull();           -- pull now, synchronously: changes applied
+**   SELECT sync_online();         -- 1 or 0: current connectivity
+**   SELECT sync_online(0);        -- force offline (nothing leaves); 1: back, drain now
+**   SELECT sync_wait(5000);       -- '["todos"]': tables the server changed since
+**                                 -- the previous call on this connection; NULL on timeout
+**
+** One worker thread per database file in a process (a registry keyed by the
+** file's path) and one per file across processes (lock.c: the others are
+** standbys that poll the lock). The worker has its own connection with the
+** extension registered and touches data only through the engine's
+** functions: sync_push_batch, sync_ack, sync_apply, sync_cursor (plus one
+** plain UPDATE of sync_outbox.attempts/last_error after a failed push, and
+** deleting the cursor for a full resync). Its network side is one
+** curl_multi loop running the push, the pull, the event stream and, while
+** offline, a /health probe side by side; it sleeps in curl_multi_poll until
+** a socket is ready, the next deadline (retry, data_version poll) or
+** curl_multi_wakeup from another thread (sync_stop, sync_online,
+** sync_config, ...).
+**
+** Local writes are noticed without taking the host's commit or update hooks:
+** the worker reads PRAGMA data_version on its own connection every
+** DV_POLL_MS, which changes when any other connection (in any process)
+** commits.
+**
+** Errors (all "fn: cause"):
+**   sync_start: needs a database file (this one is in memory or temporary)
+**   sync_start: no server url (sync_init was given NULL)
+**   sync_push: cannot reach http://...: Couldn't connect to server
+**   sync_push: HTTP 401: unauthorized
+**   sync_push: offline (sync_online(0) is in effect)
+**   sync_wait: timeout_ms must be a non-negative integer
+*/
+#include "sync.h"
+#include "backoff.h"
+#include "http.h"
+#include "lock.h"
+#include "sse.h"
+#include "value.h"
+#include "worker.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define DV_POLL_MS 100      /* how often the worker looks for local commits */
+#define STANDBY_POLL_MS 500 /* how often a standby tries the lock */
+#define POLL_PULL_MS 10000  /* with sse off: pull this often */
+#define HEALTH_TIMEOUT_MS 5000
+#define RETRY_AFTER_CAP_MS (3600 * 1000)
+
+/* Nudges: why the worker was woken. */
+#define N_PUSH 1
+#define N_PULL 2
+#define N_CONFIG 4
+#define N_ONLINE 8
+#define N_TOKEN 16
+
+typedef struct ChangedTable {
+  char *name;
+  unsigned long long seq; /* site->seq when it last changed */
+  struct ChangedTable *next;
+} ChangedTable;
+
+/* Process-wide state of one database file. Fields after mu are guarded by
+** it; path and refs by reg_mu. */
+typedef struct Site {
+  char *path;
+  int refs; /* WorkerConns + the running worker */
+  struct Site *next;
+  pthread_mutex_t mu;
+  pthread_cond_t cond; /* sync_wait, standby sleep, joiners */
+  char *token;
+  unsigned tokenGen;
+  int forcedOffline;
+  /* the worker */
+  int running, stop, joining;
+  pthread_t thread;
+  CURLM *multi; /* set while the worker loop runs: curl_multi_wakeup target */
+  WorkerConn *owner;
+  unsigned nudge;
+  /* status */
+  const char *state;
+  int online, sse, standby;
+  char *lastError;
+  int64_t lastPushAt, lastPullAt, nextRetryAt, pushed, pulled;
+  /* sync_wait */
+  unsigned long long seq;
+  ChangedTable *changed;
+} Site;
+
+struct WorkerConn {
+  sqlite3 *db;
+  Site *site;              /* NULL for an in-memory or temporary database */
+  unsigned long long seen; /* site->seq at this connection's last sync_wait */
+};
+
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static Site *sites;
+
+/* ---- time ---- */
+
+static int64_t mono_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_REALTIME, &t);
+  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static void deadline_in(struct timespec *ts, int64_t ms) {
+  clock_gettime(CLOCK_MONOTONIC, ts);
+  ts->tv_sec += ms / 1000;
+  ts->tv_nsec += (ms % 1000) * 1000000;
+  if (ts->tv_nsec >= 1000000000) {
+    ts->tv_sec++;
+    ts->tv_nsec -= 1000000000;
+  }
+}
+
+/* ---- the registry ---- */
+
+static Site *site_get(const char *path) {
+  pthread_mutex_lock(&reg_mu);
+  Site *s = sites;
+  while (s && strcmp(s->path, path) != 0)
+    s = s->next;
+  if (s) {
+    s->refs++;
+  } else if ((s = sqlite3_malloc64(sizeof *s)) != 0) {
+    memset(s, 0, sizeof *s);
+    s->path = sqlite3_mprintf("%s", path);
+    if (!s->path) {
+      sqlite3_free(s);
+      s = 0;
+    } else {
+      pthread_condattr_t a;
+      pthread_condattr_init(&a);
+      pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+      pthread_cond_init(&s->cond, &a);
+      pthread_condattr_destroy(&a);
+      pthread_mutex_init(&s->mu, 0);
+      s->refs = 1;
+      s->online = 1;
+      s->state = "stopped";
+      s->next = sites;
+      sites = s;
+    }
+  }
+  pthread_mutex_unlock(&reg_mu);
+  return s;
+}
+
+static void site_release(Site *s) {
+  if (!s) return;
+  pthread_mutex_lock(&reg_mu);
+  int last = --s->refs == 0;
+  if (last) {
+    Site **pp = &sites;
+    while (*pp != s)
+      pp = &(*pp)->next;
+    *pp = s->next;
+  }
+  pthread_mutex_unlock(&reg_mu);
+  if (!last) return;
+  while (s->changed) {
+    ChangedTable *t = s->changed;
+    s->changed = t->next;
+    sqlite3_free(t->name);
+    sqlite3_free(t);
+  }
+  if (s->token) memset(s->token, 0, strlen(s->token));
+  sqlite3_free(s->token);
+  sqlite3_free(s->lastError);
+  sqlite3_free(s->path);
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->cond);
+  sqlite3_free(s);
+}
+
+static void site_nudge(Site *s, unsigned bits) {
+  pthread_mutex_lock(&s->mu);
+  s->nudge |= bits;
+  if (s->multi) curl_multi_wakeup(s->multi);
+  pthread_cond_broadcast(&s->cond);
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* Records that the server changed these tables (a JSON page just applied
+** on db) and wakes sync_wait. */
+static void site_publish(Site *s, sqlite3 *db, const char *page) {
+  if (!s) return;
+  sqlite3_stmt *q = 0;
+  if (sqlite3_prepare_v2(db, "SELECT DISTINCT value->>'table' FROM json_each(?1,'$.changes')", -1,
+                         &q, 0) != SQLITE_OK) {
+    sqlite3_finalize(q);
+    return;
+  }
+  sqlite3_bind_text(q, 1, page, -1, SQLITE_STATIC);
+  int any = 0;
+  pthread_mutex_lock(&s->mu);
+  unsigned long long seq = s->seq + 1;
+  while (sqlite3_step(q) == SQLITE_ROW) {
+    const char *name = (const char *)sqlite3_column_text(q, 0);
+    if (!name) continue;
+    ChangedTable *t = s->changed;
+    while (t && strcmp(t->name, name) != 0)
+      t = t->next;
+    if (!t && (t = sqlite3_malloc64(sizeof *t)) != 0) {
+      t->name = sqlite3_mprintf("%s", name);
+      if (!t->name) {
+        sqlite3_free(t);
+        continue;
+      }
+      t->next = s->changed;
+      s->changed = t;
+    }
+    if (t) t->seq = seq, any = 1;
+  }
+  if (any) {
+    s->seq = seq;
+    pthread_cond_broadcast(&s->cond);
+  }
+  pthread_mutex_unlock(&s->mu);
+  sqlite3_finalize(q);
+}
+
+/* ---- small SQL helpers ---- */
+
+/* Runs "SELECT fn(?1)" style statement text with one text argument; *pOut
+** gets the first column as text (sqlite3_malloc'd, NULL for NULL) and *pN
+** the second column as an integer when there is one. Returns an SQLite
+** code; *pzErr gets the message on failure. */
+static int sql_call(sqlite3 *db, const char *sql, const char *arg, sqlite3_int64 iArg, char **pOut,
+                    sqlite3_int64 *pN, char **pzErr) {
+  sqlite3_stmt *s = 0;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &s, 0);
+  if (rc == SQLITE_OK) {
+    if (arg)
+      sqlite3_bind_text(s, 1, arg, -1, SQLITE_STATIC);
+    else
+      sqlite3_bind_int64(s, 1, iArg);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+      if (pOut)
+        *pOut = sqlite3_column_type(s, 0) == SQLITE_NULL
+                    ? 0
+                    : sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
+      if (pN) *pN = sqlite3_column_count(s) > 1 ? sqlite3_column_int64(s, 1) : 0;
+      rc = SQLITE_OK;
+    } else if (rc == SQLITE_DONE) {
+      rc = SQLITE_OK;
+    }
+  }
+  if (rc != SQLITE_OK && pzErr) *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(db));
+  sqlite3_finalize(s);
+  return rc;
+}
+
+static char *meta_text(sqlite3 *db, const char *key) {
+  char *v = 0;
+  sql_call(db, "SELECT value FROM main.sync_meta WHERE key=?1", key, 0, &v, 0, 0);
+  return v;
+}
+
+/* After a failed push: count the attempt and keep the cause on the
+** mutations the batch carried. */
+static void record_attempt(sqlite3 *db, const char *batch, const char *why) {
+  sqlite3_stmt *s = 0;
+  if (sqlite3_prepare_v2(db,
+                         "UPDATE main.sync_outbox SET attempts = attempts + 1, last_error = ?2"
+                         " WHERE id BETWEEN ?1->>'$.mutations[0].id'"
+                         " AND ?1->>'$.mutations[#-1].id'",
+                         -1, &s, 0) == SQLITE_OK) {
+    sqlite3_bind_text(s, 1, batch, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, why, -1, SQLITE_STATIC);
+    sqlite3_step(s);
+  }
+  sqlite3_finalize(s);
+}
+
+static int clear_cursor(sqlite3 *db) {
+  return sqlite3_exec(db, "DELETE FROM main.sync_meta WHERE key='cursor'", 0, 0, 0);
+}
+
+/* Applies one page with sync_apply; *pMore gets has_more. */
+static int apply_page(sqlite3 *db, Site *site, const char *page, sqlite3_int64 *pN, int *pMore,
+                      char **pzErr) {
+  sqlite3_stmt *s = 0;
+  int rc = sqlite3_prepare_v2(
+      db, "SELECT sync_apply(?1), coalesce(json_extract(?1,'$.has_more'),0)", -1, &s, 0);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(s, 1, page, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+      *pN = sqlite3_column_int64(s, 0);
+      if (pMore) *pMore = sqlite3_column_int(s, 1) != 0;
+      rc = SQLITE_OK;
+    }
+  }
+  if (rc != SQLITE_OK) *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(db));
+  sqlite3_finalize(s);
+  if (rc == SQLITE_OK && *pN > 0) site_publish(site, db, page);
+  return rc;
+}
+
+/* ---- the worker thread ---- */
+
+enum { CH_PUSH, CH_PULL, CH_SSE, CH_HEALTH, CH_N };
+static const char *const ch_name[CH_N] = {"push", "pull", "events", "health"};
+
+typedef struct Chan {
+  http_req r;
+  int active;
+  int failing; /* last attempt failed: retry at `at` */
+  int64_t at;  /* monotonic ms before which it does not start */
+  backoff bo;
+} Chan;
+
+typedef struct Worker {
+  Site *site;
+  sqlite3 *db;
+  CURLM *multi;
+  int lockfd;
+  char *url, *client, *token, *batchBody;
+  unsigned tokenGen;
+  sync_conf cfg;
+  Chan ch[CH_N];
+  int wantPush, wantPull, resync, authBlocked, online, forced;
+  int64_t batch;
+  sse_parser *sse;
+  int sseUp;
+  char *sseErr;
+  int dataVersion;
+  int64_t nextDv, nextPoll;
+} Worker;
+
+static int stop_requested(Site *s) {
+  pthread_mutex_lock(&s->mu);
+  int stop = s->stop;
+  pthread_mutex_unlock(&s->mu);
+  return stop;
+}
+
+static int busy_cb(void *arg, int count) {
+  Worker *w = arg;
+  if (count > 2000 || stop_requested(w->site)) return 0;
+  struct timespec ts = {0, 5 * 1000000};
+  nanosleep(&ts, 0);
+  return 1;
+}
+
+static void set_error(Worker *w, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *m = sqlite3_vmprintf(fmt, ap);
+  va_end(ap);
+  pthread_mutex_lock(&w->site->mu);
+  sqlite3_free(w->site->lastError);
+  w->site->lastError = m;
+  pthread_mutex_unlock(&w->site->mu);
+}
+
+static void publish_status(Worker *w) {
+  Site *s = w->site;
+  int64_t now = mono_ms(), wall = wall_ms(), next = 0;
+  int failing = 0;
+  for (int i = 0; i < CH_N; i++) {
+    if (!w->ch[i].failing && !(i == CH_HEALTH && !w->online)) continue;
+    if (i != CH_HEALTH) failing = 1;
+    int64_t at = w->ch[i].at > now ? wall + (w->ch[i].at - now) : wall;
+    if (!w->ch[i].active && (!next || at < next)) next = at;
+  }
+  const char *state = w->forced || !w->online ? "offline"
+                      : w->authBlocked        ? "error"
+                      : w->ch[CH_PUSH].active ? "pushing"
+                      : w->ch[CH_PULL].active ? "pulling"
+                      : failing               ? "error"
+                                              : "idle";
+  pthread_mutex_lock(&s->mu);
+  s->state = state;
+  s->online = w->online && !w->forced;
+  s->sse = w->sseUp;
+  s->nextRetryAt = w->authBlocked || w->forced ? 0 : next;
+  if (!failing && !w->authBlocked && w->online && s->lastError) {
+    sqlite3_free(s->lastError);
+    s->lastError = 0;
+  }
+  pthread_mutex_unlock(&s->mu);
+}
+
+static void chan_stop(Worker *w, int i) {
+  Chan *c = &w->ch[i];
+  if (!c->active) return;
+  curl_multi_remove_handle(w->multi, c->r.easy);
+  c->active = 0;
+  if (i == CH_SSE) {
+    sse_end(w->sse);
+    w->sseUp = 0;
+  }
+}
+
+static void reset_backoffs(Worker *w) {
+  for (int i = 0; i < CH_N; i++) {
+    backoff_reset(&w->ch[i].bo);
+    w->ch[i].at = 0;
+    w->ch[i].failing = 0;
+  }
+}
+
+static void fail(Worker *w, int i, int64_t retryMs, const char *msg) {
+  Chan *c = &w->ch[i];
+  int64_t d = backoff_next_ms(&c->bo, retryMs);
+  if (d > RETRY_AFTER_CAP_MS) d = RETRY_AFTER_CAP_MS;
+  c->at = mono_ms() + d;
+  c->failing = 1;
+  set_error(w, "%s: %s", ch_name[i], msg);
+}
+
+static void succeed(Worker *w, int i) {
+  backoff_reset(&w->ch[i].bo);
+  w->ch[i].failing = 0;
+  w->ch[i].at = 0;
+}
+
+/* A transfer could not reach the server: offline until /health answers. */
+static void went_offline(Worker *w, int i, const char *msg) {
+  set_error(w, "%s: %s", ch_name[i], msg);
+  if (w->online) {
+    w->online = 0;
+    backoff_reset(&w->ch[CH_HEALTH].bo);
+  }
+  for (int k = 0; k < CH_N; k++)
+    if (k != CH_HEALTH) chan_stop(w, k);
+  Chan *h = &w->ch[CH_HEALTH];
+  h->at = mono_ms() + backoff_next_ms(&h->bo, -1);
+}
+
+static void auth_blocked(Worker *w, int i, const char *msg) {
+  w->authBlocked = 1;
+  set_error(w, "%s: %s (waiting for a new token: sync_config('token', ...))", ch_name[i], msg);
+  for (int k = 0; k < CH_N; k++)
+    chan_stop(w, k);
+}
+
+static void opts_for(Worker *w, http_opts *o, int i) {
+  memset(o, 0, sizeof *o);
+  o->token = w->token;
+  o->ca_file = w->cfg.ca_file;
+  o->header = w->cfg.header;
+  o->max_body = (size_t)w->cfg.max_body;
+  o->timeout_ms = i == CH_HEALTH && w->cfg.timeout_ms > HEALTH_TIMEOUT_MS ? HEALTH_TIMEOUT_MS
+                  : i == CH_SSE                                           ? 0
+                                                                          : (long)w->cfg.timeout_ms;
+  o->stall_ms = i == CH_SSE ? (long)w->cfg.sse_stall_ms : 0;
+}
+
+static int chan_start(Worker *w, int i, const char *url, const char *post, const char *lastId) {
+  Chan *c = &w->ch[i];
+  http_opts o;
+  opts_for(w, &o, i);
+  o.last_event_id = lastId;
+  if (!url || http_prepare(&c->r, url, post, &o) != 0) {
+    fail(w, i, -1, "out of memory");
+    return -1;
+  }
+  if (curl_multi_add_handle(w->multi, c->r.easy) != CURLM_OK) {
+    fail(w, i, -1, "curl_multi_add_handle failed");
+    return -1;
+  }
+  c->active = 1;
+  return 0;
+}
+
+static void start_push(Worker *w) {
+  char *body = 0, *err = 0;
+  int rc = sql_call(w->db, "SELECT sync_push_batch(?1)", 0, w->batch, &body, 0, &err);
+  if (rc != SQLITE_OK) {
+    fail(w, CH_PUSH, -1, err ? err : "sync_push_batch failed");
+    sqlite3_free(err);
+    return;
+  }
+  if (!body) {
+    w->wantPush = 0;
+    return;
+  }
+  sqlite3_free(w->batchBody);
+  w->batchBody = body;
+  char *url = http_url(w->url, "/push", 0, 0);
+  chan_start(w, CH_PUSH, url, body, 0);
+  sqlite3_free(url);
+}
+
+static void start_pull(Worker *w) {
+  char *cursor = w->resync == 1 ? 0 : meta_text(w->db, "cursor");
+  char lim[24];
+  snprintf(lim, sizeof lim, "%lld", (long long)w->cfg.pull_limit);
+  const char *q[] = {"client_id", w->client, "cursor", cursor, "limit", lim};
+  char *url = http_url(w->url, "/pull", q, 3);
+  chan_start(w, CH_PULL, url, 0, 0);
+  sqlite3_free(url);
+  sqlite3_free(cursor);
+}
+
+static int on_sse_event(void *arg, const char *type, const char *data, size_t n, const char *id) {
+  (void)n, (void)id;
+  Worker *w = arg;
+  if (strcmp(type, "changes") != 0) return 0;
+  sqlite3_int64 k = 0;
+  char *err = 0;
+  if (apply_page(w->db, w->site, data, &k, 0, &err) != SQLITE_OK) {
+    sqlite3_free(w->sseErr);
+    w->sseErr = err;
+    return 1;
+  }
+  pthread_mutex_lock(&w->site->mu);
+  w->site->pulled += k;
+  w->site->lastPullAt = wall_ms();
+  pthread_mutex_unlock(&w->site->mu);
+  return 0;
+}
+
+static int on_sse_data(void *arg, const char *p, size_t n) {
+  Worker *w = arg;
+  if (!w->sseUp) {
+    w->sseUp = 1;
+    succeed(w, CH_SSE);
+    publish_status(w);
+  }
+  return sse_feed(w->sse, p, n) != SSE_OK;
+}
+
+static void start_sse(Worker *w) {
+  char *cursor = meta_text(w->db, "cursor");
+  const char *q[] = {"client_id", w->client, "cursor", cursor};
+  char *url = http_url(w->url, "/events", q, 2);
+  sse_end(w->sse);
+  if (chan_start(w, CH_SSE, url, 0, cursor ? cursor : "") == 0) {
+    w->ch[CH_SSE].r.on_data = on_sse_data;
+    w->ch[CH_SSE].r.arg = w;
+  }
+  sqlite3_free(url);
+  sqlite3_free(cursor);
+}
+
+static void start_health(Worker *w) {
+  char *url = http_url(w->url, "/health", 0, 0);
+  chan_start(w, CH_HEALTH, url, 0, 0);
+  sqlite3_free(url);
+}
+
+static void done_push(Worker *w, http_req *r) {
+  const char *batch = w->batchBody ? w->batchBody : "{}";
+  if (r->status == 200 && !r->msg[0]) {
+    sqlite3_int64 n = 0;
+    char *err = 0;
+    char *unused = 0;
+    int rc = sql_call(w->db, "SELECT 0, sync_ack(?1)", r->buf ? r->buf : "", 0, &unused, &n, &err);
+    sqlite3_free(unused);
+    if (rc != SQLITE_OK) {
+      fail(w, CH_PUSH, -1, err ? err : "sync_ack failed");
+      sqlite3_free(err);
+      return;
+    }
+    if (n == 0) {
+      record_attempt(w->db, batch, "the server's answer resolved none of the batch");
+      fail(w, CH_PUSH, -1, "the server's answer resolved none of the batch");
+      return;
+    }
+    succeed(w, CH_PUSH);
+    w->batch = w->batch * 2 < w->cfg.batch_size ? w->batch * 2 : w->cfg.batch_size;
+    if (!w->cfg.sse) w->wantPull = 1;
+    pthread_mutex_lock(&w->site->mu);
+    w->site->pushed += n;
+    w->site->lastPushAt = wall_ms();
+    pthread_mutex_unlock(&w->site->mu);
+    return;
+  }
+  record_attempt(w->db, batch, r->msg);
+  if (r->net) {
+    went_offline(w, CH_PUSH, r->msg);
+  } else if (r->status == 413 && w->batch > 1) {
+    w->batch /= 2;
+    set_error(w, "push: %s (batch halved to %lld)", r->msg, (long long)w->batch);
+    w->ch[CH_PUSH].at = 0;
+  } else if (r->status == 401 || r->status == 403) {
+    auth_blocked(w, CH_PUSH, r->msg);
+  } else {
+    fail(w, CH_PUSH, r->retry_ms, r->msg);
+  }
+}
+
+static void done_pull(Worker *w, http_req *r) {
+  if (r->status == 200 && !r->msg[0]) {
+    sqlite3_int64 n = 0;
+    int more = 0;
+    char *err = 0;
+    if (apply_page(w->db, w->site, r->buf ? r->buf : "", &n, &more, &err) != SQLITE_OK) {
+      fail(w, CH_PULL, -1, err ? err : "sync_apply failed");
+      sqlite3_free(err);
+      return;
+    }
+    succeed(w, CH_PULL);
+    if (w->resync == 1) w->resync = 2; /* later pages follow the cursor */
+    if (!more) {
+      w->wantPull = 0;
+      w->resync = 0;
+      w->nextPoll = mono_ms() + POLL_PULL_MS;
+    }
+    pthread_mutex_lock(&w->site->mu);
+    w->site->pulled += n;
+    w->site->lastPullAt = wall_ms();
+    pthread_mutex_unlock(&w->site->mu);
+    return;
+  }
+  if (r->net) {
+    went_offline(w, CH_PULL, r->msg);
+  } else if (r->status == 410) {
+    /* The cursor is gone: pull everything again, keeping pending mutations.
+    ** A resync that meets 410 again waits instead of looping. */
+    clear_cursor(w->db);
+    chan_stop(w, CH_SSE);
+    if (w->resync) {
+      fail(w, CH_PULL, r->retry_ms, "cursor expired again during a full resync");
+    } else {
+      set_error(w, "pull: %s: full resync", r->msg);
+      w->ch[CH_PULL].at = 0;
+    }
+    w->resync = 1;
+  } else if (r->status == 401 || r->status == 403) {
+    auth_blocked(w, CH_PULL, r->msg);
+  } else {
+    fail(w, CH_PULL, r->retry_ms, r->msg);
+  }
+}
+
+static void done_sse(Worker *w, http_req *r) {
+  int wasUp = w->sseUp;
+  sse_end(w->sse);
+  w->sseUp = 0;
+  if (r->aborted && w->sseErr) {
+    /* An event failed to apply: the cursor stayed; pull again later. */
+    fail(w, CH_SSE, -1, w->sseErr);
+  } else if (r->status == 401 || r->status == 403) {
+    auth_blocked(w, CH_SSE, r->msg);
+    return;
+  } else if (r->net && !wasUp) {
+    went_offline(w, CH_SSE, r->msg);
+    return;
+  } else if (wasUp && (r->status == 200 || r->status == 0)) {
+    /* The stream ended (server restart, network drop): reconnect. */
+    Chan *c = &w->ch[CH_SSE];
+    c->at = mono_ms() + backoff_next_ms(&c->bo, sse_retry_ms(w->sse));
+  } else {
+    fail(w, CH_SSE, r->retry_ms, r->msg[0] ? r->msg : "event stream ended");
+  }
+  sqlite3_free(w->sseErr);
+  w->sseErr = 0;
+  /* Pull first on every reconnect. */
+  w->wantPull = 1;
+  if (w->ch[CH_PULL].at < w->ch[CH_SSE].at) w->ch[CH_PULL].at = w->ch[CH_SSE].at;
+}
+
+static void done_health(Worker *w, http_req *r) {
+  if (r->status >= 200 && r->status < 300) {
+    w->online = 1;
+    reset_backoffs(w);
+    w->wantPull = w->wantPush = 1;
+    return;
+  }
+  Chan *h = &w->ch[CH_HEALTH];
+  int64_t d = backoff_next_ms(&h->bo, r->retry_ms);
+  h->at = mono_ms() + (d > RETRY_AFTER_CAP_MS ? RETRY_AFTER_CAP_MS : d);
+}
+
+static void drain_done(Worker *w) {
+  CURLMsg *m;
+  int left;
+  while ((m = curl_multi_info_read(w->multi, &left)) != 0) {
+    if (m->msg != CURLMSG_DONE) continue;
+    CURL *e = m->easy_handle;
+    CURLcode cc = m->data.result;
+    int i = 0;
+    while (i < CH_N && w->ch[i].r.easy != e)
+      i++;
+    if (i == CH_N) continue;
+    curl_multi_remove_handle(w->multi, e);
+    w->ch[i].active = 0;
+    http_finish(&w->ch[i].r, cc);
+    switch (i) {
+    case CH_PUSH:
+      done_push(w, &w->ch[i].r);
+      break;
+    case CH_PULL:
+      done_pull(w, &w->ch[i].r);
+      break;
+    case CH_SSE:
+      done_sse(w, &w->ch[i].r);
+      break;
+    default:
+      done_health(w, &w->ch[i].r);
+    }
+  }
+}
+
+static void check_data_version(Worker *w) {
+  sqlite3_stmt *s = 0;
+  if (sqlite3_prepare_v2(w->db, "PRAGMA main.data_version", -1, &s, 0) == SQLITE_OK &&
+      sqlite3_step(s) == SQLITE_ROW) {
+    int v = sqlite3_column_int(s, 0);
+    if (v != w->dataVersion) w->wantPush = 1;
+    w->dataVersion = v;
+  }
+  sqlite3_finalize(s);
+}
+
+static void schedule(Worker *w, int64_t now) {
+  Chan *c = w->ch;
+  if (!w->online) {
+    if (!c[CH_HEALTH].active && now >= c[CH_HEALTH].at) start_health(w);
+    return;
+  }
+  if (w->wantPush && !c[CH_PUSH].active && now >= c[CH_PUSH].at) start_push(w);
+  if (!w->online) return;
+  if (w->wantPull && !c[CH_PULL].active && now >= c[CH_PULL].at) start_pull(w);
+  if (!w->cfg.sse && !w->wantPull && !c[CH_PULL].active && now >= w->nextPoll) w->wantPull = 1;
+  if (w->cfg.sse && !w->wantPull && !c[CH_PULL].active && !c[CH_SSE].active && now >= c[CH_SSE].at)
+    start_sse(w);
+}
+
+static int64_t wait_ms(Worker *w, int64_t now) {
+  int64_t t = w->nextDv;
+  Chan *c = w->ch;
+#define AT(x)                                                                                      \
+  do {                                                                                             \
+    if ((x) < t) t = (x);                                                                          \
+  } while (0)
+  if (!w->forced && !w->authBlocked) {
+    if (!w->online) {
+      if (!c[CH_HEALTH].active) AT(c[CH_HEALTH].at);
+    } else {
+      if (w->wantPush && !c[CH_PUSH].active) AT(c[CH_PUSH].at);
+      if (w->wantPull && !c[CH_PULL].active) AT(c[CH_PULL].at);
+      if (w->cfg.sse && !w->wantPull && !c[CH_PULL].active && !c[CH_SSE].active) AT(c[CH_SSE].at);
+      if (!w->cfg.sse) AT(w->nextPoll);
+    }
+  }
+#undef AT
+  int64_t d = t - now;
+  return d < 0 ? 0 : d > 1000 ? 1000 : d;
+}
+
+static void load_config(Worker *w) {
+  config_clear(&w->cfg);
+  config_load(w->db, &w->cfg);
+  for (int i = 0; i < CH_N; i++) {
+    w->ch[i].bo.min_ms = w->cfg.backoff_min_ms;
+    w->ch[i].bo.max_ms = w->cfg.backoff_max_ms;
+  }
+  if (w->batch <= 0 || w->batch > w->cfg.batch_size) w->batch = w->cfg.batch_size;
+}
+
+static void worker_loop(Worker *w) {
+  Site *s = w->site;
+  w->wantPush = w->wantPull = 1;
+  w->online = 1;
+  for (;;) {
+    pthread_mutex_lock(&s->mu);
+    int stop = s->stop;
+    unsigned nudge = s->nudge;
+    s->nudge = 0;
+    int forced = s->forcedOffline;
+    int newToken = s->tokenGen != w->tokenGen;
+    if (newToken) {
+      sqlite3_free(w->token);
+      w->token = s->token ? sqlite3_mprintf("%s", s->token) : 0;
+      w->tokenGen = s->tokenGen;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (stop) break;
+    if (nudge & N_CONFIG) load_config(w);
+    if (nudge & N_PUSH) w->wantPush = 1;
+    if (nudge & N_PULL) w->wantPull = 1;
+    if (newToken) {
+      /* A new token: retry what 401/403 stopped, and reconnect the stream. */
+      w->authBlocked = 0;
+      chan_stop(w, CH_SSE);
+      reset_backoffs(w);
+      w->wantPush = w->wantPull = 1;
+    }
+    if (forced && !w->forced) {
+      for (int i = 0; i < CH_N; i++)
+        chan_stop(w, i);
+    }
+    if (!forced && (w->forced || (nudge & N_ONLINE))) {
+      /* Back online: drain and pull at once. */
+      w->online = 1;
+      reset_backoffs(w);
+      w->wantPush = w->wantPull = 1;
+    }
+    w->forced = forced;
+    int64_t now = mono_ms();
+    if (now >= w->nextDv) {
+      check_data_version(w);
+      w->nextDv = now + DV_POLL_MS;
+    }
+    if (!w->forced && !w->authBlocked) schedule(w, now);
+    int running = 0;
+    curl_multi_perform(w->multi, &running);
+    drain_done(w);
+    publish_status(w);
+    now = mono_ms();
+    if (!w->forced && !w->authBlocked) schedule(w, now);
+    curl_multi_perform(w->multi, &running);
+    drain_done(w);
+    curl_multi_poll(w->multi, 0, 0, (int)wait_ms(w, mono_ms()), 0);
+  }
+}
+
+/* Waits for the cross-process lock; returns 1 once held, 0 when stopped. */
+static int take_lock(Worker *w) {
+  Site *s = w->site;
+  int said = 0;
+  for (;;) {
+    if (stop_requested(s)) return 0;
+    int got = lock_try(s->path, &w->lockfd);
+    if (got == 1) break;
+    if (!said || got < 0) {
+      set_error(w,
+                got < 0 ? "cannot open the lock file %s-synclock: %s"
+                        : "standby: another process is syncing %s%s",
+                s->path, got < 0 ? strerror(errno) : "");
+      said = 1;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->standby = 1;
+    s->state = "idle";
+    struct timespec ts;
+    deadline_in(&ts, STANDBY_POLL_MS);
+    if (!s->stop) pthread_cond_timedwait(&s->cond, &s->mu, &ts);
+    pthread_mutex_unlock(&s->mu);
+  }
+  pthread_mutex_lock(&s->mu);
+  s->standby = 0;
+  sqlite3_free(s->lastError);
+  s->lastError = 0;
+  pthread_mutex_unlock(&s->mu);
+  return 1;
+}
+
+static void *worker_main(void *arg) {
+  Worker *w = arg;
+  Site *s = w->site;
+  char *err = 0;
+  if (!take_lock(w)) goto out;
+  int rc = sqlite3_open_v2(s->path, &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, 0);
+  if (rc == SQLITE_OK) rc = sync_register(w->db, &err);
+  if (rc == SQLITE_OK) {
+    sqlite3_busy_handler(w->db, busy_cb, w);
+    w->url = meta_text(w->db, "url");
+    w->client = meta_text(w->db, "client_id");
+    load_config(w);
+    w->sse = sse_new(64 * 1024, (size_t)w->cfg.max_body, on_sse_event, w);
+    w->multi = curl_multi_init();
+    for (int i = 0; i < CH_N; i++)
+      backoff_init(&w->ch[i].bo, w->cfg.backoff_min_ms, w->cfg.backoff_max_ms, 0);
+  }
+  if (rc != SQLITE_OK || !w->url || !w->client || !w->sse || !w->multi) {
+    set_error(w, "worker cannot start: %s",
+              err               ? err
+              : rc != SQLITE_OK ? sqlite3_errstr(rc)
+              : !w->url         ? "no server url"
+              : !w->client      ? "sync_init() has not been called"
+                                : "out of memory");
+    sqlite3_free(err);
+    pthread_mutex_lock(&s->mu);
+    s->state = "error";
+    pthread_mutex_unlock(&s->mu);
+    /* Stay until stopped, so that sync_status shows why. */
+    pthread_mutex_lock(&s->mu);
+    while (!s->stop)
+      pthread_cond_wait(&s->cond, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    goto out;
+  }
+  pthread_mutex_lock(&s->mu);
+  s->multi = w->multi;
+  pthread_mutex_unlock(&s->mu);
+  worker_loop(w);
+out:
+  pthread_mutex_lock(&s->mu);
+  s->multi = 0;
+  pthread_mutex_unlock(&s->mu);
+  for (int i = 0; i < CH_N; i++) {
+    if (w->ch[i].active) curl_multi_remove_handle(w->multi, w->ch[i].r.easy);
+    http_req_free(&w->ch[i].r);
+  }
+  if (w->multi) curl_multi_cleanup(w->multi);
+  sse_free(w->sse);
+  if (w->db && sqlite3_close(w->db) != SQLITE_OK) sqlite3_close_v2(w->db);
+  lock_release(&w->lockfd);
+  config_clear(&w->cfg);
+  sqlite3_free(w->url);
+  sqlite3_free(w->client);
+  if (w->token) memset(w->token, 0, strlen(w->token));
+  sqlite3_free(w->token);
+  sqlite3_free(w->batchBody);
+  sqlite3_free(w->sseErr);
+  sqlite3_free(w);
+  pthread_mutex_lock(&s->mu);
+  s->state = "stopped";
+  s->sse = 0;
+  s->standby = 0;
+  pthread_mutex_unlock(&s->mu);
+  return 0;
+}
+
+/* Stops the site's worker and joins it. Safe from any thread but the
+** worker's; concurrent callers all return once it has stopped. */
+static void site_stop(Site *s) {
+  pthread_mutex_lock(&s->mu);
+  if (!s->running) {
+    pthread_mutex_unlock(&s->mu);
+    return;
+  }
+  s->stop = 1;
+  if (s->multi) curl_multi_wakeup(s->multi);
+  pthread_cond_broadcast(&s->cond);
+  if (s->joining) {
+    while (s->running)
+      pthread_cond_wait(&s->cond, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    return;
+  }
+  s->joining = 1;
+  pthread_t t = s->thread;
+  pthread_mutex_unlock(&s->mu);
+  pthread_join(t, 0);
+  pthread_mutex_lock(&s->mu);
+  s->running = s->joining = s->stop = 0;
+  s->owner = 0;
+  s->state = "stopped";
+  pthread_cond_broadcast(&s->cond);
+  pthread_mutex_unlock(&s->mu);
+  site_release(s); /* the worker's reference */
+}
+
+/* ---- per connection ---- */
+
+static void wconn_free(void *p) {
+  WorkerConn *wc = p;
+  if (!wc) return;
+  if (wc->site) {
+    pthread_mutex_lock(&wc->site->mu);
+    int owner = wc->site->owner == wc;
+    pthread_mutex_unlock(&wc->site->mu);
+    if (owner) site_stop(wc->site);
+    site_release(wc->site);
+  }
+  sqlite3_free(wc);
+}
+
+extern sqlite3_module vtab_status_module;
+
+int worker_conn_register(sqlite3 *db, SyncCtx *c) {
+  WorkerConn *wc = sqlite3_malloc64(sizeof *wc);
+  if (!wc) return SQLITE_NOMEM;
+  memset(wc, 0, sizeof *wc);
+  wc->db = db;
+  const char *path = sqlite3_db_filename(db, "main");
+  if (path && *path) {
+    wc->site = site_get(path);
+    if (!wc->site) {
+      sqlite3_free(wc);
+      return SQLITE_NOMEM;
+    }
+    pthread_mutex_lock(&wc->site->mu);
+    wc->seen = wc->site->seq;
+    pthread_mutex_unlock(&wc->site->mu);
+  }
+  c->wc = wc;
+  /* The module's destructor runs at close, after every function's (and at
+  ** once when the registration fails). */
+  int rc = sqlite3_create_module_v2(db, "sync_status", &vtab_status_module, wc, wconn_free);
+  if (rc != SQLITE_OK) c->wc = 0;
+  return rc;
+}
+
+sqlite3 *worker_conn_db(WorkerConn *wc) {
+  return wc->db;
+}
+
+void worker_snapshot_get(WorkerConn *wc, worker_snapshot *o) {
+  memset(o, 0, sizeof *o);
+  o->state = "stopped";
+  o->online = 1;
+  Site *s = wc->site;
+  if (!s) return;
+  pthread_mutex_lock(&s->mu);
+  o->state = s->running ? s->state : "stopped";
+  if (s->forcedOffline) o->state = "offline";
+  o->online = s->online && !s->forcedOffline;
+  o->sse_connected = s->running && s->sse;
+  if (s->lastError) snprintf(o->last_error, sizeof o->last_error, "%s", s->lastError);
+  o->last_push_at = s->lastPushAt;
+  o->last_pull_at = s->lastPullAt;
+  o->next_retry_at = s->running ? s->nextRetryAt : 0;
+  o->pushed_total = s->pushed;
+  o->pulled_total = s->pulled;
+  pthread_mutex_unlock(&s->mu);
+}
+
+void worker_token_set(WorkerConn *wc, const char *token) {
+  Site *s = wc->site;
+  if (!s) return;
+  char *t = token ? sqlite3_mprintf("%s", token) : 0;
+  pthread_mutex_lock(&s->mu);
+  if (s->token) memset(s->token, 0, strlen(s->token));
+  sqlite3_free(s->token);
+  s->token = t;
+  s->tokenGen++;
+  if (s->multi) curl_multi_wakeup(s->multi);
+  pthread_mutex_unlock(&s->mu);
+}
+
+int worker_token_is_set(WorkerConn *wc) {
+  Site *s = wc->site;
+  if (!s) return 0;
+  pthread_mutex_lock(&s->mu);
+  int set = s->token != 0;
+  pthread_mutex_unlock(&s->mu);
+  return set;
+}
+
+void worker_config_changed(WorkerConn *wc) {
+  if (wc->site) site_nudge(wc->site, N_CONFIG);
+}
+
+/* ---- SQL functions ---- */
+
+static Site *need_site(sqlite3_context *ctx, SyncCtx *c, const char *fn) {
+  if (!c->wc || !c->wc->site) {
+    sync_error(ctx, fn, "needs a database file (this one is in memory or temporary)");
+    return 0;
+  }
+  return c->wc->site;
+}
+
+void worker_fn_start(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc, (void)argv;
+  SyncCtx *c = sqlite3_user_data(ctx);
+  Site *s = need_site(ctx, c, "sync_start");
+  if (!s || !sync_require_init(ctx, c, "sync_start")) return;
+  if (!sqlite3_threadsafe()) {
+    sync_error(ctx, "sync_start", "this SQLite library was built without thread support");
+    return;
+  }
+  char *url = sync_meta_get(c, "url");
+  if (!url) {
+    sync_error(ctx, "sync_start", "no server url (sync_init was given NULL)");
+    return;
+  }
+  sqlite3_free(url);
+  if (http_global_init() != 0) {
+    sync_error(ctx, "sync_start", "curl_global_init failed");
+    return;
+  }
+  pthread_mutex_lock(&s->mu);
+  if (s->running) {
+    pthread_mutex_unlock(&s->mu);
+    sqlite3_result_int(ctx, 1);
+    return;
+  }
+  Worker *w = sqlite3_malloc64(sizeof *w);
+  if (!w) {
+    pthread_mutex_unlock(&s->mu);
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  memset(w, 0, sizeof *w);
+  w->site = s;
+  w->lockfd = -1;
+  w->tokenGen = s->tokenGen - 1; /* take the token on the first turn */
+  pthread_mutex_lock(&reg_mu);
+  s->refs++;
+  pthread_mutex_unlock(&reg_mu);
+  s->running = 1;
+  s->stop = 0;
+  s->owner = c->wc;
+  s->state = "idle";
+  sqlite3_free(s->lastError);
+  s->lastError = 0;
+  int e = pthread_create(&s->thread, 0, worker_main, w);
+  if (e) {
+    s->running = 0;
+    s->owner = 0;
+    s->state = "stopped";
+  }
+  pthread_mutex_unlock(&s->mu);
+  if (e) {
+    sqlite3_free(w);
+    site_release(s);
+    sync_error(ctx, "sync_start", "cannot start a thread: %s", strerror(e));
+    return;
+  }
+  sqlite3_result_int(ctx, 1);
+}
+
+void worker_fn_stop(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc, (void)argv;
+  SyncCtx *c = sqlite3_user_data(ctx);
+  if (c->wc && c->wc->site) site_stop(c->wc->site);
+  sqlite3_result_int(ctx, 1);
+}
+
+void worker_fn_online(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  SyncCtx *c = sqlite3_user_data(ctx);
+  Site *s = need_site(ctx, c, "sync_online");
+  if (!s) return;
+  if (argc == 1) {
+    if (sqlite3_value_type(argv[0]) != SQLITE_INTEGER ||
+        (sqlite3_value_int64(argv[0]) != 0 && sqlite3_value_int64(argv[0]) != 1)) {
+      sync_error(ctx, "sync_online", "argument must be 0 or 1");
+      return;
+    }
+    int on = sqlite3_value_int(argv[0]);
+    pthread_mutex_lock(&s->mu);
+    s->forcedOffline = !on;
+    if (on) s->online = 1;
+    s->nudge |= on ? N_ONLINE | N_PUSH | N_PULL : 0;
+    if (s->multi) curl_multi_wakeup(s->multi);
+    pthread_mutex_unlock(&s->mu);
+  }
+  pthread_mutex_lock(&s->mu);
+  int online = s->online && !s->forcedOffline;
+  pthread_mutex_unlock(&s->mu);
+  sqlite3_result_int(ctx, online);
+}
+
+void worker_fn_wait(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  SyncCtx *c = sqlite3_user_data(ctx);
+  if (sqlite3_value_type(argv[0]) != SQLITE_INTEGER || sqlite3_value_int64(argv[0]) < 0) {
+    sync_error(ctx, "sync_wait", "timeout_ms must be a non-negative integer");
+    return;
+  }
+  Site *s = need_site(ctx, c, "sync_wait");
+  if (!s) return;
+  int64_t ms = sqlite3_value_int64(argv[0]);
+  if (ms > (int64_t)INT32_MAX) ms = INT32_MAX;
+  struct timespec ts;
+  deadline_in(&ts, ms);
+  WorkerConn *wc = c->wc;
+  pthread_mutex_lock(&s->mu);
+  while (s->seq == wc->seen) {
+    if (pthread_cond_timedwait(&s->cond, &s->mu, &ts) == ETIMEDOUT) break;
+  }
+  sqlite3_str *out = 0;
+  if (s->seq != wc->seen) {
+    out = sqlite3_str_new(0);
+    int n = 0;
+    sqlite3_str_appendchar(out, 1, '[');
+    for (ChangedTable *t = s->changed; t; t = t->next) {
+      if (t->seq <= wc->seen) continue;
+      if (n++) sqlite3_str_appendchar(out, 1, ',');
+      value_append_string(out, t->name, -1);
+    }
+    sqlite3_str_appendchar(out, 1, ']');
+    wc->seen = s->seq;
+  }
+  pthread_mutex_unlock(&s->mu);
+  if (!out) return; /* NULL: timed out */
+  int len = sqlite3_str_length(out);
+  char *z = sqlite3_str_finish(out);
+  if (z)
+    sqlite3_result_text(ctx, z, len, sqlite3_free);
+  else
+    sqlite3_result_error_nomem(ctx);
+}
+
+/* ---- synchronous push and pull on the caller's connection ---- */
+
+typedef struct Sync {
+  sqlite3_context *ctx;
+  SyncCtx *c;
+  const char *fn;
+  char *url;
+  sync_conf cfg;
+  char *token;
+  http_req r;
+} Sync;
+
+static int sync_open(Sync *x, sqlite3_context *ctx, const char *fn) {
+  memset(x, 0, sizeof *x);
+  http_req_init(&x->r);
+  x->ctx = ctx;
+  x->c = sqlite3_user_data(ctx);
+  x->fn = fn;
+  if (!sync_require_init(ctx, x->c, fn)) return -1;
+  Site *s = x->c->wc ? x->c->wc->site : 0;
+  if (s) {
+    pthread_mutex_lock(&s->mu);
+    int forced = s->forcedOffline;
+    x->token = s->token ? sqlite3_mprintf("%s", s->token) : 0;
+    pthread_mutex_unlock(&s->mu);
+    if (forced) {
+      sync_error(ctx, fn, "offline (sync_online(0) is in effect)");
+      return -1;
+    }
+  }
+  x->url = sync_meta_get(x->c, "url");
+  if (!x->url) {
+    sync_error(ctx, fn, "no server url (sync_init was given NULL)");
+    return -1;
+  }
+  if (http_global_init() != 0) {
+    sync_error(ctx, fn, "curl_global_init failed");
+    return -1;
+  }
+  config_load(x->c->db, &x->cfg);
+  return 0;
+}
+
+static void sync_close(Sync *x) {
+  http_req_free(&x->r);
+  config_clear(&x->cfg);
+  sqlite3_free(x->url);
+  if (x->token) memset(x->token, 0, strlen(x->token));
+  sqlite3_free(x->token);
+}
+
+/* Runs one request; returns 0 on a 2xx, else -1 (r.msg, r.status, r.net). */
+static int sync_request(Sync *x, const char *url, const char *post) {
+  http_opts o = {.token = x->token,
+                 .ca_file = x->cfg.ca_file,
+                 .header = x->cfg.header,
+                 .timeout_ms = (long)x->cfg.timeout_ms,
+                 .max_body = (size_t)x->cfg.max_body};
+  if (!url || http_prepare(&x->r, url, post, &o) != 0) {
+    snprintf(x->r.msg, sizeof x->r.msg, "out of memory");
+    return -1;
+  }
+  CURLcode cc = curl_easy_perform(x->r.easy);
+  http_finish(&x->r, cc);
+  return x->r.msg[0] ? -1 : 0;
+}
+
+static void sync_fail(Sync *x) {
+  if (x->r.net)
+    sync_error(x->ctx, x->fn, "cannot reach %s: %s", x->url, x->r.msg);
+  else
+    sync_error(x->ctx, x->fn, "%s", x->r.msg);
+}
+
+void worker_fn_push(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc, (void)argv;
+  Sync x;
+  if (sync_open(&x, ctx, "sync_push") != 0) {
+    sync_close(&x);
+    return;
+  }
+  sqlite3 *db = x.c->db;
+  sqlite3_int64 total = 0, batch = x.cfg.batch_size;
+  char *url = http_url(x.url, "/push", 0, 0);
+  for (;;) {
+    char *body = 0, *err = 0;
+    if (sql_call(db, "SELECT sync_push_batch(?1)", 0, batch, &body, 0, &err) != SQLITE_OK) {
+      sync_error(ctx, "sync_push", "%s", err ? err : "sync_push_batch failed");
+      sqlite3_free(err);
+      break;
+    }
+    if (!body) {
+      sqlite3_result_int64(ctx, total);
+      break;
+    }
+    if (sync_request(&x, url, body) != 0) {
+      record_attempt(db, body, x.r.msg);
+      sqlite3_free(body);
+      if (x.r.status == 413 && batch > 1) {
+        batch /= 2;
+        continue;
+      }
+      sync_fail(&x);
+      break;
+    }
+    sqlite3_int64 n = 0;
+    char *unused = 0;
+    int rc = sql_call(db, "SELECT 0, sync_ack(?1)", x.r.buf ? x.r.buf : "", 0, &unused, &n, &err);
+    sqlite3_free(unused);
+    if (rc == SQLITE_OK && n == 0) {
+      record_attempt(db, body, "the server's answer resolved none of the batch");
+      err = sqlite3_mprintf("the server's answer resolved none of the batch");
+      rc = SQLITE_ERROR;
+    }
+    sqlite3_free(body);
+    if (rc != SQLITE_OK) {
+      sync_error(ctx, "sync_push", "%s", err ? err : "sync_ack failed");
+      sqlite3_free(err);
+      break;
+    }
+    total += n;
+    Site *s = x.c->wc ? x.c->wc->site : 0;
+    if (s) {
+      pthread_mutex_lock(&s->mu);
+      s->pushed += n;
+      s->lastPushAt = wall_ms();
+      pthread_mutex_unlock(&s->mu);
+    }
+  }
+  sqlite3_free(url);
+  sync_close(&x);
+}
+
+void worker_fn_pull(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc, (void)argv;
+  Sync x;
+  if (sync_open(&x, ctx, "sync_pull") != 0) {
+    sync_close(&x);
+    return;
+  }
+  sqlite3 *db = x.c->db;
+  Site *s = x.c->wc ? x.c->wc->site : 0;
+  char *client = sync_meta_get(x.c, "client_id");
+  char lim[24];
+  snprintf(lim, sizeof lim, "%lld", (long long)x.cfg.pull_limit);
+  sqlite3_int64 total = 0;
+  int resync = 0;
+  for (;;) {
+    char *cursor = resync == 1 ? 0 : meta_text(db, "cursor");
+    const char *q[] = {"client_id", client, "cursor", cursor, "limit", lim};
+    char *url = http_url(x.url, "/pull", q, 3);
+    sqlite3_free(cursor);
+    int bad = sync_request(&x, url, 0);
+    sqlite3_free(url);
+    if (bad) {
+      if (x.r.status == 410 && !resync) {
+        clear_cursor(db);
+        resync = 1;
+        continue;
+      }
+      if (x.r.status == 410) clear_cursor(db);
+      sync_fail(&x);
+      break;
+    }
+    sqlite3_int64 n = 0;
+    int more = 0;
+    char *err = 0;
+    if (apply_page(db, s, x.r.buf ? x.r.buf : "", &n, &more, &err) != SQLITE_OK) {
+      sync_error(ctx, "sync_pull", "%s", err ? err : "sync_apply failed");
+      sqlite3_free(err);
+      break;
+    }
+    total += n;
+    if (resync) resync = 2;
+    if (s) {
+      pthread_mutex_lock(&s->mu);
+      s->pulled += n;
+      s->lastPullAt = wall_ms();
+      pthread_mutex_unlock(&s->mu);
+    }
+    if (!more) {
+      sqlite3_result_int64(ctx, total);
+      break;
+    }
+  }
+  sqlite3_free(client);
+  sync_close(&x);
+}
