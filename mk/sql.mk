@@ -20,3 +20,17 @@ test-sql-valgrind: $(EXT)
 	@echo "test-sql-valgrind: values.sql not run (x87 long double is not emulated by valgrind)"
 	SQL_WRAP="valgrind -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99" \
 	  bash tests/run_sql.sh $(SQL_VALGRIND_TESTS)
+
+# The SQL tests against an AddressSanitizer + UBSan build of the extension,
+# loaded into the stock sqlite3 shell with the sanitizer runtimes preloaded.
+ASAN_EXT = build/asan/sync.$(SO)
+CLEAN_EXTRA += $(ASAN_EXT)
+$(ASAN_EXT): $(EXT_SRC) $(wildcard ext/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(EXT_CFLAGS) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	  -fno-omit-frame-pointer -shared -o $@ $(EXT_SRC) $(EXT_LIBS)
+
+.PHONY: test-sql-asan
+test-sql-asan: $(ASAN_EXT)
+	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so):$$($(CC) -print-file-name=libubsan.so)" \
+	  ASAN_OPTIONS=detect_leaks=1 SYNC_EXT=$(ASAN_EXT) bash tests/run_sql.sh
