@@ -33,4 +33,4 @@ $(ASAN_EXT): $(EXT_SRC) $(wildcard ext/*.h)
 .PHONY: test-sql-asan
 test-sql-asan: $(ASAN_EXT)
 	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so):$$($(CC) -print-file-name=libubsan.so)" \
-	  ASAN_OPTIONS=detect_leaks=1 SYNC_EXT=$(ASAN_EXT) bash tests/run_sql.sh
+	  ASAN_OPTIONS=detect_leaks=1 SYNC_EXT=$(abspath $(ASAN_EXT)) bash tests/run_sql.sh
