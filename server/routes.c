@@ -65,6 +65,12 @@ static enum MHD_Result answer_error(struct MHD_Connection *c, request *rq, int s
   return answer(c, rq, status, routes_error(msg));
 }
 
+static enum MHD_Result not_allowed(struct MHD_Connection *c, request *rq, const char *allow) {
+  struct MHD_Response *r = routes_error("method not allowed");
+  if (r) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+  return answer(c, rq, MHD_HTTP_METHOD_NOT_ALLOWED, r);
+}
+
 /* Constant-time comparison of the Authorization header with the token. */
 static int authorized(const server_ctx *ctx, struct MHD_Connection *c) {
   if (!ctx->token) return 1;
@@ -136,7 +142,8 @@ static const char *client_arg(struct MHD_Connection *c) {
 
 static enum MHD_Result do_pull(const server_ctx *ctx, struct MHD_Connection *c, request *rq) {
   const char *client = client_arg(c);
-  if (!client) return answer_error(c, rq, MHD_HTTP_BAD_REQUEST, "client_id is required");
+  if (!client)
+    return answer_error(c, rq, MHD_HTTP_BAD_REQUEST, "client_id is required (1 to 256 bytes)");
   const char *cursor = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "cursor");
   const char *lim = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
   long limit = PULL_DEFAULT_LIMIT;
@@ -164,7 +171,8 @@ static enum MHD_Result do_pull(const server_ctx *ctx, struct MHD_Connection *c, 
 
 static enum MHD_Result do_events(const server_ctx *ctx, struct MHD_Connection *c, request *rq) {
   const char *client = client_arg(c);
-  if (!client) return answer_error(c, rq, MHD_HTTP_BAD_REQUEST, "client_id is required");
+  if (!client)
+    return answer_error(c, rq, MHD_HTTP_BAD_REQUEST, "client_id is required (1 to 256 bytes)");
   const char *cursor = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
   if (!cursor || !*cursor) cursor = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "cursor");
   char *copy = cursor && *cursor ? sqlite3_mprintf("%s", cursor) : 0;
@@ -213,13 +221,12 @@ enum MHD_Result routes_handle(void *cls, struct MHD_Connection *c, const char *u
   };
   if (strcmp(url, "/health") == 0) {
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-      return answer_error(c, rq, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+      return not_allowed(c, rq, "GET, HEAD");
     return answer(c, rq, MHD_HTTP_OK, routes_json(sqlite3_mprintf("{\"ok\":true}")));
   }
   for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
     if (strcmp(url, routes[i].path) != 0) continue;
-    if (strcmp(method, routes[i].method) != 0)
-      return answer_error(c, rq, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+    if (strcmp(method, routes[i].method) != 0) return not_allowed(c, rq, routes[i].method);
     if (!authorized(ctx, c)) return answer_error(c, rq, MHD_HTTP_UNAUTHORIZED, "unauthorized");
     return routes[i].fn(ctx, c, rq);
   }

@@ -43,7 +43,8 @@ class PgScaleOutTest(unittest.TestCase):
         ev2.close()
 
     def test_one_client_through_two_servers_applies_once(self):
-        batch = [ins(i, f"r{i}") for i in range(1, 31)]
+        self.a.push("c1", [ins(1, "first")])
+        batch = [ins(i, f"r{i}") for i in range(2, 32)]
         out = {}
 
         def go(name, server):

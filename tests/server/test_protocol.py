@@ -3,6 +3,7 @@ test runs on SQLite (SqliteProtocolTest) and on PostgreSQL
 (PgProtocolTest, skipped only when tests/server/run.py could not start a
 cluster)."""
 import base64
+import http.client
 import json
 import os
 import shutil
@@ -54,6 +55,8 @@ class ProtocolTests:
         status, resp, body = s.request("GET", "/health")
         self.assertEqual((status, body), (200, {"ok": True}))
         self.assertEqual(resp.getheader("Content-Type"), "application/json")
+        s.stop()
+        self.assertIn("GET /health 200", s.log())  # --verbose: one line per request
 
     def test_push_shapes_and_canonical_row(self):
         s = self.server()
@@ -259,7 +262,8 @@ class ProtocolTests:
 
     def test_concurrent_pushes_of_one_client_serialize(self):
         s = self.server()
-        batch = [ins(i, f"row{i}") for i in range(1, 41)]
+        s.push("c1", [ins(1, "first")])  # the client is known: its row exists
+        batch = [ins(i, f"row{i}") for i in range(2, 42)]
         out, errors = [None, None, None], []
 
         def go(k):
@@ -279,8 +283,8 @@ class ProtocolTests:
             self.assertEqual([r["status"] for r in res], ["applied"] * 40, res)
         changes, page = s.pull_all("c1")
         todos = [c for c in changes if c["table"] == "todos"]
-        self.assertEqual(len(todos), 40)
-        self.assertEqual(page["last_mutation_id"], 40)
+        self.assertEqual(len(todos), 41)
+        self.assertEqual(page["last_mutation_id"], 41)
 
     def test_restart_remembers_ids_and_cursors(self):
         s = self.server()
@@ -496,6 +500,34 @@ class ProtocolTests:
         self.assertEqual(status, 413)
         self.assertIn("error", data)
         self.assertEqual(s.pull("c")["last_mutation_id"], 1)
+        # a chunked body has no length to check up front: it is counted
+        chunks = (b"x" * 300 for _ in range(10))
+        conn = http.client.HTTPConnection(s.host, s.port, timeout=10)
+        conn.request("POST", "/push", body=chunks, encode_chunked=True,
+                     headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        self.assertEqual(resp.status, 413)
+        self.assertIn(b"error", resp.read())
+        conn.close()
+
+    def test_connection_limit(self):
+        s = self.server("--max-connections", "2", "--heartbeat", "1")
+        streams = [s.events("w"), s.events("w")]
+        for ev in streams:
+            ev.next(5)
+        with self.assertRaises((ConnectionError, OSError, http.client.HTTPException)):
+            s.request("GET", "/health", timeout=5)
+        streams[0].close()
+        deadline = time.monotonic() + 10
+        while True:  # the server notices the hang-up at its next heartbeat
+            try:
+                self.assertEqual(s.request("GET", "/health", timeout=5)[0], 200)
+                break
+            except (ConnectionError, OSError, http.client.HTTPException):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        streams[1].close()
 
     def test_bad_requests_change_nothing(self):
         s = self.server()
@@ -541,9 +573,10 @@ class ProtocolTests:
             self.assertIn("error", data)
         for method, path in [("GET", "/push"), ("POST", "/pull"), ("DELETE", "/events"),
                              ("PUT", "/push"), ("POST", "/health")]:
-            status, _, data = s.request(method, path, body="{}" if method != "GET" else None)
+            status, resp, data = s.request(method, path, body="{}" if method != "GET" else None)
             self.assertEqual(status, 405, (method, path))
             self.assertIn("error", data)
+            self.assertTrue(resp.getheader("Allow"), (method, path))
 
 
 class SqliteProtocolTest(ProtocolTests, unittest.TestCase):
