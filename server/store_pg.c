@@ -61,9 +61,11 @@ typedef struct pg_store {
   long long max_tombstones;
   pg_table *tables; /* fixed after open */
   int n_tables;
-  pthread_mutex_t mu; /* guards pool */
+  pthread_mutex_t mu; /* guards the pool fields */
   PGconn *pool[POOL_MAX];
   int n_pool;
+  int n_busy;           /* connections handed out: at most POOL_MAX */
+  pthread_cond_t freed; /* signalled when one comes back */
   /* listener */
   void (*on_change)(void *);
   void *on_change_arg;
@@ -102,32 +104,41 @@ static PGconn *conn_open(const char *url, char **err) {
   return 0;
 }
 
+static void pool_put(pg_store *s, PGconn *c);
+
+/* A connection from the pool, opening one while fewer than POOL_MAX are
+** out, else waiting for one to come back: each syncd holds at most
+** POOL_MAX + 1 (the listener) PostgreSQL connections however many streams
+** wake at once. */
 static PGconn *pool_get(pg_store *s, char **err) {
   PGconn *c = 0;
   pthread_mutex_lock(&s->mu);
+  while (s->n_pool == 0 && s->n_busy >= POOL_MAX)
+    pthread_cond_wait(&s->freed, &s->mu);
   if (s->n_pool > 0) c = s->pool[--s->n_pool];
+  s->n_busy++;
   pthread_mutex_unlock(&s->mu);
   if (c && PQstatus(c) != CONNECTION_OK) {
     PQfinish(c);
     c = 0;
   }
-  return c ? c : conn_open(s->url, err);
+  if (!c && !(c = conn_open(s->url, err))) pool_put(s, 0);
+  return c;
 }
 
-/* Return c to the pool, rolling back whatever an error path left open. */
+/* Give c back (NULL: one that could not be opened), rolling back whatever
+** an error path left open; a broken connection is dropped. */
 static void pool_put(pg_store *s, PGconn *c) {
-  if (PQtransactionStatus(c) != PQTRANS_IDLE) PQclear(PQexec(c, "ROLLBACK"));
-  if (PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE) {
+  if (c && PQtransactionStatus(c) != PQTRANS_IDLE) PQclear(PQexec(c, "ROLLBACK"));
+  if (c && (PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE)) {
     PQfinish(c);
-    return;
-  }
-  pthread_mutex_lock(&s->mu);
-  if (s->n_pool < POOL_MAX) {
-    s->pool[s->n_pool++] = c;
     c = 0;
   }
+  pthread_mutex_lock(&s->mu);
+  if (c) s->pool[s->n_pool++] = c;
+  s->n_busy--;
+  pthread_cond_signal(&s->freed);
   pthread_mutex_unlock(&s->mu);
-  PQfinish(c);
 }
 
 /* Run a parameterless command; 0 or -1 with *err. */
@@ -1021,6 +1032,7 @@ static void pg_close(store *st) {
     PQfinish(s->pool[i]);
   tables_free(s);
   pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->freed);
   sqlite3_free(s->url);
   sqlite3_free(s);
 }
@@ -1072,6 +1084,7 @@ store *store_pg_open(const char *url, const store_config *cfg, char **err) {
   s->on_change_arg = cfg->on_change_arg;
   s->wake[0] = s->wake[1] = -1;
   pthread_mutex_init(&s->mu, 0);
+  pthread_cond_init(&s->freed, 0);
   s->url = sqlite3_mprintf("%s", url);
   PGconn *c = s->url ? conn_open(url, err) : 0;
   if (!c || setup(s, c, cfg, err)) {

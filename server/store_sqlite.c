@@ -22,7 +22,7 @@
 #include "../ext/value.h"
 #include "store_impl.h"
 
-#define POOL_MAX 16
+#define POOL_MAX 32
 
 typedef struct table_info {
   char *name;
@@ -39,9 +39,11 @@ typedef struct sqlite_store {
   long long max_tombstones;
   table_info *tables; /* the synced tables: fixed after open */
   int n_tables;
-  pthread_mutex_t mu; /* guards pool */
+  pthread_mutex_t mu; /* guards the pool fields */
   sqlite3 *pool[POOL_MAX];
   int n_pool;
+  int n_busy;           /* connections handed out: at most POOL_MAX */
+  pthread_cond_t freed; /* signalled when one comes back */
 } sqlite_store;
 
 /* Why a mutation failed: rejected (the database refused it, reason set) or
@@ -65,6 +67,7 @@ static const char internal_ddl[] =
 /* ---- connections ---- */
 
 static void base64_func(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+static void pool_put(sqlite_store *s, sqlite3 *db);
 
 static sqlite3 *conn_open(const char *path, char **err) {
   sqlite3 *db = 0;
@@ -84,24 +87,30 @@ static sqlite3 *conn_open(const char *path, char **err) {
   return db;
 }
 
+/* A connection from the pool, opening one while fewer than POOL_MAX are
+** out, else waiting for one to come back: the number of connections stays
+** bounded however many streams wake at once. */
 static sqlite3 *pool_get(sqlite_store *s, char **err) {
   sqlite3 *db = 0;
   pthread_mutex_lock(&s->mu);
+  while (s->n_pool == 0 && s->n_busy >= POOL_MAX)
+    pthread_cond_wait(&s->freed, &s->mu);
   if (s->n_pool > 0) db = s->pool[--s->n_pool];
+  s->n_busy++;
   pthread_mutex_unlock(&s->mu);
-  return db ? db : conn_open(s->path, err);
+  if (!db && !(db = conn_open(s->path, err))) pool_put(s, 0);
+  return db;
 }
 
-/* Return db to the pool, rolling back whatever an error path left open. */
+/* Give db back (NULL: one that could not be opened), rolling back whatever
+** an error path left open. */
 static void pool_put(sqlite_store *s, sqlite3 *db) {
-  if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", 0, 0, 0);
+  if (db && !sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", 0, 0, 0);
   pthread_mutex_lock(&s->mu);
-  if (s->n_pool < POOL_MAX) {
-    s->pool[s->n_pool++] = db;
-    db = 0;
-  }
+  if (db) s->pool[s->n_pool++] = db;
+  s->n_busy--;
+  pthread_cond_signal(&s->freed);
   pthread_mutex_unlock(&s->mu);
-  sqlite3_close(db);
 }
 
 static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st, char **err) {
@@ -965,6 +974,7 @@ static void sq_close(store *st) {
     sqlite3_close(s->pool[i]);
   tables_free(s);
   pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->freed);
   sqlite3_free(s->path);
   sqlite3_free(s);
 }
@@ -1018,6 +1028,7 @@ store *store_sqlite_open(const char *path, const store_config *cfg, char **err) 
   s->base.m = &sqlite_methods;
   s->max_tombstones = cfg->max_tombstones;
   pthread_mutex_init(&s->mu, 0);
+  pthread_cond_init(&s->freed, 0);
   s->path = sqlite3_mprintf("%s", path);
   sqlite3 *db = s->path ? conn_open(path, err) : 0;
   if (!db || setup(s, db, cfg, err)) {
