@@ -195,6 +195,12 @@ enum MHD_Result routes_handle(void *cls, struct MHD_Connection *c, const char *u
     clock_gettime(CLOCK_MONOTONIC, &rq->start);
     rq->line = sqlite3_mprintf("%s %s", method, url);
     *req_cls = rq;
+    /* A declared length over the limit is refused before reading a byte
+    ** (MHD then closes the connection); a chunked body is counted below. */
+    const char *len =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (len && strtoull(len, 0, 10) > ctx->max_body)
+      return answer_error(c, rq, MHD_HTTP_CONTENT_TOO_LARGE, "body too large");
     return MHD_YES;
   }
   if (*upload_data_size) {
