@@ -1,11 +1,13 @@
 # syncd, the reference sync server, and its protocol tests (tests/server).
 # value.c is shared with the extension; here it is compiled a second time
 # without -DSYNC_LOADABLE so it calls the libsqlite3 the server links.
+# syncd parses JSON with SQLite's JSON functions only (exact 64-bit ids and
+# values), so it does not link cJSON.
 .PHONY: test-server
 TEST_TARGETS += test-server
 all: server/syncd
 
-PKGS_SERVER    = libmicrohttpd libpq libcjson sqlite3
+PKGS_SERVER    = libmicrohttpd libpq sqlite3
 SERVER_CFLAGS  = $(WARN) $(shell pkg-config --cflags $(PKGS_SERVER) 2>/dev/null)
 SERVER_LIBS    = $(shell pkg-config --libs $(PKGS_SERVER) 2>/dev/null) -lpthread
 SERVER_SRC     = $(wildcard server/*.c)

@@ -600,6 +600,31 @@ class PgProtocolTest(ProtocolTests, unittest.TestCase):
     def store_args(self):
         return ["--pg", pg_fresh_db()]
 
+    def test_values_follow_the_column_types(self):
+        s = self.server()
+        res = s.push("c1", [
+            {"id": 1, "table": "typed", "op": "insert", "pk": {"id": INT_MIN},
+             "data": {"id": INT_MIN, "n": INT_MAX, "flag": True}},
+            {"id": 2, "table": "typed", "op": "insert", "pk": {"id": 2},
+             "data": {"id": 2, "n": None, "flag": False}},
+            {"id": 3, "table": "typed", "op": "insert", "pk": {"id": 3},
+             "data": {"id": 3, "n": 1.5}},                      # not an integer
+            {"id": 4, "table": "typed", "op": "insert", "pk": {"id": 4},
+             "data": {"id": 4, "flag": "maybe"}},               # not a boolean
+            {"id": 5, "table": "todos", "op": "insert", "pk": {"id": "b"},
+             "data": {"id": "b", "title": "t", "b": {"$base64": "not base64!"}}},
+            {"id": 6, "table": "todos", "op": "insert", "pk": {"id": "r"},
+             "data": {"id": "r", "title": "t", "r": 2.0}},
+        ])
+        self.assertEqual(res[0]["row"], {"id": INT_MIN, "n": INT_MAX, "flag": True})
+        self.assertEqual(res[1]["row"], {"id": 2, "n": None, "flag": False})
+        for r in res[2:5]:
+            self.assertEqual(r["status"], "rejected", r)
+        self.assertIsInstance(res[5]["row"]["r"], float)  # printed 2.0, not 2
+        page = s.pull("c1")
+        rows = {c["pk"]["id"]: c["row"] for c in page["changes"] if c["table"] == "typed"}
+        self.assertEqual(rows[INT_MIN]["flag"], True)
+
 
 if __name__ == "__main__":
     unittest.main()
