@@ -15,13 +15,14 @@
 
 static const char envelope_sql[] =
     "SELECT json_valid(?1) AND json_type(?1) = 'object', json_type(?1, '$.client_id'),"
-    " ?1 ->> '$.client_id', json_type(?1, '$.mutations'), json_array_length(?1, '$.mutations')";
+    " ?1 ->> '$.client_id', json_type(?1, '$.mutations'), json_array_length(?1, '$.mutations'),"
+    " instr(?1 -> '$.client_id', '\\u0000')";
 
 static const char mutations_sql[] =
     "SELECT json_type(value), json_type(value, '$.id'), typeof(value ->> '$.id'),"
     " value ->> '$.id', json_type(value, '$.table'), value ->> '$.table',"
     " value ->> '$.op', json_type(value, '$.op'), json_type(value, '$.pk'), value -> '$.pk',"
-    " json_type(value, '$.data'), value -> '$.data'"
+    " json_type(value, '$.data'), value -> '$.data', instr(value -> '$.table', '\\u0000')"
     " FROM json_each(?1, '$.mutations') ORDER BY key";
 
 void push_request_free(push_request *r) {
@@ -33,6 +34,13 @@ void push_request_free(push_request *r) {
   sqlite3_free(r->m);
   sqlite3_free(r->client_id);
   memset(r, 0, sizeof *r);
+}
+
+/* Column i is non-empty text and column nul (instr() of "\u0000" in the raw
+** JSON string) is 0: SQLite cuts a string at an escaped NUL, which would
+** make "todos\u0000x" read as "todos". */
+static int has_text(sqlite3_stmt *st, int i, int nul) {
+  return sqlite3_column_bytes(st, i) > 0 && sqlite3_column_int(st, nul) == 0;
 }
 
 static char *dup_column(sqlite3_stmt *st, int i) {
@@ -53,8 +61,8 @@ static char *one_mutation(sqlite3_stmt *st, int i, store_mutation *m) {
     return sqlite3_mprintf("mutations[%d].id must be a positive 64-bit integer", i);
   m->id = sqlite3_column_int64(st, 3);
   const char *tableType = (const char *)sqlite3_column_text(st, 4);
-  if (!tableType || strcmp(tableType, "text") != 0 || sqlite3_column_bytes(st, 5) == 0)
-    return sqlite3_mprintf("mutations[%d].table must be a non-empty string", i);
+  if (!tableType || strcmp(tableType, "text") != 0 || !has_text(st, 5, 12))
+    return sqlite3_mprintf("mutations[%d].table must be a non-empty string without NUL", i);
   const char *op = (const char *)sqlite3_column_text(st, 6);
   const char *opType = (const char *)sqlite3_column_text(st, 7);
   if (!opType || strcmp(opType, "text") != 0 || !op)
@@ -98,10 +106,10 @@ char *push_request_parse(const char *body, size_t n, push_request *r) {
     goto done;
   }
   const char *idType = (const char *)sqlite3_column_text(st, 1);
-  int idLen = sqlite3_column_bytes(st, 2);
-  if (!idType || strcmp(idType, "text") != 0 || idLen == 0 || idLen > MAX_CLIENT_ID) {
-    msg =
-        sqlite3_mprintf("client_id must be a non-empty string of at most %d bytes", MAX_CLIENT_ID);
+  if (!idType || strcmp(idType, "text") != 0 || !has_text(st, 2, 5) ||
+      sqlite3_column_bytes(st, 2) > MAX_CLIENT_ID) {
+    msg = sqlite3_mprintf("client_id must be a non-empty string of at most %d bytes, without NUL",
+                          MAX_CLIENT_ID);
     goto done;
   }
   const char *mType = (const char *)sqlite3_column_text(st, 3);

@@ -553,6 +553,9 @@ class ProtocolTests:
             {"client_id": "c", "mutations": [good, dict(good, id=2, table=7)]},
             {"client_id": "c", "mutations": [good, dict(good, id=2, data="x")]},
             {"client_id": "c", "mutations": [good, "not an object"]},
+            {"client_id": "c\u0000x", "mutations": [good]},
+            {"client_id": "c", "mutations": [good, dict(good, id=2, table="todos\u0000x")]},
+            {"client_id": "x" * 257, "mutations": [good]},
         ]
         for body in bodies:
             status, _, data = s.request("POST", "/push", body)
