@@ -159,14 +159,13 @@ class ProtocolTests:
         self.assertEqual(st[4]["status"], "applied")
         self.assertReason(st[5], "unique")
         self.assertReason(st[6], "unique")
-        self.assertEqual(st[7]["status"], "rejected")
-        self.assertIn("no such table", st[7]["reason"])
-        self.assertEqual(st[8]["status"], "rejected")
-        self.assertIn("bogus", st[8]["reason"])
-        self.assertEqual(st[9]["status"], "rejected")
-        self.assertIn("no such row", st[9]["reason"])
+        self.assertEqual((st[7]["status"], st[7]["reason"]), ("rejected", "no such table: nope"))
+        self.assertEqual((st[8]["status"], st[8]["reason"]),
+                         ("rejected", "table todos has no column named bogus"))
+        self.assertEqual((st[9]["status"], st[9]["reason"]), ("rejected", "no such row"))
         self.assertReason(st[10], "fk")
-        self.assertEqual(st[11]["status"], "rejected")
+        self.assertEqual((st[11]["status"], st[11]["reason"]),
+                         ("rejected", "table todos has no column named nope"))
         self.assertEqual(st[12]["status"], "rejected")
         self.assertTrue(st[12]["reason"])
         self.assertEqual(st[13]["status"], "applied")
@@ -189,9 +188,11 @@ class ProtocolTests:
         muts.append({"id": 51, "table": "todos", "op": "insert", "pk": {"id": "b"},
                      "data": {"id": "b", "title": "t", "rowid": 5}})
         res = s.push("c1", muts)
-        for r in res:
+        for name, r in zip(names, res):
+            self.assertEqual((r["status"], r["reason"]), ("rejected", "no such table: " + name))
+        for r in res[len(names):]:
             self.assertEqual(r["status"], "rejected", r)
-            self.assertTrue(r["reason"])
+            self.assertIn("has no column named", r["reason"])
         # the table is intact and writable
         res = s.push("c1", [ins(60, "a")])
         self.assertEqual(res[0]["status"], "applied")
