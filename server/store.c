@@ -81,6 +81,50 @@ int store_page_finish(sqlite3_str *out, store_page *page, const char *db_id, lon
   return STORE_OK;
 }
 
+void store_outcome_clear(store_outcome *o) {
+  sqlite3_free(o->reason);
+  sqlite3_free(o->row);
+  sqlite3_free(o->pk);
+  memset(o, 0, sizeof *o);
+}
+
+static int cmp_by_id(const void *a, const void *b, void *arg) {
+  const store_mutation *m = arg;
+  long long x = m[*(const int *)a].id, y = m[*(const int *)b].id;
+  if (x != y) return x < y ? -1 : 1;
+  return *(const int *)a - *(const int *)b;
+}
+
+void store_order_by_id(const store_mutation *m, int n, int *order) {
+  for (int i = 0; i < n; i++)
+    order[i] = i;
+  qsort_r(order, n, sizeof *order, cmp_by_id, (void *)m);
+}
+
+char *store_results_json(const store_mutation *m, const store_outcome *res, int n) {
+  sqlite3_str *out = sqlite3_str_new(0);
+  sqlite3_str_appendall(out, "{\"results\":[");
+  for (int i = 0; i < n; i++) {
+    const store_outcome *o = &res[i];
+    sqlite3_str_appendf(out, "%s{\"id\":%lld,\"status\":", i ? "," : "", m[i].id);
+    if (o->applied) {
+      sqlite3_str_appendf(out, "\"applied\",\"row\":%s,\"version\":", o->row ? o->row : "null");
+      if (o->version)
+        sqlite3_str_appendf(out, "%lld}", o->version);
+      else
+        sqlite3_str_appendall(out, "null}");
+    } else {
+      sqlite3_str_appendall(out, "\"rejected\",\"reason\":");
+      value_append_string(out, o->reason ? o->reason : "", -1);
+      sqlite3_str_appendchar(out, 1, '}');
+    }
+  }
+  sqlite3_str_appendall(out, "]}");
+  if (sqlite3_str_errcode(out) == SQLITE_OK) return sqlite3_str_finish(out);
+  sqlite3_free(sqlite3_str_finish(out));
+  return 0;
+}
+
 char *store_errf(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

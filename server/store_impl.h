@@ -36,6 +36,25 @@ void store_append_change(sqlite3_str *out, const char *table, const char *pk, co
 int store_page_finish(sqlite3_str *out, store_page *page, const char *db_id, long long cursor,
                       long long last_id, char **err);
 
+/* The outcome of one mutation of a push, as recorded and as answered.
+** Strings are sqlite3_malloc'd. */
+typedef struct store_outcome {
+  int applied; /* else rejected, with reason */
+  char *reason;
+  char *row;         /* the row's JSON after it; NULL: none (deleted, rejected) */
+  char *pk;          /* canonical pk when applied, else the request's */
+  long long version; /* 0: nothing changed */
+} store_outcome;
+
+void store_outcome_clear(store_outcome *o);
+
+/* Fill order[0..n) with the indexes of m in id order (stable for equal
+** ids: a repeated id is then answered from the first one's outcome). */
+void store_order_by_id(const store_mutation *m, int n, int *order);
+
+/* {"results":[...]}, res[i] answering m[i]; NULL when out of memory. */
+char *store_results_json(const store_mutation *m, const store_outcome *res, int n);
+
 /* A sqlite3_malloc'd copy of a printf-style message. */
 char *store_errf(const char *fmt, ...);
 

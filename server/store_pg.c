@@ -664,26 +664,11 @@ static int write_row(PGconn *c, const pg_table *t, const store_mutation *m, cons
   return rc;
 }
 
-typedef struct outcome {
-  int status; /* MUT_OK (applied) or MUT_REJECTED */
-  char *reason;
-  char *row;
-  char *pk;
-  long long version; /* 0: nothing changed */
-} outcome;
-
-static void outcome_clear(outcome *o) {
-  sqlite3_free(o->reason);
-  sqlite3_free(o->row);
-  sqlite3_free(o->pk);
-  memset(o, 0, sizeof *o);
-}
-
 /* Apply m in its own savepoint; fills o. -1 (and *err) fails the batch. */
-static int apply_one(pg_store *s, PGconn *c, const store_mutation *m, outcome *o, char **err) {
+static int apply_one(pg_store *s, PGconn *c, const store_mutation *m, store_outcome *o,
+                     char **err) {
   const pg_table *t = table_find(s, m->table);
   memset(o, 0, sizeof *o);
-  o->status = MUT_REJECTED;
   if (!t) {
     o->reason = store_errf("no such table: %s", m->table);
     o->pk = sqlite3_mprintf("%s", m->pk);
@@ -722,17 +707,16 @@ static int apply_one(pg_store *s, PGconn *c, const store_mutation *m, outcome *o
     if (!o->reason) return *err = store_errf("out of memory"), -1;
     if (exec(c, "ROLLBACK TO SAVEPOINT m", err)) return -1;
   }
-  o->status = r;
+  o->applied = r == MUT_OK;
   if (!o->pk) o->pk = sqlite3_mprintf("%s", m->pk);
   return exec(c, "RELEASE SAVEPOINT m", err);
 }
 
-static int record_outcome(PGconn *c, const char *client, const store_mutation *m, const outcome *o,
-                          const char *table, char **err) {
+static int record_outcome(PGconn *c, const char *client, const store_mutation *m,
+                          const store_outcome *o, const char *table, char **err) {
   char id[32];
   snprintf(id, sizeof id, "%lld", m->id);
-  const char *p[6] = {client,    id,    o->status == MUT_OK ? "applied" : "rejected",
-                      o->reason, table, o->pk};
+  const char *p[6] = {client, id, o->applied ? "applied" : "rejected", o->reason, table, o->pk};
   PGresult *r = query(c,
                       "INSERT INTO _syncd_outcomes(client_id, id, status, reason, tbl, pk)"
                       " VALUES($1, $2, $3, $4, $5, $6) ON CONFLICT (client_id, id) DO UPDATE"
@@ -743,7 +727,7 @@ static int record_outcome(PGconn *c, const char *client, const store_mutation *m
   return r ? 0 : -1;
 }
 
-static int replay_one(PGconn *c, const char *client, long long id, outcome *o, char **err) {
+static int replay_one(PGconn *c, const char *client, long long id, store_outcome *o, char **err) {
   char ids[32];
   snprintf(ids, sizeof ids, "%lld", id);
   const char *p[2] = {client, ids};
@@ -755,40 +739,17 @@ static int replay_one(PGconn *c, const char *client, long long id, outcome *o, c
                       2, p, err);
   if (!r) return -1;
   if (PQntuples(r) > 0) {
-    o->status = strcmp(PQgetvalue(r, 0, 0), "applied") == 0 ? MUT_OK : MUT_REJECTED;
+    o->applied = strcmp(PQgetvalue(r, 0, 0), "applied") == 0;
     if (!PQgetisnull(r, 0, 1)) o->reason = sqlite3_mprintf("%s", PQgetvalue(r, 0, 1));
     if (!PQgetisnull(r, 0, 2)) o->row = sqlite3_mprintf("%s", PQgetvalue(r, 0, 2));
     if (!PQgetisnull(r, 0, 3)) o->version = atoll(PQgetvalue(r, 0, 3));
   } else {
-    o->status = MUT_REJECTED;
     o->reason = store_errf("mutation %lld is at or below this client's last processed id and its "
                            "outcome is no longer recorded",
                            id);
   }
   PQclear(r);
   return 0;
-}
-
-static void append_result(sqlite3_str *out, long long id, const outcome *o) {
-  sqlite3_str_appendf(out, "{\"id\":%lld,\"status\":", id);
-  if (o->status == MUT_OK) {
-    sqlite3_str_appendf(out, "\"applied\",\"row\":%s,\"version\":", o->row ? o->row : "null");
-    if (o->version)
-      sqlite3_str_appendf(out, "%lld}", o->version);
-    else
-      sqlite3_str_appendall(out, "null}");
-  } else {
-    sqlite3_str_appendall(out, "\"rejected\",\"reason\":");
-    value_append_string(out, o->reason ? o->reason : "", -1);
-    sqlite3_str_appendchar(out, 1, '}');
-  }
-}
-
-static int cmp_by_id(const void *a, const void *b, void *arg) {
-  const store_mutation *m = arg;
-  long long x = m[*(const int *)a].id, y = m[*(const int *)b].id;
-  if (x != y) return x < y ? -1 : 1;
-  return *(const int *)a - *(const int *)b;
 }
 
 static int pg_push(store *st, const char *client, const store_mutation *m, int n, char **json,
@@ -799,7 +760,7 @@ static int pg_push(store *st, const char *client, const store_mutation *m, int n
   PGconn *c = pool_get(s, err);
   if (!c) return STORE_ERROR;
   int *order = sqlite3_malloc64(sizeof *order * (n + 1));
-  outcome *res = sqlite3_malloc64(sizeof *res * (n + 1));
+  store_outcome *res = sqlite3_malloc64(sizeof *res * (n + 1));
   int ok = order && res, nDeleted = 0;
   if (!ok) *err = store_errf("out of memory");
   if (res) memset(res, 0, sizeof *res * (n + 1));
@@ -821,14 +782,10 @@ static int pg_push(store *st, const char *client, const store_mutation *m, int n
     ok = r != 0;
     PQclear(r);
   }
-  if (ok) {
-    for (int i = 0; i < n; i++)
-      order[i] = i;
-    qsort_r(order, n, sizeof *order, cmp_by_id, (void *)m);
-  }
+  if (ok) store_order_by_id(m, n, order);
   for (int k = 0; ok && k < n; k++) {
     const store_mutation *mu = &m[order[k]];
-    outcome *o = &res[order[k]];
+    store_outcome *o = &res[order[k]];
     if (mu->id <= last) {
       ok = !replay_one(c, client, mu->id, o, err);
       continue;
@@ -865,25 +822,12 @@ static int pg_push(store *st, const char *client, const store_mutation *m, int n
     if (ok) ok = !exec(c, "COMMIT", err);
   }
   if (ok) {
-    sqlite3_str *out = sqlite3_str_new(0);
-    sqlite3_str_appendall(out, "{\"results\":[");
-    for (int i = 0; i < n; i++) {
-      if (i) sqlite3_str_appendchar(out, 1, ',');
-      append_result(out, m[i].id, &res[i]);
-    }
-    sqlite3_str_appendall(out, "]}");
-    ok = sqlite3_str_errcode(out) == SQLITE_OK;
-    *json = sqlite3_str_finish(out);
-    if (!ok || !*json) {
-      sqlite3_free(*json);
-      *json = 0;
-      ok = 0;
-      *err = store_errf("out of memory");
-    }
+    *json = store_results_json(m, res, n);
+    if (!*json) ok = 0, *err = store_errf("out of memory");
   }
   if (!ok) *n_changed = 0;
   for (int i = 0; res && i < n; i++)
-    outcome_clear(&res[i]);
+    store_outcome_clear(&res[i]);
   sqlite3_free(res);
   sqlite3_free(order);
   pool_put(s, c);

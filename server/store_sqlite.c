@@ -631,29 +631,12 @@ static int read_row(sqlite3 *db, const table_info *t, const char *pkJson, char *
   return MUT_FATAL;
 }
 
-/* The outcome of one mutation, as recorded and as answered. */
-typedef struct outcome {
-  int status; /* MUT_OK (applied) or MUT_REJECTED */
-  char *reason;
-  char *row;         /* current row JSON, NULL: none */
-  char *pk;          /* canonical pk when applied, else the request's (copy) */
-  long long version; /* 0: nothing changed */
-} outcome;
-
-static void outcome_clear(outcome *o) {
-  sqlite3_free(o->reason);
-  sqlite3_free(o->row);
-  sqlite3_free(o->pk);
-  memset(o, 0, sizeof *o);
-}
-
 /* Apply m in its own savepoint; fills o. Returns 0, or -1 when the batch
 ** must fail (*err set). */
-static int apply_one(sqlite_store *s, sqlite3 *db, const store_mutation *m, outcome *o,
+static int apply_one(sqlite_store *s, sqlite3 *db, const store_mutation *m, store_outcome *o,
                      char **err) {
   const table_info *t = table_find(s, m->table);
   memset(o, 0, sizeof *o);
-  o->status = MUT_REJECTED;
   if (!t) {
     o->reason = store_errf("no such table: %s", m->table);
     return o->reason ? 0 : -1;
@@ -695,13 +678,13 @@ static int apply_one(sqlite_store *s, sqlite3 *db, const store_mutation *m, outc
     if (exec(db, "ROLLBACK TO m", err)) return -1;
     if (!o->reason) return *err = store_errf("out of memory"), -1;
   }
-  o->status = r;
+  o->applied = r == MUT_OK;
   if (!o->pk) o->pk = sqlite3_mprintf("%s", m->pk);
   return exec(db, "RELEASE m", err);
 }
 
 static int record_outcome(sqlite3 *db, const char *client, const store_mutation *m,
-                          const outcome *o, const char *table, char **err) {
+                          const store_outcome *o, const char *table, char **err) {
   sqlite3_stmt *st;
   if (prep(db,
            "INSERT OR REPLACE INTO _syncd_outcomes(client_id, id, status, reason, tbl, pk)"
@@ -710,7 +693,7 @@ static int record_outcome(sqlite3 *db, const char *client, const store_mutation 
     return -1;
   sqlite3_bind_text(st, 1, client, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, m->id);
-  sqlite3_bind_text(st, 3, o->status == MUT_OK ? "applied" : "rejected", -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, o->applied ? "applied" : "rejected", -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 4, o->reason, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 5, table, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 6, o->pk, -1, SQLITE_STATIC);
@@ -722,7 +705,7 @@ static int record_outcome(sqlite3 *db, const char *client, const store_mutation 
 
 /* Answer an id this client already sent: its recorded status, and for an
 ** applied one the row as it is now. */
-static int replay_one(sqlite3 *db, const char *client, long long id, outcome *o, char **err) {
+static int replay_one(sqlite3 *db, const char *client, long long id, store_outcome *o, char **err) {
   sqlite3_stmt *st;
   memset(o, 0, sizeof *o);
   if (prep(db,
@@ -735,15 +718,13 @@ static int replay_one(sqlite3 *db, const char *client, long long id, outcome *o,
   sqlite3_bind_int64(st, 2, id);
   int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
-    o->status =
-        strcmp((const char *)sqlite3_column_text(st, 0), "applied") == 0 ? MUT_OK : MUT_REJECTED;
+    o->applied = strcmp((const char *)sqlite3_column_text(st, 0), "applied") == 0;
     if (sqlite3_column_type(st, 1) != SQLITE_NULL)
       o->reason = sqlite3_mprintf("%s", sqlite3_column_text(st, 1));
     if (sqlite3_column_type(st, 2) != SQLITE_NULL)
       o->row = sqlite3_mprintf("%s", sqlite3_column_text(st, 2));
     o->version = sqlite3_column_int64(st, 3);
   } else if (rc == SQLITE_DONE) {
-    o->status = MUT_REJECTED;
     o->reason = store_errf("mutation %lld is at or below this client's last processed id and its "
                            "outcome is no longer recorded",
                            id);
@@ -751,28 +732,6 @@ static int replay_one(sqlite3 *db, const char *client, long long id, outcome *o,
   sqlite3_finalize(st);
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) return *err = store_errf("%s", sqlite3_errmsg(db)), -1;
   return 0;
-}
-
-static void append_result(sqlite3_str *out, long long id, const outcome *o) {
-  sqlite3_str_appendf(out, "{\"id\":%lld,\"status\":", id);
-  if (o->status == MUT_OK) {
-    sqlite3_str_appendf(out, "\"applied\",\"row\":%s,\"version\":", o->row ? o->row : "null");
-    if (o->version)
-      sqlite3_str_appendf(out, "%lld}", o->version);
-    else
-      sqlite3_str_appendall(out, "null}");
-  } else {
-    sqlite3_str_appendall(out, "\"rejected\",\"reason\":");
-    value_append_string(out, o->reason ? o->reason : "", -1);
-    sqlite3_str_appendchar(out, 1, '}');
-  }
-}
-
-static int cmp_by_id(const void *a, const void *b, void *arg) {
-  const store_mutation *m = arg;
-  long long x = m[*(const int *)a].id, y = m[*(const int *)b].id;
-  if (x != y) return x < y ? -1 : 1;
-  return *(const int *)a - *(const int *)b;
 }
 
 static int sq_push(store *st, const char *client, const store_mutation *m, int n, char **json,
@@ -783,7 +742,7 @@ static int sq_push(store *st, const char *client, const store_mutation *m, int n
   sqlite3 *db = pool_get(s, err);
   if (!db) return STORE_ERROR;
   int *order = sqlite3_malloc64(sizeof *order * (n + 1));
-  outcome *res = sqlite3_malloc64(sizeof *res * (n + 1));
+  store_outcome *res = sqlite3_malloc64(sizeof *res * (n + 1));
   int ok = order && res, nDeleted = 0;
   if (!ok) *err = store_errf("out of memory");
   if (res) memset(res, 0, sizeof *res * (n + 1));
@@ -799,14 +758,10 @@ static int sq_push(store *st, const char *client, const store_mutation *m, int n
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) ok = 0, *err = store_errf("%s", sqlite3_errmsg(db));
   }
   sqlite3_finalize(q);
-  if (ok) {
-    for (int i = 0; i < n; i++)
-      order[i] = i;
-    qsort_r(order, n, sizeof *order, cmp_by_id, (void *)m);
-  }
+  if (ok) store_order_by_id(m, n, order);
   for (int k = 0; ok && k < n; k++) {
     const store_mutation *mu = &m[order[k]];
-    outcome *o = &res[order[k]];
+    store_outcome *o = &res[order[k]];
     if (mu->id <= last) {
       ok = !replay_one(db, client, mu->id, o, err);
       continue;
@@ -847,25 +802,12 @@ static int sq_push(store *st, const char *client, const store_mutation *m, int n
   if (ok && nDeleted) ok = !compact(s, db, err);
   if (ok) ok = !exec(db, "COMMIT", err);
   if (ok) {
-    sqlite3_str *out = sqlite3_str_new(0);
-    sqlite3_str_appendall(out, "{\"results\":[");
-    for (int i = 0; i < n; i++) {
-      if (i) sqlite3_str_appendchar(out, 1, ',');
-      append_result(out, m[i].id, &res[i]);
-    }
-    sqlite3_str_appendall(out, "]}");
-    ok = sqlite3_str_errcode(out) == SQLITE_OK;
-    *json = sqlite3_str_finish(out);
-    if (!ok || !*json) {
-      sqlite3_free(*json);
-      *json = 0;
-      ok = 0;
-      *err = store_errf("out of memory");
-    }
+    *json = store_results_json(m, res, n);
+    if (!*json) ok = 0, *err = store_errf("out of memory");
   }
   if (!ok) *n_changed = 0;
   for (int i = 0; res && i < n; i++)
-    outcome_clear(&res[i]);
+    store_outcome_clear(&res[i]);
   sqlite3_free(res);
   sqlite3_free(order);
   pool_put(s, db);
