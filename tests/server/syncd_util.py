@@ -19,7 +19,10 @@ import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-SYNCD = os.path.join(ROOT, "server", "syncd")
+# SYNCD_TEST_BINARY runs another build (e.g. with sanitizers); SYNCD_TEST_WRAPPER
+# prefixes the command, e.g. "valgrind -q --error-exitcode=99 --leak-check=full".
+SYNCD = os.environ.get("SYNCD_TEST_BINARY") or os.path.join(ROOT, "server", "syncd")
+WRAPPER = os.environ.get("SYNCD_TEST_WRAPPER", "").split()
 SCHEMAS = {
     "sqlite": os.path.join(HERE, "schema_sqlite.sql"),
     "pg": os.path.join(HERE, "schema_pg.sql"),
@@ -59,7 +62,7 @@ class Syncd:
 
     def start(self):
         self.stderr = tempfile.TemporaryFile()
-        args = [SYNCD, "--listen", "127.0.0.1:0", "--schema", self.schema, "--verbose"]
+        args = WRAPPER + [SYNCD, "--listen", "127.0.0.1:0", "--schema", self.schema, "--verbose"]
         self.proc = subprocess.Popen(args + self.store_args + self.extra,
                                      stdout=subprocess.PIPE, stderr=self.stderr)
         ready, _, _ = select.select([self.proc.stdout], [], [], 20)

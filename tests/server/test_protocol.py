@@ -31,10 +31,12 @@ class ProtocolTests:
         self.tmp = tempfile.mkdtemp(prefix="syncd-test-")
 
     def tearDown(self):
-        for s in self.servers:
-            if s.proc.poll() is None:
-                s.stop()
+        # every server must stop cleanly (exit 0 on SIGTERM; under a
+        # sanitizer or valgrind wrapper this also catches leaks)
+        unclean = [(s.stop(), s.log()[-2000:]) for s in self.servers if s.proc.poll() is None]
         shutil.rmtree(self.tmp, ignore_errors=True)
+        for rc, log in unclean:
+            self.assertEqual(rc, 0, log)
 
     def store_args(self):
         raise NotImplementedError
