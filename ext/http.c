@@ -47,7 +47,9 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *arg) {
     long status = 0;
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
     if (status >= 200 && status < 300) {
-      if (r->on_data(r->arg, p, n)) {
+      int rc = r->on_data(r->arg, p, n);
+      if (rc == HTTP_PAUSE) return CURL_WRITEFUNC_PAUSE;
+      if (rc) {
         r->aborted = 1;
         return 0;
       }

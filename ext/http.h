@@ -38,7 +38,10 @@ typedef struct http_opts {
 } http_opts;
 
 /* Streamed response: called with each chunk of a 2xx body instead of
-** buffering it. Return 0 to go on, non-zero to abort the transfer. */
+** buffering it. Return 0 to go on, HTTP_PAUSE to pause the transfer (the
+** same bytes come again after curl_easy_pause(easy, CURLPAUSE_CONT)), any
+** other non-zero value to abort it. */
+#define HTTP_PAUSE (-1)
 typedef int (*http_on_data)(void *arg, const char *p, size_t n);
 
 typedef struct http_req {

@@ -224,8 +224,12 @@ static void site_publish(Site *s, sqlite3 *db, const char *page) {
         sqlite3_free(t);
         continue;
       }
-      t->next = s->changed;
-      s->changed = t;
+      /* kept in name order, so that sync_wait's answer is too */
+      ChangedTable **pp = &s->changed;
+      while (*pp && strcmp((*pp)->name, name) < 0)
+        pp = &(*pp)->next;
+      t->next = *pp;
+      *pp = t;
     }
     if (t) t->seq = seq, any = 1;
   }
@@ -291,6 +295,20 @@ static void record_attempt(sqlite3 *db, const char *batch, const char *why) {
   sqlite3_finalize(s);
 }
 
+/* 1 when a mutation of this push batch is still in the outbox. An answer
+** that resolved none may be fine: an event's last_mutation_id can confirm
+** the batch while its answer is on the way. */
+static int batch_pending(sqlite3 *db, const char *batch) {
+  sqlite3_int64 n = 0;
+  char *unused = 0;
+  sql_call(db,
+           "SELECT 0, EXISTS(SELECT 1 FROM main.sync_outbox WHERE id BETWEEN"
+           " ?1->>'$.mutations[0].id' AND ?1->>'$.mutations[#-1].id')",
+           batch, 0, &unused, &n, 0);
+  sqlite3_free(unused);
+  return n != 0;
+}
+
 static int clear_cursor(sqlite3 *db) {
   return sqlite3_exec(db, "DELETE FROM main.sync_meta WHERE key='cursor'", 0, 0, 0);
 }
@@ -341,7 +359,7 @@ typedef struct Worker {
   int wantPush, wantPull, resync, authBlocked, online, forced;
   int64_t batch;
   sse_parser *sse;
-  int sseUp;
+  int sseUp, ssePaused;
   char *sseErr;
   int dataVersion;
   int64_t nextDv, nextPoll;
@@ -401,6 +419,13 @@ static void publish_status(Worker *w) {
   pthread_mutex_unlock(&s->mu);
 }
 
+/* Lets held events in again once no push is out (see on_sse_data). */
+static void sse_resume(Worker *w) {
+  if (!w->ssePaused || w->ch[CH_PUSH].active) return;
+  w->ssePaused = 0;
+  if (w->ch[CH_SSE].active) curl_easy_pause(w->ch[CH_SSE].r.easy, CURLPAUSE_CONT);
+}
+
 static void chan_stop(Worker *w, int i) {
   Chan *c = &w->ch[i];
   if (!c->active) return;
@@ -409,7 +434,9 @@ static void chan_stop(Worker *w, int i) {
   if (i == CH_SSE) {
     sse_end(w->sse);
     w->sseUp = 0;
+    w->ssePaused = 0;
   }
+  if (i == CH_PUSH) sse_resume(w);
 }
 
 static void reset_backoffs(Worker *w) {
@@ -534,6 +561,13 @@ static int on_sse_event(void *arg, const char *type, const char *data, size_t n,
 
 static int on_sse_data(void *arg, const char *p, size_t n) {
   Worker *w = arg;
+  if (w->ch[CH_PUSH].active) {
+    /* Hold events while a push is out: one could confirm the batch through
+    ** last_mutation_id before its answer arrives, and a rejection in it
+    ** would then never reach sync_rejected. */
+    w->ssePaused = 1;
+    return HTTP_PAUSE;
+  }
   if (!w->sseUp) {
     w->sseUp = 1;
     succeed(w, CH_SSE);
@@ -574,7 +608,7 @@ static void done_push(Worker *w, http_req *r) {
       sqlite3_free(err);
       return;
     }
-    if (n == 0) {
+    if (n == 0 && batch_pending(w->db, batch)) {
       record_attempt(w->db, batch, "the server's answer resolved none of the batch");
       fail(w, CH_PUSH, -1, "the server's answer resolved none of the batch");
       return;
@@ -702,6 +736,7 @@ static void drain_done(Worker *w) {
     switch (i) {
     case CH_PUSH:
       done_push(w, &w->ch[i].r);
+      sse_resume(w);
       break;
     case CH_PULL:
       done_pull(w, &w->ch[i].r);
@@ -732,9 +767,13 @@ static void schedule(Worker *w, int64_t now) {
     if (!c[CH_HEALTH].active && now >= c[CH_HEALTH].at) start_health(w);
     return;
   }
-  if (w->wantPush && !c[CH_PUSH].active && now >= c[CH_PUSH].at) start_push(w);
+  /* Push and pull take turns: a pull answered after a push committed could
+  ** confirm that batch (last_mutation_id) before its answer is acked. */
+  if (w->wantPush && !c[CH_PUSH].active && !c[CH_PULL].active && now >= c[CH_PUSH].at)
+    start_push(w);
   if (!w->online) return;
-  if (w->wantPull && !c[CH_PULL].active && now >= c[CH_PULL].at) start_pull(w);
+  if (w->wantPull && !c[CH_PULL].active && !c[CH_PUSH].active && now >= c[CH_PULL].at)
+    start_pull(w);
   if (!w->cfg.sse && !w->wantPull && !c[CH_PULL].active && now >= w->nextPoll) w->wantPull = 1;
   if (w->cfg.sse && !w->wantPull && !c[CH_PULL].active && !c[CH_SSE].active && now >= c[CH_SSE].at)
     start_sse(w);
@@ -751,8 +790,8 @@ static int64_t wait_ms(Worker *w, int64_t now) {
     if (!w->online) {
       if (!c[CH_HEALTH].active) AT(c[CH_HEALTH].at);
     } else {
-      if (w->wantPush && !c[CH_PUSH].active) AT(c[CH_PUSH].at);
-      if (w->wantPull && !c[CH_PULL].active) AT(c[CH_PULL].at);
+      if (w->wantPush && !c[CH_PUSH].active && !c[CH_PULL].active) AT(c[CH_PUSH].at);
+      if (w->wantPull && !c[CH_PULL].active && !c[CH_PUSH].active) AT(c[CH_PULL].at);
       if (w->cfg.sse && !w->wantPull && !c[CH_PULL].active && !c[CH_SSE].active) AT(c[CH_SSE].at);
       if (!w->cfg.sse) AT(w->nextPoll);
     }
@@ -1299,7 +1338,7 @@ void worker_fn_push(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     char *unused = 0;
     int rc = sql_call(db, "SELECT 0, sync_ack(?1)", x.r.buf ? x.r.buf : "", 0, &unused, &n, &err);
     sqlite3_free(unused);
-    if (rc == SQLITE_OK && n == 0) {
+    if (rc == SQLITE_OK && n == 0 && batch_pending(db, body)) {
       record_attempt(db, body, "the server's answer resolved none of the batch");
       err = sqlite3_mprintf("the server's answer resolved none of the batch");
       rc = SQLITE_ERROR;

@@ -1,0 +1,217 @@
+"""Helpers for the end-to-end tests: a syncd on a free loopback port, client
+databases with the extension loaded, a hung server, and polling.
+
+Runs under /usr/bin/python3 (Debian's python, whose sqlite3 module can load
+extensions). Standard library only.
+"""
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.parse
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+SYNCD = os.path.join(ROOT, "server", "syncd")
+EXT = os.path.join(ROOT, "ext", "sync")
+SCHEMA = os.path.join(HERE, "schema.sql")
+CLIENT_DDL = """
+CREATE TABLE IF NOT EXISTS todos(id TEXT PRIMARY KEY, title TEXT NOT NULL,
+                                 done INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS notes(id INTEGER PRIMARY KEY, body TEXT);
+"""
+
+
+def wait_for(pred, timeout=10.0, step=0.01, what="condition"):
+    """Poll pred() until it returns a true value; returns it or raises."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(step)
+
+
+class Syncd:
+    """One syncd process on 127.0.0.1:0 with SQLite storage in dir."""
+
+    def __init__(self, dir, extra=(), port=0):
+        self.dir = dir
+        self.db = os.path.join(dir, "server.db")
+        self.extra = list(extra)
+        self.port = port
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.log = open(os.path.join(self.dir, "syncd.log"), "ab")
+        args = [SYNCD, "--listen", f"127.0.0.1:{self.port}", "--schema", SCHEMA,
+                "--db", self.db] + self.extra
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log)
+        ready, _, _ = select.select([self.proc.stdout], [], [], 20)
+        line = self.proc.stdout.readline().decode() if ready else ""
+        if not line.startswith("http://"):
+            self.proc.kill()
+            self.proc.wait()
+            raise RuntimeError("syncd did not start")
+        self.url = line.strip()
+        self.port = urllib.parse.urlsplit(self.url).port
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.proc.stdout.close()
+        self.log.close()
+        self.proc = None
+
+    def restart(self):
+        """Stop and start again on the same port and data."""
+        self.stop()
+        for _ in range(100):
+            try:
+                self.start()
+                return
+            except RuntimeError:
+                time.sleep(0.05)
+        raise RuntimeError("syncd did not restart")
+
+    def query(self, sql, args=()):
+        c = sqlite3.connect(self.db, timeout=10)
+        try:
+            return c.execute(sql, args).fetchall()
+        finally:
+            c.close()
+
+    def get(self, path):
+        with urllib.request.urlopen(self.url + path, timeout=10) as r:
+            return json.loads(r.read())
+
+    def push(self, client_id, mutations, token=None):
+        req = urllib.request.Request(self.url + "/push",
+                                     json.dumps({"client_id": client_id,
+                                                 "mutations": mutations}).encode(),
+                                     {"Content-Type": "application/json"})
+        if token:
+            req.add_header("Authorization", "Bearer " + token)
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+
+def connect(path):
+    """A connection in autocommit mode with the extension loaded."""
+    c = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+    c.enable_load_extension(True)
+    c.load_extension(EXT)
+    return c
+
+
+class Client:
+    """A client database: tables created, sync_init'd, tracked."""
+
+    def __init__(self, path, url, options=None):
+        self.path = path
+        self.url = url
+        self.db = connect(path)
+        self.db.executescript(CLIENT_DDL)
+        args = (url,) if options is None else (url, json.dumps(options))
+        self.client_id = self.one(f"SELECT sync_init({','.join('?' * len(args))})", args)
+        self.one("SELECT sync_track('todos')")
+        self.one("SELECT sync_track('notes')")
+
+    def one(self, sql, args=()):
+        row = self.db.execute(sql, args).fetchone()
+        return row[0] if row else None
+
+    def rows(self, sql, args=()):
+        return self.db.execute(sql, args).fetchall()
+
+    def status(self):
+        cur = self.db.execute("SELECT * FROM sync_status")
+        names = [d[0] for d in cur.description]
+        return dict(zip(names, cur.fetchone()))
+
+    def todos(self):
+        return self.rows("SELECT id, title, done FROM todos ORDER BY id")
+
+    def close(self):
+        if self.db:
+            self.db.close()
+            self.db = None
+
+
+class HungServer:
+    """Accepts connections and never answers."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.url = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.conns = []
+        self.done = False
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        self.sock.settimeout(0.1)
+        while not self.done:
+            try:
+                c, _ = self.sock.accept()
+                self.conns.append(c)
+            except OSError:
+                pass
+
+    def close(self):
+        self.done = True
+        self.t.join()
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+class E2ETest(unittest.TestCase):
+    """Base: a temp dir, cleanup of clients and servers."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="sync-e2e-")
+        self.clients = []
+        self.servers = []
+
+    def tearDown(self):
+        for c in self.clients:
+            try:
+                c.close()
+            except Exception:
+                pass
+        for s in self.servers:
+            s.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def syncd(self, *extra):
+        s = Syncd(self.dir, extra)
+        self.servers.append(s)
+        return s
+
+    def client(self, name, url, options=None):
+        c = Client(os.path.join(self.dir, name + ".db"), url, options)
+        self.clients.append(c)
+        return c

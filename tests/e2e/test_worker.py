@@ -1,0 +1,419 @@
+"""End-to-end: the background worker with a real syncd."""
+import os
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+
+from e2e_util import HERE, E2ETest, HungServer, wait_for
+
+
+def server_todos(s):
+    return s.query("SELECT id, title, done FROM todos ORDER BY id")
+
+
+class Basics(E2ETest):
+    def test_push_pull_without_worker(self):
+        s = self.syncd()
+        a = self.client("a", s.url)
+        b = self.client("b", s.url)
+        a.db.execute("INSERT INTO todos VALUES('x', 'milk', 0)")
+        a.db.execute("INSERT INTO notes VALUES(1, 'hello')")
+        self.assertEqual(a.one("SELECT sync_push()"), 2)
+        self.assertEqual(a.one("SELECT sync_pending()"), 0)
+        self.assertEqual(b.one("SELECT sync_pull()"), 2)
+        self.assertEqual(b.todos(), [("x", "milk", 0)])
+        self.assertEqual(b.one("SELECT sync_pull()"), 0)
+        self.assertEqual(b.one("SELECT sync_wait(0)"), '["notes","todos"]')
+        self.assertIsNone(b.one("SELECT sync_wait(0)"))
+
+    def test_errors(self):
+        mem = self.client("m", "http://127.0.0.1:9")
+        m = sqlite3.connect(":memory:", isolation_level=None)
+        m.enable_load_extension(True)
+        m.load_extension(os.path.join(HERE, "..", "..", "ext", "sync"))
+        m.execute("SELECT sync_init('http://127.0.0.1:9')")
+        with self.assertRaisesRegex(sqlite3.OperationalError,
+                                    r"^sync_start: needs a database file"):
+            m.execute("SELECT sync_start()")
+        m.close()
+        mem.one("SELECT sync_config('timeout_ms', 2000)")
+        mem.db.execute("INSERT INTO todos VALUES('x', 'milk', 0)")
+        with self.assertRaisesRegex(sqlite3.OperationalError, r"^sync_push: cannot reach "):
+            mem.one("SELECT sync_push()")
+        with self.assertRaisesRegex(sqlite3.OperationalError, r"^sync_pull: cannot reach "):
+            mem.one("SELECT sync_pull()")
+        # the failed push is recorded on the mutation
+        attempts, err = mem.rows("SELECT attempts, last_error FROM sync_pending")[0]
+        self.assertEqual(attempts, 1)
+        self.assertTrue(err)
+        with self.assertRaisesRegex(sqlite3.OperationalError,
+                                    r'^sync_config: unknown key "nope"$'):
+            mem.one("SELECT sync_config('nope')")
+        with self.assertRaisesRegex(sqlite3.OperationalError,
+                                    r'^sync_config: "batch_size" must be a positive integer$'):
+            mem.one("SELECT sync_config('batch_size', 0)")
+        with self.assertRaisesRegex(sqlite3.OperationalError,
+                                    r"^sync_wait: timeout_ms must be a non-negative integer$"):
+            mem.one("SELECT sync_wait(-1)")
+        self.assertEqual(mem.one("SELECT sync_config('batch_size')"), 100)
+        self.assertEqual(mem.one("SELECT sync_config('batch_size', '7')"), 7)
+        self.assertEqual(mem.one("SELECT sync_config('sse', 'off')"), "off")
+        self.assertEqual(mem.one("SELECT sync_config('sse', NULL)"), "on")
+        self.assertIsNone(mem.one("SELECT sync_config('token')"))
+        no_url = self.client("n", None)
+        with self.assertRaisesRegex(sqlite3.OperationalError, r"^sync_start: no server url"):
+            no_url.one("SELECT sync_start()")
+
+    def test_status_columns(self):
+        s = self.syncd()
+        a = self.client("a", s.url)
+        cur = a.db.execute("SELECT * FROM sync_status")
+        cur.fetchall()  # an unfinished statement would keep its read snapshot
+        self.assertEqual([d[0] for d in cur.description],
+                         ["state", "online", "pending", "rejected", "cursor", "sse_connected",
+                          "last_push_at", "last_pull_at", "last_error", "next_retry_at",
+                          "pushed_total", "pulled_total", "client_id", "url"])
+        st = a.status()
+        self.assertEqual(st["state"], "stopped")
+        self.assertEqual(a.one("SELECT sync_start()"), 1)
+        self.assertEqual(a.one("SELECT sync_start()"), 1)  # idempotent
+        wait_for(lambda: a.status()["sse_connected"] == 1, what="sse connected")
+        st = a.status()
+        self.assertEqual(st["state"], "idle")
+        self.assertEqual(st["url"], s.url)
+        self.assertTrue(st["cursor"])
+        self.assertEqual(a.one("SELECT sync_stop()"), 1)
+        self.assertEqual(a.status()["state"], "stopped")
+        self.assertEqual(a.one("SELECT sync_stop()"), 1)
+
+
+class Convergence(E2ETest):
+    def test_concurrent_offline_edits_converge(self):
+        s = self.syncd()
+        a = self.client("a", s.url)
+        b = self.client("b", s.url)
+        for i in range(5):
+            a.db.execute("INSERT INTO todos VALUES(?, ?, 0)", ("k%d" % i, "orig %d" % i))
+        a.one("SELECT sync_push()")
+        b.one("SELECT sync_pull()")
+        for c in (a, b):
+            c.one("SELECT sync_start()")
+            c.one("SELECT sync_online(0)")
+        # both edit the same rows while offline
+        a.db.execute("UPDATE todos SET title = 'from a' WHERE id IN ('k0', 'k1')")
+        b.db.execute("UPDATE todos SET title = 'from b', done = 1 WHERE id IN ('k1', 'k2')")
+        a.db.execute("DELETE FROM todos WHERE id = 'k3'")
+        b.db.execute("UPDATE todos SET title = 'b edits a deleted row' WHERE id = 'k3'")
+        a.db.execute("INSERT INTO todos VALUES('na', 'new a', 0)")
+        b.db.execute("INSERT INTO todos VALUES('nb', 'new b', 0)")
+        b.db.execute("INSERT INTO todos VALUES('na', 'b also made na', 1)")
+        time.sleep(0.3)
+        self.assertEqual(len(server_todos(s)), 5)  # nothing left the machines
+        a.one("SELECT sync_online(1)")
+        wait_for(lambda: a.one("SELECT sync_pending()") == 0, what="a drained")
+        b.one("SELECT sync_online(1)")
+        wait_for(lambda: b.one("SELECT sync_pending()") == 0, what="b drained")
+        wait_for(lambda: a.todos() == b.todos() == server_todos(s), what="convergence")
+        final = dict((r[0], r[1:]) for r in server_todos(s))
+        self.assertEqual(final["k0"], ("from a", 0))
+        self.assertEqual(final["k1"], ("from b", 1))  # b's update came last
+        self.assertNotIn("k3", final)  # b's update of a deleted row was refused
+        self.assertEqual(final["na"], ("new a", 0))  # b's insert of na was refused
+        self.assertEqual(b.rows("SELECT table_name, op, pk FROM sync_rejected ORDER BY id"),
+                         [("todos", "update", '{"id":"k3"}'), ("todos", "insert", '{"id":"na"}')])
+
+
+class Resilience(E2ETest):
+    def test_syncd_restart_mid_drain(self):
+        s = self.syncd()
+        a = self.client("a", s.url, {"batch_size": 5, "backoff_min_ms": 50,
+                                     "backoff_max_ms": 500})
+        a.db.execute("BEGIN")
+        for i in range(400):
+            a.db.execute("INSERT INTO todos VALUES(?, ?, 0)", ("r%04d" % i, "row %d" % i))
+        a.db.execute("COMMIT")
+        a.one("SELECT sync_start()")
+        wait_for(lambda: s.query("SELECT count(*) FROM todos")[0][0] > 20, what="drain started")
+        s.restart()
+        wait_for(lambda: a.one("SELECT sync_pending()") == 0, timeout=30, what="drained")
+        self.assertEqual(s.query("SELECT count(*) FROM todos")[0][0], 400)
+        self.assertEqual(a.one("SELECT count(*) FROM sync_rejected"), 0)
+        wait_for(lambda: a.status()["sse_connected"] == 1, what="sse reconnected")
+        b = self.client("b", s.url)
+        b.one("SELECT sync_start()")
+        wait_for(lambda: b.one("SELECT count(*) FROM todos") == 400, what="b has all")
+        a.db.execute("UPDATE todos SET done = 1 WHERE id = 'r0000'")
+        wait_for(lambda: b.one("SELECT done FROM todos WHERE id = 'r0000'") == 1,
+                 what="live change after restart")
+
+    def test_kill9_client_mid_drain(self):
+        s = self.syncd()
+        db = os.path.join(self.dir, "k.db")
+        args = [sys.executable, os.path.join(HERE, "client_proc.py"), db, s.url,
+                "--insert", "1500", "--batch", "1", "--start"]
+        p = subprocess.Popen(args, stdout=subprocess.PIPE)
+        try:
+            self.assertEqual(p.stdout.readline().strip(), b"ready")
+            wait_for(lambda: s.query("SELECT count(*) FROM todos")[0][0] > 5,
+                     step=0.002, what="drain started")
+            os.kill(p.pid, signal.SIGKILL)
+        finally:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+            p.stdout.close()
+        sent = s.query("SELECT count(*) FROM todos")[0][0]
+        self.assertLess(sent, 1500, "the drain finished before the kill; make it longer")
+        c = self.client("k", s.url)
+        self.assertGreater(c.one("SELECT sync_pending()"), 0)
+        c.one("SELECT sync_start()")
+        wait_for(lambda: c.one("SELECT sync_pending()") == 0, timeout=30, what="drained")
+        # every row exactly once; a replayed insert would have been rejected
+        self.assertEqual(s.query("SELECT count(*) FROM todos")[0][0], 1500)
+        self.assertEqual(c.one("SELECT count(*) FROM sync_rejected"), 0)
+        self.assertEqual(s.query("SELECT count(*) FROM _syncd_changes")[0][0], 1500)
+        self.assertEqual(s.query("SELECT last_id FROM _syncd_clients")[0][0], 1500)
+        self.assertEqual(c.one("SELECT count(*) FROM todos"), 1500)
+
+    def test_401_then_token(self):
+        s = self.syncd("--token", "s3cret-token")
+        a = self.client("a", s.url)
+        a.db.execute("INSERT INTO todos VALUES('x', 'milk', 0)")
+        a.one("SELECT sync_start()")
+        wait_for(lambda: "401" in (a.status()["last_error"] or ""), what="401 shown")
+        st = a.status()
+        self.assertEqual(st["state"], "error")
+        self.assertIsNone(st["next_retry_at"])  # no retry until the token changes
+        self.assertEqual(st["pending"], 1)
+        with self.assertRaisesRegex(sqlite3.OperationalError, r"^sync_push: HTTP 401"):
+            a.one("SELECT sync_push()")
+        self.assertEqual(a.one("SELECT sync_config('token', 's3cret-token')"), "********")
+        wait_for(lambda: a.one("SELECT sync_pending()") == 0, what="drained with token")
+        wait_for(lambda: a.status()["state"] == "idle", what="idle")
+        self.assertIsNone(a.status()["last_error"])
+        self.assertEqual(server_todos(s), [("x", "milk", 0)])
+        self.assertNotIn("s3cret", repr(a.status()))
+        a.one("SELECT sync_stop()")
+        a.close()
+        for f in os.listdir(self.dir):
+            if f.startswith("a.db"):
+                with open(os.path.join(self.dir, f), "rb") as fh:
+                    self.assertNotIn(b"s3cret", fh.read(), f)
+
+    def test_410_full_resync(self):
+        s = self.syncd("--max-tombstones", "1")
+        a = self.client("a", s.url)
+        b = self.client("b", s.url)
+        a.db.execute("INSERT INTO todos VALUES('keep', 'kept', 0)")
+        a.one("SELECT sync_push()")
+        self.assertEqual(b.one("SELECT sync_pull()"), 1)
+        old = b.one("SELECT sync_cursor()")
+        # tombstones beyond the limit move the horizon past b's cursor
+        for i in range(4):
+            a.db.execute("INSERT INTO todos VALUES(?, 't', 0)", ("tmp%d" % i,))
+        a.db.execute("UPDATE todos SET title = 'changed' WHERE id = 'keep'")
+        a.one("SELECT sync_push()")
+        a.db.execute("DELETE FROM todos WHERE id LIKE 'tmp%'")
+        a.one("SELECT sync_push()")
+        with self.assertRaises(Exception):
+            s.get("/pull?client_id=x&cursor=" + old)
+        # b has a pending edit that must survive the resync
+        b.db.execute("INSERT INTO notes VALUES(7, 'local')")
+        b.one("SELECT sync_config('backoff_min_ms', 50)")
+        b.one("SELECT sync_start()")
+        wait_for(lambda: b.one("SELECT title FROM todos WHERE id='keep'") == "changed",
+                 what="resynced")
+        wait_for(lambda: b.one("SELECT sync_pending()") == 0, what="drained")
+        self.assertEqual(s.query("SELECT body FROM notes WHERE id = 7"), [("local",)])
+        wait_for(lambda: b.status()["sse_connected"] == 1, what="sse after resync")
+        self.assertNotEqual(b.one("SELECT sync_cursor()"), old)
+        # synchronous pull also resyncs on 410
+        b.one("SELECT sync_stop()")
+        b.db.execute("UPDATE sync_meta SET value = ? WHERE key = 'cursor'", (old,))
+        b.one("SELECT sync_pull()")
+        self.assertNotEqual(b.one("SELECT sync_cursor()"), old)
+
+    def test_failed_drain_retries_by_itself(self):
+        hung = FlakyServer(503)
+        try:
+            a = self.client("a", hung.url, {"backoff_min_ms": 30, "backoff_max_ms": 200,
+                                            "sse": "off"})
+            a.db.execute("INSERT INTO todos VALUES('x', 'milk', 0)")
+            a.one("SELECT sync_start()")
+            wait_for(lambda: hung.pushes >= 4, what="retries without a new write")
+            st = a.status()
+            self.assertIn("503", st["last_error"])
+            self.assertEqual(st["online"], 1)
+            attempts, err = a.rows("SELECT attempts, last_error FROM sync_pending")[0]
+            self.assertGreaterEqual(attempts, 3)
+            self.assertIn("HTTP 503", err)
+        finally:
+            a.one("SELECT sync_stop()")
+            hung.close()
+
+    def test_413_halves_the_batch(self):
+        s = self.syncd("--max-body", "1500")
+        a = self.client("a", s.url, {"batch_size": 64})
+        a.db.execute("BEGIN")
+        for i in range(40):
+            a.db.execute("INSERT INTO todos VALUES(?, ?, 0)", ("r%04d" % i, "x" * 20))
+        a.db.execute("COMMIT")
+        self.assertEqual(a.one("SELECT sync_push()"), 40)
+        a.db.execute("INSERT INTO todos VALUES('w', 'worker', 0)")
+        a.one("SELECT sync_start()")
+        wait_for(lambda: a.one("SELECT sync_pending()") == 0, what="drained")
+        self.assertEqual(s.query("SELECT count(*) FROM todos")[0][0], 41)
+
+
+class Timing(E2ETest):
+    def test_sse_latency_under_100ms(self):
+        s = self.syncd()
+        b = self.client("b", s.url)
+        b.one("SELECT sync_start()")
+        wait_for(lambda: b.status()["sse_connected"] == 1, what="sse connected")
+        reader = sqlite3.connect(b.path, isolation_level=None)
+        times = []
+        for i in range(7):
+            t0 = time.monotonic()
+            s.push("other", [{"id": i + 1, "table": "todos", "op": "insert",
+                              "pk": {"id": "l%d" % i}, "data": {"id": "l%d" % i, "title": "t"}}])
+            wait_for(lambda: reader.execute("SELECT 1 FROM todos WHERE id = ?",
+                                            ("l%d" % i,)).fetchone(), step=0.001,
+                     what="row over sse")
+            times.append(time.monotonic() - t0)
+        reader.close()
+        self.assertLess(statistics.median(times), 0.1, times)
+        # the push itself took part of that: the event was applied at once
+        self.assertEqual(b.one("SELECT sync_wait(0)"), '["todos"]')
+        self.assertIsNone(b.one("SELECT sync_wait(50)"))
+
+    def test_stop_and_close_with_hung_server(self):
+        hung = HungServer()
+        try:
+            a = self.client("a", hung.url)
+            a.db.execute("INSERT INTO todos VALUES('x', 'milk', 0)")
+            a.one("SELECT sync_start()")
+            wait_for(lambda: len(hung.conns) >= 1, what="a request hanging")
+            t0 = time.monotonic()
+            self.assertEqual(a.one("SELECT sync_stop()"), 1)
+            self.assertLess(time.monotonic() - t0, 1.0)
+            a.one("SELECT sync_start()")
+            time.sleep(0.3)
+            t0 = time.monotonic()
+            a.close()
+            self.assertLess(time.monotonic() - t0, 1.0)
+            c = self.client("c", hung.url)
+            c.one("SELECT sync_config('timeout_ms', 500)")
+            c.db.execute("INSERT INTO todos VALUES('y', 'eggs', 0)")
+            t0 = time.monotonic()
+            with self.assertRaisesRegex(sqlite3.OperationalError,
+                                        r"^sync_push: cannot reach .*[Tt]ime"):
+                c.one("SELECT sync_push()")
+            self.assertLess(time.monotonic() - t0, 2.0)
+        finally:
+            hung.close()
+
+    def test_online_toggle(self):
+        s = self.syncd()
+        a = self.client("a", s.url)
+        a.one("SELECT sync_start()")
+        wait_for(lambda: a.status()["sse_connected"] == 1, what="sse connected")
+        self.assertEqual(a.one("SELECT sync_online(0)"), 0)
+        a.db.execute("INSERT INTO todos VALUES('x', 'milk', 0)")
+        time.sleep(0.4)
+        st = a.status()
+        self.assertEqual((st["state"], st["online"], st["pending"]), ("offline", 0, 1))
+        self.assertEqual(server_todos(s), [])
+        with self.assertRaisesRegex(sqlite3.OperationalError, r"^sync_push: offline"):
+            a.one("SELECT sync_push()")
+        t0 = time.monotonic()
+        self.assertEqual(a.one("SELECT sync_online(1)"), 1)
+        wait_for(lambda: a.one("SELECT sync_pending()") == 0, step=0.002, what="drained")
+        self.assertLess(time.monotonic() - t0, 0.5)
+        self.assertEqual(server_todos(s), [("x", "milk", 0)])
+
+    def test_sync_wait_reports_tables(self):
+        s = self.syncd()
+        a = self.client("a", s.url)
+        b = self.client("b", s.url)
+        b.one("SELECT sync_start()")
+        wait_for(lambda: b.status()["sse_connected"] == 1, what="sse connected")
+        self.assertIsNone(b.one("SELECT sync_wait(100)"))
+        a.db.execute("INSERT INTO notes VALUES(1, 'n')")
+        a.one("SELECT sync_push()")
+        self.assertEqual(b.one("SELECT sync_wait(5000)"), '["notes"]')
+        self.assertIsNone(b.one("SELECT sync_wait(0)"))
+
+    def test_standby_takes_over(self):
+        s = self.syncd()
+        db = os.path.join(self.dir, "shared.db")
+        c = self.client("shared", s.url)
+        p = subprocess.Popen([sys.executable, os.path.join(HERE, "client_proc.py"), db, s.url,
+                              "--start", "--wait-sse"], stdout=subprocess.PIPE)
+        try:
+            self.assertEqual(p.stdout.readline().strip(), b"ready")
+            c.one("SELECT sync_start()")
+            wait_for(lambda: "standby" in (c.status()["last_error"] or ""), what="standby")
+            c.db.execute("INSERT INTO todos VALUES('s', 'via the other process', 0)")
+            # the other process's worker sees the write (data_version) and drains it
+            wait_for(lambda: server_todos(s) == [("s", "via the other process", 0)],
+                     what="drained by the other process")
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait()
+            c.db.execute("INSERT INTO todos VALUES('t', 'after takeover', 0)")
+            wait_for(lambda: len(server_todos(s)) == 2, timeout=5, what="takeover")
+            self.assertNotIn("standby", c.status()["last_error"] or "")
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            p.stdout.close()
+
+
+class FlakyServer:
+    """Answers every /push with a fixed status; /health 200, /pull an empty page."""
+
+    def __init__(self, status):
+        import http.server
+        import threading
+        outer = self
+        self.pushes = 0
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def reply(self, code, body, extra=()):
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in extra:
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                if self.path.startswith("/pull"):
+                    self.reply(200, b'{"changes":[],"cursor":"x-1","has_more":false,'
+                                    b'"last_mutation_id":0}')
+                elif self.path.startswith("/health"):
+                    self.reply(200, b'{"ok":true}')
+                else:
+                    self.reply(404, b'{"error":"not found"}')
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.pushes += 1
+                self.reply(status, b'{"error":"try later"}', [("Retry-After", "0")])
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = "http://127.0.0.1:%d" % self.httpd.server_address[1]
+        self.t = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.t.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
