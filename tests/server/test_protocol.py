@@ -463,16 +463,17 @@ class ProtocolTests:
         self.assertLess(comments[1], 4)
 
     def test_sigterm_ends_streams_and_exits_zero(self):
-        s = self.server()
-        ev = s.events("w")
-        ev.next(5)
-        t0 = time.monotonic()
-        self.assertEqual(s.stop(signal.SIGTERM), 0)
-        self.assertLess(time.monotonic() - t0, 5)
-        with self.assertRaises((EOFError, ConnectionError, OSError)):
-            while True:
-                ev.next(2)
-        ev.close()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            s = self.server()
+            ev = s.events("w")
+            ev.next(5)
+            t0 = time.monotonic()
+            self.assertEqual(s.stop(sig), 0, sig)
+            self.assertLess(time.monotonic() - t0, 5)
+            with self.assertRaises((EOFError, ConnectionError, OSError)):
+                while True:
+                    ev.next(2)
+            ev.close()
 
     # ---- HTTP rules ----
 
