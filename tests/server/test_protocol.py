@@ -201,6 +201,19 @@ class ProtocolTests:
         changes, _ = s.pull_all("c1")
         self.assertEqual([c["pk"] for c in changes if c["table"] == "todos"], [{"id": "a"}])
 
+    def test_a_rejected_mutation_leaves_no_trace(self):
+        s = self.server()
+        # the INSERT itself succeeds; the key check after it fails: the
+        # savepoint must take the row back out
+        res = s.push("c1", [{"id": 1, "table": "todos", "op": "insert", "pk": {"id": "y"},
+                             "data": {"id": "x", "title": "t"}}, ins(2, "z")])
+        self.assertEqual(res[0]["status"], "rejected")
+        self.assertEqual(res[1]["status"], "applied")
+        changes, _ = s.pull_all("c1")
+        self.assertEqual([c["pk"] for c in changes if c["table"] == "todos"], [{"id": "z"}])
+        res = s.push("c1", [ins(3, "x")])  # "x" is free: nothing was left behind
+        self.assertEqual(res[0]["status"], "applied")
+
     def test_update_and_delete_semantics(self):
         s = self.server()
         res = s.push("c1", [ins(1, "a", "x", note="keep"), upd(2, "a", title="y"),
