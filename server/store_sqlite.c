@@ -313,8 +313,8 @@ static int bind_path(sqlite3_stmt *st, int param, const char *col) {
   return sqlite3_bind_text(st, param, path, -1, sqlite3_free);
 }
 
-/* Print the pk object of the row stmt stands on, whose columns follow
-** table order (pk columns picked by index, offset by first). */
+/* Print the pk object of the row st stands on: key column k is result
+** column idx[k], or (idx NULL) the table position of that key column. */
 static char *row_pk_json(const table_info *t, sqlite3_stmt *st, const int *idx) {
   sqlite3_str *out = sqlite3_str_new(0);
   sqlite3_str_appendchar(out, 1, '{');
@@ -601,8 +601,10 @@ static int write_row(sqlite3 *db, const table_info *t, const store_mutation *m, 
 }
 
 /* Read the row of t whose key is in pkJson; *row and *pk receive its JSON
-** (both NULL when there is no such row). */
-static int read_row(sqlite3 *db, const table_info *t, const char *pkJson, char **row, char **pk) {
+** (both NULL when there is no such row). A key value the database cannot
+** read (say a malformed BLOB) rejects the mutation, not the batch. */
+static int read_row(sqlite3 *db, const table_info *t, const char *pkJson, char **row, char **pk,
+                    char **reason) {
   sqlite3_str *sql = sqlite3_str_new(0);
   append_select(sql, t);
   append_pk_where(sql, t, 1, 2);
@@ -611,7 +613,7 @@ static int read_row(sqlite3 *db, const table_info *t, const char *pkJson, char *
   int rc = z ? sqlite3_prepare_v2(db, z, -1, &st, 0) : SQLITE_NOMEM;
   sqlite3_free(z);
   *row = *pk = 0;
-  if (rc != SQLITE_OK) return MUT_FATAL;
+  if (rc != SQLITE_OK) return rc == SQLITE_NOMEM ? MUT_FATAL : failed(db, reason);
   sqlite3_bind_text(st, 1, pkJson, -1, SQLITE_STATIC);
   for (int k = 0; k < t->n_pk; k++)
     bind_path(st, 2 + k, t->cols[t->pk[k]]);
@@ -628,7 +630,7 @@ static int read_row(sqlite3 *db, const table_info *t, const char *pkJson, char *
   sqlite3_free(*row);
   sqlite3_free(*pk);
   *row = *pk = 0;
-  return MUT_FATAL;
+  return rc == SQLITE_NOMEM ? MUT_FATAL : failed(db, reason);
 }
 
 /* Apply m in its own savepoint; fills o. Returns 0, or -1 when the batch
@@ -648,7 +650,7 @@ static int apply_one(sqlite_store *s, sqlite3 *db, const store_mutation *m, stor
   int r = check_keys(db, t, m, setCols, &nSet, &o->reason);
   if (r == MUT_OK && m->op == STORE_UPDATE && nSet == 0) {
     /* nothing to set: only the row's existence matters */
-    r = read_row(db, t, m->pk, &o->row, &o->pk);
+    r = read_row(db, t, m->pk, &o->row, &o->pk, &o->reason);
     if (r == MUT_OK && !o->row) r = MUT_REJECTED, o->reason = store_errf("no such row");
   } else if (r == MUT_OK) {
     r = write_row(db, t, m, setCols, nSet, &changed, &delPk, &o->reason);
@@ -656,7 +658,7 @@ static int apply_one(sqlite_store *s, sqlite3 *db, const store_mutation *m, stor
       r = MUT_REJECTED, o->reason = store_errf("no such row");
   }
   if (r == MUT_OK && changed && m->op != STORE_DELETE) {
-    r = read_row(db, t, m->pk, &o->row, &o->pk);
+    r = read_row(db, t, m->pk, &o->row, &o->pk, &o->reason);
     if (r == MUT_OK && !o->row)
       r = MUT_REJECTED, o->reason = store_errf("the row's key does not match pk");
   }

@@ -213,6 +213,13 @@ class ProtocolTests:
         self.assertEqual([c["pk"] for c in changes if c["table"] == "todos"], [{"id": "z"}])
         res = s.push("c1", [ins(3, "x")])  # "x" is free: nothing was left behind
         self.assertEqual(res[0]["status"], "applied")
+        # a key value the database cannot read refuses that mutation only
+        bad_pk = {"id": {"$base64": "!!not base64"}}
+        res = s.push("c1", [{"id": 4, "table": "todos", "op": "update", "pk": bad_pk, "data": {}},
+                            {"id": 6, "table": "todos", "op": "update", "pk": bad_pk,
+                             "data": {"title": "u"}},
+                            upd(7, "x", title="fine")])
+        self.assertEqual([r["status"] for r in res], ["rejected"] * 2 + ["applied"])
 
     def test_update_and_delete_semantics(self):
         s = self.server()
