@@ -90,8 +90,35 @@ static char *one_mutation(sqlite3_stmt *st, int i, store_mutation *m) {
   return 0;
 }
 
+/* Strict UTF-8 (no overlongs, surrogates or code points past U+10FFFF):
+** PostgreSQL refuses anything else, and the whole batch would then fail
+** again on every retry. */
+static int utf8_valid(const unsigned char *p, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    unsigned c = p[i];
+    size_t len = c < 0x80             ? 1
+                 : (c & 0xE0) == 0xC0 ? 2
+                 : (c & 0xF0) == 0xE0 ? 3
+                 : (c & 0xF8) == 0xF0 ? 4
+                                      : 0;
+    if (!len || i + len > n) return 0;
+    unsigned cp = len == 1 ? c : c & (0x7F >> len);
+    for (size_t k = 1; k < len; k++) {
+      if ((p[i + k] & 0xC0) != 0x80) return 0;
+      cp = cp << 6 | (p[i + k] & 0x3F);
+    }
+    static const unsigned min[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    i += len;
+  }
+  return 1;
+}
+
 char *push_request_parse(const char *body, size_t n, push_request *r) {
   memset(r, 0, sizeof *r);
+  if (!utf8_valid((const unsigned char *)body, n))
+    return sqlite3_mprintf("malformed JSON: the body is not valid UTF-8");
   sqlite3 *db = 0;
   sqlite3_stmt *st = 0;
   char *msg = 0;

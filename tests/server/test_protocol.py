@@ -580,6 +580,11 @@ class ProtocolTests:
             {"client_id": "c\u0000x", "mutations": [good]},
             {"client_id": "c", "mutations": [good, dict(good, id=2, table="todos\u0000x")]},
             {"client_id": "x" * 257, "mutations": [good]},
+            b'{"client_id":"c\xff","mutations":[]}',
+            b'{"client_id":"c","mutations":[{"id":1,"table":"todos","op":"insert",'
+            b'"pk":{"id":"a"},"data":{"id":"a","title":"\xed\xa0\x80"}}]}',
+            b'{"client_id":"c","mutations":[{"id":1,"table":"todos","op":"insert",'
+            b'"pk":{"id":"a"},"data":{"id":"a","title":"\xc0\xaf"}}]}',
         ]
         for body in bodies:
             status, _, data = s.request("POST", "/push", body)
