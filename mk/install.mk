@@ -24,7 +24,7 @@ SYNC_LIBDIR      = $(PREFIX)/lib/sqlite-sync
 SYNC_BINDIR      = $(PREFIX)/bin
 SYNC_SHAREDIR    = $(PREFIX)/share/sqlite-sync
 # site-packages relative to PREFIX, as the chosen python names it
-PYTHON_SITE_REL := $(shell $(BINDINGS_PYTHON) -c 'import sys; v = sys.version_info; print("lib/python%d.%d/%s-packages" % (v[0], v[1], "dist" if any(p.endswith("dist-packages") for p in sys.path) else "site"))' 2>/dev/null || echo lib/python3/site-packages)
+PYTHON_SITE_REL  = $(shell $(BINDINGS_PYTHON) -c 'import sys; v = sys.version_info; print("lib/python%d.%d/%s-packages" % (v[0], v[1], "dist" if any(p.endswith("dist-packages") for p in sys.path) else "site"))' 2>/dev/null || echo lib/python3/site-packages)
 PYTHON_SITEDIR  ?= $(PREFIX)/$(PYTHON_SITE_REL)
 NODE_PKGDIR     ?= $(PREFIX)/lib/node_modules/sqlite-sync
 TCL_PKGDIR      ?= $(PREFIX)/lib/tcltk/sqlite_sync

@@ -130,8 +130,9 @@ class Sync extends EventEmitter {
   // The 'change' event: a worker_thread with its own connection loops on
   // sync_wait with a short timeout, so the event loop never blocks.
   _watch() {
-    const file = this.db.name;
-    if (this.db.memory || !file || file === ':memory:') throw new Error('sync: the change event needs a database file (this one is in memory)');
+    const main = this.db.pragma('database_list').find((d) => d.name === 'main');
+    const file = main && main.file;
+    if (!file) throw new Error('sync: the change event needs a database file (this one is in memory or temporary)');
     // flags[0]: stop asked; flags[1]: 1 once the thread's connection is open
     // (changes from then on are reported), 2 if it failed.
     const flags = new Int32Array(new SharedArrayBuffer(8));
