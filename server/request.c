@@ -90,10 +90,7 @@ static char *one_mutation(sqlite3_stmt *st, int i, store_mutation *m) {
   return 0;
 }
 
-/* Strict UTF-8 (no overlongs, surrogates or code points past U+10FFFF):
-** PostgreSQL refuses anything else, and the whole batch would then fail
-** again on every retry. */
-static int utf8_valid(const unsigned char *p, size_t n) {
+int utf8_valid(const unsigned char *p, size_t n) {
   size_t i = 0;
   while (i < n) {
     unsigned c = p[i];

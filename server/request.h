@@ -21,4 +21,9 @@ char *push_request_parse(const char *body, size_t n, push_request *r);
 
 void push_request_free(push_request *r);
 
+/* p[0..n) is strict UTF-8 (no overlongs, surrogates or code points past
+** U+10FFFF). Checked on everything that reaches storage: PostgreSQL refuses
+** anything else, and a batch refused for it would fail again on every retry. */
+int utf8_valid(const unsigned char *p, size_t n);
+
 #endif

@@ -134,10 +134,11 @@ static enum MHD_Result do_push(const server_ctx *ctx, struct MHD_Connection *c, 
   return answer(c, rq, MHD_HTTP_OK, routes_json(json));
 }
 
-/* The client_id query argument, or NULL after answering 400. */
+/* The client_id query argument, or NULL when it is missing or unfit. */
 static const char *client_arg(struct MHD_Connection *c) {
   const char *id = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "client_id");
-  return id && *id && strlen(id) <= 256 ? id : 0;
+  size_t n = id ? strlen(id) : 0;
+  return n > 0 && n <= 256 && utf8_valid((const unsigned char *)id, n) ? id : 0;
 }
 
 static enum MHD_Result do_pull(const server_ctx *ctx, struct MHD_Connection *c, request *rq) {

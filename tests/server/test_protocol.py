@@ -370,9 +370,11 @@ class ProtocolTests:
         s.pull("c1", limit=0, expect=400)
         s.pull("c1", limit="x", expect=400)
         self.assertEqual(s.pull("c1", limit=10**9)["has_more"], False)
-        status, _, body = s.request("GET", "/pull")
-        self.assertEqual(status, 400)
-        self.assertIn("error", body)
+        for path in ["/pull", "/pull?client_id=", "/pull?client_id=%FF", "/events?client_id=%C0%AF",
+                     "/pull?client_id=" + "x" * 257]:
+            status, _, body = s.request("GET", path)
+            self.assertEqual(status, 400, path)
+            self.assertIn("error", body)
 
     def test_cursor_errors(self):
         s = self.server()
