@@ -22,22 +22,34 @@
 ** through printf('%!.17g') with a check that the text reads back to the same
 ** double, trying the neighbouring 17-digit decimals when it does not (SQLite's
 ** printf is off by one unit in the last digit for some huge magnitudes).
+**
+** Speed: these triggers run on every write the app makes. SQLite allocates
+** and initialises a frame of registers for a trigger program on every
+** statement that fires it, so the size of the generated SQL is paid on every
+** write, not only its executed branches: a column that cannot hold a REAL
+** (TEXT affinity, a rowid alias, STRICT INT/INTEGER/TEXT) gets no REAL branch
+** and one that cannot hold a BLOB no BLOB branch (column_kinds), and the
+** REAL neighbour search is one json_each instead of four expressions.
+** bench/ measures them (make bench).
 */
 #include "sync.h"
+
+#include <string.h>
 
 static void append(sqlite3_str *s, const char *z) {
   sqlite3_str_appendall(s, z);
 }
 
-/* A REAL expression x as JSON number text that reads back exactly. */
+/* A REAL expression x as JSON number text that reads back exactly. The
+** neighbours are tried through one json_each instead of one spelled-out
+** expression each: trigger programs get a frame of registers allocated and
+** zeroed on every statement that fires them, so their size is a cost paid on
+** every captured write, not only on REAL ones. */
 static void real_text(sqlite3_str *s, const char *x) {
   append(s, "(SELECT CASE WHEN v = 9e999 THEN '1e999' WHEN v = -9e999 THEN '-1e999'"
-            " WHEN CAST(p AS REAL) = v THEN p");
-  static const char *const steps[] = {"+1", "-1", "+2", "-2"};
-  for (int i = 0; i < 4; i++)
-    sqlite3_str_appendf(s, " WHEN CAST((m%s)||'e'||x AS REAL) = v THEN (m%s)||'e'||x", steps[i],
-                        steps[i]);
-  append(s, " ELSE p END FROM (SELECT v, p,"
+            " WHEN CAST(p AS REAL) = v THEN p ELSE coalesce((SELECT (m+d.value)||'e'||x"
+            " FROM json_each('[1,-1,2,-2]') AS d WHERE CAST((m+d.value)||'e'||x AS REAL) = v),"
+            " p) END FROM (SELECT v, p,"
             " CAST(replace(substr(q,1,instr(q,'e')-1),'.','') AS INTEGER) AS m,"
             " CAST(substr(q,instr(q,'e')+1) AS INTEGER)-16 AS x"
             " FROM (SELECT v, printf('%!.17g',v) AS p, printf('%!.16e',v) AS q FROM (SELECT ");
@@ -45,31 +57,117 @@ static void real_text(sqlite3_str *s, const char *x) {
   append(s, " AS v))))");
 }
 
-void capture_value_expr(sqlite3_str *s, const char *x) {
-  sqlite3_str_appendf(s, "CASE typeof(%s) WHEN 'real' THEN json(", x);
-  real_text(s, x);
-  sqlite3_str_appendf(s, ") WHEN 'blob' THEN json_object('$hex',hex(%s)) ELSE %s END", x, x);
+/* What a column can hold besides INTEGER, TEXT and NULL, which JSON carries
+** as they are. */
+enum { MAY_REAL = 1, MAY_BLOB = 2, MAY_ANY = 3 };
+
+/* x as a JSON value, for a column that can hold what kind says. */
+static void value_expr(sqlite3_str *s, const char *x, int kind) {
+  switch (kind) {
+  case MAY_ANY:
+    sqlite3_str_appendf(s, "CASE typeof(%s) WHEN 'real' THEN json(", x);
+    real_text(s, x);
+    sqlite3_str_appendf(s, ") WHEN 'blob' THEN json_object('$hex',hex(%s)) ELSE %s END", x, x);
+    break;
+  case MAY_REAL:
+    sqlite3_str_appendf(s, "CASE WHEN typeof(%s) = 'real' THEN json(", x);
+    real_text(s, x);
+    sqlite3_str_appendf(s, ") ELSE %s END", x);
+    break;
+  case MAY_BLOB:
+    sqlite3_str_appendf(
+        s, "CASE WHEN typeof(%s) = 'blob' THEN json_object('$hex',hex(%s)) ELSE %s END", x, x, x);
+    break;
+  default:
+    append(s, x);
+  }
 }
 
-/* json_object of the columns listed in idx (n of them) read from prefix. */
-static void object_expr(sqlite3_str *s, SyncTable *t, const int *idx, int n, const char *prefix) {
+void capture_value_expr(sqlite3_str *s, const char *x) {
+  value_expr(s, x, MAY_ANY);
+}
+
+/* The column kinds of t (MAY_* per column), from the declared types: a
+** column with TEXT affinity turns every number into text before NEW sees it
+** or the row is stored, a rowid alias holds only integers, and a STRICT
+** table's INT, INTEGER and TEXT columns hold nothing else. Every column gets
+** MAY_ANY when the types cannot be read. */
+static int *column_kinds(SyncCtx *c, SyncTable *t) {
+  int *kind = sqlite3_malloc64(sizeof(int) * (sqlite3_uint64)t->nCol);
+  if (!kind) return 0;
+  for (int i = 0; i < t->nCol; i++)
+    kind[i] = MAY_ANY;
+  sqlite3_stmt *s = 0;
+  int strict = 0, pkIndex = 0;
+  if (sqlite3_prepare_v2(c->db, "SELECT strict FROM pragma_table_list(?1, 'main')", -1, &s, 0) ==
+      SQLITE_OK) {
+    sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+    strict = sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 0);
+  }
+  sqlite3_finalize(s);
+  /* An INTEGER PRIMARY KEY is a rowid alias unless the key has its own index
+  ** (WITHOUT ROWID, or the INTEGER PRIMARY KEY DESC quirk). */
+  if (sqlite3_prepare_v2(c->db, "SELECT 1 FROM pragma_index_list(?1, 'main') WHERE origin = 'pk'",
+                         -1, &s, 0) == SQLITE_OK) {
+    sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+    pkIndex = sqlite3_step(s) != SQLITE_DONE;
+  } else {
+    pkIndex = 1;
+  }
+  sqlite3_finalize(s);
+  if (sqlite3_prepare_v2(c->db,
+                         "SELECT upper(type) FROM pragma_table_xinfo(?1, 'main') WHERE hidden = 0 "
+                         "ORDER BY cid",
+                         -1, &s, 0) != SQLITE_OK) {
+    sqlite3_finalize(s);
+    return kind;
+  }
+  sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+  for (int i = 0; i < t->nCol && sqlite3_step(s) == SQLITE_ROW; i++) {
+    const char *ty = (const char *)sqlite3_column_text(s, 0);
+    if (!ty) ty = "";
+    if (strict) {
+      if (!strcmp(ty, "INT") || !strcmp(ty, "INTEGER") || !strcmp(ty, "TEXT"))
+        kind[i] = 0;
+      else if (!strcmp(ty, "REAL"))
+        kind[i] = MAY_REAL;
+      else if (!strcmp(ty, "BLOB"))
+        kind[i] = MAY_BLOB;
+    } else if (strstr(ty, "INT")) {
+      if (!strcmp(ty, "INTEGER") && t->nPk == 1 && t->pk[0] == i && !pkIndex) kind[i] = 0;
+    } else if (strstr(ty, "CHAR") || strstr(ty, "CLOB") || strstr(ty, "TEXT")) {
+      kind[i] = MAY_BLOB;
+    }
+  }
+  sqlite3_finalize(s);
+  return kind;
+}
+
+/* json_object of the columns listed in idx (n of them) read from prefix;
+** kind gives what each column can hold (NULL: anything). */
+static void object_expr(sqlite3_str *s, SyncTable *t, const int *kind, const int *idx, int n,
+                        const char *prefix) {
   append(s, "json_object(");
   for (int i = 0; i < n; i++) {
-    const char *col = t->cols[idx ? idx[i] : i];
-    char *x = sqlite3_mprintf("%s.\"%w\"", prefix, col);
-    sqlite3_str_appendf(s, "%s'%q',", i ? "," : "", col);
-    if (x) capture_value_expr(s, x);
+    int col = idx ? idx[i] : i;
+    char *x = sqlite3_mprintf("%s.\"%w\"", prefix, t->cols[col]);
+    sqlite3_str_appendf(s, "%s'%q',", i ? "," : "", t->cols[col]);
+    if (x) value_expr(s, x, kind ? kind[col] : MAY_ANY);
     sqlite3_free(x);
   }
   append(s, ")");
 }
 
 void capture_key_expr(sqlite3_str *s, SyncTable *t, const char *prefix) {
-  object_expr(s, t, t->pk, t->nPk, prefix);
+  object_expr(s, t, 0, t->pk, t->nPk, prefix);
 }
 
-static void row_expr(sqlite3_str *s, SyncTable *t, const char *prefix) {
-  object_expr(s, t, 0, t->nCol, prefix);
+static void key_expr(sqlite3_str *s, SyncTable *t, const int *kind, const char *prefix) {
+  object_expr(s, t, kind, t->pk, t->nPk, prefix);
+}
+
+static void row_expr(sqlite3_str *s, SyncTable *t, const int *kind, const char *prefix) {
+  object_expr(s, t, kind, 0, t->nCol, prefix);
 }
 
 static int is_key(SyncTable *t, int col) {
@@ -91,28 +189,30 @@ static const char ctrl[] = "coalesce((SELECT applying FROM sync_control),0)=0";
 
 /* Records prefix's row as the server image unless the key already has
 ** pending mutations (then the image was taken by the first of them). */
-static void shadow_if_first(sqlite3_str *s, SyncTable *t, const char *prefix) {
+static void shadow_if_first(sqlite3_str *s, SyncTable *t, const int *kind, const char *prefix) {
   sqlite3_str_appendf(s, "INSERT OR REPLACE INTO sync_shadow(tbl,pk,row) SELECT %Q,", t->name);
-  capture_key_expr(s, t, prefix);
+  key_expr(s, t, kind, prefix);
   append(s, ",");
-  row_expr(s, t, prefix);
+  row_expr(s, t, kind, prefix);
   sqlite3_str_appendf(s,
                       " WHERE NOT EXISTS (SELECT 1 FROM sync_outbox WHERE tbl=%Q AND pk=", t->name);
-  capture_key_expr(s, t, prefix);
+  key_expr(s, t, kind, prefix);
   append(s, ");");
 }
 
-static void enqueue(sqlite3_str *s, SyncTable *t, const char *op, const char *prefix, int withRow) {
+static void enqueue(sqlite3_str *s, SyncTable *t, const int *kind, const char *op,
+                    const char *prefix, int withRow) {
   sqlite3_str_appendf(s, "INSERT INTO sync_outbox(tbl,op,pk,data) VALUES(%Q,%s,", t->name, op);
-  capture_key_expr(s, t, prefix);
+  key_expr(s, t, kind, prefix);
   append(s, ",");
   if (withRow)
-    row_expr(s, t, prefix);
+    row_expr(s, t, kind, prefix);
   else
     append(s, "NULL");
   append(s, ");");
 }
 
+/* Every name a trigger of ours ever had, so that re-tracking drops them. */
 static const char *const kinds[] = {"bi", "ai", "ar", "au", "ak", "ad"};
 
 int capture_remove(SyncCtx *c, const char *table) {
@@ -125,20 +225,19 @@ int capture_remove(SyncCtx *c, const char *table) {
   return rc;
 }
 
-/* (Re)creates the six triggers of t. */
-int capture_install(SyncCtx *c, SyncTable *t) {
-  int rc = capture_remove(c, t->name);
-  if (rc != SQLITE_OK) return rc;
-  sqlite3_str *s = sqlite3_str_new(c->db);
+static void triggers(sqlite3_str *s, SyncTable *t, const int *kind) {
   const char *T = t->name;
 
+  /* "DELETE FROM sync_stash" alone would rewrite the stash's (empty) root
+  ** page on every insert; with a WHERE it only scans it. */
   sqlite3_str_appendf(s,
                       "CREATE TRIGGER main.\"sync_bi_%w\" BEFORE INSERT ON \"%w\" WHEN %s BEGIN "
-                      "DELETE FROM sync_stash; INSERT INTO sync_stash(tbl,pk,row) SELECT %Q,",
+                      "DELETE FROM sync_stash WHERE true; INSERT INTO sync_stash(tbl,pk,row) "
+                      "SELECT %Q,",
                       T, T, ctrl, T);
-  capture_key_expr(s, t, "o");
+  key_expr(s, t, kind, "o");
   append(s, ",");
-  row_expr(s, t, "o");
+  row_expr(s, t, kind, "o");
   sqlite3_str_appendf(s, " FROM \"%w\" AS o WHERE ", T);
   for (int i = 0; i < t->nPk; i++)
     sqlite3_str_appendf(s, "%so.\"%w\" = NEW.\"%w\"", i ? " AND " : "", t->cols[t->pk[i]],
@@ -151,7 +250,7 @@ int capture_install(SyncCtx *c, SyncTable *t) {
                       "CREATE TRIGGER main.\"sync_ai_%w\" AFTER INSERT ON \"%w\" WHEN %s "
                       "AND NOT EXISTS (SELECT 1 FROM sync_stash) BEGIN ",
                       T, T, ctrl);
-  enqueue(s, t, "'insert'", "NEW", 1);
+  enqueue(s, t, kind, "'insert'", "NEW", 1);
   append(s, " END;\n");
 
   sqlite3_str_appendf(s,
@@ -160,18 +259,18 @@ int capture_install(SyncCtx *c, SyncTable *t) {
                       "INSERT OR REPLACE INTO sync_shadow(tbl,pk,row) SELECT tbl, pk, row "
                       "FROM sync_stash WHERE tbl=%Q AND pk=",
                       T, T, ctrl, T);
-  capture_key_expr(s, t, "NEW");
+  key_expr(s, t, kind, "NEW");
   sqlite3_str_appendf(s, " AND NOT EXISTS (SELECT 1 FROM sync_outbox WHERE tbl=%Q AND pk=", T);
-  capture_key_expr(s, t, "NEW");
+  key_expr(s, t, kind, "NEW");
   sqlite3_str_appendf(s,
                       "); INSERT INTO sync_outbox(tbl,op,pk,data) VALUES(%Q, CASE WHEN EXISTS "
                       "(SELECT 1 FROM sync_stash WHERE tbl=%Q AND pk=",
                       T, T);
-  capture_key_expr(s, t, "NEW");
+  key_expr(s, t, kind, "NEW");
   append(s, ") THEN 'update' ELSE 'insert' END,");
-  capture_key_expr(s, t, "NEW");
+  key_expr(s, t, kind, "NEW");
   append(s, ",");
-  row_expr(s, t, "NEW");
+  row_expr(s, t, kind, "NEW");
   append(s, "); END;\n");
 
   if (t->nCol > t->nPk) {
@@ -184,15 +283,24 @@ int capture_install(SyncCtx *c, SyncTable *t) {
         sqlite3_str_appendf(s, "%sOLD.\"%w\" IS NOT NEW.\"%w\"", n++ ? " OR " : "", t->cols[i],
                             t->cols[i]);
     append(s, ") BEGIN ");
-    shadow_if_first(s, t, "OLD");
+    shadow_if_first(s, t, kind, "OLD");
     sqlite3_str_appendf(s, "INSERT INTO sync_outbox(tbl,op,pk,data) VALUES(%Q,'update',", T);
-    capture_key_expr(s, t, "NEW");
+    key_expr(s, t, kind, "NEW");
+    /* The object of every non-key column, unchanged ones as NULL (not worth
+    ** formatting), then json_remove drops the unchanged ones. */
     append(s, ",json_remove(json_object(");
     for (int i = 0, n = 0; i < t->nCol; i++) {
       if (is_key(t, i)) continue;
       char *x = sqlite3_mprintf("NEW.\"%w\"", t->cols[i]);
       sqlite3_str_appendf(s, "%s'%q',", n++ ? "," : "", t->cols[i]);
-      if (x) capture_value_expr(s, x);
+      if (kind[i]) {
+        sqlite3_str_appendf(s, "CASE WHEN OLD.\"%w\" IS %s THEN NULL ELSE ", t->cols[i],
+                            x ? x : "NULL");
+        if (x) value_expr(s, x, kind[i]);
+        append(s, " END");
+      } else if (x) {
+        append(s, x);
+      }
       sqlite3_free(x);
     }
     append(s, ")");
@@ -208,17 +316,27 @@ int capture_install(SyncCtx *c, SyncTable *t) {
                       T, T, ctrl);
   key_same(s, t, 0);
   append(s, " BEGIN ");
-  shadow_if_first(s, t, "OLD");
-  enqueue(s, t, "'delete'", "OLD", 0);
-  enqueue(s, t, "'insert'", "NEW", 1);
+  shadow_if_first(s, t, kind, "OLD");
+  enqueue(s, t, kind, "'delete'", "OLD", 0);
+  enqueue(s, t, kind, "'insert'", "NEW", 1);
   append(s, " END;\n");
 
   sqlite3_str_appendf(s, "CREATE TRIGGER main.\"sync_ad_%w\" AFTER DELETE ON \"%w\" WHEN %s BEGIN ",
                       T, T, ctrl);
-  shadow_if_first(s, t, "OLD");
-  enqueue(s, t, "'delete'", "OLD", 0);
+  shadow_if_first(s, t, kind, "OLD");
+  enqueue(s, t, kind, "'delete'", "OLD", 0);
   append(s, " END;\n");
+}
 
+/* (Re)creates the triggers of t. */
+int capture_install(SyncCtx *c, SyncTable *t) {
+  int rc = capture_remove(c, t->name);
+  if (rc != SQLITE_OK) return rc;
+  int *kind = column_kinds(c, t);
+  if (!kind) return SQLITE_NOMEM;
+  sqlite3_str *s = sqlite3_str_new(c->db);
+  triggers(s, t, kind);
+  sqlite3_free(kind);
   char *sql = sqlite3_str_finish(s);
   rc = sql ? sync_exec(c, sql) : SQLITE_NOMEM;
   sqlite3_free(sql);
