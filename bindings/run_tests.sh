@@ -124,6 +124,18 @@ examples() {
     local keep=("${titles[@]}"); titles=("offline" "1 change(s) queued" "call mum ($lang)")
     check $lang "add while offline" "${cmd[@]}" "$TMP/$lang-off.db" "http://127.0.0.1:9" add "call mum ($lang)"
     titles=("${keep[@]}")
+    # watch: a to-do added elsewhere shows up live
+    PYTHONUNBUFFERED=1 "${cmd[@]}" "$TMP/$lang-w.db" "$url" watch >"$TMP/$lang-watch.out" 2>&1 &
+    local wpid=$! seen=0
+    for _ in $(seq 200); do grep -qF "buy milk ($lang)" "$TMP/$lang-watch.out" && break; sleep 0.05; done
+    "${cmd[@]}" "$TMP/$lang-a.db" "$url" add "live ($lang)" >/dev/null 2>&1
+    for _ in $(seq 200); do grep -qF "live ($lang)" "$TMP/$lang-watch.out" && { seen=1; break; }; sleep 0.05; done
+    kill -INT $wpid 2>/dev/null
+    for _ in $(seq 100); do kill -0 $wpid 2>/dev/null || break; sleep 0.05; done
+    kill -KILL $wpid 2>/dev/null; wait $wpid 2>/dev/null
+    if [ $seen = 1 ]; then np=$((np + 1)); echo "ok: $lang example: watch shows a to-do added elsewhere"
+    else nf=$((nf + 1)); echo "FAIL: $lang example: watch; output:"; cat "$TMP/$lang-watch.out"; fi
+    titles+=("live ($lang)")
   done
   kill "$syncd_pid"; wait "$syncd_pid" 2>/dev/null; syncd_pid=
   echo "examples: $np passed, $nf failed"

@@ -23,6 +23,7 @@ proc show {args} {
     db eval {SELECT id, title, done FROM todos ORDER BY title} {
         puts "- \[[expr {$done ? "x" : " "}]\] [string range $id 0 7] $title"
     }
+    flush stdout
 }
 
 switch -- $cmd {
