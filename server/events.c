@@ -58,6 +58,7 @@ typedef struct stream {
   int dirty; /* the log may hold changes after cursor */
   char *buf; /* the event being written */
   size_t len, off;
+  struct timespec sent; /* when buf was last filled: the heartbeat counts from it */
 } stream;
 
 static void stream_free(void *cls) {
@@ -73,6 +74,7 @@ static void stream_set(stream *s, char *text) {
   s->buf = text;
   s->len = text ? strlen(text) : 0;
   s->off = 0;
+  clock_gettime(CLOCK_MONOTONIC, &s->sent);
 }
 
 /* Fill s->buf with the next event (or heartbeat). Returns 0, or -1 when the
@@ -102,8 +104,7 @@ static int next_event(stream *s) {
       }
       store_page_clear(&page);
     }
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    struct timespec deadline = s->sent;
     deadline.tv_sec += s->heartbeat;
     int timedout = 0;
     pthread_mutex_lock(&mu);
