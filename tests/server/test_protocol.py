@@ -437,6 +437,20 @@ class ProtocolTests:
         self.assertEqual([c["pk"]["id"] for c in nxt["data"]["changes"]], ["later"])
         ev2.close()
 
+    def test_events_replay_in_pages(self):
+        s = self.server()
+        start = s.pull("w")["cursor"]
+        s.push("c1", [ins(i, f"r{i:04}") for i in range(1, 1501)])
+        ev = s.events("w", last_event_id=start)
+        first, second = ev.next_event(20), ev.next_event(20)
+        ev.close()
+        self.assertEqual(len(first["data"]["changes"]), 1000)
+        self.assertTrue(first["data"]["has_more"])
+        self.assertEqual(first["id"], first["data"]["cursor"])
+        self.assertEqual(len(second["data"]["changes"]), 500)
+        self.assertFalse(second["data"]["has_more"])
+        self.assertEqual(second["id"], s.pull_all("w")[1]["cursor"])
+
     def test_events_cursor_param_and_header_precedence(self):
         s = self.server()
         c0 = s.pull("w")["cursor"]
