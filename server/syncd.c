@@ -121,7 +121,7 @@ int main(int argc, char **argv) {
     else
       usage();
   }
-  if (!listen || (!dbpath && !pg)) usage();
+  if (!listen || !dbpath == !pg) usage();
   struct sockaddr_storage addr;
   if (!parse_listen(listen, &addr)) {
     fprintf(stderr, "syncd: --listen wants HOST:PORT, got %s\n", listen);
