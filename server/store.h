@@ -24,7 +24,7 @@
 
 typedef enum { STORE_INSERT, STORE_UPDATE, STORE_DELETE } store_op;
 
-/* One mutation of a push, its envelope already validated by routes.c.
+/* One mutation of a push, its envelope already validated (request.c).
 ** pk and data are the exact JSON texts from the request (never re-printed:
 ** numbers must stay exact); data is NULL for a delete. */
 typedef struct store_mutation {
