@@ -769,7 +769,9 @@ static int pg_push(store *st, const char *client, const store_mutation *m, int n
   if (ok && n > 0) {
     /* the client's row lock serializes pushes of one client */
     PGresult *r = 0;
-    ok = !exec(c, "BEGIN", err) &&
+    /* Deferred constraints would only fail at COMMIT, failing the whole batch
+    ** on every retry: check each mutation at once. */
+    ok = !exec(c, "BEGIN; SET CONSTRAINTS ALL IMMEDIATE", err) &&
          (r = query(c,
                     "INSERT INTO _syncd_clients(client_id, last_id) VALUES($1, 0)"
                     " ON CONFLICT (client_id) DO NOTHING",

@@ -674,6 +674,12 @@ static int apply_one(sqlite_store *s, sqlite3 *db, const store_mutation *m, stor
     if (!*err) *err = store_errf("%s", sqlite3_errmsg(db));
     return -1;
   }
+  /* A DEFERRABLE foreign key is only checked at COMMIT, which would then fail
+  ** the whole batch on every retry: hold each mutation to it at once. */
+  int fks = 0, hi;
+  if (r == MUT_OK && sqlite3_db_status(db, SQLITE_DBSTATUS_DEFERRED_FKS, &fks, &hi, 0) == 0 &&
+      fks > 0)
+    r = MUT_REJECTED, o->version = 0, o->reason = store_errf("FOREIGN KEY constraint failed");
   if (r == MUT_REJECTED) {
     sqlite3_free(o->row);
     o->row = 0;

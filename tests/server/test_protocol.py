@@ -179,6 +179,20 @@ class ProtocolTests:
         self.assertEqual(ids, ["ok1", "ok2", "u1"])
         self.assertEqual(page["last_mutation_id"], 14)
 
+    def test_deferred_foreign_key_refuses_its_mutation(self):
+        s = self.server()
+        res = s.push("c1", [
+            {"id": 1, "table": "notes", "op": "insert", "pk": {"id": 1},
+             "data": {"id": 1, "list_id": 99}},
+            {"id": 2, "table": "notes", "op": "insert", "pk": {"id": 2},
+             "data": {"id": 2, "list_id": 1}},
+            ins(3, "a")])
+        self.assertReason(res[0], "fk")
+        self.assertEqual([r["status"] for r in res[1:]], ["applied", "applied"])
+        changes, _ = s.pull_all("c1")
+        self.assertEqual(sorted((c["table"], c["pk"]["id"]) for c in changes),
+                         [("lists", 1), ("notes", 2), ("todos", "a")])
+
     def test_injection_like_names_are_refused(self):
         s = self.server()
         names = ['todos"; DROP TABLE todos; --', "sqlite_master", "_syncd_clients",
