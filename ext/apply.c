@@ -17,6 +17,11 @@
 ** the pages delivered every change those mutations made; before that the
 ** image would lack them and the row would flicker back.
 **
+** A page is applied set-based where it can be (see apply_fast below: one
+** INSERT ... SELECT ... FROM json_each per table for the keys without
+** pending mutations) and change by change otherwise, with the same result
+** and the same errors.
+**
 ** Names are checked against the tracked tables and their columns; values go
 ** through sync_val. Columns the local table does not have are ignored (a
 ** newer server may add columns). Errors, with nothing changed:
@@ -142,6 +147,217 @@ static int confirm_upto(SyncCtx *c, sqlite3_int64 upto, char **pzErr) {
   return rc;
 }
 
+/* ---- the set-based path ----
+**
+** Most of a page is changes to keys without pending mutations, with whole
+** rows: those need no rebase, and one INSERT ... SELECT ... FROM json_each
+** ... ON CONFLICT DO UPDATE per table (and one DELETE) writes them all, at
+** about the cost of a plain SQL load of the page. What is left (keys with
+** pending mutations, rows missing a column) goes through apply_change in
+** page order. The fast path runs in its own savepoint: when anything about
+** the page is unusual (a malformed change, a key twice, an error of any
+** statement), it is rolled back and the whole page is applied change by
+** change, so errors and their messages are exactly those of that path. */
+
+/* The key object at src (an SQL expression) as the canonical key text the
+** capture triggers write, NULL when a part is missing or null. Must build
+** the same text as the canon statement of table.c. */
+static void canon_expr(sqlite3_str *s, SyncTable *t, const char *src) {
+  sqlite3_str_appendall(s, "(CASE WHEN ");
+  for (int i = 0; i < t->nPk; i++)
+    sqlite3_str_appendf(s, "%scoalesce(%s -> '$.\"%q\"', 'null') = 'null'", i ? " OR " : "", src,
+                        t->cols[t->pk[i]]);
+  sqlite3_str_appendall(s, " THEN NULL ELSE json_object(");
+  for (int i = 0; i < t->nPk; i++) {
+    const char *col = t->cols[t->pk[i]];
+    char *v = sqlite3_mprintf("sync_val(%s -> '$.\"%q\"')", src, col);
+    sqlite3_str_appendf(s, "%s'%q',", i ? "," : "", col);
+    if (v) capture_value_expr(s, v);
+    sqlite3_free(v);
+  }
+  sqlite3_str_appendall(s, ") END)");
+}
+
+/* The condition, on a json_each row of the changes, that the change is to t
+** and the set-based statements write it. */
+static void fast_cond(sqlite3_str *s, SyncTable *t, int pending) {
+  sqlite3_str_appendf(s, "(value->>'$.table' = %Q", t->name);
+  if (pending) {
+    sqlite3_str_appendf(
+        s, " AND NOT EXISTS (SELECT 1 FROM sync_outbox WHERE tbl = %Q AND pk = ", t->name);
+    canon_expr(s, t, "(value->'$.pk')");
+    sqlite3_str_appendall(s, ")");
+  }
+  sqlite3_str_appendall(s, " AND (value->>'$.op' = 'delete' OR (value->>'$.op' = 'upsert'");
+  for (int i = 0; i < t->nPk; i++)
+    sqlite3_str_appendf(s, " AND coalesce(value -> '$.pk.\"%q\"', 'null') <> 'null'",
+                        t->cols[t->pk[i]]);
+  for (int i = 0; i < t->nCol; i++)
+    sqlite3_str_appendf(s, " AND json_type(value, '$.row.\"%q\"') IS NOT NULL", t->cols[i]);
+  sqlite3_str_appendall(s, ")))");
+}
+
+/* Runs sql (NULL: out of memory) with ?1 = json; returns its first column
+** as an integer in *pOut when pOut is not NULL. */
+static int fast_run(SyncCtx *c, char *sql, const char *json, sqlite3_int64 *pOut) {
+  /* pOut NULL: nothing; otherwise the first column of the first row, or
+  ** for a statement without rows the number of rows it changed. */
+  if (!sql) return SQLITE_NOMEM;
+  sqlite3_stmt *p = 0;
+  int rc = sqlite3_prepare_v2(c->db, sql, -1, &p, 0);
+  sqlite3_free(sql);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_text(p, 1, json, -1, SQLITE_STATIC);
+  rc = sqlite3_step(p);
+  if (pOut) *pOut = rc == SQLITE_ROW ? sqlite3_column_int64(p, 0) : sqlite3_changes(c->db);
+  rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+  if (rc == SQLITE_OK)
+    rc = sqlite3_finalize(p);
+  else
+    sqlite3_finalize(p);
+  return rc;
+}
+
+/* Writes the changes of table t that fast_cond selects; *pWritten gets the
+** number of upserts written. */
+static int fast_table(SyncCtx *c, SyncTable *t, const char *json, int pending, int deletes,
+                      sqlite3_int64 *pWritten) {
+  /* A delete whose key lacks a part: apply_change names the change. (An
+  ** upsert like that fails fast_cond and goes there by itself.) */
+  sqlite3_int64 bad = 0;
+  sqlite3_str *s = sqlite3_str_new(c->db);
+  sqlite3_str_appendf(
+      s, "SELECT count(*) FROM json_each(?1, '$.changes') WHERE value->>'$.table' = %Q AND (",
+      t->name);
+  for (int i = 0; i < t->nPk; i++)
+    sqlite3_str_appendf(s, "%scoalesce(value -> '$.pk.\"%q\"', 'null') = 'null'", i ? " OR " : "",
+                        t->cols[t->pk[i]]);
+  sqlite3_str_appendall(s, ")");
+  char *sql = sqlite3_str_finish(s);
+  int rc = SQLITE_OK;
+  if (deletes)
+    rc = fast_run(c, sql, json, &bad);
+  else
+    sqlite3_free(sql);
+  if (rc == SQLITE_OK && bad != 0) rc = SQLITE_ABORT;
+  if (rc == SQLITE_OK) {
+    s = sqlite3_str_new(c->db);
+    sqlite3_str_appendf(s, "INSERT INTO main.\"%w\"(", t->name);
+    for (int i = 0; i < t->nCol; i++)
+      sqlite3_str_appendf(s, "%s\"%w\"", i ? "," : "", t->cols[i]);
+    sqlite3_str_appendall(s, ") SELECT ");
+    for (int i = 0; i < t->nCol; i++)
+      sqlite3_str_appendf(s, "%ssync_val(value -> '$.row.\"%q\"')", i ? "," : "", t->cols[i]);
+    sqlite3_str_appendall(s,
+                          " FROM json_each(?1, '$.changes') WHERE value->>'$.op' = 'upsert' AND ");
+    fast_cond(s, t, pending);
+    sqlite3_str_appendall(s, " ON CONFLICT(");
+    for (int i = 0; i < t->nPk; i++)
+      sqlite3_str_appendf(s, "%s\"%w\"", i ? "," : "", t->cols[t->pk[i]]);
+    if (t->nCol == t->nPk) {
+      sqlite3_str_appendall(s, ") DO NOTHING");
+    } else {
+      sqlite3_str_appendall(s, ") DO UPDATE SET ");
+      for (int i = 0, n = 0; i < t->nCol; i++) {
+        int key = 0;
+        for (int j = 0; j < t->nPk; j++)
+          key |= t->pk[j] == i;
+        if (!key)
+          sqlite3_str_appendf(s, "%s\"%w\" = excluded.\"%w\"", n++ ? "," : "", t->cols[i],
+                              t->cols[i]);
+      }
+    }
+    rc = fast_run(c, sqlite3_str_finish(s), json, pWritten);
+  }
+
+  if (rc == SQLITE_OK && deletes) {
+    s = sqlite3_str_new(c->db);
+    sqlite3_str_appendf(s, "DELETE FROM main.\"%w\" WHERE (", t->name);
+    for (int i = 0; i < t->nPk; i++)
+      sqlite3_str_appendf(s, "%s\"%w\"", i ? "," : "", t->cols[t->pk[i]]);
+    sqlite3_str_appendall(s, ") IN (SELECT ");
+    for (int i = 0; i < t->nPk; i++)
+      sqlite3_str_appendf(s, "%ssync_val(value -> '$.pk.\"%q\"')", i ? "," : "", t->cols[t->pk[i]]);
+    sqlite3_str_appendall(s,
+                          " FROM json_each(?1, '$.changes') WHERE value->>'$.op' = 'delete' AND ");
+    fast_cond(s, t, pending);
+    sqlite3_str_appendall(s, ")");
+    rc = fast_run(c, sqlite3_str_finish(s), json, 0);
+  }
+  return rc;
+}
+
+/* Applies the page's changes: the set-based statements per table, then the
+** rest change by change. Any failure leaves *pzErr NULL and the caller rolls
+** back to the fast savepoint. */
+static int apply_fast(SyncCtx *c, const char *json) {
+  sqlite3_stmt *p = 0;
+  /* Anything pending at all? Without, no change needs a rebase. */
+  int rc = sqlite3_prepare_v2(c->db, "SELECT EXISTS (SELECT 1 FROM sync_outbox)", -1, &p, 0);
+  if (rc != SQLITE_OK) return rc;
+  int pending = sqlite3_step(p) != SQLITE_ROW || sqlite3_column_int(p, 0) != 0;
+  sqlite3_finalize(p);
+  /* Per table: the changes, the upserts, and the changes that are malformed,
+  ** to an untracked table, or to a key that appears twice (by its text). */
+  rc = sqlite3_prepare_v2(
+      c->db,
+      "SELECT value->>'$.table', count(*) FILTER (WHERE value->>'$.op' = 'upsert'),"
+      " count(*) FILTER (WHERE value->>'$.op' = 'delete'),"
+      " count(*) - count(DISTINCT value->'$.pk') + count(*) FILTER (WHERE NOT coalesce("
+      "json_type(value) = 'object' AND value->>'$.table' IN (SELECT name FROM sync_tracked) AND "
+      "value->>'$.op' IN ('upsert', 'delete') AND json_type(value, '$.pk') = 'object' AND "
+      "(value->>'$.op' = 'delete' OR json_type(value, '$.row') = 'object'), 0))"
+      " FROM json_each(?1, '$.changes') GROUP BY 1",
+      -1, &p, 0);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_text(p, 1, json, -1, SQLITE_STATIC);
+  sqlite3_str *rest = sqlite3_str_new(c->db);
+  sqlite3_str_appendall(rest, "SELECT value->>'$.table', value->>'$.op', json_type(value,'$.pk'),"
+                              " value->'$.pk', json_type(value,'$.row'), value->'$.row',"
+                              " json_type(value,'$.version'), value->>'$.version', key"
+                              " FROM json_each(?1,'$.changes') WHERE true");
+  int restNeeded = pending;
+  while (rc == SQLITE_OK && sqlite3_step(p) == SQLITE_ROW) {
+    if (sqlite3_column_type(p, 0) != SQLITE_TEXT || sqlite3_column_int64(p, 3) != 0) {
+      rc = SQLITE_ABORT;
+      break;
+    }
+    SyncTable *t = 0;
+    char *zErr = 0;
+    sqlite3_int64 written = 0;
+    rc = table_get(c, (const char *)sqlite3_column_text(p, 0), 1, &t, &zErr);
+    sqlite3_free(zErr);
+    if (rc == SQLITE_OK)
+      rc = fast_table(c, t, json, pending, sqlite3_column_int64(p, 2) > 0, &written);
+    if (rc == SQLITE_OK) {
+      /* Each upsert written counts one change (DO NOTHING, for a table that
+      ** is all key, counts none): fewer means some rows lacked a column. */
+      if (written != sqlite3_column_int64(p, 1)) restNeeded = 1;
+      sqlite3_str_appendall(rest, " AND NOT ");
+      fast_cond(rest, t, pending);
+    }
+  }
+  sqlite3_finalize(p);
+  sqlite3_str_appendall(rest, " ORDER BY key");
+  char *sql = sqlite3_str_finish(rest);
+  if (rc != SQLITE_OK || !restNeeded) {
+    sqlite3_free(sql);
+    return rc;
+  }
+  if (!sql) return SQLITE_NOMEM;
+  rc = sqlite3_prepare_v2(c->db, sql, -1, &p, 0);
+  sqlite3_free(sql);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_text(p, 1, json, -1, SQLITE_STATIC);
+  while (rc == SQLITE_OK && sqlite3_step(p) == SQLITE_ROW) {
+    char *zErr = 0;
+    rc = apply_change(c, sqlite3_column_int(p, 8) + 1, p, &zErr);
+    sqlite3_free(zErr);
+  }
+  int frc = sqlite3_finalize(p);
+  return rc == SQLITE_OK ? frc : rc;
+}
+
 void apply_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
   SyncCtx *c = sqlite3_user_data(ctx);
@@ -193,7 +409,27 @@ void apply_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 
   sqlite3_int64 n = 0;
   rc = sync_engine_begin(c);
-  while (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
+  int fast = 0;
+  if (rc == SQLITE_OK && sync_exec(c, "SAVEPOINT sync_apply_fast") == SQLITE_OK) {
+    int frc = apply_fast(c, json);
+    if (frc == SQLITE_OK) {
+      fast = sync_exec(c, "RELEASE sync_apply_fast") == SQLITE_OK;
+    }
+    if (!fast) {
+      sync_exec(c, "ROLLBACK TO sync_apply_fast");
+      sync_exec(c, "RELEASE sync_apply_fast");
+    }
+  }
+  if (fast) {
+    sqlite3_stmt *k = 0;
+    rc = sqlite3_prepare_v2(c->db, "SELECT json_array_length(?1, '$.changes')", -1, &k, 0);
+    if (rc == SQLITE_OK) {
+      sqlite3_bind_text(k, 1, json, -1, SQLITE_STATIC);
+      n = sqlite3_step(k) == SQLITE_ROW ? sqlite3_column_int64(k, 0) : 0;
+      rc = sqlite3_finalize(k);
+    }
+  }
+  while (!fast && rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
     rc = apply_change(c, (int)n + 1, s, &zErr);
     n++;
   }
