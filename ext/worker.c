@@ -48,6 +48,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -203,30 +204,48 @@ static void site_nudge(Site *s, unsigned bits) {
 static void site_publish(Site *s, sqlite3 *db, const char *page) {
   if (!s) return;
   sqlite3_stmt *q = 0;
-  if (sqlite3_prepare_v2(db, "SELECT DISTINCT value->>'table' FROM json_each(?1,'$.changes')", -1,
-                         &q, 0) != SQLITE_OK) {
+  if (sqlite3_prepare_v2(db,
+                         "SELECT json_group_array(t) FROM (SELECT DISTINCT value->>'table' AS t"
+                         " FROM json_each(?1,'$.changes') WHERE t IS NOT NULL)",
+                         -1, &q, 0) != SQLITE_OK) {
     sqlite3_finalize(q);
     return;
   }
+  /* The names are read before taking the site's mutex: it is never held
+  ** while a statement runs (the worker's busy handler takes it). */
   sqlite3_bind_text(q, 1, page, -1, SQLITE_STATIC);
-  int any = 0;
+  char **names = 0;
+  int n = 0;
+  sqlite3_stmt *e = 0;
+  if (sqlite3_step(q) == SQLITE_ROW &&
+      sqlite3_prepare_v2(db, "SELECT value FROM json_each(?1)", -1, &e, 0) == SQLITE_OK) {
+    sqlite3_bind_value(e, 1, sqlite3_column_value(q, 0));
+    int cap = 0;
+    while (sqlite3_step(e) == SQLITE_ROW) {
+      if (n == cap) {
+        cap = cap ? 2 * cap : 8;
+        char **more = sqlite3_realloc64(names, sizeof *names * (sqlite3_uint64)cap);
+        if (!more) break;
+        names = more;
+      }
+      if ((names[n] = sqlite3_mprintf("%s", sqlite3_column_text(e, 0))) != 0) n++;
+    }
+  }
+  sqlite3_finalize(e);
+  sqlite3_finalize(q);
   pthread_mutex_lock(&s->mu);
   unsigned long long seq = s->seq + 1;
-  while (sqlite3_step(q) == SQLITE_ROW) {
-    const char *name = (const char *)sqlite3_column_text(q, 0);
-    if (!name) continue;
+  int any = 0;
+  for (int k = 0; k < n; k++) {
     ChangedTable *t = s->changed;
-    while (t && strcmp(t->name, name) != 0)
+    while (t && strcmp(t->name, names[k]) != 0)
       t = t->next;
     if (!t && (t = sqlite3_malloc64(sizeof *t)) != 0) {
-      t->name = sqlite3_mprintf("%s", name);
-      if (!t->name) {
-        sqlite3_free(t);
-        continue;
-      }
+      t->name = names[k];
+      names[k] = 0;
       /* kept in name order, so that sync_wait's answer is too */
       ChangedTable **pp = &s->changed;
-      while (*pp && strcmp((*pp)->name, name) < 0)
+      while (*pp && strcmp((*pp)->name, t->name) < 0)
         pp = &(*pp)->next;
       t->next = *pp;
       *pp = t;
@@ -238,7 +257,9 @@ static void site_publish(Site *s, sqlite3 *db, const char *page) {
     pthread_cond_broadcast(&s->cond);
   }
   pthread_mutex_unlock(&s->mu);
-  sqlite3_finalize(q);
+  for (int k = 0; k < n; k++)
+    sqlite3_free(names[k]);
+  sqlite3_free(names);
 }
 
 /* ---- small SQL helpers ---- */
@@ -313,9 +334,22 @@ static int clear_cursor(sqlite3 *db) {
   return sqlite3_exec(db, "DELETE FROM main.sync_meta WHERE key='cursor'", 0, 0, 0);
 }
 
+/* SYNC_TRACE=1 in the environment: one stderr line per push, answer and
+** applied page (bodies cut at 300 bytes; the token is never printed). */
+static int trace_enabled;
+static void trace_init(void) {
+  trace_enabled = getenv("SYNC_TRACE") != 0;
+}
+static void trace(const char *what, const char *body) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, trace_init);
+  if (trace_enabled) fprintf(stderr, "sync: %s %.300s\n", what, body ? body : "(null)");
+}
+
 /* Applies one page with sync_apply; *pMore gets has_more. */
 static int apply_page(sqlite3 *db, Site *site, const char *page, sqlite3_int64 *pN, int *pMore,
                       char **pzErr) {
+  trace("apply", page);
   sqlite3_stmt *s = 0;
   int rc = sqlite3_prepare_v2(
       db, "SELECT sync_apply(?1), coalesce(json_extract(?1,'$.has_more'),0)", -1, &s, 0);
@@ -525,6 +559,7 @@ static void start_push(Worker *w) {
   }
   sqlite3_free(w->batchBody);
   w->batchBody = body;
+  trace("push", body);
   char *url = http_url(w->url, "/push", 0, 0);
   chan_start(w, CH_PUSH, url, body, 0);
   sqlite3_free(url);
@@ -596,6 +631,7 @@ static void start_health(Worker *w) {
 }
 
 static void done_push(Worker *w, http_req *r) {
+  trace(r->msg[0] ? r->msg : "answer", r->buf);
   const char *batch = w->batchBody ? w->batchBody : "{}";
   if (r->status == 200 && !r->msg[0]) {
     sqlite3_int64 n = 0;
