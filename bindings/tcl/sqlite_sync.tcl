@@ -48,8 +48,12 @@ proc sqlite_sync::find_extension {} {
 }
 
 # Loads the extension into db; extension loading is switched off again after.
+# The worker writes on its own connection, so a connection without a busy
+# timeout (tclsqlite's default) would meet "database is locked": load gives
+# it 5 seconds, as Python's sqlite3 and better-sqlite3 do, unless one is set.
 proc sqlite_sync::load {db {path ""}} {
     if {$path eq ""} { set path [find_extension] }
+    if {[$db onecolumn {PRAGMA busy_timeout}] == 0} { $db timeout 5000 }
     $db enable_load_extension 1
     set rc [catch {$db eval {SELECT load_extension($path)}} msg opts]
     $db enable_load_extension 0

@@ -54,6 +54,15 @@ test load-2 {SQLITE_SYNC_EXTENSION wins} -body {
 } -cleanup { unset env(SQLITE_SYNC_EXTENSION); mem close } -match glob \
   -result {SQLITE_SYNC_EXTENSION=/nonexistent/sync.so does not name*}
 
+test load-3 {load sets a busy timeout unless one is set} -body {
+    sqlite3 m1 :memory:
+    sqlite3 m2 :memory:
+    m2 timeout 250
+    sqlite_sync::load m1
+    sqlite_sync::load m2
+    list [m1 onecolumn {PRAGMA busy_timeout}] [m2 onecolumn {PRAGMA busy_timeout}]
+} -cleanup { m1 close; m2 close } -result {5000 250}
+
 test local-1 {init, track, pending, pending_rows} -body {
     set db [client]
     $db eval {INSERT INTO todos(id, title) VALUES ('a', 'buy milk')}
