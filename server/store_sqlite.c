@@ -634,7 +634,8 @@ static int read_row(sqlite3 *db, const table_info *t, const char *pkJson, char *
 }
 
 /* Apply m in its own savepoint; fills o. Returns 0, or -1 when the batch
-** must fail (*err set). */
+** must fail (*err set), or -2 when m's refusal ended the whole transaction
+** (a trigger's RAISE(ROLLBACK); o->reason says why). */
 static int apply_one(sqlite_store *s, sqlite3 *db, const store_mutation *m, store_outcome *o,
                      char **err) {
   const table_info *t = table_find(s, m->table);
@@ -669,8 +670,8 @@ static int apply_one(sqlite_store *s, sqlite3 *db, const store_mutation *m, stor
   }
   sqlite3_free(delPk);
   sqlite3_free(setCols);
+  if (r == MUT_REJECTED && sqlite3_get_autocommit(db)) return -2; /* RAISE(ROLLBACK) */
   if (r == MUT_FATAL || sqlite3_get_autocommit(db)) {
-    /* A trigger's RAISE(ROLLBACK) also ends the transaction: fail the batch. */
     if (!*err) *err = store_errf("%s", sqlite3_errmsg(db));
     return -1;
   }
@@ -742,23 +743,17 @@ static int replay_one(sqlite3 *db, const char *client, long long id, store_outco
   return 0;
 }
 
-static int sq_push(store *st, const char *client, const store_mutation *m, int n, char **json,
-                   int *n_changed, char **err) {
-  sqlite_store *s = (sqlite_store *)st;
-  *json = 0;
-  *n_changed = 0;
-  sqlite3 *db = pool_get(s, err);
-  if (!db) return STORE_ERROR;
-  int *order = sqlite3_malloc64(sizeof *order * (n + 1));
-  store_outcome *res = sqlite3_malloc64(sizeof *res * (n + 1));
-  int ok = order && res, nDeleted = 0;
-  if (!ok) *err = store_errf("out of memory");
-  if (res) memset(res, 0, sizeof *res * (n + 1));
+/* One try at a batch, in one transaction. Returns 0 (committed), -1 (failed,
+** *err set), or i + 1 when m[i] ended the transaction itself: its reason is
+** moved to doomed[i], and the caller tries again, refusing m[i] unrun. */
+static int push_attempt(sqlite_store *s, sqlite3 *db, const char *client, const store_mutation *m,
+                        int n, const int *order, store_outcome *res, char **doomed, int *n_changed,
+                        char **err) {
   long long last = 0;
+  int ok, nDeleted = 0;
   sqlite3_stmt *q = 0;
-  if (ok)
-    ok = !exec(db, "BEGIN IMMEDIATE", err) &&
-         !prep(db, "SELECT last_id FROM _syncd_clients WHERE client_id = ?1", &q, err);
+  ok = !exec(db, "BEGIN IMMEDIATE", err) &&
+       !prep(db, "SELECT last_id FROM _syncd_clients WHERE client_id = ?1", &q, err);
   if (ok) {
     sqlite3_bind_text(q, 1, client, -1, SQLITE_STATIC);
     int rc = sqlite3_step(q);
@@ -766,7 +761,6 @@ static int sq_push(store *st, const char *client, const store_mutation *m, int n
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) ok = 0, *err = store_errf("%s", sqlite3_errmsg(db));
   }
   sqlite3_finalize(q);
-  if (ok) store_order_by_id(m, n, order);
   for (int k = 0; ok && k < n; k++) {
     const store_mutation *mu = &m[order[k]];
     store_outcome *o = &res[order[k]];
@@ -775,8 +769,20 @@ static int sq_push(store *st, const char *client, const store_mutation *m, int n
       continue;
     }
     const table_info *t = table_find(s, mu->table);
-    ok = !apply_one(s, db, mu, o, err) &&
-         !record_outcome(db, client, mu, o, t ? t->name : mu->table, err);
+    int rc = 0;
+    if (doomed[order[k]]) {
+      o->reason = sqlite3_mprintf("%s", doomed[order[k]]);
+      o->pk = sqlite3_mprintf("%s", mu->pk);
+      if (!o->reason || !o->pk) rc = -1, *err = store_errf("out of memory");
+    } else {
+      rc = apply_one(s, db, mu, o, err);
+    }
+    if (rc == -2) {
+      doomed[order[k]] = o->reason;
+      o->reason = 0;
+      return order[k] + 1;
+    }
+    ok = !rc && !record_outcome(db, client, mu, o, t ? t->name : mu->table, err);
     last = mu->id;
     if (ok && o->version) {
       (*n_changed)++;
@@ -809,17 +815,48 @@ static int sq_push(store *st, const char *client, const store_mutation *m, int n
   }
   if (ok && nDeleted) ok = !compact(s, db, err);
   if (ok) ok = !exec(db, "COMMIT", err);
-  if (ok) {
-    *json = store_results_json(m, res, n);
-    if (!*json) ok = 0, *err = store_errf("out of memory");
+  return ok ? 0 : -1;
+}
+
+static int sq_push(store *st, const char *client, const store_mutation *m, int n, char **json,
+                   int *n_changed, char **err) {
+  sqlite_store *s = (sqlite_store *)st;
+  *json = 0;
+  *n_changed = 0;
+  sqlite3 *db = pool_get(s, err);
+  if (!db) return STORE_ERROR;
+  int *order = sqlite3_malloc64(sizeof *order * (n + 1));
+  store_outcome *res = sqlite3_malloc64(sizeof *res * (n + 1));
+  char **doomed = sqlite3_malloc64(sizeof *doomed * (n + 1));
+  int rc = order && res && doomed ? 1 : -1;
+  if (rc < 0) {
+    *err = store_errf("out of memory");
+  } else {
+    memset(res, 0, sizeof *res * (n + 1));
+    memset(doomed, 0, sizeof *doomed * (n + 1));
+    store_order_by_id(m, n, order);
   }
-  if (!ok) *n_changed = 0;
-  for (int i = 0; res && i < n; i++)
+  /* each retry refuses one more mutation unrun, so this ends */
+  while (rc > 0) {
+    for (int i = 0; i < n; i++)
+      store_outcome_clear(&res[i]);
+    *n_changed = 0;
+    rc = push_attempt(s, db, client, m, n, order, res, doomed, n_changed, err);
+  }
+  if (rc == 0) {
+    *json = store_results_json(m, res, n);
+    if (!*json) rc = -1, *err = store_errf("out of memory");
+  }
+  if (rc) *n_changed = 0;
+  for (int i = 0; res && doomed && i < n; i++) {
     store_outcome_clear(&res[i]);
+    sqlite3_free(doomed[i]);
+  }
+  sqlite3_free(doomed);
   sqlite3_free(res);
   sqlite3_free(order);
   pool_put(s, db);
-  return ok ? STORE_OK : STORE_ERROR;
+  return rc ? STORE_ERROR : STORE_OK;
 }
 
 /* ---- pull ---- */

@@ -17,6 +17,12 @@ BEGIN
   RETURN NEW;
 END $$;
 CREATE TRIGGER todos_rev BEFORE UPDATE ON todos FOR EACH ROW EXECUTE FUNCTION todos_rev();
+CREATE FUNCTION todos_veto() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'vetoed by the server';
+END $$;
+CREATE TRIGGER todos_veto BEFORE INSERT ON todos FOR EACH ROW WHEN (NEW.title = 'veto')
+  EXECUTE FUNCTION todos_veto();
 CREATE TABLE lists(id BIGINT PRIMARY KEY, name TEXT);
 CREATE TABLE items(
   list_id BIGINT NOT NULL REFERENCES lists(id),

@@ -16,6 +16,12 @@ CREATE TRIGGER todos_rev AFTER UPDATE ON todos WHEN new.rev = old.rev
 BEGIN
   UPDATE todos SET rev = old.rev + 1 WHERE id = new.id;
 END;
+-- A server veto that ends the whole transaction: syncd must refuse only
+-- that mutation and still commit the rest of the batch.
+CREATE TRIGGER todos_veto BEFORE INSERT ON todos WHEN new.title = 'veto'
+BEGIN
+  SELECT RAISE(ROLLBACK, 'vetoed by the server');
+END;
 CREATE TABLE lists(id INTEGER PRIMARY KEY, name TEXT);
 CREATE TABLE items(
   list_id INTEGER NOT NULL REFERENCES lists(id),

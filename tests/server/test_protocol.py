@@ -179,6 +179,22 @@ class ProtocolTests:
         self.assertEqual(ids, ["ok1", "ok2", "u1"])
         self.assertEqual(page["last_mutation_id"], 14)
 
+    def test_a_trigger_veto_refuses_only_its_mutation(self):
+        s = self.server()
+        res = s.push("c1", [ins(1, "a"), ins(2, "v1", "veto"), ins(3, "b"), ins(4, "v2", "veto"),
+                            upd(5, "a", title="after")])
+        self.assertEqual([r["status"] for r in res],
+                         ["applied", "rejected", "applied", "rejected", "applied"])
+        self.assertEqual(res[1]["reason"], "vetoed by the server")
+        self.assertEqual(res[4]["row"]["title"], "after")
+        changes, page = s.pull_all("c1")
+        self.assertEqual(sorted(c["pk"]["id"] for c in changes if c["table"] == "todos"),
+                         ["a", "b"])
+        self.assertEqual(page["last_mutation_id"], 5)
+        again = s.push("c1", [ins(2, "v1", "veto")])
+        self.assertEqual((again[0]["status"], again[0]["reason"]),
+                         ("rejected", "vetoed by the server"))
+
     def test_deferred_foreign_key_refuses_its_mutation(self):
         s = self.server()
         res = s.push("c1", [
