@@ -35,7 +35,8 @@ install: $(EXT) server/syncd
 	$(INSTALL) -m 755 $(EXT) $(DESTDIR)$(SYNC_LIBDIR)/sync.$(SO)
 	$(INSTALL) -m 755 server/syncd $(DESTDIR)$(SYNC_BINDIR)/syncd
 	$(INSTALL) -m 644 bindings/todos.sql $(DESTDIR)$(SYNC_SHAREDIR)/todos.sql
-	$(INSTALL) -m 644 bindings/python/sqlite_sync/__init__.py $(DESTDIR)$(PYTHON_SITEDIR)/sqlite_sync/
+	$(INSTALL) -m 644 bindings/python/sqlite_sync/__init__.py bindings/python/sqlite_sync/py.typed \
+	  $(DESTDIR)$(PYTHON_SITEDIR)/sqlite_sync/
 	printf 'EXTENSION = %s\n' "'$(SYNC_LIBDIR)/sync.$(SO)'" > $(DESTDIR)$(PYTHON_SITEDIR)/sqlite_sync/_installed.py
 	$(INSTALL) -m 644 bindings/node/package.json bindings/node/index.js bindings/node/index.d.ts \
 	  bindings/node/watcher.js $(DESTDIR)$(NODE_PKGDIR)/

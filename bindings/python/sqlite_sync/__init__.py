@@ -309,7 +309,9 @@ class Sync:
                   poll: float = 0.25) -> "ChangeListener":
         """Calls callback(tables) on a thread each time the server changes
         tracked tables of this database (what sync_wait reports). Returns
-        a ChangeListener; call its stop() (or use it with `with`)."""
+        a ChangeListener; call its stop() (or use it with `with`). The
+        callback runs on that thread: to use this connection from it, open
+        the connection with check_same_thread=False."""
         return ChangeListener(self.conn, callback, poll)
 
     def __enter__(self) -> "Sync":
