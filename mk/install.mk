@@ -48,4 +48,4 @@ uninstall:
 	rm -f $(DESTDIR)$(SYNC_LIBDIR)/sync.$(SO) $(DESTDIR)$(SYNC_BINDIR)/syncd \
 	  $(DESTDIR)$(SYNC_SHAREDIR)/todos.sql
 	rm -rf $(DESTDIR)$(PYTHON_SITEDIR)/sqlite_sync $(DESTDIR)$(NODE_PKGDIR) $(DESTDIR)$(TCL_PKGDIR)
-	-rmdir $(DESTDIR)$(SYNC_LIBDIR) $(DESTDIR)$(SYNC_SHAREDIR) 2>/dev/null
+	rmdir $(DESTDIR)$(SYNC_LIBDIR) $(DESTDIR)$(SYNC_SHAREDIR) 2>/dev/null || true
