@@ -57,6 +57,7 @@
 #define POLL_PULL_MS 10000  /* with sse off: pull this often */
 #define HEALTH_TIMEOUT_MS 5000
 #define RETRY_AFTER_CAP_MS (3600 * 1000)
+#define SSE_MAX ((size_t)16 << 20) /* cap of one event-stream line and event */
 
 /* Nudges: why the worker was woken. */
 #define N_PUSH 1
@@ -391,10 +392,12 @@ typedef struct Worker {
   sync_conf cfg;
   Chan ch[CH_N];
   int wantPush, wantPull, resync, authBlocked, online, forced;
-  int64_t batch;
+  int64_t batch, pullLimit; /* current sizes: halved after 413 / a page over max_body */
   sse_parser *sse;
   int sseUp, ssePaused;
   char *sseErr;
+  char *err; /* set_error's message until publish_status shows it */
+  int errNew;
   int dataVersion;
   int64_t nextDv, nextPoll;
 } Worker;
@@ -414,15 +417,24 @@ static int busy_cb(void *arg, int count) {
   return 1;
 }
 
+/* Keeps the message for the next publish_status, so that sync_status
+** never shows a new error next to an old state. */
 static void set_error(Worker *w, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  char *m = sqlite3_vmprintf(fmt, ap);
+  sqlite3_free(w->err);
+  w->err = sqlite3_vmprintf(fmt, ap);
+  w->errNew = 1;
   va_end(ap);
-  pthread_mutex_lock(&w->site->mu);
+}
+
+/* Moves a new error to the site; the caller holds s->mu. */
+static void error_move(Worker *w) {
+  if (!w->errNew) return;
   sqlite3_free(w->site->lastError);
-  w->site->lastError = m;
-  pthread_mutex_unlock(&w->site->mu);
+  w->site->lastError = w->err;
+  w->err = 0;
+  w->errNew = 0;
 }
 
 static void publish_status(Worker *w) {
@@ -446,6 +458,7 @@ static void publish_status(Worker *w) {
   s->online = w->online && !w->forced;
   s->sse = w->sseUp;
   s->nextRetryAt = w->authBlocked || w->forced ? 0 : next;
+  error_move(w);
   if (!failing && !w->authBlocked && w->online && s->lastError) {
     sqlite3_free(s->lastError);
     s->lastError = 0;
@@ -568,7 +581,7 @@ static void start_push(Worker *w) {
 static void start_pull(Worker *w) {
   char *cursor = w->resync == 1 ? 0 : meta_text(w->db, "cursor");
   char lim[24];
-  snprintf(lim, sizeof lim, "%lld", (long long)w->cfg.pull_limit);
+  snprintf(lim, sizeof lim, "%lld", (long long)w->pullLimit);
   const char *q[] = {"client_id", w->client, "cursor", cursor, "limit", lim};
   char *url = http_url(w->url, "/pull", q, 3);
   chan_start(w, CH_PULL, url, 0, 0);
@@ -695,7 +708,12 @@ static void done_pull(Worker *w, http_req *r) {
     pthread_mutex_unlock(&w->site->mu);
     return;
   }
-  if (r->net) {
+  if (r->too_big && w->pullLimit > 1) {
+    /* A page over max_body: ask for smaller ones. */
+    w->pullLimit /= 2;
+    set_error(w, "pull: %s (limit halved to %lld)", r->msg, (long long)w->pullLimit);
+    w->ch[CH_PULL].at = 0;
+  } else if (r->net) {
     went_offline(w, CH_PULL, r->msg);
   } else if (r->status == 410) {
     /* The cursor is gone: pull everything again, keeping pending mutations.
@@ -845,6 +863,7 @@ static void load_config(Worker *w) {
     w->ch[i].bo.max_ms = w->cfg.backoff_max_ms;
   }
   if (w->batch <= 0 || w->batch > w->cfg.batch_size) w->batch = w->cfg.batch_size;
+  w->pullLimit = w->cfg.pull_limit;
 }
 
 static void worker_loop(Worker *w) {
@@ -920,6 +939,7 @@ static int take_lock(Worker *w) {
       said = 1;
     }
     pthread_mutex_lock(&s->mu);
+    error_move(w);
     s->standby = 1;
     s->state = "idle";
     struct timespec ts;
@@ -947,7 +967,11 @@ static void *worker_main(void *arg) {
     w->url = meta_text(w->db, "url");
     w->client = meta_text(w->db, "client_id");
     load_config(w);
-    w->sse = sse_new(64 * 1024, (size_t)w->cfg.max_body, on_sse_event, w);
+    /* An event's data is one pull page on one line: lines get the same cap
+    ** as events (a larger event drops the stream; the pull that follows
+    ** fetches the same changes under max_body). */
+    size_t cap = (size_t)w->cfg.max_body < SSE_MAX ? (size_t)w->cfg.max_body : SSE_MAX;
+    w->sse = sse_new(cap, cap, on_sse_event, w);
     w->multi = curl_multi_init();
     for (int i = 0; i < CH_N; i++)
       backoff_init(&w->ch[i].bo, w->cfg.backoff_min_ms, w->cfg.backoff_max_ms, 0);
@@ -961,6 +985,7 @@ static void *worker_main(void *arg) {
                                 : "out of memory");
     sqlite3_free(err);
     pthread_mutex_lock(&s->mu);
+    error_move(w);
     s->state = "error";
     pthread_mutex_unlock(&s->mu);
     /* Stay until stopped, so that sync_status shows why. */
@@ -993,6 +1018,7 @@ out:
   sqlite3_free(w->token);
   sqlite3_free(w->batchBody);
   sqlite3_free(w->sseErr);
+  sqlite3_free(w->err);
   sqlite3_free(w);
   pthread_mutex_lock(&s->mu);
   s->state = "stopped";
