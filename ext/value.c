@@ -330,7 +330,8 @@ static int val_blob(sqlite3_context *ctx, const char *z, const char *end) {
   z = skip_ws(z + 1, end);
   if (e >= end || z >= end || *z != '}' || skip_ws(z + 1, end) != end) return 0;
   int n = (int)(e - s);
-  unsigned char *buf = sqlite3_malloc64((sqlite3_uint64)n / 2 + 3);
+  /* base64 gives 3 bytes per 4 characters, hex 1 per 2: size for base64. */
+  unsigned char *buf = sqlite3_malloc64((sqlite3_uint64)n * 3 / 4 + 3);
   if (!buf) {
     sqlite3_result_error_nomem(ctx);
     return 1;

@@ -12,7 +12,8 @@ INSERT INTO src VALUES
   (16, 'quote " backslash \ slash / tab' || char(9) || 'newline' || char(10) || 'cr' || char(13)),
   (17, 'unicode: é ü 中文 😀 ' || char(1) || char(31) || char(127)), (18, ''), (19, x''),
   (20, x'00ff10'), (21, zeroblob(5)), (22, '{"$hex":"00"}'), (23, '{"$base64":"AA=="}'),
-  (24, '9007199254740993'), (25, '1.5'), (26, 3.141592653589793), (27, -1.5e-200);
+  (24, '9007199254740993'), (25, '1.5'), (26, 3.141592653589793), (27, -1.5e-200),
+  (28, randomblob(4000)), (29, randomblob(3)), (30, randomblob(1)), (31, randomblob(2));
 -- a spread of awkward doubles over the whole range
 INSERT INTO src SELECT 100 + value, (SELECT 1.7976931348623157e308 / pow(3.7, value)) FROM generate_series(0, 560);
 INSERT INTO src SELECT 1000 + value, -2.2250738585072014e-308 * pow(1.9, value) FROM generate_series(0, 1100);
