@@ -66,7 +66,6 @@ static const char internal_ddl[] =
 
 /* ---- connections ---- */
 
-static void base64_func(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 static void pool_put(sqlite_store *s, sqlite3 *db);
 
 static sqlite3 *conn_open(const char *path, char **err) {
@@ -76,9 +75,6 @@ static sqlite3 *conn_open(const char *path, char **err) {
   if (rc == SQLITE_OK)
     rc = sqlite3_exec(db, "PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL;", 0, 0, 0);
   if (rc == SQLITE_OK) rc = value_register(db);
-  if (rc == SQLITE_OK)
-    rc = sqlite3_create_function(db, "syncd_base64", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, 0,
-                                 base64_func, 0, 0);
   if (rc != SQLITE_OK) {
     *err = store_errf("%s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
     sqlite3_close(db);
@@ -243,59 +239,10 @@ static void append_select(sqlite3_str *sql, const table_info *t) {
   sqlite3_str_appendf(sql, " FROM \"%w\"", t->name);
 }
 
-/* Append the SQL value of the JSON value at path ?pathParam of ?jsonParam.
-** {"$base64":".."} is decoded by syncd_base64 rather than sync_val: the
-** sync_val of ext/value.c sizes its BLOB buffer for hex (n/2 bytes), which
-** base64 payloads over 12 characters overflow. */
+/* Append the SQL value of the JSON value at path ?pathParam of ?jsonParam
+** (sync_val keeps integers exact, rounds reals correctly, decodes BLOBs). */
 static void append_val(sqlite3_str *sql, int jsonParam, int pathParam) {
-  sqlite3_str_appendf(sql,
-                      "CASE WHEN json_type(?%d, ?%d || '.\"$base64\"') = 'text'"
-                      " THEN syncd_base64(?%d ->> (?%d || '.\"$base64\"'))"
-                      " ELSE sync_val(?%d -> ?%d) END",
-                      jsonParam, pathParam, jsonParam, pathParam, jsonParam, pathParam);
-}
-
-static int b64val(int c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  return c == '+' ? 62 : c == '/' ? 63 : -1;
-}
-
-/* syncd_base64(text): the BLOB the base64 text encodes; an error when the
-** text is not base64 (so the mutation is rejected with that reason). */
-static void base64_func(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  (void)argc;
-  const unsigned char *z = sqlite3_value_text(argv[0]);
-  int n = sqlite3_value_bytes(argv[0]);
-  unsigned char *buf = sqlite3_malloc64((sqlite3_uint64)n / 4 * 3 + 3);
-  if (!z || !buf) {
-    sqlite3_free(buf);
-    sqlite3_result_error_nomem(ctx);
-    return;
-  }
-  unsigned acc = 0;
-  int bits = 0, pad = 0, nb = 0;
-  for (int i = 0; i < n; i++) {
-    int v = z[i] == '=' ? -2 : b64val(z[i]);
-    if (v == -2) {
-      pad++;
-      continue;
-    }
-    if (v < 0 || pad) {
-      sqlite3_free(buf);
-      sqlite3_result_error(ctx, "malformed base64 BLOB", -1);
-      return;
-    }
-    acc = acc << 6 | (unsigned)v, bits += 6;
-    if (bits >= 8) bits -= 8, buf[nb++] = (unsigned char)(acc >> bits);
-  }
-  if (pad > 2 || bits >= 6) {
-    sqlite3_free(buf);
-    sqlite3_result_error(ctx, "malformed base64 BLOB", -1);
-    return;
-  }
-  sqlite3_result_blob(ctx, buf, nb, sqlite3_free);
+  sqlite3_str_appendf(sql, "sync_val(?%d -> ?%d)", jsonParam, pathParam);
 }
 
 /* Append " WHERE "p1" = <value of ?pkParam at ?n> AND ..." binding the JSON
