@@ -715,8 +715,9 @@ static void done_pull(Worker *w, http_req *r) {
     w->ch[CH_PULL].at = 0;
   } else if (r->net) {
     went_offline(w, CH_PULL, r->msg);
-  } else if (r->status == 410) {
-    /* The cursor is gone: pull everything again, keeping pending mutations.
+  } else if (r->status == 410 || (r->status == 400 && strstr(r->msg, "cursor"))) {
+    /* The cursor is gone (or unreadable: "malformed cursor"): pull
+    ** everything again, keeping pending mutations.
     ** A resync that meets 410 again waits instead of looping. */
     clear_cursor(w->db);
     chan_stop(w, CH_SSE);
@@ -1446,12 +1447,13 @@ void worker_fn_pull(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     int bad = sync_request(&x, url, 0);
     sqlite3_free(url);
     if (bad) {
-      if (x.r.status == 410 && !resync) {
+      int gone = x.r.status == 410 || (x.r.status == 400 && strstr(x.r.msg, "cursor"));
+      if (gone && !resync) {
         clear_cursor(db);
         resync = 1;
         continue;
       }
-      if (x.r.status == 410) clear_cursor(db);
+      if (gone) clear_cursor(db);
       sync_fail(&x);
       break;
     }

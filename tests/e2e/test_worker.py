@@ -235,6 +235,14 @@ class Resilience(E2ETest):
         b.db.execute("UPDATE sync_meta SET value = ? WHERE key = 'cursor'", (old,))
         b.one("SELECT sync_pull()")
         self.assertNotEqual(b.one("SELECT sync_cursor()"), old)
+        # a cursor the server cannot read is treated the same way
+        b.db.execute("UPDATE sync_meta SET value = 'not a cursor!' WHERE key = 'cursor'")
+        b.one("SELECT sync_pull()")
+        self.assertNotEqual(b.one("SELECT sync_cursor()"), "not a cursor!")
+        b.db.execute("UPDATE sync_meta SET value = 'not a cursor!' WHERE key = 'cursor'")
+        b.one("SELECT sync_start()")
+        wait_for(lambda: b.status()["sse_connected"] == 1, what="sse after a bad cursor")
+        self.assertEqual(b.one("SELECT title FROM todos WHERE id='keep'"), "changed")
 
     def test_failed_drain_retries_by_itself(self):
         hung = FlakyServer(503)
