@@ -335,6 +335,128 @@ static int clear_cursor(sqlite3 *db) {
   return sqlite3_exec(db, "DELETE FROM main.sync_meta WHERE key='cursor'", 0, 0, 0);
 }
 
+/* ---- full resync ----
+**
+** A resync pulls every live row again (upserts only), so rows the server
+** deleted while this client's cursor was too old would stay. While a resync
+** runs, the keys it delivers are noted in a temp table on the pulling
+** connection; when its last page is applied, rows of tracked tables that it
+** did not deliver and that have no pending mutation are deleted, as an
+** engine write (sync_control.applying set, so nothing is queued). Keys are
+** compared as quote() of each key part, both sides read through sync_val. */
+
+static int resync_begin(sqlite3 *db) {
+  return sqlite3_exec(db,
+                      "CREATE TEMP TABLE IF NOT EXISTS sync_resync_seen(tbl TEXT, k TEXT,"
+                      " PRIMARY KEY(tbl, k)) WITHOUT ROWID;"
+                      "DELETE FROM temp.sync_resync_seen;",
+                      0, 0, 0);
+}
+
+/* The key text of a table: quote(part1)||','||quote(part2)... over the
+** expression `fmt` (a printf format with one %w for the column name). */
+static char *key_expr(sqlite3 *db, const char *tbl, const char *fmt) {
+  sqlite3_stmt *q = 0;
+  if (sqlite3_prepare_v2(db, "SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk", -1,
+                         &q, 0) != SQLITE_OK) {
+    sqlite3_finalize(q);
+    return 0;
+  }
+  sqlite3_bind_text(q, 1, tbl, -1, SQLITE_STATIC);
+  sqlite3_str *k = sqlite3_str_new(0);
+  int n = 0;
+  while (sqlite3_step(q) == SQLITE_ROW) {
+    char *part = sqlite3_mprintf(fmt, sqlite3_column_text(q, 0));
+    sqlite3_str_appendf(k, "%squote(%s)", n++ ? "||','||" : "", part ? part : "NULL");
+    sqlite3_free(part);
+  }
+  sqlite3_finalize(q);
+  char *z = sqlite3_str_finish(k);
+  if (!n) {
+    sqlite3_free(z);
+    return 0;
+  }
+  return z;
+}
+
+/* Notes the keys of one page (before it is applied). */
+static int resync_note(sqlite3 *db, const char *page) {
+  sqlite3_stmt *t = 0;
+  int rc = sqlite3_prepare_v2(db,
+                              "SELECT DISTINCT value->>'table' FROM json_each(?1,'$.changes')"
+                              " WHERE value->>'op' = 'upsert'",
+                              -1, &t, 0);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_text(t, 1, page, -1, SQLITE_STATIC);
+  while (rc == SQLITE_OK && sqlite3_step(t) == SQLITE_ROW) {
+    const char *tbl = (const char *)sqlite3_column_text(t, 0);
+    char *k = key_expr(db, tbl, "sync_val(value->'$.pk.\"%w\"')");
+    if (!k) continue; /* not a local table: sync_apply reports it */
+    char *sql = sqlite3_mprintf("INSERT OR IGNORE INTO temp.sync_resync_seen(tbl, k)"
+                                " SELECT ?2, %s FROM json_each(?1,'$.changes')"
+                                " WHERE value->>'table' = ?2 AND value->>'op' = 'upsert'",
+                                k);
+    sqlite3_free(k);
+    sqlite3_stmt *ins = 0;
+    rc = sql ? sqlite3_prepare_v2(db, sql, -1, &ins, 0) : SQLITE_NOMEM;
+    sqlite3_free(sql);
+    if (rc == SQLITE_OK) {
+      sqlite3_bind_text(ins, 1, page, -1, SQLITE_STATIC);
+      sqlite3_bind_text(ins, 2, tbl, -1, SQLITE_STATIC);
+      rc = sqlite3_step(ins) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
+    }
+    sqlite3_finalize(ins);
+  }
+  sqlite3_finalize(t);
+  return rc;
+}
+
+/* After the last page: drops what the server no longer has. Returns an
+** SQLite code; *pN gets the number of rows deleted. */
+static int resync_finish(sqlite3 *db, sqlite3_int64 *pN, char **pzErr) {
+  *pN = 0;
+  int rc = sqlite3_exec(db,
+                        "SAVEPOINT sync_resync; PRAGMA defer_foreign_keys=ON;"
+                        " UPDATE main.sync_control SET applying = 1",
+                        0, 0, 0);
+  int open = rc == SQLITE_OK;
+  sqlite3_stmt *t = 0;
+  if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(db, "SELECT name FROM main.sync_tracked", -1, &t, 0);
+  while (rc == SQLITE_OK && sqlite3_step(t) == SQLITE_ROW) {
+    const char *tbl = (const char *)sqlite3_column_text(t, 0);
+    char *local = key_expr(db, tbl, "\"%w\"");
+    char *queued = key_expr(db, tbl, "sync_val(pk->'$.\"%w\"')");
+    char *sql = local && queued
+                    ? sqlite3_mprintf("DELETE FROM main.\"%w\" WHERE %s NOT IN (SELECT k FROM"
+                                      " temp.sync_resync_seen WHERE tbl = ?1) AND %s NOT IN"
+                                      " (SELECT %s FROM main.sync_outbox WHERE tbl = ?1)",
+                                      tbl, local, local, queued)
+                    : 0;
+    sqlite3_free(local);
+    sqlite3_free(queued);
+    if (!sql) continue;
+    sqlite3_stmt *d = 0;
+    rc = sqlite3_prepare_v2(db, sql, -1, &d, 0);
+    sqlite3_free(sql);
+    if (rc == SQLITE_OK) {
+      sqlite3_bind_text(d, 1, tbl, -1, SQLITE_STATIC);
+      rc = sqlite3_step(d) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
+      if (rc == SQLITE_OK) *pN += sqlite3_changes(db);
+    }
+    sqlite3_finalize(d);
+  }
+  sqlite3_finalize(t);
+  if (rc == SQLITE_OK)
+    rc =
+        sqlite3_exec(db, "UPDATE main.sync_control SET applying = 0; RELEASE sync_resync", 0, 0, 0);
+  if (rc != SQLITE_OK) {
+    if (pzErr) *pzErr = sqlite3_mprintf("resync cleanup: %s", sqlite3_errmsg(db));
+    if (open) sqlite3_exec(db, "ROLLBACK TO sync_resync; RELEASE sync_resync", 0, 0, 0);
+  }
+  if (rc == SQLITE_OK) sqlite3_exec(db, "DELETE FROM temp.sync_resync_seen", 0, 0, 0);
+  return rc;
+}
+
 /* SYNC_TRACE=1 in the environment: one stderr line per push, answer and
 ** applied page (bodies cut at 300 bytes; the token is never printed). */
 static int trace_enabled;
@@ -366,6 +488,28 @@ static int apply_page(sqlite3 *db, Site *site, const char *page, sqlite3_int64 *
   if (rc != SQLITE_OK) *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(db));
   sqlite3_finalize(s);
   if (rc == SQLITE_OK && *pN > 0) site_publish(site, db, page);
+  return rc;
+}
+
+/* One page of a full resync: its keys noted, the page applied and, after
+** the last page, the rows it did not deliver dropped, all in one
+** transaction (nobody sees the last page without the cleanup). */
+static int resync_page(sqlite3 *db, Site *site, const char *page, sqlite3_int64 *pN, int *pMore,
+                       char **pzErr) {
+  int rc = sqlite3_exec(db, "SAVEPOINT sync_resync_page", 0, 0, 0);
+  if (rc == SQLITE_OK) rc = resync_note(db, page);
+  if (rc != SQLITE_OK) *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(db));
+  if (rc == SQLITE_OK) rc = apply_page(db, site, page, pN, pMore, pzErr);
+  if (rc == SQLITE_OK && !*pMore) {
+    sqlite3_int64 gone = 0;
+    rc = resync_finish(db, &gone, pzErr);
+    *pN += gone;
+  }
+  if (rc == SQLITE_OK) rc = sqlite3_exec(db, "RELEASE sync_resync_page", 0, 0, 0);
+  if (rc != SQLITE_OK) {
+    if (!*pzErr) *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(db));
+    sqlite3_exec(db, "ROLLBACK TO sync_resync_page; RELEASE sync_resync_page", 0, 0, 0);
+  }
   return rc;
 }
 
@@ -690,13 +834,16 @@ static void done_pull(Worker *w, http_req *r) {
     sqlite3_int64 n = 0;
     int more = 0;
     char *err = 0;
-    if (apply_page(w->db, w->site, r->buf ? r->buf : "", &n, &more, &err) != SQLITE_OK) {
+    const char *page = r->buf ? r->buf : "";
+    int rc = w->resync ? resync_page(w->db, w->site, page, &n, &more, &err)
+                       : apply_page(w->db, w->site, page, &n, &more, &err);
+    if (rc != SQLITE_OK) {
       fail(w, CH_PULL, -1, err ? err : "sync_apply failed");
       sqlite3_free(err);
       return;
     }
-    succeed(w, CH_PULL);
     if (w->resync == 1) w->resync = 2; /* later pages follow the cursor */
+    succeed(w, CH_PULL);
     if (!more) {
       w->wantPull = 0;
       w->resync = 0;
@@ -720,6 +867,7 @@ static void done_pull(Worker *w, http_req *r) {
     ** everything again, keeping pending mutations.
     ** A resync that meets 410 again waits instead of looping. */
     clear_cursor(w->db);
+    resync_begin(w->db);
     chan_stop(w, CH_SSE);
     if (w->resync) {
       fail(w, CH_PULL, r->retry_ms, "cursor expired again during a full resync");
@@ -1450,6 +1598,7 @@ void worker_fn_pull(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
       int gone = x.r.status == 410 || (x.r.status == 400 && strstr(x.r.msg, "cursor"));
       if (gone && !resync) {
         clear_cursor(db);
+        resync_begin(db);
         resync = 1;
         continue;
       }
@@ -1460,7 +1609,10 @@ void worker_fn_pull(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     sqlite3_int64 n = 0;
     int more = 0;
     char *err = 0;
-    if (apply_page(db, s, x.r.buf ? x.r.buf : "", &n, &more, &err) != SQLITE_OK) {
+    const char *page = x.r.buf ? x.r.buf : "";
+    int rc = resync ? resync_page(db, s, page, &n, &more, &err)
+                    : apply_page(db, s, page, &n, &more, &err);
+    if (rc != SQLITE_OK) {
       sync_error(ctx, "sync_pull", "%s", err ? err : "sync_apply failed");
       sqlite3_free(err);
       break;

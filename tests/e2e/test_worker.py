@@ -208,9 +208,13 @@ class Resilience(E2ETest):
         a = self.client("a", s.url)
         b = self.client("b", s.url)
         a.db.execute("INSERT INTO todos VALUES('keep', 'kept', 0)")
+        a.db.execute("INSERT INTO todos VALUES('gone', 'deleted while b is away', 0)")
+        a.db.execute("INSERT INTO notes VALUES(5, 'deleted too')")
         a.one("SELECT sync_push()")
-        self.assertEqual(b.one("SELECT sync_pull()"), 1)
+        self.assertEqual(b.one("SELECT sync_pull()"), 3)
         old = b.one("SELECT sync_cursor()")
+        a.db.execute("DELETE FROM todos WHERE id = 'gone'")
+        a.db.execute("DELETE FROM notes WHERE id = 5")
         # tombstones beyond the limit move the horizon past b's cursor
         for i in range(4):
             a.db.execute("INSERT INTO todos VALUES(?, 't', 0)", ("tmp%d" % i,))
@@ -228,13 +232,25 @@ class Resilience(E2ETest):
                  what="resynced")
         wait_for(lambda: b.one("SELECT sync_pending()") == 0, what="drained")
         self.assertEqual(s.query("SELECT body FROM notes WHERE id = 7"), [("local",)])
+        # rows the server deleted while b's cursor was too old are gone too
+        self.assertEqual(b.todos(), [("keep", "changed", 0)])
+        self.assertEqual(b.rows("SELECT id, body FROM notes"), [(7, "local")])
+        self.assertEqual(b.one("SELECT sync_pending()"), 0)
         wait_for(lambda: b.status()["sse_connected"] == 1, what="sse after resync")
         self.assertNotEqual(b.one("SELECT sync_cursor()"), old)
         # synchronous pull also resyncs on 410
         b.one("SELECT sync_stop()")
+        a.one("SELECT sync_pull()")
+        a.db.execute("DELETE FROM todos WHERE id = 'keep'")
+        a.one("SELECT sync_push()")
         b.db.execute("UPDATE sync_meta SET value = ? WHERE key = 'cursor'", (old,))
+        b.db.execute("INSERT INTO todos VALUES('mine', 'pending across a resync', 0)")
+        b.one("SELECT sync_online(0)")
+        b.one("SELECT sync_online(1)")
         b.one("SELECT sync_pull()")
         self.assertNotEqual(b.one("SELECT sync_cursor()"), old)
+        self.assertEqual(b.todos(), [("mine", "pending across a resync", 0)])
+        self.assertEqual(b.one("SELECT sync_pending()"), 1)
         # a cursor the server cannot read is treated the same way
         b.db.execute("UPDATE sync_meta SET value = 'not a cursor!' WHERE key = 'cursor'")
         b.one("SELECT sync_pull()")
@@ -242,7 +258,9 @@ class Resilience(E2ETest):
         b.db.execute("UPDATE sync_meta SET value = 'not a cursor!' WHERE key = 'cursor'")
         b.one("SELECT sync_start()")
         wait_for(lambda: b.status()["sse_connected"] == 1, what="sse after a bad cursor")
-        self.assertEqual(b.one("SELECT title FROM todos WHERE id='keep'"), "changed")
+        wait_for(lambda: b.one("SELECT sync_pending()") == 0, what="mine pushed")
+        self.assertEqual(b.todos(), [("mine", "pending across a resync", 0)])
+        self.assertEqual(b.todos(), server_todos(s))
 
     def test_failed_drain_retries_by_itself(self):
         hung = FlakyServer(503)
