@@ -588,8 +588,9 @@ static void publish_status(Worker *w) {
   for (int i = 0; i < CH_N; i++) {
     if (!w->ch[i].failing && !(i == CH_HEALTH && !w->online)) continue;
     if (i != CH_HEALTH) failing = 1;
-    int64_t at = w->ch[i].at > now ? wall + (w->ch[i].at - now) : wall;
-    if (!w->ch[i].active && (!next || at < next)) next = at;
+    /* A retry under way counts as due now. */
+    int64_t at = !w->ch[i].active && w->ch[i].at > now ? wall + (w->ch[i].at - now) : wall;
+    if (!next || at < next) next = at;
   }
   const char *state = w->forced || !w->online ? "offline"
                       : w->authBlocked        ? "error"

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from e2e_util import HERE, E2ETest, HungServer, wait_for
+from e2e_util import HERE, E2ETest, HungServer, Syncd, wait_for
 
 
 def server_todos(s):
@@ -399,6 +399,72 @@ class Timing(E2ETest):
             p.stdout.close()
 
 
+class Connectivity(E2ETest):
+    def test_offline_learned_without_busy_loop_then_back(self):
+        import resource
+        import socket
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        sock.close()  # nothing listens there now
+        a = self.client("a", "http://127.0.0.1:%d" % port,
+                        {"backoff_min_ms": 50, "backoff_max_ms": 400})
+        a.db.execute("INSERT INTO todos VALUES('x', 'milk', 0)")
+        a.one("SELECT sync_start()")
+        wait_for(lambda: a.status()["state"] == "offline", what="offline learned")
+        self.assertEqual(a.one("SELECT sync_online()"), 0)
+        t0 = resource.getrusage(resource.RUSAGE_SELF)
+        time.sleep(1.5)
+        t1 = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (t1.ru_utime - t0.ru_utime) + (t1.ru_stime - t0.ru_stime)
+        self.assertLess(cpu, 0.3, "the worker spins while offline")
+        st = a.status()
+        self.assertEqual((st["state"], st["online"]), ("offline", 0))
+        self.assertIsNotNone(st["next_retry_at"])
+        # the server appears on that port: the /health probe finds it, drain follows
+        s = Syncd(self.dir, port=port)
+        self.servers.append(s)
+        wait_for(lambda: a.one("SELECT sync_pending()") == 0, what="drained once online")
+        wait_for(lambda: a.status()["online"] == 1, what="online")
+        self.assertEqual(server_todos(s), [("x", "milk", 0)])
+
+    def test_writes_from_other_connections_wake_the_worker(self):
+        s = self.syncd()
+        a = self.client("a", s.url)
+        a.one("SELECT sync_start()")
+        wait_for(lambda: a.status()["sse_connected"] == 1, what="sse connected")
+        # a connection without the extension, in this process
+        plain = sqlite3.connect(a.path, isolation_level=None)
+        t0 = time.monotonic()
+        plain.execute("INSERT INTO todos VALUES('p', 'plain', 0)")
+        wait_for(lambda: server_todos(s) == [("p", "plain", 0)], step=0.005, what="plain")
+        self.assertLess(time.monotonic() - t0, 1.0)
+        plain.close()
+        # another process
+        t0 = time.monotonic()
+        subprocess.run([sys.executable, "-c",
+                        "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]);"
+                        "c.execute(\"INSERT INTO todos VALUES('q','other process',0)\");"
+                        "c.commit()", a.path], check=True)
+        wait_for(lambda: len(server_todos(s)) == 2, step=0.005, what="other process")
+        self.assertLess(time.monotonic() - t0, 1.5)
+
+    def test_token_and_header_are_sent(self):
+        srv = FlakyServer(200)
+        try:
+            a = self.client("a", srv.url, {"sse": "off"})
+            a.one("SELECT sync_config('token', 'tok123')")
+            a.one("SELECT sync_config('header', 'X-App: demo')")
+            self.assertEqual(a.one("SELECT sync_pull()"), 0)
+            self.assertEqual(srv.headers.get("Authorization"), "Bearer tok123")
+            self.assertEqual(srv.headers.get("X-App"), "demo")
+            with self.assertRaisesRegex(sqlite3.OperationalError,
+                                        r'^sync_config: "header" must be one "Name: value" line$'):
+                a.one("SELECT sync_config('header', 'no colon')")
+        finally:
+            srv.close()
+
+
 class FlakyServer:
     """Answers every /push with a fixed status; /health 200, /pull an empty page."""
 
@@ -407,6 +473,7 @@ class FlakyServer:
         import threading
         outer = self
         self.pushes = 0
+        self.headers = {}
 
         class H(http.server.BaseHTTPRequestHandler):
             def log_message(self, *a):
@@ -422,6 +489,7 @@ class FlakyServer:
                 self.wfile.write(body)
 
             def do_GET(self):
+                outer.headers = dict(self.headers)
                 if self.path.startswith("/pull"):
                     self.reply(200, b'{"changes":[],"cursor":"x-1","has_more":false,'
                                     b'"last_mutation_id":0}')
