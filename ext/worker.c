@@ -52,7 +52,7 @@
 #include <string.h>
 #include <time.h>
 
-#define DV_POLL_MS 100      /* how often the worker looks for local commits */
+#define DV_POLL_MS 50       /* how often the worker looks for local commits */
 #define STANDBY_POLL_MS 500 /* how often a standby tries the lock */
 #define POLL_PULL_MS 10000  /* with sse off: pull this often */
 #define HEALTH_TIMEOUT_MS 5000
@@ -543,6 +543,7 @@ typedef struct Worker {
   char *err; /* set_error's message until publish_status shows it */
   int errNew;
   int dataVersion;
+  sqlite3_stmt *dvStmt;
   int64_t nextDv, nextPoll;
 } Worker;
 
@@ -954,15 +955,18 @@ static void drain_done(Worker *w) {
   }
 }
 
+/* Another connection committed (any process): maybe new mutations. The
+** statement is kept; it is reset at once so no read transaction stays. */
 static void check_data_version(Worker *w) {
-  sqlite3_stmt *s = 0;
-  if (sqlite3_prepare_v2(w->db, "PRAGMA main.data_version", -1, &s, 0) == SQLITE_OK &&
-      sqlite3_step(s) == SQLITE_ROW) {
-    int v = sqlite3_column_int(s, 0);
+  if (!w->dvStmt && sqlite3_prepare_v3(w->db, "PRAGMA main.data_version", -1,
+                                       SQLITE_PREPARE_PERSISTENT, &w->dvStmt, 0) != SQLITE_OK)
+    return;
+  if (sqlite3_step(w->dvStmt) == SQLITE_ROW) {
+    int v = sqlite3_column_int(w->dvStmt, 0);
     if (v != w->dataVersion) w->wantPush = 1;
     w->dataVersion = v;
   }
-  sqlite3_finalize(s);
+  sqlite3_reset(w->dvStmt);
 }
 
 static void schedule(Worker *w, int64_t now) {
@@ -1159,6 +1163,7 @@ out:
   }
   if (w->multi) curl_multi_cleanup(w->multi);
   sse_free(w->sse);
+  sqlite3_finalize(w->dvStmt);
   if (w->db && sqlite3_close(w->db) != SQLITE_OK) sqlite3_close_v2(w->db);
   lock_release(&w->lockfd);
   config_clear(&w->cfg);
