@@ -82,9 +82,9 @@ class Syncd:
         self.log.close()
         self.proc = None
 
-    def restart(self):
-        """Stop and start again on the same port and data."""
-        self.stop()
+    def restart(self, sig=signal.SIGTERM):
+        """Stop (with sig) and start again on the same port and data."""
+        self.stop(sig)
         for _ in range(100):
             try:
                 self.start()

@@ -126,6 +126,48 @@ class Convergence(E2ETest):
                          [("todos", "update", '{"id":"k3"}'), ("todos", "insert", '{"id":"na"}')])
 
 
+class RandomConvergence(E2ETest):
+    def test_three_clients_random_edits_converge(self):
+        """Random inserts, updates and deletes of a few shared keys on three
+        clients that go offline and online at random: once all are online
+        and drained, every client equals the server."""
+        import random
+        rnd = random.Random(int(os.environ.get("E2E_SEED", "0")) or None)
+        s = self.syncd()
+        cs = [self.client("c%d" % i, s.url, {"backoff_min_ms": 20, "backoff_max_ms": 200})
+              for i in range(3)]
+        for c in cs:
+            c.one("SELECT sync_start()")
+        keys = ["k%d" % i for i in range(6)]
+        for n in range(240):
+            c = rnd.choice(cs)
+            k = rnd.choice(keys)
+            op = rnd.random()
+            try:
+                if op < 0.08:
+                    c.one("SELECT sync_online(?)", (rnd.randint(0, 1),))
+                elif op < 0.4:
+                    c.db.execute("INSERT INTO todos VALUES(?, ?, 0)", (k, "n%d" % n))
+                elif op < 0.8:
+                    c.db.execute("UPDATE todos SET title = ?, done = done + 1 WHERE id = ?",
+                                 ("u%d" % n, k))
+                else:
+                    c.db.execute("DELETE FROM todos WHERE id = ?", (k,))
+            except sqlite3.IntegrityError:
+                pass
+            if n % 10 == 0:
+                time.sleep(rnd.uniform(0, 0.03))
+        for c in cs:
+            c.one("SELECT sync_online(1)")
+
+        def converged():
+            if any(c.one("SELECT sync_pending()") for c in cs):
+                return False
+            srv = server_todos(s)
+            return all(c.todos() == srv for c in cs)
+        wait_for(converged, timeout=20, step=0.05, what="convergence")
+
+
 class Resilience(E2ETest):
     def test_syncd_restart_mid_drain(self):
         s = self.syncd()
@@ -137,7 +179,7 @@ class Resilience(E2ETest):
         a.db.execute("COMMIT")
         a.one("SELECT sync_start()")
         wait_for(lambda: s.query("SELECT count(*) FROM todos")[0][0] > 20, what="drain started")
-        s.restart()
+        s.restart(signal.SIGKILL)  # gone mid-batch, no goodbye
         wait_for(lambda: a.one("SELECT sync_pending()") == 0, timeout=30, what="drained")
         self.assertEqual(s.query("SELECT count(*) FROM todos")[0][0], 400)
         self.assertEqual(a.one("SELECT count(*) FROM sync_rejected"), 0)
@@ -150,23 +192,31 @@ class Resilience(E2ETest):
                  what="live change after restart")
 
     def test_kill9_client_mid_drain(self):
+        """kill -9 at several random points of a drain, then a restart:
+        every mutation reaches the server exactly once."""
+        import random
         s = self.syncd()
         db = os.path.join(self.dir, "k.db")
-        args = [sys.executable, os.path.join(HERE, "client_proc.py"), db, s.url,
-                "--insert", "1500", "--batch", "1", "--start"]
-        p = subprocess.Popen(args, stdout=subprocess.PIPE)
-        try:
-            self.assertEqual(p.stdout.readline().strip(), b"ready")
-            wait_for(lambda: s.query("SELECT count(*) FROM todos")[0][0] > 5,
-                     step=0.002, what="drain started")
-            os.kill(p.pid, signal.SIGKILL)
-        finally:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-            p.stdout.close()
-        sent = s.query("SELECT count(*) FROM todos")[0][0]
-        self.assertLess(sent, 1500, "the drain finished before the kill; make it longer")
+        proc = [sys.executable, os.path.join(HERE, "client_proc.py"), db, s.url,
+                "--batch", "1", "--start"]
+        counts = []
+        for round_ in range(3):
+            p = subprocess.Popen(proc + (["--insert", "1500"] if round_ == 0 else []),
+                                 stdout=subprocess.PIPE)
+            try:
+                self.assertEqual(p.stdout.readline().strip(), b"ready")
+                before = s.query("SELECT count(*) FROM todos")[0][0]
+                wait_for(lambda: s.query("SELECT count(*) FROM todos")[0][0] > before,
+                         step=0.002, what="drain going")
+                time.sleep(random.uniform(0.0, 0.15))
+                os.kill(p.pid, signal.SIGKILL)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                p.wait()
+                p.stdout.close()
+            counts.append(s.query("SELECT count(*) FROM todos")[0][0])
+        self.assertLess(counts[-1], 1500, "the drain finished before the kills; make it longer")
         c = self.client("k", s.url)
         self.assertGreater(c.one("SELECT sync_pending()"), 0)
         c.one("SELECT sync_start()")
