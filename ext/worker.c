@@ -295,6 +295,42 @@ static int sql_call(sqlite3 *db, const char *sql, const char *arg, sqlite3_int64
   return rc;
 }
 
+/* A write by the worker (or by sync_push/sync_pull outside a transaction)
+** takes the write lock first with BEGIN IMMEDIATE, which the busy handler
+** waits for: a deferred transaction that read first could fail with
+** SQLITE_BUSY_SNAPSHOT at its first write when another connection
+** committed in between, and the busy handler cannot help then. Returns 1
+** when it began a transaction (db was in autocommit mode), 0 when the
+** caller's transaction is used, -1 when BEGIN failed. */
+static int tx_begin(sqlite3 *db) {
+  if (!sqlite3_get_autocommit(db)) return 0;
+  return sqlite3_exec(db, "BEGIN IMMEDIATE", 0, 0, 0) == SQLITE_OK ? 1 : -1;
+}
+
+/* Commits (rc OK) or rolls back what tx_begin began; returns the final code. */
+static int tx_end(sqlite3 *db, int began, int rc) {
+  if (began != 1) return rc;
+  if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", 0, 0, 0);
+  if (rc != SQLITE_OK) sqlite3_exec(db, "ROLLBACK", 0, 0, 0);
+  return rc;
+}
+
+/* sql_call for a statement that writes, in its own transaction. */
+static int sql_write_call(sqlite3 *db, const char *sql, const char *arg, sqlite3_int64 *pN,
+                          char **pzErr) {
+  int began = tx_begin(db);
+  if (began < 0) {
+    *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(db));
+    return sqlite3_errcode(db);
+  }
+  char *unused = 0;
+  int rc = sql_call(db, sql, arg, 0, &unused, pN, pzErr);
+  sqlite3_free(unused);
+  rc = tx_end(db, began, rc);
+  if (rc != SQLITE_OK && !*pzErr) *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(db));
+  return rc;
+}
+
 static char *meta_text(sqlite3 *db, const char *key) {
   char *v = 0;
   sql_call(db, "SELECT value FROM main.sync_meta WHERE key=?1", key, 0, &v, 0, 0);
@@ -474,8 +510,11 @@ static int apply_page(sqlite3 *db, Site *site, const char *page, sqlite3_int64 *
                       char **pzErr) {
   trace("apply", page);
   sqlite3_stmt *s = 0;
-  int rc = sqlite3_prepare_v2(
-      db, "SELECT sync_apply(?1), coalesce(json_extract(?1,'$.has_more'),0)", -1, &s, 0);
+  int began = tx_begin(db);
+  int rc = began < 0 ? sqlite3_errcode(db)
+                     : sqlite3_prepare_v2(
+                           db, "SELECT sync_apply(?1), coalesce(json_extract(?1,'$.has_more'),0)",
+                           -1, &s, 0);
   if (rc == SQLITE_OK) {
     sqlite3_bind_text(s, 1, page, -1, SQLITE_STATIC);
     rc = sqlite3_step(s);
@@ -487,7 +526,11 @@ static int apply_page(sqlite3 *db, Site *site, const char *page, sqlite3_int64 *
   }
   if (rc != SQLITE_OK) *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(db));
   sqlite3_finalize(s);
-  if (rc == SQLITE_OK && *pN > 0) site_publish(site, db, page);
+  int r2 = tx_end(db, began, rc);
+  if (r2 != rc && !*pzErr) *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(db));
+  rc = r2;
+  /* Announced once committed (inside a caller's transaction: at once). */
+  if (rc == SQLITE_OK && *pN > 0 && site) site_publish(site, db, page);
   return rc;
 }
 
@@ -496,10 +539,12 @@ static int apply_page(sqlite3 *db, Site *site, const char *page, sqlite3_int64 *
 ** transaction (nobody sees the last page without the cleanup). */
 static int resync_page(sqlite3 *db, Site *site, const char *page, sqlite3_int64 *pN, int *pMore,
                        char **pzErr) {
-  int rc = sqlite3_exec(db, "SAVEPOINT sync_resync_page", 0, 0, 0);
+  int began = tx_begin(db);
+  int rc =
+      began < 0 ? sqlite3_errcode(db) : sqlite3_exec(db, "SAVEPOINT sync_resync_page", 0, 0, 0);
   if (rc == SQLITE_OK) rc = resync_note(db, page);
   if (rc != SQLITE_OK) *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(db));
-  if (rc == SQLITE_OK) rc = apply_page(db, site, page, pN, pMore, pzErr);
+  if (rc == SQLITE_OK) rc = apply_page(db, 0, page, pN, pMore, pzErr);
   if (rc == SQLITE_OK && !*pMore) {
     sqlite3_int64 gone = 0;
     rc = resync_finish(db, &gone, pzErr);
@@ -508,8 +553,11 @@ static int resync_page(sqlite3 *db, Site *site, const char *page, sqlite3_int64 
   if (rc == SQLITE_OK) rc = sqlite3_exec(db, "RELEASE sync_resync_page", 0, 0, 0);
   if (rc != SQLITE_OK) {
     if (!*pzErr) *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(db));
-    sqlite3_exec(db, "ROLLBACK TO sync_resync_page; RELEASE sync_resync_page", 0, 0, 0);
+    if (began >= 0)
+      sqlite3_exec(db, "ROLLBACK TO sync_resync_page; RELEASE sync_resync_page", 0, 0, 0);
   }
+  rc = tx_end(db, began, rc);
+  if (rc == SQLITE_OK && site) site_publish(site, db, page);
   return rc;
 }
 
@@ -795,9 +843,7 @@ static void done_push(Worker *w, http_req *r) {
   if (r->status == 200 && !r->msg[0]) {
     sqlite3_int64 n = 0;
     char *err = 0;
-    char *unused = 0;
-    int rc = sql_call(w->db, "SELECT 0, sync_ack(?1)", r->buf ? r->buf : "", 0, &unused, &n, &err);
-    sqlite3_free(unused);
+    int rc = sql_write_call(w->db, "SELECT 0, sync_ack(?1)", r->buf ? r->buf : "", &n, &err);
     if (rc != SQLITE_OK) {
       fail(w, CH_PUSH, -1, err ? err : "sync_ack failed");
       sqlite3_free(err);
@@ -1552,9 +1598,7 @@ void worker_fn_push(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
       break;
     }
     sqlite3_int64 n = 0;
-    char *unused = 0;
-    int rc = sql_call(db, "SELECT 0, sync_ack(?1)", x.r.buf ? x.r.buf : "", 0, &unused, &n, &err);
-    sqlite3_free(unused);
+    int rc = sql_write_call(db, "SELECT 0, sync_ack(?1)", x.r.buf ? x.r.buf : "", &n, &err);
     if (rc == SQLITE_OK && n == 0 && batch_pending(db, body)) {
       record_attempt(db, body, "the server's answer resolved none of the batch");
       err = sqlite3_mprintf("the server's answer resolved none of the batch");
