@@ -5,8 +5,8 @@
 ** queues its writes. For table T with key (id) and columns (id, a, b):
 **
 **   sync_bi_T  BEFORE INSERT  keep the row an INSERT OR REPLACE will replace
-**   sync_ai_T  AFTER INSERT   queue 'insert' with the whole row
-**   sync_ar_T  AFTER INSERT   (a row was replaced) queue 'update' with the whole row
+**   sync_ai_T  AFTER INSERT   queue 'insert' with the whole row, or 'update'
+**                             when the stash holds the row it replaced
 **   sync_au_T  AFTER UPDATE   queue 'update' with the changed columns only
 **   sync_ak_T  AFTER UPDATE   (key changed) queue 'delete' old key + 'insert' new
 **   sync_ad_T  AFTER DELETE   queue 'delete'
@@ -212,7 +212,8 @@ static void enqueue(sqlite3_str *s, SyncTable *t, const int *kind, const char *o
   append(s, ");");
 }
 
-/* Every name a trigger of ours ever had, so that re-tracking drops them. */
+/* Every name a trigger of ours ever had, so that re-tracking drops them
+** (sync_ar_T, the replace case, is now part of sync_ai_T). */
 static const char *const kinds[] = {"bi", "ai", "ar", "au", "ak", "ad"};
 
 int capture_remove(SyncCtx *c, const char *table) {
@@ -244,18 +245,13 @@ static void triggers(sqlite3_str *s, SyncTable *t, const int *kind) {
                         t->cols[t->pk[i]]);
   append(s, "; END;\n");
 
-  /* sync_ai and sync_ar test the same condition and neither changes it (the
-  ** next BEFORE INSERT clears the stash), so exactly one of them fires. */
+  /* One AFTER INSERT trigger for both cases: a row it finds in the stash
+  ** under its own key was replaced (the stash is empty otherwise, or holds
+  ** another key's row left by an INSERT OR IGNORE or an UPSERT). Each
+  ** trigger costs a frame of registers per statement, so there is no
+  ** separate trigger for the replace case. */
   sqlite3_str_appendf(s,
-                      "CREATE TRIGGER main.\"sync_ai_%w\" AFTER INSERT ON \"%w\" WHEN %s "
-                      "AND NOT EXISTS (SELECT 1 FROM sync_stash) BEGIN ",
-                      T, T, ctrl);
-  enqueue(s, t, kind, "'insert'", "NEW", 1);
-  append(s, " END;\n");
-
-  sqlite3_str_appendf(s,
-                      "CREATE TRIGGER main.\"sync_ar_%w\" AFTER INSERT ON \"%w\" WHEN %s "
-                      "AND EXISTS (SELECT 1 FROM sync_stash) BEGIN "
+                      "CREATE TRIGGER main.\"sync_ai_%w\" AFTER INSERT ON \"%w\" WHEN %s BEGIN "
                       "INSERT OR REPLACE INTO sync_shadow(tbl,pk,row) SELECT tbl, pk, row "
                       "FROM sync_stash WHERE tbl=%Q AND pk=",
                       T, T, ctrl, T);
