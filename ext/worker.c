@@ -51,6 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define DV_POLL_MS 50       /* how often the worker looks for local commits */
 #define STANDBY_POLL_MS 500 /* how often a standby tries the lock */
@@ -88,6 +89,7 @@ typedef struct Site {
   pthread_t thread;
   CURLM *multi; /* set while the worker loop runs: curl_multi_wakeup target */
   WorkerConn *owner;
+  int lockfd; /* the worker's lock descriptor while held, else -1 */
   unsigned nudge;
   /* status */
   const char *state;
@@ -134,7 +136,42 @@ static void deadline_in(struct timespec *ts, int64_t ms) {
 
 /* ---- the registry ---- */
 
+static void cond_init(pthread_cond_t *c) {
+  pthread_condattr_t a;
+  pthread_condattr_init(&a);
+  pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+  pthread_cond_init(c, &a);
+  pthread_condattr_destroy(&a);
+}
+
+/* In a child process after fork(): the worker threads did not come along.
+** Their sites are marked stopped (a join would wait forever), the child's
+** copy of the lock descriptor is closed (it would keep the parent's lock
+** alive after the parent dies) and the mutexes start unlocked. Best effort:
+** a fork while another thread changes the registry is not covered. */
+static void atfork_child(void) {
+  pthread_mutex_init(&reg_mu, 0);
+  for (Site *s = sites; s; s = s->next) {
+    pthread_mutex_init(&s->mu, 0);
+    cond_init(&s->cond);
+    if (s->lockfd >= 0) close(s->lockfd);
+    s->lockfd = -1;
+    if (!s->running) continue;
+    s->running = s->stop = s->joining = s->sse = s->standby = 0;
+    s->refs--; /* the worker's reference: it has no thread here */
+    s->multi = 0;
+    s->owner = 0;
+    s->state = "stopped";
+  }
+}
+
+static void atfork_once(void) {
+  pthread_atfork(0, 0, atfork_child);
+}
+
 static Site *site_get(const char *path) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, atfork_once);
   pthread_mutex_lock(&reg_mu);
   Site *s = sites;
   while (s && strcmp(s->path, path) != 0)
@@ -148,12 +185,9 @@ static Site *site_get(const char *path) {
       sqlite3_free(s);
       s = 0;
     } else {
-      pthread_condattr_t a;
-      pthread_condattr_init(&a);
-      pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-      pthread_cond_init(&s->cond, &a);
-      pthread_condattr_destroy(&a);
+      cond_init(&s->cond);
       pthread_mutex_init(&s->mu, 0);
+      s->lockfd = -1;
       s->refs = 1;
       s->online = 1;
       s->state = "stopped";
@@ -1130,7 +1164,12 @@ static int take_lock(Worker *w) {
   for (;;) {
     if (stop_requested(s)) return 0;
     int got = lock_try(s->path, &w->lockfd);
-    if (got == 1) break;
+    if (got == 1) {
+      pthread_mutex_lock(&s->mu);
+      s->lockfd = w->lockfd;
+      pthread_mutex_unlock(&s->mu);
+      break;
+    }
     if (!said || got < 0) {
       set_error(w,
                 got < 0 ? "cannot open the lock file %s-synclock: %s"
@@ -1211,6 +1250,9 @@ out:
   sse_free(w->sse);
   sqlite3_finalize(w->dvStmt);
   if (w->db && sqlite3_close(w->db) != SQLITE_OK) sqlite3_close_v2(w->db);
+  pthread_mutex_lock(&s->mu);
+  s->lockfd = -1;
+  pthread_mutex_unlock(&s->mu);
   lock_release(&w->lockfd);
   config_clear(&w->cfg);
   sqlite3_free(w->url);

@@ -499,6 +499,34 @@ class Connectivity(E2ETest):
         wait_for(lambda: len(server_todos(s)) == 2, step=0.005, what="other process")
         self.assertLess(time.monotonic() - t0, 1.5)
 
+    def test_fork_child_does_not_inherit_the_worker(self):
+        s = self.syncd()
+        a = self.client("a", s.url)
+        a.one("SELECT sync_start()")
+        wait_for(lambda: a.status()["sse_connected"] == 1, what="sse connected")
+        pid = os.fork()
+        if pid == 0:  # the child: no worker thread here; stop and close must not hang
+            code = 5
+            try:
+                code = 0 if a.status()["state"] == "stopped" else 3
+                a.one("SELECT sync_stop()")
+                a.close()
+            finally:
+                os._exit(code)
+        deadline = time.monotonic() + 5
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                self.fail("the child hung in sync_stop or close")
+            time.sleep(0.01)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+        a.db.execute("INSERT INTO todos VALUES('f', 'after fork', 0)")
+        wait_for(lambda: server_todos(s) == [("f", "after fork", 0)], what="parent still syncs")
+
     def test_token_and_header_are_sent(self):
         srv = FlakyServer(200)
         try:
