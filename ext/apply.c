@@ -242,14 +242,18 @@ static int fast_table(SyncCtx *c, SyncTable *t, const char *json, int pending, i
   if (rc == SQLITE_OK && bad != 0) rc = SQLITE_ABORT;
   if (rc == SQLITE_OK) {
     s = sqlite3_str_new(c->db);
-    sqlite3_str_appendf(s, "INSERT INTO main.\"%w\"(", t->name);
+    /* Each reference to json_each's value renders the change as text again:
+    ** a materialized copy renders it once. */
+    sqlite3_str_appendf(s,
+                        "WITH c(value) AS MATERIALIZED (SELECT value FROM json_each(?1, "
+                        "'$.changes')) INSERT INTO main.\"%w\"(",
+                        t->name);
     for (int i = 0; i < t->nCol; i++)
       sqlite3_str_appendf(s, "%s\"%w\"", i ? "," : "", t->cols[i]);
     sqlite3_str_appendall(s, ") SELECT ");
     for (int i = 0; i < t->nCol; i++)
       sqlite3_str_appendf(s, "%ssync_val(value -> '$.row.\"%q\"')", i ? "," : "", t->cols[i]);
-    sqlite3_str_appendall(s,
-                          " FROM json_each(?1, '$.changes') WHERE value->>'$.op' = 'upsert' AND ");
+    sqlite3_str_appendall(s, " FROM c WHERE value->>'$.op' = 'upsert' AND ");
     fast_cond(s, t, pending);
     sqlite3_str_appendall(s, " ON CONFLICT(");
     for (int i = 0; i < t->nPk; i++)
@@ -290,24 +294,24 @@ static int fast_table(SyncCtx *c, SyncTable *t, const char *json, int pending, i
 /* Applies the page's changes: the set-based statements per table, then the
 ** rest change by change. Any failure leaves *pzErr NULL and the caller rolls
 ** back to the fast savepoint. */
-static int apply_fast(SyncCtx *c, const char *json) {
+static int apply_fast(SyncCtx *c, const char *json, sqlite3_int64 *pN) {
   sqlite3_stmt *p = 0;
   /* Anything pending at all? Without, no change needs a rebase. */
   int rc = sqlite3_prepare_v2(c->db, "SELECT EXISTS (SELECT 1 FROM sync_outbox)", -1, &p, 0);
   if (rc != SQLITE_OK) return rc;
   int pending = sqlite3_step(p) != SQLITE_ROW || sqlite3_column_int(p, 0) != 0;
   sqlite3_finalize(p);
-  /* Per table: the changes, the upserts, and the changes that are malformed,
-  ** to an untracked table, or to a key that appears twice (by its text). */
+  /* Per table: the upserts, the deletes, the keys that appear twice (by
+  ** their text) and the other ops. A change that is malformed otherwise
+  ** fails fast_cond (or the key check of fast_table) and goes to
+  ** apply_change, whose error sends the page down the slow path. */
   rc = sqlite3_prepare_v2(
       c->db,
-      "SELECT value->>'$.table', count(*) FILTER (WHERE value->>'$.op' = 'upsert'),"
-      " count(*) FILTER (WHERE value->>'$.op' = 'delete'),"
-      " count(*) - count(DISTINCT value->'$.pk') + count(*) FILTER (WHERE NOT coalesce("
-      "json_type(value) = 'object' AND value->>'$.table' IN (SELECT name FROM sync_tracked) AND "
-      "value->>'$.op' IN ('upsert', 'delete') AND json_type(value, '$.pk') = 'object' AND "
-      "(value->>'$.op' = 'delete' OR json_type(value, '$.row') = 'object'), 0))"
-      " FROM json_each(?1, '$.changes') GROUP BY 1",
+      "WITH c(value) AS MATERIALIZED (SELECT value FROM json_each(?1, '$.changes'))"
+      " SELECT tb, count(*) FILTER (WHERE op = 'upsert'), count(*) FILTER (WHERE op = 'delete'),"
+      " count(*) - count(DISTINCT pk) + count(*) FILTER (WHERE op IS NOT 'upsert' AND op IS NOT"
+      " 'delete'), count(*) FROM (SELECT value->>'$.table' AS tb, value->>'$.op' AS op,"
+      " value->'$.pk' AS pk FROM c) GROUP BY 1",
       -1, &p, 0);
   if (rc != SQLITE_OK) return rc;
   sqlite3_bind_text(p, 1, json, -1, SQLITE_STATIC);
@@ -317,7 +321,9 @@ static int apply_fast(SyncCtx *c, const char *json) {
                               " json_type(value,'$.version'), value->>'$.version', key"
                               " FROM json_each(?1,'$.changes') WHERE true");
   int restNeeded = pending;
+  *pN = 0;
   while (rc == SQLITE_OK && sqlite3_step(p) == SQLITE_ROW) {
+    *pN += sqlite3_column_int64(p, 4);
     if (sqlite3_column_type(p, 0) != SQLITE_TEXT || sqlite3_column_int64(p, 3) != 0) {
       rc = SQLITE_ABORT;
       break;
@@ -411,7 +417,7 @@ void apply_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   rc = sync_engine_begin(c);
   int fast = 0;
   if (rc == SQLITE_OK && sync_exec(c, "SAVEPOINT sync_apply_fast") == SQLITE_OK) {
-    int frc = apply_fast(c, json);
+    int frc = apply_fast(c, json, &n);
     if (frc == SQLITE_OK) {
       fast = sync_exec(c, "RELEASE sync_apply_fast") == SQLITE_OK;
     }
@@ -420,15 +426,7 @@ void apply_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
       sync_exec(c, "RELEASE sync_apply_fast");
     }
   }
-  if (fast) {
-    sqlite3_stmt *k = 0;
-    rc = sqlite3_prepare_v2(c->db, "SELECT json_array_length(?1, '$.changes')", -1, &k, 0);
-    if (rc == SQLITE_OK) {
-      sqlite3_bind_text(k, 1, json, -1, SQLITE_STATIC);
-      n = sqlite3_step(k) == SQLITE_ROW ? sqlite3_column_int64(k, 0) : 0;
-      rc = sqlite3_finalize(k);
-    }
-  }
+  if (!fast) n = 0;
   while (!fast && rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
     rc = apply_change(c, (int)n + 1, s, &zErr);
     n++;
