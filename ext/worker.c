@@ -14,14 +14,27 @@
 ** file's path) and one per file across processes (lock.c: the others are
 ** standbys that poll the lock). The worker has its own connection with the
 ** extension registered and touches data only through the engine's
-** functions: sync_push_batch, sync_ack, sync_apply, sync_cursor (plus one
-** plain UPDATE of sync_outbox.attempts/last_error after a failed push, and
-** deleting the cursor for a full resync). Its network side is one
-** curl_multi loop running the push, the pull, the event stream and, while
-** offline, a /health probe side by side; it sleeps in curl_multi_poll until
-** a socket is ready, the next deadline (retry, data_version poll) or
-** curl_multi_wakeup from another thread (sync_stop, sync_online,
-** sync_config, ...).
+** functions: sync_push_batch, sync_ack, sync_apply, sync_cursor, plus plain
+** SQL on the extension's tables for what the engine has no function for:
+** counting attempts/last_error on the mutations of a failed push, deleting
+** the cursor and, after a full resync, the rows the server no longer has.
+** Its network side is one curl_multi loop running the event stream beside
+** the push or the pull and, while offline, a /health probe; it sleeps in
+** curl_multi_poll until a socket is ready, the next deadline (retry,
+** data_version poll) or curl_multi_wakeup from another thread (sync_stop,
+** sync_online, sync_config, ...).
+**
+** Order rules that keep rejections from getting lost: a push and a pull
+** never overlap, and events arriving while a push is out are held (the
+** transfer is paused) until its answer is acked. Otherwise a page whose
+** last_mutation_id covers the batch could drop it from the outbox before
+** the answer that says which of its mutations were rejected.
+**
+** Each retry loop has its own backoff (backoff.h): network errors make the
+** worker offline until /health answers; 5xx, 429 and other 4xx retry after
+** a delay (Retry-After honoured); 413 halves the batch; 401/403 wait for a
+** new token; 410 (or a malformed cursor) starts one full resync, and a
+** resync that meets 410 again backs off.
 **
 ** Local writes are noticed without taking the host's commit or update hooks:
 ** the worker reads PRAGMA data_version on its own connection every
