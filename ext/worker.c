@@ -637,6 +637,7 @@ typedef struct Worker {
   char *sseErr;
   char *err; /* set_error's message until publish_status shows it */
   int errNew;
+  int64_t sseLast; /* when the stream last delivered bytes (or connected) */
   int dataVersion;
   sqlite3_stmt *dvStmt;
   int64_t nextDv, nextPoll;
@@ -850,6 +851,7 @@ static int on_sse_event(void *arg, const char *type, const char *data, size_t n,
 
 static int on_sse_data(void *arg, const char *p, size_t n) {
   Worker *w = arg;
+  w->sseLast = mono_ms();
   if (w->ch[CH_PUSH].active) {
     /* Hold events while a push is out: one could confirm the batch through
     ** last_mutation_id before its answer arrives, and a rejection in it
@@ -873,6 +875,7 @@ static void start_sse(Worker *w) {
   if (chan_start(w, CH_SSE, url, 0, cursor ? cursor : "") == 0) {
     w->ch[CH_SSE].r.on_data = on_sse_data;
     w->ch[CH_SSE].r.arg = w;
+    w->sseLast = mono_ms();
   }
   sqlite3_free(url);
   sqlite3_free(cursor);
@@ -1062,6 +1065,20 @@ static void check_data_version(Worker *w) {
   sqlite3_reset(w->dvStmt);
 }
 
+/* A stream silent for sse_stall_ms (no event, no heartbeat; the server
+** sends one every 15 s by default) is dropped and reconnected, pull first.
+** curl's low-speed limit is the backstop; this is the precise timer. */
+static void check_stall(Worker *w, int64_t now) {
+  Chan *c = &w->ch[CH_SSE];
+  if (!c->active || w->ssePaused || now - w->sseLast < w->cfg.sse_stall_ms) return;
+  chan_stop(w, CH_SSE);
+  set_error(w, "events: nothing received for %lld ms: reconnecting",
+            (long long)w->cfg.sse_stall_ms);
+  c->at = now + backoff_next_ms(&c->bo, -1);
+  w->wantPull = 1;
+  if (w->ch[CH_PULL].at < c->at) w->ch[CH_PULL].at = c->at;
+}
+
 static void schedule(Worker *w, int64_t now) {
   Chan *c = w->ch;
   if (!w->online) {
@@ -1095,6 +1112,7 @@ static int64_t wait_ms(Worker *w, int64_t now) {
       if (w->wantPull && !c[CH_PULL].active && !c[CH_PUSH].active) AT(c[CH_PULL].at);
       if (w->cfg.sse && !w->wantPull && !c[CH_PULL].active && !c[CH_SSE].active) AT(c[CH_SSE].at);
       if (!w->cfg.sse) AT(w->nextPoll);
+      if (c[CH_SSE].active && !w->ssePaused) AT(w->sseLast + w->cfg.sse_stall_ms);
     }
   }
 #undef AT
@@ -1157,6 +1175,7 @@ static void worker_loop(Worker *w) {
       check_data_version(w);
       w->nextDv = now + DV_POLL_MS;
     }
+    check_stall(w, now);
     if (!w->forced && !w->authBlocked) schedule(w, now);
     int running = 0;
     curl_multi_perform(w->multi, &running);

@@ -527,6 +527,21 @@ class Connectivity(E2ETest):
         a.db.execute("INSERT INTO todos VALUES('f', 'after fork', 0)")
         wait_for(lambda: server_todos(s) == [("f", "after fork", 0)], what="parent still syncs")
 
+    def test_silent_event_stream_is_dropped_and_reconnected(self):
+        srv = FlakyServer(200)
+        a = self.client("a", srv.url, {"backoff_min_ms": 50})
+        try:
+            a.one("SELECT sync_config('sse_stall_ms', 1000)")
+            a.one("SELECT sync_start()")
+            wait_for(lambda: srv.streams >= 1, what="stream open")
+            wait_for(lambda: a.status()["sse_connected"] == 1, what="sse connected")
+            t0 = time.monotonic()
+            wait_for(lambda: srv.streams >= 2, timeout=6, what="reconnect after the stall")
+            self.assertLess(time.monotonic() - t0, 4.0)
+        finally:
+            a.one("SELECT sync_stop()")
+            srv.close()
+
     def test_token_and_header_are_sent(self):
         srv = FlakyServer(200)
         try:
@@ -551,6 +566,7 @@ class FlakyServer:
         import threading
         outer = self
         self.pushes = 0
+        self.streams = 0
         self.headers = {}
 
         class H(http.server.BaseHTTPRequestHandler):
@@ -573,6 +589,15 @@ class FlakyServer:
                                     b'"last_mutation_id":0}')
                 elif self.path.startswith("/health"):
                     self.reply(200, b'{"ok":true}')
+                elif self.path.startswith("/events"):
+                    # a stream that goes silent after its first comment
+                    outer.streams += 1
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.end_headers()
+                    self.wfile.write(b": ok\n\n")
+                    self.wfile.flush()
+                    time.sleep(10)
                 else:
                     self.reply(404, b'{"error":"not found"}')
 
@@ -581,6 +606,7 @@ class FlakyServer:
                 outer.pushes += 1
                 self.reply(status, b'{"error":"try later"}', [("Retry-After", "0")])
 
+        http.server.ThreadingHTTPServer.daemon_threads = True
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.url = "http://127.0.0.1:%d" % self.httpd.server_address[1]
         self.t = threading.Thread(target=self.httpd.serve_forever, daemon=True)
