@@ -102,7 +102,9 @@ typedef struct Site {
   pthread_t thread;
   CURLM *multi; /* set while the worker loop runs: curl_multi_wakeup target */
   WorkerConn *owner;
-  int lockfd; /* the worker's lock descriptor while held, else -1 */
+  int lockfd;   /* the worker's lock descriptor while held, else -1 */
+  int hostXfer; /* sync_push/sync_pull calls under way in this process */
+  int busy;     /* the worker has a push or a pull out */
   unsigned nudge;
   /* status */
   const char *state;
@@ -695,7 +697,12 @@ static void publish_status(Worker *w) {
                       : w->ch[CH_PULL].active ? "pulling"
                       : failing               ? "error"
                                               : "idle";
+  int busy = w->ch[CH_PUSH].active || w->ch[CH_PULL].active;
   pthread_mutex_lock(&s->mu);
+  if (busy != s->busy) {
+    s->busy = busy;
+    pthread_cond_broadcast(&s->cond);
+  }
   s->state = state;
   s->online = w->online && !w->forced;
   s->sse = w->sseUp;
@@ -709,8 +716,18 @@ static void publish_status(Worker *w) {
 }
 
 /* Lets held events in again once no push is out (see on_sse_data). */
+/* A sync_push or sync_pull of this process is under way: the worker then
+** starts no push or pull and holds events, for the same reason as for its
+** own push (see the order rules above). */
+static int host_busy(Worker *w) {
+  pthread_mutex_lock(&w->site->mu);
+  int n = w->site->hostXfer;
+  pthread_mutex_unlock(&w->site->mu);
+  return n > 0;
+}
+
 static void sse_resume(Worker *w) {
-  if (!w->ssePaused || w->ch[CH_PUSH].active) return;
+  if (!w->ssePaused || w->ch[CH_PUSH].active || host_busy(w)) return;
   w->ssePaused = 0;
   if (w->ch[CH_SSE].active) curl_easy_pause(w->ch[CH_SSE].r.easy, CURLPAUSE_CONT);
 }
@@ -852,7 +869,7 @@ static int on_sse_event(void *arg, const char *type, const char *data, size_t n,
 static int on_sse_data(void *arg, const char *p, size_t n) {
   Worker *w = arg;
   w->sseLast = mono_ms();
-  if (w->ch[CH_PUSH].active) {
+  if (w->ch[CH_PUSH].active || host_busy(w)) {
     /* Hold events while a push is out: one could confirm the batch through
     ** last_mutation_id before its answer arrives, and a rejection in it
     ** would then never reach sync_rejected. */
@@ -1087,10 +1104,11 @@ static void schedule(Worker *w, int64_t now) {
   }
   /* Push and pull take turns: a pull answered after a push committed could
   ** confirm that batch (last_mutation_id) before its answer is acked. */
-  if (w->wantPush && !c[CH_PUSH].active && !c[CH_PULL].active && now >= c[CH_PUSH].at)
+  int host = host_busy(w);
+  if (w->wantPush && !host && !c[CH_PUSH].active && !c[CH_PULL].active && now >= c[CH_PUSH].at)
     start_push(w);
   if (!w->online) return;
-  if (w->wantPull && !c[CH_PULL].active && !c[CH_PUSH].active && now >= c[CH_PULL].at)
+  if (w->wantPull && !host && !c[CH_PULL].active && !c[CH_PUSH].active && now >= c[CH_PULL].at)
     start_pull(w);
   if (!w->cfg.sse && !w->wantPull && !c[CH_PULL].active && now >= w->nextPoll) w->wantPull = 1;
   if (w->cfg.sse && !w->wantPull && !c[CH_PULL].active && !c[CH_SSE].active && now >= c[CH_SSE].at)
@@ -1108,8 +1126,9 @@ static int64_t wait_ms(Worker *w, int64_t now) {
     if (!w->online) {
       if (!c[CH_HEALTH].active) AT(c[CH_HEALTH].at);
     } else {
-      if (w->wantPush && !c[CH_PUSH].active && !c[CH_PULL].active) AT(c[CH_PUSH].at);
-      if (w->wantPull && !c[CH_PULL].active && !c[CH_PUSH].active) AT(c[CH_PULL].at);
+      int idle = !c[CH_PUSH].active && !c[CH_PULL].active && !host_busy(w);
+      if (w->wantPush && idle) AT(c[CH_PUSH].at);
+      if (w->wantPull && idle) AT(c[CH_PULL].at);
       if (w->cfg.sse && !w->wantPull && !c[CH_PULL].active && !c[CH_SSE].active) AT(c[CH_SSE].at);
       if (!w->cfg.sse) AT(w->nextPoll);
       if (c[CH_SSE].active && !w->ssePaused) AT(w->sseLast + w->cfg.sse_stall_ms);
@@ -1176,6 +1195,7 @@ static void worker_loop(Worker *w) {
       w->nextDv = now + DV_POLL_MS;
     }
     check_stall(w, now);
+    sse_resume(w);
     if (!w->forced && !w->authBlocked) schedule(w, now);
     int running = 0;
     curl_multi_perform(w->multi, &running);
@@ -1273,6 +1293,8 @@ static void *worker_main(void *arg) {
 out:
   pthread_mutex_lock(&s->mu);
   s->multi = 0;
+  s->busy = 0;
+  pthread_cond_broadcast(&s->cond);
   pthread_mutex_unlock(&s->mu);
   for (int i = 0; i < CH_N; i++) {
     if (w->ch[i].active) curl_multi_remove_handle(w->multi, w->ch[i].r.easy);
@@ -1575,6 +1597,7 @@ typedef struct Sync {
   char *url;
   sync_conf cfg;
   char *token;
+  Site *site; /* counted in site->hostXfer while set */
   http_req r;
 } Sync;
 
@@ -1606,10 +1629,29 @@ static int sync_open(Sync *x, sqlite3_context *ctx, const char *fn) {
     return -1;
   }
   config_load(x->c->db, &x->cfg);
+  if (s) {
+    /* Let this process's worker finish the push or pull it has out (up to
+    ** timeout_ms) and start none while this call runs. */
+    struct timespec ts;
+    deadline_in(&ts, x->cfg.timeout_ms);
+    pthread_mutex_lock(&s->mu);
+    s->hostXfer++;
+    x->site = s;
+    if (s->multi) curl_multi_wakeup(s->multi);
+    while (s->busy && pthread_cond_timedwait(&s->cond, &s->mu, &ts) != ETIMEDOUT) {
+    }
+    pthread_mutex_unlock(&s->mu);
+  }
   return 0;
 }
 
 static void sync_close(Sync *x) {
+  if (x->site) {
+    pthread_mutex_lock(&x->site->mu);
+    x->site->hostXfer--;
+    if (x->site->multi) curl_multi_wakeup(x->site->multi);
+    pthread_mutex_unlock(&x->site->mu);
+  }
   http_req_free(&x->r);
   config_clear(&x->cfg);
   sqlite3_free(x->url);
