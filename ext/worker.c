@@ -28,7 +28,11 @@
 ** never overlap, and events arriving while a push is out are held (the
 ** transfer is paused) until its answer is acked. Otherwise a page whose
 ** last_mutation_id covers the batch could drop it from the outbox before
-** the answer that says which of its mutations were rejected.
+** the answer that says which of its mutations were rejected. sync_push and
+** sync_pull calls of the same process count as transfers too (the worker
+** waits for them, they wait for its transfer under way); across processes
+** only one side runs a worker, but a sync_push in another process is not
+** ordered with it.
 **
 ** Each retry loop has its own backoff (backoff.h): network errors make the
 ** worker offline until /health answers; 5xx, 429 and other 4xx retry after
