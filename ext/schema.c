@@ -11,6 +11,8 @@
 **   sync_init: url must be NULL or an http:// or https:// URL
 **   sync_init: options must be a JSON object
 **   sync_init: unknown option "x"
+** The options are the keys of sync_config() but the token, which is never
+** stored.
 **
 ** The tables (all plain SQL, so connections without the extension can still
 ** queue writes through the capture triggers):
@@ -96,11 +98,16 @@ static int store_options(SyncCtx *c, const char *json, char **pzErr) {
       break;
     }
     int count = strcmp(options[i].type, "count") == 0;
+    int onoff = strcmp(key, "sse") == 0;
+    const char *v = (const char *)sqlite3_column_text(s, 2);
     int ok = count ? strcmp(type, "integer") == 0 && sqlite3_column_int64(s, 2) > 0
-                   : strcmp(type, options[i].type) == 0;
+                   : strcmp(type, options[i].type) == 0 &&
+                         (!onoff || strcmp(v, "on") == 0 || strcmp(v, "off") == 0);
     if (!ok) {
       *pzErr = sqlite3_mprintf("option \"%s\" must be %s", key,
-                               count ? "a positive integer" : "a string");
+                               count   ? "a positive integer"
+                               : onoff ? "'on' or 'off'"
+                                       : "a string");
       rc = SQLITE_ERROR;
       break;
     }

@@ -19,6 +19,7 @@ SELECT sync_init(NULL, '[1,2]');
 SELECT sync_init(NULL, 'not json');
 SELECT sync_init(NULL, '{"batch_size":0}');
 SELECT sync_init(NULL, '{"sse":1}');
+SELECT sync_init(NULL, '{"sse":"maybe"}');
 SELECT sync_init(NULL, '{"colour":"red"}');
 SELECT sync_init(NULL, '{"token":"secret"}');
 SELECT sync_init('http://a.example', '{"batch_size":5,"unknown":1}');
