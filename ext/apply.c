@@ -11,8 +11,10 @@
 ** A change to a key without pending mutations is written as is. For a key
 ** with pending mutations the server's row becomes the key's image and the
 ** row is rebased, so local edits stay visible until confirmed or refused.
-** last_mutation_id says the server has applied this client's mutations up to
-** that id (their push response was lost): they leave the outbox. It is taken
+** last_mutation_id says the server has processed this client's mutations up
+** to that id (their push response was lost): they leave the outbox, the ones
+** listed in "rejected":[{"id":..,"reason":..}] into sync_rejected (a server
+** gives that list when the pull names the lowest pending id). It is taken
 ** from the last page only (has_more absent or false), because only then have
 ** the pages delivered every change those mutations made; before that the
 ** image would lack them and the row would flicker back.
@@ -93,14 +95,35 @@ static int apply_change(SyncCtx *c, int i, sqlite3_stmt *s, char **pzErr) {
   return rc;
 }
 
-/* Drops the mutations with id <= upto from the outbox and rebases their
-** keys. The ids are read first: rebasing writes the outbox's neighbours. */
-static int confirm_upto(SyncCtx *c, sqlite3_int64 upto, char **pzErr) {
+/* The server has processed this client's mutations up to upto (their push
+** answer was lost). Those the page lists under "rejected" move to
+** sync_rejected with the server's reason; the others were applied and leave
+** the outbox. Their keys are rebased. The ids are read first: resolving
+** writes the outbox. */
+static int confirm_upto(SyncCtx *c, const char *json, sqlite3_int64 upto, char **pzErr) {
+  sqlite3_stmt *r = 0;
+  int rc = sqlite3_prepare_v2(c->db,
+                              "SELECT value->>'$.id', value->>'$.reason' FROM json_each(?1,"
+                              "'$.rejected') WHERE json_type(value,'$.id') = 'integer'"
+                              " AND value->>'$.id' <= ?2 ORDER BY value->>'$.id'",
+                              -1, &r, 0);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_text(r, 1, json, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(r, 2, upto);
+  int done = 0;
+  while (rc == SQLITE_OK && sqlite3_step(r) == SQLITE_ROW) {
+    const char *reason = (const char *)sqlite3_column_text(r, 1);
+    rc = outbox_resolve(c, sqlite3_column_int64(r, 0), 0, 0, 0,
+                        reason ? reason : "rejected by the server", 0, 0, &done, pzErr);
+  }
+  sqlite3_finalize(r);
+  if (rc != SQLITE_OK) return rc;
+
   sqlite3_stmt *s = sync_stmt(c, STMT_OUTBOX_UPTO);
   if (!s) return sqlite3_errcode(c->db);
   sqlite3_bind_int64(s, 1, upto);
   sqlite3_int64 *ids = 0;
-  int n = 0, cap = 0, rc = SQLITE_OK;
+  int n = 0, cap = 0;
   while (sqlite3_step(s) == SQLITE_ROW) {
     if (n == cap) {
       cap = cap ? cap * 2 : 64;
@@ -114,35 +137,8 @@ static int confirm_upto(SyncCtx *c, sqlite3_int64 upto, char **pzErr) {
     ids[n++] = sqlite3_column_int64(s, 0);
   }
   sqlite3_reset(s);
-  for (int i = 0; rc == SQLITE_OK && i < n; i++) {
-    s = sync_stmt(c, STMT_OUTBOX_GET);
-    if (!s) {
-      rc = sqlite3_errcode(c->db);
-      break;
-    }
-    sqlite3_bind_int64(s, 1, ids[i]);
-    char *tbl = 0, *pk = 0;
-    if (sqlite3_step(s) == SQLITE_ROW) {
-      tbl = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
-      pk = sqlite3_mprintf("%s", sqlite3_column_text(s, 2));
-      if (!tbl || !pk) rc = SQLITE_NOMEM;
-    }
-    sqlite3_reset(s);
-    if (rc == SQLITE_OK && tbl) {
-      s = sync_stmt(c, STMT_OUTBOX_DEL);
-      if (!s) rc = sqlite3_errcode(c->db);
-      if (s) {
-        sqlite3_bind_int64(s, 1, ids[i]);
-        rc = sqlite3_step(s) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(c->db);
-        sqlite3_reset(s);
-      }
-      SyncTable *t = 0;
-      if (rc == SQLITE_OK) rc = table_get(c, tbl, 1, &t, pzErr);
-      if (rc == SQLITE_OK) rc = rebase_key(c, t, pk, pzErr);
-    }
-    sqlite3_free(tbl);
-    sqlite3_free(pk);
-  }
+  for (int i = 0; rc == SQLITE_OK && i < n; i++)
+    rc = outbox_resolve(c, ids[i], 1, 0, 0, 0, 0, 0, &done, pzErr);
   sqlite3_free(ids);
   return rc;
 }
@@ -377,7 +373,8 @@ void apply_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   int rc = sqlite3_prepare_v2(c->db,
                               "SELECT json_type(?1,'$.changes'), json_type(?1,'$.cursor'),"
                               " ?1->>'$.cursor', json_type(?1,'$.last_mutation_id'),"
-                              " ?1->>'$.last_mutation_id', json_type(?1,'$.has_more')",
+                              " ?1->>'$.last_mutation_id', json_type(?1,'$.has_more'),"
+                              " json_type(?1,'$.rejected')",
                               -1, &h, 0);
   if (rc == SQLITE_OK)
     rc = sqlite3_prepare_v2(c->db,
@@ -398,6 +395,7 @@ void apply_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   const char *cursorType = (const char *)sqlite3_column_text(h, 1);
   const char *lastType = (const char *)sqlite3_column_text(h, 3);
   const char *moreType = (const char *)sqlite3_column_text(h, 5);
+  const char *rejType = (const char *)sqlite3_column_text(h, 6);
   char *zErr = 0;
   if (changesType && strcmp(changesType, "array") != 0)
     zErr = sqlite3_mprintf("\"changes\" must be an array");
@@ -405,6 +403,8 @@ void apply_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     zErr = sqlite3_mprintf("cursor must be a string");
   else if (lastType && strcmp(lastType, "integer") != 0 && strcmp(lastType, "null") != 0)
     zErr = sqlite3_mprintf("last_mutation_id must be an integer");
+  else if (rejType && strcmp(rejType, "array") != 0)
+    zErr = sqlite3_mprintf("\"rejected\" must be an array");
   if (zErr) {
     sqlite3_finalize(h);
     sqlite3_finalize(s);
@@ -432,7 +432,7 @@ void apply_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     n++;
   }
   if (rc == SQLITE_OK && lastPage && lastType && strcmp(lastType, "integer") == 0)
-    rc = confirm_upto(c, sqlite3_column_int64(h, 4), &zErr);
+    rc = confirm_upto(c, json, sqlite3_column_int64(h, 4), &zErr);
   if (rc == SQLITE_OK && cursorType && strcmp(cursorType, "text") == 0)
     rc = sync_meta_set(c, "cursor", (const char *)sqlite3_column_text(h, 2));
   sqlite3_finalize(s);

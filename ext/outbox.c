@@ -116,9 +116,11 @@ void outbox_fn_push_batch(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
   sqlite3_finalize(s);
 }
 
-/* Resolves one result of a push response. Returns an SQLite code; *pDone is
-** set when the id was in the outbox. */
-static int ack_one(SyncCtx *c, sqlite3_int64 id, int applied, const char *row, int hasRow,
+/* Resolves mutation id as the server decided: applied (with the server's row
+** when hasRow; row NULL = no such row now) or rejected (moved to
+** sync_rejected with reason); then rebases its key. Returns an SQLite code;
+** *pDone is set when the id was in the outbox (other ids are ignored). */
+int outbox_resolve(SyncCtx *c, sqlite3_int64 id, int applied, const char *row, int hasRow,
                    const char *reason, sqlite3_int64 version, int hasVersion, int *pDone,
                    char **pzErr) {
   sqlite3_stmt *s = sync_stmt(c, STMT_OUTBOX_GET);
@@ -212,11 +214,11 @@ void outbox_fn_ack(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     }
     int hasVersion = verType && strcmp(verType, "integer") == 0;
     int isDone = 0;
-    rc = ack_one(c, sqlite3_column_int64(s, 1), applied,
-                 rowType && strcmp(rowType, "object") == 0 ? (const char *)sqlite3_column_text(s, 4)
-                                                           : 0,
-                 rowType != 0, (const char *)sqlite3_column_text(s, 5), sqlite3_column_int64(s, 7),
-                 hasVersion, &isDone, &zErr);
+    rc = outbox_resolve(
+        c, sqlite3_column_int64(s, 1), applied,
+        rowType && strcmp(rowType, "object") == 0 ? (const char *)sqlite3_column_text(s, 4) : 0,
+        rowType != 0, (const char *)sqlite3_column_text(s, 5), sqlite3_column_int64(s, 7),
+        hasVersion, &isDone, &zErr);
     done += isDone;
   }
   sqlite3_finalize(s);

@@ -57,7 +57,8 @@ struct SyncCtx {
   SyncTable *tables; /* tracked tables seen since the last schema change */
   int schemaVersion; /* schema_version the table cache belongs to */
   int anchored;      /* the sync_pending vtab is connected: it empties the caches at close */
-  struct WorkerConn *wc; /* worker.c: link to this file's worker; freed by sync_status's destructor */
+  struct WorkerConn
+      *wc; /* worker.c: link to this file's worker; freed by sync_status's destructor */
 };
 
 /* sync.c */
@@ -91,6 +92,11 @@ void capture_value_expr(sqlite3_str *, const char *expr);
 void capture_key_expr(sqlite3_str *, SyncTable *, const char *prefix);
 int capture_install(SyncCtx *, SyncTable *);
 int capture_remove(SyncCtx *, const char *table);
+
+/* outbox.c */
+int outbox_resolve(SyncCtx *, sqlite3_int64 id, int applied, const char *row, int hasRow,
+                   const char *reason, sqlite3_int64 version, int hasVersion, int *pDone,
+                   char **pzErr);
 
 /* rebase.c */
 int rebase_key(SyncCtx *, SyncTable *, const char *pk, char **pzErr);

@@ -125,3 +125,15 @@ SELECT * FROM state WHERE id = 'r4';
 -- nothing above was queued by the engine's own writes
 SELECT count(*) AS pending, (SELECT count(*) FROM sync_shadow) AS images FROM sync_outbox;
 SELECT * FROM state;
+
+-- 17. A lost push answer that held a rejection: the page confirming the batch
+--     lists it under "rejected"; it lands in sync_rejected, rolled back, and
+--     the applied one leaves the outbox.
+UPDATE todos SET title = 'k local' WHERE id = 'k';
+UPDATE todos SET done = 1 WHERE id = 'r6';
+SELECT id, op, pk FROM sync_pending;
+SELECT sync_apply('{"changes":[{"table":"todos","op":"upsert","pk":{"id":"r6"},"row":{"id":"r6","title":"six","done":1,"rev":2},"version":19}],"cursor":"19","last_mutation_id":19,"has_more":false,"rejected":[{"id":18,"reason":"CHECK constraint failed: title"}]}');
+SELECT * FROM state WHERE id IN ('k', 'r6');
+SELECT id, reason FROM sync_rejected WHERE id = 18;
+SELECT count(*) AS pending, (SELECT count(*) FROM sync_shadow) AS images FROM sync_outbox;
+SELECT sync_apply('{"changes":[],"rejected":{}}');
