@@ -420,6 +420,16 @@ static int batch_pending(sqlite3 *db, const char *batch) {
   return n != 0;
 }
 
+/* The lowest pending mutation id as text, NULL when the outbox is empty:
+** a pull sends it as pending_from, so that a page whose last_mutation_id
+** covers mutations whose push answer was lost also lists those the server
+** rejected ("rejected"), and sync_apply moves them to sync_rejected. */
+static char *pending_from(sqlite3 *db) {
+  char *v = 0;
+  sql_call(db, "SELECT min(id) FROM main.sync_outbox", 0, 0, &v, 0, 0);
+  return v;
+}
+
 static int clear_cursor(sqlite3 *db) {
   return sqlite3_exec(db, "DELETE FROM main.sync_meta WHERE key='cursor'", 0, 0, 0);
 }
@@ -843,13 +853,15 @@ static void start_push(Worker *w) {
 
 static void start_pull(Worker *w) {
   char *cursor = w->resync == 1 ? 0 : meta_text(w->db, "cursor");
+  char *from = pending_from(w->db);
   char lim[24];
   snprintf(lim, sizeof lim, "%lld", (long long)w->pullLimit);
-  const char *q[] = {"client_id", w->client, "cursor", cursor, "limit", lim};
-  char *url = http_url(w->url, "/pull", q, 3);
+  const char *q[] = {"client_id", w->client, "cursor", cursor, "limit", lim, "pending_from", from};
+  char *url = http_url(w->url, "/pull", q, 4);
   chan_start(w, CH_PULL, url, 0, 0);
   sqlite3_free(url);
   sqlite3_free(cursor);
+  sqlite3_free(from);
 }
 
 static int on_sse_event(void *arg, const char *type, const char *data, size_t n, const char *id) {
@@ -1759,9 +1771,11 @@ void worker_fn_pull(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   int resync = 0;
   for (;;) {
     char *cursor = resync == 1 ? 0 : meta_text(db, "cursor");
-    const char *q[] = {"client_id", client, "cursor", cursor, "limit", lim};
-    char *url = http_url(x.url, "/pull", q, 3);
+    char *from = pending_from(db);
+    const char *q[] = {"client_id", client, "cursor", cursor, "limit", lim, "pending_from", from};
+    char *url = http_url(x.url, "/pull", q, 4);
     sqlite3_free(cursor);
+    sqlite3_free(from);
     int bad = sync_request(&x, url, 0);
     sqlite3_free(url);
     if (bad) {

@@ -89,7 +89,7 @@ static int next_event(stream *s) {
     if (s->dirty) {
       store_page page;
       char *err = 0;
-      int rc = s->st->m->pull(s->st, s->client_id, s->cursor, EVENT_PAGE, &page, &err);
+      int rc = s->st->m->pull(s->st, s->client_id, s->cursor, EVENT_PAGE, 0, &page, &err);
       sqlite3_free(err);
       if (rc != STORE_OK) return -1;
       sqlite3_free(s->cursor);
@@ -152,7 +152,7 @@ int events_start(const server_ctx *ctx, struct MHD_Connection *c, const char *cl
   int rc = s->cursor ? STORE_OK : ctx->st->m->head(ctx->st, &s->cursor, &err);
   if (rc == STORE_OK) {
     store_page page;
-    rc = ctx->st->m->pull(ctx->st, client_id, s->cursor, 1, &page, &err);
+    rc = ctx->st->m->pull(ctx->st, client_id, s->cursor, 1, 0, &page, &err);
     if (rc == STORE_OK) store_page_clear(&page);
   }
   if (rc != STORE_OK || !s->client_id) {

@@ -5,6 +5,7 @@
 ** Bodies are read up to --max-body bytes; beyond that the rest is drained
 ** and discarded and the answer is 413.
 */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,10 +156,19 @@ static enum MHD_Result do_pull(const server_ctx *ctx, struct MHD_Connection *c, 
       return answer_error(c, rq, MHD_HTTP_BAD_REQUEST, "limit must be a positive integer");
     if (limit > PULL_MAX_LIMIT) limit = PULL_MAX_LIMIT;
   }
+  const char *pf = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "pending_from");
+  long long pending_from = 0;
+  if (pf) {
+    char *end;
+    errno = 0;
+    pending_from = strtoll(pf, &end, 10);
+    if (*pf < '0' || *pf > '9' || *end || errno || pending_from <= 0)
+      return answer_error(c, rq, MHD_HTTP_BAD_REQUEST, "pending_from must be a positive integer");
+  }
   store_page page;
   char *err = 0;
-  int rc =
-      ctx->st->m->pull(ctx->st, client, cursor && *cursor ? cursor : 0, (int)limit, &page, &err);
+  int rc = ctx->st->m->pull(ctx->st, client, cursor && *cursor ? cursor : 0, (int)limit,
+                            pending_from, &page, &err);
   if (rc != STORE_OK) {
     enum MHD_Result r = answer_error(c, rq, store_status(rc), store_message(rc, err));
     sqlite3_free(err);

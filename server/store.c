@@ -64,14 +64,32 @@ void store_append_change(sqlite3_str *out, const char *table, const char *pk, co
   sqlite3_str_appendf(out, ",\"version\":%lld}", version);
 }
 
+void store_append_rejected(sqlite3_str *rejected, long long id, const char *reason) {
+  sqlite3_str_appendf(rejected,
+                      "%s{\"id\":%lld,\"reason\":", sqlite3_str_length(rejected) ? "," : "", id);
+  value_append_string(rejected, reason ? reason : "", -1);
+  sqlite3_str_appendchar(rejected, 1, '}');
+}
+
 int store_page_finish(sqlite3_str *out, store_page *page, const char *db_id, long long cursor,
-                      long long last_id, char **err) {
+                      long long last_id, sqlite3_str *rejected, char **err) {
   page->cursor = store_cursor_format(db_id, cursor);
   sqlite3_str_appendall(out, "],\"cursor\":");
   if (page->cursor) value_append_string(out, page->cursor, -1);
-  sqlite3_str_appendf(out, ",\"has_more\":%s,\"last_mutation_id\":%lld}",
+  sqlite3_str_appendf(out, ",\"has_more\":%s,\"last_mutation_id\":%lld",
                       page->has_more ? "true" : "false", last_id);
-  int bad = sqlite3_str_errcode(out) != SQLITE_OK;
+  int bad = 0;
+  if (rejected) {
+    bad = sqlite3_str_errcode(rejected) != SQLITE_OK;
+    int n = sqlite3_str_length(rejected);
+    char *list = sqlite3_str_finish(rejected);
+    sqlite3_str_appendall(out, ",\"rejected\":[");
+    if (n && list) sqlite3_str_append(out, list, n);
+    sqlite3_str_appendchar(out, 1, ']');
+    sqlite3_free(list);
+  }
+  sqlite3_str_appendchar(out, 1, '}');
+  bad = bad || sqlite3_str_errcode(out) != SQLITE_OK;
   page->json = sqlite3_str_finish(out);
   if (bad || !page->cursor || !page->json) {
     store_page_clear(page);

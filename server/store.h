@@ -44,7 +44,8 @@ enum {
 };
 
 /* One pull page. json is the whole response body:
-** {"changes":[...],"cursor":"...","has_more":false,"last_mutation_id":17} */
+** {"changes":[...],"cursor":"...","has_more":false,"last_mutation_id":17}
+** plus ,"rejected":[{"id":18,"reason":"..."},...] when pending_from > 0. */
 typedef struct store_page {
   char *json;
   char *cursor;  /* the cursor after this page (also inside json) */
@@ -71,9 +72,12 @@ typedef struct store_methods {
   int (*push)(store *s, const char *client_id, const store_mutation *m, int n, char **json,
               int *n_changed, char **err);
   /* Read up to limit changes after cursor (NULL: initial sync, live rows
-  ** only) and client_id's last_mutation_id, in one read transaction. */
-  int (*pull)(store *s, const char *client_id, const char *cursor, int limit, store_page *page,
-              char **err);
+  ** only) and client_id's last_mutation_id, in one read transaction. When
+  ** pending_from > 0, also the client's mutations with pending_from <= id <=
+  ** last_mutation_id whose recorded status is rejected ("rejected", id
+  ** order), in the same transaction; 0: no "rejected" key. */
+  int (*pull)(store *s, const char *client_id, const char *cursor, int limit,
+              long long pending_from, store_page *page, char **err);
   /* The cursor of the current head version. */
   int (*head)(store *s, char **cursor, char **err);
   /* Stop background threads, close connections, free s. */

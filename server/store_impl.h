@@ -31,10 +31,16 @@ void store_append_change(sqlite3_str *out, const char *table, const char *pk, co
                          long long version);
 
 /* Finish a page whose "changes" entries were appended to out after
-** "{\"changes\":[" ; fills page (json, cursor) and frees out. Returns STORE_OK or STORE_ERROR (out
-*of memory). */
+** "{\"changes\":[" ; fills page (json, cursor) and frees out. rejected, when
+** not NULL, holds the entries of the "rejected" key (store_append_rejected)
+** and is freed too; NULL: no such key. Returns STORE_OK or STORE_ERROR (out
+** of memory). */
 int store_page_finish(sqlite3_str *out, store_page *page, const char *db_id, long long cursor,
-                      long long last_id, char **err);
+                      long long last_id, sqlite3_str *rejected, char **err);
+
+/* Append one entry to the "rejected" list of a pull page (rejected starts
+** empty; store_page_finish adds the brackets and frees it). */
+void store_append_rejected(sqlite3_str *rejected, long long id, const char *reason);
 
 /* The outcome of one mutation of a push, as recorded and as answered.
 ** Strings are sqlite3_malloc'd. */

@@ -838,8 +838,8 @@ static int pg_push(store *st, const char *client, const store_mutation *m, int n
 
 /* ---- pull ---- */
 
-static int pg_pull(store *st, const char *client, const char *cursor, int limit, store_page *page,
-                   char **err) {
+static int pg_pull(store *st, const char *client, const char *cursor, int limit,
+                   long long pending_from, store_page *page, char **err) {
   pg_store *s = (pg_store *)st;
   memset(page, 0, sizeof *page);
   PGconn *c = pool_get(s, err);
@@ -898,7 +898,28 @@ static int pg_pull(store *st, const char *client, const char *cursor, int limit,
     goto done;
   }
   if (PQntuples(r) == 1) last_id = atoll(PQgetvalue(r, 0, 0));
-  rc = store_page_finish(out, page, s->db_id, page->has_more ? lastVersion : head, last_id, err);
+  sqlite3_str *rejected = 0;
+  if (pending_from > 0) {
+    PQclear(r);
+    char fromz[32], lastz[32];
+    snprintf(fromz, sizeof fromz, "%lld", pending_from);
+    snprintf(lastz, sizeof lastz, "%lld", last_id);
+    const char *rp[3] = {client, fromz, lastz};
+    r = query(c,
+              "SELECT id, reason FROM _syncd_outcomes WHERE client_id = $1"
+              " AND id >= $2::bigint AND id <= $3::bigint AND status = 'rejected' ORDER BY id",
+              3, rp, err);
+    if (!r) {
+      sqlite3_free(sqlite3_str_finish(out));
+      goto done;
+    }
+    rejected = sqlite3_str_new(0);
+    for (int i = 0; i < PQntuples(r); i++)
+      store_append_rejected(rejected, atoll(PQgetvalue(r, i, 0)),
+                            PQgetisnull(r, i, 1) ? 0 : PQgetvalue(r, i, 1));
+  }
+  rc = store_page_finish(out, page, s->db_id, page->has_more ? lastVersion : head, last_id,
+                         rejected, err);
   if (rc == STORE_OK && exec(c, "COMMIT", err)) {
     store_page_clear(page);
     rc = STORE_ERROR;

@@ -808,8 +808,35 @@ static int sq_push(store *st, const char *client, const store_mutation *m, int n
 
 /* ---- pull ---- */
 
-static int sq_pull(store *st, const char *client, const char *cursor, int limit, store_page *page,
-                   char **err) {
+/* The "rejected" entries of a pull page: client's rejected mutations with
+** from <= id <= last_id, in id order. NULL with *err set on failure. */
+static sqlite3_str *sq_rejected(sqlite3 *db, const char *client, long long from, long long last_id,
+                                char **err) {
+  sqlite3_stmt *q;
+  if (prep(db,
+           "SELECT id, reason FROM _syncd_outcomes WHERE client_id = ?1 AND id >= ?2"
+           " AND id <= ?3 AND status = 'rejected' ORDER BY id",
+           &q, err))
+    return 0;
+  sqlite3_bind_text(q, 1, client, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(q, 2, from);
+  sqlite3_bind_int64(q, 3, last_id);
+  sqlite3_str *list = sqlite3_str_new(0);
+  int step;
+  while ((step = sqlite3_step(q)) == SQLITE_ROW)
+    store_append_rejected(list, sqlite3_column_int64(q, 0),
+                          (const char *)sqlite3_column_text(q, 1));
+  if (step != SQLITE_DONE) {
+    *err = store_errf("%s", sqlite3_errmsg(db));
+    sqlite3_free(sqlite3_str_finish(list));
+    list = 0;
+  }
+  sqlite3_finalize(q);
+  return list;
+}
+
+static int sq_pull(store *st, const char *client, const char *cursor, int limit,
+                   long long pending_from, store_page *page, char **err) {
   sqlite_store *s = (sqlite_store *)st;
   memset(page, 0, sizeof *page);
   sqlite3 *db = pool_get(s, err);
@@ -877,7 +904,13 @@ static int sq_pull(store *st, const char *client, const char *cursor, int limit,
     *err = store_errf("%s", sqlite3_errmsg(db));
     goto done;
   }
-  rc = store_page_finish(out, page, s->db_id, page->has_more ? lastVersion : head, last_id, err);
+  sqlite3_str *rejected = 0;
+  if (pending_from > 0 && !(rejected = sq_rejected(db, client, pending_from, last_id, err))) {
+    sqlite3_free(sqlite3_str_finish(out));
+    goto done;
+  }
+  rc = store_page_finish(out, page, s->db_id, page->has_more ? lastVersion : head, last_id,
+                         rejected, err);
 done:
   sqlite3_finalize(q);
   pool_put(s, db);

@@ -1,4 +1,5 @@
 """End-to-end: the background worker with a real syncd."""
+import json
 import os
 import signal
 import sqlite3
@@ -342,6 +343,35 @@ class Resilience(E2ETest):
         a.one("SELECT sync_start()")
         wait_for(lambda: a.one("SELECT sync_pending()") == 0, what="drained")
         self.assertEqual(s.query("SELECT count(*) FROM todos")[0][0], 41)
+
+
+class LostPushAnswer(E2ETest):
+    def test_rejection_reaches_the_app_when_the_push_answer_is_lost(self):
+        s = self.syncd()
+        a = self.client("a", s.url)
+        a.db.execute("INSERT INTO todos VALUES('ok', 'fine', 0)")
+        a.db.execute("INSERT INTO todos VALUES('no', 'refused', 0)")  # the server's CHECK
+        a.db.execute("UPDATE todos SET done = 1 WHERE id = 'ok'")
+        a.db.execute("INSERT INTO todos VALUES('ok2', 'fine too', 0)")
+        # the push reaches the server, but its answer never reaches the client
+        body = json.loads(a.one("SELECT sync_push_batch()"))
+        results = s.push(body["client_id"], body["mutations"])["results"]
+        self.assertEqual([r["status"] for r in results],
+                         ["applied", "rejected", "applied", "applied"])
+        reason = results[1]["reason"]
+        self.assertIn("CHECK constraint failed", reason)
+        self.assertEqual(a.one("SELECT sync_pending()"), 4)
+        # the pull's last_mutation_id covers the batch, and its "rejected"
+        # (asked for with pending_from) names the one the server refused
+        a.one("SELECT sync_pull()")
+        self.assertEqual(a.one("SELECT sync_pending()"), 0)
+        self.assertEqual(a.rows("SELECT table_name, op, pk, reason FROM sync_rejected"),
+                         [("todos", "insert", '{"id":"no"}', reason)])
+        self.assertEqual(a.todos(), [("ok", "fine", 1), ("ok2", "fine too", 0)])
+        self.assertEqual(a.todos(), server_todos(s))
+        # nothing left to report twice
+        self.assertEqual(a.one("SELECT sync_pull()"), 0)
+        self.assertEqual(a.one("SELECT count(*) FROM sync_rejected"), 1)
 
 
 class Timing(E2ETest):

@@ -126,12 +126,14 @@ class Syncd:
             raise AssertionError(f"push answered {status}: {data}")
         return data["results"]
 
-    def pull(self, client_id="c", cursor=None, limit=None, expect=200):
+    def pull(self, client_id="c", cursor=None, limit=None, expect=200, pending_from=None):
         q = {"client_id": client_id}
         if cursor is not None:
             q["cursor"] = cursor
         if limit is not None:
             q["limit"] = str(limit)
+        if pending_from is not None:
+            q["pending_from"] = str(pending_from)
         status, _, data = self.request("GET", "/pull?" + urllib.parse.urlencode(q))
         if status != expect:
             raise AssertionError(f"pull answered {status}, expected {expect}: {data}")

@@ -395,6 +395,40 @@ class ProtocolTests:
         self.assertEqual(len(page["changes"]), 1)
         self.assertEqual(page["changes"][0]["row"]["title"], "2")
 
+    def test_pull_pending_from_answers_rejected_mutations(self):
+        s = self.server()
+        long_title = "x" * 200
+        res = s.push("c1", [ins(17, "a", long_title), ins(18, "b", "ok")])  # CHECK, applied
+        self.assertEqual([r["status"] for r in res], ["rejected", "applied"])
+        s.push("c2", [ins(1, "c", long_title)])  # another client's rejection
+        # the lost-answer case: the client still has 17 and 18 pending
+        changes, page = s.pull_all("c1", None)
+        self.assertEqual(page["last_mutation_id"], 18)
+        self.assertEqual(page.get("rejected", []), [])  # not asked: none
+        page = s.pull("c1", page["cursor"], pending_from=17)
+        self.assertEqual(page["last_mutation_id"], 18)
+        self.assertEqual(page["rejected"], [{"id": 17, "reason": res[0]["reason"]}])
+        self.assertIn(self.reasons["check"], page["rejected"][0]["reason"].lower())
+        # from the first page of an initial sync too, and below the first id
+        first = s.pull("c1", limit=1, pending_from=1)
+        self.assertEqual((first["has_more"], first["rejected"]),
+                         (True, [{"id": 17, "reason": res[0]["reason"]}]))
+        # above the rejected id: excluded
+        self.assertEqual(s.pull("c1", pending_from=18)["rejected"], [])
+        self.assertEqual([r["id"] for r in s.pull("c2", pending_from=1)["rejected"]], [1])
+        self.assertEqual(s.pull("nobody", pending_from=1)["rejected"], [])
+        # only up to last_mutation_id, in id order; later rejections follow
+        res2 = s.push("c1", [ins(19, "b", "dup"), ins(20, "d", "ok"), upd(21, "zz", title="y")])
+        self.assertEqual([r["status"] for r in res2], ["rejected", "applied", "rejected"])
+        page = s.pull("c1", pending_from=17)
+        self.assertEqual(page["last_mutation_id"], 21)
+        self.assertEqual([r["id"] for r in page["rejected"]], [17, 19, 21])
+        self.assertEqual(page["rejected"][2]["reason"], "no such row")
+        # a malformed pending_from is 400 like other bad parameters
+        for bad in ["0", "-1", "x", "", "1.5", "+3", " 1", "99999999999999999999"]:
+            body = s.pull("c1", pending_from=bad, expect=400)
+            self.assertIn("error", body)
+
     def test_pull_limit_validation(self):
         s = self.server()
         s.pull("c1", limit=0, expect=400)
