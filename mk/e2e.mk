@@ -11,7 +11,9 @@ E2E_PYTHON ?= /usr/bin/python3
 test-e2e: $(EXT) server/syncd
 	$(E2E_PYTHON) tests/e2e/run.py
 
-demo: $(EXT) server/syncd
+demo:
+	@bash .ci/deps
+	@$(MAKE) --no-print-directory $(EXT) server/syncd
 	E2E_PYTHON=$(E2E_PYTHON) bash tests/demo.sh
 
 # The worker's threads under ThreadSanitizer and AddressSanitizer: the whole
