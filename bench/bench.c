@@ -28,7 +28,15 @@
 ** Before the update and delete figures the outbox and the server image are
 ** emptied (the rows have been synced), so each write is the first pending
 ** mutation of its key: the costly case, which records the server image.
-** -k keeps the databases (under /tmp/bench.*) for inspection.
+** -k keeps the databases (under /tmp/bench.*) for inspection; -o NAME runs
+** only the figures whose group contains NAME (capture, autocommit, mutate,
+** apply).
+**
+** For profiling (not for figures): BENCH_SETUP=SQL runs SQL on each fresh
+** database after tracking (to try another trigger or schema), and
+** BENCH_ONE_SIDE=1 or 2 runs only the untracked or the tracked side of the
+** capture figures, e.g.
+**   BENCH_ONE_SIDE=2 valgrind --tool=callgrind bench/bench ext/sync.so -n 2000 -r 1 -o capture
 */
 #include <sqlite3.h>
 #include <stdio.h>
