@@ -293,9 +293,18 @@ static int fast_table(SyncCtx *c, SyncTable *t, const char *json, int pending, i
 static int apply_fast(SyncCtx *c, const char *json, sqlite3_int64 *pN) {
   sqlite3_stmt *p = 0;
   /* Anything pending at all? Without, no change needs a rebase. */
-  int rc = sqlite3_prepare_v2(c->db, "SELECT EXISTS (SELECT 1 FROM sync_outbox)", -1, &p, 0);
+  /* With foreign keys on, a delete may cascade to a row an upsert of the
+  ** page writes, so writing the upserts before the deletes could end
+  ** otherwise than page order: such pages go change by change. */
+  int rc = sqlite3_prepare_v2(
+      c->db, "SELECT EXISTS (SELECT 1 FROM sync_outbox), (SELECT * FROM pragma_foreign_keys)", -1,
+      &p, 0);
   if (rc != SQLITE_OK) return rc;
-  int pending = sqlite3_step(p) != SQLITE_ROW || sqlite3_column_int(p, 0) != 0;
+  int pending = 1, fk = 1;
+  if (sqlite3_step(p) == SQLITE_ROW) {
+    pending = sqlite3_column_int(p, 0) != 0;
+    fk = sqlite3_column_int(p, 1) != 0;
+  }
   sqlite3_finalize(p);
   /* Per table: the upserts, the deletes, the keys that appear twice (by
   ** their text) and the other ops. A change that is malformed otherwise
@@ -320,7 +329,8 @@ static int apply_fast(SyncCtx *c, const char *json, sqlite3_int64 *pN) {
   *pN = 0;
   while (rc == SQLITE_OK && sqlite3_step(p) == SQLITE_ROW) {
     *pN += sqlite3_column_int64(p, 4);
-    if (sqlite3_column_type(p, 0) != SQLITE_TEXT || sqlite3_column_int64(p, 3) != 0) {
+    if (sqlite3_column_type(p, 0) != SQLITE_TEXT || sqlite3_column_int64(p, 3) != 0 ||
+        (fk && sqlite3_column_int64(p, 2) != 0)) {
       rc = SQLITE_ABORT;
       break;
     }
