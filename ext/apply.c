@@ -175,8 +175,9 @@ static void canon_expr(sqlite3_str *s, SyncTable *t, const char *src) {
 }
 
 /* The condition, on a json_each row of the changes, that the change is to t
-** and the set-based statements write it. */
-static void fast_cond(sqlite3_str *s, SyncTable *t, int pending) {
+** and the set-based statements write it; op: "upsert" or "delete" for the
+** part that one statement writes, NULL for both. */
+static void fast_cond(sqlite3_str *s, SyncTable *t, int pending, const char *op) {
   sqlite3_str_appendf(s, "(value->>'$.table' = %Q", t->name);
   if (pending) {
     sqlite3_str_appendf(
@@ -184,7 +185,12 @@ static void fast_cond(sqlite3_str *s, SyncTable *t, int pending) {
     canon_expr(s, t, "(value->'$.pk')");
     sqlite3_str_appendall(s, ")");
   }
-  sqlite3_str_appendall(s, " AND (value->>'$.op' = 'delete' OR (value->>'$.op' = 'upsert'");
+  if (op && strcmp(op, "delete") == 0) {
+    sqlite3_str_appendall(s, " AND value->>'$.op' = 'delete')");
+    return;
+  }
+  sqlite3_str_appendall(s, op ? " AND ((value->>'$.op' = 'upsert'"
+                              : " AND (value->>'$.op' = 'delete' OR (value->>'$.op' = 'upsert'");
   for (int i = 0; i < t->nPk; i++)
     sqlite3_str_appendf(s, " AND coalesce(value -> '$.pk.\"%q\"', 'null') <> 'null'",
                         t->cols[t->pk[i]]);
@@ -249,8 +255,8 @@ static int fast_table(SyncCtx *c, SyncTable *t, const char *json, int pending, i
     sqlite3_str_appendall(s, ") SELECT ");
     for (int i = 0; i < t->nCol; i++)
       sqlite3_str_appendf(s, "%ssync_val(value -> '$.row.\"%q\"')", i ? "," : "", t->cols[i]);
-    sqlite3_str_appendall(s, " FROM c WHERE value->>'$.op' = 'upsert' AND ");
-    fast_cond(s, t, pending);
+    sqlite3_str_appendall(s, " FROM c WHERE ");
+    fast_cond(s, t, pending, "upsert");
     sqlite3_str_appendall(s, " ON CONFLICT(");
     for (int i = 0; i < t->nPk; i++)
       sqlite3_str_appendf(s, "%s\"%w\"", i ? "," : "", t->cols[t->pk[i]]);
@@ -278,9 +284,8 @@ static int fast_table(SyncCtx *c, SyncTable *t, const char *json, int pending, i
     sqlite3_str_appendall(s, ") IN (SELECT ");
     for (int i = 0; i < t->nPk; i++)
       sqlite3_str_appendf(s, "%ssync_val(value -> '$.pk.\"%q\"')", i ? "," : "", t->cols[t->pk[i]]);
-    sqlite3_str_appendall(s,
-                          " FROM json_each(?1, '$.changes') WHERE value->>'$.op' = 'delete' AND ");
-    fast_cond(s, t, pending);
+    sqlite3_str_appendall(s, " FROM json_each(?1, '$.changes') WHERE ");
+    fast_cond(s, t, pending, "delete");
     sqlite3_str_appendall(s, ")");
     rc = fast_run(c, sqlite3_str_finish(s), json, 0);
   }
@@ -346,7 +351,7 @@ static int apply_fast(SyncCtx *c, const char *json, sqlite3_int64 *pN) {
       ** is all key, counts none): fewer means some rows lacked a column. */
       if (written != sqlite3_column_int64(p, 1)) restNeeded = 1;
       sqlite3_str_appendall(rest, " AND NOT ");
-      fast_cond(rest, t, pending);
+      fast_cond(rest, t, pending, 0);
     }
   }
   sqlite3_finalize(p);
