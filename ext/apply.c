@@ -293,14 +293,16 @@ static int fast_table(SyncCtx *c, SyncTable *t, const char *json, int pending, i
 }
 
 /* Applies the page's changes: the set-based statements per table, then the
-** rest change by change. Any failure leaves *pzErr NULL and the caller rolls
-** back to the fast savepoint. */
+** rest change by change; *pN gets the number of changes. Returns SQLITE_OK,
+** or any other code (SQLITE_ABORT: the page is unusual) after which the
+** caller rolls back to the fast savepoint and takes the slow path, which
+** reports the error itself. */
 static int apply_fast(SyncCtx *c, const char *json, sqlite3_int64 *pN) {
   sqlite3_stmt *p = 0;
-  /* Anything pending at all? Without, no change needs a rebase. */
-  /* With foreign keys on, a delete may cascade to a row an upsert of the
-  ** page writes, so writing the upserts before the deletes could end
-  ** otherwise than page order: such pages go change by change. */
+  /* Anything pending at all? Without, no change needs a rebase. And with
+  ** foreign keys on, a delete may cascade to a row an upsert of the page
+  ** writes, so writing the upserts before the deletes could end otherwise
+  ** than page order: such pages go change by change. */
   int rc = sqlite3_prepare_v2(
       c->db, "SELECT EXISTS (SELECT 1 FROM sync_outbox), (SELECT * FROM pragma_foreign_keys)", -1,
       &p, 0);
