@@ -45,12 +45,7 @@ void outbox_fn_wire(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   int n = sqlite3_value_bytes(argv[0]);
   sqlite3_str *out = sqlite3_str_new(0);
   value_append_wire(out, z, n);
-  int len = sqlite3_str_length(out);
-  char *r = sqlite3_str_finish(out);
-  if (r)
-    sqlite3_result_text(ctx, r, len, sqlite3_free);
-  else
-    sqlite3_result_error_nomem(ctx);
+  sync_result_str(ctx, out);
 }
 
 void outbox_fn_push_batch(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
@@ -106,12 +101,7 @@ void outbox_fn_push_batch(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
   } else if (n == 0) {
     sqlite3_free(sqlite3_str_finish(out));
   } else {
-    int len = sqlite3_str_length(out);
-    char *body = sqlite3_str_finish(out);
-    if (body)
-      sqlite3_result_text(ctx, body, len, sqlite3_free);
-    else
-      sqlite3_result_error_nomem(ctx);
+    sync_result_str(ctx, out);
   }
   sqlite3_finalize(s);
 }
@@ -148,8 +138,7 @@ int outbox_resolve(SyncCtx *c, sqlite3_int64 id, int applied, const char *row, i
     if (s) {
       sqlite3_bind_int64(s, 1, id);
       sqlite3_bind_text(s, 2, reason ? reason : "rejected by the server", -1, SQLITE_STATIC);
-      rc = sqlite3_step(s) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(c->db);
-      sqlite3_reset(s);
+      rc = sync_run(c, s);
     }
   }
   if (rc == SQLITE_OK) {
@@ -157,8 +146,7 @@ int outbox_resolve(SyncCtx *c, sqlite3_int64 id, int applied, const char *row, i
     if (!s) rc = sqlite3_errcode(c->db);
     if (s) {
       sqlite3_bind_int64(s, 1, id);
-      rc = sqlite3_step(s) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(c->db);
-      sqlite3_reset(s);
+      rc = sync_run(c, s);
     }
   }
   if (rc == SQLITE_OK) rc = rebase_key(c, t, pk, pzErr);

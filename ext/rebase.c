@@ -37,9 +37,7 @@ int rebase_set_image(SyncCtx *c, const char *tbl, const char *pk, const char *ro
   sqlite3_bind_text(s, 2, pk, -1, SQLITE_STATIC);
   if (row) sqlite3_bind_text(s, 3, row, -1, SQLITE_STATIC);
   if (hasVersion) sqlite3_bind_int64(s, 4, version);
-  int rc = sqlite3_step(s) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(c->db);
-  sqlite3_reset(s);
-  return rc;
+  return sync_run(c, s);
 }
 
 /* Re-derives the visible row of key pk (the canonical key text) of table t.
@@ -86,8 +84,7 @@ int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, char **pzErr) {
     if (!s) return sqlite3_errcode(c->db);
     sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, pk, -1, SQLITE_STATIC);
-    rc = sqlite3_step(s) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(c->db);
-    sqlite3_reset(s);
+    rc = sync_run(c, s);
   }
   if (rc != SQLITE_OK && rc != SQLITE_NOMEM && !*pzErr)
     *pzErr = sqlite3_mprintf("cannot rebase %s %s: %s", t->name, pk, sqlite3_errmsg(c->db));

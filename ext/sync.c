@@ -111,13 +111,30 @@ int sync_end(SyncCtx *c, int rc, char **pzErr) {
   return rc;
 }
 
+/* Runs a bound statement that returns no rows, then resets it. Returns
+** SQLITE_OK or the error code (message in sqlite3_errmsg). */
+int sync_run(SyncCtx *c, sqlite3_stmt *s) {
+  int rc = sqlite3_step(s) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(c->db);
+  sqlite3_reset(s);
+  return rc;
+}
+
+/* Finishes out and makes its text the function's result (out-of-memory
+** when building it failed). */
+void sync_result_str(sqlite3_context *ctx, sqlite3_str *out) {
+  int len = sqlite3_str_length(out);
+  char *z = sqlite3_str_finish(out);
+  if (z)
+    sqlite3_result_text(ctx, z, len, sqlite3_free);
+  else
+    sqlite3_result_error_nomem(ctx);
+}
+
 static int set_applying(SyncCtx *c, int on) {
   sqlite3_stmt *s = sync_stmt(c, STMT_CONTROL);
   if (!s) return sqlite3_errcode(c->db);
   sqlite3_bind_int(s, 1, on);
-  int rc = sqlite3_step(s) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(c->db);
-  sqlite3_reset(s);
-  return rc;
+  return sync_run(c, s);
 }
 
 /* The engine's own writes (server rows, replays) also set
@@ -204,9 +221,7 @@ int sync_meta_set(SyncCtx *c, const char *key, const char *value) {
   if (!s) return sqlite3_errcode(c->db);
   sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
   sqlite3_bind_text(s, 2, value, -1, SQLITE_STATIC);
-  int rc = sqlite3_step(s) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(c->db);
-  sqlite3_reset(s);
-  return rc;
+  return sync_run(c, s);
 }
 
 /* Every function but sync_init needs the extension's tables. Returns 1 when

@@ -65,6 +65,8 @@ struct SyncCtx {
 int sync_register(sqlite3 *, char **pzErr);
 sqlite3_stmt *sync_stmt(SyncCtx *, int id);
 int sync_exec(SyncCtx *, const char *sql);
+int sync_run(SyncCtx *, sqlite3_stmt *);
+void sync_result_str(sqlite3_context *, sqlite3_str *);
 int sync_anchor(SyncCtx *);
 void sync_cache_clear(SyncCtx *);
 int sync_begin(SyncCtx *);

@@ -12,7 +12,6 @@
 ** caches (see sync_anchor in sync.c).
 */
 #include "sync.h"
-#include "value.h"
 
 #include <string.h>
 
@@ -20,8 +19,6 @@ static const char pending_schema[] = "CREATE TABLE x(id INTEGER, table_name TEXT
                                      " pk TEXT, data TEXT, created_at TEXT, attempts INTEGER,"
                                      " last_error TEXT)";
 #define PENDING_ID 0
-#define PENDING_PK 3
-#define PENDING_DATA 4
 
 typedef struct pending_vtab {
   sqlite3_vtab base;
@@ -97,7 +94,7 @@ static int pendingFilter(sqlite3_vtab_cursor *p, int idxNum, const char *idxStr,
   pending_vtab *v = (pending_vtab *)p->pVtab;
   if (!cur->stmt) {
     int rc = sqlite3_prepare_v2(v->c->db,
-                                "SELECT id, tbl, op, pk, data,"
+                                "SELECT id, tbl, op, sync_wire(pk), sync_wire(data),"
                                 " strftime('%Y-%m-%dT%H:%M:%fZ', created_at), attempts, last_error"
                                 " FROM main.sync_outbox ORDER BY id",
                                 -1, &cur->stmt, 0);
@@ -117,18 +114,7 @@ static int pendingEof(sqlite3_vtab_cursor *p) {
 }
 
 static int pendingColumn(sqlite3_vtab_cursor *p, sqlite3_context *ctx, int i) {
-  pending_cursor *cur = (pending_cursor *)p;
-  if ((i == PENDING_PK || i == PENDING_DATA) && sqlite3_column_type(cur->stmt, i) != SQLITE_NULL) {
-    sqlite3_str *out = sqlite3_str_new(0);
-    value_append_wire(out, (const char *)sqlite3_column_text(cur->stmt, i),
-                      sqlite3_column_bytes(cur->stmt, i));
-    int len = sqlite3_str_length(out);
-    char *z = sqlite3_str_finish(out);
-    if (!z) return SQLITE_NOMEM;
-    sqlite3_result_text(ctx, z, len, sqlite3_free);
-    return SQLITE_OK;
-  }
-  sqlite3_result_value(ctx, sqlite3_column_value(cur->stmt, i));
+  sqlite3_result_value(ctx, sqlite3_column_value(((pending_cursor *)p)->stmt, i));
   return SQLITE_OK;
 }
 

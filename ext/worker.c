@@ -1596,12 +1596,7 @@ void worker_fn_wait(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   }
   pthread_mutex_unlock(&s->mu);
   if (!out) return; /* NULL: timed out */
-  int len = sqlite3_str_length(out);
-  char *z = sqlite3_str_finish(out);
-  if (z)
-    sqlite3_result_text(ctx, z, len, sqlite3_free);
-  else
-    sqlite3_result_error_nomem(ctx);
+  sync_result_str(ctx, out);
 }
 
 /* ---- synchronous push and pull on the caller's connection ---- */
