@@ -32,15 +32,15 @@ static sqlite3 *open_db(const char *path) {
 static char *query(sqlite3 *db, const char *sql) {
   sqlite3_stmt *s = 0;
   char *r;
-  if (sqlite3_prepare_v2(db, sql, -1, &s, 0) != SQLITE_OK) {
-    r = sqlite3_mprintf("error: %s", sqlite3_errmsg(db));
-  } else if (sqlite3_step(s) == SQLITE_ROW) {
+  int rc = sqlite3_prepare_v2(db, sql, -1, &s, 0);
+  if (rc == SQLITE_OK) rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) {
     const unsigned char *t = sqlite3_column_text(s, 0);
     r = sqlite3_mprintf("%s", t ? (const char *)t : "");
+  } else if (rc == SQLITE_DONE) {
+    r = sqlite3_mprintf("");
   } else {
     r = sqlite3_mprintf("error: %s", sqlite3_errmsg(db));
-    if (sqlite3_errcode(db) == SQLITE_DONE || sqlite3_errcode(db) == SQLITE_OK)
-      r = (sqlite3_free(r), sqlite3_mprintf(""));
   }
   sqlite3_finalize(s);
   return r;
