@@ -191,6 +191,11 @@ static void key_same(sqlite3_str *s, SyncTable *t, int same) {
 
 static const char ctrl[] = "coalesce((SELECT applying FROM sync_control),0)=0";
 
+/* The next mutation id: never one issued before, even once its row is gone
+** (see schema.c); max(id) is one b-tree seek. */
+static const char next_id[] =
+    "(SELECT max(coalesce((SELECT max(id) FROM sync_outbox),0),last_id)+1 FROM sync_control)";
+
 /* Records prefix's row as the server image unless the key already has
 ** pending mutations (then the image was taken by the first of them). */
 static void shadow_if_first(sqlite3_str *s, SyncTable *t, const int *kind, const char *prefix) {
@@ -206,7 +211,8 @@ static void shadow_if_first(sqlite3_str *s, SyncTable *t, const int *kind, const
 
 static void enqueue(sqlite3_str *s, SyncTable *t, const int *kind, const char *op,
                     const char *prefix, int withRow) {
-  sqlite3_str_appendf(s, "INSERT INTO sync_outbox(tbl,op,pk,data) VALUES(%Q,%s,", t->name, op);
+  sqlite3_str_appendf(s, "INSERT INTO sync_outbox(id,tbl,op,pk,data) VALUES(%s,%Q,%s,", next_id,
+                      t->name, op);
   key_expr(s, t, kind, prefix);
   append(s, ",");
   if (withRow)
@@ -263,9 +269,9 @@ static void triggers(sqlite3_str *s, SyncTable *t, const int *kind) {
   sqlite3_str_appendf(s, " AND NOT EXISTS (SELECT 1 FROM sync_outbox WHERE tbl=%Q AND pk=", T);
   key_expr(s, t, kind, "NEW");
   sqlite3_str_appendf(s,
-                      "); INSERT INTO sync_outbox(tbl,op,pk,data) VALUES(%Q, CASE WHEN EXISTS "
-                      "(SELECT 1 FROM sync_stash WHERE tbl=%Q AND pk=",
-                      T, T);
+                      "); INSERT INTO sync_outbox(id,tbl,op,pk,data) VALUES(%s,%Q, CASE WHEN "
+                      "EXISTS (SELECT 1 FROM sync_stash WHERE tbl=%Q AND pk=",
+                      next_id, T, T);
   key_expr(s, t, kind, "NEW");
   append(s, ") THEN 'update' ELSE 'insert' END,");
   key_expr(s, t, kind, "NEW");
@@ -284,7 +290,8 @@ static void triggers(sqlite3_str *s, SyncTable *t, const int *kind) {
                             t->cols[i]);
     append(s, ") BEGIN ");
     shadow_if_first(s, t, kind, "OLD");
-    sqlite3_str_appendf(s, "INSERT INTO sync_outbox(tbl,op,pk,data) VALUES(%Q,'update',", T);
+    sqlite3_str_appendf(s, "INSERT INTO sync_outbox(id,tbl,op,pk,data) VALUES(%s,%Q,'update',",
+                        next_id, T);
     key_expr(s, t, kind, "NEW");
     /* The object of every non-key column, unchanged ones as NULL (not worth
     ** formatting), then json_remove drops the unchanged ones. */

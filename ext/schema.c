@@ -18,14 +18,20 @@
 ** queue writes through the capture triggers):
 **   sync_meta     key/value: client_id, url, cursor, config.*
 **   sync_tracked  tracked table names
-**   sync_outbox   one row per pending mutation; AUTOINCREMENT because ids are
-**                 idempotency keys on the server and must never be reused;
-**                 created_at as a julian day (strftime on every captured
-**                 write doubled the capture cost; sync_pending formats it)
+**   sync_outbox   one row per pending mutation; created_at as a julian day
+**                 (strftime on every captured write doubled the capture
+**                 cost; sync_pending formats it). Ids are idempotency keys on
+**                 the server and must never be reused, even once the outbox
+**                 is empty: the triggers take max(max(id), last_id) + 1, and
+**                 sync_outbox_gone (a trigger, so that any connection keeps
+**                 it) moves an id into sync_control.last_id when its row
+**                 leaves while holding the highest id. Not AUTOINCREMENT:
+**                 that reads and writes sqlite_sequence on every captured
+**                 statement (a quarter of an autocommit insert's cost).
 **   sync_shadow   the server's last known row for keys with pending
 **                 mutations (row NULL = absent; no entry = absent too)
 **   sync_stash    scratch for INSERT OR REPLACE: the row being replaced
-**   sync_control  one row; applying=1 while the engine writes
+**   sync_control  one row; applying=1 while the engine writes; last_id (above)
 **   sync_rejected mutations the server refused
 */
 #include "sync.h"
@@ -37,7 +43,7 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS sync_tracked(name TEXT PRIMARY KEY, tracked_at TEXT NOT NULL)"
     " WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS sync_outbox("
-    " id INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL, op TEXT NOT NULL,"
+    " id INTEGER PRIMARY KEY, tbl TEXT NOT NULL, op TEXT NOT NULL,"
     " pk TEXT NOT NULL, data TEXT,"
     " created_at REAL NOT NULL DEFAULT (julianday('now')),"
     " attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT);"
@@ -46,10 +52,41 @@ static const char schema_sql[] =
     " version INTEGER, PRIMARY KEY(tbl, pk)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS sync_stash(tbl TEXT, pk TEXT, row TEXT);"
     "CREATE TABLE IF NOT EXISTS sync_control(id INTEGER PRIMARY KEY CHECK (id = 1),"
-    " applying INTEGER NOT NULL DEFAULT 0);"
+    " applying INTEGER NOT NULL DEFAULT 0, last_id INTEGER NOT NULL DEFAULT 0);"
     "INSERT OR IGNORE INTO sync_control(id, applying) VALUES(1, 0);"
     "CREATE TABLE IF NOT EXISTS sync_rejected(id INTEGER PRIMARY KEY, table_name TEXT NOT NULL,"
     " op TEXT NOT NULL, pk TEXT NOT NULL, data TEXT, reason TEXT, rejected_at TEXT NOT NULL);";
+
+/* Run after schema_sql, once sync_control has last_id (see migrate). */
+static const char schema_gone_sql[] =
+    "CREATE TRIGGER IF NOT EXISTS main.sync_outbox_gone AFTER DELETE ON sync_outbox"
+    " WHEN NOT EXISTS (SELECT 1 FROM sync_outbox WHERE id > OLD.id)"
+    " BEGIN UPDATE sync_control SET last_id = OLD.id WHERE last_id < OLD.id; END;";
+
+/* A database made before last_id existed has an AUTOINCREMENT outbox whose
+** highest id ever issued is in sqlite_sequence: last_id starts from it (the
+** table keeps AUTOINCREMENT; the explicit ids the triggers now give agree
+** with it). */
+static int migrate(SyncCtx *c) {
+  sqlite3_stmt *s = 0;
+  int rc = sqlite3_prepare_v2(
+      c->db, "SELECT 1 FROM pragma_table_info('sync_control','main') WHERE name='last_id'", -1, &s,
+      0);
+  int has = rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW;
+  sqlite3_finalize(s);
+  if (rc != SQLITE_OK || has) return rc;
+  rc = sync_exec(c, "ALTER TABLE main.sync_control ADD COLUMN last_id INTEGER NOT NULL DEFAULT 0");
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM main.sqlite_master WHERE name='sqlite_sequence'",
+                            -1, &s, 0);
+    has = rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW;
+    sqlite3_finalize(s);
+  }
+  if (rc == SQLITE_OK && has)
+    rc = sync_exec(c, "UPDATE main.sync_control SET last_id = coalesce((SELECT seq FROM "
+                      "main.sqlite_sequence WHERE name='sync_outbox'), 0)");
+  return rc;
+}
 
 /* Options sync_init accepts, with the JSON type each must have. */
 static const struct {
@@ -137,6 +174,8 @@ void schema_fn_init(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   int rc = sync_begin(c);
   if (rc == SQLITE_OK) {
     rc = sync_exec(c, schema_sql);
+    if (rc == SQLITE_OK) rc = migrate(c);
+    if (rc == SQLITE_OK) rc = sync_exec(c, schema_gone_sql);
     /* The tables may have just appeared: statements cached while they were
     ** missing failed to prepare and were not kept, so nothing is stale. */
     if (rc == SQLITE_OK) id = sync_meta_get(c, "client_id");

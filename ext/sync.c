@@ -45,8 +45,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
                     "strftime('%Y-%m-%dT%H:%M:%fZ','now') FROM sync_outbox WHERE id=?1",
     [STMT_CONTROL] = "UPDATE sync_control SET applying=?1",
     [STMT_JSON_IS] = "SELECT CASE WHEN json_valid(?1) THEN json_type(?1,?2)=?3 ELSE 0 END",
-    [STMT_LAST_ID] = "SELECT coalesce((SELECT seq FROM sqlite_sequence "
-                     "WHERE name='sync_outbox'),0)",
+    [STMT_LAST_ID] = "SELECT max(coalesce((SELECT max(id) FROM sync_outbox),0),last_id) "
+                     "FROM sync_control",
 };
 
 /* Cached statements would make sqlite3_close() (not _v2) fail with "unable

@@ -51,3 +51,16 @@ SELECT tbl, pk, row FROM sync_shadow ORDER BY pk;
 DELETE FROM sync_outbox;
 INSERT INTO todos VALUES ('n', 'next', 0);
 SELECT id, op FROM sync_pending;
+-- also when only the newest row leaves, and from a connection without the
+-- extension (the high-water mark is kept by a trigger on the outbox)
+INSERT INTO todos VALUES ('m', 'more', 0);
+DELETE FROM sync_outbox WHERE id = (SELECT max(id) FROM sync_outbox);
+INSERT INTO todos VALUES ('o', 'other', 0);
+SELECT id, op, pk FROM sync_pending;
+.open test.db
+DELETE FROM sync_outbox WHERE id > 14;
+INSERT INTO todos VALUES ('p', 'plain', 0);
+DELETE FROM sync_outbox;
+INSERT INTO todos VALUES ('q', 'plain', 0);
+SELECT id, op, pk FROM sync_outbox;
+SELECT last_id FROM sync_control;

@@ -39,3 +39,18 @@ SELECT sync_init(NULL) <> (SELECT value FROM a.sync_meta WHERE key = 'client_id'
 -- the functions write, so they cannot run inside another writing statement
 CREATE TABLE ids(id);
 INSERT INTO ids VALUES(sync_init(NULL));
+-- a database from before last_id: its AUTOINCREMENT outbox issued ids up to
+-- 5, all gone; the next id is 6
+.open old.db
+CREATE TABLE sync_outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL, op TEXT NOT NULL, pk TEXT NOT NULL, data TEXT, created_at REAL NOT NULL DEFAULT (julianday('now')), attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT);
+CREATE TABLE sync_control(id INTEGER PRIMARY KEY CHECK (id = 1), applying INTEGER NOT NULL DEFAULT 0);
+INSERT INTO sync_control VALUES(1, 0);
+INSERT INTO sync_outbox(tbl, op, pk) VALUES('t','insert','{}'),('t','insert','{}'),('t','insert','{}'),('t','insert','{}'),('t','insert','{}');
+DELETE FROM sync_outbox;
+.load ./sync
+SELECT length(sync_init(NULL)) AS id_length;
+SELECT last_id FROM sync_control;
+CREATE TABLE t(id INTEGER PRIMARY KEY, v);
+SELECT sync_track('t');
+INSERT INTO t VALUES(1, 'x');
+SELECT id, op FROM sync_pending;

@@ -39,3 +39,7 @@ SELECT sync_mutate('todos', 'insert', '{"id":"t1","title":"dup"}') AS id;
 COMMIT;
 SELECT id, title FROM todos WHERE id LIKE 't%';
 SELECT count(*) AS pending FROM sync_pending;
+-- the id it returns is new even after the outbox empties
+CREATE TEMP TABLE newest AS SELECT max(id) AS id FROM sync_outbox;
+DELETE FROM sync_outbox;
+SELECT sync_mutate('todos', 'insert', '{"id":"fresh","title":"x"}') - (SELECT id FROM newest) AS after_newest;
