@@ -144,8 +144,14 @@ static int set_applying(SyncCtx *c, int on) {
 int sync_engine_begin(SyncCtx *c) {
   int rc = sync_begin(c);
   /* A page holds the latest change of each row in server order, so a child
-  ** row can come before its parent: foreign keys are checked at commit. */
-  if (rc == SQLITE_OK) rc = sync_exec(c, "PRAGMA defer_foreign_keys=ON");
+  ** row can come before its parent: foreign keys are checked at commit.
+  ** Only when they are enforced at all: the pragma expires every prepared
+  ** statement of the connection, and recompiling them (capture triggers
+  ** included) on their next step cost more than the rest of a small batch. */
+  int fk = 0;
+  if (rc == SQLITE_OK &&
+      sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_FKEY, -1, &fk) == SQLITE_OK && fk)
+    rc = sync_exec(c, "PRAGMA defer_foreign_keys=ON");
   if (rc == SQLITE_OK) {
     rc = set_applying(c, 1);
     if (rc != SQLITE_OK) {

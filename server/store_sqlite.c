@@ -109,14 +109,59 @@ static void pool_put(sqlite_store *s, sqlite3 *db) {
   pthread_mutex_unlock(&s->mu);
 }
 
+/* Statements stay prepared on their connection between requests: compiling
+** one costs more than running it, and a push runs about ten per mutation.
+** stmt_get finds an idle one of the same text on db (sqlite3_next_stmt) or
+** prepares it; stmt_put resets and unbinds it for the next caller, and
+** finalizes it once the connection holds more than STMT_CACHE_MAX (the
+** write statements vary with the columns a mutation names). No caller
+** holds two statements of the same text at once, so an idle one (not busy)
+** is never one a caller still holds. */
+#define STMT_CACHE_MAX 64
+
+static int stmt_get(sqlite3 *db, const char *sql, sqlite3_stmt **st) {
+  for (sqlite3_stmt *p = sqlite3_next_stmt(db, 0); p; p = sqlite3_next_stmt(db, p)) {
+    if (!sqlite3_stmt_busy(p) && strcmp(sqlite3_sql(p), sql) == 0) {
+      *st = p;
+      return SQLITE_OK;
+    }
+  }
+  return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, 0);
+}
+
+/* Give st back (NULL is fine). The error of its last step stays readable
+** through sqlite3_errmsg(db). */
+static void stmt_put(sqlite3_stmt *st) {
+  if (!st) return;
+  sqlite3 *db = sqlite3_db_handle(st);
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  int n = 0;
+  for (sqlite3_stmt *p = sqlite3_next_stmt(db, 0); p; p = sqlite3_next_stmt(db, p))
+    n++;
+  if (n > STMT_CACHE_MAX) sqlite3_finalize(st);
+}
+
 static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st, char **err) {
-  if (sqlite3_prepare_v2(db, sql, -1, st, 0) == SQLITE_OK) return 0;
+  if (stmt_get(db, sql, st) == SQLITE_OK) return 0;
   *err = store_errf("%s", sqlite3_errmsg(db));
   return -1;
 }
 
+/* Run a script (several statements, not cached). */
 static int exec(sqlite3 *db, const char *sql, char **err) {
   if (sqlite3_exec(db, sql, 0, 0, 0) == SQLITE_OK) return 0;
+  *err = store_errf("%s", sqlite3_errmsg(db));
+  return -1;
+}
+
+/* Run one statement without parameters or result (cached). */
+static int run(sqlite3 *db, const char *sql, char **err) {
+  sqlite3_stmt *st;
+  if (prep(db, sql, &st, err)) return -1;
+  int rc = sqlite3_step(st);
+  stmt_put(st);
+  if (rc == SQLITE_DONE || rc == SQLITE_ROW) return 0;
   *err = store_errf("%s", sqlite3_errmsg(db));
   return -1;
 }
@@ -159,7 +204,7 @@ static int table_load(sqlite3 *db, table_info *t, char **err) {
     if (pkpos > 0 && pkpos <= cap) t->pk[pkpos - 1] = t->n_cols, t->n_pk++;
     t->n_cols++;
   }
-  sqlite3_finalize(st);
+  stmt_put(st);
   if (rc != SQLITE_DONE) {
     *err = store_errf("reading columns of %s: %s", t->name,
                       rc == SQLITE_ROW ? "out of memory" : sqlite3_errmsg(db));
@@ -186,7 +231,7 @@ static int tables_load(sqlite_store *s, sqlite3 *db, char **err) {
     if (!t->name) break;
     s->n_tables++;
     if (table_load(db, t, err)) {
-      sqlite3_finalize(st);
+      stmt_put(st);
       return -1;
     }
     if (t->n_pk == 0) { /* not synced: no key to address rows by */
@@ -198,7 +243,7 @@ static int tables_load(sqlite_store *s, sqlite3 *db, char **err) {
       sqlite3_free(t->name);
     }
   }
-  sqlite3_finalize(st);
+  stmt_put(st);
   if (rc != SQLITE_DONE) {
     *err = store_errf("reading the schema: %s",
                       rc == SQLITE_ROW ? "out of memory" : sqlite3_errmsg(db));
@@ -279,12 +324,15 @@ static char *row_pk_json(const table_info *t, sqlite3_stmt *st, const int *idx) 
 ** delete. Sets *version to the new version. */
 static int log_change(sqlite3 *db, const table_info *t, const char *pk, const char *row,
                       long long *version, char **err) {
+  /* Not UPDATE ... RETURNING: RETURNING builds a temporary table with its
+  ** own page cache (about 90 KB allocated and freed) on every call. */
   sqlite3_stmt *st;
-  if (prep(db, "UPDATE _syncd_state SET version = version + 1 RETURNING version", &st, err))
+  if (run(db, "UPDATE _syncd_state SET version = version + 1", err) ||
+      prep(db, "SELECT version FROM _syncd_state", &st, err))
     return -1;
   int rc = sqlite3_step(st);
   *version = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
+  stmt_put(st);
   if (rc != SQLITE_ROW) {
     *err = store_errf("%s", sqlite3_errmsg(db));
     return -1;
@@ -301,7 +349,7 @@ static int log_change(sqlite3 *db, const table_info *t, const char *pk, const ch
   sqlite3_bind_text(st, 4, row, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 5, *version);
   rc = sqlite3_step(st);
-  sqlite3_finalize(st);
+  stmt_put(st);
   if (rc != SQLITE_DONE) {
     *err = store_errf("%s", sqlite3_errmsg(db));
     return -1;
@@ -332,7 +380,7 @@ static int backfill(sqlite_store *s, sqlite3 *db, char **err) {
       sqlite3_free(pk);
       if (bad) break;
     }
-    sqlite3_finalize(st);
+    stmt_put(st);
     if (bad || rc != SQLITE_DONE) {
       if (!*err) *err = store_errf("backfill of %s: %s", t->name, sqlite3_errmsg(db));
       return -1;
@@ -354,7 +402,7 @@ static int compact(sqlite_store *s, sqlite3 *db, char **err) {
   sqlite3_bind_int64(st, 1, s->max_tombstones);
   int rc = sqlite3_step(st);
   long long h = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
+  stmt_put(st);
   if (rc == SQLITE_DONE) return 0;
   if (rc != SQLITE_ROW) {
     *err = store_errf("%s", sqlite3_errmsg(db));
@@ -364,12 +412,12 @@ static int compact(sqlite_store *s, sqlite3 *db, char **err) {
     return -1;
   sqlite3_bind_int64(st, 1, h);
   rc = sqlite3_step(st);
-  sqlite3_finalize(st);
+  stmt_put(st);
   if (rc != SQLITE_DONE) return *err = store_errf("%s", sqlite3_errmsg(db)), -1;
   if (prep(db, "UPDATE _syncd_state SET horizon = max(horizon, ?1)", &st, err)) return -1;
   sqlite3_bind_int64(st, 1, h);
   rc = sqlite3_step(st);
-  sqlite3_finalize(st);
+  stmt_put(st);
   if (rc != SQLITE_DONE) return *err = store_errf("%s", sqlite3_errmsg(db)), -1;
   return 0;
 }
@@ -402,9 +450,8 @@ static int is_fatal(int rc) {
 static int check_keys(sqlite3 *db, const table_info *t, const store_mutation *m, int *setCols,
                       int *nSet, char **reason) {
   sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(
-          db, "SELECT 0, key FROM json_each(?1) UNION ALL SELECT 1, key FROM json_each(?2)", -1,
-          &st, 0) != SQLITE_OK)
+  if (stmt_get(db, "SELECT 0, key FROM json_each(?1) UNION ALL SELECT 1, key FROM json_each(?2)",
+               &st) != SQLITE_OK)
     return MUT_FATAL;
   sqlite3_bind_text(st, 1, m->pk, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 2, m->data, -1, SQLITE_STATIC);
@@ -433,7 +480,7 @@ static int check_keys(sqlite3 *db, const table_info *t, const store_mutation *m,
     result = is_fatal(rc) ? MUT_FATAL : MUT_REJECTED;
     if (result == MUT_REJECTED) *reason = store_errf("%s", sqlite3_errmsg(db));
   }
-  sqlite3_finalize(st);
+  stmt_put(st);
   if (result == MUT_OK && seenPk != t->n_pk) {
     *reason = store_errf("pk must hold exactly the primary key columns of table %s", t->name);
     result = MUT_REJECTED;
@@ -467,7 +514,7 @@ static int write_row(sqlite3 *db, const table_info *t, const store_mutation *m, 
     sqlite3_str_appendf(sql, "INSERT INTO \"%w\"(", t->name);
     /* every column present in data, plus key columns only pk carries */
     sqlite3_stmt *ks;
-    sqlite3_prepare_v2(db, "SELECT key FROM json_each(?1)", -1, &ks, 0);
+    stmt_get(db, "SELECT key FROM json_each(?1)", &ks);
     sqlite3_bind_text(ks, 1, m->data, -1, SQLITE_STATIC);
     int *used = work;
     sqlite3_str *vals = sqlite3_str_new(0);
@@ -482,7 +529,7 @@ static int write_row(sqlite3 *db, const table_info *t, const store_mutation *m, 
       pathCol[nPath++] = t->cols[c];
       n++;
     }
-    sqlite3_finalize(ks);
+    stmt_put(ks);
     for (int k = 0; k < t->n_pk; k++) {
       int c = t->pk[k];
       if (used[c]) continue;
@@ -516,7 +563,7 @@ static int write_row(sqlite3 *db, const table_info *t, const store_mutation *m, 
   }
   char *z = sqlite3_str_finish(sql);
   sqlite3_stmt *st = 0;
-  int rc = z ? sqlite3_prepare_v2(db, z, -1, &st, 0) : SQLITE_NOMEM;
+  int rc = z ? stmt_get(db, z, &st) : SQLITE_NOMEM;
   sqlite3_free(z);
   if (rc != SQLITE_OK) {
     sqlite3_free(pathCol);
@@ -540,7 +587,7 @@ static int write_row(sqlite3 *db, const table_info *t, const store_mutation *m, 
     rc = sqlite3_step(st);
     *changed = rc == SQLITE_DONE && sqlite3_changes(db) > 0;
   }
-  sqlite3_finalize(st);
+  stmt_put(st);
   sqlite3_free(pathCol);
   sqlite3_free(work);
   if (rc == SQLITE_NOMEM) return MUT_FATAL;
@@ -557,7 +604,7 @@ static int read_row(sqlite3 *db, const table_info *t, const char *pkJson, char *
   append_pk_where(sql, t, 1, 2);
   char *z = sqlite3_str_finish(sql);
   sqlite3_stmt *st;
-  int rc = z ? sqlite3_prepare_v2(db, z, -1, &st, 0) : SQLITE_NOMEM;
+  int rc = z ? stmt_get(db, z, &st) : SQLITE_NOMEM;
   sqlite3_free(z);
   *row = *pk = 0;
   if (rc != SQLITE_OK) return rc == SQLITE_NOMEM ? MUT_FATAL : failed(db, reason);
@@ -572,7 +619,7 @@ static int read_row(sqlite3 *db, const table_info *t, const char *pkJson, char *
     *pk = row_pk_json(t, st, 0);
     if (!*row || !*pk) rc = SQLITE_NOMEM;
   }
-  sqlite3_finalize(st);
+  stmt_put(st);
   if (rc == SQLITE_ROW || rc == SQLITE_DONE) return MUT_OK;
   sqlite3_free(*row);
   sqlite3_free(*pk);
@@ -593,7 +640,7 @@ static int apply_one(sqlite_store *s, sqlite3 *db, const store_mutation *m, stor
   }
   int *setCols = sqlite3_malloc64(sizeof *setCols * (t->n_cols + 1)), nSet = 0, changed = 0;
   if (!setCols) return *err = store_errf("out of memory"), -1;
-  if (exec(db, "SAVEPOINT m", err)) return sqlite3_free(setCols), -1;
+  if (run(db, "SAVEPOINT m", err)) return sqlite3_free(setCols), -1;
   char *delPk = 0;
   int r = check_keys(db, t, m, setCols, &nSet, &o->reason);
   if (r == MUT_OK && m->op == STORE_UPDATE && nSet == 0) {
@@ -631,12 +678,12 @@ static int apply_one(sqlite_store *s, sqlite3 *db, const store_mutation *m, stor
   if (r == MUT_REJECTED) {
     sqlite3_free(o->row);
     o->row = 0;
-    if (exec(db, "ROLLBACK TO m", err)) return -1;
+    if (run(db, "ROLLBACK TO m", err)) return -1;
     if (!o->reason) return *err = store_errf("out of memory"), -1;
   }
   o->applied = r == MUT_OK;
   if (!o->pk) o->pk = sqlite3_mprintf("%s", m->pk);
-  return exec(db, "RELEASE m", err);
+  return run(db, "RELEASE m", err);
 }
 
 static int record_outcome(sqlite3 *db, const char *client, const store_mutation *m,
@@ -654,7 +701,7 @@ static int record_outcome(sqlite3 *db, const char *client, const store_mutation 
   sqlite3_bind_text(st, 5, table, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 6, o->pk, -1, SQLITE_STATIC);
   int rc = sqlite3_step(st);
-  sqlite3_finalize(st);
+  stmt_put(st);
   if (rc != SQLITE_DONE) return *err = store_errf("%s", sqlite3_errmsg(db)), -1;
   return 0;
 }
@@ -685,7 +732,7 @@ static int replay_one(sqlite3 *db, const char *client, long long id, store_outco
                            "outcome is no longer recorded",
                            id);
   }
-  sqlite3_finalize(st);
+  stmt_put(st);
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) return *err = store_errf("%s", sqlite3_errmsg(db)), -1;
   return 0;
 }
@@ -699,7 +746,7 @@ static int push_attempt(sqlite_store *s, sqlite3 *db, const char *client, const 
   long long last = 0;
   int ok, nDeleted = 0;
   sqlite3_stmt *q = 0;
-  ok = !exec(db, "BEGIN IMMEDIATE", err) &&
+  ok = !run(db, "BEGIN IMMEDIATE", err) &&
        !prep(db, "SELECT last_id FROM _syncd_clients WHERE client_id = ?1", &q, err);
   if (ok) {
     sqlite3_bind_text(q, 1, client, -1, SQLITE_STATIC);
@@ -707,7 +754,7 @@ static int push_attempt(sqlite_store *s, sqlite3 *db, const char *client, const 
     if (rc == SQLITE_ROW) last = sqlite3_column_int64(q, 0);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) ok = 0, *err = store_errf("%s", sqlite3_errmsg(db));
   }
-  sqlite3_finalize(q);
+  stmt_put(q);
   for (int k = 0; ok && k < n; k++) {
     const store_mutation *mu = &m[order[k]];
     store_outcome *o = &res[order[k]];
@@ -745,7 +792,7 @@ static int push_attempt(sqlite_store *s, sqlite3 *db, const char *client, const 
       sqlite3_bind_text(q, 1, client, -1, SQLITE_STATIC);
       sqlite3_bind_int64(q, 2, last);
       ok = sqlite3_step(q) == SQLITE_DONE;
-      sqlite3_finalize(q);
+      stmt_put(q);
     }
     if (ok)
       ok = !prep(db,
@@ -756,12 +803,12 @@ static int push_attempt(sqlite_store *s, sqlite3 *db, const char *client, const 
       sqlite3_bind_text(q, 1, client, -1, SQLITE_STATIC);
       sqlite3_bind_int(q, 2, STORE_KEEP_OUTCOMES);
       ok = sqlite3_step(q) == SQLITE_DONE;
-      sqlite3_finalize(q);
+      stmt_put(q);
     }
     if (!ok && !*err) *err = store_errf("%s", sqlite3_errmsg(db));
   }
   if (ok && nDeleted) ok = !compact(s, db, err);
-  if (ok) ok = !exec(db, "COMMIT", err);
+  if (ok) ok = !run(db, "COMMIT", err);
   return ok ? 0 : -1;
 }
 
@@ -831,7 +878,7 @@ static sqlite3_str *sq_rejected(sqlite3 *db, const char *client, long long from,
     sqlite3_free(sqlite3_str_finish(list));
     list = 0;
   }
-  sqlite3_finalize(q);
+  stmt_put(q);
   return list;
 }
 
@@ -844,7 +891,7 @@ static int sq_pull(store *st, const char *client, const char *cursor, int limit,
   sqlite3_stmt *q = 0;
   long long head = 0, horizon = 0, after = 0, last_id = 0;
   int rc = STORE_ERROR;
-  if (exec(db, "BEGIN", err) || prep(db, "SELECT version, horizon FROM _syncd_state", &q, err))
+  if (run(db, "BEGIN", err) || prep(db, "SELECT version, horizon FROM _syncd_state", &q, err))
     goto done;
   if (sqlite3_step(q) != SQLITE_ROW) {
     *err = store_errf("%s", sqlite3_errmsg(db));
@@ -852,7 +899,7 @@ static int sq_pull(store *st, const char *client, const char *cursor, int limit,
   }
   head = sqlite3_column_int64(q, 0);
   horizon = sqlite3_column_int64(q, 1);
-  sqlite3_finalize(q);
+  stmt_put(q);
   q = 0;
   if (cursor) {
     rc = store_cursor_parse(cursor, s->db_id, &after);
@@ -885,7 +932,7 @@ static int sq_pull(store *st, const char *client, const char *cursor, int limit,
                         (const char *)sqlite3_column_text(q, 2), lastVersion);
     page->n_changes++;
   }
-  sqlite3_finalize(q);
+  stmt_put(q);
   q = 0;
   if (step != SQLITE_ROW && step != SQLITE_DONE) {
     sqlite3_free(sqlite3_str_finish(out));
@@ -912,7 +959,7 @@ static int sq_pull(store *st, const char *client, const char *cursor, int limit,
   rc = store_page_finish(out, page, s->db_id, page->has_more ? lastVersion : head, last_id,
                          rejected, err);
 done:
-  sqlite3_finalize(q);
+  stmt_put(q);
   pool_put(s, db);
   return rc;
 }
@@ -929,7 +976,7 @@ static int sq_head(store *st, char **cursor, char **err) {
       rc = *cursor ? STORE_OK : STORE_ERROR;
     }
     if (rc != STORE_OK) *err = store_errf("%s", sqlite3_errmsg(db));
-    sqlite3_finalize(q);
+    stmt_put(q);
   }
   pool_put(s, db);
   return rc;
@@ -937,8 +984,12 @@ static int sq_head(store *st, char **cursor, char **err) {
 
 static void sq_close(store *st) {
   sqlite_store *s = (sqlite_store *)st;
-  for (int i = 0; i < s->n_pool; i++)
+  for (int i = 0; i < s->n_pool; i++) {
+    sqlite3_stmt *p;
+    while ((p = sqlite3_next_stmt(s->pool[i], 0)) != 0)
+      sqlite3_finalize(p);
     sqlite3_close(s->pool[i]);
+  }
   tables_free(s);
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->freed);
@@ -964,7 +1015,7 @@ static int setup(sqlite_store *s, sqlite3 *db, const store_config *cfg, char **e
            &q, err))
     return -1;
   int empty = sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == 0;
-  sqlite3_finalize(q);
+  stmt_put(q);
   if (empty && cfg->schema_sql && exec(db, cfg->schema_sql, err)) return -1;
   if (exec(db, internal_ddl, err) || tables_load(s, db, err)) return -1;
   if (prep(db, "SELECT db_id FROM _syncd_state", &q, err)) return -1;
@@ -974,12 +1025,12 @@ static int setup(sqlite_store *s, sqlite3 *db, const store_config *cfg, char **e
     fresh = 1;
     store_new_db_id(s->db_id);
   }
-  sqlite3_finalize(q);
+  stmt_put(q);
   if (fresh) {
     if (prep(db, "INSERT INTO _syncd_state VALUES(1, ?1, 0, 0)", &q, err)) return -1;
     sqlite3_bind_text(q, 1, s->db_id, -1, SQLITE_STATIC);
     int rc = sqlite3_step(q);
-    sqlite3_finalize(q);
+    stmt_put(q);
     if (rc != SQLITE_DONE) return *err = store_errf("%s", sqlite3_errmsg(db)), -1;
     if (backfill(s, db, err)) return -1;
   }
