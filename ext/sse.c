@@ -60,6 +60,7 @@ struct sse_parser {
   unsigned char bom_done;   /* 1 once the stream's first bytes are past the BOM */
   unsigned char after_cr;   /* the last line ended with CR: skip one LF */
   unsigned char in_comment; /* inside a comment line: skip to its end */
+  unsigned long long lines; /* lines ended so far, comments included; never reset */
 };
 
 static const unsigned char sse_bom[3] = {0xEF, 0xBB, 0xBF};
@@ -204,6 +205,7 @@ static int sse_scan(sse_parser *p, const char *s, size_t n) {
       rc = sse_line(p, s, seg);
     }
     if (rc != SSE_OK) return rc;
+    p->lines++;
     p->after_cr = (*t == '\r');
     s = t + 1;
   }
@@ -263,6 +265,10 @@ void sse_end(sse_parser *p) {
 
 const char *sse_last_event_id(const sse_parser *p) {
   return p->last.p ? p->last.p : "";
+}
+
+unsigned long long sse_lines(const sse_parser *p) {
+  return p->lines;
 }
 
 long sse_retry_ms(const sse_parser *p) {

@@ -72,6 +72,11 @@ const char *sse_last_event_id(const sse_parser *p);
 ** none. Values too large for a long are clamped to LONG_MAX. */
 long sse_retry_ms(const sse_parser *p);
 
+/* How many lines (comments and blank lines included) have ended since
+** sse_new. A stream is alive while this grows: bytes that never end a
+** line (a 1 byte/s drip) are no sign of life. */
+unsigned long long sse_lines(const sse_parser *p);
+
 /* Free the parser and everything it holds. NULL is a no-op. */
 void sse_free(sse_parser *p);
 

@@ -366,6 +366,26 @@ static void test_comments(void) {
   check_case = "";
 }
 
+/* sse_lines counts ended lines (CR, LF, CRLF once; comments and blank
+** lines too), never bytes: a drip that never ends a line does not count. */
+static void test_line_count(void) {
+  check_case = "line-count";
+  memset(&rec, 0, sizeof rec);
+  sse_parser *p = sse_new(64, 64, rec_cb, &rec);
+  if (!CHECK(p != 0)) return;
+  CHECK(sse_lines(p) == 0);
+  for (int i = 0; i < 40; i++)
+    CHECK_INT(sse_feed(p, B("x")), SSE_OK);
+  CHECK(sse_lines(p) == 0);
+  CHECK_INT(sse_feed(p, B("\r")), SSE_OK);
+  CHECK_INT(sse_feed(p, B("\n: hi\r\n\ndata:1\n")), SSE_OK);
+  CHECK(sse_lines(p) == 4);
+  sse_end(p);
+  CHECK(sse_lines(p) == 4);
+  sse_free(p);
+  check_case = "";
+}
+
 /* Feed a list of chunks (NULL-terminated, lengths by strlen) and return the
 ** parser; events land in rec. */
 static sse_parser *feed_chunks(const char *const *chunks, int *events_after) {
@@ -738,6 +758,7 @@ int main(void) {
   }
   test_cases();
   test_comments();
+  test_line_count();
   test_chunk_boundaries();
   test_end_and_restart();
   test_bad_args();
