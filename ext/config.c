@@ -42,7 +42,7 @@ static const struct {
     {"sse", K_BOOL, 1},
     {"ca_file", K_TEXT, 0},
     {"header", K_HEADER, 0},
-    {"max_body", K_COUNT, 64 << 20},
+    {"max_body", K_COUNT, 16 << 20},
     {"sse_stall_ms", K_COUNT, 45000},
 };
 #define NKEYS (int)(sizeof keys / sizeof keys[0])
@@ -107,7 +107,7 @@ void config_load(sqlite3 *db, sync_conf *cfg) {
                  .backoff_min_ms = 250,
                  .backoff_max_ms = 60000,
                  .timeout_ms = 30000,
-                 .max_body = 64 << 20,
+                 .max_body = 16 << 20,
                  .sse_stall_ms = 45000,
                  .sse = 1};
   *cfg = d;

@@ -32,7 +32,14 @@ void http_req_init(http_req *r) {
   r->retry_ms = -1;
 }
 
+static void token_drop(http_req *r) {
+  if (r->token) memset(r->token, 0, strlen(r->token));
+  sqlite3_free(r->token);
+  r->token = 0;
+}
+
 void http_req_free(http_req *r) {
+  token_drop(r);
   if (r->easy) curl_easy_cleanup(r->easy);
   curl_slist_free_all(r->hdrs);
   sqlite3_free(r->post);
@@ -40,13 +47,35 @@ void http_req_free(http_req *r) {
   http_req_init(r);
 }
 
+/* 1 when a 2xx answer has the content type the request asked for (the
+** media type, compared without parameters such as charset); else 0, with
+** the type it had kept in r->ctype. */
+static int type_ok(http_req *r) {
+  const char *want = r->stream ? "text/event-stream" : "application/json";
+  const char *ct = 0;
+  curl_easy_getinfo(r->easy, CURLINFO_CONTENT_TYPE, &ct);
+  size_t n = strlen(want);
+  if (ct && strncasecmp(ct, want, n) == 0 && strchr("; \t", ct[n])) return 1;
+  snprintf(r->ctype, sizeof r->ctype, "%s", ct ? ct : "none");
+  for (char *q = r->ctype; *q; q++)
+    if ((unsigned char)*q < 0x20 || *q == '"') *q = '?';
+  return 0;
+}
+
 static size_t on_write(char *p, size_t size, size_t nmemb, void *arg) {
   http_req *r = arg;
   size_t n = size * nmemb;
+  long status = 0;
+  curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+  int ok = status >= 200 && status < 300;
+  if (ok && !type_ok(r)) {
+    /* Not the sync server's answer (a captive portal, a misrouted proxy):
+    ** refused before any of it is kept. */
+    r->bad_type = 1;
+    return 0;
+  }
   if (r->on_data) {
-    long status = 0;
-    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
-    if (status >= 200 && status < 300) {
+    if (ok) {
       int rc = r->on_data(r->arg, p, n);
       if (rc == HTTP_PAUSE) return CURL_WRITEFUNC_PAUSE;
       if (rc) {
@@ -65,6 +94,7 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *arg) {
     size_t cap = r->cap ? r->cap : 4096;
     while (cap < r->n + n + 1)
       cap *= 2;
+    if (cap > r->max + 1) cap = r->max + 1;
     char *b = sqlite3_realloc64(r->buf, cap);
     if (!b) return 0;
     r->buf = b;
@@ -100,11 +130,14 @@ int http_prepare(http_req *r, const char *url, const char *post, const http_opts
   r->post = 0;
   r->n = 0;
   if (r->buf) r->buf[0] = 0;
-  r->too_big = r->aborted = r->net = 0;
+  r->too_big = r->aborted = r->net = r->bad_type = 0;
+  r->stream = o->last_event_id != 0;
   r->status = 0;
   r->retry_ms = -1;
-  r->err[0] = r->msg[0] = 0;
-  r->max = o->max_body ? o->max_body : (size_t)64 << 20;
+  r->err[0] = r->msg[0] = r->ctype[0] = 0;
+  r->max = o->max_body ? o->max_body : (size_t)16 << 20;
+  token_drop(r);
+  if (o->token && *o->token && !(r->token = sqlite3_mprintf("%s", o->token))) goto nomem;
   if (!r->easy) goto nomem;
   CURL *e = r->easy;
   curl_easy_setopt(e, CURLOPT_URL, url);
@@ -116,6 +149,10 @@ int http_prepare(http_req *r, const char *url, const char *post, const http_opts
   curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
   curl_easy_setopt(e, CURLOPT_PRIVATE, r);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+  /* A declared Content-Length over the cap fails before the body comes
+  ** (not for a stream: it has no end, its parser caps lines and events). */
+  if (!r->stream) curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max);
   curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
   long connect_ms = o->timeout_ms > 0 && o->timeout_ms < 10000 ? o->timeout_ms : 10000;
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
@@ -184,24 +221,48 @@ static void error_text(http_req *r, char *out, size_t n) {
     if (*p == '\n' || *p == '\r') *p = ' ';
 }
 
+void http_mask_token(char *z, const char *token) {
+  static const char mask[] = "********";
+  size_t n = token && z ? strlen(token) : 0;
+  size_t m = sizeof mask - 1 < n ? sizeof mask - 1 : n;
+  char *from = z, *p;
+  while (n && (p = strstr(from, token)) != 0) {
+    memmove(p + m, p + n, strlen(p + n) + 1);
+    memcpy(p, mask, m);
+    from = p + m;
+  }
+}
+
 void http_finish(http_req *r, CURLcode cc) {
   r->status = 0;
   if (r->easy) curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
   r->net = 0;
   r->msg[0] = 0;
-  if (r->too_big) {
+  int ok = r->status >= 200 && r->status < 300;
+  if (ok && !r->bad_type && cc == CURLE_OK && !type_ok(r)) r->bad_type = 1;
+  if (r->too_big || cc == CURLE_FILESIZE_EXCEEDED) {
+    r->too_big = 1;
     snprintf(r->msg, sizeof r->msg, "response body over %zu bytes", r->max);
+  } else if (r->bad_type) {
+    snprintf(r->msg, sizeof r->msg, "HTTP %ld with content type \"%s\", not %s", r->status,
+             r->ctype, r->stream ? "text/event-stream" : "application/json");
   } else if (r->aborted) {
     snprintf(r->msg, sizeof r->msg, "stream aborted");
   } else if (cc != CURLE_OK) {
     /* No usable answer: the server is unreachable, hung or went away. */
     r->net = 1;
     snprintf(r->msg, sizeof r->msg, "%s", r->err[0] ? r->err : curl_easy_strerror(cc));
-  } else if (r->status < 200 || r->status >= 300) {
+  } else if (r->status >= 300 && r->status < 400) {
+    const char *to = 0;
+    curl_easy_getinfo(r->easy, CURLINFO_REDIRECT_URL, &to);
+    snprintf(r->msg, sizeof r->msg, "HTTP %ld: redirect to %.200s not followed", r->status,
+             to ? to : "(no Location)");
+  } else if (!ok) {
     char e[200];
     error_text(r, e, sizeof e);
     snprintf(r->msg, sizeof r->msg, "HTTP %ld%s%s", r->status, e[0] ? ": " : "", e);
   }
+  http_mask_token(r->msg, r->token);
 }
 
 char *http_url(const char *base, const char *path, const char *const *pairs, int nPairs) {

@@ -6,11 +6,13 @@
 ** the curl_multi handle (worker) or by the handle itself (sync_push and
 ** sync_pull on the caller's thread). Every request has a connect timeout
 ** and a low-speed timeout; a response body is buffered up to a cap (or
-** streamed to a callback, for the event stream), never more.
+** streamed to a callback, for the event stream), never more. TLS peers are
+** verified (libcurl's default, never turned off; ca_file adds a CA bundle)
+** and redirects are not followed.
 **
 **   http_req r; http_req_init(&r);
-**   http_opts o = {.token = tok, .timeout_ms = 30000, .max_body = 64 << 20};
-**   if (http_prepare(&r, url, body, &o, 0) == 0) {
+**   http_opts o = {.token = tok, .timeout_ms = 30000, .max_body = 16 << 20};
+**   if (http_prepare(&r, url, body, &o) == 0) {
 **     CURLcode cc = curl_easy_perform(r.easy);     // or add r.easy to a multi
 **     http_finish(&r, cc);                          // status, error text
 **   }
@@ -54,11 +56,15 @@ typedef struct http_req {
   int aborted; /* on_data asked to stop */
   http_on_data on_data;
   void *arg;
+  int stream;       /* an event-stream request: the answer must be text/event-stream */
+  int bad_type;     /* a 2xx answer of another content type: aborted */
+  char *token;      /* a copy of the token, to keep it out of msg (wiped at free) */
   long status;      /* HTTP status, 0 when no response */
   int64_t retry_ms; /* parsed Retry-After, -1 when none */
   char err[CURL_ERROR_SIZE];
-  char msg[320]; /* after http_finish: "" on a 2xx, else what went wrong */
-  int net;       /* after http_finish: 1 when the server could not be reached */
+  char ctype[64]; /* the content type of a refused 2xx answer */
+  char msg[320];  /* after http_finish: "" on a 2xx, else what went wrong */
+  int net;        /* after http_finish: 1 when the server could not be reached */
 } http_req;
 
 void http_req_init(http_req *);
@@ -67,8 +73,17 @@ void http_req_init(http_req *);
 ** text is copied). Returns 0, or -1 when out of memory (r->msg says so). */
 int http_prepare(http_req *, const char *url, const char *post, const http_opts *);
 
-/* After the transfer ends with cc: fills status, retry_ms, msg and net. */
+/* After the transfer ends with cc: fills status, retry_ms, msg and net.
+** A 2xx answer counts as one only with the expected content type
+** (application/json, or text/event-stream for a stream); a 3xx is an error
+** naming where it pointed (redirects are never followed: they could take
+** the token to another host); the token is masked out of msg. */
 void http_finish(http_req *, CURLcode cc);
+
+/* Replaces each occurrence of token in the string z, in place, with
+** "********" (shorter tokens with as many stars): an error text can hold
+** what a server echoed back. NULL or empty token: nothing. */
+void http_mask_token(char *z, const char *token);
 
 /* Frees what the request holds (the easy handle too). Safe to repeat. */
 void http_req_free(http_req *);

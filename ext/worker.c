@@ -649,6 +649,7 @@ typedef struct Worker {
   int wantPush, wantPull, resync, authBlocked, online, forced;
   int64_t batch, pullLimit; /* current sizes: halved after 413 / a page over max_body */
   sse_parser *sse;
+  size_t sseCap; /* the parser's line and event cap */
   int sseUp, ssePaused;
   char *sseErr;
   char *err; /* set_error's message until publish_status shows it */
@@ -681,6 +682,8 @@ static void set_error(Worker *w, const char *fmt, ...) {
   va_start(ap, fmt);
   sqlite3_free(w->err);
   w->err = sqlite3_vmprintf(fmt, ap);
+  /* sync_status shows it: a server's text may echo the token. */
+  http_mask_token(w->err, w->token);
   w->errNew = 1;
   va_end(ap);
 }
@@ -884,20 +887,34 @@ static int on_sse_event(void *arg, const char *type, const char *data, size_t n,
 
 static int on_sse_data(void *arg, const char *p, size_t n) {
   Worker *w = arg;
-  w->sseLast = mono_ms();
   if (w->ch[CH_PUSH].active || host_busy(w)) {
     /* Hold events while a push is out: one could confirm the batch through
     ** last_mutation_id before its answer arrives, and a rejection in it
     ** would then never reach sync_rejected. */
+    w->sseLast = mono_ms();
     w->ssePaused = 1;
     return HTTP_PAUSE;
   }
   if (!w->sseUp) {
     w->sseUp = 1;
+    w->sseLast = mono_ms();
     succeed(w, CH_SSE);
     publish_status(w);
   }
-  return sse_feed(w->sse, p, n) != SSE_OK;
+  unsigned long long lines = sse_lines(w->sse);
+  int rc = sse_feed(w->sse, p, n);
+  /* Only an ended line is a sign of life: bytes that never end one (a
+  ** 1 byte/s drip) leave the stall timer running. */
+  if (sse_lines(w->sse) != lines) w->sseLast = mono_ms();
+  if (rc == SSE_OK) return 0;
+  if (rc != SSE_EABORT) {
+    sqlite3_free(w->sseErr);
+    unsigned long long cap = w->sseCap;
+    w->sseErr = rc == SSE_ELINE    ? sqlite3_mprintf("a line over %llu bytes", cap)
+                : rc == SSE_EEVENT ? sqlite3_mprintf("an event over %llu bytes", cap)
+                                   : sqlite3_mprintf("out of memory");
+  }
+  return 1;
 }
 
 static void start_sse(Worker *w) {
@@ -1098,14 +1115,15 @@ static void check_data_version(Worker *w) {
   sqlite3_reset(w->dvStmt);
 }
 
-/* A stream silent for sse_stall_ms (no event, no heartbeat; the server
-** sends one every 15 s by default) is dropped and reconnected, pull first.
+/* A stream that ends no line for sse_stall_ms (no event, no heartbeat;
+** the server sends one every 15 s by default) is dropped and reconnected,
+** pull first.
 ** curl's low-speed limit is the backstop; this is the precise timer. */
 static void check_stall(Worker *w, int64_t now) {
   Chan *c = &w->ch[CH_SSE];
   if (!c->active || w->ssePaused || now - w->sseLast < w->cfg.sse_stall_ms) return;
   chan_stop(w, CH_SSE);
-  set_error(w, "events: nothing received for %lld ms: reconnecting",
+  set_error(w, "events: no complete line for %lld ms: reconnecting",
             (long long)w->cfg.sse_stall_ms);
   c->at = now + backoff_next_ms(&c->bo, -1);
   w->wantPull = 1;
@@ -1277,8 +1295,8 @@ static void *worker_main(void *arg) {
     /* An event's data is one pull page on one line: lines get the same cap
     ** as events (a larger event drops the stream; the pull that follows
     ** fetches the same changes under max_body). */
-    size_t cap = (size_t)w->cfg.max_body < SSE_MAX ? (size_t)w->cfg.max_body : SSE_MAX;
-    w->sse = sse_new(cap, cap, on_sse_event, w);
+    w->sseCap = (size_t)w->cfg.max_body < SSE_MAX ? (size_t)w->cfg.max_body : SSE_MAX;
+    w->sse = sse_new(w->sseCap, w->sseCap, on_sse_event, w);
     w->multi = curl_multi_init();
     for (int i = 0; i < CH_N; i++)
       backoff_init(&w->ch[i].bo, w->cfg.backoff_min_ms, w->cfg.backoff_max_ms, 0);
