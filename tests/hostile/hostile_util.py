@@ -9,7 +9,7 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-EXT = os.path.join(ROOT, "ext", "sync")
+EXT = os.environ.get("HOSTILE_EXT") or os.path.join(ROOT, "ext", "sync")  # a sanitizer build
 CLIENT = os.path.join(HERE, "client.py")
 MB = 1 << 20
 

@@ -3,6 +3,9 @@ each client process against a fake server. Ends with the line "N passed, N faile
 exit status 1 on any failure.
 
     /usr/bin/python3 tests/hostile/run.py [test_module.Class.test_name ...]
+
+HOSTILE_EXT=/path/to/sync (without .so) runs the clients with another build
+of the extension, e.g. an AddressSanitizer one (with libasan in LD_PRELOAD).
 """
 import os
 import sqlite3
