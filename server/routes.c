@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "../ext/value.h"
@@ -22,10 +23,13 @@
 typedef struct request {
   sqlite3_str *body; /* NULL until data arrives; freed when over the limit */
   size_t n;
+  int keep_body; /* POST /push: other bodies are read and dropped */
   int too_big;
   int status; /* the status answered, for the log */
   struct timespec start;
   char *line; /* "METHOD /url" for the log */
+  auth_level auth;
+  char token[AUTH_CLIENT_TOKEN_LEN + 1]; /* with AUTH_ONE_CLIENT */
 } request;
 
 struct MHD_Response *routes_json(char *body) {
@@ -72,17 +76,14 @@ static enum MHD_Result not_allowed(struct MHD_Connection *c, request *rq, const 
   return answer(c, rq, MHD_HTTP_METHOD_NOT_ALLOWED, r);
 }
 
-/* Constant-time comparison of the Authorization header with the token. */
-static int authorized(const server_ctx *ctx, struct MHD_Connection *c) {
-  if (!ctx->token) return 1;
-  const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-  if (!h || strncmp(h, "Bearer ", 7) != 0) return 0;
-  h += 7;
-  size_t n = strlen(h), m = strlen(ctx->token);
-  unsigned char diff = n != m;
-  for (size_t i = 0; i < n && i < m; i++)
-    diff |= (unsigned char)(h[i] ^ ctx->token[i]);
-  return diff == 0;
+/* 403 when the request's credentials are one client's token and client_id
+** (n bytes) is another client. */
+static int forbidden(const server_ctx *ctx, const request *rq, const char *client_id, size_t n) {
+  return rq->auth == AUTH_ONE_CLIENT && !auth_client_ok(&ctx->auth, rq->token, client_id, n);
+}
+
+static enum MHD_Result answer_forbidden(struct MHD_Connection *c, request *rq) {
+  return answer_error(c, rq, MHD_HTTP_FORBIDDEN, "forbidden: the token is not this client_id's");
 }
 
 static int store_status(int rc) {
@@ -121,6 +122,10 @@ static enum MHD_Result do_push(const server_ctx *ctx, struct MHD_Connection *c, 
     sqlite3_free(msg);
     return r;
   }
+  if (forbidden(ctx, rq, pr.client_id, strlen(pr.client_id))) {
+    push_request_free(&pr);
+    return answer_forbidden(c, rq);
+  }
   char *json = 0, *err = 0;
   int changed = 0;
   int rc = ctx->st->m->push(ctx->st, pr.client_id, pr.m, pr.n, &json, &changed, &err);
@@ -146,6 +151,7 @@ static enum MHD_Result do_pull(const server_ctx *ctx, struct MHD_Connection *c, 
   const char *client = client_arg(c);
   if (!client)
     return answer_error(c, rq, MHD_HTTP_BAD_REQUEST, "client_id is required (1 to 256 bytes)");
+  if (forbidden(ctx, rq, client, strlen(client))) return answer_forbidden(c, rq);
   const char *cursor = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "cursor");
   const char *lim = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
   long limit = PULL_DEFAULT_LIMIT;
@@ -184,6 +190,7 @@ static enum MHD_Result do_events(const server_ctx *ctx, struct MHD_Connection *c
   const char *client = client_arg(c);
   if (!client)
     return answer_error(c, rq, MHD_HTTP_BAD_REQUEST, "client_id is required (1 to 256 bytes)");
+  if (forbidden(ctx, rq, client, strlen(client))) return answer_forbidden(c, rq);
   const char *cursor = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
   if (!cursor || !*cursor) cursor = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "cursor");
   char *copy = cursor && *cursor ? sqlite3_mprintf("%s", cursor) : 0;
@@ -192,6 +199,52 @@ static enum MHD_Result do_events(const server_ctx *ctx, struct MHD_Connection *c
   struct MHD_Response *r;
   int status = events_start(ctx, c, client, copy, &r);
   return answer(c, rq, status, r);
+}
+
+static const struct route {
+  const char *path, *method;
+  enum MHD_Result (*fn)(const server_ctx *, struct MHD_Connection *, request *);
+} routes[] = {
+    {"/push", "POST", do_push},
+    {"/pull", "GET", do_pull},
+    {"/events", "GET", do_events},
+};
+
+static const struct route *find_route(const char *url) {
+  for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+    if (strcmp(url, routes[i].path) == 0) return &routes[i];
+  return 0;
+}
+
+/* A body is JSON: "application/json", optionally with parameters. */
+static int json_content_type(struct MHD_Connection *c) {
+  const char *t = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+  static const char json[] = "application/json";
+  if (!t || strncasecmp(t, json, sizeof json - 1) != 0) return 0;
+  t += sizeof json - 1;
+  return !*t || *t == ';' || *t == ' ' || *t == '\t';
+}
+
+/* The request head is complete: refuse what can be refused before a body
+** is read (MHD then closes the connection instead of reading it). */
+static enum MHD_Result on_head(const server_ctx *ctx, struct MHD_Connection *c, request *rq,
+                               const char *url, const char *method) {
+  /* a chunked body has no declared length: it is counted as it comes */
+  const char *len = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  if (len && strtoull(len, 0, 10) > ctx->max_body)
+    return answer_error(c, rq, MHD_HTTP_CONTENT_TOO_LARGE, "body too large");
+  const struct route *r = find_route(url);
+  if (!r || strcmp(method, r->method) != 0) return MHD_YES; /* 404/405 once read */
+  rq->auth = auth_header(
+      &ctx->auth, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+      rq->token);
+  if (rq->auth == AUTH_DENIED) return answer_error(c, rq, MHD_HTTP_UNAUTHORIZED, "unauthorized");
+  if (strcmp(method, "POST") != 0) return MHD_YES;
+  if (!json_content_type(c))
+    return answer_error(c, rq, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                        "Content-Type must be application/json");
+  rq->keep_body = 1;
+  return MHD_YES;
 }
 
 enum MHD_Result routes_handle(void *cls, struct MHD_Connection *c, const char *url,
@@ -206,13 +259,7 @@ enum MHD_Result routes_handle(void *cls, struct MHD_Connection *c, const char *u
     clock_gettime(CLOCK_MONOTONIC, &rq->start);
     rq->line = sqlite3_mprintf("%s %s", method, url);
     *req_cls = rq;
-    /* A declared length over the limit is refused before reading a byte
-    ** (MHD then closes the connection); a chunked body is counted below. */
-    const char *len =
-        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (len && strtoull(len, 0, 10) > ctx->max_body)
-      return answer_error(c, rq, MHD_HTTP_CONTENT_TOO_LARGE, "body too large");
-    return MHD_YES;
+    return on_head(ctx, c, rq, url, method);
   }
   if (*upload_data_size) {
     size_t n = *upload_data_size;
@@ -223,31 +270,20 @@ enum MHD_Result routes_handle(void *cls, struct MHD_Connection *c, const char *u
       rq->body = 0;
     }
     rq->n += n;
-    if (rq->too_big) return MHD_YES;
+    if (rq->too_big || !rq->keep_body) return MHD_YES;
     if (!rq->body) rq->body = sqlite3_str_new(0);
     sqlite3_str_append(rq->body, upload_data, (int)n);
     return sqlite3_str_errcode(rq->body) == SQLITE_OK ? MHD_YES : MHD_NO;
   }
-  static const struct {
-    const char *path, *method;
-    enum MHD_Result (*fn)(const server_ctx *, struct MHD_Connection *, request *);
-  } routes[] = {
-      {"/push", "POST", do_push},
-      {"/pull", "GET", do_pull},
-      {"/events", "GET", do_events},
-  };
   if (strcmp(url, "/health") == 0) {
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
       return not_allowed(c, rq, "GET, HEAD");
     return answer(c, rq, MHD_HTTP_OK, routes_json(sqlite3_mprintf("{\"ok\":true}")));
   }
-  for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-    if (strcmp(url, routes[i].path) != 0) continue;
-    if (strcmp(method, routes[i].method) != 0) return not_allowed(c, rq, routes[i].method);
-    if (!authorized(ctx, c)) return answer_error(c, rq, MHD_HTTP_UNAUTHORIZED, "unauthorized");
-    return routes[i].fn(ctx, c, rq);
-  }
-  return answer_error(c, rq, MHD_HTTP_NOT_FOUND, "not found");
+  const struct route *r = find_route(url);
+  if (!r) return answer_error(c, rq, MHD_HTTP_NOT_FOUND, "not found");
+  if (strcmp(method, r->method) != 0) return not_allowed(c, rq, r->method);
+  return r->fn(ctx, c, rq);
 }
 
 void routes_completed(void *cls, struct MHD_Connection *c, void **req_cls,

@@ -8,11 +8,12 @@
 #include <microhttpd.h>
 #include <stddef.h>
 
+#include "auth.h"
 #include "store.h"
 
 typedef struct server_ctx {
   store *st;
-  const char *token; /* NULL: no auth */
+  auth_config auth;
   size_t max_body;
   int heartbeat; /* seconds between SSE comments */
   int timeout;   /* idle seconds before a non-SSE connection is closed */

@@ -3,9 +3,13 @@
 ** the HTTP daemon, and a clean stop on SIGTERM/SIGINT.
 **
 **   server/syncd --listen 127.0.0.1:8080 --schema schema.sql --db server.db
-**                [--pg 'postgresql://...'] [--token SECRET] [--verbose]
+**                [--pg 'postgresql://...'] [--token SECRET] [--client-secret KEY]
+**                [--verbose]
 **                [--heartbeat SECONDS] [--max-body BYTES]
 **                [--max-tombstones N] [--max-connections N]
+**
+**   server/syncd --client-secret KEY --issue-token CLIENT_ID
+**                prints CLIENT_ID's token (auth.c) and exits.
 **
 ** With --listen HOST:0 the kernel picks the port; the first line of stdout
 ** is always the base url, e.g. http://127.0.0.1:41234 (tests read it).
@@ -26,8 +30,10 @@
 
 static void usage(void) {
   fprintf(stderr, "usage: syncd --listen HOST:PORT --schema FILE (--db FILE | --pg URL)\n"
-                  "             [--token SECRET] [--verbose] [--heartbeat SECONDS]\n"
-                  "             [--max-body BYTES] [--max-tombstones N] [--max-connections N]\n");
+                  "             [--token SECRET] [--client-secret KEY] [--verbose]\n"
+                  "             [--heartbeat SECONDS] [--max-body BYTES]\n"
+                  "             [--max-tombstones N] [--max-connections N]\n"
+                  "       syncd --client-secret KEY --issue-token CLIENT_ID\n");
   exit(2);
 }
 
@@ -89,7 +95,7 @@ static socklen_t parse_listen(const char *spec, struct sockaddr_storage *addr) {
 }
 
 int main(int argc, char **argv) {
-  const char *listen = 0, *schema = 0, *dbpath = 0, *pg = 0;
+  const char *listen = 0, *schema = 0, *dbpath = 0, *pg = 0, *issue = 0;
   long long max_conn = 1024, max_tomb = 0;
   server_ctx ctx = {.max_body = 16u << 20, .heartbeat = 15, .timeout = 60};
   for (int i = 1; i < argc; i++) {
@@ -109,7 +115,11 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--pg") == 0)
       pg = v;
     else if (strcmp(a, "--token") == 0)
-      ctx.token = v;
+      ctx.auth.token = v;
+    else if (strcmp(a, "--client-secret") == 0)
+      ctx.auth.secret = v;
+    else if (strcmp(a, "--issue-token") == 0)
+      issue = v;
     else if (strcmp(a, "--heartbeat") == 0)
       ctx.heartbeat = (int)number_arg(a, v, 1, 3600);
     else if (strcmp(a, "--max-body") == 0)
@@ -120,6 +130,18 @@ int main(int argc, char **argv) {
       max_conn = number_arg(a, v, 1, 100000);
     else
       usage();
+  }
+  if ((ctx.auth.token && !*ctx.auth.token) || (ctx.auth.secret && !*ctx.auth.secret)) {
+    fprintf(stderr, "syncd: --token and --client-secret must not be empty\n");
+    return 2;
+  }
+  if (issue) {
+    char tok[AUTH_CLIENT_TOKEN_LEN + 1];
+    if (!ctx.auth.secret || !*issue ||
+        auth_client_token(ctx.auth.secret, issue, strlen(issue), tok))
+      usage();
+    printf("%s\n", tok);
+    return 0;
   }
   if (!listen || !dbpath == !pg) usage();
   struct sockaddr_storage addr;
