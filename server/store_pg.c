@@ -664,8 +664,11 @@ static int write_row(PGconn *c, const pg_table *t, const store_mutation *m, cons
   return rc;
 }
 
-/* Apply m in its own savepoint; fills o. -1 (and *err) fails the batch. */
-static int apply_one(pg_store *s, PGconn *c, const store_mutation *m, store_outcome *o,
+/* Apply m in its own savepoint; fills o. -1 (and *err) fails the batch.
+** The savepoint is left open: the next mutation's "RELEASE SAVEPOINT m;
+** SAVEPOINT m" closes it in the same round trip (*open says one is), and
+** COMMIT closes the last. */
+static int apply_one(pg_store *s, PGconn *c, const store_mutation *m, store_outcome *o, int *open,
                      char **err) {
   const pg_table *t = table_find(s, m->table);
   memset(o, 0, sizeof *o);
@@ -676,7 +679,9 @@ static int apply_one(pg_store *s, PGconn *c, const store_mutation *m, store_outc
   }
   int *cols = sqlite3_malloc64(sizeof *cols * (t->n_cols + 1)), nCols = 0, changed = 0;
   if (!cols) return *err = store_errf("out of memory"), -1;
-  if (exec(c, "SAVEPOINT m", err)) return sqlite3_free(cols), -1;
+  if (exec(c, *open ? "RELEASE SAVEPOINT m; SAVEPOINT m" : "SAVEPOINT m", err))
+    return sqlite3_free(cols), -1;
+  *open = 1;
   char *delPk = 0;
   int r = check_keys(c, t, m, cols, &nCols, &o->reason, err);
   if (r == MUT_OK && m->op == STORE_UPDATE && nCols == 0) {
@@ -709,21 +714,43 @@ static int apply_one(pg_store *s, PGconn *c, const store_mutation *m, store_outc
   }
   o->applied = r == MUT_OK;
   if (!o->pk) o->pk = sqlite3_mprintf("%s", m->pk);
-  return exec(c, "RELEASE SAVEPOINT m", err);
+  return o->pk ? 0 : (*err = store_errf("out of memory"), -1);
 }
 
-static int record_outcome(PGconn *c, const char *client, const store_mutation *m,
-                          const store_outcome *o, const char *table, char **err) {
-  char id[32];
-  snprintf(id, sizeof id, "%lld", m->id);
-  const char *p[6] = {client, id, o->applied ? "applied" : "rejected", o->reason, table, o->pk};
+/* Outcomes are recorded in one statement per batch, not one round trip per
+** mutation: outcome_add appends one to a JSON array, outcomes_flush writes
+** them (before any replay, which reads them, and at the end). */
+static void outcome_add(sqlite3_str *list, const store_mutation *m, const store_outcome *o,
+                        const char *table) {
+  sqlite3_str_appendf(list, "%s{\"id\":%lld,\"status\":\"%s\",\"reason\":",
+                      sqlite3_str_length(list) ? "," : "[", m->id,
+                      o->applied ? "applied" : "rejected");
+  if (o->reason)
+    value_append_string(list, o->reason, -1);
+  else
+    sqlite3_str_appendall(list, "null");
+  sqlite3_str_appendall(list, ",\"tbl\":");
+  value_append_string(list, table, -1);
+  sqlite3_str_appendall(list, ",\"pk\":");
+  value_append_string(list, o->pk, -1);
+  sqlite3_str_appendchar(list, 1, '}');
+}
+
+static int outcomes_flush(PGconn *c, const char *client, sqlite3_str *list, char **err) {
+  if (sqlite3_str_length(list) == 0) return 0;
+  sqlite3_str_appendchar(list, 1, ']');
+  if (sqlite3_str_errcode(list) != SQLITE_OK) return *err = store_errf("out of memory"), -1;
+  const char *p[2] = {client, sqlite3_str_value(list)};
   PGresult *r = query(c,
                       "INSERT INTO _syncd_outcomes(client_id, id, status, reason, tbl, pk)"
-                      " VALUES($1, $2, $3, $4, $5, $6) ON CONFLICT (client_id, id) DO UPDATE"
+                      " SELECT $1, x.id, x.status, x.reason, x.tbl, x.pk FROM json_to_recordset($2)"
+                      " AS x(id bigint, status text, reason text, tbl text, pk text)"
+                      " ON CONFLICT (client_id, id) DO UPDATE"
                       " SET status = excluded.status, reason = excluded.reason,"
                       " tbl = excluded.tbl, pk = excluded.pk",
-                      6, p, err);
+                      2, p, err);
   PQclear(r);
+  sqlite3_str_reset(list);
   return r ? 0 : -1;
 }
 
@@ -761,7 +788,8 @@ static int pg_push(store *st, const char *client, const store_mutation *m, int n
   if (!c) return STORE_ERROR;
   int *order = sqlite3_malloc64(sizeof *order * (n + 1));
   store_outcome *res = sqlite3_malloc64(sizeof *res * (n + 1));
-  int ok = order && res, nDeleted = 0;
+  sqlite3_str *outcomes = sqlite3_str_new(0);
+  int ok = order && res, nDeleted = 0, open = 0;
   if (!ok) *err = store_errf("out of memory");
   if (res) memset(res, 0, sizeof *res * (n + 1));
   long long last = 0;
@@ -789,18 +817,19 @@ static int pg_push(store *st, const char *client, const store_mutation *m, int n
     const store_mutation *mu = &m[order[k]];
     store_outcome *o = &res[order[k]];
     if (mu->id <= last) {
-      ok = !replay_one(c, client, mu->id, o, err);
+      ok = !outcomes_flush(c, client, outcomes, err) && !replay_one(c, client, mu->id, o, err);
       continue;
     }
     const pg_table *t = table_find(s, mu->table);
-    ok = !apply_one(s, c, mu, o, err) &&
-         !record_outcome(c, client, mu, o, t ? t->name : mu->table, err);
+    ok = !apply_one(s, c, mu, o, &open, err);
+    if (ok) outcome_add(outcomes, mu, o, t ? t->name : mu->table);
     last = mu->id;
     if (ok && o->version) {
       (*n_changed)++;
       if (!o->row) nDeleted++;
     }
   }
+  if (ok) ok = !outcomes_flush(c, client, outcomes, err);
   if (ok && n > 0) {
     char lastz[32], keep[32];
     snprintf(lastz, sizeof lastz, "%lld", last);
@@ -830,6 +859,7 @@ static int pg_push(store *st, const char *client, const store_mutation *m, int n
   if (!ok) *n_changed = 0;
   for (int i = 0; res && i < n; i++)
     store_outcome_clear(&res[i]);
+  sqlite3_free(sqlite3_str_finish(outcomes));
   sqlite3_free(res);
   sqlite3_free(order);
   pool_put(s, c);
