@@ -220,6 +220,48 @@ static int fast_run(SyncCtx *c, char *sql, const char *json, sqlite3_int64 *pOut
   return rc;
 }
 
+/* Prepares t->fast[pending], the upserts of a page to t that fast_cond
+** selects, written by one INSERT ... SELECT. Kept with t (it is dropped
+** when the schema changes): preparing it compiles t's capture triggers into
+** it, which cost as much as writing a few rows. */
+static int fast_prepare(SyncCtx *c, SyncTable *t, int pending) {
+  sqlite3_str *s = sqlite3_str_new(c->db);
+  /* Each reference to json_each's value renders the change as text again:
+  ** a materialized copy renders it once. */
+  sqlite3_str_appendf(s,
+                      "WITH c(value) AS MATERIALIZED (SELECT value FROM json_each(?1, "
+                      "'$.changes')) INSERT INTO main.\"%w\"(",
+                      t->name);
+  for (int i = 0; i < t->nCol; i++)
+    sqlite3_str_appendf(s, "%s\"%w\"", i ? "," : "", t->cols[i]);
+  sqlite3_str_appendall(s, ") SELECT ");
+  for (int i = 0; i < t->nCol; i++)
+    sqlite3_str_appendf(s, "%ssync_val(value -> '$.row.\"%q\"')", i ? "," : "", t->cols[i]);
+  sqlite3_str_appendall(s, " FROM c WHERE ");
+  fast_cond(s, t, pending, "upsert");
+  sqlite3_str_appendall(s, " ON CONFLICT(");
+  for (int i = 0; i < t->nPk; i++)
+    sqlite3_str_appendf(s, "%s\"%w\"", i ? "," : "", t->cols[t->pk[i]]);
+  if (t->nCol == t->nPk) {
+    sqlite3_str_appendall(s, ") DO NOTHING");
+  } else {
+    sqlite3_str_appendall(s, ") DO UPDATE SET ");
+    for (int i = 0, n = 0; i < t->nCol; i++) {
+      int key = 0;
+      for (int j = 0; j < t->nPk; j++)
+        key |= t->pk[j] == i;
+      if (!key)
+        sqlite3_str_appendf(s, "%s\"%w\" = excluded.\"%w\"", n++ ? "," : "", t->cols[i],
+                            t->cols[i]);
+    }
+  }
+  char *sql = sqlite3_str_finish(s);
+  if (!sql) return SQLITE_NOMEM;
+  int rc = sqlite3_prepare_v2(c->db, sql, -1, &t->fast[pending], 0);
+  sqlite3_free(sql);
+  return rc;
+}
+
 /* Writes the changes of table t that fast_cond selects; *pWritten gets the
 ** number of upserts written. */
 static int fast_table(SyncCtx *c, SyncTable *t, const char *json, int pending, int deletes,
@@ -242,38 +284,15 @@ static int fast_table(SyncCtx *c, SyncTable *t, const char *json, int pending, i
   else
     sqlite3_free(sql);
   if (rc == SQLITE_OK && bad != 0) rc = SQLITE_ABORT;
+  if (rc == SQLITE_OK && !t->fast[pending]) rc = fast_prepare(c, t, pending);
   if (rc == SQLITE_OK) {
-    s = sqlite3_str_new(c->db);
-    /* Each reference to json_each's value renders the change as text again:
-    ** a materialized copy renders it once. */
-    sqlite3_str_appendf(s,
-                        "WITH c(value) AS MATERIALIZED (SELECT value FROM json_each(?1, "
-                        "'$.changes')) INSERT INTO main.\"%w\"(",
-                        t->name);
-    for (int i = 0; i < t->nCol; i++)
-      sqlite3_str_appendf(s, "%s\"%w\"", i ? "," : "", t->cols[i]);
-    sqlite3_str_appendall(s, ") SELECT ");
-    for (int i = 0; i < t->nCol; i++)
-      sqlite3_str_appendf(s, "%ssync_val(value -> '$.row.\"%q\"')", i ? "," : "", t->cols[i]);
-    sqlite3_str_appendall(s, " FROM c WHERE ");
-    fast_cond(s, t, pending, "upsert");
-    sqlite3_str_appendall(s, " ON CONFLICT(");
-    for (int i = 0; i < t->nPk; i++)
-      sqlite3_str_appendf(s, "%s\"%w\"", i ? "," : "", t->cols[t->pk[i]]);
-    if (t->nCol == t->nPk) {
-      sqlite3_str_appendall(s, ") DO NOTHING");
-    } else {
-      sqlite3_str_appendall(s, ") DO UPDATE SET ");
-      for (int i = 0, n = 0; i < t->nCol; i++) {
-        int key = 0;
-        for (int j = 0; j < t->nPk; j++)
-          key |= t->pk[j] == i;
-        if (!key)
-          sqlite3_str_appendf(s, "%s\"%w\" = excluded.\"%w\"", n++ ? "," : "", t->cols[i],
-                              t->cols[i]);
-      }
-    }
-    rc = fast_run(c, sqlite3_str_finish(s), json, pWritten);
+    sqlite3_stmt *p = t->fast[pending];
+    sqlite3_bind_text(p, 1, json, -1, SQLITE_STATIC);
+    rc = sqlite3_step(p);
+    *pWritten = sqlite3_changes(c->db);
+    rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+    sqlite3_reset(p);
+    sqlite3_clear_bindings(p);
   }
 
   if (rc == SQLITE_OK && deletes) {

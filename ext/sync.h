@@ -41,13 +41,14 @@ struct SyncTable {
   char **cols; /* column names, table order (generated columns left out) */
   char **dflt; /* DEFAULT expression text or NULL, per column */
   int nPk;
-  int *pk;              /* column index of each primary key part, in key order */
-  sqlite3_stmt *upsert; /* ?1 data: insert it, or on a key conflict set the columns it has */
-  sqlite3_stmt *update; /* ?1 data, ?2 pk: set the columns data has on that key */
-  sqlite3_stmt *del;    /* ?1 pk: delete that key */
-  sqlite3_stmt *exists; /* ?1 pk -> 1 if the key exists */
-  sqlite3_stmt *row;    /* ?1 pk -> the row's columns */
-  sqlite3_stmt *canon;  /* ?1 pk object -> the key in the triggers' canonical text */
+  int *pk;               /* column index of each primary key part, in key order */
+  sqlite3_stmt *upsert;  /* ?1 data: insert it, or on a key conflict set the columns it has */
+  sqlite3_stmt *update;  /* ?1 data, ?2 pk: set the columns data has on that key */
+  sqlite3_stmt *del;     /* ?1 pk: delete that key */
+  sqlite3_stmt *exists;  /* ?1 pk -> 1 if the key exists */
+  sqlite3_stmt *row;     /* ?1 pk -> the row's columns */
+  sqlite3_stmt *canon;   /* ?1 pk object -> the key in the triggers' canonical text */
+  sqlite3_stmt *fast[2]; /* apply.c: ?1 page -> its upserts set-based, [pending] (lazily) */
   SyncTable *next;
 };
 

@@ -22,6 +22,8 @@ static void table_free(SyncTable *t) {
   sqlite3_finalize(t->exists);
   sqlite3_finalize(t->row);
   sqlite3_finalize(t->canon);
+  sqlite3_finalize(t->fast[0]);
+  sqlite3_finalize(t->fast[1]);
   for (int i = 0; i < t->nCol; i++) {
     sqlite3_free(t->cols[i]);
     sqlite3_free(t->dflt[i]);
@@ -164,11 +166,12 @@ static int build_statements(SyncCtx *c, SyncTable *t) {
 ** extension's own tables, and column names JSON paths cannot address. */
 static int table_load(SyncCtx *c, const char *name, SyncTable **pOut, char **pzErr) {
   sqlite3_stmt *s = 0;
-  int rc = sqlite3_prepare_v2(c->db,
-                              "SELECT name, CASE WHEN type='view' THEN 'a view' WHEN sql LIKE "
-                              "'CREATE VIRTUAL%' THEN 'a virtual table' END FROM main.sqlite_master "
-                              "WHERE type IN ('table','view') AND name=?1 COLLATE NOCASE",
-                              -1, &s, 0);
+  int rc =
+      sqlite3_prepare_v2(c->db,
+                         "SELECT name, CASE WHEN type='view' THEN 'a view' WHEN sql LIKE "
+                         "'CREATE VIRTUAL%' THEN 'a virtual table' END FROM main.sqlite_master "
+                         "WHERE type IN ('table','view') AND name=?1 COLLATE NOCASE",
+                         -1, &s, 0);
   if (rc != SQLITE_OK) return rc;
   sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
   char *canonical = 0;

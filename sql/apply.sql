@@ -40,3 +40,11 @@ SELECT sync_apply('{"changes":[{"table":"todos","op":"upsert","pk":{"id":"ok"},"
 SELECT * FROM todos ORDER BY id;
 SELECT sync_cursor();
 SELECT name FROM sqlite_master WHERE name = 'todos';
+-- the set-based statement kept per table follows a schema change
+CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);
+SELECT sync_track('notes');
+SELECT sync_apply('{"changes":[{"table":"notes","op":"upsert","pk":{"id":1},"row":{"id":1,"body":"one"}}]}');
+ALTER TABLE notes ADD COLUMN color TEXT;
+SELECT sync_apply('{"changes":[{"table":"notes","op":"upsert","pk":{"id":2},"row":{"id":2,"body":"two","color":"red"}},{"table":"notes","op":"upsert","pk":{"id":1},"row":{"id":1,"body":"uno","color":"blue"}}]}');
+SELECT * FROM notes ORDER BY id;
+SELECT count(*) AS queued FROM sync_outbox WHERE tbl = 'notes';

@@ -103,6 +103,32 @@ static void test_registered(const char *path) {
   CHECK_INT(sqlite3_close(db), SQLITE_OK);
 }
 
+/* sync_apply must not expire the app's prepared statements (a flag pragma
+** such as defer_foreign_keys would: they would all compile again). */
+static void test_statements_kept(const char *path) {
+  check_case = "statements kept";
+  sqlite3 *db = open_db(path);
+  CHECK_QUERY(db, "CREATE TABLE k(id INTEGER PRIMARY KEY, v)", "");
+  CHECK_QUERY(db, "SELECT sync_track('k')", "1");
+  sqlite3_stmt *s = 0;
+  CHECK_INT(sqlite3_prepare_v2(db, "SELECT count(*) FROM k", -1, &s, 0), SQLITE_OK);
+  CHECK_INT(sqlite3_step(s), SQLITE_ROW);
+  sqlite3_reset(s);
+  for (int i = 1; i <= 2; i++) {
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "SELECT sync_apply('{\"changes\":[{\"table\":\"k\",\"op\":\"upsert\","
+             "\"pk\":{\"id\":%d},\"row\":{\"id\":%d,\"v\":1}}]}')",
+             i, i);
+    CHECK_QUERY(db, sql, "1");
+  }
+  CHECK_INT(sqlite3_step(s), SQLITE_ROW);
+  CHECK_INT(sqlite3_column_int(s, 0), 2);
+  CHECK_INT(sqlite3_stmt_status(s, SQLITE_STMTSTATUS_REPREPARE, 0), 0);
+  sqlite3_finalize(s);
+  CHECK_INT(sqlite3_close(db), SQLITE_OK);
+}
+
 static void test_exports(void) {
   check_case = "exports";
   char cmd[4200];
@@ -130,6 +156,7 @@ int main(int argc, char **argv) {
   test_close_after_use(path);
   test_reopen_and_double_load(path);
   test_registered(path);
+  test_statements_kept(path);
   test_exports();
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
