@@ -23,6 +23,10 @@ test-sql-valgrind: $(EXT)
 
 # The SQL tests against an AddressSanitizer + UBSan build of the extension,
 # loaded into the stock sqlite3 shell with the sanitizer runtimes preloaded.
+# intercept_tls_get_addr=0: LeakSanitizer's record of dynamic TLS blocks goes
+# wrong with this glibc (a range like 0x3e-0x1000001140) and its tracer then
+# crashes at exit ("Tracer caught signal 11"), depending only on the heap's
+# layout; leaks are still checked, dynamic TLS is just not scanned for roots.
 ASAN_EXT = build/asan/sync.$(SO)
 CLEAN_EXTRA += $(ASAN_EXT)
 $(ASAN_EXT): $(EXT_SRC) $(wildcard ext/*.h)
@@ -33,4 +37,4 @@ $(ASAN_EXT): $(EXT_SRC) $(wildcard ext/*.h)
 .PHONY: test-sql-asan
 test-sql-asan: $(ASAN_EXT)
 	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so):$$($(CC) -print-file-name=libubsan.so)" \
-	  ASAN_OPTIONS=detect_leaks=1 SYNC_EXT=$(abspath $(ASAN_EXT)) bash tests/run_sql.sh
+	  ASAN_OPTIONS=detect_leaks=1:intercept_tls_get_addr=0 SYNC_EXT=$(abspath $(ASAN_EXT)) bash tests/run_sql.sh
