@@ -19,6 +19,7 @@
 **   sync_config: "batch_size" must be a positive integer
 **   sync_config: "sse" must be 'on' or 'off'
 **   sync_config: "header" must be one "Name: value" line
+**   sync_config: "token" must be printable text on one line
 */
 #include "sync.h"
 #include "worker.h"
@@ -66,6 +67,13 @@ static int bool_of(const char *z) {
   if (!strcmp(z, "on") || !strcmp(z, "1") || !strcmp(z, "true")) return 1;
   if (!strcmp(z, "off") || !strcmp(z, "0") || !strcmp(z, "false")) return 0;
   return -1;
+}
+
+/* 1 when z holds no control character (CR, LF, TAB, DEL, ...). */
+static int printable(const char *z) {
+  for (; *z; z++)
+    if ((unsigned char)*z < 0x20 || *z == 0x7f) return 0;
+  return 1;
 }
 
 static int header_ok(const char *z) {
@@ -169,6 +177,11 @@ void config_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   int isNull = sqlite3_value_type(v) == SQLITE_NULL;
   const char *z = (const char *)sqlite3_value_text(v);
   if (keys[i].kind == K_TOKEN) {
+    if (!isNull && (!z || !printable(z))) {
+      /* It becomes a header line: a CR or LF would add headers of its own. */
+      sync_error(ctx, "sync_config", "\"token\" must be printable text on one line");
+      return;
+    }
     worker_token_set(c->wc, isNull ? 0 : z);
     result_of(ctx, c, i);
     return;

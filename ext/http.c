@@ -179,7 +179,10 @@ int http_prepare(http_req *r, const char *url, const char *post, const http_opts
     h = t;
   }
   if (o->header && *o->header) ADD(o->header);
-  if (o->last_event_id && *o->last_event_id) {
+  /* The id comes from the server (an event id or a page's cursor): one
+  ** with a line break would smuggle in headers. The cursor parameter of
+  ** the URL (escaped) still carries it. */
+  if (o->last_event_id && *o->last_event_id && !strpbrk(o->last_event_id, "\r\n")) {
     char *a = sqlite3_mprintf("Last-Event-ID: %s", o->last_event_id);
     if (!a) goto nomem_h;
     t = curl_slist_append(h, a);

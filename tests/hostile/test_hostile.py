@@ -278,6 +278,21 @@ class WorkerAnswers(ClientCase):
         self.run_worker(srv, r"^pull: .*(Operation timed out|timeout)",
                         config={"sse": "off", "timeout_ms": 1500})
 
+    def test_cursor_with_a_line_break_smuggles_no_header(self):
+        # The cursor is opaque and kept as sent, but it travels as the
+        # Last-Event-ID header too: never with its line break.
+        srv = self.worker_server()
+        evil = "c-3\r\nX-Injected: 1"
+        srv.route("/pull", json_body({"changes": [], "cursor": evil, "has_more": False}))
+        srv.route("/events", event_stream([b": hi\n\n"]))
+        out = self.run_client(srv.url, "worker", want=r"^$", wait_s=3)
+        self.assertEqual(out["after"]["cursor"], evil)
+        self.assertIn("/events", srv.paths())
+        for method, path, headers, _ in srv.requests:
+            self.assertNotIn("X-Injected", headers, path)
+            if path.startswith("/events"):
+                self.assertIn("cursor=c-3%0D%0AX-Injected%3A%201", path)
+
     def test_events_redirect_not_followed(self):
         other = self.server(host="localhost")
         other.route("/events", event_stream([b": hi\n\n"]))

@@ -4,11 +4,12 @@ database files, a log line or sync_status, even when a server echoes it."""
 import json
 import os
 import secrets
+import sqlite3
 import ssl
 import subprocess
 
 from fake_server import event_stream, json_body
-from hostile_util import EMPTY_PAGE, ClientCase
+from hostile_util import EMPTY_PAGE, EXT, ClientCase
 
 ACK = {"results": [
     {"id": 1, "status": "applied", "row": {"id": "p", "title": "pending"}, "version": 3},
@@ -76,6 +77,26 @@ class Tls(ClientCase):
 
 
 class Token(ClientCase):
+    def test_token_with_a_line_break_is_refused(self):
+        # It becomes a header line: a CR/LF in it would add headers.
+        srv = self.server()
+        srv.route("/pull", json_body(EMPTY_PAGE))
+        db = sqlite3.connect(os.path.join(self.tmp.name, "t.db"), isolation_level=None)
+        self.addCleanup(db.close)
+        db.enable_load_extension(True)
+        db.load_extension(EXT)
+        db.execute("SELECT sync_init(?)", (srv.url,))
+        for bad in ("tok\r\nX-Injected: 1", "tok\nX", "tok\tx", "tok\x7f"):
+            with self.assertRaises(sqlite3.OperationalError) as cm:
+                db.execute("SELECT sync_config('token', ?)", (bad,))
+            self.assertEqual(str(cm.exception),
+                             'sync_config: "token" must be printable text on one line')
+        self.assertIsNone(db.execute("SELECT sync_config('token')").fetchone()[0])
+        self.assertEqual(db.execute("SELECT sync_config('token', 'ok-token')").fetchone()[0],
+                         "********")
+        self.assertEqual(db.execute("SELECT sync_pull()").fetchone()[0], 0)
+        self.assertEqual(srv.requests[0][2].get("Authorization"), "Bearer ok-token")
+
     def test_token_never_stored_logged_or_shown(self):
         token = "tok-" + secrets.token_hex(16)
         bearer = "Bearer " + token
