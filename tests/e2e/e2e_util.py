@@ -47,8 +47,9 @@ def wait_for(pred, timeout=10.0, step=0.01, what="condition"):
 class Syncd:
     """One syncd process on 127.0.0.1:0 with SQLite storage in dir."""
 
-    def __init__(self, dir, extra=(), port=0):
+    def __init__(self, dir, extra=(), port=0, schema=SCHEMA):
         self.dir = dir
+        self.schema = schema
         self.db = os.path.join(dir, "server.db")
         self.extra = list(extra)
         self.port = port
@@ -57,7 +58,7 @@ class Syncd:
 
     def start(self):
         self.log = open(os.path.join(self.dir, "syncd.log"), "ab")
-        args = [SYNCD, "--listen", f"127.0.0.1:{self.port}", "--schema", SCHEMA,
+        args = [SYNCD, "--listen", f"127.0.0.1:{self.port}", "--schema", self.schema,
                 "--db", self.db] + self.extra
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log)
         ready, _, _ = select.select([self.proc.stdout], [], [], 20)
