@@ -32,7 +32,9 @@
 ** sync_pull calls of the same process count as transfers too (the worker
 ** waits for them, they wait for its transfer under way); across processes
 ** only one side runs a worker, but a sync_push in another process is not
-** ordered with it.
+** ordered with it. Events never confirm mutations (their last_mutation_id
+** is dropped): they carry no "rejected" list, so after a lost push answer
+** only the retried push or a pull (with pending_from) resolves the batch.
 **
 ** Each retry loop has its own backoff (backoff.h): network errors make the
 ** worker offline until /health answers; 5xx, 429 and other 4xx retry after
@@ -568,18 +570,22 @@ static void trace(const char *what, const char *body) {
   if (trace_enabled) fprintf(stderr, "sync: %s %.300s\n", what, body ? body : "(null)");
 }
 
-/* Applies one page with sync_apply; *pMore gets has_more. */
-static int apply_page(sqlite3 *db, Site *site, const char *page, sqlite3_int64 *pN, int *pMore,
-                      char **pzErr) {
+/* Applies one page with sync_apply; *pMore gets has_more. An event's
+** last_mutation_id is dropped: events carry no "rejected" list, so after a
+** lost push answer it would confirm a refused mutation as applied. Those
+** mutations stay pending; the next push gets their recorded outcomes. */
+static int apply_page(sqlite3 *db, Site *site, const char *page, int event, sqlite3_int64 *pN,
+                      int *pMore, char **pzErr) {
+  static const char sql[] =
+      "SELECT sync_apply(iif(?2 AND json_valid(?1), json_remove(?1,'$.last_mutation_id'), ?1)),"
+      " coalesce(json_extract(?1,'$.has_more'),0)";
   trace("apply", page);
   sqlite3_stmt *s = 0;
   int began = tx_begin(db);
-  int rc = began < 0 ? sqlite3_errcode(db)
-                     : sqlite3_prepare_v2(
-                           db, "SELECT sync_apply(?1), coalesce(json_extract(?1,'$.has_more'),0)",
-                           -1, &s, 0);
+  int rc = began < 0 ? sqlite3_errcode(db) : sqlite3_prepare_v2(db, sql, -1, &s, 0);
   if (rc == SQLITE_OK) {
     sqlite3_bind_text(s, 1, page, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, event);
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
       *pN = sqlite3_column_int64(s, 0);
@@ -607,7 +613,7 @@ static int resync_page(sqlite3 *db, Site *site, const char *page, sqlite3_int64 
       began < 0 ? sqlite3_errcode(db) : sqlite3_exec(db, "SAVEPOINT sync_resync_page", 0, 0, 0);
   if (rc == SQLITE_OK) rc = resync_note(db, page);
   if (rc != SQLITE_OK) *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(db));
-  if (rc == SQLITE_OK) rc = apply_page(db, 0, page, pN, pMore, pzErr);
+  if (rc == SQLITE_OK) rc = apply_page(db, 0, page, 0, pN, pMore, pzErr);
   if (rc == SQLITE_OK && !*pMore) {
     sqlite3_int64 gone = 0;
     rc = resync_finish(db, &gone, pzErr);
@@ -873,7 +879,7 @@ static int on_sse_event(void *arg, const char *type, const char *data, size_t n,
   if (strcmp(type, "changes") != 0) return 0;
   sqlite3_int64 k = 0;
   char *err = 0;
-  if (apply_page(w->db, w->site, data, &k, 0, &err) != SQLITE_OK) {
+  if (apply_page(w->db, w->site, data, 1, &k, 0, &err) != SQLITE_OK) {
     sqlite3_free(w->sseErr);
     w->sseErr = err;
     return 1;
@@ -984,7 +990,7 @@ static void done_pull(Worker *w, http_req *r) {
     char *err = 0;
     const char *page = r->buf ? r->buf : "";
     int rc = w->resync ? resync_page(w->db, w->site, page, &n, &more, &err)
-                       : apply_page(w->db, w->site, page, &n, &more, &err);
+                       : apply_page(w->db, w->site, page, 0, &n, &more, &err);
     if (rc != SQLITE_OK) {
       fail(w, CH_PULL, -1, err ? err : "sync_apply failed");
       sqlite3_free(err);
@@ -1808,7 +1814,7 @@ void worker_fn_pull(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     char *err = 0;
     const char *page = x.r.buf ? x.r.buf : "";
     int rc = resync ? resync_page(db, s, page, &n, &more, &err)
-                    : apply_page(db, s, page, &n, &more, &err);
+                    : apply_page(db, s, page, 0, &n, &more, &err);
     if (rc != SQLITE_OK) {
       sync_error(ctx, "sync_pull", "%s", err ? err : "sync_apply failed");
       sqlite3_free(err);

@@ -1,0 +1,57 @@
+"""Regression tests for what the chaos run (run.py) found, each replaying
+one fault on purpose through the FaultProxy (proxy.py)."""
+import os
+import random
+import sys
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
+from e2e_util import E2ETest, wait_for  # noqa: E402
+from proxy import FaultProxy  # noqa: E402
+
+
+class ProxyTest(E2ETest):
+    def proxy(self, s):
+        p = FaultProxy("127.0.0.1", s.port, random.Random(1))
+        self.addCleanup(p.close)
+        return p
+
+
+class LostPushAnswer(ProxyTest):
+    def test_event_does_not_confirm_a_refused_mutation(self):
+        """A push reaches the server but its answer is lost (502); the event
+        the server then sends carries last_mutation_id past the batch but no
+        "rejected" list. The refused mutation must still reach sync_rejected
+        (the worker used to take the event as confirming the whole batch)."""
+        s = self.syncd()
+        p = self.proxy(s)
+        p.burst_code = 502  # after forwarding: the server acts, the client hears 502
+        p.force = lambda method, path: "burst" if path.startswith("/push") else None
+        a = self.client("a", p.url, {"backoff_min_ms": 300, "backoff_max_ms": 300})
+        a.one("SELECT sync_start()")
+        wait_for(lambda: a.status()["sse_connected"] == 1, what="event stream")
+        a.db.execute("BEGIN")
+        a.db.execute("INSERT INTO todos VALUES('ok', 'fine', 0)")
+        a.db.execute("INSERT INTO todos VALUES('no', 'refused', 0)")  # the server's CHECK
+        a.db.execute("COMMIT")
+        wait_for(lambda: s.query("SELECT count(*) FROM todos WHERE id = 'ok'")[0][0] == 1,
+                 what="the push applied")
+        head = s.get("/pull?client_id=x")["cursor"]
+        wait_for(lambda: a.one("SELECT value FROM sync_meta WHERE key = 'cursor'") == head,
+                 what="the event applied")
+        time.sleep(0.2)
+        self.assertEqual(a.one("SELECT sync_pending()"), 2, "the event confirmed the batch")
+        self.assertEqual(a.one("SELECT count(*) FROM sync_rejected"), 0)
+        p.force = None
+        p.calm()
+        wait_for(lambda: a.one("SELECT sync_pending()") == 0, what="the retried push answered")
+        self.assertEqual(a.rows("SELECT table_name, op, pk FROM sync_rejected"),
+                         [("todos", "insert", '{"id":"no"}')])
+        self.assertIn("CHECK constraint failed", a.one("SELECT reason FROM sync_rejected"))
+        self.assertEqual(a.todos(), [("ok", "fine", 0)])
+
+
+if __name__ == "__main__":
+    unittest.main()
