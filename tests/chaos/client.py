@@ -6,10 +6,10 @@ Opens DB with the extension, syncs table items through URL (the fault
 proxy) with its worker, and makes random inserts, updates and deletes of
 the shared keys k00.. (a transaction every PACE_MS on average) until chaos_log holds MUTATIONS rows; then it prints
 "done" and keeps syncing until killed. Each write and its chaos_log row
-(the mutation id the outbox gave it, the op, key, val and the write's
-unique tag NAME:seq) commit in one transaction, so a SIGKILL at any point
+(the mutation id the outbox gave it, the op, key, val, the write's
+unique tag NAME:seq and the data the mutation carries) commit in one transaction, so a SIGKILL at any point
 leaves the log exactly matching the outbox's mutations. A val below 0 is
-one the server's CHECK refuses.
+one the server's CHECK refuses (an update carries val only when it changes).
 """
 import os
 import random
@@ -23,7 +23,7 @@ DDL = """
 CREATE TABLE IF NOT EXISTS items(id TEXT PRIMARY KEY, val INTEGER NOT NULL, tag TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS chaos_log(seq INTEGER PRIMARY KEY, mid INTEGER NOT NULL UNIQUE,
                                      op TEXT NOT NULL, key TEXT NOT NULL, val INTEGER,
-                                     tag TEXT NOT NULL);
+                                     tag TEXT NOT NULL, data TEXT);
 """
 OPTIONS = '{"backoff_min_ms": 20, "backoff_max_ms": 500, "timeout_ms": 2000}'
 
@@ -44,8 +44,10 @@ def write_one(db, rnd, name, keys):
     else:
         op, val = "delete", None
         db.execute("DELETE FROM items WHERE id = ?", (key,))
-    mid = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'sync_outbox'").fetchone()[0]
-    db.execute("INSERT INTO chaos_log VALUES(?, ?, ?, ?, ?, ?)", (seq, mid, op, key, val, tag))
+    mid, data = db.execute("SELECT id, data FROM sync_outbox WHERE id = (SELECT seq FROM"
+                           " sqlite_sequence WHERE name = 'sync_outbox')").fetchone()
+    db.execute("INSERT INTO chaos_log VALUES(?, ?, ?, ?, ?, ?, ?)",
+               (seq, mid, op, key, val, tag, data))
 
 
 def main():

@@ -20,9 +20,9 @@ checks, from their files and the server's:
   - the server's audit log (schema.sql) holds each applied insert's and
     update's tag exactly once, and no other tag: nothing applied twice;
   - each client's sync_rejected is exactly the server's rejected outcomes
-    for it (ids and reasons); each of those is the CHECK on val (for every
-    write of a negative val), a key another client inserted first, or a
-    row another client deleted;
+    for it (ids and reasons); each of those is the CHECK on val (for
+    every mutation carrying a negative val), a key another client inserted
+    first, or a row another client deleted;
   - every fault kind happened, and clients were killed.
 
 The seed (printed) drives the proxy's faults, the kills and the clients'
@@ -173,11 +173,14 @@ def main():
         srv_items = query(s.db, "SELECT * FROM items ORDER BY id")
         audit = collections.Counter(t for (t,) in query(s.db, "SELECT tag FROM chaos_audit"))
         total = n_rejected = 0
+        applied_tags = set()
         for p in procs:
             name = os.path.basename(p.db)
             cid = query(p.db, "SELECT value FROM sync_meta WHERE key = 'client_id'")[0][0]
-            log = {mid: (op, val, tag) for mid, op, val, tag in
-                   query(p.db, "SELECT mid, op, val, tag FROM chaos_log")}
+            # sent: the val the mutation carries (None: a delete, or an update
+            # that left val as it was)
+            log = {mid: (op, sent, tag) for mid, op, sent, tag in
+                   query(p.db, "SELECT mid, op, data ->> '$.val', tag FROM chaos_log")}
             total += len(log)
             check(len(log) >= a.mutations, f"{name}: only {len(log)} mutations written", failures)
             check(query(p.db, "SELECT * FROM items ORDER BY id") == srv_items,
@@ -201,33 +204,36 @@ def main():
                   f"{name}: sync_rejected differs from the server's refusals: "
                   f"{len(local)} vs {len(rejected)}, e.g. "
                   f"{sorted(set(local.items()) ^ set(rejected.items()))[:5]}", failures)
-            for mid, (op, val, tag) in log.items():
+            for mid, (op, sent, tag) in log.items():
                 st, reason = outcomes.get(mid, (None, None))
                 if st is None:
                     continue  # reported above
-                if op != "delete" and val < 0:
-                    check(st == "rejected", f"{name}: mutation {mid} (val {val}) was applied",
+                if sent is not None and sent < 0:
+                    check(st == "rejected", f"{name}: mutation {mid} (val {sent}) was applied",
                           failures)
                 if st == "rejected":
                     check(reason in REASONS, f"{name}: mutation {mid} refused: {reason}",
                           failures)
-                    check(not reason.startswith("CHECK") or val < 0,
-                          f"{name}: mutation {mid} (val {val}) failed the CHECK", failures)
+                    check(not reason.startswith("CHECK") or (sent is not None and sent < 0),
+                          f"{name}: mutation {mid} (val {sent}) failed the CHECK", failures)
                     check(audit.get(tag, 0) == 0, f"{name}: refused {mid} is in the audit log",
                           failures)
                 elif op != "delete":
+                    applied_tags.add(tag)
                     check(audit.get(tag, 0) == 1,
                           f"{name}: applied {op} {mid} ({tag}) ran {audit.get(tag, 0)} times",
                           failures)
-        applied_tags = sum(audit.values())
         check(all(n == 1 for n in audit.values()),
               f"tags run more than once: {[t for t, n in audit.items() if n > 1][:10]}", failures)
+        check(set(audit) == applied_tags,
+              f"audit tags of no applied mutation: {sorted(set(audit) - applied_tags)[:10]}",
+              failures)
         counts = dict(proxy.counts)
         for k in KINDS:
             check(counts[k] > 0, f"no fault of kind {k} happened", failures)
         check(kills > 0, "no client was killed", failures)
         print(f"chaos: {total} mutations ({a.clients} clients), {n_rejected} refused by the "
-              f"server, {applied_tags} inserts/updates in the audit log, "
+              f"server, {sum(audit.values())} inserts/updates in the audit log, "
               f"{len(srv_items)} rows at the end", flush=True)
         print("chaos: faults " + ", ".join(f"{k} {counts[k]}" for k in
                                            KINDS + ("http_5xx", "stale_replay")) +
