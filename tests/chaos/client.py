@@ -44,8 +44,8 @@ def write_one(db, rnd, name, keys):
     else:
         op, val = "delete", None
         db.execute("DELETE FROM items WHERE id = ?", (key,))
-    mid, data = db.execute("SELECT id, data FROM sync_outbox WHERE id = (SELECT seq FROM"
-                           " sqlite_sequence WHERE name = 'sync_outbox')").fetchone()
+    # the write's mutation: ids only grow, so the newest one
+    mid, data = db.execute("SELECT id, data FROM sync_outbox ORDER BY id DESC LIMIT 1").fetchone()
     db.execute("INSERT INTO chaos_log VALUES(?, ?, ?, ?, ?, ?, ?)",
                (seq, mid, op, key, val, tag, data))
 
