@@ -1051,9 +1051,12 @@ static void done_sse(Worker *w, http_req *r) {
     went_offline(w, CH_SSE, r->msg);
     return;
   } else if (wasUp && (r->status == 200 || r->status == 0)) {
-    /* The stream ended (server restart, network drop): reconnect. */
+    /* The stream ended (server restart, network drop): reconnect, after
+    ** the server's retry: field but never later than Retry-After's cap
+    ** (any digits are valid there; unbounded it would overflow `at`). */
     Chan *c = &w->ch[CH_SSE];
-    c->at = mono_ms() + backoff_next_ms(&c->bo, sse_retry_ms(w->sse));
+    int64_t d = backoff_next_ms(&c->bo, sse_retry_ms(w->sse));
+    c->at = mono_ms() + (d > RETRY_AFTER_CAP_MS ? RETRY_AFTER_CAP_MS : d);
   } else {
     fail(w, CH_SSE, r->retry_ms, r->msg[0] ? r->msg : "event stream ended");
   }

@@ -188,5 +188,18 @@ def endless_line():
     return fn
 
 
+def endless_headers():
+    """A status line, then header lines forever (the body never starts)."""
+
+    def fn(h):
+        h.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+        line = b"X-Filler: " + b"y" * 1000 + b"\r\n"
+        block = line * 64
+        while not h.server.fake.closed.is_set():
+            h.wfile.write(block)
+
+    return fn
+
+
 def redirect(location, status=302):
     return raw_body(b"", status=status, headers=[("Location", location)])

@@ -6,8 +6,8 @@ client runs in its own process) and, for the big ones, bounded peak RSS."""
 import json
 import time
 
-from fake_server import (drip, endless_line, event_stream, huge_body, json_body, raw_body,
-                         redirect)
+from fake_server import (drip, endless_headers, endless_line, event_stream, huge_body, json_body,
+                         raw_body, redirect)
 from hostile_util import EMPTY_PAGE, MB, ClientCase
 
 EVIL = 'x"; DROP TABLE t; --'
@@ -105,6 +105,15 @@ class PullAnswers(ClientCase):
                 self.assertUntouched(out)
                 grew = self.assertRssGrowthBelow(out, 64)
                 print(f"  100 MB pull answer (declared={declared}): peak RSS +{grew:.1f} MB")
+
+    def test_endless_headers(self):
+        srv = self.server()
+        srv.route("/pull", endless_headers())
+        out = self.run_client(srv.url, "pull", config={"timeout_ms": 3000})
+        self.assertRegex(out["error"] or "", r"^sync_pull: ")
+        self.assertUntouched(out)
+        grew = self.assertRssGrowthBelow(out, 64)
+        print(f"  endless header lines: {out['error']}: peak RSS +{grew:.1f} MB")
 
     def test_drip_hits_the_timeout(self):
         srv = self.server()
@@ -292,6 +301,17 @@ class WorkerAnswers(ClientCase):
             self.assertNotIn("X-Injected", headers, path)
             if path.startswith("/events"):
                 self.assertIn("cursor=c-3%0D%0AX-Injected%3A%201", path)
+
+    def test_huge_sse_retry_is_capped(self):
+        # retry: takes any digits; the reconnect delay must neither overflow
+        # (a reconnect loop) nor push the next pull past the one-hour cap.
+        srv = self.worker_server()
+        srv.route("/events", event_stream([b"retry: 9223372036854775807\n: x\n\n"],
+                                          then_hold=False))
+        out = self.run_client(srv.url, "worker", want=r"^$", wait_s=3)
+        self.assertEqual(srv.paths().count("/events"), 1, srv.paths())
+        self.assertEqual(srv.paths().count("/pull"), 1, srv.paths())
+        self.assertUntouched(out)
 
     def test_events_redirect_not_followed(self):
         other = self.server(host="localhost")
