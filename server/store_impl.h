@@ -11,8 +11,10 @@
 
 #include "store.h"
 
-/* Outcomes of a recorded mutation beyond this many per client are purged. */
+/* Outcomes of a recorded mutation beyond this many per client are purged,
+** when the client's last id crosses a multiple of STORE_PRUNE_EVERY. */
 #define STORE_KEEP_OUTCOMES 10000
+#define STORE_PRUNE_EVERY 1000
 
 /* Fill id (at least 13 bytes) with a fresh random database id. */
 void store_new_db_id(char *id);

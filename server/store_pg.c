@@ -812,6 +812,7 @@ static int pg_push(store *st, const char *client, const store_mutation *m, int n
     ok = r != 0;
     PQclear(r);
   }
+  long long first = last;
   if (ok) store_order_by_id(m, n, order);
   for (int k = 0; ok && k < n; k++) {
     const store_mutation *mu = &m[order[k]];
@@ -840,13 +841,17 @@ static int pg_push(store *st, const char *client, const store_mutation *m, int n
     ok = r != 0;
     PQclear(r);
     q[1] = keep;
-    r = ok ? query(c,
-                   "DELETE FROM _syncd_outcomes WHERE client_id = $1 AND id <= (SELECT id FROM"
-                   " _syncd_outcomes WHERE client_id = $1 ORDER BY id DESC LIMIT 1"
-                   " OFFSET $2::bigint)",
-                   2, q, err)
-           : 0;
-    ok = r != 0;
+    /* the cutoff's scan only when the last id crosses a multiple of
+    ** STORE_PRUNE_EVERY (store_sqlite.c says why) */
+    int prune = first / STORE_PRUNE_EVERY != last / STORE_PRUNE_EVERY;
+    r = ok && prune
+            ? query(c,
+                    "DELETE FROM _syncd_outcomes WHERE client_id = $1 AND id <= (SELECT id FROM"
+                    " _syncd_outcomes WHERE client_id = $1 ORDER BY id DESC LIMIT 1"
+                    " OFFSET $2::bigint)",
+                    2, q, err)
+            : 0;
+    ok = ok && (!prune || r != 0);
     PQclear(r);
     if (ok && nDeleted) ok = !compact(s, c, err);
     if (ok && *n_changed) ok = !exec(c, "NOTIFY syncd_changes", err);

@@ -70,7 +70,10 @@ static void pool_put(sqlite_store *s, sqlite3 *db);
 
 static sqlite3 *conn_open(const char *path, char **err) {
   sqlite3 *db = 0;
-  int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, 0);
+  /* NOMUTEX: the pool hands a connection to one thread at a time, so
+  ** SQLite's own per-call locking of it is pure cost. */
+  int rc = sqlite3_open_v2(path, &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, 0);
   if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(db, 30000);
   if (rc == SQLITE_OK)
     rc = sqlite3_exec(db, "PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL;", 0, 0, 0);
@@ -754,6 +757,7 @@ static int push_attempt(sqlite_store *s, sqlite3 *db, const char *client, const 
     if (rc == SQLITE_ROW) last = sqlite3_column_int64(q, 0);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) ok = 0, *err = store_errf("%s", sqlite3_errmsg(db));
   }
+  long long first = last;
   stmt_put(q);
   for (int k = 0; ok && k < n; k++) {
     const store_mutation *mu = &m[order[k]];
@@ -794,12 +798,16 @@ static int push_attempt(sqlite_store *s, sqlite3 *db, const char *client, const 
       ok = sqlite3_step(q) == SQLITE_DONE;
       stmt_put(q);
     }
-    if (ok)
+    /* Finding the cutoff walks STORE_KEEP_OUTCOMES index entries: done when
+    ** the last id crosses a multiple of STORE_PRUNE_EVERY, not on every
+    ** push (which made a push's cost grow with the outcomes kept), so a
+    ** client keeps at most STORE_PRUNE_EVERY + a batch more. */
+    if (ok && first / STORE_PRUNE_EVERY != last / STORE_PRUNE_EVERY)
       ok = !prep(db,
                  "DELETE FROM _syncd_outcomes WHERE client_id = ?1 AND id <= (SELECT id FROM"
                  " _syncd_outcomes WHERE client_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
                  &q, err);
-    if (ok) {
+    if (ok && first / STORE_PRUNE_EVERY != last / STORE_PRUNE_EVERY) {
       sqlite3_bind_text(q, 1, client, -1, SQLITE_STATIC);
       sqlite3_bind_int(q, 2, STORE_KEEP_OUTCOMES);
       ok = sqlite3_step(q) == SQLITE_DONE;
