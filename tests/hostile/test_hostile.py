@@ -47,6 +47,17 @@ BAD_PAGES = [
      r"primary key"),
     ("unknown column in pk", json_body(page(upsert("todos", {"zzz": "a"}, {"id": "a", "title": "x"}))),
      r"primary key"),
+    # Pending mutations 1 and 2 were never sent: a confirmation beyond the
+    # ids this client issued must not drop them.
+    ("last_mutation_id never issued", json_body({"changes": [], "cursor": "c-9", "has_more": False,
+                                                 "last_mutation_id": 1000}),
+     r"last_mutation_id 1000 is above the highest mutation id this client has issued \(2\)"),
+    ("last_mutation_id over 64 bits", raw_body('{"changes": [], "cursor": "c-9", "has_more": false,'
+                                               ' "last_mutation_id": 99999999999999999999}'),
+     r"last_mutation_id 1\.0e\+20 is above the highest mutation id"),
+    ("last_mutation_id not an integer", json_body({"changes": [], "cursor": "c-9",
+                                                   "last_mutation_id": "2"}),
+     r"last_mutation_id must be an integer"),
     ("delete of sqlite_master", json_body(page({"table": "sqlite_master", "op": "delete",
                                                 "pk": {"name": "t"}})), r"not tracked"),
 ]
@@ -280,6 +291,13 @@ class WorkerAnswers(ClientCase):
         out = self.run_worker(srv, r"^pull: response body over \d+ bytes", config={"sse": "off"})
         grew = self.assertRssGrowthBelow(out, 64)
         print(f"  worker, 100 MB pull answer: peak RSS +{grew:.1f} MB")
+
+    def test_pull_confirming_unissued_ids(self):
+        srv = self.worker_server()
+        srv.route("/pull", json_body({"changes": [], "cursor": "c-9", "has_more": False,
+                                      "last_mutation_id": 1000}))
+        self.run_worker(srv, r"^pull: last_mutation_id 1000 is above the highest mutation id",
+                        config={"sse": "off"})
 
     def test_pull_drip(self):
         srv = self.worker_server()
