@@ -32,7 +32,7 @@ deps:
 	bash .ci/deps
 
 format:
-	clang-format -i ext/*.c ext/*.h $(wildcard server/*.c server/*.h tests/unit/*.c)
+	clang-format -i ext/*.c ext/*.h $(wildcard server/*.c server/*.h tests/unit/*.c tests/fuzz/*.c)
 
 clean:
 	rm -f ext/*.o $(EXT) $(CLEAN_EXTRA)
