@@ -1,0 +1,168 @@
+/*
+** ext_fuzz.c: libFuzzer target for the extension's two entry points that
+** take a server's JSON, sync_apply (a pull page or SSE event) and sync_ack
+** (a push response). Built twice by mk/fuzz.mk: -DFZ_FN=\"sync_apply\" and
+** -DFZ_FN=\"sync_ack\".
+**
+** The ext/ files are compiled as for ext/sync.so (-DSYNC_LOADABLE) and
+** linked into the target with the system libsqlite3; sqlite3_auto_extension
+** hands sqlite3_sync_init that library's routine table, as a host that links
+** an extension statically would. One in-memory database is set up once: three tracked tables
+** (text, composite and integer keys, a NOT NULL and a CHECK the server's
+** rows can break), one untracked table, rows from the server and local
+** mutations still pending (so both the set-based and the per-change paths
+** of sync_apply run, and sync_ack has ids to resolve).
+**
+** Each input runs inside SAVEPOINT fz, rolled back afterwards. The first
+** byte picks whether the rest is bound as text or as a blob; then:
+**   - on error, the message names the function ("sync_apply: ..."), and
+**     every table, sqlite_master included, is exactly as before;
+**   - on success, the result is a count >= 0, the database passes
+**     PRAGMA integrity_check, and the extension still works on it
+**     (sync_pending() and sync_push_batch() succeed, the latter with valid
+**     JSON or NULL when nothing waits);
+**   - after the rollback the database equals the baseline again.
+** A failed check aborts with the input's effect printed.
+*/
+#include <sqlite3.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef FZ_FN
+#error "build with -DFZ_FN=\"sync_apply\" or -DFZ_FN=\"sync_ack\""
+#endif
+
+int sqlite3_sync_init(sqlite3 *, char **, const sqlite3_api_routines *);
+
+static sqlite3 *fz_db;
+static char *fz_dump_sql; /* one query giving every table's rows as text */
+static char *fz_baseline;
+
+static void fz_fail(const char *what, const char *detail) {
+  fprintf(stderr, "ext_fuzz(" FZ_FN "): %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
+  abort();
+}
+
+static void fz_exec(const char *sql) {
+  char *err = 0;
+  if (sqlite3_exec(fz_db, sql, 0, 0, &err) != SQLITE_OK) fz_fail(sql, err);
+}
+
+/* The first column of the one row sql yields, as a malloc'd string ("" for
+** NULL). Aborts on error. */
+static char *fz_text(const char *sql) {
+  sqlite3_stmt *s = 0;
+  if (sqlite3_prepare_v2(fz_db, sql, -1, &s, 0) != SQLITE_OK) fz_fail(sql, sqlite3_errmsg(fz_db));
+  if (sqlite3_step(s) != SQLITE_ROW) fz_fail(sql, sqlite3_errmsg(fz_db));
+  const char *t = (const char *)sqlite3_column_text(s, 0);
+  char *r = strdup(t ? t : "");
+  if (!r) abort();
+  sqlite3_finalize(s);
+  return r;
+}
+
+/* Builds fz_dump_sql from the schema: for each table, all rows with every
+** column quote()d, in a fixed order; and sqlite_master itself. */
+static void fz_build_dump(void) {
+  char *tables = fz_text(
+      "SELECT group_concat("
+      " '(SELECT ' || quote(m.name) || ' || '':'' || ifnull(group_concat(r, ''|''), '''') FROM"
+      " (SELECT ' || (SELECT group_concat('quote(' || quote(c.name) || ')', '||'',''||')"
+      "               FROM pragma_table_info(m.name) c) ||"
+      " ' AS r FROM ' || quote(m.name) || ' ORDER BY 1))', ' || char(10) || ')"
+      " FROM sqlite_master m WHERE m.type = 'table' AND m.name <> 'sqlite_sequence'"
+      " ORDER BY m.name");
+  fz_dump_sql = sqlite3_mprintf("SELECT %s || char(10) || (SELECT group_concat(quote(type) || "
+                                "quote(name) || quote(sql), '|') FROM sqlite_master) || "
+                                "(SELECT group_concat(name || seq) FROM sqlite_sequence)",
+                                tables);
+  free(tables);
+  if (!fz_dump_sql) abort();
+}
+
+static void fz_setup(void) {
+  if (sqlite3_auto_extension((void (*)(void))sqlite3_sync_init) != SQLITE_OK ||
+      sqlite3_open(":memory:", &fz_db) != SQLITE_OK)
+    fz_fail("open", sqlite3_errmsg(fz_db));
+  free(fz_text("SELECT sync_init(NULL)"));
+  fz_exec("CREATE TABLE todos(id TEXT PRIMARY KEY, title TEXT NOT NULL, done INTEGER NOT NULL"
+          " DEFAULT 0, score REAL, pic BLOB);"
+          "CREATE TABLE tags(todo TEXT, tag TEXT, PRIMARY KEY (todo, tag)) WITHOUT ROWID;"
+          "CREATE TABLE items(id INTEGER PRIMARY KEY, v CHECK (v IS NOT 'bad'));"
+          "CREATE TABLE other(id INTEGER PRIMARY KEY, x);"
+          "INSERT INTO other VALUES (1, 'untracked');");
+  free(fz_text("SELECT sync_track('todos') + sync_track('tags') + sync_track('items')"));
+  /* Rows the server sent, then local edits: some keys pending, some not. */
+  free(fz_text(
+      "SELECT sync_apply('{\"changes\":["
+      "{\"table\":\"todos\",\"op\":\"upsert\",\"pk\":{\"id\":\"a\"},\"row\":{\"id\":\"a\","
+      "\"title\":\"milk\",\"done\":0,\"score\":1.5},\"version\":1},"
+      "{\"table\":\"todos\",\"op\":\"upsert\",\"pk\":{\"id\":\"b\"},\"row\":{\"id\":\"b\","
+      "\"title\":\"eggs\",\"pic\":{\"$base64\":\"AAEC\"}},\"version\":2},"
+      "{\"table\":\"tags\",\"op\":\"upsert\",\"pk\":{\"todo\":\"a\",\"tag\":\"x\"},"
+      "\"row\":{\"todo\":\"a\",\"tag\":\"x\"},\"version\":3},"
+      "{\"table\":\"items\",\"op\":\"upsert\",\"pk\":{\"id\":1},\"row\":{\"id\":1,\"v\":10},"
+      "\"version\":4}],\"cursor\":\"c-4\"}')"));
+  fz_exec("UPDATE todos SET done = 1 WHERE id = 'a';"
+          "INSERT INTO todos(id, title) VALUES ('c', 'tea');"
+          "DELETE FROM tags WHERE todo = 'a';"
+          "INSERT INTO items(id, v) VALUES (2, 20);"
+          "UPDATE items SET v = 21 WHERE id = 2;");
+  fz_build_dump();
+  fz_baseline = fz_text(fz_dump_sql);
+}
+
+static void fz_check_works(void) {
+  sqlite3_stmt *s = 0;
+  char *ok = fz_text("SELECT group_concat(integrity_check) FROM pragma_integrity_check");
+  if (strcmp(ok, "ok") != 0) fz_fail("integrity_check", ok);
+  free(ok);
+  if (sqlite3_prepare_v2(fz_db,
+                         "SELECT sync_pending() >= 0, json_valid(ifnull(sync_push_batch(), '{}'))",
+                         -1, &s, 0) != SQLITE_OK ||
+      sqlite3_step(s) != SQLITE_ROW)
+    fz_fail("sync_pending/sync_push_batch after a successful call", sqlite3_errmsg(fz_db));
+  if (sqlite3_column_int(s, 0) != 1 || sqlite3_column_int(s, 1) != 1)
+    fz_fail("sync_pending/sync_push_batch after a successful call", "bad result");
+  sqlite3_finalize(s);
+}
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
+  if (!fz_db) fz_setup();
+  if (size < 1) return 0;
+  int blob = data[0] == 'B';
+  fz_exec("SAVEPOINT fz");
+  sqlite3_stmt *s = 0;
+  if (sqlite3_prepare_v2(fz_db, "SELECT " FZ_FN "(?1)", -1, &s, 0) != SQLITE_OK)
+    fz_fail("prepare", sqlite3_errmsg(fz_db));
+  if (blob)
+    sqlite3_bind_blob(s, 1, data + 1, (int)size - 1, SQLITE_TRANSIENT);
+  else
+    sqlite3_bind_text(s, 1, (const char *)data + 1, (int)size - 1, SQLITE_TRANSIENT);
+  int rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) {
+    if (sqlite3_column_type(s, 0) != SQLITE_INTEGER || sqlite3_column_int64(s, 0) < 0)
+      fz_fail("result is not a count", (const char *)sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    fz_check_works();
+  } else {
+    char *msg = strdup(sqlite3_errmsg(fz_db));
+    sqlite3_finalize(s);
+    if (!msg) abort();
+    if (strncmp(msg, FZ_FN ": ", strlen(FZ_FN) + 2) != 0) fz_fail("error not naming " FZ_FN, msg);
+    char *now = fz_text(fz_dump_sql);
+    if (strcmp(now, fz_baseline) != 0) {
+      fprintf(stderr, "before:\n%s\nafter:\n%s\n", fz_baseline, now);
+      fz_fail("an error changed the database", msg);
+    }
+    free(now);
+    free(msg);
+  }
+  fz_exec("ROLLBACK TO fz; RELEASE fz");
+  char *now = fz_text(fz_dump_sql);
+  if (strcmp(now, fz_baseline) != 0) fz_fail("rollback did not restore the database", now);
+  free(now);
+  return 0;
+}
