@@ -318,10 +318,14 @@ static int fast_table(SyncCtx *c, SyncTable *t, const char *json, int pending, i
 ** reports the error itself. */
 static int apply_fast(SyncCtx *c, const char *json, sqlite3_int64 *pN) {
   sqlite3_stmt *p = 0;
-  /* Anything pending at all? Without, no change needs a rebase. And with
-  ** foreign keys on, a delete may cascade to a row an upsert of the page
-  ** writes, so writing the upserts before the deletes could end otherwise
-  ** than page order: such pages go change by change. */
+  /* Anything pending at all? Without, no change needs a rebase. The
+  ** statements write a table's upserts before its deletes, so a table with
+  ** both goes change by change: one key can be spelt two ways ({"id":1} and
+  ** {"id":"1"} for an INTEGER key, or a row whose key is not its pk), which
+  ** the duplicate check by pk text misses, and a delete before an upsert of
+  ** that key would win. And with foreign keys on, a delete may cascade to a
+  ** row an upsert of the page writes in another table: such pages go change
+  ** by change too. */
   int rc = sqlite3_prepare_v2(
       c->db, "SELECT EXISTS (SELECT 1 FROM sync_outbox), (SELECT * FROM pragma_foreign_keys)", -1,
       &p, 0);
@@ -355,8 +359,9 @@ static int apply_fast(SyncCtx *c, const char *json, sqlite3_int64 *pN) {
   *pN = 0;
   while (rc == SQLITE_OK && sqlite3_step(p) == SQLITE_ROW) {
     *pN += sqlite3_column_int64(p, 4);
+    sqlite3_int64 upserts = sqlite3_column_int64(p, 1), deletes = sqlite3_column_int64(p, 2);
     if (sqlite3_column_type(p, 0) != SQLITE_TEXT || sqlite3_column_int64(p, 3) != 0 ||
-        (fk && sqlite3_column_int64(p, 2) != 0)) {
+        (deletes != 0 && (fk || upserts != 0))) {
       rc = SQLITE_ABORT;
       break;
     }
@@ -365,12 +370,11 @@ static int apply_fast(SyncCtx *c, const char *json, sqlite3_int64 *pN) {
     sqlite3_int64 written = 0;
     rc = table_get(c, (const char *)sqlite3_column_text(p, 0), 1, &t, &zErr);
     sqlite3_free(zErr);
-    if (rc == SQLITE_OK)
-      rc = fast_table(c, t, json, pending, sqlite3_column_int64(p, 2) > 0, &written);
+    if (rc == SQLITE_OK) rc = fast_table(c, t, json, pending, deletes > 0, &written);
     if (rc == SQLITE_OK) {
       /* Each upsert written counts one change (DO NOTHING, for a table that
       ** is all key, counts none): fewer means some rows lacked a column. */
-      if (written != sqlite3_column_int64(p, 1)) restNeeded = 1;
+      if (written != upserts) restNeeded = 1;
       sqlite3_str_appendall(rest, " AND NOT ");
       fast_cond(rest, t, pending, 0);
     }
