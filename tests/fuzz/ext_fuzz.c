@@ -21,6 +21,11 @@
 **     PRAGMA integrity_check, and the extension still works on it
 **     (sync_pending() and sync_push_batch() succeed, the latter with valid
 **     JSON or NULL when nothing waits);
+**   - on success, the same input split into one call per change (or
+**     result), in order, then one with the rest of the envelope (cursor,
+**     last_mutation_id, ...), succeeds call by call and leaves the same
+**     database with the same total count: however a page is applied
+**     (set-based or change by change), it must end as page order says;
 **   - after the rollback the database equals the baseline again.
 ** A failed check aborts with the input's effect printed.
 */
@@ -33,6 +38,9 @@
 #ifndef FZ_FN
 #error "build with -DFZ_FN=\"sync_apply\" or -DFZ_FN=\"sync_ack\""
 #endif
+
+/* The array of the input that holds the changes (or results). */
+#define FZ_ARRAY (strcmp(FZ_FN, "sync_apply") == 0 ? "changes" : "results")
 
 int sqlite3_sync_init(sqlite3 *, char **, const sqlite3_api_routines *);
 
@@ -64,14 +72,16 @@ static char *fz_text(const char *sql) {
 }
 
 /* Builds fz_dump_sql from the schema: for each table, all rows with every
-** column quote()d, in a fixed order; and sqlite_master itself. */
+** column quote()d, in a fixed order; and sqlite_master itself. The time a
+** mutation was refused (sync_rejected.rejected_at) is left out: it is the
+** clock's, not the input's. */
 static void fz_build_dump(void) {
   char *tables = fz_text(
       "SELECT group_concat("
       " '(SELECT ' || quote(m.name) || ' || '':'' || ifnull(group_concat(r, ''|''), '''') FROM"
-      " (SELECT ' || (SELECT group_concat('quote(' || quote(c.name) || ')', '||'',''||')"
-      "               FROM pragma_table_info(m.name) c) ||"
-      " ' AS r FROM ' || quote(m.name) || ' ORDER BY 1))', ' || char(10) || ')"
+      " (SELECT ' || (SELECT group_concat(printf('quote(\"%w\")', c.name), '||'',''||')"
+      "               FROM pragma_table_info(m.name) c WHERE c.name <> 'rejected_at') ||"
+      " ' AS r FROM ' || printf('\"%w\"', m.name) || ' ORDER BY 1))', ' || char(10) || ')"
       " FROM sqlite_master m WHERE m.type = 'table' AND m.name <> 'sqlite_sequence'"
       " ORDER BY m.name");
   fz_dump_sql = sqlite3_mprintf("SELECT %s || char(10) || (SELECT group_concat(quote(type) || "
@@ -129,28 +139,110 @@ static void fz_check_works(void) {
   sqlite3_finalize(s);
 }
 
+/* Calls FZ_FN on arg[0..n) (as a blob or text). Returns the SQLite code;
+** *pCount gets the result on success, *pMsg (malloc'd) the error message
+** otherwise. */
+static int fz_call(const void *arg, int n, int blob, sqlite3_int64 *pCount, char **pMsg) {
+  sqlite3_stmt *s = 0;
+  if (sqlite3_prepare_v2(fz_db, "SELECT " FZ_FN "(?1)", -1, &s, 0) != SQLITE_OK)
+    fz_fail("prepare", sqlite3_errmsg(fz_db));
+  if (blob)
+    sqlite3_bind_blob(s, 1, arg, n, SQLITE_TRANSIENT);
+  else
+    sqlite3_bind_text(s, 1, arg, n, SQLITE_TRANSIENT);
+  int rc = sqlite3_step(s);
+  *pMsg = 0;
+  if (rc == SQLITE_ROW) {
+    if (sqlite3_column_type(s, 0) != SQLITE_INTEGER || sqlite3_column_int64(s, 0) < 0)
+      fz_fail("result is not a count", (const char *)sqlite3_column_text(s, 0));
+    *pCount = sqlite3_column_int64(s, 0);
+  } else {
+    *pMsg = strdup(sqlite3_errmsg(fz_db));
+    if (!*pMsg) abort();
+  }
+  sqlite3_finalize(s);
+  return rc;
+}
+
+/* The input (valid JSON text without NUL) applied in parts, from the
+** baseline: one call per element of FZ_ARRAY, then for sync_apply the
+** envelope without changes. Returns the database dump; *pCount gets the
+** sum of the counts. */
+static char *fz_split(const char *json, int n, sqlite3_int64 *pCount) {
+  sqlite3_stmt *s = 0;
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "SELECT json_object('%s', json_array(value)) FROM json_each(?1, '$.%s') ORDER BY key",
+           FZ_ARRAY, FZ_ARRAY);
+  if (sqlite3_prepare_v2(fz_db, sql, -1, &s, 0) != SQLITE_OK) fz_fail(sql, sqlite3_errmsg(fz_db));
+  sqlite3_bind_text(s, 1, json, n, SQLITE_TRANSIENT);
+  *pCount = 0;
+  while (sqlite3_step(s) == SQLITE_ROW) {
+    const char *part = (const char *)sqlite3_column_text(s, 0);
+    sqlite3_int64 k = 0;
+    char *msg = 0;
+    if (fz_call(part, -1, 0, &k, &msg) != SQLITE_ROW) {
+      fprintf(stderr, "part: %s\n", part);
+      fz_fail("the whole input succeeded, one of its parts alone fails", msg);
+    }
+    *pCount += k;
+  }
+  sqlite3_finalize(s);
+  if (strcmp(FZ_FN, "sync_apply") == 0) {
+    char *rest = 0, *msg = 0;
+    sqlite3_int64 k = 0;
+    if (sqlite3_prepare_v2(fz_db, "SELECT json_set(?1, '$.changes', json_array())", -1, &s, 0) !=
+        SQLITE_OK)
+      fz_fail("json_set", sqlite3_errmsg(fz_db));
+    sqlite3_bind_text(s, 1, json, n, SQLITE_TRANSIENT);
+    if (sqlite3_step(s) != SQLITE_ROW) fz_fail("json_set", sqlite3_errmsg(fz_db));
+    rest = strdup((const char *)sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    if (!rest) abort();
+    if (fz_call(rest, -1, 0, &k, &msg) != SQLITE_ROW)
+      fz_fail("the whole input succeeded, its envelope alone fails", msg);
+    *pCount += k;
+    free(rest);
+  }
+  return fz_text(fz_dump_sql);
+}
+
+/* Whether data[0..n) is JSON text that fz_split can take apart as the
+** extension reads it (as a C string, so no NUL inside). */
+static int fz_splittable(const unsigned char *data, size_t n) {
+  if (memchr(data, 0, n)) return 0;
+  sqlite3_stmt *s = 0;
+  if (sqlite3_prepare_v2(fz_db, "SELECT json_valid(?1)", -1, &s, 0) != SQLITE_OK) abort();
+  sqlite3_bind_text(s, 1, (const char *)data, (int)n, SQLITE_STATIC);
+  int ok = sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 0) == 1;
+  sqlite3_finalize(s);
+  return ok;
+}
+
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
   if (!fz_db) fz_setup();
   if (size < 1) return 0;
   int blob = data[0] == 'B';
   fz_exec("SAVEPOINT fz");
-  sqlite3_stmt *s = 0;
-  if (sqlite3_prepare_v2(fz_db, "SELECT " FZ_FN "(?1)", -1, &s, 0) != SQLITE_OK)
-    fz_fail("prepare", sqlite3_errmsg(fz_db));
-  if (blob)
-    sqlite3_bind_blob(s, 1, data + 1, (int)size - 1, SQLITE_TRANSIENT);
-  else
-    sqlite3_bind_text(s, 1, (const char *)data + 1, (int)size - 1, SQLITE_TRANSIENT);
-  int rc = sqlite3_step(s);
+  sqlite3_int64 count = 0;
+  char *msg = 0;
+  int rc = fz_call(data + 1, (int)size - 1, blob, &count, &msg);
   if (rc == SQLITE_ROW) {
-    if (sqlite3_column_type(s, 0) != SQLITE_INTEGER || sqlite3_column_int64(s, 0) < 0)
-      fz_fail("result is not a count", (const char *)sqlite3_column_text(s, 0));
-    sqlite3_finalize(s);
     fz_check_works();
+    if (!blob && fz_splittable(data + 1, size - 1)) {
+      char *whole = fz_text(fz_dump_sql);
+      fz_exec("ROLLBACK TO fz");
+      sqlite3_int64 parts = 0;
+      char *split = fz_split((const char *)data + 1, (int)size - 1, &parts);
+      if (strcmp(whole, split) != 0) {
+        fprintf(stderr, "whole:\n%s\nin parts:\n%s\n", whole, split);
+        fz_fail("the input in parts ends otherwise than whole", 0);
+      }
+      if (parts != count) fz_fail("the counts of the parts do not add up", 0);
+      free(whole);
+      free(split);
+    }
   } else {
-    char *msg = strdup(sqlite3_errmsg(fz_db));
-    sqlite3_finalize(s);
-    if (!msg) abort();
     if (strncmp(msg, FZ_FN ": ", strlen(FZ_FN) + 2) != 0) fz_fail("error not naming " FZ_FN, msg);
     char *now = fz_text(fz_dump_sql);
     if (strcmp(now, fz_baseline) != 0) {

@@ -129,9 +129,9 @@ static char *fz_dump(sqlite3 *db) {
       db,
       "SELECT 'SELECT ' || group_concat("
       " '(SELECT ' || quote(m.name) || ' || '':'' || ifnull(group_concat(r, ''|''), '''') FROM"
-      " (SELECT ' || (SELECT group_concat('quote(' || quote(c.name) || ')', '||'',''||')"
+      " (SELECT ' || (SELECT group_concat(printf('quote(\"%w\")', c.name), '||'',''||')"
       "               FROM pragma_table_info(m.name) c) ||"
-      " ' AS r FROM ' || quote(m.name) || ' ORDER BY 1))', ' || char(10) || ')"
+      " ' AS r FROM ' || printf('\"%w\"', m.name) || ' ORDER BY 1))', ' || char(10) || ')"
       " FROM (SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name) m",
       0);
   char *r = fz_text(db, sql, 0);
