@@ -82,11 +82,9 @@ static void fz_build_dump(void) {
       " (SELECT ' || (SELECT group_concat(printf('quote(\"%w\")', c.name), '||'',''||')"
       "               FROM pragma_table_info(m.name) c WHERE c.name <> 'rejected_at') ||"
       " ' AS r FROM ' || printf('\"%w\"', m.name) || ' ORDER BY 1))', ' || char(10) || ')"
-      " FROM sqlite_master m WHERE m.type = 'table' AND m.name <> 'sqlite_sequence'"
-      " ORDER BY m.name");
+      " FROM sqlite_master m WHERE m.type = 'table'");
   fz_dump_sql = sqlite3_mprintf("SELECT %s || char(10) || (SELECT group_concat(quote(type) || "
-                                "quote(name) || quote(sql), '|') FROM sqlite_master) || "
-                                "(SELECT group_concat(name || seq) FROM sqlite_sequence)",
+                                "quote(name) || quote(sql), '|') FROM sqlite_master)",
                                 tables);
   free(tables);
   if (!fz_dump_sql) abort();
