@@ -685,6 +685,7 @@ typedef struct Worker {
   sync_conf cfg;
   Chan ch[CH_N];
   int wantPush, wantPull, resync, authBlocked, online, forced;
+  int pushedLast;           /* the last transfer started was a push: a due pull goes next */
   int64_t batch, pullLimit; /* current sizes: halved after 413 / a page over max_body */
   sse_parser *sse;
   size_t sseCap; /* the parser's line and event cap */
@@ -872,6 +873,12 @@ static int chan_start(Worker *w, int i, const char *url, const char *post, const
   return 0;
 }
 
+static int has_cursor(Worker *w) {
+  char *cursor = meta_text(w->db, "cursor");
+  sqlite3_free(cursor);
+  return cursor != 0;
+}
+
 static void start_push(Worker *w) {
   char *body = 0, *err = 0;
   int rc = sql_call(w->db, "SELECT sync_push_batch(?1)", 0, w->batch, &body, 0, &err);
@@ -888,6 +895,7 @@ static void start_push(Worker *w) {
   w->batchBody = body;
   trace("push", body);
   char *url = http_url(w->url, "/push", 0, 0);
+  w->pushedLast = 1;
   chan_start(w, CH_PUSH, url, body, 0);
   sqlite3_free(url);
 }
@@ -899,6 +907,7 @@ static void start_pull(Worker *w) {
   snprintf(lim, sizeof lim, "%lld", (long long)w->pullLimit);
   const char *q[] = {"client_id", w->client, "cursor", cursor, "limit", lim, "pending_from", from};
   char *url = http_url(w->url, "/pull", q, 4);
+  w->pushedLast = 0;
   chan_start(w, CH_PULL, url, 0, 0);
   sqlite3_free(url);
   sqlite3_free(cursor);
@@ -1178,9 +1187,14 @@ static void schedule(Worker *w, int64_t now) {
     return;
   }
   /* Push and pull take turns: a pull answered after a push committed could
-  ** confirm that batch (last_mutation_id) before its answer is acked. */
+  ** confirm that batch (last_mutation_id) before its answer is acked. A due
+  ** pull goes before the next push, so steady writes cannot starve it. With
+  ** no cursor yet the pull goes first: an initial sync sends live rows only,
+  ** so a row pushed before it and deleted by another client would stay. */
   int host = host_busy(w);
-  if (w->wantPush && !host && !c[CH_PUSH].active && !c[CH_PULL].active && now >= c[CH_PUSH].at)
+  int pullTurn = w->wantPull && now >= c[CH_PULL].at && w->pushedLast;
+  if (w->wantPush && !host && !c[CH_PUSH].active && !c[CH_PULL].active && now >= c[CH_PUSH].at &&
+      !pullTurn && has_cursor(w))
     start_push(w);
   if (!w->online) return;
   if (w->wantPull && !host && !c[CH_PULL].active && !c[CH_PUSH].active && now >= c[CH_PULL].at)

@@ -53,5 +53,37 @@ class LostPushAnswer(ProxyTest):
         self.assertEqual(a.todos(), [("ok", "fine", 0)])
 
 
+class FirstPull(ProxyTest):
+    def test_row_pushed_before_the_first_pull_and_deleted_elsewhere(self):
+        """While the first pull fails, a row is written here; another client
+        deletes it on the server once it is there. The client must not keep
+        it: its first pull, without a cursor, sends live rows only and so
+        no delete (the worker used to push before it had ever pulled)."""
+        s = self.syncd()
+        p = self.proxy(s)
+        p.burst_code = 503
+        failing = {"until": time.monotonic() + 2.0}
+
+        def fail_pulls(method, path):
+            if time.monotonic() < failing["until"] and path.startswith(("/pull", "/events")):
+                return "burst"
+            return None
+        p.force = fail_pulls
+        a = self.client("a", p.url, {"backoff_min_ms": 50, "backoff_max_ms": 100})
+        a.db.execute("INSERT INTO todos VALUES('x', 'gone soon', 0)")
+        a.one("SELECT sync_start()")
+        wait_for(lambda: s.query("SELECT count(*) FROM todos")[0][0] == 1, timeout=20,
+                 what="x on the server")
+        s.push("other", [{"id": 1, "table": "todos", "op": "delete", "pk": {"id": "x"}}])
+        wait_for(lambda: time.monotonic() > failing["until"], what="pulls working")
+        head = s.get("/pull?client_id=x")["cursor"]
+        wait_for(lambda: a.one("SELECT value FROM sync_meta WHERE key = 'cursor'") == head,
+                 what="a caught up")
+        wait_for(lambda: a.one("SELECT sync_pending()") == 0, what="a drained")
+        self.assertEqual(a.todos(), [])
+        self.assertEqual(s.query("SELECT count(*) FROM todos")[0][0], 0)
+        self.assertGreater(p.counts["http_5xx"], 0, "no pull failed")
+
+
 if __name__ == "__main__":
     unittest.main()
