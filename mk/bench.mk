@@ -14,3 +14,18 @@ bench/bench: bench/bench.c
 
 bench: bench/bench $(EXT)
 	./bench/bench $(EXT) $(BENCH_ARGS)
+
+# The network figures (issue 6, 4 to 8): a real syncd on loopback and
+# clients loading the extension (bench/net/netbench.py; needs a python whose
+# sqlite3 module can load extensions, and tests/pg_env.sh's PostgreSQL for
+# the second half of figure 7). Takes about 15 minutes.
+#
+#   make bench-net                                all of it
+#   make bench-net NETBENCH_ARGS="--quick"        small sizes, a smoke run
+#   make bench-net NETBENCH_ARGS="--only 4,6"     some figures
+.PHONY: bench-net
+NETBENCH_ARGS ?=
+NETBENCH_PYTHON ?= /usr/bin/python3
+
+bench-net: $(EXT) server/syncd
+	$(NETBENCH_PYTHON) bench/net/netbench.py $(NETBENCH_ARGS)
