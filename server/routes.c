@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "../ext/value.h"
+#include "conns.h"
 #include "request.h"
 #include "routes.h"
 
@@ -198,6 +199,7 @@ static enum MHD_Result do_events(const server_ctx *ctx, struct MHD_Connection *c
     return answer_error(c, rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
   struct MHD_Response *r;
   int status = events_start(ctx, c, client, copy, &r);
+  if (status == MHD_HTTP_OK) conns_phase(c, CONN_STREAM);
   return answer(c, rq, status, r);
 }
 
@@ -259,11 +261,13 @@ enum MHD_Result routes_handle(void *cls, struct MHD_Connection *c, const char *u
     clock_gettime(CLOCK_MONOTONIC, &rq->start);
     rq->line = sqlite3_mprintf("%s %s", method, url);
     *req_cls = rq;
+    conns_phase(c, CONN_BODY);
     return on_head(ctx, c, rq, url, method);
   }
   if (*upload_data_size) {
     size_t n = *upload_data_size;
     *upload_data_size = 0;
+    conns_body(c, n);
     if (!rq->too_big && rq->n + n > ctx->max_body) {
       rq->too_big = 1;
       sqlite3_free(sqlite3_str_finish(rq->body));
@@ -275,6 +279,7 @@ enum MHD_Result routes_handle(void *cls, struct MHD_Connection *c, const char *u
     sqlite3_str_append(rq->body, upload_data, (int)n);
     return sqlite3_str_errcode(rq->body) == SQLITE_OK ? MHD_YES : MHD_NO;
   }
+  conns_phase(c, CONN_BUSY);
   if (strcmp(url, "/health") == 0) {
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
       return not_allowed(c, rq, "GET, HEAD");
@@ -290,8 +295,8 @@ void routes_completed(void *cls, struct MHD_Connection *c, void **req_cls,
                       enum MHD_RequestTerminationCode toe) {
   const server_ctx *ctx = cls;
   request *rq = *req_cls;
-  (void)c;
   (void)toe;
+  conns_phase(c, CONN_IDLE);
   if (!rq) return;
   if (ctx->verbose) {
     struct timespec now;

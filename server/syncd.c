@@ -7,6 +7,7 @@
 **                [--verbose]
 **                [--heartbeat SECONDS] [--max-body BYTES]
 **                [--max-tombstones N] [--max-connections N]
+**                [--request-timeout SECONDS]
 **
 **   server/syncd --client-secret KEY --issue-token CLIENT_ID
 **                prints CLIENT_ID's token (auth.c) and exits.
@@ -26,6 +27,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "conns.h"
 #include "routes.h"
 
 static void usage(void) {
@@ -33,6 +35,7 @@ static void usage(void) {
                   "             [--token SECRET] [--client-secret KEY] [--verbose]\n"
                   "             [--heartbeat SECONDS] [--max-body BYTES]\n"
                   "             [--max-tombstones N] [--max-connections N]\n"
+                  "             [--request-timeout SECONDS]\n"
                   "       syncd --client-secret KEY --issue-token CLIENT_ID\n");
   exit(2);
 }
@@ -96,7 +99,7 @@ static socklen_t parse_listen(const char *spec, struct sockaddr_storage *addr) {
 
 int main(int argc, char **argv) {
   const char *listen = 0, *schema = 0, *dbpath = 0, *pg = 0, *issue = 0;
-  long long max_conn = 1024, max_tomb = 0;
+  long long max_conn = 1024, max_tomb = 0, request_timeout = 10;
   server_ctx ctx = {.max_body = 16u << 20, .heartbeat = 15, .timeout = 60};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -126,6 +129,8 @@ int main(int argc, char **argv) {
       ctx.max_body = (size_t)number_arg(a, v, 1, INT_MAX);
     else if (strcmp(a, "--max-tombstones") == 0)
       max_tomb = number_arg(a, v, 0, LLONG_MAX);
+    else if (strcmp(a, "--request-timeout") == 0)
+      request_timeout = number_arg(a, v, 1, 3600);
     else if (strcmp(a, "--max-connections") == 0)
       max_conn = number_arg(a, v, 1, 100000);
     else
@@ -174,15 +179,21 @@ int main(int argc, char **argv) {
     return 1;
   }
 
-  struct MHD_Daemon *d =
-      MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                           MHD_USE_POLL | MHD_USE_ERROR_LOG,
-                       0, 0, 0, routes_handle, &ctx, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-                       MHD_OPTION_CONNECTION_LIMIT, (unsigned int)max_conn,
-                       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)ctx.timeout,
-                       MHD_OPTION_NOTIFY_COMPLETED, routes_completed, &ctx, MHD_OPTION_END);
+  if (conns_start((unsigned)max_conn, (int)request_timeout)) {
+    fprintf(stderr, "syncd: cannot start a thread\n");
+    ctx.st->m->close(ctx.st);
+    return 1;
+  }
+  struct MHD_Daemon *d = MHD_start_daemon(
+      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
+          MHD_USE_ERROR_LOG,
+      0, 0, 0, routes_handle, &ctx, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+      MHD_OPTION_CONNECTION_LIMIT, (unsigned int)max_conn, MHD_OPTION_CONNECTION_TIMEOUT,
+      (unsigned int)ctx.timeout, MHD_OPTION_NOTIFY_COMPLETED, routes_completed, &ctx,
+      MHD_OPTION_NOTIFY_CONNECTION, conns_notify, NULL, MHD_OPTION_END);
   if (!d) {
     fprintf(stderr, "syncd: cannot listen on %s\n", listen);
+    conns_stop();
     ctx.st->m->close(ctx.st);
     return 1;
   }
@@ -202,6 +213,7 @@ int main(int argc, char **argv) {
   sigwait(&sigs, &sig);
   if (ctx.verbose) fprintf(stderr, "syncd: signal %d, shutting down\n", sig);
   events_shutdown();
+  conns_stop();
   MHD_stop_daemon(d);
   ctx.st->m->close(ctx.st);
   return 0;
