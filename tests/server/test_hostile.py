@@ -11,6 +11,8 @@ import hmac
 import http.client
 import json
 import os
+import resource
+import select
 import shutil
 import socket
 import subprocess
@@ -398,6 +400,122 @@ class HostileTests:
                             (junk[:40], data[:200]))
         self.assertEqual(s.request("GET", "/health")[0], 200)
         self.assertEqual(self.last_id(s, "c1"), 0)
+
+    # ---- slow and idle connections ----
+
+    def drip_until_closed(self, socks, data, limit, every=0.5):
+        """Send data one byte at a time, every `every` seconds, on each
+        socket; returns how long each survived (None: still open at limit)."""
+        t0 = time.monotonic()
+        alive = {k: 0 for k in socks}
+        lived = {}
+        while alive and time.monotonic() - t0 < limit:
+            for k in list(alive):
+                i = alive[k]
+                try:
+                    k.send(data[i % len(data):i % len(data) + 1])
+                    alive[k] = i + 1
+                except OSError:
+                    lived[k] = time.monotonic() - t0
+                    del alive[k]
+            # readable: closed, or answered (408) before the request was
+            # complete, which ends it too
+            ready, _, _ = select.select(list(alive), [], [], every)
+            for k in ready:
+                lived[k] = time.monotonic() - t0
+                del alive[k]
+        return [lived.get(k) for k in socks]
+
+    def test_slowloris_head_and_body_time_out(self):
+        s = self.server("--request-timeout", "2")
+        head = b"GET /pull?client_id=c1 HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: aaaa\r\n" * 50
+        body_head = (b"POST /push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100000\r\n\r\n")
+        heads = [socket.create_connection((s.host, s.port), timeout=10) for _ in range(5)]
+        bodies = [socket.create_connection((s.host, s.port), timeout=10) for _ in range(5)]
+        for k in bodies:
+            k.sendall(body_head)
+        t0 = time.monotonic()
+        lived = self.drip_until_closed(heads + bodies, head, 20)
+        # meanwhile a normal client was served (checked right after)
+        self.assertEqual(s.request("GET", "/health", timeout=5)[0], 200)
+        for k in heads + bodies:
+            k.close()
+        for t in lived:
+            self.assertIsNotNone(t, lived)  # cut, not left hanging for 20 s
+            self.assertLess(t, 10, lived)   # 2 s allowed, plus the machine's noise
+        self.assertLess(time.monotonic() - t0, 15)
+        self.assertEqual(self.last_id(s, "c1"), 0)
+
+    def test_the_request_timeout_spares_streams_and_answers(self):
+        s = self.server("--request-timeout", "1", "--heartbeat", "1")
+        ev = s.events("c1")
+        self.assertEqual(ev.status, 200)
+        # a stream outlives the request timeout: heartbeats keep coming
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 3.5:
+            self.assertEqual(ev.next(5)[0], "comment")
+        ev.close()
+        # a kept-alive connection is closed once idle past the timeout, but
+        # serves requests sent in time
+        conn = http.client.HTTPConnection(s.host, s.port, timeout=10)
+        for _ in range(3):
+            conn.request("GET", "/health")
+            self.assertEqual(conn.getresponse().read(), b'{"ok":true}')
+            time.sleep(0.3)
+        sock = conn.sock
+        sock.settimeout(10)
+        t0 = time.monotonic()
+        self.assertEqual(sock.recv(10), b"")
+        self.assertLess(time.monotonic() - t0, 8)
+        conn.close()
+
+    def test_ten_thousand_idle_connections(self):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = min(hard, 20000)
+        if soft < want:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        n = min(10000, want - 500)
+        s = self.server("--max-connections", "1024")
+        socks = []
+        try:
+            for _ in range(n):
+                k = socket.socket()
+                k.setblocking(False)
+                k.connect_ex((s.host, s.port))
+                socks.append(k)
+            time.sleep(1.5)  # past the grace a fresh connection gets
+            # a normal client is served while they sit there
+            for i in range(5):
+                t0 = time.monotonic()
+                res = s.push("c1", [ins(i + 1, f"a{i}")])
+                self.assertEqual(res[0]["status"], "applied")
+                self.assertEqual(self.last_id(s, "c1"), i + 1)
+                self.assertLess(time.monotonic() - t0, 10)
+            threads = len(os.listdir(f"/proc/{s.proc.pid}/task"))
+            self.assertLess(threads, 1024 + 32)  # capped: one thread per connection
+            ev = s.events("c1")  # streams get a slot too
+            self.assertEqual(ev.status, 200)
+            ev.close()
+        finally:
+            for k in socks:
+                k.close()
+        self.assertEqual(s.request("GET", "/health")[0], 200)
+        self.assertEqual(n, 10000, "ulimit -n too low for 10k connections")
+
+    def test_pressure_never_cuts_streams(self):
+        s = self.server("--max-connections", "8", "--heartbeat", "1")
+        streams = [s.events("w") for _ in range(4)]
+        idle = [socket.create_connection((s.host, s.port), timeout=10) for _ in range(20)]
+        time.sleep(1.5)
+        for _ in range(3):
+            self.assertEqual(s.request("GET", "/health", timeout=5)[0], 200)
+        s.push("c1", [ins(1, "a")])
+        for ev in streams:  # every stream still delivers
+            self.assertEqual(ev.next_event(10)["data"]["changes"][0]["pk"], {"id": "a"})
+            ev.close()
+        for k in idle:
+            k.close()
 
 
 class SqliteHostileTest(HostileTests, unittest.TestCase):
