@@ -10,9 +10,10 @@
 **     connection opening or of the previous answer;
 **   - a body must arrive at an average of at least MIN_RATE bytes a second
 **     after the same grace;
-**   - once the open connections pass the cap less a reserve, the longest
-**     idle ones (waiting for a head for at least GRACE_MS) are closed at
-**     once, so a new client always finds a free slot.
+**   - when a new connection brings the open ones past the cap less a
+**     reserve, the longest idle ones (waiting for a head) are closed at
+**     once, so a new client always finds a free slot: a pile of idle
+**     connections only ever pushes out its own oldest.
 ** A connection is closed with shutdown(2) on its socket: its own thread
 ** then sees the end of input and MHD closes it normally. Event streams and
 ** requests being answered are never cut here.
@@ -25,7 +26,6 @@
 #include <time.h>
 
 #define MIN_RATE 1024 /* bytes per second */
-#define GRACE_MS 1000 /* a fresh connection's time to send its head */
 #define TICK_MS 200
 
 typedef struct conn {
@@ -57,20 +57,22 @@ static void cut(conn *k) {
   shutdown(k->fd, SHUT_RDWR);
 }
 
-/* Over the cap less the reserve: close the longest idle connections. */
-static void relieve(long long now) {
-  unsigned live = 0;
+/* Over the cap less the reserve: close the longest idle connections but
+** the newcomer. Connections already shut down still count until their
+** threads have closed them, as they do for libmicrohttpd's own limit. */
+static void relieve(const conn *newcomer) {
+  unsigned open = 0;
   for (conn *k = all; k; k = k->next)
-    live += !k->cut;
-  while (live + reserve > cap) {
+    open++;
+  while (open + reserve > cap) {
     conn *oldest = 0;
     for (conn *k = all; k; k = k->next)
-      if (!k->cut && k->phase == CONN_IDLE && now - k->since >= GRACE_MS &&
+      if (!k->cut && k != newcomer && k->phase == CONN_IDLE &&
           (!oldest || k->since < oldest->since))
         oldest = k;
     if (!oldest) return;
     cut(oldest);
-    live--;
+    open--;
   }
 }
 
@@ -85,7 +87,6 @@ static void *watch(void *unused) {
           now - k->since > timeout_ms + (long long)(k->body * 1000 / MIN_RATE))
         cut(k);
     }
-    relieve(now);
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_nsec += TICK_MS * 1000000L;
@@ -101,7 +102,9 @@ static void *watch(void *unused) {
 
 int conns_start(unsigned limit, int timeout) {
   cap = limit;
-  reserve = limit / 16 ? limit / 16 : 1;
+  /* 1/16 of the cap, but a few slots even for a small one */
+  reserve = limit / 16 > 4 ? limit / 16 : limit / 2 < 4 ? limit / 2 : 4;
+  if (!reserve) reserve = 1;
   timeout_ms = (long long)timeout * 1000;
   running = 1;
   if (pthread_create(&watcher, 0, watch, 0) == 0) return 0;
@@ -136,7 +139,7 @@ void conns_notify(void *cls, struct MHD_Connection *c, void **socket_ctx,
     k->next = all;
     if (all) all->prev = k;
     all = k;
-    relieve(k->since);
+    relieve(k);
     pthread_mutex_unlock(&mu);
     *socket_ctx = k;
     return;
