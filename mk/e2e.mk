@@ -16,21 +16,11 @@ demo:
 	@$(MAKE) --no-print-directory $(EXT) server/syncd
 	E2E_PYTHON=$(E2E_PYTHON) bash tests/demo.sh
 
-# The worker's threads under ThreadSanitizer and AddressSanitizer: the whole
-# extension and a C driver (tests/e2e/worker_driver.c) built with each.
-.PHONY: test-e2e-san
-SAN_DIR   = build/san
-SAN_tsan  = -fsanitize=thread
-SAN_asan  = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+# The worker's threads under ThreadSanitizer and AddressSanitizer: a C
+# driver (tests/e2e/worker_driver.c) and the extension and syncd, all built
+# with each (mk/san.mk); make asan and make tsan run these too.
+.PHONY: test-e2e-san test-e2e-asan test-e2e-tsan
+test-e2e-san: test-e2e-asan test-e2e-tsan
 
-$(SAN_DIR)/sync_%.so: $(EXT_SRC) $(wildcard ext/*.h)
-	@mkdir -p $(SAN_DIR)
-	$(CC) $(EXT_CFLAGS) -O1 -g $(SAN_$*) -shared -o $@ $(EXT_SRC) $(EXT_LIBS)
-
-$(SAN_DIR)/driver_%: tests/e2e/worker_driver.c
-	@mkdir -p $(SAN_DIR)
-	$(CC) $(WARN) -O1 -g $(SAN_$*) -o $@ $< -lsqlite3 -lpthread
-
-test-e2e-san: server/syncd $(SAN_DIR)/sync_tsan.so $(SAN_DIR)/driver_tsan \
-              $(SAN_DIR)/sync_asan.so $(SAN_DIR)/driver_asan
-	$(E2E_PYTHON) tests/e2e/san.py $(SAN_DIR)
+test-e2e-asan test-e2e-tsan: test-e2e-%: %-build
+	/usr/bin/python3 tests/e2e/san.py $* build/$*

@@ -21,20 +21,14 @@ test-sql-valgrind: $(EXT)
 	SQL_WRAP="valgrind -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99" \
 	  bash tests/run_sql.sh $(SQL_VALGRIND_TESTS)
 
-# The SQL tests against an AddressSanitizer + UBSan build of the extension,
-# loaded into the stock sqlite3 shell with the sanitizer runtimes preloaded.
+# The SQL tests against the AddressSanitizer + UBSan build of the extension
+# (mk/san.mk), loaded into the stock sqlite3 shell with the sanitizer
+# runtimes preloaded; make asan runs them with every other suite.
 # intercept_tls_get_addr=0: LeakSanitizer's record of dynamic TLS blocks goes
 # wrong with this glibc (a range like 0x3e-0x1000001140) and its tracer then
 # crashes at exit ("Tracer caught signal 11"), depending only on the heap's
 # layout; leaks are still checked, dynamic TLS is just not scanned for roots.
-ASAN_EXT = build/asan/sync.$(SO)
-CLEAN_EXTRA += $(ASAN_EXT)
-$(ASAN_EXT): $(EXT_SRC) $(wildcard ext/*.h)
-	@mkdir -p $(dir $@)
-	$(CC) $(EXT_CFLAGS) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined \
-	  -fno-omit-frame-pointer -shared -o $@ $(EXT_SRC) $(EXT_LIBS)
-
 .PHONY: test-sql-asan
-test-sql-asan: $(ASAN_EXT)
-	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so):$$($(CC) -print-file-name=libubsan.so)" \
-	  ASAN_OPTIONS=detect_leaks=1:intercept_tls_get_addr=0 SYNC_EXT=$(abspath $(ASAN_EXT)) bash tests/run_sql.sh
+test-sql-asan: asan-build
+	SYNC_TEST_PRELOAD="$$($(CC) -print-file-name=libasan.so):$$($(CC) -print-file-name=libubsan.so)" \
+	  ASAN_OPTIONS=detect_leaks=1:intercept_tls_get_addr=0 SYNC_EXT=$(abspath build/asan/sync.$(SO)) bash tests/run_sql.sh

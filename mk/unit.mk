@@ -4,13 +4,15 @@
 #
 #   make test-unit            build and run every unit test
 #   make test-unit-asan       the same under -fsanitize=address,undefined
+#                             (host_test with the ASan build, mk/san.mk)
+#   make test-unit-tsan       host_test and the extension under ThreadSanitizer
 #   make test-unit-valgrind   the same under valgrind (memcheck)
 #
 # Each test prints a closing "NAME: N passed, N failed" line; the runner
 # adds them up into one closing "N passed, N failed" line (a test that
 # crashes or exits non-zero without failing a check counts one failure).
 
-.PHONY: test-unit test-unit-asan test-unit-valgrind
+.PHONY: test-unit test-unit-asan test-unit-tsan test-unit-valgrind
 TEST_TARGETS += test-unit
 
 # host_test loads the built extension into a C program instead of linking
@@ -52,8 +54,13 @@ test-unit: $(UNIT_TESTS) tests/unit/host_test $(EXT)
 	$(call unit_run,$(UNIT_TESTS),)
 	@./tests/unit/host_test $(EXT)
 
-test-unit-asan: $(UNIT_TESTS_ASAN)
+test-unit-asan: $(UNIT_TESTS_ASAN) asan-build
 	$(call unit_run,$(UNIT_TESTS_ASAN),env ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1)
+	@./build/asan/host_test build/asan/sync.$(SO)
+
+# Only host_test starts threads (a worker); the other unit tests have none.
+test-unit-tsan: tsan-build
+	@./build/tsan/host_test build/tsan/sync.$(SO)
 
 test-unit-valgrind: $(UNIT_TESTS)
 	$(call unit_run,$(UNIT_TESTS),valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite)

@@ -11,7 +11,8 @@
 # Environment: SYNC_EXT (the extension to test, default ext/sync.so),
 # SQLITE3 (shell to use, default sqlite3), SQL_WRAP (a command
 # prefix such as "valgrind --error-exitcode=99 -q"; its own complaints end up
-# in the output and so fail the diff).
+# in the output and so fail the diff), SYNC_TEST_PRELOAD (sanitizer runtimes
+# to preload into the shell when SYNC_EXT is a sanitizer build).
 set -u
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -22,6 +23,8 @@ ext=${SYNC_EXT:-$top/ext/sync.so}
 [ -f "$ext" ] || { echo "run_sql: build the extension first (make)"; exit 2; }
 shell=${SQLITE3:-sqlite3}
 wrap=${SQL_WRAP:-}
+# before stdbuf, which adds itself to LD_PRELOAD
+pre=${SYNC_TEST_PRELOAD:+env LD_PRELOAD=$SYNC_TEST_PRELOAD}
 command -v stdbuf >/dev/null && unbuf="stdbuf -o0 -e0" || unbuf=""
 
 if [ $# -gt 0 ]; then names=("$@"); else
@@ -36,7 +39,7 @@ for name in "${names[@]}"; do
     printf '.load ./sync\n.headers on\n.nullvalue NULL\n.echo on\n'
     cat "sql/$name.sql"
   } >"$work/input.sql"
-  (cd "$work" && $unbuf $wrap $shell -batch -init /dev/null test.db <input.sql >"$top/sql/results/$name.out" 2>&1)
+  (cd "$work" && $pre $unbuf $wrap $shell -batch -init /dev/null test.db <input.sql >"$top/sql/results/$name.out" 2>&1)
   rm -rf "$work"
   if [ $accept = 1 ]; then
     cp "sql/results/$name.out" "sql/$name.out"

@@ -22,8 +22,9 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-SYNCD = os.path.join(ROOT, "server", "syncd")
-EXT = os.path.join(ROOT, "ext", "sync")
+# SYNCD_TEST_BINARY and SYNC_EXT run other builds (make asan, make tsan).
+SYNCD = os.environ.get("SYNCD_TEST_BINARY") or os.path.join(ROOT, "server", "syncd")
+EXT = os.environ.get("SYNC_EXT") or os.path.join(ROOT, "ext", "sync")
 SCHEMA = os.path.join(HERE, "schema.sql")
 CLIENT_DDL = """
 CREATE TABLE IF NOT EXISTS todos(id TEXT PRIMARY KEY, title TEXT NOT NULL,
