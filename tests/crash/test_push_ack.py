@@ -31,8 +31,8 @@ ROUNDS = int(os.environ.get("CRASH_PUSH_ROUNDS") or 6)
 class Proxy:
     """A TCP proxy to syncd. With hold set, the first answer that follows a
     POST /push on a connection is kept from the client (curl does not
-    pipeline, so the next bytes from syncd are that push's answer) and
-    held is set."""
+    pipeline, so the next bytes from syncd are that push's answer), held is
+    set, and the connection stays open until drop()."""
 
     def __init__(self, port):
         self.port = port
@@ -43,9 +43,11 @@ class Proxy:
         self.url = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
         self.hold = threading.Event()
         self.held = threading.Event()
+        self.release = threading.Event()
         self.lock = threading.Lock()
         self.conns = []
-        threading.Thread(target=self.accept, daemon=True).start()
+        self.acceptor = threading.Thread(target=self.accept, daemon=True)
+        self.acceptor.start()
 
     def accept(self):
         while True:
@@ -56,7 +58,7 @@ class Proxy:
             s = socket.create_connection(("127.0.0.1", self.port))
             with self.lock:
                 self.conns += [c, s]
-            state = {"push": False}
+            state = {"push": False, "running": 2}
             threading.Thread(target=self.pipe, args=(c, s, state, True), daemon=True).start()
             threading.Thread(target=self.pipe, args=(s, c, state, False), daemon=True).start()
 
@@ -73,7 +75,8 @@ class Proxy:
                     state["push"] = False
                     if self.hold.is_set() and not self.held.is_set():
                         self.held.set()
-                        return  # the answer goes nowhere; drop() closes both ends
+                        self.release.wait()  # the client is killed meanwhile
+                        break
                 dst.sendall(data)
         except OSError:
             pass
@@ -82,15 +85,34 @@ class Proxy:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+        # The last of the pair closes both: closing a socket another thread
+        # still reads is a race on the descriptor.
+        with self.lock:
+            state["running"] -= 1
+            last = state["running"] == 0
+            if last:
+                for s in (src, dst):
+                    if s in self.conns:
+                        self.conns.remove(s)
+        if last:
+            src.close()
+            dst.close()
 
     def drop(self):
-        """Close every connection (the killed client's ones included)."""
+        """End every connection (the killed client's ones included): shut
+        down here, closed by their pipe threads."""
+        self.release.set()
         with self.lock:
-            conns, self.conns = self.conns, []
+            conns = list(self.conns)
         for s in conns:
-            s.close()
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def close(self):
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self.acceptor.join()
         self.sock.close()
         self.drop()
 
@@ -148,6 +170,7 @@ class PushAckKill(unittest.TestCase):
                                 f"server last id {self.last_id()}, outbox from {pending[:1]}")
             self.proxy.hold.clear()
             self.proxy.held.clear()
+            self.proxy.release.clear()
         print(f"\n  {ROUNDS} kills ({held} with a held push answer), {in_window} between "
               "push and ack", end=" ")
         self.assertGreater(in_window, 0)

@@ -7,8 +7,10 @@
 # builds are through the variables the suites honour:
 #   SYNC_EXT, HOSTILE_EXT           the extension (build/KIND/sync.so)
 #   SYNCD_TEST_BINARY, SYNCD        syncd (build/KIND/syncd)
-#   *_PYTHON                        the python that loads the extension:
-#                                   with the runtime in LD_PRELOAD
+#   E2E_PYTHON, *_PYTHON            the python that loads the extension:
+#                                   build/KIND/bin/python3, which runs
+#                                   /usr/bin/python3 with the runtime in
+#                                   LD_PRELOAD
 #   SYNC_TEST_PRELOAD               that runtime, for a runner starting
 #                                   other hosts (the sqlite3 shell, tclsh)
 #   SYNC_TEST_SLOW                  a factor for timeouts (code runs 2-10x
@@ -43,7 +45,18 @@ for f in ${rt//:/ }; do [ -f "$f" ] || { echo "$kind: no sanitizer runtime $f ($
 export SYNC_EXT=$build/sync.so HOSTILE_EXT=$build/sync.so
 export SYNCD_TEST_BINARY=$build/syncd SYNCD=$build/syncd
 export SYNC_TEST_PRELOAD=$rt SYNC_TEST_SLOW=${SYNC_TEST_SLOW:-5}
-py="env LD_PRELOAD=$rt /usr/bin/python3"
+# A python that starts with the runtime preloaded, as one path (runners
+# pass it on in the environment and start it without a shell). It is a
+# python script, not a shell one: sh and bash crash under a preloaded TSan.
+py=$build/bin/python3
+mkdir -p "$build/bin"
+cat >"$py" <<PY
+#!/usr/bin/python3 -S
+import os, sys
+os.environ["LD_PRELOAD"] = "$rt"
+os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv[1:])
+PY
+chmod +x "$py"
 export E2E_PYTHON="$py" HOSTILE_PYTHON="$py" CHAOS_PYTHON="$py" CRASH_PYTHON="$py"
 export BINDINGS_PYTHON=/usr/bin/python3
 
