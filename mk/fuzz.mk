@@ -6,13 +6,15 @@
 #   make test-fuzz    replay each target's seed corpus once (seconds; part of
 #                     make test when clang has libFuzzer, else one line saying
 #                     it was skipped)
+#   make fuzz-cov     line and branch coverage of the files each target aims
+#                     at, over the seeds and what runs have found
 #
 # Seed inputs live in tests/fuzz/corpus/NAME/ (kept in git, with every
 # reproducer a run has found); what a run discovers goes to
 # build/fuzz/corpus/NAME/, and crashes to build/fuzz/NAME-crash-*. A
 # tests/fuzz/NAME.dict, if there, is passed as the dictionary.
 
-.PHONY: fuzz test-fuzz fuzz-build
+.PHONY: fuzz test-fuzz fuzz-build fuzz-cov
 TEST_TARGETS += test-fuzz
 
 FUZZ_CC      ?= clang
@@ -27,30 +29,53 @@ FUZZ_ENV      = ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
 FUZZ_OK       = $(shell printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }' | \
                   $(FUZZ_CC) -fsanitize=fuzzer -x c -o /dev/null - >/dev/null 2>&1 && echo yes)
 
-build/fuzz/sse_fuzz: tests/fuzz/sse_fuzz.c ext/sse.c ext/sse.h ext/sqlite_api.h
-	@mkdir -p build/fuzz
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ tests/fuzz/sse_fuzz.c ext/sse.c $(FUZZ_LIBS)
-
+# Per target: its sources, extra flags and libraries, and the files it is
+# aimed at (what make fuzz-cov reports on).
+FUZZ_SRC_sse     = tests/fuzz/sse_fuzz.c ext/sse.c
+FUZZ_DEPS_sse    = ext/sse.h ext/sqlite_api.h
+FUZZ_UNDER_sse   = ext/sse.c
 # sync_apply and sync_ack: the extension's files compiled as for ext/sync.so
 # and linked with libsqlite3 (the target registers it with
 # sqlite3_auto_extension); one source, the function chosen by FZ_FN.
-FUZZ_EXT_DEPS = tests/fuzz/ext_fuzz.c $(EXT_SRC) $(wildcard ext/*.h)
-build/fuzz/apply_fuzz build/fuzz/ack_fuzz: build/fuzz/%_fuzz: $(FUZZ_EXT_DEPS)
-	@mkdir -p build/fuzz
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -DSYNC_LOADABLE $(shell pkg-config --cflags $(PKGS_EXT) 2>/dev/null) \
-	  -DFZ_FN='"sync_$*"' -o $@ tests/fuzz/ext_fuzz.c $(EXT_SRC) $(FUZZ_LIBS) $(EXT_LIBS)
-
+FUZZ_EXT_FLAGS   = -DSYNC_LOADABLE $(shell pkg-config --cflags $(PKGS_EXT) 2>/dev/null)
+FUZZ_SRC_apply   = tests/fuzz/ext_fuzz.c $(EXT_SRC)
+FUZZ_DEPS_apply  = $(wildcard ext/*.h)
+FUZZ_FLAGS_apply = $(FUZZ_EXT_FLAGS) -DFZ_FN='"sync_apply"'
+FUZZ_LIBS_apply  = $(EXT_LIBS)
+FUZZ_UNDER_apply = ext/apply.c ext/rebase.c ext/outbox.c ext/table.c ext/value.c
+FUZZ_SRC_ack     = $(FUZZ_SRC_apply)
+FUZZ_DEPS_ack    = $(FUZZ_DEPS_apply)
+FUZZ_FLAGS_ack   = $(FUZZ_EXT_FLAGS) -DFZ_FN='"sync_ack"'
+FUZZ_LIBS_ack    = $(EXT_LIBS)
+FUZZ_UNDER_ack   = $(FUZZ_UNDER_apply)
 # syncd: the push body's validation alone, and the push path into a SQLite
 # store (value.c compiled as for the server, without -DSYNC_LOADABLE).
-build/fuzz/request_fuzz: tests/fuzz/request_fuzz.c server/request.c server/request.h server/store.h
-	@mkdir -p build/fuzz
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ tests/fuzz/request_fuzz.c server/request.c $(FUZZ_LIBS)
+FUZZ_SRC_request   = tests/fuzz/request_fuzz.c server/request.c
+FUZZ_DEPS_request  = server/request.h server/store.h
+FUZZ_UNDER_request = server/request.c
+FUZZ_SRC_push      = tests/fuzz/push_fuzz.c server/request.c server/store.c server/store_sqlite.c \
+                     ext/value.c
+FUZZ_DEPS_push     = $(wildcard server/*.h) ext/value.h tests/server/schema_sqlite.sql
+FUZZ_FLAGS_push    = -DFZ_SCHEMA_FILE='"$(CURDIR)/tests/server/schema_sqlite.sql"'
+FUZZ_UNDER_push    = server/request.c server/store.c server/store_sqlite.c
 
-FUZZ_PUSH_SRC = tests/fuzz/push_fuzz.c server/request.c server/store.c server/store_sqlite.c ext/value.c
-build/fuzz/push_fuzz: $(FUZZ_PUSH_SRC) $(wildcard server/*.h) ext/value.h tests/server/schema_sqlite.sql
+# make fuzz-cov: the same targets with clang's source coverage instead of
+# the sanitizers, run over the corpora, and llvm-cov's report.
+FUZZ_COV_CFLAGS = $(WARN) -Iext -Iserver -O1 -g -fsanitize=fuzzer \
+                  -fprofile-instr-generate -fcoverage-mapping
+LLVM_PROFDATA  ?= llvm-profdata
+LLVM_COV       ?= llvm-cov
+
+# $(call fuzz_rules,NAME): the sanitizer and the coverage build of a target.
+define fuzz_rules
+build/fuzz/$(1)_fuzz: $(FUZZ_SRC_$(1)) $(FUZZ_DEPS_$(1))
 	@mkdir -p build/fuzz
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -DFZ_SCHEMA_FILE='"$(CURDIR)/tests/server/schema_sqlite.sql"' \
-	  -o $@ $(FUZZ_PUSH_SRC) $(FUZZ_LIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_FLAGS_$(1)) -o $$@ $(FUZZ_SRC_$(1)) $(FUZZ_LIBS) $(FUZZ_LIBS_$(1))
+build/fuzz/cov/$(1)_fuzz: $(FUZZ_SRC_$(1)) $(FUZZ_DEPS_$(1))
+	@mkdir -p build/fuzz/cov
+	$(FUZZ_CC) $(FUZZ_COV_CFLAGS) $(FUZZ_FLAGS_$(1)) -o $$@ $(FUZZ_SRC_$(1)) $(FUZZ_LIBS) $(FUZZ_LIBS_$(1))
+endef
+$(foreach t,$(FUZZ_NAMES),$(eval $(call fuzz_rules,$(t))))
 
 fuzz-build: $(FUZZ_BINS)
 
@@ -64,6 +89,19 @@ fuzz: $(FUZZ_BINS)
 	  grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)|cov:' build/fuzz/$$t.log | tail -n 4; \
 	  if [ $$rc != 0 ]; then tail -n 40 build/fuzz/$$t.log; echo "fuzz: $$t FAILED (see build/fuzz/$$t.log)"; exit 1; fi; \
 	done; echo "fuzz: every target ran $(FUZZ_TIME) s without a finding"
+
+# $(call fuzz_cov_one,NAME): replay NAME's corpora with the coverage build
+# and report on the files it aims at.
+fuzz_cov_one = mkdir -p build/fuzz/corpus/$(1) && \
+  LLVM_PROFILE_FILE=build/fuzz/cov/$(1).profraw ./build/fuzz/cov/$(1)_fuzz -runs=0 \
+    build/fuzz/corpus/$(1) tests/fuzz/corpus/$(1) >build/fuzz/cov/$(1).log 2>&1 && \
+  $(LLVM_PROFDATA) merge -o build/fuzz/cov/$(1).profdata build/fuzz/cov/$(1).profraw && \
+  echo "fuzz-cov: $(1), $$(find build/fuzz/corpus/$(1) tests/fuzz/corpus/$(1) -type f | wc -l) inputs" && \
+  $(LLVM_COV) report build/fuzz/cov/$(1)_fuzz -instr-profile=build/fuzz/cov/$(1).profdata \
+    $(FUZZ_UNDER_$(1)) | sed '2d'
+
+fuzz-cov: $(FUZZ_NAMES:%=build/fuzz/cov/%_fuzz)
+	@$(foreach t,$(FUZZ_NAMES),$(call fuzz_cov_one,$(t)) &&) true
 
 ifeq ($(FUZZ_OK),yes)
 test-fuzz: $(FUZZ_BINS)

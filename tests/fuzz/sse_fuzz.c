@@ -7,7 +7,8 @@
 ** second one chunked at random), and every event, result code, last event
 ** id and retry time must equal those of a plain reference parser written
 ** below from the spec in a few dozen lines (whole input, unbounded, no
-** chunk state). The parser must also keep data[n] == 0, stay within its
+** chunk state), and so must the count of lines ended (sse_lines). The parser must also keep data[n]
+*== 0, stay within its
 ** caps, and hold no more than about 4*max_line + max_event bytes (measured
 ** with sqlite3_memory_used). Any difference aborts.
 **
@@ -82,6 +83,7 @@ typedef struct fz_ref {
   unsigned char *data, *type, *id, *last;
   size_t data_n, type_n, id_n, last_n;
   long retry;
+  unsigned long long lines; /* lines ended and processed without error */
 } fz_ref;
 
 static unsigned char *fz_dup(const unsigned char *z, size_t n) {
@@ -182,6 +184,7 @@ static int fz_ref_stream(fz_ref *r, const unsigned char *s, size_t n) {
       break;
     }
     rc = fz_ref_line(r, s + i, j - i);
+    if (rc == SSE_OK) r->lines++;
     i = j + 1;
     if (s[j] == '\r' && i < n && s[i] == '\n') i++;
   }
@@ -221,7 +224,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t n = size - 4;
 
   fz_real real = {{0}, max_line, max_event, 0, stop_at};
-  fz_ref ref = {{0}, max_line, max_event, 0, stop_at, 0, 0, 0, 0, 0, 0, 0, 0, -1};
+  fz_ref ref = {{0}, max_line, max_event, 0, stop_at, 0, 0, 0, 0, 0, 0, 0, 0, -1, 0};
   sqlite3_int64 base = sqlite3_memory_used();
   sse_parser *p = sse_new(max_line, max_event, fz_real_cb, &real);
   if (!p) abort();
@@ -231,12 +234,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if ((size_t)held > 4 * max_line + max_event + 4096) abort();
     fz_mark(&real.log, "rc", rc);
     fz_mark(&real.log, "retry", sse_retry_ms(p));
+    fz_mark(&real.log, "lines", (long)sse_lines(p));
     fz_put(&real.log, sse_last_event_id(p), strlen(sse_last_event_id(p)) + 1);
     sse_end(p);
 
     int want = fz_ref_stream(&ref, s, n);
     fz_mark(&ref.log, "rc", want);
     fz_mark(&ref.log, "retry", ref.retry);
+    fz_mark(&ref.log, "lines", (long)ref.lines);
     fz_put(&ref.log, ref.last ? (char *)ref.last : "", ref.last_n + 1);
   }
   sse_free(p);
