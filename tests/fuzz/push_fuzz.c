@@ -13,11 +13,14 @@
 **     applied or rejected;
 **   - the database passes integrity_check and foreign_key_check, and a
 **     pull from the start still works;
+**   - the change log matches the tables: each synced table has exactly one
+**     upsert entry per row, and each entry's pk names a row that exists;
 **   - pushing the same body again (the client retrying after a lost
 **     response) answers the same statuses and reasons and changes nothing
 **     at all (every table compared, the server's own included).
 ** A failed check aborts with what differed.
 */
+#include "../ext/value.h"
 #include "request.h"
 #include "store.h"
 
@@ -186,6 +189,30 @@ static void fz_check_response(sqlite3 *db, const push_request *r, const char *js
   sqlite3_finalize(s);
 }
 
+/* The synced tables of tests/server/schema_sqlite.sql and a condition
+** matching a row of each to a change log entry c by its pk. */
+static const char *const fz_synced[][2] = {
+    {"todos", "t.id IS sync_val(c.pk -> '$.id')"},
+    {"lists", "t.id IS sync_val(c.pk -> '$.id')"},
+    {"items", "t.list_id IS sync_val(c.pk -> '$.list_id') AND t.pos IS sync_val(c.pk -> '$.pos')"},
+    {"typed", "t.id IS sync_val(c.pk -> '$.id')"},
+    {"notes", "t.id IS sync_val(c.pk -> '$.id')"},
+};
+
+static void fz_check_log(sqlite3 *db) {
+  for (size_t i = 0; i < sizeof fz_synced / sizeof fz_synced[0]; i++) {
+    char *sql = sqlite3_mprintf(
+        "SELECT (SELECT count(*) FROM \"%w\") = (SELECT count(*) FROM _syncd_changes"
+        " WHERE tbl = %Q AND op = 'upsert') AND NOT EXISTS (SELECT 1 FROM _syncd_changes c"
+        " WHERE c.tbl = %Q AND c.op = 'upsert' AND NOT EXISTS (SELECT 1 FROM \"%w\" t WHERE %s))",
+        fz_synced[i][0], fz_synced[i][0], fz_synced[i][0], fz_synced[i][0], fz_synced[i][1]);
+    char *ok = fz_text(db, sql, 0);
+    sqlite3_free(sql);
+    if (strcmp(ok, "1") != 0) fz_fail("the change log does not match the rows of", fz_synced[i][0]);
+    free(ok);
+  }
+}
+
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
   if (!fz_image) fz_setup();
   push_request r;
@@ -199,7 +226,9 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
   sqlite3 *db = 0;
   if (sqlite3_open_v2(fz_path, &db, SQLITE_OPEN_READWRITE, 0) != SQLITE_OK)
     fz_fail("open", fz_path);
+  if (value_register(db) != SQLITE_OK) fz_fail("value_register", sqlite3_errmsg(db));
   fz_check_response(db, &r, json);
+  fz_check_log(db);
   char *ok = fz_text(db, "SELECT group_concat(integrity_check) FROM pragma_integrity_check", 0);
   if (strcmp(ok, "ok") != 0) fz_fail("integrity_check", ok);
   free(ok);
