@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from e2e_util import HERE, E2ETest, HungServer, Syncd, wait_for
+from e2e_util import HERE, SYNCD, E2ETest, HungServer, Syncd, wait_for
 
 
 def server_todos(s):
@@ -253,6 +253,35 @@ class Resilience(E2ETest):
             if f.startswith("a.db"):
                 with open(os.path.join(self.dir, f), "rb") as fh:
                     self.assertNotIn(b"s3cret", fh.read(), f)
+
+    def test_client_tokens(self):
+        # per-client tokens (syncd --client-secret): a client holding another
+        # client's token is refused (403) and waits; with its own it syncs,
+        # its stream included
+        s = self.syncd("--client-secret", "k3y")
+
+        def token(cid):
+            out = subprocess.run([SYNCD, "--client-secret", "k3y", "--issue-token", cid],
+                                 capture_output=True, text=True, check=True)
+            return out.stdout.strip()
+
+        a = self.client("a", s.url)
+        b = self.client("b", s.url)
+        ida, idb = a.status()["client_id"], b.status()["client_id"]
+        a.db.execute("INSERT INTO todos VALUES('x', 'milk', 0)")
+        a.one("SELECT sync_config('token', ?)", (token(idb),))
+        a.one("SELECT sync_start()")
+        wait_for(lambda: "403" in (a.status()["last_error"] or ""), what="403 shown")
+        self.assertEqual(a.status()["pending"], 1)
+        self.assertEqual(server_todos(s), [])
+        b.one("SELECT sync_config('token', ?)", (token(idb),))
+        b.one("SELECT sync_start()")
+        wait_for(lambda: b.status()["sse_connected"], what="b's stream")
+        a.one("SELECT sync_config('token', ?)", (token(ida),))
+        wait_for(lambda: a.one("SELECT sync_pending()") == 0, what="drained with its token")
+        wait_for(lambda: b.todos() == [("x", "milk", 0)], what="b got it over its stream")
+        a.one("SELECT sync_stop()")
+        b.one("SELECT sync_stop()")
 
     def test_410_full_resync(self):
         s = self.syncd("--max-tombstones", "1")
