@@ -64,3 +64,15 @@ DELETE FROM sync_outbox;
 INSERT INTO todos VALUES ('q', 'plain', 0);
 SELECT id, op, pk FROM sync_outbox;
 SELECT last_id FROM sync_control;
+-- the key trigger is only compiled into UPDATEs that set the key or the
+-- rowid (under any of its names): a rowid alias key changes through those too
+.load ./sync
+CREATE TABLE n(id INTEGER PRIMARY KEY, v TEXT);
+SELECT sync_track('n');
+INSERT INTO n VALUES (1, 'a');
+UPDATE n SET rowid = 2 WHERE id = 1;
+UPDATE n SET _rowid_ = 3, v = 'b';
+UPDATE n SET OID = 4;
+UPDATE n SET v = 'c';
+UPDATE n SET id = 5, v = 'd';
+SELECT op, pk, data FROM sync_outbox WHERE tbl = 'n' ORDER BY id;
