@@ -4,10 +4,11 @@
 
 Opens DB with the extension, syncs table items through URL (the fault
 proxy) with its worker, and makes random inserts, updates and deletes of
-the shared keys k00.. (a transaction every PACE_MS on average) until chaos_log holds MUTATIONS rows; then it prints
-"done" and keeps syncing until killed. Each write and its chaos_log row
-(the mutation id the outbox gave it, the op, key, val, the write's
-unique tag NAME:seq and the data the mutation carries) commit in one transaction, so a SIGKILL at any point
+the shared keys k00.. (a transaction every PACE_MS on average) until
+chaos_log holds MUTATIONS rows; then it prints "done" and keeps syncing
+until killed. Each write and its chaos_log row (the mutation id the outbox
+gave it, the op, key, val, the write's unique tag NAME:seq and the data the
+mutation carries) commit in one transaction, so a SIGKILL at any point
 leaves the log exactly matching the outbox's mutations. A val below 0 is
 one the server's CHECK refuses (an update carries val only when it changes).
 """

@@ -3,7 +3,8 @@
     p = FaultProxy("127.0.0.1", syncd_port, random.Random(seed))
     ... clients sync through p.url ...
     p.calm()          # from now on every request passes untouched
-    p.counts          # {"reset": 12, "stall": 9, ...}: what it did
+    p.counts          # {"reset": 12, "stall": 9, ...}: each fault as it acted
+    p.force = f       # f(method, path) -> kind or None, in place of the deck
     p.close()
 
 It parses each request of a client connection (request line, headers,
@@ -20,11 +21,11 @@ requests meets each kind several times whatever the seed:
   burst     the next 2 to 8 requests get 502 or 503; a 502 is sent after the
             request was forwarded (the server acted, the client is told not)
   replay    the request is sent to the server twice and the second answer is
-            relayed; or an older push of some client is sent again first
+            relayed; for a push, half the time an older push (of any client)
+            is sent again first
 
 Standard library only.
 """
-import random
 import socket
 import struct
 import threading
@@ -140,8 +141,8 @@ class FaultProxy:
             self.counts["requests"] += 1
             if self.force:
                 kind = self.force(method, path)
-                if kind:
-                    self.counts[kind] += 1
+                if kind == "burst":
+                    self.counts["burst"] += 1
                 return kind
             if self.calm_flag:
                 return None
@@ -158,8 +159,6 @@ class FaultProxy:
                         self.counts["burst"] += 1
                         self.burst_left = self.rnd.randint(1, 7)
                         self.burst_code = self.rnd.choice((502, 503))
-                    elif card:
-                        self.counts[card] += 1
                     return card
             return None
 
@@ -187,8 +186,9 @@ class FaultProxy:
                     break
                 buf = _recv_exact(c, buf, n)
                 body, buf = buf[:n], buf[n:]
-                kept = [line for line in lines if line and not line.lower().startswith("connection:")]
-                req = ("\r\n".join([first] + kept + ["Connection: close"]) + "\r\n\r\n").encode() + body
+                kept = [x for x in lines if x and not x.lower().startswith("connection:")]
+                kept.append("Connection: close")
+                req = ("\r\n".join([first] + kept) + "\r\n\r\n").encode() + body
                 if not self._one(c, first, req):
                     break
         except (OSError, EOFError, ConnectionError, ValueError):
@@ -233,6 +233,7 @@ class FaultProxy:
         kind = self._deal(method, path, can)
         self._trace(c, "%s %s" % (kind, first), req.partition(b"\r\n\r\n")[2])
         if kind == "reset" and self.rnd.random() < 0.5:
+            self._count("reset")
             _rst(c)
             return False
         if kind == "burst":
@@ -247,7 +248,8 @@ class FaultProxy:
             return True
         if kind == "replay" and method == "POST":
             with self.lock:
-                old = self.rnd.choice(self.pushes) if self.pushes and self.rnd.random() < 0.5 else None
+                stale = self.pushes and self.rnd.random() < 0.5
+                old = self.rnd.choice(self.pushes) if stale else None
             if old:
                 self._count("stale_replay")
                 try:
@@ -262,11 +264,14 @@ class FaultProxy:
             return self._stream(c, req, kind)
         head, body = self._exchange(req)
         if kind == "replay":
+            self._count("replay")
             head, body = self._exchange(req)
         if kind == "reset":
+            self._count("reset")
             _rst(c)
             return False
         if kind == "stall":
+            self._count("stall")
             time.sleep(self.rnd.uniform(0.3, 4.0))
         first_line, lines, h = _headers(head)
         kept = [line for line in lines if line and not line.lower().startswith("connection:")]
@@ -277,6 +282,7 @@ class FaultProxy:
             kept.append("Connection: close")
         out = ("\r\n".join([first_line] + kept) + "\r\n\r\n").encode() + body
         if kind == "cut":
+            self._count("cut")
             c.sendall(out[: self.rnd.randint(0, len(out) - 1)])
             (_rst if self.rnd.random() < 0.5 else socket.socket.close)(c)
             return False
@@ -296,9 +302,11 @@ class FaultProxy:
             while not self.closed:
                 if at and time.monotonic() >= at:
                     if kind == "stall":
+                        self._count("stall")
                         time.sleep(self.rnd.uniform(0.3, 4.0))
                         at = None
                     elif kind == "reset":
+                        self._count("reset")
                         _rst(c)
                         return False
                     else:  # cut: in the middle of the next piece of data
@@ -314,6 +322,7 @@ class FaultProxy:
                     return False
                 self._trace(c, "event" + (" cut" if cut else ""), d)
                 if cut:
+                    self._count("cut")
                     c.sendall(d[: self.rnd.randint(0, len(d) - 1)])
                     return False
                 c.sendall(d)
