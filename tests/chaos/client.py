@@ -60,6 +60,7 @@ def main():
     db.execute("SELECT sync_init(?, ?)", (url, OPTIONS)).fetchone()
     db.execute("SELECT sync_track('items')").fetchone()
     db.execute("SELECT sync_config('batch_size', ?)", (rnd.choice((1, 3, 10, 50)),)).fetchone()
+    db.execute("SELECT sync_config('pull_limit', ?)", (rnd.choice((3, 1000)),)).fetchone()
     db.execute("SELECT sync_config('sse_stall_ms', 3000)").fetchone()
     db.execute("SELECT sync_start()").fetchone()
     print("ready", flush=True)

@@ -2,15 +2,17 @@
 they are SIGKILLed and restarted at random; then nothing lost, nothing
 doubled, everyone equal.
 
-    run.py [--clients 3] [--mutations 5000] [--keys 24] [--seed S]
-           [--timeout SECONDS]
+    run.py [--clients 3] [--mutations 5000] [--keys 24] [--pace MS] [--seed S]
+           [--server-kills SHARE] [--timeout S] [--converge S] [--trace] [--keep]
 
 A syncd (SQLite storage, tests/chaos/schema.sql) behind a FaultProxy
 (proxy.py); --clients client.py processes write --mutations mutations each
 on --keys shared keys through it while the driver kills one of them every
-0.3 to 2 s and starts it again. When all have written their share the proxy
-calms down and the driver waits for convergence, kills the clients and
-checks, from their files and the server's:
+0.3 to 2 s and starts it again (or, for a --server-kills share of those
+kills, SIGKILLs syncd and starts it again on the same port and database).
+When all have written their share the proxy calms down and the driver
+waits for convergence, kills the clients and checks, from their files and
+the server's:
 
   - every client's items table equals the server's, and no outbox holds
     anything;
@@ -108,6 +110,8 @@ def main():
                     help="seconds allowed for convergence once the faults stop")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
     ap.add_argument("--trace", action="store_true", help="log the traffic in the temp dir")
+    ap.add_argument("--server-kills", type=float, default=0,
+                    help="the share of kills that SIGKILL and restart syncd instead")
     a = ap.parse_args()
     if not a.seed:
         a.seed = random.SystemRandom().randrange(1, 1 << 31)
@@ -124,7 +128,7 @@ def main():
                        trace=os.path.join(dir, "proxy.trace") if a.trace else None)
     procs = [Proc(dir, "c%d" % i, proxy.url, a) for i in range(a.clients)]
     failures = []
-    kills = 0
+    kills = server_kills = 0
     finished = False
     try:
         for p in procs:
@@ -139,6 +143,10 @@ def main():
                 if p.crashed():
                     raise SystemExit(f"{p.db}: client exited by itself ({p.p.returncode});"
                                      " see its .log")
+            if rnd.random() < a.server_kills:
+                s.restart(signal.SIGKILL)
+                server_kills += 1
+                continue
             victim = rnd.choice(procs)
             victim.kill()
             kills += 1
@@ -237,7 +245,8 @@ def main():
               f"{len(srv_items)} rows at the end", flush=True)
         print("chaos: faults " + ", ".join(f"{k} {counts[k]}" for k in
                                            KINDS + ("http_5xx", "stale_replay")) +
-              f" in {counts['requests']} requests; {kills} SIGKILLs, "
+              f" in {counts['requests']} requests; {kills} SIGKILLs of clients, "
+              f"{server_kills} of syncd, "
               f"{sum(p.starts for p in procs)} client starts", flush=True)
         print(f"chaos: writing {t_write:.1f}s, converging {t_conv:.1f}s, "
               f"total {time.monotonic() - t0:.1f}s", flush=True)
