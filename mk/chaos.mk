@@ -9,15 +9,17 @@
 #                      CHAOS_SEED picks the seed (printed; default 1)
 #   make chaos         the full size: 3 clients x 5000 mutations, a random
 #                      seed unless CHAOS_SEED is given
+# SYNC_TEST_SLOW (set by make asan/tsan) stretches the time limits.
 .PHONY: test-chaos chaos
 TEST_TARGETS += test-chaos
 CHAOS_SEED ?=
+CHAOS_PYTHON ?= $(E2E_PYTHON)
 
 test-chaos: $(EXT) server/syncd
-	cd tests/chaos && $(E2E_PYTHON) -m unittest -v test_regress
-	CHAOS_SEED=$(or $(CHAOS_SEED),1) $(E2E_PYTHON) tests/chaos/run.py --mutations 300 \
+	cd tests/chaos && $(CHAOS_PYTHON) -m unittest -v test_regress
+	CHAOS_SEED=$(or $(CHAOS_SEED),1) $(CHAOS_PYTHON) tests/chaos/run.py --mutations 300 \
 	  --pace 60 --server-kills 0.1 --timeout 110 --converge 60
 
 chaos: $(EXT) server/syncd
-	CHAOS_SEED=$(CHAOS_SEED) $(E2E_PYTHON) tests/chaos/run.py --mutations 5000 --pace 20 \
+	CHAOS_SEED=$(CHAOS_SEED) $(CHAOS_PYTHON) tests/chaos/run.py --mutations 5000 --pace 20 \
 	  --server-kills 0.1

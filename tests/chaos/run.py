@@ -48,7 +48,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
 from e2e_util import Syncd  # noqa: E402
 from proxy import KINDS, FaultProxy  # noqa: E402
 
-PYTHON = os.environ.get("E2E_PYTHON", "/usr/bin/python3")
+PYTHON = os.environ.get("CHAOS_PYTHON") or os.environ.get("E2E_PYTHON") or "/usr/bin/python3"
+# under a sanitizer (make asan, make tsan) everything runs several times slower
+SLOW = float(os.environ.get("SYNC_TEST_SLOW") or 1)
 REASONS = ("CHECK constraint failed: val >= 0", "UNIQUE constraint failed: items.id",
            "no such row")
 
@@ -121,7 +123,7 @@ def main():
           f"{a.mutations} mutations on {a.keys} keys", flush=True)
     rnd = random.Random(a.seed)
     t0 = time.monotonic()
-    deadline = t0 + a.timeout
+    deadline = t0 + a.timeout * SLOW
     dir = tempfile.mkdtemp(prefix="sync-chaos-")
     s = Syncd(dir, ["--heartbeat", "1"], schema=os.path.join(HERE, "schema.sql"))
     proxy = FaultProxy("127.0.0.1", s.port, random.Random(rnd.random()),
@@ -167,7 +169,7 @@ def main():
                     return False
             return True
 
-        until = min(deadline, time.monotonic() + a.converge)
+        until = min(deadline, time.monotonic() + a.converge * SLOW)
         while not converged():
             if time.monotonic() > until:
                 print("chaos: no convergence before the timeout", flush=True)

@@ -11,6 +11,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
 from e2e_util import E2ETest, wait_for  # noqa: E402
 from proxy import FaultProxy  # noqa: E402
 
+SLOW = float(os.environ.get("SYNC_TEST_SLOW") or 1)  # a sanitizer build runs slower
+
+
+def wait(pred, what, timeout=10):
+    return wait_for(pred, timeout=timeout * SLOW, what=what)
+
 
 class ProxyTest(E2ETest):
     def proxy(self, s):
@@ -31,22 +37,22 @@ class LostPushAnswer(ProxyTest):
         p.force = lambda method, path: "burst" if path.startswith("/push") else None
         a = self.client("a", p.url, {"backoff_min_ms": 300, "backoff_max_ms": 300})
         a.one("SELECT sync_start()")
-        wait_for(lambda: a.status()["sse_connected"] == 1, what="event stream")
+        wait(lambda: a.status()["sse_connected"] == 1, what="event stream")
         a.db.execute("BEGIN")
         a.db.execute("INSERT INTO todos VALUES('ok', 'fine', 0)")
         a.db.execute("INSERT INTO todos VALUES('no', 'refused', 0)")  # the server's CHECK
         a.db.execute("COMMIT")
-        wait_for(lambda: s.query("SELECT count(*) FROM todos WHERE id = 'ok'")[0][0] == 1,
+        wait(lambda: s.query("SELECT count(*) FROM todos WHERE id = 'ok'")[0][0] == 1,
                  what="the push applied")
         head = s.get("/pull?client_id=x")["cursor"]
-        wait_for(lambda: a.one("SELECT value FROM sync_meta WHERE key = 'cursor'") == head,
+        wait(lambda: a.one("SELECT value FROM sync_meta WHERE key = 'cursor'") == head,
                  what="the event applied")
         time.sleep(0.2)
         self.assertEqual(a.one("SELECT sync_pending()"), 2, "the event confirmed the batch")
         self.assertEqual(a.one("SELECT count(*) FROM sync_rejected"), 0)
         p.force = None
         p.calm()
-        wait_for(lambda: a.one("SELECT sync_pending()") == 0, what="the retried push answered")
+        wait(lambda: a.one("SELECT sync_pending()") == 0, what="the retried push answered")
         self.assertEqual(a.rows("SELECT table_name, op, pk FROM sync_rejected"),
                          [("todos", "insert", '{"id":"no"}')])
         self.assertIn("CHECK constraint failed", a.one("SELECT reason FROM sync_rejected"))
@@ -72,14 +78,13 @@ class FirstPull(ProxyTest):
         a = self.client("a", p.url, {"backoff_min_ms": 50, "backoff_max_ms": 100})
         a.db.execute("INSERT INTO todos VALUES('x', 'gone soon', 0)")
         a.one("SELECT sync_start()")
-        wait_for(lambda: s.query("SELECT count(*) FROM todos")[0][0] == 1, timeout=20,
-                 what="x on the server")
+        wait(lambda: s.query("SELECT count(*) FROM todos")[0][0] == 1, "x on the server", 20)
         s.push("other", [{"id": 1, "table": "todos", "op": "delete", "pk": {"id": "x"}}])
-        wait_for(lambda: time.monotonic() > failing["until"], what="pulls working")
+        wait(lambda: time.monotonic() > failing["until"], what="pulls working")
         head = s.get("/pull?client_id=x")["cursor"]
-        wait_for(lambda: a.one("SELECT value FROM sync_meta WHERE key = 'cursor'") == head,
+        wait(lambda: a.one("SELECT value FROM sync_meta WHERE key = 'cursor'") == head,
                  what="a caught up")
-        wait_for(lambda: a.one("SELECT sync_pending()") == 0, what="a drained")
+        wait(lambda: a.one("SELECT sync_pending()") == 0, what="a drained")
         self.assertEqual(a.todos(), [])
         self.assertEqual(s.query("SELECT count(*) FROM todos")[0][0], 0)
         self.assertGreater(p.counts["http_5xx"], 0, "no pull failed")
