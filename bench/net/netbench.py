@@ -430,6 +430,7 @@ def fanout(tmp, n_clients, changes, pg=None):
             time.sleep(0.05)
         conn = s.conn()
         t0, cpu0, own0 = time.perf_counter(), s.cpu(), time.process_time()
+        main0 = time.thread_time()
         for i in range(changes):
             post(conn, "/push", json.dumps({"client_id": "writer", "mutations": [
                 {"id": i + 1, "table": "todos", "op": "insert", "pk": {"id": rid(i)},
@@ -441,11 +442,13 @@ def fanout(tmp, n_clients, changes, pg=None):
             todo = [c for c in todo if one(c, "SELECT count(*) FROM todos") < changes]
             if time.monotonic() > t_end:
                 raise RuntimeError("%d clients missed changes" % len(todo))
-            if todo:
-                time.sleep(0.002)
+            if todo:  # polling 200 databases must not starve their workers
+                time.sleep(min(0.05, 0.002 * len(todo)))
         t1 = time.perf_counter()
-        # this process runs every client's worker thread
-        return t1 - t_ack, t1 - t0, time.process_time() - own0, s.cpu() - cpu0
+        # this process runs every client's worker thread; the main thread's
+        # own time (pushes, polling) is not theirs
+        workers = time.process_time() - own0 - (time.thread_time() - main0)
+        return t1 - t_ack, t1 - t0, workers, s.cpu() - cpu0
     finally:
         for c in cs:
             one(c, "SELECT sync_stop()")
@@ -578,7 +581,8 @@ def fig7_store(tmp, a, pg, label):
         % (label, a.sse_clients, a.fan_changes), "%.3f s (%.3f s from the first push)"
         % (many_t, many_all), "1 client %.3f s (%.3f s)" % (one_t, one_all),
         "%.1fx (%.1fx)" % (many_t / max(one_t, 1e-6), many_all / one_all))
-    out(7, "  CPU meanwhile: the %d clients, syncd" % a.sse_clients, "%.1f s, %.1f s" % (own, cpu),
+    out(7, "  CPU meanwhile: the %d clients' workers, syncd" % a.sse_clients,
+        "%.1f s, %.1f s" % (own, cpu),
         "per change per client %.0f us" % (1e6 * own / (a.sse_clients * a.fan_changes)))
     rate1, err1, ok1, _ = pushers(tmp, 1, a.push_secs / 3, pg)
     rate, errs, ok, total = pushers(tmp, a.pushers, a.push_secs, pg)
