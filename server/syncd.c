@@ -3,14 +3,15 @@
 ** the HTTP daemon, and a clean stop on SIGTERM/SIGINT.
 **
 **   server/syncd --listen 127.0.0.1:8080 --schema schema.sql --db server.db
-**                [--pg 'postgresql://...'] [--token SECRET] [--client-secret KEY]
+**                [--pg 'postgresql://...'] [--token SECRET | --token-file FILE]
+**                [--client-secret KEY | --client-secret-file FILE]
 **                [--verbose]
 **                [--heartbeat SECONDS] [--max-body BYTES]
 **                [--max-tombstones N] [--max-connections N]
 **                [--request-timeout SECONDS]
 **
-**   server/syncd --client-secret KEY --issue-token CLIENT_ID
-**                prints CLIENT_ID's token (auth.c) and exits.
+**   server/syncd (--client-secret KEY | --client-secret-file FILE) --issue-token ID
+**                prints client ID's token (auth.c) and exits.
 **
 ** With --listen HOST:0 the kernel picks the port; the first line of stdout
 ** is always the base url, e.g. http://127.0.0.1:41234 (tests read it).
@@ -32,11 +33,13 @@
 
 static void usage(void) {
   fprintf(stderr, "usage: syncd --listen HOST:PORT --schema FILE (--db FILE | --pg URL)\n"
-                  "             [--token SECRET] [--client-secret KEY] [--verbose]\n"
+                  "             [--token SECRET | --token-file FILE]\n"
+                  "             [--client-secret KEY | --client-secret-file FILE] [--verbose]\n"
                   "             [--heartbeat SECONDS] [--max-body BYTES]\n"
                   "             [--max-tombstones N] [--max-connections N]\n"
                   "             [--request-timeout SECONDS]\n"
-                  "       syncd --client-secret KEY --issue-token CLIENT_ID\n");
+                  "       syncd (--client-secret KEY | --client-secret-file FILE)"
+                  " --issue-token CLIENT_ID\n");
   exit(2);
 }
 
@@ -70,6 +73,20 @@ static char *read_file(const char *path) {
   return z ? z : sqlite3_mprintf("");
 }
 
+/* A secret kept in a file (off the command line, which any local user can
+** read): its text without trailing whitespace; exits on failure. */
+static char *secret_file(const char *opt, const char *path) {
+  char *z = read_file(path);
+  if (!z) {
+    fprintf(stderr, "syncd: %s: cannot read %s: %s\n", opt, path, strerror(errno));
+    exit(2);
+  }
+  size_t n = strlen(z);
+  while (n > 0 && (z[n - 1] == '\n' || z[n - 1] == '\r' || z[n - 1] == ' ' || z[n - 1] == '\t'))
+    z[--n] = 0;
+  return z;
+}
+
 /* HOST:PORT or [V6HOST]:PORT into addr; returns its length or 0. */
 static socklen_t parse_listen(const char *spec, struct sockaddr_storage *addr) {
   char host[256];
@@ -101,6 +118,7 @@ int main(int argc, char **argv) {
   const char *listen = 0, *schema = 0, *dbpath = 0, *pg = 0, *issue = 0;
   long long max_conn = 1024, max_tomb = 0, request_timeout = 10;
   server_ctx ctx = {.max_body = 16u << 20, .heartbeat = 15, .timeout = 60};
+  char *token_file = 0, *secret_from_file = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--verbose") == 0) {
@@ -121,6 +139,10 @@ int main(int argc, char **argv) {
       ctx.auth.token = v;
     else if (strcmp(a, "--client-secret") == 0)
       ctx.auth.secret = v;
+    else if (strcmp(a, "--token-file") == 0 && !token_file)
+      ctx.auth.token = token_file = secret_file(a, v);
+    else if (strcmp(a, "--client-secret-file") == 0 && !secret_from_file)
+      ctx.auth.secret = secret_from_file = secret_file(a, v);
     else if (strcmp(a, "--issue-token") == 0)
       issue = v;
     else if (strcmp(a, "--heartbeat") == 0)
@@ -137,7 +159,7 @@ int main(int argc, char **argv) {
       usage();
   }
   if ((ctx.auth.token && !*ctx.auth.token) || (ctx.auth.secret && !*ctx.auth.secret)) {
-    fprintf(stderr, "syncd: --token and --client-secret must not be empty\n");
+    fprintf(stderr, "syncd: a token or client secret must not be empty\n");
     return 2;
   }
   if (issue) {
@@ -146,6 +168,8 @@ int main(int argc, char **argv) {
         auth_client_token(ctx.auth.secret, issue, strlen(issue), tok))
       usage();
     printf("%s\n", tok);
+    sqlite3_free(token_file);
+    sqlite3_free(secret_from_file);
     return 0;
   }
   if (!listen || !dbpath == !pg) usage();
@@ -216,5 +240,7 @@ int main(int argc, char **argv) {
   conns_stop();
   MHD_stop_daemon(d);
   ctx.st->m->close(ctx.st);
+  sqlite3_free(token_file);
+  sqlite3_free(secret_from_file);
   return 0;
 }

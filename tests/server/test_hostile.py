@@ -191,12 +191,37 @@ class HostileTests:
             out = subprocess.run([SYNCD, "--client-secret", SECRET, "--issue-token", cid],
                                  capture_output=True, text=True, timeout=10)
             self.assertEqual((out.returncode, out.stdout), (0, client_token(cid) + "\n"))
+        # the secret may come from a file (off the command line): the
+        # trailing newline an editor leaves is not part of it
+        path = os.path.join(self.tmp, "secret")
+        with open(path, "w") as f:
+            f.write(SECRET + "\n")
+        out = subprocess.run([SYNCD, "--client-secret-file", path, "--issue-token", "c1"],
+                             capture_output=True, text=True, timeout=10)
+        self.assertEqual((out.returncode, out.stdout), (0, client_token("c1") + "\n"))
+        out = subprocess.run([SYNCD, "--client-secret-file", path + ".missing", "--issue-token",
+                              "c1"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(out.returncode, 2)
+        self.assertIn("cannot read", out.stderr)
         out = subprocess.run([SYNCD, "--issue-token", "c1"], capture_output=True, timeout=10)
         self.assertEqual(out.returncode, 2)  # no secret: usage
         for opt in ["--token", "--client-secret"]:
             out = subprocess.run([SYNCD, opt, "", "--listen", "127.0.0.1:0", "--db", ":memory:"],
                                  capture_output=True, timeout=10)
             self.assertEqual(out.returncode, 2, opt)
+
+    def test_secrets_from_files(self):
+        tok, sec = os.path.join(self.tmp, "token"), os.path.join(self.tmp, "secret")
+        with open(tok, "w") as f:
+            f.write("shared-from-file\r\n")
+        with open(sec, "w") as f:
+            f.write(SECRET + "\n")
+        s = self.server("--token-file", tok, "--client-secret-file", sec)
+        self.assertEqual(self.last_id(s, "c1", bearer("shared-from-file")), 0)
+        self.assertEqual(self.last_id(s, "c1", bearer(client_token("c1"))), 0)
+        self.assertRefused(s.request("GET", "/pull?client_id=c1",
+                                     headers=bearer("shared-from-fil")), 401, "prefix")
+        self.assertNotIn("shared-from-file", " ".join(s.proc.args))
 
     def test_credentials_are_checked_before_the_body_is_read(self):
         s = self.server("--client-secret", SECRET, "--max-body", "100000000")
