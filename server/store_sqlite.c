@@ -323,23 +323,39 @@ static char *row_pk_json(const table_info *t, sqlite3_stmt *st, const int *idx) 
   return sqlite3_str_finish(out);
 }
 
-/* Record a change of (t, pk): row is the JSON of the row now, NULL for a
-** delete. Sets *version to the new version. */
-static int log_change(sqlite3 *db, const table_info *t, const char *pk, const char *row,
-                      long long *version, char **err) {
-  /* Not UPDATE ... RETURNING: RETURNING builds a temporary table with its
-  ** own page cache (about 90 KB allocated and freed) on every call. */
+/* The version counter is read once per write transaction (version_read)
+** and written back before COMMIT (version_write): BEGIN IMMEDIATE keeps
+** every other writer, in this process or another, out meanwhile, and a
+** change then costs no statement on _syncd_state. */
+static int version_read(sqlite3 *db, long long *v, char **err) {
   sqlite3_stmt *st;
-  if (run(db, "UPDATE _syncd_state SET version = version + 1", err) ||
-      prep(db, "SELECT version FROM _syncd_state", &st, err))
-    return -1;
+  if (prep(db, "SELECT version FROM _syncd_state", &st, err)) return -1;
   int rc = sqlite3_step(st);
-  *version = sqlite3_column_int64(st, 0);
+  *v = sqlite3_column_int64(st, 0);
   stmt_put(st);
-  if (rc != SQLITE_ROW) {
-    *err = store_errf("%s", sqlite3_errmsg(db));
-    return -1;
-  }
+  if (rc == SQLITE_ROW) return 0;
+  *err = store_errf("%s", rc == SQLITE_DONE ? "no _syncd_state row" : sqlite3_errmsg(db));
+  return -1;
+}
+
+static int version_write(sqlite3 *db, long long v, char **err) {
+  sqlite3_stmt *st;
+  if (prep(db, "UPDATE _syncd_state SET version = ?1", &st, err)) return -1;
+  sqlite3_bind_int64(st, 1, v);
+  int rc = sqlite3_step(st);
+  stmt_put(st);
+  if (rc == SQLITE_DONE) return 0;
+  *err = store_errf("%s", sqlite3_errmsg(db));
+  return -1;
+}
+
+/* Record a change of (t, pk): row is the JSON of the row now, NULL for a
+** delete. Takes the next version of *counter into *version. */
+static int log_change(sqlite3 *db, const table_info *t, const char *pk, const char *row,
+                      long long *counter, long long *version, char **err) {
+  sqlite3_stmt *st;
+  int rc;
+  *version = ++*counter;
   if (prep(db,
            "INSERT INTO _syncd_changes(tbl, pk, op, row, version) VALUES(?1, ?2, ?3, ?4, ?5)"
            " ON CONFLICT(tbl, pk) DO UPDATE SET op = excluded.op, row = excluded.row,"
@@ -363,6 +379,8 @@ static int log_change(sqlite3 *db, const table_info *t, const char *pk, const ch
 /* Log every row of every synced table: rows the schema file inserted must
 ** reach clients in their initial sync. */
 static int backfill(sqlite_store *s, sqlite3 *db, char **err) {
+  long long counter;
+  if (version_read(db, &counter, err)) return -1;
   for (int i = 0; i < s->n_tables; i++) {
     const table_info *t = &s->tables[i];
     sqlite3_str *sql = sqlite3_str_new(0);
@@ -378,7 +396,7 @@ static int backfill(sqlite_store *s, sqlite3 *db, char **err) {
       value_append_row(row, st);
       char *rowz = sqlite3_str_finish(row), *pk = row_pk_json(t, st, 0);
       long long v;
-      bad = !rowz || !pk || log_change(db, t, pk, rowz, &v, err);
+      bad = !rowz || !pk || log_change(db, t, pk, rowz, &counter, &v, err);
       sqlite3_free(rowz);
       sqlite3_free(pk);
       if (bad) break;
@@ -389,7 +407,7 @@ static int backfill(sqlite_store *s, sqlite3 *db, char **err) {
       return -1;
     }
   }
-  return 0;
+  return version_write(db, counter, err);
 }
 
 /* Purge the oldest tombstones beyond max_tombstones and raise the horizon
@@ -634,8 +652,9 @@ static int read_row(sqlite3 *db, const table_info *t, const char *pkJson, char *
 ** must fail (*err set), or -2 when m's refusal ended the whole transaction
 ** (a trigger's RAISE(ROLLBACK); o->reason says why). */
 static int apply_one(sqlite_store *s, sqlite3 *db, const store_mutation *m, store_outcome *o,
-                     char **err) {
+                     long long *counter, char **err) {
   const table_info *t = table_find(s, m->table);
+  long long before = *counter; /* restored with the savepoint */
   memset(o, 0, sizeof *o);
   if (!t) {
     o->reason = store_errf("no such table: %s", m->table);
@@ -662,7 +681,7 @@ static int apply_one(sqlite_store *s, sqlite3 *db, const store_mutation *m, stor
   }
   if (r == MUT_OK && changed) {
     const char *pk = m->op == STORE_DELETE ? delPk : o->pk;
-    if (log_change(db, t, pk, o->row, &o->version, err)) r = MUT_FATAL;
+    if (log_change(db, t, pk, o->row, counter, &o->version, err)) r = MUT_FATAL;
     if (m->op == STORE_DELETE) o->pk = delPk, delPk = 0;
   }
   sqlite3_free(delPk);
@@ -682,6 +701,7 @@ static int apply_one(sqlite_store *s, sqlite3 *db, const store_mutation *m, stor
     sqlite3_free(o->row);
     o->row = 0;
     if (run(db, "ROLLBACK TO m", err)) return -1;
+    *counter = before;
     if (!o->reason) return *err = store_errf("out of memory"), -1;
   }
   o->applied = r == MUT_OK;
@@ -757,7 +777,9 @@ static int push_attempt(sqlite_store *s, sqlite3 *db, const char *client, const 
     if (rc == SQLITE_ROW) last = sqlite3_column_int64(q, 0);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) ok = 0, *err = store_errf("%s", sqlite3_errmsg(db));
   }
-  long long first = last;
+  long long first = last, counter = 0, counted;
+  if (ok) ok = !version_read(db, &counter, err);
+  counted = counter;
   stmt_put(q);
   for (int k = 0; ok && k < n; k++) {
     const store_mutation *mu = &m[order[k]];
@@ -773,7 +795,7 @@ static int push_attempt(sqlite_store *s, sqlite3 *db, const char *client, const 
       o->pk = sqlite3_mprintf("%s", mu->pk);
       if (!o->reason || !o->pk) rc = -1, *err = store_errf("out of memory");
     } else {
-      rc = apply_one(s, db, mu, o, err);
+      rc = apply_one(s, db, mu, o, &counter, err);
     }
     if (rc == -2) {
       doomed[order[k]] = o->reason;
@@ -815,6 +837,7 @@ static int push_attempt(sqlite_store *s, sqlite3 *db, const char *client, const 
     }
     if (!ok && !*err) *err = store_errf("%s", sqlite3_errmsg(db));
   }
+  if (ok && counter != counted) ok = !version_write(db, counter, err);
   if (ok && nDeleted) ok = !compact(s, db, err);
   if (ok) ok = !run(db, "COMMIT", err);
   return ok ? 0 : -1;
