@@ -33,6 +33,8 @@
 **   sync_apply: change 3: primary key of "todos" is missing or null
 **   sync_apply: change 3 has no "row" object
 **   sync_apply: cursor must be a string
+**   sync_apply: last_mutation_id 9 is above the highest mutation id this
+**               client has sent (4)
 */
 #include "sync.h"
 
@@ -140,6 +142,28 @@ static int confirm_upto(SyncCtx *c, const char *json, sqlite3_int64 upto, char *
   for (int i = 0; rc == SQLITE_OK && i < n; i++)
     rc = outbox_resolve(c, ids[i], 1, 0, 0, 0, 0, 0, &done, pzErr);
   sqlite3_free(ids);
+  return rc;
+}
+
+/* last_mutation_id may confirm only mutations sync_push_batch has handed
+** out (sync_control.sent_id): a larger one, from a server's bug or another
+** client's numbering, would drop pending mutations the server never got.
+** Checked before anything is written, so a refused page changes nothing. */
+static int check_sent(SyncCtx *c, sqlite3_int64 upto, char **pzErr) {
+  sqlite3_stmt *s = 0;
+  int rc = sqlite3_prepare_v2(c->db, "SELECT sent_id FROM main.sync_control", -1, &s, 0);
+  if (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
+    sqlite3_int64 sent = sqlite3_column_int64(s, 0);
+    if (upto > sent) {
+      *pzErr = sqlite3_mprintf("last_mutation_id %lld is above the highest mutation id this"
+                               " client has sent (%lld)",
+                               upto, sent);
+      rc = SQLITE_ERROR;
+    }
+  } else if (rc == SQLITE_OK) {
+    rc = sqlite3_errcode(c->db);
+  }
+  sqlite3_finalize(s);
   return rc;
 }
 
@@ -454,6 +478,14 @@ void apply_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     sqlite3_finalize(h);
     sqlite3_finalize(s);
     sync_error_msg(ctx, c, "sync_apply", SQLITE_ERROR, zErr);
+    return;
+  }
+  if (lastType && strcmp(lastType, "integer") == 0)
+    rc = check_sent(c, sqlite3_column_int64(h, 4), &zErr);
+  if (rc != SQLITE_OK) {
+    sqlite3_finalize(h);
+    sqlite3_finalize(s);
+    sync_error_msg(ctx, c, "sync_apply", rc, zErr);
     return;
   }
   int lastPage = !moreType || strcmp(moreType, "true") != 0;

@@ -78,9 +78,10 @@ void outbox_fn_push_batch(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
   value_append_string(out, client, -1);
   sqlite3_str_appendall(out, ",\"mutations\":[");
   int n = 0;
+  sqlite3_int64 top = 0;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    sqlite3_str_appendf(out, "%s{\"id\":%lld,\"table\":", n++ ? "," : "",
-                        sqlite3_column_int64(s, 0));
+    top = sqlite3_column_int64(s, 0);
+    sqlite3_str_appendf(out, "%s{\"id\":%lld,\"table\":", n++ ? "," : "", top);
     value_append_string(out, (const char *)sqlite3_column_text(s, 1), -1);
     sqlite3_str_appendall(out, ",\"op\":");
     value_append_string(out, (const char *)sqlite3_column_text(s, 2), -1);
@@ -95,6 +96,18 @@ void outbox_fn_push_batch(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
   }
   sqlite3_str_appendall(out, "]}");
   sqlite3_free(client);
+  sqlite3_finalize(s);
+  s = 0;
+  /* Recorded before the body leaves, in the caller's transaction: a
+  ** last_mutation_id may then confirm only what a server could have got. */
+  if (rc == SQLITE_DONE && n > 0) {
+    rc = sqlite3_prepare_v2(c->db, "UPDATE main.sync_control SET sent_id = ?1 WHERE sent_id < ?1",
+                            -1, &s, 0);
+    if (rc == SQLITE_OK) {
+      sqlite3_bind_int64(s, 1, top);
+      rc = sqlite3_step(s);
+    }
+  }
   if (rc != SQLITE_DONE) {
     sync_error_db(ctx, c, "sync_push_batch", rc);
     sqlite3_free(sqlite3_str_finish(out));

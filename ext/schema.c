@@ -31,7 +31,10 @@
 **   sync_shadow   the server's last known row for keys with pending
 **                 mutations (row NULL = absent; no entry = absent too)
 **   sync_stash    scratch for INSERT OR REPLACE: the row being replaced
-**   sync_control  one row; applying=1 while the engine writes; last_id (above)
+**   sync_control  one row; applying=1 while the engine writes; last_id (above);
+**                 sent_id, the highest mutation id sync_push_batch has handed
+**                 out: a server's last_mutation_id above it is refused, as it
+**                 would confirm mutations the server never received
 **   sync_rejected mutations the server refused
 */
 #include "sync.h"
@@ -52,7 +55,8 @@ static const char schema_sql[] =
     " version INTEGER, PRIMARY KEY(tbl, pk)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS sync_stash(tbl TEXT, pk TEXT, row TEXT);"
     "CREATE TABLE IF NOT EXISTS sync_control(id INTEGER PRIMARY KEY CHECK (id = 1),"
-    " applying INTEGER NOT NULL DEFAULT 0, last_id INTEGER NOT NULL DEFAULT 0);"
+    " applying INTEGER NOT NULL DEFAULT 0, last_id INTEGER NOT NULL DEFAULT 0,"
+    " sent_id INTEGER NOT NULL DEFAULT 0);"
     "INSERT OR IGNORE INTO sync_control(id, applying) VALUES(1, 0);"
     "CREATE TABLE IF NOT EXISTS sync_rejected(id INTEGER PRIMARY KEY, table_name TEXT NOT NULL,"
     " op TEXT NOT NULL, pk TEXT NOT NULL, data TEXT, reason TEXT, rejected_at TEXT NOT NULL);";
@@ -67,7 +71,7 @@ static const char schema_gone_sql[] =
 ** highest id ever issued is in sqlite_sequence: last_id starts from it (the
 ** table keeps AUTOINCREMENT; the explicit ids the triggers now give agree
 ** with it). */
-static int migrate(SyncCtx *c) {
+static int migrate_last_id(SyncCtx *c) {
   sqlite3_stmt *s = 0;
   int rc = sqlite3_prepare_v2(
       c->db, "SELECT 1 FROM pragma_table_info('sync_control','main') WHERE name='last_id'", -1, &s,
@@ -85,6 +89,29 @@ static int migrate(SyncCtx *c) {
   if (rc == SQLITE_OK && has)
     rc = sync_exec(c, "UPDATE main.sync_control SET last_id = coalesce((SELECT seq FROM "
                       "main.sqlite_sequence WHERE name='sync_outbox'), 0)");
+  return rc;
+}
+
+/* A database made before sent_id existed does not say which of its pending
+** mutations were handed out. Ids below the outbox's lowest (or up to last_id)
+** have left it, answered, so they were sent; the pending ones count as not
+** sent until the next sync_push_batch hands them out. Erring low only delays
+** a confirmation (a pull page is refused until the next push, whose answer
+** resolves them anyway); erring high would let a server drop them unsent. */
+static int migrate(SyncCtx *c) {
+  int rc = migrate_last_id(c);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_stmt *s = 0;
+  rc = sqlite3_prepare_v2(
+      c->db, "SELECT 1 FROM pragma_table_info('sync_control','main') WHERE name='sent_id'", -1, &s,
+      0);
+  int has = rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW;
+  sqlite3_finalize(s);
+  if (rc != SQLITE_OK || has) return rc;
+  rc = sync_exec(c, "ALTER TABLE main.sync_control ADD COLUMN sent_id INTEGER NOT NULL DEFAULT 0");
+  if (rc == SQLITE_OK)
+    rc = sync_exec(c, "UPDATE main.sync_control SET sent_id = max(last_id,"
+                      " coalesce((SELECT min(id) FROM main.sync_outbox) - 1, 0))");
   return rc;
 }
 

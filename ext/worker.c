@@ -570,26 +570,27 @@ static void trace(const char *what, const char *body) {
   if (trace_enabled) fprintf(stderr, "sync: %s %.300s\n", what, body ? body : "(null)");
 }
 
-/* A page's last_mutation_id may confirm only ids this database has issued
-** (the outbox's highest or sync_control.last_id). A larger one (a server's
-** bug, another client's numbering, a database restored from an older copy)
-** would drop pending mutations the server never received. Returns an
-** SQLite code, with *pzErr set when the page is refused. */
+/* A page's last_mutation_id may confirm only ids this database has sent
+** (sync_control.sent_id, which sync_push_batch raises; never above the ids
+** issued). A larger one (a server's bug, another client's numbering, a
+** database restored from an older copy) would drop pending mutations the
+** server never received. sync_apply checks integers too; this also refuses
+** a real (above 64 bits) by its value. Returns an SQLite code, with *pzErr
+** set when the page is refused. */
 static int check_confirmed(sqlite3 *db, const char *page, char **pzErr) {
   sqlite3_stmt *s = 0;
   int rc = sqlite3_prepare_v2(
       db,
-      "SELECT ?1->>'$.last_mutation_id', issued FROM (SELECT max(coalesce((SELECT max(id) FROM"
-      " main.sync_outbox), 0), last_id) AS issued FROM main.sync_control)"
+      "SELECT ?1->>'$.last_mutation_id', sent_id FROM main.sync_control"
       " WHERE json_valid(?1) AND json_type(?1, '$.last_mutation_id') IN ('integer', 'real')"
-      " AND ?1->>'$.last_mutation_id' > issued",
+      " AND ?1->>'$.last_mutation_id' > sent_id",
       -1, &s, 0);
   if (rc == SQLITE_OK) {
     sqlite3_bind_text(s, 1, page, -1, SQLITE_STATIC);
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
       *pzErr = sqlite3_mprintf("last_mutation_id %s is above the highest mutation id this client"
-                               " has issued (%lld)",
+                               " has sent (%lld)",
                                sqlite3_column_text(s, 0), sqlite3_column_int64(s, 1));
       rc = SQLITE_ERROR;
     } else if (rc == SQLITE_DONE) {

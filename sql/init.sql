@@ -54,3 +54,14 @@ CREATE TABLE t(id INTEGER PRIMARY KEY, v);
 SELECT sync_track('t');
 INSERT INTO t VALUES(1, 'x');
 SELECT id, op FROM sync_pending;
+-- a database from before sent_id: ids up to last_id (and below the lowest
+-- pending one) were answered, so sent; the pending ones count as unsent until
+-- the next push hands them out
+.open old2.db
+CREATE TABLE sync_outbox(id INTEGER PRIMARY KEY, tbl TEXT NOT NULL, op TEXT NOT NULL, pk TEXT NOT NULL, data TEXT, created_at REAL NOT NULL DEFAULT (julianday('now')), attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT);
+CREATE TABLE sync_control(id INTEGER PRIMARY KEY CHECK (id = 1), applying INTEGER NOT NULL DEFAULT 0, last_id INTEGER NOT NULL DEFAULT 0);
+INSERT INTO sync_control VALUES(1, 0, 2);
+INSERT INTO sync_outbox(id, tbl, op, pk) VALUES(5, 't', 'insert', '{}'), (6, 't', 'insert', '{}');
+.load ./sync
+SELECT length(sync_init(NULL)) AS id_length;
+SELECT last_id, sent_id FROM sync_control;

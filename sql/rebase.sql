@@ -85,6 +85,7 @@ SELECT * FROM state WHERE id = 'r1';
 --     the server's.
 UPDATE todos SET title = 'three b' WHERE id = 'r3';
 SELECT id, op FROM sync_pending;
+SELECT sync_push_batch() IS NOT NULL AS pushed;
 SELECT sync_apply('{"changes":[{"table":"todos","op":"upsert","pk":{"id":"r3"},"row":{"id":"r3","title":"three b","done":1,"rev":3},"version":12}],"cursor":"12","last_mutation_id":11,"has_more":false}');
 SELECT * FROM state WHERE id = 'r3';
 SELECT count(*) AS pending, (SELECT count(*) FROM sync_shadow) AS images FROM sync_outbox;
@@ -92,6 +93,7 @@ SELECT count(*) AS pending, (SELECT count(*) FROM sync_shadow) AS images FROM sy
 -- 13. last_mutation_id is honoured on the last page only: on a page with
 --     more to come, the image may still lack the mutation's change.
 UPDATE todos SET title = 'two c' WHERE id = 'r2';
+SELECT sync_push_batch() IS NOT NULL AS pushed;
 SELECT sync_apply('{"changes":[],"cursor":"12","last_mutation_id":12,"has_more":true}');
 SELECT id, op FROM sync_pending;
 SELECT sync_apply('{"changes":[{"table":"todos","op":"upsert","pk":{"id":"r2"},"row":{"id":"r2","title":"two c","done":0,"rev":3},"version":13}],"cursor":"13","last_mutation_id":12,"has_more":false}');
@@ -132,6 +134,7 @@ SELECT * FROM state;
 UPDATE todos SET title = 'k local' WHERE id = 'k';
 UPDATE todos SET done = 1 WHERE id = 'r6';
 SELECT id, op, pk FROM sync_pending;
+SELECT sync_push_batch() IS NOT NULL AS pushed;
 SELECT sync_apply('{"changes":[{"table":"todos","op":"upsert","pk":{"id":"r6"},"row":{"id":"r6","title":"six","done":1,"rev":2},"version":19}],"cursor":"19","last_mutation_id":19,"has_more":false,"rejected":[{"id":18,"reason":"CHECK constraint failed: title"}]}');
 SELECT * FROM state WHERE id IN ('k', 'r6');
 SELECT id, reason FROM sync_rejected WHERE id = 18;

@@ -48,10 +48,13 @@ BAD_PAGES = [
     ("unknown column in pk", json_body(page(upsert("todos", {"zzz": "a"}, {"id": "a", "title": "x"}))),
      r"primary key"),
     # Pending mutations 1 and 2 were never sent: a confirmation beyond the
-    # ids this client issued must not drop them.
+    # ids this client sent must not drop them, issued or not.
     ("last_mutation_id never issued", json_body({"changes": [], "cursor": "c-9", "has_more": False,
                                                  "last_mutation_id": 1000}),
-     r"last_mutation_id 1000 is above the highest mutation id this client has issued \(2\)"),
+     r"last_mutation_id 1000 is above the highest mutation id this client has sent \(0\)"),
+    ("last_mutation_id issued, never sent", json_body({"changes": [], "cursor": "c-9",
+                                                       "has_more": False, "last_mutation_id": 2}),
+     r"last_mutation_id 2 is above the highest mutation id this client has sent \(0\)"),
     ("last_mutation_id over 64 bits", raw_body('{"changes": [], "cursor": "c-9", "has_more": false,'
                                                ' "last_mutation_id": 99999999999999999999}'),
      r"last_mutation_id 1\.0e\+20 is above the highest mutation id"),
@@ -298,6 +301,15 @@ class WorkerAnswers(ClientCase):
                                       "last_mutation_id": 1000}))
         self.run_worker(srv, r"^pull: last_mutation_id 1000 is above the highest mutation id",
                         config={"sse": "off"})
+
+    def test_pull_confirming_unsent_ids(self):
+        # batch_size 1: a push hands out mutation 1 only (the 503 may come
+        # after the server took it); 2 was issued but never sent.
+        srv = self.worker_server()
+        srv.route("/pull", json_body({"changes": [], "cursor": "c-9", "has_more": False,
+                                      "last_mutation_id": 2}))
+        self.run_worker(srv, r"^pull: last_mutation_id 2 is above the highest mutation id this"
+                        r" client has sent \([01]\)", config={"sse": "off", "batch_size": 1})
 
     def test_pull_drip(self):
         srv = self.worker_server()
