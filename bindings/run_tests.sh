@@ -13,6 +13,12 @@ ROOT=$PWD
 SYNCD=${SYNCD:-$ROOT/server/syncd}
 export SYNCD
 unset SQLITE_SYNC_EXTENSION
+# Under make asan/tsan (tests/san/run.sh) the Python and Tcl suites load the
+# sanitizer build of the extension, with its runtime preloaded.
+SAN=()
+if [ -n "${SYNC_TEST_PRELOAD:-}" ] && [ -n "${SYNC_EXT:-}" ]; then
+  SAN=(env LD_PRELOAD="$SYNC_TEST_PRELOAD" SQLITE_SYNC_EXTENSION="$SYNC_EXT")
+fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/sqlite-sync-bindings-XXXXXX")
 pass=0 fail=0 skip=0
 syncd_pid=
@@ -72,7 +78,7 @@ else
 fi
 
 # ---- each binding's own tests ----
-if [ -n "$PYTHON" ]; then suite python "$PYTHON" bindings/python/tests/run.py
+if [ -n "$PYTHON" ]; then suite python "${SAN[@]}" "$PYTHON" bindings/python/tests/run.py
 else skipped python "no python3 whose sqlite3 module has enable_load_extension (Debian: /usr/bin/python3)"; fi
 
 node_suite() {
@@ -91,7 +97,7 @@ node_suite() {
 }
 if [ -n "$NODE" ]; then suite node node_suite; else skipped node "$node_why"; fi
 
-if [ -n "$TCLSH" ]; then suite tcl tclsh bindings/tcl/test.tcl; else skipped tcl "$tcl_why"; fi
+if [ -n "$TCLSH" ]; then suite tcl "${SAN[@]}" tclsh bindings/tcl/test.tcl; else skipped tcl "$tcl_why"; fi
 
 # ---- the example apps: a to-do added in one database shows in another ----
 examples() {
