@@ -6,12 +6,13 @@
 #                as in mk/sql.mk)
 #   make tsan    TSan (the worker's threads, syncd's threads)
 #
-# A suite finds the builds through the variables it already honours
-# (SYNC_EXT, SYNCD_TEST_BINARY, SYNCD, *_PYTHON, SQL_WRAP: see run.sh); a host
-# that is not instrumented (the sqlite3 shell, python, tclsh, node) gets the
-# sanitizer runtime by LD_PRELOAD. Every report lands in build/SAN/logs and
-# fails the run, whatever the suite's own exit status says.
-.PHONY: asan tsan san-builds
+# A suite finds the builds through variables it honours (SYNC_EXT,
+# SYNCD_TEST_BINARY, SYNCD, E2E_PYTHON and the other *_PYTHON,
+# SYNC_TEST_PRELOAD: see run.sh); a host that is not instrumented (the
+# sqlite3 shell, python, tclsh) gets the sanitizer runtime by LD_PRELOAD.
+# Every report lands in build/KIND/logs and fails its suite, whatever the
+# suite's own exit status says. make asan-build / tsan-build only build.
+.PHONY: asan tsan
 SAN_KINDS       = asan tsan
 SAN_CFLAGS_asan = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 SAN_CFLAGS_tsan = -O1 -g -fsanitize=thread
@@ -56,7 +57,5 @@ $(foreach k,$(SAN_KINDS),$(eval $(call san_rules,$(k))))
 # swapped for their sanitizer build (test-unit-KIND), plus the worker driver.
 SAN_SUITES = $(patsubst test-unit,test-unit-$(1),$(TEST_TARGETS)) test-e2e-$(1)
 
-# Everything the plain suites need is built first, without a preloaded runtime.
 asan tsan: %: %-build all
-	@$(MAKE) --no-print-directory $(UNIT_TESTS) tests/unit/host_test $(SAN_TEST_PREREQS)
 	@bash tests/san/run.sh $* $(call SAN_SUITES,$*)
