@@ -33,8 +33,14 @@ CREATE TABLE IF NOT EXISTS notes(id INTEGER PRIMARY KEY, body TEXT);
 """
 
 
+# make asan/tsan set SYNC_TEST_SLOW: code runs that many times slower.
+SLOW = float(os.environ.get("SYNC_TEST_SLOW") or 1)
+
+
 def wait_for(pred, timeout=10.0, step=0.01, what="condition"):
-    """Poll pred() until it returns a true value; returns it or raises."""
+    """Poll pred() until it returns a true value; returns it or raises.
+    The timeout is scaled by SYNC_TEST_SLOW."""
+    timeout *= SLOW
     deadline = time.monotonic() + timeout
     while True:
         v = pred()
