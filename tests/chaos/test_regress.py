@@ -90,5 +90,33 @@ class FirstPull(ProxyTest):
         self.assertGreater(p.counts["http_5xx"], 0, "no pull failed")
 
 
+class PullTurn(ProxyTest):
+    def test_steady_writes_do_not_starve_the_pull(self):
+        """Pushes are slow (stalled) and there is always more to push; the
+        event stream is down, so changes of others come by pull only. The
+        pull must get its turn between pushes (the worker used to start the
+        next push first every time, so nothing came in while writes went on)."""
+        s = self.syncd()
+        p = self.proxy(s)
+        p.burst_code = 503
+        p.force = lambda method, path: ("burst" if path.startswith("/events") else
+                                        "stall" if path.startswith("/push") else None)
+        a = self.client("a", p.url, {"backoff_min_ms": 50, "backoff_max_ms": 100})
+        a.one("SELECT sync_start()")
+        wait(lambda: a.one("SELECT value FROM sync_meta WHERE key = 'cursor'"), "first pull")
+        s.push("other", [{"id": 1, "table": "todos", "op": "insert", "pk": {"id": "o"},
+                          "data": {"id": "o", "title": "from other"}}])
+        end = time.monotonic() + 15 * SLOW
+        got = None
+        i = 0
+        while time.monotonic() < end and got is None:
+            a.db.execute("INSERT INTO todos VALUES(?, 'mine', 0)", ("w%d" % i,))
+            i += 1
+            time.sleep(0.05)
+            got = a.one("SELECT title FROM todos WHERE id = 'o'")
+        self.assertEqual(got, "from other", "no pull while the writes went on")
+        self.assertGreater(a.one("SELECT sync_pending()"), 0)
+
+
 if __name__ == "__main__":
     unittest.main()
