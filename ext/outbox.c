@@ -11,12 +11,16 @@
 ** server's answer: an applied mutation leaves the outbox and the server's row
 ** (with server-made values) becomes the row's image; a rejected one moves to
 ** sync_rejected; either way the row is rebased so that it shows the server's
-** row plus what is still pending. Ids not in the outbox are ignored. It
+** row plus what is still pending. Ids not in the outbox are ignored; a
+** pending one above the highest id sync_push_batch has handed out
+** (sync_control.sent_id) is refused: the server cannot have received it. It
 ** returns how many mutations it resolved, and changes nothing on error:
 **   sync_ack: response must be a JSON object with a "results" array
 **   sync_ack: result 2 has no integer "id"
 **   sync_ack: result 2 has unknown status "x"
 **   sync_ack: "row" of result 2 must be an object or null
+**   sync_ack: result 2: mutation 7 is above the highest mutation id this
+**             client has sent (5)
 */
 #include "sync.h"
 #include "value.h"
@@ -168,6 +172,29 @@ int outbox_resolve(SyncCtx *c, sqlite3_int64 id, int applied, const char *row, i
   return rc;
 }
 
+/* sync_control.sent_id: the highest id sync_push_batch has handed out. */
+static int sent_id(SyncCtx *c, sqlite3_int64 *pSent) {
+  sqlite3_stmt *s = 0;
+  int rc = sqlite3_prepare_v2(c->db, "SELECT sent_id FROM main.sync_control", -1, &s, 0);
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) *pSent = sqlite3_column_int64(s, 0);
+    rc = rc == SQLITE_ROW ? SQLITE_OK : rc == SQLITE_DONE ? SQLITE_CORRUPT : rc;
+  }
+  sqlite3_finalize(s);
+  return rc;
+}
+
+static int is_pending(SyncCtx *c, sqlite3_int64 id, int *pFound) {
+  sqlite3_stmt *s = sync_stmt(c, STMT_OUTBOX_GET);
+  if (!s) return sqlite3_errcode(c->db);
+  sqlite3_bind_int64(s, 1, id);
+  int rc = sqlite3_step(s);
+  *pFound = rc == SQLITE_ROW;
+  sqlite3_reset(s);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 void outbox_fn_ack(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
   SyncCtx *c = sqlite3_user_data(ctx);
@@ -192,6 +219,8 @@ void outbox_fn_ack(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   char *zErr = 0;
   sqlite3_int64 done = 0;
   rc = sync_engine_begin(c);
+  sqlite3_int64 sent = 0;
+  if (rc == SQLITE_OK) rc = sent_id(c, &sent);
   for (int i = 1; rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW; i++) {
     const char *idType = (const char *)sqlite3_column_text(s, 0);
     const char *status = (const char *)sqlite3_column_text(s, 2);
@@ -210,6 +239,16 @@ void outbox_fn_ack(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     }
     if (rowType && strcmp(rowType, "object") != 0 && strcmp(rowType, "null") != 0) {
       zErr = sqlite3_mprintf("\"row\" of result %d must be an object or null", i);
+      rc = SQLITE_ERROR;
+      break;
+    }
+    int unsent = 0;
+    if (sqlite3_column_int64(s, 1) > sent) rc = is_pending(c, sqlite3_column_int64(s, 1), &unsent);
+    if (rc != SQLITE_OK) break;
+    if (unsent) {
+      zErr = sqlite3_mprintf("result %d: mutation %lld is above the highest mutation id this"
+                             " client has sent (%lld)",
+                             i, sqlite3_column_int64(s, 1), sent);
       rc = SQLITE_ERROR;
       break;
     }

@@ -9,9 +9,11 @@ SELECT id, op, pk, data FROM sync_pending;
 -- the server's row for a key with a pending edit: the edit stays on top
 SELECT sync_apply('{"changes":[{"table":"cells","op":"upsert","pk":{"sheet":{"$base64":"Af8="},"r":1,"c":0.5},"row":{"sheet":{"$base64":"Af8="},"r":1,"c":0.5,"v":"server"}}]}');
 SELECT hex(sheet), r, c, v FROM cells ORDER BY r;
+SELECT sync_push_batch() IS NOT NULL AS pushed;
 SELECT sync_ack('{"results":[{"id":3,"status":"rejected","reason":"no"}]}');
 SELECT hex(sheet), r, c, v FROM cells ORDER BY r;
 -- a server delete by composite key with an exact REAL part
+SELECT sync_push_batch() IS NOT NULL AS pushed;
 SELECT sync_ack('{"results":[{"id":2,"status":"applied","row":{"sheet":{"$base64":"Af8="},"r":2,"c":0.30000000000000004,"v":"b"}}]}');
 SELECT sync_apply('{"changes":[{"table":"cells","op":"delete","pk":{"sheet":{"$base64":"Af8="},"r":2,"c":0.30000000000000004}}]}');
 SELECT hex(sheet), r, c, v FROM cells ORDER BY r;

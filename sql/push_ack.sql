@@ -36,6 +36,7 @@ DELETE FROM sync_rejected WHERE id = 2;
 SELECT id FROM sync_rejected;
 -- errors change nothing
 INSERT INTO todos(id, title) VALUES ('d', 'd');
+SELECT json_array_length(sync_push_batch(), '$.mutations') AS sent;
 SELECT sync_ack('nope');
 SELECT sync_ack('{"results":{}}');
 SELECT sync_ack('{"results":[{"status":"applied"}]}');
@@ -46,18 +47,19 @@ SELECT sync_ack('{"results":[{"id":6,"status":"applied","row":[1]}]}');
 SELECT sync_ack('{"results":[{"id":6,"status":"applied","row":{"id":"d","title":"D"}},{"id":7,"status":"odd"}]}');
 SELECT id, op FROM sync_pending;
 SELECT * FROM todos WHERE id = 'd';
--- a pull page's last_mutation_id confirms only what sync_push_batch has
--- handed out (sync_control.sent_id, 5 after the batches above): 6 was issued
--- but never sent, so a page confirming it is refused and changes nothing
-SELECT sent_id FROM sync_control;
-SELECT sync_apply('{"changes":[],"cursor":"c-6","last_mutation_id":6,"has_more":false}');
-SELECT id, op FROM sync_pending;
-SELECT sync_cursor() IS NULL AS cursor_kept;
--- once sent, it may be confirmed; the next one, issued but unsent, may not
+-- a pull page's last_mutation_id, or a push answer, confirms only what
+-- sync_push_batch has handed out (sync_control.sent_id, 6 now): 7 was issued
+-- but never sent, so a page or an answer confirming it is refused and
+-- changes nothing
 INSERT INTO todos(id, title) VALUES ('e', 'e');
-SELECT json_array_length(sync_push_batch(1), '$.mutations') AS sent;
 SELECT sent_id FROM sync_control;
 SELECT sync_apply('{"changes":[],"cursor":"c-7","last_mutation_id":7,"has_more":false}');
-SELECT sync_apply('{"changes":[],"cursor":"c-6","last_mutation_id":6,"has_more":false}') AS applied;
+SELECT sync_ack('{"results":[{"id":6,"status":"applied","row":null},{"id":7,"status":"applied","row":null}]}');
+SELECT id, op FROM sync_pending;
+SELECT sync_cursor() IS NULL AS cursor_kept;
+-- once sent, they may be confirmed
+SELECT json_array_length(sync_push_batch(), '$.mutations') AS sent;
+SELECT sent_id FROM sync_control;
+SELECT sync_apply('{"changes":[],"cursor":"c-7","last_mutation_id":7,"has_more":false}') AS applied;
 SELECT id, op FROM sync_pending;
 SELECT sync_cursor();

@@ -33,31 +33,37 @@ SELECT id, table_name, op, data FROM sync_pending;
 
 -- 4. Applied with the canonical row: server-made values (rev) show, the image
 --    is dropped once nothing is pending.
+SELECT sync_push_batch() IS NOT NULL AS pushed;
 SELECT sync_ack('{"results":[{"id":1,"status":"applied","row":{"id":"r1","title":"one (server)","done":1,"rev":3},"version":9}]}');
 SELECT * FROM state WHERE id = 'r1';
 SELECT count(*) AS r1_images FROM sync_shadow WHERE pk = '{"id":"r1"}';
 
 -- 5. A refused update: the row goes back to the server's (latest) row.
+SELECT sync_push_batch() IS NOT NULL AS pushed;
 SELECT sync_ack('{"results":[{"id":2,"status":"rejected","reason":"stale"}]}');
 SELECT * FROM state WHERE id = 'r2';
 
 -- 6. Two pending edits of one row, the first refused: the second stays.
 UPDATE todos SET title = 'three a' WHERE id = 'r3';
 UPDATE todos SET done = 1 WHERE id = 'r3';
+SELECT sync_push_batch() IS NOT NULL AS pushed;
 SELECT sync_ack('{"results":[{"id":3,"status":"rejected","reason":"no"}]}');
 SELECT * FROM state WHERE id = 'r3';
 SELECT id, op, data FROM sync_pending;
+SELECT sync_push_batch() IS NOT NULL AS pushed;
 SELECT sync_ack('{"results":[{"id":4,"status":"applied","row":{"id":"r3","title":"three","done":1,"rev":2},"version":10}]}');
 SELECT * FROM state WHERE id = 'r3';
 
 -- 7. A refused insert of a row the server never had: gone locally.
 INSERT INTO todos(id, title) VALUES ('n1', 'new');
+SELECT sync_push_batch() IS NOT NULL AS pushed;
 SELECT sync_ack('{"results":[{"id":5,"status":"rejected","reason":"UNIQUE"}]}');
 SELECT count(*) AS n1_rows FROM todos WHERE id = 'n1';
 
 -- 8. A refused delete: the server's row comes back.
 DELETE FROM todos WHERE id = 'r4';
 SELECT count(*) AS r4_rows FROM todos WHERE id = 'r4';
+SELECT sync_push_batch() IS NOT NULL AS pushed;
 SELECT sync_ack('{"results":[{"id":6,"status":"rejected","reason":"FOREIGN KEY"}]}');
 SELECT * FROM state WHERE id = 'r4';
 
@@ -66,17 +72,20 @@ SELECT * FROM state WHERE id = 'r4';
 UPDATE todos SET title = 'five local' WHERE id = 'r5';
 SELECT sync_apply('{"changes":[{"table":"todos","op":"delete","pk":{"id":"r5"},"version":11}],"cursor":"11"}');
 SELECT count(*) AS r5_rows FROM todos WHERE id = 'r5';
+SELECT sync_push_batch() IS NOT NULL AS pushed;
 SELECT sync_ack('{"results":[{"id":7,"status":"rejected","reason":"no such row"}]}');
 SELECT count(*) AS r5_rows, (SELECT count(*) FROM sync_shadow) AS images FROM todos WHERE id = 'r5';
 
 -- 10. A key change refused: the old row is back and the new key gone.
 UPDATE todos SET id = 'r6-new' WHERE id = 'r6';
 SELECT id, op, pk FROM sync_pending;
+SELECT sync_push_batch() IS NOT NULL AS pushed;
 SELECT sync_ack('{"results":[{"id":8,"status":"rejected","reason":"no"},{"id":9,"status":"rejected","reason":"no"}]}');
 SELECT * FROM state WHERE id LIKE 'r6%';
 
 -- 11. INSERT OR REPLACE refused: the replaced row comes back.
 INSERT OR REPLACE INTO todos(id, title) VALUES ('r1', 'replaced');
+SELECT sync_push_batch() IS NOT NULL AS pushed;
 SELECT sync_ack('{"results":[{"id":10,"status":"rejected","reason":"no"}]}');
 SELECT * FROM state WHERE id = 'r1';
 
@@ -104,6 +113,7 @@ SELECT * FROM state WHERE id = 'r2';
 --     the newer server row wins.
 UPDATE todos SET done = 1 WHERE id = 'r2';
 SELECT sync_apply('{"changes":[{"table":"todos","op":"upsert","pk":{"id":"r2"},"row":{"id":"r2","title":"two d (other client)","done":1,"rev":5},"version":15}],"cursor":"15"}');
+SELECT sync_push_batch() IS NOT NULL AS pushed;
 SELECT sync_ack('{"results":[{"id":13,"status":"applied","row":{"id":"r2","title":"two c","done":1,"rev":4},"version":14}]}');
 SELECT * FROM state WHERE id = 'r2';
 
@@ -112,6 +122,7 @@ SELECT * FROM state WHERE id = 'r2';
 INSERT INTO todos(id, title) VALUES ('k', 'mine');
 SELECT sync_apply('{"changes":[{"table":"todos","op":"upsert","pk":{"id":"k"},"row":{"id":"k","title":"theirs","done":1,"rev":1},"version":16}],"cursor":"16"}');
 SELECT * FROM state WHERE id = 'k';
+SELECT sync_push_batch() IS NOT NULL AS pushed;
 SELECT sync_ack('{"results":[{"id":14,"status":"rejected","reason":"UNIQUE constraint failed: todos.id"}]}');
 SELECT * FROM state WHERE id = 'k';
 
@@ -119,8 +130,10 @@ SELECT * FROM state WHERE id = 'k';
 UPDATE todos SET title = 'm1' WHERE id = 'r4';
 UPDATE todos SET done = 1 WHERE id = 'r4';
 UPDATE todos SET title = 'm3' WHERE id = 'r4';
+SELECT sync_push_batch() IS NOT NULL AS pushed;
 SELECT sync_ack('{"results":[{"id":15,"status":"applied","row":{"id":"r4","title":"m1","done":0,"rev":2},"version":17},{"id":16,"status":"rejected","reason":"no"}]}');
 SELECT * FROM state WHERE id = 'r4';
+SELECT sync_push_batch() IS NOT NULL AS pushed;
 SELECT sync_ack('{"results":[{"id":17,"status":"applied","row":{"id":"r4","title":"m3","done":0,"rev":3},"version":18}]}');
 SELECT * FROM state WHERE id = 'r4';
 

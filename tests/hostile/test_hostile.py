@@ -182,6 +182,18 @@ class PushAnswers(ClientCase):
                 self.assertUntouched(out)
                 self.assertEqual(len(out["after"]["outbox"]), 2)
 
+    def test_answer_resolving_an_unsent_mutation(self):
+        # batch_size 1: the push carries mutation 1 only; an answer that
+        # also resolves 2 would drop a mutation the server never received.
+        srv = self.server()
+        srv.route("/push", json_body({"results": [{"id": 1, "status": "applied", "row": None},
+                                                  {"id": 2, "status": "applied", "row": None}]}))
+        out = self.run_client(srv.url, "push", config={"batch_size": 1})
+        self.assertRegex(out["error"] or "", r"^sync_push: .*result 2: mutation 2 is above the"
+                         r" highest mutation id this client has sent \(1\)")
+        self.assertUntouched(out)
+        self.assertEqual(len(out["after"]["outbox"]), 2)
+
     def test_hostile_names_in_an_acked_row(self):
         srv = self.server()
         srv.route("/push", json_body({"results": [
