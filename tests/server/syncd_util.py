@@ -47,6 +47,27 @@ def pg_fresh_db():
     return urllib.parse.urlunsplit(parts._replace(path="/" + name))
 
 
+
+class SqliteStore:
+    """Mixin for a test case: syncd on a SQLite file in the test's folder."""
+    backend = "sqlite"
+
+    def store_args(self):
+        return ["--db", os.path.join(self.tmp, "server.db")]
+
+
+class PgStore:
+    """Mixin for a test case: syncd on a fresh database of the test cluster
+    (the class is skipped when the cluster did not start)."""
+    backend = "pg"
+
+    @classmethod
+    def setUpClass(cls):
+        pg_url()
+
+    def store_args(self):
+        return ["--pg", pg_fresh_db()]
+
 class Syncd:
     """One syncd process. backend is "sqlite" or "pg"; store_args are the
     --db/--pg arguments, kept so that restart() reopens the same data."""

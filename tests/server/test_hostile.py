@@ -21,7 +21,7 @@ import time
 import unittest
 import urllib.parse
 
-from syncd_util import SYNCD, Syncd, dele, ins, pg_fresh_db, pg_url, upd
+from syncd_util import PgStore, SqliteStore, SYNCD, Syncd, dele, ins, upd
 
 SECRET = "k3y-for-tests"
 
@@ -553,23 +553,12 @@ class HostileTests:
             k.close()
 
 
-class SqliteHostileTest(HostileTests, unittest.TestCase):
-    backend = "sqlite"
-
-    def store_args(self):
-        return ["--db", os.path.join(self.tmp, "server.db")]
+class SqliteHostileTest(SqliteStore, HostileTests, unittest.TestCase):
+    pass
 
 
-class PgHostileTest(unittest.TestCase):
+class PgHostileTest(PgStore, unittest.TestCase):
     """The storage-dependent half on PostgreSQL."""
-    backend = "pg"
-
-    @classmethod
-    def setUpClass(cls):
-        pg_url()
-
-    def store_args(self):
-        return ["--pg", pg_fresh_db()]
 
     setUp = HostileTests.setUp
     tearDown = HostileTests.tearDown

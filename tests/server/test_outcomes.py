@@ -4,12 +4,11 @@ only when a client's last id crosses a multiple of 1000 (a scan per push
 made the push's cost grow), so these tests pin both ends: the last 10000
 stay answerable, and the old ones do go.
 """
-import os
 import shutil
 import tempfile
 import unittest
 
-from syncd_util import Syncd, pg_fresh_db, pg_url
+from syncd_util import PgStore, SqliteStore, Syncd
 
 KEEP = 10000
 
@@ -59,19 +58,9 @@ class OutcomeTests:
         self.assertEqual(res[0]["reason"], "no such table: nope")
 
 
-class SqliteOutcomeTest(OutcomeTests, unittest.TestCase):
-    backend = "sqlite"
-
-    def store_args(self):
-        return ["--db", os.path.join(self.tmp, "server.db")]
+class SqliteOutcomeTest(SqliteStore, OutcomeTests, unittest.TestCase):
+    pass
 
 
-class PgOutcomeTest(OutcomeTests, unittest.TestCase):
-    backend = "pg"
-
-    @classmethod
-    def setUpClass(cls):
-        pg_url()
-
-    def store_args(self):
-        return ["--pg", pg_fresh_db()]
+class PgOutcomeTest(PgStore, OutcomeTests, unittest.TestCase):
+    pass

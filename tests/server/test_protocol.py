@@ -5,7 +5,6 @@ cluster)."""
 import base64
 import http.client
 import json
-import os
 import shutil
 import signal
 import tempfile
@@ -13,7 +12,7 @@ import threading
 import time
 import unittest
 
-from syncd_util import Syncd, dele, ins, pg_fresh_db, pg_url, upd
+from syncd_util import PgStore, SqliteStore, Syncd, dele, ins, upd
 
 INT_BIG = 9007199254740993
 INT_MIN = -9223372036854775808
@@ -691,26 +690,14 @@ class ProtocolTests:
             self.assertTrue(resp.getheader("Allow"), (method, path))
 
 
-class SqliteProtocolTest(ProtocolTests, unittest.TestCase):
-    backend = "sqlite"
+class SqliteProtocolTest(SqliteStore, ProtocolTests, unittest.TestCase):
     reasons = {"check": "check constraint failed", "not_null": "not null constraint failed",
                "unique": "unique constraint failed", "fk": "foreign key constraint failed"}
 
-    def store_args(self):
-        return ["--db", os.path.join(self.tmp, "server.db")]
 
-
-class PgProtocolTest(ProtocolTests, unittest.TestCase):
-    backend = "pg"
+class PgProtocolTest(PgStore, ProtocolTests, unittest.TestCase):
     reasons = {"check": "check constraint", "not_null": "not-null constraint",
                "unique": "unique constraint", "fk": "foreign key constraint"}
-
-    @classmethod
-    def setUpClass(cls):
-        pg_url()
-
-    def store_args(self):
-        return ["--pg", pg_fresh_db()]
 
     def test_values_follow_the_column_types(self):
         s = self.server()

@@ -5,12 +5,11 @@ transaction and writes the counter back before COMMIT; a mutation refused
 after its change was logged (a deferred foreign key, checked after the
 write) must give its version back with its savepoint.
 """
-import os
 import shutil
 import tempfile
 import unittest
 
-from syncd_util import Syncd, pg_fresh_db, pg_url
+from syncd_util import PgStore, SqliteStore, Syncd
 
 
 def ins(mid, key, table="todos"):
@@ -58,19 +57,9 @@ class VersionTests:
         return page["cursor"].rsplit("-", 1)[0]
 
 
-class SqliteVersionTest(VersionTests, unittest.TestCase):
-    backend = "sqlite"
-
-    def store_args(self):
-        return ["--db", os.path.join(self.tmp, "server.db")]
+class SqliteVersionTest(SqliteStore, VersionTests, unittest.TestCase):
+    pass
 
 
-class PgVersionTest(VersionTests, unittest.TestCase):
-    backend = "pg"
-
-    @classmethod
-    def setUpClass(cls):
-        pg_url()
-
-    def store_args(self):
-        return ["--pg", pg_fresh_db()]
+class PgVersionTest(PgStore, VersionTests, unittest.TestCase):
+    pass
