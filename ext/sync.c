@@ -316,10 +316,12 @@ __attribute__((visibility("default")))
 #endif
     int sqlite3_sync_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *pApi) {
   /* Each load into another connection hands over the same table, while
-  ** running workers read sqlite3_api: store it only the first time, by
+  ** running workers read sqlite3_api: store it only the first time (a
+  ** compare-and-swap, even a failing one, counts as a write), by
   ** compare-and-swap so that two first loads on two threads do not race. */
   const sqlite3_api_routines *none = 0;
-  __atomic_compare_exchange_n(&sqlite3_api, &none, pApi, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+  if (!__atomic_load_n(&sqlite3_api, __ATOMIC_ACQUIRE))
+    __atomic_compare_exchange_n(&sqlite3_api, &none, pApi, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
   if (sqlite3_libversion_number() < 3038000) {
     *pzErrMsg =
         sqlite3_mprintf("sync: needs SQLite 3.38 or later, this is %s", sqlite3_libversion());
