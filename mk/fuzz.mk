@@ -94,6 +94,7 @@ fuzz: $(FUZZ_BINS)
 # and report on the files it aims at.
 fuzz_cov_one = mkdir -p build/fuzz/corpus/$(1) && \
   LLVM_PROFILE_FILE=build/fuzz/cov/$(1).profraw ./build/fuzz/cov/$(1)_fuzz -runs=0 \
+    -artifact_prefix=build/fuzz/cov/$(1)- \
     build/fuzz/corpus/$(1) tests/fuzz/corpus/$(1) >build/fuzz/cov/$(1).log 2>&1 && \
   $(LLVM_PROFDATA) merge -o build/fuzz/cov/$(1).profdata build/fuzz/cov/$(1).profraw && \
   echo "fuzz-cov: $(1), $$(find build/fuzz/corpus/$(1) tests/fuzz/corpus/$(1) -type f | wc -l) inputs" && \
@@ -106,7 +107,8 @@ fuzz-cov: $(FUZZ_NAMES:%=build/fuzz/cov/%_fuzz)
 ifeq ($(FUZZ_OK),yes)
 test-fuzz: $(FUZZ_BINS)
 	@pass=0; fail=0; for t in $(FUZZ_NAMES); do \
-	  if $(FUZZ_ENV) ./build/fuzz/$${t}_fuzz -runs=0 tests/fuzz/corpus/$$t >build/fuzz/$$t.replay.log 2>&1; then \
+	  if $(FUZZ_ENV) ./build/fuzz/$${t}_fuzz -runs=0 -artifact_prefix=build/fuzz/$$t-replay- \
+	      tests/fuzz/corpus/$$t >build/fuzz/$$t.replay.log 2>&1; then \
 	    pass=$$((pass + 1)); \
 	  else tail -n 30 build/fuzz/$$t.replay.log; echo "test-fuzz: $$t FAILED"; fail=$$((fail + 1)); fi; \
 	done; echo "test-fuzz: $$pass passed, $$fail failed"; [ $$fail = 0 ]
