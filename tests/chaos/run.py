@@ -90,6 +90,12 @@ class Proc:
         except sqlite3.Error:
             return 0  # not created yet
 
+    def log_tail(self, lines=20):
+        """The end of the client's stderr, so a CI log shows why it died."""
+        self.log.flush()
+        with open(self.log.name, "rb") as f:
+            return b"".join(f.readlines()[-lines:]).decode("utf-8", "replace")
+
     def crashed(self):
         return self.p is not None and self.p.poll() is not None
 
@@ -144,7 +150,7 @@ def main():
             for p in procs:
                 if p.crashed():
                     raise SystemExit(f"{p.db}: client exited by itself ({p.p.returncode});"
-                                     " see its .log")
+                                     f" the end of its log:\n{p.log_tail()}")
             if rnd.random() < a.server_kills:
                 s.restart(signal.SIGKILL)
                 server_kills += 1
