@@ -873,6 +873,30 @@ static int pg_push(store *st, const char *client, const store_mutation *m, int n
 
 /* ---- pull ---- */
 
+/* Starts a page with the changes in r's rows, read from the
+** columns tbl, pk, row, version starting at col; a row whose version is NULL
+** ends them (a one-statement pull returns the header row alone when no
+** change follows). Stops after limit changes, setting has_more when a row was
+** left. Returns the version of the last change appended, or head. */
+static long long append_changes(sqlite3_str *out, PGresult *r, int col, int limit, long long head,
+                                store_page *page) {
+  long long lastVersion = head;
+  int rows = PQntuples(r);
+  sqlite3_str_appendall(out, "{\"changes\":[");
+  for (int i = 0; i < rows && !PQgetisnull(r, i, col + 3); i++) {
+    if (i == limit) {
+      page->has_more = 1;
+      break;
+    }
+    if (i) sqlite3_str_appendchar(out, 1, ',');
+    lastVersion = atoll(PQgetvalue(r, i, col + 3));
+    store_append_change(out, PQgetvalue(r, i, col), PQgetvalue(r, i, col + 1),
+                        PQgetisnull(r, i, col + 2) ? 0 : PQgetvalue(r, i, col + 2), lastVersion);
+    page->n_changes++;
+  }
+  return lastVersion;
+}
+
 /* A pull without pending_from in one statement, so one snapshot and one
 ** round trip instead of five: every event stream pulls like this each time
 ** a push wakes it, and 200 streams made PostgreSQL the bottleneck of the
@@ -911,19 +935,7 @@ static int pull_single(pg_store *s, PGconn *c, const char *client, const char *c
     return STORE_EXPIRED;
   }
   sqlite3_str *out = sqlite3_str_new(0);
-  sqlite3_str_appendall(out, "{\"changes\":[");
-  long long lastVersion = head;
-  for (int i = 0; i < rows && !PQgetisnull(r, i, 6); i++) {
-    if (i == limit) {
-      page->has_more = 1;
-      break;
-    }
-    if (i) sqlite3_str_appendchar(out, 1, ',');
-    lastVersion = atoll(PQgetvalue(r, i, 6));
-    store_append_change(out, PQgetvalue(r, i, 3), PQgetvalue(r, i, 4),
-                        PQgetisnull(r, i, 5) ? 0 : PQgetvalue(r, i, 5), lastVersion);
-    page->n_changes++;
-  }
+  long long lastVersion = append_changes(out, r, 3, limit, head, page);
   PQclear(r);
   return store_page_finish(out, page, s->db_id, page->has_more ? lastVersion : head, last_id, 0,
                            err);
@@ -972,20 +984,7 @@ static int pg_pull(store *st, const char *client, const char *cursor, int limit,
             2, p, err);
   if (!r) goto done;
   sqlite3_str *out = sqlite3_str_new(0);
-  sqlite3_str_appendall(out, "{\"changes\":[");
-  long long lastVersion = head;
-  int rows = PQntuples(r);
-  for (int i = 0; i < rows; i++) {
-    if (i == limit) {
-      page->has_more = 1;
-      break;
-    }
-    if (i) sqlite3_str_appendchar(out, 1, ',');
-    lastVersion = atoll(PQgetvalue(r, i, 3));
-    store_append_change(out, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
-                        PQgetisnull(r, i, 2) ? 0 : PQgetvalue(r, i, 2), lastVersion);
-    page->n_changes++;
-  }
+  long long lastVersion = append_changes(out, r, 0, limit, head, page);
   PQclear(r);
   const char *q[1] = {client};
   r = query(c, "SELECT last_id FROM _syncd_clients WHERE client_id = $1", 1, q, err);
