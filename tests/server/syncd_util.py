@@ -9,6 +9,7 @@ import http.client
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -46,6 +47,20 @@ def pg_fresh_db():
     parts = urllib.parse.urlsplit(admin)
     return urllib.parse.urlunsplit(parts._replace(path="/" + name))
 
+
+
+class OneSyncd:
+    """Mixin for a test case that runs one syncd (self.s) in a fresh folder
+    (self.tmp) and requires it to exit cleanly."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="syncd-test-")
+        self.s = Syncd(self.backend, self.store_args())
+
+    def tearDown(self):
+        rc = self.s.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.assertEqual(rc, 0, self.s.log()[-2000:])
 
 
 class SqliteStore:

@@ -4,11 +4,9 @@ only when a client's last id crosses a multiple of 1000 (a scan per push
 made the push's cost grow), so these tests pin both ends: the last 10000
 stay answerable, and the old ones do go.
 """
-import shutil
-import tempfile
 import unittest
 
-from syncd_util import PgStore, SqliteStore, Syncd
+from syncd_util import OneSyncd, PgStore, SqliteStore
 
 KEEP = 10000
 
@@ -19,17 +17,8 @@ def refused(first, n):
             for i in range(first, first + n)]
 
 
-class OutcomeTests:
+class OutcomeTests(OneSyncd):
     backend = None
-
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="syncd-test-")
-        self.s = Syncd(self.backend, self.store_args())
-
-    def tearDown(self):
-        rc = self.s.stop()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        self.assertEqual(rc, 0, self.s.log()[-2000:])
 
     def test_the_last_10000_are_kept_and_older_ones_purged(self):
         last = 12500

@@ -5,11 +5,9 @@ transaction and writes the counter back before COMMIT; a mutation refused
 after its change was logged (a deferred foreign key, checked after the
 write) must give its version back with its savepoint.
 """
-import shutil
-import tempfile
 import unittest
 
-from syncd_util import PgStore, SqliteStore, Syncd
+from syncd_util import OneSyncd, PgStore, SqliteStore
 
 
 def ins(mid, key, table="todos"):
@@ -23,17 +21,8 @@ def bad_note(mid, key):
             "data": {"id": key, "list_id": 99}}
 
 
-class VersionTests:
+class VersionTests(OneSyncd):
     backend = None
-
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="syncd-test-")
-        self.s = Syncd(self.backend, self.store_args())
-
-    def tearDown(self):
-        rc = self.s.stop()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        self.assertEqual(rc, 0, self.s.log()[-2000:])
 
     def head(self):
         _, page = self.s.pull_all("c1")
