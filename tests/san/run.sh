@@ -18,9 +18,9 @@
 #   SYNC_TEST_MEM                   a factor for peak-memory bounds: shadow
 #                                   memory and ASan's quarantine count in
 #                                   RSS (measured for a 16 MiB buffer: +18 MB
-#                                   plain, +41 MB ASan, up to +74 MB TSan;
-#                                   bounds of 128 and 192 MB still fail a
-#                                   100 MB body held whole)
+#                                   plain, +41 MB ASan, up to +74 MB TSan);
+#                                   the plain run in make test, factor 1,
+#                                   is the one that proves the caps
 # LD_PRELOAD is never set for a whole suite: bash crashes under a preloaded
 # TSan runtime and PostgreSQL hangs under ASan. Sanitizer reports from every
 # process go to build/KIND/logs (log_path); a report fails its suite even
