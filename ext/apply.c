@@ -150,20 +150,14 @@ static int confirm_upto(SyncCtx *c, const char *json, sqlite3_int64 upto, char *
 ** client's numbering, would drop pending mutations the server never got.
 ** Checked before anything is written, so a refused page changes nothing. */
 static int check_sent(SyncCtx *c, sqlite3_int64 upto, char **pzErr) {
-  sqlite3_stmt *s = 0;
-  int rc = sqlite3_prepare_v2(c->db, "SELECT sent_id FROM main.sync_control", -1, &s, 0);
-  if (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
-    sqlite3_int64 sent = sqlite3_column_int64(s, 0);
-    if (upto > sent) {
-      *pzErr = sqlite3_mprintf("last_mutation_id %lld is above the highest mutation id this"
-                               " client has sent (%lld)",
-                               upto, sent);
-      rc = SQLITE_ERROR;
-    }
-  } else if (rc == SQLITE_OK) {
-    rc = sqlite3_errcode(c->db);
+  sqlite3_int64 sent = 0;
+  int rc = outbox_sent_id(c, &sent);
+  if (rc == SQLITE_OK && upto > sent) {
+    *pzErr = sqlite3_mprintf("last_mutation_id %lld is above the highest mutation id this"
+                             " client has sent (%lld)",
+                             upto, sent);
+    rc = SQLITE_ERROR;
   }
-  sqlite3_finalize(s);
   return rc;
 }
 

@@ -173,7 +173,7 @@ int outbox_resolve(SyncCtx *c, sqlite3_int64 id, int applied, const char *row, i
 }
 
 /* sync_control.sent_id: the highest id sync_push_batch has handed out. */
-static int sent_id(SyncCtx *c, sqlite3_int64 *pSent) {
+int outbox_sent_id(SyncCtx *c, sqlite3_int64 *pSent) {
   sqlite3_stmt *s = 0;
   int rc = sqlite3_prepare_v2(c->db, "SELECT sent_id FROM main.sync_control", -1, &s, 0);
   if (rc == SQLITE_OK) {
@@ -220,7 +220,7 @@ void outbox_fn_ack(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_int64 done = 0;
   rc = sync_engine_begin(c);
   sqlite3_int64 sent = 0;
-  if (rc == SQLITE_OK) rc = sent_id(c, &sent);
+  if (rc == SQLITE_OK) rc = outbox_sent_id(c, &sent);
   for (int i = 1; rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW; i++) {
     const char *idType = (const char *)sqlite3_column_text(s, 0);
     const char *status = (const char *)sqlite3_column_text(s, 2);

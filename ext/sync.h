@@ -100,6 +100,7 @@ int capture_remove(SyncCtx *, const char *table);
 int outbox_resolve(SyncCtx *, sqlite3_int64 id, int applied, const char *row, int hasRow,
                    const char *reason, sqlite3_int64 version, int hasVersion, int *pDone,
                    char **pzErr);
+int outbox_sent_id(SyncCtx *, sqlite3_int64 *pSent);
 
 /* rebase.c */
 int rebase_key(SyncCtx *, SyncTable *, const char *pk, char **pzErr);
