@@ -185,14 +185,254 @@ int outbox_sent_id(SyncCtx *c, sqlite3_int64 *pSent) {
   return rc;
 }
 
-static int is_pending(SyncCtx *c, sqlite3_int64 id, int *pFound) {
-  sqlite3_stmt *s = sync_stmt(c, STMT_OUTBOX_GET);
+/* One result of a push answer whose mutation is in the outbox. */
+typedef struct AckItem {
+  sqlite3_int64 id, version;
+  int pos;        /* its index in "results": the order the server decided */
+  int applied;    /* else rejected */
+  int hasRow;     /* "row" given: an object (row) or null (row NULL) */
+  int hasVersion; /* "version" is an integer */
+  int dup;        /* an earlier result had the same id: ignored */
+  char *row, *reason, *tbl, *pk;
+} AckItem;
+
+static void ack_free(AckItem *a, int n) {
+  for (int i = 0; i < n; i++) {
+    sqlite3_free(a[i].row);
+    sqlite3_free(a[i].reason);
+    sqlite3_free(a[i].tbl);
+    sqlite3_free(a[i].pk);
+  }
+  sqlite3_free(a);
+}
+
+static int ack_by_id(const void *x, const void *y) {
+  const AckItem *a = x, *b = y;
+  if (a->id != b->id) return a->id < b->id ? -1 : 1;
+  return a->pos - b->pos;
+}
+
+static int ack_by_key(const void *x, const void *y) {
+  const AckItem *a = x, *b = y;
+  int r = strcmp(a->tbl, b->tbl);
+  if (!r) r = strcmp(a->pk, b->pk);
+  return r ? r : a->pos - b->pos;
+}
+
+/* A key's results, a run [first, first+n) of the items sorted by key. */
+typedef struct AckKey {
+  int first, n, last; /* last: pos of its last result */
+} AckKey;
+
+static int ack_key_by_last(const void *x, const void *y) {
+  return ((const AckKey *)x)->last - ((const AckKey *)y)->last;
+}
+
+/* Reads and checks every result, joined with its outbox row. Results whose
+** id is not pending are skipped; *paItem gets the others in results order. */
+static int ack_collect(SyncCtx *c, const char *json, AckItem **paItem, int *pnItem, char **pzErr) {
+  sqlite3_stmt *s = 0;
+  int rc =
+      sqlite3_prepare_v2(c->db,
+                         "SELECT json_type(r.value,'$.id'), r.value->>'$.id', r.value->>'$.status',"
+                         " json_type(r.value,'$.row'), r.value->'$.row', r.value->>'$.reason',"
+                         " json_type(r.value,'$.version'), r.value->>'$.version', o.tbl, o.pk"
+                         " FROM json_each(?1,'$.results') AS r"
+                         " LEFT JOIN main.sync_outbox AS o ON o.id = (r.value->>'$.id')",
+                         -1, &s, 0);
+  sqlite3_int64 sent = 0;
+  if (rc == SQLITE_OK) rc = outbox_sent_id(c, &sent);
+  if (rc != SQLITE_OK) {
+    sqlite3_finalize(s);
+    return rc;
+  }
+  sqlite3_bind_text(s, 1, json, -1, SQLITE_STATIC);
+  AckItem *a = 0;
+  int n = 0, cap = 0;
+  for (int i = 1; rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW; i++) {
+    rc = SQLITE_OK;
+    const char *idType = (const char *)sqlite3_column_text(s, 0);
+    const char *status = (const char *)sqlite3_column_text(s, 2);
+    const char *rowType = (const char *)sqlite3_column_text(s, 3);
+    const char *verType = (const char *)sqlite3_column_text(s, 6);
+    sqlite3_int64 id = sqlite3_column_int64(s, 1);
+    int pending = sqlite3_column_type(s, 8) != SQLITE_NULL;
+    int applied = status && strcmp(status, "applied") == 0;
+    if (!idType || strcmp(idType, "integer") != 0) {
+      *pzErr = sqlite3_mprintf("result %d has no integer \"id\"", i);
+    } else if (!applied && !(status && strcmp(status, "rejected") == 0)) {
+      *pzErr = sqlite3_mprintf("result %d has unknown status \"%s\"", i, status ? status : "");
+    } else if (rowType && strcmp(rowType, "object") != 0 && strcmp(rowType, "null") != 0) {
+      *pzErr = sqlite3_mprintf("\"row\" of result %d must be an object or null", i);
+    } else if (pending && id > sent) {
+      *pzErr = sqlite3_mprintf("result %d: mutation %lld is above the highest mutation id this"
+                               " client has sent (%lld)",
+                               i, id, sent);
+    }
+    if (*pzErr) {
+      rc = SQLITE_ERROR;
+      break;
+    }
+    if (!pending) continue;
+    if (n == cap) {
+      int ncap = cap ? 2 * cap : 64;
+      AckItem *na = sqlite3_realloc64(a, (sqlite3_uint64)ncap * sizeof(*a));
+      if (!na) {
+        rc = SQLITE_NOMEM;
+        break;
+      }
+      a = na, cap = ncap;
+    }
+    AckItem *it = &a[n++];
+    memset(it, 0, sizeof(*it));
+    it->id = id;
+    it->pos = i;
+    it->applied = applied;
+    it->hasRow = rowType != 0;
+    it->hasVersion = verType && strcmp(verType, "integer") == 0;
+    it->version = sqlite3_column_int64(s, 7);
+    if (rowType && strcmp(rowType, "object") == 0)
+      it->row = sqlite3_mprintf("%s", sqlite3_column_text(s, 4));
+    if (sqlite3_column_type(s, 5) != SQLITE_NULL)
+      it->reason = sqlite3_mprintf("%s", sqlite3_column_text(s, 5));
+    it->tbl = sqlite3_mprintf("%s", sqlite3_column_text(s, 8));
+    it->pk = sqlite3_mprintf("%s", sqlite3_column_text(s, 9));
+    if (!it->tbl || !it->pk || (rowType && strcmp(rowType, "object") == 0 && !it->row) ||
+        (sqlite3_column_type(s, 5) != SQLITE_NULL && !it->reason))
+      rc = SQLITE_NOMEM;
+  }
+  if (rc == SQLITE_DONE) rc = SQLITE_OK;
+  sqlite3_finalize(s);
+  if (rc != SQLITE_OK) {
+    ack_free(a, n);
+    return rc;
+  }
+  *paItem = a;
+  *pnItem = n;
+  return SQLITE_OK;
+}
+
+/* Moves the rejected mutations to sync_rejected, then deletes every resolved
+** mutation from the outbox in one statement. */
+static int ack_dequeue(SyncCtx *c, AckItem *a, int n) {
+  int rc = SQLITE_OK;
+  sqlite3_str *ids = sqlite3_str_new(c->db);
+  for (int i = 0; i < n && rc == SQLITE_OK; i++) {
+    if (a[i].dup) continue;
+    sqlite3_str_appendf(ids, "%s%lld", sqlite3_str_length(ids) ? "," : "[", a[i].id);
+    if (a[i].applied) continue;
+    sqlite3_stmt *s = sync_stmt(c, STMT_REJECT);
+    if (!s) return sqlite3_errcode(c->db);
+    sqlite3_bind_int64(s, 1, a[i].id);
+    sqlite3_bind_text(s, 2, a[i].reason ? a[i].reason : "rejected by the server", -1,
+                      SQLITE_STATIC);
+    rc = sync_run(c, s);
+  }
+  sqlite3_str_appendchar(ids, 1, ']');
+  char *list = sqlite3_str_finish(ids);
+  if (!list) return SQLITE_NOMEM;
+  sqlite3_stmt *s = 0;
+  if (rc == SQLITE_OK)
+    rc = sqlite3_prepare_v2(
+        c->db, "DELETE FROM main.sync_outbox WHERE id IN (SELECT value FROM json_each(?1))", -1, &s,
+        0);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(s, 1, list, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(c->db);
+  }
+  sqlite3_finalize(s);
+  sqlite3_free(list);
+  return rc;
+}
+
+/* Brings the image of one key up to date with its results a[0..n) (in
+** results order, what rebase_set_image would have done one by one), then
+** rebases the key once. */
+static int ack_key(SyncCtx *c, AckItem *a, int n, char **pzErr) {
+  SyncTable *t = 0;
+  int rc = table_get(c, a[0].tbl, 1, &t, pzErr);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_stmt *s = sync_stmt(c, STMT_SHADOW_GET);
   if (!s) return sqlite3_errcode(c->db);
-  sqlite3_bind_int64(s, 1, id);
-  int rc = sqlite3_step(s);
-  *pFound = rc == SQLITE_ROW;
+  sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, a[0].pk, -1, SQLITE_STATIC);
+  char *held = 0;
+  int had = 0, verInt = 0;
+  sqlite3_int64 ver = 0;
+  rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) {
+    had = 1;
+    verInt = sqlite3_column_type(s, 1) == SQLITE_INTEGER;
+    ver = sqlite3_column_int64(s, 1);
+    if (sqlite3_column_type(s, 0) != SQLITE_NULL) {
+      held = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
+      if (!held) rc = SQLITE_NOMEM;
+    }
+  }
   sqlite3_reset(s);
-  return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    sqlite3_free(held);
+    return rc;
+  }
+  /* The image: the held one, replaced by each applied row in turn unless
+  ** the image then held carries a newer server version. */
+  const AckItem *img = 0;
+  for (int i = 0; i < n; i++) {
+    if (a[i].dup || !a[i].applied || !a[i].hasRow) continue;
+    int exists = had || img;
+    if (exists && a[i].hasVersion && verInt && ver > a[i].version) continue;
+    img = &a[i];
+    verInt = a[i].hasVersion;
+    ver = a[i].version;
+  }
+  const char *image = img ? img->row : held;
+  int pending = 0;
+  rc = rebase_write(c, t, a[0].pk, image, &pending, pzErr);
+  if (rc == SQLITE_OK && (pending ? img != 0 : had)) {
+    /* Still pending: keep the new image; nothing pending: drop the image. */
+    s = sync_stmt(c, pending ? STMT_SHADOW_PUT : STMT_SHADOW_DROP);
+    if (!s) rc = sqlite3_errcode(c->db);
+    if (s) {
+      sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+      sqlite3_bind_text(s, 2, a[0].pk, -1, SQLITE_STATIC);
+      if (pending && img->row) sqlite3_bind_text(s, 3, img->row, -1, SQLITE_STATIC);
+      if (pending && img->hasVersion) sqlite3_bind_int64(s, 4, img->version);
+      rc = sync_run(c, s);
+    }
+  }
+  sqlite3_free(held);
+  return rc;
+}
+
+/* Resolves the collected results set-wise: one outbox delete for all of
+** them, then one rebase per key, keys in the order of their last result
+** (the order in which resolving them one by one would have left them). */
+static int ack_resolve(SyncCtx *c, AckItem *a, int n, sqlite3_int64 *pDone, char **pzErr) {
+  if (n == 0) return SQLITE_OK;
+  qsort(a, n, sizeof(*a), ack_by_id);
+  sqlite3_int64 done = 0;
+  for (int i = 0; i < n; i++) {
+    a[i].dup = i > 0 && a[i].id == a[i - 1].id;
+    done += !a[i].dup;
+  }
+  int rc = ack_dequeue(c, a, n);
+  if (rc != SQLITE_OK) return rc;
+  qsort(a, n, sizeof(*a), ack_by_key);
+  AckKey *k = sqlite3_malloc64((sqlite3_uint64)n * sizeof(*k));
+  if (!k) return SQLITE_NOMEM;
+  int nk = 0;
+  for (int i = 0; i < n; i++) {
+    if (i == 0 || strcmp(a[i].tbl, a[i - 1].tbl) != 0 || strcmp(a[i].pk, a[i - 1].pk) != 0)
+      k[nk++] = (AckKey){i, 0, 0};
+    k[nk - 1].n++;
+    if (!a[i].dup) k[nk - 1].last = a[i].pos;
+  }
+  qsort(k, nk, sizeof(*k), ack_key_by_last);
+  for (int i = 0; i < nk && rc == SQLITE_OK; i++)
+    rc = ack_key(c, a + k[i].first, k[i].n, pzErr);
+  sqlite3_free(k);
+  *pDone = done;
+  return rc;
 }
 
 void outbox_fn_ack(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
@@ -204,64 +444,14 @@ void outbox_fn_ack(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     sync_error(ctx, "sync_ack", "response must be a JSON object with a \"results\" array");
     return;
   }
-  sqlite3_stmt *s = 0;
-  int rc = sqlite3_prepare_v2(c->db,
-                              "SELECT json_type(value,'$.id'), value->>'$.id', value->>'$.status',"
-                              " json_type(value,'$.row'), value->'$.row', value->>'$.reason',"
-                              " json_type(value,'$.version'), value->>'$.version'"
-                              " FROM json_each(?1,'$.results')",
-                              -1, &s, 0);
-  if (rc != SQLITE_OK) {
-    sync_error_db(ctx, c, "sync_ack", rc);
-    return;
-  }
-  sqlite3_bind_text(s, 1, json, -1, SQLITE_STATIC);
   char *zErr = 0;
   sqlite3_int64 done = 0;
-  rc = sync_engine_begin(c);
-  sqlite3_int64 sent = 0;
-  if (rc == SQLITE_OK) rc = outbox_sent_id(c, &sent);
-  for (int i = 1; rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW; i++) {
-    const char *idType = (const char *)sqlite3_column_text(s, 0);
-    const char *status = (const char *)sqlite3_column_text(s, 2);
-    const char *rowType = (const char *)sqlite3_column_text(s, 3);
-    const char *verType = (const char *)sqlite3_column_text(s, 6);
-    if (!idType || strcmp(idType, "integer") != 0) {
-      zErr = sqlite3_mprintf("result %d has no integer \"id\"", i);
-      rc = SQLITE_ERROR;
-      break;
-    }
-    int applied = status && strcmp(status, "applied") == 0;
-    if (!applied && !(status && strcmp(status, "rejected") == 0)) {
-      zErr = sqlite3_mprintf("result %d has unknown status \"%s\"", i, status ? status : "");
-      rc = SQLITE_ERROR;
-      break;
-    }
-    if (rowType && strcmp(rowType, "object") != 0 && strcmp(rowType, "null") != 0) {
-      zErr = sqlite3_mprintf("\"row\" of result %d must be an object or null", i);
-      rc = SQLITE_ERROR;
-      break;
-    }
-    int unsent = 0;
-    if (sqlite3_column_int64(s, 1) > sent) rc = is_pending(c, sqlite3_column_int64(s, 1), &unsent);
-    if (rc != SQLITE_OK) break;
-    if (unsent) {
-      zErr = sqlite3_mprintf("result %d: mutation %lld is above the highest mutation id this"
-                             " client has sent (%lld)",
-                             i, sqlite3_column_int64(s, 1), sent);
-      rc = SQLITE_ERROR;
-      break;
-    }
-    int hasVersion = verType && strcmp(verType, "integer") == 0;
-    int isDone = 0;
-    rc = outbox_resolve(
-        c, sqlite3_column_int64(s, 1), applied,
-        rowType && strcmp(rowType, "object") == 0 ? (const char *)sqlite3_column_text(s, 4) : 0,
-        rowType != 0, (const char *)sqlite3_column_text(s, 5), sqlite3_column_int64(s, 7),
-        hasVersion, &isDone, &zErr);
-    done += isDone;
-  }
-  sqlite3_finalize(s);
+  AckItem *a = 0;
+  int n = 0;
+  int rc = sync_engine_begin(c);
+  if (rc == SQLITE_OK) rc = ack_collect(c, json, &a, &n, &zErr);
+  if (rc == SQLITE_OK) rc = ack_resolve(c, a, n, &done, &zErr);
+  ack_free(a, n);
   rc = sync_engine_end(c, rc, &zErr);
   if (rc != SQLITE_OK) {
     sync_error_msg(ctx, c, "sync_ack", rc, zErr);

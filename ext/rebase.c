@@ -40,29 +40,23 @@ int rebase_set_image(SyncCtx *c, const char *tbl, const char *pk, const char *ro
   return sync_run(c, s);
 }
 
-/* Re-derives the visible row of key pk (the canonical key text) of table t.
-** Returns an SQLite code; on failure *pzErr names the key. */
-int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, char **pzErr) {
-  sqlite3_stmt *s = sync_stmt(c, STMT_SHADOW_GET);
-  if (!s) return sqlite3_errcode(c->db);
-  sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 2, pk, -1, SQLITE_STATIC);
-  char *image = 0;
-  int rc = sqlite3_step(s);
-  if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
-    image = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
-    if (!image) rc = SQLITE_NOMEM;
-  }
-  sqlite3_reset(s);
-  if (rc == SQLITE_NOMEM) return rc;
-
-  rc = image ? table_write(t->upsert, image, 0) : table_write(t->del, pk, 0);
-  sqlite3_free(image);
-
+/* Writes image (the server's row as JSON; NULL = absent) as the row of key
+** pk of table t and replays the key's pending mutations on top; *pPending
+** gets how many there were. On failure *pzErr names the key. */
+int rebase_write(SyncCtx *c, SyncTable *t, const char *pk, const char *image, int *pPending,
+                 char **pzErr) {
+  /* Most acks confirm a row exactly as it stands: reading it is much cheaper
+  ** than the upsert (json per column, the capture triggers' frames), and
+  ** writing an identical image changes nothing. */
+  char *cur = 0;
+  int rc = image ? table_row_json(c, t, pk, &cur) : SQLITE_OK;
+  if (rc == SQLITE_OK && !(cur && strcmp(cur, image) == 0))
+    rc = image ? table_write(t->upsert, image, 0) : table_write(t->del, pk, 0);
+  sqlite3_free(cur);
   int pending = 0;
   if (rc == SQLITE_OK) {
     /* Replays write t only, never the outbox, so the scan is not disturbed. */
-    s = sync_stmt(c, STMT_KEY_PENDING);
+    sqlite3_stmt *s = sync_stmt(c, STMT_KEY_PENDING);
     if (!s) return sqlite3_errcode(c->db);
     sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, pk, -1, SQLITE_STATIC);
@@ -79,14 +73,40 @@ int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, char **pzErr) {
     }
     sqlite3_reset(s);
   }
+  *pPending = pending;
+  if (rc != SQLITE_OK && rc != SQLITE_NOMEM && !*pzErr)
+    *pzErr = sqlite3_mprintf("cannot rebase %s %s: %s", t->name, pk, sqlite3_errmsg(c->db));
+  return rc;
+}
+
+/* Re-derives the visible row of key pk (the canonical key text) of table t
+** from its image, and drops the image once nothing is pending. Returns an
+** SQLite code; on failure *pzErr names the key. */
+int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, char **pzErr) {
+  sqlite3_stmt *s = sync_stmt(c, STMT_SHADOW_GET);
+  if (!s) return sqlite3_errcode(c->db);
+  sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, pk, -1, SQLITE_STATIC);
+  char *image = 0;
+  int rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
+    image = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
+    if (!image) rc = SQLITE_NOMEM;
+  }
+  sqlite3_reset(s);
+  if (rc == SQLITE_NOMEM) return rc;
+
+  int pending = 0;
+  rc = rebase_write(c, t, pk, image, &pending, pzErr);
+  sqlite3_free(image);
   if (rc == SQLITE_OK && !pending) {
     s = sync_stmt(c, STMT_SHADOW_DROP);
     if (!s) return sqlite3_errcode(c->db);
     sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, pk, -1, SQLITE_STATIC);
     rc = sync_run(c, s);
+    if (rc != SQLITE_OK && rc != SQLITE_NOMEM && !*pzErr)
+      *pzErr = sqlite3_mprintf("cannot rebase %s %s: %s", t->name, pk, sqlite3_errmsg(c->db));
   }
-  if (rc != SQLITE_OK && rc != SQLITE_NOMEM && !*pzErr)
-    *pzErr = sqlite3_mprintf("cannot rebase %s %s: %s", t->name, pk, sqlite3_errmsg(c->db));
   return rc;
 }
