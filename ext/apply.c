@@ -8,92 +8,806 @@
 **
 ** The shape of a pull page and of an SSE event. Everything, cursor included,
 ** commits in one savepoint or not at all; the engine's writes are not queued.
-** A change to a key without pending mutations is written as is. For a key
-** with pending mutations the server's row becomes the key's image and the
-** row is rebased, so local edits stay visible until confirmed or refused.
-** last_mutation_id says the server has processed this client's mutations up
-** to that id (their push response was lost): they leave the outbox, the ones
-** listed in "rejected":[{"id":..,"reason":..}] into sync_rejected (a server
-** gives that list when the pull names the lowest pending id). It is taken
-** from the last page only (has_more absent or false), because only then have
-** the pages delivered every change those mutations made; before that the
-** image would lack them and the row would flicker back.
+** Changes apply in page order. A change to a key without pending mutations
+** is written as is. For a key with pending mutations the server's row
+** becomes the key's image and the row is rebased, so local edits stay
+** visible until confirmed or refused. last_mutation_id says the server has
+** processed this client's mutations up to that id (their push response was
+** lost): they leave the outbox, the ones listed in
+** "rejected":[{"id":..,"reason":..}] into sync_rejected (a server gives that
+** list when the pull names the lowest pending id). It is taken from the last
+** page only (has_more absent or false), because only then have the pages
+** delivered every change those mutations made; before that the image would
+** lack them and the row would flicker back.
 **
-** A page is applied set-based where it can be (see apply_fast below: one
-** INSERT ... SELECT ... FROM json_each per table for the keys without
-** pending mutations) and change by change otherwise, with the same result
-** and the same errors.
+** The page is read here, in C, once: a validating pass with the rules of
+** SQLite's json_valid (3.40: RFC 8259 text, nesting up to 2000), then one
+** walk over the changes. Values are never converted through a double:
+** each one's JSON text is bound by value_bind (the rules of sync_val) into
+** a statement kept per table, one INSERT ... ON CONFLICT DO UPDATE for a
+** whole row and one DELETE by key. A row that lacks some of the table's
+** columns goes through the table's JSON upsert (absent columns keep their
+** value or DEFAULT), and a key with pending mutations through rebase.
+** Object keys are matched by their text as written, the first of equal keys
+** winning, as SQLite's JSON paths do.
 **
 ** Names are checked against the tracked tables and their columns; values go
-** through sync_val. Columns the local table does not have are ignored (a
-** newer server may add columns). Errors, with nothing changed:
+** through sync_val's rules. Columns the local table does not have are
+** ignored (a newer server may add columns). Errors, with nothing changed:
 **   sync_apply: changes must be a JSON object
 **   sync_apply: table "x" is not tracked
+**   sync_apply: change 3 is not an object
+**   sync_apply: change 3 has no "table"           (or "table" is not a string)
 **   sync_apply: change 3 has unknown op "x"
 **   sync_apply: change 3: primary key of "todos" is missing or null
 **   sync_apply: change 3 has no "row" object
+**   sync_apply: change 3 (todos {"id":"a"}): NOT NULL constraint failed: ...
 **   sync_apply: cursor must be a string
+**   sync_apply: last_mutation_id must be an integer
 **   sync_apply: last_mutation_id 9 is above the highest mutation id this
-**               client has sent (4)
+**               client has sent (4)          (also for a number beyond 64
+**               bits, written as SQLite prints a REAL: 1.0e+20)
 */
 #include "sync.h"
+#include "value.h"
 
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* One change. Returns an SQLite code, *pzErr set on refusal. */
-static int apply_change(SyncCtx *c, int i, sqlite3_stmt *s, char **pzErr) {
-  const char *tbl = (const char *)sqlite3_column_text(s, 0);
-  const char *op = (const char *)sqlite3_column_text(s, 1);
-  const char *pkType = (const char *)sqlite3_column_text(s, 2);
-  const char *rowType = (const char *)sqlite3_column_text(s, 4);
-  const char *verType = (const char *)sqlite3_column_text(s, 6);
-  if (!tbl) {
+/* ---- reading the page ----
+**
+** The text is NUL-terminated (it is an SQL text value), so a scan stops at
+** the NUL at the latest. After jv_check has accepted the page, the walk
+** uses the cheaper jv_skip. */
+
+#define JV_MAX_DEPTH 2000 /* SQLite's JSON_MAX_DEPTH: deeper text is not valid JSON */
+
+static int jv_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static const char *jv_ws(const char *z) {
+  while (jv_space(*z))
+    z++;
+  return z;
+}
+
+static int jv_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+
+static int jv_hex(char c) {
+  return jv_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static int jv_alnum(char c) {
+  return jv_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/* The end of the valid JSON value at z (no leading space), or NULL. depth:
+** the containers open around it. Follows SQLite 3.40's jsonParseValue rule
+** for rule, numbers included (no leading zeros, digits around '.', a digit
+** before and after the exponent). */
+static const char *jv_check(const char *z, int depth) {
+  char c = *z;
+  if (c == '{' || c == '[') {
+    char close = c == '{' ? '}' : ']';
+    if (depth >= JV_MAX_DEPTH) return 0;
+    z = jv_ws(z + 1);
+    if (*z == close) return z + 1;
+    for (;;) {
+      if (close == '}') {
+        if (*z != '"' || !(z = jv_check(z, depth + 1))) return 0;
+        z = jv_ws(z);
+        if (*z != ':') return 0;
+        z = jv_ws(z + 1);
+      }
+      if (!(z = jv_check(z, depth + 1))) return 0;
+      z = jv_ws(z);
+      if (*z == close) return z + 1;
+      if (*z != ',') return 0;
+      z = jv_ws(z + 1);
+    }
+  }
+  if (c == '"') {
+    for (z++;; z++) {
+      c = *z;
+      if ((unsigned char)c < 0x20) return 0;
+      if (c == '"') return z + 1;
+      if (c != '\\') continue;
+      c = *++z;
+      if (c == 'u') {
+        if (!jv_hex(z[1]) || !jv_hex(z[2]) || !jv_hex(z[3]) || !jv_hex(z[4])) return 0;
+      } else if (!c || !strchr("\"\\/bfnrt", c)) {
+        return 0;
+      }
+    }
+  }
+  if (c == 'n' || c == 't' || c == 'f') {
+    const char *w = c == 'n' ? "null" : c == 't' ? "true" : "false";
+    size_t n = strlen(w);
+    return strncmp(z, w, n) == 0 && !jv_alnum(z[n]) ? z + n : 0;
+  }
+  if (c == '-' || jv_digit(c)) {
+    const char *d = c == '-' ? z + 1 : z;
+    if (d[0] == '0' && jv_digit(d[1])) return 0;
+    int dp = 0, e = 0;
+    const char *p = z + 1;
+    for (;; p++) {
+      c = *p;
+      if (jv_digit(c)) continue;
+      if (c == '.') {
+        if (p[-1] == '-' || dp) return 0;
+        dp = 1;
+        continue;
+      }
+      if (c == 'e' || c == 'E') {
+        if (p[-1] < '0' || e) return 0;
+        dp = e = 1;
+        if (p[1] == '+' || p[1] == '-') p++;
+        if (!jv_digit(p[1])) return 0;
+        continue;
+      }
+      break;
+    }
+    return p[-1] < '0' ? 0 : p;
+  }
+  return 0;
+}
+
+/* The end of the value at z, which jv_check has accepted. */
+static const char *jv_skip(const char *z) {
+  if (*z == '"') {
+    for (z++; *z != '"'; z++)
+      if (*z == '\\') z++;
+    return z + 1;
+  }
+  if (*z == '{' || *z == '[') {
+    int depth = 0;
+    do {
+      if (*z == '"') {
+        z = jv_skip(z);
+        continue;
+      }
+      if (*z == '{' || *z == '[') depth++;
+      if (*z == '}' || *z == ']') depth--;
+      z++;
+    } while (depth > 0);
+    return z;
+  }
+  while (*z && !jv_space(*z) && *z != ',' && *z != '}' && *z != ']')
+    z++;
+  return z;
+}
+
+/* One JSON value of the page in place; z NULL when absent. */
+typedef struct Span {
+  const char *z;
+  int n;
+} Span;
+
+/* Member iteration over an accepted object: *pz at '{' on the first call,
+** then where the previous call left it. Returns 1 with the key (inside its
+** quotes) and the value, or 0 at the end with *pz at the closing '}'. */
+static int jv_member(const char **pz, Span *key, Span *val) {
+  const char *z = jv_ws(**pz == '{' ? *pz + 1 : *pz);
+  if (*z != '"') {
+    *pz = z;
+    return 0;
+  }
+  const char *e = jv_skip(z);
+  key->z = z + 1, key->n = (int)(e - z - 2);
+  z = jv_ws(jv_ws(e) + 1);
+  e = jv_skip(z);
+  val->z = z, val->n = (int)(e - z);
+  z = jv_ws(e);
+  *pz = *z == ',' ? z + 1 : z;
+  return 1;
+}
+
+static int span_is(Span s, const char *name) {
+  return s.z && (int)strlen(name) == s.n && memcmp(s.z, name, (size_t)s.n) == 0;
+}
+
+/* A member's value is a string without escapes: its inside. */
+static int span_plain_string(Span v, Span *inside) {
+  if (!v.z || v.z[0] != '"' || memchr(v.z, '\\', (size_t)v.n)) return 0;
+  inside->z = v.z + 1, inside->n = v.n - 2;
+  return 1;
+}
+
+static int span_is_number(Span v) {
+  return v.z && (v.z[0] == '-' || jv_digit(v.z[0]));
+}
+
+static int span_is_integer(Span v) {
+  return span_is_number(v) && !memchr(v.z, '.', (size_t)v.n) && !memchr(v.z, 'e', (size_t)v.n) &&
+         !memchr(v.z, 'E', (size_t)v.n);
+}
+
+/* The number v as SQLite's ->> gives it to sqlite3_column_int64: exact
+** within 64 bits, else through a REAL, saturated; *pReal gets the number
+** as a REAL and *pExact whether it was an exact integer. */
+static sqlite3_int64 span_int64(Span v, double *pReal, int *pExact) {
+  char *t = sqlite3_mprintf("%.*s", v.n, v.z);
+  *pExact = 0;
+  *pReal = t ? value_atof(t) : 0;
+  if (t && span_is_integer(v)) {
+    char *end = 0;
+    errno = 0;
+    long long i = strtoll(t, &end, 10);
+    if (errno == 0 && *end == 0) {
+      *pExact = 1;
+      sqlite3_free(t);
+      return i;
+    }
+  }
+  sqlite3_free(t);
+  if (*pReal >= 9223372036854775807.0) return LLONG_MAX;
+  if (*pReal <= -9223372036854775808.0) return LLONG_MIN;
+  return (sqlite3_int64)*pReal;
+}
+
+/* The text SQLite's ->> gives for the JSON value v (a string unescaped, a
+** number or literal as SQLite prints it), for the rare names with escapes
+** and for error messages. NULL for JSON null or no memory. */
+static char *span_text(SyncCtx *c, Span v) {
+  sqlite3_stmt *s = 0;
+  char *out = 0;
+  if (sqlite3_prepare_v2(c->db, "SELECT ?1 ->> '$'", -1, &s, 0) == SQLITE_OK) {
+    sqlite3_bind_text(s, 1, v.z, v.n, SQLITE_STATIC);
+    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+      out = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
+  }
+  sqlite3_finalize(s);
+  return out;
+}
+
+/* v as SQLite's -> renders it: the text without the space between tokens. */
+static char *span_compact(Span v) {
+  sqlite3_str *s = sqlite3_str_new(0);
+  const char *z = v.z, *end = v.z + v.n, *run = z;
+  while (z < end) {
+    if (*z == '"') {
+      z = jv_skip(z);
+    } else if (jv_space(*z)) {
+      sqlite3_str_append(s, run, (int)(z - run));
+      while (z < end && jv_space(*z))
+        z++;
+      run = z;
+    } else {
+      z++;
+    }
+  }
+  sqlite3_str_append(s, run, (int)(end - run));
+  return sqlite3_str_finish(s);
+}
+
+/* The value of the member of object obj named name (first of equals). */
+static Span member(Span obj, const char *name) {
+  Span key, val, none = {0, 0};
+  const char *z = obj.z;
+  while (jv_member(&z, &key, &val))
+    if (span_is(key, name)) return val;
+  return none;
+}
+
+/* ---- sync_apply_rows: a batch of whole rows as a table ----
+**
+**   INSERT INTO t(a, b) SELECT c0, c1 FROM sync_apply_rows(?1) ...
+**
+** ?1 is a Batch, bound with sqlite3_bind_pointer (SQL cannot make one):
+** column cJ is column J of the batch's table, read by the rules of sync_val
+** when the statement asks for it, in place from the page. Without a batch
+** the table is empty. The rows go in through one statement execution per
+** batch, not one per row: every execution of a statement that fires the
+** capture triggers allocates and clears their register frames, which would
+** cost more than the rest of the row. */
+
+#define ROWS_COLS 1000    /* columns c0.. declared, fewer if SQLITE_LIMIT_COLUMN says so */
+#define BATCH_SPANS 65536 /* values a batch holds before it is written */
+
+typedef struct Batch {
+  SyncTable *t;
+  int nRow, capRow, capVal;
+  Span *vals; /* row r, column j: vals[r * t->nCol + j] */
+  int *chg;   /* per row: its change (from 1) */
+  Span *pks;  /* per row: its key object */
+  int cur;    /* the row the statement read last: the one a failure is about */
+} Batch;
+
+static int rows_ncols(sqlite3 *db) {
+  int lim = sqlite3_limit(db, SQLITE_LIMIT_COLUMN, -1) - 1;
+  return lim < ROWS_COLS ? lim : ROWS_COLS;
+}
+
+typedef struct RowsCursor {
+  sqlite3_vtab_cursor base;
+  Batch *b;
+  int i;
+} RowsCursor;
+
+static int rowsConnect(sqlite3 *db, void *aux, int argc, const char *const *argv,
+                       sqlite3_vtab **ppVtab, char **pzErr) {
+  (void)aux, (void)argc, (void)argv, (void)pzErr;
+  sqlite3_str *s = sqlite3_str_new(db);
+  sqlite3_str_appendall(s, "CREATE TABLE x(batch HIDDEN");
+  for (int i = 0, n = rows_ncols(db); i < n; i++)
+    sqlite3_str_appendf(s, ",c%d", i);
+  sqlite3_str_appendall(s, ")");
+  char *sql = sqlite3_str_finish(s);
+  if (!sql) return SQLITE_NOMEM;
+  int rc = sqlite3_declare_vtab(db, sql);
+  sqlite3_free(sql);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
+  sqlite3_vtab *v = sqlite3_malloc64(sizeof *v);
+  if (!v) return SQLITE_NOMEM;
+  memset(v, 0, sizeof *v);
+  *ppVtab = v;
+  return SQLITE_OK;
+}
+
+static int rowsDisconnect(sqlite3_vtab *vtab) {
+  sqlite3_free(vtab);
+  return SQLITE_OK;
+}
+
+static int rowsBestIndex(sqlite3_vtab *vtab, sqlite3_index_info *info) {
+  (void)vtab;
+  info->idxNum = 0;
+  info->estimatedCost = 1e12;
+  for (int i = 0; i < info->nConstraint; i++) {
+    const struct sqlite3_index_constraint *k = &info->aConstraint[i];
+    if (k->iColumn == 0 && k->op == SQLITE_INDEX_CONSTRAINT_EQ && k->usable) {
+      info->aConstraintUsage[i].argvIndex = 1;
+      info->aConstraintUsage[i].omit = 1;
+      info->idxNum = 1;
+      info->estimatedCost = 1;
+      break;
+    }
+  }
+  return SQLITE_OK;
+}
+
+static int rowsOpen(sqlite3_vtab *vtab, sqlite3_vtab_cursor **ppCur) {
+  (void)vtab;
+  RowsCursor *cur = sqlite3_malloc64(sizeof *cur);
+  if (!cur) return SQLITE_NOMEM;
+  memset(cur, 0, sizeof *cur);
+  *ppCur = &cur->base;
+  return SQLITE_OK;
+}
+
+static int rowsClose(sqlite3_vtab_cursor *cur) {
+  sqlite3_free(cur);
+  return SQLITE_OK;
+}
+
+static int rowsFilter(sqlite3_vtab_cursor *vcur, int idxNum, const char *idxStr, int argc,
+                      sqlite3_value **argv) {
+  (void)idxStr;
+  RowsCursor *cur = (RowsCursor *)vcur;
+  cur->b = idxNum && argc > 0 ? sqlite3_value_pointer(argv[0], "sync_apply_rows") : 0;
+  cur->i = 0;
+  if (cur->b) cur->b->cur = 0;
+  return SQLITE_OK;
+}
+
+static int rowsNext(sqlite3_vtab_cursor *vcur) {
+  RowsCursor *cur = (RowsCursor *)vcur;
+  cur->i++;
+  if (cur->b && cur->i < cur->b->nRow) cur->b->cur = cur->i;
+  return SQLITE_OK;
+}
+
+static int rowsEof(sqlite3_vtab_cursor *vcur) {
+  RowsCursor *cur = (RowsCursor *)vcur;
+  return !cur->b || cur->i >= cur->b->nRow;
+}
+
+static int rowsColumn(sqlite3_vtab_cursor *vcur, sqlite3_context *ctx, int col) {
+  RowsCursor *cur = (RowsCursor *)vcur;
+  Batch *b = cur->b;
+  if (!b || col < 1 || col > b->t->nCol) return SQLITE_OK;
+  Span v = b->vals[cur->i * b->t->nCol + col - 1];
+  if (v.z[0] == '{' || v.z[0] == '[') {
+    /* Nested JSON is stored as -> renders it. */
+    char *compact = span_compact(v);
+    if (!compact) return SQLITE_NOMEM;
+    value_result(ctx, compact, (int)strlen(compact));
+    sqlite3_free(compact);
+  } else {
+    value_result(ctx, v.z, v.n);
+  }
+  return SQLITE_OK;
+}
+
+static int rowsRowid(sqlite3_vtab_cursor *vcur, sqlite3_int64 *pRowid) {
+  *pRowid = ((RowsCursor *)vcur)->i;
+  return SQLITE_OK;
+}
+
+sqlite3_module apply_rows_module = {
+    /* iVersion    */ 0,
+    /* xCreate     */ 0,
+    /* xConnect    */ rowsConnect,
+    /* xBestIndex  */ rowsBestIndex,
+    /* xDisconnect */ rowsDisconnect,
+    /* xDestroy    */ 0,
+    /* xOpen       */ rowsOpen,
+    /* xClose      */ rowsClose,
+    /* xFilter     */ rowsFilter,
+    /* xNext       */ rowsNext,
+    /* xEof        */ rowsEof,
+    /* xColumn     */ rowsColumn,
+    /* xRowid      */ rowsRowid,
+    /* xUpdate     */ 0,
+    /* xBegin      */ 0,
+    /* xSync       */ 0,
+    /* xCommit     */ 0,
+    /* xRollback   */ 0,
+    /* xFindMethod */ 0,
+    /* xRename     */ 0,
+    /* xSavepoint  */ 0,
+    /* xRelease    */ 0,
+    /* xRollbackTo */ 0,
+    /* xShadowName */ 0,
+};
+
+/* ---- the statements kept per table ---- */
+
+static int is_pk(SyncTable *t, int col) {
+  for (int i = 0; i < t->nPk; i++)
+    if (t->pk[i] == col) return 1;
+  return 0;
+}
+
+/* t->bound[0]: ?1 a Batch, insert its rows or set their columns on their
+** keys; t->bound[1]: ?1..?nPk the key, delete it. Kept with t (dropped when
+** the schema changes): preparing compiles t's capture triggers into them. */
+static int bound_prepare(SyncCtx *c, SyncTable *t, int del) {
+  sqlite3_str *s = sqlite3_str_new(c->db);
+  if (del) {
+    sqlite3_str_appendf(s, "DELETE FROM main.\"%w\" WHERE ", t->name);
+    for (int i = 0; i < t->nPk; i++)
+      sqlite3_str_appendf(s, "%s\"%w\" = ?%d", i ? " AND " : "", t->cols[t->pk[i]], i + 1);
+  } else {
+    sqlite3_str_appendf(s, "INSERT INTO main.\"%w\"(", t->name);
+    for (int i = 0; i < t->nCol; i++)
+      sqlite3_str_appendf(s, "%s\"%w\"", i ? "," : "", t->cols[i]);
+    sqlite3_str_appendall(s, ") SELECT ");
+    for (int i = 0; i < t->nCol; i++)
+      sqlite3_str_appendf(s, "%sc%d", i ? "," : "", i);
+    /* WHERE true: an upsert after a SELECT needs it to parse. */
+    sqlite3_str_appendall(s, " FROM sync_apply_rows(?1) WHERE true ON CONFLICT(");
+    for (int i = 0; i < t->nPk; i++)
+      sqlite3_str_appendf(s, "%s\"%w\"", i ? "," : "", t->cols[t->pk[i]]);
+    if (t->nCol == t->nPk) {
+      sqlite3_str_appendall(s, ") DO NOTHING");
+    } else {
+      sqlite3_str_appendall(s, ") DO UPDATE SET ");
+      for (int i = 0, n = 0; i < t->nCol; i++)
+        if (!is_pk(t, i))
+          sqlite3_str_appendf(s, "%s\"%w\" = excluded.\"%w\"", n++ ? "," : "", t->cols[i],
+                              t->cols[i]);
+    }
+  }
+  char *sql = sqlite3_str_finish(s);
+  if (!sql) return SQLITE_NOMEM;
+  int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &t->bound[del], 0);
+  sqlite3_free(sql);
+  return rc;
+}
+
+/* The column of t named by key (a member name as written), or -1. hint:
+** the member's position, the usual column. */
+static int column_of(SyncTable *t, Span key, int hint) {
+  if (hint < t->nCol && strncmp(t->cols[hint], key.z, (size_t)key.n) == 0 &&
+      t->cols[hint][key.n] == 0)
+    return hint;
+  for (int i = 0; i < t->nCol; i++)
+    if (t->cols[i][0] == key.z[0] && strncmp(t->cols[i], key.z, (size_t)key.n) == 0 &&
+        t->cols[i][key.n] == 0)
+      return i;
+  return -1;
+}
+
+/* ---- one page ---- */
+
+/* A table the page names, as written: resolved once per page. */
+typedef struct PageTable {
+  Span name;
+  SyncTable *t;
+  int pending; /* the outbox holds mutations of t: each key is looked up */
+} PageTable;
+
+typedef struct Page {
+  SyncCtx *c;
+  int anyPending;           /* the outbox is not empty */
+  sqlite3_stmt *tblPending; /* ?1 tbl -> a row if the outbox holds mutations of it */
+  PageTable tables[8];
+  int nTables;
+  Batch batch; /* whole rows of one table not yet written */
+} Page;
+
+/* Resolves the table named by v (a JSON string). Errors as table_get. */
+static int page_table(Page *pg, Span v, PageTable **pOut, char **pzErr) {
+  SyncCtx *c = pg->c;
+  for (int k = 0; k < pg->nTables; k++) {
+    PageTable *p = &pg->tables[k];
+    if (p->name.n == v.n && memcmp(p->name.z, v.z, (size_t)v.n) == 0) {
+      *pOut = p;
+      return SQLITE_OK;
+    }
+  }
+  Span in;
+  char *name = span_plain_string(v, &in) ? sqlite3_mprintf("%.*s", in.n, in.z) : span_text(c, v);
+  if (!name) return SQLITE_NOMEM;
+  SyncTable *t = 0;
+  int rc = table_get(c, name, 1, &t, pzErr);
+  sqlite3_free(name);
+  if (rc != SQLITE_OK) return rc;
+  /* More tables than the cache holds: the last slot is reused. */
+  PageTable *p = &pg->tables[pg->nTables < 8 ? pg->nTables++ : 7];
+  p->name = v, p->t = t, p->pending = 0;
+  if (pg->anyPending) {
+    if (!pg->tblPending) {
+      rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM sync_outbox WHERE tbl = ?1 LIMIT 1", -1,
+                              &pg->tblPending, 0);
+      if (rc != SQLITE_OK) return rc;
+    }
+    sqlite3_bind_text(pg->tblPending, 1, t->name, -1, SQLITE_STATIC);
+    p->pending = sqlite3_step(pg->tblPending) == SQLITE_ROW;
+    rc = sqlite3_reset(pg->tblPending);
+    if (rc != SQLITE_OK) return rc;
+  }
+  *pOut = p;
+  return SQLITE_OK;
+}
+
+/* The canonical key text of pk (see table_canon_pk); on failure *pzErr
+** names change i. */
+static int change_key(SyncCtx *c, SyncTable *t, int i, Span pk, char **pOut, char **pzErr) {
+  char *why = 0, *text = sqlite3_mprintf("%.*s", pk.n, pk.z);
+  if (!text) return SQLITE_NOMEM;
+  int rc = table_canon_pk(c, t, text, pOut, &why);
+  sqlite3_free(text);
+  if (rc != SQLITE_OK && why) *pzErr = sqlite3_mprintf("change %d: %s", i, why);
+  sqlite3_free(why);
+  return rc;
+}
+
+/* Runs s (values bound, rc their binding's code) and resets it; on failure
+** *pzErr names change i and its key. msg: a value's error found while
+** binding (s not run). */
+static int change_run(SyncCtx *c, SyncTable *t, int i, Span pk, sqlite3_stmt *s, int rc,
+                      const char *msg, char **pzErr) {
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_step(s);
+    rc = rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+    if (rc != SQLITE_OK) msg = 0;
+  }
+  char *err = rc != SQLITE_OK && rc != SQLITE_NOMEM
+                  ? sqlite3_mprintf("%s", msg ? msg : sqlite3_errmsg(c->db))
+                  : 0;
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  if (rc == SQLITE_OK || rc == SQLITE_NOMEM) return rc;
+  char *key = 0;
+  if (change_key(c, t, i, pk, &key, pzErr) == SQLITE_OK)
+    *pzErr = sqlite3_mprintf("change %d (%s %s): %s", i, t->name, key, err ? err : "");
+  sqlite3_free(key);
+  sqlite3_free(err);
+  return rc;
+}
+
+/* Writes the batch's rows, if any; a failure names the row the statement
+** read last. */
+static int batch_flush(Page *pg, char **pzErr) {
+  Batch *b = &pg->batch;
+  if (b->nRow == 0) return SQLITE_OK;
+  SyncCtx *c = pg->c;
+  SyncTable *t = b->t;
+  int rc = t->bound[0] ? SQLITE_OK : bound_prepare(c, t, 0);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_stmt *s = t->bound[0];
+  sqlite3_bind_pointer(s, 1, b, "sync_apply_rows", 0);
+  b->cur = 0;
+  rc = sqlite3_step(s);
+  rc = rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+  char *err =
+      rc != SQLITE_OK && rc != SQLITE_NOMEM ? sqlite3_mprintf("%s", sqlite3_errmsg(c->db)) : 0;
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  if (rc != SQLITE_OK && rc != SQLITE_NOMEM) {
+    char *key = 0;
+    int i = b->chg[b->cur];
+    if (change_key(c, t, i, b->pks[b->cur], &key, pzErr) == SQLITE_OK)
+      *pzErr = sqlite3_mprintf("change %d (%s %s): %s", i, t->name, key, err ? err : "");
+    sqlite3_free(key);
+  }
+  sqlite3_free(err);
+  b->nRow = 0;
+  return rc;
+}
+
+/* Reads row into the batch's next slot. Returns 1 when row has every
+** column of t (the slot is kept), 0 when not (the JSON upsert writes it),
+** or -1 without memory. */
+static int batch_add(Page *pg, SyncTable *t, int i, Span pk, Span row) {
+  Batch *b = &pg->batch;
+  int n = t->nCol;
+  if (b->nRow >= b->capRow) {
+    int cap = b->capRow ? b->capRow * 2 : 64;
+    int *chg = sqlite3_realloc64(b->chg, sizeof *chg * (sqlite3_uint64)cap);
+    if (chg) b->chg = chg;
+    Span *pks = sqlite3_realloc64(b->pks, sizeof *pks * (sqlite3_uint64)cap);
+    if (pks) b->pks = pks;
+    if (!chg || !pks) return -1;
+    b->capRow = cap;
+  }
+  if ((b->nRow + 1) * n > b->capVal) {
+    int cap = (b->nRow + 1) * n * 2;
+    Span *vals = sqlite3_realloc64(b->vals, sizeof *vals * (sqlite3_uint64)cap);
+    if (!vals) return -1;
+    b->vals = vals, b->capVal = cap;
+  }
+  Span *slot = b->vals + b->nRow * n, key, val;
+  for (int k = 0; k < n; k++)
+    slot[k].z = 0;
+  const char *z = row.z;
+  int found = 0;
+  for (int m = 0; jv_member(&z, &key, &val); m++) {
+    int col = column_of(t, key, m);
+    if (col >= 0 && !slot[col].z) slot[col] = val, found++;
+  }
+  if (found < n) return 0;
+  b->t = t;
+  b->chg[b->nRow] = i;
+  b->pks[b->nRow] = pk;
+  b->nRow++;
+  return 1;
+}
+
+/* Writes row, or deletes pk, for a key without pending mutations. A whole
+** row joins the batch; anything else writes the batch first, so the page's
+** order holds. */
+static int change_write(Page *pg, SyncTable *t, int i, int upsert, Span pk, Span row,
+                        char **pzErr) {
+  SyncCtx *c = pg->c;
+  Batch *b = &pg->batch;
+  int rc = SQLITE_OK;
+  if (upsert && t->nCol <= rows_ncols(c->db)) {
+    if (b->nRow && (b->t != t || (b->nRow + 1) * t->nCol > BATCH_SPANS))
+      rc = batch_flush(pg, pzErr);
+    if (rc != SQLITE_OK) return rc;
+    int whole = batch_add(pg, t, i, pk, row);
+    if (whole < 0) return SQLITE_NOMEM;
+    if (whole) return SQLITE_OK;
+  }
+  rc = batch_flush(pg, pzErr);
+  if (rc != SQLITE_OK) return rc;
+  if (upsert) {
+    /* Some columns absent: the JSON upsert keeps them. */
+    sqlite3_bind_text(t->upsert, 1, row.z, row.n, SQLITE_STATIC);
+    return change_run(c, t, i, pk, t->upsert, SQLITE_OK, 0, pzErr);
+  }
+  if (!t->bound[1] && (rc = bound_prepare(c, t, 1)) != SQLITE_OK) return rc;
+  sqlite3_stmt *s = t->bound[1];
+  const char *msg = 0;
+  for (int k = 0; rc == SQLITE_OK && k < t->nPk; k++) {
+    Span v = member(pk, t->cols[t->pk[k]]);
+    if (v.z[0] == '{' || v.z[0] == '[') {
+      char *compact = span_compact(v);
+      rc = compact ? value_bind(s, k + 1, compact, (int)strlen(compact), &msg) : SQLITE_NOMEM;
+      sqlite3_free(compact);
+    } else {
+      rc = value_bind(s, k + 1, v.z, v.n, &msg);
+    }
+  }
+  return change_run(c, t, i, pk, s, rc, msg, pzErr);
+}
+
+/* Change i (from 1), the accepted JSON value at *pz; *pz is left after it. */
+static int apply_change(Page *pg, int i, const char **pz, char **pzErr) {
+  SyncCtx *c = pg->c;
+  const char *z = *pz;
+  if (*z != '{') {
+    *pz = jv_skip(z);
+    *pzErr = sqlite3_mprintf("change %d is not an object", i);
+    return SQLITE_ERROR;
+  }
+  Span key, val, tbl = {0, 0}, op = {0, 0}, pk = {0, 0}, row = {0, 0}, ver = {0, 0};
+  while (jv_member(&z, &key, &val)) {
+    Span *f = 0;
+    switch (key.n) {
+    case 2:
+      f = key.z[0] == 'o' && key.z[1] == 'p' ? &op : key.z[0] == 'p' && key.z[1] == 'k' ? &pk : 0;
+      break;
+    case 3:
+      f = memcmp(key.z, "row", 3) == 0 ? &row : 0;
+      break;
+    case 5:
+      f = memcmp(key.z, "table", 5) == 0 ? &tbl : 0;
+      break;
+    case 7:
+      f = memcmp(key.z, "version", 7) == 0 ? &ver : 0;
+      break;
+    }
+    if (f && !f->z) *f = val;
+  }
+  *pz = z + 1; /* past the '}' jv_member stopped at */
+  if (!tbl.z || span_is(tbl, "null")) {
     *pzErr = sqlite3_mprintf("change %d has no \"table\"", i);
     return SQLITE_ERROR;
   }
-  SyncTable *t = 0;
-  int rc = table_get(c, tbl, 1, &t, pzErr);
-  if (rc != SQLITE_OK) return rc;
-  int upsert = op && strcmp(op, "upsert") == 0;
-  if (!upsert && !(op && strcmp(op, "delete") == 0)) {
-    *pzErr = sqlite3_mprintf("change %d has unknown op \"%s\"", i, op ? op : "");
+  if (tbl.z[0] != '"') {
+    *pzErr = sqlite3_mprintf("change %d: \"table\" is not a string", i);
     return SQLITE_ERROR;
   }
-  if (!pkType || strcmp(pkType, "object") != 0) {
+  PageTable *p = 0;
+  int rc = page_table(pg, tbl, &p, pzErr);
+  if (rc != SQLITE_OK) return rc;
+  SyncTable *t = p->t;
+  Span in;
+  int plain = span_plain_string(op, &in);
+  int upsert = plain && in.n == 6 && memcmp(in.z, "upsert", 6) == 0;
+  int del = plain && in.n == 6 && memcmp(in.z, "delete", 6) == 0;
+  if (!upsert && !del) {
+    /* Escapes, or not a string: what SQLite reads. */
+    char *o = plain ? sqlite3_mprintf("%.*s", in.n, in.z) : op.z ? span_text(c, op) : 0;
+    upsert = o && strcmp(o, "upsert") == 0;
+    del = o && strcmp(o, "delete") == 0;
+    if (!upsert && !del) *pzErr = sqlite3_mprintf("change %d has unknown op \"%s\"", i, o ? o : "");
+    sqlite3_free(o);
+    if (!upsert && !del) return SQLITE_ERROR;
+  }
+  if (!pk.z || pk.z[0] != '{') {
     *pzErr = sqlite3_mprintf("change %d has no \"pk\" object", i);
     return SQLITE_ERROR;
   }
-  const char *row = upsert ? (const char *)sqlite3_column_text(s, 5) : 0;
-  if (upsert && (!rowType || strcmp(rowType, "object") != 0)) {
+  if (upsert && (!row.z || row.z[0] != '{')) {
     *pzErr = sqlite3_mprintf("change %d has no \"row\" object", i);
     return SQLITE_ERROR;
   }
-  char *pk = 0, *why = 0;
-  rc = table_canon_pk(c, t, (const char *)sqlite3_column_text(s, 3), &pk, &why);
-  if (rc != SQLITE_OK) {
-    if (why) *pzErr = sqlite3_mprintf("change %d: %s", i, why);
-    sqlite3_free(why);
-    return rc;
+  for (int k = 0; k < t->nPk; k++) {
+    Span v = member(pk, t->cols[t->pk[k]]);
+    if (!v.z || span_is(v, "null")) {
+      *pzErr = sqlite3_mprintf("change %d: primary key of \"%s\" is missing or null", i, t->name);
+      return SQLITE_ERROR;
+    }
   }
-  sqlite3_stmt *p = sync_stmt(c, STMT_HAS_PENDING);
-  if (!p) {
-    sqlite3_free(pk);
+  if (!p->pending) return change_write(pg, t, i, upsert, pk, row, pzErr);
+
+  char *k = 0;
+  rc = change_key(c, t, i, pk, &k, pzErr);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_stmt *s = sync_stmt(c, STMT_HAS_PENDING);
+  if (!s) {
+    sqlite3_free(k);
     return sqlite3_errcode(c->db);
   }
-  sqlite3_bind_text(p, 1, t->name, -1, SQLITE_STATIC);
-  sqlite3_bind_text(p, 2, pk, -1, SQLITE_STATIC);
-  int pending = sqlite3_step(p) == SQLITE_ROW;
-  sqlite3_reset(p);
+  sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, k, -1, SQLITE_STATIC);
+  int pending = sqlite3_step(s) == SQLITE_ROW;
+  sqlite3_reset(s);
   if (pending) {
-    int hasVersion = verType && strcmp(verType, "integer") == 0;
-    rc = rebase_set_image(c, t->name, pk, row, sqlite3_column_int64(s, 7), hasVersion);
-    if (rc == SQLITE_OK) rc = rebase_key(c, t, pk, pzErr);
+    rc = batch_flush(pg, pzErr);
+    char *image = upsert && rc == SQLITE_OK ? span_compact(row) : 0;
+    double r;
+    int exact;
+    sqlite3_int64 version = span_is_integer(ver) ? span_int64(ver, &r, &exact) : 0;
+    if (rc == SQLITE_OK && upsert && !image) rc = SQLITE_NOMEM;
+    if (rc == SQLITE_OK) rc = rebase_set_image(c, t->name, k, image, version, span_is_integer(ver));
+    if (rc == SQLITE_OK) rc = rebase_key(c, t, k, pzErr);
+    sqlite3_free(image);
   } else {
-    rc = upsert ? table_write(t->upsert, row, 0) : table_write(t->del, pk, 0);
-    if (rc != SQLITE_OK)
-      *pzErr = sqlite3_mprintf("change %d (%s %s): %s", i, t->name, pk, sqlite3_errmsg(c->db));
+    rc = change_write(pg, t, i, upsert, pk, row, pzErr);
   }
-  sqlite3_free(pk);
+  sqlite3_free(k);
   return rc;
 }
 
@@ -102,15 +816,15 @@ static int apply_change(SyncCtx *c, int i, sqlite3_stmt *s, char **pzErr) {
 ** sync_rejected with the server's reason; the others were applied and leave
 ** the outbox. Their keys are rebased. The ids are read first: resolving
 ** writes the outbox. */
-static int confirm_upto(SyncCtx *c, const char *json, sqlite3_int64 upto, char **pzErr) {
+static int confirm_upto(SyncCtx *c, Span rejected, sqlite3_int64 upto, char **pzErr) {
   sqlite3_stmt *r = 0;
   int rc = sqlite3_prepare_v2(c->db,
-                              "SELECT value->>'$.id', value->>'$.reason' FROM json_each(?1,"
-                              "'$.rejected') WHERE json_type(value,'$.id') = 'integer'"
+                              "SELECT value->>'$.id', value->>'$.reason' FROM json_each(?1)"
+                              " WHERE json_type(value,'$.id') = 'integer'"
                               " AND value->>'$.id' <= ?2 ORDER BY value->>'$.id'",
                               -1, &r, 0);
   if (rc != SQLITE_OK) return rc;
-  sqlite3_bind_text(r, 1, json, -1, SQLITE_STATIC);
+  if (rejected.z) sqlite3_bind_text(r, 1, rejected.z, rejected.n, SQLITE_STATIC);
   sqlite3_bind_int64(r, 2, upto);
   int done = 0;
   while (rc == SQLITE_OK && sqlite3_step(r) == SQLITE_ROW) {
@@ -148,274 +862,35 @@ static int confirm_upto(SyncCtx *c, const char *json, sqlite3_int64 upto, char *
 /* last_mutation_id may confirm only mutations sync_push_batch has handed
 ** out (sync_control.sent_id): a larger one, from a server's bug or another
 ** client's numbering, would drop pending mutations the server never got.
-** Checked before anything is written, so a refused page changes nothing. */
-static int check_sent(SyncCtx *c, sqlite3_int64 upto, char **pzErr) {
-  sqlite3_int64 sent = 0;
+** Checked before anything is written, so a refused page changes nothing. A
+** number that is no integer, or one beyond 64 bits, is named as SQLite
+** prints a REAL when it is above, else refused as no integer. *pUpto gets
+** the id. */
+static int check_sent(SyncCtx *c, Span lm, sqlite3_int64 *pUpto, char **pzErr) {
+  double r = 0;
+  int exact = 0;
+  sqlite3_int64 sent = 0, upto = span_int64(lm, &r, &exact);
   int rc = outbox_sent_id(c, &sent);
-  if (rc == SQLITE_OK && upto > sent) {
-    *pzErr = sqlite3_mprintf("last_mutation_id %lld is above the highest mutation id this"
-                             " client has sent (%lld)",
-                             upto, sent);
-    rc = SQLITE_ERROR;
-  }
-  return rc;
-}
-
-/* ---- the set-based path ----
-**
-** Most of a page is changes to keys without pending mutations, with whole
-** rows: those need no rebase, and one INSERT ... SELECT ... FROM json_each
-** ... ON CONFLICT DO UPDATE per table (and one DELETE) writes them all, at
-** about the cost of a plain SQL load of the page. What is left (keys with
-** pending mutations, rows missing a column) goes through apply_change in
-** page order. The fast path runs in its own savepoint: when anything about
-** the page is unusual (a malformed change, a key twice, an error of any
-** statement), it is rolled back and the whole page is applied change by
-** change, so errors and their messages are exactly those of that path. */
-
-/* The key object at src (an SQL expression) as the canonical key text the
-** capture triggers write, NULL when a part is missing or null. Must build
-** the same text as the canon statement of table.c. */
-static void canon_expr(sqlite3_str *s, SyncTable *t, const char *src) {
-  sqlite3_str_appendall(s, "(CASE WHEN ");
-  for (int i = 0; i < t->nPk; i++)
-    sqlite3_str_appendf(s, "%scoalesce(%s -> '$.\"%q\"', 'null') = 'null'", i ? " OR " : "", src,
-                        t->cols[t->pk[i]]);
-  sqlite3_str_appendall(s, " THEN NULL ELSE json_object(");
-  for (int i = 0; i < t->nPk; i++) {
-    const char *col = t->cols[t->pk[i]];
-    char *v = sqlite3_mprintf("sync_val(%s -> '$.\"%q\"')", src, col);
-    sqlite3_str_appendf(s, "%s'%q',", i ? "," : "", col);
-    if (v) capture_value_expr(s, v);
-    sqlite3_free(v);
-  }
-  sqlite3_str_appendall(s, ") END)");
-}
-
-/* The condition, on a json_each row of the changes, that the change is to t
-** and the set-based statements write it; op: "upsert" or "delete" for the
-** part that one statement writes, NULL for both. */
-static void fast_cond(sqlite3_str *s, SyncTable *t, int pending, const char *op) {
-  sqlite3_str_appendf(s, "(value->>'$.table' = %Q", t->name);
-  if (pending) {
-    sqlite3_str_appendf(
-        s, " AND NOT EXISTS (SELECT 1 FROM sync_outbox WHERE tbl = %Q AND pk = ", t->name);
-    canon_expr(s, t, "(value->'$.pk')");
-    sqlite3_str_appendall(s, ")");
-  }
-  if (op && strcmp(op, "delete") == 0) {
-    sqlite3_str_appendall(s, " AND value->>'$.op' = 'delete')");
-    return;
-  }
-  sqlite3_str_appendall(s, op ? " AND ((value->>'$.op' = 'upsert'"
-                              : " AND (value->>'$.op' = 'delete' OR (value->>'$.op' = 'upsert'");
-  for (int i = 0; i < t->nPk; i++)
-    sqlite3_str_appendf(s, " AND coalesce(value -> '$.pk.\"%q\"', 'null') <> 'null'",
-                        t->cols[t->pk[i]]);
-  for (int i = 0; i < t->nCol; i++)
-    sqlite3_str_appendf(s, " AND json_type(value, '$.row.\"%q\"') IS NOT NULL", t->cols[i]);
-  sqlite3_str_appendall(s, ")))");
-}
-
-/* Runs sql (NULL: out of memory) with ?1 = json; returns its first column
-** as an integer in *pOut when pOut is not NULL. */
-static int fast_run(SyncCtx *c, char *sql, const char *json, sqlite3_int64 *pOut) {
-  /* pOut NULL: nothing; otherwise the first column of the first row, or
-  ** for a statement without rows the number of rows it changed. */
-  if (!sql) return SQLITE_NOMEM;
-  sqlite3_stmt *p = 0;
-  int rc = sqlite3_prepare_v2(c->db, sql, -1, &p, 0);
-  sqlite3_free(sql);
   if (rc != SQLITE_OK) return rc;
-  sqlite3_bind_text(p, 1, json, -1, SQLITE_STATIC);
-  rc = sqlite3_step(p);
-  if (pOut) *pOut = rc == SQLITE_ROW ? sqlite3_column_int64(p, 0) : sqlite3_changes(c->db);
-  rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
-  if (rc == SQLITE_OK)
-    rc = sqlite3_finalize(p);
-  else
-    sqlite3_finalize(p);
-  return rc;
-}
-
-/* Prepares t->fast[pending], the upserts of a page to t that fast_cond
-** selects, written by one INSERT ... SELECT. Kept with t (it is dropped
-** when the schema changes): preparing it compiles t's capture triggers into
-** it, which cost as much as writing a few rows. */
-static int fast_prepare(SyncCtx *c, SyncTable *t, int pending) {
-  sqlite3_str *s = sqlite3_str_new(c->db);
-  /* Each reference to json_each's value renders the change as text again:
-  ** a materialized copy renders it once. */
-  sqlite3_str_appendf(s,
-                      "WITH c(value) AS MATERIALIZED (SELECT value FROM json_each(?1, "
-                      "'$.changes')) INSERT INTO main.\"%w\"(",
-                      t->name);
-  for (int i = 0; i < t->nCol; i++)
-    sqlite3_str_appendf(s, "%s\"%w\"", i ? "," : "", t->cols[i]);
-  sqlite3_str_appendall(s, ") SELECT ");
-  for (int i = 0; i < t->nCol; i++)
-    sqlite3_str_appendf(s, "%ssync_val(value -> '$.row.\"%q\"')", i ? "," : "", t->cols[i]);
-  sqlite3_str_appendall(s, " FROM c WHERE ");
-  fast_cond(s, t, pending, "upsert");
-  sqlite3_str_appendall(s, " ON CONFLICT(");
-  for (int i = 0; i < t->nPk; i++)
-    sqlite3_str_appendf(s, "%s\"%w\"", i ? "," : "", t->cols[t->pk[i]]);
-  if (t->nCol == t->nPk) {
-    sqlite3_str_appendall(s, ") DO NOTHING");
-  } else {
-    sqlite3_str_appendall(s, ") DO UPDATE SET ");
-    for (int i = 0, n = 0; i < t->nCol; i++) {
-      int key = 0;
-      for (int j = 0; j < t->nPk; j++)
-        key |= t->pk[j] == i;
-      if (!key)
-        sqlite3_str_appendf(s, "%s\"%w\" = excluded.\"%w\"", n++ ? "," : "", t->cols[i],
-                            t->cols[i]);
-    }
+  int above =
+      exact ? upto > sent
+            : r >= 9223372036854775808.0 ||
+                  (r >= -9223372036854775808.0 &&
+                   ((sqlite3_int64)r > sent || ((sqlite3_int64)r == sent && r > (double)sent)));
+  if (above) {
+    char *id = exact ? sqlite3_mprintf("%lld", upto) : sqlite3_mprintf("%!.15g", r);
+    *pzErr = sqlite3_mprintf("last_mutation_id %s is above the highest mutation id this client"
+                             " has sent (%lld)",
+                             id ? id : "?", sent);
+    sqlite3_free(id);
+    return SQLITE_ERROR;
   }
-  char *sql = sqlite3_str_finish(s);
-  if (!sql) return SQLITE_NOMEM;
-  int rc = sqlite3_prepare_v2(c->db, sql, -1, &t->fast[pending], 0);
-  sqlite3_free(sql);
-  return rc;
-}
-
-/* Writes the changes of table t that fast_cond selects; *pWritten gets the
-** number of upserts written. */
-static int fast_table(SyncCtx *c, SyncTable *t, const char *json, int pending, int deletes,
-                      sqlite3_int64 *pWritten) {
-  /* A delete whose key lacks a part: apply_change names the change. (An
-  ** upsert like that fails fast_cond and goes there by itself.) */
-  sqlite3_int64 bad = 0;
-  sqlite3_str *s = sqlite3_str_new(c->db);
-  sqlite3_str_appendf(
-      s, "SELECT count(*) FROM json_each(?1, '$.changes') WHERE value->>'$.table' = %Q AND (",
-      t->name);
-  for (int i = 0; i < t->nPk; i++)
-    sqlite3_str_appendf(s, "%scoalesce(value -> '$.pk.\"%q\"', 'null') = 'null'", i ? " OR " : "",
-                        t->cols[t->pk[i]]);
-  sqlite3_str_appendall(s, ")");
-  char *sql = sqlite3_str_finish(s);
-  int rc = SQLITE_OK;
-  if (deletes)
-    rc = fast_run(c, sql, json, &bad);
-  else
-    sqlite3_free(sql);
-  if (rc == SQLITE_OK && bad != 0) rc = SQLITE_ABORT;
-  if (rc == SQLITE_OK && !t->fast[pending]) rc = fast_prepare(c, t, pending);
-  if (rc == SQLITE_OK) {
-    sqlite3_stmt *p = t->fast[pending];
-    sqlite3_bind_text(p, 1, json, -1, SQLITE_STATIC);
-    rc = sqlite3_step(p);
-    *pWritten = sqlite3_changes(c->db);
-    rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
-    sqlite3_reset(p);
-    sqlite3_clear_bindings(p);
+  if (!span_is_integer(lm)) {
+    *pzErr = sqlite3_mprintf("last_mutation_id must be an integer");
+    return SQLITE_ERROR;
   }
-
-  if (rc == SQLITE_OK && deletes) {
-    s = sqlite3_str_new(c->db);
-    sqlite3_str_appendf(s, "DELETE FROM main.\"%w\" WHERE (", t->name);
-    for (int i = 0; i < t->nPk; i++)
-      sqlite3_str_appendf(s, "%s\"%w\"", i ? "," : "", t->cols[t->pk[i]]);
-    sqlite3_str_appendall(s, ") IN (SELECT ");
-    for (int i = 0; i < t->nPk; i++)
-      sqlite3_str_appendf(s, "%ssync_val(value -> '$.pk.\"%q\"')", i ? "," : "", t->cols[t->pk[i]]);
-    sqlite3_str_appendall(s, " FROM json_each(?1, '$.changes') WHERE ");
-    fast_cond(s, t, pending, "delete");
-    sqlite3_str_appendall(s, ")");
-    rc = fast_run(c, sqlite3_str_finish(s), json, 0);
-  }
-  return rc;
-}
-
-/* Applies the page's changes: the set-based statements per table, then the
-** rest change by change; *pN gets the number of changes. Returns SQLITE_OK,
-** or any other code (SQLITE_ABORT: the page is unusual) after which the
-** caller rolls back to the fast savepoint and takes the slow path, which
-** reports the error itself. */
-static int apply_fast(SyncCtx *c, const char *json, sqlite3_int64 *pN) {
-  sqlite3_stmt *p = 0;
-  /* Anything pending at all? Without, no change needs a rebase. The
-  ** statements write a table's upserts before its deletes, so a table with
-  ** both goes change by change: one key can be spelt two ways ({"id":1} and
-  ** {"id":"1"} for an INTEGER key, or a row whose key is not its pk), which
-  ** the duplicate check by pk text misses, and a delete before an upsert of
-  ** that key would win. And with foreign keys on, a delete may cascade to a
-  ** row an upsert of the page writes in another table: such pages go change
-  ** by change too. */
-  int rc = sqlite3_prepare_v2(
-      c->db, "SELECT EXISTS (SELECT 1 FROM sync_outbox), (SELECT * FROM pragma_foreign_keys)", -1,
-      &p, 0);
-  if (rc != SQLITE_OK) return rc;
-  int pending = 1, fk = 1;
-  if (sqlite3_step(p) == SQLITE_ROW) {
-    pending = sqlite3_column_int(p, 0) != 0;
-    fk = sqlite3_column_int(p, 1) != 0;
-  }
-  sqlite3_finalize(p);
-  /* Per table: the upserts, the deletes, the keys that appear twice (by
-  ** their text) and the other ops. A change that is malformed otherwise
-  ** fails fast_cond (or the key check of fast_table) and goes to
-  ** apply_change, whose error sends the page down the slow path. */
-  rc = sqlite3_prepare_v2(
-      c->db,
-      "WITH c(value) AS MATERIALIZED (SELECT value FROM json_each(?1, '$.changes'))"
-      " SELECT tb, count(*) FILTER (WHERE op = 'upsert'), count(*) FILTER (WHERE op = 'delete'),"
-      " count(*) - count(DISTINCT pk) + count(*) FILTER (WHERE op IS NOT 'upsert' AND op IS NOT"
-      " 'delete'), count(*) FROM (SELECT value->>'$.table' AS tb, value->>'$.op' AS op,"
-      " value->'$.pk' AS pk FROM c) GROUP BY 1",
-      -1, &p, 0);
-  if (rc != SQLITE_OK) return rc;
-  sqlite3_bind_text(p, 1, json, -1, SQLITE_STATIC);
-  sqlite3_str *rest = sqlite3_str_new(c->db);
-  sqlite3_str_appendall(rest, "SELECT value->>'$.table', value->>'$.op', json_type(value,'$.pk'),"
-                              " value->'$.pk', json_type(value,'$.row'), value->'$.row',"
-                              " json_type(value,'$.version'), value->>'$.version', key"
-                              " FROM json_each(?1,'$.changes') WHERE true");
-  int restNeeded = pending;
-  *pN = 0;
-  while (rc == SQLITE_OK && sqlite3_step(p) == SQLITE_ROW) {
-    *pN += sqlite3_column_int64(p, 4);
-    sqlite3_int64 upserts = sqlite3_column_int64(p, 1), deletes = sqlite3_column_int64(p, 2);
-    if (sqlite3_column_type(p, 0) != SQLITE_TEXT || sqlite3_column_int64(p, 3) != 0 ||
-        (deletes != 0 && (fk || upserts != 0))) {
-      rc = SQLITE_ABORT;
-      break;
-    }
-    SyncTable *t = 0;
-    char *zErr = 0;
-    sqlite3_int64 written = 0;
-    rc = table_get(c, (const char *)sqlite3_column_text(p, 0), 1, &t, &zErr);
-    sqlite3_free(zErr);
-    if (rc == SQLITE_OK) rc = fast_table(c, t, json, pending, deletes > 0, &written);
-    if (rc == SQLITE_OK) {
-      /* Each upsert written counts one change (DO NOTHING, for a table that
-      ** is all key, counts none): fewer means some rows lacked a column. */
-      if (written != upserts) restNeeded = 1;
-      sqlite3_str_appendall(rest, " AND NOT ");
-      fast_cond(rest, t, pending, 0);
-    }
-  }
-  sqlite3_finalize(p);
-  sqlite3_str_appendall(rest, " ORDER BY key");
-  char *sql = sqlite3_str_finish(rest);
-  if (rc != SQLITE_OK || !restNeeded) {
-    sqlite3_free(sql);
-    return rc;
-  }
-  if (!sql) return SQLITE_NOMEM;
-  rc = sqlite3_prepare_v2(c->db, sql, -1, &p, 0);
-  sqlite3_free(sql);
-  if (rc != SQLITE_OK) return rc;
-  sqlite3_bind_text(p, 1, json, -1, SQLITE_STATIC);
-  while (rc == SQLITE_OK && sqlite3_step(p) == SQLITE_ROW) {
-    char *zErr = 0;
-    rc = apply_change(c, sqlite3_column_int(p, 8) + 1, p, &zErr);
-    sqlite3_free(zErr);
-  }
-  int frc = sqlite3_finalize(p);
-  return rc == SQLITE_OK ? frc : rc;
+  *pUpto = upto;
+  return SQLITE_OK;
 }
 
 void apply_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
@@ -423,91 +898,79 @@ void apply_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   SyncCtx *c = sqlite3_user_data(ctx);
   if (!sync_require_init(ctx, c, "sync_apply")) return;
   const char *json = (const char *)sqlite3_value_text(argv[0]);
-  sqlite3_stmt *h = 0, *s = 0;
-  /* One statement reads the page's header: within it every JSON function
-  ** shares one parse of the page (a page of 1000 changes costs as much to
-  ** parse as a few of its rows to write). */
-  int rc = sqlite3_prepare_v2(c->db,
-                              "SELECT json_type(?1,'$.changes'), json_type(?1,'$.cursor'),"
-                              " ?1->>'$.cursor', json_type(?1,'$.last_mutation_id'),"
-                              " ?1->>'$.last_mutation_id', json_type(?1,'$.has_more'),"
-                              " json_type(?1,'$.rejected')"
-                              " WHERE CASE WHEN json_valid(?1) THEN json_type(?1) = 'object' END",
-                              -1, &h, 0);
-  if (rc == SQLITE_OK)
-    rc = sqlite3_prepare_v2(c->db,
-                            "SELECT value->>'$.table', value->>'$.op', json_type(value,'$.pk'),"
-                            " value->'$.pk', json_type(value,'$.row'), value->'$.row',"
-                            " json_type(value,'$.version'), value->>'$.version'"
-                            " FROM json_each(?1,'$.changes')",
-                            -1, &s, 0);
-  if (rc != SQLITE_OK) {
-    sqlite3_finalize(h);
-    sync_error_db(ctx, c, "sync_apply", rc);
+  const char *z = json ? jv_ws(json) : 0;
+  const char *end = z && *z == '{' ? jv_check(z, 0) : 0;
+  if (!end || *jv_ws(end)) {
+    if (json || sqlite3_value_type(argv[0]) == SQLITE_NULL)
+      sync_error(ctx, "sync_apply", "changes must be a JSON object");
+    else
+      sqlite3_result_error_nomem(ctx);
     return;
   }
-  sqlite3_bind_text(h, 1, json, -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 1, json, -1, SQLITE_STATIC);
-  if (sqlite3_step(h) != SQLITE_ROW) {
-    sqlite3_finalize(h);
-    sqlite3_finalize(s);
-    sync_error(ctx, "sync_apply", "changes must be a JSON object");
-    return;
+  /* The envelope: the first of equal keys counts. */
+  Span key, val, changes = {0, 0}, cursor = {0, 0}, lm = {0, 0}, more = {0, 0}, rej = {0, 0};
+  while (jv_member(&z, &key, &val)) {
+    Span *f = span_is(key, "changes")            ? &changes
+              : span_is(key, "cursor")           ? &cursor
+              : span_is(key, "last_mutation_id") ? &lm
+              : span_is(key, "has_more")         ? &more
+              : span_is(key, "rejected")         ? &rej
+                                                 : 0;
+    if (f && !f->z) *f = val;
   }
-  const char *changesType = (const char *)sqlite3_column_text(h, 0);
-  const char *cursorType = (const char *)sqlite3_column_text(h, 1);
-  const char *lastType = (const char *)sqlite3_column_text(h, 3);
-  const char *moreType = (const char *)sqlite3_column_text(h, 5);
-  const char *rejType = (const char *)sqlite3_column_text(h, 6);
+  if (span_is(cursor, "null")) cursor.z = 0;
+  if (span_is(lm, "null")) lm.z = 0;
   char *zErr = 0;
-  if (changesType && strcmp(changesType, "array") != 0)
+  if (changes.z && changes.z[0] != '[')
     zErr = sqlite3_mprintf("\"changes\" must be an array");
-  else if (cursorType && strcmp(cursorType, "text") != 0 && strcmp(cursorType, "null") != 0)
+  else if (cursor.z && cursor.z[0] != '"')
     zErr = sqlite3_mprintf("cursor must be a string");
-  else if (lastType && strcmp(lastType, "integer") != 0 && strcmp(lastType, "null") != 0)
+  else if (lm.z && !span_is_number(lm))
     zErr = sqlite3_mprintf("last_mutation_id must be an integer");
-  else if (rejType && strcmp(rejType, "array") != 0)
+  else if (rej.z && rej.z[0] != '[')
     zErr = sqlite3_mprintf("\"rejected\" must be an array");
-  if (zErr) {
-    sqlite3_finalize(h);
-    sqlite3_finalize(s);
-    sync_error_msg(ctx, c, "sync_apply", SQLITE_ERROR, zErr);
-    return;
-  }
-  if (lastType && strcmp(lastType, "integer") == 0)
-    rc = check_sent(c, sqlite3_column_int64(h, 4), &zErr);
+  sqlite3_int64 upto = 0;
+  int rc = zErr ? SQLITE_ERROR : SQLITE_OK;
+  if (rc == SQLITE_OK && lm.z) rc = check_sent(c, lm, &upto, &zErr);
   if (rc != SQLITE_OK) {
-    sqlite3_finalize(h);
-    sqlite3_finalize(s);
     sync_error_msg(ctx, c, "sync_apply", rc, zErr);
     return;
   }
-  int lastPage = !moreType || strcmp(moreType, "true") != 0;
+  int lastPage = !span_is(more, "true");
 
+  Page pg;
+  memset(&pg, 0, sizeof pg);
+  pg.c = c;
   sqlite3_int64 n = 0;
   rc = sync_engine_begin(c);
-  int fast = 0;
-  if (rc == SQLITE_OK && sync_exec(c, "SAVEPOINT sync_apply_fast") == SQLITE_OK) {
-    int frc = apply_fast(c, json, &n);
-    if (frc == SQLITE_OK) {
-      fast = sync_exec(c, "RELEASE sync_apply_fast") == SQLITE_OK;
-    }
-    if (!fast) {
-      sync_exec(c, "ROLLBACK TO sync_apply_fast");
-      sync_exec(c, "RELEASE sync_apply_fast");
-    }
+  if (rc == SQLITE_OK) {
+    /* Without anything pending, no change needs its key looked up. */
+    sqlite3_stmt *s = sync_stmt(c, STMT_PENDING_COUNT);
+    if (!s) rc = sqlite3_errcode(c->db);
+    if (s && sqlite3_step(s) == SQLITE_ROW) pg.anyPending = sqlite3_column_int64(s, 0) != 0;
+    if (s) rc = sqlite3_reset(s);
   }
-  if (!fast) n = 0;
-  while (!fast && rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
-    rc = apply_change(c, (int)n + 1, s, &zErr);
-    n++;
+  if (rc == SQLITE_OK && changes.z) {
+    z = jv_ws(changes.z + 1);
+    while (rc == SQLITE_OK && *z != ']') {
+      rc = apply_change(&pg, (int)++n, &z, &zErr);
+      z = jv_ws(z);
+      if (*z == ',') z = jv_ws(z + 1);
+    }
+    if (rc == SQLITE_OK) rc = batch_flush(&pg, &zErr);
   }
-  if (rc == SQLITE_OK && lastPage && lastType && strcmp(lastType, "integer") == 0)
-    rc = confirm_upto(c, json, sqlite3_column_int64(h, 4), &zErr);
-  if (rc == SQLITE_OK && cursorType && strcmp(cursorType, "text") == 0)
-    rc = sync_meta_set(c, "cursor", (const char *)sqlite3_column_text(h, 2));
-  sqlite3_finalize(s);
-  sqlite3_finalize(h);
+  sqlite3_finalize(pg.tblPending);
+  sqlite3_free(pg.batch.vals);
+  sqlite3_free(pg.batch.chg);
+  sqlite3_free(pg.batch.pks);
+  if (rc == SQLITE_OK && lastPage && lm.z) rc = confirm_upto(c, rej, upto, &zErr);
+  if (rc == SQLITE_OK && cursor.z) {
+    Span in;
+    char *cur =
+        span_plain_string(cursor, &in) ? sqlite3_mprintf("%.*s", in.n, in.z) : span_text(c, cursor);
+    rc = cur ? sync_meta_set(c, "cursor", cur) : SQLITE_NOMEM;
+    sqlite3_free(cur);
+  }
   rc = sync_engine_end(c, rc, &zErr);
   if (rc != SQLITE_OK) {
     sync_error_msg(ctx, c, "sync_apply", rc, zErr);

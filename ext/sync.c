@@ -303,6 +303,8 @@ int sync_register(sqlite3 *db, char **pzErr) {
   rc = value_register(db);
   if (rc == SQLITE_OK)
     rc = sqlite3_create_module_v2(db, "sync_pending", &vtab_pending_module, c, 0);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_create_module_v2(db, "sync_apply_rows", &apply_rows_module, 0, 0);
   if (rc == SQLITE_OK) rc = worker_conn_register(db, c); /* and the sync_status module */
   if (rc != SQLITE_OK)
     *pzErr = sqlite3_mprintf("sync: cannot register modules: %s", sqlite3_errmsg(db));

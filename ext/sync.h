@@ -48,7 +48,7 @@ struct SyncTable {
   sqlite3_stmt *exists;  /* ?1 pk -> 1 if the key exists */
   sqlite3_stmt *row;     /* ?1 pk -> the row's columns */
   sqlite3_stmt *canon;   /* ?1 pk object -> the key in the triggers' canonical text */
-  sqlite3_stmt *fast[2]; /* apply.c: ?1 page -> its upserts set-based, [pending] (lazily) */
+  sqlite3_stmt *bound[2]; /* apply.c: [0] whole rows of a batch, [1] delete by key (lazily) */
   SyncTable *next;
 };
 
@@ -122,6 +122,7 @@ void outbox_fn_ack(sqlite3_context *, int, sqlite3_value **);
 void apply_fn(sqlite3_context *, int, sqlite3_value **);
 void outbox_fn_wire(sqlite3_context *, int, sqlite3_value **);
 extern sqlite3_module vtab_pending_module;
+extern sqlite3_module apply_rows_module;
 /* worker.c, config.c, vtab_status.c: the background worker */
 void worker_fn_start(sqlite3_context *, int, sqlite3_value **);
 void worker_fn_stop(sqlite3_context *, int, sqlite3_value **);

@@ -22,8 +22,8 @@ static void table_free(SyncTable *t) {
   sqlite3_finalize(t->exists);
   sqlite3_finalize(t->row);
   sqlite3_finalize(t->canon);
-  sqlite3_finalize(t->fast[0]);
-  sqlite3_finalize(t->fast[1]);
+  sqlite3_finalize(t->bound[0]);
+  sqlite3_finalize(t->bound[1]);
   for (int i = 0; i < t->nCol; i++) {
     sqlite3_free(t->cols[i]);
     sqlite3_free(t->dflt[i]);

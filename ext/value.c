@@ -41,6 +41,10 @@ static double value_strtod(const char *z, char **end) {
   return loc ? strtod_l(z, end, loc) : strtod(z, end);
 }
 
+double value_atof(const char *z) {
+  return value_strtod(z, 0);
+}
+
 static void value_append_real(sqlite3_str *out, double r) {
   char buf[40];
   if (isnan(r)) {
@@ -307,9 +311,48 @@ static int json_unescape(const char **pz, const char *end, sqlite3_str *out) {
   return 0;
 }
 
-/* {"$base64":"..."} or {"$hex":"..."}: set the BLOB result and return 1;
-** any other object returns 0; a marker with a bad payload returns -1. */
-static int val_blob(sqlite3_context *ctx, const char *z, const char *end) {
+/* Where sync_val and value_bind put the value they read: the function's
+** result or a statement's parameter. Each setter returns an SQLite code. */
+typedef struct ValDst {
+  sqlite3_context *ctx;
+  sqlite3_stmt *stmt;
+  int idx;
+  int inPlace; /* a string without escapes may point into the input */
+} ValDst;
+
+static int dst_null(ValDst *d) {
+  return d->stmt ? sqlite3_bind_null(d->stmt, d->idx) : SQLITE_OK;
+}
+static int dst_int(ValDst *d, sqlite3_int64 v) {
+  if (d->stmt) return sqlite3_bind_int64(d->stmt, d->idx, v);
+  sqlite3_result_int64(d->ctx, v);
+  return SQLITE_OK;
+}
+static int dst_double(ValDst *d, double v) {
+  if (d->stmt) return sqlite3_bind_double(d->stmt, d->idx, v);
+  sqlite3_result_double(d->ctx, v);
+  return SQLITE_OK;
+}
+static int dst_text(ValDst *d, const char *z, int n, void (*del)(void *)) {
+  if (d->stmt) return sqlite3_bind_text(d->stmt, d->idx, z, n, del);
+  sqlite3_result_text(d->ctx, z, n, del);
+  return SQLITE_OK;
+}
+static int dst_blob(ValDst *d, void *p, int n) {
+  if (d->stmt) return sqlite3_bind_blob(d->stmt, d->idx, p, n, sqlite3_free);
+  sqlite3_result_blob(d->ctx, p, n, sqlite3_free);
+  return SQLITE_OK;
+}
+
+/* What val_read found wrong, as sync_val's error message. */
+enum { VAL_OK, VAL_BAD_STRING, VAL_BAD_BLOB, VAL_BAD_NUMBER, VAL_NOMEM };
+static const char *const val_msg[] = {0, "sync_val: malformed JSON string",
+                                      "sync_val: malformed base64 or hex BLOB",
+                                      "sync_val: malformed JSON value"};
+
+/* {"$base64":"..."} or {"$hex":"..."}: set the BLOB and return 1; any other
+** object returns 0; a marker with a bad payload returns -1, no memory -2. */
+static int val_blob(ValDst *d, const char *z, const char *end) {
   z = skip_ws(z + 1, end);
   int isB64;
   if (end - z > 10 && memcmp(z, "\"$base64\"", 9) == 0) {
@@ -332,10 +375,7 @@ static int val_blob(sqlite3_context *ctx, const char *z, const char *end) {
   int n = (int)(e - s);
   /* base64 gives 3 bytes per 4 characters, hex 1 per 2: size for base64. */
   unsigned char *buf = sqlite3_malloc64((sqlite3_uint64)n * 3 / 4 + 3);
-  if (!buf) {
-    sqlite3_result_error_nomem(ctx);
-    return 1;
-  }
+  if (!buf) return -2;
   int nb = 0;
   if (isB64) {
     unsigned acc = 0;
@@ -359,11 +399,114 @@ static int val_blob(sqlite3_context *ctx, const char *z, const char *end) {
       buf[nb++] = (unsigned char)(hi << 4 | lo);
     }
   }
-  sqlite3_result_blob(ctx, buf, nb, sqlite3_free);
-  return 1;
+  return dst_blob(d, buf, nb) == SQLITE_OK ? 1 : -2;
 bad:
   sqlite3_free(buf);
   return -1;
+}
+
+/* Reads the one JSON value z[0..n) into d: the rules of sync_val (see
+** value.h). Returns VAL_OK or what is wrong; *pRc gets a setter's error. */
+static int val_read(ValDst *d, const char *z, int len, int *pRc) {
+  const char *end = z + len;
+  *pRc = SQLITE_OK;
+  z = skip_ws(z, end);
+  while (end > z && (end[-1] == ' ' || end[-1] == '\n' || end[-1] == '\t' || end[-1] == '\r'))
+    end--;
+  size_t n = (size_t)(end - z);
+  if (n == 4 && memcmp(z, "null", 4) == 0) {
+    *pRc = dst_null(d);
+    return VAL_OK;
+  }
+  if (n == 4 && memcmp(z, "true", 4) == 0) {
+    *pRc = dst_int(d, 1);
+    return VAL_OK;
+  }
+  if (n == 5 && memcmp(z, "false", 5) == 0) {
+    *pRc = dst_int(d, 0);
+    return VAL_OK;
+  }
+  if (n > 0 && *z == '"') {
+    /* Without escapes the text is the literal's inside, used in place. */
+    const char *q = z + 1;
+    while (q < end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)
+      q++;
+    if (q == end - 1 && *q == '"') {
+      *pRc = dst_text(d, z + 1, (int)(q - z - 1), d->inPlace ? SQLITE_STATIC : SQLITE_TRANSIENT);
+      return VAL_OK;
+    }
+    sqlite3_str *s = sqlite3_str_new(0);
+    const char *p = z;
+    if (json_unescape(&p, end, s) || p != end) {
+      sqlite3_free(sqlite3_str_finish(s));
+      return VAL_BAD_STRING;
+    }
+    int slen = sqlite3_str_length(s);
+    char *t = sqlite3_str_finish(s);
+    if (!t) {
+      if (slen != 0) return VAL_NOMEM;
+      *pRc = dst_text(d, "", 0, SQLITE_STATIC);
+      return VAL_OK;
+    }
+    *pRc = dst_text(d, t, slen, sqlite3_free);
+    return VAL_OK;
+  }
+  if (n > 0 && *z == '{') {
+    int rc = val_blob(d, z, end);
+    if (rc == -1) return VAL_BAD_BLOB;
+    if (rc == -2) return VAL_NOMEM;
+    if (rc) return VAL_OK;
+  }
+  if (n > 0 && (*z == '{' || *z == '[')) {
+    *pRc = dst_text(d, z, (int)n, SQLITE_TRANSIENT);
+    return VAL_OK;
+  }
+  /* A number: [-]digits[.digits][(e|E)[+-]digits]. */
+  const char *p = z;
+  int isInt = 1;
+  if (p < end && *p == '-') p++;
+  const char *digits = p;
+  while (p < end && *p >= '0' && *p <= '9')
+    p++;
+  if (p == digits) return VAL_BAD_NUMBER;
+  if (p < end && *p == '.') {
+    isInt = 0;
+    const char *f = ++p;
+    while (p < end && *p >= '0' && *p <= '9')
+      p++;
+    if (p == f) return VAL_BAD_NUMBER;
+  }
+  if (p < end && (*p == 'e' || *p == 'E')) {
+    isInt = 0;
+    p++;
+    if (p < end && (*p == '+' || *p == '-')) p++;
+    const char *x = p;
+    while (p < end && *p >= '0' && *p <= '9')
+      p++;
+    if (p == x) return VAL_BAD_NUMBER;
+  }
+  if (p != end || n > 400) return VAL_BAD_NUMBER;
+  /* Up to 18 digits fit 64 bits whatever they are. */
+  if (isInt && end - digits <= 18) {
+    sqlite3_int64 v = 0;
+    for (const char *q = digits; q < end; q++)
+      v = v * 10 + (*q - '0');
+    *pRc = dst_int(d, *z == '-' ? -v : v);
+    return VAL_OK;
+  }
+  char num[402];
+  memcpy(num, z, n);
+  num[n] = 0;
+  if (isInt) {
+    errno = 0;
+    long long v = strtoll(num, 0, 10);
+    if (errno == 0) {
+      *pRc = dst_int(d, v);
+      return VAL_OK;
+    }
+  }
+  *pRc = dst_double(d, value_strtod(num, 0));
+  return VAL_OK;
 }
 
 static void val_func(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
@@ -374,89 +517,32 @@ static void val_func(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     sqlite3_result_error_nomem(ctx);
     return;
   }
-  const char *end = z + sqlite3_value_bytes(argv[0]);
-  z = skip_ws(z, end);
-  while (end > z && (end[-1] == ' ' || end[-1] == '\n' || end[-1] == '\t' || end[-1] == '\r'))
-    end--;
-  size_t n = (size_t)(end - z);
-  if (n == 4 && memcmp(z, "null", 4) == 0) return;
-  if (n == 4 && memcmp(z, "true", 4) == 0) {
-    sqlite3_result_int(ctx, 1);
-    return;
+  ValDst d = {ctx, 0, 0, 0};
+  int rc = SQLITE_OK, e = val_read(&d, z, sqlite3_value_bytes(argv[0]), &rc);
+  if (e == VAL_NOMEM)
+    sqlite3_result_error_nomem(ctx);
+  else if (e != VAL_OK)
+    sqlite3_result_error(ctx, val_msg[e], -1);
+}
+
+int value_bind(sqlite3_stmt *stmt, int idx, const char *z, int n, const char **pzErr) {
+  ValDst d = {0, stmt, idx, 1};
+  int rc = SQLITE_OK, e = val_read(&d, z, n, &rc);
+  if (e == VAL_NOMEM) return SQLITE_NOMEM;
+  if (e != VAL_OK) {
+    *pzErr = val_msg[e];
+    return SQLITE_ERROR;
   }
-  if (n == 5 && memcmp(z, "false", 5) == 0) {
-    sqlite3_result_int(ctx, 0);
-    return;
-  }
-  if (n > 0 && *z == '"') {
-    sqlite3_str *s = sqlite3_str_new(0);
-    const char *p = z;
-    if (json_unescape(&p, end, s) || p != end) {
-      sqlite3_free(sqlite3_str_finish(s));
-      sqlite3_result_error(ctx, "sync_val: malformed JSON string", -1);
-      return;
-    }
-    int len = sqlite3_str_length(s);
-    char *t = sqlite3_str_finish(s);
-    if (!t) {
-      if (len == 0)
-        sqlite3_result_text(ctx, "", 0, SQLITE_STATIC);
-      else
-        sqlite3_result_error_nomem(ctx);
-      return;
-    }
-    sqlite3_result_text(ctx, t, len, sqlite3_free);
-    return;
-  }
-  if (n > 0 && *z == '{') {
-    int rc = val_blob(ctx, z, end);
-    if (rc < 0) sqlite3_result_error(ctx, "sync_val: malformed base64 or hex BLOB", -1);
-    if (rc) return;
-  }
-  if (n > 0 && (*z == '{' || *z == '[')) {
-    sqlite3_result_text(ctx, z, (int)n, SQLITE_TRANSIENT);
-    return;
-  }
-  /* A number: [-]digits[.digits][(e|E)[+-]digits]. */
-  const char *p = z;
-  int isInt = 1;
-  if (p < end && *p == '-') p++;
-  const char *digits = p;
-  while (p < end && *p >= '0' && *p <= '9')
-    p++;
-  if (p == digits) goto bad_number;
-  if (p < end && *p == '.') {
-    isInt = 0;
-    const char *f = ++p;
-    while (p < end && *p >= '0' && *p <= '9')
-      p++;
-    if (p == f) goto bad_number;
-  }
-  if (p < end && (*p == 'e' || *p == 'E')) {
-    isInt = 0;
-    p++;
-    if (p < end && (*p == '+' || *p == '-')) p++;
-    const char *x = p;
-    while (p < end && *p >= '0' && *p <= '9')
-      p++;
-    if (p == x) goto bad_number;
-  }
-  if (p != end || n > 400) goto bad_number;
-  char num[402];
-  memcpy(num, z, n);
-  num[n] = 0;
-  if (isInt) {
-    errno = 0;
-    long long v = strtoll(num, 0, 10);
-    if (errno == 0) {
-      sqlite3_result_int64(ctx, v);
-      return;
-    }
-  }
-  sqlite3_result_double(ctx, value_strtod(num, 0));
-  return;
-bad_number:
-  sqlite3_result_error(ctx, "sync_val: malformed JSON value", -1);
+  return rc;
+}
+
+void value_result(sqlite3_context *ctx, const char *z, int n) {
+  ValDst d = {ctx, 0, 0, 1};
+  int rc = SQLITE_OK, e = val_read(&d, z, n, &rc);
+  if (e == VAL_NOMEM)
+    sqlite3_result_error_nomem(ctx);
+  else if (e != VAL_OK)
+    sqlite3_result_error(ctx, val_msg[e], -1);
 }
 
 int value_register(sqlite3 *db) {

@@ -37,4 +37,20 @@ void value_append_wire(sqlite3_str *out, const char *z, int n);
 ** Returns an SQLite result code. */
 int value_register(sqlite3 *db);
 
+/* The double a JSON number's text z denotes, correctly rounded, whatever
+** the host's locale. */
+double value_atof(const char *z);
+
+/* Bind the one JSON value z[0..n) (as the -> operator renders it) to
+** parameter idx of stmt, by the rules of sync_val. A string without escapes
+** is bound in place: z must outlive the statement's next reset. Returns an
+** SQLite code; SQLITE_ERROR with *pzErr (static) set to sync_val's message
+** for a malformed value. */
+int value_bind(sqlite3_stmt *stmt, int idx, const char *z, int n, const char **pzErr);
+
+/* The same as the result of ctx (an error with sync_val's message for a
+** malformed value). A string without escapes points into z, which must
+** outlive the statement's use of the result. */
+void value_result(sqlite3_context *ctx, const char *z, int n);
+
 #endif

@@ -570,38 +570,6 @@ static void trace(const char *what, const char *body) {
   if (trace_enabled) fprintf(stderr, "sync: %s %.300s\n", what, body ? body : "(null)");
 }
 
-/* A page's last_mutation_id may confirm only ids this database has sent
-** (sync_control.sent_id, which sync_push_batch raises; never above the ids
-** issued). A larger one (a server's bug, another client's numbering, a
-** database restored from an older copy) would drop pending mutations the
-** server never received. sync_apply checks integers too; this also refuses
-** a real (above 64 bits) by its value. Returns an SQLite code, with *pzErr
-** set when the page is refused. */
-static int check_confirmed(sqlite3 *db, const char *page, char **pzErr) {
-  sqlite3_stmt *s = 0;
-  int rc = sqlite3_prepare_v2(
-      db,
-      "SELECT ?1->>'$.last_mutation_id', sent_id FROM main.sync_control"
-      " WHERE json_valid(?1) AND json_type(?1, '$.last_mutation_id') IN ('integer', 'real')"
-      " AND ?1->>'$.last_mutation_id' > sent_id",
-      -1, &s, 0);
-  if (rc == SQLITE_OK) {
-    sqlite3_bind_text(s, 1, page, -1, SQLITE_STATIC);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-      *pzErr = sqlite3_mprintf("last_mutation_id %s is above the highest mutation id this client"
-                               " has sent (%lld)",
-                               sqlite3_column_text(s, 0), sqlite3_column_int64(s, 1));
-      rc = SQLITE_ERROR;
-    } else if (rc == SQLITE_DONE) {
-      rc = SQLITE_OK;
-    }
-  }
-  if (rc != SQLITE_OK && !*pzErr) *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(db));
-  sqlite3_finalize(s);
-  return rc;
-}
-
 /* Applies one page with sync_apply; *pMore gets has_more. An event's
 ** last_mutation_id is dropped: events carry no "rejected" list, so after a
 ** lost push answer it would confirm a refused mutation as applied. Those
@@ -614,7 +582,7 @@ static int apply_page(sqlite3 *db, Site *site, const char *page, int event, sqli
   trace("apply", page);
   sqlite3_stmt *s = 0;
   int began = tx_begin(db);
-  int rc = began < 0 ? sqlite3_errcode(db) : event ? SQLITE_OK : check_confirmed(db, page, pzErr);
+  int rc = began < 0 ? sqlite3_errcode(db) : SQLITE_OK;
   if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(db, sql, -1, &s, 0);
   if (rc == SQLITE_OK) {
     sqlite3_bind_text(s, 1, page, -1, SQLITE_STATIC);

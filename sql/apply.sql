@@ -57,3 +57,25 @@ SELECT sync_apply('{"changes":[{"table":"nums","op":"upsert","pk":{"id":1},"row"
 SELECT sync_apply('{"changes":[{"table":"nums","op":"delete","pk":{"id":"1"}},{"table":"nums","op":"upsert","pk":{"id":1},"row":{"id":1,"v":"one again"}}]}');
 SELECT sync_apply('{"changes":[{"table":"nums","op":"delete","pk":{"id":2}},{"table":"nums","op":"upsert","pk":{"id":9},"row":{"id":2,"v":"two by its row"}}]}');
 SELECT * FROM nums ORDER BY id;
+-- the page is read in C: a change that is not an object is refused (a
+-- string holding JSON text is not read as a change), and nothing is applied
+SELECT sync_apply('{"changes":[{"table":"nums","op":"upsert","pk":{"id":3},"row":{"id":3,"v":"three"}},5],"cursor":"c-100"}');
+SELECT sync_apply('{"changes":["{\"table\":\"nums\",\"op\":\"upsert\",\"pk\":{\"id\":4},\"row\":{\"id\":4,\"v\":\"four\"}}"],"cursor":"c-100"}');
+SELECT sync_apply('{"changes":[{"table":5,"op":"upsert","pk":{"id":3},"row":{"id":3}}]}');
+SELECT * FROM nums ORDER BY id;
+SELECT sync_cursor();
+-- text that is not JSON by SQLite's json_valid is refused as a whole
+SELECT sync_apply('{"changes":[{"table":"nums","op":"upsert","pk":{"id":3},"row":{"id":3,"v":01}}]}');
+SELECT sync_apply('{"changes":[{"table":"nums","op":"upsert","pk":{"id":3},"row":{"id":3,"v":1.}}]}');
+SELECT sync_apply('{"changes":[],}');
+SELECT sync_apply('{"changes":[]} x');
+-- spaces anywhere; nested JSON stored as SQLite renders it; the first of
+-- equal keys counts; escapes in names and values; 64-bit integers exact
+SELECT sync_apply(' { "changes" : [ { "op" : "upsert" , "table" : "nums" , "pk" : { "id" : 5 } , "row" : { "v" : { "a" : [ 1 , "x y" ] } , "id" : 5 } } ] , "changes" : [] } ') AS applied;
+SELECT sync_apply('{"changes":[{"table":"n\u0075ms","op":"\u0075psert","pk":{"id":6},"row":{"id":6,"v":"caf\u00e9 \"q\""}},{"table":"nums","op":"upsert","pk":{"id":7},"row":{"id":7,"v":9223372036854775807,"v":1}},{"table":"nums","op":"upsert","pk":{"id":8},"row":{"id":8,"v":-9007199254740993}}],"cursor":"c-\u0031"}') AS applied;
+SELECT id, v, typeof(v) FROM nums WHERE id >= 5 ORDER BY id;
+SELECT sync_cursor();
+-- a failure in a run of rows written together names its own change
+SELECT sync_apply('{"changes":[{"table":"todos","op":"upsert","pk":{"id":"r1"},"row":{"id":"r1","title":"one","done":0}},{"table":"todos","op":"upsert","pk":{"id":"r2"},"row":{"id":"r2","title":"two","done":0}},{"table":"todos","op":"upsert","pk":{"id":"r3"},"row":{"id":"r3","title":null,"done":0}}]}');
+SELECT sync_apply('{"changes":[{"table":"todos","op":"upsert","pk":{"id":"r1"},"row":{"id":"r1","title":"one","done":0}},{"table":"todos","op":"upsert","pk":{"id":"r2"},"row":{"id":"r2","title":"two","done":{"$base64":"*"}}}]}');
+SELECT count(*) AS none FROM todos WHERE id LIKE 'r_';

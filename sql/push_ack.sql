@@ -55,6 +55,13 @@ INSERT INTO todos(id, title) VALUES ('e', 'e');
 SELECT sent_id FROM sync_control;
 SELECT sync_apply('{"changes":[],"cursor":"c-7","last_mutation_id":7,"has_more":false}');
 SELECT sync_ack('{"results":[{"id":6,"status":"applied","row":null},{"id":7,"status":"applied","row":null}]}');
+-- a number that is not an integer, or one beyond 64 bits, is named by its
+-- value when above (as SQLite prints a REAL), and refused as no integer when not
+SELECT sync_apply('{"changes":[],"last_mutation_id":99999999999999999999}');
+SELECT sync_apply('{"changes":[],"last_mutation_id":1e20}');
+SELECT sync_apply('{"changes":[],"last_mutation_id":6.5}');
+SELECT sync_apply('{"changes":[],"last_mutation_id":5.0}');
+SELECT sync_apply('{"changes":[],"last_mutation_id":-99999999999999999999}') AS applied;
 SELECT id, op FROM sync_pending;
 SELECT sync_cursor() IS NULL AS cursor_kept;
 -- once sent, they may be confirmed

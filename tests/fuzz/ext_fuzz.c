@@ -221,6 +221,21 @@ static int fz_splittable(const unsigned char *data, size_t n) {
   return ok;
 }
 
+/* Whether the text sync_apply reads from data[0..n) (up to a NUL) is a JSON
+** object by SQLite's json_valid: sync_apply reads the page with its own
+** parser, which must accept exactly that. */
+static int fz_is_object(const unsigned char *data, size_t n) {
+  const unsigned char *nul = memchr(data, 0, n);
+  sqlite3_stmt *s = 0;
+  if (sqlite3_prepare_v2(fz_db, "SELECT json_valid(?1) AND json_type(?1) = 'object'", -1, &s, 0) !=
+      SQLITE_OK)
+    abort();
+  sqlite3_bind_text(s, 1, (const char *)data, nul ? (int)(nul - data) : (int)n, SQLITE_STATIC);
+  int ok = sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 0) == 1;
+  sqlite3_finalize(s);
+  return ok;
+}
+
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
   if (!fz_db) fz_setup();
   if (size < 1) return 0;
@@ -229,6 +244,13 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
   sqlite3_int64 count = 0;
   char *msg = 0;
   int rc = fz_call(data + 1, (int)size - 1, blob, &count, &msg);
+  if (strcmp(FZ_FN, "sync_apply") == 0) {
+    int refused = rc != SQLITE_ROW && strcmp(msg, "sync_apply: changes must be a JSON object") == 0;
+    if (refused == fz_is_object(data + 1, size - 1))
+      fz_fail(refused ? "refused a JSON object SQLite accepts"
+                      : "took text SQLite's json_valid refuses",
+              msg);
+  }
   if (rc == SQLITE_ROW) {
     fz_check_works();
     if (!blob && fz_splittable(data + 1, size - 1)) {

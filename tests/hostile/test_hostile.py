@@ -311,7 +311,7 @@ class WorkerAnswers(ClientCase):
         srv = self.worker_server()
         srv.route("/pull", json_body({"changes": [], "cursor": "c-9", "has_more": False,
                                       "last_mutation_id": 1000}))
-        self.run_worker(srv, r"^pull: last_mutation_id 1000 is above the highest mutation id",
+        self.run_worker(srv, r"^pull: sync_apply: last_mutation_id 1000 is above the highest mutation id",
                         config={"sse": "off"})
 
     def test_pull_confirming_unsent_ids(self):
@@ -320,7 +320,7 @@ class WorkerAnswers(ClientCase):
         srv = self.worker_server()
         srv.route("/pull", json_body({"changes": [], "cursor": "c-9", "has_more": False,
                                       "last_mutation_id": 2}))
-        self.run_worker(srv, r"^pull: last_mutation_id 2 is above the highest mutation id this"
+        self.run_worker(srv, r"^pull: sync_apply: last_mutation_id 2 is above the highest mutation id this"
                         r" client has sent \([01]\)", config={"sse": "off", "batch_size": 1})
 
     def test_pull_drip(self):

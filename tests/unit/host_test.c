@@ -99,7 +99,7 @@ static void test_registered(const char *path) {
   CHECK_QUERY(db,
               "SELECT group_concat(name, ' ') FROM (SELECT name FROM pragma_module_list"
               " WHERE name LIKE 'sync%' ORDER BY name)",
-              "sync_pending sync_status");
+              "sync_apply_rows sync_pending sync_status");
   CHECK_INT(sqlite3_close(db), SQLITE_OK);
 }
 
