@@ -38,7 +38,8 @@
 **
 ** Each retry loop has its own backoff (backoff.h): network errors make the
 ** worker offline until /health answers; 5xx, 429 and other 4xx retry after
-** a delay (Retry-After honoured); 413 halves the batch; 401/403 wait for a
+** a delay (Retry-After honoured); 413, or an answer over max_body, halves
+** the batch; 401/403 wait for a
 ** new token; 410 (or a malformed cursor) starts one full resync, and a
 ** resync that meets 410 again backs off.
 **
@@ -982,7 +983,8 @@ static void done_push(Worker *w, http_req *r) {
   record_attempt(w->db, batch, r->msg);
   if (r->net) {
     went_offline(w, CH_PUSH, r->msg);
-  } else if (r->status == 413 && w->batch > 1) {
+  } else if ((r->status == 413 || r->too_big) && w->batch > 1) {
+    /* a request or its answer too large: the same batch would fail again */
     w->batch /= 2;
     set_error(w, "push: %s (batch halved to %lld)", r->msg, (long long)w->batch);
     w->ch[CH_PUSH].at = 0;
@@ -1759,7 +1761,7 @@ void worker_fn_push(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     if (sync_request(&x, url, body) != 0) {
       record_attempt(db, body, x.r.msg);
       sqlite3_free(body);
-      if (x.r.status == 413 && batch > 1) {
+      if ((x.r.status == 413 || x.r.too_big) && batch > 1) {
         batch /= 2;
         continue;
       }

@@ -373,6 +373,24 @@ class Resilience(E2ETest):
         wait_for(lambda: a.one("SELECT sync_pending()") == 0, what="drained")
         self.assertEqual(s.query("SELECT count(*) FROM todos")[0][0], 41)
 
+    def test_push_answer_over_max_body_halves_the_batch(self):
+        # the answer to 40 inserts (each result carries its row) is over
+        # max_body: the batch is halved until answers fit, as after a 413
+        s = self.syncd()
+        a = self.client("a", s.url, {"batch_size": 64})
+        a.one("SELECT sync_config('max_body', 1500)")
+        a.db.execute("BEGIN")
+        for i in range(40):
+            a.db.execute("INSERT INTO todos VALUES(?, ?, 0)", ("r%04d" % i, "x" * 20))
+        a.db.execute("COMMIT")
+        self.assertEqual(a.one("SELECT sync_push()"), 40)
+        for i in range(40, 80):
+            a.db.execute("INSERT INTO todos VALUES(?, ?, 0)", ("r%04d" % i, "x" * 20))
+        a.one("SELECT sync_start()")
+        wait_for(lambda: a.one("SELECT sync_pending()") == 0, what="drained")
+        self.assertEqual(s.query("SELECT count(*) FROM todos")[0][0], 80)
+        self.assertEqual(a.todos(), server_todos(s))
+
 
 class LostPushAnswer(E2ETest):
     def test_rejection_reaches_the_app_when_the_push_answer_is_lost(self):
