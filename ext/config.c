@@ -1,7 +1,7 @@
 /*
 ** config.c: sync_config, the worker's settings.
 **
-**   SELECT sync_config('batch_size');              -- 100 (the default)
+**   SELECT sync_config('batch_size');              -- 1000 (the default)
 **   SELECT sync_config('batch_size', 50);          -- 50, kept in sync_meta
 **   SELECT sync_config('batch_size', NULL);        -- back to the default
 **   SELECT sync_config('token', 'secret');         -- memory only: '********'
@@ -35,7 +35,7 @@ static const struct {
   int64_t dflt;
 } keys[] = {
     {"token", K_TOKEN, 0},
-    {"batch_size", K_COUNT, 100},
+    {"batch_size", K_COUNT, 1000},
     {"pull_limit", K_COUNT, 1000},
     {"backoff_min_ms", K_COUNT, 250},
     {"backoff_max_ms", K_COUNT, 60000},
@@ -110,7 +110,7 @@ static void set_field(sync_conf *cfg, int i, const char *v) {
 
 void config_load(sqlite3 *db, sync_conf *cfg) {
   memset(cfg, 0, sizeof *cfg);
-  sync_conf d = {.batch_size = 100,
+  sync_conf d = {.batch_size = 1000,
                  .pull_limit = 1000,
                  .backoff_min_ms = 250,
                  .backoff_max_ms = 60000,

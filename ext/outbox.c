@@ -55,7 +55,7 @@ void outbox_fn_wire(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 void outbox_fn_push_batch(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   SyncCtx *c = sqlite3_user_data(ctx);
   if (!sync_require_init(ctx, c, "sync_push_batch")) return;
-  sqlite3_int64 limit = 100;
+  sqlite3_int64 limit = 1000;
   char *conf = sync_meta_get(c, "config.batch_size");
   if (conf) limit = strtoll(conf, 0, 10);
   sqlite3_free(conf);

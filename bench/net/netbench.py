@@ -251,7 +251,7 @@ def fig4(tmp, a):
         wall, cpu, own = drain(tmp, n, batch)
         raw, rawcpu = raw_posts(tmp, n, batch)
         base = direct(tmp, n)
-        tag = "batch_size %d%s" % (batch, " (default)" if batch == 100 else "")
+        tag = "batch_size %d%s" % (batch, " (default)" if batch == 1000 else "")
         out(4, "drain %d, %s: mutations/s (target >= 50000)" % (n, tag),
             "%.0f/s (%.2f s)" % (n / wall, wall), "direct INSERT %.2f s" % base,
             "%.1fx" % (wall / base), ">= 50000/s")

@@ -59,7 +59,7 @@ class Basics(E2ETest):
         with self.assertRaisesRegex(sqlite3.OperationalError,
                                     r"^sync_wait: timeout_ms must be a non-negative integer$"):
             mem.one("SELECT sync_wait(-1)")
-        self.assertEqual(mem.one("SELECT sync_config('batch_size')"), 100)
+        self.assertEqual(mem.one("SELECT sync_config('batch_size')"), 1000)
         self.assertEqual(mem.one("SELECT sync_config('batch_size', '7')"), 7)
         self.assertEqual(mem.one("SELECT sync_config('sse', 'off')"), "off")
         self.assertEqual(mem.one("SELECT sync_config('sse', NULL)"), "on")
