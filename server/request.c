@@ -9,6 +9,7 @@
 */
 #include "request.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define MAX_CLIENT_ID 256
@@ -18,12 +19,16 @@ static const char envelope_sql[] =
     " ?1 ->> '$.client_id', json_type(?1, '$.mutations'), json_array_length(?1, '$.mutations'),"
     " instr(?1 -> '$.client_id', '\\u0000')";
 
+/* Every field of every mutation, in order: the body is parsed once and each
+** mutation object once more (json_each of it), instead of once per field
+** read. A row per field (or one row of NULLs for an empty object or a
+** non-object); the NUL check of "table" reads that one field again. */
 static const char mutations_sql[] =
-    "SELECT json_type(value), json_type(value, '$.id'), typeof(value ->> '$.id'),"
-    " value ->> '$.id', json_type(value, '$.table'), value ->> '$.table',"
-    " value ->> '$.op', json_type(value, '$.op'), json_type(value, '$.pk'), value -> '$.pk',"
-    " json_type(value, '$.data'), value -> '$.data', instr(value -> '$.table', '\\u0000')"
-    " FROM json_each(?1, '$.mutations') ORDER BY key";
+    "SELECT m.key, m.type, f.key, f.type, typeof(f.atom), f.value,"
+    " CASE WHEN f.key = 'table' AND f.type = 'text' THEN instr(m.value -> '$.table', '\\u0000')"
+    " END"
+    " FROM json_each(?1, '$.mutations') AS m"
+    " LEFT JOIN json_each(CASE WHEN m.type = 'object' THEN m.value ELSE '{}' END) AS f";
 
 void push_request_free(push_request *r) {
   for (int i = 0; i < r->n; i++) {
@@ -47,25 +52,64 @@ static char *dup_column(sqlite3_stmt *st, int i) {
   return sqlite3_mprintf("%s", (const char *)sqlite3_column_text(st, i));
 }
 
-/* Check and copy mutation number i (the row st stands on) into r->m[i].
-** Returns NULL or the message of a 400. */
-static char *one_mutation(sqlite3_stmt *st, int i, store_mutation *m) {
-  const char *type = (const char *)sqlite3_column_text(st, 0);
-  if (!type || strcmp(type, "object") != 0)
-    return sqlite3_mprintf("mutations[%d] must be an object", i);
-  const char *idType = (const char *)sqlite3_column_text(st, 1);
-  const char *idValueType = (const char *)sqlite3_column_text(st, 2);
-  /* typeof() tells an integer that does not fit 64 bits (read as real) */
-  if (!idType || strcmp(idType, "integer") != 0 || strcmp(idValueType, "integer") != 0 ||
-      sqlite3_column_int64(st, 3) <= 0)
+/* The fields of one mutation as its rows of mutations_sql gave them; a
+** key given twice counts once, first occurrence first (as json_extract). */
+enum { F_ID, F_TABLE, F_OP, F_PK, F_DATA, F_COUNT };
+static const char *const field_names[F_COUNT] = {"id", "table", "op", "pk", "data"};
+
+typedef struct fields {
+  int object; /* the mutation is a JSON object */
+  int seen[F_COUNT];
+  char type[F_COUNT][8]; /* json type: "integer" is the longest one */
+  int idExact;           /* the id's SQL value is an integer (fits 64 bits) */
+  sqlite3_int64 id;
+  int tableNul;        /* "table" holds an escaped NUL */
+  char *text[F_COUNT]; /* table, op: the string; pk, data: the JSON */
+} fields;
+
+static void fields_clear(fields *f) {
+  for (int k = 0; k < F_COUNT; k++)
+    sqlite3_free(f->text[k]);
+  memset(f, 0, sizeof *f);
+}
+
+/* Takes the field the row st stands on into f. Returns 0 or SQLITE_NOMEM. */
+static int fields_add(sqlite3_stmt *st, fields *f) {
+  const char *key = (const char *)sqlite3_column_text(st, 2);
+  const char *type = (const char *)sqlite3_column_text(st, 3);
+  int k = 0;
+  if (!key || !type) return 0;
+  while (k < F_COUNT && strcmp(key, field_names[k]) != 0)
+    k++;
+  if (k == F_COUNT || f->seen[k]) return 0;
+  f->seen[k] = 1;
+  snprintf(f->type[k], sizeof f->type[k], "%s", type);
+  if (k == F_ID) {
+    f->idExact = strcmp((const char *)sqlite3_column_text(st, 4), "integer") == 0;
+    f->id = sqlite3_column_int64(st, 5);
+    return 0;
+  }
+  if (k == F_TABLE) f->tableNul = sqlite3_column_int(st, 6) != 0;
+  if (sqlite3_column_type(st, 5) == SQLITE_NULL) return 0;
+  f->text[k] = dup_column(st, 5);
+  return f->text[k] ? 0 : SQLITE_NOMEM;
+}
+
+static int is_type(const fields *f, int k, const char *type) {
+  return f->seen[k] && strcmp(f->type[k], type) == 0;
+}
+
+/* Check mutation number i and move its fields into m. Returns NULL or the
+** message of a 400. */
+static char *one_mutation(fields *f, int i, store_mutation *m) {
+  if (!f->object) return sqlite3_mprintf("mutations[%d] must be an object", i);
+  if (!is_type(f, F_ID, "integer") || !f->idExact || f->id <= 0)
     return sqlite3_mprintf("mutations[%d].id must be a positive 64-bit integer", i);
-  m->id = sqlite3_column_int64(st, 3);
-  const char *tableType = (const char *)sqlite3_column_text(st, 4);
-  if (!tableType || strcmp(tableType, "text") != 0 || !has_text(st, 5, 12))
+  m->id = f->id;
+  if (!is_type(f, F_TABLE, "text") || !f->text[F_TABLE] || !f->text[F_TABLE][0] || f->tableNul)
     return sqlite3_mprintf("mutations[%d].table must be a non-empty string without NUL", i);
-  const char *op = (const char *)sqlite3_column_text(st, 6);
-  const char *opType = (const char *)sqlite3_column_text(st, 7);
-  if (!opType || strcmp(opType, "text") != 0 || !op)
+  const char *op = f->text[F_OP];
+  if (!is_type(f, F_OP, "text") || !op)
     return sqlite3_mprintf("mutations[%d].op must be insert, update or delete", i);
   if (strcmp(op, "insert") == 0)
     m->op = STORE_INSERT;
@@ -75,16 +119,13 @@ static char *one_mutation(sqlite3_stmt *st, int i, store_mutation *m) {
     m->op = STORE_DELETE;
   else
     return sqlite3_mprintf("mutations[%d].op must be insert, update or delete", i);
-  const char *pkType = (const char *)sqlite3_column_text(st, 8);
-  if (!pkType || strcmp(pkType, "object") != 0)
-    return sqlite3_mprintf("mutations[%d].pk must be an object", i);
-  const char *dataType = (const char *)sqlite3_column_text(st, 10);
-  if (m->op != STORE_DELETE && (!dataType || strcmp(dataType, "object") != 0))
+  if (!is_type(f, F_PK, "object")) return sqlite3_mprintf("mutations[%d].pk must be an object", i);
+  if (m->op != STORE_DELETE && !is_type(f, F_DATA, "object"))
     return sqlite3_mprintf("mutations[%d].data must be an object for %s", i, op);
-  m->table = dup_column(st, 5);
-  m->pk = dup_column(st, 9);
+  m->table = f->text[F_TABLE], f->text[F_TABLE] = 0;
+  m->pk = f->text[F_PK], f->text[F_PK] = 0;
   /* a delete's data is ignored: the key alone says what goes */
-  if (m->op != STORE_DELETE) m->data = dup_column(st, 11);
+  if (m->op != STORE_DELETE) m->data = f->text[F_DATA], f->text[F_DATA] = 0;
   if (!m->table || !m->pk || (m->op != STORE_DELETE && !m->data))
     return sqlite3_mprintf("out of memory");
   return 0;
@@ -156,10 +197,24 @@ char *push_request_parse(const char *body, size_t n, push_request *r) {
     goto done;
   }
   sqlite3_bind_text64(st, 1, body, n, SQLITE_STATIC, SQLITE_UTF8);
-  while (!msg && r->n < count && sqlite3_step(st) == SQLITE_ROW) {
-    msg = one_mutation(st, r->n, &r->m[r->n]);
-    r->n++;
+  /* rows come mutation by mutation: one is complete when the next begins */
+  fields f = {0};
+  sqlite3_int64 cur = -1;
+  int rc;
+  while (!msg && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    sqlite3_int64 key = sqlite3_column_int64(st, 0);
+    if (key != cur) {
+      if (cur >= 0) msg = one_mutation(&f, r->n, &r->m[r->n]), r->n++;
+      fields_clear(&f);
+      if (msg || r->n >= count) break;
+      cur = key;
+      f.object = strcmp((const char *)sqlite3_column_text(st, 1), "object") == 0;
+    }
+    if (fields_add(st, &f) != SQLITE_OK) msg = sqlite3_mprintf("out of memory");
   }
+  if (!msg && cur >= 0 && rc == SQLITE_DONE && r->n < count)
+    msg = one_mutation(&f, r->n, &r->m[r->n]), r->n++;
+  fields_clear(&f);
   if (!msg && r->n != count) msg = sqlite3_mprintf("cannot parse: %s", sqlite3_errmsg(db));
 done:
   sqlite3_finalize(st);

@@ -656,6 +656,14 @@ class ProtocolTests:
             {"client_id": "c", "mutations": [good, dict(good, id=2, table=7)]},
             {"client_id": "c", "mutations": [good, dict(good, id=2, data="x")]},
             {"client_id": "c", "mutations": [good, "not an object"]},
+            {"client_id": "c", "mutations": [good, []]},
+            {"client_id": "c", "mutations": [good, None]},
+            {"client_id": "c", "mutations": [good, {}]},
+            # a key given twice counts once, its first occurrence
+            '{"client_id":"c","mutations":[{"id":"x","id":1,"table":"todos","op":"insert",'
+            '"pk":{"id":"a"},"data":{"id":"a","title":"t"}}]}',
+            '{"client_id":"c","mutations":[{"id":1,"table":"todos\\u0000x","table":"todos",'
+            '"op":"insert","pk":{"id":"a"},"data":{"id":"a","title":"t"}}]}',
             {"client_id": "c\u0000x", "mutations": [good]},
             {"client_id": "c", "mutations": [good, dict(good, id=2, table="todos\u0000x")]},
             {"client_id": "x" * 257, "mutations": [good]},
