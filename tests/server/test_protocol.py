@@ -683,6 +683,16 @@ class ProtocolTests:
         self.assertEqual(page["last_mutation_id"], 0)
         self.assertEqual(s.request("GET", "/health")[0], 200)  # still alive
 
+    def test_a_key_given_twice_counts_its_first_occurrence(self):
+        s = self.server()
+        body = ('{"client_id":"c","mutations":[{"id":1,"id":"x","table":"todos","table":7,'
+                '"op":"insert","op":"drop","pk":{"id":"a"},"pk":1,'
+                '"data":{"id":"a","title":"first"},"data":{"id":"a","title":"second"}}]}')
+        status, _, data = s.request("POST", "/push", body)
+        self.assertEqual(status, 200, data)
+        self.assertEqual([(r["id"], r["status"], r["row"]["title"]) for r in data["results"]],
+                         [(1, "applied", "first")])
+
     def test_not_found_and_method_not_allowed(self):
         s = self.server()
         for method, path in [("GET", "/nope"), ("POST", "/pushx"), ("GET", "/"),
