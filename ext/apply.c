@@ -954,6 +954,16 @@ void apply_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     z = jv_ws(changes.z + 1);
     while (rc == SQLITE_OK && *z != ']') {
       rc = apply_change(&pg, (int)++n, &z, &zErr);
+      if (rc != SQLITE_OK && rc != SQLITE_NOMEM && pg.batch.nRow) {
+        /* The rows before the refused change come first in page order: a
+        ** failure among them is the one to report. */
+        char *zFirst = 0;
+        int rcFirst = batch_flush(&pg, &zFirst);
+        if (rcFirst != SQLITE_OK) {
+          sqlite3_free(zErr);
+          zErr = zFirst, rc = rcFirst;
+        }
+      }
       z = jv_ws(z);
       if (*z == ',') z = jv_ws(z + 1);
     }

@@ -79,3 +79,5 @@ SELECT sync_cursor();
 SELECT sync_apply('{"changes":[{"table":"todos","op":"upsert","pk":{"id":"r1"},"row":{"id":"r1","title":"one","done":0}},{"table":"todos","op":"upsert","pk":{"id":"r2"},"row":{"id":"r2","title":"two","done":0}},{"table":"todos","op":"upsert","pk":{"id":"r3"},"row":{"id":"r3","title":null,"done":0}}]}');
 SELECT sync_apply('{"changes":[{"table":"todos","op":"upsert","pk":{"id":"r1"},"row":{"id":"r1","title":"one","done":0}},{"table":"todos","op":"upsert","pk":{"id":"r2"},"row":{"id":"r2","title":"two","done":{"$base64":"*"}}}]}');
 SELECT count(*) AS none FROM todos WHERE id LIKE 'r_';
+-- with two failures the first in page order is reported
+SELECT sync_apply('{"changes":[{"table":"todos","op":"upsert","pk":{"id":"r1"},"row":{"id":"r1","title":null,"done":0}},{"table":"nope","op":"upsert","pk":{"id":"r2"},"row":{"id":"r2"}}]}');
