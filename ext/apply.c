@@ -306,7 +306,10 @@ static Span member(Span obj, const char *name) {
 ** capture triggers allocates and clears their register frames, which would
 ** cost more than the rest of the row. */
 
-#define ROWS_COLS 1000    /* columns c0.. declared, fewer if SQLITE_LIMIT_COLUMN says so */
+/* Columns c0.. declared (fewer if SQLITE_LIMIT_COLUMN says so): declaring
+** them costs each connection about 4k instructions a column, once; a wider
+** table's rows go one by one. */
+#define ROWS_COLS 256
 #define BATCH_SPANS 65536 /* values a batch holds before it is written */
 
 typedef struct Batch {
@@ -315,7 +318,7 @@ typedef struct Batch {
   Span *vals; /* row r, column j: vals[r * t->nCol + j] */
   int *chg;   /* per row: its change (from 1) */
   Span *pks;  /* per row: its key object */
-  int cur;    /* the row the statement read last: the one a failure is about */
+  int lo, hi; /* the rows sync_apply_rows gives: lo to hi - 1 */
 } Batch;
 
 static int rows_ncols(sqlite3 *db) {
@@ -391,21 +394,18 @@ static int rowsFilter(sqlite3_vtab_cursor *vcur, int idxNum, const char *idxStr,
   (void)idxStr;
   RowsCursor *cur = (RowsCursor *)vcur;
   cur->b = idxNum && argc > 0 ? sqlite3_value_pointer(argv[0], "sync_apply_rows") : 0;
-  cur->i = 0;
-  if (cur->b) cur->b->cur = 0;
+  cur->i = cur->b ? cur->b->lo : 0;
   return SQLITE_OK;
 }
 
 static int rowsNext(sqlite3_vtab_cursor *vcur) {
-  RowsCursor *cur = (RowsCursor *)vcur;
-  cur->i++;
-  if (cur->b && cur->i < cur->b->nRow) cur->b->cur = cur->i;
+  ((RowsCursor *)vcur)->i++;
   return SQLITE_OK;
 }
 
 static int rowsEof(sqlite3_vtab_cursor *vcur) {
   RowsCursor *cur = (RowsCursor *)vcur;
-  return !cur->b || cur->i >= cur->b->nRow;
+  return !cur->b || cur->i >= cur->b->hi;
 }
 
 static int rowsColumn(sqlite3_vtab_cursor *vcur, sqlite3_context *ctx, int col) {
@@ -604,32 +604,48 @@ static int change_run(SyncCtx *c, SyncTable *t, int i, Span pk, sqlite3_stmt *s,
   return rc;
 }
 
-/* Writes the batch's rows, if any; a failure names the row the statement
-** read last. */
+/* Runs t's batched INSERT over rows lo to hi - 1 of the batch. On failure
+** *pzMsg gets SQLite's message. */
+static int batch_run(SyncCtx *c, Batch *b, int lo, int hi, char **pzMsg) {
+  sqlite3_stmt *s = b->t->bound[0];
+  b->lo = lo, b->hi = hi;
+  sqlite3_bind_pointer(s, 1, b, "sync_apply_rows", 0);
+  int rc = sqlite3_step(s);
+  rc = rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+  if (rc != SQLITE_OK && rc != SQLITE_NOMEM) *pzMsg = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  return rc;
+}
+
+/* Writes the batch's rows, if any. SQLite reads all of an INSERT's SELECT
+** before it writes a row when the table has triggers, so which row failed
+** is found by writing them one by one (the failed statement has undone its
+** writes, and the page fails anyway). */
 static int batch_flush(Page *pg, char **pzErr) {
   Batch *b = &pg->batch;
   if (b->nRow == 0) return SQLITE_OK;
   SyncCtx *c = pg->c;
   SyncTable *t = b->t;
   int rc = t->bound[0] ? SQLITE_OK : bound_prepare(c, t, 0);
-  if (rc != SQLITE_OK) return rc;
-  sqlite3_stmt *s = t->bound[0];
-  sqlite3_bind_pointer(s, 1, b, "sync_apply_rows", 0);
-  b->cur = 0;
-  rc = sqlite3_step(s);
-  rc = rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
-  char *err =
-      rc != SQLITE_OK && rc != SQLITE_NOMEM ? sqlite3_mprintf("%s", sqlite3_errmsg(c->db)) : 0;
-  sqlite3_reset(s);
-  sqlite3_clear_bindings(s);
-  if (rc != SQLITE_OK && rc != SQLITE_NOMEM) {
+  char *msg = 0;
+  if (rc == SQLITE_OK) rc = batch_run(c, b, 0, b->nRow, &msg);
+  if (rc != SQLITE_OK && msg) {
+    int r = b->nRow - 1;
+    for (int k = 0; k < b->nRow; k++) {
+      char *one = 0;
+      if (batch_run(c, b, k, k + 1, &one) != SQLITE_OK && one) {
+        sqlite3_free(msg);
+        msg = one, r = k;
+        break;
+      }
+    }
     char *key = 0;
-    int i = b->chg[b->cur];
-    if (change_key(c, t, i, b->pks[b->cur], &key, pzErr) == SQLITE_OK)
-      *pzErr = sqlite3_mprintf("change %d (%s %s): %s", i, t->name, key, err ? err : "");
+    if (change_key(c, t, b->chg[r], b->pks[r], &key, pzErr) == SQLITE_OK)
+      *pzErr = sqlite3_mprintf("change %d (%s %s): %s", b->chg[r], t->name, key, msg);
     sqlite3_free(key);
   }
-  sqlite3_free(err);
+  sqlite3_free(msg);
   b->nRow = 0;
   return rc;
 }

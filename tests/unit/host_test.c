@@ -129,11 +129,74 @@ static void test_statements_kept(const char *path) {
   CHECK_INT(sqlite3_close(db), SQLITE_OK);
 }
 
+/* sync_apply's batches (apply.c): a page larger than one batch, a failure
+** in its second batch named by its own change, sync_apply_rows itself
+** (empty without a batch, refused inside a view), and a table wider than
+** that connection's sync_apply_rows (written row by row). */
+static char *batch_page(const char *table, int bad) {
+  sqlite3_str *page = sqlite3_str_new(0);
+  sqlite3_str_appendall(page, "{\"changes\":[");
+  for (int i = 1; i <= 20000; i++)
+    sqlite3_str_appendf(
+        page,
+        "%s{\"table\":\"%s\",\"op\":\"upsert\",\"pk\":{\"id\":%d},\"row\":{\"id\":%d,"
+        "\"s\":%s%d%s,\"r\":%d.5,\"n\":%lld}}",
+        i > 1 ? "," : "", table, i, i, i == bad ? "null,\"x\":" : "\"r", i, i == bad ? "" : "\"", i,
+        9007199254740993LL + i);
+  sqlite3_str_appendall(page, "]}");
+  return sqlite3_str_finish(page);
+}
+
+static void test_apply_batches(const char *path) {
+  check_case = "apply batches";
+  sqlite3 *db = open_db(path);
+  CHECK_QUERY(db, "CREATE TABLE b(id INTEGER PRIMARY KEY, s TEXT NOT NULL, r REAL, n)", "");
+  CHECK_QUERY(db, "CREATE TABLE b2(id INTEGER PRIMARY KEY, s TEXT NOT NULL, r REAL, n)", "");
+  CHECK_QUERY(db, "SELECT sync_track('b') + sync_track('b2')", "2");
+  sqlite3_stmt *s = 0;
+  CHECK_INT(sqlite3_prepare_v2(db, "SELECT sync_apply(?1)", -1, &s, 0), SQLITE_OK);
+  char *json = batch_page("b", 0);
+  sqlite3_bind_text(s, 1, json, -1, SQLITE_STATIC);
+  CHECK_INT(sqlite3_step(s), SQLITE_ROW);
+  CHECK_INT(sqlite3_column_int(s, 0), 20000);
+  sqlite3_reset(s);
+  sqlite3_free(json);
+  CHECK_QUERY(db, "SELECT count(*) || ' ' || sum(r) FROM b", "20000 200020000.0");
+  CHECK_QUERY(db, "SELECT n || s FROM b WHERE id = 20000", "9007199254760993r20000");
+  /* Change 19000 breaks NOT NULL: the page is refused, nothing written. */
+  json = batch_page("b2", 19000);
+  sqlite3_bind_text(s, 1, json, -1, SQLITE_STATIC);
+  CHECK_INT(sqlite3_step(s), SQLITE_ERROR);
+  CHECK_STR(sqlite3_errmsg(db),
+            "sync_apply: change 19000 (b2 {\"id\":19000}): NOT NULL constraint failed: b2.s");
+  sqlite3_finalize(s);
+  sqlite3_free(json);
+  CHECK_QUERY(db, "SELECT count(*) FROM b2", "0");
+  CHECK_QUERY(db, "SELECT count(*) FROM sync_apply_rows", "0");
+  CHECK_QUERY(db, "CREATE VIEW rows_view AS SELECT * FROM sync_apply_rows", "");
+  CHECK_QUERY(db, "SELECT count(*) FROM rows_view",
+              "error: unsafe use of virtual table \"sync_apply_rows\"");
+  CHECK_QUERY(db, "CREATE TABLE w(id INTEGER PRIMARY KEY, c1, c2, c3, c4, c5, c6, c7, c8, c9)", "");
+  CHECK_QUERY(db, "SELECT sync_track('w')", "1");
+  CHECK_INT(sqlite3_close(db), SQLITE_OK);
+  /* A connection whose column limit leaves sync_apply_rows fewer columns
+  ** than w has: w's rows go one by one, with the same result. */
+  db = open_db(path);
+  sqlite3_limit(db, SQLITE_LIMIT_COLUMN, 10);
+  CHECK_QUERY(db,
+              "SELECT sync_apply('{\"changes\":[{\"table\":\"w\",\"op\":\"upsert\","
+              "\"pk\":{\"id\":1},\"row\":{\"id\":1,\"c1\":1,\"c2\":2,\"c3\":3,\"c4\":4,"
+              "\"c5\":5,\"c6\":6,\"c7\":7,\"c8\":8,\"c9\":{\"$base64\":\"AAE=\"}}}]}')",
+              "1");
+  CHECK_QUERY(db, "SELECT (c1 + c8) || hex(c9) FROM w WHERE id = 1", "90001");
+  CHECK_QUERY(db, "SELECT count(*) FROM pragma_table_xinfo('sync_apply_rows')", "10");
+  CHECK_INT(sqlite3_close(db), SQLITE_OK);
+}
+
 static void test_exports(void) {
   check_case = "exports";
   char cmd[4200];
-  snprintf(cmd, sizeof cmd, "nm -D --defined-only '%s' | awk '$2 ~ /^[TDBRW]$/ {print $3}'",
-           ext);
+  snprintf(cmd, sizeof cmd, "nm -D --defined-only '%s' | awk '$2 ~ /^[TDBRW]$/ {print $3}'", ext);
   FILE *p = popen(cmd, "r");
   if (!CHECK(p != 0)) return;
   char line[256], all[1024] = "";
@@ -157,6 +220,7 @@ int main(int argc, char **argv) {
   test_reopen_and_double_load(path);
   test_registered(path);
   test_statements_kept(path);
+  test_apply_batches(path);
   test_exports();
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
