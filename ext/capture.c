@@ -5,6 +5,9 @@
 ** queues its writes. For table T with key (id) and columns (id, a, b):
 **
 **   sync_bi_T  BEFORE INSERT  keep the row an INSERT OR REPLACE will replace
+**                             in sync_stash (a rowid table: hand its rowid to
+**                             sync_bs_T through the one row of sync_req)
+**   sync_bs_T  AFTER UPDATE OF rid ON sync_req (rowid tables): stash that row
 **   sync_ai_T  AFTER INSERT   queue 'insert' with the whole row, or 'update'
 **                             when the stash holds the row it replaced
 **   sync_au_T  AFTER UPDATE   queue 'update' with the changed columns only
@@ -30,10 +33,20 @@
 ** write, not only its executed branches: a column that cannot hold a REAL
 ** (TEXT affinity, a rowid alias, STRICT INT/INTEGER/TEXT) gets no REAL branch
 ** and one that cannot hold a BLOB no BLOB branch (column_kinds), and the
-** REAL neighbour search is one subquery over a VALUES list of the offsets
-** (its registers still cost on every write: about a third of an insert's
-** trigger time for a table with two columns that can hold a REAL).
-** bench/ measures them (make bench).
+** REAL neighbour search is one subquery over a VALUES list of the offsets.
+** Work that is rare goes into a program of its own, allocated only when it
+** fires: the replaced row's JSON is built by sync_bs_T, fired by an UPDATE of
+** sync_req whose WHERE is false unless a row is about to be replaced (an
+** INSERT ... SELECT into a table with triggers would build a temporary table
+** on every insert). Measured per INSERT with callgrind, bench/RESULTS.md
+** "Capture triggers": the replace stash went from 21k to 9k instructions; an
+** untracked insert is 11.7k, the whole capture about 82k (UPDATE 100k, DELETE
+** 80k), most of it the JSON of the values, the outbox row and its index,
+** and for UPDATE and DELETE the server image in sync_shadow. Under valgrind
+** SQLite's printf misses far more often than natively (x87 long double is
+** emulated with 64 bits), so plain callgrind runs the neighbour search on
+** many rows that never need it; RESULTS.md says how to measure without that.
+** bench/ measures the wall time (make bench).
 */
 #include "sync.h"
 
@@ -97,17 +110,22 @@ void capture_value_expr(sqlite3_str *s, const char *x) {
 ** or the row is stored, a rowid alias holds only integers, and a STRICT
 ** table's INT, INTEGER and TEXT columns hold nothing else. Every column gets
 ** MAY_ANY when the types cannot be read. */
-static int *column_kinds(SyncCtx *c, SyncTable *t) {
+static int *column_kinds(SyncCtx *c, SyncTable *t, int *pRowid) {
   int *kind = sqlite3_malloc64(sizeof(int) * (sqlite3_uint64)t->nCol);
   if (!kind) return 0;
   for (int i = 0; i < t->nCol; i++)
     kind[i] = MAY_ANY;
   sqlite3_stmt *s = 0;
   int strict = 0, pkIndex = 0;
-  if (sqlite3_prepare_v2(c->db, "SELECT strict FROM pragma_table_list(?1, 'main')", -1, &s, 0) ==
-      SQLITE_OK) {
+  *pRowid = 0;
+  if (sqlite3_prepare_v2(c->db,
+                         "SELECT strict, wr FROM pragma_table_list(?1) WHERE schema = 'main'", -1,
+                         &s, 0) == SQLITE_OK) {
     sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
-    strict = sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 0);
+    if (sqlite3_step(s) == SQLITE_ROW) {
+      strict = sqlite3_column_int(s, 0);
+      *pRowid = !sqlite3_column_int(s, 1);
+    }
   }
   sqlite3_finalize(s);
   /* An INTEGER PRIMARY KEY is a rowid alias unless the key has its own index
@@ -223,13 +241,25 @@ static void enqueue(sqlite3_str *s, SyncTable *t, const int *kind, const char *o
   append(s, ");");
 }
 
+/* sync_req: one row, whose updates fire the triggers that do rare work in
+** their own programs (SQLite allocates a trigger program's registers only
+** when it fires): setting rid to the rowid of a row an INSERT OR REPLACE is
+** about to replace makes sync_bs_T stash that row of table tbl. An UPDATE
+** that sets no row (its WHERE is false) costs a seek; an INSERT ... SELECT
+** into a table with triggers would build a temporary table every time. */
+static int req_install(SyncCtx *c) {
+  return sync_exec(c, "CREATE TABLE IF NOT EXISTS main.sync_req(tbl TEXT, rid INTEGER);"
+                      "INSERT INTO main.sync_req(rowid) SELECT 1 WHERE NOT EXISTS "
+                      "(SELECT 1 FROM main.sync_req)");
+}
+
 /* Every name a trigger of ours ever had, so that re-tracking drops them
 ** (sync_ar_T, the replace case, is now part of sync_ai_T). */
-static const char *const kinds[] = {"bi", "ai", "ar", "au", "ak", "ad"};
+static const char *const kinds[] = {"bi", "bs", "ai", "ar", "au", "ak", "ad"};
 
 int capture_remove(SyncCtx *c, const char *table) {
   int rc = SQLITE_OK;
-  for (int i = 0; rc == SQLITE_OK && i < 6; i++) {
+  for (int i = 0; rc == SQLITE_OK && i < 7; i++) {
     char *sql = sqlite3_mprintf("DROP TRIGGER IF EXISTS main.\"sync_%s_%w\"", kinds[i], table);
     rc = sql ? sync_exec(c, sql) : SQLITE_NOMEM;
     sqlite3_free(sql);
@@ -237,24 +267,49 @@ int capture_remove(SyncCtx *c, const char *table) {
   return rc;
 }
 
-static void triggers(sqlite3_str *s, SyncTable *t, const int *kind) {
-  const char *T = t->name;
-
-  /* "DELETE FROM sync_stash" alone would rewrite the stash's (empty) root
-  ** page on every insert; with a WHERE it only scans it. */
-  sqlite3_str_appendf(s,
-                      "CREATE TRIGGER main.\"sync_bi_%w\" BEFORE INSERT ON \"%w\" WHEN %s BEGIN "
-                      "DELETE FROM sync_stash WHERE true; INSERT INTO sync_stash(tbl,pk,row) "
-                      "SELECT %Q,",
-                      T, T, ctrl, T);
-  key_expr(s, t, kind, "o");
-  append(s, ",");
-  row_expr(s, t, kind, "o");
-  sqlite3_str_appendf(s, " FROM \"%w\" AS o WHERE ", T);
+/* FROM the row of T an insert of NEW would replace (by its key), as o. */
+static void from_replaced(sqlite3_str *s, SyncTable *t) {
+  sqlite3_str_appendf(s, " FROM \"%w\" AS o WHERE ", t->name);
   for (int i = 0; i < t->nPk; i++)
     sqlite3_str_appendf(s, "%so.\"%w\" = NEW.\"%w\"", i ? " AND " : "", t->cols[t->pk[i]],
                         t->cols[t->pk[i]]);
-  append(s, "; END;\n");
+}
+
+static void triggers(sqlite3_str *s, SyncTable *t, const int *kind, int rowid) {
+  const char *T = t->name;
+
+  /* "DELETE FROM sync_stash" alone would rewrite the stash's (empty) root
+  ** page on every insert; with a WHERE it only scans it. In a rowid table
+  ** the row's JSON is built by sync_bs_T, fired through sync_req only when
+  ** there is a row to replace, so its registers are not allocated on every
+  ** insert; a WITHOUT ROWID table has no rowid to hand over and builds it
+  ** here. */
+  sqlite3_str_appendf(s,
+                      "CREATE TRIGGER main.\"sync_bi_%w\" BEFORE INSERT ON \"%w\" WHEN %s BEGIN "
+                      "DELETE FROM sync_stash WHERE true; ",
+                      T, T, ctrl);
+  if (rowid) {
+    sqlite3_str_appendf(s, "UPDATE sync_req SET tbl=%Q,rid=(SELECT o.rowid", T);
+    from_replaced(s, t);
+    append(s, ") WHERE rowid=1 AND EXISTS (SELECT 1");
+    from_replaced(s, t);
+    append(s, "); END;\n");
+    sqlite3_str_appendf(s,
+                        "CREATE TRIGGER main.\"sync_bs_%w\" AFTER UPDATE OF rid ON sync_req WHEN "
+                        "NEW.tbl = %Q BEGIN INSERT INTO sync_stash(tbl,pk,row) SELECT %Q,",
+                        T, T, T);
+    key_expr(s, t, kind, "o");
+    append(s, ",");
+    row_expr(s, t, kind, "o");
+    sqlite3_str_appendf(s, " FROM \"%w\" AS o WHERE o.rowid = NEW.rid; END;\n", T);
+  } else {
+    sqlite3_str_appendf(s, "INSERT INTO sync_stash(tbl,pk,row) SELECT %Q,", T);
+    key_expr(s, t, kind, "o");
+    append(s, ",");
+    row_expr(s, t, kind, "o");
+    from_replaced(s, t);
+    append(s, "; END;\n");
+  }
 
   /* One AFTER INSERT trigger for both cases: a row it finds in the stash
   ** under its own key was replaced (the stash is empty otherwise, or holds
@@ -353,11 +408,13 @@ static void triggers(sqlite3_str *s, SyncTable *t, const int *kind) {
 /* (Re)creates the triggers of t. */
 int capture_install(SyncCtx *c, SyncTable *t) {
   int rc = capture_remove(c, t->name);
+  if (rc == SQLITE_OK) rc = req_install(c);
   if (rc != SQLITE_OK) return rc;
-  int *kind = column_kinds(c, t);
+  int rowid = 0;
+  int *kind = column_kinds(c, t, &rowid);
   if (!kind) return SQLITE_NOMEM;
   sqlite3_str *s = sqlite3_str_new(c->db);
-  triggers(s, t, kind);
+  triggers(s, t, kind, rowid);
   sqlite3_free(kind);
   char *sql = sqlite3_str_finish(s);
   rc = sql ? sync_exec(c, sql) : SQLITE_NOMEM;
