@@ -693,6 +693,21 @@ class ProtocolTests:
         self.assertEqual([(r["id"], r["status"], r["row"]["title"]) for r in data["results"]],
                          [(1, "applied", "first")])
 
+    def test_escapes_in_a_push_body(self):
+        # string values are unescaped (a surrogate pair is one character);
+        # keys compare as written, as json_extract's paths do
+        s = self.server()
+        body = ('{"client_id":"c\\ud83d\\ude00","mutations":[{"id":1,"table":"\\u0074odos",'
+                '"op":"ins\\u0065rt","pk":{ "id" : "a" },"data":{"id":"a","title":"\\"q\\" \\\\"}}]}')
+        status, _, data = s.request("POST", "/push", body)
+        self.assertEqual(status, 200, data)
+        self.assertEqual(data["results"][0]["row"]["title"], '"q" \\')
+        changes, page = s.pull_all("c\U0001F600")
+        self.assertEqual(page["last_mutation_id"], 1)
+        status, _, data = s.request("POST", "/push", body.replace('"id":1', '"\\u0069d":2'))
+        self.assertEqual((status, data["error"]), (400, "mutations[0].id must be a positive"
+                                                       " 64-bit integer"))
+
     def test_not_found_and_method_not_allowed(self):
         s = self.server()
         for method, path in [("GET", "/nope"), ("POST", "/pushx"), ("GET", "/"),
