@@ -38,11 +38,11 @@
 ** fires: the replaced row's JSON is built by sync_bs_T, fired by an UPDATE of
 ** sync_req whose WHERE is false unless a row is about to be replaced (an
 ** INSERT ... SELECT into a table with triggers would build a temporary table
-** on every insert). Measured per INSERT with callgrind, bench/RESULTS.md
-** "Capture triggers": the replace stash went from 21k to 9k instructions; an
-** untracked insert is 11.7k, the whole capture about 82k (UPDATE 100k, DELETE
-** 80k), most of it the JSON of the values, the outbox row and its index,
-** and for UPDATE and DELETE the server image in sync_shadow. Under valgrind
+** on every insert). Measured with callgrind (bench/RESULTS.md, "Capture
+** triggers"): the BEFORE INSERT trigger went from 21k to 10k instructions;
+** an untracked insert is 11.7k, a tracked one 82k (UPDATE 100k, DELETE 81k),
+** most of it the JSON of the values, the outbox row and its index, and for
+** UPDATE and DELETE the server image in sync_shadow. Under valgrind
 ** SQLite's printf misses far more often than natively (x87 long double is
 ** emulated with 64 bits), so plain callgrind runs the neighbour search on
 ** many rows that never need it; RESULTS.md says how to measure without that.
