@@ -106,7 +106,7 @@ test server-1 {push, pull, wait, config} -body {
         [$b onecolumn {SELECT title FROM todos WHERE id = 't1'}] [sqlite_sync::wait $b 0] \
         [sqlite_sync::wait $b 10] [sqlite_sync::config $a batch_size 5] \
         [sqlite_sync::config $a batch_size -default] [catch {sqlite_sync::config $a nope}]
-} -result {1 1 {from tcl} todos {} 5 100 1}
+} -result {1 1 {from tcl} todos {} 5 1000 1}
 
 test server-2 {start, on_change, online, stop} -body {
     set a [client $url]

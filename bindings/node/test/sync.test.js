@@ -170,7 +170,7 @@ describe('with syncd', () => {
     const [, sa] = client(server.url, { batch_size: 7 });
     assert.equal(sa.config('batch_size'), 7);
     assert.equal(sa.config('batch_size', 50), 50);
-    assert.equal(sa.config('batch_size', null), 100);
+    assert.equal(sa.config('batch_size', null), 1000);
     assert.equal(sa.config('token'), null);
     assert.throws(() => sa.config('nope'), /sync_config: unknown key "nope"/);
   });

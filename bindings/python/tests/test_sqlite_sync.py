@@ -266,7 +266,7 @@ class ServerTest(Base):
         a, sa = self.client("a", self.syncd.url, batch_size=7)
         self.assertEqual(sa.config("batch_size"), 7)
         self.assertEqual(sa.config("batch_size", 50), 50)
-        self.assertEqual(sa.config("batch_size", None), 100)
+        self.assertEqual(sa.config("batch_size", None), 1000)
         self.assertIsNone(sa.config("token"))
         self.assertEqual(sa.config("sse", "off"), "off")
         with self.assertRaisesRegex(sqlite_sync.SyncError, r'^sync_config: unknown key "nope"$'):
