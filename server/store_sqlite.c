@@ -29,7 +29,9 @@ typedef struct table_info {
   int n_cols;
   char **cols;
   int n_pk;
-  int *pk; /* indexes into cols, in primary key order */
+  int *pk;        /* indexes into cols, in primary key order */
+  char **paths;   /* the JSON path of each column: $."name" */
+  char *read_sql; /* the row by key: ?1 the pk object, ?2.. its paths */
 } table_info;
 
 typedef struct sqlite_store {
@@ -133,12 +135,16 @@ static int stmt_get(sqlite3 *db, const char *sql, sqlite3_stmt **st) {
 }
 
 /* Give st back (NULL is fine). The error of its last step stays readable
-** through sqlite3_errmsg(db). */
+** through sqlite3_errmsg(db). Only a statement on its first run can be
+** the one over the limit (the count changes only when one is prepared), so
+** the others skip counting the connection's statements. */
 static void stmt_put(sqlite3_stmt *st) {
   if (!st) return;
   sqlite3 *db = sqlite3_db_handle(st);
+  int first = sqlite3_stmt_status(st, SQLITE_STMTSTATUS_RUN, 0) <= 1;
   sqlite3_reset(st);
   sqlite3_clear_bindings(st);
+  if (!first) return;
   int n = 0;
   for (sqlite3_stmt *p = sqlite3_next_stmt(db, 0); p; p = sqlite3_next_stmt(db, p))
     n++;
@@ -174,11 +180,15 @@ static int run(sqlite3 *db, const char *sql, char **err) {
 static void tables_free(sqlite_store *s) {
   for (int i = 0; i < s->n_tables; i++) {
     table_info *t = &s->tables[i];
-    for (int c = 0; c < t->n_cols; c++)
+    for (int c = 0; c < t->n_cols; c++) {
       sqlite3_free(t->cols[c]);
+      if (t->paths) sqlite3_free(t->paths[c]);
+    }
     sqlite3_free(t->cols);
+    sqlite3_free(t->paths);
     sqlite3_free(t->pk);
     sqlite3_free(t->name);
+    sqlite3_free(t->read_sql);
   }
   sqlite3_free(s->tables);
   s->tables = 0;
@@ -216,6 +226,23 @@ static int table_load(sqlite3 *db, table_info *t, char **err) {
   return 0;
 }
 
+static void append_select(sqlite3_str *sql, const table_info *t);
+static void append_pk_where(sqlite3_str *sql, const table_info *t, int pkParam, int firstPath);
+
+/* What every push needs of t, built once: the column paths, the row read. */
+static int table_sql(table_info *t) {
+  t->paths = sqlite3_malloc64(sizeof *t->paths * (t->n_cols + 1));
+  if (!t->paths) return -1;
+  memset(t->paths, 0, sizeof *t->paths * (t->n_cols + 1));
+  for (int c = 0; c < t->n_cols; c++)
+    if (!(t->paths[c] = sqlite3_mprintf("$.\"%s\"", t->cols[c]))) return -1;
+  sqlite3_str *sql = sqlite3_str_new(0);
+  append_select(sql, t);
+  append_pk_where(sql, t, 1, 2);
+  t->read_sql = sqlite3_str_finish(sql);
+  return t->read_sql ? 0 : -1;
+}
+
 static int tables_load(sqlite_store *s, sqlite3 *db, char **err) {
   sqlite3_stmt *st;
   if (prep(db,
@@ -244,6 +271,10 @@ static int tables_load(sqlite_store *s, sqlite3 *db, char **err) {
       sqlite3_free(t->cols);
       sqlite3_free(t->pk);
       sqlite3_free(t->name);
+    } else if (table_sql(t)) {
+      stmt_put(st);
+      *err = store_errf("out of memory");
+      return -1;
     }
   }
   stmt_put(st);
@@ -302,10 +333,8 @@ static void append_pk_where(sqlite3_str *sql, const table_info *t, int pkParam, 
   }
 }
 
-static int bind_path(sqlite3_stmt *st, int param, const char *col) {
-  char *path = sqlite3_mprintf("$.\"%s\"", col);
-  if (!path) return SQLITE_NOMEM;
-  return sqlite3_bind_text(st, param, path, -1, sqlite3_free);
+static int bind_path(sqlite3_stmt *st, int param, const char *path) {
+  return sqlite3_bind_text(st, param, path, -1, SQLITE_STATIC);
 }
 
 /* Print the pk object of the row st stands on: key column k is result
@@ -547,7 +576,7 @@ static int write_row(sqlite3 *db, const table_info *t, const store_mutation *m, 
       sqlite3_str_appendf(sql, "%s\"%w\"", n ? "," : "", t->cols[c]);
       if (n) sqlite3_str_appendchar(vals, 1, ',');
       append_val(vals, 1, 3 + nPath);
-      pathCol[nPath++] = t->cols[c];
+      pathCol[nPath++] = t->paths[c];
       n++;
     }
     stmt_put(ks);
@@ -557,7 +586,7 @@ static int write_row(sqlite3 *db, const table_info *t, const store_mutation *m, 
       sqlite3_str_appendf(sql, "%s\"%w\"", n ? "," : "", t->cols[c]);
       if (n) sqlite3_str_appendchar(vals, 1, ',');
       append_val(vals, 2, 3 + nPath);
-      pathCol[nPath++] = t->cols[c];
+      pathCol[nPath++] = t->paths[c];
       n++;
     }
     char *v = sqlite3_str_finish(vals);
@@ -568,16 +597,16 @@ static int write_row(sqlite3 *db, const table_info *t, const store_mutation *m, 
     for (int j = 0; j < nSet; j++) {
       sqlite3_str_appendf(sql, "%s\"%w\" = ", j ? "," : "", t->cols[setCols[j]]);
       append_val(sql, 1, 3 + nPath);
-      pathCol[nPath++] = t->cols[setCols[j]];
+      pathCol[nPath++] = t->paths[setCols[j]];
     }
     append_pk_where(sql, t, 2, 3 + nPath);
     for (int k = 0; k < t->n_pk; k++)
-      pathCol[nPath++] = t->cols[t->pk[k]];
+      pathCol[nPath++] = t->paths[t->pk[k]];
   } else {
     sqlite3_str_appendf(sql, "DELETE FROM \"%w\"", t->name);
     append_pk_where(sql, t, 2, 3 + nPath);
     for (int k = 0; k < t->n_pk; k++)
-      pathCol[nPath++] = t->cols[t->pk[k]];
+      pathCol[nPath++] = t->paths[t->pk[k]];
     sqlite3_str_appendall(sql, " RETURNING ");
     for (int k = 0; k < t->n_pk; k++)
       sqlite3_str_appendf(sql, "%s\"%w\"", k ? "," : "", t->cols[t->pk[k]]);
@@ -620,18 +649,13 @@ static int write_row(sqlite3 *db, const table_info *t, const store_mutation *m, 
 ** read (say a malformed BLOB) rejects the mutation, not the batch. */
 static int read_row(sqlite3 *db, const table_info *t, const char *pkJson, char **row, char **pk,
                     char **reason) {
-  sqlite3_str *sql = sqlite3_str_new(0);
-  append_select(sql, t);
-  append_pk_where(sql, t, 1, 2);
-  char *z = sqlite3_str_finish(sql);
   sqlite3_stmt *st;
-  int rc = z ? stmt_get(db, z, &st) : SQLITE_NOMEM;
-  sqlite3_free(z);
+  int rc = stmt_get(db, t->read_sql, &st);
   *row = *pk = 0;
   if (rc != SQLITE_OK) return rc == SQLITE_NOMEM ? MUT_FATAL : failed(db, reason);
   sqlite3_bind_text(st, 1, pkJson, -1, SQLITE_STATIC);
   for (int k = 0; k < t->n_pk; k++)
-    bind_path(st, 2 + k, t->cols[t->pk[k]]);
+    bind_path(st, 2 + k, t->paths[t->pk[k]]);
   rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
     sqlite3_str *out = sqlite3_str_new(0);
