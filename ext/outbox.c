@@ -4,6 +4,8 @@
 **   SELECT sync_pending();            -- how many mutations wait
 **   SELECT sync_push_batch();         -- next push request body, or NULL
 **   SELECT sync_push_batch(10);       -- at most 10 mutations
+**   SELECT sync_push_batch(10, 7);    -- at most 10, those after id 7 (a
+**                                     -- batch whose answer is still awaited)
 **   SELECT sync_ack('{"results":[{"id":1,"status":"applied","row":{...},"version":7}]}');
 **
 ** sync_push_batch returns {"client_id":"...","mutations":[{"id":1,"table":"t",
@@ -14,7 +16,10 @@
 ** row plus what is still pending. Ids not in the outbox are ignored; a
 ** pending one above the highest id sync_push_batch has handed out
 ** (sync_control.sent_id) is refused: the server cannot have received it. It
-** returns how many mutations it resolved, and changes nothing on error:
+** returns how many mutations it resolved, and changes nothing on error.
+** sync_ack(response, top) says the answer is to a batch whose last id was
+** top: then a pending id above top is refused too (sync_push sends the next
+** batch before it acknowledges an answer, so sent_id is already past it):
 **   sync_ack: response must be a JSON object with a "results" array
 **   sync_ack: result 2 has no integer "id"
 **   sync_ack: result 2 has unknown status "x"
@@ -59,6 +64,7 @@ void outbox_fn_push_batch(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
   char *conf = sync_meta_get(c, "config.batch_size");
   if (conf) limit = strtoll(conf, 0, 10);
   sqlite3_free(conf);
+  sqlite3_int64 after = 0;
   if (argc > 0) {
     if (sqlite3_value_type(argv[0]) != SQLITE_INTEGER || sqlite3_value_int64(argv[0]) <= 0) {
       sync_error(ctx, "sync_push_batch", "limit must be a positive integer");
@@ -66,9 +72,17 @@ void outbox_fn_push_batch(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
     }
     limit = sqlite3_value_int64(argv[0]);
   }
+  if (argc > 1) {
+    if (sqlite3_value_type(argv[1]) != SQLITE_INTEGER || sqlite3_value_int64(argv[1]) < 0) {
+      sync_error(ctx, "sync_push_batch", "after must be a mutation id (an integer >= 0)");
+      return;
+    }
+    after = sqlite3_value_int64(argv[1]);
+  }
   sqlite3_stmt *s = 0;
   int rc = sqlite3_prepare_v2(
-      c->db, "SELECT id, tbl, op, pk, data FROM sync_outbox ORDER BY id LIMIT ?1", -1, &s, 0);
+      c->db, "SELECT id, tbl, op, pk, data FROM sync_outbox WHERE id > ?2 ORDER BY id LIMIT ?1", -1,
+      &s, 0);
   char *client = sync_meta_get(c, "client_id");
   if (rc != SQLITE_OK || !client) {
     sqlite3_finalize(s);
@@ -77,6 +91,7 @@ void outbox_fn_push_batch(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
     return;
   }
   sqlite3_bind_int64(s, 1, limit);
+  sqlite3_bind_int64(s, 2, after);
   sqlite3_str *out = sqlite3_str_new(c->db);
   sqlite3_str_appendall(out, "{\"client_id\":");
   value_append_string(out, client, -1);
@@ -230,7 +245,8 @@ static int ack_key_by_last(const void *x, const void *y) {
 
 /* Reads and checks every result, joined with its outbox row. Results whose
 ** id is not pending are skipped; *paItem gets the others in results order. */
-static int ack_collect(SyncCtx *c, const char *json, AckItem **paItem, int *pnItem, char **pzErr) {
+static int ack_collect(SyncCtx *c, const char *json, sqlite3_int64 top, AckItem **paItem,
+                       int *pnItem, char **pzErr) {
   sqlite3_stmt *s = 0;
   int rc =
       sqlite3_prepare_v2(c->db,
@@ -246,6 +262,7 @@ static int ack_collect(SyncCtx *c, const char *json, AckItem **paItem, int *pnIt
     sqlite3_finalize(s);
     return rc;
   }
+  if (top >= 0 && top < sent) sent = top;
   sqlite3_bind_text(s, 1, json, -1, SQLITE_STATIC);
   AckItem *a = 0;
   int n = 0, cap = 0;
@@ -436,9 +453,16 @@ static int ack_resolve(SyncCtx *c, AckItem *a, int n, sqlite3_int64 *pDone, char
 }
 
 void outbox_fn_ack(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  (void)argc;
   SyncCtx *c = sqlite3_user_data(ctx);
   if (!sync_require_init(ctx, c, "sync_ack")) return;
+  sqlite3_int64 top = -1;
+  if (argc > 1) {
+    if (sqlite3_value_type(argv[1]) != SQLITE_INTEGER || sqlite3_value_int64(argv[1]) < 0) {
+      sync_error(ctx, "sync_ack", "top must be a mutation id (an integer >= 0)");
+      return;
+    }
+    top = sqlite3_value_int64(argv[1]);
+  }
   const char *json = (const char *)sqlite3_value_text(argv[0]);
   if (!sync_json_is(c, json, "$.results", "array")) {
     sync_error(ctx, "sync_ack", "response must be a JSON object with a \"results\" array");
@@ -449,7 +473,7 @@ void outbox_fn_ack(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   AckItem *a = 0;
   int n = 0;
   int rc = sync_engine_begin(c);
-  if (rc == SQLITE_OK) rc = ack_collect(c, json, &a, &n, &zErr);
+  if (rc == SQLITE_OK) rc = ack_collect(c, json, top, &a, &n, &zErr);
   if (rc == SQLITE_OK) rc = ack_resolve(c, a, n, &done, &zErr);
   ack_free(a, n);
   rc = sync_engine_end(c, rc, &zErr);

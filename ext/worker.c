@@ -1737,6 +1737,71 @@ static void sync_fail(Sync *x) {
     sync_error(x->ctx, x->fn, "%s", x->r.msg);
 }
 
+/* One push request, run on its own thread so that the caller's thread can
+** meanwhile acknowledge the previous answer and build the next batch: the
+** server's work and the client's then overlap. Requests stay one at a time
+** and in id order (the next is sent once this one is answered), as syncd
+** requires of one client. */
+typedef struct PushXfer {
+  Sync *x;
+  const char *url, *body;
+  int rc;
+} PushXfer;
+
+static void *push_xfer_main(void *arg) {
+  PushXfer *p = arg;
+  p->rc = sync_request(p->x, p->url, p->body);
+  return 0;
+}
+
+/* The next batch body (NULL: none left) of at most batch mutations with
+** ids above after. */
+static int push_build(sqlite3 *db, sqlite3_int64 batch, sqlite3_int64 after, char **pBody,
+                      char **pzErr) {
+  char *sql = sqlite3_mprintf("SELECT sync_push_batch(?1, %lld)", after);
+  if (!sql) return SQLITE_NOMEM;
+  int rc = sql_call(db, sql, 0, batch, pBody, 0, pzErr);
+  sqlite3_free(sql);
+  return rc;
+}
+
+/* The id of the last mutation of a body sync_push_batch built. */
+static sqlite3_int64 push_top(sqlite3 *db, const char *body) {
+  sqlite3_int64 top = 0;
+  char *unused = 0;
+  sql_call(db, "SELECT 0, ?1->>'$.mutations[#-1].id'", body, 0, &unused, &top, 0);
+  sqlite3_free(unused);
+  return top;
+}
+
+/* Acknowledges the answer resp to body, whose last id is top (the next
+** batch may be out already: the answer may not resolve its ids); adds the
+** mutations it resolved to *pTotal. */
+static int push_ack(Sync *x, const char *resp, const char *body, sqlite3_int64 top,
+                    sqlite3_int64 *pTotal, char **pzErr) {
+  sqlite3 *db = x->c->db;
+  sqlite3_int64 n = 0;
+  char *sql = sqlite3_mprintf("SELECT 0, sync_ack(?1, %lld)", top);
+  if (!sql) return SQLITE_NOMEM;
+  int rc = sql_write_call(db, sql, resp, &n, pzErr);
+  sqlite3_free(sql);
+  if (rc == SQLITE_OK && n == 0 && batch_pending(db, body)) {
+    record_attempt(db, body, "the server's answer resolved none of the batch");
+    *pzErr = sqlite3_mprintf("the server's answer resolved none of the batch");
+    rc = SQLITE_ERROR;
+  }
+  if (rc != SQLITE_OK) return rc;
+  *pTotal += n;
+  Site *s = x->c->wc ? x->c->wc->site : 0;
+  if (s) {
+    pthread_mutex_lock(&s->mu);
+    s->pushed += n;
+    s->lastPushAt = wall_ms();
+    pthread_mutex_unlock(&s->mu);
+  }
+  return SQLITE_OK;
+}
+
 void worker_fn_push(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc, (void)argv;
   Sync x;
@@ -1747,49 +1812,65 @@ void worker_fn_push(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3 *db = x.c->db;
   sqlite3_int64 total = 0, batch = x.cfg.batch_size;
   char *url = http_url(x.url, "/push", 0, 0);
+  char *body = 0, *next = 0, *prevResp = 0, *prevBody = 0, *err = 0;
+  sqlite3_int64 top = 0, prevTop = 0;
+  int rc = SQLITE_OK, sent = 1;
   for (;;) {
-    char *body = 0, *err = 0;
-    if (sql_call(db, "SELECT sync_push_batch(?1)", 0, batch, &body, 0, &err) != SQLITE_OK) {
-      sync_error(ctx, "sync_push", "%s", err ? err : "sync_push_batch failed");
-      sqlite3_free(err);
-      break;
+    /* Out of batches after the last one sent: its answer, then from the
+    ** outbox's head again (what that answer left unresolved, what was
+    ** written meanwhile), until nothing is left. */
+    if (!body && prevResp) {
+      rc = push_ack(&x, prevResp, prevBody, prevTop, &total, &err);
+      sqlite3_free(prevResp);
+      sqlite3_free(prevBody);
+      prevResp = prevBody = 0;
     }
-    if (!body) {
-      sqlite3_result_int64(ctx, total);
-      break;
-    }
-    if (sync_request(&x, url, body) != 0) {
+    if (rc == SQLITE_OK && !body) rc = push_build(db, batch, 0, &body, &err);
+    if (rc != SQLITE_OK || !body) break;
+    PushXfer p = {&x, url, body, 0};
+    pthread_t tid;
+    int threaded = pthread_create(&tid, 0, push_xfer_main, &p) == 0;
+    if (!threaded) push_xfer_main(&p);
+    /* While the server works on body: the previous answer, the next batch. */
+    if (prevResp) rc = push_ack(&x, prevResp, prevBody, prevTop, &total, &err);
+    sqlite3_free(prevResp);
+    sqlite3_free(prevBody);
+    prevResp = prevBody = 0;
+    top = push_top(db, body);
+    if (rc == SQLITE_OK) rc = push_build(db, batch, top, &next, &err);
+    if (threaded) pthread_join(tid, 0);
+    if (rc != SQLITE_OK) break; /* body's answer is dropped: it stays pending */
+    if (p.rc != 0) {
       record_attempt(db, body, x.r.msg);
       sqlite3_free(body);
+      sqlite3_free(next);
+      body = next = 0;
       if ((x.r.status == 413 || x.r.too_big) && batch > 1) {
         batch /= 2;
         continue;
       }
-      sync_fail(&x);
+      sent = 0;
       break;
     }
-    sqlite3_int64 n = 0;
-    int rc = sql_write_call(db, "SELECT 0, sync_ack(?1)", x.r.buf ? x.r.buf : "", &n, &err);
-    if (rc == SQLITE_OK && n == 0 && batch_pending(db, body)) {
-      record_attempt(db, body, "the server's answer resolved none of the batch");
-      err = sqlite3_mprintf("the server's answer resolved none of the batch");
-      rc = SQLITE_ERROR;
-    }
-    sqlite3_free(body);
-    if (rc != SQLITE_OK) {
-      sync_error(ctx, "sync_push", "%s", err ? err : "sync_ack failed");
-      sqlite3_free(err);
-      break;
-    }
-    total += n;
-    Site *s = x.c->wc ? x.c->wc->site : 0;
-    if (s) {
-      pthread_mutex_lock(&s->mu);
-      s->pushed += n;
-      s->lastPushAt = wall_ms();
-      pthread_mutex_unlock(&s->mu);
-    }
+    prevResp = sqlite3_mprintf("%s", x.r.buf ? x.r.buf : "");
+    prevBody = body;
+    prevTop = top;
+    body = next;
+    next = 0;
+    if (!prevResp) rc = SQLITE_NOMEM;
+    if (rc != SQLITE_OK) break;
   }
+  if (!sent)
+    sync_fail(&x);
+  else if (rc != SQLITE_OK)
+    sync_error(ctx, "sync_push", "%s", err ? err : sqlite3_errstr(rc));
+  else
+    sqlite3_result_int64(ctx, total);
+  sqlite3_free(err);
+  sqlite3_free(body);
+  sqlite3_free(next);
+  sqlite3_free(prevResp);
+  sqlite3_free(prevBody);
   sqlite3_free(url);
   sync_close(&x);
 }

@@ -57,3 +57,16 @@ SELECT last_id FROM sync_control;
 SELECT * FROM writes ORDER BY rowid;
 -- an answer of nothing pending changes nothing
 SELECT sync_ack('{"results":[]}') AS resolved, sync_ack('{"results":[{"id":3,"status":"applied","row":null}]}') AS again;
+-- sync_push: the next batch is built (sync_push_batch(limit, after)) and
+-- sent before the answer to the one before is acknowledged, with the last
+-- id of the batch it answers (sync_ack(answer, top)): that answer may not
+-- resolve the later batch's ids, though sent_id has passed them
+INSERT INTO todos(id, title) VALUES ('h', 'h0'), ('i', 'i0'), ('j', 'j0');
+SELECT group_concat(value ->> '$.id') AS first FROM json_each(sync_push_batch(2), '$.mutations');
+SELECT group_concat(value ->> '$.id') AS next FROM json_each(sync_push_batch(2, 13), '$.mutations');
+SELECT sync_push_batch(2, 14) IS NULL AS none_after, sent_id FROM sync_control;
+SELECT sync_push_batch(2, -1);
+SELECT sync_ack('{"results":[{"id":12,"status":"applied","row":{"id":"h","title":"h0","done":0}},{"id":14,"status":"applied","row":null}]}', 13);
+SELECT sync_ack('{"results":[]}', 'x');
+SELECT sync_ack('{"results":[{"id":12,"status":"applied","row":{"id":"h","title":"h0","done":0}},{"id":13,"status":"applied","row":{"id":"i","title":"i0","done":0}}]}', 13) AS resolved;
+SELECT id, op FROM sync_outbox ORDER BY id;
