@@ -232,6 +232,23 @@ static int span_int64(span v, sqlite3_int64 *out) {
   return 1;
 }
 
+int json_object_keys(const char *z, int (*fn)(void *, const char *), void *arg) {
+  const char *e = z + strlen(z), *p = skip_ws(z, e);
+  if (p >= e || *p != '{') return 0;
+  for (p = skip_ws(p + 1, e); p < e && *p == '"';) {
+    span k = {p, skip_string(p, e)};
+    int nul;
+    char *key = span_text(k, &nul);
+    int rc = key ? fn(arg, key) : SQLITE_NOMEM;
+    sqlite3_free(key);
+    if (rc) return rc;
+    p = skip_value(skip_ws(skip_ws(k.e, e) + 1, e), e);
+    p = skip_ws(p, e);
+    if (p < e && *p == ',') p = skip_ws(p + 1, e);
+  }
+  return 0;
+}
+
 enum { F_ID, F_TABLE, F_OP, F_PK, F_DATA, F_COUNT };
 static const char *const field_names[F_COUNT] = {"id", "table", "op", "pk", "data"};
 

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "../ext/value.h"
+#include "request.h"
 #include "store_impl.h"
 
 #define POOL_MAX 32
@@ -494,47 +495,58 @@ static int is_fatal(int rc) {
   }
 }
 
+/* What check_keys gathers from the keys of pk, then of data. */
+typedef struct key_scan {
+  const table_info *t;
+  int inData;
+  int seenPk, nSet, nData;
+  int *setCols, *dataCols, *used;
+  char *reason;
+} key_scan;
+
+static int key_seen(void *arg, const char *key) {
+  key_scan *k = arg;
+  const table_info *t = k->t;
+  int c = col_find(t, key);
+  if (c < 0) {
+    k->reason = store_errf("table %s has no column named %s", t->name, key);
+    return k->reason ? MUT_REJECTED : MUT_FATAL;
+  }
+  if (!k->inData && !col_is_pk(t, c)) {
+    k->reason = store_errf("pk: %s is not a primary key column of table %s", key, t->name);
+    return k->reason ? MUT_REJECTED : MUT_FATAL;
+  }
+  if (!k->inData) {
+    k->seenPk++;
+    return MUT_OK;
+  }
+  if (!k->used[c]) k->dataCols[k->nData++] = c;
+  if (!k->used[c] && !col_is_pk(t, c)) k->setCols[k->nSet++] = c;
+  k->used[c] = 1;
+  return MUT_OK;
+}
+
 /* Check the keys of the mutation's pk and data objects against t. Returns
-** MUT_OK, or MUT_REJECTED with *reason. For an update, setCols lists the
-** non-key columns of data (in data's order). */
-static int check_keys(sqlite3 *db, const table_info *t, const store_mutation *m, int *setCols,
-                      int *nSet, char **reason) {
-  sqlite3_stmt *st;
-  if (stmt_get(db, "SELECT 0, key FROM json_each(?1) UNION ALL SELECT 1, key FROM json_each(?2)",
-               &st) != SQLITE_OK)
-    return MUT_FATAL;
-  sqlite3_bind_text(st, 1, m->pk, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 2, m->data, -1, SQLITE_STATIC);
-  int seenPk = 0, rc, result = MUT_OK;
-  *nSet = 0;
-  while (result == MUT_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-    int inData = sqlite3_column_int(st, 0);
-    const char *key = (const char *)sqlite3_column_text(st, 1);
-    int c = key ? col_find(t, key) : -1;
-    if (c < 0) {
-      *reason = store_errf("table %s has no column named %s", t->name, key ? key : "");
-      result = MUT_REJECTED;
-    } else if (!inData && !col_is_pk(t, c)) {
-      *reason = store_errf("pk: %s is not a primary key column of table %s", key, t->name);
-      result = MUT_REJECTED;
-    } else if (!inData) {
-      seenPk++;
-    } else if (!col_is_pk(t, c)) {
-      for (int j = 0; j < *nSet; j++) {
-        if (setCols[j] == c) c = -1;
-      }
-      if (c >= 0) setCols[(*nSet)++] = c;
-    }
+** MUT_OK, or MUT_REJECTED with *reason. dataCols lists the columns of data
+** (in data's order, each once), setCols those of them outside the key. */
+static int check_keys(const table_info *t, const store_mutation *m, int *setCols, int *nSet,
+                      int *dataCols, int *nData, char **reason) {
+  key_scan k = {t, 0, 0, 0, 0, setCols, dataCols, 0, 0};
+  k.used = sqlite3_malloc64(sizeof *k.used * (t->n_cols + 1));
+  if (!k.used) return MUT_FATAL;
+  memset(k.used, 0, sizeof *k.used * (t->n_cols + 1));
+  int result = json_object_keys(m->pk, key_seen, &k);
+  k.inData = 1;
+  if (result == MUT_OK && m->data) result = json_object_keys(m->data, key_seen, &k);
+  sqlite3_free(k.used);
+  if (result != MUT_OK && result != MUT_REJECTED) result = MUT_FATAL;
+  if (result == MUT_OK && k.seenPk != t->n_pk) {
+    k.reason = store_errf("pk must hold exactly the primary key columns of table %s", t->name);
+    result = k.reason ? MUT_REJECTED : MUT_FATAL;
   }
-  if (result == MUT_OK && rc != SQLITE_DONE) {
-    result = is_fatal(rc) ? MUT_FATAL : MUT_REJECTED;
-    if (result == MUT_REJECTED) *reason = store_errf("%s", sqlite3_errmsg(db));
-  }
-  stmt_put(st);
-  if (result == MUT_OK && seenPk != t->n_pk) {
-    *reason = store_errf("pk must hold exactly the primary key columns of table %s", t->name);
-    result = MUT_REJECTED;
-  }
+  *nSet = k.nSet;
+  *nData = k.nData;
+  *reason = k.reason;
   return result;
 }
 
@@ -548,8 +560,9 @@ static int failed(sqlite3 *db, char **reason) {
 /* Build, bind and run the INSERT/UPDATE/DELETE of m. Sets *changed when a
 ** row changed. For a delete, the canonical pk of the deleted row is
 ** returned in *delPk (RETURNING gives the values exactly as stored). */
-static int write_row(sqlite3 *db, const table_info *t, const store_mutation *m, const int *setCols,
-                     int nSet, int *changed, char **delPk, char **reason) {
+static int write_row(sqlite3 *db, const table_info *t, const store_mutation *m, const int *dataCols,
+                     int nData, const int *setCols, int nSet, int *changed, char **delPk,
+                     char **reason) {
   /* ?1 = data, ?2 = pk, ?3.. = the JSON paths of the columns in pathCol */
   const char **pathCol = sqlite3_malloc64(sizeof *pathCol * (2 * t->n_cols + 1));
   int *work = sqlite3_malloc64(sizeof *work * (t->n_cols + 1)), nPath = 0;
@@ -563,15 +576,11 @@ static int write_row(sqlite3 *db, const table_info *t, const store_mutation *m, 
   if (m->op == STORE_INSERT) {
     sqlite3_str_appendf(sql, "INSERT INTO \"%w\"(", t->name);
     /* every column present in data, plus key columns only pk carries */
-    sqlite3_stmt *ks;
-    stmt_get(db, "SELECT key FROM json_each(?1)", &ks);
-    sqlite3_bind_text(ks, 1, m->data, -1, SQLITE_STATIC);
     int *used = work;
     sqlite3_str *vals = sqlite3_str_new(0);
     int n = 0;
-    while (sqlite3_step(ks) == SQLITE_ROW) {
-      int c = col_find(t, (const char *)sqlite3_column_text(ks, 0));
-      if (c < 0 || used[c]) continue;
+    for (int j = 0; j < nData; j++) {
+      int c = dataCols[j];
       used[c] = 1;
       sqlite3_str_appendf(sql, "%s\"%w\"", n ? "," : "", t->cols[c]);
       if (n) sqlite3_str_appendchar(vals, 1, ',');
@@ -579,7 +588,6 @@ static int write_row(sqlite3 *db, const table_info *t, const store_mutation *m, 
       pathCol[nPath++] = t->paths[c];
       n++;
     }
-    stmt_put(ks);
     for (int k = 0; k < t->n_pk; k++) {
       int c = t->pk[k];
       if (used[c]) continue;
@@ -684,17 +692,18 @@ static int apply_one(sqlite_store *s, sqlite3 *db, const store_mutation *m, stor
     o->reason = store_errf("no such table: %s", m->table);
     return o->reason ? 0 : -1;
   }
-  int *setCols = sqlite3_malloc64(sizeof *setCols * (t->n_cols + 1)), nSet = 0, changed = 0;
+  int *setCols = sqlite3_malloc64(sizeof *setCols * 2 * (t->n_cols + 1)), nSet = 0, changed = 0;
   if (!setCols) return *err = store_errf("out of memory"), -1;
+  int *dataCols = setCols + t->n_cols + 1, nData = 0;
   if (run(db, "SAVEPOINT m", err)) return sqlite3_free(setCols), -1;
   char *delPk = 0;
-  int r = check_keys(db, t, m, setCols, &nSet, &o->reason);
+  int r = check_keys(t, m, setCols, &nSet, dataCols, &nData, &o->reason);
   if (r == MUT_OK && m->op == STORE_UPDATE && nSet == 0) {
     /* nothing to set: only the row's existence matters */
     r = read_row(db, t, m->pk, &o->row, &o->pk, &o->reason);
     if (r == MUT_OK && !o->row) r = MUT_REJECTED, o->reason = store_errf("no such row");
   } else if (r == MUT_OK) {
-    r = write_row(db, t, m, setCols, nSet, &changed, &delPk, &o->reason);
+    r = write_row(db, t, m, dataCols, nData, setCols, nSet, &changed, &delPk, &o->reason);
     if (r == MUT_OK && m->op == STORE_UPDATE && !changed)
       r = MUT_REJECTED, o->reason = store_errf("no such row");
   }
