@@ -1837,6 +1837,7 @@ void worker_fn_push(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     sqlite3_free(prevBody);
     prevResp = prevBody = 0;
     top = push_top(db, body);
+    if (rc == SQLITE_OK && top <= 0) rc = SQLITE_NOMEM; /* a batch has ids >= 1 */
     if (rc == SQLITE_OK) rc = push_build(db, batch, top, &next, &err);
     if (threaded) pthread_join(tid, 0);
     if (rc != SQLITE_OK) break; /* body's answer is dropped: it stays pending */
