@@ -30,9 +30,10 @@ typedef struct table_info {
   int n_cols;
   char **cols;
   int n_pk;
-  int *pk;        /* indexes into cols, in primary key order */
-  char **paths;   /* the JSON path of each column: $."name" */
-  char *read_sql; /* the row by key: ?1 the pk object, ?2.. its paths */
+  int *pk;          /* indexes into cols, in primary key order */
+  char **paths;     /* the JSON path of each column: $."name" */
+  char *read_sql;   /* the row by key: ?1 the pk object, ?2.. its paths */
+  char *insert_sql; /* an insert of every column in table order: ?1 data, ?3.. */
 } table_info;
 
 typedef struct sqlite_store {
@@ -190,6 +191,7 @@ static void tables_free(sqlite_store *s) {
     sqlite3_free(t->pk);
     sqlite3_free(t->name);
     sqlite3_free(t->read_sql);
+    sqlite3_free(t->insert_sql);
   }
   sqlite3_free(s->tables);
   s->tables = 0;
@@ -229,6 +231,7 @@ static int table_load(sqlite3 *db, table_info *t, char **err) {
 
 static void append_select(sqlite3_str *sql, const table_info *t);
 static void append_pk_where(sqlite3_str *sql, const table_info *t, int pkParam, int firstPath);
+static void append_val(sqlite3_str *sql, int jsonParam, int pathParam);
 
 /* What every push needs of t, built once: the column paths, the row read. */
 static int table_sql(table_info *t) {
@@ -241,7 +244,18 @@ static int table_sql(table_info *t) {
   append_select(sql, t);
   append_pk_where(sql, t, 1, 2);
   t->read_sql = sqlite3_str_finish(sql);
-  return t->read_sql ? 0 : -1;
+  sql = sqlite3_str_new(0);
+  sqlite3_str_appendf(sql, "INSERT INTO \"%w\"(", t->name);
+  for (int c = 0; c < t->n_cols; c++)
+    sqlite3_str_appendf(sql, "%s\"%w\"", c ? "," : "", t->cols[c]);
+  sqlite3_str_appendall(sql, ") VALUES(");
+  for (int c = 0; c < t->n_cols; c++) {
+    if (c) sqlite3_str_appendchar(sql, 1, ',');
+    append_val(sql, 1, 3 + c);
+  }
+  sqlite3_str_appendchar(sql, 1, ')');
+  t->insert_sql = sqlite3_str_finish(sql);
+  return t->read_sql && t->insert_sql ? 0 : -1;
 }
 
 static int tables_load(sqlite_store *s, sqlite3 *db, char **err) {
@@ -572,8 +586,16 @@ static int write_row(sqlite3 *db, const table_info *t, const store_mutation *m, 
     return MUT_FATAL;
   }
   memset(work, 0, sizeof *work * (t->n_cols + 1));
+  /* data naming every column in table order (what clients send) takes the
+  ** insert built once for the table: the same text the loop below makes */
+  int whole = m->op == STORE_INSERT && nData == t->n_cols;
+  for (int j = 0; whole && j < nData; j++)
+    whole = dataCols[j] == j;
   sqlite3_str *sql = sqlite3_str_new(0);
-  if (m->op == STORE_INSERT) {
+  if (whole) {
+    for (int c = 0; c < t->n_cols; c++)
+      pathCol[nPath++] = t->paths[c];
+  } else if (m->op == STORE_INSERT) {
     sqlite3_str_appendf(sql, "INSERT INTO \"%w\"(", t->name);
     /* every column present in data, plus key columns only pk carries */
     int *used = work;
@@ -621,7 +643,7 @@ static int write_row(sqlite3 *db, const table_info *t, const store_mutation *m, 
   }
   char *z = sqlite3_str_finish(sql);
   sqlite3_stmt *st = 0;
-  int rc = z ? stmt_get(db, z, &st) : SQLITE_NOMEM;
+  int rc = whole ? stmt_get(db, t->insert_sql, &st) : z ? stmt_get(db, z, &st) : SQLITE_NOMEM;
   sqlite3_free(z);
   if (rc != SQLITE_OK) {
     sqlite3_free(pathCol);
