@@ -275,6 +275,14 @@ static void from_replaced(sqlite3_str *s, SyncTable *t) {
                         t->cols[t->pk[i]]);
 }
 
+/* The start of the INSERT that stashes row o of t (its FROM follows). */
+static void stash_row(sqlite3_str *s, SyncTable *t, const int *kind) {
+  sqlite3_str_appendf(s, "INSERT INTO sync_stash(tbl,pk,row) SELECT %Q,", t->name);
+  key_expr(s, t, kind, "o");
+  append(s, ",");
+  row_expr(s, t, kind, "o");
+}
+
 static void triggers(sqlite3_str *s, SyncTable *t, const int *kind, int rowid) {
   const char *T = t->name;
 
@@ -296,17 +304,12 @@ static void triggers(sqlite3_str *s, SyncTable *t, const int *kind, int rowid) {
     append(s, "); END;\n");
     sqlite3_str_appendf(s,
                         "CREATE TRIGGER main.\"sync_bs_%w\" AFTER UPDATE OF rid ON sync_req WHEN "
-                        "NEW.tbl = %Q BEGIN INSERT INTO sync_stash(tbl,pk,row) SELECT %Q,",
-                        T, T, T);
-    key_expr(s, t, kind, "o");
-    append(s, ",");
-    row_expr(s, t, kind, "o");
+                        "NEW.tbl = %Q BEGIN ",
+                        T, T);
+    stash_row(s, t, kind);
     sqlite3_str_appendf(s, " FROM \"%w\" AS o WHERE o.rowid = NEW.rid; END;\n", T);
   } else {
-    sqlite3_str_appendf(s, "INSERT INTO sync_stash(tbl,pk,row) SELECT %Q,", T);
-    key_expr(s, t, kind, "o");
-    append(s, ",");
-    row_expr(s, t, kind, "o");
+    stash_row(s, t, kind);
     from_replaced(s, t);
     append(s, "; END;\n");
   }
