@@ -530,8 +530,22 @@ typedef struct Page {
   sqlite3_stmt *tblPending; /* ?1 tbl -> a row if the outbox holds mutations of it */
   PageTable tables[8];
   int nTables;
-  Batch batch; /* whole rows of one table not yet written */
+  Batch batch;    /* whole rows of one table not yet written */
+  char **touched; /* the distinct tables the changes name (SyncCtx.applyTables) */
+  int nTouched;
 } Page;
+
+/* Adds t to the page's distinct tables (at most the tracked ones). */
+static int page_touch(Page *pg, SyncTable *t) {
+  for (int k = 0; k < pg->nTouched; k++)
+    if (strcmp(pg->touched[k], t->name) == 0) return SQLITE_OK;
+  char **more = sqlite3_realloc64(pg->touched, sizeof *more * (sqlite3_uint64)(pg->nTouched + 1));
+  if (!more) return SQLITE_NOMEM;
+  pg->touched = more;
+  if ((more[pg->nTouched] = sqlite3_mprintf("%s", t->name)) == 0) return SQLITE_NOMEM;
+  pg->nTouched++;
+  return SQLITE_OK;
+}
 
 /* Resolves the table named by v (a JSON string). Errors as table_get. */
 static int page_table(Page *pg, Span v, PageTable **pOut, char **pzErr) {
@@ -549,6 +563,7 @@ static int page_table(Page *pg, Span v, PageTable **pOut, char **pzErr) {
   SyncTable *t = 0;
   int rc = table_get(c, name, 1, &t, pzErr);
   sqlite3_free(name);
+  if (rc == SQLITE_OK) rc = page_touch(pg, t);
   if (rc != SQLITE_OK) return rc;
   /* More tables than the cache holds: the last slot is reused. */
   PageTable *p = &pg->tables[pg->nTables < 8 ? pg->nTables++ : 7];
@@ -913,6 +928,8 @@ void apply_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
   SyncCtx *c = sqlite3_user_data(ctx);
   if (!sync_require_init(ctx, c, "sync_apply")) return;
+  sync_apply_tables_clear(c);
+  c->applyMore = 0;
   const char *json = (const char *)sqlite3_value_text(argv[0]);
   const char *z = json ? jv_ws(json) : 0;
   const char *end = z && *z == '{' ? jv_check(z, 0) : 0;
@@ -999,8 +1016,14 @@ void apply_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   }
   rc = sync_engine_end(c, rc, &zErr);
   if (rc != SQLITE_OK) {
+    for (int k = 0; k < pg.nTouched; k++)
+      sqlite3_free(pg.touched[k]);
+    sqlite3_free(pg.touched);
     sync_error_msg(ctx, c, "sync_apply", rc, zErr);
     return;
   }
+  c->applyTables = pg.touched;
+  c->nApplyTables = pg.nTouched;
+  c->applyMore = !lastPage;
   sqlite3_result_int64(ctx, n);
 }

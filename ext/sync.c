@@ -242,9 +242,18 @@ int sync_require_init(sqlite3_context *ctx, SyncCtx *c, const char *fn) {
   return 0;
 }
 
+void sync_apply_tables_clear(SyncCtx *c) {
+  for (int i = 0; i < c->nApplyTables; i++)
+    sqlite3_free(c->applyTables[i]);
+  sqlite3_free(c->applyTables);
+  c->applyTables = 0;
+  c->nApplyTables = 0;
+}
+
 static void ctx_free(void *p) {
   SyncCtx *c = p;
   sync_cache_clear(c);
+  sync_apply_tables_clear(c);
   sqlite3_free(c);
 }
 
@@ -284,8 +293,9 @@ static const struct {
 
 /* Registers every function and module on db with a fresh SyncCtx. Used by
 ** the entry point and by anything in the extension that opens its own
-** connection. On failure *pzErr (sqlite3_malloc'd) names what failed. */
-int sync_register(sqlite3 *db, char **pzErr) {
+** connection. On failure *pzErr (sqlite3_malloc'd) names what failed; else
+** *pc (if given) gets the connection's context, which lives until it closes. */
+int sync_register(sqlite3 *db, SyncCtx **pc, char **pzErr) {
   SyncCtx *c = sqlite3_malloc64(sizeof *c);
   if (!c) return SQLITE_NOMEM;
   memset(c, 0, sizeof *c);
@@ -310,6 +320,7 @@ int sync_register(sqlite3 *db, char **pzErr) {
   if (rc == SQLITE_OK) rc = worker_conn_register(db, c); /* and the sync_status module */
   if (rc != SQLITE_OK)
     *pzErr = sqlite3_mprintf("sync: cannot register modules: %s", sqlite3_errmsg(db));
+  if (rc == SQLITE_OK && pc) *pc = c;
   return rc;
 }
 
@@ -331,5 +342,5 @@ __attribute__((visibility("default")))
         sqlite3_mprintf("sync: needs SQLite 3.38 or later, this is %s", sqlite3_libversion());
     return SQLITE_ERROR;
   }
-  return sync_register(db, pzErrMsg);
+  return sync_register(db, 0, pzErrMsg);
 }

@@ -41,13 +41,13 @@ struct SyncTable {
   char **cols; /* column names, table order (generated columns left out) */
   char **dflt; /* DEFAULT expression text or NULL, per column */
   int nPk;
-  int *pk;               /* column index of each primary key part, in key order */
-  sqlite3_stmt *upsert;  /* ?1 data: insert it, or on a key conflict set the columns it has */
-  sqlite3_stmt *update;  /* ?1 data, ?2 pk: set the columns data has on that key */
-  sqlite3_stmt *del;     /* ?1 pk: delete that key */
-  sqlite3_stmt *exists;  /* ?1 pk -> 1 if the key exists */
-  sqlite3_stmt *row;     /* ?1 pk -> the row's columns */
-  sqlite3_stmt *canon;   /* ?1 pk object -> the key in the triggers' canonical text */
+  int *pk;                /* column index of each primary key part, in key order */
+  sqlite3_stmt *upsert;   /* ?1 data: insert it, or on a key conflict set the columns it has */
+  sqlite3_stmt *update;   /* ?1 data, ?2 pk: set the columns data has on that key */
+  sqlite3_stmt *del;      /* ?1 pk: delete that key */
+  sqlite3_stmt *exists;   /* ?1 pk -> 1 if the key exists */
+  sqlite3_stmt *row;      /* ?1 pk -> the row's columns */
+  sqlite3_stmt *canon;    /* ?1 pk object -> the key in the triggers' canonical text */
   sqlite3_stmt *bound[2]; /* apply.c: [0] whole rows of a batch, [1] delete by key (lazily) */
   SyncTable *next;
 };
@@ -60,10 +60,17 @@ struct SyncCtx {
   int anchored;      /* the sync_pending vtab is connected: it empties the caches at close */
   struct WorkerConn
       *wc; /* worker.c: link to this file's worker; freed by sync_status's destructor */
+  /* What the last successful sync_apply read from its page, so that the
+  ** worker need not parse the page again: has_more, and the tracked tables
+  ** its changes wrote (distinct, as named). */
+  int applyMore;
+  char **applyTables;
+  int nApplyTables;
 };
 
 /* sync.c */
-int sync_register(sqlite3 *, char **pzErr);
+int sync_register(sqlite3 *, SyncCtx **pc, char **pzErr);
+void sync_apply_tables_clear(SyncCtx *);
 sqlite3_stmt *sync_stmt(SyncCtx *, int id);
 int sync_exec(SyncCtx *, const char *sql);
 int sync_run(SyncCtx *, sqlite3_stmt *);

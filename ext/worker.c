@@ -256,50 +256,23 @@ static void site_nudge(Site *s, unsigned bits) {
   pthread_mutex_unlock(&s->mu);
 }
 
-/* Records that the server changed these tables (a JSON page just applied
-** on db) and wakes sync_wait. */
-static void site_publish(Site *s, sqlite3 *db, const char *page) {
+/* Records that the server changed the tables the page sync_apply just
+** applied on c wrote (it leaves their names in c) and wakes sync_wait. */
+static void site_publish(Site *s, SyncCtx *c) {
   if (!s) return;
-  sqlite3_stmt *q = 0;
-  if (sqlite3_prepare_v2(db,
-                         "SELECT json_group_array(t) FROM (SELECT DISTINCT value->>'table' AS t"
-                         " FROM json_each(?1,'$.changes') WHERE t IS NOT NULL)",
-                         -1, &q, 0) != SQLITE_OK) {
-    sqlite3_finalize(q);
-    return;
-  }
-  /* The names are read before taking the site's mutex: it is never held
-  ** while a statement runs (the worker's busy handler takes it). */
-  sqlite3_bind_text(q, 1, page, -1, SQLITE_STATIC);
-  char **names = 0;
-  int n = 0;
-  sqlite3_stmt *e = 0;
-  if (sqlite3_step(q) == SQLITE_ROW &&
-      sqlite3_prepare_v2(db, "SELECT value FROM json_each(?1)", -1, &e, 0) == SQLITE_OK) {
-    sqlite3_bind_value(e, 1, sqlite3_column_value(q, 0));
-    int cap = 0;
-    while (sqlite3_step(e) == SQLITE_ROW) {
-      if (n == cap) {
-        cap = cap ? 2 * cap : 8;
-        char **more = sqlite3_realloc64(names, sizeof *names * (sqlite3_uint64)cap);
-        if (!more) break;
-        names = more;
-      }
-      if ((names[n] = sqlite3_mprintf("%s", sqlite3_column_text(e, 0))) != 0) n++;
-    }
-  }
-  sqlite3_finalize(e);
-  sqlite3_finalize(q);
   pthread_mutex_lock(&s->mu);
   unsigned long long seq = s->seq + 1;
   int any = 0;
-  for (int k = 0; k < n; k++) {
+  for (int k = 0; k < c->nApplyTables; k++) {
+    const char *name = c->applyTables[k];
     ChangedTable *t = s->changed;
-    while (t && strcmp(t->name, names[k]) != 0)
+    while (t && strcmp(t->name, name) != 0)
       t = t->next;
     if (!t && (t = sqlite3_malloc64(sizeof *t)) != 0) {
-      t->name = names[k];
-      names[k] = 0;
+      if ((t->name = sqlite3_mprintf("%s", name)) == 0) {
+        sqlite3_free(t);
+        continue;
+      }
       /* kept in name order, so that sync_wait's answer is too */
       ChangedTable **pp = &s->changed;
       while (*pp && strcmp((*pp)->name, t->name) < 0)
@@ -314,9 +287,6 @@ static void site_publish(Site *s, sqlite3 *db, const char *page) {
     pthread_cond_broadcast(&s->cond);
   }
   pthread_mutex_unlock(&s->mu);
-  for (int k = 0; k < n; k++)
-    sqlite3_free(names[k]);
-  sqlite3_free(names);
 }
 
 /* ---- small SQL helpers ---- */
@@ -575,11 +545,13 @@ static void trace(const char *what, const char *body) {
 ** last_mutation_id is dropped: events carry no "rejected" list, so after a
 ** lost push answer it would confirm a refused mutation as applied. Those
 ** mutations stay pending; the next push gets their recorded outcomes. */
-static int apply_page(sqlite3 *db, Site *site, const char *page, int event, sqlite3_int64 *pN,
+static int apply_page(SyncCtx *c, Site *site, const char *page, int event, sqlite3_int64 *pN,
                       int *pMore, char **pzErr) {
+  /* has_more and the tables written come from sync_apply's own reading of
+  ** the page (left in c), not from another parse of it. */
   static const char sql[] =
-      "SELECT sync_apply(iif(?2 AND json_valid(?1), json_remove(?1,'$.last_mutation_id'), ?1)),"
-      " coalesce(json_extract(?1,'$.has_more'),0)";
+      "SELECT sync_apply(iif(?2 AND json_valid(?1), json_remove(?1,'$.last_mutation_id'), ?1))";
+  sqlite3 *db = c->db;
   trace("apply", page);
   sqlite3_stmt *s = 0;
   int began = tx_begin(db);
@@ -591,7 +563,7 @@ static int apply_page(sqlite3 *db, Site *site, const char *page, int event, sqli
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
       *pN = sqlite3_column_int64(s, 0);
-      if (pMore) *pMore = sqlite3_column_int(s, 1) != 0;
+      if (pMore) *pMore = c->applyMore;
       rc = SQLITE_OK;
     }
   }
@@ -601,21 +573,22 @@ static int apply_page(sqlite3 *db, Site *site, const char *page, int event, sqli
   if (r2 != rc && !*pzErr) *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(db));
   rc = r2;
   /* Announced once committed (inside a caller's transaction: at once). */
-  if (rc == SQLITE_OK && *pN > 0 && site) site_publish(site, db, page);
+  if (rc == SQLITE_OK && *pN > 0) site_publish(site, c);
   return rc;
 }
 
 /* One page of a full resync: its keys noted, the page applied and, after
 ** the last page, the rows it did not deliver dropped, all in one
 ** transaction (nobody sees the last page without the cleanup). */
-static int resync_page(sqlite3 *db, Site *site, const char *page, sqlite3_int64 *pN, int *pMore,
+static int resync_page(SyncCtx *c, Site *site, const char *page, sqlite3_int64 *pN, int *pMore,
                        char **pzErr) {
+  sqlite3 *db = c->db;
   int began = tx_begin(db);
   int rc =
       began < 0 ? sqlite3_errcode(db) : sqlite3_exec(db, "SAVEPOINT sync_resync_page", 0, 0, 0);
   if (rc == SQLITE_OK) rc = resync_note(db, page);
   if (rc != SQLITE_OK) *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(db));
-  if (rc == SQLITE_OK) rc = apply_page(db, 0, page, 0, pN, pMore, pzErr);
+  if (rc == SQLITE_OK) rc = apply_page(c, 0, page, 0, pN, pMore, pzErr);
   if (rc == SQLITE_OK && !*pMore) {
     sqlite3_int64 gone = 0;
     rc = resync_finish(db, &gone, pzErr);
@@ -628,7 +601,7 @@ static int resync_page(sqlite3 *db, Site *site, const char *page, sqlite3_int64 
       sqlite3_exec(db, "ROLLBACK TO sync_resync_page; RELEASE sync_resync_page", 0, 0, 0);
   }
   rc = tx_end(db, began, rc);
-  if (rc == SQLITE_OK && site) site_publish(site, db, page);
+  if (rc == SQLITE_OK) site_publish(site, c);
   return rc;
 }
 
@@ -648,6 +621,7 @@ typedef struct Chan {
 typedef struct Worker {
   Site *site;
   sqlite3 *db;
+  SyncCtx *c; /* db's context: what sync_apply read from the last page */
   CURLM *multi;
   int lockfd;
   char *url, *client, *token, *batchBody;
@@ -890,7 +864,7 @@ static int on_sse_event(void *arg, const char *type, const char *data, size_t n,
   if (strcmp(type, "changes") != 0) return 0;
   sqlite3_int64 k = 0;
   char *err = 0;
-  if (apply_page(w->db, w->site, data, 1, &k, 0, &err) != SQLITE_OK) {
+  if (apply_page(w->c, w->site, data, 1, &k, 0, &err) != SQLITE_OK) {
     sqlite3_free(w->sseErr);
     w->sseErr = err;
     return 1;
@@ -1001,8 +975,8 @@ static void done_pull(Worker *w, http_req *r) {
     int more = 0;
     char *err = 0;
     const char *page = r->buf ? r->buf : "";
-    int rc = w->resync ? resync_page(w->db, w->site, page, &n, &more, &err)
-                       : apply_page(w->db, w->site, page, 0, &n, &more, &err);
+    int rc = w->resync ? resync_page(w->c, w->site, page, &n, &more, &err)
+                       : apply_page(w->c, w->site, page, 0, &n, &more, &err);
     if (rc != SQLITE_OK) {
       fail(w, CH_PULL, -1, err ? err : "sync_apply failed");
       sqlite3_free(err);
@@ -1312,7 +1286,7 @@ static void *worker_main(void *arg) {
   char *err = 0;
   if (!take_lock(w)) goto out;
   int rc = sqlite3_open_v2(s->path, &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, 0);
-  if (rc == SQLITE_OK) rc = sync_register(w->db, &err);
+  if (rc == SQLITE_OK) rc = sync_register(w->db, &w->c, &err);
   if (rc == SQLITE_OK) {
     sqlite3_busy_handler(w->db, busy_cb, w);
     w->url = meta_text(w->db, "url");
@@ -1915,8 +1889,8 @@ void worker_fn_pull(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     int more = 0;
     char *err = 0;
     const char *page = x.r.buf ? x.r.buf : "";
-    int rc = resync ? resync_page(db, s, page, &n, &more, &err)
-                    : apply_page(db, s, page, 0, &n, &more, &err);
+    int rc = resync ? resync_page(x.c, s, page, &n, &more, &err)
+                    : apply_page(x.c, s, page, 0, &n, &more, &err);
     if (rc != SQLITE_OK) {
       sync_error(ctx, "sync_pull", "%s", err ? err : "sync_apply failed");
       sqlite3_free(err);
