@@ -363,6 +363,26 @@ static char *meta_text(sqlite3 *db, const char *key) {
   return v;
 }
 
+/* The next batch body (NULL: none left) of at most batch mutations with
+** ids above after. */
+static int push_build(sqlite3 *db, sqlite3_int64 batch, sqlite3_int64 after, char **pBody,
+                      char **pzErr) {
+  char *sql = sqlite3_mprintf("SELECT sync_push_batch(?1, %lld)", after);
+  if (!sql) return SQLITE_NOMEM;
+  int rc = sql_call(db, sql, 0, batch, pBody, 0, pzErr);
+  sqlite3_free(sql);
+  return rc;
+}
+
+/* The id of the last mutation of a body sync_push_batch built. */
+static sqlite3_int64 push_top(sqlite3 *db, const char *body) {
+  sqlite3_int64 top = 0;
+  char *unused = 0;
+  sql_call(db, "SELECT 0, ?1->>'$.mutations[#-1].id'", body, 0, &unused, &top, 0);
+  sqlite3_free(unused);
+  return top;
+}
+
 /* After a failed push: count the attempt and keep the cause on the
 ** mutations the batch carried. */
 static void record_attempt(sqlite3 *db, const char *batch, const char *why) {
@@ -624,7 +644,12 @@ typedef struct Worker {
   SyncCtx *c; /* db's context: what sync_apply read from the last page */
   CURLM *multi;
   int lockfd;
-  char *url, *client, *token, *batchBody;
+  char *url, *client, *token;
+  char *batchBody;                  /* the push out: its body, the id of its last mutation, */
+  sqlite3_int64 batchTop;           /* and whether its answer is dropped unacknowledged (an */
+  int batchStale;                   /* earlier batch's acknowledgement failed once it was out) */
+  char *nextBody;                   /* the batch after it, built while it is out (NULL: none */
+  sqlite3_int64 nextAfter, nextTop; /* built), the id it follows, its last id */
   unsigned tokenGen;
   sync_conf cfg;
   Chan ch[CH_N];
@@ -823,25 +848,48 @@ static int has_cursor(Worker *w) {
   return cursor != 0;
 }
 
-static void start_push(Worker *w) {
+/* Builds the batch of mutations with ids above after (0: from the outbox's
+** head) and sends it. Returns 1 when it went out. A failure to build one
+** from the head is the channel's; after an id (the batch following one
+** just answered) it is left to the push from the head that comes next. */
+static int push_send(Worker *w, sqlite3_int64 after) {
   char *body = 0, *err = 0;
-  int rc = sql_call(w->db, "SELECT sync_push_batch(?1)", 0, w->batch, &body, 0, &err);
+  sqlite3_int64 top = 0;
+  int rc = SQLITE_OK;
+  if (after && w->nextBody && w->nextAfter == after) {
+    body = w->nextBody, top = w->nextTop;
+    w->nextBody = 0;
+  } else {
+    rc = push_build(w->db, w->batch, after, &body, &err);
+    if (rc == SQLITE_OK && body) top = push_top(w->db, body);
+  }
+  sqlite3_free(w->nextBody);
+  w->nextBody = 0;
+  if (rc == SQLITE_OK && body && top <= 0) rc = SQLITE_NOMEM; /* a batch has ids >= 1 */
   if (rc != SQLITE_OK) {
-    fail(w, CH_PUSH, -1, err ? err : "sync_push_batch failed");
+    if (!after) fail(w, CH_PUSH, -1, err ? err : "sync_push_batch failed");
     sqlite3_free(err);
-    return;
+    sqlite3_free(body);
+    return 0;
   }
   if (!body) {
-    w->wantPush = 0;
-    return;
+    if (!after) w->wantPush = 0;
+    return 0;
   }
   sqlite3_free(w->batchBody);
   w->batchBody = body;
+  w->batchTop = top;
+  w->batchStale = 0;
   trace("push", body);
   char *url = http_url(w->url, "/push", 0, 0);
   w->pushedLast = 1;
-  chan_start(w, CH_PUSH, url, body, 0);
+  rc = chan_start(w, CH_PUSH, url, body, 0);
   sqlite3_free(url);
+  return rc == 0;
+}
+
+static void start_push(Worker *w) {
+  push_send(w, 0);
 }
 
 static void start_pull(Worker *w) {
@@ -928,26 +976,93 @@ static void start_health(Worker *w) {
   sqlite3_free(url);
 }
 
+/* Whether the batch after the one just answered may go out before that
+** answer is acknowledged: when schedule would start it right after the
+** acknowledgement (which asks for a pull when events are off: a due pull
+** goes first). */
+static int push_goes_on(Worker *w) {
+  int pullDue = (w->wantPull || !w->cfg.sse) && mono_ms() >= w->ch[CH_PULL].at;
+  return w->wantPush && w->online && !w->forced && !w->authBlocked && !pullDue &&
+         !w->ch[CH_PULL].active && !host_busy(w) && !stop_requested(w->site) && has_cursor(w);
+}
+
+/* Writes as much of the push request as the socket takes now: one
+** curl_multi_perform sends at most curl's upload buffer (64 KiB), and the
+** server starts on a batch once all of it is in. */
+static void push_flush(Worker *w) {
+  CURL *e = w->ch[CH_PUSH].r.easy;
+  size_t len = strlen(w->batchBody);
+  curl_off_t up = 0, was;
+  int running = 0;
+  do {
+    was = up;
+    curl_multi_perform(w->multi, &running);
+    if (curl_easy_getinfo(e, CURLINFO_SIZE_UPLOAD_T, &up) != CURLE_OK) break;
+  } while (up > was && (size_t)up < len);
+}
+
+/* Builds the batch after the one out, while the server works on it, so
+** that it goes the moment the answer comes (push_send). A failure here is
+** left to that push_send, which then builds it itself. */
+static void push_prepare(Worker *w) {
+  char *body = 0, *err = 0;
+  sqlite3_free(w->nextBody);
+  w->nextBody = 0;
+  if (push_build(w->db, w->batch, w->batchTop, &body, &err) == SQLITE_OK && body) {
+    w->nextTop = push_top(w->db, body);
+    w->nextAfter = w->batchTop;
+    w->nextBody = body;
+    body = 0;
+  }
+  sqlite3_free(body);
+  sqlite3_free(err);
+}
+
+/* A push answered. On a 200 the next batch (ids above this one's) goes out
+** first, written to the socket at once, and this answer is acknowledged
+** while the server works on it, as sync_push does. Requests stay one at a
+** time and in id order. If the acknowledgement fails, the answer to the
+** batch out is dropped when it comes: both batches stay pending and go
+** again from the outbox's head (syncd answers ids it has seen with their
+** recorded outcomes). */
 static void done_push(Worker *w, http_req *r) {
   trace(r->msg[0] ? r->msg : "answer", r->buf);
-  const char *batch = w->batchBody ? w->batchBody : "{}";
+  char *batch = w->batchBody;
+  sqlite3_int64 top = w->batchTop;
+  int stale = w->batchStale;
+  w->batchBody = 0;
+  w->batchStale = 0;
+  if (!batch) batch = sqlite3_mprintf("{}");
+  if (r->status == 200 && !r->msg[0] && stale) {
+    sqlite3_free(batch);
+    return;
+  }
   if (r->status == 200 && !r->msg[0]) {
+    char *answer = r->buf; /* kept: the next request reuses r */
+    r->buf = 0;
+    r->n = r->cap = 0;
+    w->batch = w->batch * 2 < w->cfg.batch_size ? w->batch * 2 : w->cfg.batch_size;
+    if (push_goes_on(w) && push_send(w, top)) push_flush(w);
     sqlite3_int64 n = 0;
-    char *err = 0;
-    int rc = sql_write_call(w->db, "SELECT 0, sync_ack(?1)", r->buf ? r->buf : "", &n, &err);
+    char *err = 0, *sql = sqlite3_mprintf("SELECT 0, sync_ack(?1, %lld)", top);
+    int rc = sql ? sql_write_call(w->db, sql, answer ? answer : "", &n, &err) : SQLITE_NOMEM;
+    sqlite3_free(sql);
+    sqlite3_free(answer);
+    if (rc == SQLITE_OK && n == 0 && batch_pending(w->db, batch)) {
+      record_attempt(w->db, batch, "the server's answer resolved none of the batch");
+      err = sqlite3_mprintf("the server's answer resolved none of the batch");
+      rc = SQLITE_ERROR;
+    }
+    sqlite3_free(batch);
     if (rc != SQLITE_OK) {
       fail(w, CH_PUSH, -1, err ? err : "sync_ack failed");
       sqlite3_free(err);
-      return;
-    }
-    if (n == 0 && batch_pending(w->db, batch)) {
-      record_attempt(w->db, batch, "the server's answer resolved none of the batch");
-      fail(w, CH_PUSH, -1, "the server's answer resolved none of the batch");
+      if (w->ch[CH_PUSH].active) w->batchStale = 1;
       return;
     }
     succeed(w, CH_PUSH);
-    w->batch = w->batch * 2 < w->cfg.batch_size ? w->batch * 2 : w->cfg.batch_size;
     if (!w->cfg.sse) w->wantPull = 1;
+    if (w->ch[CH_PUSH].active) push_prepare(w);
     pthread_mutex_lock(&w->site->mu);
     w->site->pushed += n;
     w->site->lastPushAt = wall_ms();
@@ -955,6 +1070,7 @@ static void done_push(Worker *w, http_req *r) {
     return;
   }
   record_attempt(w->db, batch, r->msg);
+  sqlite3_free(batch);
   if (r->net) {
     went_offline(w, CH_PUSH, r->msg);
   } else if ((r->status == 413 || r->too_big) && w->batch > 1) {
@@ -1348,6 +1464,7 @@ out:
   if (w->token) memset(w->token, 0, strlen(w->token));
   sqlite3_free(w->token);
   sqlite3_free(w->batchBody);
+  sqlite3_free(w->nextBody);
   sqlite3_free(w->sseErr);
   sqlite3_free(w->err);
   sqlite3_free(w);
@@ -1726,26 +1843,6 @@ static void *push_xfer_main(void *arg) {
   PushXfer *p = arg;
   p->rc = sync_request(p->x, p->url, p->body);
   return 0;
-}
-
-/* The next batch body (NULL: none left) of at most batch mutations with
-** ids above after. */
-static int push_build(sqlite3 *db, sqlite3_int64 batch, sqlite3_int64 after, char **pBody,
-                      char **pzErr) {
-  char *sql = sqlite3_mprintf("SELECT sync_push_batch(?1, %lld)", after);
-  if (!sql) return SQLITE_NOMEM;
-  int rc = sql_call(db, sql, 0, batch, pBody, 0, pzErr);
-  sqlite3_free(sql);
-  return rc;
-}
-
-/* The id of the last mutation of a body sync_push_batch built. */
-static sqlite3_int64 push_top(sqlite3 *db, const char *body) {
-  sqlite3_int64 top = 0;
-  char *unused = 0;
-  sql_call(db, "SELECT 0, ?1->>'$.mutations[#-1].id'", body, 0, &unused, &top, 0);
-  sqlite3_free(unused);
-  return top;
 }
 
 /* Acknowledges the answer resp to body, whose last id is top (the next
