@@ -35,6 +35,9 @@
 ** ordered with it. Events never confirm mutations (their last_mutation_id
 ** is dropped): they carry no "rejected" list, so after a lost push answer
 ** only the retried push or a pull (with pending_from) resolves the batch.
+** A drain keeps a push out all along: the next batch goes before the
+** previous answer is acked (done_push), which is acked with its own batch's
+** last id so that it cannot resolve the batch sent after it.
 **
 ** Each retry loop has its own backoff (backoff.h): network errors make the
 ** worker offline until /health answers; 5xx, 429 and other 4xx retry after
