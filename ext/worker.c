@@ -652,7 +652,8 @@ typedef struct Worker {
   sqlite3_int64 batchTop;           /* and whether its answer is dropped unacknowledged (an */
   int batchStale;                   /* earlier batch's acknowledgement failed once it was out) */
   char *nextBody;                   /* the batch after it, built while it is out (NULL: none */
-  sqlite3_int64 nextAfter, nextTop; /* built), the id it follows, its last id */
+  sqlite3_int64 nextAfter, nextTop; /* built), the id it follows, its last id, */
+  int nextVersion;                  /* the data_version it was built at */
   unsigned tokenGen;
   sync_conf cfg;
   Chan ch[CH_N];
@@ -851,6 +852,18 @@ static int has_cursor(Worker *w) {
   return cursor != 0;
 }
 
+/* PRAGMA data_version (-1 on failure): it changes when another connection
+** commits. The statement is kept and reset at once (no read transaction
+** stays open). */
+static int db_version(Worker *w) {
+  if (!w->dvStmt && sqlite3_prepare_v3(w->db, "PRAGMA main.data_version", -1,
+                                       SQLITE_PREPARE_PERSISTENT, &w->dvStmt, 0) != SQLITE_OK)
+    return -1;
+  int v = sqlite3_step(w->dvStmt) == SQLITE_ROW ? sqlite3_column_int(w->dvStmt, 0) : -1;
+  sqlite3_reset(w->dvStmt);
+  return v;
+}
+
 /* Builds the batch of mutations with ids above after (0: from the outbox's
 ** head) and sends it. Returns 1 when it went out. A failure to build one
 ** from the head is the channel's; after an id (the batch following one
@@ -859,7 +872,10 @@ static int push_send(Worker *w, sqlite3_int64 after) {
   char *body = 0, *err = 0;
   sqlite3_int64 top = 0;
   int rc = SQLITE_OK;
-  if (after && w->nextBody && w->nextAfter == after) {
+  /* The batch built ahead, unless another connection committed since
+  ** (sync_untrack drops pending mutations). */
+  if (after && w->nextBody && w->nextAfter == after && w->nextVersion >= 0 &&
+      db_version(w) == w->nextVersion) {
     body = w->nextBody, top = w->nextTop;
     w->nextBody = 0;
   } else {
@@ -1011,6 +1027,7 @@ static void push_prepare(Worker *w) {
   char *body = 0, *err = 0;
   sqlite3_free(w->nextBody);
   w->nextBody = 0;
+  w->nextVersion = db_version(w);
   if (push_build(w->db, w->batch, w->batchTop, &body, &err) == SQLITE_OK && body) {
     w->nextTop = push_top(w->db, body);
     w->nextAfter = w->batchTop;
@@ -1215,18 +1232,12 @@ static void drain_done(Worker *w) {
   }
 }
 
-/* Another connection committed (any process): maybe new mutations. The
-** statement is kept; it is reset at once so no read transaction stays. */
+/* Another connection committed (any process): maybe new mutations. */
 static void check_data_version(Worker *w) {
-  if (!w->dvStmt && sqlite3_prepare_v3(w->db, "PRAGMA main.data_version", -1,
-                                       SQLITE_PREPARE_PERSISTENT, &w->dvStmt, 0) != SQLITE_OK)
-    return;
-  if (sqlite3_step(w->dvStmt) == SQLITE_ROW) {
-    int v = sqlite3_column_int(w->dvStmt, 0);
-    if (v != w->dataVersion) w->wantPush = 1;
-    w->dataVersion = v;
-  }
-  sqlite3_reset(w->dvStmt);
+  int v = db_version(w);
+  if (v < 0) return;
+  if (v != w->dataVersion) w->wantPush = 1;
+  w->dataVersion = v;
 }
 
 /* A stream that ends no line for sse_stall_ms (no event, no heartbeat;
@@ -1301,6 +1312,8 @@ static void load_config(Worker *w) {
   }
   if (w->batch <= 0 || w->batch > w->cfg.batch_size) w->batch = w->cfg.batch_size;
   w->pullLimit = w->cfg.pull_limit;
+  sqlite3_free(w->nextBody); /* built at the old batch size */
+  w->nextBody = 0;
 }
 
 static void worker_loop(Worker *w) {
