@@ -648,12 +648,13 @@ typedef struct Worker {
   CURLM *multi;
   int lockfd;
   char *url, *client, *token;
-  char *batchBody;                  /* the push out: its body, the id of its last mutation, */
-  sqlite3_int64 batchTop;           /* and whether its answer is dropped unacknowledged (an */
-  int batchStale;                   /* earlier batch's acknowledgement failed once it was out) */
-  char *nextBody;                   /* the batch after it, built while it is out (NULL: none */
-  sqlite3_int64 nextAfter, nextTop; /* built), the id it follows, its last id, */
-  int nextVersion;                  /* the data_version it was built at */
+  /* The push out: its body, the id of its last mutation, and whether its
+  ** answer is dropped unacknowledged (an earlier batch's ack failed once
+  ** it was out). The batch after it, built while it is out (NULL: none):
+  ** the id it follows, its last id, the data_version it was built at. */
+  char *batchBody, *nextBody;
+  sqlite3_int64 batchTop, nextAfter, nextTop;
+  int batchStale, nextVersion;
   unsigned tokenGen;
   sync_conf cfg;
   Chan ch[CH_N];
