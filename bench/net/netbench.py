@@ -11,7 +11,8 @@ speed. Standard library only.
 
   4 drain     sync_push() of N pending mutations vs the same rows inserted
               directly into a store like the server's in one transaction,
-              and vs raw HTTP POSTs of the same bodies (the server alone)
+              and vs raw HTTP POSTs of the same bodies (the server alone);
+              then the same N drained by the background worker (sync_start)
   5 initial   sync_pull() of N rows into an empty database (in a child
               process, for its peak RSS) vs fetching the same pages over
               HTTP and loading them with INSERT ... SELECT FROM json_each
@@ -205,6 +206,32 @@ def drain(tmp, n, batch):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def drain_worker(tmp, n):
+    """Seconds for the background worker (sync_start, default batch_size)
+    to drain n pending inserts, from its start until sync_pending() is 0
+    (polled every 5 ms), and syncd's CPU seconds meanwhile."""
+    d = tempfile.mkdtemp(dir=tmp)
+    s = Syncd(d)
+    try:
+        c = client(os.path.join(d, "a.db"), s.url)
+        one(c, "SELECT sync_pull()")  # the worker pushes once it has a cursor
+        fill(c, n)
+        cpu0, t0 = s.cpu(), time.perf_counter()
+        one(c, "SELECT sync_start()")
+        while one(c, "SELECT sync_pending()") > 0:
+            time.sleep(0.005)
+        wall, cpu = time.perf_counter() - t0, s.cpu() - cpu0
+        one(c, "SELECT sync_stop()")
+        c.close()
+        got = sqlite3.connect(s.db).execute("SELECT count(*) FROM todos").fetchone()[0]
+        if got != n:
+            raise RuntimeError("worker drain: server has %d of %d rows" % (got, n))
+        return wall, cpu
+    finally:
+        s.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def bodies(n, batch, client_id="raw"):
     for k in range(0, n, batch):
         yield json.dumps({"client_id": client_id, "mutations": [
@@ -263,6 +290,13 @@ def fig4(tmp, a):
             % (n / (own + cpu)))
         if batch == 100:
             a.growth_drain[n] = (wall, cpu + own)
+    pushed = wall
+    wall, cpu = drain_worker(tmp, n)
+    out(4, "drain %d by the worker (sync_start, batch_size 1000): mutations/s" % n,
+        "%.0f/s (%.2f s)" % (n / wall, wall), "sync_push() above %.2f s" % pushed,
+        "%.2fx" % (wall / pushed), ">= 50000/s")
+    out(4, "  server's share (worker): syncd CPU / drain wall",
+        "%.2f s CPU = %.0f%%" % (cpu, 100 * cpu / wall))
 
 
 # ---- 5: initial sync ----
