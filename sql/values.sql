@@ -64,3 +64,16 @@ SELECT sync_mutate('m', 'insert', '{"id":1,"v":9007199254740993}'),
        sync_mutate('m', 'insert', '{"id":8,"v":1e2}') > 0 AS ok;
 SELECT id, typeof(v), quote(v), v = 0.1 + 0.2 AS is_sum FROM m ORDER BY id;
 SELECT data FROM sync_pending WHERE table_name = 'm';
+-- The row an INSERT OR REPLACE replaces keeps its exact REAL in the server
+-- image, and the replacing row in the outbox, with a rowid (stashed by
+-- sync_bs_T) and without one (stashed by the BEFORE INSERT trigger).
+CREATE TABLE rr(id TEXT PRIMARY KEY, v REAL);
+CREATE TABLE rw(id TEXT PRIMARY KEY, v REAL) WITHOUT ROWID;
+SELECT sync_track('rr'), sync_track('rw');
+INSERT INTO rr VALUES ('k', 0.1);
+INSERT INTO rw VALUES ('k', 0.1);
+DELETE FROM sync_outbox;
+INSERT OR REPLACE INTO rr VALUES ('k', 1.7976931348623157e308);
+REPLACE INTO rw VALUES ('k', 1.7976931348623157e308);
+SELECT tbl, op, data FROM sync_outbox ORDER BY id;
+SELECT tbl, row FROM sync_shadow WHERE tbl IN ('rr', 'rw') ORDER BY tbl;
