@@ -416,6 +416,30 @@ static int batch_pending(sqlite3 *db, const char *batch) {
   return n != 0;
 }
 
+/* Acknowledges the answer resp to the push batch body, whose last id is top
+** (the next batch may be out already: the answer may not resolve its ids),
+** and counts what it resolved (*pN) in the site's figures. An answer that
+** resolved none of a batch still pending is an error, recorded on it. */
+static int ack_answer(sqlite3 *db, Site *site, const char *resp, const char *body,
+                      sqlite3_int64 top, sqlite3_int64 *pN, char **pzErr) {
+  static const char none[] = "the server's answer resolved none of the batch";
+  char *sql = sqlite3_mprintf("SELECT 0, sync_ack(?1, %lld)", top);
+  int rc = sql ? sql_write_call(db, sql, resp, pN, pzErr) : SQLITE_NOMEM;
+  sqlite3_free(sql);
+  if (rc == SQLITE_OK && *pN == 0 && batch_pending(db, body)) {
+    record_attempt(db, body, none);
+    *pzErr = sqlite3_mprintf("%s", none);
+    rc = SQLITE_ERROR;
+  }
+  if (rc == SQLITE_OK && site) {
+    pthread_mutex_lock(&site->mu);
+    site->pushed += *pN;
+    site->lastPushAt = wall_ms();
+    pthread_mutex_unlock(&site->mu);
+  }
+  return rc;
+}
+
 /* The lowest pending mutation id as text, NULL when the outbox is empty:
 ** a pull sends it as pending_from, so that a page whose last_mutation_id
 ** covers mutations whose push answer was lost also lists those the server
@@ -1048,34 +1072,30 @@ static void push_prepare(Worker *w) {
 ** recorded outcomes). */
 static void done_push(Worker *w, http_req *r) {
   trace(r->msg[0] ? r->msg : "answer", r->buf);
-  char *batch = w->batchBody;
+  char *owned = w->batchBody;
+  const char *batch = owned ? owned : "{}";
   sqlite3_int64 top = w->batchTop;
   int stale = w->batchStale;
   w->batchBody = 0;
   w->batchStale = 0;
-  if (!batch) batch = sqlite3_mprintf("{}");
   if (r->status == 200 && !r->msg[0] && stale) {
-    sqlite3_free(batch);
+    sqlite3_free(owned);
     return;
   }
   if (r->status == 200 && !r->msg[0]) {
     char *answer = r->buf; /* kept: the next request reuses r */
     r->buf = 0;
     r->n = r->cap = 0;
+    sqlite3_int64 was = w->batch;
     w->batch = w->batch * 2 < w->cfg.batch_size ? w->batch * 2 : w->cfg.batch_size;
     if (push_goes_on(w) && push_send(w, top)) push_flush(w);
     sqlite3_int64 n = 0;
-    char *err = 0, *sql = sqlite3_mprintf("SELECT 0, sync_ack(?1, %lld)", top);
-    int rc = sql ? sql_write_call(w->db, sql, answer ? answer : "", &n, &err) : SQLITE_NOMEM;
-    sqlite3_free(sql);
+    char *err = 0;
+    int rc = ack_answer(w->db, w->site, answer ? answer : "", batch, top, &n, &err);
     sqlite3_free(answer);
-    if (rc == SQLITE_OK && n == 0 && batch_pending(w->db, batch)) {
-      record_attempt(w->db, batch, "the server's answer resolved none of the batch");
-      err = sqlite3_mprintf("the server's answer resolved none of the batch");
-      rc = SQLITE_ERROR;
-    }
-    sqlite3_free(batch);
+    sqlite3_free(owned);
     if (rc != SQLITE_OK) {
+      w->batch = was;
       fail(w, CH_PUSH, -1, err ? err : "sync_ack failed");
       sqlite3_free(err);
       if (w->ch[CH_PUSH].active) w->batchStale = 1;
@@ -1084,14 +1104,10 @@ static void done_push(Worker *w, http_req *r) {
     succeed(w, CH_PUSH);
     if (!w->cfg.sse) w->wantPull = 1;
     if (w->ch[CH_PUSH].active) push_prepare(w);
-    pthread_mutex_lock(&w->site->mu);
-    w->site->pushed += n;
-    w->site->lastPushAt = wall_ms();
-    pthread_mutex_unlock(&w->site->mu);
     return;
   }
   record_attempt(w->db, batch, r->msg);
-  sqlite3_free(batch);
+  sqlite3_free(owned);
   if (r->net) {
     went_offline(w, CH_PUSH, r->msg);
   } else if ((r->status == 413 || r->too_big) && w->batch > 1) {
@@ -1862,32 +1878,17 @@ static void *push_xfer_main(void *arg) {
   return 0;
 }
 
-/* Acknowledges the answer resp to body, whose last id is top (the next
-** batch may be out already: the answer may not resolve its ids); adds the
-** mutations it resolved to *pTotal. */
-static int push_ack(Sync *x, const char *resp, const char *body, sqlite3_int64 top,
-                    sqlite3_int64 *pTotal, char **pzErr) {
-  sqlite3 *db = x->c->db;
+/* Acknowledges the answer *pResp to the batch *pBody (last id top), adds
+** what it resolved to *pTotal, and frees both. */
+static int push_ack(Sync *x, char **pResp, char **pBody, sqlite3_int64 top, sqlite3_int64 *pTotal,
+                    char **pzErr) {
   sqlite3_int64 n = 0;
-  char *sql = sqlite3_mprintf("SELECT 0, sync_ack(?1, %lld)", top);
-  if (!sql) return SQLITE_NOMEM;
-  int rc = sql_write_call(db, sql, resp, &n, pzErr);
-  sqlite3_free(sql);
-  if (rc == SQLITE_OK && n == 0 && batch_pending(db, body)) {
-    record_attempt(db, body, "the server's answer resolved none of the batch");
-    *pzErr = sqlite3_mprintf("the server's answer resolved none of the batch");
-    rc = SQLITE_ERROR;
-  }
-  if (rc != SQLITE_OK) return rc;
-  *pTotal += n;
-  Site *s = x->c->wc ? x->c->wc->site : 0;
-  if (s) {
-    pthread_mutex_lock(&s->mu);
-    s->pushed += n;
-    s->lastPushAt = wall_ms();
-    pthread_mutex_unlock(&s->mu);
-  }
-  return SQLITE_OK;
+  int rc = ack_answer(x->c->db, x->c->wc ? x->c->wc->site : 0, *pResp, *pBody, top, &n, pzErr);
+  if (rc == SQLITE_OK) *pTotal += n;
+  sqlite3_free(*pResp);
+  sqlite3_free(*pBody);
+  *pResp = *pBody = 0;
+  return rc;
 }
 
 void worker_fn_push(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
@@ -1907,12 +1908,7 @@ void worker_fn_push(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     /* Out of batches after the last one sent: its answer, then from the
     ** outbox's head again (what that answer left unresolved, what was
     ** written meanwhile), until nothing is left. */
-    if (!body && prevResp) {
-      rc = push_ack(&x, prevResp, prevBody, prevTop, &total, &err);
-      sqlite3_free(prevResp);
-      sqlite3_free(prevBody);
-      prevResp = prevBody = 0;
-    }
+    if (!body && prevResp) rc = push_ack(&x, &prevResp, &prevBody, prevTop, &total, &err);
     if (rc == SQLITE_OK && !body) rc = push_build(db, batch, 0, &body, &err);
     if (rc != SQLITE_OK || !body) break;
     PushXfer p = {&x, url, body, 0};
@@ -1920,10 +1916,7 @@ void worker_fn_push(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     int threaded = pthread_create(&tid, 0, push_xfer_main, &p) == 0;
     if (!threaded) push_xfer_main(&p);
     /* While the server works on body: the previous answer, the next batch. */
-    if (prevResp) rc = push_ack(&x, prevResp, prevBody, prevTop, &total, &err);
-    sqlite3_free(prevResp);
-    sqlite3_free(prevBody);
-    prevResp = prevBody = 0;
+    if (prevResp) rc = push_ack(&x, &prevResp, &prevBody, prevTop, &total, &err);
     top = push_top(db, body);
     if (rc == SQLITE_OK && top <= 0) rc = SQLITE_NOMEM; /* a batch has ids >= 1 */
     if (rc == SQLITE_OK) rc = push_build(db, batch, top, &next, &err);
