@@ -30,6 +30,20 @@ class Basics(E2ETest):
         self.assertEqual(b.one("SELECT sync_wait(0)"), '["notes","todos"]')
         self.assertIsNone(b.one("SELECT sync_wait(0)"))
 
+    def test_pull_follows_has_more_across_pages(self):
+        # sync_pull pages on while a page says has_more (read by sync_apply)
+        # and reports the tables the pages wrote to sync_wait
+        s = self.syncd()
+        a = self.client("a", s.url)
+        b = self.client("b", s.url)
+        a.db.execute("INSERT INTO todos VALUES('p1', 'one', 0), ('p2', 'two', 0),"
+                     " ('p3', 'three', 0), ('p4', 'four', 0), ('p5', 'five', 0)")
+        self.assertEqual(a.one("SELECT sync_push()"), 5)
+        b.one("SELECT sync_config('pull_limit', 2)")
+        self.assertEqual(b.one("SELECT sync_pull()"), 5)
+        self.assertEqual([r[0] for r in b.todos()], ["p1", "p2", "p3", "p4", "p5"])
+        self.assertEqual(b.one("SELECT sync_wait(0)"), '["todos"]')
+
     def test_errors(self):
         mem = self.client("m", "http://127.0.0.1:9")
         m = sqlite3.connect(":memory:", isolation_level=None)
