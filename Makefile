@@ -12,30 +12,52 @@ UNAME_S := $(shell uname -s)
 SO       = $(if $(filter Darwin,$(UNAME_S)),dylib,so)
 
 PKGS_EXT    = libcurl libcjson
-EXT_CFLAGS  = $(WARN) -fPIC -fvisibility=hidden -DSYNC_LOADABLE $(shell pkg-config --cflags $(PKGS_EXT) 2>/dev/null)
+# The tree (docs/ARCHITECTURE.md, "Layout"): common/ is compiled into both
+# the extension and syncd; ext/engine/ is the engine (no threads, no
+# network); ext/net/ is the network layer, left out by `make NET=0`, which
+# builds an engine-only ext/sync.so that does not link libcurl.
+NET        ?= 1
+INC_COMMON  = -Icommon
+COMMON_SRC  = $(wildcard common/*.c)
+COMMON_H    = $(wildcard common/*.h)
+ENGINE_SRC  = $(wildcard ext/*.c ext/engine/*.c)
+NET_SRC     = $(if $(filter 0,$(NET)),,$(wildcard ext/net/*.c))
+EXT_H       = $(COMMON_H) $(wildcard ext/*.h ext/engine/*.h ext/net/*.h)
+EXT_INC     = $(INC_COMMON) -Iext -Iext/engine $(if $(NET_SRC),-Iext/net)
+PKGS_EXT    = $(if $(filter 0,$(NET)),libcjson,libcurl libcjson)
+EXT_CFLAGS  = $(WARN) -fPIC -fvisibility=hidden -DSYNC_LOADABLE $(if $(filter 0,$(NET)),-DSYNC_NO_NET) \
+              $(EXT_INC) $(shell pkg-config --cflags $(PKGS_EXT) 2>/dev/null)
 EXT_LIBS    = $(shell pkg-config --libs $(PKGS_EXT) 2>/dev/null) -lpthread
 
-EXT_SRC  = $(wildcard ext/*.c)
-EXT_OBJ  = $(EXT_SRC:.c=.o)
+EXT_SRC  = $(COMMON_SRC) $(ENGINE_SRC) $(NET_SRC)
+# Objects live under build/: common/ is compiled once for the extension and
+# once for syncd, and a NET=0 build keeps its own objects.
+EXT_ODIR = build/ext$(if $(filter 0,$(NET)),-nonet)
+EXT_OBJ  = $(EXT_SRC:%.c=$(EXT_ODIR)/%.o)
 EXT      = ext/sync.$(SO)
 
 .PHONY: all test deps clean format lint
 all: $(EXT)
 
-$(EXT): $(EXT_OBJ)
+# The extension is relinked whenever NET differs from the last build's.
+EXT_FLAVOR = build/ext-flavor
+$(shell mkdir -p build; [ "$$(cat $(EXT_FLAVOR) 2>/dev/null)" = "NET=$(NET)" ] || echo "NET=$(NET)" > $(EXT_FLAVOR))
+
+$(EXT): $(EXT_OBJ) $(EXT_FLAVOR)
 	$(CC) -shared -o $@ $(EXT_OBJ) $(LDFLAGS) $(EXT_LIBS)
 
-ext/%.o: ext/%.c $(wildcard ext/*.h)
+$(EXT_ODIR)/%.o: %.c $(EXT_H)
+	@mkdir -p $(dir $@)
 	$(CC) $(EXT_CFLAGS) $(CFLAGS) -c -o $@ $<
 
 deps:
 	bash .ci/deps
 
 format:
-	clang-format -i ext/*.c ext/*.h $(wildcard server/*.c server/*.h tests/unit/*.c tests/fuzz/*.c)
+	clang-format -i $(wildcard common/*.[ch] ext/*.[ch] ext/*/*.[ch] server/*.[ch] server/*/*.[ch] tests/unit/*.c tests/fuzz/*.c)
 
 clean:
-	rm -f ext/*.o $(EXT) $(CLEAN_EXTRA)
+	rm -f $(EXT) $(CLEAN_EXTRA)
 	rm -rf sql/results build
 
 include $(wildcard mk/*.mk)

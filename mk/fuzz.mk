@@ -21,7 +21,7 @@ FUZZ_CC      ?= clang
 FUZZ_TIME    ?= 600
 FUZZ_NAMES    = sse apply ack request push
 FUZZ_BINS     = $(FUZZ_NAMES:%=build/fuzz/%_fuzz)
-FUZZ_CFLAGS   = $(WARN) -Iext -Iserver -O1 -g -fno-omit-frame-pointer \
+FUZZ_CFLAGS   = $(WARN) -Icommon -Iext -Iext/engine -Iext/net $(SERVER_INC) -O1 -g -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_LIBS     = -lsqlite3 -lpthread
 FUZZ_ENV      = ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
@@ -32,17 +32,17 @@ FUZZ_OK       = $(shell printf 'int LLVMFuzzerTestOneInput(const char *d, unsign
 # Per target: its sources, extra flags and libraries, and the files it is
 # aimed at (what make fuzz-cov reports on).
 FUZZ_SRC_sse     = tests/fuzz/sse_fuzz.c ext/sse.c
-FUZZ_DEPS_sse    = ext/sse.h ext/sqlite_api.h
+FUZZ_DEPS_sse    = ext/sse.h common/sqlite_api.h
 FUZZ_UNDER_sse   = ext/sse.c
 # sync_apply and sync_ack: the extension's files compiled as for ext/sync.so
 # and linked with libsqlite3 (the target registers it with
 # sqlite3_auto_extension); one source, the function chosen by FZ_FN.
 FUZZ_EXT_FLAGS   = -DSYNC_LOADABLE $(shell pkg-config --cflags $(PKGS_EXT) 2>/dev/null)
 FUZZ_SRC_apply   = tests/fuzz/ext_fuzz.c $(EXT_SRC)
-FUZZ_DEPS_apply  = $(wildcard ext/*.h)
+FUZZ_DEPS_apply  = $(EXT_H)
 FUZZ_FLAGS_apply = $(FUZZ_EXT_FLAGS) -DFZ_FN='"sync_apply"'
 FUZZ_LIBS_apply  = $(EXT_LIBS)
-FUZZ_UNDER_apply = ext/apply.c ext/rebase.c ext/outbox.c ext/table.c ext/value.c
+FUZZ_UNDER_apply = ext/apply.c ext/rebase.c ext/outbox.c ext/table.c common/value.c
 FUZZ_SRC_ack     = $(FUZZ_SRC_apply)
 FUZZ_DEPS_ack    = $(FUZZ_DEPS_apply)
 FUZZ_FLAGS_ack   = $(FUZZ_EXT_FLAGS) -DFZ_FN='"sync_ack"'
@@ -54,14 +54,14 @@ FUZZ_SRC_request   = tests/fuzz/request_fuzz.c server/request.c
 FUZZ_DEPS_request  = server/request.h server/store.h
 FUZZ_UNDER_request = server/request.c
 FUZZ_SRC_push      = tests/fuzz/push_fuzz.c server/request.c server/store.c server/store_sqlite.c \
-                     ext/value.c
-FUZZ_DEPS_push     = $(wildcard server/*.h) ext/value.h tests/server/schema_sqlite.sql
+                     common/value.c
+FUZZ_DEPS_push     = $(SERVER_H) tests/server/schema_sqlite.sql
 FUZZ_FLAGS_push    = -DFZ_SCHEMA_FILE='"$(CURDIR)/tests/server/schema_sqlite.sql"'
 FUZZ_UNDER_push    = server/request.c server/store.c server/store_sqlite.c
 
 # make fuzz-cov: the same targets with clang's source coverage instead of
 # the sanitizers, run over the corpora, and llvm-cov's report.
-FUZZ_COV_CFLAGS = $(WARN) -Iext -Iserver -O1 -g -fsanitize=fuzzer \
+FUZZ_COV_CFLAGS = $(WARN) -Icommon -Iext -Iext/engine -Iext/net $(SERVER_INC) -O1 -g -fsanitize=fuzzer \
                   -fprofile-instr-generate -fcoverage-mapping
 LLVM_PROFDATA  ?= llvm-profdata
 LLVM_COV       ?= llvm-cov

@@ -22,25 +22,21 @@ SAN_HOSTS       = host_test worker_driver
 
 # $(call san_rules,KIND): build/KIND/sync.so, build/KIND/syncd and the hosts.
 define san_rules
-build/$(1)/ext/%.o: ext/%.c $$(wildcard ext/*.h)
+build/$(1)/ext/%.o: %.c $$(EXT_H)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(EXT_CFLAGS) $$(SAN_CFLAGS_$(1)) -c -o $$@ $$<
 
-build/$(1)/sync.$$(SO): $$(EXT_SRC:ext/%.c=build/$(1)/ext/%.o)
+build/$(1)/sync.$$(SO): $$(EXT_SRC:%.c=build/$(1)/ext/%.o)
 	$$(CC) $$(SAN_CFLAGS_$(1)) -shared -o $$@ $$^ $$(EXT_LIBS)
 
-build/$(1)/server/%.o: server/%.c $$(wildcard server/*.h) ext/value.h
+build/$(1)/server/%.o: %.c $$(SERVER_H)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(SERVER_CFLAGS) $$(SAN_CFLAGS_$(1)) -c -o $$@ $$<
 
-build/$(1)/server/value.o: ext/value.c ext/value.h ext/sqlite_api.h
-	@mkdir -p $$(dir $$@)
-	$$(CC) $$(SERVER_CFLAGS) $$(SAN_CFLAGS_$(1)) -c -o $$@ $$<
-
-build/$(1)/syncd: $$(patsubst server/%.c,build/$(1)/server/%.o,$$(wildcard server/*.c)) build/$(1)/server/value.o
+build/$(1)/syncd: $$(SERVER_SRC:%.c=build/$(1)/server/%.o)
 	$$(CC) $$(SAN_CFLAGS_$(1)) -o $$@ $$^ $$(SERVER_LIBS)
 
-build/$(1)/host_test: tests/unit/host_test.c tests/unit/check.h ext/sqlite_api.h
+build/$(1)/host_test: tests/unit/host_test.c tests/unit/check.h common/sqlite_api.h
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(UNIT_CFLAGS) $$(SAN_CFLAGS_$(1)) -o $$@ $$< $$(UNIT_LIBS)
 

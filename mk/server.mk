@@ -1,5 +1,5 @@
 # syncd, the reference sync server, and its protocol tests (tests/server).
-# value.c is shared with the extension; here it is compiled a second time
+# common/ is shared with the extension; here it is compiled a second time
 # without -DSYNC_LOADABLE so it calls the libsqlite3 the server links.
 # syncd parses JSON with SQLite's JSON functions only (exact 64-bit ids and
 # values), so it does not link cJSON.
@@ -8,19 +8,20 @@ TEST_TARGETS += test-server
 all: server/syncd
 
 PKGS_SERVER    = libmicrohttpd libpq sqlite3 libcrypto
-SERVER_CFLAGS  = $(WARN) $(shell pkg-config --cflags $(PKGS_SERVER) 2>/dev/null)
+SERVER_DIRS    = server $(wildcard server/*/)
+SERVER_INC     = $(INC_COMMON) $(patsubst %/,%,$(SERVER_DIRS:%=-I%))
+SERVER_CFLAGS  = $(WARN) $(SERVER_INC) $(shell pkg-config --cflags $(PKGS_SERVER) 2>/dev/null)
 SERVER_LIBS    = $(shell pkg-config --libs $(PKGS_SERVER) 2>/dev/null) -lpthread
-SERVER_SRC     = $(wildcard server/*.c)
-SERVER_OBJ     = $(SERVER_SRC:.c=.o) server/value.o
-CLEAN_EXTRA   += server/*.o server/syncd
+SERVER_SRC     = $(COMMON_SRC) $(wildcard server/*.c server/*/*.c)
+SERVER_H       = $(COMMON_H) $(wildcard server/*.h server/*/*.h)
+SERVER_OBJ     = $(SERVER_SRC:%.c=build/server/%.o)
+CLEAN_EXTRA   += server/syncd
 
 server/syncd: $(SERVER_OBJ)
 	$(CC) -o $@ $(SERVER_OBJ) $(LDFLAGS) $(SERVER_LIBS)
 
-server/%.o: server/%.c $(wildcard server/*.h) ext/value.h
-	$(CC) $(SERVER_CFLAGS) $(CFLAGS) -c -o $@ $<
-
-server/value.o: ext/value.c ext/value.h ext/sqlite_api.h
+build/server/%.o: %.c $(SERVER_H)
+	@mkdir -p $(dir $@)
 	$(CC) $(SERVER_CFLAGS) $(CFLAGS) -c -o $@ $<
 
 test-server: server/syncd

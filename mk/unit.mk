@@ -20,10 +20,10 @@ TEST_TARGETS += test-unit
 UNIT_NAMES      = $(filter-out host,$(patsubst tests/unit/%_test.c,%,$(wildcard tests/unit/*_test.c)))
 UNIT_TESTS      = $(UNIT_NAMES:%=tests/unit/%_test)
 UNIT_TESTS_ASAN = $(UNIT_NAMES:%=tests/unit/%_asan_test)
-UNIT_CFLAGS     = $(WARN) -Iext
+UNIT_CFLAGS     = $(WARN) -Icommon -Iext -Iext/engine -Iext/net
 UNIT_LIBS       = -lsqlite3
 UNIT_ASAN       = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-UNIT_DEPS       = tests/unit/check.h ext/sqlite_api.h
+UNIT_DEPS       = tests/unit/check.h common/sqlite_api.h
 CLEAN_EXTRA    += $(UNIT_TESTS) $(UNIT_TESTS_ASAN) tests/unit/host_test
 
 tests/unit/host_test: tests/unit/host_test.c $(UNIT_DEPS)

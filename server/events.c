@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../ext/value.h"
+#include "value.h"
 #include "routes.h"
 
 #define EVENT_PAGE 1000

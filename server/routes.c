@@ -12,7 +12,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include "../ext/value.h"
+#include "value.h"
 #include "conns.h"
 #include "request.h"
 #include "routes.h"

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../ext/value.h"
+#include "value.h"
 
 void store_page_clear(store_page *page) {
   sqlite3_free(page->json);

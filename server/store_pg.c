@@ -29,7 +29,7 @@
 
 #include <libpq-fe.h>
 
-#include "../ext/value.h"
+#include "value.h"
 #include "store_impl.h"
 
 #define POOL_MAX 16

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../ext/value.h"
+#include "value.h"
 #include "request.h"
 #include "store_impl.h"
 

@@ -20,7 +20,7 @@
 **     at all (every table compared, the server's own included).
 ** A failed check aborts with what differed.
 */
-#include "../ext/value.h"
+#include "value.h"
 #include "request.h"
 #include "store.h"
 

@@ -163,7 +163,7 @@ class LocalTest(Base):
 
     def test_mutate_exact_values(self):
         conn, sync = self.client("a")
-        # small: ext/value.c overflows its buffer decoding longer base64 (bug reported)
+        # small: common/value.c overflows its buffer decoding longer base64 (bug reported)
         blob = bytes([0, 1, 254, 255])
         big = 2 ** 63 - 1
         mid = sync.mutate("todos", "insert", {"id": "x", "title": "t", "done": big, "data": blob})
