@@ -19,6 +19,7 @@
 **   sync_mutate: a row with this primary key already exists in "todos"
 **   sync_mutate: no row with this primary key in "todos"
 */
+#include "jscan.h"
 #include "sync.h"
 
 #include <string.h>
@@ -26,81 +27,40 @@
 /* ---- a scan of the object's top-level keys, for check_columns ----
 ** Preparing a json_each query and running four json_type lookups per key
 ** column cost as much as the write itself, so the usual object (keys without
-** escapes) is scanned here. json is already known to be a valid JSON object;
-** anything the scan does not expect sends the call to the SQL path. */
-
-static const char *skip_ws(const char *p) {
-  while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
-    p++;
-  return p;
-}
-
-/* p at a '"': just past the closing one, or NULL. */
-static const char *skip_string(const char *p) {
-  for (p++; *p && *p != '"'; p++)
-    if (*p == '\\' && !*++p) return 0;
-  return *p == '"' ? p + 1 : 0;
-}
-
-static const char *skip_value(const char *p) {
-  if (*p == '"') return skip_string(p);
-  if (*p == '{' || *p == '[') {
-    int depth = 0;
-    while (*p) {
-      if (*p == '"') {
-        if (!(p = skip_string(p))) return 0;
-        continue;
-      }
-      if (*p == '{' || *p == '[') depth++;
-      if ((*p == '}' || *p == ']') && --depth == 0) return p + 1;
-      p++;
-    }
-    return 0;
-  }
-  const char *q = p;
-  while (*p && !strchr(",}] \t\n\r", *p))
-    p++;
-  return p > q ? p : 0;
-}
+** escapes) is scanned here with the shared scanner (common/jscan.h). json is
+** already known to be a valid JSON object; anything the scan does not expect
+** sends the call to the SQL path. */
 
 /* 1 when it could judge json: *pErr is then the refusal or NULL. 0 when the
 ** SQL path must. */
 static int scan_columns(SyncTable *t, const char *json, char **pErr) {
   char *unknown = 0;
   int pkSeen = 0, pkOk = 0; /* bit i: key column t->pk[i] seen first / with a key value */
-  const char *p = skip_ws(json);
-  if (*p++ != '{') return 0;
-  p = skip_ws(p);
-  while (*p != '}') {
-    if (*p != '"') break;
-    const char *k = p + 1, *e = skip_string(p);
-    if (!e || memchr(k, '\\', (size_t)(e - 1 - k))) break;
-    int n = (int)(e - 1 - k);
-    p = skip_ws(e);
-    if (*p++ != ':') break;
-    p = skip_ws(p);
-    char first = *p;
-    if (!(p = skip_value(p))) break;
-    int col = 0;
+  const char *e = json + strlen(json), *p = jscan_ws(json, e);
+  if (*p != '{' || t->nPk > 31) return 0;
+  jspan key, val;
+  while (jscan_member(&p, e, &key, &val)) {
+    const char *k = key.z;
+    int n = key.n;
+    char first = val.n > 0 ? val.z[0] : 0;
+    int col = 0, judge = !memchr(k, '\\', (size_t)n);
     while (col < t->nCol && !((int)strlen(t->cols[col]) == n && memcmp(t->cols[col], k, n) == 0))
       col++;
-    if (col == t->nCol && !unknown && !(unknown = sqlite3_mprintf("%.*s", n, k))) return 0;
-    for (int i = 0; i < t->nPk && i < 31; i++) {
+    if (judge && col == t->nCol && !unknown && !(unknown = sqlite3_mprintf("%.*s", n, k))) judge = 0;
+    for (int i = 0; judge && i < t->nPk; i++) {
       if (t->pk[i] != col || (pkSeen >> i & 1)) continue;
       pkSeen |= 1 << i;
       if (first == '"' || first == '{' || first == '-' || (first >= '0' && first <= '9'))
         pkOk |= 1 << i;
       else if (first != 'n' && first != 't' && first != 'f' && first != '[')
-        p = 0; /* something else: let SQL judge */
+        judge = 0; /* something else: let SQL judge */
     }
-    if (!p) break;
-    p = skip_ws(p);
-    if (*p == ',')
-      p = skip_ws(p + 1);
-    else if (*p != '}')
-      break;
+    if (!judge) {
+      sqlite3_free(unknown);
+      return 0;
+    }
   }
-  if (*p != '}' || t->nPk > 31) {
+  if (*p != '}') {
     sqlite3_free(unknown);
     return 0;
   }

@@ -35,6 +35,13 @@ tests/unit/%_test: tests/unit/%_test.c ext/%.c ext/%.h $(UNIT_DEPS)
 tests/unit/%_asan_test: tests/unit/%_test.c ext/%.c ext/%.h $(UNIT_DEPS)
 	$(CC) $(UNIT_CFLAGS) -O1 -g $(UNIT_ASAN) -o $@ $< ext/$*.c $(LDFLAGS) $(UNIT_LIBS)
 
+# A test of a common/ file (shared by the extension and syncd).
+tests/unit/%_test: tests/unit/%_test.c common/%.c common/%.h $(UNIT_DEPS)
+	$(CC) $(UNIT_CFLAGS) $(CFLAGS) -o $@ $< common/$*.c $(LDFLAGS) $(UNIT_LIBS)
+
+tests/unit/%_asan_test: tests/unit/%_test.c common/%.c common/%.h $(UNIT_DEPS)
+	$(CC) $(UNIT_CFLAGS) -O1 -g $(UNIT_ASAN) -o $@ $< common/$*.c $(LDFLAGS) $(UNIT_LIBS)
+
 # $(call unit_run,BINARIES,COMMAND PREFIX)
 define unit_run
 	@pass=0; fail=0; \
