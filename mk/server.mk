@@ -8,8 +8,6 @@ TEST_TARGETS += test-server
 all: server/syncd
 
 PKGS_SERVER    = libmicrohttpd libpq sqlite3 libcrypto
-SERVER_DIRS    = server $(wildcard server/*/)
-SERVER_INC     = $(INC_COMMON) $(patsubst %/,%,$(SERVER_DIRS:%=-I%))
 SERVER_CFLAGS  = $(WARN) $(SERVER_INC) $(shell pkg-config --cflags $(PKGS_SERVER) 2>/dev/null)
 SERVER_LIBS    = $(shell pkg-config --libs $(PKGS_SERVER) 2>/dev/null) -lpthread
 SERVER_SRC     = $(COMMON_SRC) $(wildcard server/*.c server/*/*.c)

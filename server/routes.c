@@ -14,6 +14,7 @@
 
 #include "value.h"
 #include "conns.h"
+#include "jscan.h"
 #include "request.h"
 #include "routes.h"
 
@@ -145,7 +146,7 @@ static enum MHD_Result do_push(const server_ctx *ctx, struct MHD_Connection *c, 
 static const char *client_arg(struct MHD_Connection *c) {
   const char *id = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "client_id");
   size_t n = id ? strlen(id) : 0;
-  return n > 0 && n <= 256 && utf8_valid((const unsigned char *)id, n) ? id : 0;
+  return n > 0 && n <= 256 && jscan_utf8_valid((const unsigned char *)id, n) ? id : 0;
 }
 
 static enum MHD_Result do_pull(const server_ctx *ctx, struct MHD_Connection *c, request *rq) {

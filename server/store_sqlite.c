@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "value.h"
+#include "jscan.h"
 #include "request.h"
 #include "store_impl.h"
 
@@ -549,9 +550,9 @@ static int check_keys(const table_info *t, const store_mutation *m, int *setCols
   k.used = sqlite3_malloc64(sizeof *k.used * (t->n_cols + 1));
   if (!k.used) return MUT_FATAL;
   memset(k.used, 0, sizeof *k.used * (t->n_cols + 1));
-  int result = json_object_keys(m->pk, key_seen, &k);
+  int result = jscan_object_keys(m->pk, key_seen, &k);
   k.inData = 1;
-  if (result == MUT_OK && m->data) result = json_object_keys(m->data, key_seen, &k);
+  if (result == MUT_OK && m->data) result = jscan_object_keys(m->data, key_seen, &k);
   sqlite3_free(k.used);
   if (result != MUT_OK && result != MUT_REJECTED) result = MUT_FATAL;
   if (result == MUT_OK && k.seenPk != t->n_pk) {

@@ -6,7 +6,7 @@
 ** the request emptied) or accepts it, and then what it hands the store must
 ** be what the store relies on:
 **   - the body is UTF-8 by a reference check (Unicode 15 table 3-7, written
-**     out below independently of utf8_valid, which must agree on every
+**     out below independently of jscan_utf8_valid, which must agree on every
 **     input);
 **   - client_id is 1..256 bytes; the batch has as many mutations as the
 **     body's array;
@@ -15,6 +15,7 @@
 **     to what SQLite reads at that place in the body.
 ** A failed check aborts.
 */
+#include "jscan.h"
 #include "request.h"
 
 #include <stdlib.h>
@@ -95,7 +96,7 @@ static int fz_same(const char *body, size_t n, int i, const char *f, const char 
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
   if (!fz_db && sqlite3_open(":memory:", &fz_db) != SQLITE_OK) abort();
-  if (utf8_valid(data, size) != fz_utf8(data, size)) abort();
+  if (jscan_utf8_valid(data, size) != fz_utf8(data, size)) abort();
   const char *body = (const char *)data;
   push_request r;
   char *msg = push_request_parse(body, size, &r);
