@@ -19,7 +19,7 @@ TEST_TARGETS += test-fuzz
 
 FUZZ_CC      ?= clang
 FUZZ_TIME    ?= 600
-FUZZ_NAMES    = sse apply ack request push
+FUZZ_NAMES    = sse apply ack request push jscan
 FUZZ_BINS     = $(FUZZ_NAMES:%=build/fuzz/%_fuzz)
 FUZZ_CFLAGS   = $(WARN) -Icommon -Iext -Iext/engine -Iext/net $(SERVER_INC) -O1 -g -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
@@ -48,6 +48,10 @@ FUZZ_DEPS_ack    = $(FUZZ_DEPS_apply)
 FUZZ_FLAGS_ack   = $(FUZZ_EXT_FLAGS) -DFZ_FN='"sync_ack"'
 FUZZ_LIBS_ack    = $(EXT_LIBS)
 FUZZ_UNDER_ack   = $(FUZZ_UNDER_apply)
+# The shared JSON scanner against SQLite's own JSON functions.
+FUZZ_SRC_jscan     = tests/fuzz/jscan_fuzz.c common/jscan.c
+FUZZ_DEPS_jscan    = common/jscan.h common/sqlite_api.h
+FUZZ_UNDER_jscan   = common/jscan.c
 # syncd: the push body's validation alone, and the push path into a SQLite
 # store (value.c compiled as for the server, without -DSYNC_LOADABLE).
 FUZZ_SRC_request   = tests/fuzz/request_fuzz.c server/request.c common/jscan.c
