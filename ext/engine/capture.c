@@ -48,7 +48,7 @@
 ** many rows that never need it; RESULTS.md says how to measure without that.
 ** bench/ measures the wall time (make bench).
 */
-#include "sync.h"
+#include "capture.h"
 
 #include <string.h>
 
@@ -181,10 +181,6 @@ static void object_expr(sqlite3_str *s, SyncTable *t, const int *kind, const int
   append(s, ")");
 }
 
-void capture_key_expr(sqlite3_str *s, SyncTable *t, const char *prefix) {
-  object_expr(s, t, 0, t->pk, t->nPk, prefix);
-}
-
 static void key_expr(sqlite3_str *s, SyncTable *t, const int *kind, const char *prefix) {
   object_expr(s, t, kind, t->pk, t->nPk, prefix);
 }
@@ -248,7 +244,7 @@ static void enqueue(sqlite3_str *s, SyncTable *t, const int *kind, const char *o
 ** that sets no row (its WHERE is false) costs a seek; an INSERT ... SELECT
 ** into a table with triggers would build a temporary table every time. */
 static int req_install(SyncCtx *c) {
-  return sync_exec(c, "CREATE TABLE IF NOT EXISTS main.sync_req(tbl TEXT, rid INTEGER);"
+  return ctx_exec(c, "CREATE TABLE IF NOT EXISTS main.sync_req(tbl TEXT, rid INTEGER);"
                       "INSERT INTO main.sync_req(rowid) SELECT 1 WHERE NOT EXISTS "
                       "(SELECT 1 FROM main.sync_req)");
 }
@@ -261,7 +257,7 @@ int capture_remove(SyncCtx *c, const char *table) {
   int rc = SQLITE_OK;
   for (int i = 0; rc == SQLITE_OK && i < 7; i++) {
     char *sql = sqlite3_mprintf("DROP TRIGGER IF EXISTS main.\"sync_%s_%w\"", kinds[i], table);
-    rc = sql ? sync_exec(c, sql) : SQLITE_NOMEM;
+    rc = sql ? ctx_exec(c, sql) : SQLITE_NOMEM;
     sqlite3_free(sql);
   }
   return rc;
@@ -420,7 +416,7 @@ int capture_install(SyncCtx *c, SyncTable *t) {
   triggers(s, t, kind, rowid);
   sqlite3_free(kind);
   char *sql = sqlite3_str_finish(s);
-  rc = sql ? sync_exec(c, sql) : SQLITE_NOMEM;
+  rc = sql ? ctx_exec(c, sql) : SQLITE_NOMEM;
   sqlite3_free(sql);
   return rc;
 }

@@ -10,7 +10,8 @@
 ** the same statements serve sync_mutate, the replay of pending mutations and
 ** the server's rows.
 */
-#include "sync.h"
+#include "table.h"
+#include "capture.h"
 #include "value.h"
 
 #include <string.h>
@@ -266,7 +267,7 @@ static int table_load(SyncCtx *c, const char *name, SyncTable **pOut, char **pzE
 }
 
 static int schema_changed(SyncCtx *c) {
-  sqlite3_stmt *s = sync_stmt(c, STMT_SCHEMA_VER);
+  sqlite3_stmt *s = ctx_stmt(c, STMT_SCHEMA_VER);
   if (!s) return sqlite3_errcode(c->db);
   int v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0) : -1;
   sqlite3_reset(s);
@@ -278,7 +279,7 @@ static int schema_changed(SyncCtx *c) {
 }
 
 int table_is_tracked(SyncCtx *c, const char *name) {
-  sqlite3_stmt *s = sync_stmt(c, STMT_TRACKED);
+  sqlite3_stmt *s = ctx_stmt(c, STMT_TRACKED);
   if (!s) return 0;
   sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
   int yes = sqlite3_step(s) == SQLITE_ROW;
@@ -303,7 +304,7 @@ int table_get(SyncCtx *c, const char *name, int tracked, SyncTable **pOut, char 
     }
   }
   SyncTable *t = 0;
-  rc = sync_anchor(c);
+  rc = ctx_anchor(c);
   if (rc == SQLITE_OK) rc = table_load(c, name, &t, pzErr);
   if (rc != SQLITE_OK) return rc;
   t->next = c->tables;
