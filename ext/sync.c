@@ -36,9 +36,9 @@ static const struct {
   const char *name;
   int nArg;
 } net_funcs[] = {
-    {"sync_start", 0},  {"sync_stop", 0},   {"sync_push", 0},   {"sync_pull", 0},
-    {"sync_online", 0}, {"sync_online", 1}, {"sync_config", 1}, {"sync_config", 2},
-    {"sync_wait", 1},
+    {"sync_start", 0},  {"sync_stop", 0},   {"sync_push", 0},
+    {"sync_pull", 0},   {"sync_online", 0}, {"sync_online", 1},
+    {"sync_config", 1}, {"sync_config", 2}, {"sync_wait", 1},
 };
 
 static void no_net_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
@@ -62,8 +62,8 @@ static int no_net_register(sqlite3 *db, char **pzErr) {
                                         SQLITE_UTF8 | SQLITE_DIRECTONLY, (void *)net_funcs[i].name,
                                         no_net_fn, 0, 0, 0);
     if (rc != SQLITE_OK) {
-      *pzErr = sqlite3_mprintf("sync: cannot register %s(): %s", net_funcs[i].name,
-                               sqlite3_errmsg(db));
+      *pzErr =
+          sqlite3_mprintf("sync: cannot register %s(): %s", net_funcs[i].name, sqlite3_errmsg(db));
       return rc;
     }
   }

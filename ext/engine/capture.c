@@ -245,8 +245,8 @@ static void enqueue(sqlite3_str *s, SyncTable *t, const int *kind, const char *o
 ** into a table with triggers would build a temporary table every time. */
 static int req_install(SyncCtx *c) {
   return ctx_exec(c, "CREATE TABLE IF NOT EXISTS main.sync_req(tbl TEXT, rid INTEGER);"
-                      "INSERT INTO main.sync_req(rowid) SELECT 1 WHERE NOT EXISTS "
-                      "(SELECT 1 FROM main.sync_req)");
+                     "INSERT INTO main.sync_req(rowid) SELECT 1 WHERE NOT EXISTS "
+                     "(SELECT 1 FROM main.sync_req)");
 }
 
 /* Every name a trigger of ours ever had, so that re-tracking drops them

@@ -179,7 +179,7 @@ void mutate_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     k++;
   if (k == 4) {
     ctx_error(ctx, "sync_mutate", "unknown op \"%s\" (expected insert, update, upsert or delete)",
-               op ? op : "");
+              op ? op : "");
     return;
   }
   if (!ctx_json_is(c, json, "$", "object")) {

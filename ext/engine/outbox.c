@@ -636,4 +636,3 @@ int outbox_confirm_upto(SyncCtx *c, const char *rejected, int nRejected, sqlite3
   sqlite3_free(ids);
   return rc;
 }
-

@@ -11,8 +11,8 @@
 
 /* A push request body and the ids it carries. */
 typedef struct OutboxBatch {
-  char *body;                /* sqlite3_malloc'd JSON; NULL: nothing left to send */
-  sqlite3_int64 first, top;  /* its first and last mutation id (0 when empty) */
+  char *body;               /* sqlite3_malloc'd JSON; NULL: nothing left to send */
+  sqlite3_int64 first, top; /* its first and last mutation id (0 when empty) */
 } OutboxBatch;
 
 /* Builds the body sync_push_batch(limit, after) returns: at most limit

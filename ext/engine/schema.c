@@ -100,7 +100,7 @@ static int migrate_last_id(SyncCtx *c) {
   }
   if (rc == SQLITE_OK && has)
     rc = ctx_exec(c, "UPDATE main.sync_control SET last_id = coalesce((SELECT seq FROM "
-                      "main.sqlite_sequence WHERE name='sync_outbox'), 0)");
+                     "main.sqlite_sequence WHERE name='sync_outbox'), 0)");
   return rc;
 }
 
@@ -119,7 +119,7 @@ static int migrate(SyncCtx *c) {
   rc = ctx_exec(c, "ALTER TABLE main.sync_control ADD COLUMN sent_id INTEGER NOT NULL DEFAULT 0");
   if (rc == SQLITE_OK)
     rc = ctx_exec(c, "UPDATE main.sync_control SET sent_id = max(last_id,"
-                      " coalesce((SELECT min(id) FROM main.sync_outbox) - 1, 0))");
+                     " coalesce((SELECT min(id) FROM main.sync_outbox) - 1, 0))");
   return rc;
 }
 

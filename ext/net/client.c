@@ -44,8 +44,7 @@ int client_resync(SyncCtx *c, int *pResync) {
   return again;
 }
 
-char *client_pull_url(SyncCtx *c, const char *base, const char *client, int resync,
-                      int64_t limit) {
+char *client_pull_url(SyncCtx *c, const char *base, const char *client, int resync, int64_t limit) {
   char *cursor = resync == 1 ? 0 : ctx_meta_get(c, "cursor");
   /* The lowest pending id: a page whose last_mutation_id covers mutations
   ** whose push answer was lost then also lists those the server rejected. */
@@ -53,8 +52,8 @@ char *client_pull_url(SyncCtx *c, const char *base, const char *client, int resy
   char from[24], lim[24];
   snprintf(from, sizeof from, "%lld", (long long)first);
   snprintf(lim, sizeof lim, "%lld", (long long)limit);
-  const char *q[] = {"client_id", client, "cursor", cursor, "limit", lim,
-                     "pending_from", first ? from : 0};
+  const char *q[] = {"client_id", client, "cursor",       cursor,
+                     "limit",     lim,    "pending_from", first ? from : 0};
   char *url = http_url(base, "/pull", q, 4);
   sqlite3_free(cursor);
   return url;
@@ -66,9 +65,9 @@ void client_opts(http_opts *o, const sync_conf *cfg, const char *token, client_k
   o->ca_file = cfg->ca_file;
   o->header = cfg->header;
   o->max_body = (size_t)cfg->max_body;
-  o->timeout_ms = kind == CLIENT_HEALTH && cfg->timeout_ms > HEALTH_TIMEOUT_MS ? HEALTH_TIMEOUT_MS
-                  : kind == CLIENT_EVENTS                                       ? 0
-                                                                  : (long)cfg->timeout_ms;
+  o->timeout_ms = (long)cfg->timeout_ms;
+  if (kind == CLIENT_HEALTH && o->timeout_ms > HEALTH_TIMEOUT_MS) o->timeout_ms = HEALTH_TIMEOUT_MS;
+  if (kind == CLIENT_EVENTS) o->timeout_ms = 0; /* a stream: the stall timer instead */
   o->stall_ms = kind == CLIENT_EVENTS ? (long)cfg->sse_stall_ms : 0;
 }
 
@@ -79,9 +78,9 @@ int client_apply(SyncCtx *c, Site *s, const char *page, int flags, int resync, i
   memset(&res, 0, sizeof res);
   char *why = 0;
   int began = ctx_tx_begin(c);
-  int rc = began < 0   ? sqlite3_errcode(c->db)
-           : resync    ? resync_page(c, page, &res, &why)
-                       : apply_page(c, page, flags, &res, &why);
+  int rc = began < 0 ? sqlite3_errcode(c->db)
+           : resync  ? resync_page(c, page, &res, &why)
+                     : apply_page(c, page, flags, &res, &why);
   rc = ctx_tx_end(c, began, rc, &why);
   if (rc != SQLITE_OK) {
     *pzErr = sqlite3_mprintf("sync_apply: %s", why ? why : sqlite3_errstr(rc));

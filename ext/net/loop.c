@@ -70,7 +70,6 @@
 
 #define mono_ms site_mono_ms
 
-
 enum { CH_PUSH, CH_PULL, CH_SSE, CH_HEALTH, CH_N };
 static const char *const ch_name[CH_N] = {"push", "pull", "events", "health"};
 

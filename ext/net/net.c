@@ -44,8 +44,8 @@ int net_register(sqlite3 *db, SyncCtx *c, char **pzErr) {
     return rc;
   }
   for (size_t i = 0; i < sizeof funcs / sizeof funcs[0]; i++) {
-    rc = sqlite3_create_function_v2(db, funcs[i].name, funcs[i].nArg, DIRECT, nc, funcs[i].fn, 0,
-                                    0, 0);
+    rc = sqlite3_create_function_v2(db, funcs[i].name, funcs[i].nArg, DIRECT, nc, funcs[i].fn, 0, 0,
+                                    0);
     if (rc != SQLITE_OK) {
       *pzErr = sqlite3_mprintf("sync: cannot register %s(): %s", funcs[i].name, sqlite3_errmsg(db));
       return rc;
