@@ -1,21 +1,19 @@
 /*
-** loop.c: the background worker, one thread per database file.
+** loop.c: the worker's scheduler, one curl_multi loop per worker thread.
 **
-**   SELECT sync_start();          -- 1: the worker runs (or waits as standby)
-**   SELECT sync_stop();           -- 1: stopped and joined
-**
-** One worker thread per database file in a process (its Site, site.c) and
-** one per file across processes (lock.c: the others are standbys that poll
-** the lock). The worker has its own connection with the engine registered
-** (engine_register) and reaches the data only through the engine's C API:
-** outbox_batch, outbox_answer (client_answer), outbox_record_attempt,
-** apply_page and resync_page (client_apply), ctx_meta_get. Its network side
-** is one curl_multi loop running the event stream beside the push or the
-** pull and, while offline, a /health probe; it sleeps in curl_multi_poll
-** until a socket is ready, the next deadline (retry, data_version poll) or
-** curl_multi_wakeup from another thread (sync_stop, sync_online,
-** sync_config, ...). What a response means is client_classify's call
-** (client.c), shared with sync_push()/sync_pull() (oneshot.c).
+** The worker thread (worker.c) holds the cross-process lock and its own
+** connection with the engine registered; this loop runs on it until the
+** site says stop. It reaches the data only through the engine's C API:
+** outbox_batch and outbox_record_attempt (outbox.h), outbox_answer
+** (client_answer), apply_page and resync_page (client_apply),
+** ctx_meta_get. Its network side runs the event stream beside the push or
+** the pull and, while offline, a /health probe; it sleeps in
+** curl_multi_poll until a socket is ready, the next deadline (retry,
+** data_version poll) or curl_multi_wakeup from another thread (sync_stop,
+** sync_online, sync_config, ...). What a response means is
+** client_classify's call (client.c), shared with sync_push()/sync_pull()
+** (oneshot.c); what to do about it (back off, go offline, wait for a
+** token) is decided here.
 **
 ** Order rules that keep rejections from getting lost: a push and a pull
 ** never overlap, and events arriving while a push is out are held (the
@@ -44,27 +42,19 @@
 ** the worker reads PRAGMA data_version on its own connection every
 ** DV_POLL_MS, which changes when any other connection (in any process)
 ** commits.
-**
-** Errors (all "fn: cause"):
-**   sync_start: needs a database file (this one is in memory or temporary)
-**   sync_start: no server url (sync_init was given NULL)
 */
 #include "loop.h"
 #include "backoff.h"
 #include "client.h"
-#include "engine.h"
-#include "lock.h"
 #include "sse.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-#define DV_POLL_MS 50       /* how often the worker looks for local commits */
-#define STANDBY_POLL_MS 500 /* how often a standby tries the lock */
-#define POLL_PULL_MS 10000  /* with sse off: pull this often */
+#define DV_POLL_MS 50      /* how often the worker looks for local commits */
+#define POLL_PULL_MS 10000 /* with sse off: pull this often */
 #define RETRY_AFTER_CAP_MS (3600 * 1000)
 #define SSE_MAX ((size_t)16 << 20) /* cap of one event-stream line and event */
 
@@ -81,12 +71,11 @@ typedef struct Chan {
   backoff bo;
 } Chan;
 
-typedef struct Worker {
+struct Loop {
   Site *site;
   sqlite3 *db;
   SyncCtx *c; /* db's engine context */
   CURLM *multi;
-  int lockfd;
   char *url, *client, *token;
   /* The push out: its body, the id of its last mutation, and whether its
   ** answer is dropped unacknowledged (an earlier batch's ack failed once
@@ -111,26 +100,11 @@ typedef struct Worker {
   int dataVersion;
   sqlite3_stmt *dvStmt;
   int64_t nextDv, nextPoll;
-} Worker;
-
-static int stop_requested(Site *s) {
-  pthread_mutex_lock(&s->mu);
-  int stop = s->stop;
-  pthread_mutex_unlock(&s->mu);
-  return stop;
-}
-
-static int busy_cb(void *arg, int count) {
-  Worker *w = arg;
-  if (count > 2000 || stop_requested(w->site)) return 0;
-  struct timespec ts = {0, 5 * 1000000};
-  nanosleep(&ts, 0);
-  return 1;
-}
+};
 
 /* Keeps the message for the next publish_status, so that sync_status
 ** never shows a new error next to an old state. */
-static void set_error(Worker *w, const char *fmt, ...) {
+static void set_error(Loop *w, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   sqlite3_free(w->err);
@@ -142,7 +116,7 @@ static void set_error(Worker *w, const char *fmt, ...) {
 }
 
 /* Moves a new error to the site; the caller holds s->mu. */
-static void error_move(Worker *w) {
+static void error_move(Loop *w) {
   if (!w->errNew) return;
   sqlite3_free(w->site->lastError);
   w->site->lastError = w->err;
@@ -150,7 +124,7 @@ static void error_move(Worker *w) {
   w->errNew = 0;
 }
 
-static void publish_status(Worker *w) {
+static void publish_status(Loop *w) {
   Site *s = w->site;
   int64_t now = mono_ms(), wall = site_wall_ms(), next = 0;
   int failing = 0;
@@ -189,20 +163,20 @@ static void publish_status(Worker *w) {
 /* A sync_push or sync_pull of this process is under way: the worker then
 ** starts no push or pull and holds events, for the same reason as for its
 ** own push (see the order rules above). */
-static int host_busy(Worker *w) {
+static int host_busy(Loop *w) {
   pthread_mutex_lock(&w->site->mu);
   int n = w->site->hostXfer;
   pthread_mutex_unlock(&w->site->mu);
   return n > 0;
 }
 
-static void sse_resume(Worker *w) {
+static void sse_resume(Loop *w) {
   if (!w->ssePaused || w->ch[CH_PUSH].active || host_busy(w)) return;
   w->ssePaused = 0;
   if (w->ch[CH_SSE].active) curl_easy_pause(w->ch[CH_SSE].r.easy, CURLPAUSE_CONT);
 }
 
-static void chan_stop(Worker *w, int i) {
+static void chan_stop(Loop *w, int i) {
   Chan *c = &w->ch[i];
   if (!c->active) return;
   curl_multi_remove_handle(w->multi, c->r.easy);
@@ -215,7 +189,7 @@ static void chan_stop(Worker *w, int i) {
   if (i == CH_PUSH) sse_resume(w);
 }
 
-static void reset_backoffs(Worker *w) {
+static void reset_backoffs(Loop *w) {
   for (int i = 0; i < CH_N; i++) {
     backoff_reset(&w->ch[i].bo);
     w->ch[i].at = 0;
@@ -223,7 +197,7 @@ static void reset_backoffs(Worker *w) {
   }
 }
 
-static void fail(Worker *w, int i, int64_t retryMs, const char *msg) {
+static void fail(Loop *w, int i, int64_t retryMs, const char *msg) {
   Chan *c = &w->ch[i];
   int64_t d = backoff_next_ms(&c->bo, retryMs);
   if (d > RETRY_AFTER_CAP_MS) d = RETRY_AFTER_CAP_MS;
@@ -232,14 +206,14 @@ static void fail(Worker *w, int i, int64_t retryMs, const char *msg) {
   set_error(w, "%s: %s", ch_name[i], msg);
 }
 
-static void succeed(Worker *w, int i) {
+static void succeed(Loop *w, int i) {
   backoff_reset(&w->ch[i].bo);
   w->ch[i].failing = 0;
   w->ch[i].at = 0;
 }
 
 /* A transfer could not reach the server: offline until /health answers. */
-static void went_offline(Worker *w, int i, const char *msg) {
+static void went_offline(Loop *w, int i, const char *msg) {
   set_error(w, "%s: %s", ch_name[i], msg);
   if (w->online) {
     w->online = 0;
@@ -251,7 +225,7 @@ static void went_offline(Worker *w, int i, const char *msg) {
   h->at = mono_ms() + backoff_next_ms(&h->bo, -1);
 }
 
-static void auth_blocked(Worker *w, int i, const char *msg) {
+static void auth_blocked(Loop *w, int i, const char *msg) {
   w->authBlocked = 1;
   set_error(w, "%s: %s (waiting for a new token: sync_config('token', ...))", ch_name[i], msg);
   for (int k = 0; k < CH_N; k++)
@@ -260,7 +234,7 @@ static void auth_blocked(Worker *w, int i, const char *msg) {
 
 static const client_kind ch_kind[CH_N] = {CLIENT_PUSH, CLIENT_PULL, CLIENT_EVENTS, CLIENT_HEALTH};
 
-static int chan_start(Worker *w, int i, const char *url, const char *post, const char *lastId) {
+static int chan_start(Loop *w, int i, const char *url, const char *post, const char *lastId) {
   Chan *c = &w->ch[i];
   http_opts o;
   client_opts(&o, &w->cfg, w->token, ch_kind[i]);
@@ -277,7 +251,7 @@ static int chan_start(Worker *w, int i, const char *url, const char *post, const
   return 0;
 }
 
-static int has_cursor(Worker *w) {
+static int has_cursor(Loop *w) {
   char *cursor = ctx_meta_get(w->c, "cursor");
   sqlite3_free(cursor);
   return cursor != 0;
@@ -286,7 +260,7 @@ static int has_cursor(Worker *w) {
 /* PRAGMA data_version (-1 on failure): it changes when another connection
 ** commits. The statement is kept and reset at once (no read transaction
 ** stays open). */
-static int db_version(Worker *w) {
+static int db_version(Loop *w) {
   if (!w->dvStmt && sqlite3_prepare_v3(w->db, "PRAGMA main.data_version", -1,
                                        SQLITE_PREPARE_PERSISTENT, &w->dvStmt, 0) != SQLITE_OK)
     return -1;
@@ -299,7 +273,7 @@ static int db_version(Worker *w) {
 ** head) and sends it. Returns 1 when it went out. A failure to build one
 ** from the head is the channel's; after an id (the batch following one
 ** just answered) it is left to the push from the head that comes next. */
-static int push_send(Worker *w, sqlite3_int64 after) {
+static int push_send(Loop *w, sqlite3_int64 after) {
   OutboxBatch b = {0};
   char *err = 0;
   int rc = SQLITE_OK;
@@ -334,11 +308,11 @@ static int push_send(Worker *w, sqlite3_int64 after) {
   return rc == 0;
 }
 
-static void start_push(Worker *w) {
+static void start_push(Loop *w) {
   push_send(w, 0);
 }
 
-static void start_pull(Worker *w) {
+static void start_pull(Loop *w) {
   char *url = client_pull_url(w->c, w->url, w->client, w->resync, w->pullLimit);
   w->pushedLast = 0;
   chan_start(w, CH_PULL, url, 0, 0);
@@ -347,7 +321,7 @@ static void start_pull(Worker *w) {
 
 static int on_sse_event(void *arg, const char *type, const char *data, size_t n, const char *id) {
   (void)n, (void)id;
-  Worker *w = arg;
+  Loop *w = arg;
   if (strcmp(type, "changes") != 0) return 0;
   int64_t k = 0;
   char *err = 0;
@@ -360,7 +334,7 @@ static int on_sse_event(void *arg, const char *type, const char *data, size_t n,
 }
 
 static int on_sse_data(void *arg, const char *p, size_t n) {
-  Worker *w = arg;
+  Loop *w = arg;
   if (w->ch[CH_PUSH].active || host_busy(w)) {
     /* Hold events while a push is out: one could confirm the batch through
     ** last_mutation_id before its answer arrives, and a rejection in it
@@ -391,7 +365,7 @@ static int on_sse_data(void *arg, const char *p, size_t n) {
   return 1;
 }
 
-static void start_sse(Worker *w) {
+static void start_sse(Loop *w) {
   char *cursor = ctx_meta_get(w->c, "cursor");
   const char *q[] = {"client_id", w->client, "cursor", cursor};
   char *url = http_url(w->url, "/events", q, 2);
@@ -405,7 +379,7 @@ static void start_sse(Worker *w) {
   sqlite3_free(cursor);
 }
 
-static void start_health(Worker *w) {
+static void start_health(Loop *w) {
   char *url = http_url(w->url, "/health", 0, 0);
   chan_start(w, CH_HEALTH, url, 0, 0);
   sqlite3_free(url);
@@ -415,16 +389,16 @@ static void start_health(Worker *w) {
 ** answer is acknowledged: when schedule would start it right after the
 ** acknowledgement (which asks for a pull when events are off: a due pull
 ** goes first). */
-static int push_goes_on(Worker *w) {
+static int push_goes_on(Loop *w) {
   int pullDue = (w->wantPull || !w->cfg.sse) && mono_ms() >= w->ch[CH_PULL].at;
   return w->wantPush && w->online && !w->forced && !w->authBlocked && !pullDue &&
-         !w->ch[CH_PULL].active && !host_busy(w) && !stop_requested(w->site) && has_cursor(w);
+         !w->ch[CH_PULL].active && !host_busy(w) && !site_stopping(w->site) && has_cursor(w);
 }
 
 /* Writes as much of the push request as the socket takes now: one
 ** curl_multi_perform sends at most curl's upload buffer (64 KiB), and the
 ** server starts on a batch once all of it is in. */
-static void push_flush(Worker *w) {
+static void push_flush(Loop *w) {
   CURL *e = w->ch[CH_PUSH].r.easy;
   size_t len = strlen(w->out.body);
   curl_off_t up = 0, was;
@@ -439,7 +413,7 @@ static void push_flush(Worker *w) {
 /* Builds the batch after the one out, while the server works on it, so
 ** that it goes the moment the answer comes (push_send). A failure here is
 ** left to that push_send, which then builds it itself. */
-static void push_prepare(Worker *w) {
+static void push_prepare(Loop *w) {
   char *err = 0;
   sqlite3_free(w->next.body);
   memset(&w->next, 0, sizeof w->next);
@@ -456,7 +430,7 @@ static void push_prepare(Worker *w) {
 ** batch out is dropped when it comes: both batches stay pending and go
 ** again from the outbox's head (syncd answers ids it has seen with their
 ** recorded outcomes). */
-static void done_push(Worker *w, http_req *r) {
+static void done_push(Loop *w, http_req *r) {
   client_trace(r->msg[0] ? r->msg : "answer", r->buf);
   OutboxBatch b = w->out;
   int stale = w->outStale;
@@ -511,7 +485,7 @@ static void done_push(Worker *w, http_req *r) {
   }
 }
 
-static void done_pull(Worker *w, http_req *r) {
+static void done_pull(Loop *w, http_req *r) {
   client_class cl = client_classify(r, CLIENT_PULL, w->pullLimit);
   if (cl == CL_OK) {
     int64_t n = 0;
@@ -562,7 +536,7 @@ static void done_pull(Worker *w, http_req *r) {
   }
 }
 
-static void done_sse(Worker *w, http_req *r) {
+static void done_sse(Loop *w, http_req *r) {
   int wasUp = w->sseUp;
   client_class cl = client_classify(r, CLIENT_EVENTS, 0);
   sse_end(w->sse);
@@ -593,7 +567,7 @@ static void done_sse(Worker *w, http_req *r) {
   if (w->ch[CH_PULL].at < w->ch[CH_SSE].at) w->ch[CH_PULL].at = w->ch[CH_SSE].at;
 }
 
-static void done_health(Worker *w, http_req *r) {
+static void done_health(Loop *w, http_req *r) {
   if (r->status >= 200 && r->status < 300) {
     w->online = 1;
     reset_backoffs(w);
@@ -605,7 +579,7 @@ static void done_health(Worker *w, http_req *r) {
   h->at = mono_ms() + (d > RETRY_AFTER_CAP_MS ? RETRY_AFTER_CAP_MS : d);
 }
 
-static void drain_done(Worker *w) {
+static void drain_done(Loop *w) {
   CURLMsg *m;
   int left;
   while ((m = curl_multi_info_read(w->multi, &left)) != 0) {
@@ -637,7 +611,7 @@ static void drain_done(Worker *w) {
 }
 
 /* Another connection committed (any process): maybe new mutations. */
-static void check_data_version(Worker *w) {
+static void check_data_version(Loop *w) {
   int v = db_version(w);
   if (v < 0) return;
   if (v != w->dataVersion) w->wantPush = 1;
@@ -648,7 +622,7 @@ static void check_data_version(Worker *w) {
 ** the server sends one every 15 s by default) is dropped and reconnected,
 ** pull first.
 ** curl's low-speed limit is the backstop; this is the precise timer. */
-static void check_stall(Worker *w, int64_t now) {
+static void check_stall(Loop *w, int64_t now) {
   Chan *c = &w->ch[CH_SSE];
   if (!c->active || w->ssePaused || now - w->sseLast < w->cfg.sse_stall_ms) return;
   chan_stop(w, CH_SSE);
@@ -659,7 +633,7 @@ static void check_stall(Worker *w, int64_t now) {
   if (w->ch[CH_PULL].at < c->at) w->ch[CH_PULL].at = c->at;
 }
 
-static void schedule(Worker *w, int64_t now) {
+static void schedule(Loop *w, int64_t now) {
   Chan *c = w->ch;
   if (!w->online) {
     if (!c[CH_HEALTH].active && now >= c[CH_HEALTH].at) start_health(w);
@@ -683,7 +657,7 @@ static void schedule(Worker *w, int64_t now) {
     start_sse(w);
 }
 
-static int64_t wait_ms(Worker *w, int64_t now) {
+static int64_t wait_ms(Loop *w, int64_t now) {
   int64_t t = w->nextDv;
   Chan *c = w->ch;
 #define AT(x)                                                                                      \
@@ -707,7 +681,7 @@ static int64_t wait_ms(Worker *w, int64_t now) {
   return d < 0 ? 0 : d > 1000 ? 1000 : d;
 }
 
-static void load_config(Worker *w) {
+static void load_config(Loop *w) {
   config_clear(&w->cfg);
   config_load(w->c, &w->cfg);
   for (int i = 0; i < CH_N; i++) {
@@ -720,7 +694,7 @@ static void load_config(Worker *w) {
   memset(&w->next, 0, sizeof w->next);
 }
 
-static void worker_loop(Worker *w) {
+void loop_run(Loop *w) {
   Site *s = w->site;
   w->wantPush = w->wantPull = 1;
   w->online = 1;
@@ -779,88 +753,46 @@ static void worker_loop(Worker *w) {
   }
 }
 
-/* Waits for the cross-process lock; returns 1 once held, 0 when stopped. */
-static int take_lock(Worker *w) {
-  Site *s = w->site;
-  int said = 0;
-  for (;;) {
-    if (stop_requested(s)) return 0;
-    int got = lock_try(s->path, &w->lockfd);
-    if (got == 1) {
-      pthread_mutex_lock(&s->mu);
-      s->lockfd = w->lockfd;
-      pthread_mutex_unlock(&s->mu);
-      break;
-    }
-    if (!said || got < 0) {
-      set_error(w,
-                got < 0 ? "cannot open the lock file %s-synclock: %s"
-                        : "standby: another process is syncing %s%s",
-                s->path, got < 0 ? strerror(errno) : "");
-      said = 1;
-    }
-    pthread_mutex_lock(&s->mu);
-    error_move(w);
-    s->standby = 1;
-    s->state = "idle";
-    struct timespec ts;
-    site_deadline(&ts, STANDBY_POLL_MS);
-    if (!s->stop) pthread_cond_timedwait(&s->cond, &s->mu, &ts);
-    pthread_mutex_unlock(&s->mu);
+Loop *loop_new(Site *s, sqlite3 *db, SyncCtx *c, char **pzErr) {
+  Loop *w = sqlite3_malloc64(sizeof *w);
+  if (!w) {
+    *pzErr = sqlite3_mprintf("out of memory");
+    return 0;
   }
+  memset(w, 0, sizeof *w);
+  w->site = s;
+  w->db = db;
+  w->c = c;
   pthread_mutex_lock(&s->mu);
-  s->standby = 0;
-  sqlite3_free(s->lastError);
-  s->lastError = 0;
+  w->tokenGen = s->tokenGen - 1; /* take the token on the first turn */
   pthread_mutex_unlock(&s->mu);
-  return 1;
-}
-
-static void *worker_main(void *arg) {
-  Worker *w = arg;
-  Site *s = w->site;
-  char *err = 0;
-  if (!take_lock(w)) goto out;
-  int rc = sqlite3_open_v2(s->path, &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, 0);
-  if (rc == SQLITE_OK) rc = engine_register(w->db, &w->c, &err);
-  if (rc == SQLITE_OK) {
-    sqlite3_busy_handler(w->db, busy_cb, w);
-    w->url = ctx_meta_get(w->c, "url");
-    w->client = ctx_meta_get(w->c, "client_id");
-    load_config(w);
-    /* An event's data is one pull page on one line: lines get the same cap
-    ** as events (a larger event drops the stream; the pull that follows
-    ** fetches the same changes under max_body). */
-    w->sseCap = (size_t)w->cfg.max_body < SSE_MAX ? (size_t)w->cfg.max_body : SSE_MAX;
-    w->sse = sse_new(w->sseCap, w->sseCap, on_sse_event, w);
-    w->multi = curl_multi_init();
-    for (int i = 0; i < CH_N; i++)
-      backoff_init(&w->ch[i].bo, w->cfg.backoff_min_ms, w->cfg.backoff_max_ms, 0);
-  }
-  if (rc != SQLITE_OK || !w->url || !w->client || !w->sse || !w->multi) {
-    set_error(w, "worker cannot start: %s",
-              err               ? err
-              : rc != SQLITE_OK ? sqlite3_errstr(rc)
-              : !w->url         ? "no server url"
-              : !w->client      ? "sync_init() has not been called"
-                                : "out of memory");
-    sqlite3_free(err);
-    pthread_mutex_lock(&s->mu);
-    error_move(w);
-    s->state = "error";
-    pthread_mutex_unlock(&s->mu);
-    /* Stay until stopped, so that sync_status shows why. */
-    pthread_mutex_lock(&s->mu);
-    while (!s->stop)
-      pthread_cond_wait(&s->cond, &s->mu);
-    pthread_mutex_unlock(&s->mu);
-    goto out;
+  w->url = ctx_meta_get(c, "url");
+  w->client = ctx_meta_get(c, "client_id");
+  load_config(w);
+  /* An event's data is one pull page on one line: lines get the same cap
+  ** as events (a larger event drops the stream; the pull that follows
+  ** fetches the same changes under max_body). */
+  w->sseCap = (size_t)w->cfg.max_body < SSE_MAX ? (size_t)w->cfg.max_body : SSE_MAX;
+  w->sse = sse_new(w->sseCap, w->sseCap, on_sse_event, w);
+  w->multi = curl_multi_init();
+  for (int i = 0; i < CH_N; i++)
+    backoff_init(&w->ch[i].bo, w->cfg.backoff_min_ms, w->cfg.backoff_max_ms, 0);
+  if (!w->url || !w->client || !w->sse || !w->multi) {
+    *pzErr = sqlite3_mprintf("%s", !w->url      ? "no server url"
+                                   : !w->client ? "sync_init() has not been called"
+                                                : "out of memory");
+    loop_free(w);
+    return 0;
   }
   pthread_mutex_lock(&s->mu);
   s->multi = w->multi;
   pthread_mutex_unlock(&s->mu);
-  worker_loop(w);
-out:
+  return w;
+}
+
+void loop_free(Loop *w) {
+  if (!w) return;
+  Site *s = w->site;
   pthread_mutex_lock(&s->mu);
   s->multi = 0;
   s->busy = 0;
@@ -873,11 +805,6 @@ out:
   if (w->multi) curl_multi_cleanup(w->multi);
   sse_free(w->sse);
   sqlite3_finalize(w->dvStmt);
-  if (w->db && sqlite3_close(w->db) != SQLITE_OK) sqlite3_close_v2(w->db);
-  pthread_mutex_lock(&s->mu);
-  s->lockfd = -1;
-  pthread_mutex_unlock(&s->mu);
-  lock_release(&w->lockfd);
   config_clear(&w->cfg);
   sqlite3_free(w->url);
   sqlite3_free(w->client);
@@ -887,80 +814,4 @@ out:
   sqlite3_free(w->sseErr);
   sqlite3_free(w->err);
   sqlite3_free(w);
-  pthread_mutex_lock(&s->mu);
-  s->state = "stopped";
-  s->sse = 0;
-  s->standby = 0;
-  pthread_mutex_unlock(&s->mu);
-  return 0;
-}
-
-/* Stops the site's worker and joins it. Safe from any thread but the
-** worker's; concurrent callers all return once it has stopped. */
-/* ---- SQL functions ---- */
-
-void loop_fn_start(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  (void)argc, (void)argv;
-  NetConn *nc = sqlite3_user_data(ctx);
-  SyncCtx *c = nc->c;
-  Site *s = site_need(ctx, nc, "sync_start");
-  if (!s || !ctx_require_init(ctx, c, "sync_start")) return;
-  if (!sqlite3_threadsafe()) {
-    ctx_error(ctx, "sync_start", "this SQLite library was built without thread support");
-    return;
-  }
-  char *url = ctx_meta_get(c, "url");
-  if (!url) {
-    ctx_error(ctx, "sync_start", "no server url (sync_init was given NULL)");
-    return;
-  }
-  sqlite3_free(url);
-  if (http_global_init() != 0) {
-    ctx_error(ctx, "sync_start", "curl_global_init failed");
-    return;
-  }
-  pthread_mutex_lock(&s->mu);
-  if (s->running) {
-    pthread_mutex_unlock(&s->mu);
-    sqlite3_result_int(ctx, 1);
-    return;
-  }
-  Worker *w = sqlite3_malloc64(sizeof *w);
-  if (!w) {
-    pthread_mutex_unlock(&s->mu);
-    sqlite3_result_error_nomem(ctx);
-    return;
-  }
-  memset(w, 0, sizeof *w);
-  w->site = s;
-  w->lockfd = -1;
-  w->tokenGen = s->tokenGen - 1; /* take the token on the first turn */
-  site_retain(s);
-  s->running = 1;
-  s->stop = 0;
-  s->owner = nc;
-  s->state = "idle";
-  sqlite3_free(s->lastError);
-  s->lastError = 0;
-  int e = pthread_create(&s->thread, 0, worker_main, w);
-  if (e) {
-    s->running = 0;
-    s->owner = 0;
-    s->state = "stopped";
-  }
-  pthread_mutex_unlock(&s->mu);
-  if (e) {
-    sqlite3_free(w);
-    site_release(s);
-    ctx_error(ctx, "sync_start", "cannot start a thread: %s", strerror(e));
-    return;
-  }
-  sqlite3_result_int(ctx, 1);
-}
-
-void loop_fn_stop(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  (void)argc, (void)argv;
-  NetConn *nc = sqlite3_user_data(ctx);
-  if (nc->site) site_stop(nc->site);
-  sqlite3_result_int(ctx, 1);
 }

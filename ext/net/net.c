@@ -2,7 +2,7 @@
 ** net.c: the network layer's SQL functions and module, registered in one
 ** loop on top of the engine (engine_register must have run on db first).
 **
-**   SELECT sync_start();  SELECT sync_stop();        -- loop.c
+**   SELECT sync_start();  SELECT sync_stop();        -- worker.c
 **   SELECT sync_push();   SELECT sync_pull();        -- oneshot.c
 **   SELECT sync_online(); SELECT sync_wait(5000);    -- site.c
 **   SELECT sync_config('batch_size', 50);            -- config.c
@@ -15,7 +15,7 @@
 */
 #include "net.h"
 #include "config.h"
-#include "loop.h"
+#include "worker.h"
 #include "oneshot.h"
 #include "site.h"
 #include "vtab_status.h"
@@ -27,7 +27,7 @@ static const struct {
   int nArg;
   sync_fn fn;
 } funcs[] = {
-    {"sync_start", 0, loop_fn_start},   {"sync_stop", 0, loop_fn_stop},
+    {"sync_start", 0, worker_fn_start}, {"sync_stop", 0, worker_fn_stop},
     {"sync_push", 0, oneshot_fn_push},  {"sync_pull", 0, oneshot_fn_pull},
     {"sync_online", 0, site_fn_online}, {"sync_online", 1, site_fn_online},
     {"sync_config", 1, config_fn},      {"sync_config", 2, config_fn},

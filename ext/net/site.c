@@ -236,6 +236,13 @@ void site_stop(Site *s) {
   site_release(s); /* the worker's reference */
 }
 
+int site_stopping(Site *s) {
+  pthread_mutex_lock(&s->mu);
+  int stop = s->stop;
+  pthread_mutex_unlock(&s->mu);
+  return stop;
+}
+
 char *site_token(Site *s) {
   pthread_mutex_lock(&s->mu);
   char *t = s->token ? sqlite3_mprintf("%s", s->token) : 0;

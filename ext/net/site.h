@@ -86,6 +86,8 @@ void site_publish(Site *, const ApplyResult *res);
 void site_count(Site *, int push, int64_t n);
 /* Stops the site's worker and joins it. Not from the worker's thread. */
 void site_stop(Site *);
+/* 1 once sync_stop (or the owner's close) asked the worker to stop. */
+int site_stopping(Site *);
 /* A copy of the token (sqlite3_malloc'd, NULL when none). */
 char *site_token(Site *);
 void site_token_set(NetConn *, const char *token);
