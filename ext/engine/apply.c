@@ -534,7 +534,7 @@ typedef struct Page {
   PageTable tables[8];
   int nTables;
   Batch batch;    /* whole rows of one table not yet written */
-  char **touched; /* the distinct tables the changes name (SyncCtx.applyTables) */
+  char **touched; /* the distinct tables the changes name (ApplyResult.tables) */
   int nTouched;
 } Page;
 

@@ -12,7 +12,7 @@
 ** the image already contains changes nothing. When nothing is pending any
 ** more, the image is dropped: the visible row is then the server's.
 **
-** Callers run inside sync_engine_begin, so nothing here is captured.
+** Callers run inside ctx_engine_begin, so nothing here is captured.
 */
 #include "rebase.h"
 #include "table.h"

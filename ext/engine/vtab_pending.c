@@ -9,7 +9,7 @@
 ** data is NULL for a delete. Read-only; it reads the sync_outbox table and
 ** fails with "sync_pending: sync_init() has not been called on this
 ** database" before sync_init. Its connection also anchors the statement
-** caches (see sync_anchor in sync.c).
+** caches (see ctx_anchor in ctx.c).
 */
 #include "vtab_pending.h"
 #include "table.h"
