@@ -26,6 +26,12 @@
 **   sync_ack: "row" of result 2 must be an object or null
 **   sync_ack: result 2: mutation 7 is above the highest mutation id this
 **             client has sent (5)
+**
+** The network layer (ext/net/) uses the same code through C (outbox.h):
+** outbox_batch builds a batch, outbox_answer resolves the answer to one,
+** outbox_record_attempt notes a failed push on its mutations and
+** outbox_first gives the lowest pending id; outbox_counts feeds
+** sync_status. Nothing outside ext/engine/ queries the outbox.
 */
 #include "outbox.h"
 #include "rebase.h"
@@ -163,9 +169,9 @@ void outbox_fn_push_batch(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
 ** when hasRow; row NULL = no such row now) or rejected (moved to
 ** sync_rejected with reason); then rebases its key. Returns an SQLite code;
 ** *pDone is set when the id was in the outbox (other ids are ignored). */
-int outbox_resolve(SyncCtx *c, sqlite3_int64 id, int applied, const char *row, int hasRow,
-                   const char *reason, sqlite3_int64 version, int hasVersion, int *pDone,
-                   char **pzErr) {
+static int outbox_resolve(SyncCtx *c, sqlite3_int64 id, int applied, const char *row, int hasRow,
+                          const char *reason, sqlite3_int64 version, int hasVersion, int *pDone,
+                          char **pzErr) {
   sqlite3_stmt *s = ctx_stmt(c, STMT_OUTBOX_GET);
   if (!s) return sqlite3_errcode(c->db);
   sqlite3_bind_int64(s, 1, id);
@@ -473,8 +479,10 @@ static int ack_resolve(SyncCtx *c, AckItem *a, int n, sqlite3_int64 *pDone, char
   return rc;
 }
 
-int outbox_ack(SyncCtx *c, const char *answer, sqlite3_int64 top, sqlite3_int64 *pDone,
-               char **pzErr) {
+/* sync_ack(answer, top) in C (top -1: no bound): resolves the server's
+** answer as one engine write. *pDone gets how many mutations it resolved. */
+static int outbox_ack(SyncCtx *c, const char *answer, sqlite3_int64 top, sqlite3_int64 *pDone,
+                      char **pzErr) {
   *pDone = 0;
   if (!ctx_json_is(c, answer, "$.results", "array")) {
     *pzErr = sqlite3_mprintf("response must be a JSON object with a \"results\" array");

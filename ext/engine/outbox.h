@@ -22,13 +22,8 @@ typedef struct OutboxBatch {
 int outbox_batch(SyncCtx *, sqlite3_int64 limit, sqlite3_int64 after, OutboxBatch *out,
                  char **pzErr);
 
-/* sync_ack(answer, top) in C (top -1: no bound): resolves the server's
-** answer as one engine write. *pDone gets how many mutations it resolved. */
-int outbox_ack(SyncCtx *, const char *answer, sqlite3_int64 top, sqlite3_int64 *pDone,
-               char **pzErr);
-
 /* Resolves the answer to batch b in its own write transaction (unless the
-** caller has one open): outbox_ack bounded by b->top, and an answer that
+** caller has one open): sync_ack(answer, b->top), and an answer that
 ** resolved none of a batch still pending is an error recorded on it.
 ** *pzErr gets "sync_ack: cause" or the recorded cause. */
 int outbox_answer(SyncCtx *, const char *answer, const OutboxBatch *b, sqlite3_int64 *pDone,
@@ -45,11 +40,8 @@ sqlite3_int64 outbox_first(SyncCtx *);
 ** before sync_init. */
 int outbox_counts(SyncCtx *, sqlite3_int64 *pPending, sqlite3_int64 *pRejected);
 
-/* For apply.c: resolve one mutation, the highest id handed out, and the
-** mutations a pull page confirms up to upto. */
-int outbox_resolve(SyncCtx *, sqlite3_int64 id, int applied, const char *row, int hasRow,
-                   const char *reason, sqlite3_int64 version, int hasVersion, int *pDone,
-                   char **pzErr);
+/* For apply.c: the highest id handed out, and the mutations a pull page
+** confirms up to upto. */
 int outbox_sent_id(SyncCtx *, sqlite3_int64 *pSent);
 int outbox_confirm_upto(SyncCtx *, const char *rejected, int nRejected, sqlite3_int64 upto,
                         char **pzErr);
