@@ -58,8 +58,6 @@
 #define RETRY_AFTER_CAP_MS (3600 * 1000)
 #define SSE_MAX ((size_t)16 << 20) /* cap of one event-stream line and event */
 
-#define mono_ms site_mono_ms
-
 enum { CH_PUSH, CH_PULL, CH_SSE, CH_HEALTH, CH_N };
 static const char *const ch_name[CH_N] = {"push", "pull", "events", "health"};
 
@@ -71,32 +69,40 @@ typedef struct Chan {
   backoff bo;
 } Chan;
 
+/* One worker's loop. Only its thread touches it; what other threads see
+** goes through the Site (publish_status). */
 struct Loop {
   Site *site;
-  sqlite3 *db;
-  SyncCtx *c; /* db's engine context */
-  CURLM *multi;
-  char *url, *client, *token;
-  /* The push out: its body, the id of its last mutation, and whether its
-  ** answer is dropped unacknowledged (an earlier batch's ack failed once
-  ** it was out). The batch after it, built while it is out (NULL: none):
-  ** the id it follows, its last id, the data_version it was built at. */
+  sqlite3 *db;                /* the worker's own connection */
+  SyncCtx *c;                 /* db's engine context */
+  CURLM *multi;               /* also site->multi while the loop exists */
+  char *url, *client, *token; /* server, client id, the token taken at tokenGen */
+  unsigned tokenGen;
+  sync_conf cfg; /* reloaded on N_CONFIG */
+  /* The push out (its answer is dropped unacknowledged when outStale: an
+  ** earlier batch's ack failed once it was out), and the batch after it,
+  ** built while it is out (next.body NULL: none): the id it follows and the
+  ** data_version it was built at. */
   OutboxBatch out, next;
   sqlite3_int64 nextAfter;
   int outStale, nextVersion;
-  unsigned tokenGen;
-  sync_conf cfg;
   Chan ch[CH_N];
-  int wantPush, wantPull, resync, authBlocked, online, forced;
+  int wantPush, wantPull;   /* work to do when the channel may start */
+  int resync;               /* 0; 1: a full resync's first pull (no cursor); 2: its later pages */
+  int authBlocked;          /* 401/403: nothing starts until a new token */
+  int online, forced;       /* learned from transfers; sync_online(0) in effect */
   int pushedLast;           /* the last transfer started was a push: a due pull goes next */
   int64_t batch, pullLimit; /* current sizes: halved after 413 / a page over max_body */
+  /* the event stream */
   sse_parser *sse;
   size_t sseCap; /* the parser's line and event cap */
   int sseUp, ssePaused;
-  char *sseErr;
-  char *err; /* set_error's message until publish_status shows it */
+  char *sseErr;    /* why the stream was aborted (an event failed to apply) */
+  int64_t sseLast; /* when the stream last ended a line (or connected) */
+  char *err;       /* set_error's message until publish_status shows it */
   int errNew;
-  int64_t sseLast; /* when the stream last delivered bytes (or connected) */
+  /* local commits: PRAGMA data_version every DV_POLL_MS; with sse off, a
+  ** pull every POLL_PULL_MS */
   int dataVersion;
   sqlite3_stmt *dvStmt;
   int64_t nextDv, nextPoll;
@@ -126,7 +132,7 @@ static void error_move(Loop *w) {
 
 static void publish_status(Loop *w) {
   Site *s = w->site;
-  int64_t now = mono_ms(), wall = site_wall_ms(), next = 0;
+  int64_t now = site_mono_ms(), wall = site_wall_ms(), next = 0;
   int failing = 0;
   for (int i = 0; i < CH_N; i++) {
     if (!w->ch[i].failing && !(i == CH_HEALTH && !w->online)) continue;
@@ -159,7 +165,6 @@ static void publish_status(Loop *w) {
   pthread_mutex_unlock(&s->mu);
 }
 
-/* Lets held events in again once no push is out (see on_sse_data). */
 /* A sync_push or sync_pull of this process is under way: the worker then
 ** starts no push or pull and holds events, for the same reason as for its
 ** own push (see the order rules above). */
@@ -170,6 +175,7 @@ static int host_busy(Loop *w) {
   return n > 0;
 }
 
+/* Lets held events in again once no push is out (see on_sse_data). */
 static void sse_resume(Loop *w) {
   if (!w->ssePaused || w->ch[CH_PUSH].active || host_busy(w)) return;
   w->ssePaused = 0;
@@ -201,7 +207,7 @@ static void fail(Loop *w, int i, int64_t retryMs, const char *msg) {
   Chan *c = &w->ch[i];
   int64_t d = backoff_next_ms(&c->bo, retryMs);
   if (d > RETRY_AFTER_CAP_MS) d = RETRY_AFTER_CAP_MS;
-  c->at = mono_ms() + d;
+  c->at = site_mono_ms() + d;
   c->failing = 1;
   set_error(w, "%s: %s", ch_name[i], msg);
 }
@@ -222,7 +228,7 @@ static void went_offline(Loop *w, int i, const char *msg) {
   for (int k = 0; k < CH_N; k++)
     if (k != CH_HEALTH) chan_stop(w, k);
   Chan *h = &w->ch[CH_HEALTH];
-  h->at = mono_ms() + backoff_next_ms(&h->bo, -1);
+  h->at = site_mono_ms() + backoff_next_ms(&h->bo, -1);
 }
 
 static void auth_blocked(Loop *w, int i, const char *msg) {
@@ -339,13 +345,13 @@ static int on_sse_data(void *arg, const char *p, size_t n) {
     /* Hold events while a push is out: one could confirm the batch through
     ** last_mutation_id before its answer arrives, and a rejection in it
     ** would then never reach sync_rejected. */
-    w->sseLast = mono_ms();
+    w->sseLast = site_mono_ms();
     w->ssePaused = 1;
     return HTTP_PAUSE;
   }
   if (!w->sseUp) {
     w->sseUp = 1;
-    w->sseLast = mono_ms();
+    w->sseLast = site_mono_ms();
     succeed(w, CH_SSE);
     publish_status(w);
   }
@@ -353,7 +359,7 @@ static int on_sse_data(void *arg, const char *p, size_t n) {
   int rc = sse_feed(w->sse, p, n);
   /* Only an ended line is a sign of life: bytes that never end one (a
   ** 1 byte/s drip) leave the stall timer running. */
-  if (sse_lines(w->sse) != lines) w->sseLast = mono_ms();
+  if (sse_lines(w->sse) != lines) w->sseLast = site_mono_ms();
   if (rc == SSE_OK) return 0;
   if (rc != SSE_EABORT) {
     sqlite3_free(w->sseErr);
@@ -373,7 +379,7 @@ static void start_sse(Loop *w) {
   if (chan_start(w, CH_SSE, url, 0, cursor ? cursor : "") == 0) {
     w->ch[CH_SSE].r.on_data = on_sse_data;
     w->ch[CH_SSE].r.arg = w;
-    w->sseLast = mono_ms();
+    w->sseLast = site_mono_ms();
   }
   sqlite3_free(url);
   sqlite3_free(cursor);
@@ -390,7 +396,7 @@ static void start_health(Loop *w) {
 ** acknowledgement (which asks for a pull when events are off: a due pull
 ** goes first). */
 static int push_goes_on(Loop *w) {
-  int pullDue = (w->wantPull || !w->cfg.sse) && mono_ms() >= w->ch[CH_PULL].at;
+  int pullDue = (w->wantPull || !w->cfg.sse) && site_mono_ms() >= w->ch[CH_PULL].at;
   return w->wantPush && w->online && !w->forced && !w->authBlocked && !pullDue &&
          !w->ch[CH_PULL].active && !host_busy(w) && !site_stopping(w->site) && has_cursor(w);
 }
@@ -502,7 +508,7 @@ static void done_pull(Loop *w, http_req *r) {
     if (!more) {
       w->wantPull = 0;
       w->resync = 0;
-      w->nextPoll = mono_ms() + POLL_PULL_MS;
+      w->nextPoll = site_mono_ms() + POLL_PULL_MS;
     }
     return;
   }
@@ -556,7 +562,7 @@ static void done_sse(Loop *w, http_req *r) {
     ** (any digits are valid there; unbounded it would overflow `at`). */
     Chan *c = &w->ch[CH_SSE];
     int64_t d = backoff_next_ms(&c->bo, sse_retry_ms(w->sse));
-    c->at = mono_ms() + (d > RETRY_AFTER_CAP_MS ? RETRY_AFTER_CAP_MS : d);
+    c->at = site_mono_ms() + (d > RETRY_AFTER_CAP_MS ? RETRY_AFTER_CAP_MS : d);
   } else {
     fail(w, CH_SSE, r->retry_ms, r->msg[0] ? r->msg : "event stream ended");
   }
@@ -576,7 +582,7 @@ static void done_health(Loop *w, http_req *r) {
   }
   Chan *h = &w->ch[CH_HEALTH];
   int64_t d = backoff_next_ms(&h->bo, r->retry_ms);
-  h->at = mono_ms() + (d > RETRY_AFTER_CAP_MS ? RETRY_AFTER_CAP_MS : d);
+  h->at = site_mono_ms() + (d > RETRY_AFTER_CAP_MS ? RETRY_AFTER_CAP_MS : d);
 }
 
 static void drain_done(Loop *w) {
@@ -733,7 +739,7 @@ void loop_run(Loop *w) {
       w->wantPush = w->wantPull = 1;
     }
     w->forced = forced;
-    int64_t now = mono_ms();
+    int64_t now = site_mono_ms();
     if (now >= w->nextDv) {
       check_data_version(w);
       w->nextDv = now + DV_POLL_MS;
@@ -745,11 +751,11 @@ void loop_run(Loop *w) {
     curl_multi_perform(w->multi, &running);
     drain_done(w);
     publish_status(w);
-    now = mono_ms();
+    now = site_mono_ms();
     if (!w->forced && !w->authBlocked) schedule(w, now);
     curl_multi_perform(w->multi, &running);
     drain_done(w);
-    curl_multi_poll(w->multi, 0, 0, (int)wait_ms(w, mono_ms()), 0);
+    curl_multi_poll(w->multi, 0, 0, (int)wait_ms(w, site_mono_ms()), 0);
   }
 }
 
