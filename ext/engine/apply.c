@@ -49,6 +49,7 @@
 **               bits, written as SQLite prints a REAL: 1.0e+20)
 */
 #include "apply.h"
+#include "capture.h"
 #include "outbox.h"
 #include "rebase.h"
 #include "table.h"
@@ -586,12 +587,12 @@ static int page_table(Page *pg, Span v, PageTable **pOut, char **pzErr) {
   return SQLITE_OK;
 }
 
-/* The canonical key text of pk (see table_canon_pk); on failure *pzErr
+/* The canonical key text of pk (see capture_canon_pk); on failure *pzErr
 ** names change i. */
 static int change_key(SyncCtx *c, SyncTable *t, int i, Span pk, char **pOut, char **pzErr) {
   char *why = 0, *text = sqlite3_mprintf("%.*s", pk.n, pk.z);
   if (!text) return SQLITE_NOMEM;
-  int rc = table_canon_pk(c, t, text, pOut, &why);
+  int rc = capture_canon_pk(c, t, text, pOut, &why);
   sqlite3_free(text);
   if (rc != SQLITE_OK && why) *pzErr = sqlite3_mprintf("change %d: %s", i, why);
   sqlite3_free(why);

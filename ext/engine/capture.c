@@ -101,10 +101,6 @@ static void value_expr(sqlite3_str *s, const char *x, int kind) {
   }
 }
 
-void capture_value_expr(sqlite3_str *s, const char *x) {
-  value_expr(s, x, MAY_ANY);
-}
-
 /* The column kinds of t (MAY_* per column), from the declared types: a
 ** column with TEXT affinity turns every number into text before NEW sees it
 ** or the row is stored, a rowid alias holds only integers, and a STRICT
@@ -418,5 +414,55 @@ int capture_install(SyncCtx *c, SyncTable *t) {
   char *sql = sqlite3_str_finish(s);
   rc = sql ? ctx_exec(c, sql) : SQLITE_NOMEM;
   sqlite3_free(sql);
+  return rc;
+}
+
+/* t->canon: ?1 key object -> the key text the triggers write, NULL when a
+** part is missing or null. */
+static int canon_prepare(SyncCtx *c, SyncTable *t) {
+  sqlite3_str *s = sqlite3_str_new(c->db);
+  sqlite3_str_appendall(s, "SELECT CASE WHEN ");
+  for (int i = 0; i < t->nPk; i++)
+    sqlite3_str_appendf(s, "%scoalesce(?1 -> '$.\"%q\"', 'null') = 'null'", i ? " OR " : "",
+                        t->cols[t->pk[i]]);
+  sqlite3_str_appendall(s, " THEN NULL ELSE json_object(");
+  for (int i = 0; i < t->nPk; i++) {
+    const char *col = t->cols[t->pk[i]];
+    char *src = sqlite3_mprintf("sync_val(?1 -> '$.\"%q\"')", col);
+    sqlite3_str_appendf(s, "%s'%q',", i ? "," : "", col);
+    if (src) value_expr(s, src, MAY_ANY);
+    sqlite3_free(src);
+  }
+  sqlite3_str_appendall(s, ") END");
+  char *sql = sqlite3_str_finish(s);
+  if (!sql) return SQLITE_NOMEM;
+  int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &t->canon, 0);
+  sqlite3_free(sql);
+  return rc;
+}
+
+int capture_canon_pk(SyncCtx *c, SyncTable *t, const char *pkJson, char **pOut, char **pzErr) {
+  *pOut = 0;
+  int rc = t->canon ? SQLITE_OK : canon_prepare(c, t);
+  if (rc != SQLITE_OK) {
+    *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
+    return rc;
+  }
+  sqlite3_stmt *s = t->canon;
+  sqlite3_bind_text(s, 1, pkJson, -1, SQLITE_STATIC);
+  rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) {
+    rc = SQLITE_OK;
+    if (sqlite3_column_type(s, 0) == SQLITE_NULL) {
+      *pzErr = sqlite3_mprintf("primary key of \"%s\" is missing or null", t->name);
+      rc = SQLITE_ERROR;
+    } else {
+      *pOut = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
+      if (!*pOut) rc = SQLITE_NOMEM;
+    }
+  } else {
+    *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
+  }
+  sqlite3_reset(s);
   return rc;
 }

@@ -21,7 +21,7 @@ struct SyncTable {
   sqlite3_stmt *del;      /* ?1 pk: delete that key */
   sqlite3_stmt *exists;   /* ?1 pk -> 1 if the key exists */
   sqlite3_stmt *row;      /* ?1 pk -> the row's columns */
-  sqlite3_stmt *canon;    /* ?1 pk object -> the key in the triggers' canonical text */
+  sqlite3_stmt *canon;    /* capture.c: ?1 pk object -> the key as the triggers write it */
   sqlite3_stmt *bound[2]; /* apply.c: [0] whole rows of a batch, [1] delete by key (lazily) */
   SyncTable *next;
 };
@@ -29,7 +29,6 @@ struct SyncTable {
 int table_get(SyncCtx *, const char *name, int tracked, SyncTable **pOut, char **pzErr);
 int table_is_tracked(SyncCtx *, const char *name);
 void table_cache_clear(SyncCtx *);
-int table_canon_pk(SyncCtx *, SyncTable *, const char *pkJson, char **pOut, char **pzErr);
 int table_row_json(SyncCtx *, SyncTable *, const char *pkJson, char **pOut);
 int table_write(sqlite3_stmt *, const char *a, const char *b);
 
