@@ -7,8 +7,9 @@
 #   make test-nonet   build it into build/nonet/ (never over ext/sync.so),
 #                     check with ldd that it does not link libcurl while
 #                     ext/sync.so does, that a network function answers the
-#                     error, and run the sql/ suite against it; the last line
-#                     is "test-nonet: N passed, N failed"
+#                     error, and run the sql/ suite and tests/unit/host_test
+#                     (which checks the exact set of functions and modules)
+#                     against it; the last line is "test-nonet: N passed, N failed"
 
 .PHONY: test-nonet
 TEST_TARGETS += test-nonet
@@ -21,7 +22,7 @@ NONET_MSG  = this build has no network layer (built with make NET=0)
 # Its own flavor file, so that ext/sync.so is not relinked by this build.
 # check DESCRIPTION CONDITION: counts the condition (shell text) as a pass
 # or a failure.
-test-nonet: $(EXT)
+test-nonet: $(EXT) tests/unit/host_test
 	@mkdir -p $(NONET_DIR)
 	@$(MAKE) --no-print-directory NET=0 EXT=$(NONET_EXT) EXT_FLAVOR=$(NONET_DIR)/flavor $(NONET_EXT)
 	@pass=0; fail=0; \
@@ -38,8 +39,10 @@ test-nonet: $(EXT)
 	  "SELECT sync_init(NULL) IS NOT NULL" "CREATE TABLE t(id PRIMARY KEY, v)" "SELECT sync_track('t')" \
 	  "INSERT INTO t VALUES(1, 'a')" "SELECT sync_pending()" 2>&1 | tr '\n' ' '); \
 	check "the engine works without the network layer; got: $$out" '[ "$$out" = "1 1 1 " ]'; \
-	sql=$$(SYNC_EXT=$(abspath $(NONET_EXT)) bash tests/run_sql.sh 2>&1); printf '%s\n' "$$sql"; \
-	sum=$$(printf '%s\n' "$$sql" | sed -n 's/^sql: \([0-9]*\) passed, \([0-9]*\) failed$$/\1 \2/p'); \
-	if [ -n "$$sum" ]; then set -- $$sum; pass=$$((pass + $$1)); fail=$$((fail + $$2)); \
-	else echo "test-nonet: FAILED: the sql suite printed no summary"; fail=$$((fail + 1)); fi; \
+	add() { out=$$("$$@" 2>&1); printf '%s\n' "$$out"; \
+	  sum=$$(printf '%s\n' "$$out" | sed -n 's/^[a-z]*: \([0-9]*\) passed, \([0-9]*\) failed$$/\1 \2/p' | tail -n 1); \
+	  if [ -n "$$sum" ]; then set -- $$sum; pass=$$((pass + $$1)); fail=$$((fail + $$2)); \
+	  else echo "test-nonet: FAILED: $$* printed no summary"; fail=$$((fail + 1)); fi; }; \
+	add env SYNC_EXT=$(abspath $(NONET_EXT)) bash tests/run_sql.sh; \
+	add ./tests/unit/host_test $(NONET_EXT); \
 	echo "test-nonet: $$pass passed, $$fail failed"; [ $$fail = 0 ]
