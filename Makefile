@@ -46,6 +46,7 @@ EXT_FLAVOR = build/ext-flavor
 $(shell mkdir -p build; [ "$$(cat $(EXT_FLAVOR) 2>/dev/null)" = "NET=$(NET)" ] || echo "NET=$(NET)" > $(EXT_FLAVOR))
 
 $(EXT): $(EXT_OBJ) $(EXT_FLAVOR)
+	@mkdir -p $(dir $@)
 	$(CC) -shared -o $@ $(EXT_OBJ) $(LDFLAGS) $(EXT_LIBS)
 
 $(EXT_ODIR)/%.o: %.c $(EXT_H)

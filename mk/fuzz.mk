@@ -31,9 +31,9 @@ FUZZ_OK       = $(shell printf 'int LLVMFuzzerTestOneInput(const char *d, unsign
 
 # Per target: its sources, extra flags and libraries, and the files it is
 # aimed at (what make fuzz-cov reports on).
-FUZZ_SRC_sse     = tests/fuzz/sse_fuzz.c ext/sse.c
-FUZZ_DEPS_sse    = ext/sse.h common/sqlite_api.h
-FUZZ_UNDER_sse   = ext/sse.c
+FUZZ_SRC_sse     = tests/fuzz/sse_fuzz.c ext/net/sse.c
+FUZZ_DEPS_sse    = ext/net/sse.h common/sqlite_api.h
+FUZZ_UNDER_sse   = ext/net/sse.c
 # sync_apply and sync_ack: the extension's files compiled as for ext/sync.so
 # and linked with libsqlite3 (the target registers it with
 # sqlite3_auto_extension); one source, the function chosen by FZ_FN.
@@ -42,7 +42,8 @@ FUZZ_SRC_apply   = tests/fuzz/ext_fuzz.c $(EXT_SRC)
 FUZZ_DEPS_apply  = $(EXT_H)
 FUZZ_FLAGS_apply = $(FUZZ_EXT_FLAGS) -DFZ_FN='"sync_apply"'
 FUZZ_LIBS_apply  = $(EXT_LIBS)
-FUZZ_UNDER_apply = ext/apply.c ext/rebase.c ext/outbox.c ext/table.c common/value.c
+FUZZ_UNDER_apply = ext/engine/apply.c ext/engine/rebase.c ext/engine/outbox.c ext/engine/table.c \
+                   common/value.c
 FUZZ_SRC_ack     = $(FUZZ_SRC_apply)
 FUZZ_DEPS_ack    = $(FUZZ_DEPS_apply)
 FUZZ_FLAGS_ack   = $(FUZZ_EXT_FLAGS) -DFZ_FN='"sync_ack"'

@@ -29,11 +29,12 @@ CLEAN_EXTRA    += $(UNIT_TESTS) $(UNIT_TESTS_ASAN) tests/unit/host_test
 tests/unit/host_test: tests/unit/host_test.c $(UNIT_DEPS)
 	$(CC) $(UNIT_CFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) $(UNIT_LIBS)
 
-tests/unit/%_test: tests/unit/%_test.c ext/%.c ext/%.h $(UNIT_DEPS)
-	$(CC) $(UNIT_CFLAGS) $(CFLAGS) -o $@ $< ext/$*.c $(LDFLAGS) $(UNIT_LIBS)
+# A unit test NAME_test.c tests the network layer's ext/net/NAME.c alone.
+tests/unit/%_test: tests/unit/%_test.c ext/net/%.c ext/net/%.h $(UNIT_DEPS)
+	$(CC) $(UNIT_CFLAGS) $(CFLAGS) -o $@ $< ext/net/$*.c $(LDFLAGS) $(UNIT_LIBS)
 
-tests/unit/%_asan_test: tests/unit/%_test.c ext/%.c ext/%.h $(UNIT_DEPS)
-	$(CC) $(UNIT_CFLAGS) -O1 -g $(UNIT_ASAN) -o $@ $< ext/$*.c $(LDFLAGS) $(UNIT_LIBS)
+tests/unit/%_asan_test: tests/unit/%_test.c ext/net/%.c ext/net/%.h $(UNIT_DEPS)
+	$(CC) $(UNIT_CFLAGS) -O1 -g $(UNIT_ASAN) -o $@ $< ext/net/$*.c $(LDFLAGS) $(UNIT_LIBS)
 
 # A test of a common/ file (shared by the extension and syncd).
 tests/unit/%_test: tests/unit/%_test.c common/%.c common/%.h $(UNIT_DEPS)

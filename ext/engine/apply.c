@@ -48,7 +48,11 @@
 **               client has sent (4)          (also for a number beyond 64
 **               bits, written as SQLite prints a REAL: 1.0e+20)
 */
-#include "sync.h"
+#include "apply.h"
+#include "capture.h"
+#include "outbox.h"
+#include "rebase.h"
+#include "table.h"
 #include "value.h"
 
 #include <errno.h>
@@ -531,7 +535,7 @@ typedef struct Page {
   PageTable tables[8];
   int nTables;
   Batch batch;    /* whole rows of one table not yet written */
-  char **touched; /* the distinct tables the changes name (SyncCtx.applyTables) */
+  char **touched; /* the distinct tables the changes name (ApplyResult.tables) */
   int nTouched;
 } Page;
 
@@ -583,12 +587,12 @@ static int page_table(Page *pg, Span v, PageTable **pOut, char **pzErr) {
   return SQLITE_OK;
 }
 
-/* The canonical key text of pk (see table_canon_pk); on failure *pzErr
+/* The canonical key text of pk (see capture_canon_pk); on failure *pzErr
 ** names change i. */
 static int change_key(SyncCtx *c, SyncTable *t, int i, Span pk, char **pOut, char **pzErr) {
   char *why = 0, *text = sqlite3_mprintf("%.*s", pk.n, pk.z);
   if (!text) return SQLITE_NOMEM;
-  int rc = table_canon_pk(c, t, text, pOut, &why);
+  int rc = capture_canon_pk(c, t, text, pOut, &why);
   sqlite3_free(text);
   if (rc != SQLITE_OK && why) *pzErr = sqlite3_mprintf("change %d: %s", i, why);
   sqlite3_free(why);
@@ -816,7 +820,7 @@ static int apply_change(Page *pg, int i, const char **pz, char **pzErr) {
   char *k = 0;
   rc = change_key(c, t, i, pk, &k, pzErr);
   if (rc != SQLITE_OK) return rc;
-  sqlite3_stmt *s = sync_stmt(c, STMT_HAS_PENDING);
+  sqlite3_stmt *s = ctx_stmt(c, STMT_HAS_PENDING);
   if (!s) {
     sqlite3_free(k);
     return sqlite3_errcode(c->db);
@@ -839,54 +843,6 @@ static int apply_change(Page *pg, int i, const char **pz, char **pzErr) {
     rc = change_write(pg, t, i, upsert, pk, row, pzErr);
   }
   sqlite3_free(k);
-  return rc;
-}
-
-/* The server has processed this client's mutations up to upto (their push
-** answer was lost). Those the page lists under "rejected" move to
-** sync_rejected with the server's reason; the others were applied and leave
-** the outbox. Their keys are rebased. The ids are read first: resolving
-** writes the outbox. */
-static int confirm_upto(SyncCtx *c, Span rejected, sqlite3_int64 upto, char **pzErr) {
-  sqlite3_stmt *r = 0;
-  int rc = sqlite3_prepare_v2(c->db,
-                              "SELECT value->>'$.id', value->>'$.reason' FROM json_each(?1)"
-                              " WHERE json_type(value,'$.id') = 'integer'"
-                              " AND value->>'$.id' <= ?2 ORDER BY value->>'$.id'",
-                              -1, &r, 0);
-  if (rc != SQLITE_OK) return rc;
-  if (rejected.z) sqlite3_bind_text(r, 1, rejected.z, rejected.n, SQLITE_STATIC);
-  sqlite3_bind_int64(r, 2, upto);
-  int done = 0;
-  while (rc == SQLITE_OK && sqlite3_step(r) == SQLITE_ROW) {
-    const char *reason = (const char *)sqlite3_column_text(r, 1);
-    rc = outbox_resolve(c, sqlite3_column_int64(r, 0), 0, 0, 0,
-                        reason ? reason : "rejected by the server", 0, 0, &done, pzErr);
-  }
-  sqlite3_finalize(r);
-  if (rc != SQLITE_OK) return rc;
-
-  sqlite3_stmt *s = sync_stmt(c, STMT_OUTBOX_UPTO);
-  if (!s) return sqlite3_errcode(c->db);
-  sqlite3_bind_int64(s, 1, upto);
-  sqlite3_int64 *ids = 0;
-  int n = 0, cap = 0;
-  while (sqlite3_step(s) == SQLITE_ROW) {
-    if (n == cap) {
-      cap = cap ? cap * 2 : 64;
-      sqlite3_int64 *more = sqlite3_realloc64(ids, sizeof *ids * (sqlite3_uint64)cap);
-      if (!more) {
-        rc = SQLITE_NOMEM;
-        break;
-      }
-      ids = more;
-    }
-    ids[n++] = sqlite3_column_int64(s, 0);
-  }
-  sqlite3_reset(s);
-  for (int i = 0; rc == SQLITE_OK && i < n; i++)
-    rc = outbox_resolve(c, ids[i], 1, 0, 0, 0, 0, 0, &done, pzErr);
-  sqlite3_free(ids);
   return rc;
 }
 
@@ -924,21 +880,20 @@ static int check_sent(SyncCtx *c, Span lm, sqlite3_int64 *pUpto, char **pzErr) {
   return SQLITE_OK;
 }
 
-void apply_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  (void)argc;
-  SyncCtx *c = sqlite3_user_data(ctx);
-  if (!sync_require_init(ctx, c, "sync_apply")) return;
-  sync_apply_tables_clear(c);
-  c->applyMore = 0;
-  const char *json = (const char *)sqlite3_value_text(argv[0]);
+void apply_result_clear(ApplyResult *res) {
+  for (int k = 0; k < res->nTables; k++)
+    sqlite3_free(res->tables[k]);
+  sqlite3_free(res->tables);
+  memset(res, 0, sizeof *res);
+}
+
+int apply_page(SyncCtx *c, const char *json, int flags, ApplyResult *res, char **pzErr) {
+  memset(res, 0, sizeof *res);
   const char *z = json ? jv_ws(json) : 0;
   const char *end = z && *z == '{' ? jv_check(z, 0) : 0;
   if (!end || *jv_ws(end)) {
-    if (json || sqlite3_value_type(argv[0]) == SQLITE_NULL)
-      sync_error(ctx, "sync_apply", "changes must be a JSON object");
-    else
-      sqlite3_result_error_nomem(ctx);
-    return;
+    *pzErr = sqlite3_mprintf("changes must be a JSON object");
+    return SQLITE_ERROR;
   }
   /* The envelope: the first of equal keys counts. */
   Span key, val, changes = {0, 0}, cursor = {0, 0}, lm = {0, 0}, more = {0, 0}, rej = {0, 0};
@@ -952,7 +907,7 @@ void apply_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     if (f && !f->z) *f = val;
   }
   if (span_is(cursor, "null")) cursor.z = 0;
-  if (span_is(lm, "null")) lm.z = 0;
+  if (span_is(lm, "null") || (flags & APPLY_EVENT)) lm.z = 0;
   char *zErr = 0;
   if (changes.z && changes.z[0] != '[')
     zErr = sqlite3_mprintf("\"changes\" must be an array");
@@ -966,8 +921,8 @@ void apply_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   int rc = zErr ? SQLITE_ERROR : SQLITE_OK;
   if (rc == SQLITE_OK && lm.z) rc = check_sent(c, lm, &upto, &zErr);
   if (rc != SQLITE_OK) {
-    sync_error_msg(ctx, c, "sync_apply", rc, zErr);
-    return;
+    *pzErr = zErr ? zErr : sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
+    return rc;
   }
   int lastPage = !span_is(more, "true");
 
@@ -975,10 +930,10 @@ void apply_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   memset(&pg, 0, sizeof pg);
   pg.c = c;
   sqlite3_int64 n = 0;
-  rc = sync_engine_begin(c);
+  rc = ctx_engine_begin(c);
   if (rc == SQLITE_OK) {
     /* Without anything pending, no change needs its key looked up. */
-    sqlite3_stmt *s = sync_stmt(c, STMT_PENDING_COUNT);
+    sqlite3_stmt *s = ctx_stmt(c, STMT_PENDING_COUNT);
     if (!s) rc = sqlite3_errcode(c->db);
     if (s && sqlite3_step(s) == SQLITE_ROW) pg.anyPending = sqlite3_column_int64(s, 0) != 0;
     if (s) rc = sqlite3_reset(s);
@@ -1006,24 +961,44 @@ void apply_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_free(pg.batch.vals);
   sqlite3_free(pg.batch.chg);
   sqlite3_free(pg.batch.pks);
-  if (rc == SQLITE_OK && lastPage && lm.z) rc = confirm_upto(c, rej, upto, &zErr);
+  if (rc == SQLITE_OK && lastPage && lm.z) rc = outbox_confirm_upto(c, rej.z, rej.n, upto, &zErr);
   if (rc == SQLITE_OK && cursor.z) {
     Span in;
     char *cur =
         span_plain_string(cursor, &in) ? sqlite3_mprintf("%.*s", in.n, in.z) : span_text(c, cursor);
-    rc = cur ? sync_meta_set(c, "cursor", cur) : SQLITE_NOMEM;
+    rc = cur ? ctx_meta_set(c, "cursor", cur) : SQLITE_NOMEM;
     sqlite3_free(cur);
   }
-  rc = sync_engine_end(c, rc, &zErr);
+  rc = ctx_engine_end(c, rc, &zErr);
+  res->tables = pg.touched;
+  res->nTables = pg.nTouched;
   if (rc != SQLITE_OK) {
-    for (int k = 0; k < pg.nTouched; k++)
-      sqlite3_free(pg.touched[k]);
-    sqlite3_free(pg.touched);
-    sync_error_msg(ctx, c, "sync_apply", rc, zErr);
+    apply_result_clear(res);
+    *pzErr = zErr ? zErr : sqlite3_mprintf("%s", sqlite3_errstr(rc));
+    return rc;
+  }
+  res->n = n;
+  res->more = !lastPage;
+  return SQLITE_OK;
+}
+
+/* sync_apply(page): apply_page as an SQL function; returns the number of
+** changes. */
+void apply_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  SyncCtx *c = sqlite3_user_data(ctx);
+  if (!ctx_require_init(ctx, c, "sync_apply")) return;
+  const char *json = (const char *)sqlite3_value_text(argv[0]);
+  if (!json && sqlite3_value_type(argv[0]) != SQLITE_NULL) {
+    sqlite3_result_error_nomem(ctx);
     return;
   }
-  c->applyTables = pg.touched;
-  c->nApplyTables = pg.nTouched;
-  c->applyMore = !lastPage;
-  sqlite3_result_int64(ctx, n);
+  ApplyResult res;
+  char *zErr = 0;
+  int rc = apply_page(c, json, 0, &res, &zErr);
+  if (rc == SQLITE_OK)
+    sqlite3_result_int64(ctx, res.n);
+  else
+    ctx_error_msg(ctx, c, "sync_apply", rc, zErr);
+  apply_result_clear(&res);
 }

@@ -21,8 +21,8 @@
 **   sync_config: "header" must be one "Name: value" line
 **   sync_config: "token" must be printable text on one line
 */
-#include "sync.h"
-#include "worker.h"
+#include "config.h"
+#include "site.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -108,8 +108,7 @@ static void set_field(sync_conf *cfg, int i, const char *v) {
   }
 }
 
-void config_load(sqlite3 *db, sync_conf *cfg) {
-  memset(cfg, 0, sizeof *cfg);
+void config_load(SyncCtx *c, sync_conf *cfg) {
   sync_conf d = {.batch_size = 1000,
                  .pull_limit = 1000,
                  .backoff_min_ms = 250,
@@ -119,17 +118,14 @@ void config_load(sqlite3 *db, sync_conf *cfg) {
                  .sse_stall_ms = 45000,
                  .sse = 1};
   *cfg = d;
-  sqlite3_stmt *s = 0;
-  if (sqlite3_prepare_v2(db,
-                         "SELECT substr(key, 8), value FROM main.sync_meta"
-                         " WHERE key >= 'config.' AND key < 'config/'",
-                         -1, &s, 0) == SQLITE_OK) {
-    while (sqlite3_step(s) == SQLITE_ROW) {
-      int i = key_index((const char *)sqlite3_column_text(s, 0));
-      if (i >= 0) set_field(cfg, i, (const char *)sqlite3_column_text(s, 1));
-    }
+  for (int i = 0; i < NKEYS; i++) {
+    if (keys[i].kind == K_TOKEN) continue;
+    char *name = sqlite3_mprintf("config.%s", keys[i].key);
+    char *v = name ? ctx_meta_get(c, name) : 0;
+    if (v) set_field(cfg, i, v);
+    sqlite3_free(v);
+    sqlite3_free(name);
   }
-  sqlite3_finalize(s);
   if (cfg->backoff_max_ms < cfg->backoff_min_ms) cfg->backoff_max_ms = cfg->backoff_min_ms;
 }
 
@@ -140,13 +136,14 @@ void config_clear(sync_conf *cfg) {
 }
 
 /* The current value of key i as the function's result. */
-static void result_of(sqlite3_context *ctx, SyncCtx *c, int i) {
+static void result_of(sqlite3_context *ctx, NetConn *nc, int i) {
+  SyncCtx *c = nc->c;
   if (keys[i].kind == K_TOKEN) {
-    if (worker_token_is_set(c->wc)) sqlite3_result_text(ctx, "********", -1, SQLITE_STATIC);
+    if (site_token_is_set(nc)) sqlite3_result_text(ctx, "********", -1, SQLITE_STATIC);
     return;
   }
   char *name = sqlite3_mprintf("config.%s", keys[i].key);
-  char *v = name ? sync_meta_get(c, name) : 0;
+  char *v = name ? ctx_meta_get(c, name) : 0;
   sqlite3_free(name);
   if (keys[i].kind == K_COUNT) {
     int64_t n = count_of(v);
@@ -161,16 +158,17 @@ static void result_of(sqlite3_context *ctx, SyncCtx *c, int i) {
 }
 
 void config_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  SyncCtx *c = sqlite3_user_data(ctx);
+  NetConn *nc = sqlite3_user_data(ctx);
+  SyncCtx *c = nc->c;
   const char *key = (const char *)sqlite3_value_text(argv[0]);
   int i = key_index(key);
   if (i < 0) {
-    sync_error(ctx, "sync_config", "unknown key \"%s\"", key ? key : "");
+    ctx_error(ctx, "sync_config", "unknown key \"%s\"", key ? key : "");
     return;
   }
-  if (keys[i].kind != K_TOKEN && !sync_require_init(ctx, c, "sync_config")) return;
+  if (keys[i].kind != K_TOKEN && !ctx_require_init(ctx, c, "sync_config")) return;
   if (argc == 1) {
-    result_of(ctx, c, i);
+    result_of(ctx, nc, i);
     return;
   }
   sqlite3_value *v = argv[1];
@@ -179,11 +177,11 @@ void config_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   if (keys[i].kind == K_TOKEN) {
     if (!isNull && (!z || !printable(z))) {
       /* It becomes a header line: a CR or LF would add headers of its own. */
-      sync_error(ctx, "sync_config", "\"token\" must be printable text on one line");
+      ctx_error(ctx, "sync_config", "\"token\" must be printable text on one line");
       return;
     }
-    worker_token_set(c->wc, isNull ? 0 : z);
-    result_of(ctx, c, i);
+    site_token_set(nc, isNull ? 0 : z);
+    result_of(ctx, nc, i);
     return;
   }
   char *stored = 0;
@@ -193,20 +191,20 @@ void config_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
                   : sqlite3_value_type(v) == SQLITE_TEXT  ? count_of(z)
                                                           : 0;
       if (n <= 0) {
-        sync_error(ctx, "sync_config", "\"%s\" must be a positive integer", keys[i].key);
+        ctx_error(ctx, "sync_config", "\"%s\" must be a positive integer", keys[i].key);
         return;
       }
       stored = sqlite3_mprintf("%lld", (long long)n);
     } else if (keys[i].kind == K_BOOL) {
       int b = sqlite3_value_type(v) == SQLITE_INTEGER ? (int)sqlite3_value_int64(v) : bool_of(z);
       if (b != 0 && b != 1) {
-        sync_error(ctx, "sync_config", "\"%s\" must be 'on' or 'off'", keys[i].key);
+        ctx_error(ctx, "sync_config", "\"%s\" must be 'on' or 'off'", keys[i].key);
         return;
       }
       stored = sqlite3_mprintf("%s", b ? "on" : "off");
     } else {
       if (keys[i].kind == K_HEADER && (!z || !header_ok(z))) {
-        sync_error(ctx, "sync_config", "\"header\" must be one \"Name: value\" line");
+        ctx_error(ctx, "sync_config", "\"header\" must be one \"Name: value\" line");
         return;
       }
       stored = sqlite3_mprintf("%s", z ? z : "");
@@ -218,22 +216,14 @@ void config_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   }
   char *name = sqlite3_mprintf("config.%s", keys[i].key);
   int rc = name ? SQLITE_OK : SQLITE_NOMEM;
-  if (rc == SQLITE_OK && stored) rc = sync_meta_set(c, name, stored);
-  if (rc == SQLITE_OK && !stored) {
-    sqlite3_stmt *s = 0;
-    rc = sqlite3_prepare_v2(c->db, "DELETE FROM main.sync_meta WHERE key=?1", -1, &s, 0);
-    if (rc == SQLITE_OK) {
-      sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-      rc = sqlite3_step(s) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(c->db);
-    }
-    sqlite3_finalize(s);
-  }
+  if (rc == SQLITE_OK && stored) rc = ctx_meta_set(c, name, stored);
+  if (rc == SQLITE_OK && !stored) rc = ctx_meta_del(c, name);
   sqlite3_free(name);
   sqlite3_free(stored);
   if (rc != SQLITE_OK) {
-    sync_error_db(ctx, c, "sync_config", rc);
+    ctx_error_db(ctx, c, "sync_config", rc);
     return;
   }
-  worker_config_changed(c->wc);
-  result_of(ctx, c, i);
+  if (nc->site) site_nudge(nc->site, N_CONFIG);
+  result_of(ctx, nc, i);
 }

@@ -37,7 +37,7 @@
 **                 would confirm mutations the server never received
 **   sync_rejected mutations the server refused
 */
-#include "sync.h"
+#include "schema.h"
 
 #include <string.h>
 
@@ -91,7 +91,7 @@ static int migrate_last_id(SyncCtx *c) {
   int rc = control_has(c, "last_id", &has);
   if (rc != SQLITE_OK || has) return rc;
   sqlite3_stmt *s = 0;
-  rc = sync_exec(c, "ALTER TABLE main.sync_control ADD COLUMN last_id INTEGER NOT NULL DEFAULT 0");
+  rc = ctx_exec(c, "ALTER TABLE main.sync_control ADD COLUMN last_id INTEGER NOT NULL DEFAULT 0");
   if (rc == SQLITE_OK) {
     rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM main.sqlite_master WHERE name='sqlite_sequence'",
                             -1, &s, 0);
@@ -99,8 +99,8 @@ static int migrate_last_id(SyncCtx *c) {
     sqlite3_finalize(s);
   }
   if (rc == SQLITE_OK && has)
-    rc = sync_exec(c, "UPDATE main.sync_control SET last_id = coalesce((SELECT seq FROM "
-                      "main.sqlite_sequence WHERE name='sync_outbox'), 0)");
+    rc = ctx_exec(c, "UPDATE main.sync_control SET last_id = coalesce((SELECT seq FROM "
+                     "main.sqlite_sequence WHERE name='sync_outbox'), 0)");
   return rc;
 }
 
@@ -116,10 +116,10 @@ static int migrate(SyncCtx *c) {
   int has = 0;
   rc = control_has(c, "sent_id", &has);
   if (rc != SQLITE_OK || has) return rc;
-  rc = sync_exec(c, "ALTER TABLE main.sync_control ADD COLUMN sent_id INTEGER NOT NULL DEFAULT 0");
+  rc = ctx_exec(c, "ALTER TABLE main.sync_control ADD COLUMN sent_id INTEGER NOT NULL DEFAULT 0");
   if (rc == SQLITE_OK)
-    rc = sync_exec(c, "UPDATE main.sync_control SET sent_id = max(last_id,"
-                      " coalesce((SELECT min(id) FROM main.sync_outbox) - 1, 0))");
+    rc = ctx_exec(c, "UPDATE main.sync_control SET sent_id = max(last_id,"
+                     " coalesce((SELECT min(id) FROM main.sync_outbox) - 1, 0))");
   return rc;
 }
 
@@ -151,7 +151,7 @@ static char *new_client_id(void) {
 /* Checks and stores the options object as config.<key> rows. Returns an
 ** SQLite code; *pzErr gets the cause of a refusal. */
 static int store_options(SyncCtx *c, const char *json, char **pzErr) {
-  if (!sync_json_is(c, json, "$", "object")) {
+  if (!ctx_json_is(c, json, "$", "object")) {
     *pzErr = sqlite3_mprintf("options must be a JSON object");
     return SQLITE_ERROR;
   }
@@ -184,7 +184,7 @@ static int store_options(SyncCtx *c, const char *json, char **pzErr) {
       break;
     }
     char *name = sqlite3_mprintf("config.%s", key);
-    rc = name ? sync_meta_set(c, name, (const char *)sqlite3_column_text(s, 2)) : SQLITE_NOMEM;
+    rc = name ? ctx_meta_set(c, name, (const char *)sqlite3_column_text(s, 2)) : SQLITE_NOMEM;
     sqlite3_free(name);
   }
   sqlite3_finalize(s);
@@ -196,47 +196,47 @@ void schema_fn_init(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   const char *url = (const char *)sqlite3_value_text(argv[0]);
   if (sqlite3_value_type(argv[0]) != SQLITE_NULL &&
       (sqlite3_value_type(argv[0]) != SQLITE_TEXT || !url_ok(url))) {
-    sync_error(ctx, "sync_init", "url must be NULL or an http:// or https:// URL");
+    ctx_error(ctx, "sync_init", "url must be NULL or an http:// or https:// URL");
     return;
   }
   const char *opts = argc > 1 ? (const char *)sqlite3_value_text(argv[1]) : 0;
   if (argc > 1 && sqlite3_value_type(argv[1]) != SQLITE_NULL &&
       sqlite3_value_type(argv[1]) != SQLITE_TEXT) {
-    sync_error(ctx, "sync_init", "options must be a JSON object");
+    ctx_error(ctx, "sync_init", "options must be a JSON object");
     return;
   }
   char *zErr = 0, *id = 0;
-  int rc = sync_begin(c);
+  int rc = ctx_begin(c);
   if (rc == SQLITE_OK) {
-    rc = sync_exec(c, schema_sql);
+    rc = ctx_exec(c, schema_sql);
     if (rc == SQLITE_OK) rc = migrate(c);
-    if (rc == SQLITE_OK) rc = sync_exec(c, schema_gone_sql);
+    if (rc == SQLITE_OK) rc = ctx_exec(c, schema_gone_sql);
     /* The tables may have just appeared: statements cached while they were
     ** missing failed to prepare and were not kept, so nothing is stale. */
-    if (rc == SQLITE_OK) id = sync_meta_get(c, "client_id");
+    if (rc == SQLITE_OK) id = ctx_meta_get(c, "client_id");
     if (rc == SQLITE_OK && !id) {
       id = new_client_id();
-      rc = id ? sync_meta_set(c, "client_id", id) : SQLITE_NOMEM;
+      rc = id ? ctx_meta_set(c, "client_id", id) : SQLITE_NOMEM;
     }
-    if (rc == SQLITE_OK) rc = sync_meta_set(c, "url", url);
+    if (rc == SQLITE_OK) rc = ctx_meta_set(c, "url", url);
     if (rc == SQLITE_OK && opts) rc = store_options(c, opts, &zErr);
-    rc = sync_end(c, rc, &zErr);
+    rc = ctx_end(c, rc, &zErr);
   }
   if (rc != SQLITE_OK) {
     sqlite3_free(id);
-    sync_error_msg(ctx, c, "sync_init", rc, zErr);
+    ctx_error_msg(ctx, c, "sync_init", rc, zErr);
     return;
   }
   /* WAL lets the app read while the engine writes. It cannot be switched on
   ** inside a transaction or for an in-memory database; then the mode stays. */
-  if (sqlite3_get_autocommit(c->db)) sync_exec(c, "PRAGMA main.journal_mode=WAL");
+  if (sqlite3_get_autocommit(c->db)) ctx_exec(c, "PRAGMA main.journal_mode=WAL");
   sqlite3_result_text(ctx, id, -1, sqlite3_free);
 }
 
 void schema_fn_cursor(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc, (void)argv;
   SyncCtx *c = sqlite3_user_data(ctx);
-  if (!sync_require_init(ctx, c, "sync_cursor")) return;
-  char *v = sync_meta_get(c, "cursor");
+  if (!ctx_require_init(ctx, c, "sync_cursor")) return;
+  char *v = ctx_meta_get(c, "cursor");
   if (v) sqlite3_result_text(ctx, v, -1, sqlite3_free);
 }

@@ -14,8 +14,9 @@
 ** Fails with "sync_status: sync_init() has not been called on this
 ** database" before sync_init.
 */
-#include "sync.h"
-#include "worker.h"
+#include "vtab_status.h"
+#include "outbox.h"
+#include "site.h"
 
 #include <string.h>
 
@@ -24,22 +25,19 @@ static const char status_schema[] =
     " sse_connected INTEGER, last_push_at TEXT, last_pull_at TEXT, last_error TEXT,"
     " next_retry_at TEXT, pushed_total INTEGER, pulled_total INTEGER, client_id TEXT, url TEXT)";
 
-/* One statement computes the whole row; the worker's values are bound. */
+/* One statement lays the row out (times as text); the worker's values and
+** the engine's (outbox_counts, ctx_meta_get) are bound. */
 static const char status_sql[] =
-    "SELECT ?1, ?2, (SELECT count(*) FROM main.sync_outbox),"
-    " (SELECT count(*) FROM main.sync_rejected),"
-    " (SELECT value FROM main.sync_meta WHERE key='cursor'), ?3,"
+    "SELECT ?1, ?2, ?10, ?11, ?12, ?3,"
     " CASE WHEN ?4 > 0 THEN strftime('%Y-%m-%dT%H:%M:%fZ', ?4 / 1000.0, 'unixepoch') END,"
     " CASE WHEN ?5 > 0 THEN strftime('%Y-%m-%dT%H:%M:%fZ', ?5 / 1000.0, 'unixepoch') END,"
     " ?6,"
     " CASE WHEN ?7 > 0 THEN strftime('%Y-%m-%dT%H:%M:%fZ', ?7 / 1000.0, 'unixepoch') END,"
-    " ?8, ?9,"
-    " (SELECT value FROM main.sync_meta WHERE key='client_id'),"
-    " (SELECT value FROM main.sync_meta WHERE key='url')";
+    " ?8, ?9, ?13, ?14";
 
 typedef struct status_vtab {
   sqlite3_vtab base;
-  WorkerConn *wc;
+  NetConn *nc;
 } status_vtab;
 
 typedef struct status_cursor {
@@ -56,7 +54,7 @@ static int statusConnect(sqlite3 *db, void *aux, int argc, const char *const *ar
   status_vtab *v = sqlite3_malloc64(sizeof *v);
   if (!v) return SQLITE_NOMEM;
   memset(v, 0, sizeof *v);
-  v->wc = aux;
+  v->nc = aux;
   *ppVtab = &v->base;
   return SQLITE_OK;
 }
@@ -96,15 +94,18 @@ static int statusFilter(sqlite3_vtab_cursor *p, int idxNum, const char *idxStr, 
   status_vtab *v = (status_vtab *)p->pVtab;
   sqlite3_finalize(cur->stmt);
   cur->stmt = 0;
-  int rc = sqlite3_prepare_v2(worker_conn_db(v->wc), status_sql, -1, &cur->stmt, 0);
+  NetConn *nc = v->nc;
+  sqlite3_int64 pending = 0, rejected = 0;
+  int rc = outbox_counts(nc->c, &pending, &rejected);
+  if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(nc->db, status_sql, -1, &cur->stmt, 0);
   if (rc != SQLITE_OK) {
     sqlite3_free(v->base.zErrMsg);
     v->base.zErrMsg =
         sqlite3_mprintf("sync_status: sync_init() has not been called on this database");
     return SQLITE_ERROR;
   }
-  worker_snapshot w;
-  worker_snapshot_get(v->wc, &w);
+  site_snapshot w;
+  site_snapshot_get(nc, &w);
   sqlite3_stmt *s = cur->stmt;
   sqlite3_bind_text(s, 1, w.state, -1, SQLITE_STATIC);
   sqlite3_bind_int(s, 2, w.online);
@@ -115,11 +116,18 @@ static int statusFilter(sqlite3_vtab_cursor *p, int idxNum, const char *idxStr, 
   sqlite3_bind_int64(s, 7, w.next_retry_at);
   sqlite3_bind_int64(s, 8, w.pushed_total);
   sqlite3_bind_int64(s, 9, w.pulled_total);
+  sqlite3_bind_int64(s, 10, pending);
+  sqlite3_bind_int64(s, 11, rejected);
+  const char *meta[] = {"cursor", "client_id", "url"};
+  for (int i = 0; i < 3; i++) {
+    char *m = ctx_meta_get(nc->c, meta[i]);
+    if (m) sqlite3_bind_text(s, 12 + i, m, -1, sqlite3_free);
+  }
   rc = sqlite3_step(s);
   cur->eof = rc != SQLITE_ROW;
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
     sqlite3_free(v->base.zErrMsg);
-    v->base.zErrMsg = sqlite3_mprintf("sync_status: %s", sqlite3_errmsg(worker_conn_db(v->wc)));
+    v->base.zErrMsg = sqlite3_mprintf("sync_status: %s", sqlite3_errmsg(nc->db));
     return rc;
   }
   return SQLITE_OK;

@@ -26,8 +26,16 @@
 **   sync_ack: "row" of result 2 must be an object or null
 **   sync_ack: result 2: mutation 7 is above the highest mutation id this
 **             client has sent (5)
+**
+** The network layer (ext/net/) uses the same code through C (outbox.h):
+** outbox_batch builds a batch, outbox_answer resolves the answer to one,
+** outbox_record_attempt notes a failed push on its mutations and
+** outbox_first gives the lowest pending id; outbox_counts feeds
+** sync_status. Nothing outside ext/engine/ queries the outbox.
 */
-#include "sync.h"
+#include "outbox.h"
+#include "rebase.h"
+#include "table.h"
 #include "value.h"
 
 #include <stdlib.h>
@@ -36,10 +44,10 @@
 void outbox_fn_pending(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc, (void)argv;
   SyncCtx *c = sqlite3_user_data(ctx);
-  if (!sync_require_init(ctx, c, "sync_pending")) return;
-  sqlite3_stmt *s = sync_stmt(c, STMT_PENDING_COUNT);
+  if (!ctx_require_init(ctx, c, "sync_pending")) return;
+  sqlite3_stmt *s = ctx_stmt(c, STMT_PENDING_COUNT);
   if (!s || sqlite3_step(s) != SQLITE_ROW) {
-    sync_error_db(ctx, c, "sync_pending", sqlite3_errcode(c->db));
+    ctx_error_db(ctx, c, "sync_pending", sqlite3_errcode(c->db));
   } else {
     sqlite3_result_int64(ctx, sqlite3_column_int64(s, 0));
   }
@@ -54,66 +62,46 @@ void outbox_fn_wire(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   int n = sqlite3_value_bytes(argv[0]);
   sqlite3_str *out = sqlite3_str_new(0);
   value_append_wire(out, z, n);
-  sync_result_str(ctx, out);
+  ctx_result_str(ctx, out);
 }
 
-void outbox_fn_push_batch(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  SyncCtx *c = sqlite3_user_data(ctx);
-  if (!sync_require_init(ctx, c, "sync_push_batch")) return;
-  sqlite3_int64 limit = 1000;
-  char *conf = sync_meta_get(c, "config.batch_size");
-  if (conf) limit = strtoll(conf, 0, 10);
-  sqlite3_free(conf);
-  sqlite3_int64 after = 0;
-  if (argc > 0) {
-    if (sqlite3_value_type(argv[0]) != SQLITE_INTEGER || sqlite3_value_int64(argv[0]) <= 0) {
-      sync_error(ctx, "sync_push_batch", "limit must be a positive integer");
-      return;
-    }
-    limit = sqlite3_value_int64(argv[0]);
-  }
-  if (argc > 1) {
-    if (sqlite3_value_type(argv[1]) != SQLITE_INTEGER || sqlite3_value_int64(argv[1]) < 0) {
-      sync_error(ctx, "sync_push_batch", "after must be a mutation id (an integer >= 0)");
-      return;
-    }
-    after = sqlite3_value_int64(argv[1]);
-  }
+int outbox_batch(SyncCtx *c, sqlite3_int64 limit, sqlite3_int64 after, OutboxBatch *out,
+                 char **pzErr) {
+  memset(out, 0, sizeof *out);
   sqlite3_stmt *s = 0;
   int rc = sqlite3_prepare_v2(
       c->db, "SELECT id, tbl, op, pk, data FROM sync_outbox WHERE id > ?2 ORDER BY id LIMIT ?1", -1,
       &s, 0);
-  char *client = sync_meta_get(c, "client_id");
+  char *client = rc == SQLITE_OK ? ctx_meta_get(c, "client_id") : 0;
   if (rc != SQLITE_OK || !client) {
     sqlite3_finalize(s);
-    sqlite3_free(client);
-    sync_error_db(ctx, c, "sync_push_batch", rc ? rc : SQLITE_NOMEM);
-    return;
+    *pzErr = sqlite3_mprintf("%s", rc ? sqlite3_errmsg(c->db) : "out of memory");
+    return rc ? rc : SQLITE_NOMEM;
   }
   sqlite3_bind_int64(s, 1, limit);
   sqlite3_bind_int64(s, 2, after);
-  sqlite3_str *out = sqlite3_str_new(c->db);
-  sqlite3_str_appendall(out, "{\"client_id\":");
-  value_append_string(out, client, -1);
-  sqlite3_str_appendall(out, ",\"mutations\":[");
+  sqlite3_str *body = sqlite3_str_new(c->db);
+  sqlite3_str_appendall(body, "{\"client_id\":");
+  value_append_string(body, client, -1);
+  sqlite3_str_appendall(body, ",\"mutations\":[");
   int n = 0;
-  sqlite3_int64 top = 0;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    top = sqlite3_column_int64(s, 0);
-    sqlite3_str_appendf(out, "%s{\"id\":%lld,\"table\":", n++ ? "," : "", top);
-    value_append_string(out, (const char *)sqlite3_column_text(s, 1), -1);
-    sqlite3_str_appendall(out, ",\"op\":");
-    value_append_string(out, (const char *)sqlite3_column_text(s, 2), -1);
-    sqlite3_str_appendall(out, ",\"pk\":");
-    value_append_wire(out, (const char *)sqlite3_column_text(s, 3), sqlite3_column_bytes(s, 3));
-    sqlite3_str_appendall(out, ",\"data\":");
+    out->top = sqlite3_column_int64(s, 0);
+    if (!n) out->first = out->top;
+    sqlite3_str_appendf(body, "%s{\"id\":%lld,\"table\":", n++ ? "," : "", out->top);
+    value_append_string(body, (const char *)sqlite3_column_text(s, 1), -1);
+    sqlite3_str_appendall(body, ",\"op\":");
+    value_append_string(body, (const char *)sqlite3_column_text(s, 2), -1);
+    sqlite3_str_appendall(body, ",\"pk\":");
+    value_append_wire(body, (const char *)sqlite3_column_text(s, 3), sqlite3_column_bytes(s, 3));
+    sqlite3_str_appendall(body, ",\"data\":");
     if (sqlite3_column_type(s, 4) == SQLITE_NULL)
-      sqlite3_str_appendall(out, "null");
+      sqlite3_str_appendall(body, "null");
     else
-      value_append_wire(out, (const char *)sqlite3_column_text(s, 4), sqlite3_column_bytes(s, 4));
-    sqlite3_str_appendchar(out, 1, '}');
+      value_append_wire(body, (const char *)sqlite3_column_text(s, 4), sqlite3_column_bytes(s, 4));
+    sqlite3_str_appendchar(body, 1, '}');
   }
-  sqlite3_str_appendall(out, "]}");
+  sqlite3_str_appendall(body, "]}");
   sqlite3_free(client);
   sqlite3_finalize(s);
   s = 0;
@@ -123,29 +111,68 @@ void outbox_fn_push_batch(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
     rc = sqlite3_prepare_v2(c->db, "UPDATE main.sync_control SET sent_id = ?1 WHERE sent_id < ?1",
                             -1, &s, 0);
     if (rc == SQLITE_OK) {
-      sqlite3_bind_int64(s, 1, top);
+      sqlite3_bind_int64(s, 1, out->top);
       rc = sqlite3_step(s);
     }
   }
-  if (rc != SQLITE_DONE) {
-    sync_error_db(ctx, c, "sync_push_batch", rc);
-    sqlite3_free(sqlite3_str_finish(out));
-  } else if (n == 0) {
-    sqlite3_free(sqlite3_str_finish(out));
-  } else {
-    sync_result_str(ctx, out);
-  }
+  if (rc != SQLITE_DONE) *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
   sqlite3_finalize(s);
+  int len = sqlite3_str_length(body);
+  char *z = sqlite3_str_finish(body);
+  if (rc != SQLITE_DONE || n == 0) {
+    sqlite3_free(z);
+    out->first = out->top = 0;
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+  }
+  if (!z || len == 0) {
+    sqlite3_free(z);
+    out->first = out->top = 0;
+    *pzErr = sqlite3_mprintf("out of memory");
+    return SQLITE_NOMEM;
+  }
+  out->body = z;
+  return SQLITE_OK;
+}
+
+void outbox_fn_push_batch(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  SyncCtx *c = sqlite3_user_data(ctx);
+  if (!ctx_require_init(ctx, c, "sync_push_batch")) return;
+  sqlite3_int64 limit = 1000;
+  char *conf = ctx_meta_get(c, "config.batch_size");
+  if (conf) limit = strtoll(conf, 0, 10);
+  sqlite3_free(conf);
+  sqlite3_int64 after = 0;
+  if (argc > 0) {
+    if (sqlite3_value_type(argv[0]) != SQLITE_INTEGER || sqlite3_value_int64(argv[0]) <= 0) {
+      ctx_error(ctx, "sync_push_batch", "limit must be a positive integer");
+      return;
+    }
+    limit = sqlite3_value_int64(argv[0]);
+  }
+  if (argc > 1) {
+    if (sqlite3_value_type(argv[1]) != SQLITE_INTEGER || sqlite3_value_int64(argv[1]) < 0) {
+      ctx_error(ctx, "sync_push_batch", "after must be a mutation id (an integer >= 0)");
+      return;
+    }
+    after = sqlite3_value_int64(argv[1]);
+  }
+  OutboxBatch b;
+  char *zErr = 0;
+  int rc = outbox_batch(c, limit, after, &b, &zErr);
+  if (rc != SQLITE_OK)
+    ctx_error_msg(ctx, c, "sync_push_batch", rc, zErr);
+  else if (b.body)
+    sqlite3_result_text(ctx, b.body, -1, sqlite3_free);
 }
 
 /* Resolves mutation id as the server decided: applied (with the server's row
 ** when hasRow; row NULL = no such row now) or rejected (moved to
 ** sync_rejected with reason); then rebases its key. Returns an SQLite code;
 ** *pDone is set when the id was in the outbox (other ids are ignored). */
-int outbox_resolve(SyncCtx *c, sqlite3_int64 id, int applied, const char *row, int hasRow,
-                   const char *reason, sqlite3_int64 version, int hasVersion, int *pDone,
-                   char **pzErr) {
-  sqlite3_stmt *s = sync_stmt(c, STMT_OUTBOX_GET);
+static int outbox_resolve(SyncCtx *c, sqlite3_int64 id, int applied, const char *row, int hasRow,
+                          const char *reason, sqlite3_int64 version, int hasVersion, int *pDone,
+                          char **pzErr) {
+  sqlite3_stmt *s = ctx_stmt(c, STMT_OUTBOX_GET);
   if (!s) return sqlite3_errcode(c->db);
   sqlite3_bind_int64(s, 1, id);
   char *tbl = 0, *pk = 0;
@@ -165,20 +192,20 @@ int outbox_resolve(SyncCtx *c, sqlite3_int64 id, int applied, const char *row, i
   if (rc == SQLITE_OK && applied && hasRow)
     rc = rebase_set_image(c, t->name, pk, row, version, hasVersion);
   if (rc == SQLITE_OK && !applied) {
-    s = sync_stmt(c, STMT_REJECT);
+    s = ctx_stmt(c, STMT_REJECT);
     if (!s) rc = sqlite3_errcode(c->db);
     if (s) {
       sqlite3_bind_int64(s, 1, id);
       sqlite3_bind_text(s, 2, reason ? reason : "rejected by the server", -1, SQLITE_STATIC);
-      rc = sync_run(c, s);
+      rc = ctx_run(c, s);
     }
   }
   if (rc == SQLITE_OK) {
-    s = sync_stmt(c, STMT_OUTBOX_DEL);
+    s = ctx_stmt(c, STMT_OUTBOX_DEL);
     if (!s) rc = sqlite3_errcode(c->db);
     if (s) {
       sqlite3_bind_int64(s, 1, id);
-      rc = sync_run(c, s);
+      rc = ctx_run(c, s);
     }
   }
   if (rc == SQLITE_OK) rc = rebase_key(c, t, pk, pzErr);
@@ -338,12 +365,12 @@ static int ack_dequeue(SyncCtx *c, AckItem *a, int n) {
     if (a[i].dup) continue;
     sqlite3_str_appendf(ids, "%s%lld", sqlite3_str_length(ids) ? "," : "[", a[i].id);
     if (a[i].applied) continue;
-    sqlite3_stmt *s = sync_stmt(c, STMT_REJECT);
+    sqlite3_stmt *s = ctx_stmt(c, STMT_REJECT);
     if (!s) return sqlite3_errcode(c->db);
     sqlite3_bind_int64(s, 1, a[i].id);
     sqlite3_bind_text(s, 2, a[i].reason ? a[i].reason : "rejected by the server", -1,
                       SQLITE_STATIC);
-    rc = sync_run(c, s);
+    rc = ctx_run(c, s);
   }
   sqlite3_str_appendchar(ids, 1, ']');
   char *list = sqlite3_str_finish(ids);
@@ -369,7 +396,7 @@ static int ack_key(SyncCtx *c, AckItem *a, int n, char **pzErr) {
   SyncTable *t = 0;
   int rc = table_get(c, a[0].tbl, 1, &t, pzErr);
   if (rc != SQLITE_OK) return rc;
-  sqlite3_stmt *s = sync_stmt(c, STMT_SHADOW_GET);
+  sqlite3_stmt *s = ctx_stmt(c, STMT_SHADOW_GET);
   if (!s) return sqlite3_errcode(c->db);
   sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
   sqlite3_bind_text(s, 2, a[0].pk, -1, SQLITE_STATIC);
@@ -407,14 +434,14 @@ static int ack_key(SyncCtx *c, AckItem *a, int n, char **pzErr) {
   rc = rebase_write(c, t, a[0].pk, image, &pending, pzErr);
   if (rc == SQLITE_OK && (pending ? img != 0 : had)) {
     /* Still pending: keep the new image; nothing pending: drop the image. */
-    s = sync_stmt(c, pending ? STMT_SHADOW_PUT : STMT_SHADOW_DROP);
+    s = ctx_stmt(c, pending ? STMT_SHADOW_PUT : STMT_SHADOW_DROP);
     if (!s) rc = sqlite3_errcode(c->db);
     if (s) {
       sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
       sqlite3_bind_text(s, 2, a[0].pk, -1, SQLITE_STATIC);
       if (pending && img->row) sqlite3_bind_text(s, 3, img->row, -1, SQLITE_STATIC);
       if (pending && img->hasVersion) sqlite3_bind_int64(s, 4, img->version);
-      rc = sync_run(c, s);
+      rc = ctx_run(c, s);
     }
   }
   sqlite3_free(held);
@@ -452,34 +479,168 @@ static int ack_resolve(SyncCtx *c, AckItem *a, int n, sqlite3_int64 *pDone, char
   return rc;
 }
 
+/* sync_ack(answer, top) in C (top -1: no bound): resolves the server's
+** answer as one engine write. *pDone gets how many mutations it resolved. */
+static int outbox_ack(SyncCtx *c, const char *answer, sqlite3_int64 top, sqlite3_int64 *pDone,
+                      char **pzErr) {
+  *pDone = 0;
+  if (!ctx_json_is(c, answer, "$.results", "array")) {
+    *pzErr = sqlite3_mprintf("response must be a JSON object with a \"results\" array");
+    return SQLITE_ERROR;
+  }
+  AckItem *a = 0;
+  int n = 0;
+  int rc = ctx_engine_begin(c);
+  if (rc == SQLITE_OK) rc = ack_collect(c, answer, top, &a, &n, pzErr);
+  if (rc == SQLITE_OK) rc = ack_resolve(c, a, n, pDone, pzErr);
+  ack_free(a, n);
+  return ctx_engine_end(c, rc, pzErr);
+}
+
 void outbox_fn_ack(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   SyncCtx *c = sqlite3_user_data(ctx);
-  if (!sync_require_init(ctx, c, "sync_ack")) return;
+  if (!ctx_require_init(ctx, c, "sync_ack")) return;
   sqlite3_int64 top = -1;
   if (argc > 1) {
     if (sqlite3_value_type(argv[1]) != SQLITE_INTEGER || sqlite3_value_int64(argv[1]) < 0) {
-      sync_error(ctx, "sync_ack", "top must be a mutation id (an integer >= 0)");
+      ctx_error(ctx, "sync_ack", "top must be a mutation id (an integer >= 0)");
       return;
     }
     top = sqlite3_value_int64(argv[1]);
   }
-  const char *json = (const char *)sqlite3_value_text(argv[0]);
-  if (!sync_json_is(c, json, "$.results", "array")) {
-    sync_error(ctx, "sync_ack", "response must be a JSON object with a \"results\" array");
-    return;
-  }
   char *zErr = 0;
   sqlite3_int64 done = 0;
-  AckItem *a = 0;
-  int n = 0;
-  int rc = sync_engine_begin(c);
-  if (rc == SQLITE_OK) rc = ack_collect(c, json, top, &a, &n, &zErr);
-  if (rc == SQLITE_OK) rc = ack_resolve(c, a, n, &done, &zErr);
-  ack_free(a, n);
-  rc = sync_engine_end(c, rc, &zErr);
+  int rc = outbox_ack(c, (const char *)sqlite3_value_text(argv[0]), top, &done, &zErr);
   if (rc != SQLITE_OK) {
-    sync_error_msg(ctx, c, "sync_ack", rc, zErr);
+    ctx_error_msg(ctx, c, "sync_ack", rc, zErr);
     return;
   }
   sqlite3_result_int64(ctx, done);
+}
+
+/* ---- for the network layer ---- */
+
+void outbox_record_attempt(SyncCtx *c, sqlite3_int64 first, sqlite3_int64 top, const char *why) {
+  sqlite3_stmt *s = 0;
+  if (sqlite3_prepare_v2(c->db,
+                         "UPDATE main.sync_outbox SET attempts = attempts + 1, last_error = ?3"
+                         " WHERE id BETWEEN ?1 AND ?2",
+                         -1, &s, 0) == SQLITE_OK) {
+    sqlite3_bind_int64(s, 1, first);
+    sqlite3_bind_int64(s, 2, top);
+    sqlite3_bind_text(s, 3, why, -1, SQLITE_STATIC);
+    sqlite3_step(s);
+  }
+  sqlite3_finalize(s);
+}
+
+/* 1 when a mutation with an id from first to top is still in the outbox. */
+static int outbox_holds(SyncCtx *c, sqlite3_int64 first, sqlite3_int64 top) {
+  sqlite3_stmt *s = 0;
+  int yes = 0;
+  if (sqlite3_prepare_v2(c->db, "SELECT 1 FROM main.sync_outbox WHERE id BETWEEN ?1 AND ?2 LIMIT 1",
+                         -1, &s, 0) == SQLITE_OK) {
+    sqlite3_bind_int64(s, 1, first);
+    sqlite3_bind_int64(s, 2, top);
+    yes = sqlite3_step(s) == SQLITE_ROW;
+  }
+  sqlite3_finalize(s);
+  return yes;
+}
+
+int outbox_answer(SyncCtx *c, const char *answer, const OutboxBatch *b, sqlite3_int64 *pDone,
+                  char **pzErr) {
+  static const char none[] = "the server's answer resolved none of the batch";
+  *pDone = 0;
+  char *why = 0;
+  int began = ctx_tx_begin(c);
+  int rc = began < 0 ? sqlite3_errcode(c->db) : outbox_ack(c, answer, b->top, pDone, &why);
+  rc = ctx_tx_end(c, began, rc, &why);
+  if (rc != SQLITE_OK) {
+    *pzErr = sqlite3_mprintf("sync_ack: %s", why ? why : sqlite3_errstr(rc));
+  } else if (*pDone == 0 && outbox_holds(c, b->first, b->top)) {
+    /* An answer that resolved none may be fine: an event's
+    ** last_mutation_id can confirm the batch while its answer is on the
+    ** way. Otherwise it is an error, recorded on the batch. */
+    outbox_record_attempt(c, b->first, b->top, none);
+    *pzErr = sqlite3_mprintf("%s", none);
+    rc = SQLITE_ERROR;
+  }
+  sqlite3_free(why);
+  return rc;
+}
+
+int outbox_counts(SyncCtx *c, sqlite3_int64 *pPending, sqlite3_int64 *pRejected) {
+  sqlite3_stmt *s = 0;
+  int rc = sqlite3_prepare_v2(c->db,
+                              "SELECT (SELECT count(*) FROM main.sync_outbox),"
+                              " (SELECT count(*) FROM main.sync_rejected)",
+                              -1, &s, 0);
+  if (rc == SQLITE_OK) rc = sqlite3_step(s) == SQLITE_ROW ? SQLITE_OK : sqlite3_errcode(c->db);
+  if (rc == SQLITE_OK) {
+    *pPending = sqlite3_column_int64(s, 0);
+    *pRejected = sqlite3_column_int64(s, 1);
+  }
+  sqlite3_finalize(s);
+  return rc;
+}
+
+sqlite3_int64 outbox_first(SyncCtx *c) {
+  sqlite3_stmt *s = 0;
+  sqlite3_int64 id = 0;
+  if (sqlite3_prepare_v2(c->db, "SELECT min(id) FROM main.sync_outbox", -1, &s, 0) == SQLITE_OK &&
+      sqlite3_step(s) == SQLITE_ROW)
+    id = sqlite3_column_int64(s, 0);
+  sqlite3_finalize(s);
+  return id;
+}
+
+/* The server has processed this client's mutations up to upto (their push
+** answer was lost). Those the page lists under "rejected" move to
+** sync_rejected with the server's reason; the others were applied and leave
+** the outbox. Their keys are rebased. The ids are read first: resolving
+** writes the outbox. rejected (nRejected bytes) is the page's "rejected"
+** array or NULL. */
+int outbox_confirm_upto(SyncCtx *c, const char *rejected, int nRejected, sqlite3_int64 upto,
+                        char **pzErr) {
+  sqlite3_stmt *r = 0;
+  int rc = sqlite3_prepare_v2(c->db,
+                              "SELECT value->>'$.id', value->>'$.reason' FROM json_each(?1)"
+                              " WHERE json_type(value,'$.id') = 'integer'"
+                              " AND value->>'$.id' <= ?2 ORDER BY value->>'$.id'",
+                              -1, &r, 0);
+  if (rc != SQLITE_OK) return rc;
+  if (rejected) sqlite3_bind_text(r, 1, rejected, nRejected, SQLITE_STATIC);
+  sqlite3_bind_int64(r, 2, upto);
+  int done = 0;
+  while (rc == SQLITE_OK && sqlite3_step(r) == SQLITE_ROW) {
+    const char *reason = (const char *)sqlite3_column_text(r, 1);
+    rc = outbox_resolve(c, sqlite3_column_int64(r, 0), 0, 0, 0,
+                        reason ? reason : "rejected by the server", 0, 0, &done, pzErr);
+  }
+  sqlite3_finalize(r);
+  if (rc != SQLITE_OK) return rc;
+
+  sqlite3_stmt *s = ctx_stmt(c, STMT_OUTBOX_UPTO);
+  if (!s) return sqlite3_errcode(c->db);
+  sqlite3_bind_int64(s, 1, upto);
+  sqlite3_int64 *ids = 0;
+  int n = 0, cap = 0;
+  while (sqlite3_step(s) == SQLITE_ROW) {
+    if (n == cap) {
+      cap = cap ? cap * 2 : 64;
+      sqlite3_int64 *more = sqlite3_realloc64(ids, sizeof *ids * (sqlite3_uint64)cap);
+      if (!more) {
+        rc = SQLITE_NOMEM;
+        break;
+      }
+      ids = more;
+    }
+    ids[n++] = sqlite3_column_int64(s, 0);
+  }
+  sqlite3_reset(s);
+  for (int i = 0; rc == SQLITE_OK && i < n; i++)
+    rc = outbox_resolve(c, ids[i], 1, 0, 0, 0, 0, 0, &done, pzErr);
+  sqlite3_free(ids);
+  return rc;
 }

@@ -9,9 +9,10 @@
 ** data is NULL for a delete. Read-only; it reads the sync_outbox table and
 ** fails with "sync_pending: sync_init() has not been called on this
 ** database" before sync_init. Its connection also anchors the statement
-** caches (see sync_anchor in sync.c).
+** caches (see ctx_anchor in ctx.c).
 */
-#include "sync.h"
+#include "vtab_pending.h"
+#include "table.h"
 
 #include <string.h>
 
@@ -46,11 +47,12 @@ static int pendingConnect(sqlite3 *db, void *aux, int argc, const char *const *a
 }
 
 /* Runs at close before SQLite checks for unfinalized statements (see
-** sync_anchor): the extension's cached statements go with it. */
+** ctx_anchor): the extension's cached statements go with it. */
 static int pendingDisconnect(sqlite3_vtab *vtab) {
   pending_vtab *v = (pending_vtab *)vtab;
   v->c->anchored = 0;
-  sync_cache_clear(v->c);
+  table_cache_clear(v->c);
+  ctx_stmt_clear(v->c);
   sqlite3_free(vtab);
   return SQLITE_OK;
 }

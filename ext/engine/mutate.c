@@ -20,7 +20,9 @@
 **   sync_mutate: no row with this primary key in "todos"
 */
 #include "jscan.h"
-#include "sync.h"
+#include "mutate.h"
+#include "rebase.h"
+#include "table.h"
 
 #include <string.h>
 
@@ -101,8 +103,8 @@ static char *check_columns(SyncCtx *c, SyncTable *t, const char *json, int *rc) 
   sqlite3_finalize(s);
   for (int i = 0; !err && i < t->nPk; i++) {
     char *path = sqlite3_mprintf("$.\"%s\"", t->cols[t->pk[i]]);
-    if (path && !sync_json_is(c, json, path, "integer") && !sync_json_is(c, json, path, "text") &&
-        !sync_json_is(c, json, path, "real") && !sync_json_is(c, json, path, "object"))
+    if (path && !ctx_json_is(c, json, path, "integer") && !ctx_json_is(c, json, path, "text") &&
+        !ctx_json_is(c, json, path, "real") && !ctx_json_is(c, json, path, "object"))
       err = sqlite3_mprintf("primary key column \"%s\" is missing", t->cols[t->pk[i]]);
     sqlite3_free(path);
   }
@@ -111,7 +113,7 @@ static char *check_columns(SyncCtx *c, SyncTable *t, const char *json, int *rc) 
 }
 
 static sqlite3_int64 last_id(SyncCtx *c) {
-  sqlite3_stmt *s = sync_stmt(c, STMT_LAST_ID);
+  sqlite3_stmt *s = ctx_stmt(c, STMT_LAST_ID);
   sqlite3_int64 v = s && sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
   if (s) sqlite3_reset(s);
   return v;
@@ -120,7 +122,7 @@ static sqlite3_int64 last_id(SyncCtx *c) {
 void mutate_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
   SyncCtx *c = sqlite3_user_data(ctx);
-  if (!sync_require_init(ctx, c, "sync_mutate")) return;
+  if (!ctx_require_init(ctx, c, "sync_mutate")) return;
   const char *name = (const char *)sqlite3_value_text(argv[0]);
   const char *op = (const char *)sqlite3_value_text(argv[1]);
   const char *json = (const char *)sqlite3_value_text(argv[2]);
@@ -128,7 +130,7 @@ void mutate_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   char *zErr = 0;
   int rc = table_get(c, name ? name : "", 1, &t, &zErr);
   if (rc != SQLITE_OK) {
-    sync_error_msg(ctx, c, "sync_mutate", rc, zErr);
+    ctx_error_msg(ctx, c, "sync_mutate", rc, zErr);
     return;
   }
   static const char *const ops[] = {"insert", "update", "upsert", "delete"};
@@ -136,21 +138,21 @@ void mutate_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   while (k < 4 && !(op && strcmp(op, ops[k]) == 0))
     k++;
   if (k == 4) {
-    sync_error(ctx, "sync_mutate", "unknown op \"%s\" (expected insert, update, upsert or delete)",
-               op ? op : "");
+    ctx_error(ctx, "sync_mutate", "unknown op \"%s\" (expected insert, update, upsert or delete)",
+              op ? op : "");
     return;
   }
-  if (!sync_json_is(c, json, "$", "object")) {
-    sync_error(ctx, "sync_mutate", "json must be a JSON object");
+  if (!ctx_json_is(c, json, "$", "object")) {
+    ctx_error(ctx, "sync_mutate", "json must be a JSON object");
     return;
   }
   zErr = check_columns(c, t, json, &rc);
   if (rc != SQLITE_OK) {
-    sync_error_msg(ctx, c, "sync_mutate", rc, zErr);
+    ctx_error_msg(ctx, c, "sync_mutate", rc, zErr);
     return;
   }
   sqlite3_int64 before = last_id(c);
-  rc = sync_begin(c);
+  rc = ctx_begin(c);
   if (rc == SQLITE_OK) {
     int exists = 0;
     sqlite3_stmt *e = t->exists;
@@ -170,10 +172,10 @@ void mutate_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     } else {
       rc = table_write(t->upsert, json, 0);
     }
-    rc = sync_end(c, rc, &zErr);
+    rc = ctx_end(c, rc, &zErr);
   }
   if (rc != SQLITE_OK) {
-    sync_error_msg(ctx, c, "sync_mutate", rc, zErr);
+    ctx_error_msg(ctx, c, "sync_mutate", rc, zErr);
     return;
   }
   sqlite3_int64 after = last_id(c);

@@ -1,6 +1,6 @@
 /*
 ** sse.c: push parser for text/event-stream, per WHATWG HTML "Server-sent
-** events", "Interpreting an event stream". The worker (worker.c) feeds
+** events", "Interpreting an event stream". The worker's loop (loop.c) feeds
 ** it the body chunks of the SSE request and applies each event it gets back;
 ** see sse.h for the API and a usage sketch.
 **

@@ -13,22 +13,24 @@
 **   sync_track: table "x" has no PRIMARY KEY
 **   sync_untrack: table "x" is not tracked
 */
-#include "sync.h"
+#include "track.h"
+#include "capture.h"
+#include "table.h"
 
 void track_fn_track(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
   SyncCtx *c = sqlite3_user_data(ctx);
-  if (!sync_require_init(ctx, c, "sync_track")) return;
+  if (!ctx_require_init(ctx, c, "sync_track")) return;
   const char *name = (const char *)sqlite3_value_text(argv[0]);
   if (!name) {
-    sync_error(ctx, "sync_track", "table name must be text");
+    ctx_error(ctx, "sync_track", "table name must be text");
     return;
   }
   SyncTable *t = 0;
   char *zErr = 0;
   int rc = table_get(c, name, 0, &t, &zErr);
   if (rc != SQLITE_OK) {
-    sync_error_msg(ctx, c, "sync_track", rc, zErr);
+    ctx_error_msg(ctx, c, "sync_track", rc, zErr);
     return;
   }
   /* The DDL below changes the schema and so frees t: keep its name. */
@@ -37,21 +39,21 @@ void track_fn_track(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     sqlite3_result_error_nomem(ctx);
     return;
   }
-  rc = sync_begin(c);
+  rc = ctx_begin(c);
   if (rc == SQLITE_OK) {
     rc = capture_install(c, t);
     if (rc == SQLITE_OK) {
       char *sql = sqlite3_mprintf("INSERT OR IGNORE INTO sync_tracked(name, tracked_at) "
                                   "VALUES(%Q, strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ','now'))",
                                   canonical);
-      rc = sql ? sync_exec(c, sql) : SQLITE_NOMEM;
+      rc = sql ? ctx_exec(c, sql) : SQLITE_NOMEM;
       sqlite3_free(sql);
     }
-    rc = sync_end(c, rc, &zErr);
+    rc = ctx_end(c, rc, &zErr);
   }
   sqlite3_free(canonical);
   if (rc != SQLITE_OK) {
-    sync_error_msg(ctx, c, "sync_track", rc, zErr);
+    ctx_error_msg(ctx, c, "sync_track", rc, zErr);
     return;
   }
   sqlite3_result_int(ctx, 1);
@@ -60,14 +62,14 @@ void track_fn_track(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 void track_fn_untrack(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
   SyncCtx *c = sqlite3_user_data(ctx);
-  if (!sync_require_init(ctx, c, "sync_untrack")) return;
+  if (!ctx_require_init(ctx, c, "sync_untrack")) return;
   const char *name = (const char *)sqlite3_value_text(argv[0]);
   if (!name || !table_is_tracked(c, name)) {
-    sync_error(ctx, "sync_untrack", "table \"%s\" is not tracked", name ? name : "");
+    ctx_error(ctx, "sync_untrack", "table \"%s\" is not tracked", name ? name : "");
     return;
   }
   char *zErr = 0;
-  int rc = sync_begin(c);
+  int rc = ctx_begin(c);
   if (rc == SQLITE_OK) {
     rc = capture_remove(c, name);
     if (rc == SQLITE_OK) {
@@ -75,13 +77,13 @@ void track_fn_untrack(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
                                   "DELETE FROM sync_shadow WHERE tbl=%Q COLLATE NOCASE;"
                                   "DELETE FROM sync_tracked WHERE name=%Q COLLATE NOCASE;",
                                   name, name, name);
-      rc = sql ? sync_exec(c, sql) : SQLITE_NOMEM;
+      rc = sql ? ctx_exec(c, sql) : SQLITE_NOMEM;
       sqlite3_free(sql);
     }
-    rc = sync_end(c, rc, &zErr);
+    rc = ctx_end(c, rc, &zErr);
   }
   if (rc != SQLITE_OK) {
-    sync_error_msg(ctx, c, "sync_untrack", rc, zErr);
+    ctx_error_msg(ctx, c, "sync_untrack", rc, zErr);
     return;
   }
   sqlite3_result_int(ctx, 1);

@@ -12,9 +12,10 @@
 ** the image already contains changes nothing. When nothing is pending any
 ** more, the image is dropped: the visible row is then the server's.
 **
-** Callers run inside sync_engine_begin, so nothing here is captured.
+** Callers run inside ctx_engine_begin, so nothing here is captured.
 */
-#include "sync.h"
+#include "rebase.h"
+#include "table.h"
 
 #include <string.h>
 
@@ -23,7 +24,7 @@
 ** arrive after the change stream has delivered a later version of the row). */
 int rebase_set_image(SyncCtx *c, const char *tbl, const char *pk, const char *row,
                      sqlite3_int64 version, int hasVersion) {
-  sqlite3_stmt *s = sync_stmt(c, STMT_SHADOW_GET);
+  sqlite3_stmt *s = ctx_stmt(c, STMT_SHADOW_GET);
   if (!s) return sqlite3_errcode(c->db);
   sqlite3_bind_text(s, 1, tbl, -1, SQLITE_STATIC);
   sqlite3_bind_text(s, 2, pk, -1, SQLITE_STATIC);
@@ -31,13 +32,13 @@ int rebase_set_image(SyncCtx *c, const char *tbl, const char *pk, const char *ro
               sqlite3_column_type(s, 1) == SQLITE_INTEGER && sqlite3_column_int64(s, 1) > version;
   sqlite3_reset(s);
   if (newer) return SQLITE_OK;
-  s = sync_stmt(c, STMT_SHADOW_PUT);
+  s = ctx_stmt(c, STMT_SHADOW_PUT);
   if (!s) return sqlite3_errcode(c->db);
   sqlite3_bind_text(s, 1, tbl, -1, SQLITE_STATIC);
   sqlite3_bind_text(s, 2, pk, -1, SQLITE_STATIC);
   if (row) sqlite3_bind_text(s, 3, row, -1, SQLITE_STATIC);
   if (hasVersion) sqlite3_bind_int64(s, 4, version);
-  return sync_run(c, s);
+  return ctx_run(c, s);
 }
 
 /* Writes image (the server's row as JSON; NULL = absent) as the row of key
@@ -56,7 +57,7 @@ int rebase_write(SyncCtx *c, SyncTable *t, const char *pk, const char *image, in
   int pending = 0;
   if (rc == SQLITE_OK) {
     /* Replays write t only, never the outbox, so the scan is not disturbed. */
-    sqlite3_stmt *s = sync_stmt(c, STMT_KEY_PENDING);
+    sqlite3_stmt *s = ctx_stmt(c, STMT_KEY_PENDING);
     if (!s) return sqlite3_errcode(c->db);
     sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, pk, -1, SQLITE_STATIC);
@@ -83,7 +84,7 @@ int rebase_write(SyncCtx *c, SyncTable *t, const char *pk, const char *image, in
 ** from its image, and drops the image once nothing is pending. Returns an
 ** SQLite code; on failure *pzErr names the key. */
 int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, char **pzErr) {
-  sqlite3_stmt *s = sync_stmt(c, STMT_SHADOW_GET);
+  sqlite3_stmt *s = ctx_stmt(c, STMT_SHADOW_GET);
   if (!s) return sqlite3_errcode(c->db);
   sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
   sqlite3_bind_text(s, 2, pk, -1, SQLITE_STATIC);
@@ -100,11 +101,11 @@ int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, char **pzErr) {
   rc = rebase_write(c, t, pk, image, &pending, pzErr);
   sqlite3_free(image);
   if (rc == SQLITE_OK && !pending) {
-    s = sync_stmt(c, STMT_SHADOW_DROP);
+    s = ctx_stmt(c, STMT_SHADOW_DROP);
     if (!s) return sqlite3_errcode(c->db);
     sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, pk, -1, SQLITE_STATIC);
-    rc = sync_run(c, s);
+    rc = ctx_run(c, s);
     if (rc != SQLITE_OK && rc != SQLITE_NOMEM && !*pzErr)
       *pzErr = sqlite3_mprintf("cannot rebase %s %s: %s", t->name, pk, sqlite3_errmsg(c->db));
   }

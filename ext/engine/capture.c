@@ -48,7 +48,7 @@
 ** many rows that never need it; RESULTS.md says how to measure without that.
 ** bench/ measures the wall time (make bench).
 */
-#include "sync.h"
+#include "capture.h"
 
 #include <string.h>
 
@@ -99,10 +99,6 @@ static void value_expr(sqlite3_str *s, const char *x, int kind) {
   default:
     append(s, x);
   }
-}
-
-void capture_value_expr(sqlite3_str *s, const char *x) {
-  value_expr(s, x, MAY_ANY);
 }
 
 /* The column kinds of t (MAY_* per column), from the declared types: a
@@ -181,10 +177,6 @@ static void object_expr(sqlite3_str *s, SyncTable *t, const int *kind, const int
   append(s, ")");
 }
 
-void capture_key_expr(sqlite3_str *s, SyncTable *t, const char *prefix) {
-  object_expr(s, t, 0, t->pk, t->nPk, prefix);
-}
-
 static void key_expr(sqlite3_str *s, SyncTable *t, const int *kind, const char *prefix) {
   object_expr(s, t, kind, t->pk, t->nPk, prefix);
 }
@@ -248,9 +240,9 @@ static void enqueue(sqlite3_str *s, SyncTable *t, const int *kind, const char *o
 ** that sets no row (its WHERE is false) costs a seek; an INSERT ... SELECT
 ** into a table with triggers would build a temporary table every time. */
 static int req_install(SyncCtx *c) {
-  return sync_exec(c, "CREATE TABLE IF NOT EXISTS main.sync_req(tbl TEXT, rid INTEGER);"
-                      "INSERT INTO main.sync_req(rowid) SELECT 1 WHERE NOT EXISTS "
-                      "(SELECT 1 FROM main.sync_req)");
+  return ctx_exec(c, "CREATE TABLE IF NOT EXISTS main.sync_req(tbl TEXT, rid INTEGER);"
+                     "INSERT INTO main.sync_req(rowid) SELECT 1 WHERE NOT EXISTS "
+                     "(SELECT 1 FROM main.sync_req)");
 }
 
 /* Every name a trigger of ours ever had, so that re-tracking drops them
@@ -261,7 +253,7 @@ int capture_remove(SyncCtx *c, const char *table) {
   int rc = SQLITE_OK;
   for (int i = 0; rc == SQLITE_OK && i < 7; i++) {
     char *sql = sqlite3_mprintf("DROP TRIGGER IF EXISTS main.\"sync_%s_%w\"", kinds[i], table);
-    rc = sql ? sync_exec(c, sql) : SQLITE_NOMEM;
+    rc = sql ? ctx_exec(c, sql) : SQLITE_NOMEM;
     sqlite3_free(sql);
   }
   return rc;
@@ -420,7 +412,57 @@ int capture_install(SyncCtx *c, SyncTable *t) {
   triggers(s, t, kind, rowid);
   sqlite3_free(kind);
   char *sql = sqlite3_str_finish(s);
-  rc = sql ? sync_exec(c, sql) : SQLITE_NOMEM;
+  rc = sql ? ctx_exec(c, sql) : SQLITE_NOMEM;
   sqlite3_free(sql);
+  return rc;
+}
+
+/* t->canon: ?1 key object -> the key text the triggers write, NULL when a
+** part is missing or null. */
+static int canon_prepare(SyncCtx *c, SyncTable *t) {
+  sqlite3_str *s = sqlite3_str_new(c->db);
+  sqlite3_str_appendall(s, "SELECT CASE WHEN ");
+  for (int i = 0; i < t->nPk; i++)
+    sqlite3_str_appendf(s, "%scoalesce(?1 -> '$.\"%q\"', 'null') = 'null'", i ? " OR " : "",
+                        t->cols[t->pk[i]]);
+  sqlite3_str_appendall(s, " THEN NULL ELSE json_object(");
+  for (int i = 0; i < t->nPk; i++) {
+    const char *col = t->cols[t->pk[i]];
+    char *src = sqlite3_mprintf("sync_val(?1 -> '$.\"%q\"')", col);
+    sqlite3_str_appendf(s, "%s'%q',", i ? "," : "", col);
+    if (src) value_expr(s, src, MAY_ANY);
+    sqlite3_free(src);
+  }
+  sqlite3_str_appendall(s, ") END");
+  char *sql = sqlite3_str_finish(s);
+  if (!sql) return SQLITE_NOMEM;
+  int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &t->canon, 0);
+  sqlite3_free(sql);
+  return rc;
+}
+
+int capture_canon_pk(SyncCtx *c, SyncTable *t, const char *pkJson, char **pOut, char **pzErr) {
+  *pOut = 0;
+  int rc = t->canon ? SQLITE_OK : canon_prepare(c, t);
+  if (rc != SQLITE_OK) {
+    *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
+    return rc;
+  }
+  sqlite3_stmt *s = t->canon;
+  sqlite3_bind_text(s, 1, pkJson, -1, SQLITE_STATIC);
+  rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) {
+    rc = SQLITE_OK;
+    if (sqlite3_column_type(s, 0) == SQLITE_NULL) {
+      *pzErr = sqlite3_mprintf("primary key of \"%s\" is missing or null", t->name);
+      rc = SQLITE_ERROR;
+    } else {
+      *pOut = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
+      if (!*pOut) rc = SQLITE_NOMEM;
+    }
+  } else {
+    *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
+  }
+  sqlite3_reset(s);
   return rc;
 }

@@ -1,5 +1,5 @@
 /*
-** backoff.c: retry delays for the worker (worker.c), which arms its
+** backoff.c: retry delays for the worker's loop (loop.c), which arms its
 ** curl_multi_poll timeout from backoff_next_ms() after a transient failure
 ** (network, timeout, 5xx, 429) and calls backoff_reset() after a success.
 **

@@ -10,7 +10,7 @@
 ** the same statements serve sync_mutate, the replay of pending mutations and
 ** the server's rows.
 */
-#include "sync.h"
+#include "table.h"
 #include "value.h"
 
 #include <string.h>
@@ -133,31 +133,6 @@ static int build_statements(SyncCtx *c, SyncTable *t) {
     append_key_match(s, t, 1);
     rc = prepare(c, s, &t->row);
   }
-  /* canon: ?1 key object -> the key text the triggers write, NULL when a
-  ** part is missing or null */
-  if (rc == SQLITE_OK) {
-    s = sqlite3_str_new(c->db);
-    sqlite3_str_appendall(s, "SELECT CASE WHEN ");
-    for (int i = 0; i < t->nPk; i++)
-      sqlite3_str_appendf(s, "%scoalesce(?1 -> '$.\"%q\"', 'null') = 'null'", i ? " OR " : "",
-                          t->cols[t->pk[i]]);
-    sqlite3_str_appendall(s, " THEN NULL ELSE ");
-    char *src = 0;
-    sqlite3_str *k = sqlite3_str_new(c->db);
-    sqlite3_str_appendall(k, "json_object(");
-    for (int i = 0; i < t->nPk; i++) {
-      const char *col = t->cols[t->pk[i]];
-      src = sqlite3_mprintf("sync_val(?1 -> '$.\"%q\"')", col);
-      sqlite3_str_appendf(k, "%s'%q',", i ? "," : "", col);
-      if (src) capture_value_expr(k, src);
-      sqlite3_free(src);
-    }
-    sqlite3_str_appendall(k, ")");
-    char *key = sqlite3_str_finish(k);
-    sqlite3_str_appendf(s, "%s END", key ? key : "NULL");
-    sqlite3_free(key);
-    rc = prepare(c, s, &t->canon);
-  }
   return rc;
 }
 
@@ -266,7 +241,7 @@ static int table_load(SyncCtx *c, const char *name, SyncTable **pOut, char **pzE
 }
 
 static int schema_changed(SyncCtx *c) {
-  sqlite3_stmt *s = sync_stmt(c, STMT_SCHEMA_VER);
+  sqlite3_stmt *s = ctx_stmt(c, STMT_SCHEMA_VER);
   if (!s) return sqlite3_errcode(c->db);
   int v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0) : -1;
   sqlite3_reset(s);
@@ -278,7 +253,7 @@ static int schema_changed(SyncCtx *c) {
 }
 
 int table_is_tracked(SyncCtx *c, const char *name) {
-  sqlite3_stmt *s = sync_stmt(c, STMT_TRACKED);
+  sqlite3_stmt *s = ctx_stmt(c, STMT_TRACKED);
   if (!s) return 0;
   sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
   int yes = sqlite3_step(s) == SQLITE_ROW;
@@ -303,7 +278,7 @@ int table_get(SyncCtx *c, const char *name, int tracked, SyncTable **pOut, char 
     }
   }
   SyncTable *t = 0;
-  rc = sync_anchor(c);
+  rc = ctx_anchor(c);
   if (rc == SQLITE_OK) rc = table_load(c, name, &t, pzErr);
   if (rc != SQLITE_OK) return rc;
   t->next = c->tables;
@@ -321,30 +296,6 @@ int table_write(sqlite3_stmt *s, const char *a, const char *b) {
   sqlite3_reset(s);
   sqlite3_clear_bindings(s);
   return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
-}
-
-/* The canonical key text for a key object, as the capture triggers write it
-** into sync_outbox.pk. *pOut is NULL (and *pzErr set) when a key column is
-** missing or null. */
-int table_canon_pk(SyncCtx *c, SyncTable *t, const char *pkJson, char **pOut, char **pzErr) {
-  sqlite3_stmt *s = t->canon;
-  sqlite3_bind_text(s, 1, pkJson, -1, SQLITE_STATIC);
-  int rc = sqlite3_step(s);
-  *pOut = 0;
-  if (rc == SQLITE_ROW) {
-    rc = SQLITE_OK;
-    if (sqlite3_column_type(s, 0) == SQLITE_NULL) {
-      *pzErr = sqlite3_mprintf("primary key of \"%s\" is missing or null", t->name);
-      rc = SQLITE_ERROR;
-    } else {
-      *pOut = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
-      if (!*pOut) rc = SQLITE_NOMEM;
-    }
-  } else {
-    *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
-  }
-  sqlite3_reset(s);
-  return rc;
 }
 
 /* The current row of key pkJson as exact JSON, or *pOut NULL when absent. */

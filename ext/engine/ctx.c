@@ -1,0 +1,273 @@
+/*
+** ctx.c: the per-connection state every engine module shares.
+**
+** One SyncCtx per connection (created and freed by engine.c): the catalog
+** of cached statements (stmt_sql below, prepared on first use), the
+** savepoint bracket every SQL function writes in (ctx_begin/ctx_end) and
+** the engine-write bracket that keeps the capture triggers silent
+** (ctx_engine_begin/ctx_engine_end, with the deferred foreign-key guard),
+** the write transaction a caller outside any transaction takes first
+** (ctx_tx_begin/ctx_tx_end), error reporting ("fn: cause"), and the
+** sync_meta key-value store. It calls no other module: everything in
+** ext/engine/ and ext/net/ builds on it.
+*/
+#include "ctx.h"
+#include "value.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+static const char *const stmt_sql[STMT_COUNT] = {
+    [STMT_META_GET] = "SELECT value FROM sync_meta WHERE key=?1",
+    [STMT_META_DEL] = "DELETE FROM sync_meta WHERE key=?1",
+    [STMT_META_SET] = "INSERT INTO sync_meta(key,value) VALUES(?1,?2) "
+                      "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+    [STMT_SCHEMA_VER] = "PRAGMA schema_version",
+    [STMT_TRACKED] = "SELECT 1 FROM sync_tracked WHERE name=?1",
+    [STMT_PENDING_COUNT] = "SELECT count(*) FROM sync_outbox",
+    [STMT_HAS_PENDING] = "SELECT 1 FROM sync_outbox WHERE tbl=?1 AND pk=?2 LIMIT 1",
+    [STMT_KEY_PENDING] = "SELECT op, data FROM sync_outbox WHERE tbl=?1 AND pk=?2 ORDER BY id",
+    [STMT_SHADOW_GET] = "SELECT row, version FROM sync_shadow WHERE tbl=?1 AND pk=?2",
+    [STMT_SHADOW_PUT] =
+        "INSERT OR REPLACE INTO sync_shadow(tbl,pk,row,version) VALUES(?1,?2,?3,?4)",
+    [STMT_SHADOW_DROP] = "DELETE FROM sync_shadow WHERE tbl=?1 AND pk=?2",
+    [STMT_OUTBOX_GET] = "SELECT tbl, op, pk, data FROM sync_outbox WHERE id=?1",
+    [STMT_OUTBOX_DEL] = "DELETE FROM sync_outbox WHERE id=?1",
+    [STMT_OUTBOX_UPTO] = "SELECT id, tbl, pk FROM sync_outbox WHERE id<=?1 ORDER BY id",
+    [STMT_REJECT] = "INSERT OR REPLACE INTO sync_rejected"
+                    "(id,table_name,op,pk,data,reason,rejected_at) "
+                    "SELECT id, tbl, op, sync_wire(pk), sync_wire(data), ?2, "
+                    "strftime('%Y-%m-%dT%H:%M:%fZ','now') FROM sync_outbox WHERE id=?1",
+    [STMT_CONTROL] = "UPDATE sync_control SET applying=?1",
+    [STMT_JSON_IS] = "SELECT CASE WHEN json_valid(?1) THEN json_type(?1,?2)=?3 ELSE 0 END",
+    [STMT_LAST_ID] = "SELECT max(coalesce((SELECT max(id) FROM sync_outbox),0),last_id) "
+                     "FROM sync_control",
+};
+
+/* Cached statements would make sqlite3_close() (not _v2) fail with "unable
+** to close due to unfinalized statements": function destructors run only
+** after that check. Virtual tables are disconnected before it, so the
+** eponymous sync_pending table, once connected, empties the caches from its
+** xDisconnect. Anything that caches a statement first makes sure it is. */
+int ctx_anchor(SyncCtx *c) {
+  if (c->anchored) return SQLITE_OK;
+  sqlite3_stmt *s = 0;
+  int rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM sync_pending", -1, &s, 0);
+  sqlite3_finalize(s);
+  return rc == SQLITE_OK && c->anchored ? SQLITE_OK : SQLITE_ERROR;
+}
+
+/* Finalizes the cached statements of the catalog (they are prepared again
+** on their next use). */
+void ctx_stmt_clear(SyncCtx *c) {
+  for (int i = 0; i < STMT_COUNT; i++) {
+    sqlite3_finalize(c->stmt[i]);
+    c->stmt[i] = 0;
+  }
+}
+
+/* Returns the cached statement, reset and unbound, or NULL (the error is
+** then in sqlite3_errmsg). */
+sqlite3_stmt *ctx_stmt(SyncCtx *c, int id) {
+  sqlite3_stmt *s = c->stmt[id];
+  if (s) {
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return s;
+  }
+  if (ctx_anchor(c) != SQLITE_OK) return 0;
+  if (sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &s, 0) != SQLITE_OK) {
+    sqlite3_finalize(s);
+    return 0;
+  }
+  c->stmt[id] = s;
+  return s;
+}
+
+int ctx_exec(SyncCtx *c, const char *sql) {
+  return sqlite3_exec(c->db, sql, 0, 0, 0);
+}
+
+/* Every write of the extension runs inside a savepoint, so that an error
+** leaves the database as it was, inside or outside the caller's transaction. */
+int ctx_begin(SyncCtx *c) {
+  return ctx_exec(c, "SAVEPOINT sync_write");
+}
+
+/* Releases the savepoint when rc is SQLITE_OK, otherwise rolls everything
+** back. When it fails and *pzErr is still NULL, *pzErr gets the database's
+** message from before the rollback (which would replace it). Returns the
+** final code. */
+int ctx_end(SyncCtx *c, int rc, char **pzErr) {
+  if (rc == SQLITE_OK) rc = ctx_exec(c, "RELEASE sync_write");
+  if (rc == SQLITE_OK) return rc;
+  if (!*pzErr) *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
+  ctx_exec(c, "ROLLBACK TO sync_write");
+  ctx_exec(c, "RELEASE sync_write");
+  return rc;
+}
+
+/* Runs a bound statement that returns no rows, then resets it. Returns
+** SQLITE_OK or the error code (message in sqlite3_errmsg). */
+int ctx_run(SyncCtx *c, sqlite3_stmt *s) {
+  int rc = sqlite3_step(s) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(c->db);
+  sqlite3_reset(s);
+  return rc;
+}
+
+/* Finishes out and makes its text the function's result (out-of-memory
+** when building it failed). */
+void ctx_result_str(sqlite3_context *ctx, sqlite3_str *out) {
+  int len = sqlite3_str_length(out);
+  char *z = sqlite3_str_finish(out);
+  if (z)
+    sqlite3_result_text(ctx, z, len, sqlite3_free);
+  else
+    sqlite3_result_error_nomem(ctx);
+}
+
+static int set_applying(SyncCtx *c, int on) {
+  sqlite3_stmt *s = ctx_stmt(c, STMT_CONTROL);
+  if (!s) return sqlite3_errcode(c->db);
+  sqlite3_bind_int(s, 1, on);
+  return ctx_run(c, s);
+}
+
+/* The engine's own writes (server rows, replays) also set
+** sync_control.applying: the capture triggers check it and stay silent. No
+** other connection can see the flag set, because it is only ever set inside
+** this write transaction, and the savepoint's rollback clears it too. */
+int ctx_engine_begin(SyncCtx *c) {
+  int rc = ctx_begin(c);
+  /* A page holds the latest change of each row in server order, so a child
+  ** row can come before its parent: foreign keys are checked at commit.
+  ** Only when they are enforced at all: the pragma expires every prepared
+  ** statement of the connection, and recompiling them (capture triggers
+  ** included) on their next step cost more than the rest of a small batch. */
+  int fk = 0;
+  if (rc == SQLITE_OK &&
+      sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_FKEY, -1, &fk) == SQLITE_OK && fk)
+    rc = ctx_exec(c, "PRAGMA defer_foreign_keys=ON");
+  if (rc == SQLITE_OK) {
+    rc = set_applying(c, 1);
+    if (rc != SQLITE_OK) {
+      char *zErr = 0;
+      ctx_end(c, rc, &zErr);
+      sqlite3_free(zErr);
+    }
+  }
+  return rc;
+}
+
+int ctx_engine_end(SyncCtx *c, int rc, char **pzErr) {
+  if (rc == SQLITE_OK) rc = set_applying(c, 0);
+  return ctx_end(c, rc, pzErr);
+}
+
+void ctx_error(sqlite3_context *ctx, const char *fn, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *detail = sqlite3_vmprintf(fmt, ap);
+  va_end(ap);
+  char *msg = detail ? sqlite3_mprintf("%s: %s", fn, detail) : 0;
+  if (msg)
+    sqlite3_result_error(ctx, msg, -1);
+  else
+    sqlite3_result_error_nomem(ctx);
+  sqlite3_free(msg);
+  sqlite3_free(detail);
+}
+
+void ctx_error_db(sqlite3_context *ctx, SyncCtx *c, const char *fn, int rc) {
+  if (rc == SQLITE_NOMEM)
+    sqlite3_result_error_nomem(ctx);
+  else
+    ctx_error(ctx, fn, "%s", sqlite3_errmsg(c->db));
+}
+
+/* Reports a failure of an internal step as "fn: zErr" (zErr is freed here),
+** or "fn: <the database's message>" when zErr is NULL. */
+void ctx_error_msg(sqlite3_context *ctx, SyncCtx *c, const char *fn, int rc, char *zErr) {
+  if (rc == SQLITE_NOMEM)
+    sqlite3_result_error_nomem(ctx);
+  else
+    ctx_error(ctx, fn, "%s", zErr ? zErr : sqlite3_errmsg(c->db));
+  sqlite3_free(zErr);
+}
+
+/* 1 when json is valid JSON whose value at path has the given json_type. */
+int ctx_json_is(SyncCtx *c, const char *json, const char *path, const char *type) {
+  sqlite3_stmt *s = ctx_stmt(c, STMT_JSON_IS);
+  if (!s || !json) return 0;
+  sqlite3_bind_text(s, 1, json, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, path, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 3, type, -1, SQLITE_STATIC);
+  int yes = sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 0) == 1;
+  sqlite3_reset(s);
+  return yes;
+}
+
+char *ctx_meta_get(SyncCtx *c, const char *key) {
+  sqlite3_stmt *s = ctx_stmt(c, STMT_META_GET);
+  if (!s) return 0;
+  sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+  char *v = 0;
+  if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+    v = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
+  sqlite3_reset(s);
+  return v;
+}
+
+int ctx_meta_set(SyncCtx *c, const char *key, const char *value) {
+  sqlite3_stmt *s = ctx_stmt(c, STMT_META_SET);
+  if (!s) return sqlite3_errcode(c->db);
+  sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, value, -1, SQLITE_STATIC);
+  return ctx_run(c, s);
+}
+
+/* Every function but sync_init needs the extension's tables. Returns 1 when
+** they are there; otherwise sets the error on ctx and returns 0. */
+int ctx_require_init(sqlite3_context *ctx, SyncCtx *c, const char *fn) {
+  char *id = ctx_meta_get(c, "client_id");
+  if (id) {
+    sqlite3_free(id);
+    return 1;
+  }
+  ctx_error(ctx, fn, "sync_init() has not been called on this database");
+  return 0;
+}
+
+/* Deletes key from sync_meta (a missing key is no error). */
+int ctx_meta_del(SyncCtx *c, const char *key) {
+  sqlite3_stmt *s = ctx_stmt(c, STMT_META_DEL);
+  if (!s) return sqlite3_errcode(c->db);
+  sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+  return ctx_run(c, s);
+}
+
+/* A write by a caller outside any transaction (the worker, sync_push,
+** sync_pull) takes the write lock first with BEGIN IMMEDIATE, which the
+** busy handler waits for: a deferred transaction that read first could fail
+** with SQLITE_BUSY_SNAPSHOT at its first write when another connection
+** committed in between, and the busy handler cannot help then. Returns 1
+** when it began a transaction (autocommit mode), 0 when the caller's
+** transaction is used, -1 when BEGIN failed (message in sqlite3_errmsg). */
+int ctx_tx_begin(SyncCtx *c) {
+  if (!sqlite3_get_autocommit(c->db)) return 0;
+  return ctx_exec(c, "BEGIN IMMEDIATE") == SQLITE_OK ? 1 : -1;
+}
+
+/* Commits (rc SQLITE_OK) or rolls back what ctx_tx_begin began; returns the
+** final code. When it fails and *pzErr is still NULL, *pzErr gets the
+** database's message. */
+int ctx_tx_end(SyncCtx *c, int began, int rc, char **pzErr) {
+  if (began == 1) {
+    if (rc == SQLITE_OK) rc = ctx_exec(c, "COMMIT");
+    if (rc != SQLITE_OK) {
+      if (!*pzErr) *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
+      ctx_exec(c, "ROLLBACK");
+    }
+  }
+  return rc;
+}

@@ -1,0 +1,69 @@
+/*
+** ctx.h: the per-connection state of the engine (ctx.c) and what every
+** engine module shares: the catalog of cached statements, the write
+** brackets, error reporting and the sync_meta key-value store.
+*/
+#ifndef SYNC_CTX_H
+#define SYNC_CTX_H
+
+#include "sqlite_api.h"
+
+/* Statements every connection caches, prepared on first use. */
+enum {
+  STMT_META_GET,      /* ?1 key -> value */
+  STMT_META_SET,      /* ?1 key, ?2 value */
+  STMT_META_DEL,      /* ?1 key */
+  STMT_SCHEMA_VER,    /* PRAGMA schema_version */
+  STMT_TRACKED,       /* ?1 name -> 1 if tracked */
+  STMT_PENDING_COUNT, /* count of the outbox */
+  STMT_HAS_PENDING,   /* ?1 tbl, ?2 pk -> 1 if the key has pending mutations */
+  STMT_KEY_PENDING,   /* ?1 tbl, ?2 pk -> op, data of its pending mutations in id order */
+  STMT_SHADOW_GET,    /* ?1 tbl, ?2 pk -> row, version */
+  STMT_SHADOW_PUT,    /* ?1 tbl, ?2 pk, ?3 row (NULL = absent), ?4 version */
+  STMT_SHADOW_DROP,   /* ?1 tbl, ?2 pk */
+  STMT_OUTBOX_GET,    /* ?1 id -> tbl, op, pk, data */
+  STMT_OUTBOX_DEL,    /* ?1 id */
+  STMT_OUTBOX_UPTO,   /* ?1 id -> id, tbl, pk of pending mutations with id <= ?1 */
+  STMT_REJECT,        /* ?1 id, ?2 reason: copy an outbox row into sync_rejected */
+  STMT_CONTROL,       /* ?1 applying flag */
+  STMT_LAST_ID,       /* the highest mutation id ever issued */
+  STMT_JSON_IS,       /* ?1 json, ?2 path, ?3 type -> 1 if valid and of that type */
+  STMT_COUNT
+};
+
+typedef struct SyncTable SyncTable; /* table.h */
+typedef struct SyncCtx SyncCtx;
+
+/* One per connection that registered the engine; lives until it closes. */
+struct SyncCtx {
+  sqlite3 *db;
+  sqlite3_stmt *stmt[STMT_COUNT]; /* the catalog; emptied by ctx_stmt_clear */
+  SyncTable *tables;              /* tracked tables seen since the last schema change */
+  int schemaVersion;              /* schema_version the table cache belongs to */
+  int anchored; /* the sync_pending vtab is connected: it empties the caches at close */
+};
+
+typedef void (*sync_fn)(sqlite3_context *, int, sqlite3_value **);
+
+sqlite3_stmt *ctx_stmt(SyncCtx *, int id);
+void ctx_stmt_clear(SyncCtx *);
+int ctx_anchor(SyncCtx *);
+int ctx_exec(SyncCtx *, const char *sql);
+int ctx_run(SyncCtx *, sqlite3_stmt *);
+void ctx_result_str(sqlite3_context *, sqlite3_str *);
+int ctx_begin(SyncCtx *);
+int ctx_end(SyncCtx *, int rc, char **pzErr);
+int ctx_engine_begin(SyncCtx *);
+int ctx_engine_end(SyncCtx *, int rc, char **pzErr);
+int ctx_tx_begin(SyncCtx *);
+int ctx_tx_end(SyncCtx *, int began, int rc, char **pzErr);
+void ctx_error(sqlite3_context *, const char *fn, const char *fmt, ...);
+void ctx_error_db(sqlite3_context *, SyncCtx *, const char *fn, int rc);
+void ctx_error_msg(sqlite3_context *, SyncCtx *, const char *fn, int rc, char *zErr);
+int ctx_require_init(sqlite3_context *, SyncCtx *, const char *fn);
+int ctx_json_is(SyncCtx *, const char *json, const char *path, const char *type);
+char *ctx_meta_get(SyncCtx *, const char *key);
+int ctx_meta_set(SyncCtx *, const char *key, const char *value);
+int ctx_meta_del(SyncCtx *, const char *key);
+
+#endif

@@ -1,0 +1,16 @@
+/*
+** rebase.h: a key's visible row re-derived from its server image and its
+** pending mutations (rebase.c).
+*/
+#ifndef SYNC_REBASE_H
+#define SYNC_REBASE_H
+
+#include "table.h"
+
+int rebase_key(SyncCtx *, SyncTable *, const char *pk, char **pzErr);
+int rebase_write(SyncCtx *, SyncTable *, const char *pk, const char *image, int *pPending,
+                 char **pzErr);
+int rebase_set_image(SyncCtx *, const char *tbl, const char *pk, const char *row,
+                     sqlite3_int64 version, int hasVersion);
+
+#endif

@@ -1,0 +1,159 @@
+/*
+** resync.c: a full resync, the engine's side.
+**
+** When the server cannot serve this client's cursor (410, or a malformed
+** cursor), the network layer calls resync_start and then pulls every live
+** row again from no cursor, handing each page to resync_page instead of
+** apply_page. A resync delivers upserts only, so rows the server deleted
+** while the cursor was too old would stay: while it runs, the keys it
+** delivers are noted in temp.sync_resync_seen (a temp table of the pulling
+** connection); when its last page is applied, the rows of tracked tables it
+** did not deliver and that have no pending mutation are deleted, as an
+** engine write (ctx_engine_begin: nothing is queued, foreign keys deferred
+** when enforced). Keys are compared as quote() of each key part in key
+** order, both sides read through sync_val; the key columns come from the
+** SyncTable cache (table.c), whose names JSON paths can address.
+*/
+#include "resync.h"
+#include "apply.h"
+#include "table.h"
+
+#include <string.h>
+
+/* Forgets the cursor and the keys an earlier resync noted. */
+int resync_start(SyncCtx *c) {
+  int rc = ctx_meta_del(c, "cursor");
+  if (rc == SQLITE_OK)
+    rc = ctx_exec(c, "CREATE TEMP TABLE IF NOT EXISTS sync_resync_seen(tbl TEXT, k TEXT,"
+                     " PRIMARY KEY(tbl, k)) WITHOUT ROWID;"
+                     "DELETE FROM temp.sync_resync_seen;");
+  return rc;
+}
+
+/* The key text of t: quote(part1)||','||quote(part2)... where each part is
+** the expression fmt (a printf format with one %w or %q for the column's
+** name) . sqlite3_malloc'd, NULL when out of memory. */
+static char *key_expr(SyncTable *t, const char *fmt) {
+  sqlite3_str *k = sqlite3_str_new(0);
+  for (int i = 0; i < t->nPk; i++) {
+    char *part = sqlite3_mprintf(fmt, t->cols[t->pk[i]]);
+    sqlite3_str_appendf(k, "%squote(%s)", i ? "||','||" : "", part ? part : "NULL");
+    sqlite3_free(part);
+  }
+  return sqlite3_str_finish(k);
+}
+
+/* Notes the keys of one page's upserts (before the page is applied). A
+** table that is not tracked is left to apply_page, which refuses it. */
+static int resync_note(SyncCtx *c, const char *page) {
+  sqlite3_stmt *q = 0;
+  int rc = sqlite3_prepare_v2(c->db,
+                              "SELECT DISTINCT value->>'table' FROM json_each(?1,'$.changes')"
+                              " WHERE value->>'op' = 'upsert'",
+                              -1, &q, 0);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_text(q, 1, page, -1, SQLITE_STATIC);
+  while (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
+    const char *tbl = (const char *)sqlite3_column_text(q, 0);
+    SyncTable *t = 0;
+    char *why = 0;
+    if (!tbl || table_get(c, tbl, 1, &t, &why) != SQLITE_OK) {
+      sqlite3_free(why);
+      continue;
+    }
+    char *k = key_expr(t, "sync_val(value->'$.pk.\"%q\"')");
+    char *sql = k ? sqlite3_mprintf("INSERT OR IGNORE INTO temp.sync_resync_seen(tbl, k)"
+                                    " SELECT ?2, %s FROM json_each(?1,'$.changes')"
+                                    " WHERE value->>'table' = ?2 AND value->>'op' = 'upsert'",
+                                    k)
+                  : 0;
+    sqlite3_free(k);
+    sqlite3_stmt *ins = 0;
+    rc = sql ? sqlite3_prepare_v2(c->db, sql, -1, &ins, 0) : SQLITE_NOMEM;
+    sqlite3_free(sql);
+    if (rc == SQLITE_OK) {
+      sqlite3_bind_text(ins, 1, page, -1, SQLITE_STATIC);
+      sqlite3_bind_text(ins, 2, t->name, -1, SQLITE_STATIC);
+      rc = sqlite3_step(ins) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(c->db);
+    }
+    sqlite3_finalize(ins);
+  }
+  sqlite3_finalize(q);
+  return rc;
+}
+
+/* Deletes the rows of one tracked table the resync did not deliver and no
+** pending mutation holds; *pN grows by their number. */
+static int resync_drop(SyncCtx *c, SyncTable *t, sqlite3_int64 *pN) {
+  char *local = key_expr(t, "\"%w\"");
+  char *queued = key_expr(t, "sync_val(pk->'$.\"%q\"')");
+  char *sql = local && queued
+                  ? sqlite3_mprintf("DELETE FROM main.\"%w\" WHERE %s NOT IN (SELECT k FROM"
+                                    " temp.sync_resync_seen WHERE tbl = ?1) AND %s NOT IN"
+                                    " (SELECT %s FROM main.sync_outbox WHERE tbl = ?1)",
+                                    t->name, local, local, queued)
+                  : 0;
+  sqlite3_free(local);
+  sqlite3_free(queued);
+  sqlite3_stmt *d = 0;
+  int rc = sql ? sqlite3_prepare_v2(c->db, sql, -1, &d, 0) : SQLITE_NOMEM;
+  sqlite3_free(sql);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(d, 1, t->name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(d) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(c->db);
+    if (rc == SQLITE_OK) *pN += sqlite3_changes(c->db);
+  }
+  sqlite3_finalize(d);
+  return rc;
+}
+
+/* After the last page: drops what the server no longer has, as one engine
+** write. *pN gets the number of rows deleted. */
+static int resync_finish(SyncCtx *c, sqlite3_int64 *pN, char **pzErr) {
+  *pN = 0;
+  char *why = 0;
+  int rc = ctx_engine_begin(c);
+  if (rc != SQLITE_OK) {
+    *pzErr = sqlite3_mprintf("resync cleanup: %s", sqlite3_errmsg(c->db));
+    return rc;
+  }
+  sqlite3_stmt *q = 0;
+  rc = sqlite3_prepare_v2(c->db, "SELECT name FROM main.sync_tracked", -1, &q, 0);
+  while (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
+    SyncTable *t = 0;
+    rc = table_get(c, (const char *)sqlite3_column_text(q, 0), 1, &t, &why);
+    if (rc == SQLITE_OK) rc = resync_drop(c, t, pN);
+  }
+  sqlite3_finalize(q);
+  rc = ctx_engine_end(c, rc, &why);
+  if (rc != SQLITE_OK) {
+    *pzErr = sqlite3_mprintf("resync cleanup: %s", why ? why : sqlite3_errstr(rc));
+  } else {
+    ctx_exec(c, "DELETE FROM temp.sync_resync_seen");
+  }
+  sqlite3_free(why);
+  return rc;
+}
+
+int resync_page(SyncCtx *c, const char *page, ApplyResult *res, char **pzErr) {
+  memset(res, 0, sizeof *res);
+  int rc = ctx_exec(c, "SAVEPOINT sync_resync_page");
+  if (rc != SQLITE_OK) {
+    *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
+    return rc;
+  }
+  rc = resync_note(c, page);
+  if (rc != SQLITE_OK) *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
+  if (rc == SQLITE_OK) rc = apply_page(c, page, 0, res, pzErr);
+  if (rc == SQLITE_OK && !res->more) {
+    sqlite3_int64 gone = 0;
+    rc = resync_finish(c, &gone, pzErr);
+    res->n += gone;
+  }
+  if (rc == SQLITE_OK) rc = ctx_exec(c, "RELEASE sync_resync_page");
+  if (rc != SQLITE_OK) {
+    if (!*pzErr) *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
+    ctx_exec(c, "ROLLBACK TO sync_resync_page; RELEASE sync_resync_page");
+  }
+  return rc;
+}

@@ -1,0 +1,35 @@
+/*
+** table.h: the cached description of each tracked table (table.c), rebuilt
+** when the schema changes, with the statements the engine writes it with.
+*/
+#ifndef SYNC_TABLE_H
+#define SYNC_TABLE_H
+
+#include "ctx.h"
+
+/* A tracked table as the engine writes it. Built from PRAGMA table_info on
+** first use and dropped whenever the schema changes. */
+struct SyncTable {
+  char *name;
+  int nCol;
+  char **cols; /* column names, table order (generated columns left out) */
+  char **dflt; /* DEFAULT expression text or NULL, per column */
+  int nPk;
+  int *pk;                /* column index of each primary key part, in key order */
+  sqlite3_stmt *upsert;   /* ?1 data: insert it, or on a key conflict set the columns it has */
+  sqlite3_stmt *update;   /* ?1 data, ?2 pk: set the columns data has on that key */
+  sqlite3_stmt *del;      /* ?1 pk: delete that key */
+  sqlite3_stmt *exists;   /* ?1 pk -> 1 if the key exists */
+  sqlite3_stmt *row;      /* ?1 pk -> the row's columns */
+  sqlite3_stmt *canon;    /* capture.c: ?1 pk object -> the key as the triggers write it */
+  sqlite3_stmt *bound[2]; /* apply.c: [0] whole rows of a batch, [1] delete by key (lazily) */
+  SyncTable *next;
+};
+
+int table_get(SyncCtx *, const char *name, int tracked, SyncTable **pOut, char **pzErr);
+int table_is_tracked(SyncCtx *, const char *name);
+void table_cache_clear(SyncCtx *);
+int table_row_json(SyncCtx *, SyncTable *, const char *pkJson, char **pOut);
+int table_write(sqlite3_stmt *, const char *a, const char *b);
+
+#endif

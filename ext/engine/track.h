@@ -1,0 +1,12 @@
+/*
+** track.h: sync_track and sync_untrack (track.c).
+*/
+#ifndef SYNC_TRACK_H
+#define SYNC_TRACK_H
+
+#include "ctx.h"
+
+void track_fn_track(sqlite3_context *, int, sqlite3_value **);
+void track_fn_untrack(sqlite3_context *, int, sqlite3_value **);
+
+#endif

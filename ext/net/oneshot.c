@@ -1,0 +1,250 @@
+/*
+** oneshot.c: a push or a pull now, on the caller's connection and thread.
+**
+**   SELECT sync_push();           -- drain now: the number of mutations confirmed
+**   SELECT sync_pull();           -- pull now: the number of changes applied
+**
+** Same protocol, same client.c as the worker's loop, without the loop: a
+** response is classified by client_classify, and what the worker would
+** retry later is this call's error. sync_push halves its batch on 413 or
+** an answer over max_body, as the worker does; sync_pull starts one full
+** resync when the cursor is gone and fails on a second 410, and fails on a
+** page over max_body (the worker halves its page limit instead: a call
+** does not keep state for its next call). While a call runs, this
+** process's worker starts no push or pull and holds events (see loop.c).
+** Errors (all "fn: cause"):
+**   sync_push: cannot reach http://...: Couldn't connect to server
+**   sync_push: HTTP 401: unauthorized
+**   sync_push: offline (sync_online(0) is in effect)
+**   sync_pull: response body over 16777216 bytes
+**   sync_pull: sync_apply: change 3 ...
+*/
+#include "oneshot.h"
+#include "client.h"
+
+#include <errno.h>
+#include <string.h>
+
+typedef struct Oneshot {
+  sqlite3_context *ctx;
+  NetConn *nc;
+  SyncCtx *c;
+  const char *fn;
+  char *url;
+  sync_conf cfg;
+  char *token;
+  Site *site; /* counted in site->hostXfer while set */
+  http_req r;
+} Oneshot;
+
+static int oneshot_open(Oneshot *x, sqlite3_context *ctx, const char *fn) {
+  memset(x, 0, sizeof *x);
+  http_req_init(&x->r);
+  x->ctx = ctx;
+  x->nc = sqlite3_user_data(ctx);
+  x->c = x->nc->c;
+  x->fn = fn;
+  if (!ctx_require_init(ctx, x->c, fn)) return -1;
+  Site *s = x->nc->site;
+  if (s) {
+    x->token = site_token(s);
+    if (site_forced_offline(s)) {
+      ctx_error(ctx, fn, "offline (sync_online(0) is in effect)");
+      return -1;
+    }
+  }
+  x->url = ctx_meta_get(x->c, "url");
+  if (!x->url) {
+    ctx_error(ctx, fn, "no server url (sync_init was given NULL)");
+    return -1;
+  }
+  if (http_global_init() != 0) {
+    ctx_error(ctx, fn, "curl_global_init failed");
+    return -1;
+  }
+  config_load(x->c, &x->cfg);
+  if (s) {
+    /* Let this process's worker finish the push or pull it has out (up to
+    ** timeout_ms) and start none while this call runs. */
+    struct timespec ts;
+    site_deadline(&ts, x->cfg.timeout_ms);
+    pthread_mutex_lock(&s->mu);
+    s->hostXfer++;
+    x->site = s;
+    if (s->multi) curl_multi_wakeup(s->multi);
+    while (s->busy && pthread_cond_timedwait(&s->cond, &s->mu, &ts) != ETIMEDOUT) {
+    }
+    pthread_mutex_unlock(&s->mu);
+  }
+  return 0;
+}
+
+static void oneshot_close(Oneshot *x) {
+  if (x->site) {
+    pthread_mutex_lock(&x->site->mu);
+    x->site->hostXfer--;
+    if (x->site->multi) curl_multi_wakeup(x->site->multi);
+    pthread_mutex_unlock(&x->site->mu);
+  }
+  http_req_free(&x->r);
+  config_clear(&x->cfg);
+  sqlite3_free(x->url);
+  site_token_free(x->token);
+}
+
+/* Runs one request; returns 0 on a usable 2xx answer, else -1 (r.msg,
+** r.status, r.net). */
+static int oneshot_request(Oneshot *x, const char *url, const char *post, client_kind kind) {
+  http_opts o;
+  client_opts(&o, &x->cfg, x->token, kind);
+  if (!url || http_prepare(&x->r, url, post, &o) != 0) {
+    snprintf(x->r.msg, sizeof x->r.msg, "out of memory");
+    return -1;
+  }
+  CURLcode cc = curl_easy_perform(x->r.easy);
+  http_finish(&x->r, cc);
+  return x->r.msg[0] ? -1 : 0;
+}
+
+static void oneshot_fail(Oneshot *x) {
+  if (x->r.net)
+    ctx_error(x->ctx, x->fn, "cannot reach %s: %s", x->url, x->r.msg);
+  else
+    ctx_error(x->ctx, x->fn, "%s", x->r.msg);
+}
+
+/* One push request, run on its own thread so that the caller's thread can
+** meanwhile acknowledge the previous answer and build the next batch: the
+** server's work and the client's then overlap. Requests stay one at a time
+** and in id order (the next is sent once this one is answered), as syncd
+** requires of one client. */
+typedef struct PushXfer {
+  Oneshot *x;
+  const char *url, *body;
+  int rc;
+} PushXfer;
+
+static void *push_xfer_main(void *arg) {
+  PushXfer *p = arg;
+  p->rc = oneshot_request(p->x, p->url, p->body, CLIENT_PUSH);
+  return 0;
+}
+
+/* Acknowledges the answer *pResp to batch *pb, adds what it resolved to
+** *pTotal, and frees both. */
+static int push_ack(Oneshot *x, char **pResp, OutboxBatch *pb, int64_t *pTotal, char **pzErr) {
+  int64_t n = 0;
+  int rc = client_answer(x->c, x->nc->site, *pResp, pb, &n, pzErr);
+  if (rc == SQLITE_OK) *pTotal += n;
+  sqlite3_free(*pResp);
+  sqlite3_free(pb->body);
+  *pResp = 0;
+  memset(pb, 0, sizeof *pb);
+  return rc;
+}
+
+void oneshot_fn_push(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc, (void)argv;
+  Oneshot x;
+  if (oneshot_open(&x, ctx, "sync_push") != 0) {
+    oneshot_close(&x);
+    return;
+  }
+  SyncCtx *c = x.c;
+  int64_t total = 0, size = x.cfg.batch_size;
+  char *url = http_url(x.url, "/push", 0, 0);
+  OutboxBatch cur = {0}, next = {0}, prev = {0};
+  char *prevResp = 0, *err = 0;
+  int rc = SQLITE_OK, sent = 1;
+  for (;;) {
+    /* Out of batches after the last one sent: its answer, then from the
+    ** outbox's head again (what that answer left unresolved, what was
+    ** written meanwhile), until nothing is left. */
+    if (!cur.body && prevResp) rc = push_ack(&x, &prevResp, &prev, &total, &err);
+    if (rc == SQLITE_OK && !cur.body) rc = outbox_batch(c, size, 0, &cur, &err);
+    if (rc != SQLITE_OK || !cur.body) break;
+    PushXfer p = {&x, url, cur.body, 0};
+    pthread_t tid;
+    int threaded = pthread_create(&tid, 0, push_xfer_main, &p) == 0;
+    if (!threaded) push_xfer_main(&p);
+    /* While the server works on cur: the previous answer, the next batch. */
+    if (prevResp) rc = push_ack(&x, &prevResp, &prev, &total, &err);
+    if (rc == SQLITE_OK) rc = outbox_batch(c, size, cur.top, &next, &err);
+    if (threaded) pthread_join(tid, 0);
+    if (rc != SQLITE_OK) break; /* cur's answer is dropped: it stays pending */
+    if (p.rc != 0) {
+      outbox_record_attempt(c, cur.first, cur.top, x.r.msg);
+      sqlite3_free(cur.body);
+      sqlite3_free(next.body);
+      memset(&cur, 0, sizeof cur);
+      memset(&next, 0, sizeof next);
+      if (client_classify(&x.r, CLIENT_PUSH, size) == CL_HALVE) {
+        client_halve(&size);
+        continue;
+      }
+      sent = 0;
+      break;
+    }
+    prevResp = sqlite3_mprintf("%s", x.r.buf ? x.r.buf : "");
+    prev = cur;
+    cur = next;
+    memset(&next, 0, sizeof next);
+    if (!prevResp) rc = SQLITE_NOMEM;
+    if (rc != SQLITE_OK) break;
+  }
+  if (!sent)
+    oneshot_fail(&x);
+  else if (rc != SQLITE_OK)
+    ctx_error(ctx, "sync_push", "%s", err ? err : sqlite3_errstr(rc));
+  else
+    sqlite3_result_int64(ctx, total);
+  sqlite3_free(err);
+  sqlite3_free(cur.body);
+  sqlite3_free(next.body);
+  sqlite3_free(prevResp);
+  sqlite3_free(prev.body);
+  sqlite3_free(url);
+  oneshot_close(&x);
+}
+
+void oneshot_fn_pull(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc, (void)argv;
+  Oneshot x;
+  if (oneshot_open(&x, ctx, "sync_pull") != 0) {
+    oneshot_close(&x);
+    return;
+  }
+  SyncCtx *c = x.c;
+  Site *s = x.nc->site;
+  char *client = ctx_meta_get(c, "client_id");
+  int64_t total = 0;
+  int resync = 0;
+  for (;;) {
+    char *url = client_pull_url(c, x.url, client, resync, x.cfg.pull_limit);
+    int bad = oneshot_request(&x, url, 0, CLIENT_PULL);
+    sqlite3_free(url);
+    if (bad) {
+      if (client_classify(&x.r, CLIENT_PULL, x.cfg.pull_limit) == CL_RESYNC &&
+          !client_resync(c, &resync))
+        continue;
+      oneshot_fail(&x);
+      break;
+    }
+    int64_t n = 0;
+    int more = 0;
+    char *err = 0;
+    if (client_apply(c, s, x.r.buf ? x.r.buf : "", 0, resync, &n, &more, &err) != SQLITE_OK) {
+      ctx_error(ctx, "sync_pull", "%s", err);
+      sqlite3_free(err);
+      break;
+    }
+    total += n;
+    if (resync) resync = 2;
+    if (!more) {
+      sqlite3_result_int64(ctx, total);
+      break;
+    }
+  }
+  sqlite3_free(client);
+  oneshot_close(&x);
+}

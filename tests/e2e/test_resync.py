@@ -1,0 +1,99 @@
+"""A full resync against a scripted server (no syncd): the server answers
+410 to a pull from the client's cursor and then delivers the live rows.
+
+The keys a resync delivers are read with the table's own key columns, here
+one named with a quote (it's), which an SQL literal must escape; rows the
+resync did not deliver go, a row with a pending mutation stays, and the
+deletions are an engine write under the connection's enforced foreign keys
+(deferred to the end: a parent may go before its child).
+"""
+import http.server
+import json
+import os
+import threading
+
+from e2e_util import E2ETest, connect
+
+PAGE = {
+    "changes": [
+        {"table": "a_parent", "op": "upsert", "pk": {"it's": "keep"},
+         "row": {"it's": "keep", "v": 2}, "version": 7},
+        {"table": "b_child", "op": "upsert", "pk": {"id": 1},
+         "row": {"id": 1, "p": "keep"}, "version": 8},
+    ],
+    "cursor": "c-8",
+    "has_more": False,
+}
+
+
+class ResyncServer:
+    """410 to a pull that names a cursor; PAGE to one that does not."""
+
+    def __init__(self):
+        outer = self
+        self.pulls = []
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                outer.pulls.append(self.path)
+                if "cursor=" in self.path:
+                    code, body = 410, b'{"error":"cursor expired"}'
+                else:
+                    code, body = 200, json.dumps(PAGE).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = "http://127.0.0.1:%d" % self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class ResyncTest(E2ETest):
+    def test_resync_quoted_key_and_foreign_keys(self):
+        srv = ResyncServer()
+        self.addCleanup(srv.stop)
+        db = connect(os.path.join(self.dir, "r.db"))
+        self.addCleanup(db.close)
+        db.executescript("""
+            PRAGMA foreign_keys = ON;
+            CREATE TABLE a_parent("it's" TEXT PRIMARY KEY, v INTEGER);
+            CREATE TABLE b_child(id INTEGER PRIMARY KEY, p TEXT REFERENCES a_parent("it's"));
+        """)
+        one = lambda sql, args=(): db.execute(sql, args).fetchone()[0]
+        one("SELECT sync_init(?)", (srv.url,))
+        one("SELECT sync_track('a_parent')")
+        one("SELECT sync_track('b_child')")
+        # confirmed rows, as an earlier pull left them, and the cursor it gave
+        old = {"changes": [
+            {"table": "a_parent", "op": "upsert", "pk": {"it's": k}, "row": {"it's": k, "v": 1},
+             "version": n} for n, k in ((1, "keep"), (2, "gone"))] + [
+            {"table": "b_child", "op": "upsert", "pk": {"id": i}, "row": {"id": i, "p": p},
+             "version": n} for n, i, p in ((3, 1, "keep"), (4, 2, "gone"))],
+            "cursor": "c-4", "has_more": False}
+        self.assertEqual(one("SELECT sync_apply(?)", (json.dumps(old),)), 4)
+        # a pending local row the server has not seen
+        db.execute("""INSERT INTO a_parent VALUES('mine', 3)""")
+        self.assertEqual(one("SELECT sync_pending()"), 1)
+
+        self.assertEqual(one("SELECT sync_pull()"), 2 + 2)  # 2 delivered, 2 dropped
+        self.assertEqual(len(srv.pulls), 2)
+        self.assertIn("cursor=c-4", srv.pulls[0])
+        self.assertNotIn("cursor=", srv.pulls[1])
+        self.assertEqual(db.execute("""SELECT "it's", v FROM a_parent ORDER BY 1""").fetchall(),
+                         [("keep", 2), ("mine", 3)])
+        self.assertEqual(db.execute("SELECT id, p FROM b_child").fetchall(), [(1, "keep")])
+        self.assertEqual(one("SELECT sync_cursor()"), "c-8")
+        self.assertEqual(one("SELECT sync_pending()"), 1)
+        self.assertEqual(db.execute("PRAGMA foreign_key_check").fetchall(), [])
+        # the engine's deletions were not queued as the app's own
+        self.assertEqual(one("SELECT count(*) FROM sync_outbox WHERE op = 'delete'"), 0)
