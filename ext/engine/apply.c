@@ -52,6 +52,7 @@
 #include "capture.h"
 #include "outbox.h"
 #include "rebase.h"
+#include "jscan.h"
 #include "table.h"
 #include "value.h"
 
@@ -62,171 +63,21 @@
 
 /* ---- reading the page ----
 **
-** The text is NUL-terminated (it is an SQL text value), so a scan stops at
-** the NUL at the latest. After jv_check has accepted the page, the walk
-** uses the cheaper jv_skip. */
-
-#define JV_MAX_DEPTH 2000 /* SQLite's JSON_MAX_DEPTH: deeper text is not valid JSON */
-
-static int jv_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-static const char *jv_ws(const char *z) {
-  while (jv_space(*z))
-    z++;
-  return z;
-}
-
-static int jv_digit(char c) {
-  return c >= '0' && c <= '9';
-}
-
-static int jv_hex(char c) {
-  return jv_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-static int jv_alnum(char c) {
-  return jv_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-/* The end of the valid JSON value at z (no leading space), or NULL. depth:
-** the containers open around it. Follows SQLite 3.40's jsonParseValue rule
-** for rule, numbers included (no leading zeros, digits around '.', a digit
-** before and after the exponent). */
-static const char *jv_check(const char *z, int depth) {
-  char c = *z;
-  if (c == '{' || c == '[') {
-    char close = c == '{' ? '}' : ']';
-    if (depth >= JV_MAX_DEPTH) return 0;
-    z = jv_ws(z + 1);
-    if (*z == close) return z + 1;
-    for (;;) {
-      if (close == '}') {
-        if (*z != '"' || !(z = jv_check(z, depth + 1))) return 0;
-        z = jv_ws(z);
-        if (*z != ':') return 0;
-        z = jv_ws(z + 1);
-      }
-      if (!(z = jv_check(z, depth + 1))) return 0;
-      z = jv_ws(z);
-      if (*z == close) return z + 1;
-      if (*z != ',') return 0;
-      z = jv_ws(z + 1);
-    }
-  }
-  if (c == '"') {
-    for (z++;; z++) {
-      c = *z;
-      if ((unsigned char)c < 0x20) return 0;
-      if (c == '"') return z + 1;
-      if (c != '\\') continue;
-      c = *++z;
-      if (c == 'u') {
-        if (!jv_hex(z[1]) || !jv_hex(z[2]) || !jv_hex(z[3]) || !jv_hex(z[4])) return 0;
-      } else if (!c || !strchr("\"\\/bfnrt", c)) {
-        return 0;
-      }
-    }
-  }
-  if (c == 'n' || c == 't' || c == 'f') {
-    const char *w = c == 'n' ? "null" : c == 't' ? "true" : "false";
-    size_t n = strlen(w);
-    return strncmp(z, w, n) == 0 && !jv_alnum(z[n]) ? z + n : 0;
-  }
-  if (c == '-' || jv_digit(c)) {
-    const char *d = c == '-' ? z + 1 : z;
-    if (d[0] == '0' && jv_digit(d[1])) return 0;
-    int dp = 0, e = 0;
-    const char *p = z + 1;
-    for (;; p++) {
-      c = *p;
-      if (jv_digit(c)) continue;
-      if (c == '.') {
-        if (p[-1] == '-' || dp) return 0;
-        dp = 1;
-        continue;
-      }
-      if (c == 'e' || c == 'E') {
-        if (p[-1] < '0' || e) return 0;
-        dp = e = 1;
-        if (p[1] == '+' || p[1] == '-') p++;
-        if (!jv_digit(p[1])) return 0;
-        continue;
-      }
-      break;
-    }
-    return p[-1] < '0' ? 0 : p;
-  }
-  return 0;
-}
-
-/* The end of the value at z, which jv_check has accepted. */
-static const char *jv_skip(const char *z) {
-  if (*z == '"') {
-    for (z++; *z != '"'; z++)
-      if (*z == '\\') z++;
-    return z + 1;
-  }
-  if (*z == '{' || *z == '[') {
-    int depth = 0;
-    do {
-      if (*z == '"') {
-        z = jv_skip(z);
-        continue;
-      }
-      if (*z == '{' || *z == '[') depth++;
-      if (*z == '}' || *z == ']') depth--;
-      z++;
-    } while (depth > 0);
-    return z;
-  }
-  while (*z && !jv_space(*z) && *z != ',' && *z != '}' && *z != ']')
-    z++;
-  return z;
-}
-
-/* One JSON value of the page in place; z NULL when absent. */
-typedef struct Span {
-  const char *z;
-  int n;
-} Span;
-
-/* Member iteration over an accepted object: *pz at '{' on the first call,
-** then where the previous call left it. Returns 1 with the key (inside its
-** quotes) and the value, or 0 at the end with *pz at the closing '}'. */
-static int jv_member(const char **pz, Span *key, Span *val) {
-  const char *z = jv_ws(**pz == '{' ? *pz + 1 : *pz);
-  if (*z != '"') {
-    *pz = z;
-    return 0;
-  }
-  const char *e = jv_skip(z);
-  key->z = z + 1, key->n = (int)(e - z - 2);
-  z = jv_ws(jv_ws(e) + 1);
-  e = jv_skip(z);
-  val->z = z, val->n = (int)(e - z);
-  z = jv_ws(e);
-  *pz = *z == ',' ? z + 1 : z;
-  return 1;
-}
-
-static int span_is(Span s, const char *name) {
-  return s.z && (int)strlen(name) == s.n && memcmp(s.z, name, (size_t)s.n) == 0;
-}
+** The page is read in place by the shared scanner (common/jscan.h): once
+** jscan_valid has accepted it, the walk only finds where things end. */
 
 /* A member's value is a string without escapes: its inside. */
-static int span_plain_string(Span v, Span *inside) {
+static int span_plain_string(jspan v, jspan *inside) {
   if (!v.z || v.z[0] != '"' || memchr(v.z, '\\', (size_t)v.n)) return 0;
   inside->z = v.z + 1, inside->n = v.n - 2;
   return 1;
 }
 
-static int span_is_number(Span v) {
-  return v.z && (v.z[0] == '-' || jv_digit(v.z[0]));
+static int span_is_number(jspan v) {
+  return v.z && (v.z[0] == '-' || (v.z[0] >= '0' && v.z[0] <= '9'));
 }
 
-static int span_is_integer(Span v) {
+static int span_is_integer(jspan v) {
   return span_is_number(v) && !memchr(v.z, '.', (size_t)v.n) && !memchr(v.z, 'e', (size_t)v.n) &&
          !memchr(v.z, 'E', (size_t)v.n);
 }
@@ -234,7 +85,7 @@ static int span_is_integer(Span v) {
 /* The number v as SQLite's ->> gives it to sqlite3_column_int64: exact
 ** within 64 bits, else through a REAL, saturated; *pReal gets the number
 ** as a REAL and *pExact whether it was an exact integer. */
-static sqlite3_int64 span_int64(Span v, double *pReal, int *pExact) {
+static sqlite3_int64 span_int64(jspan v, double *pReal, int *pExact) {
   char *t = sqlite3_mprintf("%.*s", v.n, v.z);
   *pExact = 0;
   *pReal = t ? value_atof(t) : 0;
@@ -257,7 +108,7 @@ static sqlite3_int64 span_int64(Span v, double *pReal, int *pExact) {
 /* The text SQLite's ->> gives for the JSON value v (a string unescaped, a
 ** number or literal as SQLite prints it), for the rare names with escapes
 ** and for error messages. NULL for JSON null or no memory. */
-static char *span_text(SyncCtx *c, Span v) {
+static char *span_text(SyncCtx *c, jspan v) {
   sqlite3_stmt *s = 0;
   char *out = 0;
   if (sqlite3_prepare_v2(c->db, "SELECT ?1 ->> '$'", -1, &s, 0) == SQLITE_OK) {
@@ -267,35 +118,6 @@ static char *span_text(SyncCtx *c, Span v) {
   }
   sqlite3_finalize(s);
   return out;
-}
-
-/* v as SQLite's -> renders it: the text without the space between tokens. */
-static char *span_compact(Span v) {
-  sqlite3_str *s = sqlite3_str_new(0);
-  const char *z = v.z, *end = v.z + v.n, *run = z;
-  while (z < end) {
-    if (*z == '"') {
-      z = jv_skip(z);
-    } else if (jv_space(*z)) {
-      sqlite3_str_append(s, run, (int)(z - run));
-      while (z < end && jv_space(*z))
-        z++;
-      run = z;
-    } else {
-      z++;
-    }
-  }
-  sqlite3_str_append(s, run, (int)(end - run));
-  return sqlite3_str_finish(s);
-}
-
-/* The value of the member of object obj named name (first of equals). */
-static Span member(Span obj, const char *name) {
-  Span key, val, none = {0, 0};
-  const char *z = obj.z;
-  while (jv_member(&z, &key, &val))
-    if (span_is(key, name)) return val;
-  return none;
 }
 
 /* ---- sync_apply_rows: a batch of whole rows as a table ----
@@ -319,9 +141,9 @@ static Span member(Span obj, const char *name) {
 typedef struct Batch {
   SyncTable *t;
   int nRow, capRow, capVal;
-  Span *vals; /* row r, column j: vals[r * t->nCol + j] */
+  jspan *vals; /* row r, column j: vals[r * t->nCol + j] */
   int *chg;   /* per row: its change (from 1) */
-  Span *pks;  /* per row: its key object */
+  jspan *pks;  /* per row: its key object */
   int lo, hi; /* the rows sync_apply_rows gives: lo to hi - 1 */
 } Batch;
 
@@ -416,10 +238,10 @@ static int rowsColumn(sqlite3_vtab_cursor *vcur, sqlite3_context *ctx, int col) 
   RowsCursor *cur = (RowsCursor *)vcur;
   Batch *b = cur->b;
   if (!b || col < 1 || col > b->t->nCol) return SQLITE_OK;
-  Span v = b->vals[cur->i * b->t->nCol + col - 1];
+  jspan v = b->vals[cur->i * b->t->nCol + col - 1];
   if (v.z[0] == '{' || v.z[0] == '[') {
     /* Nested JSON is stored as -> renders it. */
-    char *compact = span_compact(v);
+    char *compact = jscan_compact(v);
     if (!compact) return SQLITE_NOMEM;
     value_result(ctx, compact, (int)strlen(compact));
     sqlite3_free(compact);
@@ -508,7 +330,7 @@ static int bound_prepare(SyncCtx *c, SyncTable *t, int del) {
 
 /* The column of t named by key (a member name as written), or -1. hint:
 ** the member's position, the usual column. */
-static int column_of(SyncTable *t, Span key, int hint) {
+static int column_of(SyncTable *t, jspan key, int hint) {
   if (hint < t->nCol && strncmp(t->cols[hint], key.z, (size_t)key.n) == 0 &&
       t->cols[hint][key.n] == 0)
     return hint;
@@ -523,13 +345,14 @@ static int column_of(SyncTable *t, Span key, int hint) {
 
 /* A table the page names, as written: resolved once per page. */
 typedef struct PageTable {
-  Span name;
+  jspan name;
   SyncTable *t;
   int pending; /* the outbox holds mutations of t: each key is looked up */
 } PageTable;
 
 typedef struct Page {
   SyncCtx *c;
+  const char *end;          /* the page text's end */
   int anyPending;           /* the outbox is not empty */
   sqlite3_stmt *tblPending; /* ?1 tbl -> a row if the outbox holds mutations of it */
   PageTable tables[8];
@@ -552,7 +375,7 @@ static int page_touch(Page *pg, SyncTable *t) {
 }
 
 /* Resolves the table named by v (a JSON string). Errors as table_get. */
-static int page_table(Page *pg, Span v, PageTable **pOut, char **pzErr) {
+static int page_table(Page *pg, jspan v, PageTable **pOut, char **pzErr) {
   SyncCtx *c = pg->c;
   for (int k = 0; k < pg->nTables; k++) {
     PageTable *p = &pg->tables[k];
@@ -561,7 +384,7 @@ static int page_table(Page *pg, Span v, PageTable **pOut, char **pzErr) {
       return SQLITE_OK;
     }
   }
-  Span in;
+  jspan in;
   char *name = span_plain_string(v, &in) ? sqlite3_mprintf("%.*s", in.n, in.z) : span_text(c, v);
   if (!name) return SQLITE_NOMEM;
   SyncTable *t = 0;
@@ -589,7 +412,7 @@ static int page_table(Page *pg, Span v, PageTable **pOut, char **pzErr) {
 
 /* The canonical key text of pk (see capture_canon_pk); on failure *pzErr
 ** names change i. */
-static int change_key(SyncCtx *c, SyncTable *t, int i, Span pk, char **pOut, char **pzErr) {
+static int change_key(SyncCtx *c, SyncTable *t, int i, jspan pk, char **pOut, char **pzErr) {
   char *why = 0, *text = sqlite3_mprintf("%.*s", pk.n, pk.z);
   if (!text) return SQLITE_NOMEM;
   int rc = capture_canon_pk(c, t, text, pOut, &why);
@@ -602,7 +425,7 @@ static int change_key(SyncCtx *c, SyncTable *t, int i, Span pk, char **pOut, cha
 /* Runs s (values bound, rc their binding's code) and resets it; on failure
 ** *pzErr names change i and its key. msg: a value's error found while
 ** binding (s not run). */
-static int change_run(SyncCtx *c, SyncTable *t, int i, Span pk, sqlite3_stmt *s, int rc,
+static int change_run(SyncCtx *c, SyncTable *t, int i, jspan pk, sqlite3_stmt *s, int rc,
                       const char *msg, char **pzErr) {
   if (rc == SQLITE_OK) {
     rc = sqlite3_step(s);
@@ -672,30 +495,30 @@ static int batch_flush(Page *pg, char **pzErr) {
 /* Reads row into the batch's next slot. Returns 1 when row has every
 ** column of t (the slot is kept), 0 when not (the JSON upsert writes it),
 ** or -1 without memory. */
-static int batch_add(Page *pg, SyncTable *t, int i, Span pk, Span row) {
+static int batch_add(Page *pg, SyncTable *t, int i, jspan pk, jspan row) {
   Batch *b = &pg->batch;
   int n = t->nCol;
   if (b->nRow >= b->capRow) {
     int cap = b->capRow ? b->capRow * 2 : 64;
     int *chg = sqlite3_realloc64(b->chg, sizeof *chg * (sqlite3_uint64)cap);
     if (chg) b->chg = chg;
-    Span *pks = sqlite3_realloc64(b->pks, sizeof *pks * (sqlite3_uint64)cap);
+    jspan *pks = sqlite3_realloc64(b->pks, sizeof *pks * (sqlite3_uint64)cap);
     if (pks) b->pks = pks;
     if (!chg || !pks) return -1;
     b->capRow = cap;
   }
   if ((b->nRow + 1) * n > b->capVal) {
     int cap = (b->nRow + 1) * n * 2;
-    Span *vals = sqlite3_realloc64(b->vals, sizeof *vals * (sqlite3_uint64)cap);
+    jspan *vals = sqlite3_realloc64(b->vals, sizeof *vals * (sqlite3_uint64)cap);
     if (!vals) return -1;
     b->vals = vals, b->capVal = cap;
   }
-  Span *slot = b->vals + b->nRow * n, key, val;
+  jspan *slot = b->vals + b->nRow * n, key, val;
   for (int k = 0; k < n; k++)
     slot[k].z = 0;
   const char *z = row.z;
   int found = 0;
-  for (int m = 0; jv_member(&z, &key, &val); m++) {
+  for (int m = 0; jscan_member(&z, row.z + row.n, &key, &val); m++) {
     int col = column_of(t, key, m);
     if (col >= 0 && !slot[col].z) slot[col] = val, found++;
   }
@@ -710,7 +533,7 @@ static int batch_add(Page *pg, SyncTable *t, int i, Span pk, Span row) {
 /* Writes row, or deletes pk, for a key without pending mutations. A whole
 ** row joins the batch; anything else writes the batch first, so the page's
 ** order holds. */
-static int change_write(Page *pg, SyncTable *t, int i, int upsert, Span pk, Span row,
+static int change_write(Page *pg, SyncTable *t, int i, int upsert, jspan pk, jspan row,
                         char **pzErr) {
   SyncCtx *c = pg->c;
   Batch *b = &pg->batch;
@@ -734,9 +557,9 @@ static int change_write(Page *pg, SyncTable *t, int i, int upsert, Span pk, Span
   sqlite3_stmt *s = t->bound[1];
   const char *msg = 0;
   for (int k = 0; rc == SQLITE_OK && k < t->nPk; k++) {
-    Span v = member(pk, t->cols[t->pk[k]]);
+    jspan v = jscan_field(pk, t->cols[t->pk[k]]);
     if (v.z[0] == '{' || v.z[0] == '[') {
-      char *compact = span_compact(v);
+      char *compact = jscan_compact(v);
       rc = compact ? value_bind(s, k + 1, compact, (int)strlen(compact), &msg) : SQLITE_NOMEM;
       sqlite3_free(compact);
     } else {
@@ -751,13 +574,13 @@ static int apply_change(Page *pg, int i, const char **pz, char **pzErr) {
   SyncCtx *c = pg->c;
   const char *z = *pz;
   if (*z != '{') {
-    *pz = jv_skip(z);
+    *pz = jscan_skip(z, pg->end);
     *pzErr = sqlite3_mprintf("change %d is not an object", i);
     return SQLITE_ERROR;
   }
-  Span key, val, tbl = {0, 0}, op = {0, 0}, pk = {0, 0}, row = {0, 0}, ver = {0, 0};
-  while (jv_member(&z, &key, &val)) {
-    Span *f = 0;
+  jspan key, val, tbl = {0, 0}, op = {0, 0}, pk = {0, 0}, row = {0, 0}, ver = {0, 0};
+  while (jscan_member(&z, pg->end, &key, &val)) {
+    jspan *f = 0;
     switch (key.n) {
     case 2:
       f = key.z[0] == 'o' && key.z[1] == 'p' ? &op : key.z[0] == 'p' && key.z[1] == 'k' ? &pk : 0;
@@ -774,8 +597,8 @@ static int apply_change(Page *pg, int i, const char **pz, char **pzErr) {
     }
     if (f && !f->z) *f = val;
   }
-  *pz = z + 1; /* past the '}' jv_member stopped at */
-  if (!tbl.z || span_is(tbl, "null")) {
+  *pz = z + 1; /* past the '}' jscan_member stopped at */
+  if (!tbl.z || jscan_is(tbl, "null")) {
     *pzErr = sqlite3_mprintf("change %d has no \"table\"", i);
     return SQLITE_ERROR;
   }
@@ -787,7 +610,7 @@ static int apply_change(Page *pg, int i, const char **pz, char **pzErr) {
   int rc = page_table(pg, tbl, &p, pzErr);
   if (rc != SQLITE_OK) return rc;
   SyncTable *t = p->t;
-  Span in;
+  jspan in;
   int plain = span_plain_string(op, &in);
   int upsert = plain && in.n == 6 && memcmp(in.z, "upsert", 6) == 0;
   int del = plain && in.n == 6 && memcmp(in.z, "delete", 6) == 0;
@@ -809,8 +632,8 @@ static int apply_change(Page *pg, int i, const char **pz, char **pzErr) {
     return SQLITE_ERROR;
   }
   for (int k = 0; k < t->nPk; k++) {
-    Span v = member(pk, t->cols[t->pk[k]]);
-    if (!v.z || span_is(v, "null")) {
+    jspan v = jscan_field(pk, t->cols[t->pk[k]]);
+    if (!v.z || jscan_is(v, "null")) {
       *pzErr = sqlite3_mprintf("change %d: primary key of \"%s\" is missing or null", i, t->name);
       return SQLITE_ERROR;
     }
@@ -831,7 +654,7 @@ static int apply_change(Page *pg, int i, const char **pz, char **pzErr) {
   sqlite3_reset(s);
   if (pending) {
     rc = batch_flush(pg, pzErr);
-    char *image = upsert && rc == SQLITE_OK ? span_compact(row) : 0;
+    char *image = upsert && rc == SQLITE_OK ? jscan_compact(row) : 0;
     double r;
     int exact;
     sqlite3_int64 version = span_is_integer(ver) ? span_int64(ver, &r, &exact) : 0;
@@ -853,7 +676,7 @@ static int apply_change(Page *pg, int i, const char **pz, char **pzErr) {
 ** number that is no integer, or one beyond 64 bits, is named as SQLite
 ** prints a REAL when it is above, else refused as no integer. *pUpto gets
 ** the id. */
-static int check_sent(SyncCtx *c, Span lm, sqlite3_int64 *pUpto, char **pzErr) {
+static int check_sent(SyncCtx *c, jspan lm, sqlite3_int64 *pUpto, char **pzErr) {
   double r = 0;
   int exact = 0;
   sqlite3_int64 sent = 0, upto = span_int64(lm, &r, &exact);
@@ -889,25 +712,25 @@ void apply_result_clear(ApplyResult *res) {
 
 int apply_page(SyncCtx *c, const char *json, int flags, ApplyResult *res, char **pzErr) {
   memset(res, 0, sizeof *res);
-  const char *z = json ? jv_ws(json) : 0;
-  const char *end = z && *z == '{' ? jv_check(z, 0) : 0;
-  if (!end || *jv_ws(end)) {
+  const char *pe = json ? json + strlen(json) : 0, *z = json ? jscan_ws(json, pe) : 0;
+  const char *end = z && *z == '{' ? jscan_valid(z, pe, 0) : 0;
+  if (!end || jscan_ws(end, pe) != pe) {
     *pzErr = sqlite3_mprintf("changes must be a JSON object");
     return SQLITE_ERROR;
   }
   /* The envelope: the first of equal keys counts. */
-  Span key, val, changes = {0, 0}, cursor = {0, 0}, lm = {0, 0}, more = {0, 0}, rej = {0, 0};
-  while (jv_member(&z, &key, &val)) {
-    Span *f = span_is(key, "changes")            ? &changes
-              : span_is(key, "cursor")           ? &cursor
-              : span_is(key, "last_mutation_id") ? &lm
-              : span_is(key, "has_more")         ? &more
-              : span_is(key, "rejected")         ? &rej
+  jspan key, val, changes = {0, 0}, cursor = {0, 0}, lm = {0, 0}, more = {0, 0}, rej = {0, 0};
+  while (jscan_member(&z, pe, &key, &val)) {
+    jspan *f = jscan_is(key, "changes")            ? &changes
+              : jscan_is(key, "cursor")           ? &cursor
+              : jscan_is(key, "last_mutation_id") ? &lm
+              : jscan_is(key, "has_more")         ? &more
+              : jscan_is(key, "rejected")         ? &rej
                                                  : 0;
     if (f && !f->z) *f = val;
   }
-  if (span_is(cursor, "null")) cursor.z = 0;
-  if (span_is(lm, "null") || (flags & APPLY_EVENT)) lm.z = 0;
+  if (jscan_is(cursor, "null")) cursor.z = 0;
+  if (jscan_is(lm, "null") || (flags & APPLY_EVENT)) lm.z = 0;
   char *zErr = 0;
   if (changes.z && changes.z[0] != '[')
     zErr = sqlite3_mprintf("\"changes\" must be an array");
@@ -924,11 +747,12 @@ int apply_page(SyncCtx *c, const char *json, int flags, ApplyResult *res, char *
     *pzErr = zErr ? zErr : sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
     return rc;
   }
-  int lastPage = !span_is(more, "true");
+  int lastPage = !jscan_is(more, "true");
 
   Page pg;
   memset(&pg, 0, sizeof pg);
   pg.c = c;
+  pg.end = pe;
   sqlite3_int64 n = 0;
   rc = ctx_engine_begin(c);
   if (rc == SQLITE_OK) {
@@ -939,7 +763,7 @@ int apply_page(SyncCtx *c, const char *json, int flags, ApplyResult *res, char *
     if (s) rc = sqlite3_reset(s);
   }
   if (rc == SQLITE_OK && changes.z) {
-    z = jv_ws(changes.z + 1);
+    z = jscan_ws(changes.z + 1, pe);
     while (rc == SQLITE_OK && *z != ']') {
       rc = apply_change(&pg, (int)++n, &z, &zErr);
       if (rc != SQLITE_OK && rc != SQLITE_NOMEM && pg.batch.nRow) {
@@ -952,8 +776,8 @@ int apply_page(SyncCtx *c, const char *json, int flags, ApplyResult *res, char *
           zErr = zFirst, rc = rcFirst;
         }
       }
-      z = jv_ws(z);
-      if (*z == ',') z = jv_ws(z + 1);
+      z = jscan_ws(z, pe);
+      if (*z == ',') z = jscan_ws(z + 1, pe);
     }
     if (rc == SQLITE_OK) rc = batch_flush(&pg, &zErr);
   }
@@ -963,7 +787,7 @@ int apply_page(SyncCtx *c, const char *json, int flags, ApplyResult *res, char *
   sqlite3_free(pg.batch.pks);
   if (rc == SQLITE_OK && lastPage && lm.z) rc = outbox_confirm_upto(c, rej.z, rej.n, upto, &zErr);
   if (rc == SQLITE_OK && cursor.z) {
-    Span in;
+    jspan in;
     char *cur =
         span_plain_string(cursor, &in) ? sqlite3_mprintf("%.*s", in.n, in.z) : span_text(c, cursor);
     rc = cur ? ctx_meta_set(c, "cursor", cur) : SQLITE_NOMEM;
