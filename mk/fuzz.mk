@@ -50,14 +50,15 @@ FUZZ_LIBS_ack    = $(EXT_LIBS)
 FUZZ_UNDER_ack   = $(FUZZ_UNDER_apply)
 # syncd: the push body's validation alone, and the push path into a SQLite
 # store (value.c compiled as for the server, without -DSYNC_LOADABLE).
-FUZZ_SRC_request   = tests/fuzz/request_fuzz.c server/request.c
-FUZZ_DEPS_request  = server/request.h server/store.h
-FUZZ_UNDER_request = server/request.c
-FUZZ_SRC_push      = tests/fuzz/push_fuzz.c server/request.c server/store.c server/store_sqlite.c \
+FUZZ_SRC_request   = tests/fuzz/request_fuzz.c server/http/request.c
+FUZZ_DEPS_request  = server/http/request.h server/store/store.h
+FUZZ_UNDER_request = server/http/request.c
+FUZZ_SRC_push      = tests/fuzz/push_fuzz.c server/http/request.c server/store/wire.c \
+                     server/store/dialect_sqlite.c \
                      common/value.c
 FUZZ_DEPS_push     = $(SERVER_H) tests/server/schema_sqlite.sql
 FUZZ_FLAGS_push    = -DFZ_SCHEMA_FILE='"$(CURDIR)/tests/server/schema_sqlite.sql"'
-FUZZ_UNDER_push    = server/request.c server/store.c server/store_sqlite.c
+FUZZ_UNDER_push    = server/http/request.c server/store/wire.c server/store/dialect_sqlite.c
 
 # make fuzz-cov: the same targets with clang's source coverage instead of
 # the sanitizers, run over the corpora, and llvm-cov's report.

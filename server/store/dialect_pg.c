@@ -30,7 +30,7 @@
 #include <libpq-fe.h>
 
 #include "value.h"
-#include "store_impl.h"
+#include "wire.h"
 
 #define POOL_MAX 16
 #define SETUP_LOCK_KEY 7395412001LL

@@ -21,7 +21,7 @@
 
 #include "value.h"
 #include "request.h"
-#include "store_impl.h"
+#include "wire.h"
 
 #define POOL_MAX 32
 

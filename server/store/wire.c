@@ -2,7 +2,7 @@
 ** store.c: cursor format and JSON page building shared by store_sqlite.c
 ** and store_pg.c, so both storages speak exactly the same protocol.
 */
-#include "store_impl.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <stdarg.h>
