@@ -129,7 +129,7 @@ static enum MHD_Result do_push(const server_ctx *ctx, struct MHD_Connection *c, 
   }
   char *json = 0, *err = 0;
   int changed = 0;
-  int rc = ctx->st->m->push(ctx->st, pr.client_id, pr.m, pr.n, &json, &changed, &err);
+  int rc = store_push(ctx->st, pr.client_id, pr.m, pr.n, &json, &changed, &err);
   push_request_free(&pr);
   if (rc != STORE_OK) {
     fprintf(stderr, "syncd: push failed: %s\n", err ? err : "?");
@@ -174,7 +174,7 @@ static enum MHD_Result do_pull(const server_ctx *ctx, struct MHD_Connection *c, 
   }
   store_page page;
   char *err = 0;
-  int rc = ctx->st->m->pull(ctx->st, client, cursor && *cursor ? cursor : 0, (int)limit,
+  int rc = store_pull(ctx->st, client, cursor && *cursor ? cursor : 0, (int)limit,
                             pending_from, &page, &err);
   if (rc != STORE_OK) {
     enum MHD_Result r = answer_error(c, rq, store_status(rc), store_message(rc, err));

@@ -1,24 +1,29 @@
 /*
-** store_pg.c: the PostgreSQL implementation of store.h (--pg URL), for
-** several syncd processes sharing one database.
+** dialect_pg.c: the PostgreSQL dialect (dialect.h), for several syncd
+** processes sharing one database (--pg URL). The internal tables live in
+** the connection's current schema.
 **
-** Same internal tables as store_sqlite.c (_syncd_state, _syncd_changes,
-** _syncd_clients, _syncd_outcomes), in the connection's current schema.
-**
-** Ordering: a push locks its client's row (FOR UPDATE) first, so pushes of
+** Ordering: a push locks its client's row first (client_last), so pushes of
 ** one client serialize, and takes the one-row _syncd_state lock with its
 ** first version, holding it to commit: versions are assigned and committed
 ** in order, so a reader never skips a version that commits late. Pulls read
-** in one REPEATABLE READ snapshot.
+** in one REPEATABLE READ snapshot (or one statement).
 **
 ** Values: the request's JSON goes to PostgreSQL as json text and each column
 ** is read with ->> and cast to the column's own type (so integers and
-** doubles are parsed exactly by PostgreSQL), bytea from {"$base64"}. Rows are
-** printed from the text output by column kind (extra_float_digits = 1 gives
-** the shortest exact double).
+** doubles are parsed exactly by PostgreSQL), bytea from {"$base64"}. A
+** {"$base64"} or {"$hex"} value is first held to sync_val's rules (an
+** in-memory SQLite connection per connection), so a malformed one is
+** refused with the same reason as on SQLite rather than stored as text.
+** Rows are printed from the text output by column kind (extra_float_digits
+** = 1 gives the shortest exact double).
+**
+** Round trips: a mutation's savepoint is released by the next one's
+** "RELEASE SAVEPOINT m; SAVEPOINT m" (or COMMIT), outcomes are written in
+** one statement per batch, and a pull without pending_from is one statement.
 **
 ** Fan-out: each push that changed rows runs NOTIFY syncd_changes; one
-** listener connection per syncd calls cfg->on_change on every notification.
+** listener connection per syncd calls on_change on every notification.
 */
 #include <poll.h>
 #include <pthread.h>
@@ -30,51 +35,30 @@
 #include <libpq-fe.h>
 
 #include "value.h"
-#include "wire.h"
+#include "dialect.h"
 
-#define POOL_MAX 16
-#define SETUP_LOCK_KEY 7395412001LL
+#define SETUP_LOCK_KEY "7395412001"
 
+/* catalog_col.kind of a PostgreSQL column */
 enum { K_TEXT, K_INT, K_FLOAT, K_NUMERIC, K_BOOL, K_BYTEA };
 
-typedef struct pg_col {
-  char *name;
-  /* format_type() without typmod, spliced into casts (never from a request):
-  ** an explicit cast to varchar(n) would truncate silently, an assignment
-  ** refuses instead. */
-  char *type;
-  int kind;
-} pg_col;
-
-typedef struct pg_table {
-  char *name;
-  int n_cols;
-  pg_col *cols;
-  int n_pk;
-  int *pk; /* indexes into cols, in key order */
-} pg_table;
-
-typedef struct pg_store {
-  store base;
+struct dialect_db {
   char *url;
-  char db_id[16];
-  long long max_tombstones;
-  pg_table *tables; /* fixed after open */
-  int n_tables;
-  pthread_mutex_t mu; /* guards the pool fields */
-  PGconn *pool[POOL_MAX];
-  int n_pool;
-  int n_busy;           /* connections handed out: at most POOL_MAX */
-  pthread_cond_t freed; /* signalled when one comes back */
-  /* listener */
   void (*on_change)(void *);
   void *on_change_arg;
   pthread_t listener;
   int has_listener;
   int wake[2]; /* a write ends the listener */
-} pg_store;
+};
 
-enum { MUT_OK, MUT_REJECTED, MUT_FATAL };
+struct dialect_conn {
+  PGconn *pg;
+  int open;              /* savepoint m is open (released by the next one or COMMIT) */
+  sqlite3_str *outcomes; /* outcomes recorded but not written yet (a JSON array) */
+  const char *client;    /* whose outcomes: the push's, set by client_last */
+  sqlite3 *values;       /* in-memory, for sync_val's rules on blob values */
+  sqlite3_stmt *check;   /* sync_val of every object value of ?1 */
+};
 
 static const char internal_ddl[] =
     "CREATE TABLE IF NOT EXISTS _syncd_state(one int PRIMARY KEY CHECK (one = 1),"
@@ -88,65 +72,14 @@ static const char internal_ddl[] =
     "CREATE TABLE IF NOT EXISTS _syncd_outcomes(client_id text NOT NULL, id bigint NOT NULL,"
     " status text NOT NULL, reason text, tbl text, pk text, PRIMARY KEY (client_id, id));";
 
-/* ---- connections ---- */
+/* ---- statements ---- */
 
-static PGconn *conn_open(const char *url, char **err) {
-  PGconn *c = PQconnectdb(url);
-  if (PQstatus(c) == CONNECTION_OK) {
-    PGresult *r = PQexec(c, "SET extra_float_digits = 1; SET bytea_output = 'hex';"
-                            " SET client_encoding = 'UTF8'; SET client_min_messages = warning");
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    PQclear(r);
-    if (ok) return c;
-  }
-  *err = store_errf("PostgreSQL: %s", PQerrorMessage(c));
-  PQfinish(c);
-  return 0;
-}
-
-static void pool_put(pg_store *s, PGconn *c);
-
-/* A connection from the pool, opening one while fewer than POOL_MAX are
-** out, else waiting for one to come back: each syncd holds at most
-** POOL_MAX + 1 (the listener) PostgreSQL connections however many streams
-** wake at once. */
-static PGconn *pool_get(pg_store *s, char **err) {
-  PGconn *c = 0;
-  pthread_mutex_lock(&s->mu);
-  while (s->n_pool == 0 && s->n_busy >= POOL_MAX)
-    pthread_cond_wait(&s->freed, &s->mu);
-  if (s->n_pool > 0) c = s->pool[--s->n_pool];
-  s->n_busy++;
-  pthread_mutex_unlock(&s->mu);
-  if (c && PQstatus(c) != CONNECTION_OK) {
-    PQfinish(c);
-    c = 0;
-  }
-  if (!c && !(c = conn_open(s->url, err))) pool_put(s, 0);
-  return c;
-}
-
-/* Give c back (NULL: one that could not be opened), rolling back whatever
-** an error path left open; a broken connection is dropped. */
-static void pool_put(pg_store *s, PGconn *c) {
-  if (c && PQtransactionStatus(c) != PQTRANS_IDLE) PQclear(PQexec(c, "ROLLBACK"));
-  if (c && (PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE)) {
-    PQfinish(c);
-    c = 0;
-  }
-  pthread_mutex_lock(&s->mu);
-  if (c) s->pool[s->n_pool++] = c;
-  s->n_busy--;
-  pthread_cond_signal(&s->freed);
-  pthread_mutex_unlock(&s->mu);
-}
-
-/* Run a parameterless command; 0 or -1 with *err. */
+/* Run a parameterless command (several allowed); 0 or -1 with *err. */
 static int exec(PGconn *c, const char *sql, char **err) {
   PGresult *r = PQexec(c, sql);
   ExecStatusType st = PQresultStatus(r);
   int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-  if (!ok) *err = store_errf("PostgreSQL: %s", PQerrorMessage(c));
+  if (!ok) *err = wire_errf("PostgreSQL: %s", PQerrorMessage(c));
   PQclear(r);
   return ok ? 0 : -1;
 }
@@ -157,27 +90,229 @@ static PGresult *query(PGconn *c, const char *sql, int n, const char *const *par
   PGresult *r = PQexecParams(c, sql, n, 0, params, 0, 0, 0);
   ExecStatusType st = PQresultStatus(r);
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
-  *err = store_errf("PostgreSQL: %s", PQerrorMessage(c));
+  *err = wire_errf("PostgreSQL: %s", PQerrorMessage(c));
   PQclear(r);
   return 0;
 }
 
-/* ---- schema ---- */
+/* query() for a statement whose result is not read. */
+static int command(PGconn *c, const char *sql, int n, const char *const *params, char **err) {
+  PGresult *r = query(c, sql, n, params, err);
+  PQclear(r);
+  return r ? 0 : -1;
+}
 
-static void tables_free(pg_store *s) {
-  for (int i = 0; i < s->n_tables; i++) {
-    pg_table *t = &s->tables[i];
-    for (int c = 0; c < t->n_cols; c++) {
-      sqlite3_free(t->cols[c].name);
-      sqlite3_free(t->cols[c].type);
-    }
-    sqlite3_free(t->cols);
-    sqlite3_free(t->pk);
-    sqlite3_free(t->name);
+/* ---- the database and its connections ---- */
+
+static int pg_open(const char *target, dialect_db **out, char **err) {
+  dialect_db *d = sqlite3_malloc64(sizeof *d);
+  if (d) {
+    memset(d, 0, sizeof *d);
+    d->wake[0] = d->wake[1] = -1;
+    d->url = sqlite3_mprintf("%s", target);
   }
-  sqlite3_free(s->tables);
-  s->tables = 0;
-  s->n_tables = 0;
+  if (!d || !d->url) {
+    sqlite3_free(d);
+    *err = wire_errf("out of memory");
+    return -1;
+  }
+  *out = d;
+  return 0;
+}
+
+static PGconn *pg_session(const char *url, char **err) {
+  PGconn *c = PQconnectdb(url);
+  if (PQstatus(c) == CONNECTION_OK &&
+      !exec(c,
+            "SET extra_float_digits = 1; SET bytea_output = 'hex';"
+            " SET client_encoding = 'UTF8'; SET client_min_messages = warning",
+            err))
+    return c;
+  sqlite3_free(*err);
+  *err = wire_errf("PostgreSQL: %s", PQerrorMessage(c));
+  PQfinish(c);
+  return 0;
+}
+
+static void pg_disconnect(dialect_conn *c) {
+  PQfinish(c->pg);
+  sqlite3_finalize(c->check);
+  sqlite3_close(c->values);
+  sqlite3_free(sqlite3_str_finish(c->outcomes));
+  sqlite3_free(c);
+}
+
+static dialect_conn *pg_connect(dialect_db *d, char **err) {
+  dialect_conn *c = sqlite3_malloc64(sizeof *c);
+  if (!c) return *err = wire_errf("out of memory"), (dialect_conn *)0;
+  memset(c, 0, sizeof *c);
+  c->outcomes = sqlite3_str_new(0);
+  if (sqlite3_open_v2(":memory:", &c->values, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, 0) ||
+      value_register(c->values) ||
+      sqlite3_prepare_v2(c->values,
+                         "SELECT sync_val(value) FROM json_each(?1) WHERE type = 'object'", -1,
+                         &c->check, 0)) {
+    *err = wire_errf("%s", sqlite3_errmsg(c->values));
+    pg_disconnect(c);
+    return 0;
+  }
+  if (!(c->pg = pg_session(d->url, err))) {
+    pg_disconnect(c);
+    return 0;
+  }
+  return c;
+}
+
+/* A broken connection, or one whose transaction cannot be ended, is
+** dropped. */
+static int pg_reusable(dialect_conn *c) {
+  if (PQtransactionStatus(c->pg) != PQTRANS_IDLE) PQclear(PQexec(c->pg, "ROLLBACK"));
+  sqlite3_str_reset(c->outcomes);
+  c->open = 0;
+  return PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) == PQTRANS_IDLE;
+}
+
+/* ---- LISTEN/NOTIFY ---- */
+
+/* One connection LISTENs; every notification (and every reconnect, which
+** may have missed some) calls on_change. A byte on d->wake ends it. */
+static void *listener_main(void *arg) {
+  dialect_db *d = arg;
+  PGconn *c = 0;
+  for (;;) {
+    if (!c) {
+      char *err = 0;
+      c = pg_session(d->url, &err);
+      if (c && exec(c, "LISTEN syncd_changes", &err)) {
+        PQfinish(c);
+        c = 0;
+      }
+      if (err) fprintf(stderr, "syncd: listener: %s\n", err);
+      sqlite3_free(err);
+      if (c) d->on_change(d->on_change_arg);
+    }
+    struct pollfd fds[2] = {{d->wake[0], POLLIN, 0}, {c ? PQsocket(c) : -1, POLLIN, 0}};
+    int n = poll(fds, 2, c ? -1 : 1000);
+    if (n > 0 && fds[0].revents) break;
+    if (!c || n <= 0) continue;
+    if (!PQconsumeInput(c)) {
+      PQfinish(c);
+      c = 0;
+      continue;
+    }
+    int got = 0;
+    PGnotify *note;
+    while ((note = PQnotifies(c))) {
+      PQfreemem(note);
+      got = 1;
+    }
+    if (got) d->on_change(d->on_change_arg);
+  }
+  PQfinish(c);
+  return 0;
+}
+
+static int pg_listen(dialect_db *d, void (*on_change)(void *), void *arg, char **err) {
+  d->on_change = on_change;
+  d->on_change_arg = arg;
+  if (pipe(d->wake) != 0 || pthread_create(&d->listener, 0, listener_main, d) != 0) {
+    *err = wire_errf("cannot start the LISTEN thread");
+    return -1;
+  }
+  d->has_listener = 1;
+  return 0;
+}
+
+static void pg_close(dialect_db *d) {
+  if (d->has_listener) {
+    char b = 1;
+    if (write(d->wake[1], &b, 1) != 1) perror("syncd: waking the listener");
+    pthread_join(d->listener, 0);
+  }
+  if (d->wake[0] >= 0) close(d->wake[0]);
+  if (d->wake[1] >= 0) close(d->wake[1]);
+  sqlite3_free(d->url);
+  sqlite3_free(d);
+}
+
+/* ---- transactions ---- */
+
+/* Outcomes are recorded in one statement per batch, not one round trip per
+** mutation: pg_record appends one to a JSON array, flush writes them
+** (before any replay, which reads them, and at commit). */
+static int flush(dialect_conn *c, char **err) {
+  if (sqlite3_str_length(c->outcomes) == 0) return 0;
+  sqlite3_str_appendchar(c->outcomes, 1, ']');
+  if (sqlite3_str_errcode(c->outcomes) != SQLITE_OK) return *err = wire_errf("out of memory"), -1;
+  const char *p[2] = {c->client, sqlite3_str_value(c->outcomes)};
+  int rc = command(c->pg,
+                   "INSERT INTO _syncd_outcomes(client_id, id, status, reason, tbl, pk)"
+                   " SELECT $1, x.id, x.status, x.reason, x.tbl, x.pk FROM json_to_recordset($2)"
+                   " AS x(id bigint, status text, reason text, tbl text, pk text)"
+                   " ON CONFLICT (client_id, id) DO UPDATE"
+                   " SET status = excluded.status, reason = excluded.reason,"
+                   " tbl = excluded.tbl, pk = excluded.pk",
+                   2, p, err);
+  sqlite3_str_reset(c->outcomes);
+  return rc;
+}
+
+static int pg_begin(dialect_conn *c, int what, char **err) {
+  const char *p[1] = {SETUP_LOCK_KEY};
+  c->open = 0;
+  sqlite3_str_reset(c->outcomes);
+  /* setup: several syncd may start at once. push: deferred constraints
+  ** would only fail at COMMIT, failing the whole batch on every retry, so
+  ** each mutation is held to them at once. */
+  if (what == DIALECT_SETUP)
+    return exec(c->pg, "BEGIN", err) ||
+                   command(c->pg, "SELECT pg_advisory_xact_lock($1::bigint)", 1, p, err)
+               ? -1
+               : 0;
+  return exec(c->pg, "BEGIN; SET CONSTRAINTS ALL IMMEDIATE", err);
+}
+
+static int pg_commit(dialect_conn *c, char **err) {
+  c->open = 0;
+  return flush(c, err) || exec(c->pg, "COMMIT", err) ? -1 : 0;
+}
+
+static int pg_savepoint(dialect_conn *c, char **err) {
+  if (exec(c->pg, c->open ? "RELEASE SAVEPOINT m; SAVEPOINT m" : "SAVEPOINT m", err)) return -1;
+  c->open = 1;
+  return 0;
+}
+
+static int pg_rollback_to(dialect_conn *c, char **err) {
+  return exec(c->pg, "ROLLBACK TO SAVEPOINT m", err);
+}
+
+/* The savepoint stays open: the next one or COMMIT releases it in the same
+** round trip. */
+static int pg_release(dialect_conn *c, char **err) {
+  (void)c;
+  (void)err;
+  return 0;
+}
+
+/* A refusal never ends a PostgreSQL transaction (the savepoint takes it)
+** and deferred constraints are checked at once (pg_begin). */
+static dialect_result pg_settle(dialect_conn *c, dialect_result r, char **reason, char **err) {
+  (void)c;
+  (void)reason;
+  (void)err;
+  return r;
+}
+
+/* ---- opening: schema, catalog, db id, backfill ---- */
+
+static int pg_setup(dialect_conn *c, const char *schema_sql, char **err) {
+  PGresult *r = query(c->pg, "SELECT to_regclass('_syncd_state') IS NULL", 0, 0, err);
+  if (!r) return -1;
+  int fresh = PQgetvalue(r, 0, 0)[0] == 't';
+  PQclear(r);
+  if (fresh && schema_sql && exec(c->pg, schema_sql, err)) return -1;
+  return exec(c->pg, internal_ddl, err);
 }
 
 static int type_kind(const char *typname) {
@@ -193,10 +328,81 @@ static int type_kind(const char *typname) {
   return K_TEXT;
 }
 
+/* A quoted identifier. */
+static void append_ident(sqlite3_str *sql, const char *name) {
+  sqlite3_str_appendchar(sql, 1, '"');
+  for (const char *p = name; *p; p++) {
+    if (*p == '"') sqlite3_str_appendchar(sql, 1, '"');
+    sqlite3_str_appendchar(sql, 1, *p);
+  }
+  sqlite3_str_appendchar(sql, 1, '"');
+}
+
+/* The value of key $keyParam of the json in $jsonParam, cast to col's type
+** (the type is format_type() without typmod, from the catalog, never from
+** a request: an explicit cast to varchar(n) would truncate silently, an
+** assignment refuses instead). */
+static void append_val(sqlite3_str *sql, const catalog_col *col, int jsonParam, int keyParam) {
+  if (col->kind == K_BYTEA) {
+    sqlite3_str_appendf(sql,
+                        "(CASE WHEN json_typeof($%d::json -> $%d::text) = 'object'"
+                        " THEN decode(($%d::json -> $%d::text) ->> '$base64', 'base64')"
+                        " ELSE ($%d::json ->> $%d::text)::bytea END)",
+                        jsonParam, keyParam, jsonParam, keyParam, jsonParam, keyParam);
+  } else {
+    sqlite3_str_appendf(sql, "($%d::json ->> $%d::text)::%s", jsonParam, keyParam, col->type);
+  }
+}
+
+/* The select list printing every column, or the key's (bytea as one-line
+** base64). */
+static void append_columns(sqlite3_str *sql, const catalog_table *t, int pkOnly) {
+  int n = pkOnly ? t->n_pk : t->n_cols;
+  for (int i = 0; i < n; i++) {
+    const catalog_col *col = &t->cols[pkOnly ? t->pk[i] : i];
+    if (i) sqlite3_str_appendchar(sql, 1, ',');
+    if (col->kind == K_BYTEA) {
+      sqlite3_str_appendall(sql, "translate(encode(");
+      append_ident(sql, col->name);
+      sqlite3_str_appendall(sql, ", 'base64'), E'\\n', '')");
+    } else {
+      append_ident(sql, col->name);
+    }
+  }
+}
+
+/* " WHERE "p1" = <$pkParam's p1> AND ...": key names bound from $firstKey. */
+static void append_pk_where(sqlite3_str *sql, const catalog_table *t, int pkParam, int firstKey) {
+  for (int k = 0; k < t->n_pk; k++) {
+    const catalog_col *col = &t->cols[t->pk[k]];
+    sqlite3_str_appendall(sql, k ? " AND " : " WHERE ");
+    append_ident(sql, col->name);
+    sqlite3_str_appendall(sql, " = ");
+    append_val(sql, col, pkParam, firstKey + k);
+  }
+}
+
+/* What every push needs of t, built once: the read of a row by key ($1 the
+** pk object, $2.. its column names), every column then the key's. */
+static int table_sql(catalog_table *t) {
+  for (int c = 0; c < t->n_cols; c++)
+    if (!(t->cols[c].key = sqlite3_mprintf("%s", t->cols[c].name))) return -1;
+  sqlite3_str *sql = sqlite3_str_new(0);
+  sqlite3_str_appendall(sql, "SELECT ");
+  append_columns(sql, t, 0);
+  sqlite3_str_appendall(sql, ",");
+  append_columns(sql, t, 1);
+  sqlite3_str_appendall(sql, " FROM ");
+  append_ident(sql, t->name);
+  append_pk_where(sql, t, 1, 2);
+  t->read_sql = sqlite3_str_finish(sql);
+  return t->read_sql ? 0 : -1;
+}
+
 /* Every table of the current schema with a primary key, but ours. */
-static int tables_load(pg_store *s, PGconn *c, char **err) {
+static int pg_load_catalog(dialect_conn *c, catalog *cat, char **err) {
   PGresult *r =
-      query(c,
+      query(c->pg,
             "SELECT cl.relname, a.attname, format_type(a.atttypid, NULL),"
             " coalesce(bt.typname, t.typname),"
             " coalesce((SELECT k.n FROM unnest(i.indkey) WITH ORDINALITY k(att, n)"
@@ -210,114 +416,41 @@ static int tables_load(pg_store *s, PGconn *c, char **err) {
             " AND cl.relname NOT LIKE '\\_syncd\\_%' ORDER BY cl.relname, a.attnum",
             0, 0, err);
   if (!r) return -1;
-  int rows = PQntuples(r), ok = 1;
-  s->tables = sqlite3_malloc64(sizeof *s->tables * (rows + 1));
-  if (!s->tables) ok = 0;
-  for (int i = 0; ok && i < rows; i++) {
-    const char *tname = PQgetvalue(r, i, 0);
-    pg_table *t = s->n_tables ? &s->tables[s->n_tables - 1] : 0;
-    if (!t || strcmp(t->name, tname) != 0) {
-      t = &s->tables[s->n_tables++];
-      memset(t, 0, sizeof *t);
-      t->name = sqlite3_mprintf("%s", tname);
-      /* at most as many columns as rows left */
-      t->cols = sqlite3_malloc64(sizeof *t->cols * (rows - i));
-      t->pk = sqlite3_malloc64(sizeof *t->pk * (rows - i));
-      if (!t->name || !t->cols || !t->pk) {
-        ok = 0;
-        break;
-      }
-    }
-    pg_col *col = &t->cols[t->n_cols];
-    col->name = sqlite3_mprintf("%s", PQgetvalue(r, i, 1));
-    col->type = sqlite3_mprintf("%s", PQgetvalue(r, i, 2));
-    col->kind = type_kind(PQgetvalue(r, i, 3));
-    if (!col->name || !col->type) ok = 0;
-    int pkpos = atoi(PQgetvalue(r, i, 4));
-    if (pkpos > 0 && pkpos <= rows - i + t->n_cols) t->pk[pkpos - 1] = t->n_cols, t->n_pk++;
-    t->n_cols++;
+  catalog_table *t = 0;
+  int bad = 0;
+  for (int i = 0; !bad && i < PQntuples(r); i++) {
+    const char *name = PQgetvalue(r, i, 0);
+    if (!t || strcmp(t->name, name) != 0) bad = !(t = catalog_add_table(cat, name));
+    if (!bad)
+      bad = catalog_add_column(t, PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
+                               type_kind(PQgetvalue(r, i, 3)), atoi(PQgetvalue(r, i, 4)));
   }
   PQclear(r);
-  if (!ok) *err = store_errf("out of memory");
-  return ok ? 0 : -1;
+  bad = bad || catalog_finish(cat);
+  for (int i = 0; !bad && i < cat->n_tables; i++)
+    bad = table_sql(&cat->tables[i]);
+  if (bad) *err = wire_errf("out of memory");
+  return bad ? -1 : 0;
 }
 
-static const pg_table *table_find(const pg_store *s, const char *name) {
-  for (int i = 0; i < s->n_tables; i++) {
-    if (strcmp(s->tables[i].name, name) == 0) return &s->tables[i];
-  }
+static int pg_read_db_id(dialect_conn *c, char *id, int size, int *found, char **err) {
+  PGresult *r = query(c->pg, "SELECT db_id FROM _syncd_state", 0, 0, err);
+  if (!r) return -1;
+  *found = PQntuples(r) == 1;
+  if (*found) snprintf(id, size, "%s", PQgetvalue(r, 0, 0));
+  PQclear(r);
   return 0;
 }
 
-static int col_find(const pg_table *t, const char *name) {
-  for (int c = 0; c < t->n_cols; c++) {
-    if (strcmp(t->cols[c].name, name) == 0) return c;
-  }
-  return -1;
-}
-
-static int col_is_pk(const pg_table *t, int c) {
-  for (int k = 0; k < t->n_pk; k++) {
-    if (t->pk[k] == c) return 1;
-  }
-  return 0;
-}
-
-/* ---- SQL building ---- */
-
-/* A quoted identifier. */
-static void append_ident(sqlite3_str *sql, const char *name) {
-  sqlite3_str_appendchar(sql, 1, '"');
-  for (const char *p = name; *p; p++) {
-    if (*p == '"') sqlite3_str_appendchar(sql, 1, '"');
-    sqlite3_str_appendchar(sql, 1, *p);
-  }
-  sqlite3_str_appendchar(sql, 1, '"');
-}
-
-/* The value of key $keyParam of the json in $jsonParam, cast to col's type. */
-static void append_val(sqlite3_str *sql, const pg_col *col, int jsonParam, int keyParam) {
-  if (col->kind == K_BYTEA) {
-    sqlite3_str_appendf(sql,
-                        "(CASE WHEN json_typeof($%d::json -> $%d::text) = 'object'"
-                        " THEN decode(($%d::json -> $%d::text) ->> '$base64', 'base64')"
-                        " ELSE ($%d::json ->> $%d::text)::bytea END)",
-                        jsonParam, keyParam, jsonParam, keyParam, jsonParam, keyParam);
-  } else {
-    sqlite3_str_appendf(sql, "($%d::json ->> $%d::text)::%s", jsonParam, keyParam, col->type);
-  }
-}
-
-/* The select list printing every column (bytea as one-line base64). */
-static void append_columns(sqlite3_str *sql, const pg_table *t, int pkOnly) {
-  int n = pkOnly ? t->n_pk : t->n_cols;
-  for (int i = 0; i < n; i++) {
-    const pg_col *col = &t->cols[pkOnly ? t->pk[i] : i];
-    if (i) sqlite3_str_appendchar(sql, 1, ',');
-    if (col->kind == K_BYTEA) {
-      sqlite3_str_appendall(sql, "translate(encode(");
-      append_ident(sql, col->name);
-      sqlite3_str_appendall(sql, ", 'base64'), E'\\n', '')");
-    } else {
-      append_ident(sql, col->name);
-    }
-  }
-}
-
-/* " WHERE "p1" = <$pkParam's p1> AND ...": key names bound from $firstKey. */
-static void append_pk_where(sqlite3_str *sql, const pg_table *t, int pkParam, int firstKey) {
-  for (int k = 0; k < t->n_pk; k++) {
-    const pg_col *col = &t->cols[t->pk[k]];
-    sqlite3_str_appendall(sql, k ? " AND " : " WHERE ");
-    append_ident(sql, col->name);
-    sqlite3_str_appendall(sql, " = ");
-    append_val(sql, col, pkParam, firstKey + k);
-  }
+static int pg_write_db_id(dialect_conn *c, const char *id, char **err) {
+  const char *p[1] = {id};
+  return command(c->pg, "INSERT INTO _syncd_state VALUES(1, $1, 0, 0)", 1, p, err);
 }
 
 /* ---- printing values ---- */
 
-static void append_value(sqlite3_str *out, const pg_col *col, const PGresult *r, int row, int f) {
+static void append_value(sqlite3_str *out, const catalog_col *col, const PGresult *r, int row,
+                         int f) {
   if (PQgetisnull(r, row, f)) {
     sqlite3_str_appendall(out, "null");
     return;
@@ -356,12 +489,12 @@ static void append_value(sqlite3_str *out, const pg_col *col, const PGresult *r,
 
 /* {"col":value,...} of result row `row`, fields from f0 in the order of
 ** append_columns(pkOnly). */
-static char *print_row(const pg_table *t, const PGresult *r, int row, int f0, int pkOnly) {
+static char *print_row(const catalog_table *t, const PGresult *r, int row, int f0, int pkOnly) {
   sqlite3_str *out = sqlite3_str_new(0);
   int n = pkOnly ? t->n_pk : t->n_cols;
   sqlite3_str_appendchar(out, 1, '{');
   for (int i = 0; i < n; i++) {
-    const pg_col *col = &t->cols[pkOnly ? t->pk[i] : i];
+    const catalog_col *col = &t->cols[pkOnly ? t->pk[i] : i];
     if (i) sqlite3_str_appendchar(out, 1, ',');
     value_append_string(out, col->name, -1);
     sqlite3_str_appendchar(out, 1, ':');
@@ -371,84 +504,45 @@ static char *print_row(const pg_table *t, const PGresult *r, int row, int f0, in
   return sqlite3_str_finish(out);
 }
 
-/* ---- the change log ---- */
-
-/* Take the next version (locking _syncd_state to commit) and make it the
-** latest change of (t, pk); row NULL is a delete. */
-static int log_change(PGconn *c, const pg_table *t, const char *pk, const char *row,
-                      long long *version, char **err) {
-  const char *p[4] = {t->name, pk, row ? "upsert" : "delete", row};
-  PGresult *r = query(c,
-                      "WITH v AS (UPDATE _syncd_state SET version = version + 1 RETURNING version)"
-                      " INSERT INTO _syncd_changes(tbl, pk, op, row, version)"
-                      " SELECT $1, $2, $3, $4, version FROM v ON CONFLICT (tbl, pk) DO UPDATE"
-                      " SET op = excluded.op, row = excluded.row, version = excluded.version"
-                      " RETURNING version",
-                      4, p, err);
-  if (!r) return -1;
-  *version = PQntuples(r) == 1 ? atoll(PQgetvalue(r, 0, 0)) : 0;
-  PQclear(r);
-  if (*version) return 0;
-  *err = store_errf("no _syncd_state row");
-  return -1;
-}
-
-/* Log every row of every synced table (rows the schema file inserted). */
-static int backfill(pg_store *s, PGconn *c, char **err) {
-  for (int i = 0; i < s->n_tables; i++) {
-    const pg_table *t = &s->tables[i];
-    sqlite3_str *sql = sqlite3_str_new(0);
-    sqlite3_str_appendall(sql, "SELECT ");
-    append_columns(sql, t, 0);
-    sqlite3_str_appendall(sql, " FROM ");
-    append_ident(sql, t->name);
-    char *z = sqlite3_str_finish(sql);
-    PGresult *r = z ? query(c, z, 0, 0, err) : 0;
-    sqlite3_free(z);
-    if (!r) return *err ? -1 : (*err = store_errf("out of memory"), -1);
-    int bad = 0;
-    for (int row = 0; !bad && row < PQntuples(r); row++) {
-      char *rowz = print_row(t, r, row, 0, 0);
-      sqlite3_str *pk = sqlite3_str_new(0);
-      sqlite3_str_appendchar(pk, 1, '{');
-      for (int k = 0; k < t->n_pk; k++) {
-        if (k) sqlite3_str_appendchar(pk, 1, ',');
-        value_append_string(pk, t->cols[t->pk[k]].name, -1);
-        sqlite3_str_appendchar(pk, 1, ':');
-        append_value(pk, &t->cols[t->pk[k]], r, row, t->pk[k]);
-      }
-      sqlite3_str_appendchar(pk, 1, '}');
-      char *pkz = sqlite3_str_finish(pk);
-      long long v;
-      bad = !rowz || !pkz || log_change(c, t, pkz, rowz, &v, err);
-      sqlite3_free(rowz);
-      sqlite3_free(pkz);
-    }
-    PQclear(r);
-    if (bad) return *err ? -1 : (*err = store_errf("out of memory"), -1);
+/* The key object of result row `row`: the key columns among every column. */
+static char *print_pk(const catalog_table *t, const PGresult *r, int row) {
+  sqlite3_str *pk = sqlite3_str_new(0);
+  sqlite3_str_appendchar(pk, 1, '{');
+  for (int k = 0; k < t->n_pk; k++) {
+    if (k) sqlite3_str_appendchar(pk, 1, ',');
+    value_append_string(pk, t->cols[t->pk[k]].name, -1);
+    sqlite3_str_appendchar(pk, 1, ':');
+    append_value(pk, &t->cols[t->pk[k]], r, row, t->pk[k]);
   }
-  return 0;
+  sqlite3_str_appendchar(pk, 1, '}');
+  return sqlite3_str_finish(pk);
 }
 
-static int compact(pg_store *s, PGconn *c, char **err) {
-  if (s->max_tombstones <= 0) return 0;
-  char off[32];
-  snprintf(off, sizeof off, "%lld", s->max_tombstones);
-  const char *p[1] = {off};
-  PGresult *r =
-      query(c,
-            "WITH h AS (SELECT version FROM _syncd_changes WHERE op = 'delete'"
-            " ORDER BY version DESC LIMIT 1 OFFSET $1::bigint),"
-            " d AS (DELETE FROM _syncd_changes WHERE op = 'delete'"
-            " AND version <= (SELECT version FROM h))"
-            " UPDATE _syncd_state SET horizon = greatest(horizon, (SELECT version FROM h))"
-            " WHERE EXISTS (SELECT 1 FROM h)",
-            1, p, err);
+static int pg_scan(dialect_conn *c, const catalog_table *t,
+                   int (*each)(void *, const char *, const char *, char **), void *arg,
+                   char **err) {
+  sqlite3_str *sql = sqlite3_str_new(0);
+  sqlite3_str_appendall(sql, "SELECT ");
+  append_columns(sql, t, 0);
+  sqlite3_str_appendall(sql, " FROM ");
+  append_ident(sql, t->name);
+  char *z = sqlite3_str_finish(sql);
+  PGresult *r = z ? query(c->pg, z, 0, 0, err) : 0;
+  sqlite3_free(z);
+  if (!r) return *err ? -1 : (*err = wire_errf("out of memory"), -1);
+  int bad = 0;
+  for (int row = 0; !bad && row < PQntuples(r); row++) {
+    char *rowz = print_row(t, r, row, 0, 0), *pkz = print_pk(t, r, row);
+    bad = !rowz || !pkz || each(arg, pkz, rowz, err);
+    sqlite3_free(rowz);
+    sqlite3_free(pkz);
+  }
   PQclear(r);
-  return r ? 0 : -1;
+  if (bad && !*err) *err = wire_errf("out of memory");
+  return bad ? -1 : 0;
 }
 
-/* ---- push ---- */
+/* ---- rows ---- */
 
 /* Refusals by the data (constraints, types, names) are the mutation's;
 ** connection, resource and internal failures are the batch's. */
@@ -462,136 +556,101 @@ static int is_fatal(const PGresult *r) {
   return 0;
 }
 
-/* Map a failed statement to MUT_FATAL, or MUT_REJECTED with its message. */
-static int failed(PGconn *c, PGresult *r, char **reason, char **err) {
-  int fatal = is_fatal(r);
-  const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-  if (fatal) {
-    *err = store_errf("PostgreSQL: %s", PQerrorMessage(c));
-  } else {
-    *reason = store_errf("%s", msg ? msg : PQerrorMessage(c));
-  }
-  PQclear(r);
-  return fatal ? MUT_FATAL : MUT_REJECTED;
-}
-
-/* Run sql with params; MUT_OK with *out (may be NULL to discard). */
-static int run(PGconn *c, const char *sql, int n, const char *const *params, PGresult **out,
-               char **reason, char **err) {
+/* Run sql with params; DIALECT_OK with *out, else the failure classified:
+** DIALECT_FATAL (*err) or DIALECT_REJECTED with the message as *reason. */
+static dialect_result run(PGconn *c, const char *sql, int n, const char *const *params,
+                          PGresult **out, char **reason, char **err) {
   /* All text: an insert whose data carries the key never mentions $2, and
   ** PostgreSQL cannot infer the type of an unused parameter. */
   Oid *types = sqlite3_malloc64(sizeof *types * (n + 1));
-  if (!types) return *err = store_errf("out of memory"), MUT_FATAL;
+  if (!types) return *err = wire_errf("out of memory"), DIALECT_FATAL;
   for (int i = 0; i < n; i++)
     types[i] = 25; /* TEXTOID */
   PGresult *r = PQexecParams(c, sql, n, types, params, 0, 0, 0);
   sqlite3_free(types);
   ExecStatusType st = PQresultStatus(r);
-  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return failed(c, r, reason, err);
-  if (out)
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
     *out = r;
+    return DIALECT_OK;
+  }
+  int fatal = is_fatal(r);
+  const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+  if (fatal)
+    *err = wire_errf("PostgreSQL: %s", PQerrorMessage(c));
   else
-    PQclear(r);
-  return MUT_OK;
-}
-
-/* Check the keys of pk and data against t: pk exactly the key columns,
-** data only real columns. For an update, setCols gets the non-key data
-** columns; for an insert, every data column (key columns included). */
-static int check_keys(PGconn *c, const pg_table *t, const store_mutation *m, int *cols, int *nCols,
-                      char **reason, char **err) {
-  const char *p[2] = {m->pk, m->data};
-  PGresult *r;
-  int rc = run(c,
-               "SELECT 0, k FROM json_object_keys($1::json) k"
-               " UNION ALL SELECT 1, k FROM json_object_keys($2::json) k",
-               2, p, &r, reason, err);
-  if (rc != MUT_OK) return rc;
-  int seenPk = 0;
-  *nCols = 0;
-  for (int i = 0; rc == MUT_OK && i < PQntuples(r); i++) {
-    int inData = PQgetvalue(r, i, 0)[0] == '1';
-    const char *key = PQgetvalue(r, i, 1);
-    int col = col_find(t, key);
-    if (col < 0) {
-      *reason = store_errf("table %s has no column named %s", t->name, key);
-      rc = MUT_REJECTED;
-    } else if (!inData && !col_is_pk(t, col)) {
-      *reason = store_errf("pk: %s is not a primary key column of table %s", key, t->name);
-      rc = MUT_REJECTED;
-    } else if (!inData) {
-      seenPk++;
-    } else if (m->op == STORE_INSERT || !col_is_pk(t, col)) {
-      for (int j = 0; j < *nCols; j++) {
-        if (cols[j] == col) col = -1;
-      }
-      if (col >= 0) cols[(*nCols)++] = col;
-    }
-  }
+    *reason = wire_errf("%s", msg ? msg : PQerrorMessage(c));
   PQclear(r);
-  if (rc == MUT_OK && seenPk != t->n_pk) {
-    *reason = store_errf("pk must hold exactly the primary key columns of table %s", t->name);
-    rc = MUT_REJECTED;
-  }
-  return rc;
+  return fatal ? DIALECT_FATAL : DIALECT_REJECTED;
 }
 
-/* Read the row of t whose key is in pkJson: *row and *pk get its JSON, or
-** stay NULL when there is none. */
-static int read_row(PGconn *c, const pg_table *t, const char *pkJson, char **row, char **pk,
-                    char **reason, char **err) {
-  sqlite3_str *sql = sqlite3_str_new(0);
-  sqlite3_str_appendall(sql, "SELECT ");
-  append_columns(sql, t, 0);
-  sqlite3_str_appendall(sql, ",");
-  append_columns(sql, t, 1);
-  sqlite3_str_appendall(sql, " FROM ");
-  append_ident(sql, t->name);
-  append_pk_where(sql, t, 1, 2);
-  char *z = sqlite3_str_finish(sql);
-  const char **p = sqlite3_malloc64(sizeof *p * (t->n_pk + 1));
-  *row = *pk = 0;
-  if (!z || !p) {
-    sqlite3_free(z);
-    sqlite3_free(p);
-    *err = store_errf("out of memory");
-    return MUT_FATAL;
+/* Hold the values of the JSON object json to sync_val's rules, as SQLite
+** storage reads them: a {"$base64"} or {"$hex"} value with a malformed
+** payload is refused with sync_val's message. Only objects can be such a
+** value, so text without "{" inside the outer one is skipped. */
+static dialect_result check_values(dialect_conn *c, const char *json, char **reason, char **err) {
+  const char *brace = json ? strchr(json, '{') : 0;
+  if (!brace || !strchr(brace + 1, '{')) return DIALECT_OK;
+  sqlite3_bind_text(c->check, 1, json, -1, SQLITE_STATIC);
+  int rc;
+  while ((rc = sqlite3_step(c->check)) == SQLITE_ROW) {
   }
-  p[0] = pkJson;
+  dialect_result r = DIALECT_OK;
+  if (rc == SQLITE_NOMEM) {
+    *err = wire_errf("out of memory");
+    r = DIALECT_FATAL;
+  } else if (rc != SQLITE_DONE) {
+    *reason = wire_errf("%s", sqlite3_errmsg(c->values));
+    r = *reason ? DIALECT_REJECTED : DIALECT_FATAL;
+  }
+  sqlite3_reset(c->check);
+  sqlite3_clear_bindings(c->check);
+  return r;
+}
+
+static dialect_result pg_read_row(dialect_conn *c, const catalog_table *t, const char *pk,
+                                  char **row, char **pk_out, char **reason, char **err) {
+  *row = *pk_out = 0;
+  dialect_result rc = check_values(c, pk, reason, err);
+  if (rc != DIALECT_OK) return rc;
+  const char **p = sqlite3_malloc64(sizeof *p * (t->n_pk + 1));
+  if (!p) return *err = wire_errf("out of memory"), DIALECT_FATAL;
+  p[0] = pk;
   for (int k = 0; k < t->n_pk; k++)
-    p[1 + k] = t->cols[t->pk[k]].name;
+    p[1 + k] = t->cols[t->pk[k]].key;
   PGresult *r;
-  int rc = run(c, z, 1 + t->n_pk, p, &r, reason, err);
-  sqlite3_free(z);
+  rc = run(c->pg, t->read_sql, 1 + t->n_pk, p, &r, reason, err);
   sqlite3_free(p);
-  if (rc != MUT_OK) return rc;
+  if (rc != DIALECT_OK) return rc;
   if (PQntuples(r) > 0) {
     *row = print_row(t, r, 0, 0, 0);
-    *pk = print_row(t, r, 0, t->n_cols, 1);
-    if (!*row || !*pk) {
+    *pk_out = print_row(t, r, 0, t->n_cols, 1);
+    if (!*row || !*pk_out) {
       sqlite3_free(*row);
-      sqlite3_free(*pk);
-      *row = *pk = 0;
-      *err = store_errf("out of memory");
-      rc = MUT_FATAL;
+      sqlite3_free(*pk_out);
+      *row = *pk_out = 0;
+      *err = wire_errf("out of memory");
+      rc = DIALECT_FATAL;
     }
   }
   PQclear(r);
   return rc;
 }
 
-/* Build and run the write of m. *changed: a row changed; for a delete,
-** *delPk gets the deleted row's key as stored. */
-static int write_row(PGconn *c, const pg_table *t, const store_mutation *m, const int *cols,
-                     int nCols, int *changed, char **delPk, char **reason, char **err) {
-  /* $1 = data, $2 = pk, $3.. = key names */
+/* Build and run the write of m: $1 = data, $2 = pk, $3.. = column names.
+** For a delete, *del_pk gets the deleted row's key as stored. */
+static dialect_result pg_write_row(dialect_conn *c, const catalog_table *t, const store_mutation *m,
+                                   const dialect_cols *cols, int *changed, char **del_pk,
+                                   char **reason, char **err) {
+  dialect_result rc = check_values(c, m->pk, reason, err);
+  if (rc == DIALECT_OK) rc = check_values(c, m->data, reason, err);
+  if (rc != DIALECT_OK) return rc;
   const char **p = sqlite3_malloc64(sizeof *p * (2 * t->n_cols + 3));
   int *used = sqlite3_malloc64(sizeof *used * (t->n_cols + 1));
   if (!p || !used) {
     sqlite3_free(p);
     sqlite3_free(used);
-    *err = store_errf("out of memory");
-    return MUT_FATAL;
+    *err = wire_errf("out of memory");
+    return DIALECT_FATAL;
   }
   memset(used, 0, sizeof *used * (t->n_cols + 1));
   p[0] = m->data;
@@ -599,26 +658,19 @@ static int write_row(PGconn *c, const pg_table *t, const store_mutation *m, cons
   int np = 2;
   sqlite3_str *sql = sqlite3_str_new(0);
   if (m->op == STORE_INSERT) {
+    /* every column present in data, plus key columns only pk carries */
     sqlite3_str *vals = sqlite3_str_new(0);
     sqlite3_str_appendall(sql, "INSERT INTO ");
     append_ident(sql, t->name);
     sqlite3_str_appendall(sql, "(");
-    int n = 0;
-    for (int j = 0; j < nCols; j++, n++) {
-      const pg_col *col = &t->cols[cols[j]];
-      used[cols[j]] = 1;
-      if (n) sqlite3_str_appendchar(sql, 1, ','), sqlite3_str_appendchar(vals, 1, ',');
-      append_ident(sql, col->name);
-      p[np++] = col->name;
-      append_val(vals, col, 1, np);
-    }
-    for (int k = 0; k < t->n_pk; k++) {
-      if (used[t->pk[k]]) continue;
-      const pg_col *col = &t->cols[t->pk[k]];
-      if (n++) sqlite3_str_appendchar(sql, 1, ','), sqlite3_str_appendchar(vals, 1, ',');
-      append_ident(sql, col->name);
-      p[np++] = col->name;
-      append_val(vals, col, 2, np);
+    for (int j = 0; j < cols->n_data + t->n_pk; j++) {
+      int from_pk = j >= cols->n_data, i = from_pk ? t->pk[j - cols->n_data] : cols->data[j];
+      if (from_pk && used[i]) continue;
+      used[i] = 1;
+      if (np > 2) sqlite3_str_appendchar(sql, 1, ','), sqlite3_str_appendchar(vals, 1, ',');
+      append_ident(sql, t->cols[i].name);
+      p[np++] = t->cols[i].key;
+      append_val(vals, &t->cols[i], from_pk ? 2 : 1, np);
     }
     char *v = sqlite3_str_finish(vals);
     sqlite3_str_appendf(sql, ") VALUES(%s)", v ? v : "");
@@ -627,104 +679,114 @@ static int write_row(PGconn *c, const pg_table *t, const store_mutation *m, cons
     sqlite3_str_appendall(sql, "UPDATE ");
     append_ident(sql, t->name);
     sqlite3_str_appendall(sql, " SET ");
-    for (int j = 0; j < nCols; j++) {
-      const pg_col *col = &t->cols[cols[j]];
+    for (int j = 0; j < cols->n_set; j++) {
+      const catalog_col *col = &t->cols[cols->set[j]];
       if (j) sqlite3_str_appendchar(sql, 1, ',');
       append_ident(sql, col->name);
       sqlite3_str_appendall(sql, " = ");
-      p[np++] = col->name;
+      p[np++] = col->key;
       append_val(sql, col, 1, np);
     }
     append_pk_where(sql, t, 2, np + 1);
     for (int k = 0; k < t->n_pk; k++)
-      p[np++] = t->cols[t->pk[k]].name;
+      p[np++] = t->cols[t->pk[k]].key;
   } else {
     sqlite3_str_appendall(sql, "DELETE FROM ");
     append_ident(sql, t->name);
     append_pk_where(sql, t, 2, np + 1);
     for (int k = 0; k < t->n_pk; k++)
-      p[np++] = t->cols[t->pk[k]].name;
+      p[np++] = t->cols[t->pk[k]].key;
     sqlite3_str_appendall(sql, " RETURNING ");
     append_columns(sql, t, 1);
   }
   char *z = sqlite3_str_finish(sql);
   PGresult *r = 0;
-  int rc = z ? run(c, z, np, p, &r, reason, err) : MUT_FATAL;
-  if (!z) *err = store_errf("out of memory");
+  rc = z ? run(c->pg, z, np, p, &r, reason, err) : DIALECT_FATAL;
+  if (!z) *err = wire_errf("out of memory");
   sqlite3_free(z);
   sqlite3_free(p);
   sqlite3_free(used);
-  if (rc != MUT_OK) return rc;
+  if (rc != DIALECT_OK) return rc;
   *changed = atoi(PQcmdTuples(r)) > 0;
-  if (m->op == STORE_DELETE && *changed) {
-    *delPk = print_row(t, r, 0, 0, 1);
-    if (!*delPk) *err = store_errf("out of memory"), rc = MUT_FATAL;
-  }
+  if (m->op == STORE_DELETE && *changed && !(*del_pk = print_row(t, r, 0, 0, 1)))
+    *err = wire_errf("out of memory"), rc = DIALECT_FATAL;
   PQclear(r);
   return rc;
 }
 
-/* Apply m in its own savepoint; fills o. -1 (and *err) fails the batch.
-** The savepoint is left open: the next mutation's "RELEASE SAVEPOINT m;
-** SAVEPOINT m" closes it in the same round trip (*open says one is), and
-** COMMIT closes the last. */
-static int apply_one(pg_store *s, PGconn *c, const store_mutation *m, store_outcome *o, int *open,
-                     char **err) {
-  const pg_table *t = table_find(s, m->table);
-  memset(o, 0, sizeof *o);
-  if (!t) {
-    o->reason = store_errf("no such table: %s", m->table);
-    o->pk = sqlite3_mprintf("%s", m->pk);
-    return o->reason && o->pk ? 0 : (*err = store_errf("out of memory"), -1);
-  }
-  int *cols = sqlite3_malloc64(sizeof *cols * (t->n_cols + 1)), nCols = 0, changed = 0;
-  if (!cols) return *err = store_errf("out of memory"), -1;
-  if (exec(c, *open ? "RELEASE SAVEPOINT m; SAVEPOINT m" : "SAVEPOINT m", err))
-    return sqlite3_free(cols), -1;
-  *open = 1;
-  char *delPk = 0;
-  int r = check_keys(c, t, m, cols, &nCols, &o->reason, err);
-  if (r == MUT_OK && m->op == STORE_UPDATE && nCols == 0) {
-    r = read_row(c, t, m->pk, &o->row, &o->pk, &o->reason, err);
-    if (r == MUT_OK && !o->row) r = MUT_REJECTED, o->reason = store_errf("no such row");
-  } else if (r == MUT_OK) {
-    r = write_row(c, t, m, cols, nCols, &changed, &delPk, &o->reason, err);
-    if (r == MUT_OK && m->op == STORE_UPDATE && !changed)
-      r = MUT_REJECTED, o->reason = store_errf("no such row");
-  }
-  sqlite3_free(cols);
-  if (r == MUT_OK && changed && m->op != STORE_DELETE) {
-    r = read_row(c, t, m->pk, &o->row, &o->pk, &o->reason, err);
-    if (r == MUT_OK && !o->row)
-      r = MUT_REJECTED, o->reason = store_errf("the row's key does not match pk");
-  }
-  if (r == MUT_OK && changed) {
-    const char *pk = m->op == STORE_DELETE ? delPk : o->pk;
-    if (log_change(c, t, pk, o->row, &o->version, err)) r = MUT_FATAL;
-    if (m->op == STORE_DELETE) o->pk = delPk, delPk = 0;
-  }
-  sqlite3_free(delPk);
-  if (r == MUT_FATAL) return -1;
-  if (r == MUT_REJECTED) {
-    sqlite3_free(o->row);
-    o->row = 0;
-    o->version = 0;
-    if (!o->reason) return *err = store_errf("out of memory"), -1;
-    if (exec(c, "ROLLBACK TO SAVEPOINT m", err)) return -1;
-  }
-  o->applied = r == MUT_OK;
-  if (!o->pk) o->pk = sqlite3_mprintf("%s", m->pk);
-  return o->pk ? 0 : (*err = store_errf("out of memory"), -1);
+/* ---- the change log ---- */
+
+/* Take the next version (locking _syncd_state to commit) and make it the
+** latest change of (table, pk). */
+static int pg_log_change(dialect_conn *c, const char *table, const char *pk, const char *row,
+                         long long *version, char **err) {
+  const char *p[4] = {table, pk, row ? "upsert" : "delete", row};
+  PGresult *r = query(c->pg,
+                      "WITH v AS (UPDATE _syncd_state SET version = version + 1 RETURNING version)"
+                      " INSERT INTO _syncd_changes(tbl, pk, op, row, version)"
+                      " SELECT $1, $2, $3, $4, version FROM v ON CONFLICT (tbl, pk) DO UPDATE"
+                      " SET op = excluded.op, row = excluded.row, version = excluded.version"
+                      " RETURNING version",
+                      4, p, err);
+  if (!r) return -1;
+  *version = PQntuples(r) == 1 ? atoll(PQgetvalue(r, 0, 0)) : 0;
+  PQclear(r);
+  if (*version) return 0;
+  *err = wire_errf("no _syncd_state row");
+  return -1;
 }
 
-/* Outcomes are recorded in one statement per batch, not one round trip per
-** mutation: outcome_add appends one to a JSON array, outcomes_flush writes
-** them (before any replay, which reads them, and at the end). */
-static void outcome_add(sqlite3_str *list, const store_mutation *m, const store_outcome *o,
-                        const char *table) {
+static int pg_compact(dialect_conn *c, long long max_tombstones, char **err) {
+  char off[32];
+  snprintf(off, sizeof off, "%lld", max_tombstones);
+  const char *p[1] = {off};
+  return command(c->pg,
+                 "WITH h AS (SELECT version FROM _syncd_changes WHERE op = 'delete'"
+                 " ORDER BY version DESC LIMIT 1 OFFSET $1::bigint),"
+                 " d AS (DELETE FROM _syncd_changes WHERE op = 'delete'"
+                 " AND version <= (SELECT version FROM h))"
+                 " UPDATE _syncd_state SET horizon = greatest(horizon, (SELECT version FROM h))"
+                 " WHERE EXISTS (SELECT 1 FROM h)",
+                 1, p, err);
+}
+
+static int pg_notify(dialect_conn *c, char **err) {
+  return exec(c->pg, "NOTIFY syncd_changes", err);
+}
+
+/* ---- clients ---- */
+
+/* The client's row, created at 0 when new, stays locked to commit: pushes
+** of one client serialize. */
+static int pg_client_last(dialect_conn *c, const char *client, long long *last, char **err) {
+  const char *p[1] = {client};
+  c->client = client;
+  PGresult *r = query(c->pg,
+                      "INSERT INTO _syncd_clients(client_id, last_id) VALUES($1, 0)"
+                      " ON CONFLICT (client_id) DO UPDATE SET last_id = _syncd_clients.last_id"
+                      " RETURNING last_id",
+                      1, p, err);
+  if (!r) return -1;
+  *last = PQntuples(r) == 1 ? atoll(PQgetvalue(r, 0, 0)) : 0;
+  PQclear(r);
+  return 0;
+}
+
+static int pg_client_set_last(dialect_conn *c, const char *client, long long last, char **err) {
+  char lastz[32];
+  snprintf(lastz, sizeof lastz, "%lld", last);
+  const char *p[2] = {client, lastz};
+  return command(c->pg, "UPDATE _syncd_clients SET last_id = $2 WHERE client_id = $1", 2, p, err);
+}
+
+static int pg_record(dialect_conn *c, const char *client, long long id, const wire_outcome *o,
+                     const char *table, char **err) {
+  (void)client; /* the push's, as client_last noted */
+  (void)err;
+  sqlite3_str *list = c->outcomes;
   sqlite3_str_appendf(
       list, "%s{\"id\":%lld,\"status\":\"%s\",\"reason\":", sqlite3_str_length(list) ? "," : "[",
-      m->id, o->applied ? "applied" : "rejected");
+      id, o->applied ? "applied" : "rejected");
   if (o->reason)
     value_append_string(list, o->reason, -1);
   else
@@ -734,32 +796,17 @@ static void outcome_add(sqlite3_str *list, const store_mutation *m, const store_
   sqlite3_str_appendall(list, ",\"pk\":");
   value_append_string(list, o->pk, -1);
   sqlite3_str_appendchar(list, 1, '}');
+  return 0;
 }
 
-static int outcomes_flush(PGconn *c, const char *client, sqlite3_str *list, char **err) {
-  if (sqlite3_str_length(list) == 0) return 0;
-  sqlite3_str_appendchar(list, 1, ']');
-  if (sqlite3_str_errcode(list) != SQLITE_OK) return *err = store_errf("out of memory"), -1;
-  const char *p[2] = {client, sqlite3_str_value(list)};
-  PGresult *r = query(c,
-                      "INSERT INTO _syncd_outcomes(client_id, id, status, reason, tbl, pk)"
-                      " SELECT $1, x.id, x.status, x.reason, x.tbl, x.pk FROM json_to_recordset($2)"
-                      " AS x(id bigint, status text, reason text, tbl text, pk text)"
-                      " ON CONFLICT (client_id, id) DO UPDATE"
-                      " SET status = excluded.status, reason = excluded.reason,"
-                      " tbl = excluded.tbl, pk = excluded.pk",
-                      2, p, err);
-  PQclear(r);
-  sqlite3_str_reset(list);
-  return r ? 0 : -1;
-}
-
-static int replay_one(PGconn *c, const char *client, long long id, store_outcome *o, char **err) {
+static int pg_replay(dialect_conn *c, const char *client, long long id, wire_outcome *o,
+                     char **err) {
   char ids[32];
   snprintf(ids, sizeof ids, "%lld", id);
   const char *p[2] = {client, ids};
   memset(o, 0, sizeof *o);
-  PGresult *r = query(c,
+  if (flush(c, err)) return -1;
+  PGresult *r = query(c->pg,
                       "SELECT o.status, o.reason, ch.row, ch.version FROM _syncd_outcomes o"
                       " LEFT JOIN _syncd_changes ch ON ch.tbl = o.tbl AND ch.pk = o.pk"
                       " WHERE o.client_id = $1 AND o.id = $2",
@@ -771,398 +818,133 @@ static int replay_one(PGconn *c, const char *client, long long id, store_outcome
     if (!PQgetisnull(r, 0, 2)) o->row = sqlite3_mprintf("%s", PQgetvalue(r, 0, 2));
     if (!PQgetisnull(r, 0, 3)) o->version = atoll(PQgetvalue(r, 0, 3));
   } else {
-    o->reason = store_errf("mutation %lld is at or below this client's last processed id and its "
-                           "outcome is no longer recorded",
-                           id);
+    o->reason = wire_errf("mutation %lld is at or below this client's last processed id and its "
+                          "outcome is no longer recorded",
+                          id);
   }
   PQclear(r);
   return 0;
 }
 
-static int pg_push(store *st, const char *client, const store_mutation *m, int n, char **json,
-                   int *n_changed, char **err) {
-  pg_store *s = (pg_store *)st;
-  *json = 0;
-  *n_changed = 0;
-  PGconn *c = pool_get(s, err);
-  if (!c) return STORE_ERROR;
-  int *order = sqlite3_malloc64(sizeof *order * (n + 1));
-  store_outcome *res = sqlite3_malloc64(sizeof *res * (n + 1));
-  sqlite3_str *outcomes = sqlite3_str_new(0);
-  int ok = order && res, nDeleted = 0, open = 0;
-  if (!ok) *err = store_errf("out of memory");
-  if (res) memset(res, 0, sizeof *res * (n + 1));
-  long long last = 0;
-  const char *p[2] = {client, 0};
-  if (ok && n > 0) {
-    /* the client's row lock serializes pushes of one client */
-    PGresult *r = 0;
-    /* Deferred constraints would only fail at COMMIT, failing the whole batch
-    ** on every retry: check each mutation at once. */
-    ok = !exec(c, "BEGIN; SET CONSTRAINTS ALL IMMEDIATE", err) &&
-         (r = query(c,
-                    "INSERT INTO _syncd_clients(client_id, last_id) VALUES($1, 0)"
-                    " ON CONFLICT (client_id) DO NOTHING",
-                    1, p, err)) != 0;
-    PQclear(r);
-    r = ok ? query(c, "SELECT last_id FROM _syncd_clients WHERE client_id = $1 FOR UPDATE", 1, p,
-                   err)
-           : 0;
-    if (r && PQntuples(r) == 1) last = atoll(PQgetvalue(r, 0, 0));
-    ok = r != 0;
-    PQclear(r);
-  }
-  long long first = last;
-  if (ok) store_order_by_id(m, n, order);
-  for (int k = 0; ok && k < n; k++) {
-    const store_mutation *mu = &m[order[k]];
-    store_outcome *o = &res[order[k]];
-    if (mu->id <= last) {
-      ok = !outcomes_flush(c, client, outcomes, err) && !replay_one(c, client, mu->id, o, err);
-      continue;
-    }
-    const pg_table *t = table_find(s, mu->table);
-    ok = !apply_one(s, c, mu, o, &open, err);
-    if (ok) outcome_add(outcomes, mu, o, t ? t->name : mu->table);
-    last = mu->id;
-    if (ok && o->version) {
-      (*n_changed)++;
-      if (!o->row) nDeleted++;
-    }
-  }
-  if (ok) ok = !outcomes_flush(c, client, outcomes, err);
-  if (ok && n > 0) {
-    char lastz[32], keep[32];
-    snprintf(lastz, sizeof lastz, "%lld", last);
-    snprintf(keep, sizeof keep, "%d", STORE_KEEP_OUTCOMES);
-    const char *q[2] = {client, lastz};
-    PGresult *r =
-        query(c, "UPDATE _syncd_clients SET last_id = $2 WHERE client_id = $1", 2, q, err);
-    ok = r != 0;
-    PQclear(r);
-    q[1] = keep;
-    /* the cutoff's scan only when the last id crosses a multiple of
-    ** STORE_PRUNE_EVERY (store_sqlite.c says why) */
-    int prune = first / STORE_PRUNE_EVERY != last / STORE_PRUNE_EVERY;
-    r = ok && prune
-            ? query(c,
-                    "DELETE FROM _syncd_outcomes WHERE client_id = $1 AND id <= (SELECT id FROM"
-                    " _syncd_outcomes WHERE client_id = $1 ORDER BY id DESC LIMIT 1"
-                    " OFFSET $2::bigint)",
-                    2, q, err)
-            : 0;
-    ok = ok && (!prune || r != 0);
-    PQclear(r);
-    if (ok && nDeleted) ok = !compact(s, c, err);
-    if (ok && *n_changed) ok = !exec(c, "NOTIFY syncd_changes", err);
-    if (ok) ok = !exec(c, "COMMIT", err);
-  }
-  if (ok) {
-    *json = store_results_json(m, res, n);
-    if (!*json) ok = 0, *err = store_errf("out of memory");
-  }
-  if (!ok) *n_changed = 0;
-  for (int i = 0; res && i < n; i++)
-    store_outcome_clear(&res[i]);
-  sqlite3_free(sqlite3_str_finish(outcomes));
-  sqlite3_free(res);
-  sqlite3_free(order);
-  pool_put(s, c);
-  return ok ? STORE_OK : STORE_ERROR;
+static int pg_prune(dialect_conn *c, const char *client, int keep, char **err) {
+  char keepz[32];
+  snprintf(keepz, sizeof keepz, "%d", keep);
+  const char *p[2] = {client, keepz};
+  /* the outcomes written so far of this batch count too */
+  if (flush(c, err)) return -1;
+  return command(c->pg,
+                 "DELETE FROM _syncd_outcomes WHERE client_id = $1 AND id <= (SELECT id FROM"
+                 " _syncd_outcomes WHERE client_id = $1 ORDER BY id DESC LIMIT 1"
+                 " OFFSET $2::bigint)",
+                 2, p, err);
 }
 
-/* ---- pull ---- */
+/* ---- reading ---- */
 
-/* Starts a page with the changes in r's rows, read from the
-** columns tbl, pk, row, version starting at col; a row whose version is NULL
-** ends them (a one-statement pull returns the header row alone when no
-** change follows). Stops after limit changes, setting has_more when a row was
-** left. Returns the version of the last change appended, or head. */
-static long long append_changes(sqlite3_str *out, PGresult *r, int col, int limit, long long head,
-                                store_page *page) {
-  long long lastVersion = head;
-  int rows = PQntuples(r);
-  sqlite3_str_appendall(out, "{\"changes\":[");
-  for (int i = 0; i < rows && !PQgetisnull(r, i, col + 3); i++) {
-    if (i == limit) {
-      page->has_more = 1;
-      break;
-    }
-    if (i) sqlite3_str_appendchar(out, 1, ',');
-    lastVersion = atoll(PQgetvalue(r, i, col + 3));
-    store_append_change(out, PQgetvalue(r, i, col), PQgetvalue(r, i, col + 1),
-                        PQgetisnull(r, i, col + 2) ? 0 : PQgetvalue(r, i, col + 2), lastVersion);
-    page->n_changes++;
-  }
-  return lastVersion;
+/* Append the changes of r's rows (columns tbl, pk, row, version from col
+** on); a row whose version is NULL ends them (the one-statement read
+** returns the state row alone when no change follows). */
+static void page_changes(wire_page *p, const PGresult *r, int col) {
+  for (int i = 0; i < PQntuples(r) && !PQgetisnull(r, i, col + 3); i++)
+    wire_page_change(p, PQgetvalue(r, i, col), PQgetvalue(r, i, col + 1),
+                     PQgetisnull(r, i, col + 2) ? 0 : PQgetvalue(r, i, col + 2),
+                     atoll(PQgetvalue(r, i, col + 3)));
 }
 
-/* A pull without pending_from in one statement, so one snapshot and one
-** round trip instead of five: every event stream pulls like this each time
-** a push wakes it, and 200 streams made PostgreSQL the bottleneck of the
-** fan-out. Row 0 carries the state and the client's last id; the changes
-** follow (none: one row of NULLs from the outer join). */
-static int pull_single(pg_store *s, PGconn *c, const char *client, const char *cursor, int limit,
-                       store_page *page, char **err) {
-  long long after = 0;
-  char afterz[32], limz[32];
-  if (cursor) {
-    int rc = store_cursor_parse(cursor, s->db_id, &after);
-    if (rc != STORE_OK) return rc;
-  }
-  snprintf(afterz, sizeof afterz, "%lld", after);
-  snprintf(limz, sizeof limz, "%d", limit + 1);
-  const char *p[4] = {client, afterz, limz, cursor ? "true" : "false"};
-  PGresult *r = query(c,
+/* A page without rejected outcomes in one statement, so one snapshot and
+** one round trip instead of five: every event stream pulls like this each
+** time a push wakes it, and 200 streams made PostgreSQL the bottleneck of
+** the fan-out. Row 0 carries the state and the client's last id; the
+** changes follow (none: one row of NULLs from the outer join). */
+static int read_page_single(dialect_conn *c, const char *client, const char *afterz, int all,
+                            const char *limz, wire_page *p, char **err) {
+  const char *q[4] = {client, afterz, limz, all ? "true" : "false"};
+  PGresult *r = query(c->pg,
                       "SELECT st.version, st.horizon, (SELECT last_id FROM _syncd_clients"
                       " WHERE client_id = $1), ch.tbl, ch.pk, ch.row, ch.version"
                       " FROM _syncd_state st LEFT JOIN LATERAL (SELECT tbl, pk, row, version"
                       " FROM _syncd_changes WHERE version > $2::bigint AND ($4::boolean OR"
                       " op = 'upsert') ORDER BY version LIMIT $3::bigint) ch ON true"
                       " ORDER BY ch.version",
-                      4, p, err);
-  if (!r) return STORE_ERROR;
-  int rows = PQntuples(r);
-  if (rows < 1) {
+                      4, q, err);
+  if (!r) return -1;
+  if (PQntuples(r) < 1) {
     PQclear(r);
-    *err = store_errf("no _syncd_state row");
-    return STORE_ERROR;
+    *err = wire_errf("no _syncd_state row");
+    return -1;
   }
-  long long head = atoll(PQgetvalue(r, 0, 0)), horizon = atoll(PQgetvalue(r, 0, 1));
-  long long last_id = PQgetisnull(r, 0, 2) ? 0 : atoll(PQgetvalue(r, 0, 2));
-  if (cursor && (after < horizon || after > head)) {
-    PQclear(r);
-    return STORE_EXPIRED;
-  }
-  sqlite3_str *out = sqlite3_str_new(0);
-  long long lastVersion = append_changes(out, r, 3, limit, head, page);
+  p->head = atoll(PQgetvalue(r, 0, 0));
+  p->horizon = atoll(PQgetvalue(r, 0, 1));
+  p->last_id = PQgetisnull(r, 0, 2) ? 0 : atoll(PQgetvalue(r, 0, 2));
+  page_changes(p, r, 3);
   PQclear(r);
-  return store_page_finish(out, page, s->db_id, page->has_more ? lastVersion : head, last_id, 0,
-                           err);
-}
-
-static int pg_pull(store *st, const char *client, const char *cursor, int limit,
-                   long long pending_from, store_page *page, char **err) {
-  pg_store *s = (pg_store *)st;
-  memset(page, 0, sizeof *page);
-  PGconn *c = pool_get(s, err);
-  if (!c) return STORE_ERROR;
-  if (pending_from <= 0) {
-    int rc = pull_single(s, c, client, cursor, limit, page, err);
-    pool_put(s, c);
-    return rc;
-  }
-  PGresult *r = 0;
-  int rc = STORE_ERROR;
-  long long head, horizon, after = 0, last_id = 0;
-  if (exec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err) ||
-      !(r = query(c, "SELECT version, horizon FROM _syncd_state", 0, 0, err)))
-    goto done;
-  if (PQntuples(r) != 1) {
-    *err = store_errf("no _syncd_state row");
-    goto done;
-  }
-  head = atoll(PQgetvalue(r, 0, 0));
-  horizon = atoll(PQgetvalue(r, 0, 1));
-  PQclear(r);
-  r = 0;
-  if (cursor) {
-    rc = store_cursor_parse(cursor, s->db_id, &after);
-    if (rc == STORE_OK && (after < horizon || after > head)) rc = STORE_EXPIRED;
-    if (rc != STORE_OK) goto done;
-    rc = STORE_ERROR;
-  }
-  char afterz[32], limz[32];
-  snprintf(afterz, sizeof afterz, "%lld", after);
-  snprintf(limz, sizeof limz, "%d", limit + 1);
-  const char *p[2] = {afterz, limz};
-  r = query(c,
-            cursor ? "SELECT tbl, pk, row, version FROM _syncd_changes WHERE version > $1::bigint"
-                     " ORDER BY version LIMIT $2::bigint"
-                   : "SELECT tbl, pk, row, version FROM _syncd_changes WHERE version > $1::bigint"
-                     " AND op = 'upsert' ORDER BY version LIMIT $2::bigint",
-            2, p, err);
-  if (!r) goto done;
-  sqlite3_str *out = sqlite3_str_new(0);
-  long long lastVersion = append_changes(out, r, 0, limit, head, page);
-  PQclear(r);
-  const char *q[1] = {client};
-  r = query(c, "SELECT last_id FROM _syncd_clients WHERE client_id = $1", 1, q, err);
-  if (!r) {
-    sqlite3_free(sqlite3_str_finish(out));
-    goto done;
-  }
-  if (PQntuples(r) == 1) last_id = atoll(PQgetvalue(r, 0, 0));
-  sqlite3_str *rejected = 0;
-  if (pending_from > 0) {
-    PQclear(r);
-    char fromz[32], lastz[32];
-    snprintf(fromz, sizeof fromz, "%lld", pending_from);
-    snprintf(lastz, sizeof lastz, "%lld", last_id);
-    const char *rp[3] = {client, fromz, lastz};
-    r = query(c,
-              "SELECT id, reason FROM _syncd_outcomes WHERE client_id = $1"
-              " AND id >= $2::bigint AND id <= $3::bigint AND status = 'rejected' ORDER BY id",
-              3, rp, err);
-    if (!r) {
-      sqlite3_free(sqlite3_str_finish(out));
-      goto done;
-    }
-    rejected = sqlite3_str_new(0);
-    for (int i = 0; i < PQntuples(r); i++)
-      store_append_rejected(rejected, atoll(PQgetvalue(r, i, 0)),
-                            PQgetisnull(r, i, 1) ? 0 : PQgetvalue(r, i, 1));
-  }
-  rc = store_page_finish(out, page, s->db_id, page->has_more ? lastVersion : head, last_id,
-                         rejected, err);
-  if (rc == STORE_OK && exec(c, "COMMIT", err)) {
-    store_page_clear(page);
-    rc = STORE_ERROR;
-  }
-done:
-  PQclear(r);
-  pool_put(s, c);
-  return rc;
-}
-
-static int pg_head(store *st, char **cursor, char **err) {
-  pg_store *s = (pg_store *)st;
-  PGconn *c = pool_get(s, err);
-  if (!c) return STORE_ERROR;
-  int rc = STORE_ERROR;
-  PGresult *r = query(c, "SELECT version FROM _syncd_state", 0, 0, err);
-  if (r && PQntuples(r) == 1) {
-    *cursor = store_cursor_format(s->db_id, atoll(PQgetvalue(r, 0, 0)));
-    rc = *cursor ? STORE_OK : STORE_ERROR;
-  }
-  if (rc != STORE_OK && !*err) *err = store_errf("no _syncd_state row");
-  PQclear(r);
-  pool_put(s, c);
-  return rc;
-}
-
-/* ---- LISTEN/NOTIFY ---- */
-
-/* One connection LISTENs; every notification (and every reconnect, which
-** may have missed some) calls on_change. A byte on s->wake ends it. */
-static void *listener_main(void *arg) {
-  pg_store *s = arg;
-  PGconn *c = 0;
-  for (;;) {
-    if (!c) {
-      char *err = 0;
-      c = conn_open(s->url, &err);
-      if (c && exec(c, "LISTEN syncd_changes", &err)) {
-        PQfinish(c);
-        c = 0;
-      }
-      if (err) fprintf(stderr, "syncd: listener: %s\n", err);
-      sqlite3_free(err);
-      if (c) s->on_change(s->on_change_arg);
-    }
-    struct pollfd fds[2] = {{s->wake[0], POLLIN, 0}, {c ? PQsocket(c) : -1, POLLIN, 0}};
-    int n = poll(fds, 2, c ? -1 : 1000);
-    if (n > 0 && fds[0].revents) break;
-    if (!c || n <= 0) continue;
-    if (!PQconsumeInput(c)) {
-      PQfinish(c);
-      c = 0;
-      continue;
-    }
-    int got = 0;
-    PGnotify *note;
-    while ((note = PQnotifies(c))) {
-      PQfreemem(note);
-      got = 1;
-    }
-    if (got) s->on_change(s->on_change_arg);
-  }
-  PQfinish(c);
   return 0;
 }
 
-static void pg_close(store *st) {
-  pg_store *s = (pg_store *)st;
-  if (s->has_listener) {
-    char b = 1;
-    if (write(s->wake[1], &b, 1) != 1) perror("syncd: waking the listener");
-    pthread_join(s->listener, 0);
-  }
-  if (s->wake[0] >= 0) close(s->wake[0]);
-  if (s->wake[1] >= 0) close(s->wake[1]);
-  for (int i = 0; i < s->n_pool; i++)
-    PQfinish(s->pool[i]);
-  tables_free(s);
-  pthread_mutex_destroy(&s->mu);
-  pthread_cond_destroy(&s->freed);
-  sqlite3_free(s->url);
-  sqlite3_free(s);
-}
-
-static const store_methods pg_methods = {pg_push, pg_pull, pg_head, pg_close};
-
-/* ---- open ---- */
-
-/* Under an advisory lock (several syncd may start at once): run the schema
-** and create our tables when they are missing, pick the db id, log the rows
-** the schema inserted. */
-static int setup(pg_store *s, PGconn *c, const store_config *cfg, char **err) {
-  char key[32];
-  snprintf(key, sizeof key, "%lld", SETUP_LOCK_KEY);
-  const char *p[1] = {key};
-  PGresult *r = 0;
-  if (exec(c, "BEGIN", err) ||
-      !(r = query(c, "SELECT pg_advisory_xact_lock($1::bigint)", 1, p, err)))
+static int pg_read_page(dialect_conn *c, const char *client, long long after, int all,
+                        long long pending_from, wire_page *p, char **err) {
+  char afterz[32], limz[32], fromz[32], lastz[32];
+  snprintf(afterz, sizeof afterz, "%lld", after);
+  snprintf(limz, sizeof limz, "%d", p->limit + 1);
+  if (!p->rejected) return read_page_single(c, client, afterz, all, limz, p, err);
+  PGresult *r;
+  if (exec(c->pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err) ||
+      read_page_single(c, client, afterz, all, limz, p, err))
     return -1;
+  snprintf(fromz, sizeof fromz, "%lld", pending_from);
+  snprintf(lastz, sizeof lastz, "%lld", p->last_id);
+  const char *q[3] = {client, fromz, lastz};
+  if (!(r = query(c->pg,
+                  "SELECT id, reason FROM _syncd_outcomes WHERE client_id = $1"
+                  " AND id >= $2::bigint AND id <= $3::bigint AND status = 'rejected' ORDER BY id",
+                  3, q, err)))
+    return -1;
+  for (int i = 0; i < PQntuples(r); i++)
+    wire_page_rejected(p, atoll(PQgetvalue(r, i, 0)),
+                       PQgetisnull(r, i, 1) ? 0 : PQgetvalue(r, i, 1));
   PQclear(r);
-  if (!(r = query(c, "SELECT to_regclass('_syncd_state') IS NULL", 0, 0, err))) return -1;
-  int fresh = PQgetvalue(r, 0, 0)[0] == 't';
-  PQclear(r);
-  if (fresh && cfg->schema_sql && exec(c, cfg->schema_sql, err)) return -1;
-  if (exec(c, internal_ddl, err) || tables_load(s, c, err)) return -1;
-  if (!(r = query(c, "SELECT db_id FROM _syncd_state", 0, 0, err))) return -1;
-  int have = PQntuples(r) == 1;
-  if (have) snprintf(s->db_id, sizeof s->db_id, "%s", PQgetvalue(r, 0, 0));
-  PQclear(r);
-  if (!have) {
-    store_new_db_id(s->db_id);
-    p[0] = s->db_id;
-    if (!(r = query(c, "INSERT INTO _syncd_state VALUES(1, $1, 0, 0)", 1, p, err))) return -1;
-    PQclear(r);
-    if (backfill(s, c, err)) return -1;
-  }
-  if (compact(s, c, err)) return -1;
-  return exec(c, "COMMIT", err);
+  return exec(c->pg, "COMMIT", err);
 }
 
-store *store_pg_open(const char *url, const store_config *cfg, char **err) {
-  *err = 0;
-  pg_store *s = sqlite3_malloc64(sizeof *s);
-  if (!s) return *err = store_errf("out of memory"), (store *)0;
-  memset(s, 0, sizeof *s);
-  s->base.m = &pg_methods;
-  s->max_tombstones = cfg->max_tombstones;
-  s->on_change = cfg->on_change;
-  s->on_change_arg = cfg->on_change_arg;
-  s->wake[0] = s->wake[1] = -1;
-  pthread_mutex_init(&s->mu, 0);
-  pthread_cond_init(&s->freed, 0);
-  s->url = sqlite3_mprintf("%s", url);
-  PGconn *c = s->url ? conn_open(url, err) : 0;
-  if (!c || setup(s, c, cfg, err)) {
-    if (!*err) *err = store_errf("out of memory");
-    PQfinish(c);
-    pg_close(&s->base);
-    return 0;
-  }
-  s->pool[s->n_pool++] = c;
-  if (s->on_change) {
-    if (pipe(s->wake) != 0 || pthread_create(&s->listener, 0, listener_main, s) != 0) {
-      *err = store_errf("cannot start the LISTEN thread");
-      pg_close(&s->base);
-      return 0;
-    }
-    s->has_listener = 1;
-  }
-  return &s->base;
+static int pg_head(dialect_conn *c, long long *version, char **err) {
+  PGresult *r = query(c->pg, "SELECT version FROM _syncd_state", 0, 0, err);
+  if (!r) return -1;
+  int one = PQntuples(r) == 1;
+  if (one) *version = atoll(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return one ? 0 : (*err = wire_errf("no _syncd_state row"), -1);
 }
+
+const dialect dialect_pg = {
+    .pool_max = 16,
+    .fold_case = 0,
+    .open = pg_open,
+    .listen = pg_listen,
+    .close = pg_close,
+    .connect = pg_connect,
+    .reusable = pg_reusable,
+    .disconnect = pg_disconnect,
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .savepoint = pg_savepoint,
+    .rollback_to = pg_rollback_to,
+    .release = pg_release,
+    .settle = pg_settle,
+    .setup = pg_setup,
+    .load_catalog = pg_load_catalog,
+    .read_db_id = pg_read_db_id,
+    .write_db_id = pg_write_db_id,
+    .scan = pg_scan,
+    .read_row = pg_read_row,
+    .write_row = pg_write_row,
+    .log_change = pg_log_change,
+    .compact = pg_compact,
+    .notify = pg_notify,
+    .client_last = pg_client_last,
+    .client_set_last = pg_client_set_last,
+    .record = pg_record,
+    .replay = pg_replay,
+    .prune = pg_prune,
+    .read_page = pg_read_page,
+    .head = pg_head,
+};
