@@ -14,7 +14,8 @@
 #include <time.h>
 
 #include "value.h"
-#include "routes.h"
+#include "events.h"
+#include "reply.h"
 
 #define EVENT_PAGE 1000
 
@@ -139,7 +140,7 @@ int events_start(const server_ctx *ctx, struct MHD_Connection *c, const char *cl
   char *err = 0;
   if (!s) {
     sqlite3_free(cursor);
-    *resp = routes_error("out of memory");
+    *resp = reply_error("out of memory");
     return MHD_HTTP_INTERNAL_SERVER_ERROR;
   }
   memset(s, 0, sizeof *s);
@@ -159,7 +160,7 @@ int events_start(const server_ctx *ctx, struct MHD_Connection *c, const char *cl
     int status = rc == STORE_EXPIRED      ? MHD_HTTP_GONE
                  : rc == STORE_BAD_CURSOR ? MHD_HTTP_BAD_REQUEST
                                           : MHD_HTTP_INTERNAL_SERVER_ERROR;
-    *resp = routes_error(rc == STORE_EXPIRED      ? "cursor expired"
+    *resp = reply_error(rc == STORE_EXPIRED      ? "cursor expired"
                          : rc == STORE_BAD_CURSOR ? "malformed cursor"
                          : err                    ? err
                                                   : "out of memory");

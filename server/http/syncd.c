@@ -29,6 +29,7 @@
 #include <sys/socket.h>
 
 #include "conns.h"
+#include "events.h"
 #include "routes.h"
 
 static void usage(void) {

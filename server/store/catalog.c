@@ -45,13 +45,14 @@ int catalog_add_column(catalog_table *t, const char *name, const char *type, int
   return col->name && (!type || col->type) ? 0 : -1;
 }
 
-int catalog_finish(catalog *cat) {
+int catalog_finish(catalog *cat, int (*prepare)(catalog_table *t), char **err) {
   for (int i = 0; i < cat->n_tables; i++) {
     catalog_table *t = &cat->tables[i];
     t->n_pk = 0;
     for (int c = 0; c < t->n_cols; c++)
       if (t->cols[c].pk_pos > 0) t->n_pk++;
-    if (t->n_pk && !(t->pk = sqlite3_malloc64(sizeof *t->pk * t->n_pk))) return -1;
+    if (t->n_pk && !(t->pk = sqlite3_malloc64(sizeof *t->pk * t->n_pk)))
+      return *err = sqlite3_mprintf("out of memory"), -1;
     /* key positions are 1-based and dense: place each column at its slot */
     for (int c = 0; c < t->n_cols; c++) {
       int pos = t->cols[c].pk_pos;
@@ -66,6 +67,8 @@ int catalog_finish(catalog *cat) {
       table_free(&cat->tables[i]);
   }
   cat->n_tables = kept;
+  for (int i = 0; i < kept; i++)
+    if (prepare(&cat->tables[i])) return *err = sqlite3_mprintf("out of memory"), -1;
   return 0;
 }
 

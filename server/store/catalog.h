@@ -41,9 +41,10 @@ catalog_table *catalog_add_table(catalog *cat, const char *name);
 /* Append a column to t; 0, or -1 when out of memory. */
 int catalog_add_column(catalog_table *t, const char *name, const char *type, int kind, int pk_pos);
 
-/* Order each table's key and drop the tables without one (not synced: no
-** key to address rows by). 0, or -1 when out of memory. */
-int catalog_finish(catalog *cat);
+/* Order each table's key, drop the tables without one (not synced: no key
+** to address rows by), and let the dialect prepare each table left (its
+** column keys and SQL; nonzero: out of memory). 0, or -1 with *err. */
+int catalog_finish(catalog *cat, int (*prepare)(catalog_table *t), char **err);
 
 /* The synced table called name, or NULL. */
 const catalog_table *catalog_table_find(const catalog *cat, const char *name);

@@ -23,19 +23,18 @@
 ** one statement per batch, and a pull without pending_from is one statement.
 **
 ** Fan-out: each push that changed rows runs NOTIFY syncd_changes; one
-** listener connection per syncd calls on_change on every notification.
+** listener connection per syncd (listen_pg.c) calls on_change on every
+** notification.
 */
-#include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <libpq-fe.h>
 
 #include "value.h"
 #include "dialect.h"
+#include "listen_pg.h"
 
 #define SETUP_LOCK_KEY "7395412001"
 
@@ -44,11 +43,7 @@ enum { K_TEXT, K_INT, K_FLOAT, K_NUMERIC, K_BOOL, K_BYTEA };
 
 struct dialect_db {
   char *url;
-  void (*on_change)(void *);
-  void *on_change_arg;
-  pthread_t listener;
-  int has_listener;
-  int wake[2]; /* a write ends the listener */
+  listen_pg *listener; /* NULL: no one to wake */
 };
 
 struct dialect_conn {
@@ -108,7 +103,6 @@ static int pg_open(const char *target, dialect_db **out, char **err) {
   dialect_db *d = sqlite3_malloc64(sizeof *d);
   if (d) {
     memset(d, 0, sizeof *d);
-    d->wake[0] = d->wake[1] = -1;
     d->url = sqlite3_mprintf("%s", target);
   }
   if (!d || !d->url) {
@@ -172,65 +166,12 @@ static int pg_reusable(dialect_conn *c) {
   return PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) == PQTRANS_IDLE;
 }
 
-/* ---- LISTEN/NOTIFY ---- */
-
-/* One connection LISTENs; every notification (and every reconnect, which
-** may have missed some) calls on_change. A byte on d->wake ends it. */
-static void *listener_main(void *arg) {
-  dialect_db *d = arg;
-  PGconn *c = 0;
-  for (;;) {
-    if (!c) {
-      char *err = 0;
-      c = pg_session(d->url, &err);
-      if (c && exec(c, "LISTEN syncd_changes", &err)) {
-        PQfinish(c);
-        c = 0;
-      }
-      if (err) fprintf(stderr, "syncd: listener: %s\n", err);
-      sqlite3_free(err);
-      if (c) d->on_change(d->on_change_arg);
-    }
-    struct pollfd fds[2] = {{d->wake[0], POLLIN, 0}, {c ? PQsocket(c) : -1, POLLIN, 0}};
-    int n = poll(fds, 2, c ? -1 : 1000);
-    if (n > 0 && fds[0].revents) break;
-    if (!c || n <= 0) continue;
-    if (!PQconsumeInput(c)) {
-      PQfinish(c);
-      c = 0;
-      continue;
-    }
-    int got = 0;
-    PGnotify *note;
-    while ((note = PQnotifies(c))) {
-      PQfreemem(note);
-      got = 1;
-    }
-    if (got) d->on_change(d->on_change_arg);
-  }
-  PQfinish(c);
-  return 0;
-}
-
 static int pg_listen(dialect_db *d, void (*on_change)(void *), void *arg, char **err) {
-  d->on_change = on_change;
-  d->on_change_arg = arg;
-  if (pipe(d->wake) != 0 || pthread_create(&d->listener, 0, listener_main, d) != 0) {
-    *err = wire_errf("cannot start the LISTEN thread");
-    return -1;
-  }
-  d->has_listener = 1;
-  return 0;
+  return (d->listener = listen_pg_start(d->url, on_change, arg, err)) ? 0 : -1;
 }
 
 static void pg_close(dialect_db *d) {
-  if (d->has_listener) {
-    char b = 1;
-    if (write(d->wake[1], &b, 1) != 1) perror("syncd: waking the listener");
-    pthread_join(d->listener, 0);
-  }
-  if (d->wake[0] >= 0) close(d->wake[0]);
-  if (d->wake[1] >= 0) close(d->wake[1]);
+  if (d->listener) listen_pg_stop(d->listener);
   sqlite3_free(d->url);
   sqlite3_free(d);
 }
@@ -426,11 +367,8 @@ static int pg_load_catalog(dialect_conn *c, catalog *cat, char **err) {
                                type_kind(PQgetvalue(r, i, 3)), atoi(PQgetvalue(r, i, 4)));
   }
   PQclear(r);
-  bad = bad || catalog_finish(cat);
-  for (int i = 0; !bad && i < cat->n_tables; i++)
-    bad = table_sql(&cat->tables[i]);
-  if (bad) *err = wire_errf("out of memory");
-  return bad ? -1 : 0;
+  if (bad) return *err = wire_errf("out of memory"), -1;
+  return catalog_finish(cat, table_sql, err);
 }
 
 static int pg_read_db_id(dialect_conn *c, char *id, int size, int *found, char **err) {

@@ -301,11 +301,8 @@ static int sq_load_catalog(dialect_conn *c, catalog *cat, char **err) {
   }
   stmt_put(st);
   if (!bad && rc != SQLITE_DONE) return fail(c->db, err);
-  bad = bad || catalog_finish(cat);
-  for (int i = 0; !bad && i < cat->n_tables; i++)
-    bad = table_sql(&cat->tables[i]);
-  if (bad) *err = wire_errf("out of memory");
-  return bad ? -1 : 0;
+  if (bad) return *err = wire_errf("out of memory"), -1;
+  return catalog_finish(cat, table_sql, err);
 }
 
 static int sq_read_db_id(dialect_conn *c, char *id, int size, int *found, char **err) {
