@@ -1,7 +1,7 @@
 /*
-** routes.h: the HTTP side of syncd's one read-only configuration, and the
-** request handler libmicrohttpd calls (routes.c answers requests, events.c
-** streams /events).
+** routes.h: syncd's HTTP configuration (server_ctx, read-only once it
+** serves) and the handlers libmicrohttpd calls (routes.c; events.c streams
+** GET /events).
 */
 #ifndef SYNCD_ROUTES_H
 #define SYNCD_ROUTES_H
