@@ -38,6 +38,10 @@
 
 #define SETUP_LOCK_KEY "7395412001"
 
+/* Statements prepared per connection at most (the writes vary with the
+** columns a mutation names); beyond, they run unprepared. */
+#define STMT_CACHE_MAX 64
+
 /* catalog_col.kind of a PostgreSQL column */
 enum { K_TEXT, K_INT, K_FLOAT, K_NUMERIC, K_BOOL, K_BYTEA };
 
@@ -48,11 +52,13 @@ struct dialect_db {
 
 struct dialect_conn {
   PGconn *pg;
-  int open;              /* savepoint m is open (released by the next one or COMMIT) */
-  sqlite3_str *outcomes; /* outcomes recorded but not written yet (a JSON array) */
-  const char *client;    /* whose outcomes: the push's, set by client_last */
-  sqlite3 *values;       /* in-memory, for sync_val's rules on blob values */
-  sqlite3_stmt *check;   /* sync_val of every object value of ?1 */
+  int open;                    /* savepoint m is open (released by the next one or COMMIT) */
+  sqlite3_str *outcomes;       /* outcomes recorded but not written yet (a JSON array) */
+  const char *client;          /* whose outcomes: the push's, set by client_last */
+  sqlite3 *values;             /* in-memory, for sync_val's rules on blob values */
+  sqlite3_stmt *check;         /* sync_val of every object value of ?1 */
+  char *stmts[STMT_CACHE_MAX]; /* the texts prepared on pg, as "s<index>" */
+  int n_stmts;
 };
 
 static const char internal_ddl[] =
@@ -79,19 +85,41 @@ static int exec(PGconn *c, const char *sql, char **err) {
   return ok ? 0 : -1;
 }
 
-/* PQexecParams with text parameters; NULL (and *err) unless the status is
-** a success. */
-static PGresult *query(PGconn *c, const char *sql, int n, const char *const *params, char **err) {
-  PGresult *r = PQexecParams(c, sql, n, 0, params, 0, 0, 0);
+/* Run sql with params (types NULL: inferred) as a statement prepared on c
+** the first time its text runs there: PostgreSQL then parses and plans it
+** once per connection, not once per call. A failed prepare is returned as
+** the result, so the caller sees its error as the statement's. */
+static PGresult *prepared(dialect_conn *c, const char *sql, int n, const Oid *types,
+                          const char *const *params) {
+  char name[16];
+  int i = 0;
+  while (i < c->n_stmts && strcmp(c->stmts[i], sql) != 0)
+    i++;
+  snprintf(name, sizeof name, "s%d", i);
+  if (i == c->n_stmts && i < STMT_CACHE_MAX) {
+    PGresult *r = PQprepare(c->pg, name, sql, n, types);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) return r;
+    PQclear(r);
+    if ((c->stmts[i] = sqlite3_mprintf("%s", sql))) c->n_stmts++;
+  }
+  if (i < c->n_stmts) return PQexecPrepared(c->pg, name, n, params, 0, 0, 0);
+  return PQexecParams(c->pg, sql, n, types, params, 0, 0, 0);
+}
+
+/* A prepared statement with text parameters; NULL (and *err) unless the
+** status is a success. */
+static PGresult *query(dialect_conn *c, const char *sql, int n, const char *const *params,
+                       char **err) {
+  PGresult *r = prepared(c, sql, n, 0, params);
   ExecStatusType st = PQresultStatus(r);
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
-  *err = wire_errf("PostgreSQL: %s", PQerrorMessage(c));
+  *err = wire_errf("PostgreSQL: %s", PQerrorMessage(c->pg));
   PQclear(r);
   return 0;
 }
 
 /* query() for a statement whose result is not read. */
-static int command(PGconn *c, const char *sql, int n, const char *const *params, char **err) {
+static int command(dialect_conn *c, const char *sql, int n, const char *const *params, char **err) {
   PGresult *r = query(c, sql, n, params, err);
   PQclear(r);
   return r ? 0 : -1;
@@ -130,6 +158,8 @@ static PGconn *pg_session(const char *url, char **err) {
 
 static void pg_disconnect(dialect_conn *c) {
   PQfinish(c->pg);
+  for (int i = 0; i < c->n_stmts; i++)
+    sqlite3_free(c->stmts[i]);
   sqlite3_finalize(c->check);
   sqlite3_close(c->values);
   sqlite3_free(sqlite3_str_finish(c->outcomes));
@@ -186,7 +216,7 @@ static int flush(dialect_conn *c, char **err) {
   sqlite3_str_appendchar(c->outcomes, 1, ']');
   if (sqlite3_str_errcode(c->outcomes) != SQLITE_OK) return *err = wire_errf("out of memory"), -1;
   const char *p[2] = {c->client, sqlite3_str_value(c->outcomes)};
-  int rc = command(c->pg,
+  int rc = command(c,
                    "INSERT INTO _syncd_outcomes(client_id, id, status, reason, tbl, pk)"
                    " SELECT $1, x.id, x.status, x.reason, x.tbl, x.pk FROM json_to_recordset($2)"
                    " AS x(id bigint, status text, reason text, tbl text, pk text)"
@@ -207,7 +237,7 @@ static int pg_begin(dialect_conn *c, int what, char **err) {
   ** each mutation is held to them at once. */
   if (what == DIALECT_SETUP)
     return exec(c->pg, "BEGIN", err) ||
-                   command(c->pg, "SELECT pg_advisory_xact_lock($1::bigint)", 1, p, err)
+                   command(c, "SELECT pg_advisory_xact_lock($1::bigint)", 1, p, err)
                ? -1
                : 0;
   return exec(c->pg, "BEGIN; SET CONSTRAINTS ALL IMMEDIATE", err);
@@ -248,7 +278,7 @@ static dialect_result pg_settle(dialect_conn *c, dialect_result r, char **reason
 /* ---- opening: schema, catalog, db id, backfill ---- */
 
 static int pg_setup(dialect_conn *c, const char *schema_sql, char **err) {
-  PGresult *r = query(c->pg, "SELECT to_regclass('_syncd_state') IS NULL", 0, 0, err);
+  PGresult *r = query(c, "SELECT to_regclass('_syncd_state') IS NULL", 0, 0, err);
   if (!r) return -1;
   int fresh = PQgetvalue(r, 0, 0)[0] == 't';
   PQclear(r);
@@ -343,7 +373,7 @@ static int table_sql(catalog_table *t) {
 /* Every table of the current schema with a primary key, but ours. */
 static int pg_load_catalog(dialect_conn *c, catalog *cat, char **err) {
   PGresult *r =
-      query(c->pg,
+      query(c,
             "SELECT cl.relname, a.attname, format_type(a.atttypid, NULL),"
             " coalesce(bt.typname, t.typname),"
             " coalesce((SELECT k.n FROM unnest(i.indkey) WITH ORDINALITY k(att, n)"
@@ -372,7 +402,7 @@ static int pg_load_catalog(dialect_conn *c, catalog *cat, char **err) {
 }
 
 static int pg_read_db_id(dialect_conn *c, char *id, int size, int *found, char **err) {
-  PGresult *r = query(c->pg, "SELECT db_id FROM _syncd_state", 0, 0, err);
+  PGresult *r = query(c, "SELECT db_id FROM _syncd_state", 0, 0, err);
   if (!r) return -1;
   *found = PQntuples(r) == 1;
   if (*found) snprintf(id, size, "%s", PQgetvalue(r, 0, 0));
@@ -382,7 +412,7 @@ static int pg_read_db_id(dialect_conn *c, char *id, int size, int *found, char *
 
 static int pg_write_db_id(dialect_conn *c, const char *id, char **err) {
   const char *p[1] = {id};
-  return command(c->pg, "INSERT INTO _syncd_state VALUES(1, $1, 0, 0)", 1, p, err);
+  return command(c, "INSERT INTO _syncd_state VALUES(1, $1, 0, 0)", 1, p, err);
 }
 
 /* ---- printing values ---- */
@@ -465,7 +495,7 @@ static int pg_scan(dialect_conn *c, const catalog_table *t,
   sqlite3_str_appendall(sql, " FROM ");
   append_ident(sql, t->name);
   char *z = sqlite3_str_finish(sql);
-  PGresult *r = z ? query(c->pg, z, 0, 0, err) : 0;
+  PGresult *r = z ? query(c, z, 0, 0, err) : 0;
   sqlite3_free(z);
   if (!r) return *err ? -1 : (*err = wire_errf("out of memory"), -1);
   int bad = 0;
@@ -496,7 +526,7 @@ static int is_fatal(const PGresult *r) {
 
 /* Run sql with params; DIALECT_OK with *out, else the failure classified:
 ** DIALECT_FATAL (*err) or DIALECT_REJECTED with the message as *reason. */
-static dialect_result run(PGconn *c, const char *sql, int n, const char *const *params,
+static dialect_result run(dialect_conn *c, const char *sql, int n, const char *const *params,
                           PGresult **out, char **reason, char **err) {
   /* All text: an insert whose data carries the key never mentions $2, and
   ** PostgreSQL cannot infer the type of an unused parameter. */
@@ -504,7 +534,7 @@ static dialect_result run(PGconn *c, const char *sql, int n, const char *const *
   if (!types) return *err = wire_errf("out of memory"), DIALECT_FATAL;
   for (int i = 0; i < n; i++)
     types[i] = 25; /* TEXTOID */
-  PGresult *r = PQexecParams(c, sql, n, types, params, 0, 0, 0);
+  PGresult *r = prepared(c, sql, n, types, params);
   sqlite3_free(types);
   ExecStatusType st = PQresultStatus(r);
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
@@ -514,9 +544,9 @@ static dialect_result run(PGconn *c, const char *sql, int n, const char *const *
   int fatal = is_fatal(r);
   const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
   if (fatal)
-    *err = wire_errf("PostgreSQL: %s", PQerrorMessage(c));
+    *err = wire_errf("PostgreSQL: %s", PQerrorMessage(c->pg));
   else
-    *reason = wire_errf("%s", msg ? msg : PQerrorMessage(c));
+    *reason = wire_errf("%s", msg ? msg : PQerrorMessage(c->pg));
   PQclear(r);
   return fatal ? DIALECT_FATAL : DIALECT_REJECTED;
 }
@@ -556,7 +586,7 @@ static dialect_result pg_read_row(dialect_conn *c, const catalog_table *t, const
   for (int k = 0; k < t->n_pk; k++)
     p[1 + k] = t->cols[t->pk[k]].key;
   PGresult *r;
-  rc = run(c->pg, t->read_sql, 1 + t->n_pk, p, &r, reason, err);
+  rc = run(c, t->read_sql, 1 + t->n_pk, p, &r, reason, err);
   sqlite3_free(p);
   if (rc != DIALECT_OK) return rc;
   if (PQntuples(r) > 0) {
@@ -639,7 +669,7 @@ static dialect_result pg_write_row(dialect_conn *c, const catalog_table *t, cons
   }
   char *z = sqlite3_str_finish(sql);
   PGresult *r = 0;
-  rc = z ? run(c->pg, z, np, p, &r, reason, err) : DIALECT_FATAL;
+  rc = z ? run(c, z, np, p, &r, reason, err) : DIALECT_FATAL;
   if (!z) *err = wire_errf("out of memory");
   sqlite3_free(z);
   sqlite3_free(p);
@@ -659,7 +689,7 @@ static dialect_result pg_write_row(dialect_conn *c, const catalog_table *t, cons
 static int pg_log_change(dialect_conn *c, const char *table, const char *pk, const char *row,
                          long long *version, char **err) {
   const char *p[4] = {table, pk, row ? "upsert" : "delete", row};
-  PGresult *r = query(c->pg,
+  PGresult *r = query(c,
                       "WITH v AS (UPDATE _syncd_state SET version = version + 1 RETURNING version)"
                       " INSERT INTO _syncd_changes(tbl, pk, op, row, version)"
                       " SELECT $1, $2, $3, $4, version FROM v ON CONFLICT (tbl, pk) DO UPDATE"
@@ -678,7 +708,7 @@ static int pg_compact(dialect_conn *c, long long max_tombstones, char **err) {
   char off[32];
   snprintf(off, sizeof off, "%lld", max_tombstones);
   const char *p[1] = {off};
-  return command(c->pg,
+  return command(c,
                  "WITH h AS (SELECT version FROM _syncd_changes WHERE op = 'delete'"
                  " ORDER BY version DESC LIMIT 1 OFFSET $1::bigint),"
                  " d AS (DELETE FROM _syncd_changes WHERE op = 'delete'"
@@ -699,7 +729,7 @@ static int pg_notify(dialect_conn *c, char **err) {
 static int pg_client_last(dialect_conn *c, const char *client, long long *last, char **err) {
   const char *p[1] = {client};
   c->client = client;
-  PGresult *r = query(c->pg,
+  PGresult *r = query(c,
                       "INSERT INTO _syncd_clients(client_id, last_id) VALUES($1, 0)"
                       " ON CONFLICT (client_id) DO UPDATE SET last_id = _syncd_clients.last_id"
                       " RETURNING last_id",
@@ -714,7 +744,7 @@ static int pg_client_set_last(dialect_conn *c, const char *client, long long las
   char lastz[32];
   snprintf(lastz, sizeof lastz, "%lld", last);
   const char *p[2] = {client, lastz};
-  return command(c->pg, "UPDATE _syncd_clients SET last_id = $2 WHERE client_id = $1", 2, p, err);
+  return command(c, "UPDATE _syncd_clients SET last_id = $2 WHERE client_id = $1", 2, p, err);
 }
 
 static int pg_record(dialect_conn *c, const char *client, long long id, const wire_outcome *o,
@@ -744,7 +774,7 @@ static int pg_replay(dialect_conn *c, const char *client, long long id, wire_out
   const char *p[2] = {client, ids};
   memset(o, 0, sizeof *o);
   if (flush(c, err)) return -1;
-  PGresult *r = query(c->pg,
+  PGresult *r = query(c,
                       "SELECT o.status, o.reason, ch.row, ch.version FROM _syncd_outcomes o"
                       " LEFT JOIN _syncd_changes ch ON ch.tbl = o.tbl AND ch.pk = o.pk"
                       " WHERE o.client_id = $1 AND o.id = $2",
@@ -770,7 +800,7 @@ static int pg_prune(dialect_conn *c, const char *client, int keep, char **err) {
   const char *p[2] = {client, keepz};
   /* the outcomes written so far of this batch count too */
   if (flush(c, err)) return -1;
-  return command(c->pg,
+  return command(c,
                  "DELETE FROM _syncd_outcomes WHERE client_id = $1 AND id <= (SELECT id FROM"
                  " _syncd_outcomes WHERE client_id = $1 ORDER BY id DESC LIMIT 1"
                  " OFFSET $2::bigint)",
@@ -797,7 +827,7 @@ static void page_changes(wire_page *p, const PGresult *r, int col) {
 static int read_page_single(dialect_conn *c, const char *client, const char *afterz, int all,
                             const char *limz, wire_page *p, char **err) {
   const char *q[4] = {client, afterz, limz, all ? "true" : "false"};
-  PGresult *r = query(c->pg,
+  PGresult *r = query(c,
                       "SELECT st.version, st.horizon, (SELECT last_id FROM _syncd_clients"
                       " WHERE client_id = $1), ch.tbl, ch.pk, ch.row, ch.version"
                       " FROM _syncd_state st LEFT JOIN LATERAL (SELECT tbl, pk, row, version"
@@ -832,7 +862,7 @@ static int pg_read_page(dialect_conn *c, const char *client, long long after, in
   snprintf(fromz, sizeof fromz, "%lld", pending_from);
   snprintf(lastz, sizeof lastz, "%lld", p->last_id);
   const char *q[3] = {client, fromz, lastz};
-  if (!(r = query(c->pg,
+  if (!(r = query(c,
                   "SELECT id, reason FROM _syncd_outcomes WHERE client_id = $1"
                   " AND id >= $2::bigint AND id <= $3::bigint AND status = 'rejected' ORDER BY id",
                   3, q, err)))
@@ -845,7 +875,7 @@ static int pg_read_page(dialect_conn *c, const char *client, long long after, in
 }
 
 static int pg_head(dialect_conn *c, long long *version, char **err) {
-  PGresult *r = query(c->pg, "SELECT version FROM _syncd_state", 0, 0, err);
+  PGresult *r = query(c, "SELECT version FROM _syncd_state", 0, 0, err);
   if (!r) return -1;
   int one = PQntuples(r) == 1;
   if (one) *version = atoll(PQgetvalue(r, 0, 0));
