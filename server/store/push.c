@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* json_object_keys: the scanner request.c reads push bodies with, until one
+** shared JSON scanner lives in common/ */
 #include "request.h"
 
 /* What check_keys gathers from the keys of pk, then of data. */
