@@ -26,7 +26,8 @@ typedef struct catalog_table {
   int n_pk;
   int *pk;          /* indexes into cols, in primary key order */
   char *read_sql;   /* the dialect's read of one row by key */
-  char *insert_sql; /* the dialect's insert naming every column in table order */
+  char *insert_sql; /* the dialect's insert naming every column in table order
+                    ** (NULL: the dialect builds every insert as it comes) */
 } catalog_table;
 
 typedef struct catalog {

@@ -59,7 +59,7 @@ typedef struct dialect {
 
   /* Connections (the pool in pool.c keeps them). */
   dialect_conn *(*connect)(dialect_db *db, char **err);
-  /* Roll back what an error path left open; 0 when c can serve again. */
+  /* Roll back what an error path left open; nonzero when c can serve again. */
   int (*reusable)(dialect_conn *c);
   void (*disconnect)(dialect_conn *c);
 
