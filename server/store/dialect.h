@@ -96,8 +96,12 @@ typedef struct dialect {
                               char **err);
 
   /* The change log: make (t, pk) the latest change at the next version
-  ** (row NULL: a delete); purge tombstones beyond max, raising the horizon;
-  ** tell other processes a push changed rows (NULL: no one to tell). */
+  ** (row NULL: a delete) and store that version in *version (NULL: not
+  ** wanted) -- a dialect may give versions only at commit, holding a
+  ** nonzero placeholder there meanwhile, so *version must outlive the
+  ** commit; purge tombstones beyond max, raising the horizon (at the latest
+  ** at commit); tell other processes a push changed rows (NULL: no one to
+  ** tell). */
   int (*log_change)(dialect_conn *c, const char *table, const char *pk, const char *row,
                     long long *version, char **err);
   int (*compact)(dialect_conn *c, long long max_tombstones, char **err);

@@ -4,23 +4,25 @@
 ** the connection's current schema.
 **
 ** Ordering: a push locks its client's row first (client_last), so pushes of
-** one client serialize, and takes the one-row _syncd_state lock with its
-** first version, holding it to commit: versions are assigned and committed
-** in order, so a reader never skips a version that commits late. Pulls read
-** in one REPEATABLE READ snapshot (or one statement).
+** one client serialize. Its changes carry placeholder versions until its
+** commit takes the one-row _syncd_state lock, gives them real versions in
+** order and holds the lock to COMMIT: versions are assigned and committed
+** in order, so a reader never skips a version that commits late, and
+** pushes of different clients overlap until then. Pulls read in one
+** REPEATABLE READ snapshot (or one statement).
 **
 ** Values: the request's JSON goes to PostgreSQL as json text and each column
 ** is read with ->> and cast to the column's own type (so integers and
-** doubles are parsed exactly by PostgreSQL), bytea from {"$base64"}. A
+** doubles are parsed exactly by PostgreSQL), bytea from {"$base64"}; rows
+** are printed from the text output by column kind (pg_sql.c). A
 ** {"$base64"} or {"$hex"} value is first held to sync_val's rules (an
 ** in-memory SQLite connection per connection), so a malformed one is
 ** refused with the same reason as on SQLite rather than stored as text.
-** Rows are printed from the text output by column kind (extra_float_digits
-** = 1 gives the shortest exact double).
 **
-** Round trips: a mutation's savepoint is released by the next one's
-** "RELEASE SAVEPOINT m; SAVEPOINT m" (or COMMIT), outcomes are written in
-** one statement per batch, and a pull without pending_from is one statement.
+** Round trips: statements are prepared once per connection; a mutation's
+** savepoint is released by the next one's "RELEASE SAVEPOINT m; SAVEPOINT
+** m" (or COMMIT), outcomes are written in one statement per batch, and a
+** pull without pending_from is one statement.
 **
 ** Fan-out: each push that changed rows runs NOTIFY syncd_changes; one
 ** listener connection per syncd (listen_pg.c) calls on_change on every
@@ -35,15 +37,13 @@
 #include "value.h"
 #include "dialect.h"
 #include "listen_pg.h"
+#include "pg_sql.h"
 
 #define SETUP_LOCK_KEY "7395412001"
 
 /* Statements prepared per connection at most (the writes vary with the
 ** columns a mutation names); beyond, they run unprepared. */
 #define STMT_CACHE_MAX 64
-
-/* catalog_col.kind of a PostgreSQL column */
-enum { K_TEXT, K_INT, K_FLOAT, K_NUMERIC, K_BOOL, K_BYTEA };
 
 struct dialect_db {
   char *url;
@@ -59,6 +59,16 @@ struct dialect_conn {
   sqlite3_stmt *check;         /* sync_val of every object value of ?1 */
   char *stmts[STMT_CACHE_MAX]; /* the texts prepared on pg, as "s<index>" */
   int n_stmts;
+  /* The changes logged by the open transaction, in order: each holds a
+  ** placeholder version until commit gives them real ones (*logged[i]).
+  ** mark: how many there were at the savepoint. compact: the max_tombstones
+  ** to purge to at commit (0: none). Reset by begin. */
+  struct logged {
+    long long placeholder;
+    long long *version; /* the caller's, written at commit (NULL: none) */
+  } * logged;
+  int n_logged, cap_logged, mark;
+  long long compact;
 };
 
 static const char internal_ddl[] =
@@ -160,6 +170,7 @@ static void pg_disconnect(dialect_conn *c) {
   PQfinish(c->pg);
   for (int i = 0; i < c->n_stmts; i++)
     sqlite3_free(c->stmts[i]);
+  sqlite3_free(c->logged);
   sqlite3_finalize(c->check);
   sqlite3_close(c->values);
   sqlite3_free(sqlite3_str_finish(c->outcomes));
@@ -231,6 +242,8 @@ static int flush(dialect_conn *c, char **err) {
 static int pg_begin(dialect_conn *c, int what, char **err) {
   const char *p[1] = {SETUP_LOCK_KEY};
   c->open = 0;
+  c->n_logged = c->mark = 0;
+  c->compact = 0;
   sqlite3_str_reset(c->outcomes);
   /* setup: several syncd may start at once. push: deferred constraints
   ** would only fail at COMMIT, failing the whole batch on every retry, so
@@ -243,18 +256,24 @@ static int pg_begin(dialect_conn *c, int what, char **err) {
   return exec(c->pg, "BEGIN; SET CONSTRAINTS ALL IMMEDIATE", err);
 }
 
+static int versions_assign(dialect_conn *c, char **err);
+static int compact_now(dialect_conn *c, char **err);
+
 static int pg_commit(dialect_conn *c, char **err) {
   c->open = 0;
+  if (versions_assign(c, err) || (c->compact && compact_now(c, err))) return -1;
   return flush(c, err) || exec(c->pg, "COMMIT", err) ? -1 : 0;
 }
 
 static int pg_savepoint(dialect_conn *c, char **err) {
   if (exec(c->pg, c->open ? "RELEASE SAVEPOINT m; SAVEPOINT m" : "SAVEPOINT m", err)) return -1;
   c->open = 1;
+  c->mark = c->n_logged;
   return 0;
 }
 
 static int pg_rollback_to(dialect_conn *c, char **err) {
+  c->n_logged = c->mark;
   return exec(c->pg, "ROLLBACK TO SAVEPOINT m", err);
 }
 
@@ -286,90 +305,6 @@ static int pg_setup(dialect_conn *c, const char *schema_sql, char **err) {
   return exec(c->pg, internal_ddl, err);
 }
 
-static int type_kind(const char *typname) {
-  static const struct {
-    const char *name;
-    int kind;
-  } kinds[] = {{"int2", K_INT},        {"int4", K_INT},     {"int8", K_INT},
-               {"oid", K_INT},         {"float4", K_FLOAT}, {"float8", K_FLOAT},
-               {"numeric", K_NUMERIC}, {"bool", K_BOOL},    {"bytea", K_BYTEA}};
-  for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
-    if (strcmp(kinds[i].name, typname) == 0) return kinds[i].kind;
-  }
-  return K_TEXT;
-}
-
-/* A quoted identifier. */
-static void append_ident(sqlite3_str *sql, const char *name) {
-  sqlite3_str_appendchar(sql, 1, '"');
-  for (const char *p = name; *p; p++) {
-    if (*p == '"') sqlite3_str_appendchar(sql, 1, '"');
-    sqlite3_str_appendchar(sql, 1, *p);
-  }
-  sqlite3_str_appendchar(sql, 1, '"');
-}
-
-/* The value of key $keyParam of the json in $jsonParam, cast to col's type
-** (the type is format_type() without typmod, from the catalog, never from
-** a request: an explicit cast to varchar(n) would truncate silently, an
-** assignment refuses instead). */
-static void append_val(sqlite3_str *sql, const catalog_col *col, int jsonParam, int keyParam) {
-  if (col->kind == K_BYTEA) {
-    sqlite3_str_appendf(sql,
-                        "(CASE WHEN json_typeof($%d::json -> $%d::text) = 'object'"
-                        " THEN decode(($%d::json -> $%d::text) ->> '$base64', 'base64')"
-                        " ELSE ($%d::json ->> $%d::text)::bytea END)",
-                        jsonParam, keyParam, jsonParam, keyParam, jsonParam, keyParam);
-  } else {
-    sqlite3_str_appendf(sql, "($%d::json ->> $%d::text)::%s", jsonParam, keyParam, col->type);
-  }
-}
-
-/* The select list printing every column, or the key's (bytea as one-line
-** base64). */
-static void append_columns(sqlite3_str *sql, const catalog_table *t, int pkOnly) {
-  int n = pkOnly ? t->n_pk : t->n_cols;
-  for (int i = 0; i < n; i++) {
-    const catalog_col *col = &t->cols[pkOnly ? t->pk[i] : i];
-    if (i) sqlite3_str_appendchar(sql, 1, ',');
-    if (col->kind == K_BYTEA) {
-      sqlite3_str_appendall(sql, "translate(encode(");
-      append_ident(sql, col->name);
-      sqlite3_str_appendall(sql, ", 'base64'), E'\\n', '')");
-    } else {
-      append_ident(sql, col->name);
-    }
-  }
-}
-
-/* " WHERE "p1" = <$pkParam's p1> AND ...": key names bound from $firstKey. */
-static void append_pk_where(sqlite3_str *sql, const catalog_table *t, int pkParam, int firstKey) {
-  for (int k = 0; k < t->n_pk; k++) {
-    const catalog_col *col = &t->cols[t->pk[k]];
-    sqlite3_str_appendall(sql, k ? " AND " : " WHERE ");
-    append_ident(sql, col->name);
-    sqlite3_str_appendall(sql, " = ");
-    append_val(sql, col, pkParam, firstKey + k);
-  }
-}
-
-/* What every push needs of t, built once: the read of a row by key ($1 the
-** pk object, $2.. its column names), every column then the key's. */
-static int table_sql(catalog_table *t) {
-  for (int c = 0; c < t->n_cols; c++)
-    if (!(t->cols[c].key = sqlite3_mprintf("%s", t->cols[c].name))) return -1;
-  sqlite3_str *sql = sqlite3_str_new(0);
-  sqlite3_str_appendall(sql, "SELECT ");
-  append_columns(sql, t, 0);
-  sqlite3_str_appendall(sql, ",");
-  append_columns(sql, t, 1);
-  sqlite3_str_appendall(sql, " FROM ");
-  append_ident(sql, t->name);
-  append_pk_where(sql, t, 1, 2);
-  t->read_sql = sqlite3_str_finish(sql);
-  return t->read_sql ? 0 : -1;
-}
-
 /* Every table of the current schema with a primary key, but ours. */
 static int pg_load_catalog(dialect_conn *c, catalog *cat, char **err) {
   PGresult *r =
@@ -394,11 +329,11 @@ static int pg_load_catalog(dialect_conn *c, catalog *cat, char **err) {
     if (!t || strcmp(t->name, name) != 0) bad = !(t = catalog_add_table(cat, name));
     if (!bad)
       bad = catalog_add_column(t, PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
-                               type_kind(PQgetvalue(r, i, 3)), atoi(PQgetvalue(r, i, 4)));
+                               pgsql_kind(PQgetvalue(r, i, 3)), atoi(PQgetvalue(r, i, 4)));
   }
   PQclear(r);
   if (bad) return *err = wire_errf("out of memory"), -1;
-  return catalog_finish(cat, table_sql, err);
+  return catalog_finish(cat, pgsql_table, err);
 }
 
 static int pg_read_db_id(dialect_conn *c, char *id, int size, int *found, char **err) {
@@ -415,92 +350,21 @@ static int pg_write_db_id(dialect_conn *c, const char *id, char **err) {
   return command(c, "INSERT INTO _syncd_state VALUES(1, $1, 0, 0)", 1, p, err);
 }
 
-/* ---- printing values ---- */
-
-static void append_value(sqlite3_str *out, const catalog_col *col, const PGresult *r, int row,
-                         int f) {
-  if (PQgetisnull(r, row, f)) {
-    sqlite3_str_appendall(out, "null");
-    return;
-  }
-  const char *v = PQgetvalue(r, row, f);
-  switch (col->kind) {
-  case K_INT:
-    sqlite3_str_appendall(out, v);
-    break;
-  case K_FLOAT:
-  case K_NUMERIC:
-    if (strcmp(v, "NaN") == 0)
-      sqlite3_str_appendall(out, "null");
-    else if (strcmp(v, "Infinity") == 0)
-      sqlite3_str_appendall(out, "1e999");
-    else if (strcmp(v, "-Infinity") == 0)
-      sqlite3_str_appendall(out, "-1e999");
-    else {
-      sqlite3_str_appendall(out, v);
-      /* "2" would read back as an integer: keep a double visibly REAL */
-      if (col->kind == K_FLOAT && !strpbrk(v, ".eE")) sqlite3_str_appendall(out, ".0");
-    }
-    break;
-  case K_BOOL:
-    sqlite3_str_appendall(out, v[0] == 't' ? "true" : "false");
-    break;
-  case K_BYTEA:
-    sqlite3_str_appendall(out, "{\"$base64\":");
-    value_append_string(out, v, -1);
-    sqlite3_str_appendchar(out, 1, '}');
-    break;
-  default:
-    value_append_string(out, v, -1);
-  }
-}
-
-/* {"col":value,...} of result row `row`, fields from f0 in the order of
-** append_columns(pkOnly). */
-static char *print_row(const catalog_table *t, const PGresult *r, int row, int f0, int pkOnly) {
-  sqlite3_str *out = sqlite3_str_new(0);
-  int n = pkOnly ? t->n_pk : t->n_cols;
-  sqlite3_str_appendchar(out, 1, '{');
-  for (int i = 0; i < n; i++) {
-    const catalog_col *col = &t->cols[pkOnly ? t->pk[i] : i];
-    if (i) sqlite3_str_appendchar(out, 1, ',');
-    value_append_string(out, col->name, -1);
-    sqlite3_str_appendchar(out, 1, ':');
-    append_value(out, col, r, row, f0 + i);
-  }
-  sqlite3_str_appendchar(out, 1, '}');
-  return sqlite3_str_finish(out);
-}
-
-/* The key object of result row `row`: the key columns among every column. */
-static char *print_pk(const catalog_table *t, const PGresult *r, int row) {
-  sqlite3_str *pk = sqlite3_str_new(0);
-  sqlite3_str_appendchar(pk, 1, '{');
-  for (int k = 0; k < t->n_pk; k++) {
-    if (k) sqlite3_str_appendchar(pk, 1, ',');
-    value_append_string(pk, t->cols[t->pk[k]].name, -1);
-    sqlite3_str_appendchar(pk, 1, ':');
-    append_value(pk, &t->cols[t->pk[k]], r, row, t->pk[k]);
-  }
-  sqlite3_str_appendchar(pk, 1, '}');
-  return sqlite3_str_finish(pk);
-}
-
 static int pg_scan(dialect_conn *c, const catalog_table *t,
                    int (*each)(void *, const char *, const char *, char **), void *arg,
                    char **err) {
   sqlite3_str *sql = sqlite3_str_new(0);
   sqlite3_str_appendall(sql, "SELECT ");
-  append_columns(sql, t, 0);
+  pgsql_columns(sql, t, 0);
   sqlite3_str_appendall(sql, " FROM ");
-  append_ident(sql, t->name);
+  pgsql_ident(sql, t->name);
   char *z = sqlite3_str_finish(sql);
   PGresult *r = z ? query(c, z, 0, 0, err) : 0;
   sqlite3_free(z);
   if (!r) return *err ? -1 : (*err = wire_errf("out of memory"), -1);
   int bad = 0;
   for (int row = 0; !bad && row < PQntuples(r); row++) {
-    char *rowz = print_row(t, r, row, 0, 0), *pkz = print_pk(t, r, row);
+    char *rowz = pgsql_row(t, r, row, 0, 0), *pkz = pgsql_pk(t, r, row);
     bad = !rowz || !pkz || each(arg, pkz, rowz, err);
     sqlite3_free(rowz);
     sqlite3_free(pkz);
@@ -590,8 +454,8 @@ static dialect_result pg_read_row(dialect_conn *c, const catalog_table *t, const
   sqlite3_free(p);
   if (rc != DIALECT_OK) return rc;
   if (PQntuples(r) > 0) {
-    *row = print_row(t, r, 0, 0, 0);
-    *pk_out = print_row(t, r, 0, t->n_cols, 1);
+    *row = pgsql_row(t, r, 0, 0, 0);
+    *pk_out = pgsql_row(t, r, 0, t->n_cols, 1);
     if (!*row || !*pk_out) {
       sqlite3_free(*row);
       sqlite3_free(*pk_out);
@@ -629,43 +493,43 @@ static dialect_result pg_write_row(dialect_conn *c, const catalog_table *t, cons
     /* every column present in data, plus key columns only pk carries */
     sqlite3_str *vals = sqlite3_str_new(0);
     sqlite3_str_appendall(sql, "INSERT INTO ");
-    append_ident(sql, t->name);
+    pgsql_ident(sql, t->name);
     sqlite3_str_appendall(sql, "(");
     for (int j = 0; j < cols->n_data + t->n_pk; j++) {
       int from_pk = j >= cols->n_data, i = from_pk ? t->pk[j - cols->n_data] : cols->data[j];
       if (from_pk && used[i]) continue;
       used[i] = 1;
       if (np > 2) sqlite3_str_appendchar(sql, 1, ','), sqlite3_str_appendchar(vals, 1, ',');
-      append_ident(sql, t->cols[i].name);
+      pgsql_ident(sql, t->cols[i].name);
       p[np++] = t->cols[i].key;
-      append_val(vals, &t->cols[i], from_pk ? 2 : 1, np);
+      pgsql_value(vals, &t->cols[i], from_pk ? 2 : 1, np);
     }
     char *v = sqlite3_str_finish(vals);
     sqlite3_str_appendf(sql, ") VALUES(%s)", v ? v : "");
     sqlite3_free(v);
   } else if (m->op == STORE_UPDATE) {
     sqlite3_str_appendall(sql, "UPDATE ");
-    append_ident(sql, t->name);
+    pgsql_ident(sql, t->name);
     sqlite3_str_appendall(sql, " SET ");
     for (int j = 0; j < cols->n_set; j++) {
       const catalog_col *col = &t->cols[cols->set[j]];
       if (j) sqlite3_str_appendchar(sql, 1, ',');
-      append_ident(sql, col->name);
+      pgsql_ident(sql, col->name);
       sqlite3_str_appendall(sql, " = ");
       p[np++] = col->key;
-      append_val(sql, col, 1, np);
+      pgsql_value(sql, col, 1, np);
     }
-    append_pk_where(sql, t, 2, np + 1);
+    pgsql_pk_where(sql, t, 2, np + 1);
     for (int k = 0; k < t->n_pk; k++)
       p[np++] = t->cols[t->pk[k]].key;
   } else {
     sqlite3_str_appendall(sql, "DELETE FROM ");
-    append_ident(sql, t->name);
-    append_pk_where(sql, t, 2, np + 1);
+    pgsql_ident(sql, t->name);
+    pgsql_pk_where(sql, t, 2, np + 1);
     for (int k = 0; k < t->n_pk; k++)
       p[np++] = t->cols[t->pk[k]].key;
     sqlite3_str_appendall(sql, " RETURNING ");
-    append_columns(sql, t, 1);
+    pgsql_columns(sql, t, 1);
   }
   char *z = sqlite3_str_finish(sql);
   PGresult *r = 0;
@@ -676,7 +540,7 @@ static dialect_result pg_write_row(dialect_conn *c, const catalog_table *t, cons
   sqlite3_free(used);
   if (rc != DIALECT_OK) return rc;
   *changed = atoi(PQcmdTuples(r)) > 0;
-  if (m->op == STORE_DELETE && *changed && !(*del_pk = print_row(t, r, 0, 0, 1)))
+  if (m->op == STORE_DELETE && *changed && !(*del_pk = pgsql_row(t, r, 0, 0, 1)))
     *err = wire_errf("out of memory"), rc = DIALECT_FATAL;
   PQclear(r);
   return rc;
@@ -684,29 +548,81 @@ static dialect_result pg_write_row(dialect_conn *c, const catalog_table *t, cons
 
 /* ---- the change log ---- */
 
-/* Take the next version (locking _syncd_state to commit) and make it the
-** latest change of (table, pk). */
+/* Versions are given at commit, not as changes are logged: the one-row
+** _syncd_state lock that keeps versions committed in order is then held
+** for the commit's two round trips, not for the rest of the batch, so
+** pushes of different clients overlap. Until then a change holds a
+** placeholder, negative (below every real version, and never served: the
+** transaction is not committed) and unique across backends. */
 static int pg_log_change(dialect_conn *c, const char *table, const char *pk, const char *row,
                          long long *version, char **err) {
-  const char *p[4] = {table, pk, row ? "upsert" : "delete", row};
-  PGresult *r = query(c,
-                      "WITH v AS (UPDATE _syncd_state SET version = version + 1 RETURNING version)"
-                      " INSERT INTO _syncd_changes(tbl, pk, op, row, version)"
-                      " SELECT $1, $2, $3, $4, version FROM v ON CONFLICT (tbl, pk) DO UPDATE"
-                      " SET op = excluded.op, row = excluded.row, version = excluded.version"
-                      " RETURNING version",
-                      4, p, err);
-  if (!r) return -1;
-  *version = PQntuples(r) == 1 ? atoll(PQgetvalue(r, 0, 0)) : 0;
-  PQclear(r);
-  if (*version) return 0;
-  *err = wire_errf("no _syncd_state row");
-  return -1;
+  if (c->n_logged == c->cap_logged) {
+    int cap = c->cap_logged ? 2 * c->cap_logged : 64;
+    struct logged *more = sqlite3_realloc64(c->logged, sizeof *more * cap);
+    if (!more) return *err = wire_errf("out of memory"), -1;
+    c->logged = more;
+    c->cap_logged = cap;
+  }
+  char placeholder[32];
+  long long ph = -((long long)PQbackendPID(c->pg) << 24 | (c->n_logged + 1));
+  snprintf(placeholder, sizeof placeholder, "%lld", ph);
+  const char *p[5] = {table, pk, row ? "upsert" : "delete", row, placeholder};
+  if (command(c,
+              "INSERT INTO _syncd_changes(tbl, pk, op, row, version)"
+              " VALUES($1, $2, $3, $4, $5::bigint) ON CONFLICT (tbl, pk) DO UPDATE"
+              " SET op = excluded.op, row = excluded.row, version = excluded.version",
+              5, p, err))
+    return -1;
+  c->logged[c->n_logged++] = (struct logged){ph, version};
+  if (version) *version = ph;
+  return 0;
 }
 
+/* Give the changes logged real versions, in the order they were logged
+** (a row changed twice keeps the later one), taking the _syncd_state lock
+** to commit. */
+static int versions_assign(dialect_conn *c, char **err) {
+  if (c->n_logged == 0) return 0;
+  sqlite3_str *ids = sqlite3_str_new(0);
+  sqlite3_str_appendchar(ids, 1, '{');
+  for (int i = 0; i < c->n_logged; i++)
+    sqlite3_str_appendf(ids, "%s%lld", i ? "," : "", c->logged[i].placeholder);
+  sqlite3_str_appendchar(ids, 1, '}');
+  char n[32];
+  snprintf(n, sizeof n, "%d", c->n_logged);
+  const char *p[2] = {n, sqlite3_str_value(ids)};
+  PGresult *r =
+      sqlite3_str_errcode(ids) == SQLITE_OK
+          ? query(c,
+                  "WITH v AS (UPDATE _syncd_state SET version = version + $1::bigint"
+                  " RETURNING version - $1::bigint AS base),"
+                  " u AS (UPDATE _syncd_changes ch SET version = v.base + x.n FROM v,"
+                  " unnest($2::bigint[]) WITH ORDINALITY x(ph, n) WHERE ch.version = x.ph)"
+                  " SELECT base FROM v",
+                  2, p, err)
+          : 0;
+  sqlite3_free(sqlite3_str_finish(ids));
+  if (!r) return *err ? -1 : (*err = wire_errf("out of memory"), -1);
+  int one = PQntuples(r) == 1;
+  long long base = one ? atoll(PQgetvalue(r, 0, 0)) : 0;
+  PQclear(r);
+  if (!one) return *err = wire_errf("no _syncd_state row"), -1;
+  for (int i = 0; i < c->n_logged; i++)
+    if (c->logged[i].version) *c->logged[i].version = base + i + 1;
+  c->n_logged = 0;
+  return 0;
+}
+
+/* Tombstones are purged at commit, once the batch's own have versions. */
 static int pg_compact(dialect_conn *c, long long max_tombstones, char **err) {
+  (void)err;
+  c->compact = max_tombstones;
+  return 0;
+}
+
+static int compact_now(dialect_conn *c, char **err) {
   char off[32];
-  snprintf(off, sizeof off, "%lld", max_tombstones);
+  snprintf(off, sizeof off, "%lld", c->compact);
   const char *p[1] = {off};
   return command(c,
                  "WITH h AS (SELECT version FROM _syncd_changes WHERE op = 'delete'"

@@ -521,7 +521,8 @@ static int sq_log_change(dialect_conn *c, const char *table, const char *pk, con
              -1;
     c->have = 1;
   }
-  *version = ++c->counter;
+  ++c->counter;
+  if (version) *version = c->counter;
   if (prep(db,
            "INSERT INTO _syncd_changes(tbl, pk, op, row, version) VALUES(?1, ?2, ?3, ?4, ?5)"
            " ON CONFLICT(tbl, pk) DO UPDATE SET op = excluded.op, row = excluded.row,"
@@ -532,7 +533,7 @@ static int sq_log_change(dialect_conn *c, const char *table, const char *pk, con
   sqlite3_bind_text(st, 2, pk, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 3, row ? "upsert" : "delete", -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 4, row, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 5, *version);
+  sqlite3_bind_int64(st, 5, c->counter);
   int rc = sqlite3_step(st);
   stmt_put(st);
   return rc == SQLITE_DONE ? 0 : fail(db, err);
