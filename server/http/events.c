@@ -161,9 +161,9 @@ int events_start(const server_ctx *ctx, struct MHD_Connection *c, const char *cl
                  : rc == STORE_BAD_CURSOR ? MHD_HTTP_BAD_REQUEST
                                           : MHD_HTTP_INTERNAL_SERVER_ERROR;
     *resp = reply_error(rc == STORE_EXPIRED      ? "cursor expired"
-                         : rc == STORE_BAD_CURSOR ? "malformed cursor"
-                         : err                    ? err
-                                                  : "out of memory");
+                        : rc == STORE_BAD_CURSOR ? "malformed cursor"
+                        : err                    ? err
+                                                 : "out of memory");
     sqlite3_free(err);
     stream_free(s);
     return status;
