@@ -55,14 +55,18 @@ FUZZ_DEPS_jscan    = common/jscan.h common/sqlite_api.h
 FUZZ_UNDER_jscan   = common/jscan.c
 # syncd: the push body's validation alone, and the push path into a SQLite
 # store (value.c compiled as for the server, without -DSYNC_LOADABLE).
-FUZZ_SRC_request   = tests/fuzz/request_fuzz.c server/request.c common/jscan.c
-FUZZ_DEPS_request  = server/request.h server/store.h common/jscan.h
-FUZZ_UNDER_request = server/request.c common/jscan.c
-FUZZ_SRC_push      = tests/fuzz/push_fuzz.c server/request.c server/store.c server/store_sqlite.c \
+FUZZ_SRC_request   = tests/fuzz/request_fuzz.c server/http/request.c common/jscan.c
+FUZZ_DEPS_request  = server/http/request.h server/store/store.h common/jscan.h
+FUZZ_FLAGS_request = -Iserver/http -Iserver/store
+FUZZ_UNDER_request = server/http/request.c common/jscan.c
+FUZZ_SRC_push      = tests/fuzz/push_fuzz.c server/http/request.c $(wildcard server/store/*.c) \
                      common/value.c common/jscan.c
 FUZZ_DEPS_push     = $(SERVER_H) tests/server/schema_sqlite.sql
-FUZZ_FLAGS_push    = -DFZ_SCHEMA_FILE='"$(CURDIR)/tests/server/schema_sqlite.sql"'
-FUZZ_UNDER_push    = server/request.c server/store.c server/store_sqlite.c
+FUZZ_FLAGS_push    = -DFZ_SCHEMA_FILE='"$(CURDIR)/tests/server/schema_sqlite.sql"' \
+                     -Iserver/http -Iserver/store $(shell pkg-config --cflags libpq 2>/dev/null)
+FUZZ_LIBS_push     = $(shell pkg-config --libs libpq 2>/dev/null)
+FUZZ_UNDER_push    = server/http/request.c server/store/push.c server/store/wire.c \
+                     server/store/catalog.c server/store/dialect_sqlite.c
 
 # make fuzz-cov: the same targets with clang's source coverage instead of
 # the sanitizers, run over the corpora, and llvm-cov's report.

@@ -1,7 +1,8 @@
 /*
 ** push_fuzz.c: libFuzzer target for syncd's push path, body to storage:
-** push_request_parse (server/request.c) and then the SQLite store's push
-** (server/store_sqlite.c), as routes.c runs them for POST /push.
+** push_request_parse (server/http/request.c) and then store_push (the one
+** push algorithm, server/store/push.c) over the SQLite dialect
+** (server/store/dialect_sqlite.c), as routes.c runs them for POST /push.
 **
 ** Every input gets a fresh store: a copy of a database file made once from
 ** the protocol tests' schema (tests/server/schema_sqlite.sql: CHECK, NOT
@@ -98,7 +99,7 @@ static void fz_setup(void) {
   snprintf(fz_path, sizeof fz_path, "%s/db", fz_dir);
   atexit(fz_cleanup);
   store *s = fz_open();
-  s->m->close(s);
+  store_close(s);
   fz_image = fz_read(fz_path, &fz_image_n);
 }
 
@@ -154,7 +155,7 @@ static char *fz_outcomes(sqlite3 *db, const char *json) {
 static char *fz_push(store *s, const push_request *r) {
   char *json = 0, *err = 0;
   int changed = 0;
-  int rc = s->m->push(s, r->client_id, r->m, r->n, &json, &changed, &err);
+  int rc = store_push(s, r->client_id, r->m, r->n, &json, &changed, &err);
   if (rc != STORE_OK) fz_fail("push failed on a valid request", err ? err : "?");
   if (!json) fz_fail("push gave no response", 0);
   return json;
@@ -237,7 +238,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
   free(fk);
   store_page page = {0};
   char *err = 0;
-  if (s->m->pull(s, r.client_id, 0, 1000, 1, &page, &err) != STORE_OK)
+  if (store_pull(s, r.client_id, 0, 1000, 1, &page, &err) != STORE_OK)
     fz_fail("pull after push", err);
   store_page_clear(&page);
 
@@ -260,7 +261,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
   sqlite3_free(json);
   sqlite3_free(json2);
   sqlite3_close(db);
-  s->m->close(s);
+  store_close(s);
   push_request_free(&r);
   return 0;
 }

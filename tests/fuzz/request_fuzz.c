@@ -1,6 +1,6 @@
 /*
 ** request_fuzz.c: libFuzzer target for syncd's POST /push body validation
-** (server/request.c), the first thing an untrusted client's bytes meet.
+** (server/http/request.c), the first thing an untrusted client's bytes meet.
 **
 ** The input is the body. push_request_parse either refuses it (a message,
 ** the request emptied) or accepts it, and then what it hands the store must

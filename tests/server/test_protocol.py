@@ -115,6 +115,32 @@ class ProtocolTests:
         self.assertEqual(by_id["v2"]["r"], 1.7976931348623157e308)
         self.assertEqual(by_id["v3"]["n"], INT_MAX)
 
+    def test_malformed_base64_is_refused_alike_on_every_store(self):
+        # SQLite and PostgreSQL storage answer the same: a {"$base64"} value
+        # that is not base64 is refused with one reason, whatever the column
+        # type (BLOB/bytea or TEXT) and wherever it is (data or pk), and
+        # nothing of it is stored; a valid one still goes in
+        s = self.server()
+        reason = "sync_val: malformed base64 or hex BLOB"
+        bad = {"$base64": "not base64!"}
+        res = s.push("c1", [ins(1, "a"),
+                            ins(2, "b1", b=bad),
+                            ins(3, "b2", note=bad),
+                            upd(4, "a", b=bad),
+                            {"id": 5, "table": "todos", "op": "update",
+                             "pk": {"id": bad}, "data": {"title": "u"}},
+                            {"id": 6, "table": "todos", "op": "delete", "pk": {"id": bad}},
+                            ins(7, "ok", b={"$base64": "AP8="})])
+        self.assertEqual([r["status"] for r in res],
+                         ["applied"] + ["rejected"] * 5 + ["applied"], res)
+        for r in res[1:6]:
+            self.assertEqual(r["reason"], reason, r)
+        self.assertEqual(res[6]["row"]["b"], {"$base64": "AP8="})
+        changes, _ = s.pull_all("c1")
+        rows = {c["pk"]["id"]: c["row"] for c in changes if c["table"] == "todos"}
+        self.assertEqual(sorted(rows), ["a", "ok"])
+        self.assertIsNone(rows["a"]["b"])
+
     def test_exact_values_on_the_wire(self):
         s = self.server()
         body = ('{"client_id":"c1","mutations":[{"id":1,"table":"todos","op":"insert",'

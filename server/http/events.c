@@ -14,7 +14,8 @@
 #include <time.h>
 
 #include "value.h"
-#include "routes.h"
+#include "events.h"
+#include "reply.h"
 
 #define EVENT_PAGE 1000
 
@@ -89,7 +90,7 @@ static int next_event(stream *s) {
     if (s->dirty) {
       store_page page;
       char *err = 0;
-      int rc = s->st->m->pull(s->st, s->client_id, s->cursor, EVENT_PAGE, 0, &page, &err);
+      int rc = store_pull(s->st, s->client_id, s->cursor, EVENT_PAGE, 0, &page, &err);
       sqlite3_free(err);
       if (rc != STORE_OK) return -1;
       sqlite3_free(s->cursor);
@@ -139,7 +140,7 @@ int events_start(const server_ctx *ctx, struct MHD_Connection *c, const char *cl
   char *err = 0;
   if (!s) {
     sqlite3_free(cursor);
-    *resp = routes_error("out of memory");
+    *resp = reply_error("out of memory");
     return MHD_HTTP_INTERNAL_SERVER_ERROR;
   }
   memset(s, 0, sizeof *s);
@@ -149,20 +150,20 @@ int events_start(const server_ctx *ctx, struct MHD_Connection *c, const char *cl
   s->cursor = cursor;
   s->dirty = 1;
   /* Check the cursor now: an expired one must be a 410, not a stream. */
-  int rc = s->cursor ? STORE_OK : ctx->st->m->head(ctx->st, &s->cursor, &err);
+  int rc = s->cursor ? STORE_OK : store_head(ctx->st, &s->cursor, &err);
   if (rc == STORE_OK) {
     store_page page;
-    rc = ctx->st->m->pull(ctx->st, client_id, s->cursor, 1, 0, &page, &err);
+    rc = store_pull(ctx->st, client_id, s->cursor, 1, 0, &page, &err);
     if (rc == STORE_OK) store_page_clear(&page);
   }
   if (rc != STORE_OK || !s->client_id) {
     int status = rc == STORE_EXPIRED      ? MHD_HTTP_GONE
                  : rc == STORE_BAD_CURSOR ? MHD_HTTP_BAD_REQUEST
                                           : MHD_HTTP_INTERNAL_SERVER_ERROR;
-    *resp = routes_error(rc == STORE_EXPIRED      ? "cursor expired"
-                         : rc == STORE_BAD_CURSOR ? "malformed cursor"
-                         : err                    ? err
-                                                  : "out of memory");
+    *resp = reply_error(rc == STORE_EXPIRED      ? "cursor expired"
+                        : rc == STORE_BAD_CURSOR ? "malformed cursor"
+                        : err                    ? err
+                                                 : "out of memory");
     sqlite3_free(err);
     stream_free(s);
     return status;

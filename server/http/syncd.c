@@ -29,6 +29,7 @@
 #include <sys/socket.h>
 
 #include "conns.h"
+#include "events.h"
 #include "routes.h"
 
 static void usage(void) {
@@ -205,7 +206,7 @@ int main(int argc, char **argv) {
 
   if (conns_start((unsigned)max_conn, (int)request_timeout)) {
     fprintf(stderr, "syncd: cannot start a thread\n");
-    ctx.st->m->close(ctx.st);
+    store_close(ctx.st);
     return 1;
   }
   struct MHD_Daemon *d = MHD_start_daemon(
@@ -218,7 +219,7 @@ int main(int argc, char **argv) {
   if (!d) {
     fprintf(stderr, "syncd: cannot listen on %s\n", listen);
     conns_stop();
-    ctx.st->m->close(ctx.st);
+    store_close(ctx.st);
     return 1;
   }
   const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
@@ -239,7 +240,7 @@ int main(int argc, char **argv) {
   events_shutdown();
   conns_stop();
   MHD_stop_daemon(d);
-  ctx.st->m->close(ctx.st);
+  store_close(ctx.st);
   sqlite3_free(token_file);
   sqlite3_free(secret_from_file);
   return 0;

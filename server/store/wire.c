@@ -1,8 +1,9 @@
 /*
-** store.c: cursor format and JSON page building shared by store_sqlite.c
-** and store_pg.c, so both storages speak exactly the same protocol.
+** wire.c: cursors, pull pages and push results as clients receive them
+** (docs/PROTOCOL.md), shared by every dialect so that SQLite and
+** PostgreSQL storage answer byte for byte alike. See wire.h.
 */
-#include "store_impl.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -11,13 +12,7 @@
 
 #include "value.h"
 
-void store_page_clear(store_page *page) {
-  sqlite3_free(page->json);
-  sqlite3_free(page->cursor);
-  memset(page, 0, sizeof *page);
-}
-
-void store_new_db_id(char *id) {
+void wire_new_db_id(char *id) {
   static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
   unsigned char r[12];
   sqlite3_randomness(sizeof r, r);
@@ -26,7 +21,7 @@ void store_new_db_id(char *id) {
   id[sizeof r] = 0;
 }
 
-int store_cursor_parse(const char *cursor, const char *db_id, long long *version) {
+int wire_cursor_parse(const char *cursor, const char *db_id, long long *version) {
   const char *dash = strrchr(cursor, '-');
   if (!dash || dash == cursor || strlen(cursor) > 64) return STORE_BAD_CURSOR;
   for (const char *p = cursor; p < dash; p++) {
@@ -47,12 +42,27 @@ int store_cursor_parse(const char *cursor, const char *db_id, long long *version
   return STORE_OK;
 }
 
-char *store_cursor_format(const char *db_id, long long version) {
+char *wire_cursor(const char *db_id, long long version) {
   return sqlite3_mprintf("%s-%lld", db_id, version);
 }
 
-void store_append_change(sqlite3_str *out, const char *table, const char *pk, const char *row,
-                         long long version) {
+void wire_page_start(wire_page *p, int limit, int rejected) {
+  memset(p, 0, sizeof *p);
+  p->limit = limit;
+  p->out = sqlite3_str_new(0);
+  sqlite3_str_appendall(p->out, "{\"changes\":[");
+  if (rejected) p->rejected = sqlite3_str_new(0);
+}
+
+void wire_page_change(wire_page *p, const char *table, const char *pk, const char *row,
+                      long long version) {
+  if (p->n_changes == p->limit) {
+    p->has_more = 1;
+    return;
+  }
+  sqlite3_str *out = p->out;
+  if (p->n_changes++) sqlite3_str_appendchar(out, 1, ',');
+  p->last_version = version;
   sqlite3_str_appendall(out, "{\"table\":");
   value_append_string(out, table, -1);
   sqlite3_str_appendall(out, row ? ",\"op\":\"upsert\",\"pk\":" : ",\"op\":\"delete\",\"pk\":");
@@ -64,25 +74,34 @@ void store_append_change(sqlite3_str *out, const char *table, const char *pk, co
   sqlite3_str_appendf(out, ",\"version\":%lld}", version);
 }
 
-void store_append_rejected(sqlite3_str *rejected, long long id, const char *reason) {
-  sqlite3_str_appendf(rejected,
-                      "%s{\"id\":%lld,\"reason\":", sqlite3_str_length(rejected) ? "," : "", id);
-  value_append_string(rejected, reason ? reason : "", -1);
-  sqlite3_str_appendchar(rejected, 1, '}');
+void wire_page_rejected(wire_page *p, long long id, const char *reason) {
+  sqlite3_str_appendf(p->rejected,
+                      "%s{\"id\":%lld,\"reason\":", sqlite3_str_length(p->rejected) ? "," : "", id);
+  value_append_string(p->rejected, reason ? reason : "", -1);
+  sqlite3_str_appendchar(p->rejected, 1, '}');
 }
 
-int store_page_finish(sqlite3_str *out, store_page *page, const char *db_id, long long cursor,
-                      long long last_id, sqlite3_str *rejected, char **err) {
-  page->cursor = store_cursor_format(db_id, cursor);
+void wire_page_drop(wire_page *p) {
+  sqlite3_free(sqlite3_str_finish(p->out));
+  sqlite3_free(sqlite3_str_finish(p->rejected));
+  p->out = p->rejected = 0;
+}
+
+int wire_page_finish(wire_page *p, const char *db_id, store_page *page, char **err) {
+  sqlite3_str *out = p->out;
+  memset(page, 0, sizeof *page);
+  page->n_changes = p->n_changes;
+  page->has_more = p->has_more;
+  page->cursor = wire_cursor(db_id, p->has_more ? p->last_version : p->head);
   sqlite3_str_appendall(out, "],\"cursor\":");
   if (page->cursor) value_append_string(out, page->cursor, -1);
   sqlite3_str_appendf(out, ",\"has_more\":%s,\"last_mutation_id\":%lld",
-                      page->has_more ? "true" : "false", last_id);
+                      p->has_more ? "true" : "false", p->last_id);
   int bad = 0;
-  if (rejected) {
-    bad = sqlite3_str_errcode(rejected) != SQLITE_OK;
-    int n = sqlite3_str_length(rejected);
-    char *list = sqlite3_str_finish(rejected);
+  if (p->rejected) {
+    bad = sqlite3_str_errcode(p->rejected) != SQLITE_OK;
+    int n = sqlite3_str_length(p->rejected);
+    char *list = sqlite3_str_finish(p->rejected);
     sqlite3_str_appendall(out, ",\"rejected\":[");
     if (n && list) sqlite3_str_append(out, list, n);
     sqlite3_str_appendchar(out, 1, ']');
@@ -91,39 +110,29 @@ int store_page_finish(sqlite3_str *out, store_page *page, const char *db_id, lon
   sqlite3_str_appendchar(out, 1, '}');
   bad = bad || sqlite3_str_errcode(out) != SQLITE_OK;
   page->json = sqlite3_str_finish(out);
+  p->out = p->rejected = 0;
   if (bad || !page->cursor || !page->json) {
-    store_page_clear(page);
-    *err = store_errf("out of memory");
+    sqlite3_free(page->json);
+    sqlite3_free(page->cursor);
+    memset(page, 0, sizeof *page);
+    *err = wire_errf("out of memory");
     return STORE_ERROR;
   }
   return STORE_OK;
 }
 
-void store_outcome_clear(store_outcome *o) {
+void wire_outcome_clear(wire_outcome *o) {
   sqlite3_free(o->reason);
   sqlite3_free(o->row);
   sqlite3_free(o->pk);
   memset(o, 0, sizeof *o);
 }
 
-static int cmp_by_id(const void *a, const void *b, void *arg) {
-  const store_mutation *m = arg;
-  long long x = m[*(const int *)a].id, y = m[*(const int *)b].id;
-  if (x != y) return x < y ? -1 : 1;
-  return *(const int *)a - *(const int *)b;
-}
-
-void store_order_by_id(const store_mutation *m, int n, int *order) {
-  for (int i = 0; i < n; i++)
-    order[i] = i;
-  qsort_r(order, n, sizeof *order, cmp_by_id, (void *)m);
-}
-
-char *store_results_json(const store_mutation *m, const store_outcome *res, int n) {
+char *wire_results(const store_mutation *m, const wire_outcome *res, int n) {
   sqlite3_str *out = sqlite3_str_new(0);
   sqlite3_str_appendall(out, "{\"results\":[");
   for (int i = 0; i < n; i++) {
-    const store_outcome *o = &res[i];
+    const wire_outcome *o = &res[i];
     sqlite3_str_appendf(out, "%s{\"id\":%lld,\"status\":", i ? "," : "", m[i].id);
     if (o->applied) {
       sqlite3_str_appendf(out, "\"applied\",\"row\":%s,\"version\":", o->row ? o->row : "null");
@@ -143,7 +152,7 @@ char *store_results_json(const store_mutation *m, const store_outcome *res, int 
   return 0;
 }
 
-char *store_errf(const char *fmt, ...) {
+char *wire_errf(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   char *z = sqlite3_vmprintf(fmt, ap);

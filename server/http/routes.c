@@ -14,7 +14,9 @@
 
 #include "value.h"
 #include "conns.h"
+#include "events.h"
 #include "jscan.h"
+#include "reply.h"
 #include "request.h"
 #include "routes.h"
 
@@ -34,26 +36,6 @@ typedef struct request {
   char token[AUTH_CLIENT_TOKEN_LEN + 1]; /* with AUTH_ONE_CLIENT */
 } request;
 
-struct MHD_Response *routes_json(char *body) {
-  struct MHD_Response *r =
-      body ? MHD_create_response_from_buffer_with_free_callback(strlen(body), body, sqlite3_free)
-           : 0;
-  if (!r) {
-    sqlite3_free(body);
-    return 0;
-  }
-  MHD_add_response_header(r, "Content-Type", "application/json");
-  return r;
-}
-
-struct MHD_Response *routes_error(const char *msg) {
-  sqlite3_str *out = sqlite3_str_new(0);
-  sqlite3_str_appendall(out, "{\"error\":");
-  value_append_string(out, msg, -1);
-  sqlite3_str_appendchar(out, 1, '}');
-  return routes_json(sqlite3_str_finish(out));
-}
-
 static enum MHD_Result answer(struct MHD_Connection *c, request *rq, int status,
                               struct MHD_Response *r) {
   if (!r) {
@@ -69,11 +51,11 @@ static enum MHD_Result answer(struct MHD_Connection *c, request *rq, int status,
 
 static enum MHD_Result answer_error(struct MHD_Connection *c, request *rq, int status,
                                     const char *msg) {
-  return answer(c, rq, status, routes_error(msg));
+  return answer(c, rq, status, reply_error(msg));
 }
 
 static enum MHD_Result not_allowed(struct MHD_Connection *c, request *rq, const char *allow) {
-  struct MHD_Response *r = routes_error("method not allowed");
+  struct MHD_Response *r = reply_error("method not allowed");
   if (r) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
   return answer(c, rq, MHD_HTTP_METHOD_NOT_ALLOWED, r);
 }
@@ -130,7 +112,7 @@ static enum MHD_Result do_push(const server_ctx *ctx, struct MHD_Connection *c, 
   }
   char *json = 0, *err = 0;
   int changed = 0;
-  int rc = ctx->st->m->push(ctx->st, pr.client_id, pr.m, pr.n, &json, &changed, &err);
+  int rc = store_push(ctx->st, pr.client_id, pr.m, pr.n, &json, &changed, &err);
   push_request_free(&pr);
   if (rc != STORE_OK) {
     fprintf(stderr, "syncd: push failed: %s\n", err ? err : "?");
@@ -139,7 +121,7 @@ static enum MHD_Result do_push(const server_ctx *ctx, struct MHD_Connection *c, 
     return r;
   }
   if (changed) events_notify(0);
-  return answer(c, rq, MHD_HTTP_OK, routes_json(json));
+  return answer(c, rq, MHD_HTTP_OK, reply_json(json));
 }
 
 /* The client_id query argument, or NULL when it is missing or unfit. */
@@ -175,8 +157,8 @@ static enum MHD_Result do_pull(const server_ctx *ctx, struct MHD_Connection *c, 
   }
   store_page page;
   char *err = 0;
-  int rc = ctx->st->m->pull(ctx->st, client, cursor && *cursor ? cursor : 0, (int)limit,
-                            pending_from, &page, &err);
+  int rc = store_pull(ctx->st, client, cursor && *cursor ? cursor : 0, (int)limit, pending_from,
+                      &page, &err);
   if (rc != STORE_OK) {
     enum MHD_Result r = answer_error(c, rq, store_status(rc), store_message(rc, err));
     sqlite3_free(err);
@@ -185,7 +167,7 @@ static enum MHD_Result do_pull(const server_ctx *ctx, struct MHD_Connection *c, 
   char *json = page.json;
   page.json = 0;
   store_page_clear(&page);
-  return answer(c, rq, MHD_HTTP_OK, routes_json(json));
+  return answer(c, rq, MHD_HTTP_OK, reply_json(json));
 }
 
 static enum MHD_Result do_events(const server_ctx *ctx, struct MHD_Connection *c, request *rq) {
@@ -284,7 +266,7 @@ enum MHD_Result routes_handle(void *cls, struct MHD_Connection *c, const char *u
   if (strcmp(url, "/health") == 0) {
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
       return not_allowed(c, rq, "GET, HEAD");
-    return answer(c, rq, MHD_HTTP_OK, routes_json(sqlite3_mprintf("{\"ok\":true}")));
+    return answer(c, rq, MHD_HTTP_OK, reply_json(sqlite3_mprintf("{\"ok\":true}")));
   }
   const struct route *r = find_route(url);
   if (!r) return answer_error(c, rq, MHD_HTTP_NOT_FOUND, "not found");

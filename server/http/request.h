@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <sqlite3.h>
 
-#include "store.h"
+#include "store_types.h"
 
 typedef struct push_request {
   char *client_id;

@@ -1,0 +1,23 @@
+/*
+** events.h: GET /events, the Server-Sent Events fan-out (events.c), as
+** routes.c and syncd.c use it.
+*/
+#ifndef SYNCD_EVENTS_H
+#define SYNCD_EVENTS_H
+
+#include <microhttpd.h>
+
+#include "server_ctx.h"
+
+/* Start an SSE stream for client_id after cursor (taken over), or answer
+** 410/400/500 when the cursor cannot be served; returns the HTTP status. */
+int events_start(const server_ctx *ctx, struct MHD_Connection *c, const char *client_id,
+                 char *cursor, struct MHD_Response **resp);
+
+/* Wake every stream: a push committed changes (or a NOTIFY said so). */
+void events_notify(void *unused);
+
+/* End every stream (shutdown): their content readers return at once. */
+void events_shutdown(void);
+
+#endif

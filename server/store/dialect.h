@@ -1,0 +1,131 @@
+/*
+** dialect.h: what a storage engine must provide to the one push algorithm
+** (push.c) and the one pull algorithm (pull.c). dialect_sqlite.c and
+** dialect_pg.c each define one `const dialect` table; the algorithms call
+** them only through it, and a dialect never calls back into push.c or
+** pull.c (it may use catalog.h and wire.h, the leaves below both).
+**
+** Internal tables every dialect keeps next to the synced ones (names
+** starting with _syncd_ are never synced and never writable through the
+** protocol):
+**   _syncd_state(db_id, version, horizon)         one row: counter, horizon
+**   _syncd_changes(tbl, pk, op, row, version)     latest change per row
+**   _syncd_clients(client_id, last_id)            last processed mutation id
+**   _syncd_outcomes(client_id, id, status, ...)   recent outcomes, for replays
+**
+** Conventions: methods returning int return 0 on success and -1 with *err
+** set (sqlite3_malloc'd) on failure, except the row methods (read_row,
+** write_row, settle), which return a dialect_result. Strings they hand
+** back are sqlite3_malloc'd and become the caller's.
+*/
+#ifndef SYNCD_DIALECT_H
+#define SYNCD_DIALECT_H
+
+#include "catalog.h"
+#include "store.h"
+#include "wire.h"
+
+/* The outcome of one row statement. */
+typedef enum {
+  DIALECT_OK,
+  DIALECT_REJECTED, /* the data was refused; *reason says why */
+  DIALECT_FATAL,    /* the database failed; the whole batch fails (*err) */
+  DIALECT_ENDED     /* the refusal ended the transaction (SQLite's RAISE(ROLLBACK)) */
+} dialect_result;
+
+/* What a mutation's data names, in t's column indexes: every column of
+** data in data's order, each once (data), and those outside the key (set). */
+typedef struct dialect_cols {
+  int *data, n_data;
+  int *set, n_set;
+} dialect_cols;
+
+/* Which transaction begin opens. */
+enum { DIALECT_SETUP, DIALECT_PUSH };
+
+typedef struct dialect_db dialect_db;     /* one per store */
+typedef struct dialect_conn dialect_conn; /* one per pooled connection */
+
+typedef struct dialect {
+  int pool_max;  /* connections a store opens at most */
+  int fold_case; /* identifiers compare case-insensitively */
+
+  /* The database: target is a file path or a URL. */
+  int (*open)(const char *target, dialect_db **db, char **err);
+  /* Call on_change(arg) whenever another process committed changes;
+  ** NULL for a dialect that has no such processes. */
+  int (*listen)(dialect_db *db, void (*on_change)(void *), void *arg, char **err);
+  void (*close)(dialect_db *db);
+
+  /* Connections (the pool in pool.c keeps them). */
+  dialect_conn *(*connect)(dialect_db *db, char **err);
+  /* Roll back what an error path left open; nonzero when c can serve again. */
+  int (*reusable)(dialect_conn *c);
+  void (*disconnect)(dialect_conn *c);
+
+  /* Transactions: begin (DIALECT_SETUP or DIALECT_PUSH), commit, and the
+  ** savepoint around each mutation. */
+  int (*begin)(dialect_conn *c, int what, char **err);
+  int (*commit)(dialect_conn *c, char **err);
+  int (*savepoint)(dialect_conn *c, char **err);
+  int (*rollback_to)(dialect_conn *c, char **err);
+  int (*release)(dialect_conn *c, char **err);
+  /* After a mutation's statements: the result r becomes final (a trigger
+  ** that ended the transaction, a deferred foreign key broken now). */
+  dialect_result (*settle)(dialect_conn *c, dialect_result r, char **reason, char **err);
+
+  /* Opening a store, inside a DIALECT_SETUP transaction: run schema_sql
+  ** when the database has none yet and create the internal tables; fill
+  ** cat with the synced tables; read the db id (*found 0: none yet) or
+  ** write a new one; hand every row of t to each (pk and row JSON). */
+  int (*setup)(dialect_conn *c, const char *schema_sql, char **err);
+  int (*load_catalog)(dialect_conn *c, catalog *cat, char **err);
+  int (*read_db_id)(dialect_conn *c, char *id, int size, int *found, char **err);
+  int (*write_db_id)(dialect_conn *c, const char *id, char **err);
+  int (*scan)(dialect_conn *c, const catalog_table *t,
+              int (*each)(void *arg, const char *pk, const char *row, char **err), void *arg,
+              char **err);
+
+  /* Rows of synced tables. read_row: the row whose key is in pk (*row and
+  ** *pk_out NULL when none). write_row: m's INSERT, UPDATE or DELETE of
+  ** cols; *changed when a row changed, *del_pk the deleted row's key. */
+  dialect_result (*read_row)(dialect_conn *c, const catalog_table *t, const char *pk, char **row,
+                             char **pk_out, char **reason, char **err);
+  dialect_result (*write_row)(dialect_conn *c, const catalog_table *t, const store_mutation *m,
+                              const dialect_cols *cols, int *changed, char **del_pk, char **reason,
+                              char **err);
+
+  /* The change log: make (t, pk) the latest change at the next version
+  ** (row NULL: a delete) and store that version in *version (NULL: not
+  ** wanted) -- a dialect may give versions only at commit, holding a
+  ** nonzero placeholder there meanwhile, so *version must outlive the
+  ** commit; purge tombstones beyond max, raising the horizon (at the latest
+  ** at commit); tell other processes a push changed rows (NULL: no one to
+  ** tell). */
+  int (*log_change)(dialect_conn *c, const char *table, const char *pk, const char *row,
+                    long long *version, char **err);
+  int (*compact)(dialect_conn *c, long long max_tombstones, char **err);
+  int (*notify)(dialect_conn *c, char **err);
+
+  /* Per client: read (and hold to commit) the last processed id, write the
+  ** new one, record an outcome, replay a recorded one (the row as it is
+  ** now when applied), keep only the newest `keep` outcomes. */
+  int (*client_last)(dialect_conn *c, const char *client, long long *last, char **err);
+  int (*client_set_last)(dialect_conn *c, const char *client, long long last, char **err);
+  int (*record)(dialect_conn *c, const char *client, long long id, const wire_outcome *o,
+                const char *table, char **err);
+  int (*replay)(dialect_conn *c, const char *client, long long id, wire_outcome *o, char **err);
+  int (*prune)(dialect_conn *c, const char *client, int keep, char **err);
+
+  /* Reading, each in one snapshot: a pull page (state, changes after
+  ** `after` -- live rows only unless all --, the client's last id and, when
+  ** p->rejected, its rejected outcomes from pending_from on), and the head. */
+  int (*read_page)(dialect_conn *c, const char *client, long long after, int all,
+                   long long pending_from, wire_page *p, char **err);
+  int (*head)(dialect_conn *c, long long *version, char **err);
+} dialect;
+
+extern const dialect dialect_sqlite;
+extern const dialect dialect_pg;
+
+#endif

@@ -1,0 +1,834 @@
+/*
+** dialect_pg.c: the PostgreSQL dialect (dialect.h), for several syncd
+** processes sharing one database (--pg URL). The internal tables live in
+** the connection's current schema.
+**
+** Ordering: a push locks its client's row first (client_last), so pushes of
+** one client serialize. Its changes carry placeholder versions until its
+** commit takes the one-row _syncd_state lock, gives them real versions in
+** order and holds the lock to COMMIT: versions are assigned and committed
+** in order, so a reader never skips a version that commits late, and
+** pushes of different clients overlap until then. Pulls read in one
+** REPEATABLE READ snapshot (or one statement).
+**
+** Values: the request's JSON goes to PostgreSQL as json text and each column
+** is read with ->> and cast to the column's own type (so integers and
+** doubles are parsed exactly by PostgreSQL), bytea from {"$base64"}; rows
+** are printed from the text output by column kind (pg_sql.c). A
+** {"$base64"} or {"$hex"} value is first held to sync_val's rules (an
+** in-memory SQLite connection per connection), so a malformed one is
+** refused with the same reason as on SQLite rather than stored as text.
+**
+** Round trips: statements are prepared once per connection; a mutation's
+** savepoint is released by the next one's "RELEASE SAVEPOINT m; SAVEPOINT
+** m" (or COMMIT), outcomes are written in one statement per batch, and a
+** pull without pending_from is one statement.
+**
+** Fan-out: each push that changed rows runs NOTIFY syncd_changes; one
+** listener connection per syncd (listen_pg.c) calls on_change on every
+** notification.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "value.h"
+#include "dialect.h"
+#include "listen_pg.h"
+#include "pg_sql.h"
+
+#define SETUP_LOCK_KEY "7395412001"
+
+/* Statements prepared per connection at most (the writes vary with the
+** columns a mutation names); beyond, they run unprepared. */
+#define STMT_CACHE_MAX 64
+
+struct dialect_db {
+  char *url;
+  listen_pg *listener; /* NULL: no one to wake */
+};
+
+struct dialect_conn {
+  PGconn *pg;
+  int open;                    /* savepoint m is open (released by the next one or COMMIT) */
+  sqlite3_str *outcomes;       /* outcomes recorded but not written yet (a JSON array) */
+  const char *client;          /* whose outcomes: the push's, set by client_last */
+  sqlite3 *values;             /* in-memory, for sync_val's rules on blob values */
+  sqlite3_stmt *check;         /* sync_val of every object value of ?1 */
+  char *stmts[STMT_CACHE_MAX]; /* the texts prepared on pg, as "s<index>" */
+  int n_stmts;
+  /* The changes logged by the open transaction, in order: each holds a
+  ** placeholder version until commit gives them real ones (*logged[i]).
+  ** mark: how many there were at the savepoint. compact: the max_tombstones
+  ** to purge to at commit (0: none). Reset by begin. */
+  struct logged {
+    long long placeholder;
+    long long *version; /* the caller's, written at commit (NULL: none) */
+  } * logged;
+  int n_logged, cap_logged, mark;
+  long long compact;
+};
+
+static const char internal_ddl[] =
+    "CREATE TABLE IF NOT EXISTS _syncd_state(one int PRIMARY KEY CHECK (one = 1),"
+    " db_id text NOT NULL, version bigint NOT NULL, horizon bigint NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS _syncd_changes(tbl text NOT NULL, pk text NOT NULL,"
+    " op text NOT NULL, row text, version bigint NOT NULL UNIQUE, PRIMARY KEY (tbl, pk));"
+    "CREATE INDEX IF NOT EXISTS _syncd_tombstones ON _syncd_changes(version)"
+    " WHERE op = 'delete';"
+    "CREATE TABLE IF NOT EXISTS _syncd_clients(client_id text PRIMARY KEY,"
+    " last_id bigint NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS _syncd_outcomes(client_id text NOT NULL, id bigint NOT NULL,"
+    " status text NOT NULL, reason text, tbl text, pk text, PRIMARY KEY (client_id, id));";
+
+/* ---- statements ---- */
+
+/* Run a parameterless command (several allowed); 0 or -1 with *err. */
+static int exec(PGconn *c, const char *sql, char **err) {
+  PGresult *r = PQexec(c, sql);
+  ExecStatusType st = PQresultStatus(r);
+  int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+  if (!ok) *err = wire_errf("PostgreSQL: %s", PQerrorMessage(c));
+  PQclear(r);
+  return ok ? 0 : -1;
+}
+
+/* Run sql with params (types NULL: inferred) as a statement prepared on c
+** the first time its text runs there: PostgreSQL then parses and plans it
+** once per connection, not once per call. A failed prepare is returned as
+** the result, so the caller sees its error as the statement's. */
+static PGresult *prepared(dialect_conn *c, const char *sql, int n, const Oid *types,
+                          const char *const *params) {
+  char name[16];
+  int i = 0;
+  while (i < c->n_stmts && strcmp(c->stmts[i], sql) != 0)
+    i++;
+  snprintf(name, sizeof name, "s%d", i);
+  if (i == c->n_stmts && i < STMT_CACHE_MAX) {
+    PGresult *r = PQprepare(c->pg, name, sql, n, types);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) return r;
+    PQclear(r);
+    if ((c->stmts[i] = sqlite3_mprintf("%s", sql))) c->n_stmts++;
+  }
+  if (i < c->n_stmts) return PQexecPrepared(c->pg, name, n, params, 0, 0, 0);
+  return PQexecParams(c->pg, sql, n, types, params, 0, 0, 0);
+}
+
+/* A prepared statement with text parameters; NULL (and *err) unless the
+** status is a success. */
+static PGresult *query(dialect_conn *c, const char *sql, int n, const char *const *params,
+                       char **err) {
+  PGresult *r = prepared(c, sql, n, 0, params);
+  ExecStatusType st = PQresultStatus(r);
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
+  *err = wire_errf("PostgreSQL: %s", PQerrorMessage(c->pg));
+  PQclear(r);
+  return 0;
+}
+
+/* query() for a statement whose result is not read. */
+static int command(dialect_conn *c, const char *sql, int n, const char *const *params, char **err) {
+  PGresult *r = query(c, sql, n, params, err);
+  PQclear(r);
+  return r ? 0 : -1;
+}
+
+/* ---- the database and its connections ---- */
+
+static int pg_open(const char *target, dialect_db **out, char **err) {
+  dialect_db *d = sqlite3_malloc64(sizeof *d);
+  if (d) {
+    memset(d, 0, sizeof *d);
+    d->url = sqlite3_mprintf("%s", target);
+  }
+  if (!d || !d->url) {
+    sqlite3_free(d);
+    *err = wire_errf("out of memory");
+    return -1;
+  }
+  *out = d;
+  return 0;
+}
+
+static PGconn *pg_session(const char *url, char **err) {
+  PGconn *c = PQconnectdb(url);
+  if (PQstatus(c) == CONNECTION_OK &&
+      !exec(c,
+            "SET extra_float_digits = 1; SET bytea_output = 'hex';"
+            " SET client_encoding = 'UTF8'; SET client_min_messages = warning",
+            err))
+    return c;
+  sqlite3_free(*err);
+  *err = wire_errf("PostgreSQL: %s", PQerrorMessage(c));
+  PQfinish(c);
+  return 0;
+}
+
+static void pg_disconnect(dialect_conn *c) {
+  PQfinish(c->pg);
+  for (int i = 0; i < c->n_stmts; i++)
+    sqlite3_free(c->stmts[i]);
+  sqlite3_free(c->logged);
+  sqlite3_finalize(c->check);
+  sqlite3_close(c->values);
+  sqlite3_free(sqlite3_str_finish(c->outcomes));
+  sqlite3_free(c);
+}
+
+static dialect_conn *pg_connect(dialect_db *d, char **err) {
+  dialect_conn *c = sqlite3_malloc64(sizeof *c);
+  if (!c) return *err = wire_errf("out of memory"), (dialect_conn *)0;
+  memset(c, 0, sizeof *c);
+  c->outcomes = sqlite3_str_new(0);
+  if (sqlite3_open_v2(":memory:", &c->values, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, 0) ||
+      value_register(c->values) ||
+      sqlite3_prepare_v2(c->values,
+                         "SELECT sync_val(value) FROM json_each(?1) WHERE type = 'object'", -1,
+                         &c->check, 0)) {
+    *err = wire_errf("%s", sqlite3_errmsg(c->values));
+    pg_disconnect(c);
+    return 0;
+  }
+  if (!(c->pg = pg_session(d->url, err))) {
+    pg_disconnect(c);
+    return 0;
+  }
+  return c;
+}
+
+/* A broken connection, or one whose transaction cannot be ended, is
+** dropped. */
+static int pg_reusable(dialect_conn *c) {
+  if (PQtransactionStatus(c->pg) != PQTRANS_IDLE) PQclear(PQexec(c->pg, "ROLLBACK"));
+  sqlite3_str_reset(c->outcomes);
+  c->open = 0;
+  return PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) == PQTRANS_IDLE;
+}
+
+static int pg_listen(dialect_db *d, void (*on_change)(void *), void *arg, char **err) {
+  return (d->listener = listen_pg_start(d->url, on_change, arg, err)) ? 0 : -1;
+}
+
+static void pg_close(dialect_db *d) {
+  if (d->listener) listen_pg_stop(d->listener);
+  sqlite3_free(d->url);
+  sqlite3_free(d);
+}
+
+/* ---- transactions ---- */
+
+/* Outcomes are recorded in one statement per batch, not one round trip per
+** mutation: pg_record appends one to a JSON array, flush writes them
+** (before any replay, which reads them, and at commit). */
+static int flush(dialect_conn *c, char **err) {
+  if (sqlite3_str_length(c->outcomes) == 0) return 0;
+  sqlite3_str_appendchar(c->outcomes, 1, ']');
+  if (sqlite3_str_errcode(c->outcomes) != SQLITE_OK) return *err = wire_errf("out of memory"), -1;
+  const char *p[2] = {c->client, sqlite3_str_value(c->outcomes)};
+  int rc = command(c,
+                   "INSERT INTO _syncd_outcomes(client_id, id, status, reason, tbl, pk)"
+                   " SELECT $1, x.id, x.status, x.reason, x.tbl, x.pk FROM json_to_recordset($2)"
+                   " AS x(id bigint, status text, reason text, tbl text, pk text)"
+                   " ON CONFLICT (client_id, id) DO UPDATE"
+                   " SET status = excluded.status, reason = excluded.reason,"
+                   " tbl = excluded.tbl, pk = excluded.pk",
+                   2, p, err);
+  sqlite3_str_reset(c->outcomes);
+  return rc;
+}
+
+static int pg_begin(dialect_conn *c, int what, char **err) {
+  const char *p[1] = {SETUP_LOCK_KEY};
+  c->open = 0;
+  c->n_logged = c->mark = 0;
+  c->compact = 0;
+  sqlite3_str_reset(c->outcomes);
+  /* setup: several syncd may start at once. push: deferred constraints
+  ** would only fail at COMMIT, failing the whole batch on every retry, so
+  ** each mutation is held to them at once. */
+  if (what == DIALECT_SETUP)
+    return exec(c->pg, "BEGIN", err) ||
+                   command(c, "SELECT pg_advisory_xact_lock($1::bigint)", 1, p, err)
+               ? -1
+               : 0;
+  return exec(c->pg, "BEGIN; SET CONSTRAINTS ALL IMMEDIATE", err);
+}
+
+static int versions_assign(dialect_conn *c, char **err);
+static int compact_now(dialect_conn *c, char **err);
+
+static int pg_commit(dialect_conn *c, char **err) {
+  c->open = 0;
+  if (versions_assign(c, err) || (c->compact && compact_now(c, err))) return -1;
+  return flush(c, err) || exec(c->pg, "COMMIT", err) ? -1 : 0;
+}
+
+static int pg_savepoint(dialect_conn *c, char **err) {
+  if (exec(c->pg, c->open ? "RELEASE SAVEPOINT m; SAVEPOINT m" : "SAVEPOINT m", err)) return -1;
+  c->open = 1;
+  c->mark = c->n_logged;
+  return 0;
+}
+
+static int pg_rollback_to(dialect_conn *c, char **err) {
+  c->n_logged = c->mark;
+  return exec(c->pg, "ROLLBACK TO SAVEPOINT m", err);
+}
+
+/* The savepoint stays open: the next one or COMMIT releases it in the same
+** round trip. */
+static int pg_release(dialect_conn *c, char **err) {
+  (void)c;
+  (void)err;
+  return 0;
+}
+
+/* A refusal never ends a PostgreSQL transaction (the savepoint takes it)
+** and deferred constraints are checked at once (pg_begin). */
+static dialect_result pg_settle(dialect_conn *c, dialect_result r, char **reason, char **err) {
+  (void)c;
+  (void)reason;
+  (void)err;
+  return r;
+}
+
+/* ---- opening: schema, catalog, db id, backfill ---- */
+
+static int pg_setup(dialect_conn *c, const char *schema_sql, char **err) {
+  PGresult *r = query(c, "SELECT to_regclass('_syncd_state') IS NULL", 0, 0, err);
+  if (!r) return -1;
+  int fresh = PQgetvalue(r, 0, 0)[0] == 't';
+  PQclear(r);
+  if (fresh && schema_sql && exec(c->pg, schema_sql, err)) return -1;
+  return exec(c->pg, internal_ddl, err);
+}
+
+/* Every table of the current schema with a primary key, but ours. */
+static int pg_load_catalog(dialect_conn *c, catalog *cat, char **err) {
+  PGresult *r =
+      query(c,
+            "SELECT cl.relname, a.attname, format_type(a.atttypid, NULL),"
+            " coalesce(bt.typname, t.typname),"
+            " coalesce((SELECT k.n FROM unnest(i.indkey) WITH ORDINALITY k(att, n)"
+            " WHERE k.att = a.attnum), 0)"
+            " FROM pg_class cl JOIN pg_namespace n ON n.oid = cl.relnamespace"
+            " JOIN pg_index i ON i.indrelid = cl.oid AND i.indisprimary"
+            " JOIN pg_attribute a ON a.attrelid = cl.oid AND a.attnum > 0 AND NOT a.attisdropped"
+            " JOIN pg_type t ON t.oid = a.atttypid"
+            " LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype"
+            " WHERE n.nspname = current_schema() AND cl.relkind IN ('r', 'p')"
+            " AND cl.relname NOT LIKE '\\_syncd\\_%' ORDER BY cl.relname, a.attnum",
+            0, 0, err);
+  if (!r) return -1;
+  catalog_table *t = 0;
+  int bad = 0;
+  for (int i = 0; !bad && i < PQntuples(r); i++) {
+    const char *name = PQgetvalue(r, i, 0);
+    if (!t || strcmp(t->name, name) != 0) bad = !(t = catalog_add_table(cat, name));
+    if (!bad)
+      bad = catalog_add_column(t, PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
+                               pgsql_kind(PQgetvalue(r, i, 3)), atoi(PQgetvalue(r, i, 4)));
+  }
+  PQclear(r);
+  if (bad) return *err = wire_errf("out of memory"), -1;
+  return catalog_finish(cat, pgsql_table, err);
+}
+
+static int pg_read_db_id(dialect_conn *c, char *id, int size, int *found, char **err) {
+  PGresult *r = query(c, "SELECT db_id FROM _syncd_state", 0, 0, err);
+  if (!r) return -1;
+  *found = PQntuples(r) == 1;
+  if (*found) snprintf(id, size, "%s", PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return 0;
+}
+
+static int pg_write_db_id(dialect_conn *c, const char *id, char **err) {
+  const char *p[1] = {id};
+  return command(c, "INSERT INTO _syncd_state VALUES(1, $1, 0, 0)", 1, p, err);
+}
+
+static int pg_scan(dialect_conn *c, const catalog_table *t,
+                   int (*each)(void *, const char *, const char *, char **), void *arg,
+                   char **err) {
+  sqlite3_str *sql = sqlite3_str_new(0);
+  sqlite3_str_appendall(sql, "SELECT ");
+  pgsql_columns(sql, t, 0);
+  sqlite3_str_appendall(sql, " FROM ");
+  pgsql_ident(sql, t->name);
+  char *z = sqlite3_str_finish(sql);
+  PGresult *r = z ? query(c, z, 0, 0, err) : 0;
+  sqlite3_free(z);
+  if (!r) return *err ? -1 : (*err = wire_errf("out of memory"), -1);
+  int bad = 0;
+  for (int row = 0; !bad && row < PQntuples(r); row++) {
+    char *rowz = pgsql_row(t, r, row, 0, 0), *pkz = pgsql_pk(t, r, row);
+    bad = !rowz || !pkz || each(arg, pkz, rowz, err);
+    sqlite3_free(rowz);
+    sqlite3_free(pkz);
+  }
+  PQclear(r);
+  if (bad && !*err) *err = wire_errf("out of memory");
+  return bad ? -1 : 0;
+}
+
+/* ---- rows ---- */
+
+/* Refusals by the data (constraints, types, names) are the mutation's;
+** connection, resource and internal failures are the batch's. */
+static int is_fatal(const PGresult *r) {
+  const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+  if (!state) return 1;
+  static const char *const classes[] = {"08", "25", "40", "53", "55", "57", "58", "XX"};
+  for (size_t i = 0; i < sizeof classes / sizeof classes[0]; i++) {
+    if (strncmp(state, classes[i], 2) == 0) return 1;
+  }
+  return 0;
+}
+
+/* Run sql with params; DIALECT_OK with *out, else the failure classified:
+** DIALECT_FATAL (*err) or DIALECT_REJECTED with the message as *reason. */
+static dialect_result run(dialect_conn *c, const char *sql, int n, const char *const *params,
+                          PGresult **out, char **reason, char **err) {
+  /* All text: an insert whose data carries the key never mentions $2, and
+  ** PostgreSQL cannot infer the type of an unused parameter. */
+  Oid *types = sqlite3_malloc64(sizeof *types * (n + 1));
+  if (!types) return *err = wire_errf("out of memory"), DIALECT_FATAL;
+  for (int i = 0; i < n; i++)
+    types[i] = 25; /* TEXTOID */
+  PGresult *r = prepared(c, sql, n, types, params);
+  sqlite3_free(types);
+  ExecStatusType st = PQresultStatus(r);
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+    *out = r;
+    return DIALECT_OK;
+  }
+  int fatal = is_fatal(r);
+  const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+  if (fatal)
+    *err = wire_errf("PostgreSQL: %s", PQerrorMessage(c->pg));
+  else
+    *reason = wire_errf("%s", msg ? msg : PQerrorMessage(c->pg));
+  PQclear(r);
+  return fatal ? DIALECT_FATAL : DIALECT_REJECTED;
+}
+
+/* Hold the values of the JSON object json to sync_val's rules, as SQLite
+** storage reads them: a {"$base64"} or {"$hex"} value with a malformed
+** payload is refused with sync_val's message. Only objects can be such a
+** value, so text without "{" inside the outer one is skipped. */
+static dialect_result check_values(dialect_conn *c, const char *json, char **reason, char **err) {
+  const char *brace = json ? strchr(json, '{') : 0;
+  if (!brace || !strchr(brace + 1, '{')) return DIALECT_OK;
+  sqlite3_bind_text(c->check, 1, json, -1, SQLITE_STATIC);
+  int rc;
+  while ((rc = sqlite3_step(c->check)) == SQLITE_ROW) {
+  }
+  dialect_result r = DIALECT_OK;
+  if (rc == SQLITE_NOMEM) {
+    *err = wire_errf("out of memory");
+    r = DIALECT_FATAL;
+  } else if (rc != SQLITE_DONE) {
+    *reason = wire_errf("%s", sqlite3_errmsg(c->values));
+    r = *reason ? DIALECT_REJECTED : DIALECT_FATAL;
+  }
+  sqlite3_reset(c->check);
+  sqlite3_clear_bindings(c->check);
+  return r;
+}
+
+static dialect_result pg_read_row(dialect_conn *c, const catalog_table *t, const char *pk,
+                                  char **row, char **pk_out, char **reason, char **err) {
+  *row = *pk_out = 0;
+  dialect_result rc = check_values(c, pk, reason, err);
+  if (rc != DIALECT_OK) return rc;
+  const char **p = sqlite3_malloc64(sizeof *p * (t->n_pk + 1));
+  if (!p) return *err = wire_errf("out of memory"), DIALECT_FATAL;
+  p[0] = pk;
+  for (int k = 0; k < t->n_pk; k++)
+    p[1 + k] = t->cols[t->pk[k]].key;
+  PGresult *r;
+  rc = run(c, t->read_sql, 1 + t->n_pk, p, &r, reason, err);
+  sqlite3_free(p);
+  if (rc != DIALECT_OK) return rc;
+  if (PQntuples(r) > 0) {
+    *row = pgsql_row(t, r, 0, 0, 0);
+    *pk_out = pgsql_row(t, r, 0, t->n_cols, 1);
+    if (!*row || !*pk_out) {
+      sqlite3_free(*row);
+      sqlite3_free(*pk_out);
+      *row = *pk_out = 0;
+      *err = wire_errf("out of memory");
+      rc = DIALECT_FATAL;
+    }
+  }
+  PQclear(r);
+  return rc;
+}
+
+/* Build and run the write of m: $1 = data, $2 = pk, $3.. = column names.
+** For a delete, *del_pk gets the deleted row's key as stored. */
+static dialect_result pg_write_row(dialect_conn *c, const catalog_table *t, const store_mutation *m,
+                                   const dialect_cols *cols, int *changed, char **del_pk,
+                                   char **reason, char **err) {
+  dialect_result rc = check_values(c, m->pk, reason, err);
+  if (rc == DIALECT_OK) rc = check_values(c, m->data, reason, err);
+  if (rc != DIALECT_OK) return rc;
+  const char **p = sqlite3_malloc64(sizeof *p * (2 * t->n_cols + 3));
+  int *used = sqlite3_malloc64(sizeof *used * (t->n_cols + 1));
+  if (!p || !used) {
+    sqlite3_free(p);
+    sqlite3_free(used);
+    *err = wire_errf("out of memory");
+    return DIALECT_FATAL;
+  }
+  memset(used, 0, sizeof *used * (t->n_cols + 1));
+  p[0] = m->data;
+  p[1] = m->pk;
+  int np = 2;
+  sqlite3_str *sql = sqlite3_str_new(0);
+  if (m->op == STORE_INSERT) {
+    /* every column present in data, plus key columns only pk carries */
+    sqlite3_str *vals = sqlite3_str_new(0);
+    sqlite3_str_appendall(sql, "INSERT INTO ");
+    pgsql_ident(sql, t->name);
+    sqlite3_str_appendall(sql, "(");
+    for (int j = 0; j < cols->n_data + t->n_pk; j++) {
+      int from_pk = j >= cols->n_data, i = from_pk ? t->pk[j - cols->n_data] : cols->data[j];
+      if (from_pk && used[i]) continue;
+      used[i] = 1;
+      if (np > 2) sqlite3_str_appendchar(sql, 1, ','), sqlite3_str_appendchar(vals, 1, ',');
+      pgsql_ident(sql, t->cols[i].name);
+      p[np++] = t->cols[i].key;
+      pgsql_value(vals, &t->cols[i], from_pk ? 2 : 1, np);
+    }
+    char *v = sqlite3_str_finish(vals);
+    sqlite3_str_appendf(sql, ") VALUES(%s)", v ? v : "");
+    sqlite3_free(v);
+  } else if (m->op == STORE_UPDATE) {
+    sqlite3_str_appendall(sql, "UPDATE ");
+    pgsql_ident(sql, t->name);
+    sqlite3_str_appendall(sql, " SET ");
+    for (int j = 0; j < cols->n_set; j++) {
+      const catalog_col *col = &t->cols[cols->set[j]];
+      if (j) sqlite3_str_appendchar(sql, 1, ',');
+      pgsql_ident(sql, col->name);
+      sqlite3_str_appendall(sql, " = ");
+      p[np++] = col->key;
+      pgsql_value(sql, col, 1, np);
+    }
+    pgsql_pk_where(sql, t, 2, np + 1);
+    for (int k = 0; k < t->n_pk; k++)
+      p[np++] = t->cols[t->pk[k]].key;
+  } else {
+    sqlite3_str_appendall(sql, "DELETE FROM ");
+    pgsql_ident(sql, t->name);
+    pgsql_pk_where(sql, t, 2, np + 1);
+    for (int k = 0; k < t->n_pk; k++)
+      p[np++] = t->cols[t->pk[k]].key;
+    sqlite3_str_appendall(sql, " RETURNING ");
+    pgsql_columns(sql, t, 1);
+  }
+  char *z = sqlite3_str_finish(sql);
+  PGresult *r = 0;
+  rc = z ? run(c, z, np, p, &r, reason, err) : DIALECT_FATAL;
+  if (!z) *err = wire_errf("out of memory");
+  sqlite3_free(z);
+  sqlite3_free(p);
+  sqlite3_free(used);
+  if (rc != DIALECT_OK) return rc;
+  *changed = atoi(PQcmdTuples(r)) > 0;
+  if (m->op == STORE_DELETE && *changed && !(*del_pk = pgsql_row(t, r, 0, 0, 1)))
+    *err = wire_errf("out of memory"), rc = DIALECT_FATAL;
+  PQclear(r);
+  return rc;
+}
+
+/* ---- the change log ---- */
+
+/* Versions are given at commit, not as changes are logged: the one-row
+** _syncd_state lock that keeps versions committed in order is then held
+** for the commit's two round trips, not for the rest of the batch, so
+** pushes of different clients overlap. Until then a change holds a
+** placeholder, negative (below every real version, and never served: the
+** transaction is not committed) and unique across backends. */
+static int pg_log_change(dialect_conn *c, const char *table, const char *pk, const char *row,
+                         long long *version, char **err) {
+  if (c->n_logged == c->cap_logged) {
+    int cap = c->cap_logged ? 2 * c->cap_logged : 64;
+    struct logged *more = sqlite3_realloc64(c->logged, sizeof *more * cap);
+    if (!more) return *err = wire_errf("out of memory"), -1;
+    c->logged = more;
+    c->cap_logged = cap;
+  }
+  char placeholder[32];
+  long long ph = -((long long)PQbackendPID(c->pg) << 24 | (c->n_logged + 1));
+  snprintf(placeholder, sizeof placeholder, "%lld", ph);
+  const char *p[5] = {table, pk, row ? "upsert" : "delete", row, placeholder};
+  if (command(c,
+              "INSERT INTO _syncd_changes(tbl, pk, op, row, version)"
+              " VALUES($1, $2, $3, $4, $5::bigint) ON CONFLICT (tbl, pk) DO UPDATE"
+              " SET op = excluded.op, row = excluded.row, version = excluded.version",
+              5, p, err))
+    return -1;
+  c->logged[c->n_logged++] = (struct logged){ph, version};
+  if (version) *version = ph;
+  return 0;
+}
+
+/* Give the changes logged real versions, in the order they were logged
+** (a row changed twice keeps the later one), taking the _syncd_state lock
+** to commit. */
+static int versions_assign(dialect_conn *c, char **err) {
+  if (c->n_logged == 0) return 0;
+  sqlite3_str *ids = sqlite3_str_new(0);
+  sqlite3_str_appendchar(ids, 1, '{');
+  for (int i = 0; i < c->n_logged; i++)
+    sqlite3_str_appendf(ids, "%s%lld", i ? "," : "", c->logged[i].placeholder);
+  sqlite3_str_appendchar(ids, 1, '}');
+  char n[32];
+  snprintf(n, sizeof n, "%d", c->n_logged);
+  const char *p[2] = {n, sqlite3_str_value(ids)};
+  PGresult *r =
+      sqlite3_str_errcode(ids) == SQLITE_OK
+          ? query(c,
+                  "WITH v AS (UPDATE _syncd_state SET version = version + $1::bigint"
+                  " RETURNING version - $1::bigint AS base),"
+                  " u AS (UPDATE _syncd_changes ch SET version = v.base + x.n FROM v,"
+                  " unnest($2::bigint[]) WITH ORDINALITY x(ph, n) WHERE ch.version = x.ph)"
+                  " SELECT base FROM v",
+                  2, p, err)
+          : 0;
+  sqlite3_free(sqlite3_str_finish(ids));
+  if (!r) return *err ? -1 : (*err = wire_errf("out of memory"), -1);
+  int one = PQntuples(r) == 1;
+  long long base = one ? atoll(PQgetvalue(r, 0, 0)) : 0;
+  PQclear(r);
+  if (!one) return *err = wire_errf("no _syncd_state row"), -1;
+  for (int i = 0; i < c->n_logged; i++)
+    if (c->logged[i].version) *c->logged[i].version = base + i + 1;
+  c->n_logged = 0;
+  return 0;
+}
+
+/* Tombstones are purged at commit, once the batch's own have versions. */
+static int pg_compact(dialect_conn *c, long long max_tombstones, char **err) {
+  (void)err;
+  c->compact = max_tombstones;
+  return 0;
+}
+
+static int compact_now(dialect_conn *c, char **err) {
+  char off[32];
+  snprintf(off, sizeof off, "%lld", c->compact);
+  const char *p[1] = {off};
+  return command(c,
+                 "WITH h AS (SELECT version FROM _syncd_changes WHERE op = 'delete'"
+                 " ORDER BY version DESC LIMIT 1 OFFSET $1::bigint),"
+                 " d AS (DELETE FROM _syncd_changes WHERE op = 'delete'"
+                 " AND version <= (SELECT version FROM h))"
+                 " UPDATE _syncd_state SET horizon = greatest(horizon, (SELECT version FROM h))"
+                 " WHERE EXISTS (SELECT 1 FROM h)",
+                 1, p, err);
+}
+
+static int pg_notify(dialect_conn *c, char **err) {
+  return exec(c->pg, "NOTIFY syncd_changes", err);
+}
+
+/* ---- clients ---- */
+
+/* The client's row, created at 0 when new, stays locked to commit: pushes
+** of one client serialize. */
+static int pg_client_last(dialect_conn *c, const char *client, long long *last, char **err) {
+  const char *p[1] = {client};
+  c->client = client;
+  PGresult *r = query(c,
+                      "INSERT INTO _syncd_clients(client_id, last_id) VALUES($1, 0)"
+                      " ON CONFLICT (client_id) DO UPDATE SET last_id = _syncd_clients.last_id"
+                      " RETURNING last_id",
+                      1, p, err);
+  if (!r) return -1;
+  *last = PQntuples(r) == 1 ? atoll(PQgetvalue(r, 0, 0)) : 0;
+  PQclear(r);
+  return 0;
+}
+
+static int pg_client_set_last(dialect_conn *c, const char *client, long long last, char **err) {
+  char lastz[32];
+  snprintf(lastz, sizeof lastz, "%lld", last);
+  const char *p[2] = {client, lastz};
+  return command(c, "UPDATE _syncd_clients SET last_id = $2 WHERE client_id = $1", 2, p, err);
+}
+
+static int pg_record(dialect_conn *c, const char *client, long long id, const wire_outcome *o,
+                     const char *table, char **err) {
+  (void)client; /* the push's, as client_last noted */
+  (void)err;
+  sqlite3_str *list = c->outcomes;
+  sqlite3_str_appendf(
+      list, "%s{\"id\":%lld,\"status\":\"%s\",\"reason\":", sqlite3_str_length(list) ? "," : "[",
+      id, o->applied ? "applied" : "rejected");
+  if (o->reason)
+    value_append_string(list, o->reason, -1);
+  else
+    sqlite3_str_appendall(list, "null");
+  sqlite3_str_appendall(list, ",\"tbl\":");
+  value_append_string(list, table, -1);
+  sqlite3_str_appendall(list, ",\"pk\":");
+  value_append_string(list, o->pk, -1);
+  sqlite3_str_appendchar(list, 1, '}');
+  return 0;
+}
+
+static int pg_replay(dialect_conn *c, const char *client, long long id, wire_outcome *o,
+                     char **err) {
+  char ids[32];
+  snprintf(ids, sizeof ids, "%lld", id);
+  const char *p[2] = {client, ids};
+  memset(o, 0, sizeof *o);
+  if (flush(c, err)) return -1;
+  PGresult *r = query(c,
+                      "SELECT o.status, o.reason, ch.row, ch.version FROM _syncd_outcomes o"
+                      " LEFT JOIN _syncd_changes ch ON ch.tbl = o.tbl AND ch.pk = o.pk"
+                      " WHERE o.client_id = $1 AND o.id = $2",
+                      2, p, err);
+  if (!r) return -1;
+  if (PQntuples(r) > 0) {
+    o->applied = strcmp(PQgetvalue(r, 0, 0), "applied") == 0;
+    if (!PQgetisnull(r, 0, 1)) o->reason = sqlite3_mprintf("%s", PQgetvalue(r, 0, 1));
+    if (!PQgetisnull(r, 0, 2)) o->row = sqlite3_mprintf("%s", PQgetvalue(r, 0, 2));
+    if (!PQgetisnull(r, 0, 3)) o->version = atoll(PQgetvalue(r, 0, 3));
+  } else {
+    o->reason = wire_errf("mutation %lld is at or below this client's last processed id and its "
+                          "outcome is no longer recorded",
+                          id);
+  }
+  PQclear(r);
+  return 0;
+}
+
+static int pg_prune(dialect_conn *c, const char *client, int keep, char **err) {
+  char keepz[32];
+  snprintf(keepz, sizeof keepz, "%d", keep);
+  const char *p[2] = {client, keepz};
+  /* the outcomes written so far of this batch count too */
+  if (flush(c, err)) return -1;
+  return command(c,
+                 "DELETE FROM _syncd_outcomes WHERE client_id = $1 AND id <= (SELECT id FROM"
+                 " _syncd_outcomes WHERE client_id = $1 ORDER BY id DESC LIMIT 1"
+                 " OFFSET $2::bigint)",
+                 2, p, err);
+}
+
+/* ---- reading ---- */
+
+/* Append the changes of r's rows (columns tbl, pk, row, version from col
+** on); a row whose version is NULL ends them (the one-statement read
+** returns the state row alone when no change follows). */
+static void page_changes(wire_page *p, const PGresult *r, int col) {
+  for (int i = 0; i < PQntuples(r) && !PQgetisnull(r, i, col + 3); i++)
+    wire_page_change(p, PQgetvalue(r, i, col), PQgetvalue(r, i, col + 1),
+                     PQgetisnull(r, i, col + 2) ? 0 : PQgetvalue(r, i, col + 2),
+                     atoll(PQgetvalue(r, i, col + 3)));
+}
+
+/* A page without rejected outcomes in one statement, so one snapshot and
+** one round trip instead of five: every event stream pulls like this each
+** time a push wakes it, and 200 streams made PostgreSQL the bottleneck of
+** the fan-out. Row 0 carries the state and the client's last id; the
+** changes follow (none: one row of NULLs from the outer join). */
+static int read_page_single(dialect_conn *c, const char *client, const char *afterz, int all,
+                            const char *limz, wire_page *p, char **err) {
+  const char *q[4] = {client, afterz, limz, all ? "true" : "false"};
+  PGresult *r = query(c,
+                      "SELECT st.version, st.horizon, (SELECT last_id FROM _syncd_clients"
+                      " WHERE client_id = $1), ch.tbl, ch.pk, ch.row, ch.version"
+                      " FROM _syncd_state st LEFT JOIN LATERAL (SELECT tbl, pk, row, version"
+                      " FROM _syncd_changes WHERE version > $2::bigint AND ($4::boolean OR"
+                      " op = 'upsert') ORDER BY version LIMIT $3::bigint) ch ON true"
+                      " ORDER BY ch.version",
+                      4, q, err);
+  if (!r) return -1;
+  if (PQntuples(r) < 1) {
+    PQclear(r);
+    *err = wire_errf("no _syncd_state row");
+    return -1;
+  }
+  p->head = atoll(PQgetvalue(r, 0, 0));
+  p->horizon = atoll(PQgetvalue(r, 0, 1));
+  p->last_id = PQgetisnull(r, 0, 2) ? 0 : atoll(PQgetvalue(r, 0, 2));
+  page_changes(p, r, 3);
+  PQclear(r);
+  return 0;
+}
+
+static int pg_read_page(dialect_conn *c, const char *client, long long after, int all,
+                        long long pending_from, wire_page *p, char **err) {
+  char afterz[32], limz[32], fromz[32], lastz[32];
+  snprintf(afterz, sizeof afterz, "%lld", after);
+  snprintf(limz, sizeof limz, "%d", p->limit + 1);
+  if (!p->rejected) return read_page_single(c, client, afterz, all, limz, p, err);
+  PGresult *r;
+  if (exec(c->pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err) ||
+      read_page_single(c, client, afterz, all, limz, p, err))
+    return -1;
+  snprintf(fromz, sizeof fromz, "%lld", pending_from);
+  snprintf(lastz, sizeof lastz, "%lld", p->last_id);
+  const char *q[3] = {client, fromz, lastz};
+  if (!(r = query(c,
+                  "SELECT id, reason FROM _syncd_outcomes WHERE client_id = $1"
+                  " AND id >= $2::bigint AND id <= $3::bigint AND status = 'rejected' ORDER BY id",
+                  3, q, err)))
+    return -1;
+  for (int i = 0; i < PQntuples(r); i++)
+    wire_page_rejected(p, atoll(PQgetvalue(r, i, 0)),
+                       PQgetisnull(r, i, 1) ? 0 : PQgetvalue(r, i, 1));
+  PQclear(r);
+  return exec(c->pg, "COMMIT", err);
+}
+
+static int pg_head(dialect_conn *c, long long *version, char **err) {
+  PGresult *r = query(c, "SELECT version FROM _syncd_state", 0, 0, err);
+  if (!r) return -1;
+  int one = PQntuples(r) == 1;
+  if (one) *version = atoll(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return one ? 0 : (*err = wire_errf("no _syncd_state row"), -1);
+}
+
+const dialect dialect_pg = {
+    .pool_max = 16,
+    .fold_case = 0,
+    .open = pg_open,
+    .listen = pg_listen,
+    .close = pg_close,
+    .connect = pg_connect,
+    .reusable = pg_reusable,
+    .disconnect = pg_disconnect,
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .savepoint = pg_savepoint,
+    .rollback_to = pg_rollback_to,
+    .release = pg_release,
+    .settle = pg_settle,
+    .setup = pg_setup,
+    .load_catalog = pg_load_catalog,
+    .read_db_id = pg_read_db_id,
+    .write_db_id = pg_write_db_id,
+    .scan = pg_scan,
+    .read_row = pg_read_row,
+    .write_row = pg_write_row,
+    .log_change = pg_log_change,
+    .compact = pg_compact,
+    .notify = pg_notify,
+    .client_last = pg_client_last,
+    .client_set_last = pg_client_set_last,
+    .record = pg_record,
+    .replay = pg_replay,
+    .prune = pg_prune,
+    .read_page = pg_read_page,
+    .head = pg_head,
+};

@@ -1,0 +1,719 @@
+/*
+** dialect_sqlite.c: the SQLite dialect (dialect.h), syncd's default
+** storage: one database file in WAL mode, the internal tables next to the
+** synced ones.
+**
+** Pushes take BEGIN IMMEDIATE, so all writers (pushes of one client, of
+** other clients, of other syncd processes on the same file) serialize and
+** versions become visible in order. Pulls read in one deferred transaction,
+** a consistent WAL snapshot.
+**
+** Values: the request's JSON is bound as text and each column read out of
+** it with sync_val(?json -> ?path) (common/value.c: integers exact, reals
+** correctly rounded, {"$base64"} decoded, a malformed one refused); rows
+** are printed with value_append_row.
+**
+** Speed: statements stay prepared on their connection; the read of a row
+** by key and the insert naming every column are built once per table; the
+** version counter is read once per write transaction and written back at
+** COMMIT.
+*/
+#include <stdio.h>
+#include <string.h>
+
+#include "value.h"
+#include "dialect.h"
+
+struct dialect_db {
+  char *path;
+};
+
+struct dialect_conn {
+  sqlite3 *db;
+  /* The version counter of the open write transaction, read by the first
+  ** log_change (have), written back by commit when it moved from counted;
+  ** saved and saved_have restore it with ROLLBACK TO. Reset by begin. */
+  long long counter, counted, saved;
+  int have, saved_have;
+};
+
+static const char internal_ddl[] =
+    "CREATE TABLE IF NOT EXISTS _syncd_state(one INTEGER PRIMARY KEY CHECK(one = 1),"
+    " db_id TEXT NOT NULL, version INTEGER NOT NULL, horizon INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS _syncd_changes(tbl TEXT NOT NULL, pk TEXT NOT NULL,"
+    " op TEXT NOT NULL, row TEXT, version INTEGER NOT NULL UNIQUE,"
+    " PRIMARY KEY(tbl, pk)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS _syncd_tombstones ON _syncd_changes(version)"
+    " WHERE op = 'delete';"
+    "CREATE TABLE IF NOT EXISTS _syncd_clients(client_id TEXT PRIMARY KEY,"
+    " last_id INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS _syncd_outcomes(client_id TEXT NOT NULL, id INTEGER NOT NULL,"
+    " status TEXT NOT NULL, reason TEXT, tbl TEXT, pk TEXT,"
+    " PRIMARY KEY(client_id, id)) WITHOUT ROWID;";
+
+/* ---- the database and its connections ---- */
+
+static int sq_open(const char *target, dialect_db **out, char **err) {
+  dialect_db *d = sqlite3_malloc64(sizeof *d);
+  if (d) d->path = sqlite3_mprintf("%s", target);
+  if (!d || !d->path) {
+    sqlite3_free(d);
+    *err = wire_errf("out of memory");
+    return -1;
+  }
+  *out = d;
+  return 0;
+}
+
+static void sq_close(dialect_db *d) {
+  sqlite3_free(d->path);
+  sqlite3_free(d);
+}
+
+static dialect_conn *sq_connect(dialect_db *d, char **err) {
+  sqlite3 *db = 0;
+  /* NOMUTEX: the pool hands a connection to one thread at a time, so
+  ** SQLite's own per-call locking of it is pure cost. */
+  int rc = sqlite3_open_v2(d->path, &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, 0);
+  if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(db, 30000);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(db, "PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL;", 0, 0, 0);
+  if (rc == SQLITE_OK) rc = value_register(db);
+  dialect_conn *c = rc == SQLITE_OK ? sqlite3_malloc64(sizeof *c) : 0;
+  if (!c) {
+    *err = wire_errf("%s: %s", d->path,
+                     rc != SQLITE_OK && db ? sqlite3_errmsg(db)
+                                           : sqlite3_errstr(rc ? rc : SQLITE_NOMEM));
+    sqlite3_close(db);
+    return 0;
+  }
+  memset(c, 0, sizeof *c);
+  c->db = db;
+  return c;
+}
+
+static int sq_reusable(dialect_conn *c) {
+  if (!sqlite3_get_autocommit(c->db)) sqlite3_exec(c->db, "ROLLBACK", 0, 0, 0);
+  return 1;
+}
+
+static void sq_disconnect(dialect_conn *c) {
+  sqlite3_stmt *p;
+  while ((p = sqlite3_next_stmt(c->db, 0)) != 0)
+    sqlite3_finalize(p);
+  sqlite3_close(c->db);
+  sqlite3_free(c);
+}
+
+/* ---- statements ---- */
+
+/* Statements stay prepared on their connection between requests: compiling
+** one costs more than running it, and a push runs about ten per mutation.
+** stmt_get finds an idle one of the same text on db (sqlite3_next_stmt) or
+** prepares it; stmt_put resets and unbinds it for the next caller, and
+** finalizes it once the connection holds more than STMT_CACHE_MAX (the
+** write statements vary with the columns a mutation names). No caller
+** holds two statements of the same text at once, so an idle one (not busy)
+** is never one a caller still holds. */
+#define STMT_CACHE_MAX 64
+
+static int stmt_get(sqlite3 *db, const char *sql, sqlite3_stmt **st) {
+  for (sqlite3_stmt *p = sqlite3_next_stmt(db, 0); p; p = sqlite3_next_stmt(db, p)) {
+    if (!sqlite3_stmt_busy(p) && strcmp(sqlite3_sql(p), sql) == 0) {
+      *st = p;
+      return SQLITE_OK;
+    }
+  }
+  return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, 0);
+}
+
+/* Give st back (NULL is fine). The error of its last step stays readable
+** through sqlite3_errmsg(db). Only a statement on its first run can be
+** the one over the limit (the count changes only when one is prepared), so
+** the others skip counting the connection's statements. */
+static void stmt_put(sqlite3_stmt *st) {
+  if (!st) return;
+  sqlite3 *db = sqlite3_db_handle(st);
+  int first = sqlite3_stmt_status(st, SQLITE_STMTSTATUS_RUN, 0) <= 1;
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  if (!first) return;
+  int n = 0;
+  for (sqlite3_stmt *p = sqlite3_next_stmt(db, 0); p; p = sqlite3_next_stmt(db, p))
+    n++;
+  if (n > STMT_CACHE_MAX) sqlite3_finalize(st);
+}
+
+/* The database's message as *err; -1. */
+static int fail(sqlite3 *db, char **err) {
+  *err = wire_errf("%s", sqlite3_errmsg(db));
+  return -1;
+}
+
+static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st, char **err) {
+  return stmt_get(db, sql, st) == SQLITE_OK ? 0 : fail(db, err);
+}
+
+/* Run a script (several statements, not cached). */
+static int exec(sqlite3 *db, const char *sql, char **err) {
+  return sqlite3_exec(db, sql, 0, 0, 0) == SQLITE_OK ? 0 : fail(db, err);
+}
+
+/* Run one statement without result rows to read (cached): parameters are
+** ?1 text (NULL: none) and ?2 integer. */
+static int run(sqlite3 *db, const char *sql, const char *text, long long num, char **err) {
+  sqlite3_stmt *st;
+  if (prep(db, sql, &st, err)) return -1;
+  if (text) sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
+  if (sqlite3_bind_parameter_count(st) >= 2) sqlite3_bind_int64(st, 2, num);
+  int rc = sqlite3_step(st);
+  stmt_put(st);
+  return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : fail(db, err);
+}
+
+/* ---- transactions ---- */
+
+static int sq_begin(dialect_conn *c, int what, char **err) {
+  (void)what; /* setup and push both write */
+  c->have = 0;
+  return run(c->db, "BEGIN IMMEDIATE", 0, 0, err);
+}
+
+static int sq_commit(dialect_conn *c, char **err) {
+  if (c->have && c->counter != c->counted &&
+      run(c->db, "UPDATE _syncd_state SET version = ?2", 0, c->counter, err))
+    return -1;
+  return run(c->db, "COMMIT", 0, 0, err);
+}
+
+static int sq_savepoint(dialect_conn *c, char **err) {
+  c->saved = c->counter;
+  c->saved_have = c->have;
+  return run(c->db, "SAVEPOINT m", 0, 0, err);
+}
+
+static int sq_rollback_to(dialect_conn *c, char **err) {
+  c->counter = c->saved;
+  c->have = c->saved_have;
+  return run(c->db, "ROLLBACK TO m", 0, 0, err);
+}
+
+static int sq_release(dialect_conn *c, char **err) {
+  return run(c->db, "RELEASE m", 0, 0, err);
+}
+
+static dialect_result sq_settle(dialect_conn *c, dialect_result r, char **reason, char **err) {
+  sqlite3 *db = c->db;
+  if (r == DIALECT_REJECTED && sqlite3_get_autocommit(db)) return DIALECT_ENDED;
+  if (r == DIALECT_FATAL || sqlite3_get_autocommit(db)) {
+    if (!*err) *err = wire_errf("%s", sqlite3_errmsg(db));
+    return DIALECT_FATAL;
+  }
+  /* A DEFERRABLE foreign key is only checked at COMMIT, which would then fail
+  ** the whole batch on every retry: hold each mutation to it at once. */
+  int fks = 0, hi;
+  if (r == DIALECT_OK && sqlite3_db_status(db, SQLITE_DBSTATUS_DEFERRED_FKS, &fks, &hi, 0) == 0 &&
+      fks > 0) {
+    *reason = wire_errf("FOREIGN KEY constraint failed");
+    return DIALECT_REJECTED;
+  }
+  return r;
+}
+
+/* ---- opening: schema, catalog, db id, backfill ---- */
+
+static int sq_setup(dialect_conn *c, const char *schema_sql, char **err) {
+  sqlite3_stmt *q;
+  if (prep(c->db,
+           "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name NOT GLOB 'sqlite_*'"
+           " AND name NOT GLOB '_syncd_*'",
+           &q, err))
+    return -1;
+  int empty = sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == 0;
+  stmt_put(q);
+  if (empty && schema_sql && exec(c->db, schema_sql, err)) return -1;
+  return exec(c->db, internal_ddl, err);
+}
+
+/* Append the SQL value of the JSON value at path ?pathParam of ?jsonParam
+** (sync_val keeps integers exact, rounds reals correctly, decodes BLOBs). */
+static void append_val(sqlite3_str *sql, int jsonParam, int pathParam) {
+  sqlite3_str_appendf(sql, "sync_val(?%d -> ?%d)", jsonParam, pathParam);
+}
+
+/* Append "SELECT "c1","c2",... FROM "t"" to sql. */
+static void append_select(sqlite3_str *sql, const catalog_table *t) {
+  sqlite3_str_appendall(sql, "SELECT ");
+  for (int c = 0; c < t->n_cols; c++)
+    sqlite3_str_appendf(sql, "%s\"%w\"", c ? "," : "", t->cols[c].name);
+  sqlite3_str_appendf(sql, " FROM \"%w\"", t->name);
+}
+
+/* Append " WHERE "p1" = <value of ?pkParam at ?n> AND ..." binding the JSON
+** paths from parameter firstPath on. */
+static void append_pk_where(sqlite3_str *sql, const catalog_table *t, int pkParam, int firstPath) {
+  for (int k = 0; k < t->n_pk; k++) {
+    sqlite3_str_appendf(sql, "%s\"%w\" = ", k ? " AND " : " WHERE ", t->cols[t->pk[k]].name);
+    append_val(sql, pkParam, firstPath + k);
+  }
+}
+
+/* What every push needs of t, built once: the column paths ($."name"), the
+** read of a row by key, the insert naming every column in table order. */
+static int table_sql(catalog_table *t) {
+  for (int c = 0; c < t->n_cols; c++)
+    if (!(t->cols[c].key = sqlite3_mprintf("$.\"%s\"", t->cols[c].name))) return -1;
+  sqlite3_str *sql = sqlite3_str_new(0);
+  append_select(sql, t);
+  append_pk_where(sql, t, 1, 2);
+  t->read_sql = sqlite3_str_finish(sql);
+  sql = sqlite3_str_new(0);
+  sqlite3_str_appendf(sql, "INSERT INTO \"%w\"(", t->name);
+  for (int c = 0; c < t->n_cols; c++)
+    sqlite3_str_appendf(sql, "%s\"%w\"", c ? "," : "", t->cols[c].name);
+  sqlite3_str_appendall(sql, ") VALUES(");
+  for (int c = 0; c < t->n_cols; c++) {
+    if (c) sqlite3_str_appendchar(sql, 1, ',');
+    append_val(sql, 1, 3 + c);
+  }
+  sqlite3_str_appendchar(sql, 1, ')');
+  t->insert_sql = sqlite3_str_finish(sql);
+  return t->read_sql && t->insert_sql ? 0 : -1;
+}
+
+static int sq_load_catalog(dialect_conn *c, catalog *cat, char **err) {
+  sqlite3_stmt *st;
+  if (prep(c->db,
+           "SELECT m.name, p.name, p.pk FROM sqlite_schema m, pragma_table_info(m.name) p"
+           " WHERE m.type = 'table' AND m.name NOT GLOB 'sqlite_*'"
+           " AND m.name NOT GLOB '_syncd_*' ORDER BY m.name, p.cid",
+           &st, err))
+    return -1;
+  catalog_table *t = 0;
+  int rc, bad = 0;
+  while (!bad && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *name = (const char *)sqlite3_column_text(st, 0);
+    if (!t || strcmp(t->name, name) != 0) bad = !(t = catalog_add_table(cat, name));
+    if (!bad)
+      bad = catalog_add_column(t, (const char *)sqlite3_column_text(st, 1), 0, 0,
+                               sqlite3_column_int(st, 2));
+  }
+  stmt_put(st);
+  if (!bad && rc != SQLITE_DONE) return fail(c->db, err);
+  if (bad) return *err = wire_errf("out of memory"), -1;
+  return catalog_finish(cat, table_sql, err);
+}
+
+static int sq_read_db_id(dialect_conn *c, char *id, int size, int *found, char **err) {
+  sqlite3_stmt *q;
+  if (prep(c->db, "SELECT db_id FROM _syncd_state", &q, err)) return -1;
+  int rc = sqlite3_step(q);
+  *found = rc == SQLITE_ROW;
+  if (*found) snprintf(id, size, "%s", (const char *)sqlite3_column_text(q, 0));
+  stmt_put(q);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(c->db, err);
+}
+
+static int sq_write_db_id(dialect_conn *c, const char *id, char **err) {
+  return run(c->db, "INSERT INTO _syncd_state VALUES(1, ?1, 0, 0)", id, 0, err);
+}
+
+/* Print the pk object of the row st stands on: key column k is result
+** column first + k, or (first < 0) the table position of that key column. */
+static char *row_pk_json(const catalog_table *t, sqlite3_stmt *st, int first) {
+  sqlite3_str *out = sqlite3_str_new(0);
+  sqlite3_str_appendchar(out, 1, '{');
+  for (int k = 0; k < t->n_pk; k++) {
+    if (k) sqlite3_str_appendchar(out, 1, ',');
+    value_append_string(out, t->cols[t->pk[k]].name, -1);
+    sqlite3_str_appendchar(out, 1, ':');
+    value_append_column(out, st, first < 0 ? t->pk[k] : first + k);
+  }
+  sqlite3_str_appendchar(out, 1, '}');
+  return sqlite3_str_finish(out);
+}
+
+static char *row_json(sqlite3_stmt *st) {
+  sqlite3_str *out = sqlite3_str_new(0);
+  value_append_row(out, st);
+  return sqlite3_str_finish(out);
+}
+
+static int sq_scan(dialect_conn *c, const catalog_table *t,
+                   int (*each)(void *, const char *, const char *, char **), void *arg,
+                   char **err) {
+  sqlite3_str *sql = sqlite3_str_new(0);
+  append_select(sql, t);
+  char *z = sqlite3_str_finish(sql);
+  sqlite3_stmt *st = 0;
+  int bad = !z || prep(c->db, z, &st, err);
+  sqlite3_free(z);
+  if (bad) return *err ? -1 : (*err = wire_errf("out of memory"), -1);
+  int rc;
+  while (!bad && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    char *row = row_json(st), *pk = row_pk_json(t, st, -1);
+    bad = !row || !pk || each(arg, pk, row, err);
+    sqlite3_free(row);
+    sqlite3_free(pk);
+  }
+  stmt_put(st);
+  if (!bad && rc == SQLITE_DONE) return 0;
+  if (!*err) *err = wire_errf("backfill of %s: %s", t->name, sqlite3_errmsg(c->db));
+  return -1;
+}
+
+/* ---- rows ---- */
+
+/* A failure of the batch, not of the mutation: the database itself is in
+** trouble, so answering "rejected" would be a lie. */
+static int is_fatal(int rc) {
+  switch (rc & 0xff) {
+  case SQLITE_NOMEM:
+  case SQLITE_IOERR:
+  case SQLITE_FULL:
+  case SQLITE_CORRUPT:
+  case SQLITE_BUSY:
+  case SQLITE_LOCKED:
+  case SQLITE_READONLY:
+  case SQLITE_CANTOPEN:
+  case SQLITE_NOTADB:
+  case SQLITE_INTERRUPT:
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+/* Map a failed statement to DIALECT_FATAL (*err) or DIALECT_REJECTED with
+** its reason. */
+static dialect_result failed(sqlite3 *db, char **reason, char **err) {
+  if (is_fatal(sqlite3_extended_errcode(db))) return fail(db, err), DIALECT_FATAL;
+  *reason = wire_errf("%s", sqlite3_errmsg(db));
+  return *reason ? DIALECT_REJECTED : DIALECT_FATAL;
+}
+
+static dialect_result sq_read_row(dialect_conn *c, const catalog_table *t, const char *pk,
+                                  char **row, char **pk_out, char **reason, char **err) {
+  sqlite3_stmt *st;
+  int rc = stmt_get(c->db, t->read_sql, &st);
+  *row = *pk_out = 0;
+  if (rc != SQLITE_OK) return failed(c->db, reason, err);
+  sqlite3_bind_text(st, 1, pk, -1, SQLITE_STATIC);
+  for (int k = 0; k < t->n_pk; k++)
+    sqlite3_bind_text(st, 2 + k, t->cols[t->pk[k]].key, -1, SQLITE_STATIC);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    *row = row_json(st);
+    *pk_out = row_pk_json(t, st, -1);
+    if (!*row || !*pk_out) rc = SQLITE_NOMEM;
+  }
+  stmt_put(st);
+  if (rc == SQLITE_ROW || rc == SQLITE_DONE) return DIALECT_OK;
+  sqlite3_free(*row);
+  sqlite3_free(*pk_out);
+  *row = *pk_out = 0;
+  if (rc == SQLITE_NOMEM) return *err = wire_errf("out of memory"), DIALECT_FATAL;
+  return failed(c->db, reason, err);
+}
+
+/* Build, bind and run the INSERT/UPDATE/DELETE of m: ?1 = data, ?2 = pk,
+** ?3.. = the JSON paths of the columns named. For a delete, *del_pk gets
+** the deleted row's key as stored (RETURNING gives the values exactly). */
+static dialect_result sq_write_row(dialect_conn *c, const catalog_table *t, const store_mutation *m,
+                                   const dialect_cols *cols, int *changed, char **del_pk,
+                                   char **reason, char **err) {
+  sqlite3 *db = c->db;
+  const char **path = sqlite3_malloc64(sizeof *path * (2 * t->n_cols + 1));
+  int *used = sqlite3_malloc64(sizeof *used * (t->n_cols + 1)), n_path = 0;
+  if (!path || !used) {
+    sqlite3_free(path);
+    sqlite3_free(used);
+    *err = wire_errf("out of memory");
+    return DIALECT_FATAL;
+  }
+  memset(used, 0, sizeof *used * (t->n_cols + 1));
+  /* data naming every column in table order (what clients send) takes the
+  ** insert built once for the table: the same text the loop below makes */
+  int whole = m->op == STORE_INSERT && cols->n_data == t->n_cols;
+  for (int j = 0; whole && j < cols->n_data; j++)
+    whole = cols->data[j] == j;
+  sqlite3_str *sql = sqlite3_str_new(0);
+  if (whole) {
+    for (int i = 0; i < t->n_cols; i++)
+      path[n_path++] = t->cols[i].key;
+  } else if (m->op == STORE_INSERT) {
+    /* every column present in data, plus key columns only pk carries */
+    sqlite3_str_appendf(sql, "INSERT INTO \"%w\"(", t->name);
+    sqlite3_str *vals = sqlite3_str_new(0);
+    for (int j = 0; j < cols->n_data + t->n_pk; j++) {
+      int from_pk = j >= cols->n_data, i = from_pk ? t->pk[j - cols->n_data] : cols->data[j];
+      if (from_pk && used[i]) continue;
+      used[i] = 1;
+      sqlite3_str_appendf(sql, "%s\"%w\"", n_path ? "," : "", t->cols[i].name);
+      if (n_path) sqlite3_str_appendchar(vals, 1, ',');
+      append_val(vals, from_pk ? 2 : 1, 3 + n_path);
+      path[n_path++] = t->cols[i].key;
+    }
+    char *v = sqlite3_str_finish(vals);
+    sqlite3_str_appendf(sql, ") VALUES(%s)", v ? v : "");
+    sqlite3_free(v);
+  } else if (m->op == STORE_UPDATE) {
+    sqlite3_str_appendf(sql, "UPDATE \"%w\" SET ", t->name);
+    for (int j = 0; j < cols->n_set; j++) {
+      sqlite3_str_appendf(sql, "%s\"%w\" = ", j ? "," : "", t->cols[cols->set[j]].name);
+      append_val(sql, 1, 3 + n_path);
+      path[n_path++] = t->cols[cols->set[j]].key;
+    }
+    append_pk_where(sql, t, 2, 3 + n_path);
+    for (int k = 0; k < t->n_pk; k++)
+      path[n_path++] = t->cols[t->pk[k]].key;
+  } else {
+    sqlite3_str_appendf(sql, "DELETE FROM \"%w\"", t->name);
+    append_pk_where(sql, t, 2, 3 + n_path);
+    for (int k = 0; k < t->n_pk; k++)
+      path[n_path++] = t->cols[t->pk[k]].key;
+    sqlite3_str_appendall(sql, " RETURNING ");
+    for (int k = 0; k < t->n_pk; k++)
+      sqlite3_str_appendf(sql, "%s\"%w\"", k ? "," : "", t->cols[t->pk[k]].name);
+  }
+  char *z = sqlite3_str_finish(sql);
+  sqlite3_stmt *st = 0;
+  int rc = whole ? stmt_get(db, t->insert_sql, &st) : z ? stmt_get(db, z, &st) : SQLITE_NOMEM;
+  sqlite3_free(z);
+  sqlite3_free(used);
+  if (rc != SQLITE_OK) {
+    sqlite3_free(path);
+    if (rc == SQLITE_NOMEM) return *err = wire_errf("out of memory"), DIALECT_FATAL;
+    return failed(db, reason, err);
+  }
+  sqlite3_bind_text(st, 1, m->data, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, m->pk, -1, SQLITE_STATIC);
+  for (int i = 0; i < n_path; i++)
+    sqlite3_bind_text(st, 3 + i, path[i], -1, SQLITE_STATIC);
+  rc = sqlite3_step(st);
+  if (m->op == STORE_DELETE && rc == SQLITE_ROW) {
+    *del_pk = row_pk_json(t, st, 0);
+    *changed = 1;
+    rc = *del_pk ? sqlite3_step(st) : SQLITE_NOMEM;
+  } else if (m->op != STORE_DELETE) {
+    *changed = rc == SQLITE_DONE && sqlite3_changes(db) > 0;
+  }
+  stmt_put(st);
+  sqlite3_free(path);
+  if (rc == SQLITE_NOMEM) return *err = wire_errf("out of memory"), DIALECT_FATAL;
+  return rc == SQLITE_DONE ? DIALECT_OK : failed(db, reason, err);
+}
+
+/* ---- the change log ---- */
+
+static int sq_log_change(dialect_conn *c, const char *table, const char *pk, const char *row,
+                         long long *version, char **err) {
+  sqlite3 *db = c->db;
+  sqlite3_stmt *st;
+  if (!c->have) {
+    if (prep(db, "SELECT version FROM _syncd_state", &st, err)) return -1;
+    int rc = sqlite3_step(st);
+    c->counter = c->counted = sqlite3_column_int64(st, 0);
+    stmt_put(st);
+    if (rc != SQLITE_ROW)
+      return *err = wire_errf("%s", rc == SQLITE_DONE ? "no _syncd_state row" : sqlite3_errmsg(db)),
+             -1;
+    c->have = 1;
+  }
+  ++c->counter;
+  if (version) *version = c->counter;
+  if (prep(db,
+           "INSERT INTO _syncd_changes(tbl, pk, op, row, version) VALUES(?1, ?2, ?3, ?4, ?5)"
+           " ON CONFLICT(tbl, pk) DO UPDATE SET op = excluded.op, row = excluded.row,"
+           " version = excluded.version",
+           &st, err))
+    return -1;
+  sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, pk, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, row ? "upsert" : "delete", -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 4, row, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 5, c->counter);
+  int rc = sqlite3_step(st);
+  stmt_put(st);
+  return rc == SQLITE_DONE ? 0 : fail(db, err);
+}
+
+static int sq_compact(dialect_conn *c, long long max_tombstones, char **err) {
+  sqlite3_stmt *st;
+  if (prep(c->db,
+           "SELECT version FROM _syncd_changes WHERE op = 'delete' ORDER BY version DESC"
+           " LIMIT 1 OFFSET ?1",
+           &st, err))
+    return -1;
+  sqlite3_bind_int64(st, 1, max_tombstones);
+  int rc = sqlite3_step(st);
+  long long h = sqlite3_column_int64(st, 0);
+  stmt_put(st);
+  if (rc == SQLITE_DONE) return 0;
+  if (rc != SQLITE_ROW) return fail(c->db, err);
+  if (run(c->db, "DELETE FROM _syncd_changes WHERE op = 'delete' AND version <= ?2", 0, h, err))
+    return -1;
+  return run(c->db, "UPDATE _syncd_state SET horizon = max(horizon, ?2)", 0, h, err);
+}
+
+/* ---- clients ---- */
+
+static int sq_client_last(dialect_conn *c, const char *client, long long *last, char **err) {
+  sqlite3_stmt *q;
+  if (prep(c->db, "SELECT last_id FROM _syncd_clients WHERE client_id = ?1", &q, err)) return -1;
+  sqlite3_bind_text(q, 1, client, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(q);
+  *last = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+  stmt_put(q);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(c->db, err);
+}
+
+static int sq_client_set_last(dialect_conn *c, const char *client, long long last, char **err) {
+  return run(c->db,
+             "INSERT INTO _syncd_clients(client_id, last_id) VALUES(?1, ?2)"
+             " ON CONFLICT(client_id) DO UPDATE SET last_id = excluded.last_id",
+             client, last, err);
+}
+
+static int sq_record(dialect_conn *c, const char *client, long long id, const wire_outcome *o,
+                     const char *table, char **err) {
+  sqlite3_stmt *st;
+  if (prep(c->db,
+           "INSERT OR REPLACE INTO _syncd_outcomes(client_id, id, status, reason, tbl, pk)"
+           " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+           &st, err))
+    return -1;
+  sqlite3_bind_text(st, 1, client, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, id);
+  sqlite3_bind_text(st, 3, o->applied ? "applied" : "rejected", -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 4, o->reason, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 5, table, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 6, o->pk, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  stmt_put(st);
+  return rc == SQLITE_DONE ? 0 : fail(c->db, err);
+}
+
+static int sq_replay(dialect_conn *c, const char *client, long long id, wire_outcome *o,
+                     char **err) {
+  sqlite3_stmt *st;
+  memset(o, 0, sizeof *o);
+  if (prep(c->db,
+           "SELECT o.status, o.reason, c.row, c.version FROM _syncd_outcomes o"
+           " LEFT JOIN _syncd_changes c ON c.tbl = o.tbl AND c.pk = o.pk"
+           " WHERE o.client_id = ?1 AND o.id = ?2",
+           &st, err))
+    return -1;
+  sqlite3_bind_text(st, 1, client, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, id);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    o->applied = strcmp((const char *)sqlite3_column_text(st, 0), "applied") == 0;
+    if (sqlite3_column_type(st, 1) != SQLITE_NULL)
+      o->reason = sqlite3_mprintf("%s", sqlite3_column_text(st, 1));
+    if (sqlite3_column_type(st, 2) != SQLITE_NULL)
+      o->row = sqlite3_mprintf("%s", sqlite3_column_text(st, 2));
+    o->version = sqlite3_column_int64(st, 3);
+  } else if (rc == SQLITE_DONE) {
+    o->reason = wire_errf("mutation %lld is at or below this client's last processed id and its "
+                          "outcome is no longer recorded",
+                          id);
+  }
+  stmt_put(st);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(c->db, err);
+}
+
+static int sq_prune(dialect_conn *c, const char *client, int keep, char **err) {
+  return run(c->db,
+             "DELETE FROM _syncd_outcomes WHERE client_id = ?1 AND id <= (SELECT id FROM"
+             " _syncd_outcomes WHERE client_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+             client, keep, err);
+}
+
+/* ---- reading ---- */
+
+static int sq_read_page(dialect_conn *c, const char *client, long long after, int all,
+                        long long pending_from, wire_page *p, char **err) {
+  sqlite3 *db = c->db;
+  sqlite3_stmt *q;
+  if (run(db, "BEGIN", 0, 0, err) || prep(db, "SELECT version, horizon FROM _syncd_state", &q, err))
+    return -1;
+  int step = sqlite3_step(q);
+  p->head = sqlite3_column_int64(q, 0);
+  p->horizon = sqlite3_column_int64(q, 1);
+  stmt_put(q);
+  if (step != SQLITE_ROW) return fail(db, err);
+  if (prep(db,
+           all ? "SELECT tbl, pk, row, version FROM _syncd_changes WHERE version > ?1"
+                 " ORDER BY version LIMIT ?2"
+               : "SELECT tbl, pk, row, version FROM _syncd_changes WHERE version > ?1"
+                 " AND op = 'upsert' ORDER BY version LIMIT ?2",
+           &q, err))
+    return -1;
+  sqlite3_bind_int64(q, 1, after);
+  sqlite3_bind_int(q, 2, p->limit + 1);
+  while ((step = sqlite3_step(q)) == SQLITE_ROW)
+    wire_page_change(p, (const char *)sqlite3_column_text(q, 0),
+                     (const char *)sqlite3_column_text(q, 1),
+                     (const char *)sqlite3_column_text(q, 2), sqlite3_column_int64(q, 3));
+  stmt_put(q);
+  if (step != SQLITE_DONE) return fail(db, err);
+  if (sq_client_last(c, client, &p->last_id, err)) return -1;
+  if (p->rejected) {
+    if (prep(db,
+             "SELECT id, reason FROM _syncd_outcomes WHERE client_id = ?1 AND id >= ?2"
+             " AND id <= ?3 AND status = 'rejected' ORDER BY id",
+             &q, err))
+      return -1;
+    sqlite3_bind_text(q, 1, client, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, pending_from);
+    sqlite3_bind_int64(q, 3, p->last_id);
+    while ((step = sqlite3_step(q)) == SQLITE_ROW)
+      wire_page_rejected(p, sqlite3_column_int64(q, 0), (const char *)sqlite3_column_text(q, 1));
+    stmt_put(q);
+    if (step != SQLITE_DONE) return fail(db, err);
+  }
+  return run(db, "COMMIT", 0, 0, err);
+}
+
+static int sq_head(dialect_conn *c, long long *version, char **err) {
+  sqlite3_stmt *q;
+  if (prep(c->db, "SELECT version FROM _syncd_state", &q, err)) return -1;
+  int rc = sqlite3_step(q);
+  *version = sqlite3_column_int64(q, 0);
+  stmt_put(q);
+  return rc == SQLITE_ROW ? 0 : fail(c->db, err);
+}
+
+const dialect dialect_sqlite = {
+    .pool_max = 32,
+    .fold_case = 1,
+    .open = sq_open,
+    .close = sq_close,
+    .connect = sq_connect,
+    .reusable = sq_reusable,
+    .disconnect = sq_disconnect,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .savepoint = sq_savepoint,
+    .rollback_to = sq_rollback_to,
+    .release = sq_release,
+    .settle = sq_settle,
+    .setup = sq_setup,
+    .load_catalog = sq_load_catalog,
+    .read_db_id = sq_read_db_id,
+    .write_db_id = sq_write_db_id,
+    .scan = sq_scan,
+    .read_row = sq_read_row,
+    .write_row = sq_write_row,
+    .log_change = sq_log_change,
+    .compact = sq_compact,
+    .client_last = sq_client_last,
+    .client_set_last = sq_client_set_last,
+    .record = sq_record,
+    .replay = sq_replay,
+    .prune = sq_prune,
+    .read_page = sq_read_page,
+    .head = sq_head,
+};

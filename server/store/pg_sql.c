@@ -1,0 +1,165 @@
+/*
+** pg_sql.c: the SQL text and the row JSON of the PostgreSQL dialect
+** (pg_sql.h): how a column's value is read out of a request's JSON (cast
+** to the column's type, bytea from {"$base64"}) and how a result row is
+** printed back as exact JSON by column kind. Used by dialect_pg.c only;
+** it runs no statement itself.
+*/
+#include "pg_sql.h"
+
+#include <string.h>
+
+#include "value.h"
+
+int pgsql_kind(const char *typname) {
+  static const struct {
+    const char *name;
+    int kind;
+  } kinds[] = {{"int2", K_INT},        {"int4", K_INT},     {"int8", K_INT},
+               {"oid", K_INT},         {"float4", K_FLOAT}, {"float8", K_FLOAT},
+               {"numeric", K_NUMERIC}, {"bool", K_BOOL},    {"bytea", K_BYTEA}};
+  for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+    if (strcmp(kinds[i].name, typname) == 0) return kinds[i].kind;
+  }
+  return K_TEXT;
+}
+
+/* A quoted identifier. */
+void pgsql_ident(sqlite3_str *sql, const char *name) {
+  sqlite3_str_appendchar(sql, 1, '"');
+  for (const char *p = name; *p; p++) {
+    if (*p == '"') sqlite3_str_appendchar(sql, 1, '"');
+    sqlite3_str_appendchar(sql, 1, *p);
+  }
+  sqlite3_str_appendchar(sql, 1, '"');
+}
+
+/* The value of key $keyParam of the json in $jsonParam, cast to col's type
+** (the type is format_type() without typmod, from the catalog, never from
+** a request: an explicit cast to varchar(n) would truncate silently, an
+** assignment refuses instead). */
+void pgsql_value(sqlite3_str *sql, const catalog_col *col, int jsonParam, int keyParam) {
+  if (col->kind == K_BYTEA) {
+    sqlite3_str_appendf(sql,
+                        "(CASE WHEN json_typeof($%d::json -> $%d::text) = 'object'"
+                        " THEN decode(($%d::json -> $%d::text) ->> '$base64', 'base64')"
+                        " ELSE ($%d::json ->> $%d::text)::bytea END)",
+                        jsonParam, keyParam, jsonParam, keyParam, jsonParam, keyParam);
+  } else {
+    sqlite3_str_appendf(sql, "($%d::json ->> $%d::text)::%s", jsonParam, keyParam, col->type);
+  }
+}
+
+/* The select list printing every column, or the key's (bytea as one-line
+** base64). */
+void pgsql_columns(sqlite3_str *sql, const catalog_table *t, int pkOnly) {
+  int n = pkOnly ? t->n_pk : t->n_cols;
+  for (int i = 0; i < n; i++) {
+    const catalog_col *col = &t->cols[pkOnly ? t->pk[i] : i];
+    if (i) sqlite3_str_appendchar(sql, 1, ',');
+    if (col->kind == K_BYTEA) {
+      sqlite3_str_appendall(sql, "translate(encode(");
+      pgsql_ident(sql, col->name);
+      sqlite3_str_appendall(sql, ", 'base64'), E'\\n', '')");
+    } else {
+      pgsql_ident(sql, col->name);
+    }
+  }
+}
+
+/* " WHERE "p1" = <$pkParam's p1> AND ...": key names bound from $firstKey. */
+void pgsql_pk_where(sqlite3_str *sql, const catalog_table *t, int pkParam, int firstKey) {
+  for (int k = 0; k < t->n_pk; k++) {
+    const catalog_col *col = &t->cols[t->pk[k]];
+    sqlite3_str_appendall(sql, k ? " AND " : " WHERE ");
+    pgsql_ident(sql, col->name);
+    sqlite3_str_appendall(sql, " = ");
+    pgsql_value(sql, col, pkParam, firstKey + k);
+  }
+}
+
+/* What every push needs of t, built once: the read of a row by key ($1 the
+** pk object, $2.. its column names), every column then the key's. */
+int pgsql_table(catalog_table *t) {
+  for (int c = 0; c < t->n_cols; c++)
+    if (!(t->cols[c].key = sqlite3_mprintf("%s", t->cols[c].name))) return -1;
+  sqlite3_str *sql = sqlite3_str_new(0);
+  sqlite3_str_appendall(sql, "SELECT ");
+  pgsql_columns(sql, t, 0);
+  sqlite3_str_appendall(sql, ",");
+  pgsql_columns(sql, t, 1);
+  sqlite3_str_appendall(sql, " FROM ");
+  pgsql_ident(sql, t->name);
+  pgsql_pk_where(sql, t, 1, 2);
+  t->read_sql = sqlite3_str_finish(sql);
+  return t->read_sql ? 0 : -1;
+}
+
+static void append_value(sqlite3_str *out, const catalog_col *col, const PGresult *r, int row,
+                         int f) {
+  if (PQgetisnull(r, row, f)) {
+    sqlite3_str_appendall(out, "null");
+    return;
+  }
+  const char *v = PQgetvalue(r, row, f);
+  switch (col->kind) {
+  case K_INT:
+    sqlite3_str_appendall(out, v);
+    break;
+  case K_FLOAT:
+  case K_NUMERIC:
+    if (strcmp(v, "NaN") == 0)
+      sqlite3_str_appendall(out, "null");
+    else if (strcmp(v, "Infinity") == 0)
+      sqlite3_str_appendall(out, "1e999");
+    else if (strcmp(v, "-Infinity") == 0)
+      sqlite3_str_appendall(out, "-1e999");
+    else {
+      sqlite3_str_appendall(out, v);
+      /* "2" would read back as an integer: keep a double visibly REAL */
+      if (col->kind == K_FLOAT && !strpbrk(v, ".eE")) sqlite3_str_appendall(out, ".0");
+    }
+    break;
+  case K_BOOL:
+    sqlite3_str_appendall(out, v[0] == 't' ? "true" : "false");
+    break;
+  case K_BYTEA:
+    sqlite3_str_appendall(out, "{\"$base64\":");
+    value_append_string(out, v, -1);
+    sqlite3_str_appendchar(out, 1, '}');
+    break;
+  default:
+    value_append_string(out, v, -1);
+  }
+}
+
+/* {"col":value,...} of result row `row`, fields from f0 in the order of
+** pgsql_columns(pkOnly). */
+char *pgsql_row(const catalog_table *t, const PGresult *r, int row, int f0, int pkOnly) {
+  sqlite3_str *out = sqlite3_str_new(0);
+  int n = pkOnly ? t->n_pk : t->n_cols;
+  sqlite3_str_appendchar(out, 1, '{');
+  for (int i = 0; i < n; i++) {
+    const catalog_col *col = &t->cols[pkOnly ? t->pk[i] : i];
+    if (i) sqlite3_str_appendchar(out, 1, ',');
+    value_append_string(out, col->name, -1);
+    sqlite3_str_appendchar(out, 1, ':');
+    append_value(out, col, r, row, f0 + i);
+  }
+  sqlite3_str_appendchar(out, 1, '}');
+  return sqlite3_str_finish(out);
+}
+
+/* The key object of result row `row`: the key columns among every column. */
+char *pgsql_pk(const catalog_table *t, const PGresult *r, int row) {
+  sqlite3_str *pk = sqlite3_str_new(0);
+  sqlite3_str_appendchar(pk, 1, '{');
+  for (int k = 0; k < t->n_pk; k++) {
+    if (k) sqlite3_str_appendchar(pk, 1, ',');
+    value_append_string(pk, t->cols[t->pk[k]].name, -1);
+    sqlite3_str_appendchar(pk, 1, ':');
+    append_value(pk, &t->cols[t->pk[k]], r, row, t->pk[k]);
+  }
+  sqlite3_str_appendchar(pk, 1, '}');
+  return sqlite3_str_finish(pk);
+}

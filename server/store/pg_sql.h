@@ -1,0 +1,44 @@
+/*
+** pg_sql.h: the SQL and JSON texts of the PostgreSQL dialect (pg_sql.c),
+** for dialect_pg.c.
+*/
+#ifndef SYNCD_PG_SQL_H
+#define SYNCD_PG_SQL_H
+
+#include <libpq-fe.h>
+#include <sqlite3.h>
+
+#include "catalog.h"
+
+/* catalog_col.kind of a PostgreSQL column */
+enum { K_TEXT, K_INT, K_FLOAT, K_NUMERIC, K_BOOL, K_BYTEA };
+
+/* The kind of a column whose type (or domain's base type) is typname. */
+int pgsql_kind(const char *typname);
+
+/* Append a quoted identifier. */
+void pgsql_ident(sqlite3_str *sql, const char *name);
+
+/* Append the value of key $keyParam of the json in $jsonParam, cast to
+** col's type. */
+void pgsql_value(sqlite3_str *sql, const catalog_col *col, int jsonParam, int keyParam);
+
+/* Append the select list printing every column, or (pkOnly) the key's. */
+void pgsql_columns(sqlite3_str *sql, const catalog_table *t, int pkOnly);
+
+/* Append " WHERE "p1" = <$pkParam's p1> AND ...", key names bound from
+** $firstKey on. */
+void pgsql_pk_where(sqlite3_str *sql, const catalog_table *t, int pkParam, int firstKey);
+
+/* Build t's column keys and its row read (catalog_finish's prepare);
+** nonzero when out of memory. */
+int pgsql_table(catalog_table *t);
+
+/* {"col":value,...} of result row `row`, fields from f0 in the order of
+** pgsql_columns(pkOnly); NULL when out of memory. */
+char *pgsql_row(const catalog_table *t, const PGresult *r, int row, int f0, int pkOnly);
+
+/* The key object of result row `row` of a select of every column. */
+char *pgsql_pk(const catalog_table *t, const PGresult *r, int row);
+
+#endif

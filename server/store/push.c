@@ -1,0 +1,244 @@
+/*
+** push.c: the one push algorithm (store_push in store.h), for every
+** storage dialect.
+**
+** A batch runs in ONE transaction: the client's last processed id is read
+** and held, mutations go in id order, each in its own savepoint; an id at
+** or below the last one is answered from its recorded outcome, never
+** applied again; every other one is applied or refused, and its outcome
+** recorded. Then the last id moves, old outcomes are pruned, tombstones
+** compacted, other processes notified, and the transaction commits.
+**
+** A refusal that ends the whole transaction (SQLite's RAISE(ROLLBACK) in a
+** trigger, DIALECT_ENDED) makes the batch start again, that mutation now
+** refused unrun: each retry refuses one more, so it ends.
+*/
+#include "jscan.h"
+#include "store_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* What check_keys gathers from the keys of pk, then of data. */
+typedef struct key_scan {
+  const catalog *cat;
+  const catalog_table *t;
+  int in_data;
+  int seen_pk;
+  dialect_cols *cols;
+  int *used;
+  char *reason;
+} key_scan;
+
+static int key_seen(void *arg, const char *key) {
+  key_scan *k = arg;
+  const catalog_table *t = k->t;
+  int c = catalog_column_find(k->cat, t, key);
+  if (c < 0) {
+    k->reason = wire_errf("table %s has no column named %s", t->name, key);
+    return k->reason ? DIALECT_REJECTED : DIALECT_FATAL;
+  }
+  if (!k->in_data && !catalog_is_pk(t, c)) {
+    k->reason = wire_errf("pk: %s is not a primary key column of table %s", key, t->name);
+    return k->reason ? DIALECT_REJECTED : DIALECT_FATAL;
+  }
+  if (!k->in_data) {
+    k->seen_pk++;
+    return DIALECT_OK;
+  }
+  if (!k->used[c]) k->cols->data[k->cols->n_data++] = c;
+  if (!k->used[c] && !catalog_is_pk(t, c)) k->cols->set[k->cols->n_set++] = c;
+  k->used[c] = 1;
+  return DIALECT_OK;
+}
+
+/* Check the keys of the mutation's pk and data objects against t: pk
+** exactly the key columns, data only t's columns; fills cols. */
+static dialect_result check_keys(const catalog *cat, const catalog_table *t,
+                                 const store_mutation *m, dialect_cols *cols, char **reason) {
+  key_scan k = {cat, t, 0, 0, cols, 0, 0};
+  k.used = sqlite3_malloc64(sizeof *k.used * (t->n_cols + 1));
+  if (!k.used) return DIALECT_FATAL;
+  memset(k.used, 0, sizeof *k.used * (t->n_cols + 1));
+  int result = jscan_object_keys(m->pk, key_seen, &k);
+  k.in_data = 1;
+  if (result == DIALECT_OK && m->data) result = jscan_object_keys(m->data, key_seen, &k);
+  sqlite3_free(k.used);
+  if (result != DIALECT_OK && result != DIALECT_REJECTED) result = DIALECT_FATAL;
+  if (result == DIALECT_OK && k.seen_pk != t->n_pk) {
+    k.reason = wire_errf("pk must hold exactly the primary key columns of table %s", t->name);
+    result = k.reason ? DIALECT_REJECTED : DIALECT_FATAL;
+  }
+  *reason = k.reason;
+  return result;
+}
+
+/* The row statements of m on t, inside its savepoint. */
+static dialect_result apply_rows(const store *s, dialect_conn *c, const catalog_table *t,
+                                 const store_mutation *m, const dialect_cols *cols, wire_outcome *o,
+                                 char **err) {
+  const dialect *d = s->d;
+  char *del_pk = 0;
+  int changed = 0;
+  dialect_result r;
+  if (m->op == STORE_UPDATE && cols->n_set == 0) {
+    /* nothing to set: only the row's existence matters */
+    r = d->read_row(c, t, m->pk, &o->row, &o->pk, &o->reason, err);
+    if (r == DIALECT_OK && !o->row) r = DIALECT_REJECTED, o->reason = wire_errf("no such row");
+  } else {
+    r = d->write_row(c, t, m, cols, &changed, &del_pk, &o->reason, err);
+    if (r == DIALECT_OK && m->op == STORE_UPDATE && !changed)
+      r = DIALECT_REJECTED, o->reason = wire_errf("no such row");
+  }
+  if (r == DIALECT_OK && changed && m->op != STORE_DELETE) {
+    r = d->read_row(c, t, m->pk, &o->row, &o->pk, &o->reason, err);
+    if (r == DIALECT_OK && !o->row)
+      r = DIALECT_REJECTED, o->reason = wire_errf("the row's key does not match pk");
+  }
+  if (r == DIALECT_OK && changed) {
+    const char *pk = m->op == STORE_DELETE ? del_pk : o->pk;
+    if (d->log_change(c, t->name, pk, o->row, &o->version, err)) r = DIALECT_FATAL;
+    if (m->op == STORE_DELETE) o->pk = del_pk, del_pk = 0;
+  }
+  sqlite3_free(del_pk);
+  return r;
+}
+
+/* Apply m in its own savepoint; fills o. Returns 0, or -1 when the batch
+** must fail (*err set), or -2 when m's refusal ended the whole transaction
+** (o->reason says why). */
+static int apply_one(const store *s, dialect_conn *c, const store_mutation *m, wire_outcome *o,
+                     char **err) {
+  const dialect *d = s->d;
+  const catalog_table *t = catalog_table_find(&s->cat, m->table);
+  memset(o, 0, sizeof *o);
+  if (!t) {
+    o->reason = wire_errf("no such table: %s", m->table);
+    o->pk = sqlite3_mprintf("%s", m->pk);
+    return o->reason && o->pk ? 0 : (*err = wire_errf("out of memory"), -1);
+  }
+  int *buf = sqlite3_malloc64(sizeof *buf * 2 * (t->n_cols + 1));
+  if (!buf) return *err = wire_errf("out of memory"), -1;
+  dialect_cols cols = {buf, 0, buf + t->n_cols + 1, 0};
+  if (d->savepoint(c, err)) return sqlite3_free(buf), -1;
+  dialect_result r = check_keys(&s->cat, t, m, &cols, &o->reason);
+  if (r == DIALECT_OK) r = apply_rows(s, c, t, m, &cols, o, err);
+  sqlite3_free(buf);
+  r = d->settle(c, r, &o->reason, err);
+  if (r == DIALECT_ENDED) return -2;
+  if (r == DIALECT_FATAL) return *err ? -1 : (*err = wire_errf("out of memory"), -1);
+  if (r == DIALECT_REJECTED) {
+    sqlite3_free(o->row);
+    o->row = 0;
+    o->version = 0;
+    if (!o->reason) return *err = wire_errf("out of memory"), -1;
+    if (d->rollback_to(c, err)) return -1;
+  }
+  o->applied = r == DIALECT_OK;
+  if (!o->pk && !(o->pk = sqlite3_mprintf("%s", m->pk)))
+    return *err = wire_errf("out of memory"), -1;
+  return d->release(c, err);
+}
+
+/* One try at a batch, in one transaction. Returns 0 (committed), -1 (failed,
+** *err set), or i + 1 when m[i] ended the transaction itself: its reason is
+** moved to doomed[i], and the caller tries again, refusing m[i] unrun. */
+static int attempt(const store *s, dialect_conn *c, const char *client, const store_mutation *m,
+                   int n, const int *order, wire_outcome *res, char **doomed, int *n_changed,
+                   char **err) {
+  const dialect *d = s->d;
+  long long last = 0;
+  int n_deleted = 0;
+  if (d->begin(c, DIALECT_PUSH, err) || d->client_last(c, client, &last, err)) return -1;
+  long long first = last;
+  for (int k = 0; k < n; k++) {
+    const store_mutation *mu = &m[order[k]];
+    wire_outcome *o = &res[order[k]];
+    if (mu->id <= last) {
+      if (d->replay(c, client, mu->id, o, err)) return -1;
+      continue;
+    }
+    int rc = 0;
+    if (doomed[order[k]]) {
+      o->reason = sqlite3_mprintf("%s", doomed[order[k]]);
+      o->pk = sqlite3_mprintf("%s", mu->pk);
+      if (!o->reason || !o->pk) rc = -1, *err = wire_errf("out of memory");
+    } else {
+      rc = apply_one(s, c, mu, o, err);
+    }
+    if (rc == -2) {
+      doomed[order[k]] = o->reason;
+      o->reason = 0;
+      return order[k] + 1;
+    }
+    const catalog_table *t = catalog_table_find(&s->cat, mu->table);
+    if (rc || d->record(c, client, mu->id, o, t ? t->name : mu->table, err)) return -1;
+    last = mu->id;
+    if (o->version) {
+      (*n_changed)++;
+      if (!o->row) n_deleted++;
+    }
+  }
+  /* Finding the cutoff of the outcomes kept walks STORE_KEEP_OUTCOMES index
+  ** entries: done when the last id crosses a multiple of STORE_PRUNE_EVERY,
+  ** not on every push (which made a push's cost grow with the outcomes
+  ** kept), so a client keeps at most STORE_PRUNE_EVERY + a batch more. */
+  if (d->client_set_last(c, client, last, err) ||
+      (first / STORE_PRUNE_EVERY != last / STORE_PRUNE_EVERY &&
+       d->prune(c, client, STORE_KEEP_OUTCOMES, err)) ||
+      (n_deleted && s->max_tombstones > 0 && d->compact(c, s->max_tombstones, err)) ||
+      (*n_changed && d->notify && d->notify(c, err)))
+    return -1;
+  return d->commit(c, err) ? -1 : 0;
+}
+
+static int cmp_by_id(const void *a, const void *b, void *arg) {
+  const store_mutation *m = arg;
+  long long x = m[*(const int *)a].id, y = m[*(const int *)b].id;
+  if (x != y) return x < y ? -1 : 1;
+  return *(const int *)a - *(const int *)b;
+}
+
+int store_push(store *s, const char *client, const store_mutation *m, int n, char **json,
+               int *n_changed, char **err) {
+  *json = 0;
+  *n_changed = 0;
+  if (n == 0) {
+    *json = wire_results(m, 0, 0);
+    return *json ? STORE_OK : (*err = wire_errf("out of memory"), STORE_ERROR);
+  }
+  dialect_conn *c = pool_get(&s->pool, err);
+  if (!c) return STORE_ERROR;
+  int *order = sqlite3_malloc64(sizeof *order * n);
+  wire_outcome *res = sqlite3_malloc64(sizeof *res * n);
+  char **doomed = sqlite3_malloc64(sizeof *doomed * n);
+  int rc = order && res && doomed ? 1 : -1;
+  if (rc < 0) {
+    *err = wire_errf("out of memory");
+  } else {
+    memset(res, 0, sizeof *res * n);
+    memset(doomed, 0, sizeof *doomed * n);
+    /* id order, stable for equal ids: a repeated id is then answered from
+    ** the first one's outcome */
+    for (int i = 0; i < n; i++)
+      order[i] = i;
+    qsort_r(order, n, sizeof *order, cmp_by_id, (void *)m);
+  }
+  while (rc > 0) {
+    for (int i = 0; i < n; i++)
+      wire_outcome_clear(&res[i]);
+    *n_changed = 0;
+    rc = attempt(s, c, client, m, n, order, res, doomed, n_changed, err);
+  }
+  if (rc == 0 && !(*json = wire_results(m, res, n))) rc = -1, *err = wire_errf("out of memory");
+  if (rc) *n_changed = 0;
+  for (int i = 0; res && doomed && i < n; i++) {
+    wire_outcome_clear(&res[i]);
+    sqlite3_free(doomed[i]);
+  }
+  sqlite3_free(doomed);
+  sqlite3_free(res);
+  sqlite3_free(order);
+  pool_put(&s->pool, c);
+  return rc ? STORE_ERROR : STORE_OK;
+}

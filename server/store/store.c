@@ -1,0 +1,88 @@
+/*
+** store.c: opening and closing a store (store.h) over a dialect: the
+** schema, the catalog of synced tables, the database id, the rows the
+** schema inserted logged as changes, and the pool. push.c and pull.c serve
+** the requests.
+*/
+#include "store_impl.h"
+
+#include <string.h>
+
+typedef struct backfill {
+  const dialect *d;
+  dialect_conn *c;
+  const char *table;
+} backfill;
+
+/* Log one row the schema inserted (a dialect's scan calls it). */
+static int backfill_row(void *arg, const char *pk, const char *row, char **err) {
+  backfill *b = arg;
+  return b->d->log_change(b->c, b->table, pk, row, 0, err);
+}
+
+/* In one transaction, so a failed start leaves nothing behind: the schema
+** and the internal tables, the catalog, the db id, and on first creation
+** the rows the schema inserted (they must reach clients' initial sync). */
+static int setup(store *s, dialect_conn *c, const char *schema_sql, char **err) {
+  const dialect *d = s->d;
+  int found = 0;
+  if (d->begin(c, DIALECT_SETUP, err) || d->setup(c, schema_sql, err) ||
+      d->load_catalog(c, &s->cat, err) || d->read_db_id(c, s->db_id, sizeof s->db_id, &found, err))
+    return -1;
+  if (!found) {
+    wire_new_db_id(s->db_id);
+    if (d->write_db_id(c, s->db_id, err)) return -1;
+    for (int i = 0; i < s->cat.n_tables; i++) {
+      backfill b = {d, c, s->cat.tables[i].name};
+      if (d->scan(c, &s->cat.tables[i], backfill_row, &b, err)) return -1;
+    }
+  }
+  if (s->max_tombstones > 0 && d->compact(c, s->max_tombstones, err)) return -1;
+  return d->commit(c, err);
+}
+
+static store *store_open(const dialect *d, const char *target, const store_config *cfg,
+                         char **err) {
+  *err = 0;
+  store *s = sqlite3_malloc64(sizeof *s);
+  if (!s) return *err = wire_errf("out of memory"), (store *)0;
+  memset(s, 0, sizeof *s);
+  s->d = d;
+  s->cat.fold_case = d->fold_case;
+  s->max_tombstones = cfg->max_tombstones;
+  if (d->open(target, &s->db, err)) {
+    sqlite3_free(s);
+    return 0;
+  }
+  if (pool_init(&s->pool, d, s->db)) {
+    *err = wire_errf("out of memory");
+    store_close(s);
+    return 0;
+  }
+  dialect_conn *c = pool_get(&s->pool, err);
+  int bad = !c || setup(s, c, cfg->schema_sql, err);
+  if (c) pool_put(&s->pool, c);
+  if (!bad && cfg->on_change && d->listen)
+    bad = d->listen(s->db, cfg->on_change, cfg->on_change_arg, err);
+  if (bad) {
+    if (!*err) *err = wire_errf("out of memory");
+    store_close(s);
+    return 0;
+  }
+  return s;
+}
+
+store *store_sqlite_open(const char *path, const store_config *cfg, char **err) {
+  return store_open(&dialect_sqlite, path, cfg, err);
+}
+
+store *store_pg_open(const char *url, const store_config *cfg, char **err) {
+  return store_open(&dialect_pg, url, cfg, err);
+}
+
+void store_close(store *s) {
+  if (s->pool.idle) pool_close(&s->pool);
+  catalog_free(&s->cat);
+  s->d->close(s->db);
+  sqlite3_free(s);
+}

@@ -1,0 +1,60 @@
+/*
+** store.h: the storage of syncd, as its HTTP side sees it.
+**
+** server/http/ (routes.c, events.c, syncd.c) talks to storage only through
+** these functions. One push algorithm (push.c) and one pull algorithm
+** (pull.c) serve every storage; what differs between SQLite and PostgreSQL
+** is a dialect (dialect.h). Every function is safe to call from many
+** threads at once (one per HTTP connection).
+**
+** Contract (docs/PROTOCOL.md is the spec):
+**   - one version counter per database; every row change gets the next one;
+**   - the change log keeps the latest change per (table, pk), deletes stay
+**     as tombstones until more than max_tombstones exist, then the oldest go
+**     and the horizon rises to the highest purged version;
+**   - a cursor is "<db id>-<version>"; the db id is random, chosen once when
+**     the database is created;
+**   - per client: the last processed mutation id and the recorded outcome
+**     (status, reason, table, pk) of at least its last 10000 mutations.
+**
+** Every string a store returns (json, cursor, err) is allocated with
+** sqlite3_malloc (syncd uses sqlite3_str as its one string builder) and is
+** freed by the caller with sqlite3_free.
+*/
+#ifndef SYNCD_STORE_H
+#define SYNCD_STORE_H
+
+#include "store_types.h"
+
+typedef struct store store;
+
+/* Open (creating if needed) a store on a SQLite file or a PostgreSQL URL;
+** NULL with *err set on failure. */
+store *store_sqlite_open(const char *path, const store_config *cfg, char **err);
+store *store_pg_open(const char *url, const store_config *cfg, char **err);
+
+/* Apply a batch for client_id in ONE transaction, each mutation in its own
+** savepoint, in id order, at most once. *json receives {"results":[...]}
+** in the order of m[]; *n_changed the number of row changes committed (0:
+** nothing to announce). (push.c) */
+int store_push(store *s, const char *client_id, const store_mutation *m, int n, char **json,
+               int *n_changed, char **err);
+
+/* Read up to limit changes after cursor (NULL: initial sync, live rows
+** only) and client_id's last_mutation_id, in one read transaction. When
+** pending_from > 0, also the client's mutations with pending_from <= id <=
+** last_mutation_id whose recorded status is rejected ("rejected", id
+** order), in the same transaction; 0: no "rejected" key. (pull.c) */
+int store_pull(store *s, const char *client_id, const char *cursor, int limit,
+               long long pending_from, store_page *page, char **err);
+
+/* The cursor of the current head version. (pull.c) */
+int store_head(store *s, char **cursor, char **err);
+
+/* Release the strings of a page (the struct itself is the caller's). */
+void store_page_clear(store_page *page);
+
+/* Stop background threads, close connections, free s. */
+void store_close(store *s);
+
+#endif

@@ -1,0 +1,77 @@
+/*
+** wire.h: the texts the store hands to clients, built in one place so that
+** every storage dialect speaks exactly the same protocol: cursors, pull
+** pages, push results, and the error messages of the store.
+**
+** A leaf of server/store/: it calls nothing but common/ and SQLite's string
+** builder, so the push and pull algorithms and the dialects may all use it.
+*/
+#ifndef SYNCD_WIRE_H
+#define SYNCD_WIRE_H
+
+#include <sqlite3.h>
+
+#include "store_types.h"
+
+/* Fill id (at least 13 bytes) with a fresh random database id. */
+void wire_new_db_id(char *id);
+
+/* Parse "<db id>-<version>". Returns STORE_OK with *version set, or
+** STORE_BAD_CURSOR when it is not a cursor, or STORE_EXPIRED when it names
+** another database. */
+int wire_cursor_parse(const char *cursor, const char *db_id, long long *version);
+
+/* A new cursor string (sqlite3_malloc'd), NULL when out of memory. */
+char *wire_cursor(const char *db_id, long long version);
+
+/* A pull page while it is read: the dialect reports the state it read
+** (head, horizon, last_id) and appends changes and rejected mutations;
+** wire_page_finish turns it into a store_page. */
+typedef struct wire_page {
+  sqlite3_str *out;      /* "{"changes":[" and the changes so far */
+  sqlite3_str *rejected; /* the "rejected" entries; NULL: no such key */
+  int limit;             /* changes a page holds; one more sets has_more */
+  int n_changes;
+  int has_more;
+  long long last_version; /* of the last change appended */
+  long long head, horizon, last_id;
+} wire_page;
+
+/* Start p for up to limit changes, with a "rejected" key when rejected. */
+void wire_page_start(wire_page *p, int limit, int rejected);
+
+/* Append one change; row is NULL for a delete. pk and row are JSON texts
+** printed exactly by the dialect. Past limit, only sets has_more. */
+void wire_page_change(wire_page *p, const char *table, const char *pk, const char *row,
+                      long long version);
+
+/* Append one entry to the "rejected" list (reason NULL: empty). */
+void wire_page_rejected(wire_page *p, long long id, const char *reason);
+
+/* Finish p into page (json and cursor: the last change's version when
+** has_more, else head), freeing p's builders. STORE_OK, or STORE_ERROR
+** with *err when out of memory. */
+int wire_page_finish(wire_page *p, const char *db_id, store_page *page, char **err);
+
+/* Free p's builders without a page (p read but not answered). */
+void wire_page_drop(wire_page *p);
+
+/* The outcome of one mutation of a push, as recorded and as answered.
+** Strings are sqlite3_malloc'd. */
+typedef struct wire_outcome {
+  int applied; /* else rejected, with reason */
+  char *reason;
+  char *row;         /* the row's JSON after it; NULL: none (deleted, rejected) */
+  char *pk;          /* canonical pk when applied, else the request's */
+  long long version; /* 0: nothing changed */
+} wire_outcome;
+
+void wire_outcome_clear(wire_outcome *o);
+
+/* {"results":[...]}, res[i] answering m[i]; NULL when out of memory. */
+char *wire_results(const store_mutation *m, const wire_outcome *res, int n);
+
+/* A sqlite3_malloc'd copy of a printf-style message (for *err, *reason). */
+char *wire_errf(const char *fmt, ...);
+
+#endif
