@@ -24,8 +24,12 @@ ENGINE_SRC  = $(wildcard ext/*.c ext/engine/*.c)
 NET_SRC     = $(if $(filter 0,$(NET)),,$(wildcard ext/net/*.c))
 EXT_H       = $(COMMON_H) $(wildcard ext/*.h ext/engine/*.h ext/net/*.h)
 EXT_INC     = $(INC_COMMON) -Iext -Iext/engine $(if $(NET_SRC),-Iext/net)
+# syncd's sources are listed here, not in mk/server.mk: mk/fuzz.mk and
+# mk/san.mk, read before it, expand them in their rules' prerequisites.
 SERVER_DIRS = server $(wildcard server/*/)
 SERVER_INC  = $(INC_COMMON) $(patsubst %/,%,$(SERVER_DIRS:%=-I%))
+SERVER_SRC  = $(COMMON_SRC) $(wildcard server/*.c server/*/*.c)
+SERVER_H    = $(COMMON_H) $(wildcard server/*.h server/*/*.h)
 PKGS_EXT    = $(if $(filter 0,$(NET)),libcjson,libcurl libcjson)
 EXT_CFLAGS  = $(WARN) -fPIC -fvisibility=hidden -DSYNC_LOADABLE $(if $(filter 0,$(NET)),-DSYNC_NO_NET) \
               $(EXT_INC) $(shell pkg-config --cflags $(PKGS_EXT) 2>/dev/null)

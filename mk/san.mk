@@ -19,8 +19,6 @@ SAN_CFLAGS_tsan = -O1 -g -fsanitize=thread
 # The C hosts of each build (mk/*.mk that define the variables used in
 # prerequisites come after this file, so those lists are spelled out here).
 SAN_HOSTS       = host_test worker_driver
-SAN_SYNCD_SRC   = $(wildcard common/*.c server/*.c server/*/*.c)
-SAN_SYNCD_H     = $(wildcard common/*.h server/*.h server/*/*.h)
 
 # $(call san_rules,KIND): build/KIND/sync.so, build/KIND/syncd and the hosts.
 define san_rules
@@ -31,11 +29,11 @@ build/$(1)/ext/%.o: %.c $$(EXT_H)
 build/$(1)/sync.$$(SO): $$(EXT_SRC:%.c=build/$(1)/ext/%.o)
 	$$(CC) $$(SAN_CFLAGS_$(1)) -shared -o $$@ $$^ $$(EXT_LIBS)
 
-build/$(1)/server/%.o: %.c $$(SAN_SYNCD_H)
+build/$(1)/server/%.o: %.c $$(SERVER_H)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(SERVER_CFLAGS) $$(SAN_CFLAGS_$(1)) -c -o $$@ $$<
 
-build/$(1)/syncd: $$(SAN_SYNCD_SRC:%.c=build/$(1)/server/%.o)
+build/$(1)/syncd: $$(SERVER_SRC:%.c=build/$(1)/server/%.o)
 	$$(CC) $$(SAN_CFLAGS_$(1)) -o $$@ $$^ $$(SERVER_LIBS)
 
 build/$(1)/host_test: tests/unit/host_test.c tests/unit/check.h common/sqlite_api.h

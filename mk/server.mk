@@ -1,8 +1,8 @@
 # syncd, the reference sync server, and its protocol tests (tests/server).
 # common/ is shared with the extension; here it is compiled a second time
 # without -DSYNC_LOADABLE so it calls the libsqlite3 the server links.
-# syncd parses JSON with SQLite's JSON functions only (exact 64-bit ids and
-# values), so it does not link cJSON.
+# syncd reads JSON with common/jscan.c and SQLite's JSON functions (exact
+# 64-bit ids and values), so it does not link cJSON.
 .PHONY: test-server
 TEST_TARGETS += test-server
 all: server/syncd
@@ -10,8 +10,6 @@ all: server/syncd
 PKGS_SERVER    = libmicrohttpd libpq sqlite3 libcrypto
 SERVER_CFLAGS  = $(WARN) $(SERVER_INC) $(shell pkg-config --cflags $(PKGS_SERVER) 2>/dev/null)
 SERVER_LIBS    = $(shell pkg-config --libs $(PKGS_SERVER) 2>/dev/null) -lpthread
-SERVER_SRC     = $(COMMON_SRC) $(wildcard server/*.c server/*/*.c)
-SERVER_H       = $(COMMON_H) $(wildcard server/*.h server/*/*.h)
 SERVER_OBJ     = $(SERVER_SRC:%.c=build/server/%.o)
 CLEAN_EXTRA   += server/syncd
 
