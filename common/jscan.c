@@ -306,12 +306,20 @@ int jscan_object_keys(const char *z, int (*fn)(void *, const char *), void *arg)
   const char *e = z + strlen(z), *p = jscan_ws(z, e);
   if (AT(p) != '{') return 0;
   jspan key, val;
+  char small[128]; /* syncd calls this for every key of every pushed mutation */
   while (jscan_member(&p, e, &key, &val)) {
-    jspan quoted = {key.z - 1, key.n + 2};
-    int nul;
-    char *k = jscan_text(quoted, &nul);
-    int rc = k ? fn(arg, k) : SQLITE_NOMEM;
-    sqlite3_free(k);
+    int rc;
+    if (key.n < (int)sizeof small && !memchr(key.z, '\\', (size_t)key.n)) {
+      memcpy(small, key.z, (size_t)key.n);
+      small[key.n] = 0;
+      rc = fn(arg, small);
+    } else {
+      jspan quoted = {key.z - 1, key.n + 2};
+      int nul;
+      char *k = jscan_text(quoted, &nul);
+      rc = k ? fn(arg, k) : SQLITE_NOMEM;
+      sqlite3_free(k);
+    }
     if (rc) return rc;
   }
   return 0;

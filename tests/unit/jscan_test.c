@@ -192,6 +192,18 @@ static void test_keys_utf8(void) {
   char *got = sqlite3_str_finish(s);
   CHECK_STR(got, "[a][bc][\"]");
   sqlite3_free(got);
+  /* a key longer than the copy kept on the stack */
+  char longkey[400];
+  memset(longkey, 'k', sizeof longkey);
+  char *obj = sqlite3_mprintf("{\"%.*s\":1,\"%.*s\":2}", 127, longkey, 300, longkey);
+  s = sqlite3_str_new(0);
+  CHECK_INT(jscan_object_keys(obj, keys_cb, s), 0);
+  got = sqlite3_str_finish(s);
+  char *want = sqlite3_mprintf("[%.*s][%.*s]", 127, longkey, 300, longkey);
+  CHECK_STR(got, want);
+  sqlite3_free(want);
+  sqlite3_free(got);
+  sqlite3_free(obj);
   s = sqlite3_str_new(0);
   CHECK_INT(jscan_object_keys("{\"stop\":1,\"after\":2}", keys_cb, s), 7);
   sqlite3_free(sqlite3_str_finish(s));
