@@ -77,7 +77,7 @@ static void atfork_child(void) {
     if (s->lockfd >= 0) close(s->lockfd);
     s->lockfd = -1;
     if (!s->running) continue;
-    s->running = s->stop = s->joining = s->sse = s->standby = 0;
+    s->running = s->stop = s->joining = s->sse = 0;
     s->refs--; /* the worker's reference: it has no thread here */
     s->multi = 0;
     s->owner = 0;

@@ -50,7 +50,7 @@ typedef struct Site {
   unsigned nudge; /* N_* bits, taken by the worker */
   /* status, published by the worker */
   const char *state;
-  int online, sse, standby;
+  int online, sse;
   char *lastError;
   int64_t lastPushAt, lastPullAt, nextRetryAt, pushed, pulled;
   /* sync_wait */

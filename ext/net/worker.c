@@ -51,7 +51,6 @@ static int take_lock(Site *s, int *pFd) {
     }
     pthread_mutex_lock(&s->mu);
     if (msg) show_error(s, msg);
-    s->standby = 1;
     s->state = "idle";
     struct timespec ts;
     site_deadline(&ts, STANDBY_POLL_MS);
@@ -60,7 +59,6 @@ static int take_lock(Site *s, int *pFd) {
   }
   pthread_mutex_lock(&s->mu);
   s->lockfd = *pFd;
-  s->standby = 0;
   show_error(s, 0);
   pthread_mutex_unlock(&s->mu);
   return 1;
@@ -111,7 +109,6 @@ static void *worker_main(void *arg) {
   pthread_mutex_lock(&s->mu);
   s->state = "stopped";
   s->sse = 0;
-  s->standby = 0;
   pthread_mutex_unlock(&s->mu);
   return 0;
 }
