@@ -12,10 +12,12 @@
   4. a header name is unique across the tree, so a flat #include names one
      file
 
-    tests/arch/check.py [--objects DIR...]
+    tests/arch/check.py [--top DIR] [--objects DIR...]
 
-The objects default to build/ext and build/server (make all). The last
-line is "arch: N passed, N failed".
+The tree defaults to this checkout, the objects (relative to it) to
+build/ext and build/server (make all); tests/arch/test_check.py runs it on
+small trees made to break each rule. The last line is "arch: N passed, N
+failed".
 """
 import argparse
 import os
@@ -52,13 +54,13 @@ def allowed(src, dst):
     return sside == dside and dlev <= slev
 
 
-def sources():
+def sources(top):
     out = []
     for root in ("common", "ext", "server"):
-        for dirpath, _, files in os.walk(os.path.join(TOP, root)):
+        for dirpath, _, files in os.walk(os.path.join(top, root)):
             for f in files:
                 if f.endswith((".c", ".h")):
-                    out.append(os.path.relpath(os.path.join(dirpath, f), TOP))
+                    out.append(os.path.relpath(os.path.join(dirpath, f), top))
     return sorted(out)
 
 
@@ -69,8 +71,10 @@ def unit(path):
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--top", default=TOP)
     ap.add_argument("--objects", nargs="*", default=["build/ext", "build/server"])
     args = ap.parse_args()
+    top = os.path.abspath(args.top)
     passed = failed = 0
 
     def check(ok, what):
@@ -82,7 +86,7 @@ def main():
             print("arch: FAILED: " + what)
         return ok
 
-    files = sources()
+    files = sources(top)
     existing = set(files)
 
     # 4: unique header names
@@ -95,7 +99,7 @@ def main():
 
     # 3: sizes and opening comments
     for f in files:
-        with open(os.path.join(TOP, f), encoding="utf-8") as fh:
+        with open(os.path.join(top, f), encoding="utf-8") as fh:
             text = fh.read()
         if f.endswith(".c"):
             n = text.count("\n")
@@ -106,7 +110,7 @@ def main():
     uses = {}  # unit -> {unit: why}
     inc_re = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
     for f in files:
-        with open(os.path.join(TOP, f), encoding="utf-8") as fh:
+        with open(os.path.join(top, f), encoding="utf-8") as fh:
             text = fh.read()
         for inc in inc_re.findall(text):
             base = os.path.basename(inc)
@@ -124,7 +128,7 @@ def main():
     defined, undefined = {}, {}
     nobj = 0
     for d in args.objects:
-        root = os.path.join(TOP, d)
+        root = os.path.join(top, d)
         for dirpath, _, objs in os.walk(root):
             for o in objs:
                 if not o.endswith(".o"):
