@@ -142,9 +142,9 @@ typedef struct Batch {
   SyncTable *t;
   int nRow, capRow, capVal;
   jspan *vals; /* row r, column j: vals[r * t->nCol + j] */
-  int *chg;   /* per row: its change (from 1) */
+  int *chg;    /* per row: its change (from 1) */
   jspan *pks;  /* per row: its key object */
-  int lo, hi; /* the rows sync_apply_rows gives: lo to hi - 1 */
+  int lo, hi;  /* the rows sync_apply_rows gives: lo to hi - 1 */
 } Batch;
 
 static int rows_ncols(sqlite3 *db) {
@@ -413,10 +413,8 @@ static int page_table(Page *pg, jspan v, PageTable **pOut, char **pzErr) {
 /* The canonical key text of pk (see capture_canon_pk); on failure *pzErr
 ** names change i. */
 static int change_key(SyncCtx *c, SyncTable *t, int i, jspan pk, char **pOut, char **pzErr) {
-  char *why = 0, *text = sqlite3_mprintf("%.*s", pk.n, pk.z);
-  if (!text) return SQLITE_NOMEM;
-  int rc = capture_canon_pk(c, t, text, pOut, &why);
-  sqlite3_free(text);
+  char *why = 0;
+  int rc = capture_canon_pk(c, t, pk.z, pk.n, pOut, &why);
   if (rc != SQLITE_OK && why) *pzErr = sqlite3_mprintf("change %d: %s", i, why);
   sqlite3_free(why);
   return rc;
@@ -722,11 +720,11 @@ int apply_page(SyncCtx *c, const char *json, int flags, ApplyResult *res, char *
   jspan key, val, changes = {0, 0}, cursor = {0, 0}, lm = {0, 0}, more = {0, 0}, rej = {0, 0};
   while (jscan_member(&z, pe, &key, &val)) {
     jspan *f = jscan_is(key, "changes")            ? &changes
-              : jscan_is(key, "cursor")           ? &cursor
-              : jscan_is(key, "last_mutation_id") ? &lm
-              : jscan_is(key, "has_more")         ? &more
-              : jscan_is(key, "rejected")         ? &rej
-                                                 : 0;
+               : jscan_is(key, "cursor")           ? &cursor
+               : jscan_is(key, "last_mutation_id") ? &lm
+               : jscan_is(key, "has_more")         ? &more
+               : jscan_is(key, "rejected")         ? &rej
+                                                   : 0;
     if (f && !f->z) *f = val;
   }
   if (jscan_is(cursor, "null")) cursor.z = 0;

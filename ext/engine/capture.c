@@ -441,7 +441,8 @@ static int canon_prepare(SyncCtx *c, SyncTable *t) {
   return rc;
 }
 
-int capture_canon_pk(SyncCtx *c, SyncTable *t, const char *pkJson, char **pOut, char **pzErr) {
+int capture_canon_pk(SyncCtx *c, SyncTable *t, const char *pkJson, int n, char **pOut,
+                     char **pzErr) {
   *pOut = 0;
   int rc = t->canon ? SQLITE_OK : canon_prepare(c, t);
   if (rc != SQLITE_OK) {
@@ -449,7 +450,7 @@ int capture_canon_pk(SyncCtx *c, SyncTable *t, const char *pkJson, char **pOut, 
     return rc;
   }
   sqlite3_stmt *s = t->canon;
-  sqlite3_bind_text(s, 1, pkJson, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 1, pkJson, n, SQLITE_STATIC);
   rc = sqlite3_step(s);
   if (rc == SQLITE_ROW) {
     rc = SQLITE_OK;
