@@ -5,6 +5,7 @@ transaction and writes the counter back before COMMIT; a mutation refused
 after its change was logged (a deferred foreign key, checked after the
 write) must give its version back with its savepoint.
 """
+import threading
 import unittest
 
 from syncd_util import OneSyncd, PgStore, SqliteStore
@@ -13,6 +14,11 @@ from syncd_util import OneSyncd, PgStore, SqliteStore
 def ins(mid, key, table="todos"):
     return {"id": mid, "table": table, "op": "insert", "pk": {"id": key},
             "data": {"id": key, "title": "t"}}
+
+
+def upd(mid, key, title):
+    return {"id": mid, "table": "todos", "op": "update", "pk": {"id": key},
+            "data": {"title": title}}
 
 
 def bad_note(mid, key):
@@ -40,6 +46,42 @@ class VersionTests(OneSyncd):
         self.assertEqual(self.head(), start + 3)
         changes, _ = self.s.pull_all("c1", cursor=f"{self.cursor_db()}-{start}")
         self.assertEqual([c["version"] for c in changes], [start + 1, start + 2, start + 3])
+
+    def test_a_row_changed_twice_then_refused_keeps_its_last_applied_version(self):
+        start = self.head()
+        # 3 changes "a" again then is refused: "a" keeps 2's change and version
+        res = self.s.push("c1", [ins(1, "a"), upd(2, "a", "two"), upd(3, "a", "x" * 200),
+                                 ins(4, "b")])
+        self.assertEqual([r["status"] for r in res], ["applied", "applied", "rejected", "applied"])
+        self.assertEqual([res[0]["version"], res[1]["version"], res[3]["version"]],
+                         [start + 1, start + 2, start + 3])
+        self.assertEqual(self.head(), start + 3)
+        changes, _ = self.s.pull_all("c1", cursor=f"{self.cursor_db()}-{start}")
+        self.assertEqual([(c["pk"]["id"], c["row"]["title"], c["version"]) for c in changes],
+                         [("a", "two", start + 2), ("b", "t", start + 3)])
+
+    def test_concurrent_pushers_get_distinct_consecutive_versions(self):
+        start = self.head()
+        out, errors = {}, []
+
+        def go(k):
+            try:
+                out[k] = self.s.push(f"p{k}", [ins(i, f"p{k}-{i}") for i in range(1, 11)])
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=go, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(errors, [])
+        given = sorted(r["version"] for res in out.values() for r in res)
+        self.assertEqual(given, list(range(start + 1, start + 41)))
+        for res in out.values():  # each batch's versions are in its id order
+            self.assertEqual([r["version"] for r in res], sorted(r["version"] for r in res))
+        changes, _ = self.s.pull_all("c1", cursor=f"{self.cursor_db()}-{start}")
+        self.assertEqual([c["version"] for c in changes], given)
 
     def cursor_db(self):
         _, page = self.s.pull_all("c1")
