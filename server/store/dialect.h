@@ -109,7 +109,9 @@ typedef struct dialect {
 
   /* Per client: read (and hold to commit) the last processed id, write the
   ** new one, record an outcome, replay a recorded one (the row as it is
-  ** now when applied), keep only the newest `keep` outcomes. */
+  ** now when applied; its version, like log_change's, may be filled at
+  ** commit, so o must outlive the commit), keep only the newest `keep`
+  ** outcomes. */
   int (*client_last)(dialect_conn *c, const char *client, long long *last, char **err);
   int (*client_set_last)(dialect_conn *c, const char *client, long long last, char **err);
   int (*record)(dialect_conn *c, const char *client, long long id, const wire_outcome *o,

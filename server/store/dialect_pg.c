@@ -59,15 +59,16 @@ struct dialect_conn {
   sqlite3_stmt *check;         /* sync_val of every object value of ?1 */
   char *stmts[STMT_CACHE_MAX]; /* the texts prepared on pg, as "s<index>" */
   int n_stmts;
-  /* The changes logged by the open transaction, in order: each holds a
-  ** placeholder version until commit gives them real ones (*logged[i]).
-  ** mark: how many there were at the savepoint. compact: the max_tombstones
-  ** to purge to at commit (0: none). Reset by begin. */
-  struct logged {
-    long long placeholder;
-    long long *version; /* the caller's, written at commit (NULL: none) */
-  } * logged;
-  int n_logged, cap_logged, mark;
+  /* The n-th change (from 1) logged by the open transaction holds
+  ** placeholder(c, n) until commit gives it base + n. refs: the callers'
+  ** versions to write then (log_change's, and a replay's that read a
+  ** placeholder). mark: n_logged at the savepoint. compact: the
+  ** max_tombstones to purge to at commit (0: none). Reset by begin. */
+  struct version_ref {
+    long long *version;
+    int n;
+  } * refs;
+  int n_refs, cap_refs, n_logged, mark;
   long long compact;
 };
 
@@ -170,7 +171,7 @@ static void pg_disconnect(dialect_conn *c) {
   PQfinish(c->pg);
   for (int i = 0; i < c->n_stmts; i++)
     sqlite3_free(c->stmts[i]);
-  sqlite3_free(c->logged);
+  sqlite3_free(c->refs);
   sqlite3_finalize(c->check);
   sqlite3_close(c->values);
   sqlite3_free(sqlite3_str_finish(c->outcomes));
@@ -242,7 +243,7 @@ static int flush(dialect_conn *c, char **err) {
 static int pg_begin(dialect_conn *c, int what, char **err) {
   const char *p[1] = {SETUP_LOCK_KEY};
   c->open = 0;
-  c->n_logged = c->mark = 0;
+  c->n_logged = c->mark = c->n_refs = 0;
   c->compact = 0;
   sqlite3_str_reset(c->outcomes);
   /* setup: several syncd may start at once. push: deferred constraints
@@ -274,6 +275,8 @@ static int pg_savepoint(dialect_conn *c, char **err) {
 
 static int pg_rollback_to(dialect_conn *c, char **err) {
   c->n_logged = c->mark;
+  while (c->n_refs && c->refs[c->n_refs - 1].n > c->mark)
+    c->n_refs--;
   return exec(c->pg, "ROLLBACK TO SAVEPOINT m", err);
 }
 
@@ -554,28 +557,41 @@ static dialect_result pg_write_row(dialect_conn *c, const catalog_table *t, cons
 ** pushes of different clients overlap. Until then a change holds a
 ** placeholder, negative (below every real version, and never served: the
 ** transaction is not committed) and unique across backends. */
+/* Placeholders hold the change's number in their low 24 bits. */
+#define PLACEHOLDER_N 0xffffff
+
+static long long placeholder(dialect_conn *c, int n) {
+  return -((long long)PQbackendPID(c->pg) << 24 | n);
+}
+
+/* Have commit write the real version of change n to *version. */
+static int version_ref_add(dialect_conn *c, long long *version, int n, char **err) {
+  if (c->n_refs == c->cap_refs) {
+    int cap = c->cap_refs ? 2 * c->cap_refs : 64;
+    struct version_ref *more = sqlite3_realloc64(c->refs, sizeof *more * cap);
+    if (!more) return *err = wire_errf("out of memory"), -1;
+    c->refs = more;
+    c->cap_refs = cap;
+  }
+  c->refs[c->n_refs++] = (struct version_ref){version, n};
+  *version = placeholder(c, n);
+  return 0;
+}
+
 static int pg_log_change(dialect_conn *c, const char *table, const char *pk, const char *row,
                          long long *version, char **err) {
-  if (c->n_logged == c->cap_logged) {
-    int cap = c->cap_logged ? 2 * c->cap_logged : 64;
-    struct logged *more = sqlite3_realloc64(c->logged, sizeof *more * cap);
-    if (!more) return *err = wire_errf("out of memory"), -1;
-    c->logged = more;
-    c->cap_logged = cap;
-  }
-  char placeholder[32];
-  long long ph = -((long long)PQbackendPID(c->pg) << 24 | (c->n_logged + 1));
-  snprintf(placeholder, sizeof placeholder, "%lld", ph);
-  const char *p[5] = {table, pk, row ? "upsert" : "delete", row, placeholder};
+  int n = c->n_logged + 1;
+  char ph[32];
+  snprintf(ph, sizeof ph, "%lld", placeholder(c, n));
+  const char *p[5] = {table, pk, row ? "upsert" : "delete", row, ph};
   if (command(c,
               "INSERT INTO _syncd_changes(tbl, pk, op, row, version)"
               " VALUES($1, $2, $3, $4, $5::bigint) ON CONFLICT (tbl, pk) DO UPDATE"
               " SET op = excluded.op, row = excluded.row, version = excluded.version",
               5, p, err))
     return -1;
-  c->logged[c->n_logged++] = (struct logged){ph, version};
-  if (version) *version = ph;
-  return 0;
+  c->n_logged = n;
+  return version ? version_ref_add(c, version, n, err) : 0;
 }
 
 /* Give the changes logged real versions, in the order they were logged
@@ -585,8 +601,8 @@ static int versions_assign(dialect_conn *c, char **err) {
   if (c->n_logged == 0) return 0;
   sqlite3_str *ids = sqlite3_str_new(0);
   sqlite3_str_appendchar(ids, 1, '{');
-  for (int i = 0; i < c->n_logged; i++)
-    sqlite3_str_appendf(ids, "%s%lld", i ? "," : "", c->logged[i].placeholder);
+  for (int n = 1; n <= c->n_logged; n++)
+    sqlite3_str_appendf(ids, "%s%lld", n > 1 ? "," : "", placeholder(c, n));
   sqlite3_str_appendchar(ids, 1, '}');
   char n[32];
   snprintf(n, sizeof n, "%d", c->n_logged);
@@ -607,9 +623,9 @@ static int versions_assign(dialect_conn *c, char **err) {
   long long base = one ? atoll(PQgetvalue(r, 0, 0)) : 0;
   PQclear(r);
   if (!one) return *err = wire_errf("no _syncd_state row"), -1;
-  for (int i = 0; i < c->n_logged; i++)
-    if (c->logged[i].version) *c->logged[i].version = base + i + 1;
-  c->n_logged = 0;
+  for (int i = 0; i < c->n_refs; i++)
+    *c->refs[i].version = base + c->refs[i].n;
+  c->n_logged = c->n_refs = 0;
   return 0;
 }
 
@@ -696,18 +712,22 @@ static int pg_replay(dialect_conn *c, const char *client, long long id, wire_out
                       " WHERE o.client_id = $1 AND o.id = $2",
                       2, p, err);
   if (!r) return -1;
+  int rc = 0;
   if (PQntuples(r) > 0) {
     o->applied = strcmp(PQgetvalue(r, 0, 0), "applied") == 0;
     if (!PQgetisnull(r, 0, 1)) o->reason = sqlite3_mprintf("%s", PQgetvalue(r, 0, 1));
     if (!PQgetisnull(r, 0, 2)) o->row = sqlite3_mprintf("%s", PQgetvalue(r, 0, 2));
     if (!PQgetisnull(r, 0, 3)) o->version = atoll(PQgetvalue(r, 0, 3));
+    /* changed earlier in this batch: only this transaction sees placeholders */
+    if (o->version < 0 && version_ref_add(c, &o->version, -o->version & PLACEHOLDER_N, err))
+      rc = -1;
   } else {
     o->reason = wire_errf("mutation %lld is at or below this client's last processed id and its "
                           "outcome is no longer recorded",
                           id);
   }
   PQclear(r);
-  return 0;
+  return rc;
 }
 
 static int pg_prune(dialect_conn *c, const char *client, int keep, char **err) {

@@ -60,6 +60,12 @@ class VersionTests(OneSyncd):
         self.assertEqual([(c["pk"]["id"], c["row"]["title"], c["version"]) for c in changes],
                          [("a", "two", start + 2), ("b", "t", start + 3)])
 
+    def test_an_id_repeated_in_one_batch_answers_the_committed_version(self):
+        start = self.head()
+        res = self.s.push("c1", [ins(1, "a"), ins(1, "a"), ins(2, "b"), ins(2, "b")])
+        self.assertEqual([r["status"] for r in res], ["applied"] * 4)
+        self.assertEqual([r["version"] for r in res], [start + 1, start + 1, start + 2, start + 2])
+
     def test_concurrent_pushers_get_distinct_consecutive_versions(self):
         start = self.head()
         out, errors = {}, []
