@@ -64,14 +64,16 @@ typedef struct dialect {
   void (*disconnect)(dialect_conn *c);
 
   /* Transactions: begin (DIALECT_SETUP or DIALECT_PUSH), commit, and the
-  ** savepoint around each mutation. */
+  ** savepoint around each mutation (release NULL: the next savepoint or
+  ** commit releases it). */
   int (*begin)(dialect_conn *c, int what, char **err);
   int (*commit)(dialect_conn *c, char **err);
   int (*savepoint)(dialect_conn *c, char **err);
   int (*rollback_to)(dialect_conn *c, char **err);
   int (*release)(dialect_conn *c, char **err);
   /* After a mutation's statements: the result r becomes final (a trigger
-  ** that ended the transaction, a deferred foreign key broken now). */
+  ** that ended the transaction, a deferred foreign key broken now); NULL
+  ** when r is always final. */
   dialect_result (*settle)(dialect_conn *c, dialect_result r, char **reason, char **err);
 
   /* Opening a store, inside a DIALECT_SETUP transaction: run schema_sql

@@ -280,23 +280,6 @@ static int pg_rollback_to(dialect_conn *c, char **err) {
   return exec(c->pg, "ROLLBACK TO SAVEPOINT m", err);
 }
 
-/* The savepoint stays open: the next one or COMMIT releases it in the same
-** round trip. */
-static int pg_release(dialect_conn *c, char **err) {
-  (void)c;
-  (void)err;
-  return 0;
-}
-
-/* A refusal never ends a PostgreSQL transaction (the savepoint takes it)
-** and deferred constraints are checked at once (pg_begin). */
-static dialect_result pg_settle(dialect_conn *c, dialect_result r, char **reason, char **err) {
-  (void)c;
-  (void)reason;
-  (void)err;
-  return r;
-}
-
 /* ---- opening: schema, catalog, db id, backfill ---- */
 
 static int pg_setup(dialect_conn *c, const char *schema_sql, char **err) {
@@ -819,6 +802,9 @@ static int pg_head(dialect_conn *c, long long *version, char **err) {
   return one ? 0 : (*err = wire_errf("no _syncd_state row"), -1);
 }
 
+/* No release (the next savepoint or COMMIT releases m in its round trip) and
+** no settle: a refusal never ends a PostgreSQL transaction (the savepoint
+** takes it) and deferred constraints are checked at once (pg_begin). */
 const dialect dialect_pg = {
     .pool_max = 16,
     .fold_case = 0,
@@ -832,8 +818,6 @@ const dialect dialect_pg = {
     .commit = pg_commit,
     .savepoint = pg_savepoint,
     .rollback_to = pg_rollback_to,
-    .release = pg_release,
-    .settle = pg_settle,
     .setup = pg_setup,
     .load_catalog = pg_load_catalog,
     .read_db_id = pg_read_db_id,

@@ -124,7 +124,7 @@ static int apply_one(const store *s, dialect_conn *c, const store_mutation *m, w
   dialect_result r = check_keys(&s->cat, t, m, &cols, &o->reason);
   if (r == DIALECT_OK) r = apply_rows(s, c, t, m, &cols, o, err);
   sqlite3_free(buf);
-  r = d->settle(c, r, &o->reason, err);
+  if (d->settle) r = d->settle(c, r, &o->reason, err);
   if (r == DIALECT_ENDED) return -2;
   if (r == DIALECT_FATAL) return *err ? -1 : (*err = wire_errf("out of memory"), -1);
   if (r == DIALECT_REJECTED) {
@@ -137,7 +137,7 @@ static int apply_one(const store *s, dialect_conn *c, const store_mutation *m, w
   o->applied = r == DIALECT_OK;
   if (!o->pk && !(o->pk = sqlite3_mprintf("%s", m->pk)))
     return *err = wire_errf("out of memory"), -1;
-  return d->release(c, err);
+  return d->release ? d->release(c, err) : 0;
 }
 
 /* One try at a batch, in one transaction. Returns 0 (committed), -1 (failed,
