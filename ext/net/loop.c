@@ -100,7 +100,6 @@ struct Loop {
   char *sseErr;    /* why the stream was aborted (an event failed to apply) */
   int64_t sseLast; /* when the stream last ended a line (or connected) */
   char *err;       /* set_error's message until publish_status shows it */
-  int errNew;
   /* local commits: PRAGMA data_version every DV_POLL_MS; with sse off, a
   ** pull every POLL_PULL_MS */
   int dataVersion;
@@ -117,17 +116,15 @@ static void set_error(Loop *w, const char *fmt, ...) {
   w->err = sqlite3_vmprintf(fmt, ap);
   /* sync_status shows it: a server's text may echo the token. */
   http_mask_token(w->err, w->token);
-  w->errNew = 1;
   va_end(ap);
 }
 
 /* Moves a new error to the site; the caller holds s->mu. */
 static void error_move(Loop *w) {
-  if (!w->errNew) return;
+  if (!w->err) return;
   sqlite3_free(w->site->lastError);
   w->site->lastError = w->err;
   w->err = 0;
-  w->errNew = 0;
 }
 
 static void publish_status(Loop *w) {
