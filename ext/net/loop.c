@@ -200,11 +200,17 @@ static void reset_backoffs(Loop *w) {
   }
 }
 
+/* Schedules c's next attempt after its backoff, or after the server's hint
+** (Retry-After, an event stream's retry:; negative for none) when longer,
+** but never more than RETRY_AFTER_CAP_MS away. */
+static void retry_later(Chan *c, int64_t hintMs) {
+  int64_t d = backoff_next_ms(&c->bo, hintMs);
+  c->at = site_mono_ms() + (d > RETRY_AFTER_CAP_MS ? RETRY_AFTER_CAP_MS : d);
+}
+
 static void fail(Loop *w, int i, int64_t retryMs, const char *msg) {
   Chan *c = &w->ch[i];
-  int64_t d = backoff_next_ms(&c->bo, retryMs);
-  if (d > RETRY_AFTER_CAP_MS) d = RETRY_AFTER_CAP_MS;
-  c->at = site_mono_ms() + d;
+  retry_later(c, retryMs);
   c->failing = 1;
   set_error(w, "%s: %s", ch_name[i], msg);
 }
@@ -557,9 +563,7 @@ static void done_sse(Loop *w, http_req *r) {
     /* The stream ended (server restart, network drop): reconnect, after
     ** the server's retry: field but never later than Retry-After's cap
     ** (any digits are valid there; unbounded it would overflow `at`). */
-    Chan *c = &w->ch[CH_SSE];
-    int64_t d = backoff_next_ms(&c->bo, sse_retry_ms(w->sse));
-    c->at = site_mono_ms() + (d > RETRY_AFTER_CAP_MS ? RETRY_AFTER_CAP_MS : d);
+    retry_later(&w->ch[CH_SSE], sse_retry_ms(w->sse));
   } else {
     fail(w, CH_SSE, r->retry_ms, r->msg[0] ? r->msg : "event stream ended");
   }
@@ -577,9 +581,7 @@ static void done_health(Loop *w, http_req *r) {
     w->wantPull = w->wantPush = 1;
     return;
   }
-  Chan *h = &w->ch[CH_HEALTH];
-  int64_t d = backoff_next_ms(&h->bo, r->retry_ms);
-  h->at = site_mono_ms() + (d > RETRY_AFTER_CAP_MS ? RETRY_AFTER_CAP_MS : d);
+  retry_later(&w->ch[CH_HEALTH], r->retry_ms);
 }
 
 static void drain_done(Loop *w) {
