@@ -104,13 +104,12 @@ static dialect_result apply_rows(const store *s, dialect_conn *c, const catalog_
   return r;
 }
 
-/* Apply m in its own savepoint; fills o. Returns 0, or -1 when the batch
-** must fail (*err set), or -2 when m's refusal ended the whole transaction
-** (o->reason says why). */
-static int apply_one(const store *s, dialect_conn *c, const store_mutation *m, wire_outcome *o,
-                     char **err) {
+/* Apply m to t (NULL: m names no synced table) in its own savepoint; fills
+** o. Returns 0, or -1 when the batch must fail (*err set), or -2 when m's
+** refusal ended the whole transaction (o->reason says why). */
+static int apply_one(const store *s, dialect_conn *c, const catalog_table *t,
+                     const store_mutation *m, wire_outcome *o, char **err) {
   const dialect *d = s->d;
-  const catalog_table *t = catalog_table_find(&s->cat, m->table);
   memset(o, 0, sizeof *o);
   if (!t) {
     o->reason = wire_errf("no such table: %s", m->table);
@@ -158,20 +157,20 @@ static int attempt(const store *s, dialect_conn *c, const char *client, const st
       if (d->replay(c, client, mu->id, o, err)) return -1;
       continue;
     }
+    const catalog_table *t = catalog_table_find(&s->cat, mu->table);
     int rc = 0;
     if (doomed[order[k]]) {
       o->reason = sqlite3_mprintf("%s", doomed[order[k]]);
       o->pk = sqlite3_mprintf("%s", mu->pk);
       if (!o->reason || !o->pk) rc = -1, *err = wire_errf("out of memory");
     } else {
-      rc = apply_one(s, c, mu, o, err);
+      rc = apply_one(s, c, t, mu, o, err);
     }
     if (rc == -2) {
       doomed[order[k]] = o->reason;
       o->reason = 0;
       return order[k] + 1;
     }
-    const catalog_table *t = catalog_table_find(&s->cat, mu->table);
     if (rc || d->record(c, client, mu->id, o, t ? t->name : mu->table, err)) return -1;
     last = mu->id;
     if (o->version) {
