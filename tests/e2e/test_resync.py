@@ -27,9 +27,10 @@ PAGE = {
 
 
 class ResyncServer:
-    """410 to a pull that names a cursor; PAGE to one that does not."""
+    """410 to a pull that names a cursor, and to the first gone_first pulls
+    whatever they name; PAGE to the others."""
 
-    def __init__(self):
+    def __init__(self, gone_first=0):
         outer = self
         self.pulls = []
 
@@ -39,7 +40,7 @@ class ResyncServer:
 
             def do_GET(self):
                 outer.pulls.append(self.path)
-                if "cursor=" in self.path:
+                if len(outer.pulls) <= gone_first or "cursor=" in self.path:
                     code, body = 410, b'{"error":"cursor expired"}'
                 else:
                     code, body = 200, json.dumps(PAGE).encode()
@@ -97,3 +98,29 @@ class ResyncTest(E2ETest):
         self.assertEqual(db.execute("PRAGMA foreign_key_check").fetchall(), [])
         # the engine's deletions were not queued as the app's own
         self.assertEqual(one("SELECT count(*) FROM sync_outbox WHERE op = 'delete'"), 0)
+
+    def test_second_410_fails_the_pull(self):
+        """A resync's own pull answered 410 again: sync_pull fails instead of
+        looping (a third pull would get PAGE), and nothing local changed."""
+        srv = ResyncServer(gone_first=3)
+        self.addCleanup(srv.stop)
+        db = connect(os.path.join(self.dir, "g.db"))
+        self.addCleanup(db.close)
+        db.execute("CREATE TABLE t(id TEXT PRIMARY KEY, v INTEGER)")
+        one = lambda sql, args=(): db.execute(sql, args).fetchone()[0]
+        one("SELECT sync_init(?)", (srv.url,))
+        one("SELECT sync_track('t')")
+        page = {"changes": [{"table": "t", "op": "upsert", "pk": {"id": "a"},
+                             "row": {"id": "a", "v": 1}, "version": 1}],
+                "cursor": "c-1", "has_more": False}
+        self.assertEqual(one("SELECT sync_apply(?)", (json.dumps(page),)), 1)
+        db.execute("INSERT INTO t VALUES('mine', 2)")
+        with self.assertRaises(Exception) as cm:
+            one("SELECT sync_pull()")
+        self.assertIn("sync_pull: HTTP 410", str(cm.exception))
+        self.assertEqual(len(srv.pulls), 2)
+        self.assertIn("cursor=c-1", srv.pulls[0])
+        self.assertNotIn("cursor=", srv.pulls[1])
+        self.assertEqual(db.execute("SELECT id, v FROM t ORDER BY 1").fetchall(),
+                         [("a", 1), ("mine", 2)])
+        self.assertEqual(one("SELECT sync_pending()"), 1)
