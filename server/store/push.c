@@ -53,17 +53,15 @@ static int key_seen(void *arg, const char *key) {
 }
 
 /* Check the keys of the mutation's pk and data objects against t: pk
-** exactly the key columns, data only t's columns; fills cols. */
+** exactly the key columns, data only t's columns; fills cols. used: one
+** zeroed int per column of t, for data's columns seen. */
 static dialect_result check_keys(const catalog *cat, const catalog_table *t,
-                                 const store_mutation *m, dialect_cols *cols, char **reason) {
-  key_scan k = {cat, t, 0, 0, cols, 0, 0};
-  k.used = sqlite3_malloc64(sizeof *k.used * (t->n_cols + 1));
-  if (!k.used) return DIALECT_FATAL;
-  memset(k.used, 0, sizeof *k.used * (t->n_cols + 1));
+                                 const store_mutation *m, dialect_cols *cols, int *used,
+                                 char **reason) {
+  key_scan k = {cat, t, 0, 0, cols, used, 0};
   int result = jscan_object_keys(m->pk, key_seen, &k);
   k.in_data = 1;
   if (result == DIALECT_OK && m->data) result = jscan_object_keys(m->data, key_seen, &k);
-  sqlite3_free(k.used);
   if (result != DIALECT_OK && result != DIALECT_REJECTED) result = DIALECT_FATAL;
   if (result == DIALECT_OK && k.seen_pk != t->n_pk) {
     k.reason = wire_errf("pk must hold exactly the primary key columns of table %s", t->name);
@@ -116,11 +114,14 @@ static int apply_one(const store *s, dialect_conn *c, const catalog_table *t,
     o->pk = sqlite3_mprintf("%s", m->pk);
     return o->reason && o->pk ? 0 : (*err = wire_errf("out of memory"), -1);
   }
-  int *buf = sqlite3_malloc64(sizeof *buf * 2 * (t->n_cols + 1));
+  /* cols' two lists and check_keys' used, in one allocation */
+  int *buf = sqlite3_malloc64(sizeof *buf * 3 * (t->n_cols + 1));
   if (!buf) return *err = wire_errf("out of memory"), -1;
   dialect_cols cols = {buf, 0, buf + t->n_cols + 1, 0};
+  int *used = buf + 2 * (t->n_cols + 1);
+  memset(used, 0, sizeof *used * (t->n_cols + 1));
   if (d->savepoint(c, err)) return sqlite3_free(buf), -1;
-  dialect_result r = check_keys(&s->cat, t, m, &cols, &o->reason);
+  dialect_result r = check_keys(&s->cat, t, m, &cols, used, &o->reason);
   if (r == DIALECT_OK) r = apply_rows(s, c, t, m, &cols, o, err);
   sqlite3_free(buf);
   if (d->settle) r = d->settle(c, r, &o->reason, err);
