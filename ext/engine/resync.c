@@ -12,7 +12,10 @@
 ** engine write (ctx_engine_begin: nothing is queued, foreign keys deferred
 ** when enforced). Keys are compared as quote() of each key part in key
 ** order, both sides read through sync_val; the key columns come from the
-** SyncTable cache (table.c), whose names JSON paths can address.
+** SyncTable cache (table.c), whose names JSON paths can address. Until
+** the last page is applied, sync_meta's "resync" says one is owed
+** (resync_owed): a resync cut short by a failed pull, sync_stop or a closed
+** connection starts over from no cursor instead of leaving those rows.
 */
 #include "resync.h"
 #include "apply.h"
@@ -20,9 +23,12 @@
 
 #include <string.h>
 
-/* Forgets the cursor and the keys an earlier resync noted. */
+/* Forgets the cursor and the keys an earlier resync noted. sync_meta's
+** "resync" is set first: without a cursor, a resync cut short would
+** otherwise look like a first pull to the next one. */
 int resync_start(SyncCtx *c) {
-  int rc = ctx_meta_del(c, "cursor");
+  int rc = ctx_meta_set(c, "resync", "1");
+  if (rc == SQLITE_OK) rc = ctx_meta_del(c, "cursor");
   if (rc == SQLITE_OK)
     rc = ctx_exec(c, "CREATE TEMP TABLE IF NOT EXISTS sync_resync_seen(tbl TEXT, k TEXT,"
                      " PRIMARY KEY(tbl, k)) WITHOUT ROWID;"
@@ -125,6 +131,7 @@ static int resync_finish(SyncCtx *c, sqlite3_int64 *pN, char **pzErr) {
     if (rc == SQLITE_OK) rc = resync_drop(c, t, pN);
   }
   sqlite3_finalize(q);
+  if (rc == SQLITE_OK) rc = ctx_meta_del(c, "resync");
   rc = ctx_engine_end(c, rc, &why);
   if (rc != SQLITE_OK) {
     *pzErr = sqlite3_mprintf("resync cleanup: %s", why ? why : sqlite3_errstr(rc));
@@ -133,6 +140,12 @@ static int resync_finish(SyncCtx *c, sqlite3_int64 *pN, char **pzErr) {
   }
   sqlite3_free(why);
   return rc;
+}
+
+int resync_owed(SyncCtx *c) {
+  char *v = ctx_meta_get(c, "resync");
+  sqlite3_free(v);
+  return v != 0;
 }
 
 int resync_page(SyncCtx *c, const char *page, ApplyResult *res, char **pzErr) {

@@ -10,6 +10,11 @@
 ** an SQLite code. */
 int resync_start(SyncCtx *);
 
+/* 1 when a resync was started and its last page not yet applied (on any
+** connection, in any process): it was cut short, and the next pull starts
+** it over. */
+int resync_owed(SyncCtx *);
+
 /* Applies one page of a resync as apply_page does, noting its keys first;
 ** after the last page (res->more 0) deletes the rows the resync did not
 ** deliver that no pending mutation holds (res->n counts them too). All in

@@ -44,8 +44,10 @@ int client_resync(SyncCtx *c, int *pResync) {
   return again;
 }
 
-char *client_pull_url(SyncCtx *c, const char *base, const char *client, int resync, int64_t limit) {
-  char *cursor = resync == 1 ? 0 : ctx_meta_get(c, "cursor");
+char *client_pull_url(SyncCtx *c, const char *base, const char *client, int *pResync,
+                      int64_t limit) {
+  if (!*pResync && resync_owed(c)) client_resync(c, pResync);
+  char *cursor = *pResync == 1 ? 0 : ctx_meta_get(c, "cursor");
   /* The lowest pending id: a page whose last_mutation_id covers mutations
   ** whose push answer was lost then also lists those the server rejected. */
   sqlite3_int64 first = outbox_first(c);

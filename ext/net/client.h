@@ -39,10 +39,11 @@ void client_halve(int64_t *size);
 ** or fails instead of looping. */
 int client_resync(SyncCtx *, int *pResync);
 
-/* The /pull URL: client id, the cursor (none while *resync is 1: a resync's
-** first page), the page limit and the lowest pending id (pending_from).
-** sqlite3_malloc'd, NULL when out of memory. */
-char *client_pull_url(SyncCtx *, const char *base, const char *client, int resync, int64_t limit);
+/* The /pull URL: client id, the cursor (none while *pResync is 1: a
+** resync's first page), the page limit and the lowest pending id
+** (pending_from). A resync owed (resync_owed) while *pResync is 0 starts
+** over here, for every path. sqlite3_malloc'd, NULL when out of memory. */
+char *client_pull_url(SyncCtx *, const char *base, const char *client, int *pResync, int64_t limit);
 
 /* The request options of one kind of request under cfg. */
 void client_opts(http_opts *o, const sync_conf *cfg, const char *token, client_kind kind);

@@ -322,7 +322,7 @@ static void start_push(Loop *w) {
 }
 
 static void start_pull(Loop *w) {
-  char *url = client_pull_url(w->c, w->url, w->client, w->resync, w->pullLimit);
+  char *url = client_pull_url(w->c, w->url, w->client, &w->resync, w->pullLimit);
   w->pushedLast = 0;
   chan_start(w, CH_PULL, url, 0, 0);
   sqlite3_free(url);

@@ -220,7 +220,7 @@ void oneshot_fn_pull(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   int64_t total = 0;
   int resync = 0;
   for (;;) {
-    char *url = client_pull_url(c, x.url, client, resync, x.cfg.pull_limit);
+    char *url = client_pull_url(c, x.url, client, &resync, x.cfg.pull_limit);
     int bad = oneshot_request(&x, url, 0, CLIENT_PULL);
     sqlite3_free(url);
     if (bad) {

@@ -28,9 +28,9 @@ PAGE = {
 
 class ResyncServer:
     """410 to a pull that names a cursor, and to the first gone_first pulls
-    whatever they name; PAGE to the others."""
+    whatever they name; page (PAGE) to the others."""
 
-    def __init__(self, gone_first=0):
+    def __init__(self, gone_first=0, page=PAGE):
         outer = self
         self.pulls = []
 
@@ -43,7 +43,7 @@ class ResyncServer:
                 if len(outer.pulls) <= gone_first or "cursor=" in self.path:
                     code, body = 410, b'{"error":"cursor expired"}'
                 else:
-                    code, body = 200, json.dumps(PAGE).encode()
+                    code, body = 200, json.dumps(page).encode()
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -123,4 +123,34 @@ class ResyncTest(E2ETest):
         self.assertNotIn("cursor=", srv.pulls[1])
         self.assertEqual(db.execute("SELECT id, v FROM t ORDER BY 1").fetchall(),
                          [("a", 1), ("mine", 2)])
+        self.assertEqual(one("SELECT sync_pending()"), 1)
+
+    def test_resync_interrupted_starts_over(self):
+        """A resync that failed (here its own pull met 410 again) is still
+        owed: the next sync_pull resyncs from no cursor and drops the rows the
+        server no longer has, instead of applying the page as a first pull."""
+        live = {"changes": [{"table": "t", "op": "upsert", "pk": {"id": "b"},
+                             "row": {"id": "b", "v": 2}, "version": 9}],
+                "cursor": "c-9", "has_more": False}
+        srv = ResyncServer(gone_first=2, page=live)
+        self.addCleanup(srv.stop)
+        db = connect(os.path.join(self.dir, "i.db"))
+        self.addCleanup(db.close)
+        db.execute("CREATE TABLE t(id TEXT PRIMARY KEY, v INTEGER)")
+        one = lambda sql, args=(): db.execute(sql, args).fetchone()[0]
+        one("SELECT sync_init(?)", (srv.url,))
+        one("SELECT sync_track('t')")
+        old = {"changes": [{"table": "t", "op": "upsert", "pk": {"id": k},
+                            "row": {"id": k, "v": 1}, "version": n}
+                           for n, k in ((1, "a"), (2, "b"))],
+               "cursor": "c-2", "has_more": False}
+        self.assertEqual(one("SELECT sync_apply(?)", (json.dumps(old),)), 2)
+        db.execute("INSERT INTO t VALUES('mine', 3)")
+        with self.assertRaises(Exception):
+            one("SELECT sync_pull()")
+        self.assertEqual(one("SELECT sync_pull()"), 1 + 1)  # b delivered, a dropped
+        self.assertNotIn("cursor=", srv.pulls[2])
+        self.assertEqual(db.execute("SELECT id, v FROM t ORDER BY 1").fetchall(),
+                         [("b", 2), ("mine", 3)])
+        self.assertEqual(one("SELECT sync_cursor()"), "c-9")
         self.assertEqual(one("SELECT sync_pending()"), 1)
