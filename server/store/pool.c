@@ -25,10 +25,7 @@ dialect_conn *pool_get(pool *p, char **err) {
   if (p->n_idle > 0) c = p->idle[--p->n_idle];
   p->n_busy++;
   pthread_mutex_unlock(&p->mu);
-  if (c && !p->d->reusable(c)) {
-    p->d->disconnect(c);
-    c = 0;
-  }
+  /* an idle connection was found reusable when it came back (pool_put) */
   if (!c && !(c = p->d->connect(p->db, err))) pool_put(p, 0);
   return c;
 }
