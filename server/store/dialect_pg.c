@@ -340,8 +340,11 @@ static int pg_scan(dialect_conn *c, const catalog_table *t,
                    int (*each)(void *, const char *, const char *, char **), void *arg,
                    char **err) {
   sqlite3_str *sql = sqlite3_str_new(0);
+  /* every column then the key's, as read_sql */
   sqlite3_str_appendall(sql, "SELECT ");
   pgsql_columns(sql, t, 0);
+  sqlite3_str_appendall(sql, ",");
+  pgsql_columns(sql, t, 1);
   sqlite3_str_appendall(sql, " FROM ");
   pgsql_ident(sql, t->name);
   char *z = sqlite3_str_finish(sql);
@@ -350,7 +353,7 @@ static int pg_scan(dialect_conn *c, const catalog_table *t,
   if (!r) return *err ? -1 : (*err = wire_errf("out of memory"), -1);
   int bad = 0;
   for (int row = 0; !bad && row < PQntuples(r); row++) {
-    char *rowz = pgsql_row(t, r, row, 0, 0), *pkz = pgsql_pk(t, r, row);
+    char *rowz = pgsql_row(t, r, row, 0, 0), *pkz = pgsql_row(t, r, row, t->n_cols, 1);
     bad = !rowz || !pkz || each(arg, pkz, rowz, err);
     sqlite3_free(rowz);
     sqlite3_free(pkz);

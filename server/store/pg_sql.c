@@ -149,17 +149,3 @@ char *pgsql_row(const catalog_table *t, const PGresult *r, int row, int f0, int 
   sqlite3_str_appendchar(out, 1, '}');
   return sqlite3_str_finish(out);
 }
-
-/* The key object of result row `row`: the key columns among every column. */
-char *pgsql_pk(const catalog_table *t, const PGresult *r, int row) {
-  sqlite3_str *pk = sqlite3_str_new(0);
-  sqlite3_str_appendchar(pk, 1, '{');
-  for (int k = 0; k < t->n_pk; k++) {
-    if (k) sqlite3_str_appendchar(pk, 1, ',');
-    value_append_string(pk, t->cols[t->pk[k]].name, -1);
-    sqlite3_str_appendchar(pk, 1, ':');
-    append_value(pk, &t->cols[t->pk[k]], r, row, t->pk[k]);
-  }
-  sqlite3_str_appendchar(pk, 1, '}');
-  return sqlite3_str_finish(pk);
-}

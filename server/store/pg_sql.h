@@ -38,7 +38,4 @@ int pgsql_table(catalog_table *t);
 ** pgsql_columns(pkOnly); NULL when out of memory. */
 char *pgsql_row(const catalog_table *t, const PGresult *r, int row, int f0, int pkOnly);
 
-/* The key object of result row `row` of a select of every column. */
-char *pgsql_pk(const catalog_table *t, const PGresult *r, int row);
-
 #endif
