@@ -122,8 +122,7 @@ static void set_error(Loop *w, const char *fmt, ...) {
 /* Moves a new error to the site; the caller holds s->mu. */
 static void error_move(Loop *w) {
   if (!w->err) return;
-  sqlite3_free(w->site->lastError);
-  w->site->lastError = w->err;
+  site_show_error(w->site, w->err);
   w->err = 0;
 }
 
@@ -155,10 +154,7 @@ static void publish_status(Loop *w) {
   s->sse = w->sseUp;
   s->nextRetryAt = w->authBlocked || w->forced ? 0 : next;
   error_move(w);
-  if (!failing && !w->authBlocked && w->online && s->lastError) {
-    sqlite3_free(s->lastError);
-    s->lastError = 0;
-  }
+  if (!failing && !w->authBlocked && w->online) site_show_error(s, 0);
   pthread_mutex_unlock(&s->mu);
 }
 

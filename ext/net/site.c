@@ -278,6 +278,11 @@ int site_forced_offline(Site *s) {
   return forced;
 }
 
+void site_show_error(Site *s, char *msg) {
+  sqlite3_free(s->lastError);
+  s->lastError = msg;
+}
+
 void site_snapshot_get(NetConn *nc, site_snapshot *o) {
   memset(o, 0, sizeof *o);
   o->state = "stopped";

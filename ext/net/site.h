@@ -97,6 +97,10 @@ int site_forced_offline(Site *);
 /* Frees a token copy, wiping it first. */
 void site_token_free(char *token);
 
+/* Makes msg (sqlite3_malloc'd, taken; NULL: none) the error sync_status
+** shows, freeing the one before. The caller holds s->mu. */
+void site_show_error(Site *, char *msg);
+
 /* One consistent copy of the worker's status for sync_status. */
 typedef struct site_snapshot {
   const char *state; /* stopped, idle, pushing, pulling, offline, error */

@@ -28,12 +28,6 @@
 
 #define STANDBY_POLL_MS 500 /* how often a standby tries the lock */
 
-/* Shows msg as the site's last error (the caller holds s->mu). */
-static void show_error(Site *s, char *msg) {
-  sqlite3_free(s->lastError);
-  s->lastError = msg;
-}
-
 /* Waits for the cross-process lock; returns 1 once held (*pFd), 0 when
 ** stopped. */
 static int take_lock(Site *s, int *pFd) {
@@ -50,7 +44,7 @@ static int take_lock(Site *s, int *pFd) {
       said = 1;
     }
     pthread_mutex_lock(&s->mu);
-    if (msg) show_error(s, msg);
+    if (msg) site_show_error(s, msg);
     s->state = "idle";
     struct timespec ts;
     site_deadline(&ts, STANDBY_POLL_MS);
@@ -59,7 +53,7 @@ static int take_lock(Site *s, int *pFd) {
   }
   pthread_mutex_lock(&s->mu);
   s->lockfd = *pFd;
-  show_error(s, 0);
+  site_show_error(s, 0);
   pthread_mutex_unlock(&s->mu);
   return 1;
 }
@@ -92,7 +86,7 @@ static void *worker_main(void *arg) {
     } else {
       char *msg = sqlite3_mprintf("worker cannot start: %s", err ? err : sqlite3_errstr(rc));
       pthread_mutex_lock(&s->mu);
-      show_error(s, msg);
+      site_show_error(s, msg);
       s->state = "error";
       /* Stay until stopped, so that sync_status shows why. */
       while (!s->stop)
@@ -146,8 +140,7 @@ void worker_fn_start(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   s->stop = 0;
   s->owner = nc;
   s->state = "idle";
-  sqlite3_free(s->lastError);
-  s->lastError = 0;
+  site_show_error(s, 0);
   int e = pthread_create(&s->thread, 0, worker_main, s);
   if (e) {
     s->running = 0;
