@@ -49,7 +49,8 @@ class VersionTests(OneSyncd):
 
     def test_a_row_changed_twice_then_refused_keeps_its_last_applied_version(self):
         start = self.head()
-        # 3 changes "a" again then is refused: "a" keeps 2's change and version
+        # 3 is refused (CHECK) on a row 1 and 2 changed in this batch: "a"
+        # keeps 2's change and version, and 3 takes none
         res = self.s.push("c1", [ins(1, "a"), upd(2, "a", "two"), upd(3, "a", "x" * 200),
                                  ins(4, "b")])
         self.assertEqual([r["status"] for r in res], ["applied", "applied", "rejected", "applied"])
