@@ -542,8 +542,8 @@ static dialect_result pg_write_row(dialect_conn *c, const catalog_table *t, cons
 ** for the commit's two round trips, not for the rest of the batch, so
 ** pushes of different clients overlap. Until then a change holds a
 ** placeholder, negative (below every real version, and never served: the
-** transaction is not committed) and unique across backends. */
-/* Placeholders hold the change's number in their low 24 bits. */
+** transaction is not committed) and unique across backends: the backend's
+** pid, then the change's number in the low 24 bits. */
 #define PLACEHOLDER_N 0xffffff
 
 static long long placeholder(dialect_conn *c, int n) {
@@ -585,26 +585,21 @@ static int pg_log_change(dialect_conn *c, const char *table, const char *pk, con
 ** to commit. */
 static int versions_assign(dialect_conn *c, char **err) {
   if (c->n_logged == 0) return 0;
-  sqlite3_str *ids = sqlite3_str_new(0);
-  sqlite3_str_appendchar(ids, 1, '{');
-  for (int n = 1; n <= c->n_logged; n++)
-    sqlite3_str_appendf(ids, "%s%lld", n > 1 ? "," : "", placeholder(c, n));
-  sqlite3_str_appendchar(ids, 1, '}');
-  char n[32];
+  /* the range holds this backend's placeholders only, and none is ever
+  ** committed: what it holds is this transaction's (16777215: PLACEHOLDER_N) */
+  char n[32], lo[32], hi[32];
   snprintf(n, sizeof n, "%d", c->n_logged);
-  const char *p[2] = {n, sqlite3_str_value(ids)};
-  PGresult *r =
-      sqlite3_str_errcode(ids) == SQLITE_OK
-          ? query(c,
-                  "WITH v AS (UPDATE _syncd_state SET version = version + $1::bigint"
-                  " RETURNING version - $1::bigint AS base),"
-                  " u AS (UPDATE _syncd_changes ch SET version = v.base + x.n FROM v,"
-                  " unnest($2::bigint[]) WITH ORDINALITY x(ph, n) WHERE ch.version = x.ph)"
-                  " SELECT base FROM v",
-                  2, p, err)
-          : 0;
-  sqlite3_free(sqlite3_str_finish(ids));
-  if (!r) return *err ? -1 : (*err = wire_errf("out of memory"), -1);
+  snprintf(lo, sizeof lo, "%lld", placeholder(c, c->n_logged));
+  snprintf(hi, sizeof hi, "%lld", placeholder(c, 1));
+  const char *p[3] = {n, lo, hi};
+  PGresult *r = query(c,
+                      "WITH v AS (UPDATE _syncd_state SET version = version + $1::bigint"
+                      " RETURNING version - $1::bigint AS base),"
+                      " u AS (UPDATE _syncd_changes ch SET version = v.base + (-ch.version & "
+                      "16777215) FROM v WHERE ch.version BETWEEN $2::bigint AND $3::bigint)"
+                      " SELECT base FROM v",
+                      3, p, err);
+  if (!r) return -1;
   int one = PQntuples(r) == 1;
   long long base = one ? atoll(PQgetvalue(r, 0, 0)) : 0;
   PQclear(r);
