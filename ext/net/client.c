@@ -37,16 +37,21 @@ void client_halve(int64_t *size) {
   if (*size > 1) *size /= 2;
 }
 
-int client_resync(SyncCtx *c, int *pResync) {
+int client_resync(SyncCtx *c, int *pResync, char **pzErr) {
+  if (resync_start(c) != SQLITE_OK) {
+    *pzErr = sqlite3_mprintf("full resync: %s", sqlite3_errmsg(c->db));
+    return -1;
+  }
   int again = *pResync != 0;
-  resync_start(c);
   *pResync = 1;
   return again;
 }
 
 char *client_pull_url(SyncCtx *c, const char *base, const char *client, int *pResync,
                       int64_t limit) {
-  if (!*pResync && resync_owed(c)) client_resync(c, pResync);
+  char *why = 0; /* not started: this pull goes from the cursor, the next tries again */
+  if (!*pResync && resync_owed(c)) client_resync(c, pResync, &why);
+  sqlite3_free(why);
   char *cursor = *pResync == 1 ? 0 : ctx_meta_get(c, "cursor");
   /* The lowest pending id: a page whose last_mutation_id covers mutations
   ** whose push answer was lost then also lists those the server rejected. */

@@ -36,8 +36,10 @@ void client_halve(int64_t *size);
 /* Starts a full resync (the cursor forgotten, pending mutations kept):
 ** *pResync becomes 1 (the next pull goes without a cursor). Returns 1 when
 ** a resync was already under way (*pResync was set): the caller backs off
-** or fails instead of looping. */
-int client_resync(SyncCtx *, int *pResync);
+** or fails instead of looping. Returns -1 when it could not start (*pzErr
+** says why, *pResync unchanged): a pull without a cursor would then be
+** applied as a first pull. */
+int client_resync(SyncCtx *, int *pResync, char **pzErr);
 
 /* The /pull URL: client id, the cursor (none while *pResync is 1: a
 ** resync's first page), the page limit and the lowest pending id

@@ -521,18 +521,25 @@ static void done_pull(Loop *w, http_req *r) {
   case CL_OFFLINE:
     went_offline(w, CH_PULL, r->msg);
     break;
-  case CL_RESYNC:
+  case CL_RESYNC: {
     /* The cursor is gone (or unreadable: "malformed cursor"): pull
     ** everything again, keeping pending mutations. A resync that meets 410
     ** again waits instead of looping. */
     chan_stop(w, CH_SSE);
-    if (client_resync(w->c, &w->resync)) {
-      fail(w, CH_PULL, r->retry_ms, "cursor expired again during a full resync");
+    char *err = 0;
+    int stop = client_resync(w->c, &w->resync, &err);
+    if (stop) {
+      fail(w, CH_PULL, r->retry_ms,
+           stop > 0 ? "cursor expired again during a full resync"
+           : err    ? err
+                    : "out of memory");
     } else {
       set_error(w, "pull: %s: full resync", r->msg);
       w->ch[CH_PULL].at = 0;
     }
+    sqlite3_free(err);
     break;
+  }
   case CL_AUTH:
     auth_blocked(w, CH_PULL, r->msg);
     break;

@@ -224,10 +224,16 @@ void oneshot_fn_pull(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     int bad = oneshot_request(&x, url, 0, CLIENT_PULL);
     sqlite3_free(url);
     if (bad) {
-      if (client_classify(&x.r, CLIENT_PULL, x.cfg.pull_limit) == CL_RESYNC &&
-          !client_resync(c, &resync))
-        continue;
-      oneshot_fail(&x);
+      char *err = 0;
+      int stop = client_classify(&x.r, CLIENT_PULL, x.cfg.pull_limit) == CL_RESYNC
+                     ? client_resync(c, &resync, &err)
+                     : 1;
+      if (!stop) continue;
+      if (stop < 0)
+        ctx_error(ctx, "sync_pull", "%s", err ? err : "out of memory");
+      else
+        oneshot_fail(&x);
+      sqlite3_free(err);
       break;
     }
     int64_t n = 0;

@@ -154,3 +154,25 @@ class ResyncTest(E2ETest):
                          [("b", 2), ("mine", 3)])
         self.assertEqual(one("SELECT sync_cursor()"), "c-9")
         self.assertEqual(one("SELECT sync_pending()"), 1)
+
+    def test_resync_that_cannot_start_fails_the_pull(self):
+        """A resync whose start fails (here a trigger refuses sync_meta's
+        write) is the pull's error, named by its cause; the cursor stays and
+        no pull goes without it."""
+        srv = ResyncServer()
+        self.addCleanup(srv.stop)
+        db = connect(os.path.join(self.dir, "s.db"))
+        self.addCleanup(db.close)
+        db.execute("CREATE TABLE t(id TEXT PRIMARY KEY, v INTEGER)")
+        one = lambda sql, args=(): db.execute(sql, args).fetchone()[0]
+        one("SELECT sync_init(?)", (srv.url,))
+        one("SELECT sync_track('t')")
+        page = {"changes": [], "cursor": "c-1", "has_more": False}
+        self.assertEqual(one("SELECT sync_apply(?)", (json.dumps(page),)), 0)
+        db.execute("""CREATE TRIGGER no_resync BEFORE INSERT ON sync_meta
+                      WHEN NEW.key = 'resync' BEGIN SELECT RAISE(ABORT, 'refused here'); END""")
+        with self.assertRaises(Exception) as cm:
+            one("SELECT sync_pull()")
+        self.assertIn("refused here", str(cm.exception))
+        self.assertEqual(len(srv.pulls), 1)
+        self.assertEqual(one("SELECT sync_cursor()"), "c-1")
