@@ -61,6 +61,21 @@ char *client_stuck_reason(const http_req *r, client_kind kind, int64_t id, int r
                          r->msg);
 }
 
+int client_lasting(int rc) {
+  switch (rc & 0xff) {
+  case SQLITE_BUSY:
+  case SQLITE_LOCKED:
+  case SQLITE_FULL:
+  case SQLITE_IOERR:
+  case SQLITE_NOMEM:
+  case SQLITE_CANTOPEN:
+  case SQLITE_PROTOCOL:
+    return 0;
+  default:
+    return 1;
+  }
+}
+
 void client_halve(int64_t *size) {
   if (*size > 1) *size /= 2;
 }

@@ -50,6 +50,11 @@ int client_refuse(SyncCtx *, Site *, const OutboxBatch *b, const char *why, char
 ** short that many resyncs in a row. Says what to do. sqlite3_malloc'd. */
 char *client_stuck_reason(const http_req *r, client_kind kind, int64_t id, int resyncs);
 
+/* Whether a failure to apply a page or an answer (SQLite code rc) would
+** come again on a retry: not for a busy, locked or full database, an I/O
+** error or a lack of memory. */
+int client_lasting(int rc);
+
 /* Halves a batch size or page limit (never below 1). */
 void client_halve(int64_t *size);
 

@@ -39,8 +39,8 @@
 ** new token; 410 (or a malformed cursor) starts one full resync, and a
 ** resync that meets 410 again backs off. Nothing is retried unchanged for
 ** ever: a 413 to one mutation alone refuses it (client_refuse); an answer
-** over max_body to one, or RESYNC_MAX resyncs cut short in a row, stop the
-** worker (go_stuck) until someone acts.
+** over max_body to one, RESYNC_MAX resyncs cut short or LOCAL_MAX failed
+** applies in a row stop the worker (go_stuck) until someone acts.
 **
 ** Local writes are noticed without taking the host's commit or update hooks:
 ** the worker reads PRAGMA data_version on its own connection every
@@ -63,6 +63,7 @@
 #define SSE_MAX ((size_t)16 << 20) /* cap of one event-stream line and event */
 #define RESYNC_MAX 3               /* resyncs in a row cut short by 410 before giving up */
 #define PULL_5XX_HALVE 2           /* 5xx answers in a row to a pull that halve its limit */
+#define LOCAL_MAX 5                /* pages or answers in a row that fail to apply: give up */
 
 enum { CH_PUSH, CH_PULL, CH_SSE, CH_HEALTH, CH_N };
 static const char *const ch_name[CH_N] = {"push", "pull", "events", "health"};
@@ -99,6 +100,7 @@ struct Loop {
   int stuck;                /* terminal for the client: nothing starts until someone acts */
   int resyncFails;          /* resyncs cut short by 410 since a pull last caught up */
   int pull5xx;              /* 5xx answers to pulls in a row */
+  int localFails;           /* pages or answers in a row that failed to apply (client_lasting) */
   int online, forced;       /* learned from transfers; sync_online(0) in effect */
   int pushedLast;           /* the last transfer started was a push: a due pull goes next */
   int64_t batch, pullLimit; /* current sizes: halved after 413 / a page over max_body */
@@ -251,9 +253,8 @@ static void auth_blocked(Loop *w, int i, const char *msg) {
     chan_stop(w, k);
 }
 
-/* Terminal for the client: retrying could only repeat the failure. msg
-** (client_stuck_reason, taken) says why and what to do; nothing starts
-** until sync_config, sync_online(1), a new token or a restart (unstick). */
+/* Terminal for the client: msg (taken) says why and what to do; nothing
+** starts until sync_config, sync_online(1), a new token or a restart. */
 static void go_stuck(Loop *w, char *msg) {
   w->stuck = 1;
   set_error(w, "%s", msg ? msg : "out of memory");
@@ -265,9 +266,18 @@ static void go_stuck(Loop *w, char *msg) {
 static void unstick(Loop *w) {
   if (!w->stuck) return;
   w->stuck = 0;
-  w->resyncFails = 0;
+  w->resyncFails = w->localFails = 0;
   reset_backoffs(w);
   w->wantPush = w->wantPull = 1;
+}
+
+/* A page or answer that failed to apply: retried unless it did LOCAL_MAX times. */
+static void local_failed(Loop *w, int i, int rc, const char *err) {
+  if (!client_lasting(rc) || ++w->localFails < LOCAL_MAX)
+    fail(w, i, -1, err);
+  else
+    go_stuck(w, sqlite3_mprintf("%s: %s (%d times in a row; sync_online(1) tries again)",
+                                ch_name[i], err, w->localFails));
 }
 
 static const client_kind ch_kind[CH_N] = {CLIENT_PUSH, CLIENT_PULL, CLIENT_EVENTS, CLIENT_HEALTH};
@@ -492,11 +502,12 @@ static void done_push(Loop *w, http_req *r) {
     sqlite3_free(b.body);
     if (rc != SQLITE_OK) {
       w->batch = was;
-      fail(w, CH_PUSH, -1, err ? err : "sync_ack failed");
-      sqlite3_free(err);
       if (w->ch[CH_PUSH].active) w->outStale = 1;
+      local_failed(w, CH_PUSH, rc, err ? err : "sync_ack failed");
+      sqlite3_free(err);
       return;
     }
+    w->localFails = 0;
     succeed(w, CH_PUSH);
     if (!w->cfg.sse) w->wantPull = 1;
     if (w->ch[CH_PUSH].active) push_prepare(w);
@@ -507,17 +518,14 @@ static void done_push(Loop *w, http_req *r) {
   b.body = 0;
   switch (cl) {
   case CL_REFUSED: {
-    /* Too large for the server even alone: refused for good, the rest of
-    ** the outbox goes on at once. */
+    /* Too large for the server even alone: refused for good, and the rest
+    ** of the outbox goes on at once. */
     char *err = 0;
-    if (client_refuse(w->c, w->site, &b, r->msg, &err) != SQLITE_OK) {
-      fail(w, CH_PUSH, -1, err ? err : "sync_ack failed");
-    } else {
-      set_error(w, "push: mutation %lld too large for the server (%s): moved to sync_rejected",
-                (long long)b.first, r->msg);
+    int rc = client_refuse(w->c, w->site, &b, r->msg, &err);
+    if (rc == SQLITE_OK)
       w->ch[CH_PUSH].at = 0;
-      w->wantPush = 1;
-    }
+    else
+      local_failed(w, CH_PUSH, rc, err ? err : "sync_ack failed");
     sqlite3_free(err);
     break;
   }
@@ -547,15 +555,15 @@ static void done_pull(Loop *w, http_req *r) {
     int64_t n = 0;
     int more = 0;
     char *err = 0;
-    if (client_apply(w->c, w->site, r->buf ? r->buf : "", 0, w->resync, &n, &more, &err) !=
-        SQLITE_OK) {
-      fail(w, CH_PULL, -1, err);
+    int rc = client_apply(w->c, w->site, r->buf ? r->buf : "", 0, w->resync, &n, &more, &err);
+    if (rc != SQLITE_OK) {
+      local_failed(w, CH_PULL, rc, err);
       sqlite3_free(err);
       return;
     }
     if (w->resync == 1) w->resync = 2; /* later pages follow the cursor */
     succeed(w, CH_PULL);
-    w->pull5xx = 0;
+    w->pull5xx = w->localFails = 0;
     if (!more) {
       w->wantPull = 0;
       w->resync = 0;

@@ -196,6 +196,32 @@ class PullFailures(E2ETest):
             a.one("SELECT sync_stop()")
 
 
+    def test_page_that_never_applies_stops_with_a_reason(self):
+        """A page that fails to apply here every time (malformed) is not
+        pulled again for ever: after a few tries the worker stops, saying
+        why, until someone acts."""
+        srv = ScriptedServer(lambda q: (200, {"changes": "not an array", "cursor": "c-1",
+                                              "has_more": False}))
+        self.addCleanup(srv.stop)
+        a = self.client("a", srv.url, FAST)
+        a.one("SELECT sync_start()")
+        try:
+            wait_for(lambda: "times in a row" in (a.status()["last_error"] or ""),
+                     what="the worker gives up")
+            n = len(srv.pulls())
+            time.sleep(1.0)
+            self.assertEqual(len(srv.pulls()), n)
+            st = a.status()
+            self.assertEqual(st["state"], "error")
+            self.assertIsNone(st["next_retry_at"])
+            self.assertRegex(st["last_error"], r"^pull: sync_apply: .*changes")
+            self.assertIsNone(a.one("SELECT sync_cursor()"))
+            a.one("SELECT sync_online(1)")
+            wait_for(lambda: len(srv.pulls()) > n, what="a new attempt")
+        finally:
+            a.one("SELECT sync_stop()")
+
+
 class Tables(E2ETest):
     def test_pull_and_events_name_the_tracked_tables(self):
         def pull(q):
