@@ -151,19 +151,52 @@ int client_resync(SyncCtx *c, int *pResync, char **pzErr) {
   return again;
 }
 
+/* Whether the tables list cur (client_tables; NULL: every table) names one
+** that prev (the same, "*" for every table) does not. */
+static int tables_grew(const char *prev, const char *cur) {
+  if (strcmp(prev, "*") == 0) return 0;
+  if (!cur) return 1;
+  for (const char *p = cur; *p;) {
+    size_t n = strcspn(p, ",");
+    int found = 0;
+    for (const char *q = prev; *q && !found;) {
+      size_t m = strcspn(q, ",");
+      found = m == n && memcmp(p, q, n) == 0;
+      q += m + (q[m] != 0);
+    }
+    if (!found) return 1;
+    p += n + (p[n] != 0);
+  }
+  return 0;
+}
+
 char *client_pull_url(SyncCtx *c, const char *base, const char *client, int *pResync,
                       int64_t limit) {
   char *why = 0; /* not started: this pull goes from the cursor, the next tries again */
   if (!*pResync && resync_owed(c)) client_resync(c, pResync, &why);
   sqlite3_free(why);
+  why = 0;
   char *cursor = *pResync == 1 ? 0 : ctx_meta_get(c, "cursor");
+  /* sync_meta "pulled_tables": the tables the cursor was pulled for. A
+  ** table tracked since then never got its rows from before the cursor
+  ** (not asked for, or skipped): a full resync brings them. */
+  char *tables = client_tables(c), *was = ctx_meta_get(c, "pulled_tables");
+  const char *now = tables ? tables : "*";
+  int grew = cursor && was && tables_grew(was, tables);
+  if (grew && client_resync(c, pResync, &why) >= 0) {
+    sqlite3_free(cursor);
+    cursor = 0;
+    grew = 0;
+  }
+  sqlite3_free(why);
+  if (!grew && (!was || strcmp(was, now) != 0)) ctx_meta_set(c, "pulled_tables", now);
+  sqlite3_free(was);
   /* The lowest pending id: a page whose last_mutation_id covers mutations
   ** whose push answer was lost then also lists those the server rejected. */
   sqlite3_int64 first = outbox_first(c);
   char from[24], lim[24];
   snprintf(from, sizeof from, "%lld", (long long)first);
   snprintf(lim, sizeof lim, "%lld", (long long)limit);
-  char *tables = client_tables(c);
   const char *q[] = {"client_id", client,         "cursor",         cursor,   "limit",
                      lim,         "pending_from", first ? from : 0, "tables", tables};
   char *url = http_url(base, "/pull", q, 5);

@@ -69,8 +69,9 @@ int client_resync(SyncCtx *, int *pResync, char **pzErr);
 /* The /pull URL: client id, the cursor (none while *pResync is 1: a
 ** resync's first page), the page limit, the lowest pending id
 ** (pending_from) and the tracked tables (client_tables). A resync owed
-** (resync_owed) while *pResync is 0 starts over here, for every path.
-** sqlite3_malloc'd, NULL when out of memory. */
+** (resync_owed) while *pResync is 0 starts over here, for every path, and
+** one starts when a table was tracked since the cursor was pulled (its
+** older rows never came). sqlite3_malloc'd, NULL when out of memory. */
 char *client_pull_url(SyncCtx *, const char *base, const char *client, int *pResync, int64_t limit);
 
 /* The /events URL from cursor (NULL: none), with the same tables. */

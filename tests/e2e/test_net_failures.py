@@ -246,6 +246,43 @@ class Tables(E2ETest):
         self.assertEqual(a.one("SELECT sync_pull()"), 0)
         self.assertNotIn("tables=", srv.pulls()[-1])
 
+    def test_a_table_tracked_later_gets_its_older_rows(self):
+        """The server sends the tables a pull names: a table tracked after
+        the cursor moved never got its older rows, so the next pull resyncs
+        from no cursor, naming it."""
+        rows = {"todos": {"table": "todos", "op": "upsert", "pk": {"id": "t"},
+                          "row": {"id": "t", "title": "x", "done": 0}, "version": 1},
+                "notes": {"table": "notes", "op": "upsert", "pk": {"id": 1},
+                          "row": {"id": 1, "body": "older"}, "version": 2}}
+
+        def pull(q):
+            names = q.get("tables", "notes,todos").split(",")
+            changes = [] if q.get("cursor") else [rows[n] for n in sorted(names)]
+            return 200, {"changes": changes, "cursor": "c-2", "has_more": False,
+                         "last_mutation_id": 0}
+        srv = ScriptedServer(pull)
+        self.addCleanup(srv.stop)
+        db = connect(os.path.join(self.dir, "t.db"))
+        self.addCleanup(db.close)
+        db.executescript("CREATE TABLE todos(id TEXT PRIMARY KEY, title TEXT, done INTEGER);"
+                         "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);")
+        one = lambda sql, args=(): db.execute(sql, args).fetchone()[0]
+        one("SELECT sync_init(?)", (srv.url,))
+        one("SELECT sync_track('todos')")
+        self.assertEqual(one("SELECT sync_pull()"), 1)
+        self.assertEqual(one("SELECT sync_pull()"), 0)
+        self.assertIn("cursor=c-2", srv.pulls()[-1])
+        one("SELECT sync_track('notes')")
+        self.assertEqual(one("SELECT sync_pull()"), 2)
+        self.assertNotIn("cursor=", srv.pulls()[-1])
+        self.assertEqual(db.execute("SELECT * FROM notes").fetchall(), [(1, "older")])
+        self.assertEqual(one("SELECT sync_pull()"), 0)
+        self.assertIn("cursor=c-2", srv.pulls()[-1])
+        # untracking needs no resync
+        one("SELECT sync_untrack('notes')")
+        self.assertEqual(one("SELECT sync_pull()"), 0)
+        self.assertIn("cursor=c-2", srv.pulls()[-1])
+
     def test_status_shows_skipped_changes(self):
         s = self.syncd()
         a = self.client("a", s.url)
