@@ -44,10 +44,11 @@ int64_t client_batch_size(const OutboxBatch *b, int64_t batchSize);
 ** outbox goes on. Counted in the site's figures (s may be NULL). */
 int client_refuse(SyncCtx *, Site *, const OutboxBatch *b, const char *why, char **pzErr);
 
-/* The reason sync_status shows when the worker stops for good (terminal
-** for the client): r was CL_STUCK (kind CLIENT_PUSH: to mutation id alone;
-** CLIENT_PULL: to a page of one), or, when resyncs > 0, the 410 that cut
-** short that many resyncs in a row. Says what to do. sqlite3_malloc'd. */
+/* The reason sync_status shows when the worker stops until someone acts
+** (terminal for the client): r was CL_STUCK (kind CLIENT_PUSH: to mutation
+** id alone; CLIENT_PULL: to a page of one), or, when resyncs > 0, the 410
+** that cut short that many resyncs in a row. Says what to do.
+** sqlite3_malloc'd. */
 char *client_stuck_reason(const http_req *r, client_kind kind, int64_t id, int resyncs);
 
 /* Whether a failure to apply a page or an answer (SQLite code rc) would
