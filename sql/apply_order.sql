@@ -61,6 +61,15 @@ SELECT sync_apply('{"changes":[
   {"table":"u","op":"upsert","pk":{"id":7},"row":{"id":7,"email":"q"},"version":19}],"cursor":"19"}');
 SELECT * FROM u ORDER BY id;
 SELECT op, pk, data FROM sync_pending ORDER BY id;
+-- a pending edit that no longer fits once the server's row for its own key
+-- arrives (its replay collides): hidden too, the server's row shows
+UPDATE u SET email = 'n' WHERE id = 7;
+SELECT sync_apply('{"changes":[
+  {"table":"u","op":"upsert","pk":{"id":1},"row":{"id":1,"email":"n"},"version":20}],"cursor":"20"}');
+SELECT sync_apply('{"changes":[
+  {"table":"u","op":"upsert","pk":{"id":7},"row":{"id":7,"email":"q2"},"version":21}],"cursor":"21"}');
+SELECT * FROM u WHERE id IN (1, 7) ORDER BY id;
+SELECT op, pk, data FROM sync_pending ORDER BY id;
 DELETE FROM sync_outbox;
 DELETE FROM sync_shadow;
 

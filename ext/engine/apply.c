@@ -572,6 +572,14 @@ static int apply_change(Page *pg, int i, const char **pz, char **pzErr) {
     if (rc == SQLITE_OK && upsert && !image) rc = SQLITE_NOMEM;
     if (rc == SQLITE_OK) rc = rebase_set_image(c, t->name, k, image, version, span_is_integer(ver));
     if (rc == SQLITE_OK) rc = rebase_key(c, t, k, pzErr);
+    if (rc == SQLITE_CONSTRAINT) {
+      /* The local edits no longer fit next to the server's rows (a replay
+      ** hit a UNIQUE index, say): hidden, still queued for the server to
+      ** judge. */
+      sqlite3_free(*pzErr);
+      *pzErr = 0;
+      rc = settle_hide(c, t, k);
+    }
     sqlite3_free(image);
   } else {
     rc = change_write(pg, t, i, upsert, pk, row, pzErr);

@@ -212,7 +212,7 @@ static int park(SyncCtx *c, Blocker *b, const char *row) {
 
 /* Hides the local effect of pending key: its server image, or no row when
 ** the server has none or the image collides too. Its mutations stay. */
-static int hide_pending(SyncCtx *c, SyncTable *t, const char *key) {
+int settle_hide(SyncCtx *c, SyncTable *t, const char *key) {
   sqlite3_stmt *s = ctx_stmt(c, STMT_SHADOW_GET);
   if (!s) return sqlite3_errcode(c->db);
   sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
@@ -256,7 +256,7 @@ static int clear_one(SyncCtx *c, Settle *st, Deferred *d, Blocker *b, int final,
     rc = park(c, b, d->row);
     if (rc == SQLITE_OK) ++*pDone;
   } else if ((rc = key_pending(c, d->t, key, &pending)) == SQLITE_OK && pending) {
-    rc = hide_pending(c, d->t, key);
+    rc = settle_hide(c, d->t, key);
     char *still = 0;
     if (rc == SQLITE_OK) rc = blocker_find(b, d->row, d->key, &still);
     if (rc == SQLITE_OK && !still) ++*pDone;

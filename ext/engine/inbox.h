@@ -26,6 +26,7 @@ int settle_add(Settle *, SyncTable *, int chg, const char *key, const char *row,
 void settle_drop(Settle *, SyncTable *, const char *key);
 int settle_run(SyncCtx *, Settle *, int final, int *pLater, char **pzErr);
 void settle_free(Settle *);
+int settle_hide(SyncCtx *, SyncTable *, const char *key);
 
 int fk_unresolved(SyncCtx *);
 int fk_explain(SyncCtx *, char **pzErr);
