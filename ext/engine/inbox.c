@@ -127,13 +127,13 @@ static void park_sql(sqlite3_str *s, SyncTable *t, const char *col) {
 static int blocker_prepare(SyncCtx *c, SyncTable *t, const char *idx, Blocker *b, int *pOk) {
   sqlite3_stmt *q = 0;
   sqlite3_str *where = sqlite3_str_new(c->db), *set = sqlite3_str_new(c->db);
-  int rc = sqlite3_prepare_v2(
-      c->db, "SELECT name FROM pragma_index_info(?1, 'main') ORDER BY seqno", -1, &q, 0);
+  char *sql = sqlite3_mprintf("PRAGMA main.index_info(\"%w\")", idx);
+  int rc = sql ? sqlite3_prepare_v2(c->db, sql, -1, &q, 0) : SQLITE_NOMEM;
+  sqlite3_free(sql);
   int n = 0;
   *pOk = 1;
-  if (rc == SQLITE_OK) sqlite3_bind_text(q, 1, idx, -1, SQLITE_STATIC);
   while (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
-    const char *col = (const char *)sqlite3_column_text(q, 0);
+    const char *col = (const char *)sqlite3_column_text(q, 2);
     if (!col) {
       *pOk = 0;
       break;
@@ -188,24 +188,30 @@ static int blocker_find(Blocker *b, const char *row, const char *self, char **pK
   return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc2;
 }
 
-static int run_row(Blocker *b, sqlite3_stmt *s, const char *row) {
-  (void)b;
+/* Runs s with ?1 the incoming row; the error code stays readable. */
+static int run_row(sqlite3_stmt *s, const char *row) {
   sqlite3_bind_text(s, 1, row, -1, SQLITE_STATIC);
   int rc = sqlite3_step(s);
   sqlite3_reset(s);
   return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-/* Parks the holder with CHECK constraints off: a parked value is never
-** seen, the rewrite that follows is checked. */
+/* Parks the holder. A CHECK constraint the parked value breaks is ignored
+** for the park only (a parked value is never seen; the rewrite that follows
+** is checked). The pragma is set only then: it expires every statement of
+** the connection, and a statement of the caller's that reads a table the
+** page staging then writes would abort. */
 static int park(SyncCtx *c, Blocker *b, const char *row) {
+  int rc = run_row(b->park, row);
+  if (rc != SQLITE_CONSTRAINT || sqlite3_extended_errcode(c->db) != SQLITE_CONSTRAINT_CHECK)
+    return rc;
   sqlite3_stmt *q = 0;
   int was = 0;
-  int rc = sqlite3_prepare_v2(c->db, "PRAGMA ignore_check_constraints", -1, &q, 0);
+  rc = sqlite3_prepare_v2(c->db, "PRAGMA ignore_check_constraints", -1, &q, 0);
   if (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) was = sqlite3_column_int(q, 0);
   sqlite3_finalize(q);
   if (rc == SQLITE_OK && !was) rc = ctx_exec(c, "PRAGMA ignore_check_constraints=ON");
-  if (rc == SQLITE_OK) rc = run_row(b, b->park, row);
+  if (rc == SQLITE_OK) rc = run_row(b->park, row);
   if (!was) ctx_exec(c, "PRAGMA ignore_check_constraints=OFF");
   return rc;
 }
@@ -265,7 +271,7 @@ static int clear_one(SyncCtx *c, Settle *st, Deferred *d, Blocker *b, int final,
   }
   if (rc == SQLITE_OK && !pending && !settle_has(st, d->t, key)) {
     if (final) {
-      rc = run_row(b, b->drop, d->row);
+      rc = run_row(b->drop, d->row);
       if (rc == SQLITE_OK) ++*pDone;
     } else {
       *pLater = 1;
@@ -278,16 +284,20 @@ static int clear_one(SyncCtx *c, Settle *st, Deferred *d, Blocker *b, int final,
 /* Clears the way for d through each of its table's UNIQUE indexes. */
 static int clear_all(SyncCtx *c, Settle *st, Deferred *d, int final, int *pDone, int *pLater) {
   sqlite3_stmt *q = 0;
-  int rc = sqlite3_prepare_v2(c->db,
-                              "SELECT name FROM pragma_index_list(?1, 'main')"
-                              " WHERE \"unique\" AND origin <> 'pk' ORDER BY seq",
-                              -1, &q, 0);
-  if (rc == SQLITE_OK) sqlite3_bind_text(q, 1, d->t->name, -1, SQLITE_STATIC);
+  /* PRAGMA statements, not the pragma_ table functions: connecting those
+  ** marks the schema changed, and the ROLLBACK TO of a page that is then
+  ** staged would abort the caller's statement. */
+  char *sql = sqlite3_mprintf("PRAGMA main.index_list(\"%w\")", d->t->name);
+  int rc = sql ? sqlite3_prepare_v2(c->db, sql, -1, &q, 0) : SQLITE_NOMEM;
+  sqlite3_free(sql);
   while (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
+    /* seq, name, unique, origin, partial: UNIQUE, not the primary key */
+    const char *origin = (const char *)sqlite3_column_text(q, 3);
+    if (!sqlite3_column_int(q, 2) || !origin || strcmp(origin, "pk") == 0) continue;
     Blocker b;
     memset(&b, 0, sizeof b);
     int ok = 0;
-    rc = blocker_prepare(c, d->t, (const char *)sqlite3_column_text(q, 0), &b, &ok);
+    rc = blocker_prepare(c, d->t, (const char *)sqlite3_column_text(q, 1), &b, &ok);
     if (rc == SQLITE_OK && ok) rc = clear_one(c, st, d, &b, final, pDone, pLater);
     blocker_free(&b);
   }
@@ -304,7 +314,9 @@ static int clear_all(SyncCtx *c, Settle *st, Deferred *d, int final, int *pDone,
 int settle_run(SyncCtx *c, Settle *st, int final, int *pLater, char **pzErr) {
   *pLater = 0;
   int rc = SQLITE_OK;
-  for (int rounds = 0; st->n; rounds++) {
+  /* Each clearing round lets at least one row through: a bound for safety. */
+  int clears = 0, maxClears = 2 * st->n + 2;
+  while (st->n) {
     int progress = 0;
     char *msg = 0;
     Deferred *last = 0;
@@ -326,7 +338,7 @@ int settle_run(SyncCtx *c, Settle *st, int final, int *pLater, char **pzErr) {
       int done = 0;
       for (int k = 0; rc == SQLITE_OK && k < st->n && !*pLater; k++)
         rc = clear_all(c, st, &st->a[k], final, &done, pLater);
-      if (rc == SQLITE_OK && !*pLater && (!done || rounds > 2 * st->n + 2)) rc = SQLITE_CONSTRAINT;
+      if (rc == SQLITE_OK && !*pLater && (!done || ++clears > maxClears)) rc = SQLITE_CONSTRAINT;
     }
     if (rc == SQLITE_OK && *pLater) {
       sqlite3_free(msg);
