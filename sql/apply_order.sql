@@ -108,3 +108,15 @@ SELECT value AS skipped_changes FROM sync_meta WHERE key = 'skipped_changes';
 SELECT sync_apply('{"changes":[{"table":"extra","op":"upsert","pk":{"id":3},"row":{"id":3}}],"cursor":"27"}') AS applied;
 SELECT value AS skipped_changes, sync_cursor() FROM sync_meta WHERE key = 'skipped_changes';
 SELECT * FROM u WHERE id = 11;
+
+-- a staged page that turns out not to apply names itself; nothing changes,
+-- the staged pages and the cursor stay for the next pull
+CREATE TABLE strict(id INTEGER PRIMARY KEY, v TEXT NOT NULL);
+SELECT sync_track('strict');
+SELECT sync_apply('{"changes":[
+  {"table":"c","op":"upsert","pk":{"id":"c2"},"row":{"id":"c2","p":"p2"}}],"cursor":"30","has_more":true}');
+SELECT sync_apply('{"changes":[
+  {"table":"strict","op":"upsert","pk":{"id":1},"row":{"id":1,"v":null}}],"cursor":"31","has_more":true}');
+SELECT sync_apply('{"changes":[
+  {"table":"p","op":"upsert","pk":{"id":"p2"},"row":{"id":"p2","title":"work"}}],"cursor":"32"}');
+SELECT sync_cursor(), (SELECT count(*) FROM sync_inbox) AS staged, (SELECT count(*) FROM c) AS c;

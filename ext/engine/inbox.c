@@ -336,8 +336,16 @@ int settle_run(SyncCtx *c, Settle *st, int final, int *pLater, char **pzErr) {
     }
     if (rc == SQLITE_OK && st->n && !progress) {
       int done = 0;
-      for (int k = 0; rc == SQLITE_OK && k < st->n && !*pLater; k++)
+      for (int k = 0; rc == SQLITE_OK && k < st->n && !*pLater; k++) {
         rc = clear_all(c, st, &st->a[k], final, &done, pLater);
+        if (rc != SQLITE_OK && rc != SQLITE_NOMEM) {
+          /* Read before anything resets it. */
+          last = &st->a[k];
+          sqlite3_free(msg);
+          msg = sqlite3_mprintf("cannot move aside the row holding its values: %s",
+                                sqlite3_errmsg(c->db));
+        }
+      }
       if (rc == SQLITE_OK && !*pLater && (!done || ++clears > maxClears)) rc = SQLITE_CONSTRAINT;
     }
     if (rc == SQLITE_OK && *pLater) {
