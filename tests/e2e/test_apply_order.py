@@ -70,13 +70,15 @@ class ApplyOrder(E2ETest):
         want = [(1, "x"), (2, "z"), (3, "y")]
         self.assertEqual(a.rows("SELECT * FROM u ORDER BY id"), want)
 
-        # A value handed to a new row: the new row comes first in the log.
+        # A value handed to a new row: row 3 changes again afterwards, so
+        # the new row comes first in the log, on its own page.
         b.db.executescript("""
             UPDATE u SET email = 'c' WHERE id = 3;
-            INSERT INTO u VALUES (5, 'y');""")
+            INSERT INTO u VALUES (5, 'y');
+            UPDATE u SET email = 'd' WHERE id = 3;""")
         b.one("SELECT sync_push()")
         a.one("SELECT sync_pull()")
-        want = [(1, "x"), (2, "z"), (3, "c"), (5, "y")]
+        want = [(1, "x"), (2, "z"), (3, "d"), (5, "y")]
         self.assertEqual(a.rows("SELECT * FROM u ORDER BY id"), want)
 
         # A child on an earlier page than its parent (the parent changed last).
