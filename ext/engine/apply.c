@@ -35,8 +35,9 @@
 **     are staged, the next pages with has_more true are staged unread; the
 **     last page (or an event) applies them all, then itself, in one
 **     savepoint. On that last page a UNIQUE value a row outside the pull
-**     still holds is the server's: that row is deleted. An event that cannot
-**     apply is staged too (it is no pull's end).
+**     still holds is the server's: that row is deleted. An event is one
+**     push's consistent result, so it counts as a last page, unless pages
+**     are staged (a pull is under way): then what it cannot apply waits.
 **   - a change for a table this client does not track (the server added it
 **     later) is skipped, not refused, and counted: sync_meta
 **     'skipped_changes' holds the running total (ApplyResult.skipped).
@@ -793,11 +794,12 @@ int apply_page(SyncCtx *c, const char *json, int flags, ApplyResult *res, char *
   if (rc == SQLITE_OK) {
     /* Pages wait in the inbox until the pull's last page, applied once
     ** with all of them (trying each would cost the square of their
-    ** number). An event is no pull's end: what it cannot apply waits. */
+    ** number). An event ends no pull under way. */
     if (staged && !lastPage)
       stage = 1;
     else
-      rc = apply_all(&pg, &e, staged, lastPage && !(flags & APPLY_EVENT), &stage, &zErr);
+      rc =
+          apply_all(&pg, &e, staged, lastPage && !(staged && (flags & APPLY_EVENT)), &stage, &zErr);
   }
   sqlite3_finalize(pg.tblPending);
   sqlite3_free(pg.batch.vals);
