@@ -144,8 +144,10 @@ static int blocker_prepare(SyncCtx *c, SyncTable *t, const char *idx, Blocker *b
   }
   if (rc == SQLITE_OK) rc = sqlite3_reset(q);
   sqlite3_finalize(q);
+  /* (An empty sqlite3_str finishes as NULL: its error code tells.) */
+  if (rc == SQLITE_OK && (sqlite3_str_errcode(where) || sqlite3_str_errcode(set)))
+    rc = SQLITE_NOMEM;
   char *w = sqlite3_str_finish(where), *p = sqlite3_str_finish(set);
-  if (rc == SQLITE_OK && (!w || !p)) rc = SQLITE_NOMEM;
   if (rc == SQLITE_OK && *pOk && n) {
     sqlite3_str *s = sqlite3_str_new(c->db);
     sqlite3_str_appendall(s, "SELECT ");
@@ -346,6 +348,9 @@ int settle_run(SyncCtx *c, Settle *st, int final, int *pLater, char **pzErr) {
                                 sqlite3_errmsg(c->db));
         }
       }
+      /* Nothing found to move (an index on an expression, say): a later
+      ** page may still resolve it; on the last one it is an error. */
+      if (rc == SQLITE_OK && !*pLater && !done && !final) *pLater = 1;
       if (rc == SQLITE_OK && !*pLater && (!done || ++clears > maxClears)) rc = SQLITE_CONSTRAINT;
     }
     if (rc == SQLITE_OK && *pLater) {
