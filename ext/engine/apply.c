@@ -329,8 +329,8 @@ static int batch_run(SyncCtx *c, Batch *b, int lo, int hi, char **pzMsg, int *pU
   return rc;
 }
 
-/* Keeps row r of change i for after the page's other changes: a UNIQUE
-** index refused it (inbox.c). */
+/* Keeps the row of change i for after the other changes: a UNIQUE index
+** refused it (inbox.c). */
 static int defer_row(Page *pg, SyncTable *t, int i, jspan pk, jspan row, char **pzErr) {
   char *key = 0;
   int rc = change_key(pg->c, t, i, pk, &key, pzErr);
@@ -438,17 +438,13 @@ static int change_write(Page *pg, SyncTable *t, int i, int upsert, jspan pk, jsp
     /* Some columns absent: the JSON upsert keeps them. */
     sqlite3_bind_text(t->upsert, 1, row.z, row.n, SQLITE_STATIC);
     rc = sqlite3_step(t->upsert);
-    if (rc == SQLITE_DONE || rc == SQLITE_ROW) {
-      sqlite3_reset(t->upsert);
-      return SQLITE_OK;
-    }
-    int unique = sqlite3_extended_errcode(c->db) == SQLITE_CONSTRAINT_UNIQUE;
-    char *msg = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
-    if (unique) {
-      sqlite3_reset(t->upsert);
-      sqlite3_free(msg);
-      return defer_row(pg, t, i, pk, row, pzErr);
-    }
+    int ok = rc == SQLITE_DONE || rc == SQLITE_ROW;
+    int unique = !ok && sqlite3_extended_errcode(c->db) == SQLITE_CONSTRAINT_UNIQUE;
+    char *msg = ok || unique ? 0 : sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
+    sqlite3_reset(t->upsert);
+    sqlite3_clear_bindings(t->upsert);
+    if (ok) return SQLITE_OK;
+    if (unique) return defer_row(pg, t, i, pk, row, pzErr);
     rc = msg ? change_run(c, t, i, pk, t->upsert, rc, msg, pzErr) : SQLITE_NOMEM;
     sqlite3_free(msg);
     return rc;
