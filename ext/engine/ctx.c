@@ -140,7 +140,9 @@ static int set_applying(SyncCtx *c, int on) {
 int ctx_engine_begin(SyncCtx *c) {
   int rc = ctx_begin(c);
   /* A page holds the latest change of each row in server order, so a child
-  ** row can come before its parent: foreign keys are checked at commit.
+  ** row can come before its parent: foreign keys are deferred (the pragma
+  ** resets at COMMIT), and apply.c checks at its own end whether one is
+  ** left dangling (SQLITE_DBSTATUS_DEFERRED_FKS) to stage the page instead.
   ** Only when they are enforced at all: the pragma expires every prepared
   ** statement of the connection, and recompiling them (capture triggers
   ** included) on their next step cost more than the rest of a small batch. */

@@ -36,6 +36,8 @@
 **                 out: a server's last_mutation_id above it is refused, as it
 **                 would confirm mutations the server never received
 **   sync_rejected mutations the server refused
+**   sync_inbox    pull pages that could not apply yet, applied with the
+**                 pull's last page (apply.c)
 */
 #include "schema.h"
 
@@ -59,7 +61,8 @@ static const char schema_sql[] =
     " sent_id INTEGER NOT NULL DEFAULT 0);"
     "INSERT OR IGNORE INTO sync_control(id, applying) VALUES(1, 0);"
     "CREATE TABLE IF NOT EXISTS sync_rejected(id INTEGER PRIMARY KEY, table_name TEXT NOT NULL,"
-    " op TEXT NOT NULL, pk TEXT NOT NULL, data TEXT, reason TEXT, rejected_at TEXT NOT NULL);";
+    " op TEXT NOT NULL, pk TEXT NOT NULL, data TEXT, reason TEXT, rejected_at TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS sync_inbox(seq INTEGER PRIMARY KEY, page TEXT NOT NULL);";
 
 /* Run after schema_sql, once sync_control has last_id (see migrate). */
 static const char schema_gone_sql[] =
