@@ -1,6 +1,8 @@
 """The convergence test's operation generator and its log format.
 
-A log is JSON: {"seed", "clients": [per-client settings], "ops": [...]}.
+A log is JSON: {"seed", "mode", "clients": [per-client settings], "trigger",
+"ops": [...]}; mode "single" is the single-client property (harness.py),
+"trigger" whether syncd gets server_only.sql.
 Every op is concrete (SQL text and parameters, never "some existing row"),
 so a log replays the same writes whatever the engine did, and any subset of
 its ops is still a valid log (what the shrinker needs). The generator draws
@@ -300,4 +302,5 @@ def generate(seed, clients, nops, off, single_worker=False):
                         "stmts": w["stmts"][:1], "call": call})
         else:
             ops.append(g.write_op(c))
-    return {"seed": seed, "clients": settings, "trigger": "trigger" not in off, "ops": ops}
+    return {"seed": seed, "mode": "single" if clients == 1 else "multi", "clients": settings,
+            "trigger": "trigger" not in off, "ops": ops}

@@ -197,7 +197,8 @@ class Run:
 
     @property
     def single(self):
-        return len(self.log["clients"]) == 1
+        return self.log.get("mode", "multi" if len(self.log["clients"]) > 1 else "single") == \
+            "single"
 
     # ---- sync calls ----
     def sync_call(self, c, fn, when):

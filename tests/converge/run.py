@@ -141,13 +141,13 @@ class Shrinker:
 
 
 def describe(log):
-    lines = ["clients: " + json.dumps(log["clients"]) + ("" if log.get("trigger", True)
+    lines = [log.get("mode", "") + " clients: " + json.dumps(log["clients"]) + ("" if log.get("trigger", True)
                                                           else "  (no server trigger)")]
     for op in log["ops"]:
         if op["op"] == "tx" or op["op"] == "txsync":
             body = "; ".join("%s %s" % (s, json.dumps(p)) for s, p in op["stmts"])
-            tail = {"tx": " [%s]" % op["end"], "txsync": " then %s() and ROLLBACK" %
-                    op.get("call")}[op["op"]]
+            tail = (" [%s]" % op["end"] if op["op"] == "tx"
+                    else " then %s() and ROLLBACK" % op["call"])
             lines.append("c%d: %s%s" % (op["c"], body, tail))
         else:
             lines.append("c%d: %s" % (op["c"], op["op"]))
@@ -177,6 +177,7 @@ def main():
     ap.add_argument("--save", help="write the op log here")
     ap.add_argument("--timeout", type=float, default=120, help="per run")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
+    ap.add_argument("--show", action="store_true", help="print the op log as SQL first")
     ap.add_argument("-v", "--verbose", action="store_true", help="print failures as they happen")
     for k in FLAG_KINDS:
         ap.add_argument("--no-" + k, dest="off", action="append_const", const=k)
@@ -198,6 +199,8 @@ def main():
             (", off: " + " ".join(sorted(off))) if off and not o.replay else ""), flush=True)
         if o.save:
             save(log, o.save)
+        if o.show:
+            print(describe(log))
         f = run_log(log, o)
         dt = time.monotonic() - t0
         if not f:
