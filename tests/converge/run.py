@@ -1,8 +1,8 @@
 """The randomized, model-based convergence test (README, "Convergence test").
 
-    run.py [--seed N | --seeds "1 2 3" | --seeds 1-200 | --replay LOG]
+    run.py [--seed N | --seeds "1 2 3" | --seeds 1-200 | --replay LOG...]
            [--clients 3] [--ops 150] [--no-KIND ...] [--worker] [--worker-live]
-           [--shrink] [--target KIND] [--save LOG] [--timeout S] [--keep] [-v]
+           [--shrink] [--target KIND] [--save LOG] [--show] [--timeout S] [--keep] [-v]
 
 A seed gives an op log (gen.py: random writes of every kind on a rich
 schema, pushes and pulls at random points, clients going offline and
@@ -20,7 +20,8 @@ A failing run writes its op log to build/converge/seed-N.json (replay it
 with --replay) and, with --shrink, a short log that still fails the same
 way (delta debugging over the ops, then over each transaction's
 statements and the clients' settings) to build/converge/seed-N.min.json.
---no-KIND turns a kind of operation off (kinds: gen.FLAG_KINDS), to run
+tests/converge/cases/ keeps the shrunk logs of the failures found, replayed
+by make test-converge. --no-KIND turns a kind of operation off (kinds: gen.FLAG_KINDS), to run
 the test while some defects are still open. Exit status 0 when every run
 passes; the last line is "converge: N passed, N failed".
 """
@@ -164,7 +165,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int)
     ap.add_argument("--seeds", help='"1 2 3" or "1-200"')
-    ap.add_argument("--replay", help="run this op log instead of a seed's")
+    ap.add_argument("--replay", nargs="+", metavar="LOG",
+                    help="run these op logs instead of a seed's")
     ap.add_argument("--clients", type=int, default=3)
     ap.add_argument("--ops", type=int, default=150)
     ap.add_argument("--worker", action="store_true",
@@ -185,8 +187,10 @@ def main():
     o.keep_failed = o.keep
     off = set(o.off or ())
     if o.replay:
-        with open(o.replay) as f:
-            runs = [("replay " + o.replay, json.load(f))]
+        runs = []
+        for path in o.replay:
+            with open(path) as f:
+                runs.append(("replay " + path, json.load(f)))
     else:
         seeds = parse_seeds(o.seeds) if o.seeds else [o.seed or int(os.environ.get(
             "CONVERGE_SEED") or 1)]
@@ -212,12 +216,13 @@ def main():
             print("  [%s] %s" % (k, msg[:1500]))
         if len(f) > 12:
             print("  ... %d more" % (len(f) - 12))
-        tag = name.replace(" ", "-").replace("/", "_")
+        tag = name.replace(" ", "-").replace("/", "_") if not o.replay else \
+            "replay-" + os.path.basename(name)[:-5]
         path = os.path.join(OUT, tag + ".json")
         if not o.replay:
             save(log, path)
         print("converge: %s FAILED (%.1fs): %s; replay: tests/converge/run.py --replay %s" % (
-            name, dt, ", ".join(sorted(kinds(f))), o.replay or path), flush=True)
+            name, dt, ", ".join(sorted(kinds(f))), name[7:] if o.replay else path), flush=True)
         if o.shrink:
             target = o.target or f[0][0]
             print("converge: shrinking on [%s]" % target, flush=True)
