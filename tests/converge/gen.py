@@ -38,7 +38,7 @@ TAG_NAMES = ["red", "green", "blue", "teal"]
 COLORS = ["c1", "c2", "c3", "c4"]
 
 # Kinds of writes, each with the flag that turns it off (run.py --no-KIND).
-FLAG_KINDS = ("replace", "upsert", "swaps", "key-updates", "deletes", "multi", "rollback",
+FLAG_KINDS = ("unique", "replace", "upsert", "swaps", "key-updates", "deletes", "multi", "rollback",
               "extremes", "offline", "txsync", "worker", "small-pages", "trigger",
               "recursive-triggers", "fk-off")
 
@@ -90,7 +90,15 @@ class Gen:
         return self.r.choice(USER_IDS)
 
     def email(self):
-        return None if self.r.random() < 0.1 else self.r.choice(EMAILS)
+        # --no-unique: NULLs only, which no UNIQUE index compares
+        if not self.on("unique") or self.r.random() < 0.1:
+            return None
+        return self.r.choice(EMAILS)
+
+    def color(self, null_too=False):
+        if not self.on("unique") or (null_too and self.r.random() < 0.2):
+            return None
+        return self.r.choice(COLORS)
 
     def pid(self):
         return self.r.choice(PROJECT_IDS)
@@ -135,7 +143,7 @@ class Gen:
             return ("INSERT INTO tasks(project, n, body, weight) VALUES(?, ?, ?, ?)",
                     [self.pid(), self.tn(), self.text(), self.real()])
         return "INSERT INTO tags(name, color) VALUES(?, ?)", [self.r.choice(TAG_NAMES),
-                                                           self.r.choice(COLORS + [None])]
+                                                           self.color(True)]
 
     def s_update(self):
         t = self.r.randrange(7)
@@ -154,7 +162,7 @@ class Gen:
         if t == 5:
             return ("UPDATE tasks SET body = ?, weight = ? WHERE project = ? AND n = ?",
                     [self.text(), self.real(), self.pid(), self.tn()])
-        return "UPDATE tags SET color = ? WHERE name = ?", [self.r.choice(COLORS + [None]),
+        return "UPDATE tags SET color = ? WHERE name = ?", [self.color(True),
                                                             self.r.choice(TAG_NAMES)]
 
     def s_delete(self):
@@ -185,11 +193,11 @@ class Gen:
                     [self.pid(), self.tn(), self.text(), self.real()])
         if t == 3:
             return "INSERT OR REPLACE INTO tags(name, color) VALUES(?, ?)", [
-                self.r.choice(TAG_NAMES), self.r.choice(COLORS)]
+                self.r.choice(TAG_NAMES), self.color()]
         if t == 4:
             return "UPDATE OR REPLACE users SET email = ? WHERE id = ?", [self.email(), self.uid()]
         return "UPDATE OR REPLACE tags SET color = ? WHERE name = ?", [
-            self.r.choice(COLORS), self.r.choice(TAG_NAMES)]
+            self.color(), self.r.choice(TAG_NAMES)]
 
     def s_upsert(self):
         t = self.r.randrange(4)
@@ -200,7 +208,7 @@ class Gen:
         if t == 1:
             return ("INSERT INTO users(id, email, name) VALUES(?, ?, ?) ON CONFLICT(email)"
                     " DO UPDATE SET name = excluded.name",
-                    [self.uid(), self.r.choice(EMAILS), self.text()])
+                    [self.uid(), self.email(), self.text()])
         if t == 2:
             return ("INSERT INTO tasks(project, n, body, weight) VALUES(?, ?, ?, ?)"
                     " ON CONFLICT(project, n) DO UPDATE SET body = excluded.body,"
@@ -208,7 +216,7 @@ class Gen:
                     [self.pid(), self.tn(), self.text(), self.real()])
         return ("INSERT INTO tags(name, color) VALUES(?, ?) ON CONFLICT(name)"
                 " DO UPDATE SET color = excluded.color",
-                [self.r.choice(TAG_NAMES), self.r.choice(COLORS)])
+                [self.r.choice(TAG_NAMES), self.color()])
 
     def s_key_update(self):
         t = self.r.randrange(6)
@@ -243,7 +251,7 @@ class Gen:
 
     # ---- ops ----
     def write_op(self, c):
-        if self.on("swaps") and self.r.random() < 0.08:
+        if self.on("swaps") and self.on("unique") and self.r.random() < 0.08:
             kind, stmts = self.swap()
             return {"c": c, "op": "tx", "kind": kind, "stmts": stmts, "end": "commit"}
         n = self.r.choice((1, 1, 1, 2, 3, 4)) if self.on("multi") else 1

@@ -142,8 +142,10 @@ class Shrinker:
 
 
 def describe(log):
-    lines = [log.get("mode", "") + " clients: " + json.dumps(log["clients"]) + ("" if log.get("trigger", True)
-                                                          else "  (no server trigger)")]
+    head = log.get("mode", "") + " clients: " + json.dumps(log["clients"])
+    if not log.get("trigger", True):
+        head += "  (no server trigger)"
+    lines = ([log["note"]] if log.get("note") else []) + [head]
     for op in log["ops"]:
         if op["op"] == "tx" or op["op"] == "txsync":
             body = "; ".join("%s %s" % (s, json.dumps(p)) for s, p in op["stmts"])
