@@ -374,6 +374,8 @@ class Run:
                     self.f.add("timeout", "run timed out after %ss at op %d of %d" % (
                         self.o.timeout, i, len(self.log["ops"])))
                     return self.f
+                if self.o.pace:
+                    time.sleep(self.o.pace / 1000)
                 try:
                     self.op(i, op)
                 except sqlite3.Error as e:

@@ -2,7 +2,7 @@
 
     run.py [--seed N | --seeds "1 2 3" | --seeds 1-200 | --replay LOG...]
            [--clients 3] [--ops 150] [--no-KIND ...] [--worker] [--worker-live]
-           [--shrink] [--target KIND] [--save LOG] [--show] [--timeout S] [--keep] [-v]
+           [--shrink] [--target KIND] [--save LOG] [--show] [--pace MS] [--timeout S] [--keep] [-v]
 
 A seed gives an op log (gen.py: random writes of every kind on a rich
 schema, pushes and pulls at random points, clients going offline and
@@ -175,6 +175,8 @@ def main():
                     help="with --clients 1: the client runs the background worker")
     ap.add_argument("--worker-live", action="store_true",
                     help="the worker client stays online all along (not repeatable)")
+    ap.add_argument("--pace", type=float, default=0,
+                    help="ms to wait before each op (gives the worker time to interleave)")
     ap.add_argument("--shrink", action="store_true", help="shrink a failing log")
     ap.add_argument("--target", help="the failure kind to shrink on (default: the first)")
     ap.add_argument("--shrink-time", type=float, default=600)
