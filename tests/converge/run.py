@@ -29,6 +29,7 @@ import argparse
 import copy
 import json
 import os
+import signal
 import sys
 import time
 
@@ -164,6 +165,8 @@ def save(log, path):
 
 
 def main():
+    # a SIGTERM (make's timeout, a CI cancel) unwinds like ^C: syncd is stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int)
     ap.add_argument("--seeds", help='"1 2 3" or "1-200"')
