@@ -291,22 +291,24 @@ static int pg_setup(dialect_conn *c, const char *schema_sql, char **err) {
   return exec(c->pg, internal_ddl, err);
 }
 
-/* Every table of the current schema with a primary key, but ours. */
+/* Every table of the current schema with a primary key, but ours and a
+** partitioned table's partitions (their rows are the partitioned table's,
+** synced under its name). */
 static int pg_load_catalog(dialect_conn *c, catalog *cat, char **err) {
-  PGresult *r =
-      query(c,
-            "SELECT cl.relname, a.attname, format_type(a.atttypid, NULL),"
-            " coalesce(bt.typname, t.typname),"
-            " coalesce((SELECT k.n FROM unnest(i.indkey) WITH ORDINALITY k(att, n)"
-            " WHERE k.att = a.attnum), 0)"
-            " FROM pg_class cl JOIN pg_namespace n ON n.oid = cl.relnamespace"
-            " JOIN pg_index i ON i.indrelid = cl.oid AND i.indisprimary"
-            " JOIN pg_attribute a ON a.attrelid = cl.oid AND a.attnum > 0 AND NOT a.attisdropped"
-            " JOIN pg_type t ON t.oid = a.atttypid"
-            " LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype"
-            " WHERE n.nspname = current_schema() AND cl.relkind IN ('r', 'p')"
-            " AND cl.relname NOT LIKE '\\_syncd\\_%' ORDER BY cl.relname, a.attnum",
-            0, 0, err);
+  PGresult *r = query(
+      c,
+      "SELECT cl.relname, a.attname, format_type(a.atttypid, NULL),"
+      " coalesce(bt.typname, t.typname),"
+      " coalesce((SELECT k.n FROM unnest(i.indkey) WITH ORDINALITY k(att, n)"
+      " WHERE k.att = a.attnum), 0)"
+      " FROM pg_class cl JOIN pg_namespace n ON n.oid = cl.relnamespace"
+      " JOIN pg_index i ON i.indrelid = cl.oid AND i.indisprimary"
+      " JOIN pg_attribute a ON a.attrelid = cl.oid AND a.attnum > 0 AND NOT a.attisdropped"
+      " JOIN pg_type t ON t.oid = a.atttypid"
+      " LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype"
+      " WHERE n.nspname = current_schema() AND cl.relkind IN ('r', 'p') AND NOT cl.relispartition"
+      " AND cl.relname NOT LIKE '\\_syncd\\_%' ORDER BY cl.relname, a.attnum",
+      0, 0, err);
   if (!r) return -1;
   catalog_table *t = 0;
   int bad = 0;

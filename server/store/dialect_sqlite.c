@@ -98,11 +98,17 @@ static int sq_reusable(dialect_conn *c) {
   return 1;
 }
 
+/* A virtual table (FTS5) prepares statements of its own on the connection
+** and finalizes them when it disconnects: the first close disconnects
+** every virtual table, then only ours are left to finalize (finalizing
+** FTS5's first made its disconnect free them again). */
 static void sq_disconnect(dialect_conn *c) {
-  sqlite3_stmt *p;
-  while ((p = sqlite3_next_stmt(c->db, 0)) != 0)
-    sqlite3_finalize(p);
-  sqlite3_close(c->db);
+  if (sqlite3_close(c->db) == SQLITE_BUSY) {
+    sqlite3_stmt *p;
+    while ((p = sqlite3_next_stmt(c->db, 0)) != 0)
+      sqlite3_finalize(p);
+    sqlite3_close(c->db);
+  }
   sqlite3_free(c);
 }
 
@@ -282,11 +288,14 @@ static int table_sql(catalog_table *t) {
   return t->read_sql && t->insert_sql ? 0 : -1;
 }
 
+/* Real tables of main only: a virtual table and its shadow tables (FTS5's
+** _data, _idx, _content, _docsize, _config) are the module's business, and
+** writing them behind its back corrupts its index. */
 static int sq_load_catalog(dialect_conn *c, catalog *cat, char **err) {
   sqlite3_stmt *st;
   if (prep(c->db,
-           "SELECT m.name, p.name, p.pk FROM sqlite_schema m, pragma_table_info(m.name) p"
-           " WHERE m.type = 'table' AND m.name NOT GLOB 'sqlite_*'"
+           "SELECT m.name, p.name, p.pk FROM pragma_table_list m, pragma_table_info(m.name) p"
+           " WHERE m.schema = 'main' AND m.type = 'table' AND m.name NOT GLOB 'sqlite_*'"
            " AND m.name NOT GLOB '_syncd_*' ORDER BY m.name, p.cid",
            &st, err))
     return -1;
