@@ -15,6 +15,7 @@
 */
 #include "jscan.h"
 #include "store_impl.h"
+#include "value.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,67 @@ static dialect_result check_keys(const catalog *cat, const catalog_table *t,
   return result;
 }
 
+/* The value of each column of t that the JSON object obj names (its first
+** member naming it, as check_keys counts), into vals[0..t->n_cols); -1
+** when out of memory. */
+static int column_values(const catalog *cat, const catalog_table *t, const char *obj, jspan *vals) {
+  const char *e = obj + strlen(obj), *z = jscan_ws(obj, e);
+  jspan key, val;
+  memset(vals, 0, sizeof *vals * t->n_cols);
+  while (jscan_member(&z, e, &key, &val)) {
+    int nul = 0;
+    char *name = jscan_text((jspan){key.z - 1, key.n + 2}, &nul);
+    if (!name) return -1;
+    int c = catalog_column_find(cat, t, name);
+    sqlite3_free(name);
+    if (c >= 0 && !vals[c].z) vals[c] = val;
+  }
+  return 0;
+}
+
+/* An insert took its key from data where data names key columns: refuse
+** it when that key is not pk's (the row read back by pk, o->pk, would be
+** another one). The same text is the same key; a different text (7 and
+** 7.0) is judged by the database: the key data names, read back, must be
+** o->pk. */
+static dialect_result same_key(const store *s, dialect_conn *c, const catalog_table *t,
+                               const store_mutation *m, wire_outcome *o, char **err) {
+  jspan *v = sqlite3_malloc64(sizeof *v * 2 * t->n_cols);
+  if (!v || column_values(&s->cat, t, m->pk, v) ||
+      column_values(&s->cat, t, m->data, v + t->n_cols)) {
+    sqlite3_free(v);
+    return *err = wire_errf("out of memory"), DIALECT_FATAL;
+  }
+  int differ = 0;
+  for (int k = 0; k < t->n_pk; k++) {
+    jspan a = v[t->pk[k]], b = v[t->n_cols + t->pk[k]];
+    if (b.z && (a.n != b.n || memcmp(a.z, b.z, a.n) != 0)) differ = 1;
+  }
+  dialect_result r = DIALECT_OK;
+  if (differ) {
+    sqlite3_str *key = sqlite3_str_new(0);
+    sqlite3_str_appendchar(key, 1, '{');
+    for (int k = 0; k < t->n_pk; k++) {
+      jspan b = v[t->n_cols + t->pk[k]], val = b.z ? b : v[t->pk[k]];
+      if (k) sqlite3_str_appendchar(key, 1, ',');
+      value_append_string(key, t->cols[t->pk[k]].name, -1);
+      sqlite3_str_appendchar(key, 1, ':');
+      sqlite3_str_append(key, val.z, val.n);
+    }
+    sqlite3_str_appendchar(key, 1, '}');
+    char *z = sqlite3_str_finish(key), *row = 0, *pk = 0;
+    r = z ? s->d->read_row(c, t, z, &row, &pk, &o->reason, err)
+          : (*err = wire_errf("out of memory"), DIALECT_FATAL);
+    if (r == DIALECT_OK && (!pk || strcmp(pk, o->pk) != 0))
+      r = DIALECT_REJECTED, o->reason = wire_errf("the row's key does not match pk");
+    sqlite3_free(z);
+    sqlite3_free(row);
+    sqlite3_free(pk);
+  }
+  sqlite3_free(v);
+  return r;
+}
+
 /* The row statements of m on t, inside its savepoint. */
 static dialect_result apply_rows(const store *s, dialect_conn *c, const catalog_table *t,
                                  const store_mutation *m, const dialect_cols *cols, wire_outcome *o,
@@ -92,6 +154,8 @@ static dialect_result apply_rows(const store *s, dialect_conn *c, const catalog_
     r = d->read_row(c, t, m->pk, &o->row, &o->pk, &o->reason, err);
     if (r == DIALECT_OK && !o->row)
       r = DIALECT_REJECTED, o->reason = wire_errf("the row's key does not match pk");
+    else if (r == DIALECT_OK && m->op == STORE_INSERT)
+      r = same_key(s, c, t, m, o, err);
   }
   if (r == DIALECT_OK && changed) {
     const char *pk = m->op == STORE_DELETE ? del_pk : o->pk;

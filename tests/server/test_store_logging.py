@@ -156,9 +156,12 @@ class LoggingTests:
         changes, _ = s.pull_all("c3")
         self.assertEqual(sorted(k[1] for k in self.live(changes) if k[0] == "todos"), ["a"])
         # the same key written differently is still the same key
-        res = s.push("c1", [{"id": 4, "table": "parents", "op": "insert", "pk": {"id": 7},
-                             "data": {"id": 7.0, "name": "n"}}])
-        self.assertEqual(res[0]["status"], "applied", res)
+        body = ('{"client_id":"c1","mutations":[{"id":4,"table":"todos","op":"insert",'
+                '"pk":{"id":"q"},"data":{"id":"\\u0071","title":"n"}}]}')
+        status, _, data = s.request("POST", "/push", body)
+        self.assertEqual(status, 200, data)
+        self.assertEqual(data["results"][0]["status"], "applied", data)
+        self.assertEqual(data["results"][0]["row"]["id"], "q")
 
     # ---- 5: an initial sync over several pages survives compaction ----
 
