@@ -136,7 +136,7 @@ static dialect_result same_key(const store *s, dialect_conn *c, const catalog_ta
 /* The row statements of m on t, inside its savepoint. */
 static dialect_result apply_rows(const store *s, dialect_conn *c, const catalog_table *t,
                                  const store_mutation *m, const dialect_cols *cols, wire_outcome *o,
-                                 char **err) {
+                                 int *others, char **err) {
   const dialect *d = s->d;
   char *del_pk = 0;
   int changed = 0;
@@ -162,15 +162,19 @@ static dialect_result apply_rows(const store *s, dialect_conn *c, const catalog_
     if (d->log_change(c, t->name, pk, o->row, &o->version, err)) r = DIALECT_FATAL;
     if (m->op == STORE_DELETE) o->pk = del_pk, del_pk = 0;
   }
+  if (r == DIALECT_OK && d->log_touched &&
+      d->log_touched(c, &s->cat, t, changed ? o->pk : 0, &others[0], &others[1], err))
+    r = DIALECT_FATAL;
   sqlite3_free(del_pk);
   return r;
 }
 
 /* Apply m to t (NULL: m names no synced table) in its own savepoint; fills
-** o. Returns 0, or -1 when the batch must fail (*err set), or -2 when m's
-** refusal ended the whole transaction (o->reason says why). */
+** o, and others with the other rows it changed and deleted (cascades,
+** triggers). Returns 0, or -1 when the batch must fail (*err set), or -2
+** when m's refusal ended the whole transaction (o->reason says why). */
 static int apply_one(const store *s, dialect_conn *c, const catalog_table *t,
-                     const store_mutation *m, wire_outcome *o, char **err) {
+                     const store_mutation *m, wire_outcome *o, int *others, char **err) {
   const dialect *d = s->d;
   memset(o, 0, sizeof *o);
   if (!t) {
@@ -186,7 +190,7 @@ static int apply_one(const store *s, dialect_conn *c, const catalog_table *t,
   memset(used, 0, sizeof *used * (t->n_cols + 1));
   if (d->savepoint(c, err)) return sqlite3_free(buf), -1;
   dialect_result r = check_keys(&s->cat, t, m, &cols, used, &o->reason);
-  if (r == DIALECT_OK) r = apply_rows(s, c, t, m, &cols, o, err);
+  if (r == DIALECT_OK) r = apply_rows(s, c, t, m, &cols, o, others, err);
   sqlite3_free(buf);
   if (d->settle) r = d->settle(c, r, &o->reason, err);
   if (r == DIALECT_ENDED) return -2;
@@ -223,14 +227,15 @@ static int attempt(const store *s, dialect_conn *c, const char *client, const st
       continue;
     }
     const catalog_table *t = catalog_table_find(&s->cat, mu->table);
-    int rc = 0;
+    int rc = 0, others[2] = {0, 0};
     if (doomed[order[k]]) {
       o->reason = sqlite3_mprintf("%s", doomed[order[k]]);
       o->pk = sqlite3_mprintf("%s", mu->pk);
       if (!o->reason || !o->pk) rc = -1, *err = wire_errf("out of memory");
     } else {
-      rc = apply_one(s, c, t, mu, o, err);
+      rc = apply_one(s, c, t, mu, o, others, err);
     }
+    if (rc == 0 && !o->applied) others[0] = others[1] = 0; /* rolled back with it */
     if (rc == -2) {
       doomed[order[k]] = o->reason;
       o->reason = 0;
@@ -242,6 +247,8 @@ static int attempt(const store *s, dialect_conn *c, const char *client, const st
       (*n_changed)++;
       if (!o->row) n_deleted++;
     }
+    *n_changed += others[0];
+    n_deleted += others[1];
   }
   /* Finding the cutoff of the outcomes kept walks STORE_KEEP_OUTCOMES index
   ** entries: done when the last id crosses a multiple of STORE_PRUNE_EVERY,

@@ -131,10 +131,10 @@ class LoggingTests:
         changes, _ = s.pull_all("c2")
         served = {c["table"] for c in changes}
         self.assertEqual(served, {"parents", "audit"}, changes)
-        for table in self.hidden:
-            res = s.push("c1", [{"id": 100, "table": table, "op": "insert", "pk": {"id": 1},
+        for mid, table in enumerate(self.hidden, 100):
+            res = s.push("c1", [{"id": mid, "table": table, "op": "insert", "pk": {"id": 1},
                                  "data": {"id": 1}}])
-            self.assertEqual(res[0], {"id": 100, "status": "rejected",
+            self.assertEqual(res[0], {"id": mid, "status": "rejected",
                                       "reason": f"no such table: {table}"})
 
     # ---- 8: an insert's data must name the key pk names ----
