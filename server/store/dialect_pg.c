@@ -47,11 +47,13 @@
 
 struct dialect_db {
   char *url;
+  const catalog *cat;  /* the store's, once load_catalog filled it */
   listen_pg *listener; /* NULL: no one to wake */
 };
 
 struct dialect_conn {
   PGconn *pg;
+  dialect_db *owner;
   int open;                    /* savepoint m is open (released by the next one or COMMIT) */
   sqlite3_str *outcomes;       /* outcomes recorded but not written yet (a JSON array) */
   const char *client;          /* whose outcomes: the push's, set by client_last */
@@ -158,7 +160,8 @@ static PGconn *pg_session(const char *url, char **err) {
   if (PQstatus(c) == CONNECTION_OK &&
       !exec(c,
             "SET extra_float_digits = 1; SET bytea_output = 'hex';"
-            " SET client_encoding = 'UTF8'; SET client_min_messages = warning",
+            " SET client_encoding = 'UTF8'; SET client_min_messages = warning;"
+            " CREATE TEMP TABLE IF NOT EXISTS _syncd_touched(tbl text NOT NULL, r jsonb NOT NULL)",
             err))
     return c;
   sqlite3_free(*err);
@@ -192,6 +195,7 @@ static dialect_conn *pg_connect(dialect_db *d, char **err) {
     pg_disconnect(c);
     return 0;
   }
+  c->owner = d;
   if (!(c->pg = pg_session(d->url, err))) {
     pg_disconnect(c);
     return 0;
@@ -259,10 +263,12 @@ static int pg_begin(dialect_conn *c, int what, char **err) {
 
 static int versions_assign(dialect_conn *c, char **err);
 static int compact_now(dialect_conn *c, char **err);
+static int touched_log(dialect_conn *c, char **err);
 
 static int pg_commit(dialect_conn *c, char **err) {
   c->open = 0;
-  if (versions_assign(c, err) || (c->compact && compact_now(c, err))) return -1;
+  if (touched_log(c, err) || versions_assign(c, err) || (c->compact && compact_now(c, err)))
+    return -1;
   return flush(c, err) || exec(c->pg, "COMMIT", err) ? -1 : 0;
 }
 
@@ -320,8 +326,18 @@ static int pg_load_catalog(dialect_conn *c, catalog *cat, char **err) {
                                pgsql_kind(PQgetvalue(r, i, 3)), atoi(PQgetvalue(r, i, 4)));
   }
   PQclear(r);
-  if (bad) return *err = wire_errf("out of memory"), -1;
-  return catalog_finish(cat, pgsql_table, err);
+  if (bad || catalog_finish(cat, pgsql_table, err))
+    return *err ? -1 : (*err = wire_errf("out of memory"), -1);
+  /* under setup's lock, so syncd processes starting together do not race */
+  sqlite3_str *sql = sqlite3_str_new(0);
+  sqlite3_str_appendall(sql, pgsql_touch_function);
+  for (int i = 0; i < cat->n_tables; i++)
+    pgsql_touch_trigger(sql, &cat->tables[i]);
+  char *z = sqlite3_str_finish(sql);
+  bad = !z ? (*err = wire_errf("out of memory"), -1) : exec(c->pg, z, err);
+  sqlite3_free(z);
+  c->owner->cat = cat;
+  return bad;
 }
 
 static int pg_read_db_id(dialect_conn *c, char *id, int size, int *found, char **err) {
@@ -476,9 +492,12 @@ static dialect_result pg_write_row(dialect_conn *c, const catalog_table *t, cons
     return DIALECT_FATAL;
   }
   memset(used, 0, sizeof *used * (t->n_cols + 1));
+  /* $3: the own row, for pgsql_touch_function to tell from the others */
+  char *ownz = pgsql_own(t, m->pk);
   p[0] = m->data;
   p[1] = m->pk;
-  int np = 2;
+  p[2] = ownz;
+  int np = 3;
   sqlite3_str *sql = sqlite3_str_new(0);
   if (m->op == STORE_INSERT) {
     /* every column present in data, plus key columns only pk carries */
@@ -490,13 +509,13 @@ static dialect_result pg_write_row(dialect_conn *c, const catalog_table *t, cons
       int from_pk = j >= cols->n_data, i = from_pk ? t->pk[j - cols->n_data] : cols->data[j];
       if (from_pk && used[i]) continue;
       used[i] = 1;
-      if (np > 2) sqlite3_str_appendchar(sql, 1, ','), sqlite3_str_appendchar(vals, 1, ',');
+      if (np > 3) sqlite3_str_appendchar(sql, 1, ','), sqlite3_str_appendchar(vals, 1, ',');
       pgsql_ident(sql, t->cols[i].name);
       p[np++] = t->cols[i].key;
       pgsql_value(vals, &t->cols[i], from_pk ? 2 : 1, np);
     }
     char *v = sqlite3_str_finish(vals);
-    sqlite3_str_appendf(sql, ") VALUES(%s)", v ? v : "");
+    sqlite3_str_appendf(sql, ") SELECT %s FROM %s", v ? v : "", pgsql_set_own);
     sqlite3_free(v);
   } else if (m->op == STORE_UPDATE) {
     sqlite3_str_appendall(sql, "UPDATE ");
@@ -510,12 +529,14 @@ static dialect_result pg_write_row(dialect_conn *c, const catalog_table *t, cons
       p[np++] = col->key;
       pgsql_value(sql, col, 1, np);
     }
+    sqlite3_str_appendf(sql, " FROM %s", pgsql_set_own);
     pgsql_pk_where(sql, t, 2, np + 1);
     for (int k = 0; k < t->n_pk; k++)
       p[np++] = t->cols[t->pk[k]].key;
   } else {
     sqlite3_str_appendall(sql, "DELETE FROM ");
     pgsql_ident(sql, t->name);
+    sqlite3_str_appendf(sql, " USING %s", pgsql_set_own);
     pgsql_pk_where(sql, t, 2, np + 1);
     for (int k = 0; k < t->n_pk; k++)
       p[np++] = t->cols[t->pk[k]].key;
@@ -524,9 +545,10 @@ static dialect_result pg_write_row(dialect_conn *c, const catalog_table *t, cons
   }
   char *z = sqlite3_str_finish(sql);
   PGresult *r = 0;
-  rc = z ? run(c, z, np, p, &r, reason, err) : DIALECT_FATAL;
-  if (!z) *err = wire_errf("out of memory");
+  rc = z && ownz ? run(c, z, np, p, &r, reason, err) : DIALECT_FATAL;
+  if (!z || !ownz) *err = wire_errf("out of memory");
   sqlite3_free(z);
+  sqlite3_free(ownz);
   sqlite3_free(p);
   sqlite3_free(used);
   if (rc != DIALECT_OK) return rc;
@@ -610,6 +632,41 @@ static int versions_assign(dialect_conn *c, char **err) {
     *c->refs[i].version = base + c->refs[i].n;
   c->n_logged = c->n_refs = 0;
   return 0;
+}
+
+/* Log the rows pg_temp._syncd_touched recorded (pgsql_touch_function) as
+** they stand at commit, after the batch's own: each key is printed as
+** pgsql_row prints it, then read back (gone: a delete). A refused
+** mutation's records went with its savepoint. */
+static int touched_log(dialect_conn *c, char **err) {
+  const catalog *cat = c->owner->cat;
+  if (!cat) return 0;
+  PGresult *r = query(c,
+                      "WITH d AS (DELETE FROM pg_temp._syncd_touched RETURNING tbl, r)"
+                      " SELECT DISTINCT tbl, r::text FROM d",
+                      0, 0, err);
+  int bad = !r;
+  for (int i = 0; !bad && i < PQntuples(r); i++) {
+    const catalog_table *t = catalog_table_find(cat, PQgetvalue(r, i, 0));
+    if (!t) continue;
+    sqlite3_str *sql = sqlite3_str_new(0);
+    pgsql_key_of_row(sql, t);
+    char *z = sqlite3_str_finish(sql), *pk = 0, *row = 0, *canon = 0, *reason = 0;
+    const char *p[1] = {PQgetvalue(r, i, 1)};
+    PGresult *k = z ? query(c, z, 1, p, err) : 0;
+    if (k && PQntuples(k) == 1) pk = pgsql_row(t, k, 0, 0, 1);
+    bad = !pk || pg_read_row(c, t, pk, &row, &canon, &reason, err) != DIALECT_OK ||
+          pg_log_change(c, t->name, canon ? canon : pk, row, 0, err);
+    if (bad && !*err) *err = wire_errf("%s: %s", t->name, reason ? reason : "out of memory");
+    PQclear(k);
+    sqlite3_free(z);
+    sqlite3_free(pk);
+    sqlite3_free(row);
+    sqlite3_free(canon);
+    sqlite3_free(reason);
+  }
+  PQclear(r);
+  return bad ? -1 : 0;
 }
 
 /* Tombstones are purged at commit, once the batch's own have versions. */

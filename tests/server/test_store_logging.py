@@ -229,6 +229,17 @@ class PgLoggingTest(PgStore, LoggingTests, unittest.TestCase):
     schema = SCHEMA_PG
     hidden = ["dated_2026", "_syncd_changes", "_syncd_state", "pg_class"]
 
+    def test_a_partitioned_table_is_synced_under_its_own_name(self):
+        s = self.server()
+        _, start = s.pull_all("c2")
+        key = {"at": "2026-05-01", "id": 1}
+        res = s.push("c1", [{"id": 1, "table": "dated", "op": "insert", "pk": key, "data": key},
+                            {"id": 2, "table": "dated", "op": "delete", "pk": key}])
+        self.assertEqual([r["status"] for r in res], ["applied", "applied"], res)
+        changes, _ = s.pull_all("c2", start["cursor"])
+        self.assertEqual([(c["table"], c["op"], c["version"]) for c in changes],
+                         [("dated", "delete", res[1]["version"])])
+
 
 if __name__ == "__main__":
     unittest.main()
