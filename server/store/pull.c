@@ -16,10 +16,10 @@ void store_page_clear(store_page *page) {
 
 int store_pull(store *s, const char *client, const char *cursor, int limit, long long pending_from,
                store_page *page, char **err) {
-  long long after = 0;
+  long long after = 0, snap = 0;
   memset(page, 0, sizeof *page);
   if (cursor) {
-    int rc = wire_cursor_parse(cursor, s->db_id, &after);
+    int rc = wire_cursor_parse(cursor, s->db_id, &after, &snap);
     if (rc != STORE_OK) return rc;
   }
   dialect_conn *c = pool_get(&s->pool, err);
@@ -28,9 +28,16 @@ int store_pull(store *s, const char *client, const char *cursor, int limit, long
   wire_page_start(&p, limit, pending_from > 0);
   int rc = STORE_ERROR;
   if (!s->d->read_page(c, client, after, cursor != 0, pending_from, &p, err)) {
-    /* below the horizon, deletes it needs are purged; above the head, it
-    ** names versions this database never had */
-    if (cursor && (after < p.horizon || after > p.head))
+    /* An initial sync pages through live rows by version, so its cursor
+    ** falls below the horizon as soon as tombstones are purged. Its
+    ** continuation carries the head h its first page read: a row it sent
+    ** can only have been deleted after h, so the deletes it may need are
+    ** the ones above max(after, h), and purged ones stop below the
+    ** horizon. Any other cursor below the horizon misses deletes; one
+    ** above the head names versions this database never had. */
+    long long needs = snap > after ? snap : after;
+    p.snap = cursor ? snap : p.head;
+    if (cursor && (needs < p.horizon || after > p.head || snap > p.head))
       rc = STORE_EXPIRED;
     else
       rc = wire_page_finish(&p, s->db_id, page, err);
