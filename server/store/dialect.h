@@ -132,10 +132,11 @@ typedef struct dialect {
   int (*prune)(dialect_conn *c, const char *client, int keep, char **err);
 
   /* Reading, each in one snapshot: a pull page (state, changes after
-  ** `after` -- live rows only unless all --, the client's last id and, when
+  ** `after` -- live rows only unless all, of the tables in the JSON array
+  ** of names `tables` only unless NULL --, the client's last id and, when
   ** p->rejected, its rejected outcomes from pending_from on), and the head. */
   int (*read_page)(dialect_conn *c, const char *client, long long after, int all,
-                   long long pending_from, wire_page *p, char **err);
+                   const char *tables, long long pending_from, wire_page *p, char **err);
   int (*head)(dialect_conn *c, long long *version, char **err);
 } dialect;
 

@@ -801,16 +801,18 @@ static void page_changes(wire_page *p, const PGresult *r, int col) {
 ** the fan-out. Row 0 carries the state and the client's last id; the
 ** changes follow (none: one row of NULLs from the outer join). */
 static int read_page_single(dialect_conn *c, const char *client, const char *afterz, int all,
-                            const char *limz, wire_page *p, char **err) {
-  const char *q[4] = {client, afterz, limz, all ? "true" : "false"};
-  PGresult *r = query(c,
-                      "SELECT st.version, st.horizon, (SELECT last_id FROM _syncd_clients"
-                      " WHERE client_id = $1), ch.tbl, ch.pk, ch.row, ch.version"
-                      " FROM _syncd_state st LEFT JOIN LATERAL (SELECT tbl, pk, row, version"
-                      " FROM _syncd_changes WHERE version > $2::bigint AND ($4::boolean OR"
-                      " op = 'upsert') ORDER BY version LIMIT $3::bigint) ch ON true"
-                      " ORDER BY ch.version",
-                      4, q, err);
+                            const char *tables, const char *limz, wire_page *p, char **err) {
+  const char *q[5] = {client, afterz, limz, all ? "true" : "false", tables};
+  PGresult *r = query(
+      c,
+      "SELECT st.version, st.horizon, (SELECT last_id FROM _syncd_clients"
+      " WHERE client_id = $1), ch.tbl, ch.pk, ch.row, ch.version"
+      " FROM _syncd_state st LEFT JOIN LATERAL (SELECT tbl, pk, row, version"
+      " FROM _syncd_changes WHERE version > $2::bigint AND ($4::boolean OR"
+      " op = 'upsert') AND ($5::json IS NULL OR tbl IN (SELECT json_array_elements_text($5::json)))"
+      " ORDER BY version LIMIT $3::bigint) ch ON true"
+      " ORDER BY ch.version",
+      5, q, err);
   if (!r) return -1;
   if (PQntuples(r) < 1) {
     PQclear(r);
@@ -826,14 +828,14 @@ static int read_page_single(dialect_conn *c, const char *client, const char *aft
 }
 
 static int pg_read_page(dialect_conn *c, const char *client, long long after, int all,
-                        long long pending_from, wire_page *p, char **err) {
+                        const char *tables, long long pending_from, wire_page *p, char **err) {
   char afterz[32], limz[32], fromz[32], lastz[32];
   snprintf(afterz, sizeof afterz, "%lld", after);
   snprintf(limz, sizeof limz, "%d", p->limit + 1);
-  if (!p->rejected) return read_page_single(c, client, afterz, all, limz, p, err);
+  if (!p->rejected) return read_page_single(c, client, afterz, all, tables, limz, p, err);
   PGresult *r;
   if (exec(c->pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err) ||
-      read_page_single(c, client, afterz, all, limz, p, err))
+      read_page_single(c, client, afterz, all, tables, limz, p, err))
     return -1;
   snprintf(fromz, sizeof fromz, "%lld", pending_from);
   snprintf(lastz, sizeof lastz, "%lld", p->last_id);

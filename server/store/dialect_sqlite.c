@@ -754,7 +754,7 @@ static int sq_prune(dialect_conn *c, const char *client, int keep, char **err) {
 /* ---- reading ---- */
 
 static int sq_read_page(dialect_conn *c, const char *client, long long after, int all,
-                        long long pending_from, wire_page *p, char **err) {
+                        const char *tables, long long pending_from, wire_page *p, char **err) {
   sqlite3 *db = c->db;
   sqlite3_stmt *q;
   if (run(db, "BEGIN", 0, 0, err) || prep(db, "SELECT version, horizon FROM _syncd_state", &q, err))
@@ -765,14 +765,16 @@ static int sq_read_page(dialect_conn *c, const char *client, long long after, in
   stmt_put(q);
   if (step != SQLITE_ROW) return fail(db, err);
   if (prep(db,
-           all ? "SELECT tbl, pk, row, version FROM _syncd_changes WHERE version > ?1"
-                 " ORDER BY version LIMIT ?2"
-               : "SELECT tbl, pk, row, version FROM _syncd_changes WHERE version > ?1"
-                 " AND op = 'upsert' ORDER BY version LIMIT ?2",
+           "SELECT tbl, pk, row, version FROM _syncd_changes WHERE version > ?1"
+           " AND (?3 OR op = 'upsert')"
+           " AND (?4 IS NULL OR tbl IN (SELECT value FROM json_each(?4)))"
+           " ORDER BY version LIMIT ?2",
            &q, err))
     return -1;
   sqlite3_bind_int64(q, 1, after);
   sqlite3_bind_int(q, 2, p->limit + 1);
+  sqlite3_bind_int(q, 3, all);
+  sqlite3_bind_text(q, 4, tables, -1, SQLITE_STATIC);
   while ((step = sqlite3_step(q)) == SQLITE_ROW)
     wire_page_change(p, (const char *)sqlite3_column_text(q, 0),
                      (const char *)sqlite3_column_text(q, 1),
