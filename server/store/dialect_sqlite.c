@@ -574,6 +574,25 @@ static int sq_log_change(dialect_conn *c, const char *table, const char *pk, con
   return rc == SQLITE_DONE ? 0 : fail(db, err);
 }
 
+/* Append one statement of a watching trigger: record the key of `row` (old
+** or new) of t, catalog index i, padded to width key columns; moved: only
+** when an update changed the key. */
+static void append_record(sqlite3_str *sql, const catalog_table *t, int i, int width,
+                          const char *row, int moved) {
+  sqlite3_str_appendf(sql, " INSERT INTO _syncd_touched SELECT %d", i);
+  for (int k = 0; k < width; k++) {
+    if (k < t->n_pk)
+      sqlite3_str_appendf(sql, ", %s.\"%w\"", row, t->cols[t->pk[k]].name);
+    else
+      sqlite3_str_appendall(sql, ", NULL");
+  }
+  for (int k = 0; moved && k < t->n_pk; k++) {
+    const char *name = t->cols[t->pk[k]].name;
+    sqlite3_str_appendf(sql, "%s old.\"%w\" IS NOT new.\"%w\"", k ? " OR" : " WHERE", name, name);
+  }
+  sqlite3_str_appendchar(sql, 1, ';');
+}
+
 /* Watch every synced table on this connection: TEMP triggers (seen by no
 ** other connection, and gone with it) record the key of each row a write
 ** inserts, updates (the old key too when it changed) or deletes in
@@ -595,24 +614,8 @@ static int watch(dialect_conn *c, char **err) {
       sqlite3_str_appendf(
           sql, "CREATE TEMP TRIGGER IF NOT EXISTS \"_syncd_%s_%d\" AFTER %s ON main.\"%w\" BEGIN",
           ops[op], i, ops[op], t->name);
-      /* the old key of an update only when it moved */
-      for (int pass = op == 1 ? 0 : op == 0 ? 1 : 0; pass < (op == 2 ? 1 : 2); pass++) {
-        const char *row = pass == 0 ? "old" : "new";
-        sqlite3_str_appendf(sql, " INSERT INTO _syncd_touched SELECT %d", i);
-        for (int k = 0; k < width; k++) {
-          if (k < t->n_pk)
-            sqlite3_str_appendf(sql, ", %s.\"%w\"", row, t->cols[t->pk[k]].name);
-          else
-            sqlite3_str_appendall(sql, ", NULL");
-        }
-        if (op == 1 && pass == 0) {
-          sqlite3_str_appendall(sql, " WHERE 0");
-          for (int k = 0; k < t->n_pk; k++)
-            sqlite3_str_appendf(sql, " OR old.\"%w\" IS NOT new.\"%w\"", t->cols[t->pk[k]].name,
-                                t->cols[t->pk[k]].name);
-        }
-        sqlite3_str_appendchar(sql, 1, ';');
-      }
+      if (op > 0) append_record(sql, t, i, width, "old", op == 1);
+      if (op < 2) append_record(sql, t, i, width, "new", 0);
       sqlite3_str_appendall(sql, " END;");
     }
   }
@@ -638,9 +641,10 @@ static int sq_log_touched(dialect_conn *c, const catalog *cat, const catalog_tab
     char *pk = row_pk_json(t, st, 1), *row = 0, *canon = 0, *reason = 0;
     bad = !pk;
     if (!bad && (t != own || !own_pk || strcmp(pk, own_pk) != 0)) {
-      /* a key it cannot read back (a NULL part) is logged as gone */
-      bad = sq_read_row(c, t, pk, &row, &canon, &reason, err) == DIALECT_FATAL ||
-            sq_log_change(c, t->name, canon ? canon : pk, row, 0, err);
+      /* a key it cannot find (a NULL part) is logged as gone */
+      dialect_result r = sq_read_row(c, t, pk, &row, &canon, &reason, err);
+      if (r == DIALECT_REJECTED) *err = wire_errf("%s: %s", t->name, reason);
+      bad = r != DIALECT_OK || sq_log_change(c, t->name, canon ? canon : pk, row, 0, err);
       if (!bad) ++*n_changed, *n_deleted += !row;
     }
     sqlite3_free(pk);
