@@ -24,6 +24,13 @@ BEGIN
 END;
 CREATE TABLE todos(id TEXT PRIMARY KEY, title TEXT);
 CREATE TABLE "odd, name%"(id INTEGER PRIMARY KEY, v TEXT);
+CREATE TABLE nodes(id INTEGER PRIMARY KEY,
+  parent INTEGER REFERENCES nodes(id) ON DELETE CASCADE, label TEXT);
+-- renaming a node renumbers its children: their old keys go, new ones come
+CREATE TRIGGER nodes_renumber AFTER UPDATE OF label ON nodes WHEN new.label = 'renumber'
+BEGIN
+  UPDATE nodes SET id = id + 100 WHERE parent = new.id;
+END;
 CREATE VIRTUAL TABLE docs USING fts5(body);
 INSERT INTO docs(body) VALUES ('seeded text');
 """
@@ -42,6 +49,15 @@ CREATE TRIGGER parents_audit AFTER INSERT ON parents FOR EACH ROW
   EXECUTE FUNCTION parents_audit();
 CREATE TABLE todos(id text PRIMARY KEY, title text);
 CREATE TABLE "odd, name%"(id bigint PRIMARY KEY, v text);
+CREATE TABLE nodes(id bigint PRIMARY KEY,
+  parent bigint REFERENCES nodes(id) ON DELETE CASCADE, label text);
+CREATE FUNCTION nodes_renumber() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE nodes SET id = id + 100 WHERE parent = NEW.id;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER nodes_renumber AFTER UPDATE OF label ON nodes FOR EACH ROW
+  WHEN (NEW.label = 'renumber') EXECUTE FUNCTION nodes_renumber();
 CREATE TABLE dated(at date NOT NULL, id bigint NOT NULL, PRIMARY KEY (at, id))
   PARTITION BY RANGE (at);
 CREATE TABLE dated_2026 PARTITION OF dated FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
@@ -122,6 +138,29 @@ class LoggingTests:
         changes, _ = s.pull_all("c2", start["cursor"])
         self.assertEqual(sorted((c["table"], c["pk"]["id"], c["op"]) for c in changes),
                          [("children", 10, "delete"), ("parents", 1, "delete")])
+
+    def test_rows_of_the_same_table_and_moved_keys_are_logged(self):
+        s = self.server()
+        s.push("c1", [ins(1, "nodes", 1, label="root"), ins(2, "nodes", 2, parent=1),
+                      ins(3, "nodes", 3, parent=1)])
+        _, start = s.pull_all("c2")
+        # a server trigger moves the children's keys: old keys go, new come
+        res = s.push("c1", [{"id": 4, "table": "nodes", "op": "update", "pk": {"id": 1},
+                             "data": {"label": "renumber"}}])
+        self.assertEqual(res[0]["status"], "applied", res)
+        changes, _ = s.pull_all("c2", start["cursor"])
+        self.assertEqual(sorted((c["pk"]["id"], c["op"]) for c in changes),
+                         [(1, "upsert"), (2, "delete"), (3, "delete"), (102, "upsert"),
+                          (103, "upsert")])
+        s.push("c1", [ins(5, "nodes", 4, parent=102)])
+        _, mid = s.pull_all("c2")
+        # deleting the root cascades down its own table, two levels
+        s.push("c1", [dele(6, "nodes", 1)])
+        changes, _ = s.pull_all("c2", mid["cursor"])
+        self.assertEqual(sorted((c["pk"]["id"], c["op"]) for c in changes),
+                         [(1, "delete"), (4, "delete"), (102, "delete"), (103, "delete")])
+        changes, _ = s.pull_all("c3")
+        self.assertEqual([k for k in self.live(changes) if k[0] == "nodes"], [])
 
     # ---- 7: only real synced tables are served ----
 
