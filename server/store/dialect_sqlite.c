@@ -35,7 +35,7 @@ struct dialect_conn {
   /* Rows of synced tables a push changes are recorded by TEMP triggers
   ** (made at the first push, watching = 1) in temp._syncd_touched, whose
   ** rowids 1..touched are this transaction's so far (saved_touched: at the
-  ** savepoint). others: the last write statement changed more than its own
+  ** savepoint), emptied at each commit. others: the last write statement changed more than its own
   ** rows (total_changes moved by more than its rows and their records). */
   int watching, others;
   long long touched, saved_touched;
@@ -205,7 +205,7 @@ static int sq_commit(dialect_conn *c, char **err) {
   if (c->have && c->counter != c->counted &&
       run(c->db, "UPDATE _syncd_state SET version = ?2", 0, c->counter, err))
     return -1;
-  if (c->touched && run(c->db, "DELETE FROM temp._syncd_touched", 0, 0, err)) return -1;
+  if (c->watching && run(c->db, "DELETE FROM temp._syncd_touched", 0, 0, err)) return -1;
   return run(c->db, "COMMIT", 0, 0, err);
 }
 
