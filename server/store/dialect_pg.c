@@ -47,8 +47,9 @@
 
 struct dialect_db {
   char *url;
-  const catalog *cat;  /* the store's, once load_catalog filled it */
-  listen_pg *listener; /* NULL: no one to wake */
+  const catalog *cat;       /* the store's, once load_catalog filled it */
+  long long max_tombstones; /* set by setup's compact, before other threads: for touched_log */
+  listen_pg *listener;      /* NULL: no one to wake */
 };
 
 struct dialect_conn {
@@ -73,18 +74,6 @@ struct dialect_conn {
   int n_refs, cap_refs, n_logged, mark;
   long long compact;
 };
-
-static const char internal_ddl[] =
-    "CREATE TABLE IF NOT EXISTS _syncd_state(one int PRIMARY KEY CHECK (one = 1),"
-    " db_id text NOT NULL, version bigint NOT NULL, horizon bigint NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS _syncd_changes(tbl text NOT NULL, pk text NOT NULL,"
-    " op text NOT NULL, row text, version bigint NOT NULL UNIQUE, PRIMARY KEY (tbl, pk));"
-    "CREATE INDEX IF NOT EXISTS _syncd_tombstones ON _syncd_changes(version)"
-    " WHERE op = 'delete';"
-    "CREATE TABLE IF NOT EXISTS _syncd_clients(client_id text PRIMARY KEY,"
-    " last_id bigint NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS _syncd_outcomes(client_id text NOT NULL, id bigint NOT NULL,"
-    " status text NOT NULL, reason text, tbl text, pk text, PRIMARY KEY (client_id, id));";
 
 /* ---- statements ---- */
 
@@ -294,7 +283,7 @@ static int pg_setup(dialect_conn *c, const char *schema_sql, char **err) {
   int fresh = PQgetvalue(r, 0, 0)[0] == 't';
   PQclear(r);
   if (fresh && schema_sql && exec(c->pg, schema_sql, err)) return -1;
-  return exec(c->pg, internal_ddl, err);
+  return exec(c->pg, pgsql_internal_ddl, err);
 }
 
 /* Every table of the current schema with a primary key, but ours and a
@@ -658,6 +647,7 @@ static int touched_log(dialect_conn *c, char **err) {
     bad = !pk || pg_read_row(c, t, pk, &row, &canon, &reason, err) != DIALECT_OK ||
           pg_log_change(c, t->name, canon ? canon : pk, row, 0, err);
     if (bad && !*err) *err = wire_errf("%s: %s", t->name, reason ? reason : "out of memory");
+    if (!bad && !row) c->compact = c->owner->max_tombstones;
     PQclear(k);
     sqlite3_free(z);
     sqlite3_free(pk);
@@ -672,6 +662,7 @@ static int touched_log(dialect_conn *c, char **err) {
 /* Tombstones are purged at commit, once the batch's own have versions. */
 static int pg_compact(dialect_conn *c, long long max_tombstones, char **err) {
   (void)err;
+  if (c->owner->max_tombstones != max_tombstones) c->owner->max_tombstones = max_tombstones;
   c->compact = max_tombstones;
   return 0;
 }

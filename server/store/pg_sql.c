@@ -2,8 +2,9 @@
 ** pg_sql.c: the SQL text and the row JSON of the PostgreSQL dialect
 ** (pg_sql.h): how a column's value is read out of a request's JSON (cast
 ** to the column's type, bytea from {"$base64"}) and how a result row is
-** printed back as exact JSON by column kind. Used by dialect_pg.c only;
-** it runs no statement itself.
+** printed back as exact JSON by column kind; the internal tables and the
+** trigger that records rows a push changes besides its own. Used by
+** dialect_pg.c only; it runs no statement itself.
 */
 #include "pg_sql.h"
 
@@ -77,6 +78,19 @@ void pgsql_pk_where(sqlite3_str *sql, const catalog_table *t, int pkParam, int f
     pgsql_value(sql, col, pkParam, firstKey + k);
   }
 }
+
+/* The internal tables (dialect.h), made when missing. */
+const char pgsql_internal_ddl[] =
+    "CREATE TABLE IF NOT EXISTS _syncd_state(one int PRIMARY KEY CHECK (one = 1),"
+    " db_id text NOT NULL, version bigint NOT NULL, horizon bigint NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS _syncd_changes(tbl text NOT NULL, pk text NOT NULL,"
+    " op text NOT NULL, row text, version bigint NOT NULL UNIQUE, PRIMARY KEY (tbl, pk));"
+    "CREATE INDEX IF NOT EXISTS _syncd_tombstones ON _syncd_changes(version)"
+    " WHERE op = 'delete';"
+    "CREATE TABLE IF NOT EXISTS _syncd_clients(client_id text PRIMARY KEY,"
+    " last_id bigint NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS _syncd_outcomes(client_id text NOT NULL, id bigint NOT NULL,"
+    " status text NOT NULL, reason text, tbl text, pk text, PRIMARY KEY (client_id, id));";
 
 /* Rows a push changes besides each mutation's own (a foreign key's
 ** cascade, a trigger's writes) are recorded by this row trigger function

@@ -34,6 +34,9 @@ void pgsql_pk_where(sqlite3_str *sql, const catalog_table *t, int pkParam, int f
 ** nonzero when out of memory. */
 int pgsql_table(catalog_table *t);
 
+/* The internal tables (dialect.h), made when missing. */
+extern const char pgsql_internal_ddl[];
+
 /* The row trigger function that records rows a push changes besides its
 ** own, and (appended) its trigger on t. */
 extern const char pgsql_touch_function[];

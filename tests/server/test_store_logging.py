@@ -162,6 +162,16 @@ class LoggingTests:
         changes, _ = s.pull_all("c3")
         self.assertEqual([k for k in self.live(changes) if k[0] == "nodes"], [])
 
+    def test_deletes_a_trigger_makes_count_for_max_tombstones(self):
+        s = self.server("--max-tombstones", "1")
+        s.push("c1", [ins(1, "nodes", 1, label="root"), ins(2, "nodes", 2, parent=1),
+                      ins(3, "nodes", 3, parent=1)])
+        db = s.pull("c2")["cursor"].rsplit("-", 1)[0]
+        s.pull("c2", db + "-0")  # no tombstone yet: served
+        s.push("c1", [{"id": 4, "table": "nodes", "op": "update", "pk": {"id": 1},
+                       "data": {"label": "renumber"}}])  # two deletes, no delete mutation
+        self.assertEqual(s.pull("c2", db + "-0", expect=410), {"error": "cursor expired"})
+
     # ---- 7: only real synced tables are served ----
 
     def test_internal_and_shadow_tables_are_neither_served_nor_writable(self):
