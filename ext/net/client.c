@@ -121,16 +121,23 @@ char *client_tables(SyncCtx *c) {
     return 0;
   }
   sqlite3_str *s = sqlite3_str_new(0);
-  int n = 0, comma = 0, rc;
+  int n = 0, rc;
   while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
     const char *name = (const char *)sqlite3_column_text(q, 0);
     if (!name) continue;
-    if (strchr(name, ',')) comma = 1;
-    sqlite3_str_appendf(s, "%s%s", n++ ? "," : "", name);
+    /* Each name percent-encoded for '%' and ',' (PROTOCOL.md, /pull), so a
+    ** name holding either stays one name; http_url encodes the whole list
+    ** once more as a query value. */
+    if (n++) sqlite3_str_appendchar(s, 1, ',');
+    for (const char *p = name; *p; p++)
+      if (*p == '%' || *p == ',')
+        sqlite3_str_appendf(s, "%%%02X", (unsigned char)*p);
+      else
+        sqlite3_str_appendchar(s, 1, *p);
   }
   sqlite3_finalize(q);
   char *z = sqlite3_str_finish(s);
-  if (rc != SQLITE_DONE || comma || n == 0) {
+  if (rc != SQLITE_DONE || n == 0) {
     sqlite3_free(z);
     return 0;
   }

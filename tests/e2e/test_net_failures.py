@@ -241,10 +241,16 @@ class Tables(E2ETest):
             q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(p).query))
             self.assertEqual(q["tables"], "notes,todos")
             self.assertIn("tables=notes%2Ctodos", p)
-        # a name with a comma cannot be told apart: every table is asked for
+        # a name holding ',' or '%' is percent-encoded on its own first
+        # (PROTOCOL.md), so it stays one name
+        a.db.execute('CREATE TABLE "50%"(id INTEGER PRIMARY KEY)')
         a.one("SELECT sync_track('we, ird')")
+        a.one("SELECT sync_track('50%')")
         self.assertEqual(a.one("SELECT sync_pull()"), 0)
-        self.assertNotIn("tables=", srv.pulls()[-1])
+        self.assertIn("tables=50%2525%2Cnotes%2Ctodos%2Cwe%252C%20ird", srv.pulls()[-1])
+        q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(srv.pulls()[-1]).query))
+        names = [urllib.parse.unquote(n) for n in q["tables"].split(",")]
+        self.assertEqual(names, ["50%", "notes", "todos", "we, ird"])
 
     def test_a_table_tracked_later_gets_its_older_rows(self):
         """The server sends the tables a pull names: a table tracked after
