@@ -57,12 +57,20 @@ int ctx_anchor(SyncCtx *c) {
   return rc == SQLITE_OK && c->anchored ? SQLITE_OK : SQLITE_ERROR;
 }
 
-/* Finalizes the cached statements of the catalog (they are prepared again
-** on their next use). */
+/* Finalizes the cached statements of the catalog and rebase.c's checks
+** (they are prepared again on their next use). */
 void ctx_stmt_clear(SyncCtx *c) {
   for (int i = 0; i < STMT_COUNT; i++) {
     sqlite3_finalize(c->stmt[i]);
     c->stmt[i] = 0;
+  }
+  while (c->fks) {
+    CtxFk *f = c->fks;
+    c->fks = f->next;
+    sqlite3_finalize(f->check[0]);
+    sqlite3_finalize(f->check[1]);
+    sqlite3_free(f->tbl);
+    sqlite3_free(f);
   }
 }
 

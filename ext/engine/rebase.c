@@ -205,6 +205,68 @@ static int fk_sql(SyncCtx *c, SyncTable *t, int parent, char **pSql) {
   return rc;
 }
 
+/* The statement that finds a foreign-key violation around key ?1 of t
+** (side 0: its row lacks a parent) or around the old row ?2 (side 1: a row
+** that referenced it lost its parent); *pOut NULL when t has no foreign key
+** on that side. Cached per table until the schema changes. */
+static int fk_stmt(SyncCtx *c, SyncTable *t, int side, sqlite3_stmt **pOut) {
+  CtxFk *f = 0;
+  for (CtxFk **pp = &c->fks; *pp;) {
+    CtxFk *g = *pp;
+    if (g->schemaVersion != c->schemaVersion) {
+      /* Built for a schema that is gone. */
+      *pp = g->next;
+      sqlite3_finalize(g->check[0]);
+      sqlite3_finalize(g->check[1]);
+      sqlite3_free(g->tbl);
+      sqlite3_free(g);
+      continue;
+    }
+    if (strcmp(g->tbl, t->name) == 0) f = g;
+    pp = &g->next;
+  }
+  if (f) {
+    *pOut = f->check[side];
+    return SQLITE_OK;
+  }
+  f = sqlite3_malloc64(sizeof *f);
+  if (!f) return SQLITE_NOMEM;
+  memset(f, 0, sizeof *f);
+  f->tbl = sqlite3_mprintf("%s", t->name);
+  f->schemaVersion = c->schemaVersion;
+  int rc = f->tbl ? SQLITE_OK : SQLITE_NOMEM;
+  for (int i = 0; i < 2 && rc == SQLITE_OK; i++) {
+    char *cond = 0;
+    rc = fk_sql(c, t, i, &cond);
+    if (rc != SQLITE_OK || !cond) continue;
+    sqlite3_str *q = sqlite3_str_new(0);
+    if (i == 0) {
+      sqlite3_str_appendf(q, "SELECT 1 FROM main.\"%w\" AS r WHERE (%s)", t->name, cond);
+      for (int k = 0; k < t->nPk; k++)
+        sqlite3_str_appendf(q, " AND r.\"%w\" = sync_val(?1 -> '$.\"%q\"')", t->cols[t->pk[k]],
+                            t->cols[t->pk[k]]);
+    } else {
+      sqlite3_str_appendf(q, "SELECT 1 WHERE %s", cond);
+    }
+    sqlite3_free(cond);
+    char *sql = sqlite3_str_finish(q);
+    rc = sql ? sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &f->check[i], 0)
+             : SQLITE_NOMEM;
+    sqlite3_free(sql);
+  }
+  if (rc != SQLITE_OK) {
+    sqlite3_finalize(f->check[0]);
+    sqlite3_finalize(f->check[1]);
+    sqlite3_free(f->tbl);
+    sqlite3_free(f);
+    return rc;
+  }
+  f->next = c->fks;
+  c->fks = f;
+  *pOut = f->check[side];
+  return SQLITE_OK;
+}
+
 /* SQLITE_CONSTRAINT_FOREIGNKEY when the row of key pk of t (if any) lacks
 ** a parent, or a row that referenced old (the row before the write; NULL
 ** when there was none) lost its parent. Foreign keys are deferred inside
@@ -217,32 +279,16 @@ static int fk_check(SyncCtx *c, SyncTable *t, const char *pk, const char *row, c
   int rc = SQLITE_OK;
   for (int side = 0; side < 2 && rc == SQLITE_OK; side++) {
     if (side == 0 ? !row : !old) continue;
-    char *cond = 0;
-    rc = fk_sql(c, t, side, &cond);
-    if (rc != SQLITE_OK || !cond) break;
-    sqlite3_str *q = sqlite3_str_new(0);
-    if (side == 0) {
-      sqlite3_str_appendf(q, "SELECT 1 FROM main.\"%w\" AS r WHERE (%s)", t->name, cond);
-      for (int i = 0; i < t->nPk; i++)
-        sqlite3_str_appendf(q, " AND r.\"%w\" = sync_val(?1 -> '$.\"%q\"')", t->cols[t->pk[i]],
-                            t->cols[t->pk[i]]);
-    } else {
-      sqlite3_str_appendf(q, "SELECT 1 WHERE %s", cond);
-    }
-    sqlite3_free(cond);
-    char *sql = sqlite3_str_finish(q);
     sqlite3_stmt *s = 0;
-    rc = sql ? sqlite3_prepare_v2(c->db, sql, -1, &s, 0) : SQLITE_NOMEM;
-    sqlite3_free(sql);
-    if (rc == SQLITE_OK) {
-      if (side == 0) sqlite3_bind_text(s, 1, pk, -1, SQLITE_STATIC);
-      if (side == 1) sqlite3_bind_text(s, 2, old, -1, SQLITE_STATIC);
-      int step = sqlite3_step(s);
-      rc = step == SQLITE_ROW    ? SQLITE_CONSTRAINT_FOREIGNKEY
-           : step == SQLITE_DONE ? SQLITE_OK
-                                 : sqlite3_errcode(c->db);
-    }
-    sqlite3_finalize(s);
+    rc = fk_stmt(c, t, side, &s);
+    if (rc != SQLITE_OK || !s) continue;
+    sqlite3_bind_text(s, side + 1, side ? old : pk, -1, SQLITE_STATIC);
+    int step = sqlite3_step(s);
+    rc = step == SQLITE_ROW    ? SQLITE_CONSTRAINT_FOREIGNKEY
+         : step == SQLITE_DONE ? SQLITE_OK
+                               : sqlite3_errcode(c->db);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
   }
   return rc;
 }
