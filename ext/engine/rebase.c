@@ -6,17 +6,26 @@
 ** row (row NULL, or no entry at all, means the server has no such row). When
 ** the server's row changes (sync_apply), when the server confirms a mutation
 ** (sync_ack applied, last_mutation_id) or refuses one (sync_ack rejected), the
-** engine updates the image or the outbox and calls rebase_key, which writes
-** the image into the table and replays what is still pending on top. Replays
+** engine updates the image or the outbox and calls rebase_key, which folds
+** what is still pending into the image and writes the net row once. Replays
 ** are idempotent (mutations carry values, not deltas), so replaying a mutation
 ** the image already contains changes nothing. When nothing is pending any
 ** more, the image is dropped: the visible row is then the server's.
 **
+** A rebase never fails on local state (docs/ARCHITECTURE.md, "Rebase: edits
+** that cannot be replayed"): each row is tried in a savepoint and checked
+** against the foreign keys (deferred to COMMIT inside engine writes), and
+** when it cannot stand the image alone, the row as it stands, or no row is
+** tried in turn. Local rows holding a UNIQUE value of the server's row move
+** aside first (make_room; rebase_make_room for apply.c).
+**
 ** Callers run inside ctx_engine_begin, so nothing here is captured.
 */
 #include "rebase.h"
+#include "capture.h"
 #include "jscan.h"
 #include "table.h"
+#include "value.h"
 
 #include <string.h>
 
@@ -293,13 +302,163 @@ static int fk_check(SyncCtx *c, SyncTable *t, const char *pk, const char *row, c
   return rc;
 }
 
+/* The rows of t, other than key pk (?1), that hold a value of row (?2)
+** in one of t's UNIQUE indexes (whole-column, not partial: an index on an
+** expression or with a WHERE is left to the write itself), as key objects
+** in *paKey (*pnKey of them, sqlite3_malloc'd). */
+static int unique_holders(SyncCtx *c, SyncTable *t, const char *pk, const char *row, char ***paKey,
+                          int *pnKey) {
+  *paKey = 0;
+  *pnKey = 0;
+  sqlite3_stmt *q = 0;
+  int rc = sqlite3_prepare_v2(c->db,
+                              "SELECT l.name, x.name, x.coll FROM pragma_index_list(?1) AS l"
+                              " JOIN pragma_index_xinfo(l.name) AS x WHERE l.\"unique\""
+                              " AND l.origin <> 'pk' AND NOT l.partial AND x.key"
+                              " AND l.name NOT IN (SELECT l2.name FROM pragma_index_list(?1) AS l2"
+                              " JOIN pragma_index_xinfo(l2.name) AS x2 WHERE x2.key AND x2.cid < 0)"
+                              " ORDER BY l.seq, x.seqno",
+                              -1, &q, 0);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_text(q, 1, t->name, -1, SQLITE_STATIC);
+  sqlite3_str *w = sqlite3_str_new(0);
+  char *idx = 0;
+  while (sqlite3_step(q) == SQLITE_ROW) {
+    const char *name = (const char *)sqlite3_column_text(q, 0);
+    const char *col = (const char *)sqlite3_column_text(q, 1);
+    const char *coll = (const char *)sqlite3_column_text(q, 2);
+    int first = !idx || strcmp(idx, name) != 0;
+    if (first) {
+      sqlite3_free(idx);
+      idx = sqlite3_mprintf("%s", name);
+    }
+    sqlite3_str_appendf(w, "%sr.\"%w\" = sync_val(?2 -> '$.\"%q\"') COLLATE \"%w\"",
+                        first ? (sqlite3_str_length(w) ? ") OR (" : "(") : " AND ", col, col,
+                        coll ? coll : "BINARY");
+  }
+  sqlite3_finalize(q);
+  sqlite3_free(idx);
+  if (sqlite3_str_length(w)) sqlite3_str_appendchar(w, 1, ')');
+  char *cond = sqlite3_str_finish(w);
+  if (!cond || !*cond) {
+    sqlite3_free(cond);
+    return cond ? SQLITE_OK : SQLITE_NOMEM;
+  }
+  sqlite3_str *sql = sqlite3_str_new(0);
+  sqlite3_str_appendall(sql, "SELECT ");
+  for (int i = 0; i < t->nPk; i++)
+    sqlite3_str_appendf(sql, "%sr.\"%w\" AS \"%w\"", i ? "," : "", t->cols[t->pk[i]],
+                        t->cols[t->pk[i]]);
+  sqlite3_str_appendf(sql, " FROM main.\"%w\" AS r WHERE (%s) AND NOT (", t->name, cond);
+  for (int i = 0; i < t->nPk; i++)
+    sqlite3_str_appendf(sql, "%sr.\"%w\" IS sync_val(?1 -> '$.\"%q\"')", i ? " AND " : "",
+                        t->cols[t->pk[i]], t->cols[t->pk[i]]);
+  sqlite3_str_appendchar(sql, 1, ')');
+  sqlite3_free(cond);
+  char *z = sqlite3_str_finish(sql);
+  rc = z ? sqlite3_prepare_v2(c->db, z, -1, &q, 0) : SQLITE_NOMEM;
+  sqlite3_free(z);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_text(q, 1, pk, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 2, row, -1, SQLITE_STATIC);
+  char **a = 0;
+  int n = 0;
+  while (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
+    char **more = sqlite3_realloc64(a, sizeof *a * (sqlite3_uint64)(n + 1));
+    sqlite3_str *k = sqlite3_str_new(0);
+    value_append_row(k, q);
+    char *key = sqlite3_str_finish(k);
+    if (!more || !key) {
+      sqlite3_free(key);
+      if (more) a = more;
+      rc = SQLITE_NOMEM;
+      break;
+    }
+    a = more;
+    a[n++] = key;
+  }
+  sqlite3_finalize(q);
+  *paKey = a;
+  *pnKey = n;
+  return rc;
+}
+
+static int try_row(SyncCtx *, SyncTable *, const char *, const char *, const char *, int,
+                   const char *, int *, char **);
+
+/* The server's row for key pk of t is about to be written, and another
+** local row holds one of its UNIQUE values. That row is either stale
+** (confirmed, but the server has since changed it: the pull brings its newer
+** version, so it is deleted meanwhile) or shows pending edits of this
+** client (they stay queued for the server to judge and their effect is
+** hidden: the row shows its own image, or no row). A row that other rows
+** reference is never deleted here: a cascade would take rows no pull brings
+** back. Rows that cannot be moved stay, and the write then falls back. */
+static int make_room(SyncCtx *c, SyncTable *t, const char *pk, const char *row, char **pzWhy) {
+  char **keys = 0;
+  int n = 0;
+  int rc = unique_holders(c, t, pk, row, &keys, &n);
+  sqlite3_stmt *refs = 0;
+  int fk = 0;
+  if (rc == SQLITE_OK && n &&
+      sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_FKEY, -1, &fk) == SQLITE_OK && fk)
+    rc = fk_stmt(c, t, 1, &refs);
+  for (int i = 0; rc == SQLITE_OK && i < n; i++) {
+    char *k = 0, *why = 0, *cur = 0, *image = 0;
+    rc = capture_canon_pk(c, t, keys[i], -1, &k, &why);
+    sqlite3_free(why);
+    if (rc != SQLITE_OK) break;
+    sqlite3_stmt *s = ctx_stmt(c, STMT_SHADOW_GET);
+    if (!s) rc = sqlite3_errcode(c->db);
+    int pending = 0;
+    if (rc == SQLITE_OK) {
+      sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+      sqlite3_bind_text(s, 2, k, -1, SQLITE_STATIC);
+      if (sqlite3_step(s) == SQLITE_ROW) {
+        pending = 1;
+        if (sqlite3_column_type(s, 0) != SQLITE_NULL)
+          image = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
+      }
+      sqlite3_reset(s);
+    }
+    if (rc == SQLITE_OK) rc = table_row_json(c, t, k, &cur);
+    int fit = 0;
+    if (rc == SQLITE_OK && pending && image) rc = try_row(c, t, k, image, cur, 0, 0, &fit, pzWhy);
+    if (rc == SQLITE_OK && !fit && !refs) rc = try_row(c, t, k, 0, cur, 0, 0, &fit, pzWhy);
+    sqlite3_free(k);
+    sqlite3_free(cur);
+    sqlite3_free(image);
+  }
+  for (int i = 0; i < n; i++)
+    sqlite3_free(keys[i]);
+  sqlite3_free(keys);
+  return rc;
+}
+
+/* make_room for apply.c: the server's row for key pk of t (a key with
+** nothing pending) failed with SQLITE_CONSTRAINT_UNIQUE; the local rows in
+** its way move aside, and the caller writes the row again. On failure
+** *pzErr names the key. */
+int rebase_make_room(SyncCtx *c, SyncTable *t, const char *pk, const char *row, char **pzErr) {
+  char *why = 0;
+  int rc = make_room(c, t, pk, row, &why);
+  if (rc != SQLITE_OK && rc != SQLITE_NOMEM && !*pzErr)
+    *pzErr = sqlite3_mprintf("cannot make room for %s %s: %s", t->name, pk,
+                             why ? why : ctx_errmsg(c, rc));
+  sqlite3_free(why);
+  return rc;
+}
+
 /* Makes row (NULL = absent) the row of key pk, cur being the row there now,
 ** inside a savepoint: *pFit is 0 (and nothing changed) when the table
 ** refuses it or a foreign key would break, 1 when it now stands. check:
-** also check the foreign keys of a row already there. Any other failure is
-** returned, its text in *pzWhy (the rollback would clear the database's). */
+** also check the foreign keys of a row already there. room: the server's
+** row for the key (row itself, or what row's pending edits start from):
+** other local rows holding its UNIQUE values move aside (make_room). Any other
+** failure is returned, its text in *pzWhy (the rollback would clear the
+** database's). */
 static int try_row(SyncCtx *c, SyncTable *t, const char *pk, const char *row, const char *cur,
-                   int check, int *pFit, char **pzWhy) {
+                   int check, const char *room, int *pFit, char **pzWhy) {
   *pFit = 0;
   int rc;
   if (row ? cur && strcmp(row, cur) == 0 : !cur) {
@@ -309,12 +468,17 @@ static int try_row(SyncCtx *c, SyncTable *t, const char *pk, const char *row, co
     rc = ctx_exec(c, "SAVEPOINT sync_rebase");
     if (rc != SQLITE_OK) return rc;
     rc = row ? table_write(t->upsert, row, 0) : table_write(t->del, pk, 0);
+    if ((rc & 0xff) == SQLITE_CONSTRAINT && room && row &&
+        sqlite3_extended_errcode(c->db) == SQLITE_CONSTRAINT_UNIQUE) {
+      rc = make_room(c, t, pk, room, pzWhy);
+      if (rc == SQLITE_OK) rc = table_write(t->upsert, row, 0);
+    }
     if (rc == SQLITE_OK) rc = fk_check(c, t, pk, row, cur);
     if (rc == SQLITE_OK) {
       *pFit = 1;
       return ctx_exec(c, "RELEASE sync_rebase");
     }
-    if (!unfit(rc)) *pzWhy = sqlite3_mprintf("%s", ctx_errmsg(c, rc));
+    if (!unfit(rc) && !*pzWhy) *pzWhy = sqlite3_mprintf("%s", ctx_errmsg(c, rc));
     ctx_exec(c, "ROLLBACK TO sync_rebase; RELEASE sync_rebase");
   }
   return rc == SQLITE_OK || unfit(rc) ? SQLITE_OK : rc;
@@ -341,7 +505,7 @@ int rebase_write(SyncCtx *c, SyncTable *t, const char *pk, const char *image, in
   for (int i = 0; rc == SQLITE_OK && !fit && i < 4; i++) {
     if (i == 1 && !*pPending) continue;
     if (i == 3 && !cur) break;
-    rc = try_row(c, t, pk, cand[i], cur, i > 0, &fit, &why);
+    rc = try_row(c, t, pk, cand[i], cur, i > 0, i < 2 ? image : 0, &fit, &why);
   }
   sqlite3_free(cur);
   sqlite3_free(net);
