@@ -75,7 +75,7 @@ int outbox_batch(SyncCtx *c, sqlite3_int64 limit, sqlite3_int64 after, OutboxBat
   char *client = rc == SQLITE_OK ? ctx_meta_get(c, "client_id") : 0;
   if (rc != SQLITE_OK || !client) {
     sqlite3_finalize(s);
-    *pzErr = sqlite3_mprintf("%s", rc ? sqlite3_errmsg(c->db) : "out of memory");
+    *pzErr = sqlite3_mprintf("%s", rc ? ctx_errmsg(c, rc) : "out of memory");
     return rc ? rc : SQLITE_NOMEM;
   }
   sqlite3_bind_int64(s, 1, limit);
@@ -115,7 +115,7 @@ int outbox_batch(SyncCtx *c, sqlite3_int64 limit, sqlite3_int64 after, OutboxBat
       rc = sqlite3_step(s);
     }
   }
-  if (rc != SQLITE_DONE) *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
+  if (rc != SQLITE_DONE) *pzErr = sqlite3_mprintf("%s", ctx_errmsg(c, rc));
   sqlite3_finalize(s);
   int len = sqlite3_str_length(body);
   char *z = sqlite3_str_finish(body);
