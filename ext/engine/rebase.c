@@ -238,12 +238,15 @@ static int fk_stmt(SyncCtx *c, SyncTable *t, int side, sqlite3_stmt **pOut) {
     *pOut = f->check[side];
     return SQLITE_OK;
   }
+  /* Cached statements need the anchor that finalizes them at close. */
+  int rc = ctx_anchor(c);
+  if (rc != SQLITE_OK) return rc;
   f = sqlite3_malloc64(sizeof *f);
   if (!f) return SQLITE_NOMEM;
   memset(f, 0, sizeof *f);
   f->tbl = sqlite3_mprintf("%s", t->name);
   f->schemaVersion = c->schemaVersion;
-  int rc = f->tbl ? SQLITE_OK : SQLITE_NOMEM;
+  rc = f->tbl ? SQLITE_OK : SQLITE_NOMEM;
   for (int i = 0; i < 2 && rc == SQLITE_OK; i++) {
     char *cond = 0;
     rc = fk_sql(c, t, i, &cond);
