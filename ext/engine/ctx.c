@@ -57,12 +57,20 @@ int ctx_anchor(SyncCtx *c) {
   return rc == SQLITE_OK && c->anchored ? SQLITE_OK : SQLITE_ERROR;
 }
 
-/* Finalizes the cached statements of the catalog (they are prepared again
-** on their next use). */
+/* Finalizes the cached statements of the catalog and rebase.c's checks
+** (they are prepared again on their next use). */
 void ctx_stmt_clear(SyncCtx *c) {
   for (int i = 0; i < STMT_COUNT; i++) {
     sqlite3_finalize(c->stmt[i]);
     c->stmt[i] = 0;
+  }
+  while (c->fks) {
+    CtxFk *f = c->fks;
+    c->fks = f->next;
+    sqlite3_finalize(f->check[0]);
+    sqlite3_finalize(f->check[1]);
+    sqlite3_free(f->tbl);
+    sqlite3_free(f);
   }
 }
 
@@ -88,6 +96,15 @@ int ctx_exec(SyncCtx *c, const char *sql) {
   return sqlite3_exec(c->db, sql, 0, 0, 0);
 }
 
+/* The database's message for a failure with code rc, read before anything
+** else runs on the connection. A reset or a successful statement run since
+** the failure leaves "not an error" there: the code's own text is better. */
+const char *ctx_errmsg(SyncCtx *c, int rc) {
+  if (sqlite3_errcode(c->db) == SQLITE_OK)
+    return sqlite3_errstr(rc == SQLITE_OK ? SQLITE_ERROR : rc);
+  return sqlite3_errmsg(c->db);
+}
+
 /* Every write of the extension runs inside a savepoint, so that an error
 ** leaves the database as it was, inside or outside the caller's transaction. */
 int ctx_begin(SyncCtx *c) {
@@ -101,7 +118,7 @@ int ctx_begin(SyncCtx *c) {
 int ctx_end(SyncCtx *c, int rc, char **pzErr) {
   if (rc == SQLITE_OK) rc = ctx_exec(c, "RELEASE sync_write");
   if (rc == SQLITE_OK) return rc;
-  if (!*pzErr) *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
+  if (!*pzErr) *pzErr = sqlite3_mprintf("%s", ctx_errmsg(c, rc));
   ctx_exec(c, "ROLLBACK TO sync_write");
   ctx_exec(c, "RELEASE sync_write");
   return rc;
@@ -184,7 +201,7 @@ void ctx_error_db(sqlite3_context *ctx, SyncCtx *c, const char *fn, int rc) {
   if (rc == SQLITE_NOMEM)
     sqlite3_result_error_nomem(ctx);
   else
-    ctx_error(ctx, fn, "%s", sqlite3_errmsg(c->db));
+    ctx_error(ctx, fn, "%s", ctx_errmsg(c, rc));
 }
 
 /* Reports a failure of an internal step as "fn: zErr" (zErr is freed here),
@@ -193,7 +210,7 @@ void ctx_error_msg(sqlite3_context *ctx, SyncCtx *c, const char *fn, int rc, cha
   if (rc == SQLITE_NOMEM)
     sqlite3_result_error_nomem(ctx);
   else
-    ctx_error(ctx, fn, "%s", zErr ? zErr : sqlite3_errmsg(c->db));
+    ctx_error(ctx, fn, "%s", zErr ? zErr : ctx_errmsg(c, rc));
   sqlite3_free(zErr);
 }
 
@@ -267,7 +284,7 @@ int ctx_tx_end(SyncCtx *c, int began, int rc, char **pzErr) {
   if (began == 1) {
     if (rc == SQLITE_OK) rc = ctx_exec(c, "COMMIT");
     if (rc != SQLITE_OK) {
-      if (!*pzErr) *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
+      if (!*pzErr) *pzErr = sqlite3_mprintf("%s", ctx_errmsg(c, rc));
       ctx_exec(c, "ROLLBACK");
     }
   }
