@@ -56,7 +56,7 @@
 ** write, not only its executed branches: a column gets only the branches for
 ** what it can hold (jsonexpr.c), and work that is rare goes into a program
 ** of its own, allocated only when it fires (sync_bs_T, sync_rp_T: fired by an
-** UPDATE of sync_req whose WHERE is false unless a row is about to be, or
+** UPDATE of sync_req_T whose WHERE is false unless a row is about to be, or
 ** was, replaced; an INSERT ... SELECT into a table with triggers would build
 ** a temporary table on every insert). Measured with callgrind
 ** (bench/RESULTS.md, "Capture triggers"): an untracked insert is 11.7k
@@ -119,7 +119,8 @@ static void enqueue(sqlite3_str *s, SyncTable *t, const int *kind, const char *o
 /* Refuses a NEW row whose key has a NULL part: the server refuses it (a key
 ** compares with =, and NULL = NULL is not true), so it could never sync, and
 ** nothing could find the row again to undo it. Only a table with a rowid lets
-** a key part other than the rowid be NULL, unless it is declared NOT NULL. */
+** a key part other than the rowid be NULL, unless it is declared NOT NULL.
+** A term of the trigger's WHEN, which costs less than a statement. */
 static void null_key_check(sqlite3_str *s, SyncTable *t, const JxShape *sh, const char *trig) {
   int n = 0;
   for (int i = 0; i < t->nPk; i++) {
@@ -129,10 +130,10 @@ static void null_key_check(sqlite3_str *s, SyncTable *t, const JxShape *sh, cons
                                 "needs its whole key to sync",
                                 trig, t->name, col, t->name);
     sqlite3_str_appendf(s, "%sWHEN NEW.\"%w\" IS NULL THEN RAISE(ABORT, %Q) ",
-                        n++ ? "" : "SELECT CASE ", col, msg ? msg : "NULL key");
+                        n++ ? "" : " AND (CASE ", col, msg ? msg : "NULL key");
     sqlite3_free(msg);
   }
-  if (n) append(s, "END; ");
+  if (n) append(s, "END) IS NULL");
 }
 
 /* Every name a trigger of ours ever had, so that re-tracking drops them
@@ -164,9 +165,10 @@ static void triggers(sqlite3_str *s, SyncTable *t, const JxShape *sh) {
   ** its own key was replaced (sync_rp_T clears the others). Each trigger
   ** costs a frame of registers per statement, so there is no separate
   ** trigger for the replace case. */
-  sqlite3_str_appendf(s, "CREATE TRIGGER main.\"sync_ai_%w\" AFTER INSERT ON \"%w\" WHEN %s BEGIN ",
-                      T, T, jx_ctrl);
+  sqlite3_str_appendf(s, "CREATE TRIGGER main.\"sync_ai_%w\" AFTER INSERT ON \"%w\" WHEN %s", T, T,
+                      jx_ctrl);
   null_key_check(s, t, sh, "sync_ai");
+  append(s, " BEGIN ");
   replace_kick(s, t, sh, "insert");
   sqlite3_str_appendf(s,
                       "INSERT INTO sync_outbox(id,tbl,op,pk,data) VALUES(%s,%Q, CASE WHEN "
@@ -239,8 +241,8 @@ static void triggers(sqlite3_str *s, SyncTable *t, const JxShape *sh) {
   replace_of_key(s, t);
   sqlite3_str_appendf(s, " ON \"%w\" WHEN %s AND ", T, jx_ctrl);
   key_same(s, t, 0);
-  append(s, " BEGIN ");
   null_key_check(s, t, sh, "sync_ak");
+  append(s, " BEGIN ");
   replace_kick(s, t, sh, "rekey");
   shadow_if_first(s, t, kind, "OLD");
   enqueue(s, t, kind, "'delete'", "OLD", 0);
