@@ -101,3 +101,12 @@ DELETE FROM sync_outbox; DELETE FROM sync_shadow;
 INSERT OR REPLACE INTO acct VALUES (2, 'x');
 SELECT tbl, op, pk, data FROM sync_outbox ORDER BY id;
 SELECT count(*) AS notes FROM note;
+-- a column named rowid hides the rowid under that name: _rowid_ is used
+CREATE TABLE hid(rowid TEXT, id TEXT PRIMARY KEY, email TEXT UNIQUE);
+SELECT sync_track('hid');
+INSERT INTO hid VALUES ('r1', 'a', 'x'), ('r1', 'b', 'y');
+DELETE FROM sync_outbox; DELETE FROM sync_shadow;
+INSERT OR REPLACE INTO hid VALUES ('r1', 'c', 'x');
+UPDATE OR REPLACE hid SET email = 'x' WHERE id = 'b';
+SELECT tbl, op, pk, data FROM sync_outbox ORDER BY id;
+SELECT * FROM hid;

@@ -312,6 +312,12 @@ static int kinds_read(SyncCtx *c, SyncTable *t, JxShape *sh) {
 int jx_shape_read(SyncCtx *c, SyncTable *t, JxShape *sh) {
   memset(sh, 0, sizeof *sh);
   int rc = kinds_read(c, t, sh);
+  /* A column named rowid hides the rowid under that name; with all three
+  ** names taken, the triggers treat the table as one without a rowid. */
+  static const char *const names[] = {"rowid", "_rowid_", "oid"};
+  for (int i = 0; sh->rowid && !sh->rid && i < 3; i++)
+    if (col_index(t, names[i]) < 0) sh->rid = names[i];
+  if (!sh->rid) sh->rowid = 0;
   if (rc == SQLITE_OK) rc = uniq_read(c, t, sh);
   return rc;
 }

@@ -24,7 +24,8 @@ typedef struct JxUniq {
 } JxUniq;
 
 typedef struct JxShape {
-  int rowid;    /* the table has a rowid */
+  int rowid; /* the table has a rowid, named rid (a name no column has) */
+  const char *rid;
   int *kind;    /* per column: MAY_* | NEG_ZERO */
   int *nullKey; /* per key part (t->pk order): 1 when SQLite lets it be NULL */
   int nUniq;    /* uniq[0] is the primary key, then the UNIQUE indexes on */

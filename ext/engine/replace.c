@@ -127,12 +127,12 @@ static void stash(sqlite3_str *s, SyncTable *t, const JxShape *sh, int update) {
       sqlite3_str *w = sqlite3_str_new(0);
       sqlite3_str_appendf(w, " FROM \"%w\" AS o WHERE ", T);
       jx_uniq_match(w, t, &sh->uniq[u], "o", "NEW");
-      if (update) sqlite3_str_appendall(w, " AND o.rowid <> OLD.rowid");
+      if (update) sqlite3_str_appendf(w, " AND o.%s <> OLD.%s", sh->rid, sh->rid);
       char *from = sqlite3_str_finish(w);
       sqlite3_str_appendf(s,
-                          "UPDATE \"sync_req_%w\" SET rid=(SELECT o.rowid%s) WHERE rowid=1 AND "
+                          "UPDATE \"sync_req_%w\" SET rid=(SELECT o.%s%s) WHERE rowid=1 AND "
                           "EXISTS (SELECT 1%s); ",
-                          T, from ? from : "", from ? from : "");
+                          T, sh->rid, from ? from : "", from ? from : "");
       sqlite3_free(from);
     }
     return;
@@ -179,7 +179,7 @@ void replace_kick(sqlite3_str *s, SyncTable *t, const JxShape *sh, const char *o
 static void gone(sqlite3_str *s, SyncTable *t, const JxShape *sh) {
   sqlite3_str_appendf(s, "NOT EXISTS (SELECT 1 FROM \"%w\" AS o WHERE ", t->name);
   if (sh->rowid) {
-    sqlite3_str_appendall(s, "o.rowid = sync_stash.rid)");
+    sqlite3_str_appendf(s, "o.%s = sync_stash.rid)", sh->rid);
     return;
   }
   for (int i = 0; i < t->nPk; i++) {
@@ -208,9 +208,9 @@ void replace_triggers(sqlite3_str *s, SyncTable *t, const JxShape *sh) {
     sqlite3_str_appendall(s, ",");
     jx_row(s, t, sh->kind, "o");
     sqlite3_str_appendf(s,
-                        ",o.rowid,%s FROM \"%w\" AS o WHERE o.rowid = NEW.rid AND NOT EXISTS "
+                        ",o.%s,%s FROM \"%w\" AS o WHERE o.%s = NEW.rid AND NOT EXISTS "
                         "(SELECT 1 FROM sync_stash WHERE tbl=%Q AND rid=NEW.rid); END;\n",
-                        mark, T, T);
+                        sh->rid, mark, T, sh->rid, T);
   }
 
   /* UPDATE OF: SQLite leaves this trigger out of every UPDATE that sets
