@@ -30,7 +30,9 @@
 **                 statement (a quarter of an autocommit insert's cost).
 **   sync_shadow   the server's last known row for keys with pending
 **                 mutations (row NULL = absent; no entry = absent too)
-**   sync_stash    scratch for INSERT OR REPLACE: the row being replaced
+**   sync_stash    scratch for REPLACE: the rows a write collides with, their
+**                 rowid and the highest mutation id when stashed (replace.c;
+**                 a database from before gets rid and mark from sync_track)
 **   sync_control  one row; applying=1 while the engine writes; last_id (above);
 **                 sent_id, the highest mutation id sync_push_batch has handed
 **                 out: a server's last_mutation_id above it is refused, as it
@@ -55,7 +57,7 @@ static const char schema_sql[] =
     "CREATE INDEX IF NOT EXISTS sync_outbox_key ON sync_outbox(tbl, pk);"
     "CREATE TABLE IF NOT EXISTS sync_shadow(tbl TEXT NOT NULL, pk TEXT NOT NULL, row TEXT,"
     " version INTEGER, PRIMARY KEY(tbl, pk)) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS sync_stash(tbl TEXT, pk TEXT, row TEXT);"
+    "CREATE TABLE IF NOT EXISTS sync_stash(tbl TEXT, pk TEXT, row TEXT, rid INTEGER, mark INTEGER);"
     "CREATE TABLE IF NOT EXISTS sync_control(id INTEGER PRIMARY KEY CHECK (id = 1),"
     " applying INTEGER NOT NULL DEFAULT 0, last_id INTEGER NOT NULL DEFAULT 0,"
     " sent_id INTEGER NOT NULL DEFAULT 0);"
