@@ -154,8 +154,46 @@ static int set_applying(SyncCtx *c, int on) {
 ** sync_control.applying: the capture triggers check it and stay silent. No
 ** other connection can see the flag set, because it is only ever set inside
 ** this write transaction, and the savepoint's rollback clears it too. */
+/* A tracked table dropped without sync_untrack leaves its one-row
+** "sync_req_T" (replace.c) behind, with triggers that name T: SQLite then
+** refuses every ALTER TABLE ... RENAME in the database ("error in trigger
+** sync_rp_T: no such table"). Dropping it drops them. T's own triggers
+** (sync_bi_T) go with T and keep their names when T is renamed, so their
+** absence tells a dropped table from a renamed one. Run once per schema
+** change, so an engine write pays one PRAGMA otherwise. */
+static int sweep_orphans(SyncCtx *c) {
+  sqlite3_stmt *v = ctx_stmt(c, STMT_SCHEMA_VER);
+  if (!v) return sqlite3_errcode(c->db);
+  int ver = sqlite3_step(v) == SQLITE_ROW ? sqlite3_column_int(v, 0) : -1;
+  int rc = sqlite3_reset(v);
+  if (rc != SQLITE_OK || ver == c->sweptVersion) return rc;
+  sqlite3_stmt *s = 0;
+  rc = sqlite3_prepare_v2(c->db,
+                          "SELECT r.name FROM main.sqlite_schema r WHERE r.type = 'table' AND "
+                          "r.name GLOB 'sync_req_?*' AND NOT EXISTS (SELECT 1 FROM "
+                          "main.sqlite_schema t WHERE t.type = 'trigger' AND t.name = "
+                          "'sync_bi_' || substr(r.name, 10))",
+                          -1, &s, 0);
+  sqlite3_str *drops = sqlite3_str_new(c->db);
+  while (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+    sqlite3_str_appendf(drops, "DROP TABLE main.\"%w\";", sqlite3_column_text(s, 0));
+  if (rc == SQLITE_OK)
+    rc = sqlite3_finalize(s);
+  else
+    sqlite3_finalize(s);
+  char *sql = sqlite3_str_finish(drops);
+  if (rc == SQLITE_OK && sql) rc = ctx_exec(c, sql);
+  sqlite3_free(sql);
+  /* Our own DROPs moved the version: the one to compare with is after them. */
+  if (rc == SQLITE_OK && sqlite3_step(v) == SQLITE_ROW) c->sweptVersion = sqlite3_column_int(v, 0);
+  if (rc == SQLITE_OK) rc = sqlite3_reset(v);
+  return rc;
+}
+
 int ctx_engine_begin(SyncCtx *c) {
   int rc = ctx_begin(c);
+  if (rc != SQLITE_OK) return rc;
+  rc = sweep_orphans(c);
   /* A page holds the latest change of each row in server order, so a child
   ** row can come before its parent: foreign keys are deferred (the pragma
   ** resets at COMMIT), and apply.c checks at its own end whether one is
@@ -167,13 +205,11 @@ int ctx_engine_begin(SyncCtx *c) {
   if (rc == SQLITE_OK &&
       sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_FKEY, -1, &fk) == SQLITE_OK && fk)
     rc = ctx_exec(c, "PRAGMA defer_foreign_keys=ON");
-  if (rc == SQLITE_OK) {
-    rc = set_applying(c, 1);
-    if (rc != SQLITE_OK) {
-      char *zErr = 0;
-      ctx_end(c, rc, &zErr);
-      sqlite3_free(zErr);
-    }
+  if (rc == SQLITE_OK) rc = set_applying(c, 1);
+  if (rc != SQLITE_OK) {
+    char *zErr = 0;
+    ctx_end(c, rc, &zErr);
+    sqlite3_free(zErr);
   }
   return rc;
 }

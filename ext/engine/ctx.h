@@ -50,6 +50,7 @@ struct SyncCtx {
   sqlite3_stmt *stmt[STMT_COUNT]; /* the catalog; emptied by ctx_stmt_clear */
   SyncTable *tables;              /* tracked tables seen since the last schema change */
   int schemaVersion;              /* schema_version the table cache belongs to */
+  int sweptVersion;               /* schema_version ctx_engine_begin last swept at */
   CtxFk *fks;                     /* rebase.c's checks; emptied by ctx_stmt_clear */
   int anchored; /* the sync_pending vtab is connected: it empties the caches at close */
 };
