@@ -37,8 +37,8 @@ class DroppedTableTest(E2ETest):
             "INSERT INTO scratch VALUES ('s1', 'kept'), ('s2', 'refused');"
             "INSERT INTO drafts VALUES ('d1', 'draft');"
             "INSERT INTO todos(id, title) VALUES ('t1', 'one'), ('t2', 'refused');"
-            "DROP TABLE scratch;"
-            "ALTER TABLE drafts RENAME TO drafts_old;")
+            "ALTER TABLE drafts RENAME TO drafts_old;"
+            "DROP TABLE scratch;")
         self.assertEqual(a.one("SELECT sync_push()"), 5)
         self.assertEqual(a.one("SELECT sync_pending()"), 0)
         self.assertEqual(
