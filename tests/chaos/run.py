@@ -288,11 +288,23 @@ def main():
                     return False
             return True
 
+        def progress():
+            """Where each client stands: outbox size, equal to the server."""
+            srv = state.items()
+            return ", ".join("%s outbox %d %s" % (
+                os.path.basename(p.db), query(p.db, "SELECT count(*) FROM sync_outbox")[0][0],
+                "equal" if query(p.db, "SELECT * FROM items ORDER BY id") == srv else "differs")
+                for p in procs)
+
         until = min(deadline, time.monotonic() + a.converge * SLOW)
+        next_report = time.monotonic() + 10
         while not converged():
             if time.monotonic() > until:
-                print("chaos: no convergence before the timeout", flush=True)
+                print("chaos: no convergence before the timeout: " + progress(), flush=True)
                 break
+            if time.monotonic() > next_report:  # a slow convergence shows why
+                print("chaos: converging: " + progress(), flush=True)
+                next_report += 10
             time.sleep(0.2)
         t_conv = time.monotonic() - t0 - t_write
         for p in procs:
