@@ -14,8 +14,10 @@ kills, SIGKILLs syncd and starts it again on the same port and database).
 
 With --pg the storage is PostgreSQL (a throwaway cluster from
 tests/pg_env.sh, tests/chaos/schema_pg.sql): TWO syncd over the one
-database, each behind its own FaultProxy, the clients spread over both (so
-a client's events come from the other server's NOTIFY as often as not);
+database, each behind its own FaultProxy, the clients spread over both and
+switching to the other at each restart (so a push cut short by a kill is
+sent again through the other server, and a client's events come from the
+other server's NOTIFY as often as not);
 server kills pick one of the two, and one is SIGKILLed and restarted
 mid-run in any case. The server's state is read with psql.
 
@@ -147,15 +149,19 @@ class ServerState:
 class Proc:
     """One client: its database file and, while it runs, its process."""
 
-    def __init__(self, dir, name, url, a):
+    def __init__(self, dir, name, urls, a):
         self.db = os.path.join(dir, name + ".db")
-        self.args = [PYTHON, os.path.join(HERE, "client.py"), self.db, url, name,
+        self.urls = urls
+        self.args = [PYTHON, os.path.join(HERE, "client.py"), self.db, None, name,
                      str(a.mutations), str(a.seed), str(a.keys), str(a.pace)]
         self.log = open(os.path.join(dir, name + ".log"), "ab")
         self.p = None
         self.starts = 0
 
     def start(self):
+        """Each start takes the next of urls: with two servers a client's
+        pushes cut short by a kill are sent again through the other one."""
+        self.args[3] = self.urls[self.starts % len(self.urls)]
         self.p = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=self.log)
         self.starts += 1
 
@@ -247,7 +253,8 @@ def main():
         proxies = [FaultProxy("127.0.0.1", srv.port, random.Random(rnd.random()),
                               trace=os.path.join(dir, "proxy%d.trace" % i) if a.trace else None)
                    for i, srv in enumerate(servers)]
-        procs = [Proc(dir, "c%d" % i, proxies[i % len(proxies)].url, a)
+        urls = [proxy.url for proxy in proxies]
+        procs = [Proc(dir, "c%d" % i, urls[i % len(urls):] + urls[:i % len(urls)], a)
                  for i in range(a.clients)]
         for p in procs:
             p.start()
