@@ -9,9 +9,10 @@
 #                      CHAOS_SEED picks the seed (printed; default 1)
 #   make chaos         the full size: 3 clients x 5000 mutations, a random
 #                      seed unless CHAOS_SEED is given
-#   make converge      the small run of make test-chaos once per seed in
-#                      CONVERGE_SEEDS (default 1 to 10); the last line is
-#                      "converge: N passed, N failed"
+#   make chaos-seeds   the small run of make test-chaos once per seed in
+#                      CHAOS_SEEDS (default 1 to 10); the last line is
+#                      "chaos: N passed, N failed" (make converge, the
+#                      convergence test, is in mk/converge.mk)
 #   make test-chaos-pg the small run on PostgreSQL storage: a throwaway
 #                      cluster (tests/pg_env.sh), two syncd over the one
 #                      database, each behind the fault proxy, one SIGKILLed
@@ -19,11 +20,11 @@
 #                      SKIPPED when no cluster can start, as test-server does)
 #   make chaos-pg      the same at full size
 # SYNC_TEST_SLOW (set by make asan/tsan) stretches the time limits.
-.PHONY: test-chaos chaos converge test-chaos-pg chaos-pg
+.PHONY: test-chaos chaos chaos-seeds test-chaos-pg chaos-pg
 TEST_TARGETS += test-chaos test-chaos-pg
 CHAOS_SEED ?=
 CHAOS_PYTHON ?= $(E2E_PYTHON)
-CONVERGE_SEEDS ?= 1 2 3 4 5 6 7 8 9 10
+CHAOS_SEEDS ?= 1 2 3 4 5 6 7 8 9 10
 CHAOS_SMALL = --mutations 300 --pace 60 --server-kills 0.1 --timeout 110 --converge 60
 
 test-chaos: $(EXT) server/syncd
@@ -44,10 +45,10 @@ chaos-pg: $(EXT) server/syncd
 	CHAOS_SEED=$(CHAOS_SEED) $(CHAOS_PYTHON) tests/chaos/run.py --pg --mutations 5000 --pace 20 \
 	  --server-kills 0.1 --converge 180
 
-converge: $(EXT) server/syncd
+chaos-seeds: $(EXT) server/syncd
 	@mkdir -p build
-	@pass=0; fail=0; for s in $(CONVERGE_SEEDS); do \
-	  if CHAOS_SEED=$$s $(CHAOS_PYTHON) tests/chaos/run.py $(CHAOS_SMALL) > build/converge-$$s.log 2>&1; \
-	  then pass=$$((pass + 1)); echo "converge: seed $$s passed ($$(grep -m1 'mutations (' build/converge-$$s.log))"; \
-	  else fail=$$((fail + 1)); tail -n 20 build/converge-$$s.log; echo "converge: seed $$s FAILED (build/converge-$$s.log)"; fi; \
-	done; echo "converge: $$pass passed, $$fail failed"; [ $$fail = 0 ]
+	@pass=0; fail=0; for s in $(CHAOS_SEEDS); do \
+	  if CHAOS_SEED=$$s $(CHAOS_PYTHON) tests/chaos/run.py $(CHAOS_SMALL) > build/chaos-$$s.log 2>&1; \
+	  then pass=$$((pass + 1)); echo "chaos: seed $$s passed ($$(grep -m1 'mutations (' build/chaos-$$s.log))"; \
+	  else fail=$$((fail + 1)); tail -n 20 build/chaos-$$s.log; echo "chaos: seed $$s FAILED (build/chaos-$$s.log)"; fi; \
+	done; echo "chaos: $$pass passed, $$fail failed"; [ $$fail = 0 ]

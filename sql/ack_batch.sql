@@ -37,7 +37,7 @@ SELECT * FROM todos ORDER BY id;
 SELECT id, op FROM sync_outbox ORDER BY id;
 SELECT tbl, pk, row, version FROM sync_shadow ORDER BY pk;
 SELECT id, op, pk, reason FROM sync_rejected ORDER BY id;
--- each key rebased once (its image, then what is still pending): no
+-- each key rebased once (its image with what is still pending folded in): no
 -- write per result; d and c (confirmed as they stand, or gone) not at all
 SELECT * FROM writes ORDER BY rowid;
 -- an image newer than a result's row is kept (the change stream was first)

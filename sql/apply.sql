@@ -23,9 +23,13 @@ SELECT * FROM todos ORDER BY id;
 SELECT sync_apply('not json');
 SELECT sync_apply('[]');
 SELECT sync_apply('{"changes":{}}');
+-- a table that is not tracked (or not a table at all) is skipped, not
+-- refused: 0 changes applied, counted in sync_meta 'skipped_changes'
 SELECT sync_apply('{"changes":[{"table":"other","op":"upsert","pk":{"id":1},"row":{"id":1}}]}');
 SELECT sync_apply('{"changes":[{"table":"sqlite_master","op":"delete","pk":{"name":"todos"}}]}');
 SELECT sync_apply('{"changes":[{"table":"x\"; DROP TABLE todos; --","op":"delete","pk":{"id":"a"}}]}');
+SELECT value AS skipped_changes FROM sync_meta WHERE key = 'skipped_changes';
+SELECT name FROM sqlite_master WHERE name = 'todos';
 SELECT sync_apply('{"changes":[{"op":"delete","pk":{"id":"a"}}]}');
 SELECT sync_apply('{"changes":[{"table":"todos","op":"truncate","pk":{"id":"a"}}]}');
 SELECT sync_apply('{"changes":[{"table":"todos","op":"delete","pk":{"nope":"a"}}]}');

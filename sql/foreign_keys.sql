@@ -1,6 +1,8 @@
 -- With foreign keys on, a page may hold a child before its parent (the
 -- change log orders rows by their latest change): checked at commit, so the
--- page applies; a page that leaves a dangling reference fails whole.
+-- page applies; a last page that leaves a dangling reference fails whole,
+-- naming the child, its key and the missing parent (an earlier page of the
+-- pull is staged instead: see apply_order.sql).
 PRAGMA foreign_keys = ON;
 SELECT length(sync_init(NULL));
 CREATE TABLE lists(id TEXT PRIMARY KEY, name TEXT);

@@ -18,7 +18,7 @@ SELECT tbl, op, pk, data FROM sync_outbox ORDER BY id;
 SELECT tbl, pk, row FROM sync_shadow ORDER BY tbl;
 -- a plain insert of a new key stashes nothing and queues an insert
 INSERT INTO r VALUES ('new', 1.5, NULL);
-SELECT count(*) AS stashed FROM sync_stash;
+SELECT count(*) AS stashed FROM sync_stash WHERE tbl = 'r';
 SELECT op, pk FROM sync_outbox WHERE id = (SELECT max(id) FROM sync_outbox);
 -- the engine's own replaces are not captured
 SELECT sync_apply('{"changes":[{"table":"r","op":"upsert","pk":{"id":"other"},"row":{"id":"other","v":3,"b":null}}]}');

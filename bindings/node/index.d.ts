@@ -23,6 +23,7 @@ export interface Status {
   sse_connected: number; last_push_at: string | null; last_pull_at: string | null;
   last_error: string | null; next_retry_at: string | null;
   pushed_total: number; pulled_total: number; client_id: string; url: string | null;
+  skipped_changes: number;
 }
 
 export class Sync extends EventEmitter {

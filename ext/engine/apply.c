@@ -20,6 +20,28 @@
 ** delivered every change those mutations made; before that the image would
 ** lack them and the row would flicker back.
 **
+** Applying the server's state never fails because of local state, and the
+** server's state is consistent only at a pull's end (the log keeps the latest
+** change per row). So, foreign keys on or off:
+**   - foreign keys are deferred (PRAGMA defer_foreign_keys, ctx.c) and
+**     checked at the end of the apply (SQLITE_DBSTATUS_DEFERRED_FKS);
+**   - a row a UNIQUE index refuses is retried after the other changes, and
+**     rows that block each other (a swap, a rotation) are parked out of the
+**     way (inbox.c); a pending local row in the way has its local effect
+**     hidden (its server image, or no row) while its mutations stay queued;
+**   - a page that still cannot apply (a foreign key left dangling, a UNIQUE
+**     value held by a row whose change is on a later page) is staged in
+**     sync_inbox and its cursor kept, and sync_apply returns 0. While pages
+**     are staged, the next pages with has_more true are staged unread; the
+**     last page (or an event) applies them all, then itself, in one
+**     savepoint. On that last page a UNIQUE value a row outside the pull
+**     still holds is the server's: that row is deleted. An event is one
+**     push's consistent result, so it counts as a last page, unless pages
+**     are staged (a pull is under way): then what it cannot apply waits.
+**   - a change for a table this client does not track (the server added it
+**     later) is skipped, not refused, and counted: sync_meta
+**     'skipped_changes' holds the running total (ApplyResult.skipped).
+**
 ** The page is read here, in C, once: a validating pass with the rules of
 ** SQLite's json_valid (3.40: RFC 8259 text, nesting up to 2000), then one
 ** walk over the changes. Values are never converted through a double:
@@ -35,13 +57,16 @@
 ** through sync_val's rules. Columns the local table does not have are
 ** ignored (a newer server may add columns). Errors, with nothing changed:
 **   sync_apply: changes must be a JSON object
-**   sync_apply: table "x" is not tracked
 **   sync_apply: change 3 is not an object
 **   sync_apply: change 3 has no "table"           (or "table" is not a string)
 **   sync_apply: change 3 has unknown op "x"
 **   sync_apply: change 3: primary key of "todos" is missing or null
 **   sync_apply: change 3 has no "row" object
 **   sync_apply: change 3 (todos {"id":"a"}): NOT NULL constraint failed: ...
+**   sync_apply: FOREIGN KEY constraint failed: items {"id":"i2"} refers to a
+**               row of "lists" that does not exist   (on a pull's last page;
+**               "(that table is not tracked)" added when it is not)
+**   sync_apply: staged page 2: change 1 ...        (a staged page's failure)
 **   sync_apply: cursor must be a string
 **   sync_apply: last_mutation_id must be an integer
 **   sync_apply: last_mutation_id 9 is above the highest mutation id this
@@ -49,7 +74,9 @@
 **               bits, written as SQLite prints a REAL: 1.0e+20)
 */
 #include "apply.h"
+#include "apply_rows.h"
 #include "capture.h"
+#include "inbox.h"
 #include "outbox.h"
 #include "rebase.h"
 #include "jscan.h"
@@ -119,169 +146,6 @@ static char *span_text(SyncCtx *c, jspan v) {
   sqlite3_finalize(s);
   return out;
 }
-
-/* ---- sync_apply_rows: a batch of whole rows as a table ----
-**
-**   INSERT INTO t(a, b) SELECT c0, c1 FROM sync_apply_rows(?1) ...
-**
-** ?1 is a Batch, bound with sqlite3_bind_pointer (SQL cannot make one):
-** column cJ is column J of the batch's table, read by the rules of sync_val
-** when the statement asks for it, in place from the page. Without a batch
-** the table is empty. The rows go in through one statement execution per
-** batch, not one per row: every execution of a statement that fires the
-** capture triggers allocates and clears their register frames, which would
-** cost more than the rest of the row. */
-
-/* Columns c0.. declared (fewer if SQLITE_LIMIT_COLUMN says so): declaring
-** them costs each connection about 4k instructions a column, once; a wider
-** table's rows go one by one. */
-#define ROWS_COLS 256
-#define BATCH_SPANS 65536 /* values a batch holds before it is written */
-
-typedef struct Batch {
-  SyncTable *t;
-  int nRow, capRow, capVal;
-  jspan *vals; /* row r, column j: vals[r * t->nCol + j] */
-  int *chg;    /* per row: its change (from 1) */
-  jspan *pks;  /* per row: its key object */
-  int lo, hi;  /* the rows sync_apply_rows gives: lo to hi - 1 */
-} Batch;
-
-static int rows_ncols(sqlite3 *db) {
-  int lim = sqlite3_limit(db, SQLITE_LIMIT_COLUMN, -1) - 1;
-  return lim < ROWS_COLS ? lim : ROWS_COLS;
-}
-
-typedef struct RowsCursor {
-  sqlite3_vtab_cursor base;
-  Batch *b;
-  int i;
-} RowsCursor;
-
-static int rowsConnect(sqlite3 *db, void *aux, int argc, const char *const *argv,
-                       sqlite3_vtab **ppVtab, char **pzErr) {
-  (void)aux, (void)argc, (void)argv, (void)pzErr;
-  sqlite3_str *s = sqlite3_str_new(db);
-  sqlite3_str_appendall(s, "CREATE TABLE x(batch HIDDEN");
-  for (int i = 0, n = rows_ncols(db); i < n; i++)
-    sqlite3_str_appendf(s, ",c%d", i);
-  sqlite3_str_appendall(s, ")");
-  char *sql = sqlite3_str_finish(s);
-  if (!sql) return SQLITE_NOMEM;
-  int rc = sqlite3_declare_vtab(db, sql);
-  sqlite3_free(sql);
-  if (rc != SQLITE_OK) return rc;
-  sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
-  sqlite3_vtab *v = sqlite3_malloc64(sizeof *v);
-  if (!v) return SQLITE_NOMEM;
-  memset(v, 0, sizeof *v);
-  *ppVtab = v;
-  return SQLITE_OK;
-}
-
-static int rowsDisconnect(sqlite3_vtab *vtab) {
-  sqlite3_free(vtab);
-  return SQLITE_OK;
-}
-
-static int rowsBestIndex(sqlite3_vtab *vtab, sqlite3_index_info *info) {
-  (void)vtab;
-  info->idxNum = 0;
-  info->estimatedCost = 1e12;
-  for (int i = 0; i < info->nConstraint; i++) {
-    const struct sqlite3_index_constraint *k = &info->aConstraint[i];
-    if (k->iColumn == 0 && k->op == SQLITE_INDEX_CONSTRAINT_EQ && k->usable) {
-      info->aConstraintUsage[i].argvIndex = 1;
-      info->aConstraintUsage[i].omit = 1;
-      info->idxNum = 1;
-      info->estimatedCost = 1;
-      break;
-    }
-  }
-  return SQLITE_OK;
-}
-
-static int rowsOpen(sqlite3_vtab *vtab, sqlite3_vtab_cursor **ppCur) {
-  (void)vtab;
-  RowsCursor *cur = sqlite3_malloc64(sizeof *cur);
-  if (!cur) return SQLITE_NOMEM;
-  memset(cur, 0, sizeof *cur);
-  *ppCur = &cur->base;
-  return SQLITE_OK;
-}
-
-static int rowsClose(sqlite3_vtab_cursor *cur) {
-  sqlite3_free(cur);
-  return SQLITE_OK;
-}
-
-static int rowsFilter(sqlite3_vtab_cursor *vcur, int idxNum, const char *idxStr, int argc,
-                      sqlite3_value **argv) {
-  (void)idxStr;
-  RowsCursor *cur = (RowsCursor *)vcur;
-  cur->b = idxNum && argc > 0 ? sqlite3_value_pointer(argv[0], "sync_apply_rows") : 0;
-  cur->i = cur->b ? cur->b->lo : 0;
-  return SQLITE_OK;
-}
-
-static int rowsNext(sqlite3_vtab_cursor *vcur) {
-  ((RowsCursor *)vcur)->i++;
-  return SQLITE_OK;
-}
-
-static int rowsEof(sqlite3_vtab_cursor *vcur) {
-  RowsCursor *cur = (RowsCursor *)vcur;
-  return !cur->b || cur->i >= cur->b->hi;
-}
-
-static int rowsColumn(sqlite3_vtab_cursor *vcur, sqlite3_context *ctx, int col) {
-  RowsCursor *cur = (RowsCursor *)vcur;
-  Batch *b = cur->b;
-  if (!b || col < 1 || col > b->t->nCol) return SQLITE_OK;
-  jspan v = b->vals[cur->i * b->t->nCol + col - 1];
-  if (v.z[0] == '{' || v.z[0] == '[') {
-    /* Nested JSON is stored as -> renders it. */
-    char *compact = jscan_compact(v);
-    if (!compact) return SQLITE_NOMEM;
-    value_result(ctx, compact, (int)strlen(compact));
-    sqlite3_free(compact);
-  } else {
-    value_result(ctx, v.z, v.n);
-  }
-  return SQLITE_OK;
-}
-
-static int rowsRowid(sqlite3_vtab_cursor *vcur, sqlite3_int64 *pRowid) {
-  *pRowid = ((RowsCursor *)vcur)->i;
-  return SQLITE_OK;
-}
-
-sqlite3_module apply_rows_module = {
-    /* iVersion    */ 0,
-    /* xCreate     */ 0,
-    /* xConnect    */ rowsConnect,
-    /* xBestIndex  */ rowsBestIndex,
-    /* xDisconnect */ rowsDisconnect,
-    /* xDestroy    */ 0,
-    /* xOpen       */ rowsOpen,
-    /* xClose      */ rowsClose,
-    /* xFilter     */ rowsFilter,
-    /* xNext       */ rowsNext,
-    /* xEof        */ rowsEof,
-    /* xColumn     */ rowsColumn,
-    /* xRowid      */ rowsRowid,
-    /* xUpdate     */ 0,
-    /* xBegin      */ 0,
-    /* xSync       */ 0,
-    /* xCommit     */ 0,
-    /* xRollback   */ 0,
-    /* xFindMethod */ 0,
-    /* xRename     */ 0,
-    /* xSavepoint  */ 0,
-    /* xRelease    */ 0,
-    /* xRollbackTo */ 0,
-    /* xShadowName */ 0,
-};
 
 /* ---- the statements kept per table ---- */
 
@@ -360,6 +224,9 @@ typedef struct Page {
   Batch batch;    /* whole rows of one table not yet written */
   char **touched; /* the distinct tables the changes name (ApplyResult.tables) */
   int nTouched;
+  Settle settle;         /* rows a UNIQUE index refused, written at the end */
+  sqlite3_int64 n;       /* changes applied */
+  sqlite3_int64 skipped; /* changes to tables this client does not track */
 } Page;
 
 /* Adds t to the page's distinct tables (at most the tracked ones). */
@@ -388,14 +255,16 @@ static int page_table(Page *pg, jspan v, PageTable **pOut, char **pzErr) {
   char *name = span_plain_string(v, &in) ? sqlite3_mprintf("%.*s", in.n, in.z) : span_text(c, v);
   if (!name) return SQLITE_NOMEM;
   SyncTable *t = 0;
-  int rc = table_get(c, name, 1, &t, pzErr);
+  /* A table this client does not track (one the server added later): its
+  ** changes are skipped, not refused, or no older client could pull. */
+  int rc = table_is_tracked(c, name) ? table_get(c, name, 1, &t, pzErr) : SQLITE_OK;
   sqlite3_free(name);
-  if (rc == SQLITE_OK) rc = page_touch(pg, t);
+  if (rc == SQLITE_OK && t) rc = page_touch(pg, t);
   if (rc != SQLITE_OK) return rc;
   /* More tables than the cache holds: the last slot is reused. */
   PageTable *p = &pg->tables[pg->nTables < 8 ? pg->nTables++ : 7];
   p->name = v, p->t = t, p->pending = 0;
-  if (pg->anyPending) {
+  if (t && pg->anyPending) {
     if (!pg->tblPending) {
       rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM sync_outbox WHERE tbl = ?1 LIMIT 1", -1,
                               &pg->tblPending, 0);
@@ -445,23 +314,36 @@ static int change_run(SyncCtx *c, SyncTable *t, int i, jspan pk, sqlite3_stmt *s
 }
 
 /* Runs t's batched INSERT over rows lo to hi - 1 of the batch. On failure
-** *pzMsg gets SQLite's message. */
-static int batch_run(SyncCtx *c, Batch *b, int lo, int hi, char **pzMsg) {
+** *pzMsg gets SQLite's message and *pUnique whether a UNIQUE index refused
+** a row. */
+static int batch_run(SyncCtx *c, Batch *b, int lo, int hi, char **pzMsg, int *pUnique) {
   sqlite3_stmt *s = b->t->bound[0];
   b->lo = lo, b->hi = hi;
   sqlite3_bind_pointer(s, 1, b, "sync_apply_rows", 0);
   int rc = sqlite3_step(s);
   rc = rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+  *pUnique = sqlite3_extended_errcode(c->db) == SQLITE_CONSTRAINT_UNIQUE;
   if (rc != SQLITE_OK && rc != SQLITE_NOMEM) *pzMsg = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
   sqlite3_reset(s);
   sqlite3_clear_bindings(s);
   return rc;
 }
 
-/* Writes the batch's rows, if any. SQLite reads all of an INSERT's SELECT
-** before it writes a row when the table has triggers, so which row failed
-** is found by writing them one by one (the failed statement has undone its
-** writes, and the page fails anyway). */
+/* Keeps the row of change i for after the other changes: a UNIQUE index
+** refused it (inbox.c). */
+static int defer_row(Page *pg, SyncTable *t, int i, jspan pk, jspan row, char **pzErr) {
+  char *key = 0;
+  int rc = change_key(pg->c, t, i, pk, &key, pzErr);
+  if (rc == SQLITE_OK) rc = settle_add(&pg->settle, t, i, key, row.z, row.n);
+  sqlite3_free(key);
+  return rc;
+}
+
+/* Writes the batch's rows, if any. When the batch fails (the statement has
+** undone its writes), its rows are written one by one: SQLite reads all of
+** an INSERT's SELECT before it writes a row when the table has triggers, so
+** this finds the row that failed. Rows a UNIQUE index refused are deferred;
+** any other failure fails the page. */
 static int batch_flush(Page *pg, char **pzErr) {
   Batch *b = &pg->batch;
   if (b->nRow == 0) return SQLITE_OK;
@@ -469,21 +351,24 @@ static int batch_flush(Page *pg, char **pzErr) {
   SyncTable *t = b->t;
   int rc = t->bound[0] ? SQLITE_OK : bound_prepare(c, t, 0);
   char *msg = 0;
-  if (rc == SQLITE_OK) rc = batch_run(c, b, 0, b->nRow, &msg);
+  int unique = 0;
+  if (rc == SQLITE_OK) rc = batch_run(c, b, 0, b->nRow, &msg, &unique);
   if (rc != SQLITE_OK && msg) {
-    int r = b->nRow - 1;
-    for (int k = 0; k < b->nRow; k++) {
-      char *one = 0;
-      if (batch_run(c, b, k, k + 1, &one) != SQLITE_OK && one) {
+    sqlite3_free(msg);
+    msg = 0, rc = SQLITE_OK;
+    for (int k = 0; rc == SQLITE_OK && k < b->nRow; k++) {
+      rc = batch_run(c, b, k, k + 1, &msg, &unique);
+      if (rc != SQLITE_OK && unique) {
         sqlite3_free(msg);
-        msg = one, r = k;
-        break;
+        msg = 0;
+        rc = defer_row(pg, t, b->chg[k], b->pks[k], b->rows[k], pzErr);
+      } else if (rc != SQLITE_OK && msg) {
+        char *key = 0;
+        if (change_key(c, t, b->chg[k], b->pks[k], &key, pzErr) == SQLITE_OK)
+          *pzErr = sqlite3_mprintf("change %d (%s %s): %s", b->chg[k], t->name, key, msg);
+        sqlite3_free(key);
       }
     }
-    char *key = 0;
-    if (change_key(c, t, b->chg[r], b->pks[r], &key, pzErr) == SQLITE_OK)
-      *pzErr = sqlite3_mprintf("change %d (%s %s): %s", b->chg[r], t->name, key, msg);
-    sqlite3_free(key);
   }
   sqlite3_free(msg);
   b->nRow = 0;
@@ -502,7 +387,9 @@ static int batch_add(Page *pg, SyncTable *t, int i, jspan pk, jspan row) {
     if (chg) b->chg = chg;
     jspan *pks = sqlite3_realloc64(b->pks, sizeof *pks * (sqlite3_uint64)cap);
     if (pks) b->pks = pks;
-    if (!chg || !pks) return -1;
+    jspan *rows = sqlite3_realloc64(b->rows, sizeof *rows * (sqlite3_uint64)cap);
+    if (rows) b->rows = rows;
+    if (!chg || !pks || !rows) return -1;
     b->capRow = cap;
   }
   if ((b->nRow + 1) * n > b->capVal) {
@@ -524,6 +411,7 @@ static int batch_add(Page *pg, SyncTable *t, int i, jspan pk, jspan row) {
   b->t = t;
   b->chg[b->nRow] = i;
   b->pks[b->nRow] = pk;
+  b->rows[b->nRow] = row;
   b->nRow++;
   return 1;
 }
@@ -536,7 +424,7 @@ static int change_write(Page *pg, SyncTable *t, int i, int upsert, jspan pk, jsp
   SyncCtx *c = pg->c;
   Batch *b = &pg->batch;
   int rc = SQLITE_OK;
-  if (upsert && t->nCol <= rows_ncols(c->db)) {
+  if (upsert && t->nCol <= apply_rows_ncols(c->db)) {
     if (b->nRow && (b->t != t || (b->nRow + 1) * t->nCol > BATCH_SPANS))
       rc = batch_flush(pg, pzErr);
     if (rc != SQLITE_OK) return rc;
@@ -549,7 +437,17 @@ static int change_write(Page *pg, SyncTable *t, int i, int upsert, jspan pk, jsp
   if (upsert) {
     /* Some columns absent: the JSON upsert keeps them. */
     sqlite3_bind_text(t->upsert, 1, row.z, row.n, SQLITE_STATIC);
-    return change_run(c, t, i, pk, t->upsert, SQLITE_OK, 0, pzErr);
+    rc = sqlite3_step(t->upsert);
+    int ok = rc == SQLITE_DONE || rc == SQLITE_ROW;
+    int unique = !ok && sqlite3_extended_errcode(c->db) == SQLITE_CONSTRAINT_UNIQUE;
+    char *msg = ok || unique ? 0 : sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
+    sqlite3_reset(t->upsert);
+    sqlite3_clear_bindings(t->upsert);
+    if (ok) return SQLITE_OK;
+    if (unique) return defer_row(pg, t, i, pk, row, pzErr);
+    rc = msg ? change_run(c, t, i, pk, t->upsert, rc, msg, pzErr) : SQLITE_NOMEM;
+    sqlite3_free(msg);
+    return rc;
   }
   if (!t->bound[1] && (rc = bound_prepare(c, t, 1)) != SQLITE_OK) return rc;
   sqlite3_stmt *s = t->bound[1];
@@ -608,6 +506,11 @@ static int apply_change(Page *pg, int i, const char **pz, char **pzErr) {
   int rc = page_table(pg, tbl, &p, pzErr);
   if (rc != SQLITE_OK) return rc;
   SyncTable *t = p->t;
+  if (!t) {
+    pg->skipped++;
+    return SQLITE_OK;
+  }
+  pg->n++;
   jspan in;
   int plain = span_plain_string(op, &in);
   int upsert = plain && in.n == 6 && memcmp(in.z, "upsert", 6) == 0;
@@ -636,11 +539,18 @@ static int apply_change(Page *pg, int i, const char **pz, char **pzErr) {
       return SQLITE_ERROR;
     }
   }
-  if (!p->pending) return change_write(pg, t, i, upsert, pk, row, pzErr);
+  if (!p->pending && !pg->settle.n) return change_write(pg, t, i, upsert, pk, row, pzErr);
 
   char *k = 0;
   rc = change_key(c, t, i, pk, &k, pzErr);
   if (rc != SQLITE_OK) return rc;
+  /* A newer change of a deferred row replaces it. */
+  settle_drop(&pg->settle, t, k);
+  if (!p->pending) {
+    rc = change_write(pg, t, i, upsert, pk, row, pzErr);
+    sqlite3_free(k);
+    return rc;
+  }
   sqlite3_stmt *s = ctx_stmt(c, STMT_HAS_PENDING);
   if (!s) {
     sqlite3_free(k);
@@ -659,6 +569,14 @@ static int apply_change(Page *pg, int i, const char **pz, char **pzErr) {
     if (rc == SQLITE_OK && upsert && !image) rc = SQLITE_NOMEM;
     if (rc == SQLITE_OK) rc = rebase_set_image(c, t->name, k, image, version, span_is_integer(ver));
     if (rc == SQLITE_OK) rc = rebase_key(c, t, k, pzErr);
+    if (rc == SQLITE_CONSTRAINT) {
+      /* The local edits no longer fit next to the server's rows (a replay
+      ** hit a UNIQUE index, say): hidden, still queued for the server to
+      ** judge. */
+      sqlite3_free(*pzErr);
+      *pzErr = 0;
+      rc = settle_hide(c, t, k);
+    }
     sqlite3_free(image);
   } else {
     rc = change_write(pg, t, i, upsert, pk, row, pzErr);
@@ -708,51 +626,160 @@ void apply_result_clear(ApplyResult *res) {
   memset(res, 0, sizeof *res);
 }
 
-int apply_page(SyncCtx *c, const char *json, int flags, ApplyResult *res, char **pzErr) {
-  memset(res, 0, sizeof *res);
+/* A page's envelope, read in place. */
+typedef struct Envelope {
+  const char *end; /* the text's end */
+  jspan changes, cursor, lm, more, rej;
+} Envelope;
+
+/* Validates json and reads its envelope (an event's last_mutation_id is
+** ignored). On failure *pzErr says why. */
+static int page_read(const char *json, int flags, Envelope *e, char **pzErr) {
+  memset(e, 0, sizeof *e);
   const char *pe = json ? json + strlen(json) : 0, *z = json ? jscan_ws(json, pe) : 0;
   const char *end = z && *z == '{' ? jscan_valid(z, pe, 0) : 0;
   if (!end || jscan_ws(end, pe) != pe) {
     *pzErr = sqlite3_mprintf("changes must be a JSON object");
     return SQLITE_ERROR;
   }
-  /* The envelope: the first of equal keys counts. */
-  jspan key, val, changes = {0, 0}, cursor = {0, 0}, lm = {0, 0}, more = {0, 0}, rej = {0, 0};
+  e->end = pe;
+  /* The first of equal keys counts. */
+  jspan key, val;
   while (jscan_member(&z, pe, &key, &val)) {
-    jspan *f = jscan_is(key, "changes")            ? &changes
-               : jscan_is(key, "cursor")           ? &cursor
-               : jscan_is(key, "last_mutation_id") ? &lm
-               : jscan_is(key, "has_more")         ? &more
-               : jscan_is(key, "rejected")         ? &rej
+    jspan *f = jscan_is(key, "changes")            ? &e->changes
+               : jscan_is(key, "cursor")           ? &e->cursor
+               : jscan_is(key, "last_mutation_id") ? &e->lm
+               : jscan_is(key, "has_more")         ? &e->more
+               : jscan_is(key, "rejected")         ? &e->rej
                                                    : 0;
     if (f && !f->z) *f = val;
   }
-  if (jscan_is(cursor, "null")) cursor.z = 0;
-  if (jscan_is(lm, "null") || (flags & APPLY_EVENT)) lm.z = 0;
+  if (jscan_is(e->cursor, "null")) e->cursor.z = 0;
+  if (jscan_is(e->lm, "null") || (flags & APPLY_EVENT)) e->lm.z = 0;
+  if (e->changes.z && e->changes.z[0] != '[')
+    *pzErr = sqlite3_mprintf("\"changes\" must be an array");
+  else if (e->cursor.z && e->cursor.z[0] != '"')
+    *pzErr = sqlite3_mprintf("cursor must be a string");
+  else if (e->lm.z && !span_is_number(e->lm))
+    *pzErr = sqlite3_mprintf("last_mutation_id must be an integer");
+  else if (e->rej.z && e->rej.z[0] != '[')
+    *pzErr = sqlite3_mprintf("\"rejected\" must be an array");
+  else
+    return SQLITE_OK;
+  return SQLITE_ERROR;
+}
+
+/* Applies the changes of one page in order (rows a UNIQUE index refused
+** are kept in pg->settle). */
+static int page_walk(Page *pg, const Envelope *e, char **pzErr) {
+  pg->end = e->end;
+  pg->nTables = 0; /* their names point into the previous page */
+  if (!e->changes.z) return SQLITE_OK;
+  int rc = SQLITE_OK, n = 0;
+  const char *z = jscan_ws(e->changes.z + 1, e->end);
+  while (rc == SQLITE_OK && *z != ']') {
+    rc = apply_change(pg, ++n, &z, pzErr);
+    if (rc != SQLITE_OK && rc != SQLITE_NOMEM && pg->batch.nRow) {
+      /* The rows before the refused change come first in page order: a
+      ** failure among them is the one to report. */
+      char *zFirst = 0;
+      int rcFirst = batch_flush(pg, &zFirst);
+      if (rcFirst != SQLITE_OK) {
+        sqlite3_free(*pzErr);
+        *pzErr = zFirst, rc = rcFirst;
+      }
+    }
+    z = jscan_ws(z, e->end);
+    if (*z == ',') z = jscan_ws(z + 1, e->end);
+  }
+  if (rc == SQLITE_OK) rc = batch_flush(pg, pzErr);
+  pg->batch.nRow = 0;
+  return rc;
+}
+
+/* Applies the staged pages, then e, in one inner savepoint. When they
+** cannot apply yet (a UNIQUE value held by a row whose change is still to
+** come, a foreign key left dangling) and this is not the pull's end
+** (final 0), the savepoint is undone and *pStage set. */
+static int apply_all(Page *pg, const Envelope *e, sqlite3_int64 staged, int final, int *pStage,
+                     char **pzErr) {
+  SyncCtx *c = pg->c;
+  /* A violation the caller's own transaction made is the caller's. */
+  int fkBefore = fk_unresolved(c);
+  int rc = ctx_exec(c, "SAVEPOINT sync_apply_try");
+  if (rc != SQLITE_OK) return rc;
+  if (staged) {
+    sqlite3_stmt *s = inbox_scan(c);
+    int step = SQLITE_DONE, k = 0;
+    if (!s) rc = sqlite3_errcode(c->db);
+    while (rc == SQLITE_OK && (step = sqlite3_step(s)) == SQLITE_ROW) {
+      /* One staged page in memory at a time. */
+      char *text = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
+      Envelope se;
+      char *why = 0;
+      k++;
+      rc = text ? page_read(text, APPLY_EVENT, &se, &why) : SQLITE_NOMEM;
+      if (rc == SQLITE_OK) rc = page_walk(pg, &se, &why);
+      if (rc != SQLITE_OK && why) *pzErr = sqlite3_mprintf("staged page %d: %s", k, why);
+      sqlite3_free(why);
+      sqlite3_free(text);
+    }
+    if (rc == SQLITE_OK && step != SQLITE_DONE) rc = sqlite3_errcode(c->db);
+    sqlite3_finalize(s);
+  }
+  if (rc == SQLITE_OK) rc = page_walk(pg, e, pzErr);
+  int later = 0;
+  if (rc == SQLITE_OK) rc = settle_run(c, &pg->settle, final, &later, pzErr);
+  if (rc == SQLITE_OK && !later && !fkBefore && fk_unresolved(c)) {
+    if (final)
+      rc = fk_explain(c, pzErr);
+    else
+      later = 1;
+  }
+  if (rc != SQLITE_OK && rc != SQLITE_NOMEM && !*pzErr)
+    *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
+  if (rc == SQLITE_OK && !later) {
+    rc = ctx_exec(c, "RELEASE sync_apply_try");
+    if (rc == SQLITE_OK && staged) rc = inbox_clear(c);
+    return rc;
+  }
+  ctx_exec(c, "ROLLBACK TO sync_apply_try");
+  ctx_exec(c, "RELEASE sync_apply_try");
+  *pStage = rc == SQLITE_OK;
+  return rc;
+}
+
+/* Adds n to sync_meta 'skipped_changes', the running total of changes to
+** tables this client does not track. */
+static int count_skipped(SyncCtx *c, sqlite3_int64 n) {
+  char *v = ctx_meta_get(c, "skipped_changes");
+  char *total = sqlite3_mprintf("%lld", (v ? strtoll(v, 0, 10) : 0) + n);
+  sqlite3_free(v);
+  int rc = total ? ctx_meta_set(c, "skipped_changes", total) : SQLITE_NOMEM;
+  sqlite3_free(total);
+  return rc;
+}
+
+int apply_page(SyncCtx *c, const char *json, int flags, ApplyResult *res, char **pzErr) {
+  memset(res, 0, sizeof *res);
+  Envelope e;
   char *zErr = 0;
-  if (changes.z && changes.z[0] != '[')
-    zErr = sqlite3_mprintf("\"changes\" must be an array");
-  else if (cursor.z && cursor.z[0] != '"')
-    zErr = sqlite3_mprintf("cursor must be a string");
-  else if (lm.z && !span_is_number(lm))
-    zErr = sqlite3_mprintf("last_mutation_id must be an integer");
-  else if (rej.z && rej.z[0] != '[')
-    zErr = sqlite3_mprintf("\"rejected\" must be an array");
   sqlite3_int64 upto = 0;
-  int rc = zErr ? SQLITE_ERROR : SQLITE_OK;
-  if (rc == SQLITE_OK && lm.z) rc = check_sent(c, lm, &upto, &zErr);
+  int rc = page_read(json, flags, &e, &zErr);
+  if (rc == SQLITE_OK && e.lm.z) rc = check_sent(c, e.lm, &upto, &zErr);
   if (rc != SQLITE_OK) {
     *pzErr = zErr ? zErr : sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
     return rc;
   }
-  int lastPage = !jscan_is(more, "true");
+  int lastPage = !jscan_is(e.more, "true");
 
   Page pg;
   memset(&pg, 0, sizeof pg);
   pg.c = c;
-  pg.end = pe;
-  sqlite3_int64 n = 0;
+  sqlite3_int64 staged = 0;
+  int stage = 0;
   rc = ctx_engine_begin(c);
+  if (rc == SQLITE_OK) rc = inbox_count(c, &staged);
   if (rc == SQLITE_OK) {
     /* Without anything pending, no change needs its key looked up. */
     sqlite3_stmt *s = ctx_stmt(c, STMT_PENDING_COUNT);
@@ -760,52 +787,53 @@ int apply_page(SyncCtx *c, const char *json, int flags, ApplyResult *res, char *
     if (s && sqlite3_step(s) == SQLITE_ROW) pg.anyPending = sqlite3_column_int64(s, 0) != 0;
     if (s) rc = sqlite3_reset(s);
   }
-  if (rc == SQLITE_OK && changes.z) {
-    z = jscan_ws(changes.z + 1, pe);
-    while (rc == SQLITE_OK && *z != ']') {
-      rc = apply_change(&pg, (int)++n, &z, &zErr);
-      if (rc != SQLITE_OK && rc != SQLITE_NOMEM && pg.batch.nRow) {
-        /* The rows before the refused change come first in page order: a
-        ** failure among them is the one to report. */
-        char *zFirst = 0;
-        int rcFirst = batch_flush(&pg, &zFirst);
-        if (rcFirst != SQLITE_OK) {
-          sqlite3_free(zErr);
-          zErr = zFirst, rc = rcFirst;
-        }
-      }
-      z = jscan_ws(z, pe);
-      if (*z == ',') z = jscan_ws(z + 1, pe);
-    }
-    if (rc == SQLITE_OK) rc = batch_flush(&pg, &zErr);
+  if (rc == SQLITE_OK) {
+    /* Pages wait in the inbox until the pull's last page, applied once
+    ** with all of them (trying each would cost the square of their
+    ** number). An event ends no pull under way. */
+    if (staged && !lastPage)
+      stage = 1;
+    else
+      rc =
+          apply_all(&pg, &e, staged, lastPage && !(staged && (flags & APPLY_EVENT)), &stage, &zErr);
   }
   sqlite3_finalize(pg.tblPending);
   sqlite3_free(pg.batch.vals);
   sqlite3_free(pg.batch.chg);
   sqlite3_free(pg.batch.pks);
-  if (rc == SQLITE_OK && lastPage && lm.z) rc = outbox_confirm_upto(c, rej.z, rej.n, upto, &zErr);
-  if (rc == SQLITE_OK && cursor.z) {
+  sqlite3_free(pg.batch.rows);
+  settle_free(&pg.settle);
+  if (rc == SQLITE_OK && stage) rc = inbox_stage(c, json);
+  /* A staged page is never the last one, whose id alone is taken. */
+  if (rc == SQLITE_OK && !stage && lastPage && e.lm.z)
+    rc = outbox_confirm_upto(c, e.rej.z, e.rej.n, upto, &zErr);
+  if (rc == SQLITE_OK && !stage && pg.skipped) rc = count_skipped(c, pg.skipped);
+  if (rc == SQLITE_OK && e.cursor.z) {
     jspan in;
-    char *cur =
-        span_plain_string(cursor, &in) ? sqlite3_mprintf("%.*s", in.n, in.z) : span_text(c, cursor);
+    char *cur = span_plain_string(e.cursor, &in) ? sqlite3_mprintf("%.*s", in.n, in.z)
+                                                 : span_text(c, e.cursor);
     rc = cur ? ctx_meta_set(c, "cursor", cur) : SQLITE_NOMEM;
     sqlite3_free(cur);
   }
   rc = ctx_engine_end(c, rc, &zErr);
   res->tables = pg.touched;
   res->nTables = pg.nTouched;
+  if (rc != SQLITE_OK || stage) apply_result_clear(res);
   if (rc != SQLITE_OK) {
-    apply_result_clear(res);
     *pzErr = zErr ? zErr : sqlite3_mprintf("%s", sqlite3_errstr(rc));
     return rc;
   }
-  res->n = n;
+  sqlite3_free(zErr);
   res->more = !lastPage;
+  res->staged = stage;
+  if (!stage) res->n = pg.n, res->skipped = pg.skipped;
   return SQLITE_OK;
 }
 
 /* sync_apply(page): apply_page as an SQL function; returns the number of
-** changes. */
+** changes applied: 0 for a page staged in sync_inbox, every staged page's
+** changes with the page that applies them; changes skipped for a table
+** that is not tracked are not counted (sync_meta 'skipped_changes' is). */
 void apply_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
   SyncCtx *c = sqlite3_user_data(ctx);

@@ -4,13 +4,16 @@
 #ifndef SYNC_APPLY_H
 #define SYNC_APPLY_H
 
+#include "apply_rows.h" /* apply_rows_module, registered by engine.c */
 #include "ctx.h"
 
 /* What apply_page read and wrote. */
 typedef struct ApplyResult {
-  sqlite3_int64 n; /* changes applied */
-  int more;        /* the page said has_more: true */
-  char **tables;   /* the distinct tracked tables its changes named, as named */
+  sqlite3_int64 n;       /* changes applied (with a staged page's: 0 until the pull's end) */
+  sqlite3_int64 skipped; /* changes to tables this client does not track, skipped */
+  int more;              /* the page said has_more: true */
+  int staged;            /* the page waits in sync_inbox (see apply.c) */
+  char **tables;         /* the distinct tracked tables its changes named, as named */
   int nTables;
 } ApplyResult;
 
@@ -26,6 +29,5 @@ int apply_page(SyncCtx *, const char *json, int flags, ApplyResult *res, char **
 void apply_result_clear(ApplyResult *);
 
 void apply_fn(sqlite3_context *, int, sqlite3_value **);
-extern sqlite3_module apply_rows_module;
 
 #endif

@@ -57,12 +57,20 @@ int ctx_anchor(SyncCtx *c) {
   return rc == SQLITE_OK && c->anchored ? SQLITE_OK : SQLITE_ERROR;
 }
 
-/* Finalizes the cached statements of the catalog (they are prepared again
-** on their next use). */
+/* Finalizes the cached statements of the catalog and rebase.c's checks
+** (they are prepared again on their next use). */
 void ctx_stmt_clear(SyncCtx *c) {
   for (int i = 0; i < STMT_COUNT; i++) {
     sqlite3_finalize(c->stmt[i]);
     c->stmt[i] = 0;
+  }
+  while (c->fks) {
+    CtxFk *f = c->fks;
+    c->fks = f->next;
+    sqlite3_finalize(f->check[0]);
+    sqlite3_finalize(f->check[1]);
+    sqlite3_free(f->tbl);
+    sqlite3_free(f);
   }
 }
 
@@ -88,6 +96,15 @@ int ctx_exec(SyncCtx *c, const char *sql) {
   return sqlite3_exec(c->db, sql, 0, 0, 0);
 }
 
+/* The database's message for a failure with code rc, read before anything
+** else runs on the connection. A reset or a successful statement run since
+** the failure leaves "not an error" there: the code's own text is better. */
+const char *ctx_errmsg(SyncCtx *c, int rc) {
+  if (sqlite3_errcode(c->db) == SQLITE_OK)
+    return sqlite3_errstr(rc == SQLITE_OK ? SQLITE_ERROR : rc);
+  return sqlite3_errmsg(c->db);
+}
+
 /* Every write of the extension runs inside a savepoint, so that an error
 ** leaves the database as it was, inside or outside the caller's transaction. */
 int ctx_begin(SyncCtx *c) {
@@ -101,7 +118,7 @@ int ctx_begin(SyncCtx *c) {
 int ctx_end(SyncCtx *c, int rc, char **pzErr) {
   if (rc == SQLITE_OK) rc = ctx_exec(c, "RELEASE sync_write");
   if (rc == SQLITE_OK) return rc;
-  if (!*pzErr) *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
+  if (!*pzErr) *pzErr = sqlite3_mprintf("%s", ctx_errmsg(c, rc));
   ctx_exec(c, "ROLLBACK TO sync_write");
   ctx_exec(c, "RELEASE sync_write");
   return rc;
@@ -137,10 +154,50 @@ static int set_applying(SyncCtx *c, int on) {
 ** sync_control.applying: the capture triggers check it and stay silent. No
 ** other connection can see the flag set, because it is only ever set inside
 ** this write transaction, and the savepoint's rollback clears it too. */
+/* A tracked table dropped without sync_untrack leaves its one-row
+** "sync_req_T" (replace.c) behind, with triggers that name T: SQLite then
+** refuses every ALTER TABLE ... RENAME in the database ("error in trigger
+** sync_rp_T: no such table"). Dropping it drops them. T's own triggers
+** (sync_bi_T) go with T and keep their names when T is renamed, so their
+** absence tells a dropped table from a renamed one. Run once per schema
+** change, so an engine write pays one PRAGMA otherwise. */
+static int sweep_orphans(SyncCtx *c) {
+  sqlite3_stmt *v = ctx_stmt(c, STMT_SCHEMA_VER);
+  if (!v) return sqlite3_errcode(c->db);
+  int ver = sqlite3_step(v) == SQLITE_ROW ? sqlite3_column_int(v, 0) : -1;
+  int rc = sqlite3_reset(v);
+  if (rc != SQLITE_OK || ver == c->sweptVersion) return rc;
+  sqlite3_stmt *s = 0;
+  rc = sqlite3_prepare_v2(c->db,
+                          "SELECT r.name FROM main.sqlite_schema r WHERE r.type = 'table' AND "
+                          "r.name GLOB 'sync_req_?*' AND NOT EXISTS (SELECT 1 FROM "
+                          "main.sqlite_schema t WHERE t.type = 'trigger' AND t.name = "
+                          "'sync_bi_' || substr(r.name, 10))",
+                          -1, &s, 0);
+  sqlite3_str *drops = sqlite3_str_new(c->db);
+  while (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+    sqlite3_str_appendf(drops, "DROP TABLE main.\"%w\";", sqlite3_column_text(s, 0));
+  if (rc == SQLITE_OK)
+    rc = sqlite3_finalize(s);
+  else
+    sqlite3_finalize(s);
+  char *sql = sqlite3_str_finish(drops);
+  if (rc == SQLITE_OK && sql) rc = ctx_exec(c, sql);
+  sqlite3_free(sql);
+  /* Our own DROPs moved the version: the one to compare with is after them. */
+  if (rc == SQLITE_OK && sqlite3_step(v) == SQLITE_ROW) c->sweptVersion = sqlite3_column_int(v, 0);
+  if (rc == SQLITE_OK) rc = sqlite3_reset(v);
+  return rc;
+}
+
 int ctx_engine_begin(SyncCtx *c) {
   int rc = ctx_begin(c);
+  if (rc != SQLITE_OK) return rc;
+  rc = sweep_orphans(c);
   /* A page holds the latest change of each row in server order, so a child
-  ** row can come before its parent: foreign keys are checked at commit.
+  ** row can come before its parent: foreign keys are deferred (the pragma
+  ** resets at COMMIT), and apply.c checks at its own end whether one is
+  ** left dangling (SQLITE_DBSTATUS_DEFERRED_FKS) to stage the page instead.
   ** Only when they are enforced at all: the pragma expires every prepared
   ** statement of the connection, and recompiling them (capture triggers
   ** included) on their next step cost more than the rest of a small batch. */
@@ -148,13 +205,11 @@ int ctx_engine_begin(SyncCtx *c) {
   if (rc == SQLITE_OK &&
       sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_FKEY, -1, &fk) == SQLITE_OK && fk)
     rc = ctx_exec(c, "PRAGMA defer_foreign_keys=ON");
-  if (rc == SQLITE_OK) {
-    rc = set_applying(c, 1);
-    if (rc != SQLITE_OK) {
-      char *zErr = 0;
-      ctx_end(c, rc, &zErr);
-      sqlite3_free(zErr);
-    }
+  if (rc == SQLITE_OK) rc = set_applying(c, 1);
+  if (rc != SQLITE_OK) {
+    char *zErr = 0;
+    ctx_end(c, rc, &zErr);
+    sqlite3_free(zErr);
   }
   return rc;
 }
@@ -182,7 +237,7 @@ void ctx_error_db(sqlite3_context *ctx, SyncCtx *c, const char *fn, int rc) {
   if (rc == SQLITE_NOMEM)
     sqlite3_result_error_nomem(ctx);
   else
-    ctx_error(ctx, fn, "%s", sqlite3_errmsg(c->db));
+    ctx_error(ctx, fn, "%s", ctx_errmsg(c, rc));
 }
 
 /* Reports a failure of an internal step as "fn: zErr" (zErr is freed here),
@@ -191,7 +246,7 @@ void ctx_error_msg(sqlite3_context *ctx, SyncCtx *c, const char *fn, int rc, cha
   if (rc == SQLITE_NOMEM)
     sqlite3_result_error_nomem(ctx);
   else
-    ctx_error(ctx, fn, "%s", zErr ? zErr : sqlite3_errmsg(c->db));
+    ctx_error(ctx, fn, "%s", zErr ? zErr : ctx_errmsg(c, rc));
   sqlite3_free(zErr);
 }
 
@@ -265,7 +320,7 @@ int ctx_tx_end(SyncCtx *c, int began, int rc, char **pzErr) {
   if (began == 1) {
     if (rc == SQLITE_OK) rc = ctx_exec(c, "COMMIT");
     if (rc != SQLITE_OK) {
-      if (!*pzErr) *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
+      if (!*pzErr) *pzErr = sqlite3_mprintf("%s", ctx_errmsg(c, rc));
       ctx_exec(c, "ROLLBACK");
     }
   }

@@ -34,12 +34,24 @@ enum {
 typedef struct SyncTable SyncTable; /* table.h */
 typedef struct SyncCtx SyncCtx;
 
+/* rebase.c's foreign-key checks of one table, built from its schema and
+** cached like the catalog; rebuilt when schemaVersion is no longer the
+** connection's. */
+typedef struct CtxFk {
+  char *tbl;
+  int schemaVersion;
+  sqlite3_stmt *check[2]; /* a row lacks a parent; a row lost its parent; NULL: none */
+  struct CtxFk *next;
+} CtxFk;
+
 /* One per connection that registered the engine; lives until it closes. */
 struct SyncCtx {
   sqlite3 *db;
   sqlite3_stmt *stmt[STMT_COUNT]; /* the catalog; emptied by ctx_stmt_clear */
   SyncTable *tables;              /* tracked tables seen since the last schema change */
   int schemaVersion;              /* schema_version the table cache belongs to */
+  int sweptVersion;               /* schema_version ctx_engine_begin last swept at */
+  CtxFk *fks;                     /* rebase.c's checks; emptied by ctx_stmt_clear */
   int anchored; /* the sync_pending vtab is connected: it empties the caches at close */
 };
 
@@ -49,6 +61,7 @@ sqlite3_stmt *ctx_stmt(SyncCtx *, int id);
 void ctx_stmt_clear(SyncCtx *);
 int ctx_anchor(SyncCtx *);
 int ctx_exec(SyncCtx *, const char *sql);
+const char *ctx_errmsg(SyncCtx *, int rc);
 int ctx_run(SyncCtx *, sqlite3_stmt *);
 void ctx_result_str(sqlite3_context *, sqlite3_str *);
 int ctx_begin(SyncCtx *);

@@ -74,6 +74,7 @@ int engine_register(sqlite3 *db, SyncCtx **pc, char **pzErr) {
   memset(c, 0, sizeof *c);
   c->db = db;
   c->schemaVersion = -1;
+  c->sweptVersion = -1;
   for (size_t i = 0; i < sizeof funcs / sizeof funcs[0]; i++) {
     /* SQLite runs the first one's destructor at close (or at once if the
     ** registration fails). */

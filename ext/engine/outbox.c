@@ -75,7 +75,7 @@ int outbox_batch(SyncCtx *c, sqlite3_int64 limit, sqlite3_int64 after, OutboxBat
   char *client = rc == SQLITE_OK ? ctx_meta_get(c, "client_id") : 0;
   if (rc != SQLITE_OK || !client) {
     sqlite3_finalize(s);
-    *pzErr = sqlite3_mprintf("%s", rc ? sqlite3_errmsg(c->db) : "out of memory");
+    *pzErr = sqlite3_mprintf("%s", rc ? ctx_errmsg(c, rc) : "out of memory");
     return rc ? rc : SQLITE_NOMEM;
   }
   sqlite3_bind_int64(s, 1, limit);
@@ -115,7 +115,7 @@ int outbox_batch(SyncCtx *c, sqlite3_int64 limit, sqlite3_int64 after, OutboxBat
       rc = sqlite3_step(s);
     }
   }
-  if (rc != SQLITE_DONE) *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
+  if (rc != SQLITE_DONE) *pzErr = sqlite3_mprintf("%s", ctx_errmsg(c, rc));
   sqlite3_finalize(s);
   int len = sqlite3_str_length(body);
   char *z = sqlite3_str_finish(body);
@@ -165,6 +165,32 @@ void outbox_fn_push_batch(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
     sqlite3_result_text(ctx, b.body, -1, sqlite3_free);
 }
 
+/* The server's answer for a tracked table dropped or renamed since it
+** was queued still resolves its mutations (applied ones leave the outbox,
+** refused ones reach sync_rejected): only the rebase is left out, with no
+** row to write, and the key's image goes. Returns SQLITE_OK and clears
+** *pzErr when tbl is no table any more; else rc, unchanged. */
+static int outbox_table_gone(SyncCtx *c, const char *tbl, const char *pk, int rc, char **pzErr) {
+  sqlite3_stmt *s = 0;
+  int gone = 0;
+  if (sqlite3_prepare_v2(c->db,
+                         "SELECT 1 FROM main.sqlite_schema WHERE type = 'table'"
+                         " AND name = ?1 COLLATE NOCASE",
+                         -1, &s, 0) == SQLITE_OK) {
+    sqlite3_bind_text(s, 1, tbl, -1, SQLITE_STATIC);
+    gone = sqlite3_step(s) == SQLITE_DONE;
+  }
+  sqlite3_finalize(s);
+  if (!gone) return rc;
+  sqlite3_free(*pzErr);
+  *pzErr = 0;
+  s = ctx_stmt(c, STMT_SHADOW_DROP);
+  if (!s) return sqlite3_errcode(c->db);
+  sqlite3_bind_text(s, 1, tbl, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, pk, -1, SQLITE_STATIC);
+  return ctx_run(c, s);
+}
+
 /* Resolves mutation id as the server decided: applied (with the server's row
 ** when hasRow; row NULL = no such row now) or rejected (moved to
 ** sync_rejected with reason); then rebases its key. Returns an SQLite code;
@@ -189,7 +215,8 @@ static int outbox_resolve(SyncCtx *c, sqlite3_int64 id, int applied, const char 
   *pDone = 1;
   SyncTable *t = 0;
   int rc = table_get(c, tbl, 1, &t, pzErr);
-  if (rc == SQLITE_OK && applied && hasRow)
+  if (rc != SQLITE_OK && rc != SQLITE_NOMEM) rc = outbox_table_gone(c, tbl, pk, rc, pzErr);
+  if (rc == SQLITE_OK && applied && hasRow && t)
     rc = rebase_set_image(c, t->name, pk, row, version, hasVersion);
   if (rc == SQLITE_OK && !applied) {
     s = ctx_stmt(c, STMT_REJECT);
@@ -208,7 +235,7 @@ static int outbox_resolve(SyncCtx *c, sqlite3_int64 id, int applied, const char 
       rc = ctx_run(c, s);
     }
   }
-  if (rc == SQLITE_OK) rc = rebase_key(c, t, pk, pzErr);
+  if (rc == SQLITE_OK && t) rc = rebase_key(c, t, pk, pzErr);
   sqlite3_free(tbl);
   sqlite3_free(pk);
   return rc;
@@ -395,7 +422,8 @@ static int ack_dequeue(SyncCtx *c, AckItem *a, int n) {
 static int ack_key(SyncCtx *c, AckItem *a, int n, char **pzErr) {
   SyncTable *t = 0;
   int rc = table_get(c, a[0].tbl, 1, &t, pzErr);
-  if (rc != SQLITE_OK) return rc;
+  if (rc != SQLITE_OK)
+    return rc == SQLITE_NOMEM ? rc : outbox_table_gone(c, a[0].tbl, a[0].pk, rc, pzErr);
   sqlite3_stmt *s = ctx_stmt(c, STMT_SHADOW_GET);
   if (!s) return sqlite3_errcode(c->db);
   sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);

@@ -6,16 +6,26 @@
 ** row (row NULL, or no entry at all, means the server has no such row). When
 ** the server's row changes (sync_apply), when the server confirms a mutation
 ** (sync_ack applied, last_mutation_id) or refuses one (sync_ack rejected), the
-** engine updates the image or the outbox and calls rebase_key, which writes
-** the image into the table and replays what is still pending on top. Replays
+** engine updates the image or the outbox and calls rebase_key, which folds
+** what is still pending into the image and writes the net row once. Replays
 ** are idempotent (mutations carry values, not deltas), so replaying a mutation
 ** the image already contains changes nothing. When nothing is pending any
 ** more, the image is dropped: the visible row is then the server's.
 **
+** A rebase never fails on local state (docs/ARCHITECTURE.md, "Rebase: edits
+** that cannot be replayed"): each row is tried in a savepoint and checked
+** against the foreign keys (deferred to COMMIT inside engine writes), and
+** when it cannot stand the image alone, the row as it stands, or no row is
+** tried in turn. Local rows holding a UNIQUE value of the server's row move
+** aside first (make_room; rebase_make_room for apply.c).
+**
 ** Callers run inside ctx_engine_begin, so nothing here is captured.
 */
 #include "rebase.h"
+#include "capture.h"
+#include "jscan.h"
 #include "table.h"
+#include "value.h"
 
 #include <string.h>
 
@@ -41,42 +51,473 @@ int rebase_set_image(SyncCtx *c, const char *tbl, const char *pk, const char *ro
   return ctx_run(c, s);
 }
 
-/* Writes image (the server's row as JSON; NULL = absent) as the row of key
-** pk of table t and replays the key's pending mutations on top; *pPending
-** gets how many there were. On failure *pzErr names the key. */
+/* 1 when rc says the row cannot stand in the table as it is now (a
+** constraint, a type a STRICT column refuses, a trigger's RAISE): the
+** rebase then falls back to another row instead of failing. */
+static int unfit(int rc) {
+  switch (rc & 0xff) {
+  case SQLITE_CONSTRAINT:
+  case SQLITE_MISMATCH:
+  case SQLITE_TOOBIG:
+  case SQLITE_RANGE:
+  case SQLITE_ERROR:
+    return 1;
+  }
+  return 0;
+}
+
+static int has_key(const char *z, jspan key) {
+  const char *e = z + strlen(z);
+  jspan k, v;
+  while (jscan_member(&z, e, &k, &v))
+    if (k.n == key.n && memcmp(k.z, key.z, (size_t)k.n) == 0) return 1;
+  return 0;
+}
+
+/* base's members that patch does not set, then patch's: values are copied
+** as written, so integers and REALs stay exact (json_patch would also drop
+** the members set to null). Both are objects the engine wrote. */
+static char *merge(const char *base, const char *patch) {
+  sqlite3_str *out = sqlite3_str_new(0);
+  const char *src[2] = {base, patch};
+  int n = 0;
+  sqlite3_str_appendchar(out, 1, '{');
+  for (int i = 0; i < 2; i++) {
+    const char *z = src[i], *e = z + strlen(z);
+    jspan k, v;
+    while (jscan_member(&z, e, &k, &v)) {
+      if (i == 0 && has_key(patch, k)) continue;
+      sqlite3_str_appendf(out, "%s\"%.*s\":%.*s", n++ ? "," : "", k.n, k.z, v.n, v.z);
+    }
+  }
+  sqlite3_str_appendchar(out, 1, '}');
+  return sqlite3_str_finish(out);
+}
+
+/* The key's net row: image with its pending mutations folded in, in id
+** order (an insert sets its columns on the row or creates it, an update
+** sets its columns on a row that exists, a delete removes it). Replaying
+** them one by one would pass through in-between values a UNIQUE index may
+** refuse (a color given to this row and then the row renamed away: the
+** color is already on the renamed row). *pNet is NULL for absent. */
+static int net_row(SyncCtx *c, SyncTable *t, const char *pk, const char *image, char **pNet,
+                   int *pPending) {
+  sqlite3_stmt *s = ctx_stmt(c, STMT_KEY_PENDING);
+  if (!s) return sqlite3_errcode(c->db);
+  sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, pk, -1, SQLITE_STATIC);
+  char *net = image ? sqlite3_mprintf("%s", image) : 0;
+  int rc = image && !net ? SQLITE_NOMEM : SQLITE_OK, pending = 0, step;
+  while (rc == SQLITE_OK && (step = sqlite3_step(s)) == SQLITE_ROW) {
+    const char *op = (const char *)sqlite3_column_text(s, 0);
+    const char *data = (const char *)sqlite3_column_text(s, 1);
+    pending++;
+    char *next = 0;
+    if (op && strcmp(op, "delete") != 0 && data && (net || strcmp(op, "insert") == 0)) {
+      next = net ? merge(net, data) : sqlite3_mprintf("%s", data);
+      if (!next) rc = SQLITE_NOMEM;
+    }
+    sqlite3_free(net);
+    net = next;
+  }
+  if (rc == SQLITE_OK && step != SQLITE_DONE) rc = sqlite3_errcode(c->db);
+  sqlite3_reset(s);
+  if (rc != SQLITE_OK) {
+    sqlite3_free(net);
+    net = 0;
+  }
+  *pNet = net;
+  *pPending = pending;
+  return rc;
+}
+
+/* The foreign keys of t as SQL conditions on row alias "r": a row of t with
+** a parent missing (child side), or a row elsewhere whose parent was the
+** old row of t and is gone (parent side). *pSql is NULL when t has none on
+** that side. */
+static int fk_sql(SyncCtx *c, SyncTable *t, int parent, char **pSql) {
+  *pSql = 0;
+  sqlite3_stmt *q = 0;
+  int rc = sqlite3_prepare_v2(
+      c->db,
+      parent ? "SELECT m.name, f.id, f.seq, f.\"from\", coalesce(f.\"to\", (SELECT name FROM"
+               " pragma_table_info(f.\"table\") WHERE pk = f.seq + 1)), f.\"table\""
+               " FROM main.sqlite_schema AS m JOIN pragma_foreign_key_list(m.name) AS f"
+               " WHERE m.type = 'table' AND f.\"table\" = ?1 COLLATE NOCASE"
+               " ORDER BY m.name, f.id, f.seq"
+             : "SELECT ?1, f.id, f.seq, f.\"from\", coalesce(f.\"to\", (SELECT name FROM"
+               " pragma_table_info(f.\"table\") WHERE pk = f.seq + 1)), f.\"table\""
+               " FROM pragma_foreign_key_list(?1) AS f ORDER BY f.id, f.seq",
+      -1, &q, 0);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_text(q, 1, t->name, -1, SQLITE_STATIC);
+  sqlite3_str *w = sqlite3_str_new(0), *notnull = sqlite3_str_new(0), *match = sqlite3_str_new(0);
+  char *child = 0, *par = 0;
+  int id = -1, n = 0;
+  /* One clause per foreign key, closed when the next one starts. */
+  for (int more = 1; more;) {
+    more = sqlite3_step(q) == SQLITE_ROW;
+    const char *tbl = more ? (const char *)sqlite3_column_text(q, 0) : 0;
+    int fid = more ? sqlite3_column_int(q, 1) : -1;
+    if (n && (!more || fid != id || strcmp(tbl, child) != 0)) {
+      char *nn = sqlite3_str_finish(notnull), *mt = sqlite3_str_finish(match);
+      if (parent)
+        sqlite3_str_appendf(w,
+                            "%sEXISTS (SELECT 1 FROM main.\"%w\" AS x WHERE %s AND NOT EXISTS"
+                            " (SELECT 1 FROM main.\"%w\" AS p WHERE %s))",
+                            sqlite3_str_length(w) ? " OR " : "", child, nn ? nn : "0", par,
+                            mt ? mt : "0");
+      else
+        sqlite3_str_appendf(w, "%s(%s AND NOT EXISTS (SELECT 1 FROM main.\"%w\" AS p WHERE %s))",
+                            sqlite3_str_length(w) ? " OR " : "", nn ? nn : "0", par, mt ? mt : "0");
+      sqlite3_free(nn);
+      sqlite3_free(mt);
+      notnull = sqlite3_str_new(0);
+      match = sqlite3_str_new(0);
+      n = 0;
+    }
+    if (!more) break;
+    if (!n) {
+      sqlite3_free(child);
+      sqlite3_free(par);
+      child = sqlite3_mprintf("%s", tbl);
+      par = sqlite3_mprintf("%s", sqlite3_column_text(q, 5));
+      id = fid;
+    }
+    const char *from = (const char *)sqlite3_column_text(q, 3);
+    const char *to = (const char *)sqlite3_column_text(q, 4);
+    if (!from || !to || !child || !par) {
+      rc = to ? SQLITE_NOMEM : SQLITE_ERROR;
+      break;
+    }
+    /* Parent side: x references what the old row (?2) held. */
+    if (parent)
+      sqlite3_str_appendf(notnull, "%sx.\"%w\" = sync_val(?2 -> '$.\"%q\"')", n ? " AND " : "",
+                          from, to);
+    else
+      sqlite3_str_appendf(notnull, "%sr.\"%w\" IS NOT NULL", n ? " AND " : "", from);
+    sqlite3_str_appendf(match, "%sp.\"%w\" = %s.\"%w\"", n ? " AND " : "", to, parent ? "x" : "r",
+                        from);
+    n++;
+  }
+  sqlite3_finalize(q);
+  sqlite3_free(sqlite3_str_finish(notnull));
+  sqlite3_free(sqlite3_str_finish(match));
+  sqlite3_free(child);
+  sqlite3_free(par);
+  char *z = sqlite3_str_finish(w);
+  if (rc == SQLITE_OK && z && *z) {
+    *pSql = z;
+    return SQLITE_OK;
+  }
+  sqlite3_free(z);
+  return rc;
+}
+
+/* The statement that finds a foreign-key violation around key ?1 of t
+** (side 0: its row lacks a parent) or around the old row ?2 (side 1: a row
+** that referenced it lost its parent); *pOut NULL when t has no foreign key
+** on that side. Cached per table until the schema changes. */
+static int fk_stmt(SyncCtx *c, SyncTable *t, int side, sqlite3_stmt **pOut) {
+  CtxFk *f = 0;
+  for (CtxFk **pp = &c->fks; *pp;) {
+    CtxFk *g = *pp;
+    if (g->schemaVersion != c->schemaVersion) {
+      /* Built for a schema that is gone. */
+      *pp = g->next;
+      sqlite3_finalize(g->check[0]);
+      sqlite3_finalize(g->check[1]);
+      sqlite3_free(g->tbl);
+      sqlite3_free(g);
+      continue;
+    }
+    if (strcmp(g->tbl, t->name) == 0) f = g;
+    pp = &g->next;
+  }
+  if (f) {
+    *pOut = f->check[side];
+    return SQLITE_OK;
+  }
+  /* Cached statements need the anchor that finalizes them at close. */
+  int rc = ctx_anchor(c);
+  if (rc != SQLITE_OK) return rc;
+  f = sqlite3_malloc64(sizeof *f);
+  if (!f) return SQLITE_NOMEM;
+  memset(f, 0, sizeof *f);
+  f->tbl = sqlite3_mprintf("%s", t->name);
+  f->schemaVersion = c->schemaVersion;
+  rc = f->tbl ? SQLITE_OK : SQLITE_NOMEM;
+  for (int i = 0; i < 2 && rc == SQLITE_OK; i++) {
+    char *cond = 0;
+    rc = fk_sql(c, t, i, &cond);
+    if (rc != SQLITE_OK || !cond) continue;
+    sqlite3_str *q = sqlite3_str_new(0);
+    if (i == 0) {
+      sqlite3_str_appendf(q, "SELECT 1 FROM main.\"%w\" AS r WHERE (%s)", t->name, cond);
+      for (int k = 0; k < t->nPk; k++)
+        sqlite3_str_appendf(q, " AND r.\"%w\" = sync_val(?1 -> '$.\"%q\"')", t->cols[t->pk[k]],
+                            t->cols[t->pk[k]]);
+    } else {
+      sqlite3_str_appendf(q, "SELECT 1 WHERE %s", cond);
+    }
+    sqlite3_free(cond);
+    char *sql = sqlite3_str_finish(q);
+    rc = sql ? sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &f->check[i], 0)
+             : SQLITE_NOMEM;
+    sqlite3_free(sql);
+  }
+  if (rc != SQLITE_OK) {
+    sqlite3_finalize(f->check[0]);
+    sqlite3_finalize(f->check[1]);
+    sqlite3_free(f->tbl);
+    sqlite3_free(f);
+    return rc;
+  }
+  f->next = c->fks;
+  c->fks = f;
+  *pOut = f->check[side];
+  return SQLITE_OK;
+}
+
+/* SQLITE_CONSTRAINT_FOREIGNKEY when the row of key pk of t (if any) lacks
+** a parent, or a row that referenced old (the row before the write; NULL
+** when there was none) lost its parent. Foreign keys are deferred inside
+** the engine's writes, so a violation would only show at COMMIT, failing the
+** whole ack or page. Only when foreign keys are enforced. */
+static int fk_check(SyncCtx *c, SyncTable *t, const char *pk, const char *row, const char *old) {
+  int fk = 0;
+  if (sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_FKEY, -1, &fk) != SQLITE_OK || !fk)
+    return SQLITE_OK;
+  int rc = SQLITE_OK;
+  for (int side = 0; side < 2 && rc == SQLITE_OK; side++) {
+    if (side == 0 ? !row : !old) continue;
+    sqlite3_stmt *s = 0;
+    rc = fk_stmt(c, t, side, &s);
+    if (rc != SQLITE_OK || !s) continue;
+    sqlite3_bind_text(s, side + 1, side ? old : pk, -1, SQLITE_STATIC);
+    int step = sqlite3_step(s);
+    rc = step == SQLITE_ROW    ? SQLITE_CONSTRAINT_FOREIGNKEY
+         : step == SQLITE_DONE ? SQLITE_OK
+                               : sqlite3_errcode(c->db);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+  }
+  return rc;
+}
+
+/* The rows of t, other than key pk (?1), that hold a value of row (?2)
+** in one of t's UNIQUE indexes (whole-column, not partial: an index on an
+** expression or with a WHERE is left to the write itself), as key objects
+** in *paKey (*pnKey of them, sqlite3_malloc'd). */
+static int unique_holders(SyncCtx *c, SyncTable *t, const char *pk, const char *row, char ***paKey,
+                          int *pnKey) {
+  *paKey = 0;
+  *pnKey = 0;
+  sqlite3_stmt *q = 0;
+  int rc = sqlite3_prepare_v2(c->db,
+                              "SELECT l.name, x.name, x.coll FROM pragma_index_list(?1) AS l"
+                              " JOIN pragma_index_xinfo(l.name) AS x WHERE l.\"unique\""
+                              " AND l.origin <> 'pk' AND NOT l.partial AND x.key"
+                              " AND l.name NOT IN (SELECT l2.name FROM pragma_index_list(?1) AS l2"
+                              " JOIN pragma_index_xinfo(l2.name) AS x2 WHERE x2.key AND x2.cid < 0)"
+                              " ORDER BY l.seq, x.seqno",
+                              -1, &q, 0);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_text(q, 1, t->name, -1, SQLITE_STATIC);
+  sqlite3_str *w = sqlite3_str_new(0);
+  char *idx = 0;
+  while (sqlite3_step(q) == SQLITE_ROW) {
+    const char *name = (const char *)sqlite3_column_text(q, 0);
+    const char *col = (const char *)sqlite3_column_text(q, 1);
+    const char *coll = (const char *)sqlite3_column_text(q, 2);
+    int first = !idx || strcmp(idx, name) != 0;
+    if (first) {
+      sqlite3_free(idx);
+      idx = sqlite3_mprintf("%s", name);
+    }
+    sqlite3_str_appendf(w, "%sr.\"%w\" = sync_val(?2 -> '$.\"%q\"') COLLATE \"%w\"",
+                        first ? (sqlite3_str_length(w) ? ") OR (" : "(") : " AND ", col, col,
+                        coll ? coll : "BINARY");
+  }
+  sqlite3_finalize(q);
+  sqlite3_free(idx);
+  if (sqlite3_str_length(w)) sqlite3_str_appendchar(w, 1, ')');
+  char *cond = sqlite3_str_finish(w);
+  if (!cond || !*cond) {
+    sqlite3_free(cond);
+    return cond ? SQLITE_OK : SQLITE_NOMEM;
+  }
+  sqlite3_str *sql = sqlite3_str_new(0);
+  sqlite3_str_appendall(sql, "SELECT ");
+  for (int i = 0; i < t->nPk; i++)
+    sqlite3_str_appendf(sql, "%sr.\"%w\" AS \"%w\"", i ? "," : "", t->cols[t->pk[i]],
+                        t->cols[t->pk[i]]);
+  sqlite3_str_appendf(sql, " FROM main.\"%w\" AS r WHERE (%s) AND NOT (", t->name, cond);
+  for (int i = 0; i < t->nPk; i++)
+    sqlite3_str_appendf(sql, "%sr.\"%w\" IS sync_val(?1 -> '$.\"%q\"')", i ? " AND " : "",
+                        t->cols[t->pk[i]], t->cols[t->pk[i]]);
+  sqlite3_str_appendchar(sql, 1, ')');
+  sqlite3_free(cond);
+  char *z = sqlite3_str_finish(sql);
+  rc = z ? sqlite3_prepare_v2(c->db, z, -1, &q, 0) : SQLITE_NOMEM;
+  sqlite3_free(z);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_text(q, 1, pk, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 2, row, -1, SQLITE_STATIC);
+  char **a = 0;
+  int n = 0;
+  while (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
+    char **more = sqlite3_realloc64(a, sizeof *a * (sqlite3_uint64)(n + 1));
+    sqlite3_str *k = sqlite3_str_new(0);
+    value_append_row(k, q);
+    char *key = sqlite3_str_finish(k);
+    if (!more || !key) {
+      sqlite3_free(key);
+      if (more) a = more;
+      rc = SQLITE_NOMEM;
+      break;
+    }
+    a = more;
+    a[n++] = key;
+  }
+  sqlite3_finalize(q);
+  *paKey = a;
+  *pnKey = n;
+  return rc;
+}
+
+static int try_row(SyncCtx *, SyncTable *, const char *, const char *, const char *, int,
+                   const char *, int *, char **);
+
+/* The server's row for key pk of t is about to be written, and another
+** local row holds one of its UNIQUE values. That row is either stale
+** (confirmed, but the server has since changed it: the pull brings its newer
+** version, so it is deleted meanwhile) or shows pending edits of this
+** client (they stay queued for the server to judge and their effect is
+** hidden: the row shows its own image, or no row). A row that other rows
+** reference is never deleted here: a cascade would take rows no pull brings
+** back. Rows that cannot be moved stay, and the write then falls back. */
+static int make_room(SyncCtx *c, SyncTable *t, const char *pk, const char *row, char **pzWhy) {
+  char **keys = 0;
+  int n = 0;
+  int rc = unique_holders(c, t, pk, row, &keys, &n);
+  sqlite3_stmt *refs = 0;
+  int fk = 0;
+  if (rc == SQLITE_OK && n &&
+      sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_FKEY, -1, &fk) == SQLITE_OK && fk)
+    rc = fk_stmt(c, t, 1, &refs);
+  for (int i = 0; rc == SQLITE_OK && i < n; i++) {
+    char *k = 0, *why = 0, *cur = 0, *image = 0;
+    rc = capture_canon_pk(c, t, keys[i], -1, &k, &why);
+    sqlite3_free(why);
+    if (rc != SQLITE_OK) break;
+    sqlite3_stmt *s = ctx_stmt(c, STMT_SHADOW_GET);
+    if (!s) rc = sqlite3_errcode(c->db);
+    int pending = 0;
+    if (rc == SQLITE_OK) {
+      sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+      sqlite3_bind_text(s, 2, k, -1, SQLITE_STATIC);
+      if (sqlite3_step(s) == SQLITE_ROW) {
+        pending = 1;
+        if (sqlite3_column_type(s, 0) != SQLITE_NULL)
+          image = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
+      }
+      sqlite3_reset(s);
+    }
+    if (rc == SQLITE_OK) rc = table_row_json(c, t, k, &cur);
+    int fit = 0;
+    if (rc == SQLITE_OK && pending && image) rc = try_row(c, t, k, image, cur, 0, 0, &fit, pzWhy);
+    if (rc == SQLITE_OK && !fit && !refs) rc = try_row(c, t, k, 0, cur, 0, 0, &fit, pzWhy);
+    sqlite3_free(k);
+    sqlite3_free(cur);
+    sqlite3_free(image);
+  }
+  for (int i = 0; i < n; i++)
+    sqlite3_free(keys[i]);
+  sqlite3_free(keys);
+  return rc;
+}
+
+/* make_room for apply.c: the server's row for key pk of t (a key with
+** nothing pending) failed with SQLITE_CONSTRAINT_UNIQUE; the local rows in
+** its way move aside, and the caller writes the row again. On failure
+** *pzErr names the key. */
+int rebase_make_room(SyncCtx *c, SyncTable *t, const char *pk, const char *row, char **pzErr) {
+  char *why = 0;
+  int rc = make_room(c, t, pk, row, &why);
+  if (rc != SQLITE_OK && rc != SQLITE_NOMEM && !*pzErr)
+    *pzErr = sqlite3_mprintf("cannot make room for %s %s: %s", t->name, pk,
+                             why ? why : ctx_errmsg(c, rc));
+  sqlite3_free(why);
+  return rc;
+}
+
+/* Makes row (NULL = absent) the row of key pk, cur being the row there now,
+** inside a savepoint: *pFit is 0 (and nothing changed) when the table
+** refuses it or a foreign key would break, 1 when it now stands. check:
+** also check the foreign keys of a row already there. room: the server's
+** row for the key (row itself, or what row's pending edits start from):
+** other local rows holding its UNIQUE values move aside (make_room). Any other
+** failure is returned, its text in *pzWhy (the rollback would clear the
+** database's). */
+static int try_row(SyncCtx *c, SyncTable *t, const char *pk, const char *row, const char *cur,
+                   int check, const char *room, int *pFit, char **pzWhy) {
+  *pFit = 0;
+  int rc;
+  /* Most acks confirm a row exactly as it stands: comparing it is much
+  ** cheaper than the upsert (json per column, the capture triggers'
+  ** frames), and writing an identical row changes nothing. */
+  if (row ? cur && strcmp(row, cur) == 0 : !cur) {
+    rc = check && row ? fk_check(c, t, pk, row, 0) : SQLITE_OK;
+    *pFit = rc == SQLITE_OK;
+  } else {
+    rc = ctx_exec(c, "SAVEPOINT sync_rebase");
+    if (rc != SQLITE_OK) return rc;
+    rc = row ? table_write(t->upsert, row, 0) : table_write(t->del, pk, 0);
+    if ((rc & 0xff) == SQLITE_CONSTRAINT && room && row &&
+        sqlite3_extended_errcode(c->db) == SQLITE_CONSTRAINT_UNIQUE) {
+      rc = make_room(c, t, pk, room, pzWhy);
+      if (rc == SQLITE_OK) rc = table_write(t->upsert, row, 0);
+    }
+    if (rc == SQLITE_OK) rc = fk_check(c, t, pk, row, cur);
+    if (rc == SQLITE_OK) {
+      *pFit = 1;
+      return ctx_exec(c, "RELEASE sync_rebase");
+    }
+    if (!unfit(rc) && !*pzWhy) *pzWhy = sqlite3_mprintf("%s", ctx_errmsg(c, rc));
+    ctx_exec(c, "ROLLBACK TO sync_rebase; RELEASE sync_rebase");
+  }
+  return rc == SQLITE_OK || unfit(rc) ? SQLITE_OK : rc;
+}
+
+/* Writes image (the server's row as JSON; NULL = absent) with the key's
+** pending mutations folded in as the row of key pk of table t; *pPending
+** gets how many there were. Applying the server's state never fails
+** because of local state: when that row cannot stand (a UNIQUE value
+** another local row holds, a parent gone), the pending edits stay queued
+** for the server to judge and their effect is hidden: the image alone is
+** written; when the image cannot stand either (a parent the server deleted
+** without telling us yet), the row stays as it is, or, when even that
+** breaks a foreign key, goes. Fails only on errors of the database itself
+** (out of memory, I/O); then *pzErr names the key. */
 int rebase_write(SyncCtx *c, SyncTable *t, const char *pk, const char *image, int *pPending,
                  char **pzErr) {
-  /* Most acks confirm a row exactly as it stands: reading it is much cheaper
-  ** than the upsert (json per column, the capture triggers' frames), and
-  ** writing an identical image changes nothing. */
-  char *cur = 0;
-  int rc = image ? table_row_json(c, t, pk, &cur) : SQLITE_OK;
-  if (rc == SQLITE_OK && !(cur && strcmp(cur, image) == 0))
-    rc = image ? table_write(t->upsert, image, 0) : table_write(t->del, pk, 0);
-  sqlite3_free(cur);
-  int pending = 0;
-  if (rc == SQLITE_OK) {
-    /* Replays write t only, never the outbox, so the scan is not disturbed. */
-    sqlite3_stmt *s = ctx_stmt(c, STMT_KEY_PENDING);
-    if (!s) return sqlite3_errcode(c->db);
-    sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, pk, -1, SQLITE_STATIC);
-    while (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
-      const char *op = (const char *)sqlite3_column_text(s, 0);
-      const char *data = (const char *)sqlite3_column_text(s, 1);
-      pending++;
-      if (strcmp(op, "insert") == 0)
-        rc = table_write(t->upsert, data, 0);
-      else if (strcmp(op, "update") == 0)
-        rc = table_write(t->update, data, pk);
-      else
-        rc = table_write(t->del, pk, 0);
-    }
-    sqlite3_reset(s);
+  char *cur = 0, *net = 0;
+  int rc = table_row_json(c, t, pk, &cur);
+  if (rc == SQLITE_OK) rc = net_row(c, t, pk, image, &net, pPending);
+  const char *cand[4] = {net, image, cur, 0};
+  char *why = 0;
+  int fit = 0;
+  for (int i = 0; rc == SQLITE_OK && !fit && i < 4; i++) {
+    if (i == 1 && !*pPending) continue;
+    if (i == 3 && !cur) break;
+    rc = try_row(c, t, pk, cand[i], cur, i > 0, i < 2 ? image : 0, &fit, &why);
   }
-  *pPending = pending;
+  sqlite3_free(cur);
+  sqlite3_free(net);
   if (rc != SQLITE_OK && rc != SQLITE_NOMEM && !*pzErr)
-    *pzErr = sqlite3_mprintf("cannot rebase %s %s: %s", t->name, pk, sqlite3_errmsg(c->db));
+    *pzErr = sqlite3_mprintf("cannot rebase %s %s: %s", t->name, pk, why ? why : ctx_errmsg(c, rc));
+  sqlite3_free(why);
   return rc;
 }
 
@@ -107,7 +548,7 @@ int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, char **pzErr) {
     sqlite3_bind_text(s, 2, pk, -1, SQLITE_STATIC);
     rc = ctx_run(c, s);
     if (rc != SQLITE_OK && rc != SQLITE_NOMEM && !*pzErr)
-      *pzErr = sqlite3_mprintf("cannot rebase %s %s: %s", t->name, pk, sqlite3_errmsg(c->db));
+      *pzErr = sqlite3_mprintf("cannot rebase %s %s: %s", t->name, pk, ctx_errmsg(c, rc));
   }
   return rc;
 }

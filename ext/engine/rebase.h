@@ -10,6 +10,7 @@
 int rebase_key(SyncCtx *, SyncTable *, const char *pk, char **pzErr);
 int rebase_write(SyncCtx *, SyncTable *, const char *pk, const char *image, int *pPending,
                  char **pzErr);
+int rebase_make_room(SyncCtx *, SyncTable *, const char *pk, const char *row, char **pzErr);
 int rebase_set_image(SyncCtx *, const char *tbl, const char *pk, const char *row,
                      sqlite3_int64 version, int hasVersion);
 

@@ -120,11 +120,16 @@ static int resync_finish(SyncCtx *c, sqlite3_int64 *pN, char **pzErr) {
   char *why = 0;
   int rc = ctx_engine_begin(c);
   if (rc != SQLITE_OK) {
-    *pzErr = sqlite3_mprintf("resync cleanup: %s", sqlite3_errmsg(c->db));
+    *pzErr = sqlite3_mprintf("resync cleanup: %s", ctx_errmsg(c, rc));
     return rc;
   }
   sqlite3_stmt *q = 0;
-  rc = sqlite3_prepare_v2(c->db, "SELECT name FROM main.sync_tracked", -1, &q, 0);
+  /* A tracked table dropped or renamed since has nothing left to clean. */
+  rc = sqlite3_prepare_v2(c->db,
+                          "SELECT name FROM main.sync_tracked AS k WHERE EXISTS (SELECT 1 FROM"
+                          " main.sqlite_schema AS m WHERE m.type = 'table'"
+                          " AND m.name = k.name COLLATE NOCASE)",
+                          -1, &q, 0);
   while (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
     SyncTable *t = 0;
     rc = table_get(c, (const char *)sqlite3_column_text(q, 0), 1, &t, &why);
@@ -152,11 +157,11 @@ int resync_page(SyncCtx *c, const char *page, ApplyResult *res, char **pzErr) {
   memset(res, 0, sizeof *res);
   int rc = ctx_exec(c, "SAVEPOINT sync_resync_page");
   if (rc != SQLITE_OK) {
-    *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
+    *pzErr = sqlite3_mprintf("%s", ctx_errmsg(c, rc));
     return rc;
   }
   rc = resync_note(c, page);
-  if (rc != SQLITE_OK) *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
+  if (rc != SQLITE_OK) *pzErr = sqlite3_mprintf("%s", ctx_errmsg(c, rc));
   if (rc == SQLITE_OK) rc = apply_page(c, page, 0, res, pzErr);
   if (rc == SQLITE_OK && !res->more) {
     sqlite3_int64 gone = 0;
@@ -165,7 +170,7 @@ int resync_page(SyncCtx *c, const char *page, ApplyResult *res, char **pzErr) {
   }
   if (rc == SQLITE_OK) rc = ctx_exec(c, "RELEASE sync_resync_page");
   if (rc != SQLITE_OK) {
-    if (!*pzErr) *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
+    if (!*pzErr) *pzErr = sqlite3_mprintf("%s", ctx_errmsg(c, rc));
     ctx_exec(c, "ROLLBACK TO sync_resync_page; RELEASE sync_resync_page");
   }
   return rc;

@@ -30,12 +30,16 @@
 **                 statement (a quarter of an autocommit insert's cost).
 **   sync_shadow   the server's last known row for keys with pending
 **                 mutations (row NULL = absent; no entry = absent too)
-**   sync_stash    scratch for INSERT OR REPLACE: the row being replaced
+**   sync_stash    scratch for REPLACE: the rows a write collides with, their
+**                 rowid and the highest mutation id when stashed (replace.c;
+**                 a database from before gets rid and mark from sync_track)
 **   sync_control  one row; applying=1 while the engine writes; last_id (above);
 **                 sent_id, the highest mutation id sync_push_batch has handed
 **                 out: a server's last_mutation_id above it is refused, as it
 **                 would confirm mutations the server never received
 **   sync_rejected mutations the server refused
+**   sync_inbox    pull pages that could not apply yet, applied with the
+**                 pull's last page (apply.c)
 */
 #include "schema.h"
 
@@ -53,13 +57,14 @@ static const char schema_sql[] =
     "CREATE INDEX IF NOT EXISTS sync_outbox_key ON sync_outbox(tbl, pk);"
     "CREATE TABLE IF NOT EXISTS sync_shadow(tbl TEXT NOT NULL, pk TEXT NOT NULL, row TEXT,"
     " version INTEGER, PRIMARY KEY(tbl, pk)) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS sync_stash(tbl TEXT, pk TEXT, row TEXT);"
+    "CREATE TABLE IF NOT EXISTS sync_stash(tbl TEXT, pk TEXT, row TEXT, rid INTEGER, mark INTEGER);"
     "CREATE TABLE IF NOT EXISTS sync_control(id INTEGER PRIMARY KEY CHECK (id = 1),"
     " applying INTEGER NOT NULL DEFAULT 0, last_id INTEGER NOT NULL DEFAULT 0,"
     " sent_id INTEGER NOT NULL DEFAULT 0);"
     "INSERT OR IGNORE INTO sync_control(id, applying) VALUES(1, 0);"
     "CREATE TABLE IF NOT EXISTS sync_rejected(id INTEGER PRIMARY KEY, table_name TEXT NOT NULL,"
-    " op TEXT NOT NULL, pk TEXT NOT NULL, data TEXT, reason TEXT, rejected_at TEXT NOT NULL);";
+    " op TEXT NOT NULL, pk TEXT NOT NULL, data TEXT, reason TEXT, rejected_at TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS sync_inbox(seq INTEGER PRIMARY KEY, page TEXT NOT NULL);";
 
 /* Run after schema_sql, once sync_control has last_id (see migrate). */
 static const char schema_gone_sql[] =

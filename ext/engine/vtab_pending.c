@@ -101,10 +101,15 @@ static int pendingFilter(sqlite3_vtab_cursor *p, int idxNum, const char *idxStr,
                                 " FROM main.sync_outbox ORDER BY id",
                                 -1, &cur->stmt, 0);
     if (rc != SQLITE_OK) {
+      /* Only a missing outbox means sync_init is owed; anything else (a
+      ** locked schema, out of memory) is reported as it is. */
+      const char *why = ctx_errmsg(v->c, rc);
       sqlite3_free(v->base.zErrMsg);
       v->base.zErrMsg =
-          sqlite3_mprintf("sync_pending: sync_init() has not been called on this database");
-      return SQLITE_ERROR;
+          strstr(why, "no such table")
+              ? sqlite3_mprintf("sync_pending: sync_init() has not been called on this database")
+              : sqlite3_mprintf("sync_pending: %s", why);
+      return rc;
     }
   }
   sqlite3_reset(cur->stmt);

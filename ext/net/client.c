@@ -10,10 +10,16 @@
 ** client_apply and client_answer the only ones that hand a page or an
 ** answer to the engine (apply.h, resync.h, outbox.h) and count it in the
 ** site's figures (site.c). What each path then does (back off, go offline,
-** fail the SQL call) stays with the path.
+** fail the SQL call) stays with the path. Every failure ends in one of
+** three classes: transient (offline, halve, resync, retry: the path tries
+** again, with a backoff), terminal for one mutation (CL_REFUSED: a 413 to
+** a batch of one, client_refuse moves it to sync_rejected), or terminal
+** for the client (CL_AUTH, CL_STUCK, and a resync that keeps meeting 410:
+** the worker stops until someone acts, sync_status says how).
 */
 #include "client.h"
 #include "resync.h"
+#include "value.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -25,7 +31,12 @@
 client_class client_classify(const http_req *r, client_kind kind, int64_t size) {
   if (!r->msg[0]) return CL_OK;
   if (r->net) return CL_OFFLINE;
-  if ((r->too_big || (kind == CLIENT_PUSH && r->status == 413)) && size > 1) return CL_HALVE;
+  if (kind == CLIENT_PUSH || kind == CLIENT_PULL) {
+    /* A 413 is answered before the body is read: the server has not seen
+    ** the batch, so refusing its only mutation here loses nothing it holds. */
+    int refused = kind == CLIENT_PUSH && r->status == 413 && !r->too_big;
+    if (r->too_big || refused) return size > 1 ? CL_HALVE : refused ? CL_REFUSED : CL_STUCK;
+  }
   if (kind == CLIENT_PULL &&
       (r->status == 410 || (r->status == 400 && strstr(r->msg, "cursor") != 0)))
     return CL_RESYNC;
@@ -33,13 +44,113 @@ client_class client_classify(const http_req *r, client_kind kind, int64_t size) 
   return CL_RETRY;
 }
 
+char *client_stuck_reason(const http_req *r, client_kind kind, int64_t id, int resyncs) {
+  if (resyncs > 0)
+    /* The server expires the cursors a resync is given before it ends: a
+    ** pull_limit that takes everything in one page needs none. */
+    return sqlite3_mprintf("pull: %s during %d full resyncs in a row: the server drops its"
+                           " change log faster than this client resyncs; raise pull_limit"
+                           " (sync_config('pull_limit', ...)) or the server's tombstone limit",
+                           r->msg, resyncs);
+  if (kind == CLIENT_PUSH)
+    return sqlite3_mprintf("push: %s to mutation %lld alone (the server may have applied it):"
+                           " raise max_body (sync_config('max_body', ...)) to read the answer",
+                           r->msg, (long long)id);
+  return sqlite3_mprintf("pull: %s with a page limit of 1 (one change is larger): raise"
+                         " max_body (sync_config('max_body', ...))",
+                         r->msg);
+}
+
+int client_lasting(int rc) {
+  switch (rc & 0xff) {
+  case SQLITE_BUSY:
+  case SQLITE_LOCKED:
+  case SQLITE_FULL:
+  case SQLITE_IOERR:
+  case SQLITE_NOMEM:
+  case SQLITE_CANTOPEN:
+  case SQLITE_PROTOCOL:
+    return 0;
+  default:
+    return 1;
+  }
+}
+
 void client_halve(int64_t *size) {
   if (*size > 1) *size /= 2;
 }
 
+int64_t client_batch_size(const OutboxBatch *b, int64_t batchSize) {
+  return b->first == b->top ? 1 : batchSize;
+}
+
+int client_refuse(SyncCtx *c, Site *s, const OutboxBatch *b, const char *why, char **pzErr) {
+  /* The answer the server would give to a refusal: the one path that
+  ** records it and rolls the row back (outbox_answer). */
+  char *reason = sqlite3_mprintf("too large for the server: %s", why);
+  sqlite3_str *a = sqlite3_str_new(0);
+  sqlite3_str_appendf(
+      a, "{\"results\":[{\"id\":%lld,\"status\":\"rejected\",\"reason\":", (long long)b->first);
+  value_append_string(a, reason ? reason : "too large for the server", -1);
+  sqlite3_str_appendall(a, "}]}");
+  sqlite3_free(reason);
+  char *answer = sqlite3_str_finish(a);
+  if (!answer) {
+    *pzErr = sqlite3_mprintf("out of memory");
+    return SQLITE_NOMEM;
+  }
+  int64_t n = 0;
+  int rc = client_answer(c, s, answer, b, &n, pzErr);
+  sqlite3_free(answer);
+  return rc;
+}
+
+int client_outside_tx(sqlite3_context *ctx, sqlite3 *db, const char *fn) {
+  if (sqlite3_get_autocommit(db)) return 1;
+  ctx_error(ctx, fn, "cannot run inside a transaction (COMMIT or ROLLBACK first)");
+  return 0;
+}
+
+char *client_tables(SyncCtx *c) {
+  sqlite3_stmt *q = 0;
+  /* The one read of an engine table outside ext/engine/ (the engine has no
+  ** C call listing the tracked tables yet): to move behind one. */
+  if (sqlite3_prepare_v2(c->db, "SELECT name FROM main.sync_tracked ORDER BY name", -1, &q, 0) !=
+      SQLITE_OK) {
+    sqlite3_finalize(q);
+    return 0;
+  }
+  sqlite3_str *s = sqlite3_str_new(0);
+  int n = 0, rc;
+  while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+    const char *name = (const char *)sqlite3_column_text(q, 0);
+    if (!name) continue;
+    /* Each name percent-encoded for '%' and ',' (PROTOCOL.md, /pull), so a
+    ** name holding either stays one name; http_url encodes the whole list
+    ** once more as a query value. */
+    if (n++) sqlite3_str_appendchar(s, 1, ',');
+    for (const char *p = name; *p; p++)
+      if (*p == '%' || *p == ',')
+        sqlite3_str_appendf(s, "%%%02X", (unsigned char)*p);
+      else
+        sqlite3_str_appendchar(s, 1, *p);
+  }
+  sqlite3_finalize(q);
+  char *z = sqlite3_str_finish(s);
+  if (rc != SQLITE_DONE || n == 0) {
+    sqlite3_free(z);
+    return 0;
+  }
+  return z;
+}
+
 int client_resync(SyncCtx *c, int *pResync, char **pzErr) {
-  if (resync_start(c) != SQLITE_OK) {
-    *pzErr = sqlite3_mprintf("full resync: %s", sqlite3_errmsg(c->db));
+  int rc = resync_start(c);
+  if (rc != SQLITE_OK) {
+    const char *msg = sqlite3_errmsg(c->db);
+    /* Read after a reset or a rollback, the message says "not an error". */
+    if (strcmp(msg, "not an error") == 0) msg = sqlite3_errstr(rc);
+    *pzErr = sqlite3_mprintf("full resync: %s", msg);
     return -1;
   }
   int again = *pResync != 0;
@@ -47,22 +158,65 @@ int client_resync(SyncCtx *c, int *pResync, char **pzErr) {
   return again;
 }
 
+/* Whether the tables list cur (client_tables; NULL: every table) names one
+** that prev (the same, "*" for every table) does not. */
+static int tables_grew(const char *prev, const char *cur) {
+  if (strcmp(prev, "*") == 0) return 0;
+  if (!cur) return 1;
+  for (const char *p = cur; *p;) {
+    size_t n = strcspn(p, ",");
+    int found = 0;
+    for (const char *q = prev; *q && !found;) {
+      size_t m = strcspn(q, ",");
+      found = m == n && memcmp(p, q, n) == 0;
+      q += m + (q[m] != 0);
+    }
+    if (!found) return 1;
+    p += n + (p[n] != 0);
+  }
+  return 0;
+}
+
 char *client_pull_url(SyncCtx *c, const char *base, const char *client, int *pResync,
                       int64_t limit) {
   char *why = 0; /* not started: this pull goes from the cursor, the next tries again */
   if (!*pResync && resync_owed(c)) client_resync(c, pResync, &why);
   sqlite3_free(why);
+  why = 0;
   char *cursor = *pResync == 1 ? 0 : ctx_meta_get(c, "cursor");
+  /* sync_meta "pulled_tables": the tables the cursor was pulled for. A
+  ** table tracked since then never got its rows from before the cursor
+  ** (not asked for, or skipped): a full resync brings them. */
+  char *tables = client_tables(c), *was = ctx_meta_get(c, "pulled_tables");
+  const char *now = tables ? tables : "*";
+  int grew = cursor && was && tables_grew(was, tables);
+  if (grew && client_resync(c, pResync, &why) >= 0) {
+    sqlite3_free(cursor);
+    cursor = 0;
+    grew = 0;
+  }
+  sqlite3_free(why);
+  if (!grew && (!was || strcmp(was, now) != 0)) ctx_meta_set(c, "pulled_tables", now);
+  sqlite3_free(was);
   /* The lowest pending id: a page whose last_mutation_id covers mutations
   ** whose push answer was lost then also lists those the server rejected. */
   sqlite3_int64 first = outbox_first(c);
   char from[24], lim[24];
   snprintf(from, sizeof from, "%lld", (long long)first);
   snprintf(lim, sizeof lim, "%lld", (long long)limit);
-  const char *q[] = {"client_id", client, "cursor",       cursor,
-                     "limit",     lim,    "pending_from", first ? from : 0};
-  char *url = http_url(base, "/pull", q, 4);
+  const char *q[] = {"client_id", client,         "cursor",         cursor,   "limit",
+                     lim,         "pending_from", first ? from : 0, "tables", tables};
+  char *url = http_url(base, "/pull", q, 5);
   sqlite3_free(cursor);
+  sqlite3_free(tables);
+  return url;
+}
+
+char *client_events_url(SyncCtx *c, const char *base, const char *client, const char *cursor) {
+  char *tables = client_tables(c);
+  const char *q[] = {"client_id", client, "cursor", cursor, "tables", tables};
+  char *url = http_url(base, "/events", q, 3);
+  sqlite3_free(tables);
   return url;
 }
 
@@ -85,11 +239,20 @@ int client_apply(SyncCtx *c, Site *s, const char *page, int flags, int resync, i
   memset(&res, 0, sizeof res);
   char *why = 0;
   int began = ctx_tx_begin(c);
-  int rc = began < 0 ? sqlite3_errcode(c->db)
-           : resync  ? resync_page(c, page, &res, &why)
-                     : apply_page(c, page, flags, &res, &why);
+  int rc = SQLITE_OK;
+  if (began < 0) {
+    rc = sqlite3_errcode(c->db);
+    why = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
+  } else {
+    rc = resync ? resync_page(c, page, &res, &why) : apply_page(c, page, flags, &res, &why);
+  }
   rc = ctx_tx_end(c, began, rc, &why);
   if (rc != SQLITE_OK) {
+    /* A message read after a reset or a rollback says "not an error". */
+    if (why && strcmp(why, "not an error") == 0) {
+      sqlite3_free(why);
+      why = 0;
+    }
     *pzErr = sqlite3_mprintf("sync_apply: %s", why ? why : sqlite3_errstr(rc));
   } else {
     *pN = res.n;

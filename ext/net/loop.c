@@ -33,10 +33,14 @@
 **
 ** Each retry loop has its own backoff (backoff.h): network errors make the
 ** worker offline until /health answers; 5xx, 429 and other 4xx retry after
-** a delay (Retry-After honoured); 413, or an answer over max_body, halves
-** the batch (or the page limit); 401/403 wait for a new token; 410 (or a
-** malformed cursor) starts one full resync, and a resync that meets 410
-** again backs off.
+** a delay (Retry-After honoured; a pull's 5xx twice in a row halves its
+** page limit too); 413, or an answer over max_body, halves the batch (or
+** the page limit, back in full once a pull catches up); 401/403 wait for a
+** new token; 410 (or a malformed cursor) starts one full resync, and a
+** resync that meets 410 again backs off. Nothing is retried unchanged for
+** ever: a 413 to one mutation alone refuses it (client_refuse); an answer
+** over max_body to one, RESYNC_MAX resyncs cut short or LOCAL_MAX failed
+** applies in a row stop the worker (go_stuck) until someone acts.
 **
 ** Local writes are noticed without taking the host's commit or update hooks:
 ** the worker reads PRAGMA data_version on its own connection every
@@ -57,6 +61,9 @@
 #define POLL_PULL_MS 10000 /* with sse off: pull this often */
 #define RETRY_AFTER_CAP_MS (3600 * 1000)
 #define SSE_MAX ((size_t)16 << 20) /* cap of one event-stream line and event */
+#define RESYNC_MAX 3               /* resyncs in a row cut short by 410 before giving up */
+#define PULL_5XX_HALVE 2           /* 5xx answers in a row to a pull that halve its limit */
+#define LOCAL_MAX 5                /* pages or answers in a row that fail to apply: give up */
 
 enum { CH_PUSH, CH_PULL, CH_SSE, CH_HEALTH, CH_N };
 static const char *const ch_name[CH_N] = {"push", "pull", "events", "health"};
@@ -90,6 +97,10 @@ struct Loop {
   int wantPush, wantPull;   /* work to do when the channel may start */
   int resync;               /* 0; 1: a full resync's first pull (no cursor); 2: its later pages */
   int authBlocked;          /* 401/403: nothing starts until a new token */
+  int stuck;                /* terminal for the client: nothing starts until someone acts */
+  int resyncFails;          /* resyncs cut short by 410 since a pull last caught up */
+  int pull5xx;              /* 5xx answers to pulls in a row */
+  int localFails;           /* pages or answers in a row that failed to apply (client_lasting) */
   int online, forced;       /* learned from transfers; sync_online(0) in effect */
   int pushedLast;           /* the last transfer started was a push: a due pull goes next */
   int64_t batch, pullLimit; /* current sizes: halved after 413 / a page over max_body */
@@ -126,6 +137,11 @@ static void error_move(Loop *w) {
   w->err = 0;
 }
 
+/* Nothing starts: a 401/403 waits for a token, a stuck client for help. */
+static int halted(Loop *w) {
+  return w->authBlocked || w->stuck;
+}
+
 static void publish_status(Loop *w) {
   Site *s = w->site;
   int64_t now = site_mono_ms(), wall = site_wall_ms(), next = 0;
@@ -138,7 +154,7 @@ static void publish_status(Loop *w) {
     if (!next || at < next) next = at;
   }
   const char *state = w->forced || !w->online ? "offline"
-                      : w->authBlocked        ? "error"
+                      : halted(w)             ? "error"
                       : w->ch[CH_PUSH].active ? "pushing"
                       : w->ch[CH_PULL].active ? "pulling"
                       : failing               ? "error"
@@ -152,9 +168,9 @@ static void publish_status(Loop *w) {
   s->state = state;
   s->online = w->online && !w->forced;
   s->sse = w->sseUp;
-  s->nextRetryAt = w->authBlocked || w->forced ? 0 : next;
+  s->nextRetryAt = halted(w) || w->forced ? 0 : next;
   error_move(w);
-  if (!failing && !w->authBlocked && w->online) site_show_error(s, 0);
+  if (!failing && !halted(w) && w->online) site_show_error(s, 0);
   pthread_mutex_unlock(&s->mu);
 }
 
@@ -235,6 +251,33 @@ static void auth_blocked(Loop *w, int i, const char *msg) {
   set_error(w, "%s: %s (waiting for a new token: sync_config('token', ...))", ch_name[i], msg);
   for (int k = 0; k < CH_N; k++)
     chan_stop(w, k);
+}
+
+/* Terminal for the client: msg (taken) says why and what to do; nothing
+** starts until sync_config, sync_online(1), a new token or a restart. */
+static void go_stuck(Loop *w, char *msg) {
+  w->stuck = 1;
+  set_error(w, "%s", msg ? msg : "out of memory");
+  sqlite3_free(msg);
+  for (int k = 0; k < CH_N; k++)
+    chan_stop(w, k);
+}
+
+static void unstick(Loop *w) {
+  if (!w->stuck) return;
+  w->stuck = 0;
+  w->resyncFails = w->localFails = 0;
+  reset_backoffs(w);
+  w->wantPush = w->wantPull = 1;
+}
+
+/* A page or answer that failed to apply: retried unless it did LOCAL_MAX times. */
+static void local_failed(Loop *w, int i, int rc, const char *err) {
+  if (!client_lasting(rc) || ++w->localFails < LOCAL_MAX)
+    fail(w, i, -1, err);
+  else
+    go_stuck(w, sqlite3_mprintf("%s: %s (%d times in a row; sync_online(1) tries again)",
+                                ch_name[i], err, w->localFails));
 }
 
 static const client_kind ch_kind[CH_N] = {CLIENT_PUSH, CLIENT_PULL, CLIENT_EVENTS, CLIENT_HEALTH};
@@ -372,8 +415,7 @@ static int on_sse_data(void *arg, const char *p, size_t n) {
 
 static void start_sse(Loop *w) {
   char *cursor = ctx_meta_get(w->c, "cursor");
-  const char *q[] = {"client_id", w->client, "cursor", cursor};
-  char *url = http_url(w->url, "/events", q, 2);
+  char *url = client_events_url(w->c, w->url, w->client, cursor);
   sse_end(w->sse);
   if (chan_start(w, CH_SSE, url, 0, cursor ? cursor : "") == 0) {
     w->ch[CH_SSE].r.on_data = on_sse_data;
@@ -396,7 +438,7 @@ static void start_health(Loop *w) {
 ** goes first). */
 static int push_goes_on(Loop *w) {
   int pullDue = (w->wantPull || !w->cfg.sse) && site_mono_ms() >= w->ch[CH_PULL].at;
-  return w->wantPush && w->online && !w->forced && !w->authBlocked && !pullDue &&
+  return w->wantPush && w->online && !w->forced && !halted(w) && !pullDue &&
          !w->ch[CH_PULL].active && !host_busy(w) && !site_stopping(w->site) && has_cursor(w);
 }
 
@@ -441,7 +483,7 @@ static void done_push(Loop *w, http_req *r) {
   int stale = w->outStale;
   memset(&w->out, 0, sizeof w->out);
   w->outStale = 0;
-  client_class cl = client_classify(r, CLIENT_PUSH, w->batch);
+  client_class cl = client_classify(r, CLIENT_PUSH, client_batch_size(&b, w->batch));
   if (cl == CL_OK && stale) {
     sqlite3_free(b.body);
     return;
@@ -460,11 +502,12 @@ static void done_push(Loop *w, http_req *r) {
     sqlite3_free(b.body);
     if (rc != SQLITE_OK) {
       w->batch = was;
-      fail(w, CH_PUSH, -1, err ? err : "sync_ack failed");
-      sqlite3_free(err);
       if (w->ch[CH_PUSH].active) w->outStale = 1;
+      local_failed(w, CH_PUSH, rc, err ? err : "sync_ack failed");
+      sqlite3_free(err);
       return;
     }
+    w->localFails = 0;
     succeed(w, CH_PUSH);
     if (!w->cfg.sse) w->wantPull = 1;
     if (w->ch[CH_PUSH].active) push_prepare(w);
@@ -472,7 +515,23 @@ static void done_push(Loop *w, http_req *r) {
   }
   outbox_record_attempt(w->c, b.first, b.top, r->msg);
   sqlite3_free(b.body);
+  b.body = 0;
   switch (cl) {
+  case CL_REFUSED: {
+    /* Too large for the server even alone: refused for good, and the rest
+    ** of the outbox goes on at once. */
+    char *err = 0;
+    int rc = client_refuse(w->c, w->site, &b, r->msg, &err);
+    if (rc == SQLITE_OK)
+      w->ch[CH_PUSH].at = 0;
+    else
+      local_failed(w, CH_PUSH, rc, err ? err : "sync_ack failed");
+    sqlite3_free(err);
+    break;
+  }
+  case CL_STUCK:
+    go_stuck(w, client_stuck_reason(r, CLIENT_PUSH, b.first, 0));
+    break;
   case CL_OFFLINE:
     went_offline(w, CH_PUSH, r->msg);
     break;
@@ -496,22 +555,28 @@ static void done_pull(Loop *w, http_req *r) {
     int64_t n = 0;
     int more = 0;
     char *err = 0;
-    if (client_apply(w->c, w->site, r->buf ? r->buf : "", 0, w->resync, &n, &more, &err) !=
-        SQLITE_OK) {
-      fail(w, CH_PULL, -1, err);
+    int rc = client_apply(w->c, w->site, r->buf ? r->buf : "", 0, w->resync, &n, &more, &err);
+    if (rc != SQLITE_OK) {
+      local_failed(w, CH_PULL, rc, err);
       sqlite3_free(err);
       return;
     }
     if (w->resync == 1) w->resync = 2; /* later pages follow the cursor */
     succeed(w, CH_PULL);
+    w->pull5xx = w->localFails = 0;
     if (!more) {
       w->wantPull = 0;
       w->resync = 0;
+      w->resyncFails = 0;
+      w->pullLimit = w->cfg.pull_limit; /* caught up: what made pages fail is behind the cursor */
       w->nextPoll = site_mono_ms() + POLL_PULL_MS;
     }
     return;
   }
   switch (cl) {
+  case CL_STUCK:
+    go_stuck(w, client_stuck_reason(r, CLIENT_PULL, 0, 0));
+    break;
   case CL_HALVE:
     /* A page over max_body: ask for smaller ones. */
     client_halve(&w->pullLimit);
@@ -528,7 +593,9 @@ static void done_pull(Loop *w, http_req *r) {
     chan_stop(w, CH_SSE);
     char *err = 0;
     int stop = client_resync(w->c, &w->resync, &err);
-    if (stop) {
+    if (stop > 0 && ++w->resyncFails >= RESYNC_MAX) {
+      go_stuck(w, client_stuck_reason(r, CLIENT_PULL, 0, w->resyncFails));
+    } else if (stop) {
       fail(w, CH_PULL, r->retry_ms,
            stop > 0 ? "cursor expired again during a full resync"
            : err    ? err
@@ -544,7 +611,13 @@ static void done_pull(Loop *w, http_req *r) {
     auth_blocked(w, CH_PULL, r->msg);
     break;
   default:
+    /* A page the server fails on every time (a row over its limits) comes
+    ** in smaller pages; one 5xx (a restart) is not enough to say so. */
     fail(w, CH_PULL, r->retry_ms, r->msg);
+    if (r->status >= 500 && ++w->pull5xx >= PULL_5XX_HALVE && w->pullLimit > 1) {
+      client_halve(&w->pullLimit);
+      set_error(w, "pull: %s (limit halved to %lld)", r->msg, (long long)w->pullLimit);
+    }
   }
 }
 
@@ -672,7 +745,7 @@ static int64_t wait_ms(Loop *w, int64_t now) {
   do {                                                                                             \
     if ((x) < t) t = (x);                                                                          \
   } while (0)
-  if (!w->forced && !w->authBlocked) {
+  if (!w->forced && !halted(w)) {
     if (!w->online) {
       if (!c[CH_HEALTH].active) AT(c[CH_HEALTH].at);
     } else {
@@ -721,6 +794,8 @@ void loop_run(Loop *w) {
     pthread_mutex_unlock(&s->mu);
     if (stop) break;
     if (nudge & N_CONFIG) load_config(w);
+    /* Someone acted on what made the worker stop: try again. */
+    if ((nudge & (N_CONFIG | N_ONLINE)) || newToken) unstick(w);
     if (nudge & N_PUSH) w->wantPush = 1;
     if (nudge & N_PULL) w->wantPull = 1;
     if (newToken) {
@@ -748,13 +823,13 @@ void loop_run(Loop *w) {
     }
     check_stall(w, now);
     sse_resume(w);
-    if (!w->forced && !w->authBlocked) schedule(w, now);
+    if (!w->forced && !halted(w)) schedule(w, now);
     int running = 0;
     curl_multi_perform(w->multi, &running);
     drain_done(w);
     publish_status(w);
     now = site_mono_ms();
-    if (!w->forced && !w->authBlocked) schedule(w, now);
+    if (!w->forced && !halted(w)) schedule(w, now);
     curl_multi_perform(w->multi, &running);
     drain_done(w);
     curl_multi_poll(w->multi, 0, 0, (int)wait_ms(w, site_mono_ms()), 0);

@@ -12,7 +12,14 @@
 ** page over max_body (the worker halves its page limit instead: a call
 ** does not keep state for its next call). While a call runs, this
 ** process's worker starts no push or pull and holds events (see loop.c).
+** Neither runs inside the caller's transaction: its ROLLBACK (or a crash
+** before its COMMIT) would undo the record of what the server already has,
+** and a later write would reuse a mutation id the server has answered. A
+** mutation alone in a batch that the server answers 413 moves to
+** sync_rejected ("too large for the server: HTTP 413: ...") and the push
+** goes on with the next one.
 ** Errors (all "fn: cause"):
+**   sync_push: cannot run inside a transaction (COMMIT or ROLLBACK first)
 **   sync_push: cannot reach http://...: Couldn't connect to server
 **   sync_push: HTTP 401: unauthorized
 **   sync_push: offline (sync_online(0) is in effect)
@@ -44,7 +51,7 @@ static int oneshot_open(Oneshot *x, sqlite3_context *ctx, const char *fn) {
   x->nc = sqlite3_user_data(ctx);
   x->c = x->nc->c;
   x->fn = fn;
-  if (!ctx_require_init(ctx, x->c, fn)) return -1;
+  if (!client_outside_tx(ctx, x->nc->db, fn) || !ctx_require_init(ctx, x->c, fn)) return -1;
   Site *s = x->nc->site;
   if (s) {
     x->token = site_token(s);
@@ -174,12 +181,22 @@ void oneshot_fn_push(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     if (rc != SQLITE_OK) break; /* cur's answer is dropped: it stays pending */
     if (p.rc != 0) {
       outbox_record_attempt(c, cur.first, cur.top, x.r.msg);
+      OutboxBatch failed = {0, cur.first, cur.top};
       sqlite3_free(cur.body);
       sqlite3_free(next.body);
       memset(&cur, 0, sizeof cur);
       memset(&next, 0, sizeof next);
-      if (client_classify(&x.r, CLIENT_PUSH, size) == CL_HALVE) {
+      client_class cl = client_classify(&x.r, CLIENT_PUSH, client_batch_size(&failed, size));
+      if (cl == CL_HALVE) {
         client_halve(&size);
+        continue;
+      }
+      if (cl == CL_REFUSED) {
+        /* Too large for the server even alone: refused for good, so that
+        ** the rest of the outbox goes on. */
+        rc = client_refuse(c, x.nc->site, &failed, x.r.msg, &err);
+        if (rc != SQLITE_OK) break;
+        total++;
         continue;
       }
       sent = 0;

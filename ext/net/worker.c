@@ -7,11 +7,11 @@
 ** sync_start starts one thread per database file in the process (its Site,
 ** site.c). The thread first takes the cross-process lock (lock.c: one
 ** worker per file across processes; the others are standbys that poll the
-** lock), then opens its own connection with the engine registered
-** (engine_register) and runs the scheduler (loop.c) until sync_stop, or the
-** close of the connection that started it (site_conn_free), asks it to
-** stop. A worker that cannot start stays, in state 'error', until stopped,
-** so that sync_status shows why. Errors (all "fn: cause"):
+** lock), then opens its own connection (foreign keys enforced) with the
+** engine registered (engine_register) and runs the scheduler (loop.c)
+** until sync_stop, or the close of the connection that started it
+** (site_conn_free), asks it to stop. A worker that cannot start stays,
+** in state 'error', until stopped, so that sync_status shows why. Errors (all "fn: cause"):
 **   sync_start: needs a database file (this one is in memory or temporary)
 **   sync_start: sync_init() has not been called on this database
 **   sync_start: no server url (sync_init was given NULL)
@@ -75,6 +75,12 @@ static void *worker_main(void *arg) {
     char *err = 0;
     Loop *l = 0;
     int rc = sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, 0);
+    /* Foreign keys on, as an app that declares them runs: applying a
+    ** parent's delete then cascades to its children here as on the server
+    ** (deferred to the end of each page: ctx_engine_begin). */
+    int fk = 0;
+    if (rc == SQLITE_OK) rc = sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_FKEY, 1, &fk);
+    if (rc == SQLITE_OK && !fk) rc = SQLITE_ERROR;
     if (rc == SQLITE_OK) rc = engine_register(db, &c, &err);
     if (rc == SQLITE_OK) {
       sqlite3_busy_handler(db, busy_cb, s);

@@ -157,8 +157,9 @@ static enum MHD_Result do_pull(const server_ctx *ctx, struct MHD_Connection *c, 
   }
   store_page page;
   char *err = 0;
-  int rc = store_pull(ctx->st, client, cursor && *cursor ? cursor : 0, (int)limit, pending_from,
-                      &page, &err);
+  const char *tables = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "tables");
+  int rc = store_pull_tables(ctx->st, client, cursor && *cursor ? cursor : 0, (int)limit,
+                             pending_from, tables, &page, &err);
   if (rc != STORE_OK) {
     enum MHD_Result r = answer_error(c, rq, store_status(rc), store_message(rc, err));
     sqlite3_free(err);

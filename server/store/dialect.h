@@ -81,6 +81,8 @@ typedef struct dialect {
   ** cat with the synced tables; read the db id (*found 0: none yet) or
   ** write a new one; hand every row of t to each (pk and row JSON). */
   int (*setup)(dialect_conn *c, const char *schema_sql, char **err);
+  /* cat stays the store's, fixed once filled: the dialect may keep it to
+  ** watch every synced table for rows a push changes besides its own. */
   int (*load_catalog)(dialect_conn *c, catalog *cat, char **err);
   int (*read_db_id)(dialect_conn *c, char *id, int size, int *found, char **err);
   int (*write_db_id)(dialect_conn *c, const char *id, char **err);
@@ -106,6 +108,14 @@ typedef struct dialect {
   ** tell). */
   int (*log_change)(dialect_conn *c, const char *table, const char *pk, const char *row,
                     long long *version, char **err);
+  /* After a mutation's statements (and its own row's log_change): log
+  ** every other row of a synced table they changed -- a foreign key's
+  ** cascade, a trigger's writes -- as it stands now (deleted: a delete),
+  ** adding the changes to *n_changed and the deletes to *n_deleted. t and
+  ** pk name the mutation's own row (pk NULL: none changed). NULL: the
+  ** dialect logs those rows itself before it commits. */
+  int (*log_touched)(dialect_conn *c, const catalog *cat, const catalog_table *t, const char *pk,
+                     int *n_changed, int *n_deleted, char **err);
   int (*compact)(dialect_conn *c, long long max_tombstones, char **err);
   int (*notify)(dialect_conn *c, char **err);
 
@@ -122,10 +132,11 @@ typedef struct dialect {
   int (*prune)(dialect_conn *c, const char *client, int keep, char **err);
 
   /* Reading, each in one snapshot: a pull page (state, changes after
-  ** `after` -- live rows only unless all --, the client's last id and, when
+  ** `after` -- live rows only unless all, of the tables in the JSON array
+  ** of names `tables` only unless NULL --, the client's last id and, when
   ** p->rejected, its rejected outcomes from pending_from on), and the head. */
   int (*read_page)(dialect_conn *c, const char *client, long long after, int all,
-                   long long pending_from, wire_page *p, char **err);
+                   const char *tables, long long pending_from, wire_page *p, char **err);
   int (*head)(dialect_conn *c, long long *version, char **err);
 } dialect;
 

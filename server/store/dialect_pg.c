@@ -47,11 +47,14 @@
 
 struct dialect_db {
   char *url;
-  listen_pg *listener; /* NULL: no one to wake */
+  const catalog *cat;       /* the store's, once load_catalog filled it */
+  long long max_tombstones; /* set by setup's compact, before other threads: for touched_log */
+  listen_pg *listener;      /* NULL: no one to wake */
 };
 
 struct dialect_conn {
   PGconn *pg;
+  dialect_db *owner;
   int open;                    /* savepoint m is open (released by the next one or COMMIT) */
   sqlite3_str *outcomes;       /* outcomes recorded but not written yet (a JSON array) */
   const char *client;          /* whose outcomes: the push's, set by client_last */
@@ -71,18 +74,6 @@ struct dialect_conn {
   int n_refs, cap_refs, n_logged, mark;
   long long compact;
 };
-
-static const char internal_ddl[] =
-    "CREATE TABLE IF NOT EXISTS _syncd_state(one int PRIMARY KEY CHECK (one = 1),"
-    " db_id text NOT NULL, version bigint NOT NULL, horizon bigint NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS _syncd_changes(tbl text NOT NULL, pk text NOT NULL,"
-    " op text NOT NULL, row text, version bigint NOT NULL UNIQUE, PRIMARY KEY (tbl, pk));"
-    "CREATE INDEX IF NOT EXISTS _syncd_tombstones ON _syncd_changes(version)"
-    " WHERE op = 'delete';"
-    "CREATE TABLE IF NOT EXISTS _syncd_clients(client_id text PRIMARY KEY,"
-    " last_id bigint NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS _syncd_outcomes(client_id text NOT NULL, id bigint NOT NULL,"
-    " status text NOT NULL, reason text, tbl text, pk text, PRIMARY KEY (client_id, id));";
 
 /* ---- statements ---- */
 
@@ -158,7 +149,8 @@ static PGconn *pg_session(const char *url, char **err) {
   if (PQstatus(c) == CONNECTION_OK &&
       !exec(c,
             "SET extra_float_digits = 1; SET bytea_output = 'hex';"
-            " SET client_encoding = 'UTF8'; SET client_min_messages = warning",
+            " SET client_encoding = 'UTF8'; SET client_min_messages = warning;"
+            " CREATE TEMP TABLE IF NOT EXISTS _syncd_touched(tbl text NOT NULL, r jsonb NOT NULL)",
             err))
     return c;
   sqlite3_free(*err);
@@ -192,6 +184,7 @@ static dialect_conn *pg_connect(dialect_db *d, char **err) {
     pg_disconnect(c);
     return 0;
   }
+  c->owner = d;
   if (!(c->pg = pg_session(d->url, err))) {
     pg_disconnect(c);
     return 0;
@@ -259,10 +252,12 @@ static int pg_begin(dialect_conn *c, int what, char **err) {
 
 static int versions_assign(dialect_conn *c, char **err);
 static int compact_now(dialect_conn *c, char **err);
+static int touched_log(dialect_conn *c, char **err);
 
 static int pg_commit(dialect_conn *c, char **err) {
   c->open = 0;
-  if (versions_assign(c, err) || (c->compact && compact_now(c, err))) return -1;
+  if (touched_log(c, err) || versions_assign(c, err) || (c->compact && compact_now(c, err)))
+    return -1;
   return flush(c, err) || exec(c->pg, "COMMIT", err) ? -1 : 0;
 }
 
@@ -288,25 +283,27 @@ static int pg_setup(dialect_conn *c, const char *schema_sql, char **err) {
   int fresh = PQgetvalue(r, 0, 0)[0] == 't';
   PQclear(r);
   if (fresh && schema_sql && exec(c->pg, schema_sql, err)) return -1;
-  return exec(c->pg, internal_ddl, err);
+  return exec(c->pg, pgsql_internal_ddl, err);
 }
 
-/* Every table of the current schema with a primary key, but ours. */
+/* Every table of the current schema with a primary key, but ours and a
+** partitioned table's partitions (their rows are the partitioned table's,
+** synced under its name). */
 static int pg_load_catalog(dialect_conn *c, catalog *cat, char **err) {
-  PGresult *r =
-      query(c,
-            "SELECT cl.relname, a.attname, format_type(a.atttypid, NULL),"
-            " coalesce(bt.typname, t.typname),"
-            " coalesce((SELECT k.n FROM unnest(i.indkey) WITH ORDINALITY k(att, n)"
-            " WHERE k.att = a.attnum), 0)"
-            " FROM pg_class cl JOIN pg_namespace n ON n.oid = cl.relnamespace"
-            " JOIN pg_index i ON i.indrelid = cl.oid AND i.indisprimary"
-            " JOIN pg_attribute a ON a.attrelid = cl.oid AND a.attnum > 0 AND NOT a.attisdropped"
-            " JOIN pg_type t ON t.oid = a.atttypid"
-            " LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype"
-            " WHERE n.nspname = current_schema() AND cl.relkind IN ('r', 'p')"
-            " AND cl.relname NOT LIKE '\\_syncd\\_%' ORDER BY cl.relname, a.attnum",
-            0, 0, err);
+  PGresult *r = query(
+      c,
+      "SELECT cl.relname, a.attname, format_type(a.atttypid, NULL),"
+      " coalesce(bt.typname, t.typname),"
+      " coalesce((SELECT k.n FROM unnest(i.indkey) WITH ORDINALITY k(att, n)"
+      " WHERE k.att = a.attnum), 0)"
+      " FROM pg_class cl JOIN pg_namespace n ON n.oid = cl.relnamespace"
+      " JOIN pg_index i ON i.indrelid = cl.oid AND i.indisprimary"
+      " JOIN pg_attribute a ON a.attrelid = cl.oid AND a.attnum > 0 AND NOT a.attisdropped"
+      " JOIN pg_type t ON t.oid = a.atttypid"
+      " LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype"
+      " WHERE n.nspname = current_schema() AND cl.relkind IN ('r', 'p') AND NOT cl.relispartition"
+      " AND cl.relname NOT LIKE '\\_syncd\\_%' ORDER BY cl.relname, a.attnum",
+      0, 0, err);
   if (!r) return -1;
   catalog_table *t = 0;
   int bad = 0;
@@ -318,8 +315,18 @@ static int pg_load_catalog(dialect_conn *c, catalog *cat, char **err) {
                                pgsql_kind(PQgetvalue(r, i, 3)), atoi(PQgetvalue(r, i, 4)));
   }
   PQclear(r);
-  if (bad) return *err = wire_errf("out of memory"), -1;
-  return catalog_finish(cat, pgsql_table, err);
+  if (bad || catalog_finish(cat, pgsql_table, err))
+    return *err ? -1 : (*err = wire_errf("out of memory"), -1);
+  /* under setup's lock, so syncd processes starting together do not race */
+  sqlite3_str *sql = sqlite3_str_new(0);
+  sqlite3_str_appendall(sql, pgsql_touch_function);
+  for (int i = 0; i < cat->n_tables; i++)
+    pgsql_touch_trigger(sql, &cat->tables[i]);
+  char *z = sqlite3_str_finish(sql);
+  bad = !z ? (*err = wire_errf("out of memory"), -1) : exec(c->pg, z, err);
+  sqlite3_free(z);
+  c->owner->cat = cat;
+  return bad;
 }
 
 static int pg_read_db_id(dialect_conn *c, char *id, int size, int *found, char **err) {
@@ -474,9 +481,12 @@ static dialect_result pg_write_row(dialect_conn *c, const catalog_table *t, cons
     return DIALECT_FATAL;
   }
   memset(used, 0, sizeof *used * (t->n_cols + 1));
+  /* $3: the own row, for pgsql_touch_function to tell from the others */
+  char *ownz = pgsql_own(t, m->pk);
   p[0] = m->data;
   p[1] = m->pk;
-  int np = 2;
+  p[2] = ownz;
+  int np = 3;
   sqlite3_str *sql = sqlite3_str_new(0);
   if (m->op == STORE_INSERT) {
     /* every column present in data, plus key columns only pk carries */
@@ -488,13 +498,13 @@ static dialect_result pg_write_row(dialect_conn *c, const catalog_table *t, cons
       int from_pk = j >= cols->n_data, i = from_pk ? t->pk[j - cols->n_data] : cols->data[j];
       if (from_pk && used[i]) continue;
       used[i] = 1;
-      if (np > 2) sqlite3_str_appendchar(sql, 1, ','), sqlite3_str_appendchar(vals, 1, ',');
+      if (np > 3) sqlite3_str_appendchar(sql, 1, ','), sqlite3_str_appendchar(vals, 1, ',');
       pgsql_ident(sql, t->cols[i].name);
       p[np++] = t->cols[i].key;
       pgsql_value(vals, &t->cols[i], from_pk ? 2 : 1, np);
     }
     char *v = sqlite3_str_finish(vals);
-    sqlite3_str_appendf(sql, ") VALUES(%s)", v ? v : "");
+    sqlite3_str_appendf(sql, ") SELECT %s FROM %s", v ? v : "", pgsql_set_own);
     sqlite3_free(v);
   } else if (m->op == STORE_UPDATE) {
     sqlite3_str_appendall(sql, "UPDATE ");
@@ -508,12 +518,14 @@ static dialect_result pg_write_row(dialect_conn *c, const catalog_table *t, cons
       p[np++] = col->key;
       pgsql_value(sql, col, 1, np);
     }
+    sqlite3_str_appendf(sql, " FROM %s", pgsql_set_own);
     pgsql_pk_where(sql, t, 2, np + 1);
     for (int k = 0; k < t->n_pk; k++)
       p[np++] = t->cols[t->pk[k]].key;
   } else {
     sqlite3_str_appendall(sql, "DELETE FROM ");
     pgsql_ident(sql, t->name);
+    sqlite3_str_appendf(sql, " USING %s", pgsql_set_own);
     pgsql_pk_where(sql, t, 2, np + 1);
     for (int k = 0; k < t->n_pk; k++)
       p[np++] = t->cols[t->pk[k]].key;
@@ -522,9 +534,10 @@ static dialect_result pg_write_row(dialect_conn *c, const catalog_table *t, cons
   }
   char *z = sqlite3_str_finish(sql);
   PGresult *r = 0;
-  rc = z ? run(c, z, np, p, &r, reason, err) : DIALECT_FATAL;
-  if (!z) *err = wire_errf("out of memory");
+  rc = z && ownz ? run(c, z, np, p, &r, reason, err) : DIALECT_FATAL;
+  if (!z || !ownz) *err = wire_errf("out of memory");
   sqlite3_free(z);
+  sqlite3_free(ownz);
   sqlite3_free(p);
   sqlite3_free(used);
   if (rc != DIALECT_OK) return rc;
@@ -610,9 +623,46 @@ static int versions_assign(dialect_conn *c, char **err) {
   return 0;
 }
 
+/* Log the rows pg_temp._syncd_touched recorded (pgsql_touch_function) as
+** they stand at commit, after the batch's own: each key is printed as
+** pgsql_row prints it, then read back (gone: a delete). A refused
+** mutation's records went with its savepoint. */
+static int touched_log(dialect_conn *c, char **err) {
+  const catalog *cat = c->owner->cat;
+  if (!cat) return 0;
+  PGresult *r = query(c,
+                      "WITH d AS (DELETE FROM pg_temp._syncd_touched RETURNING tbl, r)"
+                      " SELECT DISTINCT tbl, r::text FROM d",
+                      0, 0, err);
+  int bad = !r;
+  for (int i = 0; !bad && i < PQntuples(r); i++) {
+    const catalog_table *t = catalog_table_find(cat, PQgetvalue(r, i, 0));
+    if (!t) continue;
+    sqlite3_str *sql = sqlite3_str_new(0);
+    pgsql_key_of_row(sql, t);
+    char *z = sqlite3_str_finish(sql), *pk = 0, *row = 0, *canon = 0, *reason = 0;
+    const char *p[1] = {PQgetvalue(r, i, 1)};
+    PGresult *k = z ? query(c, z, 1, p, err) : 0;
+    if (k && PQntuples(k) == 1) pk = pgsql_row(t, k, 0, 0, 1);
+    bad = !pk || pg_read_row(c, t, pk, &row, &canon, &reason, err) != DIALECT_OK ||
+          pg_log_change(c, t->name, canon ? canon : pk, row, 0, err);
+    if (bad && !*err) *err = wire_errf("%s: %s", t->name, reason ? reason : "out of memory");
+    if (!bad && !row) c->compact = c->owner->max_tombstones;
+    PQclear(k);
+    sqlite3_free(z);
+    sqlite3_free(pk);
+    sqlite3_free(row);
+    sqlite3_free(canon);
+    sqlite3_free(reason);
+  }
+  PQclear(r);
+  return bad ? -1 : 0;
+}
+
 /* Tombstones are purged at commit, once the batch's own have versions. */
 static int pg_compact(dialect_conn *c, long long max_tombstones, char **err) {
   (void)err;
+  if (c->owner->max_tombstones != max_tombstones) c->owner->max_tombstones = max_tombstones;
   c->compact = max_tombstones;
   return 0;
 }
@@ -742,16 +792,18 @@ static void page_changes(wire_page *p, const PGresult *r, int col) {
 ** the fan-out. Row 0 carries the state and the client's last id; the
 ** changes follow (none: one row of NULLs from the outer join). */
 static int read_page_single(dialect_conn *c, const char *client, const char *afterz, int all,
-                            const char *limz, wire_page *p, char **err) {
-  const char *q[4] = {client, afterz, limz, all ? "true" : "false"};
-  PGresult *r = query(c,
-                      "SELECT st.version, st.horizon, (SELECT last_id FROM _syncd_clients"
-                      " WHERE client_id = $1), ch.tbl, ch.pk, ch.row, ch.version"
-                      " FROM _syncd_state st LEFT JOIN LATERAL (SELECT tbl, pk, row, version"
-                      " FROM _syncd_changes WHERE version > $2::bigint AND ($4::boolean OR"
-                      " op = 'upsert') ORDER BY version LIMIT $3::bigint) ch ON true"
-                      " ORDER BY ch.version",
-                      4, q, err);
+                            const char *tables, const char *limz, wire_page *p, char **err) {
+  const char *q[5] = {client, afterz, limz, all ? "true" : "false", tables};
+  PGresult *r = query(
+      c,
+      "SELECT st.version, st.horizon, (SELECT last_id FROM _syncd_clients"
+      " WHERE client_id = $1), ch.tbl, ch.pk, ch.row, ch.version"
+      " FROM _syncd_state st LEFT JOIN LATERAL (SELECT tbl, pk, row, version"
+      " FROM _syncd_changes WHERE version > $2::bigint AND ($4::boolean OR"
+      " op = 'upsert') AND ($5::json IS NULL OR tbl IN (SELECT json_array_elements_text($5::json)))"
+      " ORDER BY version LIMIT $3::bigint) ch ON true"
+      " ORDER BY ch.version",
+      5, q, err);
   if (!r) return -1;
   if (PQntuples(r) < 1) {
     PQclear(r);
@@ -767,14 +819,14 @@ static int read_page_single(dialect_conn *c, const char *client, const char *aft
 }
 
 static int pg_read_page(dialect_conn *c, const char *client, long long after, int all,
-                        long long pending_from, wire_page *p, char **err) {
+                        const char *tables, long long pending_from, wire_page *p, char **err) {
   char afterz[32], limz[32], fromz[32], lastz[32];
   snprintf(afterz, sizeof afterz, "%lld", after);
   snprintf(limz, sizeof limz, "%d", p->limit + 1);
-  if (!p->rejected) return read_page_single(c, client, afterz, all, limz, p, err);
+  if (!p->rejected) return read_page_single(c, client, afterz, all, tables, limz, p, err);
   PGresult *r;
   if (exec(c->pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err) ||
-      read_page_single(c, client, afterz, all, limz, p, err))
+      read_page_single(c, client, afterz, all, tables, limz, p, err))
     return -1;
   snprintf(fromz, sizeof fromz, "%lld", pending_from);
   snprintf(lastz, sizeof lastz, "%lld", p->last_id);

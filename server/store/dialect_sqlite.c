@@ -26,10 +26,19 @@
 
 struct dialect_db {
   char *path;
+  const catalog *cat; /* the store's, once load_catalog filled it */
 };
 
 struct dialect_conn {
   sqlite3 *db;
+  dialect_db *owner;
+  /* Rows of synced tables a push changes are recorded by TEMP triggers
+  ** (made at the first push, watching = 1) in temp._syncd_touched, whose
+  ** rowids 1..touched are this transaction's so far (saved_touched: at the
+  ** savepoint), emptied at each commit. others: the last write statement changed more than its own
+  ** rows (total_changes moved by more than its rows and their records). */
+  int watching, others;
+  long long touched, saved_touched;
   /* The version counter of the open write transaction, read by the first
   ** log_change (have), written back by commit when it moved from counted;
   ** saved and saved_have restore it with ROLLBACK TO. Reset by begin. */
@@ -90,19 +99,27 @@ static dialect_conn *sq_connect(dialect_db *d, char **err) {
   }
   memset(c, 0, sizeof *c);
   c->db = db;
+  c->owner = d;
   return c;
 }
 
 static int sq_reusable(dialect_conn *c) {
   if (!sqlite3_get_autocommit(c->db)) sqlite3_exec(c->db, "ROLLBACK", 0, 0, 0);
+  c->touched = 0; /* rolled back to empty with the rest */
   return 1;
 }
 
+/* A virtual table (FTS5) prepares statements of its own on the connection
+** and finalizes them when it disconnects: the first close disconnects
+** every virtual table, then only ours are left to finalize (finalizing
+** FTS5's first made its disconnect free them again). */
 static void sq_disconnect(dialect_conn *c) {
-  sqlite3_stmt *p;
-  while ((p = sqlite3_next_stmt(c->db, 0)) != 0)
-    sqlite3_finalize(p);
-  sqlite3_close(c->db);
+  if (sqlite3_close(c->db) == SQLITE_BUSY) {
+    sqlite3_stmt *p;
+    while ((p = sqlite3_next_stmt(c->db, 0)) != 0)
+      sqlite3_finalize(p);
+    sqlite3_close(c->db);
+  }
   sqlite3_free(c);
 }
 
@@ -174,9 +191,13 @@ static int run(sqlite3 *db, const char *sql, const char *text, long long num, ch
 
 /* ---- transactions ---- */
 
+static int watch(dialect_conn *c, char **err);
+
 static int sq_begin(dialect_conn *c, int what, char **err) {
-  (void)what; /* setup and push both write */
   c->have = 0;
+  c->touched = 0;
+  /* setup and push both write; a push's rows are watched */
+  if (what == DIALECT_PUSH && !c->watching && c->owner->cat && watch(c, err)) return -1;
   return run(c->db, "BEGIN IMMEDIATE", 0, 0, err);
 }
 
@@ -184,18 +205,21 @@ static int sq_commit(dialect_conn *c, char **err) {
   if (c->have && c->counter != c->counted &&
       run(c->db, "UPDATE _syncd_state SET version = ?2", 0, c->counter, err))
     return -1;
+  if (c->watching && run(c->db, "DELETE FROM temp._syncd_touched", 0, 0, err)) return -1;
   return run(c->db, "COMMIT", 0, 0, err);
 }
 
 static int sq_savepoint(dialect_conn *c, char **err) {
   c->saved = c->counter;
   c->saved_have = c->have;
+  c->saved_touched = c->touched;
   return run(c->db, "SAVEPOINT m", 0, 0, err);
 }
 
 static int sq_rollback_to(dialect_conn *c, char **err) {
   c->counter = c->saved;
   c->have = c->saved_have;
+  c->touched = c->saved_touched;
   return run(c->db, "ROLLBACK TO m", 0, 0, err);
 }
 
@@ -282,11 +306,14 @@ static int table_sql(catalog_table *t) {
   return t->read_sql && t->insert_sql ? 0 : -1;
 }
 
+/* Real tables of main only: a virtual table and its shadow tables (FTS5's
+** _data, _idx, _content, _docsize, _config) are the module's business, and
+** writing them behind its back corrupts its index. */
 static int sq_load_catalog(dialect_conn *c, catalog *cat, char **err) {
   sqlite3_stmt *st;
   if (prep(c->db,
-           "SELECT m.name, p.name, p.pk FROM sqlite_schema m, pragma_table_info(m.name) p"
-           " WHERE m.type = 'table' AND m.name NOT GLOB 'sqlite_*'"
+           "SELECT m.name, p.name, p.pk FROM pragma_table_list m, pragma_table_info(m.name) p"
+           " WHERE m.schema = 'main' AND m.type = 'table' AND m.name NOT GLOB 'sqlite_*'"
            " AND m.name NOT GLOB '_syncd_*' ORDER BY m.name, p.cid",
            &st, err))
     return -1;
@@ -302,6 +329,7 @@ static int sq_load_catalog(dialect_conn *c, catalog *cat, char **err) {
   stmt_put(st);
   if (!bad && rc != SQLITE_DONE) return fail(c->db, err);
   if (bad) return *err = wire_errf("out of memory"), -1;
+  c->owner->cat = cat;
   return catalog_finish(cat, table_sql, err);
 }
 
@@ -491,6 +519,7 @@ static dialect_result sq_write_row(dialect_conn *c, const catalog_table *t, cons
   sqlite3_bind_text(st, 2, m->pk, -1, SQLITE_STATIC);
   for (int i = 0; i < n_path; i++)
     sqlite3_bind_text(st, 3 + i, path[i], -1, SQLITE_STATIC);
+  sqlite3_int64 before = sqlite3_total_changes64(db);
   rc = sqlite3_step(st);
   if (m->op == STORE_DELETE && rc == SQLITE_ROW) {
     *del_pk = row_pk_json(t, st, 0);
@@ -499,6 +528,12 @@ static dialect_result sq_write_row(dialect_conn *c, const catalog_table *t, cons
   } else if (m->op != STORE_DELETE) {
     *changed = rc == SQLITE_DONE && sqlite3_changes(db) > 0;
   }
+  /* each of its own rows counts twice (the row, its record in
+  ** _syncd_touched): anything more is another row changed, or a table
+  ** that is not synced, and is looked at by sq_log_touched */
+  long long own = rc == SQLITE_DONE ? sqlite3_changes(db) : 0;
+  c->others = sqlite3_total_changes64(db) - before != 2 * own;
+  c->touched += own;
   stmt_put(st);
   sqlite3_free(path);
   if (rc == SQLITE_NOMEM) return *err = wire_errf("out of memory"), DIALECT_FATAL;
@@ -537,6 +572,95 @@ static int sq_log_change(dialect_conn *c, const char *table, const char *pk, con
   int rc = sqlite3_step(st);
   stmt_put(st);
   return rc == SQLITE_DONE ? 0 : fail(db, err);
+}
+
+/* Append one statement of a watching trigger: record the key of `row` (old
+** or new) of t, catalog index i, padded to width key columns; moved: only
+** when an update changed the key. */
+static void append_record(sqlite3_str *sql, const catalog_table *t, int i, int width,
+                          const char *row, int moved) {
+  sqlite3_str_appendf(sql, " INSERT INTO _syncd_touched SELECT %d", i);
+  for (int k = 0; k < width; k++) {
+    if (k < t->n_pk)
+      sqlite3_str_appendf(sql, ", %s.\"%w\"", row, t->cols[t->pk[k]].name);
+    else
+      sqlite3_str_appendall(sql, ", NULL");
+  }
+  for (int k = 0; moved && k < t->n_pk; k++) {
+    const char *name = t->cols[t->pk[k]].name;
+    sqlite3_str_appendf(sql, "%s old.\"%w\" IS NOT new.\"%w\"", k ? " OR" : " WHERE", name, name);
+  }
+  sqlite3_str_appendchar(sql, 1, ';');
+}
+
+/* Watch every synced table on this connection: TEMP triggers (seen by no
+** other connection, and gone with it) record the key of each row a write
+** inserts, updates (the old key too when it changed) or deletes in
+** temp._syncd_touched as (catalog index, key columns). */
+static int watch(dialect_conn *c, char **err) {
+  const catalog *cat = c->owner->cat;
+  int width = 1;
+  for (int i = 0; i < cat->n_tables; i++)
+    if (cat->tables[i].n_pk > width) width = cat->tables[i].n_pk;
+  sqlite3_str *sql = sqlite3_str_new(0);
+  sqlite3_str_appendall(sql, "CREATE TEMP TABLE IF NOT EXISTS _syncd_touched(tbl INTEGER");
+  for (int k = 0; k < width; k++)
+    sqlite3_str_appendf(sql, ", k%d", k);
+  sqlite3_str_appendall(sql, ");");
+  for (int i = 0; i < cat->n_tables; i++) {
+    const catalog_table *t = &cat->tables[i];
+    static const char *const ops[] = {"INSERT", "UPDATE", "DELETE"};
+    for (int op = 0; op < 3; op++) {
+      sqlite3_str_appendf(
+          sql, "CREATE TEMP TRIGGER IF NOT EXISTS \"_syncd_%s_%d\" AFTER %s ON main.\"%w\" BEGIN",
+          ops[op], i, ops[op], t->name);
+      if (op > 0) append_record(sql, t, i, width, "old", op == 1);
+      if (op < 2) append_record(sql, t, i, width, "new", 0);
+      sqlite3_str_appendall(sql, " END;");
+    }
+  }
+  char *z = sqlite3_str_finish(sql);
+  if (!z) return *err = wire_errf("out of memory"), -1;
+  int rc = exec(c->db, z, err);
+  sqlite3_free(z);
+  c->watching = rc == 0;
+  return rc;
+}
+
+static int sq_log_touched(dialect_conn *c, const catalog *cat, const catalog_table *own,
+                          const char *own_pk, int *n_changed, int *n_deleted, char **err) {
+  if (!c->others) return 0;
+  c->others = 0;
+  sqlite3_stmt *st;
+  if (prep(c->db, "SELECT DISTINCT * FROM temp._syncd_touched WHERE rowid > ?1", &st, err))
+    return -1;
+  sqlite3_bind_int64(st, 1, c->saved_touched);
+  int rc, bad = 0;
+  while (!bad && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const catalog_table *t = &cat->tables[sqlite3_column_int(st, 0)];
+    char *pk = row_pk_json(t, st, 1), *row = 0, *canon = 0, *reason = 0;
+    bad = !pk;
+    if (!bad && (t != own || !own_pk || strcmp(pk, own_pk) != 0)) {
+      /* a key it cannot find (a NULL part) is logged as gone */
+      dialect_result r = sq_read_row(c, t, pk, &row, &canon, &reason, err);
+      if (r == DIALECT_REJECTED) *err = wire_errf("%s: %s", t->name, reason);
+      bad = r != DIALECT_OK || sq_log_change(c, t->name, canon ? canon : pk, row, 0, err);
+      if (!bad) ++*n_changed, *n_deleted += !row;
+    }
+    sqlite3_free(pk);
+    sqlite3_free(row);
+    sqlite3_free(canon);
+    sqlite3_free(reason);
+  }
+  stmt_put(st);
+  if (bad) return *err ? -1 : (*err = wire_errf("out of memory"), -1);
+  if (rc != SQLITE_DONE) return fail(c->db, err);
+  /* this mutation's records are read: forget them (its savepoint still
+  ** brings them back if it is refused after all) */
+  if (run(c->db, "DELETE FROM temp._syncd_touched WHERE rowid > ?2", 0, c->saved_touched, err))
+    return -1;
+  c->touched = c->saved_touched;
+  return 0;
 }
 
 static int sq_compact(dialect_conn *c, long long max_tombstones, char **err) {
@@ -634,7 +758,7 @@ static int sq_prune(dialect_conn *c, const char *client, int keep, char **err) {
 /* ---- reading ---- */
 
 static int sq_read_page(dialect_conn *c, const char *client, long long after, int all,
-                        long long pending_from, wire_page *p, char **err) {
+                        const char *tables, long long pending_from, wire_page *p, char **err) {
   sqlite3 *db = c->db;
   sqlite3_stmt *q;
   if (run(db, "BEGIN", 0, 0, err) || prep(db, "SELECT version, horizon FROM _syncd_state", &q, err))
@@ -645,14 +769,16 @@ static int sq_read_page(dialect_conn *c, const char *client, long long after, in
   stmt_put(q);
   if (step != SQLITE_ROW) return fail(db, err);
   if (prep(db,
-           all ? "SELECT tbl, pk, row, version FROM _syncd_changes WHERE version > ?1"
-                 " ORDER BY version LIMIT ?2"
-               : "SELECT tbl, pk, row, version FROM _syncd_changes WHERE version > ?1"
-                 " AND op = 'upsert' ORDER BY version LIMIT ?2",
+           "SELECT tbl, pk, row, version FROM _syncd_changes WHERE version > ?1"
+           " AND (?3 OR op = 'upsert')"
+           " AND (?4 IS NULL OR tbl IN (SELECT value FROM json_each(?4)))"
+           " ORDER BY version LIMIT ?2",
            &q, err))
     return -1;
   sqlite3_bind_int64(q, 1, after);
   sqlite3_bind_int(q, 2, p->limit + 1);
+  sqlite3_bind_int(q, 3, all);
+  sqlite3_bind_text(q, 4, tables, -1, SQLITE_STATIC);
   while ((step = sqlite3_step(q)) == SQLITE_ROW)
     wire_page_change(p, (const char *)sqlite3_column_text(q, 0),
                      (const char *)sqlite3_column_text(q, 1),
@@ -708,6 +834,7 @@ const dialect dialect_sqlite = {
     .read_row = sq_read_row,
     .write_row = sq_write_row,
     .log_change = sq_log_change,
+    .log_touched = sq_log_touched,
     .compact = sq_compact,
     .client_last = sq_client_last,
     .client_set_last = sq_client_set_last,

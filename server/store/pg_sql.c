@@ -2,8 +2,9 @@
 ** pg_sql.c: the SQL text and the row JSON of the PostgreSQL dialect
 ** (pg_sql.h): how a column's value is read out of a request's JSON (cast
 ** to the column's type, bytea from {"$base64"}) and how a result row is
-** printed back as exact JSON by column kind. Used by dialect_pg.c only;
-** it runs no statement itself.
+** printed back as exact JSON by column kind; the internal tables and the
+** trigger that records rows a push changes besides its own. Used by
+** dialect_pg.c only; it runs no statement itself.
 */
 #include "pg_sql.h"
 
@@ -76,6 +77,68 @@ void pgsql_pk_where(sqlite3_str *sql, const catalog_table *t, int pkParam, int f
     sqlite3_str_appendall(sql, " = ");
     pgsql_value(sql, col, pkParam, firstKey + k);
   }
+}
+
+/* The internal tables (dialect.h), made when missing. */
+const char pgsql_internal_ddl[] =
+    "CREATE TABLE IF NOT EXISTS _syncd_state(one int PRIMARY KEY CHECK (one = 1),"
+    " db_id text NOT NULL, version bigint NOT NULL, horizon bigint NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS _syncd_changes(tbl text NOT NULL, pk text NOT NULL,"
+    " op text NOT NULL, row text, version bigint NOT NULL UNIQUE, PRIMARY KEY (tbl, pk));"
+    "CREATE INDEX IF NOT EXISTS _syncd_tombstones ON _syncd_changes(version)"
+    " WHERE op = 'delete';"
+    "CREATE TABLE IF NOT EXISTS _syncd_clients(client_id text PRIMARY KEY,"
+    " last_id bigint NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS _syncd_outcomes(client_id text NOT NULL, id bigint NOT NULL,"
+    " status text NOT NULL, reason text, tbl text, pk text, PRIMARY KEY (client_id, id));";
+
+/* Rows a push changes besides each mutation's own (a foreign key's
+** cascade, a trigger's writes) are recorded by this row trigger function
+** into the session's pg_temp._syncd_touched, only under a statement of
+** syncd's (syncd.own is set) and not the statement's own row, which the
+** push logs itself: depth 1 and the own table and key (a cascade's rows
+** fire at depth 1 too). A partition's rows are recorded under its
+** partitioned table's name. */
+const char pgsql_touch_function[] =
+    "CREATE OR REPLACE FUNCTION _syncd_touch() RETURNS trigger LANGUAGE plpgsql AS $f$"
+    " DECLARE t text := TG_TABLE_NAME; own text := current_setting('syncd.own', true);"
+    " o jsonb; r jsonb;"
+    " BEGIN"
+    " IF own IS NULL OR own = '' THEN RETURN NULL; END IF;"
+    " IF pg_partition_root(TG_RELID) IS NOT NULL THEN"
+    " SELECT relname INTO t FROM pg_class WHERE oid = pg_partition_root(TG_RELID); END IF;"
+    " r := CASE TG_OP WHEN 'DELETE' THEN to_jsonb(OLD) ELSE to_jsonb(NEW) END;"
+    " IF pg_trigger_depth() = 1 THEN o := own::jsonb;"
+    " IF o->>'t' = t AND r @> (o->'k') THEN RETURN NULL; END IF; END IF;"
+    " IF TG_OP = 'UPDATE' THEN INSERT INTO pg_temp._syncd_touched VALUES (t, to_jsonb(OLD));"
+    " END IF;"
+    " INSERT INTO pg_temp._syncd_touched VALUES (t, r);"
+    " RETURN NULL;"
+    " END $f$;";
+
+const char pgsql_set_own[] = "(SELECT set_config('syncd.own', $3, true)) _syncd_own";
+
+char *pgsql_own(const catalog_table *t, const char *pk) {
+  sqlite3_str *own = sqlite3_str_new(0);
+  sqlite3_str_appendall(own, "{\"t\":");
+  value_append_string(own, t->name, -1);
+  sqlite3_str_appendf(own, ",\"k\":%s}", pk);
+  return sqlite3_str_finish(own);
+}
+
+void pgsql_touch_trigger(sqlite3_str *sql, const catalog_table *t) {
+  sqlite3_str_appendall(sql, "CREATE OR REPLACE TRIGGER _syncd_touch AFTER INSERT OR UPDATE OR"
+                             " DELETE ON ");
+  pgsql_ident(sql, t->name);
+  sqlite3_str_appendall(sql, " FOR EACH ROW EXECUTE FUNCTION _syncd_touch();");
+}
+
+void pgsql_key_of_row(sqlite3_str *sql, const catalog_table *t) {
+  sqlite3_str_appendall(sql, "SELECT ");
+  pgsql_columns(sql, t, 1);
+  sqlite3_str_appendall(sql, " FROM jsonb_populate_record(NULL::");
+  pgsql_ident(sql, t->name);
+  sqlite3_str_appendall(sql, ", $1::jsonb)");
 }
 
 /* What every push needs of t, built once: the read of a row by key ($1 the

@@ -34,6 +34,24 @@ void pgsql_pk_where(sqlite3_str *sql, const catalog_table *t, int pkParam, int f
 ** nonzero when out of memory. */
 int pgsql_table(catalog_table *t);
 
+/* The internal tables (dialect.h), made when missing. */
+extern const char pgsql_internal_ddl[];
+
+/* The row trigger function that records rows a push changes besides its
+** own, and (appended) its trigger on t. */
+extern const char pgsql_touch_function[];
+void pgsql_touch_trigger(sqlite3_str *sql, const catalog_table *t);
+
+/* A write statement of syncd names its own row, {"t":table,"k":pk}
+** (pgsql_own, NULL when out of memory), as $3 in pgsql_set_own, a FROM
+** item that sets syncd.own for the statement's triggers. */
+extern const char pgsql_set_own[];
+char *pgsql_own(const catalog_table *t, const char *pk);
+
+/* Append the select of t's key columns (as pgsql_columns prints them) out
+** of the row in $1 (to_jsonb of a row of t). */
+void pgsql_key_of_row(sqlite3_str *sql, const catalog_table *t);
+
 /* {"col":value,...} of result row `row`, fields from f0 in the order of
 ** pgsql_columns(pkOnly); NULL when out of memory. */
 char *pgsql_row(const catalog_table *t, const PGresult *r, int row, int f0, int pkOnly);

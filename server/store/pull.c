@@ -8,35 +8,93 @@
 
 #include <string.h>
 
+#include "value.h"
+
 void store_page_clear(store_page *page) {
   sqlite3_free(page->json);
   sqlite3_free(page->cursor);
   memset(page, 0, sizeof *page);
 }
 
+/* The value of hex digit c, or -1. */
+static int hex(char c) {
+  return c >= '0' && c <= '9'   ? c - '0'
+         : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                : -1;
+}
+
+/* The synced tables `tables` names (store_pull_tables) as a JSON array of
+** their names as logged; NULL when out of memory. A malformed escape stays
+** as written, so that name matches no table. */
+static char *tables_json(const catalog *cat, const char *tables) {
+  sqlite3_str *out = sqlite3_str_new(0), *name = sqlite3_str_new(0);
+  int n = 0;
+  sqlite3_str_appendchar(out, 1, '[');
+  for (const char *p = tables;; p++) {
+    if (*p && *p != ',') {
+      int hi = *p == '%' ? hex(p[1]) : -1, lo = hi >= 0 ? hex(p[2]) : -1;
+      if (lo >= 0)
+        sqlite3_str_appendchar(name, 1, (char)(hi << 4 | lo)), p += 2;
+      else
+        sqlite3_str_appendchar(name, 1, *p);
+      continue;
+    }
+    const char *z = sqlite3_str_value(name);
+    const catalog_table *t = z ? catalog_table_find(cat, z) : 0;
+    if (t) {
+      if (n++) sqlite3_str_appendchar(out, 1, ',');
+      value_append_string(out, t->name, -1);
+    }
+    sqlite3_str_reset(name);
+    if (!*p) break;
+  }
+  sqlite3_str_appendchar(out, 1, ']');
+  int bad = sqlite3_str_errcode(name) != SQLITE_OK;
+  sqlite3_free(sqlite3_str_finish(name));
+  char *json = sqlite3_str_finish(out);
+  if (bad) sqlite3_free(json);
+  return bad ? 0 : json;
+}
+
 int store_pull(store *s, const char *client, const char *cursor, int limit, long long pending_from,
                store_page *page, char **err) {
-  long long after = 0;
+  return store_pull_tables(s, client, cursor, limit, pending_from, 0, page, err);
+}
+
+int store_pull_tables(store *s, const char *client, const char *cursor, int limit,
+                      long long pending_from, const char *tables, store_page *page, char **err) {
+  long long after = 0, snap = 0;
   memset(page, 0, sizeof *page);
   if (cursor) {
-    int rc = wire_cursor_parse(cursor, s->db_id, &after);
+    int rc = wire_cursor_parse(cursor, s->db_id, &after, &snap);
     if (rc != STORE_OK) return rc;
   }
+  char *only = tables ? tables_json(&s->cat, tables) : 0;
+  if (tables && !only) return *err = wire_errf("out of memory"), STORE_ERROR;
   dialect_conn *c = pool_get(&s->pool, err);
-  if (!c) return STORE_ERROR;
+  if (!c) return sqlite3_free(only), STORE_ERROR;
   wire_page p;
   wire_page_start(&p, limit, pending_from > 0);
   int rc = STORE_ERROR;
-  if (!s->d->read_page(c, client, after, cursor != 0, pending_from, &p, err)) {
-    /* below the horizon, deletes it needs are purged; above the head, it
-    ** names versions this database never had */
-    if (cursor && (after < p.horizon || after > p.head))
+  if (!s->d->read_page(c, client, after, cursor != 0, only, pending_from, &p, err)) {
+    /* An initial sync pages through live rows by version, so its cursor
+    ** falls below the horizon as soon as tombstones are purged. Its
+    ** continuation carries the head h its first page read: a row it sent
+    ** can only have been deleted after h, so the deletes it may need are
+    ** the ones above max(after, h), and purged ones stop below the
+    ** horizon. Any other cursor below the horizon misses deletes; one
+    ** above the head names versions this database never had. */
+    long long needs = snap > after ? snap : after;
+    p.snap = cursor ? snap : p.head;
+    if (cursor && (needs < p.horizon || after > p.head || snap > p.head))
       rc = STORE_EXPIRED;
     else
       rc = wire_page_finish(&p, s->db_id, page, err);
   }
   wire_page_drop(&p);
   pool_put(&s->pool, c);
+  sqlite3_free(only);
   return rc;
 }
 

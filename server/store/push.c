@@ -15,6 +15,7 @@
 */
 #include "jscan.h"
 #include "store_impl.h"
+#include "value.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -71,10 +72,71 @@ static dialect_result check_keys(const catalog *cat, const catalog_table *t,
   return result;
 }
 
+/* The value of each column of t that the JSON object obj names (its first
+** member naming it, as check_keys counts), into vals[0..t->n_cols); -1
+** when out of memory. */
+static int column_values(const catalog *cat, const catalog_table *t, const char *obj, jspan *vals) {
+  const char *e = obj + strlen(obj), *z = jscan_ws(obj, e);
+  jspan key, val;
+  memset(vals, 0, sizeof *vals * t->n_cols);
+  while (jscan_member(&z, e, &key, &val)) {
+    int nul = 0;
+    char *name = jscan_text((jspan){key.z - 1, key.n + 2}, &nul);
+    if (!name) return -1;
+    int c = catalog_column_find(cat, t, name);
+    sqlite3_free(name);
+    if (c >= 0 && !vals[c].z) vals[c] = val;
+  }
+  return 0;
+}
+
+/* An insert took its key from data where data names key columns: refuse
+** it when that key is not pk's (the row read back by pk, o->pk, would be
+** another one). The same text is the same key; a different text (7 and
+** 7.0) is judged by the database: the key data names, read back, must be
+** o->pk. */
+static dialect_result same_key(const store *s, dialect_conn *c, const catalog_table *t,
+                               const store_mutation *m, wire_outcome *o, char **err) {
+  jspan *v = sqlite3_malloc64(sizeof *v * 2 * t->n_cols);
+  if (!v || column_values(&s->cat, t, m->pk, v) ||
+      column_values(&s->cat, t, m->data, v + t->n_cols)) {
+    sqlite3_free(v);
+    return *err = wire_errf("out of memory"), DIALECT_FATAL;
+  }
+  int differ = 0;
+  for (int k = 0; k < t->n_pk; k++) {
+    jspan a = v[t->pk[k]], b = v[t->n_cols + t->pk[k]];
+    if (b.z && (a.n != b.n || memcmp(a.z, b.z, a.n) != 0)) differ = 1;
+  }
+  dialect_result r = DIALECT_OK;
+  if (differ) {
+    sqlite3_str *key = sqlite3_str_new(0);
+    sqlite3_str_appendchar(key, 1, '{');
+    for (int k = 0; k < t->n_pk; k++) {
+      jspan b = v[t->n_cols + t->pk[k]], val = b.z ? b : v[t->pk[k]];
+      if (k) sqlite3_str_appendchar(key, 1, ',');
+      value_append_string(key, t->cols[t->pk[k]].name, -1);
+      sqlite3_str_appendchar(key, 1, ':');
+      sqlite3_str_append(key, val.z, val.n);
+    }
+    sqlite3_str_appendchar(key, 1, '}');
+    char *z = sqlite3_str_finish(key), *row = 0, *pk = 0;
+    r = z ? s->d->read_row(c, t, z, &row, &pk, &o->reason, err)
+          : (*err = wire_errf("out of memory"), DIALECT_FATAL);
+    if (r == DIALECT_OK && (!pk || strcmp(pk, o->pk) != 0))
+      r = DIALECT_REJECTED, o->reason = wire_errf("the row's key does not match pk");
+    sqlite3_free(z);
+    sqlite3_free(row);
+    sqlite3_free(pk);
+  }
+  sqlite3_free(v);
+  return r;
+}
+
 /* The row statements of m on t, inside its savepoint. */
 static dialect_result apply_rows(const store *s, dialect_conn *c, const catalog_table *t,
                                  const store_mutation *m, const dialect_cols *cols, wire_outcome *o,
-                                 char **err) {
+                                 int *others, char **err) {
   const dialect *d = s->d;
   char *del_pk = 0;
   int changed = 0;
@@ -92,21 +154,27 @@ static dialect_result apply_rows(const store *s, dialect_conn *c, const catalog_
     r = d->read_row(c, t, m->pk, &o->row, &o->pk, &o->reason, err);
     if (r == DIALECT_OK && !o->row)
       r = DIALECT_REJECTED, o->reason = wire_errf("the row's key does not match pk");
+    else if (r == DIALECT_OK && m->op == STORE_INSERT)
+      r = same_key(s, c, t, m, o, err);
   }
   if (r == DIALECT_OK && changed) {
     const char *pk = m->op == STORE_DELETE ? del_pk : o->pk;
     if (d->log_change(c, t->name, pk, o->row, &o->version, err)) r = DIALECT_FATAL;
     if (m->op == STORE_DELETE) o->pk = del_pk, del_pk = 0;
   }
+  if (r == DIALECT_OK && d->log_touched &&
+      d->log_touched(c, &s->cat, t, changed ? o->pk : 0, &others[0], &others[1], err))
+    r = DIALECT_FATAL;
   sqlite3_free(del_pk);
   return r;
 }
 
 /* Apply m to t (NULL: m names no synced table) in its own savepoint; fills
-** o. Returns 0, or -1 when the batch must fail (*err set), or -2 when m's
-** refusal ended the whole transaction (o->reason says why). */
+** o, and others with the other rows it changed and deleted (cascades,
+** triggers). Returns 0, or -1 when the batch must fail (*err set), or -2
+** when m's refusal ended the whole transaction (o->reason says why). */
 static int apply_one(const store *s, dialect_conn *c, const catalog_table *t,
-                     const store_mutation *m, wire_outcome *o, char **err) {
+                     const store_mutation *m, wire_outcome *o, int *others, char **err) {
   const dialect *d = s->d;
   memset(o, 0, sizeof *o);
   if (!t) {
@@ -122,7 +190,7 @@ static int apply_one(const store *s, dialect_conn *c, const catalog_table *t,
   memset(used, 0, sizeof *used * (t->n_cols + 1));
   if (d->savepoint(c, err)) return sqlite3_free(buf), -1;
   dialect_result r = check_keys(&s->cat, t, m, &cols, used, &o->reason);
-  if (r == DIALECT_OK) r = apply_rows(s, c, t, m, &cols, o, err);
+  if (r == DIALECT_OK) r = apply_rows(s, c, t, m, &cols, o, others, err);
   sqlite3_free(buf);
   if (d->settle) r = d->settle(c, r, &o->reason, err);
   if (r == DIALECT_ENDED) return -2;
@@ -159,14 +227,15 @@ static int attempt(const store *s, dialect_conn *c, const char *client, const st
       continue;
     }
     const catalog_table *t = catalog_table_find(&s->cat, mu->table);
-    int rc = 0;
+    int rc = 0, others[2] = {0, 0};
     if (doomed[order[k]]) {
       o->reason = sqlite3_mprintf("%s", doomed[order[k]]);
       o->pk = sqlite3_mprintf("%s", mu->pk);
       if (!o->reason || !o->pk) rc = -1, *err = wire_errf("out of memory");
     } else {
-      rc = apply_one(s, c, t, mu, o, err);
+      rc = apply_one(s, c, t, mu, o, others, err);
     }
+    if (rc == 0 && !o->applied) others[0] = others[1] = 0; /* rolled back with it */
     if (rc == -2) {
       doomed[order[k]] = o->reason;
       o->reason = 0;
@@ -178,6 +247,8 @@ static int attempt(const store *s, dialect_conn *c, const char *client, const st
       (*n_changed)++;
       if (!o->row) n_deleted++;
     }
+    *n_changed += others[0];
+    n_deleted += others[1];
   }
   /* Finding the cutoff of the outcomes kept walks STORE_KEEP_OUTCOMES index
   ** entries: done when the last id crosses a multiple of STORE_PRUNE_EVERY,

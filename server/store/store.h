@@ -48,6 +48,14 @@ int store_push(store *s, const char *client_id, const store_mutation *m, int n, 
 int store_pull(store *s, const char *client_id, const char *cursor, int limit,
                long long pending_from, store_page *page, char **err);
 
+/* store_pull shipping only the changes of the tables `tables` names (NULL:
+** every table): the `tables` parameter of /pull and /events as the query
+** decoding left it, names separated by ',', each percent-encoded (so a
+** name may hold ',' or '%'); a name that is no synced table is ignored.
+** (pull.c) */
+int store_pull_tables(store *s, const char *client_id, const char *cursor, int limit,
+                      long long pending_from, const char *tables, store_page *page, char **err);
+
 /* The cursor of the current head version. (pull.c) */
 int store_head(store *s, char **cursor, char **err);
 

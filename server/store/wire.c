@@ -21,7 +21,18 @@ void wire_new_db_id(char *id) {
   id[sizeof r] = 0;
 }
 
-int wire_cursor_parse(const char *cursor, const char *db_id, long long *version) {
+/* The decimal number at *p (advanced past it); -1 when none or too big. */
+static long long number(const char **p) {
+  const char *d = *p;
+  if (*d < '0' || *d > '9') return -1;
+  char *end;
+  errno = 0;
+  long long v = strtoll(d, &end, 10);
+  *p = end;
+  return errno ? -1 : v;
+}
+
+int wire_cursor_parse(const char *cursor, const char *db_id, long long *version, long long *snap) {
   const char *dash = strrchr(cursor, '-');
   if (!dash || dash == cursor || strlen(cursor) > 64) return STORE_BAD_CURSOR;
   for (const char *p = cursor; p < dash; p++) {
@@ -29,21 +40,23 @@ int wire_cursor_parse(const char *cursor, const char *db_id, long long *version)
       return STORE_BAD_CURSOR;
   }
   const char *d = dash + 1;
-  if (*d < '0' || *d > '9') return STORE_BAD_CURSOR;
-  for (const char *p = d; *p; p++) {
-    if (*p < '0' || *p > '9') return STORE_BAD_CURSOR;
-  }
-  errno = 0;
-  long long v = strtoll(d, 0, 10);
-  if (errno) return STORE_BAD_CURSOR;
+  long long v = number(&d), h = 0;
+  if (v >= 0 && *d == 's') d++, h = number(&d);
+  if (v < 0 || h < 0 || *d) return STORE_BAD_CURSOR;
   if ((size_t)(dash - cursor) != strlen(db_id) || memcmp(cursor, db_id, dash - cursor) != 0)
     return STORE_EXPIRED;
   *version = v;
+  *snap = h;
   return STORE_OK;
 }
 
 char *wire_cursor(const char *db_id, long long version) {
   return sqlite3_mprintf("%s-%lld", db_id, version);
+}
+
+/* An initial sync's continuation: "<db id>-<version>s<snapshot head>". */
+static char *cursor_snap(const char *db_id, long long version, long long snap) {
+  return sqlite3_mprintf("%s-%llds%lld", db_id, version, snap);
 }
 
 void wire_page_start(wire_page *p, int limit, int rejected) {
@@ -92,7 +105,10 @@ int wire_page_finish(wire_page *p, const char *db_id, store_page *page, char **e
   memset(page, 0, sizeof *page);
   page->n_changes = p->n_changes;
   page->has_more = p->has_more;
-  page->cursor = wire_cursor(db_id, p->has_more ? p->last_version : p->head);
+  if (p->has_more && p->snap > p->last_version)
+    page->cursor = cursor_snap(db_id, p->last_version, p->snap);
+  else
+    page->cursor = wire_cursor(db_id, p->has_more ? p->last_version : p->head);
   sqlite3_str_appendall(out, "],\"cursor\":");
   if (page->cursor) value_append_string(out, page->cursor, -1);
   sqlite3_str_appendf(out, ",\"has_more\":%s,\"last_mutation_id\":%lld",

@@ -16,10 +16,12 @@
 /* Fill id (at least 13 bytes) with a fresh random database id. */
 void wire_new_db_id(char *id);
 
-/* Parse "<db id>-<version>". Returns STORE_OK with *version set, or
-** STORE_BAD_CURSOR when it is not a cursor, or STORE_EXPIRED when it names
-** another database. */
-int wire_cursor_parse(const char *cursor, const char *db_id, long long *version);
+/* Parse "<db id>-<version>", or an initial sync's continuation
+** "<db id>-<version>s<snapshot>" (snapshot: the head when that initial
+** sync began). Returns STORE_OK with *version and *snap (0: not a
+** continuation) set, or STORE_BAD_CURSOR when it is not a cursor, or
+** STORE_EXPIRED when it names another database. */
+int wire_cursor_parse(const char *cursor, const char *db_id, long long *version, long long *snap);
 
 /* A new cursor string (sqlite3_malloc'd), NULL when out of memory. */
 char *wire_cursor(const char *db_id, long long version);
@@ -34,6 +36,7 @@ typedef struct wire_page {
   int n_changes;
   int has_more;
   long long last_version; /* of the last change appended */
+  long long snap;         /* an initial sync's snapshot head (0: none): see pull.c */
   long long head, horizon, last_id;
 } wire_page;
 
@@ -49,7 +52,8 @@ void wire_page_change(wire_page *p, const char *table, const char *pk, const cha
 void wire_page_rejected(wire_page *p, long long id, const char *reason);
 
 /* Finish p into page (json and cursor: the last change's version when
-** has_more, else head), freeing p's builders. STORE_OK, or STORE_ERROR
+** has_more -- as a continuation of snap while below it --, else head), freeing p's builders.
+*STORE_OK, or STORE_ERROR
 ** with *err when out of memory. */
 int wire_page_finish(wire_page *p, const char *db_id, store_page *page, char **err);
 

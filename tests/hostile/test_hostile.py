@@ -36,13 +36,6 @@ BAD_PAGES = [
      r"NOT NULL"),
     ("unknown op", json_body(page({"table": "todos", "op": "drop", "pk": {"id": "s"}})),
      r'unknown op "drop"'),
-    ("unknown table", json_body(page(upsert("nope", {"id": "a"}, {"id": "a"}))),
-     r'table "nope" is not tracked'),
-    ("sqlite_master", json_body(page(upsert("sqlite_master", {"name": "t"},
-                                            {"type": "table", "name": "t", "sql": "x"}))),
-     r'table "sqlite_master" is not tracked'),
-    ("injection in table name", json_body(page(upsert(EVIL, {"id": 1}, {"id": 1}))),
-     r"is not tracked"),
     ("injection in pk column", json_body(page(upsert("t", {EVIL: 1}, {"id": 1, "v": "z"}))),
      r"primary key"),
     ("unknown column in pk", json_body(page(upsert("todos", {"zzz": "a"}, {"id": "a", "title": "x"}))),
@@ -61,8 +54,17 @@ BAD_PAGES = [
     ("last_mutation_id not an integer", json_body({"changes": [], "cursor": "c-9",
                                                    "last_mutation_id": "2"}),
      r"last_mutation_id must be an integer"),
-    ("delete of sqlite_master", json_body(page({"table": "sqlite_master", "op": "delete",
-                                                "pk": {"name": "t"}})), r"not tracked"),
+]
+
+# Changes for tables the client does not track (the server may have added
+# one) are skipped and counted, never refused nor executed (issue 13 #12).
+SKIPPED_PAGES = [
+    ("unknown table", page(upsert("nope", {"id": "a"}, {"id": "a"}))),
+    ("sqlite_master", page(upsert("sqlite_master", {"name": "t"},
+                                  {"type": "table", "name": "t", "sql": "x"}))),
+    ("injection in table name", page(upsert(EVIL, {"id": 1}, {"id": 1}))),
+    ("delete of sqlite_master", page({"table": "sqlite_master", "op": "delete",
+                                      "pk": {"name": "t"}})),
 ]
 
 # Push answers that sync_push must refuse.
@@ -94,6 +96,18 @@ class PullAnswers(ClientCase):
                 self.assertRegex(out["error"], r"^sync_pull: ")
                 self.assertRegex(out["error"], want)
                 self.assertUntouched(out)
+
+    def test_untracked_tables_skipped_never_executed(self):
+        for name, body in SKIPPED_PAGES:
+            with self.subTest(name):
+                srv = self.server()
+                srv.route("/pull", json_body(body))
+                out = self.run_client(srv.url, "pull", db=f"{len(self.servers)}.db")
+                self.assertIsNone(out["error"], name)
+                self.assertEqual(out["result"], 0)
+                self.assertEqual(out["after"]["schema"], out["before"]["schema"])
+                self.assertEqual(out["after"]["todos"], out["before"]["todos"])
+                self.assertEqual(out["after"]["cursor"], "c-9")
 
     def test_unknown_row_column_is_ignored_never_executed(self):
         # A newer server may add columns: documented as ignored. A hostile
@@ -287,12 +301,12 @@ class WorkerAnswers(ClientCase):
     def test_sse_bad_events(self):
         cases = [
             ("malformed", b"event: changes\ndata: {\"changes\": [\n\n", r"^events: sync_apply: .*JSON"),
-            ("unknown table", b"event: changes\ndata: " + json.dumps(
-                page(upsert("nope", {"id": 1}, {"id": 1}))).encode() + b"\n\n",
-             r'^events: sync_apply: table "nope" is not tracked'),
+            ("unknown op", b"event: changes\ndata: " + json.dumps(
+                page({"table": "todos", "op": "nope", "pk": {"id": 1}})).encode() + b"\n\n",
+             r'^events: sync_apply: change 1 has unknown op "nope"'),
             ("injection", b"event: changes\ndata: " + json.dumps(
-                page(upsert(EVIL, {"id": 1}, {"id": 1}))).encode() + b"\n\n",
-             r"^events: sync_apply: table .* is not tracked"),
+                page({"table": "todos", "op": EVIL, "pk": {"id": 1}})).encode() + b"\n\n",
+             r"^events: sync_apply: change 1 has unknown op"),
         ]
         for name, body, want in cases:
             with self.subTest(name):

@@ -142,14 +142,13 @@ class Token(ClientCase):
         # 3. A server that puts the token where an error message quotes it:
         # sync_status.last_error shows it masked. (SYNC_TRACE is off here:
         # it prints bodies as the server sent them.)
-        bad = {"changes": [{"table": token, "op": "upsert", "pk": {"id": 1}, "row": {"id": 1}}],
-               "cursor": "c-7"}
+        bad = {"changes": [{"table": "todos", "op": token, "pk": {"id": 1}}], "cursor": "c-7"}
         srv.route("/events", guarded(event_stream(
             [b"event: changes\ndata: " + json.dumps(bad).encode() + b"\n\n"])))
         out3 = self.run_client(srv.url, "worker", reuse=True, token=token,
-                               want=r"is not tracked", wait_s=15)
+                               want=r"unknown op", wait_s=15)
         self.assertEqual(out3.get("matched"),
-                         'events: sync_apply: table "********" is not tracked')
+                         'events: sync_apply: change 1 has unknown op "********"')
         out2["stdout"] += out3["stdout"]
         out2["stderr"] += out3["stderr"]
 

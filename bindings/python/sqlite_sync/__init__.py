@@ -120,6 +120,7 @@ class Status:
     pulled_total: int
     client_id: Optional[str]
     url: Optional[str]
+    skipped_changes: int = 0
 
 
 @dataclass

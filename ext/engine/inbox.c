@@ -1,0 +1,467 @@
+/*
+** inbox.c: apply's slow paths, taken only when a page does not write as it
+** comes (apply.c takes the fast path).
+**
+** Server state is consistent at the end of a pull, not inside it: the change
+** log keeps the latest change per row, so a UNIQUE swap or rotation arrives
+** as rows that each collide with another's old value, a value handed from one
+** row to another can arrive receiver first, and a page boundary can fall
+** between the halves of a swap or between a child and its parent.
+**
+** Deferred rows (Settle): a row write a UNIQUE index refused is kept and
+** retried after the page's other changes, over and over while some succeed.
+** What is left is a cycle or a collision with a row the page does not
+** write. For each remaining row, the local row holding its value in a UNIQUE
+** index (PRAGMA index_list/index_info, not the primary key) is:
+**   - one of the deferred rows (its final state is coming): parked, its
+**     colliding columns set to a value no row holds (text and blobs get a
+**     random suffix, numbers the column's maximum plus one; CHECK
+**     constraints ignored for the park only), and rewritten afterwards;
+**   - a row with pending mutations: its local effect is hidden, the row set
+**     back to its server image (sync_shadow) or removed when the server has
+**     none; its mutations stay queued for the server to judge;
+**   - any other row: stale, because the server never holds two equal UNIQUE
+**     values: its own change is on a later page, so the page is staged
+**     (*pLater); on the pull's last page, the server wins and the row is
+**     deleted (a cascade is right: the server holds no such row).
+**
+** The inbox: a page that cannot apply yet (a collision above, or a foreign
+** key left unresolved, seen through SQLITE_DBSTATUS_DEFERRED_FKS) goes into
+** sync_inbox(seq, page) and the cursor moves on, so the pull continues.
+** apply.c applies the staged pages and the last one together.
+*/
+#include "inbox.h"
+
+#include <string.h>
+
+int settle_add(Settle *st, SyncTable *t, int chg, const char *key, const char *row, int nRow) {
+  if (st->n == st->cap) {
+    int cap = st->cap ? st->cap * 2 : 8;
+    Deferred *a = sqlite3_realloc64(st->a, sizeof *a * (sqlite3_uint64)cap);
+    if (!a) return SQLITE_NOMEM;
+    st->a = a, st->cap = cap;
+  }
+  Deferred *d = &st->a[st->n];
+  d->t = t, d->chg = chg;
+  d->key = sqlite3_mprintf("%s", key);
+  d->row = sqlite3_mprintf("%.*s", nRow, row);
+  if (!d->key || !d->row) {
+    sqlite3_free(d->key);
+    sqlite3_free(d->row);
+    return SQLITE_NOMEM;
+  }
+  st->n++;
+  return SQLITE_OK;
+}
+
+static void settle_remove(Settle *st, int k) {
+  sqlite3_free(st->a[k].key);
+  sqlite3_free(st->a[k].row);
+  memmove(&st->a[k], &st->a[k + 1], sizeof *st->a * (size_t)(st->n - k - 1));
+  st->n--;
+}
+
+/* A later change of the key replaces the deferred one. */
+void settle_drop(Settle *st, SyncTable *t, const char *key) {
+  for (int k = 0; k < st->n; k++)
+    if (st->a[k].t == t && strcmp(st->a[k].key, key) == 0) settle_remove(st, k--);
+}
+
+void settle_free(Settle *st) {
+  while (st->n)
+    settle_remove(st, st->n - 1);
+  sqlite3_free(st->a);
+  memset(st, 0, sizeof *st);
+}
+
+static int settle_has(Settle *st, SyncTable *t, const char *key) {
+  for (int k = 0; k < st->n; k++)
+    if (st->a[k].t == t && strcmp(st->a[k].key, key) == 0) return 1;
+  return 0;
+}
+
+/* The statements that find, park and delete the local row holding a UNIQUE
+** index's values, ?1 being the incoming row (JSON). */
+typedef struct Blocker {
+  sqlite3_stmt *find; /* -> the holder's canonical key */
+  sqlite3_stmt *park; /* moves the holder's values aside */
+  sqlite3_stmt *drop; /* deletes the holder */
+} Blocker;
+
+static void blocker_free(Blocker *b) {
+  sqlite3_finalize(b->find);
+  sqlite3_finalize(b->park);
+  sqlite3_finalize(b->drop);
+  memset(b, 0, sizeof *b);
+}
+
+/* The key as the capture triggers write it (see capture.c key_expr). */
+static void key_sql(sqlite3_str *s, SyncTable *t) {
+  sqlite3_str_appendall(s, "json_object(");
+  for (int i = 0; i < t->nPk; i++) {
+    const char *col = t->cols[t->pk[i]];
+    sqlite3_str_appendf(
+        s,
+        "%s'%q',CASE typeof(\"%w\") WHEN 'blob' THEN json_object('$hex',hex(\"%w\"))"
+        " WHEN 'real' THEN json(printf('%%!.17g',\"%w\")) ELSE \"%w\" END",
+        i ? "," : "", col, col, col, col, col);
+  }
+  sqlite3_str_appendall(s, ")");
+}
+
+/* A value of column col that no row of t holds. */
+static void park_sql(sqlite3_str *s, SyncTable *t, const char *col) {
+  sqlite3_str_appendf(
+      s,
+      "\"%w\" = CASE typeof(\"%w\") WHEN 'text' THEN \"%w\" || '~' || hex(randomblob(8))"
+      " WHEN 'blob' THEN \"%w\" || randomblob(8)"
+      " WHEN 'integer' THEN (SELECT CAST(max(\"%w\") AS INTEGER) + 1 FROM main.\"%w\""
+      " WHERE typeof(\"%w\") IN ('integer','real'))"
+      " ELSE (SELECT abs(max(\"%w\")) * 2 + 1.5 FROM main.\"%w\""
+      " WHERE typeof(\"%w\") IN ('integer','real')) END",
+      col, col, col, col, col, t->name, col, col, t->name, col);
+}
+
+/* Prepares b for the unique index idx of t. *pOk is 0 when the index
+** is not made of plain columns (it is then left alone). */
+static int blocker_prepare(SyncCtx *c, SyncTable *t, const char *idx, Blocker *b, int *pOk) {
+  sqlite3_stmt *q = 0;
+  sqlite3_str *where = sqlite3_str_new(c->db), *set = sqlite3_str_new(c->db);
+  char *sql = sqlite3_mprintf("PRAGMA main.index_info(\"%w\")", idx);
+  int rc = sql ? sqlite3_prepare_v2(c->db, sql, -1, &q, 0) : SQLITE_NOMEM;
+  sqlite3_free(sql);
+  int n = 0;
+  *pOk = 1;
+  while (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
+    const char *col = (const char *)sqlite3_column_text(q, 2);
+    if (!col) {
+      *pOk = 0;
+      break;
+    }
+    sqlite3_str_appendf(where, "%s\"%w\" = sync_val(?1 -> '$.\"%q\"')", n ? " AND " : "", col, col);
+    if (n++) sqlite3_str_appendall(set, ",");
+    park_sql(set, t, col);
+  }
+  if (rc == SQLITE_OK) rc = sqlite3_reset(q);
+  sqlite3_finalize(q);
+  /* (An empty sqlite3_str finishes as NULL: its error code tells.) */
+  if (rc == SQLITE_OK && (sqlite3_str_errcode(where) || sqlite3_str_errcode(set)))
+    rc = SQLITE_NOMEM;
+  char *w = sqlite3_str_finish(where), *p = sqlite3_str_finish(set);
+  if (rc == SQLITE_OK && *pOk && n) {
+    sqlite3_str *s = sqlite3_str_new(c->db);
+    sqlite3_str_appendall(s, "SELECT ");
+    key_sql(s, t);
+    sqlite3_str_appendf(s, " FROM main.\"%w\" WHERE %s", t->name, w);
+    char *find = sqlite3_str_finish(s);
+    char *park = sqlite3_mprintf("UPDATE main.\"%w\" SET %s WHERE %s", t->name, p, w);
+    char *drop = sqlite3_mprintf("DELETE FROM main.\"%w\" WHERE %s", t->name, w);
+    rc = find && park && drop ? SQLITE_OK : SQLITE_NOMEM;
+    if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(c->db, find, -1, &b->find, 0);
+    if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(c->db, park, -1, &b->park, 0);
+    if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(c->db, drop, -1, &b->drop, 0);
+    sqlite3_free(find);
+    sqlite3_free(park);
+    sqlite3_free(drop);
+  } else if (n == 0) {
+    *pOk = 0;
+  }
+  sqlite3_free(w);
+  sqlite3_free(p);
+  return rc;
+}
+
+/* The key of the local row, other than the row's own key, holding row's
+** values in b's index (*pKey NULL when none). */
+static int blocker_find(Blocker *b, const char *row, const char *self, char **pKey) {
+  *pKey = 0;
+  sqlite3_bind_text(b->find, 1, row, -1, SQLITE_STATIC);
+  int rc;
+  while ((rc = sqlite3_step(b->find)) == SQLITE_ROW) {
+    const char *k = (const char *)sqlite3_column_text(b->find, 0);
+    if (k && strcmp(k, self) != 0) {
+      *pKey = sqlite3_mprintf("%s", k);
+      rc = *pKey ? SQLITE_ROW : SQLITE_NOMEM;
+      break;
+    }
+  }
+  int rc2 = sqlite3_reset(b->find);
+  if (rc == SQLITE_NOMEM) return rc;
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc2;
+}
+
+/* Runs s with ?1 the incoming row; the error code stays readable. */
+static int run_row(sqlite3_stmt *s, const char *row) {
+  sqlite3_bind_text(s, 1, row, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Parks the holder. A CHECK constraint the parked value breaks is ignored
+** for the park only (a parked value is never seen; the rewrite that follows
+** is checked). The pragma is set only then: it expires every statement of
+** the connection, and a statement of the caller's that reads a table the
+** page staging then writes would abort. */
+static int park(SyncCtx *c, Blocker *b, const char *row) {
+  int rc = run_row(b->park, row);
+  if (rc != SQLITE_CONSTRAINT || sqlite3_extended_errcode(c->db) != SQLITE_CONSTRAINT_CHECK)
+    return rc;
+  sqlite3_stmt *q = 0;
+  int was = 0;
+  rc = sqlite3_prepare_v2(c->db, "PRAGMA ignore_check_constraints", -1, &q, 0);
+  if (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) was = sqlite3_column_int(q, 0);
+  sqlite3_finalize(q);
+  if (rc == SQLITE_OK && !was) rc = ctx_exec(c, "PRAGMA ignore_check_constraints=ON");
+  if (rc == SQLITE_OK) rc = run_row(b->park, row);
+  if (!was) ctx_exec(c, "PRAGMA ignore_check_constraints=OFF");
+  return rc;
+}
+
+/* Hides the local effect of pending key: its server image, or no row when
+** the server has none or the image collides too. Its mutations stay. */
+int settle_hide(SyncCtx *c, SyncTable *t, const char *key) {
+  sqlite3_stmt *s = ctx_stmt(c, STMT_SHADOW_GET);
+  if (!s) return sqlite3_errcode(c->db);
+  sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+  char *image = 0;
+  if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
+    image = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
+    if (!image) {
+      sqlite3_reset(s);
+      return SQLITE_NOMEM;
+    }
+  }
+  sqlite3_reset(s);
+  int rc = image ? table_write(t->upsert, image, 0) : SQLITE_CONSTRAINT;
+  sqlite3_free(image);
+  if (rc == SQLITE_NOMEM) return rc;
+  return rc == SQLITE_OK ? rc : table_write(t->del, key, 0);
+}
+
+static int key_pending(SyncCtx *c, SyncTable *t, const char *key, int *pYes) {
+  sqlite3_stmt *s = ctx_stmt(c, STMT_HAS_PENDING);
+  if (!s) return sqlite3_errcode(c->db);
+  sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(s);
+  *pYes = rc == SQLITE_ROW;
+  sqlite3_reset(s);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Clears the way for d through one index (see the file's comment). *pDone
+** counts what moved; *pLater is set when a holder's state is still to
+** come. */
+static int clear_one(SyncCtx *c, Settle *st, Deferred *d, Blocker *b, int final, int *pDone,
+                     int *pLater) {
+  char *key = 0;
+  int rc = blocker_find(b, d->row, d->key, &key);
+  if (rc != SQLITE_OK || !key) return rc;
+  int pending = 0;
+  if (settle_has(st, d->t, key)) {
+    rc = park(c, b, d->row);
+    if (rc == SQLITE_OK) ++*pDone;
+  } else if ((rc = key_pending(c, d->t, key, &pending)) == SQLITE_OK && pending) {
+    rc = settle_hide(c, d->t, key);
+    char *still = 0;
+    if (rc == SQLITE_OK) rc = blocker_find(b, d->row, d->key, &still);
+    if (rc == SQLITE_OK && !still) ++*pDone;
+    pending = still == 0;
+    sqlite3_free(still);
+  }
+  if (rc == SQLITE_OK && !pending && !settle_has(st, d->t, key)) {
+    if (final) {
+      rc = run_row(b->drop, d->row);
+      if (rc == SQLITE_OK) ++*pDone;
+    } else {
+      *pLater = 1;
+    }
+  }
+  sqlite3_free(key);
+  return rc;
+}
+
+/* Clears the way for d through each of its table's UNIQUE indexes. */
+static int clear_all(SyncCtx *c, Settle *st, Deferred *d, int final, int *pDone, int *pLater) {
+  sqlite3_stmt *q = 0;
+  /* PRAGMA statements, not the pragma_ table functions: connecting those
+  ** marks the schema changed, and the ROLLBACK TO of a page that is then
+  ** staged would abort the caller's statement. */
+  char *sql = sqlite3_mprintf("PRAGMA main.index_list(\"%w\")", d->t->name);
+  int rc = sql ? sqlite3_prepare_v2(c->db, sql, -1, &q, 0) : SQLITE_NOMEM;
+  sqlite3_free(sql);
+  while (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
+    /* seq, name, unique, origin, partial: UNIQUE, not the primary key */
+    const char *origin = (const char *)sqlite3_column_text(q, 3);
+    if (!sqlite3_column_int(q, 2) || !origin || strcmp(origin, "pk") == 0) continue;
+    Blocker b;
+    memset(&b, 0, sizeof b);
+    int ok = 0;
+    rc = blocker_prepare(c, d->t, (const char *)sqlite3_column_text(q, 1), &b, &ok);
+    if (rc == SQLITE_OK && ok) rc = clear_one(c, st, d, &b, final, pDone, pLater);
+    blocker_free(&b);
+  }
+  if (rc == SQLITE_OK) rc = sqlite3_reset(q);
+  sqlite3_finalize(q);
+  return rc;
+}
+
+/* Writes the deferred rows: retried while some succeed, then their holders
+** moved (see the file's comment), until none is left. final: the pull's
+** last page, where a holder outside the pages is deleted; otherwise *pLater
+** is set and the caller stages the page. A failure other than UNIQUE, or a
+** collision nothing clears, names the change and its key in *pzErr. */
+int settle_run(SyncCtx *c, Settle *st, int final, int *pLater, char **pzErr) {
+  *pLater = 0;
+  int rc = SQLITE_OK;
+  /* Each clearing round lets at least one row through: a bound for safety. */
+  int clears = 0, maxClears = 2 * st->n + 2;
+  while (st->n) {
+    int progress = 0;
+    char *msg = 0;
+    Deferred *last = 0;
+    for (int k = 0; rc == SQLITE_OK && k < st->n;) {
+      Deferred *d = &st->a[k];
+      rc = table_write(d->t->upsert, d->row, 0);
+      if (rc == SQLITE_OK) {
+        settle_remove(st, k);
+        progress = 1;
+        continue;
+      }
+      sqlite3_free(msg);
+      msg = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
+      last = d;
+      if (rc == SQLITE_CONSTRAINT && sqlite3_extended_errcode(c->db) == SQLITE_CONSTRAINT_UNIQUE)
+        rc = SQLITE_OK, k++;
+    }
+    if (rc == SQLITE_OK && st->n && !progress) {
+      int done = 0;
+      for (int k = 0; rc == SQLITE_OK && k < st->n && !*pLater; k++) {
+        rc = clear_all(c, st, &st->a[k], final, &done, pLater);
+        if (rc != SQLITE_OK && rc != SQLITE_NOMEM) {
+          /* Read before anything resets it. */
+          last = &st->a[k];
+          sqlite3_free(msg);
+          msg = sqlite3_mprintf("cannot move aside the row holding its values: %s",
+                                sqlite3_errmsg(c->db));
+        }
+      }
+      /* Nothing found to move (an index on an expression, say): a later
+      ** page may still resolve it; on the last one it is an error. */
+      if (rc == SQLITE_OK && !*pLater && !done && !final) *pLater = 1;
+      if (rc == SQLITE_OK && !*pLater && (!done || ++clears > maxClears)) rc = SQLITE_CONSTRAINT;
+    }
+    if (rc == SQLITE_OK && *pLater) {
+      sqlite3_free(msg);
+      return rc;
+    }
+    if (rc != SQLITE_OK) {
+      if (rc != SQLITE_NOMEM && last)
+        *pzErr = sqlite3_mprintf("change %d (%s %s): %s", last->chg, last->t->name, last->key,
+                                 msg ? msg : sqlite3_errmsg(c->db));
+      sqlite3_free(msg);
+      return rc;
+    }
+    sqlite3_free(msg);
+  }
+  return rc;
+}
+
+/* 1 when the transaction holds a foreign key violation not yet resolved
+** (counted with defer_foreign_keys on, checked only at COMMIT). */
+int fk_unresolved(SyncCtx *c) {
+  int cur = 0, hi = 0;
+  return sqlite3_db_status(c->db, SQLITE_DBSTATUS_DEFERRED_FKS, &cur, &hi, 0) == SQLITE_OK && cur;
+}
+
+/* Names the first dangling reference: child table, its key, the parent. */
+int fk_explain(SyncCtx *c, char **pzErr) {
+  sqlite3_stmt *q = 0;
+  int rc = sqlite3_prepare_v2(c->db,
+                              "SELECT \"table\", rowid, parent FROM pragma_foreign_key_check"
+                              " WHERE \"table\" NOT LIKE 'sync\\_%' ESCAPE '\\'",
+                              -1, &q, 0);
+  if (rc != SQLITE_OK) return rc;
+  char *child = 0, *parent = 0;
+  sqlite3_int64 rowid = 0;
+  int hasRowid = 0;
+  if (sqlite3_step(q) == SQLITE_ROW) {
+    child = sqlite3_mprintf("%s", sqlite3_column_text(q, 0));
+    hasRowid = sqlite3_column_type(q, 1) != SQLITE_NULL;
+    rowid = sqlite3_column_int64(q, 1);
+    parent = sqlite3_mprintf("%s", sqlite3_column_text(q, 2));
+  }
+  sqlite3_finalize(q);
+  char *key = 0;
+  SyncTable *t = 0;
+  char *ignored = 0;
+  if (child && hasRowid && table_get(c, child, 0, &t, &ignored) == SQLITE_OK) {
+    sqlite3_str *s = sqlite3_str_new(c->db);
+    sqlite3_str_appendall(s, "SELECT ");
+    key_sql(s, t);
+    sqlite3_str_appendf(s, " FROM main.\"%w\" WHERE rowid = ?1", t->name);
+    char *sql = sqlite3_str_finish(s);
+    if (sql && sqlite3_prepare_v2(c->db, sql, -1, &q, 0) == SQLITE_OK) {
+      sqlite3_bind_int64(q, 1, rowid);
+      if (sqlite3_step(q) == SQLITE_ROW) key = sqlite3_mprintf("%s", sqlite3_column_text(q, 0));
+    }
+    sqlite3_finalize(q);
+    sqlite3_free(sql);
+  }
+  sqlite3_free(ignored);
+  if (child && parent)
+    *pzErr = sqlite3_mprintf("FOREIGN KEY constraint failed: %s %s refers to a row of \"%s\""
+                             " that does not exist%s",
+                             child, key ? key : "(a row)", parent,
+                             table_is_tracked(c, parent) ? "" : " (that table is not tracked)");
+  else
+    *pzErr = sqlite3_mprintf("FOREIGN KEY constraint failed");
+  sqlite3_free(child);
+  sqlite3_free(parent);
+  sqlite3_free(key);
+  return *pzErr ? SQLITE_CONSTRAINT : SQLITE_NOMEM;
+}
+
+/* The number of staged pages (0 when sync_inbox does not exist yet). */
+int inbox_count(SyncCtx *c, sqlite3_int64 *pN) {
+  sqlite3_stmt *s = 0;
+  *pN = 0;
+  if (sqlite3_prepare_v2(c->db, "SELECT count(*) FROM main.sync_inbox", -1, &s, 0) != SQLITE_OK)
+    return SQLITE_OK;
+  int rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) *pN = sqlite3_column_int64(s, 0);
+  rc = sqlite3_finalize(s);
+  return rc;
+}
+
+int inbox_stage(SyncCtx *c, const char *page) {
+  int rc = ctx_exec(c, "CREATE TABLE IF NOT EXISTS main.sync_inbox("
+                       "seq INTEGER PRIMARY KEY, page TEXT NOT NULL)");
+  sqlite3_stmt *s = 0;
+  if (rc == SQLITE_OK)
+    rc = sqlite3_prepare_v2(c->db, "INSERT INTO main.sync_inbox(page) VALUES(?1)", -1, &s, 0);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(s, 1, page, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(c->db);
+  }
+  sqlite3_finalize(s);
+  return rc;
+}
+
+int inbox_clear(SyncCtx *c) {
+  return ctx_exec(c, "DELETE FROM main.sync_inbox");
+}
+
+/* The staged pages in order: step it, read column 0, finalize it. NULL on
+** failure (message in sqlite3_errmsg). */
+sqlite3_stmt *inbox_scan(SyncCtx *c) {
+  sqlite3_stmt *s = 0;
+  if (sqlite3_prepare_v2(c->db, "SELECT page FROM main.sync_inbox ORDER BY seq", -1, &s, 0) !=
+      SQLITE_OK) {
+    sqlite3_finalize(s);
+    return 0;
+  }
+  return s;
+}

@@ -1,0 +1,59 @@
+/*
+** jsonexpr.h: what the capture triggers know of a tracked table (the kind of
+** value each column can hold, its unique indexes) and the SQL expressions
+** they turn its rows into JSON with (jsonexpr.c).
+*/
+#ifndef SYNC_JSONEXPR_H
+#define SYNC_JSONEXPR_H
+
+#include "table.h"
+
+/* What a column can hold besides INTEGER, TEXT and NULL, which JSON carries
+** as they are. EXACT: it has no affinity, so 1 and 1.0, or 0.0 and -0.0,
+** are different values in it though = says they are equal; NEG_ZERO: the
+** triggers can tell -0.0 (they need atan2 for it). */
+enum { MAY_REAL = 1, MAY_BLOB = 2, MAY_ANY = 3, EXACT = 4, NEG_ZERO = 8 };
+
+/* A unique index a REPLACE can delete another row through: the t->cols index
+** of each part and the collation it compares that part with (NULL: the
+** column's own). */
+typedef struct JxUniq {
+  int n;
+  int *col;
+  char **coll;
+} JxUniq;
+
+typedef struct JxShape {
+  int rowid; /* the table has a rowid, named rid (a name no column has) */
+  const char *rid;
+  int *kind;    /* per column: MAY_* | NEG_ZERO */
+  int *nullKey; /* per key part (t->pk order): 1 when SQLite lets it be NULL */
+  int nUniq;    /* uniq[0] is the primary key, then the UNIQUE indexes on */
+  JxUniq *uniq; /* plain columns (an index on expressions is left out) */
+} JxShape;
+
+/* Reads the shape of t. Returns an SQLite code; the shape is freed by
+** jx_shape_free whatever it returns. */
+int jx_shape_read(SyncCtx *, SyncTable *, JxShape *);
+void jx_shape_free(JxShape *);
+
+/* x (an SQL expression) as a JSON value, for a column of that kind. */
+void jx_value(sqlite3_str *, const char *x, int kind);
+/* Column col of rows a and b holds the same value, type (and sign of zero)
+** included. */
+void jx_same(sqlite3_str *, const char *col, int kind, const char *a, const char *b);
+/* json_object of the key columns / every column of t, read from prefix
+** ("NEW", "OLD", an alias); kind NULL means anything. */
+void jx_key(sqlite3_str *, SyncTable *, const int *kind, const char *prefix);
+void jx_row(sqlite3_str *, SyncTable *, const int *kind, const char *prefix);
+/* The parts of u of rows a and b are equal, as the index compares them. */
+void jx_uniq_match(sqlite3_str *, SyncTable *, const JxUniq *u, const char *a, const char *b);
+
+/* The triggers fire only while this is true (sync_control.applying is 0). */
+extern const char jx_ctrl[];
+/* The highest mutation id ever issued (see schema.c), and the next one;
+** max(id) is one b-tree seek. */
+extern const char jx_last_id[];
+extern const char jx_next_id[];
+
+#endif

@@ -1,0 +1,34 @@
+# The randomized, model-based convergence test (tests/converge): clients
+# and one syncd over a rich schema (UNIQUE columns, cascades, a WITHOUT
+# ROWID table, a server trigger), random writes of every kind, pushes and
+# pulls at random points; at quiescence every replica must equal the
+# server value for value. See README, "Convergence test".
+#
+#   make test-converge  a few fixed seeds, the single-client mode and the
+#                       shrunk logs of the failures it found (cases/*.json);
+#                       part of make test, well under two minutes
+#   make converge       one run per seed of SEEDS ("1 2 3" or a range
+#                       "1-200"; CONVERGE_SEEDS is the older name, default
+#                       1-10); the last line is "converge: N passed, N failed"
+#
+# CONVERGE_FLAGS passes more options to tests/converge/run.py (say
+# "--no-replace --no-swaps" while those defects are open, or "--shrink").
+.PHONY: test-converge converge
+TEST_TARGETS += test-converge
+CONVERGE_PYTHON ?= $(E2E_PYTHON)
+CONVERGE_SEEDS ?= 1-10
+SEEDS ?= $(CONVERGE_SEEDS)
+CONVERGE_FLAGS ?=
+CONVERGE_RUN = $(CONVERGE_PYTHON) tests/converge/run.py
+
+# Each run goes on when one before it failed.
+test-converge: $(EXT) server/syncd
+	@fail=0; \
+	$(CONVERGE_RUN) --replay tests/converge/cases/*.json || fail=1; \
+	$(CONVERGE_RUN) --seeds "1 2 3" $(CONVERGE_FLAGS) || fail=1; \
+	$(CONVERGE_RUN) --seeds "1 2" --clients 1 $(CONVERGE_FLAGS) || fail=1; \
+	$(CONVERGE_RUN) --seed 3 --clients 1 --worker $(CONVERGE_FLAGS) || fail=1; \
+	[ $$fail = 0 ]
+
+converge: $(EXT) server/syncd
+	$(CONVERGE_RUN) --seeds "$(SEEDS)" $(CONVERGE_FLAGS)

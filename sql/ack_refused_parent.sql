@@ -1,0 +1,39 @@
+-- The server refuses a parent's insert but applies its child (issue 13,
+-- 24): the ack commits with foreign keys enforced; the refusal is in
+-- sync_rejected.
+PRAGMA foreign_keys = ON;
+SELECT length(sync_init(NULL));
+CREATE TABLE projects(id INTEGER PRIMARY KEY, title TEXT);
+CREATE TABLE tasks(id INTEGER PRIMARY KEY, project INTEGER NOT NULL
+                   REFERENCES projects(id) ON DELETE CASCADE, title TEXT);
+SELECT sync_track('projects'), sync_track('tasks');
+
+-- The server refuses a project insert (another client owns the key) but
+--applies its task: the ack commits, the task is confirmed, the refusal
+--is in sync_rejected, foreign keys hold. The project and its task wait
+--for the next pull, which brings the server's project (and the task).
+INSERT INTO projects(id, title) VALUES (2, 'mine');
+INSERT INTO tasks(id, project, title) VALUES (20, 2, 'child');
+SELECT sync_push_batch() IS NOT NULL AS pushed;
+SELECT sync_ack('{"results":[{"id":1,"status":"rejected","reason":"UNIQUE constraint failed: projects.id"},{"id":2,"status":"applied","row":{"id":20,"project":2,"title":"child"},"version":11}]}') AS resolved;
+SELECT id, reason FROM sync_rejected WHERE id = 1;
+SELECT count(*) AS pending, (SELECT count(*) FROM sync_shadow) AS images FROM sync_outbox;
+PRAGMA foreign_key_check;
+SELECT sync_apply('{"changes":[
+  {"table":"projects","op":"upsert","pk":{"id":2},"row":{"id":2,"title":"theirs"},"version":10},
+  {"table":"tasks","op":"upsert","pk":{"id":20},"row":{"id":20,"project":2,"title":"child"},"version":11}],"cursor":"11"}') AS applied;
+SELECT * FROM projects;
+SELECT * FROM tasks;
+
+-- The same without a cascade: the refused project stays until the pull
+--brings the server's, as its task (confirmed) needs it.
+CREATE TABLE folders(id INTEGER PRIMARY KEY, name TEXT);
+CREATE TABLE files(id INTEGER PRIMARY KEY, folder INTEGER REFERENCES folders(id), name TEXT);
+SELECT sync_track('folders'), sync_track('files');
+INSERT INTO folders VALUES (1, 'mine');
+INSERT INTO files VALUES (1, 1, 'f');
+SELECT sync_push_batch() IS NOT NULL AS pushed;
+SELECT sync_ack('{"results":[{"id":3,"status":"rejected","reason":"taken"},{"id":4,"status":"applied","row":{"id":1,"folder":1,"name":"f"},"version":13}]}') AS resolved;
+SELECT * FROM folders;
+SELECT * FROM files;
+PRAGMA foreign_key_check;
