@@ -10,9 +10,10 @@
 ** own reader can end it), or the server shuts down. Streams never hold
 ** data of their own beyond the event being written.
 **
-** With tables=a,b a stream carries only the changes of those tables (a
-** client receives only what it tracks); a page left with no change is not
-** sent, its cursor is kept for the next one.
+** With a tables parameter (read as /pull reads it, store_pull_tables) a
+** stream carries only the changes of those tables, so a client receives
+** only what it tracks; a commit that changes none of them sends nothing,
+** the stream's cursor moves past it all the same.
 */
 #include <pthread.h>
 #include <string.h>
@@ -21,7 +22,6 @@
 #include "value.h"
 #include "conns.h"
 #include "events.h"
-#include "jscan.h"
 #include "reply.h"
 
 #define EVENT_PAGE 1000
@@ -71,7 +71,7 @@ typedef struct stream {
   store *st;
   struct MHD_Connection *c; /* valid in the content reader, which runs in c's thread */
   char *client_id;
-  char *tables; /* names, each NUL-terminated, then an empty one; NULL: all */
+  char *tables; /* the tables parameter as decoded (store_pull_tables); NULL: all */
   char *cursor;
   int heartbeat;
   int dirty; /* the log may hold changes after cursor */
@@ -97,74 +97,6 @@ static void stream_set(stream *s, char *text) {
   clock_gettime(CLOCK_MONOTONIC, &s->sent);
 }
 
-/* The tables= value v: its comma-separated names, empty ones skipped, in
-** the form of stream.tables; NULL with *oom clear when it names none. */
-static char *tables_parse(const char *v, int *oom) {
-  size_t n = strlen(v);
-  char *list = sqlite3_malloc64(n + 2), *w = list;
-  *oom = !list;
-  if (!list) return 0;
-  for (const char *p = v; *p;) {
-    size_t len = strcspn(p, ",");
-    if (len) {
-      memcpy(w, p, len);
-      w[len] = 0;
-      w += len + 1;
-    }
-    p += len + (p[len] == ',');
-  }
-  *w = 0;
-  if (w == list) {
-    sqlite3_free(list);
-    return 0;
-  }
-  return list;
-}
-
-static int wanted(const char *tables, const char *name) {
-  for (const char *t = tables; *t; t += strlen(t) + 1)
-    if (strcmp(t, name) == 0) return 1;
-  return 0;
-}
-
-/* The pull page json (syncd's own, valid) with only the changes of tables;
-** *kept: how many are left. NULL when out of memory. */
-static char *page_filter(const char *json, const char *tables, int *kept) {
-  const char *e = json + strlen(json), *p = json;
-  sqlite3_str *out = sqlite3_str_new(0);
-  jspan key, val;
-  int oom = 0;
-  *kept = 0;
-  for (int first = 1; !oom && jscan_member(&p, e, &key, &val); first = 0) {
-    sqlite3_str_appendf(out, "%s\"%.*s\":", first ? "{" : ",", key.n, key.z);
-    if (!jscan_is(key, "changes")) {
-      sqlite3_str_append(out, val.z, val.n);
-      continue;
-    }
-    const char *end = val.z + val.n, *q = jscan_ws(val.z + 1, end);
-    sqlite3_str_appendchar(out, 1, '[');
-    while (!oom && q < end && *q != ']') {
-      const char *qe = jscan_skip(q, end);
-      jspan change = {q, (int)(qe - q)};
-      int nul = 0;
-      char *name = jscan_text(jscan_field(change, "table"), &nul);
-      oom = !name;
-      if (name && !nul && wanted(tables, name)) {
-        if ((*kept)++) sqlite3_str_appendchar(out, 1, ',');
-        sqlite3_str_append(out, change.z, change.n);
-      }
-      sqlite3_free(name);
-      q = jscan_ws(qe, end);
-      if (q < end && *q == ',') q = jscan_ws(q + 1, end);
-    }
-    sqlite3_str_appendchar(out, 1, ']');
-  }
-  sqlite3_str_appendchar(out, 1, '}');
-  if (!oom && sqlite3_str_errcode(out) == SQLITE_OK) return sqlite3_str_finish(out);
-  sqlite3_free(sqlite3_str_finish(out));
-  return 0;
-}
-
 /* Fill s->buf with the next event (or heartbeat). Returns 0, or -1 when the
 ** stream must end (shutdown, expired cursor, storage failure). */
 static int next_event(stream *s) {
@@ -177,22 +109,21 @@ static int next_event(stream *s) {
     if (s->dirty) {
       store_page page;
       char *err = 0;
-      int rc = store_pull(s->st, s->client_id, s->cursor, EVENT_PAGE, 0, &page, &err);
+      int rc =
+          store_pull_tables(s->st, s->client_id, s->cursor, EVENT_PAGE, 0, s->tables, &page, &err);
       sqlite3_free(err);
       if (rc != STORE_OK) return -1;
       sqlite3_free(s->cursor);
       s->cursor = page.cursor;
       page.cursor = 0;
       s->dirty = page.n_changes > 0;
-      int kept = page.n_changes;
-      char *data = page.json;
-      if (s->tables && kept > 0) data = page_filter(page.json, s->tables, &kept);
-      if (kept > 0 && data)
-        stream_set(s, sqlite3_mprintf("event: changes\nid: %s\ndata: %s\n\n", s->cursor, data));
-      if (data != page.json) sqlite3_free(data);
+      if (page.n_changes > 0) {
+        stream_set(s,
+                   sqlite3_mprintf("event: changes\nid: %s\ndata: %s\n\n", s->cursor, page.json));
+        store_page_clear(&page);
+        return s->buf ? 0 : -1;
+      }
       store_page_clear(&page);
-      if (!data) return -1;
-      if (kept > 0) return s->buf ? 0 : -1;
     }
     struct timespec deadline = s->sent;
     deadline.tv_sec += s->heartbeat;
@@ -240,8 +171,7 @@ int events_start(const server_ctx *ctx, struct MHD_Connection *c, const char *cl
   s->cursor = cursor;
   s->dirty = 1;
   const char *tables = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "tables");
-  int oom = 0;
-  if (tables) s->tables = tables_parse(tables, &oom);
+  int oom = tables && !(s->tables = sqlite3_mprintf("%s", tables));
   /* Check the cursor now: an expired one must be a 410, not a stream. */
   int rc = oom ? STORE_ERROR : s->cursor ? STORE_OK : store_head(ctx->st, &s->cursor, &err);
   if (rc == STORE_OK) {

@@ -1,6 +1,6 @@
-"""GET /events?tables=a,b (docs/PROTOCOL.md): a stream limited to the
-tables a client tracks carries only their changes, on SQLite and on
-PostgreSQL (skipped only when tests/server/run.py could not start a
+"""GET /events?tables=T (docs/PROTOCOL.md): a stream limited to the
+tables a client tracks carries only their changes, the parameter read as
+/pull reads it, on SQLite and on PostgreSQL (skipped only when tests/server/run.py could not start a
 cluster). The stream caps themselves are hostile-client matters
 (test_hostile.py)."""
 import http.client
@@ -57,9 +57,10 @@ class StreamFilterTests:
     def test_a_stream_carries_only_its_tables(self):
         s = self.s
         start = s.pull("w")["cursor"]
-        # names percent-encoded one by one and joined by commas; an unknown
-        # name and empty items are ignored
-        ev = events(s, "w", "todos,%6Cists,nope,,")
+        # names percent-encoded one by one and joined by commas, the whole
+        # encoded again as a query value (%256C: an "l" encoded twice); an
+        # unknown name and empty items are ignored
+        ev = events(s, "w", "todos%2C%256Cists,nope,,")
         self.assertEqual(ev.status, 200)
         s.push("c", [ins(1, "a"), lst(2, 7), item(3, 7, 1)])
         got, tables = self.tables_of(ev)
@@ -83,11 +84,14 @@ class StreamFilterTests:
         self.assertEqual(tables, ["items"])
         self.assertEqual(sorted(c["pk"]["pos"] for c in got["data"]["changes"]), [1, 2])
         ev.close()
-        # a parameter that names no table filters nothing
-        ev = events(s, "w", ",", last_event_id=start)
-        got, tables = self.tables_of(ev)
-        self.assertEqual(tables, ["items", "lists", "todos"])
-        ev.close()
+        # a parameter that names no synced table carries nothing, and one
+        # encoded once only names another table ("a%2Cb" is one name, a,b)
+        for tables in [",", "nope", "todos%252Clists"]:
+            ev = events(s, "w", tables, last_event_id=start)
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 1.5:
+                self.assertEqual(ev.next(5)[0], "comment", tables)
+            ev.close()
 
     def test_filtered_pages_keep_their_shape(self):
         s = self.s
