@@ -13,9 +13,15 @@
 #                      CHAOS_SEEDS (default 1 to 10); the last line is
 #                      "chaos: N passed, N failed" (make converge, the
 #                      convergence test, is in mk/converge.mk)
+#   make test-chaos-pg the small run on PostgreSQL storage: a throwaway
+#                      cluster (tests/pg_env.sh), two syncd over the one
+#                      database, each behind the fault proxy, one SIGKILLed
+#                      and restarted mid-run (part of make test; says
+#                      SKIPPED when no cluster can start, as test-server does)
+#   make chaos-pg      the same at full size
 # SYNC_TEST_SLOW (set by make asan/tsan) stretches the time limits.
-.PHONY: test-chaos chaos chaos-seeds
-TEST_TARGETS += test-chaos
+.PHONY: test-chaos chaos chaos-seeds test-chaos-pg chaos-pg
+TEST_TARGETS += test-chaos test-chaos-pg
 CHAOS_SEED ?=
 CHAOS_PYTHON ?= $(E2E_PYTHON)
 CHAOS_SEEDS ?= 1 2 3 4 5 6 7 8 9 10
@@ -28,6 +34,16 @@ test-chaos: $(EXT) server/syncd
 chaos: $(EXT) server/syncd
 	CHAOS_SEED=$(CHAOS_SEED) $(CHAOS_PYTHON) tests/chaos/run.py --mutations 5000 --pace 20 \
 	  --server-kills 0.1
+
+test-chaos-pg: $(EXT) server/syncd
+	CHAOS_SEED=$(or $(CHAOS_SEED),1) $(CHAOS_PYTHON) tests/chaos/run.py --pg --pg-optional \
+	  $(CHAOS_SMALL)
+
+# the clients write faster than they sync through the faults, so at full size
+# their outboxes still hold hundreds of mutations each when writing stops
+chaos-pg: $(EXT) server/syncd
+	CHAOS_SEED=$(CHAOS_SEED) $(CHAOS_PYTHON) tests/chaos/run.py --pg --mutations 5000 --pace 20 \
+	  --server-kills 0.1 --converge 180
 
 chaos-seeds: $(EXT) server/syncd
 	@mkdir -p build

@@ -1,27 +1,38 @@
 /*
-** conns.c: keeps idle and slow connections from starving syncd.
+** conns.c: keeps idle, slow and streaming connections from starving syncd.
 **
 ** libmicrohttpd refuses connections over its limit and closes a connection
 ** only after --timeout seconds without any byte, so a client dripping one
-** byte a second, or a pile of connections that never send a request, would
-** hold their slots (and threads) for good. Every connection is registered
-** here (MHD_OPTION_NOTIFY_CONNECTION) with its phase, and
+** byte a second, a pile of connections that never send a request, or a
+** pile of event streams would hold every slot (and thread) for good. Every
+** connection is registered here (MHD_OPTION_NOTIFY_CONNECTION) with its
+** phase, and
 **   - a request head must be complete within `timeout` seconds of the
 **     connection opening or of the previous answer;
 **   - a body must arrive at an average of at least MIN_RATE bytes a second
-**     after the same grace;
-**   - when a new connection brings the open ones past the cap less a
-**     reserve, the longest idle ones (waiting for a head) are closed at
-**     once, so a new client always finds a free slot: a pile of idle
-**     connections only ever pushes out its own oldest.
+**     after the same grace, and be complete within `body_timeout` seconds
+**     whatever its rate;
+**   - while the open connections are past the cap less a reserve (checked
+**     when one opens, when one goes idle, and every tick), the longest
+**     idle ones (waiting for a head) are closed at once, then the slowest
+**     body readers, so a new client (a /health probe, a push) always finds
+**     a free slot: libmicrohttpd refuses a connection over its limit before
+**     we hear of it, so the room must be made beforehand, and a pile of
+**     idle or dripping connections only ever pushes out its own members;
+**   - event streams may hold at most the cap less the reserve, and at most
+**     `per_client` per client_id: a newer stream of a client replaces its
+**     oldest (a client that reconnects after losing its network must not
+**     wait for its dead stream to time out).
 ** A connection is closed with shutdown(2) on its socket: its own thread
-** then sees the end of input and MHD closes it normally. Event streams and
-** requests being answered are never cut here.
+** then sees the end of input and MHD closes it normally; a replaced
+** stream's thread is blocked in its content reader instead, so events.c
+** wakes it and it asks conns_cut. Requests being answered are never cut.
 */
 #include "conns.h"
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -34,14 +45,18 @@ typedef struct conn {
   conn_phase phase;
   long long since; /* ms, monotonic: when the phase began */
   size_t body;
+  char *client;           /* CONN_STREAM: whose stream (malloc'd) */
+  unsigned long long age; /* CONN_STREAM: its rank, oldest lowest (ms can tie) */
   struct conn *prev, *next;
 } conn;
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static conn *all;
+static unsigned n_open; /* the length of all */
+static unsigned long long streams_begun;
 static unsigned cap, reserve;
-static long long timeout_ms;
+static long long timeout_ms, body_timeout_ms;
 static int running;
 static pthread_t watcher;
 
@@ -57,21 +72,40 @@ static void cut(conn *k) {
   shutdown(k->fd, SHUT_RDWR);
 }
 
-/* Over the cap less the reserve: close the longest idle connections but
-** the newcomer. Connections already shut down still count until their
-** threads have closed them, as they do for libmicrohttpd's own limit. */
-static void relieve(const conn *newcomer) {
-  unsigned open = 0;
-  for (conn *k = all; k; k = k->next)
-    open++;
+/* Whether body reader a has read more slowly than b (b NULL: yes). The
+** rates are compared as a.body / a.elapsed < b.body / b.elapsed, without
+** dividing; the older one goes first on a tie. */
+static int slower(const conn *a, const conn *b, long long now) {
+  if (!b) return 1;
+  long long ta = now - a->since + 1, tb = now - b->since + 1;
+  unsigned long long ra = (unsigned long long)a->body * (unsigned long long)tb;
+  unsigned long long rb = (unsigned long long)b->body * (unsigned long long)ta;
+  return ra < rb || (ra == rb && a->since < b->since);
+}
+
+/* The connection to close first to make room: the longest idle one, else
+** the slowest body reader; never spared (a newcomer), a stream or an
+** answer. */
+static conn *victim(const conn *spared, long long now) {
+  conn *idle = 0, *body = 0;
+  for (conn *k = all; k; k = k->next) {
+    if (k->cut || k == spared) continue;
+    if (k->phase == CONN_IDLE && (!idle || k->since < idle->since)) idle = k;
+    if (k->phase == CONN_BODY && slower(k, body, now)) body = k;
+  }
+  return idle ? idle : body;
+}
+
+/* Over the cap less the reserve: make room, sparing spared (NULL: none).
+** Connections already shut down still count until their threads have
+** closed them, as they do for libmicrohttpd's own limit. */
+static void relieve(const conn *spared) {
+  unsigned open = n_open;
+  long long now = now_ms();
   while (open + reserve > cap) {
-    conn *oldest = 0;
-    for (conn *k = all; k; k = k->next)
-      if (!k->cut && k != newcomer && k->phase == CONN_IDLE &&
-          (!oldest || k->since < oldest->since))
-        oldest = k;
-    if (!oldest) return;
-    cut(oldest);
+    conn *v = victim(spared, now);
+    if (!v) return;
+    cut(v);
     open--;
   }
 }
@@ -82,11 +116,13 @@ static void *watch(void *unused) {
   while (running) {
     long long now = now_ms();
     for (conn *k = all; k; k = k->next) {
-      if (k->phase == CONN_IDLE && now - k->since > timeout_ms) cut(k);
+      long long age = now - k->since;
+      if (k->phase == CONN_IDLE && age > timeout_ms) cut(k);
       if (k->phase == CONN_BODY &&
-          now - k->since > timeout_ms + (long long)(k->body * 1000 / MIN_RATE))
+          (age > timeout_ms + (long long)(k->body * 1000 / MIN_RATE) || age > body_timeout_ms))
         cut(k);
     }
+    relieve(0);
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_nsec += TICK_MS * 1000000L;
@@ -100,12 +136,13 @@ static void *watch(void *unused) {
   return 0;
 }
 
-int conns_start(unsigned limit, int timeout) {
+int conns_start(unsigned limit, int timeout, int body_timeout) {
   cap = limit;
   /* 1/16 of the cap, but a few slots even for a small one */
   reserve = limit / 16 > 4 ? limit / 16 : limit / 2 < 4 ? limit / 2 : 4;
   if (!reserve) reserve = 1;
   timeout_ms = (long long)timeout * 1000;
+  body_timeout_ms = (long long)body_timeout * 1000;
   running = 1;
   if (pthread_create(&watcher, 0, watch, 0) == 0) return 0;
   running = 0;
@@ -119,6 +156,15 @@ void conns_stop(void) {
   pthread_cond_signal(&wake);
   pthread_mutex_unlock(&mu);
   if (was) pthread_join(watcher, 0);
+}
+
+static void set_phase(conn *k, conn_phase p) {
+  if (k->phase == p) return;
+  k->phase = p;
+  k->since = now_ms();
+  k->body = 0;
+  free(k->client);
+  k->client = 0;
 }
 
 void conns_notify(void *cls, struct MHD_Connection *c, void **socket_ctx,
@@ -139,6 +185,7 @@ void conns_notify(void *cls, struct MHD_Connection *c, void **socket_ctx,
     k->next = all;
     if (all) all->prev = k;
     all = k;
+    n_open++;
     relieve(k);
     pthread_mutex_unlock(&mu);
     *socket_ctx = k;
@@ -153,7 +200,9 @@ void conns_notify(void *cls, struct MHD_Connection *c, void **socket_ctx,
   else
     all = k->next;
   if (k->next) k->next->prev = k->prev;
+  n_open--;
   pthread_mutex_unlock(&mu);
+  free(k->client);
   free(k);
   *socket_ctx = 0;
 }
@@ -168,11 +217,8 @@ void conns_phase(struct MHD_Connection *c, conn_phase p) {
   conn *k = find(c);
   if (!k) return;
   pthread_mutex_lock(&mu);
-  if (k->phase != p) {
-    k->phase = p;
-    k->since = now_ms();
-    k->body = 0;
-  }
+  set_phase(k, p);
+  if (p == CONN_IDLE) relieve(0);
   pthread_mutex_unlock(&mu);
 }
 
@@ -182,4 +228,56 @@ void conns_body(struct MHD_Connection *c, size_t n) {
   pthread_mutex_lock(&mu);
   k->body += n;
   pthread_mutex_unlock(&mu);
+}
+
+int conns_stream(struct MHD_Connection *c, const char *client, unsigned per_client, int *replaced) {
+  conn *k = find(c);
+  char *copy = malloc(strlen(client) + 1);
+  *replaced = 0;
+  if (!k || !copy) {
+    free(copy);
+    return CONNS_STREAM_ERROR;
+  }
+  strcpy(copy, client);
+  pthread_mutex_lock(&mu);
+  unsigned total = 0, mine = 0;
+  for (conn *o = all; o; o = o->next) {
+    if (o->cut || o->phase != CONN_STREAM) continue;
+    total++;
+    if (strcmp(o->client, client) == 0) mine++;
+  }
+  int rc = CONNS_STREAM_OK;
+  if (mine >= per_client) {
+    /* the client's oldest streams give way: the total does not grow */
+    for (; mine >= per_client; mine--) {
+      conn *oldest = 0;
+      for (conn *o = all; o; o = o->next)
+        if (!o->cut && o->phase == CONN_STREAM && strcmp(o->client, client) == 0 &&
+            (!oldest || o->age < oldest->age))
+          oldest = o;
+      if (!oldest) break;
+      cut(oldest);
+    }
+    *replaced = 1;
+  } else if (total + reserve >= cap) {
+    rc = CONNS_STREAM_FULL;
+  }
+  if (rc == CONNS_STREAM_OK) {
+    set_phase(k, CONN_STREAM);
+    k->client = copy;
+    k->age = ++streams_begun;
+    copy = 0;
+  }
+  pthread_mutex_unlock(&mu);
+  free(copy);
+  return rc;
+}
+
+int conns_cut(struct MHD_Connection *c) {
+  conn *k = find(c);
+  if (!k) return 0;
+  pthread_mutex_lock(&mu);
+  int was = k->cut;
+  pthread_mutex_unlock(&mu);
+  return was;
 }

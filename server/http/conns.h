@@ -1,6 +1,6 @@
 /*
 ** conns.h: syncd's guard against clients that hold connections without
-** using them (see conns.c).
+** using them, and its share of slots for event streams (see conns.c).
 */
 #ifndef SYNCD_CONNS_H
 #define SYNCD_CONNS_H
@@ -15,8 +15,9 @@ typedef enum conn_phase {
 } conn_phase;
 
 /* Start the watcher: cap is the daemon's connection limit, timeout the
-** seconds a request head may take. 0 on success. */
-int conns_start(unsigned cap, int timeout);
+** seconds a request head may take, body_timeout the seconds a body may
+** take at most. 0 on success. */
+int conns_start(unsigned cap, int timeout, int body_timeout);
 
 /* Stop the watcher (before MHD_stop_daemon). */
 void conns_stop(void);
@@ -30,5 +31,17 @@ void conns_phase(struct MHD_Connection *c, conn_phase p);
 
 /* n more body bytes arrived on c. */
 void conns_body(struct MHD_Connection *c, size_t n);
+
+enum { CONNS_STREAM_OK, CONNS_STREAM_FULL, CONNS_STREAM_ERROR };
+
+/* c becomes client's event stream: CONNS_STREAM_OK, or CONNS_STREAM_FULL
+** when streams hold their whole share of the slots (c stays as it was),
+** CONNS_STREAM_ERROR out of memory. When the client already has per_client
+** streams its oldest are cut and *replaced set: their readers must be woken
+** to see it (conns_cut). */
+int conns_stream(struct MHD_Connection *c, const char *client, unsigned per_client, int *replaced);
+
+/* Whether c was cut (called from c's own thread, so c is alive). */
+int conns_cut(struct MHD_Connection *c);
 
 #endif

@@ -6,14 +6,21 @@
 ** pulls the change log after its cursor and sends each non-empty page as
 ** one event, then sleeps on one shared condition variable until a push
 ** commits (events_notify, also called on a PostgreSQL NOTIFY), the
-** heartbeat is due, or the server shuts down. Streams never hold data of
-** their own beyond the event being written.
+** heartbeat is due, a stream was replaced (conns.c cut it, and only its
+** own reader can end it), or the server shuts down. Streams never hold
+** data of their own beyond the event being written.
+**
+** With a tables parameter (read as /pull reads it, store_pull_tables) a
+** stream carries only the changes of those tables, so a client receives
+** only what it tracks; a commit that changes none of them sends nothing,
+** the stream's cursor moves past it all the same.
 */
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
 
 #include "value.h"
+#include "conns.h"
 #include "events.h"
 #include "reply.h"
 
@@ -23,6 +30,7 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond;
 static pthread_once_t cond_once = PTHREAD_ONCE_INIT;
 static unsigned long long generation; /* bumped on every notify */
+static unsigned long long kicks;      /* bumped when conns.c cut streams */
 static int stopping;
 
 /* Heartbeat deadlines must not jump with the wall clock. */
@@ -43,6 +51,14 @@ void events_notify(void *unused) {
   pthread_mutex_unlock(&mu);
 }
 
+/* Wake every stream to look whether conns.c cut it; none pulls for it. */
+static void kick(void) {
+  pthread_mutex_lock(&mu);
+  kicks++;
+  pthread_cond_broadcast(&cond);
+  pthread_mutex_unlock(&mu);
+}
+
 void events_shutdown(void) {
   pthread_once(&cond_once, cond_init);
   pthread_mutex_lock(&mu);
@@ -53,7 +69,9 @@ void events_shutdown(void) {
 
 typedef struct stream {
   store *st;
+  struct MHD_Connection *c; /* valid in the content reader, which runs in c's thread */
   char *client_id;
+  char *tables; /* the tables parameter as decoded (store_pull_tables); NULL: all */
   char *cursor;
   int heartbeat;
   int dirty; /* the log may hold changes after cursor */
@@ -65,6 +83,7 @@ typedef struct stream {
 static void stream_free(void *cls) {
   stream *s = cls;
   sqlite3_free(s->client_id);
+  sqlite3_free(s->tables);
   sqlite3_free(s->cursor);
   sqlite3_free(s->buf);
   sqlite3_free(s);
@@ -83,14 +102,15 @@ static void stream_set(stream *s, char *text) {
 static int next_event(stream *s) {
   for (;;) {
     pthread_mutex_lock(&mu);
-    unsigned long long seen = generation;
+    unsigned long long seen = generation, seen_kicks = kicks;
     int stop = stopping;
     pthread_mutex_unlock(&mu);
-    if (stop) return -1;
+    if (stop || conns_cut(s->c)) return -1;
     if (s->dirty) {
       store_page page;
       char *err = 0;
-      int rc = store_pull(s->st, s->client_id, s->cursor, EVENT_PAGE, 0, &page, &err);
+      int rc =
+          store_pull_tables(s->st, s->client_id, s->cursor, EVENT_PAGE, 0, s->tables, &page, &err);
       sqlite3_free(err);
       if (rc != STORE_OK) return -1;
       sqlite3_free(s->cursor);
@@ -109,12 +129,12 @@ static int next_event(stream *s) {
     deadline.tv_sec += s->heartbeat;
     int timedout = 0;
     pthread_mutex_lock(&mu);
-    while (!stopping && generation == seen && !timedout)
+    while (!stopping && generation == seen && kicks == seen_kicks && !timedout)
       timedout = pthread_cond_timedwait(&cond, &mu, &deadline) != 0;
     stop = stopping;
     s->dirty = generation != seen;
     pthread_mutex_unlock(&mu);
-    if (stop) return -1;
+    if (stop || conns_cut(s->c)) return -1;
     if (timedout && !s->dirty) {
       stream_set(s, sqlite3_mprintf(": ping\n\n"));
       return s->buf ? 0 : -1;
@@ -145,12 +165,15 @@ int events_start(const server_ctx *ctx, struct MHD_Connection *c, const char *cl
   }
   memset(s, 0, sizeof *s);
   s->st = ctx->st;
+  s->c = c;
   s->heartbeat = ctx->heartbeat;
   s->client_id = sqlite3_mprintf("%s", client_id);
   s->cursor = cursor;
   s->dirty = 1;
+  const char *tables = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "tables");
+  int oom = tables && !(s->tables = sqlite3_mprintf("%s", tables));
   /* Check the cursor now: an expired one must be a 410, not a stream. */
-  int rc = s->cursor ? STORE_OK : store_head(ctx->st, &s->cursor, &err);
+  int rc = oom ? STORE_ERROR : s->cursor ? STORE_OK : store_head(ctx->st, &s->cursor, &err);
   if (rc == STORE_OK) {
     store_page page;
     rc = store_pull(ctx->st, client_id, s->cursor, 1, 0, &page, &err);
@@ -167,6 +190,20 @@ int events_start(const server_ctx *ctx, struct MHD_Connection *c, const char *cl
     sqlite3_free(err);
     stream_free(s);
     return status;
+  }
+  int replaced = 0;
+  rc = conns_stream(c, client_id, ctx->max_streams_per_client, &replaced);
+  if (replaced) kick();
+  if (rc != CONNS_STREAM_OK) {
+    stream_free(s);
+    if (rc == CONNS_STREAM_ERROR) {
+      *resp = reply_error("out of memory");
+      return MHD_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    /* streams may not take the slots requests need; one ending frees one */
+    *resp = reply_error("too many event streams: try again later");
+    if (*resp) MHD_add_response_header(*resp, MHD_HTTP_HEADER_RETRY_AFTER, "5");
+    return MHD_HTTP_TOO_MANY_REQUESTS;
   }
   /* A first comment gets the headers out before the stream blocks. */
   stream_set(s, sqlite3_mprintf(": ok\n\n"));

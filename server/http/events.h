@@ -9,8 +9,11 @@
 
 #include "server_ctx.h"
 
-/* Start an SSE stream for client_id after cursor (taken over), or answer
-** 410/400/500 when the cursor cannot be served; returns the HTTP status. */
+/* Start an SSE stream for client_id after cursor (taken over), limited to
+** the tables= query argument when c has one, or answer 410/400/500 when
+** the cursor cannot be served and 429 when streams hold their share of the
+** connections (conns.c); returns the HTTP status. A newer stream of the
+** same client replaces its oldest beyond ctx->max_streams_per_client. */
 int events_start(const server_ctx *ctx, struct MHD_Connection *c, const char *client_id,
                  char *cursor, struct MHD_Response **resp);
 

@@ -183,7 +183,6 @@ static enum MHD_Result do_events(const server_ctx *ctx, struct MHD_Connection *c
     return answer_error(c, rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
   struct MHD_Response *r;
   int status = events_start(ctx, c, client, copy, &r);
-  if (status == MHD_HTTP_OK) conns_phase(c, CONN_STREAM);
   return answer(c, rq, status, r);
 }
 
@@ -211,16 +210,36 @@ static int json_content_type(struct MHD_Connection *c) {
   return !*t || *t == ';' || *t == ' ' || *t == '\t';
 }
 
-/* The request head is complete: refuse what can be refused before a body
-** is read (MHD then closes the connection instead of reading it). */
+static enum MHD_Result health(struct MHD_Connection *c, request *rq) {
+  conns_phase(c, CONN_BUSY);
+  return answer(c, rq, MHD_HTTP_OK, reply_json(sqlite3_mprintf("{\"ok\":true}")));
+}
+
+static int declares_body(struct MHD_Connection *c) {
+  const char *len = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  return (len && strcmp(len, "0") != 0) ||
+         MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+}
+
+/* The request head is complete: answer what needs no body, and refuse
+** what can be refused, before a body is read (MHD then closes the
+** connection instead of reading it): a body nobody will use must not hold
+** a slot while it drips in. */
 static enum MHD_Result on_head(const server_ctx *ctx, struct MHD_Connection *c, request *rq,
                                const char *url, const char *method) {
   /* a chunked body has no declared length: it is counted as it comes */
   const char *len = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
   if (len && strtoull(len, 0, 10) > ctx->max_body)
     return answer_error(c, rq, MHD_HTTP_CONTENT_TOO_LARGE, "body too large");
+  if (strcmp(url, "/health") == 0) {
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+      return not_allowed(c, rq, "GET, HEAD");
+    /* an answer queued now closes the connection: only when a body comes */
+    return declares_body(c) ? health(c, rq) : MHD_YES;
+  }
   const struct route *r = find_route(url);
-  if (!r || strcmp(method, r->method) != 0) return MHD_YES; /* 404/405 once read */
+  if (!r) return answer_error(c, rq, MHD_HTTP_NOT_FOUND, "not found");
+  if (strcmp(method, r->method) != 0) return not_allowed(c, rq, r->method);
   rq->auth = auth_header(
       &ctx->auth, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
       rq->token);
@@ -263,16 +282,9 @@ enum MHD_Result routes_handle(void *cls, struct MHD_Connection *c, const char *u
     sqlite3_str_append(rq->body, upload_data, (int)n);
     return sqlite3_str_errcode(rq->body) == SQLITE_OK ? MHD_YES : MHD_NO;
   }
+  if (strcmp(url, "/health") == 0) return health(c, rq);
   conns_phase(c, CONN_BUSY);
-  if (strcmp(url, "/health") == 0) {
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-      return not_allowed(c, rq, "GET, HEAD");
-    return answer(c, rq, MHD_HTTP_OK, reply_json(sqlite3_mprintf("{\"ok\":true}")));
-  }
-  const struct route *r = find_route(url);
-  if (!r) return answer_error(c, rq, MHD_HTTP_NOT_FOUND, "not found");
-  if (strcmp(method, r->method) != 0) return not_allowed(c, rq, r->method);
-  return r->fn(ctx, c, rq);
+  return find_route(url)->fn(ctx, c, rq);
 }
 
 void routes_completed(void *cls, struct MHD_Connection *c, void **req_cls,

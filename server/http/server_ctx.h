@@ -15,8 +15,9 @@ typedef struct server_ctx {
   store *st;
   auth_config auth;
   size_t max_body;
-  int heartbeat; /* seconds between SSE comments */
-  int timeout;   /* idle seconds before a non-SSE connection is closed */
+  int heartbeat;                   /* seconds between SSE comments */
+  int timeout;                     /* idle seconds before a non-SSE connection is closed */
+  unsigned max_streams_per_client; /* event streams one client_id may hold */
   int verbose;
 } server_ctx;
 

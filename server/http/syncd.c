@@ -8,7 +8,8 @@
 **                [--verbose]
 **                [--heartbeat SECONDS] [--max-body BYTES]
 **                [--max-tombstones N] [--max-connections N]
-**                [--request-timeout SECONDS]
+**                [--request-timeout SECONDS] [--body-timeout SECONDS]
+**                [--max-streams-per-client N]
 **
 **   server/syncd (--client-secret KEY | --client-secret-file FILE) --issue-token ID
 **                prints client ID's token (auth.c) and exits.
@@ -38,7 +39,8 @@ static void usage(void) {
                   "             [--client-secret KEY | --client-secret-file FILE] [--verbose]\n"
                   "             [--heartbeat SECONDS] [--max-body BYTES]\n"
                   "             [--max-tombstones N] [--max-connections N]\n"
-                  "             [--request-timeout SECONDS]\n"
+                  "             [--request-timeout SECONDS] [--body-timeout SECONDS]\n"
+                  "             [--max-streams-per-client N]\n"
                   "       syncd (--client-secret KEY | --client-secret-file FILE)"
                   " --issue-token CLIENT_ID\n");
   exit(2);
@@ -117,8 +119,9 @@ static socklen_t parse_listen(const char *spec, struct sockaddr_storage *addr) {
 
 int main(int argc, char **argv) {
   const char *listen = 0, *schema = 0, *dbpath = 0, *pg = 0, *issue = 0;
-  long long max_conn = 1024, max_tomb = 0, request_timeout = 10;
-  server_ctx ctx = {.max_body = 16u << 20, .heartbeat = 15, .timeout = 60};
+  long long max_conn = 1024, max_tomb = 0, request_timeout = 10, body_timeout = 60;
+  server_ctx ctx = {
+      .max_body = 16u << 20, .heartbeat = 15, .timeout = 60, .max_streams_per_client = 2};
   char *token_file = 0, *secret_from_file = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -154,6 +157,10 @@ int main(int argc, char **argv) {
       max_tomb = number_arg(a, v, 0, LLONG_MAX);
     else if (strcmp(a, "--request-timeout") == 0)
       request_timeout = number_arg(a, v, 1, 3600);
+    else if (strcmp(a, "--body-timeout") == 0)
+      body_timeout = number_arg(a, v, 1, 3600);
+    else if (strcmp(a, "--max-streams-per-client") == 0)
+      ctx.max_streams_per_client = (unsigned)number_arg(a, v, 1, 100000);
     else if (strcmp(a, "--max-connections") == 0)
       max_conn = number_arg(a, v, 1, 100000);
     else
@@ -204,7 +211,7 @@ int main(int argc, char **argv) {
     return 1;
   }
 
-  if (conns_start((unsigned)max_conn, (int)request_timeout)) {
+  if (conns_start((unsigned)max_conn, (int)request_timeout, (int)body_timeout)) {
     fprintf(stderr, "syncd: cannot start a thread\n");
     store_close(ctx.st);
     return 1;

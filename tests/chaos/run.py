@@ -4,13 +4,24 @@ doubled, everyone equal.
 
     run.py [--clients 3] [--mutations 5000] [--keys 24] [--pace MS] [--seed S]
            [--server-kills SHARE] [--timeout S] [--converge S] [--trace] [--keep]
+           [--pg [--pg-optional]]
 
 A syncd (SQLite storage, tests/chaos/schema.sql) behind a FaultProxy
 (proxy.py); --clients client.py processes write --mutations mutations each
 on --keys shared keys through it while the driver kills one of them every
 0.3 to 2 s and starts it again (or, for a --server-kills share of those
 kills, SIGKILLs syncd and starts it again on the same port and database).
-When all have written their share the proxy calms down and the driver
+
+With --pg the storage is PostgreSQL (a throwaway cluster from
+tests/pg_env.sh, tests/chaos/schema_pg.sql): TWO syncd over the one
+database, each behind its own FaultProxy, the clients spread over both and
+switching to the other at each restart (so a push cut short by a kill is
+sent again through the other server, and a client's events come from the
+other server's NOTIFY as often as not);
+server kills pick one of the two, and one is SIGKILLed and restarted
+mid-run in any case. The server's state is read with psql.
+
+When all have written their share the proxies calm down and the driver
 waits for convergence, kills the clients and checks, from their files and
 the server's:
 
@@ -25,7 +36,8 @@ the server's:
     for it (ids and reasons); each of those is the CHECK on val (for
     every mutation carrying a negative val), a key another client inserted
     first, or a row another client deleted;
-  - every fault kind happened, and clients were killed.
+  - every fault kind happened, and clients were killed (with --pg: a
+    syncd too, and both served requests).
 
 The seed (printed) drives the proxy's faults, the kills and the clients'
 writes; process timing still varies from run to run. Exit status 0 when
@@ -35,6 +47,7 @@ import argparse
 import collections
 import os
 import random
+import select
 import shutil
 import signal
 import sqlite3
@@ -42,17 +55,23 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
-from e2e_util import Syncd  # noqa: E402
+from e2e_util import SYNCD, Syncd  # noqa: E402
 from proxy import KINDS, FaultProxy  # noqa: E402
 
 PYTHON = os.environ.get("CHAOS_PYTHON") or os.environ.get("E2E_PYTHON") or "/usr/bin/python3"
 # under a sanitizer (make asan, make tsan) everything runs several times slower
 SLOW = float(os.environ.get("SYNC_TEST_SLOW") or 1)
-REASONS = ("CHECK constraint failed: val >= 0", "UNIQUE constraint failed: items.id",
-           "no such row")
+REASONS = {
+    "sqlite": ("CHECK constraint failed: val >= 0", "UNIQUE constraint failed: items.id",
+               "no such row"),
+    "pg": ('new row for relation "items" violates check constraint "items_val_check"',
+           'duplicate key value violates unique constraint "items_pkey"', "no such row"),
+}
+PG_ENV = os.path.join(os.path.dirname(HERE), "pg_env.sh")
 
 
 def query(path, sql, args=()):
@@ -63,18 +82,86 @@ def query(path, sql, args=()):
         c.close()
 
 
+def psql(url, sql):
+    """Rows of sql on PostgreSQL as tuples of text (psql -At: no libpq
+    binding needed); fields and rows are split on ASCII separators, which
+    no value of this test holds."""
+    out = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-F", "\x1f",
+                          "-R", "\x1e", url, "-c", sql],
+                         capture_output=True, text=True, timeout=60)
+    if out.returncode:
+        raise RuntimeError("psql: " + out.stderr.strip())
+    return [tuple(r.split("\x1f")) for r in out.stdout.rstrip("\n").split("\x1e") if r]
+
+
+class PgSyncd(Syncd):
+    """A syncd on PostgreSQL at url, restartable on the same port like
+    e2e_util's SQLite one."""
+
+    def __init__(self, dir, url, extra=(), schema=None):
+        self.pg = url
+        os.makedirs(dir, exist_ok=True)
+        super().__init__(dir, extra, schema=schema)
+
+    def start(self):
+        self.log = open(os.path.join(self.dir, "syncd.log"), "ab")
+        args = [SYNCD, "--listen", f"127.0.0.1:{self.port}", "--schema", self.schema,
+                "--pg", self.pg] + self.extra
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log)
+        ready, _, _ = select.select([self.proc.stdout], [], [], 20)
+        line = self.proc.stdout.readline().decode() if ready else ""
+        if not line.startswith("http://"):
+            self.proc.kill()
+            self.proc.wait()
+            raise RuntimeError("syncd did not start")
+        self.url = line.strip()
+        self.port = urllib.parse.urlsplit(self.url).port
+
+
+class ServerState:
+    """What the checks read of the server: from the SQLite file, or with
+    psql from PostgreSQL; values as the client's SQLite gives them."""
+
+    def __init__(self, db=None, pg=None):
+        self.db, self.pg = db, pg
+
+    def rows(self, sql):
+        return query(self.db, sql) if self.pg is None else psql(self.pg, sql)
+
+    def items(self):
+        return [(i, int(v), t) for i, v, t in self.rows("SELECT id, val, tag FROM items ORDER BY id")]
+
+    def audit_tags(self):
+        return [t for (t,) in self.rows("SELECT tag FROM chaos_audit")]
+
+    def outcomes(self):
+        """{client_id: {mutation id: (status, reason)}}"""
+        out = collections.defaultdict(dict)
+        for c, i, st, r in self.rows("SELECT client_id, id, status, coalesce(reason, '')"
+                                     " FROM _syncd_outcomes"):
+            out[c][int(i)] = (st, r)
+        return out
+
+    def last_ids(self):
+        return {c: int(i) for c, i in self.rows("SELECT client_id, last_id FROM _syncd_clients")}
+
+
 class Proc:
     """One client: its database file and, while it runs, its process."""
 
-    def __init__(self, dir, name, url, a):
+    def __init__(self, dir, name, urls, a):
         self.db = os.path.join(dir, name + ".db")
-        self.args = [PYTHON, os.path.join(HERE, "client.py"), self.db, url, name,
+        self.urls = urls
+        self.args = [PYTHON, os.path.join(HERE, "client.py"), self.db, None, name,
                      str(a.mutations), str(a.seed), str(a.keys), str(a.pace)]
         self.log = open(os.path.join(dir, name + ".log"), "ab")
         self.p = None
         self.starts = 0
 
     def start(self):
+        """Each start takes the next of urls: with two servers a client's
+        pushes cut short by a kill are sent again through the other one."""
+        self.args[3] = self.urls[self.starts % len(self.urls)]
         self.p = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=self.log)
         self.starts += 1
 
@@ -120,25 +207,55 @@ def main():
     ap.add_argument("--trace", action="store_true", help="log the traffic in the temp dir")
     ap.add_argument("--server-kills", type=float, default=0,
                     help="the share of kills that SIGKILL and restart syncd instead")
+    ap.add_argument("--pg", action="store_true",
+                    help="PostgreSQL storage, two syncd over it (a throwaway cluster)")
+    ap.add_argument("--pg-optional", action="store_true",
+                    help="with --pg: when no cluster can start, say SKIPPED and exit 0")
     a = ap.parse_args()
     if not a.seed:
         a.seed = random.SystemRandom().randrange(1, 1 << 31)
     # the server keeps at least 10000 outcomes per client (docs/PROTOCOL.md)
     assert a.mutations + 8 <= 10000, "the outcome check needs every outcome kept"
+    backend = "pg" if a.pg else "sqlite"
     print(f"chaos: seed {a.seed} (rerun: CHAOS_SEED={a.seed}), {a.clients} clients x "
-          f"{a.mutations} mutations on {a.keys} keys", flush=True)
+          f"{a.mutations} mutations on {a.keys} keys, {backend}", flush=True)
     rnd = random.Random(a.seed)
     t0 = time.monotonic()
     deadline = t0 + a.timeout * SLOW
     dir = tempfile.mkdtemp(prefix="sync-chaos-")
-    s = Syncd(dir, ["--heartbeat", "1"], schema=os.path.join(HERE, "schema.sql"))
-    proxy = FaultProxy("127.0.0.1", s.port, random.Random(rnd.random()),
-                       trace=os.path.join(dir, "proxy.trace") if a.trace else None)
-    procs = [Proc(dir, "c%d" % i, proxy.url, a) for i in range(a.clients)]
+    servers, proxies, pg_dir = [], [], None
+    procs = []
     failures = []
     kills = server_kills = 0
     finished = False
     try:
+        if a.pg:
+            # its own folder: as root the cluster runs as postgres, which
+            # cannot enter ours (mkdtemp makes it 0700)
+            pg_dir = tempfile.mkdtemp(prefix="sync-chaos-pg-")
+            out = subprocess.run(["bash", PG_ENV, "start", pg_dir], capture_output=True,
+                                 text=True, timeout=120)
+            if out.returncode:
+                why = (out.stderr.strip().splitlines() or ["unknown error"])[-1]
+                if a.pg_optional:
+                    print("chaos: SKIPPED: PostgreSQL could not start: " + why, flush=True)
+                    finished = True
+                    return 0
+                raise SystemExit("chaos: PostgreSQL could not start: " + why)
+            url = out.stdout.strip().splitlines()[-1]
+            # the second opens the database the first has set up
+            servers = [PgSyncd(os.path.join(dir, "syncd%d" % i), url, ["--heartbeat", "1"],
+                               schema=os.path.join(HERE, "schema_pg.sql")) for i in range(2)]
+            state = ServerState(pg=url)
+        else:
+            servers = [Syncd(dir, ["--heartbeat", "1"], schema=os.path.join(HERE, "schema.sql"))]
+            state = ServerState(db=servers[0].db)
+        proxies = [FaultProxy("127.0.0.1", srv.port, random.Random(rnd.random()),
+                              trace=os.path.join(dir, "proxy%d.trace" % i) if a.trace else None)
+                   for i, srv in enumerate(servers)]
+        urls = [proxy.url for proxy in proxies]
+        procs = [Proc(dir, "c%d" % i, urls[i % len(urls):] + urls[:i % len(urls)], a)
+                 for i in range(a.clients)]
         for p in procs:
             p.start()
         # chaos: kill and restart clients until all have written their share
@@ -151,8 +268,10 @@ def main():
                 if p.crashed():
                     raise SystemExit(f"{p.db}: client exited by itself ({p.p.returncode});"
                                      f" the end of its log:\n{p.log_tail()}")
-            if rnd.random() < a.server_kills:
-                s.restart(signal.SIGKILL)
+            # with two servers one is killed mid-run whatever the dice say
+            due = a.pg and not server_kills and min(written) >= a.mutations // 2
+            if due or rnd.random() < a.server_kills:
+                (rnd.choice(servers) if a.pg else servers[0]).restart(signal.SIGKILL)
                 server_kills += 1
                 continue
             victim = rnd.choice(procs)
@@ -164,10 +283,11 @@ def main():
             raise SystemExit("timed out while the clients were writing: %s" %
                              [p.written() for p in procs])
         t_write = time.monotonic() - t0
-        proxy.calm()
+        for proxy in proxies:
+            proxy.calm()
 
         def converged():
-            srv = query(s.db, "SELECT * FROM items ORDER BY id")
+            srv = state.items()
             for p in procs:
                 if query(p.db, "SELECT count(*) FROM sync_outbox")[0][0]:
                     return False
@@ -175,19 +295,32 @@ def main():
                     return False
             return True
 
+        def progress():
+            """Where each client stands: outbox size, equal to the server."""
+            srv = state.items()
+            return ", ".join("%s outbox %d %s" % (
+                os.path.basename(p.db), query(p.db, "SELECT count(*) FROM sync_outbox")[0][0],
+                "equal" if query(p.db, "SELECT * FROM items ORDER BY id") == srv else "differs")
+                for p in procs)
+
         until = min(deadline, time.monotonic() + a.converge * SLOW)
+        next_report = time.monotonic() + 10
         while not converged():
             if time.monotonic() > until:
-                print("chaos: no convergence before the timeout", flush=True)
+                print("chaos: no convergence before the timeout: " + progress(), flush=True)
                 break
+            if time.monotonic() > next_report:  # a slow convergence shows why
+                print("chaos: converging: " + progress(), flush=True)
+                next_report += 10
             time.sleep(0.2)
         t_conv = time.monotonic() - t0 - t_write
         for p in procs:
             p.kill()
 
         # ---- the checks, from the files alone ----
-        srv_items = query(s.db, "SELECT * FROM items ORDER BY id")
-        audit = collections.Counter(t for (t,) in query(s.db, "SELECT tag FROM chaos_audit"))
+        srv_items = state.items()
+        audit = collections.Counter(state.audit_tags())
+        all_outcomes, last_ids = state.outcomes(), state.last_ids()
         total = n_rejected = 0
         applied_tags = set()
         for p in procs:
@@ -203,15 +336,13 @@ def main():
                   f"{name}: items differ from the server's", failures)
             check(query(p.db, "SELECT count(*) FROM sync_outbox")[0][0] == 0,
                   f"{name}: outbox not empty", failures)
-            outcomes = {i: (st, r) for i, st, r in
-                        query(s.db, "SELECT id, status, reason FROM _syncd_outcomes"
-                                    " WHERE client_id = ?", (cid,))}
+            outcomes = all_outcomes.get(cid, {})
             check(set(outcomes) == set(log),
                   f"{name}: server outcomes differ from the mutations made: "
                   f"missing {sorted(set(log) - set(outcomes))[:10]}, "
                   f"extra {sorted(set(outcomes) - set(log))[:10]}", failures)
-            last = query(s.db, "SELECT last_id FROM _syncd_clients WHERE client_id = ?", (cid,))
-            check(last == [(max(log),)], f"{name}: server last_id {last}, client {max(log)}",
+            last = last_ids.get(cid)
+            check(last == max(log), f"{name}: server last_id {last}, client {max(log)}",
                   failures)
             rejected = {i: r for i, (st, r) in outcomes.items() if st == "rejected"}
             n_rejected += len(rejected)
@@ -228,9 +359,9 @@ def main():
                     check(st == "rejected", f"{name}: mutation {mid} (val {sent}) was applied",
                           failures)
                 if st == "rejected":
-                    check(reason in REASONS, f"{name}: mutation {mid} refused: {reason}",
-                          failures)
-                    check(not reason.startswith("CHECK") or (sent is not None and sent < 0),
+                    check(reason in REASONS[backend],
+                          f"{name}: mutation {mid} refused: {reason}", failures)
+                    check(reason != REASONS[backend][0] or (sent is not None and sent < 0),
                           f"{name}: mutation {mid} (val {sent}) failed the CHECK", failures)
                     check(audit.get(tag, 0) == 0, f"{name}: refused {mid} is in the audit log",
                           failures)
@@ -244,10 +375,14 @@ def main():
         check(set(audit) == applied_tags,
               f"audit tags of no applied mutation: {sorted(set(audit) - applied_tags)[:10]}",
               failures)
-        counts = dict(proxy.counts)
+        counts = collections.Counter()
+        for proxy in proxies:
+            counts.update(proxy.counts)
+            check(proxy.counts["requests"] > 0, f"{proxy.url} served no request", failures)
         for k in KINDS:
             check(counts[k] > 0, f"no fault of kind {k} happened", failures)
         check(kills > 0, "no client was killed", failures)
+        check(server_kills > 0 or not a.pg, "no syncd was killed", failures)
         print(f"chaos: {total} mutations ({a.clients} clients), {n_rejected} refused by the "
               f"server, {sum(audit.values())} inserts/updates in the audit log, "
               f"{len(srv_items)} rows at the end", flush=True)
@@ -263,8 +398,13 @@ def main():
         for p in procs:
             p.kill()
             p.log.close()
-        proxy.close()
-        s.stop()
+        for proxy in proxies:
+            proxy.close()
+        for srv in servers:
+            srv.stop()
+        if pg_dir:
+            subprocess.run(["bash", PG_ENV, "stop", pg_dir], capture_output=True)
+            shutil.rmtree(pg_dir, ignore_errors=True)
         if a.keep or failures or not finished:
             print("chaos: files kept in", dir)
         else:

@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 import urllib.parse
@@ -46,8 +47,8 @@ def rss_kib(pid):
 class Raw:
     """A bare TCP connection for what http.client will not send."""
 
-    def __init__(self, server, timeout=10):
-        self.sock = socket.create_connection((server.host, server.port), timeout=timeout)
+    def __init__(self, server, timeout=10, sock=None):
+        self.sock = sock or socket.create_connection((server.host, server.port), timeout=timeout)
 
     def send(self, data):
         self.sock.sendall(data)
@@ -538,7 +539,7 @@ class HostileTests:
 
     def test_pressure_never_cuts_streams(self):
         s = self.server("--max-connections", "8", "--heartbeat", "1")
-        streams = [s.events("w") for _ in range(4)]
+        streams = [s.events("w%d" % i) for i in range(4)]
         idle = [socket.create_connection((s.host, s.port), timeout=10) for _ in range(20)]
         # let the server take the burst in: connections it has shut down
         # count against its cap until their threads have closed them
@@ -551,6 +552,168 @@ class HostileTests:
             ev.close()
         for k in idle:
             k.close()
+
+    def served(self, fn, within):
+        """fn() within that many seconds, retrying a refused connection as
+        clients do: a slot the server has just freed is still counted for a
+        moment, until the thread of the connection it cut has closed it."""
+        t0 = time.monotonic()
+        while True:
+            try:
+                got = fn()
+                break
+            except (ConnectionError, http.client.HTTPException) as e:
+                self.assertLess(time.monotonic() - t0, within, "refused: %r" % e)
+                time.sleep(0.05)
+        took = time.monotonic() - t0
+        self.assertLess(took, within, "served after %.2f s" % took)
+        return got
+
+    def health_within(self, s, seconds, times=5):
+        """/health answers 200 within seconds, times in a row."""
+        for _ in range(times):
+            got = self.served(lambda: s.request("GET", "/health", timeout=seconds + 2), seconds)
+            self.assertEqual(got[0], 200)
+            time.sleep(0.3)
+
+    def test_drippers_do_not_hold_every_slot(self):
+        """issue 13, defect 9: eight sockets dripping chunked bodies held
+        every slot of --max-connections 8 and /health failed while they
+        dripped. Unknown paths and refused credentials are answered at the
+        head (before any body) and closed; authorized but slow bodies give
+        way to newcomers."""
+        s = self.server("--max-connections", "8", "--token", "T", "--request-timeout", "30")
+        auth = b"Authorization: Bearer T\r\n"
+        heads = {
+            "unknown path": (b"POST /nope HTTP/1.1\r\nHost: x\r\n"
+                             b"Transfer-Encoding: chunked\r\n\r\n"),
+            "no token": (b"POST /push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                         b"\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            "wrong method": (b"PUT /pull HTTP/1.1\r\nHost: x\r\n" + auth +
+                             b"Transfer-Encoding: chunked\r\n\r\n"),
+            "health with a body": (b"GET /health HTTP/1.1\r\nHost: x\r\n"
+                                   b"Transfer-Encoding: chunked\r\n\r\n"),
+            "slow push": (b"POST /push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                          b"\r\n" + auth + b"Transfer-Encoding: chunked\r\n\r\n"),
+        }
+        for what, head in heads.items():
+            socks = []
+            for _ in range(8):  # one by one, so each has its head read
+                k = socket.create_connection((s.host, s.port), timeout=10)
+                k.sendall(head)
+                socks.append(k)
+                time.sleep(0.1)
+            stop = []
+
+            def drip():
+                i, data = 0, b"1\r\n \r\n"
+                while not stop:
+                    for k in socks:
+                        try:
+                            k.send(data[i % len(data):i % len(data) + 1])
+                        except OSError:
+                            pass
+                    i += 1
+                    time.sleep(0.2)
+            t = threading.Thread(target=drip)
+            t.start()
+            try:
+                time.sleep(0.5)
+                self.health_within(s, 1)
+                st, _, data = self.served(lambda: s.request(
+                    "POST", "/push", {"client_id": "c1", "mutations": []}, headers=bearer("T"),
+                    timeout=3), 1)
+                self.assertEqual(st, 200, (what, data))
+            finally:
+                stop.append(1)
+                t.join()
+            if what != "slow push":  # answered at the head, then closed
+                for k in socks:
+                    raw = Raw(s, sock=k)
+                    status, data = raw.answer(timeout=5)
+                    self.assertIn(status, (200, 401, 404, 405), (what, data[:200]))
+                    self.assertTrue(raw.closed(5), what)
+            for k in socks:
+                k.close()
+
+    def test_a_body_has_a_total_deadline(self):
+        """A body sent fast enough for the rate rule (1 KiB/s) must still
+        end within --body-timeout: otherwise a client holds a slot for
+        max-body / 1 KiB seconds."""
+        s = self.server("--body-timeout", "2", "--request-timeout", "30",
+                        "--max-body", "100000000")
+        k = socket.create_connection((s.host, s.port), timeout=10)
+        k.sendall(b"POST /push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 90000000\r\n\r\n")
+        t0, lived = time.monotonic(), None
+        try:
+            while time.monotonic() - t0 < 15:
+                k.sendall(b"[" * 800)  # 8 KiB/s
+                if select.select([k], [], [], 0.1)[0]:
+                    break
+        except OSError:
+            pass
+        lived = time.monotonic() - t0
+        k.close()
+        self.assertLess(lived, 8)  # 2 s allowed, plus the machine's noise
+        self.assertGreater(lived, 1.5)
+        self.assertEqual(self.last_id(s, "c1"), 0)
+
+    def test_event_streams_leave_room_for_requests(self):
+        """issue 13, defect 10: twelve /events of one client against
+        --max-connections 8 held every slot; /health and every push went
+        unanswered. A client keeps at most --max-streams-per-client streams
+        (a newer one replaces its oldest) and streams together leave a
+        reserve of slots to requests (the excess is a 429)."""
+        s = self.server("--max-connections", "8", "--heartbeat", "30")
+        streams = []
+        for i in range(12):
+            ev = self.served(lambda: s.events("c1", timeout=5), 1)
+            self.assertEqual(ev.status, 200, i)
+            self.assertEqual(ev.next(5), ("comment", "ok"))
+            streams.append(ev)
+        # the ten replaced streams ended at once (not at the next heartbeat)
+        for ev in streams[:10]:
+            with self.assertRaises((EOFError, ConnectionError, OSError)):
+                ev.next(3)
+        self.health_within(s, 1)
+        self.assertEqual(self.served(lambda: s.push("c2", [ins(1, "a")]), 1)[0]["status"],
+                         "applied")
+        for ev in streams[10:]:  # the two newest deliver
+            self.assertEqual(ev.next_event(5)["data"]["changes"][0]["pk"], {"id": "a"})
+        for ev in streams:
+            ev.close()
+        # many clients: streams take at most the cap less the reserve (4 of
+        # 8); heartbeats every second let the server see a stream hang up
+        s = self.server("--max-connections", "8", "--heartbeat", "1")
+        others, codes = [], []
+        for i in range(12):
+            ev = self.served(lambda: s.events("w%d" % i, timeout=5), 1)
+            codes.append(ev.status)
+            if ev.status == 200:
+                others.append(ev)
+            else:
+                self.assertEqual(ev.resp.getheader("Retry-After"), "5")
+                self.assertIn("too many event streams", json.loads(ev.resp.read())["error"])
+                ev.close()
+        self.assertEqual(codes, [200] * 4 + [429] * 8)
+        self.health_within(s, 1)
+        self.assertEqual(self.served(lambda: s.push("c2", [ins(2, "b")]), 1)[0]["status"],
+                         "applied")
+        for ev in others:
+            self.assertEqual(ev.next_event(5)["data"]["changes"][0]["pk"], {"id": "b"})
+        others.pop().close()  # a stream that ends gives its slot back
+        deadline = time.monotonic() + 10
+        while True:
+            ev = self.served(lambda: s.events("late", timeout=5), 1)
+            if ev.status == 200 or time.monotonic() > deadline:
+                break
+            ev.close()
+            time.sleep(0.2)
+        self.assertEqual(ev.status, 200)
+        ev.close()
+        for ev in others:
+            ev.close()
 
 
 class SqliteHostileTest(SqliteStore, HostileTests, unittest.TestCase):
