@@ -12,6 +12,12 @@
 ** *pzErr set) when a key column is missing or null. */
 int capture_canon_pk(SyncCtx *, SyncTable *, const char *pkJson, int n, char **pOut, char **pzErr);
 int capture_install(SyncCtx *, SyncTable *);
+
+/* The shape of the triggers capture_install writes: raised whenever what
+** they queue changes, so sync_init rebuilds those of a database tracked by
+** an older build (track_refresh). 2: REPLACE's deletions, NULL key parts,
+** -0.0 (issue 13). */
+#define CAPTURE_VERSION "2"
 int capture_remove(SyncCtx *, const char *table);
 
 #endif

@@ -42,6 +42,7 @@
 **                 pull's last page (apply.c)
 */
 #include "schema.h"
+#include "track.h"
 
 #include <string.h>
 
@@ -216,6 +217,7 @@ void schema_fn_init(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     rc = ctx_exec(c, schema_sql);
     if (rc == SQLITE_OK) rc = migrate(c);
     if (rc == SQLITE_OK) rc = ctx_exec(c, schema_gone_sql);
+    if (rc == SQLITE_OK) rc = track_refresh(c);
     /* The tables may have just appeared: statements cached while they were
     ** missing failed to prepare and were not kept, so nothing is stale. */
     if (rc == SQLITE_OK) id = ctx_meta_get(c, "client_id");

@@ -8,7 +8,8 @@
 ** with INTEGER PRIMARY KEY and WITHOUT ROWID tables both work). Tracking
 ** again is not an error: it re-creates the triggers, which is also how a
 ** table picks up columns added by ALTER TABLE. Rows already in the table are
-** not queued. Errors:
+** not queued. sync_init re-creates the triggers of every tracked table when
+** they come from a build whose triggers queued differently (track_refresh). Errors:
 **   sync_track: no such table "x"
 **   sync_track: table "x" has no PRIMARY KEY
 **   sync_untrack: table "x" is not tracked
@@ -16,6 +17,8 @@
 #include "track.h"
 #include "capture.h"
 #include "table.h"
+
+#include <string.h>
 
 void track_fn_track(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
@@ -87,4 +90,46 @@ void track_fn_untrack(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     return;
   }
   sqlite3_result_int(ctx, 1);
+}
+
+int track_refresh(SyncCtx *c) {
+  char *was = ctx_meta_get(c, "capture_version");
+  int same = was && strcmp(was, CAPTURE_VERSION) == 0;
+  sqlite3_free(was);
+  if (same) return SQLITE_OK;
+  /* Names first: each install changes the schema, which frees the cache. */
+  sqlite3_stmt *s = 0;
+  int rc = sqlite3_prepare_v2(c->db,
+                              "SELECT name FROM main.sync_tracked WHERE EXISTS (SELECT 1 FROM "
+                              "main.sqlite_schema WHERE type = 'table' AND name = "
+                              "sync_tracked.name COLLATE NOCASE) ORDER BY name",
+                              -1, &s, 0);
+  char **names = 0;
+  int n = 0;
+  while (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
+    char **more = sqlite3_realloc64(names, sizeof *names * (sqlite3_uint64)(n + 1));
+    if (!more) {
+      rc = SQLITE_NOMEM;
+      break;
+    }
+    names = more;
+    if (!(names[n] = sqlite3_mprintf("%s", sqlite3_column_text(s, 0))))
+      rc = SQLITE_NOMEM;
+    else
+      n++;
+  }
+  int rcFin = sqlite3_finalize(s);
+  if (rc == SQLITE_OK) rc = rcFin;
+  for (int i = 0; rc == SQLITE_OK && i < n; i++) {
+    SyncTable *t = 0;
+    char *zErr = 0;
+    rc = table_get(c, names[i], 0, &t, &zErr);
+    sqlite3_free(zErr);
+    if (rc == SQLITE_OK) rc = capture_install(c, t);
+  }
+  for (int i = 0; i < n; i++)
+    sqlite3_free(names[i]);
+  sqlite3_free(names);
+  if (rc == SQLITE_OK) rc = ctx_meta_set(c, "capture_version", CAPTURE_VERSION);
+  return rc;
 }
