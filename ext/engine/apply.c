@@ -218,6 +218,7 @@ typedef struct Page {
   SyncCtx *c;
   const char *end;          /* the page text's end */
   int anyPending;           /* the outbox is not empty */
+  int guards;               /* sync_meta 'guards' is set (rebase.c) */
   sqlite3_stmt *tblPending; /* ?1 tbl -> a row if the outbox holds mutations of it */
   PageTable tables[8];
   int nTables;
@@ -263,8 +264,9 @@ static int page_table(Page *pg, jspan v, PageTable **pOut, char **pzErr) {
   if (rc != SQLITE_OK) return rc;
   /* More tables than the cache holds: the last slot is reused. */
   PageTable *p = &pg->tables[pg->nTables < 8 ? pg->nTables++ : 7];
-  p->name = v, p->t = t, p->pending = 0;
-  if (t && pg->anyPending) {
+  /* A guarded key may be in any table: each key is looked up. */
+  p->name = v, p->t = t, p->pending = pg->guards;
+  if (t && pg->anyPending && !pg->guards) {
     if (!pg->tblPending) {
       rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM sync_outbox WHERE tbl = ?1 LIMIT 1", -1,
                               &pg->tblPending, 0);
@@ -568,7 +570,7 @@ static int apply_change(Page *pg, int i, const char **pz, char **pzErr) {
     sqlite3_int64 version = span_is_integer(ver) ? span_int64(ver, &r, &exact) : 0;
     if (rc == SQLITE_OK && upsert && !image) rc = SQLITE_NOMEM;
     if (rc == SQLITE_OK) rc = rebase_set_image(c, t->name, k, image, version, span_is_integer(ver));
-    if (rc == SQLITE_OK) rc = rebase_key(c, t, k, pzErr);
+    if (rc == SQLITE_OK) rc = rebase_key(c, t, k, 0, pzErr);
     if (rc == SQLITE_CONSTRAINT) {
       /* The local edits no longer fit next to the server's rows (a replay
       ** hit a UNIQUE index, say): hidden, still queued for the server to
@@ -579,7 +581,15 @@ static int apply_change(Page *pg, int i, const char **pz, char **pzErr) {
     }
     sqlite3_free(image);
   } else {
-    rc = change_write(pg, t, i, upsert, pk, row, pzErr);
+    /* The server's newer change replaces the key's guard, if any. */
+    s = pg->guards ? ctx_stmt(c, STMT_SHADOW_DROP) : 0;
+    if (pg->guards && !s) rc = sqlite3_errcode(c->db);
+    if (s) {
+      sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+      sqlite3_bind_text(s, 2, k, -1, SQLITE_STATIC);
+      rc = ctx_run(c, s);
+    }
+    if (rc == SQLITE_OK) rc = change_write(pg, t, i, upsert, pk, row, pzErr);
   }
   sqlite3_free(k);
   return rc;
@@ -786,6 +796,9 @@ int apply_page(SyncCtx *c, const char *json, int flags, ApplyResult *res, char *
     if (!s) rc = sqlite3_errcode(c->db);
     if (s && sqlite3_step(s) == SQLITE_ROW) pg.anyPending = sqlite3_column_int64(s, 0) != 0;
     if (s) rc = sqlite3_reset(s);
+    char *g = ctx_meta_get(c, "guards");
+    pg.guards = g != 0;
+    sqlite3_free(g);
   }
   if (rc == SQLITE_OK) {
     /* Pages wait in the inbox until the pull's last page, applied once
@@ -807,6 +820,9 @@ int apply_page(SyncCtx *c, const char *json, int flags, ApplyResult *res, char *
   /* A staged page is never the last one, whose id alone is taken. */
   if (rc == SQLITE_OK && !stage && lastPage && e.lm.z)
     rc = outbox_confirm_upto(c, e.rej.z, e.rej.n, upto, &zErr);
+  /* Rows that could not take the server's state try again once it is
+  ** consistent (rebase.c, "Guards"). */
+  if (rc == SQLITE_OK && !stage && lastPage) rc = rebase_guards(c, &zErr);
   if (rc == SQLITE_OK && !stage && pg.skipped) rc = count_skipped(c, pg.skipped);
   if (rc == SQLITE_OK && e.cursor.z) {
     jspan in;

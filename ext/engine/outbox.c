@@ -235,7 +235,7 @@ static int outbox_resolve(SyncCtx *c, sqlite3_int64 id, int applied, const char 
       rc = ctx_run(c, s);
     }
   }
-  if (rc == SQLITE_OK && t) rc = rebase_key(c, t, pk, pzErr);
+  if (rc == SQLITE_OK && t) rc = rebase_key(c, t, pk, 0, pzErr);
   sqlite3_free(tbl);
   sqlite3_free(pk);
   return rc;
@@ -458,9 +458,13 @@ static int ack_key(SyncCtx *c, AckItem *a, int n, char **pzErr) {
     ver = a[i].version;
   }
   const char *image = img ? img->row : held;
-  int pending = 0;
-  rc = rebase_write(c, t, a[0].pk, image, &pending, pzErr);
-  if (rc == SQLITE_OK && (pending ? img != 0 : had)) {
+  int pending = 0, fell = 0;
+  rc = rebase_write(c, t, a[0].pk, image, &pending, &fell, pzErr);
+  if (rc == SQLITE_OK && !pending && fell) {
+    /* Another key of this answer may still hold what the row needs. */
+    rc = rebase_guard(c, t->name, a[0].pk, image, img ? img->version : ver,
+                      img ? img->hasVersion : verInt, img || !had);
+  } else if (rc == SQLITE_OK && (pending ? img != 0 : had)) {
     /* Still pending: keep the new image; nothing pending: drop the image. */
     s = ctx_stmt(c, pending ? STMT_SHADOW_PUT : STMT_SHADOW_DROP);
     if (!s) rc = sqlite3_errcode(c->db);
@@ -503,6 +507,9 @@ static int ack_resolve(SyncCtx *c, AckItem *a, int n, sqlite3_int64 *pDone, char
   for (int i = 0; i < nk && rc == SQLITE_OK; i++)
     rc = ack_key(c, a + k[i].first, k[i].n, pzErr);
   sqlite3_free(k);
+  /* Rows that could not take the server's state while another key of the
+  ** answer was still in the way try again now that all are resolved. */
+  if (rc == SQLITE_OK) rc = rebase_guards(c, pzErr);
   *pDone = done;
   return rc;
 }

@@ -492,7 +492,8 @@ static int try_row(SyncCtx *c, SyncTable *t, const char *pk, const char *row, co
 
 /* Writes image (the server's row as JSON; NULL = absent) with the key's
 ** pending mutations folded in as the row of key pk of table t; *pPending
-** gets how many there were. Applying the server's state never fails
+** gets how many there were, *pFell whether the row left is neither that
+** row nor the image (see rebase_guard). Applying the server's state never fails
 ** because of local state: when that row cannot stand (a UNIQUE value
 ** another local row holds, a parent gone), the pending edits stay queued
 ** for the server to judge and their effect is hidden: the image alone is
@@ -501,18 +502,20 @@ static int try_row(SyncCtx *c, SyncTable *t, const char *pk, const char *row, co
 ** breaks a foreign key, goes. Fails only on errors of the database itself
 ** (out of memory, I/O); then *pzErr names the key. */
 int rebase_write(SyncCtx *c, SyncTable *t, const char *pk, const char *image, int *pPending,
-                 char **pzErr) {
+                 int *pFell, char **pzErr) {
   char *cur = 0, *net = 0;
   int rc = table_row_json(c, t, pk, &cur);
   if (rc == SQLITE_OK) rc = net_row(c, t, pk, image, &net, pPending);
   const char *cand[4] = {net, image, cur, 0};
   char *why = 0;
-  int fit = 0;
-  for (int i = 0; rc == SQLITE_OK && !fit && i < 4; i++) {
+  int fit = 0, i;
+  for (i = 0; rc == SQLITE_OK && !fit && i < 4; i++) {
     if (i == 1 && !*pPending) continue;
     if (i == 3 && !cur) break;
     rc = try_row(c, t, pk, cand[i], cur, i > 0, i < 2 ? image : 0, &fit, &why);
   }
+  /* i is one past the candidate that stood. */
+  *pFell = rc == SQLITE_OK && i > 2;
   sqlite3_free(cur);
   sqlite3_free(net);
   if (rc != SQLITE_OK && rc != SQLITE_NOMEM && !*pzErr)
@@ -522,15 +525,16 @@ int rebase_write(SyncCtx *c, SyncTable *t, const char *pk, const char *image, in
 }
 
 /* Re-derives the visible row of key pk (the canonical key text) of table t
-** from its image, and drops the image once nothing is pending. Returns an
-** SQLite code; on failure *pzErr names the key. */
-int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, char **pzErr) {
+** from its image, and drops the image once nothing is pending, unless the
+** row could not take it (*pFell, if pFell; the image stays as a guard).
+** Returns an SQLite code; on failure *pzErr names the key. */
+int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, int *pFell, char **pzErr) {
   sqlite3_stmt *s = ctx_stmt(c, STMT_SHADOW_GET);
   if (!s) return sqlite3_errcode(c->db);
   sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
   sqlite3_bind_text(s, 2, pk, -1, SQLITE_STATIC);
   char *image = 0;
-  int rc = sqlite3_step(s);
+  int rc = sqlite3_step(s), had = rc == SQLITE_ROW;
   if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
     image = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
     if (!image) rc = SQLITE_NOMEM;
@@ -538,17 +542,101 @@ int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, char **pzErr) {
   sqlite3_reset(s);
   if (rc == SQLITE_NOMEM) return rc;
 
-  int pending = 0;
-  rc = rebase_write(c, t, pk, image, &pending, pzErr);
+  int pending = 0, fell = 0;
+  rc = rebase_write(c, t, pk, image, &pending, &fell, pzErr);
   sqlite3_free(image);
-  if (rc == SQLITE_OK && !pending) {
+  if (pFell) *pFell = fell;
+  if (rc == SQLITE_OK && !pending && fell) {
+    rc = rebase_guard(c, t->name, pk, 0, 0, 0, !had);
+  } else if (rc == SQLITE_OK && !pending) {
     s = ctx_stmt(c, STMT_SHADOW_DROP);
     if (!s) return sqlite3_errcode(c->db);
     sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, pk, -1, SQLITE_STATIC);
     rc = ctx_run(c, s);
-    if (rc != SQLITE_OK && rc != SQLITE_NOMEM && !*pzErr)
-      *pzErr = sqlite3_mprintf("cannot rebase %s %s: %s", t->name, pk, ctx_errmsg(c, rc));
   }
+  if (rc != SQLITE_OK && rc != SQLITE_NOMEM && !*pzErr)
+    *pzErr = sqlite3_mprintf("cannot rebase %s %s: %s", t->name, pk, ctx_errmsg(c, rc));
+  return rc;
+}
+
+/* Guards. A key with nothing pending whose row could not take the server's
+** state (rebase_write's *pFell: a UNIQUE value another row holds until a
+** later result of the same answer removes it, a parent not there yet)
+** would otherwise differ from the server for good: no pull sends the row
+** again unless it changes. It keeps its image in sync_shadow with no
+** mutation in the outbox, and sync_meta 'guards' says some may exist;
+** rebase_guards writes them again at the end of every ack and of every
+** pull's last page. A change from the server for the key replaces its
+** guard (apply.c). */
+
+/* Keeps row (NULL = absent) as the guard image of key pk of tbl; put: write
+** it (else the image there stays). */
+int rebase_guard(SyncCtx *c, const char *tbl, const char *pk, const char *row,
+                 sqlite3_int64 version, int hasVersion, int put) {
+  int rc = put ? rebase_set_image(c, tbl, pk, row, version, hasVersion) : SQLITE_OK;
+  return rc == SQLITE_OK ? ctx_meta_set(c, "guards", "1") : rc;
+}
+
+/* Rewrites every guarded key from its image, over again while one of them
+** takes it (the rows may hold each other's values); those that still
+** cannot keep their guard. Clears 'guards' once none is left. */
+int rebase_guards(SyncCtx *c, char **pzErr) {
+  char *flag = ctx_meta_get(c, "guards");
+  if (!flag) return SQLITE_OK;
+  sqlite3_free(flag);
+  sqlite3_stmt *q = 0;
+  int rc = sqlite3_prepare_v2(c->db,
+                              "SELECT tbl, pk FROM main.sync_shadow AS s WHERE NOT EXISTS"
+                              " (SELECT 1 FROM main.sync_outbox AS o WHERE o.tbl = s.tbl"
+                              " AND o.pk = s.pk) ORDER BY tbl, pk",
+                              -1, &q, 0);
+  int left = 1;
+  for (int fixed = 1; rc == SQLITE_OK && fixed && left;) {
+    fixed = left = 0;
+    /* Read first: rebasing writes sync_shadow. */
+    char **keys = 0;
+    int n = 0;
+    while (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
+      char **more = sqlite3_realloc64(keys, sizeof *keys * (sqlite3_uint64)(2 * n + 2));
+      if (!more) {
+        rc = SQLITE_NOMEM;
+        break;
+      }
+      keys = more;
+      keys[2 * n] = sqlite3_mprintf("%s", sqlite3_column_text(q, 0));
+      keys[2 * n + 1] = sqlite3_mprintf("%s", sqlite3_column_text(q, 1));
+      n++;
+      if (!keys[2 * n - 2] || !keys[2 * n - 1]) rc = SQLITE_NOMEM;
+    }
+    sqlite3_reset(q);
+    for (int i = 0; rc == SQLITE_OK && i < n; i++) {
+      SyncTable *t = 0;
+      char *why = 0;
+      int fell = 0;
+      rc = table_get(c, keys[2 * i], 1, &t, &why);
+      sqlite3_free(why);
+      if (rc == SQLITE_NOMEM) break;
+      if (rc != SQLITE_OK) {
+        /* The table is gone or no longer tracked: nothing to guard. */
+        sqlite3_stmt *d = ctx_stmt(c, STMT_SHADOW_DROP);
+        if (!d) break;
+        sqlite3_bind_text(d, 1, keys[2 * i], -1, SQLITE_STATIC);
+        sqlite3_bind_text(d, 2, keys[2 * i + 1], -1, SQLITE_STATIC);
+        rc = ctx_run(c, d);
+        continue;
+      }
+      rc = rebase_key(c, t, keys[2 * i + 1], &fell, pzErr);
+      if (fell)
+        left++;
+      else
+        fixed++;
+    }
+    for (int i = 0; i < 2 * n; i++)
+      sqlite3_free(keys[i]);
+    sqlite3_free(keys);
+  }
+  sqlite3_finalize(q);
+  if (rc == SQLITE_OK && !left) rc = ctx_meta_del(c, "guards");
   return rc;
 }
