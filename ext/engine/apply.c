@@ -217,9 +217,8 @@ typedef struct PageTable {
 typedef struct Page {
   SyncCtx *c;
   const char *end;          /* the page text's end */
-  int anyPending;           /* the outbox is not empty */
-  int guards;               /* sync_meta 'guards' is set (rebase.c) */
-  sqlite3_stmt *tblPending; /* ?1 tbl -> a row if the outbox holds mutations of it */
+  int anyPending;           /* the outbox or sync_shadow is not empty */
+  sqlite3_stmt *tblPending; /* ?1 tbl -> a row if a key of it has an image or mutations */
   PageTable tables[8];
   int nTables;
   Batch batch;    /* whole rows of one table not yet written */
@@ -264,12 +263,15 @@ static int page_table(Page *pg, jspan v, PageTable **pOut, char **pzErr) {
   if (rc != SQLITE_OK) return rc;
   /* More tables than the cache holds: the last slot is reused. */
   PageTable *p = &pg->tables[pg->nTables < 8 ? pg->nTables++ : 7];
-  /* A guarded key may be in any table: each key is looked up. */
-  p->name = v, p->t = t, p->pending = pg->guards;
-  if (t && pg->anyPending && !pg->guards) {
+  p->name = v, p->t = t, p->pending = 0;
+  if (t && pg->anyPending) {
     if (!pg->tblPending) {
-      rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM sync_outbox WHERE tbl = ?1 LIMIT 1", -1,
-                              &pg->tblPending, 0);
+      /* A key with an image and nothing pending is a guard (rebase.c):
+      ** its changes go through rebase_key too. */
+      rc = sqlite3_prepare_v2(c->db,
+                              "SELECT 1 FROM sync_shadow WHERE tbl = ?1 UNION ALL"
+                              " SELECT 1 FROM sync_outbox WHERE tbl = ?1 LIMIT 1",
+                              -1, &pg->tblPending, 0);
       if (rc != SQLITE_OK) return rc;
     }
     sqlite3_bind_text(pg->tblPending, 1, t->name, -1, SQLITE_STATIC);
@@ -581,15 +583,7 @@ static int apply_change(Page *pg, int i, const char **pz, char **pzErr) {
     }
     sqlite3_free(image);
   } else {
-    /* The server's newer change replaces the key's guard, if any. */
-    s = pg->guards ? ctx_stmt(c, STMT_SHADOW_DROP) : 0;
-    if (pg->guards && !s) rc = sqlite3_errcode(c->db);
-    if (s) {
-      sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
-      sqlite3_bind_text(s, 2, k, -1, SQLITE_STATIC);
-      rc = ctx_run(c, s);
-    }
-    if (rc == SQLITE_OK) rc = change_write(pg, t, i, upsert, pk, row, pzErr);
+    rc = change_write(pg, t, i, upsert, pk, row, pzErr);
   }
   sqlite3_free(k);
   return rc;
@@ -791,14 +785,12 @@ int apply_page(SyncCtx *c, const char *json, int flags, ApplyResult *res, char *
   rc = ctx_engine_begin(c);
   if (rc == SQLITE_OK) rc = inbox_count(c, &staged);
   if (rc == SQLITE_OK) {
-    /* Without anything pending, no change needs its key looked up. */
-    sqlite3_stmt *s = ctx_stmt(c, STMT_PENDING_COUNT);
+    /* Without anything pending (nor a guard, see rebase.c), no change
+    ** needs its key looked up. */
+    sqlite3_stmt *s = ctx_stmt(c, STMT_ANY_IMAGE);
     if (!s) rc = sqlite3_errcode(c->db);
     if (s && sqlite3_step(s) == SQLITE_ROW) pg.anyPending = sqlite3_column_int64(s, 0) != 0;
     if (s) rc = sqlite3_reset(s);
-    char *g = ctx_meta_get(c, "guards");
-    pg.guards = g != 0;
-    sqlite3_free(g);
   }
   if (rc == SQLITE_OK) {
     /* Pages wait in the inbox until the pull's last page, applied once

@@ -16,7 +16,8 @@ enum {
   STMT_SCHEMA_VER,    /* PRAGMA schema_version */
   STMT_TRACKED,       /* ?1 name -> 1 if tracked */
   STMT_PENDING_COUNT, /* count of the outbox */
-  STMT_HAS_PENDING,   /* ?1 tbl, ?2 pk -> 1 if the key has pending mutations */
+  STMT_ANY_IMAGE,     /* 1 if a key has pending mutations or a guard (an image, nothing pending) */
+  STMT_HAS_PENDING,   /* ?1 tbl, ?2 pk -> 1 if the key has an image (pending, or confirmed) */
   STMT_KEY_PENDING,   /* ?1 tbl, ?2 pk -> op, data of its pending mutations in id order */
   STMT_SHADOW_GET,    /* ?1 tbl, ?2 pk -> row, version */
   STMT_SHADOW_PUT,    /* ?1 tbl, ?2 pk, ?3 row (NULL = absent), ?4 version */
@@ -51,7 +52,8 @@ struct SyncCtx {
   SyncTable *tables;              /* tracked tables seen since the last schema change */
   int schemaVersion;              /* schema_version the table cache belongs to */
   CtxFk *fks;                     /* rebase.c's checks; emptied by ctx_stmt_clear */
-  int anchored; /* the sync_pending vtab is connected: it empties the caches at close */
+  int imageKept; /* rebase_set_image kept a newer image; the next rebase_key reads and clears it */
+  int anchored;  /* the sync_pending vtab is connected: it empties the caches at close */
 };
 
 typedef void (*sync_fn)(sqlite3_context *, int, sqlite3_value **);

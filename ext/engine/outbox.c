@@ -458,21 +458,26 @@ static int ack_key(SyncCtx *c, AckItem *a, int n, char **pzErr) {
     ver = a[i].version;
   }
   const char *image = img ? img->row : held;
-  int pending = 0, fell = 0;
-  rc = rebase_write(c, t, a[0].pk, image, &pending, &fell, pzErr);
+  int pending = 0, net = 0, fell = 0;
+  rc = rebase_write(c, t, a[0].pk, image, &pending, &net, &fell, pzErr);
+  /* Still pending: keep the new image. Nothing pending: the image goes,
+  ** unless it is the confirmed row now shown with its version: then it
+  ** stays as a guard, so that a change older than the push (a page fetched
+  ** or an event held before its answer) cannot take the row back; the
+  ** first change at least as new drops it (rebase_key). */
+  int keep = pending ? img != 0 : img && img->hasVersion && net;
   if (rc == SQLITE_OK && !pending && fell) {
     /* Another key of this answer may still hold what the row needs. */
     rc = rebase_guard(c, t->name, a[0].pk, image, img ? img->version : ver,
                       img ? img->hasVersion : verInt, img || !had);
-  } else if (rc == SQLITE_OK && (pending ? img != 0 : had)) {
-    /* Still pending: keep the new image; nothing pending: drop the image. */
-    s = ctx_stmt(c, pending ? STMT_SHADOW_PUT : STMT_SHADOW_DROP);
+  } else if (rc == SQLITE_OK && (keep || (!pending && had))) {
+    s = ctx_stmt(c, keep ? STMT_SHADOW_PUT : STMT_SHADOW_DROP);
     if (!s) rc = sqlite3_errcode(c->db);
     if (s) {
       sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
       sqlite3_bind_text(s, 2, a[0].pk, -1, SQLITE_STATIC);
-      if (pending && img->row) sqlite3_bind_text(s, 3, img->row, -1, SQLITE_STATIC);
-      if (pending && img->hasVersion) sqlite3_bind_int64(s, 4, img->version);
+      if (keep && img->row) sqlite3_bind_text(s, 3, img->row, -1, SQLITE_STATIC);
+      if (keep && img->hasVersion) sqlite3_bind_int64(s, 4, img->version);
       rc = ctx_run(c, s);
     }
   }

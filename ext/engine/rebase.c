@@ -10,7 +10,9 @@
 ** what is still pending into the image and writes the net row once. Replays
 ** are idempotent (mutations carry values, not deltas), so replaying a mutation
 ** the image already contains changes nothing. When nothing is pending any
-** more, the image is dropped: the visible row is then the server's.
+** more, the image is dropped: the visible row is then the server's; but an
+** image the push answer confirmed, with its version, stays until a change at
+** least as new arrives, so that an older one cannot take the row back.
 **
 ** A rebase never fails on local state (docs/ARCHITECTURE.md, "Rebase: edits
 ** that cannot be replayed"): each row is tried in a savepoint and checked
@@ -41,6 +43,7 @@ int rebase_set_image(SyncCtx *c, const char *tbl, const char *pk, const char *ro
   int newer = sqlite3_step(s) == SQLITE_ROW && hasVersion &&
               sqlite3_column_type(s, 1) == SQLITE_INTEGER && sqlite3_column_int64(s, 1) > version;
   sqlite3_reset(s);
+  c->imageKept = newer;
   if (newer) return SQLITE_OK;
   s = ctx_stmt(c, STMT_SHADOW_PUT);
   if (!s) return sqlite3_errcode(c->db);
@@ -500,10 +503,13 @@ static int try_row(SyncCtx *c, SyncTable *t, const char *pk, const char *row, co
 ** written; when the image cannot stand either (a parent the server deleted
 ** without telling us yet), the row stays as it is, or, when even that
 ** breaks a foreign key, goes. Fails only on errors of the database itself
-** (out of memory, I/O); then *pzErr names the key. */
+** (out of memory, I/O); then *pzErr names the key. *pNet is set when the
+** net row stands, *pFell when the row left is neither that row nor the
+** image (see rebase_guard). */
 int rebase_write(SyncCtx *c, SyncTable *t, const char *pk, const char *image, int *pPending,
-                 int *pFell, char **pzErr) {
+                 int *pNet, int *pFell, char **pzErr) {
   char *cur = 0, *net = 0;
+  *pNet = *pFell = 0;
   int rc = table_row_json(c, t, pk, &cur);
   if (rc == SQLITE_OK) rc = net_row(c, t, pk, image, &net, pPending);
   const char *cand[4] = {net, image, cur, 0};
@@ -513,6 +519,7 @@ int rebase_write(SyncCtx *c, SyncTable *t, const char *pk, const char *image, in
     if (i == 1 && !*pPending) continue;
     if (i == 3 && !cur) break;
     rc = try_row(c, t, pk, cand[i], cur, i > 0, i < 2 ? image : 0, &fit, &why);
+    *pNet = fit && i == 0;
   }
   /* i is one past the candidate that stood. */
   *pFell = rc == SQLITE_OK && i > 2;
@@ -525,10 +532,15 @@ int rebase_write(SyncCtx *c, SyncTable *t, const char *pk, const char *image, in
 }
 
 /* Re-derives the visible row of key pk (the canonical key text) of table t
-** from its image, and drops the image once nothing is pending, unless the
-** row could not take it (*pFell, if pFell; the image stays as a guard).
+** from its image, and drops the image once nothing is pending, unless it
+** guards a confirmed version (rebase_set_image has just kept it over an
+** older change: a page fetched, or an event held, before the push that
+** confirmed it, and older changes may still follow), or the row could not
+** take it (*pFell, if pFell: the image stays as a guard, rebase_guards).
 ** Returns an SQLite code; on failure *pzErr names the key. */
 int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, int *pFell, char **pzErr) {
+  int kept = c->imageKept;
+  c->imageKept = 0;
   sqlite3_stmt *s = ctx_stmt(c, STMT_SHADOW_GET);
   if (!s) return sqlite3_errcode(c->db);
   sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
@@ -542,13 +554,13 @@ int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, int *pFell, char **pzEr
   sqlite3_reset(s);
   if (rc == SQLITE_NOMEM) return rc;
 
-  int pending = 0, fell = 0;
-  rc = rebase_write(c, t, pk, image, &pending, &fell, pzErr);
+  int pending = 0, net = 0, fell = 0;
+  rc = rebase_write(c, t, pk, image, &pending, &net, &fell, pzErr);
   sqlite3_free(image);
   if (pFell) *pFell = fell;
   if (rc == SQLITE_OK && !pending && fell) {
     rc = rebase_guard(c, t->name, pk, 0, 0, 0, !had);
-  } else if (rc == SQLITE_OK && !pending) {
+  } else if (rc == SQLITE_OK && !pending && !(kept && net)) {
     s = ctx_stmt(c, STMT_SHADOW_DROP);
     if (!s) return sqlite3_errcode(c->db);
     sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
@@ -587,7 +599,7 @@ int rebase_guards(SyncCtx *c, char **pzErr) {
   sqlite3_free(flag);
   sqlite3_stmt *q = 0;
   int rc = sqlite3_prepare_v2(c->db,
-                              "SELECT tbl, pk FROM main.sync_shadow AS s WHERE NOT EXISTS"
+                              "SELECT tbl, pk, row FROM main.sync_shadow AS s WHERE NOT EXISTS"
                               " (SELECT 1 FROM main.sync_outbox AS o WHERE o.tbl = s.tbl"
                               " AND o.pk = s.pk) ORDER BY tbl, pk",
                               -1, &q, 0);
@@ -598,41 +610,54 @@ int rebase_guards(SyncCtx *c, char **pzErr) {
     char **keys = 0;
     int n = 0;
     while (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
-      char **more = sqlite3_realloc64(keys, sizeof *keys * (sqlite3_uint64)(2 * n + 2));
+      char **more = sqlite3_realloc64(keys, sizeof *keys * (sqlite3_uint64)(3 * n + 3));
       if (!more) {
         rc = SQLITE_NOMEM;
         break;
       }
       keys = more;
-      keys[2 * n] = sqlite3_mprintf("%s", sqlite3_column_text(q, 0));
-      keys[2 * n + 1] = sqlite3_mprintf("%s", sqlite3_column_text(q, 1));
+      keys[3 * n] = sqlite3_mprintf("%s", sqlite3_column_text(q, 0));
+      keys[3 * n + 1] = sqlite3_mprintf("%s", sqlite3_column_text(q, 1));
+      keys[3 * n + 2] = sqlite3_column_type(q, 2) == SQLITE_NULL
+                            ? 0
+                            : sqlite3_mprintf("%s", sqlite3_column_text(q, 2));
       n++;
-      if (!keys[2 * n - 2] || !keys[2 * n - 1]) rc = SQLITE_NOMEM;
+      if (!keys[3 * n - 3] || !keys[3 * n - 2] ||
+          (!keys[3 * n - 1] && sqlite3_column_type(q, 2) != SQLITE_NULL))
+        rc = SQLITE_NOMEM;
     }
     sqlite3_reset(q);
     for (int i = 0; rc == SQLITE_OK && i < n; i++) {
       SyncTable *t = 0;
       char *why = 0;
       int fell = 0;
-      rc = table_get(c, keys[2 * i], 1, &t, &why);
+      const char *tbl = keys[3 * i], *pk = keys[3 * i + 1], *row = keys[3 * i + 2];
+      rc = table_get(c, tbl, 1, &t, &why);
       sqlite3_free(why);
       if (rc == SQLITE_NOMEM) break;
       if (rc != SQLITE_OK) {
         /* The table is gone or no longer tracked: nothing to guard. */
         sqlite3_stmt *d = ctx_stmt(c, STMT_SHADOW_DROP);
         if (!d) break;
-        sqlite3_bind_text(d, 1, keys[2 * i], -1, SQLITE_STATIC);
-        sqlite3_bind_text(d, 2, keys[2 * i + 1], -1, SQLITE_STATIC);
+        sqlite3_bind_text(d, 1, tbl, -1, SQLITE_STATIC);
+        sqlite3_bind_text(d, 2, pk, -1, SQLITE_STATIC);
         rc = ctx_run(c, d);
         continue;
       }
-      rc = rebase_key(c, t, keys[2 * i + 1], &fell, pzErr);
+      /* A row that shows its image is no fallen guard: it may guard a
+      ** confirmed version (rebase_key), and stays. */
+      char *cur = 0;
+      rc = table_row_json(c, t, pk, &cur);
+      int same = row ? cur && strcmp(row, cur) == 0 : !cur;
+      sqlite3_free(cur);
+      if (rc != SQLITE_OK || same) continue;
+      rc = rebase_key(c, t, pk, &fell, pzErr);
       if (fell)
         left++;
       else
         fixed++;
     }
-    for (int i = 0; i < 2 * n; i++)
+    for (int i = 0; i < 3 * n; i++)
       sqlite3_free(keys[i]);
     sqlite3_free(keys);
   }

@@ -9,7 +9,7 @@
 
 int rebase_key(SyncCtx *, SyncTable *, const char *pk, int *pFell, char **pzErr);
 int rebase_write(SyncCtx *, SyncTable *, const char *pk, const char *image, int *pPending,
-                 int *pFell, char **pzErr);
+                 int *pNet, int *pFell, char **pzErr);
 int rebase_guard(SyncCtx *, const char *tbl, const char *pk, const char *row, sqlite3_int64 version,
                  int hasVersion, int put);
 int rebase_guards(SyncCtx *, char **pzErr);

@@ -136,6 +136,13 @@ static int resync_finish(SyncCtx *c, sqlite3_int64 *pN, char **pzErr) {
     if (rc == SQLITE_OK) rc = resync_drop(c, t, pN);
   }
   sqlite3_finalize(q);
+  /* The rows are now the server's current ones: the guards of confirmed
+  ** versions (images of keys with nothing pending, see rebase_key) have
+  ** nothing older left to guard against. */
+  if (rc == SQLITE_OK)
+    rc = ctx_exec(c, "DELETE FROM main.sync_shadow WHERE NOT EXISTS (SELECT 1 FROM"
+                     " main.sync_outbox AS o WHERE o.tbl = sync_shadow.tbl"
+                     " AND o.pk = sync_shadow.pk)");
   if (rc == SQLITE_OK) rc = ctx_meta_del(c, "resync");
   rc = ctx_engine_end(c, rc, &why);
   if (rc != SQLITE_OK) {
