@@ -583,7 +583,33 @@ static int apply_change(Page *pg, int i, const char **pz, char **pzErr) {
     }
     sqlite3_free(image);
   } else {
-    rc = change_write(pg, t, i, upsert, pk, row, pzErr);
+    /* A guard (rebase.c): a change older than the version it keeps is
+    ** skipped; any other replaces it and is written as usual, so that
+    ** swaps and stale holders are settled (inbox.c). */
+    s = ctx_stmt(c, STMT_SHADOW_GET);
+    if (!s) rc = sqlite3_errcode(c->db);
+    int guard = 0, older = 0;
+    if (s) {
+      sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+      sqlite3_bind_text(s, 2, k, -1, SQLITE_STATIC);
+      guard = sqlite3_step(s) == SQLITE_ROW;
+      if (guard && span_is_integer(ver) && sqlite3_column_type(s, 1) == SQLITE_INTEGER) {
+        double r;
+        int exact;
+        older = sqlite3_column_int64(s, 1) > span_int64(ver, &r, &exact);
+      }
+      rc = sqlite3_reset(s);
+    }
+    if (rc == SQLITE_OK && guard && !older) {
+      s = ctx_stmt(c, STMT_SHADOW_DROP);
+      if (!s) rc = sqlite3_errcode(c->db);
+      if (s) {
+        sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, k, -1, SQLITE_STATIC);
+        rc = ctx_run(c, s);
+      }
+    }
+    if (rc == SQLITE_OK && !older) rc = change_write(pg, t, i, upsert, pk, row, pzErr);
   }
   sqlite3_free(k);
   return rc;

@@ -414,23 +414,37 @@ static int make_room(SyncCtx *c, SyncTable *t, const char *pk, const char *row, 
     rc = capture_canon_pk(c, t, keys[i], -1, &k, &why);
     sqlite3_free(why);
     if (rc != SQLITE_OK) break;
-    sqlite3_stmt *s = ctx_stmt(c, STMT_SHADOW_GET);
+    /* A guard's image (nothing pending) is a confirmed row: stale too. */
+    sqlite3_stmt *s = ctx_stmt(c, STMT_HAS_PENDING);
     if (!s) rc = sqlite3_errcode(c->db);
     int pending = 0;
     if (rc == SQLITE_OK) {
       sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
       sqlite3_bind_text(s, 2, k, -1, SQLITE_STATIC);
-      if (sqlite3_step(s) == SQLITE_ROW) {
-        pending = 1;
-        if (sqlite3_column_type(s, 0) != SQLITE_NULL)
-          image = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
-      }
+      pending = sqlite3_step(s) == SQLITE_ROW;
+      sqlite3_reset(s);
+      s = pending ? ctx_stmt(c, STMT_SHADOW_GET) : 0;
+    }
+    if (s) {
+      sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+      sqlite3_bind_text(s, 2, k, -1, SQLITE_STATIC);
+      if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+        image = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
       sqlite3_reset(s);
     }
     if (rc == SQLITE_OK) rc = table_row_json(c, t, k, &cur);
     int fit = 0;
     if (rc == SQLITE_OK && pending && image) rc = try_row(c, t, k, image, cur, 0, 0, &fit, pzWhy);
-    if (rc == SQLITE_OK && !fit && !refs) rc = try_row(c, t, k, 0, cur, 0, 0, &fit, pzWhy);
+    if (rc == SQLITE_OK && !fit && !refs) {
+      rc = try_row(c, t, k, 0, cur, 0, 0, &fit, pzWhy);
+      /* A stale row's guard, if any, goes with it: the pull brings it. */
+      s = rc == SQLITE_OK && fit && !pending ? ctx_stmt(c, STMT_SHADOW_DROP) : 0;
+      if (s) {
+        sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, k, -1, SQLITE_STATIC);
+        rc = ctx_run(c, s);
+      }
+    }
     sqlite3_free(k);
     sqlite3_free(cur);
     sqlite3_free(image);
