@@ -761,9 +761,11 @@ static int apply_all(Page *pg, const Envelope *e, sqlite3_int64 staged, int fina
   int later = 0;
   if (rc == SQLITE_OK) rc = settle_run(c, &pg->settle, final, &later, pzErr);
   if (rc == SQLITE_OK && !later && !fkBefore && fk_unresolved(c)) {
-    if (final)
+    int restored = 0;
+    if (final) rc = fk_hide_deletes(c, &restored);
+    if (rc == SQLITE_OK && final && fk_unresolved(c))
       rc = fk_explain(c, pzErr);
-    else
+    else if (rc == SQLITE_OK && !final)
       later = 1;
   }
   if (rc != SQLITE_OK && rc != SQLITE_NOMEM && !*pzErr)
@@ -810,6 +812,7 @@ int apply_page(SyncCtx *c, const char *json, int flags, ApplyResult *res, char *
   int stage = 0;
   rc = ctx_engine_begin(c);
   if (rc == SQLITE_OK) rc = inbox_count(c, &staged);
+  if (rc == SQLITE_OK && !(flags & (APPLY_EVENT | APPLY_SQL))) rc = rebase_initial_begin(c);
   if (rc == SQLITE_OK) {
     /* Without anything pending (nor a guard, see rebase.c), no change
     ** needs its key looked up. */
@@ -840,6 +843,8 @@ int apply_page(SyncCtx *c, const char *json, int flags, ApplyResult *res, char *
     rc = outbox_confirm_upto(c, e.rej.z, e.rej.n, upto, &zErr);
   /* Rows that could not take the server's state try again once it is
   ** consistent (rebase.c, "Guards"). */
+  if (rc == SQLITE_OK && !stage && lastPage && !(flags & (APPLY_EVENT | APPLY_SQL)))
+    rc = rebase_initial_end(c, &zErr);
   if (rc == SQLITE_OK && !stage && lastPage) rc = rebase_guards(c, &zErr);
   if (rc == SQLITE_OK && !stage && pg.skipped) rc = count_skipped(c, pg.skipped);
   if (rc == SQLITE_OK && e.cursor.z) {
@@ -879,7 +884,7 @@ void apply_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   }
   ApplyResult res;
   char *zErr = 0;
-  int rc = apply_page(c, json, 0, &res, &zErr);
+  int rc = apply_page(c, json, APPLY_SQL, &res, &zErr);
   if (rc == SQLITE_OK)
     sqlite3_result_int64(ctx, res.n);
   else

@@ -604,6 +604,80 @@ int rebase_guard(SyncCtx *c, const char *tbl, const char *pk, const char *row,
   return rc == SQLITE_OK ? ctx_meta_set(c, "guards", "1") : rc;
 }
 
+/* An initial sync (a pull from no cursor) delivers every live row and no
+** delete: a row this client pushed and the server confirmed (a guard) but
+** has deleted since, before this client ever pulled, would stay for good.
+** rebase_initial_begin notes the guards held when the initial sync starts
+** (in temp.sync_initial, on the pulling connection); rebase_initial_end,
+** after its last page, takes every one the sync did not deliver (apply.c
+** drops the guard of a key it writes) as absent on the server. Guards
+** taken during the sync (a push answer between its pages) are left. */
+int rebase_initial_begin(SyncCtx *c) {
+  char *cursor = ctx_meta_get(c, "cursor"), *resync = ctx_meta_get(c, "resync");
+  int initial = !cursor && !resync;
+  sqlite3_free(cursor);
+  sqlite3_free(resync);
+  if (!initial) return SQLITE_OK;
+  sqlite3_stmt *s = 0;
+  int rc = sqlite3_prepare_v2(c->db,
+                              "SELECT 1 FROM main.sync_shadow AS s WHERE NOT EXISTS (SELECT 1"
+                              " FROM main.sync_outbox AS o WHERE o.tbl = s.tbl AND o.pk = s.pk)",
+                              -1, &s, 0);
+  int any = rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW;
+  sqlite3_finalize(s);
+  if (rc != SQLITE_OK || !any) return rc;
+  return ctx_exec(c, "CREATE TEMP TABLE IF NOT EXISTS sync_initial(tbl TEXT, pk TEXT,"
+                     " PRIMARY KEY(tbl, pk)) WITHOUT ROWID;"
+                     "DELETE FROM temp.sync_initial;"
+                     "INSERT INTO temp.sync_initial SELECT tbl, pk FROM main.sync_shadow AS s"
+                     " WHERE NOT EXISTS (SELECT 1 FROM main.sync_outbox AS o"
+                     " WHERE o.tbl = s.tbl AND o.pk = s.pk)");
+}
+
+int rebase_initial_end(SyncCtx *c, char **pzErr) {
+  sqlite3_stmt *q = 0;
+  if (sqlite3_prepare_v2(c->db,
+                         "SELECT i.tbl, i.pk FROM temp.sync_initial AS i JOIN main.sync_shadow"
+                         " AS s ON s.tbl = i.tbl AND s.pk = i.pk WHERE NOT EXISTS (SELECT 1"
+                         " FROM main.sync_outbox AS o WHERE o.tbl = i.tbl AND o.pk = i.pk)",
+                         -1, &q, 0) != SQLITE_OK) {
+    sqlite3_finalize(q);
+    return SQLITE_OK; /* no initial sync under way on this connection */
+  }
+  int rc = SQLITE_OK;
+  /* Read first: rebasing writes sync_shadow. */
+  sqlite3_str *keys = sqlite3_str_new(c->db);
+  int n = 0;
+  while (sqlite3_step(q) == SQLITE_ROW) {
+    sqlite3_str_appendf(keys, "%s", sqlite3_column_text(q, 0));
+    sqlite3_str_appendchar(keys, 1, 0);
+    sqlite3_str_appendf(keys, "%s", sqlite3_column_text(q, 1));
+    sqlite3_str_appendchar(keys, 1, 0);
+    n++;
+  }
+  sqlite3_finalize(q);
+  char *z = sqlite3_str_finish(keys);
+  if (n && !z) return SQLITE_NOMEM;
+  for (const char *p = z; rc == SQLITE_OK && n-- > 0;) {
+    const char *tbl = p, *pk = p + strlen(p) + 1;
+    p = pk + strlen(pk) + 1;
+    SyncTable *t = 0;
+    char *why = 0;
+    int fell = 0;
+    rc = table_get(c, tbl, 1, &t, &why);
+    sqlite3_free(why);
+    if (rc != SQLITE_OK) {
+      rc = rc == SQLITE_NOMEM ? rc : SQLITE_OK;
+      continue;
+    }
+    rc = rebase_set_image(c, t->name, pk, 0, 0, 0);
+    if (rc == SQLITE_OK) rc = rebase_key(c, t, pk, &fell, pzErr);
+  }
+  sqlite3_free(z);
+  if (rc == SQLITE_OK) rc = ctx_exec(c, "DELETE FROM temp.sync_initial");
+  return rc;
+}
+
 /* Rewrites every guarded key from its image, over again while one of them
 ** takes it (the rows may hold each other's values); those that still
 ** cannot keep their guard. Clears 'guards' once none is left. */

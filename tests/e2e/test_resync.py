@@ -240,3 +240,33 @@ class ResyncTest(E2ETest):
         self.assertEqual(db.execute("SELECT id, v FROM late").fetchall(), [("before-track", 1)])
         self.assertIsNone(db.execute(
             "SELECT value FROM sync_meta WHERE key = 'resync_tables'").fetchone())
+
+    def test_initial_sync_drops_confirmed_rows_the_server_deleted(self):
+        """A client that pushes before it ever pulls: the server confirmed
+        its row, then another client deleted it. The first pull (no cursor)
+        delivers live rows only, no delete: the confirmed row the initial
+        sync did not deliver goes (converge seeds 20 and 36)."""
+        page = {"changes": [{"table": "t", "op": "upsert", "pk": {"id": "b"},
+                             "row": {"id": "b", "v": 1}, "version": 4}],
+                "cursor": "c-4", "has_more": False}
+        srv = ResyncServer(page=page)
+        self.addCleanup(srv.stop)
+        db = connect(os.path.join(self.dir, "f.db"))
+        self.addCleanup(db.close)
+        db.execute("CREATE TABLE t(id TEXT PRIMARY KEY, v INTEGER)")
+        one = lambda sql, args=(): db.execute(sql, args).fetchone()[0]
+        one("SELECT sync_init(?)", (srv.url,))
+        one("SELECT sync_track('t')")
+        db.execute("INSERT INTO t VALUES('a', 1)")
+        db.execute("INSERT INTO t VALUES('mine', 2)")
+        self.assertIsNotNone(one("SELECT sync_push_batch(1)"))
+        self.assertEqual(one("SELECT sync_ack(?)", (json.dumps({"results": [
+            {"id": 1, "status": "applied", "row": {"id": "a", "v": 1}, "version": 2}]}),)), 1)
+        one("SELECT sync_pull()")
+        self.assertEqual(len(srv.pulls), 1)
+        self.assertNotIn("cursor=", srv.pulls[0])
+        # a is gone (the server deleted it), mine is still pending and stays
+        self.assertEqual(db.execute("SELECT id, v FROM t ORDER BY 1").fetchall(),
+                         [("b", 1), ("mine", 2)])
+        self.assertEqual(one("SELECT sync_pending()"), 1)
+        self.assertEqual(one("SELECT count(*) FROM sync_outbox WHERE op = 'delete'"), 0)
