@@ -560,7 +560,7 @@ int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, int *pFell, char **pzEr
   sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
   sqlite3_bind_text(s, 2, pk, -1, SQLITE_STATIC);
   char *image = 0;
-  int rc = sqlite3_step(s), had = rc == SQLITE_ROW;
+  int rc = sqlite3_step(s);
   if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
     image = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
     if (!image) rc = SQLITE_NOMEM;
@@ -570,10 +570,14 @@ int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, int *pFell, char **pzEr
 
   int pending = 0, net = 0, fell = 0;
   rc = rebase_write(c, t, pk, image, &pending, &net, &fell, pzErr);
+  /* Only a server row is guarded: an image of "absent" may be only this
+  ** client's belief (a refused insert of a key the server has), and
+  ** forcing it would delete, and cascade, what the server holds. */
+  fell = fell && image;
   sqlite3_free(image);
   if (pFell) *pFell = fell;
   if (rc == SQLITE_OK && !pending && fell) {
-    rc = rebase_guard(c, t->name, pk, 0, 0, 0, !had);
+    rc = rebase_guard(c, t->name, pk, 0, 0, 0, 0);
   } else if (rc == SQLITE_OK && !pending && !(kept && net)) {
     s = ctx_stmt(c, STMT_SHADOW_DROP);
     if (!s) return sqlite3_errcode(c->db);
@@ -587,21 +591,37 @@ int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, int *pFell, char **pzEr
 }
 
 /* Guards. A key with nothing pending whose row could not take the server's
-** state (rebase_write's *pFell: a UNIQUE value another row holds until a
+** row (rebase_write's *pFell: a UNIQUE value another row holds until a
 ** later result of the same answer removes it, a parent not there yet)
 ** would otherwise differ from the server for good: no pull sends the row
 ** again unless it changes. It keeps its image in sync_shadow with no
-** mutation in the outbox, and sync_meta 'guards' says some may exist;
-** rebase_guards writes them again at the end of every ack and of every
-** pull's last page. A change from the server for the key replaces its
-** guard (apply.c). */
+** mutation in the outbox (as a confirmed version's guard does, see
+** rebase_key) and is listed in sync_meta 'guards' ([[tbl, pk], ...]);
+** rebase_guards writes the listed keys again at the end of every ack and of
+** every pull's last page. A change from the server for the key replaces
+** its guard (apply.c). Only a server row is guarded, never "absent". */
 
-/* Keeps row (NULL = absent) as the guard image of key pk of tbl; put: write
-** it (else the image there stays). */
+/* Keeps row as the guard image of key pk of tbl and lists the key; put:
+** write the image (else the image there stays). */
 int rebase_guard(SyncCtx *c, const char *tbl, const char *pk, const char *row,
                  sqlite3_int64 version, int hasVersion, int put) {
   int rc = put ? rebase_set_image(c, tbl, pk, row, version, hasVersion) : SQLITE_OK;
-  return rc == SQLITE_OK ? ctx_meta_set(c, "guards", "1") : rc;
+  sqlite3_stmt *s = 0;
+  if (rc == SQLITE_OK)
+    rc = sqlite3_prepare_v2(
+        c->db,
+        "INSERT INTO main.sync_meta(key, value) VALUES('guards', json_array(json_array(?1, ?2)))"
+        " ON CONFLICT(key) DO UPDATE SET value = CASE WHEN EXISTS (SELECT 1 FROM"
+        " json_each(value) AS g WHERE g.value->>0 = ?1 AND g.value->>1 = ?2) THEN value"
+        " ELSE json_insert(value, '$[#]', json_array(?1, ?2)) END",
+        -1, &s, 0);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(s, 1, tbl, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, pk, -1, SQLITE_STATIC);
+    rc = ctx_run(c, s);
+  }
+  sqlite3_finalize(s);
+  return rc;
 }
 
 /* An initial sync (a pull from no cursor) delivers every live row and no
@@ -678,78 +698,55 @@ int rebase_initial_end(SyncCtx *c, char **pzErr) {
   return rc;
 }
 
-/* Rewrites every guarded key from its image, over again while one of them
+/* Rewrites every listed guard from its image, over again while one of them
 ** takes it (the rows may hold each other's values); those that still
-** cannot keep their guard. Clears 'guards' once none is left. */
+** cannot stay listed (rebase_key lists them again). A key no longer
+** guarded (the server's change replaced it, or it is pending again) leaves
+** the list. */
 int rebase_guards(SyncCtx *c, char **pzErr) {
-  char *flag = ctx_meta_get(c, "guards");
-  if (!flag) return SQLITE_OK;
-  sqlite3_free(flag);
-  sqlite3_stmt *q = 0;
-  int rc = sqlite3_prepare_v2(c->db,
-                              "SELECT tbl, pk, row FROM main.sync_shadow AS s WHERE NOT EXISTS"
-                              " (SELECT 1 FROM main.sync_outbox AS o WHERE o.tbl = s.tbl"
-                              " AND o.pk = s.pk) ORDER BY tbl, pk",
-                              -1, &q, 0);
-  int left = 1;
-  for (int fixed = 1; rc == SQLITE_OK && fixed && left;) {
+  int rc = SQLITE_OK;
+  for (int fixed = 1, left = 1; rc == SQLITE_OK && fixed && left;) {
     fixed = left = 0;
-    /* Read first: rebasing writes sync_shadow. */
-    char **keys = 0;
-    int n = 0;
+    char *list = ctx_meta_get(c, "guards");
+    if (!list) break;
+    rc = ctx_meta_del(c, "guards");
+    sqlite3_stmt *q = 0;
+    if (rc == SQLITE_OK)
+      rc = sqlite3_prepare_v2(c->db,
+                              "SELECT g.value->>0, g.value->>1 FROM json_each(?1) AS g"
+                              " WHERE EXISTS (SELECT 1 FROM main.sync_shadow AS s"
+                              " WHERE s.tbl = g.value->>0 AND s.pk = g.value->>1) AND NOT EXISTS"
+                              " (SELECT 1 FROM main.sync_outbox AS o"
+                              " WHERE o.tbl = g.value->>0 AND o.pk = g.value->>1)",
+                              -1, &q, 0);
+    if (rc == SQLITE_OK) sqlite3_bind_text(q, 1, list, -1, SQLITE_STATIC);
+    /* json_each reads the list held in memory, not sync_meta: rebasing
+    ** may list keys again meanwhile. */
     while (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
-      char **more = sqlite3_realloc64(keys, sizeof *keys * (sqlite3_uint64)(3 * n + 3));
-      if (!more) {
-        rc = SQLITE_NOMEM;
-        break;
-      }
-      keys = more;
-      keys[3 * n] = sqlite3_mprintf("%s", sqlite3_column_text(q, 0));
-      keys[3 * n + 1] = sqlite3_mprintf("%s", sqlite3_column_text(q, 1));
-      keys[3 * n + 2] = sqlite3_column_type(q, 2) == SQLITE_NULL
-                            ? 0
-                            : sqlite3_mprintf("%s", sqlite3_column_text(q, 2));
-      n++;
-      if (!keys[3 * n - 3] || !keys[3 * n - 2] ||
-          (!keys[3 * n - 1] && sqlite3_column_type(q, 2) != SQLITE_NULL))
-        rc = SQLITE_NOMEM;
-    }
-    sqlite3_reset(q);
-    for (int i = 0; rc == SQLITE_OK && i < n; i++) {
+      const char *tbl = (const char *)sqlite3_column_text(q, 0);
+      const char *pk = (const char *)sqlite3_column_text(q, 1);
       SyncTable *t = 0;
       char *why = 0;
       int fell = 0;
-      const char *tbl = keys[3 * i], *pk = keys[3 * i + 1], *row = keys[3 * i + 2];
-      rc = table_get(c, tbl, 1, &t, &why);
+      rc = tbl && pk ? table_get(c, tbl, 1, &t, &why) : SQLITE_ERROR;
       sqlite3_free(why);
-      if (rc == SQLITE_NOMEM) break;
       if (rc != SQLITE_OK) {
         /* The table is gone or no longer tracked: nothing to guard. */
-        sqlite3_stmt *d = ctx_stmt(c, STMT_SHADOW_DROP);
-        if (!d) break;
-        sqlite3_bind_text(d, 1, tbl, -1, SQLITE_STATIC);
-        sqlite3_bind_text(d, 2, pk, -1, SQLITE_STATIC);
-        rc = ctx_run(c, d);
+        rc = rc == SQLITE_NOMEM ? rc : SQLITE_OK;
         continue;
       }
-      /* A row that shows its image is no fallen guard: it may guard a
-      ** confirmed version (rebase_key), and stays. */
-      char *cur = 0;
-      rc = table_row_json(c, t, pk, &cur);
-      int same = row ? cur && strcmp(row, cur) == 0 : !cur;
-      sqlite3_free(cur);
-      if (rc != SQLITE_OK || same) continue;
+      /* Once it stands, the image stays as a confirmed version's guard
+      ** (rebase_key): an initial sync that does not deliver the row, or
+      ** an older change, must still be able to tell. */
+      c->imageKept = 1;
       rc = rebase_key(c, t, pk, &fell, pzErr);
       if (fell)
         left++;
       else
         fixed++;
     }
-    for (int i = 0; i < 3 * n; i++)
-      sqlite3_free(keys[i]);
-    sqlite3_free(keys);
+    sqlite3_finalize(q);
+    sqlite3_free(list);
   }
-  sqlite3_finalize(q);
-  if (rc == SQLITE_OK && !left) rc = ctx_meta_del(c, "guards");
   return rc;
 }
