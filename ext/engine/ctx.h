@@ -52,8 +52,7 @@ struct SyncCtx {
   SyncTable *tables;              /* tracked tables seen since the last schema change */
   int schemaVersion;              /* schema_version the table cache belongs to */
   CtxFk *fks;                     /* rebase.c's checks; emptied by ctx_stmt_clear */
-  int imageKept; /* rebase_set_image kept a newer image; the next rebase_key reads and clears it */
-  int anchored;  /* the sync_pending vtab is connected: it empties the caches at close */
+  int anchored; /* the sync_pending vtab is connected: it empties the caches at close */
 };
 
 typedef void (*sync_fn)(sqlite3_context *, int, sqlite3_value **);
