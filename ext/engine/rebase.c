@@ -697,6 +697,12 @@ int rebase_initial_end(SyncCtx *c, char **pzErr) {
 ** guarded (the server's change replaced it, or it is pending again) leaves
 ** the list. */
 int rebase_guards(SyncCtx *c, char **pzErr) {
+  /* Before this client's first pull, a row written from a guard keeps
+  ** its image: the initial sync sends no delete, so only the image lets
+  ** it tell a row the server has deleted since (rebase_initial_end). */
+  char *cursor = ctx_meta_get(c, "cursor");
+  int keep = !cursor;
+  sqlite3_free(cursor);
   int rc = SQLITE_OK;
   for (int fixed = 1, left = 1; rc == SQLITE_OK && fixed && left;) {
     fixed = left = 0;
@@ -706,9 +712,10 @@ int rebase_guards(SyncCtx *c, char **pzErr) {
     sqlite3_stmt *q = 0;
     if (rc == SQLITE_OK)
       rc = sqlite3_prepare_v2(c->db,
-                              "SELECT g.value->>0, g.value->>1 FROM json_each(?1) AS g"
-                              " WHERE EXISTS (SELECT 1 FROM main.sync_shadow AS s"
-                              " WHERE s.tbl = g.value->>0 AND s.pk = g.value->>1) AND NOT EXISTS"
+                              "SELECT g.value->>0, g.value->>1, s.row, s.version"
+                              " FROM json_each(?1) AS g JOIN main.sync_shadow AS s"
+                              " ON s.tbl = g.value->>0 AND s.pk = g.value->>1"
+                              " WHERE NOT EXISTS"
                               " (SELECT 1 FROM main.sync_outbox AS o"
                               " WHERE o.tbl = g.value->>0 AND o.pk = g.value->>1)",
                               -1, &q, 0);
@@ -729,6 +736,10 @@ int rebase_guards(SyncCtx *c, char **pzErr) {
         continue;
       }
       rc = rebase_key(c, t, pk, &fell, pzErr);
+      if (rc == SQLITE_OK && !fell && keep && sqlite3_column_type(q, 2) != SQLITE_NULL)
+        rc = rebase_set_image(c, t->name, pk, (const char *)sqlite3_column_text(q, 2),
+                              sqlite3_column_int64(q, 3),
+                              sqlite3_column_type(q, 3) == SQLITE_INTEGER);
       if (fell)
         left++;
       else
