@@ -217,8 +217,8 @@ typedef struct PageTable {
 typedef struct Page {
   SyncCtx *c;
   const char *end;          /* the page text's end */
-  int anyPending;           /* the outbox is not empty */
-  sqlite3_stmt *tblPending; /* ?1 tbl -> a row if the outbox holds mutations of it */
+  int anyPending;           /* the outbox or sync_shadow is not empty */
+  sqlite3_stmt *tblPending; /* ?1 tbl -> a row if a key of it has an image or mutations */
   PageTable tables[8];
   int nTables;
   Batch batch;    /* whole rows of one table not yet written */
@@ -266,8 +266,12 @@ static int page_table(Page *pg, jspan v, PageTable **pOut, char **pzErr) {
   p->name = v, p->t = t, p->pending = 0;
   if (t && pg->anyPending) {
     if (!pg->tblPending) {
-      rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM sync_outbox WHERE tbl = ?1 LIMIT 1", -1,
-                              &pg->tblPending, 0);
+      /* A key with an image and nothing pending is a guard (rebase.c):
+      ** its changes go through rebase_key too. */
+      rc = sqlite3_prepare_v2(c->db,
+                              "SELECT 1 FROM sync_shadow WHERE tbl = ?1 UNION ALL"
+                              " SELECT 1 FROM sync_outbox WHERE tbl = ?1 LIMIT 1",
+                              -1, &pg->tblPending, 0);
       if (rc != SQLITE_OK) return rc;
     }
     sqlite3_bind_text(pg->tblPending, 1, t->name, -1, SQLITE_STATIC);
@@ -568,7 +572,7 @@ static int apply_change(Page *pg, int i, const char **pz, char **pzErr) {
     sqlite3_int64 version = span_is_integer(ver) ? span_int64(ver, &r, &exact) : 0;
     if (rc == SQLITE_OK && upsert && !image) rc = SQLITE_NOMEM;
     if (rc == SQLITE_OK) rc = rebase_set_image(c, t->name, k, image, version, span_is_integer(ver));
-    if (rc == SQLITE_OK) rc = rebase_key(c, t, k, pzErr);
+    if (rc == SQLITE_OK) rc = rebase_key(c, t, k, 0, pzErr);
     if (rc == SQLITE_CONSTRAINT) {
       /* The local edits no longer fit next to the server's rows (a replay
       ** hit a UNIQUE index, say): hidden, still queued for the server to
@@ -579,7 +583,33 @@ static int apply_change(Page *pg, int i, const char **pz, char **pzErr) {
     }
     sqlite3_free(image);
   } else {
-    rc = change_write(pg, t, i, upsert, pk, row, pzErr);
+    /* A guard (rebase.c): a change older than the version it keeps is
+    ** skipped; any other replaces it and is written as usual, so that
+    ** swaps and stale holders are settled (inbox.c). */
+    s = ctx_stmt(c, STMT_SHADOW_GET);
+    if (!s) rc = sqlite3_errcode(c->db);
+    int guard = 0, older = 0;
+    if (s) {
+      sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+      sqlite3_bind_text(s, 2, k, -1, SQLITE_STATIC);
+      guard = sqlite3_step(s) == SQLITE_ROW;
+      if (guard && span_is_integer(ver) && sqlite3_column_type(s, 1) == SQLITE_INTEGER) {
+        double r;
+        int exact;
+        older = sqlite3_column_int64(s, 1) > span_int64(ver, &r, &exact);
+      }
+      rc = sqlite3_reset(s);
+    }
+    if (rc == SQLITE_OK && guard && !older) {
+      s = ctx_stmt(c, STMT_SHADOW_DROP);
+      if (!s) rc = sqlite3_errcode(c->db);
+      if (s) {
+        sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, k, -1, SQLITE_STATIC);
+        rc = ctx_run(c, s);
+      }
+    }
+    if (rc == SQLITE_OK && !older) rc = change_write(pg, t, i, upsert, pk, row, pzErr);
   }
   sqlite3_free(k);
   return rc;
@@ -731,9 +761,11 @@ static int apply_all(Page *pg, const Envelope *e, sqlite3_int64 staged, int fina
   int later = 0;
   if (rc == SQLITE_OK) rc = settle_run(c, &pg->settle, final, &later, pzErr);
   if (rc == SQLITE_OK && !later && !fkBefore && fk_unresolved(c)) {
-    if (final)
+    int restored = 0;
+    if (final) rc = fk_hide_deletes(c, &restored);
+    if (rc == SQLITE_OK && final && fk_unresolved(c))
       rc = fk_explain(c, pzErr);
-    else
+    else if (rc == SQLITE_OK && !final)
       later = 1;
   }
   if (rc != SQLITE_OK && rc != SQLITE_NOMEM && !*pzErr)
@@ -780,9 +812,11 @@ int apply_page(SyncCtx *c, const char *json, int flags, ApplyResult *res, char *
   int stage = 0;
   rc = ctx_engine_begin(c);
   if (rc == SQLITE_OK) rc = inbox_count(c, &staged);
+  if (rc == SQLITE_OK && !(flags & (APPLY_EVENT | APPLY_SQL))) rc = rebase_initial_begin(c);
   if (rc == SQLITE_OK) {
-    /* Without anything pending, no change needs its key looked up. */
-    sqlite3_stmt *s = ctx_stmt(c, STMT_PENDING_COUNT);
+    /* Without anything pending (nor a guard, see rebase.c), no change
+    ** needs its key looked up. */
+    sqlite3_stmt *s = ctx_stmt(c, STMT_ANY_IMAGE);
     if (!s) rc = sqlite3_errcode(c->db);
     if (s && sqlite3_step(s) == SQLITE_ROW) pg.anyPending = sqlite3_column_int64(s, 0) != 0;
     if (s) rc = sqlite3_reset(s);
@@ -807,6 +841,11 @@ int apply_page(SyncCtx *c, const char *json, int flags, ApplyResult *res, char *
   /* A staged page is never the last one, whose id alone is taken. */
   if (rc == SQLITE_OK && !stage && lastPage && e.lm.z)
     rc = outbox_confirm_upto(c, e.rej.z, e.rej.n, upto, &zErr);
+  /* Rows that could not take the server's state try again once it is
+  ** consistent (rebase.c, "Guards"). */
+  if (rc == SQLITE_OK && !stage && lastPage && !(flags & (APPLY_EVENT | APPLY_SQL)))
+    rc = rebase_initial_end(c, &zErr);
+  if (rc == SQLITE_OK && !stage && lastPage) rc = rebase_guards(c, &zErr);
   if (rc == SQLITE_OK && !stage && pg.skipped) rc = count_skipped(c, pg.skipped);
   if (rc == SQLITE_OK && e.cursor.z) {
     jspan in;
@@ -845,7 +884,7 @@ void apply_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   }
   ApplyResult res;
   char *zErr = 0;
-  int rc = apply_page(c, json, 0, &res, &zErr);
+  int rc = apply_page(c, json, APPLY_SQL, &res, &zErr);
   if (rc == SQLITE_OK)
     sqlite3_result_int64(ctx, res.n);
   else

@@ -19,6 +19,7 @@ typedef struct ApplyResult {
 
 /* apply_page flags */
 #define APPLY_EVENT 1 /* an event: its last_mutation_id is ignored (events carry no "rejected") */
+#define APPLY_SQL 2   /* sync_apply's page: not known to be a pull's (no initial-sync cleanup) */
 
 /* Applies one pull page or event (the JSON text of sync_apply's argument)
 ** in one savepoint, cursor included. Returns an SQLite code; on failure

@@ -25,6 +25,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_SCHEMA_VER] = "PRAGMA schema_version",
     [STMT_TRACKED] = "SELECT 1 FROM sync_tracked WHERE name=?1",
     [STMT_PENDING_COUNT] = "SELECT count(*) FROM sync_outbox",
+    [STMT_ANY_IMAGE] =
+        "SELECT EXISTS (SELECT 1 FROM sync_outbox) OR EXISTS (SELECT 1 FROM sync_shadow)",
     [STMT_HAS_PENDING] = "SELECT 1 FROM sync_outbox WHERE tbl=?1 AND pk=?2 LIMIT 1",
     [STMT_KEY_PENDING] = "SELECT op, data FROM sync_outbox WHERE tbl=?1 AND pk=?2 ORDER BY id",
     [STMT_SHADOW_GET] = "SELECT row, version FROM sync_shadow WHERE tbl=?1 AND pk=?2",

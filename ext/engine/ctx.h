@@ -16,6 +16,7 @@ enum {
   STMT_SCHEMA_VER,    /* PRAGMA schema_version */
   STMT_TRACKED,       /* ?1 name -> 1 if tracked */
   STMT_PENDING_COUNT, /* count of the outbox */
+  STMT_ANY_IMAGE,     /* 1 if a key has pending mutations or a guard (an image, nothing pending) */
   STMT_HAS_PENDING,   /* ?1 tbl, ?2 pk -> 1 if the key has pending mutations */
   STMT_KEY_PENDING,   /* ?1 tbl, ?2 pk -> op, data of its pending mutations in id order */
   STMT_SHADOW_GET,    /* ?1 tbl, ?2 pk -> row, version */

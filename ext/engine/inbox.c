@@ -376,6 +376,61 @@ int fk_unresolved(SyncCtx *c) {
   return sqlite3_db_status(c->db, SQLITE_DBSTATUS_DEFERRED_FKS, &cur, &hi, 0) == SQLITE_OK && cur;
 }
 
+/* A pending local delete of a parent whose child the server still has
+** (the pull brings a child of a row this client deleted, the delete not yet
+** pushed) is hidden like any pending edit that no longer fits: the parent
+** shows its server image again, its delete stays queued for the server to
+** judge (which cascades there as it should). Run on a pull's last page
+** while foreign keys are unresolved: restores each pending row of the
+** parent tables the violations name that is absent locally and has an
+** image. *pN counts the rows restored. */
+int fk_hide_deletes(SyncCtx *c, int *pN) {
+  *pN = 0;
+  sqlite3_stmt *q = 0;
+  int rc = sqlite3_prepare_v2(c->db,
+                              "SELECT DISTINCT parent FROM pragma_foreign_key_check"
+                              " WHERE \"table\" NOT LIKE 'sync\\_%' ESCAPE '\\'",
+                              -1, &q, 0);
+  if (rc != SQLITE_OK) return rc;
+  while (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
+    const char *parent = (const char *)sqlite3_column_text(q, 0);
+    SyncTable *t = 0;
+    char *why = 0;
+    if (!parent || !table_is_tracked(c, parent)) continue;
+    rc = table_get(c, parent, 0, &t, &why);
+    sqlite3_free(why);
+    if (rc != SQLITE_OK) break;
+    sqlite3_stmt *s = 0;
+    rc = sqlite3_prepare_v2(c->db,
+                            "SELECT pk, row FROM main.sync_shadow AS s WHERE tbl = ?1 AND"
+                            " row IS NOT NULL AND EXISTS (SELECT 1 FROM main.sync_outbox AS o"
+                            " WHERE o.tbl = s.tbl AND o.pk = s.pk)",
+                            -1, &s, 0);
+    if (rc == SQLITE_OK) sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+    while (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
+      char *cur = 0;
+      rc = table_row_json(c, t, (const char *)sqlite3_column_text(s, 0), &cur);
+      if (rc != SQLITE_OK || cur) {
+        sqlite3_free(cur);
+        continue;
+      }
+      rc = ctx_exec(c, "SAVEPOINT sync_fk_hide");
+      if (rc != SQLITE_OK) break;
+      int w = table_write(t->upsert, (const char *)sqlite3_column_text(s, 1), 0);
+      if (w == SQLITE_OK) {
+        ++*pN;
+        rc = ctx_exec(c, "RELEASE sync_fk_hide");
+      } else {
+        rc = w == SQLITE_NOMEM ? w : SQLITE_OK;
+        ctx_exec(c, "ROLLBACK TO sync_fk_hide; RELEASE sync_fk_hide");
+      }
+    }
+    sqlite3_finalize(s);
+  }
+  sqlite3_finalize(q);
+  return rc;
+}
+
 /* Names the first dangling reference: child table, its key, the parent. */
 int fk_explain(SyncCtx *c, char **pzErr) {
   sqlite3_stmt *q = 0;

@@ -30,6 +30,7 @@ int settle_hide(SyncCtx *, SyncTable *, const char *key);
 
 int fk_unresolved(SyncCtx *);
 int fk_explain(SyncCtx *, char **pzErr);
+int fk_hide_deletes(SyncCtx *, int *pN);
 
 int inbox_count(SyncCtx *, sqlite3_int64 *pN);
 int inbox_stage(SyncCtx *, const char *page);

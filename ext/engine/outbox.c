@@ -235,7 +235,7 @@ static int outbox_resolve(SyncCtx *c, sqlite3_int64 id, int applied, const char 
       rc = ctx_run(c, s);
     }
   }
-  if (rc == SQLITE_OK && t) rc = rebase_key(c, t, pk, pzErr);
+  if (rc == SQLITE_OK && t) rc = rebase_key(c, t, pk, 0, pzErr);
   sqlite3_free(tbl);
   sqlite3_free(pk);
   return rc;
@@ -458,17 +458,23 @@ static int ack_key(SyncCtx *c, AckItem *a, int n, char **pzErr) {
     ver = a[i].version;
   }
   const char *image = img ? img->row : held;
-  int pending = 0;
-  rc = rebase_write(c, t, a[0].pk, image, &pending, pzErr);
-  if (rc == SQLITE_OK && (pending ? img != 0 : had)) {
-    /* Still pending: keep the new image; nothing pending: drop the image. */
-    s = ctx_stmt(c, pending ? STMT_SHADOW_PUT : STMT_SHADOW_DROP);
+  int pending = 0, net = 0, fell = 0;
+  rc = rebase_write(c, t, a[0].pk, image, &pending, &net, &fell, pzErr);
+  /* Still pending: keep the new image. Nothing pending: the image goes. */
+  int keep = pending && img != 0;
+  if (rc == SQLITE_OK && !pending && fell && image) {
+    /* Another key of this answer may still hold what the row needs (only
+    ** a server row is guarded, see rebase_key). */
+    rc = rebase_guard(c, t->name, a[0].pk, image, img ? img->version : ver,
+                      img ? img->hasVersion : verInt, img != 0);
+  } else if (rc == SQLITE_OK && (keep || (!pending && had))) {
+    s = ctx_stmt(c, keep ? STMT_SHADOW_PUT : STMT_SHADOW_DROP);
     if (!s) rc = sqlite3_errcode(c->db);
     if (s) {
       sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
       sqlite3_bind_text(s, 2, a[0].pk, -1, SQLITE_STATIC);
-      if (pending && img->row) sqlite3_bind_text(s, 3, img->row, -1, SQLITE_STATIC);
-      if (pending && img->hasVersion) sqlite3_bind_int64(s, 4, img->version);
+      if (keep && img->row) sqlite3_bind_text(s, 3, img->row, -1, SQLITE_STATIC);
+      if (keep && img->hasVersion) sqlite3_bind_int64(s, 4, img->version);
       rc = ctx_run(c, s);
     }
   }
@@ -503,6 +509,9 @@ static int ack_resolve(SyncCtx *c, AckItem *a, int n, sqlite3_int64 *pDone, char
   for (int i = 0; i < nk && rc == SQLITE_OK; i++)
     rc = ack_key(c, a + k[i].first, k[i].n, pzErr);
   sqlite3_free(k);
+  /* Rows that could not take the server's state while another key of the
+  ** answer was still in the way try again now that all are resolved. */
+  if (rc == SQLITE_OK) rc = rebase_guards(c, pzErr);
   *pDone = done;
   return rc;
 }

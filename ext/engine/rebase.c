@@ -10,7 +10,8 @@
 ** what is still pending into the image and writes the net row once. Replays
 ** are idempotent (mutations carry values, not deltas), so replaying a mutation
 ** the image already contains changes nothing. When nothing is pending any
-** more, the image is dropped: the visible row is then the server's.
+** more, the image is dropped: the visible row is then the server's (but see
+** rebase_guard).
 **
 ** A rebase never fails on local state (docs/ARCHITECTURE.md, "Rebase: edits
 ** that cannot be replayed"): each row is tried in a savepoint and checked
@@ -411,23 +412,37 @@ static int make_room(SyncCtx *c, SyncTable *t, const char *pk, const char *row, 
     rc = capture_canon_pk(c, t, keys[i], -1, &k, &why);
     sqlite3_free(why);
     if (rc != SQLITE_OK) break;
-    sqlite3_stmt *s = ctx_stmt(c, STMT_SHADOW_GET);
+    /* A guard's image (nothing pending) is a confirmed row: stale too. */
+    sqlite3_stmt *s = ctx_stmt(c, STMT_HAS_PENDING);
     if (!s) rc = sqlite3_errcode(c->db);
     int pending = 0;
     if (rc == SQLITE_OK) {
       sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
       sqlite3_bind_text(s, 2, k, -1, SQLITE_STATIC);
-      if (sqlite3_step(s) == SQLITE_ROW) {
-        pending = 1;
-        if (sqlite3_column_type(s, 0) != SQLITE_NULL)
-          image = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
-      }
+      pending = sqlite3_step(s) == SQLITE_ROW;
+      sqlite3_reset(s);
+      s = pending ? ctx_stmt(c, STMT_SHADOW_GET) : 0;
+    }
+    if (s) {
+      sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+      sqlite3_bind_text(s, 2, k, -1, SQLITE_STATIC);
+      if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+        image = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
       sqlite3_reset(s);
     }
     if (rc == SQLITE_OK) rc = table_row_json(c, t, k, &cur);
     int fit = 0;
     if (rc == SQLITE_OK && pending && image) rc = try_row(c, t, k, image, cur, 0, 0, &fit, pzWhy);
-    if (rc == SQLITE_OK && !fit && !refs) rc = try_row(c, t, k, 0, cur, 0, 0, &fit, pzWhy);
+    if (rc == SQLITE_OK && !fit && !refs) {
+      rc = try_row(c, t, k, 0, cur, 0, 0, &fit, pzWhy);
+      /* A stale row's guard, if any, goes with it: the pull brings it. */
+      s = rc == SQLITE_OK && fit && !pending ? ctx_stmt(c, STMT_SHADOW_DROP) : 0;
+      if (s) {
+        sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, k, -1, SQLITE_STATIC);
+        rc = ctx_run(c, s);
+      }
+    }
     sqlite3_free(k);
     sqlite3_free(cur);
     sqlite3_free(image);
@@ -492,27 +507,34 @@ static int try_row(SyncCtx *c, SyncTable *t, const char *pk, const char *row, co
 
 /* Writes image (the server's row as JSON; NULL = absent) with the key's
 ** pending mutations folded in as the row of key pk of table t; *pPending
-** gets how many there were. Applying the server's state never fails
+** gets how many there were, *pFell whether the row left is neither that
+** row nor the image (see rebase_guard). Applying the server's state never fails
 ** because of local state: when that row cannot stand (a UNIQUE value
 ** another local row holds, a parent gone), the pending edits stay queued
 ** for the server to judge and their effect is hidden: the image alone is
 ** written; when the image cannot stand either (a parent the server deleted
 ** without telling us yet), the row stays as it is, or, when even that
 ** breaks a foreign key, goes. Fails only on errors of the database itself
-** (out of memory, I/O); then *pzErr names the key. */
+** (out of memory, I/O); then *pzErr names the key. *pNet is set when the
+** net row stands, *pFell when the row left is neither that row nor the
+** image (see rebase_guard). */
 int rebase_write(SyncCtx *c, SyncTable *t, const char *pk, const char *image, int *pPending,
-                 char **pzErr) {
+                 int *pNet, int *pFell, char **pzErr) {
   char *cur = 0, *net = 0;
+  *pNet = *pFell = 0;
   int rc = table_row_json(c, t, pk, &cur);
   if (rc == SQLITE_OK) rc = net_row(c, t, pk, image, &net, pPending);
   const char *cand[4] = {net, image, cur, 0};
   char *why = 0;
-  int fit = 0;
-  for (int i = 0; rc == SQLITE_OK && !fit && i < 4; i++) {
+  int fit = 0, i;
+  for (i = 0; rc == SQLITE_OK && !fit && i < 4; i++) {
     if (i == 1 && !*pPending) continue;
     if (i == 3 && !cur) break;
     rc = try_row(c, t, pk, cand[i], cur, i > 0, i < 2 ? image : 0, &fit, &why);
+    *pNet = fit && i == 0;
   }
+  /* i is one past the candidate that stood. */
+  *pFell = rc == SQLITE_OK && i > 2;
   sqlite3_free(cur);
   sqlite3_free(net);
   if (rc != SQLITE_OK && rc != SQLITE_NOMEM && !*pzErr)
@@ -522,9 +544,11 @@ int rebase_write(SyncCtx *c, SyncTable *t, const char *pk, const char *image, in
 }
 
 /* Re-derives the visible row of key pk (the canonical key text) of table t
-** from its image, and drops the image once nothing is pending. Returns an
-** SQLite code; on failure *pzErr names the key. */
-int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, char **pzErr) {
+** from its image, and drops the image once nothing is pending, unless the
+** row could not take it (*pFell, if pFell: the image stays as a guard,
+** rebase_guards).
+** Returns an SQLite code; on failure *pzErr names the key. */
+int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, int *pFell, char **pzErr) {
   sqlite3_stmt *s = ctx_stmt(c, STMT_SHADOW_GET);
   if (!s) return sqlite3_errcode(c->db);
   sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
@@ -538,17 +562,191 @@ int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, char **pzErr) {
   sqlite3_reset(s);
   if (rc == SQLITE_NOMEM) return rc;
 
-  int pending = 0;
-  rc = rebase_write(c, t, pk, image, &pending, pzErr);
+  int pending = 0, net = 0, fell = 0;
+  rc = rebase_write(c, t, pk, image, &pending, &net, &fell, pzErr);
+  /* Only a server row is guarded: an image of "absent" may be only this
+  ** client's belief (a refused insert of a key the server has), and
+  ** forcing it would delete, and cascade, what the server holds. */
+  fell = fell && image;
   sqlite3_free(image);
-  if (rc == SQLITE_OK && !pending) {
+  if (pFell) *pFell = fell;
+  if (rc == SQLITE_OK && !pending && fell) {
+    rc = rebase_guard(c, t->name, pk, 0, 0, 0, 0);
+  } else if (rc == SQLITE_OK && !pending) {
     s = ctx_stmt(c, STMT_SHADOW_DROP);
     if (!s) return sqlite3_errcode(c->db);
     sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, pk, -1, SQLITE_STATIC);
     rc = ctx_run(c, s);
-    if (rc != SQLITE_OK && rc != SQLITE_NOMEM && !*pzErr)
-      *pzErr = sqlite3_mprintf("cannot rebase %s %s: %s", t->name, pk, ctx_errmsg(c, rc));
+  }
+  if (rc != SQLITE_OK && rc != SQLITE_NOMEM && !*pzErr)
+    *pzErr = sqlite3_mprintf("cannot rebase %s %s: %s", t->name, pk, ctx_errmsg(c, rc));
+  return rc;
+}
+
+/* Guards. A key with nothing pending whose row could not take the server's
+** row (rebase_write's *pFell: a UNIQUE value another row holds until a
+** later result of the same answer removes it, a parent not there yet)
+** would otherwise differ from the server for good: no pull sends the row
+** again unless it changes. It keeps its image in sync_shadow with no
+** mutation in the outbox and is listed in sync_meta 'guards' ([[tbl, pk], ...]);
+** rebase_guards writes the listed keys again at the end of every ack and of
+** every pull's last page. A change from the server for the key replaces
+** its guard (apply.c). Only a server row is guarded, never "absent". */
+
+/* Keeps row as the guard image of key pk of tbl and lists the key; put:
+** write the image (else the image there stays). */
+int rebase_guard(SyncCtx *c, const char *tbl, const char *pk, const char *row,
+                 sqlite3_int64 version, int hasVersion, int put) {
+  int rc = put ? rebase_set_image(c, tbl, pk, row, version, hasVersion) : SQLITE_OK;
+  sqlite3_stmt *s = 0;
+  if (rc == SQLITE_OK)
+    rc = sqlite3_prepare_v2(
+        c->db,
+        "INSERT INTO main.sync_meta(key, value) VALUES('guards', json_array(json_array(?1, ?2)))"
+        " ON CONFLICT(key) DO UPDATE SET value = CASE WHEN EXISTS (SELECT 1 FROM"
+        " json_each(value) AS g WHERE g.value->>0 = ?1 AND g.value->>1 = ?2) THEN value"
+        " ELSE json_insert(value, '$[#]', json_array(?1, ?2)) END",
+        -1, &s, 0);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(s, 1, tbl, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, pk, -1, SQLITE_STATIC);
+    rc = ctx_run(c, s);
+  }
+  sqlite3_finalize(s);
+  return rc;
+}
+
+/* An initial sync (a pull from no cursor) delivers every live row and no
+** delete: a row this client pushed and the server confirmed (a guard) but
+** has deleted since, before this client ever pulled, would stay for good.
+** rebase_initial_begin notes the guards held when the initial sync starts
+** (in temp.sync_initial, on the pulling connection); rebase_initial_end,
+** after its last page, takes every one the sync did not deliver (apply.c
+** drops the guard of a key it writes) as absent on the server. Guards
+** taken during the sync (a push answer between its pages) are left. */
+int rebase_initial_begin(SyncCtx *c) {
+  char *cursor = ctx_meta_get(c, "cursor"), *resync = ctx_meta_get(c, "resync");
+  int initial = !cursor && !resync;
+  sqlite3_free(cursor);
+  sqlite3_free(resync);
+  if (!initial) return SQLITE_OK;
+  sqlite3_stmt *s = 0;
+  int rc = sqlite3_prepare_v2(c->db,
+                              "SELECT 1 FROM main.sync_shadow AS s WHERE NOT EXISTS (SELECT 1"
+                              " FROM main.sync_outbox AS o WHERE o.tbl = s.tbl AND o.pk = s.pk)",
+                              -1, &s, 0);
+  int any = rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW;
+  sqlite3_finalize(s);
+  if (rc != SQLITE_OK || !any) return rc;
+  return ctx_exec(c, "CREATE TEMP TABLE IF NOT EXISTS sync_initial(tbl TEXT, pk TEXT,"
+                     " PRIMARY KEY(tbl, pk)) WITHOUT ROWID;"
+                     "DELETE FROM temp.sync_initial;"
+                     "INSERT INTO temp.sync_initial SELECT tbl, pk FROM main.sync_shadow AS s"
+                     " WHERE NOT EXISTS (SELECT 1 FROM main.sync_outbox AS o"
+                     " WHERE o.tbl = s.tbl AND o.pk = s.pk)");
+}
+
+int rebase_initial_end(SyncCtx *c, char **pzErr) {
+  sqlite3_stmt *q = 0;
+  if (sqlite3_prepare_v2(c->db,
+                         "SELECT i.tbl, i.pk FROM temp.sync_initial AS i JOIN main.sync_shadow"
+                         " AS s ON s.tbl = i.tbl AND s.pk = i.pk WHERE NOT EXISTS (SELECT 1"
+                         " FROM main.sync_outbox AS o WHERE o.tbl = i.tbl AND o.pk = i.pk)",
+                         -1, &q, 0) != SQLITE_OK) {
+    sqlite3_finalize(q);
+    return SQLITE_OK; /* no initial sync under way on this connection */
+  }
+  int rc = SQLITE_OK;
+  /* Read first: rebasing writes sync_shadow. */
+  sqlite3_str *keys = sqlite3_str_new(c->db);
+  int n = 0;
+  while (sqlite3_step(q) == SQLITE_ROW) {
+    sqlite3_str_appendf(keys, "%s", sqlite3_column_text(q, 0));
+    sqlite3_str_appendchar(keys, 1, 0);
+    sqlite3_str_appendf(keys, "%s", sqlite3_column_text(q, 1));
+    sqlite3_str_appendchar(keys, 1, 0);
+    n++;
+  }
+  sqlite3_finalize(q);
+  char *z = sqlite3_str_finish(keys);
+  if (n && !z) return SQLITE_NOMEM;
+  for (const char *p = z; rc == SQLITE_OK && n-- > 0;) {
+    const char *tbl = p, *pk = p + strlen(p) + 1;
+    p = pk + strlen(pk) + 1;
+    SyncTable *t = 0;
+    char *why = 0;
+    int fell = 0;
+    rc = table_get(c, tbl, 1, &t, &why);
+    sqlite3_free(why);
+    if (rc != SQLITE_OK) {
+      rc = rc == SQLITE_NOMEM ? rc : SQLITE_OK;
+      continue;
+    }
+    rc = rebase_set_image(c, t->name, pk, 0, 0, 0);
+    if (rc == SQLITE_OK) rc = rebase_key(c, t, pk, &fell, pzErr);
+  }
+  sqlite3_free(z);
+  if (rc == SQLITE_OK) rc = ctx_exec(c, "DELETE FROM temp.sync_initial");
+  return rc;
+}
+
+/* Rewrites every listed guard from its image, over again while one of them
+** takes it (the rows may hold each other's values); those that still
+** cannot stay listed (rebase_key lists them again). A key no longer
+** guarded (the server's change replaced it, or it is pending again) leaves
+** the list. */
+int rebase_guards(SyncCtx *c, char **pzErr) {
+  /* Before this client's first pull, a row written from a guard keeps
+  ** its image: the initial sync sends no delete, so only the image lets
+  ** it tell a row the server has deleted since (rebase_initial_end). */
+  char *cursor = ctx_meta_get(c, "cursor");
+  int keep = !cursor;
+  sqlite3_free(cursor);
+  int rc = SQLITE_OK;
+  for (int fixed = 1, left = 1; rc == SQLITE_OK && fixed && left;) {
+    fixed = left = 0;
+    char *list = ctx_meta_get(c, "guards");
+    if (!list) break;
+    rc = ctx_meta_del(c, "guards");
+    sqlite3_stmt *q = 0;
+    if (rc == SQLITE_OK)
+      rc = sqlite3_prepare_v2(c->db,
+                              "SELECT g.value->>0, g.value->>1, s.row, s.version"
+                              " FROM json_each(?1) AS g JOIN main.sync_shadow AS s"
+                              " ON s.tbl = g.value->>0 AND s.pk = g.value->>1"
+                              " WHERE NOT EXISTS"
+                              " (SELECT 1 FROM main.sync_outbox AS o"
+                              " WHERE o.tbl = g.value->>0 AND o.pk = g.value->>1)",
+                              -1, &q, 0);
+    if (rc == SQLITE_OK) sqlite3_bind_text(q, 1, list, -1, SQLITE_STATIC);
+    /* json_each reads the list held in memory, not sync_meta: rebasing
+    ** may list keys again meanwhile. */
+    while (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
+      const char *tbl = (const char *)sqlite3_column_text(q, 0);
+      const char *pk = (const char *)sqlite3_column_text(q, 1);
+      SyncTable *t = 0;
+      char *why = 0;
+      int fell = 0;
+      rc = tbl && pk ? table_get(c, tbl, 1, &t, &why) : SQLITE_ERROR;
+      sqlite3_free(why);
+      if (rc != SQLITE_OK) {
+        /* The table is gone or no longer tracked: nothing to guard. */
+        rc = rc == SQLITE_NOMEM ? rc : SQLITE_OK;
+        continue;
+      }
+      rc = rebase_key(c, t, pk, &fell, pzErr);
+      if (rc == SQLITE_OK && !fell && keep && sqlite3_column_type(q, 2) != SQLITE_NULL)
+        rc = rebase_set_image(c, t->name, pk, (const char *)sqlite3_column_text(q, 2),
+                              sqlite3_column_int64(q, 3),
+                              sqlite3_column_type(q, 3) == SQLITE_INTEGER);
+      if (fell)
+        left++;
+      else
+        fixed++;
+    }
+    sqlite3_finalize(q);
+    sqlite3_free(list);
   }
   return rc;
 }

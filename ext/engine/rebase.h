@@ -7,9 +7,14 @@
 
 #include "table.h"
 
-int rebase_key(SyncCtx *, SyncTable *, const char *pk, char **pzErr);
+int rebase_key(SyncCtx *, SyncTable *, const char *pk, int *pFell, char **pzErr);
 int rebase_write(SyncCtx *, SyncTable *, const char *pk, const char *image, int *pPending,
-                 char **pzErr);
+                 int *pNet, int *pFell, char **pzErr);
+int rebase_guard(SyncCtx *, const char *tbl, const char *pk, const char *row, sqlite3_int64 version,
+                 int hasVersion, int put);
+int rebase_guards(SyncCtx *, char **pzErr);
+int rebase_initial_begin(SyncCtx *);
+int rebase_initial_end(SyncCtx *, char **pzErr);
 int rebase_make_room(SyncCtx *, SyncTable *, const char *pk, const char *row, char **pzErr);
 int rebase_set_image(SyncCtx *, const char *tbl, const char *pk, const char *row,
                      sqlite3_int64 version, int hasVersion);

@@ -16,24 +16,81 @@
 ** the last page is applied, sync_meta's "resync" says one is owed
 ** (resync_owed): a resync cut short by a failed pull, sync_stop or a closed
 ** connection starts over from no cursor instead of leaving those rows.
+**
+** Pages staged in sync_inbox (apply.c) belong to the pull the cursor was
+** for: resync_start drops them with the cursor, in one transaction, or they
+** would be applied before the resync's pages. A table that had never been
+** pulled when the resync started (not in sync_meta 'pulled_tables', which
+** the network layer keeps; noted in 'resync_tables' until the resync ends)
+** keeps its rows: they were written before sync_track and never pushed,
+** and the server not having them says nothing.
 */
 #include "resync.h"
 #include "apply.h"
+#include "inbox.h"
 #include "table.h"
 
+#include <stdlib.h>
 #include <string.h>
 
-/* Forgets the cursor and the keys an earlier resync noted. sync_meta's
-** "resync" is set first: without a cursor, a resync cut short would
-** otherwise look like a first pull to the next one. */
+/* Forgets the cursor, the pages staged for it (in one transaction) and
+** the keys an earlier resync noted. sync_meta's "resync" is set first:
+** without a cursor, a resync cut short would otherwise look like a first
+** pull to the next one. The tables pulled so far are noted in
+** "resync_tables" when the resync begins, not when one cut short starts
+** over: 'pulled_tables' names every tracked table by then. On failure the
+** cause is in sqlite3_errmsg, except for a failure past "resync" (then
+** owed, so the next pull starts it again). */
 int resync_start(SyncCtx *c) {
-  int rc = ctx_meta_set(c, "resync", "1");
-  if (rc == SQLITE_OK) rc = ctx_meta_del(c, "cursor");
+  char *owed = ctx_meta_get(c, "resync"), *noted = ctx_meta_get(c, "resync_tables");
+  int rc = SQLITE_OK;
+  if (!owed || !noted) {
+    /* A database that pulled before 'pulled_tables' was kept: every table. */
+    char *pulled = ctx_meta_get(c, "pulled_tables");
+    rc = ctx_meta_set(c, "resync_tables", pulled ? pulled : "*");
+    sqlite3_free(pulled);
+  }
+  sqlite3_free(owed);
+  sqlite3_free(noted);
+  if (rc == SQLITE_OK) rc = ctx_meta_set(c, "resync", "1");
+  if (rc != SQLITE_OK) return rc;
+  rc = ctx_exec(c, "SAVEPOINT sync_resync_start");
+  if (rc != SQLITE_OK) return rc;
+  rc = ctx_meta_del(c, "cursor");
+  sqlite3_int64 staged = 0;
+  if (rc == SQLITE_OK) rc = inbox_count(c, &staged);
+  if (rc == SQLITE_OK && staged) rc = inbox_clear(c);
   if (rc == SQLITE_OK)
     rc = ctx_exec(c, "CREATE TEMP TABLE IF NOT EXISTS sync_resync_seen(tbl TEXT, k TEXT,"
                      " PRIMARY KEY(tbl, k)) WITHOUT ROWID;"
                      "DELETE FROM temp.sync_resync_seen;");
+  if (rc == SQLITE_OK) return ctx_exec(c, "RELEASE sync_resync_start");
+  ctx_exec(c, "ROLLBACK TO sync_resync_start; RELEASE sync_resync_start");
   return rc;
+}
+
+/* 1 when the list (names joined by ',', each with '%' and ',' written as
+** %25 and %2C, or "*" for every table) names tbl. */
+static int listed(const char *list, const char *tbl) {
+  if (strcmp(list, "*") == 0) return 1;
+  for (const char *p = list; *p;) {
+    const char *q = tbl;
+    while (*p && *p != ',' && *q) {
+      char ch = *p;
+      if (ch == '%' && p[1] && p[2]) {
+        char hex[3] = {p[1], p[2], 0};
+        ch = (char)strtol(hex, 0, 16);
+        p += 2;
+      }
+      if (ch != *q) break;
+      p++, q++;
+    }
+    if ((!*p || *p == ',') && !*q) return 1;
+    while (*p && *p != ',')
+      p++;
+    if (*p) p++;
+  }
+  return 0;
 }
 
 /* The key text of t: quote(part1)||','||quote(part2)... where each part is
@@ -123,6 +180,7 @@ static int resync_finish(SyncCtx *c, sqlite3_int64 *pN, char **pzErr) {
     *pzErr = sqlite3_mprintf("resync cleanup: %s", ctx_errmsg(c, rc));
     return rc;
   }
+  char *pulled = ctx_meta_get(c, "resync_tables");
   sqlite3_stmt *q = 0;
   /* A tracked table dropped or renamed since has nothing left to clean. */
   rc = sqlite3_prepare_v2(c->db,
@@ -132,11 +190,25 @@ static int resync_finish(SyncCtx *c, sqlite3_int64 *pN, char **pzErr) {
                           -1, &q, 0);
   while (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
     SyncTable *t = 0;
-    rc = table_get(c, (const char *)sqlite3_column_text(q, 0), 1, &t, &why);
+    const char *name = (const char *)sqlite3_column_text(q, 0);
+    if (pulled && name && !listed(pulled, name)) continue;
+    rc = table_get(c, name, 1, &t, &why);
     if (rc == SQLITE_OK) rc = resync_drop(c, t, pN);
   }
   sqlite3_finalize(q);
+  sqlite3_free(pulled);
+  /* The rows are now the server's current ones: the guards of confirmed
+  ** versions (images of keys with nothing pending, see rebase_key) have
+  ** nothing older left to guard against. Rows that could not take the
+  ** server's state yet (sync_meta 'guards', rebase_guards) keep theirs. */
+  char *fallen = rc == SQLITE_OK ? ctx_meta_get(c, "guards") : 0;
+  if (rc == SQLITE_OK && !fallen)
+    rc = ctx_exec(c, "DELETE FROM main.sync_shadow WHERE NOT EXISTS (SELECT 1 FROM"
+                     " main.sync_outbox AS o WHERE o.tbl = sync_shadow.tbl"
+                     " AND o.pk = sync_shadow.pk)");
+  sqlite3_free(fallen);
   if (rc == SQLITE_OK) rc = ctx_meta_del(c, "resync");
+  if (rc == SQLITE_OK) rc = ctx_meta_del(c, "resync_tables");
   rc = ctx_engine_end(c, rc, &why);
   if (rc != SQLITE_OK) {
     *pzErr = sqlite3_mprintf("resync cleanup: %s", why ? why : sqlite3_errstr(rc));

@@ -11,6 +11,7 @@ import http.server
 import json
 import os
 import threading
+import unittest
 
 from e2e_util import E2ETest, connect
 
@@ -176,3 +177,101 @@ class ResyncTest(E2ETest):
         self.assertIn("refused here", str(cm.exception))
         self.assertEqual(len(srv.pulls), 1)
         self.assertEqual(one("SELECT sync_cursor()"), "c-1")
+
+    def test_resync_drops_staged_pages(self):
+        """Pages staged in sync_inbox for the old cursor go with it: the
+        resync's pages are applied alone (a staged child whose parent the
+        server deleted would otherwise fail the resync's last page)."""
+        srv = ResyncServer()
+        self.addCleanup(srv.stop)
+        db = connect(os.path.join(self.dir, "x.db"))
+        self.addCleanup(db.close)
+        db.executescript("""
+            PRAGMA foreign_keys = ON;
+            CREATE TABLE a_parent("it's" TEXT PRIMARY KEY, v INTEGER);
+            CREATE TABLE b_child(id INTEGER PRIMARY KEY, p TEXT REFERENCES a_parent("it's"));
+        """)
+        one = lambda sql, args=(): db.execute(sql, args).fetchone()[0]
+        one("SELECT sync_init(?)", (srv.url,))
+        one("SELECT sync_track('a_parent')")
+        one("SELECT sync_track('b_child')")
+        # a page whose child waits for its parent on a later page: staged
+        staged = {"changes": [{"table": "b_child", "op": "upsert", "pk": {"id": 9},
+                               "row": {"id": 9, "p": "later"}, "version": 5}],
+                  "cursor": "c-5", "has_more": True}
+        self.assertEqual(one("SELECT sync_apply(?)", (json.dumps(staged),)), 0)
+        self.assertEqual(one("SELECT count(*) FROM sync_inbox"), 1)
+        self.assertEqual(one("SELECT sync_pull()"), 2)
+        self.assertIn("cursor=c-5", srv.pulls[0])
+        self.assertEqual(one("SELECT count(*) FROM sync_inbox"), 0)
+        self.assertEqual(db.execute("SELECT id, p FROM b_child").fetchall(), [(1, "keep")])
+        self.assertEqual(one("SELECT sync_cursor()"), "c-8")
+
+    def test_resync_keeps_rows_of_a_table_never_pulled(self):
+        """A table tracked after the cursor moved makes the next pull a full
+        resync (net/client.c, 'pulled_tables'); its rows from before
+        sync_track were never pushed nor pulled, so the resync's cleanup
+        leaves them, while it still drops what the server no longer has in
+        the tables pulled before."""
+        row = lambda k, v, n: {"table": "t", "op": "upsert", "pk": {"id": k},
+                               "row": {"id": k, "v": v}, "version": n}
+        page = {"changes": [row("b", 1, 1), row("stale", 1, 2)], "cursor": "c-2",
+                "has_more": False}
+        srv = ResyncServer(page=page)
+        self.addCleanup(srv.stop)
+        db = connect(os.path.join(self.dir, "n.db"))
+        self.addCleanup(db.close)
+        db.executescript("""
+            CREATE TABLE t(id TEXT PRIMARY KEY, v INTEGER);
+            CREATE TABLE late(id TEXT PRIMARY KEY, v INTEGER);
+        """)
+        one = lambda sql, args=(): db.execute(sql, args).fetchone()[0]
+        one("SELECT sync_init(?)", (srv.url,))
+        one("SELECT sync_track('t')")
+        self.assertEqual(one("SELECT sync_pull()"), 2)
+        self.assertEqual(one("SELECT value FROM sync_meta WHERE key = 'pulled_tables'"), "t")
+        # the server now has b only (stale was deleted after a compaction)
+        page.update({"changes": [row("b", 2, 9)], "cursor": "c-9"})
+        db.execute("INSERT INTO late VALUES('before-track', 1)")
+        one("SELECT sync_track('late')")
+        self.assertEqual(one("SELECT sync_pull()"), 1 + 1)  # b delivered, stale dropped
+        self.assertEqual(len(srv.pulls), 2)
+        self.assertNotIn("cursor=", srv.pulls[1])
+        self.assertEqual(db.execute("SELECT id, v FROM t ORDER BY 1").fetchall(), [("b", 2)])
+        self.assertEqual(db.execute("SELECT id, v FROM late").fetchall(), [("before-track", 1)])
+        self.assertIsNone(db.execute(
+            "SELECT value FROM sync_meta WHERE key = 'resync_tables'").fetchone())
+
+    # Needs the push answer's row kept as a guard (fix-rebase-ryw, held back
+    # on this branch until the capture triggers keep an existing image under
+    # an UPSERT): drop this mark with that revert.
+    @unittest.expectedFailure
+    def test_initial_sync_drops_confirmed_rows_the_server_deleted(self):
+        """A client that pushes before it ever pulls: the server confirmed
+        its row, then another client deleted it. The first pull (no cursor)
+        delivers live rows only, no delete: the confirmed row the initial
+        sync did not deliver goes (converge seeds 20 and 36)."""
+        page = {"changes": [{"table": "t", "op": "upsert", "pk": {"id": "b"},
+                             "row": {"id": "b", "v": 1}, "version": 4}],
+                "cursor": "c-4", "has_more": False}
+        srv = ResyncServer(page=page)
+        self.addCleanup(srv.stop)
+        db = connect(os.path.join(self.dir, "f.db"))
+        self.addCleanup(db.close)
+        db.execute("CREATE TABLE t(id TEXT PRIMARY KEY, v INTEGER)")
+        one = lambda sql, args=(): db.execute(sql, args).fetchone()[0]
+        one("SELECT sync_init(?)", (srv.url,))
+        one("SELECT sync_track('t')")
+        db.execute("INSERT INTO t VALUES('a', 1)")
+        db.execute("INSERT INTO t VALUES('mine', 2)")
+        self.assertIsNotNone(one("SELECT sync_push_batch(1)"))
+        self.assertEqual(one("SELECT sync_ack(?)", (json.dumps({"results": [
+            {"id": 1, "status": "applied", "row": {"id": "a", "v": 1}, "version": 2}]}),)), 1)
+        one("SELECT sync_pull()")
+        self.assertEqual(len(srv.pulls), 1)
+        self.assertNotIn("cursor=", srv.pulls[0])
+        # a is gone (the server deleted it), mine is still pending and stays
+        self.assertEqual(db.execute("SELECT id, v FROM t ORDER BY 1").fetchall(),
+                         [("b", 1), ("mine", 2)])
+        self.assertEqual(one("SELECT sync_pending()"), 1)
+        self.assertEqual(one("SELECT count(*) FROM sync_outbox WHERE op = 'delete'"), 0)
