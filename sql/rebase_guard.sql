@@ -3,7 +3,9 @@
 -- server row cannot stand yet (its UNIQUE value is held by a pending row
 -- that other rows may reference, so it is not moved) keeps the server's
 -- row as a guard (sync_shadow with nothing pending); the rest of the same
--- answer, a later answer or a pull's last page writes it again.
+-- answer, a later answer or a pull's last page writes it again. Once
+-- written, its image stays as a confirmed version's guard (read-your-writes:
+-- images 1), no longer listed in sync_meta 'guards'.
 PRAGMA foreign_keys = ON;
 SELECT length(sync_init(NULL));
 CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT UNIQUE, name TEXT);

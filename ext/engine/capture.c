@@ -91,16 +91,20 @@ static void key_same(sqlite3_str *s, SyncTable *t, int same) {
 }
 
 /* Records prefix's row as the server image unless the key already has
-** pending mutations (then the image was taken by the first of them). */
+** pending mutations (then the image was taken by the first of them) or an
+** image kept with nothing pending (a guard: the server's row, which stays).
+** An upsert clause, not OR REPLACE: an app's UPSERT imposes its own
+** conflict rule on OR clauses in the triggers it fires, so OR REPLACE acted
+** as a plain INSERT there and failed the app's statement on a guard. */
 static void shadow_if_first(sqlite3_str *s, SyncTable *t, const int *kind, const char *prefix) {
-  sqlite3_str_appendf(s, "INSERT OR REPLACE INTO sync_shadow(tbl,pk,row) SELECT %Q,", t->name);
+  sqlite3_str_appendf(s, "INSERT INTO sync_shadow(tbl,pk,row) SELECT %Q,", t->name);
   jx_key(s, t, kind, prefix);
   append(s, ",");
   jx_row(s, t, kind, prefix);
   sqlite3_str_appendf(s,
                       " WHERE NOT EXISTS (SELECT 1 FROM sync_outbox WHERE tbl=%Q AND pk=", t->name);
   jx_key(s, t, kind, prefix);
-  append(s, ");");
+  append(s, ") ON CONFLICT(tbl,pk) DO NOTHING;");
 }
 
 static void enqueue(sqlite3_str *s, SyncTable *t, const int *kind, const char *op,

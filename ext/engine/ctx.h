@@ -53,7 +53,8 @@ struct SyncCtx {
   int schemaVersion;              /* schema_version the table cache belongs to */
   int sweptVersion;               /* schema_version ctx_engine_begin last swept at */
   CtxFk *fks;                     /* rebase.c's checks; emptied by ctx_stmt_clear */
-  int anchored; /* the sync_pending vtab is connected: it empties the caches at close */
+  int imageKept; /* rebase_set_image kept a newer image; the next rebase_key reads and clears it */
+  int anchored;  /* the sync_pending vtab is connected: it empties the caches at close */
 };
 
 typedef void (*sync_fn)(sqlite3_context *, int, sqlite3_value **);

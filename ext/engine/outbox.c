@@ -460,8 +460,12 @@ static int ack_key(SyncCtx *c, AckItem *a, int n, char **pzErr) {
   const char *image = img ? img->row : held;
   int pending = 0, net = 0, fell = 0;
   rc = rebase_write(c, t, a[0].pk, image, &pending, &net, &fell, pzErr);
-  /* Still pending: keep the new image. Nothing pending: the image goes. */
-  int keep = pending && img != 0;
+  /* Still pending: keep the new image. Nothing pending: the image goes,
+  ** unless it is the confirmed row now shown with its version: then it
+  ** stays as a guard, so that a change older than the push (a page fetched
+  ** or an event held before its answer) cannot take the row back; the
+  ** first change at least as new drops it (rebase_key). */
+  int keep = pending ? img != 0 : img && img->hasVersion && net;
   if (rc == SQLITE_OK && !pending && fell && image) {
     /* Another key of this answer may still hold what the row needs (only
     ** a server row is guarded, see rebase_key). */

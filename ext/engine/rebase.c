@@ -10,8 +10,9 @@
 ** what is still pending into the image and writes the net row once. Replays
 ** are idempotent (mutations carry values, not deltas), so replaying a mutation
 ** the image already contains changes nothing. When nothing is pending any
-** more, the image is dropped: the visible row is then the server's (but see
-** rebase_guard).
+** more, the image is dropped: the visible row is then the server's; but an
+** image the push answer confirmed, with its version, stays until a change at
+** least as new arrives, so that an older one cannot take the row back.
 **
 ** A rebase never fails on local state (docs/ARCHITECTURE.md, "Rebase: edits
 ** that cannot be replayed"): each row is tried in a savepoint and checked
@@ -42,6 +43,7 @@ int rebase_set_image(SyncCtx *c, const char *tbl, const char *pk, const char *ro
   int newer = sqlite3_step(s) == SQLITE_ROW && hasVersion &&
               sqlite3_column_type(s, 1) == SQLITE_INTEGER && sqlite3_column_int64(s, 1) > version;
   sqlite3_reset(s);
+  c->imageKept = newer;
   if (newer) return SQLITE_OK;
   s = ctx_stmt(c, STMT_SHADOW_PUT);
   if (!s) return sqlite3_errcode(c->db);
@@ -544,11 +546,15 @@ int rebase_write(SyncCtx *c, SyncTable *t, const char *pk, const char *image, in
 }
 
 /* Re-derives the visible row of key pk (the canonical key text) of table t
-** from its image, and drops the image once nothing is pending, unless the
-** row could not take it (*pFell, if pFell: the image stays as a guard,
-** rebase_guards).
+** from its image, and drops the image once nothing is pending, unless it
+** guards a confirmed version (rebase_set_image has just kept it over an
+** older change: a page fetched, or an event held, before the push that
+** confirmed it, and older changes may still follow), or the row could not
+** take it (*pFell, if pFell: the image stays as a guard, rebase_guards).
 ** Returns an SQLite code; on failure *pzErr names the key. */
 int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, int *pFell, char **pzErr) {
+  int kept = c->imageKept;
+  c->imageKept = 0;
   sqlite3_stmt *s = ctx_stmt(c, STMT_SHADOW_GET);
   if (!s) return sqlite3_errcode(c->db);
   sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
@@ -572,7 +578,7 @@ int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, int *pFell, char **pzEr
   if (pFell) *pFell = fell;
   if (rc == SQLITE_OK && !pending && fell) {
     rc = rebase_guard(c, t->name, pk, 0, 0, 0, 0);
-  } else if (rc == SQLITE_OK && !pending) {
+  } else if (rc == SQLITE_OK && !pending && !(kept && net)) {
     s = ctx_stmt(c, STMT_SHADOW_DROP);
     if (!s) return sqlite3_errcode(c->db);
     sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
@@ -589,7 +595,8 @@ int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, int *pFell, char **pzEr
 ** later result of the same answer removes it, a parent not there yet)
 ** would otherwise differ from the server for good: no pull sends the row
 ** again unless it changes. It keeps its image in sync_shadow with no
-** mutation in the outbox and is listed in sync_meta 'guards' ([[tbl, pk], ...]);
+** mutation in the outbox (as a confirmed version's guard does, see
+** rebase_key) and is listed in sync_meta 'guards' ([[tbl, pk], ...]);
 ** rebase_guards writes the listed keys again at the end of every ack and of
 ** every pull's last page. A change from the server for the key replaces
 ** its guard (apply.c). Only a server row is guarded, never "absent". */
@@ -735,6 +742,10 @@ int rebase_guards(SyncCtx *c, char **pzErr) {
         rc = rc == SQLITE_NOMEM ? rc : SQLITE_OK;
         continue;
       }
+      /* Once it stands, the image stays as a confirmed version's guard
+      ** (rebase_key): an initial sync that does not deliver the row, or
+      ** an older change, must still be able to tell. */
+      c->imageKept = 1;
       rc = rebase_key(c, t, pk, &fell, pzErr);
       if (rc == SQLITE_OK && !fell && keep && sqlite3_column_type(q, 2) != SQLITE_NULL)
         rc = rebase_set_image(c, t->name, pk, (const char *)sqlite3_column_text(q, 2),

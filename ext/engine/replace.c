@@ -245,8 +245,9 @@ void replace_triggers(sqlite3_str *s, SyncTable *t, const JxShape *sh) {
   sqlite3_str_appendf(
       s,
       " END); "
-      "INSERT OR REPLACE INTO sync_shadow(tbl,pk,row) SELECT tbl, pk, row FROM sync_stash AS s "
-      "WHERE tbl=%Q AND NOT EXISTS (SELECT 1 FROM sync_outbox WHERE tbl=%Q AND pk=s.pk); "
+      "INSERT INTO sync_shadow(tbl,pk,row) SELECT tbl, pk, row FROM sync_stash AS s "
+      "WHERE tbl=%Q AND NOT EXISTS (SELECT 1 FROM sync_outbox WHERE tbl=%Q AND pk=s.pk) "
+      "ON CONFLICT(tbl,pk) DO NOTHING; "
       "INSERT INTO sync_outbox(id,tbl,op,pk,data) SELECT %s + row_number() OVER (ORDER BY "
       "rowid), %Q, 'delete', pk, NULL FROM sync_stash WHERE tbl=%Q AND NOT (NEW.op = 'insert' "
       "AND pk = NEW.k); "

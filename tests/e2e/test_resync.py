@@ -11,7 +11,6 @@ import http.server
 import json
 import os
 import threading
-import unittest
 
 from e2e_util import E2ETest, connect
 
@@ -242,10 +241,6 @@ class ResyncTest(E2ETest):
         self.assertIsNone(db.execute(
             "SELECT value FROM sync_meta WHERE key = 'resync_tables'").fetchone())
 
-    # Needs the push answer's row kept as a guard (fix-rebase-ryw, held back
-    # on this branch until the capture triggers keep an existing image under
-    # an UPSERT): drop this mark with that revert.
-    @unittest.expectedFailure
     def test_initial_sync_drops_confirmed_rows_the_server_deleted(self):
         """A client that pushes before it ever pulls: the server confirmed
         its row, then another client deleted it. The first pull (no cursor)
