@@ -39,3 +39,7 @@ SELECT typeof(a), atan2(a, -1) < 0 AS a_neg, atan2(b, -1) < 0 AS b_neg FROM z WH
 .open test.db
 INSERT INTO z VALUES (4, -0.0, NULL, NULL);
 SELECT data FROM sync_outbox;
+-- a NULL left alone in an untyped column is no change (the sign check is
+-- NULL for NULL): the update carries only the column that changed
+UPDATE z SET r = 2.5 WHERE id = 4;
+SELECT op, data FROM sync_outbox ORDER BY id;

@@ -83,8 +83,10 @@ void jx_same(sqlite3_str *s, const char *col, int kind, const char *a, const cha
   if (!(kind & EXACT)) return;
   sqlite3_str_appendf(s, " AND typeof(%s.\"%w\") = typeof(%s.\"%w\")", a, col, b, col);
   if (kind & NEG_ZERO)
-    sqlite3_str_appendf(s, " AND (%s.\"%w\" <> 0 OR atan2(%s.\"%w\",-1) = atan2(%s.\"%w\",-1))", b,
-                        col, a, col, b, col);
+    sqlite3_str_appendf(s,
+                        " AND (%s.\"%w\" IS NULL OR %s.\"%w\" <> 0 OR atan2(%s.\"%w\",-1) = "
+                        "atan2(%s.\"%w\",-1))",
+                        b, col, b, col, a, col, b, col);
 }
 
 /* json_object of the columns listed in idx (n of them) read from prefix. */
