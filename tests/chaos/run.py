@@ -72,6 +72,9 @@ REASONS = {
            'duplicate key value violates unique constraint "items_pkey"', "no such row"),
 }
 PG_ENV = os.path.join(os.path.dirname(HERE), "pg_env.sh")
+# PostgreSQL and psql without the sanitizer runtime that make asan/tsan
+# preload into this python (PostgreSQL hangs under a preloaded ASan).
+PG_ENVIRON = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
 
 
 def query(path, sql, args=()):
@@ -88,7 +91,7 @@ def psql(url, sql):
     no value of this test holds."""
     out = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-F", "\x1f",
                           "-R", "\x1e", url, "-c", sql],
-                         capture_output=True, text=True, timeout=60)
+                         capture_output=True, text=True, timeout=60, env=PG_ENVIRON)
     if out.returncode:
         raise RuntimeError("psql: " + out.stderr.strip())
     return [tuple(r.split("\x1f")) for r in out.stdout.rstrip("\n").split("\x1e") if r]
@@ -234,7 +237,7 @@ def main():
             # cannot enter ours (mkdtemp makes it 0700)
             pg_dir = tempfile.mkdtemp(prefix="sync-chaos-pg-")
             out = subprocess.run(["bash", PG_ENV, "start", pg_dir], capture_output=True,
-                                 text=True, timeout=120)
+                                 text=True, timeout=120, env=PG_ENVIRON)
             if out.returncode:
                 why = (out.stderr.strip().splitlines() or ["unknown error"])[-1]
                 if a.pg_optional:
@@ -403,7 +406,7 @@ def main():
         for srv in servers:
             srv.stop()
         if pg_dir:
-            subprocess.run(["bash", PG_ENV, "stop", pg_dir], capture_output=True)
+            subprocess.run(["bash", PG_ENV, "stop", pg_dir], capture_output=True, env=PG_ENVIRON)
             shutil.rmtree(pg_dir, ignore_errors=True)
         if a.keep or failures or not finished:
             print("chaos: files kept in", dir)
