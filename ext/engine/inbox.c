@@ -376,15 +376,25 @@ int fk_unresolved(SyncCtx *c) {
   return sqlite3_db_status(c->db, SQLITE_DBSTATUS_DEFERRED_FKS, &cur, &hi, 0) == SQLITE_OK && cur;
 }
 
-/* A pending local delete of a parent whose child the server still has
-** (the pull brings a child of a row this client deleted, the delete not yet
-** pushed) is hidden like any pending edit that no longer fits: the parent
-** shows its server image again, its delete stays queued for the server to
-** judge (which cascades there as it should). Run on a pull's last page
-** while foreign keys are unresolved: restores each pending row of the
-** parent tables the violations name that is absent locally and has an
-** image. *pN counts the rows restored. */
-int fk_hide_deletes(SyncCtx *c, int *pN) {
+/* Writes image, the server's row for pending key of t, inside the
+** caller's savepoint. A pending row of this client holding one of its
+** UNIQUE values (a row that took the deleted one's value) has its local
+** effect hidden too (settle_hide); a confirmed holder is left alone, and
+** the write then fails. */
+static int restore_image(SyncCtx *c, SyncTable *t, const char *key, const char *image) {
+  int rc = table_write(t->upsert, image, 0);
+  if (rc != SQLITE_CONSTRAINT || sqlite3_extended_errcode(c->db) != SQLITE_CONSTRAINT_UNIQUE)
+    return rc;
+  Settle none;
+  memset(&none, 0, sizeof none);
+  Deferred d = {t, 0, (char *)key, (char *)image};
+  int done = 0, later = 0;
+  rc = clear_all(c, &none, &d, 0, &done, &later);
+  return rc == SQLITE_OK ? table_write(t->upsert, image, 0) : rc;
+}
+
+/* One pass of fk_hide_deletes over the violations as they stand. */
+static int hide_pass(SyncCtx *c, int *pN) {
   *pN = 0;
   sqlite3_stmt *q = 0;
   int rc = sqlite3_prepare_v2(c->db,
@@ -416,7 +426,8 @@ int fk_hide_deletes(SyncCtx *c, int *pN) {
       }
       rc = ctx_exec(c, "SAVEPOINT sync_fk_hide");
       if (rc != SQLITE_OK) break;
-      int w = table_write(t->upsert, (const char *)sqlite3_column_text(s, 1), 0);
+      int w = restore_image(c, t, (const char *)sqlite3_column_text(s, 0),
+                            (const char *)sqlite3_column_text(s, 1));
       if (w == SQLITE_OK) {
         ++*pN;
         rc = ctx_exec(c, "RELEASE sync_fk_hide");
@@ -431,28 +442,99 @@ int fk_hide_deletes(SyncCtx *c, int *pN) {
   return rc;
 }
 
+/* A pending local delete of a parent whose child the server still has
+** (the pull brings a child of a row this client deleted, the delete not yet
+** pushed) is hidden like any pending edit that no longer fits: the parent
+** shows its server image again, its delete stays queued for the server to
+** judge (which cascades there as it should). Run on a pull's last page
+** while foreign keys are unresolved: restores each pending row of the
+** parent tables the violations name that is absent locally and has an
+** image. A restored row can itself refer to a deleted row (a local delete
+** of a user cascaded to its project, whose task the pull brings): passes
+** repeat while they restore something. *pN counts the rows restored. */
+int fk_hide_deletes(SyncCtx *c, int *pN) {
+  *pN = 0;
+  int rc = SQLITE_OK, n = 1;
+  /* A pass that hides a holder can remove a row an earlier pass restored
+  ** (its cascade): the bound keeps such a cycle finite. */
+  for (int pass = 0; rc == SQLITE_OK && n && fk_unresolved(c) && pass < 64; pass++) {
+    rc = hide_pass(c, &n);
+    *pN += n;
+  }
+  return rc;
+}
+
+/* The key of a row of child t whose foreign key fkid finds no row in
+** parent (*pKey NULL when none is found): foreign_key_check gives no rowid
+** for a WITHOUT ROWID table, so the row is looked up by its columns. */
+static void dangling_key(SyncCtx *c, SyncTable *t, const char *parent, int fkid, char **pKey) {
+  *pKey = 0;
+  sqlite3_stmt *q = 0;
+  SyncTable *p = 0;
+  char *ignored = 0;
+  char *sql = sqlite3_mprintf("PRAGMA main.foreign_key_list(\"%w\")", t->name);
+  sqlite3_str *s = sqlite3_str_new(c->db);
+  sqlite3_str_appendall(s, "SELECT ");
+  key_sql(s, t);
+  sqlite3_str_appendf(s, " FROM main.\"%w\" AS x WHERE ", t->name);
+  sqlite3_str *cond = sqlite3_str_new(c->db);
+  int n = 0, ok = sql && sqlite3_prepare_v2(c->db, sql, -1, &q, 0) == SQLITE_OK;
+  while (ok && sqlite3_step(q) == SQLITE_ROW) {
+    /* id, seq, table, from, to: to is NULL for the parent's primary key */
+    if (sqlite3_column_int(q, 0) != fkid) continue;
+    const char *from = (const char *)sqlite3_column_text(q, 3);
+    const char *to = (const char *)sqlite3_column_text(q, 4);
+    int seq = sqlite3_column_int(q, 1);
+    if (!to && !p && table_get(c, parent, 0, &p, &ignored) != SQLITE_OK) p = 0;
+    if (!to) to = p && seq < p->nPk ? p->cols[p->pk[seq]] : 0;
+    if (!from || !to) {
+      ok = 0;
+      break;
+    }
+    sqlite3_str_appendf(s, "x.\"%w\" IS NOT NULL AND ", from);
+    sqlite3_str_appendf(cond, "%sy.\"%w\" = x.\"%w\"", n++ ? " AND " : "", to, from);
+  }
+  sqlite3_finalize(q);
+  q = 0;
+  char *where = sqlite3_str_finish(cond);
+  sqlite3_str_appendf(s, "NOT EXISTS (SELECT 1 FROM main.\"%w\" AS y WHERE %s) LIMIT 1", parent,
+                      where ? where : "");
+  char *find = sqlite3_str_finish(s);
+  if (ok && n && find && sqlite3_prepare_v2(c->db, find, -1, &q, 0) == SQLITE_OK &&
+      sqlite3_step(q) == SQLITE_ROW)
+    *pKey = sqlite3_mprintf("%s", sqlite3_column_text(q, 0));
+  sqlite3_finalize(q);
+  sqlite3_free(find);
+  sqlite3_free(where);
+  sqlite3_free(sql);
+  sqlite3_free(ignored);
+}
+
 /* Names the first dangling reference: child table, its key, the parent. */
 int fk_explain(SyncCtx *c, char **pzErr) {
   sqlite3_stmt *q = 0;
   int rc = sqlite3_prepare_v2(c->db,
-                              "SELECT \"table\", rowid, parent FROM pragma_foreign_key_check"
+                              "SELECT \"table\", rowid, parent, fkid FROM pragma_foreign_key_check"
                               " WHERE \"table\" NOT LIKE 'sync\\_%' ESCAPE '\\'",
                               -1, &q, 0);
   if (rc != SQLITE_OK) return rc;
   char *child = 0, *parent = 0;
   sqlite3_int64 rowid = 0;
-  int hasRowid = 0;
+  int hasRowid = 0, fkid = 0;
   if (sqlite3_step(q) == SQLITE_ROW) {
     child = sqlite3_mprintf("%s", sqlite3_column_text(q, 0));
     hasRowid = sqlite3_column_type(q, 1) != SQLITE_NULL;
     rowid = sqlite3_column_int64(q, 1);
     parent = sqlite3_mprintf("%s", sqlite3_column_text(q, 2));
+    fkid = sqlite3_column_int(q, 3);
   }
   sqlite3_finalize(q);
   char *key = 0;
   SyncTable *t = 0;
   char *ignored = 0;
-  if (child && hasRowid && table_get(c, child, 0, &t, &ignored) == SQLITE_OK) {
+  if (child && parent && !hasRowid && table_get(c, child, 0, &t, &ignored) == SQLITE_OK) {
+    dangling_key(c, t, parent, fkid, &key);
+  } else if (child && hasRowid && table_get(c, child, 0, &t, &ignored) == SQLITE_OK) {
     sqlite3_str *s = sqlite3_str_new(c->db);
     sqlite3_str_appendall(s, "SELECT ");
     key_sql(s, t);
