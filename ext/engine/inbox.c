@@ -19,7 +19,10 @@
 **     constraints ignored for the park only), and rewritten afterwards;
 **   - a row with pending mutations: its local effect is hidden, the row set
 **     back to its server image (sync_shadow) or removed when the server has
-**     none; its mutations stay queued for the server to judge;
+**     none; its mutations stay queued for the server to judge. A pending
+**     row holding a value of that image is hidden in turn (write_image),
+**     rather than the row removed: its removal would cascade to the
+**     server's rows that refer to it, which no pull brings back;
 **   - any other row: stale, because the server never holds two equal UNIQUE
 **     values: its own change is on a later page, so the page is staged
 **     (*pLater); on the pull's last page, the server wins and the row is
@@ -218,9 +221,40 @@ static int park(SyncCtx *c, Blocker *b, const char *row) {
   return rc;
 }
 
+static int clear_all(SyncCtx *, Settle *, Deferred *, int, int *, int *);
+
+/* Writes image, the server's row for pending key of t. A pending row of
+** this client holding one of its UNIQUE values (a row that took the value
+** meanwhile) has its local effect hidden too, and the write is tried again;
+** a confirmed holder is left alone. depth bounds the hides that hide
+** others in turn (two pending rows can each hold the other's image value). */
+static int write_image(SyncCtx *c, SyncTable *t, const char *key, const char *image, int depth) {
+  int rc = table_write(t->upsert, image, 0);
+  if (rc != SQLITE_CONSTRAINT || sqlite3_extended_errcode(c->db) != SQLITE_CONSTRAINT_UNIQUE ||
+      depth >= 4)
+    return rc;
+  if ((rc = ctx_exec(c, "SAVEPOINT sync_hide")) != SQLITE_OK) return rc;
+  Settle sub;
+  memset(&sub, 0, sizeof sub);
+  sub.depth = depth + 1;
+  Deferred d = {t, 0, (char *)key, (char *)image};
+  int done = 0, later = 0;
+  rc = clear_all(c, &sub, &d, 0, &done, &later);
+  if (rc == SQLITE_OK) rc = table_write(t->upsert, image, 0);
+  if (rc == SQLITE_OK) return ctx_exec(c, "RELEASE sync_hide");
+  ctx_exec(c, "ROLLBACK TO sync_hide; RELEASE sync_hide");
+  return rc;
+}
+
+static int hide_at(SyncCtx *c, SyncTable *t, const char *key, int depth);
+
 /* Hides the local effect of pending key: its server image, or no row when
 ** the server has none or the image collides too. Its mutations stay. */
 int settle_hide(SyncCtx *c, SyncTable *t, const char *key) {
+  return hide_at(c, t, key, 0);
+}
+
+static int hide_at(SyncCtx *c, SyncTable *t, const char *key, int depth) {
   sqlite3_stmt *s = ctx_stmt(c, STMT_SHADOW_GET);
   if (!s) return sqlite3_errcode(c->db);
   sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
@@ -234,7 +268,7 @@ int settle_hide(SyncCtx *c, SyncTable *t, const char *key) {
     }
   }
   sqlite3_reset(s);
-  int rc = image ? table_write(t->upsert, image, 0) : SQLITE_CONSTRAINT;
+  int rc = image ? write_image(c, t, key, image, depth) : SQLITE_CONSTRAINT;
   sqlite3_free(image);
   if (rc == SQLITE_NOMEM) return rc;
   return rc == SQLITE_OK ? rc : table_write(t->del, key, 0);
@@ -264,7 +298,7 @@ static int clear_one(SyncCtx *c, Settle *st, Deferred *d, Blocker *b, int final,
     rc = park(c, b, d->row);
     if (rc == SQLITE_OK) ++*pDone;
   } else if ((rc = key_pending(c, d->t, key, &pending)) == SQLITE_OK && pending) {
-    rc = settle_hide(c, d->t, key);
+    rc = hide_at(c, d->t, key, st->depth);
     char *still = 0;
     if (rc == SQLITE_OK) rc = blocker_find(b, d->row, d->key, &still);
     if (rc == SQLITE_OK && !still) ++*pDone;
@@ -376,23 +410,6 @@ int fk_unresolved(SyncCtx *c) {
   return sqlite3_db_status(c->db, SQLITE_DBSTATUS_DEFERRED_FKS, &cur, &hi, 0) == SQLITE_OK && cur;
 }
 
-/* Writes image, the server's row for pending key of t, inside the
-** caller's savepoint. A pending row of this client holding one of its
-** UNIQUE values (a row that took the deleted one's value) has its local
-** effect hidden too (settle_hide); a confirmed holder is left alone, and
-** the write then fails. */
-static int restore_image(SyncCtx *c, SyncTable *t, const char *key, const char *image) {
-  int rc = table_write(t->upsert, image, 0);
-  if (rc != SQLITE_CONSTRAINT || sqlite3_extended_errcode(c->db) != SQLITE_CONSTRAINT_UNIQUE)
-    return rc;
-  Settle none;
-  memset(&none, 0, sizeof none);
-  Deferred d = {t, 0, (char *)key, (char *)image};
-  int done = 0, later = 0;
-  rc = clear_all(c, &none, &d, 0, &done, &later);
-  return rc == SQLITE_OK ? table_write(t->upsert, image, 0) : rc;
-}
-
 /* One pass of fk_hide_deletes over the violations as they stand. */
 static int hide_pass(SyncCtx *c, int *pN) {
   *pN = 0;
@@ -426,8 +443,8 @@ static int hide_pass(SyncCtx *c, int *pN) {
       }
       rc = ctx_exec(c, "SAVEPOINT sync_fk_hide");
       if (rc != SQLITE_OK) break;
-      int w = restore_image(c, t, (const char *)sqlite3_column_text(s, 0),
-                            (const char *)sqlite3_column_text(s, 1));
+      int w = write_image(c, t, (const char *)sqlite3_column_text(s, 0),
+                          (const char *)sqlite3_column_text(s, 1), 0);
       if (w == SQLITE_OK) {
         ++*pN;
         rc = ctx_exec(c, "RELEASE sync_fk_hide");
