@@ -271,7 +271,18 @@ static int hide_at(SyncCtx *c, SyncTable *t, const char *key, int depth) {
   int rc = image ? write_image(c, t, key, image, depth) : SQLITE_CONSTRAINT;
   sqlite3_free(image);
   if (rc == SQLITE_NOMEM) return rc;
-  return rc == SQLITE_OK ? rc : table_write(t->del, key, 0);
+  if (rc == SQLITE_OK || depth == 0) return rc == SQLITE_OK ? rc : table_write(t->del, key, 0);
+  /* A row hidden to make room for another's image goes only when its
+  ** removal takes no other row with it (a cascade would take the server's
+  ** rows, and no pull brings them back): otherwise it stays, and the row
+  ** it blocks falls back instead. */
+  if ((rc = ctx_exec(c, "SAVEPOINT sync_hide_row")) != SQLITE_OK) return rc;
+  sqlite3_int64 before = sqlite3_total_changes64(c->db);
+  rc = table_write(t->del, key, 0);
+  if (rc == SQLITE_OK && sqlite3_total_changes64(c->db) - before <= 1)
+    return ctx_exec(c, "RELEASE sync_hide_row");
+  ctx_exec(c, "ROLLBACK TO sync_hide_row; RELEASE sync_hide_row");
+  return rc == SQLITE_NOMEM ? rc : SQLITE_OK;
 }
 
 static int key_pending(SyncCtx *c, SyncTable *t, const char *key, int *pYes) {
