@@ -18,3 +18,10 @@ SELECT count(*) AS i2, sync_cursor() FROM items WHERE id = 'i2';
 -- a local write that breaks a foreign key fails as usual, nothing queued
 INSERT INTO items VALUES ('i3', 'nope', 'y');
 SELECT sync_pending();
+-- a WITHOUT ROWID child is named by its key too (foreign_key_check gives
+-- no rowid for it)
+CREATE TABLE parts(list TEXT NOT NULL REFERENCES lists(id) ON DELETE CASCADE, n INTEGER NOT NULL, PRIMARY KEY(list, n)) WITHOUT ROWID;
+SELECT sync_track('parts');
+SELECT sync_apply('{"changes":[
+  {"table":"parts","op":"upsert","pk":{"list":"gone","n":2},"row":{"list":"gone","n":2},"version":8}],"cursor":"8"}');
+SELECT count(*) AS parts, sync_cursor() FROM parts;

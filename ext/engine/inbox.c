@@ -19,7 +19,10 @@
 **     constraints ignored for the park only), and rewritten afterwards;
 **   - a row with pending mutations: its local effect is hidden, the row set
 **     back to its server image (sync_shadow) or removed when the server has
-**     none; its mutations stay queued for the server to judge;
+**     none; its mutations stay queued for the server to judge. A pending
+**     row holding a value of that image is hidden in turn (write_image),
+**     rather than the row removed: its removal would cascade to the
+**     server's rows that refer to it, which no pull brings back;
 **   - any other row: stale, because the server never holds two equal UNIQUE
 **     values: its own change is on a later page, so the page is staged
 **     (*pLater); on the pull's last page, the server wins and the row is
@@ -218,9 +221,40 @@ static int park(SyncCtx *c, Blocker *b, const char *row) {
   return rc;
 }
 
+static int clear_all(SyncCtx *, Settle *, Deferred *, int, int *, int *);
+
+/* Writes image, the server's row for pending key of t. A pending row of
+** this client holding one of its UNIQUE values (a row that took the value
+** meanwhile) has its local effect hidden too, and the write is tried again;
+** a confirmed holder is left alone. depth bounds the hides that hide
+** others in turn (two pending rows can each hold the other's image value). */
+static int write_image(SyncCtx *c, SyncTable *t, const char *key, const char *image, int depth) {
+  int rc = table_write(t->upsert, image, 0);
+  if (rc != SQLITE_CONSTRAINT || sqlite3_extended_errcode(c->db) != SQLITE_CONSTRAINT_UNIQUE ||
+      depth >= 4)
+    return rc;
+  if ((rc = ctx_exec(c, "SAVEPOINT sync_hide")) != SQLITE_OK) return rc;
+  Settle sub;
+  memset(&sub, 0, sizeof sub);
+  sub.depth = depth + 1;
+  Deferred d = {t, 0, (char *)key, (char *)image};
+  int done = 0, later = 0;
+  rc = clear_all(c, &sub, &d, 0, &done, &later);
+  if (rc == SQLITE_OK) rc = table_write(t->upsert, image, 0);
+  if (rc == SQLITE_OK) return ctx_exec(c, "RELEASE sync_hide");
+  ctx_exec(c, "ROLLBACK TO sync_hide; RELEASE sync_hide");
+  return rc;
+}
+
+static int hide_at(SyncCtx *c, SyncTable *t, const char *key, int depth);
+
 /* Hides the local effect of pending key: its server image, or no row when
 ** the server has none or the image collides too. Its mutations stay. */
 int settle_hide(SyncCtx *c, SyncTable *t, const char *key) {
+  return hide_at(c, t, key, 0);
+}
+
+static int hide_at(SyncCtx *c, SyncTable *t, const char *key, int depth) {
   sqlite3_stmt *s = ctx_stmt(c, STMT_SHADOW_GET);
   if (!s) return sqlite3_errcode(c->db);
   sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
@@ -234,10 +268,21 @@ int settle_hide(SyncCtx *c, SyncTable *t, const char *key) {
     }
   }
   sqlite3_reset(s);
-  int rc = image ? table_write(t->upsert, image, 0) : SQLITE_CONSTRAINT;
+  int rc = image ? write_image(c, t, key, image, depth) : SQLITE_CONSTRAINT;
   sqlite3_free(image);
   if (rc == SQLITE_NOMEM) return rc;
-  return rc == SQLITE_OK ? rc : table_write(t->del, key, 0);
+  if (rc == SQLITE_OK || depth == 0) return rc == SQLITE_OK ? rc : table_write(t->del, key, 0);
+  /* A row hidden to make room for another's image goes only when its
+  ** removal takes no other row with it (a cascade would take the server's
+  ** rows, and no pull brings them back): otherwise it stays, and the row
+  ** it blocks falls back instead. */
+  if ((rc = ctx_exec(c, "SAVEPOINT sync_hide_row")) != SQLITE_OK) return rc;
+  sqlite3_int64 before = sqlite3_total_changes64(c->db);
+  rc = table_write(t->del, key, 0);
+  if (rc == SQLITE_OK && sqlite3_total_changes64(c->db) - before <= 1)
+    return ctx_exec(c, "RELEASE sync_hide_row");
+  ctx_exec(c, "ROLLBACK TO sync_hide_row; RELEASE sync_hide_row");
+  return rc == SQLITE_NOMEM ? rc : SQLITE_OK;
 }
 
 static int key_pending(SyncCtx *c, SyncTable *t, const char *key, int *pYes) {
@@ -264,7 +309,7 @@ static int clear_one(SyncCtx *c, Settle *st, Deferred *d, Blocker *b, int final,
     rc = park(c, b, d->row);
     if (rc == SQLITE_OK) ++*pDone;
   } else if ((rc = key_pending(c, d->t, key, &pending)) == SQLITE_OK && pending) {
-    rc = settle_hide(c, d->t, key);
+    rc = hide_at(c, d->t, key, st->depth);
     char *still = 0;
     if (rc == SQLITE_OK) rc = blocker_find(b, d->row, d->key, &still);
     if (rc == SQLITE_OK && !still) ++*pDone;
@@ -376,15 +421,8 @@ int fk_unresolved(SyncCtx *c) {
   return sqlite3_db_status(c->db, SQLITE_DBSTATUS_DEFERRED_FKS, &cur, &hi, 0) == SQLITE_OK && cur;
 }
 
-/* A pending local delete of a parent whose child the server still has
-** (the pull brings a child of a row this client deleted, the delete not yet
-** pushed) is hidden like any pending edit that no longer fits: the parent
-** shows its server image again, its delete stays queued for the server to
-** judge (which cascades there as it should). Run on a pull's last page
-** while foreign keys are unresolved: restores each pending row of the
-** parent tables the violations name that is absent locally and has an
-** image. *pN counts the rows restored. */
-int fk_hide_deletes(SyncCtx *c, int *pN) {
+/* One pass of fk_hide_deletes over the violations as they stand. */
+static int hide_pass(SyncCtx *c, int *pN) {
   *pN = 0;
   sqlite3_stmt *q = 0;
   int rc = sqlite3_prepare_v2(c->db,
@@ -416,7 +454,8 @@ int fk_hide_deletes(SyncCtx *c, int *pN) {
       }
       rc = ctx_exec(c, "SAVEPOINT sync_fk_hide");
       if (rc != SQLITE_OK) break;
-      int w = table_write(t->upsert, (const char *)sqlite3_column_text(s, 1), 0);
+      int w = write_image(c, t, (const char *)sqlite3_column_text(s, 0),
+                          (const char *)sqlite3_column_text(s, 1), 0);
       if (w == SQLITE_OK) {
         ++*pN;
         rc = ctx_exec(c, "RELEASE sync_fk_hide");
@@ -431,28 +470,99 @@ int fk_hide_deletes(SyncCtx *c, int *pN) {
   return rc;
 }
 
+/* A pending local delete of a parent whose child the server still has
+** (the pull brings a child of a row this client deleted, the delete not yet
+** pushed) is hidden like any pending edit that no longer fits: the parent
+** shows its server image again, its delete stays queued for the server to
+** judge (which cascades there as it should). Run on a pull's last page
+** while foreign keys are unresolved: restores each pending row of the
+** parent tables the violations name that is absent locally and has an
+** image. A restored row can itself refer to a deleted row (a local delete
+** of a user cascaded to its project, whose task the pull brings): passes
+** repeat while they restore something. *pN counts the rows restored. */
+int fk_hide_deletes(SyncCtx *c, int *pN) {
+  *pN = 0;
+  int rc = SQLITE_OK, n = 1;
+  /* A pass that hides a holder can remove a row an earlier pass restored
+  ** (its cascade): the bound keeps such a cycle finite. */
+  for (int pass = 0; rc == SQLITE_OK && n && fk_unresolved(c) && pass < 64; pass++) {
+    rc = hide_pass(c, &n);
+    *pN += n;
+  }
+  return rc;
+}
+
+/* The key of a row of child t whose foreign key fkid finds no row in
+** parent (*pKey NULL when none is found): foreign_key_check gives no rowid
+** for a WITHOUT ROWID table, so the row is looked up by its columns. */
+static void dangling_key(SyncCtx *c, SyncTable *t, const char *parent, int fkid, char **pKey) {
+  *pKey = 0;
+  sqlite3_stmt *q = 0;
+  SyncTable *p = 0;
+  char *ignored = 0;
+  char *sql = sqlite3_mprintf("PRAGMA main.foreign_key_list(\"%w\")", t->name);
+  sqlite3_str *s = sqlite3_str_new(c->db);
+  sqlite3_str_appendall(s, "SELECT ");
+  key_sql(s, t);
+  sqlite3_str_appendf(s, " FROM main.\"%w\" AS x WHERE ", t->name);
+  sqlite3_str *cond = sqlite3_str_new(c->db);
+  int n = 0, ok = sql && sqlite3_prepare_v2(c->db, sql, -1, &q, 0) == SQLITE_OK;
+  while (ok && sqlite3_step(q) == SQLITE_ROW) {
+    /* id, seq, table, from, to: to is NULL for the parent's primary key */
+    if (sqlite3_column_int(q, 0) != fkid) continue;
+    const char *from = (const char *)sqlite3_column_text(q, 3);
+    const char *to = (const char *)sqlite3_column_text(q, 4);
+    int seq = sqlite3_column_int(q, 1);
+    if (!to && !p && table_get(c, parent, 0, &p, &ignored) != SQLITE_OK) p = 0;
+    if (!to) to = p && seq < p->nPk ? p->cols[p->pk[seq]] : 0;
+    if (!from || !to) {
+      ok = 0;
+      break;
+    }
+    sqlite3_str_appendf(s, "x.\"%w\" IS NOT NULL AND ", from);
+    sqlite3_str_appendf(cond, "%sy.\"%w\" = x.\"%w\"", n++ ? " AND " : "", to, from);
+  }
+  sqlite3_finalize(q);
+  q = 0;
+  char *where = sqlite3_str_finish(cond);
+  sqlite3_str_appendf(s, "NOT EXISTS (SELECT 1 FROM main.\"%w\" AS y WHERE %s) LIMIT 1", parent,
+                      where ? where : "");
+  char *find = sqlite3_str_finish(s);
+  if (ok && n && find && sqlite3_prepare_v2(c->db, find, -1, &q, 0) == SQLITE_OK &&
+      sqlite3_step(q) == SQLITE_ROW)
+    *pKey = sqlite3_mprintf("%s", sqlite3_column_text(q, 0));
+  sqlite3_finalize(q);
+  sqlite3_free(find);
+  sqlite3_free(where);
+  sqlite3_free(sql);
+  sqlite3_free(ignored);
+}
+
 /* Names the first dangling reference: child table, its key, the parent. */
 int fk_explain(SyncCtx *c, char **pzErr) {
   sqlite3_stmt *q = 0;
   int rc = sqlite3_prepare_v2(c->db,
-                              "SELECT \"table\", rowid, parent FROM pragma_foreign_key_check"
+                              "SELECT \"table\", rowid, parent, fkid FROM pragma_foreign_key_check"
                               " WHERE \"table\" NOT LIKE 'sync\\_%' ESCAPE '\\'",
                               -1, &q, 0);
   if (rc != SQLITE_OK) return rc;
   char *child = 0, *parent = 0;
   sqlite3_int64 rowid = 0;
-  int hasRowid = 0;
+  int hasRowid = 0, fkid = 0;
   if (sqlite3_step(q) == SQLITE_ROW) {
     child = sqlite3_mprintf("%s", sqlite3_column_text(q, 0));
     hasRowid = sqlite3_column_type(q, 1) != SQLITE_NULL;
     rowid = sqlite3_column_int64(q, 1);
     parent = sqlite3_mprintf("%s", sqlite3_column_text(q, 2));
+    fkid = sqlite3_column_int(q, 3);
   }
   sqlite3_finalize(q);
   char *key = 0;
   SyncTable *t = 0;
   char *ignored = 0;
-  if (child && hasRowid && table_get(c, child, 0, &t, &ignored) == SQLITE_OK) {
+  if (child && parent && !hasRowid && table_get(c, child, 0, &t, &ignored) == SQLITE_OK) {
+    dangling_key(c, t, parent, fkid, &key);
+  } else if (child && hasRowid && table_get(c, child, 0, &t, &ignored) == SQLITE_OK) {
     sqlite3_str *s = sqlite3_str_new(c->db);
     sqlite3_str_appendall(s, "SELECT ");
     key_sql(s, t);

@@ -20,6 +20,7 @@ typedef struct Deferred {
 typedef struct Settle {
   Deferred *a;
   int n, cap;
+  int depth; /* 0 for an apply's; the nesting of hides clearing their way */
 } Settle;
 
 int settle_add(Settle *, SyncTable *, int chg, const char *key, const char *row, int nRow);
