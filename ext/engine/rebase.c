@@ -545,6 +545,18 @@ int rebase_write(SyncCtx *c, SyncTable *t, const char *pk, const char *image, in
   return rc;
 }
 
+/* 1 before this client's first pull. Until then a row the server confirmed
+** (its image carries a version) keeps its image when nothing is pending any
+** more, whatever the row shows: the initial sync sends no delete, so only
+** the image lets it tell a row the server has deleted since
+** (rebase_initial_end). A refused edit of a row another client deleted
+** meanwhile would otherwise bring the row back for good. */
+int rebase_before_pull(SyncCtx *c) {
+  char *cursor = ctx_meta_get(c, "cursor");
+  sqlite3_free(cursor);
+  return cursor == 0;
+}
+
 /* Re-derives the visible row of key pk (the canonical key text) of table t
 ** from its image, and drops the image once nothing is pending, unless it
 ** guards a confirmed version (rebase_set_image has just kept it over an
@@ -560,9 +572,10 @@ int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, int *pFell, char **pzEr
   sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
   sqlite3_bind_text(s, 2, pk, -1, SQLITE_STATIC);
   char *image = 0;
-  int rc = sqlite3_step(s);
+  int rc = sqlite3_step(s), confirmed = 0;
   if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
     image = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
+    confirmed = sqlite3_column_type(s, 1) == SQLITE_INTEGER;
     if (!image) rc = SQLITE_NOMEM;
   }
   sqlite3_reset(s);
@@ -570,6 +583,7 @@ int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, int *pFell, char **pzEr
 
   int pending = 0, net = 0, fell = 0;
   rc = rebase_write(c, t, pk, image, &pending, &net, &fell, pzErr);
+  int hold = rc == SQLITE_OK && !pending && confirmed && rebase_before_pull(c);
   /* Only a server row is guarded: an image of "absent" may be only this
   ** client's belief (a refused insert of a key the server has), and
   ** forcing it would delete, and cascade, what the server holds. */
@@ -578,7 +592,7 @@ int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, int *pFell, char **pzEr
   if (pFell) *pFell = fell;
   if (rc == SQLITE_OK && !pending && fell) {
     rc = rebase_guard(c, t->name, pk, 0, 0, 0, 0);
-  } else if (rc == SQLITE_OK && !pending && !(kept && net)) {
+  } else if (rc == SQLITE_OK && !pending && !(kept && net) && !hold) {
     s = ctx_stmt(c, STMT_SHADOW_DROP);
     if (!s) return sqlite3_errcode(c->db);
     sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
