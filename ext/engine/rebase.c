@@ -414,7 +414,11 @@ static int make_room(SyncCtx *c, SyncTable *t, const char *pk, const char *row, 
     rc = capture_canon_pk(c, t, keys[i], -1, &k, &why);
     sqlite3_free(why);
     if (rc != SQLITE_OK) break;
-    /* A guard's image (nothing pending) is a confirmed row: stale too. */
+    /* A key with an image and nothing pending shows its image too: a guard
+    ** whose image still collides is stale like any confirmed row, but the
+    ** key may be one whose mutations this same push answer has just
+    ** resolved, not rebased yet (ack_resolve dequeues them all first): its
+    ** row is still the local edit, and the image is the server's row. */
     sqlite3_stmt *s = ctx_stmt(c, STMT_HAS_PENDING);
     if (!s) rc = sqlite3_errcode(c->db);
     int pending = 0;
@@ -423,7 +427,7 @@ static int make_room(SyncCtx *c, SyncTable *t, const char *pk, const char *row, 
       sqlite3_bind_text(s, 2, k, -1, SQLITE_STATIC);
       pending = sqlite3_step(s) == SQLITE_ROW;
       sqlite3_reset(s);
-      s = pending ? ctx_stmt(c, STMT_SHADOW_GET) : 0;
+      s = ctx_stmt(c, STMT_SHADOW_GET);
     }
     if (s) {
       sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
@@ -434,7 +438,7 @@ static int make_room(SyncCtx *c, SyncTable *t, const char *pk, const char *row, 
     }
     if (rc == SQLITE_OK) rc = table_row_json(c, t, k, &cur);
     int fit = 0;
-    if (rc == SQLITE_OK && pending && image) rc = try_row(c, t, k, image, cur, 0, 0, &fit, pzWhy);
+    if (rc == SQLITE_OK && image) rc = try_row(c, t, k, image, cur, 0, 0, &fit, pzWhy);
     if (rc == SQLITE_OK && !fit && !refs) {
       rc = try_row(c, t, k, 0, cur, 0, 0, &fit, pzWhy);
       /* A stale row's guard, if any, goes with it: the pull brings it. */
