@@ -432,8 +432,8 @@ int fk_hide_deletes(SyncCtx *c, int *pN) {
 }
 
 /* The keys, as "tbl\0key\0" pairs, of child's rows that reference the row
-** of key pk (JSON, ?1) of t through the foreign key fid. */
-static int referrers(SyncCtx *c, SyncTable *t, SyncTable *child, int fid, const char *pk,
+** of key pk (JSON, nPk bytes) of t through the foreign key fid. */
+static int referrers(SyncCtx *c, SyncTable *t, SyncTable *child, int fid, const char *pk, int nPk,
                      sqlite3_str *out) {
   sqlite3_stmt *q = 0;
   char *sql = sqlite3_mprintf("PRAGMA main.foreign_key_list(\"%w\")", child->name);
@@ -467,7 +467,7 @@ static int referrers(SyncCtx *c, SyncTable *t, SyncTable *child, int fid, const 
   if (rc == SQLITE_OK && n) rc = sqlite3_prepare_v2(c->db, sql, -1, &q, 0);
   sqlite3_free(sql);
   if (rc != SQLITE_OK || !n) return rc;
-  sqlite3_bind_text(q, 1, pk, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 1, pk, nPk, SQLITE_STATIC);
   while (sqlite3_step(q) == SQLITE_ROW) {
     sqlite3_str_appendf(out, "%s", child->name);
     sqlite3_str_appendchar(out, 1, 0);
@@ -477,7 +477,7 @@ static int referrers(SyncCtx *c, SyncTable *t, SyncTable *child, int fid, const 
   return sqlite3_finalize(q);
 }
 
-/* Before the server's delete of key pk (JSON) of t: a local row with
+/* Before the server's delete of key pk (JSON, nPk bytes) of t: a local row with
 ** pending edits that references that row shows its server image again
 ** (settle_hide), its edits still queued. Else the delete's cascade (or SET
 ** NULL) would act on this client's edit, not on what the server holds: a
@@ -485,7 +485,7 @@ static int referrers(SyncCtx *c, SyncTable *t, SyncTable *child, int fid, const 
 ** the tasks the server keeps under that project (confirmed rows no pull
 ** brings back). A row whose image references the deleted row too then
 ** goes with it, as on the server. Only with foreign keys enforced. */
-int settle_hide_referrers(SyncCtx *c, SyncTable *t, const char *pk) {
+int settle_hide_referrers(SyncCtx *c, SyncTable *t, const char *pk, int nPk) {
   int fk = 0;
   if (sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_FKEY, -1, &fk) != SQLITE_OK || !fk)
     return SQLITE_OK;
@@ -515,7 +515,7 @@ int settle_hide_referrers(SyncCtx *c, SyncTable *t, const char *pk) {
       int fid = sqlite3_column_int(f, 0);
       if (fid == last || !parent || sqlite3_stricmp(parent, t->name) != 0) continue;
       last = fid;
-      rc = referrers(c, t, child, fid, pk, keys);
+      rc = referrers(c, t, child, fid, pk, nPk, keys);
     }
     sqlite3_finalize(f);
   }
