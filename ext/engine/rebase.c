@@ -656,11 +656,20 @@ int rebase_initial_begin(SyncCtx *c) {
   sqlite3_free(cursor);
   sqlite3_free(resync);
   if (!initial) return SQLITE_OK;
+  /* A key with pending edits keeps its image through the sync, and a
+  ** confirmed image (with its version) of a row the server has deleted
+  ** since would stay as their base for good, so that a refused edit brings
+  ** the row back: such an image becomes "absent" now, and the sync, which
+  ** delivers every live row, sets it again when the row still exists. */
+  int rc = ctx_exec(c, "UPDATE main.sync_shadow AS s SET row = NULL, version = NULL"
+                       " WHERE row IS NOT NULL AND version IS NOT NULL AND EXISTS (SELECT 1"
+                       " FROM main.sync_outbox AS o WHERE o.tbl = s.tbl AND o.pk = s.pk)");
+  if (rc != SQLITE_OK) return rc;
   sqlite3_stmt *s = 0;
-  int rc = sqlite3_prepare_v2(c->db,
-                              "SELECT 1 FROM main.sync_shadow AS s WHERE NOT EXISTS (SELECT 1"
-                              " FROM main.sync_outbox AS o WHERE o.tbl = s.tbl AND o.pk = s.pk)",
-                              -1, &s, 0);
+  rc = sqlite3_prepare_v2(c->db,
+                          "SELECT 1 FROM main.sync_shadow AS s WHERE NOT EXISTS (SELECT 1"
+                          " FROM main.sync_outbox AS o WHERE o.tbl = s.tbl AND o.pk = s.pk)",
+                          -1, &s, 0);
   int any = rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW;
   sqlite3_finalize(s);
   if (rc != SQLITE_OK || !any) return rc;
