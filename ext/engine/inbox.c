@@ -31,6 +31,7 @@
 ** apply.c applies the staged pages and the last one together.
 */
 #include "inbox.h"
+#include "rebase.h"
 
 #include <string.h>
 
@@ -416,7 +417,15 @@ int fk_hide_deletes(SyncCtx *c, int *pN) {
       }
       rc = ctx_exec(c, "SAVEPOINT sync_fk_hide");
       if (rc != SQLITE_OK) break;
-      int w = table_write(t->upsert, (const char *)sqlite3_column_text(s, 1), 0);
+      const char *image = (const char *)sqlite3_column_text(s, 1);
+      int w = table_write(t->upsert, image, 0);
+      if (w == SQLITE_CONSTRAINT && sqlite3_extended_errcode(c->db) == SQLITE_CONSTRAINT_UNIQUE) {
+        /* Another pending edit holds one of its values: hidden too. */
+        char *why = 0;
+        w = rebase_make_room(c, t, (const char *)sqlite3_column_text(s, 0), image, &why);
+        sqlite3_free(why);
+        if (w == SQLITE_OK) w = table_write(t->upsert, image, 0);
+      }
       if (w == SQLITE_OK) {
         ++*pN;
         rc = ctx_exec(c, "RELEASE sync_fk_hide");
