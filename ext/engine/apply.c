@@ -543,6 +543,10 @@ static int apply_change(Page *pg, int i, const char **pz, char **pzErr) {
       return SQLITE_ERROR;
     }
   }
+  /* Rows pending edits made refer to it show the server's (inbox.c). */
+  if (del && pg->anyPending && (rc = batch_flush(pg, pzErr)) == SQLITE_OK)
+    rc = settle_hide_referrers(c, t, pk.z, pk.n);
+  if (rc != SQLITE_OK) return rc;
   if (!p->pending && !pg->settle.n) return change_write(pg, t, i, upsert, pk, row, pzErr);
 
   char *k = 0;

@@ -34,6 +34,7 @@
 ** apply.c applies the staged pages and the last one together.
 */
 #include "inbox.h"
+#include "rebase.h"
 
 #include <string.h>
 
@@ -536,6 +537,113 @@ static void dangling_key(SyncCtx *c, SyncTable *t, const char *parent, int fkid,
   sqlite3_free(where);
   sqlite3_free(sql);
   sqlite3_free(ignored);
+}
+
+/* The keys, as "tbl\0key\0" pairs, of child's rows that reference the row
+** of key pk (JSON, nPk bytes) of t through the foreign key fid. */
+static int referrers(SyncCtx *c, SyncTable *t, SyncTable *child, int fid, const char *pk, int nPk,
+                     sqlite3_str *out) {
+  sqlite3_stmt *q = 0;
+  char *sql = sqlite3_mprintf("PRAGMA main.foreign_key_list(\"%w\")", child->name);
+  int rc = sql ? sqlite3_prepare_v2(c->db, sql, -1, &q, 0) : SQLITE_NOMEM;
+  sqlite3_free(sql);
+  sqlite3_str *s = sqlite3_str_new(c->db);
+  sqlite3_str_appendall(s, "SELECT ");
+  key_sql(s, child);
+  sqlite3_str_appendf(s, " FROM (SELECT x.* FROM main.\"%w\" AS x, main.\"%w\" AS p WHERE 1",
+                      child->name, t->name);
+  int n = 0;
+  /* id, seq, table, from, to: "to" NULL means the parent's primary key. */
+  while (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
+    if (sqlite3_column_int(q, 0) != fid) continue;
+    const char *from = (const char *)sqlite3_column_text(q, 3);
+    const char *to = (const char *)sqlite3_column_text(q, 4);
+    int seq = sqlite3_column_int(q, 1);
+    if (!to && seq < t->nPk) to = t->cols[t->pk[seq]];
+    if (!from || !to) break;
+    sqlite3_str_appendf(s, " AND x.\"%w\" = p.\"%w\"", from, to);
+    n++;
+  }
+  if (rc == SQLITE_OK) rc = sqlite3_reset(q);
+  sqlite3_finalize(q);
+  for (int i = 0; i < t->nPk; i++)
+    sqlite3_str_appendf(s, " AND p.\"%w\" = sync_val(?1 -> '$.\"%q\"')", t->cols[t->pk[i]],
+                        t->cols[t->pk[i]]);
+  sqlite3_str_appendall(s, ")");
+  sql = sqlite3_str_finish(s);
+  if (rc == SQLITE_OK && !sql) rc = SQLITE_NOMEM;
+  if (rc == SQLITE_OK && n) rc = sqlite3_prepare_v2(c->db, sql, -1, &q, 0);
+  sqlite3_free(sql);
+  if (rc != SQLITE_OK || !n) return rc;
+  sqlite3_bind_text(q, 1, pk, nPk, SQLITE_STATIC);
+  while (sqlite3_step(q) == SQLITE_ROW) {
+    sqlite3_str_appendf(out, "%s", child->name);
+    sqlite3_str_appendchar(out, 1, 0);
+    sqlite3_str_appendf(out, "%s", sqlite3_column_text(q, 0));
+    sqlite3_str_appendchar(out, 1, 0);
+  }
+  return sqlite3_finalize(q);
+}
+
+/* Before the server's delete of key pk (JSON, nPk bytes) of t: a local row with
+** pending edits that references that row shows its server image again
+** (settle_hide), its edits still queued. Else the delete's cascade (or SET
+** NULL) would act on this client's edit, not on what the server holds: a
+** project the client gave the deleted user as owner would go, and with it
+** the tasks the server keeps under that project (confirmed rows no pull
+** brings back). A row whose image references the deleted row too then
+** goes with it, as on the server. Only with foreign keys enforced. */
+int settle_hide_referrers(SyncCtx *c, SyncTable *t, const char *pk, int nPk) {
+  int fk = 0;
+  if (sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_FKEY, -1, &fk) != SQLITE_OK || !fk)
+    return SQLITE_OK;
+  sqlite3_stmt *q = 0;
+  int rc = sqlite3_prepare_v2(c->db, "SELECT DISTINCT tbl FROM main.sync_outbox WHERE tbl <> ?1",
+                              -1, &q, 0);
+  sqlite3_str *keys = sqlite3_str_new(c->db);
+  if (rc == SQLITE_OK) sqlite3_bind_text(q, 1, t->name, -1, SQLITE_STATIC);
+  while (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
+    const char *name = (const char *)sqlite3_column_text(q, 0);
+    SyncTable *child = 0;
+    char *why = 0;
+    if (!name || !table_is_tracked(c, name)) continue;
+    rc = table_get(c, name, 1, &child, &why);
+    sqlite3_free(why);
+    if (rc != SQLITE_OK) {
+      rc = rc == SQLITE_NOMEM ? rc : SQLITE_OK;
+      continue;
+    }
+    sqlite3_stmt *f = 0;
+    char *sql = sqlite3_mprintf("PRAGMA main.foreign_key_list(\"%w\")", child->name);
+    rc = sql ? sqlite3_prepare_v2(c->db, sql, -1, &f, 0) : SQLITE_NOMEM;
+    sqlite3_free(sql);
+    int last = -1;
+    while (rc == SQLITE_OK && sqlite3_step(f) == SQLITE_ROW) {
+      const char *parent = (const char *)sqlite3_column_text(f, 2);
+      int fid = sqlite3_column_int(f, 0);
+      if (fid == last || !parent || sqlite3_stricmp(parent, t->name) != 0) continue;
+      last = fid;
+      rc = referrers(c, t, child, fid, pk, nPk, keys);
+    }
+    sqlite3_finalize(f);
+  }
+  sqlite3_finalize(q);
+  int n = sqlite3_str_length(keys);
+  char *z = sqlite3_str_finish(keys);
+  if (rc == SQLITE_OK && n && !z) rc = SQLITE_NOMEM;
+  for (const char *p = z; rc == SQLITE_OK && p && p < z + n;) {
+    const char *tbl = p, *key = p + strlen(p) + 1;
+    p = key + strlen(key) + 1;
+    SyncTable *child = 0;
+    char *why = 0;
+    int pending = 0;
+    rc = table_get(c, tbl, 1, &child, &why);
+    sqlite3_free(why);
+    if (rc == SQLITE_OK) rc = key_pending(c, child, key, &pending);
+    if (rc == SQLITE_OK && pending) rc = settle_hide(c, child, key);
+  }
+  sqlite3_free(z);
+  return rc;
 }
 
 /* Names the first dangling reference: child table, its key, the parent. */

@@ -466,12 +466,15 @@ static int ack_key(SyncCtx *c, AckItem *a, int n, char **pzErr) {
   ** or an event held before its answer) cannot take the row back; the
   ** first change at least as new drops it (rebase_key). */
   int keep = pending ? img != 0 : img && img->hasVersion && net;
+  /* A confirmed image with nothing applied now stays before the first
+  ** pull (rebase_before_pull). */
+  int hold = !pending && !img && held && verInt && rebase_before_pull(c);
   if (rc == SQLITE_OK && !pending && fell && image) {
     /* Another key of this answer may still hold what the row needs (only
     ** a server row is guarded, see rebase_key). */
     rc = rebase_guard(c, t->name, a[0].pk, image, img ? img->version : ver,
                       img ? img->hasVersion : verInt, img != 0);
-  } else if (rc == SQLITE_OK && (keep || (!pending && had))) {
+  } else if (rc == SQLITE_OK && !hold && (keep || (!pending && had))) {
     s = ctx_stmt(c, keep ? STMT_SHADOW_PUT : STMT_SHADOW_DROP);
     if (!s) rc = sqlite3_errcode(c->db);
     if (s) {

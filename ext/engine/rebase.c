@@ -414,7 +414,11 @@ static int make_room(SyncCtx *c, SyncTable *t, const char *pk, const char *row, 
     rc = capture_canon_pk(c, t, keys[i], -1, &k, &why);
     sqlite3_free(why);
     if (rc != SQLITE_OK) break;
-    /* A guard's image (nothing pending) is a confirmed row: stale too. */
+    /* A key with an image and nothing pending shows its image too: a guard
+    ** whose image still collides is stale like any confirmed row, but the
+    ** key may be one whose mutations this same push answer has just
+    ** resolved, not rebased yet (ack_resolve dequeues them all first): its
+    ** row is still the local edit, and the image is the server's row. */
     sqlite3_stmt *s = ctx_stmt(c, STMT_HAS_PENDING);
     if (!s) rc = sqlite3_errcode(c->db);
     int pending = 0;
@@ -423,7 +427,7 @@ static int make_room(SyncCtx *c, SyncTable *t, const char *pk, const char *row, 
       sqlite3_bind_text(s, 2, k, -1, SQLITE_STATIC);
       pending = sqlite3_step(s) == SQLITE_ROW;
       sqlite3_reset(s);
-      s = pending ? ctx_stmt(c, STMT_SHADOW_GET) : 0;
+      s = ctx_stmt(c, STMT_SHADOW_GET);
     }
     if (s) {
       sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
@@ -434,7 +438,7 @@ static int make_room(SyncCtx *c, SyncTable *t, const char *pk, const char *row, 
     }
     if (rc == SQLITE_OK) rc = table_row_json(c, t, k, &cur);
     int fit = 0;
-    if (rc == SQLITE_OK && pending && image) rc = try_row(c, t, k, image, cur, 0, 0, &fit, pzWhy);
+    if (rc == SQLITE_OK && image) rc = try_row(c, t, k, image, cur, 0, 0, &fit, pzWhy);
     if (rc == SQLITE_OK && !fit && !refs) {
       rc = try_row(c, t, k, 0, cur, 0, 0, &fit, pzWhy);
       /* A stale row's guard, if any, goes with it: the pull brings it. */
@@ -545,6 +549,18 @@ int rebase_write(SyncCtx *c, SyncTable *t, const char *pk, const char *image, in
   return rc;
 }
 
+/* 1 before this client's first pull. Until then a row the server confirmed
+** (its image carries a version) keeps its image when nothing is pending any
+** more, whatever the row shows: the initial sync sends no delete, so only
+** the image lets it tell a row the server has deleted since
+** (rebase_initial_end). A refused edit of a row another client deleted
+** meanwhile would otherwise bring the row back for good. */
+int rebase_before_pull(SyncCtx *c) {
+  char *cursor = ctx_meta_get(c, "cursor");
+  sqlite3_free(cursor);
+  return cursor == 0;
+}
+
 /* Re-derives the visible row of key pk (the canonical key text) of table t
 ** from its image, and drops the image once nothing is pending, unless it
 ** guards a confirmed version (rebase_set_image has just kept it over an
@@ -560,9 +576,10 @@ int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, int *pFell, char **pzEr
   sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
   sqlite3_bind_text(s, 2, pk, -1, SQLITE_STATIC);
   char *image = 0;
-  int rc = sqlite3_step(s);
+  int rc = sqlite3_step(s), confirmed = 0;
   if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
     image = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
+    confirmed = sqlite3_column_type(s, 1) == SQLITE_INTEGER;
     if (!image) rc = SQLITE_NOMEM;
   }
   sqlite3_reset(s);
@@ -570,6 +587,7 @@ int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, int *pFell, char **pzEr
 
   int pending = 0, net = 0, fell = 0;
   rc = rebase_write(c, t, pk, image, &pending, &net, &fell, pzErr);
+  int hold = rc == SQLITE_OK && !pending && confirmed && rebase_before_pull(c);
   /* Only a server row is guarded: an image of "absent" may be only this
   ** client's belief (a refused insert of a key the server has), and
   ** forcing it would delete, and cascade, what the server holds. */
@@ -578,7 +596,7 @@ int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, int *pFell, char **pzEr
   if (pFell) *pFell = fell;
   if (rc == SQLITE_OK && !pending && fell) {
     rc = rebase_guard(c, t->name, pk, 0, 0, 0, 0);
-  } else if (rc == SQLITE_OK && !pending && !(kept && net)) {
+  } else if (rc == SQLITE_OK && !pending && !(kept && net) && !hold) {
     s = ctx_stmt(c, STMT_SHADOW_DROP);
     if (!s) return sqlite3_errcode(c->db);
     sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
@@ -638,11 +656,20 @@ int rebase_initial_begin(SyncCtx *c) {
   sqlite3_free(cursor);
   sqlite3_free(resync);
   if (!initial) return SQLITE_OK;
+  /* A key with pending edits keeps its image through the sync, and a
+  ** confirmed image (with its version) of a row the server has deleted
+  ** since would stay as their base for good, so that a refused edit brings
+  ** the row back: such an image becomes "absent" now, and the sync, which
+  ** delivers every live row, sets it again when the row still exists. */
+  int rc = ctx_exec(c, "UPDATE main.sync_shadow AS s SET row = NULL, version = NULL"
+                       " WHERE row IS NOT NULL AND version IS NOT NULL AND EXISTS (SELECT 1"
+                       " FROM main.sync_outbox AS o WHERE o.tbl = s.tbl AND o.pk = s.pk)");
+  if (rc != SQLITE_OK) return rc;
   sqlite3_stmt *s = 0;
-  int rc = sqlite3_prepare_v2(c->db,
-                              "SELECT 1 FROM main.sync_shadow AS s WHERE NOT EXISTS (SELECT 1"
-                              " FROM main.sync_outbox AS o WHERE o.tbl = s.tbl AND o.pk = s.pk)",
-                              -1, &s, 0);
+  rc = sqlite3_prepare_v2(c->db,
+                          "SELECT 1 FROM main.sync_shadow AS s WHERE NOT EXISTS (SELECT 1"
+                          " FROM main.sync_outbox AS o WHERE o.tbl = s.tbl AND o.pk = s.pk)",
+                          -1, &s, 0);
   int any = rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW;
   sqlite3_finalize(s);
   if (rc != SQLITE_OK || !any) return rc;

@@ -7,6 +7,7 @@
 
 #include "table.h"
 
+int rebase_before_pull(SyncCtx *);
 int rebase_key(SyncCtx *, SyncTable *, const char *pk, int *pFell, char **pzErr);
 int rebase_write(SyncCtx *, SyncTable *, const char *pk, const char *image, int *pPending,
                  int *pNet, int *pFell, char **pzErr);
