@@ -53,7 +53,6 @@ typedef struct conn {
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static conn *all;
-static unsigned n_open; /* the length of all */
 static unsigned long long streams_begun;
 static unsigned cap, reserve;
 static long long timeout_ms, body_timeout_ms;
@@ -97,10 +96,14 @@ static conn *victim(const conn *spared, long long now) {
 }
 
 /* Over the cap less the reserve: make room, sparing spared (NULL: none).
-** Connections already shut down still count until their threads have
-** closed them, as they do for libmicrohttpd's own limit. */
+** Only connections not yet shut down count: those already cut are closing
+** (their threads see the end of input), and counting them until then made
+** every tick cut each newcomer still sending its head (a /health probe, a
+** push) while a pile of cut connections was being closed. */
 static void relieve(const conn *spared) {
-  unsigned open = n_open;
+  unsigned open = 0;
+  for (conn *k = all; k; k = k->next)
+    if (!k->cut) open++;
   long long now = now_ms();
   while (open + reserve > cap) {
     conn *v = victim(spared, now);
@@ -185,7 +188,6 @@ void conns_notify(void *cls, struct MHD_Connection *c, void **socket_ctx,
     k->next = all;
     if (all) all->prev = k;
     all = k;
-    n_open++;
     relieve(k);
     pthread_mutex_unlock(&mu);
     *socket_ctx = k;
@@ -200,7 +202,6 @@ void conns_notify(void *cls, struct MHD_Connection *c, void **socket_ctx,
   else
     all = k->next;
   if (k->next) k->next->prev = k->prev;
-  n_open--;
   pthread_mutex_unlock(&mu);
   free(k->client);
   free(k);
