@@ -417,7 +417,7 @@ class Sync extends EventEmitter {
   // event when it has a listener, else a process warning, never a crash.
   _report(err) {
     if (this.listenerCount('error') > 0) this.emit('error', err);
-    else process.emitWarning(err, { code: 'SQLITE_SYNC' });
+    else process.emitWarning(`sqlite-sync: ${err.message} (no 'error' listener)`, { code: 'SQLITE_SYNC' });
   }
 
   // ---- the 'change' event ----
