@@ -187,13 +187,17 @@ class Thread {
     this.jobs = new Map();
     this.nextId = 1;
     this.dead = false;
-    // flags[0]: stop asked; flags[1]: 1 once the connection is open, 2 if it failed
-    this.flags = new Int32Array(new SharedArrayBuffer(8));
+    // flags[0]: stop asked; flags[1]: 1 once the connection is open, 2 if
+    // it failed; flags[2]: the call gate (see settleAtExit)
+    this.flags = new Int32Array(new SharedArrayBuffer(12));
     this.w = new Worker(path.join(__dirname, 'watcher.js'), {
       workerData: { role, file, extension: sync.extensionPath, driver: driverPath(sync.db), flags: this.flags, pollMs: POLL_MS },
     });
     this.w.unref();
     this.exited = new Promise((res) => this.w.once('exit', res));
+    live.add(this);
+    if (!exitHooked) { exitHooked = true; process.once('exit', settleAtExit); }
+    this.w.once('exit', () => live.delete(this));
     this.w.on('message', (m) => this._message(m));
     this.w.on('error', (e) => this._fail(e));
     this.w.on('exit', () => this._fail(new Error(`sync: the ${role} thread ended`)));
@@ -251,6 +255,20 @@ class Thread {
     if (this.role === 'io') this.w.unref();
     else this.w.ref();
     return this.exited;
+  }
+}
+
+// At exit Node terminates the threads; one that is inside the extension then
+// (a push waiting on a slow server, a sync_wait slice) aborts the whole
+// process when it returns: better-sqlite3 cannot build its result or error
+// in a terminating thread. So the exit closes each thread's gate
+// (flags[2]: 0 idle, 1 in a call, 2 closed), waiting for a call under way
+// to return (every request has timeout_ms); a closed gate starts no call.
+const live = new Set();
+let exitHooked = false;
+function settleAtExit() {
+  for (const t of live) {
+    while (Atomics.compareExchange(t.flags, 2, 0, 2) === 1) Atomics.wait(t.flags, 2, 1);
   }
 }
 

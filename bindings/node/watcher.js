@@ -15,6 +15,19 @@ const { role, file, extension, driver, flags, pollMs } = workerData;
 const errorOf = (e) => ({ name: e && e.name, message: String(e && e.message ? e.message : e), code: e && e.code });
 const stopped = () => Atomics.load(flags, 0) !== 0;
 
+// Runs fn inside the gate flags[2] (index.js, settleAtExit): false, without
+// running it, once the process is exiting.
+function gated(fn) {
+  if (Atomics.compareExchange(flags, 2, 0, 1) !== 0) return false;
+  try {
+    fn();
+  } finally {
+    Atomics.store(flags, 2, 0);
+    Atomics.notify(flags, 2);
+  }
+  return true;
+}
+
 let db;
 try {
   const Database = require(driver);
@@ -36,20 +49,29 @@ function waitSql(scope) {
   return db.prepare(scope === undefined ? 'SELECT sync_wait(?)' : 'SELECT sync_wait(?, ?)').pluck();
 }
 
+// One slice of sync_wait: the tables, null, or undefined once exiting.
+function slice(st, ms, scope) {
+  let r;
+  const args = scope === undefined ? [BigInt(ms)] : [BigInt(ms), scope];
+  return gated(() => { r = st.get(...args); }) ? r : undefined;
+}
+
 function waitUntil(deadline, scope) {
   const st = waitSql(scope);
   for (;;) {
-    const left = deadline - Date.now();
-    const args = [BigInt(Math.max(0, Math.min(pollMs, Math.ceil(left))))];
-    if (scope !== undefined) args.push(scope);
-    const r = st.get(...args);
-    if (r != null) return r;
+    const r = slice(st, Math.max(0, Math.min(pollMs, Math.ceil(deadline - Date.now()))), scope);
+    if (r !== null) return r === undefined ? null : r;
     if (Date.now() >= deadline || stopped()) return null;
   }
 }
 
 function run(m) {
-  if (m.op === 'push' || m.op === 'pull') return db.prepare(`SELECT sync_${m.op}()`).pluck().safeIntegers(true).get();
+  if (m.op === 'push' || m.op === 'pull') {
+    const st = db.prepare(`SELECT sync_${m.op}()`).pluck().safeIntegers(true);
+    let r;
+    if (!gated(() => { r = st.get(); })) throw new Error(`sync_${m.op}: the process is exiting`);
+    return r;
+  }
   if (m.op === 'wait') return waitUntil(m.deadline, m.scope);
   throw new Error(`sync: unknown thread call "${m.op}"`);
 }
@@ -58,8 +80,9 @@ if (db && role === 'watch') {
   try {
     const st = waitSql('all');
     while (!stopped()) {
-      const r = st.get(BigInt(pollMs), 'all');
-      if (r != null && !stopped()) parentPort.postMessage({ tables: JSON.parse(r) });
+      const r = slice(st, pollMs, 'all');
+      if (r === undefined) break;
+      if (r !== null && !stopped()) parentPort.postMessage({ tables: JSON.parse(r) });
     }
   } catch (e) {
     parentPort.postMessage({ fatal: errorOf(e) });
@@ -73,6 +96,7 @@ if (db && role === 'watch') {
       parentPort.close();
       return;
     }
+    if (stopped()) return; // queued before close(), which already rejected it
     try {
       parentPort.postMessage({ id: m.id, value: run(m) });
     } catch (e) {

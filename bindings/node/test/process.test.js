@@ -54,6 +54,30 @@ test("a watcher failure without an 'error' listener is a warning, not a crash", 
   assert.doesNotMatch(r2.stderr, /Warning/);
 });
 
+test('exiting while a push waits on a silent server neither aborts nor hangs', async () => {
+  const net = require('node:net');
+  const socks = new Set();
+  const silent = net.createServer((s) => { socks.add(s); s.on('error', () => {}); });
+  await new Promise((r) => silent.listen(0, '127.0.0.1', r));
+  try {
+    for (const end of ['process.exit(0)', 'sync.close()']) {
+      const r = await runChild(`${prelude(ws.file(), `http://127.0.0.1:${silent.address().port}`)}
+        sync.config('timeout_ms', 500);
+        db.exec("INSERT INTO todos(id, title) VALUES ('a', 'x')");
+        sync.push().catch((e) => console.log('rejected: ' + e.message));
+        setTimeout(() => { console.log('ending'); ${end}; }, 100);`, { ms: 10000 });
+      // better-sqlite3 aborts (SIGABRT, "FATAL ERROR") in a thread terminated inside a call
+      assert.equal(r.timedOut, false, `${end}: the process did not exit`);
+      assert.equal(r.signal, null, `${end}: ${r.stderr}`);
+      assert.equal(r.code, 0, `${end}: ${r.stderr}`);
+      assert.match(r.stdout, /ending/);
+    }
+  } finally {
+    for (const s of socks) s.destroy();
+    silent.close();
+  }
+});
+
 test('a push under way keeps the process alive until it settles', async () => {
   const net = require('node:net');
   const socks = new Set();
