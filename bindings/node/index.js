@@ -157,6 +157,9 @@ function jwtExp(token) {
   }
 }
 
+// The error of a sync_push/sync_pull whose token the server refused.
+const REFUSED = /^sync_(push|pull): HTTP 40[13]\b/;
+
 // better-sqlite3 binds every JS number as a REAL: integers go as BigInt.
 const intArg = (v) => (typeof v === 'number' && Number.isSafeInteger(v) ? BigInt(v) : v);
 const jsonText = (v) => (typeof v === 'string' ? v : Buffer.isBuffer(v) ? v.toString('utf8') : JSON.stringify(v));
@@ -345,7 +348,8 @@ class Sync extends EventEmitter {
   _net(op) {
     return this._io(op).catch(async (e) => {
       // The server refused the token: ask the provider and try once more.
-      if (!this._tp || !this._needsToken()) throw e;
+      // (sync_push/sync_pull say so in their error; only the worker sets needs_token.)
+      if (!this._tp || !(REFUSED.test(e.message) || this._needsToken())) throw e;
       await this._refreshToken(this._tp);
       return this._io(op);
     });

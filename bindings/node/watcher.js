@@ -33,6 +33,12 @@ try {
   const Database = require(driver);
   db = new Database(file, { fileMustExist: true, timeout: 10000 });
   db.loadExtension(extension);
+  // A connection's first sync_wait(.., 'all') starts its watch (what changed
+  // before is not news): started before the main thread is told the
+  // connection is ready, so a write made after that is reported. The 'wait'
+  // role tolerates an extension without the scope (its 'server' waits work).
+  if (role === 'watch') db.prepare('SELECT sync_wait(0, ?)').get('all');
+  else if (role === 'wait') { try { db.prepare('SELECT sync_wait(0, ?)').get('all'); } catch (e) { /* no 'all' scope */ } }
   Atomics.store(flags, 1, 1);
 } catch (e) {
   if (db) db.close();
