@@ -166,5 +166,5 @@ int main(void) {
   test_column_cases();
   test_random_round_trip();
   sqlite3_close(db);
-  return check_done("value");
+  return check_done("value_test");
 }
