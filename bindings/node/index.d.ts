@@ -69,7 +69,7 @@ export class Sync extends EventEmitter<SyncEvents> {
   pull(): Promise<number>;
   online(value?: boolean): boolean;
   config(key: string): string | number | null;
-  config(key: string, value: string | number | bigint | null): string | number | null;
+  config(key: string, value: string | number | bigint | boolean | null): string | number | null;
   /** The tables changed since the previous wait(), or null after timeoutMs. */
   wait(timeoutMs: number, scope?: WaitScope): Promise<string[] | null>;
   /** true once the first full sync has completed, false after timeoutMs. */

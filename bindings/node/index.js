@@ -333,8 +333,12 @@ class Sync extends EventEmitter {
     const on = value === undefined ? this._count('SELECT sync_online()') : this._count('SELECT sync_online(?)', value ? 1 : 0);
     return on === 1;
   }
-  // sync_config(key) reads, config(key, value) sets (null = back to the default).
-  config(key, value) { return arguments.length < 2 ? this._one('SELECT sync_config(?)', key) : this._one('SELECT sync_config(?, ?)', key, value); }
+  // sync_config(key) reads, config(key, value) sets (null = back to the
+  // default; a boolean goes as 1 or 0, which better-sqlite3 cannot bind).
+  config(key, value) {
+    if (arguments.length < 2) return this._one('SELECT sync_config(?)', key);
+    return this._one('SELECT sync_config(?, ?)', key, typeof value === 'boolean' ? Number(value) : value);
+  }
   status() {
     const r = this.db.prepare('SELECT * FROM sync_status').safeIntegers(true).get();
     for (const k of Object.keys(r)) r[k] = intOut(r[k], false);

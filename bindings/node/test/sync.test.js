@@ -213,6 +213,8 @@ describe('with syncd', () => {
     assert.equal(sa.config('batch_size', 50), 50);
     assert.equal(sa.config('batch_size', null), 1000);
     assert.equal(sa.config('token'), null);
+    assert.equal(sa.config('sse', false), 'off');
+    assert.equal(sa.config('sse', true), 'on');
     assert.throws(() => sa.config('nope'), /sync_config: unknown key "nope"/);
   });
 

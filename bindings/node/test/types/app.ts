@@ -25,7 +25,7 @@ async function main(): Promise<void> {
   const rows: Pending[] = sync.pendingRows();
   console.log(pushed, pulled, changed, synced, needs, rows[0]?.data?.title, sync.pending(), sync.online(false), ENV_VAR);
   const n: number = await sync.running(async (x) => x.pending());
-  console.log(n, sync.config('batch_size', 50), sync.config('token'));
+  console.log(n, sync.config('batch_size', 50), sync.config('sse', false), sync.config('token'));
   {
     using scoped = load(new Database('other.db'));
     scoped.start();
