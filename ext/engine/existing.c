@@ -14,8 +14,9 @@
 **           writes the server's rows and removes the others ('removed',
 **           with the row as it was)
 ** Tracking a table again with an option applies it to the rows sync_local
-** still lists as kept or replace (push: queued and no longer listed); with
-** no option it changes nothing. The mode is kept in sync_tracked.existing.
+** still lists as kept or replace (push: queued and no longer listed, the
+** unsent edits of such a row folded into its insert); with no option it
+** changes nothing. The mode is kept in sync_tracked.existing.
 **
 ** Every other row of a tracked table is pending or was confirmed by the
 ** server (captured writes are queued; pulls write server rows). A full
@@ -232,6 +233,21 @@ int existing_track(SyncCtx *c, SyncTable *t, ExistingMode mode, int first, char 
                                         " FROM main.sync_outbox WHERE tbl = ?1)",
                                         x.key, x.key);
   if (rc == SQLITE_OK && !which) rc = SQLITE_NOMEM;
+  if (rc == SQLITE_OK && mode == EXISTING_PUSH && !first) {
+    /* Edits of a kept row still unsent would reach the server before the
+    ** row (refused: no such row): the row as it stands now is queued
+    ** instead, after them. A key with a mutation sent already is left as
+    ** it is. */
+    char *in = sqlite3_mprintf("tbl = ?1 AND pk IN (SELECT pk FROM main.sync_local WHERE tbl = ?1"
+                               " AND state IN ('kept', 'replace')) AND pk NOT IN (SELECT pk FROM"
+                               " main.sync_outbox WHERE tbl = ?1 AND id <= (SELECT sent_id FROM"
+                               " main.sync_control))");
+    rc = in ? run(c, t, sqlite3_mprintf("DELETE FROM main.sync_shadow WHERE %s", in), 0)
+            : SQLITE_NOMEM;
+    if (rc == SQLITE_OK)
+      rc = run(c, t, sqlite3_mprintf("DELETE FROM main.sync_outbox WHERE %s", in), 0);
+    sqlite3_free(in);
+  }
   if (rc == SQLITE_OK && mode == EXISTING_PUSH) {
     rc = queue_inserts(c, t, &x, which, 1, pzErr);
     if (rc == SQLITE_OK)

@@ -8,8 +8,9 @@
 ** Rows of tracked tables the server has not confirmed and nothing queues
 ** (existing.c), in table and key order, from sync_local:
 **   kept     local-only: sync_track's "keep", or a resync kept it. row is
-**            the row as it stands now; listed while it exists and no
-**            mutation of its key is pending. Push them with
+**            the row as it stands now; listed while it exists. An edit
+**            of it is queued as usual, and the server refuses it (no such
+**            row) unless the row is pushed first: push them with
 **            sync_track(table, '{"existing":"push"}'), or let the server's
 **            rows replace them with '{"existing":"server"}'.
 **   replace  sync_track's "server": the next pull (a full resync) writes
@@ -84,8 +85,8 @@ static int orphansClose(sqlite3_vtab_cursor *p) {
 }
 
 /* Whether the entry under the statement is listed: a removed row always;
-** a kept or replaced one while its row exists and nothing is pending for
-** it (cur->row gets the row). */
+** a kept or replaced one while its row exists (cur->row gets the row),
+** pending edits or not: the server has it either way. */
 static int orphansListed(orphans_cursor *cur, int *pListed) {
   SyncCtx *c = ((orphans_vtab *)cur->base.pVtab)->c;
   sqlite3_stmt *s = cur->stmt;
@@ -93,21 +94,12 @@ static int orphansListed(orphans_cursor *cur, int *pListed) {
   cur->row = 0;
   *pListed = strcmp((const char *)sqlite3_column_text(s, 4), "removed") == 0;
   if (*pListed) return SQLITE_OK;
-  const char *tbl = (const char *)sqlite3_column_text(s, 1);
-  const char *pk = (const char *)sqlite3_column_text(s, 6);
   SyncTable *t = 0;
   char *why = 0;
-  int rc = table_get(c, tbl, 1, &t, &why);
+  int rc = table_get(c, (const char *)sqlite3_column_text(s, 1), 1, &t, &why);
   sqlite3_free(why);
   if (rc != SQLITE_OK) return rc == SQLITE_NOMEM ? rc : SQLITE_OK; /* dropped since */
-  sqlite3_stmt *q = ctx_stmt(c, STMT_HAS_PENDING);
-  if (!q) return sqlite3_errcode(c->db);
-  sqlite3_bind_text(q, 1, t->name, -1, SQLITE_STATIC);
-  sqlite3_bind_text(q, 2, pk, -1, SQLITE_STATIC);
-  int pending = sqlite3_step(q) == SQLITE_ROW;
-  sqlite3_reset(q);
-  if (pending) return SQLITE_OK;
-  rc = table_row_json(c, t, pk, &cur->row);
+  rc = table_row_json(c, t, (const char *)sqlite3_column_text(s, 6), &cur->row);
   *pListed = rc == SQLITE_OK && cur->row;
   return rc;
 }
