@@ -29,9 +29,12 @@
 **
 ** Which server confirmed what: sync_init notes, before it changes the url,
 ** the url and cursor held (sync_meta 'cursor_from', existing_note). A
-** cursor still the one noted under another url (NULL: pages applied by
-** hand) was not pulled from this server: the next pull is a full resync in
-** which no table counts as pulled (existing_foreign).
+** cursor still the one noted with no url (pages and answers given by hand)
+** was not pulled from the server now set: the next pull is a full resync
+** in which no table counts as pulled (existing_foreign). A url changed
+** from one server to another is taken as the same service moved (a
+** resync there would otherwise send back every row deleted since the
+** cursor).
 */
 #include "existing.h"
 #include "jsonexpr.h"
@@ -299,7 +302,7 @@ int existing_foreign(SyncCtx *c) {
   if (sqlite3_prepare_v2(c->db,
                          "SELECT 1 FROM main.sync_meta AS f, main.sync_meta AS u"
                          " WHERE f.key = 'cursor_from' AND u.key = 'url' AND u.value IS NOT NULL"
-                         " AND f.value->>0 IS NOT u.value AND f.value->>1 IS (SELECT value FROM"
+                         " AND f.value->>0 IS NULL AND f.value->>1 IS (SELECT value FROM"
                          " main.sync_meta WHERE key = 'cursor') AND (f.value->>1 IS NOT NULL OR"
                          " EXISTS (SELECT 1 FROM main.sync_shadow WHERE version IS NOT NULL))",
                          -1, &s, 0) == SQLITE_OK)

@@ -28,9 +28,9 @@ int existing_track(SyncCtx *, SyncTable *t, ExistingMode mode, int first, char *
 ** url (track_refresh calls it; see existing.c). */
 int existing_note(SyncCtx *);
 
-/* 1 when the cursor held was not pulled from the server at the url now
-** set (and rows were confirmed by another transport): the next pull must
-** be a full resync, and no table counts as pulled from this server. */
+/* 1 when the cursor held was noted with no url (rows were confirmed by
+** pages and answers given by hand) and a url is now set: the next pull
+** must be a full resync, and no table counts as pulled from this server. */
 int existing_foreign(SyncCtx *);
 
 /* The end of a full resync for one table (an engine write). unseen and
