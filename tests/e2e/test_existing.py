@@ -125,6 +125,49 @@ class Existing(E2ETest):
         self.assertEqual(one("SELECT sync_pending()"), 0)
         self.assertEqual(one("SELECT count(*) FROM sync_rejected"), 0)
 
+    def hand_confirmed(self, mode):
+        """A database without a url whose row 'a' a transport confirmed by
+        hand (no page, so no cursor), then given a url: the first pull is
+        a full resync (not an initial sync, which would delete 'a' as a
+        confirmed row the server does not have), and 'a' gets the mode."""
+        s = self.syncd()
+        db = connect(os.path.join(self.dir, mode + ".db"))
+        self.addCleanup(db.close)
+        one = lambda sql, args=(): self.one(db, sql, args)
+        db.executescript(CLIENT_DDL)
+        one("SELECT sync_init(NULL)")
+        if mode == "push":  # the default
+            one("SELECT sync_track('todos')")
+        else:
+            one("SELECT sync_track('todos', ?)", (json.dumps({"existing": mode}),))
+        db.execute("INSERT INTO todos VALUES ('a', 'buy milk', 0)")
+        one("SELECT sync_push_batch()")
+        one("""SELECT sync_ack('{"results":[{"id":1,"status":"applied","row":{"id":"a","title":"buy milk","done":0},"version":1}]}')""")
+        one("SELECT sync_init(?)", (s.url,))
+        one("SELECT sync_pull()")
+        return s, db, one
+
+    def test_hand_confirmed_rows_pushed(self):
+        s, db, one = self.hand_confirmed("push")
+        self.assertEqual(one("SELECT sync_push()"), 1)
+        self.assertEqual(s.query("SELECT id, title FROM todos"), [("a", "buy milk")])
+        self.assertEqual(db.execute("SELECT id FROM todos").fetchall(), [("a",)])
+
+    def test_hand_confirmed_rows_kept(self):
+        s, db, one = self.hand_confirmed("keep")
+        self.assertEqual(one("SELECT sync_pending()"), 0)
+        self.assertEqual(db.execute("SELECT table_name, pk, state FROM sync_orphans").fetchall(),
+                         [("todos", '{"id":"a"}', "kept")])
+        self.assertEqual(db.execute("SELECT id FROM todos").fetchall(), [("a",)])
+        self.assertEqual(s.query("SELECT count(*) FROM todos"), [(0,)])
+
+    def test_hand_confirmed_rows_replaced(self):
+        s, db, one = self.hand_confirmed("server")
+        self.assertEqual(one("SELECT sync_pending()"), 0)
+        self.assertEqual(db.execute("SELECT count(*) FROM todos").fetchall(), [(0,)])
+        self.assertEqual(db.execute("SELECT pk, row, state FROM sync_orphans").fetchall(),
+                         [('{"id":"a"}', '{"id":"a","title":"buy milk","done":0}', "removed")])
+
     def test_hundred_thousand_rows_in_one_transaction(self):
         s = self.syncd()
         n = 100000
