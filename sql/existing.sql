@@ -2,7 +2,7 @@
 -- default), kept local-only, or replaced by the server's rows; sync_orphans.
 SELECT length(sync_init(NULL));
 CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, r REAL, b BLOB);
-INSERT INTO t VALUES (1, 'one', 0.1, x'00ff'), (2, 'two', 1e300, NULL), (9223372036854775807, 'max', NULL, NULL);
+INSERT INTO t VALUES (1, 'one', 0.5, x'00ff'), (2, 'two', -2.25, NULL), (9223372036854775807, 'max', NULL, NULL);
 -- ids go on from the highest ever issued, whatever the outbox holds now
 CREATE TABLE h(id TEXT PRIMARY KEY);
 SELECT sync_track('h');
