@@ -340,8 +340,20 @@ int existing_settle(SyncCtx *c, SyncTable *t, const char *unseen, const char *un
                                x.key);
   if (rc == SQLITE_OK && (!gone || !kept)) rc = SQLITE_NOMEM;
   int replaceAll = !pulled && mode == EXISTING_SERVER;
-  /* The rows the server's replace: listed with what they held. */
-  if (rc == SQLITE_OK)
+  /* Most tables list nothing: then only the last DELETE has work. */
+  sqlite3_stmt *any = 0;
+  int listed = 1;
+  if (rc == SQLITE_OK &&
+      sqlite3_prepare_v2(c->db,
+                         "SELECT 1 FROM main.sync_local WHERE tbl = ?1 AND state IN"
+                         " ('kept', 'replace')",
+                         -1, &any, 0) == SQLITE_OK) {
+    sqlite3_bind_text(any, 1, t->name, -1, SQLITE_STATIC);
+    listed = sqlite3_step(any) == SQLITE_ROW;
+  }
+  sqlite3_finalize(any);
+  /* Rows the server's rows replace: listed with what they held. */
+  if (rc == SQLITE_OK && (listed || replaceAll))
     rc = run(c, t,
              sqlite3_mprintf("INSERT OR REPLACE INTO main.sync_local(tbl, pk, state, row,"
                              " noted_at) SELECT ?1, %s, 'removed', %s, %s FROM main.%s WHERE %s"
@@ -350,7 +362,7 @@ int existing_settle(SyncCtx *c, SyncTable *t, const char *unseen, const char *un
                              x.key, x.row, now_sql, x.name, gone, replaceAll, x.key),
              0);
   /* Kept rows the server now has are its rows. */
-  if (rc == SQLITE_OK)
+  if (rc == SQLITE_OK && listed)
     rc = run(c, t,
              sqlite3_mprintf("DELETE FROM main.sync_local WHERE tbl = ?1 AND (state = 'replace'"
                              " OR (state = 'kept' AND pk IN (SELECT %s FROM main.%s WHERE NOT"
