@@ -7,8 +7,8 @@
 //   role 'wait':  runs { id, op: 'wait', deadline, scope } one at a time,
 //                 in slices of pollMs so that a stop is seen quickly.
 // Answers are { id, value } or { id, error }; { fatal } when the connection
-// cannot be opened. flags[1] tells the main thread that the connection is
-// open (1) or could not be (2). { stop: true } closes it.
+// cannot be opened or the watch fails. flags[1] tells the main thread that
+// the connection is open (1) or could not be (2). { stop: true } closes it.
 const { parentPort, workerData } = require('node:worker_threads');
 const { role, file, extension, driver, flags, pollMs } = workerData;
 
