@@ -564,8 +564,9 @@ class Sync extends EventEmitter {
   }
 
   close() { return this._shutdown(); }
-  [Symbol.dispose]() { this._shutdown(); }
-  [Symbol.asyncDispose]() { return this._shutdown(); }
 }
+// `using` / `await using` (Symbol.dispose is in Node from 20.4 and 18.18 on).
+if (typeof Symbol.dispose === 'symbol') Sync.prototype[Symbol.dispose] = function dispose() { this._shutdown(); };
+if (typeof Symbol.asyncDispose === 'symbol') Sync.prototype[Symbol.asyncDispose] = function asyncDispose() { return this._shutdown(); };
 
 module.exports = { load, findExtension, Sync, ENV_VAR };
