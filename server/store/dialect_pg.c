@@ -8,8 +8,12 @@
 ** commit takes the one-row _syncd_state lock, gives them real versions in
 ** order and holds the lock to COMMIT: versions are assigned and committed
 ** in order, so a reader never skips a version that commits late, and
-** pushes of different clients overlap until then. Pulls read in one
-** REPEATABLE READ snapshot (or one statement).
+** pushes of different clients overlap until then. The _syncd_state lock is
+** always a push's last lock and, holding it, a push waits for no other
+** (compact_now), so it closes no lock cycle; a cycle of the data rows
+** themselves (two batches writing two rows in opposite orders) fails one
+** push with 40P01, which pg_conflicted reports and push.c runs again.
+** Pulls read in one REPEATABLE READ snapshot (or one statement).
 **
 ** Values: the request's JSON goes to PostgreSQL as json text and each column
 ** is read with ->> and cast to the column's own type (so integers and
@@ -56,6 +60,7 @@ struct dialect_conn {
   PGconn *pg;
   dialect_db *owner;
   int open;                    /* savepoint m is open (released by the next one or COMMIT) */
+  int conflict;                /* a statement since begin lost a conflict (note_failure) */
   sqlite3_str *outcomes;       /* outcomes recorded but not written yet (a JSON array) */
   const char *client;          /* whose outcomes: the push's, set by client_last */
   sqlite3 *values;             /* in-memory, for sync_val's rules on blob values */
@@ -77,14 +82,27 @@ struct dialect_conn {
 
 /* ---- statements ---- */
 
-/* Run a parameterless command (several allowed); 0 or -1 with *err. */
-static int exec(PGconn *c, const char *sql, char **err) {
-  PGresult *r = PQexec(c, sql);
+/* Note whether the failed r lost a conflict with another transaction
+** (deadlock_detected, serialization_failure): pg_conflicted tells push.c,
+** which runs the batch again. */
+static void note_failure(dialect_conn *c, const PGresult *r) {
+  const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+  if (state && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0)) c->conflict = 1;
+}
+
+/* Run a parameterless command (several allowed) on pg; 0 or -1 with *err. */
+static int exec_on(PGconn *pg, dialect_conn *c, const char *sql, char **err) {
+  PGresult *r = PQexec(pg, sql);
   ExecStatusType st = PQresultStatus(r);
   int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-  if (!ok) *err = wire_errf("PostgreSQL: %s", PQerrorMessage(c));
+  if (!ok) *err = wire_errf("PostgreSQL: %s", PQerrorMessage(pg));
+  if (!ok && c) note_failure(c, r);
   PQclear(r);
   return ok ? 0 : -1;
+}
+
+static int exec(dialect_conn *c, const char *sql, char **err) {
+  return exec_on(c->pg, c, sql, err);
 }
 
 /* Run sql with params (types NULL: inferred) as a statement prepared on c
@@ -116,6 +134,7 @@ static PGresult *query(dialect_conn *c, const char *sql, int n, const char *cons
   ExecStatusType st = PQresultStatus(r);
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
   *err = wire_errf("PostgreSQL: %s", PQerrorMessage(c->pg));
+  note_failure(c, r);
   PQclear(r);
   return 0;
 }
@@ -147,11 +166,12 @@ static int pg_open(const char *target, dialect_db **out, char **err) {
 static PGconn *pg_session(const char *url, char **err) {
   PGconn *c = PQconnectdb(url);
   if (PQstatus(c) == CONNECTION_OK &&
-      !exec(c,
-            "SET extra_float_digits = 1; SET bytea_output = 'hex';"
-            " SET client_encoding = 'UTF8'; SET client_min_messages = warning;"
-            " CREATE TEMP TABLE IF NOT EXISTS _syncd_touched(tbl text NOT NULL, r jsonb NOT NULL)",
-            err))
+      !exec_on(
+          c, 0,
+          "SET extra_float_digits = 1; SET bytea_output = 'hex';"
+          " SET client_encoding = 'UTF8'; SET client_min_messages = warning;"
+          " CREATE TEMP TABLE IF NOT EXISTS _syncd_touched(tbl text NOT NULL, r jsonb NOT NULL)",
+          err))
     return c;
   sqlite3_free(*err);
   *err = wire_errf("PostgreSQL: %s", PQerrorMessage(c));
@@ -201,6 +221,10 @@ static int pg_reusable(dialect_conn *c) {
   return PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) == PQTRANS_IDLE;
 }
 
+static int pg_conflicted(dialect_conn *c) {
+  return c->conflict;
+}
+
 static int pg_listen(dialect_db *d, void (*on_change)(void *), void *arg, char **err) {
   return (d->listener = listen_pg_start(d->url, on_change, arg, err)) ? 0 : -1;
 }
@@ -235,7 +259,7 @@ static int flush(dialect_conn *c, char **err) {
 
 static int pg_begin(dialect_conn *c, int what, char **err) {
   const char *p[1] = {SETUP_LOCK_KEY};
-  c->open = 0;
+  c->open = c->conflict = 0;
   c->n_logged = c->mark = c->n_refs = 0;
   c->compact = 0;
   sqlite3_str_reset(c->outcomes);
@@ -243,11 +267,11 @@ static int pg_begin(dialect_conn *c, int what, char **err) {
   ** would only fail at COMMIT, failing the whole batch on every retry, so
   ** each mutation is held to them at once. */
   if (what == DIALECT_SETUP)
-    return exec(c->pg, "BEGIN", err) ||
+    return exec(c, "BEGIN", err) ||
                    command(c, "SELECT pg_advisory_xact_lock($1::bigint)", 1, p, err)
                ? -1
                : 0;
-  return exec(c->pg, "BEGIN; SET CONSTRAINTS ALL IMMEDIATE", err);
+  return exec(c, "BEGIN; SET CONSTRAINTS ALL IMMEDIATE", err);
 }
 
 static int versions_assign(dialect_conn *c, char **err);
@@ -258,11 +282,11 @@ static int pg_commit(dialect_conn *c, char **err) {
   c->open = 0;
   if (touched_log(c, err) || versions_assign(c, err) || (c->compact && compact_now(c, err)))
     return -1;
-  return flush(c, err) || exec(c->pg, "COMMIT", err) ? -1 : 0;
+  return flush(c, err) || exec(c, "COMMIT", err) ? -1 : 0;
 }
 
 static int pg_savepoint(dialect_conn *c, char **err) {
-  if (exec(c->pg, c->open ? "RELEASE SAVEPOINT m; SAVEPOINT m" : "SAVEPOINT m", err)) return -1;
+  if (exec(c, c->open ? "RELEASE SAVEPOINT m; SAVEPOINT m" : "SAVEPOINT m", err)) return -1;
   c->open = 1;
   c->mark = c->n_logged;
   return 0;
@@ -272,7 +296,7 @@ static int pg_rollback_to(dialect_conn *c, char **err) {
   c->n_logged = c->mark;
   while (c->n_refs && c->refs[c->n_refs - 1].n > c->mark)
     c->n_refs--;
-  return exec(c->pg, "ROLLBACK TO SAVEPOINT m", err);
+  return exec(c, "ROLLBACK TO SAVEPOINT m", err);
 }
 
 /* ---- opening: schema, catalog, db id, backfill ---- */
@@ -282,8 +306,8 @@ static int pg_setup(dialect_conn *c, const char *schema_sql, char **err) {
   if (!r) return -1;
   int fresh = PQgetvalue(r, 0, 0)[0] == 't';
   PQclear(r);
-  if (fresh && schema_sql && exec(c->pg, schema_sql, err)) return -1;
-  return exec(c->pg, pgsql_internal_ddl, err);
+  if (fresh && schema_sql && exec(c, schema_sql, err)) return -1;
+  return exec(c, pgsql_internal_ddl, err);
 }
 
 /* Every table of the current schema with a primary key, but ours and a
@@ -323,7 +347,7 @@ static int pg_load_catalog(dialect_conn *c, catalog *cat, char **err) {
   for (int i = 0; i < cat->n_tables; i++)
     pgsql_touch_trigger(sql, &cat->tables[i]);
   char *z = sqlite3_str_finish(sql);
-  bad = !z ? (*err = wire_errf("out of memory"), -1) : exec(c->pg, z, err);
+  bad = !z ? (*err = wire_errf("out of memory"), -1) : exec(c, z, err);
   sqlite3_free(z);
   c->owner->cat = cat;
   return bad;
@@ -402,6 +426,7 @@ static dialect_result run(dialect_conn *c, const char *sql, int n, const char *c
     return DIALECT_OK;
   }
   int fatal = is_fatal(r);
+  note_failure(c, r);
   const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
   if (fatal)
     *err = wire_errf("PostgreSQL: %s", PQerrorMessage(c->pg));
@@ -659,7 +684,11 @@ static int touched_log(dialect_conn *c, char **err) {
   return bad ? -1 : 0;
 }
 
-/* Tombstones are purged at commit, once the batch's own have versions. */
+/* Tombstones are purged at commit, once the batch's own have versions.
+** The purge holds the _syncd_state lock, which a push holding row locks
+** waits for at its own commit: it skips the tombstones such a push has
+** locked (it is writing them again, to be versioned above the horizon)
+** rather than wait for it, so no lock cycle forms. */
 static int pg_compact(dialect_conn *c, long long max_tombstones, char **err) {
   (void)err;
   if (c->owner->max_tombstones != max_tombstones) c->owner->max_tombstones = max_tombstones;
@@ -674,15 +703,16 @@ static int compact_now(dialect_conn *c, char **err) {
   return command(c,
                  "WITH h AS (SELECT version FROM _syncd_changes WHERE op = 'delete'"
                  " ORDER BY version DESC LIMIT 1 OFFSET $1::bigint),"
-                 " d AS (DELETE FROM _syncd_changes WHERE op = 'delete'"
-                 " AND version <= (SELECT version FROM h))"
+                 " d AS (DELETE FROM _syncd_changes WHERE (tbl, pk) IN (SELECT tbl, pk"
+                 " FROM _syncd_changes WHERE op = 'delete' AND version <= (SELECT version FROM h)"
+                 " FOR UPDATE SKIP LOCKED))"
                  " UPDATE _syncd_state SET horizon = greatest(horizon, (SELECT version FROM h))"
                  " WHERE EXISTS (SELECT 1 FROM h)",
                  1, p, err);
 }
 
 static int pg_notify(dialect_conn *c, char **err) {
-  return exec(c->pg, "NOTIFY syncd_changes", err);
+  return exec(c, "NOTIFY syncd_changes", err);
 }
 
 /* ---- clients ---- */
@@ -825,7 +855,7 @@ static int pg_read_page(dialect_conn *c, const char *client, long long after, in
   snprintf(limz, sizeof limz, "%d", p->limit + 1);
   if (!p->rejected) return read_page_single(c, client, afterz, all, tables, limz, p, err);
   PGresult *r;
-  if (exec(c->pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err) ||
+  if (exec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err) ||
       read_page_single(c, client, afterz, all, tables, limz, p, err))
     return -1;
   snprintf(fromz, sizeof fromz, "%lld", pending_from);
@@ -840,7 +870,7 @@ static int pg_read_page(dialect_conn *c, const char *client, long long after, in
     wire_page_rejected(p, atoll(PQgetvalue(r, i, 0)),
                        PQgetisnull(r, i, 1) ? 0 : PQgetvalue(r, i, 1));
   PQclear(r);
-  return exec(c->pg, "COMMIT", err);
+  return exec(c, "COMMIT", err);
 }
 
 static int pg_head(dialect_conn *c, long long *version, char **err) {
@@ -863,6 +893,7 @@ const dialect dialect_pg = {
     .close = pg_close,
     .connect = pg_connect,
     .reusable = pg_reusable,
+    .conflicted = pg_conflicted,
     .disconnect = pg_disconnect,
     .begin = pg_begin,
     .commit = pg_commit,
