@@ -210,6 +210,9 @@ int main(int argc, char **argv) {
     sqlite3_free(err);
     return 1;
   }
+  char *names = store_name_warning(ctx.st);
+  if (names) fprintf(stderr, "syncd: warning: %s\n", names);
+  sqlite3_free(names);
 
   if (conns_start((unsigned)max_conn, (int)request_timeout, (int)body_timeout)) {
     fprintf(stderr, "syncd: cannot start a thread\n");

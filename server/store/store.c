@@ -80,6 +80,47 @@ store *store_pg_open(const char *url, const store_config *cfg, char **err) {
   return store_open(&dialect_pg, url, cfg, err);
 }
 
+/* PostgreSQL folds an unquoted name's A-Z to a-z (and, in UTF-8, nothing
+** else): a name with an upper-case letter was created quoted, and a client
+** writing it as SQLite users do may send it in another case. */
+static int has_upper(const char *z) {
+  for (; *z; z++)
+    if (*z >= 'A' && *z <= 'Z') return 1;
+  return 0;
+}
+
+char *store_name_warning(const store *s) {
+  if (s->cat.fold_case) return 0;
+  sqlite3_str *out = sqlite3_str_new(0);
+  int n = 0;
+  for (int i = 0; i < s->cat.n_tables; i++) {
+    const catalog_table *t = &s->cat.tables[i];
+    int cols = 0;
+    for (int c = 0; c < t->n_cols; c++)
+      cols += has_upper(t->cols[c].name);
+    if (!cols && !has_upper(t->name)) continue;
+    sqlite3_str_appendf(out, "%stable %s", n++ ? "; " : "", t->name);
+    for (int c = 0, k = 0; c < t->n_cols; c++) {
+      if (has_upper(t->cols[c].name))
+        sqlite3_str_appendf(out, "%s%s", k++ ? ", " : " (columns ", t->cols[c].name);
+    }
+    if (cols) sqlite3_str_appendchar(out, 1, ')');
+  }
+  if (n == 0) return sqlite3_free(sqlite3_str_finish(out)), (char *)0;
+  char *names = sqlite3_str_finish(out);
+  char *msg =
+      names
+          ? sqlite3_mprintf("these names have upper-case letters (they were created quoted): %s. "
+                            "PostgreSQL compares names exactly, so clients must send them exactly "
+                            "as written here (an unquoted name in the schema is stored in lower "
+                            "case; quote it, as in CREATE TABLE \"Todos\"(\"Id\" ...), to keep "
+                            "its case)",
+                            names)
+          : 0;
+  sqlite3_free(names);
+  return msg;
+}
+
 void store_close(store *s) {
   if (s->pool.idle) pool_close(&s->pool);
   catalog_free(&s->cat);
