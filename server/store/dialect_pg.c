@@ -15,13 +15,10 @@
 ** push with 40P01, which pg_conflicted reports and push.c runs again.
 ** Pulls read in one REPEATABLE READ snapshot (or one statement).
 **
-** Values: the request's JSON goes to PostgreSQL as json text and each column
-** is read with ->> and cast to the column's own type (so integers and
-** doubles are parsed exactly by PostgreSQL), bytea from {"$base64"}; rows
-** are printed from the text output by column kind (pg_sql.c). A
-** {"$base64"} or {"$hex"} value is first held to sync_val's rules (an
-** in-memory SQLite connection per connection), so a malformed one is
-** refused with the same reason as on SQLite rather than stored as text.
+** Values: each value of a pk or data object is mapped to the text its
+** column's type reads exactly, or refused (pg_values.c); the rewritten
+** object goes to PostgreSQL as json text and each column is read with ->>
+** and cast to its type; rows are printed by column kind (pg_sql.c).
 **
 ** Round trips: statements are prepared once per connection; a mutation's
 ** savepoint is released by the next one's "RELEASE SAVEPOINT m; SAVEPOINT
@@ -42,6 +39,7 @@
 #include "dialect.h"
 #include "listen_pg.h"
 #include "pg_sql.h"
+#include "pg_values.h"
 
 #define SETUP_LOCK_KEY "7395412001"
 
@@ -63,8 +61,8 @@ struct dialect_conn {
   int conflict;                /* a statement since begin lost a conflict (note_failure) */
   sqlite3_str *outcomes;       /* outcomes recorded but not written yet (a JSON array) */
   const char *client;          /* whose outcomes: the push's, set by client_last */
-  sqlite3 *values;             /* in-memory, for sync_val's rules on blob values */
-  sqlite3_stmt *check;         /* sync_val of every object value of ?1 */
+  sqlite3 *values;             /* in-memory, for sync_val's rules on values */
+  sqlite3_stmt *probe;         /* "SELECT ?1" there, for pgval_rewrite */
   char *stmts[STMT_CACHE_MAX]; /* the texts prepared on pg, as "s<index>" */
   int n_stmts;
   /* The n-th change (from 1) logged by the open transaction holds
@@ -82,12 +80,9 @@ struct dialect_conn {
 
 /* ---- statements ---- */
 
-/* Note whether the failed r lost a conflict with another transaction
-** (deadlock_detected, serialization_failure): pg_conflicted tells push.c,
-** which runs the batch again. */
+/* pg_conflicted tells push.c, which runs the batch again. */
 static void note_failure(dialect_conn *c, const PGresult *r) {
-  const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-  if (state && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0)) c->conflict = 1;
+  if (pgsql_conflict(r)) c->conflict = 1;
 }
 
 /* Run a parameterless command (several allowed) on pg; 0 or -1 with *err. */
@@ -184,7 +179,7 @@ static void pg_disconnect(dialect_conn *c) {
   for (int i = 0; i < c->n_stmts; i++)
     sqlite3_free(c->stmts[i]);
   sqlite3_free(c->refs);
-  sqlite3_finalize(c->check);
+  sqlite3_finalize(c->probe);
   sqlite3_close(c->values);
   sqlite3_free(sqlite3_str_finish(c->outcomes));
   sqlite3_free(c);
@@ -196,10 +191,7 @@ static dialect_conn *pg_connect(dialect_db *d, char **err) {
   memset(c, 0, sizeof *c);
   c->outcomes = sqlite3_str_new(0);
   if (sqlite3_open_v2(":memory:", &c->values, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, 0) ||
-      value_register(c->values) ||
-      sqlite3_prepare_v2(c->values,
-                         "SELECT sync_val(value) FROM json_each(?1) WHERE type = 'object'", -1,
-                         &c->check, 0)) {
+      sqlite3_prepare_v2(c->values, "SELECT ?1", -1, &c->probe, 0)) {
     *err = wire_errf("%s", sqlite3_errmsg(c->values));
     pg_disconnect(c);
     return 0;
@@ -316,7 +308,10 @@ static int pg_setup(dialect_conn *c, const char *schema_sql, char **err) {
 static int pg_load_catalog(dialect_conn *c, catalog *cat, char **err) {
   PGresult *r = query(
       c,
-      "SELECT cl.relname, a.attname, format_type(a.atttypid, NULL),"
+      /* a cast to "character" is one to char(1): bpchar is its unbounded name */
+      "SELECT cl.relname, a.attname, CASE a.atttypid WHEN 'bpchar'::regtype THEN 'bpchar'"
+      " ELSE format_type(a.atttypid, NULL) END,"
+      " nullif(format_type(a.atttypid, a.atttypmod), format_type(a.atttypid, NULL)),"
       " coalesce(bt.typname, t.typname),"
       " coalesce((SELECT k.n FROM unnest(i.indkey) WITH ORDINALITY k(att, n)"
       " WHERE k.att = a.attnum), 0)"
@@ -336,7 +331,9 @@ static int pg_load_catalog(dialect_conn *c, catalog *cat, char **err) {
     if (!t || strcmp(t->name, name) != 0) bad = !(t = catalog_add_table(cat, name));
     if (!bad)
       bad = catalog_add_column(t, PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
-                               pgsql_kind(PQgetvalue(r, i, 3)), atoi(PQgetvalue(r, i, 4)));
+                               pgsql_kind(PQgetvalue(r, i, 4)), atoi(PQgetvalue(r, i, 5)));
+    if (!bad && !PQgetisnull(r, i, 3))
+      bad = !(t->cols[t->n_cols - 1].decl = sqlite3_mprintf("%s", PQgetvalue(r, i, 3)));
   }
   PQclear(r);
   if (bad || catalog_finish(cat, pgsql_table, err))
@@ -396,18 +393,6 @@ static int pg_scan(dialect_conn *c, const catalog_table *t,
 
 /* ---- rows ---- */
 
-/* Refusals by the data (constraints, types, names) are the mutation's;
-** connection, resource and internal failures are the batch's. */
-static int is_fatal(const PGresult *r) {
-  const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-  if (!state) return 1;
-  static const char *const classes[] = {"08", "25", "40", "53", "55", "57", "58", "XX"};
-  for (size_t i = 0; i < sizeof classes / sizeof classes[0]; i++) {
-    if (strncmp(state, classes[i], 2) == 0) return 1;
-  }
-  return 0;
-}
-
 /* Run sql with params; DIALECT_OK with *out, else the failure classified:
 ** DIALECT_FATAL (*err) or DIALECT_REJECTED with the message as *reason. */
 static dialect_result run(dialect_conn *c, const char *sql, int n, const char *const *params,
@@ -425,7 +410,7 @@ static dialect_result run(dialect_conn *c, const char *sql, int n, const char *c
     *out = r;
     return DIALECT_OK;
   }
-  int fatal = is_fatal(r);
+  int fatal = pgsql_fatal(r);
   note_failure(c, r);
   const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
   if (fatal)
@@ -436,43 +421,21 @@ static dialect_result run(dialect_conn *c, const char *sql, int n, const char *c
   return fatal ? DIALECT_FATAL : DIALECT_REJECTED;
 }
 
-/* Hold the values of the JSON object json to sync_val's rules, as SQLite
-** storage reads them: a {"$base64"} or {"$hex"} value with a malformed
-** payload is refused with sync_val's message. Only objects can be such a
-** value, so text without "{" inside the outer one is skipped. */
-static dialect_result check_values(dialect_conn *c, const char *json, char **reason, char **err) {
-  const char *brace = json ? strchr(json, '{') : 0;
-  if (!brace || !strchr(brace + 1, '{')) return DIALECT_OK;
-  sqlite3_bind_text(c->check, 1, json, -1, SQLITE_STATIC);
-  int rc;
-  while ((rc = sqlite3_step(c->check)) == SQLITE_ROW) {
-  }
-  dialect_result r = DIALECT_OK;
-  if (rc == SQLITE_NOMEM) {
-    *err = wire_errf("out of memory");
-    r = DIALECT_FATAL;
-  } else if (rc != SQLITE_DONE) {
-    *reason = wire_errf("%s", sqlite3_errmsg(c->values));
-    r = *reason ? DIALECT_REJECTED : DIALECT_FATAL;
-  }
-  sqlite3_reset(c->check);
-  sqlite3_clear_bindings(c->check);
-  return r;
-}
-
 static dialect_result pg_read_row(dialect_conn *c, const catalog_table *t, const char *pk,
                                   char **row, char **pk_out, char **reason, char **err) {
   *row = *pk_out = 0;
-  dialect_result rc = check_values(c, pk, reason, err);
+  char *key = 0;
+  dialect_result rc = pgval_rewrite(c->probe, t, pk, &key, reason, err);
   if (rc != DIALECT_OK) return rc;
   const char **p = sqlite3_malloc64(sizeof *p * (t->n_pk + 1));
-  if (!p) return *err = wire_errf("out of memory"), DIALECT_FATAL;
-  p[0] = pk;
+  if (!p) return sqlite3_free(key), *err = wire_errf("out of memory"), DIALECT_FATAL;
+  p[0] = key;
   for (int k = 0; k < t->n_pk; k++)
     p[1 + k] = t->cols[t->pk[k]].key;
   PGresult *r;
   rc = run(c, t->read_sql, 1 + t->n_pk, p, &r, reason, err);
   sqlite3_free(p);
+  sqlite3_free(key);
   if (rc != DIALECT_OK) return rc;
   if (PQntuples(r) > 0) {
     *row = pgsql_row(t, r, 0, 0, 0);
@@ -494,22 +457,23 @@ static dialect_result pg_read_row(dialect_conn *c, const catalog_table *t, const
 static dialect_result pg_write_row(dialect_conn *c, const catalog_table *t, const store_mutation *m,
                                    const dialect_cols *cols, int *changed, char **del_pk,
                                    char **reason, char **err) {
-  dialect_result rc = check_values(c, m->pk, reason, err);
-  if (rc == DIALECT_OK) rc = check_values(c, m->data, reason, err);
-  if (rc != DIALECT_OK) return rc;
-  const char **p = sqlite3_malloc64(sizeof *p * (2 * t->n_cols + 3));
-  int *used = sqlite3_malloc64(sizeof *used * (t->n_cols + 1));
+  char *key = 0, *data = 0;
+  dialect_result rc = pgval_rewrite(c->probe, t, m->pk, &key, reason, err);
+  if (rc == DIALECT_OK && m->data) rc = pgval_rewrite(c->probe, t, m->data, &data, reason, err);
+  const char **p = rc == DIALECT_OK ? sqlite3_malloc64(sizeof *p * (2 * t->n_cols + 3)) : 0;
+  int *used = p ? sqlite3_malloc64(sizeof *used * (t->n_cols + 1)) : 0;
   if (!p || !used) {
     sqlite3_free(p);
-    sqlite3_free(used);
-    *err = wire_errf("out of memory");
-    return DIALECT_FATAL;
+    sqlite3_free(key);
+    sqlite3_free(data);
+    if (rc == DIALECT_OK) *err = wire_errf("out of memory"), rc = DIALECT_FATAL;
+    return rc;
   }
   memset(used, 0, sizeof *used * (t->n_cols + 1));
   /* $3: the own row, for pgsql_touch_function to tell from the others */
   char *ownz = pgsql_own(t, m->pk);
-  p[0] = m->data;
-  p[1] = m->pk;
+  p[0] = data;
+  p[1] = key;
   p[2] = ownz;
   int np = 3;
   sqlite3_str *sql = sqlite3_str_new(0);
@@ -563,6 +527,8 @@ static dialect_result pg_write_row(dialect_conn *c, const catalog_table *t, cons
   if (!z || !ownz) *err = wire_errf("out of memory");
   sqlite3_free(z);
   sqlite3_free(ownz);
+  sqlite3_free(key);
+  sqlite3_free(data);
   sqlite3_free(p);
   sqlite3_free(used);
   if (rc != DIALECT_OK) return rc;
