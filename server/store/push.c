@@ -322,8 +322,10 @@ int store_push(store *s, const char *client, const store_mutation *m, int n, cha
     *n_changed = 0;
     rc = attempt(s, c, client, m, n, order, res, doomed, n_changed, err);
     if (rc < 0 && s->d->conflicted && s->d->conflicted(c)) {
-      busy = ++tries == STORE_PUSH_TRIES || !s->d->reusable(c);
-      if (!busy) {
+      /* a connection that cannot even roll back is a failure of its own */
+      if (++tries == STORE_PUSH_TRIES) {
+        busy = 1;
+      } else if (s->d->reusable(c)) {
         sqlite3_free(*err);
         *err = 0;
         rc = 1;
