@@ -204,6 +204,9 @@ int main(int argc, char **argv) {
   store_config cfg = {.schema_sql = ddl, .max_tombstones = max_tomb, .on_change = events_notify};
   char *err = 0;
   ctx.st = pg ? store_pg_open(pg, &cfg, &err) : store_sqlite_open(dbpath, &cfg, &err);
+  char *folded = ctx.st ? store_folded_warning(ctx.st, ddl) : 0;
+  if (folded) fprintf(stderr, "syncd: warning: %s\n", folded);
+  sqlite3_free(folded);
   sqlite3_free(ddl);
   if (!ctx.st) {
     fprintf(stderr, "syncd: cannot open storage: %s\n", err ? err : "?");

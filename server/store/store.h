@@ -69,6 +69,14 @@ void store_page_clear(store_page *page);
 ** out of memory. (store.c) */
 char *store_name_warning(const store *s);
 
+/* A warning naming the words of schema_sql written unquoted in mixed case
+** (Todos) that name a synced table or column once folded to lower case
+** (todos), on a storage that folds unquoted names and compares them
+** exactly (PostgreSQL): clients following the schema would send the case
+** the storage does not have. NULL when there are none (always on SQLite),
+** or when out of memory. (store.c) */
+char *store_folded_warning(const store *s, const char *schema_sql);
+
 /* Stop background threads, close connections, free s. */
 void store_close(store *s);
 

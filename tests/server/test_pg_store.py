@@ -274,5 +274,46 @@ class MixedCaseNames(unittest.TestCase):
                          [("Todos", {"Id": "a", "Title": "x"})])
 
 
+class UnquotedMixedCaseNames(unittest.TestCase):
+    """CREATE TABLE Todos(Id ...) unquoted makes todos(id) on PostgreSQL:
+    syncd names the schema's mixed-case words at startup; on SQLite, where
+    names compare case-insensitively, it warns of nothing."""
+
+    SCHEMA = ("-- a Todos list; 'Todos' in a string and $$Title$$ are no names\n"
+              "CREATE TABLE Todos(Id text PRIMARY KEY, Title text DEFAULT 'Todos');\n")
+    PG_ONLY = "COMMENT ON TABLE Todos IS $$Title$$;\n"
+
+    def start(self, backend):
+        tmp = tempfile.mkdtemp(prefix="syncd-test-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        path = os.path.join(tmp, "s.sql")
+        with open(path, "w") as f:
+            f.write(self.SCHEMA + (self.PG_ONLY if backend == "pg" else ""))
+        args = ["--pg", pg_fresh_db()] if backend == "pg" else ["--db", os.path.join(tmp, "db")]
+        s = Syncd(backend, args, schema=path)
+        self.addCleanup(s.stop)
+        return s
+
+    def test_pg_warns_and_takes_the_folded_names(self):
+        pg_url()
+        s = self.start("pg")
+        lines = [x for x in s.log().splitlines() if x.startswith("syncd: warning:")]
+        self.assertEqual(len(lines), 1, s.log())
+        self.assertIn("Todos (table todos), Id (column todos.id), Title (column todos.title).",
+                      lines[0])
+        res = s.push("c", [{"id": 1, "table": "Todos", "op": "insert", "pk": {"Id": "a"},
+                            "data": {"Id": "a"}},
+                           {"id": 2, "table": "todos", "op": "insert", "pk": {"id": "a"},
+                            "data": {"id": "a", "title": "x"}}])
+        self.assertEqual([r["status"] for r in res], ["rejected", "applied"], res)
+
+    def test_sqlite_warns_of_nothing(self):
+        s = self.start("sqlite")
+        self.assertNotIn("warning", s.log())
+        res = s.push("c", [{"id": 1, "table": "Todos", "op": "insert", "pk": {"Id": "a"},
+                            "data": {"Id": "a", "Title": "x"}}])
+        self.assertEqual(res[0]["status"], "applied", res)
+
+
 if __name__ == "__main__":
     unittest.main()
