@@ -24,6 +24,7 @@
 #include "value.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -326,6 +327,8 @@ int store_push(store *s, const char *client, const store_mutation *m, int n, cha
       if (++tries == STORE_PUSH_TRIES) {
         busy = 1;
       } else if (s->d->reusable(c)) {
+        fprintf(stderr, "syncd: push conflict, try %d of %d next: %s\n", tries + 1,
+                STORE_PUSH_TRIES, *err ? *err : "?");
         sqlite3_free(*err);
         *err = 0;
         rc = 1;
