@@ -45,7 +45,8 @@
 ** Local writes are noticed without taking the host's commit or update hooks:
 ** the worker reads PRAGMA data_version on its own connection every
 ** DV_POLL_MS, which changes when any other connection (in any process)
-** commits.
+** commits. Each batch read from the outbox is first published to
+** sync_wait(.., 'all') (site_scan_local): its rows may go once confirmed.
 */
 #include "loop.h"
 #include "backoff.h"
@@ -169,6 +170,7 @@ static void publish_status(Loop *w) {
   s->online = w->online && !w->forced;
   s->sse = w->sseUp;
   s->nextRetryAt = halted(w) || w->forced ? 0 : next;
+  if (w->authBlocked && s->tokenGen == w->tokenGen) s->needsToken = 1;
   error_move(w);
   if (!failing && !halted(w) && w->online) site_show_error(s, 0);
   pthread_mutex_unlock(&s->mu);
@@ -306,8 +308,7 @@ static int has_cursor(Loop *w) {
 }
 
 /* PRAGMA data_version (-1 on failure): it changes when another connection
-** commits. The statement is kept and reset at once (no read transaction
-** stays open). */
+** commits. The statement is kept and reset at once (no read stays open). */
 static int db_version(Loop *w) {
   if (!w->dvStmt && sqlite3_prepare_v3(w->db, "PRAGMA main.data_version", -1,
                                        SQLITE_PREPARE_PERSISTENT, &w->dvStmt, 0) != SQLITE_OK)
@@ -334,6 +335,7 @@ static int push_send(Loop *w, sqlite3_int64 after) {
   } else {
     rc = outbox_batch(w->c, w->batch, after, &b, &err);
   }
+  site_scan_local(w->site, w->db);
   sqlite3_free(w->next.body);
   memset(&w->next, 0, sizeof w->next);
   if (rc != SQLITE_OK) {
@@ -433,9 +435,8 @@ static void start_health(Loop *w) {
 }
 
 /* Whether the batch after the one just answered may go out before that
-** answer is acknowledged: when schedule would start it right after the
-** acknowledgement (which asks for a pull when events are off: a due pull
-** goes first). */
+** answer is acknowledged: when schedule would start it right after (which
+** asks for a pull when events are off: a due pull goes first). */
 static int push_goes_on(Loop *w) {
   int pullDue = (w->wantPull || !w->cfg.sse) && site_mono_ms() >= w->ch[CH_PULL].at;
   return w->wantPush && w->online && !w->forced && !halted(w) && !pullDue &&
@@ -457,9 +458,8 @@ static void push_flush(Loop *w) {
   } while (up > was && (size_t)up < len);
 }
 
-/* Builds the batch after the one out, while the server works on it, so
-** that it goes the moment the answer comes (push_send). A failure here is
-** left to that push_send, which then builds it itself. */
+/* Builds the batch after the one out, while the server works on it, so that
+** it goes the moment the answer comes (push_send, which retries a failure). */
 static void push_prepare(Loop *w) {
   char *err = 0;
   sqlite3_free(w->next.body);
@@ -467,6 +467,7 @@ static void push_prepare(Loop *w) {
   w->nextVersion = db_version(w);
   if (outbox_batch(w->c, w->batch, w->out.top, &w->next, &err) == SQLITE_OK && w->next.body)
     w->nextAfter = w->out.top;
+  site_scan_local(w->site, w->db);
   sqlite3_free(err);
 }
 
@@ -701,8 +702,7 @@ static void check_data_version(Loop *w) {
 
 /* A stream that ends no line for sse_stall_ms (no event, no heartbeat;
 ** the server sends one every 15 s by default) is dropped and reconnected,
-** pull first.
-** curl's low-speed limit is the backstop; this is the precise timer. */
+** pull first. curl's low-speed limit is the backstop; this the precise timer. */
 static void check_stall(Loop *w, int64_t now) {
   Chan *c = &w->ch[CH_SSE];
   if (!c->active || w->ssePaused || now - w->sseLast < w->cfg.sse_stall_ms) return;
@@ -738,26 +738,26 @@ static void schedule(Loop *w, int64_t now) {
     start_sse(w);
 }
 
+static void at_min(int64_t *t, int64_t x) {
+  if (x < *t) *t = x;
+}
+
 static int64_t wait_ms(Loop *w, int64_t now) {
   int64_t t = w->nextDv;
   Chan *c = w->ch;
-#define AT(x)                                                                                      \
-  do {                                                                                             \
-    if ((x) < t) t = (x);                                                                          \
-  } while (0)
   if (!w->forced && !halted(w)) {
     if (!w->online) {
-      if (!c[CH_HEALTH].active) AT(c[CH_HEALTH].at);
+      if (!c[CH_HEALTH].active) at_min(&t, c[CH_HEALTH].at);
     } else {
       int idle = !c[CH_PUSH].active && !c[CH_PULL].active && !host_busy(w);
-      if (w->wantPush && idle) AT(c[CH_PUSH].at);
-      if (w->wantPull && idle) AT(c[CH_PULL].at);
-      if (w->cfg.sse && !w->wantPull && !c[CH_PULL].active && !c[CH_SSE].active) AT(c[CH_SSE].at);
-      if (!w->cfg.sse) AT(w->nextPoll);
-      if (c[CH_SSE].active && !w->ssePaused) AT(w->sseLast + w->cfg.sse_stall_ms);
+      if (w->wantPush && idle) at_min(&t, c[CH_PUSH].at);
+      if (w->wantPull && idle) at_min(&t, c[CH_PULL].at);
+      if (w->cfg.sse && !w->wantPull && !c[CH_PULL].active && !c[CH_SSE].active)
+        at_min(&t, c[CH_SSE].at);
+      if (!w->cfg.sse) at_min(&t, w->nextPoll);
+      if (c[CH_SSE].active && !w->ssePaused) at_min(&t, w->sseLast + w->cfg.sse_stall_ms);
     }
   }
-#undef AT
   int64_t d = t - now;
   return d < 0 ? 0 : d > 1000 ? 1000 : d;
 }

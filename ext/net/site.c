@@ -6,17 +6,35 @@
 **   SELECT sync_online(0);        -- force offline (nothing leaves); 1: back, drain now
 **   SELECT sync_wait(5000);       -- '["todos"]': tables the server changed since
 **                                 -- the previous call on this connection; NULL on timeout
+**   SELECT sync_wait(5000, 'all');  -- the same for any change: the server's and
+**                                 -- local writes (this connection, others, other
+**                                 -- processes), since the previous 'all' call
 **
 ** One Site per database file in the process (keyed by its path), shared by
 ** every connection to it (NetConn) and by its worker thread (loop.c): the
 ** token (memory only), connectivity, the worker's status and counters, and
-** the change counter sync_wait sleeps on. The registry survives fork() in
+** the change counters sync_wait sleeps on. The registry survives fork() in
 ** the child as far as it can (atfork_child). Both functions need sync_init
 ** first, as every other one does. Errors:
 **   sync_online: sync_init() has not been called on this database
 **   sync_online: argument must be 0 or 1
 **   sync_wait: timeout_ms must be a non-negative integer
+**   sync_wait: scope must be 'server' or 'all'
 **   sync_wait: needs a database file (this one is in memory or temporary)
+**
+** Local changes: every local write to a tracked table queues an outbox row
+** (capture triggers, any connection, any process) with an id above every
+** id issued before, so the outbox's high-water mark (its highest id, or
+** sync_control.last_id once the head row is gone) grows with each local
+** commit, and the rows above the last mark seen name the tables.
+** site_scan_local reads that; it runs on the waiting connection when
+** sync_wait(.., 'all') starts and whenever its PRAGMA data_version moves
+** (polled every LOCAL_POLL_MS while it waits: no commit hook of the
+** host's is taken), and on the worker's connection before it reads a
+** batch (loop.c), so that rows pushed and confirmed at once are still
+** seen. When rows above the mark are gone before any scan of this process
+** saw them (a worker or a sync_push of another process sent them), the
+** scan cannot tell their tables and names every tracked table instead.
 */
 #include "site.h"
 #include "value.h"
@@ -26,9 +44,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#define LOCAL_POLL_MS 50 /* how often sync_wait(.., 'all') looks for commits */
+
 struct SiteChange {
   char *name;
-  unsigned long long seq; /* site->seq when it last changed */
+  unsigned long long seq;    /* site->seq when the server last changed it (0: never) */
+  unsigned long long seqAll; /* site->seqAll when anything last changed it */
   SiteChange *next;
 };
 
@@ -166,35 +187,131 @@ void site_nudge(Site *s, unsigned bits) {
   pthread_mutex_unlock(&s->mu);
 }
 
+/* Marks table name changed at seqAll (and by the server at seq, unless 0).
+** Returns 0 when out of memory. The caller holds s->mu. */
+static int mark_changed(Site *s, const char *name, unsigned long long seq,
+                        unsigned long long seqAll) {
+  SiteChange *t = s->changed;
+  while (t && strcmp(t->name, name) != 0)
+    t = t->next;
+  if (!t) {
+    if ((t = sqlite3_malloc64(sizeof *t)) == 0) return 0;
+    memset(t, 0, sizeof *t);
+    if ((t->name = sqlite3_mprintf("%s", name)) == 0) {
+      sqlite3_free(t);
+      return 0;
+    }
+    /* kept in name order, so that sync_wait's answer is too */
+    SiteChange **pp = &s->changed;
+    while (*pp && strcmp((*pp)->name, t->name) < 0)
+      pp = &(*pp)->next;
+    t->next = *pp;
+    *pp = t;
+  }
+  if (seq) t->seq = seq;
+  t->seqAll = seqAll;
+  return 1;
+}
+
 void site_publish(Site *s, const ApplyResult *res) {
   if (!s) return;
   pthread_mutex_lock(&s->mu);
-  unsigned long long seq = s->seq + 1;
+  unsigned long long seq = s->seq + 1, seqAll = s->seqAll + 1;
   int any = 0;
-  for (int k = 0; k < res->nTables; k++) {
-    const char *name = res->tables[k];
-    SiteChange *t = s->changed;
-    while (t && strcmp(t->name, name) != 0)
-      t = t->next;
-    if (!t && (t = sqlite3_malloc64(sizeof *t)) != 0) {
-      if ((t->name = sqlite3_mprintf("%s", name)) == 0) {
-        sqlite3_free(t);
-        continue;
-      }
-      /* kept in name order, so that sync_wait's answer is too */
-      SiteChange **pp = &s->changed;
-      while (*pp && strcmp((*pp)->name, t->name) < 0)
-        pp = &(*pp)->next;
-      t->next = *pp;
-      *pp = t;
-    }
-    if (t) t->seq = seq, any = 1;
-  }
+  for (int k = 0; k < res->nTables; k++)
+    any |= mark_changed(s, res->tables[k], seq, seqAll);
   if (any) {
     s->seq = seq;
+    s->seqAll = seqAll;
     pthread_cond_broadcast(&s->cond);
   }
   pthread_mutex_unlock(&s->mu);
+}
+
+/* The first column of sql's first row on db, -1 on failure. */
+static int64_t scan_int(sqlite3 *db, const char *sql) {
+  sqlite3_stmt *q = 0;
+  int64_t v = -1;
+  if (sqlite3_prepare_v2(db, sql, -1, &q, 0) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+    v = sqlite3_column_int64(q, 0);
+  sqlite3_finalize(q);
+  return v;
+}
+
+/* Appends each name sql returns (rows of name, count), NUL-terminated, to
+** names; adds the counts to *pSeen. Returns an SQLite code. */
+static int scan_names(sqlite3 *db, const char *sql, int64_t lo, int64_t hi, sqlite3_str *names,
+                      int64_t *pSeen) {
+  sqlite3_stmt *q = 0;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &q, 0);
+  if (rc != SQLITE_OK) return rc;
+  if (sqlite3_bind_parameter_count(q) == 2) {
+    sqlite3_bind_int64(q, 1, lo);
+    sqlite3_bind_int64(q, 2, hi);
+  }
+  while (sqlite3_step(q) == SQLITE_ROW) {
+    sqlite3_str_appendall(names, (const char *)sqlite3_column_text(q, 0));
+    sqlite3_str_appendchar(names, 1, 0);
+    *pSeen += sqlite3_column_int64(q, 1);
+  }
+  return sqlite3_finalize(q);
+}
+
+/* Publishes the tables of the outbox rows with ids in (lo, hi] (every
+** tracked table when some are gone already). With client_tables, these
+** are the only reads of engine tables outside ext/engine/: to move behind
+** an engine call. */
+static int scan_publish(Site *s, sqlite3 *db, int64_t lo, int64_t hi) {
+  sqlite3_str *names = sqlite3_str_new(0);
+  int64_t seen = 0;
+  int rc = scan_names(db,
+                      "SELECT tbl, count(*) FROM main.sync_outbox WHERE id > ?1 AND id <= ?2"
+                      " GROUP BY tbl",
+                      lo, hi, names, &seen);
+  if (rc == SQLITE_OK && seen < hi - lo)
+    rc = scan_names(db, "SELECT name, 0 FROM main.sync_tracked", 0, 0, names, &seen);
+  if (rc == SQLITE_OK) rc = sqlite3_str_errcode(names);
+  int n = sqlite3_str_length(names);
+  char *z = sqlite3_str_finish(names);
+  if (rc != SQLITE_OK) {
+    sqlite3_free(z);
+    return rc;
+  }
+  pthread_mutex_lock(&s->mu);
+  unsigned long long seqAll = s->seqAll + 1;
+  int any = 0;
+  for (int i = 0; i < n; i += (int)strlen(z + i) + 1)
+    any |= mark_changed(s, z + i, 0, seqAll);
+  if (any) {
+    s->seqAll = seqAll;
+    pthread_cond_broadcast(&s->cond);
+  }
+  pthread_mutex_unlock(&s->mu);
+  sqlite3_free(z);
+  return SQLITE_OK;
+}
+
+int site_scan_local(Site *s, sqlite3 *db) {
+  if (!s) return SQLITE_OK;
+  int64_t hi = scan_int(db, "SELECT max(coalesce((SELECT max(id) FROM main.sync_outbox), 0),"
+                            " coalesce((SELECT last_id FROM main.sync_control), 0))");
+  if (hi < 0) return SQLITE_ERROR; /* before sync_init: nothing to watch yet */
+  pthread_mutex_lock(&s->mu);
+  int known = s->localKnown;
+  int64_t lo = s->localHi;
+  /* Concurrent scans may publish a table twice: harmless. */
+  if (!known || hi > lo) s->localHi = hi;
+  s->localKnown = 1;
+  pthread_mutex_unlock(&s->mu);
+  if (!known || hi <= lo) return SQLITE_OK;
+  int rc = scan_publish(s, db, lo, hi);
+  if (rc != SQLITE_OK) {
+    /* Not seen after all: the next scan tries from lo again. */
+    pthread_mutex_lock(&s->mu);
+    if (s->localHi == hi) s->localHi = lo;
+    pthread_mutex_unlock(&s->mu);
+  }
+  return rc;
 }
 
 void site_count(Site *s, int push, int64_t n) {
@@ -260,7 +377,9 @@ void site_token_set(NetConn *nc, const char *token) {
   site_token_free(s->token);
   s->token = t;
   s->tokenGen++;
+  s->needsToken = 0;
   if (s->multi) curl_multi_wakeup(s->multi);
+  pthread_cond_broadcast(&s->cond);
   pthread_mutex_unlock(&s->mu);
 }
 
@@ -302,6 +421,7 @@ void site_snapshot_get(NetConn *nc, site_snapshot *o) {
   o->next_retry_at = s->running ? s->nextRetryAt : 0;
   o->pushed_total = s->pushed;
   o->pulled_total = s->pulled;
+  o->needs_token = s->needsToken;
   pthread_mutex_unlock(&s->mu);
 }
 
@@ -313,6 +433,7 @@ NetConn *site_conn_new(sqlite3 *db, SyncCtx *c) {
   memset(nc, 0, sizeof *nc);
   nc->db = db;
   nc->c = c;
+  nc->dataVersion = -1;
   const char *path = sqlite3_db_filename(db, "main");
   if (path && *path) {
     nc->site = site_get(path);
@@ -322,6 +443,7 @@ NetConn *site_conn_new(sqlite3 *db, SyncCtx *c) {
     }
     pthread_mutex_lock(&nc->site->mu);
     nc->seen = nc->site->seq;
+    nc->seenAll = nc->site->seqAll;
     pthread_mutex_unlock(&nc->site->mu);
   }
   return nc;
@@ -375,38 +497,95 @@ void site_fn_online(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_result_int(ctx, online);
 }
 
+/* PRAGMA data_version of db, -1 on failure. */
+static int data_version(sqlite3 *db) {
+  return (int)scan_int(db, "PRAGMA main.data_version");
+}
+
+/* The tables changed after seen (by the server only unless all), as a
+** JSON array in name order. The caller holds s->mu. */
+static sqlite3_str *changed_since(Site *s, unsigned long long seen, int all) {
+  sqlite3_str *out = sqlite3_str_new(0);
+  int n = 0;
+  sqlite3_str_appendchar(out, 1, '[');
+  for (SiteChange *t = s->changed; t; t = t->next) {
+    if ((all ? t->seqAll : t->seq) <= seen) continue;
+    if (n++) sqlite3_str_appendchar(out, 1, ',');
+    value_append_string(out, t->name, -1);
+  }
+  sqlite3_str_appendchar(out, 1, ']');
+  return out;
+}
+
+/* sync_wait(ms, 'all'): scans on this connection at once (its own commits
+** do not move its data_version), then each time another commit moves it. */
+static sqlite3_str *wait_all(NetConn *nc, Site *s, int64_t ms) {
+  int64_t now = site_mono_ms(), end = now + ms, poll = now + LOCAL_POLL_MS;
+  nc->dataVersion = data_version(nc->db);
+  site_scan_local(s, nc->db);
+  pthread_mutex_lock(&s->mu);
+  while (s->seqAll == nc->seenAll && (now = site_mono_ms()) < end) {
+    if (now >= poll) {
+      pthread_mutex_unlock(&s->mu);
+      int v = data_version(nc->db);
+      if (v != nc->dataVersion) {
+        nc->dataVersion = v;
+        site_scan_local(s, nc->db);
+      }
+      poll = now + LOCAL_POLL_MS;
+      pthread_mutex_lock(&s->mu);
+      continue;
+    }
+    struct timespec ts;
+    site_deadline(&ts, (end < poll ? end : poll) - now);
+    pthread_cond_timedwait(&s->cond, &s->mu, &ts);
+  }
+  sqlite3_str *out = 0;
+  if (s->seqAll != nc->seenAll) {
+    out = changed_since(s, nc->seenAll, 1);
+    nc->seenAll = s->seqAll;
+  }
+  pthread_mutex_unlock(&s->mu);
+  return out;
+}
+
 void site_fn_wait(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  (void)argc;
   NetConn *nc = sqlite3_user_data(ctx);
   if (sqlite3_value_type(argv[0]) != SQLITE_INTEGER || sqlite3_value_int64(argv[0]) < 0) {
     ctx_error(ctx, "sync_wait", "timeout_ms must be a non-negative integer");
     return;
   }
   if (!ctx_require_init(ctx, nc->c, "sync_wait")) return;
+  int all = 0;
+  if (argc > 1) {
+    const char *scope = (const char *)sqlite3_value_text(argv[1]);
+    if (sqlite3_value_type(argv[1]) != SQLITE_TEXT ||
+        (strcmp(scope, "server") != 0 && strcmp(scope, "all") != 0)) {
+      ctx_error(ctx, "sync_wait", "scope must be 'server' or 'all'");
+      return;
+    }
+    all = strcmp(scope, "all") == 0;
+  }
   Site *s = site_need(ctx, nc, "sync_wait");
   if (!s) return;
   int64_t ms = sqlite3_value_int64(argv[0]);
   if (ms > (int64_t)INT32_MAX) ms = INT32_MAX;
-  struct timespec ts;
-  site_deadline(&ts, ms);
-  pthread_mutex_lock(&s->mu);
-  while (s->seq == nc->seen) {
-    if (pthread_cond_timedwait(&s->cond, &s->mu, &ts) == ETIMEDOUT) break;
-  }
   sqlite3_str *out = 0;
-  if (s->seq != nc->seen) {
-    out = sqlite3_str_new(0);
-    int n = 0;
-    sqlite3_str_appendchar(out, 1, '[');
-    for (SiteChange *t = s->changed; t; t = t->next) {
-      if (t->seq <= nc->seen) continue;
-      if (n++) sqlite3_str_appendchar(out, 1, ',');
-      value_append_string(out, t->name, -1);
+  if (all) {
+    out = wait_all(nc, s, ms);
+  } else {
+    struct timespec ts;
+    site_deadline(&ts, ms);
+    pthread_mutex_lock(&s->mu);
+    while (s->seq == nc->seen) {
+      if (pthread_cond_timedwait(&s->cond, &s->mu, &ts) == ETIMEDOUT) break;
     }
-    sqlite3_str_appendchar(out, 1, ']');
-    nc->seen = s->seq;
+    if (s->seq != nc->seen) {
+      out = changed_since(s, nc->seen, 0);
+      nc->seen = s->seq;
+    }
+    pthread_mutex_unlock(&s->mu);
   }
-  pthread_mutex_unlock(&s->mu);
   if (!out) return; /* NULL: timed out */
   ctx_result_str(ctx, out);
 }

@@ -1,0 +1,138 @@
+"""Change notifications and sync_status's first_sync_done and needs_token
+(issue 18): sync_wait(ms, 'all') wakes on local commits of any connection or
+process, and names exactly the tables the worker sent and had confirmed
+before the waiter looked; the first full sync is reported once done; a
+401 shows as needs_token until a new token, which resumes the worker."""
+import json
+import subprocess
+import sys
+import threading
+
+from e2e_util import E2ETest, connect, wait_for
+
+
+def server_todos(s):
+    return s.query("SELECT id, title, done FROM todos ORDER BY id")
+
+
+class Waiter:
+    """sync_wait(timeout_ms, scope) on its own connection, in a thread."""
+
+    def __init__(self, path, timeout_ms, scope="all"):
+        self.db = connect(path)
+        self.db.execute("SELECT sync_wait(0, 'all')").fetchone()  # takes the mark
+        self.result = "not returned"
+        self.t = threading.Thread(target=self.run, args=(timeout_ms, scope))
+        self.t.start()
+
+    def run(self, ms, scope):
+        self.result = self.db.execute("SELECT sync_wait(?, ?)", (ms, scope)).fetchone()[0]
+
+    def join(self):
+        self.t.join()
+        self.db.close()
+        return self.result
+
+
+class WaitAllTest(E2ETest):
+    def test_wakes_on_a_commit_of_another_connection(self):
+        a = self.client("a", None)
+        w = Waiter(a.path, 20000)
+        a.db.execute("INSERT INTO todos VALUES('x', 'milk', 0)")
+        self.assertEqual(w.join(), '["todos"]')  # well before the 20 s timeout
+
+    def test_wakes_on_a_commit_of_another_process(self):
+        a = self.client("a", None)
+        w = Waiter(a.path, 20000)
+        # a process without the extension: the capture triggers are plain SQL
+        subprocess.run([sys.executable, "-c",
+                        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], timeout=10);"
+                        " c.execute(\"INSERT INTO notes VALUES(1, 'n')\"); c.commit()", a.path],
+                       check=True)
+        self.assertEqual(w.join(), '["notes"]')
+
+    def test_the_server_scope_stays_the_servers(self):
+        a = self.client("a", None)
+        w = Waiter(a.path, 300, "server")
+        a.db.execute("INSERT INTO todos VALUES('x', 'milk', 0)")
+        self.assertIsNone(w.join())
+
+    def test_rows_the_worker_sent_are_named_exactly(self):
+        # The worker pushes a commit of another connection and drops its rows
+        # once confirmed; a waiter that looks only afterwards still gets the
+        # table (the worker publishes each batch it reads), not every table.
+        s = self.syncd()
+        a = self.client("a", s.url)
+        a.one("SELECT sync_start()")
+        wait_for(lambda: a.status()["first_sync_done"] == 1, what="first sync")
+        watcher = connect(a.path)
+        self.assertIsNone(watcher.execute("SELECT sync_wait(0, 'all')").fetchone()[0])
+        other = connect(a.path)
+        other.execute("INSERT INTO todos VALUES('x', 'milk', 0)")
+        wait_for(lambda: server_todos(s) == [("x", "milk", 0)], what="pushed")
+        wait_for(lambda: a.one("SELECT sync_pending()") == 0, what="confirmed")
+        self.assertEqual(watcher.execute("SELECT sync_wait(0, 'all')").fetchone()[0], '["todos"]')
+        # the server's changes are in 'all' too, and the 1-argument form
+        # still names only those
+        b = self.client("b", s.url)
+        b.db.execute("INSERT INTO notes VALUES(7, 'from b')")
+        b.one("SELECT sync_push()")
+        # (a's own change may come back as an event too: todos)
+        wait_for(lambda: "notes" in json.loads(
+            watcher.execute("SELECT sync_wait(100, 'all')").fetchone()[0] or "[]"),
+            what="notes in 'all'")
+        self.assertIn("notes", json.loads(a.one("SELECT sync_wait(0)")))
+        a.one("SELECT sync_stop()")
+        watcher.close()
+        other.close()
+
+
+class StatusTest(E2ETest):
+    def test_first_sync_done(self):
+        s = self.syncd()
+        b = self.client("b", s.url)
+        for i in range(5):
+            b.db.execute("INSERT INTO todos VALUES(?, 't', 0)", (f"t{i}",))
+        b.one("SELECT sync_push()")
+        # sync_pull over several pages: 1 once the last one is applied
+        a = self.client("a", s.url)
+        a.one("SELECT sync_config('pull_limit', 2)")
+        self.assertEqual(a.status()["first_sync_done"], 0)
+        self.assertEqual(a.one("SELECT sync_pull()"), 5)
+        self.assertEqual(a.status()["first_sync_done"], 1)
+        # the worker's initial sync
+        c = self.client("c", s.url)
+        self.assertEqual(c.status()["first_sync_done"], 0)
+        c.one("SELECT sync_start()")
+        wait_for(lambda: c.status()["first_sync_done"] == 1, what="first sync done")
+        self.assertEqual(c.one("SELECT count(*) FROM todos"), 5)
+        c.one("SELECT sync_stop()")
+        # kept in the database
+        c.close()
+        self.assertEqual(self.client("c", s.url).status()["first_sync_done"], 1)
+
+    def test_needs_token_until_a_new_token(self):
+        s = self.syncd("--token", "s3cret-token")
+        b = self.client("b", s.url)
+        b.one("SELECT sync_config('token', 's3cret-token')")
+        b.db.execute("INSERT INTO notes VALUES(1, 'from b')")
+        b.one("SELECT sync_push()")
+        a = self.client("a", s.url)
+        self.assertEqual(a.status()["needs_token"], 0)
+        a.db.execute("INSERT INTO todos VALUES('x', 'milk', 0)")
+        a.one("SELECT sync_start()")
+        wait_for(lambda: a.status()["needs_token"] == 1, what="needs_token")
+        self.assertEqual(a.status()["first_sync_done"], 0)
+        w = Waiter(a.path, 20000, "server")
+        a.one("SELECT sync_config('token', 'wrong')")
+        self.assertEqual(a.status()["needs_token"], 0)  # at once, until refused again
+        wait_for(lambda: a.status()["needs_token"] == 1, what="needs_token again")
+        a.one("SELECT sync_config('token', 's3cret-token')")
+        self.assertEqual(a.status()["needs_token"], 0)
+        # the worker resumes: the pull wakes sync_wait, the queue drains
+        self.assertEqual(w.join(), '["notes"]')
+        wait_for(lambda: a.one("SELECT sync_pending()") == 0, what="drained")
+        self.assertEqual(server_todos(s), [("x", "milk", 0)])
+        self.assertEqual(a.status()["needs_token"], 0)
+        self.assertEqual(a.status()["first_sync_done"], 1)
+        a.one("SELECT sync_stop()")
