@@ -45,8 +45,8 @@
 ** Local writes are noticed without taking the host's commit or update hooks:
 ** the worker reads PRAGMA data_version on its own connection every
 ** DV_POLL_MS, which changes when any other connection (in any process)
-** commits. Each batch read from the outbox is first published to
-** sync_wait(.., 'all') (site_scan_local): its rows may go once confirmed.
+** commits. Each batch read from the outbox is also published to
+** sync_wait(.., 'all') (site_scan_local): its rows go once confirmed.
 */
 #include "loop.h"
 #include "backoff.h"
@@ -335,7 +335,7 @@ static int push_send(Loop *w, sqlite3_int64 after) {
   } else {
     rc = outbox_batch(w->c, w->batch, after, &b, &err);
   }
-  site_scan_local(w->site, w->db);
+  site_scan_local(w->site, w->c);
   sqlite3_free(w->next.body);
   memset(&w->next, 0, sizeof w->next);
   if (rc != SQLITE_OK) {
@@ -467,7 +467,7 @@ static void push_prepare(Loop *w) {
   w->nextVersion = db_version(w);
   if (outbox_batch(w->c, w->batch, w->out.top, &w->next, &err) == SQLITE_OK && w->next.body)
     w->nextAfter = w->out.top;
-  site_scan_local(w->site, w->db);
+  site_scan_local(w->site, w->c);
   sqlite3_free(err);
 }
 

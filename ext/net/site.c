@@ -9,6 +9,7 @@
 **   SELECT sync_wait(5000, 'all');  -- the same for any change: the server's and
 **                                 -- local writes (this connection, others, other
 **                                 -- processes), since the previous 'all' call
+**                                 -- (the first one waits for the next change)
 **
 ** One Site per database file in the process (keyed by its path), shared by
 ** every connection to it (NetConn) and by its worker thread (loop.c): the
@@ -25,18 +26,19 @@
 ** Local changes: every local write to a tracked table queues an outbox row
 ** (capture triggers, any connection, any process) with an id above every
 ** id issued before, so the outbox's high-water mark (its highest id, or
-** sync_control.last_id once the head row is gone) grows with each local
-** commit, and the rows above the last mark seen name the tables.
-** site_scan_local reads that; it runs on the waiting connection when
-** sync_wait(.., 'all') starts and whenever its PRAGMA data_version moves
-** (polled every LOCAL_POLL_MS while it waits: no commit hook of the
-** host's is taken), and on the worker's connection before it reads a
-** batch (loop.c), so that rows pushed and confirmed at once are still
-** seen. When rows above the mark are gone before any scan of this process
-** saw them (a worker or a sync_push of another process sent them), the
-** scan cannot tell their tables and names every tracked table instead.
+** sync_control.last_id once that row is gone) grows with each local
+** commit, and the rows above the last mark seen name the tables
+** (outbox_changes_after). site_scan_local reads them: on the waiting
+** connection when sync_wait(.., 'all') starts and whenever its PRAGMA
+** data_version moves (polled every LOCAL_POLL_MS while it waits: no commit
+** hook of the host's is taken), and on the worker's connection each time
+** it reads a batch (loop.c), while the batch's rows are still there. Rows
+** gone before any scan of this process saw them (sent and confirmed by
+** another process's worker or by a sync_push) cannot be told apart: the
+** scan then names every tracked table.
 */
 #include "site.h"
+#include "outbox.h"
 #include "value.h"
 
 #include <errno.h>
@@ -228,89 +230,32 @@ void site_publish(Site *s, const ApplyResult *res) {
   pthread_mutex_unlock(&s->mu);
 }
 
-/* The first column of sql's first row on db, -1 on failure. */
-static int64_t scan_int(sqlite3 *db, const char *sql) {
-  sqlite3_stmt *q = 0;
-  int64_t v = -1;
-  if (sqlite3_prepare_v2(db, sql, -1, &q, 0) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
-    v = sqlite3_column_int64(q, 0);
-  sqlite3_finalize(q);
-  return v;
-}
-
-/* Appends each name sql returns (rows of name, count), NUL-terminated, to
-** names; adds the counts to *pSeen. Returns an SQLite code. */
-static int scan_names(sqlite3 *db, const char *sql, int64_t lo, int64_t hi, sqlite3_str *names,
-                      int64_t *pSeen) {
-  sqlite3_stmt *q = 0;
-  int rc = sqlite3_prepare_v2(db, sql, -1, &q, 0);
-  if (rc != SQLITE_OK) return rc;
-  if (sqlite3_bind_parameter_count(q) == 2) {
-    sqlite3_bind_int64(q, 1, lo);
-    sqlite3_bind_int64(q, 2, hi);
-  }
-  while (sqlite3_step(q) == SQLITE_ROW) {
-    sqlite3_str_appendall(names, (const char *)sqlite3_column_text(q, 0));
-    sqlite3_str_appendchar(names, 1, 0);
-    *pSeen += sqlite3_column_int64(q, 1);
-  }
-  return sqlite3_finalize(q);
-}
-
-/* Publishes the tables of the outbox rows with ids in (lo, hi] (every
-** tracked table when some are gone already). With client_tables, these
-** are the only reads of engine tables outside ext/engine/: to move behind
-** an engine call. */
-static int scan_publish(Site *s, sqlite3 *db, int64_t lo, int64_t hi) {
+int site_scan_local(Site *s, SyncCtx *c) {
+  if (!s) return SQLITE_OK;
+  pthread_mutex_lock(&s->mu);
+  sqlite3_int64 lo = s->localKnown ? s->localHi : -1;
+  pthread_mutex_unlock(&s->mu);
   sqlite3_str *names = sqlite3_str_new(0);
-  int64_t seen = 0;
-  int rc = scan_names(db,
-                      "SELECT tbl, count(*) FROM main.sync_outbox WHERE id > ?1 AND id <= ?2"
-                      " GROUP BY tbl",
-                      lo, hi, names, &seen);
-  if (rc == SQLITE_OK && seen < hi - lo)
-    rc = scan_names(db, "SELECT name, 0 FROM main.sync_tracked", 0, 0, names, &seen);
-  if (rc == SQLITE_OK) rc = sqlite3_str_errcode(names);
+  sqlite3_int64 hi = 0;
+  int rc = outbox_changes_after(c, lo, &hi, names);
   int n = sqlite3_str_length(names);
   char *z = sqlite3_str_finish(names);
-  if (rc != SQLITE_OK) {
-    sqlite3_free(z);
-    return rc;
-  }
-  pthread_mutex_lock(&s->mu);
-  unsigned long long seqAll = s->seqAll + 1;
-  int any = 0;
-  for (int i = 0; i < n; i += (int)strlen(z + i) + 1)
-    any |= mark_changed(s, z + i, 0, seqAll);
-  if (any) {
-    s->seqAll = seqAll;
-    pthread_cond_broadcast(&s->cond);
-  }
-  pthread_mutex_unlock(&s->mu);
-  sqlite3_free(z);
-  return SQLITE_OK;
-}
-
-int site_scan_local(Site *s, sqlite3 *db) {
-  if (!s) return SQLITE_OK;
-  int64_t hi = scan_int(db, "SELECT max(coalesce((SELECT max(id) FROM main.sync_outbox), 0),"
-                            " coalesce((SELECT last_id FROM main.sync_control), 0))");
-  if (hi < 0) return SQLITE_ERROR; /* before sync_init: nothing to watch yet */
-  pthread_mutex_lock(&s->mu);
-  int known = s->localKnown;
-  int64_t lo = s->localHi;
-  /* Concurrent scans may publish a table twice: harmless. */
-  if (!known || hi > lo) s->localHi = hi;
-  s->localKnown = 1;
-  pthread_mutex_unlock(&s->mu);
-  if (!known || hi <= lo) return SQLITE_OK;
-  int rc = scan_publish(s, db, lo, hi);
-  if (rc != SQLITE_OK) {
-    /* Not seen after all: the next scan tries from lo again. */
+  if (rc == SQLITE_OK) {
+    /* Scans that overlap may both publish a table: harmless. */
     pthread_mutex_lock(&s->mu);
-    if (s->localHi == hi) s->localHi = lo;
+    if (!s->localKnown || hi > s->localHi) s->localHi = hi;
+    s->localKnown = 1;
+    unsigned long long seqAll = s->seqAll + 1;
+    int any = 0;
+    for (int i = 0; i < n; i += (int)strlen(z + i) + 1)
+      any |= mark_changed(s, z + i, 0, seqAll);
+    if (any) {
+      s->seqAll = seqAll;
+      pthread_cond_broadcast(&s->cond);
+    }
     pthread_mutex_unlock(&s->mu);
   }
+  sqlite3_free(z);
   return rc;
 }
 
@@ -443,7 +388,6 @@ NetConn *site_conn_new(sqlite3 *db, SyncCtx *c) {
     }
     pthread_mutex_lock(&nc->site->mu);
     nc->seen = nc->site->seq;
-    nc->seenAll = nc->site->seqAll;
     pthread_mutex_unlock(&nc->site->mu);
   }
   return nc;
@@ -497,9 +441,16 @@ void site_fn_online(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_result_int(ctx, online);
 }
 
-/* PRAGMA data_version of db, -1 on failure. */
+/* PRAGMA data_version of db (it moves when another connection commits),
+** -1 on failure. */
 static int data_version(sqlite3 *db) {
-  return (int)scan_int(db, "PRAGMA main.data_version");
+  sqlite3_stmt *q = 0;
+  int v = -1;
+  if (sqlite3_prepare_v2(db, "PRAGMA main.data_version", -1, &q, 0) == SQLITE_OK &&
+      sqlite3_step(q) == SQLITE_ROW)
+    v = sqlite3_column_int(q, 0);
+  sqlite3_finalize(q);
+  return v;
 }
 
 /* The tables changed after seen (by the server only unless all), as a
@@ -518,19 +469,25 @@ static sqlite3_str *changed_since(Site *s, unsigned long long seen, int all) {
 }
 
 /* sync_wait(ms, 'all'): scans on this connection at once (its own commits
-** do not move its data_version), then each time another commit moves it. */
+** do not move its data_version), then each time another commit moves it.
+** A connection's first call reports only what changes after it starts. */
 static sqlite3_str *wait_all(NetConn *nc, Site *s, int64_t ms) {
   int64_t now = site_mono_ms(), end = now + ms, poll = now + LOCAL_POLL_MS;
   nc->dataVersion = data_version(nc->db);
-  site_scan_local(s, nc->db);
+  site_scan_local(s, nc->c);
   pthread_mutex_lock(&s->mu);
+  if (!nc->watching) {
+    /* The first call starts the watch: what changed before is not news. */
+    nc->seenAll = s->seqAll;
+    nc->watching = 1;
+  }
   while (s->seqAll == nc->seenAll && (now = site_mono_ms()) < end) {
     if (now >= poll) {
       pthread_mutex_unlock(&s->mu);
       int v = data_version(nc->db);
       if (v != nc->dataVersion) {
         nc->dataVersion = v;
-        site_scan_local(s, nc->db);
+        site_scan_local(s, nc->c);
       }
       poll = now + LOCAL_POLL_MS;
       pthread_mutex_lock(&s->mu);

@@ -70,6 +70,7 @@ struct NetConn {
   Site *site;                 /* NULL for an in-memory or temporary database */
   unsigned long long seen;    /* site->seq at this connection's last sync_wait */
   unsigned long long seenAll; /* site->seqAll at its last sync_wait(..., 'all') */
+  int watching;               /* it has called sync_wait(..., 'all') */
   int dataVersion;            /* db's PRAGMA data_version at its last scan (-1: none) */
 };
 
@@ -92,8 +93,9 @@ void site_nudge(Site *, unsigned bits);
 void site_publish(Site *, const ApplyResult *res);
 /* Publishes the tracked tables that local writes changed since the last
 ** scan of any connection of this process (site.c, "Local changes"), read
-** through db, a connection to the site's file; 0, or an SQLite code. */
-int site_scan_local(Site *, sqlite3 *db);
+** through c, the engine of a connection to the site's file; 0, or an
+** SQLite code. */
+int site_scan_local(Site *, SyncCtx *c);
 /* Counts n mutations pushed (push 1) or changes pulled (push 0) now. */
 void site_count(Site *, int push, int64_t n);
 /* Stops the site's worker and joins it. Not from the worker's thread. */
