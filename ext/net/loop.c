@@ -72,8 +72,9 @@ static const char *const ch_name[CH_N] = {"push", "pull", "events", "health"};
 typedef struct Chan {
   http_req r;
   int active;
-  int failing; /* last attempt failed: retry at `at` */
-  int64_t at;  /* monotonic ms before which it does not start */
+  int failing;  /* last attempt failed: retry at `at` */
+  int64_t at;   /* monotonic ms before which it does not start */
+  unsigned gen; /* the tokenGen it was sent with */
   backoff bo;
 } Chan;
 
@@ -176,9 +177,8 @@ static void publish_status(Loop *w) {
   pthread_mutex_unlock(&s->mu);
 }
 
-/* A sync_push or sync_pull of this process is under way: the worker then
-** starts no push or pull and holds events, for the same reason as for its
-** own push (see the order rules above). */
+/* A sync_push or sync_pull of this process is under way: the worker starts
+** no push or pull and holds events, as for its own push (order rules above). */
 static int host_busy(Loop *w) {
   pthread_mutex_lock(&w->site->mu);
   int n = w->site->hostXfer;
@@ -249,6 +249,7 @@ static void went_offline(Loop *w, int i, const char *msg) {
 }
 
 static void auth_blocked(Loop *w, int i, const char *msg) {
+  if (w->ch[i].gen != w->tokenGen) return; /* sent before the new token: retry with it */
   w->authBlocked = 1;
   set_error(w, "%s: %s (waiting for a new token: sync_config('token', ...))", ch_name[i], msg);
   for (int k = 0; k < CH_N; k++)
@@ -298,6 +299,7 @@ static int chan_start(Loop *w, int i, const char *url, const char *post, const c
     return -1;
   }
   c->active = 1;
+  c->gen = w->tokenGen;
   return 0;
 }
 
@@ -443,9 +445,8 @@ static int push_goes_on(Loop *w) {
          !w->ch[CH_PULL].active && !host_busy(w) && !site_stopping(w->site) && has_cursor(w);
 }
 
-/* Writes as much of the push request as the socket takes now: one
-** curl_multi_perform sends at most curl's upload buffer (64 KiB), and the
-** server starts on a batch once all of it is in. */
+/* Writes as much of the push request as the socket takes now: one perform
+** sends at most curl's upload buffer (64 KiB); the server starts once all is in. */
 static void push_flush(Loop *w) {
   CURL *e = w->ch[CH_PUSH].r.easy;
   size_t len = strlen(w->out.body);
@@ -475,9 +476,8 @@ static void push_prepare(Loop *w) {
 ** first, written to the socket at once, and this answer is acknowledged
 ** while the server works on it, as sync_push does. Requests stay one at a
 ** time and in id order. If the acknowledgement fails, the answer to the
-** batch out is dropped when it comes: both batches stay pending and go
-** again from the outbox's head (syncd answers ids it has seen with their
-** recorded outcomes). */
+** batch out is dropped when it comes: both batches stay pending and go again
+** from the outbox's head (syncd answers ids it has seen with their outcomes). */
 static void done_push(Loop *w, http_req *r) {
   client_trace(r->msg[0] ? r->msg : "answer", r->buf);
   OutboxBatch b = w->out;

@@ -3,10 +3,14 @@
 process, and names exactly the tables the worker sent and had confirmed
 before the waiter looked; the first full sync is reported once done; a
 401 shows as needs_token until a new token, which resumes the worker."""
+import http.client
+import http.server
 import json
 import subprocess
 import sys
 import threading
+import time
+import urllib.parse
 
 from e2e_util import E2ETest, connect, wait_for
 
@@ -32,6 +36,74 @@ class Waiter:
         self.t.join()
         self.db.close()
         return self.result
+
+
+class HoldingProxy(http.server.ThreadingHTTPServer):
+    """Forwards to syncd (the Authorization header included), holding each
+    pull until release is set; serves the event stream itself (heartbeats)."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream):
+        super().__init__(("127.0.0.1", 0), HoldingHandler)
+        self.upstream = urllib.parse.urlsplit(upstream).netloc
+        self.url = "http://127.0.0.1:%d" % self.server_address[1]
+        self.arrived = threading.Event()
+        self.release = threading.Event()
+        self.done = threading.Event()
+        self.t = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
+                                  daemon=True)
+        self.t.start()
+
+    def stop(self):
+        self.done.set()
+        self.release.set()
+        self.shutdown()
+        self.server_close()
+        self.t.join()
+
+
+class HoldingHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def relay(self, body=None):
+        if self.path.startswith("/pull"):
+            self.server.arrived.set()
+            self.server.release.wait(20)
+        hdrs = {k: v for k, v in self.headers.items() if k.lower() in ("authorization", "content-type")}
+        c = http.client.HTTPConnection(self.server.upstream, timeout=10)
+        try:
+            c.request(self.command, self.path, body, hdrs)
+            r = c.getresponse()
+            data = r.read()
+            self.send_response(r.status)
+            self.send_header("Content-Type", r.getheader("Content-Type") or "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        finally:
+            c.close()
+
+    def do_GET(self):
+        if self.path.startswith("/events"):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            try:
+                while not self.server.done.wait(0.2):
+                    self.wfile.write(b": heartbeat\n\n")
+                    self.wfile.flush()
+            except OSError:
+                pass
+            self.close_connection = True
+            return
+        self.relay()
+
+    def do_POST(self):
+        self.relay(self.rfile.read(int(self.headers["Content-Length"])))
 
 
 class WaitAllTest(E2ETest):
@@ -135,4 +207,21 @@ class StatusTest(E2ETest):
         self.assertEqual(server_todos(s), [("x", "milk", 0)])
         self.assertEqual(a.status()["needs_token"], 0)
         self.assertEqual(a.status()["first_sync_done"], 1)
+        a.one("SELECT sync_stop()")
+
+    def test_a_401_to_a_request_sent_before_the_new_token(self):
+        # The pull goes out without a token and is answered 401 only after a
+        # token was set: the worker retries with it instead of waiting for
+        # yet another token.
+        s = self.syncd("--token", "s3cret-token")
+        p = HoldingProxy(s.url)
+        self.addCleanup(p.stop)
+        a = self.client("a", p.url)
+        a.one("SELECT sync_start()")
+        self.assertTrue(p.arrived.wait(10), "the pull reached the proxy")
+        a.one("SELECT sync_config('token', 's3cret-token')")
+        time.sleep(0.2)  # the worker has taken the new token
+        p.release.set()
+        wait_for(lambda: a.status()["first_sync_done"] == 1, what="first sync with the token")
+        self.assertEqual(a.status()["needs_token"], 0)
         a.one("SELECT sync_stop()")

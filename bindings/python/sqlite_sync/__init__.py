@@ -621,13 +621,15 @@ class TokenRefresher:
             self._ready.set()
             return
         self._ready.set()
-        gap, not_before = self.RETRY_MIN, 0.0
+        gap, not_before, said = self.RETRY_MIN, 0.0, False
         try:
             while not self._stopping.wait(self._poll):
                 try:
                     needs = sync.status().needs_token
-                except SyncError:
-                    traceback.print_exc()
+                except SyncError:  # before sync_init: said once, tried again
+                    if not said:
+                        traceback.print_exc()
+                        said = True
                     continue
                 now = time.monotonic()
                 if needs and now >= not_before:
