@@ -9,7 +9,7 @@ CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);
 CREATE TABLE scratch(id INTEGER PRIMARY KEY, v TEXT);
 SELECT length(sync_init(NULL)) AS init;
 SELECT sync_track('todos'), sync_track('notes');
--- the first call takes the outbox's mark: nothing yet
+-- a connection's first call starts the watch: nothing yet
 SELECT sync_wait(0, 'all') AS changed;
 INSERT INTO todos VALUES ('a', 'milk');
 SELECT sync_wait(0, 'all') AS changed;

@@ -515,9 +515,9 @@ void site_fn_wait(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   if (!ctx_require_init(ctx, nc->c, "sync_wait")) return;
   int all = 0;
   if (argc > 1) {
-    const char *scope = (const char *)sqlite3_value_text(argv[1]);
-    if (sqlite3_value_type(argv[1]) != SQLITE_TEXT ||
-        (strcmp(scope, "server") != 0 && strcmp(scope, "all") != 0)) {
+    const char *scope =
+        sqlite3_value_type(argv[1]) == SQLITE_TEXT ? (const char *)sqlite3_value_text(argv[1]) : 0;
+    if (!scope || (strcmp(scope, "server") != 0 && strcmp(scope, "all") != 0)) {
       ctx_error(ctx, "sync_wait", "scope must be 'server' or 'all'");
       return;
     }

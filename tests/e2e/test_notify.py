@@ -24,7 +24,7 @@ class Waiter:
 
     def __init__(self, path, timeout_ms, scope="all"):
         self.db = connect(path)
-        self.db.execute("SELECT sync_wait(0, 'all')").fetchone()  # takes the mark
+        self.db.execute("SELECT sync_wait(0, 'all')").fetchone()  # starts the watch
         self.result = "not returned"
         self.t = threading.Thread(target=self.run, args=(timeout_ms, scope))
         self.t.start()

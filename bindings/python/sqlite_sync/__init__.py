@@ -530,7 +530,7 @@ class ChangeListener:
             db = _open(self._path, self._extension)
             sync = Sync(db)
             if self._scope == "all":
-                sync.wait(0, "all")  # takes the outbox's mark: from now on
+                sync.wait(0, "all")  # starts the watch: from now on
         except BaseException as e:  # reported by the constructor
             self._error = e
             self._ready.set()
