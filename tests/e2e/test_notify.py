@@ -1,11 +1,12 @@
 """Change notifications and sync_status's first_sync_done and needs_token
-(issue 18): sync_wait(ms, 'all') wakes on local commits of any connection or
-process, and names exactly the tables the worker sent and had confirmed
+(issue 18): sync_wait(ms, 'all') reports local writes to tracked tables and
+wakes on local commits of any connection or process, and names exactly the tables the worker sent and had confirmed
 before the waiter looked; the first full sync is reported once done; a
 401 shows as needs_token until a new token, which resumes the worker."""
 import http.client
 import http.server
 import json
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -104,6 +105,65 @@ class HoldingHandler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):
         self.relay(self.rfile.read(int(self.headers["Content-Length"])))
+
+
+class WaitAllOneConnection(E2ETest):
+    """sync_wait(ms, 'all') on the connection that writes, no server."""
+
+    def test_scenarios(self):
+        a = self.client("a", None)
+        a.db.execute("CREATE TABLE scratch(id INTEGER PRIMARY KEY, v TEXT)")
+
+        def wait(ms=0, scope="all"):
+            return a.one("SELECT sync_wait(?, ?)", (ms, scope))
+
+        # a connection's first call starts the watch: nothing yet
+        self.assertIsNone(wait())
+        a.db.execute("INSERT INTO todos VALUES('a', 'milk', 0)")
+        self.assertEqual(wait(), '["todos"]')
+        self.assertIsNone(wait())
+        # local writes are not the server's
+        self.assertIsNone(a.one("SELECT sync_wait(0)"))
+        self.assertIsNone(wait(0, "server"))
+        # one transaction over two tables; an untracked table is never named
+        a.db.executescript("BEGIN; INSERT INTO notes(body) VALUES ('n1');"
+                           " UPDATE todos SET title = 'oat milk' WHERE id = 'a';"
+                           " INSERT INTO scratch(v) VALUES ('x'); COMMIT;")
+        self.assertEqual(wait(), '["notes","todos"]')
+        a.db.execute("INSERT INTO scratch(v) VALUES ('y')")
+        self.assertIsNone(wait())
+        # a write that changes nothing queues nothing; a rollback is no change
+        a.db.execute("UPDATE todos SET title = 'oat milk' WHERE id = 'a'")
+        a.db.executescript("BEGIN; DELETE FROM todos; ROLLBACK;")
+        self.assertIsNone(wait())
+        # sync_mutate is a local write too
+        self.assertIsNotNone(a.one("SELECT sync_mutate('notes', 'update', '{\"id\":1,\"body\":\"n2\"}')"))
+        self.assertEqual(wait(), '["notes"]')
+        # mutations sent and confirmed before any scan saw them: their tables
+        # cannot be told any more, so every tracked table is named
+        a.db.execute("INSERT INTO notes(body) VALUES ('n3')")
+        self.assertIsNotNone(a.one("SELECT sync_push_batch()"))
+        a.one("SELECT sync_ack((SELECT json_object('results', json_group_array("
+              "json_object('id', id, 'status', 'applied'))) FROM sync_outbox))")
+        self.assertEqual(a.one("SELECT sync_pending()"), 0)
+        self.assertEqual(wait(), '["notes","todos"]')
+        # a waiting call returns NULL at its timeout
+        self.assertIsNone(wait(30))
+        self.assertEqual(a.rows("SELECT first_sync_done, needs_token FROM sync_status"), [(0, 0)])
+
+    def test_errors(self):
+        a = self.client("a", None)
+        for bad in ("'everything'", "NULL", "1"):
+            with self.assertRaisesRegex(sqlite3.OperationalError,
+                                        r"^sync_wait: scope must be 'server' or 'all'$"):
+                a.one(f"SELECT sync_wait(0, {bad})")
+        with self.assertRaisesRegex(sqlite3.OperationalError,
+                                    r"^sync_wait: timeout_ms must be a non-negative integer$"):
+            a.one("SELECT sync_wait(-1, 'all')")
+        mem = connect(":memory:")
+        self.addCleanup(mem.close)
+        with self.assertRaisesRegex(sqlite3.OperationalError, r"^sync_wait: needs a database file"):
+            mem.execute("SELECT sync_wait(0, 'all')").fetchone()
 
 
 class WaitAllTest(E2ETest):
