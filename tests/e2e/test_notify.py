@@ -162,6 +162,7 @@ class WaitAllOneConnection(E2ETest):
             a.one("SELECT sync_wait(-1, 'all')")
         mem = connect(":memory:")
         self.addCleanup(mem.close)
+        mem.execute("SELECT sync_init(NULL)").fetchone()
         with self.assertRaisesRegex(sqlite3.OperationalError, r"^sync_wait: needs a database file"):
             mem.execute("SELECT sync_wait(0, 'all')").fetchone()
 
