@@ -142,6 +142,44 @@ static void null_key_check(sqlite3_str *s, SyncTable *t, const JxShape *sh, cons
 
 /* Every name a trigger of ours ever had, so that re-tracking drops them
 ** (sync_ar_T, the replace case, is now part of sync_ai_T). */
+/* The non-key columns of an UPDATE trigger's data: each NULL when unchanged,
+** and the path json_remove drops it by ('$[0]', nothing, when changed). */
+typedef struct Changed {
+  SyncTable *t;
+  const int *kind;
+  int *col, n;
+} Changed;
+
+static const char *changed_name(int i, void *arg) {
+  Changed *ch = arg;
+  return ch->t->cols[ch->col[i]];
+}
+
+static void changed_value(sqlite3_str *s, int i, void *arg) {
+  Changed *ch = arg;
+  const char *name = ch->t->cols[ch->col[i]];
+  int kind = ch->kind[ch->col[i]];
+  char *x = sqlite3_mprintf("NEW.\"%w\"", name);
+  if (kind) {
+    append(s, "CASE WHEN ");
+    jx_same(s, name, kind, "OLD", "NEW");
+    append(s, " THEN NULL ELSE ");
+    if (x) jx_value(s, x, kind);
+    append(s, " END");
+  } else if (x) {
+    append(s, x);
+  }
+  sqlite3_free(x);
+}
+
+static void changed_path(sqlite3_str *s, int i, void *arg) {
+  Changed *ch = arg;
+  const char *name = ch->t->cols[ch->col[i]];
+  append(s, "CASE WHEN ");
+  jx_same(s, name, ch->kind[ch->col[i]], "OLD", "NEW");
+  sqlite3_str_appendf(s, " THEN '$.\"%q\"' ELSE '$[0]' END", name);
+}
+
 static const char *const kinds[] = {"bi", "bs", "bu", "rp", "ai", "ar", "au", "ak", "ad"};
 
 int capture_remove(SyncCtx *c, const char *table) {
@@ -210,30 +248,19 @@ static void triggers(sqlite3_str *s, SyncTable *t, const JxShape *sh) {
     jx_key(s, t, kind, "NEW");
     /* The object of every non-key column, unchanged ones as NULL (not worth
     ** formatting), then json_remove drops the unchanged ones. */
-    append(s, ",json_remove(json_object(");
-    for (int i = 0, n = 0; i < t->nCol; i++) {
-      if (is_key(t, i)) continue;
-      char *x = sqlite3_mprintf("NEW.\"%w\"", t->cols[i]);
-      sqlite3_str_appendf(s, "%s'%q',", n++ ? "," : "", t->cols[i]);
-      if (kind[i]) {
-        append(s, "CASE WHEN ");
-        jx_same(s, t->cols[i], kind[i], "OLD", "NEW");
-        append(s, " THEN NULL ELSE ");
-        if (x) jx_value(s, x, kind[i]);
-        append(s, " END");
-      } else if (x) {
-        append(s, x);
-      }
-      sqlite3_free(x);
-    }
-    append(s, ")");
-    for (int i = 0; i < t->nCol; i++)
-      if (!is_key(t, i)) {
-        append(s, ",CASE WHEN ");
-        jx_same(s, t->cols[i], kind[i], "OLD", "NEW");
-        sqlite3_str_appendf(s, " THEN '$.\"%q\"' ELSE '$[0]' END", t->cols[i]);
-      }
-    append(s, ")); END;\n");
+    append(s, ",");
+    Changed ch = {t, kind, 0, 0};
+    ch.col = sqlite3_malloc64(sizeof *ch.col * (t->nCol ? t->nCol : 1));
+    if (ch.col)
+      for (int i = 0; i < t->nCol; i++)
+        if (!is_key(t, i)) ch.col[ch.n++] = i;
+    sqlite3_str *obj = sqlite3_str_new(0);
+    jx_object(obj, ch.n, changed_name, changed_value, &ch);
+    char *o = sqlite3_str_finish(obj);
+    if (o && ch.col) jx_remove(s, o, ch.n, changed_path, &ch);
+    sqlite3_free(o);
+    sqlite3_free(ch.col);
+    append(s, "); END;\n");
   }
 
   /* UPDATE OF the key: SQLite leaves a trigger out of every UPDATE whose SET

@@ -89,18 +89,63 @@ void jx_same(sqlite3_str *s, const char *col, int kind, const char *a, const cha
                         b, col, b, col, a, col, b, col);
 }
 
+/* SQLite calls a function with at most 127 arguments (SQLITE_MAX_FUNCTION_ARG
+** by default), so an object of more than 63 members is json_object of the
+** first 63, then json_insert of 63 more at a time. */
+#define JX_PAIRS 63
+
+void jx_object(sqlite3_str *s, int n, JxNameFn name, JxValueFn value, void *arg) {
+  for (int i = JX_PAIRS; i < n; i += JX_PAIRS)
+    sqlite3_str_appendall(s, "json_insert(");
+  sqlite3_str_appendall(s, "json_object(");
+  for (int i = 0; i < n; i++) {
+    if (i && i % JX_PAIRS == 0) sqlite3_str_appendall(s, ")");
+    if (i < JX_PAIRS)
+      sqlite3_str_appendf(s, "%s'%q',", i ? "," : "", name(i, arg));
+    else
+      sqlite3_str_appendf(s, ",'$.\"%q\"',", name(i, arg));
+    value(s, i, arg);
+  }
+  sqlite3_str_appendall(s, ")");
+}
+
+void jx_remove(sqlite3_str *s, const char *obj, int n, JxValueFn path, void *arg) {
+  /* As jx_object: json_remove of 126 paths at a time. */
+  for (int i = 0; i < n; i += 2 * JX_PAIRS)
+    sqlite3_str_appendall(s, "json_remove(");
+  sqlite3_str_appendall(s, obj);
+  for (int i = 0; i < n; i++) {
+    if (i && i % (2 * JX_PAIRS) == 0) sqlite3_str_appendall(s, ")");
+    sqlite3_str_appendall(s, ",");
+    path(s, i, arg);
+  }
+  if (n) sqlite3_str_appendall(s, ")");
+}
+
+typedef struct ObjectArg {
+  SyncTable *t;
+  const int *kind, *idx;
+  const char *prefix;
+} ObjectArg;
+
+static const char *object_name(int i, void *arg) {
+  ObjectArg *a = arg;
+  return a->t->cols[a->idx ? a->idx[i] : i];
+}
+
+static void object_value(sqlite3_str *s, int i, void *arg) {
+  ObjectArg *a = arg;
+  int col = a->idx ? a->idx[i] : i;
+  char *x = sqlite3_mprintf("%s.\"%w\"", a->prefix, a->t->cols[col]);
+  if (x) jx_value(s, x, a->kind ? a->kind[col] : MAY_ANY);
+  sqlite3_free(x);
+}
+
 /* json_object of the columns listed in idx (n of them) read from prefix. */
 static void object_expr(sqlite3_str *s, SyncTable *t, const int *kind, const int *idx, int n,
                         const char *prefix) {
-  sqlite3_str_appendall(s, "json_object(");
-  for (int i = 0; i < n; i++) {
-    int col = idx ? idx[i] : i;
-    char *x = sqlite3_mprintf("%s.\"%w\"", prefix, t->cols[col]);
-    sqlite3_str_appendf(s, "%s'%q',", i ? "," : "", t->cols[col]);
-    if (x) jx_value(s, x, kind ? kind[col] : MAY_ANY);
-    sqlite3_free(x);
-  }
-  sqlite3_str_appendall(s, ")");
+  ObjectArg a = {t, kind, idx, prefix};
+  jx_object(s, n, object_name, object_value, &a);
 }
 
 void jx_key(sqlite3_str *s, SyncTable *t, const int *kind, const char *prefix) {
