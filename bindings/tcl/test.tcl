@@ -131,6 +131,152 @@ test server-2 {start, on_change, online, stop} -body {
     lappend r [dict get [sqlite_sync::status $a] state]
 } -result {todos 1 0 1 offline 1 1 stopped}
 
+test import-1 {namespace import of every exported command, no clash with Tcl's} -body {
+    set i [interp create]
+    $i eval [list lappend auto_path $here]
+    $i eval {
+        package require sqlite_sync
+        namespace import sqlite_sync::*
+        sqlite3 m :memory:
+        load_extension m
+        set r [list [m onecolumn {SELECT sync_wire(1)}]]
+        foreach c [namespace eval sqlite_sync {namespace export}] {
+            if {[namespace origin $c] ne "::sqlite_sync::$c"} { lappend r "$c not imported" }
+        }
+        # the built-ins are untouched
+        lappend r [apply {x {expr {$x + 1}}} 1] [llength [info commands load]]
+    }
+} -cleanup { interp delete $i } -result {1 2 1}
+
+test import-2 {the old names load and apply stay, not exported} -body {
+    sqlite3 mem :memory:
+    sqlite_sync::load mem
+    mem eval {CREATE TABLE t(id INTEGER PRIMARY KEY, v)}
+    sqlite_sync::init mem
+    sqlite_sync::track mem t
+    list [sqlite_sync::apply mem {{"changes":[{"table":"t","op":"upsert","pk":{"id":1},"row":{"id":1,"v":"x"},"version":1}],"cursor":"1"}}] \
+        [mem onecolumn {SELECT v FROM t}] \
+        [lsearch -all -inline -regexp [namespace eval sqlite_sync {namespace export}] {^(load|apply)$}]
+} -cleanup { mem close } -result {1 x {}}
+
+test errorcode-1 {extension errors carry -errorcode {SQLITE_SYNC code message}} -body {
+    set db [client]
+    $db eval {CREATE TABLE nokey(a, b)}
+    catch {sqlite_sync::track $db nokey} msg opts
+    set r [list [dict get $opts -errorcode]]
+    catch {sqlite_sync::mutate $db todos frobnicate {id x}} msg opts
+    lappend r [lrange [dict get $opts -errorcode] 0 1]
+    sqlite3 mem :memory:
+    sqlite_sync::load_extension mem
+    foreach cmd {rejected pending_rows clear_rejected} {
+        catch {sqlite_sync::$cmd mem} msg opts
+        lappend r [dict get $opts -errorcode]
+    }
+    catch {sqlite_sync::online $db maybe} msg opts
+    lappend r [dict get $opts -errorcode]
+} -cleanup { mem close } -result [list \
+    {SQLITE_SYNC SQLITE_ERROR {sync_track: table "nokey" has no PRIMARY KEY}} \
+    {SQLITE_SYNC SQLITE_ERROR} \
+    {SQLITE_SYNC SQLITE_ERROR {sqlite_sync::rejected: sync_init() has not been called on this database}} \
+    {SQLITE_SYNC SQLITE_ERROR {sync_pending: sync_init() has not been called on this database}} \
+    {SQLITE_SYNC SQLITE_ERROR {sqlite_sync::clear_rejected: sync_init() has not been called on this database}} \
+    {SQLITE_SYNC SQLITE_MISUSE {sqlite_sync::online: value must be a boolean, not "maybe"}}]
+
+test errorcode-2 {the result code's name: a locked database says SQLITE_BUSY} -body {
+    set db [client]
+    sqlite3 other $dir/$db.db
+    other eval {BEGIN IMMEDIATE}
+    $db timeout 0
+    catch {sqlite_sync::clear_rejected $db} msg opts
+    dict get $opts -errorcode
+} -cleanup { other eval ROLLBACK; other close } -match glob -result {SQLITE_SYNC SQLITE_BUSY *locked*}
+
+test mutate-dict-1 {mutate takes a dict: numbers, text, BLOB, -null} -body {
+    set db [client]
+    set big 9223372036854775807
+    set r [list [sqlite_sync::mutate $db todos insert [dict create id a title {say "hi" \ {ok}} done $big \
+                                                           data [binary format c3 {0 1 -1}]]]]
+    lappend r [$db eval {SELECT title, done, typeof(done), hex(data) FROM todos}]
+    lappend r [dict get [lindex [sqlite_sync::pending_rows $db] 0] data]
+    lappend r [sqlite_sync::mutate $db todos update {id a done 0 data NULL} -null NULL]
+    lappend r [$db eval {SELECT done, typeof(data) FROM todos}]
+    # the same as JSON text, as before
+    lappend r [sqlite_sync::mutate $db todos upsert {{"id":"b","title":"json"}}]
+    lappend r [sqlite_sync::mutate $db todos delete {id a}] [$db eval {SELECT id FROM todos}]
+} -result [list 1 [list {say "hi" \ {ok}} 9223372036854775807 integer 0001FF] \
+    {{"id":"a","title":"say \"hi\" \\ {ok}","done":9223372036854775807,"data":{"$base64":"AAH/"}}} \
+    2 {0 null} 3 4 b]
+
+test mutate-dict-2 {a dict of more columns than one SQL function takes} -body {
+    set db [client]
+    set cols [lmap i [lsearch -all [lrepeat 62 x] x] { string cat c$i }]
+    $db eval "CREATE TABLE wide(id INTEGER PRIMARY KEY, [join $cols {, }])"
+    sqlite_sync::track $db wide
+    set row [dict create id 1]
+    foreach c $cols { dict set row $c v$c }
+    sqlite_sync::mutate $db wide insert $row
+    list [$db onecolumn {SELECT c0 || c45 || c61 FROM wide WHERE id = 1}] \
+        [catch {sqlite_sync::mutate $db wide update {id 1 c0 a} -nul x} msg] $msg
+} -result {vc0vc45vc61 1 {wrong # args: should be "sqlite_sync::mutate db table op row ?-null value?"}}
+
+test clear-rejected-1 {clear_rejected: some ids, then all} -body {
+    set db [client]
+    $db eval {INSERT INTO todos(id, title) VALUES ('a', '1'), ('b', '2'), ('c', '3')}
+    sqlite_sync::push_batch $db
+    sqlite_sync::ack $db {{"results":[{"id":1,"status":"rejected","reason":"no"},{"id":2,"status":"rejected","reason":"no"},{"id":3,"status":"rejected","reason":"no"}]}}
+    set r [list [llength [sqlite_sync::rejected $db]] [sqlite_sync::clear_rejected $db 2]]
+    lappend r [lmap x [sqlite_sync::rejected $db] { dict get $x id }]
+    lappend r [catch {sqlite_sync::clear_rejected $db 1 x} msg opts] [dict get $opts -errorcode]
+    lappend r [sqlite_sync::clear_rejected $db] [sqlite_sync::rejected $db] [sqlite_sync::clear_rejected $db]
+} -result {3 1 {1 3} 1 {SQLITE_SYNC SQLITE_MISUSE {sqlite_sync::clear_rejected: mutation id must be an integer, not "x"}} 2 {} 0}
+
+test wait-1 {wait and on_change refuse a bad argument} -body {
+    set db [client]
+    set r {}
+    foreach ms {abc -1 1.5 12abc} {
+        lappend r [catch {sqlite_sync::wait $db $ms} msg opts] $msg
+    }
+    lappend r [catch {sqlite_sync::on_change $db puts -interval x} msg] $msg
+    lappend r [catch {sqlite_sync::on_change $db puts -every 5} msg] $msg
+    lappend r [catch {sqlite_sync::wait_first_sync $db soon} msg] $msg
+    lappend r [sqlite_sync::wait $db 0] [sqlite_sync::wait $db 5]
+} -result [list \
+    1 {sync_wait: timeout_ms must be a non-negative integer} 1 {sync_wait: timeout_ms must be a non-negative integer} \
+    1 {sync_wait: timeout_ms must be a non-negative integer} 1 {sync_wait: timeout_ms must be a non-negative integer} \
+    1 {sqlite_sync::on_change: interval must be a non-negative integer, not "x"} \
+    1 {sqlite_sync::on_change: unknown option "-every" (-interval, -scope)} \
+    1 {sqlite_sync::wait_first_sync: timeout_ms must be a non-negative integer, not "soon"} {} {}]
+
+test scope-1 {wait and on_change with scope all see local writes} -body {
+    set db [client $url]
+    sqlite_sync::start $db
+    set r [list [sqlite_sync::wait $db 0 all]]
+    $db eval {INSERT INTO todos(id, title) VALUES ('s1', 'local')}
+    lappend r [sqlite_sync::wait $db 5000 all]
+    set ::changed {}
+    set w [sqlite_sync::on_change $db {lappend ::changed} -interval 20 -scope all]
+    $db eval {INSERT INTO todos(id, title) VALUES ('s2', 'local')}
+    set timer [after 10000 {set ::changed timeout}]
+    vwait ::changed
+    after cancel $timer
+    sqlite_sync::cancel_change $w
+    lappend r $::changed [catch {sqlite_sync::wait $db 0 nowhere}]
+} -cleanup { sqlite_sync::stop $db } -result {{} todos todos 1}
+
+test first-sync-1 {wait_first_sync: 1 once the worker has synced, 0 on timeout} -body {
+    set a [client $url]
+    $a eval {INSERT INTO todos(id, title) VALUES ('f1', 'first')}
+    sqlite_sync::push $a
+    set b [client $url]
+    set off [client http://127.0.0.1:9]
+    set r [list [dict get [sqlite_sync::status $b] first_sync_done]]
+    sqlite_sync::start $b
+    sqlite_sync::start $off
+    lappend r [sqlite_sync::wait_first_sync $b 10000] [dict get [sqlite_sync::status $b] first_sync_done] \
+        [$b onecolumn {SELECT title FROM todos WHERE id = 'f1'}] \
+        [sqlite_sync::wait_first_sync $off 200]
+} -cleanup { sqlite_sync::stop $b; sqlite_sync::stop $off } -result {0 1 1 first 0}
+
 foreach db [info commands c\[0-9\]*] { $db close }
 exec kill [pid $chan]
 catch {close $chan}
