@@ -10,12 +10,13 @@
 #   start db                                ;# the background worker
 #   on_change db {apply {tables {puts "changed: $tables"}}}
 #
-# Each command runs one SELECT of the extension's SQL functions (README, "API")
-# on the connection command given. The extension's errors come out as Tcl
-# errors with its message ("sync_track: table "x" has no PRIMARY KEY") and the
-# -errorcode {SQLITE_SYNC SQLITE_ERROR message}: the SQLite result code's
-# name (SQLITE_BUSY, SQLITE_CONSTRAINT, ...) and the message. A bad argument
-# the binding itself refuses gets {SQLITE_SYNC SQLITE_MISUSE message}.
+# Every command and its options: bindings/tcl/README.md. Each wraps the
+# extension's SQL functions (README, "API") on the connection command given.
+# The extension's errors come out as Tcl errors with its message
+# ("sync_track: table "x" has no PRIMARY KEY") and the -errorcode
+# {SQLITE_SYNC SQLITE_ERROR message}: the name of SQLite's result code
+# (SQLITE_BUSY, SQLITE_CONSTRAINT, ...) and the message. A bad argument the
+# binding itself refuses gets {SQLITE_SYNC SQLITE_MISUSE message}.
 #
 # `load` and `apply` are the names of Tcl built-ins, so they are not exported
 # (`namespace import` would fail on them): use load_extension and
@@ -29,7 +30,7 @@ namespace eval sqlite_sync {
     namespace export load_extension find_extension init track untrack mutate \
         pending pending_rows rejected clear_rejected cursor push_batch ack \
         apply_changes start stop push pull online config wait wait_first_sync \
-        status on_change cancel_change
+        status on_change cancel_change on_token cancel_token
 }
 
 # Path of the extension: $SQLITE_SYNC_EXTENSION; sync.so next to this file
@@ -295,20 +296,10 @@ proc sqlite_sync::wait_first_sync {db ms} {
 # Returns an id for cancel_change.
 proc sqlite_sync::on_change {db callback args} {
     variable watch
-    set ms 100
-    set scope ""
     if {[llength $args] == 1} { set args [list -interval [lindex $args 0]] }
-    foreach {opt v} $args {
-        switch -- $opt {
-            -interval { set ms $v }
-            -scope { set scope $v }
-            default { misuse "sqlite_sync::on_change: unknown option \"$opt\" (-interval, -scope)" }
-        }
-    }
-    if {[llength $args] % 2} { misuse "sqlite_sync::on_change: option \"[lindex $args end]\" needs a value" }
-    if {![string is wideinteger -strict $ms] || $ms < 0} {
-        misuse "sqlite_sync::on_change: interval must be a non-negative integer, not \"$ms\""
-    }
+    set o [options on_change {-interval 100 -scope ""} $args]
+    set ms [dict get $o -interval]
+    set scope [dict get $o -scope]
     wait $db 0 $scope   ;# only changes from now on (and checks the scope)
     set id sync[incr watch(count)]
     set watch($id) [list $db $callback $ms $scope ""]
@@ -326,6 +317,66 @@ proc sqlite_sync::poll {id} {
     lset watch($id) 4 [after $ms [list sqlite_sync::poll $id]]
     if {$tables ne ""} { uplevel #0 [linsert $callback end $tables] }
 }
+
+# Options of on_change and on_token: a dict of the given -name value pairs
+# over the defaults, each a non-negative integer but -scope.
+proc sqlite_sync::options {cmd defaults given} {
+    if {[llength $given] % 2} { misuse "sqlite_sync::$cmd: option \"[lindex $given end]\" needs a value" }
+    set known [join [dict keys $defaults] {, }]
+    foreach {opt v} $given {
+        if {![dict exists $defaults $opt]} { misuse "sqlite_sync::$cmd: unknown option \"$opt\" ($known)" }
+        if {$opt ne "-scope" && (![string is wideinteger -strict $v] || $v < 0)} {
+            misuse "sqlite_sync::$cmd: [string range $opt 1 end] must be a non-negative integer, not \"$v\""
+        }
+        dict set defaults $opt $v
+    }
+    return $defaults
+}
+
+# The token lives in the process's memory only (README, "Running with a
+# server"): on_token calls {*}$callback $client_id, which returns a token,
+# at once and then from the event loop whenever the worker needs a new one
+# (sync_status.needs_token, after a 401 or 403: checked every -interval ms,
+# 500 by default) and, with -refresh ms, that often anyway, before the
+# token expires. The worker resumes as soon as the token is set. An error
+# of the callback goes to the event loop's background error handler and
+# the next check tries again. Returns an id for cancel_token.
+proc sqlite_sync::on_token {db callback args} {
+    variable watch
+    set o [options on_token {-interval 500 -refresh 0} $args]
+    if {![dict exists [status $db] needs_token]} {
+        misuse "sqlite_sync::on_token: this extension's sync_status has no needs_token column (rebuild it)"
+    }
+    give_token $db $callback
+    set id sync[incr watch(count)]
+    set ms [dict get $o -interval]
+    set watch($id) [list $db $callback $ms [dict get $o -refresh] \
+                        [after $ms [list sqlite_sync::token_poll $id]] [clock milliseconds]]
+    return $id
+}
+proc sqlite_sync::give_token {db callback} {
+    set token [uplevel #0 [linsert $callback end [dict get [status $db] client_id]]]
+    if {$token eq ""} { misuse "sqlite_sync::on_token: the callback gave no token" }
+    config $db token $token
+}
+proc sqlite_sync::token_poll {id} {
+    variable watch
+    if {![info exists watch($id)]} return
+    lassign $watch($id) db callback ms refresh
+    if {[catch {dict get [status $db] needs_token} needed opts]} {
+        unset watch($id)   ;# the connection is gone or broken: stop
+        return -options $opts $needed
+    }
+    set rc 0
+    set now [clock milliseconds]
+    if {$needed || ($refresh > 0 && $now - [lindex $watch($id) 5] >= $refresh)} {
+        lset watch($id) 5 $now
+        set rc [catch {give_token $db $callback} msg opts]
+    }
+    lset watch($id) 4 [after $ms [list sqlite_sync::token_poll $id]]
+    if {$rc} { return -options $opts $msg }
+}
+
 proc sqlite_sync::cancel_change {id} {
     variable watch
     if {[info exists watch($id)]} {
@@ -333,5 +384,6 @@ proc sqlite_sync::cancel_change {id} {
         unset watch($id)
     }
 }
+interp alias {} sqlite_sync::cancel_token {} sqlite_sync::cancel_change
 
 package provide sqlite_sync 0.2

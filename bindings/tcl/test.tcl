@@ -46,12 +46,16 @@ test load-1 {find_extension and load} -body {
     list [file isfile [sqlite_sync::find_extension]] [mem onecolumn {SELECT sync_wire(1)}]
 } -cleanup { mem close } -result {1 1}
 
-test load-2 {SQLITE_SYNC_EXTENSION wins} -body {
+# the variable is put back as it was: under make asan it names the
+# sanitizer build, which every later test must load too
+test load-2 {SQLITE_SYNC_EXTENSION wins} -setup {
+    set saved [array get env SQLITE_SYNC_EXTENSION]
+} -body {
     set env(SQLITE_SYNC_EXTENSION) /nonexistent/sync.so
     sqlite3 mem :memory:
     catch {sqlite_sync::load mem} msg
     set msg
-} -cleanup { unset env(SQLITE_SYNC_EXTENSION); mem close } -match glob \
+} -cleanup { unset env(SQLITE_SYNC_EXTENSION); array set env $saved; mem close } -match glob \
   -result {SQLITE_SYNC_EXTENSION=/nonexistent/sync.so does not name*}
 
 test load-3 {load sets a busy timeout unless one is set} -body {
@@ -276,6 +280,52 @@ test first-sync-1 {wait_first_sync: 1 once the worker has synced, 0 on timeout} 
         [$b onecolumn {SELECT title FROM todos WHERE id = 'f1'}] \
         [sqlite_sync::wait_first_sync $off 200]
 } -cleanup { sqlite_sync::stop $b; sqlite_sync::stop $off } -result {0 1 1 first 0}
+
+# Waits running the event loop (the watches poll from it) until script is true.
+proc ev_wait_for {script {ms 10000}} {
+    set end [expr {[clock milliseconds] + $ms}]
+    while {![uplevel 1 [list expr $script]]} {
+        if {[clock milliseconds] > $end} { return 0 }
+        after 20 {set ::tick 1}
+        vwait ::tick
+    }
+    return 1
+}
+
+test token-1 {on_token: a token at once, a new one after a 401, -refresh} -setup {
+    set key $dir/secret.key
+    set fd [open $key w]; puts $fd "tcl-test-secret"; close $fd
+    set chan2 [open |[list $syncd --listen 127.0.0.1:0 --schema $schema --db $dir/private.db \
+                          --client-secret-file $key 2>@stderr] r]
+    set url2 [gets $chan2]
+    set ::calls {}
+    # the first token is refused, the next ones are the client's own
+    proc ::give {id} {
+        lappend ::calls $id
+        if {[llength $::calls] == 1} { return wrong }
+        exec $::syncd --client-secret-file $::key --issue-token $id
+    }
+} -body {
+    set db [client $url2]
+    set t [sqlite_sync::on_token $db ::give -interval 20]
+    $db eval {INSERT INTO todos(id, title) VALUES ('k1', 'with a token')}
+    sqlite_sync::start $db
+    set r [list [ev_wait_for {[sqlite_sync::pending $db] == 0}] \
+               [expr {[lsort -unique $::calls] eq [list $::id($db)]}] \
+               [expr {[llength $::calls] >= 2}] [dict get [sqlite_sync::status $db] needs_token] \
+               [sqlite_sync::config $db token]]
+    sqlite_sync::cancel_token $t
+    # -refresh: asked again before any 401
+    set n [llength $::calls]
+    set t [sqlite_sync::on_token $db ::give -interval 10 -refresh 30]
+    lappend r [ev_wait_for {[llength $::calls] >= $n + 3}]
+    sqlite_sync::cancel_token $t
+    lappend r [catch {sqlite_sync::on_token $db ::give -refresh soon} msg] $msg
+} -cleanup {
+    sqlite_sync::stop $db
+    exec kill [pid $chan2]
+    catch {close $chan2}
+} -result {1 1 1 0 ******** 1 1 {sqlite_sync::on_token: refresh must be a non-negative integer, not "soon"}}
 
 foreach db [info commands c\[0-9\]*] { $db close }
 exec kill [pid $chan]
