@@ -90,10 +90,12 @@ namespace eval sqlite_sync {
 # Rethrows the error of db's last statement in the caller's caller, with
 # -errorcode {SQLITE_SYNC <result code name> message}.
 proc sqlite_sync::fail {db msg} {
+    return -code error -level 2 -errorcode [list SQLITE_SYNC [fail_code $db] $msg] $msg
+}
+proc sqlite_sync::fail_code {db} {
     variable codes
     set rc [expr {[catch {$db errorcode} ext] ? 1 : $ext & 0xff}]
-    set name [expr {[dict exists $codes $rc] ? [dict get $codes $rc] : "SQLITE_ERROR"}]
-    return -code error -level 2 -errorcode [list SQLITE_SYNC $name $msg] $msg
+    expr {[dict exists $codes $rc] ? [dict get $codes $rc] : "SQLITE_ERROR"}
 }
 
 # An argument the binding refuses before any SQL runs.
@@ -118,6 +120,28 @@ proc sqlite_sync::one {db sql} {
     return $r
 }
 
+# A SELECT of a function that writes starts as a reader and then needs the
+# write lock: if another connection (the worker, another process) commits in
+# between, SQLite cannot wait and says "database is locked" at once. Outside
+# a transaction such a call runs inside BEGIN IMMEDIATE, which waits for the
+# lock under the busy timeout instead; inside one, the caller's BEGIN decides.
+proc sqlite_sync::write {db sql} {
+    if {[catch {$db eval {BEGIN IMMEDIATE}} msg]} {
+        if {![string match {*within a transaction*} $msg]} { fail $db $msg }
+        return [uplevel 1 [list sqlite_sync::one $db $sql]]
+    }
+    if {[catch {uplevel 1 [list sqlite_sync::one $db $sql]} r opts]} {
+        catch {$db eval ROLLBACK}
+        return -options $opts $r
+    }
+    if {[catch {$db eval COMMIT} msg]} {
+        set code [fail_code $db]
+        catch {$db eval ROLLBACK}
+        return -code error -errorcode [list SQLITE_SYNC $code $msg] $msg
+    }
+    return $r
+}
+
 # The rows of a query as a list of dicts; cmd names the caller in errors.
 proc sqlite_sync::rows {db sql cmd} {
     set out {}
@@ -138,8 +162,8 @@ proc sqlite_sync::init {db {url ""} {options ""}} {
     if {$options eq ""} { return [one $db {SELECT sync_init($url)}] }
     return [one $db {SELECT sync_init($url, $options)}]
 }
-proc sqlite_sync::track {db table} { one $db {SELECT sync_track($table)} }
-proc sqlite_sync::untrack {db table} { one $db {SELECT sync_untrack($table)} }
+proc sqlite_sync::track {db table} { write $db {SELECT sync_track($table)} }
+proc sqlite_sync::untrack {db table} { write $db {SELECT sync_untrack($table)} }
 
 # sync_mutate: the mutation id, "" when nothing changed. row is a dict of
 # column values, bound as tclsqlite binds a variable (an integer or double
@@ -158,7 +182,7 @@ proc sqlite_sync::mutate {db table op row args} {
     } else {
         set json [to_json $db $row [expr {[info exists null] ? [list $null] : {}}]]
     }
-    one $db {SELECT sync_mutate($table, $op, $json)}
+    write $db {SELECT sync_mutate($table, $op, $json)}
 }
 
 # A dict as a JSON object, built by SQLite's json_object from bound values so
@@ -216,12 +240,12 @@ proc sqlite_sync::clear_rejected {db args} {
 
 # Bring your own transport.
 proc sqlite_sync::push_batch {db {limit ""}} {
-    if {$limit eq ""} { return [one $db {SELECT sync_push_batch()}] }
+    if {$limit eq ""} { return [write $db {SELECT sync_push_batch()}] }
     set limit [integer $limit]
-    one $db {SELECT sync_push_batch($limit)}
+    write $db {SELECT sync_push_batch($limit)}
 }
-proc sqlite_sync::ack {db json} { one $db {SELECT sync_ack($json)} }
-proc sqlite_sync::apply_changes {db json} { one $db {SELECT sync_apply($json)} }
+proc sqlite_sync::ack {db json} { write $db {SELECT sync_ack($json)} }
+proc sqlite_sync::apply_changes {db json} { write $db {SELECT sync_apply($json)} }
 interp alias {} sqlite_sync::apply {} sqlite_sync::apply_changes
 
 # A Tcl integer as an integer SQL parameter; anything else stays text, which

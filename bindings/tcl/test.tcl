@@ -223,6 +223,32 @@ test mutate-dict-2 {a dict of more columns than one SQL function takes} -body {
         [catch {sqlite_sync::mutate $db wide update {id 1 c0 a} -nul x} msg] $msg
 } -result {vc0vc45vc61 1 {wrong # args: should be "sqlite_sync::mutate db table op row ?-null value?"}}
 
+test write-1 {mutate waits for a write lock another process holds, not "database is locked"} -setup {
+    set db [client]
+    $db eval {CREATE TABLE other(x)}
+    # another process commits one row after another until killed
+    set w [open |[list [info nameofexecutable]] w]
+    puts $w [list apply {file {
+        package require sqlite3
+        sqlite3 o $file
+        o timeout 10000
+        while 1 { o eval {INSERT INTO other VALUES(1)} }
+    }} $dir/$db.db]
+    flush $w
+    wait_for {[$db onecolumn {SELECT count(*) FROM other}] > 0}
+} -body {
+    set failed {}
+    for {set i 0} {$i < 200} {incr i} {
+        if {[catch {sqlite_sync::mutate $db todos insert [dict create id w$i title t]} msg]} {
+            lappend failed $msg
+        }
+    }
+    list [lsort -unique $failed] [sqlite_sync::pending $db]
+} -cleanup {
+    exec kill [pid $w]
+    catch {close $w}
+} -result {{} 200}
+
 test clear-rejected-1 {clear_rejected: some ids, then all} -body {
     set db [client]
     $db eval {INSERT INTO todos(id, title) VALUES ('a', '1'), ('b', '2'), ('c', '3')}
