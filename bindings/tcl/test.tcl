@@ -226,13 +226,14 @@ test mutate-dict-2 {a dict of more columns than one SQL function takes} -body {
 test write-1 {mutate waits for a write lock another process holds, not "database is locked"} -setup {
     set db [client]
     $db eval {CREATE TABLE other(x)}
-    # another process commits one row after another until killed
+    # another process commits a row every millisecond or so until killed (as
+    # a busy worker does; back to back, it would starve any other writer)
     set w [open |[list [info nameofexecutable]] w]
     puts $w [list apply {file {
         package require sqlite3
         sqlite3 o $file
         o timeout 10000
-        while 1 { o eval {INSERT INTO other VALUES(1)} }
+        while 1 { o eval {INSERT INTO other VALUES(1)}; after 1 }
     }} $dir/$db.db]
     flush $w
     wait_for {[$db onecolumn {SELECT count(*) FROM other}] > 0}
