@@ -6,9 +6,8 @@ stands for the top folder of a fresh clone after `make` (a symlink to each
 top-level entry of the repository, and nothing else: databases, keys and
 snippet files land in the scratch folder):
 
-  ```sh            each line runs with bash; consecutive plain lines run as
-                   one script (so a variable set on one line is seen by the
-                   next), with `set -e -o pipefail`
+  ```sh            each line runs with bash (`set -e -o pipefail`), a bare
+                   assignment (NAME=value) together with the line after it
   ```sql DB        fed to `sqlite3 DB` (-bail -batch -init /dev/null); any
                    error fails it
   ```python FILE   written to FILE (likewise js, tcl); a later sh line runs it
@@ -275,31 +274,29 @@ def main():
                     continue
                 run.sql(where, name, run.rewrite(body), expected)
             elif lang == "sh":
-                plain = []
-
-                def flush(at, out=None):
-                    # the expected output belongs to the block's last command
-                    if plain:
-                        run.sh(at, "\n".join(plain) + "\n", out)
-                        plain.clear()
-
-                for j, raw in enumerate(body.splitlines()):
+                # each line is a check of its own, but a bare assignment
+                # (NAME=value) runs with the line after it
+                group, first = [], None
+                cmds = [(j, raw) for j, raw in enumerate(body.splitlines())
+                        if raw.strip() and not raw.strip().startswith("#")]
+                for n, (j, raw) in enumerate(cmds):
                     cmd = raw.strip()
-                    if not cmd or cmd.startswith("#"):
-                        continue
                     at = f"README line {line + j + 1}"
+                    last = n == len(cmds) - 1
                     if cmd.startswith("make ") or cmd == "make":
-                        flush(at)
                         run.check_make(at, cmd)
                     elif re.match(r"tests/\S+\.py\b", cmd):
-                        flush(at)
                         run.check_options(at, cmd)
                     elif re.match(r"server/syncd\s.*--listen\s+127\.0\.0\.1:\d+", cmd):
-                        flush(at)
                         run.start_syncd(at, cmd)
                     else:
-                        plain.append(run.rewrite(raw))
-                flush(where, expected)
+                        group.append(run.rewrite(raw))
+                        first = first or at
+                        if re.match(r"^[A-Za-z_]\w*=(\$\(.*\)|\S+)$", cmd) and not last:
+                            continue
+                        # the expected output belongs to the block's last command
+                        run.sh(first, "\n".join(group) + "\n", expected if last else None)
+                        group, first = [], None
             elif lang not in ("", "text"):
                 run.fail(f"{where}: a ```{lang} block: the test does not know how to run it")
         # inline `make ...` spans of the prose
