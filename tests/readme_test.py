@@ -11,7 +11,8 @@ snippet files land in the scratch folder):
   ```sql DB        fed to `sqlite3 DB` (-bail -batch -init /dev/null); any
                    error fails it
   ```python FILE   written to FILE (likewise js, tcl); a later sh line runs it
-  ```text output   what the block before it must print, exactly
+  ```text output   what the block before it (an sh block's last line) must
+                   print on stdout, exactly
   ```text, ```     not run (diagrams, sample output of long runs)
 
 A python, js, tcl or sql block without a name, or an indented code block,
@@ -35,6 +36,7 @@ A line that needs node (with better-sqlite3 built) or tclsh (with
 tclsqlite) where they are missing is skipped and counted as skipped.
 The last line is "readme: N passed, N failed[, N skipped]".
 """
+import difflib
 import os
 import re
 import shlex
@@ -149,15 +151,21 @@ class Run:
         if missing:
             self.skip(f"{where}: {first}", f"no usable {missing} ({self.tools['why'][missing]})")
             return
-        r = subprocess.run(["bash", "-c", "set -e -o pipefail\n" + script], cwd=self.work,
-                           env=self.env, capture_output=True, text=True, timeout=TIMEOUT)
+        r = self.call(["bash", "-c", "set -e -o pipefail\n" + script])
         self.judge(where, first, r, expected, stderr_ok=True)
 
     def sql(self, where, db, body, expected):
-        r = subprocess.run(["sqlite3", "-bail", "-batch", "-init", "/dev/null", db], input=body,
-                           cwd=self.work, env=self.env, capture_output=True, text=True,
-                           timeout=TIMEOUT)
+        r = self.call(["sqlite3", "-bail", "-batch", "-init", "/dev/null", db], body)
         self.judge(where, f"sqlite3 {db}", r, expected, stderr_ok=False)
+
+    def call(self, argv, stdin=None):
+        """Runs argv in the scratch folder; a run over TIMEOUT fails."""
+        try:
+            return subprocess.run(argv, input=stdin, cwd=self.work, env=self.env,
+                                  capture_output=True, text=True, timeout=TIMEOUT)
+        except subprocess.TimeoutExpired as e:
+            out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+            return subprocess.CompletedProcess(argv, -1, out, f"timed out after {TIMEOUT} s")
 
     def judge(self, where, what, r, expected, stderr_ok):
         out = r.stdout
@@ -165,7 +173,6 @@ class Run:
             self.fail(f"{where}: {what}: exit status {r.returncode}",
                       f"--- stdout:\n{out}--- stderr:\n{r.stderr}")
         elif expected is not None and out != expected:
-            import difflib
             diff = "".join(difflib.unified_diff(expected.splitlines(True), out.splitlines(True),
                                                 "README", "actual"))
             self.fail(f"{where}: {what}: output differs", diff)
@@ -245,8 +252,8 @@ def main():
     work = tempfile.mkdtemp(prefix="sqlite-sync-readme-")
     run = Run(work)
     try:
-        tracked = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True,
-                                 text=True).stdout.split()
+        tracked = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                                 cwd=ROOT, capture_output=True, text=True).stdout.split()
         top = {t.split("/")[0] for t in tracked} or set(os.listdir(ROOT))
         for name in sorted(top):
             os.symlink(os.path.join(ROOT, name), os.path.join(work, name))
