@@ -87,8 +87,8 @@ namespace eval sqlite_sync {
     }
 }
 
-# Rethrows the error of db's last statement in the caller's caller, with
-# -errorcode {SQLITE_SYNC <result code name> message}.
+# Makes the proc that calls it fail with msg, the error of db's last
+# statement, and -errorcode {SQLITE_SYNC <result code name> msg}.
 proc sqlite_sync::fail {db msg} {
     return -code error -level 2 -errorcode [list SQLITE_SYNC [fail_code $db] $msg] $msg
 }
