@@ -15,6 +15,7 @@
 #include "value.h"
 
 #include <errno.h>
+#include <float.h>
 #include <locale.h>
 #include <math.h>
 #include <pthread.h>
@@ -45,6 +46,10 @@ double value_atof(const char *z) {
   return value_strtod(z, 0);
 }
 
+/* The shortest of %.15g, %.16g and %.17g that reads back to r's very bits
+** (-0.0 included): a decimal of 15 digits or fewer always survives the trip
+** through a double, so when one reads back to r, %.15g finds it. Subnormals
+** hold fewer digits: 5e-324 needs only one, so they start from %.1g. */
 static void value_append_real(sqlite3_str *out, double r) {
   char buf[40];
   if (isnan(r)) {
@@ -56,9 +61,10 @@ static void value_append_real(sqlite3_str *out, double r) {
     return;
   }
   locale_t loc = value_c_locale(), old = loc ? uselocale(loc) : (locale_t)0;
-  for (int prec = 15; prec <= 17; prec++) {
+  for (int prec = fabs(r) < DBL_MIN ? 1 : 15; prec <= 17; prec++) {
     snprintf(buf, sizeof buf, "%.*g", prec, r);
-    if (strtod(buf, 0) == r) break;
+    double back = strtod(buf, 0);
+    if (memcmp(&back, &r, sizeof r) == 0) break;
   }
   if (loc) uselocale(old);
   sqlite3_str_appendall(out, buf);
@@ -192,16 +198,57 @@ static int b64val(int c) {
   return p ? (int)(p - b64chars) : -1;
 }
 
+/* Copies the number token z[0..n) to out, a REAL one (with a '.' or an
+** exponent) in value_append_real's form: the capture triggers print every
+** REAL with 17 digits (SQL has no shortest form), 0.1 as 0.10000000000000001.
+** An integer is copied as it is: it must stay exact. */
+static void wire_number(sqlite3_str *out, const char *z, int n) {
+  char buf[64];
+  char *end = 0;
+  int real = memchr(z, '.', n) || memchr(z, 'e', n) || memchr(z, 'E', n);
+  if (real && n < (int)sizeof buf) {
+    memcpy(buf, z, n);
+    buf[n] = 0;
+    double r = value_strtod(buf, &end);
+    if (end == buf + n) {
+      value_append_real(out, r);
+      return;
+    }
+  }
+  sqlite3_str_append(out, z, n);
+}
+
 void value_append_wire(sqlite3_str *out, const char *z, int n) {
   static const char marker[] = "{\"$hex\":\"";
   const int m = (int)sizeof marker - 1;
-  int start = 0;
-  for (int i = 1; i + m <= n; i++) {
-    if (z[i] != '{' || memcmp(z + i, marker, m) != 0) continue;
+  int start = 0, i = 0;
+  while (i < n) {
+    if (z[i] == '"') {
+      for (i++; i < n && z[i] != '"'; i++)
+        if (z[i] == '\\') i++;
+      i++;
+      continue;
+    }
+    if (z[i] == '-' || (z[i] >= '0' && z[i] <= '9')) {
+      int j = i;
+      while (j < n && z[j] && strchr("+-.0123456789eE", z[j]))
+        j++;
+      sqlite3_str_append(out, z + start, i - start);
+      wire_number(out, z + i, j - i);
+      start = i = j;
+      continue;
+    }
+    if (i == 0 || z[i] != '{' || i + m > n || memcmp(z + i, marker, m) != 0) {
+      i++;
+      continue;
+    }
     int j = i + m, end = j;
     while (end < n && hexval((unsigned char)z[end]) >= 0)
       end++;
-    if (end + 1 >= n || z[end] != '"' || z[end + 1] != '}' || (end - j) % 2) continue;
+    if (end + 1 >= n || z[end] != '"' || z[end + 1] != '}' || (end - j) % 2) {
+      i++;
+      continue;
+    }
     sqlite3_str_append(out, z + start, i - start);
     sqlite3_str_appendall(out, "{\"$base64\":\"");
     unsigned char buf[3];
@@ -217,7 +264,6 @@ void value_append_wire(sqlite3_str *out, const char *z, int n) {
     if (nb) value_append_base64(out, buf, nb);
     sqlite3_str_appendall(out, "\"}");
     start = i = end + 2;
-    i--;
   }
   sqlite3_str_append(out, z + start, n - start);
 }

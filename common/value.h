@@ -24,9 +24,11 @@ void value_append_row(sqlite3_str *out, sqlite3_stmt *stmt);
 /* Append z[0..n) as a JSON string literal (n<0: up to the NUL). */
 void value_append_string(sqlite3_str *out, const char *z, int n);
 
-/* Append a JSON object text with every nested {"$hex":"..."} (the blob form
-** the capture triggers store, as plain SQL has no base64) rewritten to the
-** wire form {"$base64":"..."}. Other text is copied unchanged. */
+/* Append a JSON object text in wire form: every nested {"$hex":"..."} (the
+** blob form the capture triggers store, as plain SQL has no base64) as
+** {"$base64":"..."}, and every REAL number (a '.' or an exponent) in the
+** shortest form above (the triggers store 17 digits). Integers, strings and
+** the rest are copied unchanged. */
 void value_append_wire(sqlite3_str *out, const char *z, int n);
 
 /* Register sync_val(json_fragment) on db: the SQLite value of one JSON value

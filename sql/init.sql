@@ -7,8 +7,13 @@ CREATE TEMP TABLE first_id AS SELECT value FROM sync_meta WHERE key = 'client_id
 -- a second call keeps the client id and updates the url
 SELECT sync_init('https://example.com/sync') = (SELECT value FROM first_id) AS same_id;
 SELECT value AS url FROM sync_meta WHERE key = 'url';
+-- NULL keeps the stored url (a later sync_start still has it); '' removes it
 SELECT sync_init(NULL) = (SELECT value FROM first_id) AS same_id;
 SELECT value AS url FROM sync_meta WHERE key = 'url';
+SELECT sync_init('') = (SELECT value FROM first_id) AS same_id;
+SELECT count(*) AS urls FROM sync_meta WHERE key = 'url';
+SELECT sync_init(NULL) = (SELECT value FROM first_id) AS same_id;
+SELECT count(*) AS urls FROM sync_meta WHERE key = 'url';
 PRAGMA journal_mode;
 SELECT name FROM sqlite_master WHERE name LIKE 'sync%' ORDER BY name;
 -- errors change nothing
@@ -18,12 +23,12 @@ SELECT sync_init('http://');
 SELECT sync_init(NULL, '[1,2]');
 SELECT sync_init(NULL, 'not json');
 SELECT sync_init(NULL, '{"batch_size":0}');
-SELECT sync_init(NULL, '{"sse":1}');
+SELECT sync_init(NULL, '{"sse":3}');
 SELECT sync_init(NULL, '{"sse":"maybe"}');
 SELECT sync_init(NULL, '{"colour":"red"}');
 SELECT sync_init(NULL, '{"token":"secret"}');
 SELECT sync_init('http://a.example', '{"batch_size":5,"unknown":1}');
-SELECT value AS url FROM sync_meta WHERE key = 'url';
+SELECT count(*) AS urls FROM sync_meta WHERE key = 'url';
 SELECT sync_init(NULL, '{"batch_size":2,"sse":"off"}') = (SELECT value FROM first_id) AS same_id;
 SELECT key, value FROM sync_meta WHERE key LIKE 'config.%' ORDER BY key;
 SELECT sync_cursor();

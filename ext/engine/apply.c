@@ -804,7 +804,7 @@ int apply_page(SyncCtx *c, const char *json, int flags, ApplyResult *res, char *
   int rc = page_read(json, flags, &e, &zErr);
   if (rc == SQLITE_OK && e.lm.z) rc = check_sent(c, e.lm, &upto, &zErr);
   if (rc != SQLITE_OK) {
-    *pzErr = zErr ? zErr : sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
+    *pzErr = zErr ? zErr : sqlite3_mprintf("%s", ctx_errmsg(c, rc));
     return rc;
   }
   int lastPage = !jscan_is(e.more, "true");

@@ -11,6 +11,8 @@
 ** equivalent statement would. Returns the id of the last mutation it queued,
 ** or NULL when the write changed nothing (an update to the same values).
 ** Errors, each with no change at all:
+**   sync_mutate: table name must be text
+**   sync_mutate: op must be text
 **   sync_mutate: table "x" is not tracked
 **   sync_mutate: unknown op "x" (expected insert, update, upsert or delete)
 **   sync_mutate: json must be a JSON object
@@ -48,7 +50,8 @@ static int scan_columns(SyncTable *t, const char *json, char **pErr) {
     int col = 0, judge = !memchr(k, '\\', (size_t)n);
     while (col < t->nCol && !((int)strlen(t->cols[col]) == n && memcmp(t->cols[col], k, n) == 0))
       col++;
-    if (judge && col == t->nCol && !unknown && !(unknown = sqlite3_mprintf("%.*s", n, k))) judge = 0;
+    if (judge && col == t->nCol && !unknown && !(unknown = sqlite3_mprintf("%.*s", n, k)))
+      judge = 0;
     for (int i = 0; judge && i < t->nPk; i++) {
       if (t->pk[i] != col || (pkSeen >> i & 1)) continue;
       pkSeen |= 1 << i;
@@ -126,20 +129,24 @@ void mutate_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   const char *name = (const char *)sqlite3_value_text(argv[0]);
   const char *op = (const char *)sqlite3_value_text(argv[1]);
   const char *json = (const char *)sqlite3_value_text(argv[2]);
+  if (!name || !op) {
+    ctx_error(ctx, "sync_mutate", "%s must be text", !name ? "table name" : "op");
+    return;
+  }
   SyncTable *t = 0;
   char *zErr = 0;
-  int rc = table_get(c, name ? name : "", 1, &t, &zErr);
+  int rc = table_get(c, name, 1, &t, &zErr);
   if (rc != SQLITE_OK) {
     ctx_error_msg(ctx, c, "sync_mutate", rc, zErr);
     return;
   }
   static const char *const ops[] = {"insert", "update", "upsert", "delete"};
   int k = 0;
-  while (k < 4 && !(op && strcmp(op, ops[k]) == 0))
+  while (k < 4 && strcmp(op, ops[k]) != 0)
     k++;
   if (k == 4) {
     ctx_error(ctx, "sync_mutate", "unknown op \"%s\" (expected insert, update, upsert or delete)",
-              op ? op : "");
+              op);
     return;
   }
   if (!ctx_json_is(c, json, "$", "object")) {

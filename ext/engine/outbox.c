@@ -26,6 +26,9 @@
 **   sync_ack: "row" of result 2 must be an object or null
 **   sync_ack: result 2: mutation 7 is above the highest mutation id this
 **             client has sent (5)
+**   sync_ack: result 2: mutation 7 is above top (6), the last id of the batch
+**             answered
+**   sync_ack: top must be a mutation id (an integer >= 0)
 **
 ** The network layer (ext/net/) uses the same code through C (outbox.h):
 ** outbox_batch builds a batch, outbox_answer resolves the answer to one,
@@ -316,7 +319,9 @@ static int ack_collect(SyncCtx *c, const char *json, sqlite3_int64 top, AckItem 
     sqlite3_finalize(s);
     return rc;
   }
-  if (top >= 0 && top < sent) sent = top;
+  /* Which bound an id breaks decides whom the error blames: the answer
+  ** (an id never sent) or top (sent, but after the batch answered). */
+  sqlite3_int64 bound = top >= 0 && top < sent ? top : sent;
   sqlite3_bind_text(s, 1, json, -1, SQLITE_STATIC);
   AckItem *a = 0;
   int n = 0, cap = 0;
@@ -339,6 +344,10 @@ static int ack_collect(SyncCtx *c, const char *json, sqlite3_int64 top, AckItem 
       *pzErr = sqlite3_mprintf("result %d: mutation %lld is above the highest mutation id this"
                                " client has sent (%lld)",
                                i, id, sent);
+    } else if (pending && id > bound) {
+      *pzErr = sqlite3_mprintf("result %d: mutation %lld is above top (%lld), the last id of the"
+                               " batch answered",
+                               i, id, bound);
     }
     if (*pzErr) {
       rc = SQLITE_ERROR;

@@ -3,16 +3,20 @@
 **
 **   SELECT sync_init('https://sync.example.com');          -- client id
 **   SELECT sync_init(NULL, '{"batch_size":50}');          -- bring your own transport
+**   SELECT sync_init('');                                  -- forget the url
 **   SELECT sync_cursor();                                  -- NULL before the first pull
 **
 ** sync_init creates the tables below in the main database when missing,
 ** switches a file database to WAL, and draws the client id once (kept across
-** reopen; a second call only updates the url and options). Errors:
-**   sync_init: url must be NULL or an http:// or https:// URL
+** reopen; a second call only updates the url and options). A NULL url keeps
+** the one stored before, if any; '' removes it. Errors:
+**   sync_init: url must be NULL, '' or an http:// or https:// URL
 **   sync_init: options must be a JSON object
 **   sync_init: unknown option "x"
+**   sync_init: option "batch_size" must be a positive integer (options.c)
 ** The options are the keys of sync_config() but the token, which is never
-** stored.
+** stored, checked by the same code (options.c); an option set to null goes
+** back to its default.
 **
 ** The tables (all plain SQL, so connections without the extension can still
 ** queue writes through the capture triggers):
@@ -42,6 +46,7 @@
 **                 pull's last page (apply.c)
 */
 #include "schema.h"
+#include "options.h"
 #include "track.h"
 
 #include <string.h>
@@ -129,16 +134,6 @@ static int migrate(SyncCtx *c) {
   return rc;
 }
 
-/* Options sync_init accepts, with the JSON type each must have. */
-static const struct {
-  const char *key;
-  const char *type; /* json_type() result; "count" = integer > 0 */
-} options[] = {
-    {"batch_size", "count"},     {"pull_limit", "count"}, {"backoff_min_ms", "count"},
-    {"backoff_max_ms", "count"}, {"timeout_ms", "count"}, {"sse", "text"},
-    {"ca_file", "text"},         {"header", "text"},
-};
-
 static int url_ok(const char *u) {
   return strncmp(u, "http://", 7) == 0 ? u[7] != 0 : strncmp(u, "https://", 8) == 0 && u[8];
 }
@@ -154,8 +149,9 @@ static char *new_client_id(void) {
   return sqlite3_mprintf("%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
 }
 
-/* Checks and stores the options object as config.<key> rows. Returns an
-** SQLite code; *pzErr gets the cause of a refusal. */
+/* Checks and stores the options object as config.<key> rows (options.c:
+** the same checks as sync_config; null puts a key back to its default).
+** Returns an SQLite code; *pzErr gets the cause of a refusal. */
 static int store_options(SyncCtx *c, const char *json, char **pzErr) {
   if (!ctx_json_is(c, json, "$", "object")) {
     *pzErr = sqlite3_mprintf("options must be a JSON object");
@@ -164,45 +160,52 @@ static int store_options(SyncCtx *c, const char *json, char **pzErr) {
   sqlite3_stmt *s = 0;
   int rc = sqlite3_prepare_v2(c->db, "SELECT key, type, value FROM json_each(?1)", -1, &s, 0);
   if (rc == SQLITE_OK) sqlite3_bind_text(s, 1, json, -1, SQLITE_STATIC);
-  while (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
+  int paired = 0, step = SQLITE_DONE;
+  while (rc == SQLITE_OK && (step = sqlite3_step(s)) == SQLITE_ROW) {
     const char *key = (const char *)sqlite3_column_text(s, 0);
     const char *type = (const char *)sqlite3_column_text(s, 1);
-    size_t i = 0, n = sizeof options / sizeof options[0];
-    while (i < n && strcmp(options[i].key, key) != 0)
-      i++;
-    if (i == n) {
-      *pzErr = sqlite3_mprintf("unknown option \"%s\"", key);
+    const SyncOpt *o = opt_find(key);
+    if (!o || !type) {
+      *pzErr = sqlite3_mprintf("unknown option \"%s\"", key ? key : "");
       rc = SQLITE_ERROR;
-      break;
-    }
-    int count = strcmp(options[i].type, "count") == 0;
-    int onoff = strcmp(key, "sse") == 0;
-    const char *v = (const char *)sqlite3_column_text(s, 2);
-    int ok = count ? strcmp(type, "integer") == 0 && sqlite3_column_int64(s, 2) > 0
-                   : strcmp(type, options[i].type) == 0 &&
-                         (!onoff || strcmp(v, "on") == 0 || strcmp(v, "off") == 0);
-    if (!ok) {
-      *pzErr = sqlite3_mprintf("option \"%s\" must be %s", key,
-                               count   ? "a positive integer"
-                               : onoff ? "'on' or 'off'"
-                                       : "a string");
+    } else if (o->kind == OPT_TOKEN) {
+      *pzErr = sqlite3_mprintf("option \"token\" is never stored: set it with "
+                               "sync_config('token', ...) (memory only)");
       rc = SQLITE_ERROR;
-      break;
+    } else if (strcmp(type, "object") == 0 || strcmp(type, "array") == 0) {
+      *pzErr = sqlite3_mprintf("option \"%s\" must not be a JSON %s", key, type);
+      rc = SQLITE_ERROR;
+    } else {
+      char *text = 0, *why = 0;
+      int isBool = strcmp(type, "true") == 0 || strcmp(type, "false") == 0;
+      if (strcmp(type, "null") != 0)
+        rc = opt_check(o, sqlite3_column_value(s, 2), isBool, &text, &why);
+      if (rc == SQLITE_ERROR) *pzErr = sqlite3_mprintf("option %s", why);
+      if (rc == SQLITE_OK) rc = opt_store(c, o, text);
+      paired |= opt_paired(o);
+      sqlite3_free(text);
+      sqlite3_free(why);
     }
-    char *name = sqlite3_mprintf("config.%s", key);
-    rc = name ? ctx_meta_set(c, name, (const char *)sqlite3_column_text(s, 2)) : SQLITE_NOMEM;
-    sqlite3_free(name);
+  }
+  if (rc == SQLITE_OK && step != SQLITE_DONE) {
+    rc = step;
+    *pzErr = sqlite3_mprintf("%s", ctx_errmsg(c, rc));
   }
   sqlite3_finalize(s);
+  if (rc == SQLITE_OK && paired) rc = opt_agree(c, pzErr);
   return rc;
 }
 
 void schema_fn_init(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   SyncCtx *c = sqlite3_user_data(ctx);
   const char *url = (const char *)sqlite3_value_text(argv[0]);
-  if (sqlite3_value_type(argv[0]) != SQLITE_NULL &&
-      (sqlite3_value_type(argv[0]) != SQLITE_TEXT || !url_ok(url))) {
-    ctx_error(ctx, "sync_init", "url must be NULL or an http:// or https:// URL");
+  int urlType = sqlite3_value_type(argv[0]);
+  if (urlType == SQLITE_TEXT && !url) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  if (urlType != SQLITE_NULL && (urlType != SQLITE_TEXT || (*url && !url_ok(url)))) {
+    ctx_error(ctx, "sync_init", "url must be NULL, '' or an http:// or https:// URL");
     return;
   }
   const char *opts = argc > 1 ? (const char *)sqlite3_value_text(argv[1]) : 0;
@@ -225,7 +228,11 @@ void schema_fn_init(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
       id = new_client_id();
       rc = id ? ctx_meta_set(c, "client_id", id) : SQLITE_NOMEM;
     }
-    if (rc == SQLITE_OK) rc = ctx_meta_set(c, "url", url);
+    /* NULL keeps the url a previous call stored (an app that brings its own
+    ** transport on one run must not strand the worker of the next); ''
+    ** removes it. */
+    if (rc == SQLITE_OK && urlType == SQLITE_TEXT)
+      rc = *url ? ctx_meta_set(c, "url", url) : ctx_meta_del(c, "url");
     if (rc == SQLITE_OK && opts) rc = store_options(c, opts, &zErr);
     rc = ctx_end(c, rc, &zErr);
   }

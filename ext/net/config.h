@@ -1,6 +1,7 @@
 /*
 ** config.h: the worker's settings (config.c), which sync_config and
-** sync_init store in sync_meta as config.<key>, with their defaults.
+** sync_init store in sync_meta as config.<key>, read with the defaults of
+** the engine's table of settings (options.h).
 */
 #ifndef SYNC_CONFIG_H
 #define SYNC_CONFIG_H

@@ -11,7 +11,9 @@
 ** every connection to it (NetConn) and by its worker thread (loop.c): the
 ** token (memory only), connectivity, the worker's status and counters, and
 ** the change counter sync_wait sleeps on. The registry survives fork() in
-** the child as far as it can (atfork_child). Errors:
+** the child as far as it can (atfork_child). Both functions need sync_init
+** first, as every other one does. Errors:
+**   sync_online: sync_init() has not been called on this database
 **   sync_online: argument must be 0 or 1
 **   sync_wait: timeout_ms must be a non-negative integer
 **   sync_wait: needs a database file (this one is in memory or temporary)
@@ -349,7 +351,9 @@ Site *site_need(sqlite3_context *ctx, NetConn *nc, const char *fn) {
 }
 
 void site_fn_online(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  Site *s = site_need(ctx, sqlite3_user_data(ctx), "sync_online");
+  NetConn *nc = sqlite3_user_data(ctx);
+  if (!ctx_require_init(ctx, nc->c, "sync_online")) return;
+  Site *s = site_need(ctx, nc, "sync_online");
   if (!s) return;
   if (argc == 1) {
     if (sqlite3_value_type(argv[0]) != SQLITE_INTEGER ||
@@ -378,6 +382,7 @@ void site_fn_wait(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     ctx_error(ctx, "sync_wait", "timeout_ms must be a non-negative integer");
     return;
   }
+  if (!ctx_require_init(ctx, nc->c, "sync_wait")) return;
   Site *s = site_need(ctx, nc, "sync_wait");
   if (!s) return;
   int64_t ms = sqlite3_value_int64(argv[0]);

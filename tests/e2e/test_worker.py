@@ -392,14 +392,14 @@ class Resilience(E2ETest):
         # max_body: the batch is halved until answers fit, as after a 413
         s = self.syncd()
         a = self.client("a", s.url, {"batch_size": 64})
-        a.one("SELECT sync_config('max_body', 1500)")
+        a.one("SELECT sync_config('max_body', 4096)")  # the smallest it takes
         a.db.execute("BEGIN")
         for i in range(40):
-            a.db.execute("INSERT INTO todos VALUES(?, ?, 0)", ("r%04d" % i, "x" * 20))
+            a.db.execute("INSERT INTO todos VALUES(?, ?, 0)", ("r%04d" % i, "x" * 200))
         a.db.execute("COMMIT")
         self.assertEqual(a.one("SELECT sync_push()"), 40)
         for i in range(40, 80):
-            a.db.execute("INSERT INTO todos VALUES(?, ?, 0)", ("r%04d" % i, "x" * 20))
+            a.db.execute("INSERT INTO todos VALUES(?, ?, 0)", ("r%04d" % i, "x" * 200))
         a.one("SELECT sync_start()")
         wait_for(lambda: a.one("SELECT sync_pending()") == 0, what="drained")
         self.assertEqual(s.query("SELECT count(*) FROM todos")[0][0], 80)

@@ -4,6 +4,7 @@ database files, a log line or sync_status, even when a server echoes it."""
 import json
 import os
 import secrets
+import shutil
 import sqlite3
 import ssl
 import subprocess
@@ -51,16 +52,20 @@ class Tls(ClientCase):
         out = self.run_client(srv.url, "pull", reuse=True, config={"ca_file": other})
         self.assertRegex(out["error"] or "", r"SSL certificate problem")
         self.assertUntouched(out)
-        out = self.run_client(srv.url, "pull", reuse=True,
-                              config={"ca_file": os.path.join(self.tmp.name, "missing.pem")})
-        self.assertRegex(out["error"] or "", r"^sync_pull: cannot reach .*missing\.pem")
-        self.assertUntouched(out)
         self.assertEqual(srv.requests, [], "a request got through an unverified connection")
-        out = self.run_client(srv.url, "pull", reuse=True, config={"ca_file": cert})
+        # sync_config refuses a missing ca_file; one that goes missing later
+        # fails the request, naming it
+        gone = os.path.join(self.tmp.name, "gone.pem")
+        shutil.copy(cert, gone)
+        out = self.run_client(srv.url, "pull", reuse=True, config={"ca_file": gone})
         self.assertIsNone(out["error"])
         self.assertEqual(out["result"], 1)
         self.assertIn(["tls", "over tls"], out["after"]["todos"])
         self.assertEqual(out["after"]["cursor"], "c-5")
+        os.remove(gone)
+        out = self.run_client(srv.url, "pull", reuse=True)
+        self.assertRegex(out["error"] or "", r"^sync_pull: cannot reach .*gone\.pem")
+        self.assertUntouched(out)
 
     def test_worker_verifies_too(self):
         srv, cert = self.tls_server()
