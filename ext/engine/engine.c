@@ -7,6 +7,7 @@
 **   SELECT sync_ack('{"results":[...]}');        -- mutations resolved
 **   SELECT sync_apply('{"changes":[...]}');      -- changes applied
 **   SELECT * FROM sync_pending;
+**   SELECT * FROM sync_orphans;
 **
 ** Everything a bring-your-own-transport app needs, and all the network
 ** layer uses (it registers the engine on its own connection too). The
@@ -23,6 +24,7 @@
 #include "table.h"
 #include "track.h"
 #include "value.h"
+#include "vtab_orphans.h"
 #include "vtab_pending.h"
 
 #include <string.h>
@@ -40,6 +42,7 @@ static const struct {
     {"sync_init", 2, DIRECT, schema_fn_init},
     {"sync_cursor", 0, DIRECT, schema_fn_cursor},
     {"sync_track", 1, DIRECT, track_fn_track},
+    {"sync_track", 2, DIRECT, track_fn_track},
     {"sync_untrack", 1, DIRECT, track_fn_untrack},
     {"sync_mutate", 3, DIRECT, mutate_fn},
     {"sync_pending", 0, SQLITE_UTF8, outbox_fn_pending},
@@ -59,6 +62,7 @@ static const struct {
 } modules[] = {
     {"sync_pending", &vtab_pending_module, 1},
     {"sync_apply_rows", &apply_rows_module, 0},
+    {"sync_orphans", &vtab_orphans_module, 1},
 };
 
 static void ctx_free(void *p) {

@@ -15,7 +15,10 @@
 ** SyncTable cache (table.c), whose names JSON paths can address. Until
 ** the last page is applied, sync_meta's "resync" says one is owed
 ** (resync_owed): a resync cut short by a failed pull, sync_stop or a closed
-** connection starts over from no cursor instead of leaving those rows.
+** connection starts over from no cursor instead of leaving those rows. A
+** resync is owed too when the cursor was not pulled from the server at the
+** url now set (existing_foreign), or sync_track asked for the server's
+** rows (existing.c).
 **
 ** Pages staged in sync_inbox (apply.c) belong to the pull the cursor was
 ** for: resync_start drops them with the cursor, in one transaction, or they
@@ -27,6 +30,7 @@
 */
 #include "resync.h"
 #include "apply.h"
+#include "existing.h"
 #include "inbox.h"
 #include "table.h"
 
@@ -43,11 +47,12 @@
 ** owed, so the next pull starts it again). */
 int resync_start(SyncCtx *c) {
   char *owed = ctx_meta_get(c, "resync"), *noted = ctx_meta_get(c, "resync_tables");
-  int rc = SQLITE_OK;
-  if (!owed || !noted) {
-    /* A database that pulled before 'pulled_tables' was kept: every table. */
+  int rc = existing_ensure(c);
+  if (rc == SQLITE_OK && (!owed || !noted)) {
+    /* A database that pulled before 'pulled_tables' was kept: every table;
+    ** a cursor from elsewhere: none. */
     char *pulled = ctx_meta_get(c, "pulled_tables");
-    rc = ctx_meta_set(c, "resync_tables", pulled ? pulled : "*");
+    rc = ctx_meta_set(c, "resync_tables", existing_foreign(c) ? "" : pulled ? pulled : "*");
     sqlite3_free(pulled);
   }
   sqlite3_free(owed);
@@ -145,28 +150,24 @@ static int resync_note(SyncCtx *c, const char *page) {
   return rc;
 }
 
-/* Deletes the rows of one tracked table the resync did not deliver and no
-** pending mutation holds; *pN grows by their number. */
-static int resync_drop(SyncCtx *c, SyncTable *t, sqlite3_int64 *pN) {
+/* Settles the rows of one tracked table the resync did not deliver and no
+** pending mutation holds (existing_settle); *pN grows by those deleted. */
+static int resync_drop(SyncCtx *c, SyncTable *t, int pulled, sqlite3_int64 *pN) {
   char *local = key_expr(t, "\"%w\"");
   char *queued = key_expr(t, "sync_val(pk->'$.\"%q\"')");
-  char *sql = local && queued
-                  ? sqlite3_mprintf("DELETE FROM main.\"%w\" WHERE %s NOT IN (SELECT k FROM"
-                                    " temp.sync_resync_seen WHERE tbl = ?1) AND %s NOT IN"
-                                    " (SELECT %s FROM main.sync_outbox WHERE tbl = ?1)",
-                                    t->name, local, local, queued)
-                  : 0;
+  char *unseen =
+      local
+          ? sqlite3_mprintf("%s NOT IN (SELECT k FROM temp.sync_resync_seen WHERE tbl = ?1)", local)
+          : 0;
+  char *unqueued = local && queued ? sqlite3_mprintf("%s NOT IN (SELECT %s FROM main.sync_outbox"
+                                                     " WHERE tbl = ?1)",
+                                                     local, queued)
+                                   : 0;
+  int rc = unseen && unqueued ? existing_settle(c, t, unseen, unqueued, pulled, pN) : SQLITE_NOMEM;
   sqlite3_free(local);
   sqlite3_free(queued);
-  sqlite3_stmt *d = 0;
-  int rc = sql ? sqlite3_prepare_v2(c->db, sql, -1, &d, 0) : SQLITE_NOMEM;
-  sqlite3_free(sql);
-  if (rc == SQLITE_OK) {
-    sqlite3_bind_text(d, 1, t->name, -1, SQLITE_STATIC);
-    rc = sqlite3_step(d) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(c->db);
-    if (rc == SQLITE_OK) *pN += sqlite3_changes(c->db);
-  }
-  sqlite3_finalize(d);
+  sqlite3_free(unseen);
+  sqlite3_free(unqueued);
   return rc;
 }
 
@@ -180,20 +181,22 @@ static int resync_finish(SyncCtx *c, sqlite3_int64 *pN, char **pzErr) {
     *pzErr = sqlite3_mprintf("resync cleanup: %s", ctx_errmsg(c, rc));
     return rc;
   }
+  rc = existing_ensure(c);
   char *pulled = ctx_meta_get(c, "resync_tables");
   sqlite3_stmt *q = 0;
   /* A tracked table dropped or renamed since has nothing left to clean. */
-  rc = sqlite3_prepare_v2(c->db,
-                          "SELECT name FROM main.sync_tracked AS k WHERE EXISTS (SELECT 1 FROM"
-                          " main.sqlite_schema AS m WHERE m.type = 'table'"
-                          " AND m.name = k.name COLLATE NOCASE)",
-                          -1, &q, 0);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_prepare_v2(c->db,
+                            "SELECT name FROM main.sync_tracked AS k WHERE EXISTS (SELECT 1 FROM"
+                            " main.sqlite_schema AS m WHERE m.type = 'table'"
+                            " AND m.name = k.name COLLATE NOCASE)",
+                            -1, &q, 0);
   while (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
     SyncTable *t = 0;
     const char *name = (const char *)sqlite3_column_text(q, 0);
-    if (pulled && name && !listed(pulled, name)) continue;
+    if (!name) continue;
     rc = table_get(c, name, 1, &t, &why);
-    if (rc == SQLITE_OK) rc = resync_drop(c, t, pN);
+    if (rc == SQLITE_OK) rc = resync_drop(c, t, !pulled || listed(pulled, name), pN);
   }
   sqlite3_finalize(q);
   sqlite3_free(pulled);
@@ -209,6 +212,7 @@ static int resync_finish(SyncCtx *c, sqlite3_int64 *pN, char **pzErr) {
   sqlite3_free(fallen);
   if (rc == SQLITE_OK) rc = ctx_meta_del(c, "resync");
   if (rc == SQLITE_OK) rc = ctx_meta_del(c, "resync_tables");
+  if (rc == SQLITE_OK) rc = existing_resync_done(c);
   rc = ctx_engine_end(c, rc, &why);
   if (rc != SQLITE_OK) {
     *pzErr = sqlite3_mprintf("resync cleanup: %s", why ? why : sqlite3_errstr(rc));
@@ -222,7 +226,7 @@ static int resync_finish(SyncCtx *c, sqlite3_int64 *pN, char **pzErr) {
 int resync_owed(SyncCtx *c) {
   char *v = ctx_meta_get(c, "resync");
   sqlite3_free(v);
-  return v != 0;
+  return v != 0 || existing_foreign(c);
 }
 
 int resync_page(SyncCtx *c, const char *page, ApplyResult *res, char **pzErr) {

@@ -2,26 +2,36 @@
 ** track.c: sync_track and sync_untrack.
 **
 **   SELECT sync_track('todos');       -- 1: writes to todos are now queued
+**   SELECT sync_track('todos', '{"existing":"keep"}');   -- and its rows stay local
 **   SELECT sync_untrack('todos');     -- 1: no longer; its pending mutations are dropped
 **
 ** Tracking needs an explicit PRIMARY KEY (single or composite; rowid tables
 ** with INTEGER PRIMARY KEY and WITHOUT ROWID tables both work). Tracking
 ** again is not an error: it re-creates the triggers, which is also how a
-** table picks up columns added by ALTER TABLE. Rows already in the table are
-** not queued. sync_init re-creates the triggers of every tracked table when
+** table picks up columns added by ALTER TABLE. The rows already in a table
+** tracked for the first time are queued as inserts ("existing": "push", the
+** default), kept local-only ("keep") or replaced by the server's
+** ("server"), see existing.c; all in one transaction with the tracking.
+** sync_init re-creates the triggers of every tracked table when
 ** they come from a build whose triggers queued differently (track_refresh). Errors:
+**   sync_track: table name must be text
 **   sync_track: no such table "x"
 **   sync_track: table "x" has no PRIMARY KEY
+**   sync_track: options must be a JSON object
+**   sync_track: unknown option "x"
+**   sync_track: option "existing" must be "push", "keep" or "server"
+**   sync_track: a row of "x" has a NULL in its primary key ({"id":null}): ...
+**   sync_untrack: table name must be text
 **   sync_untrack: table "x" is not tracked
 */
 #include "track.h"
 #include "capture.h"
+#include "existing.h"
 #include "table.h"
 
 #include <string.h>
 
 void track_fn_track(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  (void)argc;
   SyncCtx *c = sqlite3_user_data(ctx);
   if (!ctx_require_init(ctx, c, "sync_track")) return;
   const char *name = (const char *)sqlite3_value_text(argv[0]);
@@ -29,9 +39,17 @@ void track_fn_track(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     ctx_error(ctx, "sync_track", "table name must be text");
     return;
   }
+  if (argc > 1 && sqlite3_value_type(argv[1]) != SQLITE_NULL &&
+      sqlite3_value_type(argv[1]) != SQLITE_TEXT) {
+    ctx_error(ctx, "sync_track", "options must be a JSON object");
+    return;
+  }
+  ExistingMode mode = EXISTING_NONE;
   SyncTable *t = 0;
   char *zErr = 0;
-  int rc = table_get(c, name, 0, &t, &zErr);
+  int rc =
+      existing_options(c, argc > 1 ? (const char *)sqlite3_value_text(argv[1]) : 0, &mode, &zErr);
+  if (rc == SQLITE_OK) rc = table_get(c, name, 0, &t, &zErr);
   if (rc != SQLITE_OK) {
     ctx_error_msg(ctx, c, "sync_track", rc, zErr);
     return;
@@ -42,9 +60,12 @@ void track_fn_track(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     sqlite3_result_error_nomem(ctx);
     return;
   }
+  int first = !table_is_tracked(c, canonical);
   rc = ctx_begin(c);
   if (rc == SQLITE_OK) {
-    rc = capture_install(c, t);
+    rc = existing_ensure(c);
+    if (rc == SQLITE_OK) rc = table_get(c, canonical, 0, &t, &zErr);
+    if (rc == SQLITE_OK) rc = capture_install(c, t);
     if (rc == SQLITE_OK) {
       char *sql = sqlite3_mprintf("INSERT OR IGNORE INTO sync_tracked(name, tracked_at) "
                                   "VALUES(%Q, strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ','now'))",
@@ -52,6 +73,9 @@ void track_fn_track(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
       rc = sql ? ctx_exec(c, sql) : SQLITE_NOMEM;
       sqlite3_free(sql);
     }
+    /* Read again: the triggers changed the schema, which freed t. */
+    if (rc == SQLITE_OK) rc = table_get(c, canonical, 1, &t, &zErr);
+    if (rc == SQLITE_OK) rc = existing_track(c, t, mode, first, &zErr);
     rc = ctx_end(c, rc, &zErr);
   }
   sqlite3_free(canonical);
@@ -67,19 +91,25 @@ void track_fn_untrack(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   SyncCtx *c = sqlite3_user_data(ctx);
   if (!ctx_require_init(ctx, c, "sync_untrack")) return;
   const char *name = (const char *)sqlite3_value_text(argv[0]);
-  if (!name || !table_is_tracked(c, name)) {
-    ctx_error(ctx, "sync_untrack", "table \"%s\" is not tracked", name ? name : "");
+  if (!name) {
+    ctx_error(ctx, "sync_untrack", "table name must be text");
+    return;
+  }
+  if (!table_is_tracked(c, name)) {
+    ctx_error(ctx, "sync_untrack", "table \"%s\" is not tracked", name);
     return;
   }
   char *zErr = 0;
   int rc = ctx_begin(c);
   if (rc == SQLITE_OK) {
     rc = capture_remove(c, name);
+    if (rc == SQLITE_OK) rc = existing_ensure(c);
     if (rc == SQLITE_OK) {
       char *sql = sqlite3_mprintf("DELETE FROM sync_outbox WHERE tbl=%Q COLLATE NOCASE;"
                                   "DELETE FROM sync_shadow WHERE tbl=%Q COLLATE NOCASE;"
+                                  "DELETE FROM sync_local WHERE tbl=%Q COLLATE NOCASE;"
                                   "DELETE FROM sync_tracked WHERE name=%Q COLLATE NOCASE;",
-                                  name, name, name);
+                                  name, name, name, name);
       rc = sql ? ctx_exec(c, sql) : SQLITE_NOMEM;
       sqlite3_free(sql);
     }
@@ -93,17 +123,20 @@ void track_fn_untrack(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 }
 
 int track_refresh(SyncCtx *c) {
+  int rc = existing_ensure(c);
+  if (rc == SQLITE_OK) rc = existing_note(c);
+  if (rc != SQLITE_OK) return rc;
   char *was = ctx_meta_get(c, "capture_version");
   int same = was && strcmp(was, CAPTURE_VERSION) == 0;
   sqlite3_free(was);
   if (same) return SQLITE_OK;
   /* Names first: each install changes the schema, which frees the cache. */
   sqlite3_stmt *s = 0;
-  int rc = sqlite3_prepare_v2(c->db,
-                              "SELECT name FROM main.sync_tracked WHERE EXISTS (SELECT 1 FROM "
-                              "main.sqlite_schema WHERE type = 'table' AND name = "
-                              "sync_tracked.name COLLATE NOCASE) ORDER BY name",
-                              -1, &s, 0);
+  rc = sqlite3_prepare_v2(c->db,
+                          "SELECT name FROM main.sync_tracked WHERE EXISTS (SELECT 1 FROM "
+                          "main.sqlite_schema WHERE type = 'table' AND name = "
+                          "sync_tracked.name COLLATE NOCASE) ORDER BY name",
+                          -1, &s, 0);
   char **names = 0;
   int n = 0;
   while (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {

@@ -566,8 +566,8 @@ static void done_pull(Loop *w, http_req *r) {
     w->pull5xx = w->localFails = 0;
     if (!more) {
       w->wantPull = 0;
-      w->resync = 0;
-      w->resyncFails = 0;
+      w->wantPush |= w->resync != 0; /* its end may queue rows: existing_settle */
+      w->resync = w->resyncFails = 0;
       w->pullLimit = w->cfg.pull_limit; /* caught up: what made pages fail is behind the cursor */
       w->nextPoll = site_mono_ms() + POLL_PULL_MS;
     }
