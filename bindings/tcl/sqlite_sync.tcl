@@ -28,7 +28,7 @@ namespace eval sqlite_sync {
     variable watch
     array set watch {}
     namespace export load_extension find_extension init track untrack mutate \
-        pending pending_rows rejected clear_rejected cursor push_batch ack \
+        pending pending_rows rejected clear_rejected orphans cursor push_batch ack \
         apply_changes start stop push pull online config wait wait_first_sync \
         status on_change cancel_change on_token cancel_token
 }
@@ -162,7 +162,21 @@ proc sqlite_sync::init {db {url ""} {options ""}} {
     if {$options eq ""} { return [one $db {SELECT sync_init($url)}] }
     return [one $db {SELECT sync_init($url, $options)}]
 }
-proc sqlite_sync::track {db table} { write $db {SELECT sync_track($table)} }
+# sync_track; "-existing push|keep|server" says what happens to the rows
+# already in the table (README, "Adding sync to an existing app"), or the
+# options as JSON text.
+proc sqlite_sync::track {db table args} {
+    if {[llength $args] == 0} { return [write $db {SELECT sync_track($table)}] }
+    if {[llength $args] == 1} {
+        set options [lindex $args 0]
+    } elseif {[llength $args] == 2 && [lindex $args 0] eq "-existing"} {
+        set mode [lindex $args 1]
+        set options [one $db {SELECT json_object('existing', $mode)}]
+    } else {
+        misuse {wrong # args: should be "sqlite_sync::track db table ?-existing push|keep|server? or ?options_json?"}
+    }
+    write $db {SELECT sync_track($table, $options)}
+}
 proc sqlite_sync::untrack {db table} { write $db {SELECT sync_untrack($table)} }
 
 # sync_mutate: the mutation id, "" when nothing changed. row is a dict of
@@ -218,6 +232,7 @@ proc sqlite_sync::to_json {db row null} {
 proc sqlite_sync::pending {db} { one $db {SELECT sync_pending()} }
 proc sqlite_sync::cursor {db} { one $db {SELECT sync_cursor()} }
 proc sqlite_sync::pending_rows {db} { rows $db {SELECT * FROM sync_pending} pending_rows }
+proc sqlite_sync::orphans {db} { rows $db {SELECT * FROM sync_orphans} orphans }
 proc sqlite_sync::rejected {db} { rows $db {SELECT * FROM sync_rejected ORDER BY id} rejected }
 proc sqlite_sync::status {db} { lindex [rows $db {SELECT * FROM sync_status} status] 0 }
 

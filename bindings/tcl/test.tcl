@@ -250,6 +250,20 @@ test write-1 {mutate waits for a write lock another process holds, not "database
     catch {close $w}
 } -result {{} 200}
 
+test existing-1 {track -existing: rows already in the table pushed or kept} -body {
+    set db [client]
+    $db eval {CREATE TABLE old(id INTEGER PRIMARY KEY, v); INSERT INTO old VALUES (1, 'a'), (2, 'b')}
+    $db eval {CREATE TABLE mine(id INTEGER PRIMARY KEY, v); INSERT INTO mine VALUES (1, 'x')}
+    $db eval {CREATE TABLE t3(id INTEGER PRIMARY KEY)}
+    set r [list [sqlite_sync::track $db old] [sqlite_sync::pending $db]]
+    lappend r [sqlite_sync::track $db mine -existing keep] [sqlite_sync::pending $db]
+    set o [lindex [sqlite_sync::orphans $db] 0]
+    lappend r [dict get $o table_name] [dict get $o pk] [dict get $o state]
+    lappend r [sqlite_sync::track $db t3 {{"existing":"server"}}]
+    lappend r [catch {sqlite_sync::track $db t3 -existing maybe} msg] $msg
+    lappend r [catch {sqlite_sync::track $db t3 -exist keep} msg] $msg
+} -result {1 2 1 2 mine {{"id":1}} kept 1 1 {sync_track: option "existing" must be "push", "keep" or "server"} 1 {wrong # args: should be "sqlite_sync::track db table ?-existing push|keep|server? or ?options_json?"}}
+
 test clear-rejected-1 {clear_rejected: some ids, then all} -body {
     set db [client]
     $db eval {INSERT INTO todos(id, title) VALUES ('a', '1'), ('b', '2'), ('c', '3')}
