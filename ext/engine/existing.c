@@ -283,15 +283,17 @@ int existing_track(SyncCtx *c, SyncTable *t, ExistingMode mode, int first, char 
 }
 
 int existing_note(SyncCtx *c) {
-  /* Only a database sync_init ran on before (it has a 'url' key, maybe
-  ** NULL) has something a url can have confirmed; the note changes only
-  ** with the cursor, so it keeps the url that cursor came with. */
-  return ctx_exec(c, "INSERT INTO main.sync_meta(key, value) SELECT 'cursor_from',"
-                     " json_array(u.value, (SELECT value FROM main.sync_meta WHERE key = 'cursor'))"
-                     " FROM main.sync_meta AS u WHERE u.key = 'url' AND NOT EXISTS (SELECT 1 FROM"
-                     " main.sync_meta AS f WHERE f.key = 'cursor_from' AND f.value->>1 IS"
-                     " (SELECT value FROM main.sync_meta WHERE key = 'cursor'))"
-                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+  /* Only a database sync_init ran on before (it has a client id; its url
+  ** may be absent) has something a url can have confirmed; the note changes
+  ** only with the cursor, so it keeps the url that cursor came with. */
+  return ctx_exec(
+      c, "INSERT INTO main.sync_meta(key, value) SELECT 'cursor_from',"
+         " json_array((SELECT value FROM main.sync_meta WHERE key = 'url'),"
+         " (SELECT value FROM main.sync_meta WHERE key = 'cursor'))"
+         " FROM main.sync_meta AS u WHERE u.key = 'client_id' AND NOT EXISTS (SELECT 1 FROM"
+         " main.sync_meta AS f WHERE f.key = 'cursor_from' AND f.value->>1 IS"
+         " (SELECT value FROM main.sync_meta WHERE key = 'cursor'))"
+         " ON CONFLICT(key) DO UPDATE SET value = excluded.value");
 }
 
 int existing_foreign(SyncCtx *c) {

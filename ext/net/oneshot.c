@@ -62,7 +62,7 @@ static int oneshot_open(Oneshot *x, sqlite3_context *ctx, const char *fn) {
   }
   x->url = ctx_meta_get(x->c, "url");
   if (!x->url) {
-    ctx_error(ctx, fn, "no server url (sync_init was given NULL)");
+    ctx_error(ctx, fn, "no server url (give one with sync_init(url))");
     return -1;
   }
   if (http_global_init() != 0) {

@@ -14,7 +14,7 @@
 ** in state 'error', until stopped, so that sync_status shows why. Errors (all "fn: cause"):
 **   sync_start: needs a database file (this one is in memory or temporary)
 **   sync_start: sync_init() has not been called on this database
-**   sync_start: no server url (sync_init was given NULL)
+**   sync_start: no server url (give one with sync_init(url))
 **   sync_start: cannot start a thread: ...
 */
 #include "worker.h"
@@ -127,7 +127,7 @@ void worker_fn_start(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   }
   char *url = ctx_meta_get(c, "url");
   if (!url) {
-    ctx_error(ctx, "sync_start", "no server url (sync_init was given NULL)");
+    ctx_error(ctx, "sync_start", "no server url (give one with sync_init(url))");
     return;
   }
   sqlite3_free(url);
