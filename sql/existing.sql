@@ -44,18 +44,27 @@ SELECT table_name, pk, row, state FROM sync_orphans WHERE table_name = 'n';
 -- keep: local-only, listed with the row as it stands now
 SELECT sync_track('k', '{"existing":"keep"}');
 SELECT sync_pending();
--- an edit is queued as usual; the row is still listed (the server has none)
+-- an edit stays local: nothing is queued (sent as an update it would be
+-- refused, the server having no such row, and its rollback would undo it);
+-- the listing shows the row as edited
 UPDATE k SET v = 10 WHERE id = 'a';
 SELECT table_name, pk, row, state FROM sync_orphans WHERE table_name = 'k';
-SELECT id, op, pk, data FROM sync_pending WHERE table_name = 'k';
+SELECT count(*) AS k_pending FROM sync_pending WHERE table_name = 'k';
+-- a delete ends the listing and queues nothing; a new row of that key is
+-- an ordinary insert
+DELETE FROM k WHERE id = 'b';
+SELECT pk FROM sync_orphans WHERE table_name = 'k';
+SELECT count(*) AS k_pending FROM sync_pending WHERE table_name = 'k';
+INSERT INTO k VALUES ('b', 2);
+SELECT op, pk, data FROM sync_pending WHERE table_name = 'k';
 -- a kept row is not deleted from the listing: it is pushed or replaced
 DELETE FROM sync_orphans WHERE table_name = 'k';
 -- server: listed as replace, and the next pull is a full resync
 SELECT sync_track('k', '{"existing":"server"}');
 SELECT table_name, pk, state FROM sync_orphans WHERE table_name = 'k';
 SELECT key, value FROM sync_meta WHERE key IN ('resync', 'resync_tables') ORDER BY key;
--- push them after all: queued, no longer listed; the unsent update of a
--- becomes part of its insert (the server has no row a to update)
+-- push them after all: queued as they stand (a with its edit), no longer
+-- listed
 SELECT sync_track('k', '{"existing":"push"}');
 SELECT id, table_name, op, pk, data FROM sync_pending WHERE table_name = 'k';
 SELECT count(*) AS k_images FROM sync_shadow WHERE tbl = 'k';

@@ -224,6 +224,36 @@ static int owe_resync(SyncCtx *c) {
   return rc;
 }
 
+/* A kept row is local-only and a row waiting for the server's is about to
+** go: an edit of either sent as it is would be refused (no such row) and
+** its rollback would undo the edit. So the row keeps its edits locally and
+** nothing is queued for it; a delete also ends its listing. The trigger is
+** plain SQL (a connection without the extension writes through it too) and
+** exists only while something is listed, so other apps' writes pay
+** nothing. An insert is never held: a listed key has its row, so an insert
+** of it is the engine queueing the row itself. */
+int existing_hold(SyncCtx *c) {
+  sqlite3_stmt *s = 0;
+  int rc = sqlite3_prepare_v2(
+      c->db, "SELECT 1 FROM main.sync_local WHERE state IN ('kept', 'replace') LIMIT 1", -1, &s, 0);
+  if (rc != SQLITE_OK) return rc;
+  rc = sqlite3_step(s);
+  int listed = rc == SQLITE_ROW;
+  rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(c->db);
+  sqlite3_finalize(s);
+  if (rc != SQLITE_OK) return rc;
+  if (!listed) return ctx_exec(c, "DROP TRIGGER IF EXISTS main.sync_hold");
+  return ctx_exec(
+      c, "CREATE TRIGGER IF NOT EXISTS main.sync_hold AFTER INSERT ON main.sync_outbox"
+         " WHEN NEW.op <> 'insert' AND EXISTS (SELECT 1 FROM sync_local WHERE tbl = NEW.tbl"
+         " AND pk = NEW.pk AND state IN ('kept', 'replace')) BEGIN"
+         " DELETE FROM sync_outbox WHERE id = NEW.id;"
+         " DELETE FROM sync_shadow WHERE tbl = NEW.tbl AND pk = NEW.pk AND NOT EXISTS"
+         " (SELECT 1 FROM sync_outbox WHERE tbl = NEW.tbl AND pk = NEW.pk);"
+         " DELETE FROM sync_local WHERE NEW.op = 'delete' AND tbl = NEW.tbl AND pk = NEW.pk;"
+         " END");
+}
+
 int existing_track(SyncCtx *c, SyncTable *t, ExistingMode mode, int first, char **pzErr) {
   if (mode == EXISTING_NONE && !first) return SQLITE_OK;
   if (mode == EXISTING_NONE) mode = EXISTING_PUSH;
@@ -277,6 +307,7 @@ int existing_track(SyncCtx *c, SyncTable *t, ExistingMode mode, int first, char 
              sqlite3_mprintf("UPDATE main.sync_tracked SET existing = '%s' WHERE name = ?1",
                              mode_names[mode]),
              0);
+  if (rc == SQLITE_OK) rc = existing_hold(c);
   sqlite3_free(which);
   exprs_free(&x);
   return rc;
@@ -388,6 +419,7 @@ int existing_settle(SyncCtx *c, SyncTable *t, const char *unseen, const char *un
   if (rc == SQLITE_OK)
     rc = run(c, t, sqlite3_mprintf("DELETE FROM main.%s WHERE %s AND %s", x.name, gone, kept), &n);
   *pN += n;
+  if (rc == SQLITE_OK) rc = existing_hold(c);
   sqlite3_free(gone);
   sqlite3_free(kept);
   exprs_free(&x);

@@ -43,6 +43,10 @@ int existing_foreign(SyncCtx *);
 int existing_settle(SyncCtx *, SyncTable *t, const char *unseen, const char *unqueued, int pulled,
                     sqlite3_int64 *pN);
 
+/* Creates the trigger that keeps edits of listed rows local (sync_hold)
+** while sync_local lists a kept or replaced row, and drops it otherwise. */
+int existing_hold(SyncCtx *);
+
 /* After a full resync: the note of existing_note is spent. */
 int existing_resync_done(SyncCtx *);
 

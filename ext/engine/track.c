@@ -113,6 +113,7 @@ void track_fn_untrack(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
       rc = sql ? ctx_exec(c, sql) : SQLITE_NOMEM;
       sqlite3_free(sql);
     }
+    if (rc == SQLITE_OK) rc = existing_hold(c);
     rc = ctx_end(c, rc, &zErr);
   }
   if (rc != SQLITE_OK) {
