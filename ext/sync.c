@@ -36,9 +36,9 @@ static const struct {
   const char *name;
   int nArg;
 } net_funcs[] = {
-    {"sync_start", 0},  {"sync_stop", 0},   {"sync_push", 0},
-    {"sync_pull", 0},   {"sync_online", 0}, {"sync_online", 1},
-    {"sync_config", 1}, {"sync_config", 2}, {"sync_wait", 1},
+    {"sync_start", 0},  {"sync_stop", 0},   {"sync_push", 0},   {"sync_pull", 0},
+    {"sync_online", 0}, {"sync_online", 1}, {"sync_config", 1}, {"sync_config", 2},
+    {"sync_wait", 1},   {"sync_wait", 2},
 };
 
 static void no_net_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {

@@ -34,7 +34,8 @@
 ** outbox_batch builds a batch, outbox_answer resolves the answer to one,
 ** outbox_record_attempt notes a failed push on its mutations and
 ** outbox_first gives the lowest pending id; outbox_counts feeds
-** sync_status. Nothing outside ext/engine/ queries the outbox.
+** sync_status and outbox_changes_after sync_wait(.., 'all'). Nothing
+** outside ext/engine/ queries the outbox.
 */
 #include "outbox.h"
 #include "rebase.h"
@@ -695,5 +696,49 @@ int outbox_confirm_upto(SyncCtx *c, const char *rejected, int nRejected, sqlite3
   for (int i = 0; rc == SQLITE_OK && i < n; i++)
     rc = outbox_resolve(c, ids[i], 1, 0, 0, 0, 0, 0, &done, pzErr);
   sqlite3_free(ids);
+  return rc;
+}
+
+/* Appends each name sql (rows of name, count; lo and hi bound as ?1, ?2
+** when it has them) returns, NUL-terminated, to names, and adds the counts
+** to *pN. */
+static int append_names(SyncCtx *c, const char *sql, sqlite3_int64 lo, sqlite3_int64 hi,
+                        sqlite3_str *names, sqlite3_int64 *pN) {
+  sqlite3_stmt *q = 0;
+  int rc = sqlite3_prepare_v2(c->db, sql, -1, &q, 0);
+  if (rc != SQLITE_OK) return rc;
+  if (sqlite3_bind_parameter_count(q) == 2) {
+    sqlite3_bind_int64(q, 1, lo);
+    sqlite3_bind_int64(q, 2, hi);
+  }
+  while (sqlite3_step(q) == SQLITE_ROW) {
+    sqlite3_str_appendall(names, (const char *)sqlite3_column_text(q, 0));
+    sqlite3_str_appendchar(names, 1, 0);
+    *pN += sqlite3_column_int64(q, 1);
+  }
+  rc = sqlite3_finalize(q);
+  return rc == SQLITE_OK ? sqlite3_str_errcode(names) : rc;
+}
+
+int outbox_changes_after(SyncCtx *c, sqlite3_int64 lo, sqlite3_int64 *pMark, sqlite3_str *names) {
+  sqlite3_stmt *q = 0;
+  /* last_id keeps the highest id once the row holding it has gone. */
+  int rc = sqlite3_prepare_v2(c->db,
+                              "SELECT max(coalesce((SELECT max(id) FROM main.sync_outbox), 0),"
+                              " coalesce((SELECT last_id FROM main.sync_control), 0))",
+                              -1, &q, 0);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_int64 hi = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
+  rc = sqlite3_finalize(q);
+  if (rc != SQLITE_OK || hi < 0) return rc != SQLITE_OK ? rc : SQLITE_ERROR;
+  *pMark = hi;
+  if (lo < 0 || hi <= lo) return SQLITE_OK;
+  sqlite3_int64 n = 0;
+  rc = append_names(c,
+                    "SELECT tbl, count(*) FROM main.sync_outbox WHERE id > ?1 AND id <= ?2"
+                    " GROUP BY tbl",
+                    lo, hi, names, &n);
+  if (rc == SQLITE_OK && n < hi - lo)
+    rc = append_names(c, "SELECT name, 0 FROM main.sync_tracked", 0, 0, names, &n);
   return rc;
 }

@@ -46,6 +46,14 @@ int outbox_sent_id(SyncCtx *, sqlite3_int64 *pSent);
 int outbox_confirm_upto(SyncCtx *, const char *rejected, int nRejected, sqlite3_int64 upto,
                         char **pzErr);
 
+/* Local writes, for sync_wait(.., 'all'): *pMark gets the outbox's
+** high-water mark (the highest id ever issued: ids only grow, one per
+** captured write). When lo >= 0 and the mark is above it, appends to names
+** (each name NUL-terminated) the tables of the mutations with ids in
+** (lo, mark], or every tracked table when some are gone already (sent and
+** confirmed), whose tables cannot be told any more. Fails before sync_init. */
+int outbox_changes_after(SyncCtx *, sqlite3_int64 lo, sqlite3_int64 *pMark, sqlite3_str *names);
+
 void outbox_fn_pending(sqlite3_context *, int, sqlite3_value **);
 void outbox_fn_push_batch(sqlite3_context *, int, sqlite3_value **);
 void outbox_fn_ack(sqlite3_context *, int, sqlite3_value **);

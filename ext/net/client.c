@@ -245,6 +245,13 @@ int client_apply(SyncCtx *c, Site *s, const char *page, int flags, int resync, i
     why = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
   } else {
     rc = resync ? resync_page(c, page, &res, &why) : apply_page(c, page, flags, &res, &why);
+    /* A pull's last page: this client has had the server's whole state
+    ** once (sync_status.first_sync_done), in the page's transaction. */
+    char *done = 0;
+    if (rc == SQLITE_OK && !(flags & APPLY_EVENT) && !res.more && !res.staged &&
+        (done = ctx_meta_get(c, "first_sync_done")) == 0)
+      rc = ctx_meta_set(c, "first_sync_done", "1");
+    sqlite3_free(done);
   }
   rc = ctx_tx_end(c, began, rc, &why);
   if (rc != SQLITE_OK) {

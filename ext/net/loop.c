@@ -45,7 +45,8 @@
 ** Local writes are noticed without taking the host's commit or update hooks:
 ** the worker reads PRAGMA data_version on its own connection every
 ** DV_POLL_MS, which changes when any other connection (in any process)
-** commits.
+** commits. Each batch read from the outbox is also published to
+** sync_wait(.., 'all') (site_scan_local): its rows go once confirmed.
 */
 #include "loop.h"
 #include "backoff.h"
@@ -71,8 +72,9 @@ static const char *const ch_name[CH_N] = {"push", "pull", "events", "health"};
 typedef struct Chan {
   http_req r;
   int active;
-  int failing; /* last attempt failed: retry at `at` */
-  int64_t at;  /* monotonic ms before which it does not start */
+  int failing;  /* last attempt failed: retry at `at` */
+  int64_t at;   /* monotonic ms before which it does not start */
+  unsigned gen; /* the tokenGen it was sent with */
   backoff bo;
 } Chan;
 
@@ -169,14 +171,14 @@ static void publish_status(Loop *w) {
   s->online = w->online && !w->forced;
   s->sse = w->sseUp;
   s->nextRetryAt = halted(w) || w->forced ? 0 : next;
+  if (w->authBlocked && s->tokenGen == w->tokenGen) s->needsToken = 1;
   error_move(w);
   if (!failing && !halted(w) && w->online) site_show_error(s, 0);
   pthread_mutex_unlock(&s->mu);
 }
 
-/* A sync_push or sync_pull of this process is under way: the worker then
-** starts no push or pull and holds events, for the same reason as for its
-** own push (see the order rules above). */
+/* A sync_push or sync_pull of this process is under way: the worker starts
+** no push or pull and holds events, as for its own push (order rules above). */
 static int host_busy(Loop *w) {
   pthread_mutex_lock(&w->site->mu);
   int n = w->site->hostXfer;
@@ -247,6 +249,7 @@ static void went_offline(Loop *w, int i, const char *msg) {
 }
 
 static void auth_blocked(Loop *w, int i, const char *msg) {
+  if (w->ch[i].gen != w->tokenGen) return; /* sent before the new token: retry with it */
   w->authBlocked = 1;
   set_error(w, "%s: %s (waiting for a new token: sync_config('token', ...))", ch_name[i], msg);
   for (int k = 0; k < CH_N; k++)
@@ -296,6 +299,7 @@ static int chan_start(Loop *w, int i, const char *url, const char *post, const c
     return -1;
   }
   c->active = 1;
+  c->gen = w->tokenGen;
   return 0;
 }
 
@@ -306,8 +310,7 @@ static int has_cursor(Loop *w) {
 }
 
 /* PRAGMA data_version (-1 on failure): it changes when another connection
-** commits. The statement is kept and reset at once (no read transaction
-** stays open). */
+** commits. The statement is kept and reset at once (no read stays open). */
 static int db_version(Loop *w) {
   if (!w->dvStmt && sqlite3_prepare_v3(w->db, "PRAGMA main.data_version", -1,
                                        SQLITE_PREPARE_PERSISTENT, &w->dvStmt, 0) != SQLITE_OK)
@@ -334,6 +337,7 @@ static int push_send(Loop *w, sqlite3_int64 after) {
   } else {
     rc = outbox_batch(w->c, w->batch, after, &b, &err);
   }
+  site_scan_local(w->site, w->c);
   sqlite3_free(w->next.body);
   memset(&w->next, 0, sizeof w->next);
   if (rc != SQLITE_OK) {
@@ -433,18 +437,16 @@ static void start_health(Loop *w) {
 }
 
 /* Whether the batch after the one just answered may go out before that
-** answer is acknowledged: when schedule would start it right after the
-** acknowledgement (which asks for a pull when events are off: a due pull
-** goes first). */
+** answer is acknowledged: when schedule would start it right after (which
+** asks for a pull when events are off: a due pull goes first). */
 static int push_goes_on(Loop *w) {
   int pullDue = (w->wantPull || !w->cfg.sse) && site_mono_ms() >= w->ch[CH_PULL].at;
   return w->wantPush && w->online && !w->forced && !halted(w) && !pullDue &&
          !w->ch[CH_PULL].active && !host_busy(w) && !site_stopping(w->site) && has_cursor(w);
 }
 
-/* Writes as much of the push request as the socket takes now: one
-** curl_multi_perform sends at most curl's upload buffer (64 KiB), and the
-** server starts on a batch once all of it is in. */
+/* Writes as much of the push request as the socket takes now: one perform
+** sends at most curl's upload buffer (64 KiB); the server starts once all is in. */
 static void push_flush(Loop *w) {
   CURL *e = w->ch[CH_PUSH].r.easy;
   size_t len = strlen(w->out.body);
@@ -457,9 +459,8 @@ static void push_flush(Loop *w) {
   } while (up > was && (size_t)up < len);
 }
 
-/* Builds the batch after the one out, while the server works on it, so
-** that it goes the moment the answer comes (push_send). A failure here is
-** left to that push_send, which then builds it itself. */
+/* Builds the batch after the one out, while the server works on it, so that
+** it goes the moment the answer comes (push_send, which retries a failure). */
 static void push_prepare(Loop *w) {
   char *err = 0;
   sqlite3_free(w->next.body);
@@ -467,6 +468,7 @@ static void push_prepare(Loop *w) {
   w->nextVersion = db_version(w);
   if (outbox_batch(w->c, w->batch, w->out.top, &w->next, &err) == SQLITE_OK && w->next.body)
     w->nextAfter = w->out.top;
+  site_scan_local(w->site, w->c);
   sqlite3_free(err);
 }
 
@@ -474,9 +476,8 @@ static void push_prepare(Loop *w) {
 ** first, written to the socket at once, and this answer is acknowledged
 ** while the server works on it, as sync_push does. Requests stay one at a
 ** time and in id order. If the acknowledgement fails, the answer to the
-** batch out is dropped when it comes: both batches stay pending and go
-** again from the outbox's head (syncd answers ids it has seen with their
-** recorded outcomes). */
+** batch out is dropped when it comes: both batches stay pending and go again
+** from the outbox's head (syncd answers ids it has seen with their outcomes). */
 static void done_push(Loop *w, http_req *r) {
   client_trace(r->msg[0] ? r->msg : "answer", r->buf);
   OutboxBatch b = w->out;
@@ -701,8 +702,7 @@ static void check_data_version(Loop *w) {
 
 /* A stream that ends no line for sse_stall_ms (no event, no heartbeat;
 ** the server sends one every 15 s by default) is dropped and reconnected,
-** pull first.
-** curl's low-speed limit is the backstop; this is the precise timer. */
+** pull first. curl's low-speed limit is the backstop; this the precise timer. */
 static void check_stall(Loop *w, int64_t now) {
   Chan *c = &w->ch[CH_SSE];
   if (!c->active || w->ssePaused || now - w->sseLast < w->cfg.sse_stall_ms) return;
@@ -738,26 +738,26 @@ static void schedule(Loop *w, int64_t now) {
     start_sse(w);
 }
 
+static void at_min(int64_t *t, int64_t x) {
+  if (x < *t) *t = x;
+}
+
 static int64_t wait_ms(Loop *w, int64_t now) {
   int64_t t = w->nextDv;
   Chan *c = w->ch;
-#define AT(x)                                                                                      \
-  do {                                                                                             \
-    if ((x) < t) t = (x);                                                                          \
-  } while (0)
   if (!w->forced && !halted(w)) {
     if (!w->online) {
-      if (!c[CH_HEALTH].active) AT(c[CH_HEALTH].at);
+      if (!c[CH_HEALTH].active) at_min(&t, c[CH_HEALTH].at);
     } else {
       int idle = !c[CH_PUSH].active && !c[CH_PULL].active && !host_busy(w);
-      if (w->wantPush && idle) AT(c[CH_PUSH].at);
-      if (w->wantPull && idle) AT(c[CH_PULL].at);
-      if (w->cfg.sse && !w->wantPull && !c[CH_PULL].active && !c[CH_SSE].active) AT(c[CH_SSE].at);
-      if (!w->cfg.sse) AT(w->nextPoll);
-      if (c[CH_SSE].active && !w->ssePaused) AT(w->sseLast + w->cfg.sse_stall_ms);
+      if (w->wantPush && idle) at_min(&t, c[CH_PUSH].at);
+      if (w->wantPull && idle) at_min(&t, c[CH_PULL].at);
+      if (w->cfg.sse && !w->wantPull && !c[CH_PULL].active && !c[CH_SSE].active)
+        at_min(&t, c[CH_SSE].at);
+      if (!w->cfg.sse) at_min(&t, w->nextPoll);
+      if (c[CH_SSE].active && !w->ssePaused) at_min(&t, w->sseLast + w->cfg.sse_stall_ms);
     }
   }
-#undef AT
   int64_t d = t - now;
   return d < 0 ? 0 : d > 1000 ? 1000 : d;
 }

@@ -5,6 +5,7 @@
 **   SELECT sync_start();  SELECT sync_stop();        -- worker.c
 **   SELECT sync_push();   SELECT sync_pull();        -- oneshot.c
 **   SELECT sync_online(); SELECT sync_wait(5000);    -- site.c
+**   SELECT sync_wait(5000, 'all');                   -- site.c
 **   SELECT sync_config('batch_size', 50);            -- config.c
 **   SELECT * FROM sync_status;                       -- vtab_status.c
 **
@@ -31,7 +32,7 @@ static const struct {
     {"sync_push", 0, oneshot_fn_push},  {"sync_pull", 0, oneshot_fn_pull},
     {"sync_online", 0, site_fn_online}, {"sync_online", 1, site_fn_online},
     {"sync_config", 1, config_fn},      {"sync_config", 2, config_fn},
-    {"sync_wait", 1, site_fn_wait},
+    {"sync_wait", 1, site_fn_wait},     {"sync_wait", 2, site_fn_wait},
 };
 
 int net_register(sqlite3 *db, SyncCtx *c, char **pzErr) {

@@ -6,19 +6,39 @@
 **   SELECT sync_online(0);        -- force offline (nothing leaves); 1: back, drain now
 **   SELECT sync_wait(5000);       -- '["todos"]': tables the server changed since
 **                                 -- the previous call on this connection; NULL on timeout
+**   SELECT sync_wait(5000, 'all');  -- the same for any change: the server's and
+**                                 -- local writes (this connection, others, other
+**                                 -- processes), since the previous 'all' call
+**                                 -- (the first one waits for the next change)
 **
 ** One Site per database file in the process (keyed by its path), shared by
 ** every connection to it (NetConn) and by its worker thread (loop.c): the
 ** token (memory only), connectivity, the worker's status and counters, and
-** the change counter sync_wait sleeps on. The registry survives fork() in
+** the change counters sync_wait sleeps on. The registry survives fork() in
 ** the child as far as it can (atfork_child). Both functions need sync_init
 ** first, as every other one does. Errors:
 **   sync_online: sync_init() has not been called on this database
 **   sync_online: argument must be 0 or 1
 **   sync_wait: timeout_ms must be a non-negative integer
+**   sync_wait: scope must be 'server' or 'all'
 **   sync_wait: needs a database file (this one is in memory or temporary)
+**
+** Local changes: every local write to a tracked table queues an outbox row
+** (capture triggers, any connection, any process) with an id above every
+** id issued before, so the outbox's high-water mark (its highest id, or
+** sync_control.last_id once that row is gone) grows with each local
+** commit, and the rows above the last mark seen name the tables
+** (outbox_changes_after). site_scan_local reads them: on the waiting
+** connection when sync_wait(.., 'all') starts and whenever its PRAGMA
+** data_version moves (polled every LOCAL_POLL_MS while it waits: no commit
+** hook of the host's is taken), and on the worker's connection each time
+** it reads a batch (loop.c), while the batch's rows are still there. Rows
+** gone before any scan of this process saw them (sent and confirmed by
+** another process's worker or by a sync_push) cannot be told apart: the
+** scan then names every tracked table.
 */
 #include "site.h"
+#include "outbox.h"
 #include "value.h"
 
 #include <errno.h>
@@ -26,9 +46,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#define LOCAL_POLL_MS 50 /* how often sync_wait(.., 'all') looks for commits */
+
 struct SiteChange {
   char *name;
-  unsigned long long seq; /* site->seq when it last changed */
+  unsigned long long seq;    /* site->seq when the server last changed it (0: never) */
+  unsigned long long seqAll; /* site->seqAll when anything last changed it */
   SiteChange *next;
 };
 
@@ -166,35 +189,74 @@ void site_nudge(Site *s, unsigned bits) {
   pthread_mutex_unlock(&s->mu);
 }
 
+/* Marks table name changed at seqAll (and by the server at seq, unless 0).
+** Returns 0 when out of memory. The caller holds s->mu. */
+static int mark_changed(Site *s, const char *name, unsigned long long seq,
+                        unsigned long long seqAll) {
+  SiteChange *t = s->changed;
+  while (t && strcmp(t->name, name) != 0)
+    t = t->next;
+  if (!t) {
+    if ((t = sqlite3_malloc64(sizeof *t)) == 0) return 0;
+    memset(t, 0, sizeof *t);
+    if ((t->name = sqlite3_mprintf("%s", name)) == 0) {
+      sqlite3_free(t);
+      return 0;
+    }
+    /* kept in name order, so that sync_wait's answer is too */
+    SiteChange **pp = &s->changed;
+    while (*pp && strcmp((*pp)->name, t->name) < 0)
+      pp = &(*pp)->next;
+    t->next = *pp;
+    *pp = t;
+  }
+  if (seq) t->seq = seq;
+  t->seqAll = seqAll;
+  return 1;
+}
+
 void site_publish(Site *s, const ApplyResult *res) {
   if (!s) return;
   pthread_mutex_lock(&s->mu);
-  unsigned long long seq = s->seq + 1;
+  unsigned long long seq = s->seq + 1, seqAll = s->seqAll + 1;
   int any = 0;
-  for (int k = 0; k < res->nTables; k++) {
-    const char *name = res->tables[k];
-    SiteChange *t = s->changed;
-    while (t && strcmp(t->name, name) != 0)
-      t = t->next;
-    if (!t && (t = sqlite3_malloc64(sizeof *t)) != 0) {
-      if ((t->name = sqlite3_mprintf("%s", name)) == 0) {
-        sqlite3_free(t);
-        continue;
-      }
-      /* kept in name order, so that sync_wait's answer is too */
-      SiteChange **pp = &s->changed;
-      while (*pp && strcmp((*pp)->name, t->name) < 0)
-        pp = &(*pp)->next;
-      t->next = *pp;
-      *pp = t;
-    }
-    if (t) t->seq = seq, any = 1;
-  }
+  for (int k = 0; k < res->nTables; k++)
+    any |= mark_changed(s, res->tables[k], seq, seqAll);
   if (any) {
     s->seq = seq;
+    s->seqAll = seqAll;
     pthread_cond_broadcast(&s->cond);
   }
   pthread_mutex_unlock(&s->mu);
+}
+
+int site_scan_local(Site *s, SyncCtx *c) {
+  if (!s) return SQLITE_OK;
+  pthread_mutex_lock(&s->mu);
+  sqlite3_int64 lo = s->localKnown ? s->localHi : -1;
+  pthread_mutex_unlock(&s->mu);
+  sqlite3_str *names = sqlite3_str_new(0);
+  sqlite3_int64 hi = 0;
+  int rc = outbox_changes_after(c, lo, &hi, names);
+  int n = sqlite3_str_length(names);
+  char *z = sqlite3_str_finish(names);
+  if (rc == SQLITE_OK) {
+    /* Scans that overlap may both publish a table: harmless. */
+    pthread_mutex_lock(&s->mu);
+    if (!s->localKnown || hi > s->localHi) s->localHi = hi;
+    s->localKnown = 1;
+    unsigned long long seqAll = s->seqAll + 1;
+    int any = 0;
+    for (int i = 0; i < n; i += (int)strlen(z + i) + 1)
+      any |= mark_changed(s, z + i, 0, seqAll);
+    if (any) {
+      s->seqAll = seqAll;
+      pthread_cond_broadcast(&s->cond);
+    }
+    pthread_mutex_unlock(&s->mu);
+  }
+  sqlite3_free(z);
+  return rc;
 }
 
 void site_count(Site *s, int push, int64_t n) {
@@ -260,7 +322,9 @@ void site_token_set(NetConn *nc, const char *token) {
   site_token_free(s->token);
   s->token = t;
   s->tokenGen++;
+  s->needsToken = 0;
   if (s->multi) curl_multi_wakeup(s->multi);
+  pthread_cond_broadcast(&s->cond);
   pthread_mutex_unlock(&s->mu);
 }
 
@@ -302,6 +366,7 @@ void site_snapshot_get(NetConn *nc, site_snapshot *o) {
   o->next_retry_at = s->running ? s->nextRetryAt : 0;
   o->pushed_total = s->pushed;
   o->pulled_total = s->pulled;
+  o->needs_token = s->needsToken;
   pthread_mutex_unlock(&s->mu);
 }
 
@@ -313,6 +378,7 @@ NetConn *site_conn_new(sqlite3 *db, SyncCtx *c) {
   memset(nc, 0, sizeof *nc);
   nc->db = db;
   nc->c = c;
+  nc->dataVersion = -1;
   const char *path = sqlite3_db_filename(db, "main");
   if (path && *path) {
     nc->site = site_get(path);
@@ -375,38 +441,108 @@ void site_fn_online(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_result_int(ctx, online);
 }
 
+/* PRAGMA data_version of db (it moves when another connection commits),
+** -1 on failure. */
+static int data_version(sqlite3 *db) {
+  sqlite3_stmt *q = 0;
+  int v = -1;
+  if (sqlite3_prepare_v2(db, "PRAGMA main.data_version", -1, &q, 0) == SQLITE_OK &&
+      sqlite3_step(q) == SQLITE_ROW)
+    v = sqlite3_column_int(q, 0);
+  sqlite3_finalize(q);
+  return v;
+}
+
+/* The tables changed after seen (by the server only unless all), as a
+** JSON array in name order. The caller holds s->mu. */
+static sqlite3_str *changed_since(Site *s, unsigned long long seen, int all) {
+  sqlite3_str *out = sqlite3_str_new(0);
+  int n = 0;
+  sqlite3_str_appendchar(out, 1, '[');
+  for (SiteChange *t = s->changed; t; t = t->next) {
+    if ((all ? t->seqAll : t->seq) <= seen) continue;
+    if (n++) sqlite3_str_appendchar(out, 1, ',');
+    value_append_string(out, t->name, -1);
+  }
+  sqlite3_str_appendchar(out, 1, ']');
+  return out;
+}
+
+/* sync_wait(ms, 'all'): scans on this connection at once (its own commits
+** do not move its data_version), then each time another commit moves it.
+** A connection's first call reports only what changes after it starts. */
+static sqlite3_str *wait_all(NetConn *nc, Site *s, int64_t ms) {
+  int64_t now = site_mono_ms(), end = now + ms, poll = now + LOCAL_POLL_MS;
+  nc->dataVersion = data_version(nc->db);
+  site_scan_local(s, nc->c);
+  pthread_mutex_lock(&s->mu);
+  if (!nc->watching) {
+    /* The first call starts the watch: what changed before is not news. */
+    nc->seenAll = s->seqAll;
+    nc->watching = 1;
+  }
+  while (s->seqAll == nc->seenAll && (now = site_mono_ms()) < end) {
+    if (now >= poll) {
+      pthread_mutex_unlock(&s->mu);
+      int v = data_version(nc->db);
+      if (v != nc->dataVersion) {
+        nc->dataVersion = v;
+        site_scan_local(s, nc->c);
+      }
+      poll = now + LOCAL_POLL_MS;
+      pthread_mutex_lock(&s->mu);
+      continue;
+    }
+    struct timespec ts;
+    site_deadline(&ts, (end < poll ? end : poll) - now);
+    pthread_cond_timedwait(&s->cond, &s->mu, &ts);
+  }
+  sqlite3_str *out = 0;
+  if (s->seqAll != nc->seenAll) {
+    out = changed_since(s, nc->seenAll, 1);
+    nc->seenAll = s->seqAll;
+  }
+  pthread_mutex_unlock(&s->mu);
+  return out;
+}
+
 void site_fn_wait(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  (void)argc;
   NetConn *nc = sqlite3_user_data(ctx);
   if (sqlite3_value_type(argv[0]) != SQLITE_INTEGER || sqlite3_value_int64(argv[0]) < 0) {
     ctx_error(ctx, "sync_wait", "timeout_ms must be a non-negative integer");
     return;
   }
   if (!ctx_require_init(ctx, nc->c, "sync_wait")) return;
+  int all = 0;
+  if (argc > 1) {
+    const char *scope =
+        sqlite3_value_type(argv[1]) == SQLITE_TEXT ? (const char *)sqlite3_value_text(argv[1]) : 0;
+    if (!scope || (strcmp(scope, "server") != 0 && strcmp(scope, "all") != 0)) {
+      ctx_error(ctx, "sync_wait", "scope must be 'server' or 'all'");
+      return;
+    }
+    all = strcmp(scope, "all") == 0;
+  }
   Site *s = site_need(ctx, nc, "sync_wait");
   if (!s) return;
   int64_t ms = sqlite3_value_int64(argv[0]);
   if (ms > (int64_t)INT32_MAX) ms = INT32_MAX;
-  struct timespec ts;
-  site_deadline(&ts, ms);
-  pthread_mutex_lock(&s->mu);
-  while (s->seq == nc->seen) {
-    if (pthread_cond_timedwait(&s->cond, &s->mu, &ts) == ETIMEDOUT) break;
-  }
   sqlite3_str *out = 0;
-  if (s->seq != nc->seen) {
-    out = sqlite3_str_new(0);
-    int n = 0;
-    sqlite3_str_appendchar(out, 1, '[');
-    for (SiteChange *t = s->changed; t; t = t->next) {
-      if (t->seq <= nc->seen) continue;
-      if (n++) sqlite3_str_appendchar(out, 1, ',');
-      value_append_string(out, t->name, -1);
+  if (all) {
+    out = wait_all(nc, s, ms);
+  } else {
+    struct timespec ts;
+    site_deadline(&ts, ms);
+    pthread_mutex_lock(&s->mu);
+    while (s->seq == nc->seen) {
+      if (pthread_cond_timedwait(&s->cond, &s->mu, &ts) == ETIMEDOUT) break;
     }
-    sqlite3_str_appendchar(out, 1, ']');
-    nc->seen = s->seq;
+    if (s->seq != nc->seen) {
+      out = changed_since(s, nc->seen, 0);
+      nc->seen = s->seq;
+    }
+    pthread_mutex_unlock(&s->mu);
   }
-  pthread_mutex_unlock(&s->mu);
   if (!out) return; /* NULL: timed out */
   ctx_result_str(ctx, out);
 }

@@ -7,7 +7,8 @@
 ** by the destructor of the sync_status module, which SQLite runs at close,
 ** after the engine's). It links the connection and its SyncCtx to the Site
 ** of its database file: the token, connectivity, the worker thread and its
-** status, the change counter behind sync_wait.
+** status, the change counters behind sync_wait (the server's, and any
+** change, local writes included: site_scan_local).
 */
 #ifndef SYNC_SITE_H
 #define SYNC_SITE_H
@@ -39,6 +40,7 @@ typedef struct Site {
   char *token;         /* memory only; wiped when replaced */
   unsigned tokenGen;   /* bumped by each new token */
   int forcedOffline;   /* sync_online(0) */
+  int needsToken;      /* the worker met 401/403; cleared by a new token */
   /* the worker */
   int running, stop, joining;
   pthread_t thread;
@@ -53,16 +55,23 @@ typedef struct Site {
   int online, sse;
   char *lastError;
   int64_t lastPushAt, lastPullAt, nextRetryAt, pushed, pulled;
-  /* sync_wait */
-  unsigned long long seq;
+  /* sync_wait: seq counts the server's changes, seqAll every change;
+  ** localHi is the outbox's highest id already published (localKnown 0:
+  ** no scan yet, the first one only takes it) */
+  unsigned long long seq, seqAll;
   SiteChange *changed;
+  int64_t localHi;
+  int localKnown;
 } Site;
 
 struct NetConn {
   sqlite3 *db;
-  SyncCtx *c;              /* the engine's context of db */
-  Site *site;              /* NULL for an in-memory or temporary database */
-  unsigned long long seen; /* site->seq at this connection's last sync_wait */
+  SyncCtx *c;                 /* the engine's context of db */
+  Site *site;                 /* NULL for an in-memory or temporary database */
+  unsigned long long seen;    /* site->seq at this connection's last sync_wait */
+  unsigned long long seenAll; /* site->seqAll at its last sync_wait(..., 'all') */
+  int watching;               /* it has called sync_wait(..., 'all') */
+  int dataVersion;            /* db's PRAGMA data_version at its last scan (-1: none) */
 };
 
 /* db's NetConn (NULL when out of memory), and its destructor, which stops
@@ -82,6 +91,11 @@ void site_release(Site *);
 void site_nudge(Site *, unsigned bits);
 /* Records that the server changed res's tables and wakes sync_wait. */
 void site_publish(Site *, const ApplyResult *res);
+/* Publishes the tracked tables that local writes changed since the last
+** scan of any connection of this process (site.c, "Local changes"), read
+** through c, the engine of a connection to the site's file; 0, or an
+** SQLite code. */
+int site_scan_local(Site *, SyncCtx *c);
 /* Counts n mutations pushed (push 1) or changes pulled (push 0) now. */
 void site_count(Site *, int push, int64_t n);
 /* Stops the site's worker and joins it. Not from the worker's thread. */
@@ -109,6 +123,7 @@ typedef struct site_snapshot {
   char last_error[512];                              /* "" for none */
   int64_t last_push_at, last_pull_at, next_retry_at; /* unix ms, 0 for none */
   int64_t pushed_total, pulled_total;
+  int needs_token;
 } site_snapshot;
 void site_snapshot_get(NetConn *, site_snapshot *);
 

@@ -4,7 +4,8 @@
 **   SELECT * FROM sync_status;
 **   -- state | online | pending | rejected | cursor | sse_connected |
 **   -- last_push_at | last_pull_at | last_error | next_retry_at |
-**   -- pushed_total | pulled_total | client_id | url | skipped_changes
+**   -- pushed_total | pulled_total | client_id | url | skipped_changes |
+**   -- first_sync_done | needs_token
 **
 ** One row. state is 'stopped', 'idle', 'pushing', 'pulling', 'offline' or
 ** 'error'; times are UTC ISO-8601 text ('2026-01-02T03:04:05.678Z') or
@@ -12,8 +13,12 @@
 ** from this process's worker for the database file; pending, rejected,
 ** cursor, client_id and url from the database, and skipped_changes (the
 ** changes a server sent for tables this client does not track, counted by
-** the apply side in sync_meta's "skipped_changes"; 0 when none). The
-** token never appears.
+** the apply side in sync_meta's "skipped_changes"; 0 when none).
+** first_sync_done is 1 once a pull of this client (worker or sync_pull) has
+** applied its last page, the server's whole state at the time (sync_meta
+** "first_sync_done", set by client_apply; it stays 1 through a later full
+** resync); needs_token is 1 after the worker met 401/403, until a new token
+** is set (sync_config('token', ...)). The token never appears.
 ** Fails with "sync_status: sync_init() has not been called on this
 ** database" before sync_init.
 */
@@ -27,7 +32,7 @@ static const char status_schema[] =
     "CREATE TABLE x(state TEXT, online INTEGER, pending INTEGER, rejected INTEGER, cursor TEXT,"
     " sse_connected INTEGER, last_push_at TEXT, last_pull_at TEXT, last_error TEXT,"
     " next_retry_at TEXT, pushed_total INTEGER, pulled_total INTEGER, client_id TEXT, url TEXT,"
-    " skipped_changes INTEGER)";
+    " skipped_changes INTEGER, first_sync_done INTEGER, needs_token INTEGER)";
 
 /* One statement lays the row out (times as text); the worker's values and
 ** the engine's (outbox_counts, ctx_meta_get) are bound. */
@@ -37,7 +42,7 @@ static const char status_sql[] =
     " CASE WHEN ?5 > 0 THEN strftime('%Y-%m-%dT%H:%M:%fZ', ?5 / 1000.0, 'unixepoch') END,"
     " ?6,"
     " CASE WHEN ?7 > 0 THEN strftime('%Y-%m-%dT%H:%M:%fZ', ?7 / 1000.0, 'unixepoch') END,"
-    " ?8, ?9, ?13, ?14, coalesce(CAST(?15 AS INTEGER), 0)";
+    " ?8, ?9, ?13, ?14, coalesce(CAST(?15 AS INTEGER), 0), ?16 IS NOT NULL, ?17";
 
 typedef struct status_vtab {
   sqlite3_vtab base;
@@ -122,8 +127,9 @@ static int statusFilter(sqlite3_vtab_cursor *p, int idxNum, const char *idxStr, 
   sqlite3_bind_int64(s, 9, w.pulled_total);
   sqlite3_bind_int64(s, 10, pending);
   sqlite3_bind_int64(s, 11, rejected);
-  const char *meta[] = {"cursor", "client_id", "url", "skipped_changes"};
-  for (int i = 0; i < 4; i++) {
+  sqlite3_bind_int(s, 17, w.needs_token);
+  const char *meta[] = {"cursor", "client_id", "url", "skipped_changes", "first_sync_done"};
+  for (int i = 0; i < 5; i++) {
     char *m = ctx_meta_get(nc->c, meta[i]);
     if (m) sqlite3_bind_text(s, 12 + i, m, -1, sqlite3_free);
   }

@@ -76,6 +76,8 @@ static int store_status(int rc) {
     return MHD_HTTP_BAD_REQUEST;
   case STORE_EXPIRED:
     return MHD_HTTP_GONE;
+  case STORE_BUSY:
+    return MHD_HTTP_SERVICE_UNAVAILABLE;
   default:
     return MHD_HTTP_INTERNAL_SERVER_ERROR;
   }
@@ -116,9 +118,11 @@ static enum MHD_Result do_push(const server_ctx *ctx, struct MHD_Connection *c, 
   push_request_free(&pr);
   if (rc != STORE_OK) {
     fprintf(stderr, "syncd: push failed: %s\n", err ? err : "?");
-    enum MHD_Result r = answer_error(c, rq, store_status(rc), store_message(rc, err));
+    struct MHD_Response *resp = reply_error(store_message(rc, err));
     sqlite3_free(err);
-    return r;
+    /* busy: the client's backoff is enough, nothing is wrong with the push */
+    if (resp && rc == STORE_BUSY) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    return answer(c, rq, store_status(rc), resp);
   }
   if (changed) events_notify(0);
   return answer(c, rq, MHD_HTTP_OK, reply_json(json));

@@ -204,12 +204,18 @@ int main(int argc, char **argv) {
   store_config cfg = {.schema_sql = ddl, .max_tombstones = max_tomb, .on_change = events_notify};
   char *err = 0;
   ctx.st = pg ? store_pg_open(pg, &cfg, &err) : store_sqlite_open(dbpath, &cfg, &err);
+  char *folded = ctx.st ? store_folded_warning(ctx.st, ddl) : 0;
+  if (folded) fprintf(stderr, "syncd: warning: %s\n", folded);
+  sqlite3_free(folded);
   sqlite3_free(ddl);
   if (!ctx.st) {
     fprintf(stderr, "syncd: cannot open storage: %s\n", err ? err : "?");
     sqlite3_free(err);
     return 1;
   }
+  char *names = store_name_warning(ctx.st);
+  if (names) fprintf(stderr, "syncd: warning: %s\n", names);
+  sqlite3_free(names);
 
   if (conns_start((unsigned)max_conn, (int)request_timeout, (int)body_timeout)) {
     fprintf(stderr, "syncd: cannot start a thread\n");

@@ -11,6 +11,7 @@ static void table_free(catalog_table *t) {
   for (int c = 0; c < t->n_cols; c++) {
     sqlite3_free(t->cols[c].name);
     sqlite3_free(t->cols[c].type);
+    sqlite3_free(t->cols[c].decl);
     sqlite3_free(t->cols[c].key);
   }
   sqlite3_free(t->cols);

@@ -14,6 +14,7 @@
 typedef struct catalog_col {
   char *name;
   char *type; /* the declared type, for dialects that cast (NULL: none) */
+  char *decl; /* the type with its modifiers, when it has any (varchar(3)) */
   int kind;   /* the dialect's class of the type (0: text-like) */
   char *key;  /* what a dialect binds to read the column out of a JSON object */
   int pk_pos; /* 1-based position in the primary key, 0: not a key column */

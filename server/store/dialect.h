@@ -61,6 +61,10 @@ typedef struct dialect {
   dialect_conn *(*connect)(dialect_db *db, char **err);
   /* Roll back what an error path left open; nonzero when c can serve again. */
   int (*reusable)(dialect_conn *c);
+  /* Nonzero when the last failure on c was a conflict with a concurrent
+  ** transaction (a deadlock, a serialization failure) that running the
+  ** whole batch again can resolve; NULL: the dialect never has one. */
+  int (*conflicted)(dialect_conn *c);
   void (*disconnect)(dialect_conn *c);
 
   /* Transactions: begin (DIALECT_SETUP or DIALECT_PUSH), commit, and the

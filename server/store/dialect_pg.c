@@ -8,16 +8,17 @@
 ** commit takes the one-row _syncd_state lock, gives them real versions in
 ** order and holds the lock to COMMIT: versions are assigned and committed
 ** in order, so a reader never skips a version that commits late, and
-** pushes of different clients overlap until then. Pulls read in one
-** REPEATABLE READ snapshot (or one statement).
+** pushes of different clients overlap until then. The _syncd_state lock is
+** always a push's last lock and, holding it, a push waits for no other
+** (compact_now), so it closes no lock cycle; a cycle of the data rows
+** themselves (two batches writing two rows in opposite orders) fails one
+** push with 40P01, which pg_conflicted reports and push.c runs again.
+** Pulls read in one REPEATABLE READ snapshot (or one statement).
 **
-** Values: the request's JSON goes to PostgreSQL as json text and each column
-** is read with ->> and cast to the column's own type (so integers and
-** doubles are parsed exactly by PostgreSQL), bytea from {"$base64"}; rows
-** are printed from the text output by column kind (pg_sql.c). A
-** {"$base64"} or {"$hex"} value is first held to sync_val's rules (an
-** in-memory SQLite connection per connection), so a malformed one is
-** refused with the same reason as on SQLite rather than stored as text.
+** Values: each value of a pk or data object is mapped to the text its
+** column's type reads exactly, or refused (pg_values.c); the rewritten
+** object goes to PostgreSQL as json text and each column is read with ->>
+** and cast to its type; rows are printed by column kind (pg_sql.c).
 **
 ** Round trips: statements are prepared once per connection; a mutation's
 ** savepoint is released by the next one's "RELEASE SAVEPOINT m; SAVEPOINT
@@ -38,6 +39,7 @@
 #include "dialect.h"
 #include "listen_pg.h"
 #include "pg_sql.h"
+#include "pg_values.h"
 
 #define SETUP_LOCK_KEY "7395412001"
 
@@ -56,10 +58,11 @@ struct dialect_conn {
   PGconn *pg;
   dialect_db *owner;
   int open;                    /* savepoint m is open (released by the next one or COMMIT) */
+  int conflict;                /* a statement since begin lost a conflict (note_failure) */
   sqlite3_str *outcomes;       /* outcomes recorded but not written yet (a JSON array) */
   const char *client;          /* whose outcomes: the push's, set by client_last */
-  sqlite3 *values;             /* in-memory, for sync_val's rules on blob values */
-  sqlite3_stmt *check;         /* sync_val of every object value of ?1 */
+  sqlite3 *values;             /* in-memory, for sync_val's rules on values */
+  sqlite3_stmt *probe;         /* "SELECT ?1" there, for pgval_rewrite */
   char *stmts[STMT_CACHE_MAX]; /* the texts prepared on pg, as "s<index>" */
   int n_stmts;
   /* The n-th change (from 1) logged by the open transaction holds
@@ -77,14 +80,24 @@ struct dialect_conn {
 
 /* ---- statements ---- */
 
-/* Run a parameterless command (several allowed); 0 or -1 with *err. */
-static int exec(PGconn *c, const char *sql, char **err) {
-  PGresult *r = PQexec(c, sql);
+/* pg_conflicted tells push.c, which runs the batch again. */
+static void note_failure(dialect_conn *c, const PGresult *r) {
+  if (pgsql_conflict(r)) c->conflict = 1;
+}
+
+/* Run a parameterless command (several allowed) on pg; 0 or -1 with *err. */
+static int exec_on(PGconn *pg, dialect_conn *c, const char *sql, char **err) {
+  PGresult *r = PQexec(pg, sql);
   ExecStatusType st = PQresultStatus(r);
   int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-  if (!ok) *err = wire_errf("PostgreSQL: %s", PQerrorMessage(c));
+  if (!ok) *err = wire_errf("PostgreSQL: %s", PQerrorMessage(pg));
+  if (!ok && c) note_failure(c, r);
   PQclear(r);
   return ok ? 0 : -1;
+}
+
+static int exec(dialect_conn *c, const char *sql, char **err) {
+  return exec_on(c->pg, c, sql, err);
 }
 
 /* Run sql with params (types NULL: inferred) as a statement prepared on c
@@ -116,6 +129,7 @@ static PGresult *query(dialect_conn *c, const char *sql, int n, const char *cons
   ExecStatusType st = PQresultStatus(r);
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
   *err = wire_errf("PostgreSQL: %s", PQerrorMessage(c->pg));
+  note_failure(c, r);
   PQclear(r);
   return 0;
 }
@@ -147,11 +161,12 @@ static int pg_open(const char *target, dialect_db **out, char **err) {
 static PGconn *pg_session(const char *url, char **err) {
   PGconn *c = PQconnectdb(url);
   if (PQstatus(c) == CONNECTION_OK &&
-      !exec(c,
-            "SET extra_float_digits = 1; SET bytea_output = 'hex';"
-            " SET client_encoding = 'UTF8'; SET client_min_messages = warning;"
-            " CREATE TEMP TABLE IF NOT EXISTS _syncd_touched(tbl text NOT NULL, r jsonb NOT NULL)",
-            err))
+      !exec_on(
+          c, 0,
+          "SET extra_float_digits = 1; SET bytea_output = 'hex';"
+          " SET client_encoding = 'UTF8'; SET client_min_messages = warning;"
+          " CREATE TEMP TABLE IF NOT EXISTS _syncd_touched(tbl text NOT NULL, r jsonb NOT NULL)",
+          err))
     return c;
   sqlite3_free(*err);
   *err = wire_errf("PostgreSQL: %s", PQerrorMessage(c));
@@ -164,7 +179,7 @@ static void pg_disconnect(dialect_conn *c) {
   for (int i = 0; i < c->n_stmts; i++)
     sqlite3_free(c->stmts[i]);
   sqlite3_free(c->refs);
-  sqlite3_finalize(c->check);
+  sqlite3_finalize(c->probe);
   sqlite3_close(c->values);
   sqlite3_free(sqlite3_str_finish(c->outcomes));
   sqlite3_free(c);
@@ -176,10 +191,7 @@ static dialect_conn *pg_connect(dialect_db *d, char **err) {
   memset(c, 0, sizeof *c);
   c->outcomes = sqlite3_str_new(0);
   if (sqlite3_open_v2(":memory:", &c->values, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, 0) ||
-      value_register(c->values) ||
-      sqlite3_prepare_v2(c->values,
-                         "SELECT sync_val(value) FROM json_each(?1) WHERE type = 'object'", -1,
-                         &c->check, 0)) {
+      sqlite3_prepare_v2(c->values, "SELECT ?1", -1, &c->probe, 0)) {
     *err = wire_errf("%s", sqlite3_errmsg(c->values));
     pg_disconnect(c);
     return 0;
@@ -199,6 +211,10 @@ static int pg_reusable(dialect_conn *c) {
   sqlite3_str_reset(c->outcomes);
   c->open = 0;
   return PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) == PQTRANS_IDLE;
+}
+
+static int pg_conflicted(dialect_conn *c) {
+  return c->conflict;
 }
 
 static int pg_listen(dialect_db *d, void (*on_change)(void *), void *arg, char **err) {
@@ -235,7 +251,7 @@ static int flush(dialect_conn *c, char **err) {
 
 static int pg_begin(dialect_conn *c, int what, char **err) {
   const char *p[1] = {SETUP_LOCK_KEY};
-  c->open = 0;
+  c->open = c->conflict = 0;
   c->n_logged = c->mark = c->n_refs = 0;
   c->compact = 0;
   sqlite3_str_reset(c->outcomes);
@@ -243,11 +259,11 @@ static int pg_begin(dialect_conn *c, int what, char **err) {
   ** would only fail at COMMIT, failing the whole batch on every retry, so
   ** each mutation is held to them at once. */
   if (what == DIALECT_SETUP)
-    return exec(c->pg, "BEGIN", err) ||
+    return exec(c, "BEGIN", err) ||
                    command(c, "SELECT pg_advisory_xact_lock($1::bigint)", 1, p, err)
                ? -1
                : 0;
-  return exec(c->pg, "BEGIN; SET CONSTRAINTS ALL IMMEDIATE", err);
+  return exec(c, "BEGIN; SET CONSTRAINTS ALL IMMEDIATE", err);
 }
 
 static int versions_assign(dialect_conn *c, char **err);
@@ -258,11 +274,11 @@ static int pg_commit(dialect_conn *c, char **err) {
   c->open = 0;
   if (touched_log(c, err) || versions_assign(c, err) || (c->compact && compact_now(c, err)))
     return -1;
-  return flush(c, err) || exec(c->pg, "COMMIT", err) ? -1 : 0;
+  return flush(c, err) || exec(c, "COMMIT", err) ? -1 : 0;
 }
 
 static int pg_savepoint(dialect_conn *c, char **err) {
-  if (exec(c->pg, c->open ? "RELEASE SAVEPOINT m; SAVEPOINT m" : "SAVEPOINT m", err)) return -1;
+  if (exec(c, c->open ? "RELEASE SAVEPOINT m; SAVEPOINT m" : "SAVEPOINT m", err)) return -1;
   c->open = 1;
   c->mark = c->n_logged;
   return 0;
@@ -272,7 +288,7 @@ static int pg_rollback_to(dialect_conn *c, char **err) {
   c->n_logged = c->mark;
   while (c->n_refs && c->refs[c->n_refs - 1].n > c->mark)
     c->n_refs--;
-  return exec(c->pg, "ROLLBACK TO SAVEPOINT m", err);
+  return exec(c, "ROLLBACK TO SAVEPOINT m", err);
 }
 
 /* ---- opening: schema, catalog, db id, backfill ---- */
@@ -282,8 +298,8 @@ static int pg_setup(dialect_conn *c, const char *schema_sql, char **err) {
   if (!r) return -1;
   int fresh = PQgetvalue(r, 0, 0)[0] == 't';
   PQclear(r);
-  if (fresh && schema_sql && exec(c->pg, schema_sql, err)) return -1;
-  return exec(c->pg, pgsql_internal_ddl, err);
+  if (fresh && schema_sql && exec(c, schema_sql, err)) return -1;
+  return exec(c, pgsql_internal_ddl, err);
 }
 
 /* Every table of the current schema with a primary key, but ours and a
@@ -292,7 +308,10 @@ static int pg_setup(dialect_conn *c, const char *schema_sql, char **err) {
 static int pg_load_catalog(dialect_conn *c, catalog *cat, char **err) {
   PGresult *r = query(
       c,
-      "SELECT cl.relname, a.attname, format_type(a.atttypid, NULL),"
+      /* a cast to "character" is one to char(1): bpchar is its unbounded name */
+      "SELECT cl.relname, a.attname, CASE a.atttypid WHEN 'bpchar'::regtype THEN 'bpchar'"
+      " ELSE format_type(a.atttypid, NULL) END,"
+      " nullif(format_type(a.atttypid, a.atttypmod), format_type(a.atttypid, NULL)),"
       " coalesce(bt.typname, t.typname),"
       " coalesce((SELECT k.n FROM unnest(i.indkey) WITH ORDINALITY k(att, n)"
       " WHERE k.att = a.attnum), 0)"
@@ -312,7 +331,9 @@ static int pg_load_catalog(dialect_conn *c, catalog *cat, char **err) {
     if (!t || strcmp(t->name, name) != 0) bad = !(t = catalog_add_table(cat, name));
     if (!bad)
       bad = catalog_add_column(t, PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
-                               pgsql_kind(PQgetvalue(r, i, 3)), atoi(PQgetvalue(r, i, 4)));
+                               pgsql_kind(PQgetvalue(r, i, 4)), atoi(PQgetvalue(r, i, 5)));
+    if (!bad && !PQgetisnull(r, i, 3))
+      bad = !(t->cols[t->n_cols - 1].decl = sqlite3_mprintf("%s", PQgetvalue(r, i, 3)));
   }
   PQclear(r);
   if (bad || catalog_finish(cat, pgsql_table, err))
@@ -323,7 +344,7 @@ static int pg_load_catalog(dialect_conn *c, catalog *cat, char **err) {
   for (int i = 0; i < cat->n_tables; i++)
     pgsql_touch_trigger(sql, &cat->tables[i]);
   char *z = sqlite3_str_finish(sql);
-  bad = !z ? (*err = wire_errf("out of memory"), -1) : exec(c->pg, z, err);
+  bad = !z ? (*err = wire_errf("out of memory"), -1) : exec(c, z, err);
   sqlite3_free(z);
   c->owner->cat = cat;
   return bad;
@@ -372,18 +393,6 @@ static int pg_scan(dialect_conn *c, const catalog_table *t,
 
 /* ---- rows ---- */
 
-/* Refusals by the data (constraints, types, names) are the mutation's;
-** connection, resource and internal failures are the batch's. */
-static int is_fatal(const PGresult *r) {
-  const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-  if (!state) return 1;
-  static const char *const classes[] = {"08", "25", "40", "53", "55", "57", "58", "XX"};
-  for (size_t i = 0; i < sizeof classes / sizeof classes[0]; i++) {
-    if (strncmp(state, classes[i], 2) == 0) return 1;
-  }
-  return 0;
-}
-
 /* Run sql with params; DIALECT_OK with *out, else the failure classified:
 ** DIALECT_FATAL (*err) or DIALECT_REJECTED with the message as *reason. */
 static dialect_result run(dialect_conn *c, const char *sql, int n, const char *const *params,
@@ -401,7 +410,8 @@ static dialect_result run(dialect_conn *c, const char *sql, int n, const char *c
     *out = r;
     return DIALECT_OK;
   }
-  int fatal = is_fatal(r);
+  int fatal = pgsql_fatal(r);
+  note_failure(c, r);
   const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
   if (fatal)
     *err = wire_errf("PostgreSQL: %s", PQerrorMessage(c->pg));
@@ -411,43 +421,21 @@ static dialect_result run(dialect_conn *c, const char *sql, int n, const char *c
   return fatal ? DIALECT_FATAL : DIALECT_REJECTED;
 }
 
-/* Hold the values of the JSON object json to sync_val's rules, as SQLite
-** storage reads them: a {"$base64"} or {"$hex"} value with a malformed
-** payload is refused with sync_val's message. Only objects can be such a
-** value, so text without "{" inside the outer one is skipped. */
-static dialect_result check_values(dialect_conn *c, const char *json, char **reason, char **err) {
-  const char *brace = json ? strchr(json, '{') : 0;
-  if (!brace || !strchr(brace + 1, '{')) return DIALECT_OK;
-  sqlite3_bind_text(c->check, 1, json, -1, SQLITE_STATIC);
-  int rc;
-  while ((rc = sqlite3_step(c->check)) == SQLITE_ROW) {
-  }
-  dialect_result r = DIALECT_OK;
-  if (rc == SQLITE_NOMEM) {
-    *err = wire_errf("out of memory");
-    r = DIALECT_FATAL;
-  } else if (rc != SQLITE_DONE) {
-    *reason = wire_errf("%s", sqlite3_errmsg(c->values));
-    r = *reason ? DIALECT_REJECTED : DIALECT_FATAL;
-  }
-  sqlite3_reset(c->check);
-  sqlite3_clear_bindings(c->check);
-  return r;
-}
-
 static dialect_result pg_read_row(dialect_conn *c, const catalog_table *t, const char *pk,
                                   char **row, char **pk_out, char **reason, char **err) {
   *row = *pk_out = 0;
-  dialect_result rc = check_values(c, pk, reason, err);
+  char *key = 0;
+  dialect_result rc = pgval_rewrite(c->probe, t, pk, &key, reason, err);
   if (rc != DIALECT_OK) return rc;
   const char **p = sqlite3_malloc64(sizeof *p * (t->n_pk + 1));
-  if (!p) return *err = wire_errf("out of memory"), DIALECT_FATAL;
-  p[0] = pk;
+  if (!p) return sqlite3_free(key), *err = wire_errf("out of memory"), DIALECT_FATAL;
+  p[0] = key;
   for (int k = 0; k < t->n_pk; k++)
     p[1 + k] = t->cols[t->pk[k]].key;
   PGresult *r;
   rc = run(c, t->read_sql, 1 + t->n_pk, p, &r, reason, err);
   sqlite3_free(p);
+  sqlite3_free(key);
   if (rc != DIALECT_OK) return rc;
   if (PQntuples(r) > 0) {
     *row = pgsql_row(t, r, 0, 0, 0);
@@ -469,22 +457,23 @@ static dialect_result pg_read_row(dialect_conn *c, const catalog_table *t, const
 static dialect_result pg_write_row(dialect_conn *c, const catalog_table *t, const store_mutation *m,
                                    const dialect_cols *cols, int *changed, char **del_pk,
                                    char **reason, char **err) {
-  dialect_result rc = check_values(c, m->pk, reason, err);
-  if (rc == DIALECT_OK) rc = check_values(c, m->data, reason, err);
-  if (rc != DIALECT_OK) return rc;
-  const char **p = sqlite3_malloc64(sizeof *p * (2 * t->n_cols + 3));
-  int *used = sqlite3_malloc64(sizeof *used * (t->n_cols + 1));
+  char *key = 0, *data = 0;
+  dialect_result rc = pgval_rewrite(c->probe, t, m->pk, &key, reason, err);
+  if (rc == DIALECT_OK && m->data) rc = pgval_rewrite(c->probe, t, m->data, &data, reason, err);
+  const char **p = rc == DIALECT_OK ? sqlite3_malloc64(sizeof *p * (2 * t->n_cols + 3)) : 0;
+  int *used = p ? sqlite3_malloc64(sizeof *used * (t->n_cols + 1)) : 0;
   if (!p || !used) {
     sqlite3_free(p);
-    sqlite3_free(used);
-    *err = wire_errf("out of memory");
-    return DIALECT_FATAL;
+    sqlite3_free(key);
+    sqlite3_free(data);
+    if (rc == DIALECT_OK) *err = wire_errf("out of memory"), rc = DIALECT_FATAL;
+    return rc;
   }
   memset(used, 0, sizeof *used * (t->n_cols + 1));
   /* $3: the own row, for pgsql_touch_function to tell from the others */
   char *ownz = pgsql_own(t, m->pk);
-  p[0] = m->data;
-  p[1] = m->pk;
+  p[0] = data;
+  p[1] = key;
   p[2] = ownz;
   int np = 3;
   sqlite3_str *sql = sqlite3_str_new(0);
@@ -538,6 +527,8 @@ static dialect_result pg_write_row(dialect_conn *c, const catalog_table *t, cons
   if (!z || !ownz) *err = wire_errf("out of memory");
   sqlite3_free(z);
   sqlite3_free(ownz);
+  sqlite3_free(key);
+  sqlite3_free(data);
   sqlite3_free(p);
   sqlite3_free(used);
   if (rc != DIALECT_OK) return rc;
@@ -659,7 +650,11 @@ static int touched_log(dialect_conn *c, char **err) {
   return bad ? -1 : 0;
 }
 
-/* Tombstones are purged at commit, once the batch's own have versions. */
+/* Tombstones are purged at commit, once the batch's own have versions.
+** The purge holds the _syncd_state lock, which a push holding row locks
+** waits for at its own commit: it skips the tombstones such a push has
+** locked (it is writing them again, to be versioned above the horizon)
+** rather than wait for it, so no lock cycle forms. */
 static int pg_compact(dialect_conn *c, long long max_tombstones, char **err) {
   (void)err;
   if (c->owner->max_tombstones != max_tombstones) c->owner->max_tombstones = max_tombstones;
@@ -674,15 +669,16 @@ static int compact_now(dialect_conn *c, char **err) {
   return command(c,
                  "WITH h AS (SELECT version FROM _syncd_changes WHERE op = 'delete'"
                  " ORDER BY version DESC LIMIT 1 OFFSET $1::bigint),"
-                 " d AS (DELETE FROM _syncd_changes WHERE op = 'delete'"
-                 " AND version <= (SELECT version FROM h))"
+                 " d AS (DELETE FROM _syncd_changes WHERE (tbl, pk) IN (SELECT tbl, pk"
+                 " FROM _syncd_changes WHERE op = 'delete' AND version <= (SELECT version FROM h)"
+                 " FOR UPDATE SKIP LOCKED))"
                  " UPDATE _syncd_state SET horizon = greatest(horizon, (SELECT version FROM h))"
                  " WHERE EXISTS (SELECT 1 FROM h)",
                  1, p, err);
 }
 
 static int pg_notify(dialect_conn *c, char **err) {
-  return exec(c->pg, "NOTIFY syncd_changes", err);
+  return exec(c, "NOTIFY syncd_changes", err);
 }
 
 /* ---- clients ---- */
@@ -825,7 +821,7 @@ static int pg_read_page(dialect_conn *c, const char *client, long long after, in
   snprintf(limz, sizeof limz, "%d", p->limit + 1);
   if (!p->rejected) return read_page_single(c, client, afterz, all, tables, limz, p, err);
   PGresult *r;
-  if (exec(c->pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err) ||
+  if (exec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err) ||
       read_page_single(c, client, afterz, all, tables, limz, p, err))
     return -1;
   snprintf(fromz, sizeof fromz, "%lld", pending_from);
@@ -840,7 +836,7 @@ static int pg_read_page(dialect_conn *c, const char *client, long long after, in
     wire_page_rejected(p, atoll(PQgetvalue(r, i, 0)),
                        PQgetisnull(r, i, 1) ? 0 : PQgetvalue(r, i, 1));
   PQclear(r);
-  return exec(c->pg, "COMMIT", err);
+  return exec(c, "COMMIT", err);
 }
 
 static int pg_head(dialect_conn *c, long long *version, char **err) {
@@ -863,6 +859,7 @@ const dialect dialect_pg = {
     .close = pg_close,
     .connect = pg_connect,
     .reusable = pg_reusable,
+    .conflicted = pg_conflicted,
     .disconnect = pg_disconnect,
     .begin = pg_begin,
     .commit = pg_commit,

@@ -1,13 +1,16 @@
 /*
 ** pg_sql.c: the SQL text and the row JSON of the PostgreSQL dialect
-** (pg_sql.h): how a column's value is read out of a request's JSON (cast
-** to the column's type, bytea from {"$base64"}) and how a result row is
+** (pg_sql.h): how a column's value is read out of a request's JSON as
+** pg_values.c rewrote it (cast to the column's type, checked to read back
+** as sent where the type could store it otherwise) and how a result row is
 ** printed back as exact JSON by column kind; the internal tables and the
-** trigger that records rows a push changes besides its own. Used by
-** dialect_pg.c only; it runs no statement itself.
+** trigger that records rows a push changes besides its own; which errors
+** fail a batch or lose a conflict. Used by dialect_pg.c only; it runs no
+** statement itself.
 */
 #include "pg_sql.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "value.h"
@@ -16,13 +19,14 @@ int pgsql_kind(const char *typname) {
   static const struct {
     const char *name;
     int kind;
-  } kinds[] = {{"int2", K_INT},        {"int4", K_INT},     {"int8", K_INT},
-               {"oid", K_INT},         {"float4", K_FLOAT}, {"float8", K_FLOAT},
-               {"numeric", K_NUMERIC}, {"bool", K_BOOL},    {"bytea", K_BYTEA}};
+  } kinds[] = {{"text", K_TEXT},       {"varchar", K_TEXT},  {"bpchar", K_TEXT},
+               {"int2", K_INT2},       {"int4", K_INT4},     {"int8", K_INT8},
+               {"oid", K_OID},         {"float4", K_FLOAT4}, {"float8", K_FLOAT8},
+               {"numeric", K_NUMERIC}, {"bool", K_BOOL},     {"bytea", K_BYTEA}};
   for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
     if (strcmp(kinds[i].name, typname) == 0) return kinds[i].kind;
   }
-  return K_TEXT;
+  return K_OTHER;
 }
 
 /* A quoted identifier. */
@@ -38,17 +42,20 @@ void pgsql_ident(sqlite3_str *sql, const char *name) {
 /* The value of key $keyParam of the json in $jsonParam, cast to col's type
 ** (the type is format_type() without typmod, from the catalog, never from
 ** a request: an explicit cast to varchar(n) would truncate silently, an
-** assignment refuses instead). */
+** assignment refuses instead). pgval_rewrite made it the text the type
+** reads exactly, but a type modifier (numeric's scale, char(n)'s padding)
+** or a type's own input (a date, jsonb) may store another text: such a
+** column's value goes through _syncd_exact, which refuses it unless it
+** reads back as sent. */
 void pgsql_value(sqlite3_str *sql, const catalog_col *col, int jsonParam, int keyParam) {
-  if (col->kind == K_BYTEA) {
-    sqlite3_str_appendf(sql,
-                        "(CASE WHEN json_typeof($%d::json -> $%d::text) = 'object'"
-                        " THEN decode(($%d::json -> $%d::text) ->> '$base64', 'base64')"
-                        " ELSE ($%d::json ->> $%d::text)::bytea END)",
-                        jsonParam, keyParam, jsonParam, keyParam, jsonParam, keyParam);
-  } else {
-    sqlite3_str_appendf(sql, "($%d::json ->> $%d::text)::%s", jsonParam, keyParam, col->type);
-  }
+  char x[48];
+  snprintf(x, sizeof x, "($%d::json ->> $%d::text)", jsonParam, keyParam);
+  if (col->kind == K_OTHER || (col->decl && (col->kind == K_TEXT || col->kind == K_NUMERIC)))
+    sqlite3_str_appendf(sql, "_syncd_exact($%d::text, %Q, %s, %s)::%s", keyParam,
+                        col->decl ? col->decl : col->type, x,
+                        col->kind == K_NUMERIC ? "true" : "false", col->type);
+  else
+    sqlite3_str_appendf(sql, "%s::%s", x, col->type);
 }
 
 /* The select list printing every column, or the key's (bytea as one-line
@@ -62,6 +69,11 @@ void pgsql_columns(sqlite3_str *sql, const catalog_table *t, int pkOnly) {
       sqlite3_str_appendall(sql, "translate(encode(");
       pgsql_ident(sql, col->name);
       sqlite3_str_appendall(sql, ", 'base64'), E'\\n', '')");
+    } else if (col->kind == K_FLOAT4) {
+      /* float4's shortest text is a float's, which reads back as another
+      ** double: print the double it is */
+      pgsql_ident(sql, col->name);
+      sqlite3_str_appendall(sql, "::float8");
     } else {
       pgsql_ident(sql, col->name);
     }
@@ -90,7 +102,31 @@ const char pgsql_internal_ddl[] =
     "CREATE TABLE IF NOT EXISTS _syncd_clients(client_id text PRIMARY KEY,"
     " last_id bigint NOT NULL);"
     "CREATE TABLE IF NOT EXISTS _syncd_outcomes(client_id text NOT NULL, id bigint NOT NULL,"
-    " status text NOT NULL, reason text, tbl text, pk text, PRIMARY KEY (client_id, id));";
+    " status text NOT NULL, reason text, tbl text, pk text, PRIMARY KEY (client_id, id));"
+    /* pgsql_value's check of a value its column's type could store as
+    ** another text (concat() prints with the type's output function,
+    ** char(n)'s padding included, where a cast to text trims it). A numeric
+    ** must keep its number, and its '.' exactly when sent with one, so that
+    ** a real stays a real and an integer an integer. typ is the catalog's
+    ** format_type(), never a request's. */
+    "CREATE OR REPLACE FUNCTION _syncd_exact(col text, typ text, sent text, num boolean)"
+    " RETURNS text LANGUAGE plpgsql AS $f$ DECLARE stored text; same boolean; BEGIN"
+    " IF sent IS NULL THEN RETURN NULL; END IF;"
+    " BEGIN"
+    " IF num THEN"
+    " EXECUTE format('SELECT ($1::%s)::text, $1::numeric = $1::%s', typ, typ)"
+    " INTO stored, same USING sent;"
+    " same := same AND (strpos(stored, '.') > 0) = (strpos(sent, '.') > 0);"
+    " ELSE EXECUTE format('SELECT concat($1::%s)', typ) INTO stored USING sent;"
+    " same := stored = sent; END IF;"
+    " EXCEPTION WHEN data_exception THEN"
+    " RAISE EXCEPTION USING ERRCODE = 'data_exception',"
+    " MESSAGE = format('column %s is %s and cannot hold %s: %s', col, typ, to_json(sent), SQLERRM);"
+    " END;"
+    " IF NOT same THEN RAISE EXCEPTION USING ERRCODE = 'data_exception', MESSAGE = format("
+    "'column %s is %s and cannot hold %s exactly (it would store %s)',"
+    " col, typ, to_json(sent), to_json(stored)); END IF;"
+    " RETURN sent; END $f$;";
 
 /* Rows a push changes besides each mutation's own (a foreign key's
 ** cascade, a trigger's writes) are recorded by this row trigger function
@@ -166,10 +202,14 @@ static void append_value(sqlite3_str *out, const catalog_col *col, const PGresul
   }
   const char *v = PQgetvalue(r, row, f);
   switch (col->kind) {
-  case K_INT:
+  case K_INT2:
+  case K_INT4:
+  case K_INT8:
+  case K_OID:
     sqlite3_str_appendall(out, v);
     break;
-  case K_FLOAT:
+  case K_FLOAT4:
+  case K_FLOAT8:
   case K_NUMERIC:
     if (strcmp(v, "NaN") == 0)
       sqlite3_str_appendall(out, "null");
@@ -180,7 +220,7 @@ static void append_value(sqlite3_str *out, const catalog_col *col, const PGresul
     else {
       sqlite3_str_appendall(out, v);
       /* "2" would read back as an integer: keep a double visibly REAL */
-      if (col->kind == K_FLOAT && !strpbrk(v, ".eE")) sqlite3_str_appendall(out, ".0");
+      if (col->kind != K_NUMERIC && !strpbrk(v, ".eE")) sqlite3_str_appendall(out, ".0");
     }
     break;
   case K_BOOL:
@@ -211,4 +251,19 @@ char *pgsql_row(const catalog_table *t, const PGresult *r, int row, int f0, int 
   }
   sqlite3_str_appendchar(out, 1, '}');
   return sqlite3_str_finish(out);
+}
+
+int pgsql_fatal(const PGresult *r) {
+  const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+  if (!state) return 1;
+  static const char *const classes[] = {"08", "25", "40", "53", "55", "57", "58", "XX"};
+  for (size_t i = 0; i < sizeof classes / sizeof classes[0]; i++) {
+    if (strncmp(state, classes[i], 2) == 0) return 1;
+  }
+  return 0;
+}
+
+int pgsql_conflict(const PGresult *r) {
+  const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+  return state && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0);
 }

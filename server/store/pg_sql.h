@@ -10,8 +10,22 @@
 
 #include "catalog.h"
 
-/* catalog_col.kind of a PostgreSQL column */
-enum { K_TEXT, K_INT, K_FLOAT, K_NUMERIC, K_BOOL, K_BYTEA };
+/* catalog_col.kind of a PostgreSQL column: text, varchar and char; the
+** integer types; float4, float8; numeric; bool; bytea; any other type
+** (date, uuid, json, an enum...), which takes its input syntax as text */
+enum {
+  K_TEXT,
+  K_INT2,
+  K_INT4,
+  K_INT8,
+  K_OID,
+  K_FLOAT4,
+  K_FLOAT8,
+  K_NUMERIC,
+  K_BOOL,
+  K_BYTEA,
+  K_OTHER
+};
 
 /* The kind of a column whose type (or domain's base type) is typname. */
 int pgsql_kind(const char *typname);
@@ -19,8 +33,10 @@ int pgsql_kind(const char *typname);
 /* Append a quoted identifier. */
 void pgsql_ident(sqlite3_str *sql, const char *name);
 
-/* Append the value of key $keyParam of the json in $jsonParam, cast to
-** col's type. */
+/* Append the value of key $keyParam of the json in $jsonParam (as
+** pgval_rewrite wrote it), cast to col's type; for a type that could store
+** it as another text (a modifier such as numeric(6,2) or char(3), or a
+** type other than text), refused unless it reads back as sent. */
 void pgsql_value(sqlite3_str *sql, const catalog_col *col, int jsonParam, int keyParam);
 
 /* Append the select list printing every column, or (pkOnly) the key's. */
@@ -55,5 +71,15 @@ void pgsql_key_of_row(sqlite3_str *sql, const catalog_table *t);
 /* {"col":value,...} of result row `row`, fields from f0 in the order of
 ** pgsql_columns(pkOnly); NULL when out of memory. */
 char *pgsql_row(const catalog_table *t, const PGresult *r, int row, int f0, int pkOnly);
+
+/* Whether the failed r fails the whole batch: connection, resource and
+** internal failures (refusals by the data -- constraints, types, names --
+** are the mutation's). */
+int pgsql_fatal(const PGresult *r);
+
+/* Whether the failed r lost a conflict with a concurrent transaction
+** (deadlock_detected, serialization_failure): running the whole
+** transaction again can succeed. */
+int pgsql_conflict(const PGresult *r);
 
 #endif

@@ -12,13 +12,22 @@
 ** A refusal that ends the whole transaction (SQLite's RAISE(ROLLBACK) in a
 ** trigger, DIALECT_ENDED) makes the batch start again, that mutation now
 ** refused unrun: each retry refuses one more, so it ends.
+**
+** A batch that fails on a conflict with a concurrent transaction (the
+** dialect's conflicted: a deadlock, a serialization failure) is rolled back
+** and run again whole, after a short jittered pause, up to
+** STORE_PUSH_TRIES times; then the push answers STORE_BUSY (503), never
+** STORE_ERROR, as the client only has to try again later.
 */
 #include "jscan.h"
 #include "store_impl.h"
 #include "value.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* What check_keys gathers from the keys of pk, then of data. */
 typedef struct key_scan {
@@ -263,6 +272,18 @@ static int attempt(const store *s, dialect_conn *c, const char *client, const st
   return d->commit(c, err) ? -1 : 0;
 }
 
+/* Before the next try of a batch that lost a conflict: a jittered pause
+** that grows with the tries, so the transactions that collided do not
+** collide again in step. */
+static void conflict_pause(int tries) {
+  unsigned r;
+  sqlite3_randomness(sizeof r, &r);
+  long ms = (5L << tries) + r % (5U << tries);
+  struct timespec t = {ms / 1000, ms % 1000 * 1000000L};
+  while (nanosleep(&t, &t) != 0 && errno == EINTR) {
+  }
+}
+
 static int cmp_by_id(const void *a, const void *b, void *arg) {
   const store_mutation *m = arg;
   long long x = m[*(const int *)a].id, y = m[*(const int *)b].id;
@@ -295,11 +316,25 @@ int store_push(store *s, const char *client, const store_mutation *m, int n, cha
       order[i] = i;
     qsort_r(order, n, sizeof *order, cmp_by_id, (void *)m);
   }
+  int tries = 0, busy = 0;
   while (rc > 0) {
     for (int i = 0; i < n; i++)
       wire_outcome_clear(&res[i]);
     *n_changed = 0;
     rc = attempt(s, c, client, m, n, order, res, doomed, n_changed, err);
+    if (rc < 0 && s->d->conflicted && s->d->conflicted(c)) {
+      /* a connection that cannot even roll back is a failure of its own */
+      if (++tries == STORE_PUSH_TRIES) {
+        busy = 1;
+      } else if (s->d->reusable(c)) {
+        fprintf(stderr, "syncd: push conflict, try %d of %d next: %s\n", tries + 1,
+                STORE_PUSH_TRIES, *err ? *err : "?");
+        sqlite3_free(*err);
+        *err = 0;
+        rc = 1;
+        conflict_pause(tries);
+      }
+    }
   }
   if (rc == 0 && !(*json = wire_results(m, res, n))) rc = -1, *err = wire_errf("out of memory");
   if (rc) *n_changed = 0;
@@ -311,5 +346,5 @@ int store_push(store *s, const char *client, const store_mutation *m, int n, cha
   sqlite3_free(res);
   sqlite3_free(order);
   pool_put(&s->pool, c);
-  return rc ? STORE_ERROR : STORE_OK;
+  return rc == 0 ? STORE_OK : busy ? STORE_BUSY : STORE_ERROR;
 }

@@ -80,6 +80,136 @@ store *store_pg_open(const char *url, const store_config *cfg, char **err) {
   return store_open(&dialect_pg, url, cfg, err);
 }
 
+/* PostgreSQL folds an unquoted name's A-Z to a-z (and, in UTF-8, nothing
+** else): a name with an upper-case letter was created quoted, and a client
+** writing it as SQLite users do may send it in another case. */
+static int has_upper(const char *z) {
+  for (; *z; z++)
+    if (*z >= 'A' && *z <= 'Z') return 1;
+  return 0;
+}
+
+char *store_name_warning(const store *s) {
+  if (s->cat.fold_case) return 0;
+  sqlite3_str *out = sqlite3_str_new(0);
+  int n = 0;
+  for (int i = 0; i < s->cat.n_tables; i++) {
+    const catalog_table *t = &s->cat.tables[i];
+    int cols = 0;
+    for (int c = 0; c < t->n_cols; c++)
+      cols += has_upper(t->cols[c].name);
+    if (!cols && !has_upper(t->name)) continue;
+    sqlite3_str_appendf(out, "%stable %s", n++ ? "; " : "", t->name);
+    for (int c = 0, k = 0; c < t->n_cols; c++) {
+      if (has_upper(t->cols[c].name))
+        sqlite3_str_appendf(out, "%s%s", k++ ? ", " : " (columns ", t->cols[c].name);
+    }
+    if (cols) sqlite3_str_appendchar(out, 1, ')');
+  }
+  if (n == 0) return sqlite3_free(sqlite3_str_finish(out)), (char *)0;
+  char *names = sqlite3_str_finish(out);
+  char *msg =
+      names
+          ? sqlite3_mprintf("these names have upper-case letters (they were created quoted): %s. "
+                            "PostgreSQL compares names exactly, so clients must send them exactly "
+                            "as written here (an unquoted name in the schema is stored in lower "
+                            "case; quote it, as in CREATE TABLE \"Todos\"(\"Id\" ...), to keep "
+                            "its case)",
+                            names)
+          : 0;
+  sqlite3_free(names);
+  return msg;
+}
+
+/* Whether the word z[0..n) has both lower- and upper-case letters: a name
+** written that way means its case (an all-caps word is likely a keyword). */
+static int mixed_case(const char *z, int n) {
+  int lower = 0, upper = 0;
+  for (int i = 0; i < n; i++)
+    lower |= z[i] >= 'a' && z[i] <= 'z', upper |= z[i] >= 'A' && z[i] <= 'Z';
+  return lower && upper;
+}
+
+/* What a synced table or column is named as the word z[0..n) folded to
+** lower case, as "table T" or "column T.C" (NULL: none). */
+static char *folded_match(const catalog *cat, const char *z, int n) {
+  for (int i = 0; i < cat->n_tables; i++) {
+    const catalog_table *t = &cat->tables[i];
+    if ((int)strlen(t->name) == n && sqlite3_strnicmp(t->name, z, n) == 0 && !has_upper(t->name))
+      return sqlite3_mprintf("table %s", t->name);
+    for (int c = 0; c < t->n_cols; c++) {
+      const char *col = t->cols[c].name;
+      if ((int)strlen(col) == n && sqlite3_strnicmp(col, z, n) == 0 && !has_upper(col))
+        return sqlite3_mprintf("column %s.%s", t->name, col);
+    }
+  }
+  return 0;
+}
+
+/* Past the end of a string, quoted identifier, comment or dollar-quoted
+** body starting at z (z itself when none starts there). */
+static const char *skip_quoted(const char *z) {
+  if (*z == '\'' || *z == '"') {
+    char q = *z++;
+    while (*z && !(*z == q && z[1] != q))
+      z += *z == q ? 2 : 1;
+    return *z ? z + 1 : z;
+  }
+  if (z[0] == '-' && z[1] == '-') return z + strcspn(z, "\n");
+  if (z[0] == '/' && z[1] == '*') {
+    const char *e = strstr(z + 2, "*/");
+    return e ? e + 2 : z + strlen(z);
+  }
+  if (*z == '$') {
+    size_t n = 1 + strspn(z + 1, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789");
+    if (z[n] != '$') return z;
+    char tag[72];
+    if (n + 1 >= sizeof tag) return z;
+    memcpy(tag, z, n + 1);
+    tag[n + 1] = 0;
+    const char *e = strstr(z + n + 1, tag);
+    return e ? e + n + 1 : z + strlen(z);
+  }
+  return z;
+}
+
+char *store_folded_warning(const store *s, const char *schema_sql) {
+  if (s->cat.fold_case || !schema_sql) return 0;
+  sqlite3_str *out = sqlite3_str_new(0);
+  int n = 0;
+  for (const char *z = schema_sql; *z;) {
+    const char *after = skip_quoted(z);
+    if (after != z) {
+      z = after;
+      continue;
+    }
+    if (!((*z >= 'a' && *z <= 'z') || (*z >= 'A' && *z <= 'Z') || *z == '_')) {
+      z++;
+      continue;
+    }
+    int len = (int)strspn(z, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789$");
+    char *what = mixed_case(z, len) ? folded_match(&s->cat, z, len) : 0;
+    /* each word once: the list holds it as " Word (" */
+    char *key = what ? sqlite3_mprintf(" %.*s (", len, z) : 0;
+    const char *sofar = sqlite3_str_value(out);
+    if (key && !(sofar && strstr(sofar, key)))
+      sqlite3_str_appendf(out, "%s%s%s)", n++ ? "," : "", key, what);
+    sqlite3_free(key);
+    sqlite3_free(what);
+    z += len;
+  }
+  char *names = sqlite3_str_finish(out);
+  char *msg =
+      n && names ? sqlite3_mprintf("the schema writes these names unquoted in mixed case, which "
+                                   "PostgreSQL keeps in lower case:%s. Clients must send the "
+                                   "lower-case names; to keep the case as written, quote the names "
+                                   "in the schema",
+                                   names)
+                 : 0;
+  sqlite3_free(names);
+  return msg;
+}
+
 void store_close(store *s) {
   if (s->pool.idle) pool_close(&s->pool);
   catalog_free(&s->cat);

@@ -62,6 +62,21 @@ int store_head(store *s, char **cursor, char **err);
 /* Release the strings of a page (the struct itself is the caller's). */
 void store_page_clear(store_page *page);
 
+/* A warning naming the synced tables and columns whose names a client
+** could send in another case than the storage's: on a storage that
+** compares names exactly (PostgreSQL), those with upper-case letters
+** (created quoted). NULL when there are none (always on SQLite), or when
+** out of memory. (store.c) */
+char *store_name_warning(const store *s);
+
+/* A warning naming the words of schema_sql written unquoted in mixed case
+** (Todos) that name a synced table or column once folded to lower case
+** (todos), on a storage that folds unquoted names and compares them
+** exactly (PostgreSQL): clients following the schema would send the case
+** the storage does not have. NULL when there are none (always on SQLite),
+** or when out of memory. (store.c) */
+char *store_folded_warning(const store *s, const char *schema_sql);
+
 /* Stop background threads, close connections, free s. */
 void store_close(store *s);
 

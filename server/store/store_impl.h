@@ -15,6 +15,9 @@
 #define STORE_KEEP_OUTCOMES 10000
 #define STORE_PRUNE_EVERY 1000
 
+/* Tries of a batch that keeps losing conflicts with concurrent pushes. */
+#define STORE_PUSH_TRIES 6
+
 struct store {
   const dialect *d;
   dialect_db *db;

@@ -26,7 +26,8 @@ enum {
   STORE_OK = 0,
   STORE_BAD_CURSOR, /* 400: not a cursor at all */
   STORE_EXPIRED,    /* 410: another database's cursor, or below the horizon */
-  STORE_ERROR       /* 500: the database failed; *err says why */
+  STORE_ERROR,      /* 500: the database failed; *err says why */
+  STORE_BUSY        /* 503: concurrent pushes kept conflicting; nothing committed */
 };
 
 /* One pull page. json is the whole response body:

@@ -5,8 +5,9 @@
 **
 ** Loads the extension (built with the same sanitizer) into two connections
 ** on DIR/a.db and DIR/b.db, starts both workers against the syncd at URL,
-** writes on A while a second thread blocks in sync_wait on B and a third
-** reads sync_status and toggles sync_online, then stops one worker with
+** writes on A while a second thread blocks in sync_wait on B, a third in
+** sync_wait(.., 'all') on A (the local writes) and a fourth reads
+** sync_status and toggles sync_online, then stops one worker with
 ** sync_stop and the other by closing its connection. Fails when B does not
 ** converge, or when SQLite memory is still in use after every connection
 ** is closed (a leak in the extension: it allocates only through SQLite).
@@ -88,15 +89,16 @@ static void sleep_ms(int ms) {
 
 typedef struct {
   sqlite3 *db;
-  int tables; /* sync_wait answers received */
-  int stop;   /* atomic */
+  const char *sql; /* the sync_wait call */
+  int tables;      /* sync_wait answers received */
+  int stop;        /* atomic */
 } waiter;
 
 static void *wait_thread(void *arg) {
   waiter *w = arg;
   while (!__atomic_load_n(&w->stop, __ATOMIC_SEQ_CST)) {
     sqlite3_stmt *s = 0;
-    if (sqlite3_prepare_v2(w->db, "SELECT sync_wait(100)", -1, &s, 0) == SQLITE_OK &&
+    if (sqlite3_prepare_v2(w->db, w->sql, -1, &s, 0) == SQLITE_OK &&
         sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
       __atomic_add_fetch(&w->tables, 1, __ATOMIC_SEQ_CST);
     sqlite3_finalize(s);
@@ -132,7 +134,7 @@ int main(int argc, char **argv) {
   const char *ext = argv[1], *url = argv[2], *dir = argv[3];
   /* Every load rewrites the extension's sqlite3_api pointer (with the same
   ** value): load everything before the first worker starts. */
-  sqlite3 *b2 = 0, *a2 = 0; /* second connections for the helper threads */
+  sqlite3 *b2 = 0, *a2 = 0, *a3 = 0; /* more connections for the helper threads */
   char path[4096];
   snprintf(path, sizeof path, "%s/b.db", dir);
   if (sqlite3_open(path, &b2) == SQLITE_OK) {
@@ -151,11 +153,17 @@ int main(int argc, char **argv) {
     sqlite3_enable_load_extension(a2, 1);
     sqlite3_load_extension(a2, ext, "sqlite3_sync_init", 0);
   }
-  waiter wb = {.db = b2}, wa = {.db = a2};
+  if (sqlite3_open(path, &a3) == SQLITE_OK) {
+    sqlite3_enable_load_extension(a3, 1);
+    sqlite3_load_extension(a3, ext, "sqlite3_sync_init", 0);
+  }
+  waiter wb = {.db = b2, .sql = "SELECT sync_wait(100)"}, wa = {.db = a2},
+         wl = {.db = a3, .sql = "SELECT sync_wait(100, 'all')"};
   one(a, "SELECT sync_start()");
   one(b, "SELECT sync_start()");
-  pthread_t tw, ts;
+  pthread_t tw, tl, ts;
   pthread_create(&tw, 0, wait_thread, &wb);
+  pthread_create(&tl, 0, wait_thread, &wl);
   pthread_create(&ts, 0, status_thread, &wa);
   for (int i = 0; i < 60; i++) {
     char sql[200];
@@ -196,14 +204,18 @@ int main(int argc, char **argv) {
   CHECK(left == 0, "A drained: %lld left", left);
   __atomic_store_n(&wa.stop, 1, __ATOMIC_SEQ_CST);
   __atomic_store_n(&wb.stop, 1, __ATOMIC_SEQ_CST);
+  __atomic_store_n(&wl.stop, 1, __ATOMIC_SEQ_CST);
   pthread_join(tw, 0);
+  pthread_join(tl, 0);
   pthread_join(ts, 0);
   CHECK(wb.tables > 0, "sync_wait saw changes");
+  CHECK(wl.tables > 0, "sync_wait(.., 'all') saw the local writes");
   CHECK(one(a, "SELECT sync_stop()") == 1, "sync_stop");
   CHECK(one(a, "SELECT count(*) FROM sync_status WHERE state = 'stopped'") == 1, "stopped");
 done:
   sqlite3_close(b2);
   sqlite3_close(a2);
+  sqlite3_close(a3);
   CHECK(sqlite3_close(a) == SQLITE_OK, "close A");
   CHECK(sqlite3_close(b) == SQLITE_OK, "close B (its worker still running)");
   CHECK(sqlite3_memory_used() == 0, "SQLite memory in use after close: %lld",

@@ -38,13 +38,14 @@ def wait_for(pred, timeout=10.0):
 
 
 class Syncd:
-    """syncd on 127.0.0.1:0 with a fresh SQLite database in dir."""
+    """syncd on 127.0.0.1:0 with a fresh SQLite database in dir (extra:
+    more options, such as "--token", "T")."""
 
-    def __init__(self, dir):
+    def __init__(self, dir, *extra):
         self.log = open(os.path.join(dir, "syncd.log"), "wb")
         self.proc = subprocess.Popen(
             [SYNCD, "--listen", "127.0.0.1:0", "--schema", SCHEMA,
-             "--db", os.path.join(dir, "server.db")],
+             "--db", os.path.join(dir, "server.db"), *extra],
             stdout=subprocess.PIPE, stderr=self.log)
         ready, _, _ = select.select([self.proc.stdout], [], [], 20)
         self.url = self.proc.stdout.readline().decode().strip() if ready else ""
