@@ -36,11 +36,14 @@ if (cmd === 'watch') {
   show();
   process.on('SIGINT', () => sync.close().then(() => process.exit(0)));
 } else {
-  try { // send what is queued, fetch what is new; offline, it all waits in the outbox
-    sync.push();
-    sync.pull();
-  } catch (e) {
-    console.log(`offline (${e.message}); ${sync.pending()} change(s) queued`);
-  }
-  show();
+  (async () => {
+    try { // send what is queued, fetch what is new; offline, it all waits in the outbox
+      await sync.push();
+      await sync.pull();
+    } catch (e) {
+      console.log(`offline (${e.message}); ${sync.pending()} change(s) queued`);
+    }
+    show();
+    await sync.close();
+  })();
 }

@@ -4,58 +4,12 @@
 const { test, describe, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const os = require('node:os');
-const path = require('node:path');
-const { spawn } = require('node:child_process');
-const Database = require('better-sqlite3');
-const sqliteSync = require('..');
 
-const ROOT = path.join(__dirname, '..', '..', '..');
-const SYNCD = process.env.SYNCD || path.join(ROOT, 'server', 'syncd');
-const SCHEMA = path.join(ROOT, 'bindings', 'todos.sql');
-const DDL = fs.readFileSync(SCHEMA, 'utf8');
+const { Database, sqliteSync, workspace, waitFor } = require('../testlib/harness');
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sqlite-sync-node-'));
-let n = 0;
-const dbs = [];
-
-function client(url = null, options) {
-  const db = new Database(path.join(dir, `c${++n}.db`));
-  dbs.push(db);
-  const sync = sqliteSync.load(db);
-  db.exec(DDL);
-  sync.clientId = sync.init(url, options);
-  sync.track('todos');
-  return [db, sync];
-}
-
-async function waitFor(pred, ms = 10000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = pred();
-    if (v || Date.now() > end) return v;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-function startSyncd() {
-  return new Promise((resolve, reject) => {
-    const p = spawn(SYNCD, ['--listen', '127.0.0.1:0', '--schema', SCHEMA, '--db', path.join(dir, 'server.db')],
-      { stdio: ['ignore', 'pipe', 'ignore'] });
-    let out = '';
-    const timer = setTimeout(() => { p.kill(); reject(new Error('syncd did not start')); }, 20000);
-    p.on('error', reject);
-    p.stdout.on('data', (d) => {
-      out += d;
-      if (out.includes('\n')) { clearTimeout(timer); resolve({ proc: p, url: out.split('\n')[0].trim() }); }
-    });
-  });
-}
-
-after(() => {
-  for (const db of dbs) if (db.open) db.close();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+const ws = workspace();
+const client = ws.client;
+after(() => ws.cleanup());
 
 describe('load', () => {
   test('finds the extension and loads it', () => {
@@ -147,23 +101,110 @@ describe('local engine (bring your own transport)', () => {
     assert.equal(sync.cursor(), '3');
     assert.equal(sync.status().state, 'stopped');
   });
+
+  test('64-bit integers stay exact in pendingRows() and rejected()', () => {
+    const [db, sync] = client();
+    const big = 9007199254740993n; // 2^53 + 1: a double rounds it to ...992
+    db.prepare("INSERT INTO todos(id, title, done) VALUES ('a', 't', ?)").run(big);
+    db.prepare("INSERT INTO todos(id, title, done) VALUES ('b', 't', ?)").run(-big);
+    const rows = sync.pendingRows();
+    assert.equal(rows[0].data.done, big);
+    assert.equal(rows[1].data.done, -big);
+    assert.equal(rows[0].id, 1); // what fits in a number stays a number
+    // pushBatch's JSON text carries it as written
+    assert.match(sync.pushBatch(), /"done":9007199254740993\b/);
+    assert.equal(sync.ack({ results: [{ id: 2, status: 'rejected', reason: 'no' }] }), 1);
+    assert.equal(sync.rejected()[0].data.done, -big);
+  });
+
+  test('defaultSafeIntegers(true): counts stay numbers, row values come as BigInt', () => {
+    const [db, sync] = client('http://127.0.0.1:9');
+    db.defaultSafeIntegers(true);
+    db.exec("INSERT INTO todos(id, title) VALUES ('a', 't')");
+    assert.equal(sync.pending(), 1);
+    assert.equal(sync.online(), true);
+    assert.equal(sync.online(false), false);
+    assert.equal(sync.online(), false);
+    assert.equal(sync.online(true), true);
+    assert.equal(sync.config('batch_size'), 1000);
+    assert.equal(sync.status().pending, 1);
+    assert.equal(sync.mutate('todos', 'update', { id: 'a', done: 1 }), 2);
+    const rows = sync.pendingRows();
+    assert.equal(rows[0].id, 1);
+    assert.equal(rows[0].data.done, 0n);
+    assert.equal(rows[1].data.done, 1n);
+  });
+
+  test('Symbol.dispose and Symbol.asyncDispose stop the worker and the threads', async () => {
+    const [, sync] = client('http://127.0.0.1:9');
+    sync.start();
+    assert.notEqual(sync.status().state, 'stopped');
+    sync[Symbol.dispose]();
+    assert.equal(sync.status().state, 'stopped');
+    const [, s2] = client('http://127.0.0.1:9');
+    s2.start();
+    const w = assert.rejects(s2.wait(60000), /sync: wait: the Sync was closed/);
+    await s2[Symbol.asyncDispose]();
+    assert.equal(s2.status().state, 'stopped');
+    await w;
+  });
 });
 
 describe('with syncd', () => {
   let server;
-  before(async () => { server = await startSyncd(); });
-  after(() => { server.proc.kill(); });
+  before(async () => { server = await ws.syncd(); });
 
-  test('push and pull', () => {
+  test('push and pull return Promises; wait reports what the server changed', async () => {
     const [a, sa] = client(server.url);
     const [b, sb] = client(server.url);
     a.exec("INSERT INTO todos(id, title) VALUES ('pp1', 'milk')");
-    assert.equal(sa.push(), 1);
+    const p = sa.push();
+    assert.ok(p instanceof Promise);
+    assert.equal(await p, 1);
     assert.equal(sa.pending(), 0);
-    assert.ok(sb.pull() >= 1);
+    const w = sb.wait(10000);
+    assert.ok((await sb.pull()) >= 1);
     assert.deepEqual(b.prepare("SELECT id, title FROM todos WHERE id = 'pp1'").get(), { id: 'pp1', title: 'milk' });
-    assert.ok(sb.wait(0).includes('todos'));
-    assert.equal(sb.wait(50), null);
+    assert.deepEqual(await w, ['todos']);
+    assert.equal(await sb.wait(50), null);
+    await assert.rejects(sb.wait(-1), /sync.wait: timeoutMs must be a non-negative number/);
+    await sa.close();
+    await sb.close();
+  });
+
+  test('push errors reject with the extension message', async () => {
+    const [a, sa] = client('http://127.0.0.1:9');
+    a.exec("INSERT INTO todos(id, title) VALUES ('e1', 'x')");
+    await assert.rejects(sa.push(), (e) => e instanceof Database.SqliteError && /^sync_push: cannot reach http:\/\/127\.0\.0\.1:9/.test(e.message));
+    assert.equal(sa.pending(), 1);
+    // in memory there is no second connection: the call runs on this thread
+    const m = new Database(':memory:');
+    const sm = sqliteSync.load(m);
+    sm.init('http://127.0.0.1:9');
+    await assert.rejects(sm.pull(), /^SqliteError: sync_pull: cannot reach/);
+    await assert.rejects(sm.wait(0), /^SqliteError: sync_wait: needs a database file/);
+    m.close();
+    await sa.close();
+  });
+
+  test('push() to a server that never answers leaves the event loop free', async (t) => {
+    const net = require('node:net');
+    const socks = new Set();
+    const silent = net.createServer((s) => { socks.add(s); s.on('error', () => {}); }); // reads, never answers
+    await new Promise((r) => silent.listen(0, '127.0.0.1', r));
+    t.after(() => { for (const s of socks) s.destroy(); silent.close(); });
+    const [a, sa] = client(`http://127.0.0.1:${silent.address().port}`);
+    sa.config('timeout_ms', 1500);
+    a.exec("INSERT INTO todos(id, title) VALUES ('s1', 'x')");
+    let ticks = 0;
+    const iv = setInterval(() => ticks++, 20);
+    const started = Date.now();
+    await assert.rejects(sa.push(), /^SqliteError: sync_push: .*(timed out|Timeout)/i);
+    clearInterval(iv);
+    assert.ok(Date.now() - started >= 1000, 'the push did wait for the silent server');
+    // a push that blocked the loop would leave ticks at 0
+    assert.ok(ticks >= 10, `the event loop ticked ${ticks} times during the push`);
+    await sa.close();
   });
 
   test('config', () => {
@@ -172,6 +213,8 @@ describe('with syncd', () => {
     assert.equal(sa.config('batch_size', 50), 50);
     assert.equal(sa.config('batch_size', null), 1000);
     assert.equal(sa.config('token'), null);
+    assert.equal(sa.config('sse', false), 'off');
+    assert.equal(sa.config('sse', true), 'on');
     assert.throws(() => sa.config('nope'), /sync_config: unknown key "nope"/);
   });
 
@@ -185,9 +228,9 @@ describe('with syncd', () => {
       assert.notEqual(sa.status().state, 'stopped');
       assert.equal(sa.online(), true);
       a.exec("INSERT INTO todos(id, title) VALUES ('w1', 'from a')");
+      assert.ok(await waitFor(() => b.prepare("SELECT 1 FROM todos WHERE id = 'w1'").get()));
       assert.ok(await waitFor(() => seen.length > 0), "no 'change' event");
       assert.deepEqual(seen[0], ['todos']);
-      assert.ok(await waitFor(() => b.prepare("SELECT 1 FROM todos WHERE id = 'w1'").get()));
       assert.equal(sa.online(false), false);
       a.exec("INSERT INTO todos(id, title) VALUES ('w2', 'offline')");
       await new Promise((r) => setTimeout(r, 300));
@@ -203,7 +246,49 @@ describe('with syncd', () => {
     assert.equal(sb.listenerCount('change'), 0);
   });
 
-  test("the 'change' event needs a database file", () => {
+  test("waitFirstSync() resolves once the first full sync is done", async () => {
+    const [a, sa] = client(server.url);
+    a.exec("INSERT INTO todos(id, title) VALUES ('f1', 'x')");
+    await sa.push();
+    const [, sb] = client(server.url);
+    assert.equal(await sb.waitFirstSync(0), false);
+    assert.equal(sb.status().first_sync_done, 0);
+    sb.start();
+    assert.equal(await sb.waitFirstSync(10000), true);
+    assert.equal(sb.status().first_sync_done, 1);
+    await sb.close();
+    await sa.close();
+  });
+});
+
+describe("the 'change' event", () => {
+  test('reports local writes, from this connection and from another', async () => {
+    const [db, sync] = client();
+    const seen = [];
+    sync.on('change', (tables) => seen.push(tables));
+    db.exec("INSERT INTO todos(id, title) VALUES ('l1', 'local')");
+    assert.ok(await waitFor(() => seen.length > 0), "no 'change' event for a local write");
+    assert.deepEqual(seen[0], ['todos']);
+    const other = new Database(db.name);
+    other.exec("UPDATE todos SET done = 1 WHERE id = 'l1'"); // a connection without the extension
+    other.close();
+    assert.ok(await waitFor(() => seen.length > 1), "no 'change' event for another connection's write");
+    assert.deepEqual(seen[1], ['todos']);
+    await sync.close();
+  });
+
+  test('wait(ms, "all") reports local writes, wait(ms) only the server\'s', async () => {
+    const [db, sync] = client();
+    const all = sync.wait(10000, 'all');
+    db.exec("INSERT INTO todos(id, title) VALUES ('l2', 'local')");
+    assert.deepEqual(await all, ['todos']);
+    const server = sync.wait(300);
+    db.exec("INSERT INTO todos(id, title) VALUES ('l3', 'local')");
+    assert.equal(await server, null);
+    await sync.close();
+  });
+
+  test('needs a database file', () => {
     const sync = sqliteSync.load(new Database(':memory:'));
     assert.throws(() => sync.on('change', () => {}), /needs a database file/);
   });
