@@ -352,7 +352,7 @@ class Sync extends EventEmitter {
   _net(op) {
     return this._io(op).catch(async (e) => {
       // The server refused the token: ask the provider and try once more.
-      // (sync_push/sync_pull say so in their error; only the worker sets needs_token.)
+      // (sync_push/sync_pull say so in their error and set needs_token.)
       if (!this._tp || !(REFUSED.test(e.message) || this._needsToken())) throw e;
       await this._refreshToken(this._tp);
       return this._io(op);

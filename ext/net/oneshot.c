@@ -40,7 +40,8 @@ typedef struct Oneshot {
   char *url;
   sync_conf cfg;
   char *token;
-  Site *site; /* counted in site->hostXfer while set */
+  unsigned tokenGen; /* the generation of token (site.c) */
+  Site *site;        /* counted in site->hostXfer while set */
   http_req r;
 } Oneshot;
 
@@ -54,7 +55,7 @@ static int oneshot_open(Oneshot *x, sqlite3_context *ctx, const char *fn) {
   if (!client_outside_tx(ctx, x->nc->db, fn) || !ctx_require_init(ctx, x->c, fn)) return -1;
   Site *s = x->nc->site;
   if (s) {
-    x->token = site_token(s);
+    x->token = site_token(s, &x->tokenGen);
     if (site_forced_offline(s)) {
       ctx_error(ctx, fn, "offline (sync_online(0) is in effect)");
       return -1;
@@ -114,6 +115,8 @@ static int oneshot_request(Oneshot *x, const char *url, const char *post, client
 }
 
 static void oneshot_fail(Oneshot *x) {
+  if (x->nc->site && (x->r.status == 401 || x->r.status == 403))
+    site_token_refused(x->nc->site, x->tokenGen);
   if (x->r.net)
     ctx_error(x->ctx, x->fn, "cannot reach %s: %s", x->url, x->r.msg);
   else

@@ -307,11 +307,20 @@ int site_stopping(Site *s) {
   return stop;
 }
 
-char *site_token(Site *s) {
+char *site_token(Site *s, unsigned *pGen) {
   pthread_mutex_lock(&s->mu);
   char *t = s->token ? sqlite3_mprintf("%s", s->token) : 0;
+  if (pGen) *pGen = s->tokenGen;
   pthread_mutex_unlock(&s->mu);
   return t;
+}
+
+void site_token_refused(Site *s, unsigned gen) {
+  pthread_mutex_lock(&s->mu);
+  /* A token set since the request went out may be good: only the one
+  ** refused is known to need renewing. */
+  if (gen == s->tokenGen) s->needsToken = 1;
+  pthread_mutex_unlock(&s->mu);
 }
 
 void site_token_set(NetConn *nc, const char *token) {

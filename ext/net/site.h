@@ -102,8 +102,12 @@ void site_count(Site *, int push, int64_t n);
 void site_stop(Site *);
 /* 1 once sync_stop (or the owner's close) asked the worker to stop. */
 int site_stopping(Site *);
-/* A copy of the token (sqlite3_malloc'd, NULL when none). */
-char *site_token(Site *);
+/* A copy of the token (sqlite3_malloc'd, NULL when none); *pGen, unless
+** NULL, gets its generation. */
+char *site_token(Site *, unsigned *pGen);
+/* A sync_push or sync_pull was answered 401/403 with the token of
+** generation gen: sync_status.needs_token, as when the worker meets it. */
+void site_token_refused(Site *, unsigned gen);
 void site_token_set(NetConn *, const char *token);
 int site_token_is_set(NetConn *);
 /* The site's offline flag as set by sync_online(0). */

@@ -17,8 +17,9 @@
 ** first_sync_done is 1 once a pull of this client (worker or sync_pull) has
 ** applied its last page, the server's whole state at the time (sync_meta
 ** "first_sync_done", set by client_apply; it stays 1 through a later full
-** resync); needs_token is 1 after the worker met 401/403, until a new token
-** is set (sync_config('token', ...)). The token never appears.
+** resync); needs_token is 1 after the worker, sync_push or sync_pull met
+** 401/403, until a new token is set (sync_config('token', ...)). The token
+** never appears.
 ** Fails with "sync_status: sync_init() has not been called on this
 ** database" before sync_init.
 */

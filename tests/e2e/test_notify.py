@@ -270,6 +270,21 @@ class StatusTest(E2ETest):
         self.assertEqual(a.status()["first_sync_done"], 1)
         a.one("SELECT sync_stop()")
 
+    def test_sync_push_and_pull_refused_set_needs_token(self):
+        s = self.syncd("--token", "s3cret-token")
+        a = self.client("a", s.url)
+        a.db.execute("INSERT INTO todos VALUES('x', 'milk', 0)")
+        for fn in ("sync_push", "sync_pull"):
+            a.one("SELECT sync_config('token', 'wrong')")
+            self.assertEqual(a.status()["needs_token"], 0)
+            with self.assertRaisesRegex(sqlite3.OperationalError, rf"^{fn}: HTTP 401"):
+                a.one(f"SELECT {fn}()")
+            self.assertEqual(a.status()["needs_token"], 1)
+        a.one("SELECT sync_config('token', 's3cret-token')")
+        self.assertEqual(a.status()["needs_token"], 0)
+        self.assertEqual(a.one("SELECT sync_push()"), 1)
+        self.assertEqual(a.status()["needs_token"], 0)
+
     def test_a_401_to_a_request_sent_before_the_new_token(self):
         # The pull goes out without a token and is answered 401 only after a
         # token was set: the worker retries with it instead of waiting for
