@@ -1,9 +1,10 @@
 # SQL regression tests: sql/NAME.sql run through the sqlite3 shell with the
-# extension loaded, compared with sql/NAME.out; and the README's quick start.
+# extension loaded, compared with sql/NAME.out; and README.md's commands and
+# snippets (tests/readme_test.py, against a real syncd).
 .PHONY: test-sql sql-accept test-sql-valgrind
 TEST_TARGETS += test-sql
 
-test-sql: $(EXT)
+test-sql: $(EXT) server/syncd
 	bash tests/run_sql.sh
 	bash tests/readme_test.sh
 

@@ -1,1 +1,1 @@
-package ifneeded sqlite_sync 0.1 [list source [file join $dir sqlite_sync.tcl]]
+package ifneeded sqlite_sync 0.2 [list source [file join $dir sqlite_sync.tcl]]

@@ -13,7 +13,7 @@ lassign $argv file url cmd
 set args [lrange $argv 3 end]
 if {$cmd eq ""} { set cmd list }
 sqlite3 db $file
-sqlite_sync::load db
+sqlite_sync::load_extension db
 db eval {CREATE TABLE IF NOT EXISTS todos(id TEXT PRIMARY KEY, title TEXT NOT NULL,
          done INTEGER NOT NULL DEFAULT 0, data BLOB)}
 sqlite_sync::init db $url
