@@ -22,6 +22,10 @@ export interface Rejected {
   id: Int; table_name: string; op: 'insert' | 'update' | 'delete';
   pk: Row; data: Row | null; reason: string | null; rejected_at: string;
 }
+export interface Orphan {
+  table_name: string; pk: Row; row: Row | null;
+  state: 'kept' | 'replace' | 'removed'; noted_at: string;
+}
 export interface Status {
   state: 'stopped' | 'idle' | 'pushing' | 'pulling' | 'offline' | 'error';
   online: number; pending: number; rejected: number; cursor: string | null;
@@ -50,12 +54,14 @@ export class Sync extends EventEmitter<SyncEvents> {
   readonly db: Database;
   readonly extensionPath: string;
   init(url?: string | null, options?: Record<string, unknown>): string;
-  track(table: string): void;
+  track(table: string, options?: { existing?: 'push' | 'keep' | 'server' }): void;
   untrack(table: string): void;
   mutate(table: string, op: 'insert' | 'update' | 'upsert' | 'delete', row: Row): Int | null;
   pending(): number;
   pendingRows(): Pending[];
   rejected(): Rejected[];
+  /** Rows the server has not confirmed that are not sent (sync_orphans). */
+  orphans(): Orphan[];
   clearRejected(ids?: Int[]): void;
   cursor(): string | null;
   pushBatch(limit?: number): string | null;

@@ -300,20 +300,28 @@ class Sync extends EventEmitter {
   init(url = null, options) {
     return options ? this._get('SELECT sync_init(?, ?)', url, JSON.stringify(options)) : this._get('SELECT sync_init(?)', url);
   }
-  track(table) { this._get('SELECT sync_track(?)', table); }
+  // existing: what happens to the rows already there when the table is first
+  // tracked: 'push' (the default, queued as inserts), 'keep' (local-only,
+  // listed by orphans()) or 'server' (replaced by the server's rows).
+  track(table, options) {
+    if (options == null) this._get('SELECT sync_track(?)', table);
+    else this._get('SELECT sync_track(?, ?)', table, JSON.stringify(options));
+  }
   untrack(table) { this._get('SELECT sync_untrack(?)', table); }
   // sync_mutate: op is insert, update, upsert or delete; returns the mutation id, null when nothing changed.
   mutate(table, op, row) { return this._one('SELECT sync_mutate(?, ?, ?)', table, op, rowJson(row)); }
   pending() { return this._count('SELECT sync_pending()'); }
   pendingRows() { return this._rows('SELECT * FROM sync_pending'); }
   rejected() { return this._rows('SELECT * FROM sync_rejected ORDER BY id'); }
+  orphans() { return this._rows('SELECT * FROM sync_orphans'); }
   _rows(sql) {
     const big = this._bigMode();
     return this.db.prepare(sql).safeIntegers(true).all().map((r) => {
       const o = {};
       for (const [k, v] of Object.entries(r)) o[k] = intOut(v, false);
       o.pk = decodeRow(r.pk, big);
-      o.data = decodeRow(r.data, big);
+      if ('data' in r) o.data = decodeRow(r.data, big);
+      if ('row' in r) o.row = decodeRow(r.row, big);
       return o;
     });
   }

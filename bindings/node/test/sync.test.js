@@ -74,6 +74,22 @@ describe('local engine (bring your own transport)', () => {
     assert.equal(sync.pending(), 0);
   });
 
+  test('track with existing rows: keep lists them, push queues them', () => {
+    const db = new Database(ws.file());
+    const sync = sqliteSync.load(db);
+    db.exec("CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes VALUES (9007199254740993, 'old')");
+    sync.init(null);
+    sync.track('notes', { existing: 'keep' });
+    assert.equal(sync.pending(), 0);
+    assert.deepEqual(sync.orphans().map((o) => [o.table_name, o.pk, o.row, o.state]),
+      [['notes', { id: 9007199254740993n }, { id: 9007199254740993n, body: 'old' }, 'kept']]);
+    sync.track('notes', { existing: 'push' });
+    assert.deepEqual(sync.orphans(), []);
+    assert.deepEqual(sync.pendingRows().map((r) => [r.op, r.pk]), [['insert', { id: 9007199254740993n }]]);
+    assert.throws(() => sync.track('notes', { existing: 'maybe' }), /^SqliteError: sync_track: /);
+    db.close();
+  });
+
   test('untrack', () => {
     const [db, sync] = client();
     db.exec("INSERT INTO todos(id, title) VALUES ('a', 'x')");

@@ -52,7 +52,7 @@ __version__ = "0.1.0"
 __all__ = [
     "load", "find_extension", "Sync", "AsyncSync", "SyncError", "NotInitializedError",
     "AuthError", "OfflineError", "ServerError", "ExtensionLoadingUnavailable", "Status",
-    "Pending", "Rejected", "ChangeListener", "TokenRefresher", "ENV_VAR", "__version__",
+    "Pending", "Rejected", "Orphan", "ChangeListener", "TokenRefresher", "ENV_VAR", "__version__",
 ]
 
 #: Environment variable naming the extension file; it wins over the search.
@@ -242,6 +242,17 @@ class Rejected:
     rejected_at: Optional[str]
 
 
+@dataclass
+class Orphan:
+    """A row the server has not confirmed and that is not sent (a row of
+    sync_orphans): state 'kept', 'replace' or 'removed'."""
+    table_name: str
+    pk: Dict[str, Any]
+    row: Optional[Dict[str, Any]]
+    state: str
+    noted_at: Optional[str]
+
+
 def _row_value(v: Any) -> Any:
     if isinstance(v, (bytes, bytearray, memoryview)):
         return {"$base64": base64.b64encode(bytes(v)).decode("ascii")}
@@ -266,7 +277,7 @@ def _records(cls, cur) -> list:
     out = []
     for row in cur.fetchall():
         d = {n: v for n, v in zip(names, row) if n in known}
-        for k in ("pk", "data"):
+        for k in ("pk", "data", "row"):
             if k in d:
                 d[k] = _decode_row(d[k])
         out.append(cls(**d))
@@ -354,9 +365,21 @@ class Sync:
             return self._one("SELECT sync_init(?, ?)", (url, json.dumps(options)))
         return self._one("SELECT sync_init(?)", (url,))
 
-    def track(self, table: str) -> None:
-        """sync_track: queue every write to table (again after ALTER TABLE)."""
-        self._one("SELECT sync_track(?)", (table,))
+    def track(self, table: str, existing: Optional[str] = None) -> None:
+        """sync_track: queue every write to table (again after ALTER TABLE).
+        existing: what happens to the rows already there when the table is
+        first tracked: "push" (the default: queued as inserts), "keep"
+        (local-only, listed by orphans()) or "server" (replaced by the
+        server's rows at the next sync)."""
+        if existing is None:
+            self._one("SELECT sync_track(?)", (table,))
+        else:
+            self._one("SELECT sync_track(?, ?)", (table, json.dumps({"existing": existing})))
+
+    def orphans(self) -> List[Orphan]:
+        """The sync_orphans table: rows the server has not confirmed that are
+        not sent (kept, waiting for the server's rows, or removed)."""
+        return self._records(Orphan, "SELECT * FROM sync_orphans", "sync_orphans")
 
     def untrack(self, table: str) -> None:
         """sync_untrack: stop, and drop the table's pending mutations."""

@@ -321,6 +321,34 @@ class TokenProviderTest(ServerBase):
             self.assertEqual(tp.calls, 2)  # a token that is not a JWT: only on 401
 
 
+class ExistingRowsTest(ServerBase):
+    def open(self, name):
+        conn = sqlite3.connect(os.path.join(self.dir, name + ".db"), isolation_level=None)
+        self.conns.append(conn)
+        sync = sqlite_sync.load(conn)
+        conn.executescript(common.DDL)
+        conn.execute("INSERT INTO todos(id, title) VALUES ('old', 'from before sync')")
+        sync.init(self.syncd.url)
+        return conn, sync
+
+    def test_track_keeps_or_pushes_existing_rows(self):
+        conn, sync = self.open("keep")
+        sync.track("todos", existing="keep")
+        self.assertEqual(sync.pending(), 0)
+        [o] = sync.orphans()
+        self.assertEqual((o.table_name, o.pk, o.state, o.row["title"]),
+                         ("todos", {"id": "old"}, "kept", "from before sync"))
+        sync.track("todos", existing="push")
+        self.assertEqual(sync.orphans(), [])
+        self.assertEqual([(r.op, r.pk) for r in sync.pending_rows()], [("insert", {"id": "old"})])
+        conn2, sync2 = self.open("push")
+        sync2.track("todos")  # the default pushes
+        self.assertEqual(sync2.pending(), 1)
+        with self.assertRaises(sqlite_sync.SyncError) as cm:
+            sync2.track("todos", existing="maybe")
+        self.assertIn("sync_track", str(cm.exception))
+
+
 class JwtRefreshTest(ServerBase):
     def test_refreshed_before_exp(self):
         # syncd without --token takes any token: none is refused here
