@@ -2,6 +2,8 @@
 #
 #   $(PREFIX)/lib/sqlite-sync/sync.so            the extension (.load it from there)
 #   $(PREFIX)/bin/syncd                          the reference server
+#   $(PREFIX)/bin/sync-agent                     the background agent (it finds
+#                                                ../lib/sqlite-sync/sync.so)
 #   $(PYTHON_SITEDIR)/sqlite_sync/               the Python package, for BINDINGS_PYTHON
 #                                                (Debian: lib/python3.X/dist-packages)
 #   $(PREFIX)/lib/node_modules/sqlite-sync/      the Node package (require it by path,
@@ -29,11 +31,12 @@ PYTHON_SITEDIR  ?= $(PREFIX)/$(PYTHON_SITE_REL)
 NODE_PKGDIR     ?= $(PREFIX)/lib/node_modules/sqlite-sync
 TCL_PKGDIR      ?= $(PREFIX)/lib/tcltk/sqlite_sync
 
-install: $(EXT) server/syncd
+install: $(EXT) server/syncd agent/sync-agent
 	$(INSTALL) -d $(DESTDIR)$(SYNC_LIBDIR) $(DESTDIR)$(SYNC_BINDIR) $(DESTDIR)$(SYNC_SHAREDIR) \
 	  $(DESTDIR)$(PYTHON_SITEDIR)/sqlite_sync $(DESTDIR)$(NODE_PKGDIR) $(DESTDIR)$(TCL_PKGDIR)
 	$(INSTALL) -m 755 $(EXT) $(DESTDIR)$(SYNC_LIBDIR)/sync.$(SO)
 	$(INSTALL) -m 755 server/syncd $(DESTDIR)$(SYNC_BINDIR)/syncd
+	$(INSTALL) -m 755 agent/sync-agent $(DESTDIR)$(SYNC_BINDIR)/sync-agent
 	$(INSTALL) -m 644 bindings/todos.sql $(DESTDIR)$(SYNC_SHAREDIR)/todos.sql
 	$(INSTALL) -m 644 bindings/python/sqlite_sync/__init__.py bindings/python/sqlite_sync/py.typed \
 	  $(DESTDIR)$(PYTHON_SITEDIR)/sqlite_sync/
@@ -46,6 +49,7 @@ install: $(EXT) server/syncd
 
 uninstall:
 	rm -f $(DESTDIR)$(SYNC_LIBDIR)/sync.$(SO) $(DESTDIR)$(SYNC_BINDIR)/syncd \
+	  $(DESTDIR)$(SYNC_BINDIR)/sync-agent \
 	  $(DESTDIR)$(SYNC_SHAREDIR)/todos.sql
 	rm -rf $(DESTDIR)$(PYTHON_SITEDIR)/sqlite_sync $(DESTDIR)$(NODE_PKGDIR) $(DESTDIR)$(TCL_PKGDIR)
 	rmdir $(DESTDIR)$(SYNC_LIBDIR) $(DESTDIR)$(SYNC_SHAREDIR) 2>/dev/null || true
