@@ -49,7 +49,7 @@ case $url in http://*) ;; *) echo "syncd did not start"; cat "$TMP/syncd.log"; e
 
 # ---- the wheel ----
 if [ -z "$whl" ]; then bad "make dist built no wheel"
-elif ! "$PY" -c 'import sqlite3, venv; sqlite3.connect(":memory:").enable_load_extension' 2>/dev/null; then
+elif ! "$PY" -c 'import sqlite3, venv, ensurepip; sqlite3.connect(":memory:").enable_load_extension' 2>/dev/null; then
   skip=$((skip + 1)); echo "skipped: the wheel ($PY has no venv or cannot load extensions)"
 else
   V=$TMP/venv
