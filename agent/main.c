@@ -188,7 +188,7 @@ static void text_col(sqlite3_stmt *st, int i, char *buf, size_t n) {
 ** role: standby while the worker's last_error says so; worker once it
 ** shows it holds the file (a state other than idle, an error, a push or
 ** pull of this process); unknown before either (the worker thread has not
-** tried the lock yet). */
+** tried the lock yet, or cannot open the lock file, an error it logs). */
 static void poll_db(AgentDb *d, const char *tokenFile) {
   sqlite3_stmt *st = 0;
   if (sqlite3_prepare_v2(d->db,
@@ -211,9 +211,10 @@ static void poll_db(AgentDb *d, const char *tokenFile) {
   sqlite3_finalize(st);
 
   int changed = 0;
-  int role = strncmp(err, "standby:", 8) == 0           ? 2
-             : busy || err[0] || pushAt[0] || pullAt[0] ? 1
-                                                        : d->role;
+  int lockErr = strncmp(err, "cannot open the lock file", 25) == 0;
+  int role = strncmp(err, "standby:", 8) == 0                         ? 2
+             : busy || (err[0] && !lockErr) || pushAt[0] || pullAt[0] ? 1
+                                                                      : d->role;
   if (role != d->role) {
     agent_log(d->path, role == 2 ? "standby" : "worker",
               role == 2 ? err : "this process syncs the file", -1);
@@ -228,7 +229,7 @@ static void poll_db(AgentDb *d, const char *tokenFile) {
   if (pulled > d->pulled) agent_log(d->path, "pulled", 0, pulled - d->pulled);
   d->pushed = pushed;
   d->pulled = pulled;
-  if (role == 1 && strcmp(err, d->curError) != 0) {
+  if (role != 2 && strcmp(err, d->curError) != 0) {
     if (err[0]) {
       agent_log(d->path, "error", err, -1);
       snprintf(d->lastError, sizeof d->lastError, "%s", err);

@@ -207,6 +207,18 @@ class AgentTest(E2ETest):
         self.assertNotIn("expired-token-77", text)
         self.assertEqual(text.count(": stopped: 0 pending"), 2)
 
+    def test_lock_file_that_cannot_be_opened_is_an_error_not_a_role(self):
+        s = self.syncd()
+        os.mkdir(self.app + "-synclock")
+        agent, log = self.start_agent(s.url)
+        wait_for(lambda: "cannot open the lock file" in self.log(log), what="the error")
+        time.sleep(0.5)
+        self.assertNotIn("worker", self.log(log))
+        self.assertNotIn("standby", self.log(log))
+        self.assertIn("starting", self.status()["agent"])
+        agent.send_signal(signal.SIGTERM)
+        self.assertEqual(agent.wait(timeout=20), 0)
+
     def test_status_without_agent_and_usage_errors(self):
         r = subprocess.run([AGENT, "status", "--db", self.app], capture_output=True, text=True)
         self.assertEqual(r.returncode, 1)
