@@ -340,6 +340,8 @@ int main(int argc, char **argv) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, 0);
   sigaction(SIGINT, &sa, 0);
+  /* A log reader that went away must not kill the agent mid-write. */
+  signal(SIGPIPE, SIG_IGN);
 
   int failed = 0;
   for (int k = 0; k < ndb && !failed && !stopSignal; k++) {
