@@ -61,7 +61,7 @@ deps:
 	bash .ci/deps
 
 format:
-	clang-format -i $(wildcard common/*.[ch] ext/*.[ch] ext/*/*.[ch] server/*.[ch] server/*/*.[ch] tests/unit/*.c tests/fuzz/*.c)
+	clang-format -i $(wildcard agent/*.[ch] common/*.[ch] ext/*.[ch] ext/*/*.[ch] server/*.[ch] server/*/*.[ch] tests/unit/*.c tests/fuzz/*.c)
 
 clean:
 	rm -f $(EXT) $(CLEAN_EXTRA)

@@ -2,6 +2,8 @@
 #
 #   $(PREFIX)/lib/sqlite-sync/sync.so            the extension (.load it from there)
 #   $(PREFIX)/bin/syncd                          the reference server
+#   $(PREFIX)/bin/sync-agent                     the background agent (it finds
+#                                                ../lib/sqlite-sync/sync.so)
 #   $(PYTHON_SITEDIR)/sqlite_sync/               the Python package, for BINDINGS_PYTHON
 #                                                (Debian: lib/python3.X/dist-packages)
 #   $(PREFIX)/lib/node_modules/sqlite-sync/      the Node package (require it by path,
@@ -9,6 +11,9 @@
 #   $(PREFIX)/lib/tcltk/sqlite_sync/             the Tcl package (Debian's tclsh
 #                                                searches /usr/local/lib/tcltk)
 #   $(PREFIX)/share/sqlite-sync/todos.sql        the examples' schema
+#   $(PREFIX)/lib/pkgconfig/sqlite-sync.pc       for C programs: the extension's path
+#                                                (pkg-config --variable=extension
+#                                                sqlite-sync) and SQLite's flags
 #
 # Each binding finds the installed extension through a one-line file that
 # install writes next to it (_installed.py, installed.json, installed.tcl)
@@ -28,13 +33,22 @@ PYTHON_SITE_REL  = $(shell $(BINDINGS_PYTHON) -c 'import sys; v = sys.version_in
 PYTHON_SITEDIR  ?= $(PREFIX)/$(PYTHON_SITE_REL)
 NODE_PKGDIR     ?= $(PREFIX)/lib/node_modules/sqlite-sync
 TCL_PKGDIR      ?= $(PREFIX)/lib/tcltk/sqlite_sync
+PKGCONFIG_DIR   ?= $(PREFIX)/lib/pkgconfig
+SYNC_VERSION     = $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' bindings/python/sqlite_sync/__init__.py)
 
-install: $(EXT) server/syncd
+install: $(EXT) server/syncd agent/sync-agent
 	$(INSTALL) -d $(DESTDIR)$(SYNC_LIBDIR) $(DESTDIR)$(SYNC_BINDIR) $(DESTDIR)$(SYNC_SHAREDIR) \
 	  $(DESTDIR)$(PYTHON_SITEDIR)/sqlite_sync $(DESTDIR)$(NODE_PKGDIR) $(DESTDIR)$(TCL_PKGDIR)
 	$(INSTALL) -m 755 $(EXT) $(DESTDIR)$(SYNC_LIBDIR)/sync.$(SO)
 	$(INSTALL) -m 755 server/syncd $(DESTDIR)$(SYNC_BINDIR)/syncd
+	$(INSTALL) -m 755 agent/sync-agent $(DESTDIR)$(SYNC_BINDIR)/sync-agent
 	$(INSTALL) -m 644 bindings/todos.sql $(DESTDIR)$(SYNC_SHAREDIR)/todos.sql
+	$(INSTALL) -d $(DESTDIR)$(PKGCONFIG_DIR)
+	printf '%s\n' 'prefix=$(PREFIX)' 'extensiondir=$${prefix}/lib/sqlite-sync' \
+	  'extension=$${extensiondir}/sync.$(SO)' '' 'Name: sqlite-sync' \
+	  'Description: Offline-first sync for SQLite: load $${extension} with sqlite3_load_extension' \
+	  'Version: $(SYNC_VERSION)' 'Requires: sqlite3' 'Cflags:' 'Libs:' \
+	  > $(DESTDIR)$(PKGCONFIG_DIR)/sqlite-sync.pc
 	$(INSTALL) -m 644 bindings/python/sqlite_sync/__init__.py bindings/python/sqlite_sync/py.typed \
 	  $(DESTDIR)$(PYTHON_SITEDIR)/sqlite_sync/
 	printf 'EXTENSION = %s\n' "'$(SYNC_LIBDIR)/sync.$(SO)'" > $(DESTDIR)$(PYTHON_SITEDIR)/sqlite_sync/_installed.py
@@ -46,6 +60,7 @@ install: $(EXT) server/syncd
 
 uninstall:
 	rm -f $(DESTDIR)$(SYNC_LIBDIR)/sync.$(SO) $(DESTDIR)$(SYNC_BINDIR)/syncd \
+	  $(DESTDIR)$(SYNC_BINDIR)/sync-agent $(DESTDIR)$(PKGCONFIG_DIR)/sqlite-sync.pc \
 	  $(DESTDIR)$(SYNC_SHAREDIR)/todos.sql
 	rm -rf $(DESTDIR)$(PYTHON_SITEDIR)/sqlite_sync $(DESTDIR)$(NODE_PKGDIR) $(DESTDIR)$(TCL_PKGDIR)
 	rmdir $(DESTDIR)$(SYNC_LIBDIR) $(DESTDIR)$(SYNC_SHAREDIR) 2>/dev/null || true
