@@ -30,7 +30,9 @@ typedef enum {
   DIALECT_OK,
   DIALECT_REJECTED, /* the data was refused; *reason says why */
   DIALECT_FATAL,    /* the database failed; the whole batch fails (*err) */
-  DIALECT_ENDED     /* the refusal ended the transaction (SQLite's RAISE(ROLLBACK)) */
+  DIALECT_ENDED,    /* the refusal ended the transaction (SQLite's RAISE(ROLLBACK)) */
+  DIALECT_AGAIN     /* settle rolled the batch back: run it again (the dialect
+                    ** then keeps each mutation's refusal to itself) */
 } dialect_result;
 
 /* What a mutation's data names, in t's column indexes: every column of
