@@ -20,10 +20,12 @@
 ** object goes to PostgreSQL as json text and each column is read with ->>
 ** and cast to its type; rows are printed by column kind (pg_sql.c).
 **
-** Round trips: statements are prepared once per connection; a mutation's
-** savepoint is released by the next one's "RELEASE SAVEPOINT m; SAVEPOINT
-** m" (or COMMIT), outcomes are written in one statement per batch, and a
-** pull without pending_from is one statement.
+** Round trips: statements are prepared once per connection (pg_conn.c); a
+** mutation is one statement, its row read back from its RETURNING; no
+** savepoint until a refusal needs one (pg_settle); BEGIN goes with the
+** client's row, and the changes (pg_log.c), versions, outcomes, last id,
+** NOTIFY and COMMIT in one pipeline; a pull without pending_from is one
+** statement.
 **
 ** Fan-out: each push that changed rows runs NOTIFY syncd_changes; one
 ** listener connection per syncd (listen_pg.c) calls on_change on every
