@@ -178,7 +178,7 @@ static int pg_begin(dialect_conn *c, int what, char **err) {
   c->n_logged = c->mark = c->n_refs = 0;
   c->compact = 0;
   c->log_len = c->log_mark = 0;
-  c->set_last = c->notify = c->begin_pending = 0;
+  c->set_last = c->notify = c->begin_pending = c->flushed = 0;
   pgc_written_clear(c);
   sqlite3_str_reset(c->outcomes);
   /* setup: several syncd may start at once */

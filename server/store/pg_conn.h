@@ -28,6 +28,7 @@ struct dialect_conn {
   int open;             /* savepoint m is open (released by the next one or COMMIT) */
   int careful;          /* this push runs each mutation in a savepoint (pg_settle) */
   int dirty;            /* a write ran since the mutation began */
+  int flushed;          /* changes were written before commit (for a replay) */
   int begin_pending;    /* BEGIN is to be sent with the next statement */
   int set_last, notify; /* commit writes last_z as the client's last id, NOTIFYs */
   char last_z[32];

@@ -90,6 +90,20 @@ static const char versions_sql[] =
     "16777215) FROM v WHERE ch.version BETWEEN $2::bigint AND $3::bigint)"
     " SELECT base FROM v";
 
+/* The changes gathered ($1) written at once with their versions ($2 of
+** them), as versions_sql gives them, when none was written before: each
+** row is written once, not written and then renumbered. */
+static const char write_versioned_sql[] =
+    "WITH v AS (UPDATE _syncd_state SET version = version + $2::bigint"
+    " RETURNING version - $2::bigint AS base),"
+    " i AS (INSERT INTO _syncd_changes(tbl, pk, op, row, version)"
+    " SELECT DISTINCT ON (x.t, x.k) x.t, x.k, CASE WHEN x.r IS NULL"
+    " THEN 'delete' ELSE 'upsert' END, x.r, v.base + (-x.v & 16777215)"
+    " FROM json_to_recordset($1::json) AS x(t text, k text, r text, v bigint), v"
+    " ORDER BY x.t, x.k, x.v ON CONFLICT (tbl, pk) DO UPDATE"
+    " SET op = excluded.op, row = excluded.row, version = excluded.version)"
+    " SELECT base FROM v";
+
 /* Tombstones beyond $1, purged, raising the horizon. */
 static const char compact_sql[] =
     "WITH h AS (SELECT version FROM _syncd_changes WHERE op = 'delete'"
@@ -116,19 +130,28 @@ int pglog_flush(dialect_conn *c, char **err) {
   pgc_step step;
   int n = 0, rc = flush_step(c, &k, &step, &n, err);
   if (rc == 0 && n) rc = pgc_pipeline(c, &step, n, err);
+  if (n) c->flushed = 1;
   sqlite3_free(k.json);
   return rc;
 }
 
 int pglog_commit_steps(dialect_conn *c, pglog_commit *k, pgc_step *steps, int *n, char **err) {
   memset(k, 0, sizeof *k);
-  if (flush_step(c, k, steps, n, err)) return -1;
-  if (c->n_logged) {
-    snprintf(k->n, sizeof k->n, "%d", c->n_logged);
-    snprintf(k->lo, sizeof k->lo, "%lld", placeholder(c, c->n_logged));
-    snprintf(k->hi, sizeof k->hi, "%lld", placeholder(c, 1));
-    k->p_versions[0] = k->n, k->p_versions[1] = k->lo, k->p_versions[2] = k->hi;
-    steps[(*n)++] = (pgc_step){versions_sql, 3, k->p_versions, &k->versions};
+  snprintf(k->n, sizeof k->n, "%d", c->n_logged);
+  if (c->n_logged && !c->flushed && c->log_len) {
+    if (!(k->json = sqlite3_mprintf("[%.*s]", (int)c->log_len, c->log)))
+      return *err = wire_errf("out of memory"), -1;
+    k->p_versions[0] = k->json, k->p_versions[1] = k->n;
+    steps[(*n)++] = (pgc_step){write_versioned_sql, 2, k->p_versions, &k->versions};
+    c->log_len = c->log_mark = 0;
+  } else {
+    if (flush_step(c, k, steps, n, err)) return -1;
+    if (c->n_logged) {
+      snprintf(k->lo, sizeof k->lo, "%lld", placeholder(c, c->n_logged));
+      snprintf(k->hi, sizeof k->hi, "%lld", placeholder(c, 1));
+      k->p_versions[0] = k->n, k->p_versions[1] = k->lo, k->p_versions[2] = k->hi;
+      steps[(*n)++] = (pgc_step){versions_sql, 3, k->p_versions, &k->versions};
+    }
   }
   if (c->compact) {
     snprintf(k->off, sizeof k->off, "%lld", c->compact);
