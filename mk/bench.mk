@@ -29,3 +29,12 @@ NETBENCH_PYTHON ?= /usr/bin/python3
 
 bench-net: $(EXT) server/syncd
 	$(NETBENCH_PYTHON) bench/net/netbench.py $(NETBENCH_ARGS)
+
+# The push path on both storages (issue 17): one client's drain and 50
+# pushers, on SQLite then on a throwaway PostgreSQL (bench/net/pgpush.py;
+# PGPUSH_ARGS="--syncd OLD/syncd" measures another build).
+.PHONY: bench-pg
+PGPUSH_ARGS ?=
+
+bench-pg: $(EXT) server/syncd
+	cd bench/net && $(NETBENCH_PYTHON) pgpush.py $(PGPUSH_ARGS)

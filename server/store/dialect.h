@@ -30,7 +30,9 @@ typedef enum {
   DIALECT_OK,
   DIALECT_REJECTED, /* the data was refused; *reason says why */
   DIALECT_FATAL,    /* the database failed; the whole batch fails (*err) */
-  DIALECT_ENDED     /* the refusal ended the transaction (SQLite's RAISE(ROLLBACK)) */
+  DIALECT_ENDED,    /* the refusal ended the transaction (SQLite's RAISE(ROLLBACK)) */
+  DIALECT_AGAIN     /* settle rolled the batch back: run it again (the dialect
+                    ** then keeps each mutation's refusal to itself) */
 } dialect_result;
 
 /* What a mutation's data names, in t's column indexes: every column of
@@ -76,8 +78,11 @@ typedef struct dialect {
   int (*rollback_to)(dialect_conn *c, char **err);
   int (*release)(dialect_conn *c, char **err);
   /* After a mutation's statements: the result r becomes final (a trigger
-  ** that ended the transaction, a deferred foreign key broken now); NULL
-  ** when r is always final. */
+  ** that ended the transaction, a deferred foreign key broken now, or
+  ** DIALECT_AGAIN: a refusal its savepoint, which the dialect skipped,
+  ** would have had to undo -- the batch was rolled back and the next run
+  ** takes savepoints, so it never asks twice); NULL when r is always
+  ** final. */
   dialect_result (*settle)(dialect_conn *c, dialect_result r, char **reason, char **err);
 
   /* Opening a store, inside a DIALECT_SETUP transaction: run schema_sql

@@ -80,15 +80,94 @@ void pgsql_columns(sqlite3_str *sql, const catalog_table *t, int pkOnly) {
   }
 }
 
-/* " WHERE "p1" = <$pkParam's p1> AND ...": key names bound from $firstKey. */
-void pgsql_pk_where(sqlite3_str *sql, const catalog_table *t, int pkParam, int firstKey) {
+/* "<first>"p1" = <$pkParam's p1> AND ...": key names bound from $firstKey. */
+static void pk_cond(sqlite3_str *sql, const catalog_table *t, int pkParam, int firstKey,
+                    const char *first) {
   for (int k = 0; k < t->n_pk; k++) {
     const catalog_col *col = &t->cols[t->pk[k]];
-    sqlite3_str_appendall(sql, k ? " AND " : " WHERE ");
+    sqlite3_str_appendall(sql, k ? " AND " : first);
     pgsql_ident(sql, col->name);
     sqlite3_str_appendall(sql, " = ");
     pgsql_value(sql, col, pkParam, firstKey + k);
   }
+}
+
+void pgsql_pk_where(sqlite3_str *sql, const catalog_table *t, int pkParam, int firstKey) {
+  pk_cond(sql, t, pkParam, firstKey, " WHERE ");
+}
+
+/* The row an insert or update wrote, as read_sql reads it, and whether its
+** key is pk's ($2, key names from $firstKey): then it is the row a read by
+** pk finds, and the push needs no read of its own. */
+static void returning(sqlite3_str *sql, const catalog_table *t, int firstKey) {
+  sqlite3_str_appendall(sql, " RETURNING ");
+  pgsql_columns(sql, t, 0);
+  sqlite3_str_appendall(sql, ",");
+  pgsql_columns(sql, t, 1);
+  pk_cond(sql, t, 2, firstKey, ", coalesce(");
+  sqlite3_str_appendall(sql, ", false)");
+}
+
+char *pgsql_write(const catalog_table *t, int op, const dialect_cols *cols, const char **p,
+                  int *np) {
+  sqlite3_str *sql = sqlite3_str_new(0);
+  int n = 3;
+  if (op == STORE_INSERT) {
+    /* every column present in data, plus key columns only pk carries */
+    int *used = sqlite3_malloc64(sizeof *used * (t->n_cols + 1));
+    sqlite3_str *vals = sqlite3_str_new(0);
+    if (!used)
+      return sqlite3_free(sqlite3_str_finish(vals)), sqlite3_free(sqlite3_str_finish(sql)),
+             (char *)0;
+    memset(used, 0, sizeof *used * (t->n_cols + 1));
+    sqlite3_str_appendall(sql, "INSERT INTO ");
+    pgsql_ident(sql, t->name);
+    sqlite3_str_appendall(sql, "(");
+    for (int j = 0; j < cols->n_data + t->n_pk; j++) {
+      int from_pk = j >= cols->n_data, i = from_pk ? t->pk[j - cols->n_data] : cols->data[j];
+      if (from_pk && used[i]) continue;
+      used[i] = 1;
+      if (n > 3) sqlite3_str_appendchar(sql, 1, ','), sqlite3_str_appendchar(vals, 1, ',');
+      pgsql_ident(sql, t->cols[i].name);
+      p[n++] = t->cols[i].key;
+      pgsql_value(vals, &t->cols[i], from_pk ? 2 : 1, n);
+    }
+    sqlite3_free(used);
+    char *v = sqlite3_str_finish(vals);
+    sqlite3_str_appendf(sql, ") SELECT %s FROM %s", v ? v : "", pgsql_set_own);
+    sqlite3_free(v);
+    returning(sql, t, n + 1);
+    for (int k = 0; k < t->n_pk; k++)
+      p[n++] = t->cols[t->pk[k]].key;
+  } else if (op == STORE_UPDATE) {
+    sqlite3_str_appendall(sql, "UPDATE ");
+    pgsql_ident(sql, t->name);
+    sqlite3_str_appendall(sql, " SET ");
+    for (int j = 0; j < cols->n_set; j++) {
+      const catalog_col *col = &t->cols[cols->set[j]];
+      if (j) sqlite3_str_appendchar(sql, 1, ',');
+      pgsql_ident(sql, col->name);
+      sqlite3_str_appendall(sql, " = ");
+      p[n++] = col->key;
+      pgsql_value(sql, col, 1, n);
+    }
+    sqlite3_str_appendf(sql, " FROM %s", pgsql_set_own);
+    pgsql_pk_where(sql, t, 2, n + 1);
+    returning(sql, t, n + 1);
+    for (int k = 0; k < t->n_pk; k++)
+      p[n++] = t->cols[t->pk[k]].key;
+  } else {
+    sqlite3_str_appendall(sql, "DELETE FROM ");
+    pgsql_ident(sql, t->name);
+    sqlite3_str_appendf(sql, " USING %s", pgsql_set_own);
+    pgsql_pk_where(sql, t, 2, n + 1);
+    for (int k = 0; k < t->n_pk; k++)
+      p[n++] = t->cols[t->pk[k]].key;
+    sqlite3_str_appendall(sql, " RETURNING ");
+    pgsql_columns(sql, t, 1);
+  }
+  *np = n;
+  return sqlite3_str_finish(sql);
 }
 
 /* The internal tables (dialect.h), made when missing. */

@@ -9,6 +9,7 @@
 #include <sqlite3.h>
 
 #include "catalog.h"
+#include "dialect.h"
 
 /* catalog_col.kind of a PostgreSQL column: text, varchar and char; the
 ** integer types; float4, float8; numeric; bool; bytea; any other type
@@ -45,6 +46,14 @@ void pgsql_columns(sqlite3_str *sql, const catalog_table *t, int pkOnly);
 /* Append " WHERE "p1" = <$pkParam's p1> AND ...", key names bound from
 ** $firstKey on. */
 void pgsql_pk_where(sqlite3_str *sql, const catalog_table *t, int pkParam, int firstKey);
+
+/* The write of a mutation op on t naming cols: $1 the data object, $2 the
+** pk object, $3 the own row (pgsql_set_own); the column names it binds
+** are stored from p[3] on, *np the parameters in all. An insert or update
+** returns the row as read_sql prints it then whether its key is pk's; a
+** delete returns the key. NULL when out of memory. */
+char *pgsql_write(const catalog_table *t, int op, const dialect_cols *cols, const char **p,
+                  int *np);
 
 /* Build t's column keys and its row read (catalog_finish's prepare);
 ** nonzero when out of memory. */

@@ -11,7 +11,10 @@
 **
 ** A refusal that ends the whole transaction (SQLite's RAISE(ROLLBACK) in a
 ** trigger, DIALECT_ENDED) makes the batch start again, that mutation now
-** refused unrun: each retry refuses one more, so it ends.
+** refused unrun: each retry refuses one more, so it ends. A dialect whose
+** savepoints cost a round trip may run without them and, at the first
+** refusal that wrote, roll back and ask (DIALECT_AGAIN) for the batch
+** again, then with them.
 **
 ** A batch that fails on a conflict with a concurrent transaction (the
 ** dialect's conflicted: a deadlock, a serialization failure) is rolled back
@@ -181,7 +184,8 @@ static dialect_result apply_rows(const store *s, dialect_conn *c, const catalog_
 /* Apply m to t (NULL: m names no synced table) in its own savepoint; fills
 ** o, and others with the other rows it changed and deleted (cascades,
 ** triggers). Returns 0, or -1 when the batch must fail (*err set), or -2
-** when m's refusal ended the whole transaction (o->reason says why). */
+** when m's refusal ended the whole transaction (o->reason says why), or -3
+** when the dialect rolled the batch back to run it again. */
 static int apply_one(const store *s, dialect_conn *c, const catalog_table *t,
                      const store_mutation *m, wire_outcome *o, int *others, char **err) {
   const dialect *d = s->d;
@@ -203,6 +207,7 @@ static int apply_one(const store *s, dialect_conn *c, const catalog_table *t,
   sqlite3_free(buf);
   if (d->settle) r = d->settle(c, r, &o->reason, err);
   if (r == DIALECT_ENDED) return -2;
+  if (r == DIALECT_AGAIN) return -3;
   if (r == DIALECT_FATAL) return *err ? -1 : (*err = wire_errf("out of memory"), -1);
   if (r == DIALECT_REJECTED) {
     sqlite3_free(o->row);
@@ -219,7 +224,8 @@ static int apply_one(const store *s, dialect_conn *c, const catalog_table *t,
 
 /* One try at a batch, in one transaction. Returns 0 (committed), -1 (failed,
 ** *err set), or i + 1 when m[i] ended the transaction itself: its reason is
-** moved to doomed[i], and the caller tries again, refusing m[i] unrun. */
+** moved to doomed[i], and the caller tries again, refusing m[i] unrun (1
+** too when the dialect asked for the batch again). */
 static int attempt(const store *s, dialect_conn *c, const char *client, const store_mutation *m,
                    int n, const int *order, wire_outcome *res, char **doomed, int *n_changed,
                    char **err) {
@@ -245,6 +251,7 @@ static int attempt(const store *s, dialect_conn *c, const char *client, const st
       rc = apply_one(s, c, t, mu, o, others, err);
     }
     if (rc == 0 && !o->applied) others[0] = others[1] = 0; /* rolled back with it */
+    if (rc == -3) return 1;
     if (rc == -2) {
       doomed[order[k]] = o->reason;
       o->reason = 0;

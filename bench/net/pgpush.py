@@ -1,0 +1,112 @@
+"""The push path on both storages (issue 17, part 1), in one run.
+
+    /usr/bin/python3 bench/net/pgpush.py [--drain N] [--pushers K] [--secs S] [--no-sqlite]
+
+Figure 7's push half and figure 4's drain, on SQLite storage and on
+PostgreSQL storage (a throwaway cluster from tests/pg_env.sh), each time
+against the same syncd binary, so the ratio PostgreSQL / SQLite is of one
+run on one machine. `make bench-pg` runs it; it measures, it never fails on
+speed.
+
+  drain    one client's sync_push() of N pending inserts, batch_size 1000
+  raw      the same N as raw POSTs of 1000 mutations (the server alone)
+  pushers  K clients, each inserting 10 rows then sync_push(), for S s;
+           errors counted, rows on the server == acknowledged checked
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import netbench as nb
+
+
+def drain(tmp, n, pg):
+    """Seconds for sync_push() of n pending inserts at batch 1000, and
+    syncd's CPU seconds meanwhile."""
+    d = tempfile.mkdtemp(dir=tmp)
+    s = nb.Syncd(d, nb.DDL, pg)
+    try:
+        c = nb.client(os.path.join(d, "a.db"), s.url, 1000)
+        nb.fill(c, n)
+        cpu0, t0 = s.cpu(), time.perf_counter()
+        pushed = nb.one(c, "SELECT sync_push()")
+        wall, cpu = time.perf_counter() - t0, s.cpu() - cpu0
+        c.close()
+        if pushed != n or nb.server_rows(s) != n:
+            raise RuntimeError("drain: pushed %s of %d" % (pushed, n))
+        return wall, cpu
+    finally:
+        s.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def raw(tmp, n, pg):
+    """Seconds to POST the same n mutations in bodies of 1000."""
+    d = tempfile.mkdtemp(dir=tmp)
+    s = nb.Syncd(d, nb.DDL, pg)
+    try:
+        conn = s.conn()
+        pre = list(nb.bodies(n, 1000))
+        cpu0, t0 = s.cpu(), time.perf_counter()
+        for b in pre:
+            nb.post(conn, "/push", b)
+        return time.perf_counter() - t0, s.cpu() - cpu0
+    finally:
+        s.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def store_figures(tmp, a, pg, label):
+    w, cpu = drain(tmp, a.drain, pg)
+    nb.out("pg", "%s: drain %d by sync_push(), batch 1000" % (label, a.drain),
+           "%.0f/s (%.2f s)" % (a.drain / w, w), "syncd CPU %.2f s" % cpu)
+    w, cpu = raw(tmp, a.drain, pg)
+    nb.out("pg", "%s: %d as raw POSTs of 1000" % (label, a.drain),
+           "%.0f/s (%.2f s)" % (a.drain / w, w), "syncd CPU %.2f s" % cpu)
+    rate, errs, ok, total = nb.pushers(tmp, a.pushers, a.secs, pg)
+    nb.out("pg", "%s: %d clients pushing %d s: %d errors, server rows == acked: %s"
+           % (label, a.pushers, a.secs, len(errs), "yes" if ok else "NO"),
+           "%.0f mutations/s (%d)" % (rate, total))
+    for e in errs[:3]:
+        print("    error: " + e, file=sys.stderr)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--drain", type=int, default=100000)
+    ap.add_argument("--pushers", type=int, default=50)
+    ap.add_argument("--secs", type=int, default=30)
+    ap.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
+    ap.add_argument("--syncd", help="another syncd binary (a build before a change)")
+    a = ap.parse_args()
+    if a.syncd:
+        nb.SYNCD = os.path.abspath(a.syncd)
+    tmp = tempfile.mkdtemp(prefix="pgpush-")
+    started, before = time.time(), nb.load()
+    pgdir = tempfile.mkdtemp(prefix="pgpush-pg-")
+    try:
+        if not a.no_sqlite:
+            store_figures(tmp, a, None, "SQLite")
+        os.chmod(pgdir, 0o777)
+        p = subprocess.run(["bash", nb.PG_ENV, "start", pgdir], capture_output=True, text=True)
+        if p.returncode:
+            raise SystemExit("PostgreSQL did not start: " + p.stderr.strip()[-200:])
+        try:
+            store_figures(tmp, a, p.stdout.strip().splitlines()[-1], "PostgreSQL")
+        finally:
+            subprocess.run(["bash", nb.PG_ENV, "stop", pgdir], capture_output=True)
+    finally:
+        shutil.rmtree(pgdir, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("pgpush: %s, %.0f s; load average before %s, after %s; %d cores"
+          % (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)), time.time() - started,
+             before, nb.load(), os.cpu_count()))
+    nb.table()
+
+
+if __name__ == "__main__":
+    main()
