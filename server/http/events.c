@@ -14,6 +14,9 @@
 ** stream carries only the changes of those tables, so a client receives
 ** only what it tracks; a commit that changes none of them sends nothing,
 ** the stream's cursor moves past it all the same.
+**
+** A stream opened with a JWT ends when the token expires (its exp plus
+** the leeway): the client reconnects with a renewed one, or gets a 401.
 */
 #include <pthread.h>
 #include <string.h>
@@ -74,8 +77,9 @@ typedef struct stream {
   char *tables; /* the tables parameter as decoded (store_pull_tables); NULL: all */
   char *cursor;
   int heartbeat;
-  int dirty; /* the log may hold changes after cursor */
-  char *buf; /* the event being written */
+  long long expires; /* wall-clock second the credentials lapse; 0: never */
+  int dirty;         /* the log may hold changes after cursor */
+  char *buf;         /* the event being written */
   size_t len, off;
   struct timespec sent; /* when buf was last filled: the heartbeat counts from it */
 } stream;
@@ -101,6 +105,7 @@ static void stream_set(stream *s, char *text) {
 ** stream must end (shutdown, expired cursor, storage failure). */
 static int next_event(stream *s) {
   for (;;) {
+    if (s->expires && (long long)time(0) >= s->expires) return -1;
     pthread_mutex_lock(&mu);
     unsigned long long seen = generation, seen_kicks = kicks;
     int stop = stopping;
@@ -127,6 +132,13 @@ static int next_event(stream *s) {
     }
     struct timespec deadline = s->sent;
     deadline.tv_sec += s->heartbeat;
+    if (s->expires) {
+      struct timespec now;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      /* a second more: wake after the wall clock has passed it */
+      long long left = s->expires - (long long)time(0) + 1;
+      if (now.tv_sec + left < deadline.tv_sec) deadline = (struct timespec){now.tv_sec + left, 0};
+    }
     int timedout = 0;
     pthread_mutex_lock(&mu);
     while (!stopping && generation == seen && kicks == seen_kicks && !timedout)
@@ -135,6 +147,7 @@ static int next_event(stream *s) {
     s->dirty = generation != seen;
     pthread_mutex_unlock(&mu);
     if (stop || conns_cut(s->c)) return -1;
+    if (s->expires && (long long)time(0) >= s->expires) return -1;
     if (timedout && !s->dirty) {
       stream_set(s, sqlite3_mprintf(": ping\n\n"));
       return s->buf ? 0 : -1;
@@ -153,7 +166,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
 }
 
 int events_start(const server_ctx *ctx, struct MHD_Connection *c, const char *client_id,
-                 char *cursor, struct MHD_Response **resp) {
+                 char *cursor, long long expires, struct MHD_Response **resp) {
   pthread_once(&cond_once, cond_init);
   *resp = 0;
   stream *s = sqlite3_malloc64(sizeof *s);
@@ -167,6 +180,7 @@ int events_start(const server_ctx *ctx, struct MHD_Connection *c, const char *cl
   s->st = ctx->st;
   s->c = c;
   s->heartbeat = ctx->heartbeat;
+  s->expires = expires;
   s->client_id = sqlite3_mprintf("%s", client_id);
   s->cursor = cursor;
   s->dirty = 1;

@@ -34,6 +34,7 @@ typedef struct request {
   char *line; /* "METHOD /url" for the log */
   auth_level auth;
   char token[AUTH_CLIENT_TOKEN_LEN + 1]; /* with AUTH_ONE_CLIENT */
+  jwtauth_claims user;                   /* with AUTH_USER */
 } request;
 
 static enum MHD_Result answer(struct MHD_Connection *c, request *rq, int status,
@@ -186,7 +187,7 @@ static enum MHD_Result do_events(const server_ctx *ctx, struct MHD_Connection *c
   if (cursor && *cursor && !copy)
     return answer_error(c, rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
   struct MHD_Response *r;
-  int status = events_start(ctx, c, client, copy, &r);
+  int status = events_start(ctx, c, client, copy, rq->auth == AUTH_USER ? rq->user.expires : 0, &r);
   return answer(c, rq, status, r);
 }
 
@@ -244,10 +245,16 @@ static enum MHD_Result on_head(const server_ctx *ctx, struct MHD_Connection *c, 
   const struct route *r = find_route(url);
   if (!r) return answer_error(c, rq, MHD_HTTP_NOT_FOUND, "not found");
   if (strcmp(method, r->method) != 0) return not_allowed(c, rq, r->method);
+  const char *why = 0;
   rq->auth = auth_header(
       &ctx->auth, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
-      rq->token);
-  if (rq->auth == AUTH_DENIED) return answer_error(c, rq, MHD_HTTP_UNAUTHORIZED, "unauthorized");
+      (long long)time(0), rq->token, &rq->user, &why);
+  /* the reason is one of jwtauth.c's fixed texts: nothing to escape */
+  if (rq->auth == AUTH_DENIED)
+    return why ? answer(c, rq, MHD_HTTP_UNAUTHORIZED,
+                        reply_json(
+                            sqlite3_mprintf("{\"error\":\"unauthorized\",\"reason\":\"%s\"}", why)))
+               : answer_error(c, rq, MHD_HTTP_UNAUTHORIZED, "unauthorized");
   if (strcmp(method, "POST") != 0) return MHD_YES;
   if (!json_content_type(c))
     return answer_error(c, rq, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
@@ -307,6 +314,7 @@ void routes_completed(void *cls, struct MHD_Connection *c, void **req_cls,
   }
   sqlite3_free(sqlite3_str_finish(rq->body));
   sqlite3_free(rq->line);
+  jwtauth_claims_clear(&rq->user);
   free(rq);
   *req_cls = 0;
 }
