@@ -115,7 +115,9 @@ static enum MHD_Result do_push(const server_ctx *ctx, struct MHD_Connection *c, 
   }
   char *json = 0, *err = 0;
   int changed = 0;
-  int rc = store_push(ctx->st, pr.client_id, pr.m, pr.n, &json, &changed, &err);
+  store_user user = {rq->user.sub, rq->user.json};
+  int rc = store_push_as(ctx->st, rq->auth == AUTH_USER ? &user : 0, pr.client_id, pr.m, pr.n,
+                         &json, &changed, &err);
   push_request_free(&pr);
   if (rc != STORE_OK) {
     fprintf(stderr, "syncd: push failed: %s\n", err ? err : "?");

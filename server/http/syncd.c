@@ -12,6 +12,7 @@
 **                [--max-streams-per-client N]
 **                [--jwt-secret-file FILE | --jwt-public-key FILE]
 **                [--jwt-audience AUD] [--jwt-issuer ISS] [--jwt-leeway SECONDS]
+**                [--rules FILE]
 **
 **   server/syncd (--client-secret KEY | --client-secret-file FILE) --issue-token ID
 **                prints client ID's token (auth.c) and exits.
@@ -45,6 +46,7 @@ static void usage(void) {
                   "             [--max-streams-per-client N]\n"
                   "             [--jwt-secret-file FILE | --jwt-public-key FILE]\n"
                   "             [--jwt-audience AUD] [--jwt-issuer ISS] [--jwt-leeway SECONDS]\n"
+                  "             [--rules FILE]\n"
                   "       syncd (--client-secret KEY | --client-secret-file FILE)"
                   " --issue-token CLIENT_ID\n");
   exit(2);
@@ -122,7 +124,7 @@ static socklen_t parse_listen(const char *spec, struct sockaddr_storage *addr) {
 }
 
 int main(int argc, char **argv) {
-  const char *listen = 0, *schema = 0, *dbpath = 0, *pg = 0, *issue = 0;
+  const char *listen = 0, *schema = 0, *rules = 0, *dbpath = 0, *pg = 0, *issue = 0;
   long long max_conn = 1024, max_tomb = 0, request_timeout = 10, body_timeout = 60;
   server_ctx ctx = {
       .max_body = 16u << 20, .heartbeat = 15, .timeout = 60, .max_streams_per_client = 2};
@@ -141,6 +143,8 @@ int main(int argc, char **argv) {
       listen = v;
     else if (strcmp(a, "--schema") == 0)
       schema = v;
+    else if (strcmp(a, "--rules") == 0)
+      rules = v;
     else if (strcmp(a, "--db") == 0)
       dbpath = v;
     else if (strcmp(a, "--pg") == 0)
@@ -246,6 +250,18 @@ int main(int argc, char **argv) {
     sqlite3_free(err);
     return 1;
   }
+  char *rules_text = rules ? read_file(rules) : 0;
+  if (rules && (!rules_text || store_set_rules(ctx.st, rules_text, &err) != STORE_OK)) {
+    if (!rules_text)
+      fprintf(stderr, "syncd: --rules: cannot read %s: %s\n", rules, strerror(errno));
+    else
+      fprintf(stderr, "syncd: --rules %s: %s\n", rules, err ? err : "?");
+    sqlite3_free(err);
+    sqlite3_free(rules_text);
+    store_close(ctx.st);
+    return 2;
+  }
+  sqlite3_free(rules_text);
   char *names = store_name_warning(ctx.st);
   if (names) fprintf(stderr, "syncd: warning: %s\n", names);
   sqlite3_free(names);

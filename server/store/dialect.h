@@ -142,6 +142,11 @@ typedef struct dialect {
   int (*read_page)(dialect_conn *c, const char *client, long long after, int all,
                    const char *tables, long long pending_from, wire_page *p, char **err);
   int (*head)(dialect_conn *c, long long *version, char **err);
+
+  /* A rule's check (rules.c): run sql, a SELECT of one boolean, with the
+  ** text parameters vals[0..n) (NULL: SQL NULL) and set *yes to its value. */
+  int (*rule_check)(dialect_conn *c, const char *sql, const char *const *vals, int n, int *yes,
+                    char **err);
 } dialect;
 
 extern const dialect dialect_sqlite;

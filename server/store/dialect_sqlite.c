@@ -812,6 +812,19 @@ static int sq_head(dialect_conn *c, long long *version, char **err) {
   return rc == SQLITE_ROW ? 0 : fail(c->db, err);
 }
 
+static int sq_rule_check(dialect_conn *c, const char *sql, const char *const *vals, int n, int *yes,
+                         char **err) {
+  sqlite3_stmt *st;
+  if (prep(c->db, sql, &st, err)) return -1;
+  for (int i = 0; i < n; i++)
+    sqlite3_bind_text(st, i + 1, vals[i], -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  *yes = rc == SQLITE_ROW && sqlite3_column_int(st, 0);
+  if (rc != SQLITE_ROW) fail(c->db, err);
+  stmt_put(st);
+  return rc == SQLITE_ROW ? 0 : -1;
+}
+
 const dialect dialect_sqlite = {
     .pool_max = 32,
     .fold_case = 1,
@@ -843,4 +856,5 @@ const dialect dialect_sqlite = {
     .prune = sq_prune,
     .read_page = sq_read_page,
     .head = sq_head,
+    .rule_check = sq_rule_check,
 };

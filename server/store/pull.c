@@ -3,6 +3,8 @@
 ** for every storage dialect. The dialect reads the state, the changes after
 ** the cursor, the client's last id and its rejected outcomes in one
 ** snapshot (wire_page); the cursor's checks and the page's shape are here.
+** Under --rules, a table without a rule is never sent (read filters on
+** rows are not applied yet: docs/RULES.md).
 */
 #include "store_impl.h"
 
@@ -27,7 +29,7 @@ static int hex(char c) {
 /* The synced tables `tables` names (store_pull_tables) as a JSON array of
 ** their names as logged; NULL when out of memory. A malformed escape stays
 ** as written, so that name matches no table. */
-static char *tables_json(const catalog *cat, const char *tables) {
+static char *tables_json(const catalog *cat, const rules *r, const char *tables) {
   sqlite3_str *out = sqlite3_str_new(0), *name = sqlite3_str_new(0);
   int n = 0;
   sqlite3_str_appendchar(out, 1, '[');
@@ -42,7 +44,7 @@ static char *tables_json(const catalog *cat, const char *tables) {
     }
     const char *z = sqlite3_str_value(name);
     const catalog_table *t = z ? catalog_table_find(cat, z) : 0;
-    if (t) {
+    if (t && (!r || rules_find(r, t))) {
       if (n++) sqlite3_str_appendchar(out, 1, ',');
       value_append_string(out, t->name, -1);
     }
@@ -70,8 +72,12 @@ int store_pull_tables(store *s, const char *client, const char *cursor, int limi
     int rc = wire_cursor_parse(cursor, s->db_id, &after, &snap);
     if (rc != STORE_OK) return rc;
   }
-  char *only = tables ? tables_json(&s->cat, tables) : 0;
-  if (tables && !only) return *err = wire_errf("out of memory"), STORE_ERROR;
+  /* under rules, only the tables with a rule are ever sent */
+  char *all = s->rules && !tables ? rules_table_list(s->rules) : 0;
+  if (s->rules && !tables && !all) return *err = wire_errf("out of memory"), STORE_ERROR;
+  char *only = tables || all ? tables_json(&s->cat, s->rules, tables ? tables : all) : 0;
+  sqlite3_free(all);
+  if ((tables || s->rules) && !only) return *err = wire_errf("out of memory"), STORE_ERROR;
   dialect_conn *c = pool_get(&s->pool, err);
   if (!c) return sqlite3_free(only), STORE_ERROR;
   wire_page p;

@@ -33,6 +33,22 @@ typedef struct store store;
 store *store_sqlite_open(const char *path, const store_config *cfg, char **err);
 store *store_pg_open(const char *url, const store_config *cfg, char **err);
 
+/* Who a request acts for, when a JWT named a user: sub and the token's
+** payload JSON (claims). The rules see them as :sub and :claim_NAME. */
+typedef struct store_user {
+  const char *sub;
+  const char *claims;
+} store_user;
+
+/* Load the rules file's text (docs/RULES.md) and check it against the
+** catalog and the storage; from then on pushes and pulls follow it. Once,
+** before serving. STORE_OK, or STORE_ERROR with *err. (rules_store.c) */
+int store_set_rules(store *s, const char *json, char **err);
+
+/* store_push for user u (NULL: none) under the rules, if any. (push.c) */
+int store_push_as(store *s, const store_user *u, const char *client_id, const store_mutation *m,
+                  int n, char **json, int *n_changed, char **err);
+
 /* Apply a batch for client_id in ONE transaction, each mutation in its own
 ** savepoint, in id order, at most once. *json receives {"results":[...]}
 ** in the order of m[]; *n_changed the number of row changes committed (0:

@@ -1,0 +1,54 @@
+/*
+** rules_store.c: syncd --rules on a store: store_set_rules loads the file
+** and runs every check once, with no row and no user, so that what the
+** storage itself refuses (a type mismatch on PostgreSQL, say) stops syncd
+** at startup rather than failing pushes; rules_check_row is the write
+** check push.c runs before and after each mutation.
+*/
+#include "rules_store.h"
+
+#include <string.h>
+
+static int check(const store *s, dialect_conn *c, const char *sql, const rules_params *p,
+                 const char *pk, const store_user *u, int *yes, char **err) {
+  char *vals[RULES_MAX_PARAMS + 1];
+  vals[0] = (char *)pk;
+  if (rules_values(p, u ? u->sub : 0, u ? u->claims : 0, vals + 1)) {
+    for (int i = 0; i < p->n; i++)
+      sqlite3_free(vals[1 + i]);
+    return *err = wire_errf("out of memory"), -1;
+  }
+  int rc = s->d->rule_check(c, sql, (const char *const *)vals, 1 + p->n, yes, err);
+  for (int i = 0; i < p->n; i++)
+    sqlite3_free(vals[1 + i]);
+  return rc;
+}
+
+int rules_check_row(const store *s, dialect_conn *c, const rules_table *rt, int write,
+                    const char *pk, const store_user *u, int *yes, char **err) {
+  return check(s, c, write ? rt->write_check : rt->read_check,
+               write ? &rt->write_params : &rt->read_params, pk, u, yes, err);
+}
+
+int store_set_rules(store *s, const char *json, char **err) {
+  rules *r = rules_load(&s->cat, json, s->d == &dialect_pg, err);
+  if (!r) return STORE_ERROR;
+  dialect_conn *c = pool_get(&s->pool, err);
+  if (!c) return rules_free(r), STORE_ERROR;
+  int yes = 0, rc = 0;
+  for (int i = 0; !rc && i < r->n; i++)
+    for (int w = 0; !rc && w < 2; w++) {
+      rc = rules_check_row(s, c, &r->tables[i], w, "{}", 0, &yes, err);
+      if (rc) {
+        char *why = *err;
+        *err = wire_errf("rules: table %s, %s: the storage refuses it: %s", r->tables[i].t->name,
+                         w ? "write" : "read", why ? why : "?");
+        sqlite3_free(why);
+      }
+    }
+  if (!s->d->reusable(c)) rc = -1;
+  pool_put(&s->pool, c);
+  if (rc) return rules_free(r), STORE_ERROR;
+  s->rules = r;
+  return STORE_OK;
+}

@@ -1,0 +1,217 @@
+"""syncd --rules: the rules file checked at startup (a refused expression
+stops syncd with a message), write checks before and after each mutation
+(rejected "permission denied", nothing changed), deny by default for tables
+without a rule, and server-owned columns, on SQLite and PostgreSQL storage.
+Two users, alice and bob, with JWTs; bob is hostile.
+"""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+from syncd_util import SYNCD, PgStore, SqliteStore, Syncd, pg_fresh_db
+from test_jwt import SECRET, bearer, claims, make_token
+
+SCHEMA = """
+CREATE TABLE todos(id TEXT PRIMARY KEY, title TEXT, owner TEXT,
+                   updated_at TEXT NOT NULL DEFAULT 'server-default');
+CREATE TABLE members(project TEXT NOT NULL, user_id TEXT NOT NULL,
+                     PRIMARY KEY (project, user_id));
+CREATE TABLE tasks(id TEXT PRIMARY KEY, project TEXT, title TEXT);
+CREATE TABLE secrets(id TEXT PRIMARY KEY, v TEXT);
+INSERT INTO members VALUES ('p1', 'alice'), ('p2', 'bob');
+INSERT INTO secrets VALUES ('s1', 'hidden');
+"""
+
+RULES = {"tables": {
+    "todos": {"read": "owner = :sub", "write": "owner = :sub",
+              "server_columns": ["updated_at"]},
+    "members": {"read": "user_id = :sub", "write": "false"},
+    "tasks": {"read": "project IN (SELECT project FROM members WHERE user_id = :sub)",
+              "write": "project IN (SELECT project FROM members WHERE user_id = :sub)"
+                       " AND (:claim_role IS NULL OR :claim_role <> 'viewer')"},
+}}
+
+
+def ins(mid, table, **row):
+    key = {k: row[k] for k in (("project", "user_id") if table == "members" else ("id",))}
+    return {"id": mid, "table": table, "op": "insert", "pk": key, "data": row}
+
+
+def upd(mid, table, pk, **cols):
+    return {"id": mid, "table": table, "op": "update", "pk": pk, "data": cols}
+
+
+def dele(mid, table, pk):
+    return {"id": mid, "table": table, "op": "delete", "pk": pk}
+
+
+class RulesTests:
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="syncd-rules-")
+        self.servers = []
+        self.secret = self.file("secret", SECRET)
+        self.schema = self.file("schema.sql", SCHEMA)
+
+    def tearDown(self):
+        unclean = [(s.stop(), s.log()[-2000:]) for s in self.servers if s.proc.poll() is None]
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        for rc, log in unclean:
+            self.assertEqual(rc, 0, log)
+
+    def file(self, name, text):
+        p = os.path.join(self.tmp, name)
+        with open(p, "w") as f:
+            f.write(text)
+        return p
+
+    def server(self, rules=RULES, store_args=None):
+        extra = ["--jwt-secret-file", self.secret, "--token", "shared"]
+        if rules is not None:
+            extra += ["--rules", self.file("rules.json", json.dumps(rules))]
+        s = Syncd(self.backend, store_args or self.store_args(), extra, self.schema)
+        self.servers.append(s)
+        return s
+
+    def as_user(self, sub, **more):
+        return bearer(make_token(claims(sub=sub, **more)))
+
+    def push(self, s, user, client, muts):
+        return s.push(client, muts, headers=user)
+
+    def rows(self, s, table):
+        """Every row of table, read with the shared token (no rules applied
+        to reads yet)."""
+        status, _, page = s.request("GET", "/pull?client_id=admin&limit=10000",
+                                    headers=bearer("shared"))
+        self.assertEqual(status, 200, page)
+        return {json.dumps(c["pk"], sort_keys=True): c["row"] for c in page["changes"]
+                if c["table"] == table}
+
+    def assertDenied(self, results):
+        for r in results:
+            self.assertEqual((r["status"], r.get("reason")), ("rejected", "permission denied"), r)
+
+    def test_write_checks(self):
+        s = self.server()
+        alice, bob = self.as_user("alice"), self.as_user("bob")
+        res = self.push(s, alice, "a1", [ins(1, "todos", id="t1", title="mine", owner="alice")])
+        self.assertEqual(res[0]["status"], "applied", res)
+        before = self.rows(s, "todos")
+        # bob: edit, delete, insert as alice, and all in one batch with his own
+        self.assertDenied(self.push(s, bob, "b1", [
+            upd(1, "todos", {"id": "t1"}, title="bob was here"),
+            dele(2, "todos", {"id": "t1"}),
+            ins(3, "todos", id="t2", title="fake", owner="alice"),
+            upd(4, "todos", {"id": "t1"}, owner="bob")]))
+        res = self.push(s, bob, "b1", [ins(5, "todos", id="t3", title="bob's", owner="bob")])
+        self.assertEqual(res[0]["status"], "applied", res)
+        after = self.rows(s, "todos")
+        self.assertEqual(after[json.dumps({"id": "t1"})], before[json.dumps({"id": "t1"})])
+        self.assertNotIn(json.dumps({"id": "t2"}), after)
+        # alice may not give her row away (the check after the update)
+        self.assertDenied(self.push(s, alice, "a1", [upd(2, "todos", {"id": "t1"}, owner="bob")]))
+        self.assertEqual(self.rows(s, "todos")[json.dumps({"id": "t1"})]["owner"], "alice")
+        res = self.push(s, alice, "a1", [upd(3, "todos", {"id": "t1"}, title="edited"),
+                                         dele(4, "todos", {"id": "t1"})])
+        self.assertEqual([r["status"] for r in res], ["applied", "applied"], res)
+        # no user (the shared token): every rule's :sub is NULL
+        self.assertDenied(s.push("admin", [ins(1, "todos", id="t9", owner="alice")],
+                                 headers=bearer("shared")))
+
+    def test_membership(self):
+        s = self.server()
+        alice, bob = self.as_user("alice"), self.as_user("bob")
+        res = self.push(s, alice, "a1", [ins(1, "tasks", id="k1", project="p1", title="x")])
+        self.assertEqual(res[0]["status"], "applied", res)
+        self.assertDenied(self.push(s, alice, "a1", [
+            ins(2, "tasks", id="k2", project="p2", title="not my project"),
+            upd(3, "tasks", {"id": "k1"}, project="p2")]))
+        self.assertDenied(self.push(s, bob, "b1", [
+            upd(1, "tasks", {"id": "k1"}, title="bob"), dele(2, "tasks", {"id": "k1"}),
+            ins(3, "members", project="p1", user_id="bob")]))
+        # a claim in the rule: a viewer of p1 may not write there
+        viewer = self.as_user("alice", role="viewer")
+        self.assertDenied(self.push(s, viewer, "a2", [upd(1, "tasks", {"id": "k1"}, title="v")]))
+        self.assertEqual(self.rows(s, "tasks")[json.dumps({"id": "k1"})]["title"], "x")
+        self.assertNotIn(json.dumps({"id": "k2"}), self.rows(s, "tasks"))
+        self.assertEqual(len(self.rows(s, "members")), 2)
+
+    def test_deny_by_default(self):
+        s = self.server()
+        self.assertDenied(self.push(s, self.as_user("alice"), "a1",
+                                    [ins(1, "secrets", id="s2", v="x")]))
+        self.assertEqual(self.rows(s, "secrets"), {})
+        status, _, page = s.request("GET", "/pull?client_id=a1&tables=secrets,todos",
+                                    headers=self.as_user("alice"))
+        self.assertEqual(status, 200)
+        self.assertEqual([c for c in page["changes"] if c["table"] == "secrets"], [])
+        # without --rules, the same table is shared as before
+        plain = self.server(rules=None)
+        self.assertEqual(len(self.rows(plain, "secrets")), 1)
+
+    def test_server_columns(self):
+        s = self.server()
+        alice = self.as_user("alice")
+        res = self.push(s, alice, "a1", [ins(1, "todos", id="t1", owner="alice",
+                                               updated_at="from the client")])
+        self.assertEqual(res[0]["status"], "applied", res)
+        self.assertEqual(res[0]["row"]["updated_at"], "server-default")
+        res = self.push(s, alice, "a1", [upd(2, "todos", {"id": "t1"}, updated_at="again"),
+                                         upd(3, "todos", {"id": "t1"}, title="t", updated_at=None)])
+        self.assertEqual([r["status"] for r in res], ["applied", "applied"], res)
+        self.assertEqual(res[1]["row"]["updated_at"], "server-default")
+        self.assertEqual(self.rows(s, "todos")[json.dumps({"id": "t1"})]["updated_at"],
+                         "server-default")
+
+    def refused(self, rules, msg, store_args=None):
+        args = [SYNCD, "--listen", "127.0.0.1:0", "--schema", self.schema,
+                "--rules", self.file("bad.json", rules if isinstance(rules, str) else json.dumps(rules))]
+        p = subprocess.run(args + (store_args or self.store_args()), capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn(msg, p.stderr)
+
+    def test_refused_at_startup(self):
+        def one(expr):
+            return {"tables": {"todos": {"read": expr}}}
+        self.refused("{", "not valid JSON")
+        self.refused({"todos": {}}, 'expected {"tables": {...}}')
+        self.refused({"tables": {"nope": {}}}, "no synced table named nope")
+        self.refused({"tables": {"_syncd_state": {}}}, "no synced table named _syncd_state")
+        self.refused(one("ownr = :sub"), "rules: table todos, read: no column ownr in table todos")
+        self.refused(one("owner = :user"), "unknown parameter")
+        self.refused(one("lower(owner) = :sub"), "function calls are not allowed")
+        self.refused(one("owner LIKE 'a%'"), "unexpected text")
+        self.refused(one("owner = :sub; DROP TABLE todos"), "unexpected text")
+        self.refused(one("owner = 1.5"), "only integers")
+        self.refused(one("owner IN (SELECT project FROM members WHERE project IN "
+                         "(SELECT id FROM tasks WHERE 1 = 1))"), "a select inside a select")
+        self.refused(one("owner IN (SELECT project FROM nope WHERE 1 = 1)"),
+                     "expected a synced table after FROM")
+        self.refused(one("owner IN (SELECT owner FROM members WHERE user_id = :sub)"),
+                     "no such column in the selected table")
+        self.refused({"tables": {"todos": {"read": 1}}}, "read must be a string")
+        self.refused({"tables": {"todos": {"server_columns": ["id"]}}},
+                     "server_columns: id is a primary key column")
+        self.refused({"tables": {"todos": {"server_columns": ["nope"]}}},
+                     "server_columns: nope is no column of it")
+
+
+class SqliteRulesTest(SqliteStore, RulesTests, unittest.TestCase):
+    pass
+
+
+class PgRulesTest(PgStore, RulesTests, unittest.TestCase):
+
+    def test_storage_refuses(self):
+        # text compared with an integer: PostgreSQL's own check, at startup
+        self.refused({"tables": {"todos": {"read": "owner = 5"}}}, "the storage refuses it",
+                     store_args=["--pg", pg_fresh_db()])
+
+
+if __name__ == "__main__":
+    unittest.main()
