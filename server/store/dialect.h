@@ -143,10 +143,13 @@ typedef struct dialect {
                    const char *tables, long long pending_from, wire_page *p, char **err);
   int (*head)(dialect_conn *c, long long *version, char **err);
 
-  /* A rule's check (rules.c): run sql, a SELECT of one boolean, with the
-  ** text parameters vals[0..n) (NULL: SQL NULL) and set *yes to its value. */
-  int (*rule_check)(dialect_conn *c, const char *sql, const char *const *vals, int n, int *yes,
-                    char **err);
+  /* Run sql, a SELECT of one boolean, with the text parameters vals[0..n)
+  ** (NULL: SQL NULL) and set *yes to its value: the rules' checks, and
+  ** handing the push's user to the storage (rules_store.c). SQLite
+  ** connections offer syncd_set_user(sub, claims) for that, and
+  ** syncd_sub() and syncd_claims() to read it back. */
+  int (*select_bool)(dialect_conn *c, const char *sql, const char *const *vals, int n, int *yes,
+                     char **err);
 } dialect;
 
 extern const dialect dialect_sqlite;

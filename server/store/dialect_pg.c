@@ -851,8 +851,8 @@ static int pg_head(dialect_conn *c, long long *version, char **err) {
 /* No release (the next savepoint or COMMIT releases m in its round trip) and
 ** no settle: a refusal never ends a PostgreSQL transaction (the savepoint
 ** takes it) and deferred constraints are checked at once (pg_begin). */
-static int pg_rule_check(dialect_conn *c, const char *sql, const char *const *vals, int n, int *yes,
-                         char **err) {
+static int pg_select_bool(dialect_conn *c, const char *sql, const char *const *vals, int n,
+                          int *yes, char **err) {
   PGresult *r = query(c, sql, n, vals, err);
   if (!r) return -1;
   *yes = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
@@ -891,5 +891,5 @@ const dialect dialect_pg = {
     .prune = pg_prune,
     .read_page = pg_read_page,
     .head = pg_head,
-    .rule_check = pg_rule_check,
+    .select_bool = pg_select_bool,
 };

@@ -264,7 +264,9 @@ static int attempt(const store *s, dialect_conn *c, const store_user *u, const c
   const dialect *d = s->d;
   long long last = 0;
   int n_deleted = 0;
-  if (d->begin(c, DIALECT_PUSH, err) || d->client_last(c, client, &last, err)) return -1;
+  if (d->begin(c, DIALECT_PUSH, err) || rules_set_user(s, c, u, err) ||
+      d->client_last(c, client, &last, err))
+    return -1;
   long long first = last;
   for (int k = 0; k < n; k++) {
     const store_mutation *mu = &m[order[k]];

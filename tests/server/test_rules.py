@@ -25,6 +25,16 @@ INSERT INTO members VALUES ('p1', 'alice'), ('p2', 'bob');
 INSERT INTO secrets VALUES ('s1', 'hidden');
 """
 
+# How the user reaches each store's defaults and triggers (docs/RULES.md).
+NOTES = {
+    "sqlite": "CREATE TABLE notes(id TEXT PRIMARY KEY, body TEXT, owner TEXT DEFAULT (syncd_sub()));"
+              "CREATE TABLE logs(id TEXT PRIMARY KEY, owner TEXT DEFAULT (syncd_sub()));",
+    "pg": "CREATE TABLE notes(id TEXT PRIMARY KEY, body TEXT,"
+          " owner TEXT DEFAULT current_setting('syncd.sub', true));"
+          "CREATE TABLE logs(id TEXT PRIMARY KEY,"
+          " owner TEXT DEFAULT nullif(current_setting('syncd.sub', true), ''));",
+}
+
 RULES = {"tables": {
     "todos": {"read": "owner = :sub", "write": "owner = :sub",
               "server_columns": ["updated_at"]},
@@ -32,6 +42,8 @@ RULES = {"tables": {
     "tasks": {"read": "project IN (SELECT project FROM members WHERE user_id = :sub)",
               "write": "project IN (SELECT project FROM members WHERE user_id = :sub)"
                        " AND (:claim_role IS NULL OR :claim_role <> 'viewer')"},
+    "notes": {"read": "owner = :sub", "write": "owner = :sub", "server_columns": ["owner"]},
+    "logs": {"read": "true", "write": "true", "server_columns": ["owner"]},
 }}
 
 
@@ -54,7 +66,7 @@ class RulesTests:
         self.tmp = tempfile.mkdtemp(prefix="syncd-rules-")
         self.servers = []
         self.secret = self.file("secret", SECRET)
-        self.schema = self.file("schema.sql", SCHEMA)
+        self.schema = self.file("schema.sql", SCHEMA + NOTES[self.backend])
 
     def tearDown(self):
         unclean = [(s.stop(), s.log()[-2000:]) for s in self.servers if s.proc.poll() is None]
@@ -166,6 +178,28 @@ class RulesTests:
         self.assertEqual(res[1]["row"]["updated_at"], "server-default")
         self.assertEqual(self.rows(s, "todos")[json.dumps({"id": "t1"})]["updated_at"],
                          "server-default")
+
+    def test_owner_from_the_user(self):
+        s = self.server()
+        alice, bob = self.as_user("alice"), self.as_user("bob")
+        res = self.push(s, alice, "a1", [ins(1, "notes", id="n1", body="a", owner="bob")])
+        self.assertEqual((res[0]["status"], res[0]["row"]["owner"]), ("applied", "alice"), res)
+        self.assertDenied(self.push(s, bob, "b1", [upd(1, "notes", {"id": "n1"}, body="b"),
+                                                   dele(2, "notes", {"id": "n1"})]))
+        res = self.push(s, bob, "b1", [ins(3, "notes", id="n2", body="b", owner="alice")])
+        self.assertEqual((res[0]["status"], res[0]["row"]["owner"]), ("applied", "bob"), res)
+        # no user: the default is NULL, whoever pushed before on the connection
+        for i in range(3):
+            self.assertDenied(s.push("admin", [ins(1 + i, "notes", id="n9", body="x")],
+                                     headers=bearer("shared")))
+        self.assertEqual(self.rows(s, "notes")[json.dumps({"id": "n1"})]["body"], "a")
+        # the user of one push never leaks into the next one's defaults
+        for i in range(4):
+            who = bob if i % 2 == 0 else bearer("shared")
+            res = s.push("b1" if i % 2 == 0 else "admin", [ins(10 + i, "logs", id=f"l{i}")],
+                         headers=who)
+            self.assertEqual((res[0]["status"], res[0]["row"]["owner"]),
+                             ("applied", "bob" if i % 2 == 0 else None), res)
 
     def refused(self, rules, msg, store_args=None):
         args = [SYNCD, "--listen", "127.0.0.1:0", "--schema", self.schema,
