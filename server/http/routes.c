@@ -165,8 +165,10 @@ static enum MHD_Result do_pull(const server_ctx *ctx, struct MHD_Connection *c, 
   store_page page;
   char *err = 0;
   const char *tables = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "tables");
-  int rc = store_pull_tables(ctx->st, client, cursor && *cursor ? cursor : 0, (int)limit,
-                             pending_from, tables, &page, &err);
+  store_user user = {rq->user.sub, rq->user.json};
+  int rc =
+      store_pull_as(ctx->st, rq->auth == AUTH_USER ? &user : 0, client,
+                    cursor && *cursor ? cursor : 0, (int)limit, pending_from, tables, &page, &err);
   if (rc != STORE_OK) {
     enum MHD_Result r = answer_error(c, rq, store_status(rc), store_message(rc, err));
     sqlite3_free(err);
@@ -189,7 +191,9 @@ static enum MHD_Result do_events(const server_ctx *ctx, struct MHD_Connection *c
   if (cursor && *cursor && !copy)
     return answer_error(c, rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
   struct MHD_Response *r;
-  int status = events_start(ctx, c, client, copy, rq->auth == AUTH_USER ? rq->user.expires : 0, &r);
+  store_user user = {rq->user.sub, rq->user.json};
+  int status =
+      events_start(ctx, c, client, copy, rq->auth == AUTH_USER ? &user : 0, rq->user.expires, &r);
   return answer(c, rq, status, r);
 }
 

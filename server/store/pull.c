@@ -3,14 +3,37 @@
 ** for every storage dialect. The dialect reads the state, the changes after
 ** the cursor, the client's last id and its rejected outcomes in one
 ** snapshot (wire_page); the cursor's checks and the page's shape are here.
-** Under --rules, a table without a rule is never sent (read filters on
-** rows are not applied yet: docs/RULES.md).
+** Under --rules, a table without a rule is never sent, and each change of
+** the others passes the user's read rule first (read_filter).
 */
 #include "store_impl.h"
 
 #include <string.h>
 
+#include "rules_store.h"
 #include "value.h"
+
+/* What the read rules need while a page is read (read_filter). */
+typedef struct reader {
+  store *s;
+  dialect_conn *c;
+  const store_user *u;
+  char **err;
+} reader;
+
+/* Under rules, a change the user may not read is left out: the live row
+** is judged as it is when checked. A delete has no row left to judge and
+** is sent (docs/RULES.md: its key is not secret). */
+static int read_filter(void *arg, const char *table, const char *pk, const char *row) {
+  reader *rd = arg;
+  const catalog_table *t = catalog_table_find(&rd->s->cat, table);
+  const rules_table *rt = t ? rules_find(rd->s->rules, t) : 0;
+  if (!rt) return WIRE_SKIP;
+  if (!row) return WIRE_KEEP;
+  int yes = 0;
+  if (rules_check_row(rd->s, rd->c, rt, 0, pk, rd->u, &yes, rd->err)) return WIRE_FAIL;
+  return yes ? WIRE_KEEP : WIRE_SKIP;
+}
 
 void store_page_clear(store_page *page) {
   sqlite3_free(page->json);
@@ -66,6 +89,11 @@ int store_pull(store *s, const char *client, const char *cursor, int limit, long
 
 int store_pull_tables(store *s, const char *client, const char *cursor, int limit,
                       long long pending_from, const char *tables, store_page *page, char **err) {
+  return store_pull_as(s, 0, client, cursor, limit, pending_from, tables, page, err);
+}
+
+int store_pull_as(store *s, const store_user *u, const char *client, const char *cursor, int limit,
+                  long long pending_from, const char *tables, store_page *page, char **err) {
   long long after = 0, snap = 0;
   memset(page, 0, sizeof *page);
   if (cursor) {
@@ -82,8 +110,10 @@ int store_pull_tables(store *s, const char *client, const char *cursor, int limi
   if (!c) return sqlite3_free(only), STORE_ERROR;
   wire_page p;
   wire_page_start(&p, limit, pending_from > 0);
+  reader rd = {s, c, u, err};
+  if (s->rules) p.filter = read_filter, p.filter_arg = &rd;
   int rc = STORE_ERROR;
-  if (!s->d->read_page(c, client, after, cursor != 0, only, pending_from, &p, err)) {
+  if (!s->d->read_page(c, client, after, cursor != 0, only, pending_from, &p, err) && !p.failed) {
     /* An initial sync pages through live rows by version, so its cursor
     ** falls below the horizon as soon as tombstones are purged. Its
     ** continuation carries the head h its first page read: a row it sent

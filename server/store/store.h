@@ -72,6 +72,12 @@ int store_pull(store *s, const char *client_id, const char *cursor, int limit,
 int store_pull_tables(store *s, const char *client_id, const char *cursor, int limit,
                       long long pending_from, const char *tables, store_page *page, char **err);
 
+/* store_pull_tables for user u (NULL: none) under the rules, if any.
+** (pull.c) */
+int store_pull_as(store *s, const store_user *u, const char *client_id, const char *cursor,
+                  int limit, long long pending_from, const char *tables, store_page *page,
+                  char **err);
+
 /* The cursor of the current head version. (pull.c) */
 int store_head(store *s, char **cursor, char **err);
 

@@ -1,9 +1,11 @@
 """syncd --rules: the rules file checked at startup (a refused expression
 stops syncd with a message), write checks before and after each mutation
-(rejected "permission denied", nothing changed), deny by default for tables
-without a rule, and server-owned columns, on SQLite and PostgreSQL storage.
-Two users, alice and bob, with JWTs; bob is hostile.
+(rejected "permission denied", nothing changed), read filters on pulls and
+event streams, deny by default for tables without a rule, and server-owned
+columns, on SQLite and PostgreSQL storage. Two users, alice and bob, with
+JWTs; bob is hostile.
 """
+import urllib.parse
 import json
 import os
 import shutil
@@ -84,7 +86,10 @@ class RulesTests:
         extra = ["--jwt-secret-file", self.secret, "--token", "shared"]
         if rules is not None:
             extra += ["--rules", self.file("rules.json", json.dumps(rules))]
-        s = Syncd(self.backend, store_args or self.store_args(), extra, self.schema)
+        args = store_args or getattr(self, "args", None) or self.store_args()
+        if rules is not None:
+            self.args = args
+        s = Syncd(self.backend, args, extra, self.schema)
         self.servers.append(s)
         return s
 
@@ -95,10 +100,12 @@ class RulesTests:
         return s.push(client, muts, headers=user)
 
     def rows(self, s, table):
-        """Every row of table, read with the shared token (no rules applied
-        to reads yet)."""
-        status, _, page = s.request("GET", "/pull?client_id=admin&limit=10000",
-                                    headers=bearer("shared"))
+        """Every row of table, read through a syncd without rules on the
+        same storage."""
+        if not hasattr(self, "plain"):
+            self.plain = self.server(rules=None, store_args=self.args)
+        status, _, page = self.plain.request("GET", "/pull?client_id=admin&limit=10000",
+                                             headers=bearer("shared"))
         self.assertEqual(status, 200, page)
         return {json.dumps(c["pk"], sort_keys=True): c["row"] for c in page["changes"]
                 if c["table"] == table}
@@ -156,14 +163,12 @@ class RulesTests:
         s = self.server()
         self.assertDenied(self.push(s, self.as_user("alice"), "a1",
                                     [ins(1, "secrets", id="s2", v="x")]))
-        self.assertEqual(self.rows(s, "secrets"), {})
-        status, _, page = s.request("GET", "/pull?client_id=a1&tables=secrets,todos",
-                                    headers=self.as_user("alice"))
-        self.assertEqual(status, 200)
-        self.assertEqual([c for c in page["changes"] if c["table"] == "secrets"], [])
-        # without --rules, the same table is shared as before
-        plain = self.server(rules=None)
-        self.assertEqual(len(self.rows(plain, "secrets")), 1)
+        for user in (self.as_user("alice"), bearer("shared")):
+            for tables in (None, "secrets,todos"):
+                got, _ = self.seen(s, user, tables=tables)
+                self.assertNotIn("secrets", {t for t, _ in got})
+        # without --rules, the same table is shared as before (and s2 never came)
+        self.assertEqual(list(self.rows(s, "secrets")), [json.dumps({"id": "s1"})])
 
     def test_server_columns(self):
         s = self.server()
@@ -200,6 +205,72 @@ class RulesTests:
                          headers=who)
             self.assertEqual((res[0]["status"], res[0]["row"]["owner"]),
                              ("applied", "bob" if i % 2 == 0 else None), res)
+
+    def seen(self, s, user, client="x", cursor=None, tables=None):
+        """(table, pk) of every change a pull from cursor gives."""
+        q = {"client_id": client, "limit": "3"}
+        if cursor:
+            q["cursor"] = cursor
+        if tables:
+            q["tables"] = tables
+        out = set()
+        while True:
+            status, _, page = s.request("GET", "/pull?" + urllib.parse.urlencode(q), headers=user)
+            self.assertEqual(status, 200, page)
+            out |= {(c["table"], json.dumps(c["pk"], sort_keys=True)) for c in page["changes"]}
+            q["cursor"] = page["cursor"]
+            if not page["has_more"]:
+                return out, page["cursor"]
+
+    def test_read_filter(self):
+        s = self.server()
+        alice, bob = self.as_user("alice"), self.as_user("bob")
+        self.push(s, alice, "a1", [ins(1, "todos", id="t1", owner="alice"),
+                                   ins(2, "tasks", id="k1", project="p1"),
+                                   ins(3, "notes", id="n1")])
+        self.push(s, bob, "b1", [ins(1, "todos", id="t3", owner="bob"),
+                                 ins(2, "tasks", id="k3", project="p2"),
+                                 ins(3, "notes", id="n3"),
+                                 ins(4, "todos", id="t4", owner="bob")])
+
+        def key(table, **pk):
+            return (table, json.dumps(pk, sort_keys=True))
+        mine = {key("todos", id="t1"), key("tasks", id="k1"), key("notes", id="n1"),
+                key("members", project="p1", user_id="alice")}
+        got, cursor = self.seen(s, alice)
+        self.assertEqual(got, mine)
+        got, _ = self.seen(s, bob)
+        self.assertEqual(got, {key("todos", id="t3"), key("todos", id="t4"), key("tasks", id="k3"),
+                               key("notes", id="n3"), key("members", project="p2", user_id="bob")})
+        # hostile reads: alice's client id, an old cursor, a table without a rule
+        got, _ = self.seen(s, bob, client="a1")
+        self.assertFalse(got & mine, got)
+        db_id = cursor.rsplit("-", 1)[0]
+        got, _ = self.seen(s, bob, cursor=db_id + "-0", tables="todos,secrets,notes")
+        self.assertEqual(got, {key("todos", id="t3"), key("todos", id="t4"), key("notes", id="n3")})
+        # no user: nothing that a rule guards by :sub
+        got, _ = self.seen(s, bearer("shared"), tables="todos,tasks,notes,members")
+        self.assertEqual(got, set())
+        # after the cursor: bob's new row is not alice's to see, hers is
+        self.push(s, bob, "b1", [ins(5, "todos", id="t6", owner="bob")])
+        self.push(s, alice, "a1", [ins(4, "todos", id="t7", owner="alice")])
+        got, _ = self.seen(s, alice, cursor=cursor)
+        self.assertEqual(got, {key("todos", id="t7")})
+
+    def test_stream_filter(self):
+        s = self.server()
+        alice, bob = self.as_user("alice"), self.as_user("bob")
+        status, _, head = s.request("GET", "/pull?client_id=a1", headers=alice)
+        ev = s.events("a1", cursor=head["cursor"], headers=alice)
+        self.assertEqual(ev.status, 200)
+        self.push(s, bob, "b1", [ins(1, "todos", id="t6", owner="bob", title="secret")])
+        self.push(s, alice, "a1", [ins(1, "todos", id="t7", owner="alice")])
+        got = set()
+        while ("todos", "t7") not in got:
+            e = ev.next_event(10)
+            got |= {(c["table"], c["pk"]["id"]) for c in e["data"]["changes"]}
+        ev.close()
+        self.assertEqual(got, {("todos", "t7")})
 
     def refused(self, rules, msg, store_args=None):
         args = [SYNCD, "--listen", "127.0.0.1:0", "--schema", self.schema,
