@@ -71,6 +71,24 @@ static enum MHD_Result answer_forbidden(struct MHD_Connection *c, request *rq) {
   return answer_error(c, rq, MHD_HTTP_FORBIDDEN, "forbidden: the token is not this client_id's");
 }
 
+/* Under rules, a JWT user's request for a client_id another user holds:
+** 403 (or 500 when the store cannot tell), answered here; 0: go on. */
+static int not_users(const server_ctx *ctx, struct MHD_Connection *c, request *rq,
+                     const char *client, enum MHD_Result *res) {
+  store_user user = {rq->user.sub, rq->user.json};
+  char *err = 0;
+  int mine = 1;
+  if (store_client_user(ctx->st, rq->auth == AUTH_USER ? &user : 0, client, &mine, &err)) {
+    *res = answer_error(c, rq, MHD_HTTP_INTERNAL_SERVER_ERROR, err ? err : "storage failure");
+    sqlite3_free(err);
+    return 1;
+  }
+  if (!mine)
+    *res = answer_error(c, rq, MHD_HTTP_FORBIDDEN,
+                        "forbidden: this client_id belongs to another user");
+  return !mine;
+}
+
 static int store_status(int rc) {
   switch (rc) {
   case STORE_BAD_CURSOR:
@@ -113,6 +131,11 @@ static enum MHD_Result do_push(const server_ctx *ctx, struct MHD_Connection *c, 
     push_request_free(&pr);
     return answer_forbidden(c, rq);
   }
+  enum MHD_Result res;
+  if (not_users(ctx, c, rq, pr.client_id, &res)) {
+    push_request_free(&pr);
+    return res;
+  }
   char *json = 0, *err = 0;
   int changed = 0;
   store_user user = {rq->user.sub, rq->user.json};
@@ -143,6 +166,8 @@ static enum MHD_Result do_pull(const server_ctx *ctx, struct MHD_Connection *c, 
   if (!client)
     return answer_error(c, rq, MHD_HTTP_BAD_REQUEST, "client_id is required (1 to 256 bytes)");
   if (forbidden(ctx, rq, client, strlen(client))) return answer_forbidden(c, rq);
+  enum MHD_Result res;
+  if (not_users(ctx, c, rq, client, &res)) return res;
   const char *cursor = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "cursor");
   const char *lim = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
   long limit = PULL_DEFAULT_LIMIT;
@@ -185,6 +210,8 @@ static enum MHD_Result do_events(const server_ctx *ctx, struct MHD_Connection *c
   if (!client)
     return answer_error(c, rq, MHD_HTTP_BAD_REQUEST, "client_id is required (1 to 256 bytes)");
   if (forbidden(ctx, rq, client, strlen(client))) return answer_forbidden(c, rq);
+  enum MHD_Result res;
+  if (not_users(ctx, c, rq, client, &res)) return res;
   const char *cursor = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
   if (!cursor || !*cursor) cursor = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "cursor");
   char *copy = cursor && *cursor ? sqlite3_mprintf("%s", cursor) : 0;

@@ -143,8 +143,9 @@ typedef struct dialect {
                    const char *tables, long long pending_from, wire_page *p, char **err);
   int (*head)(dialect_conn *c, long long *version, char **err);
 
-  /* Run sql, a SELECT of one boolean, with the text parameters vals[0..n)
-  ** (NULL: SQL NULL) and set *yes to its value: the rules' checks, and
+  /* Run sql with the text parameters vals[0..n) (NULL: SQL NULL) and set
+  ** *yes to the boolean its first row holds (no row: 0): the rules' checks,
+  ** their bookkeeping (rules_store.c), and
   ** handing the push's user to the storage (rules_store.c). SQLite
   ** connections offer syncd_set_user(sub, claims) for that, and
   ** syncd_sub() and syncd_claims() to read it back. */

@@ -851,9 +851,9 @@ static int sq_select_bool(dialect_conn *c, const char *sql, const char *const *v
     sqlite3_bind_text(st, i + 1, vals[i], -1, SQLITE_STATIC);
   int rc = sqlite3_step(st);
   *yes = rc == SQLITE_ROW && sqlite3_column_int(st, 0);
-  if (rc != SQLITE_ROW) fail(c->db, err);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) fail(c->db, err);
   stmt_put(st);
-  return rc == SQLITE_ROW ? 0 : -1;
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
 }
 
 const dialect dialect_sqlite = {

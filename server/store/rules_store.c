@@ -4,7 +4,8 @@
 ** storage itself refuses (a type mismatch on PostgreSQL, say) stops syncd
 ** at startup rather than failing pushes; rules_check_row is the write
 ** check push.c runs before and after each mutation; rules_set_user hands
-** a push's user to the storage, for schema defaults and triggers.
+** a push's user to the storage, for schema defaults and triggers;
+** store_client_user keeps each client id to the user who first used it.
 */
 #include "rules_store.h"
 
@@ -62,9 +63,36 @@ int store_set_rules(store *s, const char *json, char **err) {
         sqlite3_free(why);
       }
     }
-  if (!s->d->reusable(c)) rc = -1;
+  /* which user each client id belongs to (store_client_user) */
+  if (!rc)
+    rc = s->d->select_bool(c,
+                           "CREATE TABLE IF NOT EXISTS _syncd_client_users("
+                           "client_id TEXT PRIMARY KEY, sub TEXT NOT NULL)",
+                           0, 0, &yes, err);
   pool_put(&s->pool, c);
   if (rc) return rules_free(r), STORE_ERROR;
   s->rules = r;
   return STORE_OK;
+}
+
+int store_client_user(store *s, const store_user *u, const char *client, int *mine, char **err) {
+  *mine = 1;
+  if (!s->rules || !u) return STORE_OK;
+  dialect_conn *c = pool_get(&s->pool, err);
+  if (!c) return STORE_ERROR;
+  const char *vals[2] = {client, u->sub};
+  int pg = s->d == &dialect_pg, yes;
+  int rc = s->d->select_bool(c,
+                             pg ? "INSERT INTO _syncd_client_users VALUES ($1, $2)"
+                                  " ON CONFLICT (client_id) DO NOTHING"
+                                : "INSERT INTO _syncd_client_users VALUES (?1, ?2)"
+                                  " ON CONFLICT (client_id) DO NOTHING",
+                             vals, 2, &yes, err);
+  if (!rc)
+    rc = s->d->select_bool(c,
+                           pg ? "SELECT sub = $2 FROM _syncd_client_users WHERE client_id = $1"
+                              : "SELECT sub = ?2 FROM _syncd_client_users WHERE client_id = ?1",
+                           vals, 2, mine, err);
+  pool_put(&s->pool, c);
+  return rc ? STORE_ERROR : STORE_OK;
 }

@@ -45,6 +45,11 @@ typedef struct store_user {
 ** before serving. STORE_OK, or STORE_ERROR with *err. (rules_store.c) */
 int store_set_rules(store *s, const char *json, char **err);
 
+/* Under rules, a client id belongs to the first user who used it: *mine
+** is 0 when u is another user (u NULL, or no rules: always 1), so one user
+** cannot push, pull or stream as another's device. (rules_store.c) */
+int store_client_user(store *s, const store_user *u, const char *client_id, int *mine, char **err);
+
 /* store_push for user u (NULL: none) under the rules, if any. (push.c) */
 int store_push_as(store *s, const store_user *u, const char *client_id, const store_mutation *m,
                   int n, char **json, int *n_changed, char **err);

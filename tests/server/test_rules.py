@@ -165,7 +165,7 @@ class RulesTests:
                                     [ins(1, "secrets", id="s2", v="x")]))
         for user in (self.as_user("alice"), bearer("shared")):
             for tables in (None, "secrets,todos"):
-                got, _ = self.seen(s, user, tables=tables)
+                got, _ = self.seen(s, user, "a1", tables=tables)
                 self.assertNotIn("secrets", {t for t, _ in got})
         # without --rules, the same table is shared as before (and s2 never came)
         self.assertEqual(list(self.rows(s, "secrets")), [json.dumps({"id": "s1"})])
@@ -206,7 +206,7 @@ class RulesTests:
             self.assertEqual((res[0]["status"], res[0]["row"]["owner"]),
                              ("applied", "bob" if i % 2 == 0 else None), res)
 
-    def seen(self, s, user, client="x", cursor=None, tables=None):
+    def seen(self, s, user, client, cursor=None, tables=None):
         """(table, pk) of every change a pull from cursor gives."""
         q = {"client_id": client, "limit": "3"}
         if cursor:
@@ -237,25 +237,47 @@ class RulesTests:
             return (table, json.dumps(pk, sort_keys=True))
         mine = {key("todos", id="t1"), key("tasks", id="k1"), key("notes", id="n1"),
                 key("members", project="p1", user_id="alice")}
-        got, cursor = self.seen(s, alice)
+        got, cursor = self.seen(s, alice, "a1")
         self.assertEqual(got, mine)
-        got, _ = self.seen(s, bob)
+        got, _ = self.seen(s, bob, "b1")
         self.assertEqual(got, {key("todos", id="t3"), key("todos", id="t4"), key("tasks", id="k3"),
                                key("notes", id="n3"), key("members", project="p2", user_id="bob")})
-        # hostile reads: alice's client id, an old cursor, a table without a rule
-        got, _ = self.seen(s, bob, client="a1")
+        # hostile reads: a fresh device, an old cursor, a table without a rule
+        got, _ = self.seen(s, bob, "b2")
         self.assertFalse(got & mine, got)
         db_id = cursor.rsplit("-", 1)[0]
-        got, _ = self.seen(s, bob, cursor=db_id + "-0", tables="todos,secrets,notes")
+        got, _ = self.seen(s, bob, "b1", cursor=db_id + "-0", tables="todos,secrets,notes")
         self.assertEqual(got, {key("todos", id="t3"), key("todos", id="t4"), key("notes", id="n3")})
         # no user: nothing that a rule guards by :sub
-        got, _ = self.seen(s, bearer("shared"), tables="todos,tasks,notes,members")
+        got, _ = self.seen(s, bearer("shared"), "admin", tables="todos,tasks,notes,members")
         self.assertEqual(got, set())
         # after the cursor: bob's new row is not alice's to see, hers is
         self.push(s, bob, "b1", [ins(5, "todos", id="t6", owner="bob")])
         self.push(s, alice, "a1", [ins(4, "todos", id="t7", owner="alice")])
-        got, _ = self.seen(s, alice, cursor=cursor)
+        got, _ = self.seen(s, alice, "a1", cursor=cursor)
         self.assertEqual(got, {key("todos", id="t7")})
+
+    def test_client_ids_belong_to_their_user(self):
+        s = self.server()
+        alice, bob = self.as_user("alice"), self.as_user("bob")
+        self.push(s, alice, "a1", [ins(1, "todos", id="t1", owner="alice")])
+        # bob on alice's device id: a push that would move its last id, a
+        # pull of its outcomes, a stream
+        body = {"client_id": "a1", "mutations": [ins(99, "todos", id="t9", owner="bob")]}
+        forbidden = (403, {"error": "forbidden: this client_id belongs to another user"})
+        status, _, data = s.request("POST", "/push", body, headers=bob)
+        self.assertEqual((status, data), forbidden)
+        status, _, data = s.request("GET", "/pull?client_id=a1&pending_from=1", headers=bob)
+        self.assertEqual((status, data), forbidden)
+        status, _, data = s.request("GET", "/events?client_id=a1", headers=bob)
+        self.assertEqual((status, data), forbidden)
+        # alice's next mutation is hers to apply, not a replay of bob's
+        res = self.push(s, alice, "a1", [ins(2, "todos", id="t2", owner="alice")])
+        self.assertEqual(res[0]["status"], "applied", res)
+        self.assertNotIn(json.dumps({"id": "t9"}), self.rows(s, "todos"))
+        # a second device of hers is fine
+        self.assertEqual(self.push(s, alice, "a2", [ins(1, "todos", id="t3", owner="alice")])[0]
+                         ["status"], "applied")
 
     def test_stream_filter(self):
         s = self.server()
