@@ -27,6 +27,8 @@
 
 #include "value.h"
 
+#define RULES_MAX_DEPTH 64
+
 typedef struct parser {
   const catalog *cat;
   const catalog_table *t;  /* the rule's table */
@@ -35,6 +37,7 @@ typedef struct parser {
   int pg;
   sqlite3_str *out;
   rules_params *params;
+  int depth; /* of nested parentheses and NOTs: the parser recurses */
   char *err;
 } parser;
 
@@ -276,11 +279,14 @@ static void cmp(parser *ps) {
 }
 
 static void not_expr(parser *ps) {
+  if (++ps->depth > RULES_MAX_DEPTH) return fail(ps, "nested too deeply");
   if (accept_kw(ps, "not")) {
     sqlite3_str_appendall(ps->out, "NOT ");
-    return not_expr(ps);
+    not_expr(ps);
+  } else {
+    cmp(ps);
   }
-  cmp(ps);
+  ps->depth--;
 }
 
 static void and_expr(parser *ps) {
@@ -301,7 +307,7 @@ static void expr(parser *ps) {
 
 char *rules_expr_compile(const catalog *cat, const catalog_table *t, const char *src, int pg,
                          rules_params *params, char **err) {
-  parser ps = {cat, t, 0, src, src, pg, sqlite3_str_new(0), params, 0};
+  parser ps = {cat, t, 0, src, src, pg, sqlite3_str_new(0), params, 0, 0};
   sqlite3_str_appendchar(ps.out, 1, '(');
   expr(&ps);
   skip_ws(&ps);

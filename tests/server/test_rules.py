@@ -315,6 +315,7 @@ class RulesTests:
         self.refused(one("owner LIKE 'a%'"), "unexpected text")
         self.refused(one("owner = :sub; DROP TABLE todos"), "unexpected text")
         self.refused(one("owner = 1.5"), "only integers")
+        self.refused(one("(" * 5000 + "owner = :sub" + ")" * 5000), "nested too deeply")
         self.refused(one("owner IN (SELECT project FROM members WHERE project IN "
                          "(SELECT id FROM tasks WHERE 1 = 1))"), "a select inside a select")
         self.refused(one("owner IN (SELECT project FROM nope WHERE 1 = 1)"),
