@@ -18,6 +18,8 @@ typedef struct reader {
   store *s;
   dialect_conn *c;
   const store_user *u;
+  int after_cursor; /* an increment, not a page of an initial sync */
+  int moved;        /* a membership change the user may be concerned by */
   char **err;
 } reader;
 
@@ -29,9 +31,12 @@ static int read_filter(void *arg, const char *table, const char *pk, const char 
   const catalog_table *t = catalog_table_find(&rd->s->cat, table);
   const rules_table *rt = t ? rules_find(rd->s->rules, t) : 0;
   if (!rt) return WIRE_SKIP;
-  if (!row) return WIRE_KEEP;
-  int yes = 0;
-  if (rules_check_row(rd->s, rd->c, rt, 0, pk, rd->u, &yes, rd->err)) return WIRE_FAIL;
+  int yes = !row;
+  if (row && rules_check_row(rd->s, rd->c, rt, 0, pk, rd->u, &yes, rd->err)) return WIRE_FAIL;
+  /* a membership the user can see came or went (a delete cannot be
+  ** judged): rows of other tables may have become readable or stopped
+  ** being so, without a change of their own */
+  if (yes && rt->membership && rd->after_cursor) rd->moved = 1;
   return yes ? WIRE_KEEP : WIRE_SKIP;
 }
 
@@ -110,7 +115,8 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
   if (!c) return sqlite3_free(only), STORE_ERROR;
   wire_page p;
   wire_page_start(&p, limit, pending_from > 0);
-  reader rd = {s, c, u, err};
+  /* not while an initial sync pages (snap): its own pages bring memberships */
+  reader rd = {s, c, u, cursor && !snap, 0, err};
   if (s->rules) p.filter = read_filter, p.filter_arg = &rd;
   int rc = STORE_ERROR;
   if (!s->d->read_page(c, client, after, cursor != 0, only, pending_from, &p, err) && !p.failed) {
@@ -123,7 +129,7 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
     ** above the head names versions this database never had. */
     long long needs = snap > after ? snap : after;
     p.snap = cursor ? snap : p.head;
-    if (cursor && (needs < p.horizon || after > p.head || snap > p.head))
+    if (cursor && (needs < p.horizon || after > p.head || snap > p.head || rd.moved))
       rc = STORE_EXPIRED;
     else
       rc = wire_page_finish(&p, s->db_id, page, err);

@@ -144,6 +144,10 @@ rules *rules_load(const catalog *cat, const char *json, int pg, char **err) {
     }
     sqlite3_free(name);
   }
+  for (int i = 0; !*err && i < r->n; i++)
+    for (int k = 0; k < r->tables[i].read_params.n_selects; k++)
+      for (int j = 0; j < r->n; j++)
+        if (r->tables[j].t == r->tables[i].read_params.selects[k]) r->tables[j].membership = 1;
   if (*err) rules_free(r), r = 0;
   return r;
 }

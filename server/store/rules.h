@@ -16,6 +16,7 @@ typedef struct rules_table {
   char *write_check;  /* the same with write */
   rules_params read_params, write_params;
   unsigned char *server; /* one flag per column of t: server-owned */
+  int membership;        /* a read rule selects from t: its changes move rows in and out */
 } rules_table;
 
 typedef struct rules {

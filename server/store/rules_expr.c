@@ -226,6 +226,9 @@ static void select_in(parser *ps) {
     return fail(ps, "expected a synced table after FROM");
   }
   sqlite3_free(tab);
+  if (ps->params->n_selects == RULES_MAX_PARAMS)
+    return sqlite3_free(col), fail(ps, "too many selects");
+  ps->params->selects[ps->params->n_selects++] = in;
   int c = catalog_column_find(ps->cat, in, col);
   sqlite3_free(col);
   if (c < 0) {

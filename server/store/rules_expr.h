@@ -14,6 +14,8 @@
 typedef struct rules_params {
   char *names[RULES_MAX_PARAMS];
   int n;
+  const catalog_table *selects[RULES_MAX_PARAMS]; /* the tables its selects read */
+  int n_selects;
 } rules_params;
 
 /* The compiled expression of src over t (rules_expr.c): its SQL, with the

@@ -1,8 +1,8 @@
 """Two users on three devices against a syncd with JWTs and --rules: each
 device ends up with exactly its user's rows, the server fills the owner
-column from the token (the client's NULL is ignored), and a device whose
-token expired keeps its queued writes until sync_config('token', ...) gives
-it a new one.
+column from the token (the client's NULL is ignored), tasks move in and out
+of a device with its user's membership, and a device whose token expired
+keeps its queued writes until sync_config('token', ...) gives it a new one.
 """
 import base64
 import hashlib
@@ -19,10 +19,22 @@ SECRET = "an-e2e-secret-of-at-least-32-bytes!!"
 SERVER_SCHEMA = """
 CREATE TABLE todos(id TEXT PRIMARY KEY, title TEXT NOT NULL,
                    owner TEXT NOT NULL DEFAULT (coalesce(syncd_sub(), '?')));
+CREATE TABLE members(project TEXT NOT NULL, user_id TEXT NOT NULL,
+                     PRIMARY KEY (project, user_id));
+CREATE TABLE tasks(id TEXT PRIMARY KEY, project TEXT NOT NULL);
+INSERT INTO members VALUES ('p1', 'alice');
 """
-RULES = {"tables": {"todos": {"read": "owner = :sub", "write": "owner = :sub",
-                              "server_columns": ["owner"]}}}
-CLIENT_DDL = "CREATE TABLE todos(id TEXT PRIMARY KEY, title TEXT NOT NULL, owner TEXT);"
+IN_MY_PROJECTS = "project IN (SELECT project FROM members WHERE user_id = :sub)"
+RULES = {"tables": {
+    "todos": {"read": "owner = :sub", "write": "owner = :sub", "server_columns": ["owner"]},
+    "members": {"read": "user_id = :sub OR " + IN_MY_PROJECTS, "write": IN_MY_PROJECTS},
+    "tasks": {"read": IN_MY_PROJECTS, "write": IN_MY_PROJECTS}}}
+CLIENT_DDL = """
+CREATE TABLE todos(id TEXT PRIMARY KEY, title TEXT NOT NULL, owner TEXT);
+CREATE TABLE members(project TEXT NOT NULL, user_id TEXT NOT NULL,
+                     PRIMARY KEY (project, user_id));
+CREATE TABLE tasks(id TEXT PRIMARY KEY, project TEXT NOT NULL);
+"""
 
 
 def b64(data):
@@ -56,7 +68,8 @@ class RulesE2ETest(E2ETest):
         db.executescript(CLIENT_DDL)
         db.execute("SELECT sync_init(?)", (self.srv.url,))
         db.execute("SELECT sync_config('token', ?)", (token(sub),))
-        db.execute("SELECT sync_track('todos')")
+        for t in ("todos", "members", "tasks"):
+            db.execute("SELECT sync_track(?)", (t,))
         return db
 
     def rows(self, db):
@@ -77,6 +90,28 @@ class RulesE2ETest(E2ETest):
         self.assertEqual(self.rows(laptop), alice_rows)
         self.assertEqual(self.rows(bobs), [("b1", "bob's", "bob")])
         self.assertEqual(phone.execute("SELECT count(*) FROM sync_rejected").fetchone()[0], 0)
+
+    def test_membership_moves_tasks_in_and_out(self):
+        alice, bob = self.device("alice", "alice"), self.device("bob", "bob")
+        alice.execute("INSERT INTO tasks VALUES ('k1', 'p1')")
+        alice.execute("SELECT sync_push()")
+        bob.execute("SELECT sync_pull()")
+        self.assertEqual(bob.execute("SELECT id FROM tasks").fetchall(), [])
+        # alice adds bob to p1 while he is offline: his next pull brings k1,
+        # though k1 itself never changed (move-in)
+        alice.execute("INSERT INTO members VALUES ('p1', 'bob')")
+        alice.execute("SELECT sync_push()")
+        bob.execute("SELECT sync_pull()")
+        self.assertEqual(bob.execute("SELECT id FROM tasks").fetchall(), [("k1",)])
+        # and removing him takes it away (move-out)
+        alice.execute("DELETE FROM members WHERE user_id = 'bob'")
+        alice.execute("SELECT sync_push()")
+        bob.execute("SELECT sync_pull()")
+        self.assertEqual(bob.execute("SELECT id FROM tasks").fetchall(), [])
+        self.assertEqual(bob.execute("SELECT * FROM members").fetchall(), [])
+        alice.execute("SELECT sync_pull()")
+        self.assertEqual(alice.execute("SELECT * FROM members").fetchall(), [("p1", "alice")])
+        self.assertEqual(alice.execute("SELECT id FROM tasks").fetchall(), [("k1",)])
 
     def test_expired_token_keeps_the_queue(self):
         phone = self.device("phone", "alice")

@@ -279,6 +279,42 @@ class RulesTests:
         self.assertEqual(self.push(s, alice, "a2", [ins(1, "todos", id="t3", owner="alice")])[0]
                          ["status"], "applied")
 
+    def test_membership_moves_rows_in_and_out(self):
+        rules = json.loads(json.dumps(RULES))
+        rules["tables"]["members"] = {
+            "read": "user_id = :sub OR project IN (SELECT project FROM members WHERE user_id = :sub)",
+            "write": "project IN (SELECT project FROM members WHERE user_id = :sub)"}
+        s = self.server(rules)
+        alice, bob, carol = self.as_user("alice"), self.as_user("bob"), self.as_user("carol")
+        self.push(s, alice, "a1", [ins(1, "tasks", id="k1", project="p1")])
+        got, bob_cursor = self.seen(s, bob, "b1")
+        self.assertNotIn(("tasks", json.dumps({"id": "k1"})), got)
+        _, carol_cursor = self.seen(s, carol, "c1")
+        # alice adds bob to p1: bob's increment cannot bring k1 (it did not
+        # change), so it answers 410 and bob's resync brings it (move-in)
+        res = self.push(s, alice, "a1", [ins(2, "members", project="p1", user_id="bob")])
+        self.assertEqual(res[0]["status"], "applied", res)
+        status, _, data = s.request("GET", "/pull?client_id=b1&cursor=" + bob_cursor, headers=bob)
+        self.assertEqual((status, data), (410, {"error": "cursor expired"}))
+        got, bob_cursor = self.seen(s, bob, "b1")
+        self.assertIn(("tasks", json.dumps({"id": "k1"})), got)
+        # carol sees no membership change: her increment goes on
+        got, _ = self.seen(s, carol, "c1", cursor=carol_cursor)
+        self.assertEqual(got, set())
+        # bob's own increments go on too until his membership changes
+        self.push(s, alice, "a1", [ins(3, "tasks", id="k2", project="p1")])
+        got, bob_cursor = self.seen(s, bob, "b1", cursor=bob_cursor)
+        self.assertEqual(got, {("tasks", json.dumps({"id": "k2"}))})
+        # alice removes bob: his next increment answers 410, and the resync
+        # leaves p1's tasks out (move-out)
+        res = self.push(s, alice, "a1", [dele(4, "members", {"project": "p1", "user_id": "bob"})])
+        self.assertEqual(res[0]["status"], "applied", res)
+        status, _, _ = s.request("GET", "/pull?client_id=b1&cursor=" + bob_cursor, headers=bob)
+        self.assertEqual(status, 410)
+        got, _ = self.seen(s, bob, "b1")
+        self.assertFalse({("tasks", json.dumps({"id": "k1"})), ("tasks", json.dumps({"id": "k2"}))}
+                         & got, got)
+
     def test_stream_filter(self):
         s = self.server()
         alice, bob = self.as_user("alice"), self.as_user("bob")
