@@ -81,18 +81,26 @@ int store_client_user(store *s, const store_user *u, const char *client, int *mi
   dialect_conn *c = pool_get(&s->pool, err);
   if (!c) return STORE_ERROR;
   const char *vals[2] = {client, u->sub};
-  int pg = s->d == &dialect_pg, yes;
-  int rc = s->d->select_bool(c,
-                             pg ? "INSERT INTO _syncd_client_users VALUES ($1, $2)"
-                                  " ON CONFLICT (client_id) DO NOTHING"
-                                : "INSERT INTO _syncd_client_users VALUES (?1, ?2)"
-                                  " ON CONFLICT (client_id) DO NOTHING",
-                             vals, 2, &yes, err);
-  if (!rc)
+  int pg = s->d == &dialect_pg, known = 0;
+  const char *owner = pg ? "SELECT sub = $2 FROM _syncd_client_users WHERE client_id = $1"
+                         : "SELECT sub = ?2 FROM _syncd_client_users WHERE client_id = ?1";
+  /* read first: a client id is claimed once, and on SQLite a write would
+  ** queue every pull behind the pushes */
+  int rc = s->d->select_bool(c, owner, vals, 2, mine, err);
+  if (!rc && !*mine)
     rc = s->d->select_bool(c,
-                           pg ? "SELECT sub = $2 FROM _syncd_client_users WHERE client_id = $1"
-                              : "SELECT sub = ?2 FROM _syncd_client_users WHERE client_id = ?1",
-                           vals, 2, mine, err);
+                           pg ? "SELECT count(*) > 0 FROM _syncd_client_users WHERE client_id = $1"
+                              : "SELECT count(*) > 0 FROM _syncd_client_users WHERE client_id = ?1",
+                           vals, 1, &known, err);
+  if (!rc && !*mine && !known) {
+    rc = s->d->select_bool(c,
+                           pg ? "INSERT INTO _syncd_client_users VALUES ($1, $2)"
+                                " ON CONFLICT (client_id) DO NOTHING"
+                              : "INSERT INTO _syncd_client_users VALUES (?1, ?2)"
+                                " ON CONFLICT (client_id) DO NOTHING",
+                           vals, 2, &known, err);
+    if (!rc) rc = s->d->select_bool(c, owner, vals, 2, mine, err);
+  }
   pool_put(&s->pool, c);
   return rc ? STORE_ERROR : STORE_OK;
 }
