@@ -7,7 +7,7 @@
 TEST_TARGETS += test-server
 all: server/syncd
 
-PKGS_SERVER    = libmicrohttpd libpq sqlite3 libcrypto
+PKGS_SERVER    = libmicrohttpd libpq sqlite3 libcrypto libjwt
 SERVER_CFLAGS  = $(WARN) $(SERVER_INC) $(shell pkg-config --cflags $(PKGS_SERVER) 2>/dev/null)
 SERVER_LIBS    = $(shell pkg-config --libs $(PKGS_SERVER) 2>/dev/null) -lpthread
 SERVER_OBJ     = $(SERVER_SRC:%.c=build/server/%.o)

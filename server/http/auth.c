@@ -10,6 +10,12 @@
 **                         stored: a new client needs no restart, and
 **                         `syncd --client-secret KEY --issue-token ID` prints
 **                         one.
+**   --jwt-secret-file / --jwt-public-key
+**                         JSON Web Tokens (jwtauth.c): the user is the
+**                         token's sub, with any client_id (one user, many
+**                         devices); the claims go to the rules.
+** A token equal to the shared token, or shaped like a client token, is
+** taken as one; anything else is tried as a JWT when JWTs are configured.
 ** routes.c checks the header before reading a body (401) and the client_id
 ** of each request against a client token once it is known (403).
 */
@@ -33,8 +39,10 @@ static int is_client_token(const char *t, size_t n) {
   return 1;
 }
 
-auth_level auth_header(const auth_config *a, const char *h, char *tok) {
-  if (!a->token && !a->secret) return AUTH_ANY_CLIENT;
+auth_level auth_header(const auth_config *a, const char *h, long long now, char *tok,
+                       jwtauth_claims *user, const char **reason) {
+  *reason = 0;
+  if (!a->token && !a->secret && !a->jwt) return AUTH_ANY_CLIENT;
   if (!h || strncmp(h, "Bearer ", 7) != 0) return AUTH_DENIED;
   h += 7;
   size_t n = strlen(h);
@@ -43,6 +51,7 @@ auth_level auth_header(const auth_config *a, const char *h, char *tok) {
     memcpy(tok, h, n + 1);
     return AUTH_ONE_CLIENT;
   }
+  if (a->jwt) return jwtauth_verify(a->jwt, h, now, user, reason) ? AUTH_DENIED : AUTH_USER;
   return AUTH_DENIED;
 }
 

@@ -14,6 +14,9 @@
 ** stream carries only the changes of those tables, so a client receives
 ** only what it tracks; a commit that changes none of them sends nothing,
 ** the stream's cursor moves past it all the same.
+**
+** A stream opened with a JWT ends when the token expires (its exp plus
+** the leeway): the client reconnects with a renewed one, or gets a 401.
 */
 #include <pthread.h>
 #include <string.h>
@@ -74,8 +77,10 @@ typedef struct stream {
   char *tables; /* the tables parameter as decoded (store_pull_tables); NULL: all */
   char *cursor;
   int heartbeat;
-  int dirty; /* the log may hold changes after cursor */
-  char *buf; /* the event being written */
+  long long expires;  /* wall-clock second the credentials lapse; 0: never */
+  char *sub, *claims; /* the user the rules filter for; sub NULL: none */
+  int dirty;          /* the log may hold changes after cursor */
+  char *buf;          /* the event being written */
   size_t len, off;
   struct timespec sent; /* when buf was last filled: the heartbeat counts from it */
 } stream;
@@ -83,6 +88,8 @@ typedef struct stream {
 static void stream_free(void *cls) {
   stream *s = cls;
   sqlite3_free(s->client_id);
+  sqlite3_free(s->sub);
+  sqlite3_free(s->claims);
   sqlite3_free(s->tables);
   sqlite3_free(s->cursor);
   sqlite3_free(s->buf);
@@ -101,6 +108,7 @@ static void stream_set(stream *s, char *text) {
 ** stream must end (shutdown, expired cursor, storage failure). */
 static int next_event(stream *s) {
   for (;;) {
+    if (s->expires && (long long)time(0) >= s->expires) return -1;
     pthread_mutex_lock(&mu);
     unsigned long long seen = generation, seen_kicks = kicks;
     int stop = stopping;
@@ -109,14 +117,16 @@ static int next_event(stream *s) {
     if (s->dirty) {
       store_page page;
       char *err = 0;
-      int rc =
-          store_pull_tables(s->st, s->client_id, s->cursor, EVENT_PAGE, 0, s->tables, &page, &err);
+      store_user u = {s->sub, s->claims};
+      int rc = store_pull_as(s->st, s->sub ? &u : 0, s->client_id, s->cursor, EVENT_PAGE, 0,
+                             s->tables, &page, &err);
       sqlite3_free(err);
       if (rc != STORE_OK) return -1;
       sqlite3_free(s->cursor);
       s->cursor = page.cursor;
       page.cursor = 0;
-      s->dirty = page.n_changes > 0;
+      /* a page whose changes the rules all withheld may have more after it */
+      s->dirty = page.n_changes > 0 || page.has_more;
       if (page.n_changes > 0) {
         stream_set(s,
                    sqlite3_mprintf("event: changes\nid: %s\ndata: %s\n\n", s->cursor, page.json));
@@ -127,6 +137,13 @@ static int next_event(stream *s) {
     }
     struct timespec deadline = s->sent;
     deadline.tv_sec += s->heartbeat;
+    if (s->expires) {
+      struct timespec now;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      /* a second more: wake after the wall clock has passed it */
+      long long left = s->expires - (long long)time(0) + 1;
+      if (now.tv_sec + left < deadline.tv_sec) deadline = (struct timespec){now.tv_sec + left, 0};
+    }
     int timedout = 0;
     pthread_mutex_lock(&mu);
     while (!stopping && generation == seen && kicks == seen_kicks && !timedout)
@@ -135,6 +152,7 @@ static int next_event(stream *s) {
     s->dirty = generation != seen;
     pthread_mutex_unlock(&mu);
     if (stop || conns_cut(s->c)) return -1;
+    if (s->expires && (long long)time(0) >= s->expires) return -1;
     if (timedout && !s->dirty) {
       stream_set(s, sqlite3_mprintf(": ping\n\n"));
       return s->buf ? 0 : -1;
@@ -153,7 +171,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
 }
 
 int events_start(const server_ctx *ctx, struct MHD_Connection *c, const char *client_id,
-                 char *cursor, struct MHD_Response **resp) {
+                 char *cursor, const store_user *user, long long expires,
+                 struct MHD_Response **resp) {
   pthread_once(&cond_once, cond_init);
   *resp = 0;
   stream *s = sqlite3_malloc64(sizeof *s);
@@ -167,11 +186,17 @@ int events_start(const server_ctx *ctx, struct MHD_Connection *c, const char *cl
   s->st = ctx->st;
   s->c = c;
   s->heartbeat = ctx->heartbeat;
+  s->expires = expires;
+  if (user) {
+    s->sub = sqlite3_mprintf("%s", user->sub);
+    s->claims = user->claims ? sqlite3_mprintf("%s", user->claims) : 0;
+  }
   s->client_id = sqlite3_mprintf("%s", client_id);
   s->cursor = cursor;
   s->dirty = 1;
   const char *tables = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "tables");
-  int oom = tables && !(s->tables = sqlite3_mprintf("%s", tables));
+  int oom = (tables && !(s->tables = sqlite3_mprintf("%s", tables))) ||
+            (user && (!s->sub || (user->claims && !s->claims)));
   /* Check the cursor now: an expired one must be a 410, not a stream. */
   int rc = oom ? STORE_ERROR : s->cursor ? STORE_OK : store_head(ctx->st, &s->cursor, &err);
   if (rc == STORE_OK) {

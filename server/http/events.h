@@ -13,9 +13,13 @@
 ** the tables= query argument when c has one, or answer 410/400/500 when
 ** the cursor cannot be served and 429 when streams hold their share of the
 ** connections (conns.c); returns the HTTP status. A newer stream of the
-** same client replaces its oldest beyond ctx->max_streams_per_client. */
+** same client replaces its oldest beyond ctx->max_streams_per_client.
+** user: whose rules filter the stream (NULL: none; copied).
+** expires: when the stream's credentials lapse (seconds since the epoch,
+** a JWT's exp plus leeway), the stream ends then; 0: never. */
 int events_start(const server_ctx *ctx, struct MHD_Connection *c, const char *client_id,
-                 char *cursor, struct MHD_Response **resp);
+                 char *cursor, const store_user *user, long long expires,
+                 struct MHD_Response **resp);
 
 /* Wake every stream: a push committed changes (or a NOTIFY said so). */
 void events_notify(void *unused);

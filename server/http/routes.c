@@ -34,6 +34,7 @@ typedef struct request {
   char *line; /* "METHOD /url" for the log */
   auth_level auth;
   char token[AUTH_CLIENT_TOKEN_LEN + 1]; /* with AUTH_ONE_CLIENT */
+  jwtauth_claims user;                   /* with AUTH_USER */
 } request;
 
 static enum MHD_Result answer(struct MHD_Connection *c, request *rq, int status,
@@ -68,6 +69,24 @@ static int forbidden(const server_ctx *ctx, const request *rq, const char *clien
 
 static enum MHD_Result answer_forbidden(struct MHD_Connection *c, request *rq) {
   return answer_error(c, rq, MHD_HTTP_FORBIDDEN, "forbidden: the token is not this client_id's");
+}
+
+/* Under rules, a JWT user's request for a client_id another user holds:
+** 403 (or 500 when the store cannot tell), answered here; 0: go on. */
+static int not_users(const server_ctx *ctx, struct MHD_Connection *c, request *rq,
+                     const char *client, enum MHD_Result *res) {
+  store_user user = {rq->user.sub, rq->user.json};
+  char *err = 0;
+  int mine = 1;
+  if (store_client_user(ctx->st, rq->auth == AUTH_USER ? &user : 0, client, &mine, &err)) {
+    *res = answer_error(c, rq, MHD_HTTP_INTERNAL_SERVER_ERROR, err ? err : "storage failure");
+    sqlite3_free(err);
+    return 1;
+  }
+  if (!mine)
+    *res = answer_error(c, rq, MHD_HTTP_FORBIDDEN,
+                        "forbidden: this client_id belongs to another user");
+  return !mine;
 }
 
 static int store_status(int rc) {
@@ -112,9 +131,16 @@ static enum MHD_Result do_push(const server_ctx *ctx, struct MHD_Connection *c, 
     push_request_free(&pr);
     return answer_forbidden(c, rq);
   }
+  enum MHD_Result res;
+  if (not_users(ctx, c, rq, pr.client_id, &res)) {
+    push_request_free(&pr);
+    return res;
+  }
   char *json = 0, *err = 0;
   int changed = 0;
-  int rc = store_push(ctx->st, pr.client_id, pr.m, pr.n, &json, &changed, &err);
+  store_user user = {rq->user.sub, rq->user.json};
+  int rc = store_push_as(ctx->st, rq->auth == AUTH_USER ? &user : 0, pr.client_id, pr.m, pr.n,
+                         &json, &changed, &err);
   push_request_free(&pr);
   if (rc != STORE_OK) {
     fprintf(stderr, "syncd: push failed: %s\n", err ? err : "?");
@@ -140,6 +166,8 @@ static enum MHD_Result do_pull(const server_ctx *ctx, struct MHD_Connection *c, 
   if (!client)
     return answer_error(c, rq, MHD_HTTP_BAD_REQUEST, "client_id is required (1 to 256 bytes)");
   if (forbidden(ctx, rq, client, strlen(client))) return answer_forbidden(c, rq);
+  enum MHD_Result res;
+  if (not_users(ctx, c, rq, client, &res)) return res;
   const char *cursor = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "cursor");
   const char *lim = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
   long limit = PULL_DEFAULT_LIMIT;
@@ -162,8 +190,10 @@ static enum MHD_Result do_pull(const server_ctx *ctx, struct MHD_Connection *c, 
   store_page page;
   char *err = 0;
   const char *tables = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "tables");
-  int rc = store_pull_tables(ctx->st, client, cursor && *cursor ? cursor : 0, (int)limit,
-                             pending_from, tables, &page, &err);
+  store_user user = {rq->user.sub, rq->user.json};
+  int rc =
+      store_pull_as(ctx->st, rq->auth == AUTH_USER ? &user : 0, client,
+                    cursor && *cursor ? cursor : 0, (int)limit, pending_from, tables, &page, &err);
   if (rc != STORE_OK) {
     enum MHD_Result r = answer_error(c, rq, store_status(rc), store_message(rc, err));
     sqlite3_free(err);
@@ -180,13 +210,17 @@ static enum MHD_Result do_events(const server_ctx *ctx, struct MHD_Connection *c
   if (!client)
     return answer_error(c, rq, MHD_HTTP_BAD_REQUEST, "client_id is required (1 to 256 bytes)");
   if (forbidden(ctx, rq, client, strlen(client))) return answer_forbidden(c, rq);
+  enum MHD_Result res;
+  if (not_users(ctx, c, rq, client, &res)) return res;
   const char *cursor = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
   if (!cursor || !*cursor) cursor = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "cursor");
   char *copy = cursor && *cursor ? sqlite3_mprintf("%s", cursor) : 0;
   if (cursor && *cursor && !copy)
     return answer_error(c, rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
   struct MHD_Response *r;
-  int status = events_start(ctx, c, client, copy, &r);
+  store_user user = {rq->user.sub, rq->user.json};
+  int status =
+      events_start(ctx, c, client, copy, rq->auth == AUTH_USER ? &user : 0, rq->user.expires, &r);
   return answer(c, rq, status, r);
 }
 
@@ -244,10 +278,16 @@ static enum MHD_Result on_head(const server_ctx *ctx, struct MHD_Connection *c, 
   const struct route *r = find_route(url);
   if (!r) return answer_error(c, rq, MHD_HTTP_NOT_FOUND, "not found");
   if (strcmp(method, r->method) != 0) return not_allowed(c, rq, r->method);
+  const char *why = 0;
   rq->auth = auth_header(
       &ctx->auth, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
-      rq->token);
-  if (rq->auth == AUTH_DENIED) return answer_error(c, rq, MHD_HTTP_UNAUTHORIZED, "unauthorized");
+      (long long)time(0), rq->token, &rq->user, &why);
+  /* the reason is one of jwtauth.c's fixed texts: nothing to escape */
+  if (rq->auth == AUTH_DENIED)
+    return why ? answer(c, rq, MHD_HTTP_UNAUTHORIZED,
+                        reply_json(
+                            sqlite3_mprintf("{\"error\":\"unauthorized\",\"reason\":\"%s\"}", why)))
+               : answer_error(c, rq, MHD_HTTP_UNAUTHORIZED, "unauthorized");
   if (strcmp(method, "POST") != 0) return MHD_YES;
   if (!json_content_type(c))
     return answer_error(c, rq, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
@@ -307,6 +347,7 @@ void routes_completed(void *cls, struct MHD_Connection *c, void **req_cls,
   }
   sqlite3_free(sqlite3_str_finish(rq->body));
   sqlite3_free(rq->line);
+  jwtauth_claims_clear(&rq->user);
   free(rq);
   *req_cls = 0;
 }

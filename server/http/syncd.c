@@ -10,6 +10,9 @@
 **                [--max-tombstones N] [--max-connections N]
 **                [--request-timeout SECONDS] [--body-timeout SECONDS]
 **                [--max-streams-per-client N]
+**                [--jwt-secret-file FILE | --jwt-public-key FILE]
+**                [--jwt-audience AUD] [--jwt-issuer ISS] [--jwt-leeway SECONDS]
+**                [--rules FILE]
 **
 **   server/syncd (--client-secret KEY | --client-secret-file FILE) --issue-token ID
 **                prints client ID's token (auth.c) and exits.
@@ -41,6 +44,9 @@ static void usage(void) {
                   "             [--max-tombstones N] [--max-connections N]\n"
                   "             [--request-timeout SECONDS] [--body-timeout SECONDS]\n"
                   "             [--max-streams-per-client N]\n"
+                  "             [--jwt-secret-file FILE | --jwt-public-key FILE]\n"
+                  "             [--jwt-audience AUD] [--jwt-issuer ISS] [--jwt-leeway SECONDS]\n"
+                  "             [--rules FILE]\n"
                   "       syncd (--client-secret KEY | --client-secret-file FILE)"
                   " --issue-token CLIENT_ID\n");
   exit(2);
@@ -118,11 +124,13 @@ static socklen_t parse_listen(const char *spec, struct sockaddr_storage *addr) {
 }
 
 int main(int argc, char **argv) {
-  const char *listen = 0, *schema = 0, *dbpath = 0, *pg = 0, *issue = 0;
+  const char *listen = 0, *schema = 0, *rules = 0, *dbpath = 0, *pg = 0, *issue = 0;
   long long max_conn = 1024, max_tomb = 0, request_timeout = 10, body_timeout = 60;
   server_ctx ctx = {
       .max_body = 16u << 20, .heartbeat = 15, .timeout = 60, .max_streams_per_client = 2};
   char *token_file = 0, *secret_from_file = 0;
+  const char *jwt_secret = 0, *jwt_public = 0, *jwt_aud = 0, *jwt_iss = 0;
+  int jwt_leeway = 30;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--verbose") == 0) {
@@ -135,6 +143,8 @@ int main(int argc, char **argv) {
       listen = v;
     else if (strcmp(a, "--schema") == 0)
       schema = v;
+    else if (strcmp(a, "--rules") == 0)
+      rules = v;
     else if (strcmp(a, "--db") == 0)
       dbpath = v;
     else if (strcmp(a, "--pg") == 0)
@@ -161,6 +171,16 @@ int main(int argc, char **argv) {
       body_timeout = number_arg(a, v, 1, 3600);
     else if (strcmp(a, "--max-streams-per-client") == 0)
       ctx.max_streams_per_client = (unsigned)number_arg(a, v, 1, 100000);
+    else if (strcmp(a, "--jwt-secret-file") == 0)
+      jwt_secret = v;
+    else if (strcmp(a, "--jwt-public-key") == 0)
+      jwt_public = v;
+    else if (strcmp(a, "--jwt-audience") == 0)
+      jwt_aud = v;
+    else if (strcmp(a, "--jwt-issuer") == 0)
+      jwt_iss = v;
+    else if (strcmp(a, "--jwt-leeway") == 0)
+      jwt_leeway = (int)number_arg(a, v, 0, 600);
     else if (strcmp(a, "--max-connections") == 0)
       max_conn = number_arg(a, v, 1, 100000);
     else
@@ -180,7 +200,24 @@ int main(int argc, char **argv) {
     sqlite3_free(secret_from_file);
     return 0;
   }
-  if (!listen || !dbpath == !pg) usage();
+  if (!listen || !dbpath == !pg || (jwt_secret && jwt_public)) usage();
+  if ((jwt_aud || jwt_iss) && !jwt_secret && !jwt_public) {
+    fprintf(stderr, "syncd: --jwt-audience and --jwt-issuer need --jwt-secret-file or "
+                    "--jwt-public-key\n");
+    return 2;
+  }
+  if (jwt_secret || jwt_public) {
+    char *jerr = 0;
+    ctx.auth.jwt = jwt_secret ? jwtauth_secret_file(jwt_secret, &jerr)
+                              : jwtauth_public_key_file(jwt_public, &jerr);
+    if (!ctx.auth.jwt) {
+      fprintf(stderr, "syncd: %s: %s\n", jwt_secret ? "--jwt-secret-file" : "--jwt-public-key",
+              jerr ? jerr : "out of memory");
+      sqlite3_free(jerr);
+      return 2;
+    }
+    jwtauth_set_checks(ctx.auth.jwt, jwt_aud, jwt_iss, jwt_leeway);
+  }
   struct sockaddr_storage addr;
   if (!parse_listen(listen, &addr)) {
     fprintf(stderr, "syncd: --listen wants HOST:PORT, got %s\n", listen);
@@ -213,6 +250,18 @@ int main(int argc, char **argv) {
     sqlite3_free(err);
     return 1;
   }
+  char *rules_text = rules ? read_file(rules) : 0;
+  if (rules && (!rules_text || store_set_rules(ctx.st, rules_text, &err) != STORE_OK)) {
+    if (!rules_text)
+      fprintf(stderr, "syncd: --rules: cannot read %s: %s\n", rules, strerror(errno));
+    else
+      fprintf(stderr, "syncd: --rules %s: %s\n", rules, err ? err : "?");
+    sqlite3_free(err);
+    sqlite3_free(rules_text);
+    store_close(ctx.st);
+    return 2;
+  }
+  sqlite3_free(rules_text);
   char *names = store_name_warning(ctx.st);
   if (names) fprintf(stderr, "syncd: warning: %s\n", names);
   sqlite3_free(names);
@@ -256,5 +305,6 @@ int main(int argc, char **argv) {
   store_close(ctx.st);
   sqlite3_free(token_file);
   sqlite3_free(secret_from_file);
+  jwtauth_free(ctx.auth.jwt);
   return 0;
 }

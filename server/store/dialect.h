@@ -147,6 +147,15 @@ typedef struct dialect {
   int (*read_page)(dialect_conn *c, const char *client, long long after, int all,
                    const char *tables, long long pending_from, wire_page *p, char **err);
   int (*head)(dialect_conn *c, long long *version, char **err);
+
+  /* Run sql with the text parameters vals[0..n) (NULL: SQL NULL) and set
+  ** *yes to the boolean its first row holds (no row: 0): the rules' checks,
+  ** their bookkeeping (rules_store.c), and
+  ** handing the push's user to the storage (rules_store.c). SQLite
+  ** connections offer syncd_set_user(sub, claims) for that, and
+  ** syncd_sub() and syncd_claims() to read it back. */
+  int (*select_bool)(dialect_conn *c, const char *sql, const char *const *vals, int n, int *yes,
+                     char **err);
 } dialect;
 
 extern const dialect dialect_sqlite;

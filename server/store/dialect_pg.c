@@ -675,9 +675,17 @@ static int pg_head(dialect_conn *c, long long *version, char **err) {
   return one ? 0 : (*err = wire_errf("no _syncd_state row"), -1);
 }
 
-/* No release (the next savepoint or COMMIT releases m in its round trip) and
-** no settle: a refusal never ends a PostgreSQL transaction (the savepoint
-** takes it) and deferred constraints are checked at once (pg_begin). */
+/* One boolean a rule's check answers (rules_store.c). */
+static int pg_select_bool(dialect_conn *c, const char *sql, const char *const *vals, int n,
+                          int *yes, char **err) {
+  PGresult *r = pgc_query(c, sql, n, vals, err);
+  if (!r) return -1;
+  *yes = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+  PQclear(r);
+  return 0;
+}
+
+/* No release: the next savepoint or COMMIT releases m in its round trip. */
 const dialect dialect_pg = {
     .pool_max = 16,
     .fold_case = 0,
@@ -710,4 +718,5 @@ const dialect dialect_pg = {
     .prune = pg_prune,
     .read_page = pg_read_page,
     .head = pg_head,
+    .select_bool = pg_select_bool,
 };

@@ -32,6 +32,7 @@ struct dialect_db {
 struct dialect_conn {
   sqlite3 *db;
   dialect_db *owner;
+  char *user[2]; /* syncd_set_user's sub and claims, for syncd_sub() and syncd_claims() */
   /* Rows of synced tables a push changes are recorded by TEMP triggers
   ** (made at the first push, watching = 1) in temp._syncd_touched, whose
   ** rowids 1..touched are this transaction's so far (saved_touched: at the
@@ -79,6 +80,26 @@ static void sq_close(dialect_db *d) {
   sqlite3_free(d);
 }
 
+/* syncd_set_user(sub, claims): who the current push is for (NULLs: no
+** one), kept for syncd_sub() and syncd_claims(), which schema defaults
+** and triggers may call (docs/RULES.md). */
+static void fn_set_user(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  dialect_conn *c = sqlite3_user_data(ctx);
+  for (int i = 0; i < 2 && i < argc; i++) {
+    const char *z = (const char *)sqlite3_value_text(argv[i]);
+    sqlite3_free(c->user[i]);
+    c->user[i] = z ? sqlite3_mprintf("%s", z) : 0;
+    if (z && !c->user[i]) return sqlite3_result_error_nomem(ctx);
+  }
+  sqlite3_result_int(ctx, 1);
+}
+
+static void fn_user(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc, (void)argv;
+  const char *const *v = sqlite3_user_data(ctx);
+  if (*v) sqlite3_result_text(ctx, *v, -1, SQLITE_TRANSIENT);
+}
+
 static dialect_conn *sq_connect(dialect_db *d, char **err) {
   sqlite3 *db = 0;
   /* NOMUTEX: the pool hands a connection to one thread at a time, so
@@ -100,6 +121,14 @@ static dialect_conn *sq_connect(dialect_db *d, char **err) {
   memset(c, 0, sizeof *c);
   c->db = db;
   c->owner = d;
+  if (sqlite3_create_function(db, "syncd_set_user", 2, SQLITE_UTF8, c, fn_set_user, 0, 0) ||
+      sqlite3_create_function(db, "syncd_sub", 0, SQLITE_UTF8, &c->user[0], fn_user, 0, 0) ||
+      sqlite3_create_function(db, "syncd_claims", 0, SQLITE_UTF8, &c->user[1], fn_user, 0, 0)) {
+    *err = wire_errf("%s: %s", d->path, sqlite3_errmsg(db));
+    sqlite3_close(db);
+    sqlite3_free(c);
+    return 0;
+  }
   return c;
 }
 
@@ -120,6 +149,8 @@ static void sq_disconnect(dialect_conn *c) {
       sqlite3_finalize(p);
     sqlite3_close(c->db);
   }
+  sqlite3_free(c->user[0]);
+  sqlite3_free(c->user[1]);
   sqlite3_free(c);
 }
 
@@ -812,6 +843,19 @@ static int sq_head(dialect_conn *c, long long *version, char **err) {
   return rc == SQLITE_ROW ? 0 : fail(c->db, err);
 }
 
+static int sq_select_bool(dialect_conn *c, const char *sql, const char *const *vals, int n,
+                          int *yes, char **err) {
+  sqlite3_stmt *st;
+  if (prep(c->db, sql, &st, err)) return -1;
+  for (int i = 0; i < n; i++)
+    sqlite3_bind_text(st, i + 1, vals[i], -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  *yes = rc == SQLITE_ROW && sqlite3_column_int(st, 0);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) fail(c->db, err);
+  stmt_put(st);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
 const dialect dialect_sqlite = {
     .pool_max = 32,
     .fold_case = 1,
@@ -843,4 +887,5 @@ const dialect dialect_sqlite = {
     .prune = sq_prune,
     .read_page = sq_read_page,
     .head = sq_head,
+    .select_bool = sq_select_bool,
 };

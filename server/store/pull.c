@@ -3,12 +3,42 @@
 ** for every storage dialect. The dialect reads the state, the changes after
 ** the cursor, the client's last id and its rejected outcomes in one
 ** snapshot (wire_page); the cursor's checks and the page's shape are here.
+** Under --rules, a table without a rule is never sent, and each change of
+** the others passes the user's read rule first (read_filter).
 */
 #include "store_impl.h"
 
 #include <string.h>
 
+#include "rules_store.h"
 #include "value.h"
+
+/* What the read rules need while a page is read (read_filter). */
+typedef struct reader {
+  store *s;
+  dialect_conn *c;
+  const store_user *u;
+  int after_cursor; /* an increment, not a page of an initial sync */
+  int moved;        /* a membership change the user may be concerned by */
+  char **err;
+} reader;
+
+/* Under rules, a change the user may not read is left out: the live row
+** is judged as it is when checked. A delete has no row left to judge and
+** is sent (docs/RULES.md: its key is not secret). */
+static int read_filter(void *arg, const char *table, const char *pk, const char *row) {
+  reader *rd = arg;
+  const catalog_table *t = catalog_table_find(&rd->s->cat, table);
+  const rules_table *rt = t ? rules_find(rd->s->rules, t) : 0;
+  if (!rt) return WIRE_SKIP;
+  int yes = !row;
+  if (row && rules_check_row(rd->s, rd->c, rt, 0, pk, rd->u, &yes, rd->err)) return WIRE_FAIL;
+  /* a membership the user can see came or went (a delete cannot be
+  ** judged): rows of other tables may have become readable or stopped
+  ** being so, without a change of their own */
+  if (yes && rt->membership && rd->after_cursor) rd->moved = 1;
+  return yes ? WIRE_KEEP : WIRE_SKIP;
+}
 
 void store_page_clear(store_page *page) {
   sqlite3_free(page->json);
@@ -27,7 +57,7 @@ static int hex(char c) {
 /* The synced tables `tables` names (store_pull_tables) as a JSON array of
 ** their names as logged; NULL when out of memory. A malformed escape stays
 ** as written, so that name matches no table. */
-static char *tables_json(const catalog *cat, const char *tables) {
+static char *tables_json(const catalog *cat, const rules *r, const char *tables) {
   sqlite3_str *out = sqlite3_str_new(0), *name = sqlite3_str_new(0);
   int n = 0;
   sqlite3_str_appendchar(out, 1, '[');
@@ -42,7 +72,7 @@ static char *tables_json(const catalog *cat, const char *tables) {
     }
     const char *z = sqlite3_str_value(name);
     const catalog_table *t = z ? catalog_table_find(cat, z) : 0;
-    if (t) {
+    if (t && (!r || rules_find(r, t))) {
       if (n++) sqlite3_str_appendchar(out, 1, ',');
       value_append_string(out, t->name, -1);
     }
@@ -64,20 +94,32 @@ int store_pull(store *s, const char *client, const char *cursor, int limit, long
 
 int store_pull_tables(store *s, const char *client, const char *cursor, int limit,
                       long long pending_from, const char *tables, store_page *page, char **err) {
+  return store_pull_as(s, 0, client, cursor, limit, pending_from, tables, page, err);
+}
+
+int store_pull_as(store *s, const store_user *u, const char *client, const char *cursor, int limit,
+                  long long pending_from, const char *tables, store_page *page, char **err) {
   long long after = 0, snap = 0;
   memset(page, 0, sizeof *page);
   if (cursor) {
     int rc = wire_cursor_parse(cursor, s->db_id, &after, &snap);
     if (rc != STORE_OK) return rc;
   }
-  char *only = tables ? tables_json(&s->cat, tables) : 0;
-  if (tables && !only) return *err = wire_errf("out of memory"), STORE_ERROR;
+  /* under rules, only the tables with a rule are ever sent */
+  char *all = s->rules && !tables ? rules_table_list(s->rules) : 0;
+  if (s->rules && !tables && !all) return *err = wire_errf("out of memory"), STORE_ERROR;
+  char *only = tables || all ? tables_json(&s->cat, s->rules, tables ? tables : all) : 0;
+  sqlite3_free(all);
+  if ((tables || s->rules) && !only) return *err = wire_errf("out of memory"), STORE_ERROR;
   dialect_conn *c = pool_get(&s->pool, err);
   if (!c) return sqlite3_free(only), STORE_ERROR;
   wire_page p;
   wire_page_start(&p, limit, pending_from > 0);
+  /* not while an initial sync pages (snap): its own pages bring memberships */
+  reader rd = {s, c, u, cursor && !snap, 0, err};
+  if (s->rules) p.filter = read_filter, p.filter_arg = &rd;
   int rc = STORE_ERROR;
-  if (!s->d->read_page(c, client, after, cursor != 0, only, pending_from, &p, err)) {
+  if (!s->d->read_page(c, client, after, cursor != 0, only, pending_from, &p, err) && !p.failed) {
     /* An initial sync pages through live rows by version, so its cursor
     ** falls below the horizon as soon as tombstones are purged. Its
     ** continuation carries the head h its first page read: a row it sent
@@ -87,7 +129,7 @@ int store_pull_tables(store *s, const char *client, const char *cursor, int limi
     ** above the head names versions this database never had. */
     long long needs = snap > after ? snap : after;
     p.snap = cursor ? snap : p.head;
-    if (cursor && (needs < p.horizon || after > p.head || snap > p.head))
+    if (cursor && (needs < p.horizon || after > p.head || snap > p.head || rd.moved))
       rc = STORE_EXPIRED;
     else
       rc = wire_page_finish(&p, s->db_id, page, err);

@@ -23,6 +23,7 @@
 ** STORE_ERROR, as the client only has to try again later.
 */
 #include "jscan.h"
+#include "rules_store.h"
 #include "store_impl.h"
 #include "value.h"
 
@@ -40,6 +41,7 @@ typedef struct key_scan {
   int seen_pk;
   dialect_cols *cols;
   int *used;
+  const unsigned char *server; /* the rules' server-owned columns; NULL: none */
   char *reason;
 } key_scan;
 
@@ -59,6 +61,7 @@ static int key_seen(void *arg, const char *key) {
     k->seen_pk++;
     return DIALECT_OK;
   }
+  if (k->server && k->server[c]) return DIALECT_OK; /* the server's value, whatever is sent */
   if (!k->used[c]) k->cols->data[k->cols->n_data++] = c;
   if (!k->used[c] && !catalog_is_pk(t, c)) k->cols->set[k->cols->n_set++] = c;
   k->used[c] = 1;
@@ -70,8 +73,8 @@ static int key_seen(void *arg, const char *key) {
 ** zeroed int per column of t, for data's columns seen. */
 static dialect_result check_keys(const catalog *cat, const catalog_table *t,
                                  const store_mutation *m, dialect_cols *cols, int *used,
-                                 char **reason) {
-  key_scan k = {cat, t, 0, 0, cols, used, 0};
+                                 const unsigned char *server, char **reason) {
+  key_scan k = {cat, t, 0, 0, cols, used, server, 0};
   int result = jscan_object_keys(m->pk, key_seen, &k);
   k.in_data = 1;
   if (result == DIALECT_OK && m->data) result = jscan_object_keys(m->data, key_seen, &k);
@@ -145,19 +148,45 @@ static dialect_result same_key(const store *s, dialect_conn *c, const catalog_ta
   return r;
 }
 
-/* The row statements of m on t, inside its savepoint. */
+/* The write rule on the row keyed by pk (as stored): DIALECT_REJECTED
+** "permission denied" when it fails. */
+static dialect_result allowed(const store *s, dialect_conn *c, const rules_table *rt,
+                              const char *pk, const store_user *u, char **reason, char **err) {
+  int yes = 0;
+  if (rules_check_row(s, c, rt, 1, pk, u, &yes, err)) return DIALECT_FATAL;
+  if (yes) return DIALECT_OK;
+  return (*reason = wire_errf("permission denied")) ? DIALECT_REJECTED : DIALECT_FATAL;
+}
+
+/* Under rules: the row m names, as it is before m, must pass the write
+** rule (a row that does not exist is left to the write to refuse). */
+static dialect_result allowed_before(const store *s, dialect_conn *c, const catalog_table *t,
+                                     const rules_table *rt, const store_mutation *m,
+                                     const store_user *u, char **reason, char **err) {
+  char *row = 0, *pk = 0;
+  dialect_result r = s->d->read_row(c, t, m->pk, &row, &pk, reason, err);
+  if (r == DIALECT_OK && row) r = allowed(s, c, rt, pk, u, reason, err);
+  sqlite3_free(row);
+  sqlite3_free(pk);
+  return r;
+}
+
+/* The row statements of m on t, inside its savepoint; rt: t's rule when
+** rules are on (the write check before and after). */
 static dialect_result apply_rows(const store *s, dialect_conn *c, const catalog_table *t,
+                                 const rules_table *rt, const store_user *u,
                                  const store_mutation *m, const dialect_cols *cols, wire_outcome *o,
                                  int *others, char **err) {
   const dialect *d = s->d;
   char *del_pk = 0;
   int changed = 0;
-  dialect_result r;
-  if (m->op == STORE_UPDATE && cols->n_set == 0) {
+  dialect_result r = DIALECT_OK;
+  if (rt && m->op != STORE_INSERT) r = allowed_before(s, c, t, rt, m, u, &o->reason, err);
+  if (r == DIALECT_OK && m->op == STORE_UPDATE && cols->n_set == 0) {
     /* nothing to set: only the row's existence matters */
     r = d->read_row(c, t, m->pk, &o->row, &o->pk, &o->reason, err);
     if (r == DIALECT_OK && !o->row) r = DIALECT_REJECTED, o->reason = wire_errf("no such row");
-  } else {
+  } else if (r == DIALECT_OK) {
     r = d->write_row(c, t, m, cols, &changed, &del_pk, &o->reason, err);
     if (r == DIALECT_OK && m->op == STORE_UPDATE && !changed)
       r = DIALECT_REJECTED, o->reason = wire_errf("no such row");
@@ -168,6 +197,7 @@ static dialect_result apply_rows(const store *s, dialect_conn *c, const catalog_
       r = DIALECT_REJECTED, o->reason = wire_errf("the row's key does not match pk");
     else if (r == DIALECT_OK && m->op == STORE_INSERT)
       r = same_key(s, c, t, m, o, err);
+    if (r == DIALECT_OK && rt) r = allowed(s, c, rt, o->pk, u, &o->reason, err);
   }
   if (r == DIALECT_OK && changed) {
     const char *pk = m->op == STORE_DELETE ? del_pk : o->pk;
@@ -186,12 +216,20 @@ static dialect_result apply_rows(const store *s, dialect_conn *c, const catalog_
 ** triggers). Returns 0, or -1 when the batch must fail (*err set), or -2
 ** when m's refusal ended the whole transaction (o->reason says why), or -3
 ** when the dialect rolled the batch back to run it again. */
-static int apply_one(const store *s, dialect_conn *c, const catalog_table *t,
+static int apply_one(const store *s, dialect_conn *c, const catalog_table *t, const store_user *u,
                      const store_mutation *m, wire_outcome *o, int *others, char **err) {
   const dialect *d = s->d;
   memset(o, 0, sizeof *o);
   if (!t) {
     o->reason = wire_errf("no such table: %s", m->table);
+    o->pk = sqlite3_mprintf("%s", m->pk);
+    return o->reason && o->pk ? 0 : (*err = wire_errf("out of memory"), -1);
+  }
+  /* under rules, a table without one is not synced: refused like a write
+  ** the rule forbids */
+  const rules_table *rt = s->rules ? rules_find(s->rules, t) : 0;
+  if (s->rules && !rt) {
+    o->reason = wire_errf("permission denied");
     o->pk = sqlite3_mprintf("%s", m->pk);
     return o->reason && o->pk ? 0 : (*err = wire_errf("out of memory"), -1);
   }
@@ -202,8 +240,8 @@ static int apply_one(const store *s, dialect_conn *c, const catalog_table *t,
   int *used = buf + 2 * (t->n_cols + 1);
   memset(used, 0, sizeof *used * (t->n_cols + 1));
   if (d->savepoint(c, err)) return sqlite3_free(buf), -1;
-  dialect_result r = check_keys(&s->cat, t, m, &cols, used, &o->reason);
-  if (r == DIALECT_OK) r = apply_rows(s, c, t, m, &cols, o, others, err);
+  dialect_result r = check_keys(&s->cat, t, m, &cols, used, rt ? rt->server : 0, &o->reason);
+  if (r == DIALECT_OK) r = apply_rows(s, c, t, rt, u, m, &cols, o, others, err);
   sqlite3_free(buf);
   if (d->settle) r = d->settle(c, r, &o->reason, err);
   if (r == DIALECT_ENDED) return -2;
@@ -226,13 +264,15 @@ static int apply_one(const store *s, dialect_conn *c, const catalog_table *t,
 ** *err set), or i + 1 when m[i] ended the transaction itself: its reason is
 ** moved to doomed[i], and the caller tries again, refusing m[i] unrun (1
 ** too when the dialect asked for the batch again). */
-static int attempt(const store *s, dialect_conn *c, const char *client, const store_mutation *m,
-                   int n, const int *order, wire_outcome *res, char **doomed, int *n_changed,
-                   char **err) {
+static int attempt(const store *s, dialect_conn *c, const store_user *u, const char *client,
+                   const store_mutation *m, int n, const int *order, wire_outcome *res,
+                   char **doomed, int *n_changed, char **err) {
   const dialect *d = s->d;
   long long last = 0;
   int n_deleted = 0;
-  if (d->begin(c, DIALECT_PUSH, err) || d->client_last(c, client, &last, err)) return -1;
+  if (d->begin(c, DIALECT_PUSH, err) || rules_set_user(s, c, u, err) ||
+      d->client_last(c, client, &last, err))
+    return -1;
   long long first = last;
   for (int k = 0; k < n; k++) {
     const store_mutation *mu = &m[order[k]];
@@ -248,7 +288,7 @@ static int attempt(const store *s, dialect_conn *c, const char *client, const st
       o->pk = sqlite3_mprintf("%s", mu->pk);
       if (!o->reason || !o->pk) rc = -1, *err = wire_errf("out of memory");
     } else {
-      rc = apply_one(s, c, t, mu, o, others, err);
+      rc = apply_one(s, c, t, u, mu, o, others, err);
     }
     if (rc == 0 && !o->applied) others[0] = others[1] = 0; /* rolled back with it */
     if (rc == -3) return 1;
@@ -300,6 +340,11 @@ static int cmp_by_id(const void *a, const void *b, void *arg) {
 
 int store_push(store *s, const char *client, const store_mutation *m, int n, char **json,
                int *n_changed, char **err) {
+  return store_push_as(s, 0, client, m, n, json, n_changed, err);
+}
+
+int store_push_as(store *s, const store_user *u, const char *client, const store_mutation *m, int n,
+                  char **json, int *n_changed, char **err) {
   *json = 0;
   *n_changed = 0;
   if (n == 0) {
@@ -328,7 +373,7 @@ int store_push(store *s, const char *client, const store_mutation *m, int n, cha
     for (int i = 0; i < n; i++)
       wire_outcome_clear(&res[i]);
     *n_changed = 0;
-    rc = attempt(s, c, client, m, n, order, res, doomed, n_changed, err);
+    rc = attempt(s, c, u, client, m, n, order, res, doomed, n_changed, err);
     if (rc < 0 && s->d->conflicted && s->d->conflicted(c)) {
       /* a connection that cannot even roll back is a failure of its own */
       if (++tries == STORE_PUSH_TRIES) {

@@ -212,6 +212,7 @@ char *store_folded_warning(const store *s, const char *schema_sql) {
 
 void store_close(store *s) {
   if (s->pool.idle) pool_close(&s->pool);
+  rules_free(s->rules);
   catalog_free(&s->cat);
   s->d->close(s->db);
   sqlite3_free(s);

@@ -33,6 +33,27 @@ typedef struct store store;
 store *store_sqlite_open(const char *path, const store_config *cfg, char **err);
 store *store_pg_open(const char *url, const store_config *cfg, char **err);
 
+/* Who a request acts for, when a JWT named a user: sub and the token's
+** payload JSON (claims). The rules see them as :sub and :claim_NAME. */
+typedef struct store_user {
+  const char *sub;
+  const char *claims;
+} store_user;
+
+/* Load the rules file's text (docs/RULES.md) and check it against the
+** catalog and the storage; from then on pushes and pulls follow it. Once,
+** before serving. STORE_OK, or STORE_ERROR with *err. (rules_store.c) */
+int store_set_rules(store *s, const char *json, char **err);
+
+/* Under rules, a client id belongs to the first user who used it: *mine
+** is 0 when u is another user (u NULL, or no rules: always 1), so one user
+** cannot push, pull or stream as another's device. (rules_store.c) */
+int store_client_user(store *s, const store_user *u, const char *client_id, int *mine, char **err);
+
+/* store_push for user u (NULL: none) under the rules, if any. (push.c) */
+int store_push_as(store *s, const store_user *u, const char *client_id, const store_mutation *m,
+                  int n, char **json, int *n_changed, char **err);
+
 /* Apply a batch for client_id in ONE transaction, each mutation in its own
 ** savepoint, in id order, at most once. *json receives {"results":[...]}
 ** in the order of m[]; *n_changed the number of row changes committed (0:
@@ -55,6 +76,12 @@ int store_pull(store *s, const char *client_id, const char *cursor, int limit,
 ** (pull.c) */
 int store_pull_tables(store *s, const char *client_id, const char *cursor, int limit,
                       long long pending_from, const char *tables, store_page *page, char **err);
+
+/* store_pull_tables for user u (NULL: none) under the rules, if any.
+** (pull.c) */
+int store_pull_as(store *s, const store_user *u, const char *client_id, const char *cursor,
+                  int limit, long long pending_from, const char *tables, store_page *page,
+                  char **err);
 
 /* The cursor of the current head version. (pull.c) */
 int store_head(store *s, char **cursor, char **err);

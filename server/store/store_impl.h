@@ -9,6 +9,7 @@
 #include "catalog.h"
 #include "dialect.h"
 #include "pool.h"
+#include "rules.h"
 
 /* Outcomes of a recorded mutation beyond this many per client are purged,
 ** when the client's last id crosses a multiple of STORE_PRUNE_EVERY. */
@@ -25,6 +26,7 @@ struct store {
   catalog cat; /* fixed after open */
   char db_id[16];
   long long max_tombstones; /* <= 0: never purge */
+  rules *rules;             /* --rules; NULL: every table shared (fixed after startup) */
 };
 
 #endif

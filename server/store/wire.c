@@ -69,13 +69,17 @@ void wire_page_start(wire_page *p, int limit, int rejected) {
 
 void wire_page_change(wire_page *p, const char *table, const char *pk, const char *row,
                       long long version) {
-  if (p->n_changes == p->limit) {
+  if (p->n_seen == p->limit) {
     p->has_more = 1;
     return;
   }
+  int what = p->filter && !p->failed ? p->filter(p->filter_arg, table, pk, row) : WIRE_KEEP;
+  p->n_seen++;
+  p->last_version = version;
+  if (what == WIRE_FAIL) p->failed = 1;
+  if (what != WIRE_KEEP) return;
   sqlite3_str *out = p->out;
   if (p->n_changes++) sqlite3_str_appendchar(out, 1, ',');
-  p->last_version = version;
   sqlite3_str_appendall(out, "{\"table\":");
   value_append_string(out, table, -1);
   sqlite3_str_appendall(out, row ? ",\"op\":\"upsert\",\"pk\":" : ",\"op\":\"delete\",\"pk\":");

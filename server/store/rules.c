@@ -1,0 +1,221 @@
+/*
+** rules.c: the rules file of syncd --rules FILE (docs/RULES.md):
+**
+**   {"tables": {"todos": {"read": "owner = :sub", "write": "owner = :sub",
+**                         "server_columns": ["owner", "updated_at"]}}}
+**
+** Each table named must be a synced one; read and write are expressions
+** of the SQL subset rules_expr.c compiles (absent: false); server_columns
+** name columns outside the primary key. Keys this version does not know
+** are ignored, so a newer file still loads; anything it knows and cannot
+** use stops syncd with a message naming the table and the fault. A table
+** without a rule is not synced at all (rules_find answers NULL).
+**
+** For each rule, a check selecting whether one row (keyed by parameter 1,
+** the key as JSON) passes it, rendered for the store's dialect.
+*/
+#include "rules.h"
+
+#include <string.h>
+
+#include "jscan.h"
+#include "sqlite_api.h"
+
+static char *text(jspan v) {
+  if (strcmp(jscan_type(v), "text") != 0) return 0;
+  int nul = 0;
+  char *z = jscan_text(v, &nul);
+  if (z && nul) sqlite3_free(z), z = 0;
+  return z;
+}
+
+/* SELECT EXISTS(the row of t keyed by parameter 1 AND cond). */
+static char *check_sql(const catalog_table *t, const char *cond, int pg) {
+  sqlite3_str *s = sqlite3_str_new(0);
+  sqlite3_str_appendf(s, "SELECT EXISTS(SELECT 1 FROM \"%w\" WHERE ", t->name);
+  for (int k = 0; k < t->n_pk; k++) {
+    const char *c = t->cols[t->pk[k]].name;
+    if (pg)
+      sqlite3_str_appendf(
+          s, "\"%w\".\"%w\" = (jsonb_populate_record(NULL::\"%w\", $1::jsonb)).\"%w\" AND ",
+          t->name, c, t->name, c);
+    else
+      sqlite3_str_appendf(s, "\"%w\".\"%w\" = json_extract(?1, %Q) AND ", t->name, c,
+                          t->cols[t->pk[k]].key);
+  }
+  sqlite3_str_appendf(s, "%s)", cond);
+  return sqlite3_str_finish(s);
+}
+
+/* The expression src (or "false" when absent) of one rule into its SQL
+** and check; 0, or -1 with *err. */
+static int compile(const catalog *cat, rules_table *rt, jspan src, const char *what, int pg,
+                   char **expr, char **check, rules_params *params, char **err) {
+  char *z = src.z ? text(src) : sqlite3_mprintf("false");
+  if (!z) {
+    *err = sqlite3_mprintf("rules: table %s: %s must be a string", rt->t->name, what);
+    return -1;
+  }
+  char *why = 0;
+  *expr = rules_expr_compile(cat, rt->t, z, pg, params, &why);
+  sqlite3_free(z);
+  if (!*expr) {
+    *err =
+        sqlite3_mprintf("rules: table %s, %s: %s", rt->t->name, what, why ? why : "out of memory");
+    sqlite3_free(why);
+    return -1;
+  }
+  if (!(*check = check_sql(rt->t, *expr, pg))) return *err = sqlite3_mprintf("out of memory"), -1;
+  return 0;
+}
+
+static int server_columns(const catalog *cat, rules_table *rt, jspan v, char **err) {
+  const catalog_table *t = rt->t;
+  if (!(rt->server = sqlite3_malloc64((size_t)t->n_cols + 1)))
+    return *err = sqlite3_mprintf("out of memory"), -1;
+  memset(rt->server, 0, (size_t)t->n_cols + 1);
+  if (!v.z) return 0;
+  if (strcmp(jscan_type(v), "array") != 0)
+    return *err = sqlite3_mprintf("rules: table %s: server_columns must be an array", t->name), -1;
+  const char *e = v.z + v.n, *p = jscan_ws(v.z + 1, e);
+  while (p < e && *p != ']') {
+    const char *end = jscan_skip(p, e);
+    char *name = text((jspan){p, (int)(end - p)});
+    int c = name ? catalog_column_find(cat, t, name) : -1;
+    if (c < 0 || catalog_is_pk(t, c)) {
+      *err = name ? sqlite3_mprintf("rules: table %s: server_columns: %s is %s", t->name, name,
+                                    c < 0 ? "no column of it" : "a primary key column")
+                  : sqlite3_mprintf("rules: table %s: server_columns must hold strings", t->name);
+      sqlite3_free(name);
+      return -1;
+    }
+    sqlite3_free(name);
+    rt->server[c] = 1;
+    p = jscan_ws(end, e);
+    if (p < e && *p == ',') p = jscan_ws(p + 1, e);
+  }
+  return 0;
+}
+
+static int load_table(const catalog *cat, rules_table *rt, jspan v, int pg, char **err) {
+  if (strcmp(jscan_type(v), "object") != 0)
+    return *err = sqlite3_mprintf("rules: table %s: its rule must be an object", rt->t->name), -1;
+  static const char *const names[] = {"read", "write", "server_columns"};
+  jspan f[3];
+  jscan_fields(v, names, 3, f);
+  if (compile(cat, rt, f[0], "read", pg, &rt->read, &rt->read_check, &rt->read_params, err) ||
+      compile(cat, rt, f[1], "write", pg, &rt->write, &rt->write_check, &rt->write_params, err))
+    return -1;
+  return server_columns(cat, rt, f[2], err);
+}
+
+rules *rules_load(const catalog *cat, const char *json, int pg, char **err) {
+  size_t n = strlen(json);
+  *err = 0;
+  if (!jscan_document(json, json + n))
+    return *err = sqlite3_mprintf("rules: the file is not valid JSON"), (rules *)0;
+  const char *z = jscan_ws(json, json + n);
+  jspan root = {z, (int)(jscan_skip(z, json + n) - z)};
+  jspan tables =
+      strcmp(jscan_type(root), "object") == 0 ? jscan_field(root, "tables") : (jspan){0, 0};
+  if (strcmp(jscan_type(tables), "object") != 0)
+    return *err = sqlite3_mprintf("rules: expected {\"tables\": {...}}"), (rules *)0;
+  rules *r = sqlite3_malloc64(sizeof *r);
+  if (r) memset(r, 0, sizeof *r);
+  if (!r || !(r->tables = sqlite3_malloc64(sizeof *r->tables * ((size_t)cat->n_tables + 1)))) {
+    sqlite3_free(r);
+    return *err = sqlite3_mprintf("out of memory"), (rules *)0;
+  }
+  const char *p = tables.z, *e = tables.z + tables.n;
+  jspan key, val;
+  while (!*err && jscan_member(&p, e, &key, &val)) {
+    int nul = 0;
+    char *name = jscan_text((jspan){key.z - 1, key.n + 2}, &nul);
+    const catalog_table *t = name && !nul ? catalog_table_find(cat, name) : 0;
+    if (!t || rules_find(r, t)) {
+      *err =
+          sqlite3_mprintf("rules: %s %s", t ? "a second rule for table" : "no synced table named",
+                          name ? name : "?");
+    } else {
+      rules_table *rt = &r->tables[r->n++];
+      memset(rt, 0, sizeof *rt);
+      rt->t = t;
+      load_table(cat, rt, val, pg, err);
+    }
+    sqlite3_free(name);
+  }
+  for (int i = 0; !*err && i < r->n; i++)
+    for (int k = 0; k < r->tables[i].read_params.n_selects; k++)
+      for (int j = 0; j < r->n; j++)
+        if (r->tables[j].t == r->tables[i].read_params.selects[k]) r->tables[j].membership = 1;
+  if (*err) rules_free(r), r = 0;
+  return r;
+}
+
+const rules_table *rules_find(const rules *r, const catalog_table *t) {
+  for (int i = 0; r && i < r->n; i++)
+    if (r->tables[i].t == t) return &r->tables[i];
+  return 0;
+}
+
+int rules_values(const rules_params *p, const char *sub, const char *claims, char **vals) {
+  jspan obj = {0, 0};
+  if (claims) obj = (jspan){jscan_ws(claims, claims + strlen(claims)), 0};
+  if (obj.z) obj.n = (int)(jscan_skip(obj.z, obj.z + strlen(obj.z)) - obj.z);
+  for (int i = 0; i < p->n; i++) {
+    vals[i] = 0;
+    const char *name = p->names[i];
+    if (strcmp(name, "sub") == 0) {
+      if (sub && !(vals[i] = sqlite3_mprintf("%s", sub))) return -1;
+      continue;
+    }
+    jspan v = obj.z ? jscan_field(obj, name + 6) : (jspan){0, 0};
+    const char *type = jscan_type(v);
+    if (strcmp(type, "text") == 0)
+      vals[i] = text(v);
+    else if (strcmp(type, "integer") == 0 || strcmp(type, "real") == 0)
+      vals[i] = sqlite3_mprintf("%.*s", v.n, v.z);
+    else if (strcmp(type, "true") == 0 || strcmp(type, "false") == 0)
+      vals[i] = sqlite3_mprintf("%d", type[0] == 't');
+    else
+      continue;
+    if (!vals[i] && strcmp(type, "text") != 0) return -1;
+  }
+  return 0;
+}
+
+char *rules_table_list(const rules *r) {
+  sqlite3_str *s = sqlite3_str_new(0);
+  for (int i = 0; i < r->n; i++) {
+    if (i) sqlite3_str_appendchar(s, 1, ',');
+    for (const unsigned char *p = (const unsigned char *)r->tables[i].t->name; *p; p++)
+      if (*p == ',' || *p == '%')
+        sqlite3_str_appendf(s, "%%%02X", *p);
+      else
+        sqlite3_str_appendchar(s, 1, (char)*p);
+  }
+  int bad = sqlite3_str_errcode(s) != SQLITE_OK;
+  char *z = sqlite3_str_finish(s);
+  return bad ? (sqlite3_free(z), (char *)0) : z ? z : sqlite3_mprintf("");
+}
+
+static void params_free(rules_params *p) {
+  for (int i = 0; i < p->n; i++)
+    sqlite3_free(p->names[i]);
+}
+
+void rules_free(rules *r) {
+  if (!r) return;
+  for (int i = 0; i < r->n; i++) {
+    rules_table *rt = &r->tables[i];
+    sqlite3_free(rt->read);
+    sqlite3_free(rt->write);
+    sqlite3_free(rt->read_check);
+    sqlite3_free(rt->write_check);
+    sqlite3_free(rt->server);
+    params_free(&rt->read_params);
+    params_free(&rt->write_params);
+  }
+  sqlite3_free(r->tables);
+  sqlite3_free(r);
+}

@@ -1,0 +1,47 @@
+/*
+** rules.h: per-table read and write rules and server-owned columns, from
+** syncd --rules FILE (rules.c, rules_expr.c; docs/RULES.md). Loaded once
+** at startup against the catalog, fixed afterwards.
+*/
+#ifndef SYNCD_RULES_H
+#define SYNCD_RULES_H
+
+#include "catalog.h"
+#include "rules_expr.h"
+
+typedef struct rules_table {
+  const catalog_table *t;
+  char *read, *write; /* the compiled boolean expressions */
+  char *read_check;   /* SELECT EXISTS(the row keyed by ?1/$1 AND read) */
+  char *write_check;  /* the same with write */
+  rules_params read_params, write_params;
+  unsigned char *server; /* one flag per column of t: server-owned */
+  int membership;        /* a read rule selects from t: its changes move rows in and out */
+} rules_table;
+
+typedef struct rules {
+  rules_table *tables;
+  int n;
+} rules;
+
+/* Parse the rules file's text against cat; pg: render for PostgreSQL
+** ($N, jsonb) rather than SQLite (?N, json_extract). NULL with *err (a
+** message naming the table and the fault) when anything is refused. */
+rules *rules_load(const catalog *cat, const char *json, int pg, char **err);
+
+/* t's rule, or NULL: t has none, so nothing of it is synced. */
+const rules_table *rules_find(const rules *r, const catalog_table *t);
+
+/* The values of p's parameters for a user (sub NULL: none; claims: the
+** token's payload JSON or NULL) into vals[0..p->n), each sqlite3_malloc'd
+** text or NULL (an absent claim, null, an object or an array). 0, or -1
+** when out of memory. */
+int rules_values(const rules_params *p, const char *sub, const char *claims, char **vals);
+
+/* The names of the tables with a rule, percent-encoded and joined by ','
+** (the form of store_pull_tables' tables); NULL when out of memory. */
+char *rules_table_list(const rules *r);
+
+void rules_free(rules *r);
+
+#endif

@@ -1,0 +1,26 @@
+/*
+** rules_expr.h: one rule expression compiled to SQL (rules_expr.c), and
+** the parameters it names.
+*/
+#ifndef SYNCD_RULES_EXPR_H
+#define SYNCD_RULES_EXPR_H
+
+#include "catalog.h"
+
+#define RULES_MAX_PARAMS 16
+
+/* The named parameters of one compiled expression, in numbering order
+** (the first is ?2 / $2): "sub" or "claim_NAME". */
+typedef struct rules_params {
+  char *names[RULES_MAX_PARAMS];
+  int n;
+  const catalog_table *selects[RULES_MAX_PARAMS]; /* the tables its selects read */
+  int n_selects;
+} rules_params;
+
+/* The compiled expression of src over t (rules_expr.c): its SQL, with the
+** parameters it names added to params; NULL with *err. */
+char *rules_expr_compile(const catalog *cat, const catalog_table *t, const char *src, int pg,
+                         rules_params *params, char **err);
+
+#endif

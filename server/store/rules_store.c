@@ -1,0 +1,106 @@
+/*
+** rules_store.c: syncd --rules on a store: store_set_rules loads the file
+** and runs every check once, with no row and no user, so that what the
+** storage itself refuses (a type mismatch on PostgreSQL, say) stops syncd
+** at startup rather than failing pushes; rules_check_row is the write
+** check push.c runs before and after each mutation; rules_set_user hands
+** a push's user to the storage, for schema defaults and triggers;
+** store_client_user keeps each client id to the user who first used it.
+*/
+#include "rules_store.h"
+
+#include <string.h>
+
+static int check(const store *s, dialect_conn *c, const char *sql, const rules_params *p,
+                 const char *pk, const store_user *u, int *yes, char **err) {
+  char *vals[RULES_MAX_PARAMS + 1];
+  vals[0] = (char *)pk;
+  if (rules_values(p, u ? u->sub : 0, u ? u->claims : 0, vals + 1)) {
+    for (int i = 0; i < p->n; i++)
+      sqlite3_free(vals[1 + i]);
+    return *err = wire_errf("out of memory"), -1;
+  }
+  int rc = s->d->select_bool(c, sql, (const char *const *)vals, 1 + p->n, yes, err);
+  for (int i = 0; i < p->n; i++)
+    sqlite3_free(vals[1 + i]);
+  return rc;
+}
+
+int rules_check_row(const store *s, dialect_conn *c, const rules_table *rt, int write,
+                    const char *pk, const store_user *u, int *yes, char **err) {
+  return check(s, c, write ? rt->write_check : rt->read_check,
+               write ? &rt->write_params : &rt->read_params, pk, u, yes, err);
+}
+
+int rules_set_user(const store *s, dialect_conn *c, const store_user *u, char **err) {
+  const char *vals[2] = {u ? u->sub : 0, u ? u->claims : 0};
+  int yes;
+  /* PostgreSQL forgets the settings at commit, so a push without a user
+  ** skips the round trip; a SQLite connection keeps the last ones until
+  ** told otherwise */
+  if (s->d == &dialect_pg)
+    return u ? s->d->select_bool(c,
+                                 "SELECT set_config('syncd.sub', $1, true) IS NOT NULL"
+                                 " AND set_config('syncd.claims', $2, true) IS NOT NULL",
+                                 vals, 2, &yes, err)
+             : 0;
+  return s->d->select_bool(c, "SELECT syncd_set_user(?1, ?2)", vals, 2, &yes, err);
+}
+
+int store_set_rules(store *s, const char *json, char **err) {
+  rules *r = rules_load(&s->cat, json, s->d == &dialect_pg, err);
+  if (!r) return STORE_ERROR;
+  dialect_conn *c = pool_get(&s->pool, err);
+  if (!c) return rules_free(r), STORE_ERROR;
+  int yes = 0, rc = 0;
+  for (int i = 0; !rc && i < r->n; i++)
+    for (int w = 0; !rc && w < 2; w++) {
+      rc = rules_check_row(s, c, &r->tables[i], w, "{}", 0, &yes, err);
+      if (rc) {
+        char *why = *err;
+        *err = wire_errf("rules: table %s, %s: the storage refuses it: %s", r->tables[i].t->name,
+                         w ? "write" : "read", why ? why : "?");
+        sqlite3_free(why);
+      }
+    }
+  /* which user each client id belongs to (store_client_user) */
+  if (!rc)
+    rc = s->d->select_bool(c,
+                           "CREATE TABLE IF NOT EXISTS _syncd_client_users("
+                           "client_id TEXT PRIMARY KEY, sub TEXT NOT NULL)",
+                           0, 0, &yes, err);
+  pool_put(&s->pool, c);
+  if (rc) return rules_free(r), STORE_ERROR;
+  s->rules = r;
+  return STORE_OK;
+}
+
+int store_client_user(store *s, const store_user *u, const char *client, int *mine, char **err) {
+  *mine = 1;
+  if (!s->rules || !u) return STORE_OK;
+  dialect_conn *c = pool_get(&s->pool, err);
+  if (!c) return STORE_ERROR;
+  const char *vals[2] = {client, u->sub};
+  int pg = s->d == &dialect_pg, known = 0;
+  const char *owner = pg ? "SELECT sub = $2 FROM _syncd_client_users WHERE client_id = $1"
+                         : "SELECT sub = ?2 FROM _syncd_client_users WHERE client_id = ?1";
+  /* read first: a client id is claimed once, and on SQLite a write would
+  ** queue every pull behind the pushes */
+  int rc = s->d->select_bool(c, owner, vals, 2, mine, err);
+  if (!rc && !*mine)
+    rc = s->d->select_bool(c,
+                           pg ? "SELECT count(*) > 0 FROM _syncd_client_users WHERE client_id = $1"
+                              : "SELECT count(*) > 0 FROM _syncd_client_users WHERE client_id = ?1",
+                           vals, 1, &known, err);
+  if (!rc && !*mine && !known) {
+    rc = s->d->select_bool(c,
+                           pg ? "INSERT INTO _syncd_client_users VALUES ($1, $2)"
+                                " ON CONFLICT (client_id) DO NOTHING"
+                              : "INSERT INTO _syncd_client_users VALUES (?1, ?2)"
+                                " ON CONFLICT (client_id) DO NOTHING",
+                           vals, 2, &known, err);
+    if (!rc) rc = s->d->select_bool(c, owner, vals, 2, mine, err);
+  }
+  pool_put(&s->pool, c);
+  return rc ? STORE_ERROR : STORE_OK;
+}

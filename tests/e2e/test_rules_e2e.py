@@ -1,0 +1,133 @@
+"""Two users on three devices against a syncd with JWTs and --rules: each
+device ends up with exactly its user's rows, the server fills the owner
+column from the token (the client's NULL is ignored), tasks move in and out
+of a device with its user's membership, and a device whose token expired
+keeps its queued writes until sync_config('token', ...) gives it a new one.
+"""
+import base64
+import hashlib
+import hmac
+import json
+import os
+import sqlite3
+import time
+import unittest
+
+from e2e_util import E2ETest, Syncd, connect
+
+SECRET = "an-e2e-secret-of-at-least-32-bytes!!"
+SERVER_SCHEMA = """
+CREATE TABLE todos(id TEXT PRIMARY KEY, title TEXT NOT NULL,
+                   owner TEXT NOT NULL DEFAULT (coalesce(syncd_sub(), '?')));
+CREATE TABLE members(project TEXT NOT NULL, user_id TEXT NOT NULL,
+                     PRIMARY KEY (project, user_id));
+CREATE TABLE tasks(id TEXT PRIMARY KEY, project TEXT NOT NULL);
+INSERT INTO members VALUES ('p1', 'alice');
+"""
+IN_MY_PROJECTS = "project IN (SELECT project FROM members WHERE user_id = :sub)"
+RULES = {"tables": {
+    "todos": {"read": "owner = :sub", "write": "owner = :sub", "server_columns": ["owner"]},
+    "members": {"read": "user_id = :sub OR " + IN_MY_PROJECTS, "write": IN_MY_PROJECTS},
+    "tasks": {"read": IN_MY_PROJECTS, "write": IN_MY_PROJECTS}}}
+CLIENT_DDL = """
+CREATE TABLE todos(id TEXT PRIMARY KEY, title TEXT NOT NULL, owner TEXT);
+CREATE TABLE members(project TEXT NOT NULL, user_id TEXT NOT NULL,
+                     PRIMARY KEY (project, user_id));
+CREATE TABLE tasks(id TEXT PRIMARY KEY, project TEXT NOT NULL);
+"""
+
+
+def b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def token(sub, ttl=600):
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = b64(json.dumps({"sub": sub, "exp": int(time.time()) + ttl}).encode())
+    sig = hmac.new(SECRET.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64(sig)}"
+
+
+class RulesE2ETest(E2ETest):
+
+    def setUp(self):
+        super().setUp()
+        for name, text in (("schema.sql", SERVER_SCHEMA), ("secret", SECRET),
+                           ("rules.json", json.dumps(RULES))):
+            with open(os.path.join(self.dir, name), "w") as f:
+                f.write(text)
+        s = Syncd(self.dir, ["--jwt-secret-file", os.path.join(self.dir, "secret"),
+                             "--jwt-leeway", "0", "--rules", os.path.join(self.dir, "rules.json")],
+                  schema=os.path.join(self.dir, "schema.sql"))
+        self.servers.append(s)
+        self.srv = s
+
+    def device(self, name, sub):
+        db = connect(os.path.join(self.dir, name + ".db"))
+        self.clients.append(db)
+        db.executescript(CLIENT_DDL)
+        db.execute("SELECT sync_init(?)", (self.srv.url,))
+        db.execute("SELECT sync_config('token', ?)", (token(sub),))
+        for t in ("todos", "members", "tasks"):
+            db.execute("SELECT sync_track(?)", (t,))
+        return db
+
+    def rows(self, db):
+        return db.execute("SELECT id, title, owner FROM todos ORDER BY id").fetchall()
+
+    def test_two_users_three_devices(self):
+        phone, laptop, bobs = (self.device("phone", "alice"), self.device("laptop", "alice"),
+                               self.device("bob", "bob"))
+        phone.execute("INSERT INTO todos(id, title) VALUES ('a1', 'from the phone')")
+        laptop.execute("INSERT INTO todos(id, title, owner) VALUES ('a2', 'laptop', 'bob')")
+        bobs.execute("INSERT INTO todos(id, title) VALUES ('b1', 'bob''s')")
+        for db in (phone, laptop, bobs):
+            db.execute("SELECT sync_push()")
+        for db in (phone, laptop, bobs):
+            db.execute("SELECT sync_pull()")
+        alice_rows = [("a1", "from the phone", "alice"), ("a2", "laptop", "alice")]
+        self.assertEqual(self.rows(phone), alice_rows)
+        self.assertEqual(self.rows(laptop), alice_rows)
+        self.assertEqual(self.rows(bobs), [("b1", "bob's", "bob")])
+        self.assertEqual(phone.execute("SELECT count(*) FROM sync_rejected").fetchone()[0], 0)
+
+    def test_membership_moves_tasks_in_and_out(self):
+        alice, bob = self.device("alice", "alice"), self.device("bob", "bob")
+        alice.execute("INSERT INTO tasks VALUES ('k1', 'p1')")
+        alice.execute("SELECT sync_push()")
+        bob.execute("SELECT sync_pull()")
+        self.assertEqual(bob.execute("SELECT id FROM tasks").fetchall(), [])
+        # alice adds bob to p1 while he is offline: his next pull brings k1,
+        # though k1 itself never changed (move-in)
+        alice.execute("INSERT INTO members VALUES ('p1', 'bob')")
+        alice.execute("SELECT sync_push()")
+        bob.execute("SELECT sync_pull()")
+        self.assertEqual(bob.execute("SELECT id FROM tasks").fetchall(), [("k1",)])
+        # and removing him takes it away (move-out)
+        alice.execute("DELETE FROM members WHERE user_id = 'bob'")
+        alice.execute("SELECT sync_push()")
+        bob.execute("SELECT sync_pull()")
+        self.assertEqual(bob.execute("SELECT id FROM tasks").fetchall(), [])
+        self.assertEqual(bob.execute("SELECT * FROM members").fetchall(), [])
+        alice.execute("SELECT sync_pull()")
+        self.assertEqual(alice.execute("SELECT * FROM members").fetchall(), [("p1", "alice")])
+        self.assertEqual(alice.execute("SELECT id FROM tasks").fetchall(), [("k1",)])
+
+    def test_expired_token_keeps_the_queue(self):
+        phone = self.device("phone", "alice")
+        phone.execute("SELECT sync_config('token', ?)", (token("alice", ttl=-5),))
+        phone.execute("INSERT INTO todos(id, title) VALUES ('a1', 'queued')")
+        with self.assertRaises(sqlite3.Error):
+            phone.execute("SELECT sync_push()")
+        self.assertEqual(phone.execute("SELECT needs_token, pending FROM sync_status").fetchone(),
+                         (1, 1))
+        phone.execute("SELECT sync_config('token', ?)", (token("alice"),))
+        phone.execute("SELECT sync_push()")
+        phone.execute("SELECT sync_pull()")
+        self.assertEqual(self.rows(phone), [("a1", "queued", "alice")])
+        self.assertEqual(phone.execute("SELECT needs_token, pending FROM sync_status").fetchone(),
+                         (0, 0))
+
+
+if __name__ == "__main__":
+    unittest.main()

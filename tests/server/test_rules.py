@@ -1,0 +1,381 @@
+"""syncd --rules: the rules file checked at startup (a refused expression
+stops syncd with a message), write checks before and after each mutation
+(rejected "permission denied", nothing changed), read filters on pulls and
+event streams, deny by default for tables without a rule, and server-owned
+columns, on SQLite and PostgreSQL storage. Two users, alice and bob, with
+JWTs; bob is hostile.
+"""
+import urllib.parse
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+from syncd_util import SYNCD, PgStore, SqliteStore, Syncd, pg_fresh_db
+from test_jwt import SECRET, bearer, claims, make_token
+
+SCHEMA = """
+CREATE TABLE todos(id TEXT PRIMARY KEY, title TEXT, owner TEXT,
+                   updated_at TEXT NOT NULL DEFAULT 'server-default');
+CREATE TABLE members(project TEXT NOT NULL, user_id TEXT NOT NULL,
+                     PRIMARY KEY (project, user_id));
+CREATE TABLE tasks(id TEXT PRIMARY KEY, project TEXT, title TEXT);
+CREATE TABLE secrets(id TEXT PRIMARY KEY, v TEXT);
+INSERT INTO members VALUES ('p1', 'alice'), ('p2', 'bob');
+INSERT INTO secrets VALUES ('s1', 'hidden');
+"""
+
+# How the user reaches each store's defaults and triggers (docs/RULES.md).
+NOTES = {
+    "sqlite": "CREATE TABLE notes(id TEXT PRIMARY KEY, body TEXT, owner TEXT DEFAULT (syncd_sub()));"
+              "CREATE TABLE logs(id TEXT PRIMARY KEY, owner TEXT DEFAULT (syncd_sub()));",
+    "pg": "CREATE TABLE notes(id TEXT PRIMARY KEY, body TEXT,"
+          " owner TEXT DEFAULT current_setting('syncd.sub', true));"
+          "CREATE TABLE logs(id TEXT PRIMARY KEY,"
+          " owner TEXT DEFAULT nullif(current_setting('syncd.sub', true), ''));",
+}
+
+RULES = {"tables": {
+    "todos": {"read": "owner = :sub", "write": "owner = :sub",
+              "server_columns": ["updated_at"]},
+    "members": {"read": "user_id = :sub", "write": "false"},
+    "tasks": {"read": "project IN (SELECT project FROM members WHERE user_id = :sub)",
+              "write": "project IN (SELECT project FROM members WHERE user_id = :sub)"
+                       " AND (:claim_role IS NULL OR :claim_role <> 'viewer')"},
+    "notes": {"read": "owner = :sub", "write": "owner = :sub", "server_columns": ["owner"]},
+    "logs": {"read": "true", "write": "true", "server_columns": ["owner"]},
+}}
+
+
+def ins(mid, table, **row):
+    key = {k: row[k] for k in (("project", "user_id") if table == "members" else ("id",))}
+    return {"id": mid, "table": table, "op": "insert", "pk": key, "data": row}
+
+
+def upd(mid, table, pk, **cols):
+    return {"id": mid, "table": table, "op": "update", "pk": pk, "data": cols}
+
+
+def dele(mid, table, pk):
+    return {"id": mid, "table": table, "op": "delete", "pk": pk}
+
+
+class RulesTests:
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="syncd-rules-")
+        self.servers = []
+        self.secret = self.file("secret", SECRET)
+        self.schema = self.file("schema.sql", SCHEMA + NOTES[self.backend])
+
+    def tearDown(self):
+        unclean = [(s.stop(), s.log()[-2000:]) for s in self.servers if s.proc.poll() is None]
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        for rc, log in unclean:
+            self.assertEqual(rc, 0, log)
+
+    def file(self, name, text):
+        p = os.path.join(self.tmp, name)
+        with open(p, "w") as f:
+            f.write(text)
+        return p
+
+    def server(self, rules=RULES, store_args=None):
+        extra = ["--jwt-secret-file", self.secret, "--token", "shared"]
+        if rules is not None:
+            extra += ["--rules", self.file("rules.json", json.dumps(rules))]
+        args = store_args or getattr(self, "args", None) or self.store_args()
+        if rules is not None:
+            self.args = args
+        s = Syncd(self.backend, args, extra, self.schema)
+        self.servers.append(s)
+        return s
+
+    def as_user(self, sub, **more):
+        return bearer(make_token(claims(sub=sub, **more)))
+
+    def push(self, s, user, client, muts):
+        return s.push(client, muts, headers=user)
+
+    def rows(self, s, table):
+        """Every row of table, read through a syncd without rules on the
+        same storage."""
+        if not hasattr(self, "plain"):
+            self.plain = self.server(rules=None, store_args=self.args)
+        status, _, page = self.plain.request("GET", "/pull?client_id=admin&limit=10000",
+                                             headers=bearer("shared"))
+        self.assertEqual(status, 200, page)
+        return {json.dumps(c["pk"], sort_keys=True): c["row"] for c in page["changes"]
+                if c["table"] == table}
+
+    def assertDenied(self, results):
+        for r in results:
+            self.assertEqual((r["status"], r.get("reason")), ("rejected", "permission denied"), r)
+
+    def test_write_checks(self):
+        s = self.server()
+        alice, bob = self.as_user("alice"), self.as_user("bob")
+        res = self.push(s, alice, "a1", [ins(1, "todos", id="t1", title="mine", owner="alice")])
+        self.assertEqual(res[0]["status"], "applied", res)
+        before = self.rows(s, "todos")
+        # bob: edit, delete, insert as alice, and all in one batch with his own
+        self.assertDenied(self.push(s, bob, "b1", [
+            upd(1, "todos", {"id": "t1"}, title="bob was here"),
+            dele(2, "todos", {"id": "t1"}),
+            ins(3, "todos", id="t2", title="fake", owner="alice"),
+            upd(4, "todos", {"id": "t1"}, owner="bob")]))
+        res = self.push(s, bob, "b1", [ins(5, "todos", id="t3", title="bob's", owner="bob")])
+        self.assertEqual(res[0]["status"], "applied", res)
+        after = self.rows(s, "todos")
+        self.assertEqual(after[json.dumps({"id": "t1"})], before[json.dumps({"id": "t1"})])
+        self.assertNotIn(json.dumps({"id": "t2"}), after)
+        # alice may not give her row away (the check after the update)
+        self.assertDenied(self.push(s, alice, "a1", [upd(2, "todos", {"id": "t1"}, owner="bob")]))
+        self.assertEqual(self.rows(s, "todos")[json.dumps({"id": "t1"})]["owner"], "alice")
+        res = self.push(s, alice, "a1", [upd(3, "todos", {"id": "t1"}, title="edited"),
+                                         dele(4, "todos", {"id": "t1"})])
+        self.assertEqual([r["status"] for r in res], ["applied", "applied"], res)
+        # no user (the shared token): every rule's :sub is NULL
+        self.assertDenied(s.push("admin", [ins(1, "todos", id="t9", owner="alice")],
+                                 headers=bearer("shared")))
+
+    def test_membership(self):
+        s = self.server()
+        alice, bob = self.as_user("alice"), self.as_user("bob")
+        res = self.push(s, alice, "a1", [ins(1, "tasks", id="k1", project="p1", title="x")])
+        self.assertEqual(res[0]["status"], "applied", res)
+        self.assertDenied(self.push(s, alice, "a1", [
+            ins(2, "tasks", id="k2", project="p2", title="not my project"),
+            upd(3, "tasks", {"id": "k1"}, project="p2")]))
+        self.assertDenied(self.push(s, bob, "b1", [
+            upd(1, "tasks", {"id": "k1"}, title="bob"), dele(2, "tasks", {"id": "k1"}),
+            ins(3, "members", project="p1", user_id="bob")]))
+        # a claim in the rule: a viewer of p1 may not write there
+        viewer = self.as_user("alice", role="viewer")
+        self.assertDenied(self.push(s, viewer, "a2", [upd(1, "tasks", {"id": "k1"}, title="v")]))
+        self.assertEqual(self.rows(s, "tasks")[json.dumps({"id": "k1"})]["title"], "x")
+        self.assertNotIn(json.dumps({"id": "k2"}), self.rows(s, "tasks"))
+        self.assertEqual(len(self.rows(s, "members")), 2)
+
+    def test_deny_by_default(self):
+        s = self.server()
+        self.assertDenied(self.push(s, self.as_user("alice"), "a1",
+                                    [ins(1, "secrets", id="s2", v="x")]))
+        for user in (self.as_user("alice"), bearer("shared")):
+            for tables in (None, "secrets,todos"):
+                got, _ = self.seen(s, user, "a1", tables=tables)
+                self.assertNotIn("secrets", {t for t, _ in got})
+        # without --rules, the same table is shared as before (and s2 never came)
+        self.assertEqual(list(self.rows(s, "secrets")), [json.dumps({"id": "s1"})])
+
+    def test_server_columns(self):
+        s = self.server()
+        alice = self.as_user("alice")
+        res = self.push(s, alice, "a1", [ins(1, "todos", id="t1", owner="alice",
+                                               updated_at="from the client")])
+        self.assertEqual(res[0]["status"], "applied", res)
+        self.assertEqual(res[0]["row"]["updated_at"], "server-default")
+        res = self.push(s, alice, "a1", [upd(2, "todos", {"id": "t1"}, updated_at="again"),
+                                         upd(3, "todos", {"id": "t1"}, title="t", updated_at=None)])
+        self.assertEqual([r["status"] for r in res], ["applied", "applied"], res)
+        self.assertEqual(res[1]["row"]["updated_at"], "server-default")
+        self.assertEqual(self.rows(s, "todos")[json.dumps({"id": "t1"})]["updated_at"],
+                         "server-default")
+
+    def test_owner_from_the_user(self):
+        s = self.server()
+        alice, bob = self.as_user("alice"), self.as_user("bob")
+        res = self.push(s, alice, "a1", [ins(1, "notes", id="n1", body="a", owner="bob")])
+        self.assertEqual((res[0]["status"], res[0]["row"]["owner"]), ("applied", "alice"), res)
+        self.assertDenied(self.push(s, bob, "b1", [upd(1, "notes", {"id": "n1"}, body="b"),
+                                                   dele(2, "notes", {"id": "n1"})]))
+        res = self.push(s, bob, "b1", [ins(3, "notes", id="n2", body="b", owner="alice")])
+        self.assertEqual((res[0]["status"], res[0]["row"]["owner"]), ("applied", "bob"), res)
+        # no user: the default is NULL, whoever pushed before on the connection
+        for i in range(3):
+            self.assertDenied(s.push("admin", [ins(1 + i, "notes", id="n9", body="x")],
+                                     headers=bearer("shared")))
+        self.assertEqual(self.rows(s, "notes")[json.dumps({"id": "n1"})]["body"], "a")
+        # the user of one push never leaks into the next one's defaults
+        for i in range(4):
+            who = bob if i % 2 == 0 else bearer("shared")
+            res = s.push("b1" if i % 2 == 0 else "admin", [ins(10 + i, "logs", id=f"l{i}")],
+                         headers=who)
+            self.assertEqual((res[0]["status"], res[0]["row"]["owner"]),
+                             ("applied", "bob" if i % 2 == 0 else None), res)
+
+    def seen(self, s, user, client, cursor=None, tables=None):
+        """(table, pk) of every change a pull from cursor gives."""
+        q = {"client_id": client, "limit": "3"}
+        if cursor:
+            q["cursor"] = cursor
+        if tables:
+            q["tables"] = tables
+        out = set()
+        while True:
+            status, _, page = s.request("GET", "/pull?" + urllib.parse.urlencode(q), headers=user)
+            self.assertEqual(status, 200, page)
+            out |= {(c["table"], json.dumps(c["pk"], sort_keys=True)) for c in page["changes"]}
+            q["cursor"] = page["cursor"]
+            if not page["has_more"]:
+                return out, page["cursor"]
+
+    def test_read_filter(self):
+        s = self.server()
+        alice, bob = self.as_user("alice"), self.as_user("bob")
+        self.push(s, alice, "a1", [ins(1, "todos", id="t1", owner="alice"),
+                                   ins(2, "tasks", id="k1", project="p1"),
+                                   ins(3, "notes", id="n1")])
+        self.push(s, bob, "b1", [ins(1, "todos", id="t3", owner="bob"),
+                                 ins(2, "tasks", id="k3", project="p2"),
+                                 ins(3, "notes", id="n3"),
+                                 ins(4, "todos", id="t4", owner="bob")])
+
+        def key(table, **pk):
+            return (table, json.dumps(pk, sort_keys=True))
+        mine = {key("todos", id="t1"), key("tasks", id="k1"), key("notes", id="n1"),
+                key("members", project="p1", user_id="alice")}
+        got, cursor = self.seen(s, alice, "a1")
+        self.assertEqual(got, mine)
+        got, _ = self.seen(s, bob, "b1")
+        self.assertEqual(got, {key("todos", id="t3"), key("todos", id="t4"), key("tasks", id="k3"),
+                               key("notes", id="n3"), key("members", project="p2", user_id="bob")})
+        # hostile reads: a fresh device, an old cursor, a table without a rule
+        got, _ = self.seen(s, bob, "b2")
+        self.assertFalse(got & mine, got)
+        db_id = cursor.rsplit("-", 1)[0]
+        got, _ = self.seen(s, bob, "b1", cursor=db_id + "-0", tables="todos,secrets,notes")
+        self.assertEqual(got, {key("todos", id="t3"), key("todos", id="t4"), key("notes", id="n3")})
+        # no user: nothing that a rule guards by :sub
+        got, _ = self.seen(s, bearer("shared"), "admin", tables="todos,tasks,notes,members")
+        self.assertEqual(got, set())
+        # after the cursor: bob's new row is not alice's to see, hers is
+        self.push(s, bob, "b1", [ins(5, "todos", id="t6", owner="bob")])
+        self.push(s, alice, "a1", [ins(4, "todos", id="t7", owner="alice")])
+        got, _ = self.seen(s, alice, "a1", cursor=cursor)
+        self.assertEqual(got, {key("todos", id="t7")})
+
+    def test_client_ids_belong_to_their_user(self):
+        s = self.server()
+        alice, bob = self.as_user("alice"), self.as_user("bob")
+        self.push(s, alice, "a1", [ins(1, "todos", id="t1", owner="alice")])
+        # bob on alice's device id: a push that would move its last id, a
+        # pull of its outcomes, a stream
+        body = {"client_id": "a1", "mutations": [ins(99, "todos", id="t9", owner="bob")]}
+        forbidden = (403, {"error": "forbidden: this client_id belongs to another user"})
+        status, _, data = s.request("POST", "/push", body, headers=bob)
+        self.assertEqual((status, data), forbidden)
+        status, _, data = s.request("GET", "/pull?client_id=a1&pending_from=1", headers=bob)
+        self.assertEqual((status, data), forbidden)
+        status, _, data = s.request("GET", "/events?client_id=a1", headers=bob)
+        self.assertEqual((status, data), forbidden)
+        # alice's next mutation is hers to apply, not a replay of bob's
+        res = self.push(s, alice, "a1", [ins(2, "todos", id="t2", owner="alice")])
+        self.assertEqual(res[0]["status"], "applied", res)
+        self.assertNotIn(json.dumps({"id": "t9"}), self.rows(s, "todos"))
+        # a second device of hers is fine
+        self.assertEqual(self.push(s, alice, "a2", [ins(1, "todos", id="t3", owner="alice")])[0]
+                         ["status"], "applied")
+
+    def test_membership_moves_rows_in_and_out(self):
+        rules = json.loads(json.dumps(RULES))
+        rules["tables"]["members"] = {
+            "read": "user_id = :sub OR project IN (SELECT project FROM members WHERE user_id = :sub)",
+            "write": "project IN (SELECT project FROM members WHERE user_id = :sub)"}
+        s = self.server(rules)
+        alice, bob, carol = self.as_user("alice"), self.as_user("bob"), self.as_user("carol")
+        self.push(s, alice, "a1", [ins(1, "tasks", id="k1", project="p1")])
+        got, bob_cursor = self.seen(s, bob, "b1")
+        self.assertNotIn(("tasks", json.dumps({"id": "k1"})), got)
+        _, carol_cursor = self.seen(s, carol, "c1")
+        # alice adds bob to p1: bob's increment cannot bring k1 (it did not
+        # change), so it answers 410 and bob's resync brings it (move-in)
+        res = self.push(s, alice, "a1", [ins(2, "members", project="p1", user_id="bob")])
+        self.assertEqual(res[0]["status"], "applied", res)
+        status, _, data = s.request("GET", "/pull?client_id=b1&cursor=" + bob_cursor, headers=bob)
+        self.assertEqual((status, data), (410, {"error": "cursor expired"}))
+        got, bob_cursor = self.seen(s, bob, "b1")
+        self.assertIn(("tasks", json.dumps({"id": "k1"})), got)
+        # carol sees no membership change: her increment goes on
+        got, _ = self.seen(s, carol, "c1", cursor=carol_cursor)
+        self.assertEqual(got, set())
+        # bob's own increments go on too until his membership changes
+        self.push(s, alice, "a1", [ins(3, "tasks", id="k2", project="p1")])
+        got, bob_cursor = self.seen(s, bob, "b1", cursor=bob_cursor)
+        self.assertEqual(got, {("tasks", json.dumps({"id": "k2"}))})
+        # alice removes bob: his next increment answers 410, and the resync
+        # leaves p1's tasks out (move-out)
+        res = self.push(s, alice, "a1", [dele(4, "members", {"project": "p1", "user_id": "bob"})])
+        self.assertEqual(res[0]["status"], "applied", res)
+        status, _, _ = s.request("GET", "/pull?client_id=b1&cursor=" + bob_cursor, headers=bob)
+        self.assertEqual(status, 410)
+        got, _ = self.seen(s, bob, "b1")
+        self.assertFalse({("tasks", json.dumps({"id": "k1"})), ("tasks", json.dumps({"id": "k2"}))}
+                         & got, got)
+
+    def test_stream_filter(self):
+        s = self.server()
+        alice, bob = self.as_user("alice"), self.as_user("bob")
+        status, _, head = s.request("GET", "/pull?client_id=a1", headers=alice)
+        ev = s.events("a1", cursor=head["cursor"], headers=alice)
+        self.assertEqual(ev.status, 200)
+        self.push(s, bob, "b1", [ins(1, "todos", id="t6", owner="bob", title="secret")])
+        self.push(s, alice, "a1", [ins(1, "todos", id="t7", owner="alice")])
+        got = set()
+        while ("todos", "t7") not in got:
+            e = ev.next_event(10)
+            got |= {(c["table"], c["pk"]["id"]) for c in e["data"]["changes"]}
+        ev.close()
+        self.assertEqual(got, {("todos", "t7")})
+
+    def refused(self, rules, msg, store_args=None):
+        args = [SYNCD, "--listen", "127.0.0.1:0", "--schema", self.schema,
+                "--rules", self.file("bad.json", rules if isinstance(rules, str) else json.dumps(rules))]
+        p = subprocess.run(args + (store_args or self.store_args()), capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn(msg, p.stderr)
+
+    def test_refused_at_startup(self):
+        def one(expr):
+            return {"tables": {"todos": {"read": expr}}}
+        self.refused("{", "not valid JSON")
+        self.refused({"todos": {}}, 'expected {"tables": {...}}')
+        self.refused({"tables": {"nope": {}}}, "no synced table named nope")
+        self.refused({"tables": {"_syncd_state": {}}}, "no synced table named _syncd_state")
+        self.refused(one("ownr = :sub"), "rules: table todos, read: no column ownr in table todos")
+        self.refused(one("owner = :user"), "unknown parameter")
+        self.refused(one("lower(owner) = :sub"), "function calls are not allowed")
+        self.refused(one("owner LIKE 'a%'"), "unexpected text")
+        self.refused(one("owner = :sub; DROP TABLE todos"), "unexpected text")
+        self.refused(one("owner = 1.5"), "only integers")
+        self.refused(one("(" * 5000 + "owner = :sub" + ")" * 5000), "nested too deeply")
+        self.refused(one("owner IN (SELECT project FROM members WHERE project IN "
+                         "(SELECT id FROM tasks WHERE 1 = 1))"), "a select inside a select")
+        self.refused(one("owner IN (SELECT project FROM nope WHERE 1 = 1)"),
+                     "expected a synced table after FROM")
+        self.refused(one("owner IN (SELECT owner FROM members WHERE user_id = :sub)"),
+                     "no such column in the selected table")
+        self.refused({"tables": {"todos": {"read": 1}}}, "read must be a string")
+        self.refused({"tables": {"todos": {"server_columns": ["id"]}}},
+                     "server_columns: id is a primary key column")
+        self.refused({"tables": {"todos": {"server_columns": ["nope"]}}},
+                     "server_columns: nope is no column of it")
+
+
+class SqliteRulesTest(SqliteStore, RulesTests, unittest.TestCase):
+    pass
+
+
+class PgRulesTest(PgStore, RulesTests, unittest.TestCase):
+
+    def test_storage_refuses(self):
+        # text compared with an integer: PostgreSQL's own check, at startup
+        self.refused({"tables": {"todos": {"read": "owner = 5"}}}, "the storage refuses it",
+                     store_args=["--pg", pg_fresh_db()])
+
+
+if __name__ == "__main__":
+    unittest.main()
