@@ -270,8 +270,10 @@ static int attempt(const store *s, dialect_conn *c, const store_user *u, const c
   const dialect *d = s->d;
   long long last = 0;
   int n_deleted = 0;
-  if (d->begin(c, DIALECT_PUSH, err) || rules_set_user(s, c, u, err) ||
-      d->client_last(c, client, &last, err))
+  /* the user after client_last: PostgreSQL's BEGIN goes with its statement,
+  ** and the user's settings live only inside the transaction */
+  if (d->begin(c, DIALECT_PUSH, err) || d->client_last(c, client, &last, err) ||
+      rules_set_user(s, c, u, err))
     return -1;
   long long first = last;
   for (int k = 0; k < n; k++) {
