@@ -441,12 +441,21 @@ static int make_room(SyncCtx *c, SyncTable *t, const char *pk, const char *row, 
     if (rc == SQLITE_OK && image) rc = try_row(c, t, k, image, cur, 0, 0, &fit, pzWhy);
     if (rc == SQLITE_OK && !fit && !refs) {
       rc = try_row(c, t, k, 0, cur, 0, 0, &fit, pzWhy);
-      /* A stale row's guard, if any, goes with it: the pull brings it. */
-      s = rc == SQLITE_OK && fit && !pending ? ctx_stmt(c, STMT_SHADOW_DROP) : 0;
-      if (s) {
-        sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, k, -1, SQLITE_STATIC);
-        rc = ctx_run(c, s);
+      /* With nothing pending, a server row as image may be the server's
+      ** row as it is now (a refusal of this same answer, not rebased yet,
+      ** whose image another local row still holds a value of): no pull
+      ** sends it again, so it stays as a guard, written again once room is
+      ** made (rebase_guards). An image of "absent" goes with the row. */
+      if (rc == SQLITE_OK && fit && !pending && image) {
+        rc = rebase_guard(c, t->name, k, 0, 0, 0, 0);
+      } else if (rc == SQLITE_OK && fit && !pending) {
+        s = ctx_stmt(c, STMT_SHADOW_DROP);
+        if (!s) rc = sqlite3_errcode(c->db);
+        if (s) {
+          sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+          sqlite3_bind_text(s, 2, k, -1, SQLITE_STATIC);
+          rc = ctx_run(c, s);
+        }
       }
     }
     sqlite3_free(k);
