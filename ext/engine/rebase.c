@@ -674,7 +674,10 @@ int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, int *pFell, char **pzEr
 ** rebase_key) and is listed in sync_meta 'guards' ([[tbl, pk], ...]);
 ** rebase_guards writes the listed keys again at the end of every ack and of
 ** every pull's last page. A change from the server for the key replaces
-** its guard (apply.c). Only a server row is guarded, never "absent". */
+** its guard (apply.c). An image of "absent" is guarded only when its
+** delete would take rows that refer to it (TRY_ALONE): it is tried again
+** the same way, never forced. A holder moved aside by make_room with
+** nothing pending keeps its server image as a guard too. */
 
 /* Keeps row as the guard image of key pk of tbl and lists the key; put:
 ** write the image (else the image there stays). */
