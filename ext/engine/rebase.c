@@ -334,6 +334,17 @@ static int referenced(SyncCtx *c, SyncTable *t, const char *row, int *pYes) {
   return rc;
 }
 
+/* referenced for the row of key pk of t as it stands (*pYes 0 when there
+** is none). */
+int rebase_referenced(SyncCtx *c, SyncTable *t, const char *pk, int *pYes) {
+  char *cur = 0;
+  *pYes = 0;
+  int rc = table_row_json(c, t, pk, &cur);
+  if (rc == SQLITE_OK && cur) rc = referenced(c, t, cur, pYes);
+  sqlite3_free(cur);
+  return rc;
+}
+
 /* The rows of t, other than key pk (?1), that hold a value of row (?2)
 ** in one of t's UNIQUE indexes (whole-column, not partial: an index on an
 ** expression or with a WHERE is left to the write itself), as key objects
