@@ -63,3 +63,20 @@ SELECT * FROM tasks WHERE id = 70;
 SELECT count(*) AS pending, (SELECT count(*) FROM sync_shadow WHERE tbl = 'projects') AS images,
   (SELECT value FROM sync_meta WHERE key = 'guards') AS guards FROM sync_outbox;
 PRAGMA foreign_key_check;
+
+-- Refused with the only rows referring to it, in one answer: the refused
+--task goes, then the guard deletes the project and drops its image; a
+--row referring to itself does not keep it.
+CREATE TABLE nodes(id INTEGER PRIMARY KEY, parent INTEGER REFERENCES nodes(id) ON DELETE CASCADE);
+SELECT sync_track('nodes');
+INSERT INTO projects(id, title) VALUES (3, 'mine');
+INSERT INTO tasks(id, project, title) VALUES (30, 3, 'child');
+INSERT INTO nodes VALUES (1, 1);
+SELECT sync_push_batch() IS NOT NULL AS pushed;
+SELECT sync_ack('{"results":[{"id":6,"status":"rejected","reason":"CHECK constraint failed: title"},
+  {"id":7,"status":"rejected","reason":"FOREIGN KEY constraint failed"},
+  {"id":8,"status":"rejected","reason":"CHECK constraint failed: parent"}]}') AS resolved;
+SELECT count(*) AS projects FROM projects WHERE id = 3;
+SELECT count(*) AS tasks FROM tasks WHERE id = 30;
+SELECT count(*) AS nodes FROM nodes;
+SELECT count(*) AS images FROM sync_shadow WHERE tbl IN ('projects', 'tasks', 'nodes');

@@ -165,10 +165,15 @@ static int fk_sql(SyncCtx *c, SyncTable *t, int parent, char **pSql) {
     int fid = more ? sqlite3_column_int(q, 1) : -1;
     if (n && (!more || fid != id || strcmp(tbl, child) != 0)) {
       char *nn = sqlite3_str_finish(notnull), *mt = sqlite3_str_finish(match);
-      if (parent == 2)
-        sqlite3_str_appendf(w, "%sEXISTS (SELECT 1 FROM main.\"%w\" AS x WHERE %s)",
+      if (parent == 2) {
+        sqlite3_str_appendf(w, "%sEXISTS (SELECT 1 FROM main.\"%w\" AS x WHERE %s",
                             sqlite3_str_length(w) ? " OR " : "", child, nn ? nn : "0");
-      else if (parent)
+        /* A row referring to itself does not count. */
+        for (int k = 0; sqlite3_stricmp(child, t->name) == 0 && k < t->nPk; k++)
+          sqlite3_str_appendf(w, "%sx.\"%w\" IS NOT sync_val(?2 -> '$.\"%q\"')",
+                              k ? " OR " : " AND (", t->cols[t->pk[k]], t->cols[t->pk[k]]);
+        sqlite3_str_appendall(w, sqlite3_stricmp(child, t->name) == 0 && t->nPk ? "))" : ")");
+      } else if (parent)
         sqlite3_str_appendf(w,
                             "%sEXISTS (SELECT 1 FROM main.\"%w\" AS x WHERE %s AND NOT EXISTS"
                             " (SELECT 1 FROM main.\"%w\" AS p WHERE %s))",
@@ -840,10 +845,11 @@ int rebase_guards(SyncCtx *c, char **pzErr) {
         rc = rc == SQLITE_NOMEM ? rc : SQLITE_OK;
         continue;
       }
-      /* Once it stands, the image stays as a confirmed version's guard
+      /* Once it stands, a server row stays as a confirmed version's guard
       ** (rebase_key): an initial sync that does not deliver the row, or
-      ** an older change, must still be able to tell. */
-      c->imageKept = 1;
+      ** an older change, must still be able to tell. An image of "absent"
+      ** goes once the row is gone. */
+      c->imageKept = sqlite3_column_type(q, 2) != SQLITE_NULL;
       rc = rebase_key(c, t, pk, &fell, pzErr);
       if (rc == SQLITE_OK && !fell && keep && sqlite3_column_type(q, 2) != SQLITE_NULL)
         rc = rebase_set_image(c, t->name, pk, (const char *)sqlite3_column_text(q, 2),
