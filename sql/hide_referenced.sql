@@ -41,3 +41,24 @@ SELECT * FROM users WHERE id IN (8, 10) ORDER BY id;
 SELECT * FROM projects WHERE id = 9;
 SELECT count(*) AS pending, (SELECT count(*) FROM sync_shadow) AS images FROM sync_outbox;
 PRAGMA foreign_key_check;
+
+-- Rows only this client has do not hold a row back (converge seed 334):
+-- user 26's server row (g@x) must show to hide its pending insert (h@x,
+-- which the server gives user 22), and pending user 24 holds g@x. User 24
+-- goes, with its pending project 23 (nothing the server holds refers to
+-- them; their inserts stay queued). Kept, they left user 26 absent, and
+-- the server's project 22 failed every pull on its foreign key.
+INSERT INTO users VALUES(24, 'g@x', 'mine24');
+INSERT INTO users VALUES(26, 'h@x', 'mine26');
+INSERT INTO projects VALUES(23, 24, 'mine23');
+SELECT sync_apply('{"changes":[
+  {"table":"users","op":"upsert","pk":{"id":22},"row":{"id":22,"email":"h@x","name":"srv22"},"version":11},
+  {"table":"users","op":"upsert","pk":{"id":26},"row":{"id":26,"email":"g@x","name":"srv26"},"version":12}],
+  "cursor":"12","has_more":true}') AS applied;
+SELECT sync_apply('{"changes":[
+  {"table":"projects","op":"upsert","pk":{"id":22},"row":{"id":22,"owner":26,"title":"srv"},"version":13}],
+  "cursor":"13"}') AS applied;
+SELECT * FROM users WHERE id > 20 ORDER BY id;
+SELECT * FROM projects WHERE id > 20 ORDER BY id;
+SELECT op, pk FROM sync_outbox ORDER BY id;
+PRAGMA foreign_key_check;

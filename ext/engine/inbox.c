@@ -283,16 +283,12 @@ static int hide_at(SyncCtx *c, SyncTable *t, const char *key, int depth, int *pK
   }
   if (depth == 0) return table_write(t->del, key, 0);
   /* A row hidden to make room for another's image goes only when its
-  ** removal takes no other row with it (a cascade would take the server's
-  ** rows, and no pull brings them back): otherwise it stays, and the row
-  ** it blocks falls back instead. */
-  if ((rc = ctx_exec(c, "SAVEPOINT sync_hide_row")) != SQLITE_OK) return rc;
-  sqlite3_int64 before = sqlite3_total_changes64(c->db);
-  rc = table_write(t->del, key, 0);
-  if (rc == SQLITE_OK && sqlite3_total_changes64(c->db) - before <= 1)
-    return ctx_exec(c, "RELEASE sync_hide_row");
-  ctx_exec(c, "ROLLBACK TO sync_hide_row; RELEASE sync_hide_row");
-  return rc == SQLITE_NOMEM ? rc : SQLITE_OK;
+  ** removal takes no row that may be the server's with it (a cascade to
+  ** them cannot be undone by a pull; rebase_referenced): otherwise it
+  ** stays, and the row it blocks falls back instead. */
+  int refs = 0;
+  rc = rebase_referenced(c, t, key, &refs);
+  return rc != SQLITE_OK || refs ? rc : table_write(t->del, key, 0);
 }
 
 static int key_pending(SyncCtx *c, SyncTable *t, const char *key, int *pYes) {
