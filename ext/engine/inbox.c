@@ -36,6 +36,7 @@
 ** apply.c applies the staged pages and the last one together.
 */
 #include "inbox.h"
+#include "cascade.h"
 #include "rebase.h"
 
 #include <string.h>
@@ -278,16 +279,16 @@ static int hide_at(SyncCtx *c, SyncTable *t, const char *key, int depth, int *pK
   if (rc == SQLITE_NOMEM) return rc;
   if (rc == SQLITE_OK) return rc;
   if (depth == 0 && pKept) {
-    rc = rebase_referenced(c, t, key, pKept);
+    rc = cascade_reaches_server(c, t, key, pKept);
     if (rc != SQLITE_OK || *pKept) return rc;
   }
   if (depth == 0) return table_write(t->del, key, 0);
   /* A row hidden to make room for another's image goes only when its
   ** removal takes no row that may be the server's with it (a cascade to
-  ** them cannot be undone by a pull; rebase_referenced): otherwise it
+  ** them cannot be undone by a pull; cascade_reaches_server): otherwise it
   ** stays, and the row it blocks falls back instead. */
   int refs = 0;
-  rc = rebase_referenced(c, t, key, &refs);
+  rc = cascade_reaches_server(c, t, key, &refs);
   return rc != SQLITE_OK || refs ? rc : table_write(t->del, key, 0);
 }
 

@@ -16,7 +16,6 @@ int rebase_guard(SyncCtx *, const char *tbl, const char *pk, const char *row, sq
 int rebase_guards(SyncCtx *, char **pzErr);
 int rebase_initial_begin(SyncCtx *);
 int rebase_initial_end(SyncCtx *, char **pzErr);
-int rebase_referenced(SyncCtx *, SyncTable *, const char *pk, int *pYes);
 int rebase_make_room(SyncCtx *, SyncTable *, const char *pk, const char *row, char **pzErr);
 int rebase_set_image(SyncCtx *, const char *tbl, const char *pk, const char *row,
                      sqlite3_int64 version, int hasVersion);
