@@ -16,8 +16,8 @@ SELECT sync_apply('{"changes":[
   {"table":"users","op":"upsert","pk":{"id":3},"row":{"id":3,"email":"b@x","name":"srv"},"version":1}],
   "cursor":"1"}') AS applied;
 
--- both refused in one answer: user 6, whose refused insert nothing refers
--- to, goes to make room, and user 3 is the server's again at once
+-- both refused in one answer: user 3 waits for user 6 to go, then is the
+-- server's again
 UPDATE users SET email = 'e@x' WHERE id = 3;
 INSERT INTO users VALUES(6, 'b@x', 'mine');
 SELECT sync_push_batch() IS NOT NULL AS pushed;

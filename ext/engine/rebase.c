@@ -402,11 +402,9 @@ static int try_row(SyncCtx *, SyncTable *, const char *, const char *, const cha
 ** (confirmed, but the server has since changed it: the pull brings its newer
 ** version, so it is deleted meanwhile) or shows pending edits of this
 ** client (they stay queued for the server to judge and their effect is
-** hidden: the row shows its own image, or no row). A row whose delete
-** would take rows that may be the server's (cascade.c) is never deleted
-** here: no pull brings those back; nor is a pending row of a table other
-** rows may refer to. Rows that cannot be moved stay, and the write then
-** falls back. */
+** hidden: the row shows its own image, or no row). A row that other rows
+** reference is never deleted here: a cascade would take rows no pull brings
+** back. Rows that cannot be moved stay, and the write then falls back. */
 static int make_room(SyncCtx *c, SyncTable *t, const char *pk, const char *row, char **pzWhy) {
   char **keys = 0;
   int n = 0;
@@ -446,13 +444,8 @@ static int make_room(SyncCtx *c, SyncTable *t, const char *pk, const char *row, 
     if (rc == SQLITE_OK) rc = table_row_json(c, t, k, &cur);
     int fit = 0;
     if (rc == SQLITE_OK && image) rc = try_row(c, t, k, image, cur, 0, 0, &fit, pzWhy);
-    /* A row with pending edits goes only when no row can refer to it
-    ** (they stay hidden: its edits wait for the server's answer); a row
-    ** with nothing pending, when its delete takes no row that may be the
-    ** server's (two rows of one answer holding each other's values must
-    ** be able to swap). */
-    if (rc == SQLITE_OK && !fit && (!pending || !refs)) {
-      rc = try_row(c, t, k, 0, cur, TRY_ALONE, 0, &fit, pzWhy);
+    if (rc == SQLITE_OK && !fit && !refs) {
+      rc = try_row(c, t, k, 0, cur, 0, 0, &fit, pzWhy);
       /* With nothing pending, a server row as image may be the server's
       ** row as it is now (a refusal of this same answer, not rebased yet,
       ** whose image another local row still holds a value of): no pull
