@@ -19,7 +19,9 @@
 **     constraints ignored for the park only), and rewritten afterwards;
 **   - a row with pending mutations: its local effect is hidden, the row set
 **     back to its server image (sync_shadow) or removed when the server has
-**     none; its mutations stay queued for the server to judge. A pending
+**     none (parked instead when other rows refer to it: they may be the
+**     server's, and its removal would cascade to them); its mutations stay
+**     queued for the server to judge. A pending
 **     row holding a value of that image is hidden in turn (write_image),
 **     rather than the row removed: its removal would cascade to the
 **     server's rows that refer to it, which no pull brings back;
@@ -34,6 +36,7 @@
 ** apply.c applies the staged pages and the last one together.
 */
 #include "inbox.h"
+#include "cascade.h"
 #include "rebase.h"
 
 #include <string.h>
@@ -247,15 +250,17 @@ static int write_image(SyncCtx *c, SyncTable *t, const char *key, const char *im
   return rc;
 }
 
-static int hide_at(SyncCtx *c, SyncTable *t, const char *key, int depth);
+static int hide_at(SyncCtx *c, SyncTable *t, const char *key, int depth, int *pKept);
 
 /* Hides the local effect of pending key: its server image, or no row when
 ** the server has none or the image collides too. Its mutations stay. */
 int settle_hide(SyncCtx *c, SyncTable *t, const char *key) {
-  return hide_at(c, t, key, 0);
+  return hide_at(c, t, key, 0, 0);
 }
 
-static int hide_at(SyncCtx *c, SyncTable *t, const char *key, int depth) {
+/* pKept (depth 0 only): a row that other rows refer to is not deleted
+** but left as it is, *pKept set (the caller parks it instead). */
+static int hide_at(SyncCtx *c, SyncTable *t, const char *key, int depth, int *pKept) {
   sqlite3_stmt *s = ctx_stmt(c, STMT_SHADOW_GET);
   if (!s) return sqlite3_errcode(c->db);
   sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
@@ -272,18 +277,19 @@ static int hide_at(SyncCtx *c, SyncTable *t, const char *key, int depth) {
   int rc = image ? write_image(c, t, key, image, depth) : SQLITE_CONSTRAINT;
   sqlite3_free(image);
   if (rc == SQLITE_NOMEM) return rc;
-  if (rc == SQLITE_OK || depth == 0) return rc == SQLITE_OK ? rc : table_write(t->del, key, 0);
+  if (rc == SQLITE_OK) return rc;
+  if (depth == 0 && pKept) {
+    rc = cascade_reaches_server(c, t, key, pKept);
+    if (rc != SQLITE_OK || *pKept) return rc;
+  }
+  if (depth == 0) return table_write(t->del, key, 0);
   /* A row hidden to make room for another's image goes only when its
-  ** removal takes no other row with it (a cascade would take the server's
-  ** rows, and no pull brings them back): otherwise it stays, and the row
-  ** it blocks falls back instead. */
-  if ((rc = ctx_exec(c, "SAVEPOINT sync_hide_row")) != SQLITE_OK) return rc;
-  sqlite3_int64 before = sqlite3_total_changes64(c->db);
-  rc = table_write(t->del, key, 0);
-  if (rc == SQLITE_OK && sqlite3_total_changes64(c->db) - before <= 1)
-    return ctx_exec(c, "RELEASE sync_hide_row");
-  ctx_exec(c, "ROLLBACK TO sync_hide_row; RELEASE sync_hide_row");
-  return rc == SQLITE_NOMEM ? rc : SQLITE_OK;
+  ** removal takes no row that may be the server's with it (a cascade to
+  ** them cannot be undone by a pull; cascade_reaches_server): otherwise it
+  ** stays, and the row it blocks falls back instead. */
+  int refs = 0;
+  rc = cascade_reaches_server(c, t, key, &refs);
+  return rc != SQLITE_OK || refs ? rc : table_write(t->del, key, 0);
 }
 
 static int key_pending(SyncCtx *c, SyncTable *t, const char *key, int *pYes) {
@@ -310,7 +316,13 @@ static int clear_one(SyncCtx *c, Settle *st, Deferred *d, Blocker *b, int final,
     rc = park(c, b, d->row);
     if (rc == SQLITE_OK) ++*pDone;
   } else if ((rc = key_pending(c, d->t, key, &pending)) == SQLITE_OK && pending) {
-    rc = hide_at(c, d->t, key, st->depth);
+    int kept = 0;
+    rc = hide_at(c, d->t, key, st->depth, &kept);
+    /* Rows refer to it (they may be the server's: a pending insert of a
+    ** key the server holds, whose children a pull delivered): deleting it
+    ** would cascade to them, so its value is parked instead, until its
+    ** server row or the answer to its edits rebases it. */
+    if (rc == SQLITE_OK && kept) rc = park(c, b, d->row);
     char *still = 0;
     if (rc == SQLITE_OK) rc = blocker_find(b, d->row, d->key, &still);
     if (rc == SQLITE_OK && !still) ++*pDone;

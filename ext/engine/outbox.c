@@ -469,7 +469,8 @@ static int ack_key(SyncCtx *c, AckItem *a, int n, char **pzErr) {
   }
   const char *image = img ? img->row : held;
   int pending = 0, net = 0, fell = 0;
-  rc = rebase_write(c, t, a[0].pk, image, &pending, &net, &fell, pzErr);
+  int gone = !image && (img ? img->hasVersion : verInt);
+  rc = rebase_write(c, t, a[0].pk, image, gone, &pending, &net, &fell, pzErr);
   /* Still pending: keep the new image. Nothing pending: the image goes,
   ** unless it is the confirmed row now shown with its version: then it
   ** stays as a guard, so that a change older than the push (a page fetched
@@ -479,11 +480,13 @@ static int ack_key(SyncCtx *c, AckItem *a, int n, char **pzErr) {
   /* A confirmed image with nothing applied now stays before the first
   ** pull (rebase_before_pull). */
   int hold = !pending && !img && held && verInt && rebase_before_pull(c);
-  if (rc == SQLITE_OK && !pending && fell && image) {
-    /* Another key of this answer may still hold what the row needs (only
-    ** a server row is guarded, see rebase_key). */
+  if (rc == SQLITE_OK && !pending && fell) {
+    /* Another key of this answer may still hold what the row needs, or
+    ** rows the server holds still refer to a row whose refused insert
+    ** cannot delete it (an image of "absent" is guarded too, see
+    ** rebase_key). */
     rc = rebase_guard(c, t->name, a[0].pk, image, img ? img->version : ver,
-                      img ? img->hasVersion : verInt, img != 0);
+                      img ? img->hasVersion : verInt, img != 0 || !image);
   } else if (rc == SQLITE_OK && !hold && (keep || (!pending && had))) {
     s = ctx_stmt(c, keep ? STMT_SHADOW_PUT : STMT_SHADOW_DROP);
     if (!s) rc = sqlite3_errcode(c->db);

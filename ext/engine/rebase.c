@@ -25,6 +25,7 @@
 */
 #include "rebase.h"
 #include "capture.h"
+#include "cascade.h"
 #include "jscan.h"
 #include "table.h"
 #include "value.h"
@@ -389,6 +390,10 @@ static int unique_holders(SyncCtx *c, SyncTable *t, const char *pk, const char *
   return rc;
 }
 
+/* try_row's flags. */
+#define TRY_CHECK 1 /* also check the foreign keys of a row already there */
+#define TRY_ALONE 2 /* no delete of a row other rows refer to */
+
 static int try_row(SyncCtx *, SyncTable *, const char *, const char *, const char *, int,
                    const char *, int *, char **);
 
@@ -441,12 +446,21 @@ static int make_room(SyncCtx *c, SyncTable *t, const char *pk, const char *row, 
     if (rc == SQLITE_OK && image) rc = try_row(c, t, k, image, cur, 0, 0, &fit, pzWhy);
     if (rc == SQLITE_OK && !fit && !refs) {
       rc = try_row(c, t, k, 0, cur, 0, 0, &fit, pzWhy);
-      /* A stale row's guard, if any, goes with it: the pull brings it. */
-      s = rc == SQLITE_OK && fit && !pending ? ctx_stmt(c, STMT_SHADOW_DROP) : 0;
-      if (s) {
-        sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, k, -1, SQLITE_STATIC);
-        rc = ctx_run(c, s);
+      /* With nothing pending, a server row as image may be the server's
+      ** row as it is now (a refusal of this same answer, not rebased yet,
+      ** whose image another local row still holds a value of): no pull
+      ** sends it again, so it stays as a guard, written again once room is
+      ** made (rebase_guards). An image of "absent" goes with the row. */
+      if (rc == SQLITE_OK && fit && !pending && image) {
+        rc = rebase_guard(c, t->name, k, 0, 0, 0, 0);
+      } else if (rc == SQLITE_OK && fit && !pending) {
+        s = ctx_stmt(c, STMT_SHADOW_DROP);
+        if (!s) rc = sqlite3_errcode(c->db);
+        if (s) {
+          sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+          sqlite3_bind_text(s, 2, k, -1, SQLITE_STATIC);
+          rc = ctx_run(c, s);
+        }
       }
     }
     sqlite3_free(k);
@@ -475,26 +489,31 @@ int rebase_make_room(SyncCtx *c, SyncTable *t, const char *pk, const char *row, 
 
 /* Makes row (NULL = absent) the row of key pk, cur being the row there now,
 ** inside a savepoint: *pFit is 0 (and nothing changed) when the table
-** refuses it or a foreign key would break, 1 when it now stands. check:
-** also check the foreign keys of a row already there. room: the server's
+** refuses it or a foreign key would break, 1 when it now stands. flags:
+** TRY_CHECK, TRY_ALONE (the delete of a row other rows refer to is
+** refused: the rows it would take may be the server's, which no pull sends
+** again once delivered). room: the server's
 ** row for the key (row itself, or what row's pending edits start from):
 ** other local rows holding its UNIQUE values move aside (make_room). Any other
 ** failure is returned, its text in *pzWhy (the rollback would clear the
 ** database's). */
 static int try_row(SyncCtx *c, SyncTable *t, const char *pk, const char *row, const char *cur,
-                   int check, const char *room, int *pFit, char **pzWhy) {
+                   int flags, const char *room, int *pFit, char **pzWhy) {
   *pFit = 0;
   int rc;
   /* Most acks confirm a row exactly as it stands: comparing it is much
   ** cheaper than the upsert (json per column, the capture triggers'
   ** frames), and writing an identical row changes nothing. */
   if (row ? cur && strcmp(row, cur) == 0 : !cur) {
-    rc = check && row ? fk_check(c, t, pk, row, 0) : SQLITE_OK;
+    rc = (flags & TRY_CHECK) && row ? fk_check(c, t, pk, row, 0) : SQLITE_OK;
     *pFit = rc == SQLITE_OK;
   } else {
     rc = ctx_exec(c, "SAVEPOINT sync_rebase");
     if (rc != SQLITE_OK) return rc;
-    rc = row ? table_write(t->upsert, row, 0) : table_write(t->del, pk, 0);
+    int refs = 0;
+    if (!row && (flags & TRY_ALONE)) rc = cascade_reaches_server(c, t, pk, &refs);
+    if (rc == SQLITE_OK && refs) rc = SQLITE_CONSTRAINT_FOREIGNKEY;
+    if (rc == SQLITE_OK) rc = row ? table_write(t->upsert, row, 0) : table_write(t->del, pk, 0);
     if ((rc & 0xff) == SQLITE_CONSTRAINT && room && row &&
         sqlite3_extended_errcode(c->db) == SQLITE_CONSTRAINT_UNIQUE) {
       rc = make_room(c, t, pk, room, pzWhy);
@@ -514,7 +533,11 @@ static int try_row(SyncCtx *c, SyncTable *t, const char *pk, const char *row, co
 /* Writes image (the server's row as JSON; NULL = absent) with the key's
 ** pending mutations folded in as the row of key pk of table t; *pPending
 ** gets how many there were, *pFell whether the row left is neither that
-** row nor the image (see rebase_guard). Applying the server's state never fails
+** row nor the image (see rebase_guard); gone: image is NULL because the
+** server said the row is gone (a version came with it), so deleting it may
+** take the rows that refer to it, as the server's delete did (else those
+** may be the server's: the delete is refused, see TRY_ALONE). Applying the
+** server's state never fails
 ** because of local state: when that row cannot stand (a UNIQUE value
 ** another local row holds, a parent gone), the pending edits stay queued
 ** for the server to judge and their effect is hidden: the image alone is
@@ -524,8 +547,8 @@ static int try_row(SyncCtx *c, SyncTable *t, const char *pk, const char *row, co
 ** (out of memory, I/O); then *pzErr names the key. *pNet is set when the
 ** net row stands, *pFell when the row left is neither that row nor the
 ** image (see rebase_guard). */
-int rebase_write(SyncCtx *c, SyncTable *t, const char *pk, const char *image, int *pPending,
-                 int *pNet, int *pFell, char **pzErr) {
+int rebase_write(SyncCtx *c, SyncTable *t, const char *pk, const char *image, int gone,
+                 int *pPending, int *pNet, int *pFell, char **pzErr) {
   char *cur = 0, *net = 0;
   *pNet = *pFell = 0;
   int rc = table_row_json(c, t, pk, &cur);
@@ -536,7 +559,12 @@ int rebase_write(SyncCtx *c, SyncTable *t, const char *pk, const char *image, in
   for (i = 0; rc == SQLITE_OK && !fit && i < 4; i++) {
     if (i == 1 && !*pPending) continue;
     if (i == 3 && !cur) break;
-    rc = try_row(c, t, pk, cand[i], cur, i > 0, i < 2 ? image : 0, &fit, &why);
+    /* The net row and the image delete no row others refer to unless the
+    ** server deleted it; a row that cannot stand even as it is goes,
+    ** whatever it takes with it. */
+    int alone = i < 2 && !(gone && !image) ? TRY_ALONE : 0;
+    rc = try_row(c, t, pk, cand[i], cur, (i > 0 ? TRY_CHECK : 0) | alone, i < 2 ? image : 0, &fit,
+                 &why);
     *pNet = fit && i == 0;
   }
   /* i is one past the candidate that stood. */
@@ -576,26 +604,30 @@ int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, int *pFell, char **pzEr
   sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
   sqlite3_bind_text(s, 2, pk, -1, SQLITE_STATIC);
   char *image = 0;
-  int rc = sqlite3_step(s), confirmed = 0;
+  int rc = sqlite3_step(s), confirmed = 0, gone = 0;
   if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
     image = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
     confirmed = sqlite3_column_type(s, 1) == SQLITE_INTEGER;
     if (!image) rc = SQLITE_NOMEM;
+  } else if (rc == SQLITE_ROW) {
+    gone = sqlite3_column_type(s, 1) == SQLITE_INTEGER;
   }
   sqlite3_reset(s);
   if (rc == SQLITE_NOMEM) return rc;
 
   int pending = 0, net = 0, fell = 0;
-  rc = rebase_write(c, t, pk, image, &pending, &net, &fell, pzErr);
+  rc = rebase_write(c, t, pk, image, gone, &pending, &net, &fell, pzErr);
   int hold = rc == SQLITE_OK && !pending && confirmed && rebase_before_pull(c);
-  /* Only a server row is guarded: an image of "absent" may be only this
-  ** client's belief (a refused insert of a key the server has), and
-  ** forcing it would delete, and cascade, what the server holds. */
-  fell = fell && image;
+  /* An image of "absent" is guarded too: its delete was refused because
+  ** it would take other rows with it (TRY_ALONE), which may be the
+  ** server's (a refused insert of a key the server holds, whose children
+  ** a pull has already delivered: the server's row for the key is still
+  ** to come, and replaces the guard). It is tried again, never forced. */
+  int absent = image == 0;
   sqlite3_free(image);
   if (pFell) *pFell = fell;
   if (rc == SQLITE_OK && !pending && fell) {
-    rc = rebase_guard(c, t->name, pk, 0, 0, 0, 0);
+    rc = rebase_guard(c, t->name, pk, 0, 0, 0, absent);
   } else if (rc == SQLITE_OK && !pending && !(kept && net) && !hold) {
     s = ctx_stmt(c, STMT_SHADOW_DROP);
     if (!s) return sqlite3_errcode(c->db);
@@ -617,7 +649,10 @@ int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, int *pFell, char **pzEr
 ** rebase_key) and is listed in sync_meta 'guards' ([[tbl, pk], ...]);
 ** rebase_guards writes the listed keys again at the end of every ack and of
 ** every pull's last page. A change from the server for the key replaces
-** its guard (apply.c). Only a server row is guarded, never "absent". */
+** its guard (apply.c). An image of "absent" is guarded only when its
+** delete would take rows that refer to it (TRY_ALONE): it is tried again
+** the same way, never forced. A holder moved aside by make_room with
+** nothing pending keeps its server image as a guard too. */
 
 /* Keeps row as the guard image of key pk of tbl and lists the key; put:
 ** write the image (else the image there stays). */
@@ -769,10 +804,11 @@ int rebase_guards(SyncCtx *c, char **pzErr) {
         rc = rc == SQLITE_NOMEM ? rc : SQLITE_OK;
         continue;
       }
-      /* Once it stands, the image stays as a confirmed version's guard
+      /* Once it stands, a server row stays as a confirmed version's guard
       ** (rebase_key): an initial sync that does not deliver the row, or
-      ** an older change, must still be able to tell. */
-      c->imageKept = 1;
+      ** an older change, must still be able to tell. An image of "absent"
+      ** goes once the row is gone. */
+      c->imageKept = sqlite3_column_type(q, 2) != SQLITE_NULL;
       rc = rebase_key(c, t, pk, &fell, pzErr);
       if (rc == SQLITE_OK && !fell && keep && sqlite3_column_type(q, 2) != SQLITE_NULL)
         rc = rebase_set_image(c, t->name, pk, (const char *)sqlite3_column_text(q, 2),

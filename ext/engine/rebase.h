@@ -9,7 +9,7 @@
 
 int rebase_before_pull(SyncCtx *);
 int rebase_key(SyncCtx *, SyncTable *, const char *pk, int *pFell, char **pzErr);
-int rebase_write(SyncCtx *, SyncTable *, const char *pk, const char *image, int *pPending,
+int rebase_write(SyncCtx *, SyncTable *, const char *pk, const char *image, int gone, int *pPending,
                  int *pNet, int *pFell, char **pzErr);
 int rebase_guard(SyncCtx *, const char *tbl, const char *pk, const char *row, sqlite3_int64 version,
                  int hasVersion, int put);

@@ -1,0 +1,14 @@
+/*
+** cascade.h: whether deleting a local row would take rows that may be the
+** server's (cascade.c).
+*/
+#ifndef SYNC_CASCADE_H
+#define SYNC_CASCADE_H
+
+#include "table.h"
+
+/* *pYes 1 when deleting the row of key pk of t would take, through foreign
+** keys, a row that may be the server's (0 when there is no such row). */
+int cascade_reaches_server(SyncCtx *, SyncTable *, const char *pk, int *pYes);
+
+#endif
