@@ -42,7 +42,8 @@ FUZZ_SRC_apply   = tests/fuzz/ext_fuzz.c $(EXT_SRC)
 FUZZ_DEPS_apply  = $(EXT_H)
 FUZZ_FLAGS_apply = $(FUZZ_EXT_FLAGS) -DFZ_FN='"sync_apply"'
 FUZZ_LIBS_apply  = $(EXT_LIBS)
-FUZZ_UNDER_apply = ext/engine/apply.c ext/engine/rebase.c ext/engine/outbox.c ext/engine/table.c \
+FUZZ_UNDER_apply = ext/engine/apply.c ext/engine/inbox.c ext/engine/rebase.c ext/engine/cascade.c \
+                   ext/engine/outbox.c ext/engine/table.c \
                    common/value.c
 FUZZ_SRC_ack     = $(FUZZ_SRC_apply)
 FUZZ_DEPS_ack    = $(FUZZ_DEPS_apply)
