@@ -142,6 +142,9 @@ typedef struct dialect {
   int (*read_page)(dialect_conn *c, const char *client, long long after, int all,
                    const char *tables, long long pending_from, wire_page *p, char **err);
   int (*head)(dialect_conn *c, long long *version, char **err);
+  /* A read-only snapshot around head and scan (fingerprint.c): end 0
+  ** opens it, 1 closes it. */
+  int (*snapshot)(dialect_conn *c, int end, char **err);
 } dialect;
 
 extern const dialect dialect_sqlite;

@@ -848,6 +848,10 @@ static int pg_head(dialect_conn *c, long long *version, char **err) {
   return one ? 0 : (*err = wire_errf("no _syncd_state row"), -1);
 }
 
+static int pg_snapshot(dialect_conn *c, int end, char **err) {
+  return exec(c, end ? "COMMIT" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err);
+}
+
 /* No release (the next savepoint or COMMIT releases m in its round trip) and
 ** no settle: a refusal never ends a PostgreSQL transaction (the savepoint
 ** takes it) and deferred constraints are checked at once (pg_begin). */
@@ -882,4 +886,5 @@ const dialect dialect_pg = {
     .prune = pg_prune,
     .read_page = pg_read_page,
     .head = pg_head,
+    .snapshot = pg_snapshot,
 };

@@ -812,6 +812,11 @@ static int sq_head(dialect_conn *c, long long *version, char **err) {
   return rc == SQLITE_ROW ? 0 : fail(c->db, err);
 }
 
+/* A deferred BEGIN: the snapshot is taken by the first read (the head). */
+static int sq_snapshot(dialect_conn *c, int end, char **err) {
+  return run(c->db, end ? "COMMIT" : "BEGIN", 0, 0, err);
+}
+
 const dialect dialect_sqlite = {
     .pool_max = 32,
     .fold_case = 1,
@@ -843,4 +848,5 @@ const dialect dialect_sqlite = {
     .prune = sq_prune,
     .read_page = sq_read_page,
     .head = sq_head,
+    .snapshot = sq_snapshot,
 };

@@ -1,0 +1,134 @@
+"""End-to-end: sync_verify finds the keys where a client and syncd
+diverged -- a server database edited behind syncd's back, a client edited
+behind the engine's -- repairs exactly those from the server, and leaves
+pending local edits alone."""
+import json
+import sqlite3
+
+from e2e_util import E2ETest
+
+
+class Verify(E2ETest):
+    def synced(self, n=300):
+        """A server and a client holding the same n todos, nothing pending."""
+        s = self.syncd()
+        a = self.client("a", s.url)
+        a.db.execute("BEGIN")
+        for i in range(n):
+            a.db.execute("INSERT INTO todos VALUES(?, ?, ?)", (f"k{i}", f"title {i}", i % 2))
+        a.db.execute("COMMIT")
+        self.assertEqual(a.one("SELECT sync_push()"), n)
+        a.one("SELECT sync_pull()")
+        self.assertEqual(a.one("SELECT count(*) FROM sync_pending"), 0)
+        return s, a
+
+    def verify(self, c, *args):
+        sql = "SELECT sync_verify(%s)" % ",".join("?" * len(args))
+        return json.loads(c.one(sql, args))
+
+    def server_todos(self, s):
+        return s.query("SELECT id, title, done FROM todos ORDER BY id")
+
+    def behind_engine(self, c, sql):
+        """Writes to a tracked table that capture does not see."""
+        c.db.execute("BEGIN")
+        c.db.execute("UPDATE sync_control SET applying = 1")
+        c.db.execute(sql)
+        c.db.execute("UPDATE sync_control SET applying = 0")
+        c.db.execute("COMMIT")
+
+    def test_in_sync_reports_nothing(self):
+        s, a = self.synced()
+        r = self.verify(a, "todos")
+        self.assertEqual(len(r["tables"]), 1)
+        t = r["tables"][0]
+        self.assertEqual((t["table"], t["checked"], t["diverged"], t["repaired"]),
+                         ("todos", 300, 0, 0))
+        self.assertEqual(t["requests"], 1)  # one round: every bucket equal
+
+    def test_server_edited_behind_syncd(self):
+        s, a = self.synced()
+        db = sqlite3.connect(s.db, timeout=10)
+        db.execute("UPDATE todos SET title = 'edited by hand' WHERE id = 'k7'")
+        db.execute("INSERT INTO todos VALUES('ghost', 'restored from elsewhere', 1)")
+        db.execute("DELETE FROM todos WHERE id = 'k9'")
+        db.commit()
+        db.close()
+        cursor = a.one("SELECT sync_cursor()")
+        a.one("SELECT sync_pull()")  # the change log knows nothing of it
+        self.assertNotEqual(a.todos(), self.server_todos(s))
+        r = self.verify(a)
+        by = {t["table"]: t for t in r["tables"]}
+        self.assertEqual((by["todos"]["checked"], by["todos"]["diverged"],
+                          by["todos"]["repaired"]), (300, 3, 3))
+        self.assertEqual(by["notes"]["diverged"], 0)
+        self.assertEqual((r["diverged"], r["repaired"]), (3, 3))
+        self.assertEqual(a.todos(), self.server_todos(s))
+        self.assertEqual(a.rows("SELECT id, title FROM todos WHERE id IN ('k7', 'ghost')"),
+                         [("ghost", "restored from elsewhere"), ("k7", "edited by hand")])
+        self.assertEqual(a.one("SELECT count(*) FROM sync_pending"), 0)  # nothing queued
+        self.assertEqual(a.one("SELECT sync_cursor()"), cursor)
+        again = self.verify(a, "todos")["tables"][0]
+        self.assertEqual((again["diverged"], again["repaired"]), (0, 0))
+
+    def test_client_edited_behind_engine_keeps_pending_edit(self):
+        s, a = self.synced()
+        self.behind_engine(a, "UPDATE todos SET title = 'junk' WHERE id = 'k1'")
+        self.behind_engine(a, "INSERT INTO todos VALUES('phantom', 'never synced', 0)")
+        self.behind_engine(a, "DELETE FROM todos WHERE id = 'k2'")
+        a.db.execute("UPDATE todos SET title = 'mine, pending' WHERE id = 'k3'")
+        self.assertEqual(a.one("SELECT count(*) FROM sync_pending"), 1)
+        r = self.verify(a, "todos")["tables"][0]
+        self.assertEqual((r["diverged"], r["repaired"]), (3, 3))
+        self.assertEqual(a.one("SELECT title FROM todos WHERE id = 'k3'"), "mine, pending")
+        self.assertEqual(a.one("SELECT count(*) FROM sync_pending"), 1)
+        self.assertEqual(a.one("SELECT title FROM todos WHERE id = 'k1'"), "title 1")
+        self.assertEqual(a.one("SELECT title FROM todos WHERE id = 'k2'"), "title 2")
+        self.assertIsNone(a.one("SELECT id FROM todos WHERE id = 'phantom'"))
+        self.assertEqual(a.one("SELECT sync_push()"), 1)
+        self.assertEqual(s.query("SELECT title FROM todos WHERE id = 'k3'"), [("mine, pending",)])
+        self.assertEqual(a.todos(), self.server_todos(s))
+        self.assertEqual(self.verify(a, "todos")["tables"][0]["diverged"], 0)
+
+    def test_pending_image_is_compared_not_the_edit(self):
+        """A key with a pending edit is compared by its server image: a
+        server row changed behind syncd under it is repaired into the image
+        and the edit replayed on top."""
+        s, a = self.synced(50)
+        a.db.execute("UPDATE todos SET done = 5 WHERE id = 'k4'")
+        db = sqlite3.connect(s.db, timeout=10)
+        db.execute("UPDATE todos SET title = 'server side' WHERE id = 'k4'")
+        db.commit()
+        db.close()
+        r = self.verify(a, "todos")["tables"][0]
+        self.assertEqual(r["diverged"], 1)
+        self.assertEqual(a.rows("SELECT title, done FROM todos WHERE id = 'k4'"),
+                         [("server side", 5)])
+        self.assertEqual(a.one("SELECT count(*) FROM sync_pending"), 1)
+
+    def test_many_rows_narrowed_down(self):
+        """Over a table large enough to need a second split (more than 64
+        rows in a bucket of 256), only the rows of small buckets cross the
+        wire."""
+        s, a = self.synced(20000)
+        db = sqlite3.connect(s.db, timeout=10)
+        db.execute("UPDATE todos SET done = 7 WHERE id IN ('k10', 'k2000', 'k19999')")
+        db.commit()
+        db.close()
+        r = self.verify(a, "todos")["tables"][0]
+        self.assertEqual((r["checked"], r["diverged"], r["repaired"]), (20000, 3, 3))
+        self.assertEqual(a.todos(), self.server_todos(s))
+        self.assertEqual(r["requests"], 3)  # 256 buckets, 3 x 256 buckets, 3 x 1 bucket's rows
+        # a whole-table pull is over 1 MB
+        self.assertLess(r["bytes"], 60000)
+
+    def test_errors(self):
+        s, a = self.synced(3)
+        with self.assertRaisesRegex(sqlite3.OperationalError,
+                                    r'^sync_verify: table "nope" is not tracked$'):
+            a.one("SELECT sync_verify('nope')")
+        a.db.execute("BEGIN")
+        with self.assertRaisesRegex(sqlite3.OperationalError,
+                                    r"^sync_verify: cannot run inside a transaction"):
+            a.one("SELECT sync_verify()")
+        a.db.execute("ROLLBACK")
