@@ -8,7 +8,8 @@
 ** One table below names every setting with its kind, range and default;
 ** opt_check is the one validator. What it accepts:
 **   counts     an integer (or a whole REAL, or decimal digits as text) from
-**              the key's minimum to 2147483647; max_body at least 4096
+**              the key's minimum to 2147483647; max_body at least 4096,
+**              verify_interval_s at least 0 (0: off)
 **   booleans   on/off, 1/0, true/false (text, any case), the integers 1 and
 **              0, JSON true and false; stored as 'on' or 'off'
 **   ca_file    the path of a readable PEM file (one "-----BEGIN " line, no
@@ -21,6 +22,7 @@
 ** them with "option "):
 **   "batch_size" must be a positive integer
 **   "max_body" must be an integer of at least 4096
+**   "verify_interval_s" must be an integer of at least 0
 **   "timeout_ms" must be at most 2147483647
 **   "sse" must be on or off (or 1/0, true/false)
 **   "ca_file" cannot be read: PATH: No such file or directory
@@ -49,6 +51,7 @@ const SyncOpt opt_table[] = {
     {"header", OPT_HEADER, 0, 0},
     {"max_body", OPT_COUNT, 16 << 20, OPT_MAX_BODY_MIN},
     {"sse_stall_ms", OPT_COUNT, 45000, 1},
+    {"verify_interval_s", OPT_COUNT, 300, 0},
 };
 const int opt_count = (int)(sizeof opt_table / sizeof opt_table[0]);
 
@@ -72,7 +75,7 @@ static int digits_of(const char *z, int64_t *pv) {
 
 int64_t opt_count_of(const SyncOpt *o, const char *z) {
   int64_t v;
-  return digits_of(z, &v) && v >= o->min && v <= OPT_COUNT_MAX ? v : 0;
+  return digits_of(z, &v) && v >= o->min && v <= OPT_COUNT_MAX ? v : -1;
 }
 
 int opt_bool_of(const char *z) {
@@ -256,7 +259,7 @@ static int64_t count_in_effect(SyncCtx *c, const SyncOpt *o) {
   char *v = opt_get(c, o);
   int64_t n = opt_count_of(o, v);
   sqlite3_free(v);
-  return n > 0 ? n : o->dflt;
+  return n >= 0 ? n : o->dflt;
 }
 
 int opt_agree(SyncCtx *c, char **pzErr) {

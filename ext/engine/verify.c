@@ -574,15 +574,39 @@ const char *verify_changes(const Verify *v) {
   return z ? z : "";
 }
 
-int verify_repair(SyncCtx *c, const char *changes, sqlite3_int64 *pN, char **pzErr) {
+int verify_repair(SyncCtx *c, const char *changes, sqlite3_int64 diverged, const char *report,
+                  sqlite3_int64 *pN, char **pzErr) {
   *pN = 0;
-  if (!*changes) return SQLITE_OK;
-  char *page = sqlite3_mprintf("{\"changes\":[%s]}", changes);
-  if (!page) return SQLITE_NOMEM;
-  ApplyResult res;
-  int rc = apply_page(c, page, APPLY_SQL, &res, pzErr);
-  if (rc == SQLITE_OK) *pN = res.n;
-  apply_result_clear(&res);
-  sqlite3_free(page);
-  return rc;
+  int began = ctx_tx_begin(c);
+  if (began < 0) {
+    *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
+    return SQLITE_ERROR;
+  }
+  int rc = SQLITE_OK;
+  if (*changes) {
+    char *page = sqlite3_mprintf("{\"changes\":[%s]}", changes);
+    ApplyResult res;
+    rc = page ? apply_page(c, page, APPLY_SQL, &res, pzErr) : SQLITE_NOMEM;
+    if (rc == SQLITE_OK) *pN = res.n;
+    if (page) apply_result_clear(&res);
+    sqlite3_free(page);
+  }
+  if (rc == SQLITE_OK) {
+    sqlite3_stmt *s;
+    rc = sqlite3_prepare_v2(
+        c->db,
+        "INSERT INTO main.sync_meta(key, value) VALUES"
+        " ('last_verified_at', strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),"
+        " ('diverged_total', ?1), ('last_verify', ?2)"
+        " ON CONFLICT(key) DO UPDATE SET value = CASE key WHEN 'diverged_total'"
+        " THEN coalesce(CAST(value AS INTEGER), 0) + excluded.value ELSE excluded.value END",
+        -1, &s, 0);
+    if (rc == SQLITE_OK) {
+      sqlite3_bind_int64(s, 1, diverged);
+      sqlite3_bind_text(s, 2, report, -1, SQLITE_STATIC);
+      sqlite3_step(s);
+      rc = sqlite3_finalize(s);
+    }
+  }
+  return ctx_tx_end(c, began, rc, pzErr);
 }

@@ -35,8 +35,12 @@ const char *verify_changes(const Verify *);
 void verify_free(Verify *);
 
 /* Applies changes (verify_changes of one or more tables, joined by ',') in
-** one transaction, rebasing pending mutations on top, the cursor kept.
-** *pN gets the changes applied. */
-int verify_repair(SyncCtx *, const char *changes, sqlite3_int64 *pN, char **pzErr);
+** one transaction, rebasing pending mutations on top, the cursor kept, and
+** records the verification in sync_meta in the same transaction:
+** last_verified_at (now, ISO-8601 UTC), diverged_total (+ diverged) and
+** last_verify (report, the JSON sync_verify returns). *pN gets the changes
+** applied. */
+int verify_repair(SyncCtx *, const char *changes, sqlite3_int64 diverged, const char *report,
+                  sqlite3_int64 *pN, char **pzErr);
 
 #endif

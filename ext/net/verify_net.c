@@ -27,6 +27,7 @@
 #include "value.h"
 #include "verify.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -89,39 +90,52 @@ typedef struct TableStat {
   double ms;
 } TableStat;
 
-/* One table's walk, at cursor: its repair appended to changes. 0 done, 1
-** the server moved on (*pzMoved says how), -1 failed (the error set on x's
-** ctx). */
-static int verify_table(Oneshot *x, const char *url, const char *table, const char *client,
-                        const char *cursor, sqlite3_str *changes, TableStat *st, char **pzMoved) {
+/* One verification's transport and outcome, for sync_verify and the
+** worker alike: requests go out one at a time on r. */
+typedef struct Walk {
+  SyncCtx *c;
+  http_req *r;
+  const sync_conf *cfg;
+  const char *token, *url, *client; /* url: the /verify url */
+  int rc;                           /* a local failure's SQLite code */
+  char *err;                        /* its message, or why the walk started over */
+  int httpFailed;                   /* the failure was a request's (r->msg) */
+} Walk;
+
+static int walk_request(Walk *w, const char *body) {
+  http_opts o;
+  client_opts(&o, w->cfg, w->token, CLIENT_PULL);
+  if (http_prepare(w->r, w->url, body, &o) != 0) {
+    snprintf(w->r->msg, sizeof w->r->msg, "out of memory");
+    return -1;
+  }
+  http_finish(w->r, curl_easy_perform(w->r->easy));
+  return w->r->msg[0] ? -1 : 0;
+}
+
+/* One table's walk at cursor, its repair appended to changes. 0 done, 1
+** the server moved on (w->err says how), -1 failed. */
+static int walk_table(Walk *w, const char *table, const char *cursor, sqlite3_str *changes,
+                      TableStat *st) {
   double t0 = now_ms();
   Verify *v = 0;
-  char *err = 0, *body = 0;
+  char *body = 0;
   memset(st, 0, sizeof *st);
-  int rc = verify_begin(x->c, table, client, cursor, &v, &err);
-  while (rc == SQLITE_OK && (rc = verify_next(v, &body, &err)) == SQLITE_OK && body) {
+  int rc = verify_begin(w->c, table, w->client, cursor, &v, &w->err);
+  while (rc == SQLITE_OK && (rc = verify_next(v, &body, &w->err)) == SQLITE_OK && body) {
     st->requests++;
     st->bytes += (sqlite3_int64)strlen(body);
-    int bad = oneshot_request(x, url, body, CLIENT_PULL);
+    int bad = walk_request(w, body);
     sqlite3_free(body);
     if (bad) {
       verify_free(v);
-      oneshot_fail(x);
+      w->httpFailed = 1;
       return -1;
     }
-    st->bytes += (sqlite3_int64)x->r.n;
-    rc = verify_take(v, x->r.buf ? x->r.buf : "", &err);
+    st->bytes += (sqlite3_int64)w->r->n;
+    rc = verify_take(v, w->r->buf ? w->r->buf : "", &w->err);
   }
-  int out = 0;
-  if (rc == SQLITE_ABORT) {
-    *pzMoved = err;
-    err = 0;
-    out = 1;
-  } else if (rc != SQLITE_OK) {
-    ctx_error_msg(x->ctx, x->c, x->fn, rc, err);
-    err = 0;
-    out = -1;
-  } else {
+  if (rc == SQLITE_OK) {
     st->checked = verify_checked(v);
     st->diverged = verify_diverged(v);
     const char *z = verify_changes(v);
@@ -129,13 +143,13 @@ static int verify_table(Oneshot *x, const char *url, const char *table, const ch
     sqlite3_str_appendall(changes, z);
     st->ms = now_ms() - t0;
   }
-  sqlite3_free(err);
   verify_free(v);
-  return out;
+  w->rc = rc;
+  return rc == SQLITE_OK ? 0 : rc == SQLITE_ABORT ? 1 : -1;
 }
 
-/* The JSON report of a finished call (every table repaired). */
-static char *report(char **names, const TableStat *st, int n) {
+/* The JSON report of a finished walk (every table repaired). */
+static char *report(char **names, const TableStat *st, int n, sqlite3_int64 *pTotal) {
   sqlite3_str *s = sqlite3_str_new(0);
   sqlite3_int64 total = 0;
   sqlite3_str_appendall(s, "{\"tables\":[");
@@ -150,7 +164,36 @@ static char *report(char **names, const TableStat *st, int n) {
     total += st[i].diverged;
   }
   sqlite3_str_appendf(s, "],\"diverged\":%lld,\"repaired\":%lld}", total, total);
+  *pTotal = total;
   return sqlite3_str_finish(s);
+}
+
+/* Every table of names at the client's cursor, then the repair and its
+** record in one transaction. 0 with *pReport, 1 the server moved on, -1
+** failed (w says why). */
+static int walk_all(Walk *w, char **names, int n, char **pReport) {
+  *pReport = 0;
+  TableStat *st = sqlite3_malloc64(sizeof *st * (size_t)(n ? n : 1));
+  char *cursor = ctx_meta_get(w->c, "cursor");
+  sqlite3_str *changes = sqlite3_str_new(0);
+  int out = st ? 0 : -1;
+  if (!st) w->rc = SQLITE_NOMEM;
+  for (int i = 0; out == 0 && i < n; i++)
+    out = walk_table(w, names[i], cursor ? cursor : "", changes, &st[i]);
+  char *all = sqlite3_str_finish(changes);
+  if (out == 0) {
+    sqlite3_int64 total = 0, applied = 0;
+    char *json = report(names, st, n, &total);
+    w->rc = all && json ? verify_repair(w->c, all, total, json, &applied, &w->err) : SQLITE_NOMEM;
+    if (w->rc == SQLITE_OK)
+      *pReport = json;
+    else
+      sqlite3_free(json), out = -1;
+  }
+  sqlite3_free(all);
+  sqlite3_free(cursor);
+  sqlite3_free(st);
+  return out;
 }
 
 void verify_net_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
@@ -163,54 +206,88 @@ void verify_net_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   int n = 0;
   char *url = http_url(x.url, "/verify", 0, 0);
   char *client = ctx_meta_get(x.c, "client_id");
-  TableStat *st = 0;
+  Walk w = {x.c, &x.r, &x.cfg, x.token, url, client, SQLITE_OK, 0, 0};
   if (!url || !client) {
     sqlite3_result_error_nomem(ctx);
   } else if (table_names(&x, argc ? argv[0] : 0, &names, &n) == 0) {
-    st = sqlite3_malloc64(sizeof *st * (size_t)(n ? n : 1));
-    char *moved = 0;
-    int done = 0;
-    for (int attempt = 0; st && !done && attempt < VERIFY_TRIES; attempt++) {
+    int out = 1;
+    for (int attempt = 0; out == 1 && attempt < VERIFY_TRIES; attempt++) {
       int64_t pulled = 0;
-      if (oneshot_pull_all(&x, &pulled) != 0) break;
-      char *cursor = ctx_meta_get(x.c, "cursor");
-      sqlite3_str *changes = sqlite3_str_new(0);
-      int out = 0;
-      sqlite3_free(moved);
-      moved = 0;
-      for (int i = 0; out == 0 && i < n; i++)
-        out =
-            verify_table(&x, url, names[i], client, cursor ? cursor : "", changes, &st[i], &moved);
-      char *all = sqlite3_str_finish(changes);
-      if (out == 0) {
-        sqlite3_int64 applied = 0;
-        char *err = 0;
-        int rc = all ? verify_repair(x.c, all, &applied, &err) : SQLITE_NOMEM;
-        char *json = rc == SQLITE_OK ? report(names, st, n) : 0;
-        if (rc == SQLITE_OK && json)
-          sqlite3_result_text(ctx, json, -1, sqlite3_free);
-        else if (rc == SQLITE_OK)
-          sqlite3_result_error_nomem(ctx);
-        else
-          ctx_error_msg(ctx, x.c, "sync_verify", rc, err);
-        done = 1;
-      } else if (out < 0) {
-        done = 1;
+      if (oneshot_pull_all(&x, &pulled) != 0) {
+        out = 2; /* the pull's error is set */
+        break;
       }
-      sqlite3_free(all);
-      sqlite3_free(cursor);
+      sqlite3_free(w.err);
+      w.err = 0;
+      char *json = 0;
+      out = walk_all(&w, names, n, &json);
+      if (out == 0) sqlite3_result_text(ctx, json, -1, sqlite3_free);
     }
-    if (!st)
-      sqlite3_result_error_nomem(ctx);
-    else if (!done && moved)
-      ctx_error(ctx, "sync_verify", "the server kept changing (%s); try again", moved);
-    sqlite3_free(moved);
+    if (out == 1)
+      ctx_error(ctx, "sync_verify", "the server kept changing (%s); try again", w.err);
+    else if (out < 0 && w.httpFailed)
+      oneshot_fail(&x);
+    else if (out < 0)
+      ctx_error_msg(ctx, x.c, "sync_verify", w.rc, w.err), w.err = 0;
   }
+  sqlite3_free(w.err);
   for (int i = 0; i < n; i++)
     sqlite3_free(names[i]);
   sqlite3_free(names);
-  sqlite3_free(st);
   sqlite3_free(client);
   sqlite3_free(url);
   oneshot_close(&x);
+}
+
+int verify_net_worker(SyncCtx *c, const char *base, const char *client, const sync_conf *cfg,
+                      const char *token, char **pzErr) {
+  *pzErr = 0;
+  char **names = 0;
+  int n = 0, out = -1;
+  sqlite3_stmt *s;
+  if (sqlite3_prepare_v2(c->db, "SELECT name FROM main.sync_tracked ORDER BY name", -1, &s, 0) ==
+      SQLITE_OK) {
+    out = 0;
+    while (out == 0 && sqlite3_step(s) == SQLITE_ROW) {
+      char **a = sqlite3_realloc64(names, sizeof *a * (size_t)(n + 1));
+      if (a) names = a;
+      char *name = a ? sqlite3_mprintf("%s", sqlite3_column_text(s, 0)) : 0;
+      if (name)
+        names[n++] = name;
+      else
+        out = -1;
+    }
+    if (sqlite3_finalize(s) != SQLITE_OK) out = -1;
+  }
+  http_req r;
+  http_req_init(&r);
+  char *url = http_url(base, "/verify", 0, 0);
+  Walk w = {c, &r, cfg, token, url, client, SQLITE_OK, 0, 0};
+  char *json = 0;
+  if (out == 0) out = url ? walk_all(&w, names, n, &json) : -1;
+  if (out != 0)
+    *pzErr = w.httpFailed ? sqlite3_mprintf("%s", r.msg)
+             : w.err      ? sqlite3_mprintf("%s", w.err)
+                          : sqlite3_mprintf("%s", sqlite3_errstr(w.rc ? w.rc : SQLITE_NOMEM));
+  sqlite3_free(json);
+  sqlite3_free(w.err);
+  sqlite3_free(url);
+  http_req_free(&r);
+  for (int i = 0; i < n; i++)
+    sqlite3_free(names[i]);
+  sqlite3_free(names);
+  return out;
+}
+
+int verify_net_sched(VerifySched *vs, int64_t now, SyncCtx *c, const char *base, const char *client,
+                     const sync_conf *cfg, const char *token, char **pzErr) {
+  int64_t every = cfg->verify_interval_s * 1000;
+  if (!vs->next) vs->next = now + every;
+  if (!vs->due && (!every || now < vs->next)) return 2;
+  char *cursor = ctx_meta_get(c, "cursor"); /* none yet: the first sync comes first */
+  sqlite3_free(cursor);
+  if (!cursor) return 2;
+  int out = verify_net_worker(c, base, client, cfg, token, pzErr);
+  if (out != 1) vs->due = 0, vs->next = now + every;
+  return out;
 }

@@ -5,7 +5,7 @@ pending local edits alone."""
 import json
 import sqlite3
 
-from e2e_util import E2ETest
+from e2e_util import E2ETest, wait_for
 
 
 class Verify(E2ETest):
@@ -132,3 +132,70 @@ class Verify(E2ETest):
                                     r"^sync_verify: cannot run inside a transaction"):
             a.one("SELECT sync_verify()")
         a.db.execute("ROLLBACK")
+
+
+class WorkerVerify(E2ETest):
+    """The worker verifies by itself after a first sync or a resync, and
+    every verify_interval_s; sync_status shows it."""
+
+    def tamper(self, s, sql):
+        db = sqlite3.connect(s.db, timeout=10)
+        db.execute(sql)
+        db.commit()
+        db.close()
+
+    def seeded(self):
+        s = self.syncd()
+        a = self.client("a", s.url)
+        for i in range(20):
+            a.db.execute("INSERT INTO todos VALUES(?, ?, 0)", (f"k{i}", f"t{i}"))
+        self.assertEqual(a.one("SELECT sync_push()"), 20)
+        return s
+
+    def test_after_first_sync_and_on_interval(self):
+        s = self.seeded()
+        b = self.client("b", s.url)
+        st = b.status()
+        self.assertEqual((st["last_verified_at"], st["diverged_total"], st["last_verify"]),
+                         (None, 0, None))
+        # the log still says k3 is "t3": the first sync brings that, verify the truth
+        self.tamper(s, "UPDATE todos SET title = 'by hand' WHERE id = 'k3'")
+        b.one("SELECT sync_config('verify_interval_s', 0)")  # only after a first sync
+        self.assertEqual(b.one("SELECT sync_start()"), 1)
+        wait_for(lambda: b.status()["last_verified_at"], what="first verification")
+        wait_for(lambda: b.one("SELECT title FROM todos WHERE id = 'k3'") == "by hand",
+                 what="k3 repaired")
+        st = b.status()
+        self.assertEqual(st["diverged_total"], 1)
+        self.assertEqual(json.loads(st["last_verify"])["diverged"], 1)
+        # on its interval: a second edit behind syncd is found without a call
+        self.tamper(s, "DELETE FROM todos WHERE id = 'k4'")
+        b.one("SELECT sync_config('verify_interval_s', 1)")
+        wait_for(lambda: b.status()["diverged_total"] == 2, what="interval verification")
+        self.assertIsNone(b.one("SELECT id FROM todos WHERE id = 'k4'"))
+        self.assertEqual(b.todos(), s.query("SELECT id, title, done FROM todos ORDER BY id"))
+        b.one("SELECT sync_stop()")
+
+    def test_sync_verify_records_status(self):
+        s = self.seeded()
+        b = self.client("b", s.url)
+        self.tamper(s, "INSERT INTO todos VALUES('ghost', 'g', 1)")
+        b.one("SELECT sync_pull()")
+        r = json.loads(b.one("SELECT sync_verify()"))
+        st = b.status()
+        self.assertEqual(st["diverged_total"], 1)
+        self.assertEqual(json.loads(st["last_verify"]), r)
+        self.assertRegex(st["last_verified_at"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+        json.loads(b.one("SELECT sync_verify()"))
+        self.assertEqual(b.status()["diverged_total"], 1)
+
+    def test_interval_setting(self):
+        s = self.seeded()
+        a = self.clients[0]
+        self.assertEqual(a.one("SELECT sync_config('verify_interval_s')"), 300)
+        self.assertEqual(a.one("SELECT sync_config('verify_interval_s', 0)"), 0)
+        self.assertEqual(a.one("SELECT sync_config('verify_interval_s')"), 0)
+        with self.assertRaisesRegex(sqlite3.OperationalError,
+                                    r'^sync_config: "verify_interval_s" must be an integer of '
+                                    r"at least 0$"):
+            a.one("SELECT sync_config('verify_interval_s', -1)")
