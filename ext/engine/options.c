@@ -17,6 +17,9 @@
 **   header     one "Name: value" line: a token name, a value, no control
 **              character, and not Authorization (the token's job)
 **   token      printable text on one line, not empty (never stored)
+**   on_server_reset  orphans (the default) or republish: what a resync
+**              after the server was restored or replaced does with the
+**              confirmed rows the server no longer has (existing.c)
 ** and, between settings, backoff_min_ms not above backoff_max_ms (checked
 ** whichever is set first: opt_agree). The messages (sync_init prefixes
 ** them with "option "):
@@ -28,6 +31,7 @@
 **   "ca_file" cannot be read: PATH: No such file or directory
 **   "ca_file" PATH is not a PEM file (no "-----BEGIN" line)
 **   "header" must be one "Name: value" line
+**   "on_server_reset" must be orphans or republish
 **   "header" must not set Authorization (set the token: sync_config('token', ...))
 **   "token" must not be empty (NULL removes it)
 **   "token" must be printable text on one line
@@ -52,6 +56,7 @@ const SyncOpt opt_table[] = {
     {"max_body", OPT_COUNT, 16 << 20, OPT_MAX_BODY_MIN},
     {"sse_stall_ms", OPT_COUNT, 45000, 1},
     {"verify_interval_s", OPT_COUNT, 300, 0},
+    {"on_server_reset", OPT_RESET, 0, 0},
 };
 const int opt_count = (int)(sizeof opt_table / sizeof opt_table[0]);
 
@@ -211,6 +216,10 @@ int opt_check(const SyncOpt *o, sqlite3_value *v, int jsonBool, char **pOut, cha
           pzErr, sqlite3_mprintf("\"%s\" must be the path of a PEM file (NULL: the system's CAs)",
                                  o->key));
     rc = pem_check(z, pzErr);
+    break;
+  case OPT_RESET:
+    if (type != SQLITE_TEXT || (strcmp(z, "orphans") != 0 && strcmp(z, "republish") != 0))
+      return refuse(pzErr, sqlite3_mprintf("\"%s\" must be orphans or republish", o->key));
     break;
   case OPT_HEADER:
     if (type != SQLITE_TEXT || !opt_header_ok(z))

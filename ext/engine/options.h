@@ -17,6 +17,7 @@ enum {
   OPT_BOOL,   /* stored as 'on' or 'off' */
   OPT_FILE,   /* a readable PEM file */
   OPT_HEADER, /* one "Name: value" line */
+  OPT_RESET,  /* on_server_reset: 'orphans' (none stored) or 'republish' */
 };
 
 typedef struct SyncOpt {

@@ -11,7 +11,8 @@
 ** timeout_ms, sse (on/off), ca_file, header ("Name: value"), max_body
 ** (response cap in bytes), sse_stall_ms (a silent event stream is dropped
 ** after this long), verify_interval_s (the worker's sync_verify period in
-** seconds when idle, 0: never but after a resync): the table and the checks are the engine's
+** seconds when idle, 0: never but after a resync), on_server_reset
+** (orphans or republish, see ext/engine/existing.c): the table and the checks are the engine's
 ** (ext/engine/options.c), shared with sync_init's options. Everything but
 ** the token lives in sync_meta as config.<key>; the token never touches the
 ** database: it is kept per database file in this process and reads back as
@@ -103,8 +104,8 @@ static void result_of(sqlite3_context *ctx, NetConn *nc, const SyncOpt *o) {
   } else if (o->kind == OPT_BOOL) {
     int b = opt_bool_of(v);
     sqlite3_result_text(ctx, (b < 0 ? o->dflt : b) ? "on" : "off", -1, SQLITE_STATIC);
-  } else if (v) {
-    sqlite3_result_text(ctx, v, -1, SQLITE_TRANSIENT);
+  } else if (v || o->kind == OPT_RESET) {
+    sqlite3_result_text(ctx, v ? v : "orphans", -1, SQLITE_TRANSIENT);
   }
   sqlite3_free(v);
 }

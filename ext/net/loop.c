@@ -586,7 +586,7 @@ static void done_pull(Loop *w, http_req *r) {
     ** again waits instead of looping. */
     chan_stop(w, CH_SSE);
     char *err = 0;
-    int stop = client_resync(w->c, &w->resync, &err);
+    int stop = client_resync(w->c, r, &w->resync, &err);
     if (stop > 0 && ++w->resyncFails >= RESYNC_MAX) {
       go_stuck(w, client_stuck_reason(r, CLIENT_PULL, 0, w->resyncFails));
     } else if (stop) {

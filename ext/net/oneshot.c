@@ -225,7 +225,7 @@ int oneshot_pull_all(Oneshot *x, int64_t *pTotal) {
     if (bad) {
       char *err = 0;
       int stop = client_classify(&x->r, CLIENT_PULL, x->cfg.pull_limit) == CL_RESYNC
-                     ? client_resync(c, &resync, &err)
+                     ? client_resync(c, &x->r, &resync, &err)
                      : 1;
       if (!stop) continue;
       if (stop < 0)

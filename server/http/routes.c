@@ -166,6 +166,10 @@ static enum MHD_Result do_pull(const server_ctx *ctx, struct MHD_Connection *c, 
   const char *tables = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "tables");
   int rc = store_pull_tables(ctx->st, client, cursor && *cursor ? cursor : 0, (int)limit,
                              pending_from, tables, &page, &err);
+  if (rc == STORE_EXPIRED && cursor && *cursor && store_cursor_reset(ctx->st, cursor))
+    return sqlite3_free(err),
+           answer(c, rq, MHD_HTTP_GONE,
+                  reply_json(sqlite3_mprintf("{\"error\":\"cursor expired\",\"reset\":true}")));
   if (rc != STORE_OK) {
     enum MHD_Result r = answer_error(c, rq, store_status(rc), store_message(rc, err));
     sqlite3_free(err);

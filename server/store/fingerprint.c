@@ -12,6 +12,10 @@
 ** head cursor of the snapshot it was computed in, so the client compares
 ** only at the cursor it has.
 **
+** store_cursor_reset tells a pull's 410 for a server that went back in
+** time (another database, or a head below the cursor) from one for a
+** cursor below the compaction horizon.
+**
 ** Computed by a scan of the table in one read snapshot per request, not
 ** kept up incrementally: what it must catch (writes that bypassed syncd)
 ** would bypass any bookkeeping done at push time too.
@@ -261,4 +265,17 @@ int store_fingerprint(store *s, const fp_request *r, char **json, char **bad, ch
   sqlite3_free(sc.sum);
   sqlite3_free(sqlite3_str_finish(sc.rows));
   return rc;
+}
+
+int store_cursor_reset(store *s, const char *cursor) {
+  long long version = 0, snap = 0, head = 0;
+  int rc = wire_cursor_parse(cursor, s->db_id, &version, &snap);
+  if (rc == STORE_EXPIRED) return 1;
+  if (rc != STORE_OK) return 0;
+  char *err = 0;
+  dialect_conn *c = pool_get(&s->pool, &err);
+  int ok = c && !s->d->head(c, &head, &err);
+  if (c) pool_put(&s->pool, c);
+  sqlite3_free(err);
+  return ok && (version > head || snap > head);
 }

@@ -38,4 +38,11 @@ void fp_request_free(fp_request *r);
 ** returned with *json NULL. */
 int store_fingerprint(store *s, const fp_request *r, char **json, char **bad, char **err);
 
+/* 1 when cursor, which the store refused as expired, names another
+** database (the server's was replaced) or a version above the head (it was
+** restored from an older copy): the client must not take the rows the
+** server lacks for deleted. 0 for a cursor merely below the horizon (or
+** when the head cannot be read). */
+int store_cursor_reset(store *s, const char *cursor);
+
 #endif

@@ -3,6 +3,7 @@ diverged -- a server database edited behind syncd's back, a client edited
 behind the engine's -- repairs exactly those from the server, and leaves
 pending local edits alone."""
 import json
+import os
 import sqlite3
 
 from e2e_util import E2ETest, wait_for
@@ -199,3 +200,109 @@ class WorkerVerify(E2ETest):
                                     r'^sync_config: "verify_interval_s" must be an integer of '
                                     r"at least 0$"):
             a.one("SELECT sync_config('verify_interval_s', -1)")
+
+
+class ServerReset(E2ETest):
+    """A server restored from an older copy, or replaced, is noticed (its
+    410 says "reset"): the client resyncs and nothing it had confirmed is
+    dropped silently."""
+
+    def restore(self, s, files):
+        s.stop()
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(s.db + suffix):
+                os.remove(s.db + suffix)
+        for suffix, data in files.items():
+            with open(s.db + suffix, "wb") as f:
+                f.write(data)
+        s.start()
+
+    def backup(self, s):
+        s.stop()
+        files = {}
+        for suffix in ("", "-wal"):
+            if os.path.exists(s.db + suffix):
+                with open(s.db + suffix, "rb") as f:
+                    files[suffix] = f.read()
+        s.start()
+        return files
+
+    def scenario(self, options=None):
+        s = self.syncd()
+        a = self.client("a", s.url, options)
+        for i in range(3):
+            a.db.execute("INSERT INTO todos VALUES(?, ?, 0)", (f"old{i}", f"old {i}"))
+        self.assertEqual(a.one("SELECT sync_push()"), 3)
+        old = self.backup(s)
+        a.db.execute("INSERT INTO todos VALUES('new1', 'after the copy', 0)")
+        a.db.execute("UPDATE todos SET title = 'edited after the copy' WHERE id = 'old0'")
+        self.assertEqual(a.one("SELECT sync_push()"), 2)
+        a.one("SELECT sync_pull()")
+        self.restore(s, old)
+        return s, a
+
+    def test_restored_server_rows_become_orphans(self):
+        s, a = self.scenario()
+        a.db.execute("INSERT INTO todos VALUES('pending', 'not sent yet', 0)")
+        a.one("SELECT sync_pull()")  # 410 reset: a full resync
+        self.assertEqual(
+            [(r[0], json.loads(r[1]), json.loads(r[2]), r[3])
+             for r in a.rows("SELECT table_name, pk, row, state FROM sync_orphans")],
+            [("todos", {"id": "new1"}, {"id": "new1", "title": "after the copy", "done": 0},
+              "server_reset")])
+        # the pending insert is kept and still goes; the server's older row wins
+        self.assertEqual(a.one("SELECT title FROM todos WHERE id = 'old0'"), "old 0")
+        self.assertIsNone(a.one("SELECT id FROM todos WHERE id = 'new1'"))
+        self.assertEqual(a.one("SELECT sync_push()"), 1)
+        self.assertEqual(a.todos(), s.query("SELECT id, title, done FROM todos ORDER BY id"))
+        a.db.execute("DELETE FROM sync_orphans WHERE state = 'server_reset'")  # acknowledged
+        self.assertEqual(a.one("SELECT count(*) FROM sync_orphans"), 0)
+
+    def test_republish_pushes_them_again(self):
+        s, a = self.scenario({"on_server_reset": "republish"})
+        self.assertEqual(a.one("SELECT sync_config('on_server_reset')"), "republish")
+        a.one("SELECT sync_pull()")
+        self.assertEqual(a.one("SELECT count(*) FROM sync_orphans"), 0)
+        self.assertEqual(a.rows("SELECT op, pk FROM sync_pending"), [("insert", '{"id":"new1"}')])
+        self.assertEqual(a.one("SELECT sync_push()"), 1)
+        self.assertEqual(s.query("SELECT title FROM todos WHERE id = 'new1'"),
+                         [("after the copy",)])
+        # a second client sees the restored write
+        b = self.client("b", s.url)
+        b.one("SELECT sync_pull()")
+        self.assertEqual(b.todos(), a.todos())
+
+    def test_replaced_server(self):
+        """A new server database (another epoch): every confirmed row is
+        listed, none silently dropped."""
+        s, a = self.scenario()
+        self.restore(s, {})
+        a.one("SELECT sync_pull()")
+        self.assertEqual(sorted(json.loads(r[0])["id"] for r in
+                                a.rows("SELECT pk FROM sync_orphans WHERE state='server_reset'")),
+                         ["new1", "old0", "old1", "old2"])
+        self.assertEqual(a.todos(), [])
+
+    def test_expired_cursor_is_no_reset(self):
+        """A cursor below the compaction horizon still means deleted."""
+        s = self.syncd("--max-tombstones", "1")
+        a = self.client("a", s.url)
+        b = self.client("b", s.url)
+        for i in range(3):
+            a.db.execute("INSERT INTO todos VALUES(?, 'x', 0)", (f"k{i}",))
+        a.one("SELECT sync_push()")
+        b.one("SELECT sync_pull()")
+        a.db.execute("DELETE FROM todos")
+        a.one("SELECT sync_push()")
+        b.one("SELECT sync_pull()")  # 410 (horizon): a resync deletes them
+        self.assertEqual(b.todos(), [])
+        self.assertEqual(b.one("SELECT count(*) FROM sync_orphans"), 0)
+
+    def test_setting(self):
+        s = self.syncd()
+        a = self.client("a", s.url)
+        self.assertEqual(a.one("SELECT sync_config('on_server_reset')"), "orphans")
+        with self.assertRaisesRegex(sqlite3.OperationalError,
+                                    r'^sync_config: "on_server_reset" must be orphans or '
+                                    r"republish$"):
+            a.one("SELECT sync_config('on_server_reset', 'drop')")

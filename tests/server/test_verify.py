@@ -162,6 +162,19 @@ class VerifyTests:
         status, _, _ = self.s.request("GET", "/verify")
         self.assertEqual(status, 405)
 
+    def test_410_says_reset_for_a_server_back_in_time(self):
+        """A cursor of another database or above the head: 410 with "reset":
+        true (the server was replaced or restored); below the horizon: a
+        plain 410."""
+        self.fill()
+        cursor = self.s.pull("c")["cursor"]
+        db_id, _, version = cursor.rpartition("-")
+        for bad in (f"{db_id}-{int(version) + 5}", f"zzzzzzzzzzzz-{version}"):
+            status, _, data = self.s.request("GET", "/pull?client_id=c&cursor=" + bad)
+            self.assertEqual((status, data), (410, {"error": "cursor expired", "reset": True}))
+        status, _, data = self.s.request("GET", "/pull?client_id=c&cursor=" + cursor)
+        self.assertEqual(status, 200)
+
     def tamper(self, sql):
         """Write to the server's database behind syncd's back."""
         raise NotImplementedError
