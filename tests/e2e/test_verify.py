@@ -9,6 +9,24 @@ import sqlite3
 from e2e_util import E2ETest, wait_for
 
 
+def key_bucket(key_id):
+    """The top byte of the key hash of {"id": key_id} (POST /verify's
+    definition, common/fphash.c): keys with the same one share a bucket."""
+    m64 = (1 << 64) - 1
+
+    def mix(x):
+        x ^= x >> 30
+        x = (x * 0xBF58476D1CE4E5B9) & m64
+        x ^= x >> 27
+        x = (x * 0x94D049BB133111EB) & m64
+        return x ^ (x >> 31)
+
+    h = 0xCBF29CE484222325
+    for b in b"id\0s" + key_id.encode():
+        h = ((h ^ b) * 0x100000001B3) & m64
+    return mix(mix(h) ^ 0x6B6579) >> 56
+
+
 class Verify(E2ETest):
     def synced(self, n=300):
         """A server and a client holding the same n todos, nothing pending."""
@@ -74,20 +92,33 @@ class Verify(E2ETest):
 
     def test_client_edited_behind_engine_keeps_pending_edit(self):
         s, a = self.synced()
-        self.behind_engine(a, "UPDATE todos SET title = 'junk' WHERE id = 'k1'")
+        # two keys of one bucket (compared row by row together): one edited
+        # behind the engine, the other with a pending edit
+        seen = {}
+        for i in range(300):
+            b = key_bucket(f"k{i}")
+            if b in seen:
+                junk, mine = seen[b], f"k{i}"
+                break
+            seen[b] = f"k{i}"
+        self.behind_engine(a, f"UPDATE todos SET title = 'junk' WHERE id = '{junk}'")
         self.behind_engine(a, "INSERT INTO todos VALUES('phantom', 'never synced', 0)")
-        self.behind_engine(a, "DELETE FROM todos WHERE id = 'k2'")
-        a.db.execute("UPDATE todos SET title = 'mine, pending' WHERE id = 'k3'")
+        others = [k for k in ("k1", "k2", "k3") if k not in (junk, mine)]
+        self.behind_engine(a, f"DELETE FROM todos WHERE id = '{others[0]}'")
+        a.db.execute("UPDATE todos SET title = 'mine, pending' WHERE id = ?", (mine,))
         self.assertEqual(a.one("SELECT count(*) FROM sync_pending"), 1)
         r = self.verify(a, "todos")["tables"][0]
         self.assertEqual((r["diverged"], r["repaired"]), (3, 3))
-        self.assertEqual(a.one("SELECT title FROM todos WHERE id = 'k3'"), "mine, pending")
+        self.assertEqual(a.one("SELECT title FROM todos WHERE id = ?", (mine,)), "mine, pending")
         self.assertEqual(a.one("SELECT count(*) FROM sync_pending"), 1)
-        self.assertEqual(a.one("SELECT title FROM todos WHERE id = 'k1'"), "title 1")
-        self.assertEqual(a.one("SELECT title FROM todos WHERE id = 'k2'"), "title 2")
+        self.assertEqual(a.one("SELECT title FROM todos WHERE id = ?", (junk,)),
+                         "title " + junk[1:])
+        self.assertEqual(a.one("SELECT title FROM todos WHERE id = ?", (others[0],)),
+                         "title " + others[0][1:])
         self.assertIsNone(a.one("SELECT id FROM todos WHERE id = 'phantom'"))
         self.assertEqual(a.one("SELECT sync_push()"), 1)
-        self.assertEqual(s.query("SELECT title FROM todos WHERE id = 'k3'"), [("mine, pending",)])
+        self.assertEqual(s.query("SELECT title FROM todos WHERE id = ?", (mine,)),
+                         [("mine, pending",)])
         self.assertEqual(a.todos(), self.server_todos(s))
         self.assertEqual(self.verify(a, "todos")["tables"][0]["diverged"], 0)
 
