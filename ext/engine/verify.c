@@ -423,7 +423,7 @@ static int malformed(char **pzErr, const char *what) {
 /* The buckets of the answer against the local ones: a differing bucket is
 ** split further, or compared row by row when small. */
 static int take_buckets(Verify *v, jspan ranges, char **pzErr) {
-  Scan sc;
+  Scan sc = {0};
   uint64_t *prefixes = sqlite3_malloc64(sizeof *prefixes * (size_t)v->nAsked);
   int rc = prefixes ? scan_local(v, &sc, prefixes) : SQLITE_NOMEM;
   const char *p = ranges.z, *e = ranges.z + ranges.n;
@@ -479,7 +479,7 @@ static void append_change(Verify *v, const char *op, const char *pk, int npk, js
 
 /* The rows of the answer against the local ones, key by key. */
 static int take_rows(Verify *v, jspan rows, char **pzErr) {
-  Scan sc;
+  Scan sc = {0};
   uint64_t *prefixes = sqlite3_malloc64(sizeof *prefixes * (size_t)v->nAsked);
   int rc = prefixes ? scan_local(v, &sc, prefixes) : SQLITE_NOMEM;
   Row *srv = 0;
