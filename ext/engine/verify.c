@@ -575,8 +575,8 @@ const char *verify_changes(const Verify *v) {
 }
 
 int verify_repair(SyncCtx *c, const char *changes, sqlite3_int64 diverged, const char *report,
-                  sqlite3_int64 *pN, char **pzErr) {
-  *pN = 0;
+                  ApplyResult *res, char **pzErr) {
+  memset(res, 0, sizeof *res);
   int began = ctx_tx_begin(c);
   if (began < 0) {
     *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
@@ -585,10 +585,7 @@ int verify_repair(SyncCtx *c, const char *changes, sqlite3_int64 diverged, const
   int rc = SQLITE_OK;
   if (*changes) {
     char *page = sqlite3_mprintf("{\"changes\":[%s]}", changes);
-    ApplyResult res;
-    rc = page ? apply_page(c, page, APPLY_SQL, &res, pzErr) : SQLITE_NOMEM;
-    if (rc == SQLITE_OK) *pN = res.n;
-    if (page) apply_result_clear(&res);
+    rc = page ? apply_page(c, page, APPLY_SQL, res, pzErr) : SQLITE_NOMEM;
     sqlite3_free(page);
   }
   if (rc == SQLITE_OK) {
@@ -608,5 +605,7 @@ int verify_repair(SyncCtx *c, const char *changes, sqlite3_int64 diverged, const
       rc = sqlite3_finalize(s);
     }
   }
-  return ctx_tx_end(c, began, rc, pzErr);
+  rc = ctx_tx_end(c, began, rc, pzErr);
+  if (rc != SQLITE_OK) apply_result_clear(res);
+  return rc;
 }

@@ -7,6 +7,7 @@
 #ifndef SYNC_VERIFY_H
 #define SYNC_VERIFY_H
 
+#include "apply.h"
 #include "ctx.h"
 
 typedef struct Verify Verify;
@@ -38,9 +39,10 @@ void verify_free(Verify *);
 ** one transaction, rebasing pending mutations on top, the cursor kept, and
 ** records the verification in sync_meta in the same transaction:
 ** last_verified_at (now, ISO-8601 UTC), diverged_total (+ diverged) and
-** last_verify (report, the JSON sync_verify returns). *pN gets the changes
-** applied. */
+** last_verify (report, the JSON sync_verify returns). *res says what the
+** apply wrote (the tables, for sync_wait); free it with apply_result_clear
+** (emptied on failure). */
 int verify_repair(SyncCtx *, const char *changes, sqlite3_int64 diverged, const char *report,
-                  sqlite3_int64 *pN, char **pzErr);
+                  ApplyResult *res, char **pzErr);
 
 #endif

@@ -732,7 +732,7 @@ static void schedule(Loop *w, int64_t now) {
   char *err = 0; /* caught up and idle: verify (verify_net.c; it blocks this thread) */
   int v = host || w->wantPull || c[CH_PUSH].active || c[CH_PULL].active
               ? 2
-              : verify_net_sched(&w->verify, now, w->c, w->url, w->client, &w->cfg, w->token, &err);
+              : verify_net_sched(&w->verify, now, w->site, w->c, &w->cfg, w->token, &err);
   w->wantPull |= v == 1;
   if (v < 0) set_error(w, "verify: %s", err);
   sqlite3_free(err);

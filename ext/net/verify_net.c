@@ -94,6 +94,7 @@ typedef struct TableStat {
 ** worker alike: requests go out one at a time on r. */
 typedef struct Walk {
   SyncCtx *c;
+  Site *site; /* told which tables the repair wrote (sync_wait); may be NULL */
   http_req *r;
   const sync_conf *cfg;
   const char *token, *url, *client; /* url: the /verify url */
@@ -182,13 +183,19 @@ static int walk_all(Walk *w, char **names, int n, char **pReport) {
     out = walk_table(w, names[i], cursor ? cursor : "", changes, &st[i]);
   char *all = sqlite3_str_finish(changes);
   if (out == 0) {
-    sqlite3_int64 total = 0, applied = 0;
+    sqlite3_int64 total = 0;
     char *json = report(names, st, n, &total);
-    w->rc = all && json ? verify_repair(w->c, all, total, json, &applied, &w->err) : SQLITE_NOMEM;
-    if (w->rc == SQLITE_OK)
+    ApplyResult res;
+    memset(&res, 0, sizeof res);
+    w->rc = all && json ? verify_repair(w->c, all, total, json, &res, &w->err) : SQLITE_NOMEM;
+    if (w->rc == SQLITE_OK) {
+      site_publish(w->site, &res);
       *pReport = json;
-    else
-      sqlite3_free(json), out = -1;
+    } else {
+      sqlite3_free(json);
+      out = -1;
+    }
+    apply_result_clear(&res);
   }
   sqlite3_free(all);
   sqlite3_free(cursor);
@@ -206,7 +213,7 @@ void verify_net_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   int n = 0;
   char *url = http_url(x.url, "/verify", 0, 0);
   char *client = ctx_meta_get(x.c, "client_id");
-  Walk w = {x.c, &x.r, &x.cfg, x.token, url, client, SQLITE_OK, 0, 0};
+  Walk w = {x.c, x.nc->site, &x.r, &x.cfg, x.token, url, client, SQLITE_OK, 0, 0};
   if (!url || !client) {
     sqlite3_result_error_nomem(ctx);
   } else if (table_names(&x, argc ? argv[0] : 0, &names, &n) == 0) {
@@ -239,9 +246,10 @@ void verify_net_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   oneshot_close(&x);
 }
 
-int verify_net_worker(SyncCtx *c, const char *base, const char *client, const sync_conf *cfg,
-                      const char *token, char **pzErr) {
+int verify_net_worker(Site *site, SyncCtx *c, const sync_conf *cfg, const char *token,
+                      char **pzErr) {
   *pzErr = 0;
+  char *base = ctx_meta_get(c, "url"), *client = ctx_meta_get(c, "client_id");
   char **names = 0;
   int n = 0, out = -1;
   sqlite3_stmt *s;
@@ -261,8 +269,8 @@ int verify_net_worker(SyncCtx *c, const char *base, const char *client, const sy
   }
   http_req r;
   http_req_init(&r);
-  char *url = http_url(base, "/verify", 0, 0);
-  Walk w = {c, &r, cfg, token, url, client, SQLITE_OK, 0, 0};
+  char *url = base && client ? http_url(base, "/verify", 0, 0) : 0;
+  Walk w = {c, site, &r, cfg, token, url, client, SQLITE_OK, 0, 0};
   char *json = 0;
   if (out == 0) out = url ? walk_all(&w, names, n, &json) : -1;
   if (out != 0)
@@ -272,6 +280,8 @@ int verify_net_worker(SyncCtx *c, const char *base, const char *client, const sy
   sqlite3_free(json);
   sqlite3_free(w.err);
   sqlite3_free(url);
+  sqlite3_free(base);
+  sqlite3_free(client);
   http_req_free(&r);
   for (int i = 0; i < n; i++)
     sqlite3_free(names[i]);
@@ -279,15 +289,15 @@ int verify_net_worker(SyncCtx *c, const char *base, const char *client, const sy
   return out;
 }
 
-int verify_net_sched(VerifySched *vs, int64_t now, SyncCtx *c, const char *base, const char *client,
-                     const sync_conf *cfg, const char *token, char **pzErr) {
+int verify_net_sched(VerifySched *vs, int64_t now, Site *site, SyncCtx *c, const sync_conf *cfg,
+                     const char *token, char **pzErr) {
   int64_t every = cfg->verify_interval_s * 1000;
   if (!vs->next) vs->next = now + every;
   if (!vs->due && (!every || now < vs->next)) return 2;
   char *cursor = ctx_meta_get(c, "cursor"); /* none yet: the first sync comes first */
   sqlite3_free(cursor);
   if (!cursor) return 2;
-  int out = verify_net_worker(c, base, client, cfg, token, pzErr);
+  int out = verify_net_worker(site, c, cfg, token, pzErr);
   if (out != 1) vs->due = 0, vs->next = now + every;
   return out;
 }

@@ -200,9 +200,12 @@ class WorkerVerify(E2ETest):
         st = b.status()
         self.assertEqual(st["diverged_total"], 1)
         self.assertEqual(json.loads(st["last_verify"])["diverged"], 1)
-        # on its interval: a second edit behind syncd is found without a call
+        # on its interval: a second edit behind syncd is found without a call,
+        # and sync_wait hears of the table it repaired
+        b.one("SELECT sync_wait(0)")  # what the first sync changed is seen
         self.tamper(s, "DELETE FROM todos WHERE id = 'k4'")
         b.one("SELECT sync_config('verify_interval_s', 1)")
+        self.assertEqual(b.one("SELECT sync_wait(10000)"), '["todos"]')
         wait_for(lambda: b.status()["diverged_total"] == 2, what="interval verification")
         self.assertIsNone(b.one("SELECT id FROM todos WHERE id = 'k4'"))
         self.assertEqual(b.todos(), s.query("SELECT id, title, done FROM todos ORDER BY id"))
