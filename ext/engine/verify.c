@@ -609,3 +609,78 @@ int verify_repair(SyncCtx *c, const char *changes, sqlite3_int64 diverged, const
   if (rc != SQLITE_OK) apply_result_clear(res);
   return rc;
 }
+
+/* The report of a walk whose repair was applied, as sync_verify's. */
+static char *byo_report(const Verify *v) {
+  sqlite3_str *s = sqlite3_str_new(v->c->db);
+  sqlite3_str_appendall(s, "{\"tables\":[{\"table\":");
+  value_append_string(s, v->table, -1);
+  sqlite3_str_appendf(s,
+                      ",\"checked\":%lld,\"diverged\":%lld,\"repaired\":%lld}],\"diverged\":%lld,"
+                      "\"repaired\":%lld}",
+                      v->checked, v->diverged, v->diverged, v->diverged, v->diverged);
+  return sqlite3_str_finish(s);
+}
+
+void verify_fn_request(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  SyncCtx *c = sqlite3_user_data(ctx);
+  if (!ctx_require_init(ctx, c, "sync_verify_request")) return;
+  verify_free(c->verify);
+  c->verify = 0;
+  const char *table = (const char *)sqlite3_value_text(argv[0]);
+  char *client = ctx_meta_get(c, "client_id"), *cursor = ctx_meta_get(c, "cursor");
+  char *err = 0, *body = 0;
+  Verify *v = 0;
+  int rc = SQLITE_ERROR;
+  if (!table)
+    err = sqlite3_mprintf("table must be a tracked table's name");
+  else if (!cursor)
+    err = sqlite3_mprintf("no cursor yet: apply the server's pages first");
+  else if ((rc = verify_begin(c, table, client ? client : "", cursor, &v, &err)) == SQLITE_OK)
+    rc = verify_next(v, &body, &err);
+  if (rc == SQLITE_OK) {
+    c->verify = v;
+    sqlite3_result_text(ctx, body, -1, sqlite3_free);
+  } else {
+    verify_free(v);
+    ctx_error_msg(ctx, c, "sync_verify_request", rc, err);
+  }
+  sqlite3_free(client);
+  sqlite3_free(cursor);
+}
+
+void verify_fn_answer(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  SyncCtx *c = sqlite3_user_data(ctx);
+  if (!ctx_require_init(ctx, c, "sync_verify_answer")) return;
+  Verify *v = c->verify;
+  const char *answer = (const char *)sqlite3_value_text(argv[0]);
+  if (!v) {
+    ctx_error(ctx, "sync_verify_answer", "no verification under way (sync_verify_request first)");
+    return;
+  }
+  char *err = 0, *body = 0;
+  int rc = answer ? verify_take(v, answer, &err) : SQLITE_ERROR;
+  if (!answer) err = sqlite3_mprintf("the answer must be the server's JSON text");
+  if (rc == SQLITE_OK) rc = verify_next(v, &body, &err);
+  if (rc == SQLITE_OK && body) {
+    sqlite3_result_text(ctx, body, -1, sqlite3_free);
+    return;
+  }
+  if (rc == SQLITE_OK) {
+    char *report = byo_report(v);
+    ApplyResult res;
+    rc = report ? verify_repair(c, verify_changes(v), v->diverged, report, &res, &err)
+                : SQLITE_NOMEM;
+    if (rc == SQLITE_OK) {
+      apply_result_clear(&res);
+      sqlite3_result_text(ctx, report, -1, sqlite3_free);
+      report = 0;
+    }
+    sqlite3_free(report);
+  }
+  if (rc != SQLITE_OK) ctx_error_msg(ctx, c, "sync_verify_answer", rc, err);
+  verify_free(v);
+  c->verify = 0;
+}

@@ -45,4 +45,12 @@ void verify_free(Verify *);
 int verify_repair(SyncCtx *, const char *changes, sqlite3_int64 diverged, const char *report,
                   ApplyResult *res, char **pzErr);
 
+/* Bring-your-own-transport sync_verify, one table at a time:
+**   sync_verify_request(table)  the first POST /verify body of a walk at the
+**                               client's cursor (replaces one under way)
+**   sync_verify_answer(answer)  the next body, or once complete the repair
+**                               applied and its report (it has "tables") */
+void verify_fn_request(sqlite3_context *, int, sqlite3_value **);
+void verify_fn_answer(sqlite3_context *, int, sqlite3_value **);
+
 #endif

@@ -5,6 +5,7 @@ pending local edits alone."""
 import json
 import os
 import sqlite3
+import urllib.request
 
 from e2e_util import E2ETest, wait_for
 
@@ -234,6 +235,65 @@ class WorkerVerify(E2ETest):
                                     r'^sync_config: "verify_interval_s" must be an integer of '
                                     r"at least 0$"):
             a.one("SELECT sync_config('verify_interval_s', -1)")
+
+
+class BringYourOwnTransport(E2ETest):
+    """sync_verify_request / sync_verify_answer: the app carries the bodies
+    to POST /verify itself."""
+
+    def post(self, s, body):
+        req = urllib.request.Request(s.url + "/verify", body.encode(),
+                                     {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.read().decode()
+
+    def test_walk_and_repair(self):
+        s = self.syncd()
+        a = self.client("a", s.url)
+        for i in range(200):
+            a.db.execute("INSERT INTO todos VALUES(?, ?, 0)", (f"k{i}", f"t{i}"))
+        a.one("SELECT sync_push()")
+        a.one("SELECT sync_pull()")
+        db = sqlite3.connect(s.db, timeout=10)
+        db.execute("UPDATE todos SET done = 9 WHERE id = 'k5'")
+        db.execute("INSERT INTO todos VALUES('ghost', 'g', 0)")
+        db.commit()
+        db.close()
+        body = a.one("SELECT sync_verify_request('todos')")
+        rounds = 0
+        while True:
+            self.assertIn('"client_id"', body)
+            out = json.loads(a.one("SELECT sync_verify_answer(?)", (self.post(s, body),)))
+            rounds += 1
+            if "tables" in out:
+                break
+            body = json.dumps(out)
+        self.assertEqual(out["tables"][0]["table"], "todos")
+        self.assertEqual((out["tables"][0]["checked"], out["diverged"], out["repaired"]),
+                         (201, 2, 2))
+        self.assertEqual(rounds, 2)  # buckets, then the rows of the two that differ
+        self.assertEqual(a.todos(), s.query("SELECT id, title, done FROM todos ORDER BY id"))
+        self.assertEqual(a.status()["diverged_total"], 2)
+        with self.assertRaisesRegex(sqlite3.OperationalError,
+                                    r"^sync_verify_answer: no verification under way"):
+            a.one("SELECT sync_verify_answer('{}')")
+
+    def test_answer_at_another_cursor(self):
+        s = self.syncd()
+        a = self.client("a", s.url)
+        a.db.execute("INSERT INTO todos VALUES('x', 'y', 0)")
+        a.one("SELECT sync_push()")
+        a.one("SELECT sync_pull()")
+        body = a.one("SELECT sync_verify_request('todos')")
+        s.push("other", [{"id": 1, "table": "todos", "op": "insert", "pk": {"id": "z"},
+                          "data": {"id": "z", "title": "moved on", "done": 0}}])
+        with self.assertRaisesRegex(sqlite3.OperationalError,
+                                    r"^sync_verify_answer: the server answered at cursor .*, "
+                                    r"the client is at "):
+            a.one("SELECT sync_verify_answer(?)", (self.post(s, body),))
+        with self.assertRaisesRegex(sqlite3.OperationalError,
+                                    r'^sync_verify_request: table "nope" is not tracked$'):
+            a.one("SELECT sync_verify_request('nope')")
 
 
 class ServerReset(E2ETest):
