@@ -38,7 +38,7 @@ static const struct {
 } net_funcs[] = {
     {"sync_start", 0},  {"sync_stop", 0},   {"sync_push", 0},   {"sync_pull", 0},
     {"sync_online", 0}, {"sync_online", 1}, {"sync_config", 1}, {"sync_config", 2},
-    {"sync_wait", 1},   {"sync_wait", 2},
+    {"sync_wait", 1},   {"sync_wait", 2},   {"sync_verify", 0}, {"sync_verify", 1},
 };
 
 static void no_net_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {

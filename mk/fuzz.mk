@@ -61,7 +61,7 @@ FUZZ_DEPS_request  = server/http/request.h server/store/store.h common/jscan.h
 FUZZ_FLAGS_request = -Iserver/http -Iserver/store
 FUZZ_UNDER_request = server/http/request.c common/jscan.c
 FUZZ_SRC_push      = tests/fuzz/push_fuzz.c server/http/request.c $(wildcard server/store/*.c) \
-                     common/value.c common/jscan.c
+                     common/value.c common/jscan.c common/fphash.c
 FUZZ_DEPS_push     = $(SERVER_H) tests/server/schema_sqlite.sql
 FUZZ_FLAGS_push    = -DFZ_SCHEMA_FILE='"$(CURDIR)/tests/server/schema_sqlite.sql"' \
                      -Iserver/http -Iserver/store $(shell pkg-config --cflags libpq 2>/dev/null)

@@ -6,6 +6,8 @@
 **   SELECT sync_push_batch();                    -- a push body, or NULL
 **   SELECT sync_ack('{"results":[...]}');        -- mutations resolved
 **   SELECT sync_apply('{"changes":[...]}');      -- changes applied
+**   SELECT sync_verify_request('todos');         -- a POST /verify body
+**   SELECT sync_verify_answer('{"cursor":...}'); -- the next body, or the report
 **   SELECT * FROM sync_pending;
 **   SELECT * FROM sync_orphans;
 **
@@ -24,6 +26,7 @@
 #include "table.h"
 #include "track.h"
 #include "value.h"
+#include "verify.h"
 #include "vtab_orphans.h"
 #include "vtab_pending.h"
 
@@ -53,6 +56,8 @@ static const struct {
     {"sync_ack", 2, DIRECT, outbox_fn_ack},
     {"sync_apply", 1, DIRECT, apply_fn},
     {"sync_wire", 1, PURE, outbox_fn_wire},
+    {"sync_verify_request", 1, DIRECT, verify_fn_request},
+    {"sync_verify_answer", 1, DIRECT, verify_fn_answer},
 };
 
 static const struct {
@@ -67,6 +72,7 @@ static const struct {
 
 static void ctx_free(void *p) {
   SyncCtx *c = p;
+  verify_free(c->verify);
   table_cache_clear(c);
   ctx_stmt_clear(c);
   sqlite3_free(c);

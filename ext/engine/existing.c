@@ -27,6 +27,14 @@
 ** and answers given by hand to a database without a url) such a row gets
 ** the table's mode (none recorded: push).
 **
+** A resync after the server went back in time (restored from an older copy
+** or replaced: its 410 says "reset", sync_meta 'server_reset' notes it until
+** the resync ends) does not take a confirmed row the server lacks for
+** deleted: with sync_config('on_server_reset') 'orphans' (the default) the
+** row is listed in sync_local as 'server_reset' with what it held (see
+** sync_orphans) and leaves the table; with 'republish' it stays and is
+** queued as an insert, so that the server gets it back.
+**
 ** Which server confirmed what: sync_init notes, before it changes the url,
 ** the url and cursor held (sync_meta 'cursor_from', existing_note). A
 ** cursor still the one noted with no url (pages and answers given by hand)
@@ -38,6 +46,7 @@
 */
 #include "existing.h"
 #include "jsonexpr.h"
+#include "options.h"
 
 #include <string.h>
 
@@ -345,7 +354,8 @@ int existing_foreign(SyncCtx *c) {
 }
 
 int existing_resync_done(SyncCtx *c) {
-  return ctx_meta_del(c, "cursor_from");
+  int rc = ctx_meta_del(c, "server_reset");
+  return rc == SQLITE_OK ? ctx_meta_del(c, "cursor_from") : rc;
 }
 
 static ExistingMode mode_of(SyncCtx *c, SyncTable *t) {
@@ -414,6 +424,30 @@ int existing_settle(SyncCtx *c, SyncTable *t, const char *unseen, const char *un
                              " SELECT ?1, %s, 'kept', %s FROM main.%s WHERE %s",
                              x.key, now_sql, x.name, gone),
              0);
+  }
+  char *reset = pulled && rc == SQLITE_OK ? ctx_meta_get(c, "server_reset") : 0;
+  if (reset) {
+    /* The server went back in time: what it lacks was confirmed and lost
+    ** there, not deleted. Pushed again, or listed with its row. */
+    const SyncOpt *o = opt_find("on_server_reset");
+    char *how = o ? opt_get(c, o) : 0;
+    char *where = sqlite3_mprintf("%s AND %s", gone, kept);
+    char *why = 0;
+    if (!where)
+      rc = SQLITE_NOMEM;
+    else if (how && strcmp(how, "republish") == 0)
+      rc = queue_inserts(c, t, &x, where, 0, &why);
+    else
+      rc = run(c, t,
+               sqlite3_mprintf("INSERT OR REPLACE INTO main.sync_local(tbl, pk, state, row,"
+                               " noted_at) SELECT ?1, %s, 'server_reset', %s, %s FROM main.%s"
+                               " WHERE %s",
+                               x.key, x.row, now_sql, x.name, where),
+               0);
+    sqlite3_free(where);
+    sqlite3_free(why);
+    sqlite3_free(how);
+    sqlite3_free(reset);
   }
   sqlite3_int64 n = 0;
   if (rc == SQLITE_OK)

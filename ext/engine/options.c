@@ -8,7 +8,8 @@
 ** One table below names every setting with its kind, range and default;
 ** opt_check is the one validator. What it accepts:
 **   counts     an integer (or a whole REAL, or decimal digits as text) from
-**              the key's minimum to 2147483647; max_body at least 4096
+**              the key's minimum to 2147483647; max_body at least 4096,
+**              verify_interval_s at least 0 (0: off)
 **   booleans   on/off, 1/0, true/false (text, any case), the integers 1 and
 **              0, JSON true and false; stored as 'on' or 'off'
 **   ca_file    the path of a readable PEM file (one "-----BEGIN " line, no
@@ -16,16 +17,21 @@
 **   header     one "Name: value" line: a token name, a value, no control
 **              character, and not Authorization (the token's job)
 **   token      printable text on one line, not empty (never stored)
+**   on_server_reset  orphans (the default) or republish: what a resync
+**              after the server was restored or replaced does with the
+**              confirmed rows the server no longer has (existing.c)
 ** and, between settings, backoff_min_ms not above backoff_max_ms (checked
 ** whichever is set first: opt_agree). The messages (sync_init prefixes
 ** them with "option "):
 **   "batch_size" must be a positive integer
 **   "max_body" must be an integer of at least 4096
+**   "verify_interval_s" must be an integer of at least 0
 **   "timeout_ms" must be at most 2147483647
 **   "sse" must be on or off (or 1/0, true/false)
 **   "ca_file" cannot be read: PATH: No such file or directory
 **   "ca_file" PATH is not a PEM file (no "-----BEGIN" line)
 **   "header" must be one "Name: value" line
+**   "on_server_reset" must be orphans or republish
 **   "header" must not set Authorization (set the token: sync_config('token', ...))
 **   "token" must not be empty (NULL removes it)
 **   "token" must be printable text on one line
@@ -49,6 +55,8 @@ const SyncOpt opt_table[] = {
     {"header", OPT_HEADER, 0, 0},
     {"max_body", OPT_COUNT, 16 << 20, OPT_MAX_BODY_MIN},
     {"sse_stall_ms", OPT_COUNT, 45000, 1},
+    {"verify_interval_s", OPT_COUNT, 300, 0},
+    {"on_server_reset", OPT_RESET, 0, 0},
 };
 const int opt_count = (int)(sizeof opt_table / sizeof opt_table[0]);
 
@@ -72,7 +80,7 @@ static int digits_of(const char *z, int64_t *pv) {
 
 int64_t opt_count_of(const SyncOpt *o, const char *z) {
   int64_t v;
-  return digits_of(z, &v) && v >= o->min && v <= OPT_COUNT_MAX ? v : 0;
+  return digits_of(z, &v) && v >= o->min && v <= OPT_COUNT_MAX ? v : -1;
 }
 
 int opt_bool_of(const char *z) {
@@ -209,6 +217,10 @@ int opt_check(const SyncOpt *o, sqlite3_value *v, int jsonBool, char **pOut, cha
                                  o->key));
     rc = pem_check(z, pzErr);
     break;
+  case OPT_RESET:
+    if (type != SQLITE_TEXT || (strcmp(z, "orphans") != 0 && strcmp(z, "republish") != 0))
+      return refuse(pzErr, sqlite3_mprintf("\"%s\" must be orphans or republish", o->key));
+    break;
   case OPT_HEADER:
     if (type != SQLITE_TEXT || !opt_header_ok(z))
       return refuse(pzErr, sqlite3_mprintf("\"%s\" must be one \"Name: value\" line", o->key));
@@ -256,7 +268,7 @@ static int64_t count_in_effect(SyncCtx *c, const SyncOpt *o) {
   char *v = opt_get(c, o);
   int64_t n = opt_count_of(o, v);
   sqlite3_free(v);
-  return n > 0 ? n : o->dflt;
+  return n >= 0 ? n : o->dflt;
 }
 
 int opt_agree(SyncCtx *c, char **pzErr) {

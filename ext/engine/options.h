@@ -17,6 +17,7 @@ enum {
   OPT_BOOL,   /* stored as 'on' or 'off' */
   OPT_FILE,   /* a readable PEM file */
   OPT_HEADER, /* one "Name: value" line */
+  OPT_RESET,  /* on_server_reset: 'orphans' (none stored) or 'republish' */
 };
 
 typedef struct SyncOpt {
@@ -58,8 +59,8 @@ int opt_paired(const SyncOpt *o);
 ** with *pzErr. Call it after storing one of them, in the same savepoint. */
 int opt_agree(SyncCtx *c, char **pzErr);
 
-/* Readers of stored text, for values stored by any version: a count (0 when
-** z is not one within o's range), a boolean (1, 0, or -1 when z is not
+/* Readers of stored text, for values stored by any version: a count (-1
+** when z is not one within o's range), a boolean (1, 0, or -1 when z is not
 ** one), a header line (1 when it is one opt_check accepts). */
 int64_t opt_count_of(const SyncOpt *o, const char *z);
 int opt_bool_of(const char *z);

@@ -17,7 +17,12 @@
 **            the server's rows over them and removes the others
 **   removed  what that removed: row is the row as it was. A row wanted
 **            back is inserted again (and so queued).
-** pk and row are JSON in wire form. Only a removed row can be deleted:
+**   server_reset  a confirmed row the server lost (it was restored from an
+**            older copy or replaced) that the resync removed, with
+**            sync_config('on_server_reset') 'orphans' (the default): row
+**            is the row as it was; insert it again to push it back.
+** pk and row are JSON in wire form. Only a removed or server_reset row can
+** be deleted (acknowledged):
 **   sync_orphans: a kept row stays listed until it is pushed or replaced
 **   (sync_track(table, options))
 */
@@ -92,7 +97,8 @@ static int orphansListed(orphans_cursor *cur, int *pListed) {
   sqlite3_stmt *s = cur->stmt;
   sqlite3_free(cur->row);
   cur->row = 0;
-  *pListed = strcmp((const char *)sqlite3_column_text(s, 4), "removed") == 0;
+  const char *state = (const char *)sqlite3_column_text(s, 4);
+  *pListed = strcmp(state, "removed") == 0 || strcmp(state, "server_reset") == 0;
   if (*pListed) return SQLITE_OK;
   SyncTable *t = 0;
   char *why = 0;
@@ -174,12 +180,14 @@ static int orphansRowid(sqlite3_vtab_cursor *p, sqlite_int64 *pRowid) {
 static int orphansUpdate(sqlite3_vtab *vtab, int argc, sqlite3_value **argv, sqlite_int64 *pRowid) {
   (void)pRowid;
   orphans_vtab *v = (orphans_vtab *)vtab;
-  const char *why = "rows are added by sync_track and a full resync; only a removed row can be "
-                    "deleted";
+  const char *why = "rows are added by sync_track and a full resync; only a removed or "
+                    "server_reset row can be deleted";
   if (argc == 1) {
     sqlite3_stmt *s = 0;
     int rc = sqlite3_prepare_v2(
-        v->c->db, "DELETE FROM main.sync_local WHERE id = ?1 AND state = 'removed'", -1, &s, 0);
+        v->c->db,
+        "DELETE FROM main.sync_local WHERE id = ?1 AND state IN ('removed', 'server_reset')", -1,
+        &s, 0);
     if (rc == SQLITE_OK) {
       sqlite3_bind_value(s, 1, argv[0]);
       rc = sqlite3_step(s) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(v->c->db);

@@ -18,6 +18,7 @@
 ** the worker stops until someone acts, sync_status says how).
 */
 #include "client.h"
+#include "jscan.h"
 #include "resync.h"
 #include "value.h"
 
@@ -144,8 +145,15 @@ char *client_tables(SyncCtx *c) {
   return z;
 }
 
-int client_resync(SyncCtx *c, int *pResync, char **pzErr) {
-  int rc = resync_start(c);
+int client_resync(SyncCtx *c, const http_req *r, int *pResync, char **pzErr) {
+  int rc = SQLITE_OK;
+  if (r && r->status == 410 && r->buf) {
+    jspan obj = {r->buf, (int)r->n};
+    if (jscan_document(r->buf, r->buf + r->n) && *r->buf == '{' &&
+        jscan_is(jscan_field(obj, "reset"), "true"))
+      rc = ctx_meta_set(c, "server_reset", "1");
+  }
+  if (rc == SQLITE_OK) rc = resync_start(c);
   if (rc != SQLITE_OK) {
     const char *msg = sqlite3_errmsg(c->db);
     /* Read after a reset or a rollback, the message says "not an error". */
@@ -180,7 +188,7 @@ static int tables_grew(const char *prev, const char *cur) {
 char *client_pull_url(SyncCtx *c, const char *base, const char *client, int *pResync,
                       int64_t limit) {
   char *why = 0; /* not started: this pull goes from the cursor, the next tries again */
-  if (!*pResync && resync_owed(c)) client_resync(c, pResync, &why);
+  if (!*pResync && resync_owed(c)) client_resync(c, 0, pResync, &why);
   sqlite3_free(why);
   why = 0;
   char *cursor = *pResync == 1 ? 0 : ctx_meta_get(c, "cursor");
@@ -190,7 +198,7 @@ char *client_pull_url(SyncCtx *c, const char *base, const char *client, int *pRe
   char *tables = client_tables(c), *was = ctx_meta_get(c, "pulled_tables");
   const char *now = tables ? tables : "*";
   int grew = cursor && was && tables_grew(was, tables);
-  if (grew && client_resync(c, pResync, &why) >= 0) {
+  if (grew && client_resync(c, 0, pResync, &why) >= 0) {
     sqlite3_free(cursor);
     cursor = 0;
     grew = 0;

@@ -59,13 +59,16 @@ int client_lasting(int rc);
 /* Halves a batch size or page limit (never below 1). */
 void client_halve(int64_t *size);
 
-/* Starts a full resync (the cursor forgotten, pending mutations kept):
+/* Starts a full resync (the cursor forgotten, pending mutations kept) after
+** the answer r (NULL: none) -- a 410 saying "reset": true (the server was
+** restored or replaced) marks it as a server reset (sync_meta
+** "server_reset", see existing.c) --:
 ** *pResync becomes 1 (the next pull goes without a cursor). Returns 1 when
 ** a resync was already under way (*pResync was set): the caller backs off
 ** or fails instead of looping. Returns -1 when it could not start (*pzErr
 ** says why, *pResync unchanged): a pull without a cursor would then be
 ** applied as a first pull. */
-int client_resync(SyncCtx *, int *pResync, char **pzErr);
+int client_resync(SyncCtx *, const http_req *r, int *pResync, char **pzErr);
 
 /* The /pull URL: client id, the cursor (none while *pResync is 1: a
 ** resync's first page), the page limit, the lowest pending id

@@ -10,7 +10,9 @@
 ** Keys: token, batch_size, pull_limit, backoff_min_ms, backoff_max_ms,
 ** timeout_ms, sse (on/off), ca_file, header ("Name: value"), max_body
 ** (response cap in bytes), sse_stall_ms (a silent event stream is dropped
-** after this long): the table and the checks are the engine's
+** after this long), verify_interval_s (the worker's sync_verify period in
+** seconds when idle, 0: never but after a resync), on_server_reset
+** (orphans or republish, see ext/engine/existing.c): the table and the checks are the engine's
 ** (ext/engine/options.c), shared with sync_init's options. Everything but
 ** the token lives in sync_meta as config.<key>; the token never touches the
 ** database: it is kept per database file in this process and reads back as
@@ -42,6 +44,7 @@ static const struct {
     {"timeout_ms", offsetof(sync_conf, timeout_ms)},
     {"max_body", offsetof(sync_conf, max_body)},
     {"sse_stall_ms", offsetof(sync_conf, sse_stall_ms)},
+    {"verify_interval_s", offsetof(sync_conf, verify_interval_s)},
 };
 
 static int64_t *count_field(sync_conf *cfg, const char *key) {
@@ -57,7 +60,7 @@ static int64_t *count_field(sync_conf *cfg, const char *key) {
 static void set_field(sync_conf *cfg, const SyncOpt *o, const char *v) {
   if (o->kind == OPT_COUNT) {
     int64_t *f = count_field(cfg, o->key), n = opt_count_of(o, v);
-    if (f) *f = n > 0 ? n : o->dflt;
+    if (f) *f = n >= 0 ? n : o->dflt;
   } else if (o->kind == OPT_BOOL) {
     int b = opt_bool_of(v);
     cfg->sse = b >= 0 ? b : (int)o->dflt;
@@ -97,12 +100,12 @@ static void result_of(sqlite3_context *ctx, NetConn *nc, const SyncOpt *o) {
   char *v = opt_get(nc->c, o);
   if (o->kind == OPT_COUNT) {
     int64_t n = opt_count_of(o, v);
-    sqlite3_result_int64(ctx, n > 0 ? n : o->dflt);
+    sqlite3_result_int64(ctx, n >= 0 ? n : o->dflt);
   } else if (o->kind == OPT_BOOL) {
     int b = opt_bool_of(v);
     sqlite3_result_text(ctx, (b < 0 ? o->dflt : b) ? "on" : "off", -1, SQLITE_STATIC);
-  } else if (v) {
-    sqlite3_result_text(ctx, v, -1, SQLITE_TRANSIENT);
+  } else if (v || o->kind == OPT_RESET) {
+    sqlite3_result_text(ctx, v ? v : "orphans", -1, SQLITE_TRANSIENT);
   }
   sqlite3_free(v);
 }

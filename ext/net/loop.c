@@ -51,7 +51,9 @@
 #include "loop.h"
 #include "backoff.h"
 #include "client.h"
+#include "dataver.h"
 #include "sse.h"
+#include "verify_net.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -118,6 +120,7 @@ struct Loop {
   int dataVersion;
   sqlite3_stmt *dvStmt;
   int64_t nextDv, nextPoll;
+  VerifySched verify; /* due after a first sync or resync (done_pull) */
 };
 
 /* Keeps the message for the next publish_status, so that sync_status
@@ -309,17 +312,6 @@ static int has_cursor(Loop *w) {
   return cursor != 0;
 }
 
-/* PRAGMA data_version (-1 on failure): it changes when another connection
-** commits. The statement is kept and reset at once (no read stays open). */
-static int db_version(Loop *w) {
-  if (!w->dvStmt && sqlite3_prepare_v3(w->db, "PRAGMA main.data_version", -1,
-                                       SQLITE_PREPARE_PERSISTENT, &w->dvStmt, 0) != SQLITE_OK)
-    return -1;
-  int v = sqlite3_step(w->dvStmt) == SQLITE_ROW ? sqlite3_column_int(w->dvStmt, 0) : -1;
-  sqlite3_reset(w->dvStmt);
-  return v;
-}
-
 /* Builds the batch of mutations with ids above after (0: from the outbox's
 ** head) and sends it. Returns 1 when it went out. A failure to build one
 ** from the head is the channel's; after an id (the batch following one
@@ -331,7 +323,7 @@ static int push_send(Loop *w, sqlite3_int64 after) {
   /* The batch built ahead, unless another connection committed since
   ** (sync_untrack drops pending mutations). */
   if (after && w->next.body && w->nextAfter == after && w->nextVersion >= 0 &&
-      db_version(w) == w->nextVersion) {
+      dataver_read(&w->dvStmt, w->db) == w->nextVersion) {
     b = w->next;
     memset(&w->next, 0, sizeof w->next);
   } else {
@@ -465,7 +457,7 @@ static void push_prepare(Loop *w) {
   char *err = 0;
   sqlite3_free(w->next.body);
   memset(&w->next, 0, sizeof w->next);
-  w->nextVersion = db_version(w);
+  w->nextVersion = dataver_read(&w->dvStmt, w->db);
   if (outbox_batch(w->c, w->batch, w->out.top, &w->next, &err) == SQLITE_OK && w->next.body)
     w->nextAfter = w->out.top;
   site_scan_local(w->site, w->c);
@@ -556,6 +548,7 @@ static void done_pull(Loop *w, http_req *r) {
     int64_t n = 0;
     int more = 0;
     char *err = 0;
+    w->verify.due |= w->resync || !has_cursor(w);
     int rc = client_apply(w->c, w->site, r->buf ? r->buf : "", 0, w->resync, &n, &more, &err);
     if (rc != SQLITE_OK) {
       local_failed(w, CH_PULL, rc, err);
@@ -593,7 +586,7 @@ static void done_pull(Loop *w, http_req *r) {
     ** again waits instead of looping. */
     chan_stop(w, CH_SSE);
     char *err = 0;
-    int stop = client_resync(w->c, &w->resync, &err);
+    int stop = client_resync(w->c, r, &w->resync, &err);
     if (stop > 0 && ++w->resyncFails >= RESYNC_MAX) {
       go_stuck(w, client_stuck_reason(r, CLIENT_PULL, 0, w->resyncFails));
     } else if (stop) {
@@ -694,7 +687,7 @@ static void drain_done(Loop *w) {
 
 /* Another connection committed (any process): maybe new mutations. */
 static void check_data_version(Loop *w) {
-  int v = db_version(w);
+  int v = dataver_read(&w->dvStmt, w->db);
   if (v < 0) return;
   if (v != w->dataVersion) w->wantPush = 1;
   w->dataVersion = v;
@@ -736,6 +729,13 @@ static void schedule(Loop *w, int64_t now) {
   if (!w->cfg.sse && !w->wantPull && !c[CH_PULL].active && now >= w->nextPoll) w->wantPull = 1;
   if (w->cfg.sse && !w->wantPull && !c[CH_PULL].active && !c[CH_SSE].active && now >= c[CH_SSE].at)
     start_sse(w);
+  char *err = 0; /* caught up and idle: verify (verify_net.c; it blocks this thread) */
+  int v = host || w->wantPull || c[CH_PUSH].active || c[CH_PULL].active
+              ? 2
+              : verify_net_sched(&w->verify, now, w->site, w->c, &w->cfg, w->token, &err);
+  w->wantPull |= v == 1;
+  if (v < 0) set_error(w, "verify: %s", err);
+  sqlite3_free(err);
 }
 
 static void at_min(int64_t *t, int64_t x) {

@@ -7,6 +7,7 @@
 **   SELECT sync_online(); SELECT sync_wait(5000);    -- site.c
 **   SELECT sync_wait(5000, 'all');                   -- site.c
 **   SELECT sync_config('batch_size', 50);            -- config.c
+**   SELECT sync_verify();                            -- verify_net.c
 **   SELECT * FROM sync_status;                       -- vtab_status.c
 **
 ** Every function gets the connection's NetConn (site.c) as user data. The
@@ -19,6 +20,7 @@
 #include "worker.h"
 #include "oneshot.h"
 #include "site.h"
+#include "verify_net.h"
 #include "vtab_status.h"
 
 #define DIRECT (SQLITE_UTF8 | SQLITE_DIRECTONLY)
@@ -33,6 +35,7 @@ static const struct {
     {"sync_online", 0, site_fn_online}, {"sync_online", 1, site_fn_online},
     {"sync_config", 1, config_fn},      {"sync_config", 2, config_fn},
     {"sync_wait", 1, site_fn_wait},     {"sync_wait", 2, site_fn_wait},
+    {"sync_verify", 0, verify_net_fn},  {"sync_verify", 1, verify_net_fn},
 };
 
 int net_register(sqlite3 *db, SyncCtx *c, char **pzErr) {

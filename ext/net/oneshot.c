@@ -32,20 +32,7 @@
 #include <errno.h>
 #include <string.h>
 
-typedef struct Oneshot {
-  sqlite3_context *ctx;
-  NetConn *nc;
-  SyncCtx *c;
-  const char *fn;
-  char *url;
-  sync_conf cfg;
-  char *token;
-  unsigned tokenGen; /* the generation of token (site.c) */
-  Site *site;        /* counted in site->hostXfer while set */
-  http_req r;
-} Oneshot;
-
-static int oneshot_open(Oneshot *x, sqlite3_context *ctx, const char *fn) {
+int oneshot_open(Oneshot *x, sqlite3_context *ctx, const char *fn) {
   memset(x, 0, sizeof *x);
   http_req_init(&x->r);
   x->ctx = ctx;
@@ -87,7 +74,7 @@ static int oneshot_open(Oneshot *x, sqlite3_context *ctx, const char *fn) {
   return 0;
 }
 
-static void oneshot_close(Oneshot *x) {
+void oneshot_close(Oneshot *x) {
   if (x->site) {
     pthread_mutex_lock(&x->site->mu);
     x->site->hostXfer--;
@@ -100,9 +87,7 @@ static void oneshot_close(Oneshot *x) {
   site_token_free(x->token);
 }
 
-/* Runs one request; returns 0 on a usable 2xx answer, else -1 (r.msg,
-** r.status, r.net). */
-static int oneshot_request(Oneshot *x, const char *url, const char *post, client_kind kind) {
+int oneshot_request(Oneshot *x, const char *url, const char *post, client_kind kind) {
   http_opts o;
   client_opts(&o, &x->cfg, x->token, kind);
   if (!url || http_prepare(&x->r, url, post, &o) != 0) {
@@ -114,7 +99,7 @@ static int oneshot_request(Oneshot *x, const char *url, const char *post, client
   return x->r.msg[0] ? -1 : 0;
 }
 
-static void oneshot_fail(Oneshot *x) {
+void oneshot_fail(Oneshot *x) {
   if (x->nc->site && (x->r.status == 401 || x->r.status == 403))
     site_token_refused(x->nc->site, x->tokenGen);
   if (x->r.net)
@@ -227,6 +212,49 @@ void oneshot_fn_push(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   oneshot_close(&x);
 }
 
+int oneshot_pull_all(Oneshot *x, int64_t *pTotal) {
+  SyncCtx *c = x->c;
+  Site *s = x->nc->site;
+  char *client = ctx_meta_get(c, "client_id");
+  int64_t total = 0;
+  int resync = 0, rc = -1;
+  for (;;) {
+    char *url = client_pull_url(c, x->url, client, &resync, x->cfg.pull_limit);
+    int bad = oneshot_request(x, url, 0, CLIENT_PULL);
+    sqlite3_free(url);
+    if (bad) {
+      char *err = 0;
+      int stop = client_classify(&x->r, CLIENT_PULL, x->cfg.pull_limit) == CL_RESYNC
+                     ? client_resync(c, &x->r, &resync, &err)
+                     : 1;
+      if (!stop) continue;
+      if (stop < 0)
+        ctx_error(x->ctx, x->fn, "%s", err ? err : "out of memory");
+      else
+        oneshot_fail(x);
+      sqlite3_free(err);
+      break;
+    }
+    int64_t n = 0;
+    int more = 0;
+    char *err = 0;
+    if (client_apply(c, s, x->r.buf ? x->r.buf : "", 0, resync, &n, &more, &err) != SQLITE_OK) {
+      ctx_error(x->ctx, x->fn, "%s", err);
+      sqlite3_free(err);
+      break;
+    }
+    total += n;
+    if (resync) resync = 2;
+    if (!more) {
+      *pTotal = total;
+      rc = 0;
+      break;
+    }
+  }
+  sqlite3_free(client);
+  return rc;
+}
+
 void oneshot_fn_pull(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc, (void)argv;
   Oneshot x;
@@ -234,43 +262,7 @@ void oneshot_fn_pull(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     oneshot_close(&x);
     return;
   }
-  SyncCtx *c = x.c;
-  Site *s = x.nc->site;
-  char *client = ctx_meta_get(c, "client_id");
   int64_t total = 0;
-  int resync = 0;
-  for (;;) {
-    char *url = client_pull_url(c, x.url, client, &resync, x.cfg.pull_limit);
-    int bad = oneshot_request(&x, url, 0, CLIENT_PULL);
-    sqlite3_free(url);
-    if (bad) {
-      char *err = 0;
-      int stop = client_classify(&x.r, CLIENT_PULL, x.cfg.pull_limit) == CL_RESYNC
-                     ? client_resync(c, &resync, &err)
-                     : 1;
-      if (!stop) continue;
-      if (stop < 0)
-        ctx_error(ctx, "sync_pull", "%s", err ? err : "out of memory");
-      else
-        oneshot_fail(&x);
-      sqlite3_free(err);
-      break;
-    }
-    int64_t n = 0;
-    int more = 0;
-    char *err = 0;
-    if (client_apply(c, s, x.r.buf ? x.r.buf : "", 0, resync, &n, &more, &err) != SQLITE_OK) {
-      ctx_error(ctx, "sync_pull", "%s", err);
-      sqlite3_free(err);
-      break;
-    }
-    total += n;
-    if (resync) resync = 2;
-    if (!more) {
-      sqlite3_result_int64(ctx, total);
-      break;
-    }
-  }
-  sqlite3_free(client);
+  if (oneshot_pull_all(&x, &total) == 0) sqlite3_result_int64(ctx, total);
   oneshot_close(&x);
 }

@@ -5,7 +5,8 @@
 **   -- state | online | pending | rejected | cursor | sse_connected |
 **   -- last_push_at | last_pull_at | last_error | next_retry_at |
 **   -- pushed_total | pulled_total | client_id | url | skipped_changes |
-**   -- first_sync_done | needs_token
+**   -- first_sync_done | needs_token | last_verified_at | diverged_total |
+**   -- last_verify
 **
 ** One row. state is 'stopped', 'idle', 'pushing', 'pulling', 'offline' or
 ** 'error'; times are UTC ISO-8601 text ('2026-01-02T03:04:05.678Z') or
@@ -19,7 +20,9 @@
 ** "first_sync_done", set by client_apply; it stays 1 through a later full
 ** resync); needs_token is 1 after the worker, sync_push or sync_pull met
 ** 401/403, until a new token is set (sync_config('token', ...)). The token
-** never appears.
+** never appears. last_verified_at, diverged_total (keys repaired so far; 0
+** before any) and last_verify (the last report, sync_verify's JSON) are what
+** sync_verify or the worker's verification last recorded in sync_meta.
 ** Fails with "sync_status: sync_init() has not been called on this
 ** database" before sync_init.
 */
@@ -33,7 +36,8 @@ static const char status_schema[] =
     "CREATE TABLE x(state TEXT, online INTEGER, pending INTEGER, rejected INTEGER, cursor TEXT,"
     " sse_connected INTEGER, last_push_at TEXT, last_pull_at TEXT, last_error TEXT,"
     " next_retry_at TEXT, pushed_total INTEGER, pulled_total INTEGER, client_id TEXT, url TEXT,"
-    " skipped_changes INTEGER, first_sync_done INTEGER, needs_token INTEGER)";
+    " skipped_changes INTEGER, first_sync_done INTEGER, needs_token INTEGER,"
+    " last_verified_at TEXT, diverged_total INTEGER, last_verify TEXT)";
 
 /* One statement lays the row out (times as text); the worker's values and
 ** the engine's (outbox_counts, ctx_meta_get) are bound. */
@@ -43,7 +47,8 @@ static const char status_sql[] =
     " CASE WHEN ?5 > 0 THEN strftime('%Y-%m-%dT%H:%M:%fZ', ?5 / 1000.0, 'unixepoch') END,"
     " ?6,"
     " CASE WHEN ?7 > 0 THEN strftime('%Y-%m-%dT%H:%M:%fZ', ?7 / 1000.0, 'unixepoch') END,"
-    " ?8, ?9, ?13, ?14, coalesce(CAST(?15 AS INTEGER), 0), ?16 IS NOT NULL, ?17";
+    " ?8, ?9, ?13, ?14, coalesce(CAST(?15 AS INTEGER), 0), ?16 IS NOT NULL, ?17,"
+    " ?18, coalesce(CAST(?19 AS INTEGER), 0), ?20";
 
 typedef struct status_vtab {
   sqlite3_vtab base;
@@ -129,8 +134,11 @@ static int statusFilter(sqlite3_vtab_cursor *p, int idxNum, const char *idxStr, 
   sqlite3_bind_int64(s, 10, pending);
   sqlite3_bind_int64(s, 11, rejected);
   sqlite3_bind_int(s, 17, w.needs_token);
-  const char *meta[] = {"cursor", "client_id", "url", "skipped_changes", "first_sync_done"};
-  for (int i = 0; i < 5; i++) {
+  const char *meta[] = {"cursor",           "client_id",       "url",
+                        "skipped_changes",  "first_sync_done", "",
+                        "last_verified_at", "diverged_total",  "last_verify"};
+  for (int i = 0; i < 9; i++) {
+    if (!*meta[i]) continue; /* ?17 is the worker's */
     char *m = ctx_meta_get(nc->c, meta[i]);
     if (m) sqlite3_bind_text(s, 12 + i, m, -1, sqlite3_free);
   }

@@ -1,6 +1,7 @@
 /*
 ** routes.c: syncd's HTTP endpoints (docs/PROTOCOL.md):
-**   GET /health, POST /push, GET /pull, GET /events (events.c streams it).
+**   GET /health, POST /push, GET /pull, GET /events (events.c streams it),
+**   POST /verify (server/store/fingerprint.c computes it).
 ** Every answer is JSON; errors are {"error":"..."} with a 4xx/5xx status.
 ** Bodies are read up to --max-body bytes; beyond that the rest is drained
 ** and discarded and the answer is 413.
@@ -15,6 +16,7 @@
 #include "value.h"
 #include "conns.h"
 #include "events.h"
+#include "fingerprint.h"
 #include "jscan.h"
 #include "reply.h"
 #include "request.h"
@@ -194,6 +196,10 @@ static enum MHD_Result do_pull(const server_ctx *ctx, struct MHD_Connection *c, 
   int rc =
       store_pull_as(ctx->st, rq->auth == AUTH_USER ? &user : 0, client,
                     cursor && *cursor ? cursor : 0, (int)limit, pending_from, tables, &page, &err);
+  if (rc == STORE_EXPIRED && cursor && *cursor && store_cursor_reset(ctx->st, cursor))
+    return sqlite3_free(err),
+           answer(c, rq, MHD_HTTP_GONE,
+                  reply_json(sqlite3_mprintf("{\"error\":\"cursor expired\",\"reset\":true}")));
   if (rc != STORE_OK) {
     enum MHD_Result r = answer_error(c, rq, store_status(rc), store_message(rc, err));
     sqlite3_free(err);
@@ -224,6 +230,40 @@ static enum MHD_Result do_events(const server_ctx *ctx, struct MHD_Connection *c
   return answer(c, rq, status, r);
 }
 
+static enum MHD_Result do_verify(const server_ctx *ctx, struct MHD_Connection *c, request *rq) {
+  /* Fingerprints cover whole tables: under rules they would tell a user
+  ** about rows the read filter hides, and never match what it holds. */
+  if (store_has_rules(ctx->st))
+    return answer_error(c, rq, MHD_HTTP_NOT_IMPLEMENTED, "verify is not offered under --rules");
+  if (rq->too_big) return answer_error(c, rq, MHD_HTTP_CONTENT_TOO_LARGE, "body too large");
+  int len = rq->body ? sqlite3_str_length(rq->body) : 0;
+  char *body = rq->body ? sqlite3_str_finish(rq->body) : 0;
+  rq->body = 0;
+  if (len > 0 && !body) return answer_error(c, rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+  fp_request fr;
+  char *msg = fp_request_parse(body ? body : "", (size_t)len, &fr);
+  sqlite3_free(body);
+  char *json = 0, *err = 0;
+  int rc = STORE_OK;
+  if (!msg && forbidden(ctx, rq, fr.client_id, strlen(fr.client_id))) {
+    fp_request_free(&fr);
+    return answer_forbidden(c, rq);
+  }
+  if (!msg) rc = store_fingerprint(ctx->st, &fr, &json, &msg, &err);
+  fp_request_free(&fr);
+  if (msg) {
+    enum MHD_Result r = answer_error(c, rq, MHD_HTTP_BAD_REQUEST, msg);
+    sqlite3_free(msg);
+    return r;
+  }
+  if (rc != STORE_OK) {
+    enum MHD_Result r = answer_error(c, rq, store_status(rc), store_message(rc, err));
+    sqlite3_free(err);
+    return r;
+  }
+  return answer(c, rq, MHD_HTTP_OK, reply_json(json));
+}
+
 static const struct route {
   const char *path, *method;
   enum MHD_Result (*fn)(const server_ctx *, struct MHD_Connection *, request *);
@@ -231,6 +271,7 @@ static const struct route {
     {"/push", "POST", do_push},
     {"/pull", "GET", do_pull},
     {"/events", "GET", do_events},
+    {"/verify", "POST", do_verify},
 };
 
 static const struct route *find_route(const char *url) {

@@ -156,6 +156,9 @@ typedef struct dialect {
   ** syncd_sub() and syncd_claims() to read it back. */
   int (*select_bool)(dialect_conn *c, const char *sql, const char *const *vals, int n, int *yes,
                      char **err);
+  /* A read-only snapshot around head and scan (fingerprint.c): end 0
+  ** opens it, 1 closes it. */
+  int (*snapshot)(dialect_conn *c, int end, char **err);
 } dialect;
 
 extern const dialect dialect_sqlite;

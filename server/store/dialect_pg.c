@@ -685,6 +685,11 @@ static int pg_select_bool(dialect_conn *c, const char *sql, const char *const *v
   return 0;
 }
 
+/* A read-only snapshot around head and scan (fingerprint.c). */
+static int pg_snapshot(dialect_conn *c, int end, char **err) {
+  return pgc_exec(c, end ? "COMMIT" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err);
+}
+
 /* No release: the next savepoint or COMMIT releases m in its round trip. */
 const dialect dialect_pg = {
     .pool_max = 16,
@@ -719,4 +724,5 @@ const dialect dialect_pg = {
     .read_page = pg_read_page,
     .head = pg_head,
     .select_bool = pg_select_bool,
+    .snapshot = pg_snapshot,
 };

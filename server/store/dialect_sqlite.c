@@ -856,6 +856,11 @@ static int sq_select_bool(dialect_conn *c, const char *sql, const char *const *v
   return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* A deferred BEGIN: the snapshot is taken by the first read (the head). */
+static int sq_snapshot(dialect_conn *c, int end, char **err) {
+  return run(c->db, end ? "COMMIT" : "BEGIN", 0, 0, err);
+}
+
 const dialect dialect_sqlite = {
     .pool_max = 32,
     .fold_case = 1,
@@ -888,4 +893,5 @@ const dialect dialect_sqlite = {
     .read_page = sq_read_page,
     .head = sq_head,
     .select_bool = sq_select_bool,
+    .snapshot = sq_snapshot,
 };

@@ -47,6 +47,10 @@ int rules_set_user(const store *s, dialect_conn *c, const store_user *u, char **
   return s->d->select_bool(c, "SELECT syncd_set_user(?1, ?2)", vals, 2, &yes, err);
 }
 
+int store_has_rules(const store *s) {
+  return s->rules != 0;
+}
+
 int store_set_rules(store *s, const char *json, char **err) {
   rules *r = rules_load(&s->cat, json, s->d == &dialect_pg, err);
   if (!r) return STORE_ERROR;

@@ -44,6 +44,8 @@ typedef struct store_user {
 ** catalog and the storage; from then on pushes and pulls follow it. Once,
 ** before serving. STORE_OK, or STORE_ERROR with *err. (rules_store.c) */
 int store_set_rules(store *s, const char *json, char **err);
+/* 1 when rules were set (store_set_rules). (rules_store.c) */
+int store_has_rules(const store *s);
 
 /* Under rules, a client id belongs to the first user who used it: *mine
 ** is 0 when u is another user (u NULL, or no rules: always 1), so one user

@@ -13,7 +13,7 @@ import sqlite3
 import time
 import unittest
 
-from e2e_util import E2ETest, Syncd, connect
+from e2e_util import E2ETest, Syncd, connect, wait_for
 
 SECRET = "an-e2e-secret-of-at-least-32-bytes!!"
 SERVER_SCHEMA = """
@@ -127,6 +127,22 @@ class RulesE2ETest(E2ETest):
         self.assertEqual(self.rows(phone), [("a1", "queued", "alice")])
         self.assertEqual(phone.execute("SELECT needs_token, pending FROM sync_status").fetchone(),
                          (0, 0))
+
+    def test_the_worker_does_not_count_a_missing_verify_as_an_error(self):
+        # Under rules syncd does not offer /verify (501): the worker's
+        # verification after its first sync and on its interval stops
+        # asking, and neither the state nor last_error shows it.
+        phone = self.device("phone", "alice")
+        phone.execute("SELECT sync_config('verify_interval_s', 1)")
+        phone.execute("INSERT INTO todos(id, title) VALUES ('a1', 'x')")
+        phone.execute("SELECT sync_start()")
+        wait_for(lambda: phone.execute("SELECT pending, first_sync_done FROM sync_status")
+                 .fetchone() == (0, 1), what="drained and synced")
+        time.sleep(2.5)  # the first sync's verification and two intervals
+        state, err = phone.execute("SELECT state, last_error FROM sync_status").fetchone()
+        phone.execute("SELECT sync_stop()")
+        self.assertIsNone(err)
+        self.assertNotEqual(state, "error")
 
 
 if __name__ == "__main__":

@@ -222,6 +222,17 @@ class RulesTests:
             if not page["has_more"]:
                 return out, page["cursor"]
 
+    def test_verify_is_not_offered(self):
+        # fingerprints cover whole tables: they would tell of rows the read
+        # filter hides
+        s = self.server()
+        alice = self.as_user("alice")
+        self.push(s, alice, "a1", [ins(1, "todos", id="t1", owner="alice")])
+        status, _, data = s.request("POST", "/verify",
+                                    {"client_id": "a1", "table": "todos", "rows": []},
+                                    headers=alice)
+        self.assertEqual((status, data), (501, {"error": "verify is not offered under --rules"}))
+
     def test_read_filter(self):
         s = self.server()
         alice, bob = self.as_user("alice"), self.as_user("bob")

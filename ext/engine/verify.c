@@ -1,0 +1,686 @@
+/*
+** verify.c: divergence detection and repair, the engine's side of
+** sync_verify (the network side is ext/net/verify_net.c; POST /verify in
+** docs/PROTOCOL.md).
+**
+** What is compared is what the client believes the server has at its
+** cursor: a tracked table's rows where the key has nothing pending, and the
+** server image (sync_shadow) of a key with pending mutations, absent when
+** that image is. Local pending edits never count as divergence: they are
+** the client's, not a claim about the server. Each row is hashed from its
+** values as the server hashes its own from the wire values
+** (common/fphash.h), over the local table's columns.
+**
+** The comparison is a walk down the key-hash space: the whole table split
+** in 256 buckets (count and sum of row hashes), each differing bucket split
+** again, until a bucket holds few rows: those are asked for and compared key
+** by key. Keys only the client has are deleted, keys only the server has
+** and rows that differ take the server's row. The walk runs as a sequence
+** of request bodies (verify_next) and answers (verify_take), so any
+** transport can carry it; each answer must be for the client's cursor.
+** The repair is one apply of a pull page without a cursor (apply.c):
+** pending mutations are rebased on the server's rows, in one transaction.
+*/
+#include "verify.h"
+#include "apply.h"
+#include "fphash.h"
+#include "jscan.h"
+#include "table.h"
+#include "value.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SPLIT 2    /* hex digits a bucket request splits each prefix by */
+#define ROWS_AT 64 /* a bucket this small is compared row by row */
+#define MAX_BUCKET_ASK 256
+#define MAX_ROWS_ASK 128 /* 128 * ROWS_AT stays under syncd's 10000 rows */
+
+typedef struct Item {
+  int depth; /* hex digits of prefix */
+  uint64_t prefix;
+} Item;
+
+typedef struct Queue {
+  Item *a;
+  int n, cap;
+} Queue;
+
+struct Verify {
+  SyncCtx *c;
+  char *table, *client, *cursor;
+  char **cols;
+  int nCol;
+  Queue buckets, rows; /* prefixes to split further, to compare row by row */
+  Item *asked;         /* the last request's prefixes, sorted */
+  int nAsked, askedRows, depth, split;
+  int answered;
+  sqlite3_int64 checked, diverged;
+  sqlite3_str *changes;
+  int nChanges;
+};
+
+/* One row of either side. */
+typedef struct Row {
+  uint64_t kh, rh;
+  char *pk;        /* local: its key as wire JSON (owned) */
+  jspan spk, srow; /* server: in the answer */
+} Row;
+
+typedef struct Scan {
+  const uint64_t *prefixes;
+  int n, depth, split, rows;
+  uint64_t *cnt, *sum;
+  Row *row;
+  int nRow, capRow;
+} Scan;
+
+static int push(Queue *q, int depth, uint64_t prefix) {
+  if (q->n == q->cap) {
+    int cap = q->cap ? q->cap * 2 : 64;
+    Item *a = sqlite3_realloc64(q->a, sizeof *a * (size_t)cap);
+    if (!a) return SQLITE_NOMEM;
+    q->a = a, q->cap = cap;
+  }
+  q->a[q->n++] = (Item){depth, prefix};
+  return SQLITE_OK;
+}
+
+static int cmp_item(const void *a, const void *b) {
+  uint64_t x = ((const Item *)a)->prefix, y = ((const Item *)b)->prefix;
+  return x < y ? -1 : x > y;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static int cmp_row(const void *a, const void *b) {
+  return cmp_u64(&((const Row *)a)->kh, &((const Row *)b)->kh);
+}
+
+void verify_free(Verify *v) {
+  if (!v) return;
+  sqlite3_free(v->table);
+  sqlite3_free(v->client);
+  sqlite3_free(v->cursor);
+  for (int i = 0; i < v->nCol; i++)
+    sqlite3_free(v->cols[i]);
+  sqlite3_free(v->cols);
+  sqlite3_free(v->buckets.a);
+  sqlite3_free(v->rows.a);
+  sqlite3_free(v->asked);
+  sqlite3_free(sqlite3_str_finish(v->changes));
+  sqlite3_free(v);
+}
+
+int verify_begin(SyncCtx *c, const char *table, const char *client, const char *cursor,
+                 Verify **pOut, char **pzErr) {
+  *pOut = 0;
+  SyncTable *t;
+  int rc = table_get(c, table, 1, &t, pzErr);
+  if (rc != SQLITE_OK) return rc;
+  Verify *v = sqlite3_malloc64(sizeof *v);
+  if (!v) return SQLITE_NOMEM;
+  memset(v, 0, sizeof *v);
+  v->c = c;
+  v->table = sqlite3_mprintf("%s", t->name);
+  v->client = sqlite3_mprintf("%s", client);
+  v->cursor = sqlite3_mprintf("%s", cursor);
+  v->cols = sqlite3_malloc64(sizeof *v->cols * (size_t)t->nCol);
+  v->changes = sqlite3_str_new(c->db);
+  rc = v->table && v->client && v->cursor && v->cols ? SQLITE_OK : SQLITE_NOMEM;
+  for (int i = 0; rc == SQLITE_OK && i < t->nCol; i++) {
+    v->cols[i] = sqlite3_mprintf("%s", t->cols[i]);
+    if (!v->cols[i]) rc = SQLITE_NOMEM;
+    v->nCol++;
+  }
+  if (rc == SQLITE_OK) rc = push(&v->buckets, 0, 0);
+  if (rc != SQLITE_OK) {
+    verify_free(v);
+    return rc;
+  }
+  *pOut = v;
+  return SQLITE_OK;
+}
+
+/* Moves up to max items of q with the depth of its first into v->asked. */
+static int take(Verify *v, Queue *q, int max) {
+  sqlite3_free(v->asked);
+  v->asked = sqlite3_malloc64(sizeof *v->asked * (size_t)max);
+  if (!v->asked) return SQLITE_NOMEM;
+  v->nAsked = 0;
+  v->depth = q->a[0].depth;
+  int keep = 0;
+  for (int i = 0; i < q->n; i++) {
+    if (q->a[i].depth == v->depth && v->nAsked < max)
+      v->asked[v->nAsked++] = q->a[i];
+    else
+      q->a[keep++] = q->a[i];
+  }
+  q->n = keep;
+  qsort(v->asked, (size_t)v->nAsked, sizeof *v->asked, cmp_item);
+  return SQLITE_OK;
+}
+
+int verify_next(Verify *v, char **pBody, char **pzErr) {
+  (void)pzErr;
+  *pBody = 0;
+  int rc;
+  if (v->rows.n) {
+    rc = take(v, &v->rows, MAX_ROWS_ASK);
+    v->askedRows = 1;
+    v->split = 0;
+  } else if (v->buckets.n) {
+    rc = take(v, &v->buckets, MAX_BUCKET_ASK);
+    v->askedRows = 0;
+    v->split = 16 - v->depth < SPLIT ? 16 - v->depth : SPLIT;
+  } else {
+    return SQLITE_OK;
+  }
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_str *s = sqlite3_str_new(v->c->db);
+  sqlite3_str_appendall(s, "{\"client_id\":");
+  value_append_string(s, v->client, -1);
+  sqlite3_str_appendall(s, ",\"table\":");
+  value_append_string(s, v->table, -1);
+  sqlite3_str_appendall(s, ",\"columns\":[");
+  for (int i = 0; i < v->nCol; i++) {
+    if (i) sqlite3_str_appendchar(s, 1, ',');
+    value_append_string(s, v->cols[i], -1);
+  }
+  sqlite3_str_appendall(s, "],\"prefixes\":[");
+  for (int i = 0; i < v->nAsked; i++) {
+    sqlite3_str_appendf(s, "%s\"", i ? "," : "");
+    if (v->depth)
+      sqlite3_str_appendf(s, "%0*llx", v->depth, (unsigned long long)v->asked[i].prefix);
+    sqlite3_str_appendchar(s, 1, '"');
+  }
+  sqlite3_str_appendf(s, "],\"split\":%d,\"rows\":%s}", v->split, v->askedRows ? "true" : "false");
+  rc = sqlite3_str_errcode(s);
+  *pBody = sqlite3_str_finish(s);
+  if (rc != SQLITE_OK) {
+    sqlite3_free(*pBody);
+    *pBody = 0;
+  }
+  return rc;
+}
+
+/* Counts one row (key hash kh, row hash rh) into sc; in rows mode the row
+** is kept with its key *pk (taken). */
+static int account(Scan *sc, uint64_t kh, uint64_t rh, char **pk) {
+  uint64_t top = sc->depth ? kh >> (64 - 4 * sc->depth) : 0;
+  const uint64_t *hit = bsearch(&top, sc->prefixes, (size_t)sc->n, sizeof top, cmp_u64);
+  if (!hit) return SQLITE_OK;
+  if (!sc->rows) {
+    uint64_t b = sc->split
+                     ? (kh >> (64 - 4 * (sc->depth + sc->split))) & ((1ULL << (4 * sc->split)) - 1)
+                     : 0;
+    size_t i = (size_t)(hit - sc->prefixes) << (4 * sc->split) | b;
+    sc->cnt[i]++;
+    sc->sum[i] += rh;
+    return SQLITE_OK;
+  }
+  if (sc->nRow == sc->capRow) {
+    int cap = sc->capRow ? sc->capRow * 2 : 64;
+    Row *r = sqlite3_realloc64(sc->row, sizeof *r * (size_t)cap);
+    if (!r) return SQLITE_NOMEM;
+    sc->row = r, sc->capRow = cap;
+  }
+  memset(&sc->row[sc->nRow], 0, sizeof *sc->row);
+  sc->row[sc->nRow].kh = kh;
+  sc->row[sc->nRow].rh = rh;
+  sc->row[sc->nRow++].pk = *pk;
+  *pk = 0;
+  return SQLITE_OK;
+}
+
+static void scan_free(Scan *sc) {
+  for (int i = 0; i < sc->nRow; i++)
+    sqlite3_free(sc->row[i].pk);
+  sqlite3_free(sc->row);
+  sqlite3_free(sc->cnt);
+  sqlite3_free(sc->sum);
+}
+
+/* The key hashes of the keys of v's table with pending mutations, sorted,
+** into *pOut (*pN of them). */
+static int pending_keys(Verify *v, uint64_t **pOut, int *pN) {
+  sqlite3_stmt *s;
+  int rc = sqlite3_prepare_v2(v->c->db, "SELECT DISTINCT pk FROM main.sync_outbox WHERE tbl=?1", -1,
+                              &s, 0);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_text(s, 1, v->table, -1, SQLITE_STATIC);
+  uint64_t *a = 0;
+  int n = 0, cap = 0;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    const char *pk = (const char *)sqlite3_column_text(s, 0);
+    uint64_t sum = 0;
+    if (!pk || fphash_object(pk, sqlite3_column_bytes(s, 0), 0, 0, &sum)) {
+      rc = SQLITE_NOMEM;
+      break;
+    }
+    if (n == cap) {
+      cap = cap ? cap * 2 : 64;
+      uint64_t *m = sqlite3_realloc64(a, sizeof *a * (size_t)cap);
+      if (!m) {
+        rc = SQLITE_NOMEM;
+        break;
+      }
+      a = m;
+    }
+    a[n++] = fphash_key(sum);
+  }
+  sqlite3_finalize(s);
+  if (rc != SQLITE_DONE) {
+    sqlite3_free(a);
+    return rc;
+  }
+  if (n) qsort(a, (size_t)n, sizeof *a, cmp_u64);
+  *pOut = a;
+  *pN = n;
+  return SQLITE_OK;
+}
+
+/* The table's rows whose keys have nothing pending. */
+static int scan_table(Verify *v, Scan *sc, const uint64_t *pend, int nPend) {
+  SyncTable *t;
+  char *err = 0;
+  int rc = table_get(v->c, v->table, 1, &t, &err);
+  sqlite3_free(err);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_str *q = sqlite3_str_new(v->c->db);
+  sqlite3_str_appendall(q, "SELECT ");
+  for (int i = 0; i < t->nCol; i++)
+    sqlite3_str_appendf(q, "%s\"%w\"", i ? "," : "", t->cols[i]);
+  sqlite3_str_appendf(q, " FROM main.\"%w\"", t->name);
+  char *sql = sqlite3_str_finish(q);
+  if (!sql) return SQLITE_NOMEM;
+  sqlite3_stmt *s;
+  rc = sqlite3_prepare_v2(v->c->db, sql, -1, &s, 0);
+  sqlite3_free(sql);
+  if (rc != SQLITE_OK) return rc;
+  while (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
+    uint64_t ks = 0, rs = 0;
+    for (int i = 0; i < t->nPk; i++) {
+      const char *name = t->cols[t->pk[i]];
+      ks += fphash_value(name, (int)strlen(name), sqlite3_column_value(s, t->pk[i]));
+    }
+    uint64_t kh = fphash_key(ks);
+    if (nPend && bsearch(&kh, pend, (size_t)nPend, sizeof kh, cmp_u64)) continue;
+    for (int i = 0; i < t->nCol; i++)
+      rs += fphash_value(t->cols[i], (int)strlen(t->cols[i]), sqlite3_column_value(s, i));
+    char *pk = 0;
+    if (sc->rows) {
+      sqlite3_str *o = sqlite3_str_new(v->c->db);
+      sqlite3_str_appendchar(o, 1, '{');
+      for (int i = 0; i < t->nPk; i++) {
+        if (i) sqlite3_str_appendchar(o, 1, ',');
+        value_append_string(o, t->cols[t->pk[i]], -1);
+        sqlite3_str_appendchar(o, 1, ':');
+        value_append_column(o, s, t->pk[i]);
+      }
+      sqlite3_str_appendchar(o, 1, '}');
+      pk = sqlite3_str_finish(o);
+      if (!pk) rc = SQLITE_NOMEM;
+    }
+    if (rc == SQLITE_OK) rc = account(sc, kh, fphash_row(kh, rs), &pk);
+    sqlite3_free(pk);
+  }
+  int rc2 = sqlite3_finalize(s);
+  return rc != SQLITE_OK ? rc : rc2;
+}
+
+/* The server images of the keys with pending mutations (none when the
+** image says the server has no such row). */
+static int scan_images(Verify *v, Scan *sc) {
+  sqlite3_stmt *s;
+  int rc = sqlite3_prepare_v2(v->c->db,
+                              "SELECT s.pk, s.row FROM main.sync_shadow s WHERE s.tbl=?1"
+                              " AND s.row IS NOT NULL AND EXISTS (SELECT 1 FROM main.sync_outbox o"
+                              " WHERE o.tbl=s.tbl AND o.pk=s.pk)",
+                              -1, &s, 0);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_text(s, 1, v->table, -1, SQLITE_STATIC);
+  while (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
+    const char *pk = (const char *)sqlite3_column_text(s, 0);
+    int npk = sqlite3_column_bytes(s, 0);
+    const char *row = (const char *)sqlite3_column_text(s, 1);
+    int nrow = sqlite3_column_bytes(s, 1);
+    uint64_t ks, rs;
+    if (!pk || !row || fphash_object(pk, npk, 0, 0, &ks) ||
+        fphash_object(row, nrow, (const char *const *)v->cols, v->nCol, &rs)) {
+      rc = SQLITE_NOMEM;
+      break;
+    }
+    uint64_t kh = fphash_key(ks);
+    char *wire = 0;
+    if (sc->rows) {
+      sqlite3_str *o = sqlite3_str_new(v->c->db);
+      value_append_wire(o, pk, npk);
+      wire = sqlite3_str_finish(o);
+      if (!wire) rc = SQLITE_NOMEM;
+    }
+    if (rc == SQLITE_OK) rc = account(sc, kh, fphash_row(kh, rs), &wire);
+    sqlite3_free(wire);
+  }
+  int rc2 = sqlite3_finalize(s);
+  return rc != SQLITE_OK ? rc : rc2;
+}
+
+/* The local side of the last request, in the shape of its answer. */
+static int scan_local(Verify *v, Scan *sc, uint64_t *prefixes) {
+  memset(sc, 0, sizeof *sc);
+  for (int i = 0; i < v->nAsked; i++)
+    prefixes[i] = v->asked[i].prefix;
+  sc->prefixes = prefixes;
+  sc->n = v->nAsked;
+  sc->depth = v->depth;
+  sc->split = v->split;
+  sc->rows = v->askedRows;
+  if (!sc->rows) {
+    size_t nb = (size_t)sc->n << (4 * sc->split);
+    sc->cnt = sqlite3_malloc64(sizeof *sc->cnt * nb);
+    sc->sum = sqlite3_malloc64(sizeof *sc->sum * nb);
+    if (!sc->cnt || !sc->sum) return SQLITE_NOMEM;
+    memset(sc->cnt, 0, sizeof *sc->cnt * nb);
+    memset(sc->sum, 0, sizeof *sc->sum * nb);
+  }
+  uint64_t *pend = 0;
+  int nPend = 0;
+  int rc = pending_keys(v, &pend, &nPend);
+  if (rc == SQLITE_OK) rc = scan_table(v, sc, pend, nPend);
+  if (rc == SQLITE_OK && nPend) rc = scan_images(v, sc);
+  sqlite3_free(pend);
+  if (rc == SQLITE_OK && sc->rows && sc->nRow)
+    qsort(sc->row, (size_t)sc->nRow, sizeof *sc->row, cmp_row);
+  return rc;
+}
+
+/* Array iteration over an accepted array: *pz at its '[' on the first call.
+** Returns 1 with the next element in *v, 0 at the end. */
+static int element(const char **pz, const char *e, jspan *v) {
+  const char *z = jscan_ws(**pz == '[' || **pz == ',' ? *pz + 1 : *pz, e);
+  if (z >= e || *z == ']') return 0;
+  const char *end = jscan_skip(z, e);
+  v->z = z;
+  v->n = (int)(end - z);
+  *pz = jscan_ws(end, e);
+  return 1;
+}
+
+static int is_type(jspan v, const char *type) {
+  return strcmp(jscan_type(v), type) == 0;
+}
+
+static int malformed(char **pzErr, const char *what) {
+  *pzErr = sqlite3_mprintf("malformed answer from the server: %s", what);
+  return SQLITE_ERROR;
+}
+
+/* The buckets of the answer against the local ones: a differing bucket is
+** split further, or compared row by row when small. */
+static int take_buckets(Verify *v, jspan ranges, char **pzErr) {
+  Scan sc = {0};
+  uint64_t *prefixes = sqlite3_malloc64(sizeof *prefixes * (size_t)v->nAsked);
+  int rc = prefixes ? scan_local(v, &sc, prefixes) : SQLITE_NOMEM;
+  const char *p = ranges.z, *e = ranges.z + ranges.n;
+  jspan range;
+  int i = 0, nb = 1 << (4 * v->split);
+  while (rc == SQLITE_OK && element(&p, e, &range)) {
+    jspan buckets = jscan_field(range, "buckets");
+    if (i >= v->nAsked || !is_type(buckets, "array")) {
+      rc = malformed(pzErr, "ranges");
+      break;
+    }
+    const char *q = buckets.z, *qe = buckets.z + buckets.n;
+    jspan b;
+    int k = 0;
+    while (rc == SQLITE_OK && element(&q, qe, &b)) {
+      const char *r = b.z, *re = b.z + b.n;
+      jspan n, h;
+      sqlite3_int64 cnt;
+      if (k >= nb || !is_type(b, "array") || !element(&r, re, &n) || !element(&r, re, &h) ||
+          !jscan_int64(n, &cnt) || cnt < 0 || !is_type(h, "text") || h.n != 18) {
+        rc = malformed(pzErr, "buckets");
+        break;
+      }
+      uint64_t sum = strtoull(h.z + 1, 0, 16);
+      size_t at = (size_t)i * (size_t)nb + (size_t)k;
+      if ((uint64_t)cnt != sc.cnt[at] || sum != sc.sum[at]) {
+        uint64_t most = (uint64_t)cnt > sc.cnt[at] ? (uint64_t)cnt : sc.cnt[at];
+        int depth = v->depth + v->split;
+        uint64_t prefix = v->asked[i].prefix << (4 * v->split) | (uint64_t)k;
+        rc = push(most <= ROWS_AT || depth >= 16 ? &v->rows : &v->buckets, depth, prefix);
+      }
+      k++;
+    }
+    if (rc == SQLITE_OK && k != nb) rc = malformed(pzErr, "buckets");
+    i++;
+  }
+  if (rc == SQLITE_OK && i != v->nAsked) rc = malformed(pzErr, "ranges");
+  scan_free(&sc);
+  sqlite3_free(prefixes);
+  return rc;
+}
+
+static void append_change(Verify *v, const char *op, const char *pk, int npk, jspan row) {
+  sqlite3_str *s = v->changes;
+  if (v->nChanges++) sqlite3_str_appendchar(s, 1, ',');
+  sqlite3_str_appendall(s, "{\"table\":");
+  value_append_string(s, v->table, -1);
+  sqlite3_str_appendf(s, ",\"op\":\"%s\",\"pk\":%.*s", op, npk, pk);
+  if (row.z) sqlite3_str_appendf(s, ",\"row\":%.*s", row.n, row.z);
+  sqlite3_str_appendchar(s, 1, '}');
+  v->diverged++;
+}
+
+/* The rows of the answer against the local ones, key by key. */
+static int take_rows(Verify *v, jspan rows, char **pzErr) {
+  Scan sc = {0};
+  uint64_t *prefixes = sqlite3_malloc64(sizeof *prefixes * (size_t)v->nAsked);
+  int rc = prefixes ? scan_local(v, &sc, prefixes) : SQLITE_NOMEM;
+  Row *srv = 0;
+  int n = 0, cap = 0;
+  const char *p = rows.z, *e = rows.z + rows.n;
+  jspan r;
+  while (rc == SQLITE_OK && element(&p, e, &r)) {
+    jspan pk = jscan_field(r, "pk"), row = jscan_field(r, "row");
+    uint64_t ks, rs;
+    if (!is_type(pk, "object") || !is_type(row, "object")) {
+      rc = malformed(pzErr, "rows");
+      break;
+    }
+    if (fphash_object(pk.z, pk.n, 0, 0, &ks) ||
+        fphash_object(row.z, row.n, (const char *const *)v->cols, v->nCol, &rs)) {
+      rc = SQLITE_NOMEM;
+      break;
+    }
+    if (n == cap) {
+      cap = cap ? cap * 2 : 64;
+      Row *m = sqlite3_realloc64(srv, sizeof *m * (size_t)cap);
+      if (!m) {
+        rc = SQLITE_NOMEM;
+        break;
+      }
+      srv = m;
+    }
+    uint64_t kh = fphash_key(ks);
+    srv[n++] = (Row){kh, fphash_row(kh, rs), 0, pk, row};
+  }
+  if (rc == SQLITE_OK && n) qsort(srv, (size_t)n, sizeof *srv, cmp_row);
+  for (int a = 0, b = 0; rc == SQLITE_OK && (a < n || b < sc.nRow);) {
+    if (b == sc.nRow || (a < n && srv[a].kh < sc.row[b].kh)) {
+      append_change(v, "upsert", srv[a].spk.z, srv[a].spk.n, srv[a].srow);
+      a++;
+    } else if (a == n || sc.row[b].kh < srv[a].kh) {
+      jspan none = {0, 0};
+      append_change(v, "delete", sc.row[b].pk, (int)strlen(sc.row[b].pk), none);
+      b++;
+    } else {
+      if (srv[a].rh != sc.row[b].rh)
+        append_change(v, "upsert", srv[a].spk.z, srv[a].spk.n, srv[a].srow);
+      a++, b++;
+    }
+  }
+  if (rc == SQLITE_OK) rc = sqlite3_str_errcode(v->changes);
+  sqlite3_free(srv);
+  scan_free(&sc);
+  sqlite3_free(prefixes);
+  return rc;
+}
+
+int verify_take(Verify *v, const char *answer, char **pzErr) {
+  const char *e = answer + strlen(answer);
+  const char *z = jscan_ws(answer, e);
+  if (!v->nAsked) return malformed(pzErr, "no request is waiting for an answer");
+  if (!jscan_document(answer, e) || *z != '{') return malformed(pzErr, "not a JSON object");
+  jspan obj = {z, (int)(jscan_skip(z, e) - z)};
+  static const char *const names[] = {"cursor", "count", "ranges", "rows"};
+  jspan f[4];
+  jscan_fields(obj, names, 4, f);
+  sqlite3_int64 count;
+  if (!is_type(f[0], "text") || !jscan_int64(f[1], &count))
+    return malformed(pzErr, "no cursor or count");
+  int nul = 0;
+  char *cursor = jscan_text(f[0], &nul);
+  if (!cursor) return SQLITE_NOMEM;
+  int same = strcmp(cursor, v->cursor) == 0;
+  if (!same)
+    *pzErr =
+        sqlite3_mprintf("the server answered at cursor %s, the client is at %s", cursor, v->cursor);
+  sqlite3_free(cursor);
+  if (!same) return SQLITE_ABORT;
+  if (!v->answered++) v->checked = count;
+  int rc;
+  if (v->askedRows)
+    rc = is_type(f[3], "array") ? take_rows(v, f[3], pzErr) : malformed(pzErr, "no rows");
+  else
+    rc = is_type(f[2], "array") ? take_buckets(v, f[2], pzErr) : malformed(pzErr, "no ranges");
+  v->nAsked = 0;
+  return rc;
+}
+
+sqlite3_int64 verify_checked(const Verify *v) {
+  return v->checked;
+}
+sqlite3_int64 verify_diverged(const Verify *v) {
+  return v->diverged;
+}
+const char *verify_changes(const Verify *v) {
+  const char *z = sqlite3_str_value(v->changes);
+  return z ? z : "";
+}
+
+int verify_repair(SyncCtx *c, const char *changes, sqlite3_int64 diverged, const char *report,
+                  ApplyResult *res, char **pzErr) {
+  memset(res, 0, sizeof *res);
+  int began = ctx_tx_begin(c);
+  if (began < 0) {
+    *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
+    return SQLITE_ERROR;
+  }
+  int rc = SQLITE_OK;
+  if (*changes) {
+    char *page = sqlite3_mprintf("{\"changes\":[%s]}", changes);
+    rc = page ? apply_page(c, page, APPLY_SQL, res, pzErr) : SQLITE_NOMEM;
+    sqlite3_free(page);
+  }
+  if (rc == SQLITE_OK) {
+    sqlite3_stmt *s;
+    rc = sqlite3_prepare_v2(
+        c->db,
+        "INSERT INTO main.sync_meta(key, value) VALUES"
+        " ('last_verified_at', strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),"
+        " ('diverged_total', ?1), ('last_verify', ?2)"
+        " ON CONFLICT(key) DO UPDATE SET value = CASE key WHEN 'diverged_total'"
+        " THEN coalesce(CAST(value AS INTEGER), 0) + excluded.value ELSE excluded.value END",
+        -1, &s, 0);
+    if (rc == SQLITE_OK) {
+      sqlite3_bind_int64(s, 1, diverged);
+      sqlite3_bind_text(s, 2, report, -1, SQLITE_STATIC);
+      sqlite3_step(s);
+      rc = sqlite3_finalize(s);
+    }
+  }
+  rc = ctx_tx_end(c, began, rc, pzErr);
+  if (rc != SQLITE_OK) apply_result_clear(res);
+  return rc;
+}
+
+/* The report of a walk whose repair was applied, as sync_verify's. */
+static char *byo_report(const Verify *v) {
+  sqlite3_str *s = sqlite3_str_new(v->c->db);
+  sqlite3_str_appendall(s, "{\"tables\":[{\"table\":");
+  value_append_string(s, v->table, -1);
+  sqlite3_str_appendf(s,
+                      ",\"checked\":%lld,\"diverged\":%lld,\"repaired\":%lld}],\"diverged\":%lld,"
+                      "\"repaired\":%lld}",
+                      v->checked, v->diverged, v->diverged, v->diverged, v->diverged);
+  return sqlite3_str_finish(s);
+}
+
+void verify_fn_request(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  SyncCtx *c = sqlite3_user_data(ctx);
+  if (!ctx_require_init(ctx, c, "sync_verify_request")) return;
+  verify_free(c->verify);
+  c->verify = 0;
+  const char *table = (const char *)sqlite3_value_text(argv[0]);
+  char *client = ctx_meta_get(c, "client_id"), *cursor = ctx_meta_get(c, "cursor");
+  char *err = 0, *body = 0;
+  Verify *v = 0;
+  int rc = SQLITE_ERROR;
+  if (!table)
+    err = sqlite3_mprintf("table must be a tracked table's name");
+  else if (!cursor)
+    err = sqlite3_mprintf("no cursor yet: apply the server's pages first");
+  else if ((rc = verify_begin(c, table, client ? client : "", cursor, &v, &err)) == SQLITE_OK)
+    rc = verify_next(v, &body, &err);
+  if (rc == SQLITE_OK) {
+    c->verify = v;
+    sqlite3_result_text(ctx, body, -1, sqlite3_free);
+  } else {
+    verify_free(v);
+    ctx_error_msg(ctx, c, "sync_verify_request", rc, err);
+  }
+  sqlite3_free(client);
+  sqlite3_free(cursor);
+}
+
+void verify_fn_answer(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  SyncCtx *c = sqlite3_user_data(ctx);
+  if (!ctx_require_init(ctx, c, "sync_verify_answer")) return;
+  Verify *v = c->verify;
+  const char *answer = (const char *)sqlite3_value_text(argv[0]);
+  if (!v) {
+    ctx_error(ctx, "sync_verify_answer", "no verification under way (sync_verify_request first)");
+    return;
+  }
+  char *err = 0, *body = 0;
+  int rc = answer ? verify_take(v, answer, &err) : SQLITE_ERROR;
+  if (!answer) err = sqlite3_mprintf("the answer must be the server's JSON text");
+  if (rc == SQLITE_OK) rc = verify_next(v, &body, &err);
+  if (rc == SQLITE_OK && body) {
+    sqlite3_result_text(ctx, body, -1, sqlite3_free);
+    return;
+  }
+  if (rc == SQLITE_OK) {
+    char *report = byo_report(v);
+    ApplyResult res;
+    rc = report ? verify_repair(c, verify_changes(v), v->diverged, report, &res, &err)
+                : SQLITE_NOMEM;
+    if (rc == SQLITE_OK) {
+      apply_result_clear(&res);
+      sqlite3_result_text(ctx, report, -1, sqlite3_free);
+      report = 0;
+    }
+    sqlite3_free(report);
+  }
+  if (rc != SQLITE_OK) ctx_error_msg(ctx, c, "sync_verify_answer", rc, err);
+  verify_free(v);
+  c->verify = 0;
+}

@@ -1,0 +1,314 @@
+/*
+** verify_net.c: sync_verify, divergence detection and repair against the
+** server, on the caller's connection and thread.
+**
+**   SELECT sync_verify();         -- every tracked table
+**   SELECT sync_verify('todos');  -- one
+**   -- {"tables":[{"table":"todos","checked":1000,"diverged":3,"repaired":3,
+**   --             "ms":12,"requests":4,"bytes":9120}],"diverged":3,"repaired":3}
+**
+** Pulls first, so that the client is at the server's head, then walks each
+** table's key-hash space with POST /verify (the engine's side, what is
+** compared and how, is ext/engine/verify.c). Every answer must be for the
+** client's cursor: if the server moved on meanwhile, the call pulls again
+** and starts over (at most VERIFY_TRIES times). The keys that differ are
+** repaired from the server's rows, every table in one transaction, pending
+** mutations rebased on top. Like sync_pull, it holds this process's worker
+** off while it runs and refuses to run inside a transaction.
+** Errors (all "sync_verify: cause"):
+**   sync_verify: table "x" is not tracked
+**   sync_verify: the server kept changing (the client is at s1-9, ...)
+**   sync_verify: cannot reach http://...: Couldn't connect to server
+**   sync_verify: HTTP 404: not found                (a server without /verify)
+*/
+#include "verify_net.h"
+#include "oneshot.h"
+#include "table.h"
+#include "value.h"
+#include "verify.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define VERIFY_TRIES 3
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* The tables to verify: the one named, or every tracked one. */
+static int table_names(Oneshot *x, sqlite3_value *arg, char ***pNames, int *pN) {
+  *pNames = 0;
+  *pN = 0;
+  if (arg && sqlite3_value_type(arg) != SQLITE_NULL) {
+    const char *name = (const char *)sqlite3_value_text(arg);
+    if (!name || !table_is_tracked(x->c, name)) {
+      ctx_error(x->ctx, x->fn, "table \"%s\" is not tracked", name ? name : "");
+      return -1;
+    }
+    char **a = sqlite3_malloc64(sizeof *a);
+    if (a) a[0] = sqlite3_mprintf("%s", name);
+    if (!a || !a[0]) {
+      sqlite3_free(a);
+      sqlite3_result_error_nomem(x->ctx);
+      return -1;
+    }
+    *pNames = a;
+    *pN = 1;
+    return 0;
+  }
+  sqlite3_stmt *s;
+  if (sqlite3_prepare_v2(x->c->db, "SELECT name FROM main.sync_tracked ORDER BY name", -1, &s, 0)) {
+    ctx_error_db(x->ctx, x->c, x->fn, sqlite3_errcode(x->c->db));
+    return -1;
+  }
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    char **a = sqlite3_realloc64(*pNames, sizeof *a * (size_t)(*pN + 1));
+    char *name = a ? sqlite3_mprintf("%s", sqlite3_column_text(s, 0)) : 0;
+    if (a) *pNames = a;
+    if (!name) {
+      rc = SQLITE_NOMEM;
+      break;
+    }
+    a[(*pN)++] = name;
+  }
+  sqlite3_finalize(s);
+  if (rc != SQLITE_DONE) {
+    ctx_error_db(x->ctx, x->c, x->fn, rc);
+    return -1;
+  }
+  return 0;
+}
+
+/* What one table's walk found. */
+typedef struct TableStat {
+  sqlite3_int64 checked, diverged, requests, bytes;
+  double ms;
+} TableStat;
+
+/* One verification's transport and outcome, for sync_verify and the
+** worker alike: requests go out one at a time on r. */
+typedef struct Walk {
+  SyncCtx *c;
+  Site *site; /* told which tables the repair wrote (sync_wait); may be NULL */
+  http_req *r;
+  const sync_conf *cfg;
+  const char *token, *url, *client; /* url: the /verify url */
+  int rc;                           /* a local failure's SQLite code */
+  char *err;                        /* its message, or why the walk started over */
+  int httpFailed;                   /* the failure was a request's (r->msg) */
+} Walk;
+
+static int walk_request(Walk *w, const char *body) {
+  http_opts o;
+  client_opts(&o, w->cfg, w->token, CLIENT_PULL);
+  if (http_prepare(w->r, w->url, body, &o) != 0) {
+    snprintf(w->r->msg, sizeof w->r->msg, "out of memory");
+    return -1;
+  }
+  http_finish(w->r, curl_easy_perform(w->r->easy));
+  return w->r->msg[0] ? -1 : 0;
+}
+
+/* One table's walk at cursor, its repair appended to changes. 0 done, 1
+** the server moved on (w->err says how), -1 failed. */
+static int walk_table(Walk *w, const char *table, const char *cursor, sqlite3_str *changes,
+                      TableStat *st) {
+  double t0 = now_ms();
+  Verify *v = 0;
+  char *body = 0;
+  memset(st, 0, sizeof *st);
+  int rc = verify_begin(w->c, table, w->client, cursor, &v, &w->err);
+  while (rc == SQLITE_OK && (rc = verify_next(v, &body, &w->err)) == SQLITE_OK && body) {
+    st->requests++;
+    st->bytes += (sqlite3_int64)strlen(body);
+    int bad = walk_request(w, body);
+    sqlite3_free(body);
+    if (bad) {
+      verify_free(v);
+      w->httpFailed = 1;
+      return -1;
+    }
+    st->bytes += (sqlite3_int64)w->r->n;
+    rc = verify_take(v, w->r->buf ? w->r->buf : "", &w->err);
+  }
+  if (rc == SQLITE_OK) {
+    st->checked = verify_checked(v);
+    st->diverged = verify_diverged(v);
+    const char *z = verify_changes(v);
+    if (*z && sqlite3_str_length(changes)) sqlite3_str_appendchar(changes, 1, ',');
+    sqlite3_str_appendall(changes, z);
+    st->ms = now_ms() - t0;
+  }
+  verify_free(v);
+  w->rc = rc;
+  return rc == SQLITE_OK ? 0 : rc == SQLITE_ABORT ? 1 : -1;
+}
+
+/* The JSON report of a finished walk (every table repaired). */
+static char *report(char **names, const TableStat *st, int n, sqlite3_int64 *pTotal) {
+  sqlite3_str *s = sqlite3_str_new(0);
+  sqlite3_int64 total = 0;
+  sqlite3_str_appendall(s, "{\"tables\":[");
+  for (int i = 0; i < n; i++) {
+    sqlite3_str_appendall(s, i ? ",{\"table\":" : "{\"table\":");
+    value_append_string(s, names[i], -1);
+    sqlite3_str_appendf(s,
+                        ",\"checked\":%lld,\"diverged\":%lld,\"repaired\":%lld,\"ms\":%lld,"
+                        "\"requests\":%lld,\"bytes\":%lld}",
+                        st[i].checked, st[i].diverged, st[i].diverged, (sqlite3_int64)st[i].ms,
+                        st[i].requests, st[i].bytes);
+    total += st[i].diverged;
+  }
+  sqlite3_str_appendf(s, "],\"diverged\":%lld,\"repaired\":%lld}", total, total);
+  *pTotal = total;
+  return sqlite3_str_finish(s);
+}
+
+/* Every table of names at the client's cursor, then the repair and its
+** record in one transaction. 0 with *pReport, 1 the server moved on, -1
+** failed (w says why). */
+static int walk_all(Walk *w, char **names, int n, char **pReport) {
+  *pReport = 0;
+  TableStat *st = sqlite3_malloc64(sizeof *st * (size_t)(n ? n : 1));
+  char *cursor = ctx_meta_get(w->c, "cursor");
+  sqlite3_str *changes = sqlite3_str_new(0);
+  int out = st ? 0 : -1;
+  if (!st) w->rc = SQLITE_NOMEM;
+  for (int i = 0; out == 0 && i < n; i++)
+    out = walk_table(w, names[i], cursor ? cursor : "", changes, &st[i]);
+  char *all = sqlite3_str_finish(changes);
+  if (out == 0) {
+    sqlite3_int64 total = 0;
+    char *json = report(names, st, n, &total);
+    ApplyResult res;
+    memset(&res, 0, sizeof res);
+    w->rc = all && json ? verify_repair(w->c, all, total, json, &res, &w->err) : SQLITE_NOMEM;
+    if (w->rc == SQLITE_OK) {
+      site_publish(w->site, &res);
+      *pReport = json;
+    } else {
+      sqlite3_free(json);
+      out = -1;
+    }
+    apply_result_clear(&res);
+  }
+  sqlite3_free(all);
+  sqlite3_free(cursor);
+  sqlite3_free(st);
+  return out;
+}
+
+void verify_net_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  Oneshot x;
+  if (oneshot_open(&x, ctx, "sync_verify") != 0) {
+    oneshot_close(&x);
+    return;
+  }
+  char **names = 0;
+  int n = 0;
+  char *url = http_url(x.url, "/verify", 0, 0);
+  char *client = ctx_meta_get(x.c, "client_id");
+  Walk w = {x.c, x.nc->site, &x.r, &x.cfg, x.token, url, client, SQLITE_OK, 0, 0};
+  if (!url || !client) {
+    sqlite3_result_error_nomem(ctx);
+  } else if (table_names(&x, argc ? argv[0] : 0, &names, &n) == 0) {
+    int out = 1;
+    for (int attempt = 0; out == 1 && attempt < VERIFY_TRIES; attempt++) {
+      int64_t pulled = 0;
+      if (oneshot_pull_all(&x, &pulled) != 0) {
+        out = 2; /* the pull's error is set */
+        break;
+      }
+      sqlite3_free(w.err);
+      w.err = 0;
+      char *json = 0;
+      out = walk_all(&w, names, n, &json);
+      if (out == 0) sqlite3_result_text(ctx, json, -1, sqlite3_free);
+    }
+    if (out == 1)
+      ctx_error(ctx, "sync_verify", "the server kept changing (%s); try again", w.err);
+    else if (out < 0 && w.httpFailed)
+      oneshot_fail(&x);
+    else if (out < 0)
+      ctx_error_msg(ctx, x.c, "sync_verify", w.rc, w.err), w.err = 0;
+  }
+  sqlite3_free(w.err);
+  for (int i = 0; i < n; i++)
+    sqlite3_free(names[i]);
+  sqlite3_free(names);
+  sqlite3_free(client);
+  sqlite3_free(url);
+  oneshot_close(&x);
+}
+
+int verify_net_worker(Site *site, SyncCtx *c, const sync_conf *cfg, const char *token,
+                      char **pzErr) {
+  *pzErr = 0;
+  char *base = ctx_meta_get(c, "url"), *client = ctx_meta_get(c, "client_id");
+  char **names = 0;
+  int n = 0, out = -1;
+  sqlite3_stmt *s;
+  if (sqlite3_prepare_v2(c->db, "SELECT name FROM main.sync_tracked ORDER BY name", -1, &s, 0) ==
+      SQLITE_OK) {
+    out = 0;
+    while (out == 0 && sqlite3_step(s) == SQLITE_ROW) {
+      char **a = sqlite3_realloc64(names, sizeof *a * (size_t)(n + 1));
+      if (a) names = a;
+      char *name = a ? sqlite3_mprintf("%s", sqlite3_column_text(s, 0)) : 0;
+      if (name)
+        names[n++] = name;
+      else
+        out = -1;
+    }
+    if (sqlite3_finalize(s) != SQLITE_OK) out = -1;
+  }
+  http_req r;
+  http_req_init(&r);
+  char *url = base && client ? http_url(base, "/verify", 0, 0) : 0;
+  Walk w = {c, site, &r, cfg, token, url, client, SQLITE_OK, 0, 0};
+  char *json = 0;
+  if (out == 0) out = url ? walk_all(&w, names, n, &json) : -1;
+  /* A server that does not offer /verify (an older syncd, or one serving
+  ** rules, whose fingerprints would cover rows the user may not read). */
+  if (out != 0 && w.httpFailed && (r.status == 404 || r.status == 501)) out = 3;
+  if (out != 0)
+    *pzErr = w.httpFailed ? sqlite3_mprintf("%s", r.msg)
+             : w.err      ? sqlite3_mprintf("%s", w.err)
+                          : sqlite3_mprintf("%s", sqlite3_errstr(w.rc ? w.rc : SQLITE_NOMEM));
+  sqlite3_free(json);
+  sqlite3_free(w.err);
+  sqlite3_free(url);
+  sqlite3_free(base);
+  sqlite3_free(client);
+  http_req_free(&r);
+  for (int i = 0; i < n; i++)
+    sqlite3_free(names[i]);
+  sqlite3_free(names);
+  return out;
+}
+
+int verify_net_sched(VerifySched *vs, int64_t now, Site *site, SyncCtx *c, const sync_conf *cfg,
+                     const char *token, char **pzErr) {
+  int64_t every = cfg->verify_interval_s * 1000;
+  if (vs->off) return 2;
+  if (!vs->next) vs->next = now + every;
+  if (!vs->due && (!every || now < vs->next)) return 2;
+  char *cursor = ctx_meta_get(c, "cursor"); /* none yet: the first sync comes first */
+  sqlite3_free(cursor);
+  if (!cursor) return 2;
+  int out = verify_net_worker(site, c, cfg, token, pzErr);
+  if (out != 1) vs->due = 0, vs->next = now + every;
+  if (out == 3) {
+    /* not an error of this client's: it stops asking until restarted */
+    vs->off = 1;
+    sqlite3_free(*pzErr);
+    *pzErr = 0;
+    return 2;
+  }
+  return out;
+}

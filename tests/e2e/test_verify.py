@@ -1,0 +1,402 @@
+"""End-to-end: sync_verify finds the keys where a client and syncd
+diverged -- a server database edited behind syncd's back, a client edited
+behind the engine's -- repairs exactly those from the server, and leaves
+pending local edits alone."""
+import json
+import os
+import sqlite3
+import urllib.request
+
+from e2e_util import E2ETest, wait_for
+
+
+def key_bucket(key_id):
+    """The top byte of the key hash of {"id": key_id} (POST /verify's
+    definition, common/fphash.c): keys with the same one share a bucket."""
+    m64 = (1 << 64) - 1
+
+    def mix(x):
+        x ^= x >> 30
+        x = (x * 0xBF58476D1CE4E5B9) & m64
+        x ^= x >> 27
+        x = (x * 0x94D049BB133111EB) & m64
+        return x ^ (x >> 31)
+
+    h = 0xCBF29CE484222325
+    for b in b"id\0s" + key_id.encode():
+        h = ((h ^ b) * 0x100000001B3) & m64
+    return mix(mix(h) ^ 0x6B6579) >> 56
+
+
+class Verify(E2ETest):
+    def synced(self, n=300):
+        """A server and a client holding the same n todos, nothing pending."""
+        s = self.syncd()
+        a = self.client("a", s.url)
+        a.db.execute("BEGIN")
+        for i in range(n):
+            a.db.execute("INSERT INTO todos VALUES(?, ?, ?)", (f"k{i}", f"title {i}", i % 2))
+        a.db.execute("COMMIT")
+        self.assertEqual(a.one("SELECT sync_push()"), n)
+        a.one("SELECT sync_pull()")
+        self.assertEqual(a.one("SELECT count(*) FROM sync_pending"), 0)
+        return s, a
+
+    def verify(self, c, *args):
+        sql = "SELECT sync_verify(%s)" % ",".join("?" * len(args))
+        return json.loads(c.one(sql, args))
+
+    def server_todos(self, s):
+        return s.query("SELECT id, title, done FROM todos ORDER BY id")
+
+    def behind_engine(self, c, sql):
+        """Writes to a tracked table that capture does not see."""
+        c.db.execute("BEGIN")
+        c.db.execute("UPDATE sync_control SET applying = 1")
+        c.db.execute(sql)
+        c.db.execute("UPDATE sync_control SET applying = 0")
+        c.db.execute("COMMIT")
+
+    def test_in_sync_reports_nothing(self):
+        s, a = self.synced()
+        r = self.verify(a, "todos")
+        self.assertEqual(len(r["tables"]), 1)
+        t = r["tables"][0]
+        self.assertEqual((t["table"], t["checked"], t["diverged"], t["repaired"]),
+                         ("todos", 300, 0, 0))
+        self.assertEqual(t["requests"], 1)  # one round: every bucket equal
+
+    def test_server_edited_behind_syncd(self):
+        s, a = self.synced()
+        db = sqlite3.connect(s.db, timeout=10)
+        db.execute("UPDATE todos SET title = 'edited by hand' WHERE id = 'k7'")
+        db.execute("INSERT INTO todos VALUES('ghost', 'restored from elsewhere', 1)")
+        db.execute("DELETE FROM todos WHERE id = 'k9'")
+        db.commit()
+        db.close()
+        cursor = a.one("SELECT sync_cursor()")
+        a.one("SELECT sync_pull()")  # the change log knows nothing of it
+        self.assertNotEqual(a.todos(), self.server_todos(s))
+        r = self.verify(a)
+        by = {t["table"]: t for t in r["tables"]}
+        self.assertEqual((by["todos"]["checked"], by["todos"]["diverged"],
+                          by["todos"]["repaired"]), (300, 3, 3))
+        self.assertEqual(by["notes"]["diverged"], 0)
+        self.assertEqual((r["diverged"], r["repaired"]), (3, 3))
+        self.assertEqual(a.todos(), self.server_todos(s))
+        self.assertEqual(a.rows("SELECT id, title FROM todos WHERE id IN ('k7', 'ghost')"),
+                         [("ghost", "restored from elsewhere"), ("k7", "edited by hand")])
+        self.assertEqual(a.one("SELECT count(*) FROM sync_pending"), 0)  # nothing queued
+        self.assertEqual(a.one("SELECT sync_cursor()"), cursor)
+        again = self.verify(a, "todos")["tables"][0]
+        self.assertEqual((again["diverged"], again["repaired"]), (0, 0))
+
+    def test_client_edited_behind_engine_keeps_pending_edit(self):
+        s, a = self.synced()
+        # two keys of one bucket (compared row by row together): one edited
+        # behind the engine, the other with a pending edit
+        seen = {}
+        for i in range(300):
+            b = key_bucket(f"k{i}")
+            if b in seen:
+                junk, mine = seen[b], f"k{i}"
+                break
+            seen[b] = f"k{i}"
+        self.behind_engine(a, f"UPDATE todos SET title = 'junk' WHERE id = '{junk}'")
+        self.behind_engine(a, "INSERT INTO todos VALUES('phantom', 'never synced', 0)")
+        others = [k for k in ("k1", "k2", "k3") if k not in (junk, mine)]
+        self.behind_engine(a, f"DELETE FROM todos WHERE id = '{others[0]}'")
+        a.db.execute("UPDATE todos SET title = 'mine, pending' WHERE id = ?", (mine,))
+        self.assertEqual(a.one("SELECT count(*) FROM sync_pending"), 1)
+        r = self.verify(a, "todos")["tables"][0]
+        self.assertEqual((r["diverged"], r["repaired"]), (3, 3))
+        self.assertEqual(a.one("SELECT title FROM todos WHERE id = ?", (mine,)), "mine, pending")
+        self.assertEqual(a.one("SELECT count(*) FROM sync_pending"), 1)
+        self.assertEqual(a.one("SELECT title FROM todos WHERE id = ?", (junk,)),
+                         "title " + junk[1:])
+        self.assertEqual(a.one("SELECT title FROM todos WHERE id = ?", (others[0],)),
+                         "title " + others[0][1:])
+        self.assertIsNone(a.one("SELECT id FROM todos WHERE id = 'phantom'"))
+        self.assertEqual(a.one("SELECT sync_push()"), 1)
+        self.assertEqual(s.query("SELECT title FROM todos WHERE id = ?", (mine,)),
+                         [("mine, pending",)])
+        self.assertEqual(a.todos(), self.server_todos(s))
+        self.assertEqual(self.verify(a, "todos")["tables"][0]["diverged"], 0)
+
+    def test_pending_image_is_compared_not_the_edit(self):
+        """A key with a pending edit is compared by its server image: a
+        server row changed behind syncd under it is repaired into the image
+        and the edit replayed on top."""
+        s, a = self.synced(50)
+        a.db.execute("UPDATE todos SET done = 5 WHERE id = 'k4'")
+        db = sqlite3.connect(s.db, timeout=10)
+        db.execute("UPDATE todos SET title = 'server side' WHERE id = 'k4'")
+        db.commit()
+        db.close()
+        r = self.verify(a, "todos")["tables"][0]
+        self.assertEqual(r["diverged"], 1)
+        self.assertEqual(a.rows("SELECT title, done FROM todos WHERE id = 'k4'"),
+                         [("server side", 5)])
+        self.assertEqual(a.one("SELECT count(*) FROM sync_pending"), 1)
+
+    def test_many_rows_narrowed_down(self):
+        """Over a table large enough to need a second split (more than 64
+        rows in a bucket of 256), only the rows of small buckets cross the
+        wire."""
+        s, a = self.synced(20000)
+        db = sqlite3.connect(s.db, timeout=10)
+        db.execute("UPDATE todos SET done = 7 WHERE id IN ('k10', 'k2000', 'k19999')")
+        db.commit()
+        db.close()
+        r = self.verify(a, "todos")["tables"][0]
+        self.assertEqual((r["checked"], r["diverged"], r["repaired"]), (20000, 3, 3))
+        self.assertEqual(a.todos(), self.server_todos(s))
+        self.assertEqual(r["requests"], 3)  # 256 buckets, 3 x 256 buckets, 3 x 1 bucket's rows
+        # a whole-table pull is over 1 MB
+        self.assertLess(r["bytes"], 60000)
+
+    def test_errors(self):
+        s, a = self.synced(3)
+        with self.assertRaisesRegex(sqlite3.OperationalError,
+                                    r'^sync_verify: table "nope" is not tracked$'):
+            a.one("SELECT sync_verify('nope')")
+        a.db.execute("BEGIN")
+        with self.assertRaisesRegex(sqlite3.OperationalError,
+                                    r"^sync_verify: cannot run inside a transaction"):
+            a.one("SELECT sync_verify()")
+        a.db.execute("ROLLBACK")
+
+
+class WorkerVerify(E2ETest):
+    """The worker verifies by itself after a first sync or a resync, and
+    every verify_interval_s; sync_status shows it."""
+
+    def tamper(self, s, sql):
+        db = sqlite3.connect(s.db, timeout=10)
+        db.execute(sql)
+        db.commit()
+        db.close()
+
+    def seeded(self):
+        s = self.syncd()
+        a = self.client("a", s.url)
+        for i in range(20):
+            a.db.execute("INSERT INTO todos VALUES(?, ?, 0)", (f"k{i}", f"t{i}"))
+        self.assertEqual(a.one("SELECT sync_push()"), 20)
+        return s
+
+    def test_after_first_sync_and_on_interval(self):
+        s = self.seeded()
+        b = self.client("b", s.url)
+        st = b.status()
+        self.assertEqual((st["last_verified_at"], st["diverged_total"], st["last_verify"]),
+                         (None, 0, None))
+        # the log still says k3 is "t3": the first sync brings that, verify the truth
+        self.tamper(s, "UPDATE todos SET title = 'by hand' WHERE id = 'k3'")
+        b.one("SELECT sync_config('verify_interval_s', 0)")  # only after a first sync
+        self.assertEqual(b.one("SELECT sync_start()"), 1)
+        wait_for(lambda: b.status()["last_verified_at"], what="first verification")
+        wait_for(lambda: b.one("SELECT title FROM todos WHERE id = 'k3'") == "by hand",
+                 what="k3 repaired")
+        st = b.status()
+        self.assertEqual(st["diverged_total"], 1)
+        self.assertEqual(json.loads(st["last_verify"])["diverged"], 1)
+        # on its interval: a second edit behind syncd is found without a call,
+        # and sync_wait hears of the table it repaired
+        b.one("SELECT sync_wait(0)")  # what the first sync changed is seen
+        self.tamper(s, "DELETE FROM todos WHERE id = 'k4'")
+        b.one("SELECT sync_config('verify_interval_s', 1)")
+        self.assertEqual(b.one("SELECT sync_wait(10000)"), '["todos"]')
+        wait_for(lambda: b.status()["diverged_total"] == 2, what="interval verification")
+        self.assertIsNone(b.one("SELECT id FROM todos WHERE id = 'k4'"))
+        self.assertEqual(b.todos(), s.query("SELECT id, title, done FROM todos ORDER BY id"))
+        b.one("SELECT sync_stop()")
+
+    def test_sync_verify_records_status(self):
+        s = self.seeded()
+        b = self.client("b", s.url)
+        self.tamper(s, "INSERT INTO todos VALUES('ghost', 'g', 1)")
+        b.one("SELECT sync_pull()")
+        r = json.loads(b.one("SELECT sync_verify()"))
+        st = b.status()
+        self.assertEqual(st["diverged_total"], 1)
+        self.assertEqual(json.loads(st["last_verify"]), r)
+        self.assertRegex(st["last_verified_at"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+        json.loads(b.one("SELECT sync_verify()"))
+        self.assertEqual(b.status()["diverged_total"], 1)
+
+    def test_interval_setting(self):
+        s = self.seeded()
+        a = self.clients[0]
+        self.assertEqual(a.one("SELECT sync_config('verify_interval_s')"), 300)
+        self.assertEqual(a.one("SELECT sync_config('verify_interval_s', 0)"), 0)
+        self.assertEqual(a.one("SELECT sync_config('verify_interval_s')"), 0)
+        with self.assertRaisesRegex(sqlite3.OperationalError,
+                                    r'^sync_config: "verify_interval_s" must be an integer of '
+                                    r"at least 0$"):
+            a.one("SELECT sync_config('verify_interval_s', -1)")
+
+
+class BringYourOwnTransport(E2ETest):
+    """sync_verify_request / sync_verify_answer: the app carries the bodies
+    to POST /verify itself."""
+
+    def post(self, s, body):
+        req = urllib.request.Request(s.url + "/verify", body.encode(),
+                                     {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.read().decode()
+
+    def test_walk_and_repair(self):
+        s = self.syncd()
+        a = self.client("a", s.url)
+        for i in range(200):
+            a.db.execute("INSERT INTO todos VALUES(?, ?, 0)", (f"k{i}", f"t{i}"))
+        a.one("SELECT sync_push()")
+        a.one("SELECT sync_pull()")
+        db = sqlite3.connect(s.db, timeout=10)
+        db.execute("UPDATE todos SET done = 9 WHERE id = 'k5'")
+        db.execute("INSERT INTO todos VALUES('ghost', 'g', 0)")
+        db.commit()
+        db.close()
+        body = a.one("SELECT sync_verify_request('todos')")
+        rounds = 0
+        while True:
+            self.assertIn('"client_id"', body)
+            out = json.loads(a.one("SELECT sync_verify_answer(?)", (self.post(s, body),)))
+            rounds += 1
+            if "tables" in out:
+                break
+            body = json.dumps(out)
+        self.assertEqual(out["tables"][0]["table"], "todos")
+        self.assertEqual((out["tables"][0]["checked"], out["diverged"], out["repaired"]),
+                         (201, 2, 2))
+        self.assertEqual(rounds, 2)  # buckets, then the rows of the two that differ
+        self.assertEqual(a.todos(), s.query("SELECT id, title, done FROM todos ORDER BY id"))
+        self.assertEqual(a.status()["diverged_total"], 2)
+        with self.assertRaisesRegex(sqlite3.OperationalError,
+                                    r"^sync_verify_answer: no verification under way"):
+            a.one("SELECT sync_verify_answer('{}')")
+
+    def test_answer_at_another_cursor(self):
+        s = self.syncd()
+        a = self.client("a", s.url)
+        a.db.execute("INSERT INTO todos VALUES('x', 'y', 0)")
+        a.one("SELECT sync_push()")
+        a.one("SELECT sync_pull()")
+        body = a.one("SELECT sync_verify_request('todos')")
+        s.push("other", [{"id": 1, "table": "todos", "op": "insert", "pk": {"id": "z"},
+                          "data": {"id": "z", "title": "moved on", "done": 0}}])
+        with self.assertRaisesRegex(sqlite3.OperationalError,
+                                    r"^sync_verify_answer: the server answered at cursor .*, "
+                                    r"the client is at "):
+            a.one("SELECT sync_verify_answer(?)", (self.post(s, body),))
+        with self.assertRaisesRegex(sqlite3.OperationalError,
+                                    r'^sync_verify_request: table "nope" is not tracked$'):
+            a.one("SELECT sync_verify_request('nope')")
+
+
+class ServerReset(E2ETest):
+    """A server restored from an older copy, or replaced, is noticed (its
+    410 says "reset"): the client resyncs and nothing it had confirmed is
+    dropped silently."""
+
+    def restore(self, s, files):
+        s.stop()
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(s.db + suffix):
+                os.remove(s.db + suffix)
+        for suffix, data in files.items():
+            with open(s.db + suffix, "wb") as f:
+                f.write(data)
+        s.start()
+
+    def backup(self, s):
+        s.stop()
+        files = {}
+        for suffix in ("", "-wal"):
+            if os.path.exists(s.db + suffix):
+                with open(s.db + suffix, "rb") as f:
+                    files[suffix] = f.read()
+        s.start()
+        return files
+
+    def scenario(self, options=None):
+        s = self.syncd()
+        a = self.client("a", s.url, options)
+        for i in range(3):
+            a.db.execute("INSERT INTO todos VALUES(?, ?, 0)", (f"old{i}", f"old {i}"))
+        self.assertEqual(a.one("SELECT sync_push()"), 3)
+        old = self.backup(s)
+        a.db.execute("INSERT INTO todos VALUES('new1', 'after the copy', 0)")
+        a.db.execute("UPDATE todos SET title = 'edited after the copy' WHERE id = 'old0'")
+        self.assertEqual(a.one("SELECT sync_push()"), 2)
+        a.one("SELECT sync_pull()")
+        self.restore(s, old)
+        return s, a
+
+    def test_restored_server_rows_become_orphans(self):
+        s, a = self.scenario()
+        a.db.execute("INSERT INTO todos VALUES('pending', 'not sent yet', 0)")
+        a.one("SELECT sync_pull()")  # 410 reset: a full resync
+        self.assertEqual(
+            [(r[0], json.loads(r[1]), json.loads(r[2]), r[3])
+             for r in a.rows("SELECT table_name, pk, row, state FROM sync_orphans")],
+            [("todos", {"id": "new1"}, {"id": "new1", "title": "after the copy", "done": 0},
+              "server_reset")])
+        # the pending insert is kept and still goes; the server's older row wins
+        self.assertEqual(a.one("SELECT title FROM todos WHERE id = 'old0'"), "old 0")
+        self.assertIsNone(a.one("SELECT id FROM todos WHERE id = 'new1'"))
+        self.assertEqual(a.one("SELECT sync_push()"), 1)
+        self.assertEqual(a.todos(), s.query("SELECT id, title, done FROM todos ORDER BY id"))
+        a.db.execute("DELETE FROM sync_orphans WHERE state = 'server_reset'")  # acknowledged
+        self.assertEqual(a.one("SELECT count(*) FROM sync_orphans"), 0)
+
+    def test_republish_pushes_them_again(self):
+        s, a = self.scenario({"on_server_reset": "republish"})
+        self.assertEqual(a.one("SELECT sync_config('on_server_reset')"), "republish")
+        a.one("SELECT sync_pull()")
+        self.assertEqual(a.one("SELECT count(*) FROM sync_orphans"), 0)
+        self.assertEqual(a.rows("SELECT op, pk FROM sync_pending"), [("insert", '{"id":"new1"}')])
+        self.assertEqual(a.one("SELECT sync_push()"), 1)
+        self.assertEqual(s.query("SELECT title FROM todos WHERE id = 'new1'"),
+                         [("after the copy",)])
+        # a second client sees the restored write
+        b = self.client("b", s.url)
+        b.one("SELECT sync_pull()")
+        self.assertEqual(b.todos(), a.todos())
+
+    def test_replaced_server(self):
+        """A new server database (another epoch): every confirmed row is
+        listed, none silently dropped."""
+        s, a = self.scenario()
+        self.restore(s, {})
+        a.one("SELECT sync_pull()")
+        self.assertEqual(sorted(json.loads(r[0])["id"] for r in
+                                a.rows("SELECT pk FROM sync_orphans WHERE state='server_reset'")),
+                         ["new1", "old0", "old1", "old2"])
+        self.assertEqual(a.todos(), [])
+
+    def test_expired_cursor_is_no_reset(self):
+        """A cursor below the compaction horizon still means deleted."""
+        s = self.syncd("--max-tombstones", "1")
+        a = self.client("a", s.url)
+        b = self.client("b", s.url)
+        for i in range(3):
+            a.db.execute("INSERT INTO todos VALUES(?, 'x', 0)", (f"k{i}",))
+        a.one("SELECT sync_push()")
+        b.one("SELECT sync_pull()")
+        a.db.execute("DELETE FROM todos")
+        a.one("SELECT sync_push()")
+        b.one("SELECT sync_pull()")  # 410 (horizon): a resync deletes them
+        self.assertEqual(b.todos(), [])
+        self.assertEqual(b.one("SELECT count(*) FROM sync_orphans"), 0)
+
+    def test_setting(self):
+        s = self.syncd()
+        a = self.client("a", s.url)
+        self.assertEqual(a.one("SELECT sync_config('on_server_reset')"), "orphans")
+        with self.assertRaisesRegex(sqlite3.OperationalError,
+                                    r'^sync_config: "on_server_reset" must be orphans or '
+                                    r"republish$"):
+            a.one("SELECT sync_config('on_server_reset', 'drop')")
