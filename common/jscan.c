@@ -153,6 +153,16 @@ int jscan_member(const char **pz, const char *e, jspan *key, jspan *val) {
   return 1;
 }
 
+int jscan_element(const char **pz, const char *e, jspan *v) {
+  const char *z = jscan_ws(AT(*pz) == '[' || AT(*pz) == ',' ? *pz + 1 : *pz, e);
+  if (z >= e || *z == ']') return 0;
+  const char *end = jscan_skip(z, e);
+  v->z = z;
+  v->n = (int)(end - z);
+  *pz = jscan_ws(end, e);
+  return 1;
+}
+
 void jscan_fields(jspan obj, const char *const *names, int n, jspan *out) {
   memset(out, 0, sizeof *out * (size_t)n);
   if (!obj.z) return;

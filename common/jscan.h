@@ -49,6 +49,11 @@ const char *jscan_skip(const char *z, const char *e);
 ** with *pz at the closing '}'. */
 int jscan_member(const char **pz, const char *e, jspan *key, jspan *val);
 
+/* Element iteration over an accepted array: *pz at its '[' on the first
+** call, then where the previous call left it. Returns 1 with the next
+** element in *v, or 0 at the end. */
+int jscan_element(const char **pz, const char *e, jspan *v);
+
 /* The first member of the accepted object obj whose key is written as name
 ** (json_extract's lookup); z NULL when absent. */
 jspan jscan_field(jspan obj, const char *name);

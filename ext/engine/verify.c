@@ -399,18 +399,6 @@ static int scan_local(Verify *v, Scan *sc, uint64_t *prefixes) {
   return rc;
 }
 
-/* Array iteration over an accepted array: *pz at its '[' on the first call.
-** Returns 1 with the next element in *v, 0 at the end. */
-static int element(const char **pz, const char *e, jspan *v) {
-  const char *z = jscan_ws(**pz == '[' || **pz == ',' ? *pz + 1 : *pz, e);
-  if (z >= e || *z == ']') return 0;
-  const char *end = jscan_skip(z, e);
-  v->z = z;
-  v->n = (int)(end - z);
-  *pz = jscan_ws(end, e);
-  return 1;
-}
-
 static int is_type(jspan v, const char *type) {
   return strcmp(jscan_type(v), type) == 0;
 }
@@ -429,7 +417,7 @@ static int take_buckets(Verify *v, jspan ranges, char **pzErr) {
   const char *p = ranges.z, *e = ranges.z + ranges.n;
   jspan range;
   int i = 0, nb = 1 << (4 * v->split);
-  while (rc == SQLITE_OK && element(&p, e, &range)) {
+  while (rc == SQLITE_OK && jscan_element(&p, e, &range)) {
     jspan buckets = jscan_field(range, "buckets");
     if (i >= v->nAsked || !is_type(buckets, "array")) {
       rc = malformed(pzErr, "ranges");
@@ -438,11 +426,11 @@ static int take_buckets(Verify *v, jspan ranges, char **pzErr) {
     const char *q = buckets.z, *qe = buckets.z + buckets.n;
     jspan b;
     int k = 0;
-    while (rc == SQLITE_OK && element(&q, qe, &b)) {
+    while (rc == SQLITE_OK && jscan_element(&q, qe, &b)) {
       const char *r = b.z, *re = b.z + b.n;
       jspan n, h;
       sqlite3_int64 cnt;
-      if (k >= nb || !is_type(b, "array") || !element(&r, re, &n) || !element(&r, re, &h) ||
+      if (k >= nb || !is_type(b, "array") || !jscan_element(&r, re, &n) || !jscan_element(&r, re, &h) ||
           !jscan_int64(n, &cnt) || cnt < 0 || !is_type(h, "text") || h.n != 18) {
         rc = malformed(pzErr, "buckets");
         break;
@@ -486,7 +474,7 @@ static int take_rows(Verify *v, jspan rows, char **pzErr) {
   int n = 0, cap = 0;
   const char *p = rows.z, *e = rows.z + rows.n;
   jspan r;
-  while (rc == SQLITE_OK && element(&p, e, &r)) {
+  while (rc == SQLITE_OK && jscan_element(&p, e, &r)) {
     jspan pk = jscan_field(r, "pk"), row = jscan_field(r, "row");
     uint64_t ks, rs;
     if (!is_type(pk, "object") || !is_type(row, "object")) {

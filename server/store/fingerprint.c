@@ -39,18 +39,6 @@ void fp_request_free(fp_request *r) {
   memset(r, 0, sizeof *r);
 }
 
-/* Array iteration over an accepted array: *pz at its '[' on the first call.
-** Returns 1 with the next element in *v, 0 at the end. */
-static int element(const char **pz, const char *e, jspan *v) {
-  const char *z = jscan_ws(**pz == '[' || **pz == ',' ? *pz + 1 : *pz, e);
-  if (z >= e || *z == ']') return 0;
-  const char *end = jscan_skip(z, e);
-  v->z = z;
-  v->n = (int)(end - z);
-  *pz = jscan_ws(end, e);
-  return 1;
-}
-
 static int is_type(jspan v, const char *type) {
   return strcmp(jscan_type(v), type) == 0;
 }
@@ -70,7 +58,7 @@ static char *parse_prefixes(jspan arr, fp_request *r) {
   r->depth = -1;
   r->prefixes = sqlite3_malloc64(sizeof *r->prefixes * FP_MAX_PREFIXES);
   if (!r->prefixes) return sqlite3_mprintf("out of memory");
-  while (element(&p, e, &v)) {
+  while (jscan_element(&p, e, &v)) {
     if (r->n_prefixes == FP_MAX_PREFIXES)
       return sqlite3_mprintf("prefixes: at most %d", FP_MAX_PREFIXES);
     int d = v.n - 2;
@@ -113,7 +101,7 @@ char *fp_request_parse(const char *body, size_t n, fp_request *r) {
     if (!is_type(f[2], "array")) return sqlite3_mprintf("columns must be an array of strings");
     const char *p = f[2].z;
     jspan v;
-    while (element(&p, f[2].z + f[2].n, &v)) {
+    while (jscan_element(&p, f[2].z + f[2].n, &v)) {
       if (!is_type(v, "text")) return sqlite3_mprintf("columns must be an array of strings");
       if (r->n_columns % 16 == 0) {
         char **m = sqlite3_realloc64(r->columns, sizeof *m * (size_t)(r->n_columns + 16));

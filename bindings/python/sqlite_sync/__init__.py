@@ -525,7 +525,24 @@ def _main_file(conn: sqlite3.Connection, fn: str = "on_change") -> str:
     return Sync(conn)._path(fn)
 
 
-class ChangeListener:
+class _Background:
+    """A thread of the binding's, on its own connection: stop() and a with
+    block end it."""
+
+    def stop(self) -> None:
+        """Stops the thread and waits for it (at most one poll period)."""
+        self._stopping.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+
+    def __enter__(self) -> "_Background":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class ChangeListener(_Background):
     """A thread that loops on sync_wait on its own connection."""
 
     def __init__(self, conn: sqlite3.Connection, callback: Callable[[List[str]], Any],
@@ -570,20 +587,8 @@ class ChangeListener:
         finally:
             db.close()
 
-    def stop(self) -> None:
-        """Stops the thread and waits for it (at most one poll period)."""
-        self._stopping.set()
-        if threading.current_thread() is not self._thread:
-            self._thread.join()
 
-    def __enter__(self) -> "ChangeListener":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-
-class TokenRefresher:
+class TokenRefresher(_Background):
     """A thread that watches sync_status.needs_token and the current JWT's
     exp on its own connection, and sets provider()'s tokens (see
     Sync.token_provider)."""
@@ -666,18 +671,6 @@ class TokenRefresher:
                         renew_at = self._renew(sync)
         finally:
             db.close()
-
-    def stop(self) -> None:
-        """Stops the thread and waits for it (at most one poll period)."""
-        self._stopping.set()
-        if threading.current_thread() is not self._thread:
-            self._thread.join()
-
-    def __enter__(self) -> "TokenRefresher":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 class AsyncSync:
