@@ -430,8 +430,9 @@ static int take_buckets(Verify *v, jspan ranges, char **pzErr) {
       const char *r = b.z, *re = b.z + b.n;
       jspan n, h;
       sqlite3_int64 cnt;
-      if (k >= nb || !is_type(b, "array") || !jscan_element(&r, re, &n) || !jscan_element(&r, re, &h) ||
-          !jscan_int64(n, &cnt) || cnt < 0 || !is_type(h, "text") || h.n != 18) {
+      if (k >= nb || !is_type(b, "array") || !jscan_element(&r, re, &n) ||
+          !jscan_element(&r, re, &h) || !jscan_int64(n, &cnt) || cnt < 0 || !is_type(h, "text") ||
+          h.n != 18) {
         rc = malformed(pzErr, "buckets");
         break;
       }
