@@ -295,14 +295,16 @@ int verify_net_worker(Site *site, SyncCtx *c, const sync_conf *cfg, const char *
 int verify_net_sched(VerifySched *vs, int64_t now, Site *site, SyncCtx *c, const sync_conf *cfg,
                      const char *token, char **pzErr) {
   int64_t every = cfg->verify_interval_s * 1000;
-  if (vs->off) return 2;
-  if (!vs->next) vs->next = now + every;
-  if (!vs->due && (!every || now < vs->next)) return 2;
+  /* 0 turns verification off, the one after a first sync too */
+  if (vs->off || !every) return 2;
+  /* from the last one, so that a new interval counts at once */
+  if (!vs->last) vs->last = now;
+  if (!vs->due && now < vs->last + every) return 2;
   char *cursor = ctx_meta_get(c, "cursor"); /* none yet: the first sync comes first */
   sqlite3_free(cursor);
   if (!cursor) return 2;
   int out = verify_net_worker(site, c, cfg, token, pzErr);
-  if (out != 1) vs->due = 0, vs->next = now + every;
+  if (out != 1) vs->due = 0, vs->last = now;
   if (out == 3) {
     /* not an error of this client's: it stops asking until restarted */
     vs->off = 1;

@@ -21,12 +21,12 @@ int verify_net_worker(Site *site, SyncCtx *c, const sync_conf *cfg, const char *
                       char **pzErr);
 
 /* When the worker verifies: once idle after a first sync or a resync
-** (due, set by the loop), and every verify_interval_s seconds (0: never)
-** after the last. */
+** (due, set by the loop), and every verify_interval_s seconds after the
+** last; never when verify_interval_s is 0. */
 typedef struct VerifySched {
   int due;
   int off;      /* the server does not offer /verify (404 or 501) */
-  int64_t next; /* monotonic ms; 0: not yet scheduled */
+  int64_t last; /* monotonic ms of the last one (or the first look); 0: none */
 } VerifySched;
 
 /* Runs verify_net_worker when vs says so at now (monotonic ms): its result,

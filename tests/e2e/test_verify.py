@@ -5,6 +5,7 @@ pending local edits alone."""
 import json
 import os
 import sqlite3
+import time
 import urllib.request
 
 from e2e_util import E2ETest, wait_for
@@ -193,7 +194,7 @@ class WorkerVerify(E2ETest):
                          (None, 0, None))
         # the log still says k3 is "t3": the first sync brings that, verify the truth
         self.tamper(s, "UPDATE todos SET title = 'by hand' WHERE id = 'k3'")
-        b.one("SELECT sync_config('verify_interval_s', 0)")  # only after a first sync
+        b.one("SELECT sync_config('verify_interval_s', 3600)")  # the one after a first sync
         self.assertEqual(b.one("SELECT sync_start()"), 1)
         wait_for(lambda: b.status()["last_verified_at"], what="first verification")
         wait_for(lambda: b.one("SELECT title FROM todos WHERE id = 'k3'") == "by hand",
@@ -210,6 +211,18 @@ class WorkerVerify(E2ETest):
         wait_for(lambda: b.status()["diverged_total"] == 2, what="interval verification")
         self.assertIsNone(b.one("SELECT id FROM todos WHERE id = 'k4'"))
         self.assertEqual(b.todos(), s.query("SELECT id, title, done FROM todos ORDER BY id"))
+        b.one("SELECT sync_stop()")
+
+    def test_zero_turns_it_off(self):
+        s = self.seeded()
+        b = self.client("b", s.url)
+        self.tamper(s, "UPDATE todos SET title = 'by hand' WHERE id = 'k3'")
+        b.one("SELECT sync_config('verify_interval_s', 0)")
+        self.assertEqual(b.one("SELECT sync_start()"), 1)
+        wait_for(lambda: b.status()["first_sync_done"] == 1, what="first sync")
+        time.sleep(1.5)
+        self.assertEqual((b.status()["last_verified_at"], b.one(
+            "SELECT title FROM todos WHERE id = 'k3'")), (None, "t3"))
         b.one("SELECT sync_stop()")
 
     def test_sync_verify_records_status(self):
