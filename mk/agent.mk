@@ -18,4 +18,4 @@ agent/sync-agent: $(AGENT_SRC) $(wildcard agent/*.h)
 	  $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3)
 
 test-agent: $(EXT) server/syncd agent/sync-agent
-	/usr/bin/python3 tests/agent/run.py
+	$(E2E_PYTHON) tests/agent/run.py

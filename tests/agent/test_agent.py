@@ -12,9 +12,15 @@ import sqlite3
 import subprocess
 import time
 
-from e2e_util import CLIENT_DDL, ROOT, E2ETest, connect, wait_for
+from e2e_util import CLIENT_DDL, EXT, ROOT, E2ETest, connect, wait_for
 
 AGENT = os.path.join(ROOT, "agent", "sync-agent")
+# Under make asan and make tsan (tests/san/run.sh) the agent loads the
+# sanitizer build of the extension, its runtime preloaded as for the tests'
+# own python.
+AGENT_ENV = dict(os.environ)
+if os.environ.get("SYNC_TEST_PRELOAD"):
+    AGENT_ENV.update(LD_PRELOAD=os.environ["SYNC_TEST_PRELOAD"], SYNC_EXTENSION=EXT)
 TOKEN = "agent-test-token-5f3c9a"
 
 
@@ -53,7 +59,7 @@ class AgentTest(E2ETest):
         path = os.path.join(self.dir, log)
         err = open(path, "ab")
         p = subprocess.Popen([AGENT, "--db", self.app, "--url", url, "--track", "todos,notes",
-                              *extra], stderr=err)
+                              *extra], stderr=err, env=AGENT_ENV)
         err.close()
         self.agents.append((p, path))
         return p, path
@@ -64,7 +70,7 @@ class AgentTest(E2ETest):
 
     def status(self):
         r = subprocess.run([AGENT, "status", "--db", self.app, "--log", "json"],
-                           capture_output=True, text=True, timeout=30)
+                           capture_output=True, text=True, timeout=30, env=AGENT_ENV)
         self.assertEqual(r.returncode, 0, r.stderr)
         return json.loads(r.stdout)
 
@@ -220,20 +226,22 @@ class AgentTest(E2ETest):
         self.assertEqual(agent.wait(timeout=20), 0)
 
     def test_status_without_agent_and_usage_errors(self):
-        r = subprocess.run([AGENT, "status", "--db", self.app], capture_output=True, text=True)
+        r = subprocess.run([AGENT, "status", "--db", self.app], capture_output=True, text=True,
+                           env=AGENT_ENV)
         self.assertEqual(r.returncode, 1)
         self.assertIn("sync_init() has not been called", r.stderr)
-        r = subprocess.run([AGENT, "--db", self.app], capture_output=True, text=True)
+        r = subprocess.run([AGENT, "--db", self.app], capture_output=True, text=True,
+                           env=AGENT_ENV)
         self.assertEqual(r.returncode, 2)
         self.assertIn("usage:", r.stderr)
         r = subprocess.run([AGENT, "--db", self.app, "--url", "http://127.0.0.1:9",
                             "--token-file", os.path.join(self.dir, "missing")],
-                           capture_output=True, text=True, timeout=30)
+                           capture_output=True, text=True, timeout=30, env=AGENT_ENV)
         self.assertEqual(r.returncode, 1)
         self.assertIn("cannot read the token file", r.stderr)
         r = subprocess.run([AGENT, "--db", self.app, "--url", "http://127.0.0.1:9"],
                            capture_output=True, text=True, timeout=30,
-                           env=dict(os.environ, SYNC_EXTENSION="/nonexistent/sync.so"))
+                           env=dict(AGENT_ENV, SYNC_EXTENSION="/nonexistent/sync.so"))
         self.assertEqual(r.returncode, 1)
         self.assertIn("cannot load the extension /nonexistent/sync.so", r.stderr)
 
@@ -247,7 +255,7 @@ class AgentTest(E2ETest):
         shutil.copy(AGENT, os.path.join(prefix, "bin"))
         shutil.copy(os.path.join(ROOT, "ext", "sync.so"),
                     os.path.join(prefix, "lib", "sqlite-sync", "sync.so"))
-        env = {k: v for k, v in os.environ.items() if k != "SYNC_EXTENSION"}
+        env = {k: v for k, v in AGENT_ENV.items() if k != "SYNC_EXTENSION"}
         r = subprocess.run([os.path.join(prefix, "bin", "sync-agent"), "status", "--db",
                             os.path.join(self.dir, "app.db")],
                            capture_output=True, text=True, timeout=30, env=env)
