@@ -188,7 +188,11 @@ class Existing(E2ETest):
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         self.assertEqual(self.one(a, "SELECT sync_track('todos')"), 1)
         grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak
-        self.assertLess(grew, 8 * 1024 * MEM, "peak RSS grew by %d KiB" % grew)
+        # Under ASan freed memory waits in its quarantine (256 MB) and counts
+        # in RSS: the plain run in make test is the one that proves the cap
+        # (tests/san/run.sh), a sanitizer run checks the rest.
+        if not os.environ.get("SYNC_TEST_PRELOAD"):
+            self.assertLess(grew, 8 * 1024 * MEM, "peak RSS grew by %d KiB" % grew)
         self.assertEqual(a.execute("SELECT count(*), min(id), max(id) FROM sync_outbox"
                                    " WHERE op = 'insert'").fetchone(), (n, 1, n))
         a.execute("INSERT INTO todos VALUES('after', 'x', 0)")
