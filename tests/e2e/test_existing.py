@@ -120,7 +120,9 @@ class Existing(E2ETest):
         one("SELECT sync_init(?)", (s.url,))
         one("SELECT sync_track('todos')")
         one("SELECT sync_start()")
-        wait_for(lambda: s.query("SELECT count(*) FROM todos")[0][0] == 2, what="a and b pushed")
+        # the server commits before the worker has its answer: wait for both
+        wait_for(lambda: s.query("SELECT count(*) FROM todos")[0][0] == 2
+                 and one("SELECT sync_pending()") == 0, what="a and b pushed and acknowledged")
         one("SELECT sync_stop()")
         self.assertEqual(db.execute("SELECT * FROM todos ORDER BY id").fetchall(),
                          [("a", "buy milk", 1), ("b", "call mum", 0)])
