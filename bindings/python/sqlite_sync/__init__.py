@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import re
@@ -184,6 +185,19 @@ def load(conn: sqlite3.Connection, path: Optional[str] = None) -> "Sync":
     return Sync(conn, extension=path)
 
 
+@contextlib.contextmanager
+def _translated(fn: Optional[str] = None):
+    """Raises the extension's errors of the block as SyncError (see
+    _sync_error); any other error as it is."""
+    try:
+        yield
+    except sqlite3.Error as e:
+        err = _sync_error(e, fn)
+        if err is None:
+            raise
+        raise err from None
+
+
 def _open(path: str, extension: Optional[str]) -> sqlite3.Connection:
     """A connection of this thread to path, in autocommit mode, extension loaded."""
     db = sqlite3.connect(path, isolation_level=None, timeout=10)
@@ -320,34 +334,19 @@ class Sync:
         is); extension errors come out as SyncError."""
         cur = self.conn.cursor()
         cur.row_factory = None
-        try:
+        with _translated(fn):
             return cur.execute(sql, tuple(args))
-        except sqlite3.Error as e:
-            err = _sync_error(e, fn)
-            if err is None:
-                raise
-            raise err from None
 
     def _one(self, sql: str, args: Sequence[Any] = ()) -> Any:
         cur = self._run(sql, args)
-        try:
+        with _translated():
             row = cur.fetchone()
-        except sqlite3.Error as e:
-            err = _sync_error(e)
-            if err is None:
-                raise
-            raise err from None
         return row[0] if row else None
 
     def _records(self, cls, sql: str, fn: str) -> list:
         cur = self._run(sql, (), fn)
-        try:
+        with _translated(fn):
             return _records(cls, cur)
-        except sqlite3.Error as e:
-            err = _sync_error(e, fn)
-            if err is None:
-                raise
-            raise err from None
 
     def _path(self, fn: str) -> str:
         for _, name, file in self._run("PRAGMA database_list").fetchall():
@@ -526,8 +525,41 @@ def _main_file(conn: sqlite3.Connection, fn: str = "on_change") -> str:
 
 
 class _Background:
-    """A thread of the binding's, on its own connection: stop() and a with
-    block end it."""
+    """A thread of the binding's, on its own connection to the file:
+    _setup(sync) runs first (its error is raised by the constructor), then
+    _loop(sync, state) until stop() or the end of a with block."""
+
+    def _launch(self, name: str, path: str, extension: Optional[str]) -> None:
+        self._stopping = threading.Event()
+        ready = threading.Event()
+        error: List[BaseException] = []
+
+        def main() -> None:
+            try:
+                db = _open(path, extension)
+            except BaseException as e:
+                error.append(e)
+                ready.set()
+                return
+            sync = Sync(db)
+            try:
+                try:
+                    state = self._setup(sync)
+                except BaseException as e:
+                    error.append(e)
+                    return
+                finally:
+                    ready.set()
+                self._loop(sync, state)
+            finally:
+                db.close()
+
+        self._thread = threading.Thread(target=main, name=name, daemon=True)
+        self._thread.start()
+        ready.wait()
+        if error:
+            self._thread.join()
+            raise error[0]
 
     def stop(self) -> None:
         """Stops the thread and waits for it (at most one poll period)."""
@@ -549,43 +581,23 @@ class ChangeListener(_Background):
                  poll: float = 0.25, scope: str = "server", extension: Optional[str] = None):
         if scope not in ("server", "all"):
             raise ValueError("on_change: scope must be 'server' or 'all'")
-        self._path = _main_file(conn)
         self._callback = callback
         self._poll = poll
         self._scope = scope
-        self._extension = extension
-        self._stopping = threading.Event()
-        self._ready = threading.Event()
-        self._error: Optional[BaseException] = None
-        self._thread = threading.Thread(target=self._run, name="sqlite_sync.on_change",
-                                        daemon=True)
-        self._thread.start()
-        self._ready.wait()
-        if self._error:
-            self._thread.join()
-            raise self._error
+        self._launch("sqlite_sync.on_change", _main_file(conn), extension)
 
-    def _run(self) -> None:
-        try:
-            db = _open(self._path, self._extension)
-            sync = Sync(db)
-            if self._scope == "all":
-                sync.wait(0, "all")  # starts the watch: from now on
-        except BaseException as e:  # reported by the constructor
-            self._error = e
-            self._ready.set()
-            return
-        self._ready.set()
-        try:
-            while not self._stopping.is_set():
-                tables = sync.wait(self._poll, self._scope)
-                if tables is not None and not self._stopping.is_set():
-                    try:
-                        self._callback(tables)
-                    except Exception:
-                        traceback.print_exc()
-        finally:
-            db.close()
+    def _setup(self, sync: Sync) -> None:
+        if self._scope == "all":
+            sync.wait(0, "all")  # starts the watch: from now on
+
+    def _loop(self, sync: Sync, _state: None) -> None:
+        while not self._stopping.is_set():
+            tables = sync.wait(self._poll, self._scope)
+            if tables is not None and not self._stopping.is_set():
+                try:
+                    self._callback(tables)
+                except Exception:
+                    traceback.print_exc()
 
 
 class TokenRefresher(_Background):
@@ -600,23 +612,12 @@ class TokenRefresher(_Background):
     def __init__(self, path: str, provider: Callable[[], Optional[str]],
                  refresh_before: float = 60.0, poll: float = 0.25,
                  extension: Optional[str] = None):
-        self._path = path
         self._provider = provider
         self._before = refresh_before
         self._poll = poll
-        self._extension = extension
-        self._stopping = threading.Event()
-        self._ready = threading.Event()
-        self._error: Optional[BaseException] = None
         #: how many times provider() was called (for tests and diagnostics)
         self.calls = 0
-        self._thread = threading.Thread(target=self._run, name="sqlite_sync.token_provider",
-                                        daemon=True)
-        self._thread.start()
-        self._ready.wait()
-        if self._error:
-            self._thread.join()
-            raise self._error
+        self._launch("sqlite_sync.token_provider", path, extension)
 
     def _renew(self, sync: Sync) -> Optional[float]:
         """Calls the provider and sets its token; returns when to renew it
@@ -639,38 +640,29 @@ class TokenRefresher(_Background):
         # a lifetime shorter than refresh_before: renew half-way
         return max(exp - self._before, now + (exp - now) / 2)
 
-    def _run(self) -> None:
-        try:
-            db = _open(self._path, self._extension)
-            sync = Sync(db)
-            renew_at = self._renew(sync) if sync.config("token") is None else None
-        except BaseException as e:  # reported by the constructor
-            self._error = e
-            self._ready.set()
-            return
-        self._ready.set()
+    def _setup(self, sync: Sync) -> Optional[float]:
+        return self._renew(sync) if sync.config("token") is None else None
+
+    def _loop(self, sync: Sync, renew_at: Optional[float]) -> None:
         gap, not_before, said = self.RETRY_MIN, 0.0, False
-        try:
-            while not self._stopping.wait(self._poll):
-                try:
-                    needs = sync.status().needs_token
-                except SyncError:  # before sync_init: said once, tried again
-                    if not said:
-                        traceback.print_exc()
-                        said = True
-                    continue
-                now = time.monotonic()
-                if needs and now >= not_before:
+        while not self._stopping.wait(self._poll):
+            try:
+                needs = sync.status().needs_token
+            except SyncError:  # before sync_init: said once, tried again
+                if not said:
+                    traceback.print_exc()
+                    said = True
+                continue
+            now = time.monotonic()
+            if needs and now >= not_before:
+                renew_at = self._renew(sync)
+                not_before = now + gap
+                gap = min(gap * 2, self.RETRY_MAX)
+            elif not needs:
+                if now >= not_before:
+                    gap = self.RETRY_MIN
+                if renew_at is not None and time.time() >= renew_at:
                     renew_at = self._renew(sync)
-                    not_before = now + gap
-                    gap = min(gap * 2, self.RETRY_MAX)
-                elif not needs:
-                    if now >= not_before:
-                        gap = self.RETRY_MIN
-                    if renew_at is not None and time.time() >= renew_at:
-                        renew_at = self._renew(sync)
-        finally:
-            db.close()
 
 
 class AsyncSync:

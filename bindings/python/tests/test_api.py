@@ -299,6 +299,12 @@ class ChangesTest(common.Base):
         self.assertEqual(got, [["todos"]])
         with self.assertRaisesRegex(ValueError, "scope"):
             sync.on_change(print, scope="everything")
+        # a thread that cannot open its connection says so in the caller and
+        # is gone
+        before = threading.active_count()
+        with self.assertRaisesRegex(Exception, "nonexistent"):
+            sqlite_sync.ChangeListener(conn, print, extension="/nonexistent/sync.so")
+        self.assertEqual(threading.active_count(), before)
 
 
 class TokenProviderTest(ServerBase):
