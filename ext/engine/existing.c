@@ -239,7 +239,8 @@ static int owe_resync(SyncCtx *c) {
 ** nothing is queued for it; a delete also ends its listing. The trigger is
 ** plain SQL (a connection without the extension writes through it too) and
 ** exists only while something is listed, so other apps' writes pay
-** nothing. An insert is never held: a listed key has its row, so an insert
+** nothing (a delete of the last listed row leaves it: sync_init drops it,
+** track_refresh). An insert is never held: a listed key has its row, so an insert
 ** of it is the engine queueing the row itself. */
 int existing_hold(SyncCtx *c) {
   sqlite3_stmt *s = 0;
