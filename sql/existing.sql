@@ -92,3 +92,6 @@ DELETE FROM m WHERE id = 1;
 SELECT count(*) AS m_orphans, (SELECT count(*) FROM sqlite_master WHERE name = 'sync_hold') AS hold FROM sync_orphans;
 SELECT length(sync_init(NULL));
 SELECT count(*) AS hold FROM sqlite_master WHERE name = 'sync_hold';
+-- a database an older build made (no sync_local) lists nothing
+DROP TABLE sync_local;
+SELECT count(*) AS orphans FROM sync_orphans;
