@@ -80,3 +80,18 @@ SELECT * FROM tv;
 .open :memory:
 .load ./sync
 SELECT * FROM sync_orphans;
+-- sync_hold (existing.c) exists only while a row is listed as kept or
+-- replace, so that writes pay nothing otherwise: a delete of the last kept
+-- row cannot drop it (it runs in a trigger), the next sync_init does
+SELECT length(sync_init(NULL));
+CREATE TABLE m(id INTEGER PRIMARY KEY, v TEXT);
+INSERT INTO m VALUES (1, 'one');
+SELECT sync_track('m', '{"existing":"keep"}');
+SELECT count(*) AS hold FROM sqlite_master WHERE name = 'sync_hold';
+DELETE FROM m WHERE id = 1;
+SELECT count(*) AS m_orphans, (SELECT count(*) FROM sqlite_master WHERE name = 'sync_hold') AS hold FROM sync_orphans;
+SELECT length(sync_init(NULL));
+SELECT count(*) AS hold FROM sqlite_master WHERE name = 'sync_hold';
+-- a database an older build made (no sync_local) lists nothing
+DROP TABLE sync_local;
+SELECT count(*) AS orphans FROM sync_orphans;

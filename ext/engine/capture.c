@@ -140,8 +140,6 @@ static void null_key_check(sqlite3_str *s, SyncTable *t, const JxShape *sh, cons
   if (n) append(s, "END) IS NULL");
 }
 
-/* Every name a trigger of ours ever had, so that re-tracking drops them
-** (sync_ar_T, the replace case, is now part of sync_ai_T). */
 /* The non-key columns of an UPDATE trigger's data: each NULL when unchanged,
 ** and the path json_remove drops it by ('$[0]', nothing, when changed). */
 typedef struct Changed {
@@ -180,6 +178,8 @@ static void changed_path(sqlite3_str *s, int i, void *arg) {
   sqlite3_str_appendf(s, " THEN '$.\"%q\"' ELSE '$[0]' END", name);
 }
 
+/* Every name a trigger of ours ever had, so that re-tracking drops them
+** (sync_ar_T, the replace case, is now part of sync_ai_T). */
 static const char *const kinds[] = {"bi", "bs", "bu", "rp", "ai", "ar", "au", "ak", "ad"};
 
 int capture_remove(SyncCtx *c, const char *table) {
@@ -192,7 +192,9 @@ int capture_remove(SyncCtx *c, const char *table) {
   return rc;
 }
 
-static void triggers(sqlite3_str *s, SyncTable *t, const JxShape *sh) {
+/* Returns SQLITE_NOMEM when a piece could not be built (s may then hold
+** incomplete SQL), else SQLITE_OK. */
+static int triggers(sqlite3_str *s, SyncTable *t, const JxShape *sh) {
   const char *T = t->name;
   const int *kind = sh->kind;
 
@@ -249,17 +251,17 @@ static void triggers(sqlite3_str *s, SyncTable *t, const JxShape *sh) {
     /* The object of every non-key column, unchanged ones as NULL (not worth
     ** formatting), then json_remove drops the unchanged ones. */
     append(s, ",");
-    Changed ch = {t, kind, 0, 0};
-    ch.col = sqlite3_malloc64(sizeof *ch.col * (t->nCol ? t->nCol : 1));
-    if (ch.col)
-      for (int i = 0; i < t->nCol; i++)
-        if (!is_key(t, i)) ch.col[ch.n++] = i;
+    Changed ch = {t, kind, sqlite3_malloc64(sizeof(int) * t->nCol), 0};
+    if (!ch.col) return SQLITE_NOMEM;
+    for (int i = 0; i < t->nCol; i++)
+      if (!is_key(t, i)) ch.col[ch.n++] = i;
     sqlite3_str *obj = sqlite3_str_new(0);
     jx_object(obj, ch.n, changed_name, changed_value, &ch);
     char *o = sqlite3_str_finish(obj);
-    if (o && ch.col) jx_remove(s, o, ch.n, changed_path, &ch);
+    if (o) jx_remove(s, o, ch.n, changed_path, &ch);
     sqlite3_free(o);
     sqlite3_free(ch.col);
+    if (!o) return SQLITE_NOMEM;
     append(s, "); END;\n");
   }
 
@@ -285,6 +287,7 @@ static void triggers(sqlite3_str *s, SyncTable *t, const JxShape *sh) {
   shadow_if_first(s, t, kind, "OLD");
   enqueue(s, t, kind, "'delete'", "OLD", 0);
   append(s, " END;\n");
+  return SQLITE_OK;
 }
 
 /* (Re)creates the triggers of t. */
@@ -296,9 +299,9 @@ int capture_install(SyncCtx *c, SyncTable *t) {
   rc = jx_shape_read(c, t, &sh);
   if (rc == SQLITE_OK) {
     sqlite3_str *s = sqlite3_str_new(c->db);
-    triggers(s, t, &sh);
+    rc = triggers(s, t, &sh);
     char *sql = sqlite3_str_finish(s);
-    rc = sql ? ctx_exec(c, sql) : SQLITE_NOMEM;
+    if (rc == SQLITE_OK) rc = sql ? ctx_exec(c, sql) : SQLITE_NOMEM;
     sqlite3_free(sql);
   }
   jx_shape_free(&sh);

@@ -98,6 +98,31 @@ int ctx_exec(SyncCtx *c, const char *sql) {
   return sqlite3_exec(c->db, sql, 0, 0, 0);
 }
 
+/* Adds column col (declared decl) to main.table unless it has one by that
+** name: the schema of an older version gets what a newer one needs.
+** *pAdded (may be NULL) is 1 when it was added. */
+int ctx_add_column(SyncCtx *c, const char *table, const char *col, const char *decl, int *pAdded) {
+  sqlite3_stmt *s = 0;
+  int rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM pragma_table_info(?1, 'main') WHERE name=?2",
+                              -1, &s, 0);
+  int has = 0;
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(s, 1, table, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, col, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    has = rc == SQLITE_ROW;
+    rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+  }
+  sqlite3_finalize(s);
+  if (pAdded) *pAdded = 0;
+  if (rc != SQLITE_OK || has) return rc;
+  char *sql = sqlite3_mprintf("ALTER TABLE main.\"%w\" ADD COLUMN \"%w\" %s", table, col, decl);
+  rc = sql ? ctx_exec(c, sql) : SQLITE_NOMEM;
+  sqlite3_free(sql);
+  if (pAdded) *pAdded = rc == SQLITE_OK;
+  return rc;
+}
+
 /* The database's message for a failure with code rc, read before anything
 ** else runs on the connection. A reset or a successful statement run since
 ** the failure leaves "not an error" there: the code's own text is better. */

@@ -64,6 +64,7 @@ sqlite3_stmt *ctx_stmt(SyncCtx *, int id);
 void ctx_stmt_clear(SyncCtx *);
 int ctx_anchor(SyncCtx *);
 int ctx_exec(SyncCtx *, const char *sql);
+int ctx_add_column(SyncCtx *, const char *table, const char *col, const char *decl, int *pAdded);
 const char *ctx_errmsg(SyncCtx *, int rc);
 int ctx_run(SyncCtx *, sqlite3_stmt *);
 void ctx_result_str(sqlite3_context *, sqlite3_str *);

@@ -53,30 +53,11 @@
 static const char *const mode_names[] = {0, "push", "keep", "server"};
 static const char now_sql[] = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
 
-static int has_column(SyncCtx *c, const char *tbl, const char *col, int *pHas) {
-  sqlite3_stmt *s = 0;
-  int rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM pragma_table_info(?1,'main') WHERE name=?2", -1,
-                              &s, 0);
-  if (rc == SQLITE_OK) {
-    sqlite3_bind_text(s, 1, tbl, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, col, -1, SQLITE_STATIC);
-    rc = sqlite3_step(s);
-    *pHas = rc == SQLITE_ROW;
-    rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
-  }
-  sqlite3_finalize(s);
-  return rc;
-}
-
 int existing_ensure(SyncCtx *c) {
   int rc = ctx_exec(c, "CREATE TABLE IF NOT EXISTS main.sync_local(id INTEGER PRIMARY KEY,"
                        " tbl TEXT NOT NULL, pk TEXT NOT NULL, state TEXT NOT NULL, row TEXT,"
                        " noted_at TEXT NOT NULL, UNIQUE(tbl, pk))");
-  int has = 1;
-  if (rc == SQLITE_OK) rc = has_column(c, "sync_tracked", "existing", &has);
-  if (rc == SQLITE_OK && !has)
-    rc = ctx_exec(c, "ALTER TABLE main.sync_tracked ADD COLUMN existing TEXT");
-  return rc;
+  return rc == SQLITE_OK ? ctx_add_column(c, "sync_tracked", "existing", "TEXT", 0) : rc;
 }
 
 int existing_options(SyncCtx *c, const char *json, ExistingMode *pMode, char **pzErr) {
@@ -239,7 +220,8 @@ static int owe_resync(SyncCtx *c) {
 ** nothing is queued for it; a delete also ends its listing. The trigger is
 ** plain SQL (a connection without the extension writes through it too) and
 ** exists only while something is listed, so other apps' writes pay
-** nothing. An insert is never held: a listed key has its row, so an insert
+** nothing (a delete of the last listed row leaves it: sync_init drops it,
+** track_refresh). An insert is never held: a listed key has its row, so an insert
 ** of it is the engine queueing the row itself. */
 int existing_hold(SyncCtx *c) {
   sqlite3_stmt *s = 0;

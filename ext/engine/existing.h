@@ -44,7 +44,8 @@ int existing_settle(SyncCtx *, SyncTable *t, const char *unseen, const char *unq
                     sqlite3_int64 *pN);
 
 /* Creates the trigger that keeps edits of listed rows local (sync_hold)
-** while sync_local lists a kept or replaced row, and drops it otherwise. */
+** while sync_local lists a kept or replaced row, and drops it otherwise
+** (sync_track, sync_untrack, a full resync, and every sync_init). */
 int existing_hold(SyncCtx *);
 
 /* After a full resync: the note of existing_note is spent. */

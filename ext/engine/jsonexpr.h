@@ -42,8 +42,6 @@ void jx_value(sqlite3_str *, const char *x, int kind);
 /* Column col of rows a and b holds the same value, type (and sign of zero)
 ** included. */
 void jx_same(sqlite3_str *, const char *col, int kind, const char *a, const char *b);
-/* json_object of the key columns / every column of t, read from prefix
-** ("NEW", "OLD", an alias); kind NULL means anything. */
 /* Writes value i (0 <= i < n) of a jx_object, or path i of a jx_remove. */
 typedef void (*JxValueFn)(sqlite3_str *, int i, void *arg);
 /* The name of member i of a jx_object. */
@@ -53,6 +51,8 @@ typedef const char *(*JxNameFn)(int i, void *arg);
 void jx_object(sqlite3_str *, int n, JxNameFn name, JxValueFn value, void *arg);
 /* json_remove of the SQL JSON expression obj and n paths, of any n. */
 void jx_remove(sqlite3_str *, const char *obj, int n, JxValueFn path, void *arg);
+/* json_object of the key columns / every column of t, read from prefix
+** ("NEW", "OLD", an alias); kind NULL means anything. */
 void jx_key(sqlite3_str *, SyncTable *, const int *kind, const char *prefix);
 void jx_row(sqlite3_str *, SyncTable *, const int *kind, const char *prefix);
 /* The parts of u of rows a and b are equal, as the index compares them. */

@@ -48,26 +48,6 @@
 */
 #include "replace.h"
 
-static int add_column(SyncCtx *c, const char *table, const char *col, const char *decl) {
-  sqlite3_stmt *s = 0;
-  int rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM pragma_table_info(?1, 'main') WHERE name=?2",
-                              -1, &s, 0);
-  int has = 0;
-  if (rc == SQLITE_OK) {
-    sqlite3_bind_text(s, 1, table, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, col, -1, SQLITE_STATIC);
-    rc = sqlite3_step(s);
-    has = rc == SQLITE_ROW;
-    rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
-  }
-  sqlite3_finalize(s);
-  if (rc != SQLITE_OK || has) return rc;
-  char *sql = sqlite3_mprintf("ALTER TABLE main.\"%w\" ADD COLUMN \"%w\" %s", table, col, decl);
-  rc = sql ? ctx_exec(c, sql) : SQLITE_NOMEM;
-  sqlite3_free(sql);
-  return rc;
-}
-
 /* sync_req_T: one row, whose updates fire T's programs that do rare work
 ** (SQLite allocates a trigger program's registers only when it fires). An
 ** UPDATE that sets no row (its WHERE is false) costs a seek; an INSERT ...
@@ -88,8 +68,8 @@ int replace_install(SyncCtx *c, SyncTable *t) {
                       t->name, t->name, t->name);
   int rc = sql ? ctx_exec(c, sql) : SQLITE_NOMEM;
   sqlite3_free(sql);
-  if (rc == SQLITE_OK) rc = add_column(c, "sync_stash", "rid", "INTEGER");
-  if (rc == SQLITE_OK) rc = add_column(c, "sync_stash", "mark", "INTEGER");
+  if (rc == SQLITE_OK) rc = ctx_add_column(c, "sync_stash", "rid", "INTEGER", 0);
+  if (rc == SQLITE_OK) rc = ctx_add_column(c, "sync_stash", "mark", "INTEGER", 0);
   return rc;
 }
 

@@ -78,37 +78,19 @@ static const char schema_gone_sql[] =
     " WHEN NOT EXISTS (SELECT 1 FROM sync_outbox WHERE id > OLD.id)"
     " BEGIN UPDATE sync_control SET last_id = OLD.id WHERE last_id < OLD.id; END;";
 
-/* Whether sync_control has column col (added by a later version). */
-static int control_has(SyncCtx *c, const char *col, int *pHas) {
-  sqlite3_stmt *s = 0;
-  int rc = sqlite3_prepare_v2(
-      c->db, "SELECT 1 FROM pragma_table_info('sync_control','main') WHERE name=?1", -1, &s, 0);
-  if (rc == SQLITE_OK) {
-    sqlite3_bind_text(s, 1, col, -1, SQLITE_STATIC);
-    rc = sqlite3_step(s);
-    *pHas = rc == SQLITE_ROW;
-    rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
-  }
-  sqlite3_finalize(s);
-  return rc;
-}
-
 /* A database made before last_id existed has an AUTOINCREMENT outbox whose
 ** highest id ever issued is in sqlite_sequence: last_id starts from it (the
 ** table keeps AUTOINCREMENT; the explicit ids the triggers now give agree
 ** with it). */
 static int migrate_last_id(SyncCtx *c) {
-  int has = 0;
-  int rc = control_has(c, "last_id", &has);
-  if (rc != SQLITE_OK || has) return rc;
+  int added = 0;
+  int rc = ctx_add_column(c, "sync_control", "last_id", "INTEGER NOT NULL DEFAULT 0", &added);
+  if (rc != SQLITE_OK || !added) return rc;
   sqlite3_stmt *s = 0;
-  rc = ctx_exec(c, "ALTER TABLE main.sync_control ADD COLUMN last_id INTEGER NOT NULL DEFAULT 0");
-  if (rc == SQLITE_OK) {
-    rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM main.sqlite_master WHERE name='sqlite_sequence'",
-                            -1, &s, 0);
-    has = rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW;
-    sqlite3_finalize(s);
-  }
+  rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM main.sqlite_master WHERE name='sqlite_sequence'",
+                          -1, &s, 0);
+  int has = rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW;
+  sqlite3_finalize(s);
   if (rc == SQLITE_OK && has)
     rc = ctx_exec(c, "UPDATE main.sync_control SET last_id = coalesce((SELECT seq FROM "
                      "main.sqlite_sequence WHERE name='sync_outbox'), 0)");
@@ -124,11 +106,9 @@ static int migrate_last_id(SyncCtx *c) {
 static int migrate(SyncCtx *c) {
   int rc = migrate_last_id(c);
   if (rc != SQLITE_OK) return rc;
-  int has = 0;
-  rc = control_has(c, "sent_id", &has);
-  if (rc != SQLITE_OK || has) return rc;
-  rc = ctx_exec(c, "ALTER TABLE main.sync_control ADD COLUMN sent_id INTEGER NOT NULL DEFAULT 0");
-  if (rc == SQLITE_OK)
+  int added = 0;
+  rc = ctx_add_column(c, "sync_control", "sent_id", "INTEGER NOT NULL DEFAULT 0", &added);
+  if (rc == SQLITE_OK && added)
     rc = ctx_exec(c, "UPDATE main.sync_control SET sent_id = max(last_id,"
                      " coalesce((SELECT min(id) FROM main.sync_outbox) - 1, 0))");
   return rc;

@@ -8,9 +8,9 @@
 ** Rows of tracked tables the server has not confirmed and nothing queues
 ** (existing.c), in table and key order, from sync_local:
 **   kept     local-only: sync_track's "keep", or a resync kept it. row is
-**            the row as it stands now; listed while it exists. An edit
-**            of it is queued as usual, and the server refuses it (no such
-**            row) unless the row is pushed first: push them with
+**            the row as it stands now; listed while it exists. Its edits
+**            stay local (existing.c's sync_hold: the server has no such
+**            row) and a delete ends the listing; push them with
 **            sync_track(table, '{"existing":"push"}'), or let the server's
 **            rows replace them with '{"existing":"server"}'.
 **   replace  sync_track's "server": the next pull (a full resync) writes
@@ -34,7 +34,6 @@
 static const char orphans_schema[] =
     "CREATE TABLE x(table_name TEXT, pk TEXT, row TEXT, state TEXT, noted_at TEXT)";
 #define ORPHANS_ROW 2
-#define ORPHANS_STATE 3
 
 typedef struct orphans_vtab {
   sqlite3_vtab base;
@@ -89,9 +88,9 @@ static int orphansClose(sqlite3_vtab_cursor *p) {
   return SQLITE_OK;
 }
 
-/* Whether the entry under the statement is listed: a removed row always;
-** a kept or replaced one while its row exists (cur->row gets the row),
-** pending edits or not: the server has it either way. */
+/* Whether the entry under the statement is listed: a removed or
+** server_reset row always; a kept or replaced one while its row exists
+** (cur->row gets the row as it stands now). */
 static int orphansListed(orphans_cursor *cur, int *pListed) {
   SyncCtx *c = ((orphans_vtab *)cur->base.pVtab)->c;
   sqlite3_stmt *s = cur->stmt;
