@@ -250,28 +250,14 @@ int existing_track(SyncCtx *c, SyncTable *t, ExistingMode mode, int first, char 
   if (mode == EXISTING_NONE) mode = EXISTING_PUSH;
   Exprs x;
   int rc = exprs_make(c, t, &x);
-  /* The rows this applies to. */
+  /* The rows this applies to: a listed row has nothing queued (sync_hold
+  ** keeps its edits local), so the row as it stands is its insert. */
   char *which = first ? sqlite3_mprintf("1")
                       : sqlite3_mprintf("%s IN (SELECT pk FROM main.sync_local WHERE tbl = ?1 AND"
                                         " state IN ('kept', 'replace')) AND %s NOT IN (SELECT pk"
                                         " FROM main.sync_outbox WHERE tbl = ?1)",
                                         x.key, x.key);
   if (rc == SQLITE_OK && !which) rc = SQLITE_NOMEM;
-  if (rc == SQLITE_OK && mode == EXISTING_PUSH && !first) {
-    /* Edits of a kept row still unsent would reach the server before the
-    ** row (refused: no such row): the row as it stands now is queued
-    ** instead, after them. A key with a mutation sent already is left as
-    ** it is. */
-    char *in = sqlite3_mprintf("tbl = ?1 AND pk IN (SELECT pk FROM main.sync_local WHERE tbl = ?1"
-                               " AND state IN ('kept', 'replace')) AND pk NOT IN (SELECT pk FROM"
-                               " main.sync_outbox WHERE tbl = ?1 AND id <= (SELECT sent_id FROM"
-                               " main.sync_control))");
-    rc = in ? run(c, t, sqlite3_mprintf("DELETE FROM main.sync_shadow WHERE %s", in), 0)
-            : SQLITE_NOMEM;
-    if (rc == SQLITE_OK)
-      rc = run(c, t, sqlite3_mprintf("DELETE FROM main.sync_outbox WHERE %s", in), 0);
-    sqlite3_free(in);
-  }
   if (rc == SQLITE_OK && mode == EXISTING_PUSH) {
     rc = queue_inserts(c, t, &x, which, 1, pzErr);
     if (rc == SQLITE_OK)
