@@ -766,6 +766,9 @@ int rebase_initial_end(SyncCtx *c, char **pzErr) {
 ** guarded (the server's change replaced it, or it is pending again) leaves
 ** the list. */
 int rebase_guards(SyncCtx *c, char **pzErr) {
+  /* Run at the end of every ack and every pull: most find no list. */
+  char *list = ctx_meta_get(c, "guards");
+  if (!list) return SQLITE_OK;
   /* Before this client's first pull, a row written from a guard keeps
   ** its image: the initial sync sends no delete, so only the image lets
   ** it tell a row the server has deleted since (rebase_initial_end). */
@@ -775,8 +778,7 @@ int rebase_guards(SyncCtx *c, char **pzErr) {
   int rc = SQLITE_OK;
   for (int fixed = 1, left = 1; rc == SQLITE_OK && fixed && left;) {
     fixed = left = 0;
-    char *list = ctx_meta_get(c, "guards");
-    if (!list) break;
+    if (!list && !(list = ctx_meta_get(c, "guards"))) break;
     rc = ctx_meta_del(c, "guards");
     sqlite3_stmt *q = 0;
     if (rc == SQLITE_OK)
@@ -821,6 +823,7 @@ int rebase_guards(SyncCtx *c, char **pzErr) {
     }
     sqlite3_finalize(q);
     sqlite3_free(list);
+    list = 0;
   }
   return rc;
 }
