@@ -188,11 +188,7 @@ static int outbox_table_gone(SyncCtx *c, const char *tbl, const char *pk, int rc
   if (!gone) return rc;
   sqlite3_free(*pzErr);
   *pzErr = 0;
-  s = ctx_stmt(c, STMT_SHADOW_DROP);
-  if (!s) return sqlite3_errcode(c->db);
-  sqlite3_bind_text(s, 1, tbl, -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 2, pk, -1, SQLITE_STATIC);
-  return ctx_run(c, s);
+  return rebase_drop_image(c, tbl, pk);
 }
 
 /* Resolves mutation id as the server decided: applied (with the server's row

@@ -55,6 +55,14 @@ int rebase_set_image(SyncCtx *c, const char *tbl, const char *pk, const char *ro
   return ctx_run(c, s);
 }
 
+int rebase_drop_image(SyncCtx *c, const char *tbl, const char *pk) {
+  sqlite3_stmt *s = ctx_stmt(c, STMT_SHADOW_DROP);
+  if (!s) return sqlite3_errcode(c->db);
+  sqlite3_bind_text(s, 1, tbl, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, pk, -1, SQLITE_STATIC);
+  return ctx_run(c, s);
+}
+
 /* 1 when rc says the row cannot stand in the table as it is now (a
 ** constraint, a type a STRICT column refuses, a trigger's RAISE): the
 ** rebase then falls back to another row instead of failing. */
@@ -454,13 +462,7 @@ static int make_room(SyncCtx *c, SyncTable *t, const char *pk, const char *row, 
       if (rc == SQLITE_OK && fit && !pending && image) {
         rc = rebase_guard(c, t->name, k, 0, 0, 0, 0);
       } else if (rc == SQLITE_OK && fit && !pending) {
-        s = ctx_stmt(c, STMT_SHADOW_DROP);
-        if (!s) rc = sqlite3_errcode(c->db);
-        if (s) {
-          sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
-          sqlite3_bind_text(s, 2, k, -1, SQLITE_STATIC);
-          rc = ctx_run(c, s);
-        }
+        rc = rebase_drop_image(c, t->name, k);
       }
     }
     sqlite3_free(k);
@@ -629,11 +631,7 @@ int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, int *pFell, char **pzEr
   if (rc == SQLITE_OK && !pending && fell) {
     rc = rebase_guard(c, t->name, pk, 0, 0, 0, absent);
   } else if (rc == SQLITE_OK && !pending && !(kept && net) && !hold) {
-    s = ctx_stmt(c, STMT_SHADOW_DROP);
-    if (!s) return sqlite3_errcode(c->db);
-    sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, pk, -1, SQLITE_STATIC);
-    rc = ctx_run(c, s);
+    rc = rebase_drop_image(c, t->name, pk);
   }
   if (rc != SQLITE_OK && rc != SQLITE_NOMEM && !*pzErr)
     *pzErr = sqlite3_mprintf("cannot rebase %s %s: %s", t->name, pk, ctx_errmsg(c, rc));
