@@ -720,15 +720,12 @@ static int append_names(SyncCtx *c, const char *sql, sqlite3_int64 lo, sqlite3_i
 }
 
 int outbox_changes_after(SyncCtx *c, sqlite3_int64 lo, sqlite3_int64 *pMark, sqlite3_str *names) {
-  sqlite3_stmt *q = 0;
-  /* last_id keeps the highest id once the row holding it has gone. */
-  int rc = sqlite3_prepare_v2(c->db,
-                              "SELECT max(coalesce((SELECT max(id) FROM main.sync_outbox), 0),"
-                              " coalesce((SELECT last_id FROM main.sync_control), 0))",
-                              -1, &q, 0);
-  if (rc != SQLITE_OK) return rc;
+  /* The mark the capture triggers number from (last_id keeps the highest
+  ** id once its row has gone); cached: the worker asks at every batch. */
+  sqlite3_stmt *q = ctx_stmt(c, STMT_LAST_ID);
+  if (!q) return SQLITE_ERROR;
   sqlite3_int64 hi = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
-  rc = sqlite3_finalize(q);
+  int rc = sqlite3_reset(q);
   if (rc != SQLITE_OK || hi < 0) return rc != SQLITE_OK ? rc : SQLITE_ERROR;
   *pMark = hi;
   if (lo < 0 || hi <= lo) return SQLITE_OK;
