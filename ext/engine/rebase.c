@@ -564,7 +564,7 @@ int rebase_write(SyncCtx *c, SyncTable *t, const char *pk, const char *image, in
     /* The net row and the image delete no row others refer to unless the
     ** server deleted it; a row that cannot stand even as it is goes,
     ** whatever it takes with it. */
-    int alone = i < 2 && !(gone && !image) ? TRY_ALONE : 0;
+    int alone = i < 2 && !gone ? TRY_ALONE : 0;
     rc = try_row(c, t, pk, cand[i], cur, (i > 0 ? TRY_CHECK : 0) | alone, i < 2 ? image : 0, &fit,
                  &why);
     *pNet = fit && i == 0;
