@@ -80,3 +80,18 @@ SELECT count(*) AS projects FROM projects WHERE id = 3;
 SELECT count(*) AS tasks FROM tasks WHERE id = 30;
 SELECT count(*) AS nodes FROM nodes;
 SELECT count(*) AS images FROM sync_shadow WHERE tbl IN ('projects', 'tasks', 'nodes');
+
+-- With foreign keys not enforced a delete takes nothing with it: the
+--refused row goes at the ack, though the pulled task still refers to it,
+--and no guard is kept (the task waits for the server's project).
+PRAGMA foreign_keys = OFF;
+INSERT INTO projects(id, title) VALUES (4, 'mine');
+SELECT sync_apply('{"changes":[
+  {"table":"tasks","op":"upsert","pk":{"id":40},"row":{"id":40,"project":4,"title":"theirs"},"version":31}],
+  "cursor":"31","has_more":true}') AS applied;
+SELECT sync_push_batch() IS NOT NULL AS pushed;
+SELECT sync_ack('{"results":[{"id":9,"status":"rejected","reason":"UNIQUE constraint failed: projects.id"}]}') AS resolved;
+SELECT count(*) AS projects FROM projects WHERE id = 4;
+SELECT * FROM tasks WHERE id = 40;
+SELECT count(*) AS images, (SELECT value FROM sync_meta WHERE key = 'guards') AS guards
+  FROM sync_shadow WHERE tbl = 'projects';

@@ -604,15 +604,7 @@ static int apply_change(Page *pg, int i, const char **pz, char **pzErr) {
       }
       rc = sqlite3_reset(s);
     }
-    if (rc == SQLITE_OK && guard && !older) {
-      s = ctx_stmt(c, STMT_SHADOW_DROP);
-      if (!s) rc = sqlite3_errcode(c->db);
-      if (s) {
-        sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, k, -1, SQLITE_STATIC);
-        rc = ctx_run(c, s);
-      }
-    }
+    if (rc == SQLITE_OK && guard && !older) rc = rebase_drop_image(c, t->name, k);
     if (rc == SQLITE_OK && !older) rc = change_write(pg, t, i, upsert, pk, row, pzErr);
   }
   sqlite3_free(k);

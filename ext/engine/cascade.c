@@ -147,5 +147,10 @@ static int server_refs(SyncCtx *c, SyncTable *t, const char *pk, int depth, int 
 
 int cascade_reaches_server(SyncCtx *c, SyncTable *t, const char *pk, int *pYes) {
   *pYes = 0;
+  /* Without enforced foreign keys a delete takes nothing with it: no walk
+  ** of every table's foreign keys, and the row may go as it did before. */
+  int fk = 0;
+  if (sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_FKEY, -1, &fk) != SQLITE_OK || !fk)
+    return SQLITE_OK;
   return server_refs(c, t, pk, 0, pYes);
 }

@@ -258,8 +258,12 @@ int settle_hide(SyncCtx *c, SyncTable *t, const char *key) {
   return hide_at(c, t, key, 0, 0);
 }
 
-/* pKept (depth 0 only): a row that other rows refer to is not deleted
-** but left as it is, *pKept set (the caller parks it instead). */
+/* The row, when its image cannot stand, goes unless its removal would take
+** rows that may be the server's with it (cascade_reaches_server: a cascade
+** to them cannot be undone by a pull). Then it stays as it is: at depth 0,
+** with pKept, *pKept is set (the caller parks it instead); deeper (a row
+** hidden to make room for another's image), the row it blocks falls back
+** instead. Without pKept at depth 0 (settle_hide) it goes regardless. */
 static int hide_at(SyncCtx *c, SyncTable *t, const char *key, int depth, int *pKept) {
   sqlite3_stmt *s = ctx_stmt(c, STMT_SHADOW_GET);
   if (!s) return sqlite3_errcode(c->db);
@@ -276,19 +280,10 @@ static int hide_at(SyncCtx *c, SyncTable *t, const char *key, int depth, int *pK
   sqlite3_reset(s);
   int rc = image ? write_image(c, t, key, image, depth) : SQLITE_CONSTRAINT;
   sqlite3_free(image);
-  if (rc == SQLITE_NOMEM) return rc;
-  if (rc == SQLITE_OK) return rc;
-  if (depth == 0 && pKept) {
-    rc = cascade_reaches_server(c, t, key, pKept);
-    if (rc != SQLITE_OK || *pKept) return rc;
-  }
-  if (depth == 0) return table_write(t->del, key, 0);
-  /* A row hidden to make room for another's image goes only when its
-  ** removal takes no row that may be the server's with it (a cascade to
-  ** them cannot be undone by a pull; cascade_reaches_server): otherwise it
-  ** stays, and the row it blocks falls back instead. */
+  if (rc == SQLITE_NOMEM || rc == SQLITE_OK) return rc;
   int refs = 0;
-  rc = cascade_reaches_server(c, t, key, &refs);
+  rc = pKept || depth ? cascade_reaches_server(c, t, key, &refs) : SQLITE_OK;
+  if (rc == SQLITE_OK && refs && !depth) *pKept = 1;
   return rc != SQLITE_OK || refs ? rc : table_write(t->del, key, 0);
 }
 

@@ -188,11 +188,7 @@ static int outbox_table_gone(SyncCtx *c, const char *tbl, const char *pk, int rc
   if (!gone) return rc;
   sqlite3_free(*pzErr);
   *pzErr = 0;
-  s = ctx_stmt(c, STMT_SHADOW_DROP);
-  if (!s) return sqlite3_errcode(c->db);
-  sqlite3_bind_text(s, 1, tbl, -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 2, pk, -1, SQLITE_STATIC);
-  return ctx_run(c, s);
+  return rebase_drop_image(c, tbl, pk);
 }
 
 /* Resolves mutation id as the server decided: applied (with the server's row
@@ -724,15 +720,12 @@ static int append_names(SyncCtx *c, const char *sql, sqlite3_int64 lo, sqlite3_i
 }
 
 int outbox_changes_after(SyncCtx *c, sqlite3_int64 lo, sqlite3_int64 *pMark, sqlite3_str *names) {
-  sqlite3_stmt *q = 0;
-  /* last_id keeps the highest id once the row holding it has gone. */
-  int rc = sqlite3_prepare_v2(c->db,
-                              "SELECT max(coalesce((SELECT max(id) FROM main.sync_outbox), 0),"
-                              " coalesce((SELECT last_id FROM main.sync_control), 0))",
-                              -1, &q, 0);
-  if (rc != SQLITE_OK) return rc;
+  /* The mark the capture triggers number from (last_id keeps the highest
+  ** id once its row has gone); cached: the worker asks at every batch. */
+  sqlite3_stmt *q = ctx_stmt(c, STMT_LAST_ID);
+  if (!q) return SQLITE_ERROR;
   sqlite3_int64 hi = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
-  rc = sqlite3_finalize(q);
+  int rc = sqlite3_reset(q);
   if (rc != SQLITE_OK || hi < 0) return rc != SQLITE_OK ? rc : SQLITE_ERROR;
   *pMark = hi;
   if (lo < 0 || hi <= lo) return SQLITE_OK;

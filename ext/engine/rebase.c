@@ -55,6 +55,14 @@ int rebase_set_image(SyncCtx *c, const char *tbl, const char *pk, const char *ro
   return ctx_run(c, s);
 }
 
+int rebase_drop_image(SyncCtx *c, const char *tbl, const char *pk) {
+  sqlite3_stmt *s = ctx_stmt(c, STMT_SHADOW_DROP);
+  if (!s) return sqlite3_errcode(c->db);
+  sqlite3_bind_text(s, 1, tbl, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, pk, -1, SQLITE_STATIC);
+  return ctx_run(c, s);
+}
+
 /* 1 when rc says the row cannot stand in the table as it is now (a
 ** constraint, a type a STRICT column refuses, a trigger's RAISE): the
 ** rebase then falls back to another row instead of failing. */
@@ -454,13 +462,7 @@ static int make_room(SyncCtx *c, SyncTable *t, const char *pk, const char *row, 
       if (rc == SQLITE_OK && fit && !pending && image) {
         rc = rebase_guard(c, t->name, k, 0, 0, 0, 0);
       } else if (rc == SQLITE_OK && fit && !pending) {
-        s = ctx_stmt(c, STMT_SHADOW_DROP);
-        if (!s) rc = sqlite3_errcode(c->db);
-        if (s) {
-          sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
-          sqlite3_bind_text(s, 2, k, -1, SQLITE_STATIC);
-          rc = ctx_run(c, s);
-        }
+        rc = rebase_drop_image(c, t->name, k);
       }
     }
     sqlite3_free(k);
@@ -562,7 +564,7 @@ int rebase_write(SyncCtx *c, SyncTable *t, const char *pk, const char *image, in
     /* The net row and the image delete no row others refer to unless the
     ** server deleted it; a row that cannot stand even as it is goes,
     ** whatever it takes with it. */
-    int alone = i < 2 && !(gone && !image) ? TRY_ALONE : 0;
+    int alone = i < 2 && !gone ? TRY_ALONE : 0;
     rc = try_row(c, t, pk, cand[i], cur, (i > 0 ? TRY_CHECK : 0) | alone, i < 2 ? image : 0, &fit,
                  &why);
     *pNet = fit && i == 0;
@@ -629,11 +631,7 @@ int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, int *pFell, char **pzEr
   if (rc == SQLITE_OK && !pending && fell) {
     rc = rebase_guard(c, t->name, pk, 0, 0, 0, absent);
   } else if (rc == SQLITE_OK && !pending && !(kept && net) && !hold) {
-    s = ctx_stmt(c, STMT_SHADOW_DROP);
-    if (!s) return sqlite3_errcode(c->db);
-    sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, pk, -1, SQLITE_STATIC);
-    rc = ctx_run(c, s);
+    rc = rebase_drop_image(c, t->name, pk);
   }
   if (rc != SQLITE_OK && rc != SQLITE_NOMEM && !*pzErr)
     *pzErr = sqlite3_mprintf("cannot rebase %s %s: %s", t->name, pk, ctx_errmsg(c, rc));
@@ -766,6 +764,9 @@ int rebase_initial_end(SyncCtx *c, char **pzErr) {
 ** guarded (the server's change replaced it, or it is pending again) leaves
 ** the list. */
 int rebase_guards(SyncCtx *c, char **pzErr) {
+  /* Run at the end of every ack and every pull: most find no list. */
+  char *list = ctx_meta_get(c, "guards");
+  if (!list) return SQLITE_OK;
   /* Before this client's first pull, a row written from a guard keeps
   ** its image: the initial sync sends no delete, so only the image lets
   ** it tell a row the server has deleted since (rebase_initial_end). */
@@ -775,8 +776,7 @@ int rebase_guards(SyncCtx *c, char **pzErr) {
   int rc = SQLITE_OK;
   for (int fixed = 1, left = 1; rc == SQLITE_OK && fixed && left;) {
     fixed = left = 0;
-    char *list = ctx_meta_get(c, "guards");
-    if (!list) break;
+    if (!list && !(list = ctx_meta_get(c, "guards"))) break;
     rc = ctx_meta_del(c, "guards");
     sqlite3_stmt *q = 0;
     if (rc == SQLITE_OK)
@@ -821,6 +821,7 @@ int rebase_guards(SyncCtx *c, char **pzErr) {
     }
     sqlite3_finalize(q);
     sqlite3_free(list);
+    list = 0;
   }
   return rc;
 }

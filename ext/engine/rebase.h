@@ -17,6 +17,8 @@ int rebase_guards(SyncCtx *, char **pzErr);
 int rebase_initial_begin(SyncCtx *);
 int rebase_initial_end(SyncCtx *, char **pzErr);
 int rebase_make_room(SyncCtx *, SyncTable *, const char *pk, const char *row, char **pzErr);
+/* Drops the image of key pk of tbl (sync_shadow), if any. */
+int rebase_drop_image(SyncCtx *, const char *tbl, const char *pk);
 int rebase_set_image(SyncCtx *, const char *tbl, const char *pk, const char *row,
                      sqlite3_int64 version, int hasVersion);
 

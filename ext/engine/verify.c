@@ -208,17 +208,23 @@ int verify_next(Verify *v, char **pBody, char **pzErr) {
   return rc;
 }
 
-/* Counts one row (key hash kh, row hash rh) into sc; in rows mode the row
-** is kept with its key *pk (taken). */
-static int account(Scan *sc, uint64_t kh, uint64_t rh, char **pk) {
+/* The index in sc->prefixes of the asked prefix key hash kh falls under,
+** or -1. Looked up before a row is hashed or its key built: past the first
+** request, a request asks for a small part of the table. */
+static int asked_at(const Scan *sc, uint64_t kh) {
   uint64_t top = sc->depth ? kh >> (64 - 4 * sc->depth) : 0;
   const uint64_t *hit = bsearch(&top, sc->prefixes, (size_t)sc->n, sizeof top, cmp_u64);
-  if (!hit) return SQLITE_OK;
+  return hit ? (int)(hit - sc->prefixes) : -1;
+}
+
+/* Counts one row (key hash kh under asked prefix at, row hash rh) into sc;
+** in rows mode the row is kept with its key *pk (taken). */
+static int account(Scan *sc, int at, uint64_t kh, uint64_t rh, char **pk) {
   if (!sc->rows) {
     uint64_t b = sc->split
                      ? (kh >> (64 - 4 * (sc->depth + sc->split))) & ((1ULL << (4 * sc->split)) - 1)
                      : 0;
-    size_t i = (size_t)(hit - sc->prefixes) << (4 * sc->split) | b;
+    size_t i = (size_t)at << (4 * sc->split) | b;
     sc->cnt[i]++;
     sc->sum[i] += rh;
     return SQLITE_OK;
@@ -309,7 +315,8 @@ static int scan_table(Verify *v, Scan *sc, const uint64_t *pend, int nPend) {
       ks += fphash_value(name, (int)strlen(name), sqlite3_column_value(s, t->pk[i]));
     }
     uint64_t kh = fphash_key(ks);
-    if (nPend && bsearch(&kh, pend, (size_t)nPend, sizeof kh, cmp_u64)) continue;
+    int at = asked_at(sc, kh);
+    if (at < 0 || (nPend && bsearch(&kh, pend, (size_t)nPend, sizeof kh, cmp_u64))) continue;
     for (int i = 0; i < t->nCol; i++)
       rs += fphash_value(t->cols[i], (int)strlen(t->cols[i]), sqlite3_column_value(s, i));
     char *pk = 0;
@@ -326,7 +333,7 @@ static int scan_table(Verify *v, Scan *sc, const uint64_t *pend, int nPend) {
       pk = sqlite3_str_finish(o);
       if (!pk) rc = SQLITE_NOMEM;
     }
-    if (rc == SQLITE_OK) rc = account(sc, kh, fphash_row(kh, rs), &pk);
+    if (rc == SQLITE_OK) rc = account(sc, at, kh, fphash_row(kh, rs), &pk);
     sqlite3_free(pk);
   }
   int rc2 = sqlite3_finalize(s);
@@ -350,12 +357,17 @@ static int scan_images(Verify *v, Scan *sc) {
     const char *row = (const char *)sqlite3_column_text(s, 1);
     int nrow = sqlite3_column_bytes(s, 1);
     uint64_t ks, rs;
-    if (!pk || !row || fphash_object(pk, npk, 0, 0, &ks) ||
-        fphash_object(row, nrow, (const char *const *)v->cols, v->nCol, &rs)) {
+    if (!pk || !row || fphash_object(pk, npk, 0, 0, &ks)) {
       rc = SQLITE_NOMEM;
       break;
     }
     uint64_t kh = fphash_key(ks);
+    int at = asked_at(sc, kh);
+    if (at < 0) continue;
+    if (fphash_object(row, nrow, (const char *const *)v->cols, v->nCol, &rs)) {
+      rc = SQLITE_NOMEM;
+      break;
+    }
     char *wire = 0;
     if (sc->rows) {
       sqlite3_str *o = sqlite3_str_new(v->c->db);
@@ -363,7 +375,7 @@ static int scan_images(Verify *v, Scan *sc) {
       wire = sqlite3_str_finish(o);
       if (!wire) rc = SQLITE_NOMEM;
     }
-    if (rc == SQLITE_OK) rc = account(sc, kh, fphash_row(kh, rs), &wire);
+    if (rc == SQLITE_OK) rc = account(sc, at, kh, fphash_row(kh, rs), &wire);
     sqlite3_free(wire);
   }
   int rc2 = sqlite3_finalize(s);
