@@ -219,6 +219,30 @@ class WaitAllTest(E2ETest):
         watcher.close()
         other.close()
 
+    def test_a_watch_after_the_last_one_closed_names_exactly(self):
+        # With no connection watching, the worker reads no batch's tables; a
+        # new watch starts afresh: neither what was sent meanwhile nor every
+        # table, and then exactly what the worker sends.
+        s = self.syncd()
+        a = self.client("a", s.url)
+        a.one("SELECT sync_start()")
+        wait_for(lambda: a.status()["first_sync_done"] == 1, what="first sync")
+        first = connect(a.path)
+        self.assertIsNone(first.execute("SELECT sync_wait(0, 'all')").fetchone()[0])
+        first.close()
+        other = connect(a.path)
+        self.addCleanup(other.close)
+        other.execute("INSERT INTO notes VALUES(1, 'unwatched')")
+        wait_for(lambda: a.one("SELECT sync_pending()") == 0, what="confirmed")
+        watcher = connect(a.path)
+        self.addCleanup(watcher.close)
+        self.assertIsNone(watcher.execute("SELECT sync_wait(0, 'all')").fetchone()[0])
+        other.execute("INSERT INTO todos VALUES('y', 'bread', 0)")
+        wait_for(lambda: server_todos(s) == [("y", "bread", 0)], what="pushed")
+        wait_for(lambda: a.one("SELECT sync_pending()") == 0, what="confirmed")
+        self.assertEqual(watcher.execute("SELECT sync_wait(0, 'all')").fetchone()[0], '["todos"]')
+        a.one("SELECT sync_stop()")
+
 
 class StatusTest(E2ETest):
     def test_first_sync_done(self):
