@@ -39,6 +39,7 @@
 ** scan then names every tracked table.
 */
 #include "site.h"
+#include "dataver.h"
 #include "outbox.h"
 #include "value.h"
 
@@ -457,14 +458,11 @@ void site_fn_online(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_result_int(ctx, online);
 }
 
-/* PRAGMA data_version of db (it moves when another connection commits),
-** -1 on failure. */
+/* dataver_read on a statement not kept: one left on the host's connection
+** would make its sqlite3_close fail (SQLITE_BUSY). */
 static int data_version(sqlite3 *db) {
   sqlite3_stmt *q = 0;
-  int v = -1;
-  if (sqlite3_prepare_v2(db, "PRAGMA main.data_version", -1, &q, 0) == SQLITE_OK &&
-      sqlite3_step(q) == SQLITE_ROW)
-    v = sqlite3_column_int(q, 0);
+  int v = dataver_read(&q, db);
   sqlite3_finalize(q);
   return v;
 }
