@@ -205,10 +205,7 @@ static int walk_all(Walk *w, char **names, int n, char **pReport) {
 
 void verify_net_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   Oneshot x;
-  if (oneshot_open(&x, ctx, "sync_verify") != 0) {
-    oneshot_close(&x);
-    return;
-  }
+  if (oneshot_open(&x, ctx, "sync_verify") != 0) return;
   char **names = 0;
   int n = 0;
   char *url = http_url(x.url, "/verify", 0, 0);
