@@ -270,6 +270,7 @@ int verify_net_worker(Site *site, SyncCtx *c, const sync_conf *cfg, const char *
   /* A server that does not offer /verify (an older syncd, or one serving
   ** rules, whose fingerprints would cover rows the user may not read). */
   if (out != 0 && w.httpFailed && (r.status == 404 || r.status == 501)) out = 3;
+  if (out != 0 && w.httpFailed && client_classify(&r, CLIENT_PULL, 0) == CL_AUTH) out = 4;
   if (out != 0)
     *pzErr = w.httpFailed ? sqlite3_mprintf("%s", r.msg)
              : w.err      ? sqlite3_mprintf("%s", w.err)
@@ -296,7 +297,8 @@ int verify_net_sched(VerifySched *vs, int64_t now, Site *site, SyncCtx *c, const
   sqlite3_free(cursor);
   if (!cursor) return 2;
   int out = verify_net_worker(site, c, cfg, token, pzErr);
-  if (out != 1) vs->due = 0, vs->last = now;
+  /* moved on: again after a pull; token refused: again once a new one is in */
+  if (out != 1 && out != 4) vs->due = 0, vs->last = now;
   if (out == 3) {
     /* not an error of this client's: it stops asking until restarted */
     vs->off = 1;

@@ -169,7 +169,8 @@ class Verify(E2ETest):
 
 
 class NoVerifyProxy(RelayProxy):
-    """A syncd without /verify: answers it with status, counting."""
+    """Answers /verify with status while it is set (a syncd without it, or
+    one refusing the token), counting; relays the rest."""
 
     def __init__(self, upstream, status):
         self.status, self.asked = status, 0
@@ -179,7 +180,9 @@ class NoVerifyProxy(RelayProxy):
         if not h.path.startswith("/verify"):
             return super().relay(h, body)
         self.asked += 1
-        h.answer(self.status, b'{"error":"no verify here"}')
+        if self.status:
+            return h.answer(self.status, b'{"error":"no verify here"}')
+        super().relay(h, body)
 
 
 class WorkerVerify(E2ETest):
@@ -262,6 +265,27 @@ class WorkerVerify(E2ETest):
             b.one("SELECT sync_stop()")
             with self.assertRaisesRegex(sqlite3.OperationalError, r"^sync_verify: HTTP %d" % status):
                 b.one("SELECT sync_verify()")
+
+    def test_a_refused_token_waits_for_a_new_one(self):
+        # 401 to the worker's verification: needs_token as for a push or a
+        # pull, and the verification goes as soon as a new token is in
+        s = self.seeded()
+        p = NoVerifyProxy(s.url, 401)
+        self.addCleanup(p.stop)
+        b = self.client("b", p.url)
+        b.one("SELECT sync_config('token', 'old')")
+        b.one("SELECT sync_config('verify_interval_s', 3600)")
+        self.assertEqual(b.one("SELECT sync_start()"), 1)
+        wait_for(lambda: b.status()["needs_token"] == 1, what="needs_token")
+        st = b.status()
+        self.assertEqual(st["state"], "error")
+        self.assertRegex(st["last_error"], r"^verify: HTTP 401")
+        self.assertIsNone(st["last_verified_at"])
+        p.status = None
+        b.one("SELECT sync_config('token', 'new')")
+        wait_for(lambda: b.status()["last_verified_at"], what="verified with the new token")
+        self.assertEqual(b.status()["needs_token"], 0)
+        b.one("SELECT sync_stop()")
 
     def test_sync_verify_records_status(self):
         s = self.seeded()
