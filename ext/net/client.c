@@ -114,8 +114,9 @@ int client_outside_tx(sqlite3_context *ctx, sqlite3 *db, const char *fn) {
 
 char *client_tables(SyncCtx *c) {
   sqlite3_stmt *q = 0;
-  /* The one read of an engine table outside ext/engine/ (the engine has no
-  ** C call listing the tracked tables yet): to move behind one. */
+  /* With verify_net.c's tracked_names, the reads of an engine table
+  ** outside ext/engine/ (the engine has no C call listing the tracked
+  ** tables yet): to move behind one. */
   if (sqlite3_prepare_v2(c->db, "SELECT name FROM main.sync_tracked ORDER BY name", -1, &q, 0) !=
       SQLITE_OK) {
     sqlite3_finalize(q);

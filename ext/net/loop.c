@@ -174,7 +174,7 @@ static void publish_status(Loop *w) {
   s->online = w->online && !w->forced;
   s->sse = w->sseUp;
   s->nextRetryAt = halted(w) || w->forced ? 0 : next;
-  if (w->authBlocked && s->tokenGen == w->tokenGen) s->needsToken = 1;
+  if (w->authBlocked && s->tokenGen == w->tokenGen) s->needsToken = 1; /* with state, one lock */
   error_move(w);
   if (!failing && !halted(w) && w->online) site_show_error(s, 0);
   pthread_mutex_unlock(&s->mu);
@@ -251,12 +251,16 @@ static void went_offline(Loop *w, int i, const char *msg) {
   h->at = site_mono_ms() + backoff_next_ms(&h->bo, -1);
 }
 
-static void auth_blocked(Loop *w, int i, const char *msg) {
-  if (w->ch[i].gen != w->tokenGen) return; /* sent before the new token: retry with it */
+/* 401/403 to what, sent with the current token: nothing starts until a new one. */
+static void token_refused(Loop *w, const char *what, const char *msg) {
   w->authBlocked = 1;
-  set_error(w, "%s: %s (waiting for a new token: sync_config('token', ...))", ch_name[i], msg);
+  set_error(w, "%s: %s (waiting for a new token: sync_config('token', ...))", what, msg);
   for (int k = 0; k < CH_N; k++)
     chan_stop(w, k);
+}
+
+static void auth_blocked(Loop *w, int i, const char *msg) {
+  if (w->ch[i].gen == w->tokenGen) token_refused(w, ch_name[i], msg); /* else: retry, new token */
 }
 
 /* Terminal for the client: msg (taken) says why and what to do; nothing
@@ -350,10 +354,6 @@ static int push_send(Loop *w, sqlite3_int64 after) {
   rc = chan_start(w, CH_PUSH, url, b.body, 0);
   sqlite3_free(url);
   return rc == 0;
-}
-
-static void start_push(Loop *w) {
-  push_send(w, 0);
 }
 
 static void start_pull(Loop *w) {
@@ -693,9 +693,8 @@ static void check_data_version(Loop *w) {
   w->dataVersion = v;
 }
 
-/* A stream that ends no line for sse_stall_ms (no event, no heartbeat;
-** the server sends one every 15 s by default) is dropped and reconnected,
-** pull first. curl's low-speed limit is the backstop; this the precise timer. */
+/* A stream that ends no line (event or heartbeat: 15 s by default) for sse_stall_ms is
+** dropped and reconnected, pull first; curl's low-speed limit is only the backstop. */
 static void check_stall(Loop *w, int64_t now) {
   Chan *c = &w->ch[CH_SSE];
   if (!c->active || w->ssePaused || now - w->sseLast < w->cfg.sse_stall_ms) return;
@@ -722,7 +721,7 @@ static void schedule(Loop *w, int64_t now) {
   int pullTurn = w->wantPull && now >= c[CH_PULL].at && w->pushedLast;
   if (w->wantPush && !host && !c[CH_PUSH].active && !c[CH_PULL].active && now >= c[CH_PUSH].at &&
       !pullTurn && has_cursor(w))
-    start_push(w);
+    push_send(w, 0);
   if (!w->online) return;
   if (w->wantPull && !host && !c[CH_PULL].active && !c[CH_PUSH].active && now >= c[CH_PULL].at)
     start_pull(w);
@@ -734,6 +733,7 @@ static void schedule(Loop *w, int64_t now) {
               ? 2
               : verify_net_sched(&w->verify, now, w->site, w->c, &w->cfg, w->token, &err);
   w->wantPull |= v == 1;
+  if (v == 4) token_refused(w, "verify", err);
   if (v < 0) set_error(w, "verify: %s", err);
   sqlite3_free(err);
 }

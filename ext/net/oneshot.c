@@ -32,7 +32,8 @@
 #include <errno.h>
 #include <string.h>
 
-int oneshot_open(Oneshot *x, sqlite3_context *ctx, const char *fn) {
+/* oneshot_open's work; -1 leaves x for oneshot_close. */
+static int open_checked(Oneshot *x, sqlite3_context *ctx, const char *fn) {
   memset(x, 0, sizeof *x);
   http_req_init(&x->r);
   x->ctx = ctx;
@@ -85,6 +86,12 @@ void oneshot_close(Oneshot *x) {
   config_clear(&x->cfg);
   sqlite3_free(x->url);
   site_token_free(x->token);
+}
+
+int oneshot_open(Oneshot *x, sqlite3_context *ctx, const char *fn) {
+  if (open_checked(x, ctx, fn) == 0) return 0;
+  oneshot_close(x);
+  return -1;
 }
 
 int oneshot_request(Oneshot *x, const char *url, const char *post, client_kind kind) {
@@ -141,10 +148,7 @@ static int push_ack(Oneshot *x, char **pResp, OutboxBatch *pb, int64_t *pTotal, 
 void oneshot_fn_push(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc, (void)argv;
   Oneshot x;
-  if (oneshot_open(&x, ctx, "sync_push") != 0) {
-    oneshot_close(&x);
-    return;
-  }
+  if (oneshot_open(&x, ctx, "sync_push") != 0) return;
   SyncCtx *c = x.c;
   int64_t total = 0, size = x.cfg.batch_size;
   char *url = http_url(x.url, "/push", 0, 0);
@@ -258,10 +262,7 @@ int oneshot_pull_all(Oneshot *x, int64_t *pTotal) {
 void oneshot_fn_pull(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc, (void)argv;
   Oneshot x;
-  if (oneshot_open(&x, ctx, "sync_pull") != 0) {
-    oneshot_close(&x);
-    return;
-  }
+  if (oneshot_open(&x, ctx, "sync_pull") != 0) return;
   int64_t total = 0;
   if (oneshot_pull_all(&x, &total) == 0) sqlite3_result_int64(ctx, total);
   oneshot_close(&x);

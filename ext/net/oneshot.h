@@ -24,8 +24,8 @@ typedef struct Oneshot {
 } Oneshot;
 
 /* Opens x for SQL function fn (its name in errors): refused inside a
-** transaction, offline or without a url (the error set on ctx, -1); holds
-** this process's worker off until oneshot_close. Close it either way. */
+** transaction, offline or without a url (the error set on ctx, x closed,
+** -1); holds this process's worker off until oneshot_close. */
 int oneshot_open(Oneshot *x, sqlite3_context *ctx, const char *fn);
 void oneshot_close(Oneshot *x);
 /* Runs one request; returns 0 on a usable 2xx answer, else -1 (r.msg,

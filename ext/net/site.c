@@ -32,12 +32,14 @@
 ** connection when sync_wait(.., 'all') starts and whenever its PRAGMA
 ** data_version moves (polled every LOCAL_POLL_MS while it waits: no commit
 ** hook of the host's is taken), and on the worker's connection each time
-** it reads a batch (loop.c), while the batch's rows are still there. Rows
+** it reads a batch (loop.c), while the batch's rows are still there; all
+** only while some connection of the process has called it (watchers). Rows
 ** gone before any scan of this process saw them (sent and confirmed by
 ** another process's worker or by a sync_push) cannot be told apart: the
 ** scan then names every tracked table.
 */
 #include "site.h"
+#include "dataver.h"
 #include "outbox.h"
 #include "value.h"
 
@@ -233,8 +235,11 @@ void site_publish(Site *s, const ApplyResult *res) {
 int site_scan_local(Site *s, SyncCtx *c) {
   if (!s) return SQLITE_OK;
   pthread_mutex_lock(&s->mu);
+  int watched = s->watchers > 0;
   sqlite3_int64 lo = s->localKnown ? s->localHi : -1;
   pthread_mutex_unlock(&s->mu);
+  /* The worker calls this for every batch it reads: no reads for nobody. */
+  if (!watched) return SQLITE_OK;
   sqlite3_str *names = sqlite3_str_new(0);
   sqlite3_int64 hi = 0;
   int rc = outbox_changes_after(c, lo, &hi, names);
@@ -408,6 +413,9 @@ void site_conn_free(void *p) {
   if (nc->site) {
     pthread_mutex_lock(&nc->site->mu);
     int owner = nc->site->owner == nc;
+    /* The last watcher gone: the next one's first scan takes the mark
+    ** afresh (the scans skipped meanwhile would name every table). */
+    if (nc->watching && --nc->site->watchers == 0) nc->site->localKnown = 0;
     pthread_mutex_unlock(&nc->site->mu);
     if (owner) site_stop(nc->site);
     site_release(nc->site);
@@ -450,14 +458,11 @@ void site_fn_online(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_result_int(ctx, online);
 }
 
-/* PRAGMA data_version of db (it moves when another connection commits),
-** -1 on failure. */
+/* dataver_read on a statement not kept: one left on the host's connection
+** would make its sqlite3_close fail (SQLITE_BUSY). */
 static int data_version(sqlite3 *db) {
   sqlite3_stmt *q = 0;
-  int v = -1;
-  if (sqlite3_prepare_v2(db, "PRAGMA main.data_version", -1, &q, 0) == SQLITE_OK &&
-      sqlite3_step(q) == SQLITE_ROW)
-    v = sqlite3_column_int(q, 0);
+  int v = dataver_read(&q, db);
   sqlite3_finalize(q);
   return v;
 }
@@ -482,14 +487,16 @@ static sqlite3_str *changed_since(Site *s, unsigned long long seen, int all) {
 ** A connection's first call reports only what changes after it starts. */
 static sqlite3_str *wait_all(NetConn *nc, Site *s, int64_t ms) {
   int64_t now = site_mono_ms(), end = now + ms, poll = now + LOCAL_POLL_MS;
+  /* Counted before the first scan, so that the worker scans each batch it
+  ** reads from then on. */
+  pthread_mutex_lock(&s->mu);
+  int first = !nc->watching;
+  if (first) s->watchers++, nc->watching = 1;
+  pthread_mutex_unlock(&s->mu);
   nc->dataVersion = data_version(nc->db);
   site_scan_local(s, nc->c);
   pthread_mutex_lock(&s->mu);
-  if (!nc->watching) {
-    /* The first call starts the watch: what changed before is not news. */
-    nc->seenAll = s->seqAll;
-    nc->watching = 1;
-  }
+  if (first) nc->seenAll = s->seqAll; /* the watch starts: what changed before is not news */
   while (s->seqAll == nc->seenAll && (now = site_mono_ms()) < end) {
     if (now >= poll) {
       pthread_mutex_unlock(&s->mu);

@@ -57,11 +57,12 @@ typedef struct Site {
   int64_t lastPushAt, lastPullAt, nextRetryAt, pushed, pulled;
   /* sync_wait: seq counts the server's changes, seqAll every change;
   ** localHi is the outbox's highest id already published (localKnown 0:
-  ** no scan yet, the first one only takes it) */
+  ** no scan yet, the first one only takes it); watchers counts the
+  ** connections that called sync_wait(.., 'all'): with none, nothing scans */
   unsigned long long seq, seqAll;
   SiteChange *changed;
   int64_t localHi;
-  int localKnown;
+  int localKnown, watchers;
 } Site;
 
 struct NetConn {
@@ -70,7 +71,7 @@ struct NetConn {
   Site *site;                 /* NULL for an in-memory or temporary database */
   unsigned long long seen;    /* site->seq at this connection's last sync_wait */
   unsigned long long seenAll; /* site->seqAll at its last sync_wait(..., 'all') */
-  int watching;               /* it has called sync_wait(..., 'all') */
+  int watching;               /* it has called sync_wait(..., 'all'): counted in watchers */
   int dataVersion;            /* db's PRAGMA data_version at its last scan (-1: none) */
 };
 
@@ -94,7 +95,7 @@ void site_publish(Site *, const ApplyResult *res);
 /* Publishes the tracked tables that local writes changed since the last
 ** scan of any connection of this process (site.c, "Local changes"), read
 ** through c, the engine of a connection to the site's file; 0, or an
-** SQLite code. */
+** SQLite code. Reads nothing while no connection watches (watchers 0). */
 int site_scan_local(Site *, SyncCtx *c);
 /* Counts n mutations pushed (push 1) or changes pulled (push 0) now. */
 void site_count(Site *, int push, int64_t n);

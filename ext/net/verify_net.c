@@ -39,6 +39,35 @@ static double now_ms(void) {
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* Every tracked table's name, in name order (*pNames and *pN set either
+** way; names_free). Like client_tables, a read of the engine's
+** sync_tracked that belongs behind an engine call. */
+static int tracked_names(SyncCtx *c, char ***pNames, int *pN) {
+  *pNames = 0;
+  *pN = 0;
+  sqlite3_stmt *s;
+  int rc = sqlite3_prepare_v2(c->db, "SELECT name FROM main.sync_tracked ORDER BY name", -1, &s, 0);
+  if (rc != SQLITE_OK) return rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    char **a = sqlite3_realloc64(*pNames, sizeof *a * (size_t)(*pN + 1));
+    char *name = a ? sqlite3_mprintf("%s", sqlite3_column_text(s, 0)) : 0;
+    if (a) *pNames = a;
+    if (!name) {
+      rc = SQLITE_NOMEM;
+      break;
+    }
+    a[(*pN)++] = name;
+  }
+  sqlite3_finalize(s);
+  return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static void names_free(char **names, int n) {
+  for (int i = 0; i < n; i++)
+    sqlite3_free(names[i]);
+  sqlite3_free(names);
+}
+
 /* The tables to verify: the one named, or every tracked one. */
 static int table_names(Oneshot *x, sqlite3_value *arg, char ***pNames, int *pN) {
   *pNames = 0;
@@ -60,24 +89,8 @@ static int table_names(Oneshot *x, sqlite3_value *arg, char ***pNames, int *pN) 
     *pN = 1;
     return 0;
   }
-  sqlite3_stmt *s;
-  if (sqlite3_prepare_v2(x->c->db, "SELECT name FROM main.sync_tracked ORDER BY name", -1, &s, 0)) {
-    ctx_error_db(x->ctx, x->c, x->fn, sqlite3_errcode(x->c->db));
-    return -1;
-  }
-  int rc;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    char **a = sqlite3_realloc64(*pNames, sizeof *a * (size_t)(*pN + 1));
-    char *name = a ? sqlite3_mprintf("%s", sqlite3_column_text(s, 0)) : 0;
-    if (a) *pNames = a;
-    if (!name) {
-      rc = SQLITE_NOMEM;
-      break;
-    }
-    a[(*pN)++] = name;
-  }
-  sqlite3_finalize(s);
-  if (rc != SQLITE_DONE) {
+  int rc = tracked_names(x->c, pNames, pN);
+  if (rc != SQLITE_OK) {
     ctx_error_db(x->ctx, x->c, x->fn, rc);
     return -1;
   }
@@ -205,10 +218,7 @@ static int walk_all(Walk *w, char **names, int n, char **pReport) {
 
 void verify_net_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   Oneshot x;
-  if (oneshot_open(&x, ctx, "sync_verify") != 0) {
-    oneshot_close(&x);
-    return;
-  }
+  if (oneshot_open(&x, ctx, "sync_verify") != 0) return;
   char **names = 0;
   int n = 0;
   char *url = http_url(x.url, "/verify", 0, 0);
@@ -238,9 +248,7 @@ void verify_net_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
       ctx_error_msg(ctx, x.c, "sync_verify", w.rc, w.err), w.err = 0;
   }
   sqlite3_free(w.err);
-  for (int i = 0; i < n; i++)
-    sqlite3_free(names[i]);
-  sqlite3_free(names);
+  names_free(names, n);
   sqlite3_free(client);
   sqlite3_free(url);
   oneshot_close(&x);
@@ -251,31 +259,18 @@ int verify_net_worker(Site *site, SyncCtx *c, const sync_conf *cfg, const char *
   *pzErr = 0;
   char *base = ctx_meta_get(c, "url"), *client = ctx_meta_get(c, "client_id");
   char **names = 0;
-  int n = 0, out = -1;
-  sqlite3_stmt *s;
-  if (sqlite3_prepare_v2(c->db, "SELECT name FROM main.sync_tracked ORDER BY name", -1, &s, 0) ==
-      SQLITE_OK) {
-    out = 0;
-    while (out == 0 && sqlite3_step(s) == SQLITE_ROW) {
-      char **a = sqlite3_realloc64(names, sizeof *a * (size_t)(n + 1));
-      if (a) names = a;
-      char *name = a ? sqlite3_mprintf("%s", sqlite3_column_text(s, 0)) : 0;
-      if (name)
-        names[n++] = name;
-      else
-        out = -1;
-    }
-    if (sqlite3_finalize(s) != SQLITE_OK) out = -1;
-  }
+  int n = 0;
+  int rc = tracked_names(c, &names, &n);
   http_req r;
   http_req_init(&r);
   char *url = base && client ? http_url(base, "/verify", 0, 0) : 0;
-  Walk w = {c, site, &r, cfg, token, url, client, SQLITE_OK, 0, 0};
+  Walk w = {c, site, &r, cfg, token, url, client, rc, 0, 0};
   char *json = 0;
-  if (out == 0) out = url ? walk_all(&w, names, n, &json) : -1;
+  int out = rc == SQLITE_OK && url ? walk_all(&w, names, n, &json) : -1;
   /* A server that does not offer /verify (an older syncd, or one serving
   ** rules, whose fingerprints would cover rows the user may not read). */
   if (out != 0 && w.httpFailed && (r.status == 404 || r.status == 501)) out = 3;
+  if (out != 0 && w.httpFailed && client_classify(&r, CLIENT_PULL, 0) == CL_AUTH) out = 4;
   if (out != 0)
     *pzErr = w.httpFailed ? sqlite3_mprintf("%s", r.msg)
              : w.err      ? sqlite3_mprintf("%s", w.err)
@@ -286,9 +281,7 @@ int verify_net_worker(Site *site, SyncCtx *c, const sync_conf *cfg, const char *
   sqlite3_free(base);
   sqlite3_free(client);
   http_req_free(&r);
-  for (int i = 0; i < n; i++)
-    sqlite3_free(names[i]);
-  sqlite3_free(names);
+  names_free(names, n);
   return out;
 }
 
@@ -304,7 +297,8 @@ int verify_net_sched(VerifySched *vs, int64_t now, Site *site, SyncCtx *c, const
   sqlite3_free(cursor);
   if (!cursor) return 2;
   int out = verify_net_worker(site, c, cfg, token, pzErr);
-  if (out != 1) vs->due = 0, vs->last = now;
+  /* moved on: again after a pull; token refused: again once a new one is in */
+  if (out != 1 && out != 4) vs->due = 0, vs->last = now;
   if (out == 3) {
     /* not an error of this client's: it stops asking until restarted */
     vs->off = 1;

@@ -16,7 +16,8 @@ void verify_net_fn(sqlite3_context *, int, sqlite3_value **);
 ** last_verified_at, diverged_total, last_verify) as sync_verify does, the
 ** tables it wrote told to site (sync_wait). 0 done, 1 the server moved on
 ** (pull, then try again), 3 the server does not offer /verify (HTTP 404 or
-** 501), -1 failed; *pzErr (sqlite3_malloc'd) says why for -1 and 3. */
+** 501), 4 it refused the token (401/403), -1 failed; *pzErr
+** (sqlite3_malloc'd) says why for -1, 3 and 4. */
 int verify_net_worker(Site *site, SyncCtx *c, const sync_conf *cfg, const char *token,
                       char **pzErr);
 
@@ -31,7 +32,7 @@ typedef struct VerifySched {
 
 /* Runs verify_net_worker when vs says so at now (monotonic ms): its result,
 ** or 2 when nothing was due. A verification that ends (done or failed)
-** schedules the next. */
+** schedules the next; one refused the token stays due. */
 int verify_net_sched(VerifySched *vs, int64_t now, Site *site, SyncCtx *c, const sync_conf *cfg,
                      const char *token, char **pzErr);
 

@@ -1,9 +1,12 @@
 """Helpers for the end-to-end tests: a syncd on a free loopback port, client
-databases with the extension loaded, a hung server, and polling.
+databases with the extension loaded, a hung server, a relaying proxy, and
+polling.
 
 Runs under /usr/bin/python3 (Debian's python, whose sqlite3 module can load
 extensions). Standard library only.
 """
+import http.client
+import http.server
 import json
 import os
 import select
@@ -194,6 +197,76 @@ class HungServer:
         for c in self.conns:
             c.close()
         self.sock.close()
+
+
+class RelayProxy(http.server.ThreadingHTTPServer):
+    """Forwards requests to a syncd (the Authorization header included) and
+    serves the event stream itself, heartbeats only, so that no event makes
+    a pull due. A test changes what passes by overriding relay()."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream):
+        super().__init__(("127.0.0.1", 0), RelayHandler)
+        self.upstream = urllib.parse.urlsplit(upstream).netloc
+        self.url = "http://127.0.0.1:%d" % self.server_address[1]
+        self.done = threading.Event()
+        self.t = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
+                                  daemon=True)
+        self.t.start()
+
+    def relay(self, h, body):
+        """Answers h's request (body: the POST's, else None); as is by default."""
+        h.answer(*h.forward(body))
+
+    def stop(self):
+        self.done.set()
+        self.shutdown()
+        self.server_close()
+        self.t.join()
+
+
+class RelayHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def forward(self, body=None):
+        """The upstream's (status, body) for this request."""
+        hdrs = {k: v for k, v in self.headers.items() if k.lower() in ("authorization", "content-type")}
+        c = http.client.HTTPConnection(self.server.upstream, timeout=10)
+        try:
+            c.request(self.command, self.path, body, hdrs)
+            r = c.getresponse()
+            return r.status, r.read()
+        finally:
+            c.close()
+
+    def answer(self, status, data):
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        if self.path.startswith("/events"):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            try:
+                while not self.server.done.wait(0.2):
+                    self.wfile.write(b": heartbeat\n\n")
+                    self.wfile.flush()
+            except OSError:
+                pass
+            self.close_connection = True
+            return
+        self.server.relay(self, None)
+
+    def do_POST(self):
+        self.server.relay(self, self.rfile.read(int(self.headers["Content-Length"])))
 
 
 class E2ETest(unittest.TestCase):

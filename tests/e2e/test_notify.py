@@ -3,17 +3,14 @@
 wakes on local commits of any connection or process, and names exactly the tables the worker sent and had confirmed
 before the waiter looked; the first full sync is reported once done; a
 401 shows as needs_token until a new token, which resumes the worker."""
-import http.client
-import http.server
 import json
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-import urllib.parse
 
-from e2e_util import E2ETest, connect, wait_for
+from e2e_util import E2ETest, RelayProxy, connect, wait_for
 
 
 def server_todos(s):
@@ -39,72 +36,23 @@ class Waiter:
         return self.result
 
 
-class HoldingProxy(http.server.ThreadingHTTPServer):
-    """Forwards to syncd (the Authorization header included), holding each
-    pull until release is set; serves the event stream itself (heartbeats)."""
-
-    daemon_threads = True
+class HoldingProxy(RelayProxy):
+    """A RelayProxy that holds each pull until release is set."""
 
     def __init__(self, upstream):
-        super().__init__(("127.0.0.1", 0), HoldingHandler)
-        self.upstream = urllib.parse.urlsplit(upstream).netloc
-        self.url = "http://127.0.0.1:%d" % self.server_address[1]
         self.arrived = threading.Event()
         self.release = threading.Event()
-        self.done = threading.Event()
-        self.t = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
-                                  daemon=True)
-        self.t.start()
+        super().__init__(upstream)
+
+    def relay(self, h, body):
+        if h.path.startswith("/pull"):
+            self.arrived.set()
+            self.release.wait(20)
+        super().relay(h, body)
 
     def stop(self):
-        self.done.set()
         self.release.set()
-        self.shutdown()
-        self.server_close()
-        self.t.join()
-
-
-class HoldingHandler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def relay(self, body=None):
-        if self.path.startswith("/pull"):
-            self.server.arrived.set()
-            self.server.release.wait(20)
-        hdrs = {k: v for k, v in self.headers.items() if k.lower() in ("authorization", "content-type")}
-        c = http.client.HTTPConnection(self.server.upstream, timeout=10)
-        try:
-            c.request(self.command, self.path, body, hdrs)
-            r = c.getresponse()
-            data = r.read()
-            self.send_response(r.status)
-            self.send_header("Content-Type", r.getheader("Content-Type") or "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        finally:
-            c.close()
-
-    def do_GET(self):
-        if self.path.startswith("/events"):
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.end_headers()
-            try:
-                while not self.server.done.wait(0.2):
-                    self.wfile.write(b": heartbeat\n\n")
-                    self.wfile.flush()
-            except OSError:
-                pass
-            self.close_connection = True
-            return
-        self.relay()
-
-    def do_POST(self):
-        self.relay(self.rfile.read(int(self.headers["Content-Length"])))
+        super().stop()
 
 
 class WaitAllOneConnection(E2ETest):
@@ -218,6 +166,32 @@ class WaitAllTest(E2ETest):
         a.one("SELECT sync_stop()")
         watcher.close()
         other.close()
+
+    def test_a_watch_after_the_last_one_closed_names_exactly(self):
+        # With no connection watching, the worker reads no batch's tables; a
+        # new watch starts afresh: neither what was sent meanwhile nor every
+        # table, and then exactly what the worker sends.
+        s = self.syncd()
+        a = self.client("a", s.url)
+        a.one("SELECT sync_start()")
+        wait_for(lambda: a.status()["first_sync_done"] == 1, what="first sync")
+        first = connect(a.path)
+        self.assertIsNone(first.execute("SELECT sync_wait(0, 'all')").fetchone()[0])
+        first.close()
+        other = connect(a.path)
+        self.addCleanup(other.close)
+        other.execute("INSERT INTO notes VALUES(1, 'unwatched')")
+        wait_for(lambda: a.one("SELECT sync_pending()") == 0, what="confirmed")
+        # its echo from the server (an event or a pull) would be news: let it pass
+        wait_for(lambda: a.one("SELECT sync_wait(300)") is None, what="the server quiet")
+        watcher = connect(a.path)
+        self.addCleanup(watcher.close)
+        self.assertIsNone(watcher.execute("SELECT sync_wait(0, 'all')").fetchone()[0])
+        other.execute("INSERT INTO todos VALUES('y', 'bread', 0)")
+        wait_for(lambda: server_todos(s) == [("y", "bread", 0)], what="pushed")
+        wait_for(lambda: a.one("SELECT sync_pending()") == 0, what="confirmed")
+        self.assertEqual(watcher.execute("SELECT sync_wait(0, 'all')").fetchone()[0], '["todos"]')
+        a.one("SELECT sync_stop()")
 
 
 class StatusTest(E2ETest):

@@ -8,7 +8,7 @@ import sqlite3
 import time
 import urllib.request
 
-from e2e_util import E2ETest, wait_for
+from e2e_util import E2ETest, RelayProxy, wait_for
 
 
 def key_bucket(key_id):
@@ -168,6 +168,23 @@ class Verify(E2ETest):
         a.db.execute("ROLLBACK")
 
 
+class NoVerifyProxy(RelayProxy):
+    """Answers /verify with status while it is set (a syncd without it, or
+    one refusing the token), counting; relays the rest."""
+
+    def __init__(self, upstream, status):
+        self.status, self.asked = status, 0
+        super().__init__(upstream)
+
+    def relay(self, h, body):
+        if not h.path.startswith("/verify"):
+            return super().relay(h, body)
+        self.asked += 1
+        if self.status:
+            return h.answer(self.status, b'{"error":"no verify here"}')
+        super().relay(h, body)
+
+
 class WorkerVerify(E2ETest):
     """The worker verifies by itself after a first sync or a resync, and
     every verify_interval_s; sync_status shows it."""
@@ -223,6 +240,51 @@ class WorkerVerify(E2ETest):
         time.sleep(1.5)
         self.assertEqual((b.status()["last_verified_at"], b.one(
             "SELECT title FROM todos WHERE id = 'k3'")), (None, "t3"))
+        b.one("SELECT sync_stop()")
+
+    def test_a_server_without_verify_is_not_asked_again(self):
+        # An older syncd, or one serving rules: /verify answers 404 or 501.
+        # The worker stops asking until restarted, shows no error, and syncs
+        # on; sync_verify says why.
+        s = self.seeded()
+        for status in (404, 501):
+            p = NoVerifyProxy(s.url, status)
+            self.addCleanup(p.stop)
+            b = self.client("b%d" % status, p.url)
+            b.one("SELECT sync_config('verify_interval_s', 1)")
+            self.assertEqual(b.one("SELECT sync_start()"), 1)
+            wait_for(lambda: p.asked >= 1, what="the verification after the first sync")
+            time.sleep(2.5)  # two intervals
+            self.assertEqual(p.asked, 1)
+            st = b.status()
+            self.assertEqual((st["state"], st["last_error"], st["last_verified_at"]),
+                             ("idle", None, None))
+            b.db.execute("INSERT INTO todos VALUES(?, 'after', 0)", ("n%d" % status,))
+            wait_for(lambda: s.query("SELECT count(*) FROM todos WHERE id = ?",
+                                     ("n%d" % status,)) == [(1,)], what="still syncing")
+            b.one("SELECT sync_stop()")
+            with self.assertRaisesRegex(sqlite3.OperationalError, r"^sync_verify: HTTP %d" % status):
+                b.one("SELECT sync_verify()")
+
+    def test_a_refused_token_waits_for_a_new_one(self):
+        # 401 to the worker's verification: needs_token as for a push or a
+        # pull, and the verification goes as soon as a new token is in
+        s = self.seeded()
+        p = NoVerifyProxy(s.url, 401)
+        self.addCleanup(p.stop)
+        b = self.client("b", p.url)
+        b.one("SELECT sync_config('token', 'old')")
+        b.one("SELECT sync_config('verify_interval_s', 3600)")
+        self.assertEqual(b.one("SELECT sync_start()"), 1)
+        wait_for(lambda: b.status()["needs_token"] == 1, what="needs_token")
+        st = b.status()
+        self.assertEqual(st["state"], "error")
+        self.assertRegex(st["last_error"], r"^verify: HTTP 401")
+        self.assertIsNone(st["last_verified_at"])
+        p.status = None
+        b.one("SELECT sync_config('token', 'new')")
+        wait_for(lambda: b.status()["last_verified_at"], what="verified with the new token")
+        self.assertEqual(b.status()["needs_token"], 0)
         b.one("SELECT sync_stop()")
 
     def test_sync_verify_records_status(self):

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from e2e_util import HERE, SYNCD, E2ETest, HungServer, Syncd, wait_for
+from e2e_util import HERE, SYNCD, E2ETest, HungServer, Syncd, connect, wait_for
 
 
 def server_todos(s):
@@ -105,6 +105,21 @@ class Basics(E2ETest):
         self.assertEqual(a.one("SELECT sync_stop()"), 1)
         self.assertEqual(a.status()["state"], "stopped")
         self.assertEqual(a.one("SELECT sync_stop()"), 1)
+
+    def test_status_counts_only_when_asked(self):
+        # pending and rejected count their tables only when selected; any
+        # selection before sync_init fails alike
+        a = self.client("a", None)
+        a.db.execute("INSERT INTO todos VALUES('x', 'milk', 0)")
+        self.assertEqual(a.rows("SELECT pending, rejected FROM sync_status"), [(1, 0)])
+        self.assertEqual(a.rows("SELECT rejected, state FROM sync_status"), [(0, "stopped")])
+        self.assertEqual(a.rows("SELECT state, needs_token FROM sync_status"), [("stopped", 0)])
+        fresh = connect(os.path.join(self.dir, "fresh.db"))
+        self.addCleanup(fresh.close)
+        for cols in ("*", "state", "pending"):
+            with self.assertRaisesRegex(sqlite3.OperationalError,
+                                        r"^sync_status: sync_init\(\) has not been called"):
+                fresh.execute(f"SELECT {cols} FROM sync_status").fetchall()
 
 
 class Convergence(E2ETest):
