@@ -123,6 +123,41 @@ void track_fn_untrack(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_result_int(ctx, 1);
 }
 
+int track_names(SyncCtx *c, int present, char ***pNames, int *pN) {
+  *pNames = 0;
+  *pN = 0;
+  sqlite3_stmt *s = 0;
+  int rc = sqlite3_prepare_v2(c->db,
+                              present ? "SELECT name FROM main.sync_tracked WHERE EXISTS (SELECT 1 "
+                                        "FROM main.sqlite_schema WHERE type = 'table' AND name = "
+                                        "sync_tracked.name COLLATE NOCASE) ORDER BY name"
+                                      : "SELECT name FROM main.sync_tracked ORDER BY name",
+                              -1, &s, 0);
+  while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+    char **more = sqlite3_realloc64(*pNames, sizeof *more * (sqlite3_uint64)(*pN + 1));
+    if (more) *pNames = more;
+    char *name = more ? sqlite3_mprintf("%s", sqlite3_column_text(s, 0)) : 0;
+    if (!name) {
+      rc = SQLITE_NOMEM;
+      break;
+    }
+    more[(*pN)++] = name;
+    rc = SQLITE_OK;
+  }
+  sqlite3_finalize(s);
+  if (rc == SQLITE_DONE) return SQLITE_OK;
+  track_names_free(*pNames, *pN);
+  *pNames = 0;
+  *pN = 0;
+  return rc;
+}
+
+void track_names_free(char **names, int n) {
+  for (int i = 0; i < n; i++)
+    sqlite3_free(names[i]);
+  sqlite3_free(names);
+}
+
 int track_refresh(SyncCtx *c) {
   int rc = existing_ensure(c);
   if (rc == SQLITE_OK) rc = existing_note(c);
@@ -135,28 +170,9 @@ int track_refresh(SyncCtx *c) {
   sqlite3_free(was);
   if (same) return SQLITE_OK;
   /* Names first: each install changes the schema, which frees the cache. */
-  sqlite3_stmt *s = 0;
-  rc = sqlite3_prepare_v2(c->db,
-                          "SELECT name FROM main.sync_tracked WHERE EXISTS (SELECT 1 FROM "
-                          "main.sqlite_schema WHERE type = 'table' AND name = "
-                          "sync_tracked.name COLLATE NOCASE) ORDER BY name",
-                          -1, &s, 0);
   char **names = 0;
   int n = 0;
-  while (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
-    char **more = sqlite3_realloc64(names, sizeof *names * (sqlite3_uint64)(n + 1));
-    if (!more) {
-      rc = SQLITE_NOMEM;
-      break;
-    }
-    names = more;
-    if (!(names[n] = sqlite3_mprintf("%s", sqlite3_column_text(s, 0))))
-      rc = SQLITE_NOMEM;
-    else
-      n++;
-  }
-  int rcFin = sqlite3_finalize(s);
-  if (rc == SQLITE_OK) rc = rcFin;
+  rc = track_names(c, 1, &names, &n);
   for (int i = 0; rc == SQLITE_OK && i < n; i++) {
     SyncTable *t = 0;
     char *zErr = 0;
@@ -164,9 +180,7 @@ int track_refresh(SyncCtx *c) {
     sqlite3_free(zErr);
     if (rc == SQLITE_OK) rc = capture_install(c, t);
   }
-  for (int i = 0; i < n; i++)
-    sqlite3_free(names[i]);
-  sqlite3_free(names);
+  track_names_free(names, n);
   if (rc == SQLITE_OK) rc = ctx_meta_set(c, "capture_version", CAPTURE_VERSION);
   return rc;
 }

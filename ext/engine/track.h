@@ -14,4 +14,10 @@ void track_fn_untrack(sqlite3_context *, int, sqlite3_value **);
 ** 'capture_version'); sync_init calls it inside its transaction. */
 int track_refresh(SyncCtx *);
 
+/* The tracked tables' names in name order (only those whose table exists
+** when present is set): *pNames an sqlite3_malloc'd array of *pN names, for
+** track_names_free. An SQLite code. */
+int track_names(SyncCtx *, int present, char ***pNames, int *pN);
+void track_names_free(char **names, int n);
+
 #endif

@@ -20,6 +20,7 @@
 #include "client.h"
 #include "jscan.h"
 #include "resync.h"
+#include "track.h"
 #include "value.h"
 
 #include <pthread.h>
@@ -113,37 +114,26 @@ int client_outside_tx(sqlite3_context *ctx, sqlite3 *db, const char *fn) {
 }
 
 char *client_tables(SyncCtx *c) {
-  sqlite3_stmt *q = 0;
-  /* With verify_net.c's tracked_names, the reads of an engine table
-  ** outside ext/engine/ (the engine has no C call listing the tracked
-  ** tables yet): to move behind one. */
-  if (sqlite3_prepare_v2(c->db, "SELECT name FROM main.sync_tracked ORDER BY name", -1, &q, 0) !=
-      SQLITE_OK) {
-    sqlite3_finalize(q);
+  char **names = 0;
+  int n = 0;
+  if (track_names(c, 0, &names, &n) != SQLITE_OK || n == 0) {
+    track_names_free(names, n);
     return 0;
   }
   sqlite3_str *s = sqlite3_str_new(0);
-  int n = 0, rc;
-  while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-    const char *name = (const char *)sqlite3_column_text(q, 0);
-    if (!name) continue;
+  for (int i = 0; i < n; i++) {
     /* Each name percent-encoded for '%' and ',' (PROTOCOL.md, /pull), so a
     ** name holding either stays one name; http_url encodes the whole list
     ** once more as a query value. */
-    if (n++) sqlite3_str_appendchar(s, 1, ',');
-    for (const char *p = name; *p; p++)
+    if (i) sqlite3_str_appendchar(s, 1, ',');
+    for (const char *p = names[i]; *p; p++)
       if (*p == '%' || *p == ',')
         sqlite3_str_appendf(s, "%%%02X", (unsigned char)*p);
       else
         sqlite3_str_appendchar(s, 1, *p);
   }
-  sqlite3_finalize(q);
-  char *z = sqlite3_str_finish(s);
-  if (rc != SQLITE_DONE || n == 0) {
-    sqlite3_free(z);
-    return 0;
-  }
-  return z;
+  track_names_free(names, n);
+  return sqlite3_str_finish(s);
 }
 
 int client_resync(SyncCtx *c, const http_req *r, int *pResync, char **pzErr) {

@@ -23,6 +23,7 @@
 */
 #include "verify_net.h"
 #include "oneshot.h"
+#include "track.h"
 #include "table.h"
 #include "value.h"
 #include "verify.h"
@@ -37,35 +38,6 @@ static double now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-/* Every tracked table's name, in name order (*pNames and *pN set either
-** way; names_free). Like client_tables, a read of the engine's
-** sync_tracked that belongs behind an engine call. */
-static int tracked_names(SyncCtx *c, char ***pNames, int *pN) {
-  *pNames = 0;
-  *pN = 0;
-  sqlite3_stmt *s;
-  int rc = sqlite3_prepare_v2(c->db, "SELECT name FROM main.sync_tracked ORDER BY name", -1, &s, 0);
-  if (rc != SQLITE_OK) return rc;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    char **a = sqlite3_realloc64(*pNames, sizeof *a * (size_t)(*pN + 1));
-    char *name = a ? sqlite3_mprintf("%s", sqlite3_column_text(s, 0)) : 0;
-    if (a) *pNames = a;
-    if (!name) {
-      rc = SQLITE_NOMEM;
-      break;
-    }
-    a[(*pN)++] = name;
-  }
-  sqlite3_finalize(s);
-  return rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
-
-static void names_free(char **names, int n) {
-  for (int i = 0; i < n; i++)
-    sqlite3_free(names[i]);
-  sqlite3_free(names);
 }
 
 /* The tables to verify: the one named, or every tracked one. */
@@ -89,7 +61,7 @@ static int table_names(Oneshot *x, sqlite3_value *arg, char ***pNames, int *pN) 
     *pN = 1;
     return 0;
   }
-  int rc = tracked_names(x->c, pNames, pN);
+  int rc = track_names(x->c, 0, pNames, pN);
   if (rc != SQLITE_OK) {
     ctx_error_db(x->ctx, x->c, x->fn, rc);
     return -1;
@@ -248,7 +220,7 @@ void verify_net_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
       ctx_error_msg(ctx, x.c, "sync_verify", w.rc, w.err), w.err = 0;
   }
   sqlite3_free(w.err);
-  names_free(names, n);
+  track_names_free(names, n);
   sqlite3_free(client);
   sqlite3_free(url);
   oneshot_close(&x);
@@ -260,7 +232,7 @@ int verify_net_worker(Site *site, SyncCtx *c, const sync_conf *cfg, const char *
   char *base = ctx_meta_get(c, "url"), *client = ctx_meta_get(c, "client_id");
   char **names = 0;
   int n = 0;
-  int rc = tracked_names(c, &names, &n);
+  int rc = track_names(c, 0, &names, &n);
   http_req r;
   http_req_init(&r);
   char *url = base && client ? http_url(base, "/verify", 0, 0) : 0;
@@ -281,7 +253,7 @@ int verify_net_worker(Site *site, SyncCtx *c, const sync_conf *cfg, const char *
   sqlite3_free(base);
   sqlite3_free(client);
   http_req_free(&r);
-  names_free(names, n);
+  track_names_free(names, n);
   return out;
 }
 
