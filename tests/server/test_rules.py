@@ -7,14 +7,11 @@ JWTs; bob is hostile.
 """
 import urllib.parse
 import json
-import os
-import shutil
 import subprocess
-import tempfile
 import unittest
 
-from syncd_util import SYNCD, PgStore, SqliteStore, Syncd, pg_fresh_db
-from test_jwt import SECRET, bearer, claims, make_token
+from syncd_util import (SECRET, SYNCD, ManySyncd, PgStore, SqliteStore, Syncd, bearer, claims,
+                        make_token, pg_fresh_db)
 
 SCHEMA = """
 CREATE TABLE todos(id TEXT PRIMARY KEY, title TEXT, owner TEXT,
@@ -62,25 +59,12 @@ def dele(mid, table, pk):
     return {"id": mid, "table": table, "op": "delete", "pk": pk}
 
 
-class RulesTests:
+class RulesTests(ManySyncd):
 
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="syncd-rules-")
-        self.servers = []
+        super().setUp()
         self.secret = self.file("secret", SECRET)
         self.schema = self.file("schema.sql", SCHEMA + NOTES[self.backend])
-
-    def tearDown(self):
-        unclean = [(s.stop(), s.log()[-2000:]) for s in self.servers if s.proc.poll() is None]
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        for rc, log in unclean:
-            self.assertEqual(rc, 0, log)
-
-    def file(self, name, text):
-        p = os.path.join(self.tmp, name)
-        with open(p, "w") as f:
-            f.write(text)
-        return p
 
     def server(self, rules=RULES, store_args=None):
         extra = ["--jwt-secret-file", self.secret, "--token", "shared"]
