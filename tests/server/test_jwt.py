@@ -172,6 +172,7 @@ class JwtTest(SqliteStore, ManySyncd, unittest.TestCase):
         cases = [(["--jwt-secret-file", short], "at least 32 bytes"),
                  (["--jwt-secret-file", os.path.join(self.tmp, "missing")], "cannot read"),
                  (["--jwt-public-key", notkey], "not a PEM public key"),
+                 (["--jwt-public-key", os.path.join(self.tmp, "missing")], "cannot read"),
                  (["--jwt-audience", "x"], "need --jwt-secret-file"),
                  (["--jwt-secret-file", self.secret_file, "--jwt-public-key", notkey], "usage")]
         for args, msg in cases:

@@ -7,6 +7,7 @@ JWTs; bob is hostile.
 """
 import urllib.parse
 import json
+import os
 import subprocess
 import unittest
 
@@ -325,13 +326,17 @@ class RulesTests(ManySyncd):
         ev.close()
         self.assertEqual(got, {("todos", "t7")})
 
-    def refused(self, rules, msg, store_args=None):
-        args = [SYNCD, "--listen", "127.0.0.1:0", "--schema", self.schema,
-                "--rules", self.file("bad.json", rules if isinstance(rules, str) else json.dumps(rules))]
+    def refused(self, rules, msg, store_args=None, path=None):
+        """syncd stops at startup with msg for the rules (or the file at path)."""
+        path = path or self.file("bad.json", rules if isinstance(rules, str) else json.dumps(rules))
+        args = [SYNCD, "--listen", "127.0.0.1:0", "--schema", self.schema, "--rules", path]
         p = subprocess.run(args + (store_args or self.store_args()), capture_output=True,
                            text=True, timeout=30)
         self.assertEqual(p.returncode, 2, p.stderr)
         self.assertIn(msg, p.stderr)
+
+    def test_unreadable_rules_file(self):
+        self.refused(None, "--rules: cannot read", path=os.path.join(self.tmp, "missing.json"))
 
     def test_refused_at_startup(self):
         def one(expr):
