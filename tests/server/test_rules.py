@@ -191,6 +191,16 @@ class RulesTests(ManySyncd):
             self.assertEqual((res[0]["status"], res[0]["row"]["owner"]),
                              ("applied", "bob" if i % 2 == 0 else None), res)
 
+    def test_user_kept_when_a_batch_runs_again(self):
+        # the duplicate key aborts PostgreSQL's transaction, and the batch
+        # runs again (push.c): the rows after it still get the user
+        s = self.server()
+        bob = self.as_user("bob")
+        res = self.push(s, bob, "b1", [ins(1, "logs", id="l1"), ins(2, "logs", id="l1"),
+                                       ins(3, "logs", id="l2")])
+        self.assertEqual([(r["status"], r.get("row", {}).get("owner")) for r in res],
+                         [("applied", "bob"), ("rejected", None), ("applied", "bob")], res)
+
     def seen(self, s, user, client, cursor=None, tables=None):
         """(table, pk) of every change a pull from cursor gives."""
         q = {"client_id": client, "limit": "3"}
