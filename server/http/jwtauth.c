@@ -2,7 +2,7 @@
 ** jwtauth.c: verify a bearer JSON Web Token with libjwt (docs/PROTOCOL.md,
 ** "Authorization").
 **
-**   syncd --jwt-secret-file FILE    HS256, the secret in FILE
+**   syncd --jwt-secret-file FILE    HS256, the secret in FILE (syncd.c reads the files)
 **   syncd --jwt-public-key FILE     RS256 (RSA key) or ES256 (P-256 key)
 **         [--jwt-audience AUD] [--jwt-issuer ISS] [--jwt-leeway SECONDS]
 **
@@ -15,11 +15,9 @@
 */
 #include "jwtauth.h"
 
-#include <errno.h>
 #include <jwt.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,23 +31,6 @@ struct jwtauth {
   int leeway;
 };
 
-/* The file's bytes, NUL-terminated, sqlite3_malloc'd; NULL on failure. */
-static char *slurp(const char *path, int *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return 0;
-  sqlite3_str *s = sqlite3_str_new(0);
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-    sqlite3_str_append(s, buf, (int)n);
-  int bad = ferror(f) || sqlite3_str_errcode(s) != SQLITE_OK;
-  fclose(f);
-  *len = sqlite3_str_length(s);
-  char *z = sqlite3_str_finish(s);
-  if (bad || !z) return sqlite3_free(z), (char *)0;
-  return z;
-}
-
 static jwtauth *make(char *key, int len, jwt_alg_t alg) {
   jwtauth *a = sqlite3_malloc64(sizeof *a);
   if (!a) return sqlite3_free(key), (jwtauth *)0;
@@ -61,28 +42,19 @@ static jwtauth *make(char *key, int len, jwt_alg_t alg) {
   return a;
 }
 
-jwtauth *jwtauth_secret_file(const char *path, char **err) {
-  int len = 0;
-  char *z = slurp(path, &len);
-  if (!z) return *err = sqlite3_mprintf("cannot read %s: %s", path, strerror(errno)), (jwtauth *)0;
-  while (len > 0 && strchr("\r\n\t ", z[len - 1]))
-    z[--len] = 0;
+jwtauth *jwtauth_secret(char *key, int len, char **err) {
   /* RFC 7518 3.2: an HS256 key must be at least as long as the hash */
   if (len < 32) {
-    sqlite3_free(z);
-    return *err = sqlite3_mprintf("%s: an HS256 secret needs at least 32 bytes", path),
-           (jwtauth *)0;
+    sqlite3_free(key);
+    return *err = sqlite3_mprintf("an HS256 secret needs at least 32 bytes"), (jwtauth *)0;
   }
-  jwtauth *a = make(z, len, JWT_ALG_HS256);
+  jwtauth *a = make(key, len, JWT_ALG_HS256);
   if (!a) *err = sqlite3_mprintf("out of memory");
   return a;
 }
 
-jwtauth *jwtauth_public_key_file(const char *path, char **err) {
-  int len = 0;
-  char *z = slurp(path, &len);
-  if (!z) return *err = sqlite3_mprintf("cannot read %s: %s", path, strerror(errno)), (jwtauth *)0;
-  BIO *bio = BIO_new_mem_buf(z, len);
+jwtauth *jwtauth_public_key(char *pem, int len, char **err) {
+  BIO *bio = BIO_new_mem_buf(pem, len);
   EVP_PKEY *pk = bio ? PEM_read_bio_PUBKEY(bio, 0, 0, 0) : 0;
   BIO_free(bio);
   jwt_alg_t alg = JWT_ALG_INVAL;
@@ -92,13 +64,12 @@ jwtauth *jwtauth_public_key_file(const char *path, char **err) {
     alg = JWT_ALG_ES256;
   EVP_PKEY_free(pk);
   if (alg == JWT_ALG_INVAL) {
-    sqlite3_free(z);
-    return *err = sqlite3_mprintf("%s: not a PEM public key of RSA (2048 bits or more, RS256) "
-                                  "or P-256 (ES256)",
-                                  path),
+    sqlite3_free(pem);
+    return *err = sqlite3_mprintf("not a PEM public key of RSA (2048 bits or more, RS256) "
+                                  "or P-256 (ES256)"),
            (jwtauth *)0;
   }
-  jwtauth *a = make(z, len, alg);
+  jwtauth *a = make(pem, len, alg);
   if (!a) *err = sqlite3_mprintf("out of memory");
   return a;
 }

@@ -16,13 +16,15 @@ typedef struct jwtauth_claims {
 
 typedef struct jwtauth jwtauth;
 
-/* A verifier for HS256 tokens signed with the secret in path (its text
-** without trailing whitespace). NULL with *err (sqlite3_malloc'd) set. */
-jwtauth *jwtauth_secret_file(const char *path, char **err);
+/* A verifier for HS256 tokens signed with the len bytes of key (syncd.c
+** reads them from --jwt-secret-file). Both take their buffer
+** (sqlite3_malloc'd), kept or freed; NULL with *err (sqlite3_malloc'd)
+** set. */
+jwtauth *jwtauth_secret(char *key, int len, char **err);
 
 /* A verifier for tokens signed with the private half of the PEM public key
-** in path: RS256 for an RSA key, ES256 for a P-256 key, nothing else. */
-jwtauth *jwtauth_public_key_file(const char *path, char **err);
+** (len bytes): RS256 for an RSA key, ES256 for a P-256 key, nothing else. */
+jwtauth *jwtauth_public_key(char *pem, int len, char **err);
 
 /* Optional checks: aud (a string, or an array holding it) and iss must
 ** equal these; leeway: seconds of clock skew allowed on exp and nbf. The

@@ -115,25 +115,40 @@ static const char *store_message(int rc, const char *err) {
   }
 }
 
-static enum MHD_Result do_push(const server_ctx *ctx, struct MHD_Connection *c, request *rq) {
-  if (rq->too_big) return answer_error(c, rq, MHD_HTTP_CONTENT_TOO_LARGE, "body too large");
-  int len = rq->body ? sqlite3_str_length(rq->body) : 0;
-  char *body = rq->body ? sqlite3_str_finish(rq->body) : 0;
+/* The request's body handed over (sqlite3_free it; NULL when empty) with
+** its length: 1, or 0 with *res the answer (too large, out of memory). */
+static int take_body(struct MHD_Connection *c, request *rq, char **body, int *len,
+                     enum MHD_Result *res) {
+  if (rq->too_big)
+    return *res = answer_error(c, rq, MHD_HTTP_CONTENT_TOO_LARGE, "body too large"), 0;
+  *len = rq->body ? sqlite3_str_length(rq->body) : 0;
+  *body = rq->body ? sqlite3_str_finish(rq->body) : 0;
   rq->body = 0;
-  if (len > 0 && !body) return answer_error(c, rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+  if (*len > 0 && !*body)
+    return *res = answer_error(c, rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory"), 0;
+  return 1;
+}
+
+/* 400 with msg (a parser's sqlite3_malloc'd message, freed here). */
+static enum MHD_Result bad_request(struct MHD_Connection *c, request *rq, char *msg) {
+  enum MHD_Result r = answer_error(c, rq, MHD_HTTP_BAD_REQUEST, msg);
+  sqlite3_free(msg);
+  return r;
+}
+
+static enum MHD_Result do_push(const server_ctx *ctx, struct MHD_Connection *c, request *rq) {
+  enum MHD_Result res;
+  char *body;
+  int len;
+  if (!take_body(c, rq, &body, &len, &res)) return res;
   push_request pr;
   char *msg = push_request_parse(body ? body : "", (size_t)len, &pr);
   sqlite3_free(body);
-  if (msg) {
-    enum MHD_Result r = answer_error(c, rq, MHD_HTTP_BAD_REQUEST, msg);
-    sqlite3_free(msg);
-    return r;
-  }
+  if (msg) return bad_request(c, rq, msg);
   if (forbidden(ctx, rq, pr.client_id, strlen(pr.client_id))) {
     push_request_free(&pr);
     return answer_forbidden(c, rq);
   }
-  enum MHD_Result res;
   if (not_users(ctx, c, rq, pr.client_id, &res)) {
     push_request_free(&pr);
     return res;
@@ -235,11 +250,10 @@ static enum MHD_Result do_verify(const server_ctx *ctx, struct MHD_Connection *c
   ** about rows the read filter hides, and never match what it holds. */
   if (store_has_rules(ctx->st))
     return answer_error(c, rq, MHD_HTTP_NOT_IMPLEMENTED, "verify is not offered under --rules");
-  if (rq->too_big) return answer_error(c, rq, MHD_HTTP_CONTENT_TOO_LARGE, "body too large");
-  int len = rq->body ? sqlite3_str_length(rq->body) : 0;
-  char *body = rq->body ? sqlite3_str_finish(rq->body) : 0;
-  rq->body = 0;
-  if (len > 0 && !body) return answer_error(c, rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+  enum MHD_Result res;
+  char *body;
+  int len;
+  if (!take_body(c, rq, &body, &len, &res)) return res;
   fp_request fr;
   char *msg = fp_request_parse(body ? body : "", (size_t)len, &fr);
   sqlite3_free(body);
@@ -251,11 +265,7 @@ static enum MHD_Result do_verify(const server_ctx *ctx, struct MHD_Connection *c
   }
   if (!msg) rc = store_fingerprint(ctx->st, &fr, &json, &msg, &err);
   fp_request_free(&fr);
-  if (msg) {
-    enum MHD_Result r = answer_error(c, rq, MHD_HTTP_BAD_REQUEST, msg);
-    sqlite3_free(msg);
-    return r;
-  }
+  if (msg) return bad_request(c, rq, msg);
   if (rc != STORE_OK) {
     enum MHD_Result r = answer_error(c, rq, store_status(rc), store_message(rc, err));
     sqlite3_free(err);

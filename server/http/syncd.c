@@ -63,8 +63,9 @@ static long long number_arg(const char *name, const char *v, long long min, long
   return n;
 }
 
-/* The whole file, NUL-terminated (sqlite3_malloc'd). */
-static char *read_file(const char *path) {
+/* The whole file, NUL-terminated (sqlite3_malloc'd), its length in *len
+** (when not NULL: a key file may hold NUL bytes). */
+static char *read_file(const char *path, int *len) {
   FILE *f = fopen(path, "rb");
   if (!f) return 0;
   sqlite3_str *out = sqlite3_str_new(0);
@@ -74,6 +75,7 @@ static char *read_file(const char *path) {
     sqlite3_str_append(out, buf, (int)n);
   int bad = ferror(f) || sqlite3_str_errcode(out) != SQLITE_OK;
   fclose(f);
+  if (len) *len = sqlite3_str_length(out);
   char *z = sqlite3_str_finish(out);
   if (bad) {
     sqlite3_free(z);
@@ -84,15 +86,16 @@ static char *read_file(const char *path) {
 
 /* A secret kept in a file (off the command line, which any local user can
 ** read): its text without trailing whitespace; exits on failure. */
-static char *secret_file(const char *opt, const char *path) {
-  char *z = read_file(path);
+static char *secret_file(const char *opt, const char *path, int *len) {
+  int n = 0;
+  char *z = read_file(path, &n);
   if (!z) {
     fprintf(stderr, "syncd: %s: cannot read %s: %s\n", opt, path, strerror(errno));
     exit(2);
   }
-  size_t n = strlen(z);
   while (n > 0 && (z[n - 1] == '\n' || z[n - 1] == '\r' || z[n - 1] == ' ' || z[n - 1] == '\t'))
     z[--n] = 0;
+  if (len) *len = n;
   return z;
 }
 
@@ -154,9 +157,9 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--client-secret") == 0)
       ctx.auth.secret = v;
     else if (strcmp(a, "--token-file") == 0 && !token_file)
-      ctx.auth.token = token_file = secret_file(a, v);
+      ctx.auth.token = token_file = secret_file(a, v, 0);
     else if (strcmp(a, "--client-secret-file") == 0 && !secret_from_file)
-      ctx.auth.secret = secret_from_file = secret_file(a, v);
+      ctx.auth.secret = secret_from_file = secret_file(a, v, 0);
     else if (strcmp(a, "--issue-token") == 0)
       issue = v;
     else if (strcmp(a, "--heartbeat") == 0)
@@ -207,12 +210,19 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (jwt_secret || jwt_public) {
+    const char *opt = jwt_secret ? "--jwt-secret-file" : "--jwt-public-key";
+    const char *path = jwt_secret ? jwt_secret : jwt_public;
     char *jerr = 0;
-    ctx.auth.jwt = jwt_secret ? jwtauth_secret_file(jwt_secret, &jerr)
-                              : jwtauth_public_key_file(jwt_public, &jerr);
+    int len = 0;
+    char *key = jwt_secret ? secret_file(opt, path, &len) : read_file(path, &len);
+    if (!key) {
+      fprintf(stderr, "syncd: %s: cannot read %s: %s\n", opt, path, strerror(errno));
+      return 2;
+    }
+    ctx.auth.jwt =
+        jwt_secret ? jwtauth_secret(key, len, &jerr) : jwtauth_public_key(key, len, &jerr);
     if (!ctx.auth.jwt) {
-      fprintf(stderr, "syncd: %s: %s\n", jwt_secret ? "--jwt-secret-file" : "--jwt-public-key",
-              jerr ? jerr : "out of memory");
+      fprintf(stderr, "syncd: %s: %s: %s\n", opt, path, jerr ? jerr : "out of memory");
       sqlite3_free(jerr);
       return 2;
     }
@@ -224,7 +234,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   char *ddl = 0;
-  if (schema && !(ddl = read_file(schema))) {
+  if (schema && !(ddl = read_file(schema, 0))) {
     fprintf(stderr, "syncd: cannot read %s: %s\n", schema, strerror(errno));
     return 1;
   }
@@ -250,7 +260,7 @@ int main(int argc, char **argv) {
     sqlite3_free(err);
     return 1;
   }
-  char *rules_text = rules ? read_file(rules) : 0;
+  char *rules_text = rules ? read_file(rules, 0) : 0;
   if (rules && (!rules_text || store_set_rules(ctx.st, rules_text, &err) != STORE_OK)) {
     if (!rules_text)
       fprintf(stderr, "syncd: --rules: cannot read %s: %s\n", rules, strerror(errno));

@@ -77,6 +77,13 @@ typedef struct dialect {
   int (*savepoint)(dialect_conn *c, char **err);
   int (*rollback_to)(dialect_conn *c, char **err);
   int (*release)(dialect_conn *c, char **err);
+  /* Who the push begun is for (NULLs: no one), for the schema's defaults
+  ** and triggers (docs/RULES.md): SQLite keeps it on the connection for
+  ** syncd_sub() and syncd_claims(); PostgreSQL sets syncd.sub and
+  ** syncd.claims, local to the transaction, with client_last's statement
+  ** (so it comes between begin and client_last; the strings are borrowed
+  ** until then). */
+  int (*set_user)(dialect_conn *c, const char *sub, const char *claims, char **err);
   /* After a mutation's statements: the result r becomes final (a trigger
   ** that ended the transaction, a deferred foreign key broken now, or
   ** DIALECT_AGAIN: a refusal its savepoint, which the dialect skipped,
@@ -149,11 +156,8 @@ typedef struct dialect {
   int (*head)(dialect_conn *c, long long *version, char **err);
 
   /* Run sql with the text parameters vals[0..n) (NULL: SQL NULL) and set
-  ** *yes to the boolean its first row holds (no row: 0): the rules' checks,
-  ** their bookkeeping (rules_store.c), and
-  ** handing the push's user to the storage (rules_store.c). SQLite
-  ** connections offer syncd_set_user(sub, claims) for that, and
-  ** syncd_sub() and syncd_claims() to read it back. */
+  ** *yes to the boolean its first row holds (no row: 0): the rules' checks
+  ** and their bookkeeping (rules_store.c). */
   int (*select_bool)(dialect_conn *c, const char *sql, const char *const *vals, int n, int *yes,
                      char **err);
   /* A read-only snapshot around head and scan (fingerprint.c): end 0

@@ -179,6 +179,7 @@ static int pg_begin(dialect_conn *c, int what, char **err) {
   c->compact = 0;
   c->log_len = c->log_mark = 0;
   c->set_last = c->notify = c->begin_pending = c->flushed = 0;
+  c->user[0] = c->user[1] = 0;
   pgc_written_clear(c);
   sqlite3_str_reset(c->outcomes);
   /* setup: several syncd may start at once */
@@ -510,9 +511,15 @@ static int pg_client_last(dialect_conn *c, const char *client, long long *last, 
   /* after pg_begin: deferred constraints would only fail at COMMIT,
   ** failing the whole batch on every retry, so each mutation is held to
   ** them at once */
-  pgc_step steps[3] = {{"BEGIN", 0, 0, 0}, {"SET CONSTRAINTS ALL IMMEDIATE", 0, 0, 0}};
+  pgc_step steps[4] = {{"BEGIN", 0, 0, 0}, {"SET CONSTRAINTS ALL IMMEDIATE", 0, 0, 0}};
   PGresult *r = 0;
   int n = c->begin_pending ? 2 : 0;
+  /* a push without a user sets nothing: the settings end with the
+  ** transaction that set them */
+  if (c->user[0])
+    steps[n++] = (pgc_step){"SELECT set_config('syncd.sub', $1, true),"
+                            " set_config('syncd.claims', $2, true)",
+                            2, c->user, 0};
   steps[n++] = (pgc_step){"INSERT INTO _syncd_clients(client_id, last_id) VALUES($1, 0)"
                           " ON CONFLICT (client_id) DO UPDATE SET last_id = _syncd_clients.last_id"
                           " RETURNING last_id",
@@ -522,6 +529,14 @@ static int pg_client_last(dialect_conn *c, const char *client, long long *last, 
   *last = rc == 0 && PQntuples(r) == 1 ? atoll(PQgetvalue(r, 0, 0)) : 0;
   PQclear(r);
   return rc;
+}
+
+/* Sent by client_last, in its round trip. */
+static int pg_set_user(dialect_conn *c, const char *sub, const char *claims, char **err) {
+  (void)err;
+  c->user[0] = sub;
+  c->user[1] = claims;
+  return 0;
 }
 
 /* Written by commit (for the client client_last noted). */
@@ -717,6 +732,7 @@ const dialect dialect_pg = {
     .compact = pg_compact,
     .notify = pg_notify,
     .client_last = pg_client_last,
+    .set_user = pg_set_user,
     .client_set_last = pg_client_set_last,
     .record = pg_record,
     .replay = pg_replay,

@@ -32,7 +32,7 @@ struct dialect_db {
 struct dialect_conn {
   sqlite3 *db;
   dialect_db *owner;
-  char *user[2]; /* syncd_set_user's sub and claims, for syncd_sub() and syncd_claims() */
+  char *user[2]; /* set_user's sub and claims, for syncd_sub() and syncd_claims() */
   /* Rows of synced tables a push changes are recorded by TEMP triggers
   ** (made at the first push, watching = 1) in temp._syncd_touched, whose
   ** rowids 1..touched are this transaction's so far (saved_touched: at the
@@ -80,18 +80,16 @@ static void sq_close(dialect_db *d) {
   sqlite3_free(d);
 }
 
-/* syncd_set_user(sub, claims): who the current push is for (NULLs: no
-** one), kept for syncd_sub() and syncd_claims(), which schema defaults
-** and triggers may call (docs/RULES.md). */
-static void fn_set_user(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  dialect_conn *c = sqlite3_user_data(ctx);
-  for (int i = 0; i < 2 && i < argc; i++) {
-    const char *z = (const char *)sqlite3_value_text(argv[i]);
+/* Kept for syncd_sub() and syncd_claims(), which schema defaults and
+** triggers may call; set in C, so that no SQL can claim another user. */
+static int sq_set_user(dialect_conn *c, const char *sub, const char *claims, char **err) {
+  const char *v[2] = {sub, claims};
+  for (int i = 0; i < 2; i++) {
     sqlite3_free(c->user[i]);
-    c->user[i] = z ? sqlite3_mprintf("%s", z) : 0;
-    if (z && !c->user[i]) return sqlite3_result_error_nomem(ctx);
+    c->user[i] = v[i] ? sqlite3_mprintf("%s", v[i]) : 0;
+    if (v[i] && !c->user[i]) return *err = wire_errf("out of memory"), -1;
   }
-  sqlite3_result_int(ctx, 1);
+  return 0;
 }
 
 static void fn_user(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
@@ -121,8 +119,7 @@ static dialect_conn *sq_connect(dialect_db *d, char **err) {
   memset(c, 0, sizeof *c);
   c->db = db;
   c->owner = d;
-  if (sqlite3_create_function(db, "syncd_set_user", 2, SQLITE_UTF8, c, fn_set_user, 0, 0) ||
-      sqlite3_create_function(db, "syncd_sub", 0, SQLITE_UTF8, &c->user[0], fn_user, 0, 0) ||
+  if (sqlite3_create_function(db, "syncd_sub", 0, SQLITE_UTF8, &c->user[0], fn_user, 0, 0) ||
       sqlite3_create_function(db, "syncd_claims", 0, SQLITE_UTF8, &c->user[1], fn_user, 0, 0)) {
     *err = wire_errf("%s: %s", d->path, sqlite3_errmsg(db));
     sqlite3_close(db);
@@ -886,6 +883,7 @@ const dialect dialect_sqlite = {
     .log_touched = sq_log_touched,
     .compact = sq_compact,
     .client_last = sq_client_last,
+    .set_user = sq_set_user,
     .client_set_last = sq_client_set_last,
     .record = sq_record,
     .replay = sq_replay,

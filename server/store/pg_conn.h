@@ -36,6 +36,7 @@ struct dialect_conn {
   int conflict;                /* a statement since begin lost a conflict (note_failure) */
   sqlite3_str *outcomes;       /* outcomes recorded but not written yet (a JSON array) */
   const char *client;          /* whose outcomes: the push's, set by client_last */
+  const char *user[2];         /* set_user's sub and claims, sent by client_last */
   sqlite3 *values;             /* in-memory, for sync_val's rules on values */
   sqlite3_stmt *probe;         /* "SELECT ?1" there, for pgval_rewrite */
   char *stmts[STMT_CACHE_MAX]; /* the texts prepared on pg, as "s<index>" */

@@ -270,10 +270,8 @@ static int attempt(const store *s, dialect_conn *c, const store_user *u, const c
   const dialect *d = s->d;
   long long last = 0;
   int n_deleted = 0;
-  /* the user after client_last: PostgreSQL's BEGIN goes with its statement,
-  ** and the user's settings live only inside the transaction */
-  if (d->begin(c, DIALECT_PUSH, err) || d->client_last(c, client, &last, err) ||
-      rules_set_user(s, c, u, err))
+  if (d->begin(c, DIALECT_PUSH, err) || d->set_user(c, u ? u->sub : 0, u ? u->claims : 0, err) ||
+      d->client_last(c, client, &last, err))
     return -1;
   long long first = last;
   for (int k = 0; k < n; k++) {

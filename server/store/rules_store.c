@@ -3,8 +3,7 @@
 ** and runs every check once, with no row and no user, so that what the
 ** storage itself refuses (a type mismatch on PostgreSQL, say) stops syncd
 ** at startup rather than failing pushes; rules_check_row is the write
-** check push.c runs before and after each mutation; rules_set_user hands
-** a push's user to the storage, for schema defaults and triggers;
+** check push.c runs before and after each mutation;
 ** store_client_user keeps each client id to the user who first used it.
 */
 #include "rules_store.h"
@@ -30,21 +29,6 @@ int rules_check_row(const store *s, dialect_conn *c, const rules_table *rt, int 
                     const char *pk, const store_user *u, int *yes, char **err) {
   return check(s, c, write ? rt->write_check : rt->read_check,
                write ? &rt->write_params : &rt->read_params, pk, u, yes, err);
-}
-
-int rules_set_user(const store *s, dialect_conn *c, const store_user *u, char **err) {
-  const char *vals[2] = {u ? u->sub : 0, u ? u->claims : 0};
-  int yes;
-  /* PostgreSQL forgets the settings at commit, so a push without a user
-  ** skips the round trip; a SQLite connection keeps the last ones until
-  ** told otherwise */
-  if (s->d == &dialect_pg)
-    return u ? s->d->select_bool(c,
-                                 "SELECT set_config('syncd.sub', $1, true) IS NOT NULL"
-                                 " AND set_config('syncd.claims', $2, true) IS NOT NULL",
-                                 vals, 2, &yes, err)
-             : 0;
-  return s->d->select_bool(c, "SELECT syncd_set_user(?1, ?2)", vals, 2, &yes, err);
 }
 
 int store_has_rules(const store *s) {

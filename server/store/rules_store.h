@@ -14,10 +14,4 @@
 int rules_check_row(const store *s, dialect_conn *c, const rules_table *rt, int write,
                     const char *pk, const store_user *u, int *yes, char **err);
 
-/* Hand u (NULL: no user) to the storage for the push transaction just
-** begun on c: PostgreSQL's settings syncd.sub and syncd.claims (local to
-** the transaction), SQLite's syncd_sub() and syncd_claims(). 0, or -1
-** with *err. */
-int rules_set_user(const store *s, dialect_conn *c, const store_user *u, char **err);
-
 #endif

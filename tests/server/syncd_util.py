@@ -5,6 +5,9 @@ start one) make fresh PostgreSQL databases.
 Standard library only. JSON is parsed with int-preserving defaults (Python
 ints are exact) so 64-bit values are checked exactly.
 """
+import base64
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -61,6 +64,28 @@ class OneSyncd:
         rc = self.s.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.assertEqual(rc, 0, self.s.log()[-2000:])
+
+
+class ManySyncd:
+    """Mixin for a test case that starts syncds of its own (self.server()
+    appends them to self.servers) in a fresh folder (self.tmp); each one
+    still running at the end must exit cleanly."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="syncd-test-")
+        self.servers = []
+
+    def tearDown(self):
+        unclean = [(s.stop(), s.log()[-2000:]) for s in self.servers if s.proc.poll() is None]
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        for rc, log in unclean:
+            self.assertEqual(rc, 0, log)
+
+    def file(self, name, text):
+        p = os.path.join(self.tmp, name)
+        with open(p, "w") as f:
+            f.write(text)
+        return p
 
 
 class SqliteStore:
@@ -261,3 +286,52 @@ def upd(mid, id_, table="todos", **cols):
 
 def dele(mid, id_, table="todos"):
     return {"id": mid, "table": table, "op": "delete", "pk": {"id": id_}}
+
+
+# JSON Web Tokens, made with hmac (HS256) and the openssl command (RS256,
+# ES256), so the tests need no JWT library.
+SECRET = "a-test-secret-of-at-least-32-bytes!!"
+
+
+def b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def der_to_raw(der, size=32):
+    """An ECDSA signature from DER (SEQUENCE of two INTEGERs) to r || s."""
+    assert der[0] == 0x30
+    i = 2 if der[1] < 0x80 else 2 + (der[1] & 0x7F)
+    out = b""
+    for _ in range(2):
+        assert der[i] == 0x02
+        n = der[i + 1]
+        v = der[i + 2:i + 2 + n].lstrip(b"\0")
+        out += v.rjust(size, b"\0")
+        i += 2 + n
+    return out
+
+
+def make_token(claims, alg="HS256", key=SECRET, header=None):
+    head = dict({"alg": alg, "typ": "JWT"}, **(header or {}))
+    signing = (b64(json.dumps(head).encode()) + "." + b64(json.dumps(claims).encode())).encode()
+    if alg == "none":
+        return signing.decode() + "."
+    if alg == "HS256":
+        k = key.encode() if isinstance(key, str) else key
+        sig = hmac.new(k, signing, hashlib.sha256).digest()
+    else:
+        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=signing,
+                             capture_output=True, check=True).stdout
+        if alg == "ES256":
+            sig = der_to_raw(sig)
+    return signing.decode() + "." + b64(sig)
+
+
+def claims(sub="alice", ttl=300, **more):
+    c = {"sub": sub, "exp": int(time.time()) + ttl}
+    c.update(more)
+    return c
+
+
+def bearer(tok):
+    return {"Authorization": "Bearer " + tok}

@@ -3,10 +3,9 @@ signatures with the pinned algorithm, exp/nbf/aud/iss, a 401 with a reason on
 every endpoint but /health, event streams that end when their token expires,
 and the shared and per-client tokens still accepted beside JWTs.
 
-Tokens are made here with hmac (HS256) and the openssl command (RS256,
-ES256), so the test needs no JWT library.
+Tokens are made with syncd_util.make_token: hmac (HS256) and the openssl
+command (RS256, ES256), so the test needs no JWT library.
 """
-import base64
 import hashlib
 import hmac
 import json
@@ -15,80 +14,18 @@ import subprocess
 import time
 import unittest
 
-from syncd_util import SqliteStore, Syncd, ins
-
-SECRET = "a-test-secret-of-at-least-32-bytes!!"
-
-
-def b64(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def der_to_raw(der, size=32):
-    """An ECDSA signature from DER (SEQUENCE of two INTEGERs) to r || s."""
-    assert der[0] == 0x30
-    i = 2 if der[1] < 0x80 else 2 + (der[1] & 0x7F)
-    out = b""
-    for _ in range(2):
-        assert der[i] == 0x02
-        n = der[i + 1]
-        v = der[i + 2:i + 2 + n].lstrip(b"\0")
-        out += v.rjust(size, b"\0")
-        i += 2 + n
-    return out
-
-
-def make_token(claims, alg="HS256", key=SECRET, header=None):
-    head = dict({"alg": alg, "typ": "JWT"}, **(header or {}))
-    signing = (b64(json.dumps(head).encode()) + "." + b64(json.dumps(claims).encode())).encode()
-    if alg == "none":
-        return signing.decode() + "."
-    if alg == "HS256":
-        k = key.encode() if isinstance(key, str) else key
-        sig = hmac.new(k, signing, hashlib.sha256).digest()
-    else:
-        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=signing,
-                             capture_output=True, check=True).stdout
-        if alg == "ES256":
-            sig = der_to_raw(sig)
-    return signing.decode() + "." + b64(sig)
-
-
-def claims(sub="alice", ttl=300, **more):
-    c = {"sub": sub, "exp": int(time.time()) + ttl}
-    c.update(more)
-    return c
-
-
-def bearer(tok):
-    return {"Authorization": "Bearer " + tok}
-
+from syncd_util import SECRET, ManySyncd, SqliteStore, Syncd, b64, bearer, claims, ins, make_token
 
 ENDPOINTS = [("GET", "/pull?client_id=c", None),
              ("POST", "/push", {"client_id": "c", "mutations": []}),
              ("GET", "/events?client_id=c", None)]
 
 
-class JwtTest(SqliteStore, unittest.TestCase):
+class JwtTest(SqliteStore, ManySyncd, unittest.TestCase):
 
     def setUp(self):
-        import tempfile
-        self.tmp = tempfile.mkdtemp(prefix="syncd-jwt-")
-        self.servers = []
+        super().setUp()
         self.secret_file = self.file("secret", SECRET + "\n")
-
-    def tearDown(self):
-        import shutil
-        unclean = [(s.stop(), s.log()[-2000:]) for s in self.servers if s.proc.poll() is None]
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        for rc, log in unclean:
-            self.assertEqual(rc, 0, log)
-
-    def file(self, name, text):
-        p = os.path.join(self.tmp, name)
-        with open(p, "w") as f:
-            f.write(text)
-        return p
 
     def server(self, *extra, store=True):
         s = Syncd(self.backend, self.store_args(), extra)
@@ -235,6 +172,7 @@ class JwtTest(SqliteStore, unittest.TestCase):
         cases = [(["--jwt-secret-file", short], "at least 32 bytes"),
                  (["--jwt-secret-file", os.path.join(self.tmp, "missing")], "cannot read"),
                  (["--jwt-public-key", notkey], "not a PEM public key"),
+                 (["--jwt-public-key", os.path.join(self.tmp, "missing")], "cannot read"),
                  (["--jwt-audience", "x"], "need --jwt-secret-file"),
                  (["--jwt-secret-file", self.secret_file, "--jwt-public-key", notkey], "usage")]
         for args, msg in cases:

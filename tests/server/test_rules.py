@@ -8,13 +8,11 @@ JWTs; bob is hostile.
 import urllib.parse
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 import unittest
 
-from syncd_util import SYNCD, PgStore, SqliteStore, Syncd, pg_fresh_db
-from test_jwt import SECRET, bearer, claims, make_token
+from syncd_util import (SECRET, SYNCD, ManySyncd, PgStore, SqliteStore, Syncd, bearer, claims,
+                        make_token, pg_fresh_db)
 
 SCHEMA = """
 CREATE TABLE todos(id TEXT PRIMARY KEY, title TEXT, owner TEXT,
@@ -62,25 +60,12 @@ def dele(mid, table, pk):
     return {"id": mid, "table": table, "op": "delete", "pk": pk}
 
 
-class RulesTests:
+class RulesTests(ManySyncd):
 
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="syncd-rules-")
-        self.servers = []
+        super().setUp()
         self.secret = self.file("secret", SECRET)
         self.schema = self.file("schema.sql", SCHEMA + NOTES[self.backend])
-
-    def tearDown(self):
-        unclean = [(s.stop(), s.log()[-2000:]) for s in self.servers if s.proc.poll() is None]
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        for rc, log in unclean:
-            self.assertEqual(rc, 0, log)
-
-    def file(self, name, text):
-        p = os.path.join(self.tmp, name)
-        with open(p, "w") as f:
-            f.write(text)
-        return p
 
     def server(self, rules=RULES, store_args=None):
         extra = ["--jwt-secret-file", self.secret, "--token", "shared"]
@@ -205,6 +190,16 @@ class RulesTests:
                          headers=who)
             self.assertEqual((res[0]["status"], res[0]["row"]["owner"]),
                              ("applied", "bob" if i % 2 == 0 else None), res)
+
+    def test_user_kept_when_a_batch_runs_again(self):
+        # the duplicate key aborts PostgreSQL's transaction, and the batch
+        # runs again (push.c): the rows after it still get the user
+        s = self.server()
+        bob = self.as_user("bob")
+        res = self.push(s, bob, "b1", [ins(1, "logs", id="l1"), ins(2, "logs", id="l1"),
+                                       ins(3, "logs", id="l2")])
+        self.assertEqual([(r["status"], r.get("row", {}).get("owner")) for r in res],
+                         [("applied", "bob"), ("rejected", None), ("applied", "bob")], res)
 
     def seen(self, s, user, client, cursor=None, tables=None):
         """(table, pk) of every change a pull from cursor gives."""
@@ -341,13 +336,17 @@ class RulesTests:
         ev.close()
         self.assertEqual(got, {("todos", "t7")})
 
-    def refused(self, rules, msg, store_args=None):
-        args = [SYNCD, "--listen", "127.0.0.1:0", "--schema", self.schema,
-                "--rules", self.file("bad.json", rules if isinstance(rules, str) else json.dumps(rules))]
+    def refused(self, rules, msg, store_args=None, path=None):
+        """syncd stops at startup with msg for the rules (or the file at path)."""
+        path = path or self.file("bad.json", rules if isinstance(rules, str) else json.dumps(rules))
+        args = [SYNCD, "--listen", "127.0.0.1:0", "--schema", self.schema, "--rules", path]
         p = subprocess.run(args + (store_args or self.store_args()), capture_output=True,
                            text=True, timeout=30)
         self.assertEqual(p.returncode, 2, p.stderr)
         self.assertIn(msg, p.stderr)
+
+    def test_unreadable_rules_file(self):
+        self.refused(None, "--rules: cannot read", path=os.path.join(self.tmp, "missing.json"))
 
     def test_refused_at_startup(self):
         def one(expr):

@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 import unittest
 
-from syncd_util import PgStore, SqliteStore, Syncd
+from syncd_util import OneSyncd, PgStore, SqliteStore, Syncd
 
 M64 = (1 << 64) - 1
 
@@ -80,16 +80,7 @@ def push_body(rows):
     return '{"client_id":"w","mutations":[%s]}' % ",".join(muts)
 
 
-class VerifyTests:
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="syncd-test-")
-        self.s = Syncd(self.backend, self.store_args())
-
-    def tearDown(self):
-        rc = self.s.stop()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        self.assertEqual(rc, 0, self.s.log()[-2000:])
-
+class VerifyTests(OneSyncd):
     def verify(self, expect=200, **body):
         body.setdefault("client_id", "c")
         body.setdefault("table", "todos")
