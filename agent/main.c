@@ -185,15 +185,15 @@ static void text_col(sqlite3_stmt *st, int i, char *buf, size_t n) {
 }
 
 /* Reads sync_status, logs what changed and rewrites the state file. The
-** role: standby while the worker's last_error says so; worker once it
-** shows it holds the file (a state other than idle, an error, a push or
-** pull of this process); unknown before either (the worker thread has not
-** tried the lock yet, or cannot open the lock file, an error it logs). */
+** role is sync_status.role: worker while this process's worker holds the
+** file's lock, standby while another process does; unchanged while it is
+** NULL (the worker thread has not tried the lock yet, or cannot open the
+** lock file, an error it logs). */
 static void poll_db(AgentDb *d, const char *tokenFile) {
   sqlite3_stmt *st = 0;
   if (sqlite3_prepare_v2(d->db,
                          "SELECT online, last_error, pushed_total, pulled_total, last_push_at,"
-                         " last_pull_at, needs_token, state FROM sync_status",
+                         " last_pull_at, needs_token, role FROM sync_status",
                          -1, &st, 0) != SQLITE_OK ||
       sqlite3_step(st) != SQLITE_ROW) {
     sqlite3_finalize(st);
@@ -206,15 +206,11 @@ static void poll_db(AgentDb *d, const char *tokenFile) {
   int online = sqlite3_column_int(st, 0);
   int64_t pushed = sqlite3_column_int64(st, 2), pulled = sqlite3_column_int64(st, 3);
   int needsToken = sqlite3_column_int(st, 6);
-  const char *state = (const char *)sqlite3_column_text(st, 7);
-  int busy = state && strcmp(state, "idle") != 0 && strcmp(state, "stopped") != 0;
+  const char *r = (const char *)sqlite3_column_text(st, 7);
+  int role = !r ? d->role : strcmp(r, "standby") == 0 ? 2 : 1;
   sqlite3_finalize(st);
 
   int changed = 0;
-  int lockErr = strncmp(err, "cannot open the lock file", 25) == 0;
-  int role = strncmp(err, "standby:", 8) == 0                         ? 2
-             : busy || (err[0] && !lockErr) || pushAt[0] || pullAt[0] ? 1
-                                                                      : d->role;
   if (role != d->role) {
     agent_log(d->path, role == 2 ? "standby" : "worker",
               role == 2 ? err : "this process syncs the file", -1);

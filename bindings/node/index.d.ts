@@ -37,6 +37,9 @@ export interface Status {
   first_sync_done: number;
   /** 1 after the server refused the token (401/403), until a new one is set. */
   needs_token: number;
+  last_verified_at: string | null; diverged_total: number; last_verify: string | null;
+  /** 'worker': this process syncs the file; 'standby': another process does. */
+  role: 'worker' | 'standby' | null;
 }
 /** 'server': tables the server changed; 'all': local writes too. */
 export type WaitScope = 'server' | 'all';

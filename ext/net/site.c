@@ -381,6 +381,7 @@ void site_snapshot_get(NetConn *nc, site_snapshot *o) {
   o->pushed_total = s->pushed;
   o->pulled_total = s->pulled;
   o->needs_token = s->needsToken;
+  o->role = !s->running ? 0 : s->lockfd >= 0 ? "worker" : s->standby ? "standby" : 0;
   pthread_mutex_unlock(&s->mu);
 }
 

@@ -47,6 +47,7 @@ typedef struct Site {
   CURLM *multi;   /* set while the worker loop runs: curl_multi_wakeup target */
   NetConn *owner; /* the connection that started it: its close stops it */
   int lockfd;     /* the worker's lock descriptor while held, else -1 */
+  int standby;    /* the worker waits: another process holds the lock */
   int hostXfer;   /* sync_push/sync_pull calls under way in this process */
   int busy;       /* the worker has a push or a pull out */
   unsigned nudge; /* N_* bits, taken by the worker */
@@ -129,6 +130,7 @@ typedef struct site_snapshot {
   int64_t last_push_at, last_pull_at, next_retry_at; /* unix ms, 0 for none */
   int64_t pushed_total, pulled_total;
   int needs_token;
+  const char *role; /* worker (holds the file's lock), standby, or NULL */
 } site_snapshot;
 void site_snapshot_get(NetConn *, site_snapshot *);
 

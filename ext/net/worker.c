@@ -45,6 +45,7 @@ static int take_lock(Site *s, int *pFd) {
     }
     pthread_mutex_lock(&s->mu);
     if (msg) site_show_error(s, msg);
+    s->standby = got == 0;
     s->state = "idle";
     struct timespec ts;
     site_deadline(&ts, STANDBY_POLL_MS);
@@ -53,6 +54,7 @@ static int take_lock(Site *s, int *pFd) {
   }
   pthread_mutex_lock(&s->mu);
   s->lockfd = *pFd;
+  s->standby = 0;
   site_show_error(s, 0);
   pthread_mutex_unlock(&s->mu);
   return 1;
@@ -109,6 +111,7 @@ static void *worker_main(void *arg) {
   pthread_mutex_lock(&s->mu);
   s->state = "stopped";
   s->sse = 0;
+  s->standby = 0;
   pthread_mutex_unlock(&s->mu);
   return 0;
 }

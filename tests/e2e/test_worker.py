@@ -92,7 +92,7 @@ class Basics(E2ETest):
                           "last_push_at", "last_pull_at", "last_error", "next_retry_at",
                           "pushed_total", "pulled_total", "client_id", "url", "skipped_changes",
                           "first_sync_done", "needs_token", "last_verified_at", "diverged_total",
-                          "last_verify"])
+                          "last_verify", "role"])
         st = a.status()
         self.assertEqual(st["state"], "stopped")
         self.assertEqual(a.one("SELECT sync_start()"), 1)
@@ -544,6 +544,7 @@ class Timing(E2ETest):
             self.assertEqual(p.stdout.readline().strip(), b"ready")
             c.one("SELECT sync_start()")
             wait_for(lambda: "standby" in (c.status()["last_error"] or ""), what="standby")
+            self.assertEqual(c.status()["role"], "standby")
             c.db.execute("INSERT INTO todos VALUES('s', 'via the other process', 0)")
             # the other process's worker sees the write (data_version) and drains it
             wait_for(lambda: server_todos(s) == [("s", "via the other process", 0)],
@@ -553,6 +554,9 @@ class Timing(E2ETest):
             c.db.execute("INSERT INTO todos VALUES('t', 'after takeover', 0)")
             wait_for(lambda: len(server_todos(s)) == 2, timeout=5, what="takeover")
             self.assertNotIn("standby", c.status()["last_error"] or "")
+            self.assertEqual(c.status()["role"], "worker")
+            c.one("SELECT sync_stop()")
+            self.assertIsNone(c.status()["role"])
         finally:
             if p.poll() is None:
                 p.kill()

@@ -229,6 +229,11 @@ class Status:
     skipped_changes: int = 0
     first_sync_done: int = 0
     needs_token: int = 0
+    last_verified_at: Optional[str] = None
+    diverged_total: int = 0
+    last_verify: Optional[str] = None
+    #: 'worker' (this process syncs the file), 'standby' (another does) or None
+    role: Optional[str] = None
 
 
 @dataclass
