@@ -182,8 +182,69 @@ static void changed_path(sqlite3_str *s, int i, void *arg) {
 ** (sync_ar_T, the replace case, is now part of sync_ai_T). */
 static const char *const kinds[] = {"bi", "bs", "bu", "rp", "ai", "ar", "au", "ak", "ad"};
 
+/* What the triggers of table X were written from: the CREATE text of the
+** table and of its indexes (column names, types and keys, UNIQUE indexes,
+** partial ones included), as SQLite keeps it. It is stored in sync_meta
+** ('capture_sig:' + the lower-case name) when they are installed: an ALTER
+** TABLE or CREATE INDEX made without sync_migrate shows as a difference. */
+#define SIG_OF(X)                                                                    \
+  "(SELECT group_concat(coalesce(sql, name), char(10)) FROM (SELECT sql, name FROM " \
+  "main.sqlite_schema WHERE type IN ('table', 'index') AND tbl_name = " X            \
+  " COLLATE NOCASE ORDER BY type DESC, name))"
+
+static int sig_run(SyncCtx *c, const char *sql, const char *table) {
+  sqlite3_stmt *s = 0;
+  int rc = sqlite3_prepare_v2(c->db, sql, -1, &s, 0);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(s, 1, table, -1, SQLITE_STATIC);
+    rc = ctx_run(c, s);
+  }
+  sqlite3_finalize(s);
+  return rc;
+}
+
+int capture_stale(SyncCtx *c, char ***pNames, int **pKnown, int *pN) {
+  *pNames = 0;
+  *pKnown = 0;
+  *pN = 0;
+  sqlite3_stmt *s = 0;
+  int rc = sqlite3_prepare_v2(c->db,
+                              "SELECT name, was IS NOT NULL FROM (SELECT t.name AS name, (SELECT "
+                              "value FROM main.sync_meta WHERE key = 'capture_sig:' || "
+                              "lower(t.name)) AS was, " SIG_OF("t.name") " AS now FROM "
+                              "main.sync_tracked t) WHERE now IS NOT NULL AND was IS NOT now "
+                              "ORDER BY name",
+                              -1, &s, 0);
+  while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+    char **names = sqlite3_realloc64(*pNames, sizeof *names * (sqlite3_uint64)(*pN + 1));
+    if (names) *pNames = names;
+    int *known = names ? sqlite3_realloc64(*pKnown, sizeof *known * (sqlite3_uint64)(*pN + 1)) : 0;
+    if (known) *pKnown = known;
+    char *name = known ? sqlite3_mprintf("%s", sqlite3_column_text(s, 0)) : 0;
+    if (!name) {
+      rc = SQLITE_NOMEM;
+      break;
+    }
+    names[*pN] = name;
+    known[(*pN)++] = sqlite3_column_int(s, 1);
+    rc = SQLITE_OK;
+  }
+  sqlite3_finalize(s);
+  if (rc == SQLITE_DONE) return SQLITE_OK;
+  for (int i = 0; i < *pN; i++)
+    sqlite3_free((*pNames)[i]);
+  sqlite3_free(*pNames);
+  sqlite3_free(*pKnown);
+  *pNames = 0;
+  *pKnown = 0;
+  *pN = 0;
+  return rc;
+}
+
 int capture_remove(SyncCtx *c, const char *table) {
   int rc = replace_remove(c, table);
+  if (rc == SQLITE_OK)
+    rc = sig_run(c, "DELETE FROM main.sync_meta WHERE key = 'capture_sig:' || lower(?1)", table);
   for (int i = 0; rc == SQLITE_OK && i < (int)(sizeof kinds / sizeof kinds[0]); i++) {
     char *sql = sqlite3_mprintf("DROP TRIGGER IF EXISTS main.\"sync_%s_%w\"", kinds[i], table);
     rc = sql ? ctx_exec(c, sql) : SQLITE_NOMEM;
@@ -305,6 +366,11 @@ int capture_install(SyncCtx *c, SyncTable *t) {
     sqlite3_free(sql);
   }
   jx_shape_free(&sh);
+  if (rc == SQLITE_OK)
+    rc = sig_run(c,
+                 "INSERT OR REPLACE INTO main.sync_meta(key, value) VALUES('capture_sig:' || "
+                 "lower(?1), " SIG_OF("?1") ")",
+                 t->name);
   return rc;
 }
 

@@ -11,6 +11,8 @@
 ** apply.c passes a span of its page without copying it. *pOut is NULL (and
 ** *pzErr set) when a key column is missing or null. */
 int capture_canon_pk(SyncCtx *, SyncTable *, const char *pkJson, int n, char **pOut, char **pzErr);
+/* (Re)creates the triggers of the table, and records what they were
+** written from (its CREATE text and its indexes', in sync_meta). */
 int capture_install(SyncCtx *, SyncTable *);
 
 /* The shape of the triggers capture_install writes: raised whenever what
@@ -19,5 +21,11 @@ int capture_install(SyncCtx *, SyncTable *);
 ** -0.0 (issue 13). */
 #define CAPTURE_VERSION "2"
 int capture_remove(SyncCtx *, const char *table);
+
+/* The tracked tables that exist and whose table or indexes changed since
+** their triggers were installed: *pNames (sqlite3_malloc'd names) and
+** *pKnown (0 when nothing was recorded, as for triggers of a build before
+** the record) of *pN each, freed by the caller. An SQLite code. */
+int capture_stale(SyncCtx *, char ***pNames, int **pKnown, int *pN);
 
 #endif

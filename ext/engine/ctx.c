@@ -186,8 +186,10 @@ static int set_applying(SyncCtx *c, int on) {
 ** refuses every ALTER TABLE ... RENAME in the database ("error in trigger
 ** sync_rp_T: no such table"). Dropping it drops them. T's own triggers
 ** (sync_bi_T) go with T and keep their names when T is renamed, so their
-** absence tells a dropped table from a renamed one. Run once per schema
-** change, so an engine write pays one PRAGMA otherwise. */
+** absence tells a dropped table from a renamed one. Then the schema hook
+** (migrate.c) rebuilds the capture triggers of a table altered without
+** sync_migrate. Run once per schema change, so an engine write pays one
+** PRAGMA otherwise. */
 static int sweep_orphans(SyncCtx *c) {
   sqlite3_stmt *v = ctx_stmt(c, STMT_SCHEMA_VER);
   if (!v) return sqlite3_errcode(c->db);
@@ -211,7 +213,9 @@ static int sweep_orphans(SyncCtx *c) {
   char *sql = sqlite3_str_finish(drops);
   if (rc == SQLITE_OK && sql) rc = ctx_exec(c, sql);
   sqlite3_free(sql);
-  /* Our own DROPs moved the version: the one to compare with is after them. */
+  if (rc == SQLITE_OK && c->schemaHook) rc = c->schemaHook(c);
+  /* Our own DROPs (and the hook's triggers) moved the version: the one to
+  ** compare with is after them. */
   if (rc == SQLITE_OK && sqlite3_step(v) == SQLITE_ROW) c->sweptVersion = sqlite3_column_int(v, 0);
   if (rc == SQLITE_OK) rc = sqlite3_reset(v);
   return rc;

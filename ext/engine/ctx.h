@@ -52,6 +52,9 @@ struct SyncCtx {
   SyncTable *tables;              /* tracked tables seen since the last schema change */
   int schemaVersion;              /* schema_version the table cache belongs to */
   int sweptVersion;               /* schema_version ctx_engine_begin last swept at */
+  /* run by ctx_engine_begin once per schema change (migrate.c's check of
+  ** the capture triggers; a pointer, as migrate.c sits above this file) */
+  int (*schemaHook)(SyncCtx *);
   CtxFk *fks;                     /* rebase.c's checks; emptied by ctx_stmt_clear */
   int imageKept; /* rebase_set_image kept a newer image; the next rebase_key reads and clears it */
   int anchored;  /* the sync_pending vtab is connected: it empties the caches at close */

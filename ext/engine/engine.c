@@ -3,6 +3,7 @@
 **
 **   SELECT sync_init('http://127.0.0.1:8080');   -- client id
 **   SELECT sync_track('todos');                  -- 1
+**   SELECT sync_migrate('ALTER TABLE ...');      -- tables re-captured
 **   SELECT sync_push_batch();                    -- a push body, or NULL
 **   SELECT sync_ack('{"results":[...]}');        -- mutations resolved
 **   SELECT sync_apply('{"changes":[...]}');      -- changes applied
@@ -20,6 +21,7 @@
 */
 #include "engine.h"
 #include "apply.h"
+#include "migrate.h"
 #include "mutate.h"
 #include "outbox.h"
 #include "schema.h"
@@ -47,6 +49,7 @@ static const struct {
     {"sync_track", 1, DIRECT, track_fn_track},
     {"sync_track", 2, DIRECT, track_fn_track},
     {"sync_untrack", 1, DIRECT, track_fn_untrack},
+    {"sync_migrate", 1, DIRECT, migrate_fn},
     {"sync_mutate", 3, DIRECT, mutate_fn},
     {"sync_pending", 0, SQLITE_UTF8, outbox_fn_pending},
     {"sync_push_batch", 0, DIRECT, outbox_fn_push_batch},
@@ -85,6 +88,7 @@ int engine_register(sqlite3 *db, SyncCtx **pc, char **pzErr) {
   c->db = db;
   c->schemaVersion = -1;
   c->sweptVersion = -1;
+  c->schemaHook = migrate_check;
   for (size_t i = 0; i < sizeof funcs / sizeof funcs[0]; i++) {
     /* SQLite runs the first one's destructor at close (or at once if the
     ** registration fails). */

@@ -6,7 +6,7 @@
 **   -- last_push_at | last_pull_at | last_error | next_retry_at |
 **   -- pushed_total | pulled_total | client_id | url | skipped_changes |
 **   -- first_sync_done | needs_token | last_verified_at | diverged_total |
-**   -- last_verify | role
+**   -- last_verify | role | schema_change | schema_changed_at
 **
 ** One row. state is 'stopped', 'idle', 'pushing', 'pulling', 'offline' or
 ** 'error'; times are UTC ISO-8601 text ('2026-01-02T03:04:05.678Z') or
@@ -26,7 +26,9 @@
 ** role is 'worker' while this process's worker holds the file's lock (it
 ** is the one syncing the file), 'standby' while it waits because another
 ** process holds it, and NULL when no worker runs here or it has not tried
-** the lock yet.
+** the lock yet. schema_change and schema_changed_at say which tracked
+** tables were altered without sync_migrate, and when the engine noticed and
+** rebuilt their capture triggers (migrate.c); NULL before any.
 ** Fails with "sync_status: sync_init() has not been called on this
 ** database" before sync_init.
 */
@@ -41,7 +43,8 @@ static const char status_schema[] =
     " sse_connected INTEGER, last_push_at TEXT, last_pull_at TEXT, last_error TEXT,"
     " next_retry_at TEXT, pushed_total INTEGER, pulled_total INTEGER, client_id TEXT, url TEXT,"
     " skipped_changes INTEGER, first_sync_done INTEGER, needs_token INTEGER,"
-    " last_verified_at TEXT, diverged_total INTEGER, last_verify TEXT, role TEXT)";
+    " last_verified_at TEXT, diverged_total INTEGER, last_verify TEXT, role TEXT,"
+    " schema_change TEXT, schema_changed_at TEXT)";
 
 /* One statement lays the row out (times as text); the worker's values and
 ** the engine's (outbox_counts, ctx_meta_get) are bound. */
@@ -52,7 +55,7 @@ static const char status_sql[] =
     " ?6,"
     " CASE WHEN ?7 > 0 THEN strftime('%Y-%m-%dT%H:%M:%fZ', ?7 / 1000.0, 'unixepoch') END,"
     " ?8, ?9, ?13, ?14, coalesce(CAST(?15 AS INTEGER), 0), ?16 IS NOT NULL, ?17,"
-    " ?18, coalesce(CAST(?19 AS INTEGER), 0), ?20, ?21";
+    " ?18, coalesce(CAST(?19 AS INTEGER), 0), ?20, ?21, ?22, ?23";
 
 typedef struct status_vtab {
   sqlite3_vtab base;
@@ -149,9 +152,10 @@ static int statusFilter(sqlite3_vtab_cursor *p, int idxNum, const char *idxStr, 
   sqlite3_bind_text(s, 21, w.role, -1, SQLITE_STATIC);
   const char *meta[] = {"cursor",           "client_id",       "url",
                         "skipped_changes",  "first_sync_done", "",
-                        "last_verified_at", "diverged_total",  "last_verify"};
-  for (int i = 0; i < 9; i++) {
-    if (!*meta[i]) continue; /* ?17 is the worker's */
+                        "last_verified_at", "diverged_total",  "last_verify",
+                        "",                 "schema_change",   "schema_changed_at"};
+  for (int i = 0; i < (int)(sizeof meta / sizeof meta[0]); i++) {
+    if (!*meta[i]) continue; /* ?17 and ?21 are the worker's */
     char *m = ctx_meta_get(nc->c, meta[i]);
     if (m) sqlite3_bind_text(s, 12 + i, m, -1, sqlite3_free);
   }
