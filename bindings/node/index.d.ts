@@ -40,6 +40,8 @@ export interface Status {
   last_verified_at: string | null; diverged_total: number; last_verify: string | null;
   /** 'worker': this process syncs the file; 'standby': another process does. */
   role: 'worker' | 'standby' | null;
+  /** Tables altered without sync_migrate, noticed (and re-captured) when. */
+  schema_change: string | null; schema_changed_at: string | null;
 }
 /** 'server': tables the server changed; 'all': local writes too. */
 export type WaitScope = 'server' | 'all';

@@ -234,6 +234,8 @@ class Status:
     last_verify: Optional[str] = None
     #: 'worker' (this process syncs the file), 'standby' (another does) or None
     role: Optional[str] = None
+    schema_change: Optional[str] = None
+    schema_changed_at: Optional[str] = None
 
 
 @dataclass
