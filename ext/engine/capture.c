@@ -187,9 +187,9 @@ static const char *const kinds[] = {"bi", "bs", "bu", "rp", "ai", "ar", "au", "a
 ** partial ones included), as SQLite keeps it. It is stored in sync_meta
 ** ('capture_sig:' + the lower-case name) when they are installed: an ALTER
 ** TABLE or CREATE INDEX made without sync_migrate shows as a difference. */
-#define SIG_OF(X)                                                                    \
-  "(SELECT group_concat(coalesce(sql, name), char(10)) FROM (SELECT sql, name FROM " \
-  "main.sqlite_schema WHERE type IN ('table', 'index') AND tbl_name = " X            \
+#define SIG_OF(X)                                                                                  \
+  "(SELECT group_concat(coalesce(sql, name), char(10)) FROM (SELECT sql, name FROM "               \
+  "main.sqlite_schema WHERE type IN ('table', 'index') AND tbl_name = " X                          \
   " COLLATE NOCASE ORDER BY type DESC, name))"
 
 static int sig_run(SyncCtx *c, const char *sql, const char *table) {
@@ -208,13 +208,15 @@ int capture_stale(SyncCtx *c, char ***pNames, int **pKnown, int *pN) {
   *pKnown = 0;
   *pN = 0;
   sqlite3_stmt *s = 0;
-  int rc = sqlite3_prepare_v2(c->db,
-                              "SELECT name, was IS NOT NULL FROM (SELECT t.name AS name, (SELECT "
-                              "value FROM main.sync_meta WHERE key = 'capture_sig:' || "
-                              "lower(t.name)) AS was, " SIG_OF("t.name") " AS now FROM "
-                              "main.sync_tracked t) WHERE now IS NOT NULL AND was IS NOT now "
-                              "ORDER BY name",
-                              -1, &s, 0);
+  int rc = sqlite3_prepare_v2(
+      c->db,
+      "SELECT name, was IS NOT NULL FROM (SELECT t.name AS name, (SELECT "
+      "value FROM main.sync_meta WHERE key = 'capture_sig:' || "
+      "lower(t.name)) AS was, " SIG_OF(
+          "t.name") " AS now FROM "
+                    "main.sync_tracked t) WHERE now IS NOT NULL AND was IS NOT now "
+                    "ORDER BY name",
+      -1, &s, 0);
   while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
     char **names = sqlite3_realloc64(*pNames, sizeof *names * (sqlite3_uint64)(*pN + 1));
     if (names) *pNames = names;

@@ -55,7 +55,7 @@ struct SyncCtx {
   /* run by ctx_engine_begin once per schema change (migrate.c's check of
   ** the capture triggers; a pointer, as migrate.c sits above this file) */
   int (*schemaHook)(SyncCtx *);
-  CtxFk *fks;                     /* rebase.c's checks; emptied by ctx_stmt_clear */
+  CtxFk *fks;    /* rebase.c's checks; emptied by ctx_stmt_clear */
   int imageKept; /* rebase_set_image kept a newer image; the next rebase_key reads and clears it */
   int anchored;  /* the sync_pending vtab is connected: it empties the caches at close */
   struct Verify *verify; /* sync_verify_request's walk under way (verify.c); freed at close */

@@ -150,10 +150,18 @@ static int statusFilter(sqlite3_vtab_cursor *p, int idxNum, const char *idxStr, 
   sqlite3_bind_int64(s, 11, rejected);
   sqlite3_bind_int(s, 17, w.needs_token);
   sqlite3_bind_text(s, 21, w.role, -1, SQLITE_STATIC);
-  const char *meta[] = {"cursor",           "client_id",       "url",
-                        "skipped_changes",  "first_sync_done", "",
-                        "last_verified_at", "diverged_total",  "last_verify",
-                        "",                 "schema_change",   "schema_changed_at"};
+  const char *meta[] = {"cursor",
+                        "client_id",
+                        "url",
+                        "skipped_changes",
+                        "first_sync_done",
+                        "",
+                        "last_verified_at",
+                        "diverged_total",
+                        "last_verify",
+                        "",
+                        "schema_change",
+                        "schema_changed_at"};
   for (int i = 0; i < (int)(sizeof meta / sizeof meta[0]); i++) {
     if (!*meta[i]) continue; /* ?17 and ?21 are the worker's */
     char *m = ctx_meta_get(nc->c, meta[i]);

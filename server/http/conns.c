@@ -88,6 +88,9 @@ static int slower(const conn *a, const conn *b, long long now) {
 static conn *victim(const conn *spared, long long now) {
   conn *idle = 0, *body = 0;
   for (conn *k = all; k; k = k->next) {
+    /* k is never NULL here; cppcheck reads the test of spared (which may
+    ** be) as one of k */
+    // cppcheck-suppress nullPointerRedundantCheck
     if (k->cut || k == spared) continue;
     if (k->phase == CONN_IDLE && (!idle || k->since < idle->since)) idle = k;
     if (k->phase == CONN_BODY && slower(k, body, now)) body = k;
