@@ -11,15 +11,22 @@
 #                       "1-200"; CONVERGE_SEEDS is the older name, default
 #                       1-10); the last line is "converge: N passed, N failed"
 #
+#   make converge-rules the same with two users and syncd --rules
+#                       (tests/converge/rules_run.py), one run per seed of
+#                       SEEDS (default 1-10); RULES_FLAGS passes more options
+#                       ("--owner-change"); test-converge runs a few seeds of it
+#
 # CONVERGE_FLAGS passes more options to tests/converge/run.py (say
 # "--no-replace --no-swaps" while those defects are open, or "--shrink").
-.PHONY: test-converge converge
+.PHONY: test-converge converge converge-rules
 TEST_TARGETS += test-converge
 CONVERGE_PYTHON ?= $(E2E_PYTHON)
 CONVERGE_SEEDS ?= 1-10
 SEEDS ?= $(CONVERGE_SEEDS)
 CONVERGE_FLAGS ?=
 CONVERGE_RUN = $(CONVERGE_PYTHON) tests/converge/run.py
+RULES_FLAGS ?=
+RULES_RUN = $(CONVERGE_PYTHON) tests/converge/rules_run.py
 
 # Each run goes on when one before it failed.
 test-converge: $(EXT) server/syncd
@@ -28,7 +35,11 @@ test-converge: $(EXT) server/syncd
 	$(CONVERGE_RUN) --seeds "1 2 3" $(CONVERGE_FLAGS) || fail=1; \
 	$(CONVERGE_RUN) --seeds "1 2" --clients 1 $(CONVERGE_FLAGS) || fail=1; \
 	$(CONVERGE_RUN) --seed 3 --clients 1 --worker $(CONVERGE_FLAGS) || fail=1; \
+	$(RULES_RUN) --seeds "1 2 3 4 5" $(RULES_FLAGS) || fail=1; \
 	[ $$fail = 0 ]
 
 converge: $(EXT) server/syncd
 	$(CONVERGE_RUN) --seeds "$(SEEDS)" $(CONVERGE_FLAGS)
+
+converge-rules: $(EXT) server/syncd
+	$(RULES_RUN) --seeds "$(SEEDS)" $(RULES_FLAGS)

@@ -1,0 +1,640 @@
+"""The convergence test with two users and rules (issue 15, docs/RULES.md).
+
+    rules_run.py [--seed N | --seeds "1 2 3" | --seeds 1-50 | --replay LOG...]
+                 [--ops 120] [--owner-change] [--no-worker] [--show] [--timeout S]
+                 [--keep] [-v]
+
+One syncd with JWTs (HS256, --jwt-secret-file) and --rules (rules/rules.json)
+over rules/server.sql; three clients (rules/client.sql): alice's phone
+(client 0, on the background worker in about half the seeds), alice's
+laptop (client 1) and bob's device (client 2). The schema:
+
+  todos(id, owner, title, done, rev)  read and write: owner = :sub (alice
+      may write any todo when her token says role=admin, --owner-change).
+      owner is set by the client, not server-owned, so that an insert for
+      another user and a row given away reach the write check (a
+      server-owned owner would silently become the writer). rev is
+      server-owned (NOT NULL DEFAULT 0 on the server, bumped by its trigger
+      on every update; nullable on the clients).
+  projects(id, owner, name)  read: its owner and its members; write: owner.
+  members(project, user_id)  read: the user's own rows and every row of the
+      projects the user owns; write: the project's owner (so a project's
+      owner adds and removes members: move-in and move-out).
+  tasks(id, project, title, done)  read and write: members of the project.
+
+A seed gives an op log: each user's own writes (todos, projects, members of
+the projects they own, tasks of any project), attacks (kept apart in the
+log: a todo inserted for the other user or given away, a project inserted
+for or taken from the other user, a membership added to or removed from the
+other user's project, a task inserted into a project the user is not a
+member of), pushes and pulls at random points, clients going offline and
+online. The key pools are split by user (alice's todos a*, her projects
+pa*; bob's b*, pb*) so an attack is one whatever happened before; tasks
+share one pool. With --owner-change alice's token carries role=admin and
+the log also gives todos away (alice to bob) and moves tasks between
+projects: a row's own columns change who may read it, which needs move-out
+on a row's own change (docs/RULES.md, "What this does not do yet"), so it
+is off by default.
+
+Checks:
+  - after each attack made online by a manual client, that client pushes at
+    once: the attack's mutation must come back rejected "permission denied"
+    (an insert of a key the server holds may say "constraint failed"; an
+    update or delete of a row the server no longer holds is not judged);
+  - the server's audit (a trigger of rules/server.sql on every table,
+    judging each change with SQL of its own) holds no change the write rule
+    forbids and none without a user;
+  - at quiescence every client's tables equal exactly the server's rows
+    filtered by its user's read rule (computed here with a query of its own
+    on the server's SQLite file, not through syncd), value for value; every
+    outbox is empty; every refusal names permission denied, a constraint or
+    a row that is gone (an update racing a delete, "no such row"); no
+    sync_status is in 'error'; and a fresh device of each user gets exactly
+    the same rows by its initial sync.
+
+A failing seed prints its op log and saves it to build/converge/rules-seed-N.json
+(--replay runs it again). Exit status 0 when every run passes; the last
+line is "converge-rules: N passed, N failed".
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+sys.path.append(os.path.join(ROOT, "tests", "e2e"))
+sys.path.append(os.path.join(ROOT, "tests", "server"))
+# run first: harness puts tests/e2e (which has a run.py too) first on the path
+from run import parse_seeds, save  # noqa: E402
+from e2e_util import SLOW, Syncd, connect  # noqa: E402
+from gen import TEXT_EXTREMES  # noqa: E402
+from harness import Failures, diff, norm  # noqa: E402
+from syncd_util import SECRET, claims, make_token  # noqa: E402
+
+RULES_DIR = os.path.join(HERE, "rules")
+OUT = os.path.join(ROOT, "build", "converge")
+TABLES = {"todos": "id", "projects": "id", "members": "project, user_id", "tasks": "id"}
+KEYS = {"todos": ("id",), "projects": ("id",), "members": ("project", "user_id"),
+        "tasks": ("id",)}
+OPTIONS = {"backoff_min_ms": 10, "backoff_max_ms": 200, "timeout_ms": 5000}
+REASON_OK = ("permission denied", "constraint failed", "no such row")
+USERS = ("alice", "bob")
+DEVICES = ("alice", "alice", "bob")  # client i belongs to DEVICES[i]
+
+# What each user may read, written here without syncd: the expected replica.
+EXPECTED = {
+    "todos": "SELECT * FROM todos WHERE owner = ?1 ORDER BY id",
+    "projects": "SELECT * FROM projects WHERE owner = ?1 OR EXISTS (SELECT 1 FROM members m"
+                " WHERE m.project = projects.id AND m.user_id = ?1) ORDER BY id",
+    "members": "SELECT * FROM members WHERE user_id = ?1 OR EXISTS (SELECT 1 FROM projects p"
+               " WHERE p.id = members.project AND p.owner = ?1) ORDER BY project, user_id",
+    "tasks": "SELECT * FROM tasks WHERE EXISTS (SELECT 1 FROM members m"
+             " WHERE m.project = tasks.project AND m.user_id = ?1) ORDER BY id",
+}
+
+
+def read(name):
+    with open(os.path.join(RULES_DIR, name)) as f:
+        return f.read()
+
+
+def snapshot(db):
+    return {t: [tuple(norm(v) for v in r) for r in
+                db.execute("SELECT * FROM %s ORDER BY %s" % (t, TABLES[t]))] for t in TABLES}
+
+
+def expected(srvdb, user):
+    return {t: [tuple(norm(v) for v in r) for r in srvdb.execute(q, (user,))]
+            for t, q in EXPECTED.items()}
+
+
+def token(user, admin):
+    extra = {"role": "admin"} if admin and user == "alice" else {}
+    return make_token(claims(user, ttl=3600, **extra))
+
+
+# ---- the generator ----
+
+class Gen:
+    def __init__(self, rnd, owner_change):
+        self.r = rnd
+        self.owner_change = owner_change
+
+    def text(self):
+        if self.r.random() < 0.15:
+            return self.r.choice(TEXT_EXTREMES)
+        return "t%d" % self.r.randrange(50)
+
+    def todo_id(self, u):
+        return "%s%d" % (u[0], self.r.randrange(1, 6))
+
+    def pid(self, u):
+        return "p%s%d" % (u[0], self.r.randrange(1, 4))
+
+    def any_pid(self):
+        return self.pid(self.r.choice(USERS))
+
+    def task_id(self):
+        return "t%d" % self.r.randrange(1, 9)
+
+    def legit(self, u, admin):
+        """One statement a user may well be allowed: (kind, sql, params)."""
+        v = USERS[1 - USERS.index(u)]
+        r = self.r
+        menu = [
+            (5, "todo insert", lambda: (
+                "INSERT INTO todos(id, owner, title, done) VALUES(?, ?, ?, ?)",
+                [self.todo_id(u), u, self.text(), r.randrange(2)])),
+            (5, "todo update", lambda: (
+                "UPDATE todos SET title = ?, done = ? WHERE id = ?",
+                [self.text(), r.randrange(2), self.todo_id(u)])),
+            (2, "todo delete", lambda: ("DELETE FROM todos WHERE id = ?", [self.todo_id(u)])),
+            (2, "project insert", lambda: (
+                "INSERT INTO projects(id, owner, name) VALUES(?, ?, ?)",
+                [self.pid(u), u, self.text()])),
+            (2, "project update", lambda: ("UPDATE projects SET name = ? WHERE id = ?",
+                                           [self.text(), self.pid(u)])),
+            (1, "project delete", lambda: ("DELETE FROM projects WHERE id = ?", [self.pid(u)])),
+            (4, "member add", lambda: ("INSERT INTO members(project, user_id) VALUES(?, ?)",
+                                       [self.pid(u), r.choice((u, v, v))])),
+            (3, "member remove", lambda: (
+                "DELETE FROM members WHERE project = ? AND user_id = ?",
+                [self.pid(u), r.choice((u, v, v))])),
+            (4, "task insert", lambda: (
+                "INSERT INTO tasks(id, project, title) VALUES(?, ?, ?)",
+                [self.task_id(), self.any_pid(), self.text()])),
+            (4, "task update", lambda: ("UPDATE tasks SET title = ?, done = ? WHERE id = ?",
+                                        [self.text(), r.randrange(2), self.task_id()])),
+            (2, "task delete", lambda: ("DELETE FROM tasks WHERE id = ?", [self.task_id()])),
+        ]
+        if self.owner_change:
+            menu.append((2, "task move", lambda: ("UPDATE tasks SET project = ? WHERE id = ?",
+                                                  [self.any_pid(), self.task_id()])))
+            if admin:
+                menu.append((3, "todo give", lambda: (
+                    "UPDATE todos SET owner = ? WHERE id = ?", [v, self.todo_id(u)])))
+                menu.append((1, "todo insert for", lambda: (
+                    "INSERT INTO todos(id, owner, title) VALUES(?, ?, ?)",
+                    [self.todo_id(u), v, self.text()])))
+        total = sum(w for w, _, _ in menu)
+        x = r.uniform(0, total)
+        for w, kind, f in menu:
+            x -= w
+            if x <= 0:
+                break
+        sql, params = f()
+        return kind, sql, params
+
+    def attack(self, u, admin):
+        """One statement the rules must refuse, with the key it writes:
+        (kind, sql, params, table, pk)."""
+        v = USERS[1 - USERS.index(u)]
+        r = self.r
+        choices = ["project for", "project take", "project edit", "project drop",
+                   "member add", "member leave", "task outside"]
+        if not admin:
+            choices += ["todo for", "todo for", "todo give"]
+        kind = r.choice(choices)
+        if kind == "todo for":
+            # an id of u's attack pool: no legitimate write ever makes it
+            i = "x%s%d" % (u[0], r.randrange(1, 3))
+            return (kind, "INSERT INTO todos(id, owner, title) VALUES(?, ?, ?)",
+                    [i, v, self.text()], "todos", {"id": i})
+        if kind == "todo give":
+            i = self.todo_id(u)
+            return (kind, "UPDATE todos SET owner = ? WHERE id = ?", [v, i], "todos", {"id": i})
+        if kind == "project for":
+            i = "px%s" % u[0]
+            return (kind, "INSERT INTO projects(id, owner, name) VALUES(?, ?, ?)",
+                    [i, v, self.text()], "projects", {"id": i})
+        if kind == "project take":
+            i = self.pid(v)
+            return (kind, "UPDATE projects SET owner = ? WHERE id = ?", [u, i], "projects",
+                    {"id": i})
+        if kind == "project edit":
+            i = self.pid(v)
+            return (kind, "UPDATE projects SET name = ? WHERE id = ?", [self.text(), i],
+                    "projects", {"id": i})
+        if kind == "project drop":
+            i = self.pid(v)
+            return (kind, "DELETE FROM projects WHERE id = ?", [i], "projects", {"id": i})
+        if kind == "member add":
+            p, who = self.pid(v), r.choice((u, v))
+            return (kind, "INSERT INTO members(project, user_id) VALUES(?, ?)", [p, who],
+                    "members", {"project": p, "user_id": who})
+        if kind == "member leave":
+            p = self.pid(v)
+            return (kind, "DELETE FROM members WHERE project = ? AND user_id = ?", [p, u],
+                    "members", {"project": p, "user_id": u})
+        # a task of u's attack pool into the other user's project
+        i, p = "tx%s%d" % (u[0], r.randrange(1, 3)), self.pid(v)
+        return (kind, "INSERT INTO tasks(id, project, title) VALUES(?, ?, ?)",
+                [i, p, self.text()], "tasks", {"id": i})
+
+
+def generate(seed, nops, owner_change, worker=True):
+    """The op log of a seed: a function of its arguments only."""
+    rnd = random.Random(seed)
+    g = Gen(rnd, owner_change)
+    clients = [{"user": u, "worker": i == 0 and worker and rnd.random() < 0.5,
+                "batch_size": rnd.choice((1, 3, 1000)), "pull_limit": rnd.choice((1, 3, 1000))}
+               for i, u in enumerate(DEVICES)]
+    ops, offline = [], [False] * len(clients)
+    for _ in range(nops):
+        c = rnd.randrange(len(clients))
+        u, worker_c = clients[c]["user"], clients[c]["worker"]
+        admin = owner_change and u == "alice"
+        x = rnd.random()
+        if x < 0.5:
+            n = rnd.choice((1, 1, 1, 2, 3))
+            stmts, kinds = [], []
+            for _ in range(n):
+                kind, sql, params = g.legit(u, admin)
+                kinds.append(kind)
+                stmts.append([sql, params])
+            end = "rollback" if rnd.random() < 0.05 else "commit"
+            ops.append({"c": c, "op": "tx", "kind": "+".join(kinds) +
+                        (" (rolled back)" if end == "rollback" else ""),
+                        "stmts": stmts, "end": end})
+        elif x < 0.62:
+            kind, sql, params, table, pk = g.attack(u, admin)
+            ops.append({"c": c, "op": "attack", "kind": "attack: " + kind,
+                        "stmts": [[sql, params]], "table": table, "pk": pk})
+        elif x < 0.92:
+            if worker_c:
+                ops.append({"c": c, "op": "wsync", "kind": "wsync"})
+            elif not offline[c]:
+                op = rnd.choice(("push", "pull"))
+                ops.append({"c": c, "op": op, "kind": op})
+        elif not worker_c:
+            offline[c] = not offline[c]
+            op = "offline" if offline[c] else "online"
+            ops.append({"c": c, "op": op, "kind": op})
+    return {"seed": seed, "owner_change": owner_change, "clients": clients, "ops": ops}
+
+
+def describe(log):
+    lines = ["clients: " + json.dumps(log["clients"]) +
+             ("  (alice is admin: --owner-change)" if log.get("owner_change") else "")]
+    for i, op in enumerate(log["ops"]):
+        who = "c%d(%s)" % (op["c"], log["clients"][op["c"]]["user"])
+        if op["op"] in ("tx", "attack"):
+            body = "; ".join("%s %s" % (s, json.dumps(p)) for s, p in op["stmts"])
+            tail = " [attack, pushed at once]" if op["op"] == "attack" else \
+                " [%s]" % op["end"]
+            lines.append("%3d %s: %s%s" % (i, who, body, tail))
+        else:
+            lines.append("%3d %s: %s" % (i, who, op["op"]))
+    return "\n".join(lines)
+
+
+# ---- the run ----
+
+class Client:
+    def __init__(self, path, url, settings, admin):
+        self.name = os.path.basename(path)[:-3] + "(" + settings["user"] + ")"
+        self.user = settings["user"]
+        self.db = connect(path)
+        self.db.executescript(read("client.sql"))
+        self.one("SELECT sync_init(?, ?)", (url, json.dumps(OPTIONS)))
+        self.one("SELECT sync_config('token', ?)", (token(self.user, admin),))
+        for t in TABLES:
+            self.one("SELECT sync_track(?)", (t,))
+        self.one("SELECT sync_config('batch_size', ?)", (settings.get("batch_size", 1000),))
+        self.one("SELECT sync_config('pull_limit', ?)", (settings.get("pull_limit", 1000),))
+        self.offline = False
+        self.worker = settings.get("worker", False)
+
+    def one(self, sql, args=()):
+        r = self.db.execute(sql, args).fetchone()
+        return r[0] if r else None
+
+    def status(self):
+        cur = self.db.execute("SELECT * FROM sync_status")
+        return dict(zip([d[0] for d in cur.description], cur.fetchone()))
+
+    def rejected(self):
+        return {r[0]: r[1:] for r in self.db.execute(
+            "SELECT id, table_name, op, pk, reason FROM sync_rejected")}
+
+    def close(self):
+        try:
+            if self.worker:
+                self.one("SELECT sync_stop()")
+        except sqlite3.Error:
+            pass
+        self.db.close()
+
+
+class Run:
+    def __init__(self, log, opts):
+        self.log = log
+        self.o = opts
+        self.admin = bool(log.get("owner_change"))
+        self.f = Failures()
+        self.f.verbose = opts.verbose
+        self.seen = set()
+        self.stuck = set()
+        self.attacks = 0
+        self.dir = tempfile.mkdtemp(prefix="sync-converge-rules-")
+        for name, text in (("secret", SECRET), ("schema.sql", read("server.sql")),
+                           ("rules.json", read("rules.json"))):
+            with open(os.path.join(self.dir, name), "w") as f:
+                f.write(text)
+        self.srv = Syncd(self.dir, ["--heartbeat", "1", "--jwt-secret-file",
+                                    os.path.join(self.dir, "secret"),
+                                    "--rules", os.path.join(self.dir, "rules.json")],
+                         schema=os.path.join(self.dir, "schema.sql"))
+        self.srvdb = sqlite3.connect(self.srv.db, timeout=30)
+        self.clients = []
+
+    def fail_once(self, kind, msg):
+        key = (kind, msg.split(":")[0])
+        if key not in self.seen:
+            self.seen.add(key)
+            self.f.add(kind, msg)
+
+    def want(self, c):
+        return expected(self.srvdb, c.user)
+
+    def start(self):
+        for i, st in enumerate(self.log["clients"]):
+            c = Client(os.path.join(self.dir, "c%d.db" % i), self.srv.url, st, self.admin)
+            self.clients.append(c)
+            if c.worker:
+                c.one("SELECT sync_online(0)")
+                c.one("SELECT sync_start()")
+
+    def sync_call(self, c, fn, when):
+        try:
+            c.one("SELECT %s()" % fn)
+            return True
+        except sqlite3.Error as e:
+            self.fail_once(fn.replace("sync_", "") + "-error",
+                           "%s: %s() failed (%s): %s" % (c.name, fn, when, e))
+            return False
+
+    def worker_quiet(self, c, timeout):
+        deadline = time.monotonic() + timeout * SLOW
+        while time.monotonic() < deadline:
+            if c.one("SELECT sync_pending()") == 0 and snapshot(c.db) == self.want(c):
+                return True
+            time.sleep(0.02)
+        return False
+
+    def wsync(self, c, when, timeout=4):
+        c.one("SELECT sync_online(1)")
+        ok = self.worker_quiet(c, 0.5 if c.name in self.stuck else timeout)
+        if not ok:
+            self.stuck.add(c.name)
+            st = c.status()
+            self.fail_once("worker-stuck", "%s: the worker client is not quiescent after %ss "
+                           "(%s): pending %s, state %s, last_error %s; %s" % (
+                               c.name, timeout, when, st.get("pending"), st.get("state"),
+                               st.get("last_error"),
+                               diff(snapshot(c.db), self.want(c), c.name, "its user's rows")))
+        c.one("SELECT sync_online(0)")
+        return ok
+
+    def run_tx(self, c, stmts, end):
+        """The statements in one transaction, each skipped when the client's
+        own database refuses it; returns how many rows each changed."""
+        changed = []
+        c.db.execute("BEGIN")
+        try:
+            for sql, params in stmts:
+                try:
+                    changed.append(c.db.execute(sql, params).rowcount)
+                except sqlite3.Error:
+                    changed.append(0)
+            c.db.execute("COMMIT" if end == "commit" else "ROLLBACK")
+        except sqlite3.Error:
+            if c.db.in_transaction:
+                c.db.execute("ROLLBACK")
+            return [0] * len(stmts)
+        return changed
+
+    def server_has(self, table, pk):
+        where = " AND ".join("%s = ?" % k for k in KEYS[table])
+        return self.srvdb.execute("SELECT 1 FROM %s WHERE %s" % (table, where),
+                                  [pk[k] for k in KEYS[table]]).fetchone() is not None
+
+    def attack(self, i, c, op):
+        changed = self.run_tx(c, op["stmts"], "commit")
+        if not changed[0] or c.worker or c.offline:
+            return  # no mutation, or not pushed now: the audit still judges it
+        t, pk = op["table"], op["pk"]
+        is_insert = op["stmts"][0][0].startswith("INSERT")
+        held = self.server_has(t, pk)
+        if op["kind"] == "attack: task outside" and self.srvdb.execute(
+                "SELECT 1 FROM members WHERE project = ? AND user_id = ?",
+                (op["stmts"][0][1][1], c.user)).fetchone():
+            return  # a member by now: not an attack
+        if not is_insert and not held:
+            return  # an update or delete of a row that is gone: not judged
+        before = c.rejected()
+        if not self.sync_call(c, "sync_push", "op %d, right after an attack" % i):
+            return
+        self.attacks += 1
+        new = [r for k, r in c.rejected().items() if k not in before and r[0] == t
+               and json.loads(r[2]) == pk]
+        ok = ("permission denied", "constraint failed") if is_insert and held else \
+            ("permission denied",)
+        if not any(r[3] and any(x in r[3] for x in ok) for r in new):
+            pending = c.db.execute("SELECT id, op, pk, last_error FROM sync_pending WHERE"
+                                   " table_name = ?", (t,)).fetchall()
+            self.f.add("attack-not-refused", "%s: op %d (%s %s): the push did not come back "
+                       "rejected %s; new rejections of that key: %s; pending in %s: %s; "
+                       "the server's row: %s" % (
+                           c.name, i, op["kind"], json.dumps(pk), " or ".join(ok), new, t,
+                           pending[:4], self.server_row(t, pk)))
+
+    def server_row(self, table, pk):
+        where = " AND ".join("%s = ?" % k for k in KEYS[table])
+        return self.srvdb.execute("SELECT * FROM %s WHERE %s" % (table, where),
+                                  [pk[k] for k in KEYS[table]]).fetchall()
+
+    def op(self, i, op):
+        c = self.clients[op["c"]]
+        kind = op["op"]
+        when = "op %d" % i
+        if kind == "tx":
+            self.run_tx(c, op["stmts"], op["end"])
+        elif kind == "attack":
+            self.attack(i, c, op)
+        elif kind in ("push", "pull"):
+            if not c.offline and not c.worker:
+                self.sync_call(c, "sync_" + kind, when)
+        elif kind in ("offline", "online"):
+            if not c.worker:
+                c.offline = kind == "offline"
+                c.one("SELECT sync_online(?)", (0 if c.offline else 1,))
+        elif kind == "wsync":
+            if c.worker:
+                self.wsync(c, when)
+
+    def quiesce(self):
+        for c in self.clients:
+            if c.offline:
+                c.offline = False
+                c.one("SELECT sync_online(1)")
+        manual = [c for c in self.clients if not c.worker]
+        workers = [c for c in self.clients if c.worker]
+        for rnd in range(6):
+            for c in manual:
+                self.sync_call(c, "sync_push", "quiescence")
+                self.sync_call(c, "sync_pull", "quiescence")
+            for c in workers:
+                c.one("SELECT sync_online(1)")
+                if not self.worker_quiet(c, 0.5 if c.name in self.stuck else 3):
+                    self.stuck.add(c.name)
+            if all(c.one("SELECT sync_pending()") == 0 for c in self.clients) and rnd >= 1:
+                break
+        for c in manual:
+            self.sync_call(c, "sync_pull", "quiescence")
+        for c in workers:
+            if not self.worker_quiet(c, 1 if c.name in self.stuck else 8):
+                self.wsync(c, "quiescence", 0.1)
+
+    def check(self):
+        for c in self.clients:
+            d = diff(snapshot(c.db), self.want(c), c.name, "its user's rows on the server")
+            if d:
+                self.f.add("differs", "%s differs from %s's rows on the server: %s" % (
+                    c.name, c.user, d))
+            n = c.one("SELECT sync_pending()")
+            if n:
+                errs = c.db.execute("SELECT id, table_name, op, pk, last_error FROM sync_pending"
+                                    " LIMIT 3").fetchall()
+                self.f.add("outbox", "%s: %d mutations still pending, e.g. %s" % (c.name, n, errs))
+            for mid, (t, op, pk, reason) in c.rejected().items():
+                if not reason or not any(r in reason for r in REASON_OK):
+                    self.f.add("reason", "%s: mutation %d (%s %s %s) refused for a reason "
+                               "naming neither permission nor a constraint: %r" % (
+                                   c.name, mid, op, t, pk, reason))
+            st = c.status()
+            if st.get("state") == "error":
+                self.f.add("status-error", "%s: sync_status state 'error': %s" % (
+                    c.name, st.get("last_error")))
+        bad = self.srvdb.execute(
+            "SELECT seq, sub, tbl, op, old, new, ok_old, ok_new FROM audit WHERE sub IS NULL"
+            " OR NOT coalesce(ok_old, 1) OR NOT coalesce(ok_new, 1) ORDER BY seq").fetchall()
+        if bad:
+            self.f.add("audit", "the server made %d changes the write rule forbids, e.g. %s" % (
+                len(bad), bad[:4]))
+        if not self.srvdb.execute("SELECT count(*) FROM audit").fetchone()[0]:
+            self.f.add("audit", "the audit recorded nothing: its triggers did not run")
+        for u in USERS:
+            fresh = Client(os.path.join(self.dir, "fresh-%s.db" % u), self.srv.url,
+                           {"user": u}, self.admin)
+            try:
+                fresh.one("SELECT sync_pull()")
+                d = diff(snapshot(fresh.db), expected(self.srvdb, u), "a fresh device of " + u,
+                         "its rows on the server")
+                if d:
+                    self.f.add("fresh-differs", "a fresh device's initial sync: " + d)
+            except sqlite3.Error as e:
+                self.f.add("fresh-error", "a fresh device of %s: initial sync failed: %s" % (u, e))
+            finally:
+                fresh.close()
+
+    def run(self):
+        deadline = time.monotonic() + self.o.timeout * SLOW
+        try:
+            self.start()
+            for i, op in enumerate(self.log["ops"]):
+                if time.monotonic() > deadline:
+                    self.f.add("timeout", "run timed out after %ss at op %d of %d" % (
+                        self.o.timeout, i, len(self.log["ops"])))
+                    return self.f
+                try:
+                    self.op(i, op)
+                except sqlite3.Error as e:
+                    self.fail_once("driver-error", "op %d (%s): %s" % (i, op["kind"], e))
+            try:
+                self.quiesce()
+                self.check()
+            except sqlite3.Error as e:
+                self.f.add("driver-error", "at quiescence: %s" % e)
+        finally:
+            self.close()
+        return self.f
+
+    def close(self):
+        for c in self.clients:
+            c.close()
+        self.srvdb.close()
+        self.srv.stop()
+        if self.o.keep:
+            print("converge-rules: files kept in", self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def main():
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seed", type=int)
+    ap.add_argument("--seeds", help='"1 2 3" or "1-50"')
+    ap.add_argument("--replay", nargs="+", metavar="LOG")
+    ap.add_argument("--ops", type=int, default=120)
+    ap.add_argument("--owner-change", action="store_true",
+                    help="alice is admin: todos given away, tasks moved between projects")
+    ap.add_argument("--no-worker", action="store_true", help="no client on the worker")
+    ap.add_argument("--timeout", type=float, default=120, help="per run")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir")
+    ap.add_argument("--show", action="store_true", help="print the op log first")
+    ap.add_argument("-v", "--verbose", action="store_true", help="print failures as they happen")
+    o = ap.parse_args()
+    if o.replay:
+        runs = []
+        for path in o.replay:
+            with open(path) as f:
+                runs.append(("replay " + path, json.load(f)))
+    else:
+        seeds = parse_seeds(o.seeds) if o.seeds else [o.seed or 1]
+        runs = [("seed %d" % s, generate(s, o.ops, o.owner_change, not o.no_worker))
+                for s in seeds]
+    passed = failed = 0
+    for name, log in runs:
+        t0 = time.monotonic()
+        print("converge-rules: %s: %d ops%s" % (name, len(log["ops"]), ", owner changes"
+                                                if log.get("owner_change") else ""), flush=True)
+        if o.show:
+            print(describe(log))
+        r = Run(log, o)
+        f = r.run()
+        dt = time.monotonic() - t0
+        if not f:
+            passed += 1
+            print("converge-rules: %s passed (%.1fs, %d attacks refused)" % (name, dt, r.attacks),
+                  flush=True)
+            continue
+        failed += 1
+        if not o.show:
+            print(describe(log))
+        for k, msg in f[:12]:
+            print("  [%s] %s" % (k, msg[:2000]))
+        if len(f) > 12:
+            print("  ... %d more" % (len(f) - 12))
+        path = name[7:]
+        if not o.replay:
+            path = os.path.join(OUT, "rules-" + name.replace(" ", "-") +
+                                ("-owner-change" if log.get("owner_change") else "") + ".json")
+            save(log, path)
+        print("converge-rules: %s FAILED (%.1fs): %s; replay: tests/converge/rules_run.py "
+              "--replay %s" % (name, dt, ", ".join(sorted({k for k, _ in f})), path), flush=True)
+    print("converge-rules: %d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
