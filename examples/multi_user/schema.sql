@@ -6,11 +6,10 @@
 -- pushing user (docs/RULES.md, "The user in defaults and triggers").
 CREATE TABLE todos(id TEXT PRIMARY KEY, title TEXT NOT NULL,
                    owner TEXT NOT NULL DEFAULT (coalesce(syncd_sub(), '?')));
-CREATE INDEX todos_owner ON todos(owner);
 CREATE TABLE members(project TEXT NOT NULL, user_id TEXT NOT NULL,
                      PRIMARY KEY (project, user_id));
+-- the rules' membership subquery looks a user's projects up by user_id
 CREATE INDEX members_user ON members(user_id, project);
 CREATE TABLE tasks(id TEXT PRIMARY KEY, project TEXT NOT NULL, title TEXT NOT NULL);
-CREATE INDEX tasks_project ON tasks(project);
 -- alice starts project 'garden'; whoever is a member may add others
 INSERT INTO members VALUES ('garden', 'alice');
