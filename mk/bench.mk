@@ -38,3 +38,17 @@ PGPUSH_ARGS ?=
 
 bench-pg: $(EXT) server/syncd
 	cd bench/net && $(NETBENCH_PYTHON) pgpush.py $(PGPUSH_ARGS)
+
+# The read rules (issue 15, "Speed"): one user's initial sync of 10k rows
+# of a 1M-row table under `owner = :sub` vs 10k rows without rules (with
+# the query plans), and event fan-out to 200 users, each change readable
+# by one project's 10 members, vs the same without rules
+# (bench/net/rulesbench.py; a few minutes, most of it building the table).
+#
+#   make bench-rules                                        all of it
+#   make bench-rules RULESBENCH_ARGS="--rows 200000 --only a"
+.PHONY: bench-rules
+RULESBENCH_ARGS ?=
+
+bench-rules: server/syncd
+	$(NETBENCH_PYTHON) bench/net/rulesbench.py $(RULESBENCH_ARGS)

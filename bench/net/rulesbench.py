@@ -1,0 +1,431 @@
+"""Benchmark of syncd's read rules (issue 15, "Speed"), ratios in one run.
+
+    /usr/bin/python3 bench/net/rulesbench.py [--rows N] [--readable N]
+                                              [--users N] [--changes N] [--only a,b]
+
+Drives a real server/syncd (SQLite storage) on 127.0.0.1 over HTTP with
+HS256 JWTs, standard library only; `make bench-rules` runs it. It measures,
+it never fails on speed. Each figure stands next to its baseline measured
+in the same run.
+
+  a initial  syncd's CPU (mean; and the median wall time) for one user's
+             initial sync (GET /pull pages of 1000 from an empty cursor)
+             of the --readable rows of a --rows table they may read under
+             `"read": "owner = :sub"` (an index on owner), vs the initial
+             sync of a --readable row table without rules; plus the same
+             small table with the rule (every row readable), which splits
+             the cost into the per-row check and the rows skipped. Then
+             the query plans of the page query, of the read check and of
+             the rule joined into the page query (what syncd does not do),
+             on the big table's server.db, and the SQLite time of each.
+  b fanout   --users event streams (/events, one per user, plain sockets),
+             each user a member of one of --users/10 projects; --changes
+             task inserts pushed one at a time, each readable by one
+             project's members: commit-to-visible (push sent -> the
+             member's stream holds the row) p50/p99 over every (change,
+             member) pair, vs the same streams and pushes without rules
+             (every stream gets every change).
+"""
+import argparse
+import base64
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import select
+import selectors
+import shutil
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+SYNCD = os.path.join(ROOT, "server", "syncd")
+TICK = os.sysconf("SC_CLK_TCK")
+SECRET = "a-benchmark-secret-of-at-least-32-bytes"
+PAGE = 1000
+
+rows_out = []  # (figure, what, value, baseline, ratio, target)
+
+
+def out(fig, what, value, base="", ratio="", target=""):
+    rows_out.append((fig, what, value, base, ratio, target))
+    print(f"  [{fig}] {what}: {value}" + (f"  (baseline {base}, ratio {ratio})" if base else ""),
+          file=sys.stderr, flush=True)
+
+
+def b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def token(sub):
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = b64(json.dumps({"sub": sub, "exp": int(time.time()) + 86400}).encode())
+    sig = hmac.new(SECRET.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64(sig)}"
+
+
+class Syncd:
+    """syncd on 127.0.0.1:0, SQLite storage in a folder of its own, JWTs
+    checked (HS256), with rules when given."""
+
+    def __init__(self, tmp, schema, rules=None):
+        self.dir = tempfile.mkdtemp(dir=tmp)
+        files = {"schema.sql": schema, "secret": SECRET}
+        if rules:
+            files["rules.json"] = json.dumps(rules)
+        for name, text in files.items():
+            with open(os.path.join(self.dir, name), "w") as f:
+                f.write(text)
+        self.db = os.path.join(self.dir, "server.db")
+        args = [SYNCD, "--listen", "127.0.0.1:0", "--schema", os.path.join(self.dir, "schema.sql"),
+                "--db", self.db, "--max-connections", "2000",
+                "--jwt-secret-file", os.path.join(self.dir, "secret")]
+        if rules:
+            args += ["--rules", os.path.join(self.dir, "rules.json")]
+        self.log = open(os.path.join(self.dir, "syncd.log"), "ab")
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log)
+        ready, _, _ = select.select([self.proc.stdout], [], [], 900)
+        line = self.proc.stdout.readline().decode() if ready else ""
+        if not line.startswith("http://"):
+            self.stop()
+            raise RuntimeError("syncd did not start (see %s/syncd.log)" % self.dir)
+        self.startup = time.perf_counter() - t0
+        self.url = line.strip()
+        self.port = urllib.parse.urlsplit(self.url).port
+
+    def cpu(self):
+        """CPU seconds (user + system) syncd used so far."""
+        with open("/proc/%d/stat" % self.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+
+    def request(self, method, path, body=None, jwt=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
+        headers = {"Content-Type": "application/json"}
+        if jwt:
+            headers["Authorization"] = "Bearer " + jwt
+        conn.request(method, path, body, headers)
+        r = conn.getresponse()
+        data = r.read()
+        conn.close()
+        if r.status != 200:
+            raise RuntimeError("%s %s: %d %s" % (method, path, r.status, data[:200]))
+        return json.loads(data)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ---- a: initial sync ----
+
+ITEMS = ("CREATE TABLE items(id TEXT PRIMARY KEY, owner TEXT NOT NULL, title TEXT NOT NULL);"
+         "CREATE INDEX items_owner ON items(owner);")
+OWN = {"tables": {"items": {"read": "owner = :sub", "write": "owner = :sub"}}}
+
+
+def items_schema(n, owners):
+    """n rows, owner u000 .. u<owners-1> in turn: each owns n/owners rows."""
+    return ITEMS + ("INSERT INTO items WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL"
+                    " SELECT i + 1 FROM k WHERE i + 1 < %d) SELECT printf('r%%07d', i),"
+                    " printf('u%%03d', i %% %d), 'row ' || i FROM k;" % (n, owners))
+
+
+def initial_sync(s, jwt, client):
+    """Rows one initial sync brings, its wall time and syncd's CPU for it."""
+    cpu0, t0 = s.cpu(), time.perf_counter()
+    cursor, n, pages = "", 0, 0
+    while True:
+        pages += 1
+        q = urllib.parse.urlencode({"client_id": client, "cursor": cursor, "limit": PAGE})
+        page = s.request("GET", "/pull?" + q, jwt=jwt)
+        n += len(page["changes"])
+        cursor = page["cursor"]
+        if not page["has_more"]:
+            break
+    return n, pages, time.perf_counter() - t0, s.cpu() - cpu0
+
+
+def measure(s, jwt, want, reps):
+    initial_sync(s, jwt, "warm")  # the client id's binding, a warm cache
+    runs = []
+    for r in range(reps):
+        n, pages, wall, cpu = initial_sync(s, jwt, "c%d" % r)
+        if n != want:
+            raise RuntimeError("initial sync brought %d rows, not %d" % (n, want))
+        runs.append((wall, cpu))
+    return statistics.median(w for w, _ in runs), sum(c for _, c in runs) / reps, pages
+
+
+PAGE_SQL = ("SELECT tbl, pk, row, version FROM _syncd_changes WHERE version > ?1"
+            " AND (?3 OR op = 'upsert') AND (?4 IS NULL OR tbl IN (SELECT value FROM"
+            " json_each(?4))) ORDER BY version LIMIT ?2")
+CHECK_SQL = ("SELECT EXISTS(SELECT 1 FROM \"items\" WHERE \"items\".\"id\" ="
+             " json_extract(?1, '$.\"id\"') AND \"items\".\"owner\" = ?2)")
+# The rule inside the page query instead of after it: what an initial sync
+# would cost if the filter chose the rows (not what syncd does).
+JOINED_SQL = ("SELECT c.tbl, c.pk, c.row, c.version FROM items JOIN _syncd_changes AS c"
+              " ON c.tbl = 'items' AND c.pk = json_object('id', items.id)"
+              " WHERE items.owner = ?1 AND c.version > ?2 ORDER BY c.version LIMIT ?3")
+
+
+def plans(db, k):
+    """The query plans of a pull under rules on the big table's server.db:
+    the page query (dialect_sqlite.c, sq_read_page), the read check of one
+    row (rules.c, check_sql, as it writes `owner = :sub`) and the filter
+    joined into the page query; and the SQLite time of each part of an
+    initial sync, measured here in this process (python's sqlite3, the
+    same system SQLite), not in syncd."""
+    c = sqlite3.connect(db)
+    try:
+        for what, sql, args in (("page query", PAGE_SQL, (0, PAGE + 1, 0, '["items"]')),
+                                ("read check per row", CHECK_SQL, ('{"id":"r0000001"}', "u000")),
+                                ("(the rule joined into the page query)", JOINED_SQL,
+                                 ("u000", 0, PAGE + 1))):
+            plan = "; ".join(r[3] for r in c.execute("EXPLAIN QUERY PLAN " + sql, args))
+            out("a", "  plan, %s" % what, plan)
+        t0, after, n = time.perf_counter(), 0, 0
+        while True:
+            page = c.execute(PAGE_SQL, (after, PAGE + 1, 0, '["items"]')).fetchall()
+            n += len(page)
+            if len(page) <= PAGE:
+                break
+            after = page[PAGE - 1][3]
+        scan = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        kept = c.execute("SELECT count(*) FROM _syncd_changes WHERE tbl = 'items' AND EXISTS("
+                         "SELECT 1 FROM items WHERE items.id = json_extract(pk, '$.\"id\"')"
+                         " AND items.owner = ?1)", ("u000",)).fetchone()[0]
+        checks = time.perf_counter() - t0
+        t0, after, got = time.perf_counter(), 0, 0
+        while True:
+            page = c.execute(JOINED_SQL, ("u000", after, PAGE + 1)).fetchall()
+            got += min(len(page), PAGE)
+            if len(page) <= PAGE:
+                break
+            after = page[PAGE - 1][3]
+        joined = time.perf_counter() - t0
+        if kept != k or got != k:
+            raise RuntimeError("%d and %d readable rows, not %d" % (kept, got, k))
+        out("a", "  SQLite alone: the page query over the whole log (%dk rows, %d queries)"
+            % (n // 1000, n // PAGE + 1), "%.3f s" % scan)
+        out("a", "  SQLite alone: the read check of every logged row, in one statement",
+            "%.3f s" % checks)
+        out("a", "  SQLite alone: the rule joined into the page query (%d queries)"
+            % (k // PAGE + 1), "%.3f s" % joined)
+    finally:
+        c.close()
+
+
+def fig_a(tmp, a):
+    n, k = a.rows, a.readable
+    jwt = token("u000")
+    small = Syncd(tmp, items_schema(k, 1))
+    try:
+        base_wall, base_cpu, base_pages = measure(small, jwt, k, a.small_reps)
+    finally:
+        small.stop()
+    small = Syncd(tmp, items_schema(k, 1), OWN)
+    try:
+        small_wall, small_cpu, _ = measure(small, jwt, k, a.small_reps)
+    finally:
+        small.stop()
+    big = Syncd(tmp, items_schema(n, n // k), OWN)
+    try:
+        big_wall, big_cpu, big_pages = measure(big, jwt, k, a.reps)
+        startup = big.startup
+        plans(big.db, k)
+    finally:
+        big.stop()
+    base = ("%dk rows, no rules: CPU %.3f s, wall %.3f s, %d requests"
+            % (k // 1000, base_cpu, base_wall, base_pages))
+    out("a", "initial sync of %dk readable rows of %dk under owner = :sub, syncd CPU"
+        % (k // 1000, n // 1000),
+        "%.3f s (wall %.3f s, %d requests)" % (big_cpu, big_wall, big_pages), base,
+        ratio(big_cpu, base_cpu) + ", wall " + ratio(big_wall, base_wall), "<= 2x")
+    out("a", "  the same %dk rows, all readable, with the rule, syncd CPU" % (k // 1000),
+        "%.3f s (wall %.3f s)" % (small_cpu, small_wall), base,
+        ratio(small_cpu, base_cpu) + ", wall " + ratio(small_wall, base_wall))
+    out("a", "  (syncd start with backfill of %dk rows)" % (n // 1000), "%.1f s" % startup)
+
+
+# ---- b: fan-out ----
+
+TASKS = ("CREATE TABLE members(project TEXT NOT NULL, user_id TEXT NOT NULL,"
+         " PRIMARY KEY (project, user_id));"
+         "CREATE INDEX members_user ON members(user_id, project);"
+         "CREATE TABLE tasks(id TEXT PRIMARY KEY, project TEXT NOT NULL, title TEXT NOT NULL);")
+MINE = "project IN (SELECT project FROM members WHERE user_id = :sub)"
+PROJECTS = {"tables": {"members": {"read": "user_id = :sub", "write": "false"},
+                       "tasks": {"read": MINE, "write": MINE}}}
+
+
+def user(j):
+    return "u%03d" % j
+
+
+def project(j):
+    return "p%02d" % (j // 10)
+
+
+def fanout(tmp, a, rules):
+    """Commit-to-visible seconds of every (change, reader) pair that should
+    see the change: a list."""
+    schema = TASKS + "".join("INSERT INTO members VALUES ('%s', '%s');" % (project(j), user(j))
+                             for j in range(a.users))
+    s = Syncd(tmp, schema, PROJECTS if rules else None)
+    socks = []
+    try:
+        sel = selectors.DefaultSelector()
+        for j in range(a.users):
+            so = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+            so.sendall(("GET /events?client_id=sse%d&tables=tasks HTTP/1.1\r\nHost: x\r\n"
+                        "Authorization: Bearer %s\r\n\r\n" % (j, token(user(j)))).encode())
+            so.setblocking(False)
+            socks.append(so)
+            sel.register(so, selectors.EVENT_READ, {"j": j, "buf": b"", "ok": False})
+        ready, t_end = 0, time.monotonic() + 60
+        while ready < a.users and time.monotonic() < t_end:
+            for key, _ in sel.select(1):
+                st = key.data
+                st["buf"] += key.fileobj.recv(65536)
+                if not st["ok"] and b": ok" in st["buf"]:
+                    st["ok"], ready = True, ready + 1
+                    st["buf"] = st["buf"].rsplit(b"\n", 1)[-1]  # a line begun
+        if ready < a.users:
+            raise RuntimeError("only %d of %d streams opened" % (ready, a.users))
+        n_proj = a.users // 10
+        sent, seen = {}, {}  # task id -> time pushed; (task id, reader) -> time seen
+        want = 0
+
+        def drain(timeout):
+            for key, _ in sel.select(timeout):
+                st = key.data
+                data = key.fileobj.recv(1 << 20)
+                if not data:
+                    raise RuntimeError("a stream ended")
+                now = time.perf_counter()
+                st["buf"] += data
+                *lines, st["buf"] = st["buf"].split(b"\n")
+                for line in lines:
+                    if line.startswith(b"data: "):
+                        for ch in json.loads(line[6:])["changes"]:
+                            seen.setdefault((ch["pk"]["id"], st["j"]), now)
+
+        for i in range(a.changes):
+            p = i % n_proj
+            tid = "t%05d" % i
+            # a member of the task's project pushes it (the write rule)
+            writer = user(p * 10)
+            body = json.dumps({"client_id": "writer-" + writer, "mutations": [
+                {"id": i + 1, "table": "tasks", "op": "insert", "pk": {"id": tid},
+                 "data": {"id": tid, "project": project(p * 10), "title": "task %d" % i}}]})
+            sent[tid] = time.perf_counter()
+            res = s.request("POST", "/push", body, jwt=token(writer))["results"][0]
+            if res["status"] != "applied":
+                raise RuntimeError("push: %s" % res)
+            want += 10 if rules else a.users
+            t_gap = time.perf_counter() + a.gap
+            while time.perf_counter() < t_gap:
+                drain(max(0.0, t_gap - time.perf_counter()))
+        t_end = time.monotonic() + 120
+        while len(seen) < want and time.monotonic() < t_end:
+            drain(0.5)
+        if rules:  # no stream may hold another project's task
+            for (tid, j) in seen:
+                if project(j) != project(int(tid[1:]) % n_proj * 10):
+                    raise RuntimeError("reader %d got task %s" % (j, tid))
+        if len(seen) < want:
+            raise RuntimeError("%d of %d deliveries missing" % (want - len(seen), want))
+        return [t - sent[tid] for (tid, _), t in seen.items()], s.cpu()
+    finally:
+        for so in socks:
+            so.close()
+        s.stop()
+
+
+def ratio(x, base):
+    return "%.2fx" % (x / base) if base else "n/a (baseline below a clock tick)"
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p / 100))]
+
+
+def fig_b(tmp, a):
+    base, base_cpu = fanout(tmp, a, False)
+    got, got_cpu = fanout(tmp, a, True)
+    ms = 1000
+    out("b", "fan-out to %d streams, each change readable by 10 (a project), p99 push->seen"
+        % a.users, "%.1f ms (p50 %.1f, %d deliveries)" % (ms * pct(got, 99), ms * pct(got, 50),
+                                                          len(got)),
+        "no rules, every stream gets each change: p99 %.1f ms (p50 %.1f, %d deliveries)"
+        % (ms * pct(base, 99), ms * pct(base, 50), len(base)),
+        ratio(pct(got, 99), pct(base, 99)), "<= 2x")
+    out("b", "  syncd CPU for the whole run (start, %d pushes, fan-out)" % a.changes,
+        "%.2f s" % got_cpu, "%.2f s" % base_cpu, ratio(got_cpu, base_cpu))
+
+
+def table():
+    head = ("fig", "what", "figure", "baseline (same run)", "ratio", "target")
+    rows = [head] + [tuple(str(x) for x in r) for r in rows_out]
+    w = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    for k, r in enumerate(rows):
+        print(" | ".join(r[i].ljust(w[i]) for i in range(len(head))).rstrip())
+        if k == 0:
+            print("-+-".join("-" * x for x in w))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", default="a,b", help="figures to run, e.g. a")
+    ap.add_argument("--rows", type=int, default=1000000, help="the big table's rows (a)")
+    ap.add_argument("--readable", type=int, default=10000, help="rows the user may read (a)")
+    ap.add_argument("--reps", type=int, default=10,
+                    help="initial syncs measured on the big table's server (a)")
+    ap.add_argument("--small-reps", type=int, default=50,
+                    help="the same for the --readable row tables: each costs syncd a few clock"
+                         " ticks of CPU, so many runs make the mean (a)")
+    ap.add_argument("--users", type=int, default=200, help="event streams, 10 per project (b)")
+    ap.add_argument("--changes", type=int, default=200, help="tasks pushed (b)")
+    ap.add_argument("--gap", type=float, default=0.02, help="seconds between pushes (b)")
+    a = ap.parse_args()
+    if a.rows % a.readable or a.users % 10:
+        ap.error("--rows must be a multiple of --readable, --users of 10")
+    figs = set(a.only.split(","))
+    tmp = tempfile.mkdtemp(prefix="rulesbench-")
+    started = time.time()
+    before = os.getloadavg()
+    try:
+        if "a" in figs:
+            fig_a(tmp, a)
+        if "b" in figs:
+            fig_b(tmp, a)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("rulesbench: %s, %.0f s; load average before %.1f, after %.1f; %d cores"
+          % (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)), time.time() - started,
+             before[0], os.getloadavg()[0], os.cpu_count()))
+    table()
+
+
+if __name__ == "__main__":
+    main()
