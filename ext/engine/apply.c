@@ -78,6 +78,7 @@
 #include "capture.h"
 #include "inbox.h"
 #include "outbox.h"
+#include "guard.h"
 #include "rebase.h"
 #include "jscan.h"
 #include "table.h"

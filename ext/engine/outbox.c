@@ -38,6 +38,7 @@
 ** outside ext/engine/ queries the outbox.
 */
 #include "outbox.h"
+#include "guard.h"
 #include "rebase.h"
 #include "table.h"
 #include "value.h"
