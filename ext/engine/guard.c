@@ -7,10 +7,15 @@
 ** takes its image (guards_settle); guards left holding each other's UNIQUE
 ** values (a swap between two refused rows) are then unlocked one at a time:
 ** one is parked in a savepoint and the rest settled (guards_unlock). Every
-** loop is bounded by the number of guards listed.
+** loop is bounded by the number of guards listed. An absent guard whose
+** server row two pulls have not brought ends, its row kept as this
+** client's own (guards_absent).
 */
 #include "guard.h"
+#include "existing.h"
 #include "rebase.h"
+
+#include <string.h>
 
 /* One pass over the guards listed in sync_meta 'guards': each is written
 ** again from its image (rebase_key), and the list then holds those that
@@ -168,13 +173,93 @@ static int guards_unlock(SyncCtx *c, int keep, int limit, int *pLeft, char **pzE
   return rc;
 }
 
+/* An absent guard (a refused insert's row, kept because deleting it would
+** take rows that may be the server's) waits for the server's row for its
+** key, which a pull brings when the server has one for this client. A
+** pull's last page, then another, without it prove that the server has
+** none (the first pull may have been fetched before the refusal; the
+** second started after the first ended, after the guard was listed): the
+** row is this client's alone (its children are its own, or rows whose
+** parent the server does not send it). Its guard ends then instead of
+** being tried at every ack and pull for good: the row stays, listed in
+** sync_orphans as kept (its edits stay local, existing_hold), and the
+** image goes. sync_meta 'guards_absent' ([[tbl, pk, n], ...]) counts the
+** last pages each absent guard listed has outlived; it is rewritten from
+** the list at every call, so a key that leaves the list is forgotten.
+** pull: the call ends a pull's last page (not an event's). */
+static int guards_absent(SyncCtx *c, int pull) {
+  /* Each absent guard listed (tbl, pk) with the count it reaches (n). */
+  static const char counted[] =
+      "SELECT g.value->>0 AS tbl, g.value->>1 AS pk, ?1 + coalesce((SELECT a.value->>2"
+      " FROM json_each(coalesce((SELECT value FROM main.sync_meta"
+      " WHERE key = 'guards_absent'), '[]')) AS a"
+      " WHERE a.value->>0 = g.value->>0 AND a.value->>1 = g.value->>1), 0) AS n"
+      " FROM json_each(coalesce((SELECT value FROM main.sync_meta WHERE key = 'guards'),"
+      " '[]')) AS g JOIN main.sync_shadow AS s ON s.tbl = g.value->>0 AND s.pk = g.value->>1"
+      " WHERE s.row IS NULL AND NOT EXISTS (SELECT 1 FROM main.sync_outbox AS o"
+      " WHERE o.tbl = g.value->>0 AND o.pk = g.value->>1)";
+  char *sql = sqlite3_mprintf("SELECT (SELECT json_group_array(json_array(tbl, pk, n)) FROM (%s)"
+                              " WHERE n < 2), (SELECT count(*) FROM (%s) WHERE n >= 2)",
+                              counted, counted);
+  sqlite3_stmt *q = 0;
+  int rc = sql ? sqlite3_prepare_v2(c->db, sql, -1, &q, 0) : SQLITE_NOMEM;
+  sqlite3_free(sql);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_int(q, 1, pull != 0);
+  char *left = 0;
+  int ended = 0;
+  if (sqlite3_step(q) == SQLITE_ROW) {
+    left = sqlite3_mprintf("%s", sqlite3_column_text(q, 0));
+    ended = sqlite3_column_int(q, 1);
+    if (!left) rc = SQLITE_NOMEM;
+  }
+  if (rc == SQLITE_OK)
+    rc = sqlite3_finalize(q);
+  else
+    sqlite3_finalize(q);
+  /* The rows of those that end stay as this client's own (kept); their
+  ** images and listings go (an empty list is no list). */
+  if (rc == SQLITE_OK && ended) {
+    sql = sqlite3_mprintf(
+        "INSERT OR REPLACE INTO main.sync_local(tbl, pk, state, noted_at)"
+        " SELECT tbl, pk, 'kept', strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ','now') FROM (%s)"
+        " WHERE n >= 2",
+        counted);
+    rc = sql ? sqlite3_prepare_v2(c->db, sql, -1, &q, 0) : SQLITE_NOMEM;
+    sqlite3_free(sql);
+    if (rc == SQLITE_OK) {
+      sqlite3_bind_int(q, 1, pull != 0);
+      rc = ctx_run(c, q);
+      sqlite3_finalize(q);
+    }
+    if (rc == SQLITE_OK)
+      rc = ctx_exec(c, "DELETE FROM main.sync_shadow AS s WHERE row IS NULL AND EXISTS"
+                       " (SELECT 1 FROM main.sync_local AS l WHERE l.tbl = s.tbl"
+                       " AND l.pk = s.pk AND l.state = 'kept') AND NOT EXISTS (SELECT 1"
+                       " FROM main.sync_outbox AS o WHERE o.tbl = s.tbl AND o.pk = s.pk);"
+                       "UPDATE main.sync_meta SET value = (SELECT json_group_array(json(g.value))"
+                       " FROM json_each(value) AS g WHERE EXISTS (SELECT 1 FROM main.sync_shadow"
+                       " AS s WHERE s.tbl = g.value->>0 AND s.pk = g.value->>1))"
+                       " WHERE key = 'guards';"
+                       "DELETE FROM main.sync_meta WHERE key = 'guards'"
+                       " AND json_array_length(value) = 0");
+    if (rc == SQLITE_OK) rc = existing_hold(c);
+  }
+  if (rc == SQLITE_OK)
+    rc = left && strcmp(left, "[]") != 0 ? ctx_meta_set(c, "guards_absent", left)
+                                         : ctx_meta_del(c, "guards_absent");
+  sqlite3_free(left);
+  return rc;
+}
+
 /* Rewrites every listed guard from its image, over again while one of them
 ** takes it (the rows may hold each other's values), then breaks the cycles
-** left (guards_unlock); those that still cannot stay listed. */
-int rebase_guards(SyncCtx *c, char **pzErr) {
+** left (guards_unlock); those that still cannot stay listed; an absent
+** guard ends after two pulls (guards_absent). */
+int rebase_guards(SyncCtx *c, int pull, char **pzErr) {
   /* Run at the end of every ack and every pull: most find no list. */
   char *list = ctx_meta_get(c, "guards");
-  if (!list) return SQLITE_OK;
+  if (!list) return ctx_meta_del(c, "guards_absent");
   sqlite3_stmt *s = 0;
   int limit = 0;
   int rc = sqlite3_prepare_v2(c->db, "SELECT json_array_length(?1)", -1, &s, 0);
@@ -192,5 +277,6 @@ int rebase_guards(SyncCtx *c, char **pzErr) {
   sqlite3_free(cursor);
   if (rc == SQLITE_OK) rc = guards_settle(c, keep, limit, &left, pzErr);
   if (rc == SQLITE_OK && left > 1) rc = guards_unlock(c, keep, limit, &left, pzErr);
+  if (rc == SQLITE_OK) rc = guards_absent(c, pull);
   return rc;
 }

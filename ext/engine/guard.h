@@ -9,6 +9,6 @@
 /* Writes every guard listed in sync_meta 'guards' again from its image;
 ** those that still cannot stay listed. Inside an engine write. Returns an
 ** SQLite code; on failure *pzErr may name the key. */
-int rebase_guards(SyncCtx *, char **pzErr);
+int rebase_guards(SyncCtx *, int pull, char **pzErr);
 
 #endif
