@@ -87,6 +87,21 @@ static int guards_settle(SyncCtx *c, int keep, int limit, int *pLeft, char **pzE
   return rc;
 }
 
+/* *pYes 1 when key pk of tbl is listed in sync_meta 'guards'. */
+static int guard_listed(SyncCtx *c, const char *tbl, const char *pk, int *pYes) {
+  *pYes = 0;
+  sqlite3_stmt *s = 0;
+  int rc = sqlite3_prepare_v2(c->db,
+                              "SELECT 1 FROM main.sync_meta AS m, json_each(m.value) AS g"
+                              " WHERE m.key = 'guards' AND g.value->>0 = ?1 AND g.value->>1 = ?2",
+                              -1, &s, 0);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_text(s, 1, tbl, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, pk, -1, SQLITE_STATIC);
+  *pYes = sqlite3_step(s) == SQLITE_ROW;
+  return sqlite3_finalize(s);
+}
+
 /* Guards that hold each other's values (a UNIQUE swap between two refused
 ** rows: each shows the e-mail the other's server row has) are left by
 ** every pass: neither can take its image while the other shows its row.
@@ -119,23 +134,8 @@ static int guards_unlock(SyncCtx *c, int keep, int limit, int *pLeft, char **pzE
       continue;
     }
     /* Still listed: an earlier unlock of this call may have written it. */
-    char *now = ctx_meta_get(c, "guards");
     int listed = 0;
-    if (now) {
-      sqlite3_stmt *s = 0;
-      rc = sqlite3_prepare_v2(c->db,
-                              "SELECT 1 FROM json_each(?1) WHERE value->>0 = ?2"
-                              " AND value->>1 = ?3",
-                              -1, &s, 0);
-      if (rc == SQLITE_OK) {
-        sqlite3_bind_text(s, 1, now, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, tbl, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 3, pk, -1, SQLITE_STATIC);
-        listed = sqlite3_step(s) == SQLITE_ROW;
-        rc = sqlite3_finalize(s);
-      }
-      sqlite3_free(now);
-    }
+    rc = guard_listed(c, tbl, pk, &listed);
     if (rc != SQLITE_OK || !listed) continue;
     rc = ctx_exec(c, "SAVEPOINT sync_unlock");
     if (rc != SQLITE_OK) break;
@@ -143,24 +143,8 @@ static int guards_unlock(SyncCtx *c, int keep, int limit, int *pLeft, char **pzE
     rc = table_park_row(c, t, pk);
     if (rc == SQLITE_OK) rc = guards_settle(c, keep, limit, &left, pzErr);
     /* Kept only when the parked row took its image (it left the list). */
-    char *after = rc == SQLITE_OK ? ctx_meta_get(c, "guards") : 0;
-    int stood = 0;
-    if (rc == SQLITE_OK) {
-      sqlite3_stmt *s = 0;
-      rc = sqlite3_prepare_v2(c->db,
-                              "SELECT ?1 IS NULL OR NOT EXISTS (SELECT 1 FROM json_each(?1)"
-                              " WHERE value->>0 = ?2 AND value->>1 = ?3)",
-                              -1, &s, 0);
-      if (rc == SQLITE_OK) {
-        if (after) sqlite3_bind_text(s, 1, after, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, tbl, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 3, pk, -1, SQLITE_STATIC);
-        stood = sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 0);
-        rc = sqlite3_finalize(s);
-      }
-    }
-    sqlite3_free(after);
-    if (rc == SQLITE_OK && stood) {
+    if (rc == SQLITE_OK) rc = guard_listed(c, tbl, pk, &listed);
+    if (rc == SQLITE_OK && !listed) {
       rc = ctx_exec(c, "RELEASE sync_unlock");
       *pLeft = left;
     } else {
@@ -213,10 +197,8 @@ static int guards_absent(SyncCtx *c, int pull) {
     ended = sqlite3_column_int(q, 1);
     if (!left) rc = SQLITE_NOMEM;
   }
-  if (rc == SQLITE_OK)
-    rc = sqlite3_finalize(q);
-  else
-    sqlite3_finalize(q);
+  int rc2 = sqlite3_finalize(q);
+  if (rc == SQLITE_OK) rc = rc2;
   /* The rows of those that end stay as this client's own (kept); their
   ** images and listings go (an empty list is no list). */
   if (rc == SQLITE_OK && ended) {
