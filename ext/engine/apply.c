@@ -78,6 +78,7 @@
 #include "capture.h"
 #include "inbox.h"
 #include "outbox.h"
+#include "guard.h"
 #include "rebase.h"
 #include "jscan.h"
 #include "table.h"
@@ -841,7 +842,7 @@ int apply_page(SyncCtx *c, const char *json, int flags, ApplyResult *res, char *
   ** consistent (rebase.c, "Guards"). */
   if (rc == SQLITE_OK && !stage && lastPage && !(flags & (APPLY_EVENT | APPLY_SQL)))
     rc = rebase_initial_end(c, &zErr);
-  if (rc == SQLITE_OK && !stage && lastPage) rc = rebase_guards(c, &zErr);
+  if (rc == SQLITE_OK && !stage && lastPage) rc = rebase_guards(c, !(flags & APPLY_EVENT), &zErr);
   if (rc == SQLITE_OK && !stage && pg.skipped) rc = count_skipped(c, pg.skipped);
   if (rc == SQLITE_OK && e.cursor.z) {
     jspan in;

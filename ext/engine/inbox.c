@@ -116,19 +116,6 @@ static void key_sql(sqlite3_str *s, SyncTable *t) {
   sqlite3_str_appendall(s, ")");
 }
 
-/* A value of column col that no row of t holds. */
-static void park_sql(sqlite3_str *s, SyncTable *t, const char *col) {
-  sqlite3_str_appendf(
-      s,
-      "\"%w\" = CASE typeof(\"%w\") WHEN 'text' THEN \"%w\" || '~' || hex(randomblob(8))"
-      " WHEN 'blob' THEN \"%w\" || randomblob(8)"
-      " WHEN 'integer' THEN (SELECT CAST(max(\"%w\") AS INTEGER) + 1 FROM main.\"%w\""
-      " WHERE typeof(\"%w\") IN ('integer','real'))"
-      " ELSE (SELECT abs(max(\"%w\")) * 2 + 1.5 FROM main.\"%w\""
-      " WHERE typeof(\"%w\") IN ('integer','real')) END",
-      col, col, col, col, col, t->name, col, col, t->name, col);
-}
-
 /* Prepares b for the unique index idx of t. *pOk is 0 when the index
 ** is not made of plain columns (it is then left alone). */
 static int blocker_prepare(SyncCtx *c, SyncTable *t, const char *idx, Blocker *b, int *pOk) {
@@ -147,7 +134,7 @@ static int blocker_prepare(SyncCtx *c, SyncTable *t, const char *idx, Blocker *b
     }
     sqlite3_str_appendf(where, "%s\"%w\" = sync_val(?1 -> '$.\"%q\"')", n ? " AND " : "", col, col);
     if (n++) sqlite3_str_appendall(set, ",");
-    park_sql(set, t, col);
+    table_park_sql(set, t, col);
   }
   if (rc == SQLITE_OK) rc = sqlite3_reset(q);
   sqlite3_finalize(q);

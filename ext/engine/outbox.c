@@ -38,6 +38,7 @@
 ** outside ext/engine/ queries the outbox.
 */
 #include "outbox.h"
+#include "guard.h"
 #include "rebase.h"
 #include "table.h"
 #include "value.h"
@@ -527,7 +528,7 @@ static int ack_resolve(SyncCtx *c, AckItem *a, int n, sqlite3_int64 *pDone, char
   sqlite3_free(k);
   /* Rows that could not take the server's state while another key of the
   ** answer was still in the way try again now that all are resolved. */
-  if (rc == SQLITE_OK) rc = rebase_guards(c, pzErr);
+  if (rc == SQLITE_OK) rc = rebase_guards(c, 0, pzErr);
   *pDone = done;
   return rc;
 }

@@ -326,14 +326,9 @@ static int unique_holders(SyncCtx *c, SyncTable *t, const char *pk, const char *
   *paKey = 0;
   *pnKey = 0;
   sqlite3_stmt *q = 0;
-  int rc = sqlite3_prepare_v2(c->db,
-                              "SELECT l.name, x.name, x.coll FROM pragma_index_list(?1) AS l"
-                              " JOIN pragma_index_xinfo(l.name) AS x WHERE l.\"unique\""
-                              " AND l.origin <> 'pk' AND NOT l.partial AND x.key"
-                              " AND l.name NOT IN (SELECT l2.name FROM pragma_index_list(?1) AS l2"
-                              " JOIN pragma_index_xinfo(l2.name) AS x2 WHERE x2.key AND x2.cid < 0)"
-                              " ORDER BY l.seq, x.seqno",
-                              -1, &q, 0);
+  int rc = sqlite3_prepare_v2(
+      c->db, "SELECT l.name, x.name, x.coll" TABLE_UNIQUE_COLS " ORDER BY l.seq, x.seqno", -1, &q,
+      0);
   if (rc != SQLITE_OK) return rc;
   sqlite3_bind_text(q, 1, t->name, -1, SQLITE_STATIC);
   sqlite3_str *w = sqlite3_str_new(0);
@@ -755,73 +750,5 @@ int rebase_initial_end(SyncCtx *c, char **pzErr) {
   }
   sqlite3_free(z);
   if (rc == SQLITE_OK) rc = ctx_exec(c, "DELETE FROM temp.sync_initial");
-  return rc;
-}
-
-/* Rewrites every listed guard from its image, over again while one of them
-** takes it (the rows may hold each other's values); those that still
-** cannot stay listed (rebase_key lists them again). A key no longer
-** guarded (the server's change replaced it, or it is pending again) leaves
-** the list. */
-int rebase_guards(SyncCtx *c, char **pzErr) {
-  /* Run at the end of every ack and every pull: most find no list. */
-  char *list = ctx_meta_get(c, "guards");
-  if (!list) return SQLITE_OK;
-  /* Before this client's first pull, a row written from a guard keeps
-  ** its image: the initial sync sends no delete, so only the image lets
-  ** it tell a row the server has deleted since (rebase_initial_end). */
-  char *cursor = ctx_meta_get(c, "cursor");
-  int keep = !cursor;
-  sqlite3_free(cursor);
-  int rc = SQLITE_OK;
-  for (int fixed = 1, left = 1; rc == SQLITE_OK && fixed && left;) {
-    fixed = left = 0;
-    if (!list && !(list = ctx_meta_get(c, "guards"))) break;
-    rc = ctx_meta_del(c, "guards");
-    sqlite3_stmt *q = 0;
-    if (rc == SQLITE_OK)
-      rc = sqlite3_prepare_v2(c->db,
-                              "SELECT g.value->>0, g.value->>1, s.row, s.version"
-                              " FROM json_each(?1) AS g JOIN main.sync_shadow AS s"
-                              " ON s.tbl = g.value->>0 AND s.pk = g.value->>1"
-                              " WHERE NOT EXISTS"
-                              " (SELECT 1 FROM main.sync_outbox AS o"
-                              " WHERE o.tbl = g.value->>0 AND o.pk = g.value->>1)",
-                              -1, &q, 0);
-    if (rc == SQLITE_OK) sqlite3_bind_text(q, 1, list, -1, SQLITE_STATIC);
-    /* json_each reads the list held in memory, not sync_meta: rebasing
-    ** may list keys again meanwhile. */
-    while (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
-      const char *tbl = (const char *)sqlite3_column_text(q, 0);
-      const char *pk = (const char *)sqlite3_column_text(q, 1);
-      SyncTable *t = 0;
-      char *why = 0;
-      int fell = 0;
-      rc = tbl && pk ? table_get(c, tbl, 1, &t, &why) : SQLITE_ERROR;
-      sqlite3_free(why);
-      if (rc != SQLITE_OK) {
-        /* The table is gone or no longer tracked: nothing to guard. */
-        rc = rc == SQLITE_NOMEM ? rc : SQLITE_OK;
-        continue;
-      }
-      /* Once it stands, a server row stays as a confirmed version's guard
-      ** (rebase_key): an initial sync that does not deliver the row, or
-      ** an older change, must still be able to tell. An image of "absent"
-      ** goes once the row is gone. */
-      c->imageKept = sqlite3_column_type(q, 2) != SQLITE_NULL;
-      rc = rebase_key(c, t, pk, &fell, pzErr);
-      if (rc == SQLITE_OK && !fell && keep && sqlite3_column_type(q, 2) != SQLITE_NULL)
-        rc = rebase_set_image(c, t->name, pk, (const char *)sqlite3_column_text(q, 2),
-                              sqlite3_column_int64(q, 3),
-                              sqlite3_column_type(q, 3) == SQLITE_INTEGER);
-      if (fell)
-        left++;
-      else
-        fixed++;
-    }
-    sqlite3_finalize(q);
-    sqlite3_free(list);
-    list = 0;
-  }
   return rc;
 }

@@ -13,7 +13,6 @@ int rebase_write(SyncCtx *, SyncTable *, const char *pk, const char *image, int 
                  int *pNet, int *pFell, char **pzErr);
 int rebase_guard(SyncCtx *, const char *tbl, const char *pk, const char *row, sqlite3_int64 version,
                  int hasVersion, int put);
-int rebase_guards(SyncCtx *, char **pzErr);
 int rebase_initial_begin(SyncCtx *);
 int rebase_initial_end(SyncCtx *, char **pzErr);
 int rebase_make_room(SyncCtx *, SyncTable *, const char *pk, const char *row, char **pzErr);

@@ -315,3 +315,56 @@ int table_row_json(SyncCtx *c, SyncTable *t, const char *pkJson, char **pOut) {
   sqlite3_reset(s);
   return rc;
 }
+
+/* Appends the assignment to column col of t of a value no row of t holds
+** (text and blobs get a random suffix, numbers the column's maximum plus
+** one): a row parked out of the way of a UNIQUE index until the write that
+** follows gives it its real values again (inbox.c, rebase.c). */
+void table_park_sql(sqlite3_str *s, SyncTable *t, const char *col) {
+  sqlite3_str_appendf(
+      s,
+      "\"%w\" = CASE typeof(\"%w\") WHEN 'text' THEN \"%w\" || '~' || hex(randomblob(8))"
+      " WHEN 'blob' THEN \"%w\" || randomblob(8)"
+      " WHEN 'integer' THEN (SELECT CAST(max(\"%w\") AS INTEGER) + 1 FROM main.\"%w\""
+      " WHERE typeof(\"%w\") IN ('integer','real'))"
+      " ELSE (SELECT abs(max(\"%w\")) * 2 + 1.5 FROM main.\"%w\""
+      " WHERE typeof(\"%w\") IN ('integer','real')) END",
+      col, col, col, col, col, t->name, col, col, t->name, col);
+}
+
+/* Moves the row of key pk of t out of the way of its UNIQUE indexes (TABLE_TABLE_UNIQUE_COLS): each
+*of their columns gets a value no row holds
+** (table_park_sql). The caller writes the row's image over it, or rolls
+** back, in the same savepoint: a parked value is never seen. */
+int table_park_row(SyncCtx *c, SyncTable *t, const char *pk) {
+  sqlite3_stmt *q = 0;
+  int rc = sqlite3_prepare_v2(c->db, "SELECT DISTINCT x.name" TABLE_UNIQUE_COLS, -1, &q, 0);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_text(q, 1, t->name, -1, SQLITE_STATIC);
+  sqlite3_str *set = sqlite3_str_new(0);
+  int n = 0;
+  while (sqlite3_step(q) == SQLITE_ROW) {
+    if (n++) sqlite3_str_appendall(set, ",");
+    table_park_sql(set, t, (const char *)sqlite3_column_text(q, 0));
+  }
+  rc = sqlite3_finalize(q);
+  char *z = sqlite3_str_finish(set);
+  if (rc == SQLITE_OK && n && !z) rc = SQLITE_NOMEM;
+  if (rc != SQLITE_OK || !n) {
+    sqlite3_free(z);
+    return rc;
+  }
+  sqlite3_str *sql = sqlite3_str_new(0);
+  sqlite3_str_appendf(sql, "UPDATE main.\"%w\" SET %s WHERE ", t->name, z);
+  sqlite3_free(z);
+  for (int i = 0; i < t->nPk; i++)
+    sqlite3_str_appendf(sql, "%s\"%w\" = sync_val(?1 -> '$.\"%q\"')", i ? " AND " : "",
+                        t->cols[t->pk[i]], t->cols[t->pk[i]]);
+  z = sqlite3_str_finish(sql);
+  sqlite3_stmt *u = 0;
+  rc = z ? sqlite3_prepare_v2(c->db, z, -1, &u, 0) : SQLITE_NOMEM;
+  sqlite3_free(z);
+  if (rc == SQLITE_OK) rc = table_write(u, pk, 0);
+  sqlite3_finalize(u);
+  return rc;
+}

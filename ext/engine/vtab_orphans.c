@@ -7,7 +7,9 @@
 **
 ** Rows of tracked tables the server has not confirmed and nothing queues
 ** (existing.c), in table and key order, from sync_local:
-**   kept     local-only: sync_track's "keep", or a resync kept it. row is
+**   kept     local-only: sync_track's "keep", a resync kept it, or a
+**            refused insert other rows refer to ended its guard (guard.c,
+**            the server has no such row for this client). row is
 **            the row as it stands now; listed while it exists. Its edits
 **            stay local (existing.c's sync_hold: the server has no such
 **            row) and a delete ends the listing; push them with

@@ -6,6 +6,9 @@ server applies (or refuses) them, and sync_push still confirms them, puts
 the refusals in sync_rejected and goes on with the other tables' mutations;
 nothing stays in the outbox. The client's tables are WITHOUT ROWID: a
 dropped rowid table still leaves a capture trigger behind (capture.c).
+
+A refused insert that local rows still refer to, for which the server has
+no row to send, ends as a kept row after two pulls (guard.c).
 """
 import os
 
@@ -51,3 +54,39 @@ class DroppedTableTest(E2ETest):
         a.db.execute("INSERT INTO todos(id, title) VALUES ('t3', 'three')")
         self.assertEqual(a.one("SELECT sync_push()"), 1)
         self.assertEqual(a.one("SELECT sync_pending()"), 0)
+
+
+class AbsentGuardTest(E2ETest):
+    def test_refused_insert_referred_to_locally_ends_as_kept(self):
+        """A refused insert whose row a table that is not synced refers to
+        (no ON DELETE action: its delete is refused) cannot go, and the
+        server has no such row to send: after two pulls without it, its
+        guard ends and the row is listed in sync_orphans as kept, instead
+        of being tried again at every push and pull for good."""
+        s = Syncd(self.dir)
+        self.servers.append(s)
+        a = self.client("a", s.url)
+        a.db.executescript(
+            "PRAGMA foreign_keys = ON;"
+            "CREATE TABLE pins(id INTEGER PRIMARY KEY, todo TEXT REFERENCES todos(id));"
+            "INSERT INTO todos(id, title) VALUES ('t1', 'one'), ('t2', 'refused');"
+            "INSERT INTO pins VALUES (1, 't2');")
+        self.assertEqual(a.one("SELECT sync_push()"), 2)
+        self.assertEqual(a.rows("SELECT json_extract(pk, '$.id') FROM sync_rejected"), [("t2",)])
+        # the row stays (its delete is refused), waiting for a server row
+        self.assertEqual(a.todos(), [("t1", "one", 0), ("t2", "refused", 0)])
+        guards = "SELECT count(*) FROM sync_meta WHERE key = 'guards'"
+        self.assertEqual(a.one(guards), 1)
+        a.one("SELECT sync_pull()")
+        self.assertEqual(a.one(guards), 1)
+        a.one("SELECT sync_pull()")
+        self.assertEqual(a.one(guards), 0)
+        self.assertEqual(a.rows("SELECT table_name, json_extract(pk, '$.id'), state"
+                                " FROM sync_orphans"), [("todos", "t2", "kept")])
+        self.assertEqual(a.todos(), [("t1", "one", 0), ("t2", "refused", 0)])
+        # its edits stay local; the other rows sync as before
+        a.db.execute("UPDATE todos SET done = 1")
+        self.assertEqual(a.one("SELECT sync_push()"), 1)
+        self.assertEqual(s.query("SELECT id, done FROM todos"), [("t1", 1)])
+        self.assertEqual(a.one("SELECT sync_pending()"), 0)
+        self.assertNotEqual(a.one("SELECT state FROM sync_status"), "error")
