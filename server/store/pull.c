@@ -25,19 +25,24 @@ typedef struct reader {
 
 /* Under rules, a change the user may not read is left out: the live row
 ** is judged as it is when checked. A delete has no row left to judge and
-** is sent (docs/RULES.md: its key is not secret). */
+** is sent (docs/RULES.md: its key is not secret). After a cursor, a row
+** the user may not read now but could read before it changed (a former
+** value kept by push.c passes the rule) is sent as a delete: move-out. */
 static int read_filter(void *arg, const char *table, const char *pk, const char *row) {
   reader *rd = arg;
   const catalog_table *t = catalog_table_find(&rd->s->cat, table);
   const rules_table *rt = t ? rules_find(rd->s->rules, t) : 0;
   if (!rt) return WIRE_SKIP;
-  int yes = !row;
+  int yes = !row, was = 0;
   if (row && rules_check_row(rd->s, rd->c, rt, 0, pk, rd->u, &yes, rd->err)) return WIRE_FAIL;
+  if (row && !yes && rd->after_cursor &&
+      rules_was_readable(rd->s, rd->c, rt, pk, rd->u, &was, rd->err))
+    return WIRE_FAIL;
   /* a membership the user can see came or went (a delete cannot be
   ** judged): rows of other tables may have become readable or stopped
   ** being so, without a change of their own */
-  if (yes && rt->membership && rd->after_cursor) rd->moved = 1;
-  return yes ? WIRE_KEEP : WIRE_SKIP;
+  if ((yes || was) && rt->membership && rd->after_cursor) rd->moved = 1;
+  return yes ? WIRE_KEEP : was ? WIRE_GONE : WIRE_SKIP;
 }
 
 void store_page_clear(store_page *page) {

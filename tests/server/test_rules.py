@@ -321,6 +321,67 @@ class RulesTests(ManySyncd):
         self.assertFalse({("tasks", json.dumps({"id": "k1"})), ("tasks", json.dumps({"id": "k2"}))}
                          & got, got)
 
+    def test_owner_change_moves_the_row(self):
+        # an admin may give a row away; its former reader gets a delete for
+        # it (move-out), its new one the row (move-in), live and from an
+        # old cursor, however many times it changed since
+        rules = json.loads(json.dumps(RULES))
+        rules["tables"]["todos"]["write"] = "owner = :sub OR :claim_role = 'admin'"
+        s = self.server(rules)
+        alice, bob, carol = self.as_user("alice"), self.as_user("bob"), self.as_user("carol")
+        admin = self.as_user("root", role="admin")
+        self.push(s, alice, "a1", [ins(1, "todos", id="t1", owner="alice", title="x"),
+                                   ins(2, "todos", id="t2", owner="alice")])
+        got, alice_cursor = self.seen(s, alice, "a1")
+        self.assertIn(("todos", json.dumps({"id": "t1"})), got)
+        _, bob_cursor = self.seen(s, bob, "b1")
+        _, carol_cursor = self.seen(s, carol, "c1")
+        alice_ev = s.events("a1", cursor=alice_cursor, headers=alice)
+        bob_ev = s.events("b1", cursor=bob_cursor, headers=bob)
+        res = self.push(s, admin, "r1", [upd(1, "todos", {"id": "t1"}, owner="bob")])
+        self.assertEqual(res[0]["status"], "applied", res)
+
+        def next_change(ev):
+            while True:
+                changes = ev.next_event(10)["data"]["changes"]
+                if changes:
+                    self.assertEqual(len(changes), 1, changes)
+                    return changes[0]["op"], changes[0]["pk"]["id"]
+        self.assertEqual(next_change(alice_ev), ("delete", "t1"))
+        self.assertEqual(next_change(bob_ev), ("upsert", "t1"))
+        alice_ev.close()
+        bob_ev.close()
+
+        def pulled(user, client, cursor):
+            q = urllib.parse.urlencode({"client_id": client, "cursor": cursor})
+            status, _, page = s.request("GET", "/pull?" + q, headers=user)
+            self.assertEqual(status, 200, page)
+            return {(c["op"], c["pk"]["id"]) for c in page["changes"]}
+        # bob edits it (the change logged for t1 is now his), then it goes
+        # on to carol: alice's old cursor still brings the delete
+        res = self.push(s, bob, "b1", [upd(1, "todos", {"id": "t1"}, title="bob's")])
+        self.assertEqual(res[0]["status"], "applied", res)
+        self.assertEqual(pulled(alice, "a1", alice_cursor), {("delete", "t1")})
+        self.assertEqual(pulled(bob, "b1", bob_cursor), {("upsert", "t1")})
+        self.assertEqual(pulled(carol, "c1", carol_cursor), set())
+        res = self.push(s, admin, "r1", [upd(2, "todos", {"id": "t1"}, owner="carol")])
+        self.assertEqual(res[0]["status"], "applied", res)
+        self.assertEqual(pulled(alice, "a1", alice_cursor), {("delete", "t1")})
+        self.assertEqual(pulled(bob, "b1", bob_cursor), {("delete", "t1")})
+        self.assertEqual(pulled(carol, "c1", carol_cursor), {("upsert", "t1")})
+        # a user who never could read it is not told of it; an update that
+        # moves nothing keeps nothing; a delete forgets its former values
+        _, dave_cursor = self.seen(s, self.as_user("dave"), "d1")
+        res = self.push(s, carol, "c1", [upd(1, "todos", {"id": "t1"}, title="carol's")])
+        self.assertEqual(res[0]["status"], "applied", res)
+        self.assertEqual(pulled(self.as_user("dave"), "d1", dave_cursor), set())
+        res = self.push(s, admin, "r1", [upd(3, "todos", {"id": "t1"}, owner="alice")])
+        self.assertEqual(pulled(alice, "a1", alice_cursor), {("upsert", "t1")})
+        self.assertEqual(pulled(carol, "c1", carol_cursor), {("delete", "t1")})
+        # the initial sync of a former reader holds neither
+        got, _ = self.seen(s, bob, "b2")
+        self.assertNotIn(("todos", json.dumps({"id": "t1"})), got)
+
     def test_stream_filter(self):
         s = self.server()
         alice, bob = self.as_user("alice"), self.as_user("bob")
