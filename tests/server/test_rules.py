@@ -9,6 +9,7 @@ import urllib.parse
 import json
 import os
 import subprocess
+import time
 import unittest
 
 from syncd_util import (SECRET, SYNCD, ManySyncd, PgStore, SqliteStore, Syncd, bearer, claims,
@@ -67,8 +68,8 @@ class RulesTests(ManySyncd):
         self.secret = self.file("secret", SECRET)
         self.schema = self.file("schema.sql", SCHEMA + NOTES[self.backend])
 
-    def server(self, rules=RULES, store_args=None):
-        extra = ["--jwt-secret-file", self.secret, "--token", "shared"]
+    def server(self, rules=RULES, store_args=None, more=()):
+        extra = ["--jwt-secret-file", self.secret, "--token", "shared"] + list(more)
         if rules is not None:
             extra += ["--rules", self.file("rules.json", json.dumps(rules))]
         args = store_args or getattr(self, "args", None) or self.store_args()
@@ -396,6 +397,36 @@ class RulesTests(ManySyncd):
             got |= {(c["table"], c["pk"]["id"]) for c in e["data"]["changes"]}
         ev.close()
         self.assertEqual(got, {("todos", "t7")})
+
+    def test_streams_per_user(self):
+        # one user's devices may not hold more than their share of streams;
+        # a device reconnecting replaces its own, and other users go on
+        s = self.server(more=["--max-streams-per-user", "2", "--heartbeat", "1"])
+        alice, bob = self.as_user("alice"), self.as_user("bob")
+        a1, a2 = s.events("a1", headers=alice), s.events("a2", headers=alice)
+        self.assertEqual((a1.status, a2.status), (200, 200))
+        a3 = s.events("a3", headers=alice)
+        self.assertEqual(a3.status, 429)
+        self.assertEqual(a3.resp.getheader("Retry-After"), "5")
+        self.assertEqual(json.loads(a3.resp.read()),
+                         {"error": "too many event streams for this user: try again later"})
+        a3.close()
+        b1 = s.events("b1", headers=bob)
+        self.assertEqual(b1.status, 200)
+        again = s.events("a1", headers=alice)
+        self.assertEqual(again.status, 200)
+        # a stream that ends gives its slot back (noticed at its next heartbeat)
+        a2.close()
+        deadline = time.monotonic() + 10
+        while True:
+            a3 = s.events("a3", headers=alice)
+            if a3.status == 200 or time.monotonic() > deadline:
+                break
+            a3.close()
+            time.sleep(0.2)
+        self.assertEqual(a3.status, 200)
+        for ev in (a1, again, a3, b1):
+            ev.close()
 
     def refused(self, rules, msg, store_args=None, path=None):
         """syncd stops at startup with msg for the rules (or the file at path)."""
