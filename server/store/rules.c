@@ -104,12 +104,26 @@ static int was_sql(rules_table *rt, int pg) {
   sqlite3_str_appendall(s[1], "SELECT EXISTS(SELECT ");
   col_list(s[1], t, cols, n, 0);
   sqlite3_str_appendf(s[1], " FROM \"%w\" WHERE false)", was);
+  /* PostgreSQL pushes run concurrently: the row is locked first (waiting
+  ** for a push that is changing it) and its values then are kept, which
+  ** the update replaces; SQLite's pushes take turns */
+  if (pg) {
+    sqlite3_str_appendall(s[2], "WITH \"_syncd_row\" AS MATERIALIZED (SELECT ");
+    col_list(s[2], t, cols, n, t->name);
+    sqlite3_str_appendf(s[2], " FROM \"%w\" WHERE ", t->name);
+    key_match(s[2], t, t->name, pg);
+    sqlite3_str_appendf(s[2], "true FOR UPDATE OF \"%w\") ", t->name);
+  }
   sqlite3_str_appendf(s[2], "INSERT INTO \"%w\"(", was);
   col_list(s[2], t, cols, n, 0);
   sqlite3_str_appendall(s[2], ") SELECT ");
   col_list(s[2], t, cols, n, t->name);
-  sqlite3_str_appendf(s[2], " FROM \"%w\" WHERE ", t->name);
-  key_match(s[2], t, t->name, pg);
+  if (pg) {
+    sqlite3_str_appendf(s[2], " FROM \"_syncd_row\" AS \"%w\" WHERE ", t->name);
+  } else {
+    sqlite3_str_appendf(s[2], " FROM \"%w\" WHERE ", t->name);
+    key_match(s[2], t, t->name, pg);
+  }
   sqlite3_str_appendf(s[2], "NOT EXISTS(SELECT 1 FROM \"%w\" WHERE ", was);
   same_values(s[2], t, cols, n, was, t->name, pg);
   sqlite3_str_appendall(s[2], ")");

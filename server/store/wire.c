@@ -73,7 +73,8 @@ void wire_page_change(wire_page *p, const char *table, const char *pk, const cha
     p->has_more = 1;
     return;
   }
-  int what = p->filter && !p->failed ? p->filter(p->filter_arg, table, pk, row) : WIRE_KEEP;
+  int what =
+      p->filter && !p->failed ? p->filter(p->filter_arg, table, pk, row, version) : WIRE_KEEP;
   p->n_seen++;
   p->last_version = version;
   if (what == WIRE_FAIL) p->failed = 1;

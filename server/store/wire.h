@@ -42,7 +42,7 @@ typedef struct wire_page {
   ** WIRE_GONE (sent as a delete: a move-out) or WIRE_FAIL (failed set);
   ** NULL: all kept.
   ** A skipped change still counts toward limit and moves the cursor. */
-  int (*filter)(void *arg, const char *table, const char *pk, const char *row);
+  int (*filter)(void *arg, const char *table, const char *pk, const char *row, long long version);
   void *filter_arg;
   int n_seen; /* changes counted toward limit, skipped ones too */
   int failed;

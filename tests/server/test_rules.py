@@ -9,6 +9,7 @@ import urllib.parse
 import json
 import os
 import subprocess
+import threading
 import time
 import unittest
 
@@ -382,6 +383,24 @@ class RulesTests(ManySyncd):
         # the initial sync of a former reader holds neither
         got, _ = self.seen(s, bob, "b2")
         self.assertNotIn(("todos", json.dumps({"id": "t1"})), got)
+        # a row an initial sync sent on an earlier page, moved away before
+        # its last page: that page brings the delete (the head it began at
+        # is another table's change, so its pages of todos stay below it)
+        self.push(s, alice, "a1", [ins(3, "tasks", id="k9", project="p1")])
+        q = urllib.parse.urlencode({"client_id": "a3", "limit": "1", "tables": "todos"})
+        status, _, page = s.request("GET", "/pull?" + q, headers=alice)
+        self.assertEqual((status, [(c["op"], c["pk"]["id"]) for c in page["changes"]]),
+                         (200, [("upsert", "t2")]), page)
+        res = self.push(s, admin, "r1", [upd(4, "todos", {"id": "t2"}, owner="bob")])
+        self.assertEqual(res[0]["status"], "applied", res)
+        ops = []
+        while page["has_more"]:
+            q = urllib.parse.urlencode({"client_id": "a3", "limit": "1", "tables": "todos",
+                                        "cursor": page["cursor"]})
+            status, _, page = s.request("GET", "/pull?" + q, headers=alice)
+            self.assertEqual(status, 200, page)
+            ops += [(c["op"], c["pk"]["id"]) for c in page["changes"]]
+        self.assertIn(("delete", "t2"), ops)
 
     def test_stream_filter(self):
         s = self.server()
@@ -472,6 +491,40 @@ class SqliteRulesTest(SqliteStore, RulesTests, unittest.TestCase):
 
 
 class PgRulesTest(PgStore, RulesTests, unittest.TestCase):
+
+    def test_owner_change_waits_for_a_concurrent_one(self):
+        # another transaction is giving t1 to carol when an admin's push
+        # gives it to bob: the push waits for it and keeps carol's value, so
+        # carol, who could have read t1 in between, gets the delete
+        rules = json.loads(json.dumps(RULES))
+        rules["tables"]["todos"]["write"] = "owner = :sub OR :claim_role = 'admin'"
+        s = self.server(rules)
+        alice, carol = self.as_user("alice"), self.as_user("carol")
+        admin = self.as_user("root", role="admin")
+        self.push(s, alice, "a1", [ins(1, "todos", id="t1", owner="alice")])
+        _, carol_cursor = self.seen(s, carol, "c1")
+        other = subprocess.Popen(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                                  self.args[1]],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        other.stdin.write("BEGIN; UPDATE todos SET owner = 'carol' WHERE id = 't1';"
+                          " SELECT 'held';\n")
+        other.stdin.flush()
+        self.assertEqual(other.stdout.readline().strip(), "held")
+        done = []
+        pusher = threading.Thread(target=lambda: done.append(self.push(
+            s, admin, "r1", [upd(1, "todos", {"id": "t1"}, owner="bob")])))
+        pusher.start()
+        time.sleep(0.5)
+        self.assertFalse(done, "the push did not wait for the row")
+        other.stdin.write("COMMIT;\n")
+        other.stdin.close()
+        other.wait(10)
+        pusher.join(10)
+        self.assertEqual(done[0][0]["status"], "applied", done)
+        q = urllib.parse.urlencode({"client_id": "c1", "cursor": carol_cursor})
+        status, _, page = s.request("GET", "/pull?" + q, headers=carol)
+        self.assertEqual((status, [(c["op"], c["pk"]["id"]) for c in page["changes"]]),
+                         (200, [("delete", "t1")]), page)
 
     def test_storage_refuses(self):
         # text compared with an integer: PostgreSQL's own check, at startup
