@@ -10,6 +10,7 @@
 **                [--max-tombstones N] [--max-connections N]
 **                [--request-timeout SECONDS] [--body-timeout SECONDS]
 **                [--max-streams-per-client N] [--max-streams-per-user N]
+**                [--max-requests-per-user N]
 **                [--jwt-secret-file FILE | --jwt-public-key FILE]
 **                [--jwt-audience AUD] [--jwt-issuer ISS] [--jwt-leeway SECONDS]
 **                [--rules FILE]
@@ -44,6 +45,7 @@ static void usage(void) {
                   "             [--max-tombstones N] [--max-connections N]\n"
                   "             [--request-timeout SECONDS] [--body-timeout SECONDS]\n"
                   "             [--max-streams-per-client N] [--max-streams-per-user N]\n"
+                  "             [--max-requests-per-user N]\n"
                   "             [--jwt-secret-file FILE | --jwt-public-key FILE]\n"
                   "             [--jwt-audience AUD] [--jwt-issuer ISS] [--jwt-leeway SECONDS]\n"
                   "             [--rules FILE]\n"
@@ -133,7 +135,8 @@ int main(int argc, char **argv) {
                     .heartbeat = 15,
                     .timeout = 60,
                     .max_streams_per_client = 2,
-                    .max_streams_per_user = 16};
+                    .max_streams_per_user = 16,
+                    .max_requests_per_user = 100};
   char *token_file = 0, *secret_from_file = 0;
   const char *jwt_secret = 0, *jwt_public = 0, *jwt_aud = 0, *jwt_iss = 0;
   int jwt_leeway = 30;
@@ -179,6 +182,8 @@ int main(int argc, char **argv) {
       ctx.max_streams_per_client = (unsigned)number_arg(a, v, 1, 100000);
     else if (strcmp(a, "--max-streams-per-user") == 0)
       ctx.max_streams_per_user = (unsigned)number_arg(a, v, 0, 100000);
+    else if (strcmp(a, "--max-requests-per-user") == 0)
+      ctx.max_requests_per_user = (unsigned)number_arg(a, v, 0, 1000000);
     else if (strcmp(a, "--jwt-secret-file") == 0)
       jwt_secret = v;
     else if (strcmp(a, "--jwt-public-key") == 0)

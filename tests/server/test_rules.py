@@ -447,6 +447,26 @@ class RulesTests(ManySyncd):
         for ev in (a1, again, a3, b1):
             ev.close()
 
+    def test_requests_per_user(self):
+        # a user past its requests per second gets 429 with Retry-After; the
+        # others, and requests without a JWT, go on; the bucket refills
+        s = self.server(more=["--max-requests-per-user", "3"])
+        alice, bob = self.as_user("alice"), self.as_user("bob")
+        statuses = [s.request("GET", "/pull?client_id=a1", headers=alice)[0] for _ in range(3)]
+        self.assertEqual(statuses, [200] * 3)
+        for _ in range(20):
+            status, resp, data = s.request("GET", "/pull?client_id=a1", headers=alice)
+            if status != 200:
+                break
+        self.assertEqual((status, data),
+                         (429, {"error": "too many requests for this user: try again later"}))
+        self.assertEqual(resp.getheader("Retry-After"), "1")
+        self.assertEqual(s.request("GET", "/pull?client_id=b1", headers=bob)[0], 200)
+        self.assertEqual(s.request("GET", "/pull?client_id=admin", headers=bearer("shared"))[0],
+                         200)
+        time.sleep(1.1)
+        self.assertEqual(s.request("GET", "/pull?client_id=a1", headers=alice)[0], 200)
+
     def refused(self, rules, msg, store_args=None, path=None):
         """syncd stops at startup with msg for the rules (or the file at path)."""
         path = path or self.file("bad.json", rules if isinstance(rules, str) else json.dumps(rules))
