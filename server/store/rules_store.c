@@ -66,8 +66,13 @@ static int was_tables(const store *s, dialect_conn *c, const rules *r, char **er
     if (s->d->select_bool(c, rt->was_create, 0, 0, &yes, err) ||
         s->d->select_bool(c, rt->was_index, 0, 0, &yes, err) ||
         s->d->select_bool(c, rt->was_probe, 0, 0, &yes, err) ||
-        rules_was_readable(s, c, rt, "{}", 0, &yes, err))
+        rules_was_readable(s, c, rt, "{}", 0, &yes, err)) {
+      char *why = *err;
+      *err = wire_errf("rules: table %s: its former values (_syncd_was_%s): %s", rt->t->name,
+                       rt->t->name, why ? why : "?");
+      sqlite3_free(why);
       return -1;
+    }
   }
   return 0;
 }

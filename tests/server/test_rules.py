@@ -26,6 +26,9 @@ CREATE TABLE secrets(id TEXT PRIMARY KEY, v TEXT);
 INSERT INTO members VALUES ('p1', 'alice'), ('p2', 'bob');
 INSERT INTO secrets VALUES ('s1', 'hidden');
 """
+# a table with more columns than a rule may name (RULES_MAX_COLS)
+SCHEMA += "CREATE TABLE wide(id TEXT PRIMARY KEY, %s);\n" % ", ".join(
+    f"c{i} TEXT" for i in range(33))
 
 # How the user reaches each store's defaults and triggers (docs/RULES.md).
 NOTES = {
@@ -500,6 +503,8 @@ class RulesTests(ManySyncd):
         self.refused(one("owner IN (SELECT owner FROM members WHERE user_id = :sub)"),
                      "no such column in the selected table")
         self.refused({"tables": {"todos": {"read": 1}}}, "read must be a string")
+        self.refused({"tables": {"wide": {"read": " OR ".join(f"c{i} = :sub" for i in range(33))}}},
+                     "rules: table wide, read: too many distinct columns")
         self.refused({"tables": {"todos": {"server_columns": ["id"]}}},
                      "server_columns: id is a primary key column")
         self.refused({"tables": {"todos": {"server_columns": ["nope"]}}},
