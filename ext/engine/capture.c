@@ -7,15 +7,15 @@
 **   sync_ai_T  AFTER INSERT   queue 'insert' with the whole row, or 'update'
 **                             of the whole row when it replaced its own key
 **   sync_au_T  AFTER UPDATE   queue 'update' with the changed columns only
-**
-** The columns sync_track's "server_columns" names are never sent: an insert's
-** data leaves them out (the server's defaults fill them), an update of only
-** them queues nothing, and the server's rows bring their values.
 **   sync_ak_T  AFTER UPDATE OF the key (and the rowid's names), key changed:
 **                             queue 'delete' old key + 'insert' new
 **   sync_ad_T  AFTER DELETE   queue 'delete'
 **   sync_bi_T, sync_bu_T, sync_bs_T, sync_rp_T: the rows a REPLACE deletes
 **                             without a delete trigger (replace.c)
+**
+** The columns sync_track's "server_columns" names are never sent: an insert's
+** data leaves them out (the server's defaults fill them), an update of only
+** them queues nothing, and the server's rows bring their values.
 **
 ** What each write queues, in id order (the server applies them in that
 ** order, so each one must be applicable after the ones before it):
