@@ -405,6 +405,25 @@ class RulesTests(ManySyncd):
             ops += [(c["op"], c["pk"]["id"]) for c in page["changes"]]
         self.assertIn(("delete", "t2"), ops)
 
+    def test_project_change_moves_the_task(self):
+        # a read rule through membership: a task moved from alice's project
+        # to bob's leaves her and reaches him
+        rules = json.loads(json.dumps(RULES))
+        rules["tables"]["tasks"]["write"] = "true"
+        s = self.server(rules)
+        alice, bob = self.as_user("alice"), self.as_user("bob")
+        self.push(s, alice, "a1", [ins(1, "tasks", id="k1", project="p1")])
+        _, alice_cursor = self.seen(s, alice, "a1")
+        _, bob_cursor = self.seen(s, bob, "b1")
+        res = self.push(s, bob, "b1", [upd(1, "tasks", {"id": "k1"}, project="p2")])
+        self.assertEqual(res[0]["status"], "applied", res)
+        for user, client, cursor, op in ((alice, "a1", alice_cursor, "delete"),
+                                         (bob, "b1", bob_cursor, "upsert")):
+            q = urllib.parse.urlencode({"client_id": client, "cursor": cursor})
+            status, _, page = s.request("GET", "/pull?" + q, headers=user)
+            self.assertEqual((status, [(c["op"], c["pk"]["id"]) for c in page["changes"]]),
+                             (200, [(op, "k1")]), page)
+
     def test_stream_filter(self):
         s = self.server()
         alice, bob = self.as_user("alice"), self.as_user("bob")
