@@ -12,7 +12,10 @@
 ** without a rule is not synced at all (rules_find answers NULL).
 **
 ** For each rule, a check selecting whether one row (keyed by parameter 1,
-** the key as JSON) passes it, rendered for the store's dialect.
+** the key as JSON) passes it, rendered for the store's dialect; and for a
+** read rule that names its row's columns, the statements that keep their
+** former values in _syncd_was_<table> and check them (was_sql: move-out,
+** docs/RULES.md).
 */
 #include "rules.h"
 
