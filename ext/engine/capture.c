@@ -13,6 +13,10 @@
 **   sync_bi_T, sync_bu_T, sync_bs_T, sync_rp_T: the rows a REPLACE deletes
 **                             without a delete trigger (replace.c)
 **
+** The columns sync_track's "server_columns" names are never sent: an insert's
+** data leaves them out (the server's defaults fill them), an update of only
+** them queues nothing, and the server's rows bring their values.
+**
 ** What each write queues, in id order (the server applies them in that
 ** order, so each one must be applicable after the ones before it):
 **
@@ -81,6 +85,12 @@ static int is_key(SyncTable *t, int col) {
   return 0;
 }
 
+/* A column an update sends when it changes: outside the key, not the
+** server's (sync_track's server_columns). */
+static int is_sent(SyncTable *t, int col) {
+  return !is_key(t, col) && !(t->server && t->server[col]);
+}
+
 /* OLD and NEW have the same key (same=1) or not (same=0). */
 static void key_same(sqlite3_str *s, SyncTable *t, int same) {
   append(s, same ? "(" : "NOT (");
@@ -114,7 +124,7 @@ static void enqueue(sqlite3_str *s, SyncTable *t, const int *kind, const char *o
   jx_key(s, t, kind, prefix);
   append(s, ",");
   if (withRow)
-    jx_row(s, t, kind, prefix);
+    jx_data(s, t, kind, prefix);
   else
     append(s, "NULL");
   append(s, ");");
@@ -285,16 +295,19 @@ static int triggers(sqlite3_str *s, SyncTable *t, const JxShape *sh) {
   append(s, ") THEN 'update' ELSE 'insert' END,");
   jx_key(s, t, kind, "NEW");
   append(s, ",");
-  jx_row(s, t, kind, "NEW");
+  jx_data(s, t, kind, "NEW");
   append(s, "); END;\n");
 
-  if (t->nCol > t->nPk) {
+  int nSent = 0;
+  for (int i = 0; i < t->nCol; i++)
+    nSent += is_sent(t, i);
+  if (nSent) {
     sqlite3_str_appendf(s, "CREATE TRIGGER main.\"sync_au_%w\" AFTER UPDATE ON \"%w\" WHEN %s AND ",
                         T, T, jx_ctrl);
     key_same(s, t, 1);
     append(s, " AND (");
     for (int i = 0, n = 0; i < t->nCol; i++) {
-      if (is_key(t, i)) continue;
+      if (!is_sent(t, i)) continue;
       append(s, n++ ? " OR " : "");
       if (kind[i] & EXACT) {
         append(s, "NOT (");
@@ -317,7 +330,7 @@ static int triggers(sqlite3_str *s, SyncTable *t, const JxShape *sh) {
     Changed ch = {t, kind, sqlite3_malloc64(sizeof(int) * t->nCol), 0};
     if (!ch.col) return SQLITE_NOMEM;
     for (int i = 0; i < t->nCol; i++)
-      if (!is_key(t, i)) ch.col[ch.n++] = i;
+      if (is_sent(t, i)) ch.col[ch.n++] = i;
     sqlite3_str *obj = sqlite3_str_new(0);
     jx_object(obj, ch.n, changed_name, changed_value, &ch);
     char *o = sqlite3_str_finish(obj);

@@ -57,7 +57,9 @@ int existing_ensure(SyncCtx *c) {
   int rc = ctx_exec(c, "CREATE TABLE IF NOT EXISTS main.sync_local(id INTEGER PRIMARY KEY,"
                        " tbl TEXT NOT NULL, pk TEXT NOT NULL, state TEXT NOT NULL, row TEXT,"
                        " noted_at TEXT NOT NULL, UNIQUE(tbl, pk))");
-  return rc == SQLITE_OK ? ctx_add_column(c, "sync_tracked", "existing", "TEXT", 0) : rc;
+  if (rc == SQLITE_OK) rc = ctx_add_column(c, "sync_tracked", "existing", "TEXT", 0);
+  /* sync_track's server_columns (track.c, table.c) */
+  return rc == SQLITE_OK ? ctx_add_column(c, "sync_tracked", "server_columns", "TEXT", 0) : rc;
 }
 
 int existing_options(SyncCtx *c, const char *json, ExistingMode *pMode, char **pzErr) {
@@ -74,6 +76,7 @@ int existing_options(SyncCtx *c, const char *json, ExistingMode *pMode, char **p
     const char *key = (const char *)sqlite3_column_text(s, 0);
     const char *type = (const char *)sqlite3_column_text(s, 1);
     const char *v = (const char *)sqlite3_column_text(s, 2);
+    if (key && strcmp(key, "server_columns") == 0) continue; /* track.c reads it */
     if (!key || strcmp(key, "existing") != 0) {
       *pzErr = sqlite3_mprintf("unknown option \"%s\"", key ? key : "");
       rc = SQLITE_ERROR;
@@ -98,6 +101,7 @@ int existing_options(SyncCtx *c, const char *json, ExistingMode *pMode, char **p
 ** outbox's pk) and its row as JSON, both read from the table by name. */
 typedef struct Exprs {
   char *key, *row, *name; /* name: "T" quoted, the prefix of both */
+  char *data;             /* the row as an insert sends it (jx_data) */
 } Exprs;
 
 static int exprs_make(SyncCtx *c, SyncTable *t, Exprs *x) {
@@ -107,12 +111,14 @@ static int exprs_make(SyncCtx *c, SyncTable *t, Exprs *x) {
   x->name = sqlite3_mprintf("\"%w\"", t->name);
   if (rc == SQLITE_OK && !x->name) rc = SQLITE_NOMEM;
   if (rc == SQLITE_OK) {
-    sqlite3_str *k = sqlite3_str_new(0), *r = sqlite3_str_new(0);
+    sqlite3_str *k = sqlite3_str_new(0), *r = sqlite3_str_new(0), *d = sqlite3_str_new(0);
     jx_key(k, t, sh.kind, x->name);
     jx_row(r, t, sh.kind, x->name);
+    jx_data(d, t, sh.kind, x->name);
     x->key = sqlite3_str_finish(k);
     x->row = sqlite3_str_finish(r);
-    if (!x->key || !x->row) rc = SQLITE_NOMEM;
+    x->data = sqlite3_str_finish(d);
+    if (!x->key || !x->row || !x->data) rc = SQLITE_NOMEM;
   }
   jx_shape_free(&sh);
   return rc;
@@ -121,6 +127,7 @@ static int exprs_make(SyncCtx *c, SyncTable *t, Exprs *x) {
 static void exprs_free(Exprs *x) {
   sqlite3_free(x->key);
   sqlite3_free(x->row);
+  sqlite3_free(x->data);
   sqlite3_free(x->name);
 }
 
@@ -192,7 +199,7 @@ static int queue_inserts(SyncCtx *c, SyncTable *t, const Exprs *x, const char *w
              sqlite3_mprintf("INSERT INTO main.sync_outbox(id, tbl, op, pk, data)"
                              " SELECT %s + row_number() OVER (), ?1, 'insert', %s, %s"
                              " FROM main.%s WHERE (%s) AND NOT (%s)",
-                             jx_last_id, x->key, x->row, x->name, where, cond),
+                             jx_last_id, x->key, x->data, x->name, where, cond),
              0);
   sqlite3_free(cond);
   return rc;

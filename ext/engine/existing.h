@@ -12,7 +12,8 @@
 ** sync_tracked.existing. */
 typedef enum { EXISTING_NONE = 0, EXISTING_PUSH, EXISTING_KEEP, EXISTING_SERVER } ExistingMode;
 
-/* Creates sync_local and sync_tracked.existing when missing. */
+/* Creates sync_local, sync_tracked.existing and sync_tracked.server_columns
+** when missing. */
 int existing_ensure(SyncCtx *);
 
 /* Reads sync_track's options (JSON text or NULL). *pMode is EXISTING_NONE

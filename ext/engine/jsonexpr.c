@@ -156,6 +156,36 @@ void jx_row(sqlite3_str *s, SyncTable *t, const int *kind, const char *prefix) {
   object_expr(s, t, kind, 0, t->nCol, prefix);
 }
 
+/* Column i of those jx_data sends (t->server left out). Trigger texts are
+** built once per tracking, so a scan per member costs nothing that counts. */
+static int sent_col(SyncTable *t, int i) {
+  int col = 0;
+  for (;; col++)
+    if (!t->server[col] && i-- == 0) return col;
+}
+
+static const char *data_name(int i, void *arg) {
+  ObjectArg *a = arg;
+  return a->t->cols[sent_col(a->t, i)];
+}
+
+static void data_value(sqlite3_str *s, int i, void *arg) {
+  ObjectArg *a = arg;
+  int col = sent_col(a->t, i);
+  char *x = sqlite3_mprintf("%s.\"%w\"", a->prefix, a->t->cols[col]);
+  if (x) jx_value(s, x, a->kind ? a->kind[col] : MAY_ANY);
+  sqlite3_free(x);
+}
+
+void jx_data(sqlite3_str *s, SyncTable *t, const int *kind, const char *prefix) {
+  if (!t->server) return jx_row(s, t, kind, prefix);
+  int n = 0;
+  for (int i = 0; i < t->nCol; i++)
+    n += !t->server[i];
+  ObjectArg a = {t, kind, 0, prefix};
+  jx_object(s, n, data_name, data_value, &a);
+}
+
 void jx_uniq_match(sqlite3_str *s, SyncTable *t, const JxUniq *u, const char *a, const char *b) {
   for (int i = 0; i < u->n; i++) {
     const char *col = t->cols[u->col[i]];

@@ -55,6 +55,9 @@ void jx_remove(sqlite3_str *, const char *obj, int n, JxValueFn path, void *arg)
 ** ("NEW", "OLD", an alias); kind NULL means anything. */
 void jx_key(sqlite3_str *, SyncTable *, const int *kind, const char *prefix);
 void jx_row(sqlite3_str *, SyncTable *, const int *kind, const char *prefix);
+/* The row as a mutation sends it: json_object of every column of t but the
+** server's (t->server), read from prefix. */
+void jx_data(sqlite3_str *, SyncTable *, const int *kind, const char *prefix);
 /* The parts of u of rows a and b are equal, as the index compares them. */
 void jx_uniq_match(sqlite3_str *, SyncTable *, const JxUniq *u, const char *a, const char *b);
 

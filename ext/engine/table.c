@@ -31,6 +31,7 @@ static void table_free(SyncTable *t) {
   sqlite3_free(t->cols);
   sqlite3_free(t->dflt);
   sqlite3_free(t->pk);
+  sqlite3_free(t->server);
   sqlite3_free(t->name);
   sqlite3_free(t);
 }
@@ -136,6 +137,33 @@ static int build_statements(SyncCtx *c, SyncTable *t) {
   return rc;
 }
 
+/* t->server from sync_tracked.server_columns (track.c): the columns whose
+** values the server owns, never sent. A database whose sync_tracked has no
+** such column yet (sync_init and sync_track add it) has none. */
+static int load_server(SyncCtx *c, SyncTable *t) {
+  sqlite3_stmt *s = 0;
+  if (sqlite3_prepare_v2(c->db,
+                         "SELECT j.value FROM main.sync_tracked AS k, json_each(k.server_columns) "
+                         "AS j WHERE k.name = ?1 AND j.type = 'text'",
+                         -1, &s, 0) != SQLITE_OK)
+    return SQLITE_OK;
+  sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    const char *name = (const char *)sqlite3_column_text(s, 0);
+    if (!t->server && (t->server = sqlite3_malloc64((sqlite3_uint64)t->nCol + 1)))
+      memset(t->server, 0, (size_t)t->nCol + 1);
+    if (!t->server) {
+      rc = SQLITE_NOMEM;
+      break;
+    }
+    for (int i = 0; name && i < t->nCol; i++)
+      if (sqlite3_stricmp(t->cols[i], name) == 0 && !is_pk(t, i)) t->server[i] = 1;
+  }
+  sqlite3_finalize(s);
+  return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 /* Reads the table's columns and key. Fails with a message in *pzErr for a
 ** missing table, a view or virtual table, a table without PRIMARY KEY, the
 ** extension's own tables, and column names JSON paths cannot address. */
@@ -230,6 +258,7 @@ static int table_load(SyncCtx *c, const char *name, SyncTable **pOut, char **pzE
       rc = SQLITE_ERROR;
     }
   }
+  if (rc == SQLITE_OK) rc = load_server(c, t);
   if (rc == SQLITE_OK) rc = build_statements(c, t);
   if (rc != SQLITE_OK) {
     if (!*pzErr && rc != SQLITE_NOMEM) *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));

@@ -16,6 +16,7 @@ struct SyncTable {
   char **dflt; /* DEFAULT expression text or NULL, per column */
   int nPk;
   int *pk;                /* column index of each primary key part, in key order */
+  unsigned char *server;  /* per column: the server's (sync_track's server_columns); NULL: none */
   sqlite3_stmt *upsert;   /* ?1 data: insert it, or on a key conflict set the columns it has */
   sqlite3_stmt *update;   /* ?1 data, ?2 pk: set the columns data has on that key */
   sqlite3_stmt *del;      /* ?1 pk: delete that key */

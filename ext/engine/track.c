@@ -3,6 +3,13 @@
 **
 **   SELECT sync_track('todos');       -- 1: writes to todos are now queued
 **   SELECT sync_track('todos', '{"existing":"keep"}');   -- and its rows stay local
+**   SELECT sync_track('todos', '{"server_columns":["updated_at"]}');  -- never sent
+**
+** "server_columns" names columns whose values the server owns (its defaults
+** and triggers fill them, docs/RULES.md): the capture triggers never send
+** them (capture.c), and the server's rows bring their values. Kept in
+** sync_tracked.server_columns; tracking again without the option keeps
+** them, [] clears them.
 **   SELECT sync_untrack('todos');     -- 1: no longer; its pending mutations are dropped
 **
 ** Tracking needs an explicit PRIMARY KEY (single or composite; rowid tables
@@ -20,6 +27,9 @@
 **   sync_track: options must be a JSON object
 **   sync_track: unknown option "x"
 **   sync_track: option "existing" must be "push", "keep" or "server"
+**   sync_track: option "server_columns" must be an array of column names
+**   sync_track: server_columns: no column "x" in table "t"
+**   sync_track: server_columns: "id" is a primary key column of "t"
 **   sync_track: a row of "x" has a NULL in its primary key ({"id":null}): ...
 **   sync_untrack: table name must be text
 **   sync_untrack: table "x" is not tracked
@@ -28,8 +38,79 @@
 #include "capture.h"
 #include "existing.h"
 #include "table.h"
+#include "value.h"
 
 #include <string.h>
+
+/* sync_track's "server_columns" (absent: *pGiven 0, nothing changes): an
+** array of t's columns outside its key, into *pList as a JSON array of
+** their names as the table spells them (NULL for an empty array). */
+static int server_columns(SyncCtx *c, SyncTable *t, const char *json, int *pGiven, char **pList,
+                          char **pzErr) {
+  *pGiven = 0;
+  *pList = 0;
+  if (!json) return SQLITE_OK;
+  sqlite3_stmt *s = 0;
+  int rc = sqlite3_prepare_v2(c->db,
+                              "SELECT json_type(?1, '$.server_columns'), j.type, j.value FROM"
+                              " (SELECT 1) LEFT JOIN json_each(?1, '$.server_columns') AS j"
+                              " ON json_type(?1, '$.server_columns') = 'array'",
+                              -1, &s, 0);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_text(s, 1, json, -1, SQLITE_STATIC);
+  unsigned char *seen = sqlite3_malloc64((sqlite3_uint64)t->nCol + 1);
+  sqlite3_str *out = sqlite3_str_new(c->db);
+  int n = 0;
+  if (!seen) rc = SQLITE_NOMEM;
+  if (seen) memset(seen, 0, (size_t)t->nCol + 1);
+  sqlite3_str_appendchar(out, 1, '[');
+  while (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
+    const char *what = (const char *)sqlite3_column_text(s, 0);
+    if (!what) break; /* no such option */
+    *pGiven = 1;
+    if (strcmp(what, "array") != 0) {
+      *pzErr = sqlite3_mprintf("option \"server_columns\" must be an array of column names");
+      rc = SQLITE_ERROR;
+      break;
+    }
+    if (sqlite3_column_type(s, 1) == SQLITE_NULL) break; /* an empty array */
+    const char *type = (const char *)sqlite3_column_text(s, 1);
+    const char *name = (const char *)sqlite3_column_text(s, 2);
+    if (!type || strcmp(type, "text") != 0) {
+      *pzErr = sqlite3_mprintf("option \"server_columns\" must be an array of column names");
+      rc = SQLITE_ERROR;
+      break;
+    }
+    int col = -1;
+    for (int i = 0; name && i < t->nCol; i++)
+      if (sqlite3_stricmp(t->cols[i], name) == 0) col = i;
+    int key = 0;
+    for (int i = 0; col >= 0 && i < t->nPk; i++)
+      key |= t->pk[i] == col;
+    if (col < 0 || key) {
+      *pzErr = col < 0 ? sqlite3_mprintf("server_columns: no column \"%s\" in table \"%s\"",
+                                         name ? name : "", t->name)
+                       : sqlite3_mprintf("server_columns: \"%s\" is a primary key column of"
+                                         " \"%s\"",
+                                         t->cols[col], t->name);
+      rc = SQLITE_ERROR;
+      break;
+    }
+    if (seen[col]++) continue;
+    if (n++) sqlite3_str_appendchar(out, 1, ',');
+    value_append_string(out, t->cols[col], -1);
+  }
+  sqlite3_finalize(s);
+  sqlite3_free(seen);
+  sqlite3_str_appendchar(out, 1, ']');
+  char *list = sqlite3_str_finish(out);
+  if (rc == SQLITE_OK && !list) rc = SQLITE_NOMEM;
+  if (rc == SQLITE_OK && n)
+    *pList = list;
+  else
+    sqlite3_free(list);
+  return rc;
+}
 
 void track_fn_track(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   SyncCtx *c = sqlite3_user_data(ctx);
@@ -47,9 +128,12 @@ void track_fn_track(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   ExistingMode mode = EXISTING_NONE;
   SyncTable *t = 0;
   char *zErr = 0;
-  int rc =
-      existing_options(c, argc > 1 ? (const char *)sqlite3_value_text(argv[1]) : 0, &mode, &zErr);
+  const char *options = argc > 1 ? (const char *)sqlite3_value_text(argv[1]) : 0;
+  int given = 0;
+  char *server = 0;
+  int rc = existing_options(c, options, &mode, &zErr);
   if (rc == SQLITE_OK) rc = table_get(c, name, 0, &t, &zErr);
+  if (rc == SQLITE_OK) rc = server_columns(c, t, options, &given, &server, &zErr);
   if (rc != SQLITE_OK) {
     ctx_error_msg(ctx, c, "sync_track", rc, zErr);
     return;
@@ -57,6 +141,7 @@ void track_fn_track(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   /* The DDL below changes the schema and so frees t: keep its name. */
   char *canonical = sqlite3_mprintf("%s", t->name);
   if (!canonical) {
+    sqlite3_free(server);
     sqlite3_result_error_nomem(ctx);
     return;
   }
@@ -64,8 +149,6 @@ void track_fn_track(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   rc = ctx_begin(c);
   if (rc == SQLITE_OK) {
     rc = existing_ensure(c);
-    if (rc == SQLITE_OK) rc = table_get(c, canonical, 0, &t, &zErr);
-    if (rc == SQLITE_OK) rc = capture_install(c, t);
     if (rc == SQLITE_OK) {
       char *sql = sqlite3_mprintf("INSERT OR IGNORE INTO sync_tracked(name, tracked_at) "
                                   "VALUES(%Q, strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ','now'))",
@@ -73,12 +156,24 @@ void track_fn_track(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
       rc = sql ? ctx_exec(c, sql) : SQLITE_NOMEM;
       sqlite3_free(sql);
     }
+    /* before the triggers, which leave the server's columns out; the
+    ** cached table does not see a change of sync_tracked by itself */
+    if (rc == SQLITE_OK && given) {
+      char *sql = sqlite3_mprintf(
+          "UPDATE main.sync_tracked SET server_columns = %Q WHERE name = %Q", server, canonical);
+      rc = sql ? ctx_exec(c, sql) : SQLITE_NOMEM;
+      sqlite3_free(sql);
+      table_cache_clear(c);
+    }
+    if (rc == SQLITE_OK) rc = table_get(c, canonical, 0, &t, &zErr);
+    if (rc == SQLITE_OK) rc = capture_install(c, t);
     /* Read again: the triggers changed the schema, which freed t. */
     if (rc == SQLITE_OK) rc = table_get(c, canonical, 1, &t, &zErr);
     if (rc == SQLITE_OK) rc = existing_track(c, t, mode, first, &zErr);
     rc = ctx_end(c, rc, &zErr);
   }
   sqlite3_free(canonical);
+  sqlite3_free(server);
   if (rc != SQLITE_OK) {
     ctx_error_msg(ctx, c, "sync_track", rc, zErr);
     return;

@@ -22,7 +22,11 @@
 **   - event streams may hold at most the cap less the reserve, and at most
 **     `per_client` per client_id: a newer stream of a client replaces its
 **     oldest (a client that reconnects after losing its network must not
-**     wait for its dead stream to time out).
+**     wait for its dead stream to time out), and at most `per_user` per
+**     JWT user across their clients: one user's devices cannot take the
+**     streams everyone shares. A client with a stream of its own replaces
+**     its oldest then; another client of the user is refused (which of the
+**     user's devices should lose its stream is not ours to pick).
 ** A connection is closed with shutdown(2) on its socket: its own thread
 ** then sees the end of input and MHD closes it normally; a replaced
 ** stream's thread is blocked in its content reader instead, so events.c
@@ -46,6 +50,7 @@ typedef struct conn {
   long long since; /* ms, monotonic: when the phase began */
   size_t body;
   char *client;           /* CONN_STREAM: whose stream (malloc'd) */
+  char *user;             /* CONN_STREAM: the JWT user it was opened for (malloc'd; NULL: none) */
   unsigned long long age; /* CONN_STREAM: its rank, oldest lowest (ms can tie) */
   struct conn *prev, *next;
 } conn;
@@ -170,7 +175,8 @@ static void set_phase(conn *k, conn_phase p) {
   k->since = now_ms();
   k->body = 0;
   free(k->client);
-  k->client = 0;
+  free(k->user);
+  k->client = k->user = 0;
 }
 
 void conns_notify(void *cls, struct MHD_Connection *c, void **socket_ctx,
@@ -207,6 +213,7 @@ void conns_notify(void *cls, struct MHD_Connection *c, void **socket_ctx,
   if (k->next) k->next->prev = k->prev;
   pthread_mutex_unlock(&mu);
   free(k->client);
+  free(k->user);
   free(k);
   *socket_ctx = 0;
 }
@@ -234,46 +241,56 @@ void conns_body(struct MHD_Connection *c, size_t n) {
   pthread_mutex_unlock(&mu);
 }
 
-int conns_stream(struct MHD_Connection *c, const char *client, unsigned per_client, int *replaced) {
+int conns_stream(struct MHD_Connection *c, const char *client, const char *user,
+                 unsigned per_client, unsigned per_user, int *replaced) {
   conn *k = find(c);
-  char *copy = malloc(strlen(client) + 1);
+  char *copy = malloc(strlen(client) + 1), *who = user ? malloc(strlen(user) + 1) : 0;
   *replaced = 0;
-  if (!k || !copy) {
+  if (!k || !copy || (user && !who)) {
     free(copy);
+    free(who);
     return CONNS_STREAM_ERROR;
   }
   strcpy(copy, client);
+  if (who) strcpy(who, user);
   pthread_mutex_lock(&mu);
-  unsigned total = 0, mine = 0;
+  unsigned total = 0, mine = 0, users = 0;
   for (conn *o = all; o; o = o->next) {
     if (o->cut || o->phase != CONN_STREAM) continue;
     total++;
     if (strcmp(o->client, client) == 0) mine++;
+    if (user && o->user && strcmp(o->user, user) == 0) users++;
   }
   int rc = CONNS_STREAM_OK;
-  if (mine >= per_client) {
-    /* the client's oldest streams give way: the total does not grow */
-    for (; mine >= per_client; mine--) {
-      conn *oldest = 0;
-      for (conn *o = all; o; o = o->next)
-        if (!o->cut && o->phase == CONN_STREAM && strcmp(o->client, client) == 0 &&
-            (!oldest || o->age < oldest->age))
-          oldest = o;
-      if (!oldest) break;
-      cut(oldest);
-    }
+  /* the client's oldest streams give way to its new one (the total does
+  ** not grow): past its own share, and when its user's is full (a device
+  ** reconnecting before its dead stream is noticed) */
+  while (mine > 0 && (mine >= per_client || (user && per_user && users >= per_user))) {
+    conn *oldest = 0;
+    for (conn *o = all; o; o = o->next)
+      if (!o->cut && o->phase == CONN_STREAM && strcmp(o->client, client) == 0 &&
+          (!oldest || o->age < oldest->age))
+        oldest = o;
+    if (!oldest) break;
+    cut(oldest);
+    mine--;
+    if (user && oldest->user && strcmp(oldest->user, user) == 0) users--;
     *replaced = 1;
-  } else if (total + reserve >= cap) {
-    rc = CONNS_STREAM_FULL;
   }
+  if (user && per_user && users >= per_user)
+    rc = CONNS_STREAM_USER;
+  else if (!*replaced && total + reserve >= cap)
+    rc = CONNS_STREAM_FULL;
   if (rc == CONNS_STREAM_OK) {
     set_phase(k, CONN_STREAM);
     k->client = copy;
+    k->user = who;
     k->age = ++streams_begun;
-    copy = 0;
+    copy = who = 0;
   }
   pthread_mutex_unlock(&mu);
   free(copy);
+  free(who);
   return rc;
 }
 

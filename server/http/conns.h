@@ -32,14 +32,17 @@ void conns_phase(struct MHD_Connection *c, conn_phase p);
 /* n more body bytes arrived on c. */
 void conns_body(struct MHD_Connection *c, size_t n);
 
-enum { CONNS_STREAM_OK, CONNS_STREAM_FULL, CONNS_STREAM_ERROR };
+enum { CONNS_STREAM_OK, CONNS_STREAM_FULL, CONNS_STREAM_USER, CONNS_STREAM_ERROR };
 
-/* c becomes client's event stream: CONNS_STREAM_OK, or CONNS_STREAM_FULL
-** when streams hold their whole share of the slots (c stays as it was),
+/* c becomes client's event stream, opened for user (a JWT's sub; NULL:
+** none): CONNS_STREAM_OK, or CONNS_STREAM_FULL when streams hold their
+** whole share of the slots, CONNS_STREAM_USER when the user's other clients
+** hold per_user streams (0: no cap) -- c stays as it was --,
 ** CONNS_STREAM_ERROR out of memory. When the client already has per_client
-** streams its oldest are cut and *replaced set: their readers must be woken
-** to see it (conns_cut). */
-int conns_stream(struct MHD_Connection *c, const char *client, unsigned per_client, int *replaced);
+** streams, or has one and its user per_user, its oldest are cut and
+** *replaced set: their readers must be woken to see it (conns_cut). */
+int conns_stream(struct MHD_Connection *c, const char *client, const char *user,
+                 unsigned per_client, unsigned per_user, int *replaced);
 
 /* Whether c was cut (called from c's own thread, so c is alive). */
 int conns_cut(struct MHD_Connection *c);

@@ -217,7 +217,8 @@ int events_start(const server_ctx *ctx, struct MHD_Connection *c, const char *cl
     return status;
   }
   int replaced = 0;
-  rc = conns_stream(c, client_id, ctx->max_streams_per_client, &replaced);
+  rc = conns_stream(c, client_id, s->sub, ctx->max_streams_per_client, ctx->max_streams_per_user,
+                    &replaced);
   if (replaced) kick();
   if (rc != CONNS_STREAM_OK) {
     stream_free(s);
@@ -225,8 +226,11 @@ int events_start(const server_ctx *ctx, struct MHD_Connection *c, const char *cl
       *resp = reply_error("out of memory");
       return MHD_HTTP_INTERNAL_SERVER_ERROR;
     }
-    /* streams may not take the slots requests need; one ending frees one */
-    *resp = reply_error("too many event streams: try again later");
+    /* streams may not take the slots requests need, nor one user those of
+    ** the others; one ending frees one */
+    *resp = reply_error(rc == CONNS_STREAM_USER
+                            ? "too many event streams for this user: try again later"
+                            : "too many event streams: try again later");
     if (*resp) MHD_add_response_header(*resp, MHD_HTTP_HEADER_RETRY_AFTER, "5");
     return MHD_HTTP_TOO_MANY_REQUESTS;
   }

@@ -21,6 +21,7 @@
 #include "reply.h"
 #include "request.h"
 #include "routes.h"
+#include "userlimit.h"
 
 #define PULL_DEFAULT_LIMIT 1000
 #define PULL_MAX_LIMIT 10000
@@ -339,6 +340,17 @@ static enum MHD_Result on_head(const server_ctx *ctx, struct MHD_Connection *c, 
                         reply_json(
                             sqlite3_mprintf("{\"error\":\"unauthorized\",\"reason\":\"%s\"}", why)))
                : answer_error(c, rq, MHD_HTTP_UNAUTHORIZED, "unauthorized");
+  /* one user's requests may not starve the others' (userlimit.c) */
+  int wait = rq->auth == AUTH_USER && ctx->max_requests_per_user
+                 ? userlimit_take(rq->user.sub, ctx->max_requests_per_user)
+                 : 0;
+  if (wait) {
+    struct MHD_Response *r = reply_error("too many requests for this user: try again later");
+    char secs[16];
+    snprintf(secs, sizeof secs, "%d", wait);
+    if (r) MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+    return answer(c, rq, MHD_HTTP_TOO_MANY_REQUESTS, r);
+  }
   if (strcmp(method, "POST") != 0) return MHD_YES;
   if (!json_content_type(c))
     return answer_error(c, rq, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,

@@ -18,6 +18,8 @@ typedef struct server_ctx {
   int heartbeat;                   /* seconds between SSE comments */
   int timeout;                     /* idle seconds before a non-SSE connection is closed */
   unsigned max_streams_per_client; /* event streams one client_id may hold */
+  unsigned max_streams_per_user;   /* event streams one JWT user may hold (0: no cap) */
+  unsigned max_requests_per_user;  /* requests a second one JWT user may make (0: no cap) */
   int verbose;
 } server_ctx;
 

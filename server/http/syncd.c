@@ -9,7 +9,8 @@
 **                [--heartbeat SECONDS] [--max-body BYTES]
 **                [--max-tombstones N] [--max-connections N]
 **                [--request-timeout SECONDS] [--body-timeout SECONDS]
-**                [--max-streams-per-client N]
+**                [--max-streams-per-client N] [--max-streams-per-user N]
+**                [--max-requests-per-user N]
 **                [--jwt-secret-file FILE | --jwt-public-key FILE]
 **                [--jwt-audience AUD] [--jwt-issuer ISS] [--jwt-leeway SECONDS]
 **                [--rules FILE]
@@ -43,7 +44,8 @@ static void usage(void) {
                   "             [--heartbeat SECONDS] [--max-body BYTES]\n"
                   "             [--max-tombstones N] [--max-connections N]\n"
                   "             [--request-timeout SECONDS] [--body-timeout SECONDS]\n"
-                  "             [--max-streams-per-client N]\n"
+                  "             [--max-streams-per-client N] [--max-streams-per-user N]\n"
+                  "             [--max-requests-per-user N]\n"
                   "             [--jwt-secret-file FILE | --jwt-public-key FILE]\n"
                   "             [--jwt-audience AUD] [--jwt-issuer ISS] [--jwt-leeway SECONDS]\n"
                   "             [--rules FILE]\n"
@@ -129,8 +131,12 @@ static socklen_t parse_listen(const char *spec, struct sockaddr_storage *addr) {
 int main(int argc, char **argv) {
   const char *listen = 0, *schema = 0, *rules = 0, *dbpath = 0, *pg = 0, *issue = 0;
   long long max_conn = 1024, max_tomb = 0, request_timeout = 10, body_timeout = 60;
-  server_ctx ctx = {
-      .max_body = 16u << 20, .heartbeat = 15, .timeout = 60, .max_streams_per_client = 2};
+  server_ctx ctx = {.max_body = 16u << 20,
+                    .heartbeat = 15,
+                    .timeout = 60,
+                    .max_streams_per_client = 2,
+                    .max_streams_per_user = 16,
+                    .max_requests_per_user = 100};
   char *token_file = 0, *secret_from_file = 0;
   const char *jwt_secret = 0, *jwt_public = 0, *jwt_aud = 0, *jwt_iss = 0;
   int jwt_leeway = 30;
@@ -174,6 +180,10 @@ int main(int argc, char **argv) {
       body_timeout = number_arg(a, v, 1, 3600);
     else if (strcmp(a, "--max-streams-per-client") == 0)
       ctx.max_streams_per_client = (unsigned)number_arg(a, v, 1, 100000);
+    else if (strcmp(a, "--max-streams-per-user") == 0)
+      ctx.max_streams_per_user = (unsigned)number_arg(a, v, 0, 100000);
+    else if (strcmp(a, "--max-requests-per-user") == 0)
+      ctx.max_requests_per_user = (unsigned)number_arg(a, v, 0, 1000000);
     else if (strcmp(a, "--jwt-secret-file") == 0)
       jwt_secret = v;
     else if (strcmp(a, "--jwt-public-key") == 0)

@@ -19,25 +19,34 @@ typedef struct reader {
   dialect_conn *c;
   const store_user *u;
   int after_cursor; /* an increment, not a page of an initial sync */
+  long long snap;   /* a later page of an initial sync: the head it began at */
   int moved;        /* a membership change the user may be concerned by */
   char **err;
 } reader;
 
 /* Under rules, a change the user may not read is left out: the live row
 ** is judged as it is when checked. A delete has no row left to judge and
-** is sent (docs/RULES.md: its key is not secret). */
-static int read_filter(void *arg, const char *table, const char *pk, const char *row) {
+** is sent (docs/RULES.md: its key is not secret). After a cursor, a row
+** the user may not read now but could read before it changed (a former
+** value kept by push.c passes the rule) is sent as a delete: move-out. So
+** is one an initial sync meets again above the head it began at: an
+** earlier page may have sent it. */
+static int read_filter(void *arg, const char *table, const char *pk, const char *row,
+                       long long version) {
   reader *rd = arg;
   const catalog_table *t = catalog_table_find(&rd->s->cat, table);
   const rules_table *rt = t ? rules_find(rd->s->rules, t) : 0;
   if (!rt) return WIRE_SKIP;
-  int yes = !row;
+  int yes = !row, was = 0;
   if (row && rules_check_row(rd->s, rd->c, rt, 0, pk, rd->u, &yes, rd->err)) return WIRE_FAIL;
+  if (row && !yes && (rd->after_cursor || (rd->snap && version > rd->snap)) &&
+      rules_was_readable(rd->s, rd->c, rt, pk, rd->u, &was, rd->err))
+    return WIRE_FAIL;
   /* a membership the user can see came or went (a delete cannot be
   ** judged): rows of other tables may have become readable or stopped
   ** being so, without a change of their own */
-  if (yes && rt->membership && rd->after_cursor) rd->moved = 1;
-  return yes ? WIRE_KEEP : WIRE_SKIP;
+  if ((yes || was) && rt->membership && rd->after_cursor) rd->moved = 1;
+  return yes ? WIRE_KEEP : was ? WIRE_GONE : WIRE_SKIP;
 }
 
 void store_page_clear(store_page *page) {
@@ -116,7 +125,7 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
   wire_page p;
   wire_page_start(&p, limit, pending_from > 0);
   /* not while an initial sync pages (snap): its own pages bring memberships */
-  reader rd = {s, c, u, cursor && !snap, 0, err};
+  reader rd = {s, c, u, cursor && !snap, snap, 0, err};
   if (s->rules) p.filter = read_filter, p.filter_arg = &rd;
   int rc = STORE_ERROR;
   if (!s->d->read_page(c, client, after, cursor != 0, only, pending_from, &p, err) && !p.failed) {

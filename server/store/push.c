@@ -182,6 +182,11 @@ static dialect_result apply_rows(const store *s, dialect_conn *c, const catalog_
   int changed = 0;
   dialect_result r = DIALECT_OK;
   if (rt && m->op != STORE_INSERT) r = allowed_before(s, c, t, rt, m, u, &o->reason, err);
+  /* the values the read rule judges, as they are before an update: a
+  ** reader of them gets a delete if the update moves the row away (pull.c) */
+  if (r == DIALECT_OK && rt && m->op == STORE_UPDATE && cols->n_set &&
+      rules_was(s, c, rt, RULES_WAS_KEEP, m->pk, err))
+    r = DIALECT_FATAL;
   if (r == DIALECT_OK && m->op == STORE_UPDATE && cols->n_set == 0) {
     /* nothing to set: only the row's existence matters */
     r = d->read_row(c, t, m->pk, &o->row, &o->pk, &o->reason, err);
@@ -198,7 +203,11 @@ static dialect_result apply_rows(const store *s, dialect_conn *c, const catalog_
     else if (r == DIALECT_OK && m->op == STORE_INSERT)
       r = same_key(s, c, t, m, o, err);
     if (r == DIALECT_OK && rt) r = allowed(s, c, rt, o->pk, u, &o->reason, err);
+    if (r == DIALECT_OK && rt && rules_was(s, c, rt, RULES_WAS_DROP, o->pk, err)) r = DIALECT_FATAL;
   }
+  if (r == DIALECT_OK && rt && changed && m->op == STORE_DELETE &&
+      rules_was(s, c, rt, RULES_WAS_FORGET, del_pk, err))
+    r = DIALECT_FATAL;
   if (r == DIALECT_OK && changed) {
     const char *pk = m->op == STORE_DELETE ? del_pk : o->pk;
     if (d->log_change(c, t->name, pk, o->row, &o->version, err)) r = DIALECT_FATAL;

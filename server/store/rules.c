@@ -12,7 +12,10 @@
 ** without a rule is not synced at all (rules_find answers NULL).
 **
 ** For each rule, a check selecting whether one row (keyed by parameter 1,
-** the key as JSON) passes it, rendered for the store's dialect.
+** the key as JSON) passes it, rendered for the store's dialect; and for a
+** read rule that names its row's columns, the statements that keep their
+** former values in _syncd_was_<table> and check them (was_sql: move-out,
+** docs/RULES.md).
 */
 #include "rules.h"
 
@@ -29,22 +32,124 @@ static char *text(jspan v) {
   return z;
 }
 
-/* SELECT EXISTS(the row of t keyed by parameter 1 AND cond). */
-static char *check_sql(const catalog_table *t, const char *cond, int pg) {
-  sqlite3_str *s = sqlite3_str_new(0);
-  sqlite3_str_appendf(s, "SELECT EXISTS(SELECT 1 FROM \"%w\" WHERE ", t->name);
+/* "<alias>.<each key column of t> = <its value in parameter 1> AND ". */
+static void key_match(sqlite3_str *s, const catalog_table *t, const char *alias, int pg) {
   for (int k = 0; k < t->n_pk; k++) {
     const char *c = t->cols[t->pk[k]].name;
     if (pg)
       sqlite3_str_appendf(
-          s, "\"%w\".\"%w\" = (jsonb_populate_record(NULL::\"%w\", $1::jsonb)).\"%w\" AND ",
-          t->name, c, t->name, c);
+          s, "\"%w\".\"%w\" = (jsonb_populate_record(NULL::\"%w\", $1::jsonb)).\"%w\" AND ", alias,
+          c, t->name, c);
     else
-      sqlite3_str_appendf(s, "\"%w\".\"%w\" = json_extract(?1, %Q) AND ", t->name, c,
+      sqlite3_str_appendf(s, "\"%w\".\"%w\" = json_extract(?1, %Q) AND ", alias, c,
                           t->cols[t->pk[k]].key);
   }
+}
+
+/* SELECT EXISTS(the row of t keyed by parameter 1 AND cond). */
+static char *check_sql(const catalog_table *t, const char *cond, int pg) {
+  sqlite3_str *s = sqlite3_str_new(0);
+  sqlite3_str_appendf(s, "SELECT EXISTS(SELECT 1 FROM \"%w\" WHERE ", t->name);
+  key_match(s, t, t->name, pg);
   sqlite3_str_appendf(s, "%s)", cond);
   return sqlite3_str_finish(s);
+}
+
+/* The columns _syncd_was_<t> holds: t's key, then the other columns read
+** names; into cols (room for t->n_pk + RULES_MAX_COLS), their number. */
+static int was_columns(const rules_table *rt, int *cols) {
+  const catalog_table *t = rt->t;
+  int n = 0;
+  for (int k = 0; k < t->n_pk; k++)
+    cols[n++] = t->pk[k];
+  for (int i = 0; i < rt->read_params.n_cols; i++)
+    if (!catalog_is_pk(t, rt->read_params.cols[i])) cols[n++] = rt->read_params.cols[i];
+  return n;
+}
+
+/* "<sep>"a"<sep>"b"..., each of cols prefixed by alias when not NULL. */
+static void col_list(sqlite3_str *s, const catalog_table *t, const int *cols, int n,
+                     const char *alias) {
+  for (int i = 0; i < n; i++) {
+    if (i) sqlite3_str_appendall(s, ", ");
+    if (alias) sqlite3_str_appendf(s, "\"%w\".", alias);
+    sqlite3_str_appendf(s, "\"%w\"", t->cols[cols[i]].name);
+  }
+}
+
+/* "a.c IS b.c AND ..." over cols, NULL equal to NULL. */
+static void same_values(sqlite3_str *s, const catalog_table *t, const int *cols, int n,
+                        const char *a, const char *b, int pg) {
+  for (int i = 0; i < n; i++)
+    sqlite3_str_appendf(s, "%s\"%w\".\"%w\" %s \"%w\".\"%w\"", i ? " AND " : "", a,
+                        t->cols[cols[i]].name, pg ? "IS NOT DISTINCT FROM" : "IS", b,
+                        t->cols[cols[i]].name);
+}
+
+/* The was_* statements of rt (rules.h); 0, or -1 when out of memory. */
+static int was_sql(rules_table *rt, int pg) {
+  const catalog_table *t = rt->t;
+  if (!rt->read_params.n_cols) return 0;
+  int *cols = sqlite3_malloc64(sizeof *cols * ((size_t)t->n_pk + RULES_MAX_COLS));
+  char *was = sqlite3_mprintf("_syncd_was_%s", t->name);
+  if (!cols || !was) return sqlite3_free(cols), sqlite3_free(was), -1;
+  int n = was_columns(rt, cols);
+  sqlite3_str *s[7];
+  for (int i = 0; i < 7; i++)
+    s[i] = sqlite3_str_new(0);
+  /* an empty copy of the columns, with their types; and the key's index */
+  sqlite3_str_appendf(s[0], "CREATE TABLE IF NOT EXISTS \"%w\" AS SELECT ", was);
+  col_list(s[0], t, cols, n, 0);
+  sqlite3_str_appendf(s[0], " FROM \"%w\" WHERE false", t->name);
+  sqlite3_str_appendf(s[6], "CREATE INDEX IF NOT EXISTS \"%w_key\" ON \"%w\"(", was, was);
+  col_list(s[6], t, cols, t->n_pk, 0);
+  sqlite3_str_appendall(s[6], ")");
+  sqlite3_str_appendall(s[1], "SELECT EXISTS(SELECT ");
+  col_list(s[1], t, cols, n, 0);
+  sqlite3_str_appendf(s[1], " FROM \"%w\" WHERE false)", was);
+  /* PostgreSQL pushes run concurrently: the row is locked first (waiting
+  ** for a push that is changing it) and its values then are kept, which
+  ** the update replaces; SQLite's pushes take turns */
+  if (pg) {
+    sqlite3_str_appendall(s[2], "WITH \"_syncd_row\" AS MATERIALIZED (SELECT ");
+    col_list(s[2], t, cols, n, t->name);
+    sqlite3_str_appendf(s[2], " FROM \"%w\" WHERE ", t->name);
+    key_match(s[2], t, t->name, pg);
+    sqlite3_str_appendf(s[2], "true FOR UPDATE OF \"%w\") ", t->name);
+  }
+  sqlite3_str_appendf(s[2], "INSERT INTO \"%w\"(", was);
+  col_list(s[2], t, cols, n, 0);
+  sqlite3_str_appendall(s[2], ") SELECT ");
+  col_list(s[2], t, cols, n, t->name);
+  if (pg) {
+    sqlite3_str_appendf(s[2], " FROM \"_syncd_row\" AS \"%w\" WHERE ", t->name);
+  } else {
+    sqlite3_str_appendf(s[2], " FROM \"%w\" WHERE ", t->name);
+    key_match(s[2], t, t->name, pg);
+  }
+  sqlite3_str_appendf(s[2], "NOT EXISTS(SELECT 1 FROM \"%w\" WHERE ", was);
+  same_values(s[2], t, cols, n, was, t->name, pg);
+  sqlite3_str_appendall(s[2], ")");
+  sqlite3_str_appendf(s[3], "DELETE FROM \"%w\" WHERE EXISTS(SELECT 1 FROM \"%w\" WHERE ", was,
+                      t->name);
+  key_match(s[3], t, t->name, pg);
+  same_values(s[3], t, cols, n, was, t->name, pg);
+  sqlite3_str_appendall(s[3], ")");
+  sqlite3_str_appendf(s[4], "DELETE FROM \"%w\" WHERE ", was);
+  key_match(s[4], t, was, pg);
+  sqlite3_str_appendall(s[4], "true");
+  /* read's columns are written qualified by t's name: the copy takes it */
+  sqlite3_str_appendf(s[5], "SELECT EXISTS(SELECT 1 FROM \"%w\" AS \"%w\" WHERE ", was, t->name);
+  key_match(s[5], t, t->name, pg);
+  sqlite3_str_appendf(s[5], "%s)", rt->read);
+  sqlite3_free(was);
+  sqlite3_free(cols);
+  char **out[7] = {&rt->was_create, &rt->was_probe, &rt->was_keep, &rt->was_drop,
+                   &rt->was_forget, &rt->was_check, &rt->was_index};
+  int bad = 0;
+  for (int i = 0; i < 7; i++)
+    if (!(*out[i] = sqlite3_str_finish(s[i]))) bad = 1;
+  return bad ? -1 : 0;
 }
 
 /* The expression src (or "false" when absent) of one rule into its SQL
@@ -106,6 +211,7 @@ static int load_table(const catalog *cat, rules_table *rt, jspan v, int pg, char
   if (compile(cat, rt, f[0], "read", pg, &rt->read, &rt->read_check, &rt->read_params, err) ||
       compile(cat, rt, f[1], "write", pg, &rt->write, &rt->write_check, &rt->write_params, err))
     return -1;
+  if (was_sql(rt, pg)) return *err = sqlite3_mprintf("out of memory"), -1;
   return server_columns(cat, rt, f[2], err);
 }
 
@@ -213,6 +319,13 @@ void rules_free(rules *r) {
     sqlite3_free(rt->read_check);
     sqlite3_free(rt->write_check);
     sqlite3_free(rt->server);
+    sqlite3_free(rt->was_create);
+    sqlite3_free(rt->was_index);
+    sqlite3_free(rt->was_probe);
+    sqlite3_free(rt->was_keep);
+    sqlite3_free(rt->was_drop);
+    sqlite3_free(rt->was_forget);
+    sqlite3_free(rt->was_check);
     params_free(&rt->read_params);
     params_free(&rt->write_params);
   }

@@ -17,6 +17,16 @@ typedef struct rules_table {
   rules_params read_params, write_params;
   unsigned char *server; /* one flag per column of t: server-owned */
   int membership;        /* a read rule selects from t: its changes move rows in and out */
+  /* Move-out through a row's own columns (rules_store.c, docs/RULES.md):
+  ** the table _syncd_was_<t> keeps, per row, the distinct former values of
+  ** the key and the columns read names; its statements, each with the key
+  ** as JSON in parameter 1 (check: and read's parameters after it). All
+  ** NULL when read names no column of t (its verdict never moves). */
+  char *was_create, *was_index, *was_probe; /* at startup */
+  char *was_keep;                           /* before an update: its values now, unless kept */
+  char *was_drop;                           /* after it: its values now are not former ones */
+  char *was_forget;                         /* after a delete: every former value */
+  char *was_check;                          /* a former value passes read */
 } rules_table;
 
 typedef struct rules {

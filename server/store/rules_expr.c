@@ -137,6 +137,18 @@ static void column(parser *ps) {
     sqlite3_free(msg);
   } else {
     sqlite3_str_appendf(ps->out, "\"%w\".\"%w\"", ps->in ? "_syncd_in" : t->name, t->cols[c].name);
+    /* the row's own columns a read rule names are what a move-out keeps
+    ** of the row's former values (rules_store.c) */
+    rules_params *pp = ps->params;
+    int k = 0;
+    while (!ps->in && k < pp->n_cols && pp->cols[k] != c)
+      k++;
+    if (!ps->in && k == pp->n_cols) {
+      if (pp->n_cols == RULES_MAX_COLS)
+        fail(ps, "too many distinct columns");
+      else
+        pp->cols[pp->n_cols++] = c;
+    }
   }
   sqlite3_free(name);
 }

@@ -8,6 +8,7 @@
 #include "catalog.h"
 
 #define RULES_MAX_PARAMS 16
+#define RULES_MAX_COLS 32
 
 /* The named parameters of one compiled expression, in numbering order
 ** (the first is ?2 / $2): "sub" or "claim_NAME". */
@@ -16,6 +17,8 @@ typedef struct rules_params {
   int n;
   const catalog_table *selects[RULES_MAX_PARAMS]; /* the tables its selects read */
   int n_selects;
+  int cols[RULES_MAX_COLS]; /* the rule's own table's columns it names, each once */
+  int n_cols;
 } rules_params;
 
 /* The compiled expression of src over t (rules_expr.c): its SQL, with the

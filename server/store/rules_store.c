@@ -31,6 +31,52 @@ int rules_check_row(const store *s, dialect_conn *c, const rules_table *rt, int 
                write ? &rt->write_params : &rt->read_params, pk, u, yes, err);
 }
 
+int rules_was(const store *s, dialect_conn *c, const rules_table *rt, int what, const char *pk,
+              char **err) {
+  const char *sql = what == RULES_WAS_KEEP   ? rt->was_keep
+                    : what == RULES_WAS_DROP ? rt->was_drop
+                                             : rt->was_forget;
+  int yes = 0;
+  return sql ? s->d->select_bool(c, sql, &pk, 1, &yes, err) : 0;
+}
+
+int rules_was_readable(const store *s, dialect_conn *c, const rules_table *rt, const char *pk,
+                       const store_user *u, int *yes, char **err) {
+  *yes = 0;
+  return rt->was_check ? check(s, c, rt->was_check, &rt->read_params, pk, u, yes, err) : 0;
+}
+
+/* _syncd_was_<t> for each rule that names its row's columns (rules.h): made
+** when missing, made anew when it lacks a column the rule now names (the
+** former values it held are then lost: docs/RULES.md). */
+static int was_tables(const store *s, dialect_conn *c, const rules *r, char **err) {
+  int yes = 0;
+  for (int i = 0; i < r->n; i++) {
+    const rules_table *rt = &r->tables[i];
+    if (!rt->was_create) continue;
+    if (s->d->select_bool(c, rt->was_probe, 0, 0, &yes, err)) {
+      sqlite3_free(*err);
+      *err = 0;
+      char *drop = sqlite3_mprintf("DROP TABLE IF EXISTS \"_syncd_was_%w\"", rt->t->name);
+      int rc = drop ? s->d->select_bool(c, drop, 0, 0, &yes, err)
+                    : (*err = wire_errf("out of memory"), -1);
+      sqlite3_free(drop);
+      if (rc) return -1;
+    }
+    if (s->d->select_bool(c, rt->was_create, 0, 0, &yes, err) ||
+        s->d->select_bool(c, rt->was_index, 0, 0, &yes, err) ||
+        s->d->select_bool(c, rt->was_probe, 0, 0, &yes, err) ||
+        rules_was_readable(s, c, rt, "{}", 0, &yes, err)) {
+      char *why = *err;
+      *err = wire_errf("rules: table %s: its former values (_syncd_was_%s): %s", rt->t->name,
+                       rt->t->name, why ? why : "?");
+      sqlite3_free(why);
+      return -1;
+    }
+  }
+  return 0;
+}
+
 int store_has_rules(const store *s) {
   return s->rules != 0;
 }
@@ -57,6 +103,7 @@ int store_set_rules(store *s, const char *json, char **err) {
                            "CREATE TABLE IF NOT EXISTS _syncd_client_users("
                            "client_id TEXT PRIMARY KEY, sub TEXT NOT NULL)",
                            0, 0, &yes, err);
+  if (!rc) rc = was_tables(s, c, r, err);
   pool_put(&s->pool, c);
   if (rc) return rules_free(r), STORE_ERROR;
   s->rules = r;

@@ -14,4 +14,19 @@
 int rules_check_row(const store *s, dialect_conn *c, const rules_table *rt, int write,
                     const char *pk, const store_user *u, int *yes, char **err);
 
+/* Move-out through a row's own columns (docs/RULES.md): the former values
+** of the row keyed by pk that rt's read rule names. RULES_WAS_KEEP before an
+** update adds its values now; RULES_WAS_DROP after it removes the values it
+** has now (they are not former ones); RULES_WAS_FORGET after a delete
+** removes them all (a delete is sent to everyone). Nothing when the rule
+** names no column of the row. 0, or -1 with *err. */
+enum { RULES_WAS_KEEP, RULES_WAS_DROP, RULES_WAS_FORGET };
+int rules_was(const store *s, dialect_conn *c, const rules_table *rt, int what, const char *pk,
+              char **err);
+
+/* Whether a former value of the row keyed by pk passed rt's read rule for
+** u: *yes (0 when none is kept). 0, or -1 with *err. */
+int rules_was_readable(const store *s, dialect_conn *c, const rules_table *rt, const char *pk,
+                       const store_user *u, int *yes, char **err);
+
 #endif

@@ -73,11 +73,15 @@ void wire_page_change(wire_page *p, const char *table, const char *pk, const cha
     p->has_more = 1;
     return;
   }
-  int what = p->filter && !p->failed ? p->filter(p->filter_arg, table, pk, row) : WIRE_KEEP;
+  int what =
+      p->filter && !p->failed ? p->filter(p->filter_arg, table, pk, row, version) : WIRE_KEEP;
   p->n_seen++;
   p->last_version = version;
   if (what == WIRE_FAIL) p->failed = 1;
-  if (what != WIRE_KEEP) return;
+  if (what == WIRE_GONE)
+    row = 0;
+  else if (what != WIRE_KEEP)
+    return;
   sqlite3_str *out = p->out;
   if (p->n_changes++) sqlite3_str_appendchar(out, 1, ',');
   sqlite3_str_appendall(out, "{\"table\":");

@@ -38,16 +38,17 @@ typedef struct wire_page {
   long long last_version; /* of the last change appended */
   long long snap;         /* an initial sync's snapshot head (0: none): see pull.c */
   long long head, horizon, last_id;
-  /* Under rules (pull.c): whether each change is sent, WIRE_KEEP, WIRE_SKIP
-  ** or WIRE_FAIL (failed set); NULL: all kept.
+  /* Under rules (pull.c): whether each change is sent, WIRE_KEEP, WIRE_SKIP,
+  ** WIRE_GONE (sent as a delete: a move-out) or WIRE_FAIL (failed set);
+  ** NULL: all kept.
   ** A skipped change still counts toward limit and moves the cursor. */
-  int (*filter)(void *arg, const char *table, const char *pk, const char *row);
+  int (*filter)(void *arg, const char *table, const char *pk, const char *row, long long version);
   void *filter_arg;
   int n_seen; /* changes counted toward limit, skipped ones too */
   int failed;
 } wire_page;
 
-enum { WIRE_KEEP, WIRE_SKIP, WIRE_FAIL };
+enum { WIRE_KEEP, WIRE_SKIP, WIRE_GONE, WIRE_FAIL };
 
 /* Start p for up to limit changes, with a "rejected" key when rejected. */
 void wire_page_start(wire_page *p, int limit, int rejected);

@@ -1,7 +1,8 @@
 """Two users on three devices against a syncd with JWTs and --rules: each
 device ends up with exactly its user's rows, the server fills the owner
 column from the token (the client's NULL is ignored), tasks move in and out
-of a device with its user's membership, and a device whose token expired
+of a device with its user's membership, a todo moves out of and into a
+device when its owner changes (a queued edit of it is rejected), and a device whose token expired
 keeps its queued writes until sync_config('token', ...) gives it a new one.
 """
 import base64
@@ -112,6 +113,66 @@ class RulesE2ETest(E2ETest):
         alice.execute("SELECT sync_pull()")
         self.assertEqual(alice.execute("SELECT * FROM members").fetchall(), [("p1", "alice")])
         self.assertEqual(alice.execute("SELECT id FROM tasks").fetchall(), [("k1",)])
+
+    def admin_rules(self):
+        """Restart the server with rules that let 'admin' read every todo
+        and hand it to anyone."""
+        rules = json.loads(json.dumps(RULES))
+        rules["tables"]["todos"] = {"read": "owner = :sub OR :sub = 'admin'",
+                                    "write": "owner = :sub OR :sub = 'admin'"}
+        with open(os.path.join(self.dir, "rules.json"), "w") as f:
+            f.write(json.dumps(rules))
+        self.srv.stop()
+        self.srv.start()
+
+    def test_owner_change_moves_a_todo_out_and_in(self):
+        # an admin may hand a todo to someone else: the former owner's
+        # device drops it, the new owner's gets it
+        self.admin_rules()
+        alice, bob, admin = (self.device("alice", "alice"), self.device("bob", "bob"),
+                             self.device("admin", "admin"))
+        alice.execute("INSERT INTO todos VALUES ('a1', 'hers', 'alice'), ('a2', 'kept', 'alice')")
+        alice.execute("SELECT sync_push()")
+        # each device has a cursor: what follows are increments, not resyncs
+        for db in (alice, bob, admin):
+            db.execute("SELECT sync_pull()")
+        self.assertEqual(self.rows(bob), [])
+        admin.execute("UPDATE todos SET owner = 'bob' WHERE id = 'a1'")
+        admin.execute("SELECT sync_push()")
+        for db in (alice, bob):
+            db.execute("SELECT sync_pull()")
+        self.assertEqual(self.rows(alice), [("a2", "kept", "alice")])
+        self.assertEqual(self.rows(bob), [("a1", "hers", "bob")])
+        # bob edits it and hands it back: alice's device has it again
+        bob.execute("UPDATE todos SET title = 'his' WHERE id = 'a1'")
+        bob.execute("SELECT sync_push()")
+        admin.execute("SELECT sync_pull()")
+        admin.execute("UPDATE todos SET owner = 'alice' WHERE id = 'a1'")
+        admin.execute("SELECT sync_push()")
+        for db in (alice, bob):
+            db.execute("SELECT sync_pull()")
+        self.assertEqual(self.rows(alice), [("a1", "his", "alice"), ("a2", "kept", "alice")])
+        self.assertEqual(self.rows(bob), [])
+
+    def test_pending_edit_of_a_todo_moved_away(self):
+        # alice edits her todo offline while an admin hands it to bob: her
+        # pull takes it away, and her queued edit is rejected, not applied
+        self.admin_rules()
+        alice, admin = self.device("alice", "alice"), self.device("admin", "admin")
+        alice.execute("INSERT INTO todos VALUES ('a1', 'hers', 'alice')")
+        alice.execute("SELECT sync_push()")
+        alice.execute("SELECT sync_pull()")
+        admin.execute("SELECT sync_pull()")
+        alice.execute("UPDATE todos SET title = 'offline edit' WHERE id = 'a1'")
+        admin.execute("UPDATE todos SET owner = 'bob' WHERE id = 'a1'")
+        admin.execute("SELECT sync_push()")
+        alice.execute("SELECT sync_pull()")
+        self.assertEqual(self.rows(alice), [])
+        alice.execute("SELECT sync_push()")
+        alice.execute("SELECT sync_pull()")
+        self.assertEqual(self.rows(alice), [])
+        self.assertEqual(alice.execute("SELECT op, reason FROM sync_rejected").fetchall(),
+                         [("update", "permission denied")])
 
     def test_expired_token_keeps_the_queue(self):
         phone = self.device("phone", "alice")

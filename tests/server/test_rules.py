@@ -9,6 +9,8 @@ import urllib.parse
 import json
 import os
 import subprocess
+import threading
+import time
 import unittest
 
 from syncd_util import (SECRET, SYNCD, ManySyncd, PgStore, SqliteStore, Syncd, bearer, claims,
@@ -24,6 +26,9 @@ CREATE TABLE secrets(id TEXT PRIMARY KEY, v TEXT);
 INSERT INTO members VALUES ('p1', 'alice'), ('p2', 'bob');
 INSERT INTO secrets VALUES ('s1', 'hidden');
 """
+# a table with more columns than a rule may name (RULES_MAX_COLS)
+SCHEMA += "CREATE TABLE wide(id TEXT PRIMARY KEY, %s);\n" % ", ".join(
+    f"c{i} TEXT" for i in range(33))
 
 # How the user reaches each store's defaults and triggers (docs/RULES.md).
 NOTES = {
@@ -67,8 +72,8 @@ class RulesTests(ManySyncd):
         self.secret = self.file("secret", SECRET)
         self.schema = self.file("schema.sql", SCHEMA + NOTES[self.backend])
 
-    def server(self, rules=RULES, store_args=None):
-        extra = ["--jwt-secret-file", self.secret, "--token", "shared"]
+    def server(self, rules=RULES, store_args=None, more=()):
+        extra = ["--jwt-secret-file", self.secret, "--token", "shared"] + list(more)
         if rules is not None:
             extra += ["--rules", self.file("rules.json", json.dumps(rules))]
         args = store_args or getattr(self, "args", None) or self.store_args()
@@ -321,6 +326,104 @@ class RulesTests(ManySyncd):
         self.assertFalse({("tasks", json.dumps({"id": "k1"})), ("tasks", json.dumps({"id": "k2"}))}
                          & got, got)
 
+    def test_owner_change_moves_the_row(self):
+        # an admin may give a row away; its former reader gets a delete for
+        # it (move-out), its new one the row (move-in), live and from an
+        # old cursor, however many times it changed since
+        rules = json.loads(json.dumps(RULES))
+        rules["tables"]["todos"]["write"] = "owner = :sub OR :claim_role = 'admin'"
+        s = self.server(rules)
+        alice, bob, carol = self.as_user("alice"), self.as_user("bob"), self.as_user("carol")
+        admin = self.as_user("root", role="admin")
+        self.push(s, alice, "a1", [ins(1, "todos", id="t1", owner="alice", title="x"),
+                                   ins(2, "todos", id="t2", owner="alice")])
+        got, alice_cursor = self.seen(s, alice, "a1")
+        self.assertIn(("todos", json.dumps({"id": "t1"})), got)
+        _, bob_cursor = self.seen(s, bob, "b1")
+        _, carol_cursor = self.seen(s, carol, "c1")
+        alice_ev = s.events("a1", cursor=alice_cursor, headers=alice)
+        bob_ev = s.events("b1", cursor=bob_cursor, headers=bob)
+        res = self.push(s, admin, "r1", [upd(1, "todos", {"id": "t1"}, owner="bob")])
+        self.assertEqual(res[0]["status"], "applied", res)
+
+        def next_change(ev):
+            while True:
+                changes = ev.next_event(10)["data"]["changes"]
+                if changes:
+                    self.assertEqual(len(changes), 1, changes)
+                    return changes[0]["op"], changes[0]["pk"]["id"]
+        self.assertEqual(next_change(alice_ev), ("delete", "t1"))
+        self.assertEqual(next_change(bob_ev), ("upsert", "t1"))
+        alice_ev.close()
+        bob_ev.close()
+
+        def pulled(user, client, cursor):
+            q = urllib.parse.urlencode({"client_id": client, "cursor": cursor})
+            status, _, page = s.request("GET", "/pull?" + q, headers=user)
+            self.assertEqual(status, 200, page)
+            return {(c["op"], c["pk"]["id"]) for c in page["changes"]}
+        # bob edits it (the change logged for t1 is now his), then it goes
+        # on to carol: alice's old cursor still brings the delete
+        res = self.push(s, bob, "b1", [upd(1, "todos", {"id": "t1"}, title="bob's")])
+        self.assertEqual(res[0]["status"], "applied", res)
+        self.assertEqual(pulled(alice, "a1", alice_cursor), {("delete", "t1")})
+        self.assertEqual(pulled(bob, "b1", bob_cursor), {("upsert", "t1")})
+        self.assertEqual(pulled(carol, "c1", carol_cursor), set())
+        res = self.push(s, admin, "r1", [upd(2, "todos", {"id": "t1"}, owner="carol")])
+        self.assertEqual(res[0]["status"], "applied", res)
+        self.assertEqual(pulled(alice, "a1", alice_cursor), {("delete", "t1")})
+        self.assertEqual(pulled(bob, "b1", bob_cursor), {("delete", "t1")})
+        self.assertEqual(pulled(carol, "c1", carol_cursor), {("upsert", "t1")})
+        # a user who never could read it is not told of it; an update that
+        # moves nothing keeps nothing; a delete forgets its former values
+        _, dave_cursor = self.seen(s, self.as_user("dave"), "d1")
+        res = self.push(s, carol, "c1", [upd(1, "todos", {"id": "t1"}, title="carol's")])
+        self.assertEqual(res[0]["status"], "applied", res)
+        self.assertEqual(pulled(self.as_user("dave"), "d1", dave_cursor), set())
+        res = self.push(s, admin, "r1", [upd(3, "todos", {"id": "t1"}, owner="alice")])
+        self.assertEqual(pulled(alice, "a1", alice_cursor), {("upsert", "t1")})
+        self.assertEqual(pulled(carol, "c1", carol_cursor), {("delete", "t1")})
+        # the initial sync of a former reader holds neither
+        got, _ = self.seen(s, bob, "b2")
+        self.assertNotIn(("todos", json.dumps({"id": "t1"})), got)
+        # a row an initial sync sent on an earlier page, moved away before
+        # its last page: that page brings the delete (the head it began at
+        # is another table's change, so its pages of todos stay below it)
+        self.push(s, alice, "a1", [ins(3, "tasks", id="k9", project="p1")])
+        q = urllib.parse.urlencode({"client_id": "a3", "limit": "1", "tables": "todos"})
+        status, _, page = s.request("GET", "/pull?" + q, headers=alice)
+        self.assertEqual((status, [(c["op"], c["pk"]["id"]) for c in page["changes"]]),
+                         (200, [("upsert", "t2")]), page)
+        res = self.push(s, admin, "r1", [upd(4, "todos", {"id": "t2"}, owner="bob")])
+        self.assertEqual(res[0]["status"], "applied", res)
+        ops = []
+        while page["has_more"]:
+            q = urllib.parse.urlencode({"client_id": "a3", "limit": "1", "tables": "todos",
+                                        "cursor": page["cursor"]})
+            status, _, page = s.request("GET", "/pull?" + q, headers=alice)
+            self.assertEqual(status, 200, page)
+            ops += [(c["op"], c["pk"]["id"]) for c in page["changes"]]
+        self.assertIn(("delete", "t2"), ops)
+
+    def test_project_change_moves_the_task(self):
+        # a read rule through membership: a task moved from alice's project
+        # to bob's leaves her and reaches him
+        rules = json.loads(json.dumps(RULES))
+        rules["tables"]["tasks"]["write"] = "true"
+        s = self.server(rules)
+        alice, bob = self.as_user("alice"), self.as_user("bob")
+        self.push(s, alice, "a1", [ins(1, "tasks", id="k1", project="p1")])
+        _, alice_cursor = self.seen(s, alice, "a1")
+        _, bob_cursor = self.seen(s, bob, "b1")
+        res = self.push(s, bob, "b1", [upd(1, "tasks", {"id": "k1"}, project="p2")])
+        self.assertEqual(res[0]["status"], "applied", res)
+        for user, client, cursor, op in ((alice, "a1", alice_cursor, "delete"),
+                                         (bob, "b1", bob_cursor, "upsert")):
+            q = urllib.parse.urlencode({"client_id": client, "cursor": cursor})
+            status, _, page = s.request("GET", "/pull?" + q, headers=user)
+            self.assertEqual((status, [(c["op"], c["pk"]["id"]) for c in page["changes"]]),
+                             (200, [(op, "k1")]), page)
+
     def test_stream_filter(self):
         s = self.server()
         alice, bob = self.as_user("alice"), self.as_user("bob")
@@ -335,6 +438,56 @@ class RulesTests(ManySyncd):
             got |= {(c["table"], c["pk"]["id"]) for c in e["data"]["changes"]}
         ev.close()
         self.assertEqual(got, {("todos", "t7")})
+
+    def test_streams_per_user(self):
+        # one user's devices may not hold more than their share of streams;
+        # a device reconnecting replaces its own, and other users go on
+        s = self.server(more=["--max-streams-per-user", "2", "--heartbeat", "1"])
+        alice, bob = self.as_user("alice"), self.as_user("bob")
+        a1, a2 = s.events("a1", headers=alice), s.events("a2", headers=alice)
+        self.assertEqual((a1.status, a2.status), (200, 200))
+        a3 = s.events("a3", headers=alice)
+        self.assertEqual(a3.status, 429)
+        self.assertEqual(a3.resp.getheader("Retry-After"), "5")
+        self.assertEqual(json.loads(a3.resp.read()),
+                         {"error": "too many event streams for this user: try again later"})
+        a3.close()
+        b1 = s.events("b1", headers=bob)
+        self.assertEqual(b1.status, 200)
+        again = s.events("a1", headers=alice)
+        self.assertEqual(again.status, 200)
+        # a stream that ends gives its slot back (noticed at its next heartbeat)
+        a2.close()
+        deadline = time.monotonic() + 10
+        while True:
+            a3 = s.events("a3", headers=alice)
+            if a3.status == 200 or time.monotonic() > deadline:
+                break
+            a3.close()
+            time.sleep(0.2)
+        self.assertEqual(a3.status, 200)
+        for ev in (a1, again, a3, b1):
+            ev.close()
+
+    def test_requests_per_user(self):
+        # a user past its requests per second gets 429 with Retry-After; the
+        # others, and requests without a JWT, go on; the bucket refills
+        s = self.server(more=["--max-requests-per-user", "3"])
+        alice, bob = self.as_user("alice"), self.as_user("bob")
+        statuses = [s.request("GET", "/pull?client_id=a1", headers=alice)[0] for _ in range(3)]
+        self.assertEqual(statuses, [200] * 3)
+        for _ in range(20):
+            status, resp, data = s.request("GET", "/pull?client_id=a1", headers=alice)
+            if status != 200:
+                break
+        self.assertEqual((status, data),
+                         (429, {"error": "too many requests for this user: try again later"}))
+        self.assertEqual(resp.getheader("Retry-After"), "1")
+        self.assertEqual(s.request("GET", "/pull?client_id=b1", headers=bob)[0], 200)
+        self.assertEqual(s.request("GET", "/pull?client_id=admin", headers=bearer("shared"))[0],
+                         200)
+        time.sleep(1.1)
+        self.assertEqual(s.request("GET", "/pull?client_id=a1", headers=alice)[0], 200)
 
     def refused(self, rules, msg, store_args=None, path=None):
         """syncd stops at startup with msg for the rules (or the file at path)."""
@@ -369,6 +522,8 @@ class RulesTests(ManySyncd):
         self.refused(one("owner IN (SELECT owner FROM members WHERE user_id = :sub)"),
                      "no such column in the selected table")
         self.refused({"tables": {"todos": {"read": 1}}}, "read must be a string")
+        self.refused({"tables": {"wide": {"read": " OR ".join(f"c{i} = :sub" for i in range(33))}}},
+                     "rules: table wide, read: too many distinct columns")
         self.refused({"tables": {"todos": {"server_columns": ["id"]}}},
                      "server_columns: id is a primary key column")
         self.refused({"tables": {"todos": {"server_columns": ["nope"]}}},
@@ -380,6 +535,40 @@ class SqliteRulesTest(SqliteStore, RulesTests, unittest.TestCase):
 
 
 class PgRulesTest(PgStore, RulesTests, unittest.TestCase):
+
+    def test_owner_change_waits_for_a_concurrent_one(self):
+        # another transaction is giving t1 to carol when an admin's push
+        # gives it to bob: the push waits for it and keeps carol's value, so
+        # carol, who could have read t1 in between, gets the delete
+        rules = json.loads(json.dumps(RULES))
+        rules["tables"]["todos"]["write"] = "owner = :sub OR :claim_role = 'admin'"
+        s = self.server(rules)
+        alice, carol = self.as_user("alice"), self.as_user("carol")
+        admin = self.as_user("root", role="admin")
+        self.push(s, alice, "a1", [ins(1, "todos", id="t1", owner="alice")])
+        _, carol_cursor = self.seen(s, carol, "c1")
+        other = subprocess.Popen(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                                  self.args[1]],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        other.stdin.write("BEGIN; UPDATE todos SET owner = 'carol' WHERE id = 't1';"
+                          " SELECT 'held';\n")
+        other.stdin.flush()
+        self.assertEqual(other.stdout.readline().strip(), "held")
+        done = []
+        pusher = threading.Thread(target=lambda: done.append(self.push(
+            s, admin, "r1", [upd(1, "todos", {"id": "t1"}, owner="bob")])))
+        pusher.start()
+        time.sleep(0.5)
+        self.assertFalse(done, "the push did not wait for the row")
+        other.stdin.write("COMMIT;\n")
+        other.stdin.close()
+        other.wait(10)
+        pusher.join(10)
+        self.assertEqual(done[0][0]["status"], "applied", done)
+        q = urllib.parse.urlencode({"client_id": "c1", "cursor": carol_cursor})
+        status, _, page = s.request("GET", "/pull?" + q, headers=carol)
+        self.assertEqual((status, [(c["op"], c["pk"]["id"]) for c in page["changes"]]),
+                         (200, [("delete", "t1")]), page)
 
     def test_storage_refuses(self):
         # text compared with an integer: PostgreSQL's own check, at startup
