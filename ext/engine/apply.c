@@ -76,6 +76,7 @@
 #include "apply.h"
 #include "apply_rows.h"
 #include "capture.h"
+#include "cascade.h"
 #include "inbox.h"
 #include "outbox.h"
 #include "rebase.h"
@@ -211,8 +212,21 @@ static int column_of(SyncTable *t, jspan key, int hint) {
 typedef struct PageTable {
   jspan name;
   SyncTable *t;
-  int pending; /* the outbox holds mutations of t: each key is looked up */
+  int pending;    /* the outbox holds mutations of t: each key is looked up */
+  int referenced; /* -1 not known yet, else whether a foreign key refers to t */
 } PageTable;
+
+/* A server delete put off to the end of the apply: deleting now would
+** reach, through a cascade or SET NULL, rows that may be the server's
+** (put_off). Its key and version are copied: a staged page's text is
+** freed once walked. */
+typedef struct PutOff {
+  SyncTable *t;
+  int chg;   /* its change's number on its page (from 1), for messages */
+  char *key; /* canonical key text */
+  char *pk;  /* the key object as the page wrote it, compacted */
+  char *ver; /* the version as written, or NULL */
+} PutOff;
 
 typedef struct Page {
   SyncCtx *c;
@@ -224,7 +238,10 @@ typedef struct Page {
   Batch batch;    /* whole rows of one table not yet written */
   char **touched; /* the distinct tables the changes name (ApplyResult.tables) */
   int nTouched;
-  Settle settle;         /* rows a UNIQUE index refused, written at the end */
+  Settle settle; /* rows a UNIQUE index refused, written at the end */
+  PutOff *off;   /* deletes put off to the end, in page order */
+  int nOff, capOff;
+  int fk;                /* foreign keys are enforced on the connection */
   sqlite3_int64 n;       /* changes applied */
   sqlite3_int64 skipped; /* changes to tables this client does not track */
 } Page;
@@ -263,7 +280,7 @@ static int page_table(Page *pg, jspan v, PageTable **pOut, char **pzErr) {
   if (rc != SQLITE_OK) return rc;
   /* More tables than the cache holds: the last slot is reused. */
   PageTable *p = &pg->tables[pg->nTables < 8 ? pg->nTables++ : 7];
-  p->name = v, p->t = t, p->pending = 0;
+  p->name = v, p->t = t, p->pending = 0, p->referenced = -1;
   if (t && pg->anyPending) {
     if (!pg->tblPending) {
       /* A key with an image and nothing pending is a guard (rebase.c):
@@ -469,6 +486,207 @@ static int change_write(Page *pg, SyncTable *t, int i, int upsert, jspan pk, jsp
   return change_run(c, t, i, pk, s, rc, msg, pzErr);
 }
 
+/* ---- deletes put off ----
+**
+** The change log keeps the latest change per row, so a row the server
+** detached from a parent before deleting that parent, and changed since,
+** arrives after the parent's delete: locally it still refers to the parent
+** when the delete comes. Deleting at once would cascade (or SET NULL)
+** through that stale row into rows the server keeps, delivered earlier and
+** never sent again (a user's delete taking the project the server moved
+** away, and that project's tasks). So a server delete whose row is referred
+** to by rows that may be the server's (cascade.c) is put off to the end of
+** the apply, after the changes that follow it. Then it takes only what the
+** server's took: syncd logs the rows its cascade removed as deletes of
+** their own, which have applied meanwhile. One still referred to waits for
+** the pull's last page (the page is staged), where the server's state is
+** whole and the delete is applied whatever it takes. */
+
+/* Drops the delete put off for key of t, if any: a newer change replaces
+** it. */
+static void off_drop(Page *pg, SyncTable *t, const char *key) {
+  for (int k = 0; k < pg->nOff; k++) {
+    PutOff *o = &pg->off[k];
+    if (o->t != t || strcmp(o->key, key) != 0) continue;
+    sqlite3_free(o->key);
+    sqlite3_free(o->pk);
+    sqlite3_free(o->ver);
+    memmove(o, o + 1, sizeof *o * (size_t)(pg->nOff - k - 1));
+    pg->nOff--, k--;
+  }
+}
+
+static void off_free(Page *pg) {
+  for (int k = 0; k < pg->nOff; k++) {
+    sqlite3_free(pg->off[k].key);
+    sqlite3_free(pg->off[k].pk);
+    sqlite3_free(pg->off[k].ver);
+  }
+  sqlite3_free(pg->off);
+  pg->off = 0, pg->nOff = pg->capOff = 0;
+}
+
+/* *pYes 1 when a foreign key of some table refers to t. */
+static int referenced(SyncCtx *c, SyncTable *t, int *pYes) {
+  sqlite3_stmt *s = 0;
+  int rc = sqlite3_prepare_v2(c->db,
+                              "SELECT 1 FROM main.sqlite_schema AS m JOIN"
+                              " pragma_foreign_key_list(m.name) AS f WHERE m.type = 'table'"
+                              " AND f.\"table\" = ?1 COLLATE NOCASE LIMIT 1",
+                              -1, &s, 0);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+  rc = sqlite3_step(s);
+  *pYes = rc == SQLITE_ROW;
+  rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+  sqlite3_finalize(s);
+  return rc;
+}
+
+/* Writes change i of t, a delete when !upsert. pending: t has keys with
+** pending mutations or an image, so the key is looked up. */
+static int change_apply(Page *pg, SyncTable *t, int pending, int i, int upsert, jspan pk, jspan row,
+                        jspan ver, char **pzErr) {
+  SyncCtx *c = pg->c;
+  if (!pending && !pg->settle.n && !pg->nOff) return change_write(pg, t, i, upsert, pk, row, pzErr);
+  char *k = 0;
+  int rc = change_key(c, t, i, pk, &k, pzErr);
+  if (rc != SQLITE_OK) return rc;
+  /* A newer change of a deferred row, or of a delete put off, replaces it. */
+  settle_drop(&pg->settle, t, k);
+  off_drop(pg, t, k);
+  if (!pending) {
+    rc = change_write(pg, t, i, upsert, pk, row, pzErr);
+    sqlite3_free(k);
+    return rc;
+  }
+  sqlite3_stmt *s = ctx_stmt(c, STMT_HAS_PENDING);
+  if (!s) {
+    sqlite3_free(k);
+    return sqlite3_errcode(c->db);
+  }
+  sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, k, -1, SQLITE_STATIC);
+  pending = sqlite3_step(s) == SQLITE_ROW;
+  sqlite3_reset(s);
+  if (pending) {
+    rc = batch_flush(pg, pzErr);
+    char *image = upsert && rc == SQLITE_OK ? jscan_compact(row) : 0;
+    double r;
+    int exact;
+    sqlite3_int64 version = span_is_integer(ver) ? span_int64(ver, &r, &exact) : 0;
+    if (rc == SQLITE_OK && upsert && !image) rc = SQLITE_NOMEM;
+    if (rc == SQLITE_OK) rc = rebase_set_image(c, t->name, k, image, version, span_is_integer(ver));
+    if (rc == SQLITE_OK) rc = rebase_key(c, t, k, 0, pzErr);
+    if (rc == SQLITE_CONSTRAINT) {
+      /* The local edits no longer fit next to the server's rows (a replay
+      ** hit a UNIQUE index, say): hidden, still queued for the server to
+      ** judge. */
+      sqlite3_free(*pzErr);
+      *pzErr = 0;
+      rc = settle_hide(c, t, k);
+    }
+    sqlite3_free(image);
+  } else {
+    /* A guard (rebase.c): a change older than the version it keeps is
+    ** skipped; any other replaces it and is written as usual, so that
+    ** swaps and stale holders are settled (inbox.c). */
+    s = ctx_stmt(c, STMT_SHADOW_GET);
+    if (!s) rc = sqlite3_errcode(c->db);
+    int guard = 0, older = 0;
+    if (s) {
+      sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+      sqlite3_bind_text(s, 2, k, -1, SQLITE_STATIC);
+      guard = sqlite3_step(s) == SQLITE_ROW;
+      if (guard && span_is_integer(ver) && sqlite3_column_type(s, 1) == SQLITE_INTEGER) {
+        double r;
+        int exact;
+        older = sqlite3_column_int64(s, 1) > span_int64(ver, &r, &exact);
+      }
+      rc = sqlite3_reset(s);
+    }
+    if (rc == SQLITE_OK && guard && !older) rc = rebase_drop_image(c, t->name, k);
+    if (rc == SQLITE_OK && !older) rc = change_write(pg, t, i, upsert, pk, row, pzErr);
+  }
+  sqlite3_free(k);
+  return rc;
+}
+
+/* Puts off the server's delete of key pk of p's table (change i) when
+** deleting the row now would reach rows that may be the server's; *pPut
+** says whether it did. Only with foreign keys enforced: otherwise a delete
+** takes nothing with it. */
+static int put_off(Page *pg, PageTable *p, int i, jspan pk, jspan ver, int *pPut, char **pzErr) {
+  SyncCtx *c = pg->c;
+  SyncTable *t = p->t;
+  *pPut = 0;
+  if (!pg->fk) return SQLITE_OK;
+  int rc = p->referenced < 0 ? referenced(c, t, &p->referenced) : SQLITE_OK;
+  if (rc != SQLITE_OK || !p->referenced) return rc;
+  /* The page's rows before it are among the rows it would reach. */
+  rc = batch_flush(pg, pzErr);
+  char *k = 0;
+  int reach = 0;
+  if (rc == SQLITE_OK) rc = change_key(c, t, i, pk, &k, pzErr);
+  if (rc == SQLITE_OK) rc = cascade_reaches_server(c, t, k, &reach);
+  if (rc != SQLITE_OK || !reach) {
+    sqlite3_free(k);
+    return rc;
+  }
+  settle_drop(&pg->settle, t, k);
+  off_drop(pg, t, k);
+  if (pg->nOff == pg->capOff) {
+    int cap = pg->capOff ? pg->capOff * 2 : 8;
+    PutOff *a = sqlite3_realloc64(pg->off, sizeof *a * (sqlite3_uint64)cap);
+    if (!a) {
+      sqlite3_free(k);
+      return SQLITE_NOMEM;
+    }
+    pg->off = a, pg->capOff = cap;
+  }
+  PutOff *o = &pg->off[pg->nOff];
+  o->t = t, o->chg = i, o->key = k;
+  o->pk = jscan_compact(pk);
+  o->ver = ver.z ? sqlite3_mprintf("%.*s", ver.n, ver.z) : 0;
+  if (!o->pk || (ver.z && !o->ver)) {
+    sqlite3_free(o->key);
+    sqlite3_free(o->pk);
+    sqlite3_free(o->ver);
+    return SQLITE_NOMEM;
+  }
+  pg->nOff++;
+  *pPut = 1;
+  return SQLITE_OK;
+}
+
+/* Applies the deletes put off, in page order. Without force, one whose
+** delete still reaches rows that may be the server's stays put off. */
+static int off_run(Page *pg, int force, char **pzErr) {
+  SyncCtx *c = pg->c;
+  int rc = SQLITE_OK;
+  for (int k = 0; rc == SQLITE_OK && k < pg->nOff;) {
+    PutOff o = pg->off[k];
+    jspan pk = {o.pk, (int)strlen(o.pk)}, row = {0, 0};
+    jspan ver = {o.ver, o.ver ? (int)strlen(o.ver) : 0};
+    /* As before any server delete (apply_change): the rows pending edits
+    ** made refer to it show the server's. */
+    if (pg->anyPending) rc = settle_hide_referrers(c, o.t, pk.z, pk.n);
+    int reach = 0;
+    if (rc == SQLITE_OK && !force) rc = cascade_reaches_server(c, o.t, o.key, &reach);
+    if (rc != SQLITE_OK || reach) {
+      k++;
+      continue;
+    }
+    memmove(&pg->off[k], &pg->off[k + 1], sizeof o * (size_t)(pg->nOff - k - 1));
+    pg->nOff--;
+    rc = change_apply(pg, o.t, pg->anyPending, o.chg, 0, pk, row, ver, pzErr);
+    sqlite3_free(o.key);
+    sqlite3_free(o.pk);
+    sqlite3_free(o.ver);
+  }
+  return rc;
+}
+
 /* Change i (from 1), the accepted JSON value at *pz; *pz is left after it. */
 static int apply_change(Page *pg, int i, const char **pz, char **pzErr) {
   SyncCtx *c = pg->c;
@@ -547,68 +765,12 @@ static int apply_change(Page *pg, int i, const char **pz, char **pzErr) {
   if (del && pg->anyPending && (rc = batch_flush(pg, pzErr)) == SQLITE_OK)
     rc = settle_hide_referrers(c, t, pk.z, pk.n);
   if (rc != SQLITE_OK) return rc;
-  if (!p->pending && !pg->settle.n) return change_write(pg, t, i, upsert, pk, row, pzErr);
-
-  char *k = 0;
-  rc = change_key(c, t, i, pk, &k, pzErr);
-  if (rc != SQLITE_OK) return rc;
-  /* A newer change of a deferred row replaces it. */
-  settle_drop(&pg->settle, t, k);
-  if (!p->pending) {
-    rc = change_write(pg, t, i, upsert, pk, row, pzErr);
-    sqlite3_free(k);
-    return rc;
+  if (del) {
+    int put = 0;
+    rc = put_off(pg, p, i, pk, ver, &put, pzErr);
+    if (rc != SQLITE_OK || put) return rc;
   }
-  sqlite3_stmt *s = ctx_stmt(c, STMT_HAS_PENDING);
-  if (!s) {
-    sqlite3_free(k);
-    return sqlite3_errcode(c->db);
-  }
-  sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 2, k, -1, SQLITE_STATIC);
-  int pending = sqlite3_step(s) == SQLITE_ROW;
-  sqlite3_reset(s);
-  if (pending) {
-    rc = batch_flush(pg, pzErr);
-    char *image = upsert && rc == SQLITE_OK ? jscan_compact(row) : 0;
-    double r;
-    int exact;
-    sqlite3_int64 version = span_is_integer(ver) ? span_int64(ver, &r, &exact) : 0;
-    if (rc == SQLITE_OK && upsert && !image) rc = SQLITE_NOMEM;
-    if (rc == SQLITE_OK) rc = rebase_set_image(c, t->name, k, image, version, span_is_integer(ver));
-    if (rc == SQLITE_OK) rc = rebase_key(c, t, k, 0, pzErr);
-    if (rc == SQLITE_CONSTRAINT) {
-      /* The local edits no longer fit next to the server's rows (a replay
-      ** hit a UNIQUE index, say): hidden, still queued for the server to
-      ** judge. */
-      sqlite3_free(*pzErr);
-      *pzErr = 0;
-      rc = settle_hide(c, t, k);
-    }
-    sqlite3_free(image);
-  } else {
-    /* A guard (rebase.c): a change older than the version it keeps is
-    ** skipped; any other replaces it and is written as usual, so that
-    ** swaps and stale holders are settled (inbox.c). */
-    s = ctx_stmt(c, STMT_SHADOW_GET);
-    if (!s) rc = sqlite3_errcode(c->db);
-    int guard = 0, older = 0;
-    if (s) {
-      sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
-      sqlite3_bind_text(s, 2, k, -1, SQLITE_STATIC);
-      guard = sqlite3_step(s) == SQLITE_ROW;
-      if (guard && span_is_integer(ver) && sqlite3_column_type(s, 1) == SQLITE_INTEGER) {
-        double r;
-        int exact;
-        older = sqlite3_column_int64(s, 1) > span_int64(ver, &r, &exact);
-      }
-      rc = sqlite3_reset(s);
-    }
-    if (rc == SQLITE_OK && guard && !older) rc = rebase_drop_image(c, t->name, k);
-    if (rc == SQLITE_OK && !older) rc = change_write(pg, t, i, upsert, pk, row, pzErr);
-  }
-  sqlite3_free(k);
-  return rc;
+  return change_apply(pg, t, p->pending, i, upsert, pk, row, ver, pzErr);
 }
 
 /* last_mutation_id may confirm only mutations sync_push_batch has handed
@@ -755,7 +917,17 @@ static int apply_all(Page *pg, const Envelope *e, sqlite3_int64 staged, int fina
   }
   if (rc == SQLITE_OK) rc = page_walk(pg, e, pzErr);
   int later = 0;
+  /* Deletes put off that now take only what the server's took go before
+  ** the rows a UNIQUE index refused: they may free a value those need. */
+  if (rc == SQLITE_OK) rc = off_run(pg, 0, pzErr);
   if (rc == SQLITE_OK) rc = settle_run(c, &pg->settle, final, &later, pzErr);
+  /* The others wait for the pull's last page, where the server wins. */
+  if (rc == SQLITE_OK && !later && pg->nOff) {
+    if (final)
+      rc = off_run(pg, 1, pzErr);
+    else
+      later = 1;
+  }
   if (rc == SQLITE_OK && !later && !fkBefore && fk_unresolved(c)) {
     int restored = 0;
     if (final) rc = fk_hide_deletes(c, &restored);
@@ -804,6 +976,7 @@ int apply_page(SyncCtx *c, const char *json, int flags, ApplyResult *res, char *
   Page pg;
   memset(&pg, 0, sizeof pg);
   pg.c = c;
+  if (sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_FKEY, -1, &pg.fk) != SQLITE_OK) pg.fk = 0;
   sqlite3_int64 staged = 0;
   int stage = 0;
   rc = ctx_engine_begin(c);
@@ -833,6 +1006,7 @@ int apply_page(SyncCtx *c, const char *json, int flags, ApplyResult *res, char *
   sqlite3_free(pg.batch.pks);
   sqlite3_free(pg.batch.rows);
   settle_free(&pg.settle);
+  off_free(&pg);
   if (rc == SQLITE_OK && stage) rc = inbox_stage(c, json);
   /* A staged page is never the last one, whose id alone is taken. */
   if (rc == SQLITE_OK && !stage && lastPage && e.lm.z)
