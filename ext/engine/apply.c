@@ -25,13 +25,17 @@
 ** change per row). So, foreign keys on or off:
 **   - foreign keys are deferred (PRAGMA defer_foreign_keys, ctx.c) and
 **     checked at the end of the apply (SQLITE_DBSTATUS_DEFERRED_FKS);
+**   - with foreign keys enforced, a delete of a row that other rows, maybe
+**     the server's, refer to is put off to the end of the apply, so that
+**     its cascade takes only what the server's took (put_off, below);
 **   - a row a UNIQUE index refuses is retried after the other changes, and
 **     rows that block each other (a swap, a rotation) are parked out of the
 **     way (inbox.c); a pending local row in the way has its local effect
 **     hidden (its server image, or no row) while its mutations stay queued;
 **   - a page that still cannot apply (a foreign key left dangling, a UNIQUE
-**     value held by a row whose change is on a later page) is staged in
-**     sync_inbox and its cursor kept, and sync_apply returns 0. While pages
+**     value held by a row whose change is on a later page, a delete put off
+**     whose row is still referred to) is staged in sync_inbox and its
+**     cursor kept, and sync_apply returns 0. While pages
 **     are staged, the next pages with has_more true are staged unread; the
 **     last page (or an event) applies them all, then itself, in one
 **     savepoint. On that last page a UNIQUE value a row outside the pull
