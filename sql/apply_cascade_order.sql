@@ -85,5 +85,19 @@ SELECT sync_apply('{"changes":[
 SELECT * FROM users ORDER BY id;
 SELECT * FROM projects ORDER BY id;
 SELECT * FROM tasks ORDER BY project, n;
+-- The deleted row has a pending edit of this client: the delete waits the
+-- same way, then the row goes as the server says (its edit stays queued
+-- for the server to judge), and the detached project keeps its task.
+SELECT sync_apply('{"changes":[
+  {"table":"users","op":"upsert","pk":{"id":7},"row":{"id":7,"email":"g@x"},"version":29},
+  {"table":"projects","op":"upsert","pk":{"id":7},"row":{"id":7,"owner":7,"title":"a"},"version":30}],"cursor":"30"}');
+UPDATE users SET email = 'h@x' WHERE id = 7;
+SELECT sync_apply('{"changes":[
+  {"table":"tasks","op":"upsert","pk":{"project":7,"n":1},"row":{"project":7,"n":1,"body":"b"},"version":31},
+  {"table":"users","op":"delete","pk":{"id":7},"version":33},
+  {"table":"projects","op":"upsert","pk":{"id":7},"row":{"id":7,"owner":null,"title":"c"},"version":34}],"cursor":"34"}');
+SELECT * FROM users ORDER BY id;
+SELECT * FROM projects ORDER BY id;
+SELECT * FROM tasks ORDER BY project, n;
+SELECT table_name, op, pk, data FROM sync_pending;
 PRAGMA foreign_key_check;
-SELECT count(*) AS pending FROM sync_pending;
