@@ -152,62 +152,18 @@ static char *span_text(SyncCtx *c, jspan v) {
   return out;
 }
 
-/* ---- the statements kept per table ---- */
-
-static int is_pk(SyncTable *t, int col) {
-  for (int i = 0; i < t->nPk; i++)
-    if (t->pk[i] == col) return 1;
-  return 0;
-}
-
-/* t->bound[0]: ?1 a Batch, insert its rows or set their columns on their
-** keys; t->bound[1]: ?1..?nPk the key, delete it. Kept with t (dropped when
-** the schema changes): preparing compiles t's capture triggers into them. */
-static int bound_prepare(SyncCtx *c, SyncTable *t, int del) {
+/* t->bound[1]: ?1..?nPk the key, delete it. Kept with t (dropped when the
+** schema changes): preparing compiles t's capture triggers into it. */
+static int delete_prepare(SyncCtx *c, SyncTable *t) {
   sqlite3_str *s = sqlite3_str_new(c->db);
-  if (del) {
-    sqlite3_str_appendf(s, "DELETE FROM main.\"%w\" WHERE ", t->name);
-    for (int i = 0; i < t->nPk; i++)
-      sqlite3_str_appendf(s, "%s\"%w\" = ?%d", i ? " AND " : "", t->cols[t->pk[i]], i + 1);
-  } else {
-    sqlite3_str_appendf(s, "INSERT INTO main.\"%w\"(", t->name);
-    for (int i = 0; i < t->nCol; i++)
-      sqlite3_str_appendf(s, "%s\"%w\"", i ? "," : "", t->cols[i]);
-    sqlite3_str_appendall(s, ") SELECT ");
-    for (int i = 0; i < t->nCol; i++)
-      sqlite3_str_appendf(s, "%sc%d", i ? "," : "", i);
-    /* WHERE true: an upsert after a SELECT needs it to parse. */
-    sqlite3_str_appendall(s, " FROM sync_apply_rows(?1) WHERE true ON CONFLICT(");
-    for (int i = 0; i < t->nPk; i++)
-      sqlite3_str_appendf(s, "%s\"%w\"", i ? "," : "", t->cols[t->pk[i]]);
-    if (t->nCol == t->nPk) {
-      sqlite3_str_appendall(s, ") DO NOTHING");
-    } else {
-      sqlite3_str_appendall(s, ") DO UPDATE SET ");
-      for (int i = 0, n = 0; i < t->nCol; i++)
-        if (!is_pk(t, i))
-          sqlite3_str_appendf(s, "%s\"%w\" = excluded.\"%w\"", n++ ? "," : "", t->cols[i],
-                              t->cols[i]);
-    }
-  }
+  sqlite3_str_appendf(s, "DELETE FROM main.\"%w\" WHERE ", t->name);
+  for (int i = 0; i < t->nPk; i++)
+    sqlite3_str_appendf(s, "%s\"%w\" = ?%d", i ? " AND " : "", t->cols[t->pk[i]], i + 1);
   char *sql = sqlite3_str_finish(s);
   if (!sql) return SQLITE_NOMEM;
-  int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &t->bound[del], 0);
+  int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &t->bound[1], 0);
   sqlite3_free(sql);
   return rc;
-}
-
-/* The column of t named by key (a member name as written), or -1. hint:
-** the member's position, the usual column. */
-static int column_of(SyncTable *t, jspan key, int hint) {
-  if (hint < t->nCol && strncmp(t->cols[hint], key.z, (size_t)key.n) == 0 &&
-      t->cols[hint][key.n] == 0)
-    return hint;
-  for (int i = 0; i < t->nCol; i++)
-    if (t->cols[i][0] == key.z[0] && strncmp(t->cols[i], key.z, (size_t)key.n) == 0 &&
-        t->cols[i][key.n] == 0)
-      return i;
-  return -1;
 }
 
 /* ---- one page ---- */
@@ -220,18 +176,6 @@ typedef struct PageTable {
   int referenced; /* -1 not known yet, else whether a foreign key refers to t */
 } PageTable;
 
-/* A server delete put off to the end of the apply: deleting now would
-** reach, through a cascade or SET NULL, rows that may be the server's
-** (put_off). Its key and version are copied: a staged page's text is
-** freed once walked. */
-typedef struct PutOff {
-  SyncTable *t;
-  int chg;   /* its change's number on its page (from 1), for messages */
-  char *key; /* canonical key text */
-  char *pk;  /* the key object as the page wrote it, compacted */
-  char *ver; /* the version as written, or NULL */
-} PutOff;
-
 typedef struct Page {
   SyncCtx *c;
   const char *end;          /* the page text's end */
@@ -242,9 +186,8 @@ typedef struct Page {
   Batch batch;    /* whole rows of one table not yet written */
   char **touched; /* the distinct tables the changes name (ApplyResult.tables) */
   int nTouched;
-  Settle settle; /* rows a UNIQUE index refused, written at the end */
-  PutOff *off;   /* deletes put off to the end, in page order */
-  int nOff, capOff;
+  Settle settle;         /* rows a UNIQUE index refused, written at the end */
+  PutOffs off;           /* deletes put off to the end (inbox.c, put_off) */
   int fk;                /* foreign keys are enforced on the connection */
   sqlite3_int64 n;       /* changes applied */
   sqlite3_int64 skipped; /* changes to tables this client does not track */
@@ -338,22 +281,6 @@ static int change_run(SyncCtx *c, SyncTable *t, int i, jspan pk, sqlite3_stmt *s
   return rc;
 }
 
-/* Runs t's batched INSERT over rows lo to hi - 1 of the batch. On failure
-** *pzMsg gets SQLite's message and *pUnique whether a UNIQUE index refused
-** a row. */
-static int batch_run(SyncCtx *c, Batch *b, int lo, int hi, char **pzMsg, int *pUnique) {
-  sqlite3_stmt *s = b->t->bound[0];
-  b->lo = lo, b->hi = hi;
-  sqlite3_bind_pointer(s, 1, b, "sync_apply_rows", 0);
-  int rc = sqlite3_step(s);
-  rc = rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
-  *pUnique = sqlite3_extended_errcode(c->db) == SQLITE_CONSTRAINT_UNIQUE;
-  if (rc != SQLITE_OK && rc != SQLITE_NOMEM) *pzMsg = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
-  sqlite3_reset(s);
-  sqlite3_clear_bindings(s);
-  return rc;
-}
-
 /* Keeps the row of change i for after the other changes: a UNIQUE index
 ** refused it (inbox.c). */
 static int defer_row(Page *pg, SyncTable *t, int i, jspan pk, jspan row, char **pzErr) {
@@ -374,15 +301,15 @@ static int batch_flush(Page *pg, char **pzErr) {
   if (b->nRow == 0) return SQLITE_OK;
   SyncCtx *c = pg->c;
   SyncTable *t = b->t;
-  int rc = t->bound[0] ? SQLITE_OK : bound_prepare(c, t, 0);
+  int rc = t->bound[0] ? SQLITE_OK : batch_prepare(c, t);
   char *msg = 0;
   int unique = 0;
-  if (rc == SQLITE_OK) rc = batch_run(c, b, 0, b->nRow, &msg, &unique);
+  if (rc == SQLITE_OK) rc = batch_run(c->db, b, 0, b->nRow, &msg, &unique);
   if (rc != SQLITE_OK && msg) {
     sqlite3_free(msg);
     msg = 0, rc = SQLITE_OK;
     for (int k = 0; rc == SQLITE_OK && k < b->nRow; k++) {
-      rc = batch_run(c, b, k, k + 1, &msg, &unique);
+      rc = batch_run(c->db, b, k, k + 1, &msg, &unique);
       if (rc != SQLITE_OK && unique) {
         sqlite3_free(msg);
         msg = 0;
@@ -400,47 +327,6 @@ static int batch_flush(Page *pg, char **pzErr) {
   return rc;
 }
 
-/* Reads row into the batch's next slot. Returns 1 when row has every
-** column of t (the slot is kept), 0 when not (the JSON upsert writes it),
-** or -1 without memory. */
-static int batch_add(Page *pg, SyncTable *t, int i, jspan pk, jspan row) {
-  Batch *b = &pg->batch;
-  int n = t->nCol;
-  if (b->nRow >= b->capRow) {
-    int cap = b->capRow ? b->capRow * 2 : 64;
-    int *chg = sqlite3_realloc64(b->chg, sizeof *chg * (sqlite3_uint64)cap);
-    if (chg) b->chg = chg;
-    jspan *pks = sqlite3_realloc64(b->pks, sizeof *pks * (sqlite3_uint64)cap);
-    if (pks) b->pks = pks;
-    jspan *rows = sqlite3_realloc64(b->rows, sizeof *rows * (sqlite3_uint64)cap);
-    if (rows) b->rows = rows;
-    if (!chg || !pks || !rows) return -1;
-    b->capRow = cap;
-  }
-  if ((b->nRow + 1) * n > b->capVal) {
-    int cap = (b->nRow + 1) * n * 2;
-    jspan *vals = sqlite3_realloc64(b->vals, sizeof *vals * (sqlite3_uint64)cap);
-    if (!vals) return -1;
-    b->vals = vals, b->capVal = cap;
-  }
-  jspan *slot = b->vals + b->nRow * n, key, val;
-  for (int k = 0; k < n; k++)
-    slot[k].z = 0;
-  const char *z = row.z;
-  int found = 0;
-  for (int m = 0; jscan_member(&z, row.z + row.n, &key, &val); m++) {
-    int col = column_of(t, key, m);
-    if (col >= 0 && !slot[col].z) slot[col] = val, found++;
-  }
-  if (found < n) return 0;
-  b->t = t;
-  b->chg[b->nRow] = i;
-  b->pks[b->nRow] = pk;
-  b->rows[b->nRow] = row;
-  b->nRow++;
-  return 1;
-}
-
 /* Writes row, or deletes pk, for a key without pending mutations. A whole
 ** row joins the batch; anything else writes the batch first, so the page's
 ** order holds. */
@@ -453,7 +339,7 @@ static int change_write(Page *pg, SyncTable *t, int i, int upsert, jspan pk, jsp
     if (b->nRow && (b->t != t || (b->nRow + 1) * t->nCol > BATCH_SPANS))
       rc = batch_flush(pg, pzErr);
     if (rc != SQLITE_OK) return rc;
-    int whole = batch_add(pg, t, i, pk, row);
+    int whole = batch_add(b, t, i, pk, row);
     if (whole < 0) return SQLITE_NOMEM;
     if (whole) return SQLITE_OK;
   }
@@ -474,7 +360,7 @@ static int change_write(Page *pg, SyncTable *t, int i, int upsert, jspan pk, jsp
     sqlite3_free(msg);
     return rc;
   }
-  if (!t->bound[1] && (rc = bound_prepare(c, t, 1)) != SQLITE_OK) return rc;
+  if (!t->bound[1] && (rc = delete_prepare(c, t)) != SQLITE_OK) return rc;
   sqlite3_stmt *s = t->bound[1];
   const char *msg = 0;
   for (int k = 0; rc == SQLITE_OK && k < t->nPk; k++) {
@@ -490,75 +376,19 @@ static int change_write(Page *pg, SyncTable *t, int i, int upsert, jspan pk, jsp
   return change_run(c, t, i, pk, s, rc, msg, pzErr);
 }
 
-/* ---- deletes put off ----
-**
-** The change log keeps the latest change per row, so a row the server
-** detached from a parent before deleting that parent, and changed since,
-** arrives after the parent's delete: locally it still refers to the parent
-** when the delete comes. Deleting at once would cascade (or SET NULL)
-** through that stale row into rows the server keeps, delivered earlier and
-** never sent again (a user's delete taking the project the server moved
-** away, and that project's tasks). So a server delete whose row is referred
-** to by rows that may be the server's (cascade.c) is put off to the end of
-** the apply, after the changes that follow it. Then it takes only what the
-** server's took: syncd logs the rows its cascade removed as deletes of
-** their own, which have applied meanwhile. One still referred to waits for
-** the pull's last page (the page is staged), where the server's state is
-** whole and the delete is applied whatever it takes. */
-
-/* Drops the delete put off for key of t, if any: a newer change replaces
-** it. */
-static void off_drop(Page *pg, SyncTable *t, const char *key) {
-  for (int k = 0; k < pg->nOff; k++) {
-    PutOff *o = &pg->off[k];
-    if (o->t != t || strcmp(o->key, key) != 0) continue;
-    sqlite3_free(o->key);
-    sqlite3_free(o->pk);
-    sqlite3_free(o->ver);
-    memmove(o, o + 1, sizeof *o * (size_t)(pg->nOff - k - 1));
-    pg->nOff--, k--;
-  }
-}
-
-static void off_free(Page *pg) {
-  for (int k = 0; k < pg->nOff; k++) {
-    sqlite3_free(pg->off[k].key);
-    sqlite3_free(pg->off[k].pk);
-    sqlite3_free(pg->off[k].ver);
-  }
-  sqlite3_free(pg->off);
-  pg->off = 0, pg->nOff = pg->capOff = 0;
-}
-
-/* *pYes 1 when a foreign key of some table refers to t. */
-static int referenced(SyncCtx *c, SyncTable *t, int *pYes) {
-  sqlite3_stmt *s = 0;
-  int rc = sqlite3_prepare_v2(c->db,
-                              "SELECT 1 FROM main.sqlite_schema AS m JOIN"
-                              " pragma_foreign_key_list(m.name) AS f WHERE m.type = 'table'"
-                              " AND f.\"table\" = ?1 COLLATE NOCASE LIMIT 1",
-                              -1, &s, 0);
-  if (rc != SQLITE_OK) return rc;
-  sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
-  rc = sqlite3_step(s);
-  *pYes = rc == SQLITE_ROW;
-  rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
-  sqlite3_finalize(s);
-  return rc;
-}
-
 /* Writes change i of t, a delete when !upsert. pending: t has keys with
 ** pending mutations or an image, so the key is looked up. */
 static int change_apply(Page *pg, SyncTable *t, int pending, int i, int upsert, jspan pk, jspan row,
                         jspan ver, char **pzErr) {
   SyncCtx *c = pg->c;
-  if (!pending && !pg->settle.n && !pg->nOff) return change_write(pg, t, i, upsert, pk, row, pzErr);
+  if (!pending && !pg->settle.n && !pg->off.n)
+    return change_write(pg, t, i, upsert, pk, row, pzErr);
   char *k = 0;
   int rc = change_key(c, t, i, pk, &k, pzErr);
   if (rc != SQLITE_OK) return rc;
   /* A newer change of a deferred row, or of a delete put off, replaces it. */
   settle_drop(&pg->settle, t, k);
-  off_drop(pg, t, k);
+  putoff_drop(&pg->off, t, k);
   if (!pending) {
     rc = change_write(pg, t, i, upsert, pk, row, pzErr);
     sqlite3_free(k);
@@ -616,16 +446,16 @@ static int change_apply(Page *pg, SyncTable *t, int pending, int i, int upsert, 
   return rc;
 }
 
-/* Puts off the server's delete of key pk of p's table (change i) when
-** deleting the row now would reach rows that may be the server's; *pPut
-** says whether it did. Only with foreign keys enforced: otherwise a delete
-** takes nothing with it. */
+/* Puts off the server's delete of key pk of p's table (change i) when the
+** rows referring to the row may be the server's (see inbox.h, "Deletes put
+** off"); *pPut says whether it did. Only with foreign keys enforced:
+** otherwise a delete takes nothing with it. */
 static int put_off(Page *pg, PageTable *p, int i, jspan pk, jspan ver, int *pPut, char **pzErr) {
   SyncCtx *c = pg->c;
   SyncTable *t = p->t;
   *pPut = 0;
   if (!pg->fk) return SQLITE_OK;
-  int rc = p->referenced < 0 ? referenced(c, t, &p->referenced) : SQLITE_OK;
+  int rc = p->referenced < 0 ? cascade_referenced(c, t, &p->referenced) : SQLITE_OK;
   if (rc != SQLITE_OK || !p->referenced) return rc;
   /* The page's rows before it are among the rows it would reach. */
   rc = batch_flush(pg, pzErr);
@@ -633,34 +463,13 @@ static int put_off(Page *pg, PageTable *p, int i, jspan pk, jspan ver, int *pPut
   int reach = 0;
   if (rc == SQLITE_OK) rc = change_key(c, t, i, pk, &k, pzErr);
   if (rc == SQLITE_OK) rc = cascade_reaches_server(c, t, k, &reach);
-  if (rc != SQLITE_OK || !reach) {
-    sqlite3_free(k);
-    return rc;
+  if (rc == SQLITE_OK && reach) {
+    settle_drop(&pg->settle, t, k);
+    rc = putoff_add(&pg->off, t, i, k, pk, ver);
+    *pPut = rc == SQLITE_OK;
   }
-  settle_drop(&pg->settle, t, k);
-  off_drop(pg, t, k);
-  if (pg->nOff == pg->capOff) {
-    int cap = pg->capOff ? pg->capOff * 2 : 8;
-    PutOff *a = sqlite3_realloc64(pg->off, sizeof *a * (sqlite3_uint64)cap);
-    if (!a) {
-      sqlite3_free(k);
-      return SQLITE_NOMEM;
-    }
-    pg->off = a, pg->capOff = cap;
-  }
-  PutOff *o = &pg->off[pg->nOff];
-  o->t = t, o->chg = i, o->key = k;
-  o->pk = jscan_compact(pk);
-  o->ver = ver.z ? sqlite3_mprintf("%.*s", ver.n, ver.z) : 0;
-  if (!o->pk || (ver.z && !o->ver)) {
-    sqlite3_free(o->key);
-    sqlite3_free(o->pk);
-    sqlite3_free(o->ver);
-    return SQLITE_NOMEM;
-  }
-  pg->nOff++;
-  *pPut = 1;
-  return SQLITE_OK;
+  sqlite3_free(k);
+  return rc;
 }
 
 /* Applies the deletes put off, in page order. Without force, one whose
@@ -668,25 +477,24 @@ static int put_off(Page *pg, PageTable *p, int i, jspan pk, jspan ver, int *pPut
 static int off_run(Page *pg, int force, char **pzErr) {
   SyncCtx *c = pg->c;
   int rc = SQLITE_OK;
-  for (int k = 0; rc == SQLITE_OK && k < pg->nOff;) {
-    PutOff o = pg->off[k];
-    jspan pk = {o.pk, (int)strlen(o.pk)}, row = {0, 0};
-    jspan ver = {o.ver, o.ver ? (int)strlen(o.ver) : 0};
+  for (int k = 0; rc == SQLITE_OK && k < pg->off.n;) {
+    PutOff *o = &pg->off.a[k];
+    jspan pk = {o->pk, (int)strlen(o->pk)}, row = {0, 0};
+    jspan ver = {o->ver, o->ver ? (int)strlen(o->ver) : 0};
     /* As before any server delete (apply_change): the rows pending edits
     ** made refer to it show the server's. */
-    if (pg->anyPending) rc = settle_hide_referrers(c, o.t, pk.z, pk.n);
+    if (pg->anyPending) rc = settle_hide_referrers(c, o->t, pk.z, pk.n);
     int reach = 0;
-    if (rc == SQLITE_OK && !force) rc = cascade_reaches_server(c, o.t, o.key, &reach);
+    if (rc == SQLITE_OK && !force) rc = cascade_reaches_server(c, o->t, o->key, &reach);
     if (rc != SQLITE_OK || reach) {
       k++;
       continue;
     }
-    memmove(&pg->off[k], &pg->off[k + 1], sizeof o * (size_t)(pg->nOff - k - 1));
-    pg->nOff--;
-    rc = change_apply(pg, o.t, pg->anyPending, o.chg, 0, pk, row, ver, pzErr);
-    sqlite3_free(o.key);
-    sqlite3_free(o.pk);
-    sqlite3_free(o.ver);
+    /* change_apply drops it from the list (a change of its key). */
+    PutOff run = putoff_take(&pg->off, k);
+    pk.z = run.pk, ver.z = run.ver;
+    rc = change_apply(pg, run.t, pg->anyPending, run.chg, 0, pk, row, ver, pzErr);
+    putoff_clear(&run);
   }
   return rc;
 }
@@ -926,7 +734,7 @@ static int apply_all(Page *pg, const Envelope *e, sqlite3_int64 staged, int fina
   if (rc == SQLITE_OK) rc = off_run(pg, 0, pzErr);
   if (rc == SQLITE_OK) rc = settle_run(c, &pg->settle, final, &later, pzErr);
   /* The others wait for the pull's last page, where the server wins. */
-  if (rc == SQLITE_OK && !later && pg->nOff) {
+  if (rc == SQLITE_OK && !later && pg->off.n) {
     if (final)
       rc = off_run(pg, 1, pzErr);
     else
@@ -1010,7 +818,7 @@ int apply_page(SyncCtx *c, const char *json, int flags, ApplyResult *res, char *
   sqlite3_free(pg.batch.pks);
   sqlite3_free(pg.batch.rows);
   settle_free(&pg.settle);
-  off_free(&pg);
+  putoff_free(&pg.off);
   if (rc == SQLITE_OK && stage) rc = inbox_stage(c, json);
   /* A staged page is never the last one, whose id alone is taken. */
   if (rc == SQLITE_OK && !stage && lastPage && e.lm.z)

@@ -145,6 +145,22 @@ static int server_refs(SyncCtx *c, SyncTable *t, const char *pk, int depth, int 
   return rc;
 }
 
+int cascade_referenced(SyncCtx *c, SyncTable *t, int *pYes) {
+  sqlite3_stmt *s = 0;
+  int rc = sqlite3_prepare_v2(c->db,
+                              "SELECT 1 FROM main.sqlite_schema AS m JOIN"
+                              " pragma_foreign_key_list(m.name) AS f WHERE m.type = 'table'"
+                              " AND f.\"table\" = ?1 COLLATE NOCASE LIMIT 1",
+                              -1, &s, 0);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+  rc = sqlite3_step(s);
+  *pYes = rc == SQLITE_ROW;
+  rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+  sqlite3_finalize(s);
+  return rc;
+}
+
 int cascade_reaches_server(SyncCtx *c, SyncTable *t, const char *pk, int *pYes) {
   *pYes = 0;
   /* Without enforced foreign keys a delete takes nothing with it: no walk

@@ -11,4 +11,8 @@
 ** keys, a row that may be the server's (0 when there is no such row). */
 int cascade_reaches_server(SyncCtx *, SyncTable *, const char *pk, int *pYes);
 
+/* *pYes 1 when a foreign key of some table of main refers to t: the one
+** question to ask before cascade_reaches_server for every row of t. */
+int cascade_referenced(SyncCtx *, SyncTable *, int *pYes);
+
 #endif
