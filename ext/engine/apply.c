@@ -25,9 +25,9 @@
 ** change per row). So, foreign keys on or off:
 **   - foreign keys are deferred (PRAGMA defer_foreign_keys, ctx.c) and
 **     checked at the end of the apply (SQLITE_DBSTATUS_DEFERRED_FKS);
-**   - with foreign keys enforced, a delete of a row that other rows, maybe
-**     the server's, refer to is put off to the end of the apply, so that
-**     its cascade takes only what the server's took (put_off, below);
+**   - with foreign keys enforced, a delete of a row that other rows refer
+**     to is put off to the end of the apply, so that its cascade takes
+**     only what the server's took (put_off, below);
 **   - a row a UNIQUE index refuses is retried after the other changes, and
 **     rows that block each other (a swap, a rotation) are parked out of the
 **     way (inbox.c); a pending local row in the way has its local effect
@@ -172,8 +172,7 @@ static int delete_prepare(SyncCtx *c, SyncTable *t) {
 typedef struct PageTable {
   jspan name;
   SyncTable *t;
-  int pending;    /* the outbox holds mutations of t: each key is looked up */
-  int referenced; /* -1 not known yet, else whether a foreign key refers to t */
+  int pending; /* the outbox holds mutations of t: each key is looked up */
 } PageTable;
 
 typedef struct Page {
@@ -227,7 +226,7 @@ static int page_table(Page *pg, jspan v, PageTable **pOut, char **pzErr) {
   if (rc != SQLITE_OK) return rc;
   /* More tables than the cache holds: the last slot is reused. */
   PageTable *p = &pg->tables[pg->nTables < 8 ? pg->nTables++ : 7];
-  p->name = v, p->t = t, p->pending = 0, p->referenced = -1;
+  p->name = v, p->t = t, p->pending = 0;
   if (t && pg->anyPending) {
     if (!pg->tblPending) {
       /* A key with an image and nothing pending is a guard (rebase.c):
@@ -446,24 +445,19 @@ static int change_apply(Page *pg, SyncTable *t, int pending, int i, int upsert, 
   return rc;
 }
 
-/* Puts off the server's delete of key pk of p's table (change i) when the
-** rows referring to the row may be the server's (see inbox.h, "Deletes put
-** off"); *pPut says whether it did. Only with foreign keys enforced:
-** otherwise a delete takes nothing with it. */
-static int put_off(Page *pg, PageTable *p, int i, jspan pk, jspan ver, int *pPut, char **pzErr) {
+/* Puts off the server's delete of key pk of t (change i) when rows refer to
+** the row (see inbox.h, "Deletes put off"); *pPut says whether it did. Only
+** with foreign keys enforced: otherwise a delete takes nothing with it. */
+static int put_off(Page *pg, SyncTable *t, int i, jspan pk, jspan ver, int *pPut, char **pzErr) {
   SyncCtx *c = pg->c;
-  SyncTable *t = p->t;
   *pPut = 0;
   if (!pg->fk) return SQLITE_OK;
-  int rc = p->referenced < 0 ? cascade_referenced(c, t, &p->referenced) : SQLITE_OK;
-  if (rc != SQLITE_OK || !p->referenced) return rc;
-  /* The page's rows before it are among the rows it would reach. */
-  rc = batch_flush(pg, pzErr);
+  /* The page's rows before it are among the rows referring to it. */
+  int rc = batch_flush(pg, pzErr), refs = 0;
   char *k = 0;
-  int reach = 0;
   if (rc == SQLITE_OK) rc = change_key(c, t, i, pk, &k, pzErr);
-  if (rc == SQLITE_OK) rc = cascade_reaches_server(c, t, k, &reach);
-  if (rc == SQLITE_OK && reach) {
+  if (rc == SQLITE_OK) rc = cascade_referred(c, t, k, &refs);
+  if (rc == SQLITE_OK && refs) {
     settle_drop(&pg->settle, t, k);
     rc = putoff_add(&pg->off, t, i, k, pk, ver);
     *pPut = rc == SQLITE_OK;
@@ -472,8 +466,8 @@ static int put_off(Page *pg, PageTable *p, int i, jspan pk, jspan ver, int *pPut
   return rc;
 }
 
-/* Applies the deletes put off, in page order. Without force, one whose
-** delete still reaches rows that may be the server's stays put off. */
+/* Applies the deletes put off, in page order. Without force, one whose row
+** rows still refer to stays put off. */
 static int off_run(Page *pg, int force, char **pzErr) {
   SyncCtx *c = pg->c;
   int rc = SQLITE_OK;
@@ -485,7 +479,7 @@ static int off_run(Page *pg, int force, char **pzErr) {
     ** made refer to it show the server's. */
     if (pg->anyPending) rc = settle_hide_referrers(c, o->t, pk.z, pk.n);
     int reach = 0;
-    if (rc == SQLITE_OK && !force) rc = cascade_reaches_server(c, o->t, o->key, &reach);
+    if (rc == SQLITE_OK && !force) rc = cascade_referred(c, o->t, o->key, &reach);
     if (rc != SQLITE_OK || reach) {
       k++;
       continue;
@@ -579,7 +573,7 @@ static int apply_change(Page *pg, int i, const char **pz, char **pzErr) {
   if (rc != SQLITE_OK) return rc;
   if (del) {
     int put = 0;
-    rc = put_off(pg, p, i, pk, ver, &put, pzErr);
+    rc = put_off(pg, t, i, pk, ver, &put, pzErr);
     if (rc != SQLITE_OK || put) return rc;
   }
   return change_apply(pg, t, p->pending, i, upsert, pk, row, ver, pzErr);

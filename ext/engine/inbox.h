@@ -39,9 +39,12 @@ int settle_hide_referrers(SyncCtx *, SyncTable *, const char *pk, int nPk);
 ** when the delete comes. Deleting at once would cascade (or SET NULL)
 ** through that stale row into rows the server keeps, delivered earlier and
 ** never sent again (a user's delete taking the project the server moved
-** away, and that project's tasks). So a server delete of a row that rows
-** that may be the server's refer to (cascade.c) is put off to the end of
-** the apply, after the changes that follow it (apply.c, put_off). Then it
+** away, and that project's tasks). So a server delete of a row that other
+** rows refer to (cascade_referred) is put off to the end of the apply,
+** after the changes that follow it (apply.c, put_off). Whether those rows
+** may be the server's is not asked: the walk that tells (cascade.c) costs
+** too much for every delete, and waiting changes nothing for rows only
+** this client has. Then it
 ** takes only what the server's took: syncd logs the rows its cascade
 ** removed as deletes of their own, which have applied meanwhile. One still
 ** referred to waits for the pull's last page (the page is staged), where
