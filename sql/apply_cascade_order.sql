@@ -101,3 +101,29 @@ SELECT * FROM projects ORDER BY id;
 SELECT * FROM tasks ORDER BY project, n;
 SELECT table_name, op, pk, data FROM sync_pending;
 PRAGMA foreign_key_check;
+-- A table referring to itself, and a composite key referred to next to a
+-- UNIQUE column: node 2 moved to the root before node 1's delete and
+-- renamed since keeps its child node 4; node 3, referring only to itself,
+-- is not held back; the account's delete waits for the row referring to it.
+CREATE TABLE nodes(id INTEGER PRIMARY KEY, parent INTEGER REFERENCES nodes(id) ON DELETE CASCADE, name TEXT);
+CREATE TABLE acct(a TEXT, b INTEGER, code TEXT UNIQUE, PRIMARY KEY(a, b));
+CREATE TABLE refs(id INTEGER PRIMARY KEY, a TEXT, b INTEGER, code TEXT REFERENCES acct(code) ON DELETE SET NULL,
+                  FOREIGN KEY(a, b) REFERENCES acct(a, b) ON DELETE CASCADE);
+SELECT sync_track('nodes'), sync_track('acct'), sync_track('refs');
+SELECT sync_apply('{"changes":[
+  {"table":"nodes","op":"upsert","pk":{"id":1},"row":{"id":1,"parent":null,"name":"root"},"version":40},
+  {"table":"nodes","op":"upsert","pk":{"id":2},"row":{"id":2,"parent":1,"name":"b"},"version":41},
+  {"table":"nodes","op":"upsert","pk":{"id":3},"row":{"id":3,"parent":3,"name":"self"},"version":42},
+  {"table":"nodes","op":"upsert","pk":{"id":4},"row":{"id":4,"parent":2,"name":"leaf"},"version":43},
+  {"table":"acct","op":"upsert","pk":{"a":"x","b":1},"row":{"a":"x","b":1,"code":"K"},"version":44},
+  {"table":"refs","op":"upsert","pk":{"id":1},"row":{"id":1,"a":"x","b":1,"code":"K"},"version":45}],"cursor":"45"}');
+SELECT sync_apply('{"changes":[
+  {"table":"nodes","op":"delete","pk":{"id":1},"version":47},
+  {"table":"nodes","op":"delete","pk":{"id":3},"version":48},
+  {"table":"acct","op":"delete","pk":{"a":"x","b":1},"version":49},
+  {"table":"nodes","op":"upsert","pk":{"id":2},"row":{"id":2,"parent":null,"name":"b2"},"version":50},
+  {"table":"refs","op":"upsert","pk":{"id":1},"row":{"id":1,"a":null,"b":null,"code":null},"version":51}],"cursor":"51"}');
+SELECT * FROM nodes ORDER BY id;
+SELECT * FROM acct;
+SELECT * FROM refs;
+PRAGMA foreign_key_check;
