@@ -25,13 +25,17 @@
 ** change per row). So, foreign keys on or off:
 **   - foreign keys are deferred (PRAGMA defer_foreign_keys, ctx.c) and
 **     checked at the end of the apply (SQLITE_DBSTATUS_DEFERRED_FKS);
+**   - with foreign keys enforced, a delete of a row that other rows refer
+**     to is put off to the end of the apply, so that its cascade takes
+**     only what the server's took (put_off, below);
 **   - a row a UNIQUE index refuses is retried after the other changes, and
 **     rows that block each other (a swap, a rotation) are parked out of the
 **     way (inbox.c); a pending local row in the way has its local effect
 **     hidden (its server image, or no row) while its mutations stay queued;
 **   - a page that still cannot apply (a foreign key left dangling, a UNIQUE
-**     value held by a row whose change is on a later page) is staged in
-**     sync_inbox and its cursor kept, and sync_apply returns 0. While pages
+**     value held by a row whose change is on a later page, a delete put off
+**     whose row is still referred to) is staged in sync_inbox and its
+**     cursor kept, and sync_apply returns 0. While pages
 **     are staged, the next pages with has_more true are staged unread; the
 **     last page (or an event) applies them all, then itself, in one
 **     savepoint. On that last page a UNIQUE value a row outside the pull
@@ -76,6 +80,7 @@
 #include "apply.h"
 #include "apply_rows.h"
 #include "capture.h"
+#include "cascade.h"
 #include "inbox.h"
 #include "outbox.h"
 #include "guard.h"
@@ -148,62 +153,18 @@ static char *span_text(SyncCtx *c, jspan v) {
   return out;
 }
 
-/* ---- the statements kept per table ---- */
-
-static int is_pk(SyncTable *t, int col) {
-  for (int i = 0; i < t->nPk; i++)
-    if (t->pk[i] == col) return 1;
-  return 0;
-}
-
-/* t->bound[0]: ?1 a Batch, insert its rows or set their columns on their
-** keys; t->bound[1]: ?1..?nPk the key, delete it. Kept with t (dropped when
-** the schema changes): preparing compiles t's capture triggers into them. */
-static int bound_prepare(SyncCtx *c, SyncTable *t, int del) {
+/* t->bound[1]: ?1..?nPk the key, delete it. Kept with t (dropped when the
+** schema changes): preparing compiles t's capture triggers into it. */
+static int delete_prepare(SyncCtx *c, SyncTable *t) {
   sqlite3_str *s = sqlite3_str_new(c->db);
-  if (del) {
-    sqlite3_str_appendf(s, "DELETE FROM main.\"%w\" WHERE ", t->name);
-    for (int i = 0; i < t->nPk; i++)
-      sqlite3_str_appendf(s, "%s\"%w\" = ?%d", i ? " AND " : "", t->cols[t->pk[i]], i + 1);
-  } else {
-    sqlite3_str_appendf(s, "INSERT INTO main.\"%w\"(", t->name);
-    for (int i = 0; i < t->nCol; i++)
-      sqlite3_str_appendf(s, "%s\"%w\"", i ? "," : "", t->cols[i]);
-    sqlite3_str_appendall(s, ") SELECT ");
-    for (int i = 0; i < t->nCol; i++)
-      sqlite3_str_appendf(s, "%sc%d", i ? "," : "", i);
-    /* WHERE true: an upsert after a SELECT needs it to parse. */
-    sqlite3_str_appendall(s, " FROM sync_apply_rows(?1) WHERE true ON CONFLICT(");
-    for (int i = 0; i < t->nPk; i++)
-      sqlite3_str_appendf(s, "%s\"%w\"", i ? "," : "", t->cols[t->pk[i]]);
-    if (t->nCol == t->nPk) {
-      sqlite3_str_appendall(s, ") DO NOTHING");
-    } else {
-      sqlite3_str_appendall(s, ") DO UPDATE SET ");
-      for (int i = 0, n = 0; i < t->nCol; i++)
-        if (!is_pk(t, i))
-          sqlite3_str_appendf(s, "%s\"%w\" = excluded.\"%w\"", n++ ? "," : "", t->cols[i],
-                              t->cols[i]);
-    }
-  }
+  sqlite3_str_appendf(s, "DELETE FROM main.\"%w\" WHERE ", t->name);
+  for (int i = 0; i < t->nPk; i++)
+    sqlite3_str_appendf(s, "%s\"%w\" = ?%d", i ? " AND " : "", t->cols[t->pk[i]], i + 1);
   char *sql = sqlite3_str_finish(s);
   if (!sql) return SQLITE_NOMEM;
-  int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &t->bound[del], 0);
+  int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &t->bound[1], 0);
   sqlite3_free(sql);
   return rc;
-}
-
-/* The column of t named by key (a member name as written), or -1. hint:
-** the member's position, the usual column. */
-static int column_of(SyncTable *t, jspan key, int hint) {
-  if (hint < t->nCol && strncmp(t->cols[hint], key.z, (size_t)key.n) == 0 &&
-      t->cols[hint][key.n] == 0)
-    return hint;
-  for (int i = 0; i < t->nCol; i++)
-    if (t->cols[i][0] == key.z[0] && strncmp(t->cols[i], key.z, (size_t)key.n) == 0 &&
-        t->cols[i][key.n] == 0)
-      return i;
-  return -1;
 }
 
 /* ---- one page ---- */
@@ -226,6 +187,8 @@ typedef struct Page {
   char **touched; /* the distinct tables the changes name (ApplyResult.tables) */
   int nTouched;
   Settle settle;         /* rows a UNIQUE index refused, written at the end */
+  PutOffs off;           /* deletes put off to the end (inbox.c, put_off) */
+  int fk;                /* foreign keys are enforced on the connection */
   sqlite3_int64 n;       /* changes applied */
   sqlite3_int64 skipped; /* changes to tables this client does not track */
 } Page;
@@ -318,22 +281,6 @@ static int change_run(SyncCtx *c, SyncTable *t, int i, jspan pk, sqlite3_stmt *s
   return rc;
 }
 
-/* Runs t's batched INSERT over rows lo to hi - 1 of the batch. On failure
-** *pzMsg gets SQLite's message and *pUnique whether a UNIQUE index refused
-** a row. */
-static int batch_run(SyncCtx *c, Batch *b, int lo, int hi, char **pzMsg, int *pUnique) {
-  sqlite3_stmt *s = b->t->bound[0];
-  b->lo = lo, b->hi = hi;
-  sqlite3_bind_pointer(s, 1, b, "sync_apply_rows", 0);
-  int rc = sqlite3_step(s);
-  rc = rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
-  *pUnique = sqlite3_extended_errcode(c->db) == SQLITE_CONSTRAINT_UNIQUE;
-  if (rc != SQLITE_OK && rc != SQLITE_NOMEM) *pzMsg = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
-  sqlite3_reset(s);
-  sqlite3_clear_bindings(s);
-  return rc;
-}
-
 /* Keeps the row of change i for after the other changes: a UNIQUE index
 ** refused it (inbox.c). */
 static int defer_row(Page *pg, SyncTable *t, int i, jspan pk, jspan row, char **pzErr) {
@@ -354,15 +301,15 @@ static int batch_flush(Page *pg, char **pzErr) {
   if (b->nRow == 0) return SQLITE_OK;
   SyncCtx *c = pg->c;
   SyncTable *t = b->t;
-  int rc = t->bound[0] ? SQLITE_OK : bound_prepare(c, t, 0);
+  int rc = t->bound[0] ? SQLITE_OK : batch_prepare(c, t);
   char *msg = 0;
   int unique = 0;
-  if (rc == SQLITE_OK) rc = batch_run(c, b, 0, b->nRow, &msg, &unique);
+  if (rc == SQLITE_OK) rc = batch_run(c->db, b, 0, b->nRow, &msg, &unique);
   if (rc != SQLITE_OK && msg) {
     sqlite3_free(msg);
     msg = 0, rc = SQLITE_OK;
     for (int k = 0; rc == SQLITE_OK && k < b->nRow; k++) {
-      rc = batch_run(c, b, k, k + 1, &msg, &unique);
+      rc = batch_run(c->db, b, k, k + 1, &msg, &unique);
       if (rc != SQLITE_OK && unique) {
         sqlite3_free(msg);
         msg = 0;
@@ -380,47 +327,6 @@ static int batch_flush(Page *pg, char **pzErr) {
   return rc;
 }
 
-/* Reads row into the batch's next slot. Returns 1 when row has every
-** column of t (the slot is kept), 0 when not (the JSON upsert writes it),
-** or -1 without memory. */
-static int batch_add(Page *pg, SyncTable *t, int i, jspan pk, jspan row) {
-  Batch *b = &pg->batch;
-  int n = t->nCol;
-  if (b->nRow >= b->capRow) {
-    int cap = b->capRow ? b->capRow * 2 : 64;
-    int *chg = sqlite3_realloc64(b->chg, sizeof *chg * (sqlite3_uint64)cap);
-    if (chg) b->chg = chg;
-    jspan *pks = sqlite3_realloc64(b->pks, sizeof *pks * (sqlite3_uint64)cap);
-    if (pks) b->pks = pks;
-    jspan *rows = sqlite3_realloc64(b->rows, sizeof *rows * (sqlite3_uint64)cap);
-    if (rows) b->rows = rows;
-    if (!chg || !pks || !rows) return -1;
-    b->capRow = cap;
-  }
-  if ((b->nRow + 1) * n > b->capVal) {
-    int cap = (b->nRow + 1) * n * 2;
-    jspan *vals = sqlite3_realloc64(b->vals, sizeof *vals * (sqlite3_uint64)cap);
-    if (!vals) return -1;
-    b->vals = vals, b->capVal = cap;
-  }
-  jspan *slot = b->vals + b->nRow * n, key, val;
-  for (int k = 0; k < n; k++)
-    slot[k].z = 0;
-  const char *z = row.z;
-  int found = 0;
-  for (int m = 0; jscan_member(&z, row.z + row.n, &key, &val); m++) {
-    int col = column_of(t, key, m);
-    if (col >= 0 && !slot[col].z) slot[col] = val, found++;
-  }
-  if (found < n) return 0;
-  b->t = t;
-  b->chg[b->nRow] = i;
-  b->pks[b->nRow] = pk;
-  b->rows[b->nRow] = row;
-  b->nRow++;
-  return 1;
-}
-
 /* Writes row, or deletes pk, for a key without pending mutations. A whole
 ** row joins the batch; anything else writes the batch first, so the page's
 ** order holds. */
@@ -433,7 +339,7 @@ static int change_write(Page *pg, SyncTable *t, int i, int upsert, jspan pk, jsp
     if (b->nRow && (b->t != t || (b->nRow + 1) * t->nCol > BATCH_SPANS))
       rc = batch_flush(pg, pzErr);
     if (rc != SQLITE_OK) return rc;
-    int whole = batch_add(pg, t, i, pk, row);
+    int whole = batch_add(b, t, i, pk, row);
     if (whole < 0) return SQLITE_NOMEM;
     if (whole) return SQLITE_OK;
   }
@@ -454,7 +360,7 @@ static int change_write(Page *pg, SyncTable *t, int i, int upsert, jspan pk, jsp
     sqlite3_free(msg);
     return rc;
   }
-  if (!t->bound[1] && (rc = bound_prepare(c, t, 1)) != SQLITE_OK) return rc;
+  if (!t->bound[1] && (rc = delete_prepare(c, t)) != SQLITE_OK) return rc;
   sqlite3_stmt *s = t->bound[1];
   const char *msg = 0;
   for (int k = 0; rc == SQLITE_OK && k < t->nPk; k++) {
@@ -468,6 +374,124 @@ static int change_write(Page *pg, SyncTable *t, int i, int upsert, jspan pk, jsp
     }
   }
   return change_run(c, t, i, pk, s, rc, msg, pzErr);
+}
+
+/* Writes change i of t, a delete when !upsert. pending: t has keys with
+** pending mutations or an image, so the key is looked up. */
+static int change_apply(Page *pg, SyncTable *t, int pending, int i, int upsert, jspan pk, jspan row,
+                        jspan ver, char **pzErr) {
+  SyncCtx *c = pg->c;
+  if (!pending && !pg->settle.n && !pg->off.n)
+    return change_write(pg, t, i, upsert, pk, row, pzErr);
+  char *k = 0;
+  int rc = change_key(c, t, i, pk, &k, pzErr);
+  if (rc != SQLITE_OK) return rc;
+  /* A newer change of a deferred row, or of a delete put off, replaces it. */
+  settle_drop(&pg->settle, t, k);
+  putoff_drop(&pg->off, t, k);
+  if (!pending) {
+    rc = change_write(pg, t, i, upsert, pk, row, pzErr);
+    sqlite3_free(k);
+    return rc;
+  }
+  sqlite3_stmt *s = ctx_stmt(c, STMT_HAS_PENDING);
+  if (!s) {
+    sqlite3_free(k);
+    return sqlite3_errcode(c->db);
+  }
+  sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, k, -1, SQLITE_STATIC);
+  pending = sqlite3_step(s) == SQLITE_ROW;
+  sqlite3_reset(s);
+  if (pending) {
+    rc = batch_flush(pg, pzErr);
+    char *image = upsert && rc == SQLITE_OK ? jscan_compact(row) : 0;
+    double r;
+    int exact;
+    sqlite3_int64 version = span_is_integer(ver) ? span_int64(ver, &r, &exact) : 0;
+    if (rc == SQLITE_OK && upsert && !image) rc = SQLITE_NOMEM;
+    if (rc == SQLITE_OK) rc = rebase_set_image(c, t->name, k, image, version, span_is_integer(ver));
+    if (rc == SQLITE_OK) rc = rebase_key(c, t, k, 0, pzErr);
+    if (rc == SQLITE_CONSTRAINT) {
+      /* The local edits no longer fit next to the server's rows (a replay
+      ** hit a UNIQUE index, say): hidden, still queued for the server to
+      ** judge. */
+      sqlite3_free(*pzErr);
+      *pzErr = 0;
+      rc = settle_hide(c, t, k);
+    }
+    sqlite3_free(image);
+  } else {
+    /* A guard (rebase.c): a change older than the version it keeps is
+    ** skipped; any other replaces it and is written as usual, so that
+    ** swaps and stale holders are settled (inbox.c). */
+    s = ctx_stmt(c, STMT_SHADOW_GET);
+    if (!s) rc = sqlite3_errcode(c->db);
+    int guard = 0, older = 0;
+    if (s) {
+      sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+      sqlite3_bind_text(s, 2, k, -1, SQLITE_STATIC);
+      guard = sqlite3_step(s) == SQLITE_ROW;
+      if (guard && span_is_integer(ver) && sqlite3_column_type(s, 1) == SQLITE_INTEGER) {
+        double r;
+        int exact;
+        older = sqlite3_column_int64(s, 1) > span_int64(ver, &r, &exact);
+      }
+      rc = sqlite3_reset(s);
+    }
+    if (rc == SQLITE_OK && guard && !older) rc = rebase_drop_image(c, t->name, k);
+    if (rc == SQLITE_OK && !older) rc = change_write(pg, t, i, upsert, pk, row, pzErr);
+  }
+  sqlite3_free(k);
+  return rc;
+}
+
+/* Puts off the server's delete of key pk of t (change i) when rows refer to
+** the row (see inbox.h, "Deletes put off"); *pPut says whether it did. Only
+** with foreign keys enforced: otherwise a delete takes nothing with it. */
+static int put_off(Page *pg, SyncTable *t, int i, jspan pk, jspan ver, int *pPut, char **pzErr) {
+  SyncCtx *c = pg->c;
+  *pPut = 0;
+  if (!pg->fk) return SQLITE_OK;
+  /* The page's rows before it are among the rows referring to it. */
+  int rc = batch_flush(pg, pzErr), refs = 0;
+  char *k = 0;
+  if (rc == SQLITE_OK) rc = change_key(c, t, i, pk, &k, pzErr);
+  if (rc == SQLITE_OK) rc = cascade_referred(c, t, k, &refs);
+  if (rc == SQLITE_OK && refs) {
+    settle_drop(&pg->settle, t, k);
+    rc = putoff_add(&pg->off, t, i, k, pk, ver);
+    *pPut = rc == SQLITE_OK;
+  }
+  sqlite3_free(k);
+  return rc;
+}
+
+/* Applies the deletes put off, in page order. Without force, one whose row
+** rows still refer to stays put off. */
+static int off_run(Page *pg, int force, char **pzErr) {
+  SyncCtx *c = pg->c;
+  int rc = SQLITE_OK;
+  for (int k = 0; rc == SQLITE_OK && k < pg->off.n;) {
+    PutOff *o = &pg->off.a[k];
+    jspan pk = {o->pk, (int)strlen(o->pk)}, row = {0, 0};
+    jspan ver = {o->ver, o->ver ? (int)strlen(o->ver) : 0};
+    /* As before any server delete (apply_change): the rows pending edits
+    ** made refer to it show the server's. */
+    if (pg->anyPending) rc = settle_hide_referrers(c, o->t, pk.z, pk.n);
+    int reach = 0;
+    if (rc == SQLITE_OK && !force) rc = cascade_referred(c, o->t, o->key, &reach);
+    if (rc != SQLITE_OK || reach) {
+      k++;
+      continue;
+    }
+    /* change_apply drops it from the list (a change of its key). */
+    PutOff run = putoff_take(&pg->off, k);
+    pk.z = run.pk, ver.z = run.ver;
+    rc = change_apply(pg, run.t, pg->anyPending, run.chg, 0, pk, row, ver, pzErr);
+    putoff_clear(&run);
+  }
+  return rc;
 }
 
 /* Change i (from 1), the accepted JSON value at *pz; *pz is left after it. */
@@ -548,68 +572,12 @@ static int apply_change(Page *pg, int i, const char **pz, char **pzErr) {
   if (del && pg->anyPending && (rc = batch_flush(pg, pzErr)) == SQLITE_OK)
     rc = settle_hide_referrers(c, t, pk.z, pk.n);
   if (rc != SQLITE_OK) return rc;
-  if (!p->pending && !pg->settle.n) return change_write(pg, t, i, upsert, pk, row, pzErr);
-
-  char *k = 0;
-  rc = change_key(c, t, i, pk, &k, pzErr);
-  if (rc != SQLITE_OK) return rc;
-  /* A newer change of a deferred row replaces it. */
-  settle_drop(&pg->settle, t, k);
-  if (!p->pending) {
-    rc = change_write(pg, t, i, upsert, pk, row, pzErr);
-    sqlite3_free(k);
-    return rc;
+  if (del) {
+    int put = 0;
+    rc = put_off(pg, t, i, pk, ver, &put, pzErr);
+    if (rc != SQLITE_OK || put) return rc;
   }
-  sqlite3_stmt *s = ctx_stmt(c, STMT_HAS_PENDING);
-  if (!s) {
-    sqlite3_free(k);
-    return sqlite3_errcode(c->db);
-  }
-  sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 2, k, -1, SQLITE_STATIC);
-  int pending = sqlite3_step(s) == SQLITE_ROW;
-  sqlite3_reset(s);
-  if (pending) {
-    rc = batch_flush(pg, pzErr);
-    char *image = upsert && rc == SQLITE_OK ? jscan_compact(row) : 0;
-    double r;
-    int exact;
-    sqlite3_int64 version = span_is_integer(ver) ? span_int64(ver, &r, &exact) : 0;
-    if (rc == SQLITE_OK && upsert && !image) rc = SQLITE_NOMEM;
-    if (rc == SQLITE_OK) rc = rebase_set_image(c, t->name, k, image, version, span_is_integer(ver));
-    if (rc == SQLITE_OK) rc = rebase_key(c, t, k, 0, pzErr);
-    if (rc == SQLITE_CONSTRAINT) {
-      /* The local edits no longer fit next to the server's rows (a replay
-      ** hit a UNIQUE index, say): hidden, still queued for the server to
-      ** judge. */
-      sqlite3_free(*pzErr);
-      *pzErr = 0;
-      rc = settle_hide(c, t, k);
-    }
-    sqlite3_free(image);
-  } else {
-    /* A guard (rebase.c): a change older than the version it keeps is
-    ** skipped; any other replaces it and is written as usual, so that
-    ** swaps and stale holders are settled (inbox.c). */
-    s = ctx_stmt(c, STMT_SHADOW_GET);
-    if (!s) rc = sqlite3_errcode(c->db);
-    int guard = 0, older = 0;
-    if (s) {
-      sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
-      sqlite3_bind_text(s, 2, k, -1, SQLITE_STATIC);
-      guard = sqlite3_step(s) == SQLITE_ROW;
-      if (guard && span_is_integer(ver) && sqlite3_column_type(s, 1) == SQLITE_INTEGER) {
-        double r;
-        int exact;
-        older = sqlite3_column_int64(s, 1) > span_int64(ver, &r, &exact);
-      }
-      rc = sqlite3_reset(s);
-    }
-    if (rc == SQLITE_OK && guard && !older) rc = rebase_drop_image(c, t->name, k);
-    if (rc == SQLITE_OK && !older) rc = change_write(pg, t, i, upsert, pk, row, pzErr);
-  }
-  sqlite3_free(k);
-  return rc;
+  return change_apply(pg, t, p->pending, i, upsert, pk, row, ver, pzErr);
 }
 
 /* last_mutation_id may confirm only mutations sync_push_batch has handed
@@ -756,7 +724,17 @@ static int apply_all(Page *pg, const Envelope *e, sqlite3_int64 staged, int fina
   }
   if (rc == SQLITE_OK) rc = page_walk(pg, e, pzErr);
   int later = 0;
+  /* Deletes put off that now take only what the server's took go before
+  ** the rows a UNIQUE index refused: they may free a value those need. */
+  if (rc == SQLITE_OK) rc = off_run(pg, 0, pzErr);
   if (rc == SQLITE_OK) rc = settle_run(c, &pg->settle, final, &later, pzErr);
+  /* The others wait for the pull's last page, where the server wins. */
+  if (rc == SQLITE_OK && !later && pg->off.n) {
+    if (final)
+      rc = off_run(pg, 1, pzErr);
+    else
+      later = 1;
+  }
   if (rc == SQLITE_OK && !later && !fkBefore && fk_unresolved(c)) {
     int restored = 0;
     if (final) rc = fk_hide_deletes(c, &restored);
@@ -805,6 +783,7 @@ int apply_page(SyncCtx *c, const char *json, int flags, ApplyResult *res, char *
   Page pg;
   memset(&pg, 0, sizeof pg);
   pg.c = c;
+  if (sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_FKEY, -1, &pg.fk) != SQLITE_OK) pg.fk = 0;
   sqlite3_int64 staged = 0;
   int stage = 0;
   rc = ctx_engine_begin(c);
@@ -834,6 +813,7 @@ int apply_page(SyncCtx *c, const char *json, int flags, ApplyResult *res, char *
   sqlite3_free(pg.batch.pks);
   sqlite3_free(pg.batch.rows);
   settle_free(&pg.settle);
+  putoff_free(&pg.off);
   if (rc == SQLITE_OK && stage) rc = inbox_stage(c, json);
   /* A staged page is never the last one, whose id alone is taken. */
   if (rc == SQLITE_OK && !stage && lastPage && e.lm.z)

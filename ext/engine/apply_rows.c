@@ -14,6 +14,10 @@
 ** Columns c0.. are declared up to ROWS_COLS (fewer if SQLITE_LIMIT_COLUMN
 ** says so): declaring them costs each connection about 4k instructions a
 ** column, once; a wider table's rows go one by one.
+**
+** apply.c builds a batch with batch_add (the values found in place in the
+** page, by column) and writes it with batch_run, through the statement
+** batch_prepare keeps with the table.
 */
 #include "apply_rows.h"
 #include "value.h"
@@ -24,6 +28,107 @@ int apply_rows_ncols(sqlite3 *db) {
   int lim = sqlite3_limit(db, SQLITE_LIMIT_COLUMN, -1) - 1;
   return lim < ROWS_COLS ? lim : ROWS_COLS;
 }
+
+/* ---- building and writing a batch (apply.c) ---- */
+
+static int is_pk(SyncTable *t, int col) {
+  for (int i = 0; i < t->nPk; i++)
+    if (t->pk[i] == col) return 1;
+  return 0;
+}
+
+int batch_prepare(SyncCtx *c, SyncTable *t) {
+  sqlite3_str *s = sqlite3_str_new(c->db);
+  sqlite3_str_appendf(s, "INSERT INTO main.\"%w\"(", t->name);
+  for (int i = 0; i < t->nCol; i++)
+    sqlite3_str_appendf(s, "%s\"%w\"", i ? "," : "", t->cols[i]);
+  sqlite3_str_appendall(s, ") SELECT ");
+  for (int i = 0; i < t->nCol; i++)
+    sqlite3_str_appendf(s, "%sc%d", i ? "," : "", i);
+  /* WHERE true: an upsert after a SELECT needs it to parse. */
+  sqlite3_str_appendall(s, " FROM sync_apply_rows(?1) WHERE true ON CONFLICT(");
+  for (int i = 0; i < t->nPk; i++)
+    sqlite3_str_appendf(s, "%s\"%w\"", i ? "," : "", t->cols[t->pk[i]]);
+  if (t->nCol == t->nPk) {
+    sqlite3_str_appendall(s, ") DO NOTHING");
+  } else {
+    sqlite3_str_appendall(s, ") DO UPDATE SET ");
+    for (int i = 0, n = 0; i < t->nCol; i++)
+      if (!is_pk(t, i))
+        sqlite3_str_appendf(s, "%s\"%w\" = excluded.\"%w\"", n++ ? "," : "", t->cols[i],
+                            t->cols[i]);
+  }
+  char *sql = sqlite3_str_finish(s);
+  if (!sql) return SQLITE_NOMEM;
+  int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &t->bound[0], 0);
+  sqlite3_free(sql);
+  return rc;
+}
+
+/* The column of t named by key (a member name as written), or -1. hint:
+** the member's position, the usual column. */
+static int column_of(SyncTable *t, jspan key, int hint) {
+  if (hint < t->nCol && strncmp(t->cols[hint], key.z, (size_t)key.n) == 0 &&
+      t->cols[hint][key.n] == 0)
+    return hint;
+  for (int i = 0; i < t->nCol; i++)
+    if (t->cols[i][0] == key.z[0] && strncmp(t->cols[i], key.z, (size_t)key.n) == 0 &&
+        t->cols[i][key.n] == 0)
+      return i;
+  return -1;
+}
+
+int batch_run(sqlite3 *db, Batch *b, int lo, int hi, char **pzMsg, int *pUnique) {
+  sqlite3_stmt *s = b->t->bound[0];
+  b->lo = lo, b->hi = hi;
+  sqlite3_bind_pointer(s, 1, b, "sync_apply_rows", 0);
+  int rc = sqlite3_step(s);
+  rc = rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+  *pUnique = sqlite3_extended_errcode(db) == SQLITE_CONSTRAINT_UNIQUE;
+  if (rc != SQLITE_OK && rc != SQLITE_NOMEM) *pzMsg = sqlite3_mprintf("%s", sqlite3_errmsg(db));
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  return rc;
+}
+
+int batch_add(Batch *b, SyncTable *t, int i, jspan pk, jspan row) {
+  int n = t->nCol;
+  if (b->nRow >= b->capRow) {
+    int cap = b->capRow ? b->capRow * 2 : 64;
+    int *chg = sqlite3_realloc64(b->chg, sizeof *chg * (sqlite3_uint64)cap);
+    if (chg) b->chg = chg;
+    jspan *pks = sqlite3_realloc64(b->pks, sizeof *pks * (sqlite3_uint64)cap);
+    if (pks) b->pks = pks;
+    jspan *rows = sqlite3_realloc64(b->rows, sizeof *rows * (sqlite3_uint64)cap);
+    if (rows) b->rows = rows;
+    if (!chg || !pks || !rows) return -1;
+    b->capRow = cap;
+  }
+  if ((b->nRow + 1) * n > b->capVal) {
+    int cap = (b->nRow + 1) * n * 2;
+    jspan *vals = sqlite3_realloc64(b->vals, sizeof *vals * (sqlite3_uint64)cap);
+    if (!vals) return -1;
+    b->vals = vals, b->capVal = cap;
+  }
+  jspan *slot = b->vals + b->nRow * n, key, val;
+  for (int k = 0; k < n; k++)
+    slot[k].z = 0;
+  const char *z = row.z;
+  int found = 0;
+  for (int m = 0; jscan_member(&z, row.z + row.n, &key, &val); m++) {
+    int col = column_of(t, key, m);
+    if (col >= 0 && !slot[col].z) slot[col] = val, found++;
+  }
+  if (found < n) return 0;
+  b->t = t;
+  b->chg[b->nRow] = i;
+  b->pks[b->nRow] = pk;
+  b->rows[b->nRow] = row;
+  b->nRow++;
+  return 1;
+}
+
+/* ---- the table function ---- */
 
 typedef struct RowsCursor {
   sqlite3_vtab_cursor base;

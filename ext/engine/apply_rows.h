@@ -25,6 +25,21 @@ typedef struct Batch {
 ** by one). */
 int apply_rows_ncols(sqlite3 *db);
 
+/* Prepares t->bound[0]: ?1 a Batch, insert its rows or set their columns
+** on their keys. Kept with t (dropped when the schema changes): preparing
+** compiles t's capture triggers into it. */
+int batch_prepare(SyncCtx *, SyncTable *t);
+
+/* Reads row (change chg, key pk) into b's next slot. Returns 1 when row has
+** every column of t (the slot is kept; the batch's table is t), 0 when not
+** (the JSON upsert writes it), or -1 without memory. */
+int batch_add(Batch *b, SyncTable *t, int chg, jspan pk, jspan row);
+
+/* Runs the batch table's bound[0] over rows lo to hi - 1 of b. On failure
+** *pzMsg gets SQLite's message and *pUnique whether a UNIQUE index refused
+** a row. */
+int batch_run(sqlite3 *db, Batch *b, int lo, int hi, char **pzMsg, int *pUnique);
+
 extern sqlite3_module apply_rows_module;
 
 #endif

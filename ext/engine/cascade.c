@@ -37,6 +37,15 @@ static int local_only(SyncCtx *c, SyncTable *t, const char *pk, int *pYes) {
 
 static int server_refs(SyncCtx *c, SyncTable *t, const char *pk, int depth, int *pYes);
 
+/* The foreign keys that refer to table ?1: child table, key id, child
+** column, parent column (the parent's key column when not named), one row
+** per column. */
+#define FK_LIST_SQL                                                                                \
+  "SELECT m.name, f.id, f.\"from\", coalesce(f.\"to\", (SELECT name FROM"                          \
+  " pragma_table_info(f.\"table\") WHERE pk = f.seq + 1)) FROM main.sqlite_schema AS m"            \
+  " JOIN pragma_foreign_key_list(m.name) AS f WHERE m.type = 'table'"                              \
+  " AND f.\"table\" = ?1 COLLATE NOCASE ORDER BY m.name, f.id, f.seq"
+
 /* server_refs for the rows of table child (NULL when not tracked, name
 ** cname) that refer through the foreign key whose conditions are match
 ** ("x.from = p.to AND ...") to the row of key pk of t. */
@@ -101,13 +110,7 @@ static int child_refs(SyncCtx *c, SyncTable *t, const char *cname, const char *m
 ** which no pull sends again once delivered. */
 static int server_refs(SyncCtx *c, SyncTable *t, const char *pk, int depth, int *pYes) {
   sqlite3_stmt *q = 0;
-  int rc = sqlite3_prepare_v2(
-      c->db,
-      "SELECT m.name, f.id, f.\"from\", coalesce(f.\"to\", (SELECT name FROM"
-      " pragma_table_info(f.\"table\") WHERE pk = f.seq + 1)) FROM main.sqlite_schema AS m"
-      " JOIN pragma_foreign_key_list(m.name) AS f WHERE m.type = 'table'"
-      " AND f.\"table\" = ?1 COLLATE NOCASE ORDER BY m.name, f.id, f.seq",
-      -1, &q, 0);
+  int rc = sqlite3_prepare_v2(c->db, FK_LIST_SQL, -1, &q, 0);
   if (rc != SQLITE_OK) return rc;
   sqlite3_bind_text(q, 1, t->name, -1, SQLITE_STATIC);
   sqlite3_str *match = 0;
@@ -142,6 +145,69 @@ static int server_refs(SyncCtx *c, SyncTable *t, const char *pk, int depth, int 
   sqlite3_free(sqlite3_str_finish(match));
   sqlite3_free(child);
   sqlite3_finalize(q);
+  return rc;
+}
+
+/* Builds t->referred: one EXISTS per foreign key that refers to t, OR-ed,
+** over t's row of key ?1 (NULL when no foreign key refers to t). */
+static int referred_prepare(SyncCtx *c, SyncTable *t) {
+  sqlite3_stmt *q = 0;
+  int rc = sqlite3_prepare_v2(c->db, FK_LIST_SQL, -1, &q, 0);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_text(q, 1, t->name, -1, SQLITE_STATIC);
+  sqlite3_str *s = sqlite3_str_new(c->db);
+  sqlite3_str_appendall(s, "SELECT 0");
+  int id = -1, n = 0;
+  char *child = 0;
+  while (sqlite3_step(q) == SQLITE_ROW) {
+    const char *name = (const char *)sqlite3_column_text(q, 0);
+    const char *from = (const char *)sqlite3_column_text(q, 2);
+    const char *to = (const char *)sqlite3_column_text(q, 3);
+    int fid = sqlite3_column_int(q, 1);
+    if (!name || !from || !to) continue;
+    if (child && fid == id && strcmp(name, child) == 0) {
+      sqlite3_str_appendf(s, " AND x.\"%w\" = p.\"%w\"", from, to);
+      continue;
+    }
+    /* A row referring to itself does not count. */
+    for (int i = 0; child && sqlite3_stricmp(child, t->name) == 0 && i < t->nPk; i++)
+      sqlite3_str_appendf(s, "%sx.\"%w\" IS NOT p.\"%w\"%s", i ? " OR " : " AND (",
+                          t->cols[t->pk[i]], t->cols[t->pk[i]], i == t->nPk - 1 ? ")" : "");
+    if (child) sqlite3_str_appendall(s, ")");
+    sqlite3_free(child);
+    child = sqlite3_mprintf("%s", name);
+    id = fid, n++;
+    sqlite3_str_appendf(s, " OR EXISTS (SELECT 1 FROM main.\"%w\" AS x WHERE x.\"%w\" = p.\"%w\"",
+                        name, from, to);
+  }
+  for (int i = 0; child && sqlite3_stricmp(child, t->name) == 0 && i < t->nPk; i++)
+    sqlite3_str_appendf(s, "%sx.\"%w\" IS NOT p.\"%w\"%s", i ? " OR " : " AND (", t->cols[t->pk[i]],
+                        t->cols[t->pk[i]], i == t->nPk - 1 ? ")" : "");
+  if (child) sqlite3_str_appendall(s, ")");
+  sqlite3_free(child);
+  rc = sqlite3_finalize(q);
+  sqlite3_str_appendf(s, " FROM main.\"%w\" AS p WHERE ", t->name);
+  for (int i = 0; i < t->nPk; i++)
+    sqlite3_str_appendf(s, "%sp.\"%w\" = sync_val(?1 -> '$.\"%q\"')", i ? " AND " : "",
+                        t->cols[t->pk[i]], t->cols[t->pk[i]]);
+  char *sql = sqlite3_str_finish(s);
+  if (rc == SQLITE_OK && !sql) rc = SQLITE_NOMEM;
+  if (rc == SQLITE_OK && n)
+    rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &t->referred, 0);
+  sqlite3_free(sql);
+  if (rc == SQLITE_OK) t->referredKnown = 1;
+  return rc;
+}
+
+int cascade_referred(SyncCtx *c, SyncTable *t, const char *pk, int *pYes) {
+  *pYes = 0;
+  int rc = t->referredKnown ? SQLITE_OK : referred_prepare(c, t);
+  if (rc != SQLITE_OK || !t->referred) return rc;
+  sqlite3_bind_text(t->referred, 1, pk, -1, SQLITE_STATIC);
+  rc = sqlite3_step(t->referred);
+  *pYes = rc == SQLITE_ROW && sqlite3_column_int(t->referred, 0);
+  rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+  sqlite3_reset(t->referred);
   return rc;
 }
 

@@ -11,4 +11,9 @@
 ** keys, a row that may be the server's (0 when there is no such row). */
 int cascade_reaches_server(SyncCtx *, SyncTable *, const char *pk, int *pYes);
 
+/* *pYes 1 when some row refers to the row of key pk of t through a foreign
+** key (a row referring to itself does not count). One statement kept with
+** t: cheap enough to ask for every server delete. */
+int cascade_referred(SyncCtx *, SyncTable *, const char *pk, int *pYes);
+
 #endif

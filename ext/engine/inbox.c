@@ -30,6 +30,9 @@
 **     (*pLater); on the pull's last page, the server wins and the row is
 **     deleted (a cascade is right: the server holds no such row).
 **
+** Deletes put off (inbox.h): the list of a server's deletes apply.c holds
+** back until the rest of the apply is written.
+**
 ** The inbox: a page that cannot apply yet (a collision above, or a foreign
 ** key left unresolved, seen through SQLITE_DBSTATUS_DEFERRED_FKS) goes into
 ** sync_inbox(seq, page) and the cursor moves on, so the pull continues.
@@ -407,6 +410,56 @@ int settle_run(SyncCtx *c, Settle *st, int final, int *pLater, char **pzErr) {
     sqlite3_free(msg);
   }
   return rc;
+}
+
+void putoff_clear(PutOff *o) {
+  sqlite3_free(o->key);
+  sqlite3_free(o->pk);
+  sqlite3_free(o->ver);
+  memset(o, 0, sizeof *o);
+}
+
+PutOff putoff_take(PutOffs *po, int k) {
+  PutOff o = po->a[k];
+  memmove(&po->a[k], &po->a[k + 1], sizeof o * (size_t)(po->n - k - 1));
+  po->n--;
+  return o;
+}
+
+void putoff_drop(PutOffs *po, SyncTable *t, const char *key) {
+  for (int k = 0; k < po->n; k++) {
+    if (po->a[k].t != t || strcmp(po->a[k].key, key) != 0) continue;
+    PutOff o = putoff_take(po, k--);
+    putoff_clear(&o);
+  }
+}
+
+int putoff_add(PutOffs *po, SyncTable *t, int chg, const char *key, jspan pk, jspan ver) {
+  putoff_drop(po, t, key);
+  if (po->n == po->cap) {
+    int cap = po->cap ? po->cap * 2 : 8;
+    PutOff *a = sqlite3_realloc64(po->a, sizeof *a * (sqlite3_uint64)cap);
+    if (!a) return SQLITE_NOMEM;
+    po->a = a, po->cap = cap;
+  }
+  PutOff *o = &po->a[po->n];
+  o->t = t, o->chg = chg;
+  o->key = sqlite3_mprintf("%s", key);
+  o->pk = jscan_compact(pk);
+  o->ver = ver.z ? sqlite3_mprintf("%.*s", ver.n, ver.z) : 0;
+  if (!o->key || !o->pk || (ver.z && !o->ver)) {
+    putoff_clear(o);
+    return SQLITE_NOMEM;
+  }
+  po->n++;
+  return SQLITE_OK;
+}
+
+void putoff_free(PutOffs *po) {
+  for (int k = 0; k < po->n; k++)
+    putoff_clear(&po->a[k]);
+  sqlite3_free(po->a);
+  memset(po, 0, sizeof *po);
 }
 
 /* 1 when the transaction holds a foreign key violation not yet resolved

@@ -24,6 +24,7 @@ static void table_free(SyncTable *t) {
   sqlite3_finalize(t->canon);
   sqlite3_finalize(t->bound[0]);
   sqlite3_finalize(t->bound[1]);
+  sqlite3_finalize(t->referred);
   for (int i = 0; i < t->nCol; i++) {
     sqlite3_free(t->cols[i]);
     sqlite3_free(t->dflt[i]);

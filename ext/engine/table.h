@@ -24,6 +24,8 @@ struct SyncTable {
   sqlite3_stmt *row;      /* ?1 pk -> the row's columns */
   sqlite3_stmt *canon;    /* capture.c: ?1 pk object -> the key as the triggers write it */
   sqlite3_stmt *bound[2]; /* apply.c: [0] whole rows of a batch, [1] delete by key (lazily) */
+  sqlite3_stmt *referred; /* cascade.c: ?1 pk -> 1 if a row refers to that row (lazily) */
+  int referredKnown;      /* referred has been built (NULL: no foreign key refers to t) */
   SyncTable *next;
 };
 
