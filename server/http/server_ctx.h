@@ -18,6 +18,7 @@ typedef struct server_ctx {
   int heartbeat;                   /* seconds between SSE comments */
   int timeout;                     /* idle seconds before a non-SSE connection is closed */
   unsigned max_streams_per_client; /* event streams one client_id may hold */
+  int compress; /* gzip large answers and event streams for clients that take it */
   int verbose;
 } server_ctx;
 

@@ -12,7 +12,7 @@
 **                [--max-streams-per-client N]
 **                [--jwt-secret-file FILE | --jwt-public-key FILE]
 **                [--jwt-audience AUD] [--jwt-issuer ISS] [--jwt-leeway SECONDS]
-**                [--rules FILE]
+**                [--rules FILE] [--no-compress]
 **
 **   server/syncd (--client-secret KEY | --client-secret-file FILE) --issue-token ID
 **                prints client ID's token (auth.c) and exits.
@@ -46,7 +46,7 @@ static void usage(void) {
                   "             [--max-streams-per-client N]\n"
                   "             [--jwt-secret-file FILE | --jwt-public-key FILE]\n"
                   "             [--jwt-audience AUD] [--jwt-issuer ISS] [--jwt-leeway SECONDS]\n"
-                  "             [--rules FILE]\n"
+                  "             [--rules FILE] [--no-compress]\n"
                   "       syncd (--client-secret KEY | --client-secret-file FILE)"
                   " --issue-token CLIENT_ID\n");
   exit(2);
@@ -129,8 +129,11 @@ static socklen_t parse_listen(const char *spec, struct sockaddr_storage *addr) {
 int main(int argc, char **argv) {
   const char *listen = 0, *schema = 0, *rules = 0, *dbpath = 0, *pg = 0, *issue = 0;
   long long max_conn = 1024, max_tomb = 0, request_timeout = 10, body_timeout = 60;
-  server_ctx ctx = {
-      .max_body = 16u << 20, .heartbeat = 15, .timeout = 60, .max_streams_per_client = 2};
+  server_ctx ctx = {.max_body = 16u << 20,
+                    .heartbeat = 15,
+                    .timeout = 60,
+                    .max_streams_per_client = 2,
+                    .compress = 1};
   char *token_file = 0, *secret_from_file = 0;
   const char *jwt_secret = 0, *jwt_public = 0, *jwt_aud = 0, *jwt_iss = 0;
   int jwt_leeway = 30;
@@ -138,6 +141,11 @@ int main(int argc, char **argv) {
     const char *a = argv[i];
     if (strcmp(a, "--verbose") == 0) {
       ctx.verbose = 1;
+      continue;
+    }
+    /* answers and streams stay identity whatever the client accepts */
+    if (strcmp(a, "--no-compress") == 0) {
+      ctx.compress = 0;
       continue;
     }
     if (i + 1 >= argc) usage();
