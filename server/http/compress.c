@@ -113,11 +113,13 @@ char *compress_gzip(const char *body, size_t n, size_t *out_n) {
 
 struct compress_stream {
   z_stream z;
+  int failed; /* a piece could not be written: the member is broken */
 };
 
 compress_stream *compress_stream_new(void) {
   compress_stream *s = sqlite3_malloc64(sizeof *s);
   if (!s) return 0;
+  s->failed = 0;
   if (z_init(&s->z, STREAM_LEVEL, STREAM_WINDOW, STREAM_MEMLEVEL) != Z_OK) {
     sqlite3_free(s);
     return 0;
@@ -128,7 +130,7 @@ compress_stream *compress_stream_new(void) {
 char *compress_stream_put(compress_stream *s, const char *text, size_t n, int finish,
                           size_t *out_n) {
   *out_n = 0;
-  if (n > 0xffffffffu) return 0;
+  if (s->failed || n > 0xffffffffu) return 0;
   /* deflateBound counts for Z_FINISH only: a flushed piece may pass it by
   ** its markers, so the buffer grows while deflate fills it */
   size_t cap = deflateBound(&s->z, (uLong)n) + 64, len = 0;
@@ -139,6 +141,8 @@ char *compress_stream_put(compress_stream *s, const char *text, size_t n, int fi
   do {
     char *grown = sqlite3_realloc64(out, cap);
     if (!grown) {
+      /* deflate may still point into text: it must not be called again */
+      s->failed = 1;
       sqlite3_free(out);
       return 0;
     }
@@ -152,6 +156,7 @@ char *compress_stream_put(compress_stream *s, const char *text, size_t n, int fi
   /* all of it must be out: a piece held back would delay the event */
   int done = finish ? rc == Z_STREAM_END : rc == Z_OK || rc == Z_BUF_ERROR;
   if (!done || s->z.avail_in) {
+    s->failed = 1;
     sqlite3_free(out);
     return 0;
   }

@@ -30,7 +30,8 @@ compress_stream *compress_stream_new(void);
 
 /* The bytes that carry text (n bytes) to the reader now; with finish, the
 ** member's end too (nothing may follow). sqlite3_malloc'd, length in
-** *out_n; NULL when out of memory. */
+** *out_n; NULL when out of memory, and for every later call (the member
+** cannot go on). */
 char *compress_stream_put(compress_stream *, const char *text, size_t n, int finish, size_t *out_n);
 
 void compress_stream_free(compress_stream *);
