@@ -1,6 +1,7 @@
 """Compression benchmark (issue 16): what gzip saves and costs.
 
     /usr/bin/python3 bench/net/gzbench.py [--rows N] [--changes K] [--reps R]
+    (--rows 0: the live figures only)
 
 Two syncds on 127.0.0.1 with the same seeded data, one as built (gzip for
 clients that ask) and one with --no-compress, and clients that load
@@ -13,7 +14,8 @@ ext/sync.so (Debian's /usr/bin/python3):
             (bodies plus heads, as the client's libcurl receives them)
   live      a one-row push to syncd until the row is readable in a client
             whose worker holds the event stream (woken by sync_wait),
-            K changes, the two servers interleaved change by change
+            K changes, the two servers (fresh, unseeded) interleaved change
+            by change
 
 Loopback has no bandwidth limit, so the times here are compression's cost;
 the saving is in the bytes (a line per link speed derives what they would
@@ -166,6 +168,33 @@ def live(tmp, servers, k):
     return lat
 
 
+def seeded(tmp, servers, a):
+    """The initial sync figures, from two syncds seeded with a.rows rows."""
+    t0 = time.perf_counter()
+    servers["gzip"] = Syncd(os.path.join(tmp, "gz"), DDL + SEED % a.rows, [])
+    servers["identity"] = Syncd(os.path.join(tmp, "id"), DDL + SEED % a.rows,
+                                ["--no-compress"])
+    print("two syncds seeded with %d rows in %.1f s" % (a.rows, time.perf_counter() - t0),
+          flush=True)
+    r = initial(tmp, servers, a.rows, a.reps)
+    g, i = r["gzip"], r["identity"]
+    mb = 1e6
+    print("| initial sync of %d rows (best of %d) | gzip | identity | gzip / identity |"
+          % (a.rows, a.reps))
+    print("|---|---|---|---|")
+    print("| bytes received (heads + bodies) | %.2f MB | %.2f MB | %.3f (%.1fx fewer) |"
+          % (g["wire"] / mb, i["wire"] / mb, g["wire"] / i["wire"], i["wire"] / g["wire"]))
+    print("| JSON decoded | %.2f MB | %.2f MB | |" % (g["plain"] / mb, i["plain"] / mb))
+    print("| sync_pull() on loopback | %.2f s | %.2f s | %.2fx |"
+          % (g["secs"], i["secs"], g["secs"] / i["secs"]))
+    print("| client CPU | %.2f s | %.2f s | |" % (g["cpu"], i["cpu"]))
+    print("| syncd CPU | %.2f s | %.2f s | |" % (g["server_cpu"], i["server_cpu"]))
+    for mbit in (10, 100):
+        print("| derived: bytes at %d Mbit/s | %.1f s | %.1f s | |"
+              % (mbit, g["wire"] * 8 / (mbit * 1e6), i["wire"] * 8 / (mbit * 1e6)))
+    sys.stdout.flush()
+
+
 def main():
     if len(sys.argv) == 4 and sys.argv[1] == "--pull-child":
         return pull_child(sys.argv[2], sys.argv[3])
@@ -178,29 +207,15 @@ def main():
     servers = {}
     print("load before: %s" % load(), flush=True)
     try:
-        t0 = time.perf_counter()
-        servers["gzip"] = Syncd(os.path.join(tmp, "gz"), DDL + SEED % a.rows, [])
-        servers["identity"] = Syncd(os.path.join(tmp, "id"), DDL + SEED % a.rows,
-                                    ["--no-compress"])
-        print("two syncds seeded with %d rows in %.1f s" % (a.rows, time.perf_counter() - t0),
-              flush=True)
-        r = initial(tmp, servers, a.rows, a.reps)
-        g, i = r["gzip"], r["identity"]
-        mb = 1e6
-        print("| initial sync of %d rows (best of %d) | gzip | identity | gzip / identity |"
-              % (a.rows, a.reps))
-        print("|---|---|---|---|")
-        print("| bytes received (heads + bodies) | %.2f MB | %.2f MB | %.3f (%.1fx fewer) |"
-              % (g["wire"] / mb, i["wire"] / mb, g["wire"] / i["wire"], i["wire"] / g["wire"]))
-        print("| JSON decoded | %.2f MB | %.2f MB | |" % (g["plain"] / mb, i["plain"] / mb))
-        print("| sync_pull() on loopback | %.2f s | %.2f s | %.2fx |"
-              % (g["secs"], i["secs"], g["secs"] / i["secs"]))
-        print("| client CPU | %.2f s | %.2f s | |" % (g["cpu"], i["cpu"]))
-        print("| syncd CPU | %.2f s | %.2f s | |" % (g["server_cpu"], i["server_cpu"]))
-        for mbit in (10, 100):
-            print("| derived: bytes at %d Mbit/s | %.1f s | %.1f s | |"
-                  % (mbit, g["wire"] * 8 / (mbit * 1e6), i["wire"] * 8 / (mbit * 1e6)))
-        sys.stdout.flush()
+        if a.rows:
+            seeded(tmp, servers, a)
+        # the live clients start from empty servers: a first sync of the
+        # seeded rows would only delay them
+        for s in servers.values():
+            s.stop()
+        servers.clear()
+        servers["gzip"] = Syncd(os.path.join(tmp, "live-gz"), DDL, [])
+        servers["identity"] = Syncd(os.path.join(tmp, "live-id"), DDL, ["--no-compress"])
         lat = live(tmp, servers, a.changes)
         ms = 1000
         print()
