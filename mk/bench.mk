@@ -52,3 +52,15 @@ RULESBENCH_ARGS ?=
 
 bench-rules: server/syncd
 	$(NETBENCH_PYTHON) bench/net/rulesbench.py $(RULESBENCH_ARGS)
+
+# Compression (issue 16): an initial sync's bytes and time, and the live
+# latency over the event stream, from a syncd that gzips and one run with
+# --no-compress, on the same seeded rows (bench/net/gzbench.py).
+#
+#   make bench-gzip                               100,000 rows, 300 changes
+#   make bench-gzip GZBENCH_ARGS="--rows 1000000"
+.PHONY: bench-gzip
+GZBENCH_ARGS ?=
+
+bench-gzip: $(EXT) server/syncd
+	cd bench/net && $(NETBENCH_PYTHON) gzbench.py $(GZBENCH_ARGS)

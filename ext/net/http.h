@@ -8,7 +8,8 @@
 ** and a low-speed timeout; a response body is buffered up to a cap (or
 ** streamed to a callback, for the event stream), never more. TLS peers are
 ** verified (libcurl's default, never turned off; ca_file adds a CA bundle)
-** and redirects are not followed.
+** and redirects are not followed. Compressed answers are asked for and
+** decoded by libcurl (CURLOPT_ACCEPT_ENCODING); the cap counts decoded bytes.
 **
 **   http_req r; http_req_init(&r);
 **   http_opts o = {.token = tok, .timeout_ms = 30000, .max_body = 16 << 20};

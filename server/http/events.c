@@ -15,6 +15,12 @@
 ** only what it tracks; a commit that changes none of them sends nothing,
 ** the stream's cursor moves past it all the same.
 **
+** A stream whose client accepts gzip is one gzip member: each event and
+** heartbeat is deflated and flushed (Z_SYNC_FLUSH) on its own, so the
+** client can decode it the moment it arrives, while the deflate state
+** (compress.c, a fixed size) lets later events refer to earlier ones; the
+** member's end is written when the stream ends.
+**
 ** A stream opened with a JWT ends when the token expires (its exp plus
 ** the leeway): the client reconnects with a renewed one, or gets a 401.
 */
@@ -23,6 +29,7 @@
 #include <time.h>
 
 #include "value.h"
+#include "compress.h"
 #include "conns.h"
 #include "events.h"
 #include "reply.h"
@@ -77,10 +84,12 @@ typedef struct stream {
   char *tables; /* the tables parameter as decoded (store_pull_tables); NULL: all */
   char *cursor;
   int heartbeat;
-  long long expires;  /* wall-clock second the credentials lapse; 0: never */
-  char *sub, *claims; /* the user the rules filter for; sub NULL: none */
-  int dirty;          /* the log may hold changes after cursor */
-  char *buf;          /* the event being written */
+  long long expires;   /* wall-clock second the credentials lapse; 0: never */
+  char *sub, *claims;  /* the user the rules filter for; sub NULL: none */
+  int dirty;           /* the log may hold changes after cursor */
+  compress_stream *gz; /* with gzip: the member's deflate state; else NULL */
+  int ended;           /* the last bytes (a gzip member's end) are out */
+  char *buf;           /* the event being written (deflated, with gzip) */
   size_t len, off;
   struct timespec sent; /* when buf was last filled: the heartbeat counts from it */
 } stream;
@@ -93,14 +102,21 @@ static void stream_free(void *cls) {
   sqlite3_free(s->tables);
   sqlite3_free(s->cursor);
   sqlite3_free(s->buf);
+  compress_stream_free(s->gz);
   sqlite3_free(s);
 }
 
+/* The next bytes to send: text (taken over; NULL: out of memory), deflated
+** and flushed with gzip. s->buf is NULL when out of memory. */
 static void stream_set(stream *s, char *text) {
   sqlite3_free(s->buf);
   s->buf = text;
   s->len = text ? strlen(text) : 0;
   s->off = 0;
+  if (text && s->gz) {
+    s->buf = compress_stream_put(s->gz, text, s->len, 0, &s->len);
+    sqlite3_free(text);
+  }
   clock_gettime(CLOCK_MONOTONIC, &s->sent);
 }
 
@@ -160,10 +176,22 @@ static int next_event(stream *s) {
   }
 }
 
+/* The stream ends: with gzip, the member's end goes out first (a client
+** may check it), then nothing more. Returns 0 when there is that to send. */
+static int stream_end(stream *s) {
+  if (s->ended || !s->gz) return -1;
+  s->ended = 1;
+  sqlite3_free(s->buf);
+  s->buf = compress_stream_put(s->gz, "", 0, 1, &s->len);
+  s->off = 0;
+  return s->buf ? 0 : -1;
+}
+
 static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
   stream *s = cls;
   (void)pos;
-  if (s->off == s->len && next_event(s)) return MHD_CONTENT_READER_END_OF_STREAM;
+  if (s->off == s->len && (s->ended || next_event(s)) && stream_end(s))
+    return MHD_CONTENT_READER_END_OF_STREAM;
   size_t n = s->len - s->off < max ? s->len - s->off : max;
   memcpy(out, s->buf + s->off, n);
   s->off += n;
@@ -171,7 +199,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
 }
 
 int events_start(const server_ctx *ctx, struct MHD_Connection *c, const char *client_id,
-                 char *cursor, const store_user *user, long long expires,
+                 char *cursor, const store_user *user, long long expires, int gzip,
                  struct MHD_Response **resp) {
   pthread_once(&cond_once, cond_init);
   *resp = 0;
@@ -195,7 +223,8 @@ int events_start(const server_ctx *ctx, struct MHD_Connection *c, const char *cl
   s->cursor = cursor;
   s->dirty = 1;
   const char *tables = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "tables");
-  int oom = (tables && !(s->tables = sqlite3_mprintf("%s", tables))) ||
+  int oom = (gzip && !(s->gz = compress_stream_new())) ||
+            (tables && !(s->tables = sqlite3_mprintf("%s", tables))) ||
             (user && (!s->sub || (user->claims && !s->claims)));
   /* Check the cursor now: an expired one must be a 410, not a stream. */
   int rc = oom ? STORE_ERROR : s->cursor ? STORE_OK : store_head(ctx->st, &s->cursor, &err);
@@ -243,6 +272,8 @@ int events_start(const server_ctx *ctx, struct MHD_Connection *c, const char *cl
   }
   MHD_add_response_header(*resp, "Content-Type", "text/event-stream");
   MHD_add_response_header(*resp, "Cache-Control", "no-cache");
+  if (gzip) MHD_add_response_header(*resp, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+  if (ctx->compress) MHD_add_response_header(*resp, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
   /* Idle streams are normal; heartbeats keep the socket busy. */
   MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 0);
   return MHD_HTTP_OK;

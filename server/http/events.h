@@ -16,9 +16,11 @@
 ** same client replaces its oldest beyond ctx->max_streams_per_client.
 ** user: whose rules filter the stream (NULL: none; copied).
 ** expires: when the stream's credentials lapse (seconds since the epoch,
-** a JWT's exp plus leeway), the stream ends then; 0: never. */
+** a JWT's exp plus leeway), the stream ends then; 0: never.
+** gzip: the stream is one gzip member, flushed after every event and
+** heartbeat (Content-Encoding: gzip). */
 int events_start(const server_ctx *ctx, struct MHD_Connection *c, const char *client_id,
-                 char *cursor, const store_user *user, long long expires,
+                 char *cursor, const store_user *user, long long expires, int gzip,
                  struct MHD_Response **resp);
 
 /* Wake every stream: a push committed changes (or a NOTIFY said so). */

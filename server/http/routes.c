@@ -3,6 +3,8 @@
 **   GET /health, POST /push, GET /pull, GET /events (events.c streams it),
 **   POST /verify (server/store/fingerprint.c computes it).
 ** Every answer is JSON; errors are {"error":"..."} with a 4xx/5xx status.
+** A large answer, and an event stream, is gzipped for a client whose
+** Accept-Encoding takes it (unless syncd runs with --no-compress).
 ** Bodies are read up to --max-body bytes; beyond that the rest is drained
 ** and discarded and the answer is 413.
 */
@@ -14,6 +16,7 @@
 #include <time.h>
 
 #include "value.h"
+#include "compress.h"
 #include "conns.h"
 #include "events.h"
 #include "fingerprint.h"
@@ -51,6 +54,22 @@ static enum MHD_Result answer(struct MHD_Connection *c, request *rq, int status,
   enum MHD_Result ok = MHD_queue_response(c, status, r);
   MHD_destroy_response(r);
   return ok;
+}
+
+/* Whether this answer may be gzipped: syncd compresses and the client
+** takes it. */
+static int gzip_ok(const server_ctx *ctx, struct MHD_Connection *c) {
+  return ctx->compress && compress_accepts(MHD_lookup_connection_value(
+                              c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
+}
+
+/* 200 with json (taken over), gzipped when it may be and is large enough. */
+static enum MHD_Result answer_json(const server_ctx *ctx, struct MHD_Connection *c, request *rq,
+                                   char *json) {
+  struct MHD_Response *r = reply_json_gz(json, gzip_ok(ctx, c));
+  /* a cache must not hand a gzipped answer to a client that did not ask */
+  if (r && ctx->compress) MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
+  return answer(c, rq, MHD_HTTP_OK, r);
 }
 
 static enum MHD_Result answer_error(struct MHD_Connection *c, request *rq, int status,
@@ -169,7 +188,7 @@ static enum MHD_Result do_push(const server_ctx *ctx, struct MHD_Connection *c, 
     return answer(c, rq, store_status(rc), resp);
   }
   if (changed) events_notify(0);
-  return answer(c, rq, MHD_HTTP_OK, reply_json(json));
+  return answer_json(ctx, c, rq, json);
 }
 
 /* The client_id query argument, or NULL when it is missing or unfit. */
@@ -224,7 +243,7 @@ static enum MHD_Result do_pull(const server_ctx *ctx, struct MHD_Connection *c, 
   char *json = page.json;
   page.json = 0;
   store_page_clear(&page);
-  return answer(c, rq, MHD_HTTP_OK, reply_json(json));
+  return answer_json(ctx, c, rq, json);
 }
 
 static enum MHD_Result do_events(const server_ctx *ctx, struct MHD_Connection *c, request *rq) {
@@ -241,8 +260,8 @@ static enum MHD_Result do_events(const server_ctx *ctx, struct MHD_Connection *c
     return answer_error(c, rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
   struct MHD_Response *r;
   store_user user = {rq->user.sub, rq->user.json};
-  int status =
-      events_start(ctx, c, client, copy, rq->auth == AUTH_USER ? &user : 0, rq->user.expires, &r);
+  int status = events_start(ctx, c, client, copy, rq->auth == AUTH_USER ? &user : 0,
+                            rq->user.expires, gzip_ok(ctx, c), &r);
   return answer(c, rq, status, r);
 }
 
@@ -272,7 +291,7 @@ static enum MHD_Result do_verify(const server_ctx *ctx, struct MHD_Connection *c
     sqlite3_free(err);
     return r;
   }
-  return answer(c, rq, MHD_HTTP_OK, reply_json(json));
+  return answer_json(ctx, c, rq, json);
 }
 
 static const struct route {

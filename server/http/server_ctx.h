@@ -20,6 +20,7 @@ typedef struct server_ctx {
   unsigned max_streams_per_client; /* event streams one client_id may hold */
   unsigned max_streams_per_user;   /* event streams one JWT user may hold (0: no cap) */
   unsigned max_requests_per_user;  /* requests a second one JWT user may make (0: no cap) */
+  int compress; /* gzip large answers and event streams for clients that take it */
   int verbose;
 } server_ctx;
 

@@ -13,7 +13,7 @@
 **                [--max-requests-per-user N]
 **                [--jwt-secret-file FILE | --jwt-public-key FILE]
 **                [--jwt-audience AUD] [--jwt-issuer ISS] [--jwt-leeway SECONDS]
-**                [--rules FILE]
+**                [--rules FILE] [--no-compress]
 **
 **   server/syncd (--client-secret KEY | --client-secret-file FILE) --issue-token ID
 **                prints client ID's token (auth.c) and exits.
@@ -48,7 +48,7 @@ static void usage(void) {
                   "             [--max-requests-per-user N]\n"
                   "             [--jwt-secret-file FILE | --jwt-public-key FILE]\n"
                   "             [--jwt-audience AUD] [--jwt-issuer ISS] [--jwt-leeway SECONDS]\n"
-                  "             [--rules FILE]\n"
+                  "             [--rules FILE] [--no-compress]\n"
                   "       syncd (--client-secret KEY | --client-secret-file FILE)"
                   " --issue-token CLIENT_ID\n");
   exit(2);
@@ -136,7 +136,8 @@ int main(int argc, char **argv) {
                     .timeout = 60,
                     .max_streams_per_client = 2,
                     .max_streams_per_user = 16,
-                    .max_requests_per_user = 100};
+                    .max_requests_per_user = 100,
+                    .compress = 1};
   char *token_file = 0, *secret_from_file = 0;
   const char *jwt_secret = 0, *jwt_public = 0, *jwt_aud = 0, *jwt_iss = 0;
   int jwt_leeway = 30;
@@ -144,6 +145,11 @@ int main(int argc, char **argv) {
     const char *a = argv[i];
     if (strcmp(a, "--verbose") == 0) {
       ctx.verbose = 1;
+      continue;
+    }
+    /* answers and streams stay identity whatever the client accepts */
+    if (strcmp(a, "--no-compress") == 0) {
+      ctx.compress = 0;
       continue;
     }
     if (i + 1 >= argc) usage();
