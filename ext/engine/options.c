@@ -27,7 +27,7 @@
 **   "max_body" must be an integer of at least 4096
 **   "verify_interval_s" must be an integer of at least 0
 **   "timeout_ms" must be at most 2147483647
-**   "sse" must be on or off (or 1/0, true/false)
+**   "sse" must be on or off (or 1/0, true/false) (so must "compress")
 **   "ca_file" cannot be read: PATH: No such file or directory
 **   "ca_file" PATH is not a PEM file (no "-----BEGIN" line)
 **   "header" must be one "Name: value" line
@@ -51,6 +51,7 @@ const SyncOpt opt_table[] = {
     {"backoff_max_ms", OPT_COUNT, 60000, 1},
     {"timeout_ms", OPT_COUNT, 30000, 1},
     {"sse", OPT_BOOL, 1, 0},
+    {"compress", OPT_BOOL, 1, 0},
     {"ca_file", OPT_FILE, 0, 0},
     {"header", OPT_HEADER, 0, 0},
     {"max_body", OPT_COUNT, 16 << 20, OPT_MAX_BODY_MIN},

@@ -225,6 +225,7 @@ void client_opts(http_opts *o, const sync_conf *cfg, const char *token, client_k
   o->ca_file = cfg->ca_file;
   o->header = cfg->header;
   o->max_body = (size_t)cfg->max_body;
+  o->identity = !cfg->compress;
   o->timeout_ms = (long)cfg->timeout_ms;
   if (kind == CLIENT_HEALTH && o->timeout_ms > HEALTH_TIMEOUT_MS) o->timeout_ms = HEALTH_TIMEOUT_MS;
   if (kind == CLIENT_EVENTS) o->timeout_ms = 0; /* a stream: the stall timer instead */

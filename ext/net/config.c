@@ -8,7 +8,7 @@
 **   SELECT sync_config('sse', false);              -- 'off'
 **
 ** Keys: token, batch_size, pull_limit, backoff_min_ms, backoff_max_ms,
-** timeout_ms, sse (on/off), ca_file, header ("Name: value"), max_body
+** timeout_ms, sse (on/off), compress (on/off: offer gzip), ca_file, header ("Name: value"), max_body
 ** (response cap in bytes), sse_stall_ms (a silent event stream is dropped
 ** after this long), verify_interval_s (the worker's sync_verify period in
 ** seconds when idle, 0: never but after a resync), on_server_reset
@@ -63,7 +63,7 @@ static void set_field(sync_conf *cfg, const SyncOpt *o, const char *v) {
     if (f) *f = n >= 0 ? n : o->dflt;
   } else if (o->kind == OPT_BOOL) {
     int b = opt_bool_of(v);
-    cfg->sse = b >= 0 ? b : (int)o->dflt;
+    *(strcmp(o->key, "sse") == 0 ? &cfg->sse : &cfg->compress) = b >= 0 ? b : (int)o->dflt;
   } else if (o->kind == OPT_FILE && v && *v) {
     sqlite3_free(cfg->ca_file);
     cfg->ca_file = sqlite3_mprintf("%s", v);

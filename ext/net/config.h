@@ -13,7 +13,7 @@
 typedef struct sync_conf {
   int64_t batch_size, pull_limit, backoff_min_ms, backoff_max_ms, timeout_ms;
   int64_t max_body, sse_stall_ms, verify_interval_s;
-  int sse;
+  int sse, compress;
   char *ca_file, *header; /* sqlite3_malloc'd or NULL */
 } sync_conf;
 

@@ -156,8 +156,9 @@ int http_prepare(http_req *r, const char *url, const char *post, const http_opts
   curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
   /* Offer every coding this libcurl decodes (syncd gzips pages and event
   ** streams, docs/PROTOCOL.md): pages are JSON that shrinks several times.
-  ** on_write sees the decoded bytes, so max_body still caps what is kept. */
-  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+  ** on_write sees the decoded bytes, so max_body still caps what is kept.
+  ** sync_config('compress', 'off') offers none (a proxy that mangles it). */
+  if (!o->identity) curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
   long connect_ms = o->timeout_ms > 0 && o->timeout_ms < 10000 ? o->timeout_ms : 10000;
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
   if (o->timeout_ms > 0) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms);

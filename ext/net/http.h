@@ -38,6 +38,7 @@ typedef struct http_opts {
   long timeout_ms;           /* total time for a request; 0 = none (event stream) */
   long stall_ms;             /* abort when under 1 byte/s for this long */
   size_t max_body;           /* response body cap in bytes */
+  int identity;              /* ask for uncompressed answers only */
 } http_opts;
 
 /* Streamed response: called with each chunk of a 2xx body instead of

@@ -118,3 +118,23 @@ class Compression(E2ETest):
         self.assertTrue(streams, heads(down))
         self.assertRegex(streams[0], rb"(?i)\r\nContent-Encoding: gzip\r\n")
         b.one("SELECT sync_stop()")
+
+    def test_compress_off_asks_for_plain_answers(self):
+        a = self.client("a", self.s.url)
+        a.db.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)"
+                     " INSERT INTO todos SELECT printf('todo-%05d', i), 'row ' || i, 0 FROM n")
+        self.assertEqual(a.one("SELECT sync_push()"), 200)
+        b = self.client("b", self.proxy.url, {"compress": "off"})
+        self.assertEqual(b.one("SELECT sync_config('compress')"), "off")
+        self.assertEqual(b.one("SELECT sync_pull()"), 200)
+        self.assertEqual(b.todos(), a.todos())
+        up, down = self.proxy.traffic()
+        self.assertNotRegex(up, rb"(?i)\r\nAccept-Encoding:[^\r]*gzip")
+        self.assertNotRegex(down, rb"(?i)\r\nContent-Encoding:")
+        # and back on, by sync_config, for the next request
+        b.one("SELECT sync_config('compress', 'on')")
+        a.db.execute("UPDATE todos SET done = 1")
+        self.assertEqual(a.one("SELECT sync_push()"), 200)
+        self.assertEqual(b.one("SELECT sync_pull()"), 200)
+        up, down = self.proxy.traffic()
+        self.assertRegex(down, rb"(?i)\r\nContent-Encoding: gzip\r\n")
