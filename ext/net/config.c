@@ -8,7 +8,8 @@
 **   SELECT sync_config('sse', false);              -- 'off'
 **
 ** Keys: token, batch_size, pull_limit, backoff_min_ms, backoff_max_ms,
-** timeout_ms, sse (on/off), compress (on/off: offer gzip), ca_file, header ("Name: value"), max_body
+** timeout_ms, sse (on/off), compress (on/off: offer gzip), ca_file, header ("Name: value"),
+*max_body
 ** (response cap in bytes), sse_stall_ms (a silent event stream is dropped
 ** after this long), verify_interval_s (the worker's sync_verify period in
 ** seconds when idle, 0: never but after a resync), on_server_reset
