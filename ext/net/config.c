@@ -8,12 +8,12 @@
 **   SELECT sync_config('sse', false);              -- 'off'
 **
 ** Keys: token, batch_size, pull_limit, backoff_min_ms, backoff_max_ms,
-** timeout_ms, sse (on/off), compress (on/off: offer gzip), ca_file, header ("Name: value"),
-*max_body
-** (response cap in bytes), sse_stall_ms (a silent event stream is dropped
-** after this long), verify_interval_s (the worker's sync_verify period in
-** seconds when idle, 0: never but after a resync), on_server_reset
-** (orphans or republish, see ext/engine/existing.c): the table and the checks are the engine's
+** timeout_ms, sse (on/off), compress (on/off: offer gzip), ca_file,
+** header ("Name: value"), max_body (response cap in bytes), sse_stall_ms
+** (a silent event stream is dropped after this long), verify_interval_s
+** (the worker's sync_verify period in seconds when idle, 0: never but after
+** a resync), on_server_reset (orphans or republish, see
+** ext/engine/existing.c): the table and the checks are the engine's
 ** (ext/engine/options.c), shared with sync_init's options. Everything but
 ** the token lives in sync_meta as config.<key>; the token never touches the
 ** database: it is kept per database file in this process and reads back as

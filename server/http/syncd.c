@@ -136,7 +136,7 @@ int main(int argc, char **argv) {
                     .timeout = 60,
                     .max_streams_per_client = 2,
                     .max_streams_per_user = 16,
-                    .max_requests_per_user = 100,
+                    .max_requests_per_user = 0,
                     .compress = 1};
   char *token_file = 0, *secret_from_file = 0;
   const char *jwt_secret = 0, *jwt_public = 0, *jwt_aud = 0, *jwt_iss = 0;
