@@ -105,14 +105,17 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
     int rc = wire_cursor_parse(cursor, s->db_id, &after, &snap);
     if (rc != STORE_OK) return rc;
   }
+  /* the catalog and rules as the schema is now, until store_schema_leave */
+  dialect_conn *c = store_schema_enter(s, err);
+  if (!c) return STORE_ERROR;
   /* under rules, only the tables with a rule are ever sent */
   char *all = s->rules && !tables ? rules_table_list(s->rules) : 0;
-  if (s->rules && !tables && !all) return *err = wire_errf("out of memory"), STORE_ERROR;
   char *only = tables || all ? tables_json(&s->cat, s->rules, tables ? tables : all) : 0;
   sqlite3_free(all);
-  if ((tables || s->rules) && !only) return *err = wire_errf("out of memory"), STORE_ERROR;
-  dialect_conn *c = pool_get(&s->pool, err);
-  if (!c) return sqlite3_free(only), STORE_ERROR;
+  if ((tables || s->rules) && !only) {
+    store_schema_leave(s, c);
+    return *err = wire_errf("out of memory"), STORE_ERROR;
+  }
   wire_page p;
   wire_page_start(&p, limit, pending_from > 0);
   /* not while an initial sync pages (snap): its own pages bring memberships */
@@ -135,7 +138,7 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
       rc = wire_page_finish(&p, s->db_id, page, err);
   }
   wire_page_drop(&p);
-  pool_put(&s->pool, c);
+  store_schema_leave(s, c);
   sqlite3_free(only);
   return rc;
 }
