@@ -254,7 +254,7 @@ static int fingerprint(store *s, dialect_conn *c, const fp_request *r, char **js
 
 int store_fingerprint(store *s, const fp_request *r, char **json, char **bad, char **err) {
   *json = *bad = 0;
-  dialect_conn *c = store_schema_enter(s, err);
+  dialect_conn *c = store_schema_enter(s, 1, err);
   if (!c) return STORE_ERROR;
   int rc = fingerprint(s, c, r, json, bad, err);
   store_schema_leave(s, c);

@@ -370,7 +370,7 @@ int store_push_as(store *s, const store_user *u, const char *client, const store
     *json = wire_results(m, 0, 0);
     return *json ? STORE_OK : (*err = wire_errf("out of memory"), STORE_ERROR);
   }
-  dialect_conn *c = store_schema_enter(s, err);
+  dialect_conn *c = store_schema_enter(s, 1, err);
   if (!c) return STORE_ERROR;
   int *order = sqlite3_malloc64(sizeof *order * n);
   wire_outcome *res = sqlite3_malloc64(sizeof *res * n);
@@ -399,7 +399,7 @@ int store_push_as(store *s, const store_user *u, const char *client, const store
       store_schema_leave(s, c);
       store_schema_reload(s);
       stale = -1;
-      rc = (c = store_schema_enter(s, err)) ? 1 : -1;
+      rc = (c = store_schema_enter(s, 1, err)) ? 1 : -1;
       continue;
     }
     if (rc < 0 && s->d->conflicted && s->d->conflicted(c)) {

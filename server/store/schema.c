@@ -91,14 +91,14 @@ void store_schema_reload(store *s) {
   pthread_rwlock_unlock(&s->schema_lock);
 }
 
-dialect_conn *store_schema_enter(store *s, char **err) {
+dialect_conn *store_schema_enter(store *s, int check, char **err) {
   /* a second pass follows a reload; a reload that failed leaves the stamp
   ** moved, and the request then goes on with the catalog kept */
   for (int pass = 0;; pass++) {
     pthread_rwlock_rdlock(&s->schema_lock);
     dialect_conn *c = pool_get(&s->pool, err);
     int stale = 0;
-    if (!c || (pass < 1 && store_schema_stale(s, c, &stale, err))) {
+    if (!c || (check && pass < 1 && store_schema_stale(s, c, &stale, err))) {
       if (c) pool_put(&s->pool, c);
       pthread_rwlock_unlock(&s->schema_lock);
       return 0;

@@ -40,10 +40,10 @@ struct store {
 };
 
 /* A connection for a request that reads the catalog or the rules, with
-** the schema lock held shared until store_schema_leave; the catalog is
-** read again first when the database's schema changed since (schema.c).
-** NULL with *err. */
-dialect_conn *store_schema_enter(store *s, char **err);
+** the schema lock held shared until store_schema_leave; when check, the
+** catalog is read again first if the database's schema changed since
+** (schema.c). NULL with *err. */
+dialect_conn *store_schema_enter(store *s, int check, char **err);
 void store_schema_leave(store *s, dialect_conn *c);
 
 /* Inside a request (shared lock held, c in its transaction): *stale 1 when

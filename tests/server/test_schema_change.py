@@ -20,6 +20,18 @@ ADD_DUE = "ALTER TABLE todos ADD COLUMN due TEXT NOT NULL DEFAULT 'none'"
 ADD_TAGS = "CREATE TABLE tags(id TEXT PRIMARY KEY, label TEXT)"
 
 
+def sqlite_sql(path, sql):
+    db = sqlite3.connect(path, timeout=30)
+    db.execute(sql)
+    db.commit()
+    db.close()
+
+
+def pg_sql(url, sql):
+    subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
+                   check=True, capture_output=True)
+
+
 class SchemaChangeTests(OneSyncd):
     backend = None
 
@@ -120,10 +132,7 @@ class SqliteSchemaChangeTest(SqliteStore, SchemaChangeTests, unittest.TestCase):
                    " BEGIN INSERT INTO tags VALUES ('tag-' || new.id, 'auto'); END")
 
     def owner_sql(self, sql):
-        db = sqlite3.connect(os.path.join(self.tmp, "server.db"), timeout=30)
-        db.execute(sql)
-        db.commit()
-        db.close()
+        sqlite_sql(os.path.join(self.tmp, "server.db"), sql)
 
 
     def test_a_push_waiting_on_the_owners_change_sees_it(self):
@@ -157,8 +166,25 @@ class PgSchemaChangeTest(PgStore, SchemaChangeTests, unittest.TestCase):
         return self.pg
 
     def owner_sql(self, sql):
-        subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", self.pg[1], "-c", sql],
-                       check=True, capture_output=True)
+        pg_sql(self.pg[1], sql)
+
+
+class PgTwoSyncdSchemaChangeTest(PgStore, ManySyncd, unittest.TestCase):
+    """Two syncd on one PostgreSQL database: the one that did not see the
+    change yet reads the catalog again when a pull asks for a table it
+    lacks, rather than skip that table's changes past the cursor."""
+
+    def test_a_pull_asking_for_a_table_another_syncd_wrote(self):
+        args = self.store_args()
+        a, b = Syncd("pg", args), Syncd("pg", args)
+        self.servers += [a, b]
+        pg_sql(args[1], ADD_TAGS)
+        res = a.push("c", [{"id": 1, "table": "tags", "op": "insert", "pk": {"id": "g"},
+                            "data": {"id": "g", "label": "red"}}])
+        self.assertEqual(res[0]["status"], "applied", res)
+        status, _, page = b.request("GET", "/pull?client_id=new&tables=tags")
+        self.assertEqual(status, 200, page)
+        self.assertEqual([(c["table"], c["pk"]) for c in page["changes"]], [("tags", {"id": "g"})])
 
 
 RULES_SCHEMA = "CREATE TABLE todos(id TEXT PRIMARY KEY, title TEXT, owner TEXT);"
@@ -189,7 +215,7 @@ class RulesSchemaChangeTests(ManySyncd):
 
 class SqliteRulesSchemaChangeTest(SqliteStore, RulesSchemaChangeTests, unittest.TestCase):
     def owner_sql(self, sql):
-        SqliteSchemaChangeTest.owner_sql(self, sql)
+        sqlite_sql(os.path.join(self.tmp, "server.db"), sql)
 
 
 class PgRulesSchemaChangeTest(PgStore, RulesSchemaChangeTests, unittest.TestCase):
@@ -198,7 +224,7 @@ class PgRulesSchemaChangeTest(PgStore, RulesSchemaChangeTests, unittest.TestCase
         return self.pg
 
     def owner_sql(self, sql):
-        PgSchemaChangeTest.owner_sql(self, sql)
+        pg_sql(self.pg[1], sql)
 
 
 if __name__ == "__main__":
