@@ -318,14 +318,16 @@ static void pg_use_catalog(dialect_db *d, const catalog *cat) {
   d->cat = cat;
 }
 
-/* The tables load_catalog reads, each with its column count (what is
-** added or dropped) and whether it has a primary key: one small read of
-** the system catalogs, which is fresh in any transaction. */
+/* The tables load_catalog reads, each with a digest of its columns (names
+** and types: what is added, dropped, renamed or retyped) and whether it
+** has a primary key: one small read of the system catalogs, which is
+** fresh in any transaction. */
 static int pg_schema_stamp(dialect_conn *c, char **stamp, char **err) {
   PGresult *r = pgc_query(
       c,
       "SELECT coalesce(string_agg(format('%s:%s:%s', cl.oid,"
-      " (SELECT count(*) FROM pg_attribute a WHERE a.attrelid = cl.oid AND a.attnum > 0"
+      " (SELECT md5(string_agg(format('%s %s %s', a.attname, a.atttypid, a.atttypmod), ','"
+      " ORDER BY a.attnum)) FROM pg_attribute a WHERE a.attrelid = cl.oid AND a.attnum > 0"
       " AND NOT a.attisdropped),"
       " EXISTS(SELECT 1 FROM pg_index i WHERE i.indrelid = cl.oid AND i.indisprimary)),"
       " ',' ORDER BY cl.oid), '')"

@@ -168,6 +168,14 @@ class PgSchemaChangeTest(PgStore, SchemaChangeTests, unittest.TestCase):
     def owner_sql(self, sql):
         pg_sql(self.pg[1], sql)
 
+    def test_a_column_retyped_while_running(self):
+        # PostgreSQL reads each value as its column's type: the catalog
+        # must hold the new one
+        self.assertEqual(self.s.push("c", [ins(1, "a", n="x1")])[0]["status"], "rejected")
+        self.owner_sql("ALTER TABLE todos ALTER COLUMN n TYPE TEXT")
+        res = self.s.push("c", [ins(2, "b", n="x2")])
+        self.assertEqual((res[0]["status"], res[0]["row"]["n"]), ("applied", "x2"), res)
+
 
 class PgTwoSyncdSchemaChangeTest(PgStore, ManySyncd, unittest.TestCase):
     """Two syncd on one PostgreSQL database: the one that did not see the
