@@ -55,18 +55,18 @@ void store_schema_reload(store *s) {
     catalog fresh = {0, 0, s->cat.fold_case};
     rules *r = 0;
     if (load(s, c, &fresh, &r, &err)) {
-      /* load_catalog may have pointed the dialect at the partial one */
+      /* load_catalog may have pointed the dialect at the fresh one */
       s->d->use_catalog(s->db, &s->cat);
       catalog_free(&fresh);
+      int misfit = err && strncmp(err, "rules:", 6) == 0;
       fprintf(stderr,
               "syncd: the database's schema changed; %s, the tables and columns as they were "
               "before stay in use: %s\n",
-              s->rules_json && !r && err && strncmp(err, "rules:", 6) == 0
-                  ? "the rules no longer fit it (restart syncd with rules that do)"
-                  : "reading it failed (tried again at the next request)",
+              misfit ? "the rules no longer fit it (restart syncd with rules that do)"
+                     : "reading it failed (tried again at the next request)",
               err ? err : "out of memory");
       /* rules that do not fit stay so until the schema changes again */
-      if (err && strncmp(err, "rules:", 6) == 0) sqlite3_free(s->stamp), s->stamp = now, now = 0;
+      if (misfit) sqlite3_free(s->stamp), s->stamp = now, now = 0;
     } else {
       catalog old = s->cat;
       rules *old_rules = s->rules;

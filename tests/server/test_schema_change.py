@@ -221,6 +221,20 @@ class RulesSchemaChangeTests(ManySyncd):
             status, _, page = s.request("GET", f"/pull?client_id={client}", headers=user)
             self.assertEqual((status, len(page["changes"])), (200, want), page)
 
+    def test_rules_that_no_longer_fit_keep_the_old_catalog(self):
+        extra = ["--jwt-secret-file", self.file("secret", SECRET),
+                 "--rules", self.file("rules.json", json.dumps(RULES))]
+        s = Syncd(self.backend, self.store_args(), extra, self.file("schema.sql", RULES_SCHEMA))
+        self.servers.append(s)
+        alice = bearer(make_token(claims(sub="alice")))
+        self.owner_sql("ALTER TABLE todos DROP COLUMN owner")  # the rules name it
+        for i in (1, 2):
+            s.request("POST", "/push", {"client_id": "a1", "mutations": [
+                {"id": i, "table": "todos", "op": "insert", "pk": {"id": f"t{i}"},
+                 "data": {"id": f"t{i}", "title": "x"}}]}, headers=alice)
+        self.assertEqual(s.log().count("the rules no longer fit it"), 1, s.log())
+        self.assertIsNone(s.proc.poll())
+
 
 class SqliteRulesSchemaChangeTest(SqliteStore, RulesSchemaChangeTests, unittest.TestCase):
     def owner_sql(self, sql):
