@@ -38,6 +38,17 @@ class SchemaChangeTest(E2ETest):
             self.assertEqual(c.one("SELECT count(*) FROM sync_pending"), 0)
             self.assertIsNone(c.status()["last_error"])
 
+    def test_a_client_migrated_before_the_server_is_refused_not_stuck(self):
+        s = self.syncd()
+        c = self.client("early", s.url)
+        c.one("SELECT sync_migrate(?)", (ADD_DUE,))
+        c.db.execute("INSERT INTO todos(id, title, due) VALUES ('e', 'e', 'friday')")
+        c.db.execute("INSERT INTO todos(id, title) VALUES ('f', 'f')")
+        c.one("SELECT sync_push()")
+        self.assertEqual(c.one("SELECT count(*) FROM sync_pending"), 0)
+        self.assertEqual(c.status()["rejected"], 2)
+        self.assertEqual(s.query("SELECT count(*) FROM todos"), [(0,)])
+
 
 if __name__ == "__main__":
     unittest.main()
