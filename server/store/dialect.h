@@ -105,9 +105,10 @@ typedef struct dialect {
   ** load_catalog filled): connections drop what they built from the old
   ** one before their next push. Called with no request running. */
   void (*use_catalog)(dialect_db *db, const catalog *cat);
-  /* A text that changes whenever a table or column is added or dropped
-  ** (SQLite: the schema cookie; PostgreSQL: the tables of the schema with
-  ** their column counts), cheap enough to read at every request. */
+  /* A text that changes whenever a synced table or column is added,
+  ** dropped or changed (SQLite: the schema cookie; PostgreSQL: the tables
+  ** of the schema with a digest of their columns' names and types), cheap
+  ** enough to read at every push. */
   int (*schema_stamp)(dialect_conn *c, char **stamp, char **err);
   int (*read_db_id)(dialect_conn *c, char *id, int size, int *found, char **err);
   int (*write_db_id)(dialect_conn *c, const char *id, char **err);

@@ -1,10 +1,11 @@
 /*
 ** schema.c: the catalog follows the database's schema while syncd runs
 ** (store_impl.h). The owner adds a table or a column with SQL, syncd
-** running; every request compares the dialect's schema stamp with the one
-** the catalog was read at and, when it moved, reads the catalog again
-** before going on: a push naming the new column is applied, and the rows
-** it and later pushes send back carry it.
+** running; every push and verify (and a pull asking for a table the
+** catalog lacks) compares the dialect's schema stamp with the one the
+** catalog was read at and, when it moved, reads the catalog again before
+** going on: a push naming the new column is applied, and the rows it and
+** later pushes send back carry it.
 **
 ** A reload holds the schema lock exclusively: requests hold it shared from
 ** their start to their end, so none sees a catalog freed under it, and the
