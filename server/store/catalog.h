@@ -1,6 +1,7 @@
 /*
-** catalog.h: the synced tables of a store, read once when it opens and
-** fixed afterwards (so many threads read it without a lock).
+** catalog.h: the synced tables of a store, read when it opens and again
+** when the database's schema changes (schema.c swaps the whole catalog
+** while no request holds the store's schema lock).
 **
 ** A dialect fills the catalog (catalog_add_table, catalog_add_column,
 ** catalog_finish) and builds the per-table SQL it wants (read_sql,

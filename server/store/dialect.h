@@ -97,9 +97,19 @@ typedef struct dialect {
   ** cat with the synced tables; read the db id (*found 0: none yet) or
   ** write a new one; hand every row of t to each (pk and row JSON). */
   int (*setup)(dialect_conn *c, const char *schema_sql, char **err);
-  /* cat stays the store's, fixed once filled: the dialect may keep it to
-  ** watch every synced table for rows a push changes besides its own. */
+  /* cat stays the store's until use_catalog names another: the dialect
+  ** may keep it to watch every synced table for rows a push changes
+  ** besides its own. */
   int (*load_catalog)(dialect_conn *c, catalog *cat, char **err);
+  /* The catalog to watch from now on (a reload replaced the one
+  ** load_catalog filled): connections drop what they built from the old
+  ** one before their next push. Called with no request running. */
+  void (*use_catalog)(dialect_db *db, const catalog *cat);
+  /* A text that changes whenever a synced table or column is added,
+  ** dropped or changed (SQLite: the schema cookie; PostgreSQL: the tables
+  ** of the schema with a digest of their columns' names and types), cheap
+  ** enough to read at every push. */
+  int (*schema_stamp)(dialect_conn *c, char **stamp, char **err);
   int (*read_db_id)(dialect_conn *c, char *id, int size, int *found, char **err);
   int (*write_db_id)(dialect_conn *c, const char *id, char **err);
   int (*scan)(dialect_conn *c, const catalog_table *t,

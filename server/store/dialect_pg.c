@@ -314,6 +314,33 @@ static int pg_load_catalog(dialect_conn *c, catalog *cat, char **err) {
   return bad;
 }
 
+static void pg_use_catalog(dialect_db *d, const catalog *cat) {
+  d->cat = cat;
+}
+
+/* The tables load_catalog reads, each with a digest of its columns (names
+** and types: what is added, dropped, renamed or retyped) and whether it
+** has a primary key: one small read of the system catalogs, which is
+** fresh in any transaction. */
+static int pg_schema_stamp(dialect_conn *c, char **stamp, char **err) {
+  PGresult *r = pgc_query(
+      c,
+      "SELECT coalesce(string_agg(format('%s:%s:%s', cl.oid,"
+      " (SELECT md5(string_agg(format('%s %s %s', a.attname, a.atttypid, a.atttypmod), ','"
+      " ORDER BY a.attnum)) FROM pg_attribute a WHERE a.attrelid = cl.oid AND a.attnum > 0"
+      " AND NOT a.attisdropped),"
+      " EXISTS(SELECT 1 FROM pg_index i WHERE i.indrelid = cl.oid AND i.indisprimary)),"
+      " ',' ORDER BY cl.oid), '')"
+      " FROM pg_class cl JOIN pg_namespace n ON n.oid = cl.relnamespace"
+      " WHERE n.nspname = current_schema() AND cl.relkind IN ('r', 'p') AND NOT cl.relispartition"
+      " AND cl.relname NOT LIKE '\\_syncd\\_%'",
+      0, 0, err);
+  if (!r) return -1;
+  *stamp = sqlite3_mprintf("%s", PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return *stamp ? 0 : (*err = wire_errf("out of memory"), -1);
+}
+
 static int pg_read_db_id(dialect_conn *c, char *id, int size, int *found, char **err) {
   PGresult *r = pgc_query(c, "SELECT db_id FROM _syncd_state", 0, 0, err);
   if (!r) return -1;
@@ -723,6 +750,8 @@ const dialect dialect_pg = {
     .settle = pg_settle,
     .setup = pg_setup,
     .load_catalog = pg_load_catalog,
+    .use_catalog = pg_use_catalog,
+    .schema_stamp = pg_schema_stamp,
     .read_db_id = pg_read_db_id,
     .write_db_id = pg_write_db_id,
     .scan = pg_scan,

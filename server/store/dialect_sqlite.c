@@ -23,10 +23,12 @@
 
 #include "value.h"
 #include "dialect.h"
+#include "sqlite_watch.h"
 
 struct dialect_db {
   char *path;
   const catalog *cat; /* the store's, once load_catalog filled it */
+  unsigned gen;       /* counts use_catalog's: connections watch this one */
 };
 
 struct dialect_conn {
@@ -39,6 +41,8 @@ struct dialect_conn {
   ** savepoint), emptied at each commit. others: the last write statement changed more than its own
   ** rows (total_changes moved by more than its rows and their records). */
   int watching, others;
+  unsigned watched; /* the owner's gen the triggers were made from */
+  char *unwatch;    /* the script dropping them */
   long long touched, saved_touched;
   /* The version counter of the open write transaction, read by the first
   ** log_change (have), written back by commit when it moved from counted;
@@ -148,6 +152,7 @@ static void sq_disconnect(dialect_conn *c) {
   }
   sqlite3_free(c->user[0]);
   sqlite3_free(c->user[1]);
+  sqlite3_free(c->unwatch);
   sqlite3_free(c);
 }
 
@@ -224,7 +229,12 @@ static int watch(dialect_conn *c, char **err);
 static int sq_begin(dialect_conn *c, int what, char **err) {
   c->have = 0;
   c->touched = 0;
-  /* setup and push both write; a push's rows are watched */
+  /* setup and push both write; a push's rows are watched, by triggers
+  ** made from the catalog in use */
+  if (what == DIALECT_PUSH && c->watching && c->watched != c->owner->gen) {
+    if (exec(c->db, c->unwatch, err)) return -1;
+    c->watching = 0;
+  }
   if (what == DIALECT_PUSH && !c->watching && c->owner->cat && watch(c, err)) return -1;
   return run(c->db, "BEGIN IMMEDIATE", 0, 0, err);
 }
@@ -359,6 +369,22 @@ static int sq_load_catalog(dialect_conn *c, catalog *cat, char **err) {
   if (bad) return *err = wire_errf("out of memory"), -1;
   c->owner->cat = cat;
   return catalog_finish(cat, table_sql, err);
+}
+
+static void sq_use_catalog(dialect_db *d, const catalog *cat) {
+  d->cat = cat;
+  d->gen++;
+}
+
+/* The schema cookie: SQLite moves it at every change of the schema. */
+static int sq_schema_stamp(dialect_conn *c, char **stamp, char **err) {
+  sqlite3_stmt *st;
+  if (prep(c->db, "PRAGMA main.schema_version", &st, err)) return -1;
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) *stamp = sqlite3_mprintf("%lld", sqlite3_column_int64(st, 0));
+  stmt_put(st);
+  if (rc != SQLITE_ROW) return fail(c->db, err);
+  return *stamp ? 0 : (*err = wire_errf("out of memory"), -1);
 }
 
 static int sq_read_db_id(dialect_conn *c, char *id, int size, int *found, char **err) {
@@ -602,56 +628,15 @@ static int sq_log_change(dialect_conn *c, const char *table, const char *pk, con
   return rc == SQLITE_DONE ? 0 : fail(db, err);
 }
 
-/* Append one statement of a watching trigger: record the key of `row` (old
-** or new) of t, catalog index i, padded to width key columns; moved: only
-** when an update changed the key. */
-static void append_record(sqlite3_str *sql, const catalog_table *t, int i, int width,
-                          const char *row, int moved) {
-  sqlite3_str_appendf(sql, " INSERT INTO _syncd_touched SELECT %d", i);
-  for (int k = 0; k < width; k++) {
-    if (k < t->n_pk)
-      sqlite3_str_appendf(sql, ", %s.\"%w\"", row, t->cols[t->pk[k]].name);
-    else
-      sqlite3_str_appendall(sql, ", NULL");
-  }
-  for (int k = 0; moved && k < t->n_pk; k++) {
-    const char *name = t->cols[t->pk[k]].name;
-    sqlite3_str_appendf(sql, "%s old.\"%w\" IS NOT new.\"%w\"", k ? " OR" : " WHERE", name, name);
-  }
-  sqlite3_str_appendchar(sql, 1, ';');
-}
-
-/* Watch every synced table on this connection: TEMP triggers (seen by no
-** other connection, and gone with it) record the key of each row a write
-** inserts, updates (the old key too when it changed) or deletes in
-** temp._syncd_touched as (catalog index, key columns). */
+/* Watch every synced table on this connection (sqlite_watch.h). */
 static int watch(dialect_conn *c, char **err) {
-  const catalog *cat = c->owner->cat;
-  int width = 1;
-  for (int i = 0; i < cat->n_tables; i++)
-    if (cat->tables[i].n_pk > width) width = cat->tables[i].n_pk;
-  sqlite3_str *sql = sqlite3_str_new(0);
-  sqlite3_str_appendall(sql, "CREATE TEMP TABLE IF NOT EXISTS _syncd_touched(tbl INTEGER");
-  for (int k = 0; k < width; k++)
-    sqlite3_str_appendf(sql, ", k%d", k);
-  sqlite3_str_appendall(sql, ");");
-  for (int i = 0; i < cat->n_tables; i++) {
-    const catalog_table *t = &cat->tables[i];
-    static const char *const ops[] = {"INSERT", "UPDATE", "DELETE"};
-    for (int op = 0; op < 3; op++) {
-      sqlite3_str_appendf(
-          sql, "CREATE TEMP TRIGGER IF NOT EXISTS \"_syncd_%s_%d\" AFTER %s ON main.\"%w\" BEGIN",
-          ops[op], i, ops[op], t->name);
-      if (op > 0) append_record(sql, t, i, width, "old", op == 1);
-      if (op < 2) append_record(sql, t, i, width, "new", 0);
-      sqlite3_str_appendall(sql, " END;");
-    }
-  }
-  char *z = sqlite3_str_finish(sql);
+  sqlite3_free(c->unwatch);
+  char *z = sqlite_watch_sql(c->owner->cat, &c->unwatch);
   if (!z) return *err = wire_errf("out of memory"), -1;
   int rc = exec(c->db, z, err);
   sqlite3_free(z);
   c->watching = rc == 0;
+  c->watched = c->owner->gen;
   return rc;
 }
 
@@ -874,6 +859,8 @@ const dialect dialect_sqlite = {
     .settle = sq_settle,
     .setup = sq_setup,
     .load_catalog = sq_load_catalog,
+    .use_catalog = sq_use_catalog,
+    .schema_stamp = sq_schema_stamp,
     .read_db_id = sq_read_db_id,
     .write_db_id = sq_write_db_id,
     .scan = sq_scan,

@@ -201,8 +201,9 @@ static void append_answer(sqlite3_str *out, const fp_scan *sc, const char *curso
   sqlite3_str_appendall(out, "]}");
 }
 
-int store_fingerprint(store *s, const fp_request *r, char **json, char **bad, char **err) {
-  *json = *bad = 0;
+/* store_fingerprint on c, the schema lock held. */
+static int fingerprint(store *s, dialect_conn *c, const fp_request *r, char **json, char **bad,
+                       char **err) {
   const catalog_table *t = catalog_table_find(&s->cat, r->table);
   if (!t) {
     *bad = sqlite3_mprintf("no such table: %s", r->table);
@@ -225,15 +226,11 @@ int store_fingerprint(store *s, const fp_request *r, char **json, char **bad, ch
     *err = wire_errf("out of memory");
     return STORE_ERROR;
   }
-  dialect_conn *c = pool_get(&s->pool, err);
   int rc = STORE_ERROR;
   long long head = 0;
-  if (c) {
-    int failed = s->d->snapshot(c, 0, err) || s->d->head(c, &head, err) ||
-                 s->d->scan(c, t, each_row, &sc, err) || s->d->snapshot(c, 1, err);
-    pool_put(&s->pool, c);
-    if (!failed) rc = STORE_OK;
-  }
+  if (!(s->d->snapshot(c, 0, err) || s->d->head(c, &head, err) ||
+        s->d->scan(c, t, each_row, &sc, err) || s->d->snapshot(c, 1, err)))
+    rc = STORE_OK;
   if (rc == STORE_OK && sc.n_rows > FP_MAX_ROWS) {
     *bad = sqlite3_mprintf("more than %d rows under these prefixes: ask for buckets", FP_MAX_ROWS);
   } else if (rc == STORE_OK) {
@@ -252,6 +249,15 @@ int store_fingerprint(store *s, const fp_request *r, char **json, char **bad, ch
   sqlite3_free(sc.cnt);
   sqlite3_free(sc.sum);
   sqlite3_free(sqlite3_str_finish(sc.rows));
+  return rc;
+}
+
+int store_fingerprint(store *s, const fp_request *r, char **json, char **bad, char **err) {
+  *json = *bad = 0;
+  dialect_conn *c = store_schema_enter(s, 1, err);
+  if (!c) return STORE_ERROR;
+  int rc = fingerprint(s, c, r, json, bad, err);
+  store_schema_leave(s, c);
   return rc;
 }
 

@@ -65,8 +65,9 @@ static int hex(char c) {
 
 /* The synced tables `tables` names (store_pull_tables) as a JSON array of
 ** their names as logged; NULL when out of memory. A malformed escape stays
-** as written, so that name matches no table. */
-static char *tables_json(const catalog *cat, const rules *r, const char *tables) {
+** as written, so that name matches no table. *unknown: a name is no table
+** of cat. */
+static char *tables_json(const catalog *cat, const rules *r, const char *tables, int *unknown) {
   sqlite3_str *out = sqlite3_str_new(0), *name = sqlite3_str_new(0);
   int n = 0;
   sqlite3_str_appendchar(out, 1, '[');
@@ -81,6 +82,7 @@ static char *tables_json(const catalog *cat, const rules *r, const char *tables)
     }
     const char *z = sqlite3_str_value(name);
     const catalog_table *t = z ? catalog_table_find(cat, z) : 0;
+    if (!t) *unknown = 1;
     if (t && (!r || rules_find(r, t))) {
       if (n++) sqlite3_str_appendchar(out, 1, ',');
       value_append_string(out, t->name, -1);
@@ -114,14 +116,32 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
     int rc = wire_cursor_parse(cursor, s->db_id, &after, &snap);
     if (rc != STORE_OK) return rc;
   }
-  /* under rules, only the tables with a rule are ever sent */
-  char *all = s->rules && !tables ? rules_table_list(s->rules) : 0;
-  if (s->rules && !tables && !all) return *err = wire_errf("out of memory"), STORE_ERROR;
-  char *only = tables || all ? tables_json(&s->cat, s->rules, tables ? tables : all) : 0;
-  sqlite3_free(all);
-  if ((tables || s->rules) && !only) return *err = wire_errf("out of memory"), STORE_ERROR;
-  dialect_conn *c = pool_get(&s->pool, err);
-  if (!c) return sqlite3_free(only), STORE_ERROR;
+  /* the catalog and rules, read again when a table asked for may be new
+  ** (a pull's rows do not depend on the catalog, only which tables go) */
+  dialect_conn *c = 0;
+  char *only = 0;
+  int failed = 0;
+  for (int pass = 0; pass < 2; pass++) {
+    if (!(c = store_schema_enter(s, 0, err))) return STORE_ERROR;
+    /* under rules, only the tables with a rule are ever sent */
+    char *all = s->rules && !tables ? rules_table_list(s->rules) : 0;
+    int unknown = 0, stale = 0;
+    only = tables || all ? tables_json(&s->cat, s->rules, tables ? tables : all, &unknown) : 0;
+    sqlite3_free(all);
+    if ((tables || s->rules) && !only) {
+      store_schema_leave(s, c);
+      return *err = wire_errf("out of memory"), STORE_ERROR;
+    }
+    if (!unknown || pass || (failed = store_schema_stale(s, c, &stale, err)) || !stale) break;
+    sqlite3_free(only);
+    store_schema_leave(s, c);
+    store_schema_reload(s);
+  }
+  if (failed) {
+    sqlite3_free(only);
+    store_schema_leave(s, c);
+    return STORE_ERROR;
+  }
   wire_page p;
   wire_page_start(&p, limit, pending_from > 0);
   /* not while an initial sync pages (snap): its own pages bring memberships */
@@ -144,7 +164,7 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
       rc = wire_page_finish(&p, s->db_id, page, err);
   }
   wire_page_drop(&p);
-  pool_put(&s->pool, c);
+  store_schema_leave(s, c);
   sqlite3_free(only);
   return rc;
 }

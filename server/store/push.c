@@ -42,6 +42,7 @@ typedef struct key_scan {
   dialect_cols *cols;
   int *used;
   const unsigned char *server; /* the rules' server-owned columns; NULL: none */
+  int unknown;                 /* a key named no column of t */
   char *reason;
 } key_scan;
 
@@ -50,6 +51,7 @@ static int key_seen(void *arg, const char *key) {
   const catalog_table *t = k->t;
   int c = catalog_column_find(k->cat, t, key);
   if (c < 0) {
+    k->unknown = 1;
     k->reason = wire_errf("table %s has no column named %s", t->name, key);
     return k->reason ? DIALECT_REJECTED : DIALECT_FATAL;
   }
@@ -70,11 +72,12 @@ static int key_seen(void *arg, const char *key) {
 
 /* Check the keys of the mutation's pk and data objects against t: pk
 ** exactly the key columns, data only t's columns; fills cols. used: one
-** zeroed int per column of t, for data's columns seen. */
+** zeroed int per column of t, for data's columns seen. *unknown: a key
+** named no column of t. */
 static dialect_result check_keys(const catalog *cat, const catalog_table *t,
                                  const store_mutation *m, dialect_cols *cols, int *used,
-                                 const unsigned char *server, char **reason) {
-  key_scan k = {cat, t, 0, 0, cols, used, server, 0};
+                                 const unsigned char *server, int *unknown, char **reason) {
+  key_scan k = {cat, t, 0, 0, cols, used, server, 0, 0};
   int result = jscan_object_keys(m->pk, key_seen, &k);
   k.in_data = 1;
   if (result == DIALECT_OK && m->data) result = jscan_object_keys(m->data, key_seen, &k);
@@ -84,6 +87,7 @@ static dialect_result check_keys(const catalog *cat, const catalog_table *t,
     result = k.reason ? DIALECT_REJECTED : DIALECT_FATAL;
   }
   *reason = k.reason;
+  *unknown = k.unknown;
   return result;
 }
 
@@ -220,15 +224,26 @@ static dialect_result apply_rows(const store *s, dialect_conn *c, const catalog_
   return r;
 }
 
+/* A name m carries is none of the catalog's: *stale 1 when the schema
+** changed since the catalog was read (the name may be new), so the batch
+** runs again after a reload rather than refuse it. *stale -1: the batch
+** runs after a reload already, the name is refused. 0, or -1 with *err. */
+static int unknown_name(store *s, dialect_conn *c, int *stale, char **err) {
+  return *stale < 0 ? 0 : store_schema_stale(s, c, stale, err);
+}
+
 /* Apply m to t (NULL: m names no synced table) in its own savepoint; fills
 ** o, and others with the other rows it changed and deleted (cascades,
-** triggers). Returns 0, or -1 when the batch must fail (*err set), or -2
-** when m's refusal ended the whole transaction (o->reason says why), or -3
-** when the dialect rolled the batch back to run it again. */
-static int apply_one(const store *s, dialect_conn *c, const catalog_table *t, const store_user *u,
-                     const store_mutation *m, wire_outcome *o, int *others, char **err) {
+** triggers). Returns 0, or -1 when the batch must fail (*err set, or
+** *stale 1: see unknown_name), or -2 when m's refusal ended the whole
+** transaction (o->reason says why), or -3 when the dialect rolled the
+** batch back to run it again. */
+static int apply_one(store *s, dialect_conn *c, const catalog_table *t, const store_user *u,
+                     const store_mutation *m, wire_outcome *o, int *others, int *stale,
+                     char **err) {
   const dialect *d = s->d;
   memset(o, 0, sizeof *o);
+  if (!t && (unknown_name(s, c, stale, err) || *stale > 0)) return -1;
   if (!t) {
     o->reason = wire_errf("no such table: %s", m->table);
     o->pk = sqlite3_mprintf("%s", m->pk);
@@ -249,7 +264,10 @@ static int apply_one(const store *s, dialect_conn *c, const catalog_table *t, co
   int *used = buf + 2 * (t->n_cols + 1);
   memset(used, 0, sizeof *used * (t->n_cols + 1));
   if (d->savepoint(c, err)) return sqlite3_free(buf), -1;
-  dialect_result r = check_keys(&s->cat, t, m, &cols, used, rt ? rt->server : 0, &o->reason);
+  int unknown = 0;
+  dialect_result r =
+      check_keys(&s->cat, t, m, &cols, used, rt ? rt->server : 0, &unknown, &o->reason);
+  if (unknown && (unknown_name(s, c, stale, err) || *stale > 0)) return sqlite3_free(buf), -1;
   if (r == DIALECT_OK) r = apply_rows(s, c, t, rt, u, m, &cols, o, others, err);
   sqlite3_free(buf);
   if (d->settle) r = d->settle(c, r, &o->reason, err);
@@ -272,10 +290,11 @@ static int apply_one(const store *s, dialect_conn *c, const catalog_table *t, co
 /* One try at a batch, in one transaction. Returns 0 (committed), -1 (failed,
 ** *err set), or i + 1 when m[i] ended the transaction itself: its reason is
 ** moved to doomed[i], and the caller tries again, refusing m[i] unrun (1
-** too when the dialect asked for the batch again). */
-static int attempt(const store *s, dialect_conn *c, const store_user *u, const char *client,
+** too when the dialect asked for the batch again). -1 with *stale 1: the
+** schema changed (apply_one). */
+static int attempt(store *s, dialect_conn *c, const store_user *u, const char *client,
                    const store_mutation *m, int n, const int *order, wire_outcome *res,
-                   char **doomed, int *n_changed, char **err) {
+                   char **doomed, int *n_changed, int *stale, char **err) {
   const dialect *d = s->d;
   long long last = 0;
   int n_deleted = 0;
@@ -297,7 +316,7 @@ static int attempt(const store *s, dialect_conn *c, const store_user *u, const c
       o->pk = sqlite3_mprintf("%s", mu->pk);
       if (!o->reason || !o->pk) rc = -1, *err = wire_errf("out of memory");
     } else {
-      rc = apply_one(s, c, t, u, mu, o, others, err);
+      rc = apply_one(s, c, t, u, mu, o, others, stale, err);
     }
     if (rc == 0 && !o->applied) others[0] = others[1] = 0; /* rolled back with it */
     if (rc == -3) return 1;
@@ -360,7 +379,7 @@ int store_push_as(store *s, const store_user *u, const char *client, const store
     *json = wire_results(m, 0, 0);
     return *json ? STORE_OK : (*err = wire_errf("out of memory"), STORE_ERROR);
   }
-  dialect_conn *c = pool_get(&s->pool, err);
+  dialect_conn *c = store_schema_enter(s, 1, err);
   if (!c) return STORE_ERROR;
   int *order = sqlite3_malloc64(sizeof *order * n);
   wire_outcome *res = sqlite3_malloc64(sizeof *res * n);
@@ -377,12 +396,21 @@ int store_push_as(store *s, const store_user *u, const char *client, const store
       order[i] = i;
     qsort_r(order, n, sizeof *order, cmp_by_id, (void *)m);
   }
-  int tries = 0, busy = 0;
+  int tries = 0, busy = 0, stale = 0;
   while (rc > 0) {
     for (int i = 0; i < n; i++)
       wire_outcome_clear(&res[i]);
     *n_changed = 0;
-    rc = attempt(s, c, u, client, m, n, order, res, doomed, n_changed, err);
+    rc = attempt(s, c, u, client, m, n, order, res, doomed, n_changed, &stale, err);
+    if (rc < 0 && stale > 0) {
+      /* a name the catalog lacks, the schema changed: once more after a
+      ** reload, where such a name is refused */
+      store_schema_leave(s, c);
+      store_schema_reload(s);
+      stale = -1;
+      rc = (c = store_schema_enter(s, 1, err)) ? 1 : -1;
+      continue;
+    }
     if (rc < 0 && s->d->conflicted && s->d->conflicted(c)) {
       /* a connection that cannot even roll back is a failure of its own */
       if (++tries == STORE_PUSH_TRIES) {
@@ -406,6 +434,6 @@ int store_push_as(store *s, const store_user *u, const char *client, const store
   sqlite3_free(doomed);
   sqlite3_free(res);
   sqlite3_free(order);
-  pool_put(&s->pool, c);
+  if (c) store_schema_leave(s, c);
   return rc == 0 ? STORE_OK : busy ? STORE_BUSY : STORE_ERROR;
 }

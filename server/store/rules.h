@@ -1,7 +1,8 @@
 /*
 ** rules.h: per-table read and write rules and server-owned columns, from
-** syncd --rules FILE (rules.c, rules_expr.c; docs/RULES.md). Loaded once
-** at startup against the catalog, fixed afterwards.
+** syncd --rules FILE (rules.c, rules_expr.c; docs/RULES.md). Loaded at
+** startup against the catalog, and again with each catalog a schema
+** change brings (schema.c).
 */
 #ifndef SYNCD_RULES_H
 #define SYNCD_RULES_H

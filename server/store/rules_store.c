@@ -105,8 +105,12 @@ int store_set_rules(store *s, const char *json, char **err) {
                            0, 0, &yes, err);
   if (!rc) rc = was_tables(s, c, r, err);
   pool_put(&s->pool, c);
+  /* kept to compile them again when the schema changes (schema.c) */
+  char *text = rc ? 0 : sqlite3_mprintf("%s", json);
+  if (!rc && !text) rc = -1, *err = wire_errf("out of memory");
   if (rc) return rules_free(r), STORE_ERROR;
   s->rules = r;
+  s->rules_json = text;
   return STORE_OK;
 }
 

@@ -2,7 +2,7 @@
 ** store.c: opening and closing a store (store.h) over a dialect: the
 ** schema, the catalog of synced tables, the database id, the rows the
 ** schema inserted logged as changes, and the pool. push.c and pull.c serve
-** the requests.
+** the requests; schema.c reads the catalog again when the schema changes.
 */
 #include "store_impl.h"
 
@@ -27,7 +27,8 @@ static int setup(store *s, dialect_conn *c, const char *schema_sql, char **err) 
   const dialect *d = s->d;
   int found = 0;
   if (d->begin(c, DIALECT_SETUP, err) || d->setup(c, schema_sql, err) ||
-      d->load_catalog(c, &s->cat, err) || d->read_db_id(c, s->db_id, sizeof s->db_id, &found, err))
+      d->load_catalog(c, &s->cat, err) || d->schema_stamp(c, &s->stamp, err) ||
+      d->read_db_id(c, s->db_id, sizeof s->db_id, &found, err))
     return -1;
   if (!found) {
     wire_new_db_id(s->db_id);
@@ -50,7 +51,15 @@ static store *store_open(const dialect *d, const char *target, const store_confi
   s->d = d;
   s->cat.fold_case = d->fold_case;
   s->max_tombstones = cfg->max_tombstones;
+  /* a reload waits for the requests holding it to end; new ones queue
+  ** behind it rather than starve it */
+  pthread_rwlockattr_t attr;
+  pthread_rwlockattr_init(&attr);
+  pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init(&s->schema_lock, &attr);
+  pthread_rwlockattr_destroy(&attr);
   if (d->open(target, &s->db, err)) {
+    pthread_rwlock_destroy(&s->schema_lock);
     sqlite3_free(s);
     return 0;
   }
@@ -213,7 +222,10 @@ char *store_folded_warning(const store *s, const char *schema_sql) {
 void store_close(store *s) {
   if (s->pool.idle) pool_close(&s->pool);
   rules_free(s->rules);
+  sqlite3_free(s->rules_json);
   catalog_free(&s->cat);
+  sqlite3_free(s->stamp);
+  pthread_rwlock_destroy(&s->schema_lock);
   s->d->close(s->db);
   sqlite3_free(s);
 }

@@ -2,9 +2,16 @@
 ** store_impl.h: the store as store.c, push.c and pull.c share it (not
 ** seen by server/http/): a dialect and its database, the pool of its
 ** connections, the catalog of synced tables and the database's identity.
+**
+** The catalog (and the rules compiled against it) follow the database's
+** schema while syncd runs (schema.c): every request that reads them holds
+** the schema lock shared (store_schema_enter .. store_schema_leave), and a
+** reload, when the schema changed, swaps them holding it exclusively.
 */
 #ifndef SYNCD_STORE_IMPL_H
 #define SYNCD_STORE_IMPL_H
+
+#include <pthread.h>
 
 #include "catalog.h"
 #include "dialect.h"
@@ -23,10 +30,29 @@ struct store {
   const dialect *d;
   dialect_db *db;
   pool pool;
-  catalog cat; /* fixed after open */
+  catalog cat; /* under schema_lock: read shared, replaced exclusive */
   char db_id[16];
   long long max_tombstones; /* <= 0: never purge */
-  rules *rules;             /* --rules; NULL: every table shared (fixed after startup) */
+  rules *rules;             /* --rules; NULL: every table shared (like cat) */
+  char *rules_json;         /* the rules file's text, compiled again at a reload */
+  pthread_rwlock_t schema_lock;
+  char *stamp; /* the dialect's schema_stamp when cat was read */
 };
+
+/* A connection for a request that reads the catalog or the rules, with
+** the schema lock held shared until store_schema_leave; when check, the
+** catalog is read again first if the database's schema changed since
+** (schema.c). NULL with *err. */
+dialect_conn *store_schema_enter(store *s, int check, char **err);
+void store_schema_leave(store *s, dialect_conn *c);
+
+/* Inside a request (shared lock held, c in its transaction): *stale 1 when
+** the schema changed since the catalog was read. 0, or -1 with *err. */
+int store_schema_stale(store *s, dialect_conn *c, int *stale, char **err);
+
+/* Read the catalog again (holding the schema lock exclusively; no request
+** may hold it shared from this thread) when the schema changed. A failure
+** is logged and the old catalog kept. */
+void store_schema_reload(store *s);
 
 #endif

@@ -1,0 +1,19 @@
+/*
+** sqlite_watch.h: the TEMP triggers with which the SQLite dialect
+** (dialect_sqlite.c) watches the synced tables on one connection for rows
+** a push changes besides its own (sqlite_watch.c).
+*/
+#ifndef SYNCD_SQLITE_WATCH_H
+#define SYNCD_SQLITE_WATCH_H
+
+#include "catalog.h"
+
+/* The script that watches every table of cat: TEMP triggers (seen by no
+** other connection, and gone with it) record the key of each row a write
+** inserts, updates (the old key too when it changed) or deletes in
+** temp._syncd_touched as (catalog index, key columns). *undo: the script
+** that drops them and the table again (the indexes are cat's, so another
+** catalog needs other triggers). NULL when out of memory. */
+char *sqlite_watch_sql(const catalog *cat, char **undo);
+
+#endif
