@@ -23,7 +23,8 @@ SELECT count(*) AS pending, (SELECT count(*) FROM sync_shadow) AS images FROM sy
 SELECT id, table_name, reason FROM sync_rejected;
 SELECT * FROM todos;
 -- scratch's one-row sync_req_scratch, whose triggers name scratch, went with
--- the engine's first write after the DROP: a RENAME works again
+-- the engine's first write after the DROP: a RENAME works again (and that
+-- write followed old_name's rename: new_name is tracked, migrate.c)
 SELECT name FROM sqlite_schema WHERE name GLOB 'sync_req_*' ORDER BY 1;
 CREATE TABLE r1(id INTEGER PRIMARY KEY);
 ALTER TABLE r1 RENAME TO r2;

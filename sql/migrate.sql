@@ -41,16 +41,25 @@ SELECT id, title, due FROM todos ORDER BY id;
 SELECT id, reason FROM sync_rejected ORDER BY id;
 
 -- 6. Errors leave everything as it was.
-SELECT sync_migrate('ALTER TABLE todos RENAME TO tasks');
 SELECT sync_migrate('DROP TABLE todos');
 SELECT sync_migrate('CREATE TABLE t2(k PRIMARY KEY); ALTER TABLE todos ADD COLUMN z; SELECT no_such_function()');
 SELECT sync_migrate(NULL);
 SELECT sync_migrate(42);
 SELECT name FROM sqlite_schema WHERE name IN ('t2', 'tasks');
+CREATE TABLE other(id INTEGER PRIMARY KEY);
+SELECT sync_track('other');
+SELECT sync_migrate('ALTER TABLE todos RENAME TO todos_old; ALTER TABLE other RENAME TO todos');
+SELECT sync_untrack('other');
+DROP TABLE other;
 SELECT group_concat(name, ',') FROM pragma_table_info('todos');
 CREATE TABLE pk2(a INTEGER, b TEXT, v, PRIMARY KEY (a, b)) WITHOUT ROWID;
 SELECT sync_track('pk2');
 SELECT sync_migrate('CREATE TABLE pk2n(a INTEGER, b TEXT, v, PRIMARY KEY (b, a)) WITHOUT ROWID; INSERT INTO pk2n SELECT * FROM pk2; DROP TABLE pk2; ALTER TABLE pk2n RENAME TO pk2');
+-- made again with the same key (SQLite's way to change a column's type): the same table
+INSERT INTO pk2 VALUES (1, 'x', 'before');
+SELECT sync_migrate('CREATE TABLE pk2n(a INTEGER, b TEXT, v TEXT NOT NULL, PRIMARY KEY (a, b)) WITHOUT ROWID; INSERT INTO pk2n SELECT * FROM pk2; DROP TABLE pk2; ALTER TABLE pk2n RENAME TO pk2');
+UPDATE pk2 SET v = 'after' WHERE a = 1;
+SELECT table_name, op, pk, data FROM sync_pending WHERE table_name = 'pk2';
 -- inside the host's transaction, rolled back with it (the triggers too)
 BEGIN;
 SELECT sync_migrate('ALTER TABLE todos ADD COLUMN gone TEXT');
@@ -73,3 +82,32 @@ SELECT sync_ack('{"results":[]}');
 SELECT schema_change, schema_changed_at IS NOT NULL AS noticed FROM sync_status;
 UPDATE todos SET prio = 3 WHERE id = 'd';
 SELECT id, op, pk, data FROM sync_pending WHERE id > 8;
+
+-- 8. A tracked table renamed: to the server it is another table. The
+--    tracking moves to the new name, its rows are kept local-only until
+--    the app sends them; what was queued under the old name stays as it
+--    was; new writes go under the new name.
+SELECT count(*) AS queued_before FROM sync_pending WHERE table_name = 'todos';
+SELECT sync_migrate('ALTER TABLE todos RENAME TO tasks');
+SELECT name FROM sync_tracked ORDER BY name;
+SELECT count(*) AS queued_still FROM sync_pending WHERE table_name = 'todos';
+SELECT table_name, pk, state FROM sync_orphans ORDER BY pk;
+INSERT INTO tasks(id, title) VALUES ('f', 'new name');
+UPDATE tasks SET title = 'held' WHERE id = 'a';
+SELECT id, table_name, op, data FROM sync_pending WHERE id > 10;
+SELECT sync_track('tasks', '{"existing":"push"}');
+SELECT table_name, op, pk FROM sync_pending WHERE id > 11 ORDER BY pk;
+SELECT count(*) AS orphans FROM sync_orphans;
+SELECT name FROM sqlite_schema WHERE type = 'trigger' AND name LIKE '%todos%';
+
+-- 9. Renamed without sync_migrate: the next engine write follows it.
+.open test.db
+ALTER TABLE tasks RENAME TO jobs;
+INSERT INTO jobs(id, title) VALUES ('g', 'queued under the old name');
+.load ./sync
+SELECT sync_ack('{"results":[]}');
+SELECT schema_change FROM sync_status;
+SELECT name FROM sync_tracked ORDER BY name;
+INSERT INTO jobs(id, title) VALUES ('h', 'queued under the new name');
+SELECT table_name, op, pk FROM sync_pending WHERE pk IN ('{"id":"g"}', '{"id":"h"}') ORDER BY id;
+SELECT name FROM sqlite_schema WHERE type = 'trigger' AND name LIKE '%tasks%';

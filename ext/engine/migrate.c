@@ -16,96 +16,181 @@
 ** own); write them after it when they should be sent.
 **
 ** Mutations queued before it are pushed as they were recorded (under the
-** old column names). A tracked table must still exist afterwards under its
-** name, with the same key columns: the server and the other clients know it
-** by that name and key, and the queue refers to rows by them.
+** old column and table names). A tracked table must keep its key columns
+** (the server and the queue know its rows by them) and must not be
+** dropped. A tracked table renamed (ALTER TABLE ... RENAME TO) is another
+** table to the server: the tracking moves to the new name as if sync_track
+** had just seen it, its rows kept local-only (sync_orphans, state kept)
+** until the app sends them with sync_track(new, '{"existing":"push"}'),
+** and the next pull is a full resync of it (docs/MIGRATIONS.md).
 **
 ** A change made without sync_migrate (another tool, a connection without
 ** the extension) is found at the engine's next write transaction on any
 ** connection that loaded it (ctx_engine_begin runs migrate_check once per
 ** schema change; the worker's pulls and acknowledgements are such writes):
-** the triggers are rebuilt and sync_meta's schema_change and
-** schema_changed_at (shown by sync_status) say which tables and when.
+** the triggers are rebuilt (a rename is followed as above) and sync_meta's
+** schema_change and schema_changed_at (shown by sync_status) say which
+** tables and when.
 ** Writes made in between were captured with the old column set.
 **
 ** Errors:
 **   sync_migrate: sql must be text
-**   sync_migrate: tracked table "x" no longer exists (renamed or dropped):
-**     sync_untrack it first
+**   sync_migrate: tracked table "x" was dropped: sync_untrack it first
+**   sync_migrate: tracked table "x" was renamed to "y", which is tracked too
 **   sync_migrate: the primary key of tracked table "x" changed (...)
 **   sync_migrate: <SQLite's message for the SQL>
 */
 #include "migrate.h"
 #include "capture.h"
+#include "existing.h"
 #include "track.h"
 
 #include <string.h>
 
-/* The key columns of each tracked table, one text per name. */
-static int key_columns(SyncCtx *c, char **names, int n, char ***pKeys) {
-  char **keys = sqlite3_malloc64(sizeof *keys * (sqlite3_uint64)(n ? n : 1));
-  if (!keys) return SQLITE_NOMEM;
-  memset(keys, 0, sizeof *keys * (size_t)(n ? n : 1));
-  *pKeys = keys;
+/* The key columns of table name, as one text; *pOut NULL when there is no
+** such table. */
+static int key_of(SyncCtx *c, const char *name, char **pOut) {
+  *pOut = 0;
   sqlite3_stmt *s = 0;
   int rc = sqlite3_prepare_v2(c->db,
                               "SELECT group_concat(name, ', ') FROM (SELECT name FROM "
                               "pragma_table_info(?1, 'main') WHERE pk > 0 ORDER BY pk)",
                               -1, &s, 0);
-  for (int i = 0; rc == SQLITE_OK && i < n; i++) {
-    sqlite3_bind_text(s, 1, names[i], -1, SQLITE_STATIC);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
-      keys[i] = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
-      if (!keys[i]) rc = SQLITE_NOMEM;
+      *pOut = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
+      if (!*pOut) rc = SQLITE_NOMEM;
     }
-    int rc2 = sqlite3_reset(s);
+    int rc2 = sqlite3_finalize(s);
     if (rc == SQLITE_OK) rc = rc2;
   }
-  sqlite3_finalize(s);
   return rc;
 }
 
-/* Installs the triggers of each table named again. */
-static int reinstall(SyncCtx *c, char **names, int n, char **pzErr) {
-  int rc = SQLITE_OK;
-  for (int i = 0; rc == SQLITE_OK && i < n; i++) {
-    SyncTable *t = 0;
-    rc = table_get(c, names[i], 0, &t, pzErr);
-    if (rc == SQLITE_OK) rc = capture_install(c, t);
+/* SQLITE_ERROR with the cause when table now's key is not keyBefore, the
+** key tracked table from had. */
+static int key_kept(SyncCtx *c, const char *from, const char *now, const char *keyBefore,
+                    char **pzErr) {
+  char *key = 0;
+  int rc = key_of(c, now, &key);
+  if (rc == SQLITE_OK && (!key || !keyBefore || strcmp(key, keyBefore) != 0)) {
+    *pzErr = sqlite3_mprintf("the primary key of tracked table \"%s\" changed (%s -> %s): the "
+                             "server and the queue know its rows by it",
+                             from, keyBefore ? keyBefore : "none", key ? key : "none");
+    rc = SQLITE_ERROR;
   }
+  sqlite3_free(key);
+  return rc;
+}
+
+/* The table a trigger named trig is on now (it follows an ALTER TABLE ...
+** RENAME TO, and goes with a DROP TABLE): *pOut NULL when it is gone. */
+static int trigger_table(SyncCtx *c, const char *trig, char **pOut) {
+  *pOut = 0;
+  sqlite3_stmt *s = 0;
+  int rc = sqlite3_prepare_v2(
+      c->db, "SELECT tbl_name FROM main.sqlite_schema WHERE type = 'trigger' AND name = ?1", -1, &s,
+      0);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(s, 1, trig, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) == SQLITE_ROW) {
+      *pOut = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
+      if (!*pOut) rc = SQLITE_NOMEM;
+    }
+    int rc2 = sqlite3_finalize(s);
+    if (rc == SQLITE_OK) rc = rc2;
+  }
+  return rc;
+}
+
+/* Installs the triggers of table name again. */
+static int reinstall(SyncCtx *c, const char *name, char **pzErr) {
+  SyncTable *t = 0;
+  int rc = table_get(c, name, 0, &t, pzErr);
+  return rc == SQLITE_OK ? capture_install(c, t) : rc;
+}
+
+/* Tracked table from is now to (an ALTER TABLE ... RENAME TO; its own
+** triggers are gone). To the server and the other devices to is another
+** table: the tracking moves to it as if sync_track had just seen it, with
+** its rows kept local-only (sync_orphans, state kept) until the app sends
+** them (sync_track(to, '{"existing":"push"}')) or lets the server's replace
+** them; the next pull is a full resync of it. What was queued under from
+** is pushed as it was recorded. */
+static int rename_tracking(SyncCtx *c, const char *from, const char *to, const char *keyBefore,
+                           char **pzErr) {
+  if (table_is_tracked(c, to)) {
+    *pzErr = sqlite3_mprintf("tracked table \"%s\" was renamed to \"%s\", which is tracked too",
+                             from, to);
+    return SQLITE_ERROR;
+  }
+  int rc = key_kept(c, from, to, keyBefore, pzErr);
+  if (rc == SQLITE_OK) {
+    char *sql = sqlite3_mprintf(
+        "UPDATE main.sync_tracked SET name = %Q, existing = NULL, tracked_at = "
+        "strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ', 'now') WHERE name = %Q COLLATE NOCASE",
+        to, from);
+    rc = sql ? ctx_exec(c, sql) : SQLITE_NOMEM;
+    sqlite3_free(sql);
+  }
+  if (rc == SQLITE_OK) rc = reinstall(c, to, pzErr);
+  SyncTable *t = 0;
+  if (rc == SQLITE_OK) rc = table_get(c, to, 1, &t, pzErr);
+  if (rc == SQLITE_OK) rc = existing_track(c, t, EXISTING_KEEP, 1, pzErr);
   return rc;
 }
 
 static int migrate_run(SyncCtx *c, const char *sql, char **names, int n, char **pzErr) {
-  char **before = 0, **after = 0;
-  int rc = key_columns(c, names, n, &before);
+  char **before = sqlite3_malloc64(sizeof *before * (sqlite3_uint64)(n ? n : 1));
+  if (!before) return SQLITE_NOMEM;
+  memset(before, 0, sizeof *before * (size_t)(n ? n : 1));
+  int rc = existing_ensure(c);
   for (int i = 0; rc == SQLITE_OK && i < n; i++)
+    rc = key_of(c, names[i], &before[i]);
+  /* The capture triggers name the columns (a DROP COLUMN would fail on
+  ** them); a marker that names none follows the table through a RENAME TO
+  ** and goes with a DROP TABLE. */
+  for (int i = 0; rc == SQLITE_OK && i < n; i++) {
     rc = capture_remove(c, names[i]);
+    char *mk = rc == SQLITE_OK ? sqlite3_mprintf("CREATE TRIGGER main.\"sync_mk_%w\" AFTER "
+                                                 "INSERT ON \"%w\" WHEN 0 BEGIN SELECT 0; END",
+                                                 names[i], names[i])
+                               : 0;
+    if (rc == SQLITE_OK) rc = mk ? ctx_exec(c, mk) : SQLITE_NOMEM;
+    sqlite3_free(mk);
+  }
   if (rc == SQLITE_OK) {
     rc = sqlite3_exec(c->db, sql, 0, 0, pzErr);
     if (rc != SQLITE_OK && !*pzErr) *pzErr = sqlite3_mprintf("%s", ctx_errmsg(c, rc));
   }
-  if (rc == SQLITE_OK) rc = key_columns(c, names, n, &after);
   for (int i = 0; rc == SQLITE_OK && i < n; i++) {
-    if (!after[i]) {
-      *pzErr = sqlite3_mprintf("tracked table \"%s\" no longer exists (renamed or dropped): "
-                               "sync_untrack it first",
-                               names[i]);
+    char *trig = sqlite3_mprintf("sync_mk_%s", names[i]), *now = 0;
+    rc = trig ? trigger_table(c, trig, &now) : SQLITE_NOMEM;
+    char *drop = rc == SQLITE_OK && now ? sqlite3_mprintf("DROP TRIGGER main.\"%w\"", trig) : 0;
+    if (rc == SQLITE_OK && now) rc = drop ? ctx_exec(c, drop) : SQLITE_NOMEM;
+    sqlite3_free(drop);
+    sqlite3_free(trig);
+    /* A table made again under its name (SQLite's way to change a column's
+    ** type or constraints: create, copy, drop, rename) loses the marker but
+    ** is the same table if its key is. */
+    char *key = 0;
+    if (rc == SQLITE_OK && !now) rc = key_of(c, names[i], &key);
+    if (rc == SQLITE_OK && !now && !key) {
+      *pzErr = sqlite3_mprintf("tracked table \"%s\" was dropped: sync_untrack it first", names[i]);
       rc = SQLITE_ERROR;
-    } else if (!before[i] || strcmp(before[i], after[i]) != 0) {
-      *pzErr = sqlite3_mprintf("the primary key of tracked table \"%s\" changed (%s -> %s): the "
-                               "server and the queue know its rows by it",
-                               names[i], before[i] ? before[i] : "none", after[i]);
-      rc = SQLITE_ERROR;
+    } else if (rc == SQLITE_OK && now && sqlite3_stricmp(now, names[i]) != 0) {
+      rc = rename_tracking(c, names[i], now, before[i], pzErr);
+    } else if (rc == SQLITE_OK) {
+      rc = key_kept(c, names[i], names[i], before[i], pzErr);
+      if (rc == SQLITE_OK) rc = reinstall(c, names[i], pzErr);
     }
+    sqlite3_free(now);
+    sqlite3_free(key);
   }
-  if (rc == SQLITE_OK) rc = reinstall(c, names, n, pzErr);
-  for (int i = 0; i < n; i++) {
-    if (before) sqlite3_free(before[i]);
-    if (after) sqlite3_free(after[i]);
-  }
+  for (int i = 0; i < n; i++)
+    sqlite3_free(before[i]);
   sqlite3_free(before);
-  sqlite3_free(after);
   return rc;
 }
 
@@ -135,22 +220,73 @@ void migrate_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_result_int(ctx, n);
 }
 
+/* Tracked tables renamed without sync_migrate: gone, while their own
+** trigger sync_ai_T followed them to another name. pairs gets from, to,
+** from, to... (2 * *pN sqlite3_malloc'd names). */
+static int renamed_tables(SyncCtx *c, char ***pPairs, int *pN) {
+  *pPairs = 0;
+  *pN = 0;
+  sqlite3_stmt *s = 0;
+  int rc = sqlite3_prepare_v2(
+      c->db,
+      "SELECT t.name, g.tbl_name FROM main.sync_tracked t JOIN main.sqlite_schema g ON g.type = "
+      "'trigger' AND g.name = 'sync_ai_' || t.name WHERE g.tbl_name <> t.name COLLATE NOCASE AND "
+      "NOT EXISTS (SELECT 1 FROM main.sqlite_schema WHERE type = 'table' AND name = t.name "
+      "COLLATE NOCASE)",
+      -1, &s, 0);
+  while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+    char **more = sqlite3_realloc64(*pPairs, sizeof *more * (sqlite3_uint64)(2 * *pN + 2));
+    if (!more) {
+      rc = SQLITE_NOMEM;
+      break;
+    }
+    *pPairs = more;
+    more[2 * *pN] = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
+    more[2 * *pN + 1] = sqlite3_mprintf("%s", sqlite3_column_text(s, 1));
+    (*pN)++;
+    rc = more[2 * *pN - 2] && more[2 * *pN - 1] ? SQLITE_OK : SQLITE_NOMEM;
+  }
+  sqlite3_finalize(s);
+  return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* A rename made without sync_migrate: the triggers named after from (on to
+** now, still queueing under from's name) and from's sync_req go, then the
+** tracking moves as sync_migrate moves it. The key cannot be compared with
+** the one before: to's own is taken. */
+static int follow_rename(SyncCtx *c, const char *from, const char *to, char **pzErr) {
+  char *key = 0;
+  int rc = existing_ensure(c);
+  if (rc == SQLITE_OK) rc = capture_remove(c, from);
+  if (rc == SQLITE_OK) rc = key_of(c, to, &key);
+  if (rc == SQLITE_OK) rc = rename_tracking(c, from, to, key, pzErr);
+  sqlite3_free(key);
+  return rc;
+}
+
 int migrate_check(SyncCtx *c) {
-  char **names = 0;
-  int *known = 0, n = 0;
-  int rc = capture_stale(c, &names, &known, &n);
+  char **pairs = 0, **names = 0;
+  int *known = 0, nPairs = 0, n = 0;
   char *zErr = 0;
-  if (rc == SQLITE_OK) rc = reinstall(c, names, n, &zErr);
-  sqlite3_free(zErr);
-  /* Triggers of a build that kept no record are rebuilt silently: nothing
-  ** says the table changed. */
   sqlite3_str *said = sqlite3_str_new(c->db);
-  for (int i = 0; i < n; i++)
+  int rc = renamed_tables(c, &pairs, &nPairs);
+  for (int i = 0; rc == SQLITE_OK && i < nPairs; i++) {
+    rc = follow_rename(c, pairs[2 * i], pairs[2 * i + 1], &zErr);
+    sqlite3_str_appendf(said, "%s\"%s\" renamed to \"%s\"", i ? ", " : "", pairs[2 * i],
+                        pairs[2 * i + 1]);
+  }
+  if (rc == SQLITE_OK) rc = capture_stale(c, &names, &known, &n);
+  for (int i = 0; rc == SQLITE_OK && i < n; i++) {
+    rc = reinstall(c, names[i], &zErr);
+    /* Triggers of a build that kept no record are rebuilt silently:
+    ** nothing says the table changed. */
     if (known[i])
       sqlite3_str_appendf(said, "%s\"%s\"", sqlite3_str_length(said) ? ", " : "", names[i]);
+  }
+  sqlite3_free(zErr);
   if (rc == SQLITE_OK && sqlite3_str_length(said)) {
     sqlite3_str_appendall(said, ": altered without sync_migrate, capture triggers rebuilt "
-                                "(writes before this were captured with the old columns)");
+                                "(writes before this were captured with the old columns and name)");
     char *msg = sqlite3_str_value(said);
     rc = msg ? ctx_meta_set(c, "schema_change", msg) : SQLITE_NOMEM;
     if (rc == SQLITE_OK)
@@ -158,6 +294,9 @@ int migrate_check(SyncCtx *c) {
                        "'schema_changed_at', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))");
   }
   sqlite3_free(sqlite3_str_finish(said));
+  for (int i = 0; i < 2 * nPairs; i++)
+    sqlite3_free(pairs[i]);
+  sqlite3_free(pairs);
   for (int i = 0; i < n; i++)
     sqlite3_free(names[i]);
   sqlite3_free(names);

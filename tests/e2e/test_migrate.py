@@ -2,9 +2,10 @@
 made without it), old and new clients beside each other, against a real
 syncd whose owner adds the column on the server first (docs/MIGRATIONS.md).
 At the end every replica equals the server on the columns it has."""
+import os
 import sqlite3
 
-from e2e_util import E2ETest, wait_for
+from e2e_util import SCHEMA, E2ETest, Syncd, wait_for
 
 ADD_DUE = "ALTER TABLE todos ADD COLUMN due TEXT NOT NULL DEFAULT 'none'"
 
@@ -106,3 +107,36 @@ class Migrate(E2ETest):
                          [(1, "body before the drop"), (2, None)])
         self.assertEqual(c.one("SELECT count(*) FROM sync_rejected"), 0)
         self.assertEqual(c.rows("SELECT * FROM notes ORDER BY id"), [(1,), (2,)])
+
+    def test_rename_a_tracked_table_with_writes_pending(self):
+        # the server has the old table and the new one (docs/MIGRATIONS.md:
+        # a renamed table is a new table to the server)
+        path = os.path.join(self.dir, "renamed.sql")
+        with open(SCHEMA) as f, open(path, "w") as out:
+            out.write(f.read() + "\nCREATE TABLE tasks(id TEXT PRIMARY KEY, title TEXT NOT NULL,"
+                      " done INTEGER NOT NULL DEFAULT 0);\n")
+        s = Syncd(self.dir, schema=path)
+        self.servers.append(s)
+        c = self.client("c", s.url)
+        c.db.execute("INSERT INTO todos VALUES('t1', 'pushed before', 0)")
+        self.assertEqual(c.one("SELECT sync_push()"), 1)
+        c.db.execute("INSERT INTO todos VALUES('t2', 'queued before', 0)")
+        c.db.execute("UPDATE todos SET done = 1 WHERE id = 't1'")
+        self.assertEqual(c.one("SELECT sync_migrate('ALTER TABLE todos RENAME TO tasks')"), 2)
+        c.db.execute("INSERT INTO tasks VALUES('t3', 'written after', 0)")
+        # what was queued goes to the old table as recorded, the new write
+        # to the new one; the rows from before stay local until sent
+        self.assertEqual(c.one("SELECT sync_push()"), 3)
+        self.assertEqual(s.query("SELECT id, done FROM todos ORDER BY id"),
+                         [("t1", 1), ("t2", 0)])
+        self.assertEqual(s.query("SELECT id FROM tasks"), [("t3",)])
+        self.assertEqual(c.rows("SELECT pk, state FROM sync_orphans ORDER BY pk"),
+                         [('{"id":"t1"}', "kept"), ('{"id":"t2"}', "kept")])
+        c.one("SELECT sync_track('tasks', '{\"existing\":\"push\"}')")
+        self.assertEqual(c.one("SELECT sync_push()"), 2)
+        c.one("SELECT sync_pull()")
+        self.assertEqual(s.query("SELECT id, title, done FROM tasks ORDER BY id"),
+                         c.rows("SELECT id, title, done FROM tasks ORDER BY id"))
+        self.assertEqual(len(c.rows("SELECT id FROM tasks")), 3)
+        self.assertEqual(c.one("SELECT count(*) FROM sync_rejected"), 0)
+        self.assertEqual(c.one("SELECT sync_pending()"), 0)
