@@ -140,3 +140,58 @@ class Migrate(E2ETest):
         self.assertEqual(len(c.rows("SELECT id FROM tasks")), 3)
         self.assertEqual(c.one("SELECT count(*) FROM sync_rejected"), 0)
         self.assertEqual(c.one("SELECT sync_pending()"), 0)
+
+    def test_rename_a_column_in_steps_with_old_and_new_clients(self):
+        """docs/MIGRATIONS.md, renaming a column: the server adds the new
+        one, new clients write both, every client drops the old one, the
+        server drops it last; syncd runs throughout."""
+        s = self.syncd()
+        old = self.client("old", s.url)
+        new = self.client("new", s.url)
+        old.db.execute("INSERT INTO notes VALUES(1, 'from the old app')")
+        self.assertEqual(old.one("SELECT sync_push()"), 1)
+        # 1. the server adds the column and fills it (behind syncd: not
+        # logged, so clients learn it from sync_verify)
+        server = sqlite3.connect(s.db)
+        server.execute("ALTER TABLE notes ADD COLUMN text TEXT")
+        server.execute("UPDATE notes SET text = body WHERE text IS NULL")
+        server.commit()
+        # 2. the new app adds the column, fills it the same way, writes both
+        new.one("SELECT sync_migrate('ALTER TABLE notes ADD COLUMN text TEXT;"
+                " UPDATE notes SET text = body WHERE text IS NULL')")
+        new.db.execute("INSERT INTO notes VALUES(2, 'both', 'both')")
+        old.db.execute("INSERT INTO notes VALUES(3, 'old app, old column')")
+        for c in (new, old, new):
+            c.one("SELECT sync_push()")
+            c.one("SELECT sync_pull()")
+        self.assertEqual(s.query("SELECT id, body, text FROM notes ORDER BY id"),
+                         [(1, "from the old app", "from the old app"), (2, "both", "both"),
+                          (3, "old app, old column", None)])
+        # the new app pulled row 1 as logged before the column existed: it
+        # holds no text until sync_verify (or the row's next change)
+        self.assertEqual(new.rows("SELECT id, body, text FROM notes WHERE id = 1"),
+                         [(1, "from the old app", None)])
+        # 3. every app moves to the new column and drops the old one, with a
+        # write pending that names it; then the server drops it
+        old.one("SELECT sync_migrate('ALTER TABLE notes ADD COLUMN text TEXT;"
+                " UPDATE notes SET text = body WHERE text IS NULL')")
+        old.db.execute("UPDATE notes SET text = 'moved' WHERE id = 3")
+        for c in (old, new):
+            c.db.execute("UPDATE notes SET body = 'last write of body' WHERE id = 2")
+            c.one("SELECT sync_migrate('ALTER TABLE notes DROP COLUMN body')")
+            c.one("SELECT sync_push()")
+        server.execute("ALTER TABLE notes DROP COLUMN body")
+        server.commit()
+        server.close()
+        new.db.execute("INSERT INTO notes VALUES(4, 'after the server dropped body')")
+        for c in (new, old, new):
+            c.one("SELECT sync_push()")
+            c.one("SELECT sync_pull()")
+        rows = s.query("SELECT id, text FROM notes ORDER BY id")
+        self.assertEqual(rows, [(1, "from the old app"), (2, "both"), (3, "moved"),
+                                (4, "after the server dropped body")])
+        for c in (old, new):
+            c.one("SELECT sync_verify()")
+            self.assertEqual(c.one("SELECT count(*) FROM sync_rejected"), 0)
+            self.assertEqual(c.one("SELECT sync_pending()"), 0)
+            self.assertEqual(c.rows("SELECT id, text FROM notes ORDER BY id"), rows)
