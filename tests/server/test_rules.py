@@ -355,13 +355,29 @@ class RulesTests(ManySyncd):
         self.assertEqual((status, data), (410, {"error": "cursor expired", "moved": True}))
         got, _ = self.seen(s, bob, "b1")
         self.assertIn(("tasks", json.dumps({"id": "k1"})), got)
+        # the same for a move-out: alice removes bob from p1 while his next
+        # initial sync pages past k1, which it sent him
+        q = {"client_id": "b3", "limit": "1"}
+        while True:
+            status, _, page = s.request("GET", "/pull?" + urllib.parse.urlencode(q), headers=bob)
+            self.assertEqual((status, page["has_more"]), (200, True), page)
+            q["cursor"] = page["cursor"]
+            if {"id": "k1"} in [c["pk"] for c in page["changes"]]:
+                break
+        res = self.push(s, alice, "a1", [dele(4, "members", {"project": "p1", "user_id": "bob"})])
+        self.assertEqual(res[0]["status"], "applied", res)
+        q["limit"] = "100"
+        status, _, data = s.request("GET", "/pull?" + urllib.parse.urlencode(q), headers=bob)
+        self.assertEqual((status, data), (410, {"error": "cursor expired", "moved": True}))
+        got, _ = self.seen(s, bob, "b3")
+        self.assertNotIn(("tasks", json.dumps({"id": "k1"})), got)
         # any other change above that head is sent as before
         q = {"client_id": "b2", "limit": "1"}
         status, _, page = s.request("GET", "/pull?" + urllib.parse.urlencode(q), headers=bob)
         self.assertEqual((status, page["has_more"]), (200, True), page)
-        self.push(s, alice, "a1", [ins(3, "tasks", id="k2", project="p1")])
+        self.push(s, bob, "b1", [ins(3, "todos", id="b3", owner="bob")])
         got, _ = self.seen(s, bob, "b2", cursor=page["cursor"])
-        self.assertIn(("tasks", json.dumps({"id": "k2"})), got)
+        self.assertIn(("todos", json.dumps({"id": "b3"})), got)
 
     def test_owner_change_moves_the_row(self):
         # an admin may give a row away; its former reader gets a delete for
