@@ -137,12 +137,16 @@ char *client_tables(SyncCtx *c) {
 }
 
 int client_resync(SyncCtx *c, const http_req *r, int *pResync, char **pzErr) {
-  int rc = SQLITE_OK;
+  int rc = SQLITE_OK, moved = 0;
   if (r && r->status == 410 && r->buf) {
     jspan obj = {r->buf, (int)r->n};
-    if (jscan_document(r->buf, r->buf + r->n) && *r->buf == '{' &&
-        jscan_is(jscan_field(obj, "reset"), "true"))
+    int doc = jscan_document(r->buf, r->buf + r->n) && *r->buf == '{';
+    if (doc && jscan_is(jscan_field(obj, "reset"), "true"))
       rc = ctx_meta_set(c, "server_reset", "1");
+    /* The user's memberships changed across the cursor (docs/RULES.md):
+    ** the server lost nothing, and a resync that meets one starts over
+    ** as a new one, not as one cut short. */
+    moved = doc && jscan_is(jscan_field(obj, "moved"), "true");
   }
   if (rc == SQLITE_OK) rc = resync_start(c);
   if (rc != SQLITE_OK) {
@@ -152,7 +156,7 @@ int client_resync(SyncCtx *c, const http_req *r, int *pResync, char **pzErr) {
     *pzErr = sqlite3_mprintf("full resync: %s", msg);
     return -1;
   }
-  int again = *pResync != 0;
+  int again = *pResync != 0 && !moved;
   *pResync = 1;
   return again;
 }

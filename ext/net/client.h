@@ -64,8 +64,9 @@ void client_halve(int64_t *size);
 ** restored or replaced) marks it as a server reset (sync_meta
 ** "server_reset", see existing.c) --:
 ** *pResync becomes 1 (the next pull goes without a cursor). Returns 1 when
-** a resync was already under way (*pResync was set): the caller backs off
-** or fails instead of looping. Returns -1 when it could not start (*pzErr
+** a resync was already under way (*pResync was set) and r does not say
+** "moved": true (the user's memberships changed, docs/RULES.md): the
+** caller backs off or fails instead of looping. Returns -1 when it could not start (*pzErr
 ** says why, *pResync unchanged): a pull without a cursor would then be
 ** applied as a first pull. */
 int client_resync(SyncCtx *, const http_req *r, int *pResync, char **pzErr);

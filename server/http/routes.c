@@ -116,6 +116,7 @@ static int store_status(int rc) {
   case STORE_BAD_CURSOR:
     return MHD_HTTP_BAD_REQUEST;
   case STORE_EXPIRED:
+  case STORE_MOVED:
     return MHD_HTTP_GONE;
   case STORE_BUSY:
     return MHD_HTTP_SERVICE_UNAVAILABLE;
@@ -129,6 +130,7 @@ static const char *store_message(int rc, const char *err) {
   case STORE_BAD_CURSOR:
     return "malformed cursor";
   case STORE_EXPIRED:
+  case STORE_MOVED:
     return "cursor expired";
   default:
     return err ? err : "storage failure";
@@ -235,6 +237,12 @@ static enum MHD_Result do_pull(const server_ctx *ctx, struct MHD_Connection *c, 
     return sqlite3_free(err),
            answer(c, rq, MHD_HTTP_GONE,
                   reply_json(sqlite3_mprintf("{\"error\":\"cursor expired\",\"reset\":true}")));
+  /* the client resyncs without counting this as a resync cut short by a
+  ** change log dropped too fast (docs/PROTOCOL.md) */
+  if (rc == STORE_MOVED)
+    return sqlite3_free(err),
+           answer(c, rq, MHD_HTTP_GONE,
+                  reply_json(sqlite3_mprintf("{\"error\":\"cursor expired\",\"moved\":true}")));
   if (rc != STORE_OK) {
     enum MHD_Result r = answer_error(c, rq, store_status(rc), store_message(rc, err));
     sqlite3_free(err);

@@ -44,8 +44,12 @@ static int read_filter(void *arg, const char *table, const char *pk, const char 
     return WIRE_FAIL;
   /* a membership the user can see came or went (a delete cannot be
   ** judged): rows of other tables may have become readable or stopped
-  ** being so, without a change of their own */
-  if ((yes || was) && rt->membership && rd->after_cursor) rd->moved = 1;
+  ** being so, without a change of their own. An initial sync's later
+  ** pages run past the head it began at: such a change above it may
+  ** concern rows an earlier page passed over or sent, so it ends that
+  ** sync like an increment's */
+  if ((yes || was) && rt->membership && (rd->after_cursor || (rd->snap && version > rd->snap)))
+    rd->moved = 1;
   return yes ? WIRE_KEEP : was ? WIRE_GONE : WIRE_SKIP;
 }
 
@@ -144,7 +148,7 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
   }
   wire_page p;
   wire_page_start(&p, limit, pending_from > 0);
-  /* not while an initial sync pages (snap): its own pages bring memberships */
+  /* an initial sync's pages bring the memberships up to its head (snap) */
   reader rd = {s, c, u, cursor && !snap, snap, 0, err};
   if (s->rules) p.filter = read_filter, p.filter_arg = &rd;
   int rc = STORE_ERROR;
@@ -158,8 +162,10 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
     ** above the head names versions this database never had. */
     long long needs = snap > after ? snap : after;
     p.snap = cursor ? snap : p.head;
-    if (cursor && (needs < p.horizon || after > p.head || snap > p.head || rd.moved))
+    if (cursor && (needs < p.horizon || after > p.head || snap > p.head))
       rc = STORE_EXPIRED;
+    else if (rd.moved)
+      rc = STORE_MOVED;
     else
       rc = wire_page_finish(&p, s->db_id, page, err);
   }

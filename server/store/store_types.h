@@ -27,7 +27,9 @@ enum {
   STORE_BAD_CURSOR, /* 400: not a cursor at all */
   STORE_EXPIRED,    /* 410: another database's cursor, or below the horizon */
   STORE_ERROR,      /* 500: the database failed; *err says why */
-  STORE_BUSY        /* 503: concurrent pushes kept conflicting; nothing committed */
+  STORE_BUSY,       /* 503: concurrent pushes kept conflicting; nothing committed */
+  STORE_MOVED       /* 410 too: under rules, a membership of the user changed across the
+                    ** cursor (docs/RULES.md); a full resync, not a lost change log */
 };
 
 /* One pull page. json is the whole response body:

@@ -195,6 +195,36 @@ class PullFailures(E2ETest):
         finally:
             a.one("SELECT sync_stop()")
 
+    def test_410_moved_during_resyncs_starts_them_over(self):
+        """Under --rules, a resync's page that meets a change of the user's
+        memberships answers 410 with "moved": true (docs/RULES.md). Five in
+        a row start the resync over each time (no backoff, no error), and
+        the sixth ends it."""
+        moved = []
+        def pull(q):
+            if q.get("cursor") and len(moved) < 5:
+                moved.append(q["cursor"])
+                return 410, {"error": "cursor expired", "moved": True}
+            done = bool(q.get("cursor"))
+            return 200, {"changes": [{"table": "todos", "op": "upsert",
+                                      "pk": {"id": "y" if done else "x"},
+                                      "row": {"id": "y" if done else "x", "title": "t",
+                                              "done": 0},
+                                      "version": 2 if done else 1}],
+                         "cursor": "c-2" if done else "c-1s2", "has_more": not done,
+                         "last_mutation_id": 0}
+        srv = ScriptedServer(pull)
+        self.addCleanup(srv.stop)
+        a = self.client("a", srv.url, FAST)
+        a.one("SELECT sync_start()")
+        try:
+            wait_for(lambda: a.one("SELECT sync_cursor()") == "c-2", what="the resync's end")
+            self.assertEqual(len(moved), 5)
+            self.assertEqual(a.status()["state"], "idle")
+            self.assertEqual(a.one("SELECT group_concat(id) FROM (SELECT id FROM todos"
+                                   " ORDER BY id)"), "x,y")
+        finally:
+            a.one("SELECT sync_stop()")
 
     def test_page_that_never_applies_stops_with_a_reason(self):
         """A page that fails to apply here every time (malformed) is not

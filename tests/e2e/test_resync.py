@@ -30,7 +30,7 @@ class ResyncServer:
     """410 to a pull that names a cursor, and to the first gone_first pulls
     whatever they name; page (PAGE) to the others."""
 
-    def __init__(self, gone_first=0, page=PAGE):
+    def __init__(self, gone_first=0, page=PAGE, gone=b'{"error":"cursor expired"}'):
         outer = self
         self.pulls = []
 
@@ -41,7 +41,7 @@ class ResyncServer:
             def do_GET(self):
                 outer.pulls.append(self.path)
                 if len(outer.pulls) <= gone_first or "cursor=" in self.path:
-                    code, body = 410, b'{"error":"cursor expired"}'
+                    code, body = 410, gone
                 else:
                     code, body = 200, json.dumps(page).encode()
                 self.send_response(code)
@@ -124,6 +124,31 @@ class ResyncTest(E2ETest):
         self.assertEqual(db.execute("SELECT id, v FROM t ORDER BY 1").fetchall(),
                          [("a", 1), ("mine", 2)])
         self.assertEqual(one("SELECT sync_pending()"), 1)
+
+    def test_410_moved_starts_the_resync_over(self):
+        """A 410 saying "moved": true (under --rules, the user's memberships
+        changed while the resync paged, docs/RULES.md) is no lost change
+        log: sync_pull starts the resync over instead of failing."""
+        srv = ResyncServer(gone_first=3, gone=b'{"error":"cursor expired","moved":true}')
+        self.addCleanup(srv.stop)
+        db = connect(os.path.join(self.dir, "m.db"))
+        self.addCleanup(db.close)
+        db.executescript("""
+            CREATE TABLE a_parent("it's" TEXT PRIMARY KEY, v INTEGER);
+            CREATE TABLE b_child(id INTEGER PRIMARY KEY, p TEXT);
+        """)
+        one = lambda sql, args=(): db.execute(sql, args).fetchone()[0]
+        one("SELECT sync_init(?)", (srv.url,))
+        one("SELECT sync_track('a_parent')")
+        one("SELECT sync_track('b_child')")
+        old = {"changes": [{"table": "a_parent", "op": "upsert", "pk": {"it's": "gone"},
+                            "row": {"it's": "gone", "v": 1}, "version": 1}],
+               "cursor": "c-1", "has_more": False}
+        self.assertEqual(one("SELECT sync_apply(?)", (json.dumps(old),)), 1)
+        self.assertEqual(one("SELECT sync_pull()"), 2 + 1)  # 2 delivered, 1 dropped
+        self.assertEqual(len(srv.pulls), 4)
+        self.assertEqual(one("SELECT sync_cursor()"), "c-8")
+        self.assertEqual(db.execute("""SELECT "it's" FROM a_parent""").fetchall(), [("keep",)])
 
     def test_resync_interrupted_starts_over(self):
         """A resync that failed (here its own pull met 410 again) is still

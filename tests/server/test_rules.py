@@ -306,7 +306,7 @@ class RulesTests(ManySyncd):
         res = self.push(s, alice, "a1", [ins(2, "members", project="p1", user_id="bob")])
         self.assertEqual(res[0]["status"], "applied", res)
         status, _, data = s.request("GET", "/pull?client_id=b1&cursor=" + bob_cursor, headers=bob)
-        self.assertEqual((status, data), (410, {"error": "cursor expired"}))
+        self.assertEqual((status, data), (410, {"error": "cursor expired", "moved": True}))
         got, bob_cursor = self.seen(s, bob, "b1")
         self.assertIn(("tasks", json.dumps({"id": "k1"})), got)
         # carol sees no membership change: her increment goes on
@@ -325,6 +325,59 @@ class RulesTests(ManySyncd):
         got, _ = self.seen(s, bob, "b1")
         self.assertFalse({("tasks", json.dumps({"id": "k1"})), ("tasks", json.dumps({"id": "k2"}))}
                          & got, got)
+
+    def test_initial_sync_meets_a_membership_change(self):
+        # bob's initial sync pages past k1 (hidden: not a member of p1 yet);
+        # alice then adds him to p1. A later page runs past the head the
+        # sync began at and meets that membership: it answers 410 like an
+        # increment, or k1 (unchanged, below the cursor) would never come
+        rules = json.loads(json.dumps(RULES))
+        rules["tables"]["members"] = {
+            "read": "user_id = :sub OR project IN (SELECT project FROM members WHERE user_id = :sub)",
+            "write": "project IN (SELECT project FROM members WHERE user_id = :sub)"}
+        s = self.server(rules)
+        alice, bob = self.as_user("alice"), self.as_user("bob")
+        k1 = self.push(s, alice, "a1", [ins(1, "tasks", id="k1", project="p1")])[0]["version"]
+        self.push(s, bob, "b1", [ins(i, "todos", id=f"b{i}", owner="bob") for i in (1, 2)])
+        q = {"client_id": "b1", "limit": "1"}
+        while True:  # one change a page, until the page that passed k1
+            status, _, page = s.request("GET", "/pull?" + urllib.parse.urlencode(q), headers=bob)
+            self.assertEqual(status, 200, page)
+            self.assertTrue(page["has_more"], page)
+            self.assertNotIn({"id": "k1"}, [c["pk"] for c in page["changes"]])
+            q["cursor"] = page["cursor"]
+            if int(page["cursor"].split("-")[-1].split("s")[0]) >= k1:
+                break
+        res = self.push(s, alice, "a1", [ins(2, "members", project="p1", user_id="bob")])
+        self.assertEqual(res[0]["status"], "applied", res)
+        q["limit"] = "100"
+        status, _, data = s.request("GET", "/pull?" + urllib.parse.urlencode(q), headers=bob)
+        self.assertEqual((status, data), (410, {"error": "cursor expired", "moved": True}))
+        got, _ = self.seen(s, bob, "b1")
+        self.assertIn(("tasks", json.dumps({"id": "k1"})), got)
+        # the same for a move-out: alice removes bob from p1 while his next
+        # initial sync pages past k1, which it sent him
+        q = {"client_id": "b3", "limit": "1"}
+        while True:
+            status, _, page = s.request("GET", "/pull?" + urllib.parse.urlencode(q), headers=bob)
+            self.assertEqual((status, page["has_more"]), (200, True), page)
+            q["cursor"] = page["cursor"]
+            if {"id": "k1"} in [c["pk"] for c in page["changes"]]:
+                break
+        res = self.push(s, alice, "a1", [dele(4, "members", {"project": "p1", "user_id": "bob"})])
+        self.assertEqual(res[0]["status"], "applied", res)
+        q["limit"] = "100"
+        status, _, data = s.request("GET", "/pull?" + urllib.parse.urlencode(q), headers=bob)
+        self.assertEqual((status, data), (410, {"error": "cursor expired", "moved": True}))
+        got, _ = self.seen(s, bob, "b3")
+        self.assertNotIn(("tasks", json.dumps({"id": "k1"})), got)
+        # any other change above that head is sent as before
+        q = {"client_id": "b2", "limit": "1"}
+        status, _, page = s.request("GET", "/pull?" + urllib.parse.urlencode(q), headers=bob)
+        self.assertEqual((status, page["has_more"]), (200, True), page)
+        self.push(s, bob, "b1", [ins(3, "todos", id="b3", owner="bob")])
+        got, _ = self.seen(s, bob, "b2", cursor=page["cursor"])
+        self.assertIn(("todos", json.dumps({"id": "b3"})), got)
 
     def test_owner_change_moves_the_row(self):
         # an admin may give a row away; its former reader gets a delete for
