@@ -362,8 +362,8 @@ void table_park_sql(sqlite3_str *s, SyncTable *t, const char *col) {
       col, col, col, col, col, t->name, col, col, t->name, col);
 }
 
-/* Moves the row of key pk of t out of the way of its UNIQUE indexes (TABLE_TABLE_UNIQUE_COLS): each
-*of their columns gets a value no row holds
+/* Moves the row of key pk of t out of the way of its UNIQUE indexes
+** (TABLE_UNIQUE_COLS): each of their columns gets a value no row holds
 ** (table_park_sql). The caller writes the row's image over it, or rolls
 ** back, in the same savepoint: a parked value is never seen. */
 int table_park_row(SyncCtx *c, SyncTable *t, const char *pk) {
