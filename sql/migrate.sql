@@ -77,9 +77,9 @@ ALTER TABLE todos ADD COLUMN prio INTEGER;
 UPDATE todos SET prio = 1 WHERE id = 'd';
 INSERT INTO todos(id, title, prio) VALUES ('e', 'unnoticed', 2);
 .load ./sync
-SELECT schema_change, schema_changed_at FROM sync_status;
+SELECT (SELECT value FROM sync_meta WHERE key = 'schema_change') AS schema_change, (SELECT value FROM sync_meta WHERE key = 'schema_changed_at') AS schema_changed_at;
 SELECT sync_ack('{"results":[]}');
-SELECT schema_change, schema_changed_at IS NOT NULL AS noticed FROM sync_status;
+SELECT (SELECT value FROM sync_meta WHERE key = 'schema_change') AS schema_change, (SELECT value FROM sync_meta WHERE key = 'schema_changed_at') IS NOT NULL AS noticed;
 UPDATE todos SET prio = 3 WHERE id = 'd';
 SELECT id, op, pk, data FROM sync_pending WHERE id > 8;
 
@@ -106,7 +106,7 @@ ALTER TABLE tasks RENAME TO jobs;
 INSERT INTO jobs(id, title) VALUES ('g', 'queued under the old name');
 .load ./sync
 SELECT sync_ack('{"results":[]}');
-SELECT schema_change FROM sync_status;
+SELECT value AS schema_change FROM sync_meta WHERE key = 'schema_change';
 SELECT name FROM sync_tracked ORDER BY name;
 INSERT INTO jobs(id, title) VALUES ('h', 'queued under the new name');
 SELECT table_name, op, pk FROM sync_pending WHERE pk IN ('{"id":"g"}', '{"id":"h"}') ORDER BY id;

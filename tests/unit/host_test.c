@@ -94,7 +94,8 @@ static void test_registered(const char *path) {
               "SELECT group_concat(name || '/' || narg, ' ') FROM (SELECT DISTINCT name, narg"
               " FROM pragma_function_list WHERE name LIKE 'sync%' ORDER BY name, narg)",
               "sync_ack/1 sync_ack/2 sync_apply/1 sync_config/1 sync_config/2 sync_cursor/0"
-              " sync_init/1 sync_init/2 sync_mutate/3 sync_online/0 sync_online/1 sync_pending/0"
+              " sync_init/1 sync_init/2 sync_migrate/1 sync_mutate/3 sync_online/0 sync_online/1"
+              " sync_pending/0"
               " sync_pull/0 sync_push/0 sync_push_batch/0 sync_push_batch/1 sync_push_batch/2"
               " sync_start/0 sync_stop/0 sync_track/1 sync_track/2 sync_untrack/1 sync_val/1"
               " sync_verify/0 sync_verify/1 sync_verify_answer/1 sync_verify_request/1 sync_wait/1"
