@@ -24,7 +24,9 @@ class CountingProxy:
         self.up = []    # what clients sent, one bytearray per connection
         self.down = []  # what syncd answered, one bytearray per connection
         self.socks = []
-        threading.Thread(target=self.accept, daemon=True).start()
+        self.threads = [threading.Thread(target=self.accept, daemon=True)]
+        self.closing = False
+        self.threads[0].start()
 
     def accept(self):
         while True:
@@ -38,8 +40,12 @@ class CountingProxy:
                 self.up.append(up)
                 self.down.append(down)
                 self.socks += [c, u]
-            threading.Thread(target=self.pipe, args=(c, u, up), daemon=True).start()
-            threading.Thread(target=self.pipe, args=(u, c, down), daemon=True).start()
+                if self.closing:
+                    return
+                for args in ((c, u, up), (u, c, down)):
+                    t = threading.Thread(target=self.pipe, args=args, daemon=True)
+                    self.threads.append(t)
+                    t.start()
 
     def pipe(self, src, dst, keep):
         try:
@@ -62,10 +68,22 @@ class CountingProxy:
             return b"".join(self.up), b"".join(self.down)
 
     def close(self):
-        self.sock.close()
+        # shut every socket down, wait for the threads that read them, and
+        # only then close them (a close under a thread's recv is a race,
+        # which make tsan reports)
         with self.lock:
-            for s in self.socks:
-                s.close()
+            self.closing = True
+            socks = [self.sock] + self.socks
+            threads = list(self.threads)
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for t in threads:
+            t.join(10)
+        for s in socks:
+            s.close()
 
 
 def heads(data):
