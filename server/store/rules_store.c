@@ -78,7 +78,7 @@ static int was_tables(const store *s, dialect_conn *c, const rules *r, char **er
 }
 
 int store_has_rules(const store *s) {
-  return s->rules != 0;
+  return s->has_rules;
 }
 
 int store_set_rules(store *s, const char *json, char **err) {
@@ -111,12 +111,13 @@ int store_set_rules(store *s, const char *json, char **err) {
   if (rc) return rules_free(r), STORE_ERROR;
   s->rules = r;
   s->rules_json = text;
+  s->has_rules = 1;
   return STORE_OK;
 }
 
 int store_client_user(store *s, const store_user *u, const char *client, int *mine, char **err) {
   *mine = 1;
-  if (!s->rules || !u) return STORE_OK;
+  if (!s->has_rules || !u) return STORE_OK;
   dialect_conn *c = pool_get(&s->pool, err);
   if (!c) return STORE_ERROR;
   const char *vals[2] = {client, u->sub};

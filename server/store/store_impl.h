@@ -35,6 +35,9 @@ struct store {
   long long max_tombstones; /* <= 0: never purge */
   rules *rules;             /* --rules; NULL: every table shared (like cat) */
   char *rules_json;         /* the rules file's text, compiled again at a reload */
+  int has_rules;            /* set once at startup: a reload replaces rules, never
+                            ** turns them on or off, so this is read without the
+                            ** schema lock (rules itself is not) */
   pthread_rwlock_t schema_lock;
   char *stamp; /* the dialect's schema_stamp when cat was read */
 };
