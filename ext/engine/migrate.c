@@ -47,17 +47,14 @@
 
 #include <string.h>
 
-/* The key columns of table name, as one text; *pOut NULL when there is no
-** such table. */
-static int key_of(SyncCtx *c, const char *name, char **pOut) {
+/* The text sql's first row gives with ?1 bound to arg; *pOut NULL for no
+** row or a NULL. */
+static int one_text(SyncCtx *c, const char *sql, const char *arg, char **pOut) {
   *pOut = 0;
   sqlite3_stmt *s = 0;
-  int rc = sqlite3_prepare_v2(c->db,
-                              "SELECT group_concat(name, ', ') FROM (SELECT name FROM "
-                              "pragma_table_info(?1, 'main') WHERE pk > 0 ORDER BY pk)",
-                              -1, &s, 0);
+  int rc = sqlite3_prepare_v2(c->db, sql, -1, &s, 0);
   if (rc == SQLITE_OK) {
-    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 1, arg, -1, SQLITE_STATIC);
     if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
       *pOut = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
       if (!*pOut) rc = SQLITE_NOMEM;
@@ -66,6 +63,15 @@ static int key_of(SyncCtx *c, const char *name, char **pOut) {
     if (rc == SQLITE_OK) rc = rc2;
   }
   return rc;
+}
+
+/* The key columns of table name, as one text; *pOut NULL when there is no
+** such table. */
+static int key_of(SyncCtx *c, const char *name, char **pOut) {
+  return one_text(c,
+                  "SELECT group_concat(name, ', ') FROM (SELECT name FROM "
+                  "pragma_table_info(?1, 'main') WHERE pk > 0 ORDER BY pk)",
+                  name, pOut);
 }
 
 /* SQLITE_ERROR with the cause when table now's key is not keyBefore, the
@@ -87,21 +93,8 @@ static int key_kept(SyncCtx *c, const char *from, const char *now, const char *k
 /* The table a trigger named trig is on now (it follows an ALTER TABLE ...
 ** RENAME TO, and goes with a DROP TABLE): *pOut NULL when it is gone. */
 static int trigger_table(SyncCtx *c, const char *trig, char **pOut) {
-  *pOut = 0;
-  sqlite3_stmt *s = 0;
-  int rc = sqlite3_prepare_v2(
-      c->db, "SELECT tbl_name FROM main.sqlite_schema WHERE type = 'trigger' AND name = ?1", -1, &s,
-      0);
-  if (rc == SQLITE_OK) {
-    sqlite3_bind_text(s, 1, trig, -1, SQLITE_STATIC);
-    if (sqlite3_step(s) == SQLITE_ROW) {
-      *pOut = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
-      if (!*pOut) rc = SQLITE_NOMEM;
-    }
-    int rc2 = sqlite3_finalize(s);
-    if (rc == SQLITE_OK) rc = rc2;
-  }
-  return rc;
+  return one_text(c, "SELECT tbl_name FROM main.sqlite_schema WHERE type = 'trigger' AND name = ?1",
+                  trig, pOut);
 }
 
 /* Installs the triggers of table name again. */
