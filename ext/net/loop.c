@@ -17,7 +17,9 @@
 **
 ** Order rules that keep rejections from getting lost: a push and a pull
 ** never overlap, and events arriving while a push is out are held (the
-** transfer is paused) until its answer is acked. Otherwise a page whose
+** transfer is paused) until its answer is acked. A pull and the event
+** stream never overlap either (start_pull): a pull's answer may be older
+** than an event. Otherwise a page whose
 ** last_mutation_id covers the batch could drop it from the outbox before
 ** the answer that says which of its mutations were rejected. sync_push and
 ** sync_pull calls of the same process count as transfers too (the worker
@@ -356,7 +358,12 @@ static int push_send(Loop *w, sqlite3_int64 after) {
   return rc == 0;
 }
 
+/* The event stream closes while a pull is out and opens again from the
+** pull's cursor (schedule): an event applied meanwhile could be newer than
+** the pull's answer, which would then take the event's rows back and move
+** the cursor under a stream that goes on after them. */
 static void start_pull(Loop *w) {
+  chan_stop(w, CH_SSE);
   char *url = client_pull_url(w->c, w->url, w->client, &w->resync, w->pullLimit);
   w->pushedLast = 0;
   chan_start(w, CH_PULL, url, 0, 0);

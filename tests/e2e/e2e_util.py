@@ -219,6 +219,19 @@ class RelayProxy(http.server.ThreadingHTTPServer):
         """Answers h's request (body: the POST's, else None); as is by default."""
         h.answer(*h.forward(body))
 
+    def stream(self, h):
+        """Serves h's event stream: heartbeats only, by default."""
+        h.send_response(200)
+        h.send_header("Content-Type", "text/event-stream")
+        h.end_headers()
+        try:
+            while not self.done.wait(0.2):
+                h.wfile.write(b": heartbeat\n\n")
+                h.wfile.flush()
+        except OSError:
+            pass
+        h.close_connection = True
+
     def stop(self):
         self.done.set()
         self.shutdown()
@@ -252,17 +265,7 @@ class RelayHandler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         if self.path.startswith("/events"):
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.end_headers()
-            try:
-                while not self.server.done.wait(0.2):
-                    self.wfile.write(b": heartbeat\n\n")
-                    self.wfile.flush()
-            except OSError:
-                pass
-            self.close_connection = True
-            return
+            return self.server.stream(self)
         self.server.relay(self, None)
 
     def do_POST(self):
