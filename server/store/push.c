@@ -287,6 +287,22 @@ static int apply_one(store *s, dialect_conn *c, const catalog_table *t, const st
   return d->release ? d->release(c, err) : 0;
 }
 
+/* Under rules, an applied row its writer may not read (a todo handed to
+** another user, a message sent to one) is answered as none: the writer's
+** copy goes, as a reader's does when the row moves out (docs/RULES.md).
+** m's own pk serves a replayed outcome, which carries none (the rule
+** compares values, not their text). */
+static int hide_unreadable(const store *s, dialect_conn *c, const store_mutation *m,
+                           const store_user *u, wire_outcome *o, char **err) {
+  const catalog_table *t =
+      s->rules && o->applied && o->row ? catalog_table_find(&s->cat, m->table) : 0;
+  const rules_table *rt = t ? rules_find(s->rules, t) : 0;
+  int yes = 1;
+  if (rt && rules_check_row(s, c, rt, 0, o->pk ? o->pk : m->pk, u, &yes, err)) return -1;
+  o->hidden = !yes;
+  return 0;
+}
+
 /* One try at a batch, in one transaction. Returns 0 (committed), -1 (failed,
 ** *err set), or i + 1 when m[i] ended the transaction itself: its reason is
 ** moved to doomed[i], and the caller tries again, refusing m[i] unrun (1
@@ -306,7 +322,7 @@ static int attempt(store *s, dialect_conn *c, const store_user *u, const char *c
     const store_mutation *mu = &m[order[k]];
     wire_outcome *o = &res[order[k]];
     if (mu->id <= last) {
-      if (d->replay(c, client, mu->id, o, err)) return -1;
+      if (d->replay(c, client, mu->id, o, err) || hide_unreadable(s, c, mu, u, o, err)) return -1;
       continue;
     }
     const catalog_table *t = catalog_table_find(&s->cat, mu->table);
@@ -325,7 +341,9 @@ static int attempt(store *s, dialect_conn *c, const store_user *u, const char *c
       o->reason = 0;
       return order[k] + 1;
     }
-    if (rc || d->record(c, client, mu->id, o, t ? t->name : mu->table, err)) return -1;
+    if (rc || d->record(c, client, mu->id, o, t ? t->name : mu->table, err) ||
+        hide_unreadable(s, c, mu, u, o, err))
+      return -1;
     last = mu->id;
     if (o->version) {
       (*n_changed)++;

@@ -159,7 +159,8 @@ char *wire_results(const store_mutation *m, const wire_outcome *res, int n) {
     const wire_outcome *o = &res[i];
     sqlite3_str_appendf(out, "%s{\"id\":%lld,\"status\":", i ? "," : "", m[i].id);
     if (o->applied) {
-      sqlite3_str_appendf(out, "\"applied\",\"row\":%s,\"version\":", o->row ? o->row : "null");
+      sqlite3_str_appendf(
+          out, "\"applied\",\"row\":%s,\"version\":", o->row && !o->hidden ? o->row : "null");
       if (o->version)
         sqlite3_str_appendf(out, "%lld}", o->version);
       else

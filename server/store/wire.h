@@ -78,6 +78,7 @@ typedef struct wire_outcome {
   char *row;         /* the row's JSON after it; NULL: none (deleted, rejected) */
   char *pk;          /* canonical pk when applied, else the request's */
   long long version; /* 0: nothing changed */
+  int hidden;        /* under rules: the user may not read row, answered as none */
 } wire_outcome;
 
 void wire_outcome_clear(wire_outcome *o);

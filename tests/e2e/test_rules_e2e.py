@@ -154,6 +154,29 @@ class RulesE2ETest(E2ETest):
         self.assertEqual(self.rows(alice), [("a1", "his", "alice"), ("a2", "kept", "alice")])
         self.assertEqual(self.rows(bob), [])
 
+    def test_a_row_written_for_another_user_leaves_the_writer(self):
+        # anyone may leave a todo for anyone (a drop box), each reads only
+        # their own: the push answer takes the writer's copy away at once,
+        # an insert for bob and a todo alice hands to him alike
+        rules = json.loads(json.dumps(RULES))
+        rules["tables"]["todos"] = {"read": "owner = :sub", "write": "owner IS NOT NULL"}
+        with open(os.path.join(self.dir, "rules.json"), "w") as f:
+            f.write(json.dumps(rules))
+        self.srv.stop()
+        self.srv.start()
+        alice, bob = self.device("alice", "alice"), self.device("bob", "bob")
+        alice.execute("INSERT INTO todos VALUES ('a1', 'for bob', 'bob'), ('a2', 'mine', 'alice')")
+        alice.execute("SELECT sync_push()")
+        self.assertEqual(self.rows(alice), [("a2", "mine", "alice")])
+        alice.execute("UPDATE todos SET owner = 'bob' WHERE id = 'a2'")
+        alice.execute("SELECT sync_push()")
+        self.assertEqual(self.rows(alice), [])
+        for db in (alice, bob):
+            db.execute("SELECT sync_pull()")
+        self.assertEqual(self.rows(alice), [])
+        self.assertEqual(self.rows(bob), [("a1", "for bob", "bob"), ("a2", "mine", "bob")])
+        self.assertEqual(alice.execute("SELECT count(*) FROM sync_rejected").fetchone()[0], 0)
+
     def test_pending_edit_of_a_todo_moved_away(self):
         # alice edits her todo offline while an admin hands it to bob: her
         # pull takes it away, and her queued edit is rejected, not applied
