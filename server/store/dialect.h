@@ -142,7 +142,12 @@ typedef struct dialect {
   ** dialect logs those rows itself before it commits. */
   int (*log_touched)(dialect_conn *c, const catalog *cat, const catalog_table *t, const char *pk,
                      int *n_changed, int *n_deleted, char **err);
-  int (*compact)(dialect_conn *c, long long max_tombstones, char **err);
+  /* Purges the tombstones beyond the newest max_tombstones, raising the
+  ** horizon; purge[0..n_purge): statements that go with it, run before the
+  ** tombstones go (SQLite: the new horizon in parameter 2; PostgreSQL:
+  ** steps of its purge, the tombstones going named "d"). */
+  int (*compact)(dialect_conn *c, long long max_tombstones, const char *const *purge, int n_purge,
+                 char **err);
   int (*notify)(dialect_conn *c, char **err);
 
   /* Per client: read (and hold to commit) the last processed id, write the

@@ -177,6 +177,7 @@ static int pg_begin(dialect_conn *c, int what, char **err) {
   c->open = c->conflict = 0;
   c->n_logged = c->mark = c->n_refs = 0;
   c->compact = 0;
+  c->purge = 0, c->n_purge = 0;
   c->log_len = c->log_mark = 0;
   c->set_last = c->notify = c->begin_pending = c->flushed = 0;
   c->user[0] = c->user[1] = 0;
@@ -514,10 +515,12 @@ static int touched_log(dialect_conn *c, char **err) {
 ** waits for at its own commit: it skips the tombstones such a push has
 ** locked (it is writing them again, to be versioned above the horizon)
 ** rather than wait for it, so no lock cycle forms. */
-static int pg_compact(dialect_conn *c, long long max_tombstones, char **err) {
+static int pg_compact(dialect_conn *c, long long max_tombstones, const char *const *purge,
+                      int n_purge, char **err) {
   (void)err;
   if (c->owner->max_tombstones != max_tombstones) c->owner->max_tombstones = max_tombstones;
   c->compact = max_tombstones;
+  c->purge = purge, c->n_purge = n_purge;
   return 0;
 }
 

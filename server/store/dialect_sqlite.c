@@ -676,7 +676,8 @@ static int sq_log_touched(dialect_conn *c, const catalog *cat, const catalog_tab
   return 0;
 }
 
-static int sq_compact(dialect_conn *c, long long max_tombstones, char **err) {
+static int sq_compact(dialect_conn *c, long long max_tombstones, const char *const *purge,
+                      int n_purge, char **err) {
   sqlite3_stmt *st;
   if (prep(c->db,
            "SELECT version FROM _syncd_changes WHERE op = 'delete' ORDER BY version DESC"
@@ -689,6 +690,8 @@ static int sq_compact(dialect_conn *c, long long max_tombstones, char **err) {
   stmt_put(st);
   if (rc == SQLITE_DONE) return 0;
   if (rc != SQLITE_ROW) return fail(c->db, err);
+  for (int i = 0; i < n_purge; i++)
+    if (run(c->db, purge[i], 0, h, err)) return -1;
   if (run(c->db, "DELETE FROM _syncd_changes WHERE op = 'delete' AND version <= ?2", 0, h, err))
     return -1;
   return run(c->db, "UPDATE _syncd_state SET horizon = max(horizon, ?2)", 0, h, err);

@@ -52,6 +52,8 @@ struct dialect_conn {
   } * refs;
   int n_refs, cap_refs, n_logged, mark;
   long long compact;
+  const char *const *purge; /* the steps that go with it (dialect.h compact) */
+  int n_purge;
   /* The changes logged but not written yet: JSON objects, comma-separated
   ** (log_mark: its length at the savepoint). */
   char *log;

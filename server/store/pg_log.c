@@ -104,15 +104,26 @@ static const char write_versioned_sql[] =
     " SET op = excluded.op, row = excluded.row, version = excluded.version)"
     " SELECT base FROM v";
 
-/* Tombstones beyond $1, purged, raising the horizon. */
-static const char compact_sql[] =
+/* Tombstones beyond $1, purged (d: their keys, for the steps that go with
+** them, c->purge), raising the horizon. */
+static const char compact_head[] =
     "WITH h AS (SELECT version FROM _syncd_changes WHERE op = 'delete'"
     " ORDER BY version DESC LIMIT 1 OFFSET $1::bigint),"
     " d AS (DELETE FROM _syncd_changes WHERE (tbl, pk) IN (SELECT tbl, pk"
     " FROM _syncd_changes WHERE op = 'delete' AND version <= (SELECT version FROM h)"
-    " FOR UPDATE SKIP LOCKED))"
+    " FOR UPDATE SKIP LOCKED) RETURNING tbl, pk)";
+static const char compact_tail[] =
     " UPDATE _syncd_state SET horizon = greatest(horizon, (SELECT version FROM h))"
     " WHERE EXISTS (SELECT 1 FROM h)";
+
+static char *compact_sql(const dialect_conn *c) {
+  sqlite3_str *s = sqlite3_str_new(0);
+  sqlite3_str_appendall(s, compact_head);
+  for (int i = 0; i < c->n_purge; i++)
+    sqlite3_str_appendf(s, ", \"p%d\" AS (%s)", i, c->purge[i]);
+  sqlite3_str_appendall(s, compact_tail);
+  return sqlite3_str_finish(s);
+}
 
 /* Append the write of the changes gathered to steps. */
 static int flush_step(dialect_conn *c, pglog_commit *k, pgc_step *steps, int *n, char **err) {
@@ -156,14 +167,16 @@ int pglog_commit_steps(dialect_conn *c, pglog_commit *k, pgc_step *steps, int *n
   if (c->compact) {
     snprintf(k->off, sizeof k->off, "%lld", c->compact);
     k->p_compact[0] = k->off;
-    steps[(*n)++] = (pgc_step){compact_sql, 1, k->p_compact, 0};
+    if (!(k->compact = compact_sql(c))) return *err = wire_errf("out of memory"), -1;
+    steps[(*n)++] = (pgc_step){k->compact, 1, k->p_compact, 0};
   }
   return 0;
 }
 
 int pglog_commit_done(dialect_conn *c, pglog_commit *k, int ok, char **err) {
   sqlite3_free(k->json);
-  k->json = 0;
+  sqlite3_free(k->compact);
+  k->json = k->compact = 0;
   PGresult *r = k->versions;
   k->versions = 0;
   if (!r) return ok ? 0 : -1;

@@ -24,7 +24,7 @@ int pglog_flush(dialect_conn *c, char **err);
 
 /* What commit sends of the change log, kept until its pipeline ran. */
 typedef struct pglog_commit {
-  char *json;
+  char *json, *compact;
   char n[32], lo[32], hi[32], off[32];
   const char *p_flush[1], *p_versions[3], *p_compact[1];
   PGresult *versions;

@@ -186,9 +186,11 @@ static dialect_result apply_rows(const store *s, dialect_conn *c, const catalog_
   int changed = 0;
   dialect_result r = DIALECT_OK;
   if (rt && m->op != STORE_INSERT) r = allowed_before(s, c, t, rt, m, u, &o->reason, err);
-  /* the values the read rule judges, as they are before an update: a
-  ** reader of them gets a delete if the update moves the row away (pull.c) */
-  if (r == DIALECT_OK && rt && m->op == STORE_UPDATE && cols->n_set &&
+  /* the values the read rule judges, as they are before an update or a
+  ** delete: a reader of them gets a delete if the update moves the row
+  ** away, or if the key comes back with other values after the delete
+  ** (the change log keeps only the insert) (pull.c) */
+  if (r == DIALECT_OK && rt && ((m->op == STORE_UPDATE && cols->n_set) || m->op == STORE_DELETE) &&
       rules_was(s, c, rt, RULES_WAS_KEEP, m->pk, err))
     r = DIALECT_FATAL;
   if (r == DIALECT_OK && m->op == STORE_UPDATE && cols->n_set == 0) {
@@ -209,9 +211,6 @@ static dialect_result apply_rows(const store *s, dialect_conn *c, const catalog_
     if (r == DIALECT_OK && rt) r = allowed(s, c, rt, o->pk, u, &o->reason, err);
     if (r == DIALECT_OK && rt && rules_was(s, c, rt, RULES_WAS_DROP, o->pk, err)) r = DIALECT_FATAL;
   }
-  if (r == DIALECT_OK && rt && changed && m->op == STORE_DELETE &&
-      rules_was(s, c, rt, RULES_WAS_FORGET, del_pk, err))
-    r = DIALECT_FATAL;
   if (r == DIALECT_OK && changed) {
     const char *pk = m->op == STORE_DELETE ? del_pk : o->pk;
     if (d->log_change(c, t->name, pk, o->row, &o->version, err)) r = DIALECT_FATAL;
@@ -359,7 +358,9 @@ static int attempt(store *s, dialect_conn *c, const store_user *u, const char *c
   if (d->client_set_last(c, client, last, err) ||
       (first / STORE_PRUNE_EVERY != last / STORE_PRUNE_EVERY &&
        d->prune(c, client, STORE_KEEP_OUTCOMES, err)) ||
-      (n_deleted && s->max_tombstones > 0 && d->compact(c, s->max_tombstones, err)) ||
+      (n_deleted && s->max_tombstones > 0 &&
+       d->compact(c, s->max_tombstones, s->rules ? s->rules->purge : 0,
+                  s->rules ? s->rules->n_purge : 0, err)) ||
       (*n_changed && d->notify && d->notify(c, err)))
     return -1;
   return d->commit(c, err) ? -1 : 0;

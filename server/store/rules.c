@@ -32,18 +32,24 @@ static char *text(jspan v) {
   return z;
 }
 
-/* "<alias>.<each key column of t> = <its value in parameter 1> AND ". */
-static void key_match(sqlite3_str *s, const catalog_table *t, const char *alias, int pg) {
+/* "<alias>.<each key column of t> = <its value in the key JSON src> AND "
+** (src: parameter 1 unless given). */
+static void key_match_from(sqlite3_str *s, const catalog_table *t, const char *alias, int pg,
+                           const char *src) {
   for (int k = 0; k < t->n_pk; k++) {
     const char *c = t->cols[t->pk[k]].name;
     if (pg)
       sqlite3_str_appendf(
-          s, "\"%w\".\"%w\" = (jsonb_populate_record(NULL::\"%w\", $1::jsonb)).\"%w\" AND ", alias,
-          c, t->name, c);
+          s, "\"%w\".\"%w\" = (jsonb_populate_record(NULL::\"%w\", %s::jsonb)).\"%w\" AND ", alias,
+          c, t->name, src ? src : "$1", c);
     else
-      sqlite3_str_appendf(s, "\"%w\".\"%w\" = json_extract(?1, %Q) AND ", alias, c,
-                          t->cols[t->pk[k]].key);
+      sqlite3_str_appendf(s, "\"%w\".\"%w\" = json_extract(%s, %Q) AND ", alias, c,
+                          src ? src : "?1", t->cols[t->pk[k]].key);
   }
+}
+
+static void key_match(sqlite3_str *s, const catalog_table *t, const char *alias, int pg) {
+  key_match_from(s, t, alias, pg, 0);
 }
 
 /* SELECT EXISTS(the row of t keyed by parameter 1 AND cond). */
@@ -135,9 +141,26 @@ static int was_sql(rules_table *rt, int pg) {
   key_match(s[3], t, t->name, pg);
   same_values(s[3], t, cols, n, was, t->name, pg);
   sqlite3_str_appendall(s[3], ")");
-  sqlite3_str_appendf(s[4], "DELETE FROM \"%w\" WHERE ", was);
-  key_match(s[4], t, was, pg);
-  sqlite3_str_appendall(s[4], "true");
+  /* the values of the keys whose tombstones the compaction purges (the
+  ** horizon in parameter 2 on SQLite; on PostgreSQL a step of its purge,
+  ** which names those tombstones "d", pg_log.c) */
+  if (pg) {
+    sqlite3_str_appendf(s[4],
+                        "DELETE FROM \"%w\" AS \"w\" USING \"d\" WHERE \"d\".\"tbl\" = %Q AND ",
+                        was, t->name);
+    key_match_from(s[4], t, "w", pg, "\"d\".\"pk\"");
+    sqlite3_str_appendall(s[4], "true");
+  } else {
+    sqlite3_str_appendf(s[4],
+                        "DELETE FROM \"%w\" WHERE rowid IN (SELECT \"w\".rowid FROM _syncd_changes"
+                        " AS \"d\" JOIN \"%w\" AS \"w\" ON ",
+                        was, was);
+    key_match_from(s[4], t, "w", pg, "\"d\".\"pk\"");
+    sqlite3_str_appendf(s[4],
+                        "true WHERE \"d\".op = 'delete' AND \"d\".version <= ?2"
+                        " AND \"d\".tbl = %Q)",
+                        t->name);
+  }
   /* read's columns are written qualified by t's name: the copy takes it */
   sqlite3_str_appendf(s[5], "SELECT EXISTS(SELECT 1 FROM \"%w\" AS \"%w\" WHERE ", was, t->name);
   key_match(s[5], t, t->name, pg);
@@ -145,7 +168,7 @@ static int was_sql(rules_table *rt, int pg) {
   sqlite3_free(was);
   sqlite3_free(cols);
   char **out[7] = {&rt->was_create, &rt->was_probe, &rt->was_keep, &rt->was_drop,
-                   &rt->was_forget, &rt->was_check, &rt->was_index};
+                   &rt->was_purge,  &rt->was_check, &rt->was_index};
   int bad = 0;
   for (int i = 0; i < 7; i++)
     if (!(*out[i] = sqlite3_str_finish(s[i]))) bad = 1;
@@ -254,6 +277,10 @@ rules *rules_load(const catalog *cat, const char *json, int pg, char **err) {
     for (int k = 0; k < r->tables[i].read_params.n_selects; k++)
       for (int j = 0; j < r->n; j++)
         if (r->tables[j].t == r->tables[i].read_params.selects[k]) r->tables[j].membership = 1;
+  if (!*err && r->n && !(r->purge = sqlite3_malloc64(sizeof *r->purge * (size_t)r->n)))
+    *err = sqlite3_mprintf("out of memory");
+  for (int i = 0; !*err && i < r->n; i++)
+    if (r->tables[i].was_purge) r->purge[r->n_purge++] = r->tables[i].was_purge;
   if (*err) rules_free(r), r = 0;
   return r;
 }
@@ -324,11 +351,12 @@ void rules_free(rules *r) {
     sqlite3_free(rt->was_probe);
     sqlite3_free(rt->was_keep);
     sqlite3_free(rt->was_drop);
-    sqlite3_free(rt->was_forget);
+    sqlite3_free(rt->was_purge);
     sqlite3_free(rt->was_check);
     params_free(&rt->read_params);
     params_free(&rt->write_params);
   }
   sqlite3_free(r->tables);
+  sqlite3_free(r->purge);
   sqlite3_free(r);
 }

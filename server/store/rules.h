@@ -26,13 +26,15 @@ typedef struct rules_table {
   char *was_create, *was_index, *was_probe; /* at startup */
   char *was_keep;                           /* before an update: its values now, unless kept */
   char *was_drop;                           /* after it: its values now are not former ones */
-  char *was_forget;                         /* after a delete: every former value */
-  char *was_check;                          /* a former value passes read */
+  char *was_purge; /* with a compaction: the values of keys whose tombstones go */
+  char *was_check; /* a former value passes read */
 } rules_table;
 
 typedef struct rules {
   rules_table *tables;
   int n;
+  const char **purge; /* the tables' was_purge, for the dialect's compact */
+  int n_purge;
 } rules;
 
 /* Parse the rules file's text against cat; pg: render for PostgreSQL

@@ -33,9 +33,7 @@ int rules_check_row(const store *s, dialect_conn *c, const rules_table *rt, int 
 
 int rules_was(const store *s, dialect_conn *c, const rules_table *rt, int what, const char *pk,
               char **err) {
-  const char *sql = what == RULES_WAS_KEEP   ? rt->was_keep
-                    : what == RULES_WAS_DROP ? rt->was_drop
-                                             : rt->was_forget;
+  const char *sql = what == RULES_WAS_KEEP ? rt->was_keep : rt->was_drop;
   int yes = 0;
   return sql ? s->d->select_bool(c, sql, &pk, 1, &yes, err) : 0;
 }

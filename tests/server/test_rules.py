@@ -458,6 +458,60 @@ class RulesTests(ManySyncd):
             ops += [(c["op"], c["pk"]["id"]) for c in page["changes"]]
         self.assertIn(("delete", "t2"), ops)
 
+    def store_rows(self, sql):
+        """The rows sql selects from the storage itself (not through syncd)."""
+        if self.backend == "sqlite":
+            import sqlite3
+            db = sqlite3.connect(self.args[1])
+            try:
+                return [tuple(str(v) for v in r) for r in db.execute(sql)]
+            finally:
+                db.close()
+        out = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-F", "|", "-v", "ON_ERROR_STOP=1",
+                              self.args[1], "-c", sql], check=True, capture_output=True, text=True)
+        return [tuple(line.split("|")) for line in out.stdout.splitlines() if line]
+
+    def test_delete_and_insert_again_moves_the_row(self):
+        # the change log keeps only the insert of a key deleted and inserted
+        # again, for another user: its former reader still gets a delete,
+        # in one push or two; the former values of a deleted key go when
+        # its tombstone is purged
+        rules = json.loads(json.dumps(RULES))
+        rules["tables"]["todos"]["write"] = "owner = :sub OR :claim_role = 'admin'"
+        s = self.server(rules, more=["--max-tombstones", "2"])
+        alice, bob = self.as_user("alice"), self.as_user("bob")
+        admin = self.as_user("root", role="admin")
+        self.push(s, alice, "a1", [ins(1, "todos", id="t1", owner="alice"),
+                                   ins(2, "todos", id="t2", owner="alice")])
+        _, alice_cursor = self.seen(s, alice, "a1")
+        _, bob_cursor = self.seen(s, bob, "b1")
+        res = self.push(s, admin, "r1", [dele(1, "todos", {"id": "t1"}),
+                                         ins(2, "todos", id="t1", owner="bob", title="again")])
+        self.assertEqual([r["status"] for r in res], ["applied", "applied"], res)
+        res = self.push(s, admin, "r1", [dele(3, "todos", {"id": "t2"})])
+        res += self.push(s, admin, "r1", [ins(4, "todos", id="t2", owner="bob")])
+        self.assertEqual([r["status"] for r in res], ["applied", "applied"], res)
+
+        def pulled(user, client, cursor):
+            q = urllib.parse.urlencode({"client_id": client, "cursor": cursor})
+            status, _, page = s.request("GET", "/pull?" + q, headers=user)
+            self.assertEqual(status, 200, page)
+            return {(c["op"], c["pk"]["id"]) for c in page["changes"]}
+        self.assertEqual(pulled(alice, "a1", alice_cursor), {("delete", "t1"), ("delete", "t2")})
+        self.assertEqual(pulled(bob, "b1", bob_cursor), {("upsert", "t1"), ("upsert", "t2")})
+        # a key deleted for good: its former values stay while its
+        # tombstone does, and go with it (the two newest are kept)
+        self.push(s, alice, "a1", [ins(3, "todos", id="t3", owner="alice")])
+        self.push(s, admin, "r1", [dele(5, "todos", {"id": "t3"})])
+        was = "SELECT id, owner FROM _syncd_was_todos WHERE id = 't3'"
+        self.assertEqual(self.store_rows(was), [("t3", "alice")])
+        for i, key in enumerate(("t8", "t9")):
+            self.push(s, admin, "r1", [ins(6 + 2 * i, "todos", id=key, owner="x"),
+                                       dele(7 + 2 * i, "todos", {"id": key})])
+        self.assertEqual(self.store_rows(was), [])
+        self.assertEqual(self.store_rows("SELECT count(*) FROM _syncd_was_todos WHERE id IN"
+                                         " ('t8', 't9')"), [("2",)])
+
     def test_project_change_moves_the_task(self):
         # a read rule through membership: a task moved from alice's project
         # to bob's leaves her and reaches him
