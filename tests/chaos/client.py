@@ -62,9 +62,9 @@ def main():
     db.execute("SELECT sync_config('batch_size', ?)", (rnd.choice((1, 3, 10, 50)),)).fetchone()
     db.execute("SELECT sync_config('pull_limit', ?)", (rnd.choice((3, 1000)),)).fetchone()
     db.execute("SELECT sync_config('sse_stall_ms', 3000)").fetchone()
-    # verification while others write: each one finds the server moved on
-    # and pulls, beside the event stream
-    db.execute("SELECT sync_config('verify_interval_s', ?)", (rnd.choice((1, 2, 300)),)).fetchone()
+    # the worker's verification while others write (it finds the server
+    # moved on and pulls), or none, so that a repair cannot hide a fault
+    db.execute("SELECT sync_config('verify_interval_s', ?)", (rnd.choice((0, 1, 300)),)).fetchone()
     db.execute("SELECT sync_start()").fetchone()
     print("ready", flush=True)
     while db.execute("SELECT count(*) FROM chaos_log").fetchone()[0] < target:
