@@ -14,7 +14,9 @@
 #   make converge-rules the same with two users and syncd --rules
 #                       (tests/converge/rules_run.py), one run per seed of
 #                       SEEDS (default 1-10); RULES_FLAGS passes more options
-#                       ("--owner-change"); test-converge runs a few seeds of it
+#                       ("--owner-change"); test-converge runs a few seeds of it,
+#                       with and without --owner-change, and the logs of the
+#                       failures it found (rules_cases/*.json)
 #
 # CONVERGE_FLAGS passes more options to tests/converge/run.py (say
 # "--no-replace --no-swaps" while those defects are open, or "--shrink").
@@ -36,6 +38,8 @@ test-converge: $(EXT) server/syncd
 	$(CONVERGE_RUN) --seeds "1 2" --clients 1 $(CONVERGE_FLAGS) || fail=1; \
 	$(CONVERGE_RUN) --seed 3 --clients 1 --worker $(CONVERGE_FLAGS) || fail=1; \
 	$(RULES_RUN) --seeds "1 2 3 4 5" $(RULES_FLAGS) || fail=1; \
+	$(RULES_RUN) --seeds "1 2 3" --owner-change || fail=1; \
+	$(RULES_RUN) --replay tests/converge/rules_cases/*.json || fail=1; \
 	[ $$fail = 0 ]
 
 converge: $(EXT) server/syncd

@@ -32,9 +32,9 @@ online. The key pools are split by user (alice's todos a*, her projects
 pa*; bob's b*, pb*) so an attack is one whatever happened before; tasks
 share one pool. With --owner-change alice's token carries role=admin and
 the log also gives todos away (alice to bob) and moves tasks between
-projects: a row's own columns change who may read it, which needs move-out
-on a row's own change (docs/RULES.md, "What this does not do yet"), so it
-is off by default.
+projects: a row's own columns change who may read it (move-out on a row's
+own change, docs/RULES.md), and a todo alice inserts for bob leaves her
+device with the push's answer.
 
 Checks:
   - after each attack made online by a manual client, that client pushes at
