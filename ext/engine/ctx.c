@@ -332,6 +332,18 @@ int ctx_meta_del(SyncCtx *c, const char *key) {
   return ctx_run(c, s);
 }
 
+int ctx_room(void *pArray, int *pCap, int n, size_t size) {
+  if (n < *pCap) return SQLITE_OK;
+  void *a;
+  memcpy(&a, pArray, sizeof a);
+  int cap = *pCap ? *pCap * 2 : 8;
+  a = sqlite3_realloc64(a, size * (sqlite3_uint64)cap);
+  if (!a) return SQLITE_NOMEM;
+  memcpy(pArray, &a, sizeof a);
+  *pCap = cap;
+  return SQLITE_OK;
+}
+
 /* A write by a caller outside any transaction (the worker, sync_push,
 ** sync_pull) takes the write lock first with BEGIN IMMEDIATE, which the
 ** busy handler waits for: a deferred transaction that read first could fail

@@ -6,6 +6,8 @@
 #ifndef SYNC_CTX_H
 #define SYNC_CTX_H
 
+#include <stddef.h>
+
 #include "sqlite_api.h"
 
 /* Statements every connection caches, prepared on first use. */
@@ -85,5 +87,9 @@ int ctx_json_is(SyncCtx *, const char *json, const char *path, const char *type)
 char *ctx_meta_get(SyncCtx *, const char *key);
 int ctx_meta_set(SyncCtx *, const char *key, const char *value);
 int ctx_meta_del(SyncCtx *, const char *key);
+/* Room for element n of the array *pArray (a T **) of *pCap elements of
+** size bytes: doubles it (first 8) when n has reached *pCap. SQLITE_OK or
+** SQLITE_NOMEM (the array as it was). */
+int ctx_room(void *pArray, int *pCap, int n, size_t size);
 
 #endif

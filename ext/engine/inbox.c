@@ -45,12 +45,7 @@
 #include <string.h>
 
 int settle_add(Settle *st, SyncTable *t, int chg, const char *key, const char *row, int nRow) {
-  if (st->n == st->cap) {
-    int cap = st->cap ? st->cap * 2 : 8;
-    Deferred *a = sqlite3_realloc64(st->a, sizeof *a * (sqlite3_uint64)cap);
-    if (!a) return SQLITE_NOMEM;
-    st->a = a, st->cap = cap;
-  }
+  if (ctx_room(&st->a, &st->cap, st->n, sizeof *st->a)) return SQLITE_NOMEM;
   Deferred *d = &st->a[st->n];
   d->t = t, d->chg = chg;
   d->key = sqlite3_mprintf("%s", key);
@@ -436,12 +431,7 @@ void putoff_drop(PutOffs *po, SyncTable *t, const char *key) {
 
 int putoff_add(PutOffs *po, SyncTable *t, int chg, const char *key, jspan pk, jspan ver) {
   putoff_drop(po, t, key);
-  if (po->n == po->cap) {
-    int cap = po->cap ? po->cap * 2 : 8;
-    PutOff *a = sqlite3_realloc64(po->a, sizeof *a * (sqlite3_uint64)cap);
-    if (!a) return SQLITE_NOMEM;
-    po->a = a, po->cap = cap;
-  }
+  if (ctx_room(&po->a, &po->cap, po->n, sizeof *po->a)) return SQLITE_NOMEM;
   PutOff *o = &po->a[po->n];
   o->t = t, o->chg = chg;
   o->key = sqlite3_mprintf("%s", key);

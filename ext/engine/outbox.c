@@ -681,15 +681,7 @@ int outbox_confirm_upto(SyncCtx *c, const char *rejected, int nRejected, sqlite3
   sqlite3_int64 *ids = 0;
   int n = 0, cap = 0;
   while (sqlite3_step(s) == SQLITE_ROW) {
-    if (n == cap) {
-      cap = cap ? cap * 2 : 64;
-      sqlite3_int64 *more = sqlite3_realloc64(ids, sizeof *ids * (sqlite3_uint64)cap);
-      if (!more) {
-        rc = SQLITE_NOMEM;
-        break;
-      }
-      ids = more;
-    }
+    if ((rc = ctx_room(&ids, &cap, n, sizeof *ids)) != SQLITE_OK) break;
     ids[n++] = sqlite3_column_int64(s, 0);
   }
   sqlite3_reset(s);

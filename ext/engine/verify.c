@@ -77,12 +77,7 @@ typedef struct Scan {
 } Scan;
 
 static int push(Queue *q, int depth, uint64_t prefix) {
-  if (q->n == q->cap) {
-    int cap = q->cap ? q->cap * 2 : 64;
-    Item *a = sqlite3_realloc64(q->a, sizeof *a * (size_t)cap);
-    if (!a) return SQLITE_NOMEM;
-    q->a = a, q->cap = cap;
-  }
+  if (ctx_room(&q->a, &q->cap, q->n, sizeof *q->a)) return SQLITE_NOMEM;
   q->a[q->n++] = (Item){depth, prefix};
   return SQLITE_OK;
 }
@@ -268,15 +263,7 @@ static int pending_keys(Verify *v, uint64_t **pOut, int *pN) {
       rc = SQLITE_NOMEM;
       break;
     }
-    if (n == cap) {
-      cap = cap ? cap * 2 : 64;
-      uint64_t *m = sqlite3_realloc64(a, sizeof *a * (size_t)cap);
-      if (!m) {
-        rc = SQLITE_NOMEM;
-        break;
-      }
-      a = m;
-    }
+    if ((rc = ctx_room(&a, &cap, n, sizeof *a)) != SQLITE_OK) break;
     a[n++] = fphash_key(sum);
   }
   sqlite3_finalize(s);
@@ -499,15 +486,7 @@ static int take_rows(Verify *v, jspan rows, char **pzErr) {
       rc = SQLITE_NOMEM;
       break;
     }
-    if (n == cap) {
-      cap = cap ? cap * 2 : 64;
-      Row *m = sqlite3_realloc64(srv, sizeof *m * (size_t)cap);
-      if (!m) {
-        rc = SQLITE_NOMEM;
-        break;
-      }
-      srv = m;
-    }
+    if ((rc = ctx_room(&srv, &cap, n, sizeof *srv)) != SQLITE_OK) break;
     uint64_t kh = fphash_key(ks);
     srv[n++] = (Row){kh, fphash_row(kh, rs), 0, pk, row};
   }
