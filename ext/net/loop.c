@@ -16,22 +16,20 @@
 ** token) is decided here.
 **
 ** Order rules that keep rejections from getting lost: a push and a pull
-** never overlap, and events arriving while a push is out are held (the
-** transfer is paused) until its answer is acked. A pull and the event
-** stream never overlap either (start_pull): a pull's answer may be older
-** than an event. Otherwise a page whose
-** last_mutation_id covers the batch could drop it from the outbox before
-** the answer that says which of its mutations were rejected. sync_push and
-** sync_pull calls of the same process count as transfers too (the worker
-** waits for them, they wait for its transfer under way); across processes
-** only one side runs a worker, but a sync_push in another process is not
-** ordered with it. Events never confirm mutations (APPLY_EVENT: their
-** last_mutation_id is ignored): they carry no "rejected" list, so after a
-** lost push answer only the retried push or a pull (with pending_from)
-** resolves the batch. A drain keeps a push out all along: the next batch
-** goes before the previous answer is acked (done_push), which is acked
-** with its own batch's last id so that it cannot resolve the batch sent
-** after it.
+** never overlap (nor a pull and the event stream, start_pull), and events
+** arriving while a push is out are held (the transfer is paused) until its
+** answer is acked. Otherwise a page whose last_mutation_id covers the batch
+** could drop it from the outbox before the answer that says which of its
+** mutations were rejected. sync_push and sync_pull calls of the same process
+** count as transfers too (the worker waits for them, they wait for its
+** transfer under way); across processes only one side runs a worker, but a
+** sync_push in another process is not ordered with it. Events never confirm
+** mutations (APPLY_EVENT: their last_mutation_id is ignored): they carry no
+** "rejected" list, so after a lost push answer only the retried push or a
+** pull (with pending_from) resolves the batch. A drain keeps a push out all
+** along: the next batch goes before the previous answer is acked
+** (done_push), which is acked with its own batch's last id so that it cannot
+** resolve the batch sent after it.
 **
 ** Each retry loop has its own backoff (backoff.h): network errors make the
 ** worker offline until /health answers; 5xx, 429 and other 4xx retry after
@@ -137,13 +135,6 @@ static void set_error(Loop *w, const char *fmt, ...) {
   va_end(ap);
 }
 
-/* Moves a new error to the site; the caller holds s->mu. */
-static void error_move(Loop *w) {
-  if (!w->err) return;
-  site_show_error(w->site, w->err);
-  w->err = 0;
-}
-
 /* Nothing starts: a 401/403 waits for a token, a stuck client for help. */
 static int halted(Loop *w) {
   return w->authBlocked || w->stuck;
@@ -177,7 +168,10 @@ static void publish_status(Loop *w) {
   s->sse = w->sseUp;
   s->nextRetryAt = halted(w) || w->forced ? 0 : next;
   if (w->authBlocked && s->tokenGen == w->tokenGen) s->needsToken = 1; /* with state, one lock */
-  error_move(w);
+  if (w->err) { /* a new error moves to the site */
+    site_show_error(s, w->err);
+    w->err = 0;
+  }
   if (!failing && !halted(w) && w->online) site_show_error(s, 0);
   pthread_mutex_unlock(&s->mu);
 }
@@ -358,10 +352,8 @@ static int push_send(Loop *w, sqlite3_int64 after) {
   return rc == 0;
 }
 
-/* The event stream closes while a pull is out and opens again from the
-** pull's cursor (schedule): an event applied meanwhile could be newer than
-** the pull's answer, which would then take the event's rows back and move
-** the cursor under a stream that goes on after them. */
+/* The event stream closes while a pull is out and opens again from its
+** cursor: an event applied meanwhile could be newer than the pull's answer. */
 static void start_pull(Loop *w) {
   chan_stop(w, CH_SSE);
   char *url = client_pull_url(w->c, w->url, w->client, &w->resync, w->pullLimit);
