@@ -63,7 +63,7 @@ typedef struct stream {
   int ended;               /* the last bytes (a gzip member's end) are out */
   char *buf;               /* the event being written (deflated, with gzip) */
   size_t len, off;
-  struct timespec sent; /* when buf was last filled: the heartbeat counts from it */
+  struct timespec sent;       /* when buf was last filled: the heartbeat counts from it */
   struct stream *prev, *next; /* on the waiting list or the queue (under mu) */
 } stream;
 
@@ -75,7 +75,7 @@ typedef struct stream_list {
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t work = PTHREAD_COND_INITIALIZER; /* the queue has streams */
-static pthread_cond_t tick;                             /* the ticker's (monotonic) */
+static pthread_cond_t tick;                            /* the ticker's (monotonic) */
 static stream_list waiting, queue;
 static unsigned long long generation; /* bumped on every notify */
 static int running, stopping;

@@ -43,11 +43,11 @@ typedef struct request {
   const server_ctx *ctx;
   struct MHD_Connection *c;
   const struct route *route;
-  work_item job;              /* while a worker runs route */
-  struct MHD_Response *resp;  /* the answer recorded, not yet queued */
-  int handed;                 /* the route ran, or runs on a worker */
-  int stream;                 /* resp is an event stream */
-  sqlite3_str *body; /* NULL until data arrives; freed when over the limit */
+  work_item job;             /* while a worker runs route */
+  struct MHD_Response *resp; /* the answer recorded, not yet queued */
+  int handed;                /* the route ran, or runs on a worker */
+  int stream;                /* resp is an event stream */
+  sqlite3_str *body;         /* NULL until data arrives; freed when over the limit */
   size_t n;
   int keep_body; /* POST /push: other bodies are read and dropped */
   int too_big;

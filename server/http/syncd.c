@@ -313,8 +313,7 @@ int main(int argc, char **argv) {
   ** a stream waits suspended, not in a thread of its own (events.c), and
   ** requests that wait on storage go to work.c's threads. */
   struct MHD_Daemon *d = MHD_start_daemon(
-      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME |
-          MHD_USE_ERROR_LOG,
+      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
       0, 0, 0, routes_handle, &ctx, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned int)max_conn, MHD_OPTION_CONNECTION_TIMEOUT,
       (unsigned int)ctx.timeout, MHD_OPTION_NOTIFY_COMPLETED, routes_completed, &ctx,
