@@ -34,9 +34,12 @@
 ** A stream opened with a JWT ends when the token expires (its exp plus
 ** the leeway): the client reconnects with a renewed one, or gets a 401.
 */
+#include <errno.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "value.h"
 #include "compress.h"
@@ -46,6 +49,7 @@
 
 #define EVENT_PAGE 1000
 #define TICK_MS 100
+#define EVENT_NICE 10 /* how much nicer the event workers are than syncd */
 
 typedef struct stream {
   store *st;
@@ -224,6 +228,16 @@ static int fill(stream *s) {
 
 static void *worker(void *unused) {
   (void)unused;
+#ifdef __linux__
+  /* Linux gives each thread its own nice value: a fan-out to thousands of
+  ** streams is thousands of pulls, and the polling thread (every /health,
+  ** every answer, every event written) and the request workers must win
+  ** the CPU from them, or they wait the fan-out out (bench/RESULTS.md,
+  ** "Live clients"). Failing to lower it is harmless. */
+  errno = 0;
+  int nice = getpriority(PRIO_PROCESS, (id_t)gettid());
+  if (!errno) (void)setpriority(PRIO_PROCESS, (id_t)gettid(), nice + EVENT_NICE);
+#endif
   pthread_mutex_lock(&mu);
   for (;;) {
     while (!queue.head && !stopping)

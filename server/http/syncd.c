@@ -41,6 +41,10 @@
 /* The threads that answer requests waiting on storage (work.c): about
 ** storage's pool of connections, so a request rarely waits for both. */
 #define REQUEST_WORKERS 8
+/* libmicrohttpd's polling threads, each with its own share of the
+** connections: while one writes an event to thousands of streams, a
+** request on the other is not kept waiting behind them. */
+#define POLL_THREADS 2
 
 static void usage(void) {
   fprintf(stderr, "usage: syncd --listen HOST:PORT --schema FILE (--db FILE | --pg URL)\n"
@@ -317,7 +321,8 @@ int main(int argc, char **argv) {
       0, 0, 0, routes_handle, &ctx, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned int)max_conn, MHD_OPTION_CONNECTION_TIMEOUT,
       (unsigned int)ctx.timeout, MHD_OPTION_NOTIFY_COMPLETED, routes_completed, &ctx,
-      MHD_OPTION_NOTIFY_CONNECTION, conns_notify, NULL, MHD_OPTION_END);
+      MHD_OPTION_NOTIFY_CONNECTION, conns_notify, NULL, MHD_OPTION_THREAD_POOL_SIZE,
+      (unsigned)POLL_THREADS, MHD_OPTION_END);
   if (!d) {
     fprintf(stderr, "syncd: cannot listen on %s\n", listen);
     work_stop();
