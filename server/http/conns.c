@@ -27,10 +27,11 @@
 **     streams everyone shares. A client with a stream of its own replaces
 **     its oldest then; another client of the user is refused (which of the
 **     user's devices should lose its stream is not ours to pick).
-** A connection is closed with shutdown(2) on its socket: its own thread
-** then sees the end of input and MHD closes it normally; a replaced
-** stream's thread is blocked in its content reader instead, so events.c
-** wakes it and it asks conns_cut. Requests being answered are never cut.
+** A connection is closed with shutdown(2) on its socket: libmicrohttpd's
+** polling thread then sees the end of input and closes it normally; a
+** replaced stream waits suspended instead, its socket unwatched, so
+** events.c hands it to a worker, which asks conns_cut and ends it.
+** Requests being answered are never cut.
 */
 #include "conns.h"
 
@@ -107,7 +108,7 @@ static conn *victim(const conn *spared, long long now) {
 
 /* Over the cap less the reserve: make room, sparing spared (NULL: none).
 ** Only connections not yet shut down count: those already cut are closing
-** (their threads see the end of input), and counting them until then made
+** (libmicrohttpd sees the end of input), and counting them until then made
 ** every tick cut each newcomer still sending its head (a /health probe, a
 ** push) while a pile of cut connections was being closed. They are
 ** counted as they come and go: with thousands of streams open, a walk of

@@ -8,13 +8,13 @@
 ** Bodies are read up to --max-body bytes; beyond that the rest is drained
 ** and discarded and the answer is 413.
 **
-** Handlers run on libmicrohttpd's one polling thread, which serves every
-** connection: what needs no storage (/health, refusals at the head,
+** Handlers run on a libmicrohttpd polling thread, which serves its share
+** of the connections: what needs no storage (/health, refusals at the head,
 ** bodies) is answered there, and a request that waits on storage (every
 ** route of the table below) is handed to work.c's threads with its
 ** connection suspended. Either way an answer is only recorded in the
-** request (answer()) and queued by the polling thread (flush()), the one
-** thread libmicrohttpd lets queue it.
+** request (answer()) and queued by the connection's polling thread
+** (flush()): libmicrohttpd lets only the handler queue it.
 */
 #include <errno.h>
 #include <stdio.h>

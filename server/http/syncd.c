@@ -313,9 +313,10 @@ int main(int argc, char **argv) {
     store_close(ctx.st);
     return 1;
   }
-  /* One polling thread serves every connection (epoll where there is one):
-  ** a stream waits suspended, not in a thread of its own (events.c), and
-  ** requests that wait on storage go to work.c's threads. */
+  /* POLL_THREADS polling threads serve every connection (epoll where there
+  ** is one): a stream waits suspended, not in a thread of its own
+  ** (events.c), and requests that wait on storage go to work.c's threads
+  ** (docs/ARCHITECTURE.md, "syncd's threads"). */
   struct MHD_Daemon *d = MHD_start_daemon(
       MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
       0, 0, 0, routes_handle, &ctx, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,

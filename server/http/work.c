@@ -1,10 +1,11 @@
 /*
 ** work.c: the threads that run syncd's blocking requests (work.h).
 **
-** libmicrohttpd serves every connection from one polling thread (syncd.c),
-** so a handler that waits on storage (/push, /pull, /verify, opening an
-** event stream) would stall every other connection and every stream
-** meanwhile. Such a request's connection is suspended instead, handed to
+** libmicrohttpd serves every connection from a few polling threads
+** (syncd.c), so a handler that waits on storage (/push, /pull, /verify,
+** opening an event stream) would stall every other connection of its
+** thread, and every stream's event, meanwhile. Such a request's connection is suspended instead,
+*handed to
 ** one of a fixed number of workers here, and resumed when its answer is
 ** ready; its handler, called again, queues it. The workers take requests
 ** in arrival order; storage's own pool bounds how many run at once anyway.

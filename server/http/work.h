@@ -1,7 +1,7 @@
 /*
 ** work.h: a fixed set of threads that run syncd's blocking requests (the
-** ones that wait on storage) while libmicrohttpd's one polling thread goes
-** on serving every other connection (work.c).
+** ones that wait on storage) while libmicrohttpd's polling threads go on
+** serving every other connection (work.c).
 */
 #ifndef SYNCD_WORK_H
 #define SYNCD_WORK_H
