@@ -16,6 +16,10 @@ previous one reached every stream:
             the read in which that stream's "event: changes" arrived
             (so it includes the push's own time, and this client's time
             to get round N sockets on one thread: an upper bound)
+  --gzip    the streams ask for gzip (Accept-Encoding), as the extension
+            does unless its compress setting is off: each keeps a deflate
+            state in syncd
+
   health    GET /health, and POST /push of an empty batch, from a second
             process, one after the other every 50 ms while the changes go
             out (and between them): their latency
@@ -36,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
@@ -146,9 +151,12 @@ class Syncd:
 
 
 class Streams:
-    """n raw event streams on one epoll, counting "event: changes"."""
+    """n raw event streams on one epoll, counting "event: changes" (with
+    gzip: in the body as decoded from its chunks and the gzip member)."""
 
-    def __init__(self, port, n):
+    def __init__(self, port, n, gzip=False):
+        self.gzip = gzip
+        self.raw, self.body, self.gz = {}, {}, {}
         self.ep = select.epoll()
         self.socks, self.seen, self.tail, self.ok = {}, {}, {}, set()
         self.closed, self.started = set(), set()
@@ -167,7 +175,12 @@ class Streams:
                 k.setblocking(True)
                 k.settimeout(60)
                 k.sendall(b"GET /events?client_id=c%d HTTP/1.1\r\nHost: x\r\n"
-                          b"Accept: text/event-stream\r\n\r\n" % i)
+                          b"Accept: text/event-stream\r\n%s\r\n" %
+                          (i, b"Accept-Encoding: gzip\r\n" if gzip else b""))
+                if gzip:
+                    self.raw[k.fileno()] = b""
+                    self.body[k.fileno()] = False
+                    self.gz[k.fileno()] = zlib.decompressobj(16 + 15)
                 k.setblocking(False)
                 self.ep.register(k.fileno(), select.EPOLLIN)
             t0 = time.monotonic()
@@ -190,8 +203,10 @@ class Streams:
                 self.ep.unregister(fd)
                 self.closed.add(fd)
                 continue
+            if self.gzip:
+                data = self.decode(fd, data)
             buf = self.tail[fd] + data
-            if fd not in self.started:
+            if fd not in self.started and buf:
                 self.started.add(fd)
                 if not buf.startswith(b"HTTP/1.1 200 "):
                     raise RuntimeError("stream refused: %r" % buf[:200])
@@ -203,20 +218,45 @@ class Streams:
                 self.at[fd] = now
             self.tail[fd] = buf[-16:]
 
+    def decode(self, fd, data):
+        """The head as it came, then the body's chunks inflated."""
+        raw = self.raw[fd] + data
+        out = b""
+        if not self.body[fd]:
+            end = raw.find(b"\r\n\r\n")
+            if end < 0:
+                self.raw[fd] = raw
+                return b""
+            out, raw = raw[:end + 4], raw[end + 4:]
+            if b"content-encoding: gzip" not in out.lower():
+                raise RuntimeError("stream not gzipped: %r" % out[:300])
+            self.body[fd] = True
+        while True:
+            eol = raw.find(b"\r\n")
+            if eol < 0:
+                break
+            size = int(raw[:eol].split(b";")[0], 16)
+            if len(raw) < eol + 2 + size + 2:
+                break
+            out += self.gz[fd].decompress(raw[eol + 2:eol + 2 + size])
+            raw = raw[eol + 2 + size + 2:]
+        self.raw[fd] = raw
+        return out
+
     def close(self):
         for k in self.socks.values():
             k.close()
         self.ep.close()
 
 
-def run(binary, label, n, changes, pg, tmp):
+def run(binary, label, n, changes, pg, tmp, gzip):
     d = tempfile.mkdtemp(prefix="streams-", dir=tmp)
     s = Syncd(binary, d, n, pg)
     out = {"label": label, "n": n}
     streams = None
     try:
         t0 = time.perf_counter()
-        streams = Streams(s.port, n)
+        streams = Streams(s.port, n, gzip)
         out["open_s"] = time.perf_counter() - t0
         time.sleep(1)
         out["rss_open"], out["threads"] = proc_status(s.proc.pid)
@@ -292,6 +332,8 @@ def main():
     ap.add_argument("--baseline", help="another syncd to measure alongside")
     ap.add_argument("--pg", help="PostgreSQL storage at this URL (emptied for each run)")
     ap.add_argument("--json", help="write every result to this file")
+    ap.add_argument("--gzip", action="store_true",
+                    help="streams ask for gzip, as the extension does (compress on)")
     args = ap.parse_args()
     hard = raise_nofile()
     sizes = [int(x) for x in args.sizes.split(",")]
@@ -306,7 +348,8 @@ def main():
         for n in sizes:
             for binary, label in [(args.syncd, "this")] + (
                     [(args.baseline, "baseline")] if args.baseline else []):
-                r = run(binary, label, n, args.changes, args.pg, tmp)
+                r = run(binary, label + ("+gz" if args.gzip else ""), n, args.changes,
+                        args.pg, tmp, args.gzip)
                 results.append(r)
                 show(r)
     finally:

@@ -12,8 +12,8 @@
 ** waiting list, still suspended. A push that commits (events_notify, also
 ** called on a PostgreSQL NOTIFY) moves every waiting stream back to the
 ** workers; a ticker moves those whose heartbeat is due or whose
-** credentials lapsed; a stream conns.c replaced (only its own reader can
-** end it) is moved when the new one is admitted; shutdown moves them all,
+** credentials lapsed, and those conns.c replaced (only a stream's own
+** reader can end it) at its next round after the new one is admitted; shutdown moves them all,
 ** and a worker ends each (the reader then returns the end of the stream).
 ** So the threads are a fixed few however many streams are open, a stream
 ** costs its buffers and its connection's, and the storage sees at most
@@ -83,6 +83,7 @@ static pthread_cond_t tick;                            /* the ticker's (monotoni
 static stream_list waiting, queue;
 static unsigned long long generation; /* bumped on every notify */
 static int running, stopping;
+static int kicked; /* conns.c cut streams since the ticker's last round */
 static pthread_t workers[EVENT_WORKERS], ticker_thread;
 static int n_workers, has_ticker;
 
@@ -130,18 +131,13 @@ void events_notify(void *unused) {
   pthread_mutex_unlock(&mu);
 }
 
-/* conns.c cut streams to admit a newer one: the waiting ones it cut go
-** to a worker, which ends them. */
+/* conns.c cut streams to admit a newer one: the ticker's next round
+** hands the waiting ones it cut to a worker, which ends them. One round
+** for any number of kicks: a storm of reconnecting clients must not walk
+** the waiting list once each. */
 static void kick(void) {
   pthread_mutex_lock(&mu);
-  for (stream *s = waiting.head, *next; s; s = next) {
-    next = s->next;
-    if (conns_cut(s->c)) {
-      list_remove(&waiting, s);
-      list_add(&queue, s);
-      pthread_cond_signal(&work);
-    }
-  }
+  kicked = 1;
   pthread_mutex_unlock(&mu);
 }
 
@@ -254,7 +250,7 @@ static void *worker(void *unused) {
 }
 
 /* Every TICK_MS, the waiting streams whose heartbeat is due or whose
-** credentials lapsed go to the workers. */
+** credentials lapsed, or which conns.c cut (kick), go to the workers. */
 static void *ticker(void *unused) {
   (void)unused;
   pthread_mutex_lock(&mu);
@@ -262,9 +258,12 @@ static void *ticker(void *unused) {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     long long wall = (long long)time(0);
+    int look = kicked;
+    kicked = 0;
     for (stream *s = waiting.head, *next; s; s = next) {
       next = s->next;
-      if (heartbeat_due(s, &now) || (s->expires && wall >= s->expires)) {
+      if (heartbeat_due(s, &now) || (s->expires && wall >= s->expires) ||
+          (look && conns_cut(s->c))) {
         list_remove(&waiting, s);
         list_add(&queue, s);
         pthread_cond_signal(&work);
@@ -355,6 +354,12 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
   size_t n = s->len - s->off < max ? s->len - s->off : max;
   memcpy(out, s->buf + s->off, n);
   s->off += n;
+  /* a waiting stream holds no event: thousands of them wait at a time */
+  if (s->off == s->len) {
+    sqlite3_free(s->buf);
+    s->buf = 0;
+    s->len = s->off = 0;
+  }
   return (ssize_t)n;
 }
 
