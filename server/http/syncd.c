@@ -42,9 +42,11 @@
 ** storage's pool of connections, so a request rarely waits for both. */
 #define REQUEST_WORKERS 8
 /* libmicrohttpd's polling threads, each with its own share of the
-** connections: while one writes an event to thousands of streams, a
-** request on the other is not kept waiting behind them. */
-#define POLL_THREADS 2
+** connections: while one writes an event to its thousands of streams, a
+** request on another is not kept waiting behind them. With 10,000 streams
+** /health's p99 during a fan-out was 300 ms with one, 47 ms with two, 5 to
+** 10 ms with four (bench/RESULTS.md, "Live clients"). */
+#define POLL_THREADS 4
 
 static void usage(void) {
   fprintf(stderr, "usage: syncd --listen HOST:PORT --schema FILE (--db FILE | --pg URL)\n"
