@@ -10,8 +10,12 @@
 #include "server_ctx.h"
 
 /* The threads that pull for streams: each wake of every stream is a pull,
-** and these bound how many storage serves at once. */
-#define EVENT_WORKERS 4
+** and these bound how many storage serves at once. On PostgreSQL a pull
+** is a round trip, so more of them wait in parallel: 10,000 streams got a
+** change with a p99 of 1.3 s with four, 0.77 s with eight; with syncd.c's
+** eight request workers they use all of PostgreSQL's pool of 16, so a
+** fan-out never makes a push wait for a connection. */
+#define EVENT_WORKERS 8
 
 /* Start the event workers and the heartbeat ticker (before the daemon
 ** serves). 0 on success. */

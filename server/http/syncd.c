@@ -38,8 +38,10 @@
 #include "routes.h"
 #include "work.h"
 
-/* The threads that answer requests waiting on storage (work.c): about
-** storage's pool of connections, so a request rarely waits for both. */
+/* The threads that answer requests waiting on storage (work.c). With
+** events.h's EVENT_WORKERS they fill PostgreSQL's pool of 16 connections
+** (SQLite's is 32): a request waits for a worker, never then for a
+** connection as well. */
 #define REQUEST_WORKERS 8
 /* libmicrohttpd's polling threads, each with its own share of the
 ** connections: while one writes an event to its thousands of streams, a
