@@ -1,24 +1,25 @@
 /*
 ** events.c: GET /events, the Server-Sent Events fan-out.
 **
-** A stream holds no thread. libmicrohttpd's polling thread calls its
-** content reader whenever the socket can take more; when the event being
-** written is out, the reader suspends the connection
-** (MHD_suspend_connection: returning 0 without it would make the polling
-** thread call it again at once) and queues the stream for one of a few
-** event workers here. A worker pulls the change log after the stream's
-** cursor and, when a non-empty page comes back, makes it the next event
-** and resumes the connection; otherwise it parks the stream on the
-** waiting list, still suspended. A push that commits (events_notify, also
-** called on a PostgreSQL NOTIFY) moves every waiting stream back to the
-** workers; a ticker moves those whose heartbeat is due or whose
-** credentials lapsed, and those conns.c replaced (only a stream's own
-** reader can end it) at its next round after the new one is admitted; shutdown moves them all,
-** and a worker ends each (the reader then returns the end of the stream).
-** So the threads are a fixed few however many streams are open, a stream
-** costs its buffers and its connection's, and the storage sees at most
-** EVENT_WORKERS pulls at once. Streams never hold data of their own
-** beyond the event being written.
+** A stream holds no thread. The libmicrohttpd polling thread serving its
+** connection calls its content reader whenever the socket can take more;
+** when the event being written is out (and freed), the reader suspends
+** the connection (MHD_suspend_connection: returning 0 without it would
+** make the polling thread call it again at once) and queues the stream
+** for one of EVENT_WORKERS event workers here. A worker pulls the change
+** log after the stream's cursor and, when a non-empty page comes back,
+** makes it the next event and resumes the connection; otherwise it parks
+** the stream on the waiting list, still suspended. A push that commits
+** (events_notify, also called on a PostgreSQL NOTIFY) moves every waiting
+** stream back to the workers; a ticker moves those whose heartbeat is due
+** or whose credentials lapsed, and at its next round those conns.c
+** replaced (only a stream's own reader can end it); shutdown moves them
+** all, and a worker ends each (the reader then returns the end of the
+** stream). So the threads are a fixed few however many streams are open,
+** a waiting stream costs its connection and its deflate state, and the
+** storage sees at most EVENT_WORKERS pulls at once. The workers run nicer
+** than the polling threads, which must not wait out a fan-out's pulls
+** (docs/ARCHITECTURE.md, "syncd's threads").
 **
 ** With a tables parameter (read as /pull reads it, store_pull_tables) a
 ** stream carries only the changes of those tables, so a client receives
