@@ -7,11 +7,12 @@ For each size N, and for each syncd given (this build, then --baseline,
 e.g. main's thread-per-connection syncd built in a scratch directory), a
 fresh syncd on 127.0.0.1 with SQLite storage (or PostgreSQL at --pg) gets N
 event streams, one per client id (c0 .. cN-1), opened in batches until
-each has its ": ok". Then K one-row pushes, one at a time, each after the
-previous one reached every stream:
+each has its ": ok". Then K pushes of --rows inserts each (default 1), one
+at a time, each after the previous one reached every stream:
 
-  rss       syncd's VmRSS with the N streams open (before the changes) and
-            at the end, and its thread count
+  rss       syncd's VmRSS with the N streams open (before the changes), at
+            the end, and its peak while the changes went out (sampled every
+            5 ms), and its thread count
   deliver   per stream and change, from just before the push is sent to
             the read in which that stream's "event: changes" arrived
             (so it includes the push's own time, and this client's time
@@ -39,6 +40,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zlib
 
@@ -121,11 +123,13 @@ class Syncd:
             raise RuntimeError("syncd did not start (see %s/syncd.log)" % dir)
         self.port = int(line.strip().rsplit(":", 1)[1])
 
-    def push(self, client, mid, key):
+    def push(self, client, mid, key, rows=1):
+        """rows inserts in one batch, ids mid.., keys key.0, key.1, ..."""
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         body = json.dumps({"client_id": client, "mutations": [
-            {"id": mid, "table": "todos", "op": "insert", "pk": {"id": key},
-             "data": {"id": key, "title": "t" + key}}]})
+            {"id": mid + i, "table": "todos", "op": "insert", "pk": {"id": "%s.%d" % (key, i)},
+             "data": {"id": "%s.%d" % (key, i), "title": "a title of about forty characters %d" % i}}
+            for i in range(rows)]})
         c.request("POST", "/push", body, {"Content-Type": "application/json"})
         r = c.getresponse()
         data = r.read()
@@ -249,7 +253,7 @@ class Streams:
         self.ep.close()
 
 
-def run(binary, label, n, changes, pg, tmp, gzip):
+def run(binary, label, n, changes, pg, tmp, gzip, rows):
     d = tempfile.mkdtemp(prefix="streams-", dir=tmp)
     s = Syncd(binary, d, n, pg)
     out = {"label": label, "n": n}
@@ -264,10 +268,21 @@ def run(binary, label, n, changes, pg, tmp, gzip):
         probe = subprocess.Popen([sys.executable, "-c", PROBE, "127.0.0.1", str(s.port),
                                   probe_out], stdin=subprocess.PIPE, text=True)
         lat, missing = [], 0
+        peak, sampling = [out["rss_open"]], []
+
+        def sample():  # the RSS peak while events are built and sent
+            while not sampling:
+                try:
+                    peak[0] = max(peak[0], proc_status(s.proc.pid)[0])
+                except OSError:
+                    return
+                time.sleep(0.005)
+        sampler = threading.Thread(target=sample)
+        sampler.start()
         for k in range(changes):
             want = k + 1
             t0 = time.perf_counter()
-            s.push("writer", k + 1, "k%d" % k)
+            s.push("writer", k * rows + 1, "k%d" % k, rows)
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 if all(v >= want for fd, v in streams.seen.items() if fd not in streams.closed):
@@ -279,6 +294,9 @@ def run(binary, label, n, changes, pg, tmp, gzip):
                 else:
                     missing += 1
             time.sleep(0.2)
+        sampling.append(1)
+        sampler.join()
+        out["rss_peak"] = peak[0]
         probe.stdin.write("stop\n")
         probe.stdin.flush()
         probe.stdin.close()
@@ -315,10 +333,11 @@ def show(r):
               (r["label"], r["n"], r["error"], r.get("rss_open", 0), r.get("threads", "?")),
               flush=True)
         return
-    print("%-9s %6d  open %5.1fs  rss %6.1f/%6.1f MB  thr %5d  deliver p50 %6.1f p99 %6.1f "
+    print("%-9s %6d  open %5.1fs  rss %6.1f/%6.1f MB peak %6.1f  thr %5d  deliver p50 %6.1f p99 %6.1f "
           "max %6.1f ms  miss %d  health p99 %5.1f max %5.1f  push p99 %5.1f max %5.1f ms "
           "(n %d, %d failed)  stop %s" %
-          (r["label"], r["n"], r["open_s"], r["rss_open"], r["rss_end"], r["threads"],
+          (r["label"], r["n"], r["open_s"], r["rss_open"], r["rss_end"], r["rss_peak"],
+           r["threads"],
            r["p50"], r["p99"], r["max"], r["missing"], r["health_p99"], r["health_max"],
            r["push_p99"], r["push_max"], r["health_n"], r["health_failed"] + r["push_failed"],
            "%.2fs" % r["stop_s"] if r["stop_s"] is not None else "killed"), flush=True)
@@ -332,6 +351,8 @@ def main():
     ap.add_argument("--baseline", help="another syncd to measure alongside")
     ap.add_argument("--pg", help="PostgreSQL storage at this URL (emptied for each run)")
     ap.add_argument("--json", help="write every result to this file")
+    ap.add_argument("--rows", type=int, default=1,
+                    help="rows per change (one push of that many inserts)")
     ap.add_argument("--gzip", action="store_true",
                     help="streams ask for gzip, as the extension does (compress on)")
     args = ap.parse_args()
@@ -349,7 +370,7 @@ def main():
             for binary, label in [(args.syncd, "this")] + (
                     [(args.baseline, "baseline")] if args.baseline else []):
                 r = run(binary, label + ("+gz" if args.gzip else ""), n, args.changes,
-                        args.pg, tmp, args.gzip)
+                        args.pg, tmp, args.gzip, args.rows)
                 results.append(r)
                 show(r)
     finally:
