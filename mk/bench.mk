@@ -64,3 +64,18 @@ GZBENCH_ARGS ?=
 
 bench-gzip: $(EXT) server/syncd
 	cd bench/net && $(NETBENCH_PYTHON) gzbench.py $(GZBENCH_ARGS)
+
+# Live clients (issue 17): N event streams on one syncd (one per client
+# id), then one-row pushes: syncd's RSS and threads, the p99 from a push to
+# each stream's event, /health and /push latency meanwhile, at 100, 1,000
+# and 10,000 streams (bench/net/streambench.py; raises its own descriptor
+# limit and syncd's to the hard limit; about 3 minutes).
+#
+#   make bench-streams
+#   make bench-streams STREAMBENCH_ARGS="--baseline OLD/server/syncd"
+#   make bench-streams STREAMBENCH_ARGS="--sizes 1000 --changes 50"
+.PHONY: bench-streams
+STREAMBENCH_ARGS ?=
+
+bench-streams: server/syncd
+	$(NETBENCH_PYTHON) bench/net/streambench.py $(STREAMBENCH_ARGS)

@@ -27,10 +27,11 @@
 **     streams everyone shares. A client with a stream of its own replaces
 **     its oldest then; another client of the user is refused (which of the
 **     user's devices should lose its stream is not ours to pick).
-** A connection is closed with shutdown(2) on its socket: its own thread
-** then sees the end of input and MHD closes it normally; a replaced
-** stream's thread is blocked in its content reader instead, so events.c
-** wakes it and it asks conns_cut. Requests being answered are never cut.
+** A connection is closed with shutdown(2) on its socket: libmicrohttpd's
+** polling thread then sees the end of input and closes it normally; a
+** replaced stream waits suspended instead, its socket unwatched, so
+** events.c hands it to a worker, which asks conns_cut and ends it.
+** Requests being answered are never cut.
 */
 #include "conns.h"
 
@@ -58,6 +59,7 @@ typedef struct conn {
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static conn *all;
+static unsigned n_open; /* connections in all not yet cut */
 static unsigned long long streams_begun;
 static unsigned cap, reserve;
 static long long timeout_ms, body_timeout_ms;
@@ -73,6 +75,7 @@ static long long now_ms(void) {
 static void cut(conn *k) {
   if (k->cut) return;
   k->cut = 1;
+  n_open--;
   shutdown(k->fd, SHUT_RDWR);
 }
 
@@ -105,19 +108,17 @@ static conn *victim(const conn *spared, long long now) {
 
 /* Over the cap less the reserve: make room, sparing spared (NULL: none).
 ** Only connections not yet shut down count: those already cut are closing
-** (their threads see the end of input), and counting them until then made
+** (libmicrohttpd sees the end of input), and counting them until then made
 ** every tick cut each newcomer still sending its head (a /health probe, a
-** push) while a pile of cut connections was being closed. */
+** push) while a pile of cut connections was being closed. They are
+** counted as they come and go: with thousands of streams open, a walk of
+** the list on every request's end held the lock longer than the request. */
 static void relieve(const conn *spared) {
-  unsigned open = 0;
-  for (conn *k = all; k; k = k->next)
-    if (!k->cut) open++;
   long long now = now_ms();
-  while (open + reserve > cap) {
+  while (n_open + reserve > cap) {
     conn *v = victim(spared, now);
     if (!v) return;
     cut(v);
-    open--;
   }
 }
 
@@ -197,6 +198,7 @@ void conns_notify(void *cls, struct MHD_Connection *c, void **socket_ctx,
     k->next = all;
     if (all) all->prev = k;
     all = k;
+    n_open++;
     relieve(k);
     pthread_mutex_unlock(&mu);
     *socket_ctx = k;
@@ -211,6 +213,7 @@ void conns_notify(void *cls, struct MHD_Connection *c, void **socket_ctx,
   else
     all = k->next;
   if (k->next) k->next->prev = k->prev;
+  if (!k->cut) n_open--;
   pthread_mutex_unlock(&mu);
   free(k->client);
   free(k->user);

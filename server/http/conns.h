@@ -44,7 +44,8 @@ enum { CONNS_STREAM_OK, CONNS_STREAM_FULL, CONNS_STREAM_USER, CONNS_STREAM_ERROR
 int conns_stream(struct MHD_Connection *c, const char *client, const char *user,
                  unsigned per_client, unsigned per_user, int *replaced);
 
-/* Whether c was cut (called from c's own thread, so c is alive). */
+/* Whether c was cut (called while c is alive: from its handler or reader,
+** or while it is suspended). */
 int conns_cut(struct MHD_Connection *c);
 
 #endif

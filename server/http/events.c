@@ -1,14 +1,25 @@
 /*
 ** events.c: GET /events, the Server-Sent Events fan-out.
 **
-** Each stream runs in its own libmicrohttpd connection thread
-** (MHD_USE_THREAD_PER_CONNECTION), so its content reader may block: it
-** pulls the change log after its cursor and sends each non-empty page as
-** one event, then sleeps on one shared condition variable until a push
-** commits (events_notify, also called on a PostgreSQL NOTIFY), the
-** heartbeat is due, a stream was replaced (conns.c cut it, and only its
-** own reader can end it), or the server shuts down. Streams never hold
-** data of their own beyond the event being written.
+** A stream holds no thread. The libmicrohttpd polling thread serving its
+** connection calls its content reader whenever the socket can take more;
+** when the event being written is out (and freed), the reader suspends
+** the connection (MHD_suspend_connection: returning 0 without it would
+** make the polling thread call it again at once) and queues the stream
+** for one of EVENT_WORKERS event workers here. A worker pulls the change
+** log after the stream's cursor and, when a non-empty page comes back,
+** makes it the next event and resumes the connection; otherwise it parks
+** the stream on the waiting list, still suspended. A push that commits
+** (events_notify, also called on a PostgreSQL NOTIFY) moves every waiting
+** stream back to the workers; a ticker moves those whose heartbeat is due
+** or whose credentials lapsed, and at its next round those conns.c
+** replaced (only a stream's own reader can end it); shutdown moves them
+** all, and a worker ends each (the reader then returns the end of the
+** stream). So the threads are a fixed few however many streams are open,
+** a waiting stream costs its connection and its deflate state, and the
+** storage sees at most EVENT_WORKERS pulls at once. The workers run nicer
+** than the polling threads, which must not wait out a fan-out's pulls
+** (docs/ARCHITECTURE.md, "syncd's threads").
 **
 ** With a tables parameter (read as /pull reads it, store_pull_tables) a
 ** stream carries only the changes of those tables, so a client receives
@@ -24,9 +35,12 @@
 ** A stream opened with a JWT ends when the token expires (its exp plus
 ** the leeway): the client reconnects with a renewed one, or gets a 401.
 */
+#include <errno.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "value.h"
 #include "compress.h"
@@ -35,64 +49,98 @@
 #include "reply.h"
 
 #define EVENT_PAGE 1000
-
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cond;
-static pthread_once_t cond_once = PTHREAD_ONCE_INIT;
-static unsigned long long generation; /* bumped on every notify */
-static unsigned long long kicks;      /* bumped when conns.c cut streams */
-static int stopping;
-
-/* Heartbeat deadlines must not jump with the wall clock. */
-static void cond_init(void) {
-  pthread_condattr_t a;
-  pthread_condattr_init(&a);
-  pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-  pthread_cond_init(&cond, &a);
-  pthread_condattr_destroy(&a);
-}
-
-void events_notify(void *unused) {
-  (void)unused;
-  pthread_once(&cond_once, cond_init);
-  pthread_mutex_lock(&mu);
-  generation++;
-  pthread_cond_broadcast(&cond);
-  pthread_mutex_unlock(&mu);
-}
-
-/* Wake every stream to look whether conns.c cut it; none pulls for it. */
-static void kick(void) {
-  pthread_mutex_lock(&mu);
-  kicks++;
-  pthread_cond_broadcast(&cond);
-  pthread_mutex_unlock(&mu);
-}
-
-void events_shutdown(void) {
-  pthread_once(&cond_once, cond_init);
-  pthread_mutex_lock(&mu);
-  stopping = 1;
-  pthread_cond_broadcast(&cond);
-  pthread_mutex_unlock(&mu);
-}
+#define TICK_MS 100
+#define EVENT_NICE 10 /* how much nicer the event workers are than syncd */
 
 typedef struct stream {
   store *st;
-  struct MHD_Connection *c; /* valid in the content reader, which runs in c's thread */
+  struct MHD_Connection *c; /* alive while the stream is: suspended or in its reader */
   char *client_id;
   char *tables; /* the tables parameter as decoded (store_pull_tables); NULL: all */
   char *cursor;
   int heartbeat;
-  long long expires;   /* wall-clock second the credentials lapse; 0: never */
-  char *sub, *claims;  /* the user the rules filter for; sub NULL: none */
-  int dirty;           /* the log may hold changes after cursor */
-  compress_stream *gz; /* with gzip: the member's deflate state; else NULL */
-  int ended;           /* the last bytes (a gzip member's end) are out */
-  char *buf;           /* the event being written (deflated, with gzip) */
+  long long expires;       /* wall-clock second the credentials lapse; 0: never */
+  char *sub, *claims;      /* the user the rules filter for; sub NULL: none */
+  int dirty;               /* the log may hold changes after cursor */
+  unsigned long long seen; /* the generation its last pull began at */
+  int finish;              /* end the stream once buf is out */
+  compress_stream *gz;     /* with gzip: the member's deflate state; else NULL */
+  int ended;               /* the last bytes (a gzip member's end) are out */
+  char *buf;               /* the event being written (deflated, with gzip) */
   size_t len, off;
-  struct timespec sent; /* when buf was last filled: the heartbeat counts from it */
+  struct timespec sent;       /* when buf was last filled: the heartbeat counts from it */
+  struct stream *prev, *next; /* on the waiting list or the queue (under mu) */
 } stream;
+
+/* A list of suspended streams: the waiting ones, or those queued for a
+** worker. Each stream is on one at most, and only while suspended. */
+typedef struct stream_list {
+  stream *head, *tail;
+} stream_list;
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t work = PTHREAD_COND_INITIALIZER; /* the queue has streams */
+static pthread_cond_t tick;                            /* the ticker's (monotonic) */
+static stream_list waiting, queue;
+static unsigned long long generation; /* bumped on every notify */
+static int running, stopping;
+static int kicked; /* conns.c cut streams since the ticker's last round */
+static pthread_t workers[EVENT_WORKERS], ticker_thread;
+static int n_workers, has_ticker;
+
+static void list_add(stream_list *l, stream *s) {
+  s->next = 0;
+  s->prev = l->tail;
+  if (l->tail)
+    l->tail->next = s;
+  else
+    l->head = s;
+  l->tail = s;
+}
+
+static void list_remove(stream_list *l, stream *s) {
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    l->head = s->next;
+  if (s->next)
+    s->next->prev = s->prev;
+  else
+    l->tail = s->prev;
+  s->prev = s->next = 0;
+}
+
+/* Every waiting stream to the workers, in one step (under mu). */
+static void wake_all(void) {
+  if (!waiting.head) return;
+  if (queue.tail) {
+    queue.tail->next = waiting.head;
+    waiting.head->prev = queue.tail;
+  } else {
+    queue.head = waiting.head;
+  }
+  queue.tail = waiting.tail;
+  waiting.head = waiting.tail = 0;
+  pthread_cond_broadcast(&work);
+}
+
+void events_notify(void *unused) {
+  (void)unused;
+  pthread_mutex_lock(&mu);
+  generation++;
+  wake_all();
+  pthread_mutex_unlock(&mu);
+}
+
+/* conns.c cut streams to admit a newer one: the ticker's next round
+** hands the waiting ones it cut to a worker, which ends them. One round
+** for any number of kicks: a storm of reconnecting clients must not walk
+** the waiting list once each. */
+static void kick(void) {
+  pthread_mutex_lock(&mu);
+  kicked = 1;
+  pthread_mutex_unlock(&mu);
+}
 
 static void stream_free(void *cls) {
   stream *s = cls;
@@ -120,60 +168,153 @@ static void stream_set(stream *s, char *text) {
   clock_gettime(CLOCK_MONOTONIC, &s->sent);
 }
 
-/* Fill s->buf with the next event (or heartbeat). Returns 0, or -1 when the
-** stream must end (shutdown, expired cursor, storage failure). */
-static int next_event(stream *s) {
+static int heartbeat_due(const stream *s, const struct timespec *now) {
+  return now->tv_sec > s->sent.tv_sec + s->heartbeat ||
+         (now->tv_sec == s->sent.tv_sec + s->heartbeat && now->tv_nsec >= s->sent.tv_nsec);
+}
+
+/* On a worker, s suspended: fill s->buf with the next event or heartbeat,
+** or set s->finish (shutdown, cut, expired credentials or cursor, storage
+** failure): 1, resume it. 0: nothing to send yet, s is on the waiting
+** list (or the queue again) and no longer the worker's. */
+static int fill(stream *s) {
   for (;;) {
-    if (s->expires && (long long)time(0) >= s->expires) return -1;
+    if (conns_cut(s->c) || (s->expires && (long long)time(0) >= s->expires)) return s->finish = 1;
     pthread_mutex_lock(&mu);
-    unsigned long long seen = generation, seen_kicks = kicks;
+    unsigned long long now_gen = generation;
     int stop = stopping;
     pthread_mutex_unlock(&mu);
-    if (stop || conns_cut(s->c)) return -1;
-    if (s->dirty) {
+    if (stop) return s->finish = 1;
+    if (s->dirty || s->seen != now_gen) {
+      /* a commit notified after this read bumps the generation again */
+      s->seen = now_gen;
       store_page page;
       char *err = 0;
       store_user u = {s->sub, s->claims};
       int rc = store_pull_as(s->st, s->sub ? &u : 0, s->client_id, s->cursor, EVENT_PAGE, 0,
                              s->tables, &page, &err);
       sqlite3_free(err);
-      if (rc != STORE_OK) return -1;
+      if (rc != STORE_OK) return s->finish = 1;
       sqlite3_free(s->cursor);
       s->cursor = page.cursor;
       page.cursor = 0;
-      /* a page whose changes the rules all withheld may have more after it */
-      s->dirty = page.n_changes > 0 || page.has_more;
+      /* the page ends at the log's head as of the pull unless it says
+      ** more is there (the rules may have withheld a whole page) */
+      s->dirty = page.has_more;
       if (page.n_changes > 0) {
         stream_set(s,
                    sqlite3_mprintf("event: changes\nid: %s\ndata: %s\n\n", s->cursor, page.json));
         store_page_clear(&page);
-        return s->buf ? 0 : -1;
+        return s->buf ? 1 : (s->finish = 1);
       }
       store_page_clear(&page);
     }
-    struct timespec deadline = s->sent;
-    deadline.tv_sec += s->heartbeat;
-    if (s->expires) {
-      struct timespec now;
-      clock_gettime(CLOCK_MONOTONIC, &now);
-      /* a second more: wake after the wall clock has passed it */
-      long long left = s->expires - (long long)time(0) + 1;
-      if (now.tv_sec + left < deadline.tv_sec) deadline = (struct timespec){now.tv_sec + left, 0};
-    }
-    int timedout = 0;
-    pthread_mutex_lock(&mu);
-    while (!stopping && generation == seen && kicks == seen_kicks && !timedout)
-      timedout = pthread_cond_timedwait(&cond, &mu, &deadline) != 0;
-    stop = stopping;
-    s->dirty = generation != seen;
-    pthread_mutex_unlock(&mu);
-    if (stop || conns_cut(s->c)) return -1;
-    if (s->expires && (long long)time(0) >= s->expires) return -1;
-    if (timedout && !s->dirty) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (heartbeat_due(s, &now)) {
       stream_set(s, sqlite3_mprintf(": ping\n\n"));
-      return s->buf ? 0 : -1;
+      return s->buf ? 1 : (s->finish = 1);
     }
+    pthread_mutex_lock(&mu);
+    int park = !stopping && !s->dirty && s->seen == generation;
+    if (park) list_add(&waiting, s);
+    pthread_mutex_unlock(&mu);
+    if (park) return 0;
   }
+}
+
+static void *worker(void *unused) {
+  (void)unused;
+#ifdef __linux__
+  /* Linux gives each thread its own nice value: a fan-out to thousands of
+  ** streams is thousands of pulls, and the polling thread (every /health,
+  ** every answer, every event written) and the request workers must win
+  ** the CPU from them, or they wait the fan-out out (bench/RESULTS.md,
+  ** "Live clients"). Failing to lower it is harmless. */
+  errno = 0;
+  int nice = getpriority(PRIO_PROCESS, (id_t)gettid());
+  if (!errno) (void)setpriority(PRIO_PROCESS, (id_t)gettid(), nice + EVENT_NICE);
+#endif
+  pthread_mutex_lock(&mu);
+  for (;;) {
+    while (!queue.head && !stopping)
+      pthread_cond_wait(&work, &mu);
+    stream *s = queue.head;
+    if (!s) break; /* stopping, and every stream was ended */
+    list_remove(&queue, s);
+    pthread_mutex_unlock(&mu);
+    if (fill(s)) MHD_resume_connection(s->c);
+    pthread_mutex_lock(&mu);
+  }
+  pthread_mutex_unlock(&mu);
+  return 0;
+}
+
+/* Every TICK_MS, the waiting streams whose heartbeat is due or whose
+** credentials lapsed, or which conns.c cut (kick), go to the workers. */
+static void *ticker(void *unused) {
+  (void)unused;
+  pthread_mutex_lock(&mu);
+  while (!stopping) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long wall = (long long)time(0);
+    int look = kicked;
+    kicked = 0;
+    for (stream *s = waiting.head, *next; s; s = next) {
+      next = s->next;
+      if (heartbeat_due(s, &now) || (s->expires && wall >= s->expires) ||
+          (look && conns_cut(s->c))) {
+        list_remove(&waiting, s);
+        list_add(&queue, s);
+        pthread_cond_signal(&work);
+      }
+    }
+    struct timespec until = now;
+    until.tv_nsec += TICK_MS * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&tick, &mu, &until);
+  }
+  pthread_mutex_unlock(&mu);
+  return 0;
+}
+
+int events_run(void) {
+  pthread_condattr_t a;
+  pthread_condattr_init(&a);
+  pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+  pthread_cond_init(&tick, &a);
+  pthread_condattr_destroy(&a);
+  pthread_mutex_lock(&mu);
+  running = 1;
+  pthread_mutex_unlock(&mu);
+  int bad = pthread_create(&ticker_thread, 0, ticker, 0) != 0;
+  has_ticker = !bad;
+  for (n_workers = 0; !bad && n_workers < EVENT_WORKERS; n_workers++)
+    if (pthread_create(&workers[n_workers], 0, worker, 0)) {
+      bad = 1;
+      break;
+    }
+  if (!bad) return 0;
+  events_shutdown();
+  return -1;
+}
+
+void events_shutdown(void) {
+  pthread_mutex_lock(&mu);
+  stopping = 1;
+  wake_all();
+  pthread_cond_broadcast(&work);
+  pthread_cond_signal(&tick);
+  pthread_mutex_unlock(&mu);
+  /* the workers end every stream left, then return */
+  for (int i = 0; i < n_workers; i++)
+    pthread_join(workers[i], 0);
+  if (has_ticker) pthread_join(ticker_thread, 0);
+  n_workers = has_ticker = 0;
 }
 
 /* The stream ends: with gzip, the member's end goes out first (a client
@@ -187,21 +328,45 @@ static int stream_end(stream *s) {
   return s->buf ? 0 : -1;
 }
 
+/* On the polling thread: the bytes of the event being written, or, once
+** they are out, the connection suspended and the stream queued for a
+** worker (0 bytes: the worker resumes it with the next event). */
 static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
   stream *s = cls;
   (void)pos;
-  if (s->off == s->len && (s->ended || next_event(s)) && stream_end(s))
-    return MHD_CONTENT_READER_END_OF_STREAM;
+  if (s->off == s->len) {
+    if (s->ended) return MHD_CONTENT_READER_END_OF_STREAM;
+    if (!s->finish) {
+      pthread_mutex_lock(&mu);
+      int go_on = running && !stopping;
+      if (go_on) {
+        /* suspended before a worker can see it, so its resume never
+        ** comes first */
+        MHD_suspend_connection(s->c);
+        list_add(&queue, s);
+        pthread_cond_signal(&work);
+      }
+      pthread_mutex_unlock(&mu);
+      if (go_on) return 0;
+      s->finish = 1;
+    }
+    if (stream_end(s)) return MHD_CONTENT_READER_END_OF_STREAM;
+  }
   size_t n = s->len - s->off < max ? s->len - s->off : max;
   memcpy(out, s->buf + s->off, n);
   s->off += n;
+  /* a waiting stream holds no event: thousands of them wait at a time */
+  if (s->off == s->len) {
+    sqlite3_free(s->buf);
+    s->buf = 0;
+    s->len = s->off = 0;
+  }
   return (ssize_t)n;
 }
 
 int events_start(const server_ctx *ctx, struct MHD_Connection *c, const char *client_id,
                  char *cursor, const store_user *user, long long expires, int gzip,
                  struct MHD_Response **resp) {
-  pthread_once(&cond_once, cond_init);
   *resp = 0;
   stream *s = sqlite3_malloc64(sizeof *s);
   char *err = 0;
@@ -263,7 +428,7 @@ int events_start(const server_ctx *ctx, struct MHD_Connection *c, const char *cl
     if (*resp) MHD_add_response_header(*resp, MHD_HTTP_HEADER_RETRY_AFTER, "5");
     return MHD_HTTP_TOO_MANY_REQUESTS;
   }
-  /* A first comment gets the headers out before the stream blocks. */
+  /* A first comment gets the headers out before the stream waits. */
   stream_set(s, sqlite3_mprintf(": ok\n\n"));
   *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_free);
   if (!*resp) {
@@ -274,7 +439,5 @@ int events_start(const server_ctx *ctx, struct MHD_Connection *c, const char *cl
   MHD_add_response_header(*resp, "Cache-Control", "no-cache");
   if (gzip) MHD_add_response_header(*resp, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
   if (ctx->compress) MHD_add_response_header(*resp, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
-  /* Idle streams are normal; heartbeats keep the socket busy. */
-  MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 0);
   return MHD_HTTP_OK;
 }

@@ -7,6 +7,14 @@
 ** Accept-Encoding takes it (unless syncd runs with --no-compress).
 ** Bodies are read up to --max-body bytes; beyond that the rest is drained
 ** and discarded and the answer is 413.
+**
+** Handlers run on a libmicrohttpd polling thread, which serves its share
+** of the connections: what needs no storage (/health, refusals at the head,
+** bodies) is answered there, and a request that waits on storage (every
+** route of the table below) is handed to work.c's threads with its
+** connection suspended. Either way an answer is only recorded in the
+** request (answer()) and queued by the connection's polling thread
+** (flush()): libmicrohttpd lets only the handler queue it.
 */
 #include <errno.h>
 #include <stdio.h>
@@ -25,13 +33,21 @@
 #include "request.h"
 #include "routes.h"
 #include "userlimit.h"
+#include "work.h"
 
 #define PULL_DEFAULT_LIMIT 1000
 #define PULL_MAX_LIMIT 10000
 
 /* One request's state, from its first call to the completion callback. */
 typedef struct request {
-  sqlite3_str *body; /* NULL until data arrives; freed when over the limit */
+  const server_ctx *ctx;
+  struct MHD_Connection *c;
+  const struct route *route;
+  work_item job;             /* while a worker runs route */
+  struct MHD_Response *resp; /* the answer recorded, not yet queued */
+  int handed;                /* the route ran, or runs on a worker */
+  int stream;                /* resp is an event stream */
+  sqlite3_str *body;         /* NULL until data arrives; freed when over the limit */
   size_t n;
   int keep_body; /* POST /push: other bodies are read and dropped */
   int too_big;
@@ -43,16 +59,29 @@ typedef struct request {
   jwtauth_claims user;                   /* with AUTH_USER */
 } request;
 
+/* Record the answer (r taken over; NULL: a 500); flush() queues it. */
 static enum MHD_Result answer(struct MHD_Connection *c, request *rq, int status,
                               struct MHD_Response *r) {
+  (void)c;
   if (!r) {
     status = MHD_HTTP_INTERNAL_SERVER_ERROR;
     r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
     if (!r) return MHD_NO;
   }
+  if (rq->resp) MHD_destroy_response(rq->resp);
   rq->status = status;
-  enum MHD_Result ok = MHD_queue_response(c, status, r);
-  MHD_destroy_response(r);
+  rq->resp = r;
+  return MHD_YES;
+}
+
+/* Queue the recorded answer, if any (on the polling thread). */
+static enum MHD_Result flush(struct MHD_Connection *c, request *rq, enum MHD_Result res) {
+  if (res == MHD_NO || !rq->resp) return res;
+  /* idle streams are normal; heartbeats keep the socket busy */
+  if (rq->stream) MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 0);
+  enum MHD_Result ok = MHD_queue_response(c, (unsigned)rq->status, rq->resp);
+  MHD_destroy_response(rq->resp);
+  rq->resp = 0;
   return ok;
 }
 
@@ -270,6 +299,7 @@ static enum MHD_Result do_events(const server_ctx *ctx, struct MHD_Connection *c
   store_user user = {rq->user.sub, rq->user.json};
   int status = events_start(ctx, c, client, copy, rq->auth == AUTH_USER ? &user : 0,
                             rq->user.expires, gzip_ok(ctx, c), &r);
+  rq->stream = status == MHD_HTTP_OK;
   return answer(c, rq, status, r);
 }
 
@@ -302,10 +332,12 @@ static enum MHD_Result do_verify(const server_ctx *ctx, struct MHD_Connection *c
   return answer_json(ctx, c, rq, json);
 }
 
-static const struct route {
+struct route {
   const char *path, *method;
   enum MHD_Result (*fn)(const server_ctx *, struct MHD_Connection *, request *);
-} routes[] = {
+};
+
+static const struct route routes[] = {
     {"/push", "POST", do_push},
     {"/pull", "GET", do_pull},
     {"/events", "GET", do_events},
@@ -386,6 +418,15 @@ static enum MHD_Result on_head(const server_ctx *ctx, struct MHD_Connection *c, 
   return MHD_YES;
 }
 
+/* A route, on a worker (work.c): its answer is recorded for flush(). */
+static void run_route(void *arg) {
+  request *rq = arg;
+  if (rq->route->fn(rq->ctx, rq->c, rq) == MHD_NO && rq->resp) {
+    MHD_destroy_response(rq->resp);
+    rq->resp = 0;
+  }
+}
+
 enum MHD_Result routes_handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **req_cls) {
@@ -397,9 +438,11 @@ enum MHD_Result routes_handle(void *cls, struct MHD_Connection *c, const char *u
     if (!rq) return MHD_NO;
     clock_gettime(CLOCK_MONOTONIC, &rq->start);
     rq->line = sqlite3_mprintf("%s %s", method, url);
+    rq->ctx = ctx;
+    rq->c = c;
     *req_cls = rq;
     conns_phase(c, CONN_BODY);
-    return on_head(ctx, c, rq, url, method);
+    return flush(c, rq, on_head(ctx, c, rq, url, method));
   }
   if (*upload_data_size) {
     size_t n = *upload_data_size;
@@ -416,9 +459,17 @@ enum MHD_Result routes_handle(void *cls, struct MHD_Connection *c, const char *u
     sqlite3_str_append(rq->body, upload_data, (int)n);
     return sqlite3_str_errcode(rq->body) == SQLITE_OK ? MHD_YES : MHD_NO;
   }
-  if (strcmp(url, "/health") == 0) return health(c, rq);
+  /* called again once a worker has answered (resumed) */
+  if (rq->handed) return rq->resp ? flush(c, rq, MHD_YES) : MHD_NO;
+  if (strcmp(url, "/health") == 0) return flush(c, rq, health(c, rq));
   conns_phase(c, CONN_BUSY);
-  return find_route(url)->fn(ctx, c, rq);
+  rq->route = find_route(url);
+  rq->handed = 1;
+  rq->job = (work_item){.c = c, .fn = run_route, .arg = rq};
+  if (work_submit(&rq->job) == 0) return MHD_YES;
+  /* shutting down: the workers are gone, the answer is made here */
+  run_route(rq);
+  return rq->resp ? flush(c, rq, MHD_YES) : MHD_NO;
 }
 
 void routes_completed(void *cls, struct MHD_Connection *c, void **req_cls,
@@ -435,6 +486,7 @@ void routes_completed(void *cls, struct MHD_Connection *c, void **req_cls,
                 (double)(now.tv_nsec - rq->start.tv_nsec) / 1e6;
     fprintf(stderr, "syncd: %s %d %.1fms\n", rq->line ? rq->line : "?", rq->status, ms);
   }
+  if (rq->resp) MHD_destroy_response(rq->resp);
   sqlite3_free(sqlite3_str_finish(rq->body));
   sqlite3_free(rq->line);
   jwtauth_claims_clear(&rq->user);

@@ -2,9 +2,13 @@
 tables a client tracks carries only their changes, the parameter read as
 /pull reads it, on SQLite and on PostgreSQL (skipped only when tests/server/run.py could not start a
 cluster). The stream caps themselves are hostile-client matters
-(test_hostile.py)."""
+(test_hostile.py). Many streams on one syncd hold no thread each
+(ManyStreamsTest)."""
 import http.client
+import os
+import select
 import shutil
+import socket
 import tempfile
 import time
 import unittest
@@ -109,6 +113,60 @@ class StreamFilterTests:
             seen += [c["pk"]["id"] for c in page["changes"]]
         self.assertEqual(sorted(seen), [100 + i for i in range(0, 2500, 2)])
         ev.close()
+
+
+class ManyStreamsTest(SqliteStore, unittest.TestCase):
+    """Issue 17: a stream waits suspended, not in a thread of its own
+    (events.c). 600 streams of 300 clients leave syncd's threads at its
+    fixed few (a thread per connection made them 600 more), each stream
+    gets the next change, and /health and /push answer meanwhile; SIGTERM
+    ends every stream and syncd exits cleanly. Nothing here is timed
+    beyond generous bounds."""
+
+    N = 600
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="syncd-many-")
+        self.s = Syncd(self.backend, self.store_args(), ["--max-connections", "2000"])
+        self.socks = []
+
+    def tearDown(self):
+        for k in self.socks:
+            k.close()
+        rc = self.s.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.assertEqual(rc, 0, self.s.log()[-2000:])
+
+    def read_until(self, want, timeout):
+        """Read every socket until its bytes hold want (or it ends, when
+        want is None); returns the sockets that did not get there."""
+        got = {k: b"" for k in self.socks}
+        left = set(self.socks)
+        deadline = time.monotonic() + timeout
+        while left and time.monotonic() < deadline:
+            for k in select.select(list(left), [], [], 0.5)[0]:
+                data = k.recv(65536)
+                got[k] += data
+                if (want is None and not data) or (want is not None and want in got[k]):
+                    left.discard(k)
+        return left
+
+    def test_many_streams_few_threads(self):
+        s = self.s
+        for i in range(self.N):
+            k = socket.create_connection((s.host, s.port), timeout=30)
+            k.sendall(b"GET /events?client_id=m%d HTTP/1.1\r\nHost: x\r\n"
+                      b"Accept: text/event-stream\r\n\r\n" % (i // 2))
+            self.socks.append(k)
+        self.assertEqual(len(self.read_until(b": ok", 60)), 0)
+        threads = len(os.listdir("/proc/%d/task" % s.proc.pid))
+        self.assertLess(threads, 48, "a thread per stream?")
+        self.assertEqual(s.request("GET", "/health", timeout=10)[0], 200)
+        self.assertEqual(s.push("w", [ins(1, "a")])[0]["status"], "applied")
+        self.assertEqual(len(self.read_until(b"event: changes", 60)), 0)
+        # shutdown ends them all: each reads the end of its stream
+        self.assertEqual(s.stop(), 0, s.log()[-2000:])
+        self.assertEqual(len(self.read_until(None, 30)), 0)
 
 
 class SqliteStreamFilterTest(SqliteStore, StreamFilterTests, unittest.TestCase):
