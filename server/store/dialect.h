@@ -45,6 +45,18 @@ typedef struct dialect_cols {
 /* Which transaction begin opens. */
 enum { DIALECT_SETUP, DIALECT_PUSH };
 
+/* One table of an initial sync's walk under rules (read_walk): its rows
+** that pass cond (a read rule's SQL, rules.h: parameters 2 on are vals;
+** parameter 1 is free) in key order, after the row whose pk JSON is after
+** (NULL: from the first). */
+typedef struct dialect_walk {
+  const catalog_table *t;
+  const char *cond;
+  char **vals; /* NULL: SQL NULL */
+  int n_vals;
+  const char *after;
+} dialect_walk;
+
 typedef struct dialect_db dialect_db;     /* one per store */
 typedef struct dialect_conn dialect_conn; /* one per pooled connection */
 
@@ -164,6 +176,14 @@ typedef struct dialect {
   int (*read_page)(dialect_conn *c, const char *client, long long after, int all,
                    const char *tables, long long pending_from, wire_page *p, char **err);
   int (*head)(dialect_conn *c, long long *version, char **err);
+  /* An initial sync's page under rules (pull.c), in one snapshot: the
+  ** state (head, horizon), then the rows of w[0..n) in turn, each table's
+  ** readable rows in key order with their latest change, through
+  ** wire_page_walk until p is full (the query reads only those rows, by
+  ** an index on the rule's columns and the key where there is one); the
+  ** client's last id and rejected outcomes as read_page. */
+  int (*read_walk)(dialect_conn *c, const char *client, const dialect_walk *w, int n,
+                   long long pending_from, wire_page *p, char **err);
 
   /* Run sql with the text parameters vals[0..n) (NULL: SQL NULL) and set
   ** *yes to the boolean its first row holds (no row: 0): the rules' checks

@@ -102,6 +102,28 @@ static void fn_user(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   if (*v) sqlite3_result_text(ctx, *v, -1, SQLITE_TRANSIENT);
 }
 
+/* _syncd_key('name1', value1, ...): the pk object of a row as the change
+** log writes it (row_pk_json), so that a walk's page query can find a
+** row's change by its key (sq_read_walk). */
+static void fn_key(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  sqlite3_str *out = sqlite3_str_new(0);
+  sqlite3_str_appendchar(out, 1, '{');
+  for (int i = 0; i + 1 < argc; i += 2) {
+    if (i) sqlite3_str_appendchar(out, 1, ',');
+    value_append_string(out, (const char *)sqlite3_value_text(argv[i]), -1);
+    sqlite3_str_appendchar(out, 1, ':');
+    value_append_json(out, argv[i + 1]);
+  }
+  sqlite3_str_appendchar(out, 1, '}');
+  int n = sqlite3_str_length(out);
+  if (sqlite3_str_errcode(out) != SQLITE_OK) {
+    sqlite3_free(sqlite3_str_finish(out));
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  sqlite3_result_text(ctx, sqlite3_str_finish(out), n, sqlite3_free);
+}
+
 static dialect_conn *sq_connect(dialect_db *d, char **err) {
   sqlite3 *db = 0;
   /* NOMUTEX: the pool hands a connection to one thread at a time, so
@@ -124,7 +146,9 @@ static dialect_conn *sq_connect(dialect_db *d, char **err) {
   c->db = db;
   c->owner = d;
   if (sqlite3_create_function(db, "syncd_sub", 0, SQLITE_UTF8, &c->user[0], fn_user, 0, 0) ||
-      sqlite3_create_function(db, "syncd_claims", 0, SQLITE_UTF8, &c->user[1], fn_user, 0, 0)) {
+      sqlite3_create_function(db, "syncd_claims", 0, SQLITE_UTF8, &c->user[1], fn_user, 0, 0) ||
+      sqlite3_create_function(db, "_syncd_key", -1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, 0, fn_key,
+                              0, 0)) {
     *err = wire_errf("%s: %s", d->path, sqlite3_errmsg(db));
     sqlite3_close(db);
     sqlite3_free(c);
@@ -770,6 +794,9 @@ static int sq_prune(dialect_conn *c, const char *client, int keep, char **err) {
 
 /* ---- reading ---- */
 
+static int page_end(dialect_conn *c, const char *client, long long pending_from, wire_page *p,
+                    char **err);
+
 static int sq_read_page(dialect_conn *c, const char *client, long long after, int all,
                         const char *tables, long long pending_from, wire_page *p, char **err) {
   sqlite3 *db = c->db;
@@ -798,6 +825,16 @@ static int sq_read_page(dialect_conn *c, const char *client, long long after, in
                      (const char *)sqlite3_column_text(q, 2), sqlite3_column_int64(q, 3));
   stmt_put(q);
   if (step != SQLITE_DONE) return fail(db, err);
+  return page_end(c, client, pending_from, p, err);
+}
+
+/* The end of a page's read: the client's last id, its rejected outcomes
+** (when p wants them), COMMIT. */
+static int page_end(dialect_conn *c, const char *client, long long pending_from, wire_page *p,
+                    char **err) {
+  sqlite3 *db = c->db;
+  sqlite3_stmt *q;
+  int step;
   if (sq_client_last(c, client, &p->last_id, err)) return -1;
   if (p->rejected) {
     if (prep(db,
@@ -814,6 +851,77 @@ static int sq_read_page(dialect_conn *c, const char *client, long long after, in
     if (step != SQLITE_DONE) return fail(db, err);
   }
   return run(db, "COMMIT", 0, 0, err);
+}
+
+/* The page query of one table of a walk (dialect.h, read_walk): the key
+** as the change log prints it, the row and version of its change (NULL:
+** none), for the rows of w->t after ?1's key (when after) that pass
+** w->cond (?2 on), ?N+2 the table's name, ?N+3 the limit. The inner
+** select reads the rule's index: with one on the rule's columns then the
+** key, its order is the index's and it stops at the limit. */
+static char *walk_sql(const dialect_walk *w, int after) {
+  const catalog_table *t = w->t;
+  sqlite3_str *s = sqlite3_str_new(0);
+  sqlite3_str_appendall(s, "SELECT k.pk, c.row, c.version FROM (SELECT _syncd_key(");
+  for (int k = 0; k < t->n_pk; k++)
+    sqlite3_str_appendf(s, "%s%Q, \"%w\".\"%w\"", k ? ", " : "", t->cols[t->pk[k]].name, t->name,
+                        t->cols[t->pk[k]].name);
+  sqlite3_str_appendall(s, ") AS pk");
+  for (int k = 0; k < t->n_pk; k++)
+    sqlite3_str_appendf(s, ", \"%w\".\"%w\" AS k%d", t->name, t->cols[t->pk[k]].name, k);
+  sqlite3_str_appendf(s, " FROM \"%w\" WHERE %s", t->name, w->cond);
+  for (int k = 0; k < t->n_pk; k++)
+    sqlite3_str_appendf(s, " AND \"%w\".\"%w\" IS NOT NULL", t->name, t->cols[t->pk[k]].name);
+  if (after) {
+    sqlite3_str_appendall(s, " AND (");
+    for (int k = 0; k < t->n_pk; k++)
+      sqlite3_str_appendf(s, "%s\"%w\".\"%w\"", k ? ", " : "", t->name, t->cols[t->pk[k]].name);
+    sqlite3_str_appendall(s, ") > (");
+    for (int k = 0; k < t->n_pk; k++)
+      sqlite3_str_appendf(s, "%ssync_val(?1 -> %Q)", k ? ", " : "", t->cols[t->pk[k]].key);
+    sqlite3_str_appendall(s, ")");
+  }
+  sqlite3_str_appendall(s, " ORDER BY ");
+  for (int k = 0; k < t->n_pk; k++)
+    sqlite3_str_appendf(s, "%s%d", k ? ", " : "", k + 2);
+  sqlite3_str_appendf(s,
+                      " LIMIT ?%d) AS k LEFT JOIN _syncd_changes AS c ON c.tbl = ?%d"
+                      " AND c.pk = k.pk AND c.op = 'upsert' ORDER BY ",
+                      w->n_vals + 3, w->n_vals + 2);
+  for (int k = 0; k < t->n_pk; k++)
+    sqlite3_str_appendf(s, "%sk.k%d", k ? ", " : "", k);
+  return sqlite3_str_finish(s);
+}
+
+static int sq_read_walk(dialect_conn *c, const char *client, const dialect_walk *w, int n,
+                        long long pending_from, wire_page *p, char **err) {
+  sqlite3 *db = c->db;
+  sqlite3_stmt *q;
+  if (run(db, "BEGIN", 0, 0, err) || prep(db, "SELECT version, horizon FROM _syncd_state", &q, err))
+    return -1;
+  int step = sqlite3_step(q);
+  p->head = sqlite3_column_int64(q, 0);
+  p->horizon = sqlite3_column_int64(q, 1);
+  stmt_put(q);
+  if (step != SQLITE_ROW) return fail(db, err);
+  for (int i = 0; i < n && !p->has_more; i++) {
+    char *sql = walk_sql(&w[i], w[i].after != 0);
+    if (!sql) return *err = wire_errf("out of memory"), -1;
+    int bad = prep(db, sql, &q, err);
+    sqlite3_free(sql);
+    if (bad) return -1;
+    sqlite3_bind_text(q, 1, w[i].after, -1, SQLITE_STATIC);
+    for (int k = 0; k < w[i].n_vals; k++)
+      sqlite3_bind_text(q, 2 + k, w[i].vals[k], -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, w[i].n_vals + 2, w[i].t->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, w[i].n_vals + 3, p->limit + 1 - p->n_seen);
+    while ((step = sqlite3_step(q)) == SQLITE_ROW)
+      wire_page_walk(p, w[i].t->name, (const char *)sqlite3_column_text(q, 0),
+                     (const char *)sqlite3_column_text(q, 1), sqlite3_column_int64(q, 2));
+    stmt_put(q);
+    if (step != SQLITE_DONE) return fail(db, err);
+  }
+  return page_end(c, client, pending_from, p, err);
 }
 
 static int sq_head(dialect_conn *c, long long *version, char **err) {
@@ -876,6 +984,7 @@ const dialect dialect_sqlite = {
     .replay = sq_replay,
     .prune = sq_prune,
     .read_page = sq_read_page,
+    .read_walk = sq_read_walk,
     .head = sq_head,
     .select_bool = sq_select_bool,
     .snapshot = sq_snapshot,

@@ -32,22 +32,62 @@ static long long number(const char **p) {
   return errno ? -1 : v;
 }
 
-int wire_cursor_parse(const char *cursor, const char *db_id, long long *version, long long *snap) {
+/* The text hex digits z[0..n) spell (n even, no NUL byte), or NULL with
+** *bad (malformed) or without (out of memory). */
+static char *unhex(const char *z, size_t n, int *bad) {
+  static const char digits[] = "0123456789abcdef";
+  *bad = n % 2 != 0 || n == 0;
+  char *out = *bad ? 0 : sqlite3_malloc64(n / 2 + 1);
+  for (size_t i = 0; out && i < n; i += 2) {
+    const char *hi = memchr(digits, z[i], 16), *lo = memchr(digits, z[i + 1], 16);
+    if (!z[i] || !z[i + 1] || !hi || !lo || (hi == digits && lo == digits)) {
+      *bad = 1;
+      break;
+    }
+    out[i / 2] = (char)((hi - digits) << 4 | (lo - digits));
+  }
+  if (out && *bad) sqlite3_free(out), out = 0;
+  if (out) out[n / 2] = 0;
+  return out;
+}
+
+int wire_cursor_parse_walk(const char *cursor, const char *db_id, long long *version,
+                           long long *snap, char **table, char **pk) {
+  if (table) *table = *pk = 0;
   const char *dash = strrchr(cursor, '-');
-  if (!dash || dash == cursor || strlen(cursor) > 64) return STORE_BAD_CURSOR;
+  size_t len = strlen(cursor);
+  if (!dash || dash == cursor || len > 64 + 2 * (WIRE_WALK_MAX + 1)) return STORE_BAD_CURSOR;
   for (const char *p = cursor; p < dash; p++) {
     if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
       return STORE_BAD_CURSOR;
   }
   const char *d = dash + 1;
   long long v = number(&d), h = 0;
+  const char *walk = v >= 0 && *d == 'w' && table ? d + 1 : 0;
   if (v >= 0 && *d == 's') d++, h = number(&d);
-  if (v < 0 || h < 0 || *d) return STORE_BAD_CURSOR;
+  if (walk) h = v, d += strlen(d);
+  if (v < 0 || h < 0 || *d || (!walk && len > 64)) return STORE_BAD_CURSOR;
   if ((size_t)(dash - cursor) != strlen(db_id) || memcmp(cursor, db_id, dash - cursor) != 0)
     return STORE_EXPIRED;
+  if (walk) {
+    const char *dot = strchr(walk, '.');
+    int bad = !dot;
+    if (!bad) *table = unhex(walk, (size_t)(dot - walk), &bad);
+    if (!bad && *table) *pk = unhex(dot + 1, strlen(dot + 1), &bad);
+    if (bad || !*table || !*pk) {
+      sqlite3_free(*table);
+      sqlite3_free(*pk);
+      *table = *pk = 0;
+      return bad ? STORE_BAD_CURSOR : STORE_ERROR;
+    }
+  }
   *version = v;
   *snap = h;
   return STORE_OK;
+}
+
+int wire_cursor_parse(const char *cursor, const char *db_id, long long *version, long long *snap) {
+  return wire_cursor_parse_walk(cursor, db_id, version, snap, 0, 0);
 }
 
 char *wire_cursor(const char *db_id, long long version) {
@@ -95,6 +135,52 @@ void wire_page_change(wire_page *p, const char *table, const char *pk, const cha
   sqlite3_str_appendf(out, ",\"version\":%lld}", version);
 }
 
+int wire_page_walk_start(wire_page *p) {
+  p->walk_table = sqlite3_str_new(0);
+  p->walk_pk = sqlite3_str_new(0);
+  return sqlite3_str_errcode(p->walk_table) || sqlite3_str_errcode(p->walk_pk) ? -1 : 0;
+}
+
+void wire_page_walk(wire_page *p, const char *table, const char *pk, const char *row,
+                    long long version) {
+  if (p->n_seen == p->limit) {
+    p->has_more = 1;
+    return;
+  }
+  p->n_seen++;
+  sqlite3_str_reset(p->walk_table);
+  sqlite3_str_reset(p->walk_pk);
+  sqlite3_str_appendall(p->walk_table, table);
+  sqlite3_str_appendall(p->walk_pk, pk);
+  if (!row) return;
+  p->last_version = version;
+  sqlite3_str *out = p->out;
+  if (p->n_changes++) sqlite3_str_appendchar(out, 1, ',');
+  sqlite3_str_appendall(out, "{\"table\":");
+  value_append_string(out, table, -1);
+  sqlite3_str_appendall(out, ",\"op\":\"upsert\",\"pk\":");
+  sqlite3_str_appendall(out, pk);
+  sqlite3_str_appendall(out, ",\"row\":");
+  sqlite3_str_appendall(out, row);
+  sqlite3_str_appendf(out, ",\"version\":%lld}", version);
+}
+
+/* "<db id>-<snap>w<hex table>.<hex pk>": p's walk goes on after its position. */
+static char *cursor_walk(const char *db_id, const wire_page *p) {
+  const char *parts[2] = {sqlite3_str_value(p->walk_table), sqlite3_str_value(p->walk_pk)};
+  if (!parts[0] || !parts[1] ||
+      sqlite3_str_length(p->walk_table) + sqlite3_str_length(p->walk_pk) > WIRE_WALK_MAX)
+    return 0;
+  sqlite3_str *s = sqlite3_str_new(0);
+  sqlite3_str_appendf(s, "%s-%lldw", db_id, p->snap);
+  for (int i = 0; i < 2; i++) {
+    if (i) sqlite3_str_appendchar(s, 1, '.');
+    for (const unsigned char *z = (const unsigned char *)parts[i]; *z; z++)
+      sqlite3_str_appendf(s, "%02x", *z);
+  }
+  return sqlite3_str_finish(s);
+}
+
 void wire_page_rejected(wire_page *p, long long id, const char *reason) {
   sqlite3_str_appendf(p->rejected,
                       "%s{\"id\":%lld,\"reason\":", sqlite3_str_length(p->rejected) ? "," : "", id);
@@ -102,10 +188,18 @@ void wire_page_rejected(wire_page *p, long long id, const char *reason) {
   sqlite3_str_appendchar(p->rejected, 1, '}');
 }
 
+/* Free the walk's position builders (none: nothing). */
+static void walk_drop(wire_page *p) {
+  sqlite3_free(sqlite3_str_finish(p->walk_table));
+  sqlite3_free(sqlite3_str_finish(p->walk_pk));
+  p->walk_table = p->walk_pk = 0;
+}
+
 void wire_page_drop(wire_page *p) {
   sqlite3_free(sqlite3_str_finish(p->out));
   sqlite3_free(sqlite3_str_finish(p->rejected));
   p->out = p->rejected = 0;
+  walk_drop(p);
 }
 
 int wire_page_finish(wire_page *p, const char *db_id, store_page *page, char **err) {
@@ -113,7 +207,10 @@ int wire_page_finish(wire_page *p, const char *db_id, store_page *page, char **e
   memset(page, 0, sizeof *page);
   page->n_changes = p->n_changes;
   page->has_more = p->has_more;
-  if (p->has_more && p->snap > p->last_version)
+  int walk = p->walk_table && p->has_more;
+  if (walk)
+    page->cursor = cursor_walk(db_id, p);
+  else if (p->has_more && p->snap > p->last_version)
     page->cursor = cursor_snap(db_id, p->last_version, p->snap);
   else
     page->cursor = wire_cursor(db_id, p->has_more ? p->last_version : p->head);
@@ -135,11 +232,18 @@ int wire_page_finish(wire_page *p, const char *db_id, store_page *page, char **e
   bad = bad || sqlite3_str_errcode(out) != SQLITE_OK;
   page->json = sqlite3_str_finish(out);
   p->out = p->rejected = 0;
+  /* a position too long for a cursor (a key of kilobytes) cannot be paged */
+  int too_long = walk && sqlite3_str_length(p->walk_table) + sqlite3_str_length(p->walk_pk) >
+                             WIRE_WALK_MAX;
+  walk_drop(p);
   if (bad || !page->cursor || !page->json) {
     sqlite3_free(page->json);
     sqlite3_free(page->cursor);
     memset(page, 0, sizeof *page);
-    *err = wire_errf("out of memory");
+    *err = too_long ? wire_errf("initial sync: a row's table and key take more than %d bytes,"
+                                " too long for a cursor (docs/RULES.md)",
+                                WIRE_WALK_MAX)
+                    : wire_errf("out of memory");
     return STORE_ERROR;
   }
   return STORE_OK;
