@@ -137,7 +137,7 @@ class Syncd:
 # ---- a: initial sync ----
 
 ITEMS = ("CREATE TABLE items(id TEXT PRIMARY KEY, owner TEXT NOT NULL, title TEXT NOT NULL);"
-         "CREATE INDEX items_owner ON items(owner);")
+         "CREATE INDEX items_owner ON items(owner, id);")
 OWN = {"tables": {"items": {"read": "owner = :sub", "write": "owner = :sub"}}}
 
 

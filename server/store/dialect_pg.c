@@ -708,6 +708,144 @@ static int pg_read_page(dialect_conn *c, const char *client, long long after, in
   return pgc_exec(c, "COMMIT", err);
 }
 
+/* The first query of one table of a walk (dialect.h, read_walk): the key
+** columns (printed as pgsql_row reads them) of the rows of w->t after $1's
+** key (when after; else $1 is NULL) that pass w->cond ($2 on), in key
+** order, $N+2 rows at most. An index on the rule's columns then the key
+** serves both the filter and the order (docs/RULES.md shows the plan). */
+static char *walk_sql(const dialect_walk *w, int after) {
+  const catalog_table *t = w->t;
+  sqlite3_str *s = sqlite3_str_new(0);
+  sqlite3_str_appendall(s, "SELECT ");
+  pgsql_columns(s, t, 1);
+  sqlite3_str_appendall(s, " FROM ");
+  pgsql_ident(s, t->name);
+  sqlite3_str_appendf(s, " WHERE %s", w->cond);
+  for (int k = 0; k < t->n_pk; k++) {
+    sqlite3_str_appendall(s, " AND ");
+    pgsql_ident(s, t->cols[t->pk[k]].name);
+    sqlite3_str_appendall(s, " IS NOT NULL");
+  }
+  if (after) {
+    sqlite3_str_appendall(s, " AND (");
+    for (int k = 0; k < t->n_pk; k++) {
+      if (k) sqlite3_str_appendall(s, ", ");
+      pgsql_ident(s, t->cols[t->pk[k]].name);
+    }
+    sqlite3_str_appendall(s, ") > (");
+    for (int k = 0; k < t->n_pk; k++) {
+      sqlite3_str_appendall(s, k ? ", (jsonb_populate_record(NULL::" : "(jsonb_populate_record(NULL::");
+      pgsql_ident(s, t->name);
+      sqlite3_str_appendall(s, ", $1::jsonb)).");
+      pgsql_ident(s, t->cols[t->pk[k]].name);
+    }
+    sqlite3_str_appendall(s, ")");
+  } else {
+    sqlite3_str_appendall(s, " AND $1::text IS NULL");
+  }
+  sqlite3_str_appendall(s, " ORDER BY ");
+  for (int k = 0; k < t->n_pk; k++) {
+    if (k) sqlite3_str_appendall(s, ", ");
+    pgsql_ident(s, t->cols[t->pk[k]].name);
+  }
+  sqlite3_str_appendf(s, " LIMIT $%d::bigint", w->n_vals + 2);
+  return sqlite3_str_finish(s);
+}
+
+/* One table of a walk: its readable keys (walk_sql), then their changes
+** in one statement, into p. */
+static int walk_table(dialect_conn *c, const dialect_walk *w, wire_page *p, char **err) {
+  const catalog_table *t = w->t;
+  char lim[32];
+  snprintf(lim, sizeof lim, "%d", p->limit + 1 - p->n_seen);
+  const char **q = sqlite3_malloc64(sizeof *q * ((size_t)w->n_vals + 2));
+  char *sql = walk_sql(w, w->after != 0);
+  if (!q || !sql) {
+    sqlite3_free(q);
+    sqlite3_free(sql);
+    return *err = wire_errf("out of memory"), -1;
+  }
+  q[0] = w->after;
+  for (int k = 0; k < w->n_vals; k++)
+    q[1 + k] = w->vals[k];
+  q[1 + w->n_vals] = lim;
+  PGresult *keys = pgc_query(c, sql, w->n_vals + 2, q, err);
+  sqlite3_free(sql);
+  sqlite3_free(q);
+  if (!keys) return -1;
+  int n = PQntuples(keys), bad = 0;
+  char **pk = sqlite3_malloc64(sizeof *pk * ((size_t)n + 1));
+  sqlite3_str *list = sqlite3_str_new(0);
+  sqlite3_str_appendchar(list, 1, '[');
+  for (int i = 0; !bad && pk && i < n; i++) {
+    bad = !(pk[i] = pgsql_row(t, keys, i, 0, 1));
+    if (i) sqlite3_str_appendchar(list, 1, ',');
+    if (!bad) value_append_string(list, pk[i], -1);
+  }
+  PQclear(keys);
+  sqlite3_str_appendchar(list, 1, ']');
+  char *json = sqlite3_str_finish(list);
+  PGresult *r = 0;
+  if (!pk || bad || !json) {
+    *err = wire_errf("out of memory");
+  } else if (n) {
+    const char *q2[2] = {t->name, json};
+    r = pgc_query(c,
+                  "SELECT c.row, c.version FROM json_array_elements_text($2::json)"
+                  " WITH ORDINALITY AS k(pk, n) LEFT JOIN _syncd_changes AS c"
+                  " ON c.tbl = $1 AND c.pk = k.pk AND c.op = 'upsert' ORDER BY k.n",
+                  2, q2, err);
+  }
+  for (int i = 0; r && i < n && i < PQntuples(r); i++)
+    wire_page_walk(p, t->name, pk[i], PQgetisnull(r, i, 0) ? 0 : PQgetvalue(r, i, 0),
+                   PQgetisnull(r, i, 1) ? 0 : atoll(PQgetvalue(r, i, 1)));
+  int ok = !n || r;
+  PQclear(r);
+  for (int i = 0; pk && i < n; i++)
+    sqlite3_free(pk[i]);
+  sqlite3_free(pk);
+  sqlite3_free(json);
+  return ok ? 0 : -1;
+}
+
+static int pg_read_walk(dialect_conn *c, const char *client, const dialect_walk *w, int n,
+                        long long pending_from, wire_page *p, char **err) {
+  if (pgc_exec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err)) return -1;
+  const char *q[3] = {client};
+  PGresult *r = pgc_query(c,
+                          "SELECT version, horizon, (SELECT last_id FROM _syncd_clients"
+                          " WHERE client_id = $1) FROM _syncd_state",
+                          1, q, err);
+  if (!r) return -1;
+  if (PQntuples(r) != 1) {
+    PQclear(r);
+    return *err = wire_errf("no _syncd_state row"), -1;
+  }
+  p->head = atoll(PQgetvalue(r, 0, 0));
+  p->horizon = atoll(PQgetvalue(r, 0, 1));
+  p->last_id = PQgetisnull(r, 0, 2) ? 0 : atoll(PQgetvalue(r, 0, 2));
+  PQclear(r);
+  for (int i = 0; i < n && !p->has_more; i++)
+    if (walk_table(c, &w[i], p, err)) return -1;
+  if (p->rejected) {
+    char fromz[32], lastz[32];
+    snprintf(fromz, sizeof fromz, "%lld", pending_from);
+    snprintf(lastz, sizeof lastz, "%lld", p->last_id);
+    q[1] = fromz, q[2] = lastz;
+    if (!(r = pgc_query(
+              c,
+              "SELECT id, reason FROM _syncd_outcomes WHERE client_id = $1"
+              " AND id >= $2::bigint AND id <= $3::bigint AND status = 'rejected' ORDER BY id",
+              3, q, err)))
+      return -1;
+    for (int i = 0; i < PQntuples(r); i++)
+      wire_page_rejected(p, atoll(PQgetvalue(r, i, 0)),
+                         PQgetisnull(r, i, 1) ? 0 : PQgetvalue(r, i, 1));
+    PQclear(r);
+  }
+  return pgc_exec(c, "COMMIT", err);
+}
+
 static int pg_head(dialect_conn *c, long long *version, char **err) {
   PGresult *r = pgc_query(c, "SELECT version FROM _syncd_state", 0, 0, err);
   if (!r) return -1;
@@ -767,6 +905,7 @@ const dialect dialect_pg = {
     .replay = pg_replay,
     .prune = pg_prune,
     .read_page = pg_read_page,
+    .read_walk = pg_read_walk,
     .head = pg_head,
     .select_bool = pg_select_bool,
     .snapshot = pg_snapshot,

@@ -856,20 +856,24 @@ static int page_end(dialect_conn *c, const char *client, long long pending_from,
 /* The page query of one table of a walk (dialect.h, read_walk): the key
 ** as the change log prints it, the row and version of its change (NULL:
 ** none), for the rows of w->t after ?1's key (when after) that pass
-** w->cond (?2 on), ?N+2 the table's name, ?N+3 the limit. The inner
-** select reads the rule's index: with one on the rule's columns then the
-** key, its order is the index's and it stops at the limit. */
+** w->cond (?2 on), in key order; ?N+2 the table's name, ?N+3 the limit.
+** The rows are w->t's outer loop: with an index on the rule's columns
+** then the key, they come in the index's order and the query stops at the
+** limit (no sort; docs/RULES.md shows the plan). */
 static char *walk_sql(const dialect_walk *w, int after) {
   const catalog_table *t = w->t;
-  sqlite3_str *s = sqlite3_str_new(0);
-  sqlite3_str_appendall(s, "SELECT k.pk, c.row, c.version FROM (SELECT _syncd_key(");
+  sqlite3_str *key = sqlite3_str_new(0), *s = sqlite3_str_new(0);
+  sqlite3_str_appendall(key, "_syncd_key(");
   for (int k = 0; k < t->n_pk; k++)
-    sqlite3_str_appendf(s, "%s%Q, \"%w\".\"%w\"", k ? ", " : "", t->cols[t->pk[k]].name, t->name,
-                        t->cols[t->pk[k]].name);
-  sqlite3_str_appendall(s, ") AS pk");
-  for (int k = 0; k < t->n_pk; k++)
-    sqlite3_str_appendf(s, ", \"%w\".\"%w\" AS k%d", t->name, t->cols[t->pk[k]].name, k);
-  sqlite3_str_appendf(s, " FROM \"%w\" WHERE %s", t->name, w->cond);
+    sqlite3_str_appendf(key, "%s%Q, \"%w\".\"%w\"", k ? ", " : "", t->cols[t->pk[k]].name,
+                        t->name, t->cols[t->pk[k]].name);
+  sqlite3_str_appendall(key, ")");
+  const char *pk = sqlite3_str_value(key);
+  sqlite3_str_appendf(s,
+                      "SELECT coalesce(c.pk, %s), c.row, c.version FROM \"%w\" LEFT JOIN"
+                      " _syncd_changes AS c ON c.tbl = ?%d AND c.pk = %s AND c.op = 'upsert'"
+                      " WHERE %s",
+                      pk, t->name, w->n_vals + 2, pk, w->cond);
   for (int k = 0; k < t->n_pk; k++)
     sqlite3_str_appendf(s, " AND \"%w\".\"%w\" IS NOT NULL", t->name, t->cols[t->pk[k]].name);
   if (after) {
@@ -883,14 +887,13 @@ static char *walk_sql(const dialect_walk *w, int after) {
   }
   sqlite3_str_appendall(s, " ORDER BY ");
   for (int k = 0; k < t->n_pk; k++)
-    sqlite3_str_appendf(s, "%s%d", k ? ", " : "", k + 2);
-  sqlite3_str_appendf(s,
-                      " LIMIT ?%d) AS k LEFT JOIN _syncd_changes AS c ON c.tbl = ?%d"
-                      " AND c.pk = k.pk AND c.op = 'upsert' ORDER BY ",
-                      w->n_vals + 3, w->n_vals + 2);
-  for (int k = 0; k < t->n_pk; k++)
-    sqlite3_str_appendf(s, "%sk.k%d", k ? ", " : "", k);
-  return sqlite3_str_finish(s);
+    sqlite3_str_appendf(s, "%s\"%w\".\"%w\"", k ? ", " : "", t->name, t->cols[t->pk[k]].name);
+  sqlite3_str_appendf(s, " LIMIT ?%d", w->n_vals + 3);
+  int bad = sqlite3_str_errcode(key) != SQLITE_OK;
+  sqlite3_free(sqlite3_str_finish(key));
+  char *z = sqlite3_str_finish(s);
+  if (bad) sqlite3_free(z), z = 0;
+  return z;
 }
 
 static int sq_read_walk(dialect_conn *c, const char *client, const dialect_walk *w, int n,
