@@ -26,6 +26,13 @@ CREATE TABLE secrets(id TEXT PRIMARY KEY, v TEXT);
 INSERT INTO members VALUES ('p1', 'alice'), ('p2', 'bob');
 INSERT INTO secrets VALUES ('s1', 'hidden');
 """
+# rows of two users interleaved, keyed by two integers (their order is not
+# their text's: 2 < 10), with the index docs/RULES.md asks for
+SCHEMA += ("CREATE TABLE items(g INTEGER NOT NULL, n INTEGER NOT NULL, owner TEXT,"
+           " PRIMARY KEY (g, n));\nCREATE INDEX items_owner ON items(owner, g, n);\n"
+           "INSERT INTO items VALUES %s;\n" % ", ".join(
+               "(%d, %d, '%s')" % (g, n, "alice" if (g * 20 + n) % 4 == 0 else "bob")
+               for g in range(3) for n in range(20)))
 # a table with more columns than a rule may name (RULES_MAX_COLS)
 SCHEMA += "CREATE TABLE wide(id TEXT PRIMARY KEY, %s);\n" % ", ".join(
     f"c{i} TEXT" for i in range(33))
@@ -60,7 +67,8 @@ def walk_table(cursor):
 
 
 def ins(mid, table, **row):
-    key = {k: row[k] for k in (("project", "user_id") if table == "members" else ("id",))}
+    cols = {"members": ("project", "user_id"), "items": ("g", "n")}.get(table, ("id",))
+    key = {k: row[k] for k in cols}
     return {"id": mid, "table": table, "op": "insert", "pk": key, "data": row}
 
 
@@ -332,6 +340,60 @@ class RulesTests(ManySyncd):
         got, _ = self.seen(s, bob, "b1")
         self.assertFalse({("tasks", json.dumps({"id": "k1"})), ("tasks", json.dumps({"id": "k2"}))}
                          & got, got)
+
+    def test_initial_sync_reads_only_readable_rows(self):
+        # the read rule is part of the page query (docs/RULES.md, "Initial
+        # sync"): a page of 4 holds 4 of alice's rows, where a filter after
+        # the query held about one (3 of 4 rows are bob's)
+        rules = json.loads(json.dumps(RULES))
+        rules["tables"]["items"] = {"read": "owner = :sub", "write": "true"}
+        s = self.server(rules)
+        alice = self.as_user("alice")
+        mine = {(g, n) for g in range(3) for n in range(20) if (g * 20 + n) % 4 == 0}
+        q = {"client_id": "a1", "limit": "4", "tables": "items"}
+        pages = []
+        while True:
+            status, _, page = s.request("GET", "/pull?" + urllib.parse.urlencode(q), headers=alice)
+            self.assertEqual(status, 200, page)
+            pages.append([(c["pk"]["g"], c["pk"]["n"]) for c in page["changes"]])
+            q["cursor"] = page["cursor"]
+            if not page["has_more"]:
+                break
+        self.assertEqual([len(p) for p in pages], [4, 4, 4, 3], pages)
+        # in key order, each row once
+        got = [k for p in pages for k in p]
+        self.assertEqual(got, sorted(mine))
+        # rows that change while it pages: one inserted behind its position,
+        # one it sent then deleted, one it sent then given away, one ahead
+        # of it given away, one ahead of it updated: the last page brings
+        # the changes since the walk began, so alice ends with her rows
+        held = {}
+        q = {"client_id": "a2", "limit": "4", "tables": "items"}
+        step = 0
+        while True:
+            status, _, page = s.request("GET", "/pull?" + urllib.parse.urlencode(q), headers=alice)
+            self.assertEqual(status, 200, page)
+            for c in page["changes"]:
+                k = (c["pk"]["g"], c["pk"]["n"])
+                if c["op"] == "delete":
+                    held.pop(k, None)
+                else:
+                    self.assertEqual(c["row"]["owner"], "alice", c)
+                    held[k] = c["row"]
+            q["cursor"] = page["cursor"]
+            if not page["has_more"]:
+                break
+            step += 1
+            if step == 2:
+                res = self.push(s, alice, "a9", [
+                    ins(1, "items", g=0, n=-1, owner="alice"),
+                    dele(2, "items", {"g": 0, "n": 0}),
+                    upd(3, "items", {"g": 0, "n": 4}, owner="bob"),
+                    upd(4, "items", {"g": 2, "n": 16}, owner="bob"),
+                    upd(5, "items", {"g": 2, "n": 12}, owner="alice")])
+                self.assertEqual([r["status"] for r in res], ["applied"] * 5, res)
+        want = (mine | {(0, -1)}) - {(0, 0), (0, 4), (2, 16)}
+        self.assertEqual(set(held), want)
 
     def test_initial_sync_meets_a_membership_change(self):
         # bob's initial sync pages past k1 (hidden: not a member of p1 yet);
