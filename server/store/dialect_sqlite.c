@@ -35,6 +35,7 @@ struct dialect_conn {
   sqlite3 *db;
   dialect_db *owner;
   char *user[2]; /* set_user's sub and claims, for syncd_sub() and syncd_claims() */
+  sqlite3_str *keys; /* _syncd_key's texts, one after the other (fn_key) */
   /* Rows of synced tables a push changes are recorded by TEMP triggers
   ** (made at the first push, watching = 1) in temp._syncd_touched, whose
   ** rowids 1..touched are this transaction's so far (saved_touched: at the
@@ -104,9 +105,20 @@ static void fn_user(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 
 /* _syncd_key('name1', value1, ...): the pk object of a row as the change
 ** log writes it (row_pk_json), so that a walk's page query can find a
-** row's change by its key (sq_read_walk). */
+** row's change by its key (sq_read_walk). It runs once a row: the texts
+** go one after the other into one buffer of the connection (copied out
+** by SQLite at once), renewed past KEYS_MAX, rather than one allocation
+** each. */
+#define KEYS_MAX 65536
+
 static void fn_key(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  sqlite3_str *out = sqlite3_str_new(0);
+  dialect_conn *c = sqlite3_user_data(ctx);
+  if (!c->keys || sqlite3_str_length(c->keys) > KEYS_MAX) {
+    sqlite3_free(sqlite3_str_finish(c->keys));
+    c->keys = sqlite3_str_new(0);
+  }
+  sqlite3_str *out = c->keys;
+  int at = sqlite3_str_length(out);
   sqlite3_str_appendchar(out, 1, '{');
   for (int i = 0; i + 1 < argc; i += 2) {
     if (i) sqlite3_str_appendchar(out, 1, ',');
@@ -115,13 +127,14 @@ static void fn_key(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     value_append_json(out, argv[i + 1]);
   }
   sqlite3_str_appendchar(out, 1, '}');
-  int n = sqlite3_str_length(out);
   if (sqlite3_str_errcode(out) != SQLITE_OK) {
     sqlite3_free(sqlite3_str_finish(out));
+    c->keys = 0;
     sqlite3_result_error_nomem(ctx);
     return;
   }
-  sqlite3_result_text(ctx, sqlite3_str_finish(out), n, sqlite3_free);
+  sqlite3_result_text(ctx, sqlite3_str_value(out) + at, sqlite3_str_length(out) - at,
+                      SQLITE_TRANSIENT);
 }
 
 static dialect_conn *sq_connect(dialect_db *d, char **err) {
@@ -147,7 +160,7 @@ static dialect_conn *sq_connect(dialect_db *d, char **err) {
   c->owner = d;
   if (sqlite3_create_function(db, "syncd_sub", 0, SQLITE_UTF8, &c->user[0], fn_user, 0, 0) ||
       sqlite3_create_function(db, "syncd_claims", 0, SQLITE_UTF8, &c->user[1], fn_user, 0, 0) ||
-      sqlite3_create_function(db, "_syncd_key", -1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, 0, fn_key,
+      sqlite3_create_function(db, "_syncd_key", -1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, c, fn_key,
                               0, 0)) {
     *err = wire_errf("%s: %s", d->path, sqlite3_errmsg(db));
     sqlite3_close(db);
@@ -176,6 +189,7 @@ static void sq_disconnect(dialect_conn *c) {
   }
   sqlite3_free(c->user[0]);
   sqlite3_free(c->user[1]);
+  sqlite3_free(sqlite3_str_finish(c->keys));
   sqlite3_free(c->unwatch);
   sqlite3_free(c);
 }

@@ -157,7 +157,8 @@ static int walk_page(store *s, dialect_conn *c, const store_user *u, const char 
           rules_values(&rt->read_params, u ? u->sub : 0, u ? u->claims : 0, x->vals) != 0;
     if (bad && x->vals) x->n_vals = 0;
   }
-  if (bad || wire_page_walk_start(p)) bad = 1, *err = wire_errf("out of memory");
+  if (bad) *err = wire_errf("out of memory");
+  wire_page_walk_start(p);
   int rc = bad || s->d->read_walk(c, client, w, m, pending_from, p, err);
   for (int i = 0; i < m; i++) {
     for (int k = 0; k < w[i].n_vals; k++)
@@ -169,11 +170,8 @@ static int walk_page(store *s, dialect_conn *c, const store_user *u, const char 
   p->snap = snap ? snap : p->head;
   if (p->has_more) return 0;
   /* every table walked: the changes above the walk's head follow */
-  sqlite3_free(sqlite3_str_finish(p->walk_table));
-  sqlite3_free(sqlite3_str_finish(p->walk_pk));
-  p->walk_table = p->walk_pk = 0;
+  wire_page_walk_end(p, p->snap);
   if (p->rejected) sqlite3_str_reset(p->rejected);
-  p->last_version = p->snap;
   rd->snap = p->snap;
   p->filter = read_filter, p->filter_arg = rd;
   long long head = p->head;

@@ -135,10 +135,15 @@ void wire_page_change(wire_page *p, const char *table, const char *pk, const cha
   sqlite3_str_appendf(out, ",\"version\":%lld}", version);
 }
 
-int wire_page_walk_start(wire_page *p) {
-  p->walk_table = sqlite3_str_new(0);
-  p->walk_pk = sqlite3_str_new(0);
-  return sqlite3_str_errcode(p->walk_table) || sqlite3_str_errcode(p->walk_pk) ? -1 : 0;
+void wire_page_walk_start(wire_page *p) {
+  p->walk = 1;
+}
+
+void wire_page_walk_end(wire_page *p, long long snap) {
+  sqlite3_free(p->walk_at);
+  p->walk_at = 0;
+  p->walk = p->walk_size = 0;
+  p->last_version = snap;
 }
 
 void wire_page_walk(wire_page *p, const char *table, const char *pk, const char *row,
@@ -148,10 +153,17 @@ void wire_page_walk(wire_page *p, const char *table, const char *pk, const char 
     return;
   }
   p->n_seen++;
-  sqlite3_str_reset(p->walk_table);
-  sqlite3_str_reset(p->walk_pk);
-  sqlite3_str_appendall(p->walk_table, table);
-  sqlite3_str_appendall(p->walk_pk, pk);
+  /* the position, into a buffer grown as needed (not one allocation a row) */
+  size_t nt = strlen(table) + 1, np = strlen(pk) + 1;
+  p->walk_bad = nt + np - 2 > WIRE_WALK_MAX ? 2 : 0;
+  if (!p->walk_bad && nt + np > (size_t)p->walk_size) {
+    char *at = sqlite3_realloc64(p->walk_at, nt + np);
+    if (at)
+      p->walk_at = at, p->walk_size = (int)(nt + np);
+    else
+      p->walk_bad = 1;
+  }
+  if (!p->walk_bad) memcpy(p->walk_at, table, nt), memcpy(p->walk_at + nt, pk, np);
   if (!row) return;
   p->last_version = version;
   sqlite3_str *out = p->out;
@@ -165,19 +177,20 @@ void wire_page_walk(wire_page *p, const char *table, const char *pk, const char 
   sqlite3_str_appendf(out, ",\"version\":%lld}", version);
 }
 
-/* "<db id>-<snap>w<hex table>.<hex pk>": p's walk goes on after its position. */
-static char *cursor_walk(const char *db_id, const wire_page *p) {
-  const char *parts[2] = {sqlite3_str_value(p->walk_table), sqlite3_str_value(p->walk_pk)};
-  if (!parts[0] || !parts[1] ||
-      sqlite3_str_length(p->walk_table) + sqlite3_str_length(p->walk_pk) > WIRE_WALK_MAX)
-    return 0;
+/* "<db id>-<snap>w<hex table>.<hex pk>": p's walk goes on after its
+** position; NULL when out of memory or (*too_long) the position is too
+** long for a cursor. */
+static char *cursor_walk(const char *db_id, const wire_page *p, int *too_long) {
+  *too_long = p->walk_bad == 2;
+  if (p->walk_bad || !p->walk_at) return 0;
   sqlite3_str *s = sqlite3_str_new(0);
   sqlite3_str_appendf(s, "%s-%lldw", db_id, p->snap);
-  for (int i = 0; i < 2; i++) {
-    if (i) sqlite3_str_appendchar(s, 1, '.');
-    for (const unsigned char *z = (const unsigned char *)parts[i]; *z; z++)
-      sqlite3_str_appendf(s, "%02x", *z);
-  }
+  const char *table = p->walk_at, *pk = table + strlen(table) + 1;
+  for (const unsigned char *z = (const unsigned char *)table; *z; z++)
+    sqlite3_str_appendf(s, "%02x", *z);
+  sqlite3_str_appendchar(s, 1, '.');
+  for (const unsigned char *z = (const unsigned char *)pk; *z; z++)
+    sqlite3_str_appendf(s, "%02x", *z);
   return sqlite3_str_finish(s);
 }
 
@@ -188,18 +201,11 @@ void wire_page_rejected(wire_page *p, long long id, const char *reason) {
   sqlite3_str_appendchar(p->rejected, 1, '}');
 }
 
-/* Free the walk's position builders (none: nothing). */
-static void walk_drop(wire_page *p) {
-  sqlite3_free(sqlite3_str_finish(p->walk_table));
-  sqlite3_free(sqlite3_str_finish(p->walk_pk));
-  p->walk_table = p->walk_pk = 0;
-}
-
 void wire_page_drop(wire_page *p) {
   sqlite3_free(sqlite3_str_finish(p->out));
   sqlite3_free(sqlite3_str_finish(p->rejected));
   p->out = p->rejected = 0;
-  walk_drop(p);
+  wire_page_walk_end(p, 0);
 }
 
 int wire_page_finish(wire_page *p, const char *db_id, store_page *page, char **err) {
@@ -207,9 +213,9 @@ int wire_page_finish(wire_page *p, const char *db_id, store_page *page, char **e
   memset(page, 0, sizeof *page);
   page->n_changes = p->n_changes;
   page->has_more = p->has_more;
-  int walk = p->walk_table && p->has_more;
-  if (walk)
-    page->cursor = cursor_walk(db_id, p);
+  int too_long = 0;
+  if (p->walk && p->has_more)
+    page->cursor = cursor_walk(db_id, p, &too_long);
   else if (p->has_more && p->snap > p->last_version)
     page->cursor = cursor_snap(db_id, p->last_version, p->snap);
   else
@@ -232,14 +238,12 @@ int wire_page_finish(wire_page *p, const char *db_id, store_page *page, char **e
   bad = bad || sqlite3_str_errcode(out) != SQLITE_OK;
   page->json = sqlite3_str_finish(out);
   p->out = p->rejected = 0;
-  /* a position too long for a cursor (a key of kilobytes) cannot be paged */
-  int too_long = walk && sqlite3_str_length(p->walk_table) + sqlite3_str_length(p->walk_pk) >
-                             WIRE_WALK_MAX;
-  walk_drop(p);
+  wire_page_walk_end(p, 0);
   if (bad || !page->cursor || !page->json) {
     sqlite3_free(page->json);
     sqlite3_free(page->cursor);
     memset(page, 0, sizeof *page);
+    /* a position too long for a cursor (a key of kilobytes) cannot be paged */
     *err = too_long ? wire_errf("initial sync: a row's table and key take more than %d bytes,"
                                 " too long for a cursor (docs/RULES.md)",
                                 WIRE_WALK_MAX)

@@ -60,9 +60,12 @@ typedef struct wire_page {
   int n_seen; /* changes counted toward limit, skipped ones too */
   int failed;
   /* An initial sync's walk under rules (wire_page_walk): the table and pk
-  ** of the last row counted; the cursor continues after it while has_more.
-  ** walk_table NULL: not a walk. */
-  sqlite3_str *walk_table, *walk_pk;
+  ** of the last row counted, "<table>\0<pk>\0" in walk_at (walk_size
+  ** bytes allocated, reused row after row); the cursor continues after it
+  ** while has_more; walk_bad: it was too long for one (2), or out of
+  ** memory (1). walk 0: not a walk. */
+  int walk, walk_size, walk_bad;
+  char *walk_at;
 } wire_page;
 
 enum { WIRE_KEEP, WIRE_SKIP, WIRE_GONE, WIRE_FAIL };
@@ -76,9 +79,12 @@ void wire_page_change(wire_page *p, const char *table, const char *pk, const cha
                       long long version);
 
 /* Make p a page of an initial sync's walk (pull.c): rows come from
-** wire_page_walk, and the cursor says where the walk stands. 0, or -1 when
-** out of memory. */
-int wire_page_walk_start(wire_page *p);
+** wire_page_walk, and the cursor says where the walk stands. */
+void wire_page_walk_start(wire_page *p);
+
+/* The walk read every row: p goes on as a page of changes (wire_page_change)
+** after the version snap. */
+void wire_page_walk_end(wire_page *p, long long snap);
 
 /* Append one row a walk read (row NULL: the change log has no live row for
 ** that key, so it is counted and passed over), unfiltered: the page query
