@@ -55,6 +55,9 @@ typedef struct dialect_walk {
   char **vals; /* NULL: SQL NULL */
   int n_vals;
   const char *after;
+  int sorted; /* cond selects from another table: no index of t gives its
+              ** rows in key order, so a page sorts them (their keys first,
+              ** then the changes of the limit's worth) */
 } dialect_walk;
 
 typedef struct dialect_db dialect_db;     /* one per store */

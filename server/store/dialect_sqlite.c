@@ -873,21 +873,36 @@ static int page_end(dialect_conn *c, const char *client, long long pending_from,
 ** w->cond (?2 on), in key order; ?N+2 the table's name, ?N+3 the limit.
 ** The rows are w->t's outer loop: with an index on the rule's columns
 ** then the key, they come in the index's order and the query stops at the
-** limit (no sort; docs/RULES.md shows the plan). */
+** limit (no sort; docs/RULES.md shows the plan). When w->sorted, the keys
+** are sorted first, alone, and only the limit's worth joined to the log. */
 static char *walk_sql(const dialect_walk *w, int after) {
   const catalog_table *t = w->t;
+  /* the key's columns from the table itself, or from the sorted keys */
+  const char *from = w->sorted ? "_syncd_k" : t->name;
   sqlite3_str *key = sqlite3_str_new(0), *s = sqlite3_str_new(0);
   sqlite3_str_appendall(key, "_syncd_key(");
-  for (int k = 0; k < t->n_pk; k++)
-    sqlite3_str_appendf(key, "%s%Q, \"%w\".\"%w\"", k ? ", " : "", t->cols[t->pk[k]].name,
-                        t->name, t->cols[t->pk[k]].name);
+  for (int k = 0; k < t->n_pk; k++) {
+    sqlite3_str_appendf(key, "%s%Q, \"%w\".", k ? ", " : "", t->cols[t->pk[k]].name, from);
+    if (w->sorted)
+      sqlite3_str_appendf(key, "k%d", k);
+    else
+      sqlite3_str_appendf(key, "\"%w\"", t->cols[t->pk[k]].name);
+  }
   sqlite3_str_appendall(key, ")");
   const char *pk = sqlite3_str_value(key);
-  sqlite3_str_appendf(s,
-                      "SELECT coalesce(c.pk, %s), c.row, c.version FROM \"%w\" LEFT JOIN"
-                      " _syncd_changes AS c ON c.tbl = ?%d AND c.pk = %s AND c.op = 'upsert'"
-                      " WHERE %s",
-                      pk, t->name, w->n_vals + 2, pk, w->cond);
+  sqlite3_str_appendf(s, "SELECT coalesce(c.pk, %s), c.row, c.version FROM ", pk);
+  if (w->sorted) {
+    sqlite3_str_appendall(s, "(SELECT ");
+    for (int k = 0; k < t->n_pk; k++)
+      sqlite3_str_appendf(s, "%s\"%w\".\"%w\" AS k%d", k ? ", " : "", t->name,
+                          t->cols[t->pk[k]].name, k);
+    sqlite3_str_appendf(s, " FROM \"%w\" WHERE %s", t->name, w->cond);
+  } else {
+    sqlite3_str_appendf(s,
+                        "\"%w\" LEFT JOIN _syncd_changes AS c ON c.tbl = ?%d AND c.pk = %s"
+                        " AND c.op = 'upsert' WHERE %s",
+                        t->name, w->n_vals + 2, pk, w->cond);
+  }
   for (int k = 0; k < t->n_pk; k++)
     sqlite3_str_appendf(s, " AND \"%w\".\"%w\" IS NOT NULL", t->name, t->cols[t->pk[k]].name);
   if (after) {
@@ -903,6 +918,14 @@ static char *walk_sql(const dialect_walk *w, int after) {
   for (int k = 0; k < t->n_pk; k++)
     sqlite3_str_appendf(s, "%s\"%w\".\"%w\"", k ? ", " : "", t->name, t->cols[t->pk[k]].name);
   sqlite3_str_appendf(s, " LIMIT ?%d", w->n_vals + 3);
+  if (w->sorted) {
+    sqlite3_str_appendf(s,
+                        ") AS _syncd_k LEFT JOIN _syncd_changes AS c ON c.tbl = ?%d AND c.pk = %s"
+                        " AND c.op = 'upsert' ORDER BY ",
+                        w->n_vals + 2, pk);
+    for (int k = 0; k < t->n_pk; k++)
+      sqlite3_str_appendf(s, "%s_syncd_k.k%d", k ? ", " : "", k);
+  }
   int bad = sqlite3_str_errcode(key) != SQLITE_OK;
   sqlite3_free(sqlite3_str_finish(key));
   char *z = sqlite3_str_finish(s);

@@ -151,6 +151,7 @@ static int walk_page(store *s, dialect_conn *c, const store_user *u, const char 
     x->t = list[i];
     x->cond = rt->read;
     x->after = at == 0 ? wpk : 0;
+    x->sorted = rt->read_params.n_selects > 0;
     x->n_vals = rt->read_params.n;
     x->vals = sqlite3_malloc64(sizeof *x->vals * ((size_t)x->n_vals + 1));
     bad = !x->vals ||

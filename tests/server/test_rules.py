@@ -394,6 +394,24 @@ class RulesTests(ManySyncd):
                 self.assertEqual([r["status"] for r in res], ["applied"] * 5, res)
         want = (mine | {(0, -1)}) - {(0, 0), (0, 4), (2, 16)}
         self.assertEqual(set(held), want)
+        # through membership (the page sorts the keys the rule selects):
+        # alice's tasks are p1's, interleaved with p2's
+        res = self.push(s, self.as_user("bob"), "b1", [
+            ins(i, "tasks", id="k%02d" % i, project="p2") for i in range(1, 12, 2)])
+        self.assertEqual([r["status"] for r in res], ["applied"] * 6, res)
+        res = self.push(s, alice, "a1", [
+            ins(i, "tasks", id="k%02d" % i, project="p1") for i in range(2, 12, 2)])
+        self.assertEqual([r["status"] for r in res], ["applied"] * 5, res)
+        q = {"client_id": "a3", "limit": "2", "tables": "tasks"}
+        pages = []
+        while True:
+            status, _, page = s.request("GET", "/pull?" + urllib.parse.urlencode(q), headers=alice)
+            self.assertEqual(status, 200, page)
+            pages.append([c["pk"]["id"] for c in page["changes"]])
+            q["cursor"] = page["cursor"]
+            if not page["has_more"]:
+                break
+        self.assertEqual(pages, [["k02", "k04"], ["k06", "k08"], ["k10"]])
 
     def test_initial_sync_meets_a_membership_change(self):
         # bob's initial sync pages past k1 (hidden: not a member of p1 yet);
