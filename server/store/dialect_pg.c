@@ -708,58 +708,14 @@ static int pg_read_page(dialect_conn *c, const char *client, long long after, in
   return pgc_exec(c, "COMMIT", err);
 }
 
-/* The first query of one table of a walk (dialect.h, read_walk): the key
-** columns (printed as pgsql_row reads them) of the rows of w->t after $1's
-** key (when after; else $1 is NULL) that pass w->cond ($2 on), in key
-** order, $N+2 rows at most. An index on the rule's columns then the key
-** serves both the filter and the order (docs/RULES.md shows the plan). */
-static char *walk_sql(const dialect_walk *w, int after) {
-  const catalog_table *t = w->t;
-  sqlite3_str *s = sqlite3_str_new(0);
-  sqlite3_str_appendall(s, "SELECT ");
-  pgsql_columns(s, t, 1);
-  sqlite3_str_appendall(s, " FROM ");
-  pgsql_ident(s, t->name);
-  sqlite3_str_appendf(s, " WHERE %s", w->cond);
-  for (int k = 0; k < t->n_pk; k++) {
-    sqlite3_str_appendall(s, " AND ");
-    pgsql_ident(s, t->cols[t->pk[k]].name);
-    sqlite3_str_appendall(s, " IS NOT NULL");
-  }
-  if (after) {
-    sqlite3_str_appendall(s, " AND (");
-    for (int k = 0; k < t->n_pk; k++) {
-      if (k) sqlite3_str_appendall(s, ", ");
-      pgsql_ident(s, t->cols[t->pk[k]].name);
-    }
-    sqlite3_str_appendall(s, ") > (");
-    for (int k = 0; k < t->n_pk; k++) {
-      sqlite3_str_appendall(s, k ? ", (jsonb_populate_record(NULL::" : "(jsonb_populate_record(NULL::");
-      pgsql_ident(s, t->name);
-      sqlite3_str_appendall(s, ", $1::jsonb)).");
-      pgsql_ident(s, t->cols[t->pk[k]].name);
-    }
-    sqlite3_str_appendall(s, ")");
-  } else {
-    sqlite3_str_appendall(s, " AND $1::text IS NULL");
-  }
-  sqlite3_str_appendall(s, " ORDER BY ");
-  for (int k = 0; k < t->n_pk; k++) {
-    if (k) sqlite3_str_appendall(s, ", ");
-    pgsql_ident(s, t->cols[t->pk[k]].name);
-  }
-  sqlite3_str_appendf(s, " LIMIT $%d::bigint", w->n_vals + 2);
-  return sqlite3_str_finish(s);
-}
-
-/* One table of a walk: its readable keys (walk_sql), then their changes
+/* One table of a walk: its readable keys (pgsql_walk), then their changes
 ** in one statement, into p. */
 static int walk_table(dialect_conn *c, const dialect_walk *w, wire_page *p, char **err) {
   const catalog_table *t = w->t;
   char lim[32];
   snprintf(lim, sizeof lim, "%d", p->limit + 1 - p->n_seen);
   const char **q = sqlite3_malloc64(sizeof *q * ((size_t)w->n_vals + 2));
-  char *sql = walk_sql(w, w->after != 0);
+  char *sql = pgsql_walk(w, w->after != 0);
   if (!q || !sql) {
     sqlite3_free(q);
     sqlite3_free(sql);

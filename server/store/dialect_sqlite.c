@@ -23,6 +23,7 @@
 
 #include "value.h"
 #include "dialect.h"
+#include "sqlite_walk.h"
 #include "sqlite_watch.h"
 
 struct dialect_db {
@@ -35,7 +36,6 @@ struct dialect_conn {
   sqlite3 *db;
   dialect_db *owner;
   char *user[2]; /* set_user's sub and claims, for syncd_sub() and syncd_claims() */
-  sqlite3_str *keys; /* _syncd_key's texts, one after the other (fn_key) */
   /* Rows of synced tables a push changes are recorded by TEMP triggers
   ** (made at the first push, watching = 1) in temp._syncd_touched, whose
   ** rowids 1..touched are this transaction's so far (saved_touched: at the
@@ -103,40 +103,6 @@ static void fn_user(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   if (*v) sqlite3_result_text(ctx, *v, -1, SQLITE_TRANSIENT);
 }
 
-/* _syncd_key('name1', value1, ...): the pk object of a row as the change
-** log writes it (row_pk_json), so that a walk's page query can find a
-** row's change by its key (sq_read_walk). It runs once a row: the texts
-** go one after the other into one buffer of the connection (copied out
-** by SQLite at once), renewed past KEYS_MAX, rather than one allocation
-** each. */
-#define KEYS_MAX 65536
-
-static void fn_key(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  dialect_conn *c = sqlite3_user_data(ctx);
-  if (!c->keys || sqlite3_str_length(c->keys) > KEYS_MAX) {
-    sqlite3_free(sqlite3_str_finish(c->keys));
-    c->keys = sqlite3_str_new(0);
-  }
-  sqlite3_str *out = c->keys;
-  int at = sqlite3_str_length(out);
-  sqlite3_str_appendchar(out, 1, '{');
-  for (int i = 0; i + 1 < argc; i += 2) {
-    if (i) sqlite3_str_appendchar(out, 1, ',');
-    value_append_string(out, (const char *)sqlite3_value_text(argv[i]), -1);
-    sqlite3_str_appendchar(out, 1, ':');
-    value_append_json(out, argv[i + 1]);
-  }
-  sqlite3_str_appendchar(out, 1, '}');
-  if (sqlite3_str_errcode(out) != SQLITE_OK) {
-    sqlite3_free(sqlite3_str_finish(out));
-    c->keys = 0;
-    sqlite3_result_error_nomem(ctx);
-    return;
-  }
-  sqlite3_result_text(ctx, sqlite3_str_value(out) + at, sqlite3_str_length(out) - at,
-                      SQLITE_TRANSIENT);
-}
-
 static dialect_conn *sq_connect(dialect_db *d, char **err) {
   sqlite3 *db = 0;
   /* NOMUTEX: the pool hands a connection to one thread at a time, so
@@ -160,8 +126,7 @@ static dialect_conn *sq_connect(dialect_db *d, char **err) {
   c->owner = d;
   if (sqlite3_create_function(db, "syncd_sub", 0, SQLITE_UTF8, &c->user[0], fn_user, 0, 0) ||
       sqlite3_create_function(db, "syncd_claims", 0, SQLITE_UTF8, &c->user[1], fn_user, 0, 0) ||
-      sqlite3_create_function(db, "_syncd_key", -1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, c, fn_key,
-                              0, 0)) {
+      sqlite_walk_register(db)) {
     *err = wire_errf("%s: %s", d->path, sqlite3_errmsg(db));
     sqlite3_close(db);
     sqlite3_free(c);
@@ -189,7 +154,6 @@ static void sq_disconnect(dialect_conn *c) {
   }
   sqlite3_free(c->user[0]);
   sqlite3_free(c->user[1]);
-  sqlite3_free(sqlite3_str_finish(c->keys));
   sqlite3_free(c->unwatch);
   sqlite3_free(c);
 }
@@ -808,11 +772,10 @@ static int sq_prune(dialect_conn *c, const char *client, int keep, char **err) {
 
 /* ---- reading ---- */
 
-static int page_end(dialect_conn *c, const char *client, long long pending_from, wire_page *p,
-                    char **err);
-
-static int sq_read_page(dialect_conn *c, const char *client, long long after, int all,
-                        const char *tables, long long pending_from, wire_page *p, char **err) {
+/* A page of changes, or (w) of an initial sync's walk (sqlite_walk.c). */
+static int read_page(dialect_conn *c, const char *client, long long after, int all,
+                     const char *tables, const dialect_walk *w, int n, long long pending_from,
+                     wire_page *p, char **err) {
   sqlite3 *db = c->db;
   sqlite3_stmt *q;
   if (run(db, "BEGIN", 0, 0, err) || prep(db, "SELECT version, horizon FROM _syncd_state", &q, err))
@@ -822,33 +785,26 @@ static int sq_read_page(dialect_conn *c, const char *client, long long after, in
   p->horizon = sqlite3_column_int64(q, 1);
   stmt_put(q);
   if (step != SQLITE_ROW) return fail(db, err);
-  if (prep(db,
-           "SELECT tbl, pk, row, version FROM _syncd_changes WHERE version > ?1"
-           " AND (?3 OR op = 'upsert')"
-           " AND (?4 IS NULL OR tbl IN (SELECT value FROM json_each(?4)))"
-           " ORDER BY version LIMIT ?2",
-           &q, err))
+  if (w && sqlite_walk_page(db, w, n, p, err)) return -1;
+  if (!w && prep(db,
+                 "SELECT tbl, pk, row, version FROM _syncd_changes WHERE version > ?1"
+                 " AND (?3 OR op = 'upsert')"
+                 " AND (?4 IS NULL OR tbl IN (SELECT value FROM json_each(?4)))"
+                 " ORDER BY version LIMIT ?2",
+                 &q, err))
     return -1;
-  sqlite3_bind_int64(q, 1, after);
-  sqlite3_bind_int(q, 2, p->limit + 1);
-  sqlite3_bind_int(q, 3, all);
-  sqlite3_bind_text(q, 4, tables, -1, SQLITE_STATIC);
-  while ((step = sqlite3_step(q)) == SQLITE_ROW)
-    wire_page_change(p, (const char *)sqlite3_column_text(q, 0),
-                     (const char *)sqlite3_column_text(q, 1),
-                     (const char *)sqlite3_column_text(q, 2), sqlite3_column_int64(q, 3));
-  stmt_put(q);
-  if (step != SQLITE_DONE) return fail(db, err);
-  return page_end(c, client, pending_from, p, err);
-}
-
-/* The end of a page's read: the client's last id, its rejected outcomes
-** (when p wants them), COMMIT. */
-static int page_end(dialect_conn *c, const char *client, long long pending_from, wire_page *p,
-                    char **err) {
-  sqlite3 *db = c->db;
-  sqlite3_stmt *q;
-  int step;
+  if (!w) {
+    sqlite3_bind_int64(q, 1, after);
+    sqlite3_bind_int(q, 2, p->limit + 1);
+    sqlite3_bind_int(q, 3, all);
+    sqlite3_bind_text(q, 4, tables, -1, SQLITE_STATIC);
+    while ((step = sqlite3_step(q)) == SQLITE_ROW)
+      wire_page_change(p, (const char *)sqlite3_column_text(q, 0),
+                       (const char *)sqlite3_column_text(q, 1),
+                       (const char *)sqlite3_column_text(q, 2), sqlite3_column_int64(q, 3));
+    stmt_put(q);
+    if (step != SQLITE_DONE) return fail(db, err);
+  }
   if (sq_client_last(c, client, &p->last_id, err)) return -1;
   if (p->rejected) {
     if (prep(db,
@@ -867,101 +823,14 @@ static int page_end(dialect_conn *c, const char *client, long long pending_from,
   return run(db, "COMMIT", 0, 0, err);
 }
 
-/* The page query of one table of a walk (dialect.h, read_walk): the key
-** as the change log prints it, the row and version of its change (NULL:
-** none), for the rows of w->t after ?1's key (when after) that pass
-** w->cond (?2 on), in key order; ?N+2 the table's name, ?N+3 the limit.
-** The rows are w->t's outer loop: with an index on the rule's columns
-** then the key, they come in the index's order and the query stops at the
-** limit (no sort; docs/RULES.md shows the plan). When w->sorted, the keys
-** are sorted first, alone, and only the limit's worth joined to the log. */
-static char *walk_sql(const dialect_walk *w, int after) {
-  const catalog_table *t = w->t;
-  /* the key's columns from the table itself, or from the sorted keys */
-  const char *from = w->sorted ? "_syncd_k" : t->name;
-  sqlite3_str *key = sqlite3_str_new(0), *s = sqlite3_str_new(0);
-  sqlite3_str_appendall(key, "_syncd_key(");
-  for (int k = 0; k < t->n_pk; k++) {
-    sqlite3_str_appendf(key, "%s%Q, \"%w\".", k ? ", " : "", t->cols[t->pk[k]].name, from);
-    if (w->sorted)
-      sqlite3_str_appendf(key, "k%d", k);
-    else
-      sqlite3_str_appendf(key, "\"%w\"", t->cols[t->pk[k]].name);
-  }
-  sqlite3_str_appendall(key, ")");
-  const char *pk = sqlite3_str_value(key);
-  sqlite3_str_appendf(s, "SELECT coalesce(c.pk, %s), c.row, c.version FROM ", pk);
-  if (w->sorted) {
-    sqlite3_str_appendall(s, "(SELECT ");
-    for (int k = 0; k < t->n_pk; k++)
-      sqlite3_str_appendf(s, "%s\"%w\".\"%w\" AS k%d", k ? ", " : "", t->name,
-                          t->cols[t->pk[k]].name, k);
-    sqlite3_str_appendf(s, " FROM \"%w\" WHERE %s", t->name, w->cond);
-  } else {
-    sqlite3_str_appendf(s,
-                        "\"%w\" LEFT JOIN _syncd_changes AS c ON c.tbl = ?%d AND c.pk = %s"
-                        " AND c.op = 'upsert' WHERE %s",
-                        t->name, w->n_vals + 2, pk, w->cond);
-  }
-  for (int k = 0; k < t->n_pk; k++)
-    sqlite3_str_appendf(s, " AND \"%w\".\"%w\" IS NOT NULL", t->name, t->cols[t->pk[k]].name);
-  if (after) {
-    sqlite3_str_appendall(s, " AND (");
-    for (int k = 0; k < t->n_pk; k++)
-      sqlite3_str_appendf(s, "%s\"%w\".\"%w\"", k ? ", " : "", t->name, t->cols[t->pk[k]].name);
-    sqlite3_str_appendall(s, ") > (");
-    for (int k = 0; k < t->n_pk; k++)
-      sqlite3_str_appendf(s, "%ssync_val(?1 -> %Q)", k ? ", " : "", t->cols[t->pk[k]].key);
-    sqlite3_str_appendall(s, ")");
-  }
-  sqlite3_str_appendall(s, " ORDER BY ");
-  for (int k = 0; k < t->n_pk; k++)
-    sqlite3_str_appendf(s, "%s\"%w\".\"%w\"", k ? ", " : "", t->name, t->cols[t->pk[k]].name);
-  sqlite3_str_appendf(s, " LIMIT ?%d", w->n_vals + 3);
-  if (w->sorted) {
-    sqlite3_str_appendf(s,
-                        ") AS _syncd_k LEFT JOIN _syncd_changes AS c ON c.tbl = ?%d AND c.pk = %s"
-                        " AND c.op = 'upsert' ORDER BY ",
-                        w->n_vals + 2, pk);
-    for (int k = 0; k < t->n_pk; k++)
-      sqlite3_str_appendf(s, "%s_syncd_k.k%d", k ? ", " : "", k);
-  }
-  int bad = sqlite3_str_errcode(key) != SQLITE_OK;
-  sqlite3_free(sqlite3_str_finish(key));
-  char *z = sqlite3_str_finish(s);
-  if (bad) sqlite3_free(z), z = 0;
-  return z;
+static int sq_read_page(dialect_conn *c, const char *client, long long after, int all,
+                        const char *tables, long long pending_from, wire_page *p, char **err) {
+  return read_page(c, client, after, all, tables, 0, 0, pending_from, p, err);
 }
 
 static int sq_read_walk(dialect_conn *c, const char *client, const dialect_walk *w, int n,
                         long long pending_from, wire_page *p, char **err) {
-  sqlite3 *db = c->db;
-  sqlite3_stmt *q;
-  if (run(db, "BEGIN", 0, 0, err) || prep(db, "SELECT version, horizon FROM _syncd_state", &q, err))
-    return -1;
-  int step = sqlite3_step(q);
-  p->head = sqlite3_column_int64(q, 0);
-  p->horizon = sqlite3_column_int64(q, 1);
-  stmt_put(q);
-  if (step != SQLITE_ROW) return fail(db, err);
-  for (int i = 0; i < n && !p->has_more; i++) {
-    char *sql = walk_sql(&w[i], w[i].after != 0);
-    if (!sql) return *err = wire_errf("out of memory"), -1;
-    int bad = prep(db, sql, &q, err);
-    sqlite3_free(sql);
-    if (bad) return -1;
-    sqlite3_bind_text(q, 1, w[i].after, -1, SQLITE_STATIC);
-    for (int k = 0; k < w[i].n_vals; k++)
-      sqlite3_bind_text(q, 2 + k, w[i].vals[k], -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, w[i].n_vals + 2, w[i].t->name, -1, SQLITE_STATIC);
-    sqlite3_bind_int(q, w[i].n_vals + 3, p->limit + 1 - p->n_seen);
-    while ((step = sqlite3_step(q)) == SQLITE_ROW)
-      wire_page_walk(p, w[i].t->name, (const char *)sqlite3_column_text(q, 0),
-                     (const char *)sqlite3_column_text(q, 1), sqlite3_column_int64(q, 2));
-    stmt_put(q);
-    if (step != SQLITE_DONE) return fail(db, err);
-  }
-  return page_end(c, client, pending_from, p, err);
+  return read_page(c, client, 0, 0, 0, w, n, pending_from, p, err);
 }
 
 static int sq_head(dialect_conn *c, long long *version, char **err) {

@@ -135,9 +135,9 @@ static int by_name(const void *a, const void *b) {
 ** pages, through read_filter (move-out, moved), in a snapshot of its own.
 ** From (cursor: at) table wtable after key wpk; list: the n tables sent. */
 static int walk_page(store *s, dialect_conn *c, const store_user *u, const char *client,
-                     long long pending_from, const char *only,
-                     const catalog_table **list, int n, const char *wtable, const char *wpk,
-                     long long snap, wire_page *p, reader *rd, char **err) {
+                     long long pending_from, const char *only, const catalog_table **list, int n,
+                     const char *wtable, const char *wpk, long long snap, wire_page *p, reader *rd,
+                     char **err) {
   qsort(list, (size_t)n, sizeof *list, by_name);
   dialect_walk *w = sqlite3_malloc64(sizeof *w * ((size_t)n + 1));
   if (!w) return *err = wire_errf("out of memory"), -1;
@@ -154,8 +154,8 @@ static int walk_page(store *s, dialect_conn *c, const store_user *u, const char 
     x->sorted = rt->read_params.n_selects > 0;
     x->n_vals = rt->read_params.n;
     x->vals = sqlite3_malloc64(sizeof *x->vals * ((size_t)x->n_vals + 1));
-    bad = !x->vals ||
-          rules_values(&rt->read_params, u ? u->sub : 0, u ? u->claims : 0, x->vals) != 0;
+    bad =
+        !x->vals || rules_values(&rt->read_params, u ? u->sub : 0, u ? u->claims : 0, x->vals) != 0;
     if (bad && x->vals) x->n_vals = 0;
   }
   if (bad) *err = wire_errf("out of memory");
@@ -241,8 +241,8 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
   reader rd = {s, c, u, cursor && !snap, snap, 0, err};
   int rc = STORE_ERROR, read;
   if (walk) {
-    read = walk_page(s, c, u, client, pending_from, only, list, n_list, wtable, wpk, snap,
-                     &p, &rd, err);
+    read = walk_page(s, c, u, client, pending_from, only, list, n_list, wtable, wpk, snap, &p, &rd,
+                     err);
   } else {
     if (s->rules) p.filter = read_filter, p.filter_arg = &rd;
     read = s->d->read_page(c, client, after, cursor != 0, only, pending_from, &p, err) || p.failed;
