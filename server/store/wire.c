@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jscan.h"
 #include "value.h"
 
 void wire_new_db_id(char *id) {
@@ -74,6 +75,9 @@ int wire_cursor_parse_walk(const char *cursor, const char *db_id, long long *ver
     int bad = !dot;
     if (!bad) *table = unhex(walk, (size_t)(dot - walk), &bad);
     if (!bad && *table) *pk = unhex(dot + 1, strlen(dot + 1), &bad);
+    /* the key as the store printed it: a JSON object (a crafted one is
+    ** still only a position, judged by the page query like any other) */
+    if (!bad && *pk && (**pk != '{' || !jscan_document(*pk, *pk + strlen(*pk)))) bad = 1;
     if (bad || !*table || !*pk) {
       sqlite3_free(*table);
       sqlite3_free(*pk);

@@ -412,6 +412,21 @@ class RulesTests(ManySyncd):
             if not page["has_more"]:
                 break
         self.assertEqual(pages, [["k02", "k04"], ["k06", "k08"], ["k10"]])
+        # a crafted position is only a position: a malformed one is refused,
+        # and one in another table or at another key still sends alice only
+        # her rows
+        db, head = page["cursor"].split("-")[0], page["cursor"].split("-")[-1]
+        head = head.split("w")[0]
+        for bad in ("zz.7b7d", "7461736b73.5b5d", "7461736b73", "7461736b73.7b"):
+            q = {"client_id": "a3", "tables": "tasks", "cursor": "%s-%sw%s" % (db, head, bad)}
+            status, _, data = s.request("GET", "/pull?" + urllib.parse.urlencode(q), headers=alice)
+            self.assertEqual((status, data), (400, {"error": "malformed cursor"}), bad)
+        for table, key in (("items", {"g": 0, "n": 0}), ("members", {"project": "p9"})):
+            pos = table.encode().hex() + "." + json.dumps(key).encode().hex()
+            got, _ = self.seen(s, alice, "a3", cursor="%s-%sw%s" % (db, head, pos))
+            self.assertEqual({(t, k) for t, k in got if t != "members"} - {
+                ("items", json.dumps({"g": g, "n": n}, sort_keys=True)) for g, n in want} - {
+                ("tasks", json.dumps({"id": "k%02d" % i})) for i in range(2, 12, 2)}, set())
 
     def test_initial_sync_meets_a_membership_change(self):
         # bob's initial sync pages past k1 (hidden: not a member of p1 yet);
