@@ -168,7 +168,7 @@ static int walk_page(store *s, dialect_conn *c, const store_user *u, const char 
   }
   sqlite3_free(w);
   if (rc) return -1;
-  p->snap = snap ? snap : p->head;
+  p->snap = wtable ? snap : p->head;
   if (p->has_more) return 0;
   /* every table walked: the changes above the walk's head follow */
   wire_page_walk_end(p, p->snap);
