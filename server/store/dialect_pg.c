@@ -746,10 +746,14 @@ static int walk_table(dialect_conn *c, const dialect_walk *w, wire_page *p, char
     *err = wire_errf("out of memory");
   } else if (n) {
     const char *q2[2] = {t->name, json};
+    /* one index lookup per key, whatever the plan of the prepared statement
+    ** guesses of the array (LIMIT keeps the lateral select from being
+    ** pulled up into a join it may run as a scan of the log) */
     r = pgc_query(c,
                   "SELECT c.row, c.version FROM json_array_elements_text($2::json)"
-                  " WITH ORDINALITY AS k(pk, n) LEFT JOIN _syncd_changes AS c"
-                  " ON c.tbl = $1 AND c.pk = k.pk AND c.op = 'upsert' ORDER BY k.n",
+                  " WITH ORDINALITY AS k(pk, n) LEFT JOIN LATERAL (SELECT row, version"
+                  " FROM _syncd_changes WHERE tbl = $1 AND pk = k.pk AND op = 'upsert'"
+                  " LIMIT 1) AS c ON true ORDER BY k.n",
                   2, q2, err);
   }
   for (int i = 0; r && i < n && i < PQntuples(r); i++)
