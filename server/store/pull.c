@@ -189,10 +189,16 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
   memset(page, 0, sizeof *page);
   int walk = s->rules && s->d->read_walk;
   if (cursor) {
-    int rc = walk ? wire_cursor_parse_walk(cursor, s->db_id, &after, &snap, &wtable, &wpk)
-                  : wire_cursor_parse(cursor, s->db_id, &after, &snap);
+    int rc = wire_cursor_parse_walk(cursor, s->db_id, &after, &snap, &wtable, &wpk);
     if (rc == STORE_ERROR) *err = wire_errf("out of memory");
     if (rc != STORE_OK) return rc;
+    /* a walk that cannot go on (syncd restarted without rules): its rows
+    ** below the head were not all sent, so the client starts over */
+    if (wtable && !walk) {
+      sqlite3_free(wtable);
+      sqlite3_free(wpk);
+      return STORE_EXPIRED;
+    }
   }
   walk = walk && (!cursor || wtable);
   /* the catalog and rules, read again when a table asked for may be new

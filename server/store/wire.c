@@ -64,13 +64,13 @@ int wire_cursor_parse_walk(const char *cursor, const char *db_id, long long *ver
   }
   const char *d = dash + 1;
   long long v = number(&d), h = 0;
-  const char *walk = v >= 0 && *d == 'w' && table ? d + 1 : 0;
+  const char *walk = v >= 0 && *d == 'w' ? d + 1 : 0;
   if (v >= 0 && *d == 's') d++, h = number(&d);
   if (walk) h = v, d += strlen(d);
   if (v < 0 || h < 0 || *d || (!walk && len > 64)) return STORE_BAD_CURSOR;
   if ((size_t)(dash - cursor) != strlen(db_id) || memcmp(cursor, db_id, dash - cursor) != 0)
     return STORE_EXPIRED;
-  if (walk) {
+  if (walk && table) {
     const char *dot = strchr(walk, '.');
     int bad = !dot;
     if (!bad) *table = unhex(walk, (size_t)(dot - walk), &bad);

@@ -23,13 +23,14 @@ void wire_new_db_id(char *id);
 ** STORE_EXPIRED when it names another database. */
 int wire_cursor_parse(const char *cursor, const char *db_id, long long *version, long long *snap);
 
-/* The same, also accepting (when table and pk are not NULL) the
-** continuation of an initial sync under rules, which walks each table's
-** readable rows in key order (pull.c): "<db id>-<head>w<hex of the table's
-** name>.<hex of the last row's pk JSON>" (head: the head when that initial
-** sync began, in both *version and *snap), the position in *table and *pk
-** (sqlite3_malloc'd; both NULL for any other cursor). STORE_ERROR when out
-** of memory. Without table and pk, such a cursor is STORE_BAD_CURSOR. */
+/* The same, also giving (when table and pk are not NULL) the position of
+** the continuation of an initial sync under rules, which walks each
+** table's readable rows in key order (pull.c): "<db id>-<head>w<hex of the
+** table's name>.<hex of the last row's pk JSON>" (head: the head when that
+** initial sync began, in both *version and *snap), the position in *table
+** and *pk (sqlite3_malloc'd; both NULL for any other cursor). STORE_ERROR
+** when out of memory. wire_cursor_parse reads such a cursor's head alone
+** (whether it is this database's, at or below its head). */
 int wire_cursor_parse_walk(const char *cursor, const char *db_id, long long *version,
                            long long *snap, char **table, char **pk);
 

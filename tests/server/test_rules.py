@@ -421,6 +421,19 @@ class RulesTests(ManySyncd):
             q = {"client_id": "a3", "tables": "tasks", "cursor": "%s-%sw%s" % (db, head, bad)}
             status, _, data = s.request("GET", "/pull?" + urllib.parse.urlencode(q), headers=alice)
             self.assertEqual((status, data), (400, {"error": "malformed cursor"}), bad)
+        # a walk of a database this server is not, or above its head: the
+        # server went back in time (docs/PROTOCOL.md), as for any cursor
+        pos = "7461736b73." + json.dumps({"id": "k02"}).encode().hex()
+        for cursor in ("ZZZZZZZZZZZZ-%sw%s" % (head, pos), "%s-%dw%s" % (db, int(head) + 99, pos)):
+            q = {"client_id": "a3", "tables": "tasks", "cursor": cursor}
+            status, _, data = s.request("GET", "/pull?" + urllib.parse.urlencode(q), headers=alice)
+            self.assertEqual((status, data), (410, {"error": "cursor expired", "reset": True}))
+        # the same storage served without rules cannot go on with a walk
+        plain = self.server(rules=None, store_args=self.args)
+        q = {"client_id": "a4", "cursor": "%s-%sw%s" % (db, head, pos)}
+        status, _, data = plain.request("GET", "/pull?" + urllib.parse.urlencode(q),
+                                        headers=bearer("shared"))
+        self.assertEqual((status, data), (410, {"error": "cursor expired"}))
         for table, key in (("items", {"g": 0, "n": 0}), ("members", {"project": "p9"})):
             pos = table.encode().hex() + "." + json.dumps(key).encode().hex()
             got, _ = self.seen(s, alice, "a3", cursor="%s-%sw%s" % (db, head, pos))
