@@ -768,42 +768,46 @@ static int walk_table(dialect_conn *c, const dialect_walk *w, wire_page *p, char
   return ok ? 0 : -1;
 }
 
+/* Two round trips besides the tables': BEGIN with the state, the
+** rejected outcomes with COMMIT. */
 static int pg_read_walk(dialect_conn *c, const char *client, const dialect_walk *w, int n,
                         long long pending_from, wire_page *p, char **err) {
-  if (pgc_exec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err)) return -1;
-  const char *q[3] = {client};
-  PGresult *r = pgc_query(c,
-                          "SELECT version, horizon, (SELECT last_id FROM _syncd_clients"
-                          " WHERE client_id = $1) FROM _syncd_state",
-                          1, q, err);
-  if (!r) return -1;
-  if (PQntuples(r) != 1) {
+  char fromz[32], lastz[32];
+  const char *q[3] = {client, fromz, lastz};
+  PGresult *r = 0;
+  pgc_step begin[2] = {{"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, 0, 0},
+                       {"SELECT version, horizon, (SELECT last_id FROM _syncd_clients"
+                        " WHERE client_id = $1) FROM _syncd_state",
+                        1, q, &r}};
+  if (pgc_pipeline(c, begin, 2, err) || PQntuples(r) != 1) {
+    if (r && !*err) *err = wire_errf("no _syncd_state row");
     PQclear(r);
-    return *err = wire_errf("no _syncd_state row"), -1;
+    return -1;
   }
   p->head = atoll(PQgetvalue(r, 0, 0));
   p->horizon = atoll(PQgetvalue(r, 0, 1));
   p->last_id = PQgetisnull(r, 0, 2) ? 0 : atoll(PQgetvalue(r, 0, 2));
   PQclear(r);
+  r = 0;
   for (int i = 0; i < n && !p->has_more; i++)
     if (walk_table(c, &w[i], p, err)) return -1;
-  if (p->rejected) {
-    char fromz[32], lastz[32];
-    snprintf(fromz, sizeof fromz, "%lld", pending_from);
-    snprintf(lastz, sizeof lastz, "%lld", p->last_id);
-    q[1] = fromz, q[2] = lastz;
-    if (!(r = pgc_query(
-              c,
-              "SELECT id, reason FROM _syncd_outcomes WHERE client_id = $1"
-              " AND id >= $2::bigint AND id <= $3::bigint AND status = 'rejected' ORDER BY id",
-              3, q, err)))
-      return -1;
-    for (int i = 0; i < PQntuples(r); i++)
-      wire_page_rejected(p, atoll(PQgetvalue(r, i, 0)),
-                         PQgetisnull(r, i, 1) ? 0 : PQgetvalue(r, i, 1));
+  snprintf(fromz, sizeof fromz, "%lld", pending_from);
+  snprintf(lastz, sizeof lastz, "%lld", p->last_id);
+  pgc_step end[2] = {{"SELECT id, reason FROM _syncd_outcomes WHERE client_id = $1"
+                      " AND id >= $2::bigint AND id <= $3::bigint AND status = 'rejected'"
+                      " ORDER BY id",
+                      3, q, &r},
+                     {"COMMIT", 0, 0, 0}};
+  int skip = !p->rejected;
+  if (pgc_pipeline(c, end + skip, 2 - skip, err)) {
     PQclear(r);
+    return -1;
   }
-  return pgc_exec(c, "COMMIT", err);
+  for (int i = 0; r && i < PQntuples(r); i++)
+    wire_page_rejected(p, atoll(PQgetvalue(r, i, 0)),
+                       PQgetisnull(r, i, 1) ? 0 : PQgetvalue(r, i, 1));
+  PQclear(r);
+  return 0;
 }
 
 static int pg_head(dialect_conn *c, long long *version, char **err) {
