@@ -682,8 +682,13 @@ static int read_page_single(dialect_conn *c, const char *client, const char *aft
   return 0;
 }
 
+static int pg_read_walk(dialect_conn *c, const char *client, const dialect_walk *w, int n,
+                        long long pending_from, wire_page *p, char **err);
+
 static int pg_read_page(dialect_conn *c, const char *client, long long after, int all,
-                        const char *tables, long long pending_from, wire_page *p, char **err) {
+                        const char *tables, const dialect_walk *w, int n, long long pending_from,
+                        wire_page *p, char **err) {
+  if (w) return pg_read_walk(c, client, w, n, pending_from, p, err);
   char afterz[32], limz[32], fromz[32], lastz[32];
   snprintf(afterz, sizeof afterz, "%lld", after);
   snprintf(limz, sizeof limz, "%d", p->limit + 1);
@@ -768,8 +773,8 @@ static int walk_table(dialect_conn *c, const dialect_walk *w, wire_page *p, char
   return ok ? 0 : -1;
 }
 
-/* Two round trips besides the tables': BEGIN with the state, the
-** rejected outcomes with COMMIT. */
+/* A walk's page (read_page with w): two round trips besides the tables',
+** BEGIN with the state, the rejected outcomes with COMMIT. */
 static int pg_read_walk(dialect_conn *c, const char *client, const dialect_walk *w, int n,
                         long long pending_from, wire_page *p, char **err) {
   char fromz[32], lastz[32];
@@ -869,7 +874,6 @@ const dialect dialect_pg = {
     .replay = pg_replay,
     .prune = pg_prune,
     .read_page = pg_read_page,
-    .read_walk = pg_read_walk,
     .head = pg_head,
     .select_bool = pg_select_bool,
     .snapshot = pg_snapshot,

@@ -773,9 +773,9 @@ static int sq_prune(dialect_conn *c, const char *client, int keep, char **err) {
 /* ---- reading ---- */
 
 /* A page of changes, or (w) of an initial sync's walk (sqlite_walk.c). */
-static int read_page(dialect_conn *c, const char *client, long long after, int all,
-                     const char *tables, const dialect_walk *w, int n, long long pending_from,
-                     wire_page *p, char **err) {
+static int sq_read_page(dialect_conn *c, const char *client, long long after, int all,
+                        const char *tables, const dialect_walk *w, int n, long long pending_from,
+                        wire_page *p, char **err) {
   sqlite3 *db = c->db;
   sqlite3_stmt *q;
   if (run(db, "BEGIN", 0, 0, err) || prep(db, "SELECT version, horizon FROM _syncd_state", &q, err))
@@ -821,16 +821,6 @@ static int read_page(dialect_conn *c, const char *client, long long after, int a
     if (step != SQLITE_DONE) return fail(db, err);
   }
   return run(db, "COMMIT", 0, 0, err);
-}
-
-static int sq_read_page(dialect_conn *c, const char *client, long long after, int all,
-                        const char *tables, long long pending_from, wire_page *p, char **err) {
-  return read_page(c, client, after, all, tables, 0, 0, pending_from, p, err);
-}
-
-static int sq_read_walk(dialect_conn *c, const char *client, const dialect_walk *w, int n,
-                        long long pending_from, wire_page *p, char **err) {
-  return read_page(c, client, 0, 0, 0, w, n, pending_from, p, err);
 }
 
 static int sq_head(dialect_conn *c, long long *version, char **err) {
@@ -893,7 +883,6 @@ const dialect dialect_sqlite = {
     .replay = sq_replay,
     .prune = sq_prune,
     .read_page = sq_read_page,
-    .read_walk = sq_read_walk,
     .head = sq_head,
     .select_bool = sq_select_bool,
     .snapshot = sq_snapshot,

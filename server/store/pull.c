@@ -125,7 +125,7 @@ static int by_name(const void *a, const void *b) {
 
 /* An initial sync under rules walks the tables it sends in the order of
 ** their names, each one's readable rows in key order (dialect.h,
-** read_walk): the rule is part of the page query, which an index on the
+** read_page with a walk): the rule is part of the page query, which an index on the
 ** rule's columns then the key serves, so a page reads only rows the user
 ** may read. The walk begins at the head h of its first page; its
 ** continuation cursors carry h and the last row's table and key. A row
@@ -160,7 +160,7 @@ static int walk_page(store *s, dialect_conn *c, const store_user *u, const char 
   }
   if (bad) *err = wire_errf("out of memory");
   wire_page_walk_start(p);
-  int rc = bad || s->d->read_walk(c, client, w, m, pending_from, p, err);
+  int rc = bad || s->d->read_page(c, client, 0, 0, 0, w, m, pending_from, p, err);
   for (int i = 0; i < m; i++) {
     for (int k = 0; k < w[i].n_vals; k++)
       sqlite3_free(w[i].vals[k]);
@@ -176,7 +176,8 @@ static int walk_page(store *s, dialect_conn *c, const store_user *u, const char 
   rd->snap = p->snap;
   p->filter = read_filter, p->filter_arg = rd;
   long long head = p->head;
-  if (s->d->read_page(c, client, p->snap, 1, only, pending_from, p, err) || p->failed) return -1;
+  if (s->d->read_page(c, client, p->snap, 1, only, 0, 0, pending_from, p, err) || p->failed)
+    return -1;
   /* the walk's snapshot and this one: the head cannot have gone back */
   if (p->head < head) p->head = head;
   return 0;
@@ -187,7 +188,7 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
   long long after = 0, snap = 0;
   char *wtable = 0, *wpk = 0;
   memset(page, 0, sizeof *page);
-  int walk = s->rules && s->d->read_walk;
+  int walk = s->rules != 0;
   if (cursor) {
     int rc = wire_cursor_parse_walk(cursor, s->db_id, &after, &snap, &wtable, &wpk);
     if (rc == STORE_ERROR) *err = wire_errf("out of memory");
@@ -251,7 +252,8 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
                      err);
   } else {
     if (s->rules) p.filter = read_filter, p.filter_arg = &rd;
-    read = s->d->read_page(c, client, after, cursor != 0, only, pending_from, &p, err) || p.failed;
+    read = s->d->read_page(c, client, after, cursor != 0, only, 0, 0, pending_from, &p, err) ||
+           p.failed;
     p.snap = cursor ? snap : p.head;
   }
   if (!read) {

@@ -1,6 +1,6 @@
 /*
 ** sqlite_walk.c: an initial sync's walk under rules on SQLite (dialect.h,
-** read_walk; docs/RULES.md, "Initial sync"): the page query that reads a
+** read_page with a walk; docs/RULES.md, "Initial sync"): the page query that reads a
 ** table's readable rows in key order with their latest change, and the
 ** SQL function _syncd_key it joins them to the change log with.
 */

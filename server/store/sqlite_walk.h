@@ -1,6 +1,6 @@
 /*
 ** sqlite_walk.h: the page query of an initial sync's walk under rules on
-** SQLite (sqlite_walk.c), for dialect_sqlite.c's read_walk (dialect.h).
+** SQLite (sqlite_walk.c), for dialect_sqlite.c's read_page (dialect.h).
 */
 #ifndef SYNCD_SQLITE_WALK_H
 #define SYNCD_SQLITE_WALK_H
