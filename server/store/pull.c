@@ -125,9 +125,9 @@ static int by_name(const void *a, const void *b) {
 
 /* An initial sync under rules walks the tables it sends in the order of
 ** their names, each one's readable rows in key order (dialect.h,
-** read_page with a walk): the rule is part of the page query, which an index on the
-** rule's columns then the key serves, so a page reads only rows the user
-** may read. The walk begins at the head h of its first page; its
+** read_page with a walk): the rule is part of the page query, which an
+** index on the rule's columns then the key serves, so a page reads only
+** rows the user may read. The walk begins at the head h of its first page; its
 ** continuation cursors carry h and the last row's table and key. A row
 ** changed after h may have been passed by the walk (or sent, then made
 ** unreadable), and a deleted one is not met: once every table is walked,
@@ -188,7 +188,7 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
   long long after = 0, snap = 0;
   char *wtable = 0, *wpk = 0;
   memset(page, 0, sizeof *page);
-  int walk = s->rules != 0;
+  int walk = s->has_rules; /* read without the schema lock: a flag set once */
   if (cursor) {
     int rc = wire_cursor_parse_walk(cursor, s->db_id, &after, &snap, &wtable, &wpk);
     if (rc == STORE_ERROR) *err = wire_errf("out of memory");
