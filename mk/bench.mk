@@ -47,6 +47,7 @@ bench-pg: $(EXT) server/syncd
 #
 #   make bench-rules                                        all of it
 #   make bench-rules RULESBENCH_ARGS="--rows 200000 --only a"
+#   make bench-rules RULESBENCH_ARGS="--pg --only a"      (a) on PostgreSQL
 .PHONY: bench-rules
 RULESBENCH_ARGS ?=
 

@@ -1,9 +1,10 @@
 """Benchmark of syncd's read rules (issue 15, "Speed"), ratios in one run.
 
-    /usr/bin/python3 bench/net/rulesbench.py [--rows N] [--readable N]
+    /usr/bin/python3 bench/net/rulesbench.py [--rows N] [--readable N] [--pg]
                                               [--users N] [--changes N] [--only a,b]
 
-Drives a real server/syncd (SQLite storage) on 127.0.0.1 over HTTP with
+Drives a real server/syncd (SQLite storage; --pg: figure a on a throwaway
+PostgreSQL, tests/pg_env.sh) on 127.0.0.1 over HTTP with
 HS256 JWTs, standard library only; `make bench-rules` runs it. It measures,
 it never fails on speed. Each figure stands next to its baseline measured
 in the same run.
@@ -14,10 +15,14 @@ in the same run.
              `"read": "owner = :sub"` (an index on owner), vs the initial
              sync of a --readable row table without rules; plus the same
              small table with the rule (every row readable), which splits
-             the cost into the per-row check and the rows skipped. Then
-             the query plans of the page query, of the read check and of
-             the rule joined into the page query (what syncd does not do),
-             on the big table's server.db, and the SQLite time of each.
+             the cost into the page query's own and the rows passed over.
+             The index is items(owner, id), the rule's column then the key,
+             as docs/RULES.md asks. Then the query plans of syncd's page
+             query under the rule (the rule inside it, a walk in key order:
+             dialect_sqlite.c, walk_sql), of the page query without rules
+             and of the per-row read check an increment still runs, on the
+             big table's server.db, and the SQLite time of the first two
+             over the whole initial sync.
   b fanout   --users event streams (/events, one per user, plain sockets),
              each user a member of one of --users/10 projects; --changes
              task inserts pushed one at a time, each readable by one
@@ -76,8 +81,9 @@ class Syncd:
     """syncd on 127.0.0.1:0, SQLite storage in a folder of its own, JWTs
     checked (HS256), with rules when given."""
 
-    def __init__(self, tmp, schema, rules=None):
+    def __init__(self, tmp, schema, rules=None, pg=None):
         self.dir = tempfile.mkdtemp(dir=tmp)
+        self.pg = pg
         files = {"schema.sql": schema, "secret": SECRET}
         if rules:
             files["rules.json"] = json.dumps(rules)
@@ -85,8 +91,9 @@ class Syncd:
             with open(os.path.join(self.dir, name), "w") as f:
                 f.write(text)
         self.db = os.path.join(self.dir, "server.db")
+        store = ["--pg", pg.fresh()] if pg else ["--db", self.db]
         args = [SYNCD, "--listen", "127.0.0.1:0", "--schema", os.path.join(self.dir, "schema.sql"),
-                "--db", self.db, "--max-connections", "2000",
+                *store, "--max-connections", "2000",
                 "--jwt-secret-file", os.path.join(self.dir, "secret")]
         if rules:
             args += ["--rules", os.path.join(self.dir, "rules.json")]
@@ -103,10 +110,12 @@ class Syncd:
         self.port = urllib.parse.urlsplit(self.url).port
 
     def cpu(self):
-        """CPU seconds (user + system) syncd used so far."""
+        """CPU seconds (user + system) syncd used so far, and on PostgreSQL
+        storage the cluster's too (the server's cost is both)."""
         with open("/proc/%d/stat" % self.proc.pid) as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
+        return (int(fields[11]) + int(fields[12])) / TICK + (self.pg.cpu() if self.pg else 0)
+
 
     def request(self, method, path, body=None, jwt=None):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
@@ -134,15 +143,70 @@ class Syncd:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class Pg:
+    """A throwaway PostgreSQL cluster (tests/pg_env.sh) with a fresh
+    database per syncd."""
+
+    def __init__(self, tmp):
+        self.dir = os.path.join(tmp, "pg")
+        os.chmod(tmp, 0o755)  # the server runs as postgres when we are root
+        self.url = subprocess.run(["bash", os.path.join(ROOT, "tests", "pg_env.sh"), "start",
+                                   self.dir], capture_output=True, text=True,
+                                  check=True).stdout.strip().splitlines()[-1]
+        with open(os.path.join(self.dir, "data", "postmaster.pid")) as f:
+            self.pid = int(f.readline())
+        self.n = 0
+
+    def fresh(self):
+        self.n += 1
+        name = "bench%d" % self.n
+        subprocess.run(["psql", "-X", "-q", self.url, "-c", "CREATE DATABASE " + name], check=True)
+        return self.url.rsplit("/", 1)[0] + "/" + name
+
+    def cpu(self):
+        """CPU seconds of the postmaster, its children now and those gone."""
+        total = 0
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % pid) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(pid) == self.pid:
+                total += sum(int(x) for x in fields[11:15])
+            elif int(fields[1]) == self.pid:
+                total += int(fields[11]) + int(fields[12])
+        return total / TICK
+
+    def explain(self, url, sql):
+        """The generic plan of sql (parameters $1.., all text) on url."""
+        n = max(int(x) for x in __import__("re").findall(r"\$(\d+)", sql))
+        script = ("SET plan_cache_mode = force_generic_plan; PREPARE q(%s) AS %s;"
+                  " EXPLAIN (COSTS OFF) EXECUTE q(%s);"
+                  % (", ".join(["text"] * n), sql, ", ".join(["NULL"] * n)))
+        r = subprocess.run(["psql", "-X", "-q", "-A", "-t", url, "-c", script],
+                           capture_output=True, text=True, check=True)
+        return "; ".join(line.strip() for line in r.stdout.splitlines() if line.strip())
+
+    def stop(self):
+        subprocess.run(["bash", os.path.join(ROOT, "tests", "pg_env.sh"), "stop", self.dir])
+
+
 # ---- a: initial sync ----
 
 ITEMS = ("CREATE TABLE items(id TEXT PRIMARY KEY, owner TEXT NOT NULL, title TEXT NOT NULL);"
-         "CREATE INDEX items_owner ON items(owner);")
+         "CREATE INDEX items_owner ON items(owner, id);")
 OWN = {"tables": {"items": {"read": "owner = :sub", "write": "owner = :sub"}}}
 
 
-def items_schema(n, owners):
+def items_schema(n, owners, pg=False):
     """n rows, owner u000 .. u<owners-1> in turn: each owns n/owners rows."""
+    if pg:
+        return ITEMS + ("INSERT INTO items SELECT format('r%%s', lpad(i::text, 7, '0')),"
+                        " format('u%%s', lpad((i %% %d)::text, 3, '0')), 'row ' || i"
+                        " FROM generate_series(0, %d) i;" % (owners, n - 1))
     return ITEMS + ("INSERT INTO items WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL"
                     " SELECT i + 1 FROM k WHERE i + 1 < %d) SELECT printf('r%%07d', i),"
                     " printf('u%%03d', i %% %d), 'row ' || i FROM k;" % (n, owners))
@@ -179,28 +243,47 @@ PAGE_SQL = ("SELECT tbl, pk, row, version FROM _syncd_changes WHERE version > ?1
             " json_each(?4))) ORDER BY version LIMIT ?2")
 CHECK_SQL = ("SELECT EXISTS(SELECT 1 FROM \"items\" WHERE \"items\".\"id\" ="
              " json_extract(?1, '$.\"id\"') AND \"items\".\"owner\" = ?2)")
-# The rule inside the page query instead of after it: what an initial sync
-# would cost if the filter chose the rows (not what syncd does).
-JOINED_SQL = ("SELECT c.tbl, c.pk, c.row, c.version FROM items JOIN _syncd_changes AS c"
-              " ON c.tbl = 'items' AND c.pk = json_object('id', items.id)"
-              " WHERE items.owner = ?1 AND c.version > ?2 ORDER BY c.version LIMIT ?3")
+# syncd's page of an initial sync under `owner = :sub` (dialect_sqlite.c,
+# walk_sql, as it writes it for this table; ?1 the key the page goes on
+# after, ?2 :sub, ?3 the table, ?4 the limit)
+KEY = "_syncd_key('id', \"items\".\"id\")"
+WALK_SQL = ("SELECT coalesce(c.pk, %s), c.row, c.version FROM \"items\" LEFT JOIN"
+            " _syncd_changes AS c ON c.tbl = ?3 AND c.pk = %s AND c.op = 'upsert'"
+            " WHERE (\"items\".\"owner\" = ?2) AND \"items\".\"id\" IS NOT NULL"
+            " AND (\"items\".\"id\") > (sync_val(?1 -> '$.\"id\"'))"
+            " ORDER BY \"items\".\"id\" LIMIT ?4" % (KEY, KEY))
 
 
 def plans(db, k):
-    """The query plans of a pull under rules on the big table's server.db:
-    the page query (dialect_sqlite.c, sq_read_page), the read check of one
-    row (rules.c, check_sql, as it writes `owner = :sub`) and the filter
-    joined into the page query; and the SQLite time of each part of an
-    initial sync, measured here in this process (python's sqlite3, the
-    same system SQLite), not in syncd."""
+    """The query plans of a pull on the big table's server.db: syncd's
+    page query under the rule, the page query without rules and the read
+    check an increment runs per change; and the SQLite time of the walk
+    and of the plain page query over a whole initial sync, measured here in
+    this process (python's sqlite3, the same system SQLite, with python
+    stand-ins for syncd's functions _syncd_key and sync_val), not in
+    syncd."""
     c = sqlite3.connect(db)
+    c.create_function("_syncd_key", 2, lambda name, v: json.dumps({name: v},
+                                                                  separators=(",", ":")),
+                      deterministic=True)
+    c.create_function("sync_val", 1, json.loads, deterministic=True)
     try:
-        for what, sql, args in (("page query", PAGE_SQL, (0, PAGE + 1, 0, '["items"]')),
-                                ("read check per row", CHECK_SQL, ('{"id":"r0000001"}', "u000")),
-                                ("(the rule joined into the page query)", JOINED_SQL,
-                                 ("u000", 0, PAGE + 1))):
+        for what, sql, args in (
+                ("syncd's page query under the rule", WALK_SQL,
+                 ('{"id":""}', "u000", "items", PAGE + 1)),
+                ("page query without rules (all logged rows)", PAGE_SQL,
+                 (0, PAGE + 1, 0, '["items"]')),
+                ("read check per row (increments)", CHECK_SQL, ('{"id":"r0000001"}', "u000"))):
             plan = "; ".join(r[3] for r in c.execute("EXPLAIN QUERY PLAN " + sql, args))
             out("a", "  plan, %s" % what, plan)
+        t0, after, got = time.perf_counter(), '{"id":""}', 0
+        while True:
+            page = c.execute(WALK_SQL, (after, "u000", "items", PAGE + 1)).fetchall()
+            got += min(len(page), PAGE)
+            if len(page) <= PAGE:
+                break
+            after = page[PAGE - 1][0]
+        walk = time.perf_counter() - t0
         t0, after, n = time.perf_counter(), 0, 0
         while True:
             page = c.execute(PAGE_SQL, (after, PAGE + 1, 0, '["items"]')).fetchall()
@@ -209,58 +292,71 @@ def plans(db, k):
                 break
             after = page[PAGE - 1][3]
         scan = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        kept = c.execute("SELECT count(*) FROM _syncd_changes WHERE tbl = 'items' AND EXISTS("
-                         "SELECT 1 FROM items WHERE items.id = json_extract(pk, '$.\"id\"')"
-                         " AND items.owner = ?1)", ("u000",)).fetchone()[0]
-        checks = time.perf_counter() - t0
-        t0, after, got = time.perf_counter(), 0, 0
-        while True:
-            page = c.execute(JOINED_SQL, ("u000", after, PAGE + 1)).fetchall()
-            got += min(len(page), PAGE)
-            if len(page) <= PAGE:
-                break
-            after = page[PAGE - 1][3]
-        joined = time.perf_counter() - t0
-        if kept != k or got != k:
-            raise RuntimeError("%d and %d readable rows, not %d" % (kept, got, k))
-        out("a", "  SQLite alone: the page query over the whole log (%dk rows, %d queries)"
-            % (n // 1000, n // PAGE + 1), "%.3f s" % scan)
-        out("a", "  SQLite alone: the read check of every logged row, in one statement",
-            "%.3f s" % checks)
-        out("a", "  SQLite alone: the rule joined into the page query (%d queries)"
-            % (k // PAGE + 1), "%.3f s" % joined)
+        if got != k:
+            raise RuntimeError("%d readable rows, not %d" % (got, k))
+        out("a", "  SQLite alone: syncd's page queries under the rule (%d queries)"
+            % (k // PAGE + 1), "%.3f s" % walk)
+        out("a", "  SQLite alone: the page query without rules over the whole log"
+            " (%dk rows, %d queries)" % (n // 1000, n // PAGE + 1), "%.3f s" % scan)
     finally:
         c.close()
+
+
+# syncd's first query of a page on PostgreSQL under `owner = :sub`
+# (pg_sql.c, pgsql_walk; $1 the key the page goes on after, $2 :sub, $3 the
+# limit), then the join of the page's keys to the log (dialect_pg.c)
+PG_WALK_SQL = ("SELECT \"id\" FROM \"items\" WHERE (\"items\".\"owner\" = $2) AND \"id\" IS NOT NULL"
+               " AND (\"id\") > ((jsonb_populate_record(NULL::\"items\", $1::jsonb)).\"id\")"
+               " ORDER BY \"id\" LIMIT $3::bigint")
+PG_LOG_SQL = ("SELECT c.row, c.version FROM json_array_elements_text($2::json)"
+              " WITH ORDINALITY AS k(pk, n) LEFT JOIN LATERAL (SELECT row, version"
+              " FROM _syncd_changes WHERE tbl = $1 AND pk = k.pk AND op = 'upsert'"
+              " LIMIT 1) AS c ON true ORDER BY k.n")
 
 
 def fig_a(tmp, a):
     n, k = a.rows, a.readable
     jwt = token("u000")
-    small = Syncd(tmp, items_schema(k, 1))
+    pg = Pg(tmp) if a.pg else None
+    try:
+        fig_a_on(tmp, a, n, k, jwt, pg)
+    finally:
+        if pg:
+            pg.stop()
+
+
+def fig_a_on(tmp, a, n, k, jwt, pg):
+    small = Syncd(tmp, items_schema(k, 1, pg), pg=pg)
     try:
         base_wall, base_cpu, base_pages = measure(small, jwt, k, a.small_reps)
     finally:
         small.stop()
-    small = Syncd(tmp, items_schema(k, 1), OWN)
+    small = Syncd(tmp, items_schema(k, 1, pg), OWN, pg=pg)
     try:
         small_wall, small_cpu, _ = measure(small, jwt, k, a.small_reps)
     finally:
         small.stop()
-    big = Syncd(tmp, items_schema(n, n // k), OWN)
+    big = Syncd(tmp, items_schema(n, n // k, pg), OWN, pg=pg)
     try:
         big_wall, big_cpu, big_pages = measure(big, jwt, k, a.reps)
         startup = big.startup
-        plans(big.db, k)
+        if pg:
+            url = pg.url.rsplit("/", 1)[0] + "/bench%d" % pg.n
+            out("a", "  plan, syncd's page query under the rule (PostgreSQL, generic)",
+                pg.explain(url, PG_WALK_SQL))
+            out("a", "  plan, its join to the log", pg.explain(url, PG_LOG_SQL))
+        else:
+            plans(big.db, k)
     finally:
         big.stop()
+    who = "syncd + PostgreSQL CPU" if pg else "syncd CPU"
     base = ("%dk rows, no rules: CPU %.3f s, wall %.3f s, %d requests"
             % (k // 1000, base_cpu, base_wall, base_pages))
-    out("a", "initial sync of %dk readable rows of %dk under owner = :sub, syncd CPU"
-        % (k // 1000, n // 1000),
+    out("a", "initial sync of %dk readable rows of %dk under owner = :sub, %s"
+        % (k // 1000, n // 1000, who),
         "%.3f s (wall %.3f s, %d requests)" % (big_cpu, big_wall, big_pages), base,
         ratio(big_cpu, base_cpu) + ", wall " + ratio(big_wall, base_wall), "<= 2x")
-    out("a", "  the same %dk rows, all readable, with the rule, syncd CPU" % (k // 1000),
+    out("a", "  the same %dk rows, all readable, with the rule, %s" % (k // 1000, who),
         "%.3f s (wall %.3f s)" % (small_cpu, small_wall), base,
         ratio(small_cpu, base_cpu) + ", wall " + ratio(small_wall, base_wall))
     out("a", "  (syncd start with backfill of %dk rows)" % (n // 1000), "%.1f s" % startup)
@@ -404,6 +500,9 @@ def main():
     ap.add_argument("--small-reps", type=int, default=50,
                     help="the same for the --readable row tables: each costs syncd a few clock"
                          " ticks of CPU, so many runs make the mean (a)")
+    ap.add_argument("--pg", action="store_true",
+                    help="(a) on PostgreSQL storage (tests/pg_env.sh), CPU of syncd and"
+                         " the cluster together")
     ap.add_argument("--users", type=int, default=200, help="event streams, 10 per project (b)")
     ap.add_argument("--changes", type=int, default=200, help="tasks pushed (b)")
     ap.add_argument("--gap", type=float, default=0.02, help="seconds between pushes (b)")

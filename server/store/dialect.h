@@ -45,6 +45,21 @@ typedef struct dialect_cols {
 /* Which transaction begin opens. */
 enum { DIALECT_SETUP, DIALECT_PUSH };
 
+/* One table of an initial sync's walk under rules (read_page): its rows
+** that pass cond (a read rule's SQL, rules.h: parameters 2 on are vals;
+** parameter 1 is free) in key order, after the row whose pk JSON is after
+** (NULL: from the first). */
+typedef struct dialect_walk {
+  const catalog_table *t;
+  const char *cond;
+  char **vals; /* NULL: SQL NULL */
+  int n_vals;
+  const char *after;
+  int sorted; /* cond selects from another table: no index of t gives its
+              ** rows in key order, so a page sorts them (their keys first,
+              ** then the changes of the limit's worth) */
+} dialect_walk;
+
 typedef struct dialect_db dialect_db;     /* one per store */
 typedef struct dialect_conn dialect_conn; /* one per pooled connection */
 
@@ -164,10 +179,16 @@ typedef struct dialect {
 
   /* Reading, each in one snapshot: a pull page (state, changes after
   ** `after` -- live rows only unless all, of the tables in the JSON array
-  ** of names `tables` only unless NULL --, the client's last id and, when
-  ** p->rejected, its rejected outcomes from pending_from on), and the head. */
+  ** of names `tables` only unless NULL --, or with w an initial sync's
+  ** walk under rules (pull.c): the rows of w[0..n) in turn, each table's
+  ** readable rows in key order with their latest change, through
+  ** wire_page_walk until p is full, the query reading only those rows (by
+  ** an index on the rule's columns then the key, where there is one);
+  ** then the client's last id and, when p->rejected, its rejected outcomes
+  ** from pending_from on), and the head. */
   int (*read_page)(dialect_conn *c, const char *client, long long after, int all,
-                   const char *tables, long long pending_from, wire_page *p, char **err);
+                   const char *tables, const dialect_walk *w, int n, long long pending_from,
+                   wire_page *p, char **err);
   int (*head)(dialect_conn *c, long long *version, char **err);
 
   /* Run sql with the text parameters vals[0..n) (NULL: SQL NULL) and set

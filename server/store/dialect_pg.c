@@ -685,8 +685,13 @@ static int read_page_single(dialect_conn *c, const char *client, const char *aft
   return 0;
 }
 
+static int pg_read_walk(dialect_conn *c, const char *client, const dialect_walk *w, int n,
+                        long long pending_from, wire_page *p, char **err);
+
 static int pg_read_page(dialect_conn *c, const char *client, long long after, int all,
-                        const char *tables, long long pending_from, wire_page *p, char **err) {
+                        const char *tables, const dialect_walk *w, int n, long long pending_from,
+                        wire_page *p, char **err) {
+  if (w) return pg_read_walk(c, client, w, n, pending_from, p, err);
   char afterz[32], limz[32], fromz[32], lastz[32];
   snprintf(afterz, sizeof afterz, "%lld", after);
   snprintf(limz, sizeof limz, "%d", p->limit + 1);
@@ -709,6 +714,108 @@ static int pg_read_page(dialect_conn *c, const char *client, long long after, in
                        PQgetisnull(r, i, 1) ? 0 : PQgetvalue(r, i, 1));
   PQclear(r);
   return pgc_exec(c, "COMMIT", err);
+}
+
+/* One table of a walk: its readable keys (pgsql_walk), then their changes
+** in one statement, into p. */
+static int walk_table(dialect_conn *c, const dialect_walk *w, wire_page *p, char **err) {
+  const catalog_table *t = w->t;
+  char lim[32];
+  snprintf(lim, sizeof lim, "%d", p->limit + 1 - p->n_seen);
+  const char **q = sqlite3_malloc64(sizeof *q * ((size_t)w->n_vals + 2));
+  char *sql = pgsql_walk(w, w->after != 0);
+  if (!q || !sql) {
+    sqlite3_free(q);
+    sqlite3_free(sql);
+    return *err = wire_errf("out of memory"), -1;
+  }
+  q[0] = w->after;
+  for (int k = 0; k < w->n_vals; k++)
+    q[1 + k] = w->vals[k];
+  q[1 + w->n_vals] = lim;
+  PGresult *keys = pgc_query(c, sql, w->n_vals + 2, q, err);
+  sqlite3_free(sql);
+  sqlite3_free(q);
+  if (!keys) return -1;
+  int n = PQntuples(keys), bad = 0;
+  char **pk = sqlite3_malloc64(sizeof *pk * ((size_t)n + 1));
+  sqlite3_str *list = sqlite3_str_new(0);
+  sqlite3_str_appendchar(list, 1, '[');
+  for (int i = 0; !bad && pk && i < n; i++) {
+    bad = !(pk[i] = pgsql_row(t, keys, i, 0, 1));
+    if (i) sqlite3_str_appendchar(list, 1, ',');
+    if (!bad) value_append_string(list, pk[i], -1);
+  }
+  PQclear(keys);
+  sqlite3_str_appendchar(list, 1, ']');
+  char *json = sqlite3_str_finish(list);
+  PGresult *r = 0;
+  if (!pk || bad || !json) {
+    *err = wire_errf("out of memory");
+  } else if (n) {
+    const char *q2[2] = {t->name, json};
+    /* one index lookup per key, whatever the plan of the prepared statement
+    ** guesses of the array (LIMIT keeps the lateral select from being
+    ** pulled up into a join it may run as a scan of the log) */
+    r = pgc_query(c,
+                  "SELECT c.row, c.version FROM json_array_elements_text($2::json)"
+                  " WITH ORDINALITY AS k(pk, n) LEFT JOIN LATERAL (SELECT row, version"
+                  " FROM _syncd_changes WHERE tbl = $1 AND pk = k.pk AND op = 'upsert'"
+                  " LIMIT 1) AS c ON true ORDER BY k.n",
+                  2, q2, err);
+  }
+  for (int i = 0; r && i < n && i < PQntuples(r); i++)
+    wire_page_walk(p, t->name, pk[i], PQgetisnull(r, i, 0) ? 0 : PQgetvalue(r, i, 0),
+                   PQgetisnull(r, i, 1) ? 0 : atoll(PQgetvalue(r, i, 1)));
+  int ok = !n || r;
+  PQclear(r);
+  for (int i = 0; pk && i < n; i++)
+    sqlite3_free(pk[i]);
+  sqlite3_free(pk);
+  sqlite3_free(json);
+  return ok ? 0 : -1;
+}
+
+/* A walk's page (read_page with w): two round trips besides the tables',
+** BEGIN with the state, the rejected outcomes with COMMIT. */
+static int pg_read_walk(dialect_conn *c, const char *client, const dialect_walk *w, int n,
+                        long long pending_from, wire_page *p, char **err) {
+  char fromz[32], lastz[32];
+  const char *q[3] = {client, fromz, lastz};
+  PGresult *r = 0;
+  pgc_step begin[2] = {{"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, 0, 0},
+                       {"SELECT version, horizon, (SELECT last_id FROM _syncd_clients"
+                        " WHERE client_id = $1) FROM _syncd_state",
+                        1, q, &r}};
+  if (pgc_pipeline(c, begin, 2, err) || PQntuples(r) != 1) {
+    if (r && !*err) *err = wire_errf("no _syncd_state row");
+    PQclear(r);
+    return -1;
+  }
+  p->head = atoll(PQgetvalue(r, 0, 0));
+  p->horizon = atoll(PQgetvalue(r, 0, 1));
+  p->last_id = PQgetisnull(r, 0, 2) ? 0 : atoll(PQgetvalue(r, 0, 2));
+  PQclear(r);
+  r = 0;
+  for (int i = 0; i < n && !p->has_more; i++)
+    if (walk_table(c, &w[i], p, err)) return -1;
+  snprintf(fromz, sizeof fromz, "%lld", pending_from);
+  snprintf(lastz, sizeof lastz, "%lld", p->last_id);
+  pgc_step end[2] = {{"SELECT id, reason FROM _syncd_outcomes WHERE client_id = $1"
+                      " AND id >= $2::bigint AND id <= $3::bigint AND status = 'rejected'"
+                      " ORDER BY id",
+                      3, q, &r},
+                     {"COMMIT", 0, 0, 0}};
+  int skip = !p->rejected;
+  if (pgc_pipeline(c, end + skip, 2 - skip, err)) {
+    PQclear(r);
+    return -1;
+  }
+  for (int i = 0; r && i < PQntuples(r); i++)
+    wire_page_rejected(p, atoll(PQgetvalue(r, i, 0)),
+                       PQgetisnull(r, i, 1) ? 0 : PQgetvalue(r, i, 1));
+  PQclear(r);
+  return 0;
 }
 
 static int pg_head(dialect_conn *c, long long *version, char **err) {

@@ -23,6 +23,7 @@
 
 #include "value.h"
 #include "dialect.h"
+#include "sqlite_walk.h"
 #include "sqlite_watch.h"
 
 struct dialect_db {
@@ -124,7 +125,8 @@ static dialect_conn *sq_connect(dialect_db *d, char **err) {
   c->db = db;
   c->owner = d;
   if (sqlite3_create_function(db, "syncd_sub", 0, SQLITE_UTF8, &c->user[0], fn_user, 0, 0) ||
-      sqlite3_create_function(db, "syncd_claims", 0, SQLITE_UTF8, &c->user[1], fn_user, 0, 0)) {
+      sqlite3_create_function(db, "syncd_claims", 0, SQLITE_UTF8, &c->user[1], fn_user, 0, 0) ||
+      sqlite_walk_register(db)) {
     *err = wire_errf("%s: %s", d->path, sqlite3_errmsg(db));
     sqlite3_close(db);
     sqlite3_free(c);
@@ -773,8 +775,10 @@ static int sq_prune(dialect_conn *c, const char *client, int keep, char **err) {
 
 /* ---- reading ---- */
 
+/* A page of changes, or (w) of an initial sync's walk (sqlite_walk.c). */
 static int sq_read_page(dialect_conn *c, const char *client, long long after, int all,
-                        const char *tables, long long pending_from, wire_page *p, char **err) {
+                        const char *tables, const dialect_walk *w, int n, long long pending_from,
+                        wire_page *p, char **err) {
   sqlite3 *db = c->db;
   sqlite3_stmt *q;
   if (run(db, "BEGIN", 0, 0, err) || prep(db, "SELECT version, horizon FROM _syncd_state", &q, err))
@@ -784,23 +788,26 @@ static int sq_read_page(dialect_conn *c, const char *client, long long after, in
   p->horizon = sqlite3_column_int64(q, 1);
   stmt_put(q);
   if (step != SQLITE_ROW) return fail(db, err);
-  if (prep(db,
-           "SELECT tbl, pk, row, version FROM _syncd_changes WHERE version > ?1"
-           " AND (?3 OR op = 'upsert')"
-           " AND (?4 IS NULL OR tbl IN (SELECT value FROM json_each(?4)))"
-           " ORDER BY version LIMIT ?2",
-           &q, err))
+  if (w && sqlite_walk_page(db, w, n, p, err)) return -1;
+  if (!w && prep(db,
+                 "SELECT tbl, pk, row, version FROM _syncd_changes WHERE version > ?1"
+                 " AND (?3 OR op = 'upsert')"
+                 " AND (?4 IS NULL OR tbl IN (SELECT value FROM json_each(?4)))"
+                 " ORDER BY version LIMIT ?2",
+                 &q, err))
     return -1;
-  sqlite3_bind_int64(q, 1, after);
-  sqlite3_bind_int(q, 2, p->limit + 1);
-  sqlite3_bind_int(q, 3, all);
-  sqlite3_bind_text(q, 4, tables, -1, SQLITE_STATIC);
-  while ((step = sqlite3_step(q)) == SQLITE_ROW)
-    wire_page_change(p, (const char *)sqlite3_column_text(q, 0),
-                     (const char *)sqlite3_column_text(q, 1),
-                     (const char *)sqlite3_column_text(q, 2), sqlite3_column_int64(q, 3));
-  stmt_put(q);
-  if (step != SQLITE_DONE) return fail(db, err);
+  if (!w) {
+    sqlite3_bind_int64(q, 1, after);
+    sqlite3_bind_int(q, 2, p->limit + 1);
+    sqlite3_bind_int(q, 3, all);
+    sqlite3_bind_text(q, 4, tables, -1, SQLITE_STATIC);
+    while ((step = sqlite3_step(q)) == SQLITE_ROW)
+      wire_page_change(p, (const char *)sqlite3_column_text(q, 0),
+                       (const char *)sqlite3_column_text(q, 1),
+                       (const char *)sqlite3_column_text(q, 2), sqlite3_column_int64(q, 3));
+    stmt_put(q);
+    if (step != SQLITE_DONE) return fail(db, err);
+  }
   if (sq_client_last(c, client, &p->last_id, err)) return -1;
   if (p->rejected) {
     if (prep(db,

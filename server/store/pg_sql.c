@@ -346,3 +346,43 @@ int pgsql_conflict(const PGresult *r) {
   const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
   return state && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0);
 }
+
+char *pgsql_walk(const dialect_walk *w, int after) {
+  const catalog_table *t = w->t;
+  sqlite3_str *s = sqlite3_str_new(0);
+  sqlite3_str_appendall(s, "SELECT ");
+  pgsql_columns(s, t, 1);
+  sqlite3_str_appendall(s, " FROM ");
+  pgsql_ident(s, t->name);
+  sqlite3_str_appendf(s, " WHERE %s", w->cond);
+  for (int k = 0; k < t->n_pk; k++) {
+    sqlite3_str_appendall(s, " AND ");
+    pgsql_ident(s, t->cols[t->pk[k]].name);
+    sqlite3_str_appendall(s, " IS NOT NULL");
+  }
+  if (after) {
+    sqlite3_str_appendall(s, " AND (");
+    for (int k = 0; k < t->n_pk; k++) {
+      if (k) sqlite3_str_appendall(s, ", ");
+      pgsql_ident(s, t->cols[t->pk[k]].name);
+    }
+    sqlite3_str_appendall(s, ") > (");
+    for (int k = 0; k < t->n_pk; k++) {
+      sqlite3_str_appendall(s, k ? ", (jsonb_populate_record(NULL::"
+                                 : "(jsonb_populate_record(NULL::");
+      pgsql_ident(s, t->name);
+      sqlite3_str_appendall(s, ", $1::jsonb)).");
+      pgsql_ident(s, t->cols[t->pk[k]].name);
+    }
+    sqlite3_str_appendall(s, ")");
+  } else {
+    sqlite3_str_appendall(s, " AND $1::text IS NULL");
+  }
+  sqlite3_str_appendall(s, " ORDER BY ");
+  for (int k = 0; k < t->n_pk; k++) {
+    if (k) sqlite3_str_appendall(s, ", ");
+    pgsql_ident(s, t->cols[t->pk[k]].name);
+  }
+  sqlite3_str_appendf(s, " LIMIT $%d::bigint", w->n_vals + 2);
+  return sqlite3_str_finish(s);
+}

@@ -8,6 +8,7 @@
 */
 #include "store_impl.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "rules_store.h"
@@ -70,8 +71,10 @@ static int hex(char c) {
 /* The synced tables `tables` names (store_pull_tables) as a JSON array of
 ** their names as logged; NULL when out of memory. A malformed escape stays
 ** as written, so that name matches no table. *unknown: a name is no table
-** of cat. */
-static char *tables_json(const catalog *cat, const rules *r, const char *tables, int *unknown) {
+** of cat. The tables, each once, also into list (room for cat->n_tables),
+** *n of them. */
+static char *tables_json(const catalog *cat, const rules *r, const char *tables, int *unknown,
+                         const catalog_table **list, int *n_list) {
   sqlite3_str *out = sqlite3_str_new(0), *name = sqlite3_str_new(0);
   int n = 0;
   sqlite3_str_appendchar(out, 1, '[');
@@ -90,6 +93,10 @@ static char *tables_json(const catalog *cat, const rules *r, const char *tables,
     if (t && (!r || rules_find(r, t))) {
       if (n++) sqlite3_str_appendchar(out, 1, ',');
       value_append_string(out, t->name, -1);
+      int k = 0;
+      while (k < *n_list && list[k] != t)
+        k++;
+      if (k == *n_list) list[(*n_list)++] = t;
     }
     sqlite3_str_reset(name);
     if (!*p) break;
@@ -112,37 +119,126 @@ int store_pull_tables(store *s, const char *client, const char *cursor, int limi
   return store_pull_as(s, 0, client, cursor, limit, pending_from, tables, page, err);
 }
 
+static int by_name(const void *a, const void *b) {
+  return strcmp((*(const catalog_table *const *)a)->name, (*(const catalog_table *const *)b)->name);
+}
+
+/* An initial sync under rules walks the tables it sends in the order of
+** their names, each one's readable rows in key order (dialect.h,
+** read_page with a walk): the rule is part of the page query, which an
+** index on the rule's columns then the key serves, so a page reads only
+** rows the user may read. The walk begins at the head h of its first page; its
+** continuation cursors carry h and the last row's table and key. A row
+** changed after h may have been passed by the walk (or sent, then made
+** unreadable), and a deleted one is not met: once every table is walked,
+** the page goes on with the changes above h, as any initial sync's later
+** pages, through read_filter (move-out, moved), in a snapshot of its own.
+** From (cursor: at) table wtable after key wpk; list: the n tables sent. */
+static int walk_page(store *s, dialect_conn *c, const store_user *u, const char *client,
+                     long long pending_from, const char *only, const catalog_table **list, int n,
+                     const char *wtable, const char *wpk, long long snap, wire_page *p, reader *rd,
+                     char **err) {
+  qsort(list, (size_t)n, sizeof *list, by_name);
+  dialect_walk *w = sqlite3_malloc64(sizeof *w * ((size_t)n + 1));
+  if (!w) return *err = wire_errf("out of memory"), -1;
+  int m = 0, bad = 0;
+  for (int i = 0; i < n && !bad; i++) {
+    int at = wtable ? strcmp(list[i]->name, wtable) : 1;
+    if (at < 0) continue;
+    const rules_table *rt = rules_find(s->rules, list[i]);
+    dialect_walk *x = &w[m++];
+    memset(x, 0, sizeof *x);
+    x->t = list[i];
+    x->cond = rt->read;
+    x->after = at == 0 ? wpk : 0;
+    x->sorted = rt->read_params.n_selects > 0;
+    x->n_vals = rt->read_params.n;
+    x->vals = sqlite3_malloc64(sizeof *x->vals * ((size_t)x->n_vals + 1));
+    bad =
+        !x->vals || rules_values(&rt->read_params, u ? u->sub : 0, u ? u->claims : 0, x->vals) != 0;
+    if (bad && x->vals) x->n_vals = 0;
+  }
+  if (bad) *err = wire_errf("out of memory");
+  wire_page_walk_start(p);
+  int rc = bad || s->d->read_page(c, client, 0, 0, 0, w, m, pending_from, p, err);
+  for (int i = 0; i < m; i++) {
+    for (int k = 0; k < w[i].n_vals; k++)
+      sqlite3_free(w[i].vals[k]);
+    sqlite3_free(w[i].vals);
+  }
+  sqlite3_free(w);
+  if (rc) return -1;
+  p->snap = wtable ? snap : p->head;
+  if (p->has_more) return 0;
+  /* every table walked: the changes above the walk's head follow */
+  wire_page_walk_end(p, p->snap);
+  if (p->rejected) sqlite3_str_reset(p->rejected);
+  rd->snap = p->snap;
+  p->filter = read_filter, p->filter_arg = rd;
+  long long head = p->head;
+  if (s->d->read_page(c, client, p->snap, 1, only, 0, 0, pending_from, p, err) || p->failed)
+    return -1;
+  /* the walk's snapshot and this one: the head cannot have gone back */
+  if (p->head < head) p->head = head;
+  return 0;
+}
+
 int store_pull_as(store *s, const store_user *u, const char *client, const char *cursor, int limit,
                   long long pending_from, const char *tables, store_page *page, char **err) {
   long long after = 0, snap = 0;
+  char *wtable = 0, *wpk = 0;
   memset(page, 0, sizeof *page);
+  int walk = s->has_rules; /* read without the schema lock: a flag set once */
   if (cursor) {
-    int rc = wire_cursor_parse(cursor, s->db_id, &after, &snap);
+    int rc = wire_cursor_parse_walk(cursor, s->db_id, &after, &snap, &wtable, &wpk);
+    if (rc == STORE_ERROR) *err = wire_errf("out of memory");
     if (rc != STORE_OK) return rc;
+    /* a walk that cannot go on (syncd restarted without rules): its rows
+    ** below the head were not all sent, so the client starts over */
+    if (wtable && !walk) {
+      sqlite3_free(wtable);
+      sqlite3_free(wpk);
+      return STORE_EXPIRED;
+    }
   }
+  walk = walk && (!cursor || wtable);
   /* the catalog and rules, read again when a table asked for may be new
   ** (a pull's rows do not depend on the catalog, only which tables go) */
   dialect_conn *c = 0;
   char *only = 0;
-  int failed = 0;
+  const catalog_table **list = 0;
+  int n_list = 0, failed = 0;
   for (int pass = 0; pass < 2; pass++) {
-    if (!(c = store_schema_enter(s, 0, err))) return STORE_ERROR;
+    if (!(c = store_schema_enter(s, 0, err))) {
+      sqlite3_free(wtable);
+      sqlite3_free(wpk);
+      return STORE_ERROR;
+    }
     /* under rules, only the tables with a rule are ever sent */
     char *all = s->rules && !tables ? rules_table_list(s->rules) : 0;
     int unknown = 0, stale = 0;
-    only = tables || all ? tables_json(&s->cat, s->rules, tables ? tables : all, &unknown) : 0;
+    list = sqlite3_malloc64(sizeof *list * ((size_t)s->cat.n_tables + 1));
+    n_list = 0;
+    only = list && (tables || all)
+               ? tables_json(&s->cat, s->rules, tables ? tables : all, &unknown, list, &n_list)
+               : 0;
     sqlite3_free(all);
-    if ((tables || s->rules) && !only) {
-      store_schema_leave(s, c);
-      return *err = wire_errf("out of memory"), STORE_ERROR;
+    if (!list || ((tables || s->rules) && !only)) {
+      failed = 1;
+      *err = wire_errf("out of memory");
+      break;
     }
     if (!unknown || pass || (failed = store_schema_stale(s, c, &stale, err)) || !stale) break;
     sqlite3_free(only);
+    sqlite3_free(list);
     store_schema_leave(s, c);
     store_schema_reload(s);
   }
   if (failed) {
     sqlite3_free(only);
+    sqlite3_free(list);
+    sqlite3_free(wtable);
+    sqlite3_free(wpk);
     store_schema_leave(s, c);
     return STORE_ERROR;
   }
@@ -150,9 +246,17 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
   wire_page_start(&p, limit, pending_from > 0);
   /* an initial sync's pages bring the memberships up to its head (snap) */
   reader rd = {s, c, u, cursor && !snap, snap, 0, err};
-  if (s->rules) p.filter = read_filter, p.filter_arg = &rd;
-  int rc = STORE_ERROR;
-  if (!s->d->read_page(c, client, after, cursor != 0, only, pending_from, &p, err) && !p.failed) {
+  int rc = STORE_ERROR, read;
+  if (walk) {
+    read = walk_page(s, c, u, client, pending_from, only, list, n_list, wtable, wpk, snap, &p, &rd,
+                     err);
+  } else {
+    if (s->rules) p.filter = read_filter, p.filter_arg = &rd;
+    read = s->d->read_page(c, client, after, cursor != 0, only, 0, 0, pending_from, &p, err) ||
+           p.failed;
+    p.snap = cursor ? snap : p.head;
+  }
+  if (!read) {
     /* An initial sync pages through live rows by version, so its cursor
     ** falls below the horizon as soon as tombstones are purged. Its
     ** continuation carries the head h its first page read: a row it sent
@@ -161,7 +265,6 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
     ** horizon. Any other cursor below the horizon misses deletes; one
     ** above the head names versions this database never had. */
     long long needs = snap > after ? snap : after;
-    p.snap = cursor ? snap : p.head;
     if (cursor && (needs < p.horizon || after > p.head || snap > p.head))
       rc = STORE_EXPIRED;
     else if (rd.moved)
@@ -172,6 +275,9 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
   wire_page_drop(&p);
   store_schema_leave(s, c);
   sqlite3_free(only);
+  sqlite3_free(list);
+  sqlite3_free(wtable);
+  sqlite3_free(wpk);
   return rc;
 }
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jscan.h"
 #include "value.h"
 
 void wire_new_db_id(char *id) {
@@ -32,22 +33,65 @@ static long long number(const char **p) {
   return errno ? -1 : v;
 }
 
-int wire_cursor_parse(const char *cursor, const char *db_id, long long *version, long long *snap) {
+/* The text hex digits z[0..n) spell (n even, no NUL byte), or NULL with
+** *bad (malformed) or without (out of memory). */
+static char *unhex(const char *z, size_t n, int *bad) {
+  static const char digits[] = "0123456789abcdef";
+  *bad = n % 2 != 0 || n == 0;
+  char *out = *bad ? 0 : sqlite3_malloc64(n / 2 + 1);
+  for (size_t i = 0; out && i < n; i += 2) {
+    const char *hi = memchr(digits, z[i], 16), *lo = memchr(digits, z[i + 1], 16);
+    if (!z[i] || !z[i + 1] || !hi || !lo || (hi == digits && lo == digits)) {
+      *bad = 1;
+      break;
+    }
+    out[i / 2] = (char)((hi - digits) << 4 | (lo - digits));
+  }
+  if (out && *bad) sqlite3_free(out), out = 0;
+  if (out) out[n / 2] = 0;
+  return out;
+}
+
+int wire_cursor_parse_walk(const char *cursor, const char *db_id, long long *version,
+                           long long *snap, char **table, char **pk) {
+  if (table) *table = *pk = 0;
   const char *dash = strrchr(cursor, '-');
-  if (!dash || dash == cursor || strlen(cursor) > 64) return STORE_BAD_CURSOR;
+  size_t len = strlen(cursor);
+  if (!dash || dash == cursor || len > 64 + 2 * (WIRE_WALK_MAX + 1)) return STORE_BAD_CURSOR;
   for (const char *p = cursor; p < dash; p++) {
     if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
       return STORE_BAD_CURSOR;
   }
   const char *d = dash + 1;
   long long v = number(&d), h = 0;
+  const char *walk = v >= 0 && *d == 'w' ? d + 1 : 0;
   if (v >= 0 && *d == 's') d++, h = number(&d);
-  if (v < 0 || h < 0 || *d) return STORE_BAD_CURSOR;
+  if (walk) h = v, d += strlen(d);
+  if (v < 0 || h < 0 || *d || (!walk && len > 64)) return STORE_BAD_CURSOR;
   if ((size_t)(dash - cursor) != strlen(db_id) || memcmp(cursor, db_id, dash - cursor) != 0)
     return STORE_EXPIRED;
+  if (walk && table) {
+    const char *dot = strchr(walk, '.');
+    int bad = !dot;
+    if (!bad) *table = unhex(walk, (size_t)(dot - walk), &bad);
+    if (!bad && *table) *pk = unhex(dot + 1, strlen(dot + 1), &bad);
+    /* the key as the store printed it: a JSON object (a crafted one is
+    ** still only a position, judged by the page query like any other) */
+    if (!bad && *pk && (**pk != '{' || !jscan_document(*pk, *pk + strlen(*pk)))) bad = 1;
+    if (bad || !*table || !*pk) {
+      sqlite3_free(*table);
+      sqlite3_free(*pk);
+      *table = *pk = 0;
+      return bad ? STORE_BAD_CURSOR : STORE_ERROR;
+    }
+  }
   *version = v;
   *snap = h;
   return STORE_OK;
+}
+
+int wire_cursor_parse(const char *cursor, const char *db_id, long long *version, long long *snap) {
+  return wire_cursor_parse_walk(cursor, db_id, version, snap, 0, 0);
 }
 
 char *wire_cursor(const char *db_id, long long version) {
@@ -95,6 +139,65 @@ void wire_page_change(wire_page *p, const char *table, const char *pk, const cha
   sqlite3_str_appendf(out, ",\"version\":%lld}", version);
 }
 
+void wire_page_walk_start(wire_page *p) {
+  p->walk = 1;
+}
+
+void wire_page_walk_end(wire_page *p, long long snap) {
+  sqlite3_free(p->walk_at);
+  p->walk_at = 0;
+  p->walk = p->walk_size = 0;
+  p->last_version = snap;
+}
+
+void wire_page_walk(wire_page *p, const char *table, const char *pk, const char *row,
+                    long long version) {
+  if (p->n_seen == p->limit) {
+    p->has_more = 1;
+    return;
+  }
+  p->n_seen++;
+  /* the position, into a buffer grown as needed (not one allocation a row) */
+  size_t nt = strlen(table) + 1, np = strlen(pk) + 1;
+  p->walk_bad = nt + np - 2 > WIRE_WALK_MAX ? 2 : 0;
+  if (!p->walk_bad && nt + np > (size_t)p->walk_size) {
+    char *at = sqlite3_realloc64(p->walk_at, nt + np);
+    if (at)
+      p->walk_at = at, p->walk_size = (int)(nt + np);
+    else
+      p->walk_bad = 1;
+  }
+  if (!p->walk_bad) memcpy(p->walk_at, table, nt), memcpy(p->walk_at + nt, pk, np);
+  if (!row) return;
+  p->last_version = version;
+  sqlite3_str *out = p->out;
+  if (p->n_changes++) sqlite3_str_appendchar(out, 1, ',');
+  sqlite3_str_appendall(out, "{\"table\":");
+  value_append_string(out, table, -1);
+  sqlite3_str_appendall(out, ",\"op\":\"upsert\",\"pk\":");
+  sqlite3_str_appendall(out, pk);
+  sqlite3_str_appendall(out, ",\"row\":");
+  sqlite3_str_appendall(out, row);
+  sqlite3_str_appendf(out, ",\"version\":%lld}", version);
+}
+
+/* "<db id>-<snap>w<hex table>.<hex pk>": p's walk goes on after its
+** position; NULL when out of memory or (*too_long) the position is too
+** long for a cursor. */
+static char *cursor_walk(const char *db_id, const wire_page *p, int *too_long) {
+  *too_long = p->walk_bad == 2;
+  if (p->walk_bad || !p->walk_at) return 0;
+  sqlite3_str *s = sqlite3_str_new(0);
+  sqlite3_str_appendf(s, "%s-%lldw", db_id, p->snap);
+  const char *table = p->walk_at, *pk = table + strlen(table) + 1;
+  for (const unsigned char *z = (const unsigned char *)table; *z; z++)
+    sqlite3_str_appendf(s, "%02x", *z);
+  sqlite3_str_appendchar(s, 1, '.');
+  for (const unsigned char *z = (const unsigned char *)pk; *z; z++)
+    sqlite3_str_appendf(s, "%02x", *z);
+  return sqlite3_str_finish(s);
+}
+
 void wire_page_rejected(wire_page *p, long long id, const char *reason) {
   sqlite3_str_appendf(p->rejected,
                       "%s{\"id\":%lld,\"reason\":", sqlite3_str_length(p->rejected) ? "," : "", id);
@@ -106,6 +209,7 @@ void wire_page_drop(wire_page *p) {
   sqlite3_free(sqlite3_str_finish(p->out));
   sqlite3_free(sqlite3_str_finish(p->rejected));
   p->out = p->rejected = 0;
+  wire_page_walk_end(p, 0);
 }
 
 int wire_page_finish(wire_page *p, const char *db_id, store_page *page, char **err) {
@@ -113,7 +217,10 @@ int wire_page_finish(wire_page *p, const char *db_id, store_page *page, char **e
   memset(page, 0, sizeof *page);
   page->n_changes = p->n_changes;
   page->has_more = p->has_more;
-  if (p->has_more && p->snap > p->last_version)
+  int too_long = 0;
+  if (p->walk && p->has_more)
+    page->cursor = cursor_walk(db_id, p, &too_long);
+  else if (p->has_more && p->snap > p->last_version)
     page->cursor = cursor_snap(db_id, p->last_version, p->snap);
   else
     page->cursor = wire_cursor(db_id, p->has_more ? p->last_version : p->head);
@@ -135,11 +242,16 @@ int wire_page_finish(wire_page *p, const char *db_id, store_page *page, char **e
   bad = bad || sqlite3_str_errcode(out) != SQLITE_OK;
   page->json = sqlite3_str_finish(out);
   p->out = p->rejected = 0;
+  wire_page_walk_end(p, 0);
   if (bad || !page->cursor || !page->json) {
     sqlite3_free(page->json);
     sqlite3_free(page->cursor);
     memset(page, 0, sizeof *page);
-    *err = wire_errf("out of memory");
+    /* a position too long for a cursor (a key of kilobytes) cannot be paged */
+    *err = too_long ? wire_errf("initial sync: a row's table and key take more than %d bytes,"
+                                " too long for a cursor (docs/RULES.md)",
+                                WIRE_WALK_MAX)
+                    : wire_errf("out of memory");
     return STORE_ERROR;
   }
   return STORE_OK;

@@ -23,6 +23,20 @@ void wire_new_db_id(char *id);
 ** STORE_EXPIRED when it names another database. */
 int wire_cursor_parse(const char *cursor, const char *db_id, long long *version, long long *snap);
 
+/* The same, also giving (when table and pk are not NULL) the position of
+** the continuation of an initial sync under rules, which walks each
+** table's readable rows in key order (pull.c): "<db id>-<head>w<hex of the
+** table's name>.<hex of the last row's pk JSON>" (head: the head when that
+** initial sync began, in both *version and *snap), the position in *table
+** and *pk (sqlite3_malloc'd; both NULL for any other cursor). STORE_ERROR
+** when out of memory. wire_cursor_parse reads such a cursor's head alone
+** (whether it is this database's, at or below its head). */
+int wire_cursor_parse_walk(const char *cursor, const char *db_id, long long *version,
+                           long long *snap, char **table, char **pk);
+
+/* The longest table name plus pk JSON a walk's cursor carries, in bytes. */
+#define WIRE_WALK_MAX 2048
+
 /* A new cursor string (sqlite3_malloc'd), NULL when out of memory. */
 char *wire_cursor(const char *db_id, long long version);
 
@@ -46,6 +60,13 @@ typedef struct wire_page {
   void *filter_arg;
   int n_seen; /* changes counted toward limit, skipped ones too */
   int failed;
+  /* An initial sync's walk under rules (wire_page_walk): the table and pk
+  ** of the last row counted, "<table>\0<pk>\0" in walk_at (walk_size
+  ** bytes allocated, reused row after row); the cursor continues after it
+  ** while has_more; walk_bad: it was too long for one (2), or out of
+  ** memory (1). walk 0: not a walk. */
+  int walk, walk_size, walk_bad;
+  char *walk_at;
 } wire_page;
 
 enum { WIRE_KEEP, WIRE_SKIP, WIRE_GONE, WIRE_FAIL };
@@ -58,13 +79,27 @@ void wire_page_start(wire_page *p, int limit, int rejected);
 void wire_page_change(wire_page *p, const char *table, const char *pk, const char *row,
                       long long version);
 
+/* Make p a page of an initial sync's walk (pull.c): rows come from
+** wire_page_walk, and the cursor says where the walk stands. */
+void wire_page_walk_start(wire_page *p);
+
+/* The walk read every row: p goes on as a page of changes (wire_page_change)
+** after the version snap. */
+void wire_page_walk_end(wire_page *p, long long snap);
+
+/* Append one row a walk read (row NULL: the change log has no live row for
+** that key, so it is counted and passed over), unfiltered: the page query
+** chose it. Past limit, only sets has_more. */
+void wire_page_walk(wire_page *p, const char *table, const char *pk, const char *row,
+                    long long version);
+
 /* Append one entry to the "rejected" list (reason NULL: empty). */
 void wire_page_rejected(wire_page *p, long long id, const char *reason);
 
 /* Finish p into page (json and cursor: the last change's version when
-** has_more -- as a continuation of snap while below it --, else head), freeing p's builders.
-*STORE_OK, or STORE_ERROR
-** with *err when out of memory. */
+** has_more -- as a continuation of snap while below it, or a walk's
+** position --, else head), freeing p's builders. STORE_OK, or STORE_ERROR
+** with *err when out of memory or a walk's position is too long. */
 int wire_page_finish(wire_page *p, const char *db_id, store_page *page, char **err);
 
 /* Free p's builders without a page (p read but not answered). */

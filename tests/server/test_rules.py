@@ -26,6 +26,13 @@ CREATE TABLE secrets(id TEXT PRIMARY KEY, v TEXT);
 INSERT INTO members VALUES ('p1', 'alice'), ('p2', 'bob');
 INSERT INTO secrets VALUES ('s1', 'hidden');
 """
+# rows of two users interleaved, keyed by two integers (their order is not
+# their text's: 2 < 10), with the index docs/RULES.md asks for
+SCHEMA += ("CREATE TABLE items(g INTEGER NOT NULL, n INTEGER NOT NULL, owner TEXT,"
+           " PRIMARY KEY (g, n));\nCREATE INDEX items_owner ON items(owner, g, n);\n"
+           "INSERT INTO items VALUES %s;\n" % ", ".join(
+               "(%d, %d, '%s')" % (g, n, "alice" if (g * 20 + n) % 4 == 0 else "bob")
+               for g in range(3) for n in range(20)))
 # a table with more columns than a rule may name (RULES_MAX_COLS)
 SCHEMA += "CREATE TABLE wide(id TEXT PRIMARY KEY, %s);\n" % ", ".join(
     f"c{i} TEXT" for i in range(33))
@@ -52,8 +59,16 @@ RULES = {"tables": {
 }}
 
 
+def walk_table(cursor):
+    """The table an initial sync's walk under rules stands in, from its
+    cursor "<db>-<head>w<hex name>.<hex pk>"; "~" past the walk."""
+    tail = cursor.split("-")[-1]
+    return bytes.fromhex(tail.split("w")[1].split(".")[0]).decode() if "w" in tail else "~"
+
+
 def ins(mid, table, **row):
-    key = {k: row[k] for k in (("project", "user_id") if table == "members" else ("id",))}
+    cols = {"members": ("project", "user_id"), "items": ("g", "n")}.get(table, ("id",))
+    key = {k: row[k] for k in cols}
     return {"id": mid, "table": table, "op": "insert", "pk": key, "data": row}
 
 
@@ -326,6 +341,106 @@ class RulesTests(ManySyncd):
         self.assertFalse({("tasks", json.dumps({"id": "k1"})), ("tasks", json.dumps({"id": "k2"}))}
                          & got, got)
 
+    def test_initial_sync_reads_only_readable_rows(self):
+        # the read rule is part of the page query (docs/RULES.md, "Initial
+        # sync"): a page of 4 holds 4 of alice's rows, where a filter after
+        # the query held about one (3 of 4 rows are bob's)
+        rules = json.loads(json.dumps(RULES))
+        rules["tables"]["items"] = {"read": "owner = :sub", "write": "true"}
+        s = self.server(rules)
+        alice = self.as_user("alice")
+        mine = {(g, n) for g in range(3) for n in range(20) if (g * 20 + n) % 4 == 0}
+        q = {"client_id": "a1", "limit": "4", "tables": "items"}
+        pages = []
+        while True:
+            status, _, page = s.request("GET", "/pull?" + urllib.parse.urlencode(q), headers=alice)
+            self.assertEqual(status, 200, page)
+            pages.append([(c["pk"]["g"], c["pk"]["n"]) for c in page["changes"]])
+            q["cursor"] = page["cursor"]
+            if not page["has_more"]:
+                break
+        self.assertEqual([len(p) for p in pages], [4, 4, 4, 3], pages)
+        # in key order, each row once
+        got = [k for p in pages for k in p]
+        self.assertEqual(got, sorted(mine))
+        # rows that change while it pages: one inserted behind its position,
+        # one it sent then deleted, one it sent then given away, one ahead
+        # of it given away, one ahead of it updated: the last page brings
+        # the changes since the walk began, so alice ends with her rows
+        held = {}
+        q = {"client_id": "a2", "limit": "4", "tables": "items"}
+        step = 0
+        while True:
+            status, _, page = s.request("GET", "/pull?" + urllib.parse.urlencode(q), headers=alice)
+            self.assertEqual(status, 200, page)
+            for c in page["changes"]:
+                k = (c["pk"]["g"], c["pk"]["n"])
+                if c["op"] == "delete":
+                    held.pop(k, None)
+                else:
+                    self.assertEqual(c["row"]["owner"], "alice", c)
+                    held[k] = c["row"]
+            q["cursor"] = page["cursor"]
+            if not page["has_more"]:
+                break
+            step += 1
+            if step == 2:
+                res = self.push(s, alice, "a9", [
+                    ins(1, "items", g=0, n=-1, owner="alice"),
+                    dele(2, "items", {"g": 0, "n": 0}),
+                    upd(3, "items", {"g": 0, "n": 4}, owner="bob"),
+                    upd(4, "items", {"g": 2, "n": 16}, owner="bob"),
+                    upd(5, "items", {"g": 2, "n": 12}, owner="alice")])
+                self.assertEqual([r["status"] for r in res], ["applied"] * 5, res)
+        want = (mine | {(0, -1)}) - {(0, 0), (0, 4), (2, 16)}
+        self.assertEqual(set(held), want)
+        # through membership (the page sorts the keys the rule selects):
+        # alice's tasks are p1's, interleaved with p2's
+        res = self.push(s, self.as_user("bob"), "b1", [
+            ins(i, "tasks", id="k%02d" % i, project="p2") for i in range(1, 12, 2)])
+        self.assertEqual([r["status"] for r in res], ["applied"] * 6, res)
+        res = self.push(s, alice, "a1", [
+            ins(i, "tasks", id="k%02d" % i, project="p1") for i in range(2, 12, 2)])
+        self.assertEqual([r["status"] for r in res], ["applied"] * 5, res)
+        q = {"client_id": "a3", "limit": "2", "tables": "tasks"}
+        pages = []
+        while True:
+            status, _, page = s.request("GET", "/pull?" + urllib.parse.urlencode(q), headers=alice)
+            self.assertEqual(status, 200, page)
+            pages.append([c["pk"]["id"] for c in page["changes"]])
+            q["cursor"] = page["cursor"]
+            if not page["has_more"]:
+                break
+        self.assertEqual(pages, [["k02", "k04"], ["k06", "k08"], ["k10"]])
+        # a crafted position is only a position: a malformed one is refused,
+        # and one in another table or at another key still sends alice only
+        # her rows
+        db, head = page["cursor"].split("-")[0], page["cursor"].split("-")[-1]
+        head = head.split("w")[0]
+        for bad in ("zz.7b7d", "7461736b73.5b5d", "7461736b73", "7461736b73.7b"):
+            q = {"client_id": "a3", "tables": "tasks", "cursor": "%s-%sw%s" % (db, head, bad)}
+            status, _, data = s.request("GET", "/pull?" + urllib.parse.urlencode(q), headers=alice)
+            self.assertEqual((status, data), (400, {"error": "malformed cursor"}), bad)
+        # a walk of a database this server is not, or above its head: the
+        # server went back in time (docs/PROTOCOL.md), as for any cursor
+        pos = "7461736b73." + json.dumps({"id": "k02"}).encode().hex()
+        for cursor in ("ZZZZZZZZZZZZ-%sw%s" % (head, pos), "%s-%dw%s" % (db, int(head) + 99, pos)):
+            q = {"client_id": "a3", "tables": "tasks", "cursor": cursor}
+            status, _, data = s.request("GET", "/pull?" + urllib.parse.urlencode(q), headers=alice)
+            self.assertEqual((status, data), (410, {"error": "cursor expired", "reset": True}))
+        # the same storage served without rules cannot go on with a walk
+        plain = self.server(rules=None, store_args=self.args)
+        q = {"client_id": "a4", "cursor": "%s-%sw%s" % (db, head, pos)}
+        status, _, data = plain.request("GET", "/pull?" + urllib.parse.urlencode(q),
+                                        headers=bearer("shared"))
+        self.assertEqual((status, data), (410, {"error": "cursor expired"}))
+        for table, key in (("items", {"g": 0, "n": 0}), ("members", {"project": "p9"})):
+            pos = table.encode().hex() + "." + json.dumps(key).encode().hex()
+            got, _ = self.seen(s, alice, "a3", cursor="%s-%sw%s" % (db, head, pos))
+            self.assertEqual({(t, k) for t, k in got if t != "members"} - {
+                ("items", json.dumps({"g": g, "n": n}, sort_keys=True)) for g, n in want} - {
+                ("tasks", json.dumps({"id": "k%02d" % i})) for i in range(2, 12, 2)}, set())
+
     def test_initial_sync_meets_a_membership_change(self):
         # bob's initial sync pages past k1 (hidden: not a member of p1 yet);
         # alice then adds him to p1. A later page runs past the head the
@@ -337,7 +452,7 @@ class RulesTests(ManySyncd):
             "write": "project IN (SELECT project FROM members WHERE user_id = :sub)"}
         s = self.server(rules)
         alice, bob = self.as_user("alice"), self.as_user("bob")
-        k1 = self.push(s, alice, "a1", [ins(1, "tasks", id="k1", project="p1")])[0]["version"]
+        self.push(s, alice, "a1", [ins(1, "tasks", id="k1", project="p1")])
         self.push(s, bob, "b1", [ins(i, "todos", id=f"b{i}", owner="bob") for i in (1, 2)])
         q = {"client_id": "b1", "limit": "1"}
         while True:  # one change a page, until the page that passed k1
@@ -346,7 +461,8 @@ class RulesTests(ManySyncd):
             self.assertTrue(page["has_more"], page)
             self.assertNotIn({"id": "k1"}, [c["pk"] for c in page["changes"]])
             q["cursor"] = page["cursor"]
-            if int(page["cursor"].split("-")[-1].split("s")[0]) >= k1:
+            # the walk (docs/RULES.md) goes table by table, in name order
+            if walk_table(page["cursor"]) > "tasks":
                 break
         res = self.push(s, alice, "a1", [ins(2, "members", project="p1", user_id="bob")])
         self.assertEqual(res[0]["status"], "applied", res)
@@ -440,14 +556,13 @@ class RulesTests(ManySyncd):
         got, _ = self.seen(s, bob, "b2")
         self.assertNotIn(("todos", json.dumps({"id": "t1"})), got)
         # a row an initial sync sent on an earlier page, moved away before
-        # its last page: that page brings the delete (the head it began at
-        # is another table's change, so its pages of todos stay below it)
+        # its last page: that page brings the delete
         self.push(s, alice, "a1", [ins(3, "tasks", id="k9", project="p1")])
         q = urllib.parse.urlencode({"client_id": "a3", "limit": "1", "tables": "todos"})
         status, _, page = s.request("GET", "/pull?" + q, headers=alice)
-        self.assertEqual((status, [(c["op"], c["pk"]["id"]) for c in page["changes"]]),
-                         (200, [("upsert", "t2")]), page)
-        res = self.push(s, admin, "r1", [upd(4, "todos", {"id": "t2"}, owner="bob")])
+        self.assertEqual((status, len(page["changes"]), page["has_more"]), (200, 1, True), page)
+        sent = page["changes"][0]["pk"]["id"]
+        res = self.push(s, admin, "r1", [upd(4, "todos", {"id": sent}, owner="bob")])
         self.assertEqual(res[0]["status"], "applied", res)
         ops = []
         while page["has_more"]:
@@ -456,7 +571,7 @@ class RulesTests(ManySyncd):
             status, _, page = s.request("GET", "/pull?" + q, headers=alice)
             self.assertEqual(status, 200, page)
             ops += [(c["op"], c["pk"]["id"]) for c in page["changes"]]
-        self.assertIn(("delete", "t2"), ops)
+        self.assertIn(("delete", sent), ops)
 
     def store_rows(self, sql):
         """The rows sql selects from the storage itself (not through syncd)."""

@@ -1,0 +1,20 @@
+/*
+** sqlite_walk.h: the page query of an initial sync's walk under rules on
+** SQLite (sqlite_walk.c), for dialect_sqlite.c's read_page (dialect.h).
+*/
+#ifndef SYNCD_SQLITE_WALK_H
+#define SYNCD_SQLITE_WALK_H
+
+#include "dialect.h"
+
+/* Read the tables w[0..n) of a walk into p in turn (the page query
+** of each, its rows through wire_page_walk) until p is full, inside
+** the caller's read transaction. 0, or -1 with *err. */
+int sqlite_walk_page(sqlite3 *db, const dialect_walk *w, int n, wire_page *p, char **err);
+
+/* Register _syncd_key('name1', value1, ...), which the page query calls,
+** on db: the pk object of a row as the change log writes it. An SQLite
+** result code. */
+int sqlite_walk_register(sqlite3 *db);
+
+#endif
