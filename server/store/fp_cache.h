@@ -12,8 +12,8 @@
 #include <stdint.h>
 
 #include "catalog.h"
-#include "store.h"
 
+typedef struct store store;
 typedef struct dialect_conn dialect_conn;
 
 #define FP_MAX_PREFIXES 256
