@@ -116,7 +116,8 @@ class SqliteDb:
 
 class PgDb:
     def __init__(self, tmp, rows):
-        self.dir = os.path.join(tmp, "pg")
+        # a folder of its own, as tests/server/run.py gives pg_env.sh
+        self.dir = tempfile.mkdtemp(prefix="verifybench-pg-")
         p = subprocess.run(["bash", PG_ENV, "start", self.dir], capture_output=True, text=True,
                            timeout=300)
         admin = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
@@ -146,6 +147,7 @@ class PgDb:
 
     def close(self):
         subprocess.run(["bash", PG_ENV, "stop", self.dir], capture_output=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def main():

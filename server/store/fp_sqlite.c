@@ -90,55 +90,139 @@ static int fs_query(void *h, const char *sql, int n, const char *const *params,
   return bad ? -1 : 0;
 }
 
-static const char *const ops[] = {"i", "u", "d"};
-
-static int fs_watch(void *h, const catalog_table *t, int make, int *yes, char **err) {
-  sqlite3 *db = h;
-  sqlite3_str *sql = sqlite3_str_new(0);
-  for (int op = 0; make && op < 3; op++)
-    sqlite3_str_appendf(sql, "DROP TRIGGER IF EXISTS main.\"_syncd_fp_%s %w\";", ops[op], t->name);
-  for (int op = 0; make && op < 3; op++) {
-    static const char *const what[] = {"INSERT", "UPDATE", "DELETE"};
-    sqlite3_str_appendf(sql, "CREATE TRIGGER main.\"_syncd_fp_%s %w\" AFTER %s ON \"%w\" BEGIN",
-                        ops[op], t->name, what[op], t->name);
-    for (int side = 0; side < 2; side++) {
-      const char *row = side ? "old" : "new";
-      if ((op == 0 && side) || (op == 2 && !side)) continue;
-      sqlite3_str_appendf(sql, " INSERT OR IGNORE INTO _syncd_fp_dirty SELECT %Q", t->name);
-      for (int k = 0; k < MAX_KEYS; k++) {
-        if (k < t->n_pk)
-          sqlite3_str_appendf(sql, ", %s.\"%w\"", row, t->cols[t->pk[k]].name);
-        else
-          sqlite3_str_appendall(sql, ", 0");
-      }
-      /* an update records its old key only when it moved the row */
-      for (int k = 0; op == 1 && side && k < t->n_pk; k++) {
-        const char *name = t->cols[t->pk[k]].name;
-        sqlite3_str_appendf(sql, "%s old.\"%w\" IS NOT new.\"%w\"", k ? " OR" : " WHERE", name,
-                            name);
-      }
-      sqlite3_str_appendchar(sql, 1, ';');
-    }
-    sqlite3_str_appendall(sql, " END;");
+/* Append the statement recording the key of `row` (new or old) of t;
+** where: the rows of t to record (NULL: that row itself). */
+static void append_record(sqlite3_str *sql, const catalog_table *t, const char *row,
+                          const char *where) {
+  sqlite3_str_appendf(sql, " INSERT OR IGNORE INTO _syncd_fp_dirty SELECT %Q", t->name);
+  for (int k = 0; k < MAX_KEYS; k++) {
+    if (k >= t->n_pk)
+      sqlite3_str_appendall(sql, ", 0");
+    else if (where)
+      sqlite3_str_appendf(sql, ", \"%w\"", t->cols[t->pk[k]].name);
+    else
+      sqlite3_str_appendf(sql, ", %s.\"%w\"", row, t->cols[t->pk[k]].name);
   }
-  char *z = sqlite3_str_finish(sql);
-  if (make && !z) return *err = wire_errf("out of memory"), -1;
-  int rc = make ? exec(db, z, err) : 0;
-  sqlite3_free(z);
-  if (rc) return -1;
-  /* a trigger goes with its table: missing, the table was made again
-  ** since (or someone dropped them) */
+  if (where) sqlite3_str_appendf(sql, " FROM \"%w\" WHERE %s", t->name, where);
+  sqlite3_str_appendchar(sql, 1, ';');
+}
+
+/* The condition finding the rows a new row would replace under each UNIQUE
+** index of t but its key (an index on an expression is left out), or
+** NULL for none: REPLACE deletes them without firing their triggers. */
+static int unique_where(sqlite3 *db, const catalog_table *t, char **where, char **err) {
   sqlite3_stmt *st;
+  *where = 0;
   if (get(db,
-          "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = ?1"
-          " AND name IN ('_syncd_fp_i ' || ?1, '_syncd_fp_u ' || ?1, '_syncd_fp_d ' || ?1)",
+          "SELECT il.name, group_concat(format('\"%w\" COLLATE \"%w\" = new.\"%w\"', x.name,"
+          " x.coll, x.name), ' AND '), min(x.cid) FROM pragma_index_list(?1) il,"
+          " pragma_index_xinfo(il.name) x WHERE il.\"unique\" AND il.origin <> 'pk' AND x.key"
+          " GROUP BY il.name ORDER BY il.name",
           &st, err))
     return -1;
   sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
-  rc = sqlite3_step(st);
-  *yes = rc == SQLITE_ROW && sqlite3_column_int(st, 0) == 3;
+  sqlite3_str *out = sqlite3_str_new(0);
+  int rc, n = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (sqlite3_column_int(st, 2) < 0) continue;
+    sqlite3_str_appendf(out, "%s(%s)", n++ ? " OR " : "", sqlite3_column_text(st, 1));
+  }
   put(st);
-  return rc == SQLITE_ROW ? 0 : fail(db, err);
+  char *z = sqlite3_str_finish(out);
+  if (rc != SQLITE_DONE) return sqlite3_free(z), fail(db, err);
+  if (n && !z) return *err = wire_errf("out of memory"), -1;
+  *where = n ? z : (sqlite3_free(z), (char *)0);
+  return 0;
+}
+
+/* t's triggers, each as sqlite_schema keeps its text: AFTER INSERT,
+** UPDATE, DELETE record the keys written, and with UNIQUE indexes BEFORE
+** INSERT and UPDATE the keys of the rows a REPLACE would delete. */
+static const char *const names[] = {"i", "u", "d", "bi", "bu"};
+
+static int trigger_sql(sqlite3 *db, const catalog_table *t, char *sql[5], char **err) {
+  char *where;
+  memset(sql, 0, sizeof *sql * 5);
+  if (unique_where(db, t, &where, err)) return -1;
+  static const char *const what[] = {"AFTER INSERT", "AFTER UPDATE", "AFTER DELETE",
+                                     "BEFORE INSERT", "BEFORE UPDATE"};
+  int bad = 0;
+  for (int i = 0; i < (where ? 5 : 3); i++) {
+    sqlite3_str *out = sqlite3_str_new(0);
+    sqlite3_str_appendf(out, "CREATE TRIGGER \"_syncd_fp_%s %w\" %s ON \"%w\" BEGIN", names[i],
+                        t->name, what[i], t->name);
+    if (i == 0 || i == 1) append_record(out, t, "new", 0);
+    if (i == 2) append_record(out, t, "old", 0);
+    if (i == 1) {
+      /* an update records its old key only when it moved the row */
+      sqlite3_str *moved = sqlite3_str_new(0);
+      for (int k = 0; k < t->n_pk; k++) {
+        const char *name = t->cols[t->pk[k]].name;
+        sqlite3_str_appendf(moved, "%sold.\"%w\" IS NOT new.\"%w\"", k ? " OR " : "", name,
+                            name);
+      }
+      char *m = sqlite3_str_finish(moved);
+      sqlite3_str_appendf(out, " INSERT OR IGNORE INTO _syncd_fp_dirty SELECT %Q", t->name);
+      for (int k = 0; k < MAX_KEYS; k++) {
+        if (k < t->n_pk)
+          sqlite3_str_appendf(out, ", old.\"%w\"", t->cols[t->pk[k]].name);
+        else
+          sqlite3_str_appendall(out, ", 0");
+      }
+      sqlite3_str_appendf(out, " WHERE %s;", m ? m : "1");
+      sqlite3_free(m);
+    }
+    if (i >= 3) append_record(out, t, 0, where);
+    sqlite3_str_appendall(out, " END");
+    bad |= !(sql[i] = sqlite3_str_finish(out));
+  }
+  sqlite3_free(where);
+  if (bad) {
+    for (int i = 0; i < 5; i++)
+      sqlite3_free(sql[i]);
+    return *err = wire_errf("out of memory"), -1;
+  }
+  return 0;
+}
+
+static int fs_watch(void *h, const catalog_table *t, int make, int *yes, char **err) {
+  sqlite3 *db = h;
+  char *sql[5];
+  if (trigger_sql(db, t, sql, err)) return -1;
+  sqlite3_stmt *st = 0;
+  int bad = 0;
+  *yes = 1;
+  for (int i = 0; !bad && i < 5; i++) {
+    char *drop = make ? sqlite3_mprintf("DROP TRIGGER IF EXISTS main.\"_syncd_fp_%s %w\"",
+                                        names[i], t->name)
+                      : 0;
+    if (make) bad = !drop ? (*err = wire_errf("out of memory"), -1) : exec(db, drop, err);
+    sqlite3_free(drop);
+    if (!bad && make && sql[i]) bad = exec(db, sql[i], err);
+  }
+  /* each as it was made: a trigger goes with its table (missing, the table
+  ** was made again since) and its text with the table's UNIQUE indexes */
+  if (!bad)
+    bad = get(db,
+              "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = ?1"
+              " AND name = '_syncd_fp_' || ?2 || ' ' || ?1 AND sql IS ?3",
+              &st, err);
+  for (int i = 0; !bad && i < 5; i++) {
+    sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, names[i], -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, sql[i], -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    /* an absent BEFORE trigger is as wanted when there is no index */
+    if (rc == SQLITE_ROW)
+      *yes &= sqlite3_column_int(st, 0) == (sql[i] || i < 3);
+    else
+      bad = fail(db, err);
+    sqlite3_reset(st);
+  }
+  if (st) put(st);
+  for (int i = 0; i < 5; i++)
+    sqlite3_free(sql[i]);
+  return bad ? -1 : 0;
 }
 
 /* The pk JSON of t from the key columns first..first+n_pk of st. */

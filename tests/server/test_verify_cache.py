@@ -158,6 +158,20 @@ class SqliteCacheTest(SqliteStore, CacheTests, unittest.TestCase):
         db.commit()
         db.close()
 
+    def test_replace_under_another_key_shows(self):
+        """A REPLACE that deletes the row holding a UNIQUE value fires no
+        delete trigger (recursive_triggers is off): the BEFORE triggers
+        record the keys it is about to delete."""
+        self.fill(40)
+        self.tamper("UPDATE todos SET slug = 's' || id")
+        self.same()
+        self.tamper("INSERT OR REPLACE INTO todos(id, title, slug) VALUES ('new', 'n', 'sk0007')",
+                    "UPDATE OR REPLACE todos SET slug = 'sk0009' WHERE id = 'k0010'",
+                    "CREATE UNIQUE INDEX todos_title ON todos(title COLLATE NOCASE)")
+        self.assertEqual(self.same()["count"], 39)
+        self.tamper("INSERT OR REPLACE INTO todos(id, title) VALUES ('newer', 'T12')")
+        self.assertEqual(self.same()["count"], 39)
+
     def scalar(self, sql):
         db = self.db()
         v = db.execute(sql).fetchone()[0]
