@@ -42,14 +42,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 SYNCD = os.path.join(ROOT, "server", "syncd")
 PG_ENV = os.path.join(ROOT, "tests", "pg_env.sh")
-SCHEMA = "CREATE TABLE todos(id INTEGER PRIMARY KEY, title TEXT, n INTEGER, r REAL);\n"
+SCHEMA = "CREATE TABLE IF NOT EXISTS todos(id INTEGER PRIMARY KEY, title TEXT, n INTEGER, r REAL);\n"
+# PostgreSQL storage runs the schema when its own tables are missing
+PG_SCHEMA = SCHEMA.replace("INTEGER", "BIGINT").replace("REAL", "DOUBLE PRECISION")
 
 
 class Syncd:
-    def __init__(self, tmp, store_args, extra=()):
+    def __init__(self, tmp, db, extra=()):
         schema = os.path.join(tmp, "schema.sql")
         with open(schema, "w") as f:
-            f.write(SCHEMA)
+            f.write(db.schema)
+        store_args = db.args
         self.err = tempfile.TemporaryFile()
         self.proc = subprocess.Popen([SYNCD, "--listen", "127.0.0.1:0", "--schema", schema]
                                      + store_args + list(extra),
@@ -89,6 +92,8 @@ def median_ms(server, reps, **body):
 
 
 class SqliteDb:
+    schema = SCHEMA
+
     def __init__(self, tmp, rows):
         self.path = os.path.join(tmp, "server.db")
         db = sqlite3.connect(self.path)
@@ -115,6 +120,8 @@ class SqliteDb:
 
 
 class PgDb:
+    schema = PG_SCHEMA
+
     def __init__(self, tmp, rows):
         # a folder of its own, as tests/server/run.py gives pg_env.sh
         self.dir = tempfile.mkdtemp(prefix="verifybench-pg-")
@@ -122,14 +129,22 @@ class PgDb:
                            timeout=300)
         admin = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
         if p.returncode or not admin.startswith("postgresql://"):
+            self.close()
             raise RuntimeError("PostgreSQL did not start: " + p.stderr[-500:])
         name = "b_" + uuid.uuid4().hex[:8]
-        self.psql_at(admin, f"CREATE DATABASE {name}")
         self.url = urllib.parse.urlunsplit(urllib.parse.urlsplit(admin)._replace(path="/" + name))
-        self.psql(SCHEMA.replace("INTEGER", "BIGINT").replace("REAL", "DOUBLE PRECISION"),
-                  f"INSERT INTO todos SELECT x, 'title ' || x, x * 7919 % 1000003, x / 7.0"
-                  f" FROM generate_series(1, {rows}) x", "VACUUM ANALYZE todos")
+        try:
+            self.psql_at(admin, f"CREATE DATABASE {name}")
+            self.fill(rows)
+        except Exception:
+            self.close()
+            raise
         self.args = ["--pg", self.url]
+
+    def fill(self, rows):
+        self.psql(PG_SCHEMA,
+                  f"INSERT INTO todos SELECT x, 'title ' || x, x::bigint * 7919 % 1000003, x / 7.0"
+                  f" FROM generate_series(1, {rows}) x", "VACUUM ANALYZE todos")
 
     def psql_at(self, url, *sql):
         return subprocess.run(["psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", url]
@@ -163,9 +178,9 @@ def main():
     try:
         t0 = time.perf_counter()
         db = (PgDb if args.pg else SqliteDb)(tmp, args.rows)
-        cache = Syncd(tmp, db.args)
+        cache = Syncd(tmp, db)
         servers.append(cache)
-        scan = Syncd(tmp, db.args, ["--verify-scan"])
+        scan = Syncd(tmp, db, ["--verify-scan"])
         servers.append(scan)
         print(f"verifybench: {args.rows} rows on {'PostgreSQL' if args.pg else 'SQLite'}"
               f" (set up in {time.perf_counter() - t0:.0f} s); whole table = split 2",

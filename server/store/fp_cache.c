@@ -148,6 +148,8 @@ typedef struct cache {
   unsigned char *moved; /* buckets to write back */
   sqlite3_str *batch;   /* a JSON array of rows or buckets to write */
   int n_batch;
+  struct drained *drained; /* the keys read from _syncd_fp_dirty, not yet applied */
+  int n_drained;
 } cache;
 
 static long long num(const char *z) {
@@ -278,49 +280,95 @@ static int rebuild(cache *k, const char *sig, char **err) {
   return query(k, "INSERT INTO _syncd_fp_tables(tbl, sig) VALUES($1, $2)", 2, p, 0, 0, err);
 }
 
-typedef struct cached {
-  int found;
-  uint64_t kh, h;
-} cached;
+/* The recorded keys are taken DRAIN at a time: the cached rows of the
+** keys (and of the keys their rows stand under now) are read and deleted
+** in one statement each, the rows now inserted in one. */
+#define DRAIN 1000
+
+typedef struct drained {
+  char *pk, *row; /* row NULL: a key whose cached row only goes */
+} drained;
+
+static int cmp_drained(const void *a, const void *b) {
+  const drained *x = a, *y = b;
+  int c = strcmp(x->pk, y->pk);
+  /* for one key, the row first: it is the one kept */
+  return c ? c : (!x->row) - (!y->row);
+}
+
+static void drained_free(cache *k) {
+  for (int i = 0; i < k->n_drained; i++)
+    sqlite3_free(k->drained[i].pk), sqlite3_free(k->drained[i].row);
+  k->n_drained = 0;
+}
 
 static int cached_row(void *arg, const char *const *cols, char **err) {
   (void)err;
-  cached *f = arg;
-  f->found = 1;
-  f->kh = (uint64_t)num(cols[0]) ^ FLIP;
-  f->h = (uint64_t)num(cols[1]);
+  cache *k = arg;
+  uint64_t h = (uint64_t)num(cols[2]);
+  count_in(k, (uint64_t)num(cols[1]) ^ FLIP, -1, (uint64_t)0 - h);
   return 0;
 }
 
-/* Take the row cached under pk out of the cache and its bucket. */
-static int forget(cache *k, const char *pk, char **err) {
-  cached f = {0, 0, 0};
-  const char *p[2] = {k->t->name, pk};
-  if (query(k, "SELECT kh, h FROM _syncd_fp_rows WHERE tbl = $1 AND pk = $2", 2, p, cached_row,
-            &f, err))
-    return -1;
-  if (!f.found) return 0;
-  count_in(k, f.kh, -1, (uint64_t)0 - f.h);
-  return query(k, "DELETE FROM _syncd_fp_rows WHERE tbl = $1 AND pk = $2", 2, p, 0, 0, err);
+/* The batch drained: every key's cached row out of the cache and its
+** bucket, every row now in. */
+static int drain_flush(cache *k, char **err) {
+  if (!k->n_drained) return 0;
+  qsort(k->drained, (size_t)k->n_drained, sizeof *k->drained, cmp_drained);
+  sqlite3_str *keys = sqlite3_str_new(0);
+  for (int i = 0, n = 0; i < k->n_drained; i++) {
+    if (i && strcmp(k->drained[i].pk, k->drained[i - 1].pk) == 0) continue;
+    sqlite3_str_appendchar(keys, 1, n++ ? ',' : '[');
+    value_append_string(keys, k->drained[i].pk, -1);
+  }
+  sqlite3_str_appendchar(keys, 1, ']');
+  int rc = sqlite3_str_errcode(keys) != SQLITE_OK ? oom(err) : 0;
+  const char *p[2] = {k->t->name, sqlite3_str_value(keys)};
+  if (!rc) rc = query(k, k->fd->get_rows_sql, 2, p, cached_row, k, err);
+  if (!rc) rc = query(k, k->fd->del_rows_sql, 2, p, 0, 0, err);
+  sqlite3_free(sqlite3_str_finish(keys));
+  for (int i = 0; !rc && i < k->n_drained; i++) {
+    const drained *d = &k->drained[i];
+    if (!d->row || (i && strcmp(d->pk, k->drained[i - 1].pk) == 0)) continue;
+    uint64_t kh, h;
+    if (fp_answer_hash(0, d->pk, d->row, &kh, &h)) return drained_free(k), oom(err);
+    count_in(k, kh, 1, h);
+    sqlite3_str_appendchar(k->batch, 1, k->n_batch++ ? ',' : '[');
+    sqlite3_str_appendchar(k->batch, 1, '[');
+    value_append_string(k->batch, d->pk, -1);
+    sqlite3_str_appendf(k->batch, ",%lld,%lld]", (long long)(kh ^ FLIP), (long long)h);
+  }
+  drained_free(k);
+  return rc ? -1 : flush(k, k->fd->put_rows_sql, err);
 }
 
-/* A recorded key: its old row out, the row under it now in. key and pk
-** differ when the table compares keys loosely (a NOCASE key found the row
-** under another spelling): both spellings' old rows go. */
+static int drain_add(cache *k, const char *pk, const char *row, char **err) {
+  drained *d = &k->drained[k->n_drained];
+  d->pk = sqlite3_mprintf("%s", pk);
+  d->row = row ? sqlite3_mprintf("%s", row) : 0;
+  k->n_drained++;
+  return !d->pk || (row && !d->row) ? oom(err) : 0;
+}
+
+/* A recorded key: its cached row goes, the row under it now comes. key and
+** pk differ when the table compares keys loosely (a NOCASE key found the
+** row under another spelling): both spellings' cached rows go. */
 static int drain_key(void *arg, const char *key, const char *pk, const char *row, char **err) {
   cache *k = arg;
-  if (forget(k, key, err)) return -1;
-  if (!row) return 0;
-  if (strcmp(pk, key) != 0 && forget(k, pk, err)) return -1;
-  uint64_t kh, h;
-  if (fp_answer_hash(0, pk, row, &kh, &h)) return oom(err);
-  count_in(k, kh, 1, h);
-  char skh[24], sh[24];
-  snprintf(skh, sizeof skh, "%lld", (long long)(kh ^ FLIP));
-  snprintf(sh, sizeof sh, "%lld", (long long)h);
-  const char *p[4] = {k->t->name, pk, skh, sh};
-  return query(k, "INSERT INTO _syncd_fp_rows(tbl, pk, kh, h) VALUES($1, $2, $3, $4)", 4, p, 0,
-               0, err);
+  if (k->n_drained + 2 > DRAIN && drain_flush(k, err)) return -1;
+  if (drain_add(k, key, 0, err) || (row && drain_add(k, pk, row, err))) return -1;
+  return 0;
+}
+
+static int drain(cache *k, char **err) {
+  k->drained = sqlite3_malloc64(sizeof *k->drained * DRAIN);
+  if (!k->drained) return oom(err);
+  int rc = load_buckets(k, err) || k->fd->dirty(k->h, k->t, drain_key, k, err) ||
+           drain_flush(k, err) || write_buckets(k, err);
+  drained_free(k);
+  sqlite3_free(k->drained);
+  k->drained = 0;
+  return rc ? -1 : 0;
 }
 
 typedef struct ranged {
@@ -396,8 +444,7 @@ static int attempt(cache *k, int *mode, const char *sig, fp_answer *a, long long
   memset(k->sum, 0, sizeof *k->sum * NB);
   memset(k->moved, 0, NB);
   int rc = !built  ? rebuild(k, sig, err)
-           : dirty ? load_buckets(k, err) || k->fd->dirty(k->h, k->t, drain_key, k, err) ||
-                         write_buckets(k, err)
+           : dirty ? drain(k, err)
                    : load_buckets(k, err);
   if (rc || k->s->d->head(k->c, head, err) || answer(k, a, err) || k->fd->commit(k->h, err))
     return -1;
@@ -406,7 +453,7 @@ static int attempt(cache *k, int *mode, const char *sig, fp_answer *a, long long
 
 int fp_cache_answer(store *s, dialect_conn *c, const catalog_table *t, fp_answer *a,
                     long long *head, char **err) {
-  cache k = {s, c, fp_of(s), s->d->native(c), t, 0, 0, 0, 0, 0};
+  cache k = {s, c, fp_of(s), s->d->native(c), t, 0, 0, 0, 0, 0, 0, 0};
   k.n = sqlite3_malloc64(sizeof *k.n * NB);
   k.sum = sqlite3_malloc64(sizeof *k.sum * NB);
   k.moved = sqlite3_malloc64(NB);

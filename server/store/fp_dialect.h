@@ -34,6 +34,9 @@ typedef struct fp_dialect {
   /* Insert the rows ($2: a JSON array of [pk, kh, h]) and upsert the buckets
   ** ($2: a JSON array of [b, n, s]) of table $1. */
   const char *put_rows_sql, *put_buckets_sql;
+  /* Read (pk, kh, h) and delete the rows of table $1 cached under the keys
+  ** in $2 (a JSON array of pk texts). */
+  const char *get_rows_sql, *del_rows_sql;
   /* Make the cache's tables (inside the store's setup transaction). */
   int (*setup)(void *h, char **err);
   /* Open the cache's transaction in mode (t: FP_BUILD's table); the

@@ -198,6 +198,10 @@ const fp_dialect fp_pg = {
                        " (x ->> 0)::int, (x ->> 1)::bigint, (x ->> 2)::bigint"
                        " FROM jsonb_array_elements($2::jsonb) x"
                        " ON CONFLICT (tbl, b) DO UPDATE SET n = excluded.n, s = excluded.s",
+    .get_rows_sql = "SELECT pk, kh, h FROM _syncd_fp_rows WHERE tbl = $1::text"
+                    " AND pk IN (SELECT jsonb_array_elements_text($2::jsonb))",
+    .del_rows_sql = "DELETE FROM _syncd_fp_rows WHERE tbl = $1::text"
+                    " AND pk IN (SELECT jsonb_array_elements_text($2::jsonb))",
     .setup = fp_setup,
     .begin = fp_begin,
     .commit = fp_commit,

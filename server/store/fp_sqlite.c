@@ -301,6 +301,10 @@ const fp_dialect fp_sqlite = {
     .put_buckets_sql = "INSERT INTO _syncd_fp_buckets(tbl, b, n, s)"
                        " SELECT $1, value ->> 0, value ->> 1, value ->> 2 FROM json_each($2)"
                        " WHERE true ON CONFLICT(tbl, b) DO UPDATE SET n = excluded.n, s = excluded.s",
+    .get_rows_sql = "SELECT pk, kh, h FROM _syncd_fp_rows WHERE tbl = $1"
+                    " AND pk IN (SELECT value FROM json_each($2))",
+    .del_rows_sql = "DELETE FROM _syncd_fp_rows WHERE tbl = $1"
+                    " AND pk IN (SELECT value FROM json_each($2))",
     .setup = fs_setup,
     .begin = fs_begin,
     .commit = fs_commit,
