@@ -174,8 +174,8 @@ static char *signature(const catalog_table *t) {
     const catalog_col *col = &t->cols[i];
     sqlite3_str_appendchar(out, 1, ' ');
     value_append_string(out, col->name, -1);
-    sqlite3_str_appendf(out, ":%s:%s:%d:%d", col->type ? col->type : "",
-                        col->decl ? col->decl : "", col->kind, col->pk_pos);
+    sqlite3_str_appendf(out, ":%s:%s:%d:%d", col->type ? col->type : "", col->decl ? col->decl : "",
+                        col->kind, col->pk_pos);
   }
   return sqlite3_str_finish(out);
 }
@@ -221,8 +221,7 @@ static int bucket_row(void *arg, const char *const *cols, char **err) {
 
 static int load_buckets(cache *k, char **err) {
   const char *p[1] = {k->t->name};
-  return query(k, "SELECT b, n, s FROM _syncd_fp_buckets WHERE tbl = $1", 1, p, bucket_row, k,
-               err);
+  return query(k, "SELECT b, n, s FROM _syncd_fp_buckets WHERE tbl = $1", 1, p, bucket_row, k, err);
 }
 
 /* Write the batch with sql ($1 the table, $2 the batch). */
@@ -402,8 +401,9 @@ static int answer(cache *k, fp_answer *a, char **err) {
     a->count += k->n[b];
   if (!r->rows && r->depth + r->split <= FP_LEVEL) {
     for (int b = 0; b < NB; b++)
-      if (k->n[b]) fp_answer_add(a, (uint64_t)b << (64 - 4 * FP_LEVEL), (unsigned long long)k->n[b],
-                                 k->sum[b]);
+      if (k->n[b])
+        fp_answer_add(a, (uint64_t)b << (64 - 4 * FP_LEVEL), (unsigned long long)k->n[b],
+                      k->sum[b]);
     return 0;
   }
   ranged g = {k, a};
@@ -443,9 +443,7 @@ static int attempt(cache *k, int *mode, const char *sig, fp_answer *a, long long
   memset(k->n, 0, sizeof *k->n * NB);
   memset(k->sum, 0, sizeof *k->sum * NB);
   memset(k->moved, 0, NB);
-  int rc = !built  ? rebuild(k, sig, err)
-           : dirty ? drain(k, err)
-                   : load_buckets(k, err);
+  int rc = !built ? rebuild(k, sig, err) : dirty ? drain(k, err) : load_buckets(k, err);
   if (rc || k->s->d->head(k->c, head, err) || answer(k, a, err) || k->fd->commit(k->h, err))
     return -1;
   return 0;

@@ -50,8 +50,7 @@ void fp_answer_free(fp_answer *a);
 
 /* The key hash and row hash of a row as the wire prints it, over the
 ** request's columns (NULL r: every column). 0, or -1 when out of memory. */
-int fp_answer_hash(const fp_request *r, const char *pk, const char *row, uint64_t *kh,
-                   uint64_t *h);
+int fp_answer_hash(const fp_request *r, const char *pk, const char *row, uint64_t *kh, uint64_t *h);
 
 /* Buckets: add n rows whose key hashes start as kh (at least depth+split
 ** digits of it mean something) and whose row hashes sum to sum; nothing

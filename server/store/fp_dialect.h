@@ -47,8 +47,7 @@ typedef struct fp_dialect {
   ** NULL), handing each result row's columns as text (NULL: SQL NULL) to
   ** each (NULL: none read), which returns 0 or -1 with *err. */
   int (*query)(void *h, const char *sql, int n, const char *const *params,
-               int (*each)(void *arg, const char *const *cols, char **err), void *arg,
-               char **err);
+               int (*each)(void *arg, const char *const *cols, char **err), void *arg, char **err);
   /* Whether t's triggers recording written keys in _syncd_fp_dirty are in
   ** place and enabled (*yes); make: drop and make them first. Plain SQL
   ** triggers, so that every writer fires them, syncd or not. */
@@ -57,8 +56,7 @@ typedef struct fp_dialect {
   ** recorded; pk and row: the row under that key now, NULL when none --
   ** then delete them. */
   int (*dirty)(void *h, const catalog_table *t,
-               int (*each)(void *arg, const char *key, const char *pk, const char *row,
-                           char **err),
+               int (*each)(void *arg, const char *key, const char *pk, const char *row, char **err),
                void *arg, char **err);
 } fp_dialect;
 

@@ -59,8 +59,7 @@ static int fp_setup(void *h, char **err) {
 static int fp_begin(void *h, int mode, const catalog_table *t, char **err) {
   dialect_conn *c = h;
   c->conflict = 0;
-  if (mode == FP_READ)
-    return pgc_exec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err);
+  if (mode == FP_READ) return pgc_exec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err);
   sqlite3_str *sql = sqlite3_str_new(0);
   sqlite3_str_appendall(sql, "BEGIN ISOLATION LEVEL REPEATABLE READ;"
                              " LOCK TABLE _syncd_fp_tables IN SHARE ROW EXCLUSIVE MODE");

@@ -158,8 +158,7 @@ static int trigger_sql(sqlite3 *db, const catalog_table *t, char *sql[5], char *
       sqlite3_str *moved = sqlite3_str_new(0);
       for (int k = 0; k < t->n_pk; k++) {
         const char *name = t->cols[t->pk[k]].name;
-        sqlite3_str_appendf(moved, "%sold.\"%w\" IS NOT new.\"%w\"", k ? " OR " : "", name,
-                            name);
+        sqlite3_str_appendf(moved, "%sold.\"%w\" IS NOT new.\"%w\"", k ? " OR " : "", name, name);
       }
       char *m = sqlite3_str_finish(moved);
       sqlite3_str_appendf(out, " INSERT OR IGNORE INTO _syncd_fp_dirty SELECT %Q", t->name);
@@ -193,9 +192,9 @@ static int fs_watch(void *h, const catalog_table *t, int make, int *yes, char **
   int bad = 0;
   *yes = 1;
   for (int i = 0; !bad && i < 5; i++) {
-    char *drop = make ? sqlite3_mprintf("DROP TRIGGER IF EXISTS main.\"_syncd_fp_%s %w\"",
-                                        names[i], t->name)
-                      : 0;
+    char *drop =
+        make ? sqlite3_mprintf("DROP TRIGGER IF EXISTS main.\"_syncd_fp_%s %w\"", names[i], t->name)
+             : 0;
     if (make) bad = !drop ? (*err = wire_errf("out of memory"), -1) : exec(db, drop, err);
     sqlite3_free(drop);
     if (!bad && make && sql[i]) bad = exec(db, sql[i], err);
@@ -298,9 +297,10 @@ const fp_dialect fp_sqlite = {
     .max_keys = MAX_KEYS,
     .put_rows_sql = "INSERT INTO _syncd_fp_rows(tbl, pk, kh, h)"
                     " SELECT $1, value ->> 0, value ->> 1, value ->> 2 FROM json_each($2)",
-    .put_buckets_sql = "INSERT INTO _syncd_fp_buckets(tbl, b, n, s)"
-                       " SELECT $1, value ->> 0, value ->> 1, value ->> 2 FROM json_each($2)"
-                       " WHERE true ON CONFLICT(tbl, b) DO UPDATE SET n = excluded.n, s = excluded.s",
+    .put_buckets_sql =
+        "INSERT INTO _syncd_fp_buckets(tbl, b, n, s)"
+        " SELECT $1, value ->> 0, value ->> 1, value ->> 2 FROM json_each($2)"
+        " WHERE true ON CONFLICT(tbl, b) DO UPDATE SET n = excluded.n, s = excluded.s",
     .get_rows_sql = "SELECT pk, kh, h FROM _syncd_fp_rows WHERE tbl = $1"
                     " AND pk IN (SELECT value FROM json_each($2))",
     .del_rows_sql = "DELETE FROM _syncd_fp_rows WHERE tbl = $1"

@@ -28,8 +28,8 @@ static int setup(store *s, dialect_conn *c, const char *schema_sql, char **err) 
   const dialect *d = s->d;
   int found = 0;
   if (d->begin(c, DIALECT_SETUP, err) || d->setup(c, schema_sql, err) ||
-      fp_cache_setup(s, c, err) ||
-      d->load_catalog(c, &s->cat, err) || d->schema_stamp(c, &s->stamp, err) ||
+      fp_cache_setup(s, c, err) || d->load_catalog(c, &s->cat, err) ||
+      d->schema_stamp(c, &s->stamp, err) ||
       d->read_db_id(c, s->db_id, sizeof s->db_id, &found, err))
     return -1;
   if (!found) {
