@@ -93,29 +93,39 @@ static int fp_query(void *h, const char *sql, int n, const char *const *params,
   return bad ? -1 : 0;
 }
 
-static int count_one(void *arg, const char *const *cols, char **err) {
+static int is_true(void *arg, const char *const *cols, char **err) {
   (void)err;
-  *(int *)arg = cols[0] && strcmp(cols[0], "2") == 0;
+  *(int *)arg = cols[0] && cols[0][0] == 't';
   return 0;
 }
 
+/* The TRUNCATE triggers go on every member of a partitioned table's tree,
+** as a partition truncated by itself fires only its own; a partition
+** attached since has none and one detached since still names the table,
+** so the check below sees either (their rows came or went without a row
+** trigger) and the cache is built again. */
 static int fp_watch(void *h, const catalog_table *t, int make, int *yes, char **err) {
   dialect_conn *c = h;
   if (make) {
     sqlite3_str *sql = sqlite3_str_new(0);
-    for (int i = 0; i < 2; i++) {
-      sqlite3_str_appendf(sql, "DROP TRIGGER IF EXISTS _syncd_fp%s ON ", i ? "_truncate" : "");
-      pgsql_ident(sql, t->name);
-      sqlite3_str_appendchar(sql, 1, ';');
-    }
-    sqlite3_str_appendall(sql, "CREATE TRIGGER _syncd_fp AFTER INSERT OR UPDATE OR DELETE ON ");
+    sqlite3_str_appendall(sql, "DROP TRIGGER IF EXISTS _syncd_fp ON ");
+    pgsql_ident(sql, t->name);
+    sqlite3_str_appendall(sql, "; CREATE TRIGGER _syncd_fp AFTER INSERT OR UPDATE OR DELETE ON ");
     pgsql_ident(sql, t->name);
     sqlite3_str_appendf(sql, " FOR EACH ROW EXECUTE FUNCTION _syncd_fp_mark(%Q", t->name);
     for (int k = 0; k < t->n_pk; k++)
       sqlite3_str_appendf(sql, ", %Q", t->cols[t->pk[k]].name);
-    sqlite3_str_appendall(sql, "); CREATE TRIGGER _syncd_fp_truncate AFTER TRUNCATE ON ");
-    pgsql_ident(sql, t->name);
-    sqlite3_str_appendf(sql, " FOR EACH STATEMENT EXECUTE FUNCTION _syncd_fp_mark(%Q)", t->name);
+    sqlite3_str_appendf(
+        sql,
+        "); DO $d$ DECLARE x regclass; n text := %Q; BEGIN"
+        " FOR x IN SELECT g.tgrelid::regclass FROM pg_trigger g"
+        " WHERE g.tgname = '_syncd_fp_truncate' AND g.tgargs = convert_to(n, 'UTF8') || '\\x00'"
+        " LOOP EXECUTE format('DROP TRIGGER _syncd_fp_truncate ON %%s', x); END LOOP;"
+        " FOR x IN SELECT format('%%I', n)::regclass UNION"
+        " SELECT relid FROM pg_partition_tree(format('%%I', n)::regclass) LOOP"
+        " EXECUTE format('CREATE TRIGGER _syncd_fp_truncate AFTER TRUNCATE ON %%s"
+        " FOR EACH STATEMENT EXECUTE FUNCTION _syncd_fp_mark(%%L)', x, n); END LOOP; END $d$",
+        t->name);
     char *z = sqlite3_str_finish(sql);
     int rc = z ? pgc_exec(c, z, err) : (*err = wire_errf("out of memory"), -1);
     sqlite3_free(z);
@@ -125,11 +135,17 @@ static int fp_watch(void *h, const catalog_table *t, int make, int *yes, char **
   ** since (or someone dropped or disabled them) */
   const char *p[1] = {t->name};
   *yes = 0;
-  return fp_query(c,
-                  "SELECT count(*) FROM pg_trigger g"
-                  " WHERE g.tgrelid = to_regclass(format('%I', $1::text))"
-                  " AND g.tgname IN ('_syncd_fp', '_syncd_fp_truncate') AND g.tgenabled <> 'D'",
-                  1, p, count_one, yes, err);
+  return fp_query(
+      c,
+      "WITH r AS (SELECT to_regclass(format('%I', $1::text)) AS oid),"
+      " m AS (SELECT oid AS relid FROM r UNION SELECT p.relid FROM r, pg_partition_tree(r.oid) p),"
+      " t AS (SELECT g.tgrelid FROM pg_trigger g WHERE g.tgname = '_syncd_fp_truncate'"
+      " AND g.tgenabled <> 'D' AND g.tgargs = convert_to($1::text, 'UTF8') || '\\x00'::bytea)"
+      " SELECT (SELECT count(*) FROM m) = (SELECT count(*) FROM t)"
+      " AND NOT EXISTS(SELECT 1 FROM m WHERE relid NOT IN (SELECT tgrelid FROM t))"
+      " AND EXISTS(SELECT 1 FROM pg_trigger g, r WHERE g.tgrelid = r.oid"
+      " AND g.tgname = '_syncd_fp' AND g.tgenabled <> 'D')",
+      1, p, is_true, yes, err);
 }
 
 /* The keys recorded, each with the row under it now, in one statement:

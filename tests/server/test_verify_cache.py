@@ -220,6 +220,26 @@ class PgCacheTest(PgStore, CacheTests, unittest.TestCase):
         self.tamper("TRUNCATE todos")
         self.assertEqual(self.same()["count"], 0)
 
+    def test_partitions_truncated_attached_detached(self):
+        """A partition truncated by itself fires only its own TRUNCATE
+        trigger, and rows come and go with ATTACH and DETACH without any
+        row trigger: each shows."""
+        self.tamper("CREATE TABLE parts(id BIGINT PRIMARY KEY, v TEXT) PARTITION BY RANGE (id)",
+                    "CREATE TABLE parts_a PARTITION OF parts FOR VALUES FROM (0) TO (100)",
+                    "CREATE TABLE parts_b PARTITION OF parts FOR VALUES FROM (100) TO (200)",
+                    "INSERT INTO parts SELECT x, 'v' || x FROM generate_series(1, 150) x")
+        self.assertEqual(self.same("parts")["count"], 150)
+        self.tamper("UPDATE parts SET v = 'by hand' WHERE id = 120")
+        self.same("parts")
+        self.tamper("TRUNCATE parts_a")
+        self.assertEqual(self.same("parts")["count"], 51)
+        self.tamper("CREATE TABLE parts_c(id BIGINT PRIMARY KEY, v TEXT)",
+                    "INSERT INTO parts_c SELECT x, 'c' FROM generate_series(200, 209) x",
+                    "ALTER TABLE parts ATTACH PARTITION parts_c FOR VALUES FROM (200) TO (300)")
+        self.assertEqual(self.same("parts")["count"], 61)
+        self.tamper("ALTER TABLE parts DETACH PARTITION parts_b")
+        self.assertEqual(self.same("parts")["count"], 10)
+
     def test_two_syncd_verifying_while_pushing(self):
         """Two syncd over one database verify while clients push through
         both and psql writes behind them: no request fails, and once the
