@@ -264,16 +264,58 @@ static int build_row(void *arg, const char *pk, const char *row, char **err) {
   return k->n_batch >= BATCH ? flush(k, k->fd->put_rows_sql, err) : 0;
 }
 
-/* Forget what the cache held of t, make its triggers, and scan it. */
+static const char *const cache_tables[] = {"_syncd_fp_rows", "_syncd_fp_buckets", "_syncd_fp_dirty",
+                                           "_syncd_fp_tables"};
+
+/* Delete from each of the cache's tables the rows where (the condition
+** on tbl, naming $1), with p as its parameters. */
+static int clear(cache *k, const char *where, const char *const *p, char **err) {
+  for (int i = 0; i < 4; i++) {
+    char *sql = sqlite3_mprintf("DELETE FROM %s WHERE %s", cache_tables[i], where);
+    int rc = sql ? query(k, sql, 1, p, 0, 0, err) : oom(err);
+    sqlite3_free(sql);
+    if (rc) return -1;
+  }
+  return 0;
+}
+
+typedef struct gone {
+  const catalog *cat;
+  sqlite3_str *names; /* a JSON array of the tables cached but no longer synced */
+  int n;
+} gone;
+
+static int gone_row(void *arg, const char *const *cols, char **err) {
+  (void)err;
+  gone *g = arg;
+  if (!cols[0] || catalog_table_find(g->cat, cols[0])) return 0;
+  sqlite3_str_appendchar(g->names, 1, g->n++ ? ',' : '[');
+  value_append_string(g->names, cols[0], -1);
+  return 0;
+}
+
+/* Forget the caches of tables that are synced no more (dropped, or
+** without a key now): nothing would ever read or rebuild them. Their
+** triggers went with a dropped table; a table that lost its key keeps
+** them (its recorded keys are forgotten at each build). */
+static int forget_gone(cache *k, char **err) {
+  gone g = {&k->s->cat, sqlite3_str_new(0), 0};
+  int rc = query(k, "SELECT tbl FROM _syncd_fp_tables", 0, 0, gone_row, &g, err);
+  sqlite3_str_appendchar(g.names, 1, ']');
+  if (!rc && sqlite3_str_errcode(g.names) != SQLITE_OK) rc = oom(err);
+  const char *p[1] = {sqlite3_str_value(g.names)};
+  if (!rc && g.n) rc = clear(k, k->fd->in_names, p, err);
+  sqlite3_free(sqlite3_str_finish(g.names));
+  return rc ? -1 : 0;
+}
+
+/* Forget what the cache held of t (and of tables gone), make t's
+** triggers, and scan it. */
 static int rebuild(cache *k, const char *sig, char **err) {
-  static const char *const clear[] = {
-      "DELETE FROM _syncd_fp_rows WHERE tbl = $1", "DELETE FROM _syncd_fp_buckets WHERE tbl = $1",
-      "DELETE FROM _syncd_fp_dirty WHERE tbl = $1", "DELETE FROM _syncd_fp_tables WHERE tbl = $1"};
   const char *p[2] = {k->t->name, sig};
-  for (int i = 0; i < 4; i++)
-    if (query(k, clear[i], 1, p, 0, 0, err)) return -1;
   int yes = 0;
-  if (k->fd->watch(k->h, k->t, 1, &yes, err) || k->s->d->scan(k->c, k->t, build_row, k, err) ||
+  if (clear(k, "tbl = $1", p, err) || forget_gone(k, err) ||
+      k->fd->watch(k->h, k->t, 1, &yes, err) || k->s->d->scan(k->c, k->t, build_row, k, err) ||
       flush(k, k->fd->put_rows_sql, err) || write_buckets(k, err))
     return -1;
   return query(k, "INSERT INTO _syncd_fp_tables(tbl, sig) VALUES($1, $2)", 2, p, 0, 0, err);

@@ -37,6 +37,8 @@ typedef struct fp_dialect {
   /* Read (pk, kh, h) and delete the rows of table $1 cached under the keys
   ** in $2 (a JSON array of pk texts). */
   const char *get_rows_sql, *del_rows_sql;
+  /* The condition "tbl is one of the names in $1" (a JSON array). */
+  const char *in_names;
   /* Make the cache's tables (inside the store's setup transaction). */
   int (*setup)(void *h, char **err);
   /* Open the cache's transaction in mode (t: FP_BUILD's table); the

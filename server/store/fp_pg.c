@@ -217,6 +217,7 @@ const fp_dialect fp_pg = {
                     " AND pk IN (SELECT jsonb_array_elements_text($2::jsonb))",
     .del_rows_sql = "DELETE FROM _syncd_fp_rows WHERE tbl = $1::text"
                     " AND pk IN (SELECT jsonb_array_elements_text($2::jsonb))",
+    .in_names = "tbl IN (SELECT jsonb_array_elements_text($1::jsonb))",
     .setup = fp_setup,
     .begin = fp_begin,
     .commit = fp_commit,

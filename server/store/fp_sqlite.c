@@ -305,6 +305,7 @@ const fp_dialect fp_sqlite = {
                     " AND pk IN (SELECT value FROM json_each($2))",
     .del_rows_sql = "DELETE FROM _syncd_fp_rows WHERE tbl = $1"
                     " AND pk IN (SELECT value FROM json_each($2))",
+    .in_names = "tbl IN (SELECT value FROM json_each($1))",
     .setup = fs_setup,
     .begin = fs_begin,
     .commit = fs_commit,

@@ -136,6 +136,11 @@ class CacheTests:
         self.assertEqual(self.same("later")["count"], 2)
         self.tamper("UPDATE later SET v = 'c' WHERE id = 2")
         self.same("later")
+        self.assertEqual(self.cache_rows("later"), 2)
+        # dropped: its cache goes at the next build of another table's
+        self.tamper("DROP TABLE later")
+        self.same()
+        self.assertEqual(self.cache_rows("later"), 0)
 
 
 class SqliteCacheTest(SqliteStore, CacheTests, unittest.TestCase):
@@ -178,8 +183,8 @@ class SqliteCacheTest(SqliteStore, CacheTests, unittest.TestCase):
         db.close()
         return v
 
-    def cache_rows(self):
-        return self.scalar("SELECT count(*) FROM _syncd_fp_rows WHERE tbl = 'todos'")
+    def cache_rows(self, table="todos"):
+        return self.scalar("SELECT count(*) FROM _syncd_fp_rows WHERE tbl = '%s'" % table)
 
     def dirty_keys(self):
         return self.scalar("SELECT count(*) FROM _syncd_fp_dirty WHERE tbl = 'todos'")
@@ -206,8 +211,8 @@ class PgCacheTest(PgStore, CacheTests, unittest.TestCase):
     def tamper(self, *sql):
         self.psql(*sql)
 
-    def cache_rows(self):
-        return int(self.psql("SELECT count(*) FROM _syncd_fp_rows WHERE tbl = 'todos'"))
+    def cache_rows(self, table="todos"):
+        return int(self.psql("SELECT count(*) FROM _syncd_fp_rows WHERE tbl = '%s'" % table))
 
     def dirty_keys(self):
         return int(self.psql("SELECT count(*) FROM _syncd_fp_dirty WHERE tbl = 'todos'"))
