@@ -5,7 +5,8 @@
 ** plpgsql function with the table's name and key columns as arguments, so
 ** psql, COPY and every other writer fire it: it records the key as jsonb
 ** (the key columns of to_jsonb(OLD) and NEW), once per key. A TRUNCATE,
-** which fires no row trigger, forgets the table's cache instead.
+** which fires no row trigger, forgets the table's cache instead (a
+** statement trigger on every member of a partitioned table's tree).
 **
 ** Several syncd share the database: a cache writer locks _syncd_fp_tables
 ** (SHARE ROW EXCLUSIVE, which conflicts with itself) before its REPEATABLE

@@ -7,8 +7,11 @@
 ** values themselves (k0..k7, typed as stored: a key is never printed by
 ** SQL, whose JSON would differ from the wire's), once per key (the UNIQUE
 ** index; writers are serialized, so no drain can miss a key this skips).
-** A cache writer takes BEGIN IMMEDIATE, so it sees every committed write
-** and none lands until it commits.
+** A REPLACE deletes the row holding a UNIQUE value without firing its
+** delete triggers (unless recursive_triggers is on), so two BEFORE
+** triggers (INSERT, UPDATE) record the keys of the rows each UNIQUE index
+** would find. A cache writer takes BEGIN IMMEDIATE, so it sees every
+** committed write and none lands until it commits.
 */
 #include "fp_dialect.h"
 #include "value.h"
