@@ -107,6 +107,50 @@ class CacheTests:
         self.assertNotEqual(third["cursor"], after["cursor"])
         self.assertEqual(third["count"], after["count"] - 1)
 
+    def test_each_answer_is_the_table_at_its_cursor(self):
+        """Pushes go on while requests are answered, each request draining
+        the keys the last pushes recorded: every answer is the table as of
+        the cursor it reports (the head of its own snapshot), computed here
+        with test_verify's independent hash from the pulled rows up to that
+        version (inserts only, so a row's version is when it appeared)."""
+        from test_verify import M64, key_hash, row_hash
+        self.fill(50)
+        self.verify(self.s, split=1)
+        answers, errors = [], []
+
+        def pusher():
+            try:
+                for i in range(120):
+                    k = "c%04d" % i
+                    self.s.push("p", [{"id": i + 1, "table": "todos", "op": "insert",
+                                       "pk": {"id": k}, "data": {"id": k, "title": "c", "n": i}}])
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(repr(e))
+
+        t = threading.Thread(target=pusher)
+        t.start()
+        while t.is_alive():
+            answers.append(self.verify(self.s, split=1))
+        t.join()
+        self.assertEqual(errors, [])
+        changes, _ = self.s.pull_all("c")
+        todos = [c for c in changes if c["table"] == "todos"]
+        self.assertEqual(len(todos), 170)
+        seen = set()
+        for a in answers:
+            v = int(a["cursor"].rpartition("-")[2])
+            seen.add(v)
+            cnt, sums = [0] * 16, [0] * 16
+            for c in todos:
+                if c["version"] <= v:
+                    b = key_hash(c["pk"]) >> 60
+                    cnt[b] += 1
+                    sums[b] = (sums[b] + row_hash(c["pk"], c["row"])) & M64
+            self.assertEqual(a["count"], sum(cnt))
+            self.assertEqual(a["ranges"][0]["buckets"],
+                             [[n, "%016x" % x] for n, x in zip(cnt, sums)], v)
+        self.assertGreater(len(seen), 3)  # answers at several cursors, mid-way
+
     def test_an_added_column_rebuilds_the_cache(self):
         """ALTER TABLE ADD COLUMN changes every row's hash and fires no
         trigger: the cache sees the columns changed and scans again."""
