@@ -124,6 +124,7 @@ static int fp_watch(void *h, const catalog_table *t, int make, int *yes, char **
         " LOOP EXECUTE format('DROP TRIGGER _syncd_fp_truncate ON %%s', x); END LOOP;"
         " FOR x IN SELECT format('%%I', n)::regclass UNION"
         " SELECT relid FROM pg_partition_tree(format('%%I', n)::regclass) LOOP"
+        " EXECUTE format('DROP TRIGGER IF EXISTS _syncd_fp_truncate ON %%s', x);"
         " EXECUTE format('CREATE TRIGGER _syncd_fp_truncate AFTER TRUNCATE ON %%s"
         " FOR EACH STATEMENT EXECUTE FUNCTION _syncd_fp_mark(%%L)', x, n); END LOOP; END $d$",
         t->name);

@@ -187,21 +187,36 @@ static int trigger_sql(sqlite3 *db, const catalog_table *t, char *sql[5], char *
   return 0;
 }
 
+/* Drop every trigger of ours on t, also those made under another name of
+** it (a table renamed keeps its triggers, which record under the old one). */
+static int drop_all(sqlite3 *db, const catalog_table *t, char **err) {
+  sqlite3_stmt *st;
+  if (get(db,
+          "SELECT group_concat(format('DROP TRIGGER main.\"%w\";', name), '') FROM sqlite_schema"
+          " WHERE type = 'trigger' AND tbl_name = ?1 AND name GLOB '_syncd_fp_*'",
+          &st, err))
+    return -1;
+  sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  const unsigned char *drops = rc == SQLITE_ROW ? sqlite3_column_text(st, 0) : 0;
+  char *z = drops ? sqlite3_mprintf("%s", drops) : 0;
+  put(st);
+  if (rc != SQLITE_ROW) return fail(db, err);
+  if (drops && !z) return *err = wire_errf("out of memory"), -1;
+  int bad = z ? exec(db, z, err) : 0;
+  sqlite3_free(z);
+  return bad;
+}
+
 static int fs_watch(void *h, const catalog_table *t, int make, int *yes, char **err) {
   sqlite3 *db = h;
   char *sql[5];
   if (trigger_sql(db, t, sql, err)) return -1;
   sqlite3_stmt *st = 0;
-  int bad = 0;
+  int bad = make ? drop_all(db, t, err) : 0;
   *yes = 1;
-  for (int i = 0; !bad && i < 5; i++) {
-    char *drop =
-        make ? sqlite3_mprintf("DROP TRIGGER IF EXISTS main.\"_syncd_fp_%s %w\"", names[i], t->name)
-             : 0;
-    if (make) bad = !drop ? (*err = wire_errf("out of memory"), -1) : exec(db, drop, err);
-    sqlite3_free(drop);
-    if (!bad && make && sql[i]) bad = exec(db, sql[i], err);
-  }
+  for (int i = 0; !bad && make && i < 5; i++)
+    if (sql[i]) bad = exec(db, sql[i], err);
   /* each as it was made: a trigger goes with its table (missing, the table
   ** was made again since) and its text with the table's UNIQUE indexes */
   if (!bad)
