@@ -80,3 +80,17 @@ STREAMBENCH_ARGS ?=
 
 bench-streams: server/syncd
 	$(NETBENCH_PYTHON) bench/net/streambench.py $(STREAMBENCH_ARGS)
+
+# Verify (issue 14, "Speed"): POST /verify of a 1M-row table from syncd's
+# fingerprint cache -- warm, and the first request after N rows changed
+# behind syncd's back -- against the full scan (--verify-scan), same run
+# (bench/net/verifybench.py; about a minute on SQLite).
+#
+#   make bench-verify                                       SQLite
+#   make bench-verify VERIFYBENCH_ARGS="--pg"               PostgreSQL (tests/pg_env.sh)
+#   make bench-verify VERIFYBENCH_ARGS="--rows 100000 --changes 10,100"
+.PHONY: bench-verify
+VERIFYBENCH_ARGS ?=
+
+bench-verify: server/syncd
+	$(NETBENCH_PYTHON) bench/net/verifybench.py $(VERIFYBENCH_ARGS)

@@ -13,7 +13,7 @@
 **                [--max-requests-per-user N]
 **                [--jwt-secret-file FILE | --jwt-public-key FILE]
 **                [--jwt-audience AUD] [--jwt-issuer ISS] [--jwt-leeway SECONDS]
-**                [--rules FILE] [--no-compress]
+**                [--rules FILE] [--no-compress] [--verify-scan]
 **
 **   server/syncd (--client-secret KEY | --client-secret-file FILE) --issue-token ID
 **                prints client ID's token (auth.c) and exits.
@@ -61,7 +61,7 @@ static void usage(void) {
                   "             [--max-requests-per-user N]\n"
                   "             [--jwt-secret-file FILE | --jwt-public-key FILE]\n"
                   "             [--jwt-audience AUD] [--jwt-issuer ISS] [--jwt-leeway SECONDS]\n"
-                  "             [--rules FILE] [--no-compress]\n"
+                  "             [--rules FILE] [--no-compress] [--verify-scan]\n"
                   "       syncd (--client-secret KEY | --client-secret-file FILE)"
                   " --issue-token CLIENT_ID\n");
   exit(2);
@@ -153,7 +153,7 @@ int main(int argc, char **argv) {
                     .compress = 1};
   char *token_file = 0, *secret_from_file = 0;
   const char *jwt_secret = 0, *jwt_public = 0, *jwt_aud = 0, *jwt_iss = 0;
-  int jwt_leeway = 30;
+  int jwt_leeway = 30, verify_scan = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--verbose") == 0) {
@@ -163,6 +163,11 @@ int main(int argc, char **argv) {
     /* answers and streams stay identity whatever the client accepts */
     if (strcmp(a, "--no-compress") == 0) {
       ctx.compress = 0;
+      continue;
+    }
+    /* POST /verify scans the table: no cache, no triggers made */
+    if (strcmp(a, "--verify-scan") == 0) {
+      verify_scan = 1;
       continue;
     }
     if (i + 1 >= argc) usage();
@@ -277,7 +282,10 @@ int main(int argc, char **argv) {
   pthread_sigmask(SIG_BLOCK, &sigs, 0);
   signal(SIGPIPE, SIG_IGN);
 
-  store_config cfg = {.schema_sql = ddl, .max_tombstones = max_tomb, .on_change = events_notify};
+  store_config cfg = {.schema_sql = ddl,
+                      .max_tombstones = max_tomb,
+                      .verify_scan = verify_scan,
+                      .on_change = events_notify};
   char *err = 0;
   ctx.st = pg ? store_pg_open(pg, &cfg, &err) : store_sqlite_open(dbpath, &cfg, &err);
   char *folded = ctx.st ? store_folded_warning(ctx.st, ddl) : 0;

@@ -12,6 +12,7 @@
 **   _syncd_changes(tbl, pk, op, row, version)     latest change per row
 **   _syncd_clients(client_id, last_id)            last processed mutation id
 **   _syncd_outcomes(client_id, id, status, ...)   recent outcomes, for replays
+**   _syncd_fp_*                                   POST /verify's cache (fp_cache.c)
 **
 ** Conventions: methods returning int return 0 on success and -1 with *err
 ** set (sqlite3_malloc'd) on failure, except the row methods (read_row,
@@ -199,6 +200,9 @@ typedef struct dialect {
   /* A read-only snapshot around head and scan (fingerprint.c): end 0
   ** opens it, 1 closes it. */
   int (*snapshot)(dialect_conn *c, int end, char **err);
+  /* What the dialect's fingerprint cache functions (fp_dialect.h) take
+  ** for c. */
+  void *(*native)(dialect_conn *c);
 } dialect;
 
 extern const dialect dialect_sqlite;

@@ -837,6 +837,10 @@ static int pg_select_bool(dialect_conn *c, const char *sql, const char *const *v
   return 0;
 }
 
+static void *pg_native(dialect_conn *c) {
+  return c;
+}
+
 /* A read-only snapshot around head and scan (fingerprint.c). */
 static int pg_snapshot(dialect_conn *c, int end, char **err) {
   return pgc_exec(c, end ? "COMMIT" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err);
@@ -880,4 +884,5 @@ const dialect dialect_pg = {
     .head = pg_head,
     .select_bool = pg_select_bool,
     .snapshot = pg_snapshot,
+    .native = pg_native,
 };

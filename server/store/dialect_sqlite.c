@@ -848,6 +848,10 @@ static int sq_select_bool(dialect_conn *c, const char *sql, const char *const *v
   return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
 }
 
+static void *sq_native(dialect_conn *c) {
+  return c->db;
+}
+
 /* A deferred BEGIN: the snapshot is taken by the first read (the head). */
 static int sq_snapshot(dialect_conn *c, int end, char **err) {
   return run(c->db, end ? "COMMIT" : "BEGIN", 0, 0, err);
@@ -889,4 +893,5 @@ const dialect dialect_sqlite = {
     .head = sq_head,
     .select_bool = sq_select_bool,
     .snapshot = sq_snapshot,
+    .native = sq_native,
 };

@@ -16,12 +16,12 @@
 ** time (another database, or a head below the cursor) from one for a
 ** cursor below the compaction horizon.
 **
-** Computed by a scan of the table in one read snapshot per request, not
-** kept up incrementally: what it must catch (writes that bypassed syncd)
-** would bypass any bookkeeping done at push time too.
+** Answered from the table's fingerprint cache (fp_cache.c), kept up to
+** date from keys recorded by triggers that every writer fires, syncd or
+** not; by a scan of the table in one read snapshot when the request names
+** fewer columns than the table has (or with --verify-scan).
 */
 #include "fingerprint.h"
-#include "fphash.h"
 #include "jscan.h"
 #include "store_impl.h"
 #include "value.h"
@@ -135,54 +135,32 @@ char *fp_request_parse(const char *body, size_t n, fp_request *r) {
   return 0;
 }
 
-/* The scan's state. */
-typedef struct fp_scan {
-  const fp_request *r;
-  long long count;               /* rows of the table */
-  long long n_rows;              /* rows listed (rows mode) */
-  unsigned long long *cnt, *sum; /* n_prefixes * 16^split buckets */
-  sqlite3_str *rows;             /* rows mode: the "rows" entries */
-} fp_scan;
-
 static int each_row(void *arg, const char *pk, const char *row, char **err) {
-  fp_scan *sc = arg;
-  const fp_request *r = sc->r;
-  uint64_t ks, rs;
-  if (fphash_object(pk, (int)strlen(pk), 0, 0, &ks) ||
-      fphash_object(row, (int)strlen(row), (const char *const *)r->columns, r->n_columns, &rs)) {
+  fp_answer *a = arg;
+  uint64_t kh, h;
+  if (fp_answer_hash(a->r, pk, row, &kh, &h)) {
     *err = wire_errf("out of memory");
     return -1;
   }
-  uint64_t kh = fphash_key(ks);
-  sc->count++;
-  unsigned long long top = r->depth ? kh >> (64 - 4 * r->depth) : 0;
-  unsigned long long *hit = bsearch(&top, r->prefixes, (size_t)r->n_prefixes, sizeof top, cmp_u64);
-  if (!hit) return 0;
-  if (r->rows) {
-    if (++sc->n_rows > FP_MAX_ROWS) return 0;
-    if (sc->n_rows > 1) sqlite3_str_appendchar(sc->rows, 1, ',');
-    sqlite3_str_appendf(sc->rows, "{\"pk\":%s,\"row\":%s}", pk, row);
-    return 0;
-  }
-  int shift = 64 - 4 * (r->depth + r->split);
-  unsigned long long b = r->split ? (kh >> shift) & ((1ULL << (4 * r->split)) - 1) : 0;
-  size_t i = (size_t)(hit - r->prefixes) << (4 * r->split) | b;
-  sc->cnt[i]++;
-  sc->sum[i] += fphash_row(kh, rs);
+  a->count++;
+  if (a->r->rows)
+    fp_answer_row(a, kh, pk, row);
+  else
+    fp_answer_add(a, kh, 1, h);
   return 0;
 }
 
-static void append_answer(sqlite3_str *out, const fp_scan *sc, const char *cursor,
+static void append_answer(sqlite3_str *out, const fp_answer *a, const char *cursor,
                           const char *table) {
-  const fp_request *r = sc->r;
+  const fp_request *r = a->r;
   sqlite3_str_appendall(out, "{\"cursor\":");
   value_append_string(out, cursor, -1);
   sqlite3_str_appendall(out, ",\"table\":");
   value_append_string(out, table, -1);
-  sqlite3_str_appendf(out, ",\"count\":%lld,", sc->count);
+  sqlite3_str_appendf(out, ",\"count\":%lld,", a->count);
   if (r->rows) {
     sqlite3_str_appendall(out, "\"rows\":[");
-    sqlite3_str_appendall(out, sqlite3_str_value(sc->rows) ? sqlite3_str_value(sc->rows) : "");
+    sqlite3_str_appendall(out, sqlite3_str_value(a->rows) ? sqlite3_str_value(a->rows) : "");
     sqlite3_str_appendall(out, "]}");
     return;
   }
@@ -194,11 +172,20 @@ static void append_answer(sqlite3_str *out, const fp_scan *sc, const char *curso
     sqlite3_str_appendall(out, "\",\"buckets\":[");
     for (size_t b = 0; b < nb; b++) {
       size_t i = (size_t)p * nb + b;
-      sqlite3_str_appendf(out, "%s[%llu,\"%016llx\"]", b ? "," : "", sc->cnt[i], sc->sum[i]);
+      sqlite3_str_appendf(out, "%s[%llu,\"%016llx\"]", b ? "," : "", a->cnt[i], a->sum[i]);
     }
     sqlite3_str_appendall(out, "]}");
   }
   sqlite3_str_appendall(out, "]}");
+}
+
+/* The answer by a scan of t in one read snapshot (the cache's fallback). */
+static int scan(store *s, dialect_conn *c, const catalog_table *t, fp_answer *a, long long *head,
+                char **err) {
+  return s->d->snapshot(c, 0, err) || s->d->head(c, head, err) ||
+                 s->d->scan(c, t, each_row, a, err) || s->d->snapshot(c, 1, err)
+             ? -1
+             : 0;
 }
 
 /* store_fingerprint on c, the schema lock held. */
@@ -209,46 +196,33 @@ static int fingerprint(store *s, dialect_conn *c, const fp_request *r, char **js
     *bad = sqlite3_mprintf("no such table: %s", r->table);
     return STORE_OK;
   }
-  fp_scan sc = {r, 0, 0, 0, 0, 0};
-  size_t nb = r->rows ? 0 : (size_t)r->n_prefixes << (4 * r->split);
-  if (nb) {
-    sc.cnt = sqlite3_malloc64(sizeof *sc.cnt * nb);
-    sc.sum = sqlite3_malloc64(sizeof *sc.sum * nb);
-    if (sc.cnt) memset(sc.cnt, 0, sizeof *sc.cnt * nb);
-    if (sc.sum) memset(sc.sum, 0, sizeof *sc.sum * nb);
-  } else {
-    sc.rows = sqlite3_str_new(0);
-  }
-  if ((nb && (!sc.cnt || !sc.sum)) || (!nb && !sc.rows)) {
-    sqlite3_free(sc.cnt);
-    sqlite3_free(sc.sum);
-    sqlite3_free(sqlite3_str_finish(sc.rows));
+  fp_answer a;
+  if (fp_answer_init(&a, r)) {
+    fp_answer_free(&a);
     *err = wire_errf("out of memory");
     return STORE_ERROR;
   }
-  int rc = STORE_ERROR;
   long long head = 0;
-  if (!(s->d->snapshot(c, 0, err) || s->d->head(c, &head, err) ||
-        s->d->scan(c, t, each_row, &sc, err) || s->d->snapshot(c, 1, err)))
-    rc = STORE_OK;
-  if (rc == STORE_OK && sc.n_rows > FP_MAX_ROWS) {
+  int rc = (fp_cache_serves(s, t, r) ? fp_cache_answer(s, c, t, &a, &head, err)
+                                     : scan(s, c, t, &a, &head, err))
+               ? STORE_ERROR
+               : STORE_OK;
+  if (rc == STORE_OK && a.n_rows > FP_MAX_ROWS) {
     *bad = sqlite3_mprintf("more than %d rows under these prefixes: ask for buckets", FP_MAX_ROWS);
   } else if (rc == STORE_OK) {
     char *cursor = wire_cursor(s->db_id, head);
     sqlite3_str *out = sqlite3_str_new(0);
-    if (cursor) append_answer(out, &sc, cursor, t->name);
+    if (cursor) append_answer(out, &a, cursor, t->name);
     *json = sqlite3_str_finish(out);
     sqlite3_free(cursor);
-    if (!cursor || !*json || (sc.rows && sqlite3_str_errcode(sc.rows) != SQLITE_OK)) {
+    if (!cursor || !*json || (a.rows && sqlite3_str_errcode(a.rows) != SQLITE_OK)) {
       sqlite3_free(*json);
       *json = 0;
       *err = wire_errf("out of memory");
       rc = STORE_ERROR;
     }
   }
-  sqlite3_free(sc.cnt);
-  sqlite3_free(sc.sum);
-  sqlite3_free(sqlite3_str_finish(sc.rows));
+  fp_answer_free(&a);
   return rc;
 }
 

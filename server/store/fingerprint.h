@@ -8,24 +8,8 @@
 
 #include <stddef.h>
 
+#include "fp_cache.h"
 #include "store.h"
-
-#define FP_MAX_PREFIXES 256
-#define FP_MAX_SPLIT 3
-#define FP_MAX_ROWS 10000
-
-/* One parsed request; strings sqlite3_malloc'd (fp_request_free). */
-typedef struct fp_request {
-  char *client_id;
-  char *table;
-  char **columns; /* NULL: every column */
-  int n_columns;
-  unsigned long long *prefixes; /* each the top 4*depth bits of a key hash */
-  int n_prefixes;
-  int depth; /* hex digits of each prefix, 0..16 */
-  int split; /* hex digits each prefix is split by (buckets: 16^split), 0..3 */
-  int rows;  /* answer the rows under the prefixes instead of buckets */
-} fp_request;
 
 /* Parses a POST /verify body; NULL on success, else the 400 message
 ** (sqlite3_malloc'd). r is to be freed either way. */

@@ -4,6 +4,7 @@
 ** schema inserted logged as changes, and the pool. push.c and pull.c serve
 ** the requests; schema.c reads the catalog again when the schema changes.
 */
+#include "fp_cache.h"
 #include "store_impl.h"
 
 #include <string.h>
@@ -27,7 +28,8 @@ static int setup(store *s, dialect_conn *c, const char *schema_sql, char **err) 
   const dialect *d = s->d;
   int found = 0;
   if (d->begin(c, DIALECT_SETUP, err) || d->setup(c, schema_sql, err) ||
-      d->load_catalog(c, &s->cat, err) || d->schema_stamp(c, &s->stamp, err) ||
+      fp_cache_setup(s, c, err) || d->load_catalog(c, &s->cat, err) ||
+      d->schema_stamp(c, &s->stamp, err) ||
       d->read_db_id(c, s->db_id, sizeof s->db_id, &found, err))
     return -1;
   if (!found) {
@@ -53,6 +55,7 @@ static store *store_open(const dialect *d, const char *target, const store_confi
   s->d = d;
   s->cat.fold_case = d->fold_case;
   s->max_tombstones = cfg->max_tombstones;
+  s->verify_scan = cfg->verify_scan;
   /* a reload waits for the requests holding it to end; new ones queue
   ** behind it rather than starve it */
   pthread_rwlockattr_t attr;

@@ -38,6 +38,7 @@ struct store {
   int has_rules;            /* set once at startup: a reload replaces rules, never
                             ** turns them on or off, so this is read without the
                             ** schema lock (rules itself is not) */
+  int verify_scan;          /* POST /verify by a scan, never the cache (fp_cache.c) */
   pthread_rwlock_t schema_lock;
   char *stamp; /* the dialect's schema_stamp when cat was read */
 };
