@@ -736,7 +736,11 @@ static int walk_table(dialect_conn *c, const dialect_walk *w, wire_page *p, char
   PGresult *keys = pgc_query(c, sql, w->n_vals + 2, q, err);
   sqlite3_free(sql);
   sqlite3_free(q);
-  if (!keys) return -1;
+  if (!keys) {
+    /* a position of the wrong type ({"id":"x"} for an integer key) */
+    if (w->after && c->data_error) p->walk_bad_position = 1;
+    return -1;
+  }
   int n = PQntuples(keys), bad = 0;
   char **pk = sqlite3_malloc64(sizeof *pk * ((size_t)n + 1));
   sqlite3_str *list = sqlite3_str_new(0);

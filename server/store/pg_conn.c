@@ -21,6 +21,8 @@ void pgc_written_clear(dialect_conn *c) {
 /* pg_conflicted tells push.c, which runs the batch again. */
 void pgc_note_failure(dialect_conn *c, const PGresult *r) {
   if (pgsql_conflict(r)) c->conflict = 1;
+  const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+  c->data_error = state && strncmp(state, "22", 2) == 0;
 }
 
 /* Run a parameterless command (several allowed) on pg; 0 or -1 with *err. */

@@ -256,7 +256,11 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
            p.failed;
     p.snap = cursor ? snap : p.head;
   }
-  if (!read) {
+  if (read && p.walk_bad_position) {
+    sqlite3_free(*err);
+    *err = 0;
+    rc = STORE_BAD_CURSOR;
+  } else if (!read) {
     /* An initial sync pages through live rows by version, so its cursor
     ** falls below the horizon as soon as tombstones are purged. Its
     ** continuation carries the head h its first page read: a row it sent

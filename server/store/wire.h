@@ -67,6 +67,9 @@ typedef struct wire_page {
   ** memory (1). walk 0: not a walk. */
   int walk, walk_size, walk_bad;
   char *walk_at;
+  /* The walk's position (a cursor's key) is no key of its table: a crafted
+  ** cursor whose key the store's types cannot read (PostgreSQL). */
+  int walk_bad_position;
 } wire_page;
 
 enum { WIRE_KEEP, WIRE_SKIP, WIRE_GONE, WIRE_FAIL };

@@ -421,6 +421,18 @@ class RulesTests(ManySyncd):
             q = {"client_id": "a3", "tables": "tasks", "cursor": "%s-%sw%s" % (db, head, bad)}
             status, _, data = s.request("GET", "/pull?" + urllib.parse.urlencode(q), headers=alice)
             self.assertEqual((status, data), (400, {"error": "malformed cursor"}), bad)
+        # a key of the wrong type: PostgreSQL cannot read "x" as an integer
+        # key, so it is no position at all (not a storage failure); SQLite
+        # orders it after every integer, an end of the table
+        pos = "items".encode().hex() + "." + json.dumps({"g": "x", "n": 0}).encode().hex()
+        q = {"client_id": "a3", "tables": "items", "cursor": "%s-%sw%s" % (db, head, pos)}
+        status, _, data = s.request("GET", "/pull?" + urllib.parse.urlencode(q), headers=alice)
+        if isinstance(self, PgStore):
+            self.assertEqual((status, data), (400, {"error": "malformed cursor"}))
+        else:
+            self.assertEqual(status, 200, data)
+            self.assertFalse([c for c in data["changes"] if (c.get("row") or {}).get("owner",
+                                                                                   "alice") != "alice"])
         # a walk of a database this server is not, or above its head: the
         # server went back in time (docs/PROTOCOL.md), as for any cursor
         pos = "7461736b73." + json.dumps({"id": "k02"}).encode().hex()
