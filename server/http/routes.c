@@ -304,10 +304,6 @@ static enum MHD_Result do_events(const server_ctx *ctx, struct MHD_Connection *c
 }
 
 static enum MHD_Result do_verify(const server_ctx *ctx, struct MHD_Connection *c, request *rq) {
-  /* Fingerprints cover whole tables: under rules they would tell a user
-  ** about rows the read filter hides, and never match what it holds. */
-  if (store_has_rules(ctx->st))
-    return answer_error(c, rq, MHD_HTTP_NOT_IMPLEMENTED, "verify is not offered under --rules");
   enum MHD_Result res;
   char *body;
   int len;
@@ -321,7 +317,13 @@ static enum MHD_Result do_verify(const server_ctx *ctx, struct MHD_Connection *c
     fp_request_free(&fr);
     return answer_forbidden(c, rq);
   }
-  if (!msg) rc = store_fingerprint(ctx->st, &fr, &json, &msg, &err);
+  if (!msg && not_users(ctx, c, rq, fr.client_id, &res)) {
+    fp_request_free(&fr);
+    return res;
+  }
+  store_user user = {rq->user.sub, rq->user.json};
+  if (!msg)
+    rc = store_fingerprint(ctx->st, rq->auth == AUTH_USER ? &user : 0, &fr, &json, &msg, &err);
   fp_request_free(&fr);
   if (msg) return bad_request(c, rq, msg);
   if (rc != STORE_OK) {

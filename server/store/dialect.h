@@ -128,9 +128,11 @@ typedef struct dialect {
   int (*schema_stamp)(dialect_conn *c, char **stamp, char **err);
   int (*read_db_id)(dialect_conn *c, char *id, int size, int *found, char **err);
   int (*write_db_id)(dialect_conn *c, const char *id, char **err);
-  int (*scan)(dialect_conn *c, const catalog_table *t,
-              int (*each)(void *arg, const char *pk, const char *row, char **err), void *arg,
-              char **err);
+  /* Every row of t, or with cond (a read rule's SQL, rules.h: parameters
+  ** 2 on are vals[0..n_vals); parameter 1 is free) only those that pass. */
+  int (*scan)(dialect_conn *c, const catalog_table *t, const char *cond, char *const *vals,
+              int n_vals, int (*each)(void *arg, const char *pk, const char *row, char **err),
+              void *arg, char **err);
 
   /* Rows of synced tables. read_row: the row whose key is in pk (*row and
   ** *pk_out NULL when none). write_row: m's INSERT, UPDATE or DELETE of

@@ -356,8 +356,8 @@ static int pg_write_db_id(dialect_conn *c, const char *id, char **err) {
   return pgc_command(c, "INSERT INTO _syncd_state VALUES(1, $1, 0, 0)", 1, p, err);
 }
 
-static int pg_scan(dialect_conn *c, const catalog_table *t,
-                   int (*each)(void *, const char *, const char *, char **), void *arg,
+static int pg_scan(dialect_conn *c, const catalog_table *t, const char *cond, char *const *vals,
+                   int n_vals, int (*each)(void *, const char *, const char *, char **), void *arg,
                    char **err) {
   sqlite3_str *sql = sqlite3_str_new(0);
   /* every column then the key's, as read_sql */
@@ -367,8 +367,15 @@ static int pg_scan(dialect_conn *c, const catalog_table *t,
   pgsql_columns(sql, t, 1);
   sqlite3_str_appendall(sql, " FROM ");
   pgsql_ident(sql, t->name);
+  /* $1 is typed, so that PostgreSQL can prepare a statement that never reads it */
+  if (cond) sqlite3_str_appendf(sql, " WHERE $1::text IS NULL AND (%s)", cond);
   char *z = sqlite3_str_finish(sql);
-  PGresult *r = z ? pgc_query(c, z, 0, 0, err) : 0;
+  const char **q = sqlite3_malloc64(sizeof *q * ((size_t)n_vals + 1));
+  if (q) q[0] = 0;
+  for (int k = 0; q && k < n_vals; k++)
+    q[1 + k] = vals[k];
+  PGresult *r = z && q ? pgc_query(c, z, cond ? n_vals + 1 : 0, q, err) : 0;
+  sqlite3_free(q);
   sqlite3_free(z);
   if (!r) return *err ? -1 : (*err = wire_errf("out of memory"), -1);
   int bad = 0;

@@ -424,16 +424,19 @@ static char *row_json(sqlite3_stmt *st) {
   return sqlite3_str_finish(out);
 }
 
-static int sq_scan(dialect_conn *c, const catalog_table *t,
-                   int (*each)(void *, const char *, const char *, char **), void *arg,
+static int sq_scan(dialect_conn *c, const catalog_table *t, const char *cond, char *const *vals,
+                   int n_vals, int (*each)(void *, const char *, const char *, char **), void *arg,
                    char **err) {
   sqlite3_str *sql = sqlite3_str_new(0);
   append_select(sql, t);
+  if (cond) sqlite3_str_appendf(sql, " WHERE %s", cond);
   char *z = sqlite3_str_finish(sql);
   sqlite3_stmt *st = 0;
   int bad = !z || prep(c->db, z, &st, err);
   sqlite3_free(z);
   if (bad) return *err ? -1 : (*err = wire_errf("out of memory"), -1);
+  for (int k = 0; k < n_vals; k++)
+    sqlite3_bind_text(st, 2 + k, vals[k], -1, SQLITE_STATIC);
   int rc;
   while (!bad && (rc = sqlite3_step(st)) == SQLITE_ROW) {
     char *row = row_json(st), *pk = row_pk_json(t, st, -1);

@@ -19,7 +19,9 @@
 ** Answered from the table's fingerprint cache (fp_cache.c), kept up to
 ** date from keys recorded by triggers that every writer fires, syncd or
 ** not; by a scan of the table in one read snapshot when the request names
-** fewer columns than the table has (or with --verify-scan).
+** fewer columns than the table has (or with --verify-scan). Under --rules,
+** by a scan of the rows the user may read (the read rule in its query):
+** what that user's client holds, once caught up.
 */
 #include "fingerprint.h"
 #include "jscan.h"
@@ -179,20 +181,31 @@ static void append_answer(sqlite3_str *out, const fp_answer *a, const char *curs
   sqlite3_str_appendall(out, "]}");
 }
 
-/* The answer by a scan of t in one read snapshot (the cache's fallback). */
-static int scan(store *s, dialect_conn *c, const catalog_table *t, fp_answer *a, long long *head,
-                char **err) {
-  return s->d->snapshot(c, 0, err) || s->d->head(c, head, err) ||
-                 s->d->scan(c, t, each_row, a, err) || s->d->snapshot(c, 1, err)
-             ? -1
-             : 0;
+/* The answer by a scan of t in one read snapshot (the cache's fallback),
+** under rules (rt) of the rows u may read, the rule in the scan's query. */
+static int scan(store *s, dialect_conn *c, const catalog_table *t, const rules_table *rt,
+                const store_user *u, fp_answer *a, long long *head, char **err) {
+  char *vals[RULES_MAX_PARAMS + 1];
+  int n = rt ? rt->read_params.n : 0;
+  if (rt && rules_values(&rt->read_params, u ? u->sub : 0, u ? u->claims : 0, vals))
+    return *err = wire_errf("out of memory"), -1;
+  int rc = s->d->snapshot(c, 0, err) || s->d->head(c, head, err) ||
+                   s->d->scan(c, t, rt ? rt->read : 0, vals, n, each_row, a, err) ||
+                   s->d->snapshot(c, 1, err)
+               ? -1
+               : 0;
+  for (int i = 0; i < n; i++)
+    sqlite3_free(vals[i]);
+  return rc;
 }
 
 /* store_fingerprint on c, the schema lock held. */
-static int fingerprint(store *s, dialect_conn *c, const fp_request *r, char **json, char **bad,
-                       char **err) {
+static int fingerprint(store *s, dialect_conn *c, const store_user *u, const fp_request *r,
+                       char **json, char **bad, char **err) {
   const catalog_table *t = catalog_table_find(&s->cat, r->table);
-  if (!t) {
+  /* under rules a table without one is not synced at all */
+  const rules_table *rt = t && s->rules ? rules_find(s->rules, t) : 0;
+  if (!t || (s->rules && !rt)) {
     *bad = sqlite3_mprintf("no such table: %s", r->table);
     return STORE_OK;
   }
@@ -203,8 +216,9 @@ static int fingerprint(store *s, dialect_conn *c, const fp_request *r, char **js
     return STORE_ERROR;
   }
   long long head = 0;
-  int rc = (fp_cache_serves(s, t, r) ? fp_cache_answer(s, c, t, &a, &head, err)
-                                     : scan(s, c, t, &a, &head, err))
+  /* the cache holds whole tables: a rule's rows are scanned */
+  int rc = (!rt && fp_cache_serves(s, t, r) ? fp_cache_answer(s, c, t, &a, &head, err)
+                                            : scan(s, c, t, rt, u, &a, &head, err))
                ? STORE_ERROR
                : STORE_OK;
   if (rc == STORE_OK && a.n_rows > FP_MAX_ROWS) {
@@ -226,11 +240,12 @@ static int fingerprint(store *s, dialect_conn *c, const fp_request *r, char **js
   return rc;
 }
 
-int store_fingerprint(store *s, const fp_request *r, char **json, char **bad, char **err) {
+int store_fingerprint(store *s, const store_user *u, const fp_request *r, char **json, char **bad,
+                      char **err) {
   *json = *bad = 0;
   dialect_conn *c = store_schema_enter(s, 1, err);
   if (!c) return STORE_ERROR;
-  int rc = fingerprint(s, c, r, json, bad, err);
+  int rc = fingerprint(s, c, u, r, json, bad, err);
   store_schema_leave(s, c);
   return rc;
 }

@@ -315,8 +315,9 @@ static int rebuild(cache *k, const char *sig, char **err) {
   const char *p[2] = {k->t->name, sig};
   int yes = 0;
   if (clear(k, "tbl = $1", p, err) || forget_gone(k, err) ||
-      k->fd->watch(k->h, k->t, 1, &yes, err) || k->s->d->scan(k->c, k->t, build_row, k, err) ||
-      flush(k, k->fd->put_rows_sql, err) || write_buckets(k, err))
+      k->fd->watch(k->h, k->t, 1, &yes, err) ||
+      k->s->d->scan(k->c, k->t, 0, 0, 0, build_row, k, err) || flush(k, k->fd->put_rows_sql, err) ||
+      write_buckets(k, err))
     return -1;
   return query(k, "INSERT INTO _syncd_fp_tables(tbl, sig) VALUES($1, $2)", 2, p, 0, 0, err);
 }

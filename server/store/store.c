@@ -37,7 +37,7 @@ static int setup(store *s, dialect_conn *c, const char *schema_sql, char **err) 
     if (d->write_db_id(c, s->db_id, err)) return -1;
     for (int i = 0; i < s->cat.n_tables; i++) {
       backfill b = {d, c, s->cat.tables[i].name};
-      if (d->scan(c, &s->cat.tables[i], backfill_row, &b, err)) return -1;
+      if (d->scan(c, &s->cat.tables[i], 0, 0, 0, backfill_row, &b, err)) return -1;
     }
   }
   /* the rules are not loaded yet: a deleted key's former values outlive

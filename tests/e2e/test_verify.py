@@ -243,7 +243,7 @@ class WorkerVerify(E2ETest):
         b.one("SELECT sync_stop()")
 
     def test_a_server_without_verify_is_not_asked_again(self):
-        # An older syncd, or one serving rules: /verify answers 404 or 501.
+        # A server without /verify (an older syncd) answers 404 or 501.
         # The worker stops asking until restarted, shows no error, and syncs
         # on; sync_verify says why.
         s = self.seeded()

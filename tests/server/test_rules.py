@@ -237,16 +237,48 @@ class RulesTests(ManySyncd):
             if not page["has_more"]:
                 return out, page["cursor"]
 
-    def test_verify_is_not_offered(self):
-        # fingerprints cover whole tables: they would tell of rows the read
-        # filter hides
+    def test_verify_covers_the_rows_the_user_may_read(self):
+        # a fingerprint under rules covers what the user's client holds once
+        # caught up: the rows its read rule passes, never the others
         s = self.server()
-        alice = self.as_user("alice")
-        self.push(s, alice, "a1", [ins(1, "todos", id="t1", owner="alice")])
-        status, _, data = s.request("POST", "/verify",
-                                    {"client_id": "a1", "table": "todos", "rows": []},
-                                    headers=alice)
-        self.assertEqual((status, data), (501, {"error": "verify is not offered under --rules"}))
+        alice, bob = self.as_user("alice"), self.as_user("bob")
+        self.push(s, alice, "a1", [ins(1, "todos", id="t1", owner="alice"),
+                                   ins(2, "tasks", id="k1", project="p1")])
+        self.push(s, bob, "b1", [ins(1, "todos", id="t2", owner="bob"),
+                                 ins(2, "todos", id="t3", owner="bob"),
+                                 ins(3, "tasks", id="k2", project="p2")])
+
+        def verify(user, client, table, **more):
+            body = dict({"client_id": client, "table": table, "rows": True}, **more)
+            status, _, data = s.request("POST", "/verify", body, headers=user)
+            return status, data
+
+        def keys(user, client, table):
+            status, data = verify(user, client, table)
+            self.assertEqual(status, 200, data)
+            got = sorted(r["pk"]["id"] for r in data["rows"])
+            self.assertEqual(data["count"], len(got), data)
+            return got
+        self.assertEqual(keys(alice, "a1", "todos"), ["t1"])
+        self.assertEqual(keys(bob, "b1", "todos"), ["t2", "t3"])
+        self.assertEqual(keys(alice, "a1", "tasks"), ["k1"])
+        self.assertEqual(keys(bob, "b1", "tasks"), ["k2"])
+        # buckets count only those rows too
+        status, data = verify(bob, "b1", "todos", rows=False, split=1)
+        self.assertEqual(status, 200, data)
+        self.assertEqual(sum(b[0] for r in data["ranges"] for b in r["buckets"]), 2, data)
+        # through membership: bob joins p1 (written without rules, as an
+        # admin would), and p1's task is his to hold now
+        self.plain = self.server(rules=None, store_args=self.args)
+        res = self.plain.push("admin", [ins(1, "members", project="p1", user_id="bob")],
+                              headers=bearer("shared"))
+        self.assertEqual(res[0]["status"], "applied", res)
+        self.assertEqual(keys(bob, "b1", "tasks"), ["k1", "k2"])
+        # a table without a rule is not synced; another user's client id is
+        # refused; the shared token has no user, so it may read nothing
+        self.assertEqual(verify(alice, "a1", "secrets"), (400, {"error": "no such table: secrets"}))
+        self.assertEqual(verify(alice, "b1", "todos")[0], 403)
+        self.assertEqual(keys(bearer("shared"), "x1", "todos"), [])
 
     def test_read_filter(self):
         s = self.server()
