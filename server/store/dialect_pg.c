@@ -317,6 +317,7 @@ static int pg_load_catalog(dialect_conn *c, catalog *cat, char **err) {
 
 static void pg_use_catalog(dialect_db *d, const catalog *cat) {
   d->cat = cat;
+  __atomic_add_fetch(&d->schema_gen, 1, __ATOMIC_RELEASE);
 }
 
 /* The tables load_catalog reads, each with a digest of its columns (names

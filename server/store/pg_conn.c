@@ -25,6 +25,22 @@ void pgc_note_failure(dialect_conn *c, const PGresult *r) {
   c->data_error = state && strncmp(state, "22", 2) == 0;
 }
 
+/* The statements c prepared read tables as they were: once the catalog
+** changed (a table made again with other column types keeps its name, and
+** the statement's text), PostgreSQL refuses to run them, so they go. */
+static void stmts_fresh(dialect_conn *c) {
+  unsigned gen = __atomic_load_n(&c->owner->schema_gen, __ATOMIC_ACQUIRE);
+  if (gen == c->stmt_gen) return;
+  c->stmt_gen = gen;
+  if (!c->n_stmts) return;
+  PGresult *r = PQexec(c->pg, "DEALLOCATE ALL");
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) c->broken = 1;
+  PQclear(r);
+  for (int i = 0; i < c->n_stmts; i++)
+    sqlite3_free(c->stmts[i]);
+  c->n_stmts = 0;
+}
+
 /* Run a parameterless command (several allowed) on pg; 0 or -1 with *err. */
 int pgc_exec_on(PGconn *pg, dialect_conn *c, const char *sql, char **err) {
   PGresult *r = PQexec(pg, sql);
@@ -46,6 +62,7 @@ int pgc_exec(dialect_conn *c, const char *sql, char **err) {
 ** the result, so the caller sees its error as the statement's. */
 PGresult *pgc_prepared(dialect_conn *c, const char *sql, int n, const Oid *types,
                        const char *const *params) {
+  stmts_fresh(c);
   char name[16];
   int i = 0;
   while (i < c->n_stmts && strcmp(c->stmts[i], sql) != 0)
@@ -95,6 +112,7 @@ static PGresult *pipe_result(PGconn *pg) {
 }
 
 int pgc_pipeline(dialect_conn *c, const pgc_step *steps, int n, char **err) {
+  stmts_fresh(c);
   int prep[PGC_PIPELINE_MAX] = {0}, bad = n > PGC_PIPELINE_MAX || !PQenterPipelineMode(c->pg);
   for (int i = 0; !bad && i < n; i++)
     bad = pipe_send(c, &steps[i], &prep[i]);

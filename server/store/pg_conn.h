@@ -20,6 +20,7 @@ struct dialect_db {
   const catalog *cat;       /* the store's, once load_catalog filled it */
   long long max_tombstones; /* set by setup's compact, before other threads: for touched_log */
   listen_pg *listener;      /* NULL: no one to wake */
+  unsigned schema_gen;      /* bumped by use_catalog: a table's columns may have changed */
 };
 
 struct dialect_conn {
@@ -42,6 +43,7 @@ struct dialect_conn {
   sqlite3_stmt *probe;         /* "SELECT ?1" there, for pgval_rewrite */
   char *stmts[STMT_CACHE_MAX]; /* the texts prepared on pg, as "s<index>" */
   int n_stmts;
+  unsigned stmt_gen; /* the owner's schema_gen the statements were prepared under */
   /* The n-th change (from 1) logged by the open transaction holds
   ** placeholder(c, n) until commit gives it base + n. refs: the callers'
   ** versions to write then (log_change's, and a replay's that read a

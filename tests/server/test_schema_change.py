@@ -178,6 +178,35 @@ class PgSchemaChangeTest(PgStore, SchemaChangeTests, unittest.TestCase):
         self.assertEqual((res[0]["status"], res[0]["row"]["n"]), ("applied", "x2"), res)
 
 
+    def test_a_table_made_again_with_other_types(self):
+        # every statement syncd keeps prepared on a pooled connection that
+        # reads the table must not fail for good on its new result types
+        for i in range(1, 6):
+            self.assertEqual(self.s.push("c", [{"id": i, "table": "items", "op": "insert",
+                                                "pk": {"list_id": 1, "pos": i},
+                                                "data": {"label": "l%d" % i}}])[0]["status"],
+                             "applied")
+        for _ in range(3):
+            status, _, page = self.s.request("GET", "/pull?client_id=x&tables=items")
+            self.assertEqual(status, 200, page)
+            status, _, v = self.s.request("POST", "/verify", {"client_id": "x", "table": "items",
+                                                             "rows": True})
+            self.assertEqual(status, 200, v)
+        self.owner_sql("DROP TABLE items; CREATE TABLE items(list_id TEXT NOT NULL,"
+                       " pos TEXT NOT NULL, label INTEGER, PRIMARY KEY (list_id, pos))")
+        for i in range(1, 6):
+            res = self.s.push("c", [{"id": 10 + i, "table": "items", "op": "insert",
+                                     "pk": {"list_id": "a", "pos": "p%d" % i},
+                                     "data": {"label": i}}])
+            self.assertEqual(res[0]["status"], "applied", res)
+        for _ in range(3):
+            status, _, page = self.s.request("GET", "/pull?client_id=y&tables=items")
+            self.assertEqual(status, 200, page)
+            status, _, v = self.s.request("POST", "/verify", {"client_id": "y", "table": "items",
+                                                             "rows": True})
+            self.assertEqual((status, v.get("count")), (200, 5), v)
+
+
 class PgTwoSyncdSchemaChangeTest(PgStore, ManySyncd, unittest.TestCase):
     """Two syncd on one PostgreSQL database: the one that did not see the
     change yet reads the catalog again when a pull asks for a table it
