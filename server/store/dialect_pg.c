@@ -320,14 +320,14 @@ static void pg_use_catalog(dialect_db *d, const catalog *cat) {
   __atomic_add_fetch(&d->schema_gen, 1, __ATOMIC_RELEASE);
 }
 
-/* The tables load_catalog reads, each with a digest of its columns (names
-** and types: what is added, dropped, renamed or retyped) and whether it
-** has a primary key: one small read of the system catalogs, which is
-** fresh in any transaction. */
+/* The tables load_catalog reads, each with its name (a rename keeps the
+** oid), a digest of its columns (names and types: what is added, dropped,
+** renamed or retyped) and whether it has a primary key: one small read of
+** the system catalogs, which is fresh in any transaction. */
 static int pg_schema_stamp(dialect_conn *c, char **stamp, char **err) {
   PGresult *r = pgc_query(
       c,
-      "SELECT coalesce(string_agg(format('%s:%s:%s', cl.oid,"
+      "SELECT coalesce(string_agg(format('%s:%s:%s:%s', cl.oid, md5(cl.relname),"
       " (SELECT md5(string_agg(format('%s %s %s', a.attname, a.atttypid, a.atttypmod), ','"
       " ORDER BY a.attnum)) FROM pg_attribute a WHERE a.attrelid = cl.oid AND a.attnum > 0"
       " AND NOT a.attisdropped),"
