@@ -11,7 +11,7 @@
 ** Values: the request's JSON is bound as text and each column read out of
 ** it with sync_val(?json -> ?path) (common/value.c: integers exact, reals
 ** correctly rounded, {"$base64"} decoded, a malformed one refused); rows
-** are printed with value_append_row.
+** are printed with value_append_row (sqlite_row.c).
 **
 ** Speed: statements stay prepared on their connection; the read of a row
 ** by key and the insert naming every column are built once per table; the
@@ -23,6 +23,7 @@
 
 #include "value.h"
 #include "dialect.h"
+#include "sqlite_row.h"
 #include "sqlite_walk.h"
 #include "sqlite_watch.h"
 
@@ -403,27 +404,6 @@ static int sq_write_db_id(dialect_conn *c, const char *id, char **err) {
   return run(c->db, "INSERT INTO _syncd_state VALUES(1, ?1, 0, 0)", id, 0, err);
 }
 
-/* Print the pk object of the row st stands on: key column k is result
-** column first + k, or (first < 0) the table position of that key column. */
-static char *row_pk_json(const catalog_table *t, sqlite3_stmt *st, int first) {
-  sqlite3_str *out = sqlite3_str_new(0);
-  sqlite3_str_appendchar(out, 1, '{');
-  for (int k = 0; k < t->n_pk; k++) {
-    if (k) sqlite3_str_appendchar(out, 1, ',');
-    value_append_string(out, t->cols[t->pk[k]].name, -1);
-    sqlite3_str_appendchar(out, 1, ':');
-    value_append_column(out, st, first < 0 ? t->pk[k] : first + k);
-  }
-  sqlite3_str_appendchar(out, 1, '}');
-  return sqlite3_str_finish(out);
-}
-
-static char *row_json(sqlite3_stmt *st) {
-  sqlite3_str *out = sqlite3_str_new(0);
-  value_append_row(out, st);
-  return sqlite3_str_finish(out);
-}
-
 static int sq_scan(dialect_conn *c, const catalog_table *t, const char *cond, char *const *vals,
                    int n_vals, int (*each)(void *, const char *, const char *, char **), void *arg,
                    char **err) {
@@ -439,7 +419,7 @@ static int sq_scan(dialect_conn *c, const catalog_table *t, const char *cond, ch
     sqlite3_bind_text(st, 2 + k, vals[k], -1, SQLITE_STATIC);
   int rc;
   while (!bad && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-    char *row = row_json(st), *pk = row_pk_json(t, st, -1);
+    char *row = sqlite_row_json(st), *pk = sqlite_pk_json(t, st, -1);
     bad = !row || !pk || each(arg, pk, row, err);
     sqlite3_free(row);
     sqlite3_free(pk);
@@ -491,8 +471,8 @@ static dialect_result sq_read_row(dialect_conn *c, const catalog_table *t, const
     sqlite3_bind_text(st, 2 + k, t->cols[t->pk[k]].key, -1, SQLITE_STATIC);
   rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
-    *row = row_json(st);
-    *pk_out = row_pk_json(t, st, -1);
+    *row = sqlite_row_json(st);
+    *pk_out = sqlite_pk_json(t, st, -1);
     if (!*row || !*pk_out) rc = SQLITE_NOMEM;
   }
   stmt_put(st);
@@ -581,7 +561,7 @@ static dialect_result sq_write_row(dialect_conn *c, const catalog_table *t, cons
   sqlite3_int64 before = sqlite3_total_changes64(db);
   rc = sqlite3_step(st);
   if (m->op == STORE_DELETE && rc == SQLITE_ROW) {
-    *del_pk = row_pk_json(t, st, 0);
+    *del_pk = sqlite_pk_json(t, st, 0);
     *changed = 1;
     rc = *del_pk ? sqlite3_step(st) : SQLITE_NOMEM;
   } else if (m->op != STORE_DELETE) {
@@ -656,7 +636,7 @@ static int sq_log_touched(dialect_conn *c, const catalog *cat, const catalog_tab
   int rc, bad = 0;
   while (!bad && (rc = sqlite3_step(st)) == SQLITE_ROW) {
     const catalog_table *t = &cat->tables[sqlite3_column_int(st, 0)];
-    char *pk = row_pk_json(t, st, 1), *row = 0, *canon = 0, *reason = 0;
+    char *pk = sqlite_pk_json(t, st, 1), *row = 0, *canon = 0, *reason = 0;
     bad = !pk;
     if (!bad && (t != own || !own_pk || strcmp(pk, own_pk) != 0)) {
       /* a key it cannot find (a NULL part) is logged as gone */

@@ -14,7 +14,7 @@
 ** committed write and none lands until it commits.
 */
 #include "fp_dialect.h"
-#include "value.h"
+#include "sqlite_row.h"
 #include "wire.h"
 
 #include <sqlite3.h>
@@ -242,20 +242,6 @@ static int fs_watch(void *h, const catalog_table *t, int make, int *yes, char **
   return bad ? -1 : 0;
 }
 
-/* The pk JSON of t from the key columns first..first+n_pk of st. */
-static char *pk_json(const catalog_table *t, sqlite3_stmt *st, int first) {
-  sqlite3_str *out = sqlite3_str_new(0);
-  sqlite3_str_appendchar(out, 1, '{');
-  for (int k = 0; k < t->n_pk; k++) {
-    if (k) sqlite3_str_appendchar(out, 1, ',');
-    value_append_string(out, t->cols[t->pk[k]].name, -1);
-    sqlite3_str_appendchar(out, 1, ':');
-    value_append_column(out, st, first < 0 ? t->pk[k] : first + k);
-  }
-  sqlite3_str_appendchar(out, 1, '}');
-  return sqlite3_str_finish(out);
-}
-
 static int fs_dirty(void *h, const catalog_table *t,
                     int (*each)(void *, const char *, const char *, const char *, char **),
                     void *arg, char **err) {
@@ -284,13 +270,11 @@ static int fs_dirty(void *h, const catalog_table *t,
   while (!bad && (rc = sqlite3_step(ks)) == SQLITE_ROW) {
     for (int k = 0; k < t->n_pk; k++)
       sqlite3_bind_value(rs, k + 1, sqlite3_column_value(ks, k));
-    char *key = pk_json(t, ks, 0), *pk = 0, *row = 0;
+    char *key = sqlite_pk_json(t, ks, 0), *pk = 0, *row = 0;
     int rrc = sqlite3_step(rs);
     if (rrc == SQLITE_ROW) {
-      sqlite3_str *out = sqlite3_str_new(0);
-      value_append_row(out, rs);
-      row = sqlite3_str_finish(out);
-      pk = pk_json(t, rs, -1);
+      row = sqlite_row_json(rs);
+      pk = sqlite_pk_json(t, rs, -1);
     }
     if (rrc != SQLITE_ROW && rrc != SQLITE_DONE)
       bad = fail(db, err);
