@@ -53,27 +53,35 @@ static void json_str(FILE *f, const char *s) {
   }
 }
 
+/* A line is built whole, then written to stderr (unbuffered) at once: piece
+** by piece it was a write per character, and a reader of the log (a
+** shipper tailing it, the tests) could see half a JSON line. */
 void agent_log(const char *db, const char *event, const char *detail, int64_t count) {
   char t[48];
   now_iso(t, sizeof t);
+  char *line = 0;
+  size_t n = 0;
+  FILE *f = open_memstream(&line, &n);
+  if (!f) return;
   if (logJson) {
-    fprintf(stderr, "{\"time\":\"%s\",\"db\":\"", t);
-    json_str(stderr, db);
-    fprintf(stderr, "\",\"event\":\"%s\"", event);
-    if (count >= 0) fprintf(stderr, ",\"count\":%lld", (long long)count);
+    fprintf(f, "{\"time\":\"%s\",\"db\":\"", t);
+    json_str(f, db);
+    fprintf(f, "\",\"event\":\"%s\"", event);
+    if (count >= 0) fprintf(f, ",\"count\":%lld", (long long)count);
     if (detail) {
-      fputs(",\"detail\":\"", stderr);
-      json_str(stderr, detail);
-      fputc('"', stderr);
+      fputs(",\"detail\":\"", f);
+      json_str(f, detail);
+      fputc('"', f);
     }
-    fputs("}\n", stderr);
+    fputs("}\n", f);
   } else {
-    fprintf(stderr, "%s sync-agent %s: %s", t, db, event);
-    if (count >= 0) fprintf(stderr, " %lld", (long long)count);
-    if (detail) fprintf(stderr, ": %s", detail);
-    fputc('\n', stderr);
+    fprintf(f, "%s sync-agent %s: %s", t, db, event);
+    if (count >= 0) fprintf(f, " %lld", (long long)count);
+    if (detail) fprintf(f, ": %s", detail);
+    fputc('\n', f);
   }
-  fflush(stderr);
+  if (fclose(f) == 0) fwrite(line, 1, n, stderr);
+  free(line);
 }
 
 /* A value on one line: line breaks become spaces. */

@@ -151,7 +151,9 @@ class AgentTest(E2ETest):
         agent, log = self.start_agent(s.url, "--log", "json")
 
         def events():
-            return [json.loads(line) for line in self.log(log).splitlines() if line.startswith("{")]
+            # the last line may still be being written: only whole lines
+            lines = self.log(log).split("\n")[:-1]
+            return [json.loads(line) for line in lines if line.startswith("{")]
         wait_for(lambda: any(e["event"] == "standby" for e in events()),
                  what="the agent to say it is standby")
         self.assertFalse(any(e["event"] == "worker" for e in events()))
