@@ -4,6 +4,7 @@ in sync and repairing rows changed behind syncd, in one run.
 
     /usr/bin/python3 bench/net/verifyclient.py [--rows N] [--changes N]
                                                 [--reps N] [--pull-limit N]
+                                                [--ext PATH]
 
 Builds a --rows table (id, title, n, r; verifybench.py's rows) in a SQLite
 server database, starts server/syncd on it (its first start logs every row
@@ -262,6 +263,7 @@ def main():
     ap.add_argument("--changes", type=int, default=100)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--pull-limit", type=int, default=10000)
+    ap.add_argument("--ext", default=EXT, help="the extension to load (another build)")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="verifyclient-")
     server = relay = db = None
@@ -278,14 +280,14 @@ def main():
         filled = time.perf_counter() - t0
         server = Syncd(tmp, sdb)
         relay = Relay(server.addr)
-        print("verifyclient: %d rows (filled in %.1f s, syncd's start with its backfill %.1f s)"
-              % (a.rows, filled, server.startup), flush=True)
+        print("verifyclient: %s, %d rows (filled in %.1f s, syncd's start with its backfill %.1f s)"
+              % (a.ext, a.rows, filled, server.startup), flush=True)
 
         db = sqlite3.connect(os.path.join(tmp, "client.db"), timeout=60, isolation_level=None,
                              check_same_thread=False)
         db.execute("PRAGMA journal_mode = WAL")
         db.enable_load_extension(True)
-        db.load_extension(EXT)
+        db.load_extension(a.ext)
         db.execute(DDL)
         db.execute("SELECT sync_init(?)", ("http://127.0.0.1:%d" % relay.port,)).fetchone()
         db.execute("SELECT sync_track('todos')").fetchone()
