@@ -243,7 +243,8 @@ def walk_steps(db, addr, sdb, changes):
         answer = zlib.decompress(raw, 16 + 15) if r.getheader("Content-Encoding") == "gzip" else raw
         steps.append((len(req["prefixes"]), "rows" if req["rows"] else "split %d" % req["split"],
                       len(body), len(answer), len(raw)))
-        out = json.loads(db.execute("SELECT sync_verify_answer(?)", (answer.decode(),)).fetchone()[0])
+        out = db.execute("SELECT sync_verify_answer(?)", (answer.decode(),)).fetchone()[0]
+        out = json.loads(out)
         if "tables" in out:
             break
         body = json.dumps(out)
