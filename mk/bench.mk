@@ -94,3 +94,18 @@ VERIFYBENCH_ARGS ?=
 
 bench-verify: server/syncd
 	$(NETBENCH_PYTHON) bench/net/verifybench.py $(VERIFYBENCH_ARGS)
+
+# Verify on the client (issue 14, "Speed"): sync_verify('todos') of a
+# 1M-row table in sync against count(*) and sum(length(...)) of it, and
+# its bytes on the wire (a counting relay in front of syncd), then the
+# repair of 100 rows changed behind syncd against a full sync's bytes, with
+# gzip and without (bench/net/verifyclient.py; a few minutes, most of it
+# the initial sync).
+#
+#   make bench-verify-client
+#   make bench-verify-client VERIFYCLIENT_ARGS="--rows 100000 --reps 3"
+.PHONY: bench-verify-client
+VERIFYCLIENT_ARGS ?=
+
+bench-verify-client: $(EXT) server/syncd
+	$(NETBENCH_PYTHON) bench/net/verifyclient.py $(VERIFYCLIENT_ARGS)
