@@ -146,6 +146,60 @@ static int run(SyncCtx *c, SyncTable *t, char *sql, sqlite3_int64 *pChanged) {
   return rc;
 }
 
+int existing_reset_page(SyncCtx *c, SyncTable *t, const char *page, const char *match,
+                        const char *unqueued) {
+  Exprs x;
+  int rc = exprs_make(c, t, &x);
+  const SyncOpt *o = opt_find("on_server_reset");
+  char *how = o ? opt_get(c, o) : 0;
+  int republish = how && strcmp(how, "republish") == 0;
+  sqlite3_free(how);
+  /* The page's rows of t and the local rows they differ from: compared
+  ** member by member over the columns both have (as wire values) */
+  char *from = rc == SQLITE_OK
+                   ? sqlite3_mprintf(
+                         " FROM main.%s JOIN (SELECT value->'$.pk' AS sync_p_pk, value->'$.row' AS"
+                         " sync_p_row FROM json_each(?2, '$.changes') WHERE value->>'table' = ?1"
+                         " AND value->>'op' = 'upsert') ON %s WHERE (%s) AND EXISTS (SELECT 1"
+                         " FROM json_each(sync_p_row) AS s JOIN json_each(%s) AS l ON l.key ="
+                         " s.key WHERE l.type IS NOT s.type OR l.atom IS NOT s.atom OR"
+                         " (s.atom IS NULL AND l.value IS NOT s.value)) AND %s NOT IN (SELECT pk"
+                         " FROM main.sync_local WHERE tbl = ?1)",
+                         x.name, match, unqueued, x.row, x.key)
+                   : 0;
+  char *sql = 0;
+  if (from && republish) {
+    /* an update of every column but the key's (an update names what it sets) */
+    sqlite3_str *d = sqlite3_str_new(0);
+    sqlite3_str_appendf(d, "json_remove(%s", x.data);
+    for (int i = 0; i < t->nPk; i++)
+      sqlite3_str_appendf(d, ", '$.\"%q\"'", t->cols[t->pk[i]]);
+    sqlite3_str_appendall(d, ")");
+    char *data = sqlite3_str_finish(d);
+    sql = data ? sqlite3_mprintf("INSERT INTO main.sync_outbox(id, tbl, op, pk, data) SELECT %s +"
+                                 " row_number() OVER (), ?1, 'update', %s, %s%s",
+                                 jx_last_id, x.key, data, from)
+               : 0;
+    sqlite3_free(data);
+  } else if (from) {
+    sql = sqlite3_mprintf("INSERT OR REPLACE INTO main.sync_local(tbl, pk, state, row, noted_at)"
+                          " SELECT ?1, %s, 'server_reset', %s, %s%s",
+                          x.key, x.row, now_sql, from);
+  }
+  sqlite3_stmt *s = 0;
+  if (rc == SQLITE_OK) rc = sql ? sqlite3_prepare_v2(c->db, sql, -1, &s, 0) : SQLITE_NOMEM;
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, page, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(c->db);
+  }
+  sqlite3_finalize(s);
+  sqlite3_free(sql);
+  sqlite3_free(from);
+  exprs_free(&x);
+  return rc;
+}
+
 /* Queues an insert of every row of t matching where (an SQL condition on
 ** the table's row; ?1 is its name, and no key it matches has a pending
 ** mutation), in one statement. A key with a NULL part cannot sync

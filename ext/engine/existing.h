@@ -44,6 +44,17 @@ int existing_foreign(SyncCtx *);
 int existing_settle(SyncCtx *, SyncTable *t, const char *unseen, const char *unqueued, int pulled,
                     sqlite3_int64 *pN);
 
+/* During a resync after the server went back in time, before page is
+** applied: the rows of t it brings back older than the client holds them.
+** match is an SQL condition on a row of t and a page upsert's key
+** (sync_p_pk, JSON); unqueued as for existing_settle. A confirmed row
+** that differs from the page's row was written after the copy the server
+** went back to: it is listed as 'server_reset' with what it held (sync
+** orphans), or with 'republish' queued as an update of its values, which
+** the page's row is then rebased under. */
+int existing_reset_page(SyncCtx *, SyncTable *t, const char *page, const char *match,
+                        const char *unqueued);
+
 /* Creates the trigger that keeps edits of listed rows local (sync_hold)
 ** while sync_local lists a kept or replaced row, and drops it otherwise
 ** (sync_track, sync_untrack, a full resync, and every sync_init). */

@@ -150,22 +150,67 @@ static int resync_note(SyncCtx *c, const char *page) {
   return rc;
 }
 
+/* The local key text of t has no pending mutation (?1: t's name). */
+static char *unqueued_sql(SyncTable *t) {
+  char *local = key_expr(t, "\"%w\""), *queued = key_expr(t, "sync_val(pk->'$.\"%q\"')");
+  char *sql = local && queued ? sqlite3_mprintf("%s NOT IN (SELECT %s FROM main.sync_outbox"
+                                                " WHERE tbl = ?1)",
+                                                local, queued)
+                              : 0;
+  sqlite3_free(local);
+  sqlite3_free(queued);
+  return sql;
+}
+
+/* After the server went back in time (sync_meta 'server_reset'), before a
+** page of its resync is applied: the confirmed rows of the pulled tables
+** it brings back older than this client holds them are the writes the
+** server lost (existing_reset_page). */
+static int resync_older(SyncCtx *c, const char *page) {
+  char *reset = ctx_meta_get(c, "server_reset");
+  if (!reset) return SQLITE_OK;
+  sqlite3_free(reset);
+  char *pulled = ctx_meta_get(c, "resync_tables");
+  sqlite3_stmt *q = 0;
+  int rc = sqlite3_prepare_v2(c->db,
+                              "SELECT DISTINCT value->>'table' FROM json_each(?1,'$.changes')"
+                              " WHERE value->>'op' = 'upsert'",
+                              -1, &q, 0);
+  if (rc == SQLITE_OK) sqlite3_bind_text(q, 1, page, -1, SQLITE_STATIC);
+  while (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
+    const char *tbl = (const char *)sqlite3_column_text(q, 0);
+    SyncTable *t = 0;
+    char *why = 0;
+    if (!tbl || table_get(c, tbl, 1, &t, &why) != SQLITE_OK) {
+      sqlite3_free(why);
+      continue;
+    }
+    if (pulled && !listed(pulled, t->name)) continue;
+    char *local = key_expr(t, "\"%w\""), *paged = key_expr(t, "sync_val(sync_p_pk->'$.\"%q\"')");
+    char *match = local && paged ? sqlite3_mprintf("%s = %s", local, paged) : 0;
+    char *unqueued = unqueued_sql(t);
+    rc = match && unqueued ? existing_reset_page(c, t, page, match, unqueued) : SQLITE_NOMEM;
+    sqlite3_free(local);
+    sqlite3_free(paged);
+    sqlite3_free(match);
+    sqlite3_free(unqueued);
+  }
+  sqlite3_finalize(q);
+  sqlite3_free(pulled);
+  return rc;
+}
+
 /* Settles the rows of one tracked table the resync did not deliver and no
 ** pending mutation holds (existing_settle); *pN grows by those deleted. */
 static int resync_drop(SyncCtx *c, SyncTable *t, int pulled, sqlite3_int64 *pN) {
   char *local = key_expr(t, "\"%w\"");
-  char *queued = key_expr(t, "sync_val(pk->'$.\"%q\"')");
   char *unseen =
       local
           ? sqlite3_mprintf("%s NOT IN (SELECT k FROM temp.sync_resync_seen WHERE tbl = ?1)", local)
           : 0;
-  char *unqueued = local && queued ? sqlite3_mprintf("%s NOT IN (SELECT %s FROM main.sync_outbox"
-                                                     " WHERE tbl = ?1)",
-                                                     local, queued)
-                                   : 0;
+  char *unqueued = unqueued_sql(t);
   int rc = unseen && unqueued ? existing_settle(c, t, unseen, unqueued, pulled, pN) : SQLITE_NOMEM;
   sqlite3_free(local);
-  sqlite3_free(queued);
   sqlite3_free(unseen);
   sqlite3_free(unqueued);
   return rc;
@@ -237,6 +282,7 @@ int resync_page(SyncCtx *c, const char *page, ApplyResult *res, char **pzErr) {
     return rc;
   }
   rc = resync_note(c, page);
+  if (rc == SQLITE_OK) rc = resync_older(c, page);
   if (rc != SQLITE_OK) *pzErr = sqlite3_mprintf("%s", ctx_errmsg(c, rc));
   if (rc == SQLITE_OK) rc = apply_page(c, page, 0, res, pzErr);
   if (rc == SQLITE_OK && !res->more) {

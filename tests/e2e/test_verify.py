@@ -415,12 +415,17 @@ class ServerReset(E2ETest):
         s, a = self.scenario()
         a.db.execute("INSERT INTO todos VALUES('pending', 'not sent yet', 0)")
         a.one("SELECT sync_pull()")  # 410 reset: a full resync
+        # what the server lacks (new1) and what it has older (old0) are
+        # listed with the rows this client held; old1 and old2 are the same
         self.assertEqual(
-            [(r[0], json.loads(r[1]), json.loads(r[2]), r[3])
-             for r in a.rows("SELECT table_name, pk, row, state FROM sync_orphans")],
+            [(r[0], json.loads(r[1]), json.loads(r[2]), r[3]) for r in
+             a.rows("SELECT table_name, pk, row, state FROM sync_orphans ORDER BY pk")],
             [("todos", {"id": "new1"}, {"id": "new1", "title": "after the copy", "done": 0},
-              "server_reset")])
-        # the pending insert is kept and still goes; the server's older row wins
+              "server_reset"),
+             ("todos", {"id": "old0"}, {"id": "old0", "title": "edited after the copy",
+                                        "done": 0}, "server_reset")])
+        # the pending insert is kept and still goes; the server's older row
+        # takes the table
         self.assertEqual(a.one("SELECT title FROM todos WHERE id = 'old0'"), "old 0")
         self.assertIsNone(a.one("SELECT id FROM todos WHERE id = 'new1'"))
         self.assertEqual(a.one("SELECT sync_push()"), 1)
@@ -433,10 +438,18 @@ class ServerReset(E2ETest):
         self.assertEqual(a.one("SELECT sync_config('on_server_reset')"), "republish")
         a.one("SELECT sync_pull()")
         self.assertEqual(a.one("SELECT count(*) FROM sync_orphans"), 0)
-        self.assertEqual(a.rows("SELECT op, pk FROM sync_pending"), [("insert", '{"id":"new1"}')])
-        self.assertEqual(a.one("SELECT sync_push()"), 1)
-        self.assertEqual(s.query("SELECT title FROM todos WHERE id = 'new1'"),
-                         [("after the copy",)])
+        # what the server lacks goes again as an insert, what it has older
+        # as an update of the values this client held (and still shows)
+        self.assertEqual(a.rows("SELECT op, pk, data FROM sync_pending ORDER BY id"),
+                         [("update", '{"id":"old0"}', '{"title":"edited after the copy","done":0}'),
+                          ("insert", '{"id":"new1"}',
+                           '{"id":"new1","title":"after the copy","done":0}')])
+        self.assertEqual(a.one("SELECT title FROM todos WHERE id = 'old0'"),
+                         "edited after the copy")
+        self.assertEqual(a.one("SELECT sync_push()"), 2)
+        self.assertEqual(s.query("SELECT id, title FROM todos WHERE id IN ('new1', 'old0')"
+                                 " ORDER BY id"),
+                         [("new1", "after the copy"), ("old0", "edited after the copy")])
         # a second client sees the restored write
         b = self.client("b", s.url)
         b.one("SELECT sync_pull()")
