@@ -29,6 +29,8 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 SYNCD = os.environ.get("SYNCD_TEST_BINARY") or os.path.join(ROOT, "server", "syncd")
 EXT = os.environ.get("SYNC_EXT") or os.path.join(ROOT, "ext", "sync")
 SCHEMA = os.path.join(HERE, "schema.sql")
+SCHEMA_PG = os.path.join(HERE, "schema_pg.sql")
+PG_ENV = os.path.join(ROOT, "tests", "pg_env.sh")
 CLIENT_DDL = """
 CREATE TABLE IF NOT EXISTS todos(id TEXT PRIMARY KEY, title TEXT NOT NULL,
                                  done INTEGER NOT NULL DEFAULT 0);
@@ -55,12 +57,15 @@ def wait_for(pred, timeout=10.0, step=0.01, what="condition"):
 
 
 class Syncd:
-    """One syncd process on 127.0.0.1:0 with SQLite storage in dir."""
+    """One syncd process on 127.0.0.1:0 with SQLite storage in dir, or the
+    storage that store names instead of "--db dir/server.db" (say
+    ["--pg", URL]; self.db is then unused)."""
 
-    def __init__(self, dir, extra=(), port=0, schema=SCHEMA):
+    def __init__(self, dir, extra=(), port=0, schema=SCHEMA, store=None):
         self.dir = dir
         self.schema = schema
         self.db = os.path.join(dir, "server.db")
+        self.store = list(store) if store else ["--db", self.db]
         self.extra = list(extra)
         self.port = port
         self.proc = None
@@ -68,8 +73,8 @@ class Syncd:
 
     def start(self):
         self.log = open(os.path.join(self.dir, "syncd.log"), "ab")
-        args = [SYNCD, "--listen", f"127.0.0.1:{self.port}", "--schema", self.schema,
-                "--db", self.db] + self.extra
+        args = [SYNCD, "--listen", f"127.0.0.1:{self.port}", "--schema", self.schema] + \
+            self.store + self.extra
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log)
         ready, _, _ = select.select([self.proc.stdout], [], [], 20)
         line = self.proc.stdout.readline().decode() if ready else ""
@@ -104,10 +109,31 @@ class Syncd:
                 time.sleep(0.05)
         raise RuntimeError("syncd did not restart")
 
+    def pg(self):
+        """The PostgreSQL url of the storage, or None (SQLite)."""
+        return self.store[1] if self.store[0] == "--pg" else None
+
     def query(self, sql, args=()):
+        """Rows of sql (? parameters) on the storage, behind syncd."""
+        if self.pg():
+            return [tuple(r) for r in pg_query(self.pg(), sql, args)]
         c = sqlite3.connect(self.db, timeout=10)
         try:
             return c.execute(sql, args).fetchall()
+        finally:
+            c.close()
+
+    def execute(self, *sql):
+        """Statements run on the storage in one transaction, behind syncd
+        (its change log knows nothing of them)."""
+        if self.pg():
+            pg_run(self.pg(), "BEGIN;" + ";".join(sql) + ";COMMIT")
+            return
+        c = sqlite3.connect(self.db, timeout=10)
+        try:
+            for q in sql:
+                c.execute(q)
+            c.commit()
         finally:
             c.close()
 
@@ -270,6 +296,65 @@ class RelayHandler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):
         self.server.relay(self, self.rfile.read(int(self.headers["Content-Length"])))
+
+
+def pg_run(url, sql, args=()):
+    """psql's unaligned output of sql on url; each ? is a parameter, quoted
+    by psql (:'pN'), never spliced."""
+    parts = sql.split("?")
+    assert len(parts) == len(args) + 1, sql
+    text = parts[0] + "".join(":'p%d'%s" % (i, p) for i, p in enumerate(parts[1:]))
+    cmd = ["psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", url]
+    for i, a in enumerate(args):
+        cmd += ["-v", "p%d=%s" % (i, a)]
+    return subprocess.run(cmd, input=text, capture_output=True, text=True, check=True).stdout
+
+
+def pg_query(url, sql, args=()):
+    """The rows of a SELECT on url, each a list in column order."""
+    out = pg_run(url, "SELECT coalesce(json_agg(q), '[]') FROM (%s) AS q" % sql, args)
+    return [list(r.values()) for r in json.loads(out)]
+
+
+class PgCluster:
+    """A throwaway PostgreSQL cluster (tests/pg_env.sh) shared by a test
+    module: start() once (SkipTest when it cannot start), a fresh database
+    per test, stop() at the module's end. SYNCD_TEST_PG_URL names a running
+    one instead."""
+
+    def __init__(self):
+        self.dir = self.url = None
+
+    def start(self):
+        self.url = os.environ.get("SYNCD_TEST_PG_URL")
+        if self.url:
+            return
+        self.dir = tempfile.mkdtemp(prefix="sync-e2e-pg-")
+        p = subprocess.run(["bash", PG_ENV, "start", self.dir], capture_output=True, text=True,
+                           timeout=120)
+        lines = p.stdout.strip().splitlines()
+        if p.returncode != 0 or not lines or not lines[-1].startswith("postgresql://"):
+            self.stop()
+            raise unittest.SkipTest("PostgreSQL did not start: " + p.stderr.strip()[-300:])
+        self.url = lines[-1]
+
+    def stop(self):
+        if self.dir:
+            subprocess.run(["bash", PG_ENV, "stop", self.dir], capture_output=True, timeout=60)
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+    def db(self, name):
+        """The url of database name on the cluster."""
+        return urllib.parse.urlunsplit(urllib.parse.urlsplit(self.url)._replace(path="/" + name))
+
+    def create(self, name, template=None):
+        pg_run(self.url, "CREATE DATABASE %s%s" % (name, " TEMPLATE " + template
+                                                   if template else ""))
+        return self.db(name)
+
+    def drop(self, name):
+        pg_run(self.url, "DROP DATABASE IF EXISTS %s" % name)
 
 
 class E2ETest(unittest.TestCase):

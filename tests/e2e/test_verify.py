@@ -8,7 +8,7 @@ import sqlite3
 import time
 import urllib.request
 
-from e2e_util import E2ETest, RelayProxy, wait_for
+from e2e_util import SCHEMA_PG, E2ETest, PgCluster, RelayProxy, Syncd, wait_for
 
 
 def key_bucket(key_id):
@@ -69,12 +69,9 @@ class Verify(E2ETest):
 
     def test_server_edited_behind_syncd(self):
         s, a = self.synced()
-        db = sqlite3.connect(s.db, timeout=10)
-        db.execute("UPDATE todos SET title = 'edited by hand' WHERE id = 'k7'")
-        db.execute("INSERT INTO todos VALUES('ghost', 'restored from elsewhere', 1)")
-        db.execute("DELETE FROM todos WHERE id = 'k9'")
-        db.commit()
-        db.close()
+        s.execute("UPDATE todos SET title = 'edited by hand' WHERE id = 'k7'",
+                  "INSERT INTO todos VALUES('ghost', 'restored from elsewhere', 1)",
+                  "DELETE FROM todos WHERE id = 'k9'")
         cursor = a.one("SELECT sync_cursor()")
         a.one("SELECT sync_pull()")  # the change log knows nothing of it
         self.assertNotEqual(a.todos(), self.server_todos(s))
@@ -130,10 +127,7 @@ class Verify(E2ETest):
         and the edit replayed on top."""
         s, a = self.synced(50)
         a.db.execute("UPDATE todos SET done = 5 WHERE id = 'k4'")
-        db = sqlite3.connect(s.db, timeout=10)
-        db.execute("UPDATE todos SET title = 'server side' WHERE id = 'k4'")
-        db.commit()
-        db.close()
+        s.execute("UPDATE todos SET title = 'server side' WHERE id = 'k4'")
         r = self.verify(a, "todos")["tables"][0]
         self.assertEqual(r["diverged"], 1)
         self.assertEqual(a.rows("SELECT title, done FROM todos WHERE id = 'k4'"),
@@ -145,10 +139,7 @@ class Verify(E2ETest):
         rows in a bucket of 256), only the rows of small buckets cross the
         wire."""
         s, a = self.synced(20000)
-        db = sqlite3.connect(s.db, timeout=10)
-        db.execute("UPDATE todos SET done = 7 WHERE id IN ('k10', 'k2000', 'k19999')")
-        db.commit()
-        db.close()
+        s.execute("UPDATE todos SET done = 7 WHERE id IN ('k10', 'k2000', 'k19999')")
         r = self.verify(a, "todos")["tables"][0]
         self.assertEqual((r["checked"], r["diverged"], r["repaired"]), (20000, 3, 3))
         self.assertEqual(a.todos(), self.server_todos(s))
@@ -489,3 +480,54 @@ class ServerReset(E2ETest):
                                     r'^sync_config: "on_server_reset" must be orphans or '
                                     r"republish$"):
             a.one("SELECT sync_config('on_server_reset', 'drop')")
+
+
+# The tests of a server edited behind syncd, of a client edited behind the
+# engine and of a server restored or replaced, on PostgreSQL storage too
+# (issue 14: both stores). One throwaway cluster for the module.
+CLUSTER = PgCluster()
+
+
+def tearDownModule():
+    CLUSTER.stop()
+
+
+class PgStorage:
+    """Mixin: self.syncd() serves a fresh database of the module's cluster
+    (tests/e2e/schema_pg.sql); backup and restore copy databases."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not CLUSTER.url:
+            CLUSTER.start()
+
+    def syncd(self, *extra):
+        self.pgname = "e2e_%d_%d" % (os.getpid(), len(self.servers))
+        CLUSTER.drop(self.pgname)
+        s = Syncd(self.dir, extra, schema=SCHEMA_PG,
+                  store=["--pg", CLUSTER.create(self.pgname)])
+        self.servers.append(s)
+        return s
+
+    def backup(self, s):
+        s.stop()
+        name = self.pgname + "_copy"
+        CLUSTER.drop(name)
+        CLUSTER.create(name, template=self.pgname)
+        s.start()
+        return name
+
+    def restore(self, s, copy):
+        """Back to copy, or (copy empty) a new database: another epoch."""
+        s.stop()
+        CLUSTER.drop(self.pgname)
+        CLUSTER.create(self.pgname, template=copy or None)
+        s.start()
+
+
+class PgVerify(PgStorage, Verify):
+    pass
+
+
+class PgServerReset(PgStorage, ServerReset):
+    pass
