@@ -182,10 +182,7 @@ class WorkerVerify(E2ETest):
     every verify_interval_s; sync_status shows it."""
 
     def tamper(self, s, sql):
-        db = sqlite3.connect(s.db, timeout=10)
-        db.execute(sql)
-        db.commit()
-        db.close()
+        s.execute(sql)
 
     def seeded(self):
         s = self.syncd()
@@ -321,11 +318,8 @@ class BringYourOwnTransport(E2ETest):
             a.db.execute("INSERT INTO todos VALUES(?, ?, 0)", (f"k{i}", f"t{i}"))
         a.one("SELECT sync_push()")
         a.one("SELECT sync_pull()")
-        db = sqlite3.connect(s.db, timeout=10)
-        db.execute("UPDATE todos SET done = 9 WHERE id = 'k5'")
-        db.execute("INSERT INTO todos VALUES('ghost', 'g', 0)")
-        db.commit()
-        db.close()
+        s.execute("UPDATE todos SET done = 9 WHERE id = 'k5'",
+                  "INSERT INTO todos VALUES('ghost', 'g', 0)")
         body = a.one("SELECT sync_verify_request('todos')")
         rounds = 0
         while True:
@@ -530,4 +524,12 @@ class PgVerify(PgStorage, Verify):
 
 
 class PgServerReset(PgStorage, ServerReset):
+    pass
+
+
+class PgWorkerVerify(PgStorage, WorkerVerify):
+    pass
+
+
+class PgBringYourOwnTransport(PgStorage, BringYourOwnTransport):
     pass
