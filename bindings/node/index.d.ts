@@ -42,6 +42,8 @@ export interface Status {
   role: 'worker' | 'standby' | null;
   /** Tables altered without sync_migrate, noticed (and re-captured) when. */
   schema_change: string | null; schema_changed_at: string | null;
+  /** What the last resync after the server went back in time did, and when. */
+  server_reset: string | null; server_reset_at: string | null;
 }
 /** 'server': tables the server changed; 'all': local writes too. */
 export type WaitScope = 'server' | 'all';

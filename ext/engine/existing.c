@@ -382,8 +382,43 @@ int existing_foreign(SyncCtx *c) {
   return foreign;
 }
 
+/* What a resync after the server went back in time did, for sync_status
+** (server_reset, server_reset_at in sync_meta): words a person can act on. */
+static int note_reset(SyncCtx *c) {
+  const SyncOpt *o = opt_find("on_server_reset");
+  char *how = o ? opt_get(c, o) : 0;
+  int republish = how && strcmp(how, "republish") == 0;
+  sqlite3_free(how);
+  sqlite3_int64 n = 0;
+  sqlite3_stmt *s = 0;
+  int rc = sqlite3_prepare_v2(
+      c->db, "SELECT count(*) FROM main.sync_local WHERE state = 'server_reset'", -1, &s, 0);
+  if (rc == SQLITE_OK) rc = sqlite3_step(s) == SQLITE_ROW ? SQLITE_OK : sqlite3_errcode(c->db);
+  if (rc == SQLITE_OK) n = sqlite3_column_int64(s, 0);
+  sqlite3_finalize(s);
+  if (rc != SQLITE_OK) return rc;
+  static const char went[] =
+      "the server went back in time (restored from an older copy, or replaced): ";
+  char *msg = republish ? sqlite3_mprintf("%sthe rows it lost or holds older were queued to be "
+                                          "pushed again (on_server_reset republish)",
+                                          went)
+                        : sqlite3_mprintf("%s%lld rows it lost or holds older are listed in "
+                                          "sync_orphans (state server_reset, with what this "
+                                          "client held); DELETE them there once dealt with",
+                                          went, n);
+  rc = msg ? ctx_meta_set(c, "server_reset_note", msg) : SQLITE_NOMEM;
+  sqlite3_free(msg);
+  if (rc == SQLITE_OK)
+    rc = ctx_exec(c, "INSERT OR REPLACE INTO main.sync_meta(key, value) VALUES("
+                     "'server_reset_at', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))");
+  return rc;
+}
+
 int existing_resync_done(SyncCtx *c) {
-  int rc = ctx_meta_del(c, "server_reset");
+  char *reset = ctx_meta_get(c, "server_reset");
+  int rc = reset ? note_reset(c) : SQLITE_OK;
+  sqlite3_free(reset);
+  if (rc == SQLITE_OK) rc = ctx_meta_del(c, "server_reset");
   return rc == SQLITE_OK ? ctx_meta_del(c, "cursor_from") : rc;
 }
 

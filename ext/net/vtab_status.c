@@ -6,7 +6,8 @@
 **   -- last_push_at | last_pull_at | last_error | next_retry_at |
 **   -- pushed_total | pulled_total | client_id | url | skipped_changes |
 **   -- first_sync_done | needs_token | last_verified_at | diverged_total |
-**   -- last_verify | role | schema_change | schema_changed_at
+**   -- last_verify | role | schema_change | schema_changed_at |
+**   -- server_reset | server_reset_at
 **
 ** One row. state is 'stopped', 'idle', 'pushing', 'pulling', 'offline' or
 ** 'error'; times are UTC ISO-8601 text ('2026-01-02T03:04:05.678Z') or
@@ -29,6 +30,9 @@
 ** the lock yet. schema_change and schema_changed_at say which tracked
 ** tables were altered without sync_migrate, and when the engine noticed and
 ** rebuilt their capture triggers (migrate.c); NULL before any.
+** server_reset and server_reset_at say what the last resync after the
+** server went back in time did with the rows it had lost, and when
+** (existing.c); NULL before any.
 ** Fails with "sync_status: sync_init() has not been called on this
 ** database" before sync_init.
 */
@@ -44,7 +48,7 @@ static const char status_schema[] =
     " next_retry_at TEXT, pushed_total INTEGER, pulled_total INTEGER, client_id TEXT, url TEXT,"
     " skipped_changes INTEGER, first_sync_done INTEGER, needs_token INTEGER,"
     " last_verified_at TEXT, diverged_total INTEGER, last_verify TEXT, role TEXT,"
-    " schema_change TEXT, schema_changed_at TEXT)";
+    " schema_change TEXT, schema_changed_at TEXT, server_reset TEXT, server_reset_at TEXT)";
 
 /* One statement lays the row out (times as text); the worker's values and
 ** the engine's (outbox_counts, ctx_meta_get) are bound. */
@@ -55,7 +59,7 @@ static const char status_sql[] =
     " ?6,"
     " CASE WHEN ?7 > 0 THEN strftime('%Y-%m-%dT%H:%M:%fZ', ?7 / 1000.0, 'unixepoch') END,"
     " ?8, ?9, ?13, ?14, coalesce(CAST(?15 AS INTEGER), 0), ?16 IS NOT NULL, ?17,"
-    " ?18, coalesce(CAST(?19 AS INTEGER), 0), ?20, ?21, ?22, ?23";
+    " ?18, coalesce(CAST(?19 AS INTEGER), 0), ?20, ?21, ?22, ?23, ?24, ?25";
 
 typedef struct status_vtab {
   sqlite3_vtab base;
@@ -161,7 +165,9 @@ static int statusFilter(sqlite3_vtab_cursor *p, int idxNum, const char *idxStr, 
                         "last_verify",
                         "",
                         "schema_change",
-                        "schema_changed_at"};
+                        "schema_changed_at",
+                        "server_reset_note",
+                        "server_reset_at"};
   for (int i = 0; i < (int)(sizeof meta / sizeof meta[0]); i++) {
     if (!*meta[i]) continue; /* ?17 and ?21 are the worker's */
     char *m = ctx_meta_get(nc->c, meta[i]);

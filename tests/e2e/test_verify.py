@@ -409,6 +409,12 @@ class ServerReset(E2ETest):
               "server_reset"),
              ("todos", {"id": "old0"}, {"id": "old0", "title": "edited after the copy",
                                         "done": 0}, "server_reset")])
+        # sync_status says so, in words
+        st = a.status()
+        self.assertIn("the server went back in time", st["server_reset"])
+        self.assertIn("2 rows it lost or holds older are listed in sync_orphans",
+                      st["server_reset"])
+        self.assertIsNotNone(st["server_reset_at"])
         # the pending insert is kept and still goes; the server's older row
         # takes the table
         self.assertEqual(a.one("SELECT title FROM todos WHERE id = 'old0'"), "old 0")
@@ -423,6 +429,7 @@ class ServerReset(E2ETest):
         self.assertEqual(a.one("SELECT sync_config('on_server_reset')"), "republish")
         a.one("SELECT sync_pull()")
         self.assertEqual(a.one("SELECT count(*) FROM sync_orphans"), 0)
+        self.assertIn("queued to be pushed again", a.status()["server_reset"])
         # what the server lacks goes again as an insert, what it has older
         # as an update of the values this client held (and still shows)
         self.assertEqual(a.rows("SELECT op, pk, data FROM sync_pending ORDER BY id"),

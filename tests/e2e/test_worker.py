@@ -92,7 +92,8 @@ class Basics(E2ETest):
                           "last_push_at", "last_pull_at", "last_error", "next_retry_at",
                           "pushed_total", "pulled_total", "client_id", "url", "skipped_changes",
                           "first_sync_done", "needs_token", "last_verified_at", "diverged_total",
-                          "last_verify", "role", "schema_change", "schema_changed_at"])
+                          "last_verify", "role", "schema_change", "schema_changed_at",
+                          "server_reset", "server_reset_at"])
         st = a.status()
         self.assertEqual(st["state"], "stopped")
         self.assertEqual(a.one("SELECT sync_start()"), 1)

@@ -236,6 +236,9 @@ class Status:
     role: Optional[str] = None
     schema_change: Optional[str] = None
     schema_changed_at: Optional[str] = None
+    #: what the last resync after the server went back in time did, and when
+    server_reset: Optional[str] = None
+    server_reset_at: Optional[str] = None
 
 
 @dataclass
