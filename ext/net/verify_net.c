@@ -239,8 +239,8 @@ int verify_net_worker(Site *site, SyncCtx *c, const sync_conf *cfg, const char *
   Walk w = {c, site, &r, cfg, token, url, client, rc, 0, 0};
   char *json = 0;
   int out = rc == SQLITE_OK && url ? walk_all(&w, names, n, &json) : -1;
-  /* A server that does not offer /verify (an older syncd, or one serving
-  ** rules, whose fingerprints would cover rows the user may not read). */
+  /* A server that does not offer /verify (an older syncd; one from before
+  ** this one answered for a user's readable rows under rules said 501). */
   if (out != 0 && w.httpFailed && (r.status == 404 || r.status == 501)) out = 3;
   if (out != 0 && w.httpFailed && client_classify(&r, CLIENT_PULL, 0) == CL_AUTH) out = 4;
   if (out != 0)
