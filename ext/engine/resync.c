@@ -186,12 +186,14 @@ static int resync_older(SyncCtx *c, const char *page) {
       continue;
     }
     if (pulled && !listed(pulled, t->name)) continue;
-    char *local = key_expr(t, "\"%w\""), *paged = key_expr(t, "sync_val(sync_p_pk->'$.\"%q\"')");
-    char *match = local && paged ? sqlite3_mprintf("%s = %s", local, paged) : 0;
+    /* each key column = the page's value: the table's key index finds the row */
+    sqlite3_str *m = sqlite3_str_new(0);
+    for (int i = 0; i < t->nPk; i++)
+      sqlite3_str_appendf(m, "%s\"%w\" = sync_val(sync_p_pk->'$.\"%q\"')", i ? " AND " : "",
+                          t->cols[t->pk[i]], t->cols[t->pk[i]]);
+    char *match = sqlite3_str_finish(m);
     char *unqueued = unqueued_sql(t);
     rc = match && unqueued ? existing_reset_page(c, t, page, match, unqueued) : SQLITE_NOMEM;
-    sqlite3_free(local);
-    sqlite3_free(paged);
     sqlite3_free(match);
     sqlite3_free(unqueued);
   }

@@ -424,6 +424,24 @@ class ServerReset(E2ETest):
         a.db.execute("DELETE FROM sync_orphans WHERE state = 'server_reset'")  # acknowledged
         self.assertEqual(a.one("SELECT count(*) FROM sync_orphans"), 0)
 
+    def test_an_integer_key_held_older(self):
+        """Rows found by an INTEGER PRIMARY KEY: the one edited after the
+        copy is listed with its edit, the other is left alone."""
+        s = self.syncd()
+        a = self.client("a", s.url)
+        a.db.execute("INSERT INTO notes VALUES(1, 'one'), (2, 'two')")
+        self.assertEqual(a.one("SELECT sync_push()"), 2)
+        old = self.backup(s)
+        a.db.execute("UPDATE notes SET body = 'one, edited' WHERE id = 1")
+        self.assertEqual(a.one("SELECT sync_push()"), 1)
+        a.one("SELECT sync_pull()")
+        self.restore(s, old)
+        a.one("SELECT sync_pull()")
+        self.assertEqual([(r[0], json.loads(r[1]), json.loads(r[2])) for r in
+                          a.rows("SELECT table_name, pk, row FROM sync_orphans")],
+                         [("notes", {"id": 1}, {"id": 1, "body": "one, edited"})])
+        self.assertEqual(a.rows("SELECT id, body FROM notes ORDER BY id"), [(1, "one"), (2, "two")])
+
     def test_republish_pushes_them_again(self):
         s, a = self.scenario({"on_server_reset": "republish"})
         self.assertEqual(a.one("SELECT sync_config('on_server_reset')"), "republish")
