@@ -33,7 +33,10 @@
 ** deleted: with sync_config('on_server_reset') 'orphans' (the default) the
 ** row is listed in sync_local as 'server_reset' with what it held (see
 ** sync_orphans) and leaves the table; with 'republish' it stays and is
-** queued as an insert, so that the server gets it back.
+** queued as an insert, so that the server gets it back. A confirmed row
+** the resync brings back with other values is the same loss, found before
+** its page is applied (existing_reset_page): listed with what it held, or
+** queued as an update. sync_status shows what was done (note_reset).
 **
 ** Which server confirmed what: sync_init notes, before it changes the url,
 ** the url and cursor held (sync_meta 'cursor_from', existing_note). A

@@ -20,6 +20,9 @@
 ** url now set (existing_foreign), or sync_track asked for the server's
 ** rows (existing.c).
 **
+** After the server went back in time (existing.c), each page's rows are
+** first compared with the confirmed ones they replace (resync_older).
+**
 ** Pages staged in sync_inbox (apply.c) belong to the pull the cursor was
 ** for: resync_start drops them with the cursor, in one transaction, or they
 ** would be applied before the resync's pages. A table that had never been
