@@ -149,14 +149,20 @@ static int run(SyncCtx *c, SyncTable *t, char *sql, sqlite3_int64 *pChanged) {
   return rc;
 }
 
+/* sync_config('on_server_reset') is 'republish' (else 'orphans'). */
+static int republishing(SyncCtx *c) {
+  const SyncOpt *o = opt_find("on_server_reset");
+  char *how = o ? opt_get(c, o) : 0;
+  int yes = how && strcmp(how, "republish") == 0;
+  sqlite3_free(how);
+  return yes;
+}
+
 int existing_reset_page(SyncCtx *c, SyncTable *t, const char *page, const char *match,
                         const char *unqueued) {
   Exprs x;
   int rc = exprs_make(c, t, &x);
-  const SyncOpt *o = opt_find("on_server_reset");
-  char *how = o ? opt_get(c, o) : 0;
-  int republish = how && strcmp(how, "republish") == 0;
-  sqlite3_free(how);
+  int republish = republishing(c);
   /* The page's rows of t and the local rows they differ from: compared
   ** member by member over the columns both have (as wire values) */
   char *from = rc == SQLITE_OK
@@ -388,10 +394,7 @@ int existing_foreign(SyncCtx *c) {
 /* What a resync after the server went back in time did, for sync_status
 ** (server_reset, server_reset_at in sync_meta): words a person can act on. */
 static int note_reset(SyncCtx *c) {
-  const SyncOpt *o = opt_find("on_server_reset");
-  char *how = o ? opt_get(c, o) : 0;
-  int republish = how && strcmp(how, "republish") == 0;
-  sqlite3_free(how);
+  int republish = republishing(c);
   sqlite3_int64 n = 0;
   sqlite3_stmt *s = 0;
   int rc = sqlite3_prepare_v2(
@@ -496,13 +499,11 @@ int existing_settle(SyncCtx *c, SyncTable *t, const char *unseen, const char *un
   if (reset) {
     /* The server went back in time: what it lacks was confirmed and lost
     ** there, not deleted. Pushed again, or listed with its row. */
-    const SyncOpt *o = opt_find("on_server_reset");
-    char *how = o ? opt_get(c, o) : 0;
     char *where = sqlite3_mprintf("%s AND %s", gone, kept);
     char *why = 0;
     if (!where)
       rc = SQLITE_NOMEM;
-    else if (how && strcmp(how, "republish") == 0)
+    else if (republishing(c))
       rc = queue_inserts(c, t, &x, where, 0, &why);
     else
       rc = run(c, t,
@@ -513,7 +514,6 @@ int existing_settle(SyncCtx *c, SyncTable *t, const char *unseen, const char *un
                0);
     sqlite3_free(where);
     sqlite3_free(why);
-    sqlite3_free(how);
     sqlite3_free(reset);
   }
   sqlite3_int64 n = 0;
