@@ -20,6 +20,9 @@
 **   sync_verify: the server kept changing (the client is at s1-9, ...)
 **   sync_verify: cannot reach http://...: Couldn't connect to server
 **   sync_verify: HTTP 404: not found                (a server without /verify)
+** A tracked table the server does not sync (it answers "no such table": a
+** table it lacks, or one without a rule under --rules) is skipped, and its
+** report says so ("skipped"), rather than keep the other tables unverified.
 */
 #include "verify_net.h"
 #include "oneshot.h"
@@ -73,6 +76,7 @@ static int table_names(Oneshot *x, sqlite3_value *arg, char ***pNames, int *pN) 
 typedef struct TableStat {
   sqlite3_int64 checked, diverged, requests, bytes;
   double ms;
+  int skipped; /* the server does not sync the table */
 } TableStat;
 
 /* One verification's transport and outcome, for sync_verify and the
@@ -113,6 +117,11 @@ static int walk_table(Walk *w, const char *table, const char *cursor, sqlite3_st
     st->bytes += (sqlite3_int64)strlen(body);
     int bad = walk_request(w, body);
     sqlite3_free(body);
+    if (bad && st->requests == 1 && w->r->status == 400 && w->r->buf &&
+        strstr(w->r->buf, "\"no such table: ")) {
+      st->skipped = 1;
+      break;
+    }
     if (bad) {
       verify_free(v);
       w->httpFailed = 1;
@@ -144,9 +153,10 @@ static char *report(char **names, const TableStat *st, int n, sqlite3_int64 *pTo
     value_append_string(s, names[i], -1);
     sqlite3_str_appendf(s,
                         ",\"checked\":%lld,\"diverged\":%lld,\"repaired\":%lld,\"ms\":%lld,"
-                        "\"requests\":%lld,\"bytes\":%lld}",
+                        "\"requests\":%lld,\"bytes\":%lld%s}",
                         st[i].checked, st[i].diverged, st[i].diverged, (sqlite3_int64)st[i].ms,
-                        st[i].requests, st[i].bytes);
+                        st[i].requests, st[i].bytes,
+                        st[i].skipped ? ",\"skipped\":\"the server does not sync it\"" : "");
     total += st[i].diverged;
   }
   sqlite3_str_appendf(s, "],\"diverged\":%lld,\"repaired\":%lld}", total, total);

@@ -212,6 +212,23 @@ class RulesE2ETest(E2ETest):
         self.assertEqual(phone.execute("SELECT needs_token, pending FROM sync_status").fetchone(),
                          (0, 0))
 
+    def test_verify_skips_a_table_the_server_does_not_sync(self):
+        # A tracked table without a rule is not synced: /verify answers "no
+        # such table" for it, and the other tables are verified all the same
+        phone = self.device("phone", "alice")
+        phone.execute("CREATE TABLE drafts(id TEXT PRIMARY KEY, body TEXT)")
+        phone.execute("SELECT sync_track('drafts')")
+        phone.execute("INSERT INTO todos(id, title) VALUES ('a1', 'x')")
+        phone.execute("SELECT sync_push()")
+        phone.execute("SELECT sync_pull()")
+        self.behind_engine(phone, "DELETE FROM todos")
+        report = json.loads(phone.execute("SELECT sync_verify()").fetchone()[0])
+        by = {t["table"]: t for t in report["tables"]}
+        self.assertEqual(by["drafts"]["skipped"], "the server does not sync it")
+        self.assertEqual((by["todos"]["diverged"], by["todos"]["repaired"]), (1, 1))
+        self.assertNotIn("skipped", by["todos"])
+        self.assertEqual(self.rows(phone), [("a1", "x", "alice")])
+
     def behind_engine(self, db, sql):
         """A write to a tracked table that capture does not see."""
         db.execute("BEGIN")
