@@ -55,12 +55,15 @@ def wait_for(pred, timeout=10.0, step=0.01, what="condition"):
 
 
 class Syncd:
-    """One syncd process on 127.0.0.1:0 with SQLite storage in dir."""
+    """One syncd process on 127.0.0.1:0 with SQLite storage in dir, or the
+    storage that store names instead of "--db dir/server.db" (say
+    ["--pg", URL]; self.db is then unused)."""
 
-    def __init__(self, dir, extra=(), port=0, schema=SCHEMA):
+    def __init__(self, dir, extra=(), port=0, schema=SCHEMA, store=None):
         self.dir = dir
         self.schema = schema
         self.db = os.path.join(dir, "server.db")
+        self.store = list(store) if store else ["--db", self.db]
         self.extra = list(extra)
         self.port = port
         self.proc = None
@@ -68,8 +71,8 @@ class Syncd:
 
     def start(self):
         self.log = open(os.path.join(self.dir, "syncd.log"), "ab")
-        args = [SYNCD, "--listen", f"127.0.0.1:{self.port}", "--schema", self.schema,
-                "--db", self.db] + self.extra
+        args = [SYNCD, "--listen", f"127.0.0.1:{self.port}", "--schema", self.schema] + \
+            self.store + self.extra
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log)
         ready, _, _ = select.select([self.proc.stdout], [], [], 20)
         line = self.proc.stdout.readline().decode() if ready else ""
