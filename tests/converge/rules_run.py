@@ -45,7 +45,9 @@ Checks:
   - after each attack made online by a manual client, that client pushes at
     once: the attack's mutation must come back rejected "permission denied"
     (an insert of a key the server holds may say "constraint failed"; an
-    update or delete of a row the server no longer holds is not judged);
+    update or delete of a row the server no longer holds is not judged, nor
+    an update writing the values the row has, for which the client queues
+    nothing);
   - the server's audit (a trigger of rules/server.sql on every table,
     judging each change with SQL of its own) holds no change the write rule
     forbids and none without a user;
@@ -515,11 +517,19 @@ class Run:
         return self.srvdb.execute("SELECT 1 FROM %s WHERE %s" % (table, where),
                                   [pk[k] for k in KEYS[table]]).fetchone() is not None
 
+    def local_row(self, c, table, pk):
+        where = " AND ".join("%s = ?" % k for k in KEYS[table])
+        return c.db.execute("SELECT * FROM %s WHERE %s" % (table, where),
+                            [pk[k] for k in KEYS[table]]).fetchall()
+
     def attack(self, i, c, op):
+        t, pk = op["table"], op["pk"]
+        row_before = self.local_row(c, t, pk)
         changed = self.run_tx(c, op["stmts"], "commit")
         if not changed[0] or c.worker or c.offline:
             return  # no mutation, or not pushed now: the audit still judges it
-        t, pk = op["table"], op["pk"]
+        if op["stmts"][0][0].startswith("UPDATE") and self.local_row(c, t, pk) == row_before:
+            return  # it wrote the values the row had: the client queues nothing
         is_insert = op["stmts"][0][0].startswith("INSERT")
         held = self.server_has(t, pk)
         if op["kind"] == "attack: task outside" and self.srvdb.execute(
