@@ -15,12 +15,16 @@
 #                       (tests/converge/rules_run.py), one run per seed of
 #                       SEEDS (default 1-10); RULES_FLAGS passes more options
 #                       ("--owner-change"); test-converge runs a few seeds of it,
-#                       with and without --owner-change, and the logs of the
-#                       failures it found (rules_cases/*.json)
+#                       with and without --owner-change, two on PostgreSQL,
+#                       and the logs of the failures it found
+#                       (rules_cases/*.json)
+#   make converge-rules-pg  the same on PostgreSQL storage (--pg: a throwaway
+#                       cluster, tests/pg_env.sh, a fresh database per seed,
+#                       rules/server_pg.sql); RULES_FLAGS as above
 #
 # CONVERGE_FLAGS passes more options to tests/converge/run.py (say
 # "--no-replace --no-swaps" while those defects are open, or "--shrink").
-.PHONY: test-converge converge converge-rules
+.PHONY: test-converge converge converge-rules converge-rules-pg
 TEST_TARGETS += test-converge
 CONVERGE_PYTHON ?= $(E2E_PYTHON)
 CONVERGE_SEEDS ?= 1-10
@@ -39,6 +43,7 @@ test-converge: $(EXT) server/syncd
 	$(CONVERGE_RUN) --seed 3 --clients 1 --worker $(CONVERGE_FLAGS) || fail=1; \
 	$(RULES_RUN) --seeds "1 2 3 4 5" $(RULES_FLAGS) || fail=1; \
 	$(RULES_RUN) --seeds "1 2 3" --owner-change || fail=1; \
+	$(RULES_RUN) --pg --pg-optional --seeds "1 2" || fail=1; \
 	$(RULES_RUN) --replay tests/converge/rules_cases/*.json || fail=1; \
 	[ $$fail = 0 ]
 
@@ -47,3 +52,6 @@ converge: $(EXT) server/syncd
 
 converge-rules: $(EXT) server/syncd
 	$(RULES_RUN) --seeds "$(SEEDS)" $(RULES_FLAGS)
+
+converge-rules-pg: $(EXT) server/syncd
+	$(RULES_RUN) --pg --seeds "$(SEEDS)" $(RULES_FLAGS)

@@ -1,8 +1,8 @@
 """The convergence test with two users and rules (issue 15, docs/RULES.md).
 
     rules_run.py [--seed N | --seeds "1 2 3" | --seeds 1-50 | --replay LOG...]
-                 [--ops 120] [--owner-change] [--no-worker] [--show] [--timeout S]
-                 [--keep] [-v]
+                 [--ops 120] [--owner-change] [--no-worker] [--pg [--pg-optional]]
+                 [--show] [--timeout S] [--keep] [-v]
 
 One syncd with JWTs (HS256, --jwt-secret-file) and --rules (rules/rules.json)
 over rules/server.sql; three clients (rules/client.sql): alice's phone
@@ -28,7 +28,12 @@ log: a todo inserted for the other user or given away, a project inserted
 for or taken from the other user, a membership added to or removed from the
 other user's project, a task inserted into a project the user is not a
 member of), pushes and pulls at random points, clients going offline and
-online. The key pools are split by user (alice's todos a*, her projects
+online. With --pg, syncd stores in PostgreSQL (rules/server_pg.sql, the
+same tables, seed rows, rev trigger and audit in PostgreSQL's dialect): a
+throwaway cluster (tests/pg_env.sh) for the whole invocation, a fresh
+database for each run; when no cluster can start, the invocation fails, or
+with --pg-optional says SKIPPED and exits 0 (make test-converge, as
+test-server and test-chaos-pg do). The key pools are split by user (alice's todos a*, her projects
 pa*; bob's b*, pb*) so an attack is one whatever happened before; tasks
 share one pool. With --owner-change alice's token carries role=admin and
 the log also gives todos away (alice to bob) and moves tasks between
@@ -40,13 +45,16 @@ Checks:
   - after each attack made online by a manual client, that client pushes at
     once: the attack's mutation must come back rejected "permission denied"
     (an insert of a key the server holds may say "constraint failed"; an
-    update or delete of a row the server no longer holds is not judged);
+    update or delete of a row the server no longer holds is not judged, nor
+    an update writing the values the row has, for which the client queues
+    nothing);
   - the server's audit (a trigger of rules/server.sql on every table,
     judging each change with SQL of its own) holds no change the write rule
     forbids and none without a user;
   - at quiescence every client's tables equal exactly the server's rows
     filtered by its user's read rule (computed here with a query of its own
-    on the server's SQLite file, not through syncd), value for value; every
+    on the server's SQLite file, not through syncd; with --pg, on a copy of
+    the server's tables that psql reads as JSON), value for value; every
     outbox is empty; every refusal names permission denied, a constraint or
     a row that is gone (an update racing a delete, "no such row"); no
     sync_status is in 'error'; and a fresh device of each user gets exactly
@@ -63,6 +71,7 @@ import random
 import shutil
 import signal
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -77,15 +86,19 @@ from run import parse_seeds, save  # noqa: E402
 from e2e_util import SLOW, Syncd, connect  # noqa: E402
 from gen import TEXT_EXTREMES  # noqa: E402
 from harness import Failures, diff, norm  # noqa: E402
-from syncd_util import SECRET, claims, make_token  # noqa: E402
+from syncd_util import SECRET, claims, make_token, pg_fresh_db  # noqa: E402
 
 RULES_DIR = os.path.join(HERE, "rules")
+PG_ENV = os.path.join(ROOT, "tests", "pg_env.sh")
 OUT = os.path.join(ROOT, "build", "converge")
 TABLES = {"todos": "id", "projects": "id", "members": "project, user_id", "tasks": "id"}
 KEYS = {"todos": ("id",), "projects": ("id",), "members": ("project", "user_id"),
         "tasks": ("id",)}
 OPTIONS = {"backoff_min_ms": 10, "backoff_max_ms": 200, "timeout_ms": 5000}
-REASON_OK = ("permission denied", "constraint failed", "no such row")
+# "violates": PostgreSQL's words for a constraint ("duplicate key value
+# violates unique constraint ...")
+CONSTRAINT = ("constraint failed", "violates")
+REASON_OK = ("permission denied", "no such row") + CONSTRAINT
 USERS = ("alice", "bob")
 DEVICES = ("alice", "alice", "bob")  # client i belongs to DEVICES[i]
 
@@ -296,6 +309,72 @@ def describe(log):
     return "\n".join(lines)
 
 
+# ---- the server's tables, read without syncd ----
+
+class SqliteServer:
+    """The server's SQLite file, read directly."""
+
+    def __init__(self, path):
+        self.db = sqlite3.connect(path, timeout=30)
+
+    def tables(self):
+        return self.db
+
+    def audit(self):
+        """(the changes the write rule forbids or made without a user, the
+        number of changes audited)"""
+        bad = self.db.execute(
+            "SELECT seq, sub, tbl, op, old, new, ok_old, ok_new FROM audit WHERE sub IS NULL"
+            " OR NOT coalesce(ok_old, 1) OR NOT coalesce(ok_new, 1) ORDER BY seq").fetchall()
+        return bad, self.db.execute("SELECT count(*) FROM audit").fetchone()[0]
+
+    def close(self):
+        self.db.close()
+
+
+class PgServer:
+    """The server's PostgreSQL database, read with psql: tables() copies the
+    synced tables into an in-memory SQLite database (values through JSON:
+    BIGINT as integers, TEXT as text), where the queries of EXPECTED run."""
+
+    DUMP = "SELECT json_build_object(%s)" % ", ".join(
+        "'%s', (SELECT coalesce(json_agg(x), '[]') FROM %s x)" % (t, t) for t in TABLES)
+
+    def __init__(self, url):
+        self.url = url
+        self.db = sqlite3.connect(":memory:")
+        self.db.executescript(read("client.sql"))
+
+    def psql(self, sql):
+        env = dict(os.environ, PGCLIENTENCODING="UTF8")
+        p = subprocess.run(["psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", self.url,
+                            "-c", sql], capture_output=True, env=env, timeout=60)
+        if p.returncode:
+            raise RuntimeError("psql failed: %s" % p.stderr.decode(errors="replace"))
+        return json.loads(p.stdout.decode())
+
+    def tables(self):
+        dump = self.psql(self.DUMP)
+        with self.db:
+            for t, rows in dump.items():
+                self.db.execute("DELETE FROM " + t)
+                for r in rows:
+                    self.db.execute("INSERT INTO %s(%s) VALUES(%s)" % (
+                        t, ", ".join(r), ", ".join("?" * len(r))), list(r.values()))
+        return self.db
+
+    def audit(self):
+        r = self.psql(
+            "SELECT json_build_object('bad', (SELECT coalesce(json_agg(json_build_array("
+            "seq, sub, tbl, op, old, new, ok_old, ok_new) ORDER BY seq), '[]') FROM audit"
+            " WHERE sub IS NULL OR NOT coalesce(ok_old, true) OR NOT coalesce(ok_new, true)),"
+            " 'n', (SELECT count(*) FROM audit))")
+        return [tuple(x) for x in r["bad"]], r["n"]
+
+    def close(self):
+        self.db.close()
+
+
 # ---- the run ----
 
 class Client:
@@ -345,7 +424,9 @@ class Run:
         self.stuck = set()
         self.attacks = 0
         self.dir = tempfile.mkdtemp(prefix="sync-converge-rules-")
-        for name, text in (("secret", SECRET), ("schema.sql", read("server.sql")),
+        self.pg = pg_fresh_db() if opts.pg else None
+        for name, text in (("secret", SECRET),
+                           ("schema.sql", read("server_pg.sql" if opts.pg else "server.sql")),
                            ("rules.json", read("rules.json"))):
             with open(os.path.join(self.dir, name), "w") as f:
                 f.write(text)
@@ -355,8 +436,9 @@ class Run:
         self.srv = Syncd(self.dir, ["--heartbeat", "1", "--max-requests-per-user", "0",
                                     "--jwt-secret-file", os.path.join(self.dir, "secret"),
                                     "--rules", os.path.join(self.dir, "rules.json")],
-                         schema=os.path.join(self.dir, "schema.sql"))
-        self.srvdb = sqlite3.connect(self.srv.db, timeout=30)
+                         schema=os.path.join(self.dir, "schema.sql"),
+                         store=["--pg", self.pg] if self.pg else None)
+        self.server = PgServer(self.pg) if self.pg else SqliteServer(self.srv.db)
         self.clients = []
 
     def fail_once(self, kind, msg):
@@ -364,6 +446,11 @@ class Run:
         if key not in self.seen:
             self.seen.add(key)
             self.f.add(kind, msg)
+
+    @property
+    def srvdb(self):
+        """The server's tables as they are now, as an SQLite connection."""
+        return self.server.tables()
 
     def want(self, c):
         return expected(self.srvdb, c.user)
@@ -430,11 +517,19 @@ class Run:
         return self.srvdb.execute("SELECT 1 FROM %s WHERE %s" % (table, where),
                                   [pk[k] for k in KEYS[table]]).fetchone() is not None
 
+    def local_row(self, c, table, pk):
+        where = " AND ".join("%s = ?" % k for k in KEYS[table])
+        return c.db.execute("SELECT * FROM %s WHERE %s" % (table, where),
+                            [pk[k] for k in KEYS[table]]).fetchall()
+
     def attack(self, i, c, op):
+        t, pk = op["table"], op["pk"]
+        row_before = self.local_row(c, t, pk)
         changed = self.run_tx(c, op["stmts"], "commit")
         if not changed[0] or c.worker or c.offline:
             return  # no mutation, or not pushed now: the audit still judges it
-        t, pk = op["table"], op["pk"]
+        if op["stmts"][0][0].startswith("UPDATE") and self.local_row(c, t, pk) == row_before:
+            return  # it wrote the values the row had: the client queues nothing
         is_insert = op["stmts"][0][0].startswith("INSERT")
         held = self.server_has(t, pk)
         if op["kind"] == "attack: task outside" and self.srvdb.execute(
@@ -449,7 +544,7 @@ class Run:
         self.attacks += 1
         new = [r for k, r in c.rejected().items() if k not in before and r[0] == t
                and json.loads(r[2]) == pk]
-        ok = ("permission denied", "constraint failed") if is_insert and held else \
+        ok = ("permission denied",) + CONSTRAINT if is_insert and held else \
             ("permission denied",)
         if not any(r[3] and any(x in r[3] for x in ok) for r in new):
             pending = c.db.execute("SELECT id, op, pk, last_error FROM sync_pending WHERE"
@@ -527,13 +622,11 @@ class Run:
             if st.get("state") == "error":
                 self.f.add("status-error", "%s: sync_status state 'error': %s" % (
                     c.name, st.get("last_error")))
-        bad = self.srvdb.execute(
-            "SELECT seq, sub, tbl, op, old, new, ok_old, ok_new FROM audit WHERE sub IS NULL"
-            " OR NOT coalesce(ok_old, 1) OR NOT coalesce(ok_new, 1) ORDER BY seq").fetchall()
+        bad, n = self.server.audit()
         if bad:
             self.f.add("audit", "the server made %d changes the write rule forbids, e.g. %s" % (
                 len(bad), bad[:4]))
-        if not self.srvdb.execute("SELECT count(*) FROM audit").fetchone()[0]:
+        if not n:
             self.f.add("audit", "the audit recorded nothing: its triggers did not run")
         for u in USERS:
             fresh = Client(os.path.join(self.dir, "fresh-%s.db" % u), self.srv.url,
@@ -574,12 +667,41 @@ class Run:
     def close(self):
         for c in self.clients:
             c.close()
-        self.srvdb.close()
+        self.server.close()
         self.srv.stop()
+        if self.pg:
+            drop_db(self.pg)
         if self.o.keep:
             print("converge-rules: files kept in", self.dir)
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def drop_db(url):
+    """Drop a run's database from the cluster (its syncd has stopped)."""
+    admin = os.environ["SYNCD_TEST_PG_URL"]
+    name = url.rsplit("/", 1)[1]
+    subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", admin, "-c",
+                    "DROP DATABASE IF EXISTS %s" % name], capture_output=True, timeout=60)
+
+
+def start_pg():
+    """Start the throwaway cluster (tests/pg_env.sh); returns its folder
+    and sets SYNCD_TEST_PG_URL, where pg_fresh_db finds it."""
+    d = tempfile.mkdtemp(prefix="sync-converge-rules-pg-")
+    p = subprocess.run(["bash", PG_ENV, "start", d], capture_output=True, text=True,
+                       timeout=120)
+    url = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
+    if p.returncode or not url.startswith("postgresql://"):
+        stop_pg(d)
+        raise RuntimeError("PostgreSQL could not start: " + (p.stderr.strip() or "no url"))
+    os.environ["SYNCD_TEST_PG_URL"] = url
+    return d
+
+
+def stop_pg(d):
+    subprocess.run(["bash", PG_ENV, "stop", d], capture_output=True, timeout=120)
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def main():
@@ -592,6 +714,10 @@ def main():
     ap.add_argument("--owner-change", action="store_true",
                     help="alice is admin: todos given away, tasks moved between projects")
     ap.add_argument("--no-worker", action="store_true", help="no client on the worker")
+    ap.add_argument("--pg", action="store_true",
+                    help="syncd on PostgreSQL (a throwaway cluster, rules/server_pg.sql)")
+    ap.add_argument("--pg-optional", action="store_true",
+                    help="with --pg: when no cluster can start, say SKIPPED and exit 0")
     ap.add_argument("--timeout", type=float, default=120, help="per run")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
     ap.add_argument("--show", action="store_true", help="print the op log first")
@@ -606,11 +732,32 @@ def main():
         seeds = parse_seeds(o.seeds) if o.seeds else [o.seed or 1]
         runs = [("seed %d" % s, generate(s, o.ops, o.owner_change, not o.no_worker))
                 for s in seeds]
+    pg_dir = None
+    if o.pg:
+        try:
+            pg_dir = start_pg()
+        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+            if o.pg_optional:
+                print("converge-rules: SKIPPED: %s" % e)
+                return 0
+            print("converge-rules: %s" % e)
+            print("converge-rules: 0 passed, %d failed" % len(runs))
+            return 1
+    try:
+        return run_all(runs, o)
+    finally:
+        if pg_dir:
+            stop_pg(pg_dir)
+
+
+def run_all(runs, o):
     passed = failed = 0
+    store = " on PostgreSQL" if o.pg else ""
     for name, log in runs:
         t0 = time.monotonic()
-        print("converge-rules: %s: %d ops%s" % (name, len(log["ops"]), ", owner changes"
-                                                if log.get("owner_change") else ""), flush=True)
+        print("converge-rules: %s: %d ops%s%s" % (name, len(log["ops"]), ", owner changes"
+                                                  if log.get("owner_change") else "", store),
+              flush=True)
         if o.show:
             print(describe(log))
         r = Run(log, o)
@@ -631,10 +778,12 @@ def main():
         path = name[7:]
         if not o.replay:
             path = os.path.join(OUT, "rules-" + name.replace(" ", "-") +
-                                ("-owner-change" if log.get("owner_change") else "") + ".json")
+                                ("-owner-change" if log.get("owner_change") else "") +
+                                ("-pg" if o.pg else "") + ".json")
             save(log, path)
         print("converge-rules: %s FAILED (%.1fs): %s; replay: tests/converge/rules_run.py "
-              "--replay %s" % (name, dt, ", ".join(sorted({k for k, _ in f})), path), flush=True)
+              "%s--replay %s" % (name, dt, ", ".join(sorted({k for k, _ in f})),
+                                 "--pg " if o.pg else "", path), flush=True)
     print("converge-rules: %d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 
