@@ -512,6 +512,17 @@ int existing_settle(SyncCtx *c, SyncTable *t, const char *unseen, const char *un
                                " WHERE %s",
                                x.key, x.row, now_sql, x.name, where),
                0);
+    /* A confirmed one (the server had it: an image) with pending edits stays,
+    ** their base now "absent" (resync.c): a refused edit takes it, so it is
+    ** listed with what it holds either way */
+    if (rc == SQLITE_OK)
+      rc = run(c, t,
+               sqlite3_mprintf("INSERT OR REPLACE INTO main.sync_local(tbl, pk, state, row,"
+                               " noted_at) SELECT ?1, %s, 'server_reset', %s, %s FROM main.%s"
+                               " WHERE (%s) AND NOT (%s) AND %s AND %s IN (SELECT pk FROM"
+                               " main.sync_shadow WHERE tbl = ?1 AND row IS NOT NULL)",
+                               x.key, x.row, now_sql, x.name, unseen, unqueued, kept, x.key),
+               0);
     sqlite3_free(where);
     sqlite3_free(why);
     sqlite3_free(reset);

@@ -23,6 +23,11 @@
 ** After the server went back in time (existing.c), each page's rows are
 ** first compared with the confirmed ones they replace (resync_older).
 **
+** Keys with pending mutations keep their rows, but the server's image of
+** one the resync did not deliver (sync_shadow) becomes "absent": the
+** server no longer has the row, or no longer gives it to this user, and a
+** refused edit must not bring back the row it had.
+**
 ** Pages staged in sync_inbox (apply.c) belong to the pull the cursor was
 ** for: resync_start drops them with the cursor, in one transaction, or they
 ** would be applied before the resync's pages. A table that had never been
@@ -215,6 +220,23 @@ static int resync_drop(SyncCtx *c, SyncTable *t, int pulled, sqlite3_int64 *pN) 
           : 0;
   char *unqueued = unqueued_sql(t);
   int rc = unseen && unqueued ? existing_settle(c, t, unseen, unqueued, pulled, pN) : SQLITE_NOMEM;
+  if (rc == SQLITE_OK && pulled) {
+    char *image = key_expr(t, "sync_val(pk->'$.\"%q\"')");
+    char *sql = image ? sqlite3_mprintf("UPDATE main.sync_shadow SET row = NULL, version = NULL"
+                                        " WHERE tbl = ?1 AND row IS NOT NULL AND %s NOT IN"
+                                        " (SELECT k FROM temp.sync_resync_seen WHERE tbl = ?1)",
+                                        image)
+                      : 0;
+    sqlite3_free(image);
+    sqlite3_stmt *s = 0;
+    rc = sql ? sqlite3_prepare_v2(c->db, sql, -1, &s, 0) : SQLITE_NOMEM;
+    sqlite3_free(sql);
+    if (rc == SQLITE_OK) {
+      sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+      rc = sqlite3_step(s) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(c->db);
+    }
+    sqlite3_finalize(s);
+  }
   sqlite3_free(local);
   sqlite3_free(unseen);
   sqlite3_free(unqueued);

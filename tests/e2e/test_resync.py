@@ -295,3 +295,28 @@ class ResyncTest(E2ETest):
                          [("b", 1), ("mine", 2)])
         self.assertEqual(one("SELECT sync_pending()"), 1)
         self.assertEqual(one("SELECT count(*) FROM sync_outbox WHERE op = 'delete'"), 0)
+
+    def test_a_refused_edit_of_a_row_the_resync_did_not_bring_back(self):
+        """A pending edit of a row the server deleted while this client's
+        cursor fell below its compaction horizon: the resync does not bring
+        the row, the edit is refused (no such row), and the row stays gone
+        instead of coming back from the image taken before the resync."""
+        s = self.syncd("--max-tombstones", "1")
+        a = self.client("a", s.url)
+        b = self.client("b", s.url)
+        for k in ("x", "y", "z"):
+            a.db.execute("INSERT INTO todos VALUES(?, 'one', 0)", (k,))
+        self.assertEqual(a.one("SELECT sync_push()"), 3)
+        b.one("SELECT sync_pull()")
+        b.db.execute("UPDATE todos SET title = 'edited offline' WHERE id = 'x'")
+        a.db.execute("DELETE FROM todos WHERE id = 'x'")
+        a.db.execute("DELETE FROM todos WHERE id = 'y'")  # purges x's tombstone
+        self.assertEqual(a.one("SELECT sync_push()"), 2)
+        b.one("SELECT sync_pull()")  # 410 below the horizon: a full resync
+        self.assertEqual(b.rows("SELECT id, title FROM todos ORDER BY id"),
+                         [("x", "edited offline"), ("z", "one")])
+        b.one("SELECT sync_push()")
+        self.assertEqual([(r[0], r[1]) for r in b.rows(
+            "SELECT pk, reason FROM sync_rejected")], [('{"id":"x"}', "no such row")])
+        self.assertEqual(b.todos(), s.query("SELECT id, title, done FROM todos ORDER BY id"))
+        self.assertEqual(b.todos(), [("z", "one", 0)])

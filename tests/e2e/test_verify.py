@@ -424,6 +424,20 @@ class ServerReset(E2ETest):
         a.db.execute("DELETE FROM sync_orphans WHERE state = 'server_reset'")  # acknowledged
         self.assertEqual(a.one("SELECT count(*) FROM sync_orphans"), 0)
 
+    def test_a_lost_row_with_a_pending_edit_is_listed(self):
+        """new1, which the restored server lost, has an edit pending: the
+        edit is refused (no such row) and takes the row, which is listed
+        with the edit."""
+        s, a = self.scenario()
+        a.db.execute("UPDATE todos SET title = 'edited, pending' WHERE id = 'new1'")
+        a.one("SELECT sync_pull()")
+        listed = {r[0]: json.loads(r[1]) for r in
+                  a.rows("SELECT pk, row FROM sync_orphans WHERE state = 'server_reset'")}
+        self.assertEqual(listed['{"id":"new1"}']["title"], "edited, pending")
+        a.one("SELECT sync_push()")
+        self.assertIsNone(a.one("SELECT id FROM todos WHERE id = 'new1'"))
+        self.assertEqual(a.todos(), s.query("SELECT id, title, done FROM todos ORDER BY id"))
+
     def test_an_integer_key_held_older(self):
         """Rows found by an INTEGER PRIMARY KEY: the one edited after the
         copy is listed with its edit, the other is left alone."""
