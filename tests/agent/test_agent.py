@@ -208,6 +208,16 @@ class AgentTest(E2ETest):
         wait_for(lambda: s.query("SELECT id FROM todos ORDER BY id") == [("k1",), ("k2",)],
                  what="both files' rows on the server")
         self.assertEqual(self.log(log).count("token: read again from the token file"), 2)
+
+        def pending(path):
+            db = sqlite3.connect(path, timeout=10)
+            try:
+                return db.execute("SELECT count(*) FROM sync_outbox").fetchone()[0]
+            finally:
+                db.close()
+        # the server commits a push before the agent takes its answer
+        wait_for(lambda: pending(self.app) == 0 and pending(second) == 0,
+                 what="both files' pushes acknowledged")
         agent.send_signal(signal.SIGTERM)
         self.assertEqual(agent.wait(timeout=20), 0)
         text = self.log(log)
