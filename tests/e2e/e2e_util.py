@@ -31,6 +31,9 @@ EXT = os.environ.get("SYNC_EXT") or os.path.join(ROOT, "ext", "sync")
 SCHEMA = os.path.join(HERE, "schema.sql")
 SCHEMA_PG = os.path.join(HERE, "schema_pg.sql")
 PG_ENV = os.path.join(ROOT, "tests", "pg_env.sh")
+# PostgreSQL's programs and psql run without a sanitizer's preloaded
+# runtime (make asan/tsan): bash crashes under it
+PG_ENVIRON = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
 CLIENT_DDL = """
 CREATE TABLE IF NOT EXISTS todos(id TEXT PRIMARY KEY, title TEXT NOT NULL,
                                  done INTEGER NOT NULL DEFAULT 0);
@@ -307,7 +310,8 @@ def pg_run(url, sql, args=()):
     cmd = ["psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", url]
     for i, a in enumerate(args):
         cmd += ["-v", "p%d=%s" % (i, a)]
-    return subprocess.run(cmd, input=text, capture_output=True, text=True, check=True).stdout
+    return subprocess.run(cmd, input=text, capture_output=True, text=True, check=True,
+                          env=PG_ENVIRON).stdout
 
 
 def pg_query(url, sql, args=()):
@@ -331,7 +335,7 @@ class PgCluster:
             return
         self.dir = tempfile.mkdtemp(prefix="sync-e2e-pg-")
         p = subprocess.run(["bash", PG_ENV, "start", self.dir], capture_output=True, text=True,
-                           timeout=120)
+                           timeout=120, env=PG_ENVIRON)
         lines = p.stdout.strip().splitlines()
         if p.returncode != 0 or not lines or not lines[-1].startswith("postgresql://"):
             self.stop()
@@ -340,7 +344,8 @@ class PgCluster:
 
     def stop(self):
         if self.dir:
-            subprocess.run(["bash", PG_ENV, "stop", self.dir], capture_output=True, timeout=60)
+            subprocess.run(["bash", PG_ENV, "stop", self.dir], capture_output=True, timeout=60,
+                           env=PG_ENVIRON)
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
 
