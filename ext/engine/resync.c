@@ -106,6 +106,21 @@ static int listed(const char *list, const char *tbl) {
   return 0;
 }
 
+/* Runs sql (taken; NULL: out of memory), a statement without result rows,
+** with ?1 the table's name and ?2 page (NULL when it has none). */
+static int run_for(SyncCtx *c, char *sql, const char *tbl, const char *page) {
+  sqlite3_stmt *s = 0;
+  int rc = sql ? sqlite3_prepare_v2(c->db, sql, -1, &s, 0) : SQLITE_NOMEM;
+  sqlite3_free(sql);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(s, 1, tbl, -1, SQLITE_STATIC);
+    if (page) sqlite3_bind_text(s, 2, page, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(c->db);
+  }
+  sqlite3_finalize(s);
+  return rc;
+}
+
 /* The key text of t: quote(part1)||','||quote(part2)... where each part is
 ** the expression fmt (a printf format with one %w or %q for the column's
 ** name) . sqlite3_malloc'd, NULL when out of memory. */
@@ -119,43 +134,41 @@ static char *key_expr(SyncTable *t, const char *fmt) {
   return sqlite3_str_finish(k);
 }
 
-/* Notes the keys of one page's upserts (before the page is applied). A
-** table that is not tracked is left to apply_page, which refuses it. */
-static int resync_note(SyncCtx *c, const char *page) {
+/* Calls each(c, t, page, arg) for every tracked table t with upserts on
+** page, until one fails. A table that is not tracked is left to
+** apply_page, which refuses it. */
+static int each_table(SyncCtx *c, const char *page,
+                      int (*each)(SyncCtx *, SyncTable *, const char *, void *), void *arg) {
   sqlite3_stmt *q = 0;
   int rc = sqlite3_prepare_v2(c->db,
                               "SELECT DISTINCT value->>'table' FROM json_each(?1,'$.changes')"
                               " WHERE value->>'op' = 'upsert'",
                               -1, &q, 0);
-  if (rc != SQLITE_OK) return rc;
-  sqlite3_bind_text(q, 1, page, -1, SQLITE_STATIC);
+  if (rc == SQLITE_OK) sqlite3_bind_text(q, 1, page, -1, SQLITE_STATIC);
   while (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
     const char *tbl = (const char *)sqlite3_column_text(q, 0);
     SyncTable *t = 0;
     char *why = 0;
-    if (!tbl || table_get(c, tbl, 1, &t, &why) != SQLITE_OK) {
+    if (tbl && table_get(c, tbl, 1, &t, &why) == SQLITE_OK)
+      rc = each(c, t, page, arg);
+    else
       sqlite3_free(why);
-      continue;
-    }
-    char *k = key_expr(t, "sync_val(value->'$.pk.\"%q\"')");
-    char *sql = k ? sqlite3_mprintf("INSERT OR IGNORE INTO temp.sync_resync_seen(tbl, k)"
-                                    " SELECT ?2, %s FROM json_each(?1,'$.changes')"
-                                    " WHERE value->>'table' = ?2 AND value->>'op' = 'upsert'",
-                                    k)
-                  : 0;
-    sqlite3_free(k);
-    sqlite3_stmt *ins = 0;
-    rc = sql ? sqlite3_prepare_v2(c->db, sql, -1, &ins, 0) : SQLITE_NOMEM;
-    sqlite3_free(sql);
-    if (rc == SQLITE_OK) {
-      sqlite3_bind_text(ins, 1, page, -1, SQLITE_STATIC);
-      sqlite3_bind_text(ins, 2, t->name, -1, SQLITE_STATIC);
-      rc = sqlite3_step(ins) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(c->db);
-    }
-    sqlite3_finalize(ins);
   }
   sqlite3_finalize(q);
   return rc;
+}
+
+/* Notes the keys of one page's upserts of t (before the page is applied). */
+static int note_table(SyncCtx *c, SyncTable *t, const char *page, void *unused) {
+  (void)unused;
+  char *k = key_expr(t, "sync_val(value->'$.pk.\"%q\"')");
+  char *sql = k ? sqlite3_mprintf("INSERT OR IGNORE INTO temp.sync_resync_seen(tbl, k)"
+                                  " SELECT ?1, %s FROM json_each(?2,'$.changes')"
+                                  " WHERE value->>'table' = ?1 AND value->>'op' = 'upsert'",
+                                  k)
+                : 0;
+  sqlite3_free(k);
+  return run_for(c, sql, t->name, page);
 }
 
 /* The local key text of t has no pending mutation (?1: t's name). */
@@ -170,42 +183,34 @@ static char *unqueued_sql(SyncTable *t) {
   return sql;
 }
 
-/* After the server went back in time (sync_meta 'server_reset'), before a
-** page of its resync is applied: the confirmed rows of the pulled tables
-** it brings back older than this client holds them are the writes the
-** server lost (existing_reset_page). */
-static int resync_older(SyncCtx *c, const char *page) {
-  char *reset = ctx_meta_get(c, "server_reset");
-  if (!reset) return SQLITE_OK;
+/* The rows of t a page of a resync after the server went back in time
+** brings back older than this client holds them (existing_reset_page), in
+** a table pulled before (pulled: resync_tables). */
+static int older_table(SyncCtx *c, SyncTable *t, const char *page, void *pulled) {
+  if (pulled && !listed(pulled, t->name)) return SQLITE_OK;
+  /* each key column = the page's value: the table's key index finds the row */
+  sqlite3_str *m = sqlite3_str_new(0);
+  for (int i = 0; i < t->nPk; i++)
+    sqlite3_str_appendf(m, "%s\"%w\" = sync_val(sync_p_pk->'$.\"%q\"')", i ? " AND " : "",
+                        t->cols[t->pk[i]], t->cols[t->pk[i]]);
+  char *match = sqlite3_str_finish(m);
+  char *unqueued = unqueued_sql(t);
+  int rc = match && unqueued ? existing_reset_page(c, t, page, match, unqueued) : SQLITE_NOMEM;
+  sqlite3_free(match);
+  sqlite3_free(unqueued);
+  return rc;
+}
+
+/* Before a page of a resync is applied: its keys are noted and, after the
+** server went back in time (sync_meta 'server_reset'), the confirmed rows
+** it brings back older are the writes the server lost. */
+static int resync_note(SyncCtx *c, const char *page) {
+  int rc = each_table(c, page, note_table, 0);
+  char *reset = rc == SQLITE_OK ? ctx_meta_get(c, "server_reset") : 0;
+  if (!reset) return rc;
   sqlite3_free(reset);
   char *pulled = ctx_meta_get(c, "resync_tables");
-  sqlite3_stmt *q = 0;
-  int rc = sqlite3_prepare_v2(c->db,
-                              "SELECT DISTINCT value->>'table' FROM json_each(?1,'$.changes')"
-                              " WHERE value->>'op' = 'upsert'",
-                              -1, &q, 0);
-  if (rc == SQLITE_OK) sqlite3_bind_text(q, 1, page, -1, SQLITE_STATIC);
-  while (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
-    const char *tbl = (const char *)sqlite3_column_text(q, 0);
-    SyncTable *t = 0;
-    char *why = 0;
-    if (!tbl || table_get(c, tbl, 1, &t, &why) != SQLITE_OK) {
-      sqlite3_free(why);
-      continue;
-    }
-    if (pulled && !listed(pulled, t->name)) continue;
-    /* each key column = the page's value: the table's key index finds the row */
-    sqlite3_str *m = sqlite3_str_new(0);
-    for (int i = 0; i < t->nPk; i++)
-      sqlite3_str_appendf(m, "%s\"%w\" = sync_val(sync_p_pk->'$.\"%q\"')", i ? " AND " : "",
-                          t->cols[t->pk[i]], t->cols[t->pk[i]]);
-    char *match = sqlite3_str_finish(m);
-    char *unqueued = unqueued_sql(t);
-    rc = match && unqueued ? existing_reset_page(c, t, page, match, unqueued) : SQLITE_NOMEM;
-    sqlite3_free(match);
-    sqlite3_free(unqueued);
-  }
-  sqlite3_finalize(q);
+  rc = each_table(c, page, older_table, pulled);
   sqlite3_free(pulled);
   return rc;
 }
@@ -228,14 +233,7 @@ static int resync_drop(SyncCtx *c, SyncTable *t, int pulled, sqlite3_int64 *pN) 
                                         image)
                       : 0;
     sqlite3_free(image);
-    sqlite3_stmt *s = 0;
-    rc = sql ? sqlite3_prepare_v2(c->db, sql, -1, &s, 0) : SQLITE_NOMEM;
-    sqlite3_free(sql);
-    if (rc == SQLITE_OK) {
-      sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
-      rc = sqlite3_step(s) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(c->db);
-    }
-    sqlite3_finalize(s);
+    rc = run_for(c, sql, t->name, 0);
   }
   sqlite3_free(local);
   sqlite3_free(unseen);
@@ -309,7 +307,6 @@ int resync_page(SyncCtx *c, const char *page, ApplyResult *res, char **pzErr) {
     return rc;
   }
   rc = resync_note(c, page);
-  if (rc == SQLITE_OK) rc = resync_older(c, page);
   if (rc != SQLITE_OK) *pzErr = sqlite3_mprintf("%s", ctx_errmsg(c, rc));
   if (rc == SQLITE_OK) rc = apply_page(c, page, 0, res, pzErr);
   if (rc == SQLITE_OK && !res->more) {
