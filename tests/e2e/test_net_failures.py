@@ -220,7 +220,9 @@ class PullFailures(E2ETest):
         try:
             wait_for(lambda: a.one("SELECT sync_cursor()") == "c-2", what="the resync's end")
             self.assertEqual(len(moved), 5)
-            self.assertEqual(a.status()["state"], "idle")
+            # the cursor is written before the worker's state leaves pulling
+            wait_for(lambda: a.status()["state"] == "idle", what="the worker idle")
+            self.assertIsNone(a.status()["last_error"])
             self.assertEqual(a.one("SELECT group_concat(id) FROM (SELECT id FROM todos"
                                    " ORDER BY id)"), "x,y")
         finally:
