@@ -43,14 +43,18 @@ static int read_filter(void *arg, const char *table, const char *pk, const char 
   if (row && !yes && (rd->after_cursor || (rd->snap && version > rd->snap)) &&
       rules_was_readable(rd->s, rd->c, rt, pk, rd->u, &was, rd->err))
     return WIRE_FAIL;
-  /* a membership the user can see came or went (a delete cannot be
-  ** judged): rows of other tables may have become readable or stopped
-  ** being so, without a change of their own. An initial sync's later
-  ** pages run past the head it began at: such a change above it may
-  ** concern rows an earlier page passed over or sent, so it ends that
-  ** sync like an increment's */
-  if ((yes || was) && rt->membership && (rd->after_cursor || (rd->snap && version > rd->snap)))
-    rd->moved = 1;
+  /* a membership of this user came or went (it matches, or matched, the
+  ** WHERE of a select of the user's read rules: rules_concerns): rows of
+  ** other tables may have become readable or stopped being so, without a
+  ** change of their own. An initial sync's later pages run past the head
+  ** it began at: such a change above it may concern rows an earlier page
+  ** passed over or sent, so it ends that sync like an increment's.
+  ** Another user's membership changes nothing here */
+  int concerns = 0;
+  if (rt->membership && !rd->moved && (rd->after_cursor || (rd->snap && version > rd->snap)) &&
+      rules_concerns(rd->s, rd->c, rt, pk, row != 0, rd->u, &concerns, rd->err))
+    return WIRE_FAIL;
+  rd->moved |= concerns;
   return yes ? WIRE_KEEP : was ? WIRE_GONE : WIRE_SKIP;
 }
 

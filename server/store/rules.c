@@ -62,14 +62,21 @@ static char *check_sql(const catalog_table *t, const char *cond, int pg) {
 }
 
 /* The columns _syncd_was_<t> holds: t's key, then the other columns read
-** names; into cols (room for t->n_pk + RULES_MAX_COLS), their number. */
+** or concern names, each once; into cols (room for t->n_pk + 2 *
+** RULES_MAX_COLS), their number. */
 static int was_columns(const rules_table *rt, int *cols) {
   const catalog_table *t = rt->t;
   int n = 0;
   for (int k = 0; k < t->n_pk; k++)
     cols[n++] = t->pk[k];
-  for (int i = 0; i < rt->read_params.n_cols; i++)
-    if (!catalog_is_pk(t, rt->read_params.cols[i])) cols[n++] = rt->read_params.cols[i];
+  const rules_params *ps[2] = {&rt->read_params, &rt->concern_params};
+  for (int p = 0; p < 2; p++)
+    for (int i = 0; i < ps[p]->n_cols; i++) {
+      int c = ps[p]->cols[i], k = 0;
+      while (k < n && cols[k] != c)
+        k++;
+      if (k == n) cols[n++] = c;
+    }
   return n;
 }
 
@@ -92,16 +99,25 @@ static void same_values(sqlite3_str *s, const catalog_table *t, const int *cols,
                         t->cols[cols[i]].name);
 }
 
+/* "EXISTS(a former value of the row keyed by parameter 1 AND cond)": cond's
+** columns are written qualified by t's name, which the copy takes. */
+static void was_exists(sqlite3_str *s, const catalog_table *t, const char *was, const char *cond,
+                       int pg) {
+  sqlite3_str_appendf(s, "EXISTS(SELECT 1 FROM \"%w\" AS \"%w\" WHERE ", was, t->name);
+  key_match(s, t, t->name, pg);
+  sqlite3_str_appendf(s, "%s)", cond);
+}
+
 /* The was_* statements of rt (rules.h); 0, or -1 when out of memory. */
 static int was_sql(rules_table *rt, int pg) {
   const catalog_table *t = rt->t;
-  if (!rt->read_params.n_cols) return 0;
-  int *cols = sqlite3_malloc64(sizeof *cols * ((size_t)t->n_pk + RULES_MAX_COLS));
+  if (!rt->read_params.n_cols && !rt->concern_params.n_cols) return 0;
+  int *cols = sqlite3_malloc64(sizeof *cols * ((size_t)t->n_pk + 2 * RULES_MAX_COLS));
   char *was = sqlite3_mprintf("_syncd_was_%s", t->name);
   if (!cols || !was) return sqlite3_free(cols), sqlite3_free(was), -1;
   int n = was_columns(rt, cols);
-  sqlite3_str *s[7];
-  for (int i = 0; i < 7; i++)
+  sqlite3_str *s[9];
+  for (int i = 0; i < 9; i++)
     s[i] = sqlite3_str_new(0);
   /* an empty copy of the columns, with their types; and the key's index */
   sqlite3_str_appendf(s[0], "CREATE TABLE IF NOT EXISTS \"%w\" AS SELECT ", was);
@@ -161,18 +177,50 @@ static int was_sql(rules_table *rt, int pg) {
                         " AND \"d\".tbl = %Q)",
                         t->name);
   }
-  /* read's columns are written qualified by t's name: the copy takes it */
-  sqlite3_str_appendf(s[5], "SELECT EXISTS(SELECT 1 FROM \"%w\" AS \"%w\" WHERE ", was, t->name);
-  key_match(s[5], t, t->name, pg);
-  sqlite3_str_appendf(s[5], "%s)", rt->read);
+  sqlite3_str_appendall(s[5], "SELECT ");
+  was_exists(s[5], t, was, rt->read, pg);
+  if (rt->concern) {
+    sqlite3_str_appendall(s[7], "SELECT ");
+    was_exists(s[7], t, was, rt->concern, pg);
+    sqlite3_str_appendall(s[8], "SELECT NOT ");
+    was_exists(s[8], t, was, "true", pg);
+    sqlite3_str_appendall(s[8], " OR ");
+    was_exists(s[8], t, was, rt->concern, pg);
+  }
   sqlite3_free(was);
   sqlite3_free(cols);
-  char **out[7] = {&rt->was_create, &rt->was_probe, &rt->was_keep, &rt->was_drop,
-                   &rt->was_purge,  &rt->was_check, &rt->was_index};
+  char **out[9] = {&rt->was_create, &rt->was_probe,   &rt->was_keep,
+                   &rt->was_drop,   &rt->was_purge,   &rt->was_check,
+                   &rt->was_index,  &rt->concern_was, &rt->concern_gone};
   int bad = 0;
-  for (int i = 0; i < 7; i++)
-    if (!(*out[i] = sqlite3_str_finish(s[i]))) bad = 1;
+  for (int i = 0; i < 9; i++)
+    if (!(*out[i] = sqlite3_str_finish(s[i])) && (i < 7 || rt->concern)) bad = 1;
+  if (!rt->read_params.n_cols) sqlite3_free(rt->was_check), rt->was_check = 0;
   return bad ? -1 : 0;
+}
+
+/* rt's concern (rules.h) when a read rule selects from its table: the
+** WHEREs of those selects, each as the rule wrote it, compiled again over
+** rt's table as one expression. 0, or -1 with *err. */
+static int concern(const catalog *cat, rules *r, rules_table *rt, int pg, char **err) {
+  sqlite3_str *src = sqlite3_str_new(0);
+  int n = 0;
+  for (int i = 0; i < r->n; i++) {
+    const rules_params *p = &r->tables[i].read_params;
+    for (int k = 0; k < p->n_selects; k++)
+      if (p->selects[k] == rt->t)
+        sqlite3_str_appendf(src, "%s(%s)", n++ ? " OR " : "", p->wheres[k]);
+  }
+  char *z = sqlite3_str_finish(src), *why = 0;
+  if (!n) return sqlite3_free(z), 0;
+  rt->membership = 1;
+  rt->concern = z ? rules_expr_compile(cat, rt->t, z, pg, &rt->concern_params, &why) : 0;
+  sqlite3_free(z);
+  if (rt->concern && (rt->concern_check = check_sql(rt->t, rt->concern, pg))) return 0;
+  *err = sqlite3_mprintf("rules: table %s, the selects that read it: %s", rt->t->name,
+                         why ? why : "out of memory");
+  sqlite3_free(why);
+  return -1;
 }
 
 /* The expression src (or "false" when absent) of one rule into its SQL
@@ -234,7 +282,6 @@ static int load_table(const catalog *cat, rules_table *rt, jspan v, int pg, char
   if (compile(cat, rt, f[0], "read", pg, &rt->read, &rt->read_check, &rt->read_params, err) ||
       compile(cat, rt, f[1], "write", pg, &rt->write, &rt->write_check, &rt->write_params, err))
     return -1;
-  if (was_sql(rt, pg)) return *err = sqlite3_mprintf("out of memory"), -1;
   return server_columns(cat, rt, f[2], err);
 }
 
@@ -273,10 +320,9 @@ rules *rules_load(const catalog *cat, const char *json, int pg, char **err) {
     }
     sqlite3_free(name);
   }
-  for (int i = 0; !*err && i < r->n; i++)
-    for (int k = 0; k < r->tables[i].read_params.n_selects; k++)
-      for (int j = 0; j < r->n; j++)
-        if (r->tables[j].t == r->tables[i].read_params.selects[k]) r->tables[j].membership = 1;
+  for (int j = 0; !*err && j < r->n; j++)
+    if (concern(cat, r, &r->tables[j], pg, err) == 0 && was_sql(&r->tables[j], pg))
+      *err = sqlite3_mprintf("out of memory");
   if (!*err && r->n && !(r->purge = sqlite3_malloc64(sizeof *r->purge * (size_t)r->n)))
     *err = sqlite3_mprintf("out of memory");
   for (int i = 0; !*err && i < r->n; i++)
@@ -335,6 +381,8 @@ char *rules_table_list(const rules *r) {
 static void params_free(rules_params *p) {
   for (int i = 0; i < p->n; i++)
     sqlite3_free(p->names[i]);
+  for (int i = 0; i < p->n_selects; i++)
+    sqlite3_free(p->wheres[i]);
 }
 
 void rules_free(rules *r) {
@@ -353,8 +401,13 @@ void rules_free(rules *r) {
     sqlite3_free(rt->was_drop);
     sqlite3_free(rt->was_purge);
     sqlite3_free(rt->was_check);
+    sqlite3_free(rt->concern);
+    sqlite3_free(rt->concern_check);
+    sqlite3_free(rt->concern_was);
+    sqlite3_free(rt->concern_gone);
     params_free(&rt->read_params);
     params_free(&rt->write_params);
+    params_free(&rt->concern_params);
   }
   sqlite3_free(r->tables);
   sqlite3_free(r->purge);

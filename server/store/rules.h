@@ -18,11 +18,21 @@ typedef struct rules_table {
   rules_params read_params, write_params;
   unsigned char *server; /* one flag per column of t: server-owned */
   int membership;        /* a read rule selects from t: its changes move rows in and out */
+  /* For a membership table, whether one of its changes concerns a user
+  ** (rules_concerns): concern is the WHERE of every select from t in a
+  ** read rule, ORed (the rows whose coming or going changes what that
+  ** user's selects return); concern_check judges the row as it is,
+  ** concern_was its former values, concern_gone a deleted key's (true
+  ** when none were kept: a delete made behind syncd). The last two are
+  ** NULL without _syncd_was_<t>. */
+  char *concern, *concern_check, *concern_was, *concern_gone;
+  rules_params concern_params;
   /* Move-out through a row's own columns (rules_store.c, docs/RULES.md):
   ** the table _syncd_was_<t> keeps, per row, the distinct former values of
-  ** the key and the columns read names; its statements, each with the key
+  ** the key and the columns read and concern name; its statements, each with the key
   ** as JSON in parameter 1 (check: and read's parameters after it). All
-  ** NULL when read names no column of t (its verdict never moves). */
+  ** NULL when neither names a column of t (no verdict on it moves);
+  ** was_check NULL when read names none. */
   char *was_create, *was_index, *was_probe; /* at startup */
   char *was_keep;                           /* before an update: its values now, unless kept */
   char *was_drop;                           /* after it: its values now are not former ones */

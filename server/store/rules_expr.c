@@ -251,8 +251,14 @@ static void select_in(parser *ps) {
                       in->cols[c].name, in->name);
   if (!accept_kw(ps, "where")) return fail(ps, "expected WHERE");
   ps->in = in;
+  const char *where = ps->p;
   expr(ps);
   ps->in = 0;
+  /* what a change of the selected table must match to concern a user
+  ** (rules.c, concern) */
+  char **w = &ps->params->wheres[ps->params->n_selects - 1];
+  if (!ps->err && !(*w = sqlite3_mprintf("%.*s", (int)(ps->p - where), where)))
+    fail(ps, "out of memory");
 }
 
 static void cmp(parser *ps) {

@@ -16,6 +16,7 @@ typedef struct rules_params {
   char *names[RULES_MAX_PARAMS];
   int n;
   const catalog_table *selects[RULES_MAX_PARAMS]; /* the tables its selects read */
+  char *wheres[RULES_MAX_PARAMS];                 /* each one's WHERE, as the rule wrote it */
   int n_selects;
   int cols[RULES_MAX_COLS]; /* the rule's own table's columns it names, each once */
   int n_cols;

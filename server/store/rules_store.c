@@ -44,6 +44,16 @@ int rules_was_readable(const store *s, dialect_conn *c, const rules_table *rt, c
   return rt->was_check ? check(s, c, rt->was_check, &rt->read_params, pk, u, yes, err) : 0;
 }
 
+int rules_concerns(const store *s, dialect_conn *c, const rules_table *rt, const char *pk, int live,
+                   const store_user *u, int *yes, char **err) {
+  *yes = 1;
+  if (live && check(s, c, rt->concern_check, &rt->concern_params, pk, u, yes, err)) return -1;
+  if (live && *yes) return 0;
+  const char *sql = live ? rt->concern_was : rt->concern_gone;
+  if (!sql) return *yes = !live, 0;
+  return check(s, c, sql, &rt->concern_params, pk, u, yes, err);
+}
+
 /* _syncd_was_<t> for each rule that names its row's columns (rules.h): made
 ** when missing, made anew when it lacks a column the rule now names (the
 ** former values it held are then lost: docs/RULES.md). */
@@ -64,7 +74,9 @@ static int was_tables(const store *s, dialect_conn *c, const rules *r, char **er
     if (s->d->select_bool(c, rt->was_create, 0, 0, &yes, err) ||
         s->d->select_bool(c, rt->was_index, 0, 0, &yes, err) ||
         s->d->select_bool(c, rt->was_probe, 0, 0, &yes, err) ||
-        rules_was_readable(s, c, rt, "{}", 0, &yes, err)) {
+        rules_was_readable(s, c, rt, "{}", 0, &yes, err) ||
+        (rt->concern && (rules_concerns(s, c, rt, "{}", 1, 0, &yes, err) ||
+                         rules_concerns(s, c, rt, "{}", 0, 0, &yes, err)))) {
       char *why = *err;
       *err = wire_errf("rules: table %s: its former values (_syncd_was_%s): %s", rt->t->name,
                        rt->t->name, why ? why : "?");

@@ -31,4 +31,12 @@ int rules_was(const store *s, dialect_conn *c, const rules_table *rt, int what, 
 int rules_was_readable(const store *s, dialect_conn *c, const rules_table *rt, const char *pk,
                        const store_user *u, int *yes, char **err);
 
+/* Whether a change of membership table rt's row keyed by pk (live: the
+** row is there, not deleted) may change what u's read rules select from
+** it (rules.h, concern): the row as it is or a former value matches the
+** WHERE of one of those selects, or the key was deleted with no former
+** values kept. *yes. 0, or -1 with *err. */
+int rules_concerns(const store *s, dialect_conn *c, const rules_table *rt, const char *pk, int live,
+                   const store_user *u, int *yes, char **err);
+
 #endif

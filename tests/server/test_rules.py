@@ -373,6 +373,80 @@ class RulesTests(ManySyncd):
         self.assertFalse({("tasks", json.dumps({"id": "k1"})), ("tasks", json.dumps({"id": "k2"}))}
                          & got, got)
 
+    def test_other_users_memberships_end_no_pull(self):
+        # a membership change answers 410 only to the users whose selects it
+        # changes (docs/RULES.md): carol joining and leaving p1 and p2 ends
+        # neither bob's increments nor his initial sync, though bob may read
+        # her members row of p2; bob's own membership still does
+        rules = json.loads(json.dumps(RULES))
+        rules["tables"]["members"] = {
+            "read": "user_id = :sub OR project IN (SELECT project FROM members WHERE user_id = :sub)",
+            "write": "project IN (SELECT project FROM members WHERE user_id = :sub)"}
+        s = self.server(rules)
+        alice, bob = self.as_user("alice"), self.as_user("bob")
+        self.push(s, alice, "a1", [ins(1, "tasks", id="k1", project="p1")])
+        self.push(s, bob, "b1", [ins(1, "tasks", id="k2", project="p2")] +
+                  [ins(2 + i, "todos", id="b%d" % i, owner="bob") for i in range(6)])
+        got, cursor = self.seen(s, bob, "b1")
+        mid = {"a": 2, "b": 8}
+
+        def churn(user, name, project):
+            for op in (ins(mid[name], "members", project=project, user_id="carol"),
+                       dele(mid[name] + 1, "members", {"project": project, "user_id": "carol"})):
+                res = self.push(s, user, name + "1", [op])
+                self.assertEqual(res[0]["status"], "applied", res)
+                mid[name] += 1
+            mid[name] += 1
+
+        carol_p2 = ("members", json.dumps({"project": "p2", "user_id": "carol"}, sort_keys=True))
+        churn(alice, "a", "p1")
+        churn(bob, "b", "p2")
+        got, cursor = self.seen(s, bob, "b1", cursor=cursor)
+        self.assertIn(carol_p2, got)
+        # an initial sync a page at a time, with carol joining and leaving
+        # between its pages: it ends, with every row bob may read
+        q = {"client_id": "b2", "limit": "1"}
+        pages, got = 0, set()
+        while True:
+            status, _, page = s.request("GET", "/pull?" + urllib.parse.urlencode(q), headers=bob)
+            self.assertEqual(status, 200, page)
+            pages += 1
+            got |= {(c["table"], json.dumps(c["pk"], sort_keys=True)) for c in page["changes"]}
+            q["cursor"] = page["cursor"]
+            if not page["has_more"]:
+                break
+            if pages <= 6:
+                churn(alice, "a", "p1")
+                churn(bob, "b", "p2")
+        self.assertGreater(pages, 6)
+        self.assertIn(carol_p2, got)
+        # a membership made and deleted behind these rules (syncd without
+        # --rules on the same storage keeps no former values): it may have
+        # been anyone's, so every increment across it answers 410
+        self.rows(s, "members")
+        res = self.plain.push("admin", [ins(1, "members", project="p3", user_id="dave")],
+                              headers=bearer("shared"))
+        self.assertEqual(res[0]["status"], "applied", res)
+        got, cursor = self.seen(s, bob, "b1", cursor=cursor)
+        res = self.plain.push("admin", [dele(2, "members", {"project": "p3", "user_id": "dave"})],
+                              headers=bearer("shared"))
+        self.assertEqual(res[0]["status"], "applied", res)
+        status, _, data = s.request("GET", "/pull?client_id=b1&cursor=" + cursor, headers=bob)
+        self.assertEqual((status, data), (410, {"error": "cursor expired", "moved": True}))
+        got, cursor = self.seen(s, bob, "b1")
+        # bob's own: alice adds him to p1, then removes him
+        res = self.push(s, alice, "a1", [ins(mid["a"], "members", project="p1", user_id="bob")])
+        self.assertEqual(res[0]["status"], "applied", res)
+        status, _, _ = s.request("GET", "/pull?client_id=b1&cursor=" + cursor, headers=bob)
+        self.assertEqual(status, 410)
+        got, cursor = self.seen(s, bob, "b1")
+        self.assertIn(("tasks", json.dumps({"id": "k1"})), got)
+        res = self.push(s, alice, "a1", [dele(mid["a"] + 1, "members",
+                                              {"project": "p1", "user_id": "bob"})])
+        self.assertEqual(res[0]["status"], "applied", res)
+        status, _, _ = s.request("GET", "/pull?client_id=b1&cursor=" + cursor, headers=bob)
+        self.assertEqual(status, 410)
+
     def test_initial_sync_reads_only_readable_rows(self):
         # the read rule is part of the page query (docs/RULES.md, "Initial
         # sync"): a page of 4 holds 4 of alice's rows, where a filter after
