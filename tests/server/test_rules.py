@@ -59,6 +59,16 @@ RULES = {"tables": {
 }}
 
 
+def co_member_rules():
+    """RULES with members readable by the project's members and writable by
+    them (a membership table that its own rule selects from)."""
+    rules = json.loads(json.dumps(RULES))
+    rules["tables"]["members"] = {
+        "read": "user_id = :sub OR project IN (SELECT project FROM members WHERE user_id = :sub)",
+        "write": "project IN (SELECT project FROM members WHERE user_id = :sub)"}
+    return rules
+
+
 def walk_table(cursor):
     """The table an initial sync's walk under rules stands in, from its
     cursor "<db>-<head>w<hex name>.<hex pk>"; "~" past the walk."""
@@ -338,11 +348,7 @@ class RulesTests(ManySyncd):
                          ["status"], "applied")
 
     def test_membership_moves_rows_in_and_out(self):
-        rules = json.loads(json.dumps(RULES))
-        rules["tables"]["members"] = {
-            "read": "user_id = :sub OR project IN (SELECT project FROM members WHERE user_id = :sub)",
-            "write": "project IN (SELECT project FROM members WHERE user_id = :sub)"}
-        s = self.server(rules)
+        s = self.server(co_member_rules())
         alice, bob, carol = self.as_user("alice"), self.as_user("bob"), self.as_user("carol")
         self.push(s, alice, "a1", [ins(1, "tasks", id="k1", project="p1")])
         got, bob_cursor = self.seen(s, bob, "b1")
@@ -378,11 +384,7 @@ class RulesTests(ManySyncd):
         # changes (docs/RULES.md): carol joining and leaving p1 and p2 ends
         # neither bob's increments nor his initial sync, though bob may read
         # her members row of p2; bob's own membership still does
-        rules = json.loads(json.dumps(RULES))
-        rules["tables"]["members"] = {
-            "read": "user_id = :sub OR project IN (SELECT project FROM members WHERE user_id = :sub)",
-            "write": "project IN (SELECT project FROM members WHERE user_id = :sub)"}
-        s = self.server(rules)
+        s = self.server(co_member_rules())
         alice, bob = self.as_user("alice"), self.as_user("bob")
         self.push(s, alice, "a1", [ins(1, "tasks", id="k1", project="p1")])
         self.push(s, bob, "b1", [ins(1, "tasks", id="k2", project="p2")] +
@@ -564,11 +566,7 @@ class RulesTests(ManySyncd):
         # alice then adds him to p1. A later page runs past the head the
         # sync began at and meets that membership: it answers 410 like an
         # increment, or k1 (unchanged, below the cursor) would never come
-        rules = json.loads(json.dumps(RULES))
-        rules["tables"]["members"] = {
-            "read": "user_id = :sub OR project IN (SELECT project FROM members WHERE user_id = :sub)",
-            "write": "project IN (SELECT project FROM members WHERE user_id = :sub)"}
-        s = self.server(rules)
+        s = self.server(co_member_rules())
         alice, bob = self.as_user("alice"), self.as_user("bob")
         self.push(s, alice, "a1", [ins(1, "tasks", id="k1", project="p1")])
         self.push(s, bob, "b1", [ins(i, "todos", id=f"b{i}", owner="bob") for i in (1, 2)])
