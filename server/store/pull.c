@@ -26,8 +26,8 @@ typedef struct reader {
 } reader;
 
 /* Under rules, a change the user may not read is left out: the live row
-** is judged as it is when checked. A delete has no row left to judge and
-** is sent (docs/RULES.md: its key is not secret). After a cursor, a row
+** is judged as it is when checked, a delete by the values the row had
+** (rules_gone_readable: sent when none were kept). After a cursor, a row
 ** the user may not read now but could read before it changed (a former
 ** value kept by push.c passes the rule) is sent as a delete: move-out. So
 ** is one an initial sync meets again above the head it began at: an
@@ -38,8 +38,10 @@ static int read_filter(void *arg, const char *table, const char *pk, const char 
   const catalog_table *t = catalog_table_find(&rd->s->cat, table);
   const rules_table *rt = t ? rules_find(rd->s->rules, t) : 0;
   if (!rt) return WIRE_SKIP;
-  int yes = !row, was = 0;
-  if (row && rules_check_row(rd->s, rd->c, rt, 0, pk, rd->u, &yes, rd->err)) return WIRE_FAIL;
+  int yes = 0, was = 0;
+  if (row ? rules_check_row(rd->s, rd->c, rt, 0, pk, rd->u, &yes, rd->err)
+          : rules_gone_readable(rd->s, rd->c, rt, pk, rd->u, &yes, rd->err))
+    return WIRE_FAIL;
   if (row && !yes && (rd->after_cursor || (rd->snap && version > rd->snap)) &&
       rules_was_readable(rd->s, rd->c, rt, pk, rd->u, &was, rd->err))
     return WIRE_FAIL;

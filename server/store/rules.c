@@ -116,8 +116,8 @@ static int was_sql(rules_table *rt, int pg) {
   char *was = sqlite3_mprintf("_syncd_was_%s", t->name);
   if (!cols || !was) return sqlite3_free(cols), sqlite3_free(was), -1;
   int n = was_columns(rt, cols);
-  sqlite3_str *s[9];
-  for (int i = 0; i < 9; i++)
+  sqlite3_str *s[10];
+  for (int i = 0; i < 10; i++)
     s[i] = sqlite3_str_new(0);
   /* an empty copy of the columns, with their types; and the key's index */
   sqlite3_str_appendf(s[0], "CREATE TABLE IF NOT EXISTS \"%w\" AS SELECT ", was);
@@ -179,6 +179,10 @@ static int was_sql(rules_table *rt, int pg) {
   }
   sqlite3_str_appendall(s[5], "SELECT ");
   was_exists(s[5], t, was, rt->read, pg);
+  sqlite3_str_appendall(s[9], "SELECT NOT ");
+  was_exists(s[9], t, was, "true", pg);
+  sqlite3_str_appendall(s[9], " OR ");
+  was_exists(s[9], t, was, rt->read, pg);
   if (rt->concern) {
     sqlite3_str_appendall(s[7], "SELECT ");
     was_exists(s[7], t, was, rt->concern, pg);
@@ -189,13 +193,16 @@ static int was_sql(rules_table *rt, int pg) {
   }
   sqlite3_free(was);
   sqlite3_free(cols);
-  char **out[9] = {&rt->was_create, &rt->was_probe,   &rt->was_keep,
-                   &rt->was_drop,   &rt->was_purge,   &rt->was_check,
-                   &rt->was_index,  &rt->concern_was, &rt->concern_gone};
+  char **out[10] = {&rt->was_create,   &rt->was_probe, &rt->was_keep,  &rt->was_drop,
+                    &rt->was_purge,    &rt->was_check, &rt->was_index, &rt->concern_was,
+                    &rt->concern_gone, &rt->was_gone};
   int bad = 0;
-  for (int i = 0; i < 9; i++)
-    if (!(*out[i] = sqlite3_str_finish(s[i])) && (i < 7 || rt->concern)) bad = 1;
-  if (!rt->read_params.n_cols) sqlite3_free(rt->was_check), rt->was_check = 0;
+  for (int i = 0; i < 10; i++)
+    if (!(*out[i] = sqlite3_str_finish(s[i])) && ((i != 7 && i != 8) || rt->concern)) bad = 1;
+  if (!rt->read_params.n_cols) {
+    sqlite3_free(rt->was_check), rt->was_check = 0;
+    sqlite3_free(rt->was_gone), rt->was_gone = 0;
+  }
   return bad ? -1 : 0;
 }
 
@@ -401,6 +408,7 @@ void rules_free(rules *r) {
     sqlite3_free(rt->was_drop);
     sqlite3_free(rt->was_purge);
     sqlite3_free(rt->was_check);
+    sqlite3_free(rt->was_gone);
     sqlite3_free(rt->concern);
     sqlite3_free(rt->concern_check);
     sqlite3_free(rt->concern_was);

@@ -38,6 +38,7 @@ typedef struct rules_table {
   char *was_drop;                           /* after it: its values now are not former ones */
   char *was_purge; /* with a compaction: the values of keys whose tombstones go */
   char *was_check; /* a former value passes read */
+  char *was_gone;  /* the same, or none is kept (a deleted key's: pull.c) */
 } rules_table;
 
 typedef struct rules {

@@ -54,6 +54,12 @@ int rules_concerns(const store *s, dialect_conn *c, const rules_table *rt, const
   return check(s, c, sql, &rt->concern_params, pk, u, yes, err);
 }
 
+int rules_gone_readable(const store *s, dialect_conn *c, const rules_table *rt, const char *pk,
+                        const store_user *u, int *yes, char **err) {
+  *yes = 1;
+  return rt->was_gone ? check(s, c, rt->was_gone, &rt->read_params, pk, u, yes, err) : 0;
+}
+
 /* _syncd_was_<t> for each rule that names its row's columns (rules.h): made
 ** when missing, made anew when it lacks a column the rule now names (the
 ** former values it held are then lost: docs/RULES.md). */
@@ -75,6 +81,7 @@ static int was_tables(const store *s, dialect_conn *c, const rules *r, char **er
         s->d->select_bool(c, rt->was_index, 0, 0, &yes, err) ||
         s->d->select_bool(c, rt->was_probe, 0, 0, &yes, err) ||
         rules_was_readable(s, c, rt, "{}", 0, &yes, err) ||
+        rules_gone_readable(s, c, rt, "{}", 0, &yes, err) ||
         (rt->concern && (rules_concerns(s, c, rt, "{}", 1, 0, &yes, err) ||
                          rules_concerns(s, c, rt, "{}", 0, 0, &yes, err)))) {
       char *why = *err;

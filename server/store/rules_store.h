@@ -31,6 +31,13 @@ int rules_was(const store *s, dialect_conn *c, const rules_table *rt, int what, 
 int rules_was_readable(const store *s, dialect_conn *c, const rules_table *rt, const char *pk,
                        const store_user *u, int *yes, char **err);
 
+/* Whether u may be told that the row keyed by pk was deleted: a former
+** value of it passes rt's read rule, or none was kept (deleted behind
+** syncd, or the rule names no column of the row). *yes. 0, or -1 with
+** *err. */
+int rules_gone_readable(const store *s, dialect_conn *c, const rules_table *rt, const char *pk,
+                        const store_user *u, int *yes, char **err);
+
 /* Whether a change of membership table rt's row keyed by pk (live: the
 ** row is there, not deleted) may change what u's read rules select from
 ** it (rules.h, concern): the row as it is or a former value matches the

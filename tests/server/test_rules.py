@@ -449,6 +449,45 @@ class RulesTests(ManySyncd):
         status, _, _ = s.request("GET", "/pull?client_id=b1&cursor=" + cursor, headers=bob)
         self.assertEqual(status, 410)
 
+    def test_a_delete_reaches_only_who_could_read_the_row(self):
+        # a deleted key goes to the users a value the row had passes the
+        # read rule for (docs/RULES.md), not to everyone: bob never learns
+        # the keys of alice's todo t1 nor of p1's task k1; alice's other
+        # device does. A row made and deleted behind these rules, with no
+        # values kept, is deleted for everyone
+        s = self.server()
+        alice, bob = self.as_user("alice"), self.as_user("bob")
+        self.push(s, alice, "a1", [ins(1, "todos", id="t1", owner="alice"),
+                                   ins(2, "tasks", id="k1", project="p1")])
+        self.push(s, bob, "b1", [ins(1, "todos", id="t2", owner="bob")])
+        _, a2 = self.seen(s, alice, "a2")
+        _, b1 = self.seen(s, bob, "b1")
+        self.rows(s, "todos")
+        res = self.plain.push("admin", [ins(1, "todos", id="t9", owner="carol")],
+                              headers=bearer("shared"))
+        self.assertEqual(res[0]["status"], "applied", res)
+        b0 = self.seen(s, bob, "b1", cursor=b1)[1]
+        res = self.push(s, alice, "a1", [dele(3, "todos", {"id": "t1"}),
+                                         dele(4, "tasks", {"id": "k1"})])
+        self.assertEqual([r["status"] for r in res], ["applied", "applied"], res)
+        res = self.plain.push("admin", [dele(2, "todos", {"id": "t9"})], headers=bearer("shared"))
+        self.assertEqual(res[0]["status"], "applied", res)
+        t1, k1 = ("todos", json.dumps({"id": "t1"})), ("tasks", json.dumps({"id": "k1"}))
+        t9 = ("todos", json.dumps({"id": "t9"}))
+        self.assertEqual(self.seen(s, alice, "a2", cursor=a2)[0], {t1, k1, t9})
+        self.assertEqual(self.seen(s, bob, "b1", cursor=b0)[0], {t9})
+        # the event stream judges them the same way
+        for user, client, cursor, want in ((alice, "a2", a2, {t1, k1, t9}), (bob, "b1", b0, {t9})):
+            ev = s.events(client, cursor=cursor, headers=user)
+            self.assertEqual(ev.status, 200)
+            got = set()
+            while t9 not in got:  # the last change
+                e = ev.next_event(10)
+                got |= {(c["table"], json.dumps(c["pk"], sort_keys=True))
+                        for c in e["data"]["changes"]}
+            ev.close()
+            self.assertEqual(got, want)
+
     def test_initial_sync_reads_only_readable_rows(self):
         # the read rule is part of the page query (docs/RULES.md, "Initial
         # sync"): a page of 4 holds 4 of alice's rows, where a filter after
