@@ -1,13 +1,17 @@
 """The convergence test with two users and rules (issue 15, docs/RULES.md).
 
     rules_run.py [--seed N | --seeds "1 2 3" | --seeds 1-50 | --replay LOG...]
-                 [--ops 120] [--owner-change] [--no-worker] [--pg [--pg-optional]]
-                 [--show] [--timeout S] [--keep] [-v]
+                 [--ops 120] [--owner-change] [--third-user] [--no-worker]
+                 [--pg [--pg-optional]] [--show] [--timeout S] [--keep] [-v]
 
 One syncd with JWTs (HS256, --jwt-secret-file) and --rules (rules/rules.json)
 over rules/server.sql; three clients (rules/client.sql): alice's phone
 (client 0, on the background worker in about half the seeds), alice's
-laptop (client 1) and bob's device (client 2). The schema:
+laptop (client 1) and bob's device (client 2); with --third-user also
+carol's device (client 3), and each user's writes and attacks then aim at
+either of the two others, so most membership changes concern someone
+else than the user pulling across them (docs/RULES.md: they end only
+their users' pulls). The schema:
 
   todos(id, owner, title, done, rev)  read and write: owner = :sub (alice
       may write any todo when her token says role=admin, --owner-change).
@@ -101,6 +105,7 @@ CONSTRAINT = ("constraint failed", "violates")
 REASON_OK = ("permission denied", "no such row") + CONSTRAINT
 USERS = ("alice", "bob")
 DEVICES = ("alice", "alice", "bob")  # client i belongs to DEVICES[i]
+CAROL = "carol"  # --third-user: one more user, with a device of her own
 
 # What each user may read, written here without syncd: the expected replica.
 EXPECTED = {
@@ -137,9 +142,15 @@ def token(user, admin):
 # ---- the generator ----
 
 class Gen:
-    def __init__(self, rnd, owner_change):
+    def __init__(self, rnd, owner_change, users):
         self.r = rnd
         self.owner_change = owner_change
+        self.users = users
+
+    def other(self, u):
+        """Another user than u (with two, the other one: no draw)."""
+        others = [v for v in self.users if v != u]
+        return others[0] if len(others) == 1 else self.r.choice(others)
 
     def text(self):
         if self.r.random() < 0.15:
@@ -153,14 +164,14 @@ class Gen:
         return "p%s%d" % (u[0], self.r.randrange(1, 4))
 
     def any_pid(self):
-        return self.pid(self.r.choice(USERS))
+        return self.pid(self.r.choice(self.users))
 
     def task_id(self):
         return "t%d" % self.r.randrange(1, 9)
 
     def legit(self, u, admin):
         """One statement a user may well be allowed: (kind, sql, params)."""
-        v = USERS[1 - USERS.index(u)]
+        v = self.other(u)
         r = self.r
         menu = [
             (5, "todo insert", lambda: (
@@ -209,7 +220,7 @@ class Gen:
     def attack(self, u, admin):
         """One statement the rules must refuse, with the key it writes:
         (kind, sql, params, table, pk)."""
-        v = USERS[1 - USERS.index(u)]
+        v = self.other(u)
         r = self.r
         choices = ["project for", "project take", "project edit", "project drop",
                    "member add", "member leave", "task outside"]
@@ -253,13 +264,14 @@ class Gen:
                 [i, p, self.text()], "tasks", {"id": i})
 
 
-def generate(seed, nops, owner_change, worker=True):
+def generate(seed, nops, owner_change, worker=True, third=False):
     """The op log of a seed: a function of its arguments only."""
     rnd = random.Random(seed)
-    g = Gen(rnd, owner_change)
+    users = USERS + (CAROL,) if third else USERS
+    g = Gen(rnd, owner_change, users)
     clients = [{"user": u, "worker": i == 0 and worker and rnd.random() < 0.5,
                 "batch_size": rnd.choice((1, 3, 1000)), "pull_limit": rnd.choice((1, 3, 1000))}
-               for i, u in enumerate(DEVICES)]
+               for i, u in enumerate(DEVICES + (CAROL,) if third else DEVICES)]
     ops, offline = [], [False] * len(clients)
     for _ in range(nops):
         c = rnd.randrange(len(clients))
@@ -291,7 +303,10 @@ def generate(seed, nops, owner_change, worker=True):
             offline[c] = not offline[c]
             op = "offline" if offline[c] else "online"
             ops.append({"c": c, "op": op, "kind": op})
-    return {"seed": seed, "owner_change": owner_change, "clients": clients, "ops": ops}
+    log = {"seed": seed, "owner_change": owner_change, "clients": clients, "ops": ops}
+    if third:
+        log["users"] = list(users)
+    return log
 
 
 def describe(log):
@@ -628,7 +643,7 @@ class Run:
                 len(bad), bad[:4]))
         if not n:
             self.f.add("audit", "the audit recorded nothing: its triggers did not run")
-        for u in USERS:
+        for u in self.log.get("users", USERS):
             fresh = Client(os.path.join(self.dir, "fresh-%s.db" % u), self.srv.url,
                            {"user": u}, self.admin)
             try:
@@ -714,6 +729,9 @@ def main():
     ap.add_argument("--owner-change", action="store_true",
                     help="alice is admin: todos given away, tasks moved between projects")
     ap.add_argument("--no-worker", action="store_true", help="no client on the worker")
+    ap.add_argument("--third-user", action="store_true",
+                    help="carol too, with one device: the others are added to and removed"
+                    " from her projects, and she from theirs")
     ap.add_argument("--pg", action="store_true",
                     help="syncd on PostgreSQL (a throwaway cluster, rules/server_pg.sql)")
     ap.add_argument("--pg-optional", action="store_true",
@@ -730,7 +748,8 @@ def main():
                 runs.append(("replay " + path, json.load(f)))
     else:
         seeds = parse_seeds(o.seeds) if o.seeds else [o.seed or 1]
-        runs = [("seed %d" % s, generate(s, o.ops, o.owner_change, not o.no_worker))
+        runs = [("seed %d" % s, generate(s, o.ops, o.owner_change, not o.no_worker,
+                                         o.third_user))
                 for s in seeds]
     pg_dir = None
     if o.pg:
@@ -779,6 +798,7 @@ def run_all(runs, o):
         if not o.replay:
             path = os.path.join(OUT, "rules-" + name.replace(" ", "-") +
                                 ("-owner-change" if log.get("owner_change") else "") +
+                                ("-3" if log.get("users") else "") +
                                 ("-pg" if o.pg else "") + ".json")
             save(log, path)
         print("converge-rules: %s FAILED (%.1fs): %s; replay: tests/converge/rules_run.py "
