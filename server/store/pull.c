@@ -19,9 +19,11 @@ typedef struct reader {
   store *s;
   dialect_conn *c;
   const store_user *u;
-  int after_cursor; /* an increment, not a page of an initial sync */
-  long long snap;   /* a later page of an initial sync: the head it began at */
-  int moved;        /* a membership change the user may be concerned by */
+  int after_cursor;                  /* an increment, not a page of an initial sync */
+  long long snap;                    /* a later page of an initial sync: the head it began at */
+  int moved;                         /* a membership change the user may be concerned by */
+  const catalog_table *const *asked; /* the tables the pull sends, n_asked */
+  int n_asked;
   char **err;
 } reader;
 
@@ -36,8 +38,25 @@ static int read_filter(void *arg, const char *table, const char *pk, const char 
                        long long version) {
   reader *rd = arg;
   const catalog_table *t = catalog_table_find(&rd->s->cat, table);
-  const rules_table *rt = t ? rules_find(rd->s->rules, t) : 0;
+  const rules_table *rt = t ? rules_judged(rd->s->rules, t) : 0;
   if (!rt) return WIRE_SKIP;
+  /* a membership of this user came or went (it matches, or matched, the
+  ** WHERE of a select of the user's read rules: rules_concerns): rows of
+  ** other tables may have become readable or stopped being so, without a
+  ** change of their own. An initial sync's later pages run past the head
+  ** it began at: such a change above it may concern rows an earlier page
+  ** passed over or sent, so it ends that sync like an increment's.
+  ** Another user's membership changes nothing here. The membership table
+  ** may be one the pull does not send (tables_json), or has no rule */
+  int concerns = 0;
+  if (rt->membership && !rd->moved && (rd->after_cursor || (rd->snap && version > rd->snap)) &&
+      rules_concerns(rd->s, rd->c, rt, pk, row != 0, rd->u, &concerns, rd->err))
+    return WIRE_FAIL;
+  rd->moved |= concerns;
+  int asked = 0;
+  while (asked < rd->n_asked && rd->asked[asked] != t)
+    asked++;
+  if (rt->hidden || asked == rd->n_asked) return WIRE_SKIP;
   int yes = 0, was = 0;
   if (row ? rules_check_row(rd->s, rd->c, rt, 0, pk, rd->u, &yes, rd->err)
           : rules_gone_readable(rd->s, rd->c, rt, pk, rd->u, &yes, rd->err))
@@ -45,18 +64,6 @@ static int read_filter(void *arg, const char *table, const char *pk, const char 
   if (row && !yes && (rd->after_cursor || (rd->snap && version > rd->snap)) &&
       rules_was_readable(rd->s, rd->c, rt, pk, rd->u, &was, rd->err))
     return WIRE_FAIL;
-  /* a membership of this user came or went (it matches, or matched, the
-  ** WHERE of a select of the user's read rules: rules_concerns): rows of
-  ** other tables may have become readable or stopped being so, without a
-  ** change of their own. An initial sync's later pages run past the head
-  ** it began at: such a change above it may concern rows an earlier page
-  ** passed over or sent, so it ends that sync like an increment's.
-  ** Another user's membership changes nothing here */
-  int concerns = 0;
-  if (rt->membership && !rd->moved && (rd->after_cursor || (rd->snap && version > rd->snap)) &&
-      rules_concerns(rd->s, rd->c, rt, pk, row != 0, rd->u, &concerns, rd->err))
-    return WIRE_FAIL;
-  rd->moved |= concerns;
   return yes ? WIRE_KEEP : was ? WIRE_GONE : WIRE_SKIP;
 }
 
@@ -78,7 +85,9 @@ static int hex(char c) {
 ** their names as logged; NULL when out of memory. A malformed escape stays
 ** as written, so that name matches no table. *unknown: a name is no table
 ** of cat. The tables, each once, also into list (room for cat->n_tables),
-** *n of them. */
+** *n of them. Under rules the array goes on with the membership tables
+** their read rules select from, if not asked for: their changes are read
+** to be judged (read_filter), never sent. */
 static char *tables_json(const catalog *cat, const rules *r, const char *tables, int *unknown,
                          const catalog_table **list, int *n_list) {
   sqlite3_str *out = sqlite3_str_new(0), *name = sqlite3_str_new(0);
@@ -106,6 +115,21 @@ static char *tables_json(const catalog *cat, const rules *r, const char *tables,
     }
     sqlite3_str_reset(name);
     if (!*p) break;
+  }
+  /* each membership table once: those not asked for are listed past the
+  ** asked ones in list, which *n_list does not count */
+  int n_judged = *n_list;
+  for (int i = 0; r && i < *n_list; i++) {
+    const rules_params *rp = &rules_find(r, list[i])->read_params;
+    for (int k = 0; k < rp->n_selects; k++) {
+      int j = 0;
+      while (j < n_judged && list[j] != rp->selects[k])
+        j++;
+      if (j < n_judged) continue;
+      list[n_judged++] = rp->selects[k];
+      if (n++) sqlite3_str_appendchar(out, 1, ',');
+      value_append_string(out, rp->selects[k]->name, -1);
+    }
   }
   sqlite3_str_appendchar(out, 1, ']');
   int bad = sqlite3_str_errcode(name) != SQLITE_OK;
@@ -251,7 +275,7 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
   wire_page p;
   wire_page_start(&p, limit, pending_from > 0);
   /* an initial sync's pages bring the memberships up to its head (snap) */
-  reader rd = {s, c, u, cursor && !snap, snap, 0, err};
+  reader rd = {s, c, u, cursor && !snap, snap, 0, list, n_list, err};
   int rc = STORE_ERROR, read;
   if (walk) {
     read = walk_page(s, c, u, client, pending_from, only, list, n_list, wtable, wpk, snap, &p, &rd,

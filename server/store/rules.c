@@ -111,7 +111,7 @@ static void was_exists(sqlite3_str *s, const catalog_table *t, const char *was, 
 /* The was_* statements of rt (rules.h); 0, or -1 when out of memory. */
 static int was_sql(rules_table *rt, int pg) {
   const catalog_table *t = rt->t;
-  if (!rt->read_params.n_cols && !rt->concern_params.n_cols) return 0;
+  if (rt->hidden || (!rt->read_params.n_cols && !rt->concern_params.n_cols)) return 0;
   int *cols = sqlite3_malloc64(sizeof *cols * ((size_t)t->n_pk + 2 * RULES_MAX_COLS));
   char *was = sqlite3_mprintf("_syncd_was_%s", t->name);
   if (!cols || !was) return sqlite3_free(cols), sqlite3_free(was), -1;
@@ -327,6 +327,19 @@ rules *rules_load(const catalog *cat, const char *json, int pg, char **err) {
     }
     sqlite3_free(name);
   }
+  /* a table a read rule selects from without a rule of its own (members
+  ** kept by the application's backend, say) is never synced, but its
+  ** changes move rows in and out as a synced one's do */
+  for (int i = 0, n = r->n; !*err && i < n; i++)
+    for (int k = 0; !*err && k < r->tables[i].read_params.n_selects; k++) {
+      const catalog_table *t = r->tables[i].read_params.selects[k];
+      if (rules_judged(r, t)) continue;
+      rules_table *rt = &r->tables[r->n++];
+      memset(rt, 0, sizeof *rt);
+      rt->t = t;
+      rt->hidden = 1;
+      load_table(cat, rt, (jspan){"{}", 2}, pg, err);
+    }
   for (int j = 0; !*err && j < r->n; j++)
     if (concern(cat, r, &r->tables[j], pg, err) == 0 && was_sql(&r->tables[j], pg))
       *err = sqlite3_mprintf("out of memory");
@@ -338,10 +351,15 @@ rules *rules_load(const catalog *cat, const char *json, int pg, char **err) {
   return r;
 }
 
-const rules_table *rules_find(const rules *r, const catalog_table *t) {
+const rules_table *rules_judged(const rules *r, const catalog_table *t) {
   for (int i = 0; r && i < r->n; i++)
     if (r->tables[i].t == t) return &r->tables[i];
   return 0;
+}
+
+const rules_table *rules_find(const rules *r, const catalog_table *t) {
+  const rules_table *rt = rules_judged(r, t);
+  return rt && !rt->hidden ? rt : 0;
 }
 
 int rules_values(const rules_params *p, const char *sub, const char *claims, char **vals) {
@@ -372,8 +390,9 @@ int rules_values(const rules_params *p, const char *sub, const char *claims, cha
 
 char *rules_table_list(const rules *r) {
   sqlite3_str *s = sqlite3_str_new(0);
-  for (int i = 0; i < r->n; i++) {
-    if (i) sqlite3_str_appendchar(s, 1, ',');
+  for (int i = 0, n = 0; i < r->n; i++) {
+    if (r->tables[i].hidden) continue;
+    if (n++) sqlite3_str_appendchar(s, 1, ',');
     for (const unsigned char *p = (const unsigned char *)r->tables[i].t->name; *p; p++)
       if (*p == ',' || *p == '%')
         sqlite3_str_appendf(s, "%%%02X", *p);

@@ -18,6 +18,7 @@ typedef struct rules_table {
   rules_params read_params, write_params;
   unsigned char *server; /* one flag per column of t: server-owned */
   int membership;        /* a read rule selects from t: its changes move rows in and out */
+  int hidden; /* t has no rule, only a read rule's select: judged (concern), never synced */
   /* For a membership table, whether one of its changes concerns a user
   ** (rules_concerns): concern is the WHERE of every select from t in a
   ** read rule, ORed (the rows whose coming or going changes what that
@@ -55,6 +56,10 @@ rules *rules_load(const catalog *cat, const char *json, int pg, char **err);
 
 /* t's rule, or NULL: t has none, so nothing of it is synced. */
 const rules_table *rules_find(const rules *r, const catalog_table *t);
+
+/* The same, or t's hidden entry when t has no rule but a read rule selects
+** from it: what a pull judges t's changes by. */
+const rules_table *rules_judged(const rules *r, const catalog_table *t);
 
 /* The values of p's parameters for a user (sub NULL: none; claims: the
 ** token's payload JSON or NULL) into vals[0..p->n), each sqlite3_malloc'd

@@ -105,12 +105,18 @@ int store_set_rules(store *s, const char *json, char **err) {
   if (!c) return rules_free(r), STORE_ERROR;
   int yes = 0, rc = 0;
   for (int i = 0; !rc && i < r->n; i++)
-    for (int w = 0; !rc && w < 2; w++) {
-      rc = rules_check_row(s, c, &r->tables[i], w, "{}", 0, &yes, err);
+    for (int w = 0; !rc && w < 3; w++) {
+      const rules_table *rt = &r->tables[i];
+      rc = w < 2         ? rules_check_row(s, c, rt, w, "{}", 0, &yes, err)
+           : rt->concern ? check(s, c, rt->concern_check, &rt->concern_params, "{}", 0, &yes, err)
+                         : 0;
       if (rc) {
         char *why = *err;
-        *err = wire_errf("rules: table %s, %s: the storage refuses it: %s", r->tables[i].t->name,
-                         w ? "write" : "read", why ? why : "?");
+        *err = wire_errf("rules: table %s, %s: the storage refuses it: %s", rt->t->name,
+                         w == 2 ? "the selects that read it"
+                         : w    ? "write"
+                                : "read",
+                         why ? why : "?");
         sqlite3_free(why);
       }
     }

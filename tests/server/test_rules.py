@@ -449,6 +449,49 @@ class RulesTests(ManySyncd):
         status, _, _ = s.request("GET", "/pull?client_id=b1&cursor=" + cursor, headers=bob)
         self.assertEqual(status, 410)
 
+    def test_a_membership_table_not_tracked_still_moves_rows(self):
+        # the tasks rule selects from members; a pull that does not send
+        # members (the client tracks tasks and todos only) still meets its
+        # changes: bob's own answers 410 and the resync brings p1's task
+        # (move-in), carol's does not
+        self.check_membership_not_sent(RULES, "tasks,todos")
+
+    def test_a_membership_table_without_a_rule_still_moves_rows(self):
+        # the same with members kept by the application's backend, without
+        # a rule: never sent, never written by a client, and its changes
+        # still move rows in and out
+        rules = json.loads(json.dumps(RULES))
+        del rules["tables"]["members"]
+        s = self.check_membership_not_sent(rules, None)
+        bob = self.as_user("bob")
+        got, _ = self.seen(s, bob, "b2", tables="members,tasks")
+        self.assertEqual({t for t, _ in got}, {"tasks"})
+        self.assertDenied(self.push(s, bob, "b1", [
+            ins(1, "members", project="p1", user_id="bob")]))
+
+    def check_membership_not_sent(self, rules, tables):
+        s = self.server(rules)
+        alice, bob = self.as_user("alice"), self.as_user("bob")
+        self.push(s, alice, "a1", [ins(1, "tasks", id="k1", project="p1")])
+        got, cursor = self.seen(s, bob, "b1", tables=tables)
+        self.assertNotIn(("tasks", json.dumps({"id": "k1"})), got)
+        self.rows(s, "members")
+        for mid, user in ((1, "carol"), (2, "bob")):
+            res = self.plain.push("admin", [ins(mid, "members", project="p1", user_id=user)],
+                                  headers=bearer("shared"))
+            self.assertEqual(res[0]["status"], "applied", res)
+            if user == "carol":
+                got, cursor = self.seen(s, bob, "b1", cursor=cursor, tables=tables)
+                self.assertEqual(got, set())
+        q = {"client_id": "b1", "cursor": cursor}
+        if tables:
+            q["tables"] = tables
+        status, _, data = s.request("GET", "/pull?" + urllib.parse.urlencode(q), headers=bob)
+        self.assertEqual((status, data), (410, {"error": "cursor expired", "moved": True}))
+        got, _ = self.seen(s, bob, "b1", tables=tables)
+        self.assertIn(("tasks", json.dumps({"id": "k1"})), got)
+        return s
+
     def test_a_delete_reaches_only_who_could_read_the_row(self):
         # a deleted key goes to the users a value the row had passes the
         # read rule for (docs/RULES.md), not to everyone: bob never learns
