@@ -1,7 +1,7 @@
 """The convergence test with two users and rules (issue 15, docs/RULES.md).
 
     rules_run.py [--seed N | --seeds "1 2 3" | --seeds 1-50 | --replay LOG...]
-                 [--ops 120] [--owner-change] [--third-user] [--no-worker]
+                 [--ops 120] [--owner-change] [--third-user] [--watch] [--no-worker]
                  [--pg [--pg-optional]] [--show] [--timeout S] [--keep] [-v]
 
 One syncd with JWTs (HS256, --jwt-secret-file) and --rules (rules/rules.json)
@@ -11,7 +11,10 @@ laptop (client 1) and bob's device (client 2); with --third-user also
 carol's device (client 3), and each user's writes and attacks then aim at
 either of the two others, so most membership changes concern someone
 else than the user pulling across them (docs/RULES.md: they end only
-their users' pulls). The schema:
+their users' pulls); with --watch also bob's watch (the last client),
+which tracks todos and tasks only and writes nothing, so the memberships
+that move tasks in and out of it are of tables it does not track. The
+schema:
 
   todos(id, owner, title, done, rev)  read and write: owner = :sub (alice
       may write any todo when her token says role=admin, --owner-change).
@@ -106,6 +109,7 @@ REASON_OK = ("permission denied", "no such row") + CONSTRAINT
 USERS = ("alice", "bob")
 DEVICES = ("alice", "alice", "bob")  # client i belongs to DEVICES[i]
 CAROL = "carol"  # --third-user: one more user, with a device of her own
+WATCH = ("todos", "tasks")  # --watch: what bob's watch tracks
 
 # What each user may read, written here without syncd: the expected replica.
 EXPECTED = {
@@ -124,14 +128,14 @@ def read(name):
         return f.read()
 
 
-def snapshot(db):
+def snapshot(db, tables=TABLES):
     return {t: [tuple(norm(v) for v in r) for r in
-                db.execute("SELECT * FROM %s ORDER BY %s" % (t, TABLES[t]))] for t in TABLES}
+                db.execute("SELECT * FROM %s ORDER BY %s" % (t, TABLES[t]))] for t in tables}
 
 
-def expected(srvdb, user):
-    return {t: [tuple(norm(v) for v in r) for r in srvdb.execute(q, (user,))]
-            for t, q in EXPECTED.items()}
+def expected(srvdb, user, tables=TABLES):
+    return {t: [tuple(norm(v) for v in r) for r in srvdb.execute(EXPECTED[t], (user,))]
+            for t in tables}
 
 
 def token(user, admin):
@@ -264,7 +268,7 @@ class Gen:
                 [i, p, self.text()], "tasks", {"id": i})
 
 
-def generate(seed, nops, owner_change, worker=True, third=False):
+def generate(seed, nops, owner_change, worker=True, third=False, watch=False):
     """The op log of a seed: a function of its arguments only."""
     rnd = random.Random(seed)
     users = USERS + (CAROL,) if third else USERS
@@ -272,12 +276,17 @@ def generate(seed, nops, owner_change, worker=True, third=False):
     clients = [{"user": u, "worker": i == 0 and worker and rnd.random() < 0.5,
                 "batch_size": rnd.choice((1, 3, 1000)), "pull_limit": rnd.choice((1, 3, 1000))}
                for i, u in enumerate(DEVICES + (CAROL,) if third else DEVICES)]
+    if watch:  # bob's watch: tracks todos and tasks, not the tables of memberships
+        clients.append({"user": "bob", "worker": False, "tracks": list(WATCH),
+                        "batch_size": 1000, "pull_limit": rnd.choice((1, 3, 1000))})
     ops, offline = [], [False] * len(clients)
     for _ in range(nops):
         c = rnd.randrange(len(clients))
         u, worker_c = clients[c]["user"], clients[c]["worker"]
         admin = owner_change and u == "alice"
         x = rnd.random()
+        if "tracks" in clients[c]:  # it writes nothing
+            x = 0.62 + x * (1 - 0.62)
         if x < 0.5:
             n = rnd.choice((1, 1, 1, 2, 3))
             stmts, kinds = [], []
@@ -400,7 +409,8 @@ class Client:
         self.db.executescript(read("client.sql"))
         self.one("SELECT sync_init(?, ?)", (url, json.dumps(OPTIONS)))
         self.one("SELECT sync_config('token', ?)", (token(self.user, admin),))
-        for t in TABLES:
+        self.tables = settings.get("tracks") or list(TABLES)
+        for t in self.tables:
             self.one("SELECT sync_track(?)", (t,))
         self.one("SELECT sync_config('batch_size', ?)", (settings.get("batch_size", 1000),))
         self.one("SELECT sync_config('pull_limit', ?)", (settings.get("pull_limit", 1000),))
@@ -468,7 +478,7 @@ class Run:
         return self.server.tables()
 
     def want(self, c):
-        return expected(self.srvdb, c.user)
+        return expected(self.srvdb, c.user, c.tables)
 
     def start(self):
         for i, st in enumerate(self.log["clients"]):
@@ -505,7 +515,8 @@ class Run:
                            "(%s): pending %s, state %s, last_error %s; %s" % (
                                c.name, timeout, when, st.get("pending"), st.get("state"),
                                st.get("last_error"),
-                               diff(snapshot(c.db), self.want(c), c.name, "its user's rows")))
+                               diff(snapshot(c.db, c.tables), self.want(c), c.name,
+                                    "its user's rows")))
         c.one("SELECT sync_online(0)")
         return ok
 
@@ -619,7 +630,8 @@ class Run:
 
     def check(self):
         for c in self.clients:
-            d = diff(snapshot(c.db), self.want(c), c.name, "its user's rows on the server")
+            d = diff(snapshot(c.db, c.tables), self.want(c), c.name,
+                     "its user's rows on the server")
             if d:
                 self.f.add("differs", "%s differs from %s's rows on the server: %s" % (
                     c.name, c.user, d))
@@ -729,6 +741,9 @@ def main():
     ap.add_argument("--owner-change", action="store_true",
                     help="alice is admin: todos given away, tasks moved between projects")
     ap.add_argument("--no-worker", action="store_true", help="no client on the worker")
+    ap.add_argument("--watch", action="store_true",
+                    help="bob's watch too: a device that tracks todos and tasks only, and"
+                    " writes nothing")
     ap.add_argument("--third-user", action="store_true",
                     help="carol too, with one device: the others are added to and removed"
                     " from her projects, and she from theirs")
@@ -749,7 +764,7 @@ def main():
     else:
         seeds = parse_seeds(o.seeds) if o.seeds else [o.seed or 1]
         runs = [("seed %d" % s, generate(s, o.ops, o.owner_change, not o.no_worker,
-                                         o.third_user))
+                                         o.third_user, o.watch))
                 for s in seeds]
     pg_dir = None
     if o.pg:
@@ -799,6 +814,7 @@ def run_all(runs, o):
             path = os.path.join(OUT, "rules-" + name.replace(" ", "-") +
                                 ("-owner-change" if log.get("owner_change") else "") +
                                 ("-3" if log.get("users") else "") +
+                                ("-watch" if any("tracks" in c for c in log["clients"]) else "") +
                                 ("-pg" if o.pg else "") + ".json")
             save(log, path)
         print("converge-rules: %s FAILED (%.1fs): %s; replay: tests/converge/rules_run.py "
