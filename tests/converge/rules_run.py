@@ -90,7 +90,7 @@ sys.path.append(os.path.join(ROOT, "tests", "e2e"))
 sys.path.append(os.path.join(ROOT, "tests", "server"))
 # run first: harness puts tests/e2e (which has a run.py too) first on the path
 from run import parse_seeds, save  # noqa: E402
-from e2e_util import SLOW, Syncd, connect  # noqa: E402
+from e2e_util import PG_ENVIRON, SLOW, Syncd, connect  # noqa: E402
 from gen import TEXT_EXTREMES  # noqa: E402
 from harness import Failures, diff, norm  # noqa: E402
 from syncd_util import SECRET, claims, make_token, pg_fresh_db  # noqa: E402
@@ -370,7 +370,7 @@ class PgServer:
         self.db.executescript(read("client.sql"))
 
     def psql(self, sql):
-        env = dict(os.environ, PGCLIENTENCODING="UTF8")
+        env = dict(PG_ENVIRON, PGCLIENTENCODING="UTF8")
         p = subprocess.run(["psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", self.url,
                             "-c", sql], capture_output=True, env=env, timeout=60)
         if p.returncode:
@@ -709,7 +709,8 @@ def drop_db(url):
     admin = os.environ["SYNCD_TEST_PG_URL"]
     name = url.rsplit("/", 1)[1]
     subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", admin, "-c",
-                    "DROP DATABASE IF EXISTS %s" % name], capture_output=True, timeout=60)
+                    "DROP DATABASE IF EXISTS %s" % name], capture_output=True, timeout=60,
+                   env=PG_ENVIRON)
 
 
 def start_pg():
@@ -717,7 +718,7 @@ def start_pg():
     and sets SYNCD_TEST_PG_URL, where pg_fresh_db finds it."""
     d = tempfile.mkdtemp(prefix="sync-converge-rules-pg-")
     p = subprocess.run(["bash", PG_ENV, "start", d], capture_output=True, text=True,
-                       timeout=120)
+                       timeout=120, env=PG_ENVIRON)
     url = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
     if p.returncode or not url.startswith("postgresql://"):
         stop_pg(d)
@@ -727,7 +728,7 @@ def start_pg():
 
 
 def stop_pg(d):
-    subprocess.run(["bash", PG_ENV, "stop", d], capture_output=True, timeout=120)
+    subprocess.run(["bash", PG_ENV, "stop", d], capture_output=True, timeout=120, env=PG_ENVIRON)
     shutil.rmtree(d, ignore_errors=True)
 
 

@@ -46,7 +46,8 @@ def pg_fresh_db():
     admin = pg_url()
     name = "t_" + uuid.uuid4().hex[:12]
     subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", admin, "-c",
-                    f"CREATE DATABASE {name}"], check=True, capture_output=True)
+                    f"CREATE DATABASE {name}"], check=True, capture_output=True,
+                   env={k: v for k, v in os.environ.items() if k != "LD_PRELOAD"})
     parts = urllib.parse.urlsplit(admin)
     return urllib.parse.urlunsplit(parts._replace(path="/" + name))
 
