@@ -145,13 +145,16 @@ typedef struct dialect {
 
   /* The change log: make (t, pk) the latest change at the next version
   ** (row NULL: a delete) and store that version in *version (NULL: not
-  ** wanted) -- a dialect may give versions only at commit, holding a
+  ** wanted); fresh: an insert of a key that did not exist, so the log
+  ** keeps since when the key was absent (column gap: the version of the
+  ** delete it replaces, 0 when none is logged; NULL when the key may have
+  ** existed before this change: pull.c's move-in) -- a dialect may give versions only at commit, holding a
   ** nonzero placeholder there meanwhile, so *version must outlive the
   ** commit; purge tombstones beyond max, raising the horizon (at the latest
   ** at commit); tell other processes a push changed rows (NULL: no one to
   ** tell). */
   int (*log_change)(dialect_conn *c, const char *table, const char *pk, const char *row,
-                    long long *version, char **err);
+                    int fresh, long long *version, char **err);
   /* After a mutation's statements (and its own row's log_change): log
   ** every other row of a synced table they changed -- a foreign key's
   ** cascade, a trigger's writes -- as it stands now (deleted: a delete),
@@ -192,6 +195,10 @@ typedef struct dialect {
   int (*read_page)(dialect_conn *c, const char *client, long long after, int all,
                    const char *tables, const dialect_walk *w, int n, long long pending_from,
                    wire_page *p, char **err);
+  /* The rows of w[0..n) as a walk reads them, into p (a walk's, or a
+  ** scratch page: pull.c's move-in), on c as it stands: inside read_page's
+  ** snapshot when called from its filter. */
+  int (*walk_rows)(dialect_conn *c, const dialect_walk *w, int n, wire_page *p, char **err);
   int (*head)(dialect_conn *c, long long *version, char **err);
 
   /* Run sql with the text parameters vals[0..n) (NULL: SQL NULL) and set

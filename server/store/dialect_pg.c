@@ -504,7 +504,7 @@ static int touched_log(dialect_conn *c, char **err) {
     PGresult *k = z ? pgc_query(c, z, 1, p, err) : 0;
     if (k && PQntuples(k) == 1) pk = pgsql_row(t, k, 0, 0, 1);
     bad = !pk || pg_read_row(c, t, pk, &row, &canon, &reason, err) != DIALECT_OK ||
-          pglog_change(c, t->name, canon ? canon : pk, row, 0, err);
+          pglog_change(c, t->name, canon ? canon : pk, row, 0, 0, err);
     if (bad && !*err) *err = wire_errf("%s: %s", t->name, reason ? reason : "out of memory");
     if (!bad && !row) c->compact = c->owner->max_tombstones;
     PQclear(k);
@@ -788,6 +788,12 @@ static int walk_table(dialect_conn *c, const dialect_walk *w, wire_page *p, char
   return ok ? 0 : -1;
 }
 
+static int pg_walk_rows(dialect_conn *c, const dialect_walk *w, int n, wire_page *p, char **err) {
+  for (int i = 0; i < n && !p->has_more; i++)
+    if (walk_table(c, &w[i], p, err)) return -1;
+  return 0;
+}
+
 /* A walk's page (read_page with w): two round trips besides the tables',
 ** BEGIN with the state, the rejected outcomes with COMMIT. */
 static int pg_read_walk(dialect_conn *c, const char *client, const dialect_walk *w, int n,
@@ -809,8 +815,7 @@ static int pg_read_walk(dialect_conn *c, const char *client, const dialect_walk 
   p->last_id = PQgetisnull(r, 0, 2) ? 0 : atoll(PQgetvalue(r, 0, 2));
   PQclear(r);
   r = 0;
-  for (int i = 0; i < n && !p->has_more; i++)
-    if (walk_table(c, &w[i], p, err)) return -1;
+  if (pg_walk_rows(c, w, n, p, err)) return -1;
   snprintf(fromz, sizeof fromz, "%lld", pending_from);
   snprintf(lastz, sizeof lastz, "%lld", p->last_id);
   pgc_step end[2] = {{"SELECT id, reason FROM _syncd_outcomes WHERE client_id = $1"
@@ -883,6 +888,7 @@ const dialect dialect_pg = {
     .scan = pg_scan,
     .read_row = pg_read_row,
     .write_row = pg_write_row,
+    .walk_rows = pg_walk_rows,
     .log_change = pglog_change,
     .compact = pg_compact,
     .notify = pg_notify,

@@ -57,7 +57,7 @@ static const char internal_ddl[] =
     "CREATE TABLE IF NOT EXISTS _syncd_state(one INTEGER PRIMARY KEY CHECK(one = 1),"
     " db_id TEXT NOT NULL, version INTEGER NOT NULL, horizon INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS _syncd_changes(tbl TEXT NOT NULL, pk TEXT NOT NULL,"
-    " op TEXT NOT NULL, row TEXT, version INTEGER NOT NULL UNIQUE,"
+    " op TEXT NOT NULL, row TEXT, version INTEGER NOT NULL UNIQUE, gap INTEGER,"
     " PRIMARY KEY(tbl, pk)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS _syncd_tombstones ON _syncd_changes(version)"
     " WHERE op = 'delete';"
@@ -298,7 +298,11 @@ static int sq_setup(dialect_conn *c, const char *schema_sql, char **err) {
   int empty = sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == 0;
   stmt_put(q);
   if (empty && schema_sql && exec(c->db, schema_sql, err)) return -1;
-  return exec(c->db, internal_ddl, err);
+  if (exec(c->db, internal_ddl, err)) return -1;
+  /* a log made before the column: its keys' pasts are unknown (NULL) */
+  if (sqlite3_prepare_v2(c->db, "SELECT gap FROM _syncd_changes", -1, &q, 0) == SQLITE_OK)
+    return sqlite3_finalize(q), 0;
+  return exec(c->db, "ALTER TABLE _syncd_changes ADD COLUMN gap INTEGER", err);
 }
 
 /* Append the SQL value of the JSON value at path ?pathParam of ?jsonParam
@@ -582,7 +586,7 @@ static dialect_result sq_write_row(dialect_conn *c, const catalog_table *t, cons
 /* ---- the change log ---- */
 
 static int sq_log_change(dialect_conn *c, const char *table, const char *pk, const char *row,
-                         long long *version, char **err) {
+                         int fresh, long long *version, char **err) {
   sqlite3 *db = c->db;
   sqlite3_stmt *st;
   if (!c->have) {
@@ -598,9 +602,11 @@ static int sq_log_change(dialect_conn *c, const char *table, const char *pk, con
   ++c->counter;
   if (version) *version = c->counter;
   if (prep(db,
-           "INSERT INTO _syncd_changes(tbl, pk, op, row, version) VALUES(?1, ?2, ?3, ?4, ?5)"
+           "INSERT INTO _syncd_changes(tbl, pk, op, row, version, gap)"
+           " VALUES(?1, ?2, ?3, ?4, ?5, CASE WHEN ?6 THEN 0 END)"
            " ON CONFLICT(tbl, pk) DO UPDATE SET op = excluded.op, row = excluded.row,"
-           " version = excluded.version",
+           " version = excluded.version, gap = CASE WHEN op = 'delete'"
+           " AND excluded.op = 'upsert' THEN version END",
            &st, err))
     return -1;
   sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
@@ -608,6 +614,7 @@ static int sq_log_change(dialect_conn *c, const char *table, const char *pk, con
   sqlite3_bind_text(st, 3, row ? "upsert" : "delete", -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 4, row, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 5, c->counter);
+  sqlite3_bind_int(st, 6, fresh && row);
   int rc = sqlite3_step(st);
   stmt_put(st);
   return rc == SQLITE_DONE ? 0 : fail(db, err);
@@ -642,7 +649,7 @@ static int sq_log_touched(dialect_conn *c, const catalog *cat, const catalog_tab
       /* a key it cannot find (a NULL part) is logged as gone */
       dialect_result r = sq_read_row(c, t, pk, &row, &canon, &reason, err);
       if (r == DIALECT_REJECTED) *err = wire_errf("%s: %s", t->name, reason);
-      bad = r != DIALECT_OK || sq_log_change(c, t->name, canon ? canon : pk, row, 0, err);
+      bad = r != DIALECT_OK || sq_log_change(c, t->name, canon ? canon : pk, row, 0, 0, err);
       if (!bad) ++*n_changed, *n_deleted += !row;
     }
     sqlite3_free(pk);
@@ -758,6 +765,10 @@ static int sq_prune(dialect_conn *c, const char *client, int keep, char **err) {
 
 /* ---- reading ---- */
 
+static int sq_walk_rows(dialect_conn *c, const dialect_walk *w, int n, wire_page *p, char **err) {
+  return sqlite_walk_page(c->db, w, n, p, err);
+}
+
 /* A page of changes, or (w) of an initial sync's walk (sqlite_walk.c). */
 static int sq_read_page(dialect_conn *c, const char *client, long long after, int all,
                         const char *tables, const dialect_walk *w, int n, long long pending_from,
@@ -855,6 +866,7 @@ const dialect dialect_sqlite = {
     .release = sq_release,
     .settle = sq_settle,
     .setup = sq_setup,
+    .walk_rows = sq_walk_rows,
     .load_catalog = sq_load_catalog,
     .use_catalog = sq_use_catalog,
     .schema_stamp = sq_schema_stamp,

@@ -38,7 +38,7 @@ int pglog_ref_add(dialect_conn *c, long long *version, int n, char **err) {
 
 /* Changes are written in one statement per batch (log_flush), not one
 ** round trip per mutation. */
-int pglog_change(dialect_conn *c, const char *table, const char *pk, const char *row,
+int pglog_change(dialect_conn *c, const char *table, const char *pk, const char *row, int fresh,
                  long long *version, char **err) {
   int n = c->n_logged + 1;
   sqlite3_str *e = sqlite3_str_new(0);
@@ -51,7 +51,7 @@ int pglog_change(dialect_conn *c, const char *table, const char *pk, const char 
     value_append_string(e, row, -1);
   else
     sqlite3_str_appendall(e, "null");
-  sqlite3_str_appendf(e, ",\"v\":%lld}", placeholder(c, n));
+  sqlite3_str_appendf(e, ",\"v\":%lld%s}", placeholder(c, n), fresh && row ? ",\"f\":true" : "");
   size_t len = (size_t)sqlite3_str_length(e);
   char *z = sqlite3_str_finish(e);
   if (z && c->log_len + len + 1 > c->log_cap) {
@@ -69,14 +69,23 @@ int pglog_change(dialect_conn *c, const char *table, const char *pk, const char 
 }
 
 /* The write of the changes logged: a row changed twice keeps its later
-** change (the lower placeholder), as row-by-row upserts did. */
-static const char flush_sql[] =
-    "INSERT INTO _syncd_changes(tbl, pk, op, row, version)"
-    " SELECT DISTINCT ON (x.t, x.k) x.t, x.k, CASE WHEN x.r IS NULL"
-    " THEN 'delete' ELSE 'upsert' END, x.r, x.v"
-    " FROM json_to_recordset($1::json) AS x(t text, k text, r text, v bigint)"
-    " ORDER BY x.t, x.k, x.v ON CONFLICT (tbl, pk) DO UPDATE"
-    " SET op = excluded.op, row = excluded.row, version = excluded.version";
+** change (the lower placeholder), as row-by-row upserts did. Its gap
+** (dialect.h): 0 for a fresh insert, the only change of its key here;
+** the version of a committed delete it replaces (a placeholder's is this
+** transaction's, so the key may have existed before it); else NULL. */
+#define FLUSH_INTO                                                                        \
+  "INSERT INTO _syncd_changes(tbl, pk, op, row, version, gap)"                            \
+  " SELECT DISTINCT ON (x.t, x.k) x.t, x.k, CASE WHEN x.r IS NULL"                        \
+  " THEN 'delete' ELSE 'upsert' END, x.r, "
+#define FLUSH_FROM                                                                        \
+  ", CASE WHEN x.f AND count(*) OVER (PARTITION BY x.t, x.k) = 1 THEN 0 END"              \
+  " FROM json_to_recordset($1::json) AS x(t text, k text, r text, v bigint, f boolean)"
+#define FLUSH_CONFLICT                                                                    \
+  " ORDER BY x.t, x.k, x.v ON CONFLICT (tbl, pk) DO UPDATE"                               \
+  " SET op = excluded.op, row = excluded.row, version = excluded.version,"                \
+  " gap = CASE WHEN _syncd_changes.op = 'delete' AND excluded.op = 'upsert'"             \
+  " AND _syncd_changes.version > 0 THEN _syncd_changes.version END"
+static const char flush_sql[] = FLUSH_INTO "x.v" FLUSH_FROM FLUSH_CONFLICT;
 
 /* Give the changes logged real versions, in the order they were logged
 ** (a row changed twice keeps the later one), taking the _syncd_state lock
@@ -96,12 +105,7 @@ static const char versions_sql[] =
 static const char write_versioned_sql[] =
     "WITH v AS (UPDATE _syncd_state SET version = version + $2::bigint"
     " RETURNING version - $2::bigint AS base),"
-    " i AS (INSERT INTO _syncd_changes(tbl, pk, op, row, version)"
-    " SELECT DISTINCT ON (x.t, x.k) x.t, x.k, CASE WHEN x.r IS NULL"
-    " THEN 'delete' ELSE 'upsert' END, x.r, v.base + (-x.v & 16777215)"
-    " FROM json_to_recordset($1::json) AS x(t text, k text, r text, v bigint), v"
-    " ORDER BY x.t, x.k, x.v ON CONFLICT (tbl, pk) DO UPDATE"
-    " SET op = excluded.op, row = excluded.row, version = excluded.version)"
+    " i AS (" FLUSH_INTO "v.base + (-x.v & 16777215)" FLUSH_FROM ", v" FLUSH_CONFLICT ")"
     " SELECT base FROM v";
 
 /* Tombstones beyond $1, purged (d: their keys, for the steps that go with

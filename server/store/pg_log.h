@@ -16,7 +16,7 @@
 int pglog_ref_add(dialect_conn *c, long long *version, int n, char **err);
 
 /* dialect.h's log_change: gathered, written by pglog_flush. */
-int pglog_change(dialect_conn *c, const char *table, const char *pk, const char *row,
+int pglog_change(dialect_conn *c, const char *table, const char *pk, const char *row, int fresh,
                  long long *version, char **err);
 
 /* Write the changes gathered (before anything reads _syncd_changes). */

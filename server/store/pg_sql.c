@@ -176,6 +176,7 @@ const char pgsql_internal_ddl[] =
     " db_id text NOT NULL, version bigint NOT NULL, horizon bigint NOT NULL);"
     "CREATE TABLE IF NOT EXISTS _syncd_changes(tbl text NOT NULL, pk text NOT NULL,"
     " op text NOT NULL, row text, version bigint NOT NULL UNIQUE, PRIMARY KEY (tbl, pk));"
+    "ALTER TABLE _syncd_changes ADD COLUMN IF NOT EXISTS gap bigint;"
     "CREATE INDEX IF NOT EXISTS _syncd_tombstones ON _syncd_changes(version)"
     " WHERE op = 'delete';"
     "CREATE TABLE IF NOT EXISTS _syncd_clients(client_id text PRIMARY KEY,"

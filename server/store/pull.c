@@ -20,12 +20,88 @@ typedef struct reader {
   dialect_conn *c;
   const store_user *u;
   int after_cursor;                  /* an increment, not a page of an initial sync */
+  long long after;                   /* the increment's cursor */
+  wire_page *p;                      /* the page being read */
   long long snap;                    /* a later page of an initial sync: the head it began at */
   int moved;                         /* a membership change the user may be concerned by */
   const catalog_table *const *asked; /* the tables the pull sends, n_asked */
   int n_asked;
   char **err;
 } reader;
+
+/* Move-in (docs/RULES.md): a row of membership table rt, keyed by pk,
+** that concerns the user came in after the cursor, so rows of the tables
+** the pull sends may have become readable through it alone, with no change
+** of their own. When its key did not exist at the cursor (the change log's
+** gap, dialect.h: then it closes nothing a client holds) and every select
+** from rt's table is monotone (rules_expr.h), the rows it opens (rules.h,
+** via) go into the page ahead of its own change: WIRE_KEEP. When they do
+** not fit in what is left of the page, WIRE_STOP ends the page before the
+** change, so the next page begins with it; when even a whole page cannot
+** hold them, or the row may have closed rows, the pull answers moved and
+** the client resyncs (rd->moved). WIRE_FAIL with *rd->err. */
+static int move_in(reader *rd, const rules_table *rt, const char *pk) {
+  int yes = 0;
+  if (rules_new_since(rd->s, rd->c, rt->t->name, pk, rd->after, &yes, rd->err)) return WIRE_FAIL;
+  if (!yes) return rd->moved = 1, WIRE_KEEP;
+  dialect_walk *w = sqlite3_malloc64(sizeof *w * ((size_t)rd->n_asked + 1));
+  if (!w) return *rd->err = wire_errf("out of memory"), WIRE_FAIL;
+  int n = 0, bad = 0;
+  for (int i = 0; i < rd->n_asked && !bad && !rd->moved; i++) {
+    const rules_table *into = rules_find(rd->s->rules, rd->asked[i]);
+    int j = 0;
+    while (into && j < into->n_via && into->via_from[j] != rt->t)
+      j++;
+    if (!into || j == into->n_via) continue;
+    if (!into->via[j]) {
+      rd->moved = 1;
+      break;
+    }
+    const rules_params *rp = &into->read_params;
+    dialect_walk *x = &w[n++];
+    memset(x, 0, sizeof *x);
+    x->t = into->t;
+    x->cond = into->via[j];
+    x->sorted = 1;
+    x->vals = sqlite3_malloc64(sizeof *x->vals * ((size_t)rp->n + 1));
+    bad = !x->vals;
+    if (!bad) {
+      bad = rules_values(rp, rd->u ? rd->u->sub : 0, rd->u ? rd->u->claims : 0, x->vals) != 0;
+      x->n_vals = bad ? 0 : rp->n + 1;
+      bad = bad || !(x->vals[rp->n] = sqlite3_mprintf("%s", pk));
+    }
+  }
+  int rc = WIRE_KEEP;
+  if (bad) {
+    *rd->err = wire_errf("out of memory");
+    rc = WIRE_FAIL;
+  } else if (n && !rd->moved) {
+    wire_page *p = rd->p, opened;
+    int room = p->limit - p->n_seen - 1; /* the change itself follows */
+    wire_page_start(&opened, room > 0 ? room : 0, 0);
+    wire_page_walk_start(&opened);
+    if (rd->s->d->walk_rows(rd->c, w, n, &opened, rd->err)) {
+      rc = WIRE_FAIL;
+    } else if (sqlite3_str_errcode(opened.out) != SQLITE_OK) {
+      *rd->err = wire_errf("out of memory");
+      rc = WIRE_FAIL;
+    } else if (!opened.has_more) {
+      wire_page_take(p, &opened);
+    } else if (p->n_seen) {
+      rc = WIRE_STOP;
+    } else {
+      rd->moved = 1;
+    }
+    wire_page_drop(&opened);
+  }
+  for (int i = 0; i < n; i++) {
+    for (int k = 0; k < w[i].n_vals; k++)
+      sqlite3_free(w[i].vals[k]);
+    sqlite3_free(w[i].vals);
+  }
+  sqlite3_free(w);
+  return rc;
+}
 
 /* Under rules, a change the user may not read is left out: the live row
 ** is judged as it is when checked, a delete by the values the row had
@@ -52,7 +128,12 @@ static int read_filter(void *arg, const char *table, const char *pk, const char 
   if (rt->membership && !rd->moved && (rd->after_cursor || (rd->snap && version > rd->snap)) &&
       rules_concerns(rd->s, rd->c, rt, pk, row != 0, rd->u, &concerns, rd->err))
     return WIRE_FAIL;
-  rd->moved |= concerns;
+  if (concerns && row && rd->after_cursor) {
+    int in = move_in(rd, rt, pk);
+    if (in != WIRE_KEEP) return in;
+  } else {
+    rd->moved |= concerns;
+  }
   int asked = 0;
   while (asked < rd->n_asked && rd->asked[asked] != t)
     asked++;
@@ -275,13 +356,13 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
   wire_page p;
   wire_page_start(&p, limit, pending_from > 0);
   /* an initial sync's pages bring the memberships up to its head (snap) */
-  reader rd = {s, c, u, cursor && !snap, snap, 0, list, n_list, err};
+  reader rd = {s, c, u, cursor && !snap, after, 0, snap, 0, list, n_list, err};
   int rc = STORE_ERROR, read;
   if (walk) {
     read = walk_page(s, c, u, client, pending_from, only, list, n_list, wtable, wpk, snap, &p, &rd,
                      err);
   } else {
-    if (s->rules) p.filter = read_filter, p.filter_arg = &rd;
+    if (s->rules) p.filter = read_filter, p.filter_arg = &rd, rd.p = &p;
     read = s->d->read_page(c, client, after, cursor != 0, only, 0, 0, pending_from, &p, err) ||
            p.failed;
     p.snap = cursor ? snap : p.head;

@@ -213,7 +213,8 @@ static dialect_result apply_rows(const store *s, dialect_conn *c, const catalog_
   }
   if (r == DIALECT_OK && changed) {
     const char *pk = m->op == STORE_DELETE ? del_pk : o->pk;
-    if (d->log_change(c, t->name, pk, o->row, &o->version, err)) r = DIALECT_FATAL;
+    if (d->log_change(c, t->name, pk, o->row, m->op == STORE_INSERT, &o->version, err))
+      r = DIALECT_FATAL;
     if (m->op == STORE_DELETE) o->pk = del_pk, del_pk = 0;
   }
   if (r == DIALECT_OK && d->log_touched &&

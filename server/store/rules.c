@@ -19,6 +19,7 @@
 */
 #include "rules.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "jscan.h"
@@ -230,6 +231,47 @@ static int concern(const catalog *cat, rules *r, rules_table *rt, int pg, char *
   return -1;
 }
 
+/* rt's via (rules.h): the selects from each table, each restricted to
+** the row keyed by the parameter after read's, ORed, AND read. 0, or -1
+** when out of memory. */
+static int via_sql(rules_table *rt, int pg) {
+  const rules_params *p = &rt->read_params;
+  char src[16];
+  snprintf(src, sizeof src, pg ? "$%d" : "?%d", p->n + 2);
+  for (int k = 0; k < p->n_selects; k++) {
+    const catalog_table *m = p->selects[k];
+    int i = 0;
+    while (i < rt->n_via && rt->via_from[i] != m)
+      i++;
+    if (i < rt->n_via) continue;
+    rt->via_from[rt->n_via++] = m;
+    sqlite3_str *s = sqlite3_str_new(0);
+    int mono = 1;
+    sqlite3_str_appendchar(s, 1, '(');
+    for (int j = k; j < p->n_selects; j++) {
+      if (p->selects[j] != m) continue;
+      mono = mono && p->mono[j];
+      if (j > k) sqlite3_str_appendall(s, " OR ");
+      sqlite3_str_append(s, rt->read + p->atom[j], p->where[j] - p->atom[j]);
+      sqlite3_str_appendchar(s, 1, '(');
+      sqlite3_str_append(s, rt->read + p->where[j], p->where_end[j] - p->where[j]);
+      sqlite3_str_appendall(s, ") AND ");
+      key_match_from(s, m, "_syncd_in", pg, src);
+      sqlite3_str_appendall(s, "true");
+      sqlite3_str_append(s, rt->read + p->where_end[j], p->atom_end[j] - p->where_end[j]);
+    }
+    sqlite3_str_appendf(s, ") AND %s", rt->read);
+    int bad = sqlite3_str_errcode(s) != SQLITE_OK;
+    char *z = sqlite3_str_finish(s);
+    if (bad) return sqlite3_free(z), -1;
+    if (mono)
+      rt->via[rt->n_via - 1] = z;
+    else
+      sqlite3_free(z);
+  }
+  return 0;
+}
+
 /* The expression src (or "false" when absent) of one rule into its SQL
 ** and check; 0, or -1 with *err. */
 static int compile(const catalog *cat, rules_table *rt, jspan src, const char *what, int pg,
@@ -289,6 +331,7 @@ static int load_table(const catalog *cat, rules_table *rt, jspan v, int pg, char
   if (compile(cat, rt, f[0], "read", pg, &rt->read, &rt->read_check, &rt->read_params, err) ||
       compile(cat, rt, f[1], "write", pg, &rt->write, &rt->write_check, &rt->write_params, err))
     return -1;
+  if (via_sql(rt, pg)) return *err = sqlite3_mprintf("out of memory"), -1;
   return server_columns(cat, rt, f[2], err);
 }
 
@@ -432,6 +475,8 @@ void rules_free(rules *r) {
     sqlite3_free(rt->concern_check);
     sqlite3_free(rt->concern_was);
     sqlite3_free(rt->concern_gone);
+    for (int k = 0; k < rt->n_via; k++)
+      sqlite3_free(rt->via[k]);
     params_free(&rt->read_params);
     params_free(&rt->write_params);
     params_free(&rt->concern_params);

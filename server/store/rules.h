@@ -40,6 +40,14 @@ typedef struct rules_table {
   char *was_purge; /* with a compaction: the values of keys whose tombstones go */
   char *was_check; /* a former value passes read */
   char *was_gone;  /* the same, or none is kept (a deleted key's: pull.c) */
+  /* Move-in through membership (pull.c, docs/RULES.md): for each table
+  ** via_from[i] that read selects from, via[i] selects the rows one of its
+  ** rows opens: those the rule passes through that row alone (its key as
+  ** JSON in the parameter after read's) that pass read. NULL when a select
+  ** of it is not monotone (rules_expr.h): its rows may close rows too. */
+  const catalog_table *via_from[RULES_MAX_PARAMS];
+  char *via[RULES_MAX_PARAMS];
+  int n_via;
 } rules_table;
 
 typedef struct rules {

@@ -38,6 +38,7 @@ typedef struct parser {
   sqlite3_str *out;
   rules_params *params;
   int depth; /* of nested parentheses and NOTs: the parser recurses */
+  int neg;   /* NOTs above: a select met is not monotone (rules_expr.h) */
   char *err;
 } parser;
 
@@ -252,7 +253,9 @@ static void select_in(parser *ps) {
   if (!accept_kw(ps, "where")) return fail(ps, "expected WHERE");
   ps->in = in;
   const char *where = ps->p;
+  ps->params->where[ps->params->n_selects - 1] = sqlite3_str_length(ps->out);
   expr(ps);
+  ps->params->where_end[ps->params->n_selects - 1] = sqlite3_str_length(ps->out);
   ps->in = 0;
   /* what a change of the selected table must match to concern a user
   ** (rules.c, concern) */
@@ -261,17 +264,27 @@ static void select_in(parser *ps) {
     fail(ps, "out of memory");
 }
 
+/* The selects from first on sit in an operand a comparison reads as a
+** value: not monotone. */
+static void compared(parser *ps, int first) {
+  for (int k = first; k < ps->params->n_selects; k++)
+    ps->params->mono[k] = 0;
+}
+
 static void cmp(parser *ps) {
   skip_ws(ps);
   int param = *ps->p == ':';
+  int atom = sqlite3_str_length(ps->out), first = ps->params->n_selects;
   operand(ps);
   static const char *const ops[] = {"<=", ">=", "<>", "!=", "=", "<", ">"};
   for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
     if (accept(ps, ops[i])) {
       sqlite3_str_appendf(ps->out, " %s ", strcmp(ops[i], "!=") == 0 ? "<>" : ops[i]);
-      return operand(ps);
+      operand(ps);
+      return compared(ps, first);
     }
   if (accept_kw(ps, "is")) {
+    compared(ps, first);
     int neg = accept_kw(ps, "not");
     if (!accept_kw(ps, "null")) return fail(ps, "expected NULL after IS");
     /* PostgreSQL infers a parameter's type from what it meets; NULL has none */
@@ -284,8 +297,10 @@ static void cmp(parser *ps) {
     if (neg) ps->p = at;
     return;
   }
+  compared(ps, first);
   sqlite3_str_appendall(ps->out, neg ? " NOT IN (" : " IN (");
   if (!accept(ps, "(")) return fail(ps, "expected ( after IN");
+  int k = ps->params->n_selects;
   if (accept_kw(ps, "select")) {
     select_in(ps);
   } else {
@@ -294,16 +309,24 @@ static void cmp(parser *ps) {
       sqlite3_str_appendall(ps->out, ", ");
       operand(ps);
     }
+    compared(ps, k);
   }
   if (!accept(ps, ")")) return fail(ps, "expected )");
   sqlite3_str_appendchar(ps->out, 1, ')');
+  if (k < ps->params->n_selects) {
+    ps->params->atom[k] = atom;
+    ps->params->atom_end[k] = sqlite3_str_length(ps->out);
+    ps->params->mono[k] = !neg && !ps->neg;
+  }
 }
 
 static void not_expr(parser *ps) {
   if (++ps->depth > RULES_MAX_DEPTH) return fail(ps, "nested too deeply");
   if (accept_kw(ps, "not")) {
     sqlite3_str_appendall(ps->out, "NOT ");
+    ps->neg++;
     not_expr(ps);
+    ps->neg--;
   } else {
     cmp(ps);
   }
@@ -328,7 +351,7 @@ static void expr(parser *ps) {
 
 char *rules_expr_compile(const catalog *cat, const catalog_table *t, const char *src, int pg,
                          rules_params *params, char **err) {
-  parser ps = {cat, t, 0, src, src, pg, sqlite3_str_new(0), params, 0, 0};
+  parser ps = {cat, t, 0, src, src, pg, sqlite3_str_new(0), params, 0, 0, 0};
   sqlite3_str_appendchar(ps.out, 1, '(');
   expr(&ps);
   skip_ws(&ps);

@@ -18,6 +18,15 @@ typedef struct rules_params {
   const catalog_table *selects[RULES_MAX_PARAMS]; /* the tables its selects read */
   char *wheres[RULES_MAX_PARAMS];                 /* each one's WHERE, as the rule wrote it */
   int n_selects;
+  /* Each select's comparison "x IN (SELECT ... WHERE w)" in the compiled
+  ** text: at [atom, atom_end), its WHERE's expression at [where, where_end)
+  ** (offsets into the SQL rules_expr_compile returns). mono: more rows
+  ** from the select never make the rule false (no NOT, NOT IN or
+  ** comparison of a truth value above it), so a row its table gains can
+  ** only open rows (a move-in, rules.c). */
+  int atom[RULES_MAX_PARAMS], atom_end[RULES_MAX_PARAMS];
+  int where[RULES_MAX_PARAMS], where_end[RULES_MAX_PARAMS];
+  unsigned char mono[RULES_MAX_PARAMS];
   int cols[RULES_MAX_COLS]; /* the rule's own table's columns it names, each once */
   int n_cols;
 } rules_params;

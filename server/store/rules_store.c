@@ -8,6 +8,7 @@
 */
 #include "rules_store.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static int check(const store *s, dialect_conn *c, const char *sql, const rules_params *p,
@@ -58,6 +59,21 @@ int rules_gone_readable(const store *s, dialect_conn *c, const rules_table *rt, 
                         const store_user *u, int *yes, char **err) {
   *yes = 1;
   return rt->was_gone ? check(s, c, rt->was_gone, &rt->read_params, pk, u, yes, err) : 0;
+}
+
+int rules_new_since(const store *s, dialect_conn *c, const char *table, const char *pk,
+                    long long after, int *yes, char **err) {
+  char at[32];
+  snprintf(at, sizeof at, "%lld", after);
+  const char *vals[3] = {table, pk, at};
+  *yes = 0;
+  return s->d->select_bool(c,
+                           s->d == &dialect_pg
+                               ? "SELECT gap <= $3::bigint FROM _syncd_changes"
+                                 " WHERE tbl = $1 AND pk = $2 AND op = 'upsert' AND gap IS NOT NULL"
+                               : "SELECT gap <= CAST(?3 AS INTEGER) FROM _syncd_changes"
+                                 " WHERE tbl = ?1 AND pk = ?2 AND op = 'upsert' AND gap IS NOT NULL",
+                           vals, 3, yes, err);
 }
 
 /* _syncd_was_<t> for each rule that names its row's columns (rules.h): made

@@ -46,4 +46,11 @@ int rules_gone_readable(const store *s, dialect_conn *c, const rules_table *rt, 
 int rules_concerns(const store *s, dialect_conn *c, const rules_table *rt, const char *pk, int live,
                    const store_user *u, int *yes, char **err);
 
+/* Whether the row of table keyed by pk is there and its key did not exist
+** at version after: its latest change is an insert of an absent key (the
+** change log's gap, dialect.h) and the key was absent since a version at
+** or below after. *yes. 0, or -1 with *err. */
+int rules_new_since(const store *s, dialect_conn *c, const char *table, const char *pk,
+                    long long after, int *yes, char **err);
+
 #endif

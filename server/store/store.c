@@ -18,7 +18,7 @@ typedef struct backfill {
 /* Log one row the schema inserted (a dialect's scan calls it). */
 static int backfill_row(void *arg, const char *pk, const char *row, char **err) {
   backfill *b = arg;
-  return b->d->log_change(b->c, b->table, pk, row, 0, err);
+  return b->d->log_change(b->c, b->table, pk, row, 0, 0, err);
 }
 
 /* In one transaction, so a failed start leaves nothing behind: the schema

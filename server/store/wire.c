@@ -113,12 +113,17 @@ void wire_page_start(wire_page *p, int limit, int rejected) {
 
 void wire_page_change(wire_page *p, const char *table, const char *pk, const char *row,
                       long long version) {
-  if (p->n_seen == p->limit) {
+  if (p->n_seen >= p->limit) {
     p->has_more = 1;
     return;
   }
   int what =
       p->filter && !p->failed ? p->filter(p->filter_arg, table, pk, row, version) : WIRE_KEEP;
+  if (what == WIRE_STOP) {
+    p->has_more = 1;
+    p->limit = p->n_seen;
+    return;
+  }
   p->n_seen++;
   p->last_version = version;
   if (what == WIRE_FAIL) p->failed = 1;
@@ -152,7 +157,7 @@ void wire_page_walk_end(wire_page *p, long long snap) {
 
 void wire_page_walk(wire_page *p, const char *table, const char *pk, const char *row,
                     long long version) {
-  if (p->n_seen == p->limit) {
+  if (p->n_seen >= p->limit) {
     p->has_more = 1;
     return;
   }
@@ -196,6 +201,15 @@ static char *cursor_walk(const char *db_id, const wire_page *p, int *too_long) {
   for (const unsigned char *z = (const unsigned char *)pk; *z; z++)
     sqlite3_str_appendf(s, "%02x", *z);
   return sqlite3_str_finish(s);
+}
+
+void wire_page_take(wire_page *p, const wire_page *from) {
+  static const char head[] = "{\"changes\":[";
+  p->n_seen += from->n_seen;
+  if (!from->n_changes) return;
+  if (p->n_changes) sqlite3_str_appendchar(p->out, 1, ',');
+  sqlite3_str_appendall(p->out, sqlite3_str_value(from->out) + sizeof head - 1);
+  p->n_changes += from->n_changes;
 }
 
 void wire_page_rejected(wire_page *p, long long id, const char *reason) {

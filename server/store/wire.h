@@ -53,8 +53,9 @@ typedef struct wire_page {
   long long snap;         /* an initial sync's snapshot head (0: none): see pull.c */
   long long head, horizon, last_id;
   /* Under rules (pull.c): whether each change is sent, WIRE_KEEP, WIRE_SKIP,
-  ** WIRE_GONE (sent as a delete: a move-out) or WIRE_FAIL (failed set);
-  ** NULL: all kept.
+  ** WIRE_GONE (sent as a delete: a move-out), WIRE_STOP (the page ends
+  ** before it, with more to come: it follows on the next) or WIRE_FAIL
+  ** (failed set); NULL: all kept.
   ** A skipped change still counts toward limit and moves the cursor. */
   int (*filter)(void *arg, const char *table, const char *pk, const char *row, long long version);
   void *filter_arg;
@@ -72,7 +73,7 @@ typedef struct wire_page {
   int walk_bad_position;
 } wire_page;
 
-enum { WIRE_KEEP, WIRE_SKIP, WIRE_GONE, WIRE_FAIL };
+enum { WIRE_KEEP, WIRE_SKIP, WIRE_GONE, WIRE_STOP, WIRE_FAIL };
 
 /* Start p for up to limit changes, with a "rejected" key when rejected. */
 void wire_page_start(wire_page *p, int limit, int rejected);
@@ -95,6 +96,10 @@ void wire_page_walk_end(wire_page *p, long long snap);
 ** chose it. Past limit, only sets has_more. */
 void wire_page_walk(wire_page *p, const char *table, const char *pk, const char *row,
                     long long version);
+
+/* Append the changes of the page from (read by a filter of p's into a
+** page of its own, pull.c's move-in) to p, counted toward p's limit. */
+void wire_page_take(wire_page *p, const wire_page *from);
 
 /* Append one entry to the "rejected" list (reason NULL: empty). */
 void wire_page_rejected(wire_page *p, long long id, const char *reason);
