@@ -148,13 +148,14 @@ typedef struct dialect {
   ** wanted); fresh: an insert of a key that did not exist, so the log
   ** keeps since when the key was absent (column gap: the version of the
   ** delete it replaces, 0 when none is logged; NULL when the key may have
-  ** existed before this change: pull.c's move-in) -- a dialect may give versions only at commit, holding a
+  ** existed before this change: pull.c's move-in) -- a dialect may give versions only at commit,
+  *holding a
   ** nonzero placeholder there meanwhile, so *version must outlive the
   ** commit; purge tombstones beyond max, raising the horizon (at the latest
   ** at commit); tell other processes a push changed rows (NULL: no one to
   ** tell). */
-  int (*log_change)(dialect_conn *c, const char *table, const char *pk, const char *row,
-                    int fresh, long long *version, char **err);
+  int (*log_change)(dialect_conn *c, const char *table, const char *pk, const char *row, int fresh,
+                    long long *version, char **err);
   /* After a mutation's statements (and its own row's log_change): log
   ** every other row of a synced table they changed -- a foreign key's
   ** cascade, a trigger's writes -- as it stands now (deleted: a delete),

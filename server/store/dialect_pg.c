@@ -44,6 +44,7 @@
 #include "pg_log.h"
 #include "pg_sql.h"
 #include "pg_values.h"
+#include "pg_walk.h"
 
 #define SETUP_LOCK_KEY "7395412001"
 
@@ -722,76 +723,6 @@ static int pg_read_page(dialect_conn *c, const char *client, long long after, in
                        PQgetisnull(r, i, 1) ? 0 : PQgetvalue(r, i, 1));
   PQclear(r);
   return pgc_exec(c, "COMMIT", err);
-}
-
-/* One table of a walk: its readable keys (pgsql_walk), then their changes
-** in one statement, into p. */
-static int walk_table(dialect_conn *c, const dialect_walk *w, wire_page *p, char **err) {
-  const catalog_table *t = w->t;
-  char lim[32];
-  snprintf(lim, sizeof lim, "%d", p->limit + 1 - p->n_seen);
-  const char **q = sqlite3_malloc64(sizeof *q * ((size_t)w->n_vals + 2));
-  char *sql = pgsql_walk(w, w->after != 0);
-  if (!q || !sql) {
-    sqlite3_free(q);
-    sqlite3_free(sql);
-    return *err = wire_errf("out of memory"), -1;
-  }
-  q[0] = w->after;
-  for (int k = 0; k < w->n_vals; k++)
-    q[1 + k] = w->vals[k];
-  q[1 + w->n_vals] = lim;
-  PGresult *keys = pgc_query(c, sql, w->n_vals + 2, q, err);
-  sqlite3_free(sql);
-  sqlite3_free(q);
-  if (!keys) {
-    /* a position of the wrong type ({"id":"x"} for an integer key) */
-    if (w->after && c->data_error) p->walk_bad_position = 1;
-    return -1;
-  }
-  int n = PQntuples(keys), bad = 0;
-  char **pk = sqlite3_malloc64(sizeof *pk * ((size_t)n + 1));
-  sqlite3_str *list = sqlite3_str_new(0);
-  sqlite3_str_appendchar(list, 1, '[');
-  for (int i = 0; !bad && pk && i < n; i++) {
-    bad = !(pk[i] = pgsql_row(t, keys, i, 0, 1));
-    if (i) sqlite3_str_appendchar(list, 1, ',');
-    if (!bad) value_append_string(list, pk[i], -1);
-  }
-  PQclear(keys);
-  sqlite3_str_appendchar(list, 1, ']');
-  char *json = sqlite3_str_finish(list);
-  PGresult *r = 0;
-  if (!pk || bad || !json) {
-    *err = wire_errf("out of memory");
-  } else if (n) {
-    const char *q2[2] = {t->name, json};
-    /* one index lookup per key, whatever the plan of the prepared statement
-    ** guesses of the array (LIMIT keeps the lateral select from being
-    ** pulled up into a join it may run as a scan of the log) */
-    r = pgc_query(c,
-                  "SELECT c.row, c.version FROM json_array_elements_text($2::json)"
-                  " WITH ORDINALITY AS k(pk, n) LEFT JOIN LATERAL (SELECT row, version"
-                  " FROM _syncd_changes WHERE tbl = $1 AND pk = k.pk AND op = 'upsert'"
-                  " LIMIT 1) AS c ON true ORDER BY k.n",
-                  2, q2, err);
-  }
-  for (int i = 0; r && i < n && i < PQntuples(r); i++)
-    wire_page_walk(p, t->name, pk[i], PQgetisnull(r, i, 0) ? 0 : PQgetvalue(r, i, 0),
-                   PQgetisnull(r, i, 1) ? 0 : atoll(PQgetvalue(r, i, 1)));
-  int ok = !n || r;
-  PQclear(r);
-  for (int i = 0; pk && i < n; i++)
-    sqlite3_free(pk[i]);
-  sqlite3_free(pk);
-  sqlite3_free(json);
-  return ok ? 0 : -1;
-}
-
-static int pg_walk_rows(dialect_conn *c, const dialect_walk *w, int n, wire_page *p, char **err) {
-  for (int i = 0; i < n && !p->has_more; i++)
-    if (walk_table(c, &w[i], p, err)) return -1;
-  return 0;
 }
 
 /* A walk's page (read_page with w): two round trips besides the tables',

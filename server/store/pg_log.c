@@ -73,17 +73,17 @@ int pglog_change(dialect_conn *c, const char *table, const char *pk, const char 
 ** (dialect.h): 0 for a fresh insert, the only change of its key here;
 ** the version of a committed delete it replaces (a placeholder's is this
 ** transaction's, so the key may have existed before it); else NULL. */
-#define FLUSH_INTO                                                                        \
-  "INSERT INTO _syncd_changes(tbl, pk, op, row, version, gap)"                            \
-  " SELECT DISTINCT ON (x.t, x.k) x.t, x.k, CASE WHEN x.r IS NULL"                        \
+#define FLUSH_INTO                                                                                 \
+  "INSERT INTO _syncd_changes(tbl, pk, op, row, version, gap)"                                     \
+  " SELECT DISTINCT ON (x.t, x.k) x.t, x.k, CASE WHEN x.r IS NULL"                                 \
   " THEN 'delete' ELSE 'upsert' END, x.r, "
-#define FLUSH_FROM                                                                        \
-  ", CASE WHEN x.f AND count(*) OVER (PARTITION BY x.t, x.k) = 1 THEN 0 END"              \
+#define FLUSH_FROM                                                                                 \
+  ", CASE WHEN x.f AND count(*) OVER (PARTITION BY x.t, x.k) = 1 THEN 0 END"                       \
   " FROM json_to_recordset($1::json) AS x(t text, k text, r text, v bigint, f boolean)"
-#define FLUSH_CONFLICT                                                                    \
-  " ORDER BY x.t, x.k, x.v ON CONFLICT (tbl, pk) DO UPDATE"                               \
-  " SET op = excluded.op, row = excluded.row, version = excluded.version,"                \
-  " gap = CASE WHEN _syncd_changes.op = 'delete' AND excluded.op = 'upsert'"             \
+#define FLUSH_CONFLICT                                                                             \
+  " ORDER BY x.t, x.k, x.v ON CONFLICT (tbl, pk) DO UPDATE"                                        \
+  " SET op = excluded.op, row = excluded.row, version = excluded.version,"                         \
+  " gap = CASE WHEN _syncd_changes.op = 'delete' AND excluded.op = 'upsert'"                       \
   " AND _syncd_changes.version > 0 THEN _syncd_changes.version END"
 static const char flush_sql[] = FLUSH_INTO "x.v" FLUSH_FROM FLUSH_CONFLICT;
 

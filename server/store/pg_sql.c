@@ -176,7 +176,11 @@ const char pgsql_internal_ddl[] =
     " db_id text NOT NULL, version bigint NOT NULL, horizon bigint NOT NULL);"
     "CREATE TABLE IF NOT EXISTS _syncd_changes(tbl text NOT NULL, pk text NOT NULL,"
     " op text NOT NULL, row text, version bigint NOT NULL UNIQUE, PRIMARY KEY (tbl, pk));"
-    "ALTER TABLE _syncd_changes ADD COLUMN IF NOT EXISTS gap bigint;"
+    /* a log made before the column (its keys' pasts unknown: NULL); the
+    ** lock ALTER takes only then, not at every start beside another syncd */
+    "DO $g$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid ="
+    " '_syncd_changes'::regclass AND attname = 'gap' AND NOT attisdropped) THEN"
+    " ALTER TABLE _syncd_changes ADD COLUMN gap bigint; END IF; END $g$;"
     "CREATE INDEX IF NOT EXISTS _syncd_tombstones ON _syncd_changes(version)"
     " WHERE op = 'delete';"
     "CREATE TABLE IF NOT EXISTS _syncd_clients(client_id text PRIMARY KEY,"

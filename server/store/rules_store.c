@@ -67,13 +67,13 @@ int rules_new_since(const store *s, dialect_conn *c, const char *table, const ch
   snprintf(at, sizeof at, "%lld", after);
   const char *vals[3] = {table, pk, at};
   *yes = 0;
-  return s->d->select_bool(c,
-                           s->d == &dialect_pg
-                               ? "SELECT gap <= $3::bigint FROM _syncd_changes"
-                                 " WHERE tbl = $1 AND pk = $2 AND op = 'upsert' AND gap IS NOT NULL"
-                               : "SELECT gap <= CAST(?3 AS INTEGER) FROM _syncd_changes"
-                                 " WHERE tbl = ?1 AND pk = ?2 AND op = 'upsert' AND gap IS NOT NULL",
-                           vals, 3, yes, err);
+  return s->d->select_bool(
+      c,
+      s->d == &dialect_pg ? "SELECT gap <= $3::bigint FROM _syncd_changes"
+                            " WHERE tbl = $1 AND pk = $2 AND op = 'upsert' AND gap IS NOT NULL"
+                          : "SELECT gap <= CAST(?3 AS INTEGER) FROM _syncd_changes"
+                            " WHERE tbl = ?1 AND pk = ?2 AND op = 'upsert' AND gap IS NOT NULL",
+      vals, 3, yes, err);
 }
 
 /* _syncd_was_<t> for each rule that names its row's columns (rules.h): made

@@ -880,13 +880,52 @@ class RulesTests(ManySyncd):
             ops += [(c["op"], c["pk"]["id"]) for c in page["changes"]]
         self.assertIn(("delete", sent), ops)
 
+    def test_a_change_log_from_before_move_in(self):
+        # a log written before syncd kept since when each key was absent
+        # (_syncd_changes.gap) gets the column at startup: a membership
+        # logged then has no known past and still answers 410; one logged
+        # after moves its rows in
+        s = self.server()
+        bob, admin = self.as_user("bob"), bearer("shared")
+        self.rows(s, "members")
+        res = self.plain.push("admin", [ins(1, "tasks", id="k1", project="p1"),
+                                        ins(2, "tasks", id="k3", project="p3")], headers=admin)
+        self.assertEqual({r["status"] for r in res}, {"applied"}, res)
+        _, cursor = self.seen(s, bob, "b1", limit=100)
+        res = self.plain.push("admin", [ins(3, "members", project="p1", user_id="bob")],
+                              headers=admin)
+        self.assertEqual(res[0]["status"], "applied", res)
+        for x in (s, self.plain):
+            self.assertEqual(x.stop(), 0, x.log()[-2000:])
+        has_gap = ("SELECT count(*) FROM pragma_table_info('_syncd_changes') WHERE name = 'gap'"
+                   if self.backend == "sqlite" else
+                   "SELECT count(*) FROM information_schema.columns"
+                   " WHERE table_name = '_syncd_changes' AND column_name = 'gap'")
+        self.store_rows("ALTER TABLE _syncd_changes DROP COLUMN gap")
+        self.assertEqual(self.store_rows(has_gap), [("0",)])
+        for x in (s, self.plain):
+            x.start()
+        self.assertEqual(self.store_rows(has_gap), [("1",)])
+        status, _, data = self.page(s, bob, "b1", cursor, 100)
+        self.assertEqual((status, data), (410, {"error": "cursor expired", "moved": True}))
+        got, cursor = self.seen(s, bob, "b1", limit=100)
+        self.assertIn(("tasks", json.dumps({"id": "k1"})), got)
+        res = self.plain.push("admin", [ins(4, "members", project="p3", user_id="bob")],
+                              headers=admin)
+        self.assertEqual(res[0]["status"], "applied", res)
+        status, _, page = self.page(s, bob, "b1", cursor, 100)
+        self.assertEqual(status, 200, page)
+        self.assertIn("k3", {c["pk"]["id"] for c in page["changes"] if c["table"] == "tasks"})
+
     def store_rows(self, sql):
         """The rows sql selects from the storage itself (not through syncd)."""
         if self.backend == "sqlite":
             import sqlite3
             db = sqlite3.connect(self.args[1])
             try:
-                return [tuple(str(v) for v in r) for r in db.execute(sql)]
+                rows = [tuple(str(v) for v in r) for r in db.execute(sql)]
+                db.commit()
+                return rows
             finally:
                 db.close()
         out = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-F", "|", "-v", "ON_ERROR_STOP=1",
