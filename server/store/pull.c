@@ -30,10 +30,12 @@ typedef struct reader {
 } reader;
 
 /* Move-in (docs/RULES.md): a row of membership table rt, keyed by pk,
-** that concerns the user came in after the cursor, so rows of the tables
-** the pull sends may have become readable through it alone, with no change
-** of their own. When its key did not exist at the cursor (the change log's
-** gap, dialect.h: then it closes nothing a client holds) and every select
+** that concerns the user came in after the cursor (or, in an initial
+** sync's pages past the head it began at, after that head), so rows of the
+** tables the pull sends may have become readable through it alone, with
+** no change of their own. When its key did not exist at the cursor (the
+** change log's gap, dialect.h: then it closes nothing the client holds or
+** an earlier page sent) and every select
 ** from rt's table is monotone (rules_expr.h), the rows it opens (rules.h,
 ** via) go into the page ahead of its own change: WIRE_KEEP. When they do
 ** not fit in what is left of the page, WIRE_STOP ends the page before the
@@ -42,7 +44,8 @@ typedef struct reader {
 ** the client resyncs (rd->moved). WIRE_FAIL with *rd->err. */
 static int move_in(reader *rd, const rules_table *rt, const char *pk) {
   int yes = 0;
-  if (rules_new_since(rd->s, rd->c, rt->t->name, pk, rd->after, &yes, rd->err)) return WIRE_FAIL;
+  long long since = rd->after_cursor ? rd->after : rd->snap;
+  if (rules_new_since(rd->s, rd->c, rt->t->name, pk, since, &yes, rd->err)) return WIRE_FAIL;
   if (!yes) return rd->moved = 1, WIRE_KEEP;
   dialect_walk *w = sqlite3_malloc64(sizeof *w * ((size_t)rd->n_asked + 1));
   if (!w) return *rd->err = wire_errf("out of memory"), WIRE_FAIL;
@@ -128,7 +131,7 @@ static int read_filter(void *arg, const char *table, const char *pk, const char 
   if (rt->membership && !rd->moved && (rd->after_cursor || (rd->snap && version > rd->snap)) &&
       rules_concerns(rd->s, rd->c, rt, pk, row != 0, rd->u, &concerns, rd->err))
     return WIRE_FAIL;
-  if (concerns && row && rd->after_cursor) {
+  if (concerns && row) {
     int in = move_in(rd, rt, pk);
     if (in != WIRE_KEEP) return in;
   } else {
@@ -285,6 +288,7 @@ static int walk_page(store *s, dialect_conn *c, const store_user *u, const char 
   wire_page_walk_end(p, p->snap);
   if (p->rejected) sqlite3_str_reset(p->rejected);
   rd->snap = p->snap;
+  rd->p = p;
   p->filter = read_filter, p->filter_arg = rd;
   long long head = p->head;
   if (s->d->read_page(c, client, p->snap, 1, only, 0, 0, pending_from, p, err) || p->failed)

@@ -755,8 +755,9 @@ class RulesTests(ManySyncd):
     def test_initial_sync_meets_a_membership_change(self):
         # bob's initial sync pages past k1 (hidden: not a member of p1 yet);
         # alice then adds him to p1. A later page runs past the head the
-        # sync began at and meets that membership: it answers 410 like an
-        # increment, or k1 (unchanged, below the cursor) would never come
+        # sync began at and meets that membership: it brings k1 (unchanged,
+        # below the cursor, so no change of its own would) as an increment
+        # does (move-in); a removal answers 410, and the client starts over
         s = self.server(co_member_rules())
         alice, bob = self.as_user("alice"), self.as_user("bob")
         self.push(s, alice, "a1", [ins(1, "tasks", id="k1", project="p1")])
@@ -774,9 +775,23 @@ class RulesTests(ManySyncd):
         res = self.push(s, alice, "a1", [ins(2, "members", project="p1", user_id="bob")])
         self.assertEqual(res[0]["status"], "applied", res)
         q["limit"] = "100"
+        status, _, page = s.request("GET", "/pull?" + urllib.parse.urlencode(q), headers=bob)
+        self.assertEqual(status, 200, page)
+        self.assertIn({"id": "k1"}, [c["pk"] for c in page["changes"]])
+        # a key that existed while the sync paged (bob left p1 and came
+        # back after its head) may have let rows in that its pages sent:
+        # 410. Before that head, it is new to the sync: a move-in
+        q = {"client_id": "b4", "limit": "1"}
+        status, _, page = s.request("GET", "/pull?" + urllib.parse.urlencode(q), headers=bob)
+        self.assertEqual((status, page["has_more"]), (200, True), page)
+        q["cursor"] = page["cursor"]
+        for op in (dele(3, "members", {"project": "p1", "user_id": "bob"}),
+                   ins(4, "members", project="p1", user_id="bob")):
+            self.assertEqual(self.push(s, alice, "a1", [op])[0]["status"], "applied")
+        q["limit"] = "100"
         status, _, data = s.request("GET", "/pull?" + urllib.parse.urlencode(q), headers=bob)
         self.assertEqual((status, data), (410, {"error": "cursor expired", "moved": True}))
-        got, _ = self.seen(s, bob, "b1")
+        got, _ = self.seen(s, bob, "b4", limit=100)
         self.assertIn(("tasks", json.dumps({"id": "k1"})), got)
         # the same for a move-out: alice removes bob from p1 while his next
         # initial sync pages past k1, which it sent him
@@ -787,7 +802,7 @@ class RulesTests(ManySyncd):
             q["cursor"] = page["cursor"]
             if {"id": "k1"} in [c["pk"] for c in page["changes"]]:
                 break
-        res = self.push(s, alice, "a1", [dele(4, "members", {"project": "p1", "user_id": "bob"})])
+        res = self.push(s, alice, "a1", [dele(5, "members", {"project": "p1", "user_id": "bob"})])
         self.assertEqual(res[0]["status"], "applied", res)
         q["limit"] = "100"
         status, _, data = s.request("GET", "/pull?" + urllib.parse.urlencode(q), headers=bob)
