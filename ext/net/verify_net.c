@@ -20,11 +20,14 @@
 **   sync_verify: the server kept changing (the client is at s1-9, ...)
 **   sync_verify: cannot reach http://...: Couldn't connect to server
 **   sync_verify: HTTP 404: not found                (a server without /verify)
-** A tracked table the server does not sync (it answers "no such table": a
-** table it lacks, or one without a rule under --rules) is skipped, and its
-** report says so ("skipped"), rather than keep the other tables unverified.
+** A tracked table the server does not sync (a 400 whose "unknown_table"
+** names it, or from a syncd before that field whose error is "no such
+** table: <name>": a table it lacks, or one without a rule under --rules) is
+** skipped, and its report says so ("skipped"), rather than keep the other
+** tables unverified.
 */
 #include "verify_net.h"
+#include "jscan.h"
 #include "oneshot.h"
 #include "track.h"
 #include "table.h"
@@ -92,6 +95,32 @@ typedef struct Walk {
   int httpFailed;                   /* the failure was a request's (r->msg) */
 } Walk;
 
+/* 1 when the text value v is prefix followed by name, the name in any case
+** (the caller may have named the table otherwise than the request did). */
+static int text_is(jspan v, const char *prefix, const char *name) {
+  if (strcmp(jscan_type(v), "text") != 0) return 0;
+  int nul = 0;
+  char *got = jscan_text(v, &nul);
+  char *want = sqlite3_mprintf("%s%s", prefix, name);
+  int same = got && want && !nul && sqlite3_stricmp(got, want) == 0;
+  sqlite3_free(got);
+  sqlite3_free(want);
+  return same;
+}
+
+/* Whether r, a refused request, says the server does not sync table. The
+** message's words are read only from a syncd that answers without the
+** field: they are written for people, and may change. */
+static int not_synced(const http_req *r, const char *table) {
+  if (r->status != 400 || !r->buf || !jscan_document(r->buf, r->buf + r->n)) return 0;
+  const char *z = jscan_ws(r->buf, r->buf + r->n);
+  if (*z != '{') return 0;
+  jspan obj = {z, (int)(r->buf + r->n - z)};
+  jspan unknown = jscan_field(obj, "unknown_table");
+  if (unknown.z) return text_is(unknown, "", table);
+  return text_is(jscan_field(obj, "error"), "no such table: ", table);
+}
+
 static int walk_request(Walk *w, const char *body) {
   http_opts o;
   client_opts(&o, w->cfg, w->token, CLIENT_PULL);
@@ -117,8 +146,7 @@ static int walk_table(Walk *w, const char *table, const char *cursor, sqlite3_st
     st->bytes += (sqlite3_int64)strlen(body);
     int bad = walk_request(w, body);
     sqlite3_free(body);
-    if (bad && st->requests == 1 && w->r->status == 400 && w->r->buf &&
-        strstr(w->r->buf, "\"no such table: ")) {
+    if (bad && st->requests == 1 && not_synced(w->r, table)) {
       st->skipped = 1;
       break;
     }

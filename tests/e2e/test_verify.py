@@ -148,6 +148,40 @@ class Verify(E2ETest):
         # about 78 rows in 256 each (not 16) made it about 25000
         self.assertLess(r["bytes"], 15000)
 
+    def test_a_table_the_server_lacks_is_skipped(self):
+        """A tracked table syncd does not have is skipped, the others
+        verified: told by the answer's "unknown_table" whatever its error
+        says, or by the error's text from a syncd without that field; a
+        field naming another table is no such answer."""
+        s, _ = self.synced(20)
+        old = lambda d: {"error": d["error"]}
+        reworded = lambda d: dict(d, error="not here")
+        other = lambda d: {"error": "no such table: drafts", "unknown_table": "other"}
+        for name, rewrite in (("plain", None), ("old", old), ("reworded", reworded),
+                              ("other", other)):
+            with self.subTest(syncd=name):
+                url = s.url
+                if rewrite:
+                    p = VerifyRefusalProxy(s.url, rewrite)
+                    self.addCleanup(p.stop)
+                    url = p.url
+                c = self.client(name, url)
+                c.db.execute("CREATE TABLE drafts(id TEXT PRIMARY KEY, body TEXT)")
+                c.one("SELECT sync_track('drafts')")
+                c.one("SELECT sync_pull()")
+                self.behind_engine(c, "DELETE FROM todos WHERE id = 'k3'")
+                if name == "other":
+                    with self.assertRaisesRegex(sqlite3.OperationalError,
+                                                r"^sync_verify: HTTP 400: no such table: drafts"):
+                        self.verify(c)
+                    continue
+                r = self.verify(c)
+                by = {t["table"]: t for t in r["tables"]}
+                self.assertEqual(by["drafts"]["skipped"], "the server does not sync it")
+                self.assertEqual((by["todos"]["diverged"], by["todos"]["repaired"]), (1, 1))
+                self.assertNotIn("skipped", by["todos"])
+                self.assertEqual(c.todos(), self.server_todos(s))
+
     def test_errors(self):
         s, a = self.synced(3)
         with self.assertRaisesRegex(sqlite3.OperationalError,
@@ -158,6 +192,23 @@ class Verify(E2ETest):
                                     r"^sync_verify: cannot run inside a transaction"):
             a.one("SELECT sync_verify()")
         a.db.execute("ROLLBACK")
+
+
+class VerifyRefusalProxy(RelayProxy):
+    """Relays everything, a /verify 400's body rewritten by rewrite (a dict
+    to a dict): a syncd that words or shapes its refusal otherwise."""
+
+    def __init__(self, upstream, rewrite):
+        self.rewrite = rewrite
+        super().__init__(upstream)
+
+    def relay(self, h, body):
+        if not h.path.startswith("/verify"):
+            return super().relay(h, body)
+        status, data = h.forward(body)
+        if status == 400:
+            data = json.dumps(self.rewrite(json.loads(data))).encode()
+        h.answer(status, data)
 
 
 class NoVerifyProxy(RelayProxy):
