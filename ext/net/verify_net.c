@@ -12,9 +12,11 @@
 ** compared and how, is ext/engine/verify.c). Every answer must be for the
 ** client's cursor: if the server moved on meanwhile, the call pulls again
 ** and starts over (at most VERIFY_TRIES times). The keys that differ are
-** repaired from the server's rows, every table in one transaction, pending
-** mutations rebased on top. Like sync_pull, it holds this process's worker
-** off while it runs and refuses to run inside a transaction.
+** repaired from the server's rows, pending mutations rebased on top: in
+** chunks while a table is walked (verify.c), the rest of every table in
+** one transaction with the record of the verification. Like sync_pull, it
+** holds this process's worker off while it runs and refuses to run inside
+** a transaction.
 ** Errors (all "sync_verify: cause"):
 **   sync_verify: table "x" is not tracked
 **   sync_verify: the server kept changing (the client is at s1-9, ...)
@@ -151,12 +153,22 @@ static int walk_table(Walk *w, const char *table, const char *cursor, sqlite3_st
       break;
     }
     if (bad) {
-      verify_free(v);
       w->httpFailed = 1;
-      return -1;
+      break;
     }
     st->bytes += (sqlite3_int64)w->r->n;
     rc = verify_take(v, w->r->buf ? w->r->buf : "", &w->err);
+  }
+  /* the chunks applied stay however the walk ends: sync_wait hears of them */
+  if (v) {
+    ApplyResult res;
+    verify_written(v, &res);
+    site_publish(w->site, &res);
+    apply_result_clear(&res);
+  }
+  if (w->httpFailed) {
+    verify_free(v);
+    return -1;
   }
   if (rc == SQLITE_OK) {
     st->checked = verify_checked(v);
