@@ -611,6 +611,9 @@ const char *verify_changes(const Verify *v) {
   const char *z = sqlite3_str_value(v->changes);
   return z ? z : "";
 }
+sqlite3_int64 verify_applied(const Verify *v) {
+  return v->diverged - v->nChanges;
+}
 void verify_written(Verify *v, ApplyResult *res) {
   *res = v->written;
   memset(&v->written, 0, sizeof v->written);

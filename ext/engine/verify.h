@@ -36,6 +36,9 @@ sqlite3_int64 verify_checked(const Verify *);
 sqlite3_int64 verify_diverged(const Verify *);
 const char *verify_changes(const Verify *);
 
+/* The keys of verify_diverged that the chunks applied so far repaired. */
+sqlite3_int64 verify_applied(const Verify *);
+
 /* What the chunks applied so far wrote (the tables, for sync_wait), moved
 ** into *res; free it with apply_result_clear. */
 void verify_written(Verify *, ApplyResult *res);

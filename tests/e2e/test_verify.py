@@ -242,6 +242,27 @@ class Verify(E2ETest):
         again = self.verify(a, "todos")["tables"][0]
         self.assertEqual((again["checked"], again["diverged"]), (20050, 0))
 
+    def test_chunks_of_a_walk_started_over_are_counted(self):
+        """The server moves on in the middle of a walk that has applied
+        chunks already: they stay applied, and the walk after the pull,
+        which finds those keys in order, counts them all the same."""
+        s, _ = self.synced(10)
+        s.execute("WITH RECURSIVE i(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM i"
+                  " WHERE k < 20000) INSERT INTO todos SELECT 'big' || k, 'b', 0 FROM i")
+        # 256 buckets, 4096, then rows of about 625 keys a request: chunks
+        # are applied from the fourth request on
+        p = MovingProxy(s.url, 6)
+        self.addCleanup(p.stop)
+        c = self.client("c", p.url)
+        c.one("SELECT sync_pull()")
+        r = self.verify(c, "todos")
+        self.assertGreater(p.asked, 6)
+        t = r["tables"][0]
+        self.assertEqual((t["checked"], t["diverged"], t["repaired"]), (20011, 20000, 20000))
+        self.assertEqual((r["diverged"], r["repaired"]), (20000, 20000))
+        self.assertEqual(c.one("SELECT value FROM sync_meta WHERE key = 'diverged_total'"), 20000)
+        self.assertEqual(c.todos(), self.server_todos(s))
+
     def test_errors(self):
         s, a = self.synced(3)
         with self.assertRaisesRegex(sqlite3.OperationalError,
@@ -269,6 +290,28 @@ class VerifyRefusalProxy(RelayProxy):
         if status == 400:
             data = json.dumps(self.rewrite(json.loads(data))).encode()
         h.answer(status, data)
+
+
+class MovingProxy(RelayProxy):
+    """Relays everything; before the at-th /verify request, writes a row
+    through syncd, so that its answer is for a newer cursor than the
+    client's."""
+
+    def __init__(self, upstream, at):
+        self.at, self.asked, self.base = at, 0, upstream
+        super().__init__(upstream)
+
+    def relay(self, h, body):
+        if h.path.startswith("/verify"):
+            self.asked += 1
+            if self.asked == self.at:
+                push = {"client_id": "mover", "mutations": [{
+                    "id": 1, "table": "todos", "op": "insert", "pk": {"id": "moved"},
+                    "data": {"id": "moved", "title": "m", "done": 0}}]}
+                req = urllib.request.Request(self.base + "/push", json.dumps(push).encode(),
+                                             {"Content-Type": "application/json"})
+                urllib.request.urlopen(req, timeout=10).read()
+        super().relay(h, body)
 
 
 class NoVerifyProxy(RelayProxy):
