@@ -303,6 +303,21 @@ static enum MHD_Result do_events(const server_ctx *ctx, struct MHD_Connection *c
   return answer(c, rq, status, r);
 }
 
+/* 400 for a table the server does not sync: msg (freed here) as any 400's
+** error, and the table's name in a field of its own, so that a client tells
+** this refusal from the others without reading the message's words. */
+static enum MHD_Result unknown_table(struct MHD_Connection *c, request *rq, char *msg,
+                                     const char *table) {
+  sqlite3_str *out = sqlite3_str_new(0);
+  sqlite3_str_appendall(out, "{\"error\":");
+  value_append_string(out, msg, -1);
+  sqlite3_str_appendall(out, ",\"unknown_table\":");
+  value_append_string(out, table, -1);
+  sqlite3_str_appendchar(out, 1, '}');
+  sqlite3_free(msg);
+  return answer(c, rq, MHD_HTTP_BAD_REQUEST, reply_json(sqlite3_str_finish(out)));
+}
+
 static enum MHD_Result do_verify(const server_ctx *ctx, struct MHD_Connection *c, request *rq) {
   enum MHD_Result res;
   char *body;
@@ -322,9 +337,13 @@ static enum MHD_Result do_verify(const server_ctx *ctx, struct MHD_Connection *c
     return res;
   }
   store_user user = {rq->user.sub, rq->user.json};
+  int unknown = 0;
   if (!msg)
-    rc = store_fingerprint(ctx->st, rq->auth == AUTH_USER ? &user : 0, &fr, &json, &msg, &err);
+    rc = store_fingerprint(ctx->st, rq->auth == AUTH_USER ? &user : 0, &fr, &json, &msg, &unknown,
+                           &err);
+  if (unknown) res = unknown_table(c, rq, msg, fr.table);
   fp_request_free(&fr);
+  if (unknown) return res;
   if (msg) return bad_request(c, rq, msg);
   if (rc != STORE_OK) {
     enum MHD_Result r = answer_error(c, rq, store_status(rc), store_message(rc, err));

@@ -201,12 +201,13 @@ static int scan(store *s, dialect_conn *c, const catalog_table *t, const rules_t
 
 /* store_fingerprint on c, the schema lock held. */
 static int fingerprint(store *s, dialect_conn *c, const store_user *u, const fp_request *r,
-                       char **json, char **bad, char **err) {
+                       char **json, char **bad, int *unknown, char **err) {
   const catalog_table *t = catalog_table_find(&s->cat, r->table);
   /* under rules a table without one is not synced at all */
   const rules_table *rt = t && s->rules ? rules_find(s->rules, t) : 0;
   if (!t || (s->rules && !rt)) {
     *bad = sqlite3_mprintf("no such table: %s", r->table);
+    *unknown = *bad != 0; /* out of memory: a 500 */
     return STORE_OK;
   }
   fp_answer a;
@@ -241,11 +242,12 @@ static int fingerprint(store *s, dialect_conn *c, const store_user *u, const fp_
 }
 
 int store_fingerprint(store *s, const store_user *u, const fp_request *r, char **json, char **bad,
-                      char **err) {
+                      int *unknown, char **err) {
   *json = *bad = 0;
+  *unknown = 0;
   dialect_conn *c = store_schema_enter(s, 1, err);
   if (!c) return STORE_ERROR;
-  int rc = fingerprint(s, c, u, r, json, bad, err);
+  int rc = fingerprint(s, c, u, r, json, bad, unknown, err);
   store_schema_leave(s, c);
   return rc;
 }

@@ -18,11 +18,12 @@ void fp_request_free(fp_request *r);
 
 /* The answer to r in one read snapshot: *json on STORE_OK. A table that is
 ** not synced is STORE_BAD_REQUEST-like: STORE_ERROR is never used for it;
-** *bad receives the 400 message instead (sqlite3_malloc'd) and STORE_OK is
-** returned with *json NULL. Under rules, of the rows u (NULL: no user, as
-** the shared token) may read. */
+** *bad receives the 400 message instead (sqlite3_malloc'd), *unknown is set
+** (a table without a rule under rules alike, so that the answer does not
+** tell them apart) and STORE_OK is returned with *json NULL. Under rules, of
+** the rows u (NULL: no user, as the shared token) may read. */
 int store_fingerprint(store *s, const store_user *u, const fp_request *r, char **json, char **bad,
-                      char **err);
+                      int *unknown, char **err);
 
 /* 1 when cursor, which the store refused as expired, names another
 ** database (the server's was replaced) or a version above the head (it was

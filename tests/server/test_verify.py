@@ -153,6 +153,17 @@ class VerifyTests(OneSyncd):
         status, _, _ = self.s.request("GET", "/verify")
         self.assertEqual(status, 405)
 
+    def test_unknown_table_is_named(self):
+        """A table the server does not sync is named in a field of its own,
+        the error message unchanged: a client tells it from the other 400s
+        without reading words; other refusals have no such field."""
+        self.fill()
+        for name in ("nope", "_syncd_state", 'odd "name"'):
+            with self.subTest(name=name):
+                self.assertEqual(self.verify(expect=400, table=name),
+                                 {"error": "no such table: " + name, "unknown_table": name})
+        self.assertNotIn("unknown_table", self.verify(expect=400, split=4))
+
     def test_410_says_reset_for_a_server_back_in_time(self):
         """A cursor of another database or above the head: 410 with "reset":
         true (the server was replaced or restored); below the horizon: a
