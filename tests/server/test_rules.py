@@ -284,9 +284,11 @@ class RulesTests(ManySyncd):
                               headers=bearer("shared"))
         self.assertEqual(res[0]["status"], "applied", res)
         self.assertEqual(keys(bob, "b1", "tasks"), ["k1", "k2"])
-        # a table without a rule is not synced; another user's client id is
+        # a table without a rule is not synced, answered as one that does
+        # not exist (unknown_table as well); another user's client id is
         # refused; the shared token has no user, so it may read nothing
-        self.assertEqual(verify(alice, "a1", "secrets"), (400, {"error": "no such table: secrets"}))
+        self.assertEqual(verify(alice, "a1", "secrets"),
+                         (400, {"error": "no such table: secrets", "unknown_table": "secrets"}))
         self.assertEqual(verify(alice, "b1", "todos")[0], 403)
         self.assertEqual(keys(bearer("shared"), "x1", "todos"), [])
 
