@@ -19,66 +19,95 @@ typedef struct reader {
   store *s;
   dialect_conn *c;
   const store_user *u;
-  int after_cursor;                  /* an increment, not a page of an initial sync */
-  long long after;                   /* the increment's cursor */
-  wire_page *p;                      /* the page being read */
-  long long snap;                    /* a later page of an initial sync: the head it began at */
-  int moved;                         /* a membership change the user may be concerned by */
-  const catalog_table *const *asked; /* the tables the pull sends, n_asked */
+  int after_cursor;            /* an increment, not a page of an initial sync */
+  long long after;             /* the increment's cursor */
+  wire_page *p;                /* the page being read */
+  long long snap;              /* a later page of an initial sync: the head it began at */
+  int moved;                   /* a membership change the user may be concerned by */
+  const catalog_table **asked; /* the tables the pull sends, n_asked */
   int n_asked;
   char **err;
 } reader;
 
-/* Move-in (docs/RULES.md): a row of membership table rt, keyed by pk,
-** that concerns the user came in after the cursor (or, in an initial
-** sync's pages past the head it began at, after that head), so rows of the
-** tables the pull sends may have become readable through it alone, with
-** no change of their own. When its key did not exist at the cursor (the
-** change log's gap, dialect.h: then it closes nothing the client holds or
-** an earlier page sent) and every select
-** from rt's table is monotone (rules_expr.h), the rows it opens (rules.h,
-** via) go into the page ahead of its own change: WIRE_KEEP. When they do
-** not fit in what is left of the page, WIRE_STOP ends the page before the
-** change, so the next page begins with it; when even a whole page cannot
-** hold them, or the row may have closed rows, the pull answers moved and
-** the client resyncs (rd->moved). WIRE_FAIL with *rd->err. */
-static int move_in(reader *rd, const rules_table *rt, const char *pk) {
+static int by_name(const void *a, const void *b) {
+  return strcmp((*(const catalog_table *const *)a)->name, (*(const catalog_table *const *)b)->name);
+}
+
+/* The walk (dialect.h) of the tables list[0..n), in the order of their
+** names (list sorted so), after table wtable's key wpk (NULL: from the
+** first), into w (room for n), *m of them: each table's readable rows, or
+** with `in` (a membership table) the rows its row keyed by inpk opens
+** (rules.h, via), the tables none of whose selects read `in` left out.
+** 0; 1 when a select from `in` is not monotone (the move-in cannot be
+** walked); -1 when out of memory. Free with walks_free. */
+static int walks(const store *s, const store_user *u, const catalog_table **list, int n,
+                 const char *wtable, const char *wpk, const catalog_table *in, const char *inpk,
+                 dialect_walk *w, int *m) {
+  qsort(list, (size_t)n, sizeof *list, by_name);
+  *m = 0;
+  for (int i = 0; i < n; i++) {
+    int at = wtable ? strcmp(list[i]->name, wtable) : 1;
+    if (at < 0) continue;
+    const rules_table *rt = rules_find(s->rules, list[i]);
+    int j = 0;
+    while (in && j < rt->n_via && rt->via_from[j] != in)
+      j++;
+    if (in && j == rt->n_via) continue;
+    if (in && !rt->via[j]) return 1;
+    const rules_params *rp = &rt->read_params;
+    dialect_walk *x = &w[(*m)++];
+    memset(x, 0, sizeof *x);
+    x->t = list[i];
+    x->cond = in ? rt->via[j] : rt->read;
+    x->after = at == 0 ? wpk : 0;
+    x->sorted = rp->n_selects > 0;
+    x->vals = sqlite3_malloc64(sizeof *x->vals * ((size_t)rp->n + 2));
+    if (!x->vals || rules_values(rp, u ? u->sub : 0, u ? u->claims : 0, x->vals)) return -1;
+    x->n_vals = rp->n + (in != 0);
+    if (in && !(x->vals[rp->n] = sqlite3_mprintf("%s", inpk))) return -1;
+  }
+  return 0;
+}
+
+static void walks_free(dialect_walk *w, int m) {
+  for (int i = 0; i < m; i++) {
+    for (int k = 0; w[i].vals && k < w[i].n_vals; k++)
+      sqlite3_free(w[i].vals[k]);
+    sqlite3_free(w[i].vals);
+  }
+  sqlite3_free(w);
+}
+
+/* Move-in (docs/RULES.md): a row of membership table rt, keyed by pk, its
+** change at version, concerns the user and came in after the cursor (or,
+** in an initial sync's pages past the head it began at, after that head),
+** so rows of the tables the pull sends may have become readable through it
+** alone, with no change of their own. When its key did not exist at the
+** cursor (the change log's gap, dialect.h: then it closes nothing the
+** client holds or an earlier page sent) and every select from rt's table
+** is monotone (rules_expr.h), the rows it opens (rules.h, via) go into the
+** page ahead of its own change: WIRE_KEEP. When they do not fit in what
+** is left of the page, WIRE_STOP ends the page before the change, so the
+** next page begins with it; when a whole page cannot hold them, it holds
+** what it can and the change, and its cursor walks on through the rest
+** before going on after the change (wire_page_move_in). A row that may
+** have closed rows makes the pull answer moved, and the client resyncs
+** (rd->moved). WIRE_FAIL with *rd->err. */
+static int move_in(reader *rd, const rules_table *rt, const char *pk, long long version) {
   int yes = 0;
   long long since = rd->after_cursor ? rd->after : rd->snap;
   if (rules_new_since(rd->s, rd->c, rt->t->name, pk, since, &yes, rd->err)) return WIRE_FAIL;
-  if (!yes) return rd->moved = 1, WIRE_KEEP;
+  /* a key too long for a cursor could not be walked over pages */
+  if (!yes || strlen(rt->t->name) + strlen(pk) > WIRE_WALK_MAX) return rd->moved = 1, WIRE_KEEP;
   dialect_walk *w = sqlite3_malloc64(sizeof *w * ((size_t)rd->n_asked + 1));
-  if (!w) return *rd->err = wire_errf("out of memory"), WIRE_FAIL;
-  int n = 0, bad = 0;
-  for (int i = 0; i < rd->n_asked && !bad && !rd->moved; i++) {
-    const rules_table *into = rules_find(rd->s->rules, rd->asked[i]);
-    int j = 0;
-    while (into && j < into->n_via && into->via_from[j] != rt->t)
-      j++;
-    if (!into || j == into->n_via) continue;
-    if (!into->via[j]) {
-      rd->moved = 1;
-      break;
-    }
-    const rules_params *rp = &into->read_params;
-    dialect_walk *x = &w[n++];
-    memset(x, 0, sizeof *x);
-    x->t = into->t;
-    x->cond = into->via[j];
-    x->sorted = 1;
-    x->vals = sqlite3_malloc64(sizeof *x->vals * ((size_t)rp->n + 1));
-    bad = !x->vals;
-    if (!bad) {
-      bad = rules_values(rp, rd->u ? rd->u->sub : 0, rd->u ? rd->u->claims : 0, x->vals) != 0;
-      x->n_vals = bad ? 0 : rp->n + 1;
-      bad = bad || !(x->vals[rp->n] = sqlite3_mprintf("%s", pk));
-    }
-  }
+  int n = 0, bad = w ? walks(rd->s, rd->u, rd->asked, rd->n_asked, 0, 0, rt->t, pk, w, &n) : -1;
   int rc = WIRE_KEEP;
-  if (bad) {
+  if (bad < 0) {
     *rd->err = wire_errf("out of memory");
     rc = WIRE_FAIL;
-  } else if (n && !rd->moved) {
+  } else if (bad) {
+    rd->moved = 1;
+  } else if (n) {
     wire_page *p = rd->p, opened;
     int room = p->limit - p->n_seen - 1; /* the change itself follows */
     wire_page_start(&opened, room > 0 ? room : 0, 0);
@@ -88,21 +117,22 @@ static int move_in(reader *rd, const rules_table *rt, const char *pk) {
     } else if (sqlite3_str_errcode(opened.out) != SQLITE_OK) {
       *rd->err = wire_errf("out of memory");
       rc = WIRE_FAIL;
-    } else if (!opened.has_more) {
-      wire_page_take(p, &opened);
-    } else if (p->n_seen) {
+    } else if (opened.has_more && p->n_seen) {
       rc = WIRE_STOP;
     } else {
-      rd->moved = 1;
+      wire_page_take(p, &opened);
+      /* the page ends with the change; the next ones walk on */
+      if (opened.has_more && wire_page_move_in(p, rt->t->name, pk, version, &opened)) {
+        *rd->err = wire_errf("out of memory");
+        rc = WIRE_FAIL;
+      } else if (opened.has_more) {
+        p->has_more = 1;
+        p->limit = p->n_seen + 1;
+      }
     }
     wire_page_drop(&opened);
   }
-  for (int i = 0; i < n; i++) {
-    for (int k = 0; k < w[i].n_vals; k++)
-      sqlite3_free(w[i].vals[k]);
-    sqlite3_free(w[i].vals);
-  }
-  sqlite3_free(w);
+  walks_free(w, n);
   return rc;
 }
 
@@ -132,7 +162,7 @@ static int read_filter(void *arg, const char *table, const char *pk, const char 
       rules_concerns(rd->s, rd->c, rt, pk, row != 0, rd->u, &concerns, rd->err))
     return WIRE_FAIL;
   if (concerns && row) {
-    int in = move_in(rd, rt, pk);
+    int in = move_in(rd, rt, pk, version);
     if (in != WIRE_KEEP) return in;
   } else {
     rd->moved |= concerns;
@@ -233,10 +263,6 @@ int store_pull_tables(store *s, const char *client, const char *cursor, int limi
   return store_pull_as(s, 0, client, cursor, limit, pending_from, tables, page, err);
 }
 
-static int by_name(const void *a, const void *b) {
-  return strcmp((*(const catalog_table *const *)a)->name, (*(const catalog_table *const *)b)->name);
-}
-
 /* An initial sync under rules walks the tables it sends in the order of
 ** their names, each one's readable rows in key order (dialect.h,
 ** read_page with a walk): the rule is part of the page query, which an
@@ -247,51 +273,37 @@ static int by_name(const void *a, const void *b) {
 ** unreadable), and a deleted one is not met: once every table is walked,
 ** the page goes on with the changes above h, as any initial sync's later
 ** pages, through read_filter (move-out, moved), in a snapshot of its own.
-** From (cursor: at) table wtable after key wpk; list: the n tables sent. */
+** From (cursor: at) table wtable after key wpk; list: the n tables sent.
+** A move-in walked over pages (move_in) is the same walk of the rows that
+** the row keyed by inpk of membership table `in` opens, snap being the
+** version of that row's change, after which the page then goes on as an
+** increment. 0; 1 when that move-in cannot be walked (moved); -1. */
 static int walk_page(store *s, dialect_conn *c, const store_user *u, const char *client,
                      long long pending_from, const char *only, const catalog_table **list, int n,
-                     const char *wtable, const char *wpk, long long snap, wire_page *p, reader *rd,
-                     char **err) {
-  qsort(list, (size_t)n, sizeof *list, by_name);
+                     const char *wtable, const char *wpk, long long snap, const catalog_table *in,
+                     const char *inpk, wire_page *p, reader *rd, char **err) {
   dialect_walk *w = sqlite3_malloc64(sizeof *w * ((size_t)n + 1));
-  if (!w) return *err = wire_errf("out of memory"), -1;
-  int m = 0, bad = 0;
-  for (int i = 0; i < n && !bad; i++) {
-    int at = wtable ? strcmp(list[i]->name, wtable) : 1;
-    if (at < 0) continue;
-    const rules_table *rt = rules_find(s->rules, list[i]);
-    dialect_walk *x = &w[m++];
-    memset(x, 0, sizeof *x);
-    x->t = list[i];
-    x->cond = rt->read;
-    x->after = at == 0 ? wpk : 0;
-    x->sorted = rt->read_params.n_selects > 0;
-    x->n_vals = rt->read_params.n;
-    x->vals = sqlite3_malloc64(sizeof *x->vals * ((size_t)x->n_vals + 1));
-    bad =
-        !x->vals || rules_values(&rt->read_params, u ? u->sub : 0, u ? u->claims : 0, x->vals) != 0;
-    if (bad && x->vals) x->n_vals = 0;
-  }
-  if (bad) *err = wire_errf("out of memory");
+  int m = 0, bad = w ? walks(s, u, list, n, wtable, wpk, in, inpk, w, &m) : -1;
+  if (bad < 0) *err = wire_errf("out of memory");
   wire_page_walk_start(p);
   int rc = bad || s->d->read_page(c, client, 0, 0, 0, w, m, pending_from, p, err);
-  for (int i = 0; i < m; i++) {
-    for (int k = 0; k < w[i].n_vals; k++)
-      sqlite3_free(w[i].vals[k]);
-    sqlite3_free(w[i].vals);
-  }
-  sqlite3_free(w);
+  walks_free(w, m);
+  if (bad > 0) return 1;
   if (rc) return -1;
-  p->snap = wtable ? snap : p->head;
+  if (in && p->has_more && wire_page_move_in(p, in->name, inpk, snap, p))
+    return *err = wire_errf("out of memory"), -1;
+  if (!in) p->snap = wtable ? snap : p->head;
   if (p->has_more) return 0;
-  /* every table walked: the changes above the walk's head follow */
-  wire_page_walk_end(p, p->snap);
+  /* every table walked: the changes above the walk's head (a move-in:
+  ** above its membership's change) follow */
+  wire_page_walk_end(p, in ? snap : p->snap);
   if (p->rejected) sqlite3_str_reset(p->rejected);
-  rd->snap = p->snap;
+  if (!in) rd->snap = p->snap;
   rd->p = p;
   p->filter = read_filter, p->filter_arg = rd;
   long long head = p->head;
-  if (s->d->read_page(c, client, p->snap, 1, only, 0, 0, pending_from, p, err) || p->failed)
+  if (s->d->read_page(c, client, in ? snap : p->snap, 1, only, 0, 0, pending_from, p, err) ||
+      p->failed)
     return -1;
   /* the walk's snapshot and this one: the head cannot have gone back */
   if (p->head < head) p->head = head;
@@ -301,22 +313,24 @@ static int walk_page(store *s, dialect_conn *c, const store_user *u, const char 
 int store_pull_as(store *s, const store_user *u, const char *client, const char *cursor, int limit,
                   long long pending_from, const char *tables, store_page *page, char **err) {
   long long after = 0, snap = 0;
-  char *wtable = 0, *wpk = 0;
+  char *wtable = 0, *wpk = 0, *itable = 0, *ipk = 0;
   memset(page, 0, sizeof *page);
   int walk = s->has_rules; /* read without the schema lock: a flag set once */
   if (cursor) {
-    int rc = wire_cursor_parse_walk(cursor, s->db_id, &after, &snap, &wtable, &wpk);
+    int rc = wire_cursor_parse_walk(cursor, s->db_id, &after, &snap, &wtable, &wpk, &itable, &ipk);
     if (rc == STORE_ERROR) *err = wire_errf("out of memory");
     if (rc != STORE_OK) return rc;
     /* a walk that cannot go on (syncd restarted without rules): its rows
     ** below the head were not all sent, so the client starts over */
-    if (wtable && !walk) {
+    if ((wtable || itable) && !walk) {
       sqlite3_free(wtable);
       sqlite3_free(wpk);
+      sqlite3_free(itable);
+      sqlite3_free(ipk);
       return STORE_EXPIRED;
     }
   }
-  walk = walk && (!cursor || wtable);
+  walk = walk && (!cursor || wtable || itable);
   /* the catalog and rules, read again when a table asked for may be new
   ** (a pull's rows do not depend on the catalog, only which tables go) */
   dialect_conn *c = 0;
@@ -327,6 +341,8 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
     if (!(c = store_schema_enter(s, 0, err))) {
       sqlite3_free(wtable);
       sqlite3_free(wpk);
+      sqlite3_free(itable);
+      sqlite3_free(ipk);
       return STORE_ERROR;
     }
     /* under rules, only the tables with a rule are ever sent */
@@ -354,17 +370,28 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
     sqlite3_free(list);
     sqlite3_free(wtable);
     sqlite3_free(wpk);
+    sqlite3_free(itable);
+    sqlite3_free(ipk);
     store_schema_leave(s, c);
     return STORE_ERROR;
   }
+  /* a move-in's membership table: one of the catalog a select reads */
+  const catalog_table *in = itable ? catalog_table_find(&s->cat, itable) : 0;
+  const rules_table *irt = in ? rules_judged(s->rules, in) : 0;
   wire_page p;
   wire_page_start(&p, limit, pending_from > 0);
   /* an initial sync's pages bring the memberships up to its head (snap) */
   reader rd = {s, c, u, cursor && !snap, after, 0, snap, 0, list, n_list, err};
   int rc = STORE_ERROR, read;
-  if (walk) {
-    read = walk_page(s, c, u, client, pending_from, only, list, n_list, wtable, wpk, snap, &p, &rd,
-                     err);
+  /* a move-in the rules no longer allow (changed since): nothing is read,
+  ** the client resyncs */
+  int unread = itable && (!irt || !irt->membership);
+  if (unread) {
+    read = 0;
+  } else if (walk) {
+    read = walk_page(s, c, u, client, pending_from, only, list, n_list, wtable, wpk,
+                     in ? after : snap, in, ipk, &p, &rd, err);
+    if (read > 0) read = 0, unread = 1;
   } else {
     if (s->rules) p.filter = read_filter, p.filter_arg = &rd, rd.p = &p;
     read = s->d->read_page(c, client, after, cursor != 0, only, 0, 0, pending_from, &p, err) ||
@@ -384,7 +411,9 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
     ** horizon. Any other cursor below the horizon misses deletes; one
     ** above the head names versions this database never had. */
     long long needs = snap > after ? snap : after;
-    if (cursor && (needs < p.horizon || after > p.head || snap > p.head))
+    if (unread)
+      rc = STORE_MOVED;
+    else if (cursor && (needs < p.horizon || after > p.head || snap > p.head))
       rc = STORE_EXPIRED;
     else if (rd.moved)
       rc = STORE_MOVED;
@@ -397,6 +426,8 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
   sqlite3_free(list);
   sqlite3_free(wtable);
   sqlite3_free(wpk);
+  sqlite3_free(itable);
+  sqlite3_free(ipk);
   return rc;
 }
 

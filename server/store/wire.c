@@ -52,12 +52,33 @@ static char *unhex(const char *z, size_t n, int *bad) {
   return out;
 }
 
+/* "<hex name>.<hex pk JSON>" at z, up to end, into *table and *pk
+** (sqlite3_malloc'd): STORE_OK, STORE_BAD_CURSOR or STORE_ERROR (out of
+** memory), both NULL unless STORE_OK. */
+static int position(const char *z, const char *end, char **table, char **pk) {
+  const char *dot = memchr(z, '.', (size_t)(end - z));
+  int bad = !dot;
+  *table = *pk = 0;
+  if (!bad) *table = unhex(z, (size_t)(dot - z), &bad);
+  if (!bad && *table) *pk = unhex(dot + 1, (size_t)(end - dot - 1), &bad);
+  /* the key as the store printed it: a JSON object (a crafted one is
+  ** still only a position, judged by the page query like any other) */
+  if (!bad && *pk && (**pk != '{' || !jscan_document(*pk, *pk + strlen(*pk)))) bad = 1;
+  if (!bad && *table && *pk) return STORE_OK;
+  sqlite3_free(*table);
+  sqlite3_free(*pk);
+  *table = *pk = 0;
+  return bad ? STORE_BAD_CURSOR : STORE_ERROR;
+}
+
 int wire_cursor_parse_walk(const char *cursor, const char *db_id, long long *version,
-                           long long *snap, char **table, char **pk) {
+                           long long *snap, char **table, char **pk, char **in_table,
+                           char **in_pk) {
   if (table) *table = *pk = 0;
+  if (in_table) *in_table = *in_pk = 0;
   const char *dash = strrchr(cursor, '-');
   size_t len = strlen(cursor);
-  if (!dash || dash == cursor || len > 64 + 2 * (WIRE_WALK_MAX + 1)) return STORE_BAD_CURSOR;
+  if (!dash || dash == cursor || len > 64 + 4 * (WIRE_WALK_MAX + 1)) return STORE_BAD_CURSOR;
   for (const char *p = cursor; p < dash; p++) {
     if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
       return STORE_BAD_CURSOR;
@@ -65,33 +86,34 @@ int wire_cursor_parse_walk(const char *cursor, const char *db_id, long long *ver
   const char *d = dash + 1;
   long long v = number(&d), h = 0;
   const char *walk = v >= 0 && *d == 'w' ? d + 1 : 0;
+  const char *in = v >= 0 && *d == 'i' ? d + 1 : 0;
   if (v >= 0 && *d == 's') d++, h = number(&d);
-  if (walk) h = v, d += strlen(d);
-  if (v < 0 || h < 0 || *d || (!walk && len > 64)) return STORE_BAD_CURSOR;
+  if (walk) h = v;
+  if (walk || in) d += strlen(d);
+  if (v < 0 || h < 0 || *d || (!walk && !in && len > 64)) return STORE_BAD_CURSOR;
   if ((size_t)(dash - cursor) != strlen(db_id) || memcmp(cursor, db_id, dash - cursor) != 0)
     return STORE_EXPIRED;
-  if (walk && table) {
-    const char *dot = strchr(walk, '.');
-    int bad = !dot;
-    if (!bad) *table = unhex(walk, (size_t)(dot - walk), &bad);
-    if (!bad && *table) *pk = unhex(dot + 1, strlen(dot + 1), &bad);
-    /* the key as the store printed it: a JSON object (a crafted one is
-    ** still only a position, judged by the page query like any other) */
-    if (!bad && *pk && (**pk != '{' || !jscan_document(*pk, *pk + strlen(*pk)))) bad = 1;
-    if (bad || !*table || !*pk) {
-      sqlite3_free(*table);
-      sqlite3_free(*pk);
-      *table = *pk = 0;
-      return bad ? STORE_BAD_CURSOR : STORE_ERROR;
+  int rc = STORE_OK;
+  if (walk && table) rc = position(walk, d, table, pk);
+  if (in && in_table) {
+    /* the membership row, then the walk's position when it has one */
+    const char *dot = strchr(in, '.'), *at = dot ? strchr(dot + 1, '.') : 0;
+    rc = position(in, at ? at : d, in_table, in_pk);
+    if (rc == STORE_OK && at && table) rc = position(at + 1, d, table, pk);
+    if (rc != STORE_OK) {
+      sqlite3_free(*in_table);
+      sqlite3_free(*in_pk);
+      *in_table = *in_pk = 0;
     }
   }
+  if (rc != STORE_OK) return rc;
   *version = v;
   *snap = h;
   return STORE_OK;
 }
 
 int wire_cursor_parse(const char *cursor, const char *db_id, long long *version, long long *snap) {
-  return wire_cursor_parse_walk(cursor, db_id, version, snap, 0, 0);
+  return wire_cursor_parse_walk(cursor, db_id, version, snap, 0, 0, 0, 0);
 }
 
 char *wire_cursor(const char *db_id, long long version) {
@@ -150,9 +172,26 @@ void wire_page_walk_start(wire_page *p) {
 
 void wire_page_walk_end(wire_page *p, long long snap) {
   sqlite3_free(p->walk_at);
-  p->walk_at = 0;
+  sqlite3_free(p->in_table);
+  sqlite3_free(p->in_pk);
+  p->walk_at = p->in_table = p->in_pk = 0;
   p->walk = p->walk_size = 0;
   p->last_version = snap;
+}
+
+int wire_page_move_in(wire_page *p, const char *table, const char *pk, long long version,
+                      const wire_page *walked) {
+  p->in_table = sqlite3_mprintf("%s", table);
+  p->in_pk = sqlite3_mprintf("%s", pk);
+  p->in_version = version;
+  if (walked != p && walked->walk_at && !walked->walk_bad) {
+    sqlite3_free(p->walk_at);
+    p->walk_at = sqlite3_malloc64((size_t)walked->walk_size);
+    if (p->walk_at) memcpy(p->walk_at, walked->walk_at, (size_t)walked->walk_size);
+    p->walk_size = walked->walk_size;
+  }
+  p->walk_bad = walked->walk_bad;
+  return p->in_table && p->in_pk && (p->walk_at || !walked->walk_at) ? 0 : -1;
 }
 
 void wire_page_walk(wire_page *p, const char *table, const char *pk, const char *row,
@@ -186,20 +225,35 @@ void wire_page_walk(wire_page *p, const char *table, const char *pk, const char 
   sqlite3_str_appendf(out, ",\"version\":%lld}", version);
 }
 
+static void append_hex(sqlite3_str *s, const char *z) {
+  for (const unsigned char *c = (const unsigned char *)z; *c; c++)
+    sqlite3_str_appendf(s, "%02x", *c);
+}
+
 /* "<db id>-<snap>w<hex table>.<hex pk>": p's walk goes on after its
-** position; NULL when out of memory or (*too_long) the position is too
-** long for a cursor. */
+** position; or, for a move-in (p->in_table), "<db id>-<version>i<hex
+** table>.<hex pk>" of the membership row, then ".<position>" when there is
+** one. NULL when out of memory or (*too_long) a table and key are too long
+** for a cursor. */
 static char *cursor_walk(const char *db_id, const wire_page *p, int *too_long) {
-  *too_long = p->walk_bad == 2;
-  if (p->walk_bad || !p->walk_at) return 0;
+  *too_long =
+      p->walk_bad == 2 || (p->in_table && strlen(p->in_table) + strlen(p->in_pk) > WIRE_WALK_MAX);
+  if (*too_long || p->walk_bad || (!p->walk_at && !p->in_table)) return 0;
   sqlite3_str *s = sqlite3_str_new(0);
-  sqlite3_str_appendf(s, "%s-%lldw", db_id, p->snap);
-  const char *table = p->walk_at, *pk = table + strlen(table) + 1;
-  for (const unsigned char *z = (const unsigned char *)table; *z; z++)
-    sqlite3_str_appendf(s, "%02x", *z);
-  sqlite3_str_appendchar(s, 1, '.');
-  for (const unsigned char *z = (const unsigned char *)pk; *z; z++)
-    sqlite3_str_appendf(s, "%02x", *z);
+  if (p->in_table) {
+    sqlite3_str_appendf(s, "%s-%lldi", db_id, p->in_version);
+    append_hex(s, p->in_table);
+    sqlite3_str_appendchar(s, 1, '.');
+    append_hex(s, p->in_pk);
+    if (p->walk_at) sqlite3_str_appendchar(s, 1, '.');
+  } else {
+    sqlite3_str_appendf(s, "%s-%lldw", db_id, p->snap);
+  }
+  if (p->walk_at) {
+    append_hex(s, p->walk_at);
+    sqlite3_str_appendchar(s, 1, '.');
+    append_hex(s, p->walk_at + strlen(p->walk_at) + 1);
+  }
   return sqlite3_str_finish(s);
 }
 
@@ -232,7 +286,7 @@ int wire_page_finish(wire_page *p, const char *db_id, store_page *page, char **e
   page->n_changes = p->n_changes;
   page->has_more = p->has_more;
   int too_long = 0;
-  if (p->walk && p->has_more)
+  if ((p->walk || p->in_table) && p->has_more)
     page->cursor = cursor_walk(db_id, p, &too_long);
   else if (p->has_more && p->snap > p->last_version)
     page->cursor = cursor_snap(db_id, p->last_version, p->snap);

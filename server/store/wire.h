@@ -28,11 +28,17 @@ int wire_cursor_parse(const char *cursor, const char *db_id, long long *version,
 ** table's readable rows in key order (pull.c): "<db id>-<head>w<hex of the
 ** table's name>.<hex of the last row's pk JSON>" (head: the head when that
 ** initial sync began, in both *version and *snap), the position in *table
-** and *pk (sqlite3_malloc'd; both NULL for any other cursor). STORE_ERROR
-** when out of memory. wire_cursor_parse reads such a cursor's head alone
-** (whether it is this database's, at or below its head). */
+** and *pk (sqlite3_malloc'd; both NULL for any other cursor); or of a
+** move-in too large for one page, which walks the rows one membership row
+** opens and then goes on after that row's change at version v:
+** "<db id>-<v>i<hex of its table's name>.<hex of its pk JSON>", then
+** ".<position>" as above once a page has walked some (v in *version, *snap
+** 0, the membership row in *in_table and *in_pk, NULL for any other
+** cursor). STORE_ERROR when out of memory. wire_cursor_parse reads such a
+** cursor's version alone (whether it is this database's, at or below its
+** head). */
 int wire_cursor_parse_walk(const char *cursor, const char *db_id, long long *version,
-                           long long *snap, char **table, char **pk);
+                           long long *snap, char **table, char **pk, char **in_table, char **in_pk);
 
 /* The longest table name plus pk JSON a walk's cursor carries, in bytes. */
 #define WIRE_WALK_MAX 2048
@@ -71,6 +77,11 @@ typedef struct wire_page {
   /* The walk's position (a cursor's key) is no key of its table: a crafted
   ** cursor whose key the store's types cannot read (PostgreSQL). */
   int walk_bad_position;
+  /* A move-in walked over pages (wire_page_move_in): the membership row's
+  ** table and key, and the version of its change, which the page goes on
+  ** after once the walk is done; NULL: none. */
+  char *in_table, *in_pk;
+  long long in_version;
 } wire_page;
 
 enum { WIRE_KEEP, WIRE_SKIP, WIRE_GONE, WIRE_STOP, WIRE_FAIL };
@@ -96,6 +107,13 @@ void wire_page_walk_end(wire_page *p, long long snap);
 ** chose it. Past limit, only sets has_more. */
 void wire_page_walk(wire_page *p, const char *table, const char *pk, const char *row,
                     long long version);
+
+/* Make p's cursor, while it has more, go on with the move-in of the row
+** of table keyed by pk, whose change has version, from the position the
+** walk of page walked (its rows already taken into p; none: from the
+** start). 0, or -1 when out of memory. */
+int wire_page_move_in(wire_page *p, const char *table, const char *pk, long long version,
+                      const wire_page *walked);
 
 /* Append the changes of the page from (read by a filter of p's into a
 ** page of its own, pull.c's move-in) to p, counted toward p's limit. */

@@ -455,9 +455,9 @@ class RulesTests(ManySyncd):
     def test_a_new_membership_brings_its_rows_without_a_resync(self):
         # move-in (docs/RULES.md): a membership inserted after a client's
         # cursor brings the rows it opens within the increment, ahead of its
-        # own change, when a page holds them: the page before ends early to
-        # make room. A key that may have existed at the cursor, and rows
-        # that no page holds, still answer 410 (a resync)
+        # own change: the page before ends early to make room, and rows
+        # that no page holds are walked over the next pages. A key that
+        # may have existed at the cursor still answers 410 (a resync)
         s = self.server()
         bob = self.as_user("bob")
         self.rows(s, "members")
@@ -517,13 +517,48 @@ class RulesTests(ManySyncd):
         self.assertEqual(status, 200, page)
         self.assertEqual(tasks(page), {"p3-%d" % i for i in range(30)})
         cursor = page["cursor"]
-        # p4's forty do not fit in a page of 32 at all: 410, and the
-        # resync brings them
+        # p4's forty do not fit in a page of 32 at all: that page holds 31
+        # and the membership, and its cursor walks on through the rest
+        # before the changes after it (a task added meanwhile among them)
         plain(member("p4"))
-        status, _, data = self.page(s, bob, "b1", cursor, 32)
+        status, _, page = self.page(s, bob, "b1", cursor, 32)
+        self.assertEqual(status, 200, page)
+        self.assertEqual((len(tasks(page)), page["changes"][-1]["table"], page["has_more"]),
+                         (31, "members", True))
+        got = tasks(page)
+        plain(task("p4-late", "p4"))
+        while page["has_more"]:
+            status, _, page = self.page(s, bob, "b1", page["cursor"], 32)
+            self.assertEqual(status, 200, page)
+            got |= tasks(page)
+        self.assertEqual(got, {"p4-%d" % i for i in range(40)} | {"p4-late"})
+        cursor = page["cursor"]
+        # the same a row a page: no 410 either
+        plain(*[task("p5-%d" % i, "p5") for i in range(4)], member("p5"))
+        got, pages, page = set(), 0, {"cursor": cursor, "has_more": True}
+        while page["has_more"]:
+            status, _, page = self.page(s, bob, "b1", page["cursor"], 1)
+            self.assertEqual(status, 200, page)
+            got |= tasks(page)
+            pages += 1
+        self.assertEqual(got, {"p5-%d" % i for i in range(4)})
+        self.assertGreaterEqual(pages, 5)
+        cursor = page["cursor"]
+        # a crafted move-in cursor naming another user's membership brings
+        # nothing bob may not read; one naming no membership table resyncs
+        plain(*[task("p9-%d" % i, "p9") for i in range(3)],
+              lambda m: ins(m, "members", project="p9", user_id="alice"))
+        db, version = cursor.rsplit("-", 1)
+        hexed = "%s.%s" % ("members".encode().hex(), json.dumps(
+            {"project": "p9", "user_id": "alice"}, sort_keys=True).encode().hex())
+        status, _, page = self.page(s, bob, "b1", "%s-%si%s" % (db, version, hexed), 100)
+        self.assertEqual(status, 200, page)
+        self.assertEqual(tasks(page), set())
+        status, _, data = self.page(s, bob, "b1", "%s-%si%s" % (db, version, hexed.replace(
+            "members".encode().hex(), "secrets".encode().hex())), 100)
         self.assertEqual((status, data), (410, {"error": "cursor expired", "moved": True}))
         got, cursor = self.seen(s, bob, "b1", limit=100)
-        self.assertEqual(len([k for t, k in got if t == "tasks"]), 5 + 1 + 30 + 40)
+        self.assertEqual(len([k for t, k in got if t == "tasks"]), 5 + 1 + 30 + 41 + 4)
         # bob leaves p1 and comes back after the cursor: his key existed at
         # it, so the pull cannot tell what the change closed: 410
         _, cursor = self.seen(s, bob, "b1", cursor=cursor, limit=100)
