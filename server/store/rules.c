@@ -109,6 +109,18 @@ static void was_exists(sqlite3_str *s, const catalog_table *t, const char *was, 
   sqlite3_str_appendf(s, "%s)", cond);
 }
 
+/* Whether a former value of the row keyed by parameter 1 passes cond
+** (into check), and the same or none is kept (into gone). */
+static void was_pair(sqlite3_str *check, sqlite3_str *gone, const catalog_table *t, const char *was,
+                     const char *cond, int pg) {
+  sqlite3_str_appendall(check, "SELECT ");
+  was_exists(check, t, was, cond, pg);
+  sqlite3_str_appendall(gone, "SELECT NOT ");
+  was_exists(gone, t, was, "true", pg);
+  sqlite3_str_appendall(gone, " OR ");
+  was_exists(gone, t, was, cond, pg);
+}
+
 /* The was_* statements of rt (rules.h); 0, or -1 when out of memory. */
 static int was_sql(rules_table *rt, int pg) {
   const catalog_table *t = rt->t;
@@ -178,20 +190,8 @@ static int was_sql(rules_table *rt, int pg) {
                         " AND \"d\".tbl = %Q)",
                         t->name);
   }
-  sqlite3_str_appendall(s[5], "SELECT ");
-  was_exists(s[5], t, was, rt->read, pg);
-  sqlite3_str_appendall(s[9], "SELECT NOT ");
-  was_exists(s[9], t, was, "true", pg);
-  sqlite3_str_appendall(s[9], " OR ");
-  was_exists(s[9], t, was, rt->read, pg);
-  if (rt->concern) {
-    sqlite3_str_appendall(s[7], "SELECT ");
-    was_exists(s[7], t, was, rt->concern, pg);
-    sqlite3_str_appendall(s[8], "SELECT NOT ");
-    was_exists(s[8], t, was, "true", pg);
-    sqlite3_str_appendall(s[8], " OR ");
-    was_exists(s[8], t, was, rt->concern, pg);
-  }
+  was_pair(s[5], s[9], t, was, rt->read, pg);
+  if (rt->concern) was_pair(s[7], s[8], t, was, rt->concern, pg);
   sqlite3_free(was);
   sqlite3_free(cols);
   char **out[10] = {&rt->was_create,   &rt->was_probe, &rt->was_keep,  &rt->was_drop,
