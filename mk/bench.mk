@@ -42,10 +42,12 @@ bench-pg: $(EXT) server/syncd
 # The read rules (issue 15, "Speed"): one user's initial sync of 10k rows
 # of a 1M-row table under `owner = :sub` vs 10k rows without rules (with
 # the query plans), and event fan-out to 200 users, each change readable
-# by one project's 10 members, vs the same without rules
+# by one project's 10 members, vs the same without rules, and the pull
+# after joining a project (move-in) vs a full resync
 # (bench/net/rulesbench.py; a few minutes, most of it building the table).
 #
 #   make bench-rules                                        all of it
+#   make bench-rules RULESBENCH_ARGS="--only c --opens 5000"  (c): move-in
 #   make bench-rules RULESBENCH_ARGS="--rows 200000 --only a"
 #   make bench-rules RULESBENCH_ARGS="--pg --only a"      (a) on PostgreSQL
 .PHONY: bench-rules

@@ -1,7 +1,8 @@
 """Benchmark of syncd's read rules (issue 15, "Speed"), ratios in one run.
 
     /usr/bin/python3 bench/net/rulesbench.py [--rows N] [--readable N] [--pg]
-                                              [--users N] [--changes N] [--only a,b]
+                                              [--users N] [--changes N] [--only a,b,c]
+                                              [--own N] [--opens N]
 
 Drives a real server/syncd (SQLite storage; --pg: figure a on a throwaway
 PostgreSQL, tests/pg_env.sh) on 127.0.0.1 over HTTP with
@@ -30,6 +31,13 @@ in the same run.
              member's stream holds the row) p50/p99 over every (change,
              member) pair, vs the same streams and pushes without rules
              (every stream gets every change).
+  c move-in  a user who may read --own tasks (a project of theirs) joins
+             another project of --opens tasks (a members row they push):
+             requests, rows, bytes and syncd's CPU of the pull after it
+             (move-in: the rows it opens come in the increment) vs a full
+             resync of the same user, what a 410 "moved" made the client
+             do before (docs/RULES.md); --reps projects joined in turn,
+             one resync after each.
 """
 import argparse
 import base64
@@ -480,6 +488,59 @@ def fig_b(tmp, a):
         "%.2f s" % got_cpu, "%.2f s" % base_cpu, ratio(got_cpu, base_cpu))
 
 
+def pull_pages(s, jwt, client, cursor):
+    """Pages from cursor ("": an initial sync) until has_more is false:
+    (requests, rows, bytes, syncd CPU, wall, the last cursor)."""
+    cpu0, t0 = s.cpu(), time.perf_counter()
+    reqs = rows = size = 0
+    while True:
+        q = urllib.parse.urlencode({"client_id": client, "cursor": cursor, "limit": PAGE})
+        page = s.request("GET", "/pull?" + q, jwt=jwt)
+        reqs += 1
+        rows += len(page["changes"])
+        size += len(json.dumps(page))
+        cursor = page["cursor"]
+        if not page["has_more"]:
+            return reqs, rows, size, s.cpu() - cpu0, time.perf_counter() - t0, cursor
+
+
+def fig_c(tmp, a):
+    gen = ("INSERT INTO tasks WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k"
+           " WHERE i + 1 < %d) SELECT printf('%s-%%07d', i), '%s', 'task ' || i FROM k;")
+    schema = (TASKS + "CREATE INDEX tasks_project ON tasks(project, id);"
+              "INSERT INTO members VALUES ('home', 'u000');" + gen % (a.own, "home", "home") +
+              "".join(gen % (a.opens, "new%d" % r, "new%d" % r) for r in range(a.reps)))
+    rules = {"tables": {"members": {"read": "user_id = :sub", "write": "user_id = :sub"},
+                        "tasks": {"read": MINE, "write": MINE}}}
+    s = Syncd(tmp, schema, rules)
+    jwt = token("u000")
+    try:
+        cursor = pull_pages(s, jwt, "c", "")[5]
+        moved, resync = [], []
+        for r in range(a.reps):
+            s.request("POST", "/push", json.dumps({"client_id": "w", "mutations": [{
+                "id": r + 1, "table": "members", "op": "insert",
+                "pk": {"project": "new%d" % r, "user_id": "u000"},
+                "data": {"project": "new%d" % r, "user_id": "u000"}}]}), jwt=jwt)
+            got = pull_pages(s, jwt, "c", cursor)
+            cursor = got[5]
+            if got[1] != a.opens + 1:
+                raise RuntimeError("the move-in brought %d rows, not %d" % (got[1], a.opens + 1))
+            moved.append(got)
+            resync.append(pull_pages(s, jwt, "r%d" % r, ""))
+    finally:
+        s.stop()
+
+    def mean(runs, i):
+        return sum(x[i] for x in runs) / len(runs)
+    for what, i, fmt in (("requests", 0, "%.0f"), ("rows", 1, "%.0f"), ("bytes", 2, "%.0f"),
+                         ("syncd CPU s", 3, "%.4f"), ("wall s (median)", 4, "%.4f")):
+        got = statistics.median(x[i] for x in moved) if i == 4 else mean(moved, i)
+        base = statistics.median(x[i] for x in resync) if i == 4 else mean(resync, i)
+        out("c", "joining a project of %d tasks with %d readable: %s of the pull after it"
+            % (a.opens, a.own, what), fmt % got, "a full resync: " + fmt % base, ratio(got, base))
+
+
 def table():
     head = ("fig", "what", "figure", "baseline (same run)", "ratio", "target")
     rows = [head] + [tuple(str(x) for x in r) for r in rows_out]
@@ -492,7 +553,7 @@ def table():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", default="a,b", help="figures to run, e.g. a")
+    ap.add_argument("--only", default="a,b,c", help="figures to run, e.g. a")
     ap.add_argument("--rows", type=int, default=1000000, help="the big table's rows (a)")
     ap.add_argument("--readable", type=int, default=10000, help="rows the user may read (a)")
     ap.add_argument("--reps", type=int, default=10,
@@ -506,6 +567,8 @@ def main():
     ap.add_argument("--users", type=int, default=200, help="event streams, 10 per project (b)")
     ap.add_argument("--changes", type=int, default=200, help="tasks pushed (b)")
     ap.add_argument("--gap", type=float, default=0.02, help="seconds between pushes (b)")
+    ap.add_argument("--own", type=int, default=10000, help="tasks the user may read (c)")
+    ap.add_argument("--opens", type=int, default=1000, help="tasks of each project joined (c)")
     a = ap.parse_args()
     if a.rows % a.readable or a.users % 10:
         ap.error("--rows must be a multiple of --readable, --users of 10")
@@ -518,6 +581,8 @@ def main():
             fig_a(tmp, a)
         if "b" in figs:
             fig_b(tmp, a)
+        if "c" in figs:
+            fig_c(tmp, a)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("rulesbench: %s, %.0f s; load average before %.1f, after %.1f; %d cores"
