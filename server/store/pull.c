@@ -19,11 +19,11 @@ typedef struct reader {
   store *s;
   dialect_conn *c;
   const store_user *u;
-  int after_cursor;            /* an increment, not a page of an initial sync */
-  long long after;             /* the increment's cursor */
-  wire_page *p;                /* the page being read */
-  long long snap;              /* a later page of an initial sync: the head it began at */
-  int moved;                   /* a membership change the user may be concerned by */
+  int after_cursor; /* an increment, not a page of an initial sync */
+  long long since;  /* an increment's: the client had every change as of it (0: not known) */
+  wire_page *p;     /* the page being read */
+  long long snap;   /* a later page of an initial sync: the head it began at */
+  int moved;        /* a membership change the user may be concerned by */
   const catalog_table **asked; /* the tables the pull sends, n_asked */
   int n_asked;
   char **err;
@@ -95,7 +95,7 @@ static void walks_free(dialect_walk *w, int m) {
 ** (rd->moved). WIRE_FAIL with *rd->err. */
 static int move_in(reader *rd, const rules_table *rt, const char *pk, long long version) {
   int yes = 0;
-  long long since = rd->after_cursor ? rd->after : rd->snap;
+  long long since = rd->after_cursor ? rd->since : rd->snap;
   if (rules_new_since(rd->s, rd->c, rt->t->name, pk, since, &yes, rd->err)) return WIRE_FAIL;
   /* a key too long for a cursor could not be walked over pages */
   if (!yes || strlen(rt->t->name) + strlen(pk) > WIRE_WALK_MAX) return rd->moved = 1, WIRE_KEEP;
@@ -312,12 +312,13 @@ static int walk_page(store *s, dialect_conn *c, const store_user *u, const char 
 
 int store_pull_as(store *s, const store_user *u, const char *client, const char *cursor, int limit,
                   long long pending_from, const char *tables, store_page *page, char **err) {
-  long long after = 0, snap = 0;
+  long long after = 0, snap = 0, from = -1;
   char *wtable = 0, *wpk = 0, *itable = 0, *ipk = 0;
   memset(page, 0, sizeof *page);
   int walk = s->has_rules; /* read without the schema lock: a flag set once */
   if (cursor) {
-    int rc = wire_cursor_parse_walk(cursor, s->db_id, &after, &snap, &wtable, &wpk, &itable, &ipk);
+    int rc = wire_cursor_parse_walk(cursor, s->db_id, &after, &snap, &wtable, &wpk, &itable, &ipk,
+                                    &from);
     if (rc == STORE_ERROR) *err = wire_errf("out of memory");
     if (rc != STORE_OK) return rc;
     /* a walk that cannot go on (syncd restarted without rules): its rows
@@ -380,8 +381,14 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
   const rules_table *irt = in ? rules_judged(s->rules, in) : 0;
   wire_page p;
   wire_page_start(&p, limit, pending_from > 0);
-  /* an initial sync's pages bring the memberships up to its head (snap) */
-  reader rd = {s, c, u, cursor && !snap, after, 0, snap, 0, list, n_list, err};
+  /* an initial sync's pages bring the memberships up to its head (snap).
+  ** An increment's pages with more to come carry the cursor they began at
+  ** (wire.h, "f"): a page can pass a delete that a later change of the key
+  ** replaced before the client read it, so the client had every change
+  ** as of that first cursor only (move_in); after a move-in's walk it is
+  ** not known (0) */
+  long long since = from >= 0 ? from : itable ? 0 : after;
+  reader rd = {s, c, u, cursor && !snap, since, 0, snap, 0, list, n_list, err};
   int rc = STORE_ERROR, read;
   /* a move-in the rules no longer allow (changed since): nothing is read,
   ** the client resyncs */
@@ -398,6 +405,7 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
            p.failed;
     p.snap = cursor ? snap : p.head;
   }
+  if (s->rules) p.from = rd.after_cursor ? since : p.snap;
   if (read && p.walk_bad_position) {
     sqlite3_free(*err);
     *err = 0;

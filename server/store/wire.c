@@ -72,9 +72,10 @@ static int position(const char *z, const char *end, char **table, char **pk) {
 }
 
 int wire_cursor_parse_walk(const char *cursor, const char *db_id, long long *version,
-                           long long *snap, char **table, char **pk, char **in_table,
-                           char **in_pk) {
+                           long long *snap, char **table, char **pk, char **in_table, char **in_pk,
+                           long long *from) {
   if (table) *table = *pk = 0;
+  if (from) *from = -1;
   if (in_table) *in_table = *in_pk = 0;
   const char *dash = strrchr(cursor, '-');
   size_t len = strlen(cursor);
@@ -87,7 +88,11 @@ int wire_cursor_parse_walk(const char *cursor, const char *db_id, long long *ver
   long long v = number(&d), h = 0;
   const char *walk = v >= 0 && *d == 'w' ? d + 1 : 0;
   const char *in = v >= 0 && *d == 'i' ? d + 1 : 0;
-  if (v >= 0 && *d == 's') d++, h = number(&d);
+  long long f = -1;
+  if (v >= 0 && *d == 's')
+    d++, h = number(&d);
+  else if (v >= 0 && *d == 'f' && (d++, (f = number(&d)) < 0))
+    return STORE_BAD_CURSOR;
   if (walk) h = v;
   if (walk || in) d += strlen(d);
   if (v < 0 || h < 0 || *d || (!walk && !in && len > 64)) return STORE_BAD_CURSOR;
@@ -109,11 +114,12 @@ int wire_cursor_parse_walk(const char *cursor, const char *db_id, long long *ver
   if (rc != STORE_OK) return rc;
   *version = v;
   *snap = h;
+  if (from) *from = f;
   return STORE_OK;
 }
 
 int wire_cursor_parse(const char *cursor, const char *db_id, long long *version, long long *snap) {
-  return wire_cursor_parse_walk(cursor, db_id, version, snap, 0, 0, 0, 0);
+  return wire_cursor_parse_walk(cursor, db_id, version, snap, 0, 0, 0, 0, 0);
 }
 
 char *wire_cursor(const char *db_id, long long version) {
@@ -128,6 +134,7 @@ static char *cursor_snap(const char *db_id, long long version, long long snap) {
 void wire_page_start(wire_page *p, int limit, int rejected) {
   memset(p, 0, sizeof *p);
   p->limit = limit;
+  p->from = -1;
   p->out = sqlite3_str_new(0);
   sqlite3_str_appendall(p->out, "{\"changes\":[");
   if (rejected) p->rejected = sqlite3_str_new(0);
@@ -290,6 +297,8 @@ int wire_page_finish(wire_page *p, const char *db_id, store_page *page, char **e
     page->cursor = cursor_walk(db_id, p, &too_long);
   else if (p->has_more && p->snap > p->last_version)
     page->cursor = cursor_snap(db_id, p->last_version, p->snap);
+  else if (p->has_more && p->from >= 0)
+    page->cursor = sqlite3_mprintf("%s-%lldf%lld", db_id, p->last_version, p->from);
   else
     page->cursor = wire_cursor(db_id, p->has_more ? p->last_version : p->head);
   sqlite3_str_appendall(out, "],\"cursor\":");

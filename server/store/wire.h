@@ -34,11 +34,15 @@ int wire_cursor_parse(const char *cursor, const char *db_id, long long *version,
 ** "<db id>-<v>i<hex of its table's name>.<hex of its pk JSON>", then
 ** ".<position>" as above once a page has walked some (v in *version, *snap
 ** 0, the membership row in *in_table and *in_pk, NULL for any other
-** cursor). STORE_ERROR when out of memory. wire_cursor_parse reads such a
-** cursor's version alone (whether it is this database's, at or below its
-** head). */
+** cursor); or, under rules, of an increment's page with more to come,
+** "<db id>-<version>f<from>": the pages since the cursor from, where the
+** client had every change (0: not known), in *from (-1 for any other
+** cursor; from may be NULL). STORE_ERROR when out of memory.
+** wire_cursor_parse reads such a cursor's version alone (whether it is
+** this database's, at or below its head). */
 int wire_cursor_parse_walk(const char *cursor, const char *db_id, long long *version,
-                           long long *snap, char **table, char **pk, char **in_table, char **in_pk);
+                           long long *snap, char **table, char **pk, char **in_table, char **in_pk,
+                           long long *from);
 
 /* The longest table name plus pk JSON a walk's cursor carries, in bytes. */
 #define WIRE_WALK_MAX 2048
@@ -82,6 +86,10 @@ typedef struct wire_page {
   ** after once the walk is done; NULL: none. */
   char *in_table, *in_pk;
   long long in_version;
+  /* Under rules, an increment's: the cursor its pages began at (0: not
+  ** known), which its continuation cursors carry ("f"; pull.c's move-in
+  ** judges a key's past against it); -1: none, continuations are plain. */
+  long long from;
 } wire_page;
 
 enum { WIRE_KEEP, WIRE_SKIP, WIRE_GONE, WIRE_STOP, WIRE_FAIL };

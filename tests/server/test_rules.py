@@ -23,6 +23,7 @@ CREATE TABLE members(project TEXT NOT NULL, user_id TEXT NOT NULL,
                      PRIMARY KEY (project, user_id));
 CREATE TABLE tasks(id TEXT PRIMARY KEY, project TEXT, title TEXT);
 CREATE TABLE secrets(id TEXT PRIMARY KEY, v TEXT);
+CREATE TABLE seats(id TEXT PRIMARY KEY, project TEXT, user_id TEXT);
 INSERT INTO members VALUES ('p1', 'alice'), ('p2', 'bob');
 INSERT INTO secrets VALUES ('s1', 'hidden');
 """
@@ -565,6 +566,72 @@ class RulesTests(ManySyncd):
         plain(member("p1", dele), member("p1"))
         status, _, data = self.page(s, bob, "b1", cursor, 100)
         self.assertEqual((status, data), (410, {"error": "cursor expired", "moved": True}))
+
+    def test_a_membership_key_made_again_between_pages(self):
+        # seats are keyed by an id, so a seat deleted and made again may
+        # name another project. Bob's seat s1 moves from p1 to p2 (deleted
+        # and inserted again) while he is offline; his pages from then pass
+        # the slot of the delete before they meet the insert, which replaced
+        # it in the log. He never saw the delete, so the insert may have
+        # closed rows he holds: 410, and k1 goes. A client that follows
+        # the pages, resyncing on 410, ends with exactly what bob may read
+        rules = json.loads(json.dumps(RULES))
+        mine = "project IN (SELECT project FROM seats WHERE user_id = :sub)"
+        rules["tables"]["tasks"] = {"read": mine, "write": mine}
+        rules["tables"]["seats"] = {"read": "user_id = :sub", "write": "false"}
+        s = self.server(rules)
+        bob, admin = self.as_user("bob"), bearer("shared")
+        self.rows(s, "members")
+        mid = iter(range(1, 100))
+
+        def plain(*ops):
+            res = self.plain.push("admin", [op(next(mid)) for op in ops], headers=admin)
+            self.assertEqual({r["status"] for r in res}, {"applied"}, res)
+
+        def todo(i):
+            return lambda m: ins(m, "todos", id="f%d" % i, owner="bob")
+
+        plain(lambda m: ins(m, "tasks", id="k1", project="p1"),
+              lambda m: ins(m, "tasks", id="k2", project="p2"),
+              lambda m: ins(m, "seats", id="s1", project="p1", user_id="bob"))
+
+        def everything():
+            held = {}
+            q = {"client_id": "b1", "limit": "4"}
+            while True:
+                status, _, page = s.request("GET", "/pull?" + urllib.parse.urlencode(q),
+                                            headers=bob)
+                self.assertEqual(status, 200, page)
+                for c in page["changes"]:
+                    key = (c["table"], json.dumps(c["pk"], sort_keys=True))
+                    held[key] = c.get("row")
+                q["cursor"] = page["cursor"]
+                if not page["has_more"]:
+                    return {k: v for k, v in held.items() if v is not None}, page["cursor"]
+
+        held, cursor = everything()
+        self.assertIn(("tasks", json.dumps({"id": "k1"})), held)
+        plain(*[todo(i) for i in range(3)],
+              lambda m: dele(m, "seats", {"id": "s1"}),
+              *[todo(i) for i in range(3, 6)],
+              lambda m: ins(m, "seats", id="s1", project="p2", user_id="bob"))
+        q, resynced = {"client_id": "b1", "limit": "4", "cursor": cursor}, False
+        while True:
+            status, _, page = s.request("GET", "/pull?" + urllib.parse.urlencode(q), headers=bob)
+            if status == 410:
+                self.assertEqual(page, {"error": "cursor expired", "moved": True})
+                held, cursor = everything()
+                resynced = True
+                break
+            self.assertEqual(status, 200, page)
+            for c in page["changes"]:
+                held[(c["table"], json.dumps(c["pk"], sort_keys=True))] = c.get("row")
+            q["cursor"] = page["cursor"]
+            if not page["has_more"]:
+                break
+        self.assertTrue(resynced)
+        tasks = {k for k, v in held.items() if k[0] == "tasks" and v is not None}
+        self.assertEqual(tasks, {("tasks", json.dumps({"id": "k2"}))})
 
     def test_a_membership_that_may_close_rows_resyncs(self):
         # a select under NOT may close rows when its table gains one, so
