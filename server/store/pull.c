@@ -62,8 +62,10 @@ static int walks(const store *s, const store_user *u, const catalog_table **list
     x->after = at == 0 ? wpk : 0;
     x->sorted = rp->n_selects > 0;
     x->vals = sqlite3_malloc64(sizeof *x->vals * ((size_t)rp->n + 2));
-    if (!x->vals || rules_values(rp, u ? u->sub : 0, u ? u->claims : 0, x->vals)) return -1;
+    if (!x->vals) return -1;
+    memset(x->vals, 0, sizeof *x->vals * ((size_t)rp->n + 2));
     x->n_vals = rp->n + (in != 0);
+    if (rules_values(rp, u ? u->sub : 0, u ? u->claims : 0, x->vals)) return -1;
     if (in && !(x->vals[rp->n] = sqlite3_mprintf("%s", inpk))) return -1;
   }
   return 0;
