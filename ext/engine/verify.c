@@ -23,15 +23,8 @@
 ** and rows that differ take the server's row. The walk runs as a sequence
 ** of request bodies (verify_next) and answers (verify_take), so any
 ** transport can carry it; each answer must be for the client's cursor.
-** The repair is applied as pages of a pull without a cursor (apply.c),
-** pending mutations rebased on the server's rows, each in one transaction:
-** a chunk of CHUNK_ROWS changes or CHUNK_BYTES as soon as the walk has
-** gathered it, so that memory stays bounded however many rows differ, and
-** what is left with the record of the verification (verify_repair). A
-** chunk is applied at the cursor its rows were answered for, and under a
-** prefix the walk is done with, so the rest of the walk compares as if it
-** had waited; a walk cut short (the server moved on, a failure) keeps the
-** chunks it applied, which are the server's rows at the client's cursor.
+** The repair is one apply of a pull page without a cursor (apply.c):
+** pending mutations are rebased on the server's rows, in one transaction.
 */
 #include "verify.h"
 #include "apply.h"
@@ -48,8 +41,6 @@
 #define ROWS_AT 64 /* a bucket this small is compared row by row */
 #define MAX_BUCKET_ASK 256
 #define MAX_ROWS_ASK 128 /* 128 * ROWS_AT stays under syncd's 10000 rows */
-#define CHUNK_ROWS 1000
-#define CHUNK_BYTES (4 << 20)
 
 typedef struct Item {
   int depth; /* hex digits of prefix */
@@ -72,9 +63,8 @@ struct Verify {
   int nAsked, askedRows, depth, split;
   int answered;
   sqlite3_int64 checked, diverged;
-  sqlite3_str *changes; /* the chunk being gathered: change objects joined by ',' */
-  int nChanges;         /* in it */
-  ApplyResult written;  /* what the chunks applied so far wrote */
+  sqlite3_str *changes;
+  int nChanges;
 };
 
 /* One row of either side. */
@@ -124,7 +114,6 @@ void verify_free(Verify *v) {
   sqlite3_free(v->rows.a);
   sqlite3_free(v->asked);
   sqlite3_free(sqlite3_str_finish(v->changes));
-  apply_result_clear(&v->written);
   sqlite3_free(v);
 }
 
@@ -476,41 +465,7 @@ static int take_buckets(Verify *v, jspan ranges, char **pzErr) {
   return rc;
 }
 
-/* Applies changes (change objects joined by ','), if any, as one page
-** without a cursor, in the caller's transaction. */
-static int apply_changes(SyncCtx *c, const char *changes, ApplyResult *res, char **pzErr) {
-  if (!*changes) return SQLITE_OK;
-  char *page = sqlite3_mprintf("{\"changes\":[%s]}", changes);
-  int rc = page ? apply_page(c, page, APPLY_SQL, res, pzErr) : SQLITE_NOMEM;
-  sqlite3_free(page);
-  return rc;
-}
-
-/* Applies the chunk gathered in one transaction and starts the next. */
-static int apply_chunk(Verify *v, char **pzErr) {
-  ApplyResult res;
-  memset(&res, 0, sizeof res);
-  int rc = sqlite3_str_errcode(v->changes);
-  int began = rc == SQLITE_OK ? ctx_tx_begin(v->c) : 0;
-  if (began < 0) {
-    *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(v->c->db));
-    return SQLITE_ERROR;
-  }
-  if (rc == SQLITE_OK) rc = apply_changes(v->c, sqlite3_str_value(v->changes), &res, pzErr);
-  rc = ctx_tx_end(v->c, began, rc, pzErr);
-  /* every chunk names v's table alone: the first that wrote says it all */
-  if (rc == SQLITE_OK && !v->written.nTables) {
-    v->written = res;
-    memset(&res, 0, sizeof res);
-  }
-  apply_result_clear(&res);
-  sqlite3_str_reset(v->changes);
-  v->nChanges = 0;
-  return rc;
-}
-
-static int append_change(Verify *v, const char *op, const char *pk, int npk, jspan row,
-                         char **pzErr) {
+static void append_change(Verify *v, const char *op, const char *pk, int npk, jspan row) {
   sqlite3_str *s = v->changes;
   if (v->nChanges++) sqlite3_str_appendchar(s, 1, ',');
   sqlite3_str_appendall(s, "{\"table\":");
@@ -519,9 +474,6 @@ static int append_change(Verify *v, const char *op, const char *pk, int npk, jsp
   if (row.z) sqlite3_str_appendf(s, ",\"row\":%.*s", row.n, row.z);
   sqlite3_str_appendchar(s, 1, '}');
   v->diverged++;
-  if (v->nChanges < CHUNK_ROWS && sqlite3_str_length(s) < CHUNK_BYTES)
-    return sqlite3_str_errcode(s);
-  return apply_chunk(v, pzErr);
 }
 
 /* The rows of the answer against the local ones, key by key. */
@@ -552,18 +504,19 @@ static int take_rows(Verify *v, jspan rows, char **pzErr) {
   if (rc == SQLITE_OK && n) qsort(srv, (size_t)n, sizeof *srv, cmp_row);
   for (int a = 0, b = 0; rc == SQLITE_OK && (a < n || b < sc.nRow);) {
     if (b == sc.nRow || (a < n && srv[a].kh < sc.row[b].kh)) {
-      rc = append_change(v, "upsert", srv[a].spk.z, srv[a].spk.n, srv[a].srow, pzErr);
+      append_change(v, "upsert", srv[a].spk.z, srv[a].spk.n, srv[a].srow);
       a++;
     } else if (a == n || sc.row[b].kh < srv[a].kh) {
       jspan none = {0, 0};
-      rc = append_change(v, "delete", sc.row[b].pk, (int)strlen(sc.row[b].pk), none, pzErr);
+      append_change(v, "delete", sc.row[b].pk, (int)strlen(sc.row[b].pk), none);
       b++;
     } else {
       if (srv[a].rh != sc.row[b].rh)
-        rc = append_change(v, "upsert", srv[a].spk.z, srv[a].spk.n, srv[a].srow, pzErr);
+        append_change(v, "upsert", srv[a].spk.z, srv[a].spk.n, srv[a].srow);
       a++, b++;
     }
   }
+  if (rc == SQLITE_OK) rc = sqlite3_str_errcode(v->changes);
   sqlite3_free(srv);
   scan_free(&sc);
   sqlite3_free(prefixes);
@@ -611,13 +564,6 @@ const char *verify_changes(const Verify *v) {
   const char *z = sqlite3_str_value(v->changes);
   return z ? z : "";
 }
-sqlite3_int64 verify_applied(const Verify *v) {
-  return v->diverged - v->nChanges;
-}
-void verify_written(Verify *v, ApplyResult *res) {
-  *res = v->written;
-  memset(&v->written, 0, sizeof v->written);
-}
 
 int verify_repair(SyncCtx *c, const char *changes, sqlite3_int64 diverged, const char *report,
                   ApplyResult *res, char **pzErr) {
@@ -627,7 +573,12 @@ int verify_repair(SyncCtx *c, const char *changes, sqlite3_int64 diverged, const
     *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
     return SQLITE_ERROR;
   }
-  int rc = apply_changes(c, changes, res, pzErr);
+  int rc = SQLITE_OK;
+  if (*changes) {
+    char *page = sqlite3_mprintf("{\"changes\":[%s]}", changes);
+    rc = page ? apply_page(c, page, APPLY_SQL, res, pzErr) : SQLITE_NOMEM;
+    sqlite3_free(page);
+  }
   if (rc == SQLITE_OK) {
     sqlite3_stmt *s;
     rc = sqlite3_prepare_v2(

@@ -21,27 +21,17 @@ int verify_begin(SyncCtx *, const char *table, const char *client, const char *c
 ** when the comparison is complete. */
 int verify_next(Verify *, char **pBody, char **pzErr);
 
-/* Takes the server's answer to the last body, applying the repair gathered
-** so far in one transaction once it makes a chunk (verify.c): a chunk stays
-** applied whatever comes next. SQLITE_ABORT (with *pzErr) when the answer
-** is for another cursor than the client's: the server moved on, pull and
-** start again. */
+/* Takes the server's answer to the last body. SQLITE_ABORT (with *pzErr)
+** when the answer is for another cursor than the client's: the server
+** moved on, pull and start again. */
 int verify_take(Verify *, const char *answer, char **pzErr);
 
 /* Once complete: the keys checked (the server's rows), the keys that
-** differ (the chunks applied included), and the rest of the repair, less
-** than a chunk, as change objects of a pull page joined by ',' ("" when
-** none). */
+** differ, and the repair as change objects of a pull page, joined by ','
+** ("" when none). */
 sqlite3_int64 verify_checked(const Verify *);
 sqlite3_int64 verify_diverged(const Verify *);
 const char *verify_changes(const Verify *);
-
-/* The keys of verify_diverged that the chunks applied so far repaired. */
-sqlite3_int64 verify_applied(const Verify *);
-
-/* What the chunks applied so far wrote (the tables, for sync_wait), moved
-** into *res; free it with apply_result_clear. */
-void verify_written(Verify *, ApplyResult *res);
 
 void verify_free(Verify *);
 

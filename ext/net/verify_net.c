@@ -12,11 +12,9 @@
 ** compared and how, is ext/engine/verify.c). Every answer must be for the
 ** client's cursor: if the server moved on meanwhile, the call pulls again
 ** and starts over (at most VERIFY_TRIES times). The keys that differ are
-** repaired from the server's rows, pending mutations rebased on top: in
-** chunks while a table is walked (verify.c), the rest of every table in
-** one transaction with the record of the verification. Like sync_pull, it
-** holds this process's worker off while it runs and refuses to run inside
-** a transaction.
+** repaired from the server's rows, every table in one transaction, pending
+** mutations rebased on top. Like sync_pull, it holds this process's worker
+** off while it runs and refuses to run inside a transaction.
 ** Errors (all "sync_verify: cause"):
 **   sync_verify: table "x" is not tracked
 **   sync_verify: the server kept changing (the client is at s1-9, ...)
@@ -80,7 +78,6 @@ static int table_names(Oneshot *x, sqlite3_value *arg, char ***pNames, int *pN) 
 /* What one table's walk found. */
 typedef struct TableStat {
   sqlite3_int64 checked, diverged, requests, bytes;
-  sqlite3_int64 applied; /* of the diverged, by chunks during the walk */
   double ms;
   int skipped; /* the server does not sync the table */
 } TableStat;
@@ -96,9 +93,6 @@ typedef struct Walk {
   int rc;                           /* a local failure's SQLite code */
   char *err;                        /* its message, or why the walk started over */
   int httpFailed;                   /* the failure was a request's (r->msg) */
-  /* per table, the keys repaired by chunks of walks that started over: the
-  ** next walk finds them in order and must count them (NULL: not kept) */
-  sqlite3_int64 *early;
 } Walk;
 
 /* 1 when the text value v is prefix followed by name, the name in any case
@@ -157,23 +151,12 @@ static int walk_table(Walk *w, const char *table, const char *cursor, sqlite3_st
       break;
     }
     if (bad) {
+      verify_free(v);
       w->httpFailed = 1;
-      break;
+      return -1;
     }
     st->bytes += (sqlite3_int64)w->r->n;
     rc = verify_take(v, w->r->buf ? w->r->buf : "", &w->err);
-  }
-  /* the chunks applied stay however the walk ends: sync_wait hears of them */
-  if (v) {
-    st->applied = verify_applied(v);
-    ApplyResult res;
-    verify_written(v, &res);
-    site_publish(w->site, &res);
-    apply_result_clear(&res);
-  }
-  if (w->httpFailed) {
-    verify_free(v);
-    return -1;
   }
   if (rc == SQLITE_OK) {
     st->checked = verify_checked(v);
@@ -219,14 +202,9 @@ static int walk_all(Walk *w, char **names, int n, char **pReport) {
   sqlite3_str *changes = sqlite3_str_new(0);
   int out = st ? 0 : -1;
   if (!st) w->rc = SQLITE_NOMEM;
-  int walked = 0;
-  for (; out == 0 && walked < n; walked++)
-    out = walk_table(w, names[walked], cursor ? cursor : "", changes, &st[walked]);
+  for (int i = 0; out == 0 && i < n; i++)
+    out = walk_table(w, names[i], cursor ? cursor : "", changes, &st[i]);
   char *all = sqlite3_str_finish(changes);
-  for (int i = 0; w->early && i < walked; i++) {
-    if (out == 1) w->early[i] += st[i].applied;
-    if (out == 0) st[i].diverged += w->early[i];
-  }
   if (out == 0) {
     sqlite3_int64 total = 0;
     char *json = report(names, st, n, &total);
@@ -255,17 +233,11 @@ void verify_net_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   int n = 0;
   char *url = http_url(x.url, "/verify", 0, 0);
   char *client = ctx_meta_get(x.c, "client_id");
-  Walk w = {x.c, x.nc->site, &x.r, &x.cfg, x.token, url, client, SQLITE_OK, 0, 0, 0};
+  Walk w = {x.c, x.nc->site, &x.r, &x.cfg, x.token, url, client, SQLITE_OK, 0, 0};
   if (!url || !client) {
     sqlite3_result_error_nomem(ctx);
   } else if (table_names(&x, argc ? argv[0] : 0, &names, &n) == 0) {
-    size_t size = sizeof *w.early * (size_t)(n ? n : 1);
-    w.early = sqlite3_malloc64(size);
-    int out = w.early ? 1 : -1;
-    if (w.early)
-      memset(w.early, 0, size);
-    else
-      w.rc = SQLITE_NOMEM;
+    int out = 1;
     for (int attempt = 0; out == 1 && attempt < VERIFY_TRIES; attempt++) {
       int64_t pulled = 0;
       if (oneshot_pull_all(&x, &pulled) != 0) {
@@ -286,7 +258,6 @@ void verify_net_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
       ctx_error_msg(ctx, x.c, "sync_verify", w.rc, w.err), w.err = 0;
   }
   sqlite3_free(w.err);
-  sqlite3_free(w.early);
   track_names_free(names, n);
   sqlite3_free(client);
   sqlite3_free(url);
@@ -303,7 +274,7 @@ int verify_net_worker(Site *site, SyncCtx *c, const sync_conf *cfg, const char *
   http_req r;
   http_req_init(&r);
   char *url = base && client ? http_url(base, "/verify", 0, 0) : 0;
-  Walk w = {c, site, &r, cfg, token, url, client, rc, 0, 0, 0};
+  Walk w = {c, site, &r, cfg, token, url, client, rc, 0, 0};
   char *json = 0;
   int out = rc == SQLITE_OK && url ? walk_all(&w, names, n, &json) : -1;
   /* A server that does not offer /verify (an older syncd; one from before

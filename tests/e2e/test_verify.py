@@ -5,29 +5,10 @@ pending local edits alone."""
 import json
 import os
 import sqlite3
-import subprocess
-import sys
 import time
 import urllib.request
 
 from e2e_util import SCHEMA_PG, E2ETest, PgCluster, RelayProxy, Syncd, wait_for
-
-# make asan/tsan: shadow memory counts in RSS (as in tests/hostile)
-MEM = float(os.environ.get("SYNC_TEST_MEM") or 1)
-
-# sync_verify('todos') on the database argv[1] in a process of its own, whose
-# peak memory no other test has raised: prints the report and how many KiB
-# the peak grew by during the call.
-VERIFY_PROC = r'''
-import json, resource, sys
-sys.path.insert(0, sys.argv[2])
-from e2e_util import connect
-db = connect(sys.argv[1])
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-report = db.execute("SELECT sync_verify('todos')").fetchone()[0]
-grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak
-print(json.dumps({"report": json.loads(report), "grew": grew}))
-'''
 
 
 def key_bucket(key_id):
@@ -201,68 +182,6 @@ class Verify(E2ETest):
                 self.assertNotIn("skipped", by["todos"])
                 self.assertEqual(c.todos(), self.server_todos(s))
 
-    def test_twenty_thousand_rows_repaired_in_chunks(self):
-        """20000 rows of 2 KB that syncd has and the client lacks (written
-        behind syncd's back) are repaired in chunks of 1000 (CHUNK_ROWS,
-        ext/engine/verify.c), each in its own transaction: every row comes,
-        the report counts them all, a pending edit is rebased, nothing is
-        queued, the cursor stays, and the peak memory of the process grows
-        by far less than the 40 MB repaired."""
-        s, a = self.synced(50)
-        a.db.execute("UPDATE todos SET done = 5 WHERE id = 'k4'")
-        pad = "repeat('x', 2000)" if s.pg() else "printf('%.2000c', 'x')"
-        s.execute("UPDATE todos SET title = 'server side' WHERE id = 'k4'",
-                  "WITH RECURSIVE i(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM i"
-                  " WHERE k < 20000) INSERT INTO todos SELECT 'big' || k, %s, k %% 2 FROM i"
-                  % pad)
-        cursor = a.one("SELECT sync_cursor()")
-        out = subprocess.run([sys.executable, "-c", VERIFY_PROC, a.path,
-                              os.path.dirname(os.path.abspath(__file__))],
-                             capture_output=True, text=True, timeout=300)
-        self.assertEqual(out.returncode, 0, out.stderr)
-        got = json.loads(out.stdout)
-        t = got["report"]["tables"][0]
-        self.assertEqual((t["checked"], t["diverged"], t["repaired"]), (20050, 20001, 20001))
-        self.assertEqual((got["report"]["diverged"], got["report"]["repaired"]), (20001, 20001))
-        self.assertEqual(a.one("SELECT count(*) FROM todos WHERE id LIKE 'big%'"), 20000)
-        self.assertEqual(a.one("SELECT count(*) FROM todos WHERE id LIKE 'big%'"
-                               " AND title = printf('%.2000c', 'x')"), 20000)
-        self.assertEqual(a.rows("SELECT title, done FROM todos WHERE id = 'k4'"),
-                         [("server side", 5)])
-        self.assertEqual(a.one("SELECT count(*) FROM sync_pending"), 1)
-        self.assertEqual(a.one("SELECT sync_cursor()"), cursor)
-        self.assertEqual(a.one("SELECT value FROM sync_meta WHERE key = 'diverged_total'"),
-                         20001)
-        # Bounded, the peak grows by about 11 MB (a chunk, the page made of
-        # it, an answer, the page cache); unbounded, by about 85 MB: every
-        # row at once in the changes and again in the page. Under ASan freed
-        # memory waits in its quarantine and counts in RSS.
-        if not os.environ.get("SYNC_TEST_PRELOAD"):
-            self.assertLess(got["grew"], 16 * 1024 * MEM, "peak RSS grew by %d KiB" % got["grew"])
-        again = self.verify(a, "todos")["tables"][0]
-        self.assertEqual((again["checked"], again["diverged"]), (20050, 0))
-
-    def test_chunks_of_a_walk_started_over_are_counted(self):
-        """The server moves on in the middle of a walk that has applied
-        chunks already: they stay applied, and the walk after the pull,
-        which finds those keys in order, counts them all the same."""
-        s, _ = self.synced(10)
-        s.execute("WITH RECURSIVE i(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM i"
-                  " WHERE k < 20000) INSERT INTO todos SELECT 'big' || k, 'b', 0 FROM i")
-        # 256 buckets, 4096, then rows of about 625 keys a request: chunks
-        # are applied from the fourth request on
-        p = MovingProxy(s.url, 6)
-        self.addCleanup(p.stop)
-        c = self.client("c", p.url)
-        c.one("SELECT sync_pull()")
-        r = self.verify(c, "todos")
-        self.assertGreater(p.asked, 6)
-        t = r["tables"][0]
-        self.assertEqual((t["checked"], t["diverged"], t["repaired"]), (20011, 20000, 20000))
-        self.assertEqual((r["diverged"], r["repaired"]), (20000, 20000))
-        self.assertEqual(c.one("SELECT value FROM sync_meta WHERE key = 'diverged_total'"), 20000)
-        self.assertEqual(c.todos(), self.server_todos(s))
-
     def test_errors(self):
         s, a = self.synced(3)
         with self.assertRaisesRegex(sqlite3.OperationalError,
@@ -290,28 +209,6 @@ class VerifyRefusalProxy(RelayProxy):
         if status == 400:
             data = json.dumps(self.rewrite(json.loads(data))).encode()
         h.answer(status, data)
-
-
-class MovingProxy(RelayProxy):
-    """Relays everything; before the at-th /verify request, writes a row
-    through syncd, so that its answer is for a newer cursor than the
-    client's."""
-
-    def __init__(self, upstream, at):
-        self.at, self.asked, self.base = at, 0, upstream
-        super().__init__(upstream)
-
-    def relay(self, h, body):
-        if h.path.startswith("/verify"):
-            self.asked += 1
-            if self.asked == self.at:
-                push = {"client_id": "mover", "mutations": [{
-                    "id": 1, "table": "todos", "op": "insert", "pk": {"id": "moved"},
-                    "data": {"id": "moved", "title": "m", "done": 0}}]}
-                req = urllib.request.Request(self.base + "/push", json.dumps(push).encode(),
-                                             {"Content-Type": "application/json"})
-                urllib.request.urlopen(req, timeout=10).read()
-        super().relay(h, body)
 
 
 class NoVerifyProxy(RelayProxy):
