@@ -41,9 +41,19 @@ struct MHD_Response *reply_json_gz(char *body, int gzip) {
 }
 
 struct MHD_Response *reply_error(const char *msg) {
+  return reply_error_with(msg, 0, 0);
+}
+
+struct MHD_Response *reply_error_with(const char *msg, const char *key, const char *value) {
   sqlite3_str *out = sqlite3_str_new(0);
   sqlite3_str_appendall(out, "{\"error\":");
   value_append_string(out, msg, -1);
+  if (key) {
+    sqlite3_str_appendchar(out, 1, ',');
+    value_append_string(out, key, -1);
+    sqlite3_str_appendchar(out, 1, ':');
+    value_append_string(out, value, -1);
+  }
   sqlite3_str_appendchar(out, 1, '}');
   return reply_json(sqlite3_str_finish(out));
 }

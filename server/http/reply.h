@@ -18,4 +18,8 @@ struct MHD_Response *reply_json_gz(char *body, int gzip);
 /* {"error":msg} */
 struct MHD_Response *reply_error(const char *msg);
 
+/* {"error":msg,key:value}: a refusal a client tells from others by a field
+** rather than by the message's words (key NULL: reply_error). */
+struct MHD_Response *reply_error_with(const char *msg, const char *key, const char *value);
+
 #endif

@@ -23,7 +23,6 @@
 #include <strings.h>
 #include <time.h>
 
-#include "value.h"
 #include "compress.h"
 #include "conns.h"
 #include "events.h"
@@ -181,8 +180,13 @@ static int take_body(struct MHD_Connection *c, request *rq, char **body, int *le
 }
 
 /* 400 with msg (a parser's sqlite3_malloc'd message, freed here). */
-static enum MHD_Result bad_request(struct MHD_Connection *c, request *rq, char *msg) {
-  enum MHD_Result r = answer_error(c, rq, MHD_HTTP_BAD_REQUEST, msg);
+/* 400 with msg (freed here); table: the table it names is one the server
+** does not sync, said in a field of its own ("unknown_table") so that a
+** client need not read the message's words. */
+static enum MHD_Result bad_request(struct MHD_Connection *c, request *rq, char *msg,
+                                   const char *table) {
+  enum MHD_Result r = answer(c, rq, MHD_HTTP_BAD_REQUEST,
+                             reply_error_with(msg, table ? "unknown_table" : 0, table));
   sqlite3_free(msg);
   return r;
 }
@@ -195,7 +199,7 @@ static enum MHD_Result do_push(const server_ctx *ctx, struct MHD_Connection *c, 
   push_request pr;
   char *msg = push_request_parse(body ? body : "", (size_t)len, &pr);
   sqlite3_free(body);
-  if (msg) return bad_request(c, rq, msg);
+  if (msg) return bad_request(c, rq, msg, 0);
   if (forbidden(ctx, rq, pr.client_id, strlen(pr.client_id))) {
     push_request_free(&pr);
     return answer_forbidden(c, rq);
@@ -303,21 +307,6 @@ static enum MHD_Result do_events(const server_ctx *ctx, struct MHD_Connection *c
   return answer(c, rq, status, r);
 }
 
-/* 400 for a table the server does not sync: msg (freed here) as any 400's
-** error, and the table's name in a field of its own, so that a client tells
-** this refusal from the others without reading the message's words. */
-static enum MHD_Result unknown_table(struct MHD_Connection *c, request *rq, char *msg,
-                                     const char *table) {
-  sqlite3_str *out = sqlite3_str_new(0);
-  sqlite3_str_appendall(out, "{\"error\":");
-  value_append_string(out, msg, -1);
-  sqlite3_str_appendall(out, ",\"unknown_table\":");
-  value_append_string(out, table, -1);
-  sqlite3_str_appendchar(out, 1, '}');
-  sqlite3_free(msg);
-  return answer(c, rq, MHD_HTTP_BAD_REQUEST, reply_json(sqlite3_str_finish(out)));
-}
-
 static enum MHD_Result do_verify(const server_ctx *ctx, struct MHD_Connection *c, request *rq) {
   enum MHD_Result res;
   char *body;
@@ -341,10 +330,9 @@ static enum MHD_Result do_verify(const server_ctx *ctx, struct MHD_Connection *c
   if (!msg)
     rc = store_fingerprint(ctx->st, rq->auth == AUTH_USER ? &user : 0, &fr, &json, &msg, &unknown,
                            &err);
-  if (unknown) res = unknown_table(c, rq, msg, fr.table);
+  if (msg) res = bad_request(c, rq, msg, unknown ? fr.table : 0);
   fp_request_free(&fr);
-  if (unknown) return res;
-  if (msg) return bad_request(c, rq, msg);
+  if (msg) return res;
   if (rc != STORE_OK) {
     enum MHD_Result r = answer_error(c, rq, store_status(rc), store_message(rc, err));
     sqlite3_free(err);
