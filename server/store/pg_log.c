@@ -70,7 +70,8 @@ int pglog_change(dialect_conn *c, const char *table, const char *pk, const char 
 
 /* The write of the changes logged: a row changed twice keeps its later
 ** change (the lower placeholder), as row-by-row upserts did. Its gap
-** (dialect.h): 0 for a fresh insert, the only change of its key here;
+** (dialect.h): 0 for a fresh insert whose key has no log row (every row
+** is logged, so it never existed, whatever else this batch did to it);
 ** the version of a committed delete it replaces (a placeholder's is this
 ** transaction's, so the key may have existed before it); else NULL. */
 #define FLUSH_INTO                                                                                 \
@@ -78,7 +79,7 @@ int pglog_change(dialect_conn *c, const char *table, const char *pk, const char 
   " SELECT DISTINCT ON (x.t, x.k) x.t, x.k, CASE WHEN x.r IS NULL"                                 \
   " THEN 'delete' ELSE 'upsert' END, x.r, "
 #define FLUSH_FROM                                                                                 \
-  ", CASE WHEN x.f AND count(*) OVER (PARTITION BY x.t, x.k) = 1 THEN 0 END"                       \
+  ", CASE WHEN x.f THEN 0 END"                                                                     \
   " FROM json_to_recordset($1::json) AS x(t text, k text, r text, v bigint, f boolean)"
 #define FLUSH_CONFLICT                                                                             \
   " ORDER BY x.t, x.k, x.v ON CONFLICT (tbl, pk) DO UPDATE"                                        \
