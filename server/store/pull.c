@@ -19,11 +19,11 @@ typedef struct reader {
   store *s;
   dialect_conn *c;
   const store_user *u;
-  int after_cursor; /* an increment, not a page of an initial sync */
-  long long since;  /* an increment's: the client had every change as of it (0: not known) */
-  wire_page *p;     /* the page being read */
-  long long snap;   /* a later page of an initial sync: the head it began at */
-  int moved;        /* a membership change the user may be concerned by */
+  int after_cursor;            /* an increment, not a page of an initial sync */
+  long long since;             /* the client had every change as of it (0: not known): move_in */
+  wire_page *p;                /* the page being read */
+  long long snap;              /* a later page of an initial sync: the head it began at */
+  int moved;                   /* a membership change the user may be concerned by */
   const catalog_table **asked; /* the tables the pull sends, n_asked */
   int n_asked;
   char **err;
@@ -97,8 +97,7 @@ static void walks_free(dialect_walk *w, int m) {
 ** (rd->moved). WIRE_FAIL with *rd->err. */
 static int move_in(reader *rd, const rules_table *rt, const char *pk, long long version) {
   int yes = 0;
-  long long since = rd->after_cursor ? rd->since : rd->snap;
-  if (rules_new_since(rd->s, rd->c, rt->t->name, pk, since, &yes, rd->err)) return WIRE_FAIL;
+  if (rules_new_since(rd->s, rd->c, rt->t->name, pk, rd->since, &yes, rd->err)) return WIRE_FAIL;
   /* a key too long for a cursor could not be walked over pages */
   if (!yes || strlen(rt->t->name) + strlen(pk) > WIRE_WALK_MAX) return rd->moved = 1, WIRE_KEEP;
   dialect_walk *w = sqlite3_malloc64(sizeof *w * ((size_t)rd->n_asked + 1));
@@ -300,7 +299,7 @@ static int walk_page(store *s, dialect_conn *c, const store_user *u, const char 
   ** above its membership's change) follow */
   wire_page_walk_end(p, in ? snap : p->snap);
   if (p->rejected) sqlite3_str_reset(p->rejected);
-  if (!in) rd->snap = p->snap;
+  if (!in) rd->snap = rd->since = p->snap;
   rd->p = p;
   p->filter = read_filter, p->filter_arg = rd;
   long long head = p->head;
@@ -388,8 +387,9 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
   ** (wire.h, "f"): a page can pass a delete that a later change of the key
   ** replaced before the client read it, so the client had every change
   ** as of that first cursor only (move_in); after a move-in's walk it is
-  ** not known (0) */
-  long long since = from >= 0 ? from : itable ? 0 : after;
+  ** not known (0); an initial sync's is the head it began at (walk_page
+  ** sets it on the first page) */
+  long long since = from >= 0 ? from : itable ? 0 : snap ? snap : after;
   reader rd = {s, c, u, cursor && !snap, since, 0, snap, 0, list, n_list, err};
   int rc = STORE_ERROR, read;
   /* a move-in the rules no longer allow (changed since): nothing is read,
@@ -407,7 +407,7 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
            p.failed;
     p.snap = cursor ? snap : p.head;
   }
-  if (s->rules) p.from = rd.after_cursor ? since : p.snap;
+  if (s->rules) p.from = rd.since;
   if (read && p.walk_bad_position) {
     sqlite3_free(*err);
     *err = 0;
