@@ -245,12 +245,14 @@ static int via_sql(rules_table *rt, int pg) {
       i++;
     if (i < rt->n_via) continue;
     rt->via_from[rt->n_via++] = m;
-    sqlite3_str *s = sqlite3_str_new(0);
     int mono = 1;
+    for (int j = k; j < p->n_selects; j++)
+      mono = mono && (p->selects[j] != m || p->mono[j]);
+    if (!mono) continue; /* via stays NULL */
+    sqlite3_str *s = sqlite3_str_new(0);
     sqlite3_str_appendchar(s, 1, '(');
     for (int j = k; j < p->n_selects; j++) {
       if (p->selects[j] != m) continue;
-      mono = mono && p->mono[j];
       if (j > k) sqlite3_str_appendall(s, " OR ");
       sqlite3_str_append(s, rt->read + p->atom[j], p->where[j] - p->atom[j]);
       sqlite3_str_appendchar(s, 1, '(');
@@ -264,10 +266,7 @@ static int via_sql(rules_table *rt, int pg) {
     int bad = sqlite3_str_errcode(s) != SQLITE_OK;
     char *z = sqlite3_str_finish(s);
     if (bad) return sqlite3_free(z), -1;
-    if (mono)
-      rt->via[rt->n_via - 1] = z;
-    else
-      sqlite3_free(z);
+    rt->via[rt->n_via - 1] = z;
   }
   return 0;
 }
