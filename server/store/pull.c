@@ -98,8 +98,7 @@ static void walks_free(dialect_walk *w, int m) {
 static int move_in(reader *rd, const rules_table *rt, const char *pk, long long version) {
   int yes = 0;
   if (rules_new_since(rd->s, rd->c, rt->t->name, pk, rd->since, &yes, rd->err)) return WIRE_FAIL;
-  /* a key too long for a cursor could not be walked over pages */
-  if (!yes || strlen(rt->t->name) + strlen(pk) > WIRE_WALK_MAX) return rd->moved = 1, WIRE_KEEP;
+  if (!yes) return rd->moved = 1, WIRE_KEEP;
   dialect_walk *w = sqlite3_malloc64(sizeof *w * ((size_t)rd->n_asked + 1));
   int n = 0, bad = w ? walks(rd->s, rd->u, rd->asked, rd->n_asked, 0, 0, rt->t, pk, w, &n) : -1;
   int rc = WIRE_KEEP;
@@ -120,6 +119,8 @@ static int move_in(reader *rd, const rules_table *rt, const char *pk, long long 
       rc = WIRE_FAIL;
     } else if (opened.has_more && p->n_seen) {
       rc = WIRE_STOP;
+    } else if (opened.has_more && strlen(rt->t->name) + strlen(pk) > WIRE_WALK_MAX) {
+      rd->moved = 1; /* a key too long for a cursor cannot be walked over pages */
     } else {
       wire_page_take(p, &opened);
       /* the page ends with the change; the next ones walk on */
