@@ -667,6 +667,30 @@ class RulesTests(ManySyncd):
         self.assertEqual({json.loads(k)["id"] for t, k in got if t == "tasks"},
                          {"a1"} | {"b%d" % i for i in range(5)})
 
+    def test_a_move_in_cursor_after_the_rules_changed(self):
+        # a move-in walked over pages, its cursor then served by a syncd
+        # whose rules read the membership table under NOT: the walk cannot
+        # go on as it began, so 410 "moved"; the resync brings the rule's rows
+        s = self.server()
+        bob, admin = self.as_user("bob"), bearer("shared")
+        self.rows(s, "members")
+        res = self.plain.push("admin", [ins(1 + i, "tasks", id="k%d" % i, project="p1")
+                                        for i in range(5)], headers=admin)
+        self.assertEqual({r["status"] for r in res}, {"applied"}, res)
+        _, cursor = self.seen(s, bob, "b1", limit=100)
+        res = self.plain.push("admin", [ins(9, "members", project="p1", user_id="bob")],
+                              headers=admin)
+        self.assertEqual(res[0]["status"], "applied", res)
+        status, _, page = self.page(s, bob, "b1", cursor, 3)
+        self.assertEqual((status, page["has_more"]), (200, True), page)
+        self.assertIn("i", page["cursor"].rsplit("-", 1)[1])
+        rules = json.loads(json.dumps(RULES))
+        rules["tables"]["tasks"]["read"] = (
+            "NOT project IN (SELECT project FROM members WHERE user_id = :sub)")
+        other = self.server(rules)
+        status, _, data = self.page(other, bob, "b1", page["cursor"], 3)
+        self.assertEqual((status, data), (410, {"error": "cursor expired", "moved": True}))
+
     def test_a_membership_that_may_close_rows_resyncs(self):
         # a select under NOT may close rows when its table gains one, so
         # no move-in is tried: 410, as before
