@@ -21,6 +21,14 @@
 ** than the polling threads, which must not wait out a fan-out's pulls
 ** (docs/ARCHITECTURE.md, "syncd's threads").
 **
+** A worker that takes a stream to pull also takes the queued streams at
+** the same cursor, with the same tables and user (up to EVENT_GROUP of
+** them), and reads the change log once for all (store_pull_group): a push
+** wakes every caught-up stream at the same cursor, so a fan-out to 10,000
+** streams is a few reads, not 10,000. Their identity streams share the
+** event's bytes (a counted `shared`), each adding only its own
+** last_mutation_id; a gzip stream deflates its own copy.
+**
 ** With a tables parameter (read as /pull reads it, store_pull_tables) a
 ** stream carries only the changes of those tables, so a client receives
 ** only what it tracks; a commit that changes none of them sends nothing,
@@ -49,8 +57,22 @@
 #include "reply.h"
 
 #define EVENT_PAGE 1000
+#define EVENT_GROUP 256 /* streams one read of the change log serves at most */
+#define EVENT_SCAN 4096 /* queued streams a worker looks through for them */
 #define TICK_MS 100
 #define EVENT_NICE 10 /* how much nicer the event workers are than syncd */
+
+/* The bytes a group's identity streams share: the event's name and id
+** lines and its data up to the last_mutation_id's digits, NUL-ended. */
+typedef struct shared {
+  int refs; /* atomic: each stream writing it, and its maker until done */
+  size_t len;
+  char z[];
+} shared;
+
+static void shared_put(shared *h) {
+  if (h && __atomic_sub_fetch(&h->refs, 1, __ATOMIC_ACQ_REL) == 0) sqlite3_free(h);
+}
 
 typedef struct stream {
   store *st;
@@ -66,7 +88,9 @@ typedef struct stream {
   int finish;              /* end the stream once buf is out */
   compress_stream *gz;     /* with gzip: the member's deflate state; else NULL */
   int ended;               /* the last bytes (a gzip member's end) are out */
-  char *buf;               /* the event being written (deflated, with gzip) */
+  shared *share;           /* the event's shared bytes, written before buf; NULL: none */
+  size_t share_off;
+  char *buf; /* the event being written (deflated, with gzip) */
   size_t len, off;
   struct timespec sent;       /* when buf was last filled: the heartbeat counts from it */
   struct stream *prev, *next; /* on the waiting list or the queue (under mu) */
@@ -87,6 +111,7 @@ static int running, stopping;
 static int kicked; /* conns.c cut streams since the ticker's last round */
 static pthread_t workers[EVENT_WORKERS], ticker_thread;
 static int n_workers, has_ticker;
+static unsigned long long reads; /* the change log's reads for streams (atomic) */
 
 static void list_add(stream_list *l, stream *s) {
   s->next = 0;
@@ -150,6 +175,7 @@ static void stream_free(void *cls) {
   sqlite3_free(s->tables);
   sqlite3_free(s->cursor);
   sqlite3_free(s->buf);
+  shared_put(s->share);
   compress_stream_free(s->gz);
   sqlite3_free(s);
 }
@@ -173,11 +199,87 @@ static int heartbeat_due(const stream *s, const struct timespec *now) {
          (now->tv_sec == s->sent.tv_sec + s->heartbeat && now->tv_nsec >= s->sent.tv_nsec);
 }
 
+/* One read of the change log for a group of streams (read_for), which
+** each of them takes its event from (take). */
+typedef struct group_read {
+  int rc;
+  store_page page;
+  long long last[EVENT_GROUP]; /* each stream's last_mutation_id */
+  shared *share;               /* made by the first stream that sends it */
+} group_read;
+
+static void read_for(stream *const *g, int n, group_read *r) {
+  const char *clients[EVENT_GROUP];
+  for (int i = 0; i < n; i++)
+    clients[i] = g[i]->client_id;
+  const stream *s = g[0];
+  store_user u = {s->sub, s->claims};
+  char *err = 0;
+  r->share = 0;
+  r->rc = store_pull_group(s->st, s->sub ? &u : 0, clients, n, s->cursor, EVENT_PAGE, s->tables,
+                           &r->page, r->last, &err);
+  sqlite3_free(err);
+  __atomic_add_fetch(&reads, 1, __ATOMIC_RELAXED);
+}
+
+static void read_done(group_read *r) {
+  store_page_clear(&r->page);
+  shared_put(r->share);
+}
+
+/* "event: changes", the id line and the data up to the last id's digits */
+static shared *share_make(const store_page *page) {
+  static const char a[] = "event: changes\nid: ", b[] = "\ndata: ";
+  size_t nc = strlen(page->cursor), n = sizeof a - 1 + nc + sizeof b - 1 + (size_t)page->last_at;
+  shared *h = sqlite3_malloc64(sizeof *h + n + 1);
+  if (!h) return 0;
+  h->refs = 1;
+  h->len = n;
+  char *z = h->z;
+  memcpy(z, a, sizeof a - 1), z += sizeof a - 1;
+  memcpy(z, page->cursor, nc), z += nc;
+  memcpy(z, b, sizeof b - 1), z += sizeof b - 1;
+  memcpy(z, page->json, (size_t)page->last_at), z += page->last_at;
+  *z = 0;
+  return h;
+}
+
+/* s, the i-th stream of r's group, takes its part of r: 1, its next event
+** is set; 0, the page was empty (the cursor moved on); -1, s must end. */
+static int take(stream *s, group_read *r, int i) {
+  if (r->rc != STORE_OK) return -1;
+  char *cursor = sqlite3_mprintf("%s", r->page.cursor);
+  if (!cursor) return -1;
+  sqlite3_free(s->cursor);
+  s->cursor = cursor;
+  /* the page ends at the log's head as of the read unless it says more
+  ** is there (the rules may have withheld a whole page) */
+  s->dirty = r->page.has_more;
+  if (r->page.n_changes <= 0) return 0;
+  if (!r->share && !(r->share = share_make(&r->page))) return -1;
+  const char *rest = r->page.json + r->page.last_at;
+  rest += strspn(rest, "-0123456789");
+  shared_put(s->share);
+  s->share = 0;
+  if (s->gz) {
+    stream_set(s, sqlite3_mprintf("%s%lld%s\n\n", r->share->z, r->last[i], rest));
+  } else {
+    stream_set(s, sqlite3_mprintf("%lld%s\n\n", r->last[i], rest));
+    if (s->buf) {
+      __atomic_add_fetch(&r->share->refs, 1, __ATOMIC_RELAXED);
+      s->share = r->share;
+      s->share_off = 0;
+    }
+  }
+  return s->buf ? 1 : -1;
+}
+
 /* On a worker, s suspended: fill s->buf with the next event or heartbeat,
 ** or set s->finish (shutdown, cut, expired credentials or cursor, storage
 ** failure): 1, resume it. 0: nothing to send yet, s is on the waiting
-** list (or the queue again) and no longer the worker's. */
-static int fill(stream *s) {
+** list (or the queue again) and no longer the worker's. r: a read the
+** worker made for s (its i-th stream) to take first. */
+static int fill(stream *s, group_read *r, int i) {
   for (;;) {
     if (conns_cut(s->c) || (s->expires && (long long)time(0) >= s->expires)) return s->finish = 1;
     pthread_mutex_lock(&mu);
@@ -185,30 +287,20 @@ static int fill(stream *s) {
     int stop = stopping;
     pthread_mutex_unlock(&mu);
     if (stop) return s->finish = 1;
-    if (s->dirty || s->seen != now_gen) {
+    int got = 0;
+    if (r) {
+      got = take(s, r, i);
+      r = 0;
+    } else if (s->dirty || s->seen != now_gen) {
       /* a commit notified after this read bumps the generation again */
       s->seen = now_gen;
-      store_page page;
-      char *err = 0;
-      store_user u = {s->sub, s->claims};
-      int rc = store_pull_as(s->st, s->sub ? &u : 0, s->client_id, s->cursor, EVENT_PAGE, 0,
-                             s->tables, &page, &err);
-      sqlite3_free(err);
-      if (rc != STORE_OK) return s->finish = 1;
-      sqlite3_free(s->cursor);
-      s->cursor = page.cursor;
-      page.cursor = 0;
-      /* the page ends at the log's head as of the pull unless it says
-      ** more is there (the rules may have withheld a whole page) */
-      s->dirty = page.has_more;
-      if (page.n_changes > 0) {
-        stream_set(s,
-                   sqlite3_mprintf("event: changes\nid: %s\ndata: %s\n\n", s->cursor, page.json));
-        store_page_clear(&page);
-        return s->buf ? 1 : (s->finish = 1);
-      }
-      store_page_clear(&page);
+      group_read own;
+      read_for(&s, 1, &own);
+      got = take(s, &own, 0);
+      read_done(&own);
     }
+    if (got < 0) return s->finish = 1;
+    if (got) return 1;
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     if (heartbeat_due(s, &now)) {
@@ -221,6 +313,30 @@ static int fill(stream *s) {
     pthread_mutex_unlock(&mu);
     if (park) return 0;
   }
+}
+
+static int same(const char *a, const char *b) {
+  return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Under mu, s taken off the queue to pull: into g, s and the queued
+** streams that can share its read (same store, cursor, tables and user,
+** and due for a pull), taken off the queue and marked as pulled at this
+** generation. Returns how many. */
+static int gather(stream *s, stream **g) {
+  int n = 0, scan = 0;
+  g[n++] = s;
+  for (stream *t = queue.head, *next; t && n < EVENT_GROUP && scan < EVENT_SCAN; t = next, scan++) {
+    next = t->next;
+    if (t->st == s->st && (t->dirty || t->seen != generation) && same(t->cursor, s->cursor) &&
+        same(t->tables, s->tables) && same(t->sub, s->sub) && same(t->claims, s->claims)) {
+      list_remove(&queue, t);
+      g[n++] = t;
+    }
+  }
+  for (int i = 0; i < n; i++)
+    g[i]->seen = generation;
+  return n;
 }
 
 static void *worker(void *unused) {
@@ -242,8 +358,20 @@ static void *worker(void *unused) {
     stream *s = queue.head;
     if (!s) break; /* stopping, and every stream was ended */
     list_remove(&queue, s);
+    stream *g[EVENT_GROUP];
+    int n = !stopping && (s->dirty || s->seen != generation) ? gather(s, g) : 0;
     pthread_mutex_unlock(&mu);
-    if (fill(s)) MHD_resume_connection(s->c);
+    if (n) {
+      /* the read is shared, not the streams: each is filled and resumed
+      ** in turn, and ends on its own */
+      group_read r;
+      read_for(g, n, &r);
+      for (int i = 0; i < n; i++)
+        if (fill(g[i], &r, i)) MHD_resume_connection(g[i]->c);
+      read_done(&r);
+    } else if (fill(s, 0, 0)) {
+      MHD_resume_connection(s->c);
+    }
     pthread_mutex_lock(&mu);
   }
   pthread_mutex_unlock(&mu);
@@ -303,6 +431,10 @@ int events_run(void) {
   return -1;
 }
 
+unsigned long long events_reads(void) {
+  return __atomic_load_n(&reads, __ATOMIC_RELAXED);
+}
+
 void events_shutdown(void) {
   pthread_mutex_lock(&mu);
   stopping = 1;
@@ -334,6 +466,16 @@ static int stream_end(stream *s) {
 static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
   stream *s = cls;
   (void)pos;
+  if (s->share) {
+    size_t n = s->share->len - s->share_off < max ? s->share->len - s->share_off : max;
+    memcpy(out, s->share->z + s->share_off, n);
+    s->share_off += n;
+    if (s->share_off == s->share->len) {
+      shared_put(s->share);
+      s->share = 0;
+    }
+    return (ssize_t)n;
+  }
   if (s->off == s->len) {
     if (s->ended) return MHD_CONTENT_READER_END_OF_STREAM;
     if (!s->finish) {

@@ -40,6 +40,11 @@ int events_start(const server_ctx *ctx, struct MHD_Connection *c, const char *cl
 /* Wake every stream: a push committed changes (or a NOTIFY said so). */
 void events_notify(void *unused);
 
+/* How many times the change log was read for event streams since start
+** (a read serves every stream waiting at its cursor): /health's
+** "event_reads". */
+unsigned long long events_reads(void);
+
 /* End every stream (shutdown) and join the event workers: no stream is
 ** left suspended, and one opened later ends at its first wait. */
 void events_shutdown(void);

@@ -370,7 +370,8 @@ static int json_content_type(struct MHD_Connection *c) {
 
 static enum MHD_Result health(struct MHD_Connection *c, request *rq) {
   conns_phase(c, CONN_BUSY);
-  return answer(c, rq, MHD_HTTP_OK, reply_json(sqlite3_mprintf("{\"ok\":true}")));
+  return answer(c, rq, MHD_HTTP_OK,
+                reply_json(sqlite3_mprintf("{\"ok\":true,\"event_reads\":%llu}", events_reads())));
 }
 
 static int declares_body(struct MHD_Connection *c) {

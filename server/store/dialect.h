@@ -178,6 +178,11 @@ typedef struct dialect {
   ** commit, so o must outlive the commit), keep only the newest `keep`
   ** outcomes. */
   int (*client_last)(dialect_conn *c, const char *client, long long *last, char **err);
+  /* The last processed ids of the clients the JSON array `clients` names,
+  ** into last[0..n) in its order (0: a client never seen), in one statement
+  ** outside a transaction, without locking: the streams of a fan-out
+  ** (store_pull_group). */
+  int (*client_lasts)(dialect_conn *c, const char *clients, long long *last, int n, char **err);
   int (*client_set_last)(dialect_conn *c, const char *client, long long last, char **err);
   int (*record)(dialect_conn *c, const char *client, long long id, const wire_outcome *o,
                 const char *table, char **err);

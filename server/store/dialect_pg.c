@@ -27,7 +27,8 @@
 ** NOTIFY and COMMIT in one pipeline; a pull without pending_from is one
 ** statement.
 **
-** Fan-out: each push that changed rows runs NOTIFY syncd_changes; one
+** Fan-out: each push that changed rows notifies syncd_changes, its
+** payload naming the syncd that pushed (dialect_db.me); one
 ** listener connection per syncd (listen_pg.c) calls on_change on every
 ** notification.
 */
@@ -55,6 +56,10 @@ static int pg_open(const char *target, dialect_db **out, char **err) {
   if (d) {
     memset(d, 0, sizeof *d);
     d->url = sqlite3_mprintf("%s", target);
+    unsigned char r[8];
+    sqlite3_randomness(sizeof r, r);
+    for (int i = 0; i < 8; i++)
+      snprintf(d->me + 2 * i, 3, "%02x", r[i]);
   }
   if (!d || !d->url) {
     sqlite3_free(d);
@@ -130,7 +135,7 @@ static int pg_conflicted(dialect_conn *c) {
 }
 
 static int pg_listen(dialect_db *d, void (*on_change)(void *), void *arg, char **err) {
-  return (d->listener = listen_pg_start(d->url, on_change, arg, err)) ? 0 : -1;
+  return (d->listener = listen_pg_start(d->url, d->me, on_change, arg, err)) ? 0 : -1;
 }
 
 static void pg_close(dialect_db *d) {
@@ -205,7 +210,7 @@ static int pg_commit(dialect_conn *c, char **err) {
   pgc_written_clear(c);
   if (touched_log(c, err)) return -1;
   pgc_step steps[PGC_PIPELINE_MAX];
-  const char *po[2], *pl[2] = {c->client, c->last_z};
+  const char *po[2], *pl[2] = {c->client, c->last_z}, *me[1] = {c->owner->me};
   pglog_commit k;
   int n = 0;
   if (pglog_commit_steps(c, &k, steps, &n, err) || flush_step(c, po, steps, &n, err))
@@ -213,7 +218,8 @@ static int pg_commit(dialect_conn *c, char **err) {
   if (c->set_last)
     steps[n++] =
         (pgc_step){"UPDATE _syncd_clients SET last_id = $2 WHERE client_id = $1", 2, pl, 0};
-  if (c->notify) steps[n++] = (pgc_step){"NOTIFY syncd_changes", 0, 0, 0};
+  /* the payload names this syncd, which wakes its own streams itself */
+  if (c->notify) steps[n++] = (pgc_step){"SELECT pg_notify('syncd_changes', $1)", 1, me, 0};
   steps[n++] = (pgc_step){"COMMIT", 0, 0, 0};
   int ok = pgc_pipeline(c, steps, n, err) == 0;
   sqlite3_str_reset(c->outcomes);
@@ -570,6 +576,24 @@ static int pg_client_last(dialect_conn *c, const char *client, long long *last, 
   return rc;
 }
 
+static int pg_client_lasts(dialect_conn *c, const char *clients, long long *last, int n,
+                           char **err) {
+  const char *p[1] = {clients};
+  PGresult *r = pgc_query(c,
+                          "SELECT j.i - 1, c.last_id FROM json_array_elements_text($1::json)"
+                          " WITH ORDINALITY AS j(id, i) JOIN _syncd_clients AS c"
+                          " ON c.client_id = j.id",
+                          1, p, err);
+  if (!r) return -1;
+  memset(last, 0, sizeof *last * (size_t)n);
+  for (int k = 0; k < PQntuples(r); k++) {
+    long long i = atoll(PQgetvalue(r, k, 0));
+    if (i >= 0 && i < n) last[i] = atoll(PQgetvalue(r, k, 1));
+  }
+  PQclear(r);
+  return 0;
+}
+
 /* Sent by client_last, in its round trip. */
 static int pg_set_user(dialect_conn *c, const char *sub, const char *claims, char **err) {
   (void)err;
@@ -824,6 +848,7 @@ const dialect dialect_pg = {
     .compact = pg_compact,
     .notify = pg_notify,
     .client_last = pg_client_last,
+    .client_lasts = pg_client_lasts,
     .set_user = pg_set_user,
     .client_set_last = pg_client_set_last,
     .record = pg_record,

@@ -701,6 +701,25 @@ static int sq_client_last(dialect_conn *c, const char *client, long long *last, 
   return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(c->db, err);
 }
 
+static int sq_client_lasts(dialect_conn *c, const char *clients, long long *last, int n,
+                           char **err) {
+  sqlite3_stmt *q;
+  if (prep(c->db,
+           "SELECT j.key, c.last_id FROM json_each(?1) AS j"
+           " JOIN _syncd_clients AS c ON c.client_id = j.value",
+           &q, err))
+    return -1;
+  sqlite3_bind_text(q, 1, clients, -1, SQLITE_STATIC);
+  memset(last, 0, sizeof *last * (size_t)n);
+  int rc;
+  while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+    long long i = sqlite3_column_int64(q, 0);
+    if (i >= 0 && i < n) last[i] = sqlite3_column_int64(q, 1);
+  }
+  stmt_put(q);
+  return rc == SQLITE_DONE ? 0 : fail(c->db, err);
+}
+
 static int sq_client_set_last(dialect_conn *c, const char *client, long long last, char **err) {
   return run(c->db,
              "INSERT INTO _syncd_clients(client_id, last_id) VALUES(?1, ?2)"
@@ -879,6 +898,7 @@ const dialect dialect_sqlite = {
     .log_touched = sq_log_touched,
     .compact = sq_compact,
     .client_last = sq_client_last,
+    .client_lasts = sq_client_lasts,
     .set_user = sq_set_user,
     .client_set_last = sq_client_set_last,
     .record = sq_record,

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
@@ -19,6 +20,7 @@ struct listen_pg {
   char *url;
   void (*on_change)(void *);
   void *arg;
+  char me[17]; /* the payload of this process's own notifications */
   pthread_t thread;
   int wake[2]; /* a write ends the thread */
 };
@@ -52,8 +54,9 @@ static void *listen_main(void *arg) {
     int got = 0;
     PGnotify *note;
     while ((note = PQnotifies(c))) {
+      /* this process's own pushes woke its streams at their commit */
+      if (!note->extra || strcmp(note->extra, l->me) != 0) got = 1;
       PQfreemem(note);
-      got = 1;
     }
     if (got) l->on_change(l->arg);
   }
@@ -61,9 +64,11 @@ static void *listen_main(void *arg) {
   return 0;
 }
 
-listen_pg *listen_pg_start(const char *url, void (*on_change)(void *), void *arg, char **err) {
+listen_pg *listen_pg_start(const char *url, const char *me, void (*on_change)(void *), void *arg,
+                           char **err) {
   listen_pg *l = sqlite3_malloc64(sizeof *l);
   if (!l) return *err = wire_errf("out of memory"), (listen_pg *)0;
+  snprintf(l->me, sizeof l->me, "%s", me);
   l->on_change = on_change;
   l->arg = arg;
   l->url = sqlite3_mprintf("%s", url);

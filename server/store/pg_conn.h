@@ -20,6 +20,7 @@ struct dialect_db {
   const catalog *cat;       /* the store's, once load_catalog filled it */
   long long max_tombstones; /* set by setup's compact, before other threads: for touched_log */
   listen_pg *listener;      /* NULL: no one to wake */
+  char me[17];              /* this process's NOTIFY payload: its listener skips them */
   unsigned schema_gen;      /* bumped by use_catalog: a table's columns may have changed */
 };
 

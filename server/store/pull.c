@@ -442,6 +442,34 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
   return rc;
 }
 
+int store_pull_group(store *s, const store_user *u, const char *const *clients, int n,
+                     const char *cursor, int limit, const char *tables, store_page *page,
+                     long long *last, char **err) {
+  memset(page, 0, sizeof *page);
+  if (n > 1) {
+    sqlite3_str *list = sqlite3_str_new(0);
+    for (int i = 0; i < n; i++) {
+      sqlite3_str_appendchar(list, 1, i ? ',' : '[');
+      value_append_string(list, clients[i], -1);
+    }
+    sqlite3_str_appendchar(list, 1, ']');
+    int bad = sqlite3_str_errcode(list) != SQLITE_OK;
+    char *json = sqlite3_str_finish(list);
+    dialect_conn *c = bad || !json ? 0 : pool_get(&s->pool, err);
+    if (c) {
+      bad = s->d->client_lasts(c, json, last, n, err);
+      pool_put(&s->pool, c);
+    } else if (!*err) {
+      *err = wire_errf("out of memory");
+    }
+    sqlite3_free(json);
+    if (!c || bad) return STORE_ERROR;
+  }
+  int rc = store_pull_as(s, u, clients[0], cursor, limit, 0, tables, page, err);
+  last[0] = page->last_id;
+  return rc;
+}
+
 int store_head(store *s, char **cursor, char **err) {
   dialect_conn *c = pool_get(&s->pool, err);
   if (!c) return STORE_ERROR;

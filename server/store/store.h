@@ -85,6 +85,17 @@ int store_pull_as(store *s, const store_user *u, const char *client_id, const ch
                   int limit, long long pending_from, const char *tables, store_page *page,
                   char **err);
 
+/* store_pull_as for the n clients of clients[], all at one cursor, with
+** one read of the change log (an event fan-out: thousands of streams wake
+** at the same cursor): page is clients[0]'s, and last[i] each client's
+** last_mutation_id, to print in its copy at page->last_at. The others'
+** ids are read before the page, so each one's mutations have their
+** effects at or before the page's cursor, as the page's own id has.
+** (pull.c) */
+int store_pull_group(store *s, const store_user *u, const char *const *clients, int n,
+                     const char *cursor, int limit, const char *tables, store_page *page,
+                     long long *last, char **err);
+
 /* The cursor of the current head version. (pull.c) */
 int store_head(store *s, char **cursor, char **err);
 

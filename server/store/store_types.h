@@ -40,6 +40,8 @@ typedef struct store_page {
   char *cursor;  /* the cursor after this page (also inside json) */
   int n_changes; /* entries in "changes" */
   int has_more;
+  long long last_id; /* its last_mutation_id */
+  int last_at;       /* where in json that id's digits begin */
 } store_page;
 
 typedef struct store_config {

@@ -303,8 +303,11 @@ int wire_page_finish(wire_page *p, const char *db_id, store_page *page, char **e
     page->cursor = wire_cursor(db_id, p->has_more ? p->last_version : p->head);
   sqlite3_str_appendall(out, "],\"cursor\":");
   if (page->cursor) value_append_string(out, page->cursor, -1);
-  sqlite3_str_appendf(out, ",\"has_more\":%s,\"last_mutation_id\":%lld",
-                      p->has_more ? "true" : "false", p->last_id);
+  sqlite3_str_appendf(out,
+                      ",\"has_more\":%s,\"last_mutation_id\":", p->has_more ? "true" : "false");
+  page->last_at = sqlite3_str_length(out);
+  page->last_id = p->last_id;
+  sqlite3_str_appendf(out, "%lld", p->last_id);
   int bad = 0;
   if (p->rejected) {
     bad = sqlite3_str_errcode(p->rejected) != SQLITE_OK;

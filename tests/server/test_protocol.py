@@ -54,7 +54,7 @@ class ProtocolTests:
     def test_health(self):
         s = self.server()
         status, resp, body = s.request("GET", "/health")
-        self.assertEqual((status, body), (200, {"ok": True}))
+        self.assertEqual((status, body), (200, {"ok": True, "event_reads": 0}))
         self.assertEqual(resp.getheader("Content-Type"), "application/json")
         s.stop()
         self.assertIn("GET /health 200", s.log())  # --verbose: one line per request

@@ -5,6 +5,7 @@ cluster). The stream caps themselves are hostile-client matters
 (test_hostile.py). Many streams on one syncd hold no thread each
 (ManyStreamsTest)."""
 import http.client
+import json
 import os
 import select
 import shutil
@@ -13,6 +14,7 @@ import tempfile
 import time
 import unittest
 import urllib.parse
+import zlib
 
 from syncd_util import EventStream, PgStore, SqliteStore, Syncd, ins
 
@@ -167,6 +169,135 @@ class ManyStreamsTest(SqliteStore, unittest.TestCase):
         # shutdown ends them all: each reads the end of its stream
         self.assertEqual(s.stop(), 0, s.log()[-2000:])
         self.assertEqual(len(self.read_until(None, 30)), 0)
+
+
+class SharedReadTests:
+    """A push wakes every caught-up stream at the same cursor: one read of
+    the change log serves the streams waiting there with the same tables
+    and user (events.c, store_pull_group), each event still carrying its
+    own client's last_mutation_id, identity and gzip alike. /health's
+    event_reads counts the reads; a read per stream would count one for
+    each of them."""
+
+    CLIENTS = 12
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="syncd-shared-")
+        self.s = Syncd(self.backend, self.store_args(), ["--max-connections", "400"])
+        self.socks = []
+
+    def tearDown(self):
+        for k, _ in self.socks:
+            k.close()
+        rc = self.s.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.assertEqual(rc, 0, self.s.log()[-2000:])
+
+    def reads(self):
+        status, _, body = self.s.request("GET", "/health")
+        self.assertEqual(status, 200, body)
+        return body["event_reads"]
+
+    def open(self, client, tables=None, gzip=False):
+        k = socket.create_connection((self.s.host, self.s.port), timeout=30)
+        path = "/events?client_id=%s" % client + ("&tables=%s" % tables if tables else "")
+        k.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n%s\r\n" %
+                   (path, "Accept-Encoding: gzip\r\n" if gzip else "")).encode())
+        self.socks.append((k, gzip))
+
+    def events_of(self, timeout=30):
+        """Every socket's bytes (gunzipped) until each holds an event."""
+        raw = {k: b"" for k, _ in self.socks}
+        gz = {k: zlib.decompressobj(16 + zlib.MAX_WBITS) for k, g in self.socks if g}
+        text = {k: b"" for k, _ in self.socks}
+        left = {k for k, _ in self.socks}
+        deadline = time.monotonic() + timeout
+        while left and time.monotonic() < deadline:
+            for k in select.select(list(left), [], [], 0.5)[0]:
+                data = k.recv(65536)
+                self.assertTrue(data, "a stream ended")
+                raw[k] += data
+                head, sep, body = raw[k].partition(b"\r\n\r\n")
+                if not sep:
+                    continue
+                body = dechunk(body)
+                text[k] = gz[k].decompress(body) if k in gz else body
+                if k in gz:
+                    gz[k] = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                if b"\n\ndata: " in text[k] or b"\ndata: " in text[k]:
+                    if text[k].endswith(b"\n\n"):
+                        left.discard(k)
+        self.assertEqual(len(left), 0, "streams without the event")
+        out = []
+        for k, _ in self.socks:
+            lines = text[k].decode().split("\n")
+            data = [ln[6:] for ln in lines if ln.startswith("data: ")]
+            ids = [ln[4:] for ln in lines if ln.startswith("id: ")]
+            self.assertEqual(len(data), 1, text[k])
+            out.append((ids[0], json.loads(data[0])))
+        return out
+
+    def settle(self):
+        """The reads count once every stream has pulled and parked."""
+        last, t0 = self.reads(), time.monotonic()
+        while time.monotonic() - t0 < 30:
+            time.sleep(0.5)
+            now = self.reads()
+            if now == last:
+                return now
+            last = now
+        self.fail("event reads never settle")
+
+    def test_one_read_serves_the_streams_at_a_cursor(self):
+        s = self.s
+        # client cK has processed K + 1 mutations: its last_mutation_id
+        for k in range(self.CLIENTS):
+            res = s.push("c%d" % k, [ins(j + 1, "c%d-%d" % (k, j)) for j in range(k + 1)])
+            self.assertEqual({r["status"] for r in res}, {"applied"})
+        want = {}
+        for k in range(self.CLIENTS):
+            for gzip in (False, True):
+                self.open("c%d" % k, gzip=gzip)
+                want[len(self.socks) - 1] = k + 1
+            # (a client keeps two streams by default: another client here)
+            self.open("t%d" % k, tables="todos")
+            want[len(self.socks) - 1] = 0
+        before = self.settle()
+        self.assertEqual(s.push("w", [ins(1, "new")])[0]["status"], "applied")
+        got = self.events_of()
+        after = self.settle()
+        cursors = {c for c, _ in got}
+        self.assertEqual(len(cursors), 1, cursors)
+        for i, (cursor, page) in enumerate(got):
+            self.assertEqual([c["pk"] for c in page["changes"]], [{"id": "new"}], page)
+            self.assertEqual(page["cursor"], cursor)
+            self.assertFalse(page["has_more"])
+            self.assertEqual(page["last_mutation_id"], want[i], (i, page))
+        # 36 streams in two groups (with and without tables): a read each
+        # would be 36
+        self.assertLessEqual(after - before, 8, (before, after))
+
+
+def dechunk(body):
+    """The bytes of an HTTP/1.1 chunked body so far (whole chunks)."""
+    out = b""
+    while True:
+        size, sep, rest = body.partition(b"\r\n")
+        if not sep:
+            return out
+        n = int(size, 16)
+        if n == 0 or len(rest) < n + 2:
+            return out
+        out += rest[:n]
+        body = rest[n + 2:]
+
+
+class SqliteSharedReadTest(SqliteStore, SharedReadTests, unittest.TestCase):
+    pass
+
+
+class PgSharedReadTest(PgStore, SharedReadTests, unittest.TestCase):
+    pass
 
 
 class SqliteStreamFilterTest(SqliteStore, StreamFilterTests, unittest.TestCase):
