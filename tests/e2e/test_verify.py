@@ -291,6 +291,67 @@ class Verify(E2ETest):
         a.db.execute("ROLLBACK")
 
 
+# Parents, children referring to them, and UNIQUE values (as in
+# test_apply_order): for a repair whose pages split a child from its parent
+# and a row from the one holding its value.
+REL_SCHEMA = """
+CREATE TABLE todos(id TEXT PRIMARY KEY, title TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);
+CREATE TABLE u(id INTEGER PRIMARY KEY, email TEXT UNIQUE);
+CREATE TABLE p(id TEXT PRIMARY KEY, title TEXT);
+CREATE TABLE c(id TEXT PRIMARY KEY, p TEXT NOT NULL REFERENCES p(id) ON DELETE CASCADE);
+"""
+
+
+class VerifyPages(E2ETest):
+    def test_children_before_parents_and_a_rotation_across_pages(self):
+        """1500 children, their 1500 parents and a rotation of 1500 UNIQUE
+        values, all behind syncd's back, with foreign keys on: the repair's
+        4500 changes come in five pages, children first (tables in name
+        order), so the first pages cannot apply alone. They wait for the
+        last as a pull's pages do, and the whole repair lands in its one
+        transaction."""
+        path = os.path.join(self.dir, "rel.sql")
+        with open(path, "w") as f:
+            f.write(REL_SCHEMA)
+        s = Syncd(self.dir, schema=path)
+        self.servers.append(s)
+        a = self.client("a", s.url)
+        a.db.executescript("""
+            PRAGMA foreign_keys = ON;
+            CREATE TABLE u(id INTEGER PRIMARY KEY, email TEXT UNIQUE);
+            CREATE TABLE p(id TEXT PRIMARY KEY, title TEXT);
+            CREATE TABLE c(id TEXT PRIMARY KEY, p TEXT NOT NULL REFERENCES p(id)
+                           ON DELETE CASCADE);""")
+        for t in ("u", "p", "c"):
+            a.one("SELECT sync_track(?)", (t,))
+        a.db.execute("BEGIN")
+        for i in range(1500):
+            a.db.execute("INSERT INTO u VALUES(?, ?)", (i, "e%d" % i))
+        a.db.execute("COMMIT")
+        a.one("SELECT sync_push()")
+        a.one("SELECT sync_pull()")
+        s.execute("UPDATE u SET email = 'r' || id",
+                  "UPDATE u SET email = 'e' || ((id + 1) % 1500)",
+                  "WITH RECURSIVE i(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM i WHERE k < 1500)"
+                  " INSERT INTO p SELECT 'p' || k, 't' || k FROM i",
+                  "INSERT INTO c SELECT 'c' || substr(id, 2), id FROM p")
+        r = self.verify(a)
+        by = {t["table"]: t["diverged"] for t in r["tables"]}
+        self.assertEqual((by["c"], by["p"], by["u"], r["repaired"]), (1500, 1500, 1500, 4500))
+        for t in ("u", "p", "c"):
+            self.assertEqual(a.rows("SELECT * FROM %s ORDER BY 1" % t),
+                             s.query("SELECT * FROM %s ORDER BY 1" % t))
+        self.assertEqual(a.one("SELECT count(*) FROM sync_pending"), 0)
+        self.assertEqual(a.one("SELECT count(*) FROM sync_inbox"), 0)
+        self.assertEqual(a.rows("PRAGMA foreign_key_check"), [])
+        self.assertEqual(a.one("SELECT count(*) FROM temp.sync_verify_spool"), 0)
+        self.assertEqual(self.verify(a)["diverged"], 0)
+
+    def verify(self, c):
+        return json.loads(c.one("SELECT sync_verify()"))
+
+
 class VerifyRefusalProxy(RelayProxy):
     """Relays everything, a /verify 400's body rewritten by rewrite (a dict
     to a dict): a syncd that words or shapes its refusal otherwise."""
