@@ -658,8 +658,10 @@ static int add_tables(ApplyResult *res, ApplyResult *page) {
 }
 
 /* Applies walk's spooled changes in id order, page by page, in the
-** caller's transaction; the tables they wrote go into *res. */
-static int apply_spool(SyncCtx *c, sqlite3_int64 walk, ApplyResult *res, char **pzErr) {
+** caller's transaction; the tables they wrote go into *res, their number
+** into *pN. */
+static int apply_spool(SyncCtx *c, sqlite3_int64 walk, ApplyResult *res, sqlite3_int64 *pN,
+                       char **pzErr) {
   sqlite3_stmt *s;
   int rc = sqlite3_prepare_v2(c->db,
                               "SELECT id, change FROM temp.sync_verify_spool"
@@ -692,6 +694,7 @@ static int apply_spool(SyncCtx *c, sqlite3_int64 walk, ApplyResult *res, char **
     rc = sqlite3_reset(s);
     if (rc == SQLITE_OK && !z) rc = SQLITE_NOMEM;
     if (rc != SQLITE_OK || !n) break;
+    *pN += n;
     sqlite3_str_appendall(page, more ? "],\"has_more\":true}" : "]}");
     rc = sqlite3_str_errcode(page);
     ApplyResult one;
@@ -719,7 +722,16 @@ int verify_repair(SyncCtx *c, sqlite3_int64 walk, sqlite3_int64 diverged, const 
     verify_spool_drop(c, walk);
     return SQLITE_ERROR;
   }
-  int rc = apply_spool(c, walk, res, pzErr);
+  sqlite3_int64 n = 0;
+  int rc = apply_spool(c, walk, res, &n, pzErr);
+  /* An app's transaction that held some of them rolled back during the
+  ** walk (sync_verify_answer may run in one): a part of a repair is none. */
+  if (rc == SQLITE_OK && n != diverged) {
+    *pzErr = sqlite3_mprintf("the repair's spool holds %lld changes where the walk found %lld"
+                             " (a transaction that held them rolled back): verify again",
+                             n, diverged);
+    rc = SQLITE_ERROR;
+  }
   if (rc == SQLITE_OK) {
     sqlite3_stmt *s;
     rc = sqlite3_prepare_v2(

@@ -51,7 +51,9 @@ void verify_free(Verify *);
 ** kept, and records the verification in sync_meta in the same transaction:
 ** last_verified_at (now, ISO-8601 UTC), diverged_total (+ diverged) and
 ** last_verify (report, the JSON sync_verify returns). Inside the caller's
-** transaction, in a savepoint. Either way the walk's spool is then
+** transaction, in a savepoint. Fails, applying nothing, when the spool
+** holds another number of changes than diverged (a transaction that held
+** some rolled back during the walk). Either way the walk's spool is then
 ** deleted; on failure nothing of the repair stays. *res says what the
 ** apply wrote (the tables, for sync_wait); free it with apply_result_clear
 ** (emptied on failure). */

@@ -562,9 +562,10 @@ class BringYourOwnTransport(E2ETest):
         app's own transaction with a trigger refusing the 3500th insert (on
         the fourth page of the repair): the answer fails, and everything
         the repair applied before it is undone, not only its last page; the
-        spool is empty. Outside a transaction the walk repairs all 5000
-        with the heap peaking far below their size; a walk given up for a
-        new one leaves nothing spooled."""
+        spool is empty. A walk given up for a new one leaves nothing
+        spooled; one whose spooled changes an app's rollback took refuses
+        to repair the rest. Outside a transaction the walk repairs all 5000
+        with the heap peaking far below their size."""
         s = self.syncd()
         a = self.client("a", s.url)
         a.db.execute("INSERT INTO todos VALUES('k', 't', 0)")
@@ -593,6 +594,20 @@ class BringYourOwnTransport(E2ETest):
         self.assertIn('"rows":true', body)
         self.assertGreater(a.one("SELECT count(*) FROM temp.sync_verify_spool"), 0)
         a.one("SELECT sync_verify_request('todos')")
+        self.assertEqual(a.one("SELECT count(*) FROM temp.sync_verify_spool"), 0)
+        # the app's transaction holding the first answer's changes rolls
+        # back during the walk: the repair refuses to apply the rest alone
+        body = a.one("SELECT sync_verify_request('todos')")
+        body = a.one("SELECT sync_verify_answer(?)", (self.post(s, body),))
+        a.db.execute("BEGIN")
+        body = a.one("SELECT sync_verify_answer(?)", (self.post(s, body),))
+        a.db.execute("ROLLBACK")
+        with self.assertRaisesRegex(sqlite3.OperationalError,
+                                    r"^sync_verify_answer: the repair's spool holds \d+ changes"
+                                    r" where the walk found 5000 \(a transaction that held them"
+                                    r" rolled back\): verify again$"):
+            a.one("SELECT sync_verify_answer(?)", (self.post(s, body),))
+        self.assertEqual(a.todos(), before)
         self.assertEqual(a.one("SELECT count(*) FROM temp.sync_verify_spool"), 0)
         out, grew = heap_peak_growth(lambda: self.walk(s, a, "todos"))
         self.assertEqual((out["tables"][0]["checked"], out["diverged"]), (5001, 5000))
