@@ -24,21 +24,23 @@
 ** of request bodies (verify_next) and answers (verify_take), so any
 ** transport can carry it; each answer must be for the client's cursor.
 **
-** The repair is held in a temporary table, not in memory: as the walk takes each answer
-** of rows, the changes it finds (change objects of a pull page) go into a
-** temporary table, the spool (temp.sync_verify_spool), under the id of the
-** walk they belong to (one sync_verify call's tables share one). Once every
+** The repair is held in a temporary table, not in memory: as the walk
+** takes each answer of rows, the changes it finds (change objects of a
+** pull page) go into the spool (temp.sync_verify_spool), under the id of
+** the walk they belong to (one sync_verify call's tables share one),
+** rather than one string that grew with every differing row. Once every
 ** table is walked, verify_repair applies them from there in pages of at
 ** most PAGE_ROWS changes or PAGE_BYTES, as the pages of one pull without a
 ** cursor (apply.c: each but the last says has_more, so that a page that
 ** cannot apply alone waits in sync_inbox for the last, as in a pull),
 ** pending mutations rebased on the server's rows, all in one transaction
 ** with the record of the verification. Memory stays bounded by an answer
-** and a page however many rows differ. The spool rows of a walk are
-** deleted once its repair is committed or rolled back, or the walk given
-** up; a new walk first deletes any other walk's rows still there (the
-** connection's bring-your-own-transport walk under way aside), so nothing
-** stale is ever applied.
+** and a page however many rows differ (the temporary database is a file
+** beyond its page cache unless temp_store is MEMORY). The spool rows of a
+** walk are deleted once its repair is committed or rolled back, or the
+** walk given up; a new walk first deletes any other walk's rows still
+** there (the connection's bring-your-own-transport walk under way aside),
+** so nothing stale is ever applied.
 */
 #include "verify.h"
 #include "apply.h"
