@@ -23,8 +23,24 @@
 ** and rows that differ take the server's row. The walk runs as a sequence
 ** of request bodies (verify_next) and answers (verify_take), so any
 ** transport can carry it; each answer must be for the client's cursor.
-** The repair is one apply of a pull page without a cursor (apply.c):
-** pending mutations are rebased on the server's rows, in one transaction.
+**
+** The repair is held in a temporary table, not in memory: as the walk
+** takes each answer of rows, the changes it finds (change objects of a
+** pull page) go into the spool (temp.sync_verify_spool), under the id of
+** the walk they belong to (one sync_verify call's tables share one),
+** rather than one string that grew with every differing row. Once every
+** table is walked, verify_repair applies them from there in pages of at
+** most PAGE_ROWS changes or PAGE_BYTES, as the pages of one pull without a
+** cursor (apply.c: each but the last says has_more, so that a page that
+** cannot apply alone waits in sync_inbox for the last, as in a pull),
+** pending mutations rebased on the server's rows, all in one transaction
+** with the record of the verification. Memory stays bounded by an answer
+** and a page however many rows differ (the temporary database is a file
+** beyond its page cache unless temp_store is MEMORY). The spool rows of a
+** walk are deleted once its repair is committed or rolled back, or the
+** walk given up; a new walk first deletes any other walk's rows still
+** there (the connection's bring-your-own-transport walk under way aside),
+** so nothing stale is ever applied.
 */
 #include "verify.h"
 #include "apply.h"
@@ -40,7 +56,9 @@
 #define SPLIT 2    /* hex digits the whole table's request splits it by */
 #define ROWS_AT 64 /* a bucket this small is compared row by row */
 #define MAX_BUCKET_ASK 256
-#define MAX_ROWS_ASK 128 /* 128 * ROWS_AT stays under syncd's 10000 rows */
+#define MAX_ROWS_ASK 128     /* 128 * ROWS_AT stays under syncd's 10000 rows */
+#define PAGE_ROWS 1000       /* a page of the repair: at most this many changes */
+#define PAGE_BYTES (1 << 20) /* or about this much text (a larger change alone) */
 
 typedef struct Item {
   int depth; /* hex digits of prefix */
@@ -63,8 +81,9 @@ struct Verify {
   int nAsked, askedRows, depth, split;
   int answered;
   sqlite3_int64 checked, diverged;
-  sqlite3_str *changes;
-  int nChanges;
+  sqlite3_int64 walk;  /* the spool id its changes go under */
+  sqlite3_stmt *spool; /* inserts one change into the spool, while an answer is taken */
+  sqlite3_str *change; /* the change being written */
 };
 
 /* One row of either side. */
@@ -113,12 +132,50 @@ void verify_free(Verify *v) {
   sqlite3_free(v->buckets.a);
   sqlite3_free(v->rows.a);
   sqlite3_free(v->asked);
-  sqlite3_free(sqlite3_str_finish(v->changes));
+  sqlite3_free(sqlite3_str_finish(v->change));
   sqlite3_free(v);
 }
 
+/* Deletes the spool rows of every walk but keep's (0: of every walk). */
+static int spool_clear(SyncCtx *c, sqlite3_int64 keep) {
+  sqlite3_stmt *s;
+  int rc =
+      sqlite3_prepare_v2(c->db, "DELETE FROM temp.sync_verify_spool WHERE walk<>?1", -1, &s, 0);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_int64(s, 1, keep);
+  sqlite3_step(s);
+  return sqlite3_finalize(s);
+}
+
+int verify_spool_open(SyncCtx *c, sqlite3_int64 *pWalk, char **pzErr) {
+  *pWalk = 0;
+  int rc = ctx_exec(c, "CREATE TEMP TABLE IF NOT EXISTS sync_verify_spool("
+                       "id INTEGER PRIMARY KEY, walk INTEGER NOT NULL, change TEXT NOT NULL)");
+  /* the connection's own bring-your-own-transport walk under way stays */
+  if (rc == SQLITE_OK) rc = spool_clear(c, c->verify ? c->verify->walk : 0);
+  sqlite3_stmt *s = 0;
+  if (rc == SQLITE_OK)
+    rc = sqlite3_prepare_v2(c->db, "SELECT coalesce(max(walk), 0) + 1 FROM temp.sync_verify_spool",
+                            -1, &s, 0);
+  if (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) *pWalk = sqlite3_column_int64(s, 0);
+  int rc2 = sqlite3_finalize(s);
+  if (rc == SQLITE_OK) rc = rc2;
+  if (rc != SQLITE_OK) *pzErr = sqlite3_mprintf("the repair's spool: %s", sqlite3_errmsg(c->db));
+  return rc;
+}
+
+void verify_spool_drop(SyncCtx *c, sqlite3_int64 walk) {
+  sqlite3_stmt *s;
+  if (sqlite3_prepare_v2(c->db, "DELETE FROM temp.sync_verify_spool WHERE walk=?1", -1, &s, 0) !=
+      SQLITE_OK)
+    return; /* what is left goes with the next walk (verify_spool_open) */
+  sqlite3_bind_int64(s, 1, walk);
+  sqlite3_step(s);
+  sqlite3_finalize(s);
+}
+
 int verify_begin(SyncCtx *c, const char *table, const char *client, const char *cursor,
-                 Verify **pOut, char **pzErr) {
+                 sqlite3_int64 walk, Verify **pOut, char **pzErr) {
   *pOut = 0;
   SyncTable *t;
   int rc = table_get(c, table, 1, &t, pzErr);
@@ -131,8 +188,9 @@ int verify_begin(SyncCtx *c, const char *table, const char *client, const char *
   v->client = sqlite3_mprintf("%s", client);
   v->cursor = sqlite3_mprintf("%s", cursor);
   v->cols = sqlite3_malloc64(sizeof *v->cols * (size_t)t->nCol);
-  v->changes = sqlite3_str_new(c->db);
-  rc = v->table && v->client && v->cursor && v->cols ? SQLITE_OK : SQLITE_NOMEM;
+  v->walk = walk;
+  v->change = sqlite3_str_new(c->db);
+  rc = v->table && v->client && v->cursor && v->cols && v->change ? SQLITE_OK : SQLITE_NOMEM;
   for (int i = 0; rc == SQLITE_OK && i < t->nCol; i++) {
     v->cols[i] = sqlite3_mprintf("%s", t->cols[i]);
     if (!v->cols[i]) rc = SQLITE_NOMEM;
@@ -465,15 +523,23 @@ static int take_buckets(Verify *v, jspan ranges, char **pzErr) {
   return rc;
 }
 
-static void append_change(Verify *v, const char *op, const char *pk, int npk, jspan row) {
-  sqlite3_str *s = v->changes;
-  if (v->nChanges++) sqlite3_str_appendchar(s, 1, ',');
+/* Spools one change of the repair. */
+static int spool_change(Verify *v, const char *op, const char *pk, int npk, jspan row) {
+  sqlite3_str *s = v->change;
+  sqlite3_str_reset(s);
   sqlite3_str_appendall(s, "{\"table\":");
   value_append_string(s, v->table, -1);
   sqlite3_str_appendf(s, ",\"op\":\"%s\",\"pk\":%.*s", op, npk, pk);
   if (row.z) sqlite3_str_appendf(s, ",\"row\":%.*s", row.n, row.z);
   sqlite3_str_appendchar(s, 1, '}');
-  v->diverged++;
+  int rc = sqlite3_str_errcode(s);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_int64(v->spool, 1, v->walk);
+  sqlite3_bind_text(v->spool, 2, sqlite3_str_value(s), sqlite3_str_length(s), SQLITE_STATIC);
+  sqlite3_step(v->spool);
+  rc = sqlite3_reset(v->spool);
+  if (rc == SQLITE_OK) v->diverged++;
+  return rc;
 }
 
 /* The rows of the answer against the local ones, key by key. */
@@ -502,21 +568,38 @@ static int take_rows(Verify *v, jspan rows, char **pzErr) {
     srv[n++] = (Row){kh, fphash_row(kh, rs), 0, pk, row};
   }
   if (rc == SQLITE_OK && n) qsort(srv, (size_t)n, sizeof *srv, cmp_row);
+  /* One answer's changes are spooled together or not at all. The statement
+  ** lives no longer than the answer: a walk under way between two calls
+  ** of sync_verify_answer must hold none (sqlite3_close() would fail). */
+  if (rc == SQLITE_OK)
+    rc = sqlite3_prepare_v2(v->c->db,
+                            "INSERT INTO temp.sync_verify_spool(walk, change) VALUES(?1, ?2)", -1,
+                            &v->spool, 0);
+  int spooling =
+      rc == SQLITE_OK && (rc = ctx_exec(v->c, "SAVEPOINT sync_verify_spool")) == SQLITE_OK;
   for (int a = 0, b = 0; rc == SQLITE_OK && (a < n || b < sc.nRow);) {
     if (b == sc.nRow || (a < n && srv[a].kh < sc.row[b].kh)) {
-      append_change(v, "upsert", srv[a].spk.z, srv[a].spk.n, srv[a].srow);
+      rc = spool_change(v, "upsert", srv[a].spk.z, srv[a].spk.n, srv[a].srow);
       a++;
     } else if (a == n || sc.row[b].kh < srv[a].kh) {
       jspan none = {0, 0};
-      append_change(v, "delete", sc.row[b].pk, (int)strlen(sc.row[b].pk), none);
+      rc = spool_change(v, "delete", sc.row[b].pk, (int)strlen(sc.row[b].pk), none);
       b++;
     } else {
       if (srv[a].rh != sc.row[b].rh)
-        append_change(v, "upsert", srv[a].spk.z, srv[a].spk.n, srv[a].srow);
+        rc = spool_change(v, "upsert", srv[a].spk.z, srv[a].spk.n, srv[a].srow);
       a++, b++;
     }
   }
-  if (rc == SQLITE_OK) rc = sqlite3_str_errcode(v->changes);
+  if (spooling && rc != SQLITE_OK) ctx_exec(v->c, "ROLLBACK TO sync_verify_spool");
+  if (spooling) {
+    int rc2 = ctx_exec(v->c, "RELEASE sync_verify_spool");
+    if (rc == SQLITE_OK) rc = rc2;
+  }
+  if (rc != SQLITE_OK && rc != SQLITE_NOMEM && !*pzErr)
+    *pzErr = sqlite3_mprintf("the repair's spool: %s", sqlite3_errmsg(v->c->db));
+  sqlite3_finalize(v->spool);
+  v->spool = 0;
   sqlite3_free(srv);
   scan_free(&sc);
   sqlite3_free(prefixes);
@@ -560,24 +643,96 @@ sqlite3_int64 verify_checked(const Verify *v) {
 sqlite3_int64 verify_diverged(const Verify *v) {
   return v->diverged;
 }
-const char *verify_changes(const Verify *v) {
-  const char *z = sqlite3_str_value(v->changes);
-  return z ? z : "";
+/* Adds the tables of one page's result to *res (the repair's). */
+static int add_tables(ApplyResult *res, ApplyResult *page) {
+  for (int i = 0; i < page->nTables; i++) {
+    int k = 0;
+    while (k < res->nTables && strcmp(res->tables[k], page->tables[i]) != 0)
+      k++;
+    if (k < res->nTables) continue;
+    char **a = sqlite3_realloc64(res->tables, sizeof *a * (size_t)(res->nTables + 1));
+    if (!a) return SQLITE_NOMEM;
+    res->tables = a;
+    res->tables[res->nTables++] = page->tables[i];
+    page->tables[i] = 0;
+  }
+  return SQLITE_OK;
 }
 
-int verify_repair(SyncCtx *c, const char *changes, sqlite3_int64 diverged, const char *report,
+/* Applies walk's spooled changes in id order, page by page, in the
+** caller's transaction; the tables they wrote go into *res, their number
+** into *pN. */
+static int apply_spool(SyncCtx *c, sqlite3_int64 walk, ApplyResult *res, sqlite3_int64 *pN,
+                       char **pzErr) {
+  sqlite3_stmt *s;
+  int rc = sqlite3_prepare_v2(c->db,
+                              "SELECT id, change FROM temp.sync_verify_spool"
+                              " WHERE walk=?1 AND id>?2 ORDER BY id",
+                              -1, &s, 0);
+  if (rc != SQLITE_OK) {
+    *pzErr = sqlite3_mprintf("the repair's spool: %s", sqlite3_errmsg(c->db));
+    return rc;
+  }
+  sqlite3_str *page = sqlite3_str_new(c->db);
+  sqlite3_int64 after = 0;
+  int more = 1;
+  while (rc == SQLITE_OK && more) {
+    sqlite3_str_reset(page);
+    sqlite3_str_appendall(page, "{\"changes\":[");
+    int n = 0, step;
+    const char *z = "";
+    sqlite3_bind_int64(s, 1, walk);
+    sqlite3_bind_int64(s, 2, after);
+    while ((step = sqlite3_step(s)) == SQLITE_ROW &&
+           (n == 0 || (n < PAGE_ROWS && sqlite3_str_length(page) < PAGE_BYTES))) {
+      if (!(z = (const char *)sqlite3_column_text(s, 1))) break;
+      if (n++) sqlite3_str_appendchar(page, 1, ',');
+      sqlite3_str_append(page, z, sqlite3_column_bytes(s, 1));
+      after = sqlite3_column_int64(s, 0);
+    }
+    /* a row past the page: it is not the last; the statement is reset
+    ** before the page is applied, which writes */
+    more = step == SQLITE_ROW;
+    rc = sqlite3_reset(s);
+    if (rc == SQLITE_OK && !z) rc = SQLITE_NOMEM;
+    if (rc != SQLITE_OK || !n) break;
+    *pN += n;
+    sqlite3_str_appendall(page, more ? "],\"has_more\":true}" : "]}");
+    rc = sqlite3_str_errcode(page);
+    ApplyResult one;
+    memset(&one, 0, sizeof one);
+    if (rc == SQLITE_OK) rc = apply_page(c, sqlite3_str_value(page), APPLY_SQL, &one, pzErr);
+    if (rc == SQLITE_OK) rc = add_tables(res, &one);
+    apply_result_clear(&one);
+  }
+  if (rc != SQLITE_OK && rc != SQLITE_NOMEM && !*pzErr)
+    *pzErr = sqlite3_mprintf("the repair's spool: %s", sqlite3_errmsg(c->db));
+  sqlite3_free(sqlite3_str_finish(page));
+  sqlite3_finalize(s);
+  return rc;
+}
+
+int verify_repair(SyncCtx *c, sqlite3_int64 walk, sqlite3_int64 diverged, const char *report,
                   ApplyResult *res, char **pzErr) {
   memset(res, 0, sizeof *res);
   int began = ctx_tx_begin(c);
+  /* inside the caller's transaction, a savepoint undoes the pages applied
+  ** before one that fails (each apply_page undoes only its own) */
+  if (began == 0 && ctx_exec(c, "SAVEPOINT sync_verify_repair") != SQLITE_OK) began = -1;
   if (began < 0) {
     *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(c->db));
+    verify_spool_drop(c, walk);
     return SQLITE_ERROR;
   }
-  int rc = SQLITE_OK;
-  if (*changes) {
-    char *page = sqlite3_mprintf("{\"changes\":[%s]}", changes);
-    rc = page ? apply_page(c, page, APPLY_SQL, res, pzErr) : SQLITE_NOMEM;
-    sqlite3_free(page);
+  sqlite3_int64 n = 0;
+  int rc = apply_spool(c, walk, res, &n, pzErr);
+  /* An app's transaction that held some of them rolled back during the
+  ** walk (sync_verify_answer may run in one): a part of a repair is none. */
+  if (rc == SQLITE_OK && n != diverged) {
+    *pzErr = sqlite3_mprintf("the repair's spool holds %lld changes where the walk found %lld"
+                             " (a transaction that held them rolled back): verify again",
+                             n, diverged);
+    rc = SQLITE_ERROR;
   }
   if (rc == SQLITE_OK) {
     sqlite3_stmt *s;
@@ -596,7 +751,14 @@ int verify_repair(SyncCtx *c, const char *changes, sqlite3_int64 diverged, const
       rc = sqlite3_finalize(s);
     }
   }
+  if (began == 0) {
+    if (rc != SQLITE_OK) ctx_exec(c, "ROLLBACK TO sync_verify_repair");
+    int rc2 = ctx_exec(c, "RELEASE sync_verify_repair");
+    if (rc == SQLITE_OK) rc = rc2;
+  }
   rc = ctx_tx_end(c, began, rc, pzErr);
+  /* after the transaction: a rollback would bring spooled rows back */
+  verify_spool_drop(c, walk);
   if (rc != SQLITE_OK) apply_result_clear(res);
   return rc;
 }
@@ -623,17 +785,20 @@ void verify_fn_request(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   char *client = ctx_meta_get(c, "client_id"), *cursor = ctx_meta_get(c, "cursor");
   char *err = 0, *body = 0;
   Verify *v = 0;
+  sqlite3_int64 walk = 0;
   int rc = SQLITE_ERROR;
   if (!table)
     err = sqlite3_mprintf("table must be a tracked table's name");
   else if (!cursor)
     err = sqlite3_mprintf("no cursor yet: apply the server's pages first");
-  else if ((rc = verify_begin(c, table, client ? client : "", cursor, &v, &err)) == SQLITE_OK)
+  else if ((rc = verify_spool_open(c, &walk, &err)) == SQLITE_OK &&
+           (rc = verify_begin(c, table, client ? client : "", cursor, walk, &v, &err)) == SQLITE_OK)
     rc = verify_next(v, &body, &err);
   if (rc == SQLITE_OK) {
     c->verify = v;
     sqlite3_result_text(ctx, body, -1, sqlite3_free);
   } else {
+    if (walk) verify_spool_drop(c, walk);
     verify_free(v);
     ctx_error_msg(ctx, c, "sync_verify_request", rc, err);
   }
@@ -662,8 +827,7 @@ void verify_fn_answer(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   if (rc == SQLITE_OK) {
     char *report = byo_report(v);
     ApplyResult res;
-    rc = report ? verify_repair(c, verify_changes(v), v->diverged, report, &res, &err)
-                : SQLITE_NOMEM;
+    rc = report ? verify_repair(c, v->walk, v->diverged, report, &res, &err) : SQLITE_NOMEM;
     if (rc == SQLITE_OK) {
       apply_result_clear(&res);
       sqlite3_result_text(ctx, report, -1, sqlite3_free);
@@ -672,6 +836,8 @@ void verify_fn_answer(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     sqlite3_free(report);
   }
   if (rc != SQLITE_OK) ctx_error_msg(ctx, c, "sync_verify_answer", rc, err);
+  /* a walk given up leaves nothing spooled (a repair drops its own) */
+  verify_spool_drop(c, v->walk);
   verify_free(v);
   c->verify = 0;
 }

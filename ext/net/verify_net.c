@@ -13,7 +13,9 @@
 ** client's cursor: if the server moved on meanwhile, the call pulls again
 ** and starts over (at most VERIFY_TRIES times). The keys that differ are
 ** repaired from the server's rows, every table in one transaction, pending
-** mutations rebased on top. Like sync_pull, it holds this process's worker
+** mutations rebased on top; until then the changes wait in a temporary
+** table, not in memory (the spool, verify.c), and a walk that starts over
+** or fails deletes them. Like sync_pull, it holds this process's worker
 ** off while it runs and refuses to run inside a transaction.
 ** Errors (all "sync_verify: cause"):
 **   sync_verify: table "x" is not tracked
@@ -132,15 +134,15 @@ static int walk_request(Walk *w, const char *body) {
   return w->r->msg[0] ? -1 : 0;
 }
 
-/* One table's walk at cursor, its repair appended to changes. 0 done, 1
+/* One table's walk at cursor, its repair spooled under walk. 0 done, 1
 ** the server moved on (w->err says how), -1 failed. */
-static int walk_table(Walk *w, const char *table, const char *cursor, sqlite3_str *changes,
+static int walk_table(Walk *w, const char *table, const char *cursor, sqlite3_int64 walk,
                       TableStat *st) {
   double t0 = now_ms();
   Verify *v = 0;
   char *body = 0;
   memset(st, 0, sizeof *st);
-  int rc = verify_begin(w->c, table, w->client, cursor, &v, &w->err);
+  int rc = verify_begin(w->c, table, w->client, cursor, walk, &v, &w->err);
   while (rc == SQLITE_OK && (rc = verify_next(v, &body, &w->err)) == SQLITE_OK && body) {
     st->requests++;
     st->bytes += (sqlite3_int64)strlen(body);
@@ -161,9 +163,6 @@ static int walk_table(Walk *w, const char *table, const char *cursor, sqlite3_st
   if (rc == SQLITE_OK) {
     st->checked = verify_checked(v);
     st->diverged = verify_diverged(v);
-    const char *z = verify_changes(v);
-    if (*z && sqlite3_str_length(changes)) sqlite3_str_appendchar(changes, 1, ',');
-    sqlite3_str_appendall(changes, z);
     st->ms = now_ms() - t0;
   }
   verify_free(v);
@@ -199,18 +198,21 @@ static int walk_all(Walk *w, char **names, int n, char **pReport) {
   *pReport = 0;
   TableStat *st = sqlite3_malloc64(sizeof *st * (size_t)(n ? n : 1));
   char *cursor = ctx_meta_get(w->c, "cursor");
-  sqlite3_str *changes = sqlite3_str_new(0);
+  sqlite3_int64 walk = 0;
   int out = st ? 0 : -1;
   if (!st) w->rc = SQLITE_NOMEM;
+  if (out == 0 && (w->rc = verify_spool_open(w->c, &walk, &w->err)) != SQLITE_OK) out = -1;
   for (int i = 0; out == 0 && i < n; i++)
-    out = walk_table(w, names[i], cursor ? cursor : "", changes, &st[i]);
-  char *all = sqlite3_str_finish(changes);
+    out = walk_table(w, names[i], cursor ? cursor : "", walk, &st[i]);
+  /* the walk given up: nothing it spooled is left (the repair drops its own) */
+  if (out != 0 && walk) verify_spool_drop(w->c, walk);
   if (out == 0) {
     sqlite3_int64 total = 0;
     char *json = report(names, st, n, &total);
     ApplyResult res;
     memset(&res, 0, sizeof res);
-    w->rc = all && json ? verify_repair(w->c, all, total, json, &res, &w->err) : SQLITE_NOMEM;
+    w->rc = json ? verify_repair(w->c, walk, total, json, &res, &w->err) : SQLITE_NOMEM;
+    if (!json) verify_spool_drop(w->c, walk);
     if (w->rc == SQLITE_OK) {
       site_publish(w->site, &res);
       *pReport = json;
@@ -220,7 +222,6 @@ static int walk_all(Walk *w, char **names, int n, char **pReport) {
     }
     apply_result_clear(&res);
   }
-  sqlite3_free(all);
   sqlite3_free(cursor);
   sqlite3_free(st);
   return out;

@@ -2,6 +2,7 @@
 diverged -- a server database edited behind syncd's back, a client edited
 behind the engine's -- repairs exactly those from the server, and leaves
 pending local edits alone."""
+import ctypes
 import json
 import os
 import sqlite3
@@ -9,6 +10,23 @@ import time
 import urllib.request
 
 from e2e_util import SCHEMA_PG, E2ETest, PgCluster, RelayProxy, Syncd, wait_for
+
+
+# The SQLite library this process and the extension share: its heap
+# counters (sqlite3_memory_used/highwater) see every allocation the
+# extension makes, with sqlite3_malloc, and the page caches.
+LIBSQLITE = ctypes.CDLL("libsqlite3.so.0")
+LIBSQLITE.sqlite3_memory_used.restype = ctypes.c_int64
+LIBSQLITE.sqlite3_memory_highwater.restype = ctypes.c_int64
+LIBSQLITE.sqlite3_memory_highwater.argtypes = [ctypes.c_int]
+
+
+def heap_peak_growth(run):
+    """run(), and how many bytes SQLite's heap peaked above where it stood."""
+    base = LIBSQLITE.sqlite3_memory_used()
+    LIBSQLITE.sqlite3_memory_highwater(1)
+    out = run()
+    return out, LIBSQLITE.sqlite3_memory_highwater(1) - base
 
 
 def key_bucket(key_id):
@@ -182,6 +200,85 @@ class Verify(E2ETest):
                 self.assertNotIn("skipped", by["todos"])
                 self.assertEqual(c.todos(), self.server_todos(s))
 
+    def big_divergence(self, n=50000):
+        """A client in sync with 50 todos, and n rows of 500 bytes syncd has
+        and the client lacks (written behind syncd's back: no pull brings
+        them), with a pending edit on k4 whose server row changed too."""
+        s, a = self.synced(50)
+        a.db.execute("UPDATE todos SET done = 5 WHERE id = 'k4'")
+        pad = "repeat('x', 500)" if s.pg() else "printf('%.500c', 'x')"
+        s.execute("UPDATE todos SET title = 'server side' WHERE id = 'k4'",
+                  "WITH RECURSIVE i(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM i"
+                  " WHERE k < %d) INSERT INTO todos SELECT 'big' || k, %s, k %% 2 FROM i"
+                  % (n, pad))
+        return s, a
+
+    def test_fifty_thousand_rows_repaired_in_bounded_memory(self):
+        """50000 rows of 500 bytes (25 MB of changes) repaired in one call:
+        every row arrives, the pending edit is rebased, the cursor stays,
+        and the heap peaks far below the size of the repair: the changes
+        wait in a temporary table and are applied from it page by page
+        (verify.c), not held as one JSON text and then one page (about
+        68 MB above the start, measured before; about 6.5 MB now)."""
+        s, a = self.big_divergence()
+        cursor = a.one("SELECT sync_cursor()")
+        r, grew = heap_peak_growth(lambda: self.verify(a, "todos"))
+        t = r["tables"][0]
+        self.assertEqual((t["checked"], t["diverged"], t["repaired"]), (50050, 50001, 50001))
+        self.assertEqual(a.one("SELECT count(*) FROM todos WHERE id LIKE 'big%'"
+                               " AND title = printf('%.500c', 'x')"), 50000)
+        self.assertEqual(a.rows("SELECT title, done FROM todos WHERE id = 'k4'"),
+                         [("server side", 5)])
+        self.assertEqual(a.one("SELECT count(*) FROM sync_pending"), 1)
+        self.assertEqual(a.one("SELECT sync_cursor()"), cursor)
+        self.assertEqual(a.one("SELECT value FROM sync_meta WHERE key = 'diverged_total'"),
+                         50001)
+        self.assertLess(grew, 16 << 20, "the heap peaked %d bytes above the start" % grew)
+        again = self.verify(a, "todos")["tables"][0]
+        self.assertEqual((again["checked"], again["diverged"]), (50050, 0))
+
+    def test_stale_spool_rows_are_never_applied(self):
+        """Rows left in the spool by an earlier walk (here written by hand
+        under the id the next walk would take after them) are deleted by
+        the next sync_verify, not applied."""
+        s, a = self.synced(20)
+        a.one("SELECT sync_verify('todos')")  # makes the spool
+        a.db.execute("INSERT INTO temp.sync_verify_spool(walk, change) VALUES"
+                     " (1, '{\"table\":\"todos\",\"op\":\"delete\",\"pk\":{\"id\":\"k1\"}}'),"
+                     " (2, '{\"table\":\"todos\",\"op\":\"delete\",\"pk\":{\"id\":\"k2\"}}')")
+        t = self.verify(a, "todos")["tables"][0]
+        self.assertEqual((t["checked"], t["diverged"]), (20, 0))
+        self.assertEqual(a.one("SELECT count(*) FROM todos WHERE id IN ('k1', 'k2')"), 2)
+        self.assertEqual(a.one("SELECT count(*) FROM temp.sync_verify_spool"), 0)
+
+    def client_state(self, c):
+        """What a failed repair must leave as it was."""
+        return {t: c.rows("SELECT * FROM %s ORDER BY 1, 2" % t)
+                for t in ("todos", "sync_meta", "sync_outbox", "sync_shadow", "sync_inbox")}
+
+    def test_a_failure_late_in_the_repair_leaves_everything_as_it_was(self):
+        """A repair of 5000 rows whose 3500th insert fails (a trigger), on
+        its fourth page of 1000: the pages applied before it are undone with
+        it, the cursor, sync_meta and the pending edit stay, the spool is
+        empty, and the next sync_verify repairs everything."""
+        s, a = self.big_divergence(5000)
+        a.db.execute("CREATE TRIGGER boom BEFORE INSERT ON todos WHEN NEW.id >= 'big'"
+                     " AND (SELECT count(*) FROM todos WHERE id >= 'big' AND id < 'bih') >= 3500"
+                     " BEGIN SELECT RAISE(ABORT, 'boom'); END")
+        before = self.client_state(a)
+        with self.assertRaisesRegex(sqlite3.OperationalError, r"^sync_verify: .*boom"):
+            self.verify(a, "todos")
+        self.assertEqual(self.client_state(a), before)
+        self.assertEqual(a.one("SELECT count(*) FROM temp.sync_verify_spool"), 0)
+        a.db.execute("DROP TRIGGER boom")
+        t = self.verify(a, "todos")["tables"][0]
+        self.assertEqual((t["checked"], t["diverged"], t["repaired"]), (5050, 5001, 5001))
+        self.assertEqual(a.one("SELECT value FROM sync_meta WHERE key = 'diverged_total'"), 5001)
+        self.assertEqual(a.one("SELECT count(*) FROM temp.sync_verify_spool"), 0)
+        self.assertEqual(a.rows("SELECT title, done FROM todos WHERE id = 'k4'"),
+                         [("server side", 5)])
+        self.assertEqual(a.one("SELECT count(*) FROM sync_pending"), 1)
+
     def test_errors(self):
         s, a = self.synced(3)
         with self.assertRaisesRegex(sqlite3.OperationalError,
@@ -192,6 +289,67 @@ class Verify(E2ETest):
                                     r"^sync_verify: cannot run inside a transaction"):
             a.one("SELECT sync_verify()")
         a.db.execute("ROLLBACK")
+
+
+# Parents, children referring to them, and UNIQUE values (as in
+# test_apply_order): for a repair whose pages split a child from its parent
+# and a row from the one holding its value.
+REL_SCHEMA = """
+CREATE TABLE todos(id TEXT PRIMARY KEY, title TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);
+CREATE TABLE u(id INTEGER PRIMARY KEY, email TEXT UNIQUE);
+CREATE TABLE p(id TEXT PRIMARY KEY, title TEXT);
+CREATE TABLE c(id TEXT PRIMARY KEY, p TEXT NOT NULL REFERENCES p(id) ON DELETE CASCADE);
+"""
+
+
+class VerifyPages(E2ETest):
+    def test_children_before_parents_and_a_rotation_across_pages(self):
+        """1500 children, their 1500 parents and a rotation of 1500 UNIQUE
+        values, all behind syncd's back, with foreign keys on: the repair's
+        4500 changes come in five pages, children first (tables in name
+        order), so the first pages cannot apply alone. They wait for the
+        last as a pull's pages do, and the whole repair lands in its one
+        transaction."""
+        path = os.path.join(self.dir, "rel.sql")
+        with open(path, "w") as f:
+            f.write(REL_SCHEMA)
+        s = Syncd(self.dir, schema=path)
+        self.servers.append(s)
+        a = self.client("a", s.url)
+        a.db.executescript("""
+            PRAGMA foreign_keys = ON;
+            CREATE TABLE u(id INTEGER PRIMARY KEY, email TEXT UNIQUE);
+            CREATE TABLE p(id TEXT PRIMARY KEY, title TEXT);
+            CREATE TABLE c(id TEXT PRIMARY KEY, p TEXT NOT NULL REFERENCES p(id)
+                           ON DELETE CASCADE);""")
+        for t in ("u", "p", "c"):
+            a.one("SELECT sync_track(?)", (t,))
+        a.db.execute("BEGIN")
+        for i in range(1500):
+            a.db.execute("INSERT INTO u VALUES(?, ?)", (i, "e%d" % i))
+        a.db.execute("COMMIT")
+        a.one("SELECT sync_push()")
+        a.one("SELECT sync_pull()")
+        s.execute("UPDATE u SET email = 'r' || id",
+                  "UPDATE u SET email = 'e' || ((id + 1) % 1500)",
+                  "WITH RECURSIVE i(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM i WHERE k < 1500)"
+                  " INSERT INTO p SELECT 'p' || k, 't' || k FROM i",
+                  "INSERT INTO c SELECT 'c' || substr(id, 2), id FROM p")
+        r = self.verify(a)
+        by = {t["table"]: t["diverged"] for t in r["tables"]}
+        self.assertEqual((by["c"], by["p"], by["u"], r["repaired"]), (1500, 1500, 1500, 4500))
+        for t in ("u", "p", "c"):
+            self.assertEqual(a.rows("SELECT * FROM %s ORDER BY 1" % t),
+                             s.query("SELECT * FROM %s ORDER BY 1" % t))
+        self.assertEqual(a.one("SELECT count(*) FROM sync_pending"), 0)
+        self.assertEqual(a.one("SELECT count(*) FROM sync_inbox"), 0)
+        self.assertEqual(a.rows("PRAGMA foreign_key_check"), [])
+        self.assertEqual(a.one("SELECT count(*) FROM temp.sync_verify_spool"), 0)
+        self.assertEqual(self.verify(a)["diverged"], 0)
+
+    def verify(self, c):
+        return json.loads(c.one("SELECT sync_verify()"))
 
 
 class VerifyRefusalProxy(RelayProxy):
@@ -389,6 +547,73 @@ class BringYourOwnTransport(E2ETest):
         with self.assertRaisesRegex(sqlite3.OperationalError,
                                     r"^sync_verify_answer: no verification under way"):
             a.one("SELECT sync_verify_answer('{}')")
+
+    def walk(self, s, c, table):
+        """A whole walk through sync_verify_request/answer: its report."""
+        body = c.one("SELECT sync_verify_request(?)", (table,))
+        while True:
+            out = json.loads(c.one("SELECT sync_verify_answer(?)", (self.post(s, body),)))
+            if "tables" in out:
+                return out
+            body = json.dumps(out)
+
+    def test_many_rows_in_bounded_memory_and_one_savepoint(self):
+        """5000 rows syncd has and the client lacks, walked inside the
+        app's own transaction with a trigger refusing the 3500th insert (on
+        the fourth page of the repair): the answer fails, and everything
+        the repair applied before it is undone, not only its last page; the
+        spool is empty. A walk given up for a new one leaves nothing
+        spooled; one whose spooled changes an app's rollback took refuses
+        to repair the rest. Outside a transaction the walk repairs all 5000
+        with the heap peaking far below their size."""
+        s = self.syncd()
+        a = self.client("a", s.url)
+        a.db.execute("INSERT INTO todos VALUES('k', 't', 0)")
+        a.one("SELECT sync_push()")
+        a.one("SELECT sync_pull()")
+        pad = "repeat('x', 500)" if s.pg() else "printf('%.500c', 'x')"
+        s.execute("WITH RECURSIVE i(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM i"
+                  " WHERE k < 5000) INSERT INTO todos SELECT 'big' || k, %s, 0 FROM i" % pad)
+        a.db.execute("CREATE TRIGGER boom BEFORE INSERT ON todos WHEN NEW.id >= 'big'"
+                     " AND (SELECT count(*) FROM todos WHERE id >= 'big' AND id < 'bih') >= 3500"
+                     " BEGIN SELECT RAISE(ABORT, 'boom'); END")
+        before = a.todos()
+        a.db.execute("BEGIN")
+        with self.assertRaisesRegex(sqlite3.OperationalError, r"^sync_verify_answer: .*boom"):
+            self.walk(s, a, "todos")
+        self.assertEqual(a.todos(), before)
+        a.db.execute("COMMIT")
+        self.assertEqual(a.todos(), before)
+        self.assertEqual(a.one("SELECT count(*) FROM temp.sync_verify_spool"), 0)
+        self.assertIsNone(a.one("SELECT value FROM sync_meta WHERE key = 'diverged_total'"))
+        a.db.execute("DROP TRIGGER boom")
+        # given up after some answers of rows: the next walk drops their changes
+        body = a.one("SELECT sync_verify_request('todos')")
+        for _ in range(2):  # the buckets, then the first of two answers of rows
+            body = a.one("SELECT sync_verify_answer(?)", (self.post(s, body),))
+        self.assertIn('"rows":true', body)
+        self.assertGreater(a.one("SELECT count(*) FROM temp.sync_verify_spool"), 0)
+        a.one("SELECT sync_verify_request('todos')")
+        self.assertEqual(a.one("SELECT count(*) FROM temp.sync_verify_spool"), 0)
+        # the app's transaction holding the first answer's changes rolls
+        # back during the walk: the repair refuses to apply the rest alone
+        body = a.one("SELECT sync_verify_request('todos')")
+        body = a.one("SELECT sync_verify_answer(?)", (self.post(s, body),))
+        a.db.execute("BEGIN")
+        body = a.one("SELECT sync_verify_answer(?)", (self.post(s, body),))
+        a.db.execute("ROLLBACK")
+        with self.assertRaisesRegex(sqlite3.OperationalError,
+                                    r"^sync_verify_answer: the repair's spool holds \d+ changes"
+                                    r" where the walk found 5000 \(a transaction that held them"
+                                    r" rolled back\): verify again$"):
+            a.one("SELECT sync_verify_answer(?)", (self.post(s, body),))
+        self.assertEqual(a.todos(), before)
+        self.assertEqual(a.one("SELECT count(*) FROM temp.sync_verify_spool"), 0)
+        out, grew = heap_peak_growth(lambda: self.walk(s, a, "todos"))
+        self.assertEqual((out["tables"][0]["checked"], out["diverged"]), (5001, 5000))
+        self.assertEqual(a.todos(), s.query("SELECT id, title, done FROM todos ORDER BY id"))
+        self.assertEqual(a.one("SELECT count(*) FROM temp.sync_verify_spool"), 0)
+        self.assertLess(grew, 8 << 20, "the heap peaked %d bytes above the start" % grew)
 
     def test_answer_at_another_cursor(self):
         s = self.syncd()
