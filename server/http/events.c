@@ -466,15 +466,16 @@ static int stream_end(stream *s) {
 static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
   stream *s = cls;
   (void)pos;
+  size_t done = 0;
   if (s->share) {
-    size_t n = s->share->len - s->share_off < max ? s->share->len - s->share_off : max;
-    memcpy(out, s->share->z + s->share_off, n);
-    s->share_off += n;
-    if (s->share_off == s->share->len) {
-      shared_put(s->share);
-      s->share = 0;
-    }
-    return (ssize_t)n;
+    done = s->share->len - s->share_off < max ? s->share->len - s->share_off : max;
+    memcpy(out, s->share->z + s->share_off, done);
+    s->share_off += done;
+    if (s->share_off < s->share->len) return (ssize_t)done;
+    shared_put(s->share);
+    s->share = 0;
+    /* its own end goes in the same chunk: one write per event, as before */
+    if (s->off == s->len) return (ssize_t)done;
   }
   if (s->off == s->len) {
     if (s->ended) return MHD_CONTENT_READER_END_OF_STREAM;
@@ -494,8 +495,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
     }
     if (stream_end(s)) return MHD_CONTENT_READER_END_OF_STREAM;
   }
-  size_t n = s->len - s->off < max ? s->len - s->off : max;
-  memcpy(out, s->buf + s->off, n);
+  size_t n = s->len - s->off < max - done ? s->len - s->off : max - done;
+  memcpy(out + done, s->buf + s->off, n);
   s->off += n;
   /* a waiting stream holds no event: thousands of them wait at a time */
   if (s->off == s->len) {
@@ -503,7 +504,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
     s->buf = 0;
     s->len = s->off = 0;
   }
-  return (ssize_t)n;
+  return (ssize_t)(done + n);
 }
 
 int events_start(const server_ctx *ctx, struct MHD_Connection *c, const char *client_id,
