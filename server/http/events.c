@@ -61,6 +61,7 @@
 #define EVENT_GROUP 256              /* streams one read of the change log serves at most */
 #define EVENT_SCAN 4096              /* queued streams a worker looks through for them */
 #define EVENT_RESUME_NS 8000         /* streams are resumed at most one per this: resume() */
+#define EVENT_RESUME_NS_PER_KB 1000  /* or per KB of its event, if more */
 #define EVENT_RESUME_AHEAD_NS 300000 /* how far ahead of its time one may go */
 #define TICK_MS 100
 #define EVENT_NICE 10 /* how much nicer the event workers are than syncd */
@@ -344,20 +345,25 @@ static int gather(stream *s, stream **g) {
   return n;
 }
 
-/* Resume s, one stream every EVENT_RESUME_NS across the workers on
-** average. A polling thread writes every stream resumed since its last
-** round before it looks at new requests: a read serves hundreds of streams
-** at once, and resuming them all at once made /health and /push wait
-** 100 ms behind 10,000 writes (bench/RESULTS.md, "Live clients"); paced
-** near the rate the polling threads write at, they wait for a few. */
+/* Resume s, one stream every EVENT_RESUME_NS (or a microsecond per KB of
+** its event, if more) across the workers on average. A polling thread
+** writes every stream resumed since its last round before it looks at new
+** requests: a read serves hundreds of streams at once, and resuming them
+** all at once made /health and /push wait 100 ms behind 10,000 writes
+** (bench/RESULTS.md, "Live clients"); paced near the rate the polling
+** threads write at, they wait for a few. */
 static void resume(stream *s) {
   struct timespec now, at;
   clock_gettime(CLOCK_MONOTONIC, &now);
   pthread_mutex_lock(&pace_mu);
   at = pace_next;
   if (at.tv_sec < now.tv_sec || (at.tv_sec == now.tv_sec && at.tv_nsec < now.tv_nsec)) at = now;
-  pace_next = at;
-  pace_next.tv_nsec += EVENT_RESUME_NS;
+  /* a large event takes its bytes' time to write, a small one the write's */
+  size_t bytes = s->len - s->off + (s->share ? s->share->len : 0);
+  long long ns = (long long)bytes * EVENT_RESUME_NS_PER_KB / 1024;
+  ns = ns > EVENT_RESUME_NS ? ns : EVENT_RESUME_NS;
+  pace_next.tv_sec = at.tv_sec + ns / 1000000000LL;
+  pace_next.tv_nsec = at.tv_nsec + ns % 1000000000LL;
   if (pace_next.tv_nsec >= 1000000000L) pace_next.tv_sec++, pace_next.tv_nsec -= 1000000000L;
   pthread_mutex_unlock(&pace_mu);
   /* a sleep costs its timer slack (50 us): a few go at once, then one */
