@@ -27,7 +27,8 @@
 ** wakes every caught-up stream at the same cursor, so a fan-out to 10,000
 ** streams is a few reads, not 10,000. Their identity streams share the
 ** event's bytes (a counted `shared`), each adding only its own
-** last_mutation_id; a gzip stream deflates its own copy.
+** last_mutation_id; a gzip stream deflates its own copy. Streams are
+** resumed at a steady pace (resume), not a read's hundreds at once.
 **
 ** With a tables parameter (read as /pull reads it, store_pull_tables) a
 ** stream carries only the changes of those tables, so a client receives
@@ -57,8 +58,11 @@
 #include "reply.h"
 
 #define EVENT_PAGE 1000
-#define EVENT_GROUP 256 /* streams one read of the change log serves at most */
-#define EVENT_SCAN 4096 /* queued streams a worker looks through for them */
+#define EVENT_GROUP 256              /* streams one read of the change log serves at most */
+#define EVENT_SCAN 4096              /* queued streams a worker looks through for them */
+#define EVENT_RESUME_NS 8000         /* streams are resumed at most one per this: resume() */
+#define EVENT_RESUME_NS_PER_KB 1000  /* or per KB of its event, if more */
+#define EVENT_RESUME_AHEAD_NS 300000 /* how far ahead of its time one may go */
 #define TICK_MS 100
 #define EVENT_NICE 10 /* how much nicer the event workers are than syncd */
 
@@ -112,6 +116,8 @@ static int kicked; /* conns.c cut streams since the ticker's last round */
 static pthread_t workers[EVENT_WORKERS], ticker_thread;
 static int n_workers, has_ticker;
 static unsigned long long reads; /* the change log's reads for streams (atomic) */
+static pthread_mutex_t pace_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct timespec pace_next; /* when the next stream may be resumed (resume) */
 
 static void list_add(stream_list *l, stream *s) {
   s->next = 0;
@@ -339,6 +345,35 @@ static int gather(stream *s, stream **g) {
   return n;
 }
 
+/* Resume s, one stream every EVENT_RESUME_NS (or a microsecond per KB of
+** its event, if more) across the workers on average. A polling thread
+** writes every stream resumed since its last round before it looks at new
+** requests: a read serves hundreds of streams at once, and resuming them
+** all at once made /health and /push wait 100 ms behind 10,000 writes
+** (bench/RESULTS.md, "Live clients"); paced near the rate the polling
+** threads write at, they wait for a few. */
+static void resume(stream *s) {
+  struct timespec now, at;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  pthread_mutex_lock(&pace_mu);
+  at = pace_next;
+  if (at.tv_sec < now.tv_sec || (at.tv_sec == now.tv_sec && at.tv_nsec < now.tv_nsec)) at = now;
+  /* a large event takes its bytes' time to write, a small one the write's */
+  size_t bytes = s->len - s->off + (s->share ? s->share->len : 0);
+  long long ns = (long long)bytes * EVENT_RESUME_NS_PER_KB / 1024;
+  ns = ns > EVENT_RESUME_NS ? ns : EVENT_RESUME_NS;
+  pace_next.tv_sec = at.tv_sec + ns / 1000000000LL;
+  pace_next.tv_nsec = at.tv_nsec + ns % 1000000000LL;
+  if (pace_next.tv_nsec >= 1000000000L) pace_next.tv_sec++, pace_next.tv_nsec -= 1000000000L;
+  pthread_mutex_unlock(&pace_mu);
+  /* a sleep costs its timer slack (50 us): a few go at once, then one */
+  long long ahead = (long long)(at.tv_sec - now.tv_sec) * 1000000000LL + (at.tv_nsec - now.tv_nsec);
+  while (ahead > EVENT_RESUME_AHEAD_NS &&
+         clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, 0) == EINTR)
+    ;
+  MHD_resume_connection(s->c);
+}
+
 static void *worker(void *unused) {
   (void)unused;
 #ifdef __linux__
@@ -367,10 +402,10 @@ static void *worker(void *unused) {
       group_read r;
       read_for(g, n, &r);
       for (int i = 0; i < n; i++)
-        if (fill(g[i], &r, i)) MHD_resume_connection(g[i]->c);
+        if (fill(g[i], &r, i)) resume(g[i]);
       read_done(&r);
     } else if (fill(s, 0, 0)) {
-      MHD_resume_connection(s->c);
+      resume(s);
     }
     pthread_mutex_lock(&mu);
   }
@@ -466,15 +501,16 @@ static int stream_end(stream *s) {
 static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
   stream *s = cls;
   (void)pos;
+  size_t done = 0;
   if (s->share) {
-    size_t n = s->share->len - s->share_off < max ? s->share->len - s->share_off : max;
-    memcpy(out, s->share->z + s->share_off, n);
-    s->share_off += n;
-    if (s->share_off == s->share->len) {
-      shared_put(s->share);
-      s->share = 0;
-    }
-    return (ssize_t)n;
+    done = s->share->len - s->share_off < max ? s->share->len - s->share_off : max;
+    memcpy(out, s->share->z + s->share_off, done);
+    s->share_off += done;
+    if (s->share_off < s->share->len) return (ssize_t)done;
+    shared_put(s->share);
+    s->share = 0;
+    /* its own end goes in the same chunk: one write per event, as before */
+    if (s->off == s->len) return (ssize_t)done;
   }
   if (s->off == s->len) {
     if (s->ended) return MHD_CONTENT_READER_END_OF_STREAM;
@@ -494,8 +530,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
     }
     if (stream_end(s)) return MHD_CONTENT_READER_END_OF_STREAM;
   }
-  size_t n = s->len - s->off < max ? s->len - s->off : max;
-  memcpy(out, s->buf + s->off, n);
+  size_t n = s->len - s->off < max - done ? s->len - s->off : max - done;
+  memcpy(out + done, s->buf + s->off, n);
   s->off += n;
   /* a waiting stream holds no event: thousands of them wait at a time */
   if (s->off == s->len) {
@@ -503,7 +539,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
     s->buf = 0;
     s->len = s->off = 0;
   }
-  return (ssize_t)n;
+  return (ssize_t)(done + n);
 }
 
 int events_start(const server_ctx *ctx, struct MHD_Connection *c, const char *client_id,

@@ -328,7 +328,7 @@ int wire_page_finish(wire_page *p, const char *db_id, store_page *page, char **e
     sqlite3_free(page->cursor);
     memset(page, 0, sizeof *page);
     /* a position too long for a cursor (a key of kilobytes) cannot be paged */
-    *err = too_long ? wire_errf("initial sync: a row's table and key take more than %d bytes,"
+    *err = too_long ? wire_errf("a walk under rules: a row's table and key take more than %d bytes,"
                                 " too long for a cursor (docs/RULES.md)",
                                 WIRE_WALK_MAX)
                     : wire_errf("out of memory");
