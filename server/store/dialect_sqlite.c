@@ -24,6 +24,7 @@
 #include "value.h"
 #include "dialect.h"
 #include "sqlite_row.h"
+#include "sqlite_sql.h"
 #include "sqlite_walk.h"
 #include "sqlite_watch.h"
 
@@ -305,52 +306,6 @@ static int sq_setup(dialect_conn *c, const char *schema_sql, char **err) {
   return exec(c->db, "ALTER TABLE _syncd_changes ADD COLUMN gap INTEGER", err);
 }
 
-/* Append the SQL value of the JSON value at path ?pathParam of ?jsonParam
-** (sync_val keeps integers exact, rounds reals correctly, decodes BLOBs). */
-static void append_val(sqlite3_str *sql, int jsonParam, int pathParam) {
-  sqlite3_str_appendf(sql, "sync_val(?%d -> ?%d)", jsonParam, pathParam);
-}
-
-/* Append "SELECT "c1","c2",... FROM "t"" to sql. */
-static void append_select(sqlite3_str *sql, const catalog_table *t) {
-  sqlite3_str_appendall(sql, "SELECT ");
-  for (int c = 0; c < t->n_cols; c++)
-    sqlite3_str_appendf(sql, "%s\"%w\"", c ? "," : "", t->cols[c].name);
-  sqlite3_str_appendf(sql, " FROM \"%w\"", t->name);
-}
-
-/* Append " WHERE "p1" = <value of ?pkParam at ?n> AND ..." binding the JSON
-** paths from parameter firstPath on. */
-static void append_pk_where(sqlite3_str *sql, const catalog_table *t, int pkParam, int firstPath) {
-  for (int k = 0; k < t->n_pk; k++) {
-    sqlite3_str_appendf(sql, "%s\"%w\" = ", k ? " AND " : " WHERE ", t->cols[t->pk[k]].name);
-    append_val(sql, pkParam, firstPath + k);
-  }
-}
-
-/* What every push needs of t, built once: the column paths ($."name"), the
-** read of a row by key, the insert naming every column in table order. */
-static int table_sql(catalog_table *t) {
-  for (int c = 0; c < t->n_cols; c++)
-    if (!(t->cols[c].key = sqlite3_mprintf("$.\"%s\"", t->cols[c].name))) return -1;
-  sqlite3_str *sql = sqlite3_str_new(0);
-  append_select(sql, t);
-  append_pk_where(sql, t, 1, 2);
-  t->read_sql = sqlite3_str_finish(sql);
-  sql = sqlite3_str_new(0);
-  sqlite3_str_appendf(sql, "INSERT INTO \"%w\"(", t->name);
-  for (int c = 0; c < t->n_cols; c++)
-    sqlite3_str_appendf(sql, "%s\"%w\"", c ? "," : "", t->cols[c].name);
-  sqlite3_str_appendall(sql, ") VALUES(");
-  for (int c = 0; c < t->n_cols; c++) {
-    if (c) sqlite3_str_appendchar(sql, 1, ',');
-    append_val(sql, 1, 3 + c);
-  }
-  sqlite3_str_appendchar(sql, 1, ')');
-  t->insert_sql = sqlite3_str_finish(sql);
-  return t->read_sql && t->insert_sql ? 0 : -1;
-}
-
 /* Real tables of main only: a virtual table and its shadow tables (FTS5's
 ** _data, _idx, _content, _docsize, _config) are the module's business, and
 ** writing them behind its back corrupts its index. */
@@ -375,7 +330,7 @@ static int sq_load_catalog(dialect_conn *c, catalog *cat, char **err) {
   if (!bad && rc != SQLITE_DONE) return fail(c->db, err);
   if (bad) return *err = wire_errf("out of memory"), -1;
   c->owner->cat = cat;
-  return catalog_finish(cat, table_sql, err);
+  return catalog_finish(cat, sqlite_sql_table, err);
 }
 
 static void sq_use_catalog(dialect_db *d, const catalog *cat) {
@@ -412,7 +367,7 @@ static int sq_scan(dialect_conn *c, const catalog_table *t, const char *cond, ch
                    int n_vals, int (*each)(void *, const char *, const char *, char **), void *arg,
                    char **err) {
   sqlite3_str *sql = sqlite3_str_new(0);
-  append_select(sql, t);
+  sqlite_sql_select(sql, t);
   if (cond) sqlite3_str_appendf(sql, " WHERE %s", cond);
   char *z = sqlite3_str_finish(sql);
   sqlite3_stmt *st = 0;
@@ -523,7 +478,7 @@ static dialect_result sq_write_row(dialect_conn *c, const catalog_table *t, cons
       used[i] = 1;
       sqlite3_str_appendf(sql, "%s\"%w\"", n_path ? "," : "", t->cols[i].name);
       if (n_path) sqlite3_str_appendchar(vals, 1, ',');
-      append_val(vals, from_pk ? 2 : 1, 3 + n_path);
+      sqlite_sql_val(vals, from_pk ? 2 : 1, 3 + n_path);
       path[n_path++] = t->cols[i].key;
     }
     char *v = sqlite3_str_finish(vals);
@@ -533,15 +488,15 @@ static dialect_result sq_write_row(dialect_conn *c, const catalog_table *t, cons
     sqlite3_str_appendf(sql, "UPDATE \"%w\" SET ", t->name);
     for (int j = 0; j < cols->n_set; j++) {
       sqlite3_str_appendf(sql, "%s\"%w\" = ", j ? "," : "", t->cols[cols->set[j]].name);
-      append_val(sql, 1, 3 + n_path);
+      sqlite_sql_val(sql, 1, 3 + n_path);
       path[n_path++] = t->cols[cols->set[j]].key;
     }
-    append_pk_where(sql, t, 2, 3 + n_path);
+    sqlite_sql_pk_where(sql, t, 2, 3 + n_path);
     for (int k = 0; k < t->n_pk; k++)
       path[n_path++] = t->cols[t->pk[k]].key;
   } else {
     sqlite3_str_appendf(sql, "DELETE FROM \"%w\"", t->name);
-    append_pk_where(sql, t, 2, 3 + n_path);
+    sqlite_sql_pk_where(sql, t, 2, 3 + n_path);
     for (int k = 0; k < t->n_pk; k++)
       path[n_path++] = t->cols[t->pk[k]].key;
     sqlite3_str_appendall(sql, " RETURNING ");
