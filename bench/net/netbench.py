@@ -69,14 +69,14 @@ def rid(i):
 class Syncd:
     """syncd on 127.0.0.1:0 with SQLite storage in dir (or PostgreSQL at pg)."""
 
-    def __init__(self, dir, schema=DDL, pg=None):
+    def __init__(self, dir, schema=DDL, pg=None, fresh=True):
         os.makedirs(dir, exist_ok=True)
         sp = os.path.join(dir, "schema.sql")
         with open(sp, "w") as f:
             f.write(schema)
         self.db = os.path.join(dir, "server.db")
         store = ["--pg", pg] if pg else ["--db", self.db]
-        if pg:  # every run starts from an empty database, as with SQLite
+        if pg and fresh:  # every run starts from an empty database, as with SQLite
             subprocess.run([psql(), "-q", "-v", "ON_ERROR_STOP=1", pg, "-c",
                             "DROP SCHEMA public CASCADE; CREATE SCHEMA public"],
                            check=True, capture_output=True)
@@ -559,12 +559,16 @@ def raw_fanout(tmp, n_streams, changes, pg=None):
         shutil.rmtree(d, ignore_errors=True)
 
 
-def pushers(tmp, n_clients, secs, pg=None):
+def pushers(tmp, n_clients, secs, pg=None, n_syncd=1):
     """n_clients threads, each inserting 10 rows then sync_push(), for secs.
-    Returns (mutations/s, errors, rows on the server == acked)."""
+    Returns (mutations/s, errors, rows on the server == acked). n_syncd > 1
+    (PostgreSQL): that many syncd on the one database, client k pushing to
+    syncd k % n_syncd, as a balancer keeping each client on one would."""
     d = tempfile.mkdtemp(dir=tmp)
     s = Syncd(d, DDL, pg)
-    cs = [client(os.path.join(d, "p%03d.db" % k), s.url) for k in range(n_clients)]
+    more = [Syncd(os.path.join(d, "s%d" % i), DDL, pg, fresh=False) for i in range(1, n_syncd)]
+    urls = [x.url for x in [s] + more]
+    cs = [client(os.path.join(d, "p%03d.db" % k), urls[k % len(urls)]) for k in range(n_clients)]
     done, errors, lock = [0] * n_clients, [], threading.Lock()
     stop = time.monotonic() + secs
 
@@ -598,6 +602,8 @@ def pushers(tmp, n_clients, secs, pg=None):
     finally:
         for c in cs:
             c.close()
+        for x in more:
+            x.stop()
         s.stop()
         shutil.rmtree(d, ignore_errors=True)
 

@@ -1,6 +1,7 @@
 """The push path on both storages (issue 17, part 1), in one run.
 
     /usr/bin/python3 bench/net/pgpush.py [--drain N] [--pushers K] [--secs S] [--no-sqlite]
+                                         [--syncds M]
 
 Figure 7's push half and figure 4's drain, on SQLite storage and on
 PostgreSQL storage (a throwaway cluster from tests/pg_env.sh), each time
@@ -11,7 +12,9 @@ speed.
   drain    one client's sync_push() of N pending inserts, batch_size 1000
   raw      the same N as raw POSTs of 1000 mutations (the server alone)
   pushers  K clients, each inserting 10 rows then sync_push(), for S s;
-           errors counted, rows on the server == acknowledged checked
+           errors counted, rows on the server == acknowledged checked;
+           with --syncds M, again over M syncd on the one PostgreSQL
+           database (client k to syncd k % M), the ratio to one syncd
 """
 import argparse
 import os
@@ -73,6 +76,15 @@ def store_figures(tmp, a, pg, label):
            "%.0f mutations/s (%d)" % (rate, total))
     for e in errs[:3]:
         print("    error: " + e, file=sys.stderr)
+    if pg and a.syncds > 1:
+        r2, errs2, ok2, total2 = nb.pushers(tmp, a.pushers, a.secs, pg, a.syncds)
+        nb.out("pg", "%s: the same %d clients over %d syncd on one database: %d errors,"
+               " server rows == acked: %s" % (label, a.pushers, a.syncds, len(errs2),
+                                             "yes" if ok2 else "NO"),
+               "%.0f mutations/s (%d)" % (r2, total2), "one syncd %.0f/s" % rate,
+               "%.2fx" % (r2 / rate))
+        for e in errs2[:3]:
+            print("    error: " + e, file=sys.stderr)
 
 
 def main():
@@ -81,6 +93,8 @@ def main():
     ap.add_argument("--pushers", type=int, default=50)
     ap.add_argument("--secs", type=int, default=30)
     ap.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
+    ap.add_argument("--syncds", type=int, default=1,
+                    help="PostgreSQL: the pushers again over this many syncd on one database")
     ap.add_argument("--syncd", help="another syncd binary (a build before a change)")
     a = ap.parse_args()
     if a.syncd:
