@@ -98,9 +98,12 @@ from syncd_util import SECRET, claims, make_token, pg_fresh_db  # noqa: E402
 RULES_DIR = os.path.join(HERE, "rules")
 PG_ENV = os.path.join(ROOT, "tests", "pg_env.sh")
 OUT = os.path.join(ROOT, "build", "converge")
-TABLES = {"todos": "id", "projects": "id", "members": "project, user_id", "tasks": "id"}
+TABLES = {"todos": "id", "projects": "id", "members": "project, user_id", "tasks": "id",
+          "seats": "id", "notes": "id"}
 KEYS = {"todos": ("id",), "projects": ("id",), "members": ("project", "user_id"),
-        "tasks": ("id",)}
+        "tasks": ("id",), "seats": ("id",), "notes": ("id",)}
+BASE = ("todos", "projects", "members", "tasks")  # the tables of every run
+SEATS = ("seats", "notes")  # and those of a run with seats (--no-seats: without)
 OPTIONS = {"backoff_min_ms": 10, "backoff_max_ms": 200, "timeout_ms": 5000}
 # "violates": PostgreSQL's words for a constraint ("duplicate key value
 # violates unique constraint ...")
@@ -121,6 +124,21 @@ EXPECTED = {
     "tasks": "SELECT * FROM tasks WHERE EXISTS (SELECT 1 FROM members m"
              " WHERE m.project = tasks.project AND m.user_id = ?1) ORDER BY id",
 }
+# With seats (rules_seats.json): projects and tasks are read through members
+# or seats, notes through seats alone.
+EXPECTED_SEATS = dict(
+    EXPECTED,
+    projects="SELECT * FROM projects WHERE owner = ?1 OR EXISTS (SELECT 1 FROM members m"
+             " WHERE m.project = projects.id AND m.user_id = ?1) OR EXISTS (SELECT 1 FROM"
+             " seats s WHERE s.project = projects.id AND s.user_id = ?1) ORDER BY id",
+    seats="SELECT * FROM seats WHERE user_id = ?1 OR EXISTS (SELECT 1 FROM projects p"
+          " WHERE p.id = seats.project AND p.owner = ?1) ORDER BY id",
+    tasks="SELECT * FROM tasks WHERE EXISTS (SELECT 1 FROM members m"
+          " WHERE m.project = tasks.project AND m.user_id = ?1) OR EXISTS (SELECT 1 FROM"
+          " seats s WHERE s.project = tasks.project AND s.user_id = ?1) ORDER BY id",
+    notes="SELECT * FROM notes WHERE EXISTS (SELECT 1 FROM seats s"
+          " WHERE s.project = notes.project AND s.user_id = ?1) ORDER BY id",
+)
 
 
 def read(name):
@@ -128,13 +146,19 @@ def read(name):
         return f.read()
 
 
-def snapshot(db, tables=TABLES):
+def run_tables(log):
+    """The tables a run's schema has."""
+    return BASE + SEATS if log.get("seats") else BASE
+
+
+def snapshot(db, tables):
     return {t: [tuple(norm(v) for v in r) for r in
                 db.execute("SELECT * FROM %s ORDER BY %s" % (t, TABLES[t]))] for t in tables}
 
 
-def expected(srvdb, user, tables=TABLES):
-    return {t: [tuple(norm(v) for v in r) for r in srvdb.execute(EXPECTED[t], (user,))]
+def expected(srvdb, user, tables, seats):
+    rules = EXPECTED_SEATS if seats else EXPECTED
+    return {t: [tuple(norm(v) for v in r) for r in srvdb.execute(rules[t], (user,))]
             for t in tables}
 
 
@@ -146,10 +170,11 @@ def token(user, admin):
 # ---- the generator ----
 
 class Gen:
-    def __init__(self, rnd, owner_change, users):
+    def __init__(self, rnd, owner_change, users, seats=False):
         self.r = rnd
         self.owner_change = owner_change
         self.users = users
+        self.seats = seats
 
     def other(self, u):
         """Another user than u (with two, the other one: no draw)."""
@@ -173,8 +198,16 @@ class Gen:
     def task_id(self):
         return "t%d" % self.r.randrange(1, 9)
 
+    def seat_id(self):
+        """Seat keys are one pool: a key made again may name any project."""
+        return "s%d" % self.r.randrange(1, 7)
+
+    def note_id(self):
+        return "n%d" % self.r.randrange(1, 7)
+
     def legit(self, u, admin):
-        """One statement a user may well be allowed: (kind, sql, params)."""
+        """What a user may well be allowed, mostly one statement:
+        (kind, [[sql, params], ...])."""
         v = self.other(u)
         r = self.r
         menu = [
@@ -212,14 +245,50 @@ class Gen:
                 menu.append((1, "todo insert for", lambda: (
                     "INSERT INTO todos(id, owner, title) VALUES(?, ?, ?)",
                     [self.todo_id(u), v, self.text()])))
+        if self.seats:
+            menu += self.seat_menu(u, v)
         total = sum(w for w, _, _ in menu)
         x = r.uniform(0, total)
         for w, kind, f in menu:
             x -= w
             if x <= 0:
                 break
-        sql, params = f()
-        return kind, sql, params
+        made = f()
+        return kind, made if isinstance(made, list) else [list(made)]
+
+    def seat_menu(self, u, v):
+        """Seats of u's projects made, moved to another project or user,
+        deleted, deleted and made again at once (one transaction: one push
+        batch unless batch_size is 1) or under another key; notes written
+        through them. Seat keys move often, so a key a user's device saw
+        deleted comes back naming another project or user."""
+        r = self.r
+
+        def remake():
+            i = self.seat_id()
+            return [["DELETE FROM seats WHERE id = ?", [i]],
+                    ["INSERT INTO seats(id, project, user_id) VALUES(?, ?, ?)",
+                     [i, self.pid(u), r.choice((u, v, v))]]]
+
+        return [
+            (3, "seat add", lambda: ("INSERT INTO seats(id, project, user_id) VALUES(?, ?, ?)",
+                                     [self.seat_id(), self.pid(u), r.choice((u, v, v))])),
+            (3, "seat move", lambda: ("UPDATE seats SET project = ? WHERE id = ?",
+                                      [self.pid(u), self.seat_id()])),
+            (2, "seat reassign", lambda: ("UPDATE seats SET user_id = ? WHERE id = ?",
+                                          [r.choice((u, v)), self.seat_id()])),
+            (2, "seat remove", lambda: ("DELETE FROM seats WHERE id = ?", [self.seat_id()])),
+            (3, "seat remake", remake),
+            (1, "seat rekey", lambda: ("UPDATE seats SET id = ? WHERE id = ?",
+                                       [self.seat_id(), self.seat_id()])),
+            (3, "note insert", lambda: ("INSERT INTO notes(id, project, body) VALUES(?, ?, ?)",
+                                        [self.note_id(), self.any_pid(), self.text()])),
+            (3, "note update", lambda: ("UPDATE notes SET body = ? WHERE id = ?",
+                                        [self.text(), self.note_id()])),
+            (1, "note move", lambda: ("UPDATE notes SET project = ? WHERE id = ?",
+                                      [self.any_pid(), self.note_id()])),
+            (1, "note delete", lambda: ("DELETE FROM notes WHERE id = ?", [self.note_id()])),
+        ]
 
     def attack(self, u, admin):
         """One statement the rules must refuse, with the key it writes:
@@ -230,7 +299,22 @@ class Gen:
                    "member add", "member leave", "task outside"]
         if not admin:
             choices += ["todo for", "todo for", "todo give"]
+        if self.seats:
+            choices += ["seat for", "seat give", "note outside"]
         kind = r.choice(choices)
+        if kind == "seat for":
+            i = "sx%s%d" % (u[0], r.randrange(1, 3))
+            return (kind, "INSERT INTO seats(id, project, user_id) VALUES(?, ?, ?)",
+                    [i, self.pid(v), u], "seats", {"id": i})
+        if kind == "seat give":
+            # to a project of another user's: the write check after fails
+            i = self.seat_id()
+            return (kind, "UPDATE seats SET project = ? WHERE id = ?", [self.pid(v), i],
+                    "seats", {"id": i})
+        if kind == "note outside":
+            i = "nx%s%d" % (u[0], r.randrange(1, 3))
+            return (kind, "INSERT INTO notes(id, project, body) VALUES(?, ?, ?)",
+                    [i, self.pid(v), self.text()], "notes", {"id": i})
         if kind == "todo for":
             # an id of u's attack pool: no legitimate write ever makes it
             i = "x%s%d" % (u[0], r.randrange(1, 3))
@@ -268,17 +352,23 @@ class Gen:
                 [i, p, self.text()], "tasks", {"id": i})
 
 
-def generate(seed, nops, owner_change, worker=True, third=False, watch=False):
-    """The op log of a seed: a function of its arguments only."""
+def generate(seed, nops, owner_change, worker=True, third=False, watch=False, seats=True):
+    """The op log of a seed: a function of its arguments only (without
+    seats, the one it was before seats were added)."""
     rnd = random.Random(seed)
     users = USERS + (CAROL,) if third else USERS
-    g = Gen(rnd, owner_change, users)
+    g = Gen(rnd, owner_change, users, seats)
     clients = [{"user": u, "worker": i == 0 and worker and rnd.random() < 0.5,
                 "batch_size": rnd.choice((1, 3, 1000)), "pull_limit": rnd.choice((1, 3, 1000))}
                for i, u in enumerate(DEVICES + (CAROL,) if third else DEVICES)]
     if watch:  # bob's watch: tracks todos and tasks, not the tables of memberships
-        clients.append({"user": "bob", "worker": False, "tracks": list(WATCH),
+        clients.append({"user": "bob", "worker": False,
+                        "tracks": list(WATCH) + (["notes"] if seats else []),
                         "batch_size": 1000, "pull_limit": rnd.choice((1, 3, 1000))})
+    if seats and worker:
+        # more devices on the event stream: bob's, carol's, the watch
+        for cl in clients[2:]:
+            cl["worker"] = rnd.random() < 0.3
     ops, offline = [], [False] * len(clients)
     for _ in range(nops):
         c = rnd.randrange(len(clients))
@@ -291,9 +381,9 @@ def generate(seed, nops, owner_change, worker=True, third=False, watch=False):
             n = rnd.choice((1, 1, 1, 2, 3))
             stmts, kinds = [], []
             for _ in range(n):
-                kind, sql, params = g.legit(u, admin)
+                kind, made = g.legit(u, admin)
                 kinds.append(kind)
-                stmts.append([sql, params])
+                stmts += made
             end = "rollback" if rnd.random() < 0.05 else "commit"
             ops.append({"c": c, "op": "tx", "kind": "+".join(kinds) +
                         (" (rolled back)" if end == "rollback" else ""),
@@ -315,6 +405,8 @@ def generate(seed, nops, owner_change, worker=True, third=False, watch=False):
     log = {"seed": seed, "owner_change": owner_change, "clients": clients, "ops": ops}
     if third:
         log["users"] = list(users)
+    if seats:
+        log["seats"] = True
     return log
 
 
@@ -331,6 +423,10 @@ def describe(log):
         else:
             lines.append("%3d %s: %s" % (i, who, op["op"]))
     return "\n".join(lines)
+
+
+def client_sql(tables):
+    return read("client.sql") + (read("client_seats.sql") if "seats" in tables else "")
 
 
 # ---- the server's tables, read without syncd ----
@@ -361,13 +457,12 @@ class PgServer:
     synced tables into an in-memory SQLite database (values through JSON:
     BIGINT as integers, TEXT as text), where the queries of EXPECTED run."""
 
-    DUMP = "SELECT json_build_object(%s)" % ", ".join(
-        "'%s', (SELECT coalesce(json_agg(x), '[]') FROM %s x)" % (t, t) for t in TABLES)
-
-    def __init__(self, url):
+    def __init__(self, url, tables):
         self.url = url
+        self.dump = "SELECT json_build_object(%s)" % ", ".join(
+            "'%s', (SELECT coalesce(json_agg(x), '[]') FROM %s x)" % (t, t) for t in tables)
         self.db = sqlite3.connect(":memory:")
-        self.db.executescript(read("client.sql"))
+        self.db.executescript(client_sql(tables))
 
     def psql(self, sql):
         env = dict(PG_ENVIRON, PGCLIENTENCODING="UTF8")
@@ -378,7 +473,7 @@ class PgServer:
         return json.loads(p.stdout.decode())
 
     def tables(self):
-        dump = self.psql(self.DUMP)
+        dump = self.psql(self.dump)
         with self.db:
             for t, rows in dump.items():
                 self.db.execute("DELETE FROM " + t)
@@ -402,14 +497,14 @@ class PgServer:
 # ---- the run ----
 
 class Client:
-    def __init__(self, path, url, settings, admin):
+    def __init__(self, path, url, settings, admin, tables):
         self.name = os.path.basename(path)[:-3] + "(" + settings["user"] + ")"
         self.user = settings["user"]
         self.db = connect(path)
-        self.db.executescript(read("client.sql"))
+        self.db.executescript(client_sql(tables))
         self.one("SELECT sync_init(?, ?)", (url, json.dumps(OPTIONS)))
         self.one("SELECT sync_config('token', ?)", (token(self.user, admin),))
-        self.tables = settings.get("tracks") or list(TABLES)
+        self.tables = settings.get("tracks") or list(tables)
         for t in self.tables:
             self.one("SELECT sync_track(?)", (t,))
         self.one("SELECT sync_config('batch_size', ?)", (settings.get("batch_size", 1000),))
@@ -450,9 +545,14 @@ class Run:
         self.attacks = 0
         self.dir = tempfile.mkdtemp(prefix="sync-converge-rules-")
         self.pg = pg_fresh_db() if opts.pg else None
-        for name, text in (("secret", SECRET),
-                           ("schema.sql", read("server_pg.sql" if opts.pg else "server.sql")),
-                           ("rules.json", read("rules.json"))):
+        self.seats = bool(log.get("seats"))
+        self.tables = run_tables(log)
+        schema = read("server_pg.sql" if opts.pg else "server.sql")
+        if self.seats:
+            schema += read("seats_pg.sql" if opts.pg else "seats.sql")
+        for name, text in (("secret", SECRET), ("schema.sql", schema),
+                           ("rules.json", read("rules_seats.json" if self.seats else
+                                               "rules.json"))):
             with open(os.path.join(self.dir, name), "w") as f:
                 f.write(text)
         # no cap on each user's requests: three devices of two users sync
@@ -463,7 +563,7 @@ class Run:
                                     "--rules", os.path.join(self.dir, "rules.json")],
                          schema=os.path.join(self.dir, "schema.sql"),
                          store=["--pg", self.pg] if self.pg else None)
-        self.server = PgServer(self.pg) if self.pg else SqliteServer(self.srv.db)
+        self.server = PgServer(self.pg, self.tables) if self.pg else SqliteServer(self.srv.db)
         self.clients = []
 
     def fail_once(self, kind, msg):
@@ -478,11 +578,12 @@ class Run:
         return self.server.tables()
 
     def want(self, c):
-        return expected(self.srvdb, c.user, c.tables)
+        return expected(self.srvdb, c.user, c.tables, self.seats)
 
     def start(self):
         for i, st in enumerate(self.log["clients"]):
-            c = Client(os.path.join(self.dir, "c%d.db" % i), self.srv.url, st, self.admin)
+            c = Client(os.path.join(self.dir, "c%d.db" % i), self.srv.url, st, self.admin,
+                       self.tables)
             self.clients.append(c)
             if c.worker:
                 c.one("SELECT sync_online(0)")
@@ -500,7 +601,7 @@ class Run:
     def worker_quiet(self, c, timeout):
         deadline = time.monotonic() + timeout * SLOW
         while time.monotonic() < deadline:
-            if c.one("SELECT sync_pending()") == 0 and snapshot(c.db) == self.want(c):
+            if c.one("SELECT sync_pending()") == 0 and snapshot(c.db, c.tables) == self.want(c):
                 return True
             time.sleep(0.02)
         return False
@@ -562,6 +663,11 @@ class Run:
                 "SELECT 1 FROM members WHERE project = ? AND user_id = ?",
                 (op["stmts"][0][1][1], c.user)).fetchone():
             return  # a member by now: not an attack
+        if self.seats and op["kind"] in ("attack: task outside", "attack: note outside") and \
+                self.srvdb.execute(
+                "SELECT 1 FROM seats WHERE project = ? AND user_id = ?",
+                (op["stmts"][0][1][1], c.user)).fetchone():
+            return  # a seat by now: not an attack
         if not is_insert and not held:
             return  # an update or delete of a row that is gone: not judged
         before = c.rejected()
@@ -570,7 +676,11 @@ class Run:
         self.attacks += 1
         new = [r for k, r in c.rejected().items() if k not in before and r[0] == t
                and json.loads(r[2]) == pk]
-        ok = ("permission denied",) + CONSTRAINT if is_insert and held else \
+        # a seat into a project that does not exist fails its foreign key
+        # first (the write check runs on the row as written)
+        gone = op["kind"] in ("attack: seat for", "attack: seat give") and not self.server_has(
+            "projects", {"id": op["stmts"][0][1][1 if is_insert else 0]})
+        ok = ("permission denied",) + CONSTRAINT if (is_insert and held) or gone else \
             ("permission denied",)
         if not any(r[3] and any(x in r[3] for x in ok) for r in new):
             pending = c.db.execute("SELECT id, op, pk, last_error FROM sync_pending WHERE"
@@ -657,11 +767,12 @@ class Run:
             self.f.add("audit", "the audit recorded nothing: its triggers did not run")
         for u in self.log.get("users", USERS):
             fresh = Client(os.path.join(self.dir, "fresh-%s.db" % u), self.srv.url,
-                           {"user": u}, self.admin)
+                           {"user": u}, self.admin, self.tables)
             try:
                 fresh.one("SELECT sync_pull()")
-                d = diff(snapshot(fresh.db), expected(self.srvdb, u), "a fresh device of " + u,
-                         "its rows on the server")
+                d = diff(snapshot(fresh.db, self.tables),
+                         expected(self.srvdb, u, self.tables, self.seats),
+                         "a fresh device of " + u, "its rows on the server")
                 if d:
                     self.f.add("fresh-differs", "a fresh device's initial sync: " + d)
             except sqlite3.Error as e:
@@ -748,6 +859,9 @@ def main():
     ap.add_argument("--third-user", action="store_true",
                     help="carol too, with one device: the others are added to and removed"
                     " from her projects, and she from theirs")
+    ap.add_argument("--no-seats", action="store_true",
+                    help="without seats (a membership keyed by an id of its own) and notes,"
+                    " read through them: the op logs of seeds as they were before them")
     ap.add_argument("--pg", action="store_true",
                     help="syncd on PostgreSQL (a throwaway cluster, rules/server_pg.sql)")
     ap.add_argument("--pg-optional", action="store_true",
@@ -765,7 +879,7 @@ def main():
     else:
         seeds = parse_seeds(o.seeds) if o.seeds else [o.seed or 1]
         runs = [("seed %d" % s, generate(s, o.ops, o.owner_change, not o.no_worker,
-                                         o.third_user, o.watch))
+                                         o.third_user, o.watch, not o.no_seats))
                 for s in seeds]
     pg_dir = None
     if o.pg:
@@ -816,6 +930,7 @@ def run_all(runs, o):
                                 ("-owner-change" if log.get("owner_change") else "") +
                                 ("-3" if log.get("users") else "") +
                                 ("-watch" if any("tracks" in c for c in log["clients"]) else "") +
+                                ("" if log.get("seats") else "-noseats") +
                                 ("-pg" if o.pg else "") + ".json")
             save(log, path)
         print("converge-rules: %s FAILED (%.1fs): %s; replay: tests/converge/rules_run.py "
