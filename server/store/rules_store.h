@@ -42,9 +42,10 @@ int rules_gone_readable(const store *s, dialect_conn *c, const rules_table *rt, 
 ** row is there, not deleted) may change what u's read rules select from
 ** it (rules.h, concern): the row as it is or a former value matches the
 ** WHERE of one of those selects, or the key was deleted with no former
-** values kept. *yes. 0, or -1 with *err. */
+** values kept, after version since for a live row (deleted and made
+** again: the change log's gap, dialect.h). *yes. 0, or -1 with *err. */
 int rules_concerns(const store *s, dialect_conn *c, const rules_table *rt, const char *pk, int live,
-                   const store_user *u, int *yes, char **err);
+                   long long since, const store_user *u, int *yes, char **err);
 
 /* Whether the row of table keyed by pk is there and its key did not exist
 ** at version after: its latest change is an insert of an absent key (the
