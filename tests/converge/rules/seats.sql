@@ -1,20 +1,24 @@
--- rules_run.py --seats: server.sql goes on with this (rules_seats.json).
--- seats is a membership keyed by an id of its own, so one key can name one
--- project and user, then another: moved by an update of project or
--- user_id, deleted and made again with other values, or deleted by the
--- cascade of its project's delete and made again. notes are read and
--- written through seats only; tasks and projects through members or seats.
+-- rules_run.py (unless --no-seats): server.sql goes on with this
+-- (rules_seats.json). seats is a membership keyed by an id of its own, so
+-- one key can name one project and user, then another: moved by an update
+-- of project or user_id, deleted and made again with other values, or
+-- (--seat-cascade) deleted by the cascade of its project's delete and made
+-- again. notes are read and written through seats only; tasks and
+-- projects through members or seats.
 CREATE TABLE seats(id TEXT PRIMARY KEY,
-                   project TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+                   project TEXT NOT NULL
+                     /*cascade*/ REFERENCES projects(id) ON DELETE CASCADE /*end*/,
                    user_id TEXT NOT NULL);
 CREATE TABLE notes(id TEXT PRIMARY KEY, project TEXT NOT NULL, body TEXT);
 
 INSERT INTO seats VALUES ('s1', 'pa1', 'bob'), ('s2', 'pb1', 'alice'), ('s3', 'pb1', 'bob');
 INSERT INTO notes VALUES ('n1', 'pa1', 'seeded'), ('n2', 'pb1', 'seeded');
 
--- A seat's change is judged on the projects as they stand; a seat deleted
--- by its project's delete (ON DELETE CASCADE) finds its project gone: that
--- delete is the project's, judged by projects' audit.
+-- A seat's change is judged on the projects as they stand; with
+-- --seat-cascade a seat deleted by its project's delete (ON DELETE CASCADE)
+-- finds its project gone: that delete is the project's, judged by
+-- projects' audit. Without it, what lies between /*cascade*/ and /*end*/
+-- is left out.
 CREATE TRIGGER audit_seats_i AFTER INSERT ON seats BEGIN
   INSERT INTO audit(sub, tbl, op, new, ok_new) VALUES (syncd_sub(), 'seats', 'insert',
     json_array(NEW.id, NEW.project, NEW.user_id),
@@ -31,7 +35,7 @@ CREATE TRIGGER audit_seats_d AFTER DELETE ON seats BEGIN
   INSERT INTO audit(sub, tbl, op, old, ok_old) VALUES (syncd_sub(), 'seats', 'delete',
     json_array(OLD.id, OLD.project, OLD.user_id),
     EXISTS(SELECT 1 FROM projects p WHERE p.id = OLD.project AND p.owner = syncd_sub())
-      OR NOT EXISTS(SELECT 1 FROM projects p WHERE p.id = OLD.project));
+      /*cascade*/ OR NOT EXISTS(SELECT 1 FROM projects p WHERE p.id = OLD.project) /*end*/);
 END;
 CREATE TRIGGER audit_notes_i AFTER INSERT ON notes BEGIN
   INSERT INTO audit(sub, tbl, op, new, ok_new) VALUES (syncd_sub(), 'notes', 'insert',

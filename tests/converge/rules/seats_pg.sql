@@ -1,15 +1,17 @@
--- rules_run.py --seats --pg: server_pg.sql goes on with this, seats.sql in
--- PostgreSQL's dialect, with the same judgments.
+-- rules_run.py --pg (unless --no-seats): server_pg.sql goes on with this,
+-- seats.sql in PostgreSQL's dialect, with the same judgments.
 CREATE TABLE seats(id TEXT PRIMARY KEY,
-                   project TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+                   project TEXT NOT NULL
+                     /*cascade*/ REFERENCES projects(id) ON DELETE CASCADE /*end*/,
                    user_id TEXT NOT NULL);
 CREATE TABLE notes(id TEXT PRIMARY KEY, project TEXT NOT NULL, body TEXT);
 
 INSERT INTO seats VALUES ('s1', 'pa1', 'bob'), ('s2', 'pb1', 'alice'), ('s3', 'pb1', 'bob');
 INSERT INTO notes VALUES ('n1', 'pa1', 'seeded'), ('n2', 'pb1', 'seeded');
 
--- a seat deleted by its project's delete (ON DELETE CASCADE) finds its
--- project gone: that delete is the project's, judged by projects' audit
+-- with --seat-cascade a seat deleted by its project's delete (ON DELETE
+-- CASCADE) finds its project gone: that delete is the project's, judged by
+-- projects' audit
 CREATE FUNCTION audit_seats() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   INSERT INTO audit(sub, tbl, op, old, new, ok_old, ok_new) VALUES (audit_sub(), 'seats',
@@ -18,8 +20,9 @@ BEGIN
     CASE WHEN TG_OP <> 'DELETE' THEN json_build_array(NEW.id, NEW.project, NEW.user_id)::text END,
     CASE WHEN TG_OP <> 'INSERT' THEN EXISTS(SELECT 1 FROM projects p
                                              WHERE p.id = OLD.project AND p.owner = audit_sub())
-                                      OR (TG_OP = 'DELETE' AND NOT EXISTS(
+                                      /*cascade*/ OR (TG_OP = 'DELETE' AND NOT EXISTS(
                                             SELECT 1 FROM projects p WHERE p.id = OLD.project))
+                                      /*end*/
     END,
     CASE WHEN TG_OP <> 'DELETE' THEN EXISTS(SELECT 1 FROM projects p
                                              WHERE p.id = NEW.project AND p.owner = audit_sub())
