@@ -2,7 +2,7 @@
 
     rules_run.py [--seed N | --seeds "1 2 3" | --seeds 1-50 | --replay LOG...]
                  [--ops 120] [--owner-change] [--third-user] [--watch] [--no-worker]
-                 [--no-seats | --seat-cascade]
+                 [--seats [--seat-cascade]]
                  [--pg [--pg-optional]] [--show] [--timeout S] [--keep] [-v]
 
 One syncd with JWTs (HS256, --jwt-secret-file) and --rules (rules/rules.json)
@@ -31,7 +31,7 @@ schema:
   tasks(id, project, title, done)  read and write: members of the project
       (and, with seats, those with a seat in it).
 
-Unless --no-seats (rules/seats.sql, rules_seats.json, client_seats.sql):
+With --seats (rules/seats.sql, rules_seats.json, client_seats.sql):
 
   seats(id, project, user_id)  a membership keyed by an id of its own, read
       and written as members are. The key pool (s1..s6) is shared by every
@@ -50,8 +50,8 @@ With seats, bob's and carol's devices and the watch are on the worker
 tracks notes too. --seat-cascade makes seats.project reference projects
 ON DELETE CASCADE on the server: a project's delete then deletes its seats,
 which keeps no former values of them, a known limit (docs/RULES.md, "What
-this does not do yet") that this mode finds. --no-seats gives the op log
-each seed gave before seats were added.
+this does not do yet") that this mode finds. Without --seats a seed gives
+the op log it gave before seats were added.
 
 A seed gives an op log: each user's own writes (todos, projects, members of
 the projects they own, tasks of any project), attacks (kept apart in the
@@ -129,7 +129,7 @@ TABLES = {"todos": "id", "projects": "id", "members": "project, user_id", "tasks
 KEYS = {"todos": ("id",), "projects": ("id",), "members": ("project", "user_id"),
         "tasks": ("id",), "seats": ("id",), "notes": ("id",)}
 BASE = ("todos", "projects", "members", "tasks")  # the tables of every run
-SEATS = ("seats", "notes")  # and those of a run with seats (--no-seats: without)
+SEATS = ("seats", "notes")  # and those of a run with --seats
 OPTIONS = {"backoff_min_ms": 10, "backoff_max_ms": 200, "timeout_ms": 5000}
 # "violates": PostgreSQL's words for a constraint ("duplicate key value
 # violates unique constraint ...")
@@ -378,7 +378,7 @@ class Gen:
                 [i, p, self.text()], "tasks", {"id": i})
 
 
-def generate(seed, nops, owner_change, worker=True, third=False, watch=False, seats=True):
+def generate(seed, nops, owner_change, worker=True, third=False, watch=False, seats=False):
     """The op log of a seed: a function of its arguments only (without
     seats, the one it was before seats were added)."""
     rnd = random.Random(seed)
@@ -889,9 +889,9 @@ def main():
     ap.add_argument("--third-user", action="store_true",
                     help="carol too, with one device: the others are added to and removed"
                     " from her projects, and she from theirs")
-    ap.add_argument("--no-seats", action="store_true",
-                    help="without seats (a membership keyed by an id of its own) and notes,"
-                    " read through them: the op logs of seeds as they were before them")
+    ap.add_argument("--seats", action="store_true",
+                    help="seats too (a membership keyed by an id of its own, moved, deleted and"
+                    " made again often) and notes, read through them")
     ap.add_argument("--seat-cascade", action="store_true",
                     help="seats.project references projects ON DELETE CASCADE on the server:"
                     " a project's delete deletes its seats, and keeps no former values of"
@@ -913,7 +913,7 @@ def main():
     else:
         seeds = parse_seeds(o.seeds) if o.seeds else [o.seed or 1]
         runs = [("seed %d" % s, generate(s, o.ops, o.owner_change, not o.no_worker,
-                                         o.third_user, o.watch, not o.no_seats))
+                                         o.third_user, o.watch, o.seats or o.seat_cascade))
                 for s in seeds]
         for _, log in runs:
             if o.seat_cascade and log.get("seats"):
@@ -967,7 +967,7 @@ def run_all(runs, o):
                                 ("-owner-change" if log.get("owner_change") else "") +
                                 ("-3" if log.get("users") else "") +
                                 ("-watch" if any("tracks" in c for c in log["clients"]) else "") +
-                                ("" if log.get("seats") else "-noseats") +
+                                ("-seats" if log.get("seats") else "") +
                                 ("-cascade" if log.get("cascade") else "") +
                                 ("-pg" if o.pg else "") + ".json")
             save(log, path)

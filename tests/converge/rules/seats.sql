@@ -1,4 +1,4 @@
--- rules_run.py (unless --no-seats): server.sql goes on with this
+-- rules_run.py --seats: server.sql goes on with this
 -- (rules_seats.json). seats is a membership keyed by an id of its own, so
 -- one key can name one project and user, then another: moved by an update
 -- of project or user_id, deleted and made again with other values, or

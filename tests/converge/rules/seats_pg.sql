@@ -1,4 +1,4 @@
--- rules_run.py --pg (unless --no-seats): server_pg.sql goes on with this,
+-- rules_run.py --seats --pg: server_pg.sql goes on with this,
 -- seats.sql in PostgreSQL's dialect, with the same judgments.
 CREATE TABLE seats(id TEXT PRIMARY KEY,
                    project TEXT NOT NULL
