@@ -671,6 +671,36 @@ class RulesTests(ManySyncd):
         self.assertNotIn(b1, got)
         self.assertNotIn(("chairs", json.dumps({"id": "c1"})), got)
 
+    def test_a_membership_moved_then_deleted_by_a_cascade(self):
+        # chair c1 is alice's, then moved to bob by a push (its former value,
+        # alice's, is kept), then deleted by its team's delete (ON DELETE
+        # CASCADE), which keeps nothing. The values a push gave a
+        # membership row are kept too, so bob, whom the deleted row named,
+        # answers 410 and drops board b1 and the chair itself
+        # (tests/converge/rules_run.py --seat-cascade found it)
+        rules = json.loads(json.dumps(RULES))
+        rules["tables"]["boards"] = {
+            "read": "team IN (SELECT team FROM chairs WHERE user_id = :sub)", "write": "true"}
+        rules["tables"]["chairs"] = {"read": "user_id = :sub", "write": "true"}
+        rules["tables"]["teams"] = {"read": "true", "write": "true"}
+        s = self.server(rules)
+        alice, bob = self.as_user("alice"), self.as_user("bob")
+        res = self.push(s, alice, "a1", [ins(1, "teams", id="t1"),
+                                         ins(2, "chairs", id="c1", team="t1", user_id="alice"),
+                                         ins(3, "boards", id="b1", team="t1"),
+                                         upd(4, "chairs", {"id": "c1"}, user_id="bob")])
+        self.assertEqual({r["status"] for r in res}, {"applied"}, res)
+        b1, c1 = ("boards", json.dumps({"id": "b1"})), ("chairs", json.dumps({"id": "c1"}))
+        got, cursor = self.seen(s, bob, "b1", limit=100)
+        self.assertLessEqual({b1, c1}, got)
+        res = self.push(s, alice, "a1", [dele(5, "teams", {"id": "t1"})])
+        self.assertEqual(res[0]["status"], "applied", res)
+        self.assertEqual(self.rows(s, "chairs"), {})
+        status, _, data = self.page(s, bob, "b1", cursor, 100)
+        self.assertEqual((status, data), (410, {"error": "cursor expired", "moved": True}))
+        got, _ = self.seen(s, bob, "b1", limit=100)
+        self.assertFalse({b1, c1} & got, got)
+
     def test_a_membership_key_too_long_for_a_cursor(self):
         # a move-in walked over pages names its membership row in the
         # cursor; a key longer than a cursor holds (2048 bytes with its
