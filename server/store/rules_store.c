@@ -56,9 +56,10 @@ int rules_concerns(const store *s, dialect_conn *c, const rules_table *rt, const
   if (sql && *yes) return 0;
   /* a key deleted after since and made again: the log keeps only the
   ** insert, so the delete it replaced is judged here as a pull meeting it
-  ** would have judged it (concern_gone): one that kept no values (a
-  ** cascade's) concerns everyone, since the row as it was may have
-  ** opened anyone's rows */
+  ** would have judged it: by the values kept (concern_was, above), and
+  ** when it kept none (a cascade's), for everyone, since the row as it was
+  ** may have opened anyone's rows. The insert kept its own (push.c), so
+  ** the delete kept none when no other value is kept (concern_remade) */
   char at[32];
   snprintf(at, sizeof at, "%lld", since);
   const char *vals[3] = {rt->t->name, pk, at};
@@ -71,8 +72,8 @@ int rules_concerns(const store *s, dialect_conn *c, const rules_table *rt, const
                               " WHERE tbl = ?1 AND pk = ?2 AND op = 'upsert' AND gap > 0",
                         vals, 3, yes, err))
     return -1;
-  if (!*yes || !rt->concern_gone) return 0;
-  return check(s, c, rt->concern_gone, &rt->concern_params, pk, u, yes, err);
+  if (!*yes || !rt->concern_remade) return 0;
+  return s->d->select_bool(c, rt->concern_remade, &pk, 1, yes, err);
 }
 
 int rules_gone_readable(const store *s, dialect_conn *c, const rules_table *rt, const char *pk,
@@ -101,6 +102,7 @@ int rules_new_since(const store *s, dialect_conn *c, const char *table, const ch
 ** former values it held are then lost: docs/RULES.md). */
 static int was_tables(const store *s, dialect_conn *c, const rules *r, char **err) {
   int yes = 0;
+  const char *none = "{}";
   for (int i = 0; i < r->n; i++) {
     const rules_table *rt = &r->tables[i];
     if (!rt->was_create) continue;
@@ -119,7 +121,8 @@ static int was_tables(const store *s, dialect_conn *c, const rules *r, char **er
         rules_was_readable(s, c, rt, "{}", 0, &yes, err) ||
         rules_gone_readable(s, c, rt, "{}", 0, &yes, err) ||
         (rt->concern && (rules_concerns(s, c, rt, "{}", 1, 0, 0, &yes, err) ||
-                         rules_concerns(s, c, rt, "{}", 0, 0, 0, &yes, err)))) {
+                         rules_concerns(s, c, rt, "{}", 0, 0, 0, &yes, err))) ||
+        (rt->concern_remade && s->d->select_bool(c, rt->concern_remade, &none, 1, &yes, err))) {
       char *why = *err;
       *err = wire_errf("rules: table %s: its former values (_syncd_was_%s): %s", rt->t->name,
                        rt->t->name, why ? why : "?");

@@ -47,11 +47,11 @@ With --seats (rules/seats.sql, rules_seats.json, client_seats.sql):
 
 With seats, bob's and carol's devices and the watch are on the worker
 (the event stream) in about a third of the seeds each, and the watch
-tracks notes too. --seat-cascade makes seats.project reference projects
-ON DELETE CASCADE on the server: a project's delete then deletes its seats,
-which keeps no former values of them, a known limit (docs/RULES.md, "What
-this does not do yet") that this mode finds. Without --seats a seed gives
-the op log it gave before seats were added.
+tracks notes too. --seat-cascade (implies --seats) makes seats.project
+reference projects ON DELETE CASCADE on the server: a project's delete
+then deletes its seats, keeping no values of them, and their keys are made
+again (docs/RULES.md: judged by the values pushes gave the seat). Without
+--seats a seed gives the op log it gave before seats were added.
 
 A seed gives an op log: each user's own writes (todos, projects, members of
 the projects they own, tasks of any project), attacks (kept apart in the
@@ -893,9 +893,8 @@ def main():
                     help="seats too (a membership keyed by an id of its own, moved, deleted and"
                     " made again often) and notes, read through them")
     ap.add_argument("--seat-cascade", action="store_true",
-                    help="seats.project references projects ON DELETE CASCADE on the server:"
-                    " a project's delete deletes its seats, and keeps no former values of"
-                    " them (docs/RULES.md, a known limit: their users may keep rows)")
+                    help="--seats, and seats.project references projects ON DELETE CASCADE on"
+                    " the server: a project's delete deletes its seats")
     ap.add_argument("--pg", action="store_true",
                     help="syncd on PostgreSQL (a throwaway cluster, rules/server_pg.sql)")
     ap.add_argument("--pg-optional", action="store_true",

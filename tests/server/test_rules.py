@@ -638,12 +638,14 @@ class RulesTests(ManySyncd):
         self.assertEqual(tasks, {("tasks", json.dumps({"id": "k2"}))})
 
     def test_a_membership_key_made_again_after_its_cascade(self):
-        # a chair (a membership keyed by an id) deleted by its team's
-        # delete (ON DELETE CASCADE) keeps no former values, so that delete
+        # a chair (a membership keyed by an id) that no push of these rules
+        # wrote (the application's backend did), deleted by its team's
+        # delete (ON DELETE CASCADE), has no values kept, so that delete
         # concerns everyone; made again for alice in another push, the log
-        # keeps only the insert, which does not name bob. Bob, who held
-        # board b1 through the chair, still answers 410 and drops b1
-        # (tests/converge/rules_run.py with seats found it)
+        # keeps only the insert, which does not name bob (and keeps its
+        # own values). Bob, who held board b1 through the chair, still
+        # answers 410 and drops b1 (tests/converge/rules_run.py --seats
+        # found it)
         rules = json.loads(json.dumps(RULES))
         rules["tables"]["boards"] = {
             "read": "team IN (SELECT team FROM chairs WHERE user_id = :sub)", "write": "true"}
@@ -652,9 +654,11 @@ class RulesTests(ManySyncd):
         s = self.server(rules)
         alice, bob = self.as_user("alice"), self.as_user("bob")
         res = self.push(s, alice, "a1", [ins(1, "teams", id="t1"), ins(2, "teams", id="t2"),
-                                         ins(3, "chairs", id="c1", team="t1", user_id="bob"),
                                          ins(4, "boards", id="b1", team="t1"),
                                          ins(5, "boards", id="b2", team="t2")])
+        self.rows(s, "chairs")
+        res += self.plain.push("admin", [ins(1, "chairs", id="c1", team="t1", user_id="bob")],
+                               headers=bearer("shared"))
         self.assertEqual({r["status"] for r in res}, {"applied"}, res)
         b1 = ("boards", json.dumps({"id": "b1"}))
         got, cursor = self.seen(s, bob, "b1", limit=100)

@@ -17,8 +17,8 @@ INSERT INTO notes VALUES ('n1', 'pa1', 'seeded'), ('n2', 'pb1', 'seeded');
 -- A seat's change is judged on the projects as they stand; with
 -- --seat-cascade a seat deleted by its project's delete (ON DELETE CASCADE)
 -- finds its project gone: that delete is the project's, judged by
--- projects' audit. Without it, what lies between /*cascade*/ and /*end*/
--- is left out.
+-- projects' audit. Without it, rules_run.py leaves out what lies between
+-- /*cascade*/ and /*end*/.
 CREATE TRIGGER audit_seats_i AFTER INSERT ON seats BEGIN
   INSERT INTO audit(sub, tbl, op, new, ok_new) VALUES (syncd_sub(), 'seats', 'insert',
     json_array(NEW.id, NEW.project, NEW.user_id),
