@@ -62,8 +62,8 @@ member of; with seats, a seat made in or moved to the other user's project
 and a note inserted into a project the user has no seat in), pushes and
 pulls at random points, clients going offline and online. With --pg,
 syncd stores in PostgreSQL (rules/server_pg.sql, the same tables, seed
-rows, rev trigger and audit in PostgreSQL's dialect): a throwaway cluster (tests/pg_env.sh) for the whole invocation, a fresh
-database for each run; when no cluster can start, the invocation fails, or
+rows, rev trigger and audit in PostgreSQL's dialect): a throwaway cluster
+(tests/pg_env.sh) for the whole invocation, a fresh database for each run; when no cluster can start, the invocation fails, or
 with --pg-optional says SKIPPED and exits 0 (make test-converge, as
 test-server and test-chaos-pg do). The key pools are split by user (alice's todos a*, her projects
 pa*; bob's b*, pb*) so an attack is one whatever happened before; tasks
