@@ -60,24 +60,26 @@ for or taken from the other user, a membership added to or removed from the
 other user's project, a task inserted into a project the user is not a
 member of; with seats, a seat made in or moved to the other user's project
 and a note inserted into a project the user has no seat in), pushes and
-pulls at random points, clients going offline and online. With --pg,
-syncd stores in PostgreSQL (rules/server_pg.sql, the same tables, seed
-rows, rev trigger and audit in PostgreSQL's dialect): a throwaway cluster
-(tests/pg_env.sh) for the whole invocation, a fresh database for each run; when no cluster can start, the invocation fails, or
-with --pg-optional says SKIPPED and exits 0 (make test-converge, as
-test-server and test-chaos-pg do). The key pools are split by user (alice's todos a*, her projects
-pa*; bob's b*, pb*) so an attack is one whatever happened before; tasks
-share one pool. With --owner-change alice's token carries role=admin and
-the log also gives todos away (alice to bob) and moves tasks between
-projects: a row's own columns change who may read it (move-out on a row's
-own change, docs/RULES.md), and a todo alice inserts for bob leaves her
-device with the push's answer.
+pulls at random points, clients going offline and online. With --pg, syncd
+stores in PostgreSQL (rules/server_pg.sql, the same tables, seed rows, rev
+trigger and audit in PostgreSQL's dialect): a throwaway cluster
+(tests/pg_env.sh) for the whole invocation, a fresh database for each run;
+when no cluster can start, the invocation fails, or with --pg-optional says
+SKIPPED and exits 0 (make test-converge, as test-server and test-chaos-pg
+do). The key pools are split by user (alice's todos a*, her projects pa*;
+bob's b*, pb*) so an attack is one whatever happened before; tasks share one
+pool. With --owner-change alice's token carries role=admin and the log also
+gives todos away (alice to bob) and moves tasks between projects: a row's
+own columns change who may read it (move-out on a row's own change,
+docs/RULES.md), and a todo alice inserts for bob leaves her device with the
+push's answer.
 
 Checks:
   - after each attack made online by a manual client, that client pushes at
     once: the attack's mutation must come back rejected "permission denied"
     (an insert of a key the server holds may say "constraint failed"; an
-    update or delete of a row the server no longer holds is not judged, nor
+    update or delete of a row the server no longer holds, before the push or
+    after it (deleted first by a mutation queued before), is not judged, nor
     an update writing the values the row has, for which the client queues
     nothing);
   - the server's audit (a trigger of rules/server.sql on every table,
