@@ -161,7 +161,7 @@ static int read_filter(void *arg, const char *table, const char *pk, const char 
   ** may be one the pull does not send (tables_json), or has no rule */
   int concerns = 0;
   if (rt->membership && !rd->moved && (rd->after_cursor || (rd->snap && version > rd->snap)) &&
-      rules_concerns(rd->s, rd->c, rt, pk, row != 0, rd->u, &concerns, rd->err))
+      rules_concerns(rd->s, rd->c, rt, pk, row != 0, rd->since, rd->u, &concerns, rd->err))
     return WIRE_FAIL;
   if (concerns && row) {
     int in = move_in(rd, rt, pk, version);

@@ -209,7 +209,12 @@ static dialect_result apply_rows(const store *s, dialect_conn *c, const catalog_
     else if (r == DIALECT_OK && m->op == STORE_INSERT)
       r = same_key(s, c, t, m, o, err);
     if (r == DIALECT_OK && rt) r = allowed(s, c, rt, o->pk, u, &o->reason, err);
-    if (r == DIALECT_OK && rt && rules_was(s, c, rt, RULES_WAS_DROP, o->pk, err)) r = DIALECT_FATAL;
+    /* its values now are no former ones, but a membership's are kept too:
+    ** a cascade or a trigger that deletes or changes it later keeps none,
+    ** and the users they name must still be told (pull.c, rules_concerns) */
+    if (r == DIALECT_OK && rt &&
+        rules_was(s, c, rt, rt->membership ? RULES_WAS_KEEP : RULES_WAS_DROP, o->pk, err))
+      r = DIALECT_FATAL;
   }
   if (r == DIALECT_OK && changed) {
     const char *pk = m->op == STORE_DELETE ? del_pk : o->pk;

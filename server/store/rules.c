@@ -192,12 +192,24 @@ static int was_sql(rules_table *rt, int pg) {
   }
   was_pair(s[5], s[9], t, was, rt->read, pg);
   if (rt->concern) was_pair(s[7], s[8], t, was, rt->concern, pg);
+  /* concern_remade: no value is kept for the key but the row's own now */
+  int remade_bad = 0;
+  if (rt->concern) {
+    sqlite3_str *q = sqlite3_str_new(0);
+    sqlite3_str_appendf(q, "SELECT NOT EXISTS(SELECT 1 FROM \"%w\" AS \"_syncd_w\" WHERE ", was);
+    key_match(q, t, "_syncd_w", pg);
+    sqlite3_str_appendf(q, "NOT EXISTS(SELECT 1 FROM \"%w\" WHERE ", t->name);
+    key_match(q, t, t->name, pg);
+    same_values(q, t, cols, n, "_syncd_w", t->name, pg);
+    sqlite3_str_appendall(q, "))");
+    remade_bad = !(rt->concern_remade = sqlite3_str_finish(q));
+  }
   sqlite3_free(was);
   sqlite3_free(cols);
   char **out[10] = {&rt->was_create,   &rt->was_probe, &rt->was_keep,  &rt->was_drop,
                     &rt->was_purge,    &rt->was_check, &rt->was_index, &rt->concern_was,
                     &rt->concern_gone, &rt->was_gone};
-  int bad = 0;
+  int bad = remade_bad;
   for (int i = 0; i < 10; i++)
     if (!(*out[i] = sqlite3_str_finish(s[i])) && ((i != 7 && i != 8) || rt->concern)) bad = 1;
   if (!rt->read_params.n_cols) {
@@ -474,6 +486,7 @@ void rules_free(rules *r) {
     sqlite3_free(rt->concern_check);
     sqlite3_free(rt->concern_was);
     sqlite3_free(rt->concern_gone);
+    sqlite3_free(rt->concern_remade);
     for (int k = 0; k < rt->n_via; k++)
       sqlite3_free(rt->via[k]);
     params_free(&rt->read_params);

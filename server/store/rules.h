@@ -24,9 +24,11 @@ typedef struct rules_table {
   ** read rule, ORed (the rows whose coming or going changes what that
   ** user's selects return); concern_check judges the row as it is,
   ** concern_was its former values, concern_gone a deleted key's (true
-  ** when none were kept: a delete made behind syncd). The last two are
-  ** NULL without _syncd_was_<t>. */
-  char *concern, *concern_check, *concern_was, *concern_gone;
+  ** when none were kept: a delete made behind syncd), concern_remade
+  ** whether a key made again keeps no value but its own now (push.c keeps
+  ** a membership's values now too: its delete kept none). The last three
+  ** are NULL without _syncd_was_<t>. */
+  char *concern, *concern_check, *concern_was, *concern_gone, *concern_remade;
   rules_params concern_params;
   /* Move-out through a row's own columns (rules_store.c, docs/RULES.md):
   ** the table _syncd_was_<t> keeps, per row, the distinct former values of

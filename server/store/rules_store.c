@@ -46,13 +46,34 @@ int rules_was_readable(const store *s, dialect_conn *c, const rules_table *rt, c
 }
 
 int rules_concerns(const store *s, dialect_conn *c, const rules_table *rt, const char *pk, int live,
-                   const store_user *u, int *yes, char **err) {
+                   long long since, const store_user *u, int *yes, char **err) {
   *yes = 1;
   if (live && check(s, c, rt->concern_check, &rt->concern_params, pk, u, yes, err)) return -1;
   if (live && *yes) return 0;
   const char *sql = live ? rt->concern_was : rt->concern_gone;
-  if (!sql) return *yes = !live, 0;
-  return check(s, c, sql, &rt->concern_params, pk, u, yes, err);
+  if (sql && check(s, c, sql, &rt->concern_params, pk, u, yes, err)) return -1;
+  if (!live) return *yes |= !sql, 0;
+  if (sql && *yes) return 0;
+  /* a key deleted after since and made again: the log keeps only the
+  ** insert, so the delete it replaced is judged here as a pull meeting it
+  ** would have judged it: by the values kept (concern_was, above), and
+  ** when it kept none (a cascade's), for everyone, since the row as it was
+  ** may have opened anyone's rows. The insert kept its own (push.c), so
+  ** the delete kept none when no other value is kept (concern_remade) */
+  char at[32];
+  snprintf(at, sizeof at, "%lld", since);
+  const char *vals[3] = {rt->t->name, pk, at};
+  *yes = 0;
+  if (s->d->select_bool(c,
+                        s->d == &dialect_pg
+                            ? "SELECT gap > $3::bigint FROM _syncd_changes"
+                              " WHERE tbl = $1 AND pk = $2 AND op = 'upsert' AND gap > 0"
+                            : "SELECT gap > CAST(?3 AS INTEGER) FROM _syncd_changes"
+                              " WHERE tbl = ?1 AND pk = ?2 AND op = 'upsert' AND gap > 0",
+                        vals, 3, yes, err))
+    return -1;
+  if (!*yes || !rt->concern_remade) return 0;
+  return s->d->select_bool(c, rt->concern_remade, &pk, 1, yes, err);
 }
 
 int rules_gone_readable(const store *s, dialect_conn *c, const rules_table *rt, const char *pk,
@@ -81,6 +102,7 @@ int rules_new_since(const store *s, dialect_conn *c, const char *table, const ch
 ** former values it held are then lost: docs/RULES.md). */
 static int was_tables(const store *s, dialect_conn *c, const rules *r, char **err) {
   int yes = 0;
+  const char *none = "{}";
   for (int i = 0; i < r->n; i++) {
     const rules_table *rt = &r->tables[i];
     if (!rt->was_create) continue;
@@ -98,8 +120,9 @@ static int was_tables(const store *s, dialect_conn *c, const rules *r, char **er
         s->d->select_bool(c, rt->was_probe, 0, 0, &yes, err) ||
         rules_was_readable(s, c, rt, "{}", 0, &yes, err) ||
         rules_gone_readable(s, c, rt, "{}", 0, &yes, err) ||
-        (rt->concern && (rules_concerns(s, c, rt, "{}", 1, 0, &yes, err) ||
-                         rules_concerns(s, c, rt, "{}", 0, 0, &yes, err)))) {
+        (rt->concern && (rules_concerns(s, c, rt, "{}", 1, 0, 0, &yes, err) ||
+                         rules_concerns(s, c, rt, "{}", 0, 0, 0, &yes, err))) ||
+        (rt->concern_remade && s->d->select_bool(c, rt->concern_remade, &none, 1, &yes, err))) {
       char *why = *err;
       *err = wire_errf("rules: table %s: its former values (_syncd_was_%s): %s", rt->t->name,
                        rt->t->name, why ? why : "?");

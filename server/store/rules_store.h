@@ -17,7 +17,9 @@ int rules_check_row(const store *s, dialect_conn *c, const rules_table *rt, int 
 /* Move-out through a row's own columns (docs/RULES.md): the former values
 ** of the row keyed by pk that rt's read rule names. RULES_WAS_KEEP before an
 ** update or a delete adds its values now; RULES_WAS_DROP after an update or
-** an insert removes the values it has now (they are not former ones). A
+** an insert removes the values it has now (they are not former ones), but
+** push.c keeps them instead for a membership table (rt->membership): a
+** cascade that deletes the row later keeps nothing (docs/RULES.md). A
 ** deleted key's values stay while its tombstone does (the compaction
 ** purges them, rules.h was_purge): the key may be inserted again, and the
 ** tombstone that a reader of the old row needed is then gone. Nothing
@@ -42,9 +44,10 @@ int rules_gone_readable(const store *s, dialect_conn *c, const rules_table *rt, 
 ** row is there, not deleted) may change what u's read rules select from
 ** it (rules.h, concern): the row as it is or a former value matches the
 ** WHERE of one of those selects, or the key was deleted with no former
-** values kept. *yes. 0, or -1 with *err. */
+** values kept, after version since for a live row (deleted and made
+** again: the change log's gap, dialect.h). *yes. 0, or -1 with *err. */
 int rules_concerns(const store *s, dialect_conn *c, const rules_table *rt, const char *pk, int live,
-                   const store_user *u, int *yes, char **err);
+                   long long since, const store_user *u, int *yes, char **err);
 
 /* Whether the row of table keyed by pk is there and its key did not exist
 ** at version after: its latest change is an insert of an absent key (the

@@ -2,6 +2,7 @@
 
     rules_run.py [--seed N | --seeds "1 2 3" | --seeds 1-50 | --replay LOG...]
                  [--ops 120] [--owner-change] [--third-user] [--watch] [--no-worker]
+                 [--seats [--seat-cascade]]
                  [--pg [--pg-optional]] [--show] [--timeout S] [--keep] [-v]
 
 One syncd with JWTs (HS256, --jwt-secret-file) and --rules (rules/rules.json)
@@ -27,32 +28,58 @@ schema:
   members(project, user_id)  read: the user's own rows and every row of the
       projects the user owns; write: the project's owner (so a project's
       owner adds and removes members: move-in and move-out).
-  tasks(id, project, title, done)  read and write: members of the project.
+  tasks(id, project, title, done)  read and write: members of the project
+      (and, with seats, those with a seat in it).
+
+With --seats (rules/seats.sql, rules_seats.json, client_seats.sql):
+
+  seats(id, project, user_id)  a membership keyed by an id of its own, read
+      and written as members are. The key pool (s1..s6) is shared by every
+      user, and the log makes, moves (an update of project or of user_id),
+      deletes, deletes and makes again in one transaction (one push batch
+      unless batch_size is 1), and renames (an update of the key: its
+      delete and an insert) seats often, so a key a device saw deleted
+      comes back naming another project or user, in the same push, a later
+      one, or while the device is offline: the server's move-in through
+      membership (docs/RULES.md) meets keys made again.
+  notes(id, project, body)  read and write: a seat in the project.
+  projects  read also through a seat.
+
+With seats, bob's and carol's devices and the watch are on the worker
+(the event stream) in about a third of the seeds each, and the watch
+tracks notes too. --seat-cascade (implies --seats) makes seats.project
+reference projects ON DELETE CASCADE on the server: a project's delete
+then deletes its seats, keeping no values of them, and their keys are made
+again (docs/RULES.md: judged by the values pushes gave the seat). Without
+--seats a seed gives the op log it gave before seats were added.
 
 A seed gives an op log: each user's own writes (todos, projects, members of
 the projects they own, tasks of any project), attacks (kept apart in the
 log: a todo inserted for the other user or given away, a project inserted
 for or taken from the other user, a membership added to or removed from the
 other user's project, a task inserted into a project the user is not a
-member of), pushes and pulls at random points, clients going offline and
-online. With --pg, syncd stores in PostgreSQL (rules/server_pg.sql, the
-same tables, seed rows, rev trigger and audit in PostgreSQL's dialect): a
-throwaway cluster (tests/pg_env.sh) for the whole invocation, a fresh
-database for each run; when no cluster can start, the invocation fails, or
-with --pg-optional says SKIPPED and exits 0 (make test-converge, as
-test-server and test-chaos-pg do). The key pools are split by user (alice's todos a*, her projects
-pa*; bob's b*, pb*) so an attack is one whatever happened before; tasks
-share one pool. With --owner-change alice's token carries role=admin and
-the log also gives todos away (alice to bob) and moves tasks between
-projects: a row's own columns change who may read it (move-out on a row's
-own change, docs/RULES.md), and a todo alice inserts for bob leaves her
-device with the push's answer.
+member of; with seats, a seat made in or moved to the other user's project
+and a note inserted into a project the user has no seat in), pushes and
+pulls at random points, clients going offline and online. With --pg, syncd
+stores in PostgreSQL (rules/server_pg.sql, the same tables, seed rows, rev
+trigger and audit in PostgreSQL's dialect): a throwaway cluster
+(tests/pg_env.sh) for the whole invocation, a fresh database for each run;
+when no cluster can start, the invocation fails, or with --pg-optional says
+SKIPPED and exits 0 (make test-converge, as test-server and test-chaos-pg
+do). The key pools are split by user (alice's todos a*, her projects pa*;
+bob's b*, pb*) so an attack is one whatever happened before; tasks share one
+pool. With --owner-change alice's token carries role=admin and the log also
+gives todos away (alice to bob) and moves tasks between projects: a row's
+own columns change who may read it (move-out on a row's own change,
+docs/RULES.md), and a todo alice inserts for bob leaves her device with the
+push's answer.
 
 Checks:
   - after each attack made online by a manual client, that client pushes at
     once: the attack's mutation must come back rejected "permission denied"
     (an insert of a key the server holds may say "constraint failed"; an
-    update or delete of a row the server no longer holds is not judged, nor
+    update or delete of a row the server no longer holds, before the push or
+    after it (deleted first by a mutation queued before), is not judged, nor
     an update writing the values the row has, for which the client queues
     nothing);
   - the server's audit (a trigger of rules/server.sql on every table,
@@ -75,6 +102,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import sqlite3
@@ -98,9 +126,12 @@ from syncd_util import SECRET, claims, make_token, pg_fresh_db  # noqa: E402
 RULES_DIR = os.path.join(HERE, "rules")
 PG_ENV = os.path.join(ROOT, "tests", "pg_env.sh")
 OUT = os.path.join(ROOT, "build", "converge")
-TABLES = {"todos": "id", "projects": "id", "members": "project, user_id", "tasks": "id"}
+TABLES = {"todos": "id", "projects": "id", "members": "project, user_id", "tasks": "id",
+          "seats": "id", "notes": "id"}
 KEYS = {"todos": ("id",), "projects": ("id",), "members": ("project", "user_id"),
-        "tasks": ("id",)}
+        "tasks": ("id",), "seats": ("id",), "notes": ("id",)}
+BASE = ("todos", "projects", "members", "tasks")  # the tables of every run
+SEATS = ("seats", "notes")  # and those of a run with --seats
 OPTIONS = {"backoff_min_ms": 10, "backoff_max_ms": 200, "timeout_ms": 5000}
 # "violates": PostgreSQL's words for a constraint ("duplicate key value
 # violates unique constraint ...")
@@ -121,6 +152,21 @@ EXPECTED = {
     "tasks": "SELECT * FROM tasks WHERE EXISTS (SELECT 1 FROM members m"
              " WHERE m.project = tasks.project AND m.user_id = ?1) ORDER BY id",
 }
+# With seats (rules_seats.json): projects and tasks are read through members
+# or seats, notes through seats alone.
+EXPECTED_SEATS = dict(
+    EXPECTED,
+    projects="SELECT * FROM projects WHERE owner = ?1 OR EXISTS (SELECT 1 FROM members m"
+             " WHERE m.project = projects.id AND m.user_id = ?1) OR EXISTS (SELECT 1 FROM"
+             " seats s WHERE s.project = projects.id AND s.user_id = ?1) ORDER BY id",
+    seats="SELECT * FROM seats WHERE user_id = ?1 OR EXISTS (SELECT 1 FROM projects p"
+          " WHERE p.id = seats.project AND p.owner = ?1) ORDER BY id",
+    tasks="SELECT * FROM tasks WHERE EXISTS (SELECT 1 FROM members m"
+          " WHERE m.project = tasks.project AND m.user_id = ?1) OR EXISTS (SELECT 1 FROM"
+          " seats s WHERE s.project = tasks.project AND s.user_id = ?1) ORDER BY id",
+    notes="SELECT * FROM notes WHERE EXISTS (SELECT 1 FROM seats s"
+          " WHERE s.project = notes.project AND s.user_id = ?1) ORDER BY id",
+)
 
 
 def read(name):
@@ -128,13 +174,19 @@ def read(name):
         return f.read()
 
 
-def snapshot(db, tables=TABLES):
+def run_tables(log):
+    """The tables a run's schema has."""
+    return BASE + SEATS if log.get("seats") else BASE
+
+
+def snapshot(db, tables):
     return {t: [tuple(norm(v) for v in r) for r in
                 db.execute("SELECT * FROM %s ORDER BY %s" % (t, TABLES[t]))] for t in tables}
 
 
-def expected(srvdb, user, tables=TABLES):
-    return {t: [tuple(norm(v) for v in r) for r in srvdb.execute(EXPECTED[t], (user,))]
+def expected(srvdb, user, tables, seats):
+    rules = EXPECTED_SEATS if seats else EXPECTED
+    return {t: [tuple(norm(v) for v in r) for r in srvdb.execute(rules[t], (user,))]
             for t in tables}
 
 
@@ -146,10 +198,11 @@ def token(user, admin):
 # ---- the generator ----
 
 class Gen:
-    def __init__(self, rnd, owner_change, users):
+    def __init__(self, rnd, owner_change, users, seats=False):
         self.r = rnd
         self.owner_change = owner_change
         self.users = users
+        self.seats = seats
 
     def other(self, u):
         """Another user than u (with two, the other one: no draw)."""
@@ -173,8 +226,16 @@ class Gen:
     def task_id(self):
         return "t%d" % self.r.randrange(1, 9)
 
+    def seat_id(self):
+        """Seat keys are one pool: a key made again may name any project."""
+        return "s%d" % self.r.randrange(1, 7)
+
+    def note_id(self):
+        return "n%d" % self.r.randrange(1, 7)
+
     def legit(self, u, admin):
-        """One statement a user may well be allowed: (kind, sql, params)."""
+        """What a user may well be allowed, mostly one statement:
+        (kind, [[sql, params], ...])."""
         v = self.other(u)
         r = self.r
         menu = [
@@ -212,14 +273,50 @@ class Gen:
                 menu.append((1, "todo insert for", lambda: (
                     "INSERT INTO todos(id, owner, title) VALUES(?, ?, ?)",
                     [self.todo_id(u), v, self.text()])))
+        if self.seats:
+            menu += self.seat_menu(u, v)
         total = sum(w for w, _, _ in menu)
         x = r.uniform(0, total)
         for w, kind, f in menu:
             x -= w
             if x <= 0:
                 break
-        sql, params = f()
-        return kind, sql, params
+        made = f()
+        return kind, made if isinstance(made, list) else [list(made)]
+
+    def seat_menu(self, u, v):
+        """Seats of u's projects made, moved to another project or user,
+        deleted, deleted and made again at once (one transaction: one push
+        batch unless batch_size is 1) or under another key; notes written
+        through them. Seat keys move often, so a key a user's device saw
+        deleted comes back naming another project or user."""
+        r = self.r
+
+        def remake():
+            i = self.seat_id()
+            return [["DELETE FROM seats WHERE id = ?", [i]],
+                    ["INSERT INTO seats(id, project, user_id) VALUES(?, ?, ?)",
+                     [i, self.pid(u), r.choice((u, v, v))]]]
+
+        return [
+            (3, "seat add", lambda: ("INSERT INTO seats(id, project, user_id) VALUES(?, ?, ?)",
+                                     [self.seat_id(), self.pid(u), r.choice((u, v, v))])),
+            (3, "seat move", lambda: ("UPDATE seats SET project = ? WHERE id = ?",
+                                      [self.pid(u), self.seat_id()])),
+            (2, "seat reassign", lambda: ("UPDATE seats SET user_id = ? WHERE id = ?",
+                                          [r.choice((u, v)), self.seat_id()])),
+            (2, "seat remove", lambda: ("DELETE FROM seats WHERE id = ?", [self.seat_id()])),
+            (3, "seat remake", remake),
+            (1, "seat rekey", lambda: ("UPDATE seats SET id = ? WHERE id = ?",
+                                       [self.seat_id(), self.seat_id()])),
+            (3, "note insert", lambda: ("INSERT INTO notes(id, project, body) VALUES(?, ?, ?)",
+                                        [self.note_id(), self.any_pid(), self.text()])),
+            (3, "note update", lambda: ("UPDATE notes SET body = ? WHERE id = ?",
+                                        [self.text(), self.note_id()])),
+            (1, "note move", lambda: ("UPDATE notes SET project = ? WHERE id = ?",
+                                      [self.any_pid(), self.note_id()])),
+            (1, "note delete", lambda: ("DELETE FROM notes WHERE id = ?", [self.note_id()])),
+        ]
 
     def attack(self, u, admin):
         """One statement the rules must refuse, with the key it writes:
@@ -230,7 +327,22 @@ class Gen:
                    "member add", "member leave", "task outside"]
         if not admin:
             choices += ["todo for", "todo for", "todo give"]
+        if self.seats:
+            choices += ["seat for", "seat give", "note outside"]
         kind = r.choice(choices)
+        if kind == "seat for":
+            i = "sx%s%d" % (u[0], r.randrange(1, 3))
+            return (kind, "INSERT INTO seats(id, project, user_id) VALUES(?, ?, ?)",
+                    [i, self.pid(v), u], "seats", {"id": i})
+        if kind == "seat give":
+            # to a project of another user's: the write check after fails
+            i = self.seat_id()
+            return (kind, "UPDATE seats SET project = ? WHERE id = ?", [self.pid(v), i],
+                    "seats", {"id": i})
+        if kind == "note outside":
+            i = "nx%s%d" % (u[0], r.randrange(1, 3))
+            return (kind, "INSERT INTO notes(id, project, body) VALUES(?, ?, ?)",
+                    [i, self.pid(v), self.text()], "notes", {"id": i})
         if kind == "todo for":
             # an id of u's attack pool: no legitimate write ever makes it
             i = "x%s%d" % (u[0], r.randrange(1, 3))
@@ -268,17 +380,23 @@ class Gen:
                 [i, p, self.text()], "tasks", {"id": i})
 
 
-def generate(seed, nops, owner_change, worker=True, third=False, watch=False):
-    """The op log of a seed: a function of its arguments only."""
+def generate(seed, nops, owner_change, worker=True, third=False, watch=False, seats=False):
+    """The op log of a seed: a function of its arguments only (without
+    seats, the one it was before seats were added)."""
     rnd = random.Random(seed)
     users = USERS + (CAROL,) if third else USERS
-    g = Gen(rnd, owner_change, users)
+    g = Gen(rnd, owner_change, users, seats)
     clients = [{"user": u, "worker": i == 0 and worker and rnd.random() < 0.5,
                 "batch_size": rnd.choice((1, 3, 1000)), "pull_limit": rnd.choice((1, 3, 1000))}
                for i, u in enumerate(DEVICES + (CAROL,) if third else DEVICES)]
     if watch:  # bob's watch: tracks todos and tasks, not the tables of memberships
-        clients.append({"user": "bob", "worker": False, "tracks": list(WATCH),
+        clients.append({"user": "bob", "worker": False,
+                        "tracks": list(WATCH) + (["notes"] if seats else []),
                         "batch_size": 1000, "pull_limit": rnd.choice((1, 3, 1000))})
+    if seats and worker:
+        # more devices on the event stream: bob's, carol's, the watch
+        for cl in clients[2:]:
+            cl["worker"] = rnd.random() < 0.3
     ops, offline = [], [False] * len(clients)
     for _ in range(nops):
         c = rnd.randrange(len(clients))
@@ -291,9 +409,9 @@ def generate(seed, nops, owner_change, worker=True, third=False, watch=False):
             n = rnd.choice((1, 1, 1, 2, 3))
             stmts, kinds = [], []
             for _ in range(n):
-                kind, sql, params = g.legit(u, admin)
+                kind, made = g.legit(u, admin)
                 kinds.append(kind)
-                stmts.append([sql, params])
+                stmts += made
             end = "rollback" if rnd.random() < 0.05 else "commit"
             ops.append({"c": c, "op": "tx", "kind": "+".join(kinds) +
                         (" (rolled back)" if end == "rollback" else ""),
@@ -315,6 +433,8 @@ def generate(seed, nops, owner_change, worker=True, third=False, watch=False):
     log = {"seed": seed, "owner_change": owner_change, "clients": clients, "ops": ops}
     if third:
         log["users"] = list(users)
+    if seats:
+        log["seats"] = True
     return log
 
 
@@ -331,6 +451,10 @@ def describe(log):
         else:
             lines.append("%3d %s: %s" % (i, who, op["op"]))
     return "\n".join(lines)
+
+
+def client_sql(tables):
+    return read("client.sql") + (read("client_seats.sql") if "seats" in tables else "")
 
 
 # ---- the server's tables, read without syncd ----
@@ -361,13 +485,12 @@ class PgServer:
     synced tables into an in-memory SQLite database (values through JSON:
     BIGINT as integers, TEXT as text), where the queries of EXPECTED run."""
 
-    DUMP = "SELECT json_build_object(%s)" % ", ".join(
-        "'%s', (SELECT coalesce(json_agg(x), '[]') FROM %s x)" % (t, t) for t in TABLES)
-
-    def __init__(self, url):
+    def __init__(self, url, tables):
         self.url = url
+        self.dump = "SELECT json_build_object(%s)" % ", ".join(
+            "'%s', (SELECT coalesce(json_agg(x), '[]') FROM %s x)" % (t, t) for t in tables)
         self.db = sqlite3.connect(":memory:")
-        self.db.executescript(read("client.sql"))
+        self.db.executescript(client_sql(tables))
 
     def psql(self, sql):
         env = dict(PG_ENVIRON, PGCLIENTENCODING="UTF8")
@@ -378,7 +501,7 @@ class PgServer:
         return json.loads(p.stdout.decode())
 
     def tables(self):
-        dump = self.psql(self.DUMP)
+        dump = self.psql(self.dump)
         with self.db:
             for t, rows in dump.items():
                 self.db.execute("DELETE FROM " + t)
@@ -402,14 +525,14 @@ class PgServer:
 # ---- the run ----
 
 class Client:
-    def __init__(self, path, url, settings, admin):
+    def __init__(self, path, url, settings, admin, tables):
         self.name = os.path.basename(path)[:-3] + "(" + settings["user"] + ")"
         self.user = settings["user"]
         self.db = connect(path)
-        self.db.executescript(read("client.sql"))
+        self.db.executescript(client_sql(tables))
         self.one("SELECT sync_init(?, ?)", (url, json.dumps(OPTIONS)))
         self.one("SELECT sync_config('token', ?)", (token(self.user, admin),))
-        self.tables = settings.get("tracks") or list(TABLES)
+        self.tables = settings.get("tracks") or list(tables)
         for t in self.tables:
             self.one("SELECT sync_track(?)", (t,))
         self.one("SELECT sync_config('batch_size', ?)", (settings.get("batch_size", 1000),))
@@ -450,9 +573,16 @@ class Run:
         self.attacks = 0
         self.dir = tempfile.mkdtemp(prefix="sync-converge-rules-")
         self.pg = pg_fresh_db() if opts.pg else None
-        for name, text in (("secret", SECRET),
-                           ("schema.sql", read("server_pg.sql" if opts.pg else "server.sql")),
-                           ("rules.json", read("rules.json"))):
+        self.seats = bool(log.get("seats"))
+        self.tables = run_tables(log)
+        schema = read("server_pg.sql" if opts.pg else "server.sql")
+        if self.seats:
+            schema += read("seats_pg.sql" if opts.pg else "seats.sql")
+            if not log.get("cascade"):
+                schema = re.sub(r"/\*cascade\*/.*?/\*end\*/", "", schema, flags=re.S)
+        for name, text in (("secret", SECRET), ("schema.sql", schema),
+                           ("rules.json", read("rules_seats.json" if self.seats else
+                                               "rules.json"))):
             with open(os.path.join(self.dir, name), "w") as f:
                 f.write(text)
         # no cap on each user's requests: three devices of two users sync
@@ -463,7 +593,7 @@ class Run:
                                     "--rules", os.path.join(self.dir, "rules.json")],
                          schema=os.path.join(self.dir, "schema.sql"),
                          store=["--pg", self.pg] if self.pg else None)
-        self.server = PgServer(self.pg) if self.pg else SqliteServer(self.srv.db)
+        self.server = PgServer(self.pg, self.tables) if self.pg else SqliteServer(self.srv.db)
         self.clients = []
 
     def fail_once(self, kind, msg):
@@ -478,11 +608,12 @@ class Run:
         return self.server.tables()
 
     def want(self, c):
-        return expected(self.srvdb, c.user, c.tables)
+        return expected(self.srvdb, c.user, c.tables, self.seats)
 
     def start(self):
         for i, st in enumerate(self.log["clients"]):
-            c = Client(os.path.join(self.dir, "c%d.db" % i), self.srv.url, st, self.admin)
+            c = Client(os.path.join(self.dir, "c%d.db" % i), self.srv.url, st, self.admin,
+                       self.tables)
             self.clients.append(c)
             if c.worker:
                 c.one("SELECT sync_online(0)")
@@ -500,7 +631,7 @@ class Run:
     def worker_quiet(self, c, timeout):
         deadline = time.monotonic() + timeout * SLOW
         while time.monotonic() < deadline:
-            if c.one("SELECT sync_pending()") == 0 and snapshot(c.db) == self.want(c):
+            if c.one("SELECT sync_pending()") == 0 and snapshot(c.db, c.tables) == self.want(c):
                 return True
             time.sleep(0.02)
         return False
@@ -562,15 +693,28 @@ class Run:
                 "SELECT 1 FROM members WHERE project = ? AND user_id = ?",
                 (op["stmts"][0][1][1], c.user)).fetchone():
             return  # a member by now: not an attack
+        if self.seats and op["kind"] in ("attack: task outside", "attack: note outside") and \
+                self.srvdb.execute(
+                "SELECT 1 FROM seats WHERE project = ? AND user_id = ?",
+                (op["stmts"][0][1][1], c.user)).fetchone():
+            return  # a seat by now: not an attack
         if not is_insert and not held:
             return  # an update or delete of a row that is gone: not judged
         before = c.rejected()
         if not self.sync_call(c, "sync_push", "op %d, right after an attack" % i):
             return
+        if op["stmts"][0][0].startswith("UPDATE") and not self.server_has(t, pk):
+            return  # gone in the same push (a delete queued before, a cascade): not judged
         self.attacks += 1
         new = [r for k, r in c.rejected().items() if k not in before and r[0] == t
                and json.loads(r[2]) == pk]
-        ok = ("permission denied",) + CONSTRAINT if is_insert and held else \
+        # with --seat-cascade, a seat into a project that does not exist
+        # fails its foreign key first (the write check runs on the row as
+        # written)
+        gone = self.log.get("cascade") and op["kind"] in (
+            "attack: seat for", "attack: seat give") and not self.server_has(
+            "projects", {"id": op["stmts"][0][1][1 if is_insert else 0]})
+        ok = ("permission denied",) + CONSTRAINT if (is_insert and held) or gone else \
             ("permission denied",)
         if not any(r[3] and any(x in r[3] for x in ok) for r in new):
             pending = c.db.execute("SELECT id, op, pk, last_error FROM sync_pending WHERE"
@@ -657,11 +801,12 @@ class Run:
             self.f.add("audit", "the audit recorded nothing: its triggers did not run")
         for u in self.log.get("users", USERS):
             fresh = Client(os.path.join(self.dir, "fresh-%s.db" % u), self.srv.url,
-                           {"user": u}, self.admin)
+                           {"user": u}, self.admin, self.tables)
             try:
                 fresh.one("SELECT sync_pull()")
-                d = diff(snapshot(fresh.db), expected(self.srvdb, u), "a fresh device of " + u,
-                         "its rows on the server")
+                d = diff(snapshot(fresh.db, self.tables),
+                         expected(self.srvdb, u, self.tables, self.seats),
+                         "a fresh device of " + u, "its rows on the server")
                 if d:
                     self.f.add("fresh-differs", "a fresh device's initial sync: " + d)
             except sqlite3.Error as e:
@@ -748,6 +893,12 @@ def main():
     ap.add_argument("--third-user", action="store_true",
                     help="carol too, with one device: the others are added to and removed"
                     " from her projects, and she from theirs")
+    ap.add_argument("--seats", action="store_true",
+                    help="seats too (a membership keyed by an id of its own, moved, deleted and"
+                    " made again often) and notes, read through them")
+    ap.add_argument("--seat-cascade", action="store_true",
+                    help="--seats, and seats.project references projects ON DELETE CASCADE on"
+                    " the server: a project's delete deletes its seats")
     ap.add_argument("--pg", action="store_true",
                     help="syncd on PostgreSQL (a throwaway cluster, rules/server_pg.sql)")
     ap.add_argument("--pg-optional", action="store_true",
@@ -765,8 +916,11 @@ def main():
     else:
         seeds = parse_seeds(o.seeds) if o.seeds else [o.seed or 1]
         runs = [("seed %d" % s, generate(s, o.ops, o.owner_change, not o.no_worker,
-                                         o.third_user, o.watch))
+                                         o.third_user, o.watch, o.seats or o.seat_cascade))
                 for s in seeds]
+        for _, log in runs:
+            if o.seat_cascade and log.get("seats"):
+                log["cascade"] = True
     pg_dir = None
     if o.pg:
         try:
@@ -816,6 +970,8 @@ def run_all(runs, o):
                                 ("-owner-change" if log.get("owner_change") else "") +
                                 ("-3" if log.get("users") else "") +
                                 ("-watch" if any("tracks" in c for c in log["clients"]) else "") +
+                                ("-seats" if log.get("seats") else "") +
+                                ("-cascade" if log.get("cascade") else "") +
                                 ("-pg" if o.pg else "") + ".json")
             save(log, path)
         print("converge-rules: %s FAILED (%.1fs): %s; replay: tests/converge/rules_run.py "

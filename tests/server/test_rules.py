@@ -24,6 +24,10 @@ CREATE TABLE members(project TEXT NOT NULL, user_id TEXT NOT NULL,
 CREATE TABLE tasks(id TEXT PRIMARY KEY, project TEXT, title TEXT);
 CREATE TABLE secrets(id TEXT PRIMARY KEY, v TEXT);
 CREATE TABLE seats(id TEXT PRIMARY KEY, project TEXT, user_id TEXT);
+CREATE TABLE teams(id TEXT PRIMARY KEY);
+CREATE TABLE chairs(id TEXT PRIMARY KEY,
+                    team TEXT NOT NULL REFERENCES teams(id) ON DELETE CASCADE, user_id TEXT);
+CREATE TABLE boards(id TEXT PRIMARY KEY, team TEXT);
 INSERT INTO members VALUES ('p1', 'alice'), ('p2', 'bob');
 INSERT INTO secrets VALUES ('s1', 'hidden');
 """
@@ -632,6 +636,74 @@ class RulesTests(ManySyncd):
         self.assertTrue(resynced)
         tasks = {k for k, v in held.items() if k[0] == "tasks" and v is not None}
         self.assertEqual(tasks, {("tasks", json.dumps({"id": "k2"}))})
+
+    def test_a_membership_key_made_again_after_its_cascade(self):
+        # a chair (a membership keyed by an id) that no push of these rules
+        # wrote (the application's backend did), deleted by its team's
+        # delete (ON DELETE CASCADE), has no values kept, so that delete
+        # concerns everyone; made again for alice in another push, the log
+        # keeps only the insert, which does not name bob (and keeps its
+        # own values). Bob, who held board b1 through the chair, still
+        # answers 410 and drops b1 (tests/converge/rules_run.py --seats
+        # found it)
+        rules = json.loads(json.dumps(RULES))
+        rules["tables"]["boards"] = {
+            "read": "team IN (SELECT team FROM chairs WHERE user_id = :sub)", "write": "true"}
+        rules["tables"]["chairs"] = {"read": "user_id = :sub", "write": "true"}
+        rules["tables"]["teams"] = {"read": "true", "write": "true"}
+        s = self.server(rules)
+        alice, bob = self.as_user("alice"), self.as_user("bob")
+        res = self.push(s, alice, "a1", [ins(1, "teams", id="t1"), ins(2, "teams", id="t2"),
+                                         ins(4, "boards", id="b1", team="t1"),
+                                         ins(5, "boards", id="b2", team="t2")])
+        self.rows(s, "chairs")
+        res += self.plain.push("admin", [ins(1, "chairs", id="c1", team="t1", user_id="bob")],
+                               headers=bearer("shared"))
+        self.assertEqual({r["status"] for r in res}, {"applied"}, res)
+        b1 = ("boards", json.dumps({"id": "b1"}))
+        got, cursor = self.seen(s, bob, "b1", limit=100)
+        self.assertIn(b1, got)
+        res = self.push(s, alice, "a1", [dele(6, "teams", {"id": "t1"})])
+        res += self.push(s, alice, "a1", [ins(7, "chairs", id="c1", team="t2", user_id="alice")])
+        self.assertEqual([r["status"] for r in res], ["applied", "applied"], res)
+        self.assertEqual(self.rows(s, "chairs"),
+                         {json.dumps({"id": "c1"}): {"id": "c1", "team": "t2",
+                                                     "user_id": "alice"}})
+        status, _, data = self.page(s, bob, "b1", cursor, 100)
+        self.assertEqual((status, data), (410, {"error": "cursor expired", "moved": True}))
+        got, _ = self.seen(s, bob, "b1", limit=100)
+        self.assertNotIn(b1, got)
+        self.assertNotIn(("chairs", json.dumps({"id": "c1"})), got)
+
+    def test_a_membership_moved_then_deleted_by_a_cascade(self):
+        # chair c1 is alice's, then moved to bob by a push (its former value,
+        # alice's, is kept), then deleted by its team's delete (ON DELETE
+        # CASCADE), which keeps nothing. The values a push gave a
+        # membership row are kept too, so bob, whom the deleted row named,
+        # answers 410 and drops board b1 and the chair itself
+        # (tests/converge/rules_run.py --seat-cascade found it)
+        rules = json.loads(json.dumps(RULES))
+        rules["tables"]["boards"] = {
+            "read": "team IN (SELECT team FROM chairs WHERE user_id = :sub)", "write": "true"}
+        rules["tables"]["chairs"] = {"read": "user_id = :sub", "write": "true"}
+        rules["tables"]["teams"] = {"read": "true", "write": "true"}
+        s = self.server(rules)
+        alice, bob = self.as_user("alice"), self.as_user("bob")
+        res = self.push(s, alice, "a1", [ins(1, "teams", id="t1"),
+                                         ins(2, "chairs", id="c1", team="t1", user_id="alice"),
+                                         ins(3, "boards", id="b1", team="t1"),
+                                         upd(4, "chairs", {"id": "c1"}, user_id="bob")])
+        self.assertEqual({r["status"] for r in res}, {"applied"}, res)
+        b1, c1 = ("boards", json.dumps({"id": "b1"})), ("chairs", json.dumps({"id": "c1"}))
+        got, cursor = self.seen(s, bob, "b1", limit=100)
+        self.assertLessEqual({b1, c1}, got)
+        res = self.push(s, alice, "a1", [dele(5, "teams", {"id": "t1"})])
+        self.assertEqual(res[0]["status"], "applied", res)
+        self.assertEqual(self.rows(s, "chairs"), {})
+        status, _, data = self.page(s, bob, "b1", cursor, 100)
+        self.assertEqual((status, data), (410, {"error": "cursor expired", "moved": True}))
+        got, _ = self.seen(s, bob, "b1", limit=100)
+        self.assertFalse({b1, c1} & got, got)
 
     def test_a_membership_key_too_long_for_a_cursor(self):
         # a move-in walked over pages names its membership row in the
