@@ -17,11 +17,13 @@
 #                       ("--owner-change", "--third-user", "--watch",
 #                       "--seats": a membership keyed by an id, moved and
 #                       made again, "--seat-cascade": the same, deleted by
-#                       its project's cascade too); test-converge runs a few
-#                       seeds of it, with and without --owner-change, with a
-#                       third user and a device that tracks two tables, with
-#                       seats and their cascade, two on PostgreSQL (one with
-#                       seats), and the logs of the failures it found
+#                       its project's cascade too, "--max-tombstones N":
+#                       deletes purged as the run goes); test-converge runs
+#                       a few seeds of it, with and without --owner-change,
+#                       with a third user and a device that tracks two
+#                       tables, with seats and their cascade (also with
+#                       deletes purged), two on PostgreSQL (one with seats),
+#                       and the logs of the failures it found
 #                       (rules_cases/*.json)
 #   make converge-rules-pg  the same on PostgreSQL storage (--pg: a throwaway
 #                       cluster, tests/pg_env.sh, a fresh database per seed,
@@ -50,6 +52,8 @@ test-converge: $(EXT) server/syncd
 	$(RULES_RUN) --seeds "1 2 3" --owner-change || fail=1; \
 	$(RULES_RUN) --seeds "1 2 3" --third-user --owner-change --watch || fail=1; \
 	$(RULES_RUN) --seeds "1 2 3" --seat-cascade --third-user --owner-change --watch || fail=1; \
+	$(RULES_RUN) --seeds "4 5" --seat-cascade --third-user --owner-change --watch \
+	  --max-tombstones 2 || fail=1; \
 	$(RULES_RUN) --pg --pg-optional --seeds "1 2" || fail=1; \
 	$(RULES_RUN) --pg --pg-optional --seeds "3" --seats --third-user --watch || fail=1; \
 	$(RULES_RUN) --replay tests/converge/rules_cases/*.json || fail=1; \

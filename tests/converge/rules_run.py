@@ -2,7 +2,7 @@
 
     rules_run.py [--seed N | --seeds "1 2 3" | --seeds 1-50 | --replay LOG...]
                  [--ops 120] [--owner-change] [--third-user] [--watch] [--no-worker]
-                 [--seats [--seat-cascade]]
+                 [--seats [--seat-cascade]] [--max-tombstones N]
                  [--pg [--pg-optional]] [--show] [--timeout S] [--keep] [-v]
 
 One syncd with JWTs (HS256, --jwt-secret-file) and --rules (rules/rules.json)
@@ -52,6 +52,12 @@ reference projects ON DELETE CASCADE on the server: a project's delete
 then deletes its seats, keeping no values of them, and their keys are made
 again (docs/RULES.md: judged by the values pushes gave the seat). Without
 --seats a seed gives the op log it gave before seats were added.
+
+--max-tombstones N runs syncd with that option: its compaction purges all
+but the newest N deletes as the run goes, and with them the former values
+kept for their keys (docs/RULES.md), so cursors fall below the horizon
+(410, a resync) and keys deleted and made again lose the delete the change
+log's gap points at. The log records it, so a replay runs the same way.
 
 A seed gives an op log: each user's own writes (todos, projects, members of
 the projects they own, tasks of any project), attacks (kept apart in the
@@ -585,12 +591,14 @@ class Run:
                                                "rules.json"))):
             with open(os.path.join(self.dir, name), "w") as f:
                 f.write(text)
+        purge = log.get("max_tombstones")
         # no cap on each user's requests: three devices of two users sync
         # as fast as they can here, pages of one change included, and a
         # one-shot sync_pull answered 429 fails (the cap has its own tests)
         self.srv = Syncd(self.dir, ["--heartbeat", "1", "--max-requests-per-user", "0",
                                     "--jwt-secret-file", os.path.join(self.dir, "secret"),
-                                    "--rules", os.path.join(self.dir, "rules.json")],
+                                    "--rules", os.path.join(self.dir, "rules.json")] +
+                         (["--max-tombstones", str(purge)] if purge is not None else []),
                          schema=os.path.join(self.dir, "schema.sql"),
                          store=["--pg", self.pg] if self.pg else None)
         self.server = PgServer(self.pg, self.tables) if self.pg else SqliteServer(self.srv.db)
@@ -899,6 +907,9 @@ def main():
     ap.add_argument("--seat-cascade", action="store_true",
                     help="--seats, and seats.project references projects ON DELETE CASCADE on"
                     " the server: a project's delete deletes its seats")
+    ap.add_argument("--max-tombstones", type=int, metavar="N",
+                    help="syncd --max-tombstones N: the compaction purges deletes (and the"
+                    " former values kept with them) as the runs go, kept in the log")
     ap.add_argument("--pg", action="store_true",
                     help="syncd on PostgreSQL (a throwaway cluster, rules/server_pg.sql)")
     ap.add_argument("--pg-optional", action="store_true",
@@ -921,6 +932,8 @@ def main():
         for _, log in runs:
             if o.seat_cascade and log.get("seats"):
                 log["cascade"] = True
+            if o.max_tombstones is not None:
+                log["max_tombstones"] = o.max_tombstones
     pg_dir = None
     if o.pg:
         try:
