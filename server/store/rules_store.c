@@ -45,6 +45,26 @@ int rules_was_readable(const store *s, dialect_conn *c, const rules_table *rt, c
   return rt->was_check ? check(s, c, rt->was_check, &rt->read_params, pk, u, yes, err) : 0;
 }
 
+/* The latest change of table's key pk is an insert whose key was absent
+** since a version (the change log's gap): at or below after (absent at
+** after), or (made_again) above it and above 0 (deleted after it). */
+static int key_gap(const store *s, dialect_conn *c, const char *table, const char *pk,
+                   long long after, int made_again, int *yes, char **err) {
+  char at[32];
+  snprintf(at, sizeof at, "%lld", after);
+  const char *vals[4] = {table, pk, at, made_again ? "1" : "0"};
+  *yes = 0;
+  return s->d->select_bool(
+      c,
+      s->d == &dialect_pg ? "SELECT CASE WHEN $4::int = 1 THEN gap > $3::bigint AND gap > 0"
+                            " ELSE gap <= $3::bigint END FROM _syncd_changes"
+                            " WHERE tbl = $1 AND pk = $2 AND op = 'upsert' AND gap IS NOT NULL"
+                          : "SELECT CASE WHEN ?4 = '1' THEN gap > CAST(?3 AS INTEGER) AND gap > 0"
+                            " ELSE gap <= CAST(?3 AS INTEGER) END FROM _syncd_changes"
+                            " WHERE tbl = ?1 AND pk = ?2 AND op = 'upsert' AND gap IS NOT NULL",
+      vals, 4, yes, err);
+}
+
 int rules_concerns(const store *s, dialect_conn *c, const rules_table *rt, const char *pk, int live,
                    long long since, const store_user *u, int *yes, char **err) {
   *yes = 1;
@@ -60,18 +80,7 @@ int rules_concerns(const store *s, dialect_conn *c, const rules_table *rt, const
   ** when it kept none (a cascade's), for everyone, since the row as it was
   ** may have opened anyone's rows. The insert kept its own (push.c), so
   ** the delete kept none when no other value is kept (concern_remade) */
-  char at[32];
-  snprintf(at, sizeof at, "%lld", since);
-  const char *vals[3] = {rt->t->name, pk, at};
-  *yes = 0;
-  if (s->d->select_bool(c,
-                        s->d == &dialect_pg
-                            ? "SELECT gap > $3::bigint FROM _syncd_changes"
-                              " WHERE tbl = $1 AND pk = $2 AND op = 'upsert' AND gap > 0"
-                            : "SELECT gap > CAST(?3 AS INTEGER) FROM _syncd_changes"
-                              " WHERE tbl = ?1 AND pk = ?2 AND op = 'upsert' AND gap > 0",
-                        vals, 3, yes, err))
-    return -1;
+  if (key_gap(s, c, rt->t->name, pk, since, 1, yes, err)) return -1;
   if (!*yes || !rt->concern_remade) return 0;
   return s->d->select_bool(c, rt->concern_remade, &pk, 1, yes, err);
 }
@@ -84,17 +93,7 @@ int rules_gone_readable(const store *s, dialect_conn *c, const rules_table *rt, 
 
 int rules_new_since(const store *s, dialect_conn *c, const char *table, const char *pk,
                     long long after, int *yes, char **err) {
-  char at[32];
-  snprintf(at, sizeof at, "%lld", after);
-  const char *vals[3] = {table, pk, at};
-  *yes = 0;
-  return s->d->select_bool(
-      c,
-      s->d == &dialect_pg ? "SELECT gap <= $3::bigint FROM _syncd_changes"
-                            " WHERE tbl = $1 AND pk = $2 AND op = 'upsert' AND gap IS NOT NULL"
-                          : "SELECT gap <= CAST(?3 AS INTEGER) FROM _syncd_changes"
-                            " WHERE tbl = ?1 AND pk = ?2 AND op = 'upsert' AND gap IS NOT NULL",
-      vals, 3, yes, err);
+  return key_gap(s, c, table, pk, after, 0, yes, err);
 }
 
 /* _syncd_was_<t> for each rule that names its row's columns (rules.h): made
