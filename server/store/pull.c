@@ -142,7 +142,7 @@ static int move_in(reader *rd, const rules_table *rt, const char *pk, long long 
 ** is judged as it is when checked, a delete by the values the row had
 ** (rules_gone_readable: sent when none were kept). After a cursor, a row
 ** the user may not read now but could read before it changed (a former
-** value kept by push.c passes the rule) is sent as a delete: move-out. So
+** value kept by the storage's triggers passes the rule) is sent as a delete: move-out. So
 ** is one an initial sync meets again above the head it began at: an
 ** earlier page may have sent it. */
 static int read_filter(void *arg, const char *table, const char *pk, const char *row,

@@ -186,13 +186,6 @@ static dialect_result apply_rows(const store *s, dialect_conn *c, const catalog_
   int changed = 0;
   dialect_result r = DIALECT_OK;
   if (rt && m->op != STORE_INSERT) r = allowed_before(s, c, t, rt, m, u, &o->reason, err);
-  /* the values the read rule judges, as they are before an update or a
-  ** delete: a reader of them gets a delete if the update moves the row
-  ** away, or if the key comes back with other values after the delete
-  ** (the change log keeps only the insert) (pull.c) */
-  if (r == DIALECT_OK && rt && ((m->op == STORE_UPDATE && cols->n_set) || m->op == STORE_DELETE) &&
-      rules_was(s, c, rt, RULES_WAS_KEEP, m->pk, err))
-    r = DIALECT_FATAL;
   if (r == DIALECT_OK && m->op == STORE_UPDATE && cols->n_set == 0) {
     /* nothing to set: only the row's existence matters */
     r = d->read_row(c, t, m->pk, &o->row, &o->pk, &o->reason, err);
@@ -209,12 +202,6 @@ static dialect_result apply_rows(const store *s, dialect_conn *c, const catalog_
     else if (r == DIALECT_OK && m->op == STORE_INSERT)
       r = same_key(s, c, t, m, o, err);
     if (r == DIALECT_OK && rt) r = allowed(s, c, rt, o->pk, u, &o->reason, err);
-    /* its values now are no former ones, but a membership's are kept too:
-    ** a cascade or a trigger that deletes or changes it later keeps none,
-    ** and the users they name must still be told (pull.c, rules_concerns) */
-    if (r == DIALECT_OK && rt &&
-        rules_was(s, c, rt, rt->membership ? RULES_WAS_KEEP : RULES_WAS_DROP, o->pk, err))
-      r = DIALECT_FATAL;
   }
   if (r == DIALECT_OK && changed) {
     const char *pk = m->op == STORE_DELETE ? del_pk : o->pk;

@@ -91,13 +91,13 @@ static void col_list(sqlite3_str *s, const catalog_table *t, const int *cols, in
   }
 }
 
-/* "a.c IS b.c AND ..." over cols, NULL equal to NULL. */
-static void same_values(sqlite3_str *s, const catalog_table *t, const int *cols, int n,
-                        const char *a, const char *b, int pg) {
+/* " AND "-joined "<a>c IS <b>c" over cols (NULL equal to NULL); a and b
+** are prefixes as written ("old.", "\"_syncd_was_t\".") */
+static void same_in(sqlite3_str *s, const catalog_table *t, const int *cols, int n, const char *a,
+                    const char *b, int pg) {
   for (int i = 0; i < n; i++)
-    sqlite3_str_appendf(s, "%s\"%w\".\"%w\" %s \"%w\".\"%w\"", i ? " AND " : "", a,
-                        t->cols[cols[i]].name, pg ? "IS NOT DISTINCT FROM" : "IS", b,
-                        t->cols[cols[i]].name);
+    sqlite3_str_appendf(s, "%s%s\"%w\" %s %s\"%w\"", i ? " AND " : "", a, t->cols[cols[i]].name,
+                        pg ? "IS NOT DISTINCT FROM" : "IS", b, t->cols[cols[i]].name);
 }
 
 /* "EXISTS(a former value of the row keyed by parameter 1 AND cond)": cond's
@@ -121,17 +121,110 @@ static void was_pair(sqlite3_str *check, sqlite3_str *gone, const catalog_table 
   was_exists(gone, t, was, cond, pg);
 }
 
+/* Keep row's values ("old.", "new.") in was unless kept; or (drop) remove
+** the kept ones equal to them. 1, or 0 when out of memory. */
+static int was_write(sqlite3_str *s, const catalog_table *t, const int *cols, int n,
+                     const char *was, const char *row, int drop, int pg) {
+  char *w = sqlite3_mprintf("\"%w\".", was);
+  if (!w) return 0;
+  if (drop) {
+    sqlite3_str_appendf(s, " DELETE FROM \"%w\" WHERE ", was);
+  } else {
+    sqlite3_str_appendf(s, " INSERT INTO \"%w\"(", was);
+    col_list(s, t, cols, n, 0);
+    sqlite3_str_appendall(s, ") SELECT ");
+    for (int i = 0; i < n; i++)
+      sqlite3_str_appendf(s, "%s%s\"%w\"", i ? ", " : "", row, t->cols[cols[i]].name);
+    sqlite3_str_appendf(s, " WHERE NOT EXISTS(SELECT 1 FROM \"%w\" WHERE ", was);
+  }
+  same_in(s, t, cols, n, w, row, pg);
+  sqlite3_str_appendall(s, drop ? ";" : ");");
+  sqlite3_free(w);
+  return 1;
+}
+
+/* rt->was_trigger: the triggers that keep the former values of t's rows
+** in was, whatever writes them: a push, a foreign key's cascade, a
+** trigger, another program. An update or a delete keeps the values
+** before it; an insert or an update drops the kept values equal to the
+** row's now (they are not former ones). A reader of a kept value then
+** gets a delete when the row moves away from it, or when its key comes
+** back with other values after a delete (the change log keeps only the
+** insert) (pull.c). SQLite: AFTER INSERT, UPDATE, DELETE; PostgreSQL:
+** the function, its trigger (rules_store.c makes them at startup). */
+static void was_triggers(rules_table *rt, const int *cols, int n, const char *was, int pg) {
+  const catalog_table *t = rt->t;
+  sqlite3_str *s[3];
+  int body_ok = 1;
+  for (int i = 0; i < 3; i++)
+    s[i] = sqlite3_str_new(0);
+  if (pg) {
+    sqlite3_str_appendf(s[1], "IF TG_OP = 'UPDATE' AND ");
+    same_in(s[1], t, cols, n, "OLD.", "NEW.", pg);
+    sqlite3_str_appendall(s[1], " THEN RETURN NULL; END IF; IF TG_OP <> 'INSERT' THEN");
+    body_ok &= was_write(s[1], t, cols, n, was, "OLD.", 0, pg);
+    sqlite3_str_appendall(s[1], " END IF; IF TG_OP <> 'DELETE' THEN");
+    body_ok &= was_write(s[1], t, cols, n, was, "NEW.", 1, pg);
+    sqlite3_str_appendall(s[1], " END IF; RETURN NULL;");
+    /* a dollar quote the body does not hold */
+    char *body = sqlite3_str_finish(s[1]), *tag = 0;
+    for (int k = 0; body && (!tag || strstr(body, tag)); k++) {
+      sqlite3_free(tag);
+      tag = sqlite3_mprintf("$_syncd%d$", k);
+      if (!tag) break;
+    }
+    body_ok &= body && tag;
+    if (body_ok)
+      sqlite3_str_appendf(s[0],
+                          "CREATE OR REPLACE FUNCTION \"%w\"() RETURNS trigger LANGUAGE plpgsql"
+                          " AS %s BEGIN %s END %s",
+                          was, tag, body, tag);
+    sqlite3_free(body);
+    sqlite3_free(tag);
+    s[1] = sqlite3_str_new(0);
+    sqlite3_str_appendf(s[1],
+                        "CREATE OR REPLACE TRIGGER _syncd_was AFTER INSERT OR UPDATE OR DELETE"
+                        " ON \"%w\" FOR EACH ROW EXECUTE FUNCTION \"%w\"()",
+                        t->name, was);
+  } else {
+    static const char *const what[3] = {"i", "u", "d"}, *const when[3] = {"INSERT", "UPDATE",
+                                                                          "DELETE"};
+    for (int i = 0; i < 3; i++) {
+      sqlite3_str_appendf(s[i], "CREATE TRIGGER \"_syncd_was_%s %w\" AFTER %s ON \"%w\"", what[i],
+                          t->name, when[i], t->name);
+      if (i == 1) {
+        sqlite3_str_appendall(s[i], " WHEN NOT (");
+        same_in(s[i], t, cols, n, "old.", "new.", pg);
+        sqlite3_str_appendall(s[i], ")");
+      }
+      sqlite3_str_appendall(s[i], " BEGIN");
+      if (i) body_ok &= was_write(s[i], t, cols, n, was, "old.", 0, pg);
+      if (i < 2) body_ok &= was_write(s[i], t, cols, n, was, "new.", 1, pg);
+      sqlite3_str_appendall(s[i], " END");
+    }
+  }
+  rt->n_was_trigger = pg ? 2 : 3;
+  for (int i = 0; i < 3; i++) {
+    int ok = body_ok && sqlite3_str_errcode(s[i]) == SQLITE_OK && sqlite3_str_length(s[i]) > 0;
+    char *z = sqlite3_str_finish(s[i]);
+    if (i < rt->n_was_trigger && ok)
+      rt->was_trigger[i] = z;
+    else
+      sqlite3_free(z);
+  }
+}
+
 /* The was_* statements of rt (rules.h); 0, or -1 when out of memory. */
 static int was_sql(rules_table *rt, int pg) {
   const catalog_table *t = rt->t;
-  if (rt->hidden || (!rt->read_params.n_cols && !rt->concern_params.n_cols)) return 0;
+  if (!rt->read_params.n_cols && !rt->concern_params.n_cols) return 0;
   int *cols = sqlite3_malloc64(sizeof *cols * ((size_t)t->n_pk + 2 * RULES_MAX_COLS));
   char *was = sqlite3_mprintf("_syncd_was_%s", t->name);
   if (!cols || !was) return sqlite3_free(cols), sqlite3_free(was), -1;
   int n = was_columns(rt, cols);
-  sqlite3_str *s[10];
+  sqlite3_str *s[10] = {0};
   for (int i = 0; i < 10; i++)
-    s[i] = sqlite3_str_new(0);
+    if (i != 2 && i != 3) s[i] = sqlite3_str_new(0);
   /* an empty copy of the columns, with their types; and the key's index */
   sqlite3_str_appendf(s[0], "CREATE TABLE IF NOT EXISTS \"%w\" AS SELECT ", was);
   col_list(s[0], t, cols, n, 0);
@@ -142,34 +235,7 @@ static int was_sql(rules_table *rt, int pg) {
   sqlite3_str_appendall(s[1], "SELECT EXISTS(SELECT ");
   col_list(s[1], t, cols, n, 0);
   sqlite3_str_appendf(s[1], " FROM \"%w\" WHERE false)", was);
-  /* PostgreSQL pushes run concurrently: the row is locked first (waiting
-  ** for a push that is changing it) and its values then are kept, which
-  ** the update replaces; SQLite's pushes take turns */
-  if (pg) {
-    sqlite3_str_appendall(s[2], "WITH \"_syncd_row\" AS MATERIALIZED (SELECT ");
-    col_list(s[2], t, cols, n, t->name);
-    sqlite3_str_appendf(s[2], " FROM \"%w\" WHERE ", t->name);
-    key_match(s[2], t, t->name, pg);
-    sqlite3_str_appendf(s[2], "true FOR UPDATE OF \"%w\") ", t->name);
-  }
-  sqlite3_str_appendf(s[2], "INSERT INTO \"%w\"(", was);
-  col_list(s[2], t, cols, n, 0);
-  sqlite3_str_appendall(s[2], ") SELECT ");
-  col_list(s[2], t, cols, n, t->name);
-  if (pg) {
-    sqlite3_str_appendf(s[2], " FROM \"_syncd_row\" AS \"%w\" WHERE ", t->name);
-  } else {
-    sqlite3_str_appendf(s[2], " FROM \"%w\" WHERE ", t->name);
-    key_match(s[2], t, t->name, pg);
-  }
-  sqlite3_str_appendf(s[2], "NOT EXISTS(SELECT 1 FROM \"%w\" WHERE ", was);
-  same_values(s[2], t, cols, n, was, t->name, pg);
-  sqlite3_str_appendall(s[2], ")");
-  sqlite3_str_appendf(s[3], "DELETE FROM \"%w\" WHERE EXISTS(SELECT 1 FROM \"%w\" WHERE ", was,
-                      t->name);
-  key_match(s[3], t, t->name, pg);
-  same_values(s[3], t, cols, n, was, t->name, pg);
-  sqlite3_str_appendall(s[3], ")");
+  was_triggers(rt, cols, n, was, pg);
   /* the values of the keys whose tombstones the compaction purges (the
   ** horizon in parameter 2 on SQLite; on PostgreSQL a step of its purge,
   ** which names those tombstones "d", pg_log.c) */
@@ -200,18 +266,30 @@ static int was_sql(rules_table *rt, int pg) {
     key_match(q, t, "_syncd_w", pg);
     sqlite3_str_appendf(q, "NOT EXISTS(SELECT 1 FROM \"%w\" WHERE ", t->name);
     key_match(q, t, t->name, pg);
-    same_values(q, t, cols, n, "_syncd_w", t->name, pg);
+    char *own = sqlite3_mprintf("\"%w\".", t->name);
+    same_in(q, t, cols, n, "\"_syncd_w\".", own ? own : "", pg);
+    sqlite3_free(own);
     sqlite3_str_appendall(q, "))");
     remade_bad = !(rt->concern_remade = sqlite3_str_finish(q));
   }
   sqlite3_free(was);
   sqlite3_free(cols);
-  char **out[10] = {&rt->was_create,   &rt->was_probe, &rt->was_keep,  &rt->was_drop,
-                    &rt->was_purge,    &rt->was_check, &rt->was_index, &rt->concern_was,
-                    &rt->concern_gone, &rt->was_gone};
+  char **out[10] = {&rt->was_create,
+                    &rt->was_probe,
+                    0,
+                    0,
+                    &rt->was_purge,
+                    &rt->was_check,
+                    &rt->was_index,
+                    &rt->concern_was,
+                    &rt->concern_gone,
+                    &rt->was_gone};
   int bad = remade_bad;
+  for (int i = 0; i < rt->n_was_trigger; i++)
+    if (!rt->was_trigger[i]) bad = 1;
   for (int i = 0; i < 10; i++)
-    if (!(*out[i] = sqlite3_str_finish(s[i])) && ((i != 7 && i != 8) || rt->concern)) bad = 1;
+    if (out[i] && !(*out[i] = sqlite3_str_finish(s[i])) && ((i != 7 && i != 8) || rt->concern))
+      bad = 1;
   if (!rt->read_params.n_cols) {
     sqlite3_free(rt->was_check), rt->was_check = 0;
     sqlite3_free(rt->was_gone), rt->was_gone = 0;
@@ -477,8 +555,8 @@ void rules_free(rules *r) {
     sqlite3_free(rt->was_create);
     sqlite3_free(rt->was_index);
     sqlite3_free(rt->was_probe);
-    sqlite3_free(rt->was_keep);
-    sqlite3_free(rt->was_drop);
+    for (int k = 0; k < 3; k++)
+      sqlite3_free(rt->was_trigger[k]);
     sqlite3_free(rt->was_purge);
     sqlite3_free(rt->was_check);
     sqlite3_free(rt->was_gone);

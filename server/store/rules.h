@@ -24,9 +24,9 @@ typedef struct rules_table {
   ** read rule, ORed (the rows whose coming or going changes what that
   ** user's selects return); concern_check judges the row as it is,
   ** concern_was its former values, concern_gone a deleted key's (true
-  ** when none were kept: a delete made behind syncd), concern_remade
-  ** whether a key made again keeps no value but its own now (push.c keeps
-  ** a membership's values now too: its delete kept none). The last three
+  ** when none were kept: a write the triggers did not see), concern_remade
+  ** whether a key made again keeps no value but its own now (its delete
+  ** kept none, or the same values). The last three
   ** are NULL without _syncd_was_<t>. */
   char *concern, *concern_check, *concern_was, *concern_gone, *concern_remade;
   rules_params concern_params;
@@ -37,8 +37,10 @@ typedef struct rules_table {
   ** NULL when neither names a column of t (no verdict on it moves);
   ** was_check NULL when read names none. */
   char *was_create, *was_index, *was_probe; /* at startup */
-  char *was_keep;                           /* before an update: its values now, unless kept */
-  char *was_drop;                           /* after it: its values now are not former ones */
+  /* the triggers keeping them, whatever writes the row (rules.c
+  ** was_triggers; made at startup) */
+  char *was_trigger[3];
+  int n_was_trigger;
   char *was_purge; /* with a compaction: the values of keys whose tombstones go */
   char *was_check; /* a former value passes read */
   char *was_gone;  /* the same, or none is kept (a deleted key's: pull.c) */

@@ -32,13 +32,6 @@ int rules_check_row(const store *s, dialect_conn *c, const rules_table *rt, int 
                write ? &rt->write_params : &rt->read_params, pk, u, yes, err);
 }
 
-int rules_was(const store *s, dialect_conn *c, const rules_table *rt, int what, const char *pk,
-              char **err) {
-  const char *sql = what == RULES_WAS_KEEP ? rt->was_keep : rt->was_drop;
-  int yes = 0;
-  return sql ? s->d->select_bool(c, sql, &pk, 1, &yes, err) : 0;
-}
-
 int rules_was_readable(const store *s, dialect_conn *c, const rules_table *rt, const char *pk,
                        const store_user *u, int *yes, char **err) {
   *yes = 0;
@@ -77,9 +70,9 @@ int rules_concerns(const store *s, dialect_conn *c, const rules_table *rt, const
   /* a key deleted after since and made again: the log keeps only the
   ** insert, so the delete it replaced is judged here as a pull meeting it
   ** would have judged it: by the values kept (concern_was, above), and
-  ** when it kept none (a cascade's), for everyone, since the row as it was
-  ** may have opened anyone's rows. The insert kept its own (push.c), so
-  ** the delete kept none when no other value is kept (concern_remade) */
+  ** when none is kept but the row's own now (concern_remade: the delete
+  ** kept none, or the values the insert then made current again), for
+  ** everyone, since the row as it was may have opened anyone's rows */
   if (key_gap(s, c, rt->t->name, pk, since, 1, yes, err)) return -1;
   if (!*yes || !rt->concern_remade) return 0;
   return s->d->select_bool(c, rt->concern_remade, &pk, 1, yes, err);
@@ -96,27 +89,72 @@ int rules_new_since(const store *s, dialect_conn *c, const char *table, const ch
   return key_gap(s, c, table, pk, after, 0, yes, err);
 }
 
+/* Drop the triggers keeping t's former values (rules.c was_triggers),
+** for a table whose rule no longer names its columns. */
+static int was_untrigger(const store *s, dialect_conn *c, const catalog_table *t, char **err) {
+  int yes = 0, pg = s->d == &dialect_pg, rc = 0;
+  if (pg) {
+    char *on = sqlite3_mprintf("\"%w\"", t->name);
+    const char *v = on;
+    rc =
+        !on ? (*err = wire_errf("out of memory"), -1)
+            : s->d->select_bool(c,
+                                "SELECT EXISTS(SELECT 1 FROM pg_trigger WHERE tgname = '_syncd_was'"
+                                " AND tgrelid = to_regclass($1) AND tgparentid = 0)",
+                                &v, 1, &yes, err);
+    char *drop = !rc && yes ? sqlite3_mprintf("DROP TRIGGER _syncd_was ON %s", on) : 0;
+    if (!rc && yes)
+      rc = drop ? s->d->select_bool(c, drop, 0, 0, &yes, err)
+                : (*err = wire_errf("out of memory"), -1);
+    sqlite3_free(drop);
+    sqlite3_free(on);
+    return rc;
+  }
+  static const char *const what[3] = {"i", "u", "d"};
+  for (int i = 0; !rc && i < 3; i++) {
+    char *drop = sqlite3_mprintf("DROP TRIGGER IF EXISTS \"_syncd_was_%s %w\"", what[i], t->name);
+    rc = drop ? s->d->select_bool(c, drop, 0, 0, &yes, err)
+              : (*err = wire_errf("out of memory"), -1);
+    sqlite3_free(drop);
+  }
+  return rc;
+}
+
 /* _syncd_was_<t> for each rule that names its row's columns (rules.h): made
 ** when missing, made anew when it lacks a column the rule now names (the
-** former values it held are then lost: docs/RULES.md). */
+** former values it held are then lost: docs/RULES.md), with the triggers
+** that keep them; a table whose rule names none loses its triggers. In
+** one transaction, so that no write meets a trigger without its table. */
 static int was_tables(const store *s, dialect_conn *c, const rules *r, char **err) {
-  int yes = 0;
+  int yes = 0, pg = s->d == &dialect_pg;
   const char *none = "{}";
+  for (int i = 0; i < s->cat.n_tables; i++) {
+    const rules_table *rt = rules_judged(r, &s->cat.tables[i]);
+    if ((!rt || !rt->was_create) && was_untrigger(s, c, &s->cat.tables[i], err)) return -1;
+  }
   for (int i = 0; i < r->n; i++) {
     const rules_table *rt = &r->tables[i];
     if (!rt->was_create) continue;
+    /* a refused statement ends a PostgreSQL transaction: the probe's
+    ** failure goes back to its savepoint */
+    if (s->d->select_bool(c, "SAVEPOINT _syncd_probe", 0, 0, &yes, err)) return -1;
     if (s->d->select_bool(c, rt->was_probe, 0, 0, &yes, err)) {
       sqlite3_free(*err);
       *err = 0;
+      if (s->d->select_bool(c, "ROLLBACK TO SAVEPOINT _syncd_probe", 0, 0, &yes, err)) return -1;
       char *drop = sqlite3_mprintf("DROP TABLE IF EXISTS \"_syncd_was_%w\"", rt->t->name);
       int rc = drop ? s->d->select_bool(c, drop, 0, 0, &yes, err)
                     : (*err = wire_errf("out of memory"), -1);
       sqlite3_free(drop);
       if (rc) return -1;
     }
-    if (s->d->select_bool(c, rt->was_create, 0, 0, &yes, err) ||
-        s->d->select_bool(c, rt->was_index, 0, 0, &yes, err) ||
-        s->d->select_bool(c, rt->was_probe, 0, 0, &yes, err) ||
+    int bad = s->d->select_bool(c, "RELEASE SAVEPOINT _syncd_probe", 0, 0, &yes, err) ||
+              s->d->select_bool(c, rt->was_create, 0, 0, &yes, err) ||
+              s->d->select_bool(c, rt->was_index, 0, 0, &yes, err) ||
+              (!pg && was_untrigger(s, c, rt->t, err));
+    for (int k = 0; !bad && k < rt->n_was_trigger; k++)
+      bad = s->d->select_bool(c, rt->was_trigger[k], 0, 0, &yes, err);
+    if (bad || s->d->select_bool(c, rt->was_probe, 0, 0, &yes, err) ||
         rules_was_readable(s, c, rt, "{}", 0, &yes, err) ||
         rules_gone_readable(s, c, rt, "{}", 0, &yes, err) ||
         (rt->concern && (rules_concerns(s, c, rt, "{}", 1, 0, 0, &yes, err) ||
@@ -164,7 +202,14 @@ int store_set_rules(store *s, const char *json, char **err) {
                            "CREATE TABLE IF NOT EXISTS _syncd_client_users("
                            "client_id TEXT PRIMARY KEY, sub TEXT NOT NULL)",
                            0, 0, &yes, err);
-  if (!rc) rc = was_tables(s, c, r, err);
+  if (!rc)
+    rc = s->d->select_bool(c, s->d == &dialect_pg ? "BEGIN" : "BEGIN IMMEDIATE", 0, 0, &yes, err);
+  if (!rc) {
+    rc = was_tables(s, c, r, err);
+    char *e = 0;
+    if (s->d->select_bool(c, rc ? "ROLLBACK" : "COMMIT", 0, 0, &yes, rc ? &e : err)) rc = -1;
+    sqlite3_free(e);
+  }
   pool_put(&s->pool, c);
   /* kept to compile them again when the schema changes (schema.c) */
   char *text = rc ? 0 : sqlite3_mprintf("%s", json);

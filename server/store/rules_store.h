@@ -14,20 +14,6 @@
 int rules_check_row(const store *s, dialect_conn *c, const rules_table *rt, int write,
                     const char *pk, const store_user *u, int *yes, char **err);
 
-/* Move-out through a row's own columns (docs/RULES.md): the former values
-** of the row keyed by pk that rt's read rule names. RULES_WAS_KEEP before an
-** update or a delete adds its values now; RULES_WAS_DROP after an update or
-** an insert removes the values it has now (they are not former ones), but
-** push.c keeps them instead for a membership table (rt->membership): a
-** cascade that deletes the row later keeps nothing (docs/RULES.md). A
-** deleted key's values stay while its tombstone does (the compaction
-** purges them, rules.h was_purge): the key may be inserted again, and the
-** tombstone that a reader of the old row needed is then gone. Nothing
-** when the rule names no column of the row. 0, or -1 with *err. */
-enum { RULES_WAS_KEEP, RULES_WAS_DROP };
-int rules_was(const store *s, dialect_conn *c, const rules_table *rt, int what, const char *pk,
-              char **err);
-
 /* Whether a former value of the row keyed by pk passed rt's read rule for
 ** u: *yes (0 when none is kept). 0, or -1 with *err. */
 int rules_was_readable(const store *s, dialect_conn *c, const rules_table *rt, const char *pk,

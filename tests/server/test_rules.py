@@ -28,6 +28,9 @@ CREATE TABLE teams(id TEXT PRIMARY KEY);
 CREATE TABLE chairs(id TEXT PRIMARY KEY,
                     team TEXT NOT NULL REFERENCES teams(id) ON DELETE CASCADE, user_id TEXT);
 CREATE TABLE boards(id TEXT PRIMARY KEY, team TEXT);
+CREATE TABLE people(id TEXT PRIMARY KEY, name TEXT);
+CREATE TABLE berths(id TEXT PRIMARY KEY, crew TEXT, person TEXT, user_id TEXT);
+CREATE TABLE cargo(id TEXT PRIMARY KEY, crew TEXT);
 INSERT INTO members VALUES ('p1', 'alice'), ('p2', 'bob');
 INSERT INTO secrets VALUES ('s1', 'hidden');
 """
@@ -51,6 +54,13 @@ NOTES = {
           "CREATE TABLE logs(id TEXT PRIMARY KEY,"
           " owner TEXT DEFAULT nullif(current_setting('syncd.sub', true), ''));",
 }
+# A person's berths follow their name: a membership written by a trigger.
+NOTES["sqlite"] += ("CREATE TRIGGER people_name AFTER UPDATE OF name ON people BEGIN"
+                    " UPDATE berths SET user_id = new.name WHERE person = new.id; END;")
+NOTES["pg"] += ("CREATE FUNCTION people_name() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                " UPDATE berths SET user_id = NEW.name WHERE person = NEW.id; RETURN NULL; END $$;"
+                "CREATE TRIGGER people_name AFTER UPDATE OF name ON people"
+                " FOR EACH ROW EXECUTE FUNCTION people_name();")
 
 RULES = {"tables": {
     "todos": {"read": "owner = :sub", "write": "owner = :sub",
@@ -427,9 +437,9 @@ class RulesTests(ManySyncd):
                 churn(bob, "b", "p2")
         self.assertGreater(pages, 6)
         self.assertIn(carol_p2, got)
-        # a membership made and deleted behind these rules (syncd without
-        # --rules on the same storage keeps no former values): it may have
-        # been anyone's, so every increment across it answers 410
+        # a membership made and deleted by a syncd without --rules on the
+        # same storage: the storage's triggers keep its values all the
+        # same (dave's), so bob's increment across it is not disturbed
         self.rows(s, "members")
         res = self.plain.push("admin", [ins(1, "members", project="p3", user_id="dave")],
                               headers=bearer("shared"))
@@ -439,7 +449,8 @@ class RulesTests(ManySyncd):
                               headers=bearer("shared"))
         self.assertEqual(res[0]["status"], "applied", res)
         status, _, data = s.request("GET", "/pull?client_id=b1&cursor=" + cursor, headers=bob)
-        self.assertEqual((status, data), (410, {"error": "cursor expired", "moved": True}))
+        self.assertEqual(status, 200, data)
+        self.assertEqual(data["changes"], [])
         got, cursor = self.seen(s, bob, "b1")
         # bob's own: alice adds him to p1 (his increment brings k1: a
         # move-in), then removes him (410: a move-out resyncs)
@@ -705,6 +716,72 @@ class RulesTests(ManySyncd):
         got, _ = self.seen(s, bob, "b1", limit=100)
         self.assertFalse({b1, c1} & got, got)
 
+    def test_a_membership_a_trigger_moved_twice(self):
+        # berth b1 is pushed for x; renaming person p to bob moves it to bob
+        # (a trigger on people, no push names bob), and renaming them to
+        # carol moves it on. The storage's triggers keep the value the
+        # first move set, so bob answers 410 and drops crew c1's cargo;
+        # when only what pushes gave was kept, bob kept it
+        rules = json.loads(json.dumps(RULES))
+        rules["tables"]["people"] = {"read": "true", "write": "true"}
+        rules["tables"]["berths"] = {"read": "user_id = :sub", "write": "true"}
+        rules["tables"]["cargo"] = {
+            "read": "crew IN (SELECT crew FROM berths WHERE user_id = :sub)", "write": "true"}
+        s = self.server(rules)
+        alice, bob = self.as_user("alice"), self.as_user("bob")
+        res = self.push(s, alice, "a1", [ins(1, "people", id="p", name="x"),
+                                         ins(2, "berths", id="b1", crew="c1", person="p",
+                                             user_id="x"),
+                                         ins(3, "cargo", id="g1", crew="c1")])
+        self.assertEqual({r["status"] for r in res}, {"applied"}, res)
+        _, cursor = self.seen(s, bob, "b1", limit=100)
+        res = self.push(s, alice, "a1", [upd(4, "people", {"id": "p"}, name="bob")])
+        self.assertEqual(res[0]["status"], "applied", res)
+        self.assertEqual(self.rows(s, "berths")[json.dumps({"id": "b1"})]["user_id"], "bob")
+        b1, g1 = ("berths", json.dumps({"id": "b1"})), ("cargo", json.dumps({"id": "g1"}))
+        status, _, data = self.page(s, bob, "b1", cursor, 100)
+        got, cursor = self.seen(s, bob, "b1", limit=100, cursor=None if status == 410 else cursor)
+        self.assertLessEqual({b1, g1}, got)
+        res = self.push(s, alice, "a1", [upd(5, "people", {"id": "p"}, name="carol")])
+        self.assertEqual(res[0]["status"], "applied", res)
+        self.assertEqual(self.rows(s, "berths")[json.dumps({"id": "b1"})]["user_id"], "carol")
+        status, _, data = self.page(s, bob, "b1", cursor, 100)
+        self.assertEqual((status, data), (410, {"error": "cursor expired", "moved": True}))
+        got, _ = self.seen(s, bob, "b1", limit=100)
+        self.assertFalse({b1, g1} & got, got)
+
+    def test_a_membership_table_without_a_rule(self):
+        # members has no rule (never synced), only tasks' select reads it:
+        # its rows' former values are kept all the same, so deleting dave's
+        # membership leaves bob's increment alone, and deleting bob's own
+        # answers him 410 and takes p2's task away
+        rules = json.loads(json.dumps(RULES))
+        del rules["tables"]["members"]
+        s = self.server(rules)
+        bob, admin = self.as_user("bob"), bearer("shared")
+        self.rows(s, "members")
+        res = self.plain.push("admin", [ins(1, "members", project="p3", user_id="dave"),
+                                        ins(2, "tasks", id="k2", project="p2"),
+                                        ins(3, "tasks", id="k3", project="p3")], headers=admin)
+        self.assertEqual({r["status"] for r in res}, {"applied"}, res)
+        got, cursor = self.seen(s, bob, "b1", limit=100)
+        k2 = ("tasks", json.dumps({"id": "k2"}))
+        self.assertIn(k2, got)
+        self.assertFalse({t for t, _ in got} & {"members"}, got)
+        res = self.plain.push("admin", [dele(4, "members", {"project": "p3", "user_id": "dave"})],
+                              headers=admin)
+        self.assertEqual(res[0]["status"], "applied", res)
+        status, _, data = self.page(s, bob, "b1", cursor, 100)
+        self.assertEqual(status, 200, data)
+        self.assertEqual(data["changes"], [])
+        res = self.plain.push("admin", [dele(5, "members", {"project": "p2", "user_id": "bob"})],
+                              headers=admin)
+        self.assertEqual(res[0]["status"], "applied", res)
+        status, _, data = self.page(s, bob, "b1", data["cursor"], 100)
+        self.assertEqual((status, data), (410, {"error": "cursor expired", "moved": True}))
+        got, _ = self.seen(s, bob, "b1", limit=100)
+        self.assertNotIn(k2, got)
+
     def test_a_membership_key_too_long_for_a_cursor(self):
         # a move-in walked over pages names its membership row in the
         # cursor; a key longer than a cursor holds (2048 bytes with its
@@ -839,8 +916,9 @@ class RulesTests(ManySyncd):
         # a deleted key goes to the users a value the row had passes the
         # read rule for (docs/RULES.md), not to everyone: bob never learns
         # the keys of alice's todo t1 nor of p1's task k1; alice's other
-        # device does. A row made and deleted behind these rules, with no
-        # values kept, is deleted for everyone
+        # device does. A row made and deleted by a syncd without --rules
+        # keeps its values too (the storage's triggers): carol's t9 reaches
+        # neither. bob's t3, pushed last, ends each read
         s = self.server()
         alice, bob = self.as_user("alice"), self.as_user("bob")
         self.push(s, alice, "a1", [ins(1, "todos", id="t1", owner="alice"),
@@ -856,18 +934,20 @@ class RulesTests(ManySyncd):
         res = self.push(s, alice, "a1", [dele(3, "todos", {"id": "t1"}),
                                          dele(4, "tasks", {"id": "k1"})])
         self.assertEqual([r["status"] for r in res], ["applied", "applied"], res)
-        res = self.plain.push("admin", [dele(2, "todos", {"id": "t9"})], headers=bearer("shared"))
-        self.assertEqual(res[0]["status"], "applied", res)
+        res = self.plain.push("admin", [dele(2, "todos", {"id": "t9"}),
+                                        ins(3, "todos", id="t3", owner="bob")],
+                              headers=bearer("shared"))
+        self.assertEqual([r["status"] for r in res], ["applied", "applied"], res)
         t1, k1 = ("todos", json.dumps({"id": "t1"})), ("tasks", json.dumps({"id": "k1"}))
-        t9 = ("todos", json.dumps({"id": "t9"}))
-        self.assertEqual(self.seen(s, alice, "a2", cursor=a2)[0], {t1, k1, t9})
-        self.assertEqual(self.seen(s, bob, "b1", cursor=b0)[0], {t9})
+        t3 = ("todos", json.dumps({"id": "t3"}))
+        self.assertEqual(self.seen(s, alice, "a2", cursor=a2)[0], {t1, k1})
+        self.assertEqual(self.seen(s, bob, "b1", cursor=b0)[0], {t3})
         # the event stream judges them the same way
-        for user, client, cursor, want in ((alice, "a2", a2, {t1, k1, t9}), (bob, "b1", b0, {t9})):
+        for user, client, cursor, want in ((alice, "a2", a2, {t1, k1}), (bob, "b1", b0, {t3})):
             ev = s.events(client, cursor=cursor, headers=user)
             self.assertEqual(ev.status, 200)
             got = set()
-            while t9 not in got:  # the last change
+            while not want <= got:
                 e = ev.next_event(10)
                 got |= {(c["table"], json.dumps(c["pk"], sort_keys=True))
                         for c in e["data"]["changes"]}
