@@ -232,8 +232,9 @@ static int was_sql(rules_table *rt, int pg) {
   sqlite3_str_appendf(s[6], "CREATE INDEX IF NOT EXISTS \"%w_key\" ON \"%w\"(", was, was);
   col_list(s[6], t, cols, t->n_pk, 0);
   sqlite3_str_appendall(s[6], ")");
+  /* qualified: SQLite reads an unknown "name" alone as a string */
   sqlite3_str_appendall(s[1], "SELECT EXISTS(SELECT ");
-  col_list(s[1], t, cols, n, 0);
+  col_list(s[1], t, cols, n, was);
   sqlite3_str_appendf(s[1], " FROM \"%w\" WHERE false)", was);
   was_triggers(rt, cols, n, was, pg);
   /* the values of the keys whose tombstones the compaction purges (the

@@ -1246,6 +1246,42 @@ class RulesTests(ManySyncd):
         self.assertEqual(status, 200, page)
         self.assertIn("k3", {c["pk"]["id"] for c in page["changes"] if c["table"] == "tasks"})
 
+    def test_restart_with_other_rules_moves_the_triggers(self):
+        # the triggers keeping former values follow the rules syncd starts
+        # with: made for todos' owner, made again when the rule reads title
+        # instead (its table of values is made anew), dropped when the rule
+        # names no column; pushes work across each restart
+        def triggers():
+            sql = ("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'"
+                   " AND name GLOB '_syncd_was_? todos'" if self.backend == "sqlite" else
+                   "SELECT count(*) FROM pg_trigger WHERE tgname = '_syncd_was'"
+                   " AND tgrelid = 'todos'::regclass")
+            return int(self.store_rows(sql)[0][0])
+
+        alice = self.as_user("alice")
+        s = self.server()
+        self.assertEqual(self.push(s, alice, "a1", [ins(1, "todos", id="t1", title="alice",
+                                                        owner="alice")])[0]["status"], "applied")
+        self.assertEqual(s.stop(), 0, s.log()[-2000:])
+        self.assertEqual(triggers(), 3 if self.backend == "sqlite" else 1)
+        by_title = json.loads(json.dumps(RULES))
+        by_title["tables"]["todos"]["read"] = "title = :sub"
+        s = self.server(by_title)
+        _, cursor = self.seen(s, alice, "a2", limit=100)
+        res = self.push(s, alice, "a1", [upd(2, "todos", {"id": "t1"}, title="bob")])
+        self.assertEqual(res[0]["status"], "applied", res)
+        status, _, page = self.page(s, alice, "a2", cursor, 100)
+        self.assertEqual(status, 200, page)
+        self.assertEqual([(c["op"], c["pk"]) for c in page["changes"]], [("delete", {"id": "t1"})])
+        self.assertEqual(s.stop(), 0, s.log()[-2000:])
+        self.assertEqual(triggers(), 3 if self.backend == "sqlite" else 1)
+        everyone = json.loads(json.dumps(RULES))
+        everyone["tables"]["todos"]["read"] = "true"
+        s = self.server(everyone)
+        self.assertEqual(triggers(), 0)
+        res = self.push(s, alice, "a1", [upd(3, "todos", {"id": "t1"}, title="carol")])
+        self.assertEqual(res[0]["status"], "applied", res)
+
     def store_rows(self, sql):
         """The rows sql selects from the storage itself (not through syncd)."""
         if self.backend == "sqlite":
