@@ -578,8 +578,8 @@ static int sq_log_change(dialect_conn *c, const char *table, const char *pk, con
 /* Watch every synced table on this connection (sqlite_watch.h). */
 static int watch(dialect_conn *c, char **err) {
   sqlite3_free(c->unwatch);
-  char *z = sqlite_watch_sql(c->owner->cat, &c->unwatch);
-  if (!z) return *err = wire_errf("out of memory"), -1;
+  char *z = sqlite_watch_sql(c->db, c->owner->cat, &c->unwatch);
+  if (!z) return *err = wire_errf("watching the tables: %s", sqlite3_errmsg(c->db)), -1;
   int rc = exec(c->db, z, err);
   sqlite3_free(z);
   c->watching = rc == 0;

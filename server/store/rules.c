@@ -121,97 +121,56 @@ static void was_pair(sqlite3_str *check, sqlite3_str *gone, const catalog_table 
   was_exists(gone, t, was, cond, pg);
 }
 
-/* Keep row's values ("old.", "new.") in was unless kept; or (drop) remove
-** the kept ones equal to them. 1, or 0 when out of memory. */
-static int was_write(sqlite3_str *s, const catalog_table *t, const int *cols, int n,
-                     const char *was, const char *row, int drop, int pg) {
-  char *w = sqlite3_mprintf("\"%w\".", was);
-  if (!w) return 0;
-  if (drop) {
-    sqlite3_str_appendf(s, " DELETE FROM \"%w\" WHERE ", was);
-  } else {
-    sqlite3_str_appendf(s, " INSERT INTO \"%w\"(", was);
-    col_list(s, t, cols, n, 0);
-    sqlite3_str_appendall(s, ") SELECT ");
-    for (int i = 0; i < n; i++)
-      sqlite3_str_appendf(s, "%s%s\"%w\"", i ? ", " : "", row, t->cols[cols[i]].name);
-    sqlite3_str_appendf(s, " WHERE NOT EXISTS(SELECT 1 FROM \"%w\" WHERE ", was);
-  }
-  same_in(s, t, cols, n, w, row, pg);
-  sqlite3_str_appendall(s, drop ? ";" : ");");
-  sqlite3_free(w);
-  return 1;
-}
-
-/* rt->was_trigger: the triggers that keep the former values of t's rows
-** in was, whatever writes them: a push, a foreign key's cascade, a
-** trigger, another program. An update or a delete keeps the values
-** before it; an insert or an update drops the kept values equal to the
-** row's now (they are not former ones). A reader of a kept value then
-** gets a delete when the row moves away from it, or when its key comes
-** back with other values after a delete (the change log keeps only the
-** insert) (pull.c). SQLite: AFTER INSERT, UPDATE, DELETE; PostgreSQL:
-** the function, its trigger (rules_store.c makes them at startup). */
-static void was_triggers(rules_table *rt, const int *cols, int n, const char *was, int pg) {
+/* PostgreSQL's trigger that keeps the former values of t's rows in was,
+** whatever writes them (a push, a cascade, a trigger, another program):
+** rt->was_trigger, the function and the trigger, made at startup
+** (rules_store.c). An update or a delete keeps the values before it; an
+** insert or an update drops the kept values equal to the row's now (they
+** are not former ones). A reader of a kept value then gets a delete when
+** the row moves away from it, or when its key comes back with other
+** values after a delete (the change log keeps only the insert) (pull.c).
+** The row is read through its JSON into was's row type, so a column the
+** owner drops fails no write. SQLite keeps them in the TEMP triggers of
+** syncd's own connections (sqlite_watch.c). */
+static int was_trigger(rules_table *rt, const int *cols, int n, const char *was) {
   const catalog_table *t = rt->t;
-  sqlite3_str *s[3];
-  int body_ok = 1;
-  for (int i = 0; i < 3; i++)
-    s[i] = sqlite3_str_new(0);
-  if (pg) {
-    sqlite3_str_appendf(s[1], "IF TG_OP = 'UPDATE' AND ");
-    same_in(s[1], t, cols, n, "OLD.", "NEW.", pg);
-    sqlite3_str_appendall(s[1], " THEN RETURN NULL; END IF; IF TG_OP <> 'INSERT' THEN");
-    body_ok &= was_write(s[1], t, cols, n, was, "OLD.", 0, pg);
-    sqlite3_str_appendall(s[1], " END IF; IF TG_OP <> 'DELETE' THEN");
-    body_ok &= was_write(s[1], t, cols, n, was, "NEW.", 1, pg);
-    sqlite3_str_appendall(s[1], " END IF; RETURN NULL;");
-    /* a dollar quote the body does not hold */
-    char *body = sqlite3_str_finish(s[1]), *tag = 0;
-    for (int k = 0; body && (!tag || strstr(body, tag)); k++) {
-      sqlite3_free(tag);
-      tag = sqlite3_mprintf("$_syncd%d$", k);
-      if (!tag) break;
-    }
-    body_ok &= body && tag;
-    if (body_ok)
-      sqlite3_str_appendf(s[0],
-                          "CREATE OR REPLACE FUNCTION \"%w\"() RETURNS trigger LANGUAGE plpgsql"
-                          " AS %s BEGIN %s END %s",
-                          was, tag, body, tag);
-    sqlite3_free(body);
+  sqlite3_str *body = sqlite3_str_new(0);
+  sqlite3_str_appendf(body,
+                      " DECLARE _syncd_o \"%w\"; _syncd_n \"%w\"; BEGIN"
+                      " IF TG_OP <> 'INSERT' THEN _syncd_o := jsonb_populate_record("
+                      "NULL::\"%w\", to_jsonb(OLD)); END IF;"
+                      " IF TG_OP <> 'DELETE' THEN _syncd_n := jsonb_populate_record("
+                      "NULL::\"%w\", to_jsonb(NEW)); END IF;"
+                      " IF TG_OP = 'UPDATE' AND _syncd_o IS NOT DISTINCT FROM _syncd_n THEN"
+                      " RETURN NULL; END IF;"
+                      " IF TG_OP <> 'INSERT' THEN INSERT INTO \"%w\" SELECT (_syncd_o).*"
+                      " WHERE NOT EXISTS(SELECT 1 FROM \"%w\" AS _syncd_w WHERE ",
+                      was, was, was, was, was, was);
+  same_in(body, t, cols, n, "_syncd_w.", "_syncd_o.", 1);
+  sqlite3_str_appendf(body,
+                      "); END IF; IF TG_OP <> 'DELETE' THEN DELETE FROM \"%w\" AS _syncd_w"
+                      " WHERE ",
+                      was);
+  same_in(body, t, cols, n, "_syncd_w.", "_syncd_n.", 1);
+  sqlite3_str_appendall(body, "; END IF; RETURN NULL; END ");
+  /* a dollar quote the body does not hold */
+  char *z = sqlite3_str_finish(body), *tag = 0;
+  for (int k = 0; z && (!tag || strstr(z, tag)); k++) {
     sqlite3_free(tag);
-    s[1] = sqlite3_str_new(0);
-    sqlite3_str_appendf(s[1],
-                        "CREATE OR REPLACE TRIGGER _syncd_was AFTER INSERT OR UPDATE OR DELETE"
-                        " ON \"%w\" FOR EACH ROW EXECUTE FUNCTION \"%w\"()",
-                        t->name, was);
-  } else {
-    static const char *const what[3] = {"i", "u", "d"}, *const when[3] = {"INSERT", "UPDATE",
-                                                                          "DELETE"};
-    for (int i = 0; i < 3; i++) {
-      sqlite3_str_appendf(s[i], "CREATE TRIGGER \"_syncd_was_%s %w\" AFTER %s ON \"%w\"", what[i],
-                          t->name, when[i], t->name);
-      if (i == 1) {
-        sqlite3_str_appendall(s[i], " WHEN NOT (");
-        same_in(s[i], t, cols, n, "old.", "new.", pg);
-        sqlite3_str_appendall(s[i], ")");
-      }
-      sqlite3_str_appendall(s[i], " BEGIN");
-      if (i) body_ok &= was_write(s[i], t, cols, n, was, "old.", 0, pg);
-      if (i < 2) body_ok &= was_write(s[i], t, cols, n, was, "new.", 1, pg);
-      sqlite3_str_appendall(s[i], " END");
-    }
+    if (!(tag = sqlite3_mprintf("$_syncd%d$", k))) break;
   }
-  rt->n_was_trigger = pg ? 2 : 3;
-  for (int i = 0; i < 3; i++) {
-    int ok = body_ok && sqlite3_str_errcode(s[i]) == SQLITE_OK && sqlite3_str_length(s[i]) > 0;
-    char *z = sqlite3_str_finish(s[i]);
-    if (i < rt->n_was_trigger && ok)
-      rt->was_trigger[i] = z;
-    else
-      sqlite3_free(z);
-  }
+  if (z && tag)
+    rt->was_trigger[0] = sqlite3_mprintf("CREATE OR REPLACE FUNCTION \"%w\"() RETURNS trigger"
+                                         " LANGUAGE plpgsql AS %s%s%s",
+                                         was, tag, z, tag);
+  sqlite3_free(z);
+  sqlite3_free(tag);
+  rt->was_trigger[1] = sqlite3_mprintf("CREATE OR REPLACE TRIGGER _syncd_was AFTER INSERT OR UPDATE"
+                                       " OR DELETE ON \"%w\" FOR EACH ROW EXECUTE FUNCTION"
+                                       " \"%w\"()",
+                                       t->name, was);
+  rt->n_was_trigger = 2;
+  return rt->was_trigger[0] && rt->was_trigger[1] ? 0 : -1;
 }
 
 /* The was_* statements of rt (rules.h); 0, or -1 when out of memory. */
@@ -236,7 +195,7 @@ static int was_sql(rules_table *rt, int pg) {
   sqlite3_str_appendall(s[1], "SELECT EXISTS(SELECT ");
   col_list(s[1], t, cols, n, was);
   sqlite3_str_appendf(s[1], " FROM \"%w\" WHERE false)", was);
-  was_triggers(rt, cols, n, was, pg);
+  int trigger_bad = pg && was_trigger(rt, cols, n, was);
   /* the values of the keys whose tombstones the compaction purges (the
   ** horizon in parameter 2 on SQLite; on PostgreSQL a step of its purge,
   ** which names those tombstones "d", pg_log.c) */
@@ -285,9 +244,7 @@ static int was_sql(rules_table *rt, int pg) {
                     &rt->concern_was,
                     &rt->concern_gone,
                     &rt->was_gone};
-  int bad = remade_bad;
-  for (int i = 0; i < rt->n_was_trigger; i++)
-    if (!rt->was_trigger[i]) bad = 1;
+  int bad = remade_bad || trigger_bad;
   for (int i = 0; i < 10; i++)
     if (out[i] && !(*out[i] = sqlite3_str_finish(s[i])) && ((i != 7 && i != 8) || rt->concern))
       bad = 1;

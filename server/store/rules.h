@@ -37,8 +37,9 @@ typedef struct rules_table {
   ** NULL when neither names a column of t (no verdict on it moves);
   ** was_check NULL when read names none. */
   char *was_create, *was_index, *was_probe; /* at startup */
-  /* the triggers keeping them, whatever writes the row (rules.c
-  ** was_triggers; made at startup) */
+  /* PostgreSQL's function and trigger keeping them, whatever writes the
+  ** row (rules.c was_trigger; made at startup); none on SQLite, whose
+  ** TEMP triggers keep them (sqlite_watch.c) */
   char *was_trigger[3];
   int n_was_trigger;
   char *was_purge; /* with a compaction: the values of keys whose tombstones go */

@@ -89,48 +89,39 @@ int rules_new_since(const store *s, dialect_conn *c, const char *table, const ch
   return key_gap(s, c, table, pk, after, 0, yes, err);
 }
 
-/* Drop the triggers keeping t's former values (rules.c was_triggers),
-** for a table whose rule no longer names its columns. */
+/* Drop PostgreSQL's trigger keeping t's former values (rules.c
+** was_trigger), for a table whose rule no longer names its columns. */
 static int was_untrigger(const store *s, dialect_conn *c, const catalog_table *t, char **err) {
-  int yes = 0, pg = s->d == &dialect_pg, rc = 0;
-  if (pg) {
-    char *on = sqlite3_mprintf("\"%w\"", t->name);
-    const char *v = on;
-    rc =
-        !on ? (*err = wire_errf("out of memory"), -1)
-            : s->d->select_bool(c,
-                                "SELECT EXISTS(SELECT 1 FROM pg_trigger WHERE tgname = '_syncd_was'"
-                                " AND tgrelid = to_regclass($1) AND tgparentid = 0)",
-                                &v, 1, &yes, err);
-    char *drop = !rc && yes ? sqlite3_mprintf("DROP TRIGGER _syncd_was ON %s", on) : 0;
-    if (!rc && yes)
-      rc = drop ? s->d->select_bool(c, drop, 0, 0, &yes, err)
-                : (*err = wire_errf("out of memory"), -1);
-    sqlite3_free(drop);
-    sqlite3_free(on);
-    return rc;
-  }
-  static const char *const what[3] = {"i", "u", "d"};
-  for (int i = 0; !rc && i < 3; i++) {
-    char *drop = sqlite3_mprintf("DROP TRIGGER IF EXISTS \"_syncd_was_%s %w\"", what[i], t->name);
+  int yes = 0, rc = 0;
+  char *on = sqlite3_mprintf("\"%w\"", t->name);
+  const char *v = on;
+  rc = !on ? (*err = wire_errf("out of memory"), -1)
+           : s->d->select_bool(c,
+                               "SELECT EXISTS(SELECT 1 FROM pg_trigger WHERE tgname = '_syncd_was'"
+                               " AND tgrelid = to_regclass($1) AND tgparentid = 0)",
+                               &v, 1, &yes, err);
+  char *drop = !rc && yes ? sqlite3_mprintf("DROP TRIGGER _syncd_was ON %s", on) : 0;
+  if (!rc && yes)
     rc = drop ? s->d->select_bool(c, drop, 0, 0, &yes, err)
               : (*err = wire_errf("out of memory"), -1);
-    sqlite3_free(drop);
-  }
+  sqlite3_free(drop);
+  sqlite3_free(on);
   return rc;
 }
 
 /* _syncd_was_<t> for each rule that names its row's columns (rules.h): made
 ** when missing, made anew when it lacks a column the rule now names (the
-** former values it held are then lost: docs/RULES.md), with the triggers
-** that keep them; a table whose rule names none loses its triggers. In
-** one transaction, so that no write meets a trigger without its table. */
+** former values it held are then lost: docs/RULES.md), with PostgreSQL's
+** triggers that keep them (SQLite's are TEMP, made on each connection from
+** the table: sqlite_watch.c); a table whose rule names none loses its
+** trigger. In one transaction, so that no write meets a trigger without
+** its table. */
 static int was_tables(const store *s, dialect_conn *c, const rules *r, char **err) {
   int yes = 0, pg = s->d == &dialect_pg;
   const char *none = "{}";
   for (int i = 0; i < s->cat.n_tables; i++) {
     const rules_table *rt = rules_judged(r, &s->cat.tables[i]);
-    if ((!rt || !rt->was_create) && was_untrigger(s, c, &s->cat.tables[i], err)) return -1;
+    if (pg && (!rt || !rt->was_create) && was_untrigger(s, c, &s->cat.tables[i], err)) return -1;
   }
   for (int i = 0; i < r->n; i++) {
     const rules_table *rt = &r->tables[i];
@@ -150,8 +141,7 @@ static int was_tables(const store *s, dialect_conn *c, const rules *r, char **er
     }
     int bad = s->d->select_bool(c, "RELEASE SAVEPOINT _syncd_probe", 0, 0, &yes, err) ||
               s->d->select_bool(c, rt->was_create, 0, 0, &yes, err) ||
-              s->d->select_bool(c, rt->was_index, 0, 0, &yes, err) ||
-              (!pg && was_untrigger(s, c, rt->t, err));
+              s->d->select_bool(c, rt->was_index, 0, 0, &yes, err);
     for (int k = 0; !bad && k < rt->n_was_trigger; k++)
       bad = s->d->select_bool(c, rt->was_trigger[k], 0, 0, &yes, err);
     if (bad || s->d->select_bool(c, rt->was_probe, 0, 0, &yes, err) ||
