@@ -352,6 +352,16 @@ int pgsql_conflict(const PGresult *r) {
   return state && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0);
 }
 
+void pgsql_key_value(sqlite3_str *sql, const catalog_table *t, int col, const char *src) {
+  const catalog_col *c = &t->cols[col];
+  if (c->kind == K_BYTEA) {
+    sqlite3_str_appendf(sql, "decode((%s::jsonb -> %Q) ->> '$base64', 'base64')", src, c->name);
+    return;
+  }
+  sqlite3_str_appendf(sql, "(jsonb_populate_record(NULL::\"%w\", %s::jsonb)).\"%w\"", t->name, src,
+                      c->name);
+}
+
 char *pgsql_walk(const dialect_walk *w, int after) {
   const catalog_table *t = w->t;
   sqlite3_str *s = sqlite3_str_new(0);
@@ -373,11 +383,8 @@ char *pgsql_walk(const dialect_walk *w, int after) {
     }
     sqlite3_str_appendall(s, ") > (");
     for (int k = 0; k < t->n_pk; k++) {
-      sqlite3_str_appendall(s, k ? ", (jsonb_populate_record(NULL::"
-                                 : "(jsonb_populate_record(NULL::");
-      pgsql_ident(s, t->name);
-      sqlite3_str_appendall(s, ", $1::jsonb)).");
-      pgsql_ident(s, t->cols[t->pk[k]].name);
+      if (k) sqlite3_str_appendall(s, ", ");
+      pgsql_key_value(s, t, t->pk[k], "$1");
     }
     sqlite3_str_appendall(s, ")");
   } else {

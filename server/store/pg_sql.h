@@ -28,6 +28,12 @@ enum {
   K_OTHER
 };
 
+/* The value of column col of t in the row or key JSON that the SQL
+** expression src gives, as the store prints it: a bytea's
+** {"$base64": ...} is decoded (jsonb_populate_record takes bytea only as
+** the text of its bytes). */
+void pgsql_key_value(sqlite3_str *sql, const catalog_table *t, int col, const char *src);
+
 /* The kind of a column whose type (or domain's base type) is typname. */
 int pgsql_kind(const char *typname);
 

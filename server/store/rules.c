@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "jscan.h"
+#include "pg_sql.h"
 #include "sqlite_api.h"
 
 static char *text(jspan v) {
@@ -34,18 +35,21 @@ static char *text(jspan v) {
 }
 
 /* "<alias>.<each key column of t> = <its value in the key JSON src> AND "
-** (src: parameter 1 unless given). */
+** (src: parameter 1 unless given), the key as the store prints it: a
+** BLOB is {"$base64": ...}, which sync_val reads on SQLite (and
+** pgsql_key_value on PostgreSQL) */
 static void key_match_from(sqlite3_str *s, const catalog_table *t, const char *alias, int pg,
                            const char *src) {
   for (int k = 0; k < t->n_pk; k++) {
-    const char *c = t->cols[t->pk[k]].name;
-    if (pg)
-      sqlite3_str_appendf(
-          s, "\"%w\".\"%w\" = (jsonb_populate_record(NULL::\"%w\", %s::jsonb)).\"%w\" AND ", alias,
-          c, t->name, src ? src : "$1", c);
-    else
-      sqlite3_str_appendf(s, "\"%w\".\"%w\" = json_extract(%s, %Q) AND ", alias, c,
-                          src ? src : "?1", t->cols[t->pk[k]].key);
+    const catalog_col *c = &t->cols[t->pk[k]];
+    if (pg) {
+      sqlite3_str_appendf(s, "\"%w\".\"%w\" = ", alias, c->name);
+      pgsql_key_value(s, t, t->pk[k], src ? src : "$1");
+      sqlite3_str_appendall(s, " AND ");
+    } else {
+      sqlite3_str_appendf(s, "\"%w\".\"%w\" = sync_val(%s -> %Q) AND ", alias, c->name,
+                          src ? src : "?1", c->key);
+    }
   }
 }
 

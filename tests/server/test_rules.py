@@ -54,6 +54,9 @@ NOTES = {
           "CREATE TABLE logs(id TEXT PRIMARY KEY,"
           " owner TEXT DEFAULT nullif(current_setting('syncd.sub', true), ''));",
 }
+# Rows keyed by bytes.
+NOTES["sqlite"] += "CREATE TABLE files(id BLOB PRIMARY KEY, owner TEXT, body TEXT);"
+NOTES["pg"] += "CREATE TABLE files(id bytea PRIMARY KEY, owner TEXT, body TEXT);"
 # A person's berths follow their name: a membership written by a trigger.
 NOTES["sqlite"] += ("CREATE TRIGGER people_name AFTER UPDATE OF name ON people BEGIN"
                     " UPDATE berths SET user_id = new.name WHERE person = new.id; END;")
@@ -1245,6 +1248,43 @@ class RulesTests(ManySyncd):
         status, _, page = self.page(s, bob, "b1", cursor, 100)
         self.assertEqual(status, 200, page)
         self.assertIn("k3", {c["pk"]["id"] for c in page["changes"] if c["table"] == "tasks"})
+
+    def test_rows_keyed_by_bytes(self):
+        # a BLOB (bytea) key passes through every rule: the write checks
+        # before and after, the initial sync's walk, an increment, a
+        # move-out by an owner change and the delete that follows it
+        rules = json.loads(json.dumps(RULES))
+        rules["tables"]["files"] = {"read": "owner = :sub",
+                                    "write": "owner = :sub OR :sub = 'admin'"}
+        s = self.server(rules)
+        alice, bob, admin = self.as_user("alice"), self.as_user("bob"), self.as_user("admin")
+        keys = [{"id": {"$base64": b}} for b in ("AAE=", "/w==", "AAEC", "")]
+        res = self.push(s, alice, "a1", [
+            {"id": 1 + i, "table": "files", "op": "insert", "pk": k,
+             "data": dict(k, owner="alice", body="b%d" % i)} for i, k in enumerate(keys)])
+        self.assertEqual([r["status"] for r in res], ["applied"] * 4, res)
+        res = self.push(s, bob, "b1", [upd(1, "files", keys[0], body="mine now"),
+                                       dele(2, "files", keys[1]),
+                                       {"id": 3, "table": "files", "op": "insert", "pk": keys[2],
+                                        "data": dict(keys[2], owner="bob")}])
+        self.assertEqual([r["status"] for r in res], ["rejected"] * 3, res)
+        self.assertDenied(res[:2])
+        files = lambda got: sorted(pk for t, pk in got if t == "files")
+        want = sorted(json.dumps(k) for k in keys)
+        got, a2 = self.seen(s, alice, "a2", limit=2)
+        self.assertEqual(files(got), want)
+        got, b2 = self.seen(s, bob, "b2", limit=2)
+        self.assertEqual(files(got), [])
+        res = self.push(s, alice, "a1", [upd(5, "files", keys[0], body="edited")])
+        self.assertEqual(res[0]["status"], "applied", res)
+        res = self.push(s, admin, "x1", [upd(1, "files", keys[3], owner="bob")])
+        self.assertEqual(res[0]["status"], "applied", res)
+        status, _, page = self.page(s, alice, "a2", a2, 100)
+        self.assertEqual(status, 200, page)
+        self.assertEqual(sorted((c["op"], json.dumps(c["pk"])) for c in page["changes"]),
+                         [("delete", json.dumps(keys[3])), ("upsert", json.dumps(keys[0]))])
+        got, _ = self.seen(s, bob, "b2", cursor=b2)
+        self.assertEqual(files(got), [json.dumps(keys[3])])
 
     def test_restart_with_other_rules_moves_the_triggers(self):
         # the former values of todos follow the rules syncd starts with:
