@@ -37,14 +37,17 @@ static int by_name(const void *a, const void *b) {
 ** names (list sorted so), after table wtable's key wpk (NULL: from the
 ** first), into w (room for n), *m of them: each table's readable rows, or
 ** with `in` (a membership table) the rows its row keyed by inpk opens
-** (rules.h, via), the tables none of whose selects read `in` left out.
-** 0; 1 when a select from `in` is not monotone (the move-in cannot be
-** walked); -1 when out of memory. Free with walks_free. */
+** (rules.h, via), or with out those a former value of it opened that are
+** not readable now (via_out), the tables none of whose selects read `in`
+** left out. 0; 1 when a select from `in` is not monotone (the move cannot
+** be walked), or `in` keeps no former values; -1 when out of memory. Free
+** with walks_free. */
 static int walks(const store *s, const store_user *u, const catalog_table **list, int n,
                  const char *wtable, const char *wpk, const catalog_table *in, const char *inpk,
-                 dialect_walk *w, int *m) {
+                 int out, dialect_walk *w, int *m) {
   qsort(list, (size_t)n, sizeof *list, by_name);
   *m = 0;
+  if (out && !rules_judged(s->rules, in)->was_create) return 1;
   for (int i = 0; i < n; i++) {
     int at = wtable ? strcmp(list[i]->name, wtable) : 1;
     if (at < 0) continue;
@@ -53,12 +56,12 @@ static int walks(const store *s, const store_user *u, const catalog_table **list
     while (in && j < rt->n_via && rt->via_from[j] != in)
       j++;
     if (in && j == rt->n_via) continue;
-    if (in && !rt->via[j]) return 1;
+    if (in && !(out ? rt->via_out[j] : rt->via[j])) return 1;
     const rules_params *rp = &rt->read_params;
     dialect_walk *x = &w[(*m)++];
     memset(x, 0, sizeof *x);
     x->t = list[i];
-    x->cond = in ? rt->via[j] : rt->read;
+    x->cond = !in ? rt->read : out ? rt->via_out[j] : rt->via[j];
     x->after = at == 0 ? wpk : 0;
     x->sorted = rp->n_selects > 0;
     x->vals = sqlite3_malloc64(sizeof *x->vals * ((size_t)rp->n + 2));
@@ -80,6 +83,61 @@ static void walks_free(dialect_walk *w, int m) {
   sqlite3_free(w);
 }
 
+/* One walk of move_out into page p: the rows membership table rt's row
+** keyed by pk opens now, or (out) those a former value of it opened that
+** the user may not read now. 0; 1 when it cannot be walked; -1 with *err. */
+static int walk_moved(reader *rd, const rules_table *rt, const char *pk, int out, wire_page *p) {
+  dialect_walk *w = sqlite3_malloc64(sizeof *w * ((size_t)rd->n_asked + 1));
+  int n = 0,
+      bad = w ? walks(rd->s, rd->u, rd->asked, rd->n_asked, 0, 0, rt->t, pk, out, w, &n) : -1;
+  if (bad < 0) *rd->err = wire_errf("out of memory");
+  if (!bad && n && rd->s->d->walk_rows(rd->c, w, n, p, rd->err)) bad = -1;
+  if (!bad && sqlite3_str_errcode(p->out) != SQLITE_OK)
+    bad = -1, *rd->err = wire_errf("out of memory");
+  walks_free(w, n);
+  return bad;
+}
+
+/* Move-out through membership (docs/RULES.md): a row of membership table
+** rt, keyed by pk, its change at version, concerns the user and may have
+** closed rows: it was deleted, or (live) its key existed at the cursor
+** with other values, and a value of it is kept (otherwise what it was is
+** not known: moved). The rows of the tables the pull sends that a former
+** value of it opened and the user may not read now go into the page as
+** deletes, then (live) those it opens now (rules.h, via), ahead of its own
+** change: WIRE_KEEP. When they do not fit in what is left of the page,
+** WIRE_STOP ends the page before the change, so the next page begins with
+** it; when a whole page cannot hold them, or a select from rt's table is
+** not monotone, the pull answers moved and the client resyncs (rd->moved).
+** WIRE_FAIL with *rd->err. */
+static int move_out(reader *rd, const rules_table *rt, const char *pk, int live,
+                    long long version) {
+  /* no value kept: what the row was is not known (a write the triggers
+  ** did not see, or the same values deleted and made again) */
+  int kept = 0;
+  if (rules_was_kept(rd->s, rd->c, rt, pk, &kept, rd->err)) return WIRE_FAIL;
+  if (!kept) return rd->moved = 1, WIRE_KEEP;
+  wire_page *p = rd->p, moved;
+  int room = p->limit - p->n_seen - 1; /* the change itself follows */
+  wire_page_start(&moved, room > 0 ? room : 0, 0);
+  wire_page_walk_start(&moved);
+  moved.gone = version;
+  int bad = walk_moved(rd, rt, pk, 1, &moved);
+  moved.gone = 0;
+  if (!bad && live && !moved.has_more) bad = walk_moved(rd, rt, pk, 0, &moved);
+  int rc = WIRE_KEEP;
+  if (bad < 0)
+    rc = WIRE_FAIL;
+  else if (bad || (moved.has_more && !p->n_seen))
+    rd->moved = 1;
+  else if (moved.has_more)
+    rc = WIRE_STOP;
+  else
+    wire_page_take(p, &moved);
+  wire_page_drop(&moved);
+  return rc;
+}
+
 /* Move-in (docs/RULES.md): a row of membership table rt, keyed by pk, its
 ** change at version, concerns the user and came in after the cursor (or,
 ** in an initial sync's pages past the head it began at, after that head),
@@ -98,9 +156,9 @@ static void walks_free(dialect_walk *w, int m) {
 static int move_in(reader *rd, const rules_table *rt, const char *pk, long long version) {
   int yes = 0;
   if (rules_new_since(rd->s, rd->c, rt->t->name, pk, rd->since, &yes, rd->err)) return WIRE_FAIL;
-  if (!yes) return rd->moved = 1, WIRE_KEEP;
+  if (!yes) return move_out(rd, rt, pk, 1, version);
   dialect_walk *w = sqlite3_malloc64(sizeof *w * ((size_t)rd->n_asked + 1));
-  int n = 0, bad = w ? walks(rd->s, rd->u, rd->asked, rd->n_asked, 0, 0, rt->t, pk, w, &n) : -1;
+  int n = 0, bad = w ? walks(rd->s, rd->u, rd->asked, rd->n_asked, 0, 0, rt->t, pk, 0, w, &n) : -1;
   int rc = WIRE_KEEP;
   if (bad < 0) {
     *rd->err = wire_errf("out of memory");
@@ -163,11 +221,9 @@ static int read_filter(void *arg, const char *table, const char *pk, const char 
   if (rt->membership && !rd->moved && (rd->after_cursor || (rd->snap && version > rd->snap)) &&
       rules_concerns(rd->s, rd->c, rt, pk, row != 0, rd->since, rd->u, &concerns, rd->err))
     return WIRE_FAIL;
-  if (concerns && row) {
-    int in = move_in(rd, rt, pk, version);
+  if (concerns) {
+    int in = row ? move_in(rd, rt, pk, version) : move_out(rd, rt, pk, 0, version);
     if (in != WIRE_KEEP) return in;
-  } else {
-    rd->moved |= concerns;
   }
   int asked = 0;
   while (asked < rd->n_asked && rd->asked[asked] != t)
@@ -285,7 +341,7 @@ static int walk_page(store *s, dialect_conn *c, const store_user *u, const char 
                      const char *wtable, const char *wpk, long long snap, const catalog_table *in,
                      const char *inpk, wire_page *p, reader *rd, char **err) {
   dialect_walk *w = sqlite3_malloc64(sizeof *w * ((size_t)n + 1));
-  int m = 0, bad = w ? walks(s, u, list, n, wtable, wpk, in, inpk, w, &m) : -1;
+  int m = 0, bad = w ? walks(s, u, list, n, wtable, wpk, in, inpk, 0, w, &m) : -1;
   if (bad < 0) *err = wire_errf("out of memory");
   wire_page_walk_start(p);
   int rc = bad || s->d->read_page(c, client, 0, 0, 0, w, m, pending_from, p, err);

@@ -67,8 +67,9 @@ static char *check_sql(const catalog_table *t, const char *cond, int pg) {
 }
 
 /* The columns _syncd_was_<t> holds: t's key, then the other columns read
-** or concern names, each once; into cols (room for t->n_pk + 2 *
-** RULES_MAX_COLS), their number. */
+** or concern names and those read rules select from t, each once; into
+** cols (room for t->n_pk + 2 * RULES_MAX_COLS + RULES_MAX_PARAMS), their
+** number. */
 static int was_columns(const rules_table *rt, int *cols) {
   const catalog_table *t = rt->t;
   int n = 0;
@@ -82,6 +83,12 @@ static int was_columns(const rules_table *rt, int *cols) {
         k++;
       if (k == n) cols[n++] = c;
     }
+  for (int i = 0; i < rt->n_sel_cols; i++) {
+    int k = 0;
+    while (k < n && cols[k] != rt->sel_cols[i])
+      k++;
+    if (k == n) cols[n++] = rt->sel_cols[i];
+  }
   return n;
 }
 
@@ -181,20 +188,21 @@ static int was_trigger(rules_table *rt, const int *cols, int n, const char *was)
 static int was_sql(rules_table *rt, int pg) {
   const catalog_table *t = rt->t;
   if (!rt->read_params.n_cols && !rt->concern_params.n_cols) return 0;
-  int *cols = sqlite3_malloc64(sizeof *cols * ((size_t)t->n_pk + 2 * RULES_MAX_COLS));
+  int *cols =
+      sqlite3_malloc64(sizeof *cols * ((size_t)t->n_pk + 2 * RULES_MAX_COLS + RULES_MAX_PARAMS));
   char *was = sqlite3_mprintf("_syncd_was_%s", t->name);
   if (!cols || !was) return sqlite3_free(cols), sqlite3_free(was), -1;
   int n = was_columns(rt, cols);
-  sqlite3_str *s[10] = {0};
-  for (int i = 0; i < 10; i++)
-    if (i != 2 && i != 3) s[i] = sqlite3_str_new(0);
+  sqlite3_str *s[9];
+  for (int i = 0; i < 9; i++)
+    s[i] = sqlite3_str_new(0);
   /* an empty copy of the columns, with their types; and the key's index */
   sqlite3_str_appendf(s[0], "CREATE TABLE IF NOT EXISTS \"%w\" AS SELECT ", was);
   col_list(s[0], t, cols, n, 0);
   sqlite3_str_appendf(s[0], " FROM \"%w\" WHERE false", t->name);
-  sqlite3_str_appendf(s[6], "CREATE INDEX IF NOT EXISTS \"%w_key\" ON \"%w\"(", was, was);
-  col_list(s[6], t, cols, t->n_pk, 0);
-  sqlite3_str_appendall(s[6], ")");
+  sqlite3_str_appendf(s[4], "CREATE INDEX IF NOT EXISTS \"%w_key\" ON \"%w\"(", was, was);
+  col_list(s[4], t, cols, t->n_pk, 0);
+  sqlite3_str_appendall(s[4], ")");
   /* qualified: SQLite reads an unknown "name" alone as a string */
   sqlite3_str_appendall(s[1], "SELECT EXISTS(SELECT ");
   col_list(s[1], t, cols, n, was);
@@ -204,24 +212,26 @@ static int was_sql(rules_table *rt, int pg) {
   ** horizon in parameter 2 on SQLite; on PostgreSQL a step of its purge,
   ** which names those tombstones "d", pg_log.c) */
   if (pg) {
-    sqlite3_str_appendf(s[4],
+    sqlite3_str_appendf(s[2],
                         "DELETE FROM \"%w\" AS \"w\" USING \"d\" WHERE \"d\".\"tbl\" = %Q AND ",
                         was, t->name);
-    key_match_from(s[4], t, "w", pg, "\"d\".\"pk\"");
-    sqlite3_str_appendall(s[4], "true");
+    key_match_from(s[2], t, "w", pg, "\"d\".\"pk\"");
+    sqlite3_str_appendall(s[2], "true");
   } else {
-    sqlite3_str_appendf(s[4],
+    sqlite3_str_appendf(s[2],
                         "DELETE FROM \"%w\" WHERE rowid IN (SELECT \"w\".rowid FROM _syncd_changes"
                         " AS \"d\" JOIN \"%w\" AS \"w\" ON ",
                         was, was);
-    key_match_from(s[4], t, "w", pg, "\"d\".\"pk\"");
-    sqlite3_str_appendf(s[4],
+    key_match_from(s[2], t, "w", pg, "\"d\".\"pk\"");
+    sqlite3_str_appendf(s[2],
                         "true WHERE \"d\".op = 'delete' AND \"d\".version <= ?2"
                         " AND \"d\".tbl = %Q)",
                         t->name);
   }
-  was_pair(s[5], s[9], t, was, rt->read, pg);
-  if (rt->concern) was_pair(s[7], s[8], t, was, rt->concern, pg);
+  was_pair(s[3], s[7], t, was, rt->read_wide, pg);
+  sqlite3_str_appendall(s[8], "SELECT ");
+  was_exists(s[8], t, was, "true", pg);
+  if (rt->concern) was_pair(s[5], s[6], t, was, rt->concern, pg);
   /* concern_remade: no value is kept for the key but the row's own now */
   int remade_bad = 0;
   if (rt->concern) {
@@ -238,20 +248,12 @@ static int was_sql(rules_table *rt, int pg) {
   }
   sqlite3_free(was);
   sqlite3_free(cols);
-  char **out[10] = {&rt->was_create,
-                    &rt->was_probe,
-                    0,
-                    0,
-                    &rt->was_purge,
-                    &rt->was_check,
-                    &rt->was_index,
-                    &rt->concern_was,
-                    &rt->concern_gone,
-                    &rt->was_gone};
+  char **out[9] = {&rt->was_create,   &rt->was_probe, &rt->was_purge,
+                   &rt->was_check,    &rt->was_index, &rt->concern_was,
+                   &rt->concern_gone, &rt->was_gone,  &rt->was_kept};
   int bad = remade_bad || trigger_bad;
-  for (int i = 0; i < 10; i++)
-    if (out[i] && !(*out[i] = sqlite3_str_finish(s[i])) && ((i != 7 && i != 8) || rt->concern))
-      bad = 1;
+  for (int i = 0; i < 9; i++)
+    if (!(*out[i] = sqlite3_str_finish(s[i])) && ((i != 5 && i != 6) || rt->concern)) bad = 1;
   if (!rt->read_params.n_cols) {
     sqlite3_free(rt->was_check), rt->was_check = 0;
     sqlite3_free(rt->was_gone), rt->was_gone = 0;
@@ -267,9 +269,15 @@ static int concern(const catalog *cat, rules *r, rules_table *rt, int pg, char *
   int n = 0;
   for (int i = 0; i < r->n; i++) {
     const rules_params *p = &r->tables[i].read_params;
-    for (int k = 0; k < p->n_selects; k++)
-      if (p->selects[k] == rt->t)
-        sqlite3_str_appendf(src, "%s(%s)", n++ ? " OR " : "", p->wheres[k]);
+    for (int k = 0; k < p->n_selects; k++) {
+      if (p->selects[k] != rt->t) continue;
+      sqlite3_str_appendf(src, "%s(%s)", n++ ? " OR " : "", p->wheres[k]);
+      int c = 0;
+      while (c < rt->n_sel_cols && rt->sel_cols[c] != p->sel_col[k])
+        c++;
+      if (c == rt->n_sel_cols && c < RULES_MAX_PARAMS)
+        rt->sel_cols[rt->n_sel_cols++] = p->sel_col[k];
+    }
   }
   char *z = sqlite3_str_finish(src), *why = 0;
   if (!n) return sqlite3_free(z), 0;
@@ -283,9 +291,11 @@ static int concern(const catalog *cat, rules *r, rules_table *rt, int pg, char *
   return -1;
 }
 
-/* rt's via (rules.h): the selects from each table, each restricted to
-** the row keyed by the parameter after read's, ORed, AND read. 0, or -1
-** when out of memory. */
+/* rt's via and via_out (rules.h): the selects from each table, each
+** restricted to the row keyed by the parameter after read's, ORed, AND
+** read; for via_out the same selects read from the table's former values
+** (_syncd_was_<table>, whose columns have the same names), AND NOT read.
+** 0, or -1 when out of memory. */
 static int via_sql(rules_table *rt, int pg) {
   const rules_params *p = &rt->read_params;
   char src[16];
@@ -301,25 +311,81 @@ static int via_sql(rules_table *rt, int pg) {
     for (int j = k; j < p->n_selects; j++)
       mono = mono && (p->selects[j] != m || p->mono[j]);
     if (!mono) continue; /* via stays NULL */
-    sqlite3_str *s = sqlite3_str_new(0);
-    sqlite3_str_appendchar(s, 1, '(');
-    for (int j = k; j < p->n_selects; j++) {
-      if (p->selects[j] != m) continue;
-      if (j > k) sqlite3_str_appendall(s, " OR ");
-      sqlite3_str_append(s, rt->read + p->atom[j], p->where[j] - p->atom[j]);
-      sqlite3_str_appendchar(s, 1, '(');
-      sqlite3_str_append(s, rt->read + p->where[j], p->where_end[j] - p->where[j]);
-      sqlite3_str_appendall(s, ") AND ");
-      key_match_from(s, m, "_syncd_in", pg, src);
-      sqlite3_str_appendall(s, "true");
-      sqlite3_str_append(s, rt->read + p->where_end[j], p->atom_end[j] - p->where_end[j]);
+    /* the select's FROM as rules_expr.c writes it, and the former values' */
+    char *from = sqlite3_mprintf("FROM \"%w\" AS \"_syncd_in\" WHERE ", m->name);
+    char *was = sqlite3_mprintf("FROM \"_syncd_was_%w\" AS \"_syncd_in\" WHERE ", m->name);
+    sqlite3_str *s[2] = {sqlite3_str_new(0), sqlite3_str_new(0)};
+    int bad = !from || !was;
+    for (int o = 0; !bad && o < 2; o++) {
+      if (o) sqlite3_str_appendf(s[o], "NOT (%s) AND ", rt->read);
+      sqlite3_str_appendchar(s[o], 1, '(');
+      for (int j = k; j < p->n_selects; j++) {
+        if (p->selects[j] != m) continue;
+        if (j > k) sqlite3_str_appendall(s[o], " OR ");
+        int n = p->where[j] - p->atom[j], nf = (int)strlen(from);
+        if (o && (n < nf || memcmp(rt->read + p->where[j] - nf, from, (size_t)nf) != 0)) {
+          bad = 1;
+          break;
+        }
+        sqlite3_str_append(s[o], rt->read + p->atom[j], o ? n - nf : n);
+        if (o) sqlite3_str_appendall(s[o], was);
+        sqlite3_str_appendchar(s[o], 1, '(');
+        sqlite3_str_append(s[o], rt->read + p->where[j], p->where_end[j] - p->where[j]);
+        sqlite3_str_appendall(s[o], ") AND ");
+        key_match_from(s[o], m, "_syncd_in", pg, src);
+        sqlite3_str_appendall(s[o], "true");
+        sqlite3_str_append(s[o], rt->read + p->where_end[j], p->atom_end[j] - p->where_end[j]);
+      }
+      sqlite3_str_appendchar(s[o], 1, ')');
+      if (!o) sqlite3_str_appendf(s[o], " AND %s", rt->read);
     }
-    sqlite3_str_appendf(s, ") AND %s", rt->read);
-    int bad = sqlite3_str_errcode(s) != SQLITE_OK;
-    char *z = sqlite3_str_finish(s);
-    if (bad) return sqlite3_free(z), -1;
-    rt->via[rt->n_via - 1] = z;
+    sqlite3_free(from);
+    sqlite3_free(was);
+    char *z[2];
+    for (int o = 0; o < 2; o++) {
+      bad |= sqlite3_str_errcode(s[o]) != SQLITE_OK;
+      z[o] = sqlite3_str_finish(s[o]);
+    }
+    if (bad) return sqlite3_free(z[0]), sqlite3_free(z[1]), -1;
+    rt->via[rt->n_via - 1] = z[0];
+    rt->via_out[rt->n_via - 1] = z[1];
   }
+  return 0;
+}
+
+/* rt's read_wide (rules.h): read with each select from a table that
+** keeps former values reading them too. 0, or -1 when out of memory. */
+static int read_wide(const rules *r, rules_table *rt) {
+  const rules_params *p = &rt->read_params;
+  sqlite3_str *s = sqlite3_str_new(0);
+  int at = 0, bad = 0;
+  for (int j = 0; !bad && j < p->n_selects; j++) {
+    const rules_table *m = rules_judged(r, p->selects[j]);
+    if (!m || (!m->read_params.n_cols && !m->concern_params.n_cols)) continue;
+    int *cols = sqlite3_malloc64(sizeof *cols *
+                                 ((size_t)m->t->n_pk + 2 * RULES_MAX_COLS + RULES_MAX_PARAMS));
+    char *from = sqlite3_mprintf("FROM \"%w\" AS \"_syncd_in\" WHERE ", m->t->name);
+    int nf = from ? (int)strlen(from) : 0;
+    bad = !cols || !from || p->where[j] - nf < at ||
+          memcmp(rt->read + p->where[j] - nf, from, (size_t)nf) != 0;
+    if (!bad) {
+      int n = was_columns(m, cols);
+      sqlite3_str_append(s, rt->read + at, p->where[j] - nf - at);
+      sqlite3_str_appendall(s, "FROM (SELECT ");
+      col_list(s, m->t, cols, n, 0);
+      sqlite3_str_appendf(s, " FROM \"%w\" UNION ALL SELECT ", m->t->name);
+      col_list(s, m->t, cols, n, 0);
+      sqlite3_str_appendf(s, " FROM \"_syncd_was_%w\") AS \"_syncd_in\" WHERE ", m->t->name);
+      at = p->where[j];
+    }
+    sqlite3_free(cols);
+    sqlite3_free(from);
+  }
+  sqlite3_str_appendall(s, rt->read + at);
+  bad |= sqlite3_str_errcode(s) != SQLITE_OK;
+  char *z = sqlite3_str_finish(s);
+  if (bad) return sqlite3_free(z), -1;
+  rt->read_wide = z;
   return 0;
 }
 
@@ -435,7 +501,9 @@ rules *rules_load(const catalog *cat, const char *json, int pg, char **err) {
       load_table(cat, rt, (jspan){"{}", 2}, pg, err);
     }
   for (int j = 0; !*err && j < r->n; j++)
-    if (concern(cat, r, &r->tables[j], pg, err) == 0 && was_sql(&r->tables[j], pg))
+    concern(cat, r, &r->tables[j], pg, err);
+  for (int j = 0; !*err && j < r->n; j++)
+    if (read_wide(r, &r->tables[j]) || was_sql(&r->tables[j], pg))
       *err = sqlite3_mprintf("out of memory");
   if (!*err && r->n && !(r->purge = sqlite3_malloc64(sizeof *r->purge * (size_t)r->n)))
     *err = sqlite3_mprintf("out of memory");
@@ -512,6 +580,7 @@ void rules_free(rules *r) {
     sqlite3_free(rt->read);
     sqlite3_free(rt->write);
     sqlite3_free(rt->read_check);
+    sqlite3_free(rt->read_wide);
     sqlite3_free(rt->write_check);
     sqlite3_free(rt->server);
     sqlite3_free(rt->was_create);
@@ -522,13 +591,14 @@ void rules_free(rules *r) {
     sqlite3_free(rt->was_purge);
     sqlite3_free(rt->was_check);
     sqlite3_free(rt->was_gone);
+    sqlite3_free(rt->was_kept);
     sqlite3_free(rt->concern);
     sqlite3_free(rt->concern_check);
     sqlite3_free(rt->concern_was);
     sqlite3_free(rt->concern_gone);
     sqlite3_free(rt->concern_remade);
     for (int k = 0; k < rt->n_via; k++)
-      sqlite3_free(rt->via[k]);
+      sqlite3_free(rt->via[k]), sqlite3_free(rt->via_out[k]);
     params_free(&rt->read_params);
     params_free(&rt->write_params);
     params_free(&rt->concern_params);

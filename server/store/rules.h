@@ -14,7 +14,12 @@ typedef struct rules_table {
   const catalog_table *t;
   char *read, *write; /* the compiled boolean expressions */
   char *read_check;   /* SELECT EXISTS(the row keyed by ?1/$1 AND read) */
-  char *write_check;  /* the same with write */
+  /* read with each select from a membership table that keeps former
+  ** values reading them too (rules.c read_wide): whether a row could have
+  ** been read through a membership since changed. was_check and was_gone
+  ** judge former values by it (pull.c, move-out) */
+  char *read_wide;
+  char *write_check; /* the same with write */
   rules_params read_params, write_params;
   unsigned char *server; /* one flag per column of t: server-owned */
   int membership;        /* a read rule selects from t: its changes move rows in and out */
@@ -45,6 +50,7 @@ typedef struct rules_table {
   char *was_purge; /* with a compaction: the values of keys whose tombstones go */
   char *was_check; /* a former value passes read */
   char *was_gone;  /* the same, or none is kept (a deleted key's: pull.c) */
+  char *was_kept;  /* a value is kept for the key (move-out: pull.c) */
   /* Move-in through membership (pull.c, docs/RULES.md): for each table
   ** via_from[i] that read selects from, via[i] selects the rows one of its
   ** rows opens: those the rule passes through that row alone (its key as
@@ -52,7 +58,16 @@ typedef struct rules_table {
   ** of it is not monotone (rules_expr.h): its rows may close rows too. */
   const catalog_table *via_from[RULES_MAX_PARAMS];
   char *via[RULES_MAX_PARAMS];
+  /* Move-out through membership (pull.c): via_out[i] selects the rows a
+  ** former value of via_from[i]'s row keyed by the same parameter opened
+  ** (read's selects from _syncd_was_<via_from[i]>) that fail read now.
+  ** NULL where via is. */
+  char *via_out[RULES_MAX_PARAMS];
   int n_via;
+  /* For a membership table: the columns read rules select from it
+  ** (rules_params.sel_col), which _syncd_was_<t> keeps too (via_out) */
+  int sel_cols[RULES_MAX_PARAMS];
+  int n_sel_cols;
 } rules_table;
 
 typedef struct rules {

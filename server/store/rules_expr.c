@@ -248,6 +248,7 @@ static void select_in(parser *ps) {
     ps->p = col_at;
     return fail(ps, "no such column in the selected table");
   }
+  ps->params->sel_col[ps->params->n_selects - 1] = c;
   sqlite3_str_appendf(ps->out, "SELECT \"_syncd_in\".\"%w\" FROM \"%w\" AS \"_syncd_in\" WHERE ",
                       in->cols[c].name, in->name);
   if (!accept_kw(ps, "where")) return fail(ps, "expected WHERE");

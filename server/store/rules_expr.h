@@ -16,6 +16,7 @@ typedef struct rules_params {
   char *names[RULES_MAX_PARAMS];
   int n;
   const catalog_table *selects[RULES_MAX_PARAMS]; /* the tables its selects read */
+  int sel_col[RULES_MAX_PARAMS];                  /* the column of it each one selects */
   char *wheres[RULES_MAX_PARAMS];                 /* each one's WHERE, as the rule wrote it */
   int n_selects;
   /* Each select's comparison "x IN (SELECT ... WHERE w)" in the compiled

@@ -78,6 +78,12 @@ int rules_concerns(const store *s, dialect_conn *c, const rules_table *rt, const
   return s->d->select_bool(c, rt->concern_remade, &pk, 1, yes, err);
 }
 
+int rules_was_kept(const store *s, dialect_conn *c, const rules_table *rt, const char *pk, int *yes,
+                   char **err) {
+  *yes = 0;
+  return rt->was_kept ? s->d->select_bool(c, rt->was_kept, &pk, 1, yes, err) : 0;
+}
+
 int rules_gone_readable(const store *s, dialect_conn *c, const rules_table *rt, const char *pk,
                         const store_user *u, int *yes, char **err) {
   *yes = 1;
@@ -123,40 +129,48 @@ static int was_tables(const store *s, dialect_conn *c, const rules *r, char **er
     const rules_table *rt = rules_judged(r, &s->cat.tables[i]);
     if (pg && (!rt || !rt->was_create) && was_untrigger(s, c, &s->cat.tables[i], err)) return -1;
   }
-  for (int i = 0; i < r->n; i++) {
-    const rules_table *rt = &r->tables[i];
-    if (!rt->was_create) continue;
-    /* a refused statement ends a PostgreSQL transaction: the probe's
-    ** failure goes back to its savepoint */
-    if (s->d->select_bool(c, "SAVEPOINT _syncd_probe", 0, 0, &yes, err)) return -1;
-    if (s->d->select_bool(c, rt->was_probe, 0, 0, &yes, err)) {
-      sqlite3_free(*err);
-      *err = 0;
-      if (s->d->select_bool(c, "ROLLBACK TO SAVEPOINT _syncd_probe", 0, 0, &yes, err)) return -1;
-      char *drop = sqlite3_mprintf("DROP TABLE IF EXISTS \"_syncd_was_%w\"", rt->t->name);
-      int rc = drop ? s->d->select_bool(c, drop, 0, 0, &yes, err)
-                    : (*err = wire_errf("out of memory"), -1);
-      sqlite3_free(drop);
-      if (rc) return -1;
-    }
-    int bad = s->d->select_bool(c, "RELEASE SAVEPOINT _syncd_probe", 0, 0, &yes, err) ||
+  /* every table first: a check may read another's (rules.h, read_wide) */
+  for (int pass = 0; pass < 2; pass++)
+    for (int i = 0; i < r->n; i++) {
+      const rules_table *rt = &r->tables[i];
+      if (!rt->was_create) continue;
+      int bad = 0;
+      if (!pass) {
+        /* a refused statement ends a PostgreSQL transaction: the probe's
+        ** failure goes back to its savepoint */
+        if (s->d->select_bool(c, "SAVEPOINT _syncd_probe", 0, 0, &yes, err)) return -1;
+        if (s->d->select_bool(c, rt->was_probe, 0, 0, &yes, err)) {
+          sqlite3_free(*err);
+          *err = 0;
+          if (s->d->select_bool(c, "ROLLBACK TO SAVEPOINT _syncd_probe", 0, 0, &yes, err))
+            return -1;
+          char *drop = sqlite3_mprintf("DROP TABLE IF EXISTS \"_syncd_was_%w\"", rt->t->name);
+          int rc = drop ? s->d->select_bool(c, drop, 0, 0, &yes, err)
+                        : (*err = wire_errf("out of memory"), -1);
+          sqlite3_free(drop);
+          if (rc) return -1;
+        }
+        bad = s->d->select_bool(c, "RELEASE SAVEPOINT _syncd_probe", 0, 0, &yes, err) ||
               s->d->select_bool(c, rt->was_create, 0, 0, &yes, err) ||
               s->d->select_bool(c, rt->was_index, 0, 0, &yes, err);
-    for (int k = 0; !bad && k < rt->n_was_trigger; k++)
-      bad = s->d->select_bool(c, rt->was_trigger[k], 0, 0, &yes, err);
-    if (bad || s->d->select_bool(c, rt->was_probe, 0, 0, &yes, err) ||
-        rules_was_readable(s, c, rt, "{}", 0, &yes, err) ||
-        rules_gone_readable(s, c, rt, "{}", 0, &yes, err) ||
-        (rt->concern && (rules_concerns(s, c, rt, "{}", 1, 0, 0, &yes, err) ||
-                         rules_concerns(s, c, rt, "{}", 0, 0, 0, &yes, err))) ||
-        (rt->concern_remade && s->d->select_bool(c, rt->concern_remade, &none, 1, &yes, err))) {
-      char *why = *err;
-      *err = wire_errf("rules: table %s: its former values (_syncd_was_%s): %s", rt->t->name,
-                       rt->t->name, why ? why : "?");
-      sqlite3_free(why);
-      return -1;
+      }
+      for (int k = 0; pass && !bad && k < rt->n_was_trigger; k++)
+        bad = s->d->select_bool(c, rt->was_trigger[k], 0, 0, &yes, err);
+      if (bad || (pass && (s->d->select_bool(c, rt->was_probe, 0, 0, &yes, err) ||
+                           rules_was_readable(s, c, rt, "{}", 0, &yes, err) ||
+                           rules_gone_readable(s, c, rt, "{}", 0, &yes, err) ||
+                           rules_was_kept(s, c, rt, "{}", &yes, err) ||
+                           (rt->concern && (rules_concerns(s, c, rt, "{}", 1, 0, 0, &yes, err) ||
+                                            rules_concerns(s, c, rt, "{}", 0, 0, 0, &yes, err))) ||
+                           (rt->concern_remade &&
+                            s->d->select_bool(c, rt->concern_remade, &none, 1, &yes, err))))) {
+        char *why = *err;
+        *err = wire_errf("rules: table %s: its former values (_syncd_was_%s): %s", rt->t->name,
+                         rt->t->name, why ? why : "?");
+        sqlite3_free(why);
+        return -1;
+      }
     }
-  }
   return 0;
 }
 

@@ -19,6 +19,11 @@ int rules_check_row(const store *s, dialect_conn *c, const rules_table *rt, int 
 int rules_was_readable(const store *s, dialect_conn *c, const rules_table *rt, const char *pk,
                        const store_user *u, int *yes, char **err);
 
+/* Whether a former value of the row of rt's table keyed by pk is kept:
+** *yes. 0, or -1 with *err. */
+int rules_was_kept(const store *s, dialect_conn *c, const rules_table *rt, const char *pk, int *yes,
+                   char **err);
+
 /* Whether u may be told that the row keyed by pk was deleted: a former
 ** value of it passes rt's read rule, or none was kept (deleted behind
 ** syncd, or the rule names no column of the row). *yes. 0, or -1 with

@@ -225,6 +225,10 @@ void wire_page_walk(wire_page *p, const char *table, const char *pk, const char 
   if (p->n_changes++) sqlite3_str_appendchar(out, 1, ',');
   sqlite3_str_appendall(out, "{\"table\":");
   value_append_string(out, table, -1);
+  if (p->gone) {
+    sqlite3_str_appendf(out, ",\"op\":\"delete\",\"pk\":%s,\"version\":%lld}", pk, p->gone);
+    return;
+  }
   sqlite3_str_appendall(out, ",\"op\":\"upsert\",\"pk\":");
   sqlite3_str_appendall(out, pk);
   sqlite3_str_appendall(out, ",\"row\":");

@@ -78,6 +78,9 @@ typedef struct wire_page {
   ** memory (1). walk 0: not a walk. */
   int walk, walk_size, walk_bad;
   char *walk_at;
+  /* A move-out's walk (pull.c): its rows are sent as deletes at this
+  ** version (0: as upserts, their changes) */
+  long long gone;
   /* The walk's position (a cursor's key) is no key of its table: a crafted
   ** cursor whose key the store's types cannot read (PostgreSQL). */
   int walk_bad_position;
