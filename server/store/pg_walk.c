@@ -59,12 +59,14 @@ static int walk_table(dialect_conn *c, const dialect_walk *w, wire_page *p, char
     const char *q2[2] = {t->name, json};
     /* one index lookup per key, whatever the plan of the prepared statement
     ** guesses of the array (LIMIT keeps the lateral select from being
-    ** pulled up into a join it may run as a scan of the log) */
+    ** pulled up into a join it may run as a scan of the log); the row of
+    ** an upsert only, the version of any change (a key too long for a
+    ** cursor is named by it, wire.h) */
     r = pgc_query(c,
-                  "SELECT c.row, c.version FROM json_array_elements_text($2::json)"
-                  " WITH ORDINALITY AS k(pk, n) LEFT JOIN LATERAL (SELECT row, version"
-                  " FROM _syncd_changes WHERE tbl = $1 AND pk = k.pk AND op = 'upsert'"
-                  " LIMIT 1) AS c ON true ORDER BY k.n",
+                  "SELECT CASE WHEN c.op = 'upsert' THEN c.row END, c.version"
+                  " FROM json_array_elements_text($2::json) WITH ORDINALITY AS k(pk, n)"
+                  " LEFT JOIN LATERAL (SELECT op, row, version FROM _syncd_changes"
+                  " WHERE tbl = $1 AND pk = k.pk LIMIT 1) AS c ON true ORDER BY k.n",
                   2, q2, err);
   }
   for (int i = 0; r && i < n && i < PQntuples(r); i++)
@@ -83,4 +85,27 @@ int pg_walk_rows(dialect_conn *c, const dialect_walk *w, int n, wire_page *p, ch
   for (int i = 0; i < n && !p->has_more; i++)
     if (walk_table(c, &w[i], p, err)) return -1;
   return 0;
+}
+
+int pg_walk_key(dialect_conn *c, const char *table, long long version, long long after,
+                const char *hash, char **pk, char **err) {
+  char vz[32], az[32];
+  snprintf(vz, sizeof vz, "%lld", version);
+  snprintf(az, sizeof az, "%lld", after > version ? after : version);
+  const char *q[4] = {table, vz, az, hash};
+  /* the key's change is at version, or it changed since the cursor was
+  ** made: after both (bounded by the changes since, not the whole log);
+  ** the hash as wire_key_hash takes it, of the pk's UTF-8 bytes */
+  PGresult *r = pgc_query(c,
+                          "SELECT pk FROM _syncd_changes WHERE tbl = $1 AND (version = $2::bigint"
+                          " OR version > $3::bigint) AND left(encode(sha256(convert_to(pk,"
+                          " 'UTF8')), 'hex'), " WIRE_HASH_HEX_SQL ") = $4 LIMIT 1",
+                          4, q, err);
+  *pk = 0;
+  if (!r) return -1;
+  if (PQntuples(r) == 1 && !(*pk = sqlite3_mprintf("%s", PQgetvalue(r, 0, 0))))
+    *err = wire_errf("pg_walk_key: out of memory");
+  int n = PQntuples(r);
+  PQclear(r);
+  return *pk ? 0 : n ? -1 : 1;
 }
