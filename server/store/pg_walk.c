@@ -89,23 +89,29 @@ int pg_walk_rows(dialect_conn *c, const dialect_walk *w, int n, wire_page *p, ch
 
 int pg_walk_key(dialect_conn *c, const char *table, long long version, long long after,
                 const char *hash, char **pk, char **err) {
-  char vz[32], az[32];
-  snprintf(vz, sizeof vz, "%lld", version);
-  snprintf(az, sizeof az, "%lld", after > version ? after : version);
-  const char *q[4] = {table, vz, az, hash};
-  /* the key's change is at version, or it changed since the cursor was
-  ** made: after both (bounded by the changes since, not the whole log);
-  ** the hash as wire_key_hash takes it, of the pk's UTF-8 bytes */
-  PGresult *r = pgc_query(c,
-                          "SELECT pk FROM _syncd_changes WHERE tbl = $1 AND (version = $2::bigint"
-                          " OR version > $3::bigint) AND left(encode(sha256(convert_to(pk,"
-                          " 'UTF8')), 'hex'), " WIRE_HASH_HEX_SQL ") = $4 LIMIT 1",
-                          4, q, err);
+  /* the key's change is at version (one lookup by the log's index on
+  ** version), or it changed since the cursor was made: after both, in
+  ** version order by that index (tbl || '': never all of the table's log
+  ** by its key), so the changes since the cursor, which its walk reads at
+  ** its end anyway. The hash as wire_key_hash's, of the pk's UTF-8 bytes */
+  static const char *const sql[2] = {
+      "SELECT pk FROM _syncd_changes WHERE version = $2::bigint AND tbl = $1"
+      " AND left(encode(sha256(convert_to(pk, 'UTF8')), 'hex'), " WIRE_HASH_HEX_SQL ") = $3",
+      "SELECT pk FROM _syncd_changes WHERE version > $2::bigint AND tbl || '' = $1"
+      " AND left(encode(sha256(convert_to(pk, 'UTF8')), 'hex'), " WIRE_HASH_HEX_SQL ") = $3"
+      " ORDER BY version LIMIT 1"};
+  char vz[32];
+  const char *q[3] = {table, vz, hash};
   *pk = 0;
-  if (!r) return -1;
-  if (PQntuples(r) == 1 && !(*pk = sqlite3_mprintf("%s", PQgetvalue(r, 0, 0))))
-    *err = wire_errf("pg_walk_key: out of memory");
-  int n = PQntuples(r);
-  PQclear(r);
-  return *pk ? 0 : n ? -1 : 1;
+  for (int i = 0; i < 2; i++) {
+    snprintf(vz, sizeof vz, "%lld", i && after > version ? after : version);
+    PGresult *r = pgc_query(c, sql[i], 3, q, err);
+    if (!r) return -1;
+    int n = PQntuples(r);
+    if (n && !(*pk = sqlite3_mprintf("%s", PQgetvalue(r, 0, 0))))
+      *err = wire_errf("pg_walk_key: out of memory");
+    PQclear(r);
+    if (n) return *pk ? 0 : -1;
+  }
+  return 1;
 }

@@ -109,30 +109,34 @@ int sqlite_walk_page(sqlite3 *db, const dialect_walk *w, int n, wire_page *p, ch
 
 int sqlite_walk_key(sqlite3 *db, const char *table, long long version, long long after,
                     const char *hash, char **pk, char **err) {
-  /* the key's change is at version, or it changed since the cursor was
-  ** made: after both (bounded by the changes since, not the whole log) */
-  sqlite3_stmt *q = 0;
-  int step = sqlite3_prepare_v2(db,
-                                "SELECT pk FROM _syncd_changes WHERE tbl = ?1"
-                                " AND (version = ?2 OR version > ?3)",
-                                -1, &q, 0);
-  *pk = 0;
-  if (step == SQLITE_OK) {
-    sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, version);
-    sqlite3_bind_int64(q, 3, after > version ? after : version);
-  }
+  /* the key's change is at version (one lookup by the log's index on
+  ** version), or it changed since the cursor was made: after both, read
+  ** by that index too (+tbl: never all of the table's log by its key), so
+  ** the changes since the cursor, which its walk reads at its end anyway */
+  static const char *const sql[2] = {
+      "SELECT pk FROM _syncd_changes WHERE version = ?2 AND tbl = ?1",
+      "SELECT pk FROM _syncd_changes WHERE version > ?2 AND +tbl = ?1 ORDER BY version"};
+  int step = SQLITE_DONE;
   char h[WIRE_HASH_HEX + 1];
-  while (step == SQLITE_OK && (step = sqlite3_step(q)) == SQLITE_ROW) {
-    const char *z = (const char *)sqlite3_column_text(q, 0);
-    if (!z || wire_key_hash(z, h))
-      step = SQLITE_NOMEM;
-    else if (strcmp(h, hash) != 0)
-      step = SQLITE_OK; /* another key: read on */
-    else if (!(*pk = sqlite3_mprintf("%s", z)))
-      step = SQLITE_NOMEM;
+  *pk = 0;
+  for (int i = 0; i < 2 && step == SQLITE_DONE; i++) {
+    sqlite3_stmt *q = 0;
+    step = sqlite3_prepare_v2(db, sql[i], -1, &q, 0);
+    if (step == SQLITE_OK) {
+      sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
+      sqlite3_bind_int64(q, 2, i && after > version ? after : version);
+    }
+    while (step == SQLITE_OK && (step = sqlite3_step(q)) == SQLITE_ROW) {
+      const char *z = (const char *)sqlite3_column_text(q, 0);
+      if (!z || wire_key_hash(z, h))
+        step = SQLITE_NOMEM;
+      else if (strcmp(h, hash) != 0)
+        step = SQLITE_OK; /* another key: read on */
+      else if (!(*pk = sqlite3_mprintf("%s", z)))
+        step = SQLITE_NOMEM;
+    }
+    sqlite3_finalize(q);
   }
-  sqlite3_finalize(q);
   if (*pk) return 0;
   if (step == SQLITE_DONE) return 1;
   *err = wire_errf("sqlite_walk_key: the key a cursor names in %s: %s", table,
