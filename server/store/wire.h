@@ -3,8 +3,9 @@
 ** every storage dialect speaks exactly the same protocol: cursors, pull
 ** pages, push results, and the error messages of the store.
 **
-** A leaf of server/store/: it calls nothing but common/ and SQLite's string
-** builder, so the push and pull algorithms and the dialects may all use it.
+** A leaf of server/store/: it calls nothing but common/, SQLite's string
+** builder and libcrypto's SHA-256 (a long key's reference in a cursor), so
+** the push and pull algorithms and the dialects may all use it.
 */
 #ifndef SYNCD_WIRE_H
 #define SYNCD_WIRE_H
