@@ -153,6 +153,33 @@ class LongKeyTests(ManySyncd):
         want = {k: r for k, r in self.readable("alice").items() if k[0] == "docs"}
         self.assertEqual(got, want)
 
+    def test_event_stream_from_a_reference(self):
+        # the cursor travels in /events' URL and again in Last-Event-ID: the
+        # stream goes on from a reference like a pull, its ids short too
+        status, _, page = self.get(self.alice, "a1", tables="docs")
+        self.assertEqual(status, 200, page)
+        got = {self.key(c["table"], c["pk"]): c["row"] for c in page["changes"]}
+        cursor = page["cursor"]
+        while not ref_cursor(cursor):
+            status, _, page = self.get(self.alice, "a1", cursor, tables="docs")
+            self.assertEqual((status, page["has_more"]), (200, True), page)
+            got.update({self.key(c["table"], c["pk"]): c["row"] for c in page["changes"]})
+            cursor = page["cursor"]
+        ev = self.s.events("a1", cursor=cursor, last_event_id=cursor, headers=self.alice)
+        self.assertEqual(ev.status, 200)
+        try:
+            while True:
+                e = ev.next_event()
+                self.assertLess(len(e["id"]), 200, e["id"])
+                got.update({self.key(c["table"], c["pk"]): c["row"]
+                            for c in e["data"]["changes"] if c["table"] == "docs"})
+                if not e["data"]["has_more"]:
+                    break
+        finally:
+            ev.close()
+        want = {k: r for k, r in self.readable("alice").items() if k[0] == "docs"}
+        self.assertEqual(got, want)
+
     def test_a_reference_no_change_holds(self):
         # a reference whose hash names no key of the table (crafted, or its
         # key's tombstone purged): 410 cursor expired, and the client's full
