@@ -15,20 +15,22 @@
 #include "pg_sql.h"
 #include "value.h"
 
-/* One table of a walk: its readable keys (pgsql_walk), then their changes
-** in one statement, into p. */
-static int walk_table(dialect_conn *c, const dialect_walk *w, wire_page *p, char **err) {
+/* One query of a table of a walk: its readable keys (pgsql_walk) after the
+** key after (NULL: from the first), up to lim of them, then their changes
+** in one statement, into p; *n the keys read. */
+static int walk_query(dialect_conn *c, const dialect_walk *w, const char *after, int limit,
+                      wire_page *p, int *n_read, char **err) {
   const catalog_table *t = w->t;
   char lim[32];
-  snprintf(lim, sizeof lim, "%d", p->limit + 1 - p->n_seen);
+  snprintf(lim, sizeof lim, "%d", limit);
   const char **q = sqlite3_malloc64(sizeof *q * ((size_t)w->n_vals + 2));
-  char *sql = pgsql_walk(w, w->after != 0);
+  char *sql = pgsql_walk(w, after != 0);
   if (!q || !sql) {
     sqlite3_free(q);
     sqlite3_free(sql);
     return *err = wire_errf("out of memory"), -1;
   }
-  q[0] = w->after;
+  q[0] = after;
   for (int k = 0; k < w->n_vals; k++)
     q[1 + k] = w->vals[k];
   q[1 + w->n_vals] = lim;
@@ -37,10 +39,11 @@ static int walk_table(dialect_conn *c, const dialect_walk *w, wire_page *p, char
   sqlite3_free(q);
   if (!keys) {
     /* a position of the wrong type ({"id":"x"} for an integer key) */
-    if (w->after && c->data_error) p->walk_bad_position = 1;
+    if (after && c->data_error) p->walk_bad_position = 1;
     return -1;
   }
   int n = PQntuples(keys), bad = 0;
+  *n_read = n;
   char **pk = sqlite3_malloc64(sizeof *pk * ((size_t)n + 1));
   sqlite3_str *list = sqlite3_str_new(0);
   sqlite3_str_appendchar(list, 1, '[');
@@ -79,6 +82,29 @@ static int walk_table(dialect_conn *c, const dialect_walk *w, wire_page *p, char
   sqlite3_free(pk);
   sqlite3_free(json);
   return ok ? 0 : -1;
+}
+
+/* One table of a walk into p: its query, again after the last row read
+** while it returned all it was asked for yet left p short (rows
+** wire_page_walk passed over uncounted). 0, or -1 with *err. */
+static int walk_table(dialect_conn *c, const dialect_walk *w, wire_page *p, char **err) {
+  const char *after = w->after;
+  char *again = 0;
+  int rc = 0;
+  for (;;) {
+    int lim = p->limit + 1 - p->n_seen, n = 0;
+    if ((rc = walk_query(c, w, after, lim, p, &n, err)) || p->has_more || n < lim) break;
+    sqlite3_free(again);
+    const char *last = wire_page_walk_last(p);
+    if (!last || !(again = sqlite3_mprintf("%s", last))) {
+      *err = wire_errf("out of memory");
+      rc = -1;
+      break;
+    }
+    after = again;
+  }
+  sqlite3_free(again);
+  return rc;
 }
 
 int pg_walk_rows(dialect_conn *c, const dialect_walk *w, int n, wire_page *p, char **err) {

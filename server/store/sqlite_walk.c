@@ -80,25 +80,53 @@ static char *walk_sql(const dialect_walk *w, int after) {
   return z;
 }
 
-static int walk_table(sqlite3 *db, const dialect_walk *w, wire_page *p, char **err) {
-  char *sql = walk_sql(w, w->after != 0);
+/* The page query of w after the key after (NULL: from the first) for up to
+** lim rows, into p; *n the rows read. 0, or -1 with *err. */
+static int walk_query(sqlite3 *db, const dialect_walk *w, const char *after, int lim, wire_page *p,
+                      int *n, char **err) {
+  char *sql = walk_sql(w, after != 0);
   sqlite3_stmt *q = 0;
   if (!sql) return *err = wire_errf("out of memory"), -1;
   int step = sqlite3_prepare_v2(db, sql, -1, &q, 0);
   sqlite3_free(sql);
   if (step == SQLITE_OK) {
-    sqlite3_bind_text(q, 1, w->after, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 1, after, -1, SQLITE_STATIC);
     for (int k = 0; k < w->n_vals; k++)
       sqlite3_bind_text(q, 2 + k, w->vals[k], -1, SQLITE_STATIC);
     sqlite3_bind_text(q, w->n_vals + 2, w->t->name, -1, SQLITE_STATIC);
-    sqlite3_bind_int(q, w->n_vals + 3, p->limit + 1 - p->n_seen);
-    while ((step = sqlite3_step(q)) == SQLITE_ROW)
+    sqlite3_bind_int(q, w->n_vals + 3, lim);
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+      (*n)++;
       wire_page_walk(p, w->t->name, (const char *)sqlite3_column_text(q, 0),
                      (const char *)sqlite3_column_text(q, 1), sqlite3_column_int64(q, 2));
+    }
   }
   if (step != SQLITE_DONE) *err = wire_errf("%s", sqlite3_errmsg(db));
   sqlite3_finalize(q);
   return step == SQLITE_DONE ? 0 : -1;
+}
+
+/* One table of a walk into p: its page query, again after the last row
+** read while it returned all it was asked for yet left p short (rows
+** wire_page_walk passed over uncounted). 0, or -1 with *err. */
+static int walk_table(sqlite3 *db, const dialect_walk *w, wire_page *p, char **err) {
+  const char *after = w->after;
+  char *again = 0;
+  int rc = 0;
+  for (;;) {
+    int lim = p->limit + 1 - p->n_seen, n = 0;
+    if ((rc = walk_query(db, w, after, lim, p, &n, err)) || p->has_more || n < lim) break;
+    sqlite3_free(again);
+    const char *last = wire_page_walk_last(p);
+    if (!last || !(again = sqlite3_mprintf("%s", last))) {
+      *err = wire_errf("out of memory");
+      rc = -1;
+      break;
+    }
+    after = again;
+  }
+  sqlite3_free(again);
+  return rc;
 }
 
 int sqlite_walk_page(sqlite3 *db, const dialect_walk *w, int n, wire_page *p, char **err) {

@@ -223,6 +223,9 @@ void wire_page_walk_end(wire_page *p, long long snap) {
   p->walk_at = p->in_table = p->in_pk = 0;
   p->walk = p->walk_size = 0;
   p->walk_version = 0;
+  sqlite3_free(sqlite3_str_finish(p->walk_skip));
+  p->walk_skip = 0;
+  p->walk_skipped = 0;
   p->last_version = snap;
 }
 
@@ -248,10 +251,20 @@ void wire_page_walk(wire_page *p, const char *table, const char *pk, const char 
     p->has_more = 1;
     return;
   }
-  p->n_seen++;
   /* the position, into a buffer grown as needed (not one allocation a row);
-  ** a key too long for the cursor is named there by its change's version */
+  ** a key too long for the cursor is named there by its change's version,
+  ** and one without any (written behind syncd, never logged) is passed
+  ** over uncounted, so that no page ends on it */
   size_t nt = strlen(table) + 1, np = strlen(pk) + 1;
+  p->walk_skipped = version <= 0 && nt + np - 2 > WIRE_WALK_MAX;
+  if (p->walk_skipped) {
+    if (!p->walk_skip) p->walk_skip = sqlite3_str_new(0);
+    sqlite3_str_reset(p->walk_skip);
+    sqlite3_str_appendall(p->walk_skip, pk);
+    p->walk_bad |= sqlite3_str_errcode(p->walk_skip) != SQLITE_OK;
+    return;
+  }
+  p->n_seen++;
   p->walk_bad = 0;
   p->walk_version = version;
   if (nt + np > (size_t)p->walk_size) {
@@ -273,6 +286,11 @@ void wire_page_walk(wire_page *p, const char *table, const char *pk, const char 
   sqlite3_str_appendall(out, ",\"row\":");
   sqlite3_str_appendall(out, row);
   sqlite3_str_appendf(out, ",\"version\":%lld}", version);
+}
+
+const char *wire_page_walk_last(const wire_page *p) {
+  if (p->walk_skipped) return p->walk_bad ? 0 : sqlite3_str_value(p->walk_skip);
+  return p->walk_at ? p->walk_at + strlen(p->walk_at) + 1 : 0;
 }
 
 static void append_hex(sqlite3_str *s, const char *z) {

@@ -101,6 +101,12 @@ typedef struct wire_page {
   int walk, walk_size, walk_bad;
   char *walk_at;
   long long walk_version;
+  /* The pk of the last row read when wire_page_walk passed it over without
+  ** counting it (a key too long for a cursor with no change logged: never
+  ** sent, never a page's last row); walk_skipped: the last row read was
+  ** one (wire_page_walk_last). */
+  sqlite3_str *walk_skip;
+  int walk_skipped;
   /* The walk's position (a cursor's key) is no key of its table: a crafted
   ** cursor whose key the store's types cannot read (PostgreSQL). */
   int walk_bad_position;
@@ -134,10 +140,17 @@ void wire_page_walk_start(wire_page *p);
 void wire_page_walk_end(wire_page *p, long long snap);
 
 /* Append one row a walk read (row NULL: the change log has no live row for
-** that key, so it is counted and passed over), unfiltered: the page query
-** chose it. Past limit, only sets has_more. */
+** that key, so it is counted and passed over; version 0: no change at all,
+** and then a key too long for a cursor is passed over without counting, as
+** no cursor could name it), unfiltered: the page query chose it. Past
+** limit, only sets has_more. */
 void wire_page_walk(wire_page *p, const char *table, const char *pk, const char *row,
                     long long version);
+
+/* The pk of the last row wire_page_walk read, counted or not (NULL: none):
+** a page query that returned as many rows as it asked for without filling
+** p (rows passed over did not count) goes on after it. */
+const char *wire_page_walk_last(const wire_page *p);
 
 /* Make p's cursor, while it has more, go on with the move-in of the row
 ** of table keyed by pk, whose change has version, from the position the
