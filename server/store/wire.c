@@ -323,8 +323,9 @@ static int append_position(sqlite3_str *s, const char *table, const char *pk, lo
 /* "<db id>-<snap>w<position>": p's walk goes on after its position; or,
 ** for a move-in (p->in_table), "<db id>-<version>i<position>" of the
 ** membership row, then ".<position>" when there is one. NULL when out of
-** memory or (*too_long) a table's name is too long for a cursor, or a long
-** key has no change in the log to name it by. */
+** memory or (*too_long) a table's name is too long for a cursor (a long key
+** with no change in the log to name it by is never a page's last row:
+** wire_page_walk passes it over). */
 static char *cursor_walk(const char *db_id, const wire_page *p, int *too_long) {
   const char *at = p->walk_at ? p->walk_at + strlen(p->walk_at) + 1 : 0;
   *too_long = (at && !p->walk_bad && !key_fits(p->walk_at, at, p->walk_version)) ||
@@ -408,11 +409,9 @@ int wire_page_finish(wire_page *p, const char *db_id, store_page *page, char **e
     sqlite3_free(page->json);
     sqlite3_free(page->cursor);
     memset(page, 0, sizeof *page);
-    /* a position a cursor cannot name: a table's name of kilobytes, or a
-    ** key of kilobytes not (yet) in the change log */
-    *err = too_long ? wire_errf("wire_page_finish: a walk under rules ends on a row whose table's"
-                                " name takes more than %d bytes, or whose key does and has no"
-                                " change logged to name it by; no cursor can name its position"
+    /* a position a cursor cannot name: a table's name of kilobytes */
+    *err = too_long ? wire_errf("wire_page_finish: a walk under rules ends on a row of a table"
+                                " whose name takes more than %d bytes, too long for a cursor"
                                 " (docs/RULES.md)",
                                 WIRE_WALK_MAX)
                     : wire_errf("out of memory");
