@@ -65,7 +65,7 @@ FUZZ_SRC_push      = tests/fuzz/push_fuzz.c server/http/request.c $(wildcard ser
 FUZZ_DEPS_push     = $(SERVER_H) tests/server/schema_sqlite.sql
 FUZZ_FLAGS_push    = -DFZ_SCHEMA_FILE='"$(CURDIR)/tests/server/schema_sqlite.sql"' \
                      -Iserver/http -Iserver/store $(shell pkg-config --cflags libpq 2>/dev/null)
-FUZZ_LIBS_push     = $(shell pkg-config --libs libpq 2>/dev/null)
+FUZZ_LIBS_push     = $(shell pkg-config --libs libpq 2>/dev/null) -lcrypto
 FUZZ_UNDER_push    = server/http/request.c server/store/push.c server/store/wire.c \
                      server/store/catalog.c server/store/dialect_sqlite.c
 

@@ -205,6 +205,13 @@ typedef struct dialect {
   ** scratch page: pull.c's move-in), on c as it stands: inside read_page's
   ** snapshot when called from its filter. */
   int (*walk_rows)(dialect_conn *c, const dialect_walk *w, int n, wire_page *p, char **err);
+  /* The key a walk's cursor names by reference (wire.h, WIRE_WALK_MAX):
+  ** the pk of table's change whose pk hashes to hash (wire_key_hash), at
+  ** version or, the key changed since the cursor was made, after it and
+  ** after `after` (the cursor's version). *pk sqlite3_malloc'd; 0 found,
+  ** 1 none, -1 with *err. */
+  int (*walk_key)(dialect_conn *c, const char *table, long long version, long long after,
+                  const char *hash, char **pk, char **err);
   int (*head)(dialect_conn *c, long long *version, char **err);
 
   /* Run sql with the text parameters vals[0..n) (NULL: SQL NULL) and set

@@ -844,6 +844,7 @@ const dialect dialect_pg = {
     .read_row = pg_read_row,
     .write_row = pg_write_row,
     .walk_rows = pg_walk_rows,
+    .walk_key = pg_walk_key,
     .log_change = pglog_change,
     .compact = pg_compact,
     .notify = pg_notify,

@@ -743,6 +743,11 @@ static int sq_walk_rows(dialect_conn *c, const dialect_walk *w, int n, wire_page
   return sqlite_walk_page(c->db, w, n, p, err);
 }
 
+static int sq_walk_key(dialect_conn *c, const char *table, long long version, long long after,
+                       const char *hash, char **pk, char **err) {
+  return sqlite_walk_key(c->db, table, version, after, hash, pk, err);
+}
+
 /* A page of changes, or (w) of an initial sync's walk (sqlite_walk.c). */
 static int sq_read_page(dialect_conn *c, const char *client, long long after, int all,
                         const char *tables, const dialect_walk *w, int n, long long pending_from,
@@ -841,6 +846,7 @@ const dialect dialect_sqlite = {
     .settle = sq_settle,
     .setup = sq_setup,
     .walk_rows = sq_walk_rows,
+    .walk_key = sq_walk_key,
     .load_catalog = sq_load_catalog,
     .use_catalog = sq_use_catalog,
     .schema_stamp = sq_schema_stamp,

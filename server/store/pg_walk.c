@@ -15,20 +15,22 @@
 #include "pg_sql.h"
 #include "value.h"
 
-/* One table of a walk: its readable keys (pgsql_walk), then their changes
-** in one statement, into p. */
-static int walk_table(dialect_conn *c, const dialect_walk *w, wire_page *p, char **err) {
+/* One query of a table of a walk: its readable keys (pgsql_walk) after the
+** key after (NULL: from the first), up to lim of them, then their changes
+** in one statement, into p; *n the keys read. */
+static int walk_query(dialect_conn *c, const dialect_walk *w, const char *after, int limit,
+                      wire_page *p, int *n_read, char **err) {
   const catalog_table *t = w->t;
   char lim[32];
-  snprintf(lim, sizeof lim, "%d", p->limit + 1 - p->n_seen);
+  snprintf(lim, sizeof lim, "%d", limit);
   const char **q = sqlite3_malloc64(sizeof *q * ((size_t)w->n_vals + 2));
-  char *sql = pgsql_walk(w, w->after != 0);
+  char *sql = pgsql_walk(w, after != 0);
   if (!q || !sql) {
     sqlite3_free(q);
     sqlite3_free(sql);
     return *err = wire_errf("out of memory"), -1;
   }
-  q[0] = w->after;
+  q[0] = after;
   for (int k = 0; k < w->n_vals; k++)
     q[1 + k] = w->vals[k];
   q[1 + w->n_vals] = lim;
@@ -37,10 +39,11 @@ static int walk_table(dialect_conn *c, const dialect_walk *w, wire_page *p, char
   sqlite3_free(q);
   if (!keys) {
     /* a position of the wrong type ({"id":"x"} for an integer key) */
-    if (w->after && c->data_error) p->walk_bad_position = 1;
+    if (after && c->data_error) p->walk_bad_position = 1;
     return -1;
   }
   int n = PQntuples(keys), bad = 0;
+  *n_read = n;
   char **pk = sqlite3_malloc64(sizeof *pk * ((size_t)n + 1));
   sqlite3_str *list = sqlite3_str_new(0);
   sqlite3_str_appendchar(list, 1, '[');
@@ -59,12 +62,14 @@ static int walk_table(dialect_conn *c, const dialect_walk *w, wire_page *p, char
     const char *q2[2] = {t->name, json};
     /* one index lookup per key, whatever the plan of the prepared statement
     ** guesses of the array (LIMIT keeps the lateral select from being
-    ** pulled up into a join it may run as a scan of the log) */
+    ** pulled up into a join it may run as a scan of the log); the row of
+    ** an upsert only, the version of any change (a key too long for a
+    ** cursor is named by it, wire.h) */
     r = pgc_query(c,
-                  "SELECT c.row, c.version FROM json_array_elements_text($2::json)"
-                  " WITH ORDINALITY AS k(pk, n) LEFT JOIN LATERAL (SELECT row, version"
-                  " FROM _syncd_changes WHERE tbl = $1 AND pk = k.pk AND op = 'upsert'"
-                  " LIMIT 1) AS c ON true ORDER BY k.n",
+                  "SELECT CASE WHEN c.op = 'upsert' THEN c.row END, c.version"
+                  " FROM json_array_elements_text($2::json) WITH ORDINALITY AS k(pk, n)"
+                  " LEFT JOIN LATERAL (SELECT op, row, version FROM _syncd_changes"
+                  " WHERE tbl = $1 AND pk = k.pk LIMIT 1) AS c ON true ORDER BY k.n",
                   2, q2, err);
   }
   for (int i = 0; r && i < n && i < PQntuples(r); i++)
@@ -79,8 +84,60 @@ static int walk_table(dialect_conn *c, const dialect_walk *w, wire_page *p, char
   return ok ? 0 : -1;
 }
 
+/* One table of a walk into p: its query, again after the last row read
+** while it returned all it was asked for yet left p short (rows
+** wire_page_walk passed over uncounted). 0, or -1 with *err. */
+static int walk_table(dialect_conn *c, const dialect_walk *w, wire_page *p, char **err) {
+  const char *after = w->after;
+  char *again = 0;
+  int rc = 0;
+  for (;;) {
+    int lim = p->limit + 1 - p->n_seen, n = 0;
+    if ((rc = walk_query(c, w, after, lim, p, &n, err)) || p->has_more || n < lim) break;
+    sqlite3_free(again);
+    const char *last = wire_page_walk_last(p);
+    if (!last || !(again = sqlite3_mprintf("%s", last))) {
+      *err = wire_errf("out of memory");
+      rc = -1;
+      break;
+    }
+    after = again;
+  }
+  sqlite3_free(again);
+  return rc;
+}
+
 int pg_walk_rows(dialect_conn *c, const dialect_walk *w, int n, wire_page *p, char **err) {
   for (int i = 0; i < n && !p->has_more; i++)
     if (walk_table(c, &w[i], p, err)) return -1;
   return 0;
+}
+
+int pg_walk_key(dialect_conn *c, const char *table, long long version, long long after,
+                const char *hash, char **pk, char **err) {
+  /* the key's change is at version (one lookup by the log's index on
+  ** version), or it changed since the cursor was made: after both, in
+  ** version order by that index (tbl || '': never all of the table's log
+  ** by its key), so the changes since the cursor, which its walk reads at
+  ** its end anyway. The hash as wire_key_hash's, of the pk's UTF-8 bytes */
+  static const char *const sql[2] = {
+      "SELECT pk FROM _syncd_changes WHERE version = $2::bigint AND tbl = $1"
+      " AND left(encode(sha256(convert_to(pk, 'UTF8')), 'hex'), " WIRE_HASH_HEX_SQL ") = $3",
+      "SELECT pk FROM _syncd_changes WHERE version > $2::bigint AND tbl || '' = $1"
+      " AND left(encode(sha256(convert_to(pk, 'UTF8')), 'hex'), " WIRE_HASH_HEX_SQL ") = $3"
+      " ORDER BY version LIMIT 1"};
+  char vz[32];
+  const char *q[3] = {table, vz, hash};
+  *pk = 0;
+  for (int i = 0; i < 2; i++) {
+    snprintf(vz, sizeof vz, "%lld", i && after > version ? after : version);
+    PGresult *r = pgc_query(c, sql[i], 3, q, err);
+    if (!r) return -1;
+    int n = PQntuples(r);
+    if (n && !(*pk = sqlite3_mprintf("%s", PQgetvalue(r, 0, 0))))
+      *err = wire_errf("pg_walk_key: out of memory");
+    PQclear(r);
+    if (n) return *pk ? 0 : -1;
+  }
+  return 1;
 }

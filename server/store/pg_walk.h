@@ -12,4 +12,8 @@
 ** as it stands. 0, or -1 with *err. */
 int pg_walk_rows(dialect_conn *c, const dialect_walk *w, int n, wire_page *p, char **err);
 
+/* dialect.h's walk_key on c. */
+int pg_walk_key(dialect_conn *c, const char *table, long long version, long long after,
+                const char *hash, char **pk, char **err);
+
 #endif

@@ -177,8 +177,10 @@ static int move_in(reader *rd, const rules_table *rt, const char *pk, long long 
       rc = WIRE_FAIL;
     } else if (opened.has_more && p->n_seen) {
       rc = WIRE_STOP;
-    } else if (opened.has_more && strlen(rt->t->name) + strlen(pk) > WIRE_WALK_MAX) {
-      rd->moved = 1; /* a key too long for a cursor cannot be walked over pages */
+    } else if (opened.has_more && strlen(rt->t->name) > WIRE_WALK_MAX) {
+      /* a table's name too long for a cursor cannot be walked over pages
+      ** (a long key is named by reference, wire.h) */
+      rd->moved = 1;
     } else {
       wire_page_take(p, &opened);
       /* the page ends with the change; the next ones walk on */
@@ -368,6 +370,20 @@ static int walk_page(store *s, dialect_conn *c, const store_user *u, const char 
   return 0;
 }
 
+/* A cursor's key of table named by reference (wire.h, WIRE_WALK_MAX; after:
+** the cursor's version), *pk made the key's JSON in its place: 0; 1 when
+** no change of table holds that key any more (the cursor expired: only a
+** purge of tombstones or a crafted cursor does that); -1 with *err. */
+static int key_named(store *s, dialect_conn *c, const char *table, long long after, char **pk,
+                     char **err) {
+  long long version;
+  char hash[WIRE_HASH_HEX + 1], *key = 0;
+  if (!*pk || !wire_key_ref(*pk, &version, hash)) return 0;
+  int rc = s->d->walk_key(c, table, version, after, hash, &key, err);
+  if (rc == 0) sqlite3_free(*pk), *pk = key;
+  return rc;
+}
+
 int store_pull_as(store *s, const store_user *u, const char *client, const char *cursor, int limit,
                   long long pending_from, const char *tables, store_page *page, char **err) {
   long long after = 0, snap = 0, from = -1;
@@ -424,7 +440,10 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
     store_schema_leave(s, c);
     store_schema_reload(s);
   }
-  if (failed) {
+  /* a long key named by reference: found before the page is read */
+  int named = failed ? 0 : key_named(s, c, wtable, after, &wpk, err);
+  if (!failed && !named) named = key_named(s, c, itable, after, &ipk, err);
+  if (failed || named) {
     sqlite3_free(only);
     sqlite3_free(list);
     sqlite3_free(wtable);
@@ -432,7 +451,7 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
     sqlite3_free(itable);
     sqlite3_free(ipk);
     store_schema_leave(s, c);
-    return STORE_ERROR;
+    return failed || named < 0 ? STORE_ERROR : STORE_EXPIRED;
   }
   /* a move-in's membership table: one of the catalog a select reads */
   const catalog_table *in = itable ? catalog_table_find(&s->cat, itable) : 0;

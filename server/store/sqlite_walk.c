@@ -6,11 +6,14 @@
 */
 #include "sqlite_walk.h"
 
+#include <string.h>
+
 #include "value.h"
 
 /* The page query of one table of a walk: the key as the change log
-** prints it (_syncd_key, below), the row and version of its change (NULL:
-** none), for the rows of w->t after ?1's key (when after) that pass
+** prints it (_syncd_key, below), the row of its change (NULL: none, or a
+** delete) and the version of its change (NULL: none; a key too long for a
+** cursor is named by it, wire.h), for the rows of w->t after ?1's key (when after) that pass
 ** w->cond (?2 on), in key order; ?N+2 the table's name, ?N+3 the limit.
 ** The rows are w->t's outer loop: with an index on the rule's columns
 ** then the key, they come in the index's order and the query stops at the
@@ -31,7 +34,10 @@ static char *walk_sql(const dialect_walk *w, int after) {
   }
   sqlite3_str_appendall(key, ")");
   const char *pk = sqlite3_str_value(key);
-  sqlite3_str_appendf(s, "SELECT coalesce(c.pk, %s), c.row, c.version FROM ", pk);
+  sqlite3_str_appendf(s,
+                      "SELECT coalesce(c.pk, %s), CASE WHEN c.op = 'upsert' THEN c.row END,"
+                      " c.version FROM ",
+                      pk);
   if (w->sorted) {
     sqlite3_str_appendall(s, "(SELECT ");
     for (int k = 0; k < t->n_pk; k++)
@@ -41,7 +47,7 @@ static char *walk_sql(const dialect_walk *w, int after) {
   } else {
     sqlite3_str_appendf(s,
                         "\"%w\" LEFT JOIN _syncd_changes AS c ON c.tbl = ?%d AND c.pk = %s"
-                        " AND c.op = 'upsert' WHERE %s",
+                        " WHERE %s",
                         t->name, w->n_vals + 2, pk, w->cond);
   }
   for (int k = 0; k < t->n_pk; k++)
@@ -62,7 +68,7 @@ static char *walk_sql(const dialect_walk *w, int after) {
   if (w->sorted) {
     sqlite3_str_appendf(s,
                         ") AS _syncd_k LEFT JOIN _syncd_changes AS c ON c.tbl = ?%d AND c.pk = %s"
-                        " AND c.op = 'upsert' ORDER BY ",
+                        " ORDER BY ",
                         w->n_vals + 2, pk);
     for (int k = 0; k < t->n_pk; k++)
       sqlite3_str_appendf(s, "%s_syncd_k.k%d", k ? ", " : "", k);
@@ -74,31 +80,96 @@ static char *walk_sql(const dialect_walk *w, int after) {
   return z;
 }
 
-static int walk_table(sqlite3 *db, const dialect_walk *w, wire_page *p, char **err) {
-  char *sql = walk_sql(w, w->after != 0);
+/* The page query of w after the key after (NULL: from the first) for up to
+** lim rows, into p; *n the rows read. 0, or -1 with *err. */
+static int walk_query(sqlite3 *db, const dialect_walk *w, const char *after, int lim, wire_page *p,
+                      int *n, char **err) {
+  char *sql = walk_sql(w, after != 0);
   sqlite3_stmt *q = 0;
   if (!sql) return *err = wire_errf("out of memory"), -1;
   int step = sqlite3_prepare_v2(db, sql, -1, &q, 0);
   sqlite3_free(sql);
   if (step == SQLITE_OK) {
-    sqlite3_bind_text(q, 1, w->after, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 1, after, -1, SQLITE_STATIC);
     for (int k = 0; k < w->n_vals; k++)
       sqlite3_bind_text(q, 2 + k, w->vals[k], -1, SQLITE_STATIC);
     sqlite3_bind_text(q, w->n_vals + 2, w->t->name, -1, SQLITE_STATIC);
-    sqlite3_bind_int(q, w->n_vals + 3, p->limit + 1 - p->n_seen);
-    while ((step = sqlite3_step(q)) == SQLITE_ROW)
+    sqlite3_bind_int(q, w->n_vals + 3, lim);
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+      (*n)++;
       wire_page_walk(p, w->t->name, (const char *)sqlite3_column_text(q, 0),
                      (const char *)sqlite3_column_text(q, 1), sqlite3_column_int64(q, 2));
+    }
   }
   if (step != SQLITE_DONE) *err = wire_errf("%s", sqlite3_errmsg(db));
   sqlite3_finalize(q);
   return step == SQLITE_DONE ? 0 : -1;
 }
 
+/* One table of a walk into p: its page query, again after the last row
+** read while it returned all it was asked for yet left p short (rows
+** wire_page_walk passed over uncounted). 0, or -1 with *err. */
+static int walk_table(sqlite3 *db, const dialect_walk *w, wire_page *p, char **err) {
+  const char *after = w->after;
+  char *again = 0;
+  int rc = 0;
+  for (;;) {
+    int lim = p->limit + 1 - p->n_seen, n = 0;
+    if ((rc = walk_query(db, w, after, lim, p, &n, err)) || p->has_more || n < lim) break;
+    sqlite3_free(again);
+    const char *last = wire_page_walk_last(p);
+    if (!last || !(again = sqlite3_mprintf("%s", last))) {
+      *err = wire_errf("out of memory");
+      rc = -1;
+      break;
+    }
+    after = again;
+  }
+  sqlite3_free(again);
+  return rc;
+}
+
 int sqlite_walk_page(sqlite3 *db, const dialect_walk *w, int n, wire_page *p, char **err) {
   for (int i = 0; i < n && !p->has_more; i++)
     if (walk_table(db, &w[i], p, err)) return -1;
   return 0;
+}
+
+int sqlite_walk_key(sqlite3 *db, const char *table, long long version, long long after,
+                    const char *hash, char **pk, char **err) {
+  /* the key's change is at version (one lookup by the log's index on
+  ** version), or it changed since the cursor was made: after both, read
+  ** by that index too (+tbl: never all of the table's log by its key), so
+  ** the changes since the cursor, which its walk reads at its end anyway */
+  static const char *const sql[2] = {
+      "SELECT pk FROM _syncd_changes WHERE version = ?2 AND tbl = ?1",
+      "SELECT pk FROM _syncd_changes WHERE version > ?2 AND +tbl = ?1 ORDER BY version"};
+  int step = SQLITE_DONE;
+  char h[WIRE_HASH_HEX + 1];
+  *pk = 0;
+  for (int i = 0; i < 2 && step == SQLITE_DONE; i++) {
+    sqlite3_stmt *q = 0;
+    step = sqlite3_prepare_v2(db, sql[i], -1, &q, 0);
+    if (step == SQLITE_OK) {
+      sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
+      sqlite3_bind_int64(q, 2, i && after > version ? after : version);
+    }
+    while (step == SQLITE_OK && (step = sqlite3_step(q)) == SQLITE_ROW) {
+      const char *z = (const char *)sqlite3_column_text(q, 0);
+      if (!z || wire_key_hash(z, h))
+        step = SQLITE_NOMEM;
+      else if (strcmp(h, hash) != 0)
+        step = SQLITE_OK; /* another key: read on */
+      else if (!(*pk = sqlite3_mprintf("%s", z)))
+        step = SQLITE_NOMEM;
+    }
+    sqlite3_finalize(q);
+  }
+  if (*pk) return 0;
+  if (step == SQLITE_DONE) return 1;
+  *err = wire_errf("sqlite_walk_key: the key a cursor names in %s: %s", table,
+                   step == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(db));
+  return -1;
 }
 
 /* _syncd_key('name1', value1, ...): the pk object of a row as the change

@@ -7,8 +7,11 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/evp.h>
 
 #include "jscan.h"
 #include "value.h"
@@ -52,15 +55,51 @@ static char *unhex(const char *z, size_t n, int *bad) {
   return out;
 }
 
-/* "<hex name>.<hex pk JSON>" at z, up to end, into *table and *pk
-** (sqlite3_malloc'd): STORE_OK, STORE_BAD_CURSOR or STORE_ERROR (out of
-** memory), both NULL unless STORE_OK. */
+int wire_key_hash(const char *pk, char *out) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  if (!EVP_Digest(pk, strlen(pk), md, &n, EVP_sha256(), 0) || n * 2 < WIRE_HASH_HEX) return -1;
+  for (int i = 0; i < WIRE_HASH_HEX / 2; i++)
+    snprintf(out + 2 * i, 3, "%02x", md[i]);
+  return 0;
+}
+
+/* The length of a reference "v<version>h<hash>" at z[0..n) (wire.h,
+** WIRE_WALK_MAX), 0 when z is none; its version into *version and its
+** hash into hash (WIRE_HASH_HEX + 1 bytes) when not NULL. */
+static size_t key_ref(const char *z, size_t n, long long *version, char *hash) {
+  const char *d = z + 1;
+  if (n < 2 || *z != 'v' || d[0] < '1' || d[0] > '9') return 0;
+  long long v = number(&d);
+  size_t at = (size_t)(d - z);
+  if (v <= 0 || at + 1 + WIRE_HASH_HEX != n || *d != 'h') return 0;
+  for (size_t i = at + 1; i < n; i++)
+    if (!((z[i] >= '0' && z[i] <= '9') || (z[i] >= 'a' && z[i] <= 'f'))) return 0;
+  if (version) *version = v;
+  if (hash) memcpy(hash, d + 1, WIRE_HASH_HEX), hash[WIRE_HASH_HEX] = 0;
+  return n;
+}
+
+int wire_key_ref(const char *pk, long long *version, char *hash) {
+  return pk && key_ref(pk, strlen(pk), version, hash) != 0;
+}
+
+/* "<hex name>.<hex pk JSON>" at z, up to end, or "<hex name>.<reference>"
+** (wire.h), into *table and *pk (sqlite3_malloc'd; the reference as
+** written): STORE_OK, STORE_BAD_CURSOR or STORE_ERROR (out of memory),
+** both NULL unless STORE_OK. */
 static int position(const char *z, const char *end, char **table, char **pk) {
   const char *dot = memchr(z, '.', (size_t)(end - z));
   int bad = !dot;
   *table = *pk = 0;
   if (!bad) *table = unhex(z, (size_t)(dot - z), &bad);
-  if (!bad && *table) *pk = unhex(dot + 1, (size_t)(end - dot - 1), &bad);
+  size_t ref = !bad && *table ? key_ref(dot + 1, (size_t)(end - dot - 1), 0, 0) : 0;
+  if (ref) {
+    *pk = sqlite3_mprintf("%.*s", (int)ref, dot + 1);
+    if (*pk) return STORE_OK;
+  } else if (!bad && *table) {
+    *pk = unhex(dot + 1, (size_t)(end - dot - 1), &bad);
+  }
   /* the key as the store printed it: a JSON object (a crafted one is
   ** still only a position, judged by the page query like any other) */
   if (!bad && *pk && (**pk != '{' || !jscan_document(*pk, *pk + strlen(*pk)))) bad = 1;
@@ -183,6 +222,10 @@ void wire_page_walk_end(wire_page *p, long long snap) {
   sqlite3_free(p->in_pk);
   p->walk_at = p->in_table = p->in_pk = 0;
   p->walk = p->walk_size = 0;
+  p->walk_version = 0;
+  sqlite3_free(sqlite3_str_finish(p->walk_skip));
+  p->walk_skip = 0;
+  p->walk_skipped = 0;
   p->last_version = snap;
 }
 
@@ -196,6 +239,7 @@ int wire_page_move_in(wire_page *p, const char *table, const char *pk, long long
     p->walk_at = sqlite3_malloc64((size_t)walked->walk_size);
     if (p->walk_at) memcpy(p->walk_at, walked->walk_at, (size_t)walked->walk_size);
     p->walk_size = walked->walk_size;
+    p->walk_version = walked->walk_version;
   }
   p->walk_bad = walked->walk_bad;
   return p->in_table && p->in_pk && (p->walk_at || !walked->walk_at) ? 0 : -1;
@@ -207,12 +251,24 @@ void wire_page_walk(wire_page *p, const char *table, const char *pk, const char 
     p->has_more = 1;
     return;
   }
-  p->n_seen++;
-  /* the position, into a buffer grown as needed (not one allocation a row) */
+  /* the position, into a buffer grown as needed (not one allocation a row);
+  ** a key too long for the cursor is named there by its change's version,
+  ** and one without any (written behind syncd, never logged) is passed
+  ** over uncounted, so that no page ends on it */
   size_t nt = strlen(table) + 1, np = strlen(pk) + 1;
-  p->walk_bad = nt + np - 2 > WIRE_WALK_MAX ? 2 : 0;
-  if (!p->walk_bad && nt + np > (size_t)p->walk_size) {
-    char *at = sqlite3_realloc64(p->walk_at, nt + np);
+  p->walk_skipped = version <= 0 && nt + np - 2 > WIRE_WALK_MAX;
+  if (p->walk_skipped) {
+    if (!p->walk_skip) p->walk_skip = sqlite3_str_new(0);
+    sqlite3_str_reset(p->walk_skip);
+    sqlite3_str_appendall(p->walk_skip, pk);
+    p->walk_bad |= sqlite3_str_errcode(p->walk_skip) != SQLITE_OK;
+    return;
+  }
+  p->n_seen++;
+  p->walk_bad = 0;
+  p->walk_version = version;
+  if (nt + np > (size_t)p->walk_size) {
+    char *at = nt + np <= 0x7fffffff ? sqlite3_realloc64(p->walk_at, nt + np) : 0;
     if (at)
       p->walk_at = at, p->walk_size = (int)(nt + np);
     else
@@ -236,36 +292,62 @@ void wire_page_walk(wire_page *p, const char *table, const char *pk, const char 
   sqlite3_str_appendf(out, ",\"version\":%lld}", version);
 }
 
+const char *wire_page_walk_last(const wire_page *p) {
+  if (p->walk_skipped) return p->walk_bad ? 0 : sqlite3_str_value(p->walk_skip);
+  return p->walk_at ? p->walk_at + strlen(p->walk_at) + 1 : 0;
+}
+
 static void append_hex(sqlite3_str *s, const char *z) {
   for (const unsigned char *c = (const unsigned char *)z; *c; c++)
     sqlite3_str_appendf(s, "%02x", *c);
 }
 
-/* "<db id>-<snap>w<hex table>.<hex pk>": p's walk goes on after its
-** position; or, for a move-in (p->in_table), "<db id>-<version>i<hex
-** table>.<hex pk>" of the membership row, then ".<position>" when there is
-** one. NULL when out of memory or (*too_long) a table and key are too long
-** for a cursor. */
+/* Whether the key pk of table, its change at version, can go into a
+** cursor: as its hex, or by reference when too long (wire.h). */
+static int key_fits(const char *table, const char *pk, long long version) {
+  size_t nt = strlen(table);
+  return nt <= WIRE_WALK_MAX && (nt + strlen(pk) <= WIRE_WALK_MAX || version > 0);
+}
+
+/* "<hex table>.<hex pk>", or "<hex table>.v<version>h<hash>" for a key too
+** long for a cursor (key_fits first). 0, or -1 when out of memory. */
+static int append_position(sqlite3_str *s, const char *table, const char *pk, long long version) {
+  append_hex(s, table);
+  sqlite3_str_appendchar(s, 1, '.');
+  char hash[WIRE_HASH_HEX + 1];
+  if (strlen(table) + strlen(pk) <= WIRE_WALK_MAX)
+    append_hex(s, pk);
+  else if (wire_key_hash(pk, hash) == 0)
+    sqlite3_str_appendf(s, "v%lldh%s", version, hash);
+  else
+    return -1;
+  return 0;
+}
+
+/* "<db id>-<snap>w<position>": p's walk goes on after its position; or,
+** for a move-in (p->in_table), "<db id>-<version>i<position>" of the
+** membership row, then ".<position>" when there is one. NULL when out of
+** memory or (*too_long) a table's name is too long for a cursor (a long key
+** with no change in the log to name it by is never a page's last row:
+** wire_page_walk passes it over). */
 static char *cursor_walk(const char *db_id, const wire_page *p, int *too_long) {
-  *too_long =
-      p->walk_bad == 2 || (p->in_table && strlen(p->in_table) + strlen(p->in_pk) > WIRE_WALK_MAX);
+  const char *at = p->walk_at ? p->walk_at + strlen(p->walk_at) + 1 : 0;
+  *too_long = (at && !p->walk_bad && !key_fits(p->walk_at, at, p->walk_version)) ||
+              (p->in_table && !key_fits(p->in_table, p->in_pk, p->in_version));
   if (*too_long || p->walk_bad || (!p->walk_at && !p->in_table)) return 0;
   sqlite3_str *s = sqlite3_str_new(0);
+  int bad = 0;
   if (p->in_table) {
     sqlite3_str_appendf(s, "%s-%lldi", db_id, p->in_version);
-    append_hex(s, p->in_table);
-    sqlite3_str_appendchar(s, 1, '.');
-    append_hex(s, p->in_pk);
+    bad = append_position(s, p->in_table, p->in_pk, p->in_version);
     if (p->walk_at) sqlite3_str_appendchar(s, 1, '.');
   } else {
     sqlite3_str_appendf(s, "%s-%lldw", db_id, p->snap);
   }
-  if (p->walk_at) {
-    append_hex(s, p->walk_at);
-    sqlite3_str_appendchar(s, 1, '.');
-    append_hex(s, p->walk_at + strlen(p->walk_at) + 1);
-  }
-  return sqlite3_str_finish(s);
+  if (p->walk_at && !bad) bad = append_position(s, p->walk_at, at, p->walk_version);
+  char *z = sqlite3_str_finish(s);
+  if (bad) sqlite3_free(z), z = 0;
+  return z;
 }
 
 void wire_page_take(wire_page *p, const wire_page *from) {
@@ -331,9 +413,10 @@ int wire_page_finish(wire_page *p, const char *db_id, store_page *page, char **e
     sqlite3_free(page->json);
     sqlite3_free(page->cursor);
     memset(page, 0, sizeof *page);
-    /* a position too long for a cursor (a key of kilobytes) cannot be paged */
-    *err = too_long ? wire_errf("a walk under rules: a row's table and key take more than %d bytes,"
-                                " too long for a cursor (docs/RULES.md)",
+    /* a position a cursor cannot name: a table's name of kilobytes */
+    *err = too_long ? wire_errf("wire_page_finish: a walk under rules ends on a row of a table"
+                                " whose name takes more than %d bytes, too long for a cursor"
+                                " (docs/RULES.md)",
                                 WIRE_WALK_MAX)
                     : wire_errf("out of memory");
     return STORE_ERROR;

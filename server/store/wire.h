@@ -3,8 +3,9 @@
 ** every storage dialect speaks exactly the same protocol: cursors, pull
 ** pages, push results, and the error messages of the store.
 **
-** A leaf of server/store/: it calls nothing but common/ and SQLite's string
-** builder, so the push and pull algorithms and the dialects may all use it.
+** A leaf of server/store/: it calls nothing but common/, SQLite's string
+** builder and libcrypto's SHA-256 (a long key's reference in a cursor), so
+** the push and pull algorithms and the dialects may all use it.
 */
 #ifndef SYNCD_WIRE_H
 #define SYNCD_WIRE_H
@@ -44,8 +45,28 @@ int wire_cursor_parse_walk(const char *cursor, const char *db_id, long long *ver
                            long long *snap, char **table, char **pk, char **in_table, char **in_pk,
                            long long *from);
 
-/* The longest table name plus pk JSON a walk's cursor carries, in bytes. */
+/* The longest table name plus pk JSON a walk's cursor carries, in bytes.
+** A longer key is named in the cursor by reference instead: the version
+** of its change in the log and a hash of its pk JSON, "v<version>h<hash>"
+** in place of "<hex of the pk JSON>", which wire_cursor_parse_walk hands
+** back as *pk (or *in_pk) as written; the store finds the key it names
+** (wire_key_ref, dialect.h walk_key) before the page is read. A table's
+** name alone over WIRE_WALK_MAX still cannot be paged. */
 #define WIRE_WALK_MAX 2048
+
+/* Hex digits of a key's hash in a reference (128 bits of SHA-256), and
+** the same as an SQL literal. */
+#define WIRE_HASH_HEX 32
+#define WIRE_HASH_HEX_SQL "32"
+
+/* The hash of the pk JSON pk, WIRE_HASH_HEX lowercase hex digits and a
+** NUL into out: 0, or -1 when out of memory. */
+int wire_key_hash(const char *pk, char *out);
+
+/* Whether pk (from wire_cursor_parse_walk) is a reference to a key, not
+** the key's JSON: 1 with the version of its change in *version and its
+** hash in hash (WIRE_HASH_HEX + 1 bytes), else 0. */
+int wire_key_ref(const char *pk, long long *version, char *hash);
 
 /* A new cursor string (sqlite3_malloc'd), NULL when out of memory. */
 char *wire_cursor(const char *db_id, long long version);
@@ -73,14 +94,22 @@ typedef struct wire_page {
   int failed;
   /* An initial sync's walk under rules (wire_page_walk): the table and pk
   ** of the last row counted, "<table>\0<pk>\0" in walk_at (walk_size
-  ** bytes allocated, reused row after row); the cursor continues after it
-  ** while has_more; walk_bad: it was too long for one (2), or out of
-  ** memory (1). walk 0: not a walk. */
+  ** bytes allocated, reused row after row), and the version of its key's
+  ** change in the log (walk_version; 0: none), which names a key too long
+  ** for the cursor (WIRE_WALK_MAX); the cursor continues after it while
+  ** has_more; walk_bad: out of memory. walk 0: not a walk. */
   int walk, walk_size, walk_bad;
   char *walk_at;
   /* A move-out's walk (pull.c): its rows are sent as deletes at this
   ** version (0: as upserts, their changes) */
   long long gone;
+  long long walk_version;
+  /* The pk of the last row read when wire_page_walk passed it over without
+  ** counting it (a key too long for a cursor with no change logged: never
+  ** sent, never a page's last row); walk_skipped: the last row read was
+  ** one (wire_page_walk_last). */
+  sqlite3_str *walk_skip;
+  int walk_skipped;
   /* The walk's position (a cursor's key) is no key of its table: a crafted
   ** cursor whose key the store's types cannot read (PostgreSQL). */
   int walk_bad_position;
@@ -114,10 +143,17 @@ void wire_page_walk_start(wire_page *p);
 void wire_page_walk_end(wire_page *p, long long snap);
 
 /* Append one row a walk read (row NULL: the change log has no live row for
-** that key, so it is counted and passed over), unfiltered: the page query
-** chose it. Past limit, only sets has_more. */
+** that key, so it is counted and passed over; version 0: no change at all,
+** and then a key too long for a cursor is passed over without counting, as
+** no cursor could name it), unfiltered: the page query chose it. Past
+** limit, only sets has_more. */
 void wire_page_walk(wire_page *p, const char *table, const char *pk, const char *row,
                     long long version);
+
+/* The pk of the last row wire_page_walk read, counted or not (NULL: none):
+** a page query that returned as many rows as it asked for without filling
+** p (rows passed over did not count) goes on after it. */
+const char *wire_page_walk_last(const wire_page *p);
 
 /* Make p's cursor, while it has more, go on with the move-in of the row
 ** of table keyed by pk, whose change has version, from the position the

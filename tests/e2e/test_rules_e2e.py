@@ -114,6 +114,27 @@ class RulesE2ETest(E2ETest):
         self.assertEqual(alice.execute("SELECT * FROM members").fetchall(), [("p1", "alice")])
         self.assertEqual(alice.execute("SELECT id FROM tasks").fetchall(), [("k1",)])
 
+    def test_todos_with_keys_too_long_for_a_cursor(self):
+        # ids of 3000 and 10000 bytes, alice's and bob's interleaved: a new
+        # device of alice's pulls 2 rows a page, its pages ending on long
+        # keys (named in the cursor by reference, docs/RULES.md), and ends
+        # with exactly her rows
+        alice, bobs = self.device("alice", "alice"), self.device("bob", "bob")
+        mine = set()
+        for i in range(12):
+            tid = "abc"[i % 3] * (5, 3000, 10000)[i % 3] + "%02d" % i
+            db = bobs if i % 4 == 1 else alice
+            db.execute("INSERT INTO todos(id, title) VALUES (?, ?)", (tid, "t%d" % i))
+            if db is alice:
+                mine.add((tid, "t%d" % i, "alice"))
+        for db in (alice, bobs):
+            db.execute("SELECT sync_push()")
+        tablet = self.device("tablet", "alice")
+        tablet.execute("SELECT sync_config('pull_limit', 2)")
+        tablet.execute("SELECT sync_pull()")
+        self.assertEqual(set(self.rows(tablet)), mine)
+        self.assertEqual(len(mine), 9)
+
     def admin_rules(self):
         """Restart the server with rules that let 'admin' read every todo
         and hand it to anyone."""
