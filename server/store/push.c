@@ -16,6 +16,10 @@
 ** refusal that wrote, roll back and ask (DIALECT_AGAIN) for the batch
 ** again, then with them.
 **
+** A dialect with write_batch may take the statements of a whole batch at
+** once (push_batch.c): tried first, and left for the run above, one
+** mutation at a time, whenever its answers could differ from that run's.
+**
 ** A batch that fails on a conflict with a concurrent transaction (the
 ** dialect's conflicted: a deadlock, a serialization failure) is rolled back
 ** and run again whole, after a short jittered pause, up to
@@ -23,6 +27,7 @@
 ** STORE_ERROR, as the client only has to try again later.
 */
 #include "jscan.h"
+#include "push_batch.h"
 #include "push_keys.h"
 #include "rules_store.h"
 #include "store_impl.h"
@@ -237,10 +242,11 @@ static int hide_unreadable(const store *s, dialect_conn *c, const store_mutation
 ** *err set), or i + 1 when m[i] ended the transaction itself: its reason is
 ** moved to doomed[i], and the caller tries again, refusing m[i] unrun (1
 ** too when the dialect asked for the batch again). -1 with *stale 1: the
-** schema changed (apply_one). */
+** schema changed (apply_one). *fast: try the batch in one go first
+** (push_batch.c); cleared when that asked for the batch again. */
 static int attempt(store *s, dialect_conn *c, const store_user *u, const char *client,
                    const store_mutation *m, int n, const int *order, wire_outcome *res,
-                   char **doomed, int *n_changed, int *stale, char **err) {
+                   char **doomed, int *n_changed, int *stale, int *fast, char **err) {
   const dialect *d = s->d;
   long long last = 0;
   int n_deleted = 0;
@@ -248,7 +254,12 @@ static int attempt(store *s, dialect_conn *c, const store_user *u, const char *c
       d->client_last(c, client, &last, err))
     return -1;
   long long first = last;
-  for (int k = 0; k < n; k++) {
+  int done =
+      *fast ? push_batch(s, c, client, m, n, order, doomed, &last, res, n_changed, &n_deleted, err)
+            : 0;
+  if (done == -3) return *fast = 0, 1;
+  if (done < 0) return -1;
+  for (int k = done; k < n; k++) {
     const store_mutation *mu = &m[order[k]];
     wire_outcome *o = &res[order[k]];
     if (mu->id <= last) {
@@ -346,12 +357,12 @@ int store_push_as(store *s, const store_user *u, const char *client, const store
       order[i] = i;
     qsort_r(order, n, sizeof *order, cmp_by_id, (void *)m);
   }
-  int tries = 0, busy = 0, stale = 0;
+  int tries = 0, busy = 0, stale = 0, fast = 1;
   while (rc > 0) {
     for (int i = 0; i < n; i++)
       wire_outcome_clear(&res[i]);
     *n_changed = 0;
-    rc = attempt(s, c, u, client, m, n, order, res, doomed, n_changed, &stale, err);
+    rc = attempt(s, c, u, client, m, n, order, res, doomed, n_changed, &stale, &fast, err);
     if (rc < 0 && stale > 0) {
       /* a name the catalog lacks, the schema changed: once more after a
       ** reload, where such a name is refused */
