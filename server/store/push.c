@@ -276,7 +276,7 @@ static int attempt(store *s, dialect_conn *c, const store_user *u, const char *c
       rc = apply_one(s, c, t, u, mu, o, others, stale, err);
     }
     if (rc == 0 && !o->applied) others[0] = others[1] = 0; /* rolled back with it */
-    if (rc == -3) return 1;
+    if (rc == -3) return *fast = 0, 1;                     /* the next try takes savepoints */
     if (rc == -2) {
       doomed[order[k]] = o->reason;
       o->reason = 0;
