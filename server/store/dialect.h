@@ -43,6 +43,19 @@ typedef struct dialect_cols {
   int *set, n_set;
 } dialect_cols;
 
+/* One mutation of a batch whose statements are sent at once (write_batch):
+** t, m and cols as write_row takes them; the rest write_batch fills. */
+typedef struct dialect_write {
+  const catalog_table *t;
+  const store_mutation *m;
+  const dialect_cols *cols;
+  char *reason;   /* refused before anything was sent (a value); nothing ran */
+  int changed;    /* a row changed (write_row's *changed) */
+  char *row, *pk; /* an insert's or update's row that changed, or the row an
+                  ** update naming no column to set read (NULL: none), and
+                  ** its key as stored; a delete's: the deleted key in pk */
+} dialect_write;
+
 /* Which transaction begin opens. */
 enum { DIALECT_SETUP, DIALECT_PUSH };
 
@@ -142,6 +155,16 @@ typedef struct dialect {
   dialect_result (*write_row)(dialect_conn *c, const catalog_table *t, const store_mutation *m,
                               const dialect_cols *cols, int *changed, char **del_pk, char **reason,
                               char **err);
+  /* The statements of w[0..n), in order, without savepoints, none waiting
+  ** for the answer of the one before (NULL: not offered): each write_row's,
+  ** or an update naming no column to set (cols->n_set 0) the read_row of
+  ** its key. DIALECT_OK when each ran and its answer is all its mutation
+  ** needs (w filled); else the transaction was rolled back and the batch
+  ** is to run again one mutation at a time: DIALECT_AGAIN (a statement
+  ** failed, so the dialect runs the next try with savepoints as settle's
+  ** DIALECT_AGAIN does; or a row written is not the one pk names, which
+  ** needs read_row) or DIALECT_FATAL (*err; a conflict: conflicted). */
+  dialect_result (*write_batch)(dialect_conn *c, dialect_write *w, int n, char **err);
 
   /* The change log: make (t, pk) the latest change at the next version
   ** (row NULL: a delete) and store that version in *version (NULL: not

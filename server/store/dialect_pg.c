@@ -22,7 +22,9 @@
 **
 ** Round trips: statements are prepared once per connection (pg_conn.c); a
 ** mutation is one statement, its row read back from its RETURNING; no
-** savepoint until a refusal needs one (pg_settle); BEGIN goes with the
+** savepoint until a refusal needs one (pg_settle); a batch without rules
+** sends the statements of all its mutations in one pipeline (pg_batch.c,
+** write_batch), the first refusal sending it one at a time; BEGIN goes with the
 ** client's row, and the changes (pg_log.c), versions, outcomes, last id,
 ** NOTIFY and COMMIT in one pipeline; a pull without pending_from is one
 ** statement.
@@ -41,6 +43,7 @@
 #include "value.h"
 #include "dialect.h"
 #include "listen_pg.h"
+#include "pg_batch.h"
 #include "pg_conn.h"
 #include "pg_log.h"
 #include "pg_sql.h"
@@ -843,6 +846,7 @@ const dialect dialect_pg = {
     .scan = pg_scan,
     .read_row = pg_read_row,
     .write_row = pg_write_row,
+    .write_batch = pg_write_batch,
     .walk_rows = pg_walk_rows,
     .walk_key = pg_walk_key,
     .log_change = pglog_change,

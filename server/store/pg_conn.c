@@ -147,6 +147,79 @@ int pgc_pipeline(dialect_conn *c, const pgc_step *steps, int n, char **err) {
   return bad ? -1 : 0;
 }
 
+int pgc_batch_begin(dialect_conn *c, char **err) {
+  stmts_fresh(c);
+  if (PQenterPipelineMode(c->pg)) return 0;
+  c->broken = 1;
+  *err = wire_errf("PostgreSQL: %s", PQerrorMessage(c->pg));
+  return -1;
+}
+
+/* As pgc_run prepares it: every parameter text (an unused one too). libpq
+** copies the parameters into its buffer, and sends when the buffer fills
+** (reading what PostgreSQL answers meanwhile, so neither side blocks). */
+int pgc_batch_send(dialect_conn *c, const char *sql, int n, const char *const *params, int *prep,
+                   char **err) {
+  Oid *types = sqlite3_malloc64(sizeof *types * (n + 1));
+  if (!types) return *err = wire_errf("out of memory"), -1;
+  for (int i = 0; i < n; i++)
+    types[i] = 25; /* TEXTOID */
+  char name[16];
+  int i = stmt_find(c, sql), ok = 1;
+  snprintf(name, sizeof name, "s%d", i);
+  *prep = 0;
+  if (i == c->n_stmts && i < STMT_CACHE_MAX && (c->stmts[i] = sqlite3_mprintf("%s", sql))) {
+    c->n_stmts++;
+    *prep = 1;
+    ok = PQsendPrepare(c->pg, name, sql, n, types);
+  }
+  if (ok && i < c->n_stmts)
+    ok = PQsendQueryPrepared(c->pg, name, n, params, 0, 0, 0);
+  else if (ok)
+    ok = PQsendQueryParams(c->pg, sql, n, types, params, 0, 0, 0);
+  sqlite3_free(types);
+  if (ok) return 0;
+  c->broken = 1;
+  *err = wire_errf("PostgreSQL: %s", PQerrorMessage(c->pg));
+  return -1;
+}
+
+int pgc_batch_sync(dialect_conn *c, char **err) {
+  if (PQpipelineSync(c->pg)) return 0;
+  c->broken = 1;
+  *err = wire_errf("PostgreSQL: %s", PQerrorMessage(c->pg));
+  return -1;
+}
+
+/* A failed prepare's answer stands for its statement's (which was
+** skipped), as pgc_prepared returns it. */
+PGresult *pgc_batch_result(dialect_conn *c, int prep, int *bad) {
+  PGresult *p = prep ? pipe_result(c->pg) : 0;
+  *bad = p && PQresultStatus(p) != PGRES_COMMAND_OK;
+  if (!*bad) PQclear(p);
+  PGresult *r = pipe_result(c->pg);
+  if (!*bad) return r;
+  PQclear(r);
+  return p;
+}
+
+void pgc_batch_end(dialect_conn *c) {
+  PGresult *r;
+  while ((r = PQgetResult(c->pg)) && PQresultStatus(r) != PGRES_PIPELINE_SYNC)
+    PQclear(r);
+  PQclear(r);
+  if (!PQexitPipelineMode(c->pg)) c->broken = 1;
+}
+
+void pgc_forget(dialect_conn *c) {
+  PGresult *r = PQexec(c->pg, "DEALLOCATE ALL");
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) c->broken = 1;
+  PQclear(r);
+  for (int i = 0; i < c->n_stmts; i++)
+    sqlite3_free(c->stmts[i]);
+  c->n_stmts = 0;
+}
+
 /* A prepared statement with text parameters; NULL (and *err) unless the
 ** status is a success. */
 PGresult *pgc_query(dialect_conn *c, const char *sql, int n, const char *const *params,

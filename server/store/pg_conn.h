@@ -104,6 +104,26 @@ typedef struct pgc_step {
 #define PGC_PIPELINE_MAX 8
 int pgc_pipeline(dialect_conn *c, const pgc_step *steps, int n, char **err);
 
+/* A pipeline of any length, for a batch's row statements (pg_batch.c):
+** pgc_batch_begin, then pgc_batch_send each statement (every parameter
+** text, prepared on first use as pgc_run's; *prep: a prepare went with
+** it), pgc_batch_sync, then pgc_batch_result for each statement sent, in
+** order (the caller clears it; *bad when its prepare failed: the answer
+** is the prepare's), and
+** pgc_batch_end. 0, or -1 when the pipeline failed (c is then broken;
+** *err). */
+int pgc_batch_begin(dialect_conn *c, char **err);
+int pgc_batch_send(dialect_conn *c, const char *sql, int n, const char *const *params, int *prep,
+                   char **err);
+int pgc_batch_sync(dialect_conn *c, char **err);
+PGresult *pgc_batch_result(dialect_conn *c, int prep, int *bad);
+void pgc_batch_end(dialect_conn *c);
+
+/* Forget every statement prepared on c (after a failed prepare, which
+** left a name in the cache that PostgreSQL does not hold), outside a
+** transaction. */
+void pgc_forget(dialect_conn *c);
+
 /* A row statement, every parameter text: DIALECT_OK with *out, else
 ** DIALECT_FATAL (*err) or DIALECT_REJECTED with the message as *reason. */
 dialect_result pgc_run(dialect_conn *c, const char *sql, int n, const char *const *params,

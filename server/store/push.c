@@ -16,6 +16,10 @@
 ** refusal that wrote, roll back and ask (DIALECT_AGAIN) for the batch
 ** again, then with them.
 **
+** A dialect with write_batch may take the statements of a whole batch at
+** once (push_batch.c): tried first, and left for the run above, one
+** mutation at a time, whenever its answers could differ from that run's.
+**
 ** A batch that fails on a conflict with a concurrent transaction (the
 ** dialect's conflicted: a deadlock, a serialization failure) is rolled back
 ** and run again whole, after a short jittered pause, up to
@@ -23,6 +27,8 @@
 ** STORE_ERROR, as the client only has to try again later.
 */
 #include "jscan.h"
+#include "push_batch.h"
+#include "push_keys.h"
 #include "rules_store.h"
 #include "store_impl.h"
 #include "value.h"
@@ -32,82 +38,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* What check_keys gathers from the keys of pk, then of data. */
-typedef struct key_scan {
-  const catalog *cat;
-  const catalog_table *t;
-  int in_data;
-  int seen_pk;
-  dialect_cols *cols;
-  int *used;
-  const unsigned char *server; /* the rules' server-owned columns; NULL: none */
-  int unknown;                 /* a key named no column of t */
-  char *reason;
-} key_scan;
-
-static int key_seen(void *arg, const char *key) {
-  key_scan *k = arg;
-  const catalog_table *t = k->t;
-  int c = catalog_column_find(k->cat, t, key);
-  if (c < 0) {
-    k->unknown = 1;
-    k->reason = wire_errf("table %s has no column named %s", t->name, key);
-    return k->reason ? DIALECT_REJECTED : DIALECT_FATAL;
-  }
-  if (!k->in_data && !catalog_is_pk(t, c)) {
-    k->reason = wire_errf("pk: %s is not a primary key column of table %s", key, t->name);
-    return k->reason ? DIALECT_REJECTED : DIALECT_FATAL;
-  }
-  if (!k->in_data) {
-    k->seen_pk++;
-    return DIALECT_OK;
-  }
-  if (k->server && k->server[c]) return DIALECT_OK; /* the server's value, whatever is sent */
-  if (!k->used[c]) k->cols->data[k->cols->n_data++] = c;
-  if (!k->used[c] && !catalog_is_pk(t, c)) k->cols->set[k->cols->n_set++] = c;
-  k->used[c] = 1;
-  return DIALECT_OK;
-}
-
-/* Check the keys of the mutation's pk and data objects against t: pk
-** exactly the key columns, data only t's columns; fills cols. used: one
-** zeroed int per column of t, for data's columns seen. *unknown: a key
-** named no column of t. */
-static dialect_result check_keys(const catalog *cat, const catalog_table *t,
-                                 const store_mutation *m, dialect_cols *cols, int *used,
-                                 const unsigned char *server, int *unknown, char **reason) {
-  key_scan k = {cat, t, 0, 0, cols, used, server, 0, 0};
-  int result = jscan_object_keys(m->pk, key_seen, &k);
-  k.in_data = 1;
-  if (result == DIALECT_OK && m->data) result = jscan_object_keys(m->data, key_seen, &k);
-  if (result != DIALECT_OK && result != DIALECT_REJECTED) result = DIALECT_FATAL;
-  if (result == DIALECT_OK && k.seen_pk != t->n_pk) {
-    k.reason = wire_errf("pk must hold exactly the primary key columns of table %s", t->name);
-    result = k.reason ? DIALECT_REJECTED : DIALECT_FATAL;
-  }
-  *reason = k.reason;
-  *unknown = k.unknown;
-  return result;
-}
-
-/* The value of each column of t that the JSON object obj names (its first
-** member naming it, as check_keys counts), into vals[0..t->n_cols); -1
-** when out of memory. */
-static int column_values(const catalog *cat, const catalog_table *t, const char *obj, jspan *vals) {
-  const char *e = obj + strlen(obj), *z = jscan_ws(obj, e);
-  jspan key, val;
-  memset(vals, 0, sizeof *vals * t->n_cols);
-  while (jscan_member(&z, e, &key, &val)) {
-    int nul = 0;
-    char *name = jscan_text((jspan){key.z - 1, key.n + 2}, &nul);
-    if (!name) return -1;
-    int c = catalog_column_find(cat, t, name);
-    sqlite3_free(name);
-    if (c >= 0 && !vals[c].z) vals[c] = val;
-  }
-  return 0;
-}
 
 /* An insert took its key from data where data names key columns: refuse
 ** it when that key is not pk's (the row read back by pk, o->pk, would be
@@ -299,10 +229,11 @@ static int hide_unreadable(const store *s, dialect_conn *c, const store_mutation
 ** *err set), or i + 1 when m[i] ended the transaction itself: its reason is
 ** moved to doomed[i], and the caller tries again, refusing m[i] unrun (1
 ** too when the dialect asked for the batch again). -1 with *stale 1: the
-** schema changed (apply_one). */
+** schema changed (apply_one). *fast: try the batch in one go first
+** (push_batch.c); cleared when that asked for the batch again. */
 static int attempt(store *s, dialect_conn *c, const store_user *u, const char *client,
                    const store_mutation *m, int n, const int *order, wire_outcome *res,
-                   char **doomed, int *n_changed, int *stale, char **err) {
+                   char **doomed, int *n_changed, int *stale, int *fast, char **err) {
   const dialect *d = s->d;
   long long last = 0;
   int n_deleted = 0;
@@ -310,7 +241,12 @@ static int attempt(store *s, dialect_conn *c, const store_user *u, const char *c
       d->client_last(c, client, &last, err))
     return -1;
   long long first = last;
-  for (int k = 0; k < n; k++) {
+  int done =
+      *fast ? push_batch(s, c, client, m, n, order, doomed, &last, res, n_changed, &n_deleted, err)
+            : 0;
+  if (done == -3) return *fast = 0, 1;
+  if (done < 0) return -1;
+  for (int k = done; k < n; k++) {
     const store_mutation *mu = &m[order[k]];
     wire_outcome *o = &res[order[k]];
     if (mu->id <= last) {
@@ -327,7 +263,7 @@ static int attempt(store *s, dialect_conn *c, const store_user *u, const char *c
       rc = apply_one(s, c, t, u, mu, o, others, stale, err);
     }
     if (rc == 0 && !o->applied) others[0] = others[1] = 0; /* rolled back with it */
-    if (rc == -3) return 1;
+    if (rc == -3) return *fast = 0, 1;                     /* the next try takes savepoints */
     if (rc == -2) {
       doomed[order[k]] = o->reason;
       o->reason = 0;
@@ -408,12 +344,12 @@ int store_push_as(store *s, const store_user *u, const char *client, const store
       order[i] = i;
     qsort_r(order, n, sizeof *order, cmp_by_id, (void *)m);
   }
-  int tries = 0, busy = 0, stale = 0;
+  int tries = 0, busy = 0, stale = 0, fast = 1;
   while (rc > 0) {
     for (int i = 0; i < n; i++)
       wire_outcome_clear(&res[i]);
     *n_changed = 0;
-    rc = attempt(s, c, u, client, m, n, order, res, doomed, n_changed, &stale, err);
+    rc = attempt(s, c, u, client, m, n, order, res, doomed, n_changed, &stale, &fast, err);
     if (rc < 0 && stale > 0) {
       /* a name the catalog lacks, the schema changed: once more after a
       ** reload, where such a name is refused */
