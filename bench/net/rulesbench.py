@@ -2,7 +2,7 @@
 
     /usr/bin/python3 bench/net/rulesbench.py [--rows N] [--readable N] [--pg]
                                               [--users N] [--changes N] [--only a,b,c]
-                                              [--own N] [--opens N]
+                                              [--own N] [--opens N] [--closes N]
 
 Drives a real server/syncd (SQLite storage; --pg: figure a on a throwaway
 PostgreSQL, tests/pg_env.sh) on 127.0.0.1 over HTTP with
@@ -38,6 +38,12 @@ in the same run.
              resync of the same user, what a 410 "moved" made the client
              do before (docs/RULES.md); --reps projects joined in turn,
              one resync after each.
+  d move-out a user who may read --own tasks leaves a project of --closes
+             tasks (deletes their members row): requests, rows, bytes
+             and syncd's CPU of the pull after it (move-out: the rows it
+             closes come as deletes in the increment) vs a full resync
+             of the same user, what a 410 "moved" made the client do
+             before; --reps projects left in turn.
 """
 import argparse
 import base64
@@ -541,6 +547,43 @@ def fig_c(tmp, a):
             % (a.opens, a.own, what), fmt % got, "a full resync: " + fmt % base, ratio(got, base))
 
 
+def fig_d(tmp, a):
+    gen = ("INSERT INTO tasks WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k"
+           " WHERE i + 1 < %d) SELECT printf('%s-%%07d', i), '%s', 'task ' || i FROM k;")
+    schema = (TASKS + "CREATE INDEX tasks_project ON tasks(project, id);"
+              "INSERT INTO members VALUES ('home', 'u000');" + gen % (a.own, "home", "home") +
+              "".join("INSERT INTO members VALUES ('old%d', 'u000');" % r +
+                      gen % (a.closes, "old%d" % r, "old%d" % r) for r in range(a.reps)))
+    rules = {"tables": {"members": {"read": "user_id = :sub", "write": "user_id = :sub"},
+                        "tasks": {"read": MINE, "write": MINE}}}
+    s = Syncd(tmp, schema, rules)
+    jwt = token("u000")
+    try:
+        cursor = pull_pages(s, jwt, "c", "")[5]
+        moved, resync = [], []
+        for r in range(a.reps):
+            s.request("POST", "/push", json.dumps({"client_id": "w", "mutations": [{
+                "id": r + 1, "table": "members", "op": "delete",
+                "pk": {"project": "old%d" % r, "user_id": "u000"}}]}), jwt=jwt)
+            got = pull_pages(s, jwt, "c", cursor)
+            cursor = got[5]
+            if got[1] != a.closes + 1:
+                raise RuntimeError("the move-out sent %d rows, not %d" % (got[1], a.closes + 1))
+            moved.append(got)
+            resync.append(pull_pages(s, jwt, "r%d" % r, ""))
+    finally:
+        s.stop()
+
+    def mean(runs, i):
+        return sum(x[i] for x in runs) / len(runs)
+    for what, i, fmt in (("requests", 0, "%.0f"), ("rows", 1, "%.0f"), ("bytes", 2, "%.0f"),
+                         ("syncd CPU s", 3, "%.4f"), ("wall s (median)", 4, "%.4f")):
+        got = statistics.median(x[i] for x in moved) if i == 4 else mean(moved, i)
+        base = statistics.median(x[i] for x in resync) if i == 4 else mean(resync, i)
+        out("d", "leaving a project of %d tasks with %d readable: %s of the pull after it"
+            % (a.closes, a.own, what), fmt % got, "a full resync: " + fmt % base, ratio(got, base))
+
+
 def table():
     head = ("fig", "what", "figure", "baseline (same run)", "ratio", "target")
     rows = [head] + [tuple(str(x) for x in r) for r in rows_out]
@@ -553,7 +596,7 @@ def table():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", default="a,b,c", help="figures to run, e.g. a")
+    ap.add_argument("--only", default="a,b,c,d", help="figures to run, e.g. a")
     ap.add_argument("--rows", type=int, default=1000000, help="the big table's rows (a)")
     ap.add_argument("--readable", type=int, default=10000, help="rows the user may read (a)")
     ap.add_argument("--reps", type=int, default=10,
@@ -569,6 +612,8 @@ def main():
     ap.add_argument("--gap", type=float, default=0.02, help="seconds between pushes (b)")
     ap.add_argument("--own", type=int, default=10000, help="tasks the user may read (c)")
     ap.add_argument("--opens", type=int, default=1000, help="tasks of each project joined (c)")
+    ap.add_argument("--closes", type=int, default=500,
+                    help="tasks of each project left (d): one page of the pull holds them")
     a = ap.parse_args()
     if a.rows % a.readable or a.users % 10:
         ap.error("--rows must be a multiple of --readable, --users of 10")
@@ -583,6 +628,8 @@ def main():
             fig_b(tmp, a)
         if "c" in figs:
             fig_c(tmp, a)
+        if "d" in figs:
+            fig_d(tmp, a)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("rulesbench: %s, %.0f s; load average before %.1f, after %.1f; %d cores"
