@@ -510,12 +510,16 @@ def pull_pages(s, jwt, client, cursor):
             return reqs, rows, size, s.cpu() - cpu0, time.perf_counter() - t0, cursor
 
 
-def fig_c(tmp, a):
+def fig_move(tmp, a, leave):
+    """c (leave false): joining a project of --opens tasks; d: leaving one of
+    --closes tasks; the pull after each, against a full resync."""
+    n, what = (a.closes, "leaving") if leave else (a.opens, "joining")
     gen = ("INSERT INTO tasks WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k"
            " WHERE i + 1 < %d) SELECT printf('%s-%%07d', i), '%s', 'task ' || i FROM k;")
     schema = (TASKS + "CREATE INDEX tasks_project ON tasks(project, id);"
               "INSERT INTO members VALUES ('home', 'u000');" + gen % (a.own, "home", "home") +
-              "".join(gen % (a.opens, "new%d" % r, "new%d" % r) for r in range(a.reps)))
+              "".join(("INSERT INTO members VALUES ('p%d', 'u000');" % r if leave else "") +
+                      gen % (n, "p%d" % r, "p%d" % r) for r in range(a.reps)))
     rules = {"tables": {"members": {"read": "user_id = :sub", "write": "user_id = :sub"},
                         "tasks": {"read": MINE, "write": MINE}}}
     s = Syncd(tmp, schema, rules)
@@ -524,14 +528,16 @@ def fig_c(tmp, a):
         cursor = pull_pages(s, jwt, "c", "")[5]
         moved, resync = [], []
         for r in range(a.reps):
-            s.request("POST", "/push", json.dumps({"client_id": "w", "mutations": [{
-                "id": r + 1, "table": "members", "op": "insert",
-                "pk": {"project": "new%d" % r, "user_id": "u000"},
-                "data": {"project": "new%d" % r, "user_id": "u000"}}]}), jwt=jwt)
+            key = {"project": "p%d" % r, "user_id": "u000"}
+            mut = dict(id=r + 1, table="members", op="delete" if leave else "insert", pk=key)
+            if not leave:
+                mut["data"] = key
+            s.request("POST", "/push", json.dumps({"client_id": "w", "mutations": [mut]}),
+                      jwt=jwt)
             got = pull_pages(s, jwt, "c", cursor)
             cursor = got[5]
-            if got[1] != a.opens + 1:
-                raise RuntimeError("the move-in brought %d rows, not %d" % (got[1], a.opens + 1))
+            if got[1] != n + 1:
+                raise RuntimeError("the pull after %s sent %d rows, not %d" % (what, got[1], n + 1))
             moved.append(got)
             resync.append(pull_pages(s, jwt, "r%d" % r, ""))
     finally:
@@ -539,49 +545,13 @@ def fig_c(tmp, a):
 
     def mean(runs, i):
         return sum(x[i] for x in runs) / len(runs)
-    for what, i, fmt in (("requests", 0, "%.0f"), ("rows", 1, "%.0f"), ("bytes", 2, "%.0f"),
+    for name, i, fmt in (("requests", 0, "%.0f"), ("rows", 1, "%.0f"), ("bytes", 2, "%.0f"),
                          ("syncd CPU s", 3, "%.4f"), ("wall s (median)", 4, "%.4f")):
         got = statistics.median(x[i] for x in moved) if i == 4 else mean(moved, i)
         base = statistics.median(x[i] for x in resync) if i == 4 else mean(resync, i)
-        out("c", "joining a project of %d tasks with %d readable: %s of the pull after it"
-            % (a.opens, a.own, what), fmt % got, "a full resync: " + fmt % base, ratio(got, base))
-
-
-def fig_d(tmp, a):
-    gen = ("INSERT INTO tasks WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k"
-           " WHERE i + 1 < %d) SELECT printf('%s-%%07d', i), '%s', 'task ' || i FROM k;")
-    schema = (TASKS + "CREATE INDEX tasks_project ON tasks(project, id);"
-              "INSERT INTO members VALUES ('home', 'u000');" + gen % (a.own, "home", "home") +
-              "".join("INSERT INTO members VALUES ('old%d', 'u000');" % r +
-                      gen % (a.closes, "old%d" % r, "old%d" % r) for r in range(a.reps)))
-    rules = {"tables": {"members": {"read": "user_id = :sub", "write": "user_id = :sub"},
-                        "tasks": {"read": MINE, "write": MINE}}}
-    s = Syncd(tmp, schema, rules)
-    jwt = token("u000")
-    try:
-        cursor = pull_pages(s, jwt, "c", "")[5]
-        moved, resync = [], []
-        for r in range(a.reps):
-            s.request("POST", "/push", json.dumps({"client_id": "w", "mutations": [{
-                "id": r + 1, "table": "members", "op": "delete",
-                "pk": {"project": "old%d" % r, "user_id": "u000"}}]}), jwt=jwt)
-            got = pull_pages(s, jwt, "c", cursor)
-            cursor = got[5]
-            if got[1] != a.closes + 1:
-                raise RuntimeError("the move-out sent %d rows, not %d" % (got[1], a.closes + 1))
-            moved.append(got)
-            resync.append(pull_pages(s, jwt, "r%d" % r, ""))
-    finally:
-        s.stop()
-
-    def mean(runs, i):
-        return sum(x[i] for x in runs) / len(runs)
-    for what, i, fmt in (("requests", 0, "%.0f"), ("rows", 1, "%.0f"), ("bytes", 2, "%.0f"),
-                         ("syncd CPU s", 3, "%.4f"), ("wall s (median)", 4, "%.4f")):
-        got = statistics.median(x[i] for x in moved) if i == 4 else mean(moved, i)
-        base = statistics.median(x[i] for x in resync) if i == 4 else mean(resync, i)
-        out("d", "leaving a project of %d tasks with %d readable: %s of the pull after it"
-            % (a.closes, a.own, what), fmt % got, "a full resync: " + fmt % base, ratio(got, base))
+        out("d" if leave else "c", "%s a project of %d tasks with %d readable: %s of the pull"
+            " after it" % (what, n, a.own, name), fmt % got, "a full resync: " + fmt % base,
+            ratio(got, base))
 
 
 def table():
@@ -627,9 +597,9 @@ def main():
         if "b" in figs:
             fig_b(tmp, a)
         if "c" in figs:
-            fig_c(tmp, a)
+            fig_move(tmp, a, False)
         if "d" in figs:
-            fig_d(tmp, a)
+            fig_move(tmp, a, True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("rulesbench: %s, %.0f s; load average before %.1f, after %.1f; %d cores"
