@@ -32,13 +32,7 @@ static void stmts_fresh(dialect_conn *c) {
   unsigned gen = __atomic_load_n(&c->owner->schema_gen, __ATOMIC_ACQUIRE);
   if (gen == c->stmt_gen) return;
   c->stmt_gen = gen;
-  if (!c->n_stmts) return;
-  PGresult *r = PQexec(c->pg, "DEALLOCATE ALL");
-  if (PQresultStatus(r) != PGRES_COMMAND_OK) c->broken = 1;
-  PQclear(r);
-  for (int i = 0; i < c->n_stmts; i++)
-    sqlite3_free(c->stmts[i]);
-  c->n_stmts = 0;
+  if (c->n_stmts) pgc_forget(c);
 }
 
 /* Run a parameterless command (several allowed) on pg; 0 or -1 with *err. */
