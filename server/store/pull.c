@@ -98,6 +98,31 @@ static int walk_moved(reader *rd, const rules_table *rt, const char *pk, int out
   return bad;
 }
 
+/* walked, the rows a change of membership table rt's row keyed by pk,
+** at version, moves in or out (closing: its move-out's walk of the rows
+** it closed had more), into the page ahead of that change: all of them
+** (WIRE_KEEP), none when the page holds others (WIRE_STOP: the next page
+** begins with the change), or what a whole page holds, the change, and
+** a cursor that walks on through the rest before going on after the
+** change (wire_page_move_in: WIRE_KEEP). */
+static int take_moved(reader *rd, const rules_table *rt, const char *pk, long long version,
+                      const wire_page *walked, int closing) {
+  wire_page *p = rd->p;
+  if (walked->has_more && p->n_seen) return WIRE_STOP;
+  /* a table's name too long for a cursor cannot be walked over pages (a
+  ** long key is named by reference, wire.h) */
+  if (walked->has_more && strlen(rt->t->name) > WIRE_WALK_MAX) return rd->moved = 1, WIRE_KEEP;
+  wire_page_take(p, walked);
+  if (!walked->has_more) return WIRE_KEEP;
+  if (wire_page_move_in(p, rt->t->name, pk, version, walked, closing)) {
+    *rd->err = wire_errf("out of memory");
+    return WIRE_FAIL;
+  }
+  p->has_more = 1;
+  p->limit = p->n_seen + 1; /* the page ends with the change */
+  return WIRE_KEEP;
+}
+
 /* Move-out through membership (docs/RULES.md): a row of membership table
 ** rt, keyed by pk, its change at version, concerns the user and may have
 ** closed rows: it was deleted, or (live) its key existed at the cursor
@@ -105,11 +130,9 @@ static int walk_moved(reader *rd, const rules_table *rt, const char *pk, int out
 ** not known: moved). The rows of the tables the pull sends that a former
 ** value of it opened and the user may not read now go into the page as
 ** deletes, then (live) those it opens now (rules.h, via), ahead of its own
-** change: WIRE_KEEP. When they do not fit in what is left of the page,
-** WIRE_STOP ends the page before the change, so the next page begins with
-** it; when a whole page cannot hold them, or a select from rt's table is
-** not monotone, the pull answers moved and the client resyncs (rd->moved).
-** WIRE_FAIL with *rd->err. */
+** change (take_moved). A select from rt's table that is not monotone makes
+** the pull answer moved, and the client resyncs (rd->moved). WIRE_FAIL
+** with *rd->err. */
 static int move_out(reader *rd, const rules_table *rt, const char *pk, int live,
                     long long version) {
   /* no value kept: what the row was is not known (a write the triggers
@@ -122,18 +145,15 @@ static int move_out(reader *rd, const rules_table *rt, const char *pk, int live,
   wire_page_start(&moved, room > 0 ? room : 0, 0);
   wire_page_walk_start(&moved);
   moved.gone = version;
-  int bad = walk_moved(rd, rt, pk, 1, &moved);
+  int bad = walk_moved(rd, rt, pk, 1, &moved), closing = moved.has_more;
   moved.gone = 0;
-  if (!bad && live && !moved.has_more) bad = walk_moved(rd, rt, pk, 0, &moved);
-  int rc = WIRE_KEEP;
-  if (bad < 0)
-    rc = WIRE_FAIL;
-  else if (bad || (moved.has_more && !p->n_seen))
-    rd->moved = 1;
-  else if (moved.has_more)
-    rc = WIRE_STOP;
-  else
-    wire_page_take(p, &moved);
+  if (!bad && live && !closing) {
+    wire_page_walk_restart(&moved);
+    bad = walk_moved(rd, rt, pk, 0, &moved);
+  }
+  int rc = bad < 0 ? WIRE_FAIL
+           : bad   ? (rd->moved = 1, WIRE_KEEP)
+                   : take_moved(rd, rt, pk, version, &moved, closing);
   wire_page_drop(&moved);
   return rc;
 }
@@ -146,55 +166,23 @@ static int move_out(reader *rd, const rules_table *rt, const char *pk, int live,
 ** cursor (the change log's gap, dialect.h: then it closes nothing the
 ** client holds or an earlier page sent) and every select from rt's table
 ** is monotone (rules_expr.h), the rows it opens (rules.h, via) go into the
-** page ahead of its own change: WIRE_KEEP. When they do not fit in what
-** is left of the page, WIRE_STOP ends the page before the change, so the
-** next page begins with it; when a whole page cannot hold them, it holds
-** what it can and the change, and its cursor walks on through the rest
-** before going on after the change (wire_page_move_in). A row that may
-** have closed rows makes the pull answer moved, and the client resyncs
-** (rd->moved). WIRE_FAIL with *rd->err. */
+** page ahead of its own change (take_moved). A key that existed is a
+** move-out's (move_out). A select that is not monotone makes the pull
+** answer moved, and the client resyncs (rd->moved). WIRE_FAIL with
+** *rd->err. */
 static int move_in(reader *rd, const rules_table *rt, const char *pk, long long version) {
   int yes = 0;
   if (rules_new_since(rd->s, rd->c, rt->t->name, pk, rd->since, &yes, rd->err)) return WIRE_FAIL;
   if (!yes) return move_out(rd, rt, pk, 1, version);
-  dialect_walk *w = sqlite3_malloc64(sizeof *w * ((size_t)rd->n_asked + 1));
-  int n = 0, bad = w ? walks(rd->s, rd->u, rd->asked, rd->n_asked, 0, 0, rt->t, pk, 0, w, &n) : -1;
-  int rc = WIRE_KEEP;
-  if (bad < 0) {
-    *rd->err = wire_errf("out of memory");
-    rc = WIRE_FAIL;
-  } else if (bad) {
-    rd->moved = 1;
-  } else if (n) {
-    wire_page *p = rd->p, opened;
-    int room = p->limit - p->n_seen - 1; /* the change itself follows */
-    wire_page_start(&opened, room > 0 ? room : 0, 0);
-    wire_page_walk_start(&opened);
-    if (rd->s->d->walk_rows(rd->c, w, n, &opened, rd->err)) {
-      rc = WIRE_FAIL;
-    } else if (sqlite3_str_errcode(opened.out) != SQLITE_OK) {
-      *rd->err = wire_errf("out of memory");
-      rc = WIRE_FAIL;
-    } else if (opened.has_more && p->n_seen) {
-      rc = WIRE_STOP;
-    } else if (opened.has_more && strlen(rt->t->name) > WIRE_WALK_MAX) {
-      /* a table's name too long for a cursor cannot be walked over pages
-      ** (a long key is named by reference, wire.h) */
-      rd->moved = 1;
-    } else {
-      wire_page_take(p, &opened);
-      /* the page ends with the change; the next ones walk on */
-      if (opened.has_more && wire_page_move_in(p, rt->t->name, pk, version, &opened)) {
-        *rd->err = wire_errf("out of memory");
-        rc = WIRE_FAIL;
-      } else if (opened.has_more) {
-        p->has_more = 1;
-        p->limit = p->n_seen + 1;
-      }
-    }
-    wire_page_drop(&opened);
-  }
-  walks_free(w, n);
+  wire_page *p = rd->p, opened;
+  int room = p->limit - p->n_seen - 1; /* the change itself follows */
+  wire_page_start(&opened, room > 0 ? room : 0, 0);
+  wire_page_walk_start(&opened);
+  int bad = walk_moved(rd, rt, pk, 0, &opened);
+  int rc = bad < 0 ? WIRE_FAIL
+           : bad   ? (rd->moved = 1, WIRE_KEEP)
+                   : take_moved(rd, rt, pk, version, &opened, 0);
+  wire_page_drop(&opened);
   return rc;
 }
 
@@ -337,20 +325,36 @@ int store_pull_tables(store *s, const char *client, const char *cursor, int limi
 ** A move-in walked over pages (move_in) is the same walk of the rows that
 ** the row keyed by inpk of membership table `in` opens, snap being the
 ** version of that row's change, after which the page then goes on as an
-** increment. 0; 1 when that move-in cannot be walked (moved); -1. */
+** increment; a move-out's (out) walks the rows it closed first, sent as
+** deletes, then those it opens from the first. 0; 1 when that move cannot
+** be walked (moved); -1. */
 static int walk_page(store *s, dialect_conn *c, const store_user *u, const char *client,
                      long long pending_from, const char *only, const catalog_table **list, int n,
                      const char *wtable, const char *wpk, long long snap, const catalog_table *in,
-                     const char *inpk, wire_page *p, reader *rd, char **err) {
+                     const char *inpk, int out, wire_page *p, reader *rd, char **err) {
   dialect_walk *w = sqlite3_malloc64(sizeof *w * ((size_t)n + 1));
-  int m = 0, bad = w ? walks(s, u, list, n, wtable, wpk, in, inpk, 0, w, &m) : -1;
+  int m = 0, bad = w ? walks(s, u, list, n, wtable, wpk, in, inpk, out, w, &m) : -1;
   if (bad < 0) *err = wire_errf("out of memory");
   wire_page_walk_start(p);
+  p->gone = out ? snap : 0;
   int rc = bad || s->d->read_page(c, client, 0, 0, 0, w, m, pending_from, p, err);
+  p->gone = 0;
   walks_free(w, m);
   if (bad > 0) return 1;
   if (rc) return -1;
-  if (in && p->has_more && wire_page_move_in(p, in->name, inpk, snap, p))
+  if (out && !p->has_more) {
+    /* the rows it closed are walked: those it opens, from the first */
+    wire_page_walk_restart(p);
+    w = sqlite3_malloc64(sizeof *w * ((size_t)n + 1));
+    m = 0, bad = w ? walks(s, u, list, n, 0, 0, in, inpk, 0, w, &m) : -1;
+    if (bad < 0) *err = wire_errf("out of memory");
+    rc = bad || (m && s->d->walk_rows(c, w, m, p, err));
+    walks_free(w, m);
+    if (bad > 0) return 1;
+    if (rc) return -1;
+    out = 0;
+  }
+  if (in && p->has_more && wire_page_move_in(p, in->name, inpk, snap, p, out))
     return *err = wire_errf("out of memory"), -1;
   if (!in) p->snap = wtable ? snap : p->head;
   if (p->has_more) return 0;
@@ -388,11 +392,12 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
                   long long pending_from, const char *tables, store_page *page, char **err) {
   long long after = 0, snap = 0, from = -1;
   char *wtable = 0, *wpk = 0, *itable = 0, *ipk = 0;
+  int iout = 0;
   memset(page, 0, sizeof *page);
   int walk = s->has_rules; /* read without the schema lock: a flag set once */
   if (cursor) {
     int rc = wire_cursor_parse_walk(cursor, s->db_id, &after, &snap, &wtable, &wpk, &itable, &ipk,
-                                    &from);
+                                    &from, &iout);
     if (rc == STORE_ERROR) *err = wire_errf("out of memory");
     if (rc != STORE_OK) return rc;
     /* a walk that cannot go on (syncd restarted without rules): its rows
@@ -475,7 +480,7 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
     read = 0;
   } else if (walk) {
     read = walk_page(s, c, u, client, pending_from, only, list, n_list, wtable, wpk,
-                     in ? after : snap, in, ipk, &p, &rd, err);
+                     in ? after : snap, in, ipk, iout, &p, &rd, err);
     if (read > 0) read = 0, unread = 1;
   } else {
     if (s->rules) p.filter = read_filter, p.filter_arg = &rd, rd.p = &p;

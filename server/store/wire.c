@@ -112,8 +112,9 @@ static int position(const char *z, const char *end, char **table, char **pk) {
 
 int wire_cursor_parse_walk(const char *cursor, const char *db_id, long long *version,
                            long long *snap, char **table, char **pk, char **in_table, char **in_pk,
-                           long long *from) {
+                           long long *from, int *out) {
   if (table) *table = *pk = 0;
+  if (out) *out = 0;
   if (from) *from = -1;
   if (in_table) *in_table = *in_pk = 0;
   const char *dash = strrchr(cursor, '-');
@@ -126,7 +127,8 @@ int wire_cursor_parse_walk(const char *cursor, const char *db_id, long long *ver
   const char *d = dash + 1;
   long long v = number(&d), h = 0;
   const char *walk = v >= 0 && *d == 'w' ? d + 1 : 0;
-  const char *in = v >= 0 && *d == 'i' ? d + 1 : 0;
+  const char *in = v >= 0 && (*d == 'i' || *d == 'o') ? d + 1 : 0;
+  if (in && out) *out = *d == 'o';
   long long f = -1;
   if (v >= 0 && *d == 's')
     d++, h = number(&d);
@@ -158,7 +160,7 @@ int wire_cursor_parse_walk(const char *cursor, const char *db_id, long long *ver
 }
 
 int wire_cursor_parse(const char *cursor, const char *db_id, long long *version, long long *snap) {
-  return wire_cursor_parse_walk(cursor, db_id, version, snap, 0, 0, 0, 0, 0);
+  return wire_cursor_parse_walk(cursor, db_id, version, snap, 0, 0, 0, 0, 0, 0);
 }
 
 char *wire_cursor(const char *db_id, long long version) {
@@ -221,7 +223,7 @@ void wire_page_walk_end(wire_page *p, long long snap) {
   sqlite3_free(p->in_table);
   sqlite3_free(p->in_pk);
   p->walk_at = p->in_table = p->in_pk = 0;
-  p->walk = p->walk_size = 0;
+  p->walk = p->walk_size = p->in_out = 0;
   p->walk_version = 0;
   sqlite3_free(sqlite3_str_finish(p->walk_skip));
   p->walk_skip = 0;
@@ -229,8 +231,17 @@ void wire_page_walk_end(wire_page *p, long long snap) {
   p->last_version = snap;
 }
 
+void wire_page_walk_restart(wire_page *p) {
+  sqlite3_free(p->walk_at);
+  p->walk_at = 0;
+  p->walk_size = p->walk_bad = 0;
+  p->walk_version = 0;
+  p->walk_skipped = 0;
+}
+
 int wire_page_move_in(wire_page *p, const char *table, const char *pk, long long version,
-                      const wire_page *walked) {
+                      const wire_page *walked, int out) {
+  p->in_out = out;
   p->in_table = sqlite3_mprintf("%s", table);
   p->in_pk = sqlite3_mprintf("%s", pk);
   p->in_version = version;
@@ -338,7 +349,7 @@ static char *cursor_walk(const char *db_id, const wire_page *p, int *too_long) {
   sqlite3_str *s = sqlite3_str_new(0);
   int bad = 0;
   if (p->in_table) {
-    sqlite3_str_appendf(s, "%s-%lldi", db_id, p->in_version);
+    sqlite3_str_appendf(s, "%s-%lld%c", db_id, p->in_version, p->in_out ? 'o' : 'i');
     bad = append_position(s, p->in_table, p->in_pk, p->in_version);
     if (p->walk_at) sqlite3_str_appendchar(s, 1, '.');
   } else {

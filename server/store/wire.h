@@ -35,7 +35,9 @@ int wire_cursor_parse(const char *cursor, const char *db_id, long long *version,
 ** "<db id>-<v>i<hex of its table's name>.<hex of its pk JSON>", then
 ** ".<position>" as above once a page has walked some (v in *version, *snap
 ** 0, the membership row in *in_table and *in_pk, NULL for any other
-** cursor); or, under rules, of an increment's page with more to come,
+** cursor), or the same with "o" for "i", a move-out, whose walk of the
+** rows the row's former values opened comes first (*out 1; out may be
+** NULL); or, under rules, of an increment's page with more to come,
 ** "<db id>-<version>f<from>": the pages since the cursor from, where the
 ** client had every change (0: not known), in *from (-1 for any other
 ** cursor; from may be NULL). STORE_ERROR when out of memory.
@@ -43,7 +45,7 @@ int wire_cursor_parse(const char *cursor, const char *db_id, long long *version,
 ** this database's, at or below its head). */
 int wire_cursor_parse_walk(const char *cursor, const char *db_id, long long *version,
                            long long *snap, char **table, char **pk, char **in_table, char **in_pk,
-                           long long *from);
+                           long long *from, int *out);
 
 /* The longest table name plus pk JSON a walk's cursor carries, in bytes.
 ** A longer key is named in the cursor by reference instead: the version
@@ -118,6 +120,7 @@ typedef struct wire_page {
   ** after once the walk is done; NULL: none. */
   char *in_table, *in_pk;
   long long in_version;
+  int in_out; /* the walk is the move-out's, "o" */
   /* Under rules, an increment's: the cursor its pages began at (0: not
   ** known), which its continuation cursors carry ("f"; pull.c's move-in
   ** judges a key's past against it); -1: none, continuations are plain. */
@@ -156,11 +159,15 @@ void wire_page_walk(wire_page *p, const char *table, const char *pk, const char 
 const char *wire_page_walk_last(const wire_page *p);
 
 /* Make p's cursor, while it has more, go on with the move-in of the row
-** of table keyed by pk, whose change has version, from the position the
-** walk of page walked (its rows already taken into p; none: from the
-** start). 0, or -1 when out of memory. */
+** of table keyed by pk, whose change has version, or (out) with its
+** move-out, from the position the walk of page walked (its rows already
+** taken into p; none: from the start). 0, or -1 when out of memory. */
 int wire_page_move_in(wire_page *p, const char *table, const char *pk, long long version,
-                      const wire_page *walked);
+                      const wire_page *walked, int out);
+
+/* p's walk begins again from its first row (a move-out's walk of the rows
+** it opens, after those it closed). */
+void wire_page_walk_restart(wire_page *p);
 
 /* Append the changes of the page from (read by a filter of p's into a
 ** page of its own, pull.c's move-in) to p, counted toward p's limit. */
