@@ -125,9 +125,12 @@ class PgBatchInOneGo(PgStore, unittest.TestCase):
             out += self.ref.push("c1", [m])
         return out
 
-    def check_alike(self, muts):
-        got = self.go.push("c1", muts)
-        want = self.one_by_one(muts)
+    def check_alike(self, muts, raw=False):
+        """The batch whole on go, one at a time on ref: the same answers and
+        rows (raw: mutations given as JSON texts, numbers as written)."""
+        got = self.raw_push(self.go, muts) if raw else self.go.push("c1", muts)
+        want = ([r for m in muts for r in self.raw_push(self.ref, [m])] if raw else
+                self.one_by_one(muts))
         self.assertEqual(answers(got), answers(want))
         self.assertEqual(self.rows(self.go)[0], self.rows(self.ref)[0])
         # every change applied got a version, in the batch's order
@@ -187,10 +190,7 @@ class PgBatchInOneGo(PgStore, unittest.TestCase):
             '{"id":5,"table":"nope","op":"insert","pk":{"id":1},"data":{"id":1}}',
             '{"id":6,"table":"nums","op":"update","pk":{"id":1.50},"data":{"n":4}}',
         ]
-        got = self.raw_push(self.go, muts)
-        want = [r for m in muts for r in self.raw_push(self.ref, [m])]
-        self.assertEqual(answers(got), answers(want))
-        self.assertEqual(self.rows(self.go)[0], self.rows(self.ref)[0])
+        got = self.check_alike(muts, raw=True)
         self.assertEqual([(r["status"], r.get("reason")) for r in got], [
             ("applied", None), ("rejected", "the row's key does not match pk"),
             ("applied", None), ("rejected", "table items has no column named nope"),
@@ -204,10 +204,7 @@ class PgBatchInOneGo(PgStore, unittest.TestCase):
             '{"id":2,"table":"nums","op":"insert","pk":{"id":2},"data":{"id":3,"n":2}}',
             '{"id":3,"table":"nums","op":"insert","pk":{"id":4},"data":{"id":4,"n":3}}',
         ]
-        got = self.raw_push(self.go, muts)
-        want = [r for m in muts for r in self.raw_push(self.ref, [m])]
-        self.assertEqual(answers(got), answers(want))
-        self.assertEqual(self.rows(self.go)[0], self.rows(self.ref)[0])
+        got = self.check_alike(muts, raw=True)
         self.assertEqual([(r["status"], r.get("reason")) for r in got], [
             ("applied", None), ("rejected", "the row's key does not match pk"),
             ("applied", None)])
