@@ -18,8 +18,10 @@
 /* One query of a table of a walk: its readable keys (pgsql_walk) after the
 ** key after (NULL: from the first), up to lim of them, then their changes
 ** in one statement, into p; *n the keys read. */
-static int walk_query(dialect_conn *c, const dialect_walk *w, const char *after, int limit,
-                      wire_page *p, int *n_read, char **err) {
+static int walk_query(void *conn, const void *walk, const char *after, int limit, wire_page *p,
+                      int *n_read, char **err) {
+  dialect_conn *c = conn;
+  const dialect_walk *w = walk;
   const catalog_table *t = w->t;
   char lim[32];
   snprintf(lim, sizeof lim, "%d", limit);
@@ -84,32 +86,9 @@ static int walk_query(dialect_conn *c, const dialect_walk *w, const char *after,
   return ok ? 0 : -1;
 }
 
-/* One table of a walk into p: its query, again after the last row read
-** while it returned all it was asked for yet left p short (rows
-** wire_page_walk passed over uncounted). 0, or -1 with *err. */
-static int walk_table(dialect_conn *c, const dialect_walk *w, wire_page *p, char **err) {
-  const char *after = w->after;
-  char *again = 0;
-  int rc = 0;
-  for (;;) {
-    int lim = p->limit + 1 - p->n_seen, n = 0;
-    if ((rc = walk_query(c, w, after, lim, p, &n, err)) || p->has_more || n < lim) break;
-    sqlite3_free(again);
-    const char *last = wire_page_walk_last(p);
-    if (!last || !(again = sqlite3_mprintf("%s", last))) {
-      *err = wire_errf("out of memory");
-      rc = -1;
-      break;
-    }
-    after = again;
-  }
-  sqlite3_free(again);
-  return rc;
-}
-
 int pg_walk_rows(dialect_conn *c, const dialect_walk *w, int n, wire_page *p, char **err) {
   for (int i = 0; i < n && !p->has_more; i++)
-    if (walk_table(c, &w[i], p, err)) return -1;
+    if (wire_page_walk_table(p, walk_query, c, &w[i], w[i].after, err)) return -1;
   return 0;
 }
 

@@ -82,8 +82,10 @@ static char *walk_sql(const dialect_walk *w, int after) {
 
 /* The page query of w after the key after (NULL: from the first) for up to
 ** lim rows, into p; *n the rows read. 0, or -1 with *err. */
-static int walk_query(sqlite3 *db, const dialect_walk *w, const char *after, int lim, wire_page *p,
+static int walk_query(void *conn, const void *walk, const char *after, int lim, wire_page *p,
                       int *n, char **err) {
+  sqlite3 *db = conn;
+  const dialect_walk *w = walk;
   char *sql = walk_sql(w, after != 0);
   sqlite3_stmt *q = 0;
   if (!sql) return *err = wire_errf("out of memory"), -1;
@@ -106,32 +108,9 @@ static int walk_query(sqlite3 *db, const dialect_walk *w, const char *after, int
   return step == SQLITE_DONE ? 0 : -1;
 }
 
-/* One table of a walk into p: its page query, again after the last row
-** read while it returned all it was asked for yet left p short (rows
-** wire_page_walk passed over uncounted). 0, or -1 with *err. */
-static int walk_table(sqlite3 *db, const dialect_walk *w, wire_page *p, char **err) {
-  const char *after = w->after;
-  char *again = 0;
-  int rc = 0;
-  for (;;) {
-    int lim = p->limit + 1 - p->n_seen, n = 0;
-    if ((rc = walk_query(db, w, after, lim, p, &n, err)) || p->has_more || n < lim) break;
-    sqlite3_free(again);
-    const char *last = wire_page_walk_last(p);
-    if (!last || !(again = sqlite3_mprintf("%s", last))) {
-      *err = wire_errf("out of memory");
-      rc = -1;
-      break;
-    }
-    after = again;
-  }
-  sqlite3_free(again);
-  return rc;
-}
-
 int sqlite_walk_page(sqlite3 *db, const dialect_walk *w, int n, wire_page *p, char **err) {
   for (int i = 0; i < n && !p->has_more; i++)
-    if (walk_table(db, &w[i], p, err)) return -1;
+    if (wire_page_walk_table(p, walk_query, db, &w[i], w[i].after, err)) return -1;
   return 0;
 }
 

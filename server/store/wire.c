@@ -231,6 +231,26 @@ void wire_page_walk_end(wire_page *p, long long snap) {
   p->last_version = snap;
 }
 
+int wire_page_walk_table(wire_page *p, wire_walk_query *query, void *conn, const void *walk,
+                         const char *after, char **err) {
+  char *again = 0;
+  int rc = 0;
+  for (;;) {
+    int lim = p->limit + 1 - p->n_seen, n = 0;
+    if ((rc = query(conn, walk, after, lim, p, &n, err)) || p->has_more || n < lim) break;
+    sqlite3_free(again);
+    const char *last = wire_page_walk_last(p);
+    if (!last || !(again = sqlite3_mprintf("%s", last))) {
+      *err = wire_errf("out of memory");
+      rc = -1;
+      break;
+    }
+    after = again;
+  }
+  sqlite3_free(again);
+  return rc;
+}
+
 void wire_page_walk_restart(wire_page *p) {
   sqlite3_free(p->walk_at);
   p->walk_at = 0;

@@ -158,6 +158,15 @@ void wire_page_walk(wire_page *p, const char *table, const char *pk, const char 
 ** p (rows passed over did not count) goes on after it. */
 const char *wire_page_walk_last(const wire_page *p);
 
+/* One table of a walk into p: the dialect's query(conn, walk, after,
+** limit, p, &n_read, err) from after (NULL: the first row), run again after
+** the last row read while it returned all it was asked for yet left p
+** short (rows wire_page_walk passed over uncounted). 0, or -1 with *err. */
+typedef int wire_walk_query(void *conn, const void *walk, const char *after, int limit,
+                            wire_page *p, int *n_read, char **err);
+int wire_page_walk_table(wire_page *p, wire_walk_query *query, void *conn, const void *walk,
+                         const char *after, char **err);
+
 /* Make p's cursor, while it has more, go on with the move-in of the row
 ** of table keyed by pk, whose change has version, or (out) with its
 ** move-out, from the position the walk of page walked (its rows already
