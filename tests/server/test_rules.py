@@ -815,9 +815,13 @@ class RulesTests(ManySyncd):
         self.assertEqual(res[0]["status"], "applied", res)
         self.assertEqual(self.rows(s, "berths")[json.dumps({"id": "b1"})]["user_id"], "bob")
         b1, g1 = ("berths", json.dumps({"id": "b1"})), ("cargo", json.dumps({"id": "g1"}))
-        status, _, data = self.page(s, bob, "b1", cursor, 100)
-        got, cursor = self.seen(s, bob, "b1", limit=100, cursor=None if status == 410 else cursor)
+        # the first move opens b1 and g1 to bob within his increment
+        gone, page = self.moved_out(s, bob, "b1", cursor)
+        self.assertEqual(gone, set())
+        got = {(c["table"], json.dumps(c["pk"], sort_keys=True)) for c in page["changes"]}
         self.assertLessEqual({b1, g1}, got)
+        self.assertFalse(page["has_more"])
+        cursor = page["cursor"]
         res = self.push(s, alice, "a1", [upd(5, "people", {"id": "p"}, name="carol")])
         self.assertEqual(res[0]["status"], "applied", res)
         self.assertEqual(self.rows(s, "berths")[json.dumps({"id": "b1"})]["user_id"], "carol")
