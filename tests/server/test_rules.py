@@ -647,6 +647,17 @@ class RulesTests(ManySyncd):
             self.check_moved_out(ops)
             if limit < 100:
                 self.assertGreater(pages, 2)
+        # a crafted move-out cursor naming another user's membership closes
+        # nothing of bob's; one naming no membership table resyncs
+        db, version = page["cursor"].rsplit("-", 1)
+        hexed = "%s.%s" % ("members".encode().hex(), json.dumps(
+            {"project": "p1", "user_id": "alice"}, sort_keys=True).encode().hex())
+        status, _, data = self.page(s, bob, "b1", "%s-%so%s" % (db, version, hexed), 100)
+        self.assertEqual(status, 200, data)
+        self.assertEqual([c for c in data["changes"] if c["op"] == "delete"], [])
+        status, _, data = self.page(s, bob, "b1", "%s-%so%s" % (db, version, hexed.replace(
+            "members".encode().hex(), "secrets".encode().hex())), 100)
+        self.assertEqual((status, data), (410, {"error": "cursor expired", "moved": True}))
 
     def check_moved_out(self, ops):
         # (a0-a3 twice: the seat's value p1, kept from its first move, closes
