@@ -44,6 +44,13 @@ in the same run.
              closes come as deletes in the increment) vs a full resync
              of the same user, what a 410 "moved" made the client do
              before; --reps projects left in turn.
+  e kept     (--pg: on PostgreSQL) the pull after 1000 deletes of tasks of a project the user
+             is not in (each judged by the former values the storage
+             keeps, to see whether the user could read the row before:
+             docs/RULES.md), with --kept former membership values kept
+             (other users' members rows pushed and deleted, as churn
+             leaves them) against the same pull with none kept; and the
+             push of the last 1000 of those deletes against the first.
 """
 import argparse
 import base64
@@ -105,7 +112,8 @@ class Syncd:
             with open(os.path.join(self.dir, name), "w") as f:
                 f.write(text)
         self.db = os.path.join(self.dir, "server.db")
-        store = ["--pg", pg.fresh()] if pg else ["--db", self.db]
+        self.pg_url = pg.fresh() if pg else None
+        store = ["--pg", self.pg_url] if pg else ["--db", self.db]
         args = [SYNCD, "--listen", "127.0.0.1:0", "--schema", os.path.join(self.dir, "schema.sql"),
                 *store, "--max-connections", "2000",
                 "--jwt-secret-file", os.path.join(self.dir, "secret")]
@@ -554,6 +562,67 @@ def fig_move(tmp, a, leave):
             ratio(got, base))
 
 
+def fig_kept(tmp, a, pg):
+    """e: a pull of 1000 task deletes, --kept membership values kept vs none."""
+    gen = ("INSERT INTO tasks SELECT format('t%s', lpad(i::text, 7, '0')), 'other', 'task ' || i"
+           " FROM generate_series(0, 999) i;" if pg else
+           "INSERT INTO tasks WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k"
+           " WHERE i + 1 < 1000) SELECT printf('t%07d', i), 'other', 'task ' || i FROM k;")
+    rules = {"tables": {"members": {"read": "user_id = :sub", "write": "true"},
+                        "tasks": {"read": MINE, "write": "true"}}}
+    runs = {}
+    for kept in (0, a.kept):
+        churn = ("" if not kept else
+                 "INSERT INTO members SELECT format('p%%s', lpad((i %% 997)::text, 5, '0')),"
+                 " format('x%%s', lpad(i::text, 7, '0')) FROM generate_series(0, %d) i;"
+                 % (kept - 1) if pg else
+                 "INSERT INTO members WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1"
+                 " FROM k WHERE i + 1 < %d) SELECT printf('p%%05d', i %% 997), printf('x%%07d', i)"
+                 " FROM k;" % kept)
+        s = Syncd(tmp, TASKS + "INSERT INTO members VALUES ('home', 'u000');" + gen + churn,
+                  rules, pg)
+        jwt, other = token("u000"), token("x")
+        try:
+            took = []
+            for lo in range(0, kept, 1000):
+                muts = [dict(id=i + 1, table="members", op="delete",
+                             pk={"project": "p%05d" % (i % 997), "user_id": "x%07d" % i})
+                        for i in range(lo, min(lo + 1000, kept))]
+                t0 = time.perf_counter()
+                s.request("POST", "/push", json.dumps({"client_id": "churn", "mutations": muts}),
+                          jwt=other)
+                took.append(time.perf_counter() - t0)
+            if kept:
+                out("e", "the push of 1000 members deletes (each keeps a value) with %d kept"
+                    " before it (wall s)" % (kept - 1000), "%.4f" % took[-1],
+                    "the first 1000: %.4f" % took[0], ratio(took[-1], took[0]))
+            count = "SELECT count(*) FROM _syncd_was_members"
+            held = int(subprocess.run(["psql", "-X", "-A", "-t", s.pg_url, "-c", count],
+                                      capture_output=True, text=True, check=True).stdout
+                       if s.pg_url else sqlite3.connect(s.db).execute(count).fetchone()[0])
+            if held < kept:
+                raise RuntimeError("fewer than %d membership values kept" % kept)
+            runs[kept] = []
+            for r in range(a.reps):
+                cursor = pull_pages(s, jwt, "c%d" % r, "")[5]
+                muts = [dict(id=i + 1, table="tasks", op="delete", pk={"id": "t%07d" % i})
+                        for i in range(1000)]
+                s.request("POST", "/push", json.dumps({"client_id": "d%d" % r, "mutations": muts}),
+                          jwt=other)
+                runs[kept].append(pull_pages(s, jwt, "c%d" % r, cursor))
+                muts = [dict(id=i + 1, table="tasks", op="insert", pk={"id": "t%07d" % i},
+                             data={"id": "t%07d" % i, "project": "other", "title": "again"})
+                        for i in range(1000)]
+                s.request("POST", "/push", json.dumps({"client_id": "i%d" % r, "mutations": muts}),
+                          jwt=other)
+        finally:
+            s.stop()
+    for name, i, fmt in (("syncd CPU s", 3, "%.4f"), ("wall s (median)", 4, "%.4f")):
+        got, base = (statistics.median(x[i] for x in runs[k]) for k in (a.kept, 0))
+        out("e", "the pull after 1000 deletes of unreadable tasks, %d membership values kept: %s"
+            % (a.kept, name), fmt % got, "none kept: " + fmt % base, ratio(got, base))
+
+
 def table():
     head = ("fig", "what", "figure", "baseline (same run)", "ratio", "target")
     rows = [head] + [tuple(str(x) for x in r) for r in rows_out]
@@ -565,6 +634,7 @@ def table():
 
 
 def main():
+    global SYNCD
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", default="a,b,c,d", help="figures to run, e.g. a")
     ap.add_argument("--rows", type=int, default=1000000, help="the big table's rows (a)")
@@ -584,7 +654,12 @@ def main():
     ap.add_argument("--opens", type=int, default=1000, help="tasks of each project joined (c)")
     ap.add_argument("--closes", type=int, default=500,
                     help="tasks of each project left (d): one page of the pull holds them")
+    ap.add_argument("--kept", type=int, default=100000,
+                    help="former membership values kept (e)")
+    ap.add_argument("--syncd", help="the syncd binary (a before/after run); server/syncd")
     a = ap.parse_args()
+    if a.syncd:
+        SYNCD = a.syncd
     if a.rows % a.readable or a.users % 10:
         ap.error("--rows must be a multiple of --readable, --users of 10")
     figs = set(a.only.split(","))
@@ -600,6 +675,13 @@ def main():
             fig_move(tmp, a, False)
         if "d" in figs:
             fig_move(tmp, a, True)
+        if "e" in figs:
+            pg = Pg(tmp) if a.pg else None
+            try:
+                fig_kept(tmp, a, pg)
+            finally:
+                if pg:
+                    pg.stop()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("rulesbench: %s, %.0f s; load average before %.1f, after %.1f; %d cores"

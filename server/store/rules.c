@@ -102,13 +102,19 @@ static void col_list(sqlite3_str *s, const catalog_table *t, const int *cols, in
   }
 }
 
-/* " AND "-joined "<a>c IS <b>c" over cols (NULL equal to NULL); a and b
-** are prefixes as written ("old.", "\"_syncd_was_t\".") */
+/* " AND "-joined "<a>c IS <b>c" over cols (NULL equal to NULL), which
+** begin with t's key (was_columns); a and b are prefixes as written
+** ("old.", "\"_syncd_was_t\"."). PostgreSQL's IS NOT DISTINCT FROM uses
+** no index, so the key's columns, never NULL, are compared with =: with
+** it alone every write of the table scanned all the values kept */
 static void same_in(sqlite3_str *s, const catalog_table *t, const int *cols, int n, const char *a,
                     const char *b, int pg) {
   for (int i = 0; i < n; i++)
     sqlite3_str_appendf(s, "%s%s\"%w\" %s %s\"%w\"", i ? " AND " : "", a, t->cols[cols[i]].name,
-                        pg ? "IS NOT DISTINCT FROM" : "IS", b, t->cols[cols[i]].name);
+                        !pg           ? "IS"
+                        : i < t->n_pk ? "="
+                                      : "IS NOT DISTINCT FROM",
+                        b, t->cols[cols[i]].name);
 }
 
 /* "EXISTS(a former value of the row keyed by parameter 1 AND cond)": cond's
@@ -245,6 +251,22 @@ static int was_sql(rules_table *rt, int pg) {
     sqlite3_free(own);
     sqlite3_str_appendall(q, "))");
     remade_bad = !(rt->concern_remade = sqlite3_str_finish(q));
+  }
+  if (rt->concern && rt->concern_params.n_cols) {
+    int by[RULES_MAX_COLS + RULES_MAX_PARAMS], nb = 0;
+    for (int i = 0; i < rt->concern_params.n_cols; i++)
+      by[nb++] = rt->concern_params.cols[i];
+    for (int i = 0; i < rt->n_sel_cols; i++) {
+      int k = 0;
+      while (k < nb && by[k] != rt->sel_cols[i])
+        k++;
+      if (k == nb) by[nb++] = rt->sel_cols[i];
+    }
+    sqlite3_str *q = sqlite3_str_new(0);
+    sqlite3_str_appendf(q, "CREATE INDEX IF NOT EXISTS \"%w_concern\" ON \"%w\"(", was, was);
+    col_list(q, t, by, nb, 0);
+    sqlite3_str_appendall(q, ")");
+    remade_bad |= !(rt->was_concern_index = sqlite3_str_finish(q));
   }
   sqlite3_free(was);
   sqlite3_free(cols);
@@ -585,6 +607,7 @@ void rules_free(rules *r) {
     sqlite3_free(rt->server);
     sqlite3_free(rt->was_create);
     sqlite3_free(rt->was_index);
+    sqlite3_free(rt->was_concern_index);
     sqlite3_free(rt->was_probe);
     for (int k = 0; k < 3; k++)
       sqlite3_free(rt->was_trigger[k]);

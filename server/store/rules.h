@@ -42,6 +42,11 @@ typedef struct rules_table {
   ** NULL when neither names a column of t (no verdict on it moves);
   ** was_check NULL when read names none. */
   char *was_create, *was_index, *was_probe; /* at startup */
+  /* for a membership table, an index of its former values by the columns
+  ** concern names, then those selected (at startup; NULL otherwise):
+  ** read_wide's selects read them by their WHERE, for every check of a
+  ** former value and every delete a pull judges */
+  char *was_concern_index;
   /* PostgreSQL's function and trigger keeping them, whatever writes the
   ** row (rules.c was_trigger; made at startup); none on SQLite, whose
   ** TEMP triggers keep them (sqlite_watch.c) */

@@ -150,9 +150,11 @@ static int was_tables(const store *s, dialect_conn *c, const rules *r, char **er
           sqlite3_free(drop);
           if (rc) return -1;
         }
-        bad = s->d->select_bool(c, "RELEASE SAVEPOINT _syncd_probe", 0, 0, &yes, err) ||
-              s->d->select_bool(c, rt->was_create, 0, 0, &yes, err) ||
-              s->d->select_bool(c, rt->was_index, 0, 0, &yes, err);
+        bad =
+            s->d->select_bool(c, "RELEASE SAVEPOINT _syncd_probe", 0, 0, &yes, err) ||
+            s->d->select_bool(c, rt->was_create, 0, 0, &yes, err) ||
+            s->d->select_bool(c, rt->was_index, 0, 0, &yes, err) ||
+            (rt->was_concern_index && s->d->select_bool(c, rt->was_concern_index, 0, 0, &yes, err));
       }
       for (int k = 0; pass && !bad && k < rt->n_was_trigger; k++)
         bad = s->d->select_bool(c, rt->was_trigger[k], 0, 0, &yes, err);

@@ -1414,6 +1414,30 @@ class RulesTests(ManySyncd):
         res = self.push(s, alice, "a1", [upd(3, "todos", {"id": "t1"}, title="carol")])
         self.assertEqual(res[0]["status"], "applied", res)
 
+    def test_kept_membership_values_are_read_by_their_concern(self):
+        # every check of a former value (every delete a pull judges) reads
+        # the kept membership values through the select's WHERE
+        # (user_id = :sub): they are indexed by it, then by the column
+        # selected, as members itself; by the key alone each check read
+        # every value kept (bench/net/rulesbench.py, figure e)
+        s = self.server()
+        self.assertEqual(s.stop(), 0, s.log()[-2000:])
+        if self.backend == "sqlite":
+            plan = self.store_rows("EXPLAIN QUERY PLAN SELECT project FROM _syncd_was_members"
+                                   " WHERE user_id = 'bob'")
+            self.assertIn("USING COVERING INDEX _syncd_was_members_concern (user_id=?)",
+                          " ".join(r[-1] for r in plan))
+        else:
+            got = self.store_rows("SELECT indexdef FROM pg_indexes"
+                                  " WHERE indexname = '_syncd_was_members_concern'")
+            self.assertEqual(len(got), 1, got)
+            self.assertIn("(user_id, project)", got[0][0])
+            # the trigger finds a row's kept values by the key's index:
+            # IS NOT DISTINCT FROM uses none, so each write scanned them all
+            body = self.store_rows("SELECT prosrc FROM pg_proc WHERE proname = '_syncd_was_members'")
+            self.assertIn('_syncd_w."project" = _syncd_o."project" AND _syncd_w."user_id" ='
+                          ' _syncd_o."user_id"', body[0][0])
+
     def store_rows(self, sql):
         """The rows sql selects from the storage itself (not through syncd)."""
         if self.backend == "sqlite":
