@@ -5,8 +5,11 @@
 **
 ** Pushes take BEGIN IMMEDIATE, so all writers (pushes of one client, of
 ** other clients, of other syncd processes on the same file) serialize and
-** versions become visible in order. Pulls read in one deferred transaction,
-** a consistent WAL snapshot.
+** versions become visible in order. Within the process they queue on a
+** mutex first (dialect_db.writer): SQLite's busy handler sleeps 1 to 25
+** ms between tries, so with 50 clients pushing, most of a push's time was
+** that sleep after the lock was free (bench/RESULTS.md, figure 7). Pulls
+** read in one deferred transaction, a consistent WAL snapshot.
 **
 ** Values: the request's JSON is bound as text and each column read out of
 ** it with sync_val(?json -> ?path) (common/value.c: integers exact, reals
@@ -18,6 +21,7 @@
 ** version counter is read once per write transaction and written back at
 ** COMMIT.
 */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,8 +34,9 @@
 
 struct dialect_db {
   char *path;
-  const catalog *cat; /* the store's, once load_catalog filled it */
-  unsigned gen;       /* counts use_catalog's: connections watch this one */
+  const catalog *cat;     /* the store's, once load_catalog filled it */
+  unsigned gen;           /* counts use_catalog's: connections watch this one */
+  pthread_mutex_t writer; /* held from a write transaction's begin to its end */
 };
 
 struct dialect_conn {
@@ -52,6 +57,7 @@ struct dialect_conn {
   ** saved and saved_have restore it with ROLLBACK TO. Reset by begin. */
   long long counter, counted, saved;
   int have, saved_have;
+  int writing; /* holds owner->writer */
 };
 
 static const char internal_ddl[] =
@@ -78,11 +84,13 @@ static int sq_open(const char *target, dialect_db **out, char **err) {
     *err = wire_errf("out of memory");
     return -1;
   }
+  pthread_mutex_init(&d->writer, 0);
   *out = d;
   return 0;
 }
 
 static void sq_close(dialect_db *d) {
+  pthread_mutex_destroy(&d->writer);
   sqlite3_free(d->path);
   sqlite3_free(d);
 }
@@ -137,9 +145,19 @@ static dialect_conn *sq_connect(dialect_db *d, char **err) {
   return c;
 }
 
+/* Lets the next writer in once c's write transaction has ended (a
+** RAISE(ROLLBACK) ends one too; begin then keeps the mutex). */
+static void written(dialect_conn *c) {
+  if (c->writing && sqlite3_get_autocommit(c->db)) {
+    c->writing = 0;
+    pthread_mutex_unlock(&c->owner->writer);
+  }
+}
+
 static int sq_reusable(dialect_conn *c) {
   if (!sqlite3_get_autocommit(c->db)) sqlite3_exec(c->db, "ROLLBACK", 0, 0, 0);
   c->touched = 0; /* rolled back to empty with the rest */
+  written(c);
   return 1;
 }
 
@@ -148,6 +166,7 @@ static int sq_reusable(dialect_conn *c) {
 ** every virtual table, then only ours are left to finalize (finalizing
 ** FTS5's first made its disconnect free them again). */
 static void sq_disconnect(dialect_conn *c) {
+  if (c->writing) pthread_mutex_unlock(&c->owner->writer);
   if (sqlite3_close(c->db) == SQLITE_BUSY) {
     sqlite3_stmt *p;
     while ((p = sqlite3_next_stmt(c->db, 0)) != 0)
@@ -240,6 +259,8 @@ static int sq_begin(dialect_conn *c, int what, char **err) {
     c->watching = 0;
   }
   if (what == DIALECT_PUSH && !c->watching && c->owner->cat && watch(c, err)) return -1;
+  if (!c->writing) pthread_mutex_lock(&c->owner->writer);
+  c->writing = 1;
   return run(c->db, "BEGIN IMMEDIATE", 0, 0, err);
 }
 
@@ -248,7 +269,9 @@ static int sq_commit(dialect_conn *c, char **err) {
       run(c->db, "UPDATE _syncd_state SET version = ?2", 0, c->counter, err))
     return -1;
   if (c->watching && run(c->db, "DELETE FROM temp._syncd_touched", 0, 0, err)) return -1;
-  return run(c->db, "COMMIT", 0, 0, err);
+  int rc = run(c->db, "COMMIT", 0, 0, err);
+  written(c);
+  return rc;
 }
 
 static int sq_savepoint(dialect_conn *c, char **err) {
