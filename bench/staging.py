@@ -174,8 +174,8 @@ def main():
         out = args[args.index("--setup") + 1]
         os.makedirs(out, exist_ok=True)
         with tempfile.TemporaryDirectory() as d:
-            for name, (setup, synced) in variants(connect(os.path.join(d, "v.db"), ext)).items():
-                for suffix, text in ((".sql", setup), (".synced", synced)):
+            for name, (setup, empty) in variants(connect(os.path.join(d, "v.db"), ext)).items():
+                for suffix, text in ((".sql", setup), (".synced", empty)):
                     with open(os.path.join(out, name + suffix), "w") as f:
                         f.write(text)
         return 0
