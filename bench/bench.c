@@ -33,7 +33,8 @@
 ** apply).
 **
 ** For profiling (not for figures): BENCH_SETUP=SQL runs SQL on each fresh
-** database after tracking (to try another trigger or schema), and
+** database after tracking (to try another trigger or schema), BENCH_SYNCED=SQL
+** runs SQL where the rows are marked synced (to empty such a trial's queue), and
 ** BENCH_ONE_SIDE=1 or 2 runs only the untracked or the tracked side of the
 ** capture figures, e.g.
 **   BENCH_ONE_SIDE=2 valgrind --tool=callgrind bench/bench ext/sync.so -n 2000 -r 1 -o capture
@@ -203,6 +204,7 @@ __attribute__((noinline)) static double run_delete(sqlite3 *db, const char *tbl,
 /* The rows have reached the server: nothing pending, no image. */
 static void synced(sqlite3 *db) {
   exec(db, "DELETE FROM sync_outbox; DELETE FROM sync_shadow; PRAGMA wal_checkpoint(TRUNCATE)");
+  if (getenv("BENCH_SYNCED")) exec(db, getenv("BENCH_SYNCED")); /* an experiment's own queue */
 }
 
 /* ---- results ---- */

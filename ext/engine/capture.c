@@ -71,6 +71,18 @@
 ** bits), so plain callgrind runs the neighbour search on many rows that
 ** never need it; RESULTS.md says how to measure without that. bench/
 ** measures the wall time (make bench).
+**
+** The wall time at the default page cache is mostly not those
+** instructions: every captured write also inserts into b-trees ordered by
+** key, not by time (the outbox's (tbl, pk) index; sync_shadow for an UPDATE
+** or DELETE), which a large transaction spreads over more pages than the
+** cache holds. Removing them (measured, RESULTS.md "Capture nearer its
+** floor") takes the 100k-row figures from about 10x / 14x / 23x to 4.5x /
+** 2.3x / 2.8x with today's JSON kept; staging the raw values instead of JSON
+** takes them to about 2.2x / 1.6x / 1.7x. That design (append-only
+** staging, the engine building the JSON, images and index when it next
+** reads the queue) is measured there, not built: every reader of
+** sync_outbox and sync_shadow would have to fold the staged rows first.
 */
 #include "capture.h"
 #include "replace.h"
