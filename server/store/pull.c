@@ -88,6 +88,8 @@ static void walks_free(dialect_walk *w, int m) {
 ** the user may not read now. 0; 1 when it cannot be walked; -1 with *err. */
 static int walk_moved(reader *rd, const rules_table *rt, const char *pk, int out, wire_page *p) {
   dialect_walk *w = sqlite3_malloc64(sizeof *w * ((size_t)rd->n_asked + 1));
+  /* its rows are read in the snapshot of the page they go into */
+  p->head = rd->p->head;
   int n = 0,
       bad = w ? walks(rd->s, rd->u, rd->asked, rd->n_asked, 0, 0, rt->t, pk, out, w, &n) : -1;
   if (bad < 0) *rd->err = wire_errf("out of memory");
