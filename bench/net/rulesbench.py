@@ -3,6 +3,7 @@
     /usr/bin/python3 bench/net/rulesbench.py [--rows N] [--readable N] [--pg]
                                               [--users N] [--changes N] [--only a,b,c]
                                               [--own N] [--opens N] [--closes N]
+                                              [--cover] [--syncd PATH]
 
 Drives a real server/syncd (SQLite storage; --pg: figure a on a throwaway
 PostgreSQL, tests/pg_env.sh) on 127.0.0.1 over HTTP with
@@ -18,12 +19,15 @@ in the same run.
              small table with the rule (every row readable), which splits
              the cost into the page query's own and the rows passed over.
              The index is items(owner, id), the rule's column then the key,
-             as docs/RULES.md asks. Then the query plans of syncd's page
-             query under the rule (the rule inside it, a walk in key order:
-             dialect_sqlite.c, walk_sql), of the page query without rules
-             and of the per-row read check an increment still runs, on the
-             big table's server.db, and the SQLite time of the first two
-             over the whole initial sync.
+             as docs/RULES.md asks (--cover: items(owner, id, title), which
+             holds the whole row, so the walk reads no page of the table).
+             Then the query plans of syncd's page query under the rule (the
+             rule inside it, a walk in key order reading the rows from the
+             table: sqlite_walk.c, walk_sql), of the page query without
+             rules and of the per-row read check an increment still runs,
+             on the big table's server.db, and the SQLite time of the first
+             two over the whole initial sync. --syncd runs another binary
+             (a "before" copied aside, to compare in one window).
   b fanout   --users event streams (/events, one per user, plain sockets),
              each user a member of one of --users/10 projects; --changes
              task inserts pushed one at a time, each readable by one
@@ -73,7 +77,7 @@ import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-SYNCD = os.path.join(ROOT, "server", "syncd")
+SYNCD = os.path.join(ROOT, "server", "syncd")  # --syncd
 TICK = os.sysconf("SC_CLK_TCK")
 SECRET = "a-benchmark-secret-of-at-least-32-bytes"
 PAGE = 1000
@@ -102,6 +106,8 @@ class Syncd:
     """syncd on 127.0.0.1:0, SQLite storage in a folder of its own, JWTs
     checked (HS256), with rules when given."""
 
+    binary = SYNCD
+
     def __init__(self, tmp, schema, rules=None, pg=None):
         self.dir = tempfile.mkdtemp(dir=tmp)
         self.pg = pg
@@ -114,7 +120,7 @@ class Syncd:
         self.db = os.path.join(self.dir, "server.db")
         self.pg_url = pg.fresh() if pg else None
         store = ["--pg", self.pg_url] if pg else ["--db", self.db]
-        args = [SYNCD, "--listen", "127.0.0.1:0", "--schema", os.path.join(self.dir, "schema.sql"),
+        args = [self.binary, "--listen", "127.0.0.1:0", "--schema", os.path.join(self.dir, "schema.sql"),
                 *store, "--max-connections", "2000",
                 "--jwt-secret-file", os.path.join(self.dir, "secret")]
         if rules:
@@ -219,17 +225,19 @@ class Pg:
 # ---- a: initial sync ----
 
 ITEMS = ("CREATE TABLE items(id TEXT PRIMARY KEY, owner TEXT NOT NULL, title TEXT NOT NULL);"
-         "CREATE INDEX items_owner ON items(owner, id);")
+         "CREATE INDEX items_owner ON items(owner, id%s);")
 OWN = {"tables": {"items": {"read": "owner = :sub", "write": "owner = :sub"}}}
 
 
-def items_schema(n, owners, pg=False):
-    """n rows, owner u000 .. u<owners-1> in turn: each owns n/owners rows."""
+def items_schema(n, owners, pg=False, cover=False):
+    """n rows, owner u000 .. u<owners-1> in turn: each owns n/owners rows;
+    cover: the index holds the row's other column too (--cover)."""
+    index = ITEMS % (", title" if cover else "")
     if pg:
-        return ITEMS + ("INSERT INTO items SELECT format('r%%s', lpad(i::text, 7, '0')),"
+        return index + ("INSERT INTO items SELECT format('r%%s', lpad(i::text, 7, '0')),"
                         " format('u%%s', lpad((i %% %d)::text, 3, '0')), 'row ' || i"
                         " FROM generate_series(0, %d) i;" % (owners, n - 1))
-    return ITEMS + ("INSERT INTO items WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL"
+    return index + ("INSERT INTO items WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL"
                     " SELECT i + 1 FROM k WHERE i + 1 < %d) SELECT printf('r%%07d', i),"
                     " printf('u%%03d', i %% %d), 'row ' || i FROM k;" % (n, owners))
 
@@ -265,15 +273,14 @@ PAGE_SQL = ("SELECT tbl, pk, row, version FROM _syncd_changes WHERE version > ?1
             " json_each(?4))) ORDER BY version LIMIT ?2")
 CHECK_SQL = ("SELECT EXISTS(SELECT 1 FROM \"items\" WHERE \"items\".\"id\" ="
              " json_extract(?1, '$.\"id\"') AND \"items\".\"owner\" = ?2)")
-# syncd's page of an initial sync under `owner = :sub` (dialect_sqlite.c,
+# syncd's page of an initial sync under `owner = :sub` (sqlite_walk.c,
 # walk_sql, as it writes it for this table; ?1 the key the page goes on
-# after, ?2 :sub, ?3 the table, ?4 the limit)
-KEY = "_syncd_key('id', \"items\".\"id\")"
-WALK_SQL = ("SELECT coalesce(c.pk, %s), c.row, c.version FROM \"items\" LEFT JOIN"
-            " _syncd_changes AS c ON c.tbl = ?3 AND c.pk = %s AND c.op = 'upsert'"
+# after, ?2 :sub, ?3 the limit): the rows from the table itself
+WALK_SQL = ("SELECT \"items\".\"id\" AS \"id\", \"items\".\"owner\" AS \"owner\","
+            " \"items\".\"title\" AS \"title\" FROM \"items\""
             " WHERE (\"items\".\"owner\" = ?2) AND \"items\".\"id\" IS NOT NULL"
             " AND (\"items\".\"id\") > (sync_val(?1 -> '$.\"id\"'))"
-            " ORDER BY \"items\".\"id\" LIMIT ?4" % (KEY, KEY))
+            " ORDER BY \"items\".\"id\" LIMIT ?3")
 
 
 def plans(db, k):
@@ -281,18 +288,14 @@ def plans(db, k):
     page query under the rule, the page query without rules and the read
     check an increment runs per change; and the SQLite time of the walk
     and of the plain page query over a whole initial sync, measured here in
-    this process (python's sqlite3, the same system SQLite, with python
-    stand-ins for syncd's functions _syncd_key and sync_val), not in
-    syncd."""
+    this process (python's sqlite3, the same system SQLite, with a python
+    stand-in for syncd's function sync_val), not in syncd."""
     c = sqlite3.connect(db)
-    c.create_function("_syncd_key", 2, lambda name, v: json.dumps({name: v},
-                                                                  separators=(",", ":")),
-                      deterministic=True)
     c.create_function("sync_val", 1, json.loads, deterministic=True)
     try:
         for what, sql, args in (
                 ("syncd's page query under the rule", WALK_SQL,
-                 ('{"id":""}', "u000", "items", PAGE + 1)),
+                 ('{"id":""}', "u000", PAGE + 1)),
                 ("page query without rules (all logged rows)", PAGE_SQL,
                  (0, PAGE + 1, 0, '["items"]')),
                 ("read check per row (increments)", CHECK_SQL, ('{"id":"r0000001"}', "u000"))):
@@ -300,11 +303,11 @@ def plans(db, k):
             out("a", "  plan, %s" % what, plan)
         t0, after, got = time.perf_counter(), '{"id":""}', 0
         while True:
-            page = c.execute(WALK_SQL, (after, "u000", "items", PAGE + 1)).fetchall()
+            page = c.execute(WALK_SQL, (after, "u000", PAGE + 1)).fetchall()
             got += min(len(page), PAGE)
             if len(page) <= PAGE:
                 break
-            after = page[PAGE - 1][0]
+            after = json.dumps({"id": page[PAGE - 1][0]})
         walk = time.perf_counter() - t0
         t0, after, n = time.perf_counter(), 0, 0
         while True:
@@ -324,16 +327,13 @@ def plans(db, k):
         c.close()
 
 
-# syncd's first query of a page on PostgreSQL under `owner = :sub`
-# (pg_sql.c, pgsql_walk; $1 the key the page goes on after, $2 :sub, $3 the
-# limit), then the join of the page's keys to the log (dialect_pg.c)
-PG_WALK_SQL = ("SELECT \"id\" FROM \"items\" WHERE (\"items\".\"owner\" = $2) AND \"id\" IS NOT NULL"
+# syncd's query of a page on PostgreSQL under `owner = :sub` (pg_sql.c,
+# pgsql_walk; $1 the key the page goes on after, $2 :sub, $3 the limit):
+# the key, then the row, from the table itself
+PG_WALK_SQL = ("SELECT \"id\",\"id\",\"owner\",\"title\" FROM \"items\""
+               " WHERE (\"items\".\"owner\" = $2) AND \"id\" IS NOT NULL"
                " AND (\"id\") > ((jsonb_populate_record(NULL::\"items\", $1::jsonb)).\"id\")"
                " ORDER BY \"id\" LIMIT $3::bigint")
-PG_LOG_SQL = ("SELECT c.row, c.version FROM json_array_elements_text($2::json)"
-              " WITH ORDINALITY AS k(pk, n) LEFT JOIN LATERAL (SELECT row, version"
-              " FROM _syncd_changes WHERE tbl = $1 AND pk = k.pk AND op = 'upsert'"
-              " LIMIT 1) AS c ON true ORDER BY k.n")
 
 
 def fig_a(tmp, a):
@@ -358,7 +358,7 @@ def fig_a_on(tmp, a, n, k, jwt, pg):
         small_wall, small_cpu, _ = measure(small, jwt, k, a.small_reps)
     finally:
         small.stop()
-    big = Syncd(tmp, items_schema(n, n // k, pg), OWN, pg=pg)
+    big = Syncd(tmp, items_schema(n, n // k, pg, a.cover), OWN, pg=pg)
     try:
         big_wall, big_cpu, big_pages = measure(big, jwt, k, a.reps)
         startup = big.startup
@@ -366,7 +366,6 @@ def fig_a_on(tmp, a, n, k, jwt, pg):
             url = pg.url.rsplit("/", 1)[0] + "/bench%d" % pg.n
             out("a", "  plan, syncd's page query under the rule (PostgreSQL, generic)",
                 pg.explain(url, PG_WALK_SQL))
-            out("a", "  plan, its join to the log", pg.explain(url, PG_LOG_SQL))
         else:
             plans(big.db, k)
     finally:
@@ -634,7 +633,6 @@ def table():
 
 
 def main():
-    global SYNCD
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", default="a,b,c,d", help="figures to run, e.g. a")
     ap.add_argument("--rows", type=int, default=1000000, help="the big table's rows (a)")
@@ -656,10 +654,12 @@ def main():
                     help="tasks of each project left (d): one page of the pull holds them")
     ap.add_argument("--kept", type=int, default=100000,
                     help="former membership values kept (e)")
-    ap.add_argument("--syncd", help="the syncd binary (a before/after run); server/syncd")
+    ap.add_argument("--cover", action="store_true",
+                    help="(a) the big table's index covers the row: items(owner, id, title)")
+    ap.add_argument("--syncd", default=SYNCD,
+                    help="the syncd binary (a \"before\" copied aside, for the same window)")
     a = ap.parse_args()
-    if a.syncd:
-        SYNCD = a.syncd
+    Syncd.binary = a.syncd
     if a.rows % a.readable or a.users % 10:
         ap.error("--rows must be a multiple of --readable, --users of 10")
     figs = set(a.only.split(","))

@@ -135,8 +135,7 @@ static dialect_conn *sq_connect(dialect_db *d, char **err) {
   c->db = db;
   c->owner = d;
   if (sqlite3_create_function(db, "syncd_sub", 0, SQLITE_UTF8, &c->user[0], fn_user, 0, 0) ||
-      sqlite3_create_function(db, "syncd_claims", 0, SQLITE_UTF8, &c->user[1], fn_user, 0, 0) ||
-      sqlite_walk_register(db)) {
+      sqlite3_create_function(db, "syncd_claims", 0, SQLITE_UTF8, &c->user[1], fn_user, 0, 0)) {
     *err = wire_errf("%s: %s", d->path, sqlite3_errmsg(db));
     sqlite3_close(db);
     sqlite3_free(c);

@@ -367,6 +367,8 @@ char *pgsql_walk(const dialect_walk *w, int after) {
   sqlite3_str *s = sqlite3_str_new(0);
   sqlite3_str_appendall(s, "SELECT ");
   pgsql_columns(s, t, 1);
+  sqlite3_str_appendall(s, ",");
+  pgsql_columns(s, t, 0);
   sqlite3_str_appendall(s, " FROM ");
   pgsql_ident(s, t->name);
   sqlite3_str_appendf(s, " WHERE %s", w->cond);

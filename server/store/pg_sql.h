@@ -87,10 +87,11 @@ void pgsql_key_of_row(sqlite3_str *sql, const catalog_table *t);
 ** pgsql_columns(pkOnly); NULL when out of memory. */
 char *pgsql_row(const catalog_table *t, const PGresult *r, int row, int f0, int pkOnly);
 
-/* The first query of one table of an initial sync's walk under rules
-** (dialect.h, read_page with a walk): the key columns (as pgsql_columns prints them)
-** of the rows of w->t after $1's key (when after; else $1 is NULL) that
-** pass w->cond ($2 on), in key order, $N+2 rows at most. An index on the
+/* The query of one table of an initial sync's walk under rules (dialect.h,
+** read_page with a walk): the key columns then every column (as
+** pgsql_columns prints them) of the rows of w->t after $1's key (when
+** after; else $1 is NULL) that pass w->cond ($2 on), in key order, $N+2
+** rows at most. An index on the
 ** rule's columns then the key serves both the filter and the order
 ** (docs/RULES.md shows the plan). NULL when out of memory. */
 char *pgsql_walk(const dialect_walk *w, int after);

@@ -1,13 +1,14 @@
 /*
 ** pg_walk.c: an initial sync's walk under rules on PostgreSQL (pg_walk.h;
-** docs/RULES.md, "Initial sync"): each table's readable keys in key order
-** by the query pgsql_walk builds, then their latest changes in one
-** statement. pull.c's move-in reads the rows a membership opens with it.
+** docs/RULES.md, "Initial sync"): each table's readable rows in key order
+** by the query pgsql_walk builds, from the table itself. pull.c's move-in
+** reads the rows a membership opens with it.
 */
 #include "pg_walk.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <libpq-fe.h>
 
@@ -15,9 +16,23 @@
 #include "pg_sql.h"
 #include "value.h"
 
-/* One query of a table of a walk: its readable keys (pgsql_walk) after the
-** key after (NULL: from the first), up to lim of them, then their changes
-** in one statement, into p; *n the keys read. */
+/* The version of the change of table's key pk in the log (0: none), which
+** names a key too long for a cursor (wire.h): looked up for such keys only.
+** 0, or -1 with *err. */
+static int logged_version(dialect_conn *c, const char *table, const char *pk, long long *version,
+                          char **err) {
+  const char *q[2] = {table, pk};
+  PGresult *r =
+      pgc_query(c, "SELECT version FROM _syncd_changes WHERE tbl = $1 AND pk = $2", 2, q, err);
+  if (!r) return -1;
+  *version = PQntuples(r) ? atoll(PQgetvalue(r, 0, 0)) : 0;
+  PQclear(r);
+  return 0;
+}
+
+/* One query of a table of a walk: its readable rows (pgsql_walk) after the
+** key after (NULL: from the first), up to lim of them, into p; *n the rows
+** read. */
 static int walk_query(void *conn, const void *walk, const char *after, int limit, wire_page *p,
                       int *n_read, char **err) {
   dialect_conn *c = conn;
@@ -36,54 +51,30 @@ static int walk_query(void *conn, const void *walk, const char *after, int limit
   for (int k = 0; k < w->n_vals; k++)
     q[1 + k] = w->vals[k];
   q[1 + w->n_vals] = lim;
-  PGresult *keys = pgc_query(c, sql, w->n_vals + 2, q, err);
+  PGresult *r = pgc_query(c, sql, w->n_vals + 2, q, err);
   sqlite3_free(sql);
   sqlite3_free(q);
-  if (!keys) {
+  if (!r) {
     /* a position of the wrong type ({"id":"x"} for an integer key) */
     if (after && c->data_error) p->walk_bad_position = 1;
     return -1;
   }
-  int n = PQntuples(keys), bad = 0;
+  int n = PQntuples(r), bad = 0;
   *n_read = n;
-  char **pk = sqlite3_malloc64(sizeof *pk * ((size_t)n + 1));
-  sqlite3_str *list = sqlite3_str_new(0);
-  sqlite3_str_appendchar(list, 1, '[');
-  for (int i = 0; !bad && pk && i < n; i++) {
-    bad = !(pk[i] = pgsql_row(t, keys, i, 0, 1));
-    if (i) sqlite3_str_appendchar(list, 1, ',');
-    if (!bad) value_append_string(list, pk[i], -1);
+  size_t nt = strlen(t->name);
+  for (int i = 0; !bad && i < n; i++) {
+    char *pk = pgsql_row(t, r, i, 0, 1), *row = pgsql_row(t, r, i, t->n_pk, 0);
+    long long version = 0;
+    if (!pk || !row)
+      bad = 1, *err = wire_errf("out of memory");
+    else if (nt + strlen(pk) > WIRE_WALK_MAX)
+      bad = logged_version(c, t->name, pk, &version, err);
+    if (!bad) wire_page_walk(p, t->name, pk, row, version);
+    sqlite3_free(pk);
+    sqlite3_free(row);
   }
-  PQclear(keys);
-  sqlite3_str_appendchar(list, 1, ']');
-  char *json = sqlite3_str_finish(list);
-  PGresult *r = 0;
-  if (!pk || bad || !json) {
-    *err = wire_errf("out of memory");
-  } else if (n) {
-    const char *q2[2] = {t->name, json};
-    /* one index lookup per key, whatever the plan of the prepared statement
-    ** guesses of the array (LIMIT keeps the lateral select from being
-    ** pulled up into a join it may run as a scan of the log); the row of
-    ** an upsert only, the version of any change (a key too long for a
-    ** cursor is named by it, wire.h) */
-    r = pgc_query(c,
-                  "SELECT CASE WHEN c.op = 'upsert' THEN c.row END, c.version"
-                  " FROM json_array_elements_text($2::json) WITH ORDINALITY AS k(pk, n)"
-                  " LEFT JOIN LATERAL (SELECT op, row, version FROM _syncd_changes"
-                  " WHERE tbl = $1 AND pk = k.pk LIMIT 1) AS c ON true ORDER BY k.n",
-                  2, q2, err);
-  }
-  for (int i = 0; r && i < n && i < PQntuples(r); i++)
-    wire_page_walk(p, t->name, pk[i], PQgetisnull(r, i, 0) ? 0 : PQgetvalue(r, i, 0),
-                   PQgetisnull(r, i, 1) ? 0 : atoll(PQgetvalue(r, i, 1)));
-  int ok = !n || r;
   PQclear(r);
-  for (int i = 0; pk && i < n; i++)
-    sqlite3_free(pk[i]);
-  sqlite3_free(pk);
-  sqlite3_free(json);
-  return ok ? 0 : -1;
+  return bad ? -1 : 0;
 }
 
 int pg_walk_rows(dialect_conn *c, const dialect_walk *w, int n, wire_page *p, char **err) {

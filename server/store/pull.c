@@ -88,6 +88,8 @@ static void walks_free(dialect_walk *w, int m) {
 ** the user may not read now. 0; 1 when it cannot be walked; -1 with *err. */
 static int walk_moved(reader *rd, const rules_table *rt, const char *pk, int out, wire_page *p) {
   dialect_walk *w = sqlite3_malloc64(sizeof *w * ((size_t)rd->n_asked + 1));
+  /* its rows are read in the snapshot of the page they go into */
+  p->head = rd->p->head;
   int n = 0,
       bad = w ? walks(rd->s, rd->u, rd->asked, rd->n_asked, 0, 0, rt->t, pk, out, w, &n) : -1;
   if (bad < 0) *rd->err = wire_errf("out of memory");
@@ -388,8 +390,11 @@ static int key_named(store *s, dialect_conn *c, const char *table, long long aft
   return rc;
 }
 
-int store_pull_as(store *s, const store_user *u, const char *client, const char *cursor, int limit,
-                  long long pending_from, const char *tables, store_page *page, char **err) {
+/* store_pull_as once; *reread 1 when reading the page failed under rules,
+** where walks read the tables' columns as the catalog has them. */
+static int pull_as(store *s, const store_user *u, const char *client, const char *cursor, int limit,
+                   long long pending_from, const char *tables, store_page *page, int *reread,
+                   char **err) {
   long long after = 0, snap = 0, from = -1;
   char *wtable = 0, *wpk = 0, *itable = 0, *ipk = 0;
   int iout = 0;
@@ -489,6 +494,7 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
     p.snap = cursor ? snap : p.head;
   }
   if (s->rules) p.from = rd.since;
+  *reread = read && s->rules;
   if (read && p.walk_bad_position) {
     sqlite3_free(*err);
     *err = 0;
@@ -519,6 +525,20 @@ int store_pull_as(store *s, const store_user *u, const char *client, const char 
   sqlite3_free(wpk);
   sqlite3_free(itable);
   sqlite3_free(ipk);
+  return rc;
+}
+
+int store_pull_as(store *s, const store_user *u, const char *client, const char *cursor, int limit,
+                  long long pending_from, const char *tables, store_page *page, char **err) {
+  int reread = 0;
+  int rc = pull_as(s, u, client, cursor, limit, pending_from, tables, page, &reread, err);
+  /* a column dropped since the catalog was read (a pull checks the schema
+  ** only when it names a table the catalog lacks): read again, once */
+  if (rc == STORE_ERROR && reread && store_schema_reload(s)) {
+    sqlite3_free(*err);
+    *err = 0;
+    rc = pull_as(s, u, client, cursor, limit, pending_from, tables, page, &reread, err);
+  }
   return rc;
 }
 

@@ -47,11 +47,11 @@ static int load(store *s, dialect_conn *c, catalog *fresh, rules **r, char **err
   return 0;
 }
 
-void store_schema_reload(store *s) {
+int store_schema_reload(store *s) {
   pthread_rwlock_wrlock(&s->schema_lock);
   char *err = 0, *now = 0;
   dialect_conn *c = pool_get(&s->pool, &err);
-  int stale = 0;
+  int stale = 0, read = 0;
   if (c && !stamp_moved(s, c, &stale, &now, &err) && stale) {
     catalog fresh = {0, 0, s->cat.fold_case};
     rules *r = 0;
@@ -79,6 +79,7 @@ void store_schema_reload(store *s) {
       sqlite3_free(s->stamp);
       s->stamp = now;
       now = 0;
+      read = 1;
       fprintf(stderr, "syncd: the database's schema changed: %d synced tables now\n",
               s->cat.n_tables);
     }
@@ -90,6 +91,7 @@ void store_schema_reload(store *s) {
   sqlite3_free(err);
   if (c) pool_put(&s->pool, c);
   pthread_rwlock_unlock(&s->schema_lock);
+  return read;
 }
 
 dialect_conn *store_schema_enter(store *s, int check, char **err) {

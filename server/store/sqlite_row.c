@@ -13,8 +13,7 @@ char *sqlite_row_json(sqlite3_stmt *st) {
   return sqlite3_str_finish(out);
 }
 
-char *sqlite_pk_json(const catalog_table *t, sqlite3_stmt *st, int first) {
-  sqlite3_str *out = sqlite3_str_new(0);
+void sqlite_pk_append(sqlite3_str *out, const catalog_table *t, sqlite3_stmt *st, int first) {
   sqlite3_str_appendchar(out, 1, '{');
   for (int k = 0; k < t->n_pk; k++) {
     if (k) sqlite3_str_appendchar(out, 1, ',');
@@ -23,5 +22,10 @@ char *sqlite_pk_json(const catalog_table *t, sqlite3_stmt *st, int first) {
     value_append_column(out, st, first < 0 ? t->pk[k] : first + k);
   }
   sqlite3_str_appendchar(out, 1, '}');
+}
+
+char *sqlite_pk_json(const catalog_table *t, sqlite3_stmt *st, int first) {
+  sqlite3_str *out = sqlite3_str_new(0);
+  sqlite_pk_append(out, t, st, first);
   return sqlite3_str_finish(out);
 }

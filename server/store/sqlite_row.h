@@ -18,4 +18,7 @@ char *sqlite_row_json(sqlite3_stmt *st);
 ** when out of memory. */
 char *sqlite_pk_json(const catalog_table *t, sqlite3_stmt *st, int first);
 
+/* The same appended to out (its error code says when out of memory). */
+void sqlite_pk_append(sqlite3_str *out, const catalog_table *t, sqlite3_stmt *st, int first);
+
 #endif

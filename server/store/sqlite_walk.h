@@ -16,9 +16,4 @@ int sqlite_walk_page(sqlite3 *db, const dialect_walk *w, int n, wire_page *p, ch
 int sqlite_walk_key(sqlite3 *db, const char *table, long long version, long long after,
                     const char *hash, char **pk, char **err);
 
-/* Register _syncd_key('name1', value1, ...), which the page query calls,
-** on db: the pk object of a row as the change log writes it. An SQLite
-** result code. */
-int sqlite_walk_register(sqlite3 *db);
-
 #endif

@@ -55,8 +55,8 @@ void store_schema_leave(store *s, dialect_conn *c);
 int store_schema_stale(store *s, dialect_conn *c, int *stale, char **err);
 
 /* Read the catalog again (holding the schema lock exclusively; no request
-** may hold it shared from this thread) when the schema changed. A failure
-** is logged and the old catalog kept. */
-void store_schema_reload(store *s);
+** may hold it shared from this thread) when the schema changed: 1 when it
+** was, else 0. A failure is logged and the old catalog kept. */
+int store_schema_reload(store *s);
 
 #endif

@@ -306,8 +306,12 @@ void wire_page_walk(wire_page *p, const char *table, const char *pk, const char 
       p->walk_bad = 1;
   }
   if (!p->walk_bad) memcpy(p->walk_at, table, nt), memcpy(p->walk_at + nt, pk, np);
-  if (!row) return;
-  p->last_version = version;
+  /* sent at the head of the snapshot that read it (or of one before it):
+  ** the client compares versions of one key only (the image it keeps with
+  ** the changes that follow), and a change of the key at or below that
+  ** head is this row or an older one, one above it as new or newer
+  ** (docs/RULES.md, "Initial sync") */
+  p->last_version = p->head;
   sqlite3_str *out = p->out;
   if (p->n_changes++) sqlite3_str_appendchar(out, 1, ',');
   sqlite3_str_appendall(out, "{\"table\":");
@@ -320,7 +324,7 @@ void wire_page_walk(wire_page *p, const char *table, const char *pk, const char 
   sqlite3_str_appendall(out, pk);
   sqlite3_str_appendall(out, ",\"row\":");
   sqlite3_str_appendall(out, row);
-  sqlite3_str_appendf(out, ",\"version\":%lld}", version);
+  sqlite3_str_appendf(out, ",\"version\":%lld}", p->head);
 }
 
 const char *wire_page_walk_last(const wire_page *p) {

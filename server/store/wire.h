@@ -145,11 +145,13 @@ void wire_page_walk_start(wire_page *p);
 ** after the version snap. */
 void wire_page_walk_end(wire_page *p, long long snap);
 
-/* Append one row a walk read (row NULL: the change log has no live row for
-** that key, so it is counted and passed over; version 0: no change at all,
-** and then a key too long for a cursor is passed over without counting, as
-** no cursor could name it), unfiltered: the page query chose it. Past
-** limit, only sets has_more. */
+/* Append one row a walk read, unfiltered (the page query chose it): row its
+** JSON as the table holds it in the snapshot whose head is p->head, sent
+** at that version; version the version of its key's change in the log,
+** which names a key too long for a cursor (looked up for such keys alone;
+** 0 for the others, or none logged: then a key too long for a cursor is
+** passed over without counting, as no cursor could name it). Past limit,
+** only sets has_more. */
 void wire_page_walk(wire_page *p, const char *table, const char *pk, const char *row,
                     long long version);
 

@@ -14,6 +14,7 @@ import os
 import select
 import shutil
 import signal
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -50,6 +51,19 @@ def pg_fresh_db():
                    env={k: v for k, v in os.environ.items() if k != "LD_PRELOAD"})
     parts = urllib.parse.urlsplit(admin)
     return urllib.parse.urlunsplit(parts._replace(path="/" + name))
+
+
+def store_sql(backend, store_args, text):
+    """Run the SQL script text on a syncd's storage (its --db or --pg
+    store_args) behind syncd's back."""
+    if backend == "sqlite":
+        db = sqlite3.connect(store_args[1], timeout=10)
+        db.executescript(text)
+        db.close()
+    else:
+        subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", store_args[1], "-c", text],
+                       check=True, capture_output=True,
+                       env={k: v for k, v in os.environ.items() if k != "LD_PRELOAD"})
 
 
 

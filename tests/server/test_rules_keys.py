@@ -5,14 +5,12 @@ a hash of its JSON (docs/RULES.md, "Initial sync"); the pages go on, on
 SQLite and PostgreSQL storage, and send exactly the readable rows.
 """
 import json
-import os
 import re
-import sqlite3
-import subprocess
 import urllib.parse
 import unittest
 
-from syncd_util import SECRET, ManySyncd, PgStore, SqliteStore, Syncd, bearer, claims, make_token
+from syncd_util import (SECRET, ManySyncd, PgStore, SqliteStore, Syncd, bearer, claims,
+                        make_token, store_sql)
 
 # TEXT keys of 3000 and 10000 bytes beside short ones, in a composite key;
 # repeated letters, so that PostgreSQL's index entries compress under its
@@ -185,14 +183,7 @@ class LongKeyTests(ManySyncd):
 
     def sql(self, text):
         """Run text on the storage behind syncd's back."""
-        if self.backend == "sqlite":
-            db = sqlite3.connect(self.args[1], timeout=10)
-            db.executescript(text)
-            db.close()
-        else:
-            subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", self.args[1], "-c", text],
-                           check=True, capture_output=True,
-                           env={k: v for k, v in os.environ.items() if k != "LD_PRELOAD"})
+        store_sql(self.backend, self.args, text)
 
     def test_long_keys_with_no_change_logged(self):
         # rows written behind syncd, never logged (docs/MIGRATIONS.md): the
