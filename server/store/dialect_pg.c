@@ -453,13 +453,10 @@ static dialect_result pg_write_row(dialect_conn *c, const catalog_table *t, cons
   dialect_result rc = pgval_rewrite(c->probe, t, m->pk, &key, reason, err);
   if (rc == DIALECT_OK && m->data) rc = pgval_rewrite(c->probe, t, m->data, &data, reason, err);
   const char **p = rc == DIALECT_OK ? sqlite3_malloc64(sizeof *p * (2 * t->n_cols + 3)) : 0;
-  /* $3: the own row, for pgsql_touch_function to tell from the others */
-  char *ownz = p ? pgsql_own(t, m->pk) : 0;
   int np = 0;
-  char *z = ownz ? pgsql_write(t, m->op, cols, p, &np) : 0;
+  char *z = p ? pgsql_write(t, m->op, cols, p, &np) : 0;
   if (!z) {
     sqlite3_free(p);
-    sqlite3_free(ownz);
     sqlite3_free(key);
     sqlite3_free(data);
     if (rc == DIALECT_OK) *err = wire_errf("out of memory"), rc = DIALECT_FATAL;
@@ -467,12 +464,11 @@ static dialect_result pg_write_row(dialect_conn *c, const catalog_table *t, cons
   }
   p[0] = data;
   p[1] = key;
-  p[2] = ownz;
+  p[2] = t->name; /* the own table, for pgsql_touch_function */
   PGresult *r = 0;
   c->dirty = 1;
   rc = pgc_run(c, z, np, p, &r, reason, err);
   sqlite3_free(z);
-  sqlite3_free(ownz);
   sqlite3_free(key);
   sqlite3_free(data);
   sqlite3_free(p);

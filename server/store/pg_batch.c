@@ -34,7 +34,7 @@ typedef struct sent_one {
 static int send_one(dialect_conn *c, dialect_write *w, sent_one *s, char **err) {
   const catalog_table *t = w->t;
   const store_mutation *m = w->m;
-  char *key = 0, *data = 0, *ownz = 0, *z = 0;
+  char *key = 0, *data = 0, *z = 0;
   const char **p = 0;
   int np = 0, rc = -1;
   s->read = m->op == STORE_UPDATE && w->cols->n_set == 0;
@@ -52,21 +52,18 @@ static int send_one(dialect_conn *c, dialect_write *w, sent_one *s, char **err) 
       s->sent = rc == 0;
     }
   } else if (r == DIALECT_OK) {
-    /* $3: the own row, for pgsql_touch_function to tell from the others */
     p = sqlite3_malloc64(sizeof *p * (2 * t->n_cols + 3));
-    ownz = p ? pgsql_own(t, m->pk) : 0;
-    z = ownz ? pgsql_write(t, m->op, w->cols, p, &np) : 0;
+    z = p ? pgsql_write(t, m->op, w->cols, p, &np) : 0;
     if (z) {
       p[0] = data;
       p[1] = key;
-      p[2] = ownz;
+      p[2] = t->name; /* the own table, for pgsql_touch_function */
       rc = pgc_batch_send(c, z, np, p, &s->prep, err);
       s->sent = rc == 0;
     }
   }
   if (rc && r == DIALECT_OK && !*err) *err = wire_errf("out of memory");
   sqlite3_free(z);
-  sqlite3_free(ownz);
   sqlite3_free(p);
   sqlite3_free(key);
   sqlite3_free(data);

@@ -73,11 +73,10 @@ extern const char pgsql_internal_ddl[];
 extern const char pgsql_touch_function[];
 void pgsql_touch_trigger(sqlite3_str *sql, const catalog_table *t);
 
-/* A write statement of syncd names its own row, {"t":table,"k":pk}
-** (pgsql_own, NULL when out of memory), as $3 in pgsql_set_own, a FROM
-** item that sets syncd.own for the statement's triggers. */
+/* A write statement of syncd names its table in $3 of pgsql_set_own, a
+** FROM item that sets syncd.own for the statement's triggers: the rows
+** of that table it writes itself are its own (pgsql_touch_function). */
 extern const char pgsql_set_own[];
-char *pgsql_own(const catalog_table *t, const char *pk);
 
 /* Append the select of t's key columns (as pgsql_columns prints them) out
 ** of the row in $1 (to_jsonb of a row of t). */
