@@ -18,56 +18,149 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pg_set.h"
 #include "pg_sql.h"
 #include "pg_values.h"
 
 /* What the answers need of a statement sent. */
 typedef struct sent_one {
-  int sent; /* 0: refused before it was sent (w->reason), or not reached */
+  int sent; /* 0: refused before it was sent (w->reason), not reached, or
+            ** in a run another's statement wrote */
   int prep; /* a prepare went before it */
   int read; /* an update naming no column to set: the read of its row */
+  int run;  /* the inserts its statement wrote, this one first (pg_set.c) */
 } sent_one;
 
-/* Build and send w's statement, as pg_write_row (or, for an update naming
-** no column to set, pg_read_row) builds it. 0 (sent, or refused with
-** w->reason), or -1 with *err. */
-static int send_one(dialect_conn *c, dialect_write *w, sent_one *s, char **err) {
-  const catalog_table *t = w->t;
-  const store_mutation *m = w->m;
-  char *key = 0, *data = 0, *z = 0;
-  const char **p = 0;
-  int np = 0, rc = -1;
-  s->read = m->op == STORE_UPDATE && w->cols->n_set == 0;
-  dialect_result r = pgval_rewrite(c->probe, t, m->pk, &key, &w->reason, err);
-  if (r == DIALECT_OK && m->data && !s->read)
-    r = pgval_rewrite(c->probe, t, m->data, &data, &w->reason, err);
-  if (r == DIALECT_REJECTED) {
-    rc = 0;
-  } else if (r == DIALECT_OK && s->read) {
-    if ((p = sqlite3_malloc64(sizeof *p * (t->n_pk + 1)))) {
-      p[0] = key;
-      for (int k = 0; k < t->n_pk; k++)
-        p[1 + k] = t->cols[t->pk[k]].key;
-      rc = pgc_batch_send(c, t->read_sql, 1 + t->n_pk, p, &s->prep, err);
-      s->sent = rc == 0;
-    }
-  } else if (r == DIALECT_OK) {
-    p = sqlite3_malloc64(sizeof *p * (2 * t->n_cols + 3));
-    z = p ? pgsql_write(t, m->op, w->cols, p, &np) : 0;
-    if (z) {
-      p[0] = data;
-      p[1] = key;
-      p[2] = t->name; /* the own table, for pgsql_touch_function */
-      rc = pgc_batch_send(c, z, np, p, &s->prep, err);
-      s->sent = rc == 0;
-    }
+/* w's key and data as pgval_rewrite rewrites them (an update naming no
+** column to set reads by key alone): OK, REJECTED with w->reason, or
+** FATAL. */
+static dialect_result rewrite(dialect_conn *c, dialect_write *w, int read, char **key, char **data,
+                              char **err) {
+  dialect_result r = pgval_rewrite(c->probe, w->t, w->m->pk, key, &w->reason, err);
+  if (r == DIALECT_OK && w->m->data && !read)
+    r = pgval_rewrite(c->probe, w->t, w->m->data, data, &w->reason, err);
+  return r;
+}
+
+/* Whether a and b name the same columns to write, in any order. */
+static int same_cols(const dialect_cols *a, const dialect_cols *b) {
+  if (a->n_data != b->n_data) return 0;
+  for (int i = 0; i < a->n_data; i++) {
+    int found = 0;
+    for (int j = 0; !found && j < b->n_data; j++)
+      found = a->data[i] == b->data[j];
+    if (!found) return 0;
   }
-  if (rc && r == DIALECT_OK && !*err) *err = wire_errf("out of memory");
+  return 1;
+}
+
+/* The inserts from w[0] on that one statement of pg_set.c can write: into
+** the same table, naming the same columns, none refused before. */
+static int run_length(const dialect_write *w, int n) {
+  if (w[0].m->op != STORE_INSERT || w[0].reason) return 1;
+  int k = 1;
+  while (k < n && w[k].m->op == STORE_INSERT && !w[k].reason && w[k].t == w[0].t &&
+         same_cols(w[k].cols, w[0].cols))
+    k++;
+  return k;
+}
+
+/* Send the statement of the run w[0..k) (pgset_insert): 0, or -1 with
+** *err. */
+static int send_run(dialect_conn *c, const dialect_write *w, int k, char *const *key,
+                    char *const *data, sent_one *s, char **err) {
+  const catalog_table *t = w[0].t;
+  sqlite3_str *arr = sqlite3_str_new(0);
+  sqlite3_str_appendchar(arr, 1, '[');
+  for (int i = 0; i < k; i++)
+    sqlite3_str_appendf(arr, "%s[%s,%s]", i ? "," : "", data[i] ? data[i] : "null", key[i]);
+  sqlite3_str_appendchar(arr, 1, ']');
+  char *a = sqlite3_str_finish(arr), *z = 0;
+  const char **p = a ? sqlite3_malloc64(sizeof *p * (2 * t->n_cols + 2)) : 0;
+  int np = 0, rc = -1;
+  if (p && (z = pgset_insert(t, w[0].cols, p, &np))) {
+    p[0] = a;
+    p[1] = t->name; /* the own table, for pgsql_touch_function */
+    rc = pgc_batch_send(c, z, np, p, &s->prep, err);
+    s->sent = rc == 0;
+    s->run = k;
+  }
+  if (rc && !*err) *err = wire_errf("out of memory");
   sqlite3_free(z);
   sqlite3_free(p);
-  sqlite3_free(key);
-  sqlite3_free(data);
+  sqlite3_free(a);
   return rc;
+}
+
+/* Send w's statement, as pg_write_row (or, for an update naming no column
+** to set, pg_read_row) builds it, out of its rewritten key and data: 0, or
+** -1 with *err. */
+static int send_one(dialect_conn *c, dialect_write *w, const char *key, const char *data,
+                    sent_one *s, char **err) {
+  const catalog_table *t = w->t;
+  char *z = 0;
+  const char **p = sqlite3_malloc64(sizeof *p * (2 * t->n_cols + 3));
+  int np = 0, rc = -1;
+  if (p && s->read) {
+    p[0] = key;
+    for (int k = 0; k < t->n_pk; k++)
+      p[1 + k] = t->cols[t->pk[k]].key;
+    rc = pgc_batch_send(c, t->read_sql, 1 + t->n_pk, p, &s->prep, err);
+  } else if (p && (z = pgsql_write(t, w->m->op, w->cols, p, &np))) {
+    p[0] = data;
+    p[1] = key;
+    p[2] = t->name; /* the own table, for pgsql_touch_function */
+    rc = pgc_batch_send(c, z, np, p, &s->prep, err);
+  }
+  s->sent = rc == 0;
+  s->run = 1;
+  if (rc && !*err) *err = wire_errf("out of memory");
+  sqlite3_free(z);
+  sqlite3_free(p);
+  return rc;
+}
+
+/* Rewrite every write's values, then send the statements: a run of
+** inserts pg_set.c can write in one, the others one each. 0 (sent, or
+** refused with w->reason), or -1 with *err. */
+static int send_all(dialect_conn *c, dialect_write *w, int n, sent_one *s, char **err) {
+  char **key = sqlite3_malloc64(sizeof *key * 2 * (n + 1)), **data = key ? key + n + 1 : 0;
+  if (!key) return *err = wire_errf("out of memory"), -1;
+  memset(key, 0, sizeof *key * 2 * (n + 1));
+  int bad = 0;
+  for (int i = 0; !bad && i < n; i++) {
+    s[i].read = w[i].m->op == STORE_UPDATE && w[i].cols->n_set == 0;
+    dialect_result r = rewrite(c, &w[i], s[i].read, &key[i], &data[i], err);
+    bad = r == DIALECT_FATAL ? (*err ? -1 : (*err = wire_errf("out of memory"), -1)) : 0;
+  }
+  for (int i = 0, k = 1; !bad && i < n; i += k) {
+    k = run_length(w + i, n - i);
+    if (k > 1)
+      bad = send_run(c, w + i, k, key + i, data + i, &s[i], err);
+    else if (!w[i].reason)
+      bad = send_one(c, &w[i], key[i], data[i], &s[i], err);
+  }
+  for (int i = 0; i < n; i++)
+    sqlite3_free(key[i]), sqlite3_free(data[i]);
+  sqlite3_free(key);
+  return bad;
+}
+
+/* The answer r of the run w[0..k): every row written under pk's key, or
+** AGAIN (one was not: pg_read_row or a refusal would have to say what it
+** was), or FATAL when out of memory. */
+static dialect_result take_run(dialect_write *w, int k, PGresult *r, char **err) {
+  const catalog_table *t = w[0].t;
+  if (PQntuples(r) != k) return DIALECT_AGAIN;
+  for (int i = 0; i < k; i++)
+    if (PQgetisnull(r, i, t->n_cols + t->n_pk)) return DIALECT_AGAIN;
+  for (int i = 0; i < k; i++) {
+    w[i].changed = 1;
+    w[i].row = pgsql_row(t, r, i, 0, 0);
+    w[i].pk = pgsql_row(t, r, i, t->n_cols, 1);
+    if (!w[i].row || !w[i].pk) return *err = wire_errf("out of memory"), DIALECT_FATAL;
+  }
+  return DIALECT_OK;
 }
 
 /* w's answer r, read as pg_write_row and pg_read_row read theirs: OK, or
@@ -102,9 +195,7 @@ dialect_result pg_write_batch(dialect_conn *c, dialect_write *w, int n, char **e
   memset(s, 0, sizeof *s * (n + 1));
   pgc_written_clear(c);
   if (pgc_batch_begin(c, err)) return sqlite3_free(s), DIALECT_FATAL;
-  int bad = 0, forget = 0;
-  for (int i = 0; !bad && i < n; i++)
-    bad = send_one(c, &w[i], &s[i], err);
+  int bad = send_all(c, w, n, s, err), forget = 0;
   char *e = 0;
   if (!c->broken && pgc_batch_sync(c, &e)) {
     if (!bad) *err = e, e = 0;
@@ -136,7 +227,7 @@ dialect_result pg_write_batch(dialect_conn *c, dialect_write *w, int n, char **e
         rc = DIALECT_AGAIN;
       }
     } else if (rc == DIALECT_OK) {
-      rc = take(&w[i], &s[i], r, err);
+      rc = s[i].run > 1 ? take_run(&w[i], s[i].run, r, err) : take(&w[i], &s[i], r, err);
     }
     PQclear(r);
   }

@@ -48,8 +48,14 @@ void pgsql_ident(sqlite3_str *sql, const char *name) {
 ** column's value goes through _syncd_exact, which refuses it unless it
 ** reads back as sent. */
 void pgsql_value(sqlite3_str *sql, const catalog_col *col, int jsonParam, int keyParam) {
-  char x[48];
-  snprintf(x, sizeof x, "($%d::json ->> $%d::text)", jsonParam, keyParam);
+  char src[24];
+  snprintf(src, sizeof src, "$%d::json", jsonParam);
+  pgsql_value_in(sql, col, src, keyParam);
+}
+
+void pgsql_value_in(sqlite3_str *sql, const catalog_col *col, const char *src, int keyParam) {
+  char x[64];
+  snprintf(x, sizeof x, "(%s ->> $%d::text)", src, keyParam);
   if (col->kind == K_OTHER || (col->decl && (col->kind == K_TEXT || col->kind == K_NUMERIC)))
     sqlite3_str_appendf(sql, "_syncd_exact($%d::text, %Q, %s, %s)::%s", keyParam,
                         col->decl ? col->decl : col->type, x,
