@@ -11,6 +11,7 @@ each batch whole, "reference" takes the same mutations one per push."""
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import unittest
 
@@ -30,6 +31,35 @@ CREATE TRIGGER items_veto BEFORE INSERT ON items FOR EACH ROW WHEN (NEW.name = '
   EXECUTE FUNCTION items_veto();
 INSERT INTO parent VALUES (1, 'p1'), (2, 'p2');
 INSERT INTO child VALUES (10, 1), (11, 1);
+-- the statements that insert into items (no key: not synced)
+CREATE TABLE stmts(tbl text);
+CREATE FUNCTION count_stmt() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO stmts VALUES (TG_TABLE_NAME);
+  RETURN NULL;
+END $$;
+CREATE TRIGGER items_stmts AFTER INSERT ON items FOR EACH STATEMENT EXECUTE FUNCTION count_stmt();
+-- a row a trigger skips, or writes under another key
+CREATE FUNCTION items_bend() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.name = 'skip' THEN RETURN NULL; END IF;
+  NEW.id := NEW.id + 500;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER items_bend BEFORE INSERT ON items FOR EACH ROW
+  WHEN (NEW.name IN ('skip', 'rekey')) EXECUTE FUNCTION items_bend();
+-- each node a push inserts gets a shadow node in the same table, written
+-- by a trigger; deleting a node cascades to its shadow
+CREATE TABLE nodes(id bigint PRIMARY KEY, parent bigint REFERENCES nodes(id) ON DELETE CASCADE,
+                   label text);
+CREATE FUNCTION nodes_shadow() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.id < 1000 THEN
+    INSERT INTO nodes VALUES (NEW.id + 1000, NEW.id, 'shadow of ' || NEW.label);
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER nodes_shadow AFTER INSERT ON nodes FOR EACH ROW EXECUTE FUNCTION nodes_shadow();
 """
 
 
@@ -220,6 +250,79 @@ class PgBatchInOneGo(PgStore, unittest.TestCase):
             got = self.check_alike(muts)
             self.assertEqual([r["status"] for r in got], ["applied", "rejected", "applied"])
 
+    def statements(self, s):
+        """The statements that inserted into items on s's database."""
+        out = subprocess.run(["psql", "-X", "-q", "-A", "-t", s.store_args[1], "-c",
+                              "SELECT count(*) FROM stmts"],
+                             check=True, capture_output=True, text=True).stdout
+        return int(out)
+
+    def test_a_run_of_inserts_is_one_statement(self):
+        # the inserts into one table naming the same columns, between other
+        # mutations: one INSERT for the run, one for the insert naming other
+        # columns, one for the one after the update
+        muts = numbered([ins("items", {"id": i}, {"id": i, "name": "n%d" % i, "qty": i})
+                         for i in range(1, 6)] +
+                        [ins("items", {"id": 6}, {"id": 6, "name": "n6"}),
+                         upd("items", {"id": 1}, {"qty": 9}),
+                         ins("items", {"id": 7}, {"id": 7, "name": "n7", "qty": 7})])
+        got = self.check_alike(muts)
+        self.assertEqual([r["status"] for r in got], ["applied"] * 8)
+        self.assertEqual(self.statements(self.ref), 7)
+        self.assertEqual(self.statements(self.go), 3)
+
+    def test_a_refused_row_in_a_run_answers_as_one_at_a_time(self):
+        self.check_alike(numbered([ins("items", {"id": 1}, {"id": 1, "name": "a"})]))
+        for first, bad in ((10, ins("items", {"id": 1}, {"id": 1, "name": "dup"})),
+                           (20, ins("items", {"id": 21}, {"id": 21, "name": "x", "qty": -1})),
+                           (30, ins("items", {"id": 31}, {"id": 31, "name": "veto"}))):
+            muts = numbered([ins("items", {"id": first}, {"id": first, "name": "ok"}), bad,
+                             ins("items", {"id": first + 2}, {"id": first + 2, "name": "ok"})],
+                            first)
+            got = self.check_alike(muts)
+            self.assertEqual([r["status"] for r in got], ["applied", "rejected", "applied"])
+
+    def test_a_key_inserted_then_changed_in_one_batch_keeps_the_order(self):
+        got = self.check_alike(numbered([
+            ins("items", {"id": 1}, {"id": 1, "name": "a", "qty": 1}),
+            ins("items", {"id": 2}, {"id": 2, "name": "b", "qty": 2}),
+            upd("items", {"id": 1}, {"name": "a2"}),
+            ins("child", {"id": 40}, {"id": 40, "parent": 2}),
+            ins("child", {"id": 41}, {"id": 41, "parent": 2}),
+            ins("items", {"id": 3}, {"id": 3, "name": "c", "qty": 3}),
+            dele("items", {"id": 2}),
+            ins("items", {"id": 2}, {"id": 2, "name": "b again", "qty": 4}),
+            ins("items", {"id": 4}, {"id": 4, "name": "d", "qty": 5}),
+        ]))
+        self.assertEqual([r["status"] for r in got], ["applied"] * 9)
+        live, _ = self.rows(self.go)
+        self.assertEqual(live[("items", '{"id": 1}')], {"id": 1, "name": "a2", "qty": 1})
+        self.assertEqual(live[("items", '{"id": 2}')], {"id": 2, "name": "b again", "qty": 4})
+
+    def test_a_row_a_trigger_skips_or_rekeys_answers_as_one_at_a_time(self):
+        got = self.check_alike(numbered([
+            ins("items", {"id": 1}, {"id": 1, "name": "a"}),
+            ins("items", {"id": 2}, {"id": 2, "name": "skip"}),
+            ins("items", {"id": 3}, {"id": 3, "name": "rekey"}),
+            ins("items", {"id": 4}, {"id": 4, "name": "d"}),
+        ]))
+        self.assertEqual([(r["status"], r.get("reason")) for r in got], [
+            ("applied", None), ("applied", None),
+            ("rejected", "the row's key does not match pk"), ("applied", None)])
+
+    def test_rows_a_trigger_writes_beside_a_run_are_logged_after_its_own(self):
+        got = self.check_alike(numbered(
+            [ins("nodes", {"id": i}, {"id": i, "label": "n%d" % i}) for i in (1, 2, 3)] +
+            [dele("nodes", {"id": 2}), ins("nodes", {"id": 4}, {"id": 4, "label": "n4"})]))
+        self.assertEqual([r["status"] for r in got], ["applied"] * 5)
+        # each key once, in the order of its last change: the batch's own
+        # rows as it wrote them, then the rows its trigger wrote (in no
+        # given order); 2 and its shadow, 1002, deleted by the cascade,
+        # are no rows of an initial sync
+        changes, _ = self.go.pull_all("reader")
+        ids = [c["pk"]["id"] for c in changes if c["table"] == "nodes"]
+        self.assertEqual(ids[:3], [1, 3, 4])
+        self.assertEqual(sorted(ids[3:]), [1001, 1003, 1004])
 
 if __name__ == "__main__":
     unittest.main()
