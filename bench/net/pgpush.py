@@ -25,23 +25,39 @@ import tempfile
 import time
 
 import netbench as nb
+from pgcpu import pg_cpu
+
+PG_DATA = None  # the throwaway cluster's data directory, once started
+
+
+def own_cpu():
+    """CPU seconds of this process so far: the client's, whose extension
+    runs in it (its transfer thread included)."""
+    t = os.times()
+    return t.user + t.system
+
+
+def cpus(s):
+    """CPU seconds so far of syncd, of this process and of PostgreSQL (0
+    on SQLite storage)."""
+    return s.cpu(), own_cpu(), pg_cpu(PG_DATA) if PG_DATA else 0
 
 
 def drain(tmp, n, pg):
-    """Seconds for sync_push() of n pending inserts at batch 1000, and
-    syncd's CPU seconds meanwhile."""
+    """Seconds for sync_push() of n pending inserts at batch 1000, and the
+    CPU seconds of syncd, of the client and of PostgreSQL meanwhile."""
     d = tempfile.mkdtemp(dir=tmp)
     s = nb.Syncd(d, nb.DDL, pg)
     try:
         c = nb.client(os.path.join(d, "a.db"), s.url, 1000)
         nb.fill(c, n)
-        cpu0, t0 = s.cpu(), time.perf_counter()
+        c0, t0 = cpus(s), time.perf_counter()
         pushed = nb.one(c, "SELECT sync_push()")
-        wall, cpu = time.perf_counter() - t0, s.cpu() - cpu0
+        wall, c1 = time.perf_counter() - t0, cpus(s)
         c.close()
         if pushed != n or nb.server_rows(s) != n:
             raise RuntimeError("drain: pushed %s of %d" % (pushed, n))
-        return wall, cpu
+        return (wall,) + tuple(b - a for a, b in zip(c0, c1))
     finally:
         s.stop()
         shutil.rmtree(d, ignore_errors=True)
@@ -64,9 +80,11 @@ def raw(tmp, n, pg):
 
 
 def store_figures(tmp, a, pg, label):
-    w, cpu = drain(tmp, a.drain, pg)
+    w, cpu, mine, pgc = drain(tmp, a.drain, pg)
     nb.out("pg", "%s: drain %d by sync_push(), batch 1000" % (label, a.drain),
-           "%.0f/s (%.2f s)" % (a.drain / w, w), "syncd CPU %.2f s" % cpu)
+           "%.0f/s (%.2f s)" % (a.drain / w, w),
+           "CPU: syncd %.2f s, client %.2f s%s" % (cpu, mine, ", PostgreSQL %.2f s" % pgc
+                                                     if pg else ""))
     w, cpu = raw(tmp, a.drain, pg)
     nb.out("pg", "%s: %d as raw POSTs of 1000" % (label, a.drain),
            "%.0f/s (%.2f s)" % (a.drain / w, w), "syncd CPU %.2f s" % cpu)
@@ -88,6 +106,7 @@ def store_figures(tmp, a, pg, label):
 
 
 def main():
+    global PG_DATA
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--drain", type=int, default=100000)
     ap.add_argument("--pushers", type=int, default=50)
@@ -109,6 +128,7 @@ def main():
         p = subprocess.run(["bash", nb.PG_ENV, "start", pgdir], capture_output=True, text=True)
         if p.returncode:
             raise SystemExit("PostgreSQL did not start: " + p.stderr.strip()[-200:])
+        PG_DATA = os.path.join(pgdir, "data")
         try:
             store_figures(tmp, a, p.stdout.strip().splitlines()[-1], "PostgreSQL")
         finally:

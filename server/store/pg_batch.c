@@ -70,25 +70,26 @@ static int run_length(const dialect_write *w, int n) {
 static int send_run(dialect_conn *c, const dialect_write *w, int k, char *const *key,
                     char *const *data, sent_one *s, char **err) {
   const catalog_table *t = w[0].t;
-  sqlite3_str *arr = sqlite3_str_new(0);
-  sqlite3_str_appendchar(arr, 1, '[');
-  for (int i = 0; i < k; i++)
-    sqlite3_str_appendf(arr, "%s[%s,%s]", i ? "," : "", data[i] ? data[i] : "null", key[i]);
-  sqlite3_str_appendchar(arr, 1, ']');
-  char *a = sqlite3_str_finish(arr), *z = 0;
-  const char **p = a ? sqlite3_malloc64(sizeof *p * (2 * t->n_cols + 2)) : 0;
-  int np = 0, rc = -1;
-  if (p && (z = pgset_insert(t, w[0].cols, p, &np))) {
-    p[0] = a;
-    p[1] = t->name; /* the own table, for pgsql_touch_function */
-    rc = pgc_batch_send(c, z, np, p, &s->prep, err);
-    s->sent = rc == 0;
-    s->run = k;
+  sqlite3_str *ds = sqlite3_str_new(0), *ks = sqlite3_str_new(0);
+  for (int i = 0; i < k; i++) {
+    sqlite3_str_appendall(ds, i ? "," : "[");
+    sqlite3_str_appendall(ds, data[i] ? data[i] : "{}");
+    sqlite3_str_appendall(ks, i ? "," : "[");
+    sqlite3_str_appendall(ks, key[i]);
   }
+  sqlite3_str_appendchar(ds, 1, ']');
+  sqlite3_str_appendchar(ks, 1, ']');
+  char *da = sqlite3_str_finish(ds), *ka = sqlite3_str_finish(ks);
+  char *z = da && ka ? pgset_insert(t, w[0].cols) : 0;
+  /* $3: the own table, for pgsql_touch_function */
+  const char *p[3] = {da, ka, t->name};
+  int rc = z ? pgc_batch_send(c, z, 3, p, &s->prep, err) : -1;
+  s->sent = rc == 0;
+  s->run = k;
   if (rc && !*err) *err = wire_errf("out of memory");
   sqlite3_free(z);
-  sqlite3_free(p);
-  sqlite3_free(a);
+  sqlite3_free(da);
+  sqlite3_free(ka);
   return rc;
 }
 

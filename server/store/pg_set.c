@@ -2,11 +2,12 @@
 ** pg_set.c: the statement that writes a run of a batch's inserts into one
 ** table in one go (pg_set.h), for pg_batch.c. Each row inserted by a
 ** statement of its own costs PostgreSQL an executor start and a parse of
-** its JSON parameters per column; the run's rows go as one JSON array,
-** inserted by one INSERT ... SELECT in the run's order.
+** its JSON parameters per column; the run's rows go as two JSON arrays
+** (data and pk), each read once by json_to_recordset (a column's text as
+** ->> gives it), inserted by one INSERT ... SELECT in the run's order.
 **
-** Each row's values are read and checked as pgsql_write's insert reads
-** them (pgsql_value_in, the same cast and exactness check), its row and
+** Each row's values are cast and checked as pgsql_write's insert casts
+** them (pgsql_value_of, the same cast and exactness check), its row and
 ** key printed as pgsql_write's RETURNING prints them. Whether each row was
 ** written under pk's key is answered by a join of the rows given to the
 ** rows written on that key: a row a trigger skipped or wrote under another
@@ -20,31 +21,67 @@
 
 #include "pg_sql.h"
 
-char *pgset_insert(const catalog_table *t, const dialect_cols *cols, const char **p, int *np) {
-  int *used = sqlite3_malloc64(sizeof *used * (t->n_cols + 1));
-  if (!used) return 0;
-  memset(used, 0, sizeof *used * (t->n_cols + 1));
-  sqlite3_str *sql = sqlite3_str_new(0), *vals = sqlite3_str_new(0);
-  int n = 2;
-  sqlite3_str_appendall(sql, "WITH s AS MATERIALIZED (SELECT x.n, x.e -> 0 AS d, x.e -> 1 AS k"
-                             " FROM json_array_elements($1::json) WITH ORDINALITY x(e, n)),"
-                             " i AS (INSERT INTO ");
+/* Append "AS ("c1" text, ...)" for the n columns of t in cols[]. */
+static void text_columns(sqlite3_str *sql, const catalog_table *t, const int *cols, int n) {
+  sqlite3_str_appendall(sql, " AS (");
+  for (int j = 0; j < n; j++) {
+    if (j) sqlite3_str_appendchar(sql, 1, ',');
+    pgsql_ident(sql, t->cols[cols[j]].name);
+    sqlite3_str_appendall(sql, " text");
+  }
+  sqlite3_str_appendchar(sql, 1, ')');
+}
+
+/* Append the value of column c of t, out of the field f of s (as text). */
+static void value(sqlite3_str *sql, const catalog_table *t, int c, const char *f, int j) {
+  char x[32], *name = sqlite3_mprintf("%Q", t->cols[c].name);
+  snprintf(x, sizeof x, "s.%s%d", f, j);
+  pgsql_value_of(sql, &t->cols[c], x, name ? name : "NULL");
+  sqlite3_free(name);
+}
+
+char *pgset_insert(const catalog_table *t, const dialect_cols *cols) {
+  int *in_data = sqlite3_malloc64(sizeof *in_data * (t->n_cols + 1));
+  if (!in_data) return 0;
+  memset(in_data, 0, sizeof *in_data * (t->n_cols + 1));
+  sqlite3_str *sql = sqlite3_str_new(0);
+  sqlite3_str_appendall(sql, "WITH s AS MATERIALIZED (SELECT * FROM ROWS FROM (");
+  if (cols->n_data) {
+    sqlite3_str_appendall(sql, "json_to_recordset($1::json)");
+    text_columns(sql, t, cols->data, cols->n_data);
+    sqlite3_str_appendall(sql, ", ");
+  }
+  sqlite3_str_appendall(sql, "json_to_recordset($2::json)");
+  text_columns(sql, t, t->pk, t->n_pk);
+  sqlite3_str_appendall(sql, ") WITH ORDINALITY x(");
+  for (int j = 0; j < cols->n_data; j++)
+    sqlite3_str_appendf(sql, "d%d,", j);
+  for (int k = 0; k < t->n_pk; k++)
+    sqlite3_str_appendf(sql, "k%d,", k);
+  /* $1 read where no recordset reads it, for PostgreSQL to know its type */
+  sqlite3_str_appendf(sql, "n)%s), i AS (INSERT INTO ",
+                      cols->n_data ? "" : " WHERE $1::json IS NOT NULL");
   pgsql_ident(sql, t->name);
   sqlite3_str_appendchar(sql, 1, '(');
   /* every column present in data, plus key columns only pk carries */
-  for (int j = 0; j < cols->n_data + t->n_pk; j++) {
-    int from_pk = j >= cols->n_data, c = from_pk ? t->pk[j - cols->n_data] : cols->data[j];
-    if (from_pk && used[c]) continue;
-    used[c] = 1;
-    if (n > 2) sqlite3_str_appendchar(sql, 1, ','), sqlite3_str_appendchar(vals, 1, ',');
-    pgsql_ident(sql, t->cols[c].name);
-    p[n++] = t->cols[c].key;
-    pgsql_value_in(vals, &t->cols[c], from_pk ? "s.k" : "s.d", n);
+  sqlite3_str *vals = sqlite3_str_new(0);
+  for (int j = 0; j < cols->n_data; j++) {
+    in_data[cols->data[j]] = 1;
+    if (j) sqlite3_str_appendchar(sql, 1, ','), sqlite3_str_appendchar(vals, 1, ',');
+    pgsql_ident(sql, t->cols[cols->data[j]].name);
+    value(vals, t, cols->data[j], "d", j);
   }
-  sqlite3_free(used);
+  for (int k = 0, first = !cols->n_data; k < t->n_pk; k++) {
+    if (in_data[t->pk[k]]) continue;
+    if (!first) sqlite3_str_appendchar(sql, 1, ','), sqlite3_str_appendchar(vals, 1, ',');
+    first = 0;
+    pgsql_ident(sql, t->cols[t->pk[k]].name);
+    value(vals, t, t->pk[k], "k", k);
+  }
+  sqlite3_free(in_data);
   char *v = sqlite3_str_finish(vals);
   sqlite3_str_appendf(sql,
-                      ") SELECT %s FROM s, (SELECT set_config('syncd.own', $2, true)) _syncd_own"
+                      ") SELECT %s FROM s, (SELECT set_config('syncd.own', $3, true)) _syncd_own"
                       " ORDER BY s.n RETURNING ",
                       v ? v : "");
   sqlite3_free(v);
@@ -58,12 +95,9 @@ char *pgset_insert(const catalog_table *t, const dialect_cols *cols, const char 
   }
   sqlite3_str_appendall(sql, ") SELECT i.* FROM s LEFT JOIN i ON ");
   for (int k = 0; k < t->n_pk; k++) {
-    const catalog_col *col = &t->cols[t->pk[k]];
     sqlite3_str_appendf(sql, "%si._syncd_k%d = ", k ? " AND " : "", k);
-    p[n++] = col->key;
-    pgsql_value_in(sql, col, "s.k", n);
+    value(sql, t, t->pk[k], "k", k);
   }
   sqlite3_str_appendall(sql, " ORDER BY s.n");
-  *np = n;
   return sqlite3_str_finish(sql);
 }

@@ -6,13 +6,12 @@
 
 #include "dialect.h"
 
-/* The insert of rows of t that each name the columns cols names: $1 a
-** JSON array of [data, pk] per row (as pgval_rewrite wrote them), $2 t's
-** name (syncd.own); the column names it binds are stored from p[2] on,
-** *np the parameters in all (p has room for 2 * t->n_cols + 2). It answers
-** one row per element, in their order: the row as read_sql prints it, its
-** key, then the key's columns as stored, NULL when the element wrote no
-** row under pk's key. NULL when out of memory. */
-char *pgset_insert(const catalog_table *t, const dialect_cols *cols, const char **p, int *np);
+/* The insert of rows of t that each name the columns cols names: $1 the
+** JSON array of their data objects, $2 of their pk objects (as
+** pgval_rewrite wrote them, in the same order), $3 t's name (syncd.own).
+** It answers one row per row given, in their order: the row as read_sql
+** prints it, its key, then the key's columns as stored, NULL when the row
+** given wrote no row under pk's key. NULL when out of memory. */
+char *pgset_insert(const catalog_table *t, const dialect_cols *cols);
 
 #endif

@@ -48,16 +48,15 @@ void pgsql_ident(sqlite3_str *sql, const char *name) {
 ** column's value goes through _syncd_exact, which refuses it unless it
 ** reads back as sent. */
 void pgsql_value(sqlite3_str *sql, const catalog_col *col, int jsonParam, int keyParam) {
-  char src[24];
-  snprintf(src, sizeof src, "$%d::json", jsonParam);
-  pgsql_value_in(sql, col, src, keyParam);
+  char x[48], name[24];
+  snprintf(x, sizeof x, "($%d::json ->> $%d::text)", jsonParam, keyParam);
+  snprintf(name, sizeof name, "$%d::text", keyParam);
+  pgsql_value_of(sql, col, x, name);
 }
 
-void pgsql_value_in(sqlite3_str *sql, const catalog_col *col, const char *src, int keyParam) {
-  char x[64];
-  snprintf(x, sizeof x, "(%s ->> $%d::text)", src, keyParam);
+void pgsql_value_of(sqlite3_str *sql, const catalog_col *col, const char *x, const char *name) {
   if (col->kind == K_OTHER || (col->decl && (col->kind == K_TEXT || col->kind == K_NUMERIC)))
-    sqlite3_str_appendf(sql, "_syncd_exact($%d::text, %Q, %s, %s)::%s", keyParam,
+    sqlite3_str_appendf(sql, "_syncd_exact(%s, %Q, %s, %s)::%s", name,
                         col->decl ? col->decl : col->type, x,
                         col->kind == K_NUMERIC ? "true" : "false", col->type);
   else

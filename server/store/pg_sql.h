@@ -45,9 +45,9 @@ void pgsql_ident(sqlite3_str *sql, const char *name);
 ** it as another text (a modifier such as numeric(6,2) or char(3), or a
 ** type other than text), refused unless it reads back as sent. */
 void pgsql_value(sqlite3_str *sql, const catalog_col *col, int jsonParam, int keyParam);
-/* pgsql_value of the json in src, an expression (a column of a query's
-** own), not a parameter. */
-void pgsql_value_in(sqlite3_str *sql, const catalog_col *col, const char *src, int keyParam);
+/* pgsql_value of the value's text x, an expression, named in refusals by
+** name, another (a text parameter or literal). */
+void pgsql_value_of(sqlite3_str *sql, const catalog_col *col, const char *x, const char *name);
 
 /* Append the select list printing every column, or (pkOnly) the key's. */
 void pgsql_columns(sqlite3_str *sql, const catalog_table *t, int pkOnly);

@@ -31,7 +31,7 @@ CREATE TRIGGER items_veto BEFORE INSERT ON items FOR EACH ROW WHEN (NEW.name = '
   EXECUTE FUNCTION items_veto();
 INSERT INTO parent VALUES (1, 'p1'), (2, 'p2');
 INSERT INTO child VALUES (10, 1), (11, 1);
--- the statements that insert into items (no key: not synced)
+-- the statements that insert into items or typed (no key: not synced)
 CREATE TABLE stmts(tbl text);
 CREATE FUNCTION count_stmt() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -60,6 +60,10 @@ BEGIN
   RETURN NULL;
 END $$;
 CREATE TRIGGER nodes_shadow AFTER INSERT ON nodes FOR EACH ROW EXECUTE FUNCTION nodes_shadow();
+-- types whose values are checked to read back as sent (_syncd_exact)
+CREATE TABLE typed(id integer PRIMARY KEY, amount numeric(6,2), code char(3), day date, doc jsonb,
+                   bin bytea, f real);
+CREATE TRIGGER typed_stmts AFTER INSERT ON typed FOR EACH STATEMENT EXECUTE FUNCTION count_stmt();
 """
 
 
@@ -250,10 +254,10 @@ class PgBatchInOneGo(PgStore, unittest.TestCase):
             got = self.check_alike(muts)
             self.assertEqual([r["status"] for r in got], ["applied", "rejected", "applied"])
 
-    def statements(self, s):
-        """The statements that inserted into items on s's database."""
+    def statements(self, s, table="items"):
+        """The statements that inserted into table on s's database."""
         out = subprocess.run(["psql", "-X", "-q", "-A", "-t", s.store_args[1], "-c",
-                              "SELECT count(*) FROM stmts"],
+                              "SELECT count(*) FROM stmts WHERE tbl = '%s'" % table],
                              check=True, capture_output=True, text=True).stdout
         return int(out)
 
@@ -323,6 +327,20 @@ class PgBatchInOneGo(PgStore, unittest.TestCase):
         ids = [c["pk"]["id"] for c in changes if c["table"] == "nodes"]
         self.assertEqual(ids[:3], [1, 3, 4])
         self.assertEqual(sorted(ids[3:]), [1001, 1003, 1004])
+    def test_a_run_of_values_checked_to_read_back_answers_as_one_at_a_time(self):
+        def row(i, amount="1.25", day='"2026-01-02"'):
+            return ('{"id":%d,"table":"typed","op":"insert","pk":{"id":%d},"data":{"id":%d,'
+                    '"amount":%s,"code":"ab%d","day":%s,"doc":"{\\"a\\": %d}",'
+                    '"bin":{"$base64":"AAE="},"f":1.5}}' % (i, i, i, amount, i, day, i))
+        got = self.check_alike([row(1), row(2), row(3)], raw=True)
+        self.assertEqual([r["status"] for r in got], ["applied"] * 3)
+        self.assertEqual(self.statements(self.go, "typed"), 1)
+        # a value the column would store as another text, in the middle
+        got = self.check_alike([row(4), row(5, amount="1.257"), row(6, day='"2026-1-2"'),
+                                row(7)], raw=True)
+        self.assertEqual([r["status"] for r in got],
+                         ["applied", "rejected", "rejected", "applied"])
+
 
 if __name__ == "__main__":
     unittest.main()
