@@ -54,10 +54,17 @@ static int same_cols(const dialect_cols *a, const dialect_cols *b) {
   return 1;
 }
 
+/* Whether t's runs of inserts go one statement each on c. */
+static int no_set(const dialect_conn *c, const catalog_table *t) {
+  for (int i = 0; i < c->n_no_set; i++)
+    if (c->no_set[i] == t) return 1;
+  return 0;
+}
+
 /* The inserts from w[0] on that one statement of pg_set.c can write: into
 ** the same table, naming the same columns, none refused before. */
-static int run_length(const dialect_write *w, int n) {
-  if (w[0].m->op != STORE_INSERT || w[0].reason) return 1;
+static int run_length(const dialect_conn *c, const dialect_write *w, int n) {
+  if (w[0].m->op != STORE_INSERT || w[0].reason || no_set(c, w[0].t)) return 1;
   int k = 1;
   while (k < n && w[k].m->op == STORE_INSERT && !w[k].reason && w[k].t == w[0].t &&
          same_cols(w[k].cols, w[0].cols))
@@ -135,7 +142,7 @@ static int send_all(dialect_conn *c, dialect_write *w, int n, sent_one *s, char 
     bad = r == DIALECT_FATAL ? (*err ? -1 : (*err = wire_errf("out of memory"), -1)) : 0;
   }
   for (int i = 0, k = 1; !bad && i < n; i += k) {
-    k = run_length(w + i, n - i);
+    k = run_length(c, w + i, n - i);
     if (k > 1)
       bad = send_run(c, w + i, k, key + i, data + i, &s[i], err);
     else if (!w[i].reason)
@@ -149,10 +156,15 @@ static int send_all(dialect_conn *c, dialect_write *w, int n, sent_one *s, char 
 
 /* The answer r of the run w[0..k): every row written under pk's key, or
 ** AGAIN (one was not: pg_read_row or a refusal would have to say what it
-** was), or FATAL when out of memory. */
-static dialect_result take_run(dialect_write *w, int k, PGresult *r, char **err) {
+** was; or the table took none, and its next runs go one statement each),
+** or FATAL when out of memory. */
+static dialect_result take_run(dialect_conn *c, dialect_write *w, int k, PGresult *r, char **err) {
   const catalog_table *t = w[0].t;
   if (PQntuples(r) != k) return DIALECT_AGAIN;
+  if (PQgetvalue(r, 0, PQnfields(r) - 1)[0] != 't') {
+    if (c->n_no_set < NO_SET_MAX) c->no_set[c->n_no_set++] = t;
+    return DIALECT_AGAIN;
+  }
   for (int i = 0; i < k; i++)
     if (PQgetisnull(r, i, t->n_cols + t->n_pk)) return DIALECT_AGAIN;
   for (int i = 0; i < k; i++) {
@@ -195,6 +207,8 @@ dialect_result pg_write_batch(dialect_conn *c, dialect_write *w, int n, char **e
   if (!s) return *err = wire_errf("out of memory"), DIALECT_FATAL;
   memset(s, 0, sizeof *s * (n + 1));
   pgc_written_clear(c);
+  unsigned gen = __atomic_load_n(&c->owner->schema_gen, __ATOMIC_ACQUIRE);
+  if (gen != c->no_set_gen) c->no_set_gen = gen, c->n_no_set = 0;
   if (pgc_batch_begin(c, err)) return sqlite3_free(s), DIALECT_FATAL;
   int bad = send_all(c, w, n, s, err), forget = 0;
   char *e = 0;
@@ -228,7 +242,7 @@ dialect_result pg_write_batch(dialect_conn *c, dialect_write *w, int n, char **e
         rc = DIALECT_AGAIN;
       }
     } else if (rc == DIALECT_OK) {
-      rc = s[i].run > 1 ? take_run(&w[i], s[i].run, r, err) : take(&w[i], &s[i], r, err);
+      rc = s[i].run > 1 ? take_run(c, &w[i], s[i].run, r, err) : take(&w[i], &s[i], r, err);
     }
     PQclear(r);
   }

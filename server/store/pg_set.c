@@ -12,8 +12,9 @@
 ** written under pk's key is answered by a join of the rows given to the
 ** rows written on that key: a row a trigger skipped or wrote under another
 ** key answers NULL, and pg_batch.c leaves the batch to the one-at-a-time
-** run. syncd.own names the table: every row the INSERT writes itself is the
-** run's own (pgsql_touch_function).
+** run; so does a table whose triggers, foreign keys or rules could tell
+** one statement from many (guard below). syncd.own names the table: every
+** row the INSERT writes itself is the run's own (pgsql_touch_function).
 */
 #include "pg_set.h"
 
@@ -40,6 +41,24 @@ static void value(sqlite3_str *sql, const catalog_table *t, int c, const char *f
   sqlite3_free(name);
 }
 
+/* Whether the rows of one statement answer as the same rows inserted one
+** statement each: the table's own rows are then written in the same order,
+** but its AFTER triggers and foreign key checks run once all are written,
+** and a statement trigger once. Unless the table (or a partition of it)
+** has no trigger but syncd's and the foreign keys' (which a row inserted
+** into it fires once, the same for all: they check other tables' rows), no
+** foreign key to itself (a row could refer to one inserted after it) and
+** no rule, the statement writes nothing and answers ok false. */
+static const char guard[] =
+    "g AS MATERIALIZED (WITH r AS (SELECT to_regclass(quote_ident($3)) AS oid),"
+    " p AS (SELECT oid AS relid FROM r UNION SELECT t.relid FROM r, pg_partition_tree(r.oid) t)"
+    " SELECT NOT EXISTS (SELECT 1 FROM p JOIN pg_trigger tg ON tg.tgrelid = p.relid"
+    " WHERE NOT tg.tgisinternal AND tg.tgname <> '_syncd_touch')"
+    " AND NOT EXISTS (SELECT 1 FROM p JOIN pg_constraint f ON f.conrelid = p.relid"
+    " AND f.contype = 'f' WHERE f.confrelid IN (SELECT relid FROM p))"
+    " AND NOT EXISTS (SELECT 1 FROM p JOIN pg_class pc ON pc.oid = p.relid"
+    " WHERE pc.relhasrules) AS ok)";
+
 char *pgset_insert(const catalog_table *t, const dialect_cols *cols) {
   int *in_data = sqlite3_malloc64(sizeof *in_data * (t->n_cols + 1));
   if (!in_data) return 0;
@@ -59,8 +78,8 @@ char *pgset_insert(const catalog_table *t, const dialect_cols *cols) {
   for (int k = 0; k < t->n_pk; k++)
     sqlite3_str_appendf(sql, "k%d,", k);
   /* $1 read where no recordset reads it, for PostgreSQL to know its type */
-  sqlite3_str_appendf(sql, "n)%s), i AS (INSERT INTO ",
-                      cols->n_data ? "" : " WHERE $1::json IS NOT NULL");
+  sqlite3_str_appendf(sql, "n)%s), %s, i AS (INSERT INTO ",
+                      cols->n_data ? "" : " WHERE $1::json IS NOT NULL", guard);
   pgsql_ident(sql, t->name);
   sqlite3_str_appendchar(sql, 1, '(');
   /* every column present in data, plus key columns only pk carries */
@@ -81,8 +100,8 @@ char *pgset_insert(const catalog_table *t, const dialect_cols *cols) {
   sqlite3_free(in_data);
   char *v = sqlite3_str_finish(vals);
   sqlite3_str_appendf(sql,
-                      ") SELECT %s FROM s, (SELECT set_config('syncd.own', $3, true)) _syncd_own"
-                      " ORDER BY s.n RETURNING ",
+                      ") SELECT %s FROM s, g, (SELECT set_config('syncd.own', $3, true)) _syncd_own"
+                      " WHERE g.ok ORDER BY s.n RETURNING ",
                       v ? v : "");
   sqlite3_free(v);
   pgsql_columns(sql, t, 0);
@@ -93,7 +112,7 @@ char *pgset_insert(const catalog_table *t, const dialect_cols *cols) {
     pgsql_ident(sql, t->cols[t->pk[k]].name);
     sqlite3_str_appendf(sql, " AS _syncd_k%d", k);
   }
-  sqlite3_str_appendall(sql, ") SELECT i.* FROM s LEFT JOIN i ON ");
+  sqlite3_str_appendall(sql, ") SELECT i.*, g.ok FROM s CROSS JOIN g LEFT JOIN i ON ");
   for (int k = 0; k < t->n_pk; k++) {
     sqlite3_str_appendf(sql, "%si._syncd_k%d = ", k ? " AND " : "", k);
     value(sql, t, t->pk[k], "k", k);

@@ -11,7 +11,8 @@
 ** pgval_rewrite wrote them, in the same order), $3 t's name (syncd.own).
 ** It answers one row per row given, in their order: the row as read_sql
 ** prints it, its key, then the key's columns as stored, NULL when the row
-** given wrote no row under pk's key. NULL when out of memory. */
+** given wrote no row under pk's key; last, whether t may take its rows in
+** one statement (when not, it wrote none). NULL when out of memory. */
 char *pgset_insert(const catalog_table *t, const dialect_cols *cols);
 
 #endif
