@@ -8,10 +8,13 @@
 ** The statements are the ones pg_write_row and pg_read_row run, with the
 ** same parameters, in the same order, in the same transaction: what they
 ** do to the database is what the one-at-a-time run does, and so are the
-** rows they answer. Whatever that run would do besides (a refusal after a
-** write, which needs the savepoints; a row written whose key is not pk's,
-** which needs a read of pk) makes write_batch roll back and leave the
-** batch to that run.
+** rows they answer; but a run of consecutive inserts into one table naming
+** the same columns is one statement (pg_set.c), whose rows answer as those
+** statements' would where the table lets nothing tell them apart (its
+** guard). Whatever that run would do besides (a refusal after a write,
+** which needs the savepoints; a row written whose key is not pk's, which
+** needs a read of pk; a table the guard refuses) makes write_batch roll
+** back and leave the batch to that run.
 */
 #include "pg_batch.h"
 
