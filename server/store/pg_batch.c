@@ -90,14 +90,16 @@ static int send_run(dialect_conn *c, const dialect_write *w, int k, char *const 
   sqlite3_str_appendchar(ds, 1, ']');
   sqlite3_str_appendchar(ks, 1, ']');
   char *da = sqlite3_str_finish(ds), *ka = sqlite3_str_finish(ks);
-  char *z = da && ka ? pgset_insert(t, w[0].cols) : 0;
   /* $3: the own table, for pgsql_touch_function */
-  const char *p[3] = {da, ka, t->name};
+  char *own = da && ka ? pgsql_own(t) : 0;
+  char *z = own ? pgset_insert(t, w[0].cols) : 0;
+  const char *p[3] = {da, ka, own};
   int rc = z ? pgc_batch_send(c, z, 3, p, &s->prep, err) : -1;
   s->sent = rc == 0;
   s->run = k;
   if (rc && !*err) *err = wire_errf("out of memory");
   sqlite3_free(z);
+  sqlite3_free(own);
   sqlite3_free(da);
   sqlite3_free(ka);
   return rc;
@@ -109,7 +111,7 @@ static int send_run(dialect_conn *c, const dialect_write *w, int k, char *const 
 static int send_one(dialect_conn *c, dialect_write *w, const char *key, const char *data,
                     sent_one *s, char **err) {
   const catalog_table *t = w->t;
-  char *z = 0;
+  char *z = 0, *own = 0;
   const char **p = sqlite3_malloc64(sizeof *p * (2 * t->n_cols + 3));
   int np = 0, rc = -1;
   if (p && s->read) {
@@ -117,16 +119,17 @@ static int send_one(dialect_conn *c, dialect_write *w, const char *key, const ch
     for (int k = 0; k < t->n_pk; k++)
       p[1 + k] = t->cols[t->pk[k]].key;
     rc = pgc_batch_send(c, t->read_sql, 1 + t->n_pk, p, &s->prep, err);
-  } else if (p && (z = pgsql_write(t, w->m->op, w->cols, p, &np))) {
+  } else if (p && (own = pgsql_own(t)) && (z = pgsql_write(t, w->m->op, w->cols, p, &np))) {
     p[0] = data;
     p[1] = key;
-    p[2] = t->name; /* the own table, for pgsql_touch_function */
+    p[2] = own; /* the own table, for pgsql_touch_function */
     rc = pgc_batch_send(c, z, np, p, &s->prep, err);
   }
   s->sent = rc == 0;
   s->run = 1;
   if (rc && !*err) *err = wire_errf("out of memory");
   sqlite3_free(z);
+  sqlite3_free(own);
   sqlite3_free(p);
   return rc;
 }

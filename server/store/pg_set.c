@@ -50,7 +50,7 @@ static void value(sqlite3_str *sql, const catalog_table *t, int c, const char *f
 ** foreign key to itself (a row could refer to one inserted after it) and
 ** no rule, the statement writes nothing and answers ok false. */
 static const char guard[] =
-    "g AS MATERIALIZED (WITH r AS (SELECT to_regclass(quote_ident($3)) AS oid),"
+    "g AS MATERIALIZED (WITH r AS (SELECT to_regclass(quote_ident($3::text::json ->> 't')) AS oid),"
     " p AS (SELECT oid AS relid FROM r UNION SELECT t.relid FROM r, pg_partition_tree(r.oid) t)"
     " SELECT NOT EXISTS (SELECT 1 FROM p JOIN pg_trigger tg ON tg.tgrelid = p.relid"
     " WHERE NOT tg.tgisinternal AND tg.tgname <> '_syncd_touch')"

@@ -8,7 +8,7 @@
 
 /* The insert of rows of t that each name the columns cols names: $1 the
 ** JSON array of their data objects, $2 of their pk objects (as
-** pgval_rewrite wrote them, in the same order), $3 t's name (syncd.own).
+** pgval_rewrite wrote them, in the same order), $3 pgsql_own(t).
 ** It answers one row per row given, in their order: the row as read_sql
 ** prints it, its key, then the key's columns as stored, NULL when the row
 ** given wrote no row under pk's key; last, whether t may take its rows in

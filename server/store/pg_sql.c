@@ -243,11 +243,24 @@ const char pgsql_touch_function[] =
 
 const char pgsql_set_own[] = "(SELECT set_config('syncd.own', $3, true)) _syncd_own";
 
+/* JSON, as syncd.own held {"t":table,"k":pk} before: a syncd of that
+** version sharing the database (its function back in place) then takes
+** the rows as others' and logs them again, rather than failing to read it. */
+char *pgsql_own(const catalog_table *t) {
+  sqlite3_str *own = sqlite3_str_new(0);
+  sqlite3_str_appendall(own, "{\"t\":");
+  value_append_string(own, t->name, -1);
+  sqlite3_str_appendchar(own, 1, '}');
+  return sqlite3_str_finish(own);
+}
+
 /* The WHEN is evaluated as a row is written, not when the trigger fires at
 ** the statement's end (then every row fires at depth 1): a partition's
 ** clone of the trigger keeps the partitioned table's name, the one
 ** syncd.own holds. */
-void pgsql_touch_trigger(sqlite3_str *sql, const catalog_table *t) {
+int pgsql_touch_trigger(sqlite3_str *sql, const catalog_table *t) {
+  char *own = pgsql_own(t);
+  if (!own) return -1;
   sqlite3_str_appendall(sql, "CREATE OR REPLACE TRIGGER _syncd_touch AFTER INSERT OR UPDATE OR"
                              " DELETE ON ");
   pgsql_ident(sql, t->name);
@@ -255,7 +268,9 @@ void pgsql_touch_trigger(sqlite3_str *sql, const catalog_table *t) {
                       " FOR EACH ROW WHEN (pg_trigger_depth() > 0 OR"
                       " current_setting('syncd.own', true) IS DISTINCT FROM %Q)"
                       " EXECUTE FUNCTION _syncd_touch();",
-                      t->name);
+                      own);
+  sqlite3_free(own);
+  return 0;
 }
 
 void pgsql_key_of_row(sqlite3_str *sql, const catalog_table *t) {

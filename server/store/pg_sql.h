@@ -74,12 +74,14 @@ extern const char pgsql_internal_ddl[];
 /* The row trigger function that records rows a push changes besides its
 ** own, and (appended) its trigger on t. */
 extern const char pgsql_touch_function[];
-void pgsql_touch_trigger(sqlite3_str *sql, const catalog_table *t);
+int pgsql_touch_trigger(sqlite3_str *sql, const catalog_table *t); /* -1: out of memory */
 
 /* A write statement of syncd names its table in $3 of pgsql_set_own, a
-** FROM item that sets syncd.own for the statement's triggers: the rows
-** of that table it writes itself are its own (pgsql_touch_function). */
+** FROM item that sets syncd.own for the statement's triggers, as
+** pgsql_own writes it (NULL when out of memory): the rows of that table it
+** writes itself are its own (pgsql_touch_function). */
 extern const char pgsql_set_own[];
+char *pgsql_own(const catalog_table *t);
 
 /* Append the select of t's key columns (as pgsql_columns prints them) out
 ** of the row in $1 (to_jsonb of a row of t). */

@@ -386,6 +386,46 @@ class PgBatchInOneGo(PgStore, unittest.TestCase):
         self.assertEqual([r["status"] for r in got],
                          ["applied", "rejected", "rejected", "applied"])
 
+    def test_the_function_of_the_version_before_in_place_fails_no_write(self):
+        # a syncd of the version before, sharing the database, puts its
+        # _syncd_touch back at its start: it takes this one's rows as
+        # others' (logged again), it must not fail to read syncd.own
+        self.sql(self.go, OLD_TOUCH)
+        got = self.check_alike(numbered([
+            ins("plain", {"id": 1}, {"id": 1, "name": "a"}),
+            ins("plain", {"id": 2}, {"id": 2, "name": "b"}),
+            upd("plain", {"id": 1}, {"qty": 3}),
+            dele("parent", {"id": 1}),
+        ]))
+        self.assertEqual([r["status"] for r in got], ["applied"] * 4)
+
+
+# _syncd_touch and its trigger as syncd made them before syncd.own named
+# the table alone: one own key per statement, told apart in the function
+OLD_TOUCH = """
+CREATE OR REPLACE FUNCTION _syncd_touch() RETURNS trigger LANGUAGE plpgsql AS $f$
+ DECLARE t text := TG_TABLE_NAME; own text := current_setting('syncd.own', true);
+ o jsonb; r jsonb;
+ BEGIN
+ IF own IS NULL OR own = '' THEN RETURN NULL; END IF;
+ IF pg_partition_root(TG_RELID) IS NOT NULL THEN
+ SELECT relname INTO t FROM pg_class WHERE oid = pg_partition_root(TG_RELID); END IF;
+ r := CASE TG_OP WHEN 'DELETE' THEN to_jsonb(OLD) ELSE to_jsonb(NEW) END;
+ IF pg_trigger_depth() = 1 THEN o := own::jsonb;
+ IF o->>'t' = t AND r @> (o->'k') THEN RETURN NULL; END IF; END IF;
+ IF TG_OP = 'UPDATE' THEN INSERT INTO pg_temp._syncd_touched VALUES (t, to_jsonb(OLD));
+ END IF;
+ INSERT INTO pg_temp._syncd_touched VALUES (t, r);
+ RETURN NULL;
+ END $f$;
+CREATE OR REPLACE TRIGGER _syncd_touch AFTER INSERT OR UPDATE OR DELETE ON plain
+  FOR EACH ROW EXECUTE FUNCTION _syncd_touch();
+CREATE OR REPLACE TRIGGER _syncd_touch AFTER INSERT OR UPDATE OR DELETE ON parent
+  FOR EACH ROW EXECUTE FUNCTION _syncd_touch();
+CREATE OR REPLACE TRIGGER _syncd_touch AFTER INSERT OR UPDATE OR DELETE ON child
+  FOR EACH ROW EXECUTE FUNCTION _syncd_touch();
+"""
+
 
 if __name__ == "__main__":
     unittest.main()
