@@ -316,10 +316,10 @@ static int pg_load_catalog(dialect_conn *c, catalog *cat, char **err) {
   /* under setup's lock, so syncd processes starting together do not race */
   sqlite3_str *sql = sqlite3_str_new(0);
   sqlite3_str_appendall(sql, pgsql_touch_function);
-  for (int i = 0; i < cat->n_tables; i++)
-    pgsql_touch_trigger(sql, &cat->tables[i]);
+  for (int i = 0; !bad && i < cat->n_tables; i++)
+    bad = pgsql_touch_trigger(sql, &cat->tables[i]);
   char *z = sqlite3_str_finish(sql);
-  bad = !z ? (*err = wire_errf("out of memory"), -1) : pgc_exec(c, z, err);
+  bad = bad || !z ? (*err = wire_errf("out of memory"), -1) : pgc_exec(c, z, err);
   sqlite3_free(z);
   c->owner->cat = cat;
   return bad;
@@ -453,8 +453,8 @@ static dialect_result pg_write_row(dialect_conn *c, const catalog_table *t, cons
   dialect_result rc = pgval_rewrite(c->probe, t, m->pk, &key, reason, err);
   if (rc == DIALECT_OK && m->data) rc = pgval_rewrite(c->probe, t, m->data, &data, reason, err);
   const char **p = rc == DIALECT_OK ? sqlite3_malloc64(sizeof *p * (2 * t->n_cols + 3)) : 0;
-  /* $3: the own row, for pgsql_touch_function to tell from the others */
-  char *ownz = p ? pgsql_own(t, m->pk) : 0;
+  /* $3: the own table, for pgsql_touch_function */
+  char *ownz = p ? pgsql_own(t) : 0;
   int np = 0;
   char *z = ownz ? pgsql_write(t, m->op, cols, p, &np) : 0;
   if (!z) {

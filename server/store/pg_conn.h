@@ -14,6 +14,9 @@
 /* Statements prepared per connection at most (the writes vary with the
 ** columns a mutation names); beyond, they run unprepared. */
 #define STMT_CACHE_MAX 64
+/* Tables per connection known to take no run of inserts in one statement;
+** beyond, such a table is tried again (and refused again) at each batch. */
+#define NO_SET_MAX 16
 
 struct dialect_db {
   char *url;
@@ -45,6 +48,11 @@ struct dialect_conn {
   char *stmts[STMT_CACHE_MAX]; /* the texts prepared on pg, as "s<index>" */
   int n_stmts;
   unsigned stmt_gen; /* the owner's schema_gen the statements were prepared under */
+  /* tables whose runs of inserts go one statement each (pg_set.c's guard
+  ** said so), as known under the owner's schema_gen no_set_gen */
+  const catalog_table *no_set[NO_SET_MAX];
+  int n_no_set;
+  unsigned no_set_gen;
   /* The n-th change (from 1) logged by the open transaction holds
   ** placeholder(c, n) until commit gives it base + n. refs: the callers'
   ** versions to write then (log_change's, and a replay's that read a

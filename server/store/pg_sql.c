@@ -48,10 +48,15 @@ void pgsql_ident(sqlite3_str *sql, const char *name) {
 ** column's value goes through _syncd_exact, which refuses it unless it
 ** reads back as sent. */
 void pgsql_value(sqlite3_str *sql, const catalog_col *col, int jsonParam, int keyParam) {
-  char x[48];
+  char x[48], name[24];
   snprintf(x, sizeof x, "($%d::json ->> $%d::text)", jsonParam, keyParam);
+  snprintf(name, sizeof name, "$%d::text", keyParam);
+  pgsql_value_of(sql, col, x, name);
+}
+
+void pgsql_value_of(sqlite3_str *sql, const catalog_col *col, const char *x, const char *name) {
   if (col->kind == K_OTHER || (col->decl && (col->kind == K_TEXT || col->kind == K_NUMERIC)))
-    sqlite3_str_appendf(sql, "_syncd_exact($%d::text, %Q, %s, %s)::%s", keyParam,
+    sqlite3_str_appendf(sql, "_syncd_exact(%s, %Q, %s, %s)::%s", name,
                         col->decl ? col->decl : col->type, x,
                         col->kind == K_NUMERIC ? "true" : "false", col->type);
   else
@@ -212,45 +217,60 @@ const char pgsql_internal_ddl[] =
     " col, typ, to_json(sent), to_json(stored)); END IF;"
     " RETURN sent; END $f$;";
 
-/* Rows a push changes besides each mutation's own (a foreign key's
+/* Rows a push changes besides its mutations' own (a foreign key's
 ** cascade, a trigger's writes) are recorded by this row trigger function
 ** into the session's pg_temp._syncd_touched, only under a statement of
-** syncd's (syncd.own is set) and not the statement's own row, which the
-** push logs itself: depth 1 and the own table and key (a cascade's rows
-** fire at depth 1 too). A partition's rows are recorded under its
-** partitioned table's name. */
+** syncd's (syncd.own is set). The statement's own rows never reach it:
+** the trigger's WHEN (pgsql_touch_trigger) leaves out, as each row is
+** written, the rows of the table syncd.own names written at trigger depth
+** 0, which are the statement's own, however many it writes; a cascade's
+** or a trigger's rows are written inside a trigger (depth 1 or more), the
+** same table's too. A partition's rows are recorded under its partitioned
+** table's name. */
 const char pgsql_touch_function[] =
     "CREATE OR REPLACE FUNCTION _syncd_touch() RETURNS trigger LANGUAGE plpgsql AS $f$"
-    " DECLARE t text := TG_TABLE_NAME; own text := current_setting('syncd.own', true);"
-    " o jsonb; r jsonb;"
+    " DECLARE t text := TG_TABLE_NAME;"
     " BEGIN"
-    " IF own IS NULL OR own = '' THEN RETURN NULL; END IF;"
+    " IF coalesce(current_setting('syncd.own', true), '') = '' THEN RETURN NULL; END IF;"
     " IF pg_partition_root(TG_RELID) IS NOT NULL THEN"
     " SELECT relname INTO t FROM pg_class WHERE oid = pg_partition_root(TG_RELID); END IF;"
-    " r := CASE TG_OP WHEN 'DELETE' THEN to_jsonb(OLD) ELSE to_jsonb(NEW) END;"
-    " IF pg_trigger_depth() = 1 THEN o := own::jsonb;"
-    " IF o->>'t' = t AND r @> (o->'k') THEN RETURN NULL; END IF; END IF;"
     " IF TG_OP = 'UPDATE' THEN INSERT INTO pg_temp._syncd_touched VALUES (t, to_jsonb(OLD));"
     " END IF;"
-    " INSERT INTO pg_temp._syncd_touched VALUES (t, r);"
+    " INSERT INTO pg_temp._syncd_touched VALUES (t, CASE TG_OP WHEN 'DELETE' THEN to_jsonb(OLD)"
+    " ELSE to_jsonb(NEW) END);"
     " RETURN NULL;"
     " END $f$;";
 
 const char pgsql_set_own[] = "(SELECT set_config('syncd.own', $3, true)) _syncd_own";
 
-char *pgsql_own(const catalog_table *t, const char *pk) {
+/* JSON, as syncd.own held {"t":table,"k":pk} before: a syncd of that
+** version sharing the database (its function back in place) then takes
+** the rows as others' and logs them again, rather than failing to read it. */
+char *pgsql_own(const catalog_table *t) {
   sqlite3_str *own = sqlite3_str_new(0);
   sqlite3_str_appendall(own, "{\"t\":");
   value_append_string(own, t->name, -1);
-  sqlite3_str_appendf(own, ",\"k\":%s}", pk);
+  sqlite3_str_appendchar(own, 1, '}');
   return sqlite3_str_finish(own);
 }
 
-void pgsql_touch_trigger(sqlite3_str *sql, const catalog_table *t) {
+/* The WHEN is evaluated as a row is written, not when the trigger fires at
+** the statement's end (then every row fires at depth 1): a partition's
+** clone of the trigger keeps the partitioned table's name, the one
+** syncd.own holds. */
+int pgsql_touch_trigger(sqlite3_str *sql, const catalog_table *t) {
+  char *own = pgsql_own(t);
+  if (!own) return -1;
   sqlite3_str_appendall(sql, "CREATE OR REPLACE TRIGGER _syncd_touch AFTER INSERT OR UPDATE OR"
                              " DELETE ON ");
   pgsql_ident(sql, t->name);
-  sqlite3_str_appendall(sql, " FOR EACH ROW EXECUTE FUNCTION _syncd_touch();");
+  sqlite3_str_appendf(sql,
+                      " FOR EACH ROW WHEN (pg_trigger_depth() > 0 OR"
+                      " current_setting('syncd.own', true) IS DISTINCT FROM %Q)"
+                      " EXECUTE FUNCTION _syncd_touch();",
+                      own);
+  sqlite3_free(own);
+  return 0;
 }
 
 void pgsql_key_of_row(sqlite3_str *sql, const catalog_table *t) {

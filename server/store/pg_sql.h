@@ -45,6 +45,9 @@ void pgsql_ident(sqlite3_str *sql, const char *name);
 ** it as another text (a modifier such as numeric(6,2) or char(3), or a
 ** type other than text), refused unless it reads back as sent. */
 void pgsql_value(sqlite3_str *sql, const catalog_col *col, int jsonParam, int keyParam);
+/* pgsql_value of the value's text x, an expression, named in refusals by
+** name, another (a text parameter or literal). */
+void pgsql_value_of(sqlite3_str *sql, const catalog_col *col, const char *x, const char *name);
 
 /* Append the select list printing every column, or (pkOnly) the key's. */
 void pgsql_columns(sqlite3_str *sql, const catalog_table *t, int pkOnly);
@@ -71,13 +74,14 @@ extern const char pgsql_internal_ddl[];
 /* The row trigger function that records rows a push changes besides its
 ** own, and (appended) its trigger on t. */
 extern const char pgsql_touch_function[];
-void pgsql_touch_trigger(sqlite3_str *sql, const catalog_table *t);
+int pgsql_touch_trigger(sqlite3_str *sql, const catalog_table *t); /* -1: out of memory */
 
-/* A write statement of syncd names its own row, {"t":table,"k":pk}
-** (pgsql_own, NULL when out of memory), as $3 in pgsql_set_own, a FROM
-** item that sets syncd.own for the statement's triggers. */
+/* A write statement of syncd names its table in $3 of pgsql_set_own, a
+** FROM item that sets syncd.own for the statement's triggers, as
+** pgsql_own writes it (NULL when out of memory): the rows of that table it
+** writes itself are its own (pgsql_touch_function). */
 extern const char pgsql_set_own[];
-char *pgsql_own(const catalog_table *t, const char *pk);
+char *pgsql_own(const catalog_table *t);
 
 /* Append the select of t's key columns (as pgsql_columns prints them) out
 ** of the row in $1 (to_jsonb of a row of t). */

@@ -11,6 +11,7 @@ each batch whole, "reference" takes the same mutations one per push."""
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import unittest
 
@@ -30,6 +31,43 @@ CREATE TRIGGER items_veto BEFORE INSERT ON items FOR EACH ROW WHEN (NEW.name = '
   EXECUTE FUNCTION items_veto();
 INSERT INTO parent VALUES (1, 'p1'), (2, 'p2');
 INSERT INTO child VALUES (10, 1), (11, 1);
+-- the statements that insert into items (no key: not synced)
+CREATE TABLE stmts(tbl text);
+CREATE FUNCTION count_stmt() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO stmts VALUES (TG_TABLE_NAME);
+  RETURN NULL;
+END $$;
+CREATE TRIGGER items_stmts AFTER INSERT ON items FOR EACH STATEMENT EXECUTE FUNCTION count_stmt();
+-- a row a trigger skips, or writes under another key
+CREATE FUNCTION items_bend() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.name = 'skip' THEN RETURN NULL; END IF;
+  NEW.id := NEW.id + 500;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER items_bend BEFORE INSERT ON items FOR EACH ROW
+  WHEN (NEW.name IN ('skip', 'rekey')) EXECUTE FUNCTION items_bend();
+-- each node a push inserts gets a shadow node in the same table, written
+-- by a trigger; deleting a node cascades to its shadow
+CREATE TABLE nodes(id bigint PRIMARY KEY, parent bigint REFERENCES nodes(id) ON DELETE CASCADE,
+                   label text);
+CREATE FUNCTION nodes_shadow() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.id < 1000 THEN
+    INSERT INTO nodes VALUES (NEW.id + 1000, NEW.id, 'shadow of ' || NEW.label);
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER nodes_shadow AFTER INSERT ON nodes FOR EACH ROW EXECUTE FUNCTION nodes_shadow();
+-- types whose values are checked to read back as sent (_syncd_exact)
+CREATE TABLE typed(id integer PRIMARY KEY, amount numeric(6,2), code char(3), day date, doc jsonb,
+                   bin bytea, f real);
+-- no trigger, no foreign key to itself: runs of inserts go in one statement
+CREATE TABLE plain(id bigint PRIMARY KEY, name text NOT NULL UNIQUE,
+                   qty integer CHECK (qty >= 0), parent bigint REFERENCES parent(id));
+-- a foreign key to itself: a row may refer to one inserted after it
+CREATE TABLE tree(id bigint PRIMARY KEY, up bigint REFERENCES tree(id));
 """
 
 
@@ -219,6 +257,174 @@ class PgBatchInOneGo(PgStore, unittest.TestCase):
                             base)
             got = self.check_alike(muts)
             self.assertEqual([r["status"] for r in got], ["applied", "rejected", "applied"])
+
+    def sql(self, s, query):
+        """query's one value on s's database."""
+        return subprocess.run(["psql", "-X", "-q", "-A", "-t", s.store_args[1], "-c", query],
+                              check=True, capture_output=True, text=True).stdout.strip()
+
+    def statements(self, s, table):
+        """The statements of the last transaction that wrote rows of table
+        (their command ids)."""
+        return int(self.sql(s, "SELECT count(DISTINCT cmin::text) FROM %s"
+                               " WHERE xmin::text = (SELECT max(xmin::text::bigint)::text FROM %s)"
+                            % (table, table)))
+
+    def test_a_run_of_inserts_is_one_statement(self):
+        # the inserts into one table naming the same columns, between other
+        # mutations: one INSERT for the run, one for the insert naming other
+        # columns, one for the one after the update
+        muts = numbered([ins("plain", {"id": i}, {"id": i, "name": "n%d" % i, "qty": i})
+                         for i in range(1, 6)] +
+                        [ins("plain", {"id": 6}, {"id": 6, "name": "n6"}),
+                         upd("plain", {"id": 1}, {"qty": 9}),
+                         ins("plain", {"id": 7}, {"id": 7, "name": "n7", "qty": 7})])
+        got = self.check_alike(muts)
+        self.assertEqual([r["status"] for r in got], ["applied"] * 8)
+        self.assertEqual(self.statements(self.go, "plain"), 4)
+
+    def test_a_table_with_triggers_takes_its_inserts_one_statement_each(self):
+        # items' statement trigger counts its statements: as many as one
+        # at a time makes (its AFTER triggers and foreign keys could tell
+        # one statement from many)
+        # (the second batch after syncd learned it, the first before)
+        for first in (1, 11):
+            got = self.check_alike(numbered([ins("items", {"id": i}, {"id": i, "name": "n%d" % i})
+                                             for i in range(first, first + 5)], first))
+            self.assertEqual([r["status"] for r in got], ["applied"] * 5)
+        self.assertEqual(int(self.sql(self.go, "SELECT count(*) FROM stmts")),
+                         int(self.sql(self.ref, "SELECT count(*) FROM stmts")))
+
+    def test_a_row_referring_to_one_inserted_after_it_is_refused_as_one_at_a_time(self):
+        got = self.check_alike(numbered([
+            ins("tree", {"id": 1}, {"id": 1}),
+            ins("tree", {"id": 3}, {"id": 3, "up": 2}),
+            ins("tree", {"id": 2}, {"id": 2, "up": 1}),
+            ins("tree", {"id": 4}, {"id": 4, "up": 2}),
+        ]))
+        self.assertEqual([r["status"] for r in got], ["applied", "rejected", "applied", "applied"])
+
+    def test_a_refused_row_in_a_run_answers_as_one_at_a_time(self):
+        self.check_alike(numbered([ins("plain", {"id": 1}, {"id": 1, "name": "a"})]))
+        for first, bad in ((10, ins("plain", {"id": 1}, {"id": 1, "name": "dup key"})),
+                           (20, ins("plain", {"id": 21}, {"id": 21, "name": "a"})),
+                           (30, ins("plain", {"id": 31}, {"id": 31, "name": "x", "qty": -1})),
+                           (40, ins("plain", {"id": 41}, {"id": 41, "name": None})),
+                           (50, ins("plain", {"id": 51}, {"id": 51, "name": "y", "parent": 9}))):
+            muts = numbered([ins("plain", {"id": first}, {"id": first, "name": "ok%d" % first}),
+                             bad,
+                             ins("plain", {"id": first + 2}, {"id": first + 2,
+                                                              "name": "ok%d" % (first + 2)})],
+                            first)
+            got = self.check_alike(muts)
+            self.assertEqual([r["status"] for r in got], ["applied", "rejected", "applied"])
+        # and a run whose rows are refused by each other: the same key twice
+        got = self.check_alike(numbered([ins("plain", {"id": 60}, {"id": 60, "name": "p"}),
+                                         ins("plain", {"id": 60}, {"id": 60, "name": "q"}),
+                                         ins("plain", {"id": 61}, {"id": 61, "name": "p"})], 60))
+        self.assertEqual([r["status"] for r in got], ["applied", "rejected", "rejected"])
+
+    def test_a_key_inserted_then_changed_in_one_batch_keeps_the_order(self):
+        got = self.check_alike(numbered([
+            ins("plain", {"id": 1}, {"id": 1, "name": "a", "qty": 1}),
+            ins("plain", {"id": 2}, {"id": 2, "name": "b", "qty": 2}),
+            upd("plain", {"id": 1}, {"name": "a2"}),
+            ins("child", {"id": 40}, {"id": 40, "parent": 2}),
+            ins("child", {"id": 41}, {"id": 41, "parent": 2}),
+            ins("plain", {"id": 3}, {"id": 3, "name": "c", "qty": 3}),
+            dele("plain", {"id": 2}),
+            ins("plain", {"id": 2}, {"id": 2, "name": "b again", "qty": 4}),
+            ins("plain", {"id": 4}, {"id": 4, "name": "b", "qty": 5}),
+            dele("parent", {"id": 2}),
+            ins("child", {"id": 42}, {"id": 42, "parent": 1}),
+            ins("child", {"id": 43}, {"id": 43, "parent": 2}),
+        ]))
+        self.assertEqual([r["status"] for r in got], ["applied"] * 11 + ["rejected"])
+        live, _ = self.rows(self.go)
+        self.assertEqual(live[("plain", '{"id": 1}')],
+                         {"id": 1, "name": "a2", "qty": 1, "parent": None})
+        self.assertEqual(live[("plain", '{"id": 2}')],
+                         {"id": 2, "name": "b again", "qty": 4, "parent": None})
+        self.assertNotIn(("child", '{"id": 40}'), live)
+
+    def test_a_row_a_trigger_skips_or_rekeys_answers_as_one_at_a_time(self):
+        # (items has triggers: its inserts go one statement each)
+        got = self.check_alike(numbered([
+            ins("items", {"id": 1}, {"id": 1, "name": "a"}),
+            ins("items", {"id": 2}, {"id": 2, "name": "skip"}),
+            ins("items", {"id": 3}, {"id": 3, "name": "rekey"}),
+            ins("items", {"id": 4}, {"id": 4, "name": "d"}),
+        ]))
+        self.assertEqual([(r["status"], r.get("reason")) for r in got], [
+            ("applied", None), ("applied", None),
+            ("rejected", "the row's key does not match pk"), ("applied", None)])
+
+    def test_rows_a_trigger_writes_beside_a_batch_are_logged_after_its_own(self):
+        got = self.check_alike(numbered(
+            [ins("nodes", {"id": i}, {"id": i, "label": "n%d" % i}) for i in (1, 2, 3)] +
+            [dele("nodes", {"id": 2}), ins("nodes", {"id": 4}, {"id": 4, "label": "n4"})]))
+        self.assertEqual([r["status"] for r in got], ["applied"] * 5)
+        # each key once, in the order of its last change: the batch's own
+        # rows as it wrote them, then the rows its trigger wrote (in no
+        # given order); 2 and its shadow, 1002, deleted by the cascade,
+        # are no rows of an initial sync
+        changes, _ = self.go.pull_all("reader")
+        ids = [c["pk"]["id"] for c in changes if c["table"] == "nodes"]
+        self.assertEqual(ids[:3], [1, 3, 4])
+        self.assertEqual(sorted(ids[3:]), [1001, 1003, 1004])
+    def test_a_run_of_values_checked_to_read_back_answers_as_one_at_a_time(self):
+        def row(i, amount="1.25", day='"2026-01-02"'):
+            return ('{"id":%d,"table":"typed","op":"insert","pk":{"id":%d},"data":{"id":%d,'
+                    '"amount":%s,"code":"ab%d","day":%s,"doc":"{\\"a\\": %d}",'
+                    '"bin":{"$base64":"AAE="},"f":1.5}}' % (i, i, i, amount, i, day, i))
+        got = self.check_alike([row(1), row(2), row(3)], raw=True)
+        self.assertEqual([r["status"] for r in got], ["applied"] * 3)
+        self.assertEqual(self.statements(self.go, "typed"), 1)
+        # a value the column would store as another text, in the middle
+        got = self.check_alike([row(4), row(5, amount="1.257"), row(6, day='"2026-1-2"'),
+                                row(7)], raw=True)
+        self.assertEqual([r["status"] for r in got],
+                         ["applied", "rejected", "rejected", "applied"])
+
+    def test_the_function_of_the_version_before_in_place_fails_no_write(self):
+        # a syncd of the version before, sharing the database, puts its
+        # _syncd_touch back at its start: it takes this one's rows as
+        # others' (logged again), it must not fail to read syncd.own
+        self.sql(self.go, OLD_TOUCH)
+        got = self.check_alike(numbered([
+            ins("plain", {"id": 1}, {"id": 1, "name": "a"}),
+            ins("plain", {"id": 2}, {"id": 2, "name": "b"}),
+            upd("plain", {"id": 1}, {"qty": 3}),
+            dele("parent", {"id": 1}),
+        ]))
+        self.assertEqual([r["status"] for r in got], ["applied"] * 4)
+
+
+# _syncd_touch and its trigger as syncd made them before syncd.own named
+# the table alone: one own key per statement, told apart in the function
+OLD_TOUCH = """
+CREATE OR REPLACE FUNCTION _syncd_touch() RETURNS trigger LANGUAGE plpgsql AS $f$
+ DECLARE t text := TG_TABLE_NAME; own text := current_setting('syncd.own', true);
+ o jsonb; r jsonb;
+ BEGIN
+ IF own IS NULL OR own = '' THEN RETURN NULL; END IF;
+ IF pg_partition_root(TG_RELID) IS NOT NULL THEN
+ SELECT relname INTO t FROM pg_class WHERE oid = pg_partition_root(TG_RELID); END IF;
+ r := CASE TG_OP WHEN 'DELETE' THEN to_jsonb(OLD) ELSE to_jsonb(NEW) END;
+ IF pg_trigger_depth() = 1 THEN o := own::jsonb;
+ IF o->>'t' = t AND r @> (o->'k') THEN RETURN NULL; END IF; END IF;
+ IF TG_OP = 'UPDATE' THEN INSERT INTO pg_temp._syncd_touched VALUES (t, to_jsonb(OLD));
+ END IF;
+ INSERT INTO pg_temp._syncd_touched VALUES (t, r);
+ RETURN NULL;
+ END $f$;
+CREATE OR REPLACE TRIGGER _syncd_touch AFTER INSERT OR UPDATE OR DELETE ON plain
+  FOR EACH ROW EXECUTE FUNCTION _syncd_touch();
+CREATE OR REPLACE TRIGGER _syncd_touch AFTER INSERT OR UPDATE OR DELETE ON parent
+  FOR EACH ROW EXECUTE FUNCTION _syncd_touch();
+CREATE OR REPLACE TRIGGER _syncd_touch AFTER INSERT OR UPDATE OR DELETE ON child
+  FOR EACH ROW EXECUTE FUNCTION _syncd_touch();
+"""
 
 
 if __name__ == "__main__":
