@@ -3,7 +3,9 @@
 ** each a client of its own on one keep-alive connection, POST batches of
 ** B inserts into todos to /push for S seconds, client k to the k % N-th of
 ** the ports given; printed: the mutations the server answered "applied",
-** the requests that failed, and the seconds taken.
+** the requests that failed, the seconds taken, and the median and 99th
+** percentile of an answered request's time in ms (the first 65536 of each
+** client).
 **
 **     cc -O2 -pthread -o pushload pushload.c
 **     ./pushload PORT[,PORT...] K B S
@@ -24,10 +26,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#define LOAD_TIMES 65536
+
 typedef struct load {
   int k, port, batch;
   double stop;
   long applied, failed;
+  double *took; /* each answered request's seconds, n_took of them */
+  int n_took;
 } load;
 
 static double now(void) {
@@ -100,7 +106,9 @@ static void *run(void *arg) {
                      n);
     memcpy(req + h, body, (size_t)n);
     char *got = 0;
+    double t0 = now();
     int status = send_all(fd, req, (size_t)(h + n)) ? -1 : answer(fd, buf, cap, &got);
+    if (status == 200 && l->took && l->n_took < LOAD_TIMES) l->took[l->n_took++] = now() - t0;
     if (status != 200) {
       l->failed++;
       id -= l->batch; /* the same ids again, as a client retries */
@@ -113,6 +121,11 @@ static void *run(void *arg) {
   if (fd >= 0) close(fd);
   free(body), free(req), free(buf);
   return 0;
+}
+
+static int by_time(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
 }
 
 int main(int argc, char **argv) {
@@ -128,14 +141,24 @@ int main(int argc, char **argv) {
   pthread_t *t = calloc((size_t)k, sizeof *t);
   double t0 = now();
   for (int i = 0; i < k; i++) {
-    l[i] = (load){i, ports[i % n_ports], batch, t0 + atof(argv[4]), 0, 0};
+    l[i] = (load){i, ports[i % n_ports], batch, t0 + atof(argv[4]), 0, 0,
+                  malloc(sizeof(double) * LOAD_TIMES), 0};
     pthread_create(&t[i], 0, run, &l[i]);
   }
   long applied = 0, failed = 0;
+  size_t n = 0;
   for (int i = 0; i < k; i++) {
     pthread_join(t[i], 0);
-    applied += l[i].applied, failed += l[i].failed;
+    applied += l[i].applied, failed += l[i].failed, n += (size_t)l[i].n_took;
   }
-  printf("%ld %ld %.3f\n", applied, failed, now() - t0);
+  double wall = now() - t0, *all = malloc(sizeof(double) * (n ? n : 1));
+  for (int i = 0, at = 0; i < k; at += l[i].n_took, i++) {
+    if (all && l[i].took) memcpy(all + at, l[i].took, sizeof(double) * (size_t)l[i].n_took);
+    free(l[i].took);
+  }
+  if (all && n) qsort(all, n, sizeof *all, by_time);
+  printf("%ld %ld %.3f %.2f %.2f\n", applied, failed, wall, all && n ? all[n / 2] * 1e3 : 0,
+         all && n ? all[n * 99 / 100] * 1e3 : 0);
+  free(all), free(l), free(t);
   return 0;
 }
