@@ -7,9 +7,10 @@
 ** other clients, of other syncd processes on the same file) serialize and
 ** versions become visible in order. Within the process they queue on a
 ** mutex first (dialect_db.writer): SQLite's busy handler sleeps 1 to 25
-** ms between tries, so with 50 clients pushing, most of a push's time was
-** that sleep after the lock was free (bench/RESULTS.md, figure 7). Pulls
-** read in one deferred transaction, a consistent WAL snapshot.
+** ms and more between tries, so a push could wait on after the lock was
+** free; the mutex hands it on at once (with 50 pushers, a shorter tail:
+** bench/RESULTS.md, "SQLite storage, 50 pushers"). Pulls read in one
+** deferred transaction, a consistent WAL snapshot.
 **
 ** Values: the request's JSON is bound as text and each column read out of
 ** it with sync_val(?json -> ?path) (common/value.c: integers exact, reals
