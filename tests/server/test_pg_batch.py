@@ -283,6 +283,30 @@ class PgBatchInOneGo(PgStore, unittest.TestCase):
         self.assertEqual([r["status"] for r in got], ["applied"] * 8)
         self.assertEqual(self.statements(self.go, "plain"), 4)
 
+    def test_a_table_the_verify_cache_watches_keeps_its_runs(self):
+        # a /verify of plain makes the cache's row trigger _syncd_fp on it
+        # (fp_pg.c), which records each row alike in one statement or many:
+        # a run of inserts stays one statement (it was one each since)
+        self.check_alike(numbered([ins("plain", {"id": 1}, {"id": 1, "name": "a"})]))
+        for s in (self.go, self.ref):
+            status, _, data = s.request("POST", "/verify", {"client_id": "v", "table": "plain"})
+            self.assertEqual(status, 200, data)
+        self.assertEqual(self.sql(self.go, "SELECT count(*) FROM pg_trigger"
+                                           " WHERE tgname = '_syncd_fp'"
+                                           " AND tgrelid = 'plain'::regclass"), "1")
+        got = self.check_alike(numbered([ins("plain", {"id": i}, {"id": i, "name": "n%d" % i})
+                                         for i in range(2, 7)], 2))
+        self.assertEqual([r["status"] for r in got], ["applied"] * 5)
+        self.assertEqual(self.statements(self.go, "plain"), 1)
+        # and the cache saw each row: both answer the same six rows
+        answers = []
+        for s in (self.go, self.ref):
+            status, _, data = s.request("POST", "/verify", {"client_id": "v", "table": "plain"})
+            self.assertEqual(status, 200, data)
+            answers.append((data["count"], data["ranges"]))
+        self.assertEqual(answers[0], answers[1])
+        self.assertEqual(answers[0][0], 6)
+
     def test_a_table_with_triggers_takes_its_inserts_one_statement_each(self):
         # items' statement trigger counts its statements: as many as one
         # at a time makes (its AFTER triggers and foreign keys could tell
