@@ -66,30 +66,27 @@ static char *check_sql(const catalog_table *t, const char *cond, int pg) {
   return sqlite3_str_finish(s);
 }
 
+/* cols[0..n) with each of more[0..m) not in it yet appended: the new n. */
+static int add_cols(int *cols, int n, const int *more, int m) {
+  for (int i = 0; i < m; i++) {
+    int k = 0;
+    while (k < n && cols[k] != more[i])
+      k++;
+    if (k == n) cols[n++] = more[i];
+  }
+  return n;
+}
+
 /* The columns _syncd_was_<t> holds: t's key, then the other columns read
 ** or concern names and those read rules select from t, each once; into
 ** cols (room for t->n_pk + 2 * RULES_MAX_COLS + RULES_MAX_PARAMS), their
 ** number. */
 static int was_columns(const rules_table *rt, int *cols) {
   const catalog_table *t = rt->t;
-  int n = 0;
-  for (int k = 0; k < t->n_pk; k++)
-    cols[n++] = t->pk[k];
-  const rules_params *ps[2] = {&rt->read_params, &rt->concern_params};
-  for (int p = 0; p < 2; p++)
-    for (int i = 0; i < ps[p]->n_cols; i++) {
-      int c = ps[p]->cols[i], k = 0;
-      while (k < n && cols[k] != c)
-        k++;
-      if (k == n) cols[n++] = c;
-    }
-  for (int i = 0; i < rt->n_sel_cols; i++) {
-    int k = 0;
-    while (k < n && cols[k] != rt->sel_cols[i])
-      k++;
-    if (k == n) cols[n++] = rt->sel_cols[i];
-  }
-  return n;
+  int n = add_cols(cols, 0, t->pk, t->n_pk);
+  n = add_cols(cols, n, rt->read_params.cols, rt->read_params.n_cols);
+  n = add_cols(cols, n, rt->concern_params.cols, rt->concern_params.n_cols);
+  return add_cols(cols, n, rt->sel_cols, rt->n_sel_cols);
 }
 
 /* "<sep>"a"<sep>"b"..., each of cols prefixed by alias when not NULL. */
@@ -252,28 +249,23 @@ static int was_sql(rules_table *rt, int pg) {
     sqlite3_str_appendall(q, "))");
     remade_bad = !(rt->concern_remade = sqlite3_str_finish(q));
   }
+  int index_bad = 0;
   if (rt->concern && rt->concern_params.n_cols) {
-    int by[RULES_MAX_COLS + RULES_MAX_PARAMS], nb = 0;
-    for (int i = 0; i < rt->concern_params.n_cols; i++)
-      by[nb++] = rt->concern_params.cols[i];
-    for (int i = 0; i < rt->n_sel_cols; i++) {
-      int k = 0;
-      while (k < nb && by[k] != rt->sel_cols[i])
-        k++;
-      if (k == nb) by[nb++] = rt->sel_cols[i];
-    }
+    int by[RULES_MAX_COLS + RULES_MAX_PARAMS];
+    int nb = add_cols(by, 0, rt->concern_params.cols, rt->concern_params.n_cols);
+    nb = add_cols(by, nb, rt->sel_cols, rt->n_sel_cols);
     sqlite3_str *q = sqlite3_str_new(0);
     sqlite3_str_appendf(q, "CREATE INDEX IF NOT EXISTS \"%w_concern\" ON \"%w\"(", was, was);
     col_list(q, t, by, nb, 0);
     sqlite3_str_appendall(q, ")");
-    remade_bad |= !(rt->was_concern_index = sqlite3_str_finish(q));
+    index_bad = !(rt->was_concern_index = sqlite3_str_finish(q));
   }
   sqlite3_free(was);
   sqlite3_free(cols);
   char **out[9] = {&rt->was_create,   &rt->was_probe, &rt->was_purge,
                    &rt->was_check,    &rt->was_index, &rt->concern_was,
                    &rt->concern_gone, &rt->was_gone,  &rt->was_kept};
-  int bad = remade_bad || trigger_bad;
+  int bad = remade_bad || trigger_bad || index_bad;
   for (int i = 0; i < 9; i++)
     if (!(*out[i] = sqlite3_str_finish(s[i])) && ((i != 5 && i != 6) || rt->concern)) bad = 1;
   if (!rt->read_params.n_cols) {
