@@ -48,15 +48,14 @@ static void value(sqlite3_str *sql, const catalog_table *t, int c, const char *f
 ** has no trigger but syncd's and the foreign keys' (which a row inserted
 ** into it fires once, the same for all: they check other tables' rows, or
 ** record the row for the log, its former values under rules, or the
-** verify cache), no
+** verify cache: syncd's own, named _syncd_*, a name kept for it), no
 ** foreign key to itself (a row could refer to one inserted after it) and
 ** no rule, the statement writes nothing and answers ok false. */
 static const char guard[] =
     "g AS MATERIALIZED (WITH r AS (SELECT to_regclass(quote_ident($3::text::json ->> 't')) AS oid),"
     " p AS (SELECT oid AS relid FROM r UNION SELECT t.relid FROM r, pg_partition_tree(r.oid) t)"
     " SELECT NOT EXISTS (SELECT 1 FROM p JOIN pg_trigger tg ON tg.tgrelid = p.relid"
-    " WHERE NOT tg.tgisinternal AND tg.tgname NOT IN ('_syncd_touch', '_syncd_was', '_syncd_fp',"
-    " '_syncd_fp_truncate'))"
+    " WHERE NOT tg.tgisinternal AND tg.tgname NOT LIKE '\\_syncd\\_%')"
     " AND NOT EXISTS (SELECT 1 FROM p JOIN pg_constraint f ON f.conrelid = p.relid"
     " AND f.contype = 'f' WHERE f.confrelid IN (SELECT relid FROM p))"
     " AND NOT EXISTS (SELECT 1 FROM p JOIN pg_class pc ON pc.oid = p.relid"
