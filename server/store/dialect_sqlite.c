@@ -30,6 +30,7 @@
 #include "dialect.h"
 #include "sqlite_row.h"
 #include "sqlite_sql.h"
+#include "sqlite_stmt.h"
 #include "sqlite_walk.h"
 #include "sqlite_watch.h"
 
@@ -181,43 +182,6 @@ static void sq_disconnect(dialect_conn *c) {
 
 /* ---- statements ---- */
 
-/* Statements stay prepared on their connection between requests: compiling
-** one costs more than running it, and a push runs about ten per mutation.
-** stmt_get finds an idle one of the same text on db (sqlite3_next_stmt) or
-** prepares it; stmt_put resets and unbinds it for the next caller, and
-** finalizes it once the connection holds more than STMT_CACHE_MAX (the
-** write statements vary with the columns a mutation names). No caller
-** holds two statements of the same text at once, so an idle one (not busy)
-** is never one a caller still holds. */
-#define STMT_CACHE_MAX 64
-
-static int stmt_get(sqlite3 *db, const char *sql, sqlite3_stmt **st) {
-  for (sqlite3_stmt *p = sqlite3_next_stmt(db, 0); p; p = sqlite3_next_stmt(db, p)) {
-    if (!sqlite3_stmt_busy(p) && strcmp(sqlite3_sql(p), sql) == 0) {
-      *st = p;
-      return SQLITE_OK;
-    }
-  }
-  return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, 0);
-}
-
-/* Give st back (NULL is fine). The error of its last step stays readable
-** through sqlite3_errmsg(db). Only a statement on its first run can be
-** the one over the limit (the count changes only when one is prepared), so
-** the others skip counting the connection's statements. */
-static void stmt_put(sqlite3_stmt *st) {
-  if (!st) return;
-  sqlite3 *db = sqlite3_db_handle(st);
-  int first = sqlite3_stmt_status(st, SQLITE_STMTSTATUS_RUN, 0) <= 1;
-  sqlite3_reset(st);
-  sqlite3_clear_bindings(st);
-  if (!first) return;
-  int n = 0;
-  for (sqlite3_stmt *p = sqlite3_next_stmt(db, 0); p; p = sqlite3_next_stmt(db, p))
-    n++;
-  if (n > STMT_CACHE_MAX) sqlite3_finalize(st);
-}
-
 /* The database's message as *err; -1. */
 static int fail(sqlite3 *db, char **err) {
   *err = wire_errf("%s", sqlite3_errmsg(db));
@@ -225,7 +189,7 @@ static int fail(sqlite3 *db, char **err) {
 }
 
 static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st, char **err) {
-  return stmt_get(db, sql, st) == SQLITE_OK ? 0 : fail(db, err);
+  return sqlite_stmt_get(db, sql, st) == SQLITE_OK ? 0 : fail(db, err);
 }
 
 /* Run a script (several statements, not cached). */
@@ -241,7 +205,7 @@ static int run(sqlite3 *db, const char *sql, const char *text, long long num, ch
   if (text) sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
   if (sqlite3_bind_parameter_count(st) >= 2) sqlite3_bind_int64(st, 2, num);
   int rc = sqlite3_step(st);
-  stmt_put(st);
+  sqlite_stmt_put(st);
   return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : fail(db, err);
 }
 
@@ -320,7 +284,7 @@ static int sq_setup(dialect_conn *c, const char *schema_sql, char **err) {
            &q, err))
     return -1;
   int empty = sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == 0;
-  stmt_put(q);
+  sqlite_stmt_put(q);
   if (empty && schema_sql && exec(c->db, schema_sql, err)) return -1;
   if (exec(c->db, internal_ddl, err)) return -1;
   /* a log made before the column: its keys' pasts are unknown (NULL) */
@@ -349,7 +313,7 @@ static int sq_load_catalog(dialect_conn *c, catalog *cat, char **err) {
       bad = catalog_add_column(t, (const char *)sqlite3_column_text(st, 1), 0, 0,
                                sqlite3_column_int(st, 2));
   }
-  stmt_put(st);
+  sqlite_stmt_put(st);
   if (!bad && rc != SQLITE_DONE) return fail(c->db, err);
   if (bad) return *err = wire_errf("out of memory"), -1;
   c->owner->cat = cat;
@@ -367,7 +331,7 @@ static int sq_schema_stamp(dialect_conn *c, char **stamp, char **err) {
   if (prep(c->db, "PRAGMA main.schema_version", &st, err)) return -1;
   int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) *stamp = sqlite3_mprintf("%lld", sqlite3_column_int64(st, 0));
-  stmt_put(st);
+  sqlite_stmt_put(st);
   if (rc != SQLITE_ROW) return fail(c->db, err);
   return *stamp ? 0 : (*err = wire_errf("out of memory"), -1);
 }
@@ -378,7 +342,7 @@ static int sq_read_db_id(dialect_conn *c, char *id, int size, int *found, char *
   int rc = sqlite3_step(q);
   *found = rc == SQLITE_ROW;
   if (*found) snprintf(id, size, "%s", (const char *)sqlite3_column_text(q, 0));
-  stmt_put(q);
+  sqlite_stmt_put(q);
   return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(c->db, err);
 }
 
@@ -406,7 +370,7 @@ static int sq_scan(dialect_conn *c, const catalog_table *t, const char *cond, ch
     sqlite3_free(row);
     sqlite3_free(pk);
   }
-  stmt_put(st);
+  sqlite_stmt_put(st);
   if (!bad && rc == SQLITE_DONE) return 0;
   if (!*err) *err = wire_errf("backfill of %s: %s", t->name, sqlite3_errmsg(c->db));
   return -1;
@@ -445,7 +409,7 @@ static dialect_result failed(sqlite3 *db, char **reason, char **err) {
 static dialect_result sq_read_row(dialect_conn *c, const catalog_table *t, const char *pk,
                                   char **row, char **pk_out, char **reason, char **err) {
   sqlite3_stmt *st;
-  int rc = stmt_get(c->db, t->read_sql, &st);
+  int rc = sqlite_stmt_get(c->db, t->read_sql, &st);
   *row = *pk_out = 0;
   if (rc != SQLITE_OK) return failed(c->db, reason, err);
   sqlite3_bind_text(st, 1, pk, -1, SQLITE_STATIC);
@@ -457,7 +421,7 @@ static dialect_result sq_read_row(dialect_conn *c, const catalog_table *t, const
     *pk_out = sqlite_pk_json(t, st, -1);
     if (!*row || !*pk_out) rc = SQLITE_NOMEM;
   }
-  stmt_put(st);
+  sqlite_stmt_put(st);
   if (rc == SQLITE_ROW || rc == SQLITE_DONE) return DIALECT_OK;
   sqlite3_free(*row);
   sqlite3_free(*pk_out);
@@ -528,7 +492,9 @@ static dialect_result sq_write_row(dialect_conn *c, const catalog_table *t, cons
   }
   char *z = sqlite3_str_finish(sql);
   sqlite3_stmt *st = 0;
-  int rc = whole ? stmt_get(db, t->insert_sql, &st) : z ? stmt_get(db, z, &st) : SQLITE_NOMEM;
+  int rc = whole ? sqlite_stmt_get(db, t->insert_sql, &st)
+           : z   ? sqlite_stmt_get(db, z, &st)
+                 : SQLITE_NOMEM;
   sqlite3_free(z);
   sqlite3_free(used);
   if (rc != SQLITE_OK) {
@@ -555,7 +521,7 @@ static dialect_result sq_write_row(dialect_conn *c, const catalog_table *t, cons
   long long own = rc == SQLITE_DONE ? sqlite3_changes(db) : 0;
   c->others = sqlite3_total_changes64(db) - before != 2 * own;
   c->touched += own;
-  stmt_put(st);
+  sqlite_stmt_put(st);
   sqlite3_free(path);
   if (rc == SQLITE_NOMEM) return *err = wire_errf("out of memory"), DIALECT_FATAL;
   return rc == SQLITE_DONE ? DIALECT_OK : failed(db, reason, err);
@@ -571,7 +537,7 @@ static int sq_log_change(dialect_conn *c, const char *table, const char *pk, con
     if (prep(db, "SELECT version FROM _syncd_state", &st, err)) return -1;
     int rc = sqlite3_step(st);
     c->counter = c->counted = sqlite3_column_int64(st, 0);
-    stmt_put(st);
+    sqlite_stmt_put(st);
     if (rc != SQLITE_ROW)
       return *err = wire_errf("%s", rc == SQLITE_DONE ? "no _syncd_state row" : sqlite3_errmsg(db)),
              -1;
@@ -594,7 +560,7 @@ static int sq_log_change(dialect_conn *c, const char *table, const char *pk, con
   sqlite3_bind_int64(st, 5, c->counter);
   sqlite3_bind_int(st, 6, fresh && row);
   int rc = sqlite3_step(st);
-  stmt_put(st);
+  sqlite_stmt_put(st);
   return rc == SQLITE_DONE ? 0 : fail(db, err);
 }
 
@@ -635,7 +601,7 @@ static int sq_log_touched(dialect_conn *c, const catalog *cat, const catalog_tab
     sqlite3_free(canon);
     sqlite3_free(reason);
   }
-  stmt_put(st);
+  sqlite_stmt_put(st);
   if (bad) return *err ? -1 : (*err = wire_errf("out of memory"), -1);
   if (rc != SQLITE_DONE) return fail(c->db, err);
   /* this mutation's records are read: forget them (its savepoint still
@@ -657,7 +623,7 @@ static int sq_compact(dialect_conn *c, long long max_tombstones, const char *con
   sqlite3_bind_int64(st, 1, max_tombstones);
   int rc = sqlite3_step(st);
   long long h = sqlite3_column_int64(st, 0);
-  stmt_put(st);
+  sqlite_stmt_put(st);
   if (rc == SQLITE_DONE) return 0;
   if (rc != SQLITE_ROW) return fail(c->db, err);
   for (int i = 0; i < n_purge; i++)
@@ -675,7 +641,7 @@ static int sq_client_last(dialect_conn *c, const char *client, long long *last, 
   sqlite3_bind_text(q, 1, client, -1, SQLITE_STATIC);
   int rc = sqlite3_step(q);
   *last = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
-  stmt_put(q);
+  sqlite_stmt_put(q);
   return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(c->db, err);
 }
 
@@ -694,7 +660,7 @@ static int sq_client_lasts(dialect_conn *c, const char *clients, long long *last
     long long i = sqlite3_column_int64(q, 0);
     if (i >= 0 && i < n) last[i] = sqlite3_column_int64(q, 1);
   }
-  stmt_put(q);
+  sqlite_stmt_put(q);
   return rc == SQLITE_DONE ? 0 : fail(c->db, err);
 }
 
@@ -720,7 +686,7 @@ static int sq_record(dialect_conn *c, const char *client, long long id, const wi
   sqlite3_bind_text(st, 5, table, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 6, o->pk, -1, SQLITE_STATIC);
   int rc = sqlite3_step(st);
-  stmt_put(st);
+  sqlite_stmt_put(st);
   return rc == SQLITE_DONE ? 0 : fail(c->db, err);
 }
 
@@ -749,7 +715,7 @@ static int sq_replay(dialect_conn *c, const char *client, long long id, wire_out
                           "outcome is no longer recorded",
                           id);
   }
-  stmt_put(st);
+  sqlite_stmt_put(st);
   return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(c->db, err);
 }
 
@@ -782,7 +748,7 @@ static int sq_read_page(dialect_conn *c, const char *client, long long after, in
   int step = sqlite3_step(q);
   p->head = sqlite3_column_int64(q, 0);
   p->horizon = sqlite3_column_int64(q, 1);
-  stmt_put(q);
+  sqlite_stmt_put(q);
   if (step != SQLITE_ROW) return fail(db, err);
   if (w && sqlite_walk_page(db, w, n, p, err)) return -1;
   if (!w && prep(db,
@@ -801,7 +767,7 @@ static int sq_read_page(dialect_conn *c, const char *client, long long after, in
       wire_page_change(p, (const char *)sqlite3_column_text(q, 0),
                        (const char *)sqlite3_column_text(q, 1),
                        (const char *)sqlite3_column_text(q, 2), sqlite3_column_int64(q, 3));
-    stmt_put(q);
+    sqlite_stmt_put(q);
     if (step != SQLITE_DONE) return fail(db, err);
   }
   if (sq_client_last(c, client, &p->last_id, err)) return -1;
@@ -816,7 +782,7 @@ static int sq_read_page(dialect_conn *c, const char *client, long long after, in
     sqlite3_bind_int64(q, 3, p->last_id);
     while ((step = sqlite3_step(q)) == SQLITE_ROW)
       wire_page_rejected(p, sqlite3_column_int64(q, 0), (const char *)sqlite3_column_text(q, 1));
-    stmt_put(q);
+    sqlite_stmt_put(q);
     if (step != SQLITE_DONE) return fail(db, err);
   }
   return run(db, "COMMIT", 0, 0, err);
@@ -827,7 +793,7 @@ static int sq_head(dialect_conn *c, long long *version, char **err) {
   if (prep(c->db, "SELECT version FROM _syncd_state", &q, err)) return -1;
   int rc = sqlite3_step(q);
   *version = sqlite3_column_int64(q, 0);
-  stmt_put(q);
+  sqlite_stmt_put(q);
   return rc == SQLITE_ROW ? 0 : fail(c->db, err);
 }
 
@@ -840,7 +806,7 @@ static int sq_select_bool(dialect_conn *c, const char *sql, const char *const *v
   int rc = sqlite3_step(st);
   *yes = rc == SQLITE_ROW && sqlite3_column_int(st, 0);
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) fail(c->db, err);
-  stmt_put(st);
+  sqlite_stmt_put(st);
   return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
 }
 

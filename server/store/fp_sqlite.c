@@ -15,6 +15,7 @@
 */
 #include "fp_dialect.h"
 #include "sqlite_row.h"
+#include "sqlite_stmt.h"
 #include "wire.h"
 
 #include <sqlite3.h>
@@ -38,22 +39,9 @@ static int fail(sqlite3 *db, char **err) {
   return -1;
 }
 
-/* A statement kept prepared on db (found idle by its text, as
-** dialect_sqlite.c's are): the cache runs the same few per key. */
+/* The cache runs the same few statements per key: kept prepared. */
 static int get(sqlite3 *db, const char *sql, sqlite3_stmt **st, char **err) {
-  for (sqlite3_stmt *p = sqlite3_next_stmt(db, 0); p; p = sqlite3_next_stmt(db, p)) {
-    if (!sqlite3_stmt_busy(p) && strcmp(sqlite3_sql(p), sql) == 0) {
-      *st = p;
-      return 0;
-    }
-  }
-  if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, 0) == SQLITE_OK) return 0;
-  return fail(db, err);
-}
-
-static void put(sqlite3_stmt *st) {
-  sqlite3_reset(st);
-  sqlite3_clear_bindings(st);
+  return sqlite_stmt_get(db, sql, st) == SQLITE_OK ? 0 : fail(db, err);
 }
 
 static int exec(sqlite3 *db, const char *sql, char **err) {
@@ -89,7 +77,7 @@ static int fs_query(void *h, const char *sql, int n, const char *const *params,
     bad = each && each(arg, cols, err);
   }
   if (!bad && rc != SQLITE_DONE) bad = fail(db, err);
-  put(st);
+  sqlite_stmt_put(st);
   return bad ? -1 : 0;
 }
 
@@ -130,7 +118,7 @@ static int unique_where(sqlite3 *db, const catalog_table *t, char **where, char 
     if (sqlite3_column_int(st, 2) < 0) continue;
     sqlite3_str_appendf(out, "%s(%s)", n++ ? " OR " : "", sqlite3_column_text(st, 1));
   }
-  put(st);
+  sqlite_stmt_put(st);
   char *z = sqlite3_str_finish(out);
   if (rc != SQLITE_DONE) return sqlite3_free(z), fail(db, err);
   if (n && !z) return *err = wire_errf("out of memory"), -1;
@@ -200,7 +188,7 @@ static int drop_all(sqlite3 *db, const catalog_table *t, char **err) {
   int rc = sqlite3_step(st);
   const unsigned char *drops = rc == SQLITE_ROW ? sqlite3_column_text(st, 0) : 0;
   char *z = drops ? sqlite3_mprintf("%s", drops) : 0;
-  put(st);
+  sqlite_stmt_put(st);
   if (rc != SQLITE_ROW) return fail(db, err);
   if (drops && !z) return *err = wire_errf("out of memory"), -1;
   int bad = z ? exec(db, z, err) : 0;
@@ -236,7 +224,7 @@ static int fs_watch(void *h, const catalog_table *t, int make, int *yes, char **
       bad = fail(db, err);
     sqlite3_reset(st);
   }
-  if (st) put(st);
+  if (st) sqlite_stmt_put(st);
   for (int i = 0; i < 5; i++)
     sqlite3_free(sql[i]);
   return bad ? -1 : 0;
@@ -288,8 +276,8 @@ static int fs_dirty(void *h, const catalog_table *t,
     sqlite3_free(row);
   }
   if (!bad && rc != SQLITE_DONE) bad = fail(db, err);
-  if (ks) put(ks);
-  if (rs) put(rs);
+  if (ks) sqlite_stmt_put(ks);
+  if (rs) sqlite_stmt_put(rs);
   if (bad) return -1;
   const char *p[1] = {t->name};
   return fs_query(db, "DELETE FROM _syncd_fp_dirty WHERE tbl = $1", 1, p, 0, 0, err);
