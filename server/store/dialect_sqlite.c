@@ -12,6 +12,10 @@
 ** bench/RESULTS.md, "SQLite storage, 50 pushers"). Pulls read in one
 ** deferred transaction, a consistent WAL snapshot.
 **
+** Commits skip their own fsync; what a connection read or wrote leaves
+** the process only once one fsync shared by every waiting connection
+** covers it (sqlite_durable.c, at the connection's return to the pool).
+**
 ** Values: the request's JSON is bound as text and each column read out of
 ** it with sync_val(?json -> ?path) (common/value.c: integers exact, reals
 ** correctly rounded, {"$base64"} decoded, a malformed one refused); rows
@@ -28,6 +32,7 @@
 
 #include "value.h"
 #include "dialect.h"
+#include "sqlite_durable.h"
 #include "sqlite_row.h"
 #include "sqlite_sql.h"
 #include "sqlite_stmt.h"
@@ -39,6 +44,7 @@ struct dialect_db {
   const catalog *cat;     /* the store's, once load_catalog filled it */
   unsigned gen;           /* counts use_catalog's: connections watch this one */
   pthread_mutex_t writer; /* held from a write transaction's begin to its end */
+  sqlite_durable durable;
 };
 
 struct dialect_conn {
@@ -60,6 +66,7 @@ struct dialect_conn {
   long long counter, counted, saved;
   int have, saved_have;
   int writing; /* holds owner->writer */
+  sqlite_durable_conn durable;
 };
 
 static const char internal_ddl[] =
@@ -87,12 +94,14 @@ static int sq_open(const char *target, dialect_db **out, char **err) {
     return -1;
   }
   pthread_mutex_init(&d->writer, 0);
+  sqlite_durable_init(&d->durable);
   *out = d;
   return 0;
 }
 
 static void sq_close(dialect_db *d) {
   pthread_mutex_destroy(&d->writer);
+  sqlite_durable_free(&d->durable);
   sqlite3_free(d->path);
   sqlite3_free(d);
 }
@@ -136,7 +145,8 @@ static dialect_conn *sq_connect(dialect_db *d, char **err) {
   memset(c, 0, sizeof *c);
   c->db = db;
   c->owner = d;
-  if (sqlite3_create_function(db, "syncd_sub", 0, SQLITE_UTF8, &c->user[0], fn_user, 0, 0) ||
+  if (sqlite_durable_attach(&c->durable, &d->durable, db) ||
+      sqlite3_create_function(db, "syncd_sub", 0, SQLITE_UTF8, &c->user[0], fn_user, 0, 0) ||
       sqlite3_create_function(db, "syncd_claims", 0, SQLITE_UTF8, &c->user[1], fn_user, 0, 0)) {
     *err = wire_errf("%s: %s", d->path, sqlite3_errmsg(db));
     sqlite3_close(db);
@@ -159,6 +169,7 @@ static int sq_reusable(dialect_conn *c) {
   if (!sqlite3_get_autocommit(c->db)) sqlite3_exec(c->db, "ROLLBACK", 0, 0, 0);
   c->touched = 0; /* rolled back to empty with the rest */
   written(c);
+  sqlite_durable_wait(&c->durable, c->db);
   return 1;
 }
 
@@ -168,6 +179,7 @@ static int sq_reusable(dialect_conn *c) {
 ** FTS5's first made its disconnect free them again). */
 static void sq_disconnect(dialect_conn *c) {
   if (c->writing) pthread_mutex_unlock(&c->owner->writer);
+  sqlite_durable_ended(&c->durable);
   if (sqlite3_close(c->db) == SQLITE_BUSY) {
     sqlite3_stmt *p;
     while ((p = sqlite3_next_stmt(c->db, 0)) != 0)
@@ -234,6 +246,7 @@ static int sq_commit(dialect_conn *c, char **err) {
     return -1;
   if (c->watching && run(c->db, "DELETE FROM temp._syncd_touched", 0, 0, err)) return -1;
   int rc = run(c->db, "COMMIT", 0, 0, err);
+  sqlite_durable_ended(&c->durable);
   written(c);
   return rc;
 }

@@ -127,8 +127,9 @@ class Syncd:
     """One syncd process. backend is "sqlite" or "pg"; store_args are the
     --db/--pg arguments, kept so that restart() reopens the same data."""
 
-    def __init__(self, backend, store_args, extra=(), schema=None):
+    def __init__(self, backend, store_args, extra=(), schema=None, env=None):
         self.backend = backend
+        self.env = env
         self.store_args = list(store_args)
         self.extra = list(extra)
         self.schema = schema or SCHEMAS[backend]
@@ -139,7 +140,7 @@ class Syncd:
     def start(self):
         self.stderr = tempfile.TemporaryFile()
         args = WRAPPER + [SYNCD, "--listen", "127.0.0.1:0", "--schema", self.schema, "--verbose"]
-        self.proc = subprocess.Popen(args + self.store_args + self.extra,
+        self.proc = subprocess.Popen(args + self.store_args + self.extra, env=self.env,
                                      stdout=subprocess.PIPE, stderr=self.stderr)
         ready, _, _ = select.select([self.proc.stdout], [], [], 20)
         line = self.proc.stdout.readline().decode() if ready else ""

@@ -1,0 +1,153 @@
+"""Group commit on SQLite storage: nothing leaves syncd before the
+write-ahead log holding it is on disk, and one fsync serves many pushes.
+
+syncd commits without an fsync each and makes the commits durable with
+fsyncs of the WAL shared by every connection waiting (sqlite_durable.c).
+These tests hold a WAL fsync open through an LD_PRELOAD shim
+(fsync_gate.c) and look at what syncd answers meanwhile: a push must not
+be answered, and neither a pull nor an event stream may carry its change,
+before the fsync covering it has returned; and pushes that commit while
+one fsync runs must share the next one, not take one each.
+"""
+import os
+import re
+import select
+import sqlite3
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+from syncd_util import SYNCD, ManySyncd, Syncd, ins
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def sanitizer_runtime():
+    """The sanitizer runtime syncd links, which must stay first in
+    LD_PRELOAD ahead of the shim (ASan checks)."""
+    out = subprocess.run(["ldd", SYNCD], capture_output=True, text=True).stdout
+    m = re.search(r"=>\s*(\S*lib[at]san\S*)", out)
+    return [m.group(1)] if m else []
+
+
+class DurableTests(ManySyncd, unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.build = tempfile.mkdtemp(prefix="syncd-gate-")
+        cls.shim = os.path.join(cls.build, "fsync_gate.so")
+        subprocess.run(["cc", "-shared", "-fPIC", "-o", cls.shim,
+                        os.path.join(HERE, "fsync_gate.c"), "-ldl"], check=True)
+
+    def setUp(self):
+        super().setUp()
+        self.count = os.path.join(self.tmp, "fsyncs")
+        self.hold = os.path.join(self.tmp, "hold")
+        preload = sanitizer_runtime() + os.environ.get("LD_PRELOAD", "").split() + [self.shim]
+        env = dict(os.environ, LD_PRELOAD=" ".join(dict.fromkeys(preload)),
+                   FSYNC_GATE_COUNT=self.count, FSYNC_GATE_HOLD=self.hold)
+        self.s = Syncd("sqlite", ["--db", os.path.join(self.tmp, "server.db")], env=env)
+        self.servers.append(self.s)
+        # a first push opens the WAL and settles syncd's own setup
+        self.s.push("warm", [ins(1, "warm")])
+
+    def tearDown(self):
+        if os.path.exists(self.hold):
+            os.unlink(self.hold)
+        super().tearDown()
+
+    def fsyncs(self):
+        return os.path.getsize(self.count) if os.path.exists(self.count) else 0
+
+    def rows_committed(self):
+        db = sqlite3.connect(os.path.join(self.tmp, "server.db"), timeout=10)
+        try:
+            return db.execute("SELECT count(*) FROM todos").fetchone()[0]
+        finally:
+            db.close()
+
+    def wait_for(self, cond, what, timeout=20):
+        deadline = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() > deadline:
+                self.fail("timed out waiting for " + what)
+            time.sleep(0.01)
+
+    def in_thread(self, fn):
+        out = {}
+
+        def run():
+            try:
+                out["value"] = fn()
+            except Exception as e:  # reported by the test that reads it
+                out["error"] = e
+        t = threading.Thread(target=run)
+        t.start()
+        return t, out
+
+    def test_nothing_is_answered_before_its_fsync(self):
+        cursor = self.s.pull("reader")["cursor"]
+        ev = self.s.events("watcher", cursor=cursor)
+        self.assertEqual(ev.status, 200)
+        open(self.hold, "w").close()
+        before = self.fsyncs()
+        push, pushed = self.in_thread(lambda: self.s.push("c1", [ins(1, "held")]))
+        # the push's commit reaches the WAL fsync, and the shim holds it
+        self.wait_for(lambda: self.fsyncs() > before, "the push's WAL fsync")
+        pull, pulled = self.in_thread(lambda: self.s.pull("reader", cursor=cursor))
+        push.join(1.0)
+        pull.join(1.0)
+        self.assertTrue(push.is_alive(), "the push was answered before its fsync: %r" % pushed)
+        if not pull.is_alive():
+            # a reader may answer without the change (not yet visible), never with it
+            self.assertNotIn("error", pulled)
+            self.assertEqual([c["pk"] for c in pulled["value"]["changes"]], [])
+        # nor does the event stream (a heartbeat comment may come)
+        while select.select([ev.conn.sock], [], [], 0.5)[0]:
+            kind, item = ev.next(5)
+            self.assertEqual(kind, "comment", "an event before its fsync: %r" % (item,))
+        os.unlink(self.hold)
+        push.join(20)
+        pull.join(20)
+        self.assertNotIn("error", pushed)
+        self.assertEqual(pushed["value"][0]["status"], "applied")
+        # once durable, it reaches readers
+        changes, _ = self.s.pull_all("reader", cursor=cursor)
+        self.assertEqual([c["pk"] for c in changes], [{"id": "held"}])
+        self.assertEqual(ev.next_event()["data"]["changes"][0]["pk"], {"id": "held"})
+        ev.close()
+
+    def test_pushes_committed_during_one_fsync_share_the_next(self):
+        # one held, the others on syncd's request workers (8) at once
+        n = 7
+        open(self.hold, "w").close()
+        before = self.fsyncs()
+        first, firsts = self.in_thread(lambda: self.s.push("c0", [ins(1, "k0")]))
+        self.wait_for(lambda: self.fsyncs() > before, "the first push's WAL fsync")
+        held = self.fsyncs()
+        pushes = [self.in_thread(lambda i=i: self.s.push("c%d" % i, [ins(1, "k%d" % i)]))
+                  for i in range(1, n)]
+        # every one committed (read from the file, beside syncd) while the
+        # first one's fsync is held
+        self.wait_for(lambda: self.rows_committed() == n + 1, "the pushes' commits")
+        os.unlink(self.hold)
+        first.join(20)
+        for t, _ in pushes:
+            t.join(20)
+        for t, out in [(first, firsts)] + pushes:
+            self.assertFalse(t.is_alive())
+            self.assertNotIn("error", out)
+            self.assertEqual(out["value"][0]["status"], "applied")
+        # one fsync per commit would be n - 1 more after the held one; the
+        # commits made while it was held share one (two when one came late)
+        self.assertLessEqual(self.fsyncs() - held, 2,
+                             "WAL fsyncs for %d pushes: %d" % (n, self.fsyncs() - before))
+        changes, _ = self.s.pull_all("reader")
+        self.assertEqual(sorted(c["pk"]["id"] for c in changes
+                                if c["table"] == "todos" and c["pk"]["id"] != "warm"),
+                         sorted("k%d" % i for i in range(n)))
+
+
+if __name__ == "__main__":
+    unittest.main()
