@@ -4,7 +4,8 @@
 ** file named by $FSYNC_GATE_COUNT (so the test can count them), then
 ** waits while the file named by $FSYNC_GATE_HOLD exists (so the test can
 ** hold a write-ahead log sync open and look at what syncd answers
-** meanwhile).
+** meanwhile). $FSYNC_GATE_DELAY_US, when set, adds that many microseconds
+** to each (bench: a disk whose fsync is slower than this machine's).
 **
 **     cc -shared -fPIC -o fsync_gate.so fsync_gate.c -ldl
 */
@@ -37,6 +38,10 @@ static void gate(int fd) {
   struct timespec ms = {0, 1000000};
   while (hold && access(hold, F_OK) == 0)
     nanosleep(&ms, 0);
+  const char *delay = getenv("FSYNC_GATE_DELAY_US");
+  long us = delay ? atol(delay) : 0;
+  struct timespec d = {us / 1000000, us % 1000000 * 1000};
+  if (us > 0) nanosleep(&d, 0);
 }
 
 int fsync(int fd) {
