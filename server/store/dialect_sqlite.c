@@ -179,7 +179,6 @@ static int sq_reusable(dialect_conn *c) {
 ** FTS5's first made its disconnect free them again). */
 static void sq_disconnect(dialect_conn *c) {
   if (c->writing) pthread_mutex_unlock(&c->owner->writer);
-  sqlite_durable_ended(&c->durable);
   if (sqlite3_close(c->db) == SQLITE_BUSY) {
     sqlite3_stmt *p;
     while ((p = sqlite3_next_stmt(c->db, 0)) != 0)
@@ -246,7 +245,6 @@ static int sq_commit(dialect_conn *c, char **err) {
     return -1;
   if (c->watching && run(c->db, "DELETE FROM temp._syncd_touched", 0, 0, err)) return -1;
   int rc = run(c->db, "COMMIT", 0, 0, err);
-  sqlite_durable_ended(&c->durable);
   written(c);
   return rc;
 }

@@ -11,21 +11,20 @@
 ** fsync runs, every commit that ends queues for the next, and that one
 ** fsync serves them all.
 **
-** Why every reader waits too, not only the writer: WAL makes a commit
-** visible to other connections before this module's fsync, so without it a
-** pull could send a version that a power cut then takes back, and the
-** version would be given again to another change the client never gets.
-** An fsync that starts after a connection read covers all it saw: frames
-** are in the WAL file before a commit becomes visible.
+** Why readers wait too, not only writers: WAL makes a commit visible to
+** other connections (of this process or another syncd's on the file)
+** before its fsync, so without it a pull could send a version that a
+** power cut then takes back, and the version would be given again to
+** another change the client never gets.
 **
-** What it counts, all under one mutex: the commit hook marks a connection
-** in flight (its frames may be going to the file); the WAL hook, called
-** once they are written, counts the commit as written and notes which
-** fsync began last (after). A wait needs no fsync when nothing is in
-** flight and the fsyncs done cover every written commit; else it needs
-** the first fsync begun after the last written commit, or, with a commit
-** in flight, one begun after the wait itself. A commit that writes no
-** frame (nothing changed, or it failed) ends at sqlite_durable_ended.
+** What a wait needs: for the connection's own commit, the first fsync
+** begun after its frames were written (the WAL hook notes which that is);
+** when it read anything committed since its last wait (its pager's data
+** version moved), the first fsync begun after the wait itself, which
+** covers what it saw: frames are in the WAL file before a commit becomes
+** visible, and an fsync flushes the whole file, whoever wrote it. A
+** connection that saw nothing new waits for nothing. A commit's own reads
+** come before it in the WAL, so its fsync covers them.
 **
 ** The WAL hook replaces SQLite's automatic checkpoint, so it checkpoints
 ** as that did (PASSIVE, once the WAL holds 1000 pages).
@@ -49,34 +48,28 @@ void sqlite_durable_free(sqlite_durable *d) {
   pthread_mutex_destroy(&d->mu);
 }
 
-static int on_commit(void *arg) {
-  sqlite_durable_conn *dc = arg;
-  if (!dc->inflight) {
-    dc->inflight = 1;
-    pthread_mutex_lock(&dc->d->mu);
-    dc->d->inflight++;
-    pthread_mutex_unlock(&dc->d->mu);
-  }
-  return 0;
+/* The data version of db's main pager: it moves at every change to the
+** file that db commits or first sees (SQLITE_FCNTL_DATA_VERSION). */
+static unsigned int seen(sqlite3 *db) {
+  unsigned int v = 0;
+  sqlite3_file_control(db, "main", SQLITE_FCNTL_DATA_VERSION, &v);
+  return v;
 }
 
 static int on_wal(void *arg, sqlite3 *db, const char *name, int pages) {
   sqlite_durable_conn *dc = arg;
-  sqlite_durable *d = dc->d;
-  pthread_mutex_lock(&d->mu);
-  d->written++;
-  d->after = d->started;
-  if (dc->inflight) d->inflight--;
-  dc->inflight = 0;
-  pthread_mutex_unlock(&d->mu);
+  pthread_mutex_lock(&dc->d->mu);
+  dc->after = dc->d->started;
+  pthread_mutex_unlock(&dc->d->mu);
+  dc->wrote = 1;
+  dc->seen = seen(db);
   if (pages >= DURABLE_CHECKPOINT_PAGES) sqlite3_wal_checkpoint(db, name);
   return SQLITE_OK;
 }
 
 int sqlite_durable_attach(sqlite_durable_conn *dc, sqlite_durable *d, sqlite3 *db) {
   sqlite3_stmt *st;
-  dc->d = 0;
-  dc->inflight = 0;
+  memset(dc, 0, sizeof *dc);
   int rc = sqlite3_prepare_v2(db, "PRAGMA main.journal_mode", -1, &st, 0);
   if (rc != SQLITE_OK) return rc;
   int wal = sqlite3_step(st) == SQLITE_ROW &&
@@ -88,21 +81,12 @@ int sqlite_durable_attach(sqlite_durable_conn *dc, sqlite_durable *d, sqlite3 *d
   rc = sqlite3_exec(db, "PRAGMA main.synchronous = NORMAL", 0, 0, 0);
   if (rc != SQLITE_OK) return rc;
   dc->d = d;
-  sqlite3_commit_hook(db, on_commit, dc);
   sqlite3_wal_hook(db, on_wal, dc);
   return SQLITE_OK;
 }
 
-void sqlite_durable_ended(sqlite_durable_conn *dc) {
-  if (!dc->d || !dc->inflight) return;
-  dc->inflight = 0;
-  pthread_mutex_lock(&dc->d->mu);
-  dc->d->inflight--;
-  pthread_mutex_unlock(&dc->d->mu);
-}
-
 /* fsync the WAL through db's own handle of it (the same file every
-** connection of the process writes). */
+** connection writes). */
 static void sync_wal(sqlite3 *db) {
   sqlite3_file *f = 0;
   if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f) != SQLITE_OK || !f ||
@@ -125,21 +109,23 @@ static void sync_wal(sqlite3 *db) {
 void sqlite_durable_wait(sqlite_durable_conn *dc, sqlite3 *db) {
   sqlite_durable *d = dc->d;
   if (!d) return;
-  sqlite_durable_ended(dc);
+  unsigned int now = seen(db);
   pthread_mutex_lock(&d->mu);
-  long long need = d->inflight ? d->started + 1 : d->durable >= d->written ? 0 : d->after + 1;
+  long long need = dc->wrote ? dc->after + 1 : 0;
+  if (now != dc->seen && d->started + 1 > need) need = d->started + 1;
+  dc->wrote = 0;
+  dc->seen = now;
   while (d->done < need) {
     if (d->syncing) {
       pthread_cond_wait(&d->synced, &d->mu);
       continue;
     }
     d->syncing = 1;
-    long long n = ++d->started, covers = d->written;
+    long long n = ++d->started;
     pthread_mutex_unlock(&d->mu);
     sync_wal(db);
     pthread_mutex_lock(&d->mu);
     d->done = n;
-    if (covers > d->durable) d->durable = covers;
     d->syncing = 0;
     pthread_cond_broadcast(&d->synced);
   }

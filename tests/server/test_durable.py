@@ -47,10 +47,15 @@ class DurableTests(ManySyncd, unittest.TestCase):
         preload = sanitizer_runtime() + os.environ.get("LD_PRELOAD", "").split() + [self.shim]
         env = dict(os.environ, LD_PRELOAD=" ".join(dict.fromkeys(preload)),
                    FSYNC_GATE_COUNT=self.count, FSYNC_GATE_HOLD=self.hold)
-        self.s = Syncd("sqlite", ["--db", os.path.join(self.tmp, "server.db")], env=env)
-        self.servers.append(self.s)
+        self.env = env
+        self.s = self.syncd()
         # a first push opens the WAL and settles syncd's own setup
         self.s.push("warm", [ins(1, "warm")])
+
+    def syncd(self):
+        s = Syncd("sqlite", ["--db", os.path.join(self.tmp, "server.db")], env=self.env)
+        self.servers.append(s)
+        return s
 
     def tearDown(self):
         if os.path.exists(self.hold):
@@ -117,6 +122,29 @@ class DurableTests(ManySyncd, unittest.TestCase):
         self.assertEqual([c["pk"] for c in changes], [{"id": "held"}])
         self.assertEqual(ev.next_event()["data"]["changes"][0]["pk"], {"id": "held"})
         ev.close()
+
+    def test_another_syncd_on_the_file_sends_nothing_before_its_fsync(self):
+        other = self.syncd()
+        cursor = other.pull("reader")["cursor"]
+        open(self.hold, "w").close()
+        before = self.fsyncs()
+        push, pushed = self.in_thread(lambda: self.s.push("c1", [ins(1, "held")]))
+        self.wait_for(lambda: self.fsyncs() > before, "the push's WAL fsync")
+        self.wait_for(lambda: self.rows_committed() == 2, "the push's commit")
+        # the commit is in the WAL, visible to the other syncd's readers,
+        # and not yet on disk
+        pull, pulled = self.in_thread(lambda: other.pull("reader", cursor=cursor))
+        pull.join(1.0)
+        if not pull.is_alive():
+            self.assertNotIn("error", pulled)
+            self.assertEqual([c["pk"] for c in pulled["value"]["changes"]], [],
+                             "the other syncd sent a change before its fsync")
+        os.unlink(self.hold)
+        push.join(20)
+        pull.join(20)
+        self.assertEqual(pushed["value"][0]["status"], "applied")
+        changes, _ = other.pull_all("reader", cursor=cursor)
+        self.assertEqual([c["pk"] for c in changes], [{"id": "held"}])
 
     def test_pushes_committed_during_one_fsync_share_the_next(self):
         # one held, the others on syncd's request workers (8) at once
