@@ -3,7 +3,8 @@
     /usr/bin/python3 bench/net/rulesbench.py [--rows N] [--readable N] [--pg]
                                               [--users N] [--changes N] [--only a,b,c]
                                               [--own N] [--opens N] [--closes N]
-                                              [--cover] [--syncd PATH]
+                                              [--cover] [--mmap-size BYTES]
+                                              [--syncd PATH]
 
 Drives a real server/syncd (SQLite storage; --pg: figure a on a throwaway
 PostgreSQL, tests/pg_env.sh) on 127.0.0.1 over HTTP with
@@ -27,7 +28,9 @@ in the same run.
              rules and of the per-row read check an increment still runs,
              on the big table's server.db, and the SQLite time of the first
              two over the whole initial sync. --syncd runs another binary
-             (a "before" copied aside, to compare in one window).
+             (a "before" copied aside, to compare in one window);
+             --mmap-size BYTES starts every syncd on SQLite with it (the
+             file mapped: the baseline's and the walk's reads alike).
   b fanout   --users event streams (/events, one per user, plain sockets),
              each user a member of one of --users/10 projects; --changes
              task inserts pushed one at a time, each readable by one
@@ -107,6 +110,7 @@ class Syncd:
     checked (HS256), with rules when given."""
 
     binary = SYNCD
+    mmap_size = None  # --mmap-size, for every syncd on SQLite storage
 
     def __init__(self, tmp, schema, rules=None, pg=None):
         self.dir = tempfile.mkdtemp(dir=tmp)
@@ -120,6 +124,8 @@ class Syncd:
         self.db = os.path.join(self.dir, "server.db")
         self.pg_url = pg.fresh() if pg else None
         store = ["--pg", self.pg_url] if pg else ["--db", self.db]
+        if self.mmap_size is not None and not pg:
+            store += ["--mmap-size", str(self.mmap_size)]
         args = [self.binary, "--listen", "127.0.0.1:0", "--schema", os.path.join(self.dir, "schema.sql"),
                 *store, "--max-connections", "2000",
                 "--jwt-secret-file", os.path.join(self.dir, "secret")]
@@ -656,10 +662,13 @@ def main():
                     help="former membership values kept (e)")
     ap.add_argument("--cover", action="store_true",
                     help="(a) the big table's index covers the row: items(owner, id, title)")
+    ap.add_argument("--mmap-size", type=int,
+                    help="(SQLite) every syncd maps this many bytes of its database file")
     ap.add_argument("--syncd", default=SYNCD,
                     help="the syncd binary (a \"before\" copied aside, for the same window)")
     a = ap.parse_args()
     Syncd.binary = a.syncd
+    Syncd.mmap_size = a.mmap_size
     if a.rows % a.readable or a.users % 10:
         ap.error("--rows must be a multiple of --readable, --users of 10")
     figs = set(a.only.split(","))
