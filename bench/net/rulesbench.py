@@ -3,7 +3,7 @@
     /usr/bin/python3 bench/net/rulesbench.py [--rows N] [--readable N] [--pg]
                                               [--users N] [--changes N] [--only a,b,c]
                                               [--own N] [--opens N] [--closes N]
-                                              [--cover] [--mmap-size BYTES]
+                                              [--cover] [--mmap-size BYTES] [--first]
                                               [--syncd PATH]
 
 Drives a real server/syncd (SQLite storage; --pg: figure a on a throwaway
@@ -31,6 +31,9 @@ in the same run.
              (a "before" copied aside, to compare in one window);
              --mmap-size BYTES starts every syncd on SQLite with it (the
              file mapped: the baseline's and the walk's reads alike).
+             The big table's syncs are repeats of u000's after a first
+             one; --first makes each the first of a user of its own
+             (u001, u002, ...: their rows share the table's pages).
   b fanout   --users event streams (/events, one per user, plain sockets),
              each user a member of one of --users/10 projects; --changes
              task inserts pushed one at a time, each readable by one
@@ -263,11 +266,12 @@ def initial_sync(s, jwt, client):
     return n, pages, time.perf_counter() - t0, s.cpu() - cpu0
 
 
-def measure(s, jwt, want, reps):
+def measure(s, jwt, want, reps, users=None):
+    """users: a token per run, each user's first initial sync (--first)."""
     initial_sync(s, jwt, "warm")  # the client id's binding, a warm cache
     runs = []
     for r in range(reps):
-        n, pages, wall, cpu = initial_sync(s, jwt, "c%d" % r)
+        n, pages, wall, cpu = initial_sync(s, users[r] if users else jwt, "c%d" % r)
         if n != want:
             raise RuntimeError("initial sync brought %d rows, not %d" % (n, want))
         runs.append((wall, cpu))
@@ -366,7 +370,8 @@ def fig_a_on(tmp, a, n, k, jwt, pg):
         small.stop()
     big = Syncd(tmp, items_schema(n, n // k, pg, a.cover), OWN, pg=pg)
     try:
-        big_wall, big_cpu, big_pages = measure(big, jwt, k, a.reps)
+        firsts = [token("u%03d" % (r + 1)) for r in range(a.reps)] if a.first else None
+        big_wall, big_cpu, big_pages = measure(big, jwt, k, a.reps, firsts)
         startup = big.startup
         if pg:
             url = pg.url.rsplit("/", 1)[0] + "/bench%d" % pg.n
@@ -664,6 +669,8 @@ def main():
                     help="(a) the big table's index covers the row: items(owner, id, title)")
     ap.add_argument("--mmap-size", type=int,
                     help="(SQLite) every syncd maps this many bytes of its database file")
+    ap.add_argument("--first", action="store_true",
+                    help="(a) each measured sync of the big table is its user's first")
     ap.add_argument("--syncd", default=SYNCD,
                     help="the syncd binary (a \"before\" copied aside, for the same window)")
     a = ap.parse_args()
@@ -671,6 +678,8 @@ def main():
     Syncd.mmap_size = a.mmap_size
     if a.rows % a.readable or a.users % 10:
         ap.error("--rows must be a multiple of --readable, --users of 10")
+    if a.first and a.reps >= a.rows // a.readable:
+        ap.error("--first needs --reps below --rows / --readable (the users there are)")
     figs = set(a.only.split(","))
     tmp = tempfile.mkdtemp(prefix="rulesbench-")
     started = time.time()
