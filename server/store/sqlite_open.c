@@ -6,11 +6,12 @@
 ** connection's address space, so a read of a page that is in the
 ** kernel's cache costs no system call and no copy. Under rules, an
 ** initial sync reads each row the rule's index names from a page of its
-** own (a user's rows are scattered through the table), and those reads
-** were a third of syncd's CPU (bench/RESULTS.md, "mmap"). It is off by
-** default: an I/O error on a mapped page is a SIGBUS that ends syncd
-** instead of an error answered to one request, and the mapping counts in
-** syncd's memory (docs/RULES.md, "Costs").
+** own (a user's rows are scattered through the table): the mapping takes
+** a fifth of syncd's CPU off it (bench/RESULTS.md, "mmap of the SQLite
+** file"). It is off by default: an I/O error on a mapped page is a
+** SIGBUS that ends syncd instead of an error answered to one request,
+** and each connection reserves that much address space (docs/PROTOCOL.md,
+** "syncd").
 */
 #include "sqlite_open.h"
 
@@ -26,13 +27,14 @@ sqlite3 *sqlite_open_conn(const char *path, long long mmap_size, char **err) {
   char *pragmas = sqlite3_mprintf("PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL;"
                                   " PRAGMA mmap_size = %lld;",
                                   mmap_size);
-  if (rc == SQLITE_OK && !pragmas) rc = SQLITE_NOMEM;
+  int nomem = rc == SQLITE_OK && !pragmas;
+  if (nomem) rc = SQLITE_NOMEM;
   if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(db, 30000);
   if (rc == SQLITE_OK) rc = sqlite3_exec(db, pragmas, 0, 0, 0);
   if (rc == SQLITE_OK) rc = value_register(db);
   sqlite3_free(pragmas);
   if (rc == SQLITE_OK) return db;
-  *err = wire_errf("%s: %s", path, pragmas && db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  *err = wire_errf("%s: %s", path, db && !nomem ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
   sqlite3_close(db);
   return 0;
 }
