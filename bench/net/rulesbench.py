@@ -3,7 +3,8 @@
     /usr/bin/python3 bench/net/rulesbench.py [--rows N] [--readable N] [--pg]
                                               [--users N] [--changes N] [--only a,b,c]
                                               [--own N] [--opens N] [--closes N]
-                                              [--cover] [--syncd PATH]
+                                              [--cover] [--mmap-size BYTES] [--first]
+                                              [--syncd PATH]
 
 Drives a real server/syncd (SQLite storage; --pg: figure a on a throwaway
 PostgreSQL, tests/pg_env.sh) on 127.0.0.1 over HTTP with
@@ -27,7 +28,12 @@ in the same run.
              rules and of the per-row read check an increment still runs,
              on the big table's server.db, and the SQLite time of the first
              two over the whole initial sync. --syncd runs another binary
-             (a "before" copied aside, to compare in one window).
+             (a "before" copied aside, to compare in one window);
+             --mmap-size BYTES starts every syncd on SQLite with it (the
+             file mapped: the baseline's and the walk's reads alike).
+             The big table's syncs are repeats of u000's after a first
+             one; --first makes each the first of a user of its own
+             (u001, u002, ...: their rows share the table's pages).
   b fanout   --users event streams (/events, one per user, plain sockets),
              each user a member of one of --users/10 projects; --changes
              task inserts pushed one at a time, each readable by one
@@ -107,6 +113,7 @@ class Syncd:
     checked (HS256), with rules when given."""
 
     binary = SYNCD
+    mmap_size = None  # --mmap-size, for every syncd on SQLite storage
 
     def __init__(self, tmp, schema, rules=None, pg=None):
         self.dir = tempfile.mkdtemp(dir=tmp)
@@ -120,6 +127,8 @@ class Syncd:
         self.db = os.path.join(self.dir, "server.db")
         self.pg_url = pg.fresh() if pg else None
         store = ["--pg", self.pg_url] if pg else ["--db", self.db]
+        if self.mmap_size is not None and not pg:
+            store += ["--mmap-size", str(self.mmap_size)]
         args = [self.binary, "--listen", "127.0.0.1:0", "--schema", os.path.join(self.dir, "schema.sql"),
                 *store, "--max-connections", "2000",
                 "--jwt-secret-file", os.path.join(self.dir, "secret")]
@@ -257,11 +266,12 @@ def initial_sync(s, jwt, client):
     return n, pages, time.perf_counter() - t0, s.cpu() - cpu0
 
 
-def measure(s, jwt, want, reps):
+def measure(s, jwt, want, reps, users=None):
+    """users: a token per run, each user's first initial sync (--first)."""
     initial_sync(s, jwt, "warm")  # the client id's binding, a warm cache
     runs = []
     for r in range(reps):
-        n, pages, wall, cpu = initial_sync(s, jwt, "c%d" % r)
+        n, pages, wall, cpu = initial_sync(s, users[r] if users else jwt, "c%d" % r)
         if n != want:
             raise RuntimeError("initial sync brought %d rows, not %d" % (n, want))
         runs.append((wall, cpu))
@@ -360,7 +370,8 @@ def fig_a_on(tmp, a, n, k, jwt, pg):
         small.stop()
     big = Syncd(tmp, items_schema(n, n // k, pg, a.cover), OWN, pg=pg)
     try:
-        big_wall, big_cpu, big_pages = measure(big, jwt, k, a.reps)
+        firsts = [token("u%03d" % (r + 1)) for r in range(a.reps)] if a.first else None
+        big_wall, big_cpu, big_pages = measure(big, jwt, k, a.reps, firsts)
         startup = big.startup
         if pg:
             url = pg.url.rsplit("/", 1)[0] + "/bench%d" % pg.n
@@ -656,12 +667,19 @@ def main():
                     help="former membership values kept (e)")
     ap.add_argument("--cover", action="store_true",
                     help="(a) the big table's index covers the row: items(owner, id, title)")
+    ap.add_argument("--mmap-size", type=int,
+                    help="(SQLite) every syncd maps this many bytes of its database file")
+    ap.add_argument("--first", action="store_true",
+                    help="(a) each measured sync of the big table is its user's first")
     ap.add_argument("--syncd", default=SYNCD,
                     help="the syncd binary (a \"before\" copied aside, for the same window)")
     a = ap.parse_args()
     Syncd.binary = a.syncd
+    Syncd.mmap_size = a.mmap_size
     if a.rows % a.readable or a.users % 10:
         ap.error("--rows must be a multiple of --readable, --users of 10")
+    if a.first and a.reps >= a.rows // a.readable:
+        ap.error("--first needs --reps below --rows / --readable (the users there are)")
     figs = set(a.only.split(","))
     tmp = tempfile.mkdtemp(prefix="rulesbench-")
     started = time.time()

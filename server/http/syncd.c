@@ -14,6 +14,7 @@
 **                [--jwt-secret-file FILE | --jwt-public-key FILE]
 **                [--jwt-audience AUD] [--jwt-issuer ISS] [--jwt-leeway SECONDS]
 **                [--rules FILE] [--no-compress] [--verify-scan]
+**                [--mmap-size BYTES]
 **
 **   server/syncd (--client-secret KEY | --client-secret-file FILE) --issue-token ID
 **                prints client ID's token (auth.c) and exits.
@@ -62,6 +63,7 @@ static void usage(void) {
                   "             [--jwt-secret-file FILE | --jwt-public-key FILE]\n"
                   "             [--jwt-audience AUD] [--jwt-issuer ISS] [--jwt-leeway SECONDS]\n"
                   "             [--rules FILE] [--no-compress] [--verify-scan]\n"
+                  "             [--mmap-size BYTES]\n"
                   "       syncd (--client-secret KEY | --client-secret-file FILE)"
                   " --issue-token CLIENT_ID\n");
   exit(2);
@@ -143,7 +145,7 @@ static socklen_t parse_listen(const char *spec, struct sockaddr_storage *addr) {
 
 int main(int argc, char **argv) {
   const char *listen = 0, *schema = 0, *rules = 0, *dbpath = 0, *pg = 0, *issue = 0;
-  long long max_conn = 1024, max_tomb = 0, request_timeout = 10, body_timeout = 60;
+  long long max_conn = 1024, max_tomb = 0, request_timeout = 10, body_timeout = 60, mmap_size = -1;
   server_ctx ctx = {.max_body = 16u << 20,
                     .heartbeat = 15,
                     .timeout = 60,
@@ -220,6 +222,8 @@ int main(int argc, char **argv) {
       jwt_leeway = (int)number_arg(a, v, 0, 600);
     else if (strcmp(a, "--max-connections") == 0)
       max_conn = number_arg(a, v, 1, 100000);
+    else if (strcmp(a, "--mmap-size") == 0)
+      mmap_size = number_arg(a, v, 0, LLONG_MAX);
     else
       usage();
   }
@@ -238,6 +242,10 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (!listen || !dbpath == !pg || (jwt_secret && jwt_public)) usage();
+  if (pg && mmap_size >= 0) {
+    fprintf(stderr, "syncd: --mmap-size is for SQLite storage (--db), not --pg\n");
+    return 2;
+  }
   if ((jwt_aud || jwt_iss) && !jwt_secret && !jwt_public) {
     fprintf(stderr, "syncd: --jwt-audience and --jwt-issuer need --jwt-secret-file or "
                     "--jwt-public-key\n");
@@ -285,6 +293,7 @@ int main(int argc, char **argv) {
   store_config cfg = {.schema_sql = ddl,
                       .max_tombstones = max_tomb,
                       .verify_scan = verify_scan,
+                      .mmap_size = mmap_size > 0 ? mmap_size : 0,
                       .on_change = events_notify};
   char *err = 0;
   ctx.st = pg ? store_pg_open(pg, &cfg, &err) : store_sqlite_open(dbpath, &cfg, &err);

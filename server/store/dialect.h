@@ -81,8 +81,9 @@ typedef struct dialect {
   int pool_max;  /* connections a store opens at most */
   int fold_case; /* identifiers compare case-insensitively */
 
-  /* The database: target is a file path or a URL. */
-  int (*open)(const char *target, dialect_db **db, char **err);
+  /* The database: target is a file path or a URL; cfg's settings of the
+  ** dialect's own (SQLite: mmap_size) are read here. */
+  int (*open)(const char *target, const store_config *cfg, dialect_db **db, char **err);
   /* Call on_change(arg) whenever another process committed changes;
   ** NULL for a dialect that has no such processes. */
   int (*listen)(dialect_db *db, void (*on_change)(void *), void *arg, char **err);

@@ -54,7 +54,8 @@
 
 /* ---- the database and its connections ---- */
 
-static int pg_open(const char *target, dialect_db **out, char **err) {
+static int pg_open(const char *target, const store_config *cfg, dialect_db **out, char **err) {
+  (void)cfg;
   dialect_db *d = sqlite3_malloc64(sizeof *d);
   if (d) {
     memset(d, 0, sizeof *d);

@@ -30,9 +30,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "value.h"
 #include "dialect.h"
 #include "sqlite_durable.h"
+#include "sqlite_open.h"
 #include "sqlite_row.h"
 #include "sqlite_sql.h"
 #include "sqlite_stmt.h"
@@ -41,6 +41,7 @@
 
 struct dialect_db {
   char *path;
+  long long mmap_size;    /* store_config's, for each connection */
   const catalog *cat;     /* the store's, once load_catalog filled it */
   unsigned gen;           /* counts use_catalog's: connections watch this one */
   pthread_mutex_t writer; /* held from a write transaction's begin to its end */
@@ -85,9 +86,12 @@ static const char internal_ddl[] =
 
 /* ---- the database and its connections ---- */
 
-static int sq_open(const char *target, dialect_db **out, char **err) {
+static int sq_open(const char *target, const store_config *cfg, dialect_db **out, char **err) {
   dialect_db *d = sqlite3_malloc64(sizeof *d);
-  if (d) d->path = sqlite3_mprintf("%s", target);
+  if (d) {
+    d->path = sqlite3_mprintf("%s", target);
+    d->mmap_size = cfg->mmap_size;
+  }
   if (!d || !d->path) {
     sqlite3_free(d);
     *err = wire_errf("out of memory");
@@ -125,20 +129,10 @@ static void fn_user(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 }
 
 static dialect_conn *sq_connect(dialect_db *d, char **err) {
-  sqlite3 *db = 0;
-  /* NOMUTEX: the pool hands a connection to one thread at a time, so
-  ** SQLite's own per-call locking of it is pure cost. */
-  int rc = sqlite3_open_v2(d->path, &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, 0);
-  if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(db, 30000);
-  if (rc == SQLITE_OK)
-    rc = sqlite3_exec(db, "PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL;", 0, 0, 0);
-  if (rc == SQLITE_OK) rc = value_register(db);
-  dialect_conn *c = rc == SQLITE_OK ? sqlite3_malloc64(sizeof *c) : 0;
+  sqlite3 *db = sqlite_open_conn(d->path, d->mmap_size, err);
+  dialect_conn *c = db ? sqlite3_malloc64(sizeof *c) : 0;
   if (!c) {
-    *err = wire_errf("%s: %s", d->path,
-                     rc != SQLITE_OK && db ? sqlite3_errmsg(db)
-                                           : sqlite3_errstr(rc ? rc : SQLITE_NOMEM));
+    if (db) *err = wire_errf("%s: out of memory", d->path);
     sqlite3_close(db);
     return 0;
   }

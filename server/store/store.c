@@ -63,7 +63,7 @@ static store *store_open(const dialect *d, const char *target, const store_confi
   pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
   pthread_rwlock_init(&s->schema_lock, &attr);
   pthread_rwlockattr_destroy(&attr);
-  if (d->open(target, &s->db, err)) {
+  if (d->open(target, cfg, &s->db, err)) {
     pthread_rwlock_destroy(&s->schema_lock);
     sqlite3_free(s);
     return 0;

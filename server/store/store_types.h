@@ -48,6 +48,7 @@ typedef struct store_config {
   const char *schema_sql;   /* DDL run when the database has no synced table yet */
   long long max_tombstones; /* <= 0: never purge */
   int verify_scan;          /* answer POST /verify by a scan of the table, not its cache */
+  long long mmap_size;      /* SQLite: bytes of the file each connection maps (sqlite_open.c) */
   /* Called from a store thread when another process committed changes
   ** (PostgreSQL LISTEN/NOTIFY); may be NULL. */
   void (*on_change)(void *arg);
