@@ -129,7 +129,8 @@ static void fn_user(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 }
 
 static dialect_conn *sq_connect(dialect_db *d, char **err) {
-  sqlite3 *db = sqlite_open_conn(d->path, d->mmap_size, err);
+  int wal = 0;
+  sqlite3 *db = sqlite_open_conn(d->path, d->mmap_size, &wal, err);
   dialect_conn *c = db ? sqlite3_malloc64(sizeof *c) : 0;
   if (!c) {
     if (db) *err = wire_errf("%s: out of memory", d->path);
@@ -139,7 +140,7 @@ static dialect_conn *sq_connect(dialect_db *d, char **err) {
   memset(c, 0, sizeof *c);
   c->db = db;
   c->owner = d;
-  if (sqlite_durable_attach(&c->durable, &d->durable, db) ||
+  if (sqlite_durable_attach(&c->durable, &d->durable, db, wal) ||
       sqlite3_create_function(db, "syncd_sub", 0, SQLITE_UTF8, &c->user[0], fn_user, 0, 0) ||
       sqlite3_create_function(db, "syncd_claims", 0, SQLITE_UTF8, &c->user[1], fn_user, 0, 0)) {
     *err = wire_errf("%s: %s", d->path, sqlite3_errmsg(db));

@@ -67,18 +67,12 @@ static int on_wal(void *arg, sqlite3 *db, const char *name, int pages) {
   return SQLITE_OK;
 }
 
-int sqlite_durable_attach(sqlite_durable_conn *dc, sqlite_durable *d, sqlite3 *db) {
-  sqlite3_stmt *st;
+int sqlite_durable_attach(sqlite_durable_conn *dc, sqlite_durable *d, sqlite3 *db, int wal) {
   memset(dc, 0, sizeof *dc);
-  int rc = sqlite3_prepare_v2(db, "PRAGMA main.journal_mode", -1, &st, 0);
-  if (rc != SQLITE_OK) return rc;
-  int wal = sqlite3_step(st) == SQLITE_ROW &&
-            sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
-  rc = sqlite3_finalize(st);
   /* without WAL, NORMAL would weaken more than the fsync at COMMIT: stay
   ** FULL and wait for nothing */
-  if (rc != SQLITE_OK || !wal) return rc;
-  rc = sqlite3_exec(db, "PRAGMA main.synchronous = NORMAL", 0, 0, 0);
+  if (!wal) return SQLITE_OK;
+  int rc = sqlite3_exec(db, "PRAGMA main.synchronous = NORMAL", 0, 0, 0);
   if (rc != SQLITE_OK) return rc;
   dc->d = d;
   sqlite3_wal_hook(db, on_wal, dc);
@@ -86,17 +80,13 @@ int sqlite_durable_attach(sqlite_durable_conn *dc, sqlite_durable *d, sqlite3 *d
 }
 
 /* fsync the WAL through db's own handle of it (the same file every
-** connection writes). */
+** connection writes). The handle is there: switching to WAL
+** (sqlite_open.c) opened it, and only leaving WAL closes it. */
 static void sync_wal(sqlite3 *db) {
   sqlite3_file *f = 0;
-  if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f) != SQLITE_OK || !f ||
-      !f->pMethods) {
-    /* a connection opens the WAL at its first read */
-    sqlite3_exec(db, "SELECT count(*) FROM sqlite_schema", 0, 0, 0);
-    f = 0;
-    sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f);
-  }
-  int rc = f && f->pMethods ? f->pMethods->xSync(f, SQLITE_SYNC_NORMAL) : SQLITE_CANTOPEN;
+  int rc = sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f);
+  if (rc == SQLITE_OK)
+    rc = f && f->pMethods ? f->pMethods->xSync(f, SQLITE_SYNC_NORMAL) : SQLITE_CANTOPEN;
   if (rc != SQLITE_OK) {
     /* what the WAL holds on disk is unknown now, and commits were already
     ** answered as done by SQLite: stop rather than answer more */

@@ -29,8 +29,9 @@ void sqlite_durable_init(sqlite_durable *d);
 void sqlite_durable_free(sqlite_durable *d);
 
 /* Commit on db without an fsync (synchronous = NORMAL) and note its
-** commits in dc. 0, or an SQLite code. */
-int sqlite_durable_attach(sqlite_durable_conn *dc, sqlite_durable *d, sqlite3 *db);
+** commits in dc, if db is in WAL mode (wal, from sqlite_open_conn); else
+** leave db as it is and make dc wait for nothing. 0, or an SQLite code. */
+int sqlite_durable_attach(sqlite_durable_conn *dc, sqlite_durable *d, sqlite3 *db, int wal);
 
 /* Before anything db read or wrote leaves the process: return once every
 ** commit it could have seen (its own too, and other processes') is on

@@ -4,13 +4,16 @@
 ** file named by $FSYNC_GATE_COUNT (so the test can count them), then
 ** waits while the file named by $FSYNC_GATE_HOLD exists (so the test can
 ** hold a write-ahead log sync open and look at what syncd answers
-** meanwhile). $FSYNC_GATE_DELAY_US, when set, adds that many microseconds
-** to each (bench: a disk whose fsync is slower than this machine's).
+** meanwhile). While the file named by $FSYNC_GATE_FAIL exists, they fail
+** with EIO instead (a disk that lost the writes). $FSYNC_GATE_DELAY_US,
+** when set, adds that many microseconds to each (bench: a disk whose
+** fsync is slower than this machine's).
 **
 **     cc -shared -fPIC -o fsync_gate.so fsync_gate.c -ldl
 */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,9 +28,11 @@ static int is_wal(int fd) {
   return n > 4 && memcmp(path + n - 4, "-wal", 4) == 0;
 }
 
-static void gate(int fd) {
+/* 0 to go on with the real call, or -1 with errno set. */
+static int gate(int fd) {
   const char *count = getenv("FSYNC_GATE_COUNT"), *hold = getenv("FSYNC_GATE_HOLD");
-  if (!is_wal(fd)) return;
+  const char *fail = getenv("FSYNC_GATE_FAIL");
+  if (!is_wal(fd)) return 0;
   if (count) {
     int c = open(count, O_WRONLY | O_APPEND | O_CREAT, 0600);
     if (c >= 0) {
@@ -42,18 +47,18 @@ static void gate(int fd) {
   long us = delay ? atol(delay) : 0;
   struct timespec d = {us / 1000000, us % 1000000 * 1000};
   if (us > 0) nanosleep(&d, 0);
+  if (fail && access(fail, F_OK) == 0) return errno = EIO, -1;
+  return 0;
 }
 
 int fsync(int fd) {
   static int (*real)(int);
   if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-  gate(fd);
-  return real(fd);
+  return gate(fd) ? -1 : real(fd);
 }
 
 int fdatasync(int fd) {
   static int (*real)(int);
   if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-  gate(fd);
-  return real(fd);
+  return gate(fd) ? -1 : real(fd);
 }

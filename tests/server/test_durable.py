@@ -12,6 +12,7 @@ one fsync runs must share the next one, not take one each.
 import os
 import re
 import select
+import signal
 import sqlite3
 import subprocess
 import tempfile
@@ -44,9 +45,11 @@ class DurableTests(ManySyncd, unittest.TestCase):
         super().setUp()
         self.count = os.path.join(self.tmp, "fsyncs")
         self.hold = os.path.join(self.tmp, "hold")
+        self.failing = os.path.join(self.tmp, "fail")
         preload = sanitizer_runtime() + os.environ.get("LD_PRELOAD", "").split() + [self.shim]
         env = dict(os.environ, LD_PRELOAD=" ".join(dict.fromkeys(preload)),
-                   FSYNC_GATE_COUNT=self.count, FSYNC_GATE_HOLD=self.hold)
+                   FSYNC_GATE_COUNT=self.count, FSYNC_GATE_HOLD=self.hold,
+                   FSYNC_GATE_FAIL=self.failing)
         self.env = env
         self.s = self.syncd()
         # a first push opens the WAL and settles syncd's own setup
@@ -175,6 +178,25 @@ class DurableTests(ManySyncd, unittest.TestCase):
         self.assertEqual(sorted(c["pk"]["id"] for c in changes
                                 if c["table"] == "todos" and c["pk"]["id"] != "warm"),
                          sorted("k%d" % i for i in range(n)))
+
+    def test_a_failed_fsync_stops_syncd_before_it_answers(self):
+        open(self.failing, "w").close()
+        push, pushed = self.in_thread(lambda: self.s.push("c1", [ins(1, "lost?")]))
+        push.join(20)
+        self.assertFalse(push.is_alive())
+        # no answer: what the WAL holds on disk is unknown
+        self.assertIn("error", pushed, "a push answered after its fsync failed: %r" % pushed)
+        self.assertEqual(self.s.proc.wait(20), -signal.SIGABRT)
+        self.assertIn("fsync of the write-ahead log failed", self.s.log())
+        # the disk is back: the client's retry is applied once, whether or
+        # not the commit had reached it
+        os.unlink(self.failing)
+        self.s.stop()
+        self.s.start()
+        self.assertEqual(self.s.push("c1", [ins(1, "lost?")])[0]["status"], "applied")
+        changes, _ = self.s.pull_all("reader")
+        self.assertEqual([c["pk"] for c in changes
+                          if c["table"] == "todos" and c["pk"]["id"] != "warm"], [{"id": "lost?"}])
 
 
 if __name__ == "__main__":
