@@ -326,7 +326,8 @@ static int triggers(sqlite3_str *s, SyncTable *t, const JxShape *sh) {
         jx_same(s, t->cols[i], kind[i], "OLD", "NEW");
         append(s, ")");
       } else {
-        sqlite3_str_appendf(s, "OLD.\"%w\" IS NOT NEW.\"%w\"", t->cols[i], t->cols[i]);
+        sqlite3_str_appendf(s, "OLD.\"%w\" IS NOT NEW.\"%w\" COLLATE BINARY", t->cols[i],
+                            t->cols[i]);
       }
     }
     append(s, ") BEGIN ");

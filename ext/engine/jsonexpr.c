@@ -27,6 +27,8 @@
 
 #include <string.h>
 
+#include "uniqexpr.h"
+
 const char jx_ctrl[] = "coalesce((SELECT applying FROM sync_control),0)=0";
 const char jx_last_id[] =
     "(SELECT max(coalesce((SELECT max(id) FROM sync_outbox),0),last_id) FROM sync_control)";
@@ -79,7 +81,9 @@ void jx_value(sqlite3_str *s, const char *x, int kind) {
 }
 
 void jx_same(sqlite3_str *s, const char *col, int kind, const char *a, const char *b) {
-  sqlite3_str_appendf(s, "%s.\"%w\" IS %s.\"%w\"", a, col, b, col);
+  /* BINARY: under the column's own collation (NOCASE, RTRIM) 'Y' IS 'y',
+  ** and a change of case alone would never be sent */
+  sqlite3_str_appendf(s, "%s.\"%w\" IS %s.\"%w\" COLLATE BINARY", a, col, b, col);
   if (!(kind & EXACT)) return;
   sqlite3_str_appendf(s, " AND typeof(%s.\"%w\") = typeof(%s.\"%w\")", a, col, b, col);
   if (kind & NEG_ZERO)
@@ -186,21 +190,57 @@ void jx_data(sqlite3_str *s, SyncTable *t, const int *kind, const char *prefix) 
   jx_object(s, n, data_name, data_value, &a);
 }
 
+/* The one-row subquery that names b's columns as the table does, for an
+** expression of u to read them unqualified. */
+static void named_row(sqlite3_str *s, SyncTable *t, const JxUniq *u, const char *b) {
+  sqlite3_str_appendall(s, "(SELECT ");
+  int n = 0;
+  for (int i = 0; i < t->nCol; i++) {
+    if (!u->used[i]) continue;
+    if (b)
+      sqlite3_str_appendf(s, "%s%s.\"%w\"", n++ ? "," : "", b, t->cols[i]);
+    else
+      sqlite3_str_appendf(s, "%sNULL", n++ ? "," : "");
+    sqlite3_str_appendf(s, " AS \"%w\"", t->cols[i]);
+  }
+  sqlite3_str_appendall(s, n ? ")" : "1)");
+}
+
 void jx_uniq_match(sqlite3_str *s, SyncTable *t, const JxUniq *u, const char *a, const char *b) {
   for (int i = 0; i < u->n; i++) {
-    const char *col = t->cols[u->col[i]];
-    sqlite3_str_appendf(s, "%s%s.\"%w\" = %s.\"%w\"", i ? " AND " : "", a, col, b, col);
+    if (u->col[i] < 0) {
+      sqlite3_str_appendf(s, "%s(%s) = (SELECT %s FROM ", i ? " AND " : "", u->expr[i], u->expr[i]);
+      named_row(s, t, u, b);
+      sqlite3_str_appendall(s, ")");
+    } else {
+      const char *col = t->cols[u->col[i]];
+      sqlite3_str_appendf(s, "%s%s.\"%w\" = ", i ? " AND " : "", a, col);
+      if (b)
+        sqlite3_str_appendf(s, "%s.\"%w\"", b, col);
+      else
+        sqlite3_str_appendall(s, "NULL");
+    }
     if (u->coll[i]) sqlite3_str_appendf(s, " COLLATE \"%w\"", u->coll[i]);
   }
+  if (u->where) sqlite3_str_appendf(s, " AND (%s)", u->where);
+}
+
+static void uniq_free(JxUniq *u) {
+  for (int j = 0; j < u->n; j++) {
+    sqlite3_free(u->coll[j]);
+    if (u->expr) sqlite3_free(u->expr[j]);
+  }
+  sqlite3_free(u->col);
+  sqlite3_free(u->coll);
+  sqlite3_free(u->expr);
+  sqlite3_free(u->where);
+  sqlite3_free(u->used);
+  memset(u, 0, sizeof *u);
 }
 
 void jx_shape_free(JxShape *sh) {
-  for (int i = 0; i < sh->nUniq; i++) {
-    for (int j = 0; j < sh->uniq[i].n; j++)
-      sqlite3_free(sh->uniq[i].coll[j]);
-    sqlite3_free(sh->uniq[i].col);
-    sqlite3_free(sh->uniq[i].coll);
-  }
+  for (int i = 0; i < sh->nUniq; i++)
+    uniq_free(&sh->uniq[i]);
   sqlite3_free(sh->uniq);
   sqlite3_free(sh->kind);
   sqlite3_free(sh->nullKey);
@@ -213,24 +253,66 @@ static int col_index(SyncTable *t, const char *name) {
   return -1;
 }
 
+/* The expressions and WHERE of u, index idx of t, from its text; 0 when it
+** cannot be read, or when the lookup the triggers would make of it does not
+** prepare (an expression naming the rowid, say): the index is left out. */
+static int uniq_exprs(SyncCtx *c, SyncTable *t, JxUniq *u, const char *idx) {
+  sqlite3_stmt *s = 0;
+  char *sql = 0;
+  if (sqlite3_prepare_v2(c->db,
+                         "SELECT sql FROM main.sqlite_schema WHERE type = 'index' AND name = ?1",
+                         -1, &s, 0) == SQLITE_OK) {
+    sqlite3_bind_text(s, 1, idx, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) == SQLITE_ROW) sql = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
+  }
+  sqlite3_finalize(s);
+  u->expr = sqlite3_malloc64(sizeof(char *) * (sqlite3_uint64)u->n);
+  u->used = sqlite3_malloc64((sqlite3_uint64)t->nCol + 1);
+  int ok = sql && u->expr && u->used && ux_parse(sql, u->n, u->expr, &u->where) == SQLITE_OK;
+  sqlite3_free(sql);
+  if (!ok) {
+    sqlite3_free(u->expr), u->expr = 0;
+    return 0;
+  }
+  memset(u->used, 0, (size_t)t->nCol + 1);
+  for (int i = 0; i < u->n; i++) {
+    if (u->col[i] >= 0)
+      sqlite3_free(u->expr[i]), u->expr[i] = 0;
+    else
+      ux_refs(t, u->expr[i], u->used);
+  }
+  if (u->where) ux_refs(t, u->where, u->used);
+  sqlite3_str *q = sqlite3_str_new(0);
+  sqlite3_str_appendf(q, "SELECT 1 FROM main.\"%w\" AS o WHERE ", t->name);
+  jx_uniq_match(q, t, u, "o", 0);
+  char *z = sqlite3_str_finish(q);
+  ok = z && sqlite3_prepare_v2(c->db, z, -1, &s, 0) == SQLITE_OK;
+  sqlite3_finalize(s);
+  sqlite3_free(z);
+  return ok;
+}
+
 /* Appends unique index idx of t to sh->uniq (at slot 0 when it is the
-** primary key's), unless a part is an expression or a generated column,
-** which the triggers cannot compare. */
-static int uniq_add(SyncCtx *c, SyncTable *t, JxShape *sh, const char *idx, int isPk) {
+** primary key's), unless a part is a generated column, which NEW does not
+** hold yet in a BEFORE trigger, or the expressions cannot be read. */
+static int uniq_add(SyncCtx *c, SyncTable *t, JxShape *sh, const char *idx, int isPk, int partial) {
   sqlite3_stmt *s = 0;
   int rc = sqlite3_prepare_v2(
-      c->db, "SELECT name, coll FROM pragma_index_xinfo(?1, 'main') WHERE key ORDER BY seqno", -1,
-      &s, 0);
+      c->db, "SELECT cid, name, coll FROM pragma_index_xinfo(?1, 'main') WHERE key ORDER BY seqno",
+      -1, &s, 0);
   if (rc != SQLITE_OK) return rc;
   sqlite3_bind_text(s, 1, idx, -1, SQLITE_STATIC);
-  JxUniq u = {0, 0, 0};
-  int ok = 1, cap = 0;
+  JxUniq u;
+  memset(&u, 0, sizeof u);
+  int ok = 1, cap = 0, exprs = 0;
   while (ok && rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
-    int col = col_index(t, (const char *)sqlite3_column_text(s, 0));
-    if (col < 0) {
+    int col =
+        sqlite3_column_int(s, 0) == -2 ? -1 : col_index(t, (const char *)sqlite3_column_text(s, 1));
+    if (col < 0 && sqlite3_column_int(s, 0) != -2) {
       ok = 0;
       break;
     }
+    exprs += col < 0;
     if (u.n == cap) {
       cap = cap ? 2 * cap : 4;
       int *pc = sqlite3_realloc64(u.col, sizeof(int) * (sqlite3_uint64)cap);
@@ -243,10 +325,11 @@ static int uniq_add(SyncCtx *c, SyncTable *t, JxShape *sh, const char *idx, int 
       }
     }
     u.col[u.n] = col;
-    u.coll[u.n] = sqlite3_mprintf("%s", sqlite3_column_text(s, 1));
+    u.coll[u.n] = sqlite3_mprintf("%s", sqlite3_column_text(s, 2));
     if (!u.coll[u.n++]) rc = SQLITE_NOMEM;
   }
   sqlite3_finalize(s);
+  if (rc == SQLITE_OK && ok && u.n && (exprs || partial)) ok = uniq_exprs(c, t, &u, idx);
   JxUniq *all = 0;
   if (rc == SQLITE_OK && ok && u.n) {
     all = sqlite3_realloc64(sh->uniq, sizeof(JxUniq) * (sqlite3_uint64)(sh->nUniq + 1));
@@ -255,20 +338,14 @@ static int uniq_add(SyncCtx *c, SyncTable *t, JxShape *sh, const char *idx, int 
   if (all) {
     sh->uniq = all;
     if (isPk) {
-      for (int j = 0; j < sh->uniq[0].n; j++)
-        sqlite3_free(sh->uniq[0].coll[j]);
-      sqlite3_free(sh->uniq[0].col);
-      sqlite3_free(sh->uniq[0].coll);
+      uniq_free(&sh->uniq[0]);
       sh->uniq[0] = u;
     } else {
       sh->uniq[sh->nUniq++] = u;
     }
     return SQLITE_OK;
   }
-  for (int j = 0; j < u.n; j++)
-    sqlite3_free(u.coll[j]);
-  sqlite3_free(u.col);
-  sqlite3_free(u.coll);
+  uniq_free(&u);
   return rc;
 }
 
@@ -280,6 +357,7 @@ static int uniq_read(SyncCtx *c, SyncTable *t, JxShape *sh) {
   if (!sh->uniq) return SQLITE_NOMEM;
   sh->nUniq = 1;
   JxUniq *k = &sh->uniq[0];
+  memset(k, 0, sizeof *k);
   k->n = t->nPk;
   k->col = sqlite3_malloc64(sizeof(int) * (sqlite3_uint64)t->nPk);
   k->coll = sqlite3_malloc64(sizeof(char *) * (sqlite3_uint64)t->nPk);
@@ -292,14 +370,16 @@ static int uniq_read(SyncCtx *c, SyncTable *t, JxShape *sh) {
     k->coll[i] = 0;
   }
   sqlite3_stmt *s = 0;
-  int rc = sqlite3_prepare_v2(c->db,
-                              "SELECT name, origin = 'pk' FROM pragma_index_list(?1, 'main') "
-                              "WHERE \"unique\" ORDER BY seq",
-                              -1, &s, 0);
+  int rc =
+      sqlite3_prepare_v2(c->db,
+                         "SELECT name, origin = 'pk', partial FROM pragma_index_list(?1, 'main') "
+                         "WHERE \"unique\" ORDER BY seq",
+                         -1, &s, 0);
   if (rc != SQLITE_OK) return rc;
   sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
   while (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
-    rc = uniq_add(c, t, sh, (const char *)sqlite3_column_text(s, 0), sqlite3_column_int(s, 1));
+    rc = uniq_add(c, t, sh, (const char *)sqlite3_column_text(s, 0), sqlite3_column_int(s, 1),
+                  sqlite3_column_int(s, 2));
   sqlite3_finalize(s);
   return rc;
 }

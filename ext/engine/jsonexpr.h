@@ -16,11 +16,16 @@ enum { MAY_REAL = 1, MAY_BLOB = 2, MAY_ANY = 3, EXACT = 4, NEG_ZERO = 8 };
 
 /* A unique index a REPLACE can delete another row through: the t->cols index
 ** of each part and the collation it compares that part with (NULL: the
-** column's own). */
+** column's own). A part that is an expression has col -1 and its text in
+** expr (uniqexpr.c); a partial index has its WHERE in where; used marks the
+** columns those name (NULL when neither). */
 typedef struct JxUniq {
   int n;
   int *col;
   char **coll;
+  char **expr;
+  char *where;
+  unsigned char *used;
 } JxUniq;
 
 typedef struct JxShape {
@@ -28,8 +33,8 @@ typedef struct JxShape {
   const char *rid;
   int *kind;    /* per column: MAY_* | NEG_ZERO */
   int *nullKey; /* per key part (t->pk order): 1 when SQLite lets it be NULL */
-  int nUniq;    /* uniq[0] is the primary key, then the UNIQUE indexes on */
-  JxUniq *uniq; /* plain columns (an index on expressions is left out) */
+  int nUniq;    /* uniq[0] is the primary key, then the UNIQUE indexes */
+  JxUniq *uniq;
 } JxShape;
 
 /* Reads the shape of t. Returns an SQLite code; the shape is freed by
@@ -58,7 +63,10 @@ void jx_row(sqlite3_str *, SyncTable *, const int *kind, const char *prefix);
 /* The row as a mutation sends it: json_object of every column of t but the
 ** server's (t->server), read from prefix. */
 void jx_data(sqlite3_str *, SyncTable *, const int *kind, const char *prefix);
-/* The parts of u of rows a and b are equal, as the index compares them. */
+/* The parts of u of rows a and b are equal, as the index compares them, and
+** a is in a partial index. a is the table's name or alias in the FROM (an
+** expression reads a's columns unqualified, so no other table may have
+** them); b is NEW or OLD, or NULL for a row of NULLs. */
 void jx_uniq_match(sqlite3_str *, SyncTable *, const JxUniq *u, const char *a, const char *b);
 
 /* The triggers fire only while this is true (sync_control.applying is 0). */

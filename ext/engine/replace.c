@@ -37,9 +37,11 @@
 ** that did not happen stays until T's next BEFORE trigger; a stashed row
 ** counts as replaced only if it is really gone, and the engine clears the
 ** stash whenever it starts writing (sync_stash_clear), so a stale row is
-** never queued. A UNIQUE index on an expression and a collision through the
-** hidden rowid of a table whose key is not the rowid (an explicit rowid in
-** the INSERT or UPDATE) are not seen.
+** never queued. A UNIQUE index on expressions is looked up through the
+** expressions as its text gives them (uniqexpr.c), a partial one with its
+** WHERE; one whose text cannot be read, an index on a generated column and
+** a collision through the hidden rowid of a table whose key is not the rowid
+** (an explicit rowid in the INSERT or UPDATE) are not seen.
 **
 ** Cost: a table with no UNIQUE index pays nothing more on INSERT than the
 ** key lookup sync_bi_T did before; each UNIQUE index adds one lookup to
@@ -197,9 +199,15 @@ void replace_triggers(sqlite3_str *s, SyncTable *t, const JxShape *sh) {
   ** none of the columns a collision can come through. */
   sqlite3_str_appendf(s, "CREATE TRIGGER main.\"sync_bu_%w\" BEFORE UPDATE OF ", T);
   replace_of_key(s, t);
-  for (int u = 1; u < sh->nUniq; u++)
-    for (int i = 0; i < sh->uniq[u].n; i++)
-      sqlite3_str_appendf(s, ",\"%w\"", t->cols[sh->uniq[u].col[i]]);
+  for (int u = 1; u < sh->nUniq; u++) {
+    const JxUniq *x = &sh->uniq[u];
+    for (int i = 0; i < x->n; i++)
+      if (x->col[i] >= 0) sqlite3_str_appendf(s, ",\"%w\"", t->cols[x->col[i]]);
+    /* the columns an expression or a partial index's WHERE reads: a row
+    ** that enters the index collides as one whose key changed */
+    for (int i = 0; x->used && i < t->nCol; i++)
+      if (x->used[i]) sqlite3_str_appendf(s, ",\"%w\"", t->cols[i]);
+  }
   sqlite3_str_appendf(s, " ON \"%w\" WHEN %s BEGIN ", T, jx_ctrl);
   stash(s, t, sh, 1);
   sqlite3_str_appendall(s, "END;\n");
