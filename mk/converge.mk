@@ -28,10 +28,18 @@
 #   make converge-rules-pg  the same on PostgreSQL storage (--pg: a throwaway
 #                       cluster, tests/pg_env.sh, a fresh database per seed,
 #                       rules/server_pg.sql); RULES_FLAGS as above
+#   make converge-schemas  convergence without a model over a schema the
+#                       others do not use (tests/converge/schemas_run.py:
+#                       a self-cascading tree, ON UPDATE CASCADE of a text
+#                       key, NOCASE and partial expression UNIQUE indexes,
+#                       a STRICT table with a generated column), syncd
+#                       SIGKILLed at random; SCHEMAS_FLAGS passes options
+#                       ("--worker", "--ops N", "--kills P"); test-converge
+#                       runs 4 seeds without and 2 with the worker
 #
 # CONVERGE_FLAGS passes more options to tests/converge/run.py (say
 # "--no-replace --no-swaps" while those defects are open, or "--shrink").
-.PHONY: test-converge converge converge-rules converge-rules-pg
+.PHONY: test-converge converge converge-rules converge-rules-pg converge-schemas
 TEST_TARGETS += test-converge
 CONVERGE_PYTHON ?= $(E2E_PYTHON)
 CONVERGE_SEEDS ?= 1-10
@@ -40,6 +48,8 @@ CONVERGE_FLAGS ?=
 CONVERGE_RUN = $(CONVERGE_PYTHON) tests/converge/run.py
 RULES_FLAGS ?=
 RULES_RUN = $(CONVERGE_PYTHON) tests/converge/rules_run.py
+SCHEMAS_FLAGS ?=
+SCHEMAS_RUN = $(CONVERGE_PYTHON) tests/converge/schemas_run.py
 
 # Each run goes on when one before it failed.
 test-converge: $(EXT) server/syncd
@@ -57,6 +67,8 @@ test-converge: $(EXT) server/syncd
 	$(RULES_RUN) --pg --pg-optional --seeds "1 2" || fail=1; \
 	$(RULES_RUN) --pg --pg-optional --seeds "3" --seats --third-user --watch || fail=1; \
 	$(RULES_RUN) --replay tests/converge/rules_cases/*.json || fail=1; \
+	$(SCHEMAS_RUN) --seeds "1 2 3 4" || fail=1; \
+	$(SCHEMAS_RUN) --seeds "5 6" --worker || fail=1; \
 	[ $$fail = 0 ]
 
 converge: $(EXT) server/syncd
@@ -67,3 +79,6 @@ converge-rules: $(EXT) server/syncd
 
 converge-rules-pg: $(EXT) server/syncd
 	$(RULES_RUN) --pg --seeds "$(SEEDS)" $(RULES_FLAGS)
+
+converge-schemas: $(EXT) server/syncd
+	$(SCHEMAS_RUN) --seeds "$(SEEDS)" $(SCHEMAS_FLAGS)

@@ -1,0 +1,305 @@
+"""Convergence over a schema the model-based test does not use.
+
+    schemas_run.py [--seeds "1 2 3" | --seeds 1-50] [--ops 400] [--worker]
+                   [--kills 0.01] [--keep]
+
+The schema (the same on syncd and on every client) has what apps have and
+tests/converge/schema.sql does not: a tree of folders that cascades to
+itself and is UNIQUE on (parent, name); docs whose text key other rows
+follow ON UPDATE CASCADE, a NOCASE UNIQUE slug, a partial UNIQUE index on
+an expression (lower(body)), a CHECK and ON DELETE SET NULL to folders;
+labels WITHOUT ROWID with a composite key; blobs, a STRICT table with a
+BLOB and a generated column. Three clients write at random through plain
+SQL: inserts that collide, INSERT OR REPLACE through every unique index,
+UPDATE OR REPLACE, key changes, UPSERTs, deletes that cascade, and
+transactions that roll back; a write SQLite refuses is the app's error and
+is skipped. The first two clients sync (sync_push, then sync_pull) at
+random moments; the third runs the background worker with --worker, else
+syncs as they do (then a seed replays exactly). syncd is SIGKILLed and
+restarted at random (--kills: the chance after each write).
+
+Checked:
+  - without --worker, after each sync of a client, every key it has
+    nothing pending for equals the server's row (or is absent on both): a
+    write lost locally (a REPLACE whose delete was not queued, say) shows
+    at once;
+  - at the end, once every client has pushed and pulled until nothing is
+    pending, every table of every client equals the server's and no pull
+    fails.
+
+There is no model: what the server holds is whatever the writes that it
+accepted made, and the clients must agree with it. Each seed prints one
+line; the last is "schemas: N passed, N failed".
+"""
+import argparse
+import os
+import random
+import select
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+SYNCD = os.environ.get("SYNCD_TEST_BINARY") or os.path.join(ROOT, "server", "syncd")
+EXT = os.environ.get("SYNC_EXT") or os.path.join(ROOT, "ext", "sync")
+
+SCHEMA = """
+CREATE TABLE folders(id INTEGER PRIMARY KEY,
+  parent INTEGER REFERENCES folders(id) ON DELETE CASCADE,
+  name TEXT NOT NULL, UNIQUE(parent, name));
+CREATE TABLE docs(id TEXT PRIMARY KEY,
+  folder INTEGER REFERENCES folders(id) ON DELETE SET NULL,
+  slug TEXT NOT NULL COLLATE NOCASE UNIQUE, body TEXT,
+  size INTEGER NOT NULL DEFAULT 0 CHECK(size >= 0), score REAL);
+CREATE UNIQUE INDEX docs_body ON docs(lower(body)) WHERE body IS NOT NULL AND length(body) > 3;
+CREATE TABLE labels(doc TEXT NOT NULL REFERENCES docs(id) ON DELETE CASCADE ON UPDATE CASCADE,
+  label TEXT NOT NULL, n INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(doc, label)) WITHOUT ROWID;
+CREATE TABLE blobs(id INTEGER PRIMARY KEY,
+  doc TEXT REFERENCES docs(id) ON DELETE CASCADE ON UPDATE CASCADE,
+  data BLOB, n INTEGER, twice INTEGER GENERATED ALWAYS AS (n * 2) VIRTUAL,
+  CHECK (n >= 0)) STRICT;
+"""
+# each table's key as the engine writes it, to compare rows key by key
+KEYS = {"folders": "json_object('id', id)", "docs": "json_object('id', id)",
+        "labels": "json_object('doc', doc, 'label', label)", "blobs": "json_object('id', id)"}
+NAMES = ["a", "b", "c", "d"]
+SLUGS = ["x", "X", "y", "Y", "z", "w"]
+BODIES = [None, "hello", "HELLO", "world", "ok", "abcd", "Abcd"]
+SCORES = [None, 0.1, 1e300, -2.5]
+
+
+class Failed(Exception):
+    pass
+
+
+class Server:
+    def __init__(self, dir):
+        self.dir = dir
+        self.port = 0
+        self.start()
+
+    def start(self):
+        self.log = open(os.path.join(self.dir, "syncd.log"), "ab")
+        self.proc = subprocess.Popen(
+            [SYNCD, "--listen", "127.0.0.1:%d" % self.port, "--schema",
+             os.path.join(self.dir, "schema.sql"), "--db", os.path.join(self.dir, "server.db")],
+            stdout=subprocess.PIPE, stderr=self.log)
+        ready, _, _ = select.select([self.proc.stdout], [], [], 20)
+        line = self.proc.stdout.readline().decode() if ready else ""
+        if not line.startswith("http://"):
+            self.proc.kill()
+            self.proc.wait()
+            raise RuntimeError("syncd did not start")
+        self.url = line.strip()
+        self.port = int(self.url.rstrip("/").rsplit(":", 1)[1])
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.stop()
+        for _ in range(100):  # the same port: the clients keep its url
+            try:
+                self.start()
+                return
+            except RuntimeError:
+                time.sleep(0.05)
+        raise RuntimeError("syncd did not restart")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.proc.stdout.close()
+        self.log.close()
+
+    def rows(self, table):
+        db = sqlite3.connect(os.path.join(self.dir, "server.db"), timeout=20)
+        try:
+            return {r[0]: r[1:] for r in db.execute("SELECT %s, * FROM %s" % (KEYS[table], table))}
+        finally:
+            db.close()
+
+
+def connect(path):
+    c = sqlite3.connect(path, timeout=20, isolation_level=None, check_same_thread=False)
+    c.enable_load_extension(True)
+    c.load_extension(EXT)
+    c.execute("PRAGMA foreign_keys = ON")
+    return c
+
+
+def rows(c, table):
+    return {r[0]: r[1:] for r in c.execute("SELECT %s, * FROM %s" % (KEYS[table], table))}
+
+
+def write(c, rng):
+    """One random write of an app; SQLite may refuse it (sqlite3.Error)."""
+    k = rng.randrange(17)
+    fid, did = rng.randrange(1, 12), "d%d" % rng.randrange(10)
+    if k == 0:
+        c.execute("INSERT INTO folders VALUES(?,?,?)",
+                  (fid, rng.choice([None, rng.randrange(1, 12)]), rng.choice(NAMES)))
+    elif k == 1:
+        c.execute("UPDATE folders SET name = ? WHERE id = ?", (rng.choice(NAMES), fid))
+    elif k == 2:
+        c.execute("DELETE FROM folders WHERE id = ?", (fid,))
+    elif k in (3, 4):
+        c.execute("INSERT INTO docs(id, folder, slug, body, size, score) VALUES(?,?,?,?,?,?)",
+                  (did, rng.choice([None, fid]), rng.choice(SLUGS), rng.choice(BODIES),
+                   rng.randrange(100), rng.choice(SCORES)))
+    elif k == 5:
+        c.execute("INSERT OR REPLACE INTO docs(id, folder, slug, body) VALUES(?,?,?,?)",
+                  (did, rng.choice([None, fid]), rng.choice(SLUGS), rng.choice(BODIES)))
+    elif k == 6:
+        c.execute("UPDATE OR REPLACE docs SET body = ?, size = size + 1 WHERE id = ?",
+                  (rng.choice(BODIES), did))
+    elif k == 7:
+        c.execute("UPDATE docs SET slug = ? WHERE id = ?", (rng.choice(SLUGS), did))
+    elif k == 8:
+        c.execute("UPDATE docs SET id = ? WHERE id = ?", ("d%d" % rng.randrange(10), did))
+    elif k == 9:
+        c.execute("DELETE FROM docs WHERE id = ?", (did,))
+    elif k in (10, 11):
+        c.execute("INSERT INTO labels(doc, label, n) VALUES(?,?,?) ON CONFLICT(doc, label)"
+                  " DO UPDATE SET n = n + 1", (did, rng.choice(NAMES), rng.randrange(5)))
+    elif k == 12:
+        c.execute("DELETE FROM labels WHERE doc = ? AND label = ?", (did, rng.choice(NAMES)))
+    elif k == 13:
+        c.execute("BEGIN")
+        try:
+            c.execute("UPDATE docs SET folder = ? WHERE id = ?", (fid, did))
+            c.execute("INSERT OR REPLACE INTO folders VALUES(?,?,?)",
+                      (fid, None, rng.choice(NAMES)))
+            c.execute("COMMIT" if rng.random() < 0.8 else "ROLLBACK")
+        except sqlite3.Error:
+            c.execute("ROLLBACK")
+            raise
+    elif k == 14:
+        c.execute("INSERT OR REPLACE INTO blobs(id, doc, data, n) VALUES(?,?,?,?)",
+                  (rng.randrange(1, 6), did, bytes(rng.randrange(256) for _ in range(rng.randrange(8))),
+                   rng.randrange(-1, 9)))
+    elif k == 15:
+        c.execute("UPDATE blobs SET n = n + 1, data = ? WHERE id = ?",
+                  (b"\x00\xff", rng.randrange(1, 6)))
+    else:
+        c.execute("DELETE FROM blobs WHERE id = ?", (rng.randrange(1, 6),))
+
+
+def check_settled_keys(srv, c, who):
+    """Every key c has nothing pending for equals the server's row."""
+    pending = set(c.execute("SELECT table_name, pk FROM sync_pending").fetchall())
+    if c.execute("SELECT count(*) FROM sync_inbox").fetchone()[0]:
+        return  # rows waiting for the rest of a pull: not settled
+    for t in KEYS:
+        mine, theirs = rows(c, t), srv.rows(t)
+        for k in set(mine) | set(theirs):
+            if (t, k) not in pending and mine.get(k) != theirs.get(k):
+                raise Failed("%s, nothing pending for %s %s: server %r, client %r"
+                             % (who, t, k, theirs.get(k), mine.get(k)))
+
+
+def run(seed, a):
+    rng = random.Random(seed)
+    dir = tempfile.mkdtemp(prefix="schemas-%d-" % seed)
+    with open(os.path.join(dir, "schema.sql"), "w") as f:
+        f.write(SCHEMA)
+    srv = Server(dir)
+    clients = []
+    try:
+        for i in range(3):
+            c = connect(os.path.join(dir, "c%d.db" % i))
+            c.executescript(SCHEMA)
+            c.execute("SELECT sync_init(?)", (srv.url,))
+            for t in KEYS:
+                c.execute("SELECT sync_track(?)", (t,))
+            clients.append(c)
+        manual = clients[:2] if a.worker else clients
+        if a.worker:
+            clients[2].execute("SELECT sync_start()")
+        refused = 0
+        for n in range(a.ops):
+            i = rng.randrange(3)
+            try:
+                write(clients[i], rng)
+            except sqlite3.Error:
+                refused += 1
+            if clients[i] in manual and rng.random() < 0.15:
+                clients[i].execute("SELECT sync_push()")
+                clients[i].execute("SELECT sync_pull()")
+                if not a.worker:  # the worker may push between the pull and the check
+                    check_settled_keys(srv, clients[i], "client %d after write %d" % (i, n))
+            if rng.random() < a.kills:
+                srv.kill()
+        deadline = time.monotonic() + a.timeout
+        while True:
+            for c in manual:
+                c.execute("SELECT sync_push()")
+                c.execute("SELECT sync_pull()")
+            if a.worker:
+                time.sleep(0.3)
+                for c in manual:
+                    c.execute("SELECT sync_pull()")
+            want = {t: srv.rows(t) for t in KEYS}
+            got = [{t: rows(c, t) for t in KEYS} for c in clients]
+            pending = [c.execute("SELECT count(*) FROM sync_pending").fetchone()[0] for c in clients]
+            if all(g == want for g in got) and not any(pending):
+                break
+            if time.monotonic() > deadline:
+                diff = ["client %d %s: %r != server %r" % (i, t, got[i][t], want[t])
+                        for i in range(3) for t in KEYS if got[i][t] != want[t]]
+                raise Failed("not converged after %ds, pending %s; %s"
+                             % (a.timeout, pending, "; ".join(diff)[:2000]))
+        rejected = [c.execute("SELECT count(*) FROM sync_rejected").fetchone()[0] for c in clients]
+        return "%d writes (%d refused locally), rows %s, rejected by the server %s" % (
+            a.ops, refused, {t: len(want[t]) for t in KEYS}, rejected)
+    finally:
+        if a.worker and clients:
+            clients[2].execute("SELECT sync_stop()")
+        for c in clients:
+            c.close()
+        srv.stop()
+        if a.keep:
+            print("kept", dir)
+        else:
+            shutil.rmtree(dir, ignore_errors=True)
+
+
+def seeds(spec):
+    out = []
+    for part in spec.replace(",", " ").split():
+        lo, _, hi = part.partition("-")
+        out += range(int(lo), int(hi or lo) + 1)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", default="1-5")
+    ap.add_argument("--ops", type=int, default=400)
+    ap.add_argument("--worker", action="store_true", help="the third client on the worker")
+    ap.add_argument("--kills", type=float, default=0.01, help="chance of a SIGKILL after a write")
+    ap.add_argument("--timeout", type=int, default=120, help="seconds to converge at the end")
+    ap.add_argument("--keep", action="store_true", help="keep each run's folder")
+    a = ap.parse_args()
+    passed = failed = 0
+    for seed in seeds(a.seeds):
+        t0 = time.monotonic()
+        try:
+            what = run(seed, a)
+            passed += 1
+            print("schemas: seed %d passed (%.1fs): %s" % (seed, time.monotonic() - t0, what))
+        except (Failed, sqlite3.Error) as e:
+            failed += 1
+            print("schemas: seed %d FAILED (%s%s): %s" % (seed, "--worker " if a.worker else "",
+                                                        "rerun with --seeds %d" % seed, e))
+        sys.stdout.flush()
+    print("schemas: %d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
