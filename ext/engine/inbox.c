@@ -12,7 +12,8 @@
 ** retried after the page's other changes, over and over while some succeed.
 ** What is left is a cycle or a collision with a row the page does not
 ** write. For each remaining row, the local row holding its value in a UNIQUE
-** index (PRAGMA index_list/index_info, not the primary key) is:
+** index (not the primary key; jx_uniq_read: an index on expressions is
+** looked up through them, a partial one with its WHERE) is:
 **   - one of the deferred rows (its final state is coming): parked, its
 **     colliding columns set to a value no row holds (text and blobs get a
 **     random suffix, numbers the column's maximum plus one; CHECK
@@ -40,7 +41,9 @@
 */
 #include "inbox.h"
 #include "cascade.h"
+#include "jsonexpr.h"
 #include "rebase.h"
+#include "uniqexpr.h"
 
 #include <string.h>
 
@@ -114,49 +117,45 @@ static void key_sql(sqlite3_str *s, SyncTable *t) {
   sqlite3_str_appendall(s, ")");
 }
 
-/* Prepares b for the unique index idx of t. *pOk is 0 when the index
-** is not made of plain columns (it is then left alone). */
-static int blocker_prepare(SyncCtx *c, SyncTable *t, const char *idx, Blocker *b, int *pOk) {
-  sqlite3_stmt *q = 0;
-  sqlite3_str *where = sqlite3_str_new(c->db), *set = sqlite3_str_new(c->db);
-  char *sql = sqlite3_mprintf("PRAGMA main.index_info(\"%w\")", idx);
-  int rc = sql ? sqlite3_prepare_v2(c->db, sql, -1, &q, 0) : SQLITE_NOMEM;
-  sqlite3_free(sql);
-  int n = 0;
-  *pOk = 1;
-  while (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
-    const char *col = (const char *)sqlite3_column_text(q, 2);
-    if (!col) {
-      *pOk = 0;
-      break;
-    }
-    sqlite3_str_appendf(where, "%s\"%w\" = sync_val(?1 -> '$.\"%q\"')", n ? " AND " : "", col, col);
-    if (n++) sqlite3_str_appendall(set, ",");
-    table_park_sql(set, t, col);
+/* Prepares b for unique index u of t (jsonexpr.h: its columns, the
+** expressions of one on expressions, the WHERE of a partial one). Parking
+** sets the columns u's parts read to values no row holds. */
+static int blocker_prepare(SyncCtx *c, SyncTable *t, const JxUniq *u, Blocker *b) {
+  unsigned char *park = sqlite3_malloc64((sqlite3_uint64)t->nCol + 1);
+  if (!park) return SQLITE_NOMEM;
+  memset(park, 0, (size_t)t->nCol + 1);
+  for (int i = 0; i < u->n; i++) {
+    if (u->col[i] >= 0)
+      park[u->col[i]] = 1;
+    else
+      ux_refs(t, u->expr[i], park);
   }
-  if (rc == SQLITE_OK) rc = sqlite3_reset(q);
-  sqlite3_finalize(q);
+  sqlite3_str *where = sqlite3_str_new(c->db), *set = sqlite3_str_new(c->db);
+  jx_uniq_match_json(where, t, u, "r", "?1");
+  for (int i = 0, n = 0; i < t->nCol; i++) {
+    if (!park[i]) continue;
+    if (n++) sqlite3_str_appendall(set, ",");
+    table_park_sql(set, t, t->cols[i]);
+  }
+  sqlite3_free(park);
   /* (An empty sqlite3_str finishes as NULL: its error code tells.) */
-  if (rc == SQLITE_OK && (sqlite3_str_errcode(where) || sqlite3_str_errcode(set)))
-    rc = SQLITE_NOMEM;
+  int rc = sqlite3_str_errcode(where) || sqlite3_str_errcode(set) ? SQLITE_NOMEM : SQLITE_OK;
   char *w = sqlite3_str_finish(where), *p = sqlite3_str_finish(set);
-  if (rc == SQLITE_OK && *pOk && n) {
+  if (rc == SQLITE_OK && w && p) {
     sqlite3_str *s = sqlite3_str_new(c->db);
     sqlite3_str_appendall(s, "SELECT ");
     key_sql(s, t);
-    sqlite3_str_appendf(s, " FROM main.\"%w\" WHERE %s", t->name, w);
+    sqlite3_str_appendf(s, " FROM main.\"%w\" AS r WHERE %s", t->name, w);
     char *find = sqlite3_str_finish(s);
-    char *park = sqlite3_mprintf("UPDATE main.\"%w\" SET %s WHERE %s", t->name, p, w);
-    char *drop = sqlite3_mprintf("DELETE FROM main.\"%w\" WHERE %s", t->name, w);
-    rc = find && park && drop ? SQLITE_OK : SQLITE_NOMEM;
+    char *upd = sqlite3_mprintf("UPDATE main.\"%w\" AS r SET %s WHERE %s", t->name, p, w);
+    char *drop = sqlite3_mprintf("DELETE FROM main.\"%w\" AS r WHERE %s", t->name, w);
+    rc = find && upd && drop ? SQLITE_OK : SQLITE_NOMEM;
     if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(c->db, find, -1, &b->find, 0);
-    if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(c->db, park, -1, &b->park, 0);
+    if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(c->db, upd, -1, &b->park, 0);
     if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(c->db, drop, -1, &b->drop, 0);
     sqlite3_free(find);
-    sqlite3_free(park);
+    sqlite3_free(upd);
     sqlite3_free(drop);
-  } else if (n == 0) {
-    *pOk = 0;
   }
   sqlite3_free(w);
   sqlite3_free(p);
@@ -323,26 +322,17 @@ static int clear_one(SyncCtx *c, Settle *st, Deferred *d, Blocker *b, int final,
 
 /* Clears the way for d through each of its table's UNIQUE indexes. */
 static int clear_all(SyncCtx *c, Settle *st, Deferred *d, int final, int *pDone, int *pLater) {
-  sqlite3_stmt *q = 0;
-  /* PRAGMA statements, not the pragma_ table functions: connecting those
-  ** marks the schema changed, and the ROLLBACK TO of a page that is then
-  ** staged would abort the caller's statement. */
-  char *sql = sqlite3_mprintf("PRAGMA main.index_list(\"%w\")", d->t->name);
-  int rc = sql ? sqlite3_prepare_v2(c->db, sql, -1, &q, 0) : SQLITE_NOMEM;
-  sqlite3_free(sql);
-  while (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
-    /* seq, name, unique, origin, partial: UNIQUE, not the primary key */
-    const char *origin = (const char *)sqlite3_column_text(q, 3);
-    if (!sqlite3_column_int(q, 2) || !origin || strcmp(origin, "pk") == 0) continue;
+  JxShape sh;
+  int rc = jx_uniq_read(c, d->t, &sh);
+  /* uniq[0] is the key */
+  for (int u = 1; rc == SQLITE_OK && u < sh.nUniq; u++) {
     Blocker b;
     memset(&b, 0, sizeof b);
-    int ok = 0;
-    rc = blocker_prepare(c, d->t, (const char *)sqlite3_column_text(q, 1), &b, &ok);
-    if (rc == SQLITE_OK && ok) rc = clear_one(c, st, d, &b, final, pDone, pLater);
+    rc = blocker_prepare(c, d->t, &sh.uniq[u], &b);
+    if (rc == SQLITE_OK) rc = clear_one(c, st, d, &b, final, pDone, pLater);
     blocker_free(&b);
   }
-  if (rc == SQLITE_OK) rc = sqlite3_reset(q);
-  sqlite3_finalize(q);
+  jx_shape_free(&sh);
   return rc;
 }
 
@@ -386,8 +376,9 @@ int settle_run(SyncCtx *c, Settle *st, int final, int *pLater, char **pzErr) {
                                 sqlite3_errmsg(c->db));
         }
       }
-      /* Nothing found to move (an index on an expression, say): a later
-      ** page may still resolve it; on the last one it is an error. */
+      /* Nothing found to move (an index whose text cannot be read back,
+      ** say): a later page may still resolve it; on the last one it is an
+      ** error. */
       if (rc == SQLITE_OK && !*pLater && !done && !final) *pLater = 1;
       if (rc == SQLITE_OK && !*pLater && (!done || ++clears > maxClears)) rc = SQLITE_CONSTRAINT;
     }

@@ -190,39 +190,50 @@ void jx_data(sqlite3_str *s, SyncTable *t, const int *kind, const char *prefix) 
   jx_object(s, n, data_name, data_value, &a);
 }
 
-/* The one-row subquery that names b's columns as the table does, for an
-** expression of u to read them unqualified. */
-static void named_row(sqlite3_str *s, SyncTable *t, const JxUniq *u, const char *b) {
-  sqlite3_str_appendall(s, "(SELECT ");
-  int n = 0;
-  for (int i = 0; i < t->nCol; i++) {
-    if (!u->used[i]) continue;
-    if (b)
-      sqlite3_str_appendf(s, "%s%s.\"%w\"", n++ ? "," : "", b, t->cols[i]);
-    else
-      sqlite3_str_appendf(s, "%sNULL", n++ ? "," : "");
-    sqlite3_str_appendf(s, " AS \"%w\"", t->cols[i]);
-  }
-  sqlite3_str_appendall(s, n ? ")" : "1)");
+/* Column col of row b as a value: b."col", NULL when b is NULL, or with
+** json set, sync_val(b -> '$."col"') (b a JSON object parameter). */
+static void value_of(sqlite3_str *s, const char *b, int json, const char *col) {
+  if (!b)
+    sqlite3_str_appendall(s, "NULL");
+  else if (json)
+    sqlite3_str_appendf(s, "sync_val(%s -> '$.\"%q\"')", b, col);
+  else
+    sqlite3_str_appendf(s, "%s.\"%w\"", b, col);
 }
 
-void jx_uniq_match(sqlite3_str *s, SyncTable *t, const JxUniq *u, const char *a, const char *b) {
+static void uniq_match(sqlite3_str *s, SyncTable *t, const JxUniq *u, const char *a, const char *b,
+                       int json) {
   for (int i = 0; i < u->n; i++) {
     if (u->col[i] < 0) {
-      sqlite3_str_appendf(s, "%s(%s) = (SELECT %s FROM ", i ? " AND " : "", u->expr[i], u->expr[i]);
-      named_row(s, t, u, b);
-      sqlite3_str_appendall(s, ")");
+      /* the expression over a one-row subquery that names b's columns as
+      ** the table does, so the index's text reads them unqualified */
+      sqlite3_str_appendf(s, "%s(%s) = (SELECT %s FROM (SELECT ", i ? " AND " : "", u->expr[i],
+                          u->expr[i]);
+      int n = 0;
+      for (int j = 0; j < t->nCol; j++) {
+        if (!u->used[j]) continue;
+        sqlite3_str_appendall(s, n++ ? "," : "");
+        value_of(s, b, json, t->cols[j]);
+        sqlite3_str_appendf(s, " AS \"%w\"", t->cols[j]);
+      }
+      sqlite3_str_appendall(s, n ? "))" : "1))");
     } else {
       const char *col = t->cols[u->col[i]];
       sqlite3_str_appendf(s, "%s%s.\"%w\" = ", i ? " AND " : "", a, col);
-      if (b)
-        sqlite3_str_appendf(s, "%s.\"%w\"", b, col);
-      else
-        sqlite3_str_appendall(s, "NULL");
+      value_of(s, b, json, col);
     }
     if (u->coll[i]) sqlite3_str_appendf(s, " COLLATE \"%w\"", u->coll[i]);
   }
   if (u->where) sqlite3_str_appendf(s, " AND (%s)", u->where);
+}
+
+void jx_uniq_match(sqlite3_str *s, SyncTable *t, const JxUniq *u, const char *a, const char *b) {
+  uniq_match(s, t, u, a, b, 0);
+}
+
+void jx_uniq_match_json(sqlite3_str *s, SyncTable *t, const JxUniq *u, const char *a,
+                        const char *param) {
+  uniq_match(s, t, u, a, param, 1);
 }
 
 static void uniq_free(JxUniq *u) {
@@ -297,18 +308,20 @@ static int uniq_exprs(SyncCtx *c, SyncTable *t, JxUniq *u, const char *idx) {
 ** hold yet in a BEFORE trigger, or the expressions cannot be read. */
 static int uniq_add(SyncCtx *c, SyncTable *t, JxShape *sh, const char *idx, int isPk, int partial) {
   sqlite3_stmt *s = 0;
-  int rc = sqlite3_prepare_v2(
-      c->db, "SELECT cid, name, coll FROM pragma_index_xinfo(?1, 'main') WHERE key ORDER BY seqno",
-      -1, &s, 0);
+  /* seqno, cid, name, desc, coll, key: PRAGMA statements, not the pragma_
+  ** table functions, as inbox.c reads this inside a page's savepoint */
+  char *sql = sqlite3_mprintf("PRAGMA main.index_xinfo(\"%w\")", idx);
+  int rc = sql ? sqlite3_prepare_v2(c->db, sql, -1, &s, 0) : SQLITE_NOMEM;
+  sqlite3_free(sql);
   if (rc != SQLITE_OK) return rc;
-  sqlite3_bind_text(s, 1, idx, -1, SQLITE_STATIC);
   JxUniq u;
   memset(&u, 0, sizeof u);
   int ok = 1, cap = 0, exprs = 0;
   while (ok && rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
-    int col =
-        sqlite3_column_int(s, 0) == -2 ? -1 : col_index(t, (const char *)sqlite3_column_text(s, 1));
-    if (col < 0 && sqlite3_column_int(s, 0) != -2) {
+    if (!sqlite3_column_int(s, 5)) continue;
+    int cid = sqlite3_column_int(s, 1);
+    int col = cid == -2 ? -1 : col_index(t, (const char *)sqlite3_column_text(s, 2));
+    if (col < 0 && cid != -2) {
       ok = 0;
       break;
     }
@@ -325,7 +338,7 @@ static int uniq_add(SyncCtx *c, SyncTable *t, JxShape *sh, const char *idx, int 
       }
     }
     u.col[u.n] = col;
-    u.coll[u.n] = sqlite3_mprintf("%s", sqlite3_column_text(s, 2));
+    u.coll[u.n] = sqlite3_mprintf("%s", sqlite3_column_text(s, 4));
     if (!u.coll[u.n++]) rc = SQLITE_NOMEM;
   }
   sqlite3_finalize(s);
@@ -370,18 +383,24 @@ static int uniq_read(SyncCtx *c, SyncTable *t, JxShape *sh) {
     k->coll[i] = 0;
   }
   sqlite3_stmt *s = 0;
-  int rc =
-      sqlite3_prepare_v2(c->db,
-                         "SELECT name, origin = 'pk', partial FROM pragma_index_list(?1, 'main') "
-                         "WHERE \"unique\" ORDER BY seq",
-                         -1, &s, 0);
+  /* seq, name, unique, origin, partial */
+  char *sql = sqlite3_mprintf("PRAGMA main.index_list(\"%w\")", t->name);
+  int rc = sql ? sqlite3_prepare_v2(c->db, sql, -1, &s, 0) : SQLITE_NOMEM;
+  sqlite3_free(sql);
   if (rc != SQLITE_OK) return rc;
-  sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
-  while (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
-    rc = uniq_add(c, t, sh, (const char *)sqlite3_column_text(s, 0), sqlite3_column_int(s, 1),
-                  sqlite3_column_int(s, 2));
+  while (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
+    const char *origin = (const char *)sqlite3_column_text(s, 3);
+    if (sqlite3_column_int(s, 2))
+      rc = uniq_add(c, t, sh, (const char *)sqlite3_column_text(s, 1),
+                    origin && strcmp(origin, "pk") == 0, sqlite3_column_int(s, 4));
+  }
   sqlite3_finalize(s);
   return rc;
+}
+
+int jx_uniq_read(SyncCtx *c, SyncTable *t, JxShape *sh) {
+  memset(sh, 0, sizeof *sh);
+  return uniq_read(c, t, sh);
 }
 
 /* Whether this SQLite has the math functions (atan2 for the sign of zero). */

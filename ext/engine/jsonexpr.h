@@ -40,6 +40,8 @@ typedef struct JxShape {
 /* Reads the shape of t. Returns an SQLite code; the shape is freed by
 ** jx_shape_free whatever it returns. */
 int jx_shape_read(SyncCtx *, SyncTable *, JxShape *);
+/* Only sh->uniq and sh->nUniq of the shape (freed by jx_shape_free). */
+int jx_uniq_read(SyncCtx *, SyncTable *, JxShape *);
 void jx_shape_free(JxShape *);
 
 /* x (an SQL expression) as a JSON value, for a column of that kind. */
@@ -68,6 +70,10 @@ void jx_data(sqlite3_str *, SyncTable *, const int *kind, const char *prefix);
 ** expression reads a's columns unqualified, so no other table may have
 ** them); b is NEW or OLD, or NULL for a row of NULLs. */
 void jx_uniq_match(sqlite3_str *, SyncTable *, const JxUniq *u, const char *a, const char *b);
+/* The same with b the JSON object in SQL parameter param (say "?2"), whose
+** members are read with sync_val. */
+void jx_uniq_match_json(sqlite3_str *, SyncTable *, const JxUniq *u, const char *a,
+                        const char *param);
 
 /* The triggers fire only while this is true (sync_control.applying is 0). */
 extern const char jx_ctrl[];

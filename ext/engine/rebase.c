@@ -27,6 +27,7 @@
 #include "capture.h"
 #include "cascade.h"
 #include "jscan.h"
+#include "jsonexpr.h"
 #include "table.h"
 #include "value.h"
 
@@ -318,36 +319,26 @@ static int fk_check(SyncCtx *c, SyncTable *t, const char *pk, const char *row, c
 }
 
 /* The rows of t, other than key pk (?1), that hold a value of row (?2)
-** in one of t's UNIQUE indexes (whole-column, not partial: an index on an
-** expression or with a WHERE is left to the write itself), as key objects
-** in *paKey (*pnKey of them, sqlite3_malloc'd). */
+** in one of t's UNIQUE indexes (as the capture's REPLACE lookups read them,
+** jsonexpr.c: partial ones with their WHERE, expressions included), as key
+** objects in *paKey (*pnKey of them, sqlite3_malloc'd). */
 static int unique_holders(SyncCtx *c, SyncTable *t, const char *pk, const char *row, char ***paKey,
                           int *pnKey) {
   *paKey = 0;
   *pnKey = 0;
   sqlite3_stmt *q = 0;
-  int rc = sqlite3_prepare_v2(
-      c->db, "SELECT l.name, x.name, x.coll" TABLE_UNIQUE_COLS " ORDER BY l.seq, x.seqno", -1, &q,
-      0);
-  if (rc != SQLITE_OK) return rc;
-  sqlite3_bind_text(q, 1, t->name, -1, SQLITE_STATIC);
+  JxShape sh;
+  int rc = jx_uniq_read(c, t, &sh);
   sqlite3_str *w = sqlite3_str_new(0);
-  char *idx = 0;
-  while (sqlite3_step(q) == SQLITE_ROW) {
-    const char *name = (const char *)sqlite3_column_text(q, 0);
-    const char *col = (const char *)sqlite3_column_text(q, 1);
-    const char *coll = (const char *)sqlite3_column_text(q, 2);
-    int first = !idx || strcmp(idx, name) != 0;
-    if (first) {
-      sqlite3_free(idx);
-      idx = sqlite3_mprintf("%s", name);
-    }
-    sqlite3_str_appendf(w, "%sr.\"%w\" = sync_val(?2 -> '$.\"%q\"') COLLATE \"%w\"",
-                        first ? (sqlite3_str_length(w) ? ") OR (" : "(") : " AND ", col, col,
-                        coll ? coll : "BINARY");
+  for (int u = 1; rc == SQLITE_OK && u < sh.nUniq; u++) {
+    sqlite3_str_appendall(w, u > 1 ? ") OR (" : "(");
+    jx_uniq_match_json(w, t, &sh.uniq[u], "r", "?2");
   }
-  sqlite3_finalize(q);
-  sqlite3_free(idx);
+  jx_shape_free(&sh);
+  if (rc != SQLITE_OK) {
+    sqlite3_free(sqlite3_str_finish(w));
+    return rc;
+  }
   if (sqlite3_str_length(w)) sqlite3_str_appendchar(w, 1, ')');
   char *cond = sqlite3_str_finish(w);
   if (!cond || !*cond) {

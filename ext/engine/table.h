@@ -38,9 +38,9 @@ void table_park_sql(sqlite3_str *, SyncTable *, const char *col);
 int table_park_row(SyncCtx *, SyncTable *, const char *pk);
 
 /* FROM and WHERE of a query over the key columns (x.name) of the UNIQUE
-** indexes of table ?1 that the engine moves rows out of the way of:
-** whole-column, not partial (an index on an expression or with a WHERE is
-** left to the write itself), not the primary key. */
+** indexes of table ?1 whose values table_park_row changes: whole-column,
+** not partial (a row parked out of an index on an expression or with a
+** WHERE keeps its value there), not the primary key. */
 #define TABLE_UNIQUE_COLS                                                                          \
   " FROM pragma_index_list(?1) AS l JOIN pragma_index_xinfo(l.name) AS x"                          \
   " WHERE l.\"unique\" AND l.origin <> 'pk' AND NOT l.partial AND x.key"                           \
