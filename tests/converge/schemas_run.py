@@ -209,6 +209,7 @@ def run(seed, a):
         f.write(SCHEMA)
     srv = Server(dir)
     clients = []
+    ok = False
     try:
         for i in range(3):
             c = connect(os.path.join(dir, "c%d.db" % i))
@@ -254,6 +255,7 @@ def run(seed, a):
                 raise Failed("not converged after %ds, pending %s; %s"
                              % (a.timeout, pending, "; ".join(diff)[:2000]))
         rejected = [c.execute("SELECT count(*) FROM sync_rejected").fetchone()[0] for c in clients]
+        ok = True
         return "%d writes (%d refused locally), rows %s, rejected by the server %s" % (
             a.ops, refused, {t: len(want[t]) for t in KEYS}, rejected)
     finally:
@@ -262,8 +264,8 @@ def run(seed, a):
         for c in clients:
             c.close()
         srv.stop()
-        if a.keep:
-            print("kept", dir)
+        if a.keep or not ok:
+            print("schemas: seed %d: its databases and syncd's log are kept in %s" % (seed, dir))
         else:
             shutil.rmtree(dir, ignore_errors=True)
 
@@ -283,7 +285,7 @@ def main():
     ap.add_argument("--worker", action="store_true", help="the third client on the worker")
     ap.add_argument("--kills", type=float, default=0.01, help="chance of a SIGKILL after a write")
     ap.add_argument("--timeout", type=int, default=120, help="seconds to converge at the end")
-    ap.add_argument("--keep", action="store_true", help="keep each run's folder")
+    ap.add_argument("--keep", action="store_true", help="keep each run's folder (a failing one is kept)")
     a = ap.parse_args()
     passed = failed = 0
     for seed in seeds(a.seeds):
