@@ -3,7 +3,8 @@
 **
 ** One SyncCtx per connection (created and freed by engine.c): the catalog
 ** of cached statements (stmt_sql below, prepared on first use), the
-** savepoint bracket every SQL function writes in (ctx_begin/ctx_end) and
+** bracket every SQL function writes in (ctx_begin/ctx_end: a savepoint, or
+** BEGIN IMMEDIATE outside any transaction) and
 ** the engine-write bracket that keeps the capture triggers silent
 ** (ctx_engine_begin/ctx_engine_end, with the deferred foreign-key guard),
 ** the write transaction a caller outside any transaction takes first
@@ -133,16 +134,38 @@ const char *ctx_errmsg(SyncCtx *c, int rc) {
 }
 
 /* Every write of the extension runs inside a savepoint, so that an error
-** leaves the database as it was, inside or outside the caller's transaction. */
+** leaves the database as it was, inside or outside the caller's transaction.
+** Called outside any transaction (a plain SELECT sync_init(...)), the
+** bracket is BEGIN IMMEDIATE instead: a savepoint there begins a deferred
+** transaction, which reads first, and its first write fails at once with
+** SQLITE_BUSY_SNAPSHOT ("database is locked", the busy timeout never
+** consulted) when another connection committed in between, as a worker in
+** another process does after each pull. A bracket opened inside that
+** transaction (user SQL that calls the extension again) is a savepoint;
+** txDepth counts them, so that only the outermost ctx_end commits. */
 int ctx_begin(SyncCtx *c) {
-  return ctx_exec(c, "SAVEPOINT sync_write");
+  if (c->txDepth > 0) c->txDepth++;
+  if (c->txDepth > 0 || !sqlite3_get_autocommit(c->db) ||
+      sqlite3_txn_state(c->db, 0) != SQLITE_TXN_NONE) {
+    int rc = ctx_exec(c, "SAVEPOINT sync_write");
+    if (rc != SQLITE_OK && c->txDepth > 0) c->txDepth--;
+    return rc;
+  }
+  int rc = ctx_exec(c, "BEGIN IMMEDIATE");
+  if (rc == SQLITE_OK) c->txDepth = 1;
+  return rc;
 }
 
-/* Releases the savepoint when rc is SQLITE_OK, otherwise rolls everything
-** back. When it fails and *pzErr is still NULL, *pzErr gets the database's
-** message from before the rollback (which would replace it). Returns the
-** final code. */
+/* Releases the savepoint (commits the transaction ctx_begin began) when rc
+** is SQLITE_OK, otherwise rolls everything back. When it fails and *pzErr is
+** still NULL, *pzErr gets the database's message from before the rollback
+** (which would replace it). Returns the final code. */
 int ctx_end(SyncCtx *c, int rc, char **pzErr) {
+  if (c->txDepth == 1) {
+    c->txDepth = 0;
+    return ctx_tx_end(c, 1, rc, pzErr);
+  }
+  if (c->txDepth > 1) c->txDepth--;
   if (rc == SQLITE_OK) rc = ctx_exec(c, "RELEASE sync_write");
   if (rc == SQLITE_OK) return rc;
   if (!*pzErr) *pzErr = sqlite3_mprintf("%s", ctx_errmsg(c, rc));

@@ -61,6 +61,7 @@ struct SyncCtx {
   int imageKept; /* rebase_set_image kept a newer image; the next rebase_key reads and clears it */
   int anchored;  /* the sync_pending vtab is connected: it empties the caches at close */
   struct Verify *verify; /* sync_verify_request's walk under way (verify.c); freed at close */
+  int txDepth; /* ctx_begin brackets open inside the transaction it began; 0: none began one */
 };
 
 typedef void (*sync_fn)(sqlite3_context *, int, sqlite3_value **);

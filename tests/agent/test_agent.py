@@ -68,6 +68,17 @@ class AgentTest(E2ETest):
         with open(path) as f:
             return f.read()
 
+    def wait_log(self, agent, log, pred, what):
+        """wait_for(pred), but an agent that exits fails it at once, with its
+        log: the one that died in sync_init ("database is locked") left only
+        a timeout after 50 s under make asan."""
+        def check():
+            if agent.poll() is not None:
+                self.fail("the agent exited (status %d) while waiting for %s; its log:\n%s"
+                          % (agent.returncode, what, self.log(log)))
+            return pred()
+        return wait_for(check, what=what)
+
     def status(self):
         r = subprocess.run([AGENT, "status", "--db", self.app, "--log", "json"],
                            capture_output=True, text=True, timeout=30, env=AGENT_ENV)
@@ -86,7 +97,7 @@ class AgentTest(E2ETest):
         self.shell(CLIENT_DDL)
 
         agent, log = self.start_agent(s.url, "--token-file", tok)
-        wait_for(lambda: "worker" in self.log(log), what="the agent to hold the file")
+        self.wait_log(agent, log, lambda: "worker" in self.log(log), "the agent to hold the file")
 
         # Written by the shell, sent by the agent.
         self.shell("INSERT INTO todos(id, title) VALUES ('t1', 'from the shell'), ('t2', 'too');")
@@ -154,8 +165,8 @@ class AgentTest(E2ETest):
             # the last line may still be being written: only whole lines
             lines = self.log(log).split("\n")[:-1]
             return [json.loads(line) for line in lines if line.startswith("{")]
-        wait_for(lambda: any(e["event"] == "standby" for e in events()),
-                 what="the agent to say it is standby")
+        self.wait_log(agent, log, lambda: any(e["event"] == "standby" for e in events()),
+                      "the agent to say it is standby")
         self.assertFalse(any(e["event"] == "worker" for e in events()))
         standby = [e for e in events() if e["event"] == "standby"][0]
         self.assertIn("another process is syncing", standby["detail"])
@@ -168,13 +179,14 @@ class AgentTest(E2ETest):
                  what="the row on the server")
 
         owner.close()  # the app's worker stops; the agent takes over
-        wait_for(lambda: any(e["event"] == "worker" for e in events()),
-                 what="the agent to take over")
+        self.wait_log(agent, log, lambda: any(e["event"] == "worker" for e in events()),
+                      "the agent to take over")
         self.shell("INSERT INTO todos(id, title) VALUES ('s2', 'after the app left');")
         wait_for(lambda: s.query("SELECT count(*) FROM todos WHERE id = 's2'")[0][0] == 1,
                  what="the agent to push")
-        wait_for(lambda: any(e["event"] == "pushed" and e["count"] >= 1 for e in events()),
-                 what="a pushed line")
+        self.wait_log(agent, log,
+                      lambda: any(e["event"] == "pushed" and e["count"] >= 1 for e in events()),
+                      "a pushed line")
         agent.send_signal(signal.SIGTERM)
         self.assertEqual(agent.wait(timeout=20), 0)
         self.assertEqual(events()[-1]["event"], "stopped")
@@ -194,7 +206,7 @@ class AgentTest(E2ETest):
                         "INSERT INTO todos(id, title) VALUES ('k2', 'second file')"],
                        check=True, timeout=30)
         agent, log = self.start_agent(s.url, "--token-file", tok, "--db", second)
-        wait_for(lambda: self.log(log).count("HTTP 401") >= 2, what="both refused")
+        self.wait_log(agent, log, lambda: self.log(log).count("HTTP 401") >= 2, "both refused")
         self.assertEqual(s.query("SELECT count(*) FROM todos"), [(0,)])
         time.sleep(0.5)
         # An unchanged file is not sent again: no new 401 from retrying it.
@@ -229,7 +241,8 @@ class AgentTest(E2ETest):
         s = self.syncd()
         os.mkdir(self.app + "-synclock")
         agent, log = self.start_agent(s.url)
-        wait_for(lambda: "cannot open the lock file" in self.log(log), what="the error")
+        self.wait_log(agent, log, lambda: "cannot open the lock file" in self.log(log),
+                      "the error")
         time.sleep(0.5)
         self.assertNotIn("worker", self.log(log))
         self.assertNotIn("standby", self.log(log))
