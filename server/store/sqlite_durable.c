@@ -26,6 +26,10 @@
 ** connection that saw nothing new waits for nothing. A commit's own reads
 ** come before it in the WAL, so its fsync covers them.
 **
+** A write transaction run on another connection than the one that then
+** waits (dialect_sqlite.c's pushes) hands over what it needs
+** (sqlite_durable_pass).
+**
 ** The WAL hook replaces SQLite's automatic checkpoint, so it checkpoints
 ** as that did (PASSIVE, once the WAL holds 1000 pages).
 */
@@ -106,15 +110,36 @@ static void sync_wal(sqlite3 *db) {
   }
 }
 
+/* Under d->mu: what dc committed or read since the last note, added to
+** dc->need. */
+static void note(sqlite_durable_conn *dc, sqlite3 *db) {
+  unsigned int now = seen(db);
+  long long need = dc->wrote ? dc->after + 1 : 0;
+  if (now != dc->seen && dc->d->started + 1 > need) need = dc->d->started + 1;
+  if (need > dc->need) dc->need = need;
+  dc->wrote = 0;
+  dc->seen = now;
+}
+
+void sqlite_durable_pass(sqlite_durable_conn *from, sqlite3 *db, sqlite_durable_conn *to,
+                         sqlite3 *to_db) {
+  sqlite_durable *d = from->d;
+  if (!d) return;
+  pthread_mutex_lock(&d->mu);
+  if (from->wrote) to->seen = seen(to_db);
+  note(from, db);
+  if (from->need > to->need) to->need = from->need;
+  from->need = 0;
+  pthread_mutex_unlock(&d->mu);
+}
+
 void sqlite_durable_wait(sqlite_durable_conn *dc, sqlite3 *db) {
   sqlite_durable *d = dc->d;
   if (!d) return;
-  unsigned int now = seen(db);
   pthread_mutex_lock(&d->mu);
-  long long need = dc->wrote ? dc->after + 1 : 0;
-  if (now != dc->seen && d->started + 1 > need) need = d->started + 1;
-  dc->wrote = 0;
-  dc->seen = now;
+  note(dc, db);
+  long long need = dc->need;
+  dc->need = 0;
   while (d->done < need) {
     if (d->syncing) {
       pthread_cond_wait(&d->synced, &d->mu);

@@ -23,6 +23,7 @@ typedef struct sqlite_durable_conn {
   long long after;   /* fsyncs begun when its last commit's frames were written */
   int wrote;         /* committed since its last wait */
   unsigned int seen; /* its database's data version at its last wait or commit */
+  long long need;    /* fsyncs done that its next wait waits for, as noted so far */
 } sqlite_durable_conn;
 
 void sqlite_durable_init(sqlite_durable *d);
@@ -37,5 +38,13 @@ int sqlite_durable_attach(sqlite_durable_conn *dc, sqlite_durable *d, sqlite3 *d
 ** disk. An fsync failure aborts the process, as nothing is known about
 ** what the WAL then holds. */
 void sqlite_durable_wait(sqlite_durable_conn *dc, sqlite3 *db);
+
+/* What db (attached as from) read or wrote so far becomes what to_db
+** (attached as to) must wait for, as if to had done it: for a write
+** transaction run on another connection than the one whose wait comes
+** after it. to's own reads, made before from's commit, are covered by
+** that commit's fsync. */
+void sqlite_durable_pass(sqlite_durable_conn *from, sqlite3 *db, sqlite_durable_conn *to,
+                         sqlite3 *to_db);
 
 #endif
