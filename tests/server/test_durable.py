@@ -11,7 +11,9 @@ one fsync runs must share the next one, not take one each.
 
 The shim also counts the pages syncd reads from the database and its WAL:
 pushes all write on one connection (dialect_sqlite.c), so a push does not
-read back the pages the previous one wrote on another.
+read back the pages the previous one wrote on another. And the WAL is
+checkpointed from its first half on, outside the write lock, and still
+starts again from its start.
 """
 import os
 import re
@@ -213,6 +215,35 @@ class DurableTests(ManySyncd, unittest.TestCase):
                 read += self.pages_read() - before
         pushes = 2 * (rounds - 1)
         self.assertLess(read, 2 * pushes, "pages read by %d pushes: %d" % (pushes, read))
+
+    def wal_frames(self):
+        """The most pages the WAL ever held (its file does not shrink)."""
+        wal = os.path.join(self.tmp, "server.db-wal")
+        size = os.path.getsize(wal) if os.path.exists(wal) else 0
+        return max(0, (size - 32) // (4096 + 24))
+
+    def test_the_wal_is_copied_from_its_first_half_and_starts_again(self):
+        # The WAL's pages go to the database file from its first half on (a
+        # checkpoint after a push's fsync, outside the write lock), and the
+        # checkpoint at 1000 pages still reaches its end: the WAL starts
+        # again from its start instead of growing.
+        db = os.path.join(self.tmp, "server.db")
+        big = "x" * 3000  # a page of its own, in the table and in the log
+        mid = 0
+
+        def fill():
+            nonlocal mid
+            mid += 1
+            self.s.push("fill", [ins(mid * 100 + i, "f%d-%d" % (mid, i), note=big)
+                                 for i in range(10)])
+        self.assertLess(os.path.getsize(db), 100 * 4096)
+        while self.wal_frames() < 520 and mid < 200:
+            fill()
+        fill()
+        self.assertGreater(os.path.getsize(db), 400 * 4096)
+        for _ in range(4 * mid):
+            fill()
+        self.assertLess(self.wal_frames(), 1200)
 
 
 if __name__ == "__main__":
