@@ -9,12 +9,18 @@
 ** mutex first (dialect_db.writer): SQLite's busy handler sleeps 1 to 25
 ** ms and more between tries, so a push could wait on after the lock was
 ** free; the mutex hands it on at once (with 50 pushers, a shorter tail:
-** bench/RESULTS.md, "SQLite storage, 50 pushers"). Pulls read in one
-** deferred transaction, a consistent WAL snapshot.
+** bench/RESULTS.md, "SQLite storage, 50 pushers"). And they all write on
+** one connection, the mutex's (dialect_db.pushes), lent to the pooled
+** connection of the push from its begin to its end: SQLite drops a
+** connection's whole page cache when another has changed the file, and
+** pushes spread over the pool read back, page by page, what the last one
+** wrote elsewhere. Pulls read in one deferred transaction, a consistent
+** WAL snapshot.
 **
 ** Commits skip their own fsync; what a connection read or wrote leaves
 ** the process only once one fsync shared by every waiting connection
-** covers it (sqlite_durable.c, at the connection's return to the pool).
+** covers it (sqlite_durable.c, at the connection's return to the pool;
+** what a push wrote on dialect_db.pushes is handed to its own first).
 **
 ** Values: the request's JSON is bound as text and each column read out of
 ** it with sync_val(?json -> ?path) (common/value.c: integers exact, reals
@@ -45,21 +51,20 @@ struct dialect_db {
   const catalog *cat;     /* the store's, once load_catalog filled it */
   unsigned gen;           /* counts use_catalog's: connections watch this one */
   pthread_mutex_t writer; /* held from a write transaction's begin to its end */
+  sqlite_conn *pushes;    /* what every push writes on, under writer (opened by the first) */
   sqlite_durable durable;
 };
 
 struct dialect_conn {
-  sqlite3 *db;
+  sqlite_conn *h; /* &own, or during a push (writing) owner->pushes */
+  sqlite_conn own;
   dialect_db *owner;
-  char *user[2]; /* set_user's sub and claims, for syncd_sub() and syncd_claims() */
-  /* Rows of synced tables a push changes are recorded by TEMP triggers
-  ** (made at the first push, watching = 1) in temp._syncd_touched, whose
-  ** rowids 1..touched are this transaction's so far (saved_touched: at the
-  ** savepoint), emptied at each commit. others: the last write statement changed more than its own
-  ** rows (total_changes moved by more than its rows and their records). */
-  int watching, others;
-  unsigned watched; /* the owner's gen the triggers were made from */
-  char *unwatch;    /* the script dropping them */
+  /* Rows of synced tables a push changes are recorded by h's TEMP triggers
+  ** in temp._syncd_touched, whose rowids 1..touched are this transaction's
+  ** so far (saved_touched: at the savepoint), emptied at each commit.
+  ** others: the last write statement changed more than its own rows
+  ** (total_changes moved by more than its rows and their records). */
+  int others;
   long long touched, saved_touched;
   /* The version counter of the open write transaction, read by the first
   ** log_change (have), written back by commit when it moved from counted;
@@ -67,7 +72,6 @@ struct dialect_conn {
   long long counter, counted, saved;
   int have, saved_have;
   int writing; /* holds owner->writer */
-  sqlite_durable_conn durable;
 };
 
 static const char internal_ddl[] =
@@ -104,85 +108,58 @@ static int sq_open(const char *target, const store_config *cfg, dialect_db **out
 }
 
 static void sq_close(dialect_db *d) {
+  if (d->pushes) sqlite_conn_close(d->pushes);
+  sqlite3_free(d->pushes);
   pthread_mutex_destroy(&d->writer);
   sqlite_durable_free(&d->durable);
   sqlite3_free(d->path);
   sqlite3_free(d);
 }
 
-/* Kept for syncd_sub() and syncd_claims(), which schema defaults and
-** triggers may call; set in C, so that no SQL can claim another user. */
 static int sq_set_user(dialect_conn *c, const char *sub, const char *claims, char **err) {
-  const char *v[2] = {sub, claims};
-  for (int i = 0; i < 2; i++) {
-    sqlite3_free(c->user[i]);
-    c->user[i] = v[i] ? sqlite3_mprintf("%s", v[i]) : 0;
-    if (v[i] && !c->user[i]) return *err = wire_errf("out of memory"), -1;
-  }
-  return 0;
-}
-
-static void fn_user(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  (void)argc, (void)argv;
-  const char *const *v = sqlite3_user_data(ctx);
-  if (*v) sqlite3_result_text(ctx, *v, -1, SQLITE_TRANSIENT);
+  return sqlite_conn_user(c->h, sub, claims, err);
 }
 
 static dialect_conn *sq_connect(dialect_db *d, char **err) {
-  int wal = 0;
-  sqlite3 *db = sqlite_open_conn(d->path, d->mmap_size, &wal, err);
-  dialect_conn *c = db ? sqlite3_malloc64(sizeof *c) : 0;
-  if (!c) {
-    if (db) *err = wire_errf("%s: out of memory", d->path);
-    sqlite3_close(db);
-    return 0;
-  }
+  dialect_conn *c = sqlite3_malloc64(sizeof *c);
+  if (!c) return *err = wire_errf("%s: out of memory", d->path), (dialect_conn *)0;
   memset(c, 0, sizeof *c);
-  c->db = db;
+  c->h = &c->own;
   c->owner = d;
-  if (sqlite_durable_attach(&c->durable, &d->durable, db, wal) ||
-      sqlite3_create_function(db, "syncd_sub", 0, SQLITE_UTF8, &c->user[0], fn_user, 0, 0) ||
-      sqlite3_create_function(db, "syncd_claims", 0, SQLITE_UTF8, &c->user[1], fn_user, 0, 0)) {
-    *err = wire_errf("%s: %s", d->path, sqlite3_errmsg(db));
-    sqlite3_close(db);
-    sqlite3_free(c);
-    return 0;
-  }
-  return c;
+  if (!sqlite_conn_open(&c->own, d->path, d->mmap_size, &d->durable, err)) return c;
+  sqlite3_free(c);
+  return 0;
 }
 
 /* Lets the next writer in once c's write transaction has ended (a
-** RAISE(ROLLBACK) ends one too; begin then keeps the mutex). */
+** RAISE(ROLLBACK) ends one too; begin then keeps the mutex), and gives c
+** its own connection back, which then waits for what the push needs to
+** be on disk. */
 static void written(dialect_conn *c) {
-  if (c->writing && sqlite3_get_autocommit(c->db)) {
+  if (c->writing && sqlite3_get_autocommit(c->h->db)) {
+    if (c->h != &c->own) sqlite_durable_pass(&c->h->durable, c->h->db, &c->own.durable, c->own.db);
+    c->h = &c->own;
     c->writing = 0;
     pthread_mutex_unlock(&c->owner->writer);
   }
 }
 
 static int sq_reusable(dialect_conn *c) {
-  if (!sqlite3_get_autocommit(c->db)) sqlite3_exec(c->db, "ROLLBACK", 0, 0, 0);
+  if (!sqlite3_get_autocommit(c->h->db)) sqlite3_exec(c->h->db, "ROLLBACK", 0, 0, 0);
   c->touched = 0; /* rolled back to empty with the rest */
   written(c);
-  sqlite_durable_wait(&c->durable, c->db);
+  sqlite_durable_wait(&c->own.durable, c->own.db);
   return 1;
 }
 
-/* A virtual table (FTS5) prepares statements of its own on the connection
-** and finalizes them when it disconnects: the first close disconnects
-** every virtual table, then only ours are left to finalize (finalizing
-** FTS5's first made its disconnect free them again). */
 static void sq_disconnect(dialect_conn *c) {
-  if (c->writing) pthread_mutex_unlock(&c->owner->writer);
-  if (sqlite3_close(c->db) == SQLITE_BUSY) {
-    sqlite3_stmt *p;
-    while ((p = sqlite3_next_stmt(c->db, 0)) != 0)
-      sqlite3_finalize(p);
-    sqlite3_close(c->db);
+  if (c->writing) {
+    if (!sqlite3_get_autocommit(c->h->db)) sqlite3_exec(c->h->db, "ROLLBACK", 0, 0, 0);
+    c->h = &c->own;
+    c->writing = 0;
+    pthread_mutex_unlock(&c->owner->writer);
   }
-  sqlite3_free(c->user[0]);
-  sqlite3_free(c->user[1]);
-  sqlite3_free(c->unwatch);
+  sqlite_conn_close(&c->own);
   sqlite3_free(c);
 }
 
@@ -219,27 +196,44 @@ static int run(sqlite3 *db, const char *sql, const char *text, long long num, ch
 
 static int watch(dialect_conn *c, char **err);
 
+/* Writing on owner->pushes: opened by the first push. 0, or -1 (*err). */
+static int use_pushes(dialect_conn *c, char **err) {
+  dialect_db *d = c->owner;
+  if (!d->pushes) {
+    sqlite_conn *h = sqlite3_malloc64(sizeof *h);
+    if (!h) return *err = wire_errf("%s: out of memory", d->path), -1;
+    memset(h, 0, sizeof *h);
+    if (sqlite_conn_open(h, d->path, d->mmap_size, &d->durable, err)) return sqlite3_free(h), -1;
+    d->pushes = h;
+  }
+  c->h = d->pushes;
+  return 0;
+}
+
 static int sq_begin(dialect_conn *c, int what, char **err) {
   c->have = 0;
   c->touched = 0;
+  if (!c->writing) {
+    pthread_mutex_lock(&c->owner->writer);
+    c->writing = 1;
+    if (what == DIALECT_PUSH && use_pushes(c, err)) return -1;
+  }
   /* setup and push both write; a push's rows are watched, by triggers
   ** made from the catalog in use */
-  if (what == DIALECT_PUSH && c->watching && c->watched != c->owner->gen) {
-    if (exec(c->db, c->unwatch, err)) return -1;
-    c->watching = 0;
+  if (what == DIALECT_PUSH && c->h->watching && c->h->watched != c->owner->gen) {
+    if (exec(c->h->db, c->h->unwatch, err)) return -1;
+    c->h->watching = 0;
   }
-  if (what == DIALECT_PUSH && !c->watching && c->owner->cat && watch(c, err)) return -1;
-  if (!c->writing) pthread_mutex_lock(&c->owner->writer);
-  c->writing = 1;
-  return run(c->db, "BEGIN IMMEDIATE", 0, 0, err);
+  if (what == DIALECT_PUSH && !c->h->watching && c->owner->cat && watch(c, err)) return -1;
+  return run(c->h->db, "BEGIN IMMEDIATE", 0, 0, err);
 }
 
 static int sq_commit(dialect_conn *c, char **err) {
   if (c->have && c->counter != c->counted &&
-      run(c->db, "UPDATE _syncd_state SET version = ?2", 0, c->counter, err))
+      run(c->h->db, "UPDATE _syncd_state SET version = ?2", 0, c->counter, err))
     return -1;
-  if (c->watching && run(c->db, "DELETE FROM temp._syncd_touched", 0, 0, err)) return -1;
-  int rc = run(c->db, "COMMIT", 0, 0, err);
+  if (c->h->watching && run(c->h->db, "DELETE FROM temp._syncd_touched", 0, 0, err)) return -1;
+  int rc = run(c->h->db, "COMMIT", 0, 0, err);
   written(c);
   return rc;
 }
@@ -248,22 +242,22 @@ static int sq_savepoint(dialect_conn *c, char **err) {
   c->saved = c->counter;
   c->saved_have = c->have;
   c->saved_touched = c->touched;
-  return run(c->db, "SAVEPOINT m", 0, 0, err);
+  return run(c->h->db, "SAVEPOINT m", 0, 0, err);
 }
 
 static int sq_rollback_to(dialect_conn *c, char **err) {
   c->counter = c->saved;
   c->have = c->saved_have;
   c->touched = c->saved_touched;
-  return run(c->db, "ROLLBACK TO m", 0, 0, err);
+  return run(c->h->db, "ROLLBACK TO m", 0, 0, err);
 }
 
 static int sq_release(dialect_conn *c, char **err) {
-  return run(c->db, "RELEASE m", 0, 0, err);
+  return run(c->h->db, "RELEASE m", 0, 0, err);
 }
 
 static dialect_result sq_settle(dialect_conn *c, dialect_result r, char **reason, char **err) {
-  sqlite3 *db = c->db;
+  sqlite3 *db = c->h->db;
   if (r == DIALECT_REJECTED && sqlite3_get_autocommit(db)) return DIALECT_ENDED;
   if (r == DIALECT_FATAL || sqlite3_get_autocommit(db)) {
     if (!*err) *err = wire_errf("%s", sqlite3_errmsg(db));
@@ -284,19 +278,19 @@ static dialect_result sq_settle(dialect_conn *c, dialect_result r, char **reason
 
 static int sq_setup(dialect_conn *c, const char *schema_sql, char **err) {
   sqlite3_stmt *q;
-  if (prep(c->db,
+  if (prep(c->h->db,
            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name NOT GLOB 'sqlite_*'"
            " AND name NOT GLOB '_syncd_*'",
            &q, err))
     return -1;
   int empty = sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == 0;
   sqlite_stmt_put(q);
-  if (empty && schema_sql && exec(c->db, schema_sql, err)) return -1;
-  if (exec(c->db, internal_ddl, err)) return -1;
+  if (empty && schema_sql && exec(c->h->db, schema_sql, err)) return -1;
+  if (exec(c->h->db, internal_ddl, err)) return -1;
   /* a log made before the column: its keys' pasts are unknown (NULL) */
-  if (sqlite3_prepare_v2(c->db, "SELECT gap FROM _syncd_changes", -1, &q, 0) == SQLITE_OK)
+  if (sqlite3_prepare_v2(c->h->db, "SELECT gap FROM _syncd_changes", -1, &q, 0) == SQLITE_OK)
     return sqlite3_finalize(q), 0;
-  return exec(c->db, "ALTER TABLE _syncd_changes ADD COLUMN gap INTEGER", err);
+  return exec(c->h->db, "ALTER TABLE _syncd_changes ADD COLUMN gap INTEGER", err);
 }
 
 /* Real tables of main only: a virtual table and its shadow tables (FTS5's
@@ -304,7 +298,7 @@ static int sq_setup(dialect_conn *c, const char *schema_sql, char **err) {
 ** writing them behind its back corrupts its index. */
 static int sq_load_catalog(dialect_conn *c, catalog *cat, char **err) {
   sqlite3_stmt *st;
-  if (prep(c->db,
+  if (prep(c->h->db,
            "SELECT m.name, p.name, p.pk FROM pragma_table_list m, pragma_table_info(m.name) p"
            " WHERE m.schema = 'main' AND m.type = 'table' AND m.name NOT GLOB 'sqlite_*'"
            " AND m.name NOT GLOB '_syncd_*' ORDER BY m.name, p.cid",
@@ -320,7 +314,7 @@ static int sq_load_catalog(dialect_conn *c, catalog *cat, char **err) {
                                sqlite3_column_int(st, 2));
   }
   sqlite_stmt_put(st);
-  if (!bad && rc != SQLITE_DONE) return fail(c->db, err);
+  if (!bad && rc != SQLITE_DONE) return fail(c->h->db, err);
   if (bad) return *err = wire_errf("out of memory"), -1;
   c->owner->cat = cat;
   return catalog_finish(cat, sqlite_sql_table, err);
@@ -334,26 +328,26 @@ static void sq_use_catalog(dialect_db *d, const catalog *cat) {
 /* The schema cookie: SQLite moves it at every change of the schema. */
 static int sq_schema_stamp(dialect_conn *c, char **stamp, char **err) {
   sqlite3_stmt *st;
-  if (prep(c->db, "PRAGMA main.schema_version", &st, err)) return -1;
+  if (prep(c->h->db, "PRAGMA main.schema_version", &st, err)) return -1;
   int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) *stamp = sqlite3_mprintf("%lld", sqlite3_column_int64(st, 0));
   sqlite_stmt_put(st);
-  if (rc != SQLITE_ROW) return fail(c->db, err);
+  if (rc != SQLITE_ROW) return fail(c->h->db, err);
   return *stamp ? 0 : (*err = wire_errf("out of memory"), -1);
 }
 
 static int sq_read_db_id(dialect_conn *c, char *id, int size, int *found, char **err) {
   sqlite3_stmt *q;
-  if (prep(c->db, "SELECT db_id FROM _syncd_state", &q, err)) return -1;
+  if (prep(c->h->db, "SELECT db_id FROM _syncd_state", &q, err)) return -1;
   int rc = sqlite3_step(q);
   *found = rc == SQLITE_ROW;
   if (*found) snprintf(id, size, "%s", (const char *)sqlite3_column_text(q, 0));
   sqlite_stmt_put(q);
-  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(c->db, err);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(c->h->db, err);
 }
 
 static int sq_write_db_id(dialect_conn *c, const char *id, char **err) {
-  return run(c->db, "INSERT INTO _syncd_state VALUES(1, ?1, 0, 0)", id, 0, err);
+  return run(c->h->db, "INSERT INTO _syncd_state VALUES(1, ?1, 0, 0)", id, 0, err);
 }
 
 static int sq_scan(dialect_conn *c, const catalog_table *t, const char *cond, char *const *vals,
@@ -364,7 +358,7 @@ static int sq_scan(dialect_conn *c, const catalog_table *t, const char *cond, ch
   if (cond) sqlite3_str_appendf(sql, " WHERE %s", cond);
   char *z = sqlite3_str_finish(sql);
   sqlite3_stmt *st = 0;
-  int bad = !z || prep(c->db, z, &st, err);
+  int bad = !z || prep(c->h->db, z, &st, err);
   sqlite3_free(z);
   if (bad) return *err ? -1 : (*err = wire_errf("out of memory"), -1);
   for (int k = 0; k < n_vals; k++)
@@ -378,7 +372,7 @@ static int sq_scan(dialect_conn *c, const catalog_table *t, const char *cond, ch
   }
   sqlite_stmt_put(st);
   if (!bad && rc == SQLITE_DONE) return 0;
-  if (!*err) *err = wire_errf("backfill of %s: %s", t->name, sqlite3_errmsg(c->db));
+  if (!*err) *err = wire_errf("backfill of %s: %s", t->name, sqlite3_errmsg(c->h->db));
   return -1;
 }
 
@@ -415,9 +409,9 @@ static dialect_result failed(sqlite3 *db, char **reason, char **err) {
 static dialect_result sq_read_row(dialect_conn *c, const catalog_table *t, const char *pk,
                                   char **row, char **pk_out, char **reason, char **err) {
   sqlite3_stmt *st;
-  int rc = sqlite_stmt_get(c->db, t->read_sql, &st);
+  int rc = sqlite_stmt_get(c->h->db, t->read_sql, &st);
   *row = *pk_out = 0;
-  if (rc != SQLITE_OK) return failed(c->db, reason, err);
+  if (rc != SQLITE_OK) return failed(c->h->db, reason, err);
   sqlite3_bind_text(st, 1, pk, -1, SQLITE_STATIC);
   for (int k = 0; k < t->n_pk; k++)
     sqlite3_bind_text(st, 2 + k, t->cols[t->pk[k]].key, -1, SQLITE_STATIC);
@@ -433,7 +427,7 @@ static dialect_result sq_read_row(dialect_conn *c, const catalog_table *t, const
   sqlite3_free(*pk_out);
   *row = *pk_out = 0;
   if (rc == SQLITE_NOMEM) return *err = wire_errf("out of memory"), DIALECT_FATAL;
-  return failed(c->db, reason, err);
+  return failed(c->h->db, reason, err);
 }
 
 /* Build, bind and run the INSERT/UPDATE/DELETE of m: ?1 = data, ?2 = pk,
@@ -442,7 +436,7 @@ static dialect_result sq_read_row(dialect_conn *c, const catalog_table *t, const
 static dialect_result sq_write_row(dialect_conn *c, const catalog_table *t, const store_mutation *m,
                                    const dialect_cols *cols, int *changed, char **del_pk,
                                    char **reason, char **err) {
-  sqlite3 *db = c->db;
+  sqlite3 *db = c->h->db;
   const char **path = sqlite3_malloc64(sizeof *path * (2 * t->n_cols + 1));
   int *used = sqlite3_malloc64(sizeof *used * (t->n_cols + 1)), n_path = 0;
   if (!path || !used) {
@@ -537,7 +531,7 @@ static dialect_result sq_write_row(dialect_conn *c, const catalog_table *t, cons
 
 static int sq_log_change(dialect_conn *c, const char *table, const char *pk, const char *row,
                          int fresh, long long *version, char **err) {
-  sqlite3 *db = c->db;
+  sqlite3 *db = c->h->db;
   sqlite3_stmt *st;
   if (!c->have) {
     if (prep(db, "SELECT version FROM _syncd_state", &st, err)) return -1;
@@ -572,13 +566,13 @@ static int sq_log_change(dialect_conn *c, const char *table, const char *pk, con
 
 /* Watch every synced table on this connection (sqlite_watch.h). */
 static int watch(dialect_conn *c, char **err) {
-  sqlite3_free(c->unwatch);
-  char *z = sqlite_watch_sql(c->db, c->owner->cat, &c->unwatch);
-  if (!z) return *err = wire_errf("watching the tables: %s", sqlite3_errmsg(c->db)), -1;
-  int rc = exec(c->db, z, err);
+  sqlite3_free(c->h->unwatch);
+  char *z = sqlite_watch_sql(c->h->db, c->owner->cat, &c->h->unwatch);
+  if (!z) return *err = wire_errf("watching the tables: %s", sqlite3_errmsg(c->h->db)), -1;
+  int rc = exec(c->h->db, z, err);
   sqlite3_free(z);
-  c->watching = rc == 0;
-  c->watched = c->owner->gen;
+  c->h->watching = rc == 0;
+  c->h->watched = c->owner->gen;
   return rc;
 }
 
@@ -587,7 +581,7 @@ static int sq_log_touched(dialect_conn *c, const catalog *cat, const catalog_tab
   if (!c->others) return 0;
   c->others = 0;
   sqlite3_stmt *st;
-  if (prep(c->db, "SELECT DISTINCT * FROM temp._syncd_touched WHERE rowid > ?1", &st, err))
+  if (prep(c->h->db, "SELECT DISTINCT * FROM temp._syncd_touched WHERE rowid > ?1", &st, err))
     return -1;
   sqlite3_bind_int64(st, 1, c->saved_touched);
   int rc, bad = 0;
@@ -609,10 +603,10 @@ static int sq_log_touched(dialect_conn *c, const catalog *cat, const catalog_tab
   }
   sqlite_stmt_put(st);
   if (bad) return *err ? -1 : (*err = wire_errf("out of memory"), -1);
-  if (rc != SQLITE_DONE) return fail(c->db, err);
+  if (rc != SQLITE_DONE) return fail(c->h->db, err);
   /* this mutation's records are read: forget them (its savepoint still
   ** brings them back if it is refused after all) */
-  if (run(c->db, "DELETE FROM temp._syncd_touched WHERE rowid > ?2", 0, c->saved_touched, err))
+  if (run(c->h->db, "DELETE FROM temp._syncd_touched WHERE rowid > ?2", 0, c->saved_touched, err))
     return -1;
   c->touched = c->saved_touched;
   return 0;
@@ -621,7 +615,7 @@ static int sq_log_touched(dialect_conn *c, const catalog *cat, const catalog_tab
 static int sq_compact(dialect_conn *c, long long max_tombstones, const char *const *purge,
                       int n_purge, char **err) {
   sqlite3_stmt *st;
-  if (prep(c->db,
+  if (prep(c->h->db,
            "SELECT version FROM _syncd_changes WHERE op = 'delete' ORDER BY version DESC"
            " LIMIT 1 OFFSET ?1",
            &st, err))
@@ -631,30 +625,30 @@ static int sq_compact(dialect_conn *c, long long max_tombstones, const char *con
   long long h = sqlite3_column_int64(st, 0);
   sqlite_stmt_put(st);
   if (rc == SQLITE_DONE) return 0;
-  if (rc != SQLITE_ROW) return fail(c->db, err);
+  if (rc != SQLITE_ROW) return fail(c->h->db, err);
   for (int i = 0; i < n_purge; i++)
-    if (run(c->db, purge[i], 0, h, err)) return -1;
-  if (run(c->db, "DELETE FROM _syncd_changes WHERE op = 'delete' AND version <= ?2", 0, h, err))
+    if (run(c->h->db, purge[i], 0, h, err)) return -1;
+  if (run(c->h->db, "DELETE FROM _syncd_changes WHERE op = 'delete' AND version <= ?2", 0, h, err))
     return -1;
-  return run(c->db, "UPDATE _syncd_state SET horizon = max(horizon, ?2)", 0, h, err);
+  return run(c->h->db, "UPDATE _syncd_state SET horizon = max(horizon, ?2)", 0, h, err);
 }
 
 /* ---- clients ---- */
 
 static int sq_client_last(dialect_conn *c, const char *client, long long *last, char **err) {
   sqlite3_stmt *q;
-  if (prep(c->db, "SELECT last_id FROM _syncd_clients WHERE client_id = ?1", &q, err)) return -1;
+  if (prep(c->h->db, "SELECT last_id FROM _syncd_clients WHERE client_id = ?1", &q, err)) return -1;
   sqlite3_bind_text(q, 1, client, -1, SQLITE_STATIC);
   int rc = sqlite3_step(q);
   *last = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
   sqlite_stmt_put(q);
-  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(c->db, err);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(c->h->db, err);
 }
 
 static int sq_client_lasts(dialect_conn *c, const char *clients, long long *last, int n,
                            char **err) {
   sqlite3_stmt *q;
-  if (prep(c->db,
+  if (prep(c->h->db,
            "SELECT j.key, c.last_id FROM json_each(?1) AS j"
            " JOIN _syncd_clients AS c ON c.client_id = j.value",
            &q, err))
@@ -667,11 +661,11 @@ static int sq_client_lasts(dialect_conn *c, const char *clients, long long *last
     if (i >= 0 && i < n) last[i] = sqlite3_column_int64(q, 1);
   }
   sqlite_stmt_put(q);
-  return rc == SQLITE_DONE ? 0 : fail(c->db, err);
+  return rc == SQLITE_DONE ? 0 : fail(c->h->db, err);
 }
 
 static int sq_client_set_last(dialect_conn *c, const char *client, long long last, char **err) {
-  return run(c->db,
+  return run(c->h->db,
              "INSERT INTO _syncd_clients(client_id, last_id) VALUES(?1, ?2)"
              " ON CONFLICT(client_id) DO UPDATE SET last_id = excluded.last_id",
              client, last, err);
@@ -680,7 +674,7 @@ static int sq_client_set_last(dialect_conn *c, const char *client, long long las
 static int sq_record(dialect_conn *c, const char *client, long long id, const wire_outcome *o,
                      const char *table, char **err) {
   sqlite3_stmt *st;
-  if (prep(c->db,
+  if (prep(c->h->db,
            "INSERT OR REPLACE INTO _syncd_outcomes(client_id, id, status, reason, tbl, pk)"
            " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
            &st, err))
@@ -693,14 +687,14 @@ static int sq_record(dialect_conn *c, const char *client, long long id, const wi
   sqlite3_bind_text(st, 6, o->pk, -1, SQLITE_STATIC);
   int rc = sqlite3_step(st);
   sqlite_stmt_put(st);
-  return rc == SQLITE_DONE ? 0 : fail(c->db, err);
+  return rc == SQLITE_DONE ? 0 : fail(c->h->db, err);
 }
 
 static int sq_replay(dialect_conn *c, const char *client, long long id, wire_outcome *o,
                      char **err) {
   sqlite3_stmt *st;
   memset(o, 0, sizeof *o);
-  if (prep(c->db,
+  if (prep(c->h->db,
            "SELECT o.status, o.reason, c.row, c.version FROM _syncd_outcomes o"
            " LEFT JOIN _syncd_changes c ON c.tbl = o.tbl AND c.pk = o.pk"
            " WHERE o.client_id = ?1 AND o.id = ?2",
@@ -722,11 +716,11 @@ static int sq_replay(dialect_conn *c, const char *client, long long id, wire_out
                           id);
   }
   sqlite_stmt_put(st);
-  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(c->db, err);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(c->h->db, err);
 }
 
 static int sq_prune(dialect_conn *c, const char *client, int keep, char **err) {
-  return run(c->db,
+  return run(c->h->db,
              "DELETE FROM _syncd_outcomes WHERE client_id = ?1 AND id <= (SELECT id FROM"
              " _syncd_outcomes WHERE client_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
              client, keep, err);
@@ -735,19 +729,19 @@ static int sq_prune(dialect_conn *c, const char *client, int keep, char **err) {
 /* ---- reading ---- */
 
 static int sq_walk_rows(dialect_conn *c, const dialect_walk *w, int n, wire_page *p, char **err) {
-  return sqlite_walk_page(c->db, w, n, p, err);
+  return sqlite_walk_page(c->h->db, w, n, p, err);
 }
 
 static int sq_walk_key(dialect_conn *c, const char *table, long long version, long long after,
                        const char *hash, char **pk, char **err) {
-  return sqlite_walk_key(c->db, table, version, after, hash, pk, err);
+  return sqlite_walk_key(c->h->db, table, version, after, hash, pk, err);
 }
 
 /* A page of changes, or (w) of an initial sync's walk (sqlite_walk.c). */
 static int sq_read_page(dialect_conn *c, const char *client, long long after, int all,
                         const char *tables, const dialect_walk *w, int n, long long pending_from,
                         wire_page *p, char **err) {
-  sqlite3 *db = c->db;
+  sqlite3 *db = c->h->db;
   sqlite3_stmt *q;
   if (run(db, "BEGIN", 0, 0, err) || prep(db, "SELECT version, horizon FROM _syncd_state", &q, err))
     return -1;
@@ -796,33 +790,33 @@ static int sq_read_page(dialect_conn *c, const char *client, long long after, in
 
 static int sq_head(dialect_conn *c, long long *version, char **err) {
   sqlite3_stmt *q;
-  if (prep(c->db, "SELECT version FROM _syncd_state", &q, err)) return -1;
+  if (prep(c->h->db, "SELECT version FROM _syncd_state", &q, err)) return -1;
   int rc = sqlite3_step(q);
   *version = sqlite3_column_int64(q, 0);
   sqlite_stmt_put(q);
-  return rc == SQLITE_ROW ? 0 : fail(c->db, err);
+  return rc == SQLITE_ROW ? 0 : fail(c->h->db, err);
 }
 
 static int sq_select_bool(dialect_conn *c, const char *sql, const char *const *vals, int n,
                           int *yes, char **err) {
   sqlite3_stmt *st;
-  if (prep(c->db, sql, &st, err)) return -1;
+  if (prep(c->h->db, sql, &st, err)) return -1;
   for (int i = 0; i < n; i++)
     sqlite3_bind_text(st, i + 1, vals[i], -1, SQLITE_STATIC);
   int rc = sqlite3_step(st);
   *yes = rc == SQLITE_ROW && sqlite3_column_int(st, 0);
-  if (rc != SQLITE_ROW && rc != SQLITE_DONE) fail(c->db, err);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) fail(c->h->db, err);
   sqlite_stmt_put(st);
   return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
 }
 
 static void *sq_native(dialect_conn *c) {
-  return c->db;
+  return c->h->db;
 }
 
 /* A deferred BEGIN: the snapshot is taken by the first read (the head). */
 static int sq_snapshot(dialect_conn *c, int end, char **err) {
-  return run(c->db, end ? "COMMIT" : "BEGIN", 0, 0, err);
+  return run(c->h->db, end ? "COMMIT" : "BEGIN", 0, 0, err);
 }
 
 const dialect dialect_sqlite = {

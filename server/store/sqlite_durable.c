@@ -26,8 +26,21 @@
 ** connection that saw nothing new waits for nothing. A commit's own reads
 ** come before it in the WAL, so its fsync covers them.
 **
+** A write transaction run on another connection than the one that then
+** waits (dialect_sqlite.c's pushes) hands over what it needs
+** (sqlite_durable_pass).
+**
 ** The WAL hook replaces SQLite's automatic checkpoint, so it checkpoints
-** as that did (PASSIVE, once the WAL holds 1000 pages).
+** as that did (PASSIVE, once the WAL holds 1000 pages), inside the COMMIT
+** that finds it due: with no writer beside it, that checkpoint reaches the
+** WAL's end, and the next writer starts the WAL again from its start (one
+** run outside the write lock never caught up with the commits made
+** meanwhile, and the WAL grew without end: bench/RESULTS.md). But while
+** it runs, every other push of the process waits for the write lock
+** (dialect_sqlite.c), so most of the copying is done before: once per
+** filling of the WAL, at half of it, the next wait runs a checkpoint
+** after its fsync, outside any write lock, and the one at 1000 pages then
+** copies only what came after.
 */
 #include "sqlite_durable.h"
 
@@ -36,6 +49,7 @@
 #include <string.h>
 
 #define DURABLE_CHECKPOINT_PAGES 1000
+#define DURABLE_EARLY_PAGES (DURABLE_CHECKPOINT_PAGES / 2)
 
 void sqlite_durable_init(sqlite_durable *d) {
   memset(d, 0, sizeof *d);
@@ -58,9 +72,14 @@ static unsigned int seen(sqlite3 *db) {
 
 static int on_wal(void *arg, sqlite3 *db, const char *name, int pages) {
   sqlite_durable_conn *dc = arg;
-  pthread_mutex_lock(&dc->d->mu);
-  dc->after = dc->d->started;
-  pthread_mutex_unlock(&dc->d->mu);
+  sqlite_durable *d = dc->d;
+  pthread_mutex_lock(&d->mu);
+  dc->after = d->started;
+  if (pages < DURABLE_EARLY_PAGES)
+    d->early = 0; /* the WAL started again */
+  else if (!d->early)
+    d->early = d->checkpoint = 1;
+  pthread_mutex_unlock(&d->mu);
   dc->wrote = 1;
   dc->seen = seen(db);
   if (pages >= DURABLE_CHECKPOINT_PAGES) sqlite3_wal_checkpoint(db, name);
@@ -96,15 +115,36 @@ static void sync_wal(sqlite3 *db) {
   }
 }
 
+/* Under d->mu: what dc committed or read since the last note, added to
+** dc->need. */
+static void note(sqlite_durable_conn *dc, sqlite3 *db) {
+  unsigned int now = seen(db);
+  long long need = dc->wrote ? dc->after + 1 : 0;
+  if (now != dc->seen && dc->d->started + 1 > need) need = dc->d->started + 1;
+  if (need > dc->need) dc->need = need;
+  dc->wrote = 0;
+  dc->seen = now;
+}
+
+void sqlite_durable_pass(sqlite_durable_conn *from, sqlite3 *db, sqlite_durable_conn *to,
+                         sqlite3 *to_db) {
+  sqlite_durable *d = from->d;
+  if (!d) return;
+  pthread_mutex_lock(&d->mu);
+  if (from->wrote) to->seen = seen(to_db);
+  note(from, db);
+  if (from->need > to->need) to->need = from->need;
+  from->need = 0;
+  pthread_mutex_unlock(&d->mu);
+}
+
 void sqlite_durable_wait(sqlite_durable_conn *dc, sqlite3 *db) {
   sqlite_durable *d = dc->d;
   if (!d) return;
-  unsigned int now = seen(db);
   pthread_mutex_lock(&d->mu);
-  long long need = dc->wrote ? dc->after + 1 : 0;
-  if (now != dc->seen && d->started + 1 > need) need = d->started + 1;
-  dc->wrote = 0;
-  dc->seen = now;
+  note(dc, db);
+  long long need = dc->need;
+  dc->need = 0;
   while (d->done < need) {
     if (d->syncing) {
       pthread_cond_wait(&d->synced, &d->mu);
@@ -119,5 +159,8 @@ void sqlite_durable_wait(sqlite_durable_conn *dc, sqlite3 *db) {
     d->syncing = 0;
     pthread_cond_broadcast(&d->synced);
   }
+  int checkpoint = d->checkpoint;
+  d->checkpoint = 0;
   pthread_mutex_unlock(&d->mu);
+  if (checkpoint) sqlite3_wal_checkpoint(db, "main");
 }

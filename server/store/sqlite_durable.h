@@ -15,6 +15,8 @@ typedef struct sqlite_durable {
   pthread_cond_t synced;
   long long started, done;
   int syncing;
+  int early;      /* this filling of the WAL had its early checkpoint */
+  int checkpoint; /* one is due, run by the next wait */
 } sqlite_durable;
 
 /* A connection's part, kept by its own thread. */
@@ -23,6 +25,7 @@ typedef struct sqlite_durable_conn {
   long long after;   /* fsyncs begun when its last commit's frames were written */
   int wrote;         /* committed since its last wait */
   unsigned int seen; /* its database's data version at its last wait or commit */
+  long long need;    /* fsyncs done that its next wait waits for, as noted so far */
 } sqlite_durable_conn;
 
 void sqlite_durable_init(sqlite_durable *d);
@@ -36,7 +39,16 @@ int sqlite_durable_attach(sqlite_durable_conn *dc, sqlite_durable *d, sqlite3 *d
 /* Before anything db read or wrote leaves the process: return once every
 ** commit it could have seen (its own too, and other processes') is on
 ** disk. An fsync failure aborts the process, as nothing is known about
-** what the WAL then holds. */
+** what the WAL then holds. Runs the checkpoint a commit found due, on
+** db: call it with no transaction open on db, nor any held for it. */
 void sqlite_durable_wait(sqlite_durable_conn *dc, sqlite3 *db);
+
+/* What db (attached as from) read or wrote so far becomes what to_db
+** (attached as to) must wait for, as if to had done it: for a write
+** transaction run on another connection than the one whose wait comes
+** after it. to's own reads, made before from's commit, are covered by
+** that commit's fsync. */
+void sqlite_durable_pass(sqlite_durable_conn *from, sqlite3 *db, sqlite_durable_conn *to,
+                         sqlite3 *to_db);
 
 #endif

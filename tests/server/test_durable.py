@@ -8,6 +8,12 @@ These tests hold a WAL fsync open through an LD_PRELOAD shim
 be answered, and neither a pull nor an event stream may carry its change,
 before the fsync covering it has returned; and pushes that commit while
 one fsync runs must share the next one, not take one each.
+
+The shim also counts the pages syncd reads from the database and its WAL:
+pushes all write on one connection (dialect_sqlite.c), so a push does not
+read back the pages the previous one wrote on another. And the WAL is
+checkpointed from its first half on, outside the write lock, and still
+starts again from its start.
 """
 import os
 import re
@@ -46,10 +52,11 @@ class DurableTests(ManySyncd, unittest.TestCase):
         self.count = os.path.join(self.tmp, "fsyncs")
         self.hold = os.path.join(self.tmp, "hold")
         self.failing = os.path.join(self.tmp, "fail")
+        self.reads = os.path.join(self.tmp, "reads")
         preload = sanitizer_runtime() + os.environ.get("LD_PRELOAD", "").split() + [self.shim]
         env = dict(os.environ, LD_PRELOAD=" ".join(dict.fromkeys(preload)),
                    FSYNC_GATE_COUNT=self.count, FSYNC_GATE_HOLD=self.hold,
-                   FSYNC_GATE_FAIL=self.failing)
+                   FSYNC_GATE_FAIL=self.failing, FSYNC_GATE_READS=self.reads)
         self.env = env
         self.s = self.syncd()
         # a first push opens the WAL and settles syncd's own setup
@@ -67,6 +74,9 @@ class DurableTests(ManySyncd, unittest.TestCase):
 
     def fsyncs(self):
         return os.path.getsize(self.count) if os.path.exists(self.count) else 0
+
+    def pages_read(self):
+        return os.path.getsize(self.reads) if os.path.exists(self.reads) else 0
 
     def rows_committed(self):
         db = sqlite3.connect(os.path.join(self.tmp, "server.db"), timeout=10)
@@ -197,6 +207,64 @@ class DurableTests(ManySyncd, unittest.TestCase):
         changes, _ = self.s.pull_all("reader")
         self.assertEqual([c["pk"] for c in changes
                           if c["table"] == "todos" and c["pk"]["id"] != "warm"], [{"id": "lost?"}])
+
+    def test_pushes_do_not_read_back_what_the_last_one_wrote(self):
+        # Each round, push a commits and its fsync is held, so push b takes
+        # another of the pool's connections; both write the same pages
+        # (the version counter, the log's and the tables' last pages). A
+        # connection drops its whole page cache when it finds the file
+        # changed by another, so pushes spread over connections re-read
+        # those pages at every push (5 to 8 each before). Written on one
+        # connection, a push reads only the page its schema check reads.
+        rounds, read = 6, 0
+        for k in range(1, rounds + 1):
+            before = self.pages_read()
+            open(self.hold, "w").close()
+            fsyncs = self.fsyncs()
+            batch = lambda who: [ins(10 * k + i, "%s%d-%d" % (who, k, i)) for i in range(10)]
+            a, a_out = self.in_thread(lambda: self.s.push("a", batch("a")))
+            self.wait_for(lambda: self.fsyncs() > fsyncs, "push a's WAL fsync")
+            b, b_out = self.in_thread(lambda: self.s.push("b", batch("b")))
+            self.wait_for(lambda: self.rows_committed() == 1 + 20 * k, "push b's commit")
+            os.unlink(self.hold)
+            a.join(20)
+            b.join(20)
+            for out in (a_out, b_out):
+                self.assertNotIn("error", out)
+                self.assertEqual([r["status"] for r in out["value"]], ["applied"] * 10)
+            if k > 1:  # the first round opens the second connection
+                read += self.pages_read() - before
+        pushes = 2 * (rounds - 1)
+        self.assertLess(read, 2 * pushes, "pages read by %d pushes: %d" % (pushes, read))
+
+    def wal_frames(self):
+        """The most pages the WAL ever held (its file does not shrink)."""
+        wal = os.path.join(self.tmp, "server.db-wal")
+        size = os.path.getsize(wal) if os.path.exists(wal) else 0
+        return max(0, (size - 32) // (4096 + 24))
+
+    def test_the_wal_is_copied_from_its_first_half_and_starts_again(self):
+        # The WAL's pages go to the database file from its first half on (a
+        # checkpoint after a push's fsync, outside the write lock), and the
+        # checkpoint at 1000 pages still reaches its end: the WAL starts
+        # again from its start instead of growing.
+        db = os.path.join(self.tmp, "server.db")
+        big = "x" * 3000  # a page of its own, in the table and in the log
+        mid = 0
+
+        def fill():
+            nonlocal mid
+            mid += 1
+            self.s.push("fill", [ins(mid * 100 + i, "f%d-%d" % (mid, i), note=big)
+                                 for i in range(10)])
+        self.assertLess(os.path.getsize(db), 100 * 4096)
+        while self.wal_frames() < 520 and mid < 200:
+            fill()
+        fill()
+        self.assertGreater(os.path.getsize(db), 400 * 4096)
+        for _ in range(4 * mid):
+            fill()
+        self.assertLess(self.wal_frames(), 1200)
 
 
 if __name__ == "__main__":
