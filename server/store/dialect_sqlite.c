@@ -93,6 +93,7 @@ static const char internal_ddl[] =
 static int sq_open(const char *target, const store_config *cfg, dialect_db **out, char **err) {
   dialect_db *d = sqlite3_malloc64(sizeof *d);
   if (d) {
+    memset(d, 0, sizeof *d);
     d->path = sqlite3_mprintf("%s", target);
     d->mmap_size = cfg->mmap_size;
   }
