@@ -34,19 +34,16 @@ line; the last is "schemas: N passed, N failed".
 import argparse
 import os
 import random
-import select
 import shutil
 import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-SYNCD = os.environ.get("SYNCD_TEST_BINARY") or os.path.join(ROOT, "server", "syncd")
-EXT = os.environ.get("SYNC_EXT") or os.path.join(ROOT, "ext", "sync")
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
+from e2e_util import Syncd, connect  # noqa: E402
 
 SCHEMA = """
 CREATE TABLE folders(id INTEGER PRIMARY KEY,
@@ -77,58 +74,21 @@ class Failed(Exception):
     pass
 
 
-class Server:
-    def __init__(self, dir):
-        self.dir = dir
-        self.port = 0
-        self.start()
-
-    def start(self):
-        self.log = open(os.path.join(self.dir, "syncd.log"), "ab")
-        self.proc = subprocess.Popen(
-            [SYNCD, "--listen", "127.0.0.1:%d" % self.port, "--schema",
-             os.path.join(self.dir, "schema.sql"), "--db", os.path.join(self.dir, "server.db")],
-            stdout=subprocess.PIPE, stderr=self.log)
-        ready, _, _ = select.select([self.proc.stdout], [], [], 20)
-        line = self.proc.stdout.readline().decode() if ready else ""
-        if not line.startswith("http://"):
-            self.proc.kill()
-            self.proc.wait()
-            raise RuntimeError("syncd did not start")
-        self.url = line.strip()
-        self.port = int(self.url.rstrip("/").rsplit(":", 1)[1])
-
-    def kill(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.stop()
-        for _ in range(100):  # the same port: the clients keep its url
-            try:
-                self.start()
-                return
-            except RuntimeError:
-                time.sleep(0.05)
-        raise RuntimeError("syncd did not restart")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        self.proc.stdout.close()
-        self.log.close()
-
-    def rows(self, table):
-        db = sqlite3.connect(os.path.join(self.dir, "server.db"), timeout=20)
-        try:
-            return {r[0]: r[1:] for r in db.execute("SELECT %s, * FROM %s" % (KEYS[table], table))}
-        finally:
-            db.close()
+def server_rows(srv, table):
+    db = sqlite3.connect(srv.db, timeout=20)
+    try:
+        return rows(db, table)
+    finally:
+        db.close()
 
 
-def connect(path):
-    c = sqlite3.connect(path, timeout=20, isolation_level=None, check_same_thread=False)
-    c.enable_load_extension(True)
-    c.load_extension(EXT)
+def client(path, url):
+    c = connect(path)
     c.execute("PRAGMA foreign_keys = ON")
+    c.executescript(SCHEMA)
+    c.execute("SELECT sync_init(?)", (url,))
+    for t in KEYS:
+        c.execute("SELECT sync_track(?)", (t,))
     return c
 
 
@@ -195,7 +155,7 @@ def check_settled_keys(srv, c, who):
     if c.execute("SELECT count(*) FROM sync_inbox").fetchone()[0]:
         return  # rows waiting for the rest of a pull: not settled
     for t in KEYS:
-        mine, theirs = rows(c, t), srv.rows(t)
+        mine, theirs = rows(c, t), server_rows(srv, t)
         for k in set(mine) | set(theirs):
             if (t, k) not in pending and mine.get(k) != theirs.get(k):
                 raise Failed("%s, nothing pending for %s %s: server %r, client %r"
@@ -205,19 +165,14 @@ def check_settled_keys(srv, c, who):
 def run(seed, a):
     rng = random.Random(seed)
     dir = tempfile.mkdtemp(prefix="schemas-%d-" % seed)
-    with open(os.path.join(dir, "schema.sql"), "w") as f:
+    schema = os.path.join(dir, "schema.sql")
+    with open(schema, "w") as f:
         f.write(SCHEMA)
-    srv = Server(dir)
+    srv = Syncd(dir, schema=schema)
     clients = []
     ok = False
     try:
-        for i in range(3):
-            c = connect(os.path.join(dir, "c%d.db" % i))
-            c.executescript(SCHEMA)
-            c.execute("SELECT sync_init(?)", (srv.url,))
-            for t in KEYS:
-                c.execute("SELECT sync_track(?)", (t,))
-            clients.append(c)
+        clients = [client(os.path.join(dir, "c%d.db" % i), srv.url) for i in range(3)]
         manual = clients[:2] if a.worker else clients
         if a.worker:
             clients[2].execute("SELECT sync_start()")
@@ -234,7 +189,7 @@ def run(seed, a):
                 if not a.worker:  # the worker may push between the pull and the check
                     check_settled_keys(srv, clients[i], "client %d after write %d" % (i, n))
             if rng.random() < a.kills:
-                srv.kill()
+                srv.restart(signal.SIGKILL)  # the same port: the clients keep its url
         deadline = time.monotonic() + a.timeout
         while True:
             for c in manual:
@@ -244,7 +199,7 @@ def run(seed, a):
                 time.sleep(0.3)
                 for c in manual:
                     c.execute("SELECT sync_pull()")
-            want = {t: srv.rows(t) for t in KEYS}
+            want = {t: server_rows(srv, t) for t in KEYS}
             got = [{t: rows(c, t) for t in KEYS} for c in clients]
             pending = [c.execute("SELECT count(*) FROM sync_pending").fetchone()[0] for c in clients]
             if all(g == want for g in got) and not any(pending):
