@@ -34,8 +34,10 @@
 #                       key, NOCASE and partial expression UNIQUE indexes,
 #                       a STRICT table with a generated column), syncd
 #                       SIGKILLed at random; SCHEMAS_FLAGS passes options
-#                       ("--worker", "--ops N", "--kills P"); test-converge
-#                       runs 4 seeds without and 2 with the worker
+#                       ("--worker", "--solo", "--ops N", "--kills P");
+#                       test-converge runs 4 seeds without and 2 with the
+#                       worker, and 4 with one writer (--solo: the server
+#                       must accept every mutation)
 #
 # CONVERGE_FLAGS passes more options to tests/converge/run.py (say
 # "--no-replace --no-swaps" while those defects are open, or "--shrink").
@@ -69,6 +71,7 @@ test-converge: $(EXT) server/syncd
 	$(RULES_RUN) --replay tests/converge/rules_cases/*.json || fail=1; \
 	$(SCHEMAS_RUN) --seeds "1 2 3 4" || fail=1; \
 	$(SCHEMAS_RUN) --seeds "5 6" --worker || fail=1; \
+	$(SCHEMAS_RUN) --seeds "1 2 3 4" --solo || fail=1; \
 	[ $$fail = 0 ]
 
 converge: $(EXT) server/syncd

@@ -56,8 +56,11 @@ typedef struct dialect_write {
                   ** its key as stored; a delete's: the deleted key in pk */
 } dialect_write;
 
-/* Which transaction begin opens. */
-enum { DIALECT_SETUP, DIALECT_PUSH };
+/* Which transaction begin opens. A push's foreign keys are checked at the
+** batch's end where the dialect has fk_dangling (a mutation may refer to a
+** row a later one of the batch writes: a key change's children come before
+** its new row), at each mutation in DIALECT_PUSH_STRICT. */
+enum { DIALECT_SETUP, DIALECT_PUSH, DIALECT_PUSH_STRICT };
 
 /* One table of an initial sync's walk under rules (read_page): its rows
 ** that pass cond (a read rule's SQL, rules.h: parameters 2 on are vals;
@@ -121,6 +124,12 @@ typedef struct dialect {
   ** takes savepoints, so it never asks twice); NULL when r is always
   ** final. */
   dialect_result (*settle)(dialect_conn *c, dialect_result r, char **reason, char **err);
+  /* After a DIALECT_PUSH batch's last mutation: 1 when it leaves a foreign
+  ** key broken (the transaction is then rolled back, and the batch runs
+  ** again as DIALECT_PUSH_STRICT, where the mutations that break one are
+  ** refused), 0 when none, -1 on failure (*err). NULL: every push is
+  ** strict. */
+  int (*fk_dangling)(dialect_conn *c, char **err);
 
   /* Opening a store, inside a DIALECT_SETUP transaction: run schema_sql
   ** when the database has none yet and create the internal tables; fill

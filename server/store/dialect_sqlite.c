@@ -72,6 +72,7 @@ struct dialect_conn {
   long long counter, counted, saved;
   int have, saved_have;
   int writing; /* holds owner->writer */
+  int fk_end;  /* a DIALECT_PUSH: foreign keys deferred to the batch's end */
 };
 
 static const char internal_ddl[] =
@@ -145,10 +146,14 @@ static void written(dialect_conn *c) {
   }
 }
 
-static int sq_reusable(dialect_conn *c) {
+static void roll_back(dialect_conn *c) {
   if (!sqlite3_get_autocommit(c->h->db)) sqlite3_exec(c->h->db, "ROLLBACK", 0, 0, 0);
   c->touched = 0; /* rolled back to empty with the rest */
   written(c);
+}
+
+static int sq_reusable(dialect_conn *c) {
+  roll_back(c);
   sqlite_durable_wait(&c->own.durable, c->own.db);
   return 1;
 }
@@ -217,16 +222,19 @@ static int sq_begin(dialect_conn *c, int what, char **err) {
   if (!c->writing) {
     pthread_mutex_lock(&c->owner->writer);
     c->writing = 1;
-    if (what == DIALECT_PUSH && use_pushes(c, err)) return -1;
+    if (what != DIALECT_SETUP && use_pushes(c, err)) return -1;
   }
   /* setup and push both write; a push's rows are watched, by triggers
   ** made from the catalog in use */
-  if (what == DIALECT_PUSH && c->h->watching && c->h->watched != c->owner->gen) {
+  if (what != DIALECT_SETUP && c->h->watching && c->h->watched != c->owner->gen) {
     if (exec(c->h->db, c->h->unwatch, err)) return -1;
     c->h->watching = 0;
   }
-  if (what == DIALECT_PUSH && !c->h->watching && c->owner->cat && watch(c, err)) return -1;
-  return run(c->h->db, "BEGIN IMMEDIATE", 0, 0, err);
+  if (what != DIALECT_SETUP && !c->h->watching && c->owner->cat && watch(c, err)) return -1;
+  c->fk_end = what == DIALECT_PUSH;
+  /* COMMIT and ROLLBACK turn defer_foreign_keys off again */
+  return run(c->h->db, "BEGIN IMMEDIATE", 0, 0, err) ||
+         (c->fk_end && run(c->h->db, "PRAGMA defer_foreign_keys = ON", 0, 0, err));
 }
 
 static int sq_commit(dialect_conn *c, char **err) {
@@ -265,14 +273,24 @@ static dialect_result sq_settle(dialect_conn *c, dialect_result r, char **reason
     return DIALECT_FATAL;
   }
   /* A DEFERRABLE foreign key is only checked at COMMIT, which would then fail
-  ** the whole batch on every retry: hold each mutation to it at once. */
+  ** the whole batch on every retry: in a strict push, hold each mutation to
+  ** it at once (otherwise fk_dangling checks the batch's end). */
   int fks = 0, hi;
-  if (r == DIALECT_OK && sqlite3_db_status(db, SQLITE_DBSTATUS_DEFERRED_FKS, &fks, &hi, 0) == 0 &&
-      fks > 0) {
+  if (r == DIALECT_OK && !c->fk_end &&
+      sqlite3_db_status(db, SQLITE_DBSTATUS_DEFERRED_FKS, &fks, &hi, 0) == 0 && fks > 0) {
     *reason = wire_errf("FOREIGN KEY constraint failed");
     return DIALECT_REJECTED;
   }
   return r;
+}
+
+static int sq_fk_dangling(dialect_conn *c, char **err) {
+  int fks = 0, hi;
+  if (sqlite3_db_status(c->h->db, SQLITE_DBSTATUS_DEFERRED_FKS, &fks, &hi, 0) != 0)
+    return *err = wire_errf("foreign key count unavailable"), -1;
+  if (fks == 0) return 0;
+  roll_back(c);
+  return 1;
 }
 
 /* ---- opening: schema, catalog, db id, backfill ---- */
@@ -834,6 +852,7 @@ const dialect dialect_sqlite = {
     .rollback_to = sq_rollback_to,
     .release = sq_release,
     .settle = sq_settle,
+    .fk_dangling = sq_fk_dangling,
     .setup = sq_setup,
     .walk_rows = sq_walk_rows,
     .walk_key = sq_walk_key,

@@ -16,6 +16,14 @@
 ** refusal that wrote, roll back and ask (DIALECT_AGAIN) for the batch
 ** again, then with them.
 **
+** Foreign keys are checked once, at the batch's end, where the dialect can
+** (fk_dangling): the mutations of a key change come as the children's
+** updates to the new key, then the old row's delete, then the new row's
+** insert (as the client's ON UPDATE CASCADE ran), and checked one at a time
+** the children's would be refused, the delete's cascade then taking them.
+** A batch that leaves one broken runs again strict, each mutation held to
+** them at once, so that only the ones that break them are refused.
+**
 ** A dialect with write_batch may take the statements of a whole batch at
 ** once (push_batch.c): tried first, and left for the run above, one
 ** mutation at a time, whenever its answers could differ from that run's.
@@ -230,14 +238,16 @@ static int hide_unreadable(const store *s, dialect_conn *c, const store_mutation
 ** moved to doomed[i], and the caller tries again, refusing m[i] unrun (1
 ** too when the dialect asked for the batch again). -1 with *stale 1: the
 ** schema changed (apply_one). *fast: try the batch in one go first
-** (push_batch.c); cleared when that asked for the batch again. */
+** (push_batch.c); cleared when that asked for the batch again. *strict:
+** foreign keys held at each mutation; set when the batch left one broken. */
 static int attempt(store *s, dialect_conn *c, const store_user *u, const char *client,
                    const store_mutation *m, int n, const int *order, wire_outcome *res,
-                   char **doomed, int *n_changed, int *stale, int *fast, char **err) {
+                   char **doomed, int *n_changed, int *stale, int *fast, int *strict, char **err) {
   const dialect *d = s->d;
   long long last = 0;
   int n_deleted = 0;
-  if (d->begin(c, DIALECT_PUSH, err) || d->set_user(c, u ? u->sub : 0, u ? u->claims : 0, err) ||
+  if (d->begin(c, *strict || !d->fk_dangling ? DIALECT_PUSH_STRICT : DIALECT_PUSH, err) ||
+      d->set_user(c, u ? u->sub : 0, u ? u->claims : 0, err) ||
       d->client_last(c, client, &last, err))
     return -1;
   long long first = last;
@@ -279,6 +289,10 @@ static int attempt(store *s, dialect_conn *c, const store_user *u, const char *c
     }
     *n_changed += others[0];
     n_deleted += others[1];
+  }
+  if (!*strict && d->fk_dangling) {
+    int broken = d->fk_dangling(c, err);
+    if (broken) return broken < 0 ? -1 : (*strict = 1);
   }
   /* Finding the cutoff of the outcomes kept walks STORE_KEEP_OUTCOMES index
   ** entries: done when the last id crosses a multiple of STORE_PRUNE_EVERY,
@@ -344,12 +358,12 @@ int store_push_as(store *s, const store_user *u, const char *client, const store
       order[i] = i;
     qsort_r(order, n, sizeof *order, cmp_by_id, (void *)m);
   }
-  int tries = 0, busy = 0, stale = 0, fast = 1;
+  int tries = 0, busy = 0, stale = 0, fast = 1, strict = 0;
   while (rc > 0) {
     for (int i = 0; i < n; i++)
       wire_outcome_clear(&res[i]);
     *n_changed = 0;
-    rc = attempt(s, c, u, client, m, n, order, res, doomed, n_changed, &stale, &fast, err);
+    rc = attempt(s, c, u, client, m, n, order, res, doomed, n_changed, &stale, &fast, &strict, err);
     if (rc < 0 && stale > 0) {
       /* a name the catalog lacks, the schema changed: once more after a
       ** reload, where such a name is refused */

@@ -770,6 +770,31 @@ class SqliteProtocolTest(SqliteStore, ProtocolTests, unittest.TestCase):
     reasons = {"check": "check constraint failed", "not_null": "not null constraint failed",
                "unique": "unique constraint failed", "fk": "foreign key constraint failed"}
 
+    def test_foreign_keys_hold_at_the_end_of_the_batch(self):
+        # A client's key change with ON UPDATE CASCADE queues the children's
+        # new key before the parent's new row: a child may come before its
+        # parent in a batch, and is applied when the batch ends consistent.
+        s = self.server()
+        item = {"id": 1, "table": "items", "op": "insert", "pk": {"list_id": 7, "pos": 1},
+                "data": {"list_id": 7, "pos": 1, "label": "x"}}
+        note = {"id": 2, "table": "notes", "op": "insert", "pk": {"id": 5},
+                "data": {"id": 5, "list_id": 7}}
+        lst = {"id": 3, "table": "lists", "op": "insert", "pk": {"id": 7},
+               "data": {"id": 7, "name": "seven"}}
+        res = s.push("c1", [item, note, lst, ins(4, "a")])
+        self.assertEqual([r["status"] for r in res], ["applied"] * 4, res)
+        changes, _ = s.pull_all("c2")
+        self.assertEqual(sorted(str(c["pk"]) for c in changes if c["table"] != "todos"),
+                         ["{'id': 1}", "{'id': 5}", "{'id': 7}", "{'list_id': 7, 'pos': 1}"])
+        # one left broken at the end: the batch runs again with each
+        # mutation held to them, and only the ones that break one are refused
+        res = s.push("c1", [
+            dict(item, id=5, pk={"list_id": 99, "pos": 1}, data={"list_id": 99, "pos": 1}),
+            dict(item, id=6, pk={"list_id": 7, "pos": 2}, data={"list_id": 7, "pos": 2}),
+            ins(7, "b")])
+        self.assertReason(res[0], "fk")
+        self.assertEqual([r["status"] for r in res[1:]], ["applied", "applied"])
+
 
 class PgProtocolTest(PgStore, ProtocolTests, unittest.TestCase):
     reasons = {"check": "check constraint", "not_null": "not-null constraint",
