@@ -10,7 +10,7 @@ SELECT value AS capture_version FROM sync_meta WHERE key = 'capture_version';
 -- as an older build left it: no REPLACE triggers, another version
 DROP TRIGGER sync_rp_u;
 DROP TRIGGER sync_bu_u;
-UPDATE sync_meta SET value = '1' WHERE key = 'capture_version';
+UPDATE sync_meta SET value = '2' WHERE key = 'capture_version';
 SELECT count(*) AS triggers FROM sqlite_schema WHERE type = 'trigger' AND name GLOB 'sync_*_u';
 SELECT length(sync_init(NULL));
 SELECT count(*) AS triggers FROM sqlite_schema WHERE type = 'trigger' AND name GLOB 'sync_*_u';

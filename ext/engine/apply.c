@@ -158,8 +158,12 @@ static char *span_text(SyncCtx *c, jspan v) {
 static int delete_prepare(SyncCtx *c, SyncTable *t) {
   sqlite3_str *s = sqlite3_str_new(c->db);
   sqlite3_str_appendf(s, "DELETE FROM main.\"%w\" WHERE ", t->name);
-  for (int i = 0; i < t->nPk; i++)
-    sqlite3_str_appendf(s, "%s\"%w\" = ?%d", i ? " AND " : "", t->cols[t->pk[i]], i + 1);
+  for (int i = 0; i < t->nPk; i++) {
+    char rhs[16];
+    sqlite3_snprintf(sizeof rhs, rhs, "?%d", i + 1);
+    if (i) sqlite3_str_appendall(s, " AND ");
+    table_key_match(s, t, i, "", rhs);
+  }
   char *sql = sqlite3_str_finish(s);
   if (!sql) return SQLITE_NOMEM;
   int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &t->bound[1], 0);

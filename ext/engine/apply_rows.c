@@ -31,12 +31,6 @@ int apply_rows_ncols(sqlite3 *db) {
 
 /* ---- building and writing a batch (apply.c) ---- */
 
-static int is_pk(SyncTable *t, int col) {
-  for (int i = 0; i < t->nPk; i++)
-    if (t->pk[i] == col) return 1;
-  return 0;
-}
-
 int batch_prepare(SyncCtx *c, SyncTable *t) {
   sqlite3_str *s = sqlite3_str_new(c->db);
   sqlite3_str_appendf(s, "INSERT INTO main.\"%w\"(", t->name);
@@ -46,18 +40,8 @@ int batch_prepare(SyncCtx *c, SyncTable *t) {
   for (int i = 0; i < t->nCol; i++)
     sqlite3_str_appendf(s, "%sc%d", i ? "," : "", i);
   /* WHERE true: an upsert after a SELECT needs it to parse. */
-  sqlite3_str_appendall(s, " FROM sync_apply_rows(?1) WHERE true ON CONFLICT(");
-  for (int i = 0; i < t->nPk; i++)
-    sqlite3_str_appendf(s, "%s\"%w\"", i ? "," : "", t->cols[t->pk[i]]);
-  if (t->nCol == t->nPk) {
-    sqlite3_str_appendall(s, ") DO NOTHING");
-  } else {
-    sqlite3_str_appendall(s, ") DO UPDATE SET ");
-    for (int i = 0, n = 0; i < t->nCol; i++)
-      if (!is_pk(t, i))
-        sqlite3_str_appendf(s, "%s\"%w\" = excluded.\"%w\"", n++ ? "," : "", t->cols[i],
-                            t->cols[i]);
-  }
+  sqlite3_str_appendall(s, " FROM sync_apply_rows(?1) WHERE true");
+  table_upsert_tail(s, t, 1);
   char *sql = sqlite3_str_finish(s);
   if (!sql) return SQLITE_NOMEM;
   int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &t->bound[0], 0);

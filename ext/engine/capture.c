@@ -25,6 +25,8 @@
 **                                    nothing changed, type and sign of zero
 **                                    included in a column without affinity)
 **   UPDATE of the key K -> K2        delete K, insert K2
+**   UPDATE of the key K -> K2 equal under its collation ('A@x', 'a@x' under
+**   NOCASE)                          refused (key_case_check)
 **   DELETE                           delete K
 **   INSERT OR REPLACE / REPLACE INTO of an existing key K
 **                                    update K (the whole row), with
@@ -103,13 +105,36 @@ static int is_sent(SyncTable *t, int col) {
   return !is_key(t, col) && !(t->server && t->server[col]);
 }
 
-/* OLD and NEW have the same key (same=1) or not (same=0). */
-static void key_same(sqlite3_str *s, SyncTable *t, int same) {
+/* OLD and NEW have the same key (same=1) or not (same=0), compared under
+** the key's collations, or as their text (binary). */
+static void key_same(sqlite3_str *s, SyncTable *t, int same, int binary) {
   append(s, same ? "(" : "NOT (");
   for (int i = 0; i < t->nPk; i++)
-    sqlite3_str_appendf(s, "%sOLD.\"%w\" IS NEW.\"%w\"", i ? " AND " : "", t->cols[t->pk[i]],
-                        t->cols[t->pk[i]]);
+    sqlite3_str_appendf(s, "%sOLD.\"%w\" IS NEW.\"%w\"%s", i ? " AND " : "", t->cols[t->pk[i]],
+                        t->cols[t->pk[i]], binary ? " COLLATE BINARY" : "");
   append(s, ")");
+}
+
+/* A term of sync_ak_T's WHEN refusing a key change its collation does not
+** see ('A@x' to 'a@x' under NOCASE, 'k' to 'k ' under RTRIM). The protocol's
+** key is its text, so it would be a delete and an insert; but the server's
+** delete meets the row's children under the same collation and takes them
+** (ON DELETE CASCADE, SET NULL) where the local UPDATE cascaded nothing.
+** Refused, the app's statement fails and nothing changes; a delete and an
+** insert made by the app cascade locally as they will on the server. */
+static void key_case_check(sqlite3_str *s, SyncTable *t) {
+  int coll = 0;
+  for (int i = 0; i < t->nPk; i++)
+    coll |= t->pkColl[i];
+  if (!coll) return;
+  char *msg = sqlite3_mprintf("sync_ak_%s: the key of \"%s\" changed only in what its collation "
+                              "ignores (case, trailing spaces), which cannot sync: delete the row "
+                              "and insert it under the new key",
+                              t->name, t->name);
+  append(s, " AND (CASE WHEN ");
+  key_same(s, t, 1, 0);
+  sqlite3_str_appendf(s, " THEN RAISE(ABORT, %Q) END) IS NULL", msg ? msg : "key case change");
+  sqlite3_free(msg);
 }
 
 /* Records prefix's row as the server image unless the key already has
@@ -316,7 +341,7 @@ static int triggers(sqlite3_str *s, SyncTable *t, const JxShape *sh) {
   if (nSent) {
     sqlite3_str_appendf(s, "CREATE TRIGGER main.\"sync_au_%w\" AFTER UPDATE ON \"%w\" WHEN %s AND ",
                         T, T, jx_ctrl);
-    key_same(s, t, 1);
+    key_same(s, t, 1, 0);
     append(s, " AND (");
     for (int i = 0, n = 0; i < t->nCol; i++) {
       if (!is_sent(t, i)) continue;
@@ -362,7 +387,8 @@ static int triggers(sqlite3_str *s, SyncTable *t, const JxShape *sh) {
   sqlite3_str_appendf(s, "CREATE TRIGGER main.\"sync_ak_%w\" AFTER UPDATE OF ", T);
   replace_of_key(s, t);
   sqlite3_str_appendf(s, " ON \"%w\" WHEN %s AND ", T, jx_ctrl);
-  key_same(s, t, 0);
+  key_same(s, t, 0, 1);
+  key_case_check(s, t);
   null_key_check(s, t, sh, "sync_ak");
   append(s, " BEGIN ");
   replace_kick(s, t, sh, "rekey");

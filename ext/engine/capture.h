@@ -18,8 +18,10 @@ int capture_install(SyncCtx *, SyncTable *);
 /* The shape of the triggers capture_install writes: raised whenever what
 ** they queue changes, so sync_init rebuilds those of a database tracked by
 ** an older build (track_refresh). 2: REPLACE's deletions, NULL key parts,
-** -0.0 (issue 13). */
-#define CAPTURE_VERSION "2"
+** -0.0 (issue 13). 3: REPLACE through expression and partial UNIQUE
+** indexes, changes of case in NOCASE columns, the refused change of a key
+** its collation does not see. */
+#define CAPTURE_VERSION "3"
 int capture_remove(SyncCtx *, const char *table);
 
 /* The tracked tables that exist and whose table or indexes changed since

@@ -32,6 +32,7 @@ static void table_free(SyncTable *t) {
   sqlite3_free(t->cols);
   sqlite3_free(t->dflt);
   sqlite3_free(t->pk);
+  sqlite3_free(t->pkColl);
   sqlite3_free(t->server);
   sqlite3_free(t->name);
   sqlite3_free(t);
@@ -45,12 +46,24 @@ void table_cache_clear(SyncCtx *c) {
   }
 }
 
-/* Appends `"col" = sync_val(?N -> '$."col"')` for each key part, joined by AND. */
+/* Appends `<lhs>"col" = <rhs>` for key part `part` of t. A key is its JSON
+** text, so under a collation other than BINARY ('A@x' and 'a@x' one row to a
+** NOCASE key) the match is also made BINARY: a delete of 'A@x' must not
+** take the row the server now calls 'a@x'. The collated term stays first,
+** for the key's index. */
+void table_key_match(sqlite3_str *s, SyncTable *t, int part, const char *lhs, const char *rhs) {
+  const char *col = t->cols[t->pk[part]];
+  sqlite3_str_appendf(s, "%s\"%w\" = %s", lhs, col, rhs);
+  if (t->pkColl[part]) sqlite3_str_appendf(s, " AND %s\"%w\" = %s COLLATE BINARY", lhs, col, rhs);
+}
+
+/* Appends the match of every key part to sync_val(?N -> '$."col"'), joined by AND. */
 static void append_key_match(sqlite3_str *s, SyncTable *t, int param) {
   for (int i = 0; i < t->nPk; i++) {
-    const char *col = t->cols[t->pk[i]];
-    sqlite3_str_appendf(s, "%s\"%w\" = sync_val(?%d -> '$.\"%q\"')", i ? " AND " : "", col, param,
-                        col);
+    char *rhs = sqlite3_mprintf("sync_val(?%d -> '$.\"%q\"')", param, t->cols[t->pk[i]]);
+    if (i) sqlite3_str_appendall(s, " AND ");
+    if (rhs) table_key_match(s, t, i, "", rhs);
+    sqlite3_free(rhs);
   }
 }
 
@@ -58,6 +71,37 @@ static int is_pk(SyncTable *t, int col) {
   for (int i = 0; i < t->nPk; i++)
     if (t->pk[i] == col) return 1;
   return 0;
+}
+
+/* Appends an upsert's " ON CONFLICT(key) DO ...": every column but the
+** key's set from excluded, each only when ?1 (a JSON object) names it
+** unless whole. The key parts whose collation is not BINARY are set too, so
+** that the row takes the key text the server gives (its 'a@x' over the
+** local 'A@x'); a table with nothing else to set does nothing. */
+void table_upsert_tail(sqlite3_str *s, SyncTable *t, int whole) {
+  sqlite3_str_appendall(s, " ON CONFLICT(");
+  for (int i = 0; i < t->nPk; i++)
+    sqlite3_str_appendf(s, "%s\"%w\"", i ? "," : "", t->cols[t->pk[i]]);
+  sqlite3_str_appendall(s, ") DO ");
+  int n = 0;
+  for (int i = 0; i < t->nCol; i++) {
+    const char *col = t->cols[i];
+    if (is_pk(t, i)) continue;
+    sqlite3_str_appendall(s, n++ ? "," : "UPDATE SET ");
+    if (whole)
+      sqlite3_str_appendf(s, "\"%w\" = excluded.\"%w\"", col, col);
+    else
+      sqlite3_str_appendf(
+          s, "\"%w\" = CASE WHEN (?1 -> '$.\"%q\"') IS NULL THEN \"%w\" ELSE excluded.\"%w\" END",
+          col, col, col, col);
+  }
+  for (int i = 0; i < t->nPk; i++) {
+    const char *col = t->cols[t->pk[i]];
+    if (!t->pkColl[i]) continue;
+    sqlite3_str_appendall(s, n++ ? "," : "UPDATE SET ");
+    sqlite3_str_appendf(s, "\"%w\" = excluded.\"%w\"", col, col);
+  }
+  if (!n) sqlite3_str_appendall(s, "NOTHING");
 }
 
 static int prepare(SyncCtx *c, sqlite3_str *s, sqlite3_stmt **pOut) {
@@ -81,20 +125,8 @@ static int build_statements(SyncCtx *c, SyncTable *t) {
     sqlite3_str_appendf(
         s, "%sCASE WHEN (?1 -> '$.\"%q\"') IS NULL THEN (%s) ELSE sync_val(?1 -> '$.\"%q\"') END",
         i ? "," : "", t->cols[i], t->dflt[i] ? t->dflt[i] : "NULL", t->cols[i]);
-  sqlite3_str_appendall(s, ") ON CONFLICT(");
-  for (int i = 0; i < t->nPk; i++)
-    sqlite3_str_appendf(s, "%s\"%w\"", i ? "," : "", t->cols[t->pk[i]]);
-  if (nonPk == 0) {
-    sqlite3_str_appendall(s, ") DO NOTHING");
-  } else {
-    sqlite3_str_appendall(s, ") DO UPDATE SET ");
-    for (int i = 0, n = 0; i < t->nCol; i++) {
-      if (is_pk(t, i)) continue;
-      sqlite3_str_appendf(
-          s, "%s\"%w\" = CASE WHEN (?1 -> '$.\"%q\"') IS NULL THEN \"%w\" ELSE excluded.\"%w\" END",
-          n++ ? "," : "", t->cols[i], t->cols[i], t->cols[i], t->cols[i]);
-    }
-  }
+  sqlite3_str_appendall(s, ")");
+  table_upsert_tail(s, t, 0);
   int rc = prepare(c, s, &t->upsert);
 
   /* update: ?1 data, ?2 key */
@@ -160,6 +192,30 @@ static int load_server(SyncCtx *c, SyncTable *t) {
     }
     for (int i = 0; name && i < t->nCol; i++)
       if (sqlite3_stricmp(t->cols[i], name) == 0 && !is_pk(t, i)) t->server[i] = 1;
+  }
+  sqlite3_finalize(s);
+  return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* t->pkColl from the key's index (none for a rowid key: an integer). */
+static int load_coll(SyncCtx *c, SyncTable *t) {
+  t->pkColl = sqlite3_malloc64((sqlite3_uint64)t->nPk);
+  if (!t->pkColl) return SQLITE_NOMEM;
+  memset(t->pkColl, 0, (size_t)t->nPk);
+  sqlite3_stmt *s = 0;
+  int rc =
+      sqlite3_prepare_v2(c->db,
+                         "SELECT x.name, x.coll FROM pragma_index_list(?1, 'main') AS l JOIN "
+                         "pragma_index_xinfo(l.name, 'main') AS x WHERE l.origin = 'pk' AND x.key",
+                         -1, &s, 0);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    const char *col = (const char *)sqlite3_column_text(s, 0);
+    const char *coll = (const char *)sqlite3_column_text(s, 1);
+    for (int i = 0; col && coll && i < t->nPk; i++)
+      if (sqlite3_stricmp(t->cols[t->pk[i]], col) == 0)
+        t->pkColl[i] = sqlite3_stricmp(coll, "BINARY") != 0;
   }
   sqlite3_finalize(s);
   return rc == SQLITE_DONE ? SQLITE_OK : rc;
@@ -259,6 +315,7 @@ static int table_load(SyncCtx *c, const char *name, SyncTable **pOut, char **pzE
       rc = SQLITE_ERROR;
     }
   }
+  if (rc == SQLITE_OK) rc = load_coll(c, t);
   if (rc == SQLITE_OK) rc = load_server(c, t);
   if (rc == SQLITE_OK) rc = build_statements(c, t);
   if (rc != SQLITE_OK) {
@@ -387,9 +444,7 @@ int table_park_row(SyncCtx *c, SyncTable *t, const char *pk) {
   sqlite3_str *sql = sqlite3_str_new(0);
   sqlite3_str_appendf(sql, "UPDATE main.\"%w\" SET %s WHERE ", t->name, z);
   sqlite3_free(z);
-  for (int i = 0; i < t->nPk; i++)
-    sqlite3_str_appendf(sql, "%s\"%w\" = sync_val(?1 -> '$.\"%q\"')", i ? " AND " : "",
-                        t->cols[t->pk[i]], t->cols[t->pk[i]]);
+  append_key_match(sql, t, 1);
   z = sqlite3_str_finish(sql);
   sqlite3_stmt *u = 0;
   rc = z ? sqlite3_prepare_v2(c->db, z, -1, &u, 0) : SQLITE_NOMEM;

@@ -16,6 +16,7 @@ struct SyncTable {
   char **dflt; /* DEFAULT expression text or NULL, per column */
   int nPk;
   int *pk;                /* column index of each primary key part, in key order */
+  unsigned char *pkColl;  /* per key part: its collation is not BINARY (table_key_match) */
   unsigned char *server;  /* per column: the server's (sync_track's server_columns); NULL: none */
   sqlite3_stmt *upsert;   /* ?1 data: insert it, or on a key conflict set the columns it has */
   sqlite3_stmt *update;   /* ?1 data, ?2 pk: set the columns data has on that key */
@@ -34,6 +35,8 @@ int table_is_tracked(SyncCtx *, const char *name);
 void table_cache_clear(SyncCtx *);
 int table_row_json(SyncCtx *, SyncTable *, const char *pkJson, char **pOut);
 int table_write(sqlite3_stmt *, const char *a, const char *b);
+void table_key_match(sqlite3_str *, SyncTable *, int part, const char *lhs, const char *rhs);
+void table_upsert_tail(sqlite3_str *, SyncTable *, int whole);
 void table_park_sql(sqlite3_str *, SyncTable *, const char *col);
 int table_park_row(SyncCtx *, SyncTable *, const char *pk);
 
