@@ -37,7 +37,8 @@
 #                       ("--worker", "--solo", "--ops N", "--kills P");
 #                       test-converge runs 4 seeds without and 2 with the
 #                       worker, and 4 with one writer (--solo: the server
-#                       must accept every mutation)
+#                       must accept every mutation), 2 of them with push
+#                       batches of 3 ("--batch 3")
 #
 # CONVERGE_FLAGS passes more options to tests/converge/run.py (say
 # "--no-replace --no-swaps" while those defects are open, or "--shrink").
@@ -72,6 +73,7 @@ test-converge: $(EXT) server/syncd
 	$(SCHEMAS_RUN) --seeds "1 2 3 4" || fail=1; \
 	$(SCHEMAS_RUN) --seeds "5 6" --worker || fail=1; \
 	$(SCHEMAS_RUN) --seeds "1 2 3 4" --solo || fail=1; \
+	$(SCHEMAS_RUN) --seeds "3 15" --solo --batch 3 || fail=1; \
 	[ $$fail = 0 ]
 
 converge: $(EXT) server/syncd

@@ -3,7 +3,8 @@
 **
 **   SELECT sync_pending();            -- how many mutations wait
 **   SELECT sync_push_batch();         -- next push request body, or NULL
-**   SELECT sync_push_batch(10);       -- at most 10 mutations
+**   SELECT sync_push_batch(10);       -- 10 mutations (more to reach the
+**                                     -- row one refers to: batchcut.c)
 **   SELECT sync_push_batch(10, 7);    -- at most 10, those after id 7 (a
 **                                     -- batch whose answer is still awaited)
 **   SELECT sync_ack('{"results":[{"id":1,"status":"applied","row":{...},"version":7}]}');
@@ -38,6 +39,7 @@
 ** outside ext/engine/ queries the outbox.
 */
 #include "outbox.h"
+#include "batchcut.h"
 #include "guard.h"
 #include "rebase.h"
 #include "table.h"
@@ -74,16 +76,20 @@ int outbox_batch(SyncCtx *c, sqlite3_int64 limit, sqlite3_int64 after, OutboxBat
                  char **pzErr) {
   memset(out, 0, sizeof *out);
   sqlite3_stmt *s = 0;
-  int rc = sqlite3_prepare_v2(
-      c->db, "SELECT id, tbl, op, pk, data FROM sync_outbox WHERE id > ?2 ORDER BY id LIMIT ?1", -1,
-      &s, 0);
+  sqlite3_int64 top = 0;
+  int rc = cut_top(c, limit, after, &top);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_prepare_v2(c->db,
+                            "SELECT id, tbl, op, pk, data FROM sync_outbox WHERE id > ?2"
+                            " AND (?1 = 0 OR id <= ?1) ORDER BY id",
+                            -1, &s, 0);
   char *client = rc == SQLITE_OK ? ctx_meta_get(c, "client_id") : 0;
   if (rc != SQLITE_OK || !client) {
     sqlite3_finalize(s);
     *pzErr = sqlite3_mprintf("%s", rc ? ctx_errmsg(c, rc) : "out of memory");
     return rc ? rc : SQLITE_NOMEM;
   }
-  sqlite3_bind_int64(s, 1, limit);
+  sqlite3_bind_int64(s, 1, top);
   sqlite3_bind_int64(s, 2, after);
   sqlite3_str *body = sqlite3_str_new(c->db);
   sqlite3_str_appendall(body, "{\"client_id\":");

@@ -16,7 +16,8 @@ typedef struct OutboxBatch {
 } OutboxBatch;
 
 /* Builds the body sync_push_batch(limit, after) returns: at most limit
-** mutations with ids above after, in id order, and raises
+** mutations with ids above after (more where a foreign key asks for it:
+** batchcut.h), in id order, and raises
 ** sync_control.sent_id to its last id (in the caller's transaction). The
 ** caller frees out->body. Returns an SQLite code, *pzErr the cause. */
 int outbox_batch(SyncCtx *, sqlite3_int64 limit, sqlite3_int64 after, OutboxBatch *out,

@@ -1,7 +1,7 @@
 """Convergence over a schema the model-based test does not use.
 
     schemas_run.py [--seeds "1 2 3" | --seeds 1-50] [--ops 400] [--worker]
-                   [--solo] [--kills 0.01] [--keep]
+                   [--solo] [--batch N] [--kills 0.01] [--keep]
 
 The schema (the same on syncd and on every client) has what apps have and
 tests/converge/schema.sql does not: a tree of folders that cascades to
@@ -33,7 +33,8 @@ first client writes (the others read), so nothing can conflict: the
 server must accept every mutation it sends (none in its sync_rejected),
 and so hold exactly the writer's rows. A write the server refuses where
 SQLite took it (a key change's children checked before the new key's
-row, say) shows there. Each seed prints one
+row, say) shows there. --batch N sets every client's push batch_size, so
+that batches are cut often. Each seed prints one
 line; the last is "schemas: N passed, N failed".
 """
 import argparse
@@ -87,13 +88,15 @@ def server_rows(srv, table):
         db.close()
 
 
-def client(path, url):
+def client(path, url, batch=None):
     c = connect(path)
     c.execute("PRAGMA foreign_keys = ON")
     c.executescript(SCHEMA)
     c.execute("SELECT sync_init(?)", (url,))
     for t in KEYS:
         c.execute("SELECT sync_track(?)", (t,))
+    if batch:
+        c.execute("SELECT sync_config('batch_size', ?)", (batch,))
     return c
 
 
@@ -177,7 +180,7 @@ def run(seed, a):
     clients = []
     ok = False
     try:
-        clients = [client(os.path.join(dir, "c%d.db" % i), srv.url) for i in range(3)]
+        clients = [client(os.path.join(dir, "c%d.db" % i), srv.url, a.batch) for i in range(3)]
         manual = clients[:2] if a.worker else clients
         if a.worker:
             clients[2].execute("SELECT sync_start()")
@@ -218,9 +221,10 @@ def run(seed, a):
                              % (a.timeout, pending, "; ".join(diff)[:2000]))
         rejected = [c.execute("SELECT count(*) FROM sync_rejected").fetchone()[0] for c in clients]
         if a.solo and rejected[0]:
-            raise Failed("the only writer had %d mutations rejected: %s" % (rejected[0], clients[0].execute(
+            why = clients[0].execute(
                 "SELECT group_concat(table_name || ' ' || op || ' ' || pk || ': ' || reason, '; ')"
-                " FROM sync_rejected").fetchone()[0][:2000]))
+                " FROM sync_rejected").fetchone()[0]
+            raise Failed("the only writer had %d mutations rejected: %s" % (rejected[0], why[:2000]))
         ok = True
         return "%d writes (%d refused locally), rows %s, rejected by the server %s" % (
             wrote, refused, {t: len(want[t]) for t in KEYS}, rejected)
@@ -250,6 +254,7 @@ def main():
     ap.add_argument("--ops", type=int, default=400)
     ap.add_argument("--worker", action="store_true", help="the third client on the worker")
     ap.add_argument("--solo", action="store_true", help="only the first client writes")
+    ap.add_argument("--batch", type=int, help="every client's push batch_size")
     ap.add_argument("--kills", type=float, default=0.01, help="chance of a SIGKILL after a write")
     ap.add_argument("--timeout", type=int, default=120, help="seconds to converge at the end")
     ap.add_argument("--keep", action="store_true", help="keep each run's folder (a failing one is kept)")
