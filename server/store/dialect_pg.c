@@ -201,6 +201,7 @@ static int pg_begin(dialect_conn *c, int what, char **err) {
                : 0;
   /* sent with client_last's statement, in one round trip */
   c->begin_pending = 1;
+  c->fk_end = what == DIALECT_PUSH && c->owner->deferrable_fks;
   return 0;
 }
 
@@ -267,6 +268,20 @@ static dialect_result pg_settle(dialect_conn *c, dialect_result r, char **reason
   return pgc_exec(c, "ROLLBACK", err) ? DIALECT_FATAL : DIALECT_AGAIN;
 }
 
+/* The deferred constraints checked now: a key change's children may refer
+** to the new row only once the batch has written it. Any failure rolls the
+** batch back to be run strict (push.c), where the mutation at fault is
+** refused as before; only a broken connection is an error. */
+static int pg_fk_dangling(dialect_conn *c, char **err) {
+  if (!c->fk_end) return 0;
+  char *why = 0;
+  int failed = pgc_exec(c, "SET CONSTRAINTS ALL IMMEDIATE", &why);
+  sqlite3_free(why);
+  if (!failed) return 0;
+  c->careful = 1; /* the strict run refuses a mutation: savepoints */
+  return c->broken || pgc_exec(c, "ROLLBACK", err) ? -1 : 1;
+}
+
 /* ---- opening: schema, catalog, db id, backfill ---- */
 
 static int pg_setup(dialect_conn *c, const char *schema_sql, char **err) {
@@ -314,6 +329,14 @@ static int pg_load_catalog(dialect_conn *c, catalog *cat, char **err) {
   PQclear(r);
   if (bad || catalog_finish(cat, pgsql_table, err))
     return *err ? -1 : (*err = wire_errf("out of memory"), -1);
+  r = pgc_query(c,
+                "SELECT EXISTS (SELECT 1 FROM pg_constraint co JOIN pg_namespace n"
+                " ON n.oid = co.connamespace WHERE co.contype = 'f' AND co.condeferrable"
+                " AND n.nspname = current_schema())",
+                0, 0, err);
+  if (!r) return -1;
+  c->owner->deferrable_fks = PQgetvalue(r, 0, 0)[0] == 't';
+  PQclear(r);
   /* under setup's lock, so syncd processes starting together do not race */
   sqlite3_str *sql = sqlite3_str_new(0);
   sqlite3_str_appendall(sql, pgsql_touch_function);
@@ -559,8 +582,11 @@ static int pg_client_last(dialect_conn *c, const char *client, long long *last, 
   c->client = client;
   /* after pg_begin: deferred constraints would only fail at COMMIT,
   ** failing the whole batch on every retry, so each mutation is held to
-  ** them at once */
-  pgc_step steps[4] = {{"BEGIN", 0, 0, 0}, {"SET CONSTRAINTS ALL IMMEDIATE", 0, 0, 0}};
+  ** them at once; or, where the schema has deferrable foreign keys, the
+  ** batch's end is (pg_fk_dangling) */
+  pgc_step steps[4] = {
+      {"BEGIN", 0, 0, 0},
+      {c->fk_end ? "SET CONSTRAINTS ALL DEFERRED" : "SET CONSTRAINTS ALL IMMEDIATE", 0, 0, 0}};
   PGresult *r = 0;
   int n = c->begin_pending ? 2 : 0;
   /* a push without a user sets nothing: the settings end with the
@@ -838,6 +864,7 @@ const dialect dialect_pg = {
     .savepoint = pg_savepoint,
     .rollback_to = pg_rollback_to,
     .settle = pg_settle,
+    .fk_dangling = pg_fk_dangling,
     .setup = pg_setup,
     .load_catalog = pg_load_catalog,
     .use_catalog = pg_use_catalog,

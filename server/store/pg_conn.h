@@ -25,6 +25,7 @@ struct dialect_db {
   listen_pg *listener;      /* NULL: no one to wake */
   char me[17];              /* this process's NOTIFY payload: its listener skips them */
   unsigned schema_gen;      /* bumped by use_catalog: a table's columns may have changed */
+  int deferrable_fks;       /* the schema has a DEFERRABLE foreign key (load_catalog) */
 };
 
 struct dialect_conn {
@@ -32,6 +33,7 @@ struct dialect_conn {
   dialect_db *owner;
   int open;             /* savepoint m is open (released by the next one or COMMIT) */
   int careful;          /* this push runs each mutation in a savepoint (pg_settle) */
+  int fk_end;           /* this push defers the deferrable constraints to its end */
   int dirty;            /* a write ran since the mutation began */
   int flushed;          /* changes were written before commit (for a replay) */
   int begin_pending;    /* BEGIN is to be sent with the next statement */

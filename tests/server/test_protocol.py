@@ -800,6 +800,28 @@ class PgProtocolTest(PgStore, ProtocolTests, unittest.TestCase):
     reasons = {"check": "check constraint", "not_null": "not-null constraint",
                "unique": "unique constraint", "fk": "foreign key constraint"}
 
+    def test_deferrable_foreign_keys_hold_at_the_end_of_the_batch(self):
+        # notes.list_id is DEFERRABLE (schema_pg.sql): a child before its
+        # parent in a batch is applied, as on SQLite; items.list_id is not,
+        # and PostgreSQL checks it at each statement
+        s = self.server()
+        note = {"id": 1, "table": "notes", "op": "insert", "pk": {"id": 5},
+                "data": {"id": 5, "list_id": 7}}
+        item = {"id": 2, "table": "items", "op": "insert", "pk": {"list_id": 7, "pos": 1},
+                "data": {"list_id": 7, "pos": 1}}
+        lst = {"id": 3, "table": "lists", "op": "insert", "pk": {"id": 7},
+               "data": {"id": 7, "name": "seven"}}
+        res = s.push("c1", [note, item, lst, ins(4, "a")])
+        self.assertEqual(res[0]["status"], "applied", res)
+        self.assertReason(res[1], "fk")
+        self.assertEqual([r["status"] for r in res[2:]], ["applied", "applied"])
+        # still broken at the end: refused alone
+        res = s.push("c1", [dict(note, id=5, pk={"id": 6}, data={"id": 6, "list_id": 99}),
+                            dict(note, id=6, pk={"id": 7}, data={"id": 7, "list_id": 7}),
+                            ins(7, "b")])
+        self.assertReason(res[0], "fk")
+        self.assertEqual([r["status"] for r in res[1:]], ["applied", "applied"])
+
     def test_values_follow_the_column_types(self):
         s = self.server()
         res = s.push("c1", [
