@@ -211,8 +211,8 @@ static int append_plain(const catalog_col *col, jspan v, sqlite3_str *out) {
     sqlite3_str_append(out, v.z, v.n);
     return 1;
   }
-  int integer = col->kind == K_INT2 || col->kind == K_INT4 || col->kind == K_INT8 ||
-                col->kind == K_OID;
+  int integer =
+      col->kind == K_INT2 || col->kind == K_INT4 || col->kind == K_INT8 || col->kind == K_OID;
   if (!integer || !jscan_int64(v, &i) || !int_fits(col->kind, i)) return 0;
   sqlite3_str_appendf(out, "\"%lld\"", i);
   return 1;
