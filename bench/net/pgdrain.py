@@ -24,7 +24,7 @@ import tempfile
 import time
 
 import netbench as nb
-from pgcpu import pg_cpu
+from pgcpu import pg_cpu, start_cluster
 
 
 def pg_pids(datadir):
@@ -114,13 +114,7 @@ def main():
     if a.perf:
         os.makedirs(a.perf, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="pgdrain-")
-    pgdir = tempfile.mkdtemp(prefix="pgdrain-pg-")
-    os.chmod(pgdir, 0o777)
-    p = subprocess.run(["bash", nb.PG_ENV, "start", pgdir], capture_output=True, text=True)
-    if p.returncode:
-        raise SystemExit("PostgreSQL did not start: " + p.stderr.strip()[-200:])
-    base = p.stdout.strip().splitlines()[-1].rsplit("/", 1)[0]
-    data = os.path.join(pgdir, "data")
+    pgdir, base, data = start_cluster("pgdrain-pg-")
     try:
         for rnd in range(a.rounds):
             for i, b in enumerate(builds):
