@@ -70,3 +70,14 @@ SELECT sent_id FROM sync_control;
 SELECT sync_apply('{"changes":[],"cursor":"c-7","last_mutation_id":7,"has_more":false}') AS applied;
 SELECT id, op FROM sync_pending;
 SELECT sync_cursor();
+-- a result is read as json_extract reads it: the row as -> renders it
+-- (the whitespace gone, escapes as written), a reason unescaped and true
+-- as 1; an id beyond 64 bits names no mutation
+INSERT INTO todos(id, title) VALUES ('w', 'w'), ('x', 'x'), ('y', 'y');
+UPDATE todos SET done = 1 WHERE id = 'w';
+SELECT json_array_length(sync_push_batch(), '$.mutations') AS sent;
+SELECT sync_ack('{"results":[{"id":99999999999999999999,"status":"applied"}]}') AS resolved;
+SELECT sync_ack('{ "results" : [ { "id" : 8 , "status" : "applied" , "row" : { "id" : "w" , "title" : "caf\u00e9" , "done" : 0 , "updated_at" : null , "v" : [ 1 , 2 ] } , "version" : 20 } , {"id":9,"status":"rejected","reason":"line\nbreak \"quoted\""} , {"id":10,"status":"rejected","reason":true} ] }') AS resolved;
+SELECT * FROM todos ORDER BY id;
+SELECT tbl, pk, row FROM sync_shadow;
+SELECT id, reason FROM sync_rejected ORDER BY id;

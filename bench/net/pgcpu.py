@@ -36,19 +36,24 @@ def pg_cpu(datadir):
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def start_cluster(prefix):
+    """A throwaway cluster (tests/pg_env.sh): its directory, the URL of the
+    server without a database name, and its data directory."""
+    pgdir = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(pgdir, 0o777)
+    p = subprocess.run(["bash", nb.PG_ENV, "start", pgdir], capture_output=True, text=True)
+    if p.returncode:
+        raise SystemExit("PostgreSQL did not start: " + p.stderr.strip()[-200:])
+    return pgdir, p.stdout.strip().splitlines()[-1].rsplit("/", 1)[0], os.path.join(pgdir, "data")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=51000)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("syncd", nargs="+")
     a = ap.parse_args()
-    pgdir = tempfile.mkdtemp(prefix="pgcpu-pg-")
-    os.chmod(pgdir, 0o777)
-    p = subprocess.run(["bash", nb.PG_ENV, "start", pgdir], capture_output=True, text=True)
-    if p.returncode:
-        raise SystemExit("PostgreSQL did not start: " + p.stderr.strip()[-200:])
-    base = p.stdout.strip().splitlines()[-1].rsplit("/", 1)[0]
-    data = os.path.join(pgdir, "data")
+    pgdir, base, data = start_cluster("pgcpu-pg-")
     try:
         for rnd in range(a.rounds):
             for i, binary in enumerate(a.syncd):

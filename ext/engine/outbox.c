@@ -41,10 +41,12 @@
 #include "outbox.h"
 #include "batchcut.h"
 #include "guard.h"
+#include "jscan.h"
 #include "rebase.h"
 #include "table.h"
 #include "value.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -304,41 +306,72 @@ static int ack_key_by_last(const void *x, const void *y) {
   return ((const AckKey *)x)->last - ((const AckKey *)y)->last;
 }
 
+/* A result's fields, read in place (jscan.h): the answer of a batch of
+** 1000 read by json_each and seven JSON functions per result took a
+** quarter of a drain's client time (bench/RESULTS.md, "PostgreSQL
+** drain"). */
+enum { F_ID, F_STATUS, F_ROW, F_REASON, F_VERSION, F_N };
+static const char *const ack_fields[F_N] = {"id", "status", "row", "reason", "version"};
+
+/* Field v as ->> gives its text: NULL for null or absent, a string
+** unescaped, true and false as 1 and 0, any other value as written. *ok
+** is 0 when out of memory. */
+static char *ack_text(jspan v, int *ok) {
+  int nul = 0;
+  char *z = 0;
+  if (!v.z || jscan_is(v, "null")) return *ok = 1, (char *)0;
+  if (v.z[0] == '"')
+    z = jscan_text(v, &nul);
+  else if (jscan_is(v, "true") || jscan_is(v, "false"))
+    z = sqlite3_mprintf("%d", v.z[0] == 't');
+  else
+    z = jscan_compact(v);
+  *ok = z != 0;
+  return z;
+}
+
 /* Reads and checks every result, joined with its outbox row. Results whose
 ** id is not pending are skipped; *paItem gets the others in results order. */
 static int ack_collect(SyncCtx *c, const char *json, sqlite3_int64 top, AckItem **paItem,
                        int *pnItem, char **pzErr) {
-  sqlite3_stmt *s = 0;
-  int rc =
-      sqlite3_prepare_v2(c->db,
-                         "SELECT json_type(r.value,'$.id'), r.value->>'$.id', r.value->>'$.status',"
-                         " json_type(r.value,'$.row'), r.value->'$.row', r.value->>'$.reason',"
-                         " json_type(r.value,'$.version'), r.value->>'$.version', o.tbl, o.pk"
-                         " FROM json_each(?1,'$.results') AS r"
-                         " LEFT JOIN main.sync_outbox AS o ON o.id = (r.value->>'$.id')",
-                         -1, &s, 0);
-  sqlite3_int64 sent = 0;
-  if (rc == SQLITE_OK) rc = outbox_sent_id(c, &sent);
-  if (rc != SQLITE_OK) {
-    sqlite3_finalize(s);
-    return rc;
+  const char *e = json + strlen(json), *z = jscan_ws(json, e), *end = jscan_valid(z, e, 0);
+  if (!end || jscan_ws(end, e) != e) {
+    *pzErr = sqlite3_mprintf("response must be a JSON object with a \"results\" array");
+    return SQLITE_ERROR;
   }
+  jspan results = jscan_field((jspan){z, (int)(end - z)}, "results");
+  sqlite3_int64 sent = 0;
+  int rc = outbox_sent_id(c, &sent);
+  if (rc != SQLITE_OK) return rc;
   /* Which bound an id breaks decides whom the error blames: the answer
   ** (an id never sent) or top (sent, but after the batch answered). */
   sqlite3_int64 bound = top >= 0 && top < sent ? top : sent;
-  sqlite3_bind_text(s, 1, json, -1, SQLITE_STATIC);
+  sqlite3_stmt *s = ctx_stmt(c, STMT_OUTBOX_GET);
+  if (!s) return sqlite3_errcode(c->db);
   AckItem *a = 0;
   int n = 0, cap = 0;
-  for (int i = 1; rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW; i++) {
-    rc = SQLITE_OK;
-    const char *idType = (const char *)sqlite3_column_text(s, 0);
-    const char *status = (const char *)sqlite3_column_text(s, 2);
-    const char *rowType = (const char *)sqlite3_column_text(s, 3);
-    const char *verType = (const char *)sqlite3_column_text(s, 6);
-    sqlite3_int64 id = sqlite3_column_int64(s, 1);
-    int pending = sqlite3_column_type(s, 8) != SQLITE_NULL;
+  const char *r = results.z;
+  jspan v, f[F_N];
+  for (int i = 1; rc == SQLITE_OK && jscan_element(&r, results.z + results.n, &v); i++) {
+    if (v.z[0] == '{')
+      jscan_fields(v, ack_fields, F_N, f);
+    else
+      memset(f, 0, sizeof f);
+    int okStatus = 1, okReason = 1;
+    char *status = ack_text(f[F_STATUS], &okStatus);
+    const char *rowType = f[F_ROW].z ? jscan_type(f[F_ROW]) : 0;
+    sqlite3_int64 id = 0;
+    int isId = strcmp(jscan_type(f[F_ID]), "integer") == 0;
     int applied = status && strcmp(status, "applied") == 0;
-    if (!idType || strcmp(idType, "integer") != 0) {
+    int pending = 0;
+    /* an integer past 64 bits is no id of the outbox's */
+    if (isId && jscan_int64(f[F_ID], &id)) {
+      sqlite3_bind_int64(s, 1, id);
+      pending = sqlite3_step(s) == SQLITE_ROW;
+    }
+    if (!okStatus) {
+      rc = SQLITE_NOMEM;
+    } else if (!isId) {
       *pzErr = sqlite3_mprintf("result %d has no integer \"id\"", i);
     } else if (!applied && !(status && strcmp(status, "rejected") == 0)) {
       *pzErr = sqlite3_mprintf("result %d has unknown status \"%s\"", i, status ? status : "");
@@ -353,40 +386,35 @@ static int ack_collect(SyncCtx *c, const char *json, sqlite3_int64 top, AckItem 
                                " batch answered",
                                i, id, bound);
     }
-    if (*pzErr) {
-      rc = SQLITE_ERROR;
-      break;
-    }
-    if (!pending) continue;
-    if (n == cap) {
+    sqlite3_free(status);
+    if (*pzErr) rc = SQLITE_ERROR;
+    if (rc == SQLITE_OK && pending && n == cap) {
       int ncap = cap ? 2 * cap : 64;
       AckItem *na = sqlite3_realloc64(a, (sqlite3_uint64)ncap * sizeof(*a));
-      if (!na) {
+      if (na)
+        a = na, cap = ncap;
+      else
         rc = SQLITE_NOMEM;
-        break;
-      }
-      a = na, cap = ncap;
     }
-    AckItem *it = &a[n++];
-    memset(it, 0, sizeof(*it));
-    it->id = id;
-    it->pos = i;
-    it->applied = applied;
-    it->hasRow = rowType != 0;
-    it->hasVersion = verType && strcmp(verType, "integer") == 0;
-    it->version = sqlite3_column_int64(s, 7);
-    if (rowType && strcmp(rowType, "object") == 0)
-      it->row = sqlite3_mprintf("%s", sqlite3_column_text(s, 4));
-    if (sqlite3_column_type(s, 5) != SQLITE_NULL)
-      it->reason = sqlite3_mprintf("%s", sqlite3_column_text(s, 5));
-    it->tbl = sqlite3_mprintf("%s", sqlite3_column_text(s, 8));
-    it->pk = sqlite3_mprintf("%s", sqlite3_column_text(s, 9));
-    if (!it->tbl || !it->pk || (rowType && strcmp(rowType, "object") == 0 && !it->row) ||
-        (sqlite3_column_type(s, 5) != SQLITE_NULL && !it->reason))
-      rc = SQLITE_NOMEM;
+    if (rc == SQLITE_OK && pending) {
+      AckItem *it = &a[n++];
+      memset(it, 0, sizeof(*it));
+      it->id = id;
+      it->pos = i;
+      it->applied = applied;
+      it->hasRow = rowType != 0;
+      it->hasVersion = strcmp(jscan_type(f[F_VERSION]), "integer") == 0;
+      if (it->hasVersion && !jscan_int64(f[F_VERSION], &it->version))
+        it->version = f[F_VERSION].z[0] == '-' ? INT64_MIN : INT64_MAX; /* as a REAL reads */
+      if (rowType && strcmp(rowType, "object") == 0 && !(it->row = jscan_compact(f[F_ROW])))
+        rc = SQLITE_NOMEM;
+      it->reason = ack_text(f[F_REASON], &okReason);
+      it->tbl = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
+      it->pk = sqlite3_mprintf("%s", sqlite3_column_text(s, 2));
+      if (!okReason || !it->tbl || !it->pk) rc = SQLITE_NOMEM;
+    }
+    sqlite3_reset(s);
   }
-  if (rc == SQLITE_DONE) rc = SQLITE_OK;
-  sqlite3_finalize(s);
   if (rc != SQLITE_OK) {
     ack_free(a, n);
     return rc;

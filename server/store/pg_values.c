@@ -87,6 +87,13 @@ static void append_positional(sqlite3_str *out, const char *z) {
   }
 }
 
+/* Whether the integer i fits the integer kind of column. */
+static int int_fits(int kind, sqlite3_int64 i) {
+  return !((kind == K_INT2 && (i < -32768 || i > 32767)) ||
+           (kind == K_INT4 && (i < -2147483648LL || i > 2147483647LL)) ||
+           (kind == K_OID && (i < 0 || i > 4294967295LL)));
+}
+
 /* Append, as a JSON string, the text col's type reads as the probe's value
 ** exactly; or refuse it. */
 static dialect_result map_value(sqlite3_stmt *probe, const catalog_col *col, sqlite3_str *out,
@@ -106,10 +113,7 @@ static dialect_result map_value(sqlite3_stmt *probe, const catalog_col *col, sql
   case K_INT8:
   case K_OID:
     if (type != SQLITE_INTEGER) return refuse(probe, col, "", reason, err);
-    if ((col->kind == K_INT2 && (i < -32768 || i > 32767)) ||
-        (col->kind == K_INT4 && (i < -2147483648LL || i > 2147483647LL)) ||
-        (col->kind == K_OID && (i < 0 || i > 4294967295LL)))
-      return refuse(probe, col, " (out of range)", reason, err);
+    if (!int_fits(col->kind, i)) return refuse(probe, col, " (out of range)", reason, err);
     text = sqlite3_mprintf("%lld", i);
     break;
   case K_FLOAT4:
@@ -186,6 +190,51 @@ static dialect_result map_value(sqlite3_stmt *probe, const catalog_col *col, sql
   return DIALECT_OK;
 }
 
+/* Append what map_value appends for the JSON value v of col, without the
+** probe, where that is plain: null; a string without escapes into a
+** text-like column (value_bind reads it as its inside, value_append_string
+** writes that back as the same literal); an integer that fits 64 bits into
+** an integer column it fits. 1 when appended, 0 to leave it to the probe.
+** Most values of a batch are these, and the probe's bind, step and reset
+** per value were a fifth of syncd's time in a drain (bench/RESULTS.md,
+** "PostgreSQL drain"). */
+static int append_plain(const catalog_col *col, jspan v, sqlite3_str *out) {
+  sqlite3_int64 i;
+  if (jscan_is(v, "null")) {
+    sqlite3_str_appendall(out, "null");
+    return 1;
+  }
+  if (v.z[0] == '"') {
+    if (col->kind != K_TEXT && col->kind != K_OTHER) return 0;
+    for (int k = 1; k < v.n - 1; k++)
+      if (v.z[k] == '\\' || (unsigned char)v.z[k] < 0x20) return 0;
+    sqlite3_str_append(out, v.z, v.n);
+    return 1;
+  }
+  int integer =
+      col->kind == K_INT2 || col->kind == K_INT4 || col->kind == K_INT8 || col->kind == K_OID;
+  if (!integer || !jscan_int64(v, &i) || !int_fits(col->kind, i)) return 0;
+  sqlite3_str_appendf(out, "\"%lld\"", i);
+  return 1;
+}
+
+/* The column of t the member key names (the inside of its quotes), or -1;
+** -2 when out of memory. */
+static int column_of(const catalog_table *t, jspan key) {
+  if (!memchr(key.z, '\\', key.n)) {
+    for (int k = 0; k < t->n_cols; k++)
+      if (jscan_is(key, t->cols[k].name)) return k;
+    return -1;
+  }
+  int nul = 0, c = -1;
+  char *name = jscan_text((jspan){key.z - 1, key.n + 2}, &nul);
+  if (!name) return -2;
+  for (int k = 0; c < 0 && k < t->n_cols; k++)
+    if (strcmp(t->cols[k].name, name) == 0) c = k;
+  sqlite3_free(name);
+  return c;
+}
+
 dialect_result pgval_rewrite(sqlite3_stmt *probe, const catalog_table *t, const char *json,
                              char **out, char **reason, char **err) {
   *out = 0;
@@ -199,16 +248,15 @@ dialect_result pgval_rewrite(sqlite3_stmt *probe, const catalog_table *t, const 
   dialect_result r = DIALECT_OK;
   jspan key, val;
   while (r == DIALECT_OK && jscan_member(&z, e, &key, &val)) {
-    int nul = 0;
-    char *name = jscan_text((jspan){key.z - 1, key.n + 2}, &nul);
-    int c = -1;
-    for (int k = 0; name && c < 0 && k < t->n_cols; k++)
-      if (strcmp(t->cols[k].name, name) == 0) c = k;
-    sqlite3_free(name);
-    if (!name) r = DIALECT_FATAL, *err = wire_errf("out of memory");
+    int c = column_of(t, key);
+    if (c == -2) r = DIALECT_FATAL, *err = wire_errf("out of memory");
     /* the first member naming a column is the one push.c checked */
     if (r != DIALECT_OK || c < 0 || seen[c]) continue;
     seen[c] = 1;
+    if (sqlite3_str_length(s) > 1) sqlite3_str_appendchar(s, 1, ',');
+    value_append_string(s, t->cols[c].name, -1);
+    sqlite3_str_appendchar(s, 1, ':');
+    if (append_plain(&t->cols[c], val, s)) continue;
     const char *msg = 0;
     int rc = value_bind(probe, 1, val.z, (int)val.n, &msg);
     if (rc == SQLITE_OK) rc = sqlite3_step(probe) == SQLITE_ROW ? SQLITE_OK : SQLITE_NOMEM;
@@ -217,9 +265,6 @@ dialect_result pgval_rewrite(sqlite3_stmt *probe, const catalog_table *t, const 
     } else if (rc != SQLITE_OK) {
       r = DIALECT_FATAL;
     } else {
-      if (sqlite3_str_length(s) > 1) sqlite3_str_appendchar(s, 1, ',');
-      value_append_string(s, t->cols[c].name, -1);
-      sqlite3_str_appendchar(s, 1, ':');
       r = map_value(probe, &t->cols[c], s, reason, err);
     }
     sqlite3_reset(probe);

@@ -1,14 +1,16 @@
 """How many recorded outcomes syncd keeps per client (docs/PROTOCOL.md:
 "at least its last 10000 mutations"), on both storages. The stores prune
-only when a client's last id crosses a multiple of 1000 (a scan per push
-made the push's cost grow), so these tests pin both ends: the last 10000
-stay answerable, and the old ones do go.
+only when a client's last id crosses a multiple of 10000 (the cutoff's walk
+of 10000 entries per push, or per batch of a drain, made its cost grow), so
+these tests pin both ends: the last 10000 stay answerable, older ones stay
+until that crossing, and then they do go.
 """
 import unittest
 
 from syncd_util import OneSyncd, PgStore, SqliteStore
 
 KEEP = 10000
+EVERY = 10000  # STORE_PRUNE_EVERY
 
 
 def refused(first, n):
@@ -21,10 +23,14 @@ class OutcomeTests(OneSyncd):
     backend = None
 
     def test_the_last_10000_are_kept_and_older_ones_purged(self):
-        last = 12500
+        last = 2 * EVERY + 2500
         for first in range(1, last + 1, 500):
             res = self.s.push("c1", refused(first, 500))
             self.assertEqual({r["status"] for r in res}, {"rejected"})
+            if first + 499 == KEEP + 2500:
+                # past KEEP, but no multiple of EVERY crossed since: kept
+                again = self.s.push("c1", refused(1, 1))
+                self.assertEqual(again[0]["reason"], "no such table: nope")
         # replays: the oldest kept one still carries its reason ...
         res = self.s.push("c1", refused(last - KEEP + 1, 1))
         self.assertEqual(res[0]["reason"], "no such table: nope")

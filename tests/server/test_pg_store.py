@@ -41,6 +41,10 @@ VALUES = [
     ("int", "42"),
     ("int_2p53_plus_1", "9007199254740993"),
     ("int_min", "-9223372036854775808"),
+    ("int_i2_max", "32767"),
+    ("int_i2_over", "32768"),
+    ("int_i4_under", "-2147483649"),
+    ("int_nzero", "-0"),
     ("true", "true"),
     ("real", "1.5"),
     ("tenth", "0.1"),
@@ -51,6 +55,7 @@ VALUES = [
     ("nzero", "-0.0"),
     ("text", '"abc"'),
     ("text_long", '"hello"'),
+    ("text_escaped", '"a\\u00e9\\n"'),
     ("backslash", '"\\\\x41"'),
     ("digits", '"12"'),
     ("date", '"2026-01-02"'),
@@ -89,7 +94,7 @@ def expected_pg(col, name, text):
     if col in ("f4", "f8"):
         if kind == "int":
             x = float(v[1])
-            ok = int(x) == v[1] and (col == "f8" or v[1] in (42, 1, -2**63))
+            ok = int(x) == v[1] and (col == "f8" or v[1] in (42, 1, -2**63, 32767, 32768, 0))
             return ("applied", real(x)) if ok else ("rejected", None)
         if kind == "real":
             ok = col == "f8" or v[1] in (1.5, 2.0, math.inf, -math.inf, 0.0)
@@ -211,28 +216,57 @@ class ValueMatrix(unittest.TestCase):
         self.assertEqual(self.rows["pg", "by", "blob"], {"$base64": "AAE="})
 
 
-class BlobKey(unittest.TestCase):
+class OneSchema(unittest.TestCase):
+    """A syncd on a fresh PostgreSQL database with the schema DDL."""
+    DDL = None
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="syncd-test-")
+        path = os.path.join(self.tmp, "s.sql")
+        with open(path, "w") as f:
+            f.write(self.DDL)
+        self.s = Syncd("pg", ["--pg", pg_fresh_db()], schema=path)
+
+    def tearDown(self):
+        rc = self.s.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.assertEqual(rc, 0)
+
+
+class BlobKey(OneSchema):
     """A blob sent for a text key is refused, not stored as the JSON text
     of the blob (the client's key would differ from the server's)."""
+    DDL = "CREATE TABLE k(id text PRIMARY KEY, v bigint);\n"
 
     def test_blob_into_a_text_key_is_refused(self):
-        tmp = tempfile.mkdtemp(prefix="syncd-test-")
-        path = os.path.join(tmp, "s.sql")
-        with open(path, "w") as f:
-            f.write("CREATE TABLE k(id text PRIMARY KEY, v bigint);\n")
-        s = Syncd("pg", ["--pg", pg_fresh_db()], schema=path)
-        try:
-            blob = {"$base64": "AAE="}
-            res = s.push("c", [{"id": 1, "table": "k", "op": "insert", "pk": {"id": blob},
-                                "data": {"id": blob, "v": 1}}])
-            self.assertEqual(res[0]["status"], "rejected", res)
-            self.assertEqual(res[0]["reason"], "column id is text and cannot hold a blob")
-            changes, _ = s.pull_all("r")
-            self.assertEqual(changes, [])
-        finally:
-            rc = s.stop()
-            shutil.rmtree(tmp, ignore_errors=True)
-        self.assertEqual(rc, 0)
+        blob = {"$base64": "AAE="}
+        res = self.s.push("c", [{"id": 1, "table": "k", "op": "insert", "pk": {"id": blob},
+                                 "data": {"id": blob, "v": 1}}])
+        self.assertEqual(res[0]["status"], "rejected", res)
+        self.assertEqual(res[0]["reason"], "column id is text and cannot hold a blob")
+        changes, _ = self.s.pull_all("r")
+        self.assertEqual(changes, [])
+
+
+class EscapedNames(OneSchema):
+    """A member whose name is written with escapes names its column as the
+    plain name does, in a batch's run of inserts and alone."""
+    DDL = "CREATE TABLE k(id text PRIMARY KEY, v bigint, w text);\n"
+
+    def test_escaped_names_write_their_columns(self):
+        def body(first, n):
+            return ('{"client_id":"c","mutations":[' + ",".join(
+                '{"id":%d,"table":"k","op":"insert","pk":{"\\u0069d":"k%d"},'
+                '"data":{"id":"k%d","\\u0076":%d,"w":"x\\u00e9"}}' % (i, i, i, i)
+                for i in range(first, first + n)) + "]}")
+        for first, n in ((1, 3), (4, 1)):
+            status, _, raw = self.s.request("POST", "/push", body(first, n), raw=True)
+            self.assertEqual(status, 200, raw)
+            res = json.loads(raw)["results"]
+            self.assertEqual([r["status"] for r in res], ["applied"] * n, res)
+        changes, _ = self.s.pull_all("r")
+        rows = sorted((c["row"]["id"], c["row"]["v"], c["row"]["w"]) for c in changes)
+        self.assertEqual(rows, [("k%d" % i, i, "x\u00e9") for i in range(1, 5)])
 
 
 class MixedCaseNames(unittest.TestCase):
