@@ -380,8 +380,16 @@ class E2ETest(unittest.TestCase):
             s.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def syncd(self, *extra):
-        s = Syncd(self.dir, extra)
+    def syncd(self, *extra, schema_sql=None):
+        """A syncd in this test's folder; schema_sql: its schema's text
+        (else the suite's schema.sql)."""
+        if schema_sql is None:
+            s = Syncd(self.dir, extra)
+        else:
+            path = os.path.join(self.dir, "schema.sql")
+            with open(path, "w") as f:
+                f.write(schema_sql)
+            s = Syncd(self.dir, extra, schema=path)
         self.servers.append(s)
         return s
 

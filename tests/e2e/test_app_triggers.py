@@ -5,9 +5,8 @@ gives, so a pulled row stays the server's; one that writes an untracked
 table (an FTS index) runs for them, so the index holds the pulled rows.
 The server runs its own copy of the stamp trigger, without the guard.
 """
-import os
 
-from e2e_util import E2ETest, Syncd
+from e2e_util import E2ETest
 
 TABLE = """
 CREATE TABLE items(id TEXT PRIMARY KEY, title TEXT, stamp INTEGER NOT NULL DEFAULT 0);
@@ -29,11 +28,7 @@ CREATE TRIGGER items_fts_au AFTER UPDATE OF title ON items BEGIN
 
 class AppTriggers(E2ETest):
     def test_guarded_stamp_and_fts_index(self):
-        path = os.path.join(self.dir, "schema.sql")
-        with open(path, "w") as f:
-            f.write(TABLE + STAMP % "")
-        s = Syncd(self.dir, schema=path)
-        self.servers.append(s)
+        s = self.syncd(schema_sql=TABLE + STAMP % "")
         peers = []
         for name in "ab":
             p = self.client(name, s.url)

@@ -15,11 +15,10 @@ server is about to use. After each pull the server's rows are the client's,
 value for value, and no pending mutation is lost.
 """
 import json
-import os
 import random
 import sqlite3
 
-from e2e_util import E2ETest, Syncd, connect
+from e2e_util import E2ETest, connect
 
 SCHEMA = """
 CREATE TABLE todos(id TEXT PRIMARY KEY, title TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0);
@@ -39,12 +38,7 @@ CREATE TABLE c(id TEXT PRIMARY KEY, p TEXT NOT NULL REFERENCES p(id) ON DELETE C
 
 class ApplyOrder(E2ETest):
     def server(self):
-        path = os.path.join(self.dir, "schema.sql")
-        with open(path, "w") as f:
-            f.write(SCHEMA)
-        s = Syncd(self.dir, schema=path)
-        self.servers.append(s)
-        return s
+        return self.syncd(schema_sql=SCHEMA)
 
     def peer(self, name, url, pull_limit=1):
         cl = self.client(name, url, {"pull_limit": pull_limit})

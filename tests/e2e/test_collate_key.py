@@ -16,10 +16,9 @@ protocol, whose keys are JSON text, they are two. So:
   - an INSERT OR REPLACE under another case converges too.
 Every client ends equal to the server, nothing pending.
 """
-import os
 import sqlite3
 
-from e2e_util import E2ETest, Syncd
+from e2e_util import E2ETest
 
 SCHEMA = """
 PRAGMA foreign_keys = ON;
@@ -32,12 +31,7 @@ CREATE TABLE r(code TEXT COLLATE RTRIM, part INTEGER, v TEXT, PRIMARY KEY(code, 
 
 class CollateKey(E2ETest):
     def server(self):
-        path = os.path.join(self.dir, "schema.sql")
-        with open(path, "w") as f:
-            f.write(SCHEMA)
-        s = Syncd(self.dir, schema=path)
-        self.servers.append(s)
-        return s
+        return self.syncd(schema_sql=SCHEMA)
 
     def peer(self, name, url, pull_limit=1000):
         cl = self.client(name, url, {"pull_limit": pull_limit})

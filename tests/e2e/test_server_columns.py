@@ -7,7 +7,7 @@ device that wrote the row and to the others.
 import os
 import unittest
 
-from e2e_util import E2ETest, Syncd, connect
+from e2e_util import E2ETest, connect
 
 SERVER_SCHEMA = """
 CREATE TABLE notes(id TEXT PRIMARY KEY, body TEXT,
@@ -24,11 +24,7 @@ class ServerColumnsE2ETest(E2ETest):
 
     def setUp(self):
         super().setUp()
-        path = os.path.join(self.dir, "schema.sql")
-        with open(path, "w") as f:
-            f.write(SERVER_SCHEMA)
-        self.srv = Syncd(self.dir, [], schema=path)
-        self.servers.append(self.srv)
+        self.srv = self.syncd(schema_sql=SERVER_SCHEMA)
 
     def device(self, name, options=None):
         db = connect(os.path.join(self.dir, name + ".db"))
