@@ -13,7 +13,9 @@
 ** by any process (the sqlite3 shell without .load, another driver) are
 ** queued and sent by this worker, and the server's changes land in the file
 ** with no app running. When an app's worker already holds the file, this
-** one waits as standby, and says so. One line per change of state on
+** one waits as standby, and says so; while another connection holds the
+** write lock (a long transaction), setting up waits for it and says so. One line per change of
+*state on
 ** stderr; the token never appears. SIGTERM or SIGINT: sync_stop() joins
 ** each worker (what is queued stays in the outbox for the next run), the
 ** connections close, exit 0.
@@ -35,6 +37,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Each try at the write lock (exec1 tries again while it is held). */
+#define BUSY_MS 2000
 
 #ifndef SYNC_AGENT_LIBDIR
 #define SYNC_AGENT_LIBDIR "/usr/local/lib/sqlite-sync"
@@ -109,18 +114,29 @@ static int read_token(const char *file, char *buf, size_t n, char *err, size_t e
   return 0;
 }
 
-/* Runs sql with one optional text parameter; logs and returns -1 on error. */
+/* Runs sql with one optional text parameter; logs and returns -1 on error.
+** A write lock another connection holds past the busy timeout (an app's
+** long transaction, a bulk import) is waited for, logged once, until it is
+** had or a signal stops the agent: a daemon that starts beside a busy app
+** must not exit for it. */
 static int exec1(AgentDb *d, const char *sql, const char *arg) {
-  sqlite3_stmt *st = 0;
-  int rc = sqlite3_prepare_v2(d->db, sql, -1, &st, 0);
-  if (rc == SQLITE_OK && arg) rc = sqlite3_bind_text(st, 1, arg, -1, SQLITE_TRANSIENT);
-  if (rc == SQLITE_OK) {
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+  int rc, waited = 0;
+  for (;;) {
+    sqlite3_stmt *st = 0;
+    rc = sqlite3_prepare_v2(d->db, sql, -1, &st, 0);
+    if (rc == SQLITE_OK && arg) rc = sqlite3_bind_text(st, 1, arg, -1, SQLITE_TRANSIENT);
+    if (rc == SQLITE_OK) {
+      while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+      }
+      if (rc == SQLITE_DONE) rc = SQLITE_OK;
     }
-    if (rc == SQLITE_DONE) rc = SQLITE_OK;
+    sqlite3_finalize(st);
+    int busy = (sqlite3_extended_errcode(d->db) & 0xff) == SQLITE_BUSY;
+    if (rc == SQLITE_OK || !busy || stopSignal) break;
+    if (!waited++)
+      agent_log(d->path, "waiting", "another connection holds the write lock; trying again", -1);
   }
   if (rc != SQLITE_OK) agent_log(d->path, "error", sqlite3_errmsg(d->db), -1);
-  sqlite3_finalize(st);
   return rc == SQLITE_OK ? 0 : -1;
 }
 
@@ -146,7 +162,7 @@ static int setup(AgentDb *d, const char *ext, const char *url, const char *token
     agent_log(d->path, "error", d->db ? sqlite3_errmsg(d->db) : "out of memory", -1);
     return -1;
   }
-  sqlite3_busy_timeout(d->db, 10000);
+  sqlite3_busy_timeout(d->db, BUSY_MS);
   char *err = 0;
   sqlite3_db_config(d->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 1, (int *)0);
   if (sqlite3_load_extension(d->db, ext, "sqlite3_sync_init", &err) != SQLITE_OK) {

@@ -10,9 +10,11 @@
 ** refused, and the parent's delete would then cascade it away on the
 ** server. A batch of `limit` mutations therefore ends later when one of
 ** them refers to a row whose insert comes after it: up to that insert, and
-** again for what the added mutations refer to, by at most `limit` (or 100)
-** more; a batch halved to one mutation is never moved, so a server's size
-** limit is still met one mutation at a time.
+** again for what the added mutations refer to, at most max(limit, 100) ids
+** further (ids are given in order and never reused, so that bounds the
+** rows); a batch halved to one mutation is never moved, so a server's size
+** limit is still met one mutation at a time. outbox_batch asks only when a
+** batch is full, with the batch's rows still in the page cache.
 **
 ** The reference is matched as the outbox writes keys: the parent's key
 ** object built from the child's data, or the child's row for a column an
@@ -73,8 +75,9 @@ static int fk_term(SyncCtx *c, SyncTable *child, const FkCol *cols, int n, sqlit
     sqlite3_str_appendf(q, "%s%Q, ", i ? "," : "", parent->cols[parent->pk[i]]);
     ref_value(q, child, from[i]);
   }
+  /* +x.tbl: the batch's range of ids, not every mutation of the table */
   sqlite3_str_appendf(q,
-                      ") WHERE x.tbl = %Q AND x.op IN ('insert', 'update') AND x.id > ?1"
+                      ") WHERE +x.tbl = %Q AND x.op IN ('insert', 'update') AND x.id > ?1"
                       " AND x.id <= ?2",
                       child->name);
   sqlite3_free(from);
@@ -132,35 +135,27 @@ static int fk_terms(SyncCtx *c, const char *child, sqlite3_str *q, int *pTerms) 
   return rc;
 }
 
-/* The id of the k-th mutation after `after` (k >= 1), or 0. */
-static int nth_after(SyncCtx *c, sqlite3_int64 after, sqlite3_int64 k, sqlite3_int64 *pId) {
-  sqlite3_stmt *s = 0;
-  *pId = 0;
-  int rc = sqlite3_prepare_v2(
-      c->db, "SELECT id FROM main.sync_outbox WHERE id > ?1 ORDER BY id LIMIT 1 OFFSET ?2", -1, &s,
-      0);
-  if (rc != SQLITE_OK) return rc;
-  sqlite3_bind_int64(s, 1, after);
-  sqlite3_bind_int64(s, 2, k - 1);
-  rc = sqlite3_step(s);
-  if (rc == SQLITE_ROW) *pId = sqlite3_column_int64(s, 0);
-  sqlite3_finalize(s);
-  return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
-
-int cut_top(SyncCtx *c, sqlite3_int64 limit, sqlite3_int64 after, sqlite3_int64 *pTop) {
-  sqlite3_int64 top = 0, next = 0, cap = 0;
-  *pTop = 0;
-  int rc = nth_after(c, after, limit, &top);
-  if (rc == SQLITE_OK && top) rc = nth_after(c, top, 1, &next);
-  if (rc != SQLITE_OK || !top || !next) return rc;
+int cut_extend(SyncCtx *c, sqlite3_int64 limit, sqlite3_int64 after, sqlite3_int64 top,
+               sqlite3_int64 *pTop) {
   *pTop = top;
   if (limit < 2) return SQLITE_OK;
-  rc = nth_after(c, top, limit > 100 ? limit : 100, &cap);
-  if (rc != SQLITE_OK) return rc;
-  if (!cap) cap = (sqlite3_int64)(~0ULL >> 1);
-
+  /* ids are given in order and never reused: a bound in ids bounds rows */
+  sqlite3_int64 cap = top + (limit > 100 ? limit : 100);
+  /* First the cheap question: does the window after the batch insert a row
+  ** of a table another tracked table refers to at all? */
   sqlite3_stmt *s = 0;
+  int rc = sqlite3_prepare_v2(
+      c->db,
+      "SELECT 1 FROM main.sync_outbox WHERE id > ?1 AND id <= ?2 AND op = 'insert' AND lower(tbl)"
+      " IN (SELECT lower(f.\"table\") FROM main.sync_tracked AS k,"
+      " pragma_foreign_key_list(k.name, 'main') AS f) LIMIT 1",
+      -1, &s, 0);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_int64(s, 1, top);
+  sqlite3_bind_int64(s, 2, cap);
+  rc = sqlite3_step(s);
+  sqlite3_finalize(s);
+  if (rc != SQLITE_ROW) return rc == SQLITE_DONE ? SQLITE_OK : rc;
   rc = sqlite3_prepare_v2(c->db, "SELECT name FROM main.sync_tracked ORDER BY name", -1, &s, 0);
   sqlite3_str *q = sqlite3_str_new(0);
   sqlite3_str_appendall(q, "SELECT max(m) FROM (");

@@ -287,20 +287,31 @@ void ctx_error(sqlite3_context *ctx, const char *fn, const char *fmt, ...) {
   sqlite3_free(detail);
 }
 
+/* A lock another connection holds keeps its code (SQLITE_BUSY, _LOCKED)
+** under the message, so that a caller can tell "try again" from a failure. */
+static void keep_busy(sqlite3_context *ctx, int rc) {
+  if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+    sqlite3_result_error_code(ctx, rc);
+}
+
 void ctx_error_db(sqlite3_context *ctx, SyncCtx *c, const char *fn, int rc) {
-  if (rc == SQLITE_NOMEM)
+  if (rc == SQLITE_NOMEM) {
     sqlite3_result_error_nomem(ctx);
-  else
-    ctx_error(ctx, fn, "%s", ctx_errmsg(c, rc));
+    return;
+  }
+  ctx_error(ctx, fn, "%s", ctx_errmsg(c, rc));
+  keep_busy(ctx, rc);
 }
 
 /* Reports a failure of an internal step as "fn: zErr" (zErr is freed here),
 ** or "fn: <the database's message>" when zErr is NULL. */
 void ctx_error_msg(sqlite3_context *ctx, SyncCtx *c, const char *fn, int rc, char *zErr) {
-  if (rc == SQLITE_NOMEM)
+  if (rc == SQLITE_NOMEM) {
     sqlite3_result_error_nomem(ctx);
-  else
+  } else {
     ctx_error(ctx, fn, "%s", zErr ? zErr : ctx_errmsg(c, rc));
+    keep_busy(ctx, rc);
+  }
   sqlite3_free(zErr);
 }
 

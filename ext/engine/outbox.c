@@ -78,41 +78,52 @@ int outbox_batch(SyncCtx *c, sqlite3_int64 limit, sqlite3_int64 after, OutboxBat
                  char **pzErr) {
   memset(out, 0, sizeof *out);
   sqlite3_stmt *s = 0;
-  sqlite3_int64 top = 0;
-  int rc = cut_top(c, limit, after, &top);
-  if (rc == SQLITE_OK)
-    rc = sqlite3_prepare_v2(c->db,
-                            "SELECT id, tbl, op, pk, data FROM sync_outbox WHERE id > ?2"
-                            " AND (?1 = 0 OR id <= ?1) ORDER BY id",
-                            -1, &s, 0);
+  int rc = sqlite3_prepare_v2(c->db,
+                              "SELECT id, tbl, op, pk, data FROM sync_outbox WHERE id > ?1"
+                              " AND id <= ?2 ORDER BY id LIMIT ?3",
+                              -1, &s, 0);
   char *client = rc == SQLITE_OK ? ctx_meta_get(c, "client_id") : 0;
   if (rc != SQLITE_OK || !client) {
     sqlite3_finalize(s);
     *pzErr = sqlite3_mprintf("%s", rc ? ctx_errmsg(c, rc) : "out of memory");
     return rc ? rc : SQLITE_NOMEM;
   }
-  sqlite3_bind_int64(s, 1, top);
-  sqlite3_bind_int64(s, 2, after);
   sqlite3_str *body = sqlite3_str_new(c->db);
   sqlite3_str_appendall(body, "{\"client_id\":");
   value_append_string(body, client, -1);
   sqlite3_str_appendall(body, ",\"mutations\":[");
   int n = 0;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    out->top = sqlite3_column_int64(s, 0);
-    if (!n) out->first = out->top;
-    sqlite3_str_appendf(body, "%s{\"id\":%lld,\"table\":", n++ ? "," : "", out->top);
-    value_append_string(body, (const char *)sqlite3_column_text(s, 1), -1);
-    sqlite3_str_appendall(body, ",\"op\":");
-    value_append_string(body, (const char *)sqlite3_column_text(s, 2), -1);
-    sqlite3_str_appendall(body, ",\"pk\":");
-    value_append_wire(body, (const char *)sqlite3_column_text(s, 3), sqlite3_column_bytes(s, 3));
-    sqlite3_str_appendall(body, ",\"data\":");
-    if (sqlite3_column_type(s, 4) == SQLITE_NULL)
-      sqlite3_str_appendall(body, "null");
-    else
-      value_append_wire(body, (const char *)sqlite3_column_text(s, 4), sqlite3_column_bytes(s, 4));
-    sqlite3_str_appendchar(body, 1, '}');
+  /* limit mutations, then those up to where cut_extend says the batch ends */
+  sqlite3_int64 from = after, to = (sqlite3_int64)(~0ULL >> 1), most = limit;
+  for (int pass = 0; pass < 2; pass++) {
+    sqlite3_bind_int64(s, 1, from);
+    sqlite3_bind_int64(s, 2, to);
+    sqlite3_bind_int64(s, 3, most);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+      out->top = sqlite3_column_int64(s, 0);
+      if (!n) out->first = out->top;
+      sqlite3_str_appendf(body, "%s{\"id\":%lld,\"table\":", n++ ? "," : "", out->top);
+      value_append_string(body, (const char *)sqlite3_column_text(s, 1), -1);
+      sqlite3_str_appendall(body, ",\"op\":");
+      value_append_string(body, (const char *)sqlite3_column_text(s, 2), -1);
+      sqlite3_str_appendall(body, ",\"pk\":");
+      value_append_wire(body, (const char *)sqlite3_column_text(s, 3), sqlite3_column_bytes(s, 3));
+      sqlite3_str_appendall(body, ",\"data\":");
+      if (sqlite3_column_type(s, 4) == SQLITE_NULL)
+        sqlite3_str_appendall(body, "null");
+      else
+        value_append_wire(body, (const char *)sqlite3_column_text(s, 4),
+                          sqlite3_column_bytes(s, 4));
+      sqlite3_str_appendchar(body, 1, '}');
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE || pass || n < limit) break;
+    from = out->top, most = -1;
+    rc = cut_extend(c, limit, after, out->top, &to);
+    if (rc != SQLITE_OK || to == out->top) {
+      rc = rc == SQLITE_OK ? SQLITE_DONE : rc;
+      break;
+    }
   }
   sqlite3_str_appendall(body, "]}");
   sqlite3_free(client);

@@ -250,6 +250,30 @@ class AgentTest(E2ETest):
         agent.send_signal(signal.SIGTERM)
         self.assertEqual(agent.wait(timeout=20), 0)
 
+    def test_waits_for_a_write_lock_held_past_its_busy_timeout(self):
+        # An app's transaction holds the write lock longer than the agent's
+        # busy timeout (2 s): the agent says it waits, and sets up once the
+        # transaction commits, instead of exiting on "database is locked".
+        app = sqlite3.connect(self.app, isolation_level=None)
+        app.execute("BEGIN IMMEDIATE")
+        app.execute("INSERT INTO todos(id, title) VALUES ('held', 'in the long transaction')")
+        srv = self.syncd("--token", TOKEN)
+        tok = os.path.join(self.dir, "tok")
+        with open(tok, "w") as f:
+            f.write(TOKEN)
+        agent, log = self.start_agent(srv.url, "--token-file", tok)
+        try:
+            self.wait_log(agent, log, lambda: "waiting: another connection holds the write lock"
+                          in self.log(log), "the agent to wait for the write lock")
+            self.assertNotIn("started", self.log(log))
+        finally:
+            app.execute("COMMIT")
+            app.close()
+        self.wait_log(agent, log, lambda: "started" in self.log(log), "the agent to start")
+        wait_for(lambda: srv.query("SELECT id FROM todos") == [("held",)],
+                 what="the row written under the lock to reach the server")
+        self.assertEqual(self.log(log).count("waiting"), 1, self.log(log))
+
     def test_status_without_agent_and_usage_errors(self):
         r = subprocess.run([AGENT, "status", "--db", self.app], capture_output=True, text=True,
                            env=AGENT_ENV)

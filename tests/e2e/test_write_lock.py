@@ -61,3 +61,23 @@ class WriteLock(E2ETest):
                 self.assertTrue(met, "no write was prepared inside the function")
                 # the other connection waits until the function is done
                 self.assertEqual(set(met), {"database is locked"})
+
+    def test_a_held_lock_is_reported_as_busy(self):
+        # A function that cannot get the write lock within the busy timeout
+        # fails with SQLITE_BUSY under its message, not a plain error: a
+        # caller (sync-agent among them) tells "try again" from a failure.
+        holder = sqlite3.connect(self.path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        a = connect(self.path)
+        a.execute("PRAGMA busy_timeout = 50")
+        try:
+            for sql in ["SELECT sync_init('http://127.0.0.1:9')", "SELECT sync_track('todos')"]:
+                with self.subTest(sql=sql):
+                    with self.assertRaises(sqlite3.OperationalError) as e:
+                        a.execute(sql).fetchall()
+                    self.assertIn("database is locked", str(e.exception))
+                    self.assertEqual(e.exception.sqlite_errorcode & 0xff, sqlite3.SQLITE_BUSY)
+        finally:
+            a.close()
+            holder.execute("ROLLBACK")
+            holder.close()
