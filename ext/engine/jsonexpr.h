@@ -17,13 +17,16 @@ enum { MAY_REAL = 1, MAY_BLOB = 2, MAY_ANY = 3, EXACT = 4, NEG_ZERO = 8 };
 /* A unique index a REPLACE can delete another row through: the t->cols index
 ** of each part and the collation it compares that part with (NULL: the
 ** column's own). A part that is an expression has col -1 and its text in
-** expr (uniqexpr.c); a partial index has its WHERE in where; used marks the
-** columns those name (NULL when neither). */
+** expr (uniqexpr.c); a part that is a generated column (which t->cols
+** leaves out) has col -1, its name in gen and its generation expression in
+** expr; a partial index has its WHERE in where; used marks the columns those
+** name (expr, gen and used NULL when there is none of them). */
 typedef struct JxUniq {
   int n;
   int *col;
   char **coll;
   char **expr;
+  char **gen;
   char *where;
   unsigned char *used;
 } JxUniq;
