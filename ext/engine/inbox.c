@@ -43,7 +43,6 @@
 #include "cascade.h"
 #include "jsonexpr.h"
 #include "rebase.h"
-#include "uniqexpr.h"
 
 #include <string.h>
 
@@ -124,12 +123,7 @@ static int blocker_prepare(SyncCtx *c, SyncTable *t, const JxUniq *u, Blocker *b
   unsigned char *park = sqlite3_malloc64((sqlite3_uint64)t->nCol + 1);
   if (!park) return SQLITE_NOMEM;
   memset(park, 0, (size_t)t->nCol + 1);
-  for (int i = 0; i < u->n; i++) {
-    if (u->col[i] >= 0)
-      park[u->col[i]] = 1;
-    else
-      ux_refs(t, u->expr[i], park);
-  }
+  jx_uniq_reads(t, u, park);
   sqlite3_str *where = sqlite3_str_new(c->db), *set = sqlite3_str_new(c->db);
   jx_uniq_match_json(where, t, u, "r", "?1");
   for (int i = 0, n = 0; i < t->nCol; i++) {
@@ -189,24 +183,9 @@ static int run_row(sqlite3_stmt *s, const char *row) {
   return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-/* Parks the holder. A CHECK constraint the parked value breaks is ignored
-** for the park only (a parked value is never seen; the rewrite that follows
-** is checked). The pragma is set only then: it expires every statement of
-** the connection, and a statement of the caller's that reads a table the
-** page staging then writes would abort. */
+/* Parks the holder (table_park_run: a CHECK is ignored for the park). */
 static int park(SyncCtx *c, Blocker *b, const char *row) {
-  int rc = run_row(b->park, row);
-  if (rc != SQLITE_CONSTRAINT || sqlite3_extended_errcode(c->db) != SQLITE_CONSTRAINT_CHECK)
-    return rc;
-  sqlite3_stmt *q = 0;
-  int was = 0;
-  rc = sqlite3_prepare_v2(c->db, "PRAGMA ignore_check_constraints", -1, &q, 0);
-  if (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) was = sqlite3_column_int(q, 0);
-  sqlite3_finalize(q);
-  if (rc == SQLITE_OK && !was) rc = ctx_exec(c, "PRAGMA ignore_check_constraints=ON");
-  if (rc == SQLITE_OK) rc = run_row(b->park, row);
-  if (!was) ctx_exec(c, "PRAGMA ignore_check_constraints=OFF");
-  return rc;
+  return table_park_run(c, b->park, row);
 }
 
 static int clear_all(SyncCtx *, Settle *, Deferred *, int, int *, int *);

@@ -241,6 +241,15 @@ void jx_uniq_match_json(sqlite3_str *s, SyncTable *t, const JxUniq *u, const cha
   uniq_match(s, t, u, a, param, 1);
 }
 
+void jx_uniq_reads(SyncTable *t, const JxUniq *u, unsigned char *cols) {
+  for (int i = 0; i < u->n; i++) {
+    if (u->col[i] >= 0)
+      cols[u->col[i]] = 1;
+    else
+      ux_refs(t, u->expr[i], cols);
+  }
+}
+
 static void uniq_free(JxUniq *u) {
   for (int j = 0; j < u->n; j++) {
     sqlite3_free(u->coll[j]);

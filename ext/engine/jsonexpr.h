@@ -78,6 +78,10 @@ void jx_uniq_match(sqlite3_str *, SyncTable *, const JxUniq *u, const char *a, c
 void jx_uniq_match_json(sqlite3_str *, SyncTable *, const JxUniq *u, const char *a,
                         const char *param);
 
+/* Sets cols[i] for each column of t that a part of u reads: the part's
+** own, or those its expression (a generated column's) names. */
+void jx_uniq_reads(SyncTable *, const JxUniq *u, unsigned char *cols);
+
 /* The triggers fire only while this is true (sync_control.applying is 0). */
 extern const char jx_ctrl[];
 /* The highest mutation id ever issued (see schema.c), and the next one;
