@@ -576,6 +576,12 @@ static int referrers(SyncCtx *c, SyncTable *t, SyncTable *child, int fid, const 
   for (int i = 0; i < t->nPk; i++)
     sqlite3_str_appendf(s, " AND p.\"%w\" = sync_val(?1 -> '$.\"%q\"')", t->cols[t->pk[i]],
                         t->cols[t->pk[i]]);
+  /* A row referring to itself goes with its own delete. */
+  int self = sqlite3_stricmp(child->name, t->name) == 0;
+  for (int i = 0; self && i < t->nPk; i++)
+    sqlite3_str_appendf(s, "%sx.\"%w\" IS NOT p.\"%w\"", i ? " OR " : " AND (", t->cols[t->pk[i]],
+                        t->cols[t->pk[i]]);
+  if (self && t->nPk) sqlite3_str_appendchar(s, 1, ')');
   sqlite3_str_appendall(s, ")");
   sql = sqlite3_str_finish(s);
   if (rc == SQLITE_OK && !sql) rc = SQLITE_NOMEM;
@@ -598,17 +604,19 @@ static int referrers(SyncCtx *c, SyncTable *t, SyncTable *child, int fid, const 
 ** NULL) would act on this client's edit, not on what the server holds: a
 ** project the client gave the deleted user as owner would go, and with it
 ** the tasks the server keeps under that project (confirmed rows no pull
-** brings back). A row whose image references the deleted row too then
-** goes with it, as on the server. Only with foreign keys enforced. */
+** brings back). Rows of t itself count (a folder this client moved under
+** the deleted folder would take the server's subfolders and, through SET
+** NULL, clear the folder of the server's documents). A row whose image
+** references the deleted row too then goes with it, as on the server. Only
+** with foreign keys enforced. */
 int settle_hide_referrers(SyncCtx *c, SyncTable *t, const char *pk, int nPk) {
   int fk = 0;
   if (sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_FKEY, -1, &fk) != SQLITE_OK || !fk)
     return SQLITE_OK;
   sqlite3_stmt *q = 0;
-  int rc = sqlite3_prepare_v2(c->db, "SELECT DISTINCT tbl FROM main.sync_outbox WHERE tbl <> ?1",
-                              -1, &q, 0);
+  /* t itself too: a tree (folders under folders) refers to its own table */
+  int rc = sqlite3_prepare_v2(c->db, "SELECT DISTINCT tbl FROM main.sync_outbox", -1, &q, 0);
   sqlite3_str *keys = sqlite3_str_new(c->db);
-  if (rc == SQLITE_OK) sqlite3_bind_text(q, 1, t->name, -1, SQLITE_STATIC);
   while (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
     const char *name = (const char *)sqlite3_column_text(q, 0);
     SyncTable *child = 0;
