@@ -5,8 +5,9 @@
 -- ("cannot UPDATE generated column": the ack failed, and failed again on
 -- every retry), through an index on an expression or a partial one it
 -- moved nothing (both rows stayed swapped against the server for good,
--- nothing pending), and a CHECK the parked value broke failed the ack for
--- good ("constraint failed"). Now every UNIQUE index is read as the capture
+-- nothing pending), and a CHECK the parked value broke, or a REAL parked
+-- in a STRICT INTEGER column holding NULL, failed the ack for good
+-- ("constraint failed"). Now every UNIQUE index is read as the capture
 -- reads it (the columns an expression or a generated column is made of are
 -- parked) and a CHECK is ignored for the park alone, as a pull's does.
 
@@ -131,6 +132,38 @@ SELECT sync_ack('{"results":[{"id":1,"status":"applied",
 SELECT sync_push_batch(1) IS NOT NULL AS pushed;
 SELECT sync_ack('{"results":[{"id":2,"status":"rejected",
   "reason":"UNIQUE constraint failed: users.mail"}]}') AS resolved;
+SELECT sync_push_batch(1) IS NOT NULL AS pushed;
+SELECT sync_ack('{"results":[{"id":3,"status":"rejected",
+  "reason":"UNIQUE constraint failed: users.id"}]}') AS resolved;
+SELECT * FROM users ORDER BY id;
+SELECT count(*) AS pending, (SELECT count(*) FROM sync_meta WHERE key = 'guards') AS guards
+  FROM sync_outbox;
+
+-- a STRICT INTEGER column of another UNIQUE index holding NULL: the park
+-- gives it an integer (it gave a REAL, which the column refuses: the ack
+-- failed for good with "constraint failed")
+.open e.db
+.load ./sync
+PRAGMA foreign_keys = ON;
+SELECT length(sync_init(NULL));
+CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT UNIQUE, name TEXT,
+  code INTEGER UNIQUE) STRICT;
+CREATE TABLE projects(id INTEGER PRIMARY KEY,
+  owner INTEGER REFERENCES users(id) ON DELETE CASCADE);
+SELECT sync_track('users'), sync_track('projects');
+INSERT INTO users(id, email, name) VALUES(6, 'b@x', 'mine6');
+UPDATE users SET email = 'c@x' WHERE id = 6;
+INSERT INTO users(id, email, name) VALUES(4, 'b@x', 'mine4');
+SELECT sync_apply('{"changes":[
+  {"table":"users","op":"upsert","pk":{"id":8},"row":{"id":8,"email":"z@x","name":"srv8","code":5},"version":1},
+  {"table":"users","op":"upsert","pk":{"id":4},"row":{"id":4,"email":"c@x","name":"srv4","code":null},"version":2}],
+  "cursor":"2"}') AS applied;
+SELECT sync_push_batch(1) IS NOT NULL AS pushed;
+SELECT sync_ack('{"results":[{"id":1,"status":"applied",
+  "row":{"id":6,"email":"b@x","name":"mine6","code":null},"version":3}]}') AS resolved;
+SELECT sync_push_batch(1) IS NOT NULL AS pushed;
+SELECT sync_ack('{"results":[{"id":2,"status":"rejected",
+  "reason":"UNIQUE constraint failed: users.email"}]}') AS resolved;
 SELECT sync_push_batch(1) IS NOT NULL AS pushed;
 SELECT sync_ack('{"results":[{"id":3,"status":"rejected",
   "reason":"UNIQUE constraint failed: users.id"}]}') AS resolved;

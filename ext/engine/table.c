@@ -349,15 +349,16 @@ int table_row_json(SyncCtx *c, SyncTable *t, const char *pkJson, char **pOut) {
 /* Appends the assignment to column col of t of a value no row of t holds
 ** (text and blobs get a random suffix, numbers the column's maximum plus
 ** one): a row parked out of the way of a UNIQUE index until the write that
-** follows gives it its real values again (inbox.c, guard.c). */
+** follows gives it its real values again (inbox.c, guard.c). A NULL gets an
+** integer, which a STRICT INTEGER column takes (a REAL failed the write). */
 void table_park_sql(sqlite3_str *s, SyncTable *t, const char *col) {
   sqlite3_str_appendf(
       s,
       "\"%w\" = CASE typeof(\"%w\") WHEN 'text' THEN \"%w\" || '~' || hex(randomblob(8))"
       " WHEN 'blob' THEN \"%w\" || randomblob(8)"
-      " WHEN 'integer' THEN (SELECT CAST(max(\"%w\") AS INTEGER) + 1 FROM main.\"%w\""
+      " WHEN 'real' THEN (SELECT abs(max(\"%w\")) * 2 + 1.5 FROM main.\"%w\""
       " WHERE typeof(\"%w\") IN ('integer','real'))"
-      " ELSE (SELECT abs(max(\"%w\")) * 2 + 1.5 FROM main.\"%w\""
+      " ELSE (SELECT CAST(max(\"%w\") AS INTEGER) + 1 FROM main.\"%w\""
       " WHERE typeof(\"%w\") IN ('integer','real')) END",
       col, col, col, col, col, t->name, col, col, t->name, col);
 }
