@@ -22,9 +22,9 @@
 ** them as the capture reads them (jsonexpr.c: on expressions, partial, on
 ** generated columns): each column a part reads, the columns a generated
 ** one is made of rather than itself, gets a value no row holds
-** (table_park_sql; a CHECK is ignored for the park). The caller writes the row's image over it, or
-*rolls
-** back, in the same savepoint: a parked value is never seen. */
+** (table_park_sql; a CHECK is ignored for the park). The caller writes the
+** row's image over it, or rolls back, in the same savepoint: a parked value
+** is never seen. */
 static int park_row(SyncCtx *c, SyncTable *t, const char *pk) {
   unsigned char *cols = sqlite3_malloc64((sqlite3_uint64)t->nCol + 1);
   if (!cols) return SQLITE_NOMEM;

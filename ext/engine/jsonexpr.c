@@ -280,9 +280,6 @@ static int col_index(SyncTable *t, const char *name) {
   return -1;
 }
 
-/* The expressions and WHERE of u, index idx of t, from its text; 0 when it
-** cannot be read, or when the lookup the triggers would make of it does not
-** prepare (an expression naming the rowid, say): the index is left out. */
 /* The CREATE text of table or index name, sqlite3_malloc'd; NULL when
 ** there is none or memory ran out. */
 static char *schema_sql(SyncCtx *c, const char *type, const char *name) {

@@ -19,8 +19,9 @@ enum { MAY_REAL = 1, MAY_BLOB = 2, MAY_ANY = 3, EXACT = 4, NEG_ZERO = 8 };
 ** column's own). A part that is an expression has col -1 and its text in
 ** expr (uniqexpr.c); a part that is a generated column (which t->cols
 ** leaves out) has col -1, its name in gen and its generation expression in
-** expr; a partial index has its WHERE in where; used marks the columns those
-** name (expr, gen and used NULL when there is none of them). */
+** expr (gen[i] NULL for other parts; gen itself may be NULL); a partial
+** index has its WHERE in where; used marks the columns those name (expr and
+** used NULL when there are none). */
 typedef struct JxUniq {
   int n;
   int *col;
