@@ -13,7 +13,7 @@ SELECT length(sync_init(NULL));
 CREATE TABLE g(id INTEGER PRIMARY KEY, n INTEGER CHECK (CAST(n AS TEXT) <> 'x'),
   d TEXT DEFAULT ('(,)'), other AS (n + 1),
   "the twice" INTEGER GENERATED ALWAYS AS (n * 2) VIRTUAL UNIQUE);
-CREATE TABLE h(id TEXT PRIMARY KEY, a TEXT, grp INTEGER, low TEXT AS (lower(a)) STORED);
+CREATE TABLE h(id TEXT PRIMARY KEY, a TEXT, grp INTEGER, low VARCHAR(20) AS (lower(a)) STORED);
 CREATE UNIQUE INDEX h_low ON h(grp, low);
 CREATE TABLE w(k TEXT PRIMARY KEY, v TEXT, up TEXT AS (upper(v)) UNIQUE) WITHOUT ROWID;
 SELECT sync_track('g'), sync_track('h'), sync_track('w');
@@ -23,7 +23,8 @@ INSERT INTO w(k, v) VALUES ('a', 'q');
 DELETE FROM sync_outbox; DELETE FROM sync_shadow;
 -- INSERT OR REPLACE through a VIRTUAL column: g 1 goes
 INSERT OR REPLACE INTO g(id, n) VALUES (2, 3);
--- through a STORED one, with a plain column in the index: only h x collides
+-- through a STORED one (its type in parentheses), with a plain column in
+-- the index: only h x collides
 INSERT OR REPLACE INTO h(id, a, grp) VALUES ('y', 'HI', 1);
 -- UPDATE OR REPLACE of the column the generated one is made of: g 2 goes
 UPDATE OR REPLACE g SET n = 3 WHERE id = 5;
