@@ -13,9 +13,48 @@
 */
 #include "guard.h"
 #include "existing.h"
+#include "jsonexpr.h"
 #include "rebase.h"
 
 #include <string.h>
+
+/* Moves the row of key pk of t out of the way of its UNIQUE indexes, all of
+** them as the capture reads them (jsonexpr.c: on expressions, partial, on
+** generated columns): each column a part reads, the columns a generated
+** one is made of rather than itself, gets a value no row holds
+** (table_park_sql; a CHECK is ignored for the park). The caller writes the
+** row's image over it, or rolls back, in the same savepoint: a parked value
+** is never seen. */
+static int park_row(SyncCtx *c, SyncTable *t, const char *pk) {
+  unsigned char *cols = sqlite3_malloc64((sqlite3_uint64)t->nCol + 1);
+  if (!cols) return SQLITE_NOMEM;
+  memset(cols, 0, (size_t)t->nCol + 1);
+  JxShape sh;
+  int rc = jx_uniq_read(c, t, &sh);
+  /* uniq[0] is the key */
+  for (int u = 1; rc == SQLITE_OK && u < sh.nUniq; u++)
+    jx_uniq_reads(t, &sh.uniq[u], cols);
+  jx_shape_free(&sh);
+  sqlite3_str *sql = sqlite3_str_new(0);
+  sqlite3_str_appendf(sql, "UPDATE main.\"%w\" SET ", t->name);
+  int n = 0;
+  for (int i = 0; i < t->nCol; i++) {
+    if (!cols[i]) continue;
+    if (n++) sqlite3_str_appendall(sql, ",");
+    table_park_sql(sql, t, t->cols[i]);
+  }
+  sqlite3_free(cols);
+  sqlite3_str_appendall(sql, " WHERE ");
+  table_key_where(sql, t, 1);
+  char *z = sqlite3_str_finish(sql);
+  if (rc == SQLITE_OK && !z) rc = SQLITE_NOMEM;
+  sqlite3_stmt *s = 0;
+  if (rc == SQLITE_OK && n) rc = sqlite3_prepare_v2(c->db, z, -1, &s, 0);
+  sqlite3_free(z);
+  if (s) rc = table_park_run(c, s, pk);
+  sqlite3_finalize(s);
+  return rc;
+}
 
 /* One pass over the guards listed in sync_meta 'guards': each is written
 ** again from its image (rebase_key), and the list then holds those that
@@ -106,7 +145,7 @@ static int guard_listed(SyncCtx *c, const char *tbl, const char *pk, int *pYes) 
 ** rows: each shows the e-mail the other's server row has) are left by
 ** every pass: neither can take its image while the other shows its row.
 ** Each guard whose image is a server row is tried in turn: in a savepoint,
-** its row is parked (table_park_row), the guards are settled again, and the
+** its row is parked (park_row), the guards are settled again, and the
 ** savepoint is kept when the parked row then took its image, else rolled
 ** back (nothing changed). Each is tried once per call: bounded. *pLeft is
 ** the number of guards left afterwards. */
@@ -140,7 +179,7 @@ static int guards_unlock(SyncCtx *c, int keep, int limit, int *pLeft, char **pzE
     rc = ctx_exec(c, "SAVEPOINT sync_unlock");
     if (rc != SQLITE_OK) break;
     int left = *pLeft;
-    rc = table_park_row(c, t, pk);
+    rc = park_row(c, t, pk);
     if (rc == SQLITE_OK) rc = guards_settle(c, keep, limit, &left, pzErr);
     /* Kept only when the parked row took its image (it left the list). */
     if (rc == SQLITE_OK) rc = guard_listed(c, tbl, pk, &listed);

@@ -43,7 +43,6 @@
 #include "cascade.h"
 #include "jsonexpr.h"
 #include "rebase.h"
-#include "uniqexpr.h"
 
 #include <string.h>
 
@@ -124,12 +123,7 @@ static int blocker_prepare(SyncCtx *c, SyncTable *t, const JxUniq *u, Blocker *b
   unsigned char *park = sqlite3_malloc64((sqlite3_uint64)t->nCol + 1);
   if (!park) return SQLITE_NOMEM;
   memset(park, 0, (size_t)t->nCol + 1);
-  for (int i = 0; i < u->n; i++) {
-    if (u->col[i] >= 0)
-      park[u->col[i]] = 1;
-    else
-      ux_refs(t, u->expr[i], park);
-  }
+  jx_uniq_reads(t, u, park);
   sqlite3_str *where = sqlite3_str_new(c->db), *set = sqlite3_str_new(c->db);
   jx_uniq_match_json(where, t, u, "r", "?1");
   for (int i = 0, n = 0; i < t->nCol; i++) {
@@ -189,24 +183,9 @@ static int run_row(sqlite3_stmt *s, const char *row) {
   return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-/* Parks the holder. A CHECK constraint the parked value breaks is ignored
-** for the park only (a parked value is never seen; the rewrite that follows
-** is checked). The pragma is set only then: it expires every statement of
-** the connection, and a statement of the caller's that reads a table the
-** page staging then writes would abort. */
+/* Parks the holder (table_park_run: a CHECK is ignored for the park). */
 static int park(SyncCtx *c, Blocker *b, const char *row) {
-  int rc = run_row(b->park, row);
-  if (rc != SQLITE_CONSTRAINT || sqlite3_extended_errcode(c->db) != SQLITE_CONSTRAINT_CHECK)
-    return rc;
-  sqlite3_stmt *q = 0;
-  int was = 0;
-  rc = sqlite3_prepare_v2(c->db, "PRAGMA ignore_check_constraints", -1, &q, 0);
-  if (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) was = sqlite3_column_int(q, 0);
-  sqlite3_finalize(q);
-  if (rc == SQLITE_OK && !was) rc = ctx_exec(c, "PRAGMA ignore_check_constraints=ON");
-  if (rc == SQLITE_OK) rc = run_row(b->park, row);
-  if (!was) ctx_exec(c, "PRAGMA ignore_check_constraints=OFF");
-  return rc;
+  return table_park_run(c, b->park, row);
 }
 
 static int clear_all(SyncCtx *, Settle *, Deferred *, int, int *, int *);
@@ -597,6 +576,12 @@ static int referrers(SyncCtx *c, SyncTable *t, SyncTable *child, int fid, const 
   for (int i = 0; i < t->nPk; i++)
     sqlite3_str_appendf(s, " AND p.\"%w\" = sync_val(?1 -> '$.\"%q\"')", t->cols[t->pk[i]],
                         t->cols[t->pk[i]]);
+  /* A row referring to itself goes with its own delete. */
+  int self = sqlite3_stricmp(child->name, t->name) == 0;
+  for (int i = 0; self && i < t->nPk; i++)
+    sqlite3_str_appendf(s, "%sx.\"%w\" IS NOT p.\"%w\"", i ? " OR " : " AND (", t->cols[t->pk[i]],
+                        t->cols[t->pk[i]]);
+  if (self && t->nPk) sqlite3_str_appendchar(s, 1, ')');
   sqlite3_str_appendall(s, ")");
   sql = sqlite3_str_finish(s);
   if (rc == SQLITE_OK && !sql) rc = SQLITE_NOMEM;
@@ -619,17 +604,19 @@ static int referrers(SyncCtx *c, SyncTable *t, SyncTable *child, int fid, const 
 ** NULL) would act on this client's edit, not on what the server holds: a
 ** project the client gave the deleted user as owner would go, and with it
 ** the tasks the server keeps under that project (confirmed rows no pull
-** brings back). A row whose image references the deleted row too then
-** goes with it, as on the server. Only with foreign keys enforced. */
+** brings back). Rows of t itself count (a folder this client moved under
+** the deleted folder would take the server's subfolders and, through SET
+** NULL, clear the folder of the server's documents). A row whose image
+** references the deleted row too then goes with it, as on the server. Only
+** with foreign keys enforced. */
 int settle_hide_referrers(SyncCtx *c, SyncTable *t, const char *pk, int nPk) {
   int fk = 0;
   if (sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_FKEY, -1, &fk) != SQLITE_OK || !fk)
     return SQLITE_OK;
   sqlite3_stmt *q = 0;
-  int rc = sqlite3_prepare_v2(c->db, "SELECT DISTINCT tbl FROM main.sync_outbox WHERE tbl <> ?1",
-                              -1, &q, 0);
+  /* t itself too: a tree (folders under folders) refers to its own table */
+  int rc = sqlite3_prepare_v2(c->db, "SELECT DISTINCT tbl FROM main.sync_outbox", -1, &q, 0);
   sqlite3_str *keys = sqlite3_str_new(c->db);
-  if (rc == SQLITE_OK) sqlite3_bind_text(q, 1, t->name, -1, SQLITE_STATIC);
   while (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
     const char *name = (const char *)sqlite3_column_text(q, 0);
     SyncTable *child = 0;

@@ -206,9 +206,14 @@ static void uniq_match(sqlite3_str *s, SyncTable *t, const JxUniq *u, const char
   for (int i = 0; i < u->n; i++) {
     if (u->col[i] < 0) {
       /* the expression over a one-row subquery that names b's columns as
-      ** the table does, so the index's text reads them unqualified */
-      sqlite3_str_appendf(s, "%s(%s) = (SELECT %s FROM (SELECT ", i ? " AND " : "", u->expr[i],
-                          u->expr[i]);
+      ** the table does, so the index's text reads them unqualified; a
+      ** generated column is read from a as it is (its index is used), and
+      ** its value for b computed */
+      if (u->gen && u->gen[i])
+        sqlite3_str_appendf(s, "%s%s.\"%w\"", i ? " AND " : "", a, u->gen[i]);
+      else
+        sqlite3_str_appendf(s, "%s(%s)", i ? " AND " : "", u->expr[i]);
+      sqlite3_str_appendf(s, " = (SELECT %s FROM (SELECT ", u->expr[i]);
       int n = 0;
       for (int j = 0; j < t->nCol; j++) {
         if (!u->used[j]) continue;
@@ -236,14 +241,25 @@ void jx_uniq_match_json(sqlite3_str *s, SyncTable *t, const JxUniq *u, const cha
   uniq_match(s, t, u, a, param, 1);
 }
 
+void jx_uniq_reads(SyncTable *t, const JxUniq *u, unsigned char *cols) {
+  for (int i = 0; i < u->n; i++) {
+    if (u->col[i] >= 0)
+      cols[u->col[i]] = 1;
+    else
+      ux_refs(t, u->expr[i], cols);
+  }
+}
+
 static void uniq_free(JxUniq *u) {
   for (int j = 0; j < u->n; j++) {
     sqlite3_free(u->coll[j]);
     if (u->expr) sqlite3_free(u->expr[j]);
+    if (u->gen) sqlite3_free(u->gen[j]);
   }
   sqlite3_free(u->col);
   sqlite3_free(u->coll);
   sqlite3_free(u->expr);
+  sqlite3_free(u->gen);
   sqlite3_free(u->where);
   sqlite3_free(u->used);
   memset(u, 0, sizeof *u);
@@ -264,34 +280,62 @@ static int col_index(SyncTable *t, const char *name) {
   return -1;
 }
 
-/* The expressions and WHERE of u, index idx of t, from its text; 0 when it
-** cannot be read, or when the lookup the triggers would make of it does not
-** prepare (an expression naming the rowid, say): the index is left out. */
-static int uniq_exprs(SyncCtx *c, SyncTable *t, JxUniq *u, const char *idx) {
+/* The CREATE text of table or index name, sqlite3_malloc'd; NULL when
+** there is none or memory ran out. */
+static char *schema_sql(SyncCtx *c, const char *type, const char *name) {
   sqlite3_stmt *s = 0;
   char *sql = 0;
-  if (sqlite3_prepare_v2(c->db,
-                         "SELECT sql FROM main.sqlite_schema WHERE type = 'index' AND name = ?1",
+  if (sqlite3_prepare_v2(c->db, "SELECT sql FROM main.sqlite_schema WHERE type = ?1 AND name = ?2",
                          -1, &s, 0) == SQLITE_OK) {
-    sqlite3_bind_text(s, 1, idx, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 1, type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
     if (sqlite3_step(s) == SQLITE_ROW) sql = sqlite3_mprintf("%s", sqlite3_column_text(s, 0));
   }
   sqlite3_finalize(s);
+  return sql;
+}
+
+/* The expressions and WHERE of u, index idx of t, from its text, and the
+** generation expression of each generated column part from t's; 0 when
+** one cannot be read, or when the lookup the triggers would make of it does
+** not prepare (an expression naming the rowid or another generated column,
+** say): the index is left out. */
+static int uniq_exprs(SyncCtx *c, SyncTable *t, JxUniq *u, const char *idx, int partial) {
+  sqlite3_stmt *s = 0;
+  /* an index of columns alone (generated ones) may be a UNIQUE constraint's,
+  ** which has no text */
+  int text = partial;
+  for (int i = 0; i < u->n; i++)
+    text |= u->col[i] < 0 && !u->gen[i];
+  char *sql = text ? schema_sql(c, "index", idx) : 0;
   u->expr = sqlite3_malloc64(sizeof(char *) * (sqlite3_uint64)u->n);
   u->used = sqlite3_malloc64((sqlite3_uint64)t->nCol + 1);
-  int ok = sql && u->expr && u->used && ux_parse(sql, u->n, u->expr, &u->where) == SQLITE_OK;
+  int ok = (sql || !text) && u->expr && u->used;
+  if (ok && text)
+    ok = ux_parse(sql, u->n, u->expr, &u->where) == SQLITE_OK;
+  else if (ok)
+    memset(u->expr, 0, sizeof(char *) * (size_t)u->n);
   sqlite3_free(sql);
   if (!ok) {
     sqlite3_free(u->expr), u->expr = 0;
     return 0;
   }
+  sql = 0;
   memset(u->used, 0, (size_t)t->nCol + 1);
-  for (int i = 0; i < u->n; i++) {
+  for (int i = 0; ok && i < u->n; i++) {
+    if (u->gen[i]) {
+      if (!sql) sql = schema_sql(c, "table", t->name);
+      sqlite3_free(u->expr[i]);
+      u->expr[i] = sql ? ux_generated(sql, u->gen[i]) : 0;
+      ok = u->expr[i] != 0;
+    }
     if (u->col[i] >= 0)
       sqlite3_free(u->expr[i]), u->expr[i] = 0;
-    else
+    else if (ok)
       ux_refs(t, u->expr[i], u->used);
   }
+  sqlite3_free(sql);
+  if (!ok) return 0;
   if (u->where) ux_refs(t, u->where, u->used);
   sqlite3_str *q = sqlite3_str_new(0);
   sqlite3_str_appendf(q, "SELECT 1 FROM main.\"%w\" AS o WHERE ", t->name);
@@ -304,8 +348,8 @@ static int uniq_exprs(SyncCtx *c, SyncTable *t, JxUniq *u, const char *idx) {
 }
 
 /* Appends unique index idx of t to sh->uniq (at slot 0 when it is the
-** primary key's), unless a part is a generated column, which NEW does not
-** hold yet in a BEFORE trigger, or the expressions cannot be read. */
+** primary key's), unless its expressions (a generated column's included)
+** cannot be read. */
 static int uniq_add(SyncCtx *c, SyncTable *t, JxShape *sh, const char *idx, int isPk, int partial) {
   sqlite3_stmt *s = 0;
   /* seqno, cid, name, desc, coll, key: PRAGMA statements, not the pragma_
@@ -320,8 +364,11 @@ static int uniq_add(SyncCtx *c, SyncTable *t, JxShape *sh, const char *idx, int 
   while (ok && rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
     if (!sqlite3_column_int(s, 5)) continue;
     int cid = sqlite3_column_int(s, 1);
-    int col = cid == -2 ? -1 : col_index(t, (const char *)sqlite3_column_text(s, 2));
-    if (col < 0 && cid != -2) {
+    const char *name = (const char *)sqlite3_column_text(s, 2);
+    int col = cid == -2 ? -1 : col_index(t, name);
+    /* a column of the table that t->cols leaves out is a generated one */
+    int gen = col < 0 && cid >= 0;
+    if (col < 0 && cid == -1) {
       ok = 0;
       break;
     }
@@ -332,17 +379,20 @@ static int uniq_add(SyncCtx *c, SyncTable *t, JxShape *sh, const char *idx, int 
       if (pc) u.col = pc;
       char **pl = sqlite3_realloc64(u.coll, sizeof(char *) * (sqlite3_uint64)cap);
       if (pl) u.coll = pl;
-      if (!pc || !pl) {
+      char **pg = sqlite3_realloc64(u.gen, sizeof(char *) * (sqlite3_uint64)cap);
+      if (pg) u.gen = pg;
+      if (!pc || !pl || !pg) {
         rc = SQLITE_NOMEM;
         break;
       }
     }
     u.col[u.n] = col;
+    u.gen[u.n] = gen ? sqlite3_mprintf("%s", name) : 0;
     u.coll[u.n] = sqlite3_mprintf("%s", sqlite3_column_text(s, 4));
-    if (!u.coll[u.n++]) rc = SQLITE_NOMEM;
+    if (!u.coll[u.n++] || (gen && !u.gen[u.n - 1])) rc = SQLITE_NOMEM;
   }
   sqlite3_finalize(s);
-  if (rc == SQLITE_OK && ok && u.n && (exprs || partial)) ok = uniq_exprs(c, t, &u, idx);
+  if (rc == SQLITE_OK && ok && u.n && (exprs || partial)) ok = uniq_exprs(c, t, &u, idx, partial);
   JxUniq *all = 0;
   if (rc == SQLITE_OK && ok && u.n) {
     all = sqlite3_realloc64(sh->uniq, sizeof(JxUniq) * (sqlite3_uint64)(sh->nUniq + 1));

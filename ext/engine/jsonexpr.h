@@ -17,13 +17,17 @@ enum { MAY_REAL = 1, MAY_BLOB = 2, MAY_ANY = 3, EXACT = 4, NEG_ZERO = 8 };
 /* A unique index a REPLACE can delete another row through: the t->cols index
 ** of each part and the collation it compares that part with (NULL: the
 ** column's own). A part that is an expression has col -1 and its text in
-** expr (uniqexpr.c); a partial index has its WHERE in where; used marks the
-** columns those name (NULL when neither). */
+** expr (uniqexpr.c); a part that is a generated column (which t->cols
+** leaves out) has col -1, its name in gen and its generation expression in
+** expr (gen[i] NULL for other parts; gen itself may be NULL); a partial
+** index has its WHERE in where; used marks the columns those name (expr and
+** used NULL when there are none). */
 typedef struct JxUniq {
   int n;
   int *col;
   char **coll;
   char **expr;
+  char **gen;
   char *where;
   unsigned char *used;
 } JxUniq;
@@ -74,6 +78,10 @@ void jx_uniq_match(sqlite3_str *, SyncTable *, const JxUniq *u, const char *a, c
 ** members are read with sync_val. */
 void jx_uniq_match_json(sqlite3_str *, SyncTable *, const JxUniq *u, const char *a,
                         const char *param);
+
+/* Sets cols[i] for each column of t that a part of u reads: the part's
+** own, or those its expression (a generated column's) names. */
+void jx_uniq_reads(SyncTable *, const JxUniq *u, unsigned char *cols);
 
 /* The triggers fire only while this is true (sync_control.applying is 0). */
 extern const char jx_ctrl[];

@@ -339,12 +339,15 @@ static int unique_holders(SyncCtx *c, SyncTable *t, const char *pk, const char *
     sqlite3_free(sqlite3_str_finish(w));
     return rc;
   }
-  if (sqlite3_str_length(w)) sqlite3_str_appendchar(w, 1, ')');
-  char *cond = sqlite3_str_finish(w);
-  if (!cond || !*cond) {
-    sqlite3_free(cond);
-    return cond ? SQLITE_OK : SQLITE_NOMEM;
+  /* No index the lookups can read: no holder (an empty sqlite3_str
+  ** finishes as NULL, which is not out of memory). */
+  if (!sqlite3_str_errcode(w) && !sqlite3_str_length(w)) {
+    sqlite3_free(sqlite3_str_finish(w));
+    return SQLITE_OK;
   }
+  sqlite3_str_appendchar(w, 1, ')');
+  char *cond = sqlite3_str_finish(w);
+  if (!cond) return SQLITE_NOMEM;
   sqlite3_str *sql = sqlite3_str_new(0);
   sqlite3_str_appendall(sql, "SELECT ");
   for (int i = 0; i < t->nPk; i++)

@@ -39,9 +39,11 @@
 ** stash whenever it starts writing (sync_stash_clear), so a stale row is
 ** never queued. A UNIQUE index on expressions is looked up through the
 ** expressions as its text gives them (uniqexpr.c), a partial one with its
-** WHERE; one whose text cannot be read, an index on a generated column and
-** a collision through the hidden rowid of a table whose key is not the rowid
-** (an explicit rowid in the INSERT or UPDATE) are not seen.
+** WHERE, a generated column through its generation expression computed
+** over NEW's columns; one whose text cannot be read (or whose expression
+** names the rowid or another generated column) and a collision through the
+** hidden rowid of a table whose key is not the rowid (an explicit rowid in
+** the INSERT or UPDATE) are not seen.
 **
 ** Cost: a table with no UNIQUE index pays nothing more on INSERT than the
 ** key lookup sync_bi_T did before; each UNIQUE index adds one lookup to

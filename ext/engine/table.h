@@ -36,18 +36,9 @@ void table_cache_clear(SyncCtx *);
 int table_row_json(SyncCtx *, SyncTable *, const char *pkJson, char **pOut);
 int table_write(sqlite3_stmt *, const char *a, const char *b);
 void table_key_match(sqlite3_str *, SyncTable *, int part, const char *lhs, const char *rhs);
+void table_key_where(sqlite3_str *, SyncTable *, int param);
 void table_upsert_tail(sqlite3_str *, SyncTable *, int whole);
 void table_park_sql(sqlite3_str *, SyncTable *, const char *col);
-int table_park_row(SyncCtx *, SyncTable *, const char *pk);
-
-/* FROM and WHERE of a query over the key columns (x.name) of the UNIQUE
-** indexes of table ?1 whose values table_park_row changes: whole-column,
-** not partial (a row parked out of an index on an expression or with a
-** WHERE keeps its value there), not the primary key. */
-#define TABLE_UNIQUE_COLS                                                                          \
-  " FROM pragma_index_list(?1) AS l JOIN pragma_index_xinfo(l.name) AS x"                          \
-  " WHERE l.\"unique\" AND l.origin <> 'pk' AND NOT l.partial AND x.key"                           \
-  " AND l.name NOT IN (SELECT l2.name FROM pragma_index_list(?1) AS l2"                            \
-  " JOIN pragma_index_xinfo(l2.name) AS x2 WHERE x2.key AND x2.cid < 0)"
+int table_park_run(SyncCtx *, sqlite3_stmt *, const char *a);
 
 #endif

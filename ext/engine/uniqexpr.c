@@ -14,10 +14,15 @@
 ** against NEW through a one-row subquery that names NEW's columns as the
 ** table does.
 **
-** Only what the index text is made of is tokenized: identifiers (bare or
-** quoted four ways), strings, comments and parentheses. A text that does
-** not read as expected gives SQLITE_ERROR, and the caller leaves the index
-** out, as before this module.
+** A part that is a generated column is read from the table as it is, and
+** computed for the other row through its generation expression, cut here
+** from the CREATE TABLE text (ux_generated): a pull's row (rebase.c,
+** inbox.c) carries no generated column, and one lookup serves both.
+**
+** Only what the index and table texts are made of is tokenized: identifiers
+** (bare or quoted four ways), strings, comments and parentheses. A text that
+** does not read as expected gives SQLITE_ERROR (NULL), and the caller leaves
+** the index out, as before this module.
 */
 #include "uniqexpr.h"
 
@@ -135,19 +140,61 @@ int ux_parse(const char *sql, int nKey, char **part, char **where) {
   return rc;
 }
 
+/* The name identifier token z (m bytes, of that type) spells, unquoted;
+** NULL when out of memory. */
+static char *id_name(const char *z, int m, int type) {
+  char *name =
+      type == T_QID ? sqlite3_mprintf("%.*s", m - 2, z + 1) : sqlite3_mprintf("%.*s", m, z);
+  /* inside quotes (not brackets) a doubled quote is one */
+  if (name && type == T_QID && *z != '[')
+    for (char *p = name; (p = strchr(p, *z)); p++)
+      memmove(p, p + 1, strlen(p));
+  return name;
+}
+
 void ux_refs(SyncTable *t, const char *expr, unsigned char *used) {
   int type, m;
   for (const char *z = expr; (m = token(z, &type)) > 0; z += m) {
     if (type != T_ID && type != T_QID) continue;
-    char *name =
-        type == T_QID ? sqlite3_mprintf("%.*s", m - 2, z + 1) : sqlite3_mprintf("%.*s", m, z);
+    char *name = id_name(z, m, type);
     if (!name) continue;
-    /* inside quotes (not brackets) a doubled quote is one */
-    if (type == T_QID && *z != '[')
-      for (char *p = name; (p = strchr(p, *z)); p++)
-        memmove(p, p + 1, strlen(p));
     for (int i = 0; i < t->nCol; i++)
       if (sqlite3_stricmp(t->cols[i], name) == 0) used[i] = 1;
     sqlite3_free(name);
   }
+}
+
+char *ux_generated(const char *sql, const char *col) {
+  int type, m;
+  const char *z = sql;
+  /* the definitions: after the first "(" (a quoted name is one token) */
+  while ((m = token(z, &type)) > 0 && type != T_LP)
+    z += m;
+  if (type != T_LP) return 0;
+  int depth = 0, first = 1, mine = 0, afterAs = 0;
+  for (z += m; (m = token(z, &type)) > 0; z += m) {
+    if (type == T_SPACE) continue;
+    if (first) {
+      /* a definition's first word: the column's name, or a table
+      ** constraint's keyword (they come after every column) */
+      char *name = type == T_ID || type == T_QID ? id_name(z, m, type) : 0;
+      mine = name && sqlite3_stricmp(name, col) == 0;
+      sqlite3_free(name);
+      first = 0;
+      continue;
+    }
+    /* "AS (" at the definition's own level: its generation expression */
+    if (type == T_LP && depth++ == 0 && afterAs && mine) {
+      const char *start = z + m;
+      for (depth = 0, z = start; (m = token(z, &type)) > 0; z += m) {
+        if (type == T_LP) depth++;
+        if (type == T_RP && depth-- == 0) return part_text(start, (int)(z - start));
+      }
+      return 0;
+    }
+    if (type == T_RP && depth-- == 0) return 0;
+    if (type == T_COMMA && depth == 0) first = 1;
+    afterAs = depth == 0 && type == T_ID && is_word(z, m, "AS");
+  }
+  return 0;
 }

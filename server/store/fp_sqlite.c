@@ -81,11 +81,18 @@ static int fs_query(void *h, const char *sql, int n, const char *const *params,
   return bad ? -1 : 0;
 }
 
+/* A key already recorded is skipped by an upsert clause, not OR IGNORE: the
+** triggers a foreign key's action fires (an ON DELETE SET NULL) run under
+** OR ABORT, which overrides their own OR clauses, and the push's write
+** failed ("UNIQUE constraint failed: _syncd_fp_dirty..."). The WHERE keeps
+** the parser from reading ON as a join's. */
+#define SKIP_RECORDED " ON CONFLICT DO NOTHING;"
+
 /* Append the statement recording the key of `row` (new or old) of t;
 ** where: the rows of t to record (NULL: that row itself). */
 static void append_record(sqlite3_str *sql, const catalog_table *t, const char *row,
                           const char *where) {
-  sqlite3_str_appendf(sql, " INSERT OR IGNORE INTO _syncd_fp_dirty SELECT %Q", t->name);
+  sqlite3_str_appendf(sql, " INSERT INTO _syncd_fp_dirty SELECT %Q", t->name);
   for (int k = 0; k < MAX_KEYS; k++) {
     if (k >= t->n_pk)
       sqlite3_str_appendall(sql, ", 0");
@@ -95,7 +102,7 @@ static void append_record(sqlite3_str *sql, const catalog_table *t, const char *
       sqlite3_str_appendf(sql, ", %s.\"%w\"", row, t->cols[t->pk[k]].name);
   }
   if (where) sqlite3_str_appendf(sql, " FROM \"%w\" WHERE %s", t->name, where);
-  sqlite3_str_appendchar(sql, 1, ';');
+  sqlite3_str_appendf(sql, "%s" SKIP_RECORDED, where ? "" : " WHERE true");
 }
 
 /* The condition finding the rows a new row would replace under each UNIQUE
@@ -152,14 +159,14 @@ static int trigger_sql(sqlite3 *db, const catalog_table *t, char *sql[5], char *
         sqlite3_str_appendf(moved, "%sold.\"%w\" IS NOT new.\"%w\"", k ? " OR " : "", name, name);
       }
       char *m = sqlite3_str_finish(moved);
-      sqlite3_str_appendf(out, " INSERT OR IGNORE INTO _syncd_fp_dirty SELECT %Q", t->name);
+      sqlite3_str_appendf(out, " INSERT INTO _syncd_fp_dirty SELECT %Q", t->name);
       for (int k = 0; k < MAX_KEYS; k++) {
         if (k < t->n_pk)
           sqlite3_str_appendf(out, ", old.\"%w\"", t->cols[t->pk[k]].name);
         else
           sqlite3_str_appendall(out, ", 0");
       }
-      sqlite3_str_appendf(out, " WHERE %s;", m ? m : "1");
+      sqlite3_str_appendf(out, " WHERE %s" SKIP_RECORDED, m ? m : "1");
       sqlite3_free(m);
     }
     if (i >= 3) append_record(out, t, 0, where);

@@ -9,11 +9,11 @@ itself and is UNIQUE on (parent, name); docs whose text key other rows
 follow ON UPDATE CASCADE, a NOCASE UNIQUE slug, a partial UNIQUE index on
 an expression (lower(body)), a CHECK and ON DELETE SET NULL to folders;
 labels WITHOUT ROWID with a composite key; blobs, a STRICT table with a
-BLOB and a generated column. Three clients write at random through plain
-SQL: inserts that collide, INSERT OR REPLACE through every unique index,
-UPDATE OR REPLACE, key changes, UPSERTs, deletes that cascade, and
-transactions that roll back; a write SQLite refuses is the app's error and
-is skipped. The first two clients sync (sync_push, then sync_pull) at
+BLOB and a generated column that a UNIQUE index is on. Three clients write
+at random through plain SQL: inserts that collide, INSERT OR REPLACE
+through every unique index, UPDATE OR REPLACE, key changes, UPSERTs,
+deletes that cascade, and transactions that roll back; a write SQLite
+refuses is the app's error and is skipped. The first two clients sync (sync_push, then sync_pull) at
 random moments; the third runs the background worker with --worker, else
 syncs as they do (then a seed replays exactly). syncd is SIGKILLed and
 restarted at random (--kills: the chance after each write).
@@ -66,6 +66,7 @@ CREATE TABLE blobs(id INTEGER PRIMARY KEY,
   doc TEXT REFERENCES docs(id) ON DELETE CASCADE ON UPDATE CASCADE,
   data BLOB, n INTEGER, twice INTEGER GENERATED ALWAYS AS (n * 2) VIRTUAL,
   CHECK (n >= 0)) STRICT;
+CREATE UNIQUE INDEX blobs_twice ON blobs(twice);
 """
 # each table's key as the engine writes it, to compare rows key by key
 KEYS = {"folders": "json_object('id', id)", "docs": "json_object('id', id)",

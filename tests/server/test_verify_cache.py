@@ -243,6 +243,24 @@ class SqliteCacheTest(SqliteStore, CacheTests, unittest.TestCase):
         self.tamper("INSERT OR REPLACE INTO todos(id, title) VALUES ('newer', 'T12')")
         self.assertEqual(self.same()["count"], 39)
 
+    def test_keys_a_set_null_cascade_writes_again(self):
+        """A foreign key's action runs the triggers it fires under OR ABORT,
+        which overrides their own OR IGNORE: a key already recorded, written
+        again by an ON DELETE SET NULL, failed the push's delete ("UNIQUE
+        constraint failed: _syncd_fp_dirty..."), refused though valid."""
+        self.tamper("CREATE TABLE fold(id INTEGER PRIMARY KEY, name TEXT)",
+                    "CREATE TABLE doc(id TEXT PRIMARY KEY, slug TEXT UNIQUE,"
+                    " fold INTEGER REFERENCES fold(id) ON DELETE SET NULL)",
+                    "INSERT INTO fold VALUES (1, 'a')", "INSERT INTO doc VALUES ('d1', 's', 1)")
+        self.same("doc")
+        self.same("fold")
+        res = self.s.push("w", [
+            {"id": 1, "table": "doc", "op": "update", "pk": {"id": "d1"}, "data": {"slug": "t"}},
+            {"id": 2, "table": "fold", "op": "delete", "pk": {"id": 1}}])
+        self.assertEqual([r["status"] for r in res], ["applied", "applied"], res)
+        self.assertEqual(self.same("doc")["count"], 1)
+        self.assertEqual(self.scalar("SELECT fold IS NULL FROM doc WHERE id = 'd1'"), 1)
+
     def scalar(self, sql):
         db = self.db()
         v = db.execute(sql).fetchone()[0]
