@@ -217,7 +217,12 @@ void replace_triggers(sqlite3_str *s, SyncTable *t, const JxShape *sh) {
   /* sync_rp_T keeps in the stash the rows to act on: those replaced (gone,
   ** or for 'rekey' under NEW's key; not queued as deleted since stashed, as
   ** the delete trigger does under recursive_triggers) and NEW's own row on
-  ** 'insert'. Several rows at once: the ids are numbered here, as the
+  ** 'insert', which it then marks used (mark NULL): sync_ai_T reads it, and
+  ** the next kick drops it. Unmarked, it stayed until T's next BEFORE
+  ** trigger; an UPDATE that sets no UNIQUE column fires none, its kick
+  ** found the row's old rowid gone (REPLACE gives the new row another) and
+  ** queued a delete of the key the table still holds. Several rows at once: the ids are numbered
+  *here, as the
   ** subquery is evaluated once (and before any row is written: the SELECT
   ** reads the table it fills, so SQLite runs it to the end first). */
   sqlite3_str_appendf(s,
@@ -226,21 +231,23 @@ void replace_triggers(sqlite3_str *s, SyncTable *t, const JxShape *sh) {
                       "DELETE FROM sync_outbox WHERE NEW.op = 'insert' AND tbl=%Q AND pk=NEW.k "
                       "AND op='delete' AND id > (SELECT min(mark) FROM sync_stash WHERE tbl=%Q "
                       "AND pk=NEW.k); "
-                      "DELETE FROM sync_stash WHERE tbl=%Q AND NOT (NEW.op = 'insert' AND pk = "
-                      "NEW.k) AND NOT (NOT EXISTS (SELECT 1 FROM sync_outbox WHERE tbl=%Q AND "
+                      "DELETE FROM sync_stash WHERE tbl=%Q AND (mark IS NULL OR NOT (NEW.op = "
+                      "'insert' AND pk = NEW.k) AND NOT (NOT EXISTS (SELECT 1 FROM sync_outbox "
+                      "WHERE tbl=%Q AND "
                       "pk=sync_stash.pk AND op='delete' AND id > sync_stash.mark) AND CASE WHEN "
                       "pk = NEW.k THEN NEW.op = 'rekey' ELSE ",
                       T, T, T, T, T, T);
   gone(s, t, sh);
   sqlite3_str_appendf(
       s,
-      " END); "
+      " END)); "
       "INSERT INTO sync_shadow(tbl,pk,row) SELECT tbl, pk, row FROM sync_stash AS s "
       "WHERE tbl=%Q AND NOT EXISTS (SELECT 1 FROM sync_outbox WHERE tbl=%Q AND pk=s.pk) "
       "ON CONFLICT(tbl,pk) DO NOTHING; "
       "INSERT INTO sync_outbox(id,tbl,op,pk,data) SELECT %s + row_number() OVER (ORDER BY "
       "rowid), %Q, 'delete', pk, NULL FROM sync_stash WHERE tbl=%Q AND NOT (NEW.op = 'insert' "
       "AND pk = NEW.k); "
-      "DELETE FROM sync_stash WHERE tbl=%Q AND NOT (NEW.op = 'insert' AND pk = NEW.k); END;\n",
-      T, T, jx_last_id, T, T, T);
+      "DELETE FROM sync_stash WHERE tbl=%Q AND NOT (NEW.op = 'insert' AND pk = NEW.k); "
+      "UPDATE sync_stash SET mark = NULL WHERE tbl=%Q; END;\n",
+      T, T, jx_last_id, T, T, T, T);
 }
