@@ -64,9 +64,8 @@ static int child_refs(SyncCtx *c, SyncTable *t, const char *cname, const char *m
                         child->cols[child->pk[i]]);
   sqlite3_str_appendf(q, "%s FROM main.\"%w\" AS x, main.\"%w\" AS p WHERE %s", child ? "" : "1",
                       cname, t->name, match);
-  for (int i = 0; i < t->nPk; i++)
-    sqlite3_str_appendf(q, " AND p.\"%w\" = sync_val(?1 -> '$.\"%q\"')", t->cols[t->pk[i]],
-                        t->cols[t->pk[i]]);
+  sqlite3_str_appendall(q, " AND ");
+  table_key_where(q, t, "p.", 1);
   /* A row referring to itself does not count. */
   for (int i = 0; sqlite3_stricmp(cname, t->name) == 0 && i < t->nPk; i++)
     sqlite3_str_appendf(q, "%sx.\"%w\" IS NOT p.\"%w\"", i ? " OR " : " AND (", t->cols[t->pk[i]],
@@ -187,9 +186,7 @@ static int referred_prepare(SyncCtx *c, SyncTable *t) {
   sqlite3_free(child);
   rc = sqlite3_finalize(q);
   sqlite3_str_appendf(s, " FROM main.\"%w\" AS p WHERE ", t->name);
-  for (int i = 0; i < t->nPk; i++)
-    sqlite3_str_appendf(s, "%sp.\"%w\" = sync_val(?1 -> '$.\"%q\"')", i ? " AND " : "",
-                        t->cols[t->pk[i]], t->cols[t->pk[i]]);
+  table_key_where(s, t, "p.", 1);
   char *sql = sqlite3_str_finish(s);
   if (rc == SQLITE_OK && !sql) rc = SQLITE_NOMEM;
   if (rc == SQLITE_OK && n)

@@ -45,7 +45,7 @@ static int park_row(SyncCtx *c, SyncTable *t, const char *pk) {
   }
   sqlite3_free(cols);
   sqlite3_str_appendall(sql, " WHERE ");
-  table_key_where(sql, t, 1);
+  table_key_where(sql, t, "", 1);
   char *z = sqlite3_str_finish(sql);
   if (rc == SQLITE_OK && !z) rc = SQLITE_NOMEM;
   sqlite3_stmt *s = 0;

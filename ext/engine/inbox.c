@@ -573,9 +573,8 @@ static int referrers(SyncCtx *c, SyncTable *t, SyncTable *child, int fid, const 
   }
   if (rc == SQLITE_OK) rc = sqlite3_reset(q);
   sqlite3_finalize(q);
-  for (int i = 0; i < t->nPk; i++)
-    sqlite3_str_appendf(s, " AND p.\"%w\" = sync_val(?1 -> '$.\"%q\"')", t->cols[t->pk[i]],
-                        t->cols[t->pk[i]]);
+  sqlite3_str_appendall(s, " AND ");
+  table_key_where(s, t, "p.", 1);
   /* A row referring to itself goes with its own delete. */
   int self = sqlite3_stricmp(child->name, t->name) == 0;
   for (int i = 0; self && i < t->nPk; i++)

@@ -267,9 +267,8 @@ static int fk_stmt(SyncCtx *c, SyncTable *t, int side, sqlite3_stmt **pOut) {
     sqlite3_str *q = sqlite3_str_new(0);
     if (i == 0) {
       sqlite3_str_appendf(q, "SELECT 1 FROM main.\"%w\" AS r WHERE (%s)", t->name, cond);
-      for (int k = 0; k < t->nPk; k++)
-        sqlite3_str_appendf(q, " AND r.\"%w\" = sync_val(?1 -> '$.\"%q\"')", t->cols[t->pk[k]],
-                            t->cols[t->pk[k]]);
+      sqlite3_str_appendall(q, " AND ");
+      table_key_where(q, t, "r.", 1);
     } else {
       sqlite3_str_appendf(q, "SELECT 1 WHERE %s", cond);
     }

@@ -57,12 +57,15 @@ void table_key_match(sqlite3_str *s, SyncTable *t, int part, const char *lhs, co
   if (t->pkColl[part]) sqlite3_str_appendf(s, " AND %s\"%w\" = %s COLLATE BINARY", lhs, col, rhs);
 }
 
-/* Appends the match of every key part to sync_val(?N -> '$."col"'), joined by AND. */
-void table_key_where(sqlite3_str *s, SyncTable *t, int param) {
+/* Appends the match of every key part of a row of t (lhs: its alias and a
+** dot, or "") to sync_val(?N -> '$."col"'), joined by AND: every lookup of
+** a row by the key a JSON object gives goes through here, so that a NOCASE
+** key is matched by its text everywhere (table_key_match). */
+void table_key_where(sqlite3_str *s, SyncTable *t, const char *lhs, int param) {
   for (int i = 0; i < t->nPk; i++) {
     char *rhs = sqlite3_mprintf("sync_val(?%d -> '$.\"%q\"')", param, t->cols[t->pk[i]]);
     if (i) sqlite3_str_appendall(s, " AND ");
-    if (rhs) table_key_match(s, t, i, "", rhs);
+    if (rhs) table_key_match(s, t, i, lhs, rhs);
     sqlite3_free(rhs);
   }
 }
@@ -142,20 +145,20 @@ static int build_statements(SyncCtx *c, SyncTable *t) {
                           n++ ? "," : "", t->cols[i], t->cols[i], t->cols[i], t->cols[i]);
     }
     sqlite3_str_appendall(s, " WHERE ");
-    table_key_where(s, t, 2);
+    table_key_where(s, t, "", 2);
     rc = prepare(c, s, &t->update);
   }
   /* del / exists / row: ?1 key */
   if (rc == SQLITE_OK) {
     s = sqlite3_str_new(c->db);
     sqlite3_str_appendf(s, "DELETE FROM main.\"%w\" WHERE ", t->name);
-    table_key_where(s, t, 1);
+    table_key_where(s, t, "", 1);
     rc = prepare(c, s, &t->del);
   }
   if (rc == SQLITE_OK) {
     s = sqlite3_str_new(c->db);
     sqlite3_str_appendf(s, "SELECT 1 FROM main.\"%w\" WHERE ", t->name);
-    table_key_where(s, t, 1);
+    table_key_where(s, t, "", 1);
     rc = prepare(c, s, &t->exists);
   }
   if (rc == SQLITE_OK) {
@@ -164,7 +167,7 @@ static int build_statements(SyncCtx *c, SyncTable *t) {
     for (int i = 0; i < t->nCol; i++)
       sqlite3_str_appendf(s, "%s\"%w\"", i ? "," : "", t->cols[i]);
     sqlite3_str_appendf(s, " FROM main.\"%w\" WHERE ", t->name);
-    table_key_where(s, t, 1);
+    table_key_where(s, t, "", 1);
     rc = prepare(c, s, &t->row);
   }
   return rc;
