@@ -37,6 +37,14 @@ static int local_only(SyncCtx *c, SyncTable *t, const char *pk, int *pYes) {
 
 static int server_refs(SyncCtx *c, SyncTable *t, const char *pk, int depth, int *pYes);
 
+void cascade_not_self(sqlite3_str *s, SyncTable *t, const char *child) {
+  if (!child || sqlite3_stricmp(child, t->name) != 0 || !t->nPk) return;
+  for (int i = 0; i < t->nPk; i++)
+    sqlite3_str_appendf(s, "%sx.\"%w\" IS NOT p.\"%w\"", i ? " OR " : " AND (", t->cols[t->pk[i]],
+                        t->cols[t->pk[i]]);
+  sqlite3_str_appendchar(s, 1, ')');
+}
+
 /* The foreign keys that refer to table ?1: child table, key id, child
 ** column, parent column (the parent's key column when not named), one row
 ** per column. */
@@ -66,11 +74,7 @@ static int child_refs(SyncCtx *c, SyncTable *t, const char *cname, const char *m
                       cname, t->name, match);
   sqlite3_str_appendall(q, " AND ");
   table_key_where(q, t, "p.", 1);
-  /* A row referring to itself does not count. */
-  for (int i = 0; sqlite3_stricmp(cname, t->name) == 0 && i < t->nPk; i++)
-    sqlite3_str_appendf(q, "%sx.\"%w\" IS NOT p.\"%w\"", i ? " OR " : " AND (", t->cols[t->pk[i]],
-                        t->cols[t->pk[i]]);
-  if (sqlite3_stricmp(cname, t->name) == 0 && t->nPk) sqlite3_str_appendchar(q, 1, ')');
+  cascade_not_self(q, t, cname);
   char *sql = sqlite3_str_finish(q);
   sqlite3_stmt *s = 0;
   rc = sql ? sqlite3_prepare_v2(c->db, sql, -1, &s, 0) : SQLITE_NOMEM;
@@ -168,10 +172,7 @@ static int referred_prepare(SyncCtx *c, SyncTable *t) {
       sqlite3_str_appendf(s, " AND x.\"%w\" = p.\"%w\"", from, to);
       continue;
     }
-    /* A row referring to itself does not count. */
-    for (int i = 0; child && sqlite3_stricmp(child, t->name) == 0 && i < t->nPk; i++)
-      sqlite3_str_appendf(s, "%sx.\"%w\" IS NOT p.\"%w\"%s", i ? " OR " : " AND (",
-                          t->cols[t->pk[i]], t->cols[t->pk[i]], i == t->nPk - 1 ? ")" : "");
+    cascade_not_self(s, t, child);
     if (child) sqlite3_str_appendall(s, ")");
     sqlite3_free(child);
     child = sqlite3_mprintf("%s", name);
@@ -179,9 +180,7 @@ static int referred_prepare(SyncCtx *c, SyncTable *t) {
     sqlite3_str_appendf(s, " OR EXISTS (SELECT 1 FROM main.\"%w\" AS x WHERE x.\"%w\" = p.\"%w\"",
                         name, from, to);
   }
-  for (int i = 0; child && sqlite3_stricmp(child, t->name) == 0 && i < t->nPk; i++)
-    sqlite3_str_appendf(s, "%sx.\"%w\" IS NOT p.\"%w\"%s", i ? " OR " : " AND (", t->cols[t->pk[i]],
-                        t->cols[t->pk[i]], i == t->nPk - 1 ? ")" : "");
+  cascade_not_self(s, t, child);
   if (child) sqlite3_str_appendall(s, ")");
   sqlite3_free(child);
   rc = sqlite3_finalize(q);

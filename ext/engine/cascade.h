@@ -16,4 +16,8 @@ int cascade_reaches_server(SyncCtx *, SyncTable *, const char *pk, int *pYes);
 ** t: cheap enough to ask for every server delete. */
 int cascade_referred(SyncCtx *, SyncTable *, const char *pk, int *pYes);
 
+/* Appends " AND (x.k IS NOT p.k OR ...)" over t's key when child (a table
+** name, or NULL) is t itself: a row referring to itself does not count. */
+void cascade_not_self(sqlite3_str *, SyncTable *, const char *child);
+
 #endif

@@ -22,7 +22,7 @@
 ** them as the capture reads them (jsonexpr.c: on expressions, partial, on
 ** generated columns): each column a part reads, the columns a generated
 ** one is made of rather than itself, gets a value no row holds
-** (table_park_sql; a CHECK is ignored for the park). The caller writes the
+** (table_park_set; a CHECK is ignored for the park). The caller writes the
 ** row's image over it, or rolls back, in the same savepoint: a parked value
 ** is never seen. */
 static int park_row(SyncCtx *c, SyncTable *t, const char *pk) {
@@ -37,12 +37,7 @@ static int park_row(SyncCtx *c, SyncTable *t, const char *pk) {
   jx_shape_free(&sh);
   sqlite3_str *sql = sqlite3_str_new(0);
   sqlite3_str_appendf(sql, "UPDATE main.\"%w\" SET ", t->name);
-  int n = 0;
-  for (int i = 0; i < t->nCol; i++) {
-    if (!cols[i]) continue;
-    if (n++) sqlite3_str_appendall(sql, ",");
-    table_park_sql(sql, t, t->cols[i]);
-  }
+  int n = table_park_set(sql, t, cols);
   sqlite3_free(cols);
   sqlite3_str_appendall(sql, " WHERE ");
   table_key_where(sql, t, "", 1);

@@ -126,11 +126,7 @@ static int blocker_prepare(SyncCtx *c, SyncTable *t, const JxUniq *u, Blocker *b
   jx_uniq_reads(t, u, park);
   sqlite3_str *where = sqlite3_str_new(c->db), *set = sqlite3_str_new(c->db);
   jx_uniq_match_json(where, t, u, "r", "?1");
-  for (int i = 0, n = 0; i < t->nCol; i++) {
-    if (!park[i]) continue;
-    if (n++) sqlite3_str_appendall(set, ",");
-    table_park_sql(set, t, t->cols[i]);
-  }
+  table_park_set(set, t, park);
   sqlite3_free(park);
   /* (An empty sqlite3_str finishes as NULL: its error code tells.) */
   int rc = sqlite3_str_errcode(where) || sqlite3_str_errcode(set) ? SQLITE_NOMEM : SQLITE_OK;
@@ -576,11 +572,7 @@ static int referrers(SyncCtx *c, SyncTable *t, SyncTable *child, int fid, const 
   sqlite3_str_appendall(s, " AND ");
   table_key_where(s, t, "p.", 1);
   /* A row referring to itself goes with its own delete. */
-  int self = sqlite3_stricmp(child->name, t->name) == 0;
-  for (int i = 0; self && i < t->nPk; i++)
-    sqlite3_str_appendf(s, "%sx.\"%w\" IS NOT p.\"%w\"", i ? " OR " : " AND (", t->cols[t->pk[i]],
-                        t->cols[t->pk[i]]);
-  if (self && t->nPk) sqlite3_str_appendchar(s, 1, ')');
+  cascade_not_self(s, t, child->name);
   sqlite3_str_appendall(s, ")");
   sql = sqlite3_str_finish(s);
   if (rc == SQLITE_OK && !sql) rc = SQLITE_NOMEM;

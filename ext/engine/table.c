@@ -411,7 +411,7 @@ int table_row_json(SyncCtx *c, SyncTable *t, const char *pkJson, char **pOut) {
 ** one): a row parked out of the way of a UNIQUE index until the write that
 ** follows gives it its real values again (inbox.c, guard.c). A NULL gets an
 ** integer, which a STRICT INTEGER column takes (a REAL failed the write). */
-void table_park_sql(sqlite3_str *s, SyncTable *t, const char *col) {
+static void park_value(sqlite3_str *s, SyncTable *t, const char *col) {
   sqlite3_str_appendf(
       s,
       "\"%w\" = CASE typeof(\"%w\") WHEN 'text' THEN \"%w\" || '~' || hex(randomblob(8))"
@@ -423,7 +423,19 @@ void table_park_sql(sqlite3_str *s, SyncTable *t, const char *col) {
       col, col, col, col, col, t->name, col, col, t->name, col);
 }
 
-/* Runs park statement s (?1 = a), built of table_park_sql. A CHECK
+/* Appends park_value for each column of t that cols (nCol flags)
+** marks, comma-separated; returns how many. */
+int table_park_set(sqlite3_str *s, SyncTable *t, const unsigned char *cols) {
+  int n = 0;
+  for (int i = 0; i < t->nCol; i++) {
+    if (!cols[i]) continue;
+    if (n++) sqlite3_str_appendall(s, ",");
+    park_value(s, t, t->cols[i]);
+  }
+  return n;
+}
+
+/* Runs park statement s (?1 = a), built of table_park_set. A CHECK
 ** constraint the parked value breaks is ignored for the park only (a parked
 ** value is never seen; the rewrite that follows is checked). The pragma is
 ** set only then: it expires every statement of the connection, and a

@@ -38,7 +38,7 @@ int table_write(sqlite3_stmt *, const char *a, const char *b);
 void table_key_match(sqlite3_str *, SyncTable *, int part, const char *lhs, const char *rhs);
 void table_key_where(sqlite3_str *, SyncTable *, const char *lhs, int param);
 void table_upsert_tail(sqlite3_str *, SyncTable *, int whole);
-void table_park_sql(sqlite3_str *, SyncTable *, const char *col);
+int table_park_set(sqlite3_str *, SyncTable *, const unsigned char *cols);
 int table_park_run(SyncCtx *, sqlite3_stmt *, const char *a);
 
 #endif
