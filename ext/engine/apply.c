@@ -415,7 +415,7 @@ static int change_apply(Page *pg, SyncTable *t, int pending, int i, int upsert, 
     sqlite3_int64 version = span_is_integer(ver) ? span_int64(ver, &r, &exact) : 0;
     if (rc == SQLITE_OK && upsert && !image) rc = SQLITE_NOMEM;
     if (rc == SQLITE_OK) rc = rebase_set_image(c, t->name, k, image, version, span_is_integer(ver));
-    if (rc == SQLITE_OK) rc = rebase_key(c, t, k, 0, pzErr);
+    if (rc == SQLITE_OK) rc = rebase_key(c, t, k, 1, 0, pzErr);
     if (rc == SQLITE_CONSTRAINT) {
       /* The local edits no longer fit next to the server's rows (a replay
       ** hit a UNIQUE index, say): hidden, still queued for the server to

@@ -93,7 +93,7 @@ static int guards_pass(SyncCtx *c, int keep, int *pFixed, int *pLeft, char **pzE
     ** an older change, must still be able to tell. An image of "absent"
     ** goes once the row is gone. */
     c->imageKept = sqlite3_column_type(q, 2) != SQLITE_NULL;
-    rc = rebase_key(c, t, pk, &fell, pzErr);
+    rc = rebase_key(c, t, pk, 0, &fell, pzErr);
     if (rc == SQLITE_OK && !fell && keep && sqlite3_column_type(q, 2) != SQLITE_NULL)
       rc =
           rebase_set_image(c, t->name, pk, (const char *)sqlite3_column_text(q, 2),

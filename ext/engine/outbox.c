@@ -255,7 +255,7 @@ static int outbox_resolve(SyncCtx *c, sqlite3_int64 id, int applied, const char 
       rc = ctx_run(c, s);
     }
   }
-  if (rc == SQLITE_OK && t) rc = rebase_key(c, t, pk, 0, pzErr);
+  if (rc == SQLITE_OK && t) rc = rebase_key(c, t, pk, applied && hasRow, 0, pzErr);
   sqlite3_free(tbl);
   sqlite3_free(pk);
   return rc;
@@ -511,7 +511,8 @@ static int ack_key(SyncCtx *c, AckItem *a, int n, char **pzErr) {
   }
   const char *image = img ? img->row : held;
   int pending = 0, net = 0, fell = 0;
-  int gone = !image && (img ? img->hasVersion : verInt);
+  /* as rebase_key: only a delete this answer applied is fresh */
+  int gone = !image && img && img->hasVersion;
   rc = rebase_write(c, t, a[0].pk, image, gone, &pending, &net, &fell, pzErr);
   /* Still pending: keep the new image. Nothing pending: the image goes,
   ** unless it is the confirmed row now shown with its version: then it

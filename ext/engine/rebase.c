@@ -585,8 +585,15 @@ int rebase_before_pull(SyncCtx *c) {
 ** older change: a page fetched, or an event held, before the push that
 ** confirmed it, and older changes may still follow), or the row could not
 ** take it (*pFell, if pFell: the image stays as a guard, rebase_guards).
-** Returns an SQLite code; on failure *pzErr names the key. */
-int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, int *pFell, char **pzErr) {
+** fresh: the caller has just recorded the image from the server (a pulled
+** change, a result this answer applied); only then does an image of
+** "absent" with a version delete the row as the server did, taking the
+** rows that refer to it. One kept from an earlier pull (a refused insert
+** over a pulled delete, a guard) does not: the server may have made the
+** row again since, and rows pulled in between refer to the new one, whose
+** own row comes on a later page (TRY_ALONE). Returns an SQLite code; on
+** failure *pzErr names the key. */
+int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, int fresh, int *pFell, char **pzErr) {
   int kept = c->imageKept;
   c->imageKept = 0;
   sqlite3_stmt *s = ctx_stmt(c, STMT_SHADOW_GET);
@@ -600,7 +607,7 @@ int rebase_key(SyncCtx *c, SyncTable *t, const char *pk, int *pFell, char **pzEr
     confirmed = sqlite3_column_type(s, 1) == SQLITE_INTEGER;
     if (!image) rc = SQLITE_NOMEM;
   } else if (rc == SQLITE_ROW) {
-    gone = sqlite3_column_type(s, 1) == SQLITE_INTEGER;
+    gone = fresh && sqlite3_column_type(s, 1) == SQLITE_INTEGER;
   }
   sqlite3_reset(s);
   if (rc == SQLITE_NOMEM) return rc;
@@ -739,7 +746,7 @@ int rebase_initial_end(SyncCtx *c, char **pzErr) {
       continue;
     }
     rc = rebase_set_image(c, t->name, pk, 0, 0, 0);
-    if (rc == SQLITE_OK) rc = rebase_key(c, t, pk, &fell, pzErr);
+    if (rc == SQLITE_OK) rc = rebase_key(c, t, pk, 0, &fell, pzErr);
   }
   sqlite3_free(z);
   if (rc == SQLITE_OK) rc = ctx_exec(c, "DELETE FROM temp.sync_initial");

@@ -8,7 +8,7 @@
 #include "table.h"
 
 int rebase_before_pull(SyncCtx *);
-int rebase_key(SyncCtx *, SyncTable *, const char *pk, int *pFell, char **pzErr);
+int rebase_key(SyncCtx *, SyncTable *, const char *pk, int fresh, int *pFell, char **pzErr);
 int rebase_write(SyncCtx *, SyncTable *, const char *pk, const char *image, int gone, int *pPending,
                  int *pNet, int *pFell, char **pzErr);
 int rebase_guard(SyncCtx *, const char *tbl, const char *pk, const char *row, sqlite3_int64 version,
