@@ -195,6 +195,8 @@ typedef struct Page {
   int fk;                /* foreign keys are enforced on the connection */
   sqlite3_int64 n;       /* changes applied */
   sqlite3_int64 skipped; /* changes to tables this client does not track */
+  sqlite3_int64 top;     /* the highest version of its changes, if hasTop */
+  int hasTop;
 } Page;
 
 /* Adds t to the page's distinct tables (at most the tracked ones). */
@@ -527,6 +529,12 @@ static int apply_change(Page *pg, int i, const char **pz, char **pzErr) {
     if (f && !f->z) *f = val;
   }
   *pz = z + 1; /* past the '}' jscan_member stopped at */
+  if (span_is_integer(ver)) {
+    double r;
+    int exact;
+    sqlite3_int64 v = span_int64(ver, &r, &exact);
+    if (!pg->hasTop || v > pg->top) pg->top = v, pg->hasTop = 1;
+  }
   if (!tbl.z || jscan_is(tbl, "null")) {
     *pzErr = sqlite3_mprintf("change %d has no \"table\"", i);
     return SQLITE_ERROR;
@@ -828,6 +836,7 @@ int apply_page(SyncCtx *c, const char *json, int flags, ApplyResult *res, char *
     rc = rebase_initial_end(c, &zErr);
   if (rc == SQLITE_OK && !stage && lastPage) rc = rebase_guards(c, !(flags & APPLY_EVENT), &zErr);
   if (rc == SQLITE_OK && !stage && pg.skipped) rc = count_skipped(c, pg.skipped);
+  if (rc == SQLITE_OK && !stage && pg.hasTop) rc = rebase_pulled(c, pg.top);
   if (rc == SQLITE_OK && e.cursor.z) {
     jspan in;
     char *cur = span_plain_string(e.cursor, &in) ? sqlite3_mprintf("%.*s", in.n, in.z)

@@ -21,6 +21,9 @@
 static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_META_GET] = "SELECT value FROM sync_meta WHERE key=?1",
     [STMT_META_DEL] = "DELETE FROM sync_meta WHERE key=?1",
+    [STMT_META_MAX] =
+        "INSERT INTO sync_meta(key,value) VALUES(?1,?2) "
+        "ON CONFLICT(key) DO UPDATE SET value=max(CAST(value AS INTEGER),excluded.value)",
     [STMT_META_SET] = "INSERT INTO sync_meta(key,value) VALUES(?1,?2) "
                       "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
     [STMT_SCHEMA_VER] = "PRAGMA schema_version",

@@ -15,6 +15,7 @@ enum {
   STMT_META_GET,      /* ?1 key -> value */
   STMT_META_SET,      /* ?1 key, ?2 value */
   STMT_META_DEL,      /* ?1 key */
+  STMT_META_MAX,      /* ?1 key, ?2 integer: the value becomes the greater */
   STMT_SCHEMA_VER,    /* PRAGMA schema_version */
   STMT_TRACKED,       /* ?1 name -> 1 if tracked */
   STMT_PENDING_COUNT, /* count of the outbox */

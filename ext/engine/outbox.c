@@ -471,7 +471,7 @@ static int ack_dequeue(SyncCtx *c, AckItem *a, int n) {
 /* Brings the image of one key up to date with its results a[0..n) (in
 ** results order, what rebase_set_image would have done one by one), then
 ** rebases the key once. */
-static int ack_key(SyncCtx *c, AckItem *a, int n, char **pzErr) {
+static int ack_key(SyncCtx *c, AckItem *a, int n, sqlite3_int64 pulled, char **pzErr) {
   SyncTable *t = 0;
   int rc = table_get(c, a[0].tbl, 1, &t, pzErr);
   if (rc != SQLITE_OK)
@@ -499,15 +499,16 @@ static int ack_key(SyncCtx *c, AckItem *a, int n, char **pzErr) {
     return rc;
   }
   /* The image: the held one, replaced by each applied row in turn unless
-  ** the image then held carries a newer server version. */
+  ** the image then held carries a newer server version. An applied result
+  ** without a version changed nothing on the server (a delete of a row
+  ** already gone): the version known so far still dates the image. */
   const AckItem *img = 0;
   for (int i = 0; i < n; i++) {
     if (a[i].dup || !a[i].applied || !a[i].hasRow) continue;
     int exists = had || img;
     if (exists && a[i].hasVersion && verInt && ver > a[i].version) continue;
     img = &a[i];
-    verInt = a[i].hasVersion;
-    ver = a[i].version;
+    if (a[i].hasVersion) verInt = 1, ver = a[i].version;
   }
   const char *image = img ? img->row : held;
   int pending = 0, net = 0, fell = 0;
@@ -515,21 +516,26 @@ static int ack_key(SyncCtx *c, AckItem *a, int n, char **pzErr) {
   int gone = !image && img && img->hasVersion;
   rc = rebase_write(c, t, a[0].pk, image, gone, &pending, &net, &fell, pzErr);
   /* Still pending: keep the new image. Nothing pending: the image goes,
-  ** unless it is the confirmed row now shown with its version: then it
-  ** stays as a guard, so that a change older than the push (a page fetched
-  ** or an event held before its answer) cannot take the row back; the
-  ** first change at least as new drops it (rebase_key). */
-  int keep = pending ? img != 0 : img && img->hasVersion && net;
-  /* A confirmed image with nothing applied now stays before the first
-  ** pull (rebase_before_pull). */
-  int hold = !pending && !img && held && verInt && rebase_before_pull(c);
+  ** unless the row now shows it and its version is one whose echo is
+  ** still to come: a row this answer confirmed, or a version no page has
+  ** carried yet (rebase_pulled), dating an image held from an earlier
+  ** answer (this one refused what followed it, or changed nothing: a
+  ** delete of a row already gone). Then it stays as a guard, so that a
+  ** change older than the push (a page fetched or an event held before its
+  ** answer) cannot take the row back; the first change at least as new
+  ** drops it (rebase_key). An image of a version pulled already goes: no
+  ** echo would end it, and a guard makes its table's pages slow. */
+  int dated = verInt && net && ((img && img->hasVersion) || ver > pulled);
+  int keep = pending ? img != 0 : img && dated;
+  /* A held image with nothing applied now stays as it is when so dated,
+  ** and before the first pull whatever the row (rebase_before_pull). */
+  int hold = !pending && !img && had && verInt && (dated || (held && rebase_before_pull(c)));
   if (rc == SQLITE_OK && !pending && fell) {
     /* Another key of this answer may still hold what the row needs, or
     ** rows the server holds still refer to a row whose refused insert
     ** cannot delete it (an image of "absent" is guarded too, see
     ** rebase_key). */
-    rc = rebase_guard(c, t->name, a[0].pk, image, img ? img->version : ver,
-                      img ? img->hasVersion : verInt, img != 0 || !image);
+    rc = rebase_guard(c, t->name, a[0].pk, image, ver, verInt, img != 0 || !image);
   } else if (rc == SQLITE_OK && !hold && (keep || (!pending && had))) {
     s = ctx_stmt(c, keep ? STMT_SHADOW_PUT : STMT_SHADOW_DROP);
     if (!s) rc = sqlite3_errcode(c->db);
@@ -537,7 +543,7 @@ static int ack_key(SyncCtx *c, AckItem *a, int n, char **pzErr) {
       sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
       sqlite3_bind_text(s, 2, a[0].pk, -1, SQLITE_STATIC);
       if (keep && img->row) sqlite3_bind_text(s, 3, img->row, -1, SQLITE_STATIC);
-      if (keep && img->hasVersion) sqlite3_bind_int64(s, 4, img->version);
+      if (keep && verInt) sqlite3_bind_int64(s, 4, ver);
       rc = ctx_run(c, s);
     }
   }
@@ -569,8 +575,9 @@ static int ack_resolve(SyncCtx *c, AckItem *a, int n, sqlite3_int64 *pDone, char
     if (!a[i].dup) k[nk - 1].last = a[i].pos;
   }
   qsort(k, nk, sizeof(*k), ack_key_by_last);
+  sqlite3_int64 pulled = rebase_pulled_version(c);
   for (int i = 0; i < nk && rc == SQLITE_OK; i++)
-    rc = ack_key(c, a + k[i].first, k[i].n, pzErr);
+    rc = ack_key(c, a + k[i].first, k[i].n, pulled, pzErr);
   sqlite3_free(k);
   /* Rows that could not take the server's state while another key of the
   ** answer was still in the way try again now that all are resolved. */

@@ -31,6 +31,7 @@
 #include "table.h"
 #include "value.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* Records row (NULL = absent) as the server's image of key pk, unless the
@@ -577,6 +578,28 @@ int rebase_before_pull(SyncCtx *c) {
   char *cursor = ctx_meta_get(c, "cursor");
   sqlite3_free(cursor);
   return cursor == 0;
+}
+
+/* sync_meta 'pulled_version': the highest version of any change a page
+** (or an event) has brought. An image whose version is higher is of a
+** change no page applied yet has carried: its echo, or a later change of
+** its key, is still to come, and a page fetched earlier may still bring an
+** older row of the key (outbox.c, ack_key). Versions of another database
+** mean nothing: a resync forgets it (resync.c). */
+int rebase_pulled(SyncCtx *c, sqlite3_int64 top) {
+  sqlite3_stmt *s = ctx_stmt(c, STMT_META_MAX);
+  if (!s) return sqlite3_errcode(c->db);
+  sqlite3_bind_text(s, 1, "pulled_version", -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 2, top);
+  return ctx_run(c, s);
+}
+
+/* The highest version pulled (rebase_pulled), or -1 when none was. */
+sqlite3_int64 rebase_pulled_version(SyncCtx *c) {
+  char *v = ctx_meta_get(c, "pulled_version");
+  sqlite3_int64 n = v ? strtoll(v, 0, 10) : -1;
+  sqlite3_free(v);
+  return n;
 }
 
 /* Re-derives the visible row of key pk (the canonical key text) of table t

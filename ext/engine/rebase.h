@@ -8,6 +8,8 @@
 #include "table.h"
 
 int rebase_before_pull(SyncCtx *);
+int rebase_pulled(SyncCtx *, sqlite3_int64 top);
+sqlite3_int64 rebase_pulled_version(SyncCtx *);
 int rebase_key(SyncCtx *, SyncTable *, const char *pk, int fresh, int *pFell, char **pzErr);
 int rebase_write(SyncCtx *, SyncTable *, const char *pk, const char *image, int gone, int *pPending,
                  int *pNet, int *pFell, char **pzErr);

@@ -70,6 +70,7 @@ int resync_start(SyncCtx *c) {
   rc = ctx_exec(c, "SAVEPOINT sync_resync_start");
   if (rc != SQLITE_OK) return rc;
   rc = ctx_meta_del(c, "cursor");
+  if (rc == SQLITE_OK) rc = ctx_meta_del(c, "pulled_version");
   sqlite3_int64 staged = 0;
   if (rc == SQLITE_OK) rc = inbox_count(c, &staged);
   if (rc == SQLITE_OK && staged) rc = inbox_clear(c);
