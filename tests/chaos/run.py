@@ -134,6 +134,9 @@ class ServerState:
     def items(self):
         return [(i, int(v), t) for i, v, t in self.rows("SELECT id, val, tag FROM items ORDER BY id")]
 
+    def head(self):
+        return int(self.rows("SELECT version FROM _syncd_state")[0][0])
+
     def audit_tags(self):
         return [t for (t,) in self.rows("SELECT tag FROM chaos_audit")]
 
@@ -289,10 +292,21 @@ def main():
         for proxy in proxies:
             proxy.calm()
 
+        def caught_up(p, head):
+            """The client's pull has reached the server's head: until then
+            its rows are what it has pulled so far, not the end state.
+            The cursor is read as syncd writes it, <database id>-<version>."""
+            cur = query(p.db, "SELECT value FROM sync_meta WHERE key = 'cursor'")
+            ver = cur[0][0].rsplit("-", 1)[-1] if cur else ""
+            return ver.isdigit() and int(ver) >= head
+
         def converged():
             srv = state.items()
+            head = state.head()
             for p in procs:
                 if query(p.db, "SELECT count(*) FROM sync_outbox")[0][0]:
+                    return False
+                if not caught_up(p, head):
                     return False
                 if query(p.db, "SELECT * FROM items ORDER BY id") != srv:
                     return False
