@@ -1,7 +1,7 @@
 """Convergence over a schema the model-based test does not use.
 
     schemas_run.py [--seeds "1 2 3" | --seeds 1-50] [--ops 400] [--worker]
-                   [--solo] [--batch N] [--kills 0.01] [--keep]
+                   [--solo] [--batch N] [--kills 0.01] [--faults] [--keep]
 
 The schema (the same on syncd and on every client) has what apps have and
 tests/converge/schema.sql does not: a tree of folders that cascades to
@@ -16,7 +16,11 @@ deletes that cascade, and transactions that roll back; a write SQLite
 refuses is the app's error and is skipped. The first two clients sync (sync_push, then sync_pull) at
 random moments; the third runs the background worker with --worker, else
 syncs as they do (then a seed replays exactly). syncd is SIGKILLed and
-restarted at random (--kills: the chance after each write).
+restarted at random (--kills: the chance after each write). --faults puts
+each client behind a fault proxy (tests/chaos/proxy.py: connections
+reset, answers stalled, cut or lost behind a 502, pushes replayed), calmed
+before the end; a sync that fails is tried again at the client's next
+turn.
 
 Checked:
   - without --worker, after each sync of a client, every key it has
@@ -50,6 +54,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
 from e2e_util import Syncd, connect  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "chaos"))
+from proxy import FaultProxy  # noqa: E402
 
 SCHEMA = """
 CREATE TABLE folders(id INTEGER PRIMARY KEY,
@@ -158,6 +165,21 @@ def write(c, rng):
         c.execute("DELETE FROM blobs WHERE id = ?", (rng.randrange(1, 6),))
 
 
+def sync(c, faults, push=True):
+    """sync_push then sync_pull; True when both went through. Under --faults
+    either may fail (a reset, a 502, a cut answer): the client tries again
+    at its next turn, as an app would."""
+    try:
+        if push:
+            c.execute("SELECT sync_push()")
+        c.execute("SELECT sync_pull()")
+        return True
+    except sqlite3.Error:
+        if not faults:
+            raise
+        return False
+
+
 def check_settled_keys(srv, c, who):
     """Every key c has nothing pending for equals the server's row."""
     pending = set(c.execute("SELECT table_name, pk FROM sync_pending").fetchall())
@@ -179,9 +201,13 @@ def run(seed, a):
         f.write(SCHEMA)
     srv = Syncd(dir, schema=schema)
     clients = []
+    # --faults: each client reaches syncd through its own fault proxy
+    proxies = [FaultProxy("127.0.0.1", srv.port, random.Random(rng.random()))
+               for _ in range(3 if a.faults else 0)]
     ok = False
     try:
-        clients = [client(os.path.join(dir, "c%d.db" % i), srv.url, a.batch) for i in range(3)]
+        clients = [client(os.path.join(dir, "c%d.db" % i),
+                          proxies[i].url if proxies else srv.url, a.batch) for i in range(3)]
         manual = clients[:2] if a.worker else clients
         if a.worker:
             clients[2].execute("SELECT sync_start()")
@@ -195,21 +221,21 @@ def run(seed, a):
             except sqlite3.Error:
                 refused += 1
             if clients[i] in manual and rng.random() < 0.15:
-                clients[i].execute("SELECT sync_push()")
-                clients[i].execute("SELECT sync_pull()")
-                if not a.worker:  # the worker may push between the pull and the check
+                if sync(clients[i], a.faults) and not a.worker:
+                    # (the worker may push between the pull and the check)
                     check_settled_keys(srv, clients[i], "client %d after write %d" % (i, n))
             if rng.random() < a.kills:
                 srv.restart(signal.SIGKILL)  # the same port: the clients keep its url
+        for p in proxies:
+            p.calm()
         deadline = time.monotonic() + a.timeout
         while True:
             for c in manual:
-                c.execute("SELECT sync_push()")
-                c.execute("SELECT sync_pull()")
+                sync(c, a.faults)
             if a.worker:
                 time.sleep(0.3)
                 for c in manual:
-                    c.execute("SELECT sync_pull()")
+                    sync(c, a.faults, push=False)
             want = {t: server_rows(srv, t) for t in KEYS}
             got = [{t: rows(c, t) for t in KEYS} for c in clients]
             pending = [c.execute("SELECT count(*) FROM sync_pending").fetchone()[0] for c in clients]
@@ -234,6 +260,8 @@ def run(seed, a):
             clients[2].execute("SELECT sync_stop()")
         for c in clients:
             c.close()
+        for p in proxies:
+            p.close()
         srv.stop()
         if a.keep or not ok:
             print("schemas: seed %d: its databases and syncd's log are kept in %s" % (seed, dir))
@@ -257,6 +285,8 @@ def main():
     ap.add_argument("--solo", action="store_true", help="only the first client writes")
     ap.add_argument("--batch", type=int, help="every client's push batch_size")
     ap.add_argument("--kills", type=float, default=0.01, help="chance of a SIGKILL after a write")
+    ap.add_argument("--faults", action="store_true",
+                    help="each client through a fault proxy (tests/chaos/proxy.py)")
     ap.add_argument("--timeout", type=int, default=120, help="seconds to converge at the end")
     ap.add_argument("--keep", action="store_true", help="keep each run's folder (a failing one is kept)")
     a = ap.parse_args()
