@@ -271,8 +271,10 @@ static dialect_result pg_settle(dialect_conn *c, dialect_result r, char **reason
 /* The deferred constraints checked now: a key change's children may refer
 ** to the new row only once the batch has written it. Any failure rolls the
 ** batch back to be run strict (push.c), where the mutation at fault is
-** refused as before; only a broken connection is an error. */
-static int pg_fk_dangling(dialect_conn *c, char **err) {
+** refused as before (no row of w is named); only a broken connection is an
+** error. */
+static int pg_fk_dangling(dialect_conn *c, dialect_written *w, int n, char **err) {
+  (void)w, (void)n;
   if (!c->fk_end) return 0;
   char *why = 0;
   int failed = pgc_exec(c, "SET CONSTRAINTS ALL IMMEDIATE", &why);

@@ -38,6 +38,7 @@
 
 #include "dialect.h"
 #include "sqlite_durable.h"
+#include "sqlite_fk.h"
 #include "sqlite_open.h"
 #include "sqlite_row.h"
 #include "sqlite_sql.h"
@@ -265,6 +266,10 @@ static int sq_release(dialect_conn *c, char **err) {
   return run(c->h->db, "RELEASE m", 0, 0, err);
 }
 
+/* SQLite's own words for a reference to no row, for one it could only
+** count (a deferred foreign key) */
+static const char fk_failed[] = "FOREIGN KEY constraint failed";
+
 static dialect_result sq_settle(dialect_conn *c, dialect_result r, char **reason, char **err) {
   sqlite3 *db = c->h->db;
   if (r == DIALECT_REJECTED && sqlite3_get_autocommit(db)) return DIALECT_ENDED;
@@ -278,19 +283,20 @@ static dialect_result sq_settle(dialect_conn *c, dialect_result r, char **reason
   int fks = 0, hi;
   if (r == DIALECT_OK && !c->fk_end &&
       sqlite3_db_status(db, SQLITE_DBSTATUS_DEFERRED_FKS, &fks, &hi, 0) == 0 && fks > 0) {
-    *reason = wire_errf("FOREIGN KEY constraint failed");
+    *reason = wire_errf("%s", fk_failed);
     return DIALECT_REJECTED;
   }
   return r;
 }
 
-static int sq_fk_dangling(dialect_conn *c, char **err) {
+static int sq_fk_dangling(dialect_conn *c, dialect_written *w, int n, char **err) {
   int fks = 0, hi;
   if (sqlite3_db_status(c->h->db, SQLITE_DBSTATUS_DEFERRED_FKS, &fks, &hi, 0) != 0)
     return *err = wire_errf("foreign key count unavailable"), -1;
   if (fks == 0) return 0;
+  int rc = sqlite_fk_find(c->h->db, w, n, fk_failed, err);
   roll_back(c);
-  return 1;
+  return rc ? -1 : 1;
 }
 
 /* ---- opening: schema, catalog, db id, backfill ---- */

@@ -795,6 +795,97 @@ class SqliteProtocolTest(SqliteStore, ProtocolTests, unittest.TestCase):
         self.assertReason(res[0], "fk")
         self.assertEqual([r["status"] for r in res[1:]], ["applied", "applied"])
 
+    def test_a_dangling_child_does_not_refuse_a_key_change_of_the_same_batch(self):
+        # c1 moves list 7 to key 8 (its item's key follows: the item's new
+        # row comes before the new list's); in the same batch a child of a
+        # list no one has. Only that child is refused: the key change, whose
+        # new item refers to a row the batch writes later, is applied.
+        s = self.server()
+        item = {"table": "items", "op": "insert", "pk": {"list_id": 7, "pos": 1},
+                "data": {"list_id": 7, "pos": 1, "label": "x"}}
+        lst = {"table": "lists", "op": "insert", "pk": {"id": 7}, "data": {"id": 7, "name": "l"}}
+        note = {"id": 3, "table": "notes", "op": "insert", "pk": {"id": 5},
+                "data": {"id": 5, "list_id": 7}}
+        res = s.push("c1", [dict(lst, id=1), dict(item, id=2), note])
+        self.assertEqual([r["status"] for r in res], ["applied"] * 3, res)
+        batch = [
+            dict(item, id=4, op="delete", data=None),
+            dict(item, id=5, pk={"list_id": 8, "pos": 1}, data={"list_id": 8, "pos": 1}),
+            {"id": 6, "table": "notes", "op": "update", "pk": {"id": 5}, "data": {"list_id": 8}},
+            dict(item, id=7, pk={"list_id": 99, "pos": 1}, data={"list_id": 99, "pos": 1}),
+            dict(lst, id=8, op="delete", data=None),
+            dict(lst, id=9, pk={"id": 8}, data={"id": 8, "name": "l"}),
+            dict(item, id=10, pk={"list_id": 8, "pos": 2}, data={"list_id": 8, "pos": 2})]
+        batch = [{k: v for k, v in m.items() if v is not None} for m in batch]
+        res = s.push("c1", batch)
+        self.assertEqual([r["status"] for r in res],
+                         ["applied"] * 3 + ["rejected"] + ["applied"] * 3, res)
+        self.assertReason(res[3], "fk")
+        # the refusal is recorded like any other: a replay answers the same
+        self.assertEqual(s.push("c1", batch), res)
+        changes, _ = s.pull_all("c2")
+        live = sorted((c["table"], json.dumps(c["pk"], sort_keys=True))
+                      for c in changes if c["row"] is not None)
+        self.assertEqual(live, [("items", '{"list_id": 8, "pos": 1}'),
+                                ("items", '{"list_id": 8, "pos": 2}'),
+                                ("lists", '{"id": 1}'), ("lists", '{"id": 8}'),
+                                ("notes", '{"id": 5}')])
+
+    def test_rows_referring_to_no_row_are_found_by_key(self):
+        # WITHOUT ROWID tables (foreign_key_check names no rowid there), a
+        # key of two columns, a table referring to itself, and a row the
+        # batch writes twice (both writes refused, one run after the other)
+        path = f"{self.tmp}/schema.sql"
+        with open(path, "w") as f:
+            f.write("CREATE TABLE folders(a TEXT, b INTEGER, PRIMARY KEY(a, b)) WITHOUT ROWID;"
+                    "CREATE TABLE docs(id TEXT PRIMARY KEY, fa TEXT, fb INTEGER,"
+                    " up TEXT REFERENCES docs(id),"
+                    " FOREIGN KEY(fa, fb) REFERENCES folders(a, b)) WITHOUT ROWID;")
+        s = self.server(schema=path)
+
+        def mut(mid, table, op, pk, data=None):
+            return dict({"id": mid, "table": table, "op": op, "pk": pk},
+                        **({"data": data} if data else {}))
+        x1, x2 = {"a": "x", "b": 1}, {"a": "x", "b": 2}
+        res = s.push("c1", [mut(1, "folders", "insert", x1, x1),
+                            mut(2, "docs", "insert", {"id": "d1"}, {"id": "d1", "fa": "x", "fb": 1})])
+        self.assertEqual([r["status"] for r in res], ["applied"] * 2, res)
+        res = s.push("c1", [
+            mut(3, "docs", "update", {"id": "d1"}, {"fb": 2}),
+            mut(4, "docs", "insert", {"id": "d2"}, {"id": "d2", "up": "gone"}),
+            mut(5, "docs", "insert", {"id": "d3"}, {"id": "d3", "fa": "x", "up": "d1"}),
+            mut(6, "docs", "insert", {"id": "d4"}, {"id": "d4", "fa": "y", "fb": 9}),
+            mut(7, "docs", "update", {"id": "d4"}, {"up": "d1"}),
+            mut(8, "folders", "delete", x1),
+            mut(9, "folders", "insert", x2, x2)])
+        self.assertEqual([r["status"] for r in res],
+                         ["applied", "rejected", "applied", "rejected", "rejected", "applied",
+                          "applied"], res)
+        for r in (res[1], res[3], res[4]):
+            self.assertReason(r, "fk")
+        changes, _ = s.pull_all("c2")
+        live = {(c["table"], json.dumps(c["row"], sort_keys=True))
+                for c in changes if c["row"] is not None}
+        self.assertEqual(live, {("folders", '{"a": "x", "b": 2}'),
+                                ("docs", '{"fa": "x", "fb": 2, "id": "d1", "up": null}'),
+                                ("docs", '{"fa": "x", "fb": null, "id": "d3", "up": "d1"}')})
+
+    def test_a_parent_deleted_under_its_children_runs_the_batch_strict(self):
+        # the rows left referring to no row are none the batch wrote: the
+        # batch runs with each mutation held to the keys, as before
+        s = self.server()
+        res = s.push("c1", [{"id": 1, "table": "items", "op": "insert",
+                             "pk": {"list_id": 1, "pos": 1}, "data": {"list_id": 1, "pos": 1}}])
+        self.assertEqual(res[0]["status"], "applied", res)
+        res = s.push("c1", [
+            {"id": 2, "table": "lists", "op": "delete", "pk": {"id": 1}},
+            {"id": 3, "table": "items", "op": "insert", "pk": {"list_id": 99, "pos": 1},
+             "data": {"list_id": 99, "pos": 1}},
+            ins(4, "a")])
+        self.assertReason(res[0], "fk")
+        self.assertReason(res[1], "fk")
+        self.assertEqual(res[2]["status"], "applied", res)
+
 
 class PgProtocolTest(PgStore, ProtocolTests, unittest.TestCase):
     reasons = {"check": "check constraint", "not_null": "not-null constraint",
