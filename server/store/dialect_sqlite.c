@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "dialect.h"
+#include "fk_sql.h"
 #include "sqlite_durable.h"
 #include "sqlite_fk.h"
 #include "sqlite_open.h"
@@ -289,14 +290,17 @@ static dialect_result sq_settle(dialect_conn *c, dialect_result r, char **reason
   return r;
 }
 
+/* SQLite counts the references left broken but names none: the rows of w
+** at fault are looked up (sqlite_fk.c) before the batch is rolled back. */
 static int sq_fk_dangling(dialect_conn *c, dialect_written *w, int n, char **err) {
   int fks = 0, hi;
   if (sqlite3_db_status(c->h->db, SQLITE_DBSTATUS_DEFERRED_FKS, &fks, &hi, 0) != 0)
     return *err = wire_errf("foreign key count unavailable"), -1;
   if (fks == 0) return 0;
-  int rc = sqlite_fk_find(c->h->db, w, n, fk_failed, err);
+  char *why = 0;
+  if (sqlite_fk_find(c->h->db, w, n, fk_failed, &why)) fk_sql_none(w, n, why);
   roll_back(c);
-  return rc ? -1 : 1;
+  return 1;
 }
 
 /* ---- opening: schema, catalog, db id, backfill ---- */

@@ -4,20 +4,23 @@
 ** end, where SQLite only counts the references left broken; PRAGMA
 ** foreign_key_check would name them, but it reads every row of every
 ** child table, and a client could have it run at every push. So each row
-** the batch wrote is looked up by its key, one query per table: the row,
-** when one of its foreign keys has every column set and no parent row
-** holds those values.
+** the batch wrote is looked up by its key, one query per table
+** (fk_sql.c): the row, when one of its foreign keys has every column set
+** and no parent row holds those values.
 **
 ** The parent is matched as SQLite's own check matches it in most schemas
 ** (the parent column's collation; affinities as a comparison of the two
-** columns applies them). A row named wrongly costs its writer a refusal
-** the strict run might not have made; a row missed leaves the batch broken
-** again, and push.c then runs it strict.
+** columns applies them, where SQLite applies the parent's to the child's
+** value: a TEXT parent '07' is 7's on a comparison, not on the check). A
+** row named wrongly costs its writer a refusal the strict run might not
+** have made; a row missed leaves the batch broken again, and push.c then
+** runs it strict.
 */
 #include "sqlite_fk.h"
 
 #include <string.h>
 
+#include "fk_sql.h"
 #include "sqlite_sql.h"
 #include "sqlite_stmt.h"
 
@@ -29,58 +32,52 @@ static const char fk_list[] =
     " pragma_table_info(f.\"table\", 'main') p WHERE p.pk = f.seq + 1))"
     " FROM pragma_foreign_key_list(?1, 'main') f ORDER BY f.id, f.seq";
 
-/* The query of t's row keyed ?1 (paths ?2 on) that refers to no row: its
-** text in *sql, NULL when t has no foreign key it can judge. 0, or -1
-** with *err. */
+/* The query of t's row keyed ?1 (paths ?2 on) that refers to no row
+** (fk_sql_query): *sql, NULL when t has no foreign key it can judge. 0, or
+** -1 with *err. */
 static int dangling_sql(sqlite3 *db, const catalog_table *t, char **sql, char **err) {
   sqlite3_stmt *st;
   *sql = 0;
   if (sqlite_stmt_get(db, fk_list, &st) != SQLITE_OK)
     return *err = wire_errf("%s", sqlite3_errmsg(db)), -1;
   sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
-  /* each key: "(set AND NOT EXISTS (parent))", its parts built apart */
-  sqlite3_str *out = sqlite3_str_new(db), *set = sqlite3_str_new(db), *match = sqlite3_str_new(db);
-  int rc, n_keys = 0, id = -1, judged = 0;
-  for (;;) {
-    rc = sqlite3_step(st);
-    int next = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -2;
-    if (next != id && id >= 0 && judged) {
-      sqlite3_str_appendf(out, "%s(%s AND NOT EXISTS (SELECT 1 %s))", n_keys++ ? " OR " : "",
-                          sqlite3_str_value(set), sqlite3_str_value(match));
+  /* the rows copied out of the statement into one buffer: each one's
+  ** columns NUL-terminated, a NULL as "" after a "0" (a text after a "1") */
+  sqlite3_str *text = sqlite3_str_new(0);
+  int rc, n = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    for (int i = 0; i < 4; i++) {
+      const char *v = (const char *)sqlite3_column_text(st, i);
+      sqlite3_str_appendchar(text, 1, v ? '1' : '0');
+      sqlite3_str_appendall(text, v ? v : "");
+      sqlite3_str_appendchar(text, 1, 0);
     }
-    if (rc != SQLITE_ROW) break;
-    const char *parent = (const char *)sqlite3_column_text(st, 1);
-    const char *from = (const char *)sqlite3_column_text(st, 2);
-    const char *to = (const char *)sqlite3_column_text(st, 3);
-    if (next != id) {
-      id = next, judged = 1;
-      sqlite3_str_reset(set);
-      sqlite3_str_reset(match);
-      sqlite3_str_appendf(match, "FROM \"main\".\"%w\" AS p WHERE ", parent);
-    } else {
-      sqlite3_str_appendall(set, " AND ");
-      sqlite3_str_appendall(match, " AND ");
-    }
-    if (!to) judged = 0;
-    sqlite3_str_appendf(set, "c.\"%w\" IS NOT NULL", from);
-    sqlite3_str_appendf(match, "p.\"%w\" = c.\"%w\"", to ? to : "", from);
+    n++;
   }
   sqlite_stmt_put(st);
-  sqlite3_free(sqlite3_str_finish(set));
-  sqlite3_free(sqlite3_str_finish(match));
-  char *keys = sqlite3_str_finish(out);
-  if (rc != SQLITE_DONE) {
-    sqlite3_free(keys);
-    return *err = wire_errf("%s", sqlite3_errmsg(db)), -1;
+  char *z = sqlite3_str_finish(text);
+  fk_col *k = sqlite3_malloc64(sizeof *k * (n + 1));
+  if (rc != SQLITE_DONE || (n && !z) || !k) {
+    if (rc == SQLITE_DONE)
+      *err = wire_errf("out of memory");
+    else
+      *err = wire_errf("%s", sqlite3_errmsg(db));
+    sqlite3_free(z);
+    sqlite3_free(k);
+    return -1;
   }
-  if (!n_keys) return sqlite3_free(keys), 0;
-  sqlite3_str *q = sqlite3_str_new(db);
-  sqlite3_str_appendf(q, "SELECT 1 FROM \"main\".\"%w\" AS c", t->name);
-  sqlite_sql_pk_where(q, t, 1, 2);
-  sqlite3_str_appendf(q, " AND (%s)", keys ? keys : "");
-  sqlite3_free(keys);
-  *sql = sqlite3_str_finish(q);
-  return *sql ? 0 : (*err = wire_errf("out of memory"), -1);
+  const char *at = z;
+  for (int i = 0; i < n; i++) {
+    const char *f[4];
+    for (int j = 0; j < 4; j++)
+      f[j] = *at == '1' ? at + 1 : 0, at += strlen(at) + 1;
+    k[i] = (fk_col){f[0], "main", f[1], f[2], f[3]};
+  }
+  int none = 1;
+  if (n) *sql = fk_sql_query(t, "main", k, n, sqlite_sql_pk_where, &none);
+  sqlite3_free(z);
+  sqlite3_free(k);
+  return *sql || none ? 0 : (*err = wire_errf("out of memory"), -1);
 }
 
 /* w[i] as it stands: reason copied when it refers to no row. */

@@ -765,6 +765,47 @@ class ProtocolTests:
             self.assertIn("error", data)
             self.assertTrue(resp.getheader("Allow"), (method, path))
 
+    def test_rows_referring_to_no_row_are_found_by_key(self):
+        # WITHOUT ROWID tables on SQLite (foreign_key_check names no rowid
+        # there), a key of two columns, a table referring to itself, and a
+        # row the batch writes twice (both writes refused, one run after the
+        # other); PostgreSQL defers DEFERRABLE keys only
+        tail, fk = (" WITHOUT ROWID", "") if self.backend == "sqlite" else ("", " DEFERRABLE")
+        path = f"{self.tmp}/schema.sql"
+        with open(path, "w") as f:
+            f.write(f"CREATE TABLE folders(a TEXT, b INTEGER, PRIMARY KEY(a, b)){tail};"
+                    f"CREATE TABLE docs(id TEXT PRIMARY KEY, fa TEXT, fb INTEGER,"
+                    f" up TEXT REFERENCES docs(id){fk},"
+                    f" FOREIGN KEY(fa, fb) REFERENCES folders(a, b){fk}){tail};")
+        s = self.server(schema=path)
+
+        def mut(mid, table, op, pk, data=None):
+            return dict({"id": mid, "table": table, "op": op, "pk": pk},
+                        **({"data": data} if data else {}))
+        x1, x2 = {"a": "x", "b": 1}, {"a": "x", "b": 2}
+        res = s.push("c1", [mut(1, "folders", "insert", x1, x1),
+                            mut(2, "docs", "insert", {"id": "d1"}, {"id": "d1", "fa": "x", "fb": 1})])
+        self.assertEqual([r["status"] for r in res], ["applied"] * 2, res)
+        res = s.push("c1", [
+            mut(3, "docs", "update", {"id": "d1"}, {"fb": 2}),
+            mut(4, "docs", "insert", {"id": "d2"}, {"id": "d2", "up": "gone"}),
+            mut(5, "docs", "insert", {"id": "d3"}, {"id": "d3", "fa": "x", "up": "d1"}),
+            mut(6, "docs", "insert", {"id": "d4"}, {"id": "d4", "fa": "y", "fb": 9}),
+            mut(7, "docs", "update", {"id": "d4"}, {"up": "d1"}),
+            mut(8, "folders", "delete", x1),
+            mut(9, "folders", "insert", x2, x2)])
+        self.assertEqual([r["status"] for r in res],
+                         ["applied", "rejected", "applied", "rejected", "rejected", "applied",
+                          "applied"], res)
+        for r in (res[1], res[3], res[4]):
+            self.assertReason(r, "fk")
+        changes, _ = s.pull_all("c2")
+        live = {(c["table"], json.dumps(c["row"], sort_keys=True))
+                for c in changes if c["row"] is not None}
+        self.assertEqual(live, {("folders", '{"a": "x", "b": 2}'),
+                                ("docs", '{"fa": "x", "fb": 2, "id": "d1", "up": null}'),
+                                ("docs", '{"fa": "x", "fb": null, "id": "d3", "up": "d1"}')})
+
 
 class SqliteProtocolTest(SqliteStore, ProtocolTests, unittest.TestCase):
     reasons = {"check": "check constraint failed", "not_null": "not null constraint failed",
@@ -831,45 +872,6 @@ class SqliteProtocolTest(SqliteStore, ProtocolTests, unittest.TestCase):
                                 ("lists", '{"id": 1}'), ("lists", '{"id": 8}'),
                                 ("notes", '{"id": 5}')])
 
-    def test_rows_referring_to_no_row_are_found_by_key(self):
-        # WITHOUT ROWID tables (foreign_key_check names no rowid there), a
-        # key of two columns, a table referring to itself, and a row the
-        # batch writes twice (both writes refused, one run after the other)
-        path = f"{self.tmp}/schema.sql"
-        with open(path, "w") as f:
-            f.write("CREATE TABLE folders(a TEXT, b INTEGER, PRIMARY KEY(a, b)) WITHOUT ROWID;"
-                    "CREATE TABLE docs(id TEXT PRIMARY KEY, fa TEXT, fb INTEGER,"
-                    " up TEXT REFERENCES docs(id),"
-                    " FOREIGN KEY(fa, fb) REFERENCES folders(a, b)) WITHOUT ROWID;")
-        s = self.server(schema=path)
-
-        def mut(mid, table, op, pk, data=None):
-            return dict({"id": mid, "table": table, "op": op, "pk": pk},
-                        **({"data": data} if data else {}))
-        x1, x2 = {"a": "x", "b": 1}, {"a": "x", "b": 2}
-        res = s.push("c1", [mut(1, "folders", "insert", x1, x1),
-                            mut(2, "docs", "insert", {"id": "d1"}, {"id": "d1", "fa": "x", "fb": 1})])
-        self.assertEqual([r["status"] for r in res], ["applied"] * 2, res)
-        res = s.push("c1", [
-            mut(3, "docs", "update", {"id": "d1"}, {"fb": 2}),
-            mut(4, "docs", "insert", {"id": "d2"}, {"id": "d2", "up": "gone"}),
-            mut(5, "docs", "insert", {"id": "d3"}, {"id": "d3", "fa": "x", "up": "d1"}),
-            mut(6, "docs", "insert", {"id": "d4"}, {"id": "d4", "fa": "y", "fb": 9}),
-            mut(7, "docs", "update", {"id": "d4"}, {"up": "d1"}),
-            mut(8, "folders", "delete", x1),
-            mut(9, "folders", "insert", x2, x2)])
-        self.assertEqual([r["status"] for r in res],
-                         ["applied", "rejected", "applied", "rejected", "rejected", "applied",
-                          "applied"], res)
-        for r in (res[1], res[3], res[4]):
-            self.assertReason(r, "fk")
-        changes, _ = s.pull_all("c2")
-        live = {(c["table"], json.dumps(c["row"], sort_keys=True))
-                for c in changes if c["row"] is not None}
-        self.assertEqual(live, {("folders", '{"a": "x", "b": 2}'),
-                                ("docs", '{"fa": "x", "fb": 2, "id": "d1", "up": null}'),
-                                ("docs", '{"fa": "x", "fb": null, "id": "d3", "up": "d1"}')})
-
     def test_a_parent_deleted_under_its_children_runs_the_batch_strict(self):
         # the rows left referring to no row are none the batch wrote: the
         # batch runs with each mutation held to the keys, as before
@@ -912,6 +914,34 @@ class PgProtocolTest(PgStore, ProtocolTests, unittest.TestCase):
                             ins(7, "b")])
         self.assertReason(res[0], "fk")
         self.assertEqual([r["status"] for r in res[1:]], ["applied", "applied"])
+
+    def test_a_dangling_child_does_not_refuse_a_key_change_of_the_same_batch(self):
+        # list 7 moves to key 8, its note following before the new list is
+        # written; a note of a list no one has, in the same batch, is the
+        # only one refused
+        s = self.server()
+        res = s.push("c1", [
+            {"id": 1, "table": "lists", "op": "insert", "pk": {"id": 7}, "data": {"id": 7}},
+            {"id": 2, "table": "notes", "op": "insert", "pk": {"id": 5},
+             "data": {"id": 5, "list_id": 7}}])
+        self.assertEqual([r["status"] for r in res], ["applied"] * 2, res)
+        batch = [
+            {"id": 3, "table": "notes", "op": "update", "pk": {"id": 5}, "data": {"list_id": 8}},
+            {"id": 4, "table": "notes", "op": "insert", "pk": {"id": 6},
+             "data": {"id": 6, "list_id": 99}},
+            {"id": 5, "table": "lists", "op": "delete", "pk": {"id": 7}},
+            {"id": 6, "table": "lists", "op": "insert", "pk": {"id": 8}, "data": {"id": 8}},
+            ins(7, "a")]
+        res = s.push("c1", batch)
+        self.assertEqual([r["status"] for r in res],
+                         ["applied", "rejected", "applied", "applied", "applied"], res)
+        self.assertReason(res[1], "fk")
+        self.assertIn('"notes"', res[1]["reason"])
+        self.assertEqual(s.push("c1", batch), res)
+        changes, _ = s.pull_all("c2")
+        live = sorted((c["table"], c["pk"]["id"]) for c in changes
+                      if c["row"] is not None and c["table"] != "todos")
+        self.assertEqual(live, [("lists", 1), ("lists", 8), ("notes", 5)])
 
     def test_values_follow_the_column_types(self):
         s = self.server()
