@@ -18,18 +18,28 @@
 #include "pg_sql.h"
 #include "pg_values.h"
 
-/* Each column of t's deferrable foreign keys: the key, its name, the
-** parent's schema and table, the child's and the parent's column. */
+/* Each column of t's deferrable foreign keys ($2 false), or of the
+** deferrable ones referring to t ($2 true): the key, its name, the other
+** table's schema and name, the child's and the parent's column. */
 static const char fk_list[] =
-    "SELECT co.oid, co.conname, pn.nspname, pc.relname, a.attname, pa.attname"
+    "SELECT co.oid, co.conname, CASE WHEN $2 THEN n.nspname ELSE pn.nspname END,"
+    " CASE WHEN $2 THEN cl.relname ELSE pc.relname END, a.attname, pa.attname"
     " FROM pg_constraint co JOIN pg_class cl ON cl.oid = co.conrelid"
     " JOIN pg_namespace n ON n.oid = cl.relnamespace"
     " JOIN pg_class pc ON pc.oid = co.confrelid JOIN pg_namespace pn ON pn.oid = pc.relnamespace"
     " CROSS JOIN LATERAL unnest(co.conkey, co.confkey) WITH ORDINALITY AS k(att, patt, i)"
     " JOIN pg_attribute a ON a.attrelid = co.conrelid AND a.attnum = k.att"
     " JOIN pg_attribute pa ON pa.attrelid = co.confrelid AND pa.attnum = k.patt"
-    " WHERE co.contype = 'f' AND co.condeferrable AND n.nspname = current_schema()"
-    " AND cl.relname = $1 ORDER BY co.oid, k.i";
+    " WHERE co.contype = 'f' AND co.condeferrable AND CASE WHEN $2"
+    " THEN pn.nspname = current_schema() AND pc.relname = $1"
+    " ELSE n.nspname = current_schema() AND cl.relname = $1 END ORDER BY co.oid, k.i";
+
+/* fk_dialect's: the key's values cast to their columns' types, as a write's are */
+static void key_value(sqlite3_str *sql, const catalog_table *t, int k) {
+  pgsql_value(sql, &t->cols[t->pk[k]], 1, 2 + k);
+}
+
+static const fk_dialect pg_fk = {pgsql_pk_where, key_value, 0};
 
 /* -1, *err set from why unless it is (why is freed). */
 static int fail(char *why, char **err) {
@@ -38,8 +48,8 @@ static int fail(char *why, char **err) {
   return -1;
 }
 
-/* w's row as it stands: the reason PostgreSQL gives when it refers to no
-** row through a key of keys (sql: fk_sql_query's). */
+/* w's row or deleted key as it stands: the reason PostgreSQL gives when
+** sql (fk_sql_refers's or fk_sql_orphans's over keys) finds it at fault. */
 static int judge(dialect_conn *c, const char *sql, const PGresult *keys, dialect_written *w,
                  char **err) {
   const catalog_table *t = w->t;
@@ -59,18 +69,23 @@ static int judge(dialect_conn *c, const char *sql, const PGresult *keys, dialect
   int i = PQntuples(r) ? atoi(PQgetvalue(r, 0, 0)) : -1;
   PQclear(r);
   /* PostgreSQL's own words for it */
-  if (i >= 0 && !(w->reason = wire_errf("insert or update on table \"%s\" violates foreign key"
-                                        " constraint \"%s\"",
-                                        t->name, PQgetvalue(keys, i, 1))))
+  if (i >= 0 &&
+      !(w->reason = w->deleted ? wire_errf("update or delete on table \"%s\" violates"
+                                           " foreign key constraint \"%s\" on table \"%s\"",
+                                           t->name, PQgetvalue(keys, i, 1), PQgetvalue(keys, i, 3))
+                               : wire_errf("insert or update on table \"%s\" violates"
+                                           " foreign key constraint \"%s\"",
+                                           t->name, PQgetvalue(keys, i, 1))))
     return *err = wire_errf("out of memory"), -1;
   return 0;
 }
 
-/* The rows of w[0..n) of w[0]'s table (seen: those judged). */
+/* The rows of w[0..n) of w[0]'s table, written or deleted as w[0] is
+** (seen: those judged). */
 static int judge_table(dialect_conn *c, dialect_written *w, int n, char *seen, char **err) {
   const catalog_table *t = w->t;
-  const char *p[1] = {t->name};
-  PGresult *keys = pgc_query(c, fk_list, 1, p, err);
+  const char *p[2] = {t->name, w->deleted ? "true" : "false"};
+  PGresult *keys = pgc_query(c, fk_list, 2, p, err);
   if (!keys) return -1;
   int nk = PQntuples(keys), none = 1, rc = 0;
   fk_col *k = sqlite3_malloc64(sizeof *k * (nk + 1));
@@ -78,10 +93,10 @@ static int judge_table(dialect_conn *c, dialect_written *w, int n, char *seen, c
   for (int i = 0; k && i < nk; i++)
     k[i] = (fk_col){PQgetvalue(keys, i, 0), PQgetvalue(keys, i, 2), PQgetvalue(keys, i, 3),
                     PQgetvalue(keys, i, 4), PQgetvalue(keys, i, 5)};
-  if (k && nk) sql = fk_sql_query(t, 0, k, nk, pgsql_pk_where, &none);
+  if (k && nk) sql = (w->deleted ? fk_sql_orphans : fk_sql_refers)(t, 0, k, nk, &pg_fk, &none);
   if (!k || (!sql && !none)) rc = -1, *err = wire_errf("out of memory");
   for (int j = 0; rc == 0 && j < n; j++) {
-    if (w[j].t != t) continue;
+    if (w[j].t != t || w[j].deleted != w->deleted) continue;
     seen[j] = 1;
     if (sql) rc = judge(c, sql, keys, &w[j], err);
   }
@@ -91,8 +106,8 @@ static int judge_table(dialect_conn *c, dialect_written *w, int n, char *seen, c
   return rc;
 }
 
-/* Give each row of w[0..n) that refers to no row PostgreSQL's reason. 0,
-** or -1 with *err. */
+/* Give each row of w[0..n) that refers to no row, and each key deleted
+** that rows still refer to, PostgreSQL's reason. 0, or -1 with *err. */
 static int find(dialect_conn *c, dialect_written *w, int n, char **err) {
   char *seen = sqlite3_malloc64(n + 1);
   if (!seen) return *err = wire_errf("out of memory"), -1;

@@ -21,9 +21,11 @@
 ** updates to the new key, then the old row's delete, then the new row's
 ** insert (as the client's ON UPDATE CASCADE ran), and checked one at a time
 ** the children's would be refused, the delete's cascade then taking them.
-** A batch that leaves one broken runs again without the writes of the rows
-** that refer to no row, where the dialect names them (fk_end): a key
-** change in the same batch as a child of a parent gone is still applied.
+** A batch that leaves one broken runs again without the mutations at
+** fault, where the dialect names them (fk_end): the writes of rows that
+** refer to no row, or the deletes of rows others still refer to; so a key
+** change in the same batch as a child of a parent gone, or as a parent's
+** delete under a child another client added, is still applied.
 ** Where it names none, or the batch is still broken after PUSH_FK_ROUNDS
 ** runs, the batch runs strict, each mutation held to them at once, so that
 ** only the ones that break them are refused.
@@ -243,10 +245,12 @@ static int hide_unreadable(const store *s, dialect_conn *c, const store_mutation
 
 /* At the batch's end (its mutations up to first were replays): 0 when no
 ** foreign key is left broken. Else the dialect rolled it back, and 1: it
-** runs again without the mutations whose rows refer to no row (each row's
-** last writer, refused unrun with the dialect's reason in doomed), or
-** strict once none is found or after PUSH_FK_ROUNDS runs (*fk counts
-** them). -1 (*err). */
+** runs again without the mutations at fault, refused unrun with the
+** dialect's reason in doomed: each row's last writer where rows the batch
+** wrote refer to no row, else the deletes of keys rows still refer to (a
+** child written after its parent's delete is the one at fault); or strict
+** once none is found or after PUSH_FK_ROUNDS runs (*fk counts them). -1
+** (*err). */
 static int fk_end(store *s, dialect_conn *c, const store_mutation *m, int n, const int *order,
                   const wire_outcome *res, char **doomed, long long first, int *fk, char **err) {
   dialect_written *w = sqlite3_malloc64(sizeof *w * n);
@@ -259,18 +263,22 @@ static int fk_end(store *s, dialect_conn *c, const store_mutation *m, int n, con
   for (int k = 0; k < n; k++) {
     const store_mutation *mu = &m[order[k]];
     const wire_outcome *o = &res[order[k]];
-    if (mu->id <= first || (k && mu->id == m[order[k - 1]].id) || !o->applied || !o->row ||
-        !o->version)
+    int deleted = mu->op == STORE_DELETE;
+    if (mu->id <= first || (k && mu->id == m[order[k - 1]].id) || !o->applied || !o->version ||
+        (!deleted && !o->row))
       continue;
     at[nw] = order[k];
-    w[nw++] = (dialect_written){catalog_table_find(&s->cat, mu->table), o->pk, 0};
+    w[nw++] = (dialect_written){catalog_table_find(&s->cat, mu->table), o->pk, deleted, 0};
   }
-  int broken = s->d->fk_dangling(c, w, nw, err);
+  int broken = s->d->fk_dangling(c, w, nw, err), writes = 0;
+  for (int i = 0; i < nw; i++)
+    writes |= w[i].reason && !w[i].deleted;
   for (int i = 0; i < nw; i++) {
     int later = 0;
     for (int j = i + 1; w[i].reason && j < nw && !later; j++)
-      later = w[j].t == w[i].t && strcmp(w[j].pk, w[i].pk) == 0;
-    if (broken > 0 && w[i].reason && !later && *fk + 1 < PUSH_FK_ROUNDS)
+      later = w[j].t == w[i].t && w[j].deleted == w[i].deleted && strcmp(w[j].pk, w[i].pk) == 0;
+    if (broken > 0 && w[i].reason && !later && !(writes && w[i].deleted) &&
+        *fk + 1 < PUSH_FK_ROUNDS)
       doomed[at[i]] = w[i].reason, w[i].reason = 0, named = 1;
     sqlite3_free(w[i].reason);
   }

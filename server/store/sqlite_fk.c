@@ -1,12 +1,15 @@
 /*
 ** sqlite_fk.c: the rows of a push batch that refer to rows that do not
-** exist at its end (sqlite_fk.h). A push defers foreign keys to the batch's
-** end, where SQLite only counts the references left broken; PRAGMA
-** foreign_key_check would name them, but it reads every row of every
-** child table, and a client could have it run at every push. So each row
-** the batch wrote is looked up by its key, one query per table
-** (fk_sql.c): the row, when one of its foreign keys has every column set
-** and no parent row holds those values.
+** exist at its end, and the keys it deleted that rows still refer to
+** (sqlite_fk.h). A push defers foreign keys to the batch's end, where
+** SQLite only counts the references left broken; PRAGMA foreign_key_check
+** would name them, but it reads every row of every child table, and a
+** client could have it run at every push. So each row the batch wrote is
+** looked up by its key, one query per table (fk_sql.c): the row, when one
+** of its foreign keys has every column set and no parent row holds those
+** values; and each key it deleted, when no row holds it and a row refers
+** to it through a foreign key on the parent's primary key (one on other
+** columns is not judged: their values went with the row).
 **
 ** The parent is matched as SQLite's own check matches it in most schemas
 ** (the parent column's collation; affinities as a comparison of the two
@@ -24,23 +27,37 @@
 #include "sqlite_sql.h"
 #include "sqlite_stmt.h"
 
-/* Each foreign key column of t with its parent's table and column, one key
-** after another; the parent column NULL when neither the key nor the
-** parent's primary key names it. */
-static const char fk_list[] =
-    "SELECT f.id, f.\"table\", f.\"from\", coalesce(f.\"to\", (SELECT p.name FROM"
-    " pragma_table_info(f.\"table\", 'main') p WHERE p.pk = f.seq + 1))"
-    " FROM pragma_foreign_key_list(?1, 'main') f ORDER BY f.id, f.seq";
+/* Each foreign key column of t (refers), or of every table referring to t
+** (referred), with the other table and the parent's column, one key after
+** another; the parent column NULL when neither the key nor the parent's
+** primary key names it. */
+#define FK_TO                                                                                      \
+  "coalesce(f.\"to\", (SELECT p.name FROM pragma_table_info(f.\"table\", 'main') p"                \
+  " WHERE p.pk = f.seq + 1))"
+static const char refers[] = "SELECT f.id, f.\"table\", f.\"from\", " FK_TO
+                             " FROM pragma_foreign_key_list(?1, 'main') f ORDER BY f.id, f.seq";
+static const char referred[] =
+    "SELECT f.id || ' ' || m.name, m.name, f.\"from\", " FK_TO
+    " FROM sqlite_schema m, pragma_foreign_key_list(m.name, 'main') f"
+    " WHERE m.type = 'table' AND f.\"table\" = ?1 COLLATE NOCASE ORDER BY m.name, f.id, f.seq";
 
-/* The query of t's row keyed ?1 (paths ?2 on) that refers to no row
-** (fk_sql_query): *sql, NULL when t has no foreign key it can judge. 0, or
-** -1 with *err. */
-static int dangling_sql(sqlite3 *db, const catalog_table *t, char **sql, char **err) {
+/* fk_dialect's: the key's values are read out of the JSON as a write's are */
+static void key_value(sqlite3_str *sql, const catalog_table *t, int k) {
+  (void)t;
+  sqlite_sql_val(sql, 1, 2 + k);
+}
+
+static const fk_dialect sqlite_fk = {sqlite_sql_pk_where, key_value, 1};
+
+/* The query that judges w's row (fk_sql_refers, or fk_sql_orphans for a
+** delete): *sql, NULL when no foreign key of it can be judged. 0, or -1
+** with *err. */
+static int dangling_sql(sqlite3 *db, const dialect_written *w, char **sql, char **err) {
   sqlite3_stmt *st;
   *sql = 0;
-  if (sqlite_stmt_get(db, fk_list, &st) != SQLITE_OK)
+  if (sqlite_stmt_get(db, w->deleted ? referred : refers, &st) != SQLITE_OK)
     return *err = wire_errf("%s", sqlite3_errmsg(db)), -1;
-  sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 1, w->t->name, -1, SQLITE_STATIC);
   /* the rows copied out of the statement into one buffer: each one's
   ** columns NUL-terminated, a NULL as "" after a "0" (a text after a "1") */
   sqlite3_str *text = sqlite3_str_new(0);
@@ -74,13 +91,15 @@ static int dangling_sql(sqlite3 *db, const catalog_table *t, char **sql, char **
     k[i] = (fk_col){f[0], "main", f[1], f[2], f[3]};
   }
   int none = 1;
-  if (n) *sql = fk_sql_query(t, "main", k, n, sqlite_sql_pk_where, &none);
+  if (n)
+    *sql = (w->deleted ? fk_sql_orphans : fk_sql_refers)(w->t, "main", k, n, &sqlite_fk, &none);
   sqlite3_free(z);
   sqlite3_free(k);
   return *sql || none ? 0 : (*err = wire_errf("out of memory"), -1);
 }
 
-/* w[i] as it stands: reason copied when it refers to no row. */
+/* w's row or deleted key as it stands: reason copied when sql finds it at
+** fault. */
 static int judge(sqlite3 *db, const char *sql, dialect_written *w, const char *reason, char **err) {
   sqlite3_stmt *st;
   if (sqlite_stmt_get(db, sql, &st) != SQLITE_OK)
@@ -105,9 +124,9 @@ int sqlite_fk_find(sqlite3 *db, dialect_written *w, int n, const char *reason, c
   for (int i = 0; rc == 0 && i < n; i++) {
     if (seen[i]) continue;
     char *sql = 0;
-    rc = dangling_sql(db, w[i].t, &sql, err);
+    rc = dangling_sql(db, &w[i], &sql, err);
     for (int j = i; rc == 0 && j < n; j++) {
-      if (w[j].t != w[i].t) continue;
+      if (w[j].t != w[i].t || w[j].deleted != w[i].deleted) continue;
       seen[j] = 1;
       if (sql) rc = judge(db, sql, &w[j], reason, err);
     }
