@@ -241,7 +241,7 @@ static int hide_unreadable(const store *s, dialect_conn *c, const store_mutation
 
 /* Runs of a batch that left a foreign key broken, refusing the writes of
 ** rows that refer to no row, before it runs strict. */
-#define PUSH_FK_ROUNDS 3
+#define PUSH_FK_ROUNDS 4
 
 /* At the batch's end (its mutations up to first were replays): 0 when no
 ** foreign key is left broken. Else the dialect rolled it back, and 1: it

@@ -20,6 +20,13 @@ INT_MAX = 9223372036854775807
 TRICKY_TEXT = 'quote " backslash \\ slash / newline \n tab \t emoji \U0001F600 nul-free \u00e9'
 
 
+X1, X2 = {"a": "x", "b": 1}, {"a": "x", "b": 2}
+
+
+def mut(mid, table, op, pk, data=None):
+    return dict({"id": mid, "table": table, "op": op, "pk": pk}, **({"data": data} if data else {}))
+
+
 class ProtocolTests:
     backend = None
     # Substrings (lower case) the database's own message carries per refusal.
@@ -765,11 +772,11 @@ class ProtocolTests:
             self.assertIn("error", data)
             self.assertTrue(resp.getheader("Allow"), (method, path))
 
-    def test_rows_referring_to_no_row_are_found_by_key(self):
-        # WITHOUT ROWID tables on SQLite (foreign_key_check names no rowid
-        # there), a key of two columns, a table referring to itself, and a
-        # row the batch writes twice (both writes refused, one run after the
-        # other); PostgreSQL defers DEFERRABLE keys only
+    def docs_server(self):
+        """A server whose folder x1 holds doc d1: WITHOUT ROWID tables on
+        SQLite (foreign_key_check names no rowid there), a key of two
+        columns, a table referring to itself (PostgreSQL defers DEFERRABLE
+        keys only)."""
         tail, fk = (" WITHOUT ROWID", "") if self.backend == "sqlite" else ("", " DEFERRABLE")
         path = f"{self.tmp}/schema.sql"
         with open(path, "w") as f:
@@ -778,22 +785,24 @@ class ProtocolTests:
                     f" up TEXT REFERENCES docs(id){fk},"
                     f" FOREIGN KEY(fa, fb) REFERENCES folders(a, b){fk}){tail};")
         s = self.server(schema=path)
-
-        def mut(mid, table, op, pk, data=None):
-            return dict({"id": mid, "table": table, "op": op, "pk": pk},
-                        **({"data": data} if data else {}))
-        x1, x2 = {"a": "x", "b": 1}, {"a": "x", "b": 2}
-        res = s.push("c1", [mut(1, "folders", "insert", x1, x1),
+        res = s.push("c1", [mut(1, "folders", "insert", X1, X1),
                             mut(2, "docs", "insert", {"id": "d1"}, {"id": "d1", "fa": "x", "fb": 1})])
         self.assertEqual([r["status"] for r in res], ["applied"] * 2, res)
+        return s
+
+    def test_rows_referring_to_no_row_are_found_by_key(self):
+        # d1's folder changes key; in the same batch, rows referring to no
+        # row, d4 written twice (both writes refused, one run after the
+        # other)
+        s = self.docs_server()
         res = s.push("c1", [
             mut(3, "docs", "update", {"id": "d1"}, {"fb": 2}),
             mut(4, "docs", "insert", {"id": "d2"}, {"id": "d2", "up": "gone"}),
             mut(5, "docs", "insert", {"id": "d3"}, {"id": "d3", "fa": "x", "up": "d1"}),
             mut(6, "docs", "insert", {"id": "d4"}, {"id": "d4", "fa": "y", "fb": 9}),
             mut(7, "docs", "update", {"id": "d4"}, {"up": "d1"}),
-            mut(8, "folders", "delete", x1),
-            mut(9, "folders", "insert", x2, x2)])
+            mut(8, "folders", "delete", X1),
+            mut(9, "folders", "insert", X2, X2)])
         self.assertEqual([r["status"] for r in res],
                          ["applied", "rejected", "applied", "rejected", "rejected", "applied",
                           "applied"], res)
@@ -805,6 +814,22 @@ class ProtocolTests:
         self.assertEqual(live, {("folders", '{"a": "x", "b": 2}'),
                                 ("docs", '{"fa": "x", "fb": 2, "id": "d1", "up": null}'),
                                 ("docs", '{"fa": "x", "fb": null, "id": "d3", "up": "d1"}')})
+
+    def test_a_refusal_that_leaves_another_row_without_its_parent(self):
+        # dA refers to no row, dB (written twice) to dA: the runs refuse dA,
+        # then dB's update, then dB's insert, and the key change is applied
+        s = self.docs_server()
+        res = s.push("c1", [
+            mut(3, "docs", "update", {"id": "d1"}, {"fb": 2}),
+            mut(4, "docs", "insert", {"id": "dA"}, {"id": "dA", "up": "gone"}),
+            mut(5, "docs", "insert", {"id": "dB"}, {"id": "dB", "up": "dA"}),
+            mut(6, "docs", "update", {"id": "dB"}, {"fb": None}),
+            mut(7, "folders", "delete", X1),
+            mut(8, "folders", "insert", X2, X2)])
+        self.assertEqual([r["status"] for r in res],
+                         ["applied"] + ["rejected"] * 3 + ["applied"] * 2, res)
+        for r in res[1:4]:
+            self.assertReason(r, "fk")
 
     def test_a_parent_deleted_under_a_child_does_not_refuse_a_key_change(self):
         # c1 moves list 7 to key 8 and deletes list 3, to which c2 has added
