@@ -291,7 +291,8 @@ static int fk_end(store *s, dialect_conn *c, const store_mutation *m, int n, con
 /* One try at a batch, in one transaction. Returns 0 (committed), -1 (failed,
 ** *err set), or i + 1 when m[i] ended the transaction itself: its reason is
 ** moved to doomed[i], and the caller tries again, refusing m[i] unrun (1
-** too when the dialect asked for the batch again). -1 with *stale 1: the
+** too when the dialect asked for the batch again, or when it left a
+** foreign key broken: fk_end). -1 with *stale 1: the
 ** schema changed (apply_one). *fast: try the batch in one go first
 ** (push_batch.c); cleared when that asked for the batch again. *fk: the
 ** runs that left a foreign key broken (fk_end); at PUSH_FK_ROUNDS, foreign
