@@ -56,6 +56,16 @@ typedef struct dialect_write {
                   ** its key as stored; a delete's: the deleted key in pk */
 } dialect_write;
 
+/* A row a push batch wrote (an insert's or update's, as stored at the
+** batch's end) or deleted, for fk_dangling to judge. */
+typedef struct dialect_written {
+  const catalog_table *t;
+  const char *pk; /* borrowed */
+  int deleted;    /* a delete's key: judged as a parent gone */
+  char *reason;   /* fk_dangling's, sqlite3_malloc'd: the row refers to no row,
+                  ** or rows refer to the key deleted */
+} dialect_written;
+
 /* Which transaction begin opens. A push's foreign keys are checked at the
 ** batch's end where the dialect has fk_dangling (a mutation may refer to a
 ** row a later one of the batch writes: a key change's children come before
@@ -125,11 +135,15 @@ typedef struct dialect {
   ** final. */
   dialect_result (*settle)(dialect_conn *c, dialect_result r, char **reason, char **err);
   /* After a DIALECT_PUSH batch's last mutation: 1 when it leaves a foreign
-  ** key broken (the transaction is then rolled back, and the batch runs
-  ** again as DIALECT_PUSH_STRICT, where the mutations that break one are
-  ** refused), 0 when none, -1 on failure (*err). NULL: every push is
-  ** strict. */
-  int (*fk_dangling)(dialect_conn *c, char **err);
+  ** key broken, 0 when none, -1 on failure (*err). On 1, each row of
+  ** w[0..n) (the rows the batch wrote or deleted) that refers to a row that
+  ** does not exist, or each key deleted that no row holds and rows still
+  ** refer to, gets the reason its mutation would have been refused with,
+  ** where the dialect can tell; then the transaction is rolled back.
+  ** push.c runs the batch again without those mutations, or, none named,
+  ** as DIALECT_PUSH_STRICT, where the mutations that break one are
+  ** refused. NULL: every push is strict. */
+  int (*fk_dangling)(dialect_conn *c, dialect_written *w, int n, char **err);
 
   /* Opening a store, inside a DIALECT_SETUP transaction: run schema_sql
   ** when the database has none yet and create the internal tables; fill

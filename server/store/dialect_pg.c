@@ -45,6 +45,7 @@
 #include "listen_pg.h"
 #include "pg_batch.h"
 #include "pg_conn.h"
+#include "pg_fk.h"
 #include "pg_log.h"
 #include "pg_sql.h"
 #include "pg_values.h"
@@ -266,20 +267,6 @@ static dialect_result pg_settle(dialect_conn *c, dialect_result r, char **reason
     return r;
   c->careful = 1;
   return pgc_exec(c, "ROLLBACK", err) ? DIALECT_FATAL : DIALECT_AGAIN;
-}
-
-/* The deferred constraints checked now: a key change's children may refer
-** to the new row only once the batch has written it. Any failure rolls the
-** batch back to be run strict (push.c), where the mutation at fault is
-** refused as before; only a broken connection is an error. */
-static int pg_fk_dangling(dialect_conn *c, char **err) {
-  if (!c->fk_end) return 0;
-  char *why = 0;
-  int failed = pgc_exec(c, "SET CONSTRAINTS ALL IMMEDIATE", &why);
-  sqlite3_free(why);
-  if (!failed) return 0;
-  c->careful = 1; /* the strict run refuses a mutation: savepoints */
-  return c->broken || pgc_exec(c, "ROLLBACK", err) ? -1 : 1;
 }
 
 /* ---- opening: schema, catalog, db id, backfill ---- */

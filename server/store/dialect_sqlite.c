@@ -37,7 +37,9 @@
 #include <string.h>
 
 #include "dialect.h"
+#include "fk_sql.h"
 #include "sqlite_durable.h"
+#include "sqlite_fk.h"
 #include "sqlite_open.h"
 #include "sqlite_row.h"
 #include "sqlite_sql.h"
@@ -265,6 +267,10 @@ static int sq_release(dialect_conn *c, char **err) {
   return run(c->h->db, "RELEASE m", 0, 0, err);
 }
 
+/* SQLite's own words for a reference to no row, for one it could only
+** count (a deferred foreign key) */
+static const char fk_failed[] = "FOREIGN KEY constraint failed";
+
 static dialect_result sq_settle(dialect_conn *c, dialect_result r, char **reason, char **err) {
   sqlite3 *db = c->h->db;
   if (r == DIALECT_REJECTED && sqlite3_get_autocommit(db)) return DIALECT_ENDED;
@@ -278,17 +284,21 @@ static dialect_result sq_settle(dialect_conn *c, dialect_result r, char **reason
   int fks = 0, hi;
   if (r == DIALECT_OK && !c->fk_end &&
       sqlite3_db_status(db, SQLITE_DBSTATUS_DEFERRED_FKS, &fks, &hi, 0) == 0 && fks > 0) {
-    *reason = wire_errf("FOREIGN KEY constraint failed");
+    *reason = wire_errf("%s", fk_failed);
     return DIALECT_REJECTED;
   }
   return r;
 }
 
-static int sq_fk_dangling(dialect_conn *c, char **err) {
+/* SQLite counts the references left broken but names none: the rows of w
+** at fault are looked up (sqlite_fk.c) before the batch is rolled back. */
+static int sq_fk_dangling(dialect_conn *c, dialect_written *w, int n, char **err) {
   int fks = 0, hi;
   if (sqlite3_db_status(c->h->db, SQLITE_DBSTATUS_DEFERRED_FKS, &fks, &hi, 0) != 0)
     return *err = wire_errf("foreign key count unavailable"), -1;
   if (fks == 0) return 0;
+  char *why = 0;
+  if (sqlite_fk_find(c->h->db, w, n, fk_failed, &why)) fk_sql_none(w, n, why);
   roll_back(c);
   return 1;
 }

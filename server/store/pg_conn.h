@@ -1,6 +1,6 @@
 /*
 ** pg_conn.h: a connection of the PostgreSQL dialect and how its statements
-** run (pg_conn.c), shared by dialect_pg.c and pg_log.c only.
+** run (pg_conn.c), shared by dialect_pg.c, pg_log.c and pg_fk.c only.
 */
 #ifndef SYNCD_PG_CONN_H
 #define SYNCD_PG_CONN_H

@@ -21,8 +21,14 @@
 ** updates to the new key, then the old row's delete, then the new row's
 ** insert (as the client's ON UPDATE CASCADE ran), and checked one at a time
 ** the children's would be refused, the delete's cascade then taking them.
-** A batch that leaves one broken runs again strict, each mutation held to
-** them at once, so that only the ones that break them are refused.
+** A batch that leaves one broken runs again without the mutations at
+** fault, where the dialect names them (fk_end): the writes of rows that
+** refer to no row, or the deletes of rows others still refer to; so a key
+** change in the same batch as a child of a parent gone, or as a parent's
+** delete under a child another client added, is still applied.
+** Where it names none, or the batch is still broken after PUSH_FK_ROUNDS
+** runs, the batch runs strict, each mutation held to them at once, so that
+** only the ones that break them are refused.
 **
 ** A dialect with write_batch may take the statements of a whole batch at
 ** once (push_batch.c): tried first, and left for the run above, one
@@ -233,20 +239,71 @@ static int hide_unreadable(const store *s, dialect_conn *c, const store_mutation
   return 0;
 }
 
+/* Runs of a batch that left a foreign key broken, refusing the writes of
+** rows that refer to no row, before it runs strict. */
+#define PUSH_FK_ROUNDS 4
+
+/* At the batch's end (its mutations up to first were replays): 0 when no
+** foreign key is left broken. Else the dialect rolled it back, and 1: it
+** runs again without the mutations at fault, refused unrun with the
+** dialect's reason in doomed: each row's last writer where rows the batch
+** wrote refer to no row, else the deletes of keys rows still refer to (a
+** child written after its parent's delete is the one at fault); or strict
+** once none is found or after PUSH_FK_ROUNDS runs (*fk counts them). -1
+** (*err). */
+static int fk_end(store *s, dialect_conn *c, const store_mutation *m, int n, const int *order,
+                  const wire_outcome *res, char **doomed, long long first, int *fk, char **err) {
+  dialect_written *w = sqlite3_malloc64(sizeof *w * n);
+  int *at = sqlite3_malloc64(sizeof *at * n), nw = 0, named = 0;
+  if (!w || !at) {
+    sqlite3_free(w);
+    sqlite3_free(at);
+    return *err = wire_errf("out of memory"), -1;
+  }
+  for (int k = 0; k < n; k++) {
+    const store_mutation *mu = &m[order[k]];
+    const wire_outcome *o = &res[order[k]];
+    int deleted = mu->op == STORE_DELETE;
+    if (mu->id <= first || (k && mu->id == m[order[k - 1]].id) || !o->applied || !o->version ||
+        (!deleted && !o->row))
+      continue;
+    at[nw] = order[k];
+    w[nw++] = (dialect_written){catalog_table_find(&s->cat, mu->table), o->pk, deleted, 0};
+  }
+  int broken = s->d->fk_dangling(c, w, nw, err), writes = 0;
+  for (int i = 0; i < nw; i++)
+    writes |= w[i].reason && !w[i].deleted;
+  for (int i = 0; i < nw; i++) {
+    int later = 0;
+    for (int j = i + 1; w[i].reason && j < nw && !later; j++)
+      later = w[j].t == w[i].t && w[j].deleted == w[i].deleted && strcmp(w[j].pk, w[i].pk) == 0;
+    if (broken > 0 && w[i].reason && !later && !(writes && w[i].deleted) &&
+        *fk + 1 < PUSH_FK_ROUNDS)
+      doomed[at[i]] = w[i].reason, w[i].reason = 0, named = 1;
+    sqlite3_free(w[i].reason);
+  }
+  sqlite3_free(w);
+  sqlite3_free(at);
+  if (broken > 0) *fk = named ? *fk + 1 : PUSH_FK_ROUNDS;
+  return broken;
+}
+
 /* One try at a batch, in one transaction. Returns 0 (committed), -1 (failed,
 ** *err set), or i + 1 when m[i] ended the transaction itself: its reason is
 ** moved to doomed[i], and the caller tries again, refusing m[i] unrun (1
-** too when the dialect asked for the batch again). -1 with *stale 1: the
+** too when the dialect asked for the batch again, or when it left a
+** foreign key broken: fk_end). -1 with *stale 1: the
 ** schema changed (apply_one). *fast: try the batch in one go first
-** (push_batch.c); cleared when that asked for the batch again. *strict:
-** foreign keys held at each mutation; set when the batch left one broken. */
+** (push_batch.c); cleared when that asked for the batch again. *fk: the
+** runs that left a foreign key broken (fk_end); at PUSH_FK_ROUNDS, foreign
+** keys are held at each mutation. */
 static int attempt(store *s, dialect_conn *c, const store_user *u, const char *client,
                    const store_mutation *m, int n, const int *order, wire_outcome *res,
-                   char **doomed, int *n_changed, int *stale, int *fast, int *strict, char **err) {
+                   char **doomed, int *n_changed, int *stale, int *fast, int *fk, char **err) {
   const dialect *d = s->d;
   long long last = 0;
-  int n_deleted = 0;
-  if (d->begin(c, *strict || !d->fk_dangling ? DIALECT_PUSH_STRICT : DIALECT_PUSH, err) ||
+  int n_deleted = 0, strict = *fk >= PUSH_FK_ROUNDS || !d->fk_dangling;
+  if (d->begin(c, strict ? DIALECT_PUSH_STRICT : DIALECT_PUSH, err) ||
       d->set_user(c, u ? u->sub : 0, u ? u->claims : 0, err) ||
       d->client_last(c, client, &last, err))
     return -1;
@@ -290,9 +347,9 @@ static int attempt(store *s, dialect_conn *c, const store_user *u, const char *c
     *n_changed += others[0];
     n_deleted += others[1];
   }
-  if (!*strict && d->fk_dangling) {
-    int broken = d->fk_dangling(c, err);
-    if (broken) return broken < 0 ? -1 : (*strict = 1);
+  if (!strict) {
+    int broken = fk_end(s, c, m, n, order, res, doomed, first, fk, err);
+    if (broken) return broken;
   }
   /* Finding the cutoff of the outcomes kept walks STORE_KEEP_OUTCOMES index
   ** entries: done when the last id crosses a multiple of STORE_PRUNE_EVERY,
@@ -358,12 +415,12 @@ int store_push_as(store *s, const store_user *u, const char *client, const store
       order[i] = i;
     qsort_r(order, n, sizeof *order, cmp_by_id, (void *)m);
   }
-  int tries = 0, busy = 0, stale = 0, fast = 1, strict = 0;
+  int tries = 0, busy = 0, stale = 0, fast = 1, fk = 0;
   while (rc > 0) {
     for (int i = 0; i < n; i++)
       wire_outcome_clear(&res[i]);
     *n_changed = 0;
-    rc = attempt(s, c, u, client, m, n, order, res, doomed, n_changed, &stale, &fast, &strict, err);
+    rc = attempt(s, c, u, client, m, n, order, res, doomed, n_changed, &stale, &fast, &fk, err);
     if (rc < 0 && stale > 0) {
       /* a name the catalog lacks, the schema changed: once more after a
       ** reload, where such a name is refused */

@@ -13,7 +13,9 @@ protocol, whose keys are JSON text, they are two. So:
     server's text, on every client (table.c, table_key_match: deletes and
     lookups by key match its text; an upsert that meets the row under the
     collation takes the server's key text);
-  - an INSERT OR REPLACE under another case converges too.
+  - an INSERT OR REPLACE under another case converges too;
+  - a key change pushed with a child of a row another client deleted keeps
+    its children's new key (only that child is refused: server/store/push.c).
 Every client ends equal to the server, nothing pending.
 """
 import sqlite3
@@ -100,6 +102,23 @@ class CollateKey(E2ETest):
         want = [[("A@x", "ann"), ("C@x", "bob")], [(1, "A@x", "one"), (2, "C@x", "two")],
                 [("k", 1, "v1")]]
         self.converged(s, (a, b, c), want)
+
+    def test_a_key_change_outlives_a_child_of_a_parent_gone(self):
+        # b deletes 'A@x'; a, not knowing, adds a child to it and moves
+        # 'B@x' to 'C@x' in one push. The batch leaves that child referring
+        # to no row: it alone is refused, and the key change's child keeps
+        # its new owner (run strict, its update was refused and the
+        # delete's SET NULL took its owner on every client)
+        s, a, b, c, _ = self.setup_rows()
+        b.db.execute("DELETE FROM u WHERE email = 'A@x'")
+        b.one("SELECT sync_push()")
+        a.db.execute("UPDATE u SET email = 'C@x' WHERE email = 'B@x'")
+        a.db.execute("INSERT INTO n VALUES (3, 'A@x', 'three')")
+        self.sync(a, b, c)
+        want = [[("C@x", "bob")], [(1, None, "one"), (2, "C@x", "two")], [("k", 1, "v1")]]
+        self.converged(s, (a, b, c), want)
+        self.assertEqual(a.rows("SELECT reason FROM sync_rejected"),
+                         [("FOREIGN KEY constraint failed",)])
 
     def test_delete_and_insert_under_another_case(self):
         # the child re-linked: on b and c the delete of 'A@x' waits for the

@@ -20,6 +20,13 @@ INT_MAX = 9223372036854775807
 TRICKY_TEXT = 'quote " backslash \\ slash / newline \n tab \t emoji \U0001F600 nul-free \u00e9'
 
 
+X1, X2 = {"a": "x", "b": 1}, {"a": "x", "b": 2}
+
+
+def mut(mid, table, op, pk, data=None):
+    return dict({"id": mid, "table": table, "op": op, "pk": pk}, **({"data": data} if data else {}))
+
+
 class ProtocolTests:
     backend = None
     # Substrings (lower case) the database's own message carries per refusal.
@@ -765,6 +772,113 @@ class ProtocolTests:
             self.assertIn("error", data)
             self.assertTrue(resp.getheader("Allow"), (method, path))
 
+    def docs_server(self):
+        """A server whose folder x1 holds doc d1: WITHOUT ROWID tables on
+        SQLite (foreign_key_check names no rowid there), a key of two
+        columns, a table referring to itself (PostgreSQL defers DEFERRABLE
+        keys only)."""
+        tail, fk = (" WITHOUT ROWID", "") if self.backend == "sqlite" else ("", " DEFERRABLE")
+        path = f"{self.tmp}/schema.sql"
+        with open(path, "w") as f:
+            f.write(f"CREATE TABLE folders(a TEXT, b INTEGER, PRIMARY KEY(a, b)){tail};"
+                    f"CREATE TABLE docs(id TEXT PRIMARY KEY, fa TEXT, fb INTEGER,"
+                    f" up TEXT REFERENCES docs(id){fk},"
+                    f" FOREIGN KEY(fa, fb) REFERENCES folders(a, b){fk}){tail};")
+        s = self.server(schema=path)
+        res = s.push("c1", [mut(1, "folders", "insert", X1, X1),
+                            mut(2, "docs", "insert", {"id": "d1"}, {"id": "d1", "fa": "x", "fb": 1})])
+        self.assertEqual([r["status"] for r in res], ["applied"] * 2, res)
+        return s
+
+    def test_rows_referring_to_no_row_are_found_by_key(self):
+        # d1's folder changes key; in the same batch, rows referring to no
+        # row, d4 written twice (both writes refused, one run after the
+        # other)
+        s = self.docs_server()
+        res = s.push("c1", [
+            mut(3, "docs", "update", {"id": "d1"}, {"fb": 2}),
+            mut(4, "docs", "insert", {"id": "d2"}, {"id": "d2", "up": "gone"}),
+            mut(5, "docs", "insert", {"id": "d3"}, {"id": "d3", "fa": "x", "up": "d1"}),
+            mut(6, "docs", "insert", {"id": "d4"}, {"id": "d4", "fa": "y", "fb": 9}),
+            mut(7, "docs", "update", {"id": "d4"}, {"up": "d1"}),
+            mut(8, "folders", "delete", X1),
+            mut(9, "folders", "insert", X2, X2)])
+        self.assertEqual([r["status"] for r in res],
+                         ["applied", "rejected", "applied", "rejected", "rejected", "applied",
+                          "applied"], res)
+        for r in (res[1], res[3], res[4]):
+            self.assertReason(r, "fk")
+        changes, _ = s.pull_all("c2")
+        live = {(c["table"], json.dumps(c["row"], sort_keys=True))
+                for c in changes if c["row"] is not None}
+        self.assertEqual(live, {("folders", '{"a": "x", "b": 2}'),
+                                ("docs", '{"fa": "x", "fb": 2, "id": "d1", "up": null}'),
+                                ("docs", '{"fa": "x", "fb": null, "id": "d3", "up": "d1"}')})
+
+    def test_a_refusal_that_leaves_another_row_without_its_parent(self):
+        # dA refers to no row, dB (written twice) to dA: the runs refuse dA,
+        # then dB's update, then dB's insert, and the key change is applied
+        s = self.docs_server()
+        res = s.push("c1", [
+            mut(3, "docs", "update", {"id": "d1"}, {"fb": 2}),
+            mut(4, "docs", "insert", {"id": "dA"}, {"id": "dA", "up": "gone"}),
+            mut(5, "docs", "insert", {"id": "dB"}, {"id": "dB", "up": "dA"}),
+            mut(6, "docs", "update", {"id": "dB"}, {"fb": None}),
+            mut(7, "folders", "delete", X1),
+            mut(8, "folders", "insert", X2, X2)])
+        self.assertEqual([r["status"] for r in res],
+                         ["applied"] + ["rejected"] * 3 + ["applied"] * 2, res)
+        for r in res[1:4]:
+            self.assertReason(r, "fk")
+
+    def test_a_parent_deleted_under_a_child_does_not_refuse_a_key_change(self):
+        # c1 moves list 7 to key 8 and deletes list 3, to which c2 has added
+        # a note meanwhile: only that delete is refused
+        s = self.server()
+        res = s.push("c1", [
+            {"id": 1, "table": "lists", "op": "insert", "pk": {"id": 7}, "data": {"id": 7}},
+            {"id": 2, "table": "lists", "op": "insert", "pk": {"id": 3}, "data": {"id": 3}},
+            {"id": 3, "table": "notes", "op": "insert", "pk": {"id": 5},
+             "data": {"id": 5, "list_id": 7}}])
+        res += s.push("c2", [{"id": 1, "table": "notes", "op": "insert", "pk": {"id": 6},
+                              "data": {"id": 6, "list_id": 3}}])
+        self.assertEqual([r["status"] for r in res], ["applied"] * 4, res)
+        res = s.push("c1", [
+            {"id": 4, "table": "notes", "op": "update", "pk": {"id": 5}, "data": {"list_id": 8}},
+            {"id": 5, "table": "lists", "op": "delete", "pk": {"id": 7}},
+            {"id": 6, "table": "lists", "op": "insert", "pk": {"id": 8}, "data": {"id": 8}},
+            {"id": 7, "table": "lists", "op": "delete", "pk": {"id": 3}}])
+        self.assertEqual([r["status"] for r in res], ["applied"] * 3 + ["rejected"], res)
+        self.assertReason(res[3], "fk")
+        changes, _ = s.pull_all("c3")
+        live = sorted((c["table"], c["pk"]["id"], (c["row"] or {}).get("list_id"))
+                      for c in changes if c["row"] is not None)
+        self.assertEqual(live, [("lists", 1, None), ("lists", 3, None), ("lists", 8, None),
+                                ("notes", 5, 8), ("notes", 6, 3)])
+
+    def test_a_fault_not_found_runs_the_batch_strict(self):
+        # a key that refers to other columns than the parent's key: its
+        # parent's delete is not traced to the rows left without it, and the
+        # batch runs with each mutation held to the keys
+        fk = "" if self.backend == "sqlite" else " DEFERRABLE"
+        path = f"{self.tmp}/schema.sql"
+        with open(path, "w") as f:
+            f.write("CREATE TABLE p(id INTEGER PRIMARY KEY, code TEXT UNIQUE);"
+                    f"CREATE TABLE ch(id INTEGER PRIMARY KEY, code TEXT REFERENCES p(code){fk});")
+        s = self.server(schema=path)
+        res = s.push("c1", [
+            {"id": 1, "table": "p", "op": "insert", "pk": {"id": 1}, "data": {"id": 1, "code": "a"}},
+            {"id": 2, "table": "p", "op": "insert", "pk": {"id": 2}, "data": {"id": 2, "code": "b"}},
+            {"id": 3, "table": "ch", "op": "insert", "pk": {"id": 1},
+             "data": {"id": 1, "code": "a"}}])
+        self.assertEqual([r["status"] for r in res], ["applied"] * 3, res)
+        res = s.push("c1", [
+            {"id": 4, "table": "p", "op": "delete", "pk": {"id": 1}},
+            {"id": 5, "table": "ch", "op": "insert", "pk": {"id": 2},
+             "data": {"id": 2, "code": "b"}}])
+        self.assertReason(res[0], "fk")
+        self.assertEqual(res[1]["status"], "applied", res)
+
 
 class SqliteProtocolTest(SqliteStore, ProtocolTests, unittest.TestCase):
     reasons = {"check": "check constraint failed", "not_null": "not null constraint failed",
@@ -795,6 +909,42 @@ class SqliteProtocolTest(SqliteStore, ProtocolTests, unittest.TestCase):
         self.assertReason(res[0], "fk")
         self.assertEqual([r["status"] for r in res[1:]], ["applied", "applied"])
 
+    def test_a_dangling_child_does_not_refuse_a_key_change_of_the_same_batch(self):
+        # c1 moves list 7 to key 8 (its item's key follows: the item's new
+        # row comes before the new list's); in the same batch a child of a
+        # list no one has. Only that child is refused: the key change, whose
+        # new item refers to a row the batch writes later, is applied.
+        s = self.server()
+        item = {"table": "items", "op": "insert", "pk": {"list_id": 7, "pos": 1},
+                "data": {"list_id": 7, "pos": 1, "label": "x"}}
+        lst = {"table": "lists", "op": "insert", "pk": {"id": 7}, "data": {"id": 7, "name": "l"}}
+        note = {"id": 3, "table": "notes", "op": "insert", "pk": {"id": 5},
+                "data": {"id": 5, "list_id": 7}}
+        res = s.push("c1", [dict(lst, id=1), dict(item, id=2), note])
+        self.assertEqual([r["status"] for r in res], ["applied"] * 3, res)
+        batch = [
+            dict(item, id=4, op="delete", data=None),
+            dict(item, id=5, pk={"list_id": 8, "pos": 1}, data={"list_id": 8, "pos": 1}),
+            {"id": 6, "table": "notes", "op": "update", "pk": {"id": 5}, "data": {"list_id": 8}},
+            dict(item, id=7, pk={"list_id": 99, "pos": 1}, data={"list_id": 99, "pos": 1}),
+            dict(lst, id=8, op="delete", data=None),
+            dict(lst, id=9, pk={"id": 8}, data={"id": 8, "name": "l"}),
+            dict(item, id=10, pk={"list_id": 8, "pos": 2}, data={"list_id": 8, "pos": 2})]
+        batch = [{k: v for k, v in m.items() if v is not None} for m in batch]
+        res = s.push("c1", batch)
+        self.assertEqual([r["status"] for r in res],
+                         ["applied"] * 3 + ["rejected"] + ["applied"] * 3, res)
+        self.assertReason(res[3], "fk")
+        # the refusal is recorded like any other: a replay answers the same
+        self.assertEqual(s.push("c1", batch), res)
+        changes, _ = s.pull_all("c2")
+        live = sorted((c["table"], json.dumps(c["pk"], sort_keys=True))
+                      for c in changes if c["row"] is not None)
+        self.assertEqual(live, [("items", '{"list_id": 8, "pos": 1}'),
+                                ("items", '{"list_id": 8, "pos": 2}'),
+                                ("lists", '{"id": 1}'), ("lists", '{"id": 8}'),
+                                ("notes", '{"id": 5}')])
+
 
 class PgProtocolTest(PgStore, ProtocolTests, unittest.TestCase):
     reasons = {"check": "check constraint", "not_null": "not-null constraint",
@@ -821,6 +971,34 @@ class PgProtocolTest(PgStore, ProtocolTests, unittest.TestCase):
                             ins(7, "b")])
         self.assertReason(res[0], "fk")
         self.assertEqual([r["status"] for r in res[1:]], ["applied", "applied"])
+
+    def test_a_dangling_child_does_not_refuse_a_key_change_of_the_same_batch(self):
+        # list 7 moves to key 8, its note following before the new list is
+        # written; a note of a list no one has, in the same batch, is the
+        # only one refused
+        s = self.server()
+        res = s.push("c1", [
+            {"id": 1, "table": "lists", "op": "insert", "pk": {"id": 7}, "data": {"id": 7}},
+            {"id": 2, "table": "notes", "op": "insert", "pk": {"id": 5},
+             "data": {"id": 5, "list_id": 7}}])
+        self.assertEqual([r["status"] for r in res], ["applied"] * 2, res)
+        batch = [
+            {"id": 3, "table": "notes", "op": "update", "pk": {"id": 5}, "data": {"list_id": 8}},
+            {"id": 4, "table": "notes", "op": "insert", "pk": {"id": 6},
+             "data": {"id": 6, "list_id": 99}},
+            {"id": 5, "table": "lists", "op": "delete", "pk": {"id": 7}},
+            {"id": 6, "table": "lists", "op": "insert", "pk": {"id": 8}, "data": {"id": 8}},
+            ins(7, "a")]
+        res = s.push("c1", batch)
+        self.assertEqual([r["status"] for r in res],
+                         ["applied", "rejected", "applied", "applied", "applied"], res)
+        self.assertReason(res[1], "fk")
+        self.assertIn('"notes"', res[1]["reason"])
+        self.assertEqual(s.push("c1", batch), res)
+        changes, _ = s.pull_all("c2")
+        live = sorted((c["table"], c["pk"]["id"]) for c in changes
+                      if c["row"] is not None and c["table"] != "todos")
+        self.assertEqual(live, [("lists", 1), ("lists", 8), ("notes", 5)])
 
     def test_values_follow_the_column_types(self):
         s = self.server()
