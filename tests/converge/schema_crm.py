@@ -59,7 +59,7 @@ TAGS = ["red", "Red", "blue", "ünï", "x", "y", "Ünï"]
 
 def write(c, rng):
     """One random write of the app; SQLite may refuse it (sqlite3.Error)."""
-    k = rng.randrange(30)
+    k = rng.randrange(33)
     pid, aid, tid = rng.choice(IDS), rng.choice(IDS), rng.choice(IDS)
     org, code = rng.choice(ORGS), rng.choice(CODES)
     if k == 0:
@@ -157,6 +157,19 @@ def write(c, rng):
     elif k == 29:
         c.execute("UPDATE task_tags SET tag = ? WHERE task = ? AND tag = ?",
                   (rng.randrange(1, 5), tid, rng.randrange(1, 5)))
+    # statements over several rows
+    elif k == 30:
+        c.execute("UPDATE tasks SET done = 1, assignee = ? WHERE org = ? AND code = ?",
+                  (rng.choice([None, 0, pid]), org, code))
+    elif k == 31:  # a UNIQUE shifted row by row: SQLite's order decides what collides
+        c.execute("UPDATE contacts SET phone = phone + ? WHERE account IS ?",
+                  (rng.choice([1, -1]), rng.choice([None, aid])))
+    elif k == 32:
+        if rng.random() < 0.5:
+            c.execute("INSERT OR IGNORE INTO task_tags(task, tag) SELECT id, ? FROM tasks WHERE org = ?",
+                      (rng.randrange(1, 5), org))
+        else:
+            c.execute("DELETE FROM task_tags WHERE tag = ?", (rng.randrange(1, 5),))
     else:
         c.execute("BEGIN")
         try:
