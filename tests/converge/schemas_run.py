@@ -87,10 +87,12 @@ class Failed(Exception):
     pass
 
 
-def server_rows(srv, s, table):
-    db = sqlite3.connect(srv.db, timeout=20)
+def server_tables(srv, s):
+    """Every table's rows on the server, read in one transaction."""
+    db = sqlite3.connect(srv.db, timeout=20, isolation_level=None)
     try:
-        return rows(db, s, table)
+        db.execute("BEGIN")
+        return {t: rows(db, s, t) for t in s.KEYS}
     finally:
         db.close()
 
@@ -171,8 +173,9 @@ def check_settled_keys(srv, s, c, who):
     pending = set(c.execute("SELECT table_name, pk FROM sync_pending").fetchall())
     if c.execute("SELECT count(*) FROM sync_inbox").fetchone()[0]:
         return  # rows waiting for the rest of a pull: not settled
+    server = server_tables(srv, s)
     for t in s.KEYS:
-        mine, theirs = rows(c, s, t), server_rows(srv, s, t)
+        mine, theirs = rows(c, s, t), server[t]
         for k in set(mine) | set(theirs):
             if (t, k) not in pending and mine.get(k) != theirs.get(k):
                 raise Failed("%s, nothing pending for %s %s: server %r, client %r"
@@ -219,7 +222,7 @@ def run(seed, a):
                 time.sleep(0.3)
                 for c in manual:
                     c.execute("SELECT sync_pull()")
-            want = {t: server_rows(srv, s, t) for t in s.KEYS}
+            want = server_tables(srv, s)
             got = [{t: rows(c, s, t) for t in s.KEYS} for c in clients]
             pending = [c.execute("SELECT count(*) FROM sync_pending").fetchone()[0] for c in clients]
             if all(g == want for g in got) and not any(pending):
