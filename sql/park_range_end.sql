@@ -1,9 +1,10 @@
 -- A row parked out of a UNIQUE index's way gets a value no row holds, also
 -- when the column's maximum is at the end of its range (converge-schemas
--- --schema 2 seed 67). Two swaps arrive in one page, each a cycle that
--- only a park breaks; the column holds 2^63-1 (and, in a REAL column,
--- 1e308): one past the maximum was 2^63 as a REAL (or Inf) for both parks,
--- so the second collided with the first and the page failed.
+-- --schema 2 seed 67 as generated at 33334c7). Two swaps arrive in one
+-- page, each a cycle that only a park breaks; the column holds 2^63-1
+-- (and, in a REAL column, 1e308): one past the maximum was 2^63 as a REAL
+-- (or Inf) for both parks, so the second collided with the first and the
+-- page failed.
 SELECT length(sync_init(NULL));
 CREATE TABLE contacts(id INTEGER PRIMARY KEY, phone INTEGER UNIQUE);
 CREATE TABLE gauges(id INTEGER PRIMARY KEY, level REAL UNIQUE);
