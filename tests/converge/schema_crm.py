@@ -11,7 +11,9 @@ an integer column (contacts.phone) that REPLACE and UPSERT write through,
 a WITHOUT ROWID junction table whose two foreign keys cascade, and
 deterministic DEFAULTs (constants and expressions) the app's inserts leave
 to SQLite. Values: REAL, BLOB with zero bytes, integers past 2^53 in data
-and in keys, text with quotes, newlines and non-ASCII characters.
+and in keys (and 2^63-1 next to a UNIQUE shifted by one), text with
+quotes, newlines and non-ASCII characters. The writes are schema 1's kinds
+through these tables, and statements that write several rows.
 """
 import sqlite3
 
@@ -42,7 +44,7 @@ KEYS = {"people": "json_object('id', id)", "accounts": "json_object('id', id)",
         "contacts": "json_object('id', id)",
         "projects": "json_object('org', org, 'code', code)", "tasks": "json_object('id', id)",
         "tags": "json_object('id', id)", "task_tags": "json_object('task', task, 'tag', tag)"}
-PULL_FIRST = True
+PULL_FIRST = True  # the seed row, before any write refers to it
 
 BIG = 2 ** 53 + 1  # an AUTOINCREMENT table numbers on from an explicit key this big
 IDS = list(range(1, 9)) + [BIG, BIG + 1, BIG + 2]
