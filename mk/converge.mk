@@ -43,7 +43,8 @@
 #                       keys, a composite key and foreign key, SET DEFAULT,
 #                       RESTRICT, a junction table), which test-converge
 #                       runs the same way (4 seeds, 2 with the worker, 4
-#                       with --solo, 2 with --solo --batch 3)
+#                       with --solo, 2 with --solo --batch 3, and 2 longer
+#                       ones with batches of 2 that a batch cut broke)
 #
 # CONVERGE_FLAGS passes more options to tests/converge/run.py (say
 # "--no-replace --no-swaps" while those defects are open, or "--shrink").
@@ -83,6 +84,7 @@ test-converge: $(EXT) server/syncd
 	$(SCHEMAS_RUN) --schema 2 --seeds "5 6" --worker || fail=1; \
 	$(SCHEMAS_RUN) --schema 2 --seeds "1 2 3 4" --solo || fail=1; \
 	$(SCHEMAS_RUN) --schema 2 --seeds "5 6" --solo --batch 3 || fail=1; \
+	$(SCHEMAS_RUN) --schema 2 --seeds "22 78" --solo --batch 2 --ops 1000 || fail=1; \
 	[ $$fail = 0 ]
 
 converge: $(EXT) server/syncd
