@@ -38,7 +38,13 @@
 #                       test-converge runs 4 seeds without and 2 with the
 #                       worker, and 4 with one writer (--solo: the server
 #                       must accept every mutation), 2 of them with push
-#                       batches of 3 ("--batch 3")
+#                       batches of 3 ("--batch 3"); "--schema 2" runs a
+#                       CRM / to-do app's schema instead (AUTOINCREMENT
+#                       keys, a composite key and foreign key, SET DEFAULT,
+#                       RESTRICT, a junction table), which test-converge
+#                       runs the same way (4 seeds, 2 with the worker, 4
+#                       with --solo, 2 with --solo --batch 3, and 2 longer
+#                       ones with batches of 2 that a batch cut broke)
 #
 # CONVERGE_FLAGS passes more options to tests/converge/run.py (say
 # "--no-replace --no-swaps" while those defects are open, or "--shrink").
@@ -74,6 +80,11 @@ test-converge: $(EXT) server/syncd
 	$(SCHEMAS_RUN) --seeds "5 6" --worker || fail=1; \
 	$(SCHEMAS_RUN) --seeds "1 2 3 4" --solo || fail=1; \
 	$(SCHEMAS_RUN) --seeds "3 15" --solo --batch 3 || fail=1; \
+	$(SCHEMAS_RUN) --schema 2 --seeds "1 2 3 4" || fail=1; \
+	$(SCHEMAS_RUN) --schema 2 --seeds "5 6" --worker || fail=1; \
+	$(SCHEMAS_RUN) --schema 2 --seeds "1 2 3 4" --solo || fail=1; \
+	$(SCHEMAS_RUN) --schema 2 --seeds "5 6" --solo --batch 3 || fail=1; \
+	$(SCHEMAS_RUN) --schema 2 --seeds "22 78" --solo --batch 2 --ops 1000 || fail=1; \
 	[ $$fail = 0 ]
 
 converge: $(EXT) server/syncd

@@ -750,6 +750,10 @@ static int apply_all(Page *pg, const Envelope *e, sqlite3_int64 staged, int fina
   if (rc == SQLITE_OK && !later && !fkBefore && fk_unresolved(c)) {
     int restored = 0;
     if (final) rc = fk_hide_deletes(c, &restored);
+    /* A refused insert kept for its referrers (an absent guard) that still
+    ** refers to a row the page deleted: the page may have taken those
+    ** referrers, so the guard's delete is tried before giving up. */
+    if (rc == SQLITE_OK && final && fk_unresolved(c)) rc = rebase_guards_rewrite(c, pzErr);
     if (rc == SQLITE_OK && final && fk_unresolved(c))
       rc = fk_explain(c, pzErr);
     else if (rc == SQLITE_OK && !final)

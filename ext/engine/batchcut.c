@@ -17,10 +17,14 @@
 ** batch is full, with the batch's rows still in the page cache.
 **
 ** The reference is matched as the outbox writes keys: the parent's key
-** object built from the child's data, or the child's row for a column an
-** update left out (json_object over the values, for a foreign key onto the
-** parent's whole primary key; text and integers, the keys foreign keys
-** use, print the same way).
+** object built from the child's data (json_object over the values, for a
+** foreign key onto the parent's whole primary key; text and integers, the
+** keys foreign keys use, print the same way). A column an update left out
+** (it did not change) has the value the row had then: the last earlier
+** mutation of the key that wrote it, else the server image, else the row
+** as it is now. The row now alone misled when a later mutation deleted
+** the row or changed the column (a task moved by its project's key change,
+** then deleted): the batch was cut before the new parent.
 */
 #include "batchcut.h"
 #include "table.h"
@@ -33,10 +37,17 @@ typedef struct FkCol {
 } FkCol;
 
 /* Appends the value of child column col a mutation x of it refers with: its
-** data's, or for an update that left the column out, the row's now. */
+** data's, or for an update that left the column out, the value it had then
+** (see the file's comment). */
 static void ref_value(sqlite3_str *q, SyncTable *child, const char *col) {
-  sqlite3_str_appendf(q, "coalesce(x.data ->> '$.\"%q\"', (SELECT r.\"%w\" FROM main.\"%w\" AS r",
-                      col, col, child->name);
+  sqlite3_str_appendf(q,
+                      "coalesce(x.data ->> '$.\"%q\"', (SELECT e.data ->> '$.\"%q\"'"
+                      " FROM main.sync_outbox AS e WHERE e.tbl = x.tbl AND e.pk = x.pk"
+                      " AND e.id < x.id AND e.data ->> '$.\"%q\"' IS NOT NULL"
+                      " ORDER BY e.id DESC LIMIT 1), (SELECT s.row ->> '$.\"%q\"'"
+                      " FROM main.sync_shadow AS s WHERE s.tbl = x.tbl AND s.pk = x.pk),"
+                      " (SELECT r.\"%w\" FROM main.\"%w\" AS r",
+                      col, col, col, col, col, child->name);
   for (int i = 0; i < child->nPk; i++)
     sqlite3_str_appendf(q, " %s r.\"%w\" = x.pk ->> '$.\"%q\"'", i ? "AND" : "WHERE",
                         child->cols[child->pk[i]], child->cols[child->pk[i]]);

@@ -270,12 +270,13 @@ static int guards_absent(SyncCtx *c, int pull) {
 
 /* Rewrites every listed guard from its image, over again while one of them
 ** takes it (the rows may hold each other's values), then breaks the cycles
-** left (guards_unlock); those that still cannot stay listed; an absent
-** guard ends after two pulls (guards_absent). */
-int rebase_guards(SyncCtx *c, int pull, char **pzErr) {
+** left (guards_unlock); those that still cannot stay listed. *pListed: 0
+** when no guard was listed. */
+static int guards_rewrite(SyncCtx *c, int *pListed, char **pzErr) {
   /* Run at the end of every ack and every pull: most find no list. */
   char *list = ctx_meta_get(c, "guards");
-  if (!list) return ctx_meta_del(c, "guards_absent");
+  *pListed = list != 0;
+  if (!list) return SQLITE_OK;
   sqlite3_stmt *s = 0;
   int limit = 0;
   int rc = sqlite3_prepare_v2(c->db, "SELECT json_array_length(?1)", -1, &s, 0);
@@ -293,6 +294,19 @@ int rebase_guards(SyncCtx *c, int pull, char **pzErr) {
   sqlite3_free(cursor);
   if (rc == SQLITE_OK) rc = guards_settle(c, keep, limit, &left, pzErr);
   if (rc == SQLITE_OK && left > 1) rc = guards_unlock(c, keep, limit, &left, pzErr);
-  if (rc == SQLITE_OK) rc = guards_absent(c, pull);
   return rc;
+}
+
+int rebase_guards_rewrite(SyncCtx *c, char **pzErr) {
+  int listed = 0;
+  return guards_rewrite(c, &listed, pzErr);
+}
+
+/* guards_rewrite, then an absent guard ends after two pulls
+** (guards_absent). */
+int rebase_guards(SyncCtx *c, int pull, char **pzErr) {
+  int listed = 0;
+  int rc = guards_rewrite(c, &listed, pzErr);
+  if (rc != SQLITE_OK) return rc;
+  return listed ? guards_absent(c, pull) : ctx_meta_del(c, "guards_absent");
 }

@@ -11,4 +11,10 @@
 ** SQLite code; on failure *pzErr may name the key. */
 int rebase_guards(SyncCtx *, int pull, char **pzErr);
 
+/* The same without ending absent guards: the rows only. apply.c runs it
+** on a pull's last page whose foreign keys do not hold, before it gives up:
+** a guard kept because rows referred to it may go once the page has
+** deleted them, and with it its reference to a row the page deletes. */
+int rebase_guards_rewrite(SyncCtx *, char **pzErr);
+
 #endif

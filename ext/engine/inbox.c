@@ -16,7 +16,7 @@
 ** looked up through them, a partial one with its WHERE) is:
 **   - one of the deferred rows (its final state is coming): parked, its
 **     colliding columns set to a value no row holds (text and blobs get a
-**     random suffix, numbers the column's maximum plus one; CHECK
+**     random suffix, numbers one past the column's maximum; CHECK
 **     constraints ignored for the park only), and rewritten afterwards;
 **   - a row with pending mutations: its local effect is hidden, the row set
 **     back to its server image (sync_shadow) or removed when the server has

@@ -407,20 +407,28 @@ int table_row_json(SyncCtx *c, SyncTable *t, const char *pkJson, char **pOut) {
 }
 
 /* Appends the assignment to column col of t of a value no row of t holds
-** (text and blobs get a random suffix, numbers the column's maximum plus
-** one): a row parked out of the way of a UNIQUE index until the write that
-** follows gives it its real values again (inbox.c, guard.c). A NULL gets an
-** integer, which a STRICT INTEGER column takes (a REAL failed the write). */
+** (text and blobs get a random suffix, numbers one past the column's
+** maximum): a row parked out of the way of a UNIQUE index until the write
+** that follows gives it its real values again (inbox.c, guard.c). A NULL
+** gets an integer, which a STRICT INTEGER column takes (a REAL failed the
+** write). A maximum at the end of its range (an integer of 2^63-1, whose
+** plus one is a REAL, or a REAL near 1e308, whose double is Inf) would give
+** every park of a page the same value, so the minimum's side is taken
+** then, and with both ends held a random integer (as for text). */
 static void park_value(sqlite3_str *s, SyncTable *t, const char *col) {
   sqlite3_str_appendf(
       s,
       "\"%w\" = CASE typeof(\"%w\") WHEN 'text' THEN \"%w\" || '~' || hex(randomblob(8))"
       " WHEN 'blob' THEN \"%w\" || randomblob(8)"
-      " WHEN 'real' THEN (SELECT abs(max(\"%w\")) * 2 + 1.5 FROM main.\"%w\""
+      " WHEN 'real' THEN (SELECT CASE WHEN abs(max(\"%w\") * 1.0) < 1e300"
+      " THEN abs(max(\"%w\") * 1.0) * 2 + 1.5 WHEN abs(min(\"%w\") * 1.0) < 1e300"
+      " THEN -abs(min(\"%w\") * 1.0) * 2 - 1.5 ELSE random() END FROM main.\"%w\""
       " WHERE typeof(\"%w\") IN ('integer','real'))"
-      " ELSE (SELECT CAST(max(\"%w\") AS INTEGER) + 1 FROM main.\"%w\""
+      " ELSE (SELECT CASE WHEN max(\"%w\") IS NULL OR max(\"%w\") < 9223372036854775807"
+      " THEN CAST(max(\"%w\") AS INTEGER) + 1 WHEN min(\"%w\") > -9223372036854775808"
+      " THEN CAST(min(\"%w\") AS INTEGER) - 1 ELSE random() END FROM main.\"%w\""
       " WHERE typeof(\"%w\") IN ('integer','real')) END",
-      col, col, col, col, col, t->name, col, col, t->name, col);
+      col, col, col, col, col, col, col, col, t->name, col, col, col, col, col, col, t->name, col);
 }
 
 /* Appends park_value for each column of t that cols (nCol flags)

@@ -2,8 +2,9 @@
 
     schemas_run.py [--seeds "1 2 3" | --seeds 1-50] [--ops 400] [--worker]
                    [--solo] [--batch N] [--kills 0.01] [--faults] [--keep]
+                   [--schema 2]
 
-The schema (the same on syncd and on every client) has what apps have and
+Schema 1 (the default) (the same on syncd and on every client) has what apps have and
 tests/converge/schema.sql does not: a tree of folders that cascades to
 itself and is UNIQUE on (parent, name); docs whose text key other rows
 follow ON UPDATE CASCADE, a NOCASE UNIQUE slug, a partial UNIQUE index on
@@ -20,7 +21,10 @@ restarted at random (--kills: the chance after each write). --faults puts
 each client behind a fault proxy (tests/chaos/proxy.py: connections
 reset, answers stalled, cut or lost behind a 502, pushes replayed), calmed
 before the end; a sync that fails is tried again at the client's next
-turn.
+turn. --schema 2
+runs the same over a CRM / to-do app's schema instead (schema_crm.py:
+AUTOINCREMENT keys, a composite key and foreign key, SET DEFAULT and
+RESTRICT, a junction table).
 
 Checked:
   - without --worker, after each sync of a client, every key it has
@@ -54,6 +58,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
 from e2e_util import Syncd, connect  # noqa: E402
+import schema_crm  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "chaos"))
 from proxy import FaultProxy  # noqa: E402
@@ -78,6 +83,8 @@ CREATE UNIQUE INDEX blobs_twice ON blobs(twice);
 # each table's key as the engine writes it, to compare rows key by key
 KEYS = {"folders": "json_object('id', id)", "docs": "json_object('id', id)",
         "labels": "json_object('doc', doc, 'label', label)", "blobs": "json_object('id', id)"}
+SERVER_SEED = ""  # rows only the server's schema makes
+PULL_FIRST = False  # whether a client pulls (the seed) before it writes
 NAMES = ["a", "b", "c", "d"]
 SLUGS = ["x", "X", "y", "Y", "z", "w"]
 BODIES = [None, "hello", "HELLO", "world", "ok", "abcd", "Abcd"]
@@ -88,28 +95,32 @@ class Failed(Exception):
     pass
 
 
-def server_rows(srv, table):
-    db = sqlite3.connect(srv.db, timeout=20)
+def server_tables(srv, s):
+    """Every table's rows on the server, read in one transaction."""
+    db = sqlite3.connect(srv.db, timeout=20, isolation_level=None)
     try:
-        return rows(db, table)
+        db.execute("BEGIN")
+        return {t: rows(db, s, t) for t in s.KEYS}
     finally:
         db.close()
 
 
-def client(path, url, batch=None):
+def client(path, url, s, batch=None):
     c = connect(path)
     c.execute("PRAGMA foreign_keys = ON")
-    c.executescript(SCHEMA)
+    c.executescript(s.SCHEMA)
     c.execute("SELECT sync_init(?)", (url,))
-    for t in KEYS:
+    for t in s.KEYS:
         c.execute("SELECT sync_track(?)", (t,))
     if batch:
         c.execute("SELECT sync_config('batch_size', ?)", (batch,))
+    if s.PULL_FIRST:
+        c.execute("SELECT sync_pull()")
     return c
 
 
-def rows(c, table):
-    return {r[0]: r[1:] for r in c.execute("SELECT %s, * FROM %s" % (KEYS[table], table))}
+def rows(c, s, table):
+    return {r[0]: r[1:] for r in c.execute("SELECT %s, * FROM %s" % (s.KEYS[table], table))}
 
 
 def write(c, rng):
@@ -180,13 +191,14 @@ def sync(c, faults, push=True):
         return False
 
 
-def check_settled_keys(srv, c, who):
+def check_settled_keys(srv, s, c, who):
     """Every key c has nothing pending for equals the server's row."""
     pending = set(c.execute("SELECT table_name, pk FROM sync_pending").fetchall())
     if c.execute("SELECT count(*) FROM sync_inbox").fetchone()[0]:
         return  # rows waiting for the rest of a pull: not settled
-    for t in KEYS:
-        mine, theirs = rows(c, t), server_rows(srv, t)
+    server = server_tables(srv, s)
+    for t in s.KEYS:
+        mine, theirs = rows(c, s, t), server[t]
         for k in set(mine) | set(theirs):
             if (t, k) not in pending and mine.get(k) != theirs.get(k):
                 raise Failed("%s, nothing pending for %s %s: server %r, client %r"
@@ -194,11 +206,12 @@ def check_settled_keys(srv, c, who):
 
 
 def run(seed, a):
+    s = SCHEMAS[a.schema]
     rng = random.Random(seed)
     dir = tempfile.mkdtemp(prefix="schemas-%d-" % seed)
     schema = os.path.join(dir, "schema.sql")
     with open(schema, "w") as f:
-        f.write(SCHEMA)
+        f.write(s.SCHEMA + s.SERVER_SEED)
     srv = Syncd(dir, schema=schema)
     clients = []
     # --faults: each client reaches syncd through its own fault proxy
@@ -207,7 +220,7 @@ def run(seed, a):
     ok = False
     try:
         clients = [client(os.path.join(dir, "c%d.db" % i),
-                          proxies[i].url if proxies else srv.url, a.batch) for i in range(3)]
+                          proxies[i].url if proxies else srv.url, s, a.batch) for i in range(3)]
         manual = clients[:2] if a.worker else clients
         if a.worker:
             clients[2].execute("SELECT sync_start()")
@@ -217,13 +230,13 @@ def run(seed, a):
             try:
                 if not (a.solo and i):
                     wrote += 1
-                    write(clients[i], rng)
+                    s.write(clients[i], rng)
             except sqlite3.Error:
                 refused += 1
             if clients[i] in manual and rng.random() < 0.15:
                 if sync(clients[i], a.faults) and not a.worker:
                     # (the worker may push between the pull and the check)
-                    check_settled_keys(srv, clients[i], "client %d after write %d" % (i, n))
+                    check_settled_keys(srv, s, clients[i], "client %d after write %d" % (i, n))
             if rng.random() < a.kills:
                 srv.restart(signal.SIGKILL)  # the same port: the clients keep its url
         for p in proxies:
@@ -236,14 +249,14 @@ def run(seed, a):
                 time.sleep(0.3)
                 for c in manual:
                     sync(c, a.faults, push=False)
-            want = {t: server_rows(srv, t) for t in KEYS}
-            got = [{t: rows(c, t) for t in KEYS} for c in clients]
+            want = server_tables(srv, s)
+            got = [{t: rows(c, s, t) for t in s.KEYS} for c in clients]
             pending = [c.execute("SELECT count(*) FROM sync_pending").fetchone()[0] for c in clients]
             if all(g == want for g in got) and not any(pending):
                 break
             if time.monotonic() > deadline:
                 diff = ["client %d %s: %r != server %r" % (i, t, got[i][t], want[t])
-                        for i in range(3) for t in KEYS if got[i][t] != want[t]]
+                        for i in range(3) for t in s.KEYS if got[i][t] != want[t]]
                 raise Failed("not converged after %ds, pending %s; %s"
                              % (a.timeout, pending, "; ".join(diff)[:2000]))
         rejected = [c.execute("SELECT count(*) FROM sync_rejected").fetchone()[0] for c in clients]
@@ -254,7 +267,7 @@ def run(seed, a):
             raise Failed("the only writer had %d mutations rejected: %s" % (rejected[0], why[:2000]))
         ok = True
         return "%d writes (%d refused locally), rows %s, rejected by the server %s" % (
-            wrote, refused, {t: len(want[t]) for t in KEYS}, rejected)
+            wrote, refused, {t: len(want[t]) for t in s.KEYS}, rejected)
     finally:
         if a.worker and clients:
             clients[2].execute("SELECT sync_stop()")
@@ -277,6 +290,13 @@ def seeds(spec):
     return out
 
 
+def rerun(a, seed):
+    flags = [f for f, on in (("--worker", a.worker), ("--solo", a.solo)) if on]
+    flags += ["--%s %s" % (f, getattr(a, f)) for f, usual in
+              (("batch", None), ("schema", 1), ("ops", 400), ("kills", 0.01)) if getattr(a, f) != usual]
+    return "rerun with %s--seeds %d" % ("".join(f + " " for f in flags), seed)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", default="1-5")
@@ -289,6 +309,8 @@ def main():
                     help="each client through a fault proxy (tests/chaos/proxy.py)")
     ap.add_argument("--timeout", type=int, default=120, help="seconds to converge at the end")
     ap.add_argument("--keep", action="store_true", help="keep each run's folder (a failing one is kept)")
+    ap.add_argument("--schema", type=int, choices=sorted(SCHEMAS), default=1,
+                    help="1: folders and docs (above); 2: a CRM / to-do app (schema_crm.py)")
     a = ap.parse_args()
     passed = failed = 0
     for seed in seeds(a.seeds):
@@ -299,12 +321,13 @@ def main():
             print("schemas: seed %d passed (%.1fs): %s" % (seed, time.monotonic() - t0, what))
         except (Failed, sqlite3.Error) as e:
             failed += 1
-            print("schemas: seed %d FAILED (%s%s): %s" % (seed, "--worker " if a.worker else "",
-                                                        "rerun with --seeds %d" % seed, e))
+            print("schemas: seed %d FAILED (%s): %s" % (seed, rerun(a, seed), e))
         sys.stdout.flush()
     print("schemas: %d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 
+
+SCHEMAS = {1: sys.modules[__name__], 2: schema_crm}
 
 if __name__ == "__main__":
     sys.exit(main())
