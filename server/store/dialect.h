@@ -110,6 +110,11 @@ typedef struct dialect {
   ** transaction (a deadlock, a serialization failure) that running the
   ** whole batch again can resolve; NULL: the dialect never has one. */
   int (*conflicted)(dialect_conn *c);
+  /* Nonzero when a statement since the last savepoint failed because it
+  ** broke a foreign key checked at once (a parent not there yet): push.c
+  ** tries the mutation again after the rest of its batch. NULL: never
+  ** (SQLite storage checks a batch's foreign keys at its end). */
+  int (*fk_refused)(dialect_conn *c);
   void (*disconnect)(dialect_conn *c);
 
   /* Transactions: begin (DIALECT_SETUP or DIALECT_PUSH), commit, and the

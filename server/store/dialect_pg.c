@@ -139,6 +139,10 @@ static int pg_conflicted(dialect_conn *c) {
   return c->conflict;
 }
 
+static int pg_fk_refused(dialect_conn *c) {
+  return c->fk_error;
+}
+
 static int pg_listen(dialect_db *d, void (*on_change)(void *), void *arg, char **err) {
   return (d->listener = listen_pg_start(d->url, d->me, on_change, arg, err)) ? 0 : -1;
 }
@@ -246,6 +250,7 @@ static int pg_savepoint(dialect_conn *c, char **err) {
   c->mark = c->n_logged;
   c->log_mark = c->log_len;
   c->dirty = 0;
+  c->fk_error = 0;
   pgc_written_clear(c);
   return 0;
 }
@@ -845,6 +850,7 @@ const dialect dialect_pg = {
     .connect = pg_connect,
     .reusable = pg_reusable,
     .conflicted = pg_conflicted,
+    .fk_refused = pg_fk_refused,
     .disconnect = pg_disconnect,
     .begin = pg_begin,
     .commit = pg_commit,

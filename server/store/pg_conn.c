@@ -23,6 +23,7 @@ void pgc_note_failure(dialect_conn *c, const PGresult *r) {
   if (pgsql_conflict(r)) c->conflict = 1;
   const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
   c->data_error = state && strncmp(state, "22", 2) == 0;
+  c->fk_error = state && strcmp(state, "23503") == 0;
 }
 
 /* The statements c prepared read tables as they were: once the catalog

@@ -42,6 +42,7 @@ struct dialect_conn {
   int broken;                  /* the connection is not to be used again (pgc_pipeline) */
   int conflict;                /* a statement since begin lost a conflict (note_failure) */
   int data_error;              /* the last failed statement's SQLSTATE was of class 22 */
+  int fk_error;                /* a statement since the savepoint broke a foreign key (23503) */
   sqlite3_str *outcomes;       /* outcomes recorded but not written yet (a JSON array) */
   const char *client;          /* whose outcomes: the push's, set by client_last */
   const char *user[2];         /* set_user's sub and claims, sent by client_last */

@@ -30,6 +30,11 @@
 ** runs, the batch runs strict, each mutation held to them at once, so that
 ** only the ones that break them are refused.
 **
+** Where a dialect checks a foreign key at each statement all the same
+** (fk_refused: PostgreSQL's keys that are not DEFERRABLE), a write it
+** refuses for one is put off to the batch's end, with the later mutations
+** of its row, and refused only if it fails there too ("Putting off").
+**
 ** A dialect with write_batch may take the statements of a whole batch at
 ** once (push_batch.c): tried first, and left for the run above, one
 ** mutation at a time, whenever its answers could differ from that run's.
@@ -173,12 +178,14 @@ static int unknown_name(store *s, dialect_conn *c, int *stale, char **err) {
 ** triggers). Returns 0, or -1 when the batch must fail (*err set, or
 ** *stale 1: see unknown_name), or -2 when m's refusal ended the whole
 ** transaction (o->reason says why), or -3 when the dialect rolled the
-** batch back to run it again. */
+** batch back to run it again. *fk: refused for a foreign key checked at
+** once (the dialect's fk_refused). */
 static int apply_one(store *s, dialect_conn *c, const catalog_table *t, const store_user *u,
-                     const store_mutation *m, wire_outcome *o, int *others, int *stale,
+                     const store_mutation *m, wire_outcome *o, int *others, int *stale, int *fk,
                      char **err) {
   const dialect *d = s->d;
   memset(o, 0, sizeof *o);
+  *fk = 0;
   if (!t && (unknown_name(s, c, stale, err) || *stale > 0)) return -1;
   if (!t) {
     o->reason = wire_errf("no such table: %s", m->table);
@@ -211,6 +218,7 @@ static int apply_one(store *s, dialect_conn *c, const catalog_table *t, const st
   if (r == DIALECT_AGAIN) return -3;
   if (r == DIALECT_FATAL) return *err ? -1 : (*err = wire_errf("out of memory"), -1);
   if (r == DIALECT_REJECTED) {
+    *fk = d->fk_refused && d->fk_refused(c);
     sqlite3_free(o->row);
     o->row = 0;
     o->version = 0;
@@ -288,6 +296,34 @@ static int fk_end(store *s, dialect_conn *c, const store_mutation *m, int n, con
   return broken;
 }
 
+/* Putting off. A write that breaks a foreign key checked at once
+** (fk_refused: PostgreSQL's keys that are not DEFERRABLE) may only come
+** before its parent: a key change's children precede the new row, as the
+** client's ON UPDATE CASCADE wrote them. Refused there, the old row's
+** delete would then take the children with it. So such a write is put
+** off and runs once more after the rest of the batch, and with it every
+** later mutation of the same row, in their order; refused again, it is
+** refused. A mutation whose id another of the batch shares is never put
+** off (a replay of itself). */
+
+/* Whether order[k]'s id is another mutation's of the batch too. */
+static int shares_id(const store_mutation *m, int n, const int *order, int k) {
+  long long id = m[order[k]].id;
+  return (k && m[order[k - 1]].id == id) || (k + 1 < n && m[order[k + 1]].id == id);
+}
+
+/* Whether order[k] names a row an earlier mutation put off (positions in
+** order off[0..n_off)) names too. */
+static int row_put_off(const store_mutation *m, const int *order, const int *off, int n_off,
+                       int k) {
+  const store_mutation *mu = &m[order[k]];
+  for (int j = 0; j < n_off; j++) {
+    const store_mutation *o = &m[order[off[j]]];
+    if (strcmp(o->table, mu->table) == 0 && strcmp(o->pk, mu->pk) == 0) return 1;
+  }
+  return 0;
+}
+
 /* One try at a batch, in one transaction. Returns 0 (committed), -1 (failed,
 ** *err set), or i + 1 when m[i] ended the transaction itself: its reason is
 ** moved to doomed[i], and the caller tries again, refusing m[i] unrun (1
@@ -313,33 +349,50 @@ static int attempt(store *s, dialect_conn *c, const store_user *u, const char *c
             : 0;
   if (done == -3) return *fast = 0, 1;
   if (done < 0) return -1;
-  for (int k = done; k < n; k++) {
-    const store_mutation *mu = &m[order[k]];
-    wire_outcome *o = &res[order[k]];
-    if (mu->id <= last) {
-      if (d->replay(c, client, mu->id, o, err) || hide_unreadable(s, c, mu, u, o, err)) return -1;
+  /* The mutations put off (positions in order), run after the rest: k
+  ** from n on (see "Putting off" above). */
+  int *off = 0, n_off = 0;
+  for (int k = done; k < n + n_off; k++) {
+    int i = k < n ? order[k] : order[off[k - n]];
+    const store_mutation *mu = &m[i];
+    wire_outcome *o = &res[i];
+    if (k < n && mu->id <= last) {
+      if (d->replay(c, client, mu->id, o, err) || hide_unreadable(s, c, mu, u, o, err))
+        return sqlite3_free(off), -1;
+      continue;
+    }
+    int first_run = k < n && !shares_id(m, n, order, k);
+    if (first_run && n_off && row_put_off(m, order, off, n_off, k)) {
+      off[n_off++] = k;
       continue;
     }
     const catalog_table *t = catalog_table_find(&s->cat, mu->table);
-    int rc = 0, others[2] = {0, 0};
-    if (doomed[order[k]]) {
-      o->reason = sqlite3_mprintf("%s", doomed[order[k]]);
+    int rc = 0, others[2] = {0, 0}, fk_now = 0;
+    if (doomed[i]) {
+      o->reason = sqlite3_mprintf("%s", doomed[i]);
       o->pk = sqlite3_mprintf("%s", mu->pk);
       if (!o->reason || !o->pk) rc = -1, *err = wire_errf("out of memory");
     } else {
-      rc = apply_one(s, c, t, u, mu, o, others, stale, err);
+      rc = apply_one(s, c, t, u, mu, o, others, stale, &fk_now, err);
+    }
+    if (rc == 0 && fk_now && first_run && mu->op != STORE_DELETE) {
+      if (!off && !(off = sqlite3_malloc64(sizeof *off * n)))
+        return *err = wire_errf("out of memory"), -1;
+      wire_outcome_clear(o);
+      off[n_off++] = k;
+      continue;
     }
     if (rc == 0 && !o->applied) others[0] = others[1] = 0; /* rolled back with it */
-    if (rc == -3) return *fast = 0, 1;                     /* the next try takes savepoints */
+    if (rc == -3) return sqlite3_free(off), *fast = 0, 1;  /* the next try takes savepoints */
     if (rc == -2) {
-      doomed[order[k]] = o->reason;
+      doomed[i] = o->reason;
       o->reason = 0;
-      return order[k] + 1;
+      return sqlite3_free(off), i + 1;
     }
     if (rc || d->record(c, client, mu->id, o, t ? t->name : mu->table, err) ||
         hide_unreadable(s, c, mu, u, o, err))
-      return -1;
-    last = mu->id;
+      return sqlite3_free(off), -1;
+    if (mu->id > last) last = mu->id;
     if (o->version) {
       (*n_changed)++;
       if (!o->row) n_deleted++;
@@ -347,6 +400,7 @@ static int attempt(store *s, dialect_conn *c, const store_user *u, const char *c
     *n_changed += others[0];
     n_deleted += others[1];
   }
+  sqlite3_free(off);
   if (!strict) {
     int broken = fk_end(s, c, m, n, order, res, doomed, first, fk, err);
     if (broken) return broken;

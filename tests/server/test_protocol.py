@@ -953,7 +953,8 @@ class PgProtocolTest(PgStore, ProtocolTests, unittest.TestCase):
     def test_deferrable_foreign_keys_hold_at_the_end_of_the_batch(self):
         # notes.list_id is DEFERRABLE (schema_pg.sql): a child before its
         # parent in a batch is applied, as on SQLite; items.list_id is not,
-        # and PostgreSQL checks it at each statement
+        # and PostgreSQL checks it at each statement: its child is put off
+        # until the rest of the batch has run, then applied too
         s = self.server()
         note = {"id": 1, "table": "notes", "op": "insert", "pk": {"id": 5},
                 "data": {"id": 5, "list_id": 7}}
@@ -962,15 +963,55 @@ class PgProtocolTest(PgStore, ProtocolTests, unittest.TestCase):
         lst = {"id": 3, "table": "lists", "op": "insert", "pk": {"id": 7},
                "data": {"id": 7, "name": "seven"}}
         res = s.push("c1", [note, item, lst, ins(4, "a")])
-        self.assertEqual(res[0]["status"], "applied", res)
-        self.assertReason(res[1], "fk")
-        self.assertEqual([r["status"] for r in res[2:]], ["applied", "applied"])
+        self.assertEqual([r["status"] for r in res], ["applied"] * 4, res)
         # still broken at the end: refused alone
         res = s.push("c1", [dict(note, id=5, pk={"id": 6}, data={"id": 6, "list_id": 99}),
                             dict(note, id=6, pk={"id": 7}, data={"id": 7, "list_id": 7}),
                             ins(7, "b")])
         self.assertReason(res[0], "fk")
         self.assertEqual([r["status"] for r in res[1:]], ["applied", "applied"])
+
+    def test_a_key_change_keeps_its_children_under_a_key_checked_at_once(self):
+        # items.list_id is not DEFERRABLE: list 7 moves to key 8 and its
+        # items follow as the client's ON UPDATE CASCADE wrote them, each
+        # item's new row before the new list. Those are put off until the
+        # rest of the batch has run, with the later update of one of them;
+        # an item of a list no one has is still refused. Before, the new
+        # items were refused and the old list's delete left none.
+        s = self.server()
+
+        def item(id, op, list_id, pos, label=None):
+            m = {"id": id, "table": "items", "op": op, "pk": {"list_id": list_id, "pos": pos}}
+            if op != "delete":
+                m["data"] = {"label": label} if op == "update" else \
+                    {"list_id": list_id, "pos": pos, "label": label}
+            return m
+        res = s.push("c1", [
+            {"id": 1, "table": "lists", "op": "insert", "pk": {"id": 7}, "data": {"id": 7}},
+            item(2, "insert", 7, 1, "a"), item(3, "insert", 7, 2, "b")])
+        self.assertEqual([r["status"] for r in res], ["applied"] * 3, res)
+        batch = [item(4, "delete", 7, 1), item(5, "insert", 8, 1, "a"),
+                 item(6, "delete", 7, 2), item(7, "insert", 8, 2, "b"),
+                 item(8, "update", 8, 2, "b2"),
+                 {"id": 9, "table": "lists", "op": "delete", "pk": {"id": 7}},
+                 {"id": 10, "table": "lists", "op": "insert", "pk": {"id": 8}, "data": {"id": 8}},
+                 item(11, "insert", 99, 1, "x"), ins(12, "a")]
+        res = s.push("c1", batch)
+        self.assertEqual([r["status"] for r in res], ["applied"] * 7 + ["rejected", "applied"], res)
+        self.assertReason(res[7], "fk")
+        self.assertEqual(res[4]["row"], {"list_id": 8, "pos": 2, "label": "b2"})
+        # a replay answers from the outcomes recorded, rows as they are now
+        again = s.push("c1", batch)
+        self.assertEqual([(r["status"], r.get("reason")) for r in again],
+                         [(r["status"], r.get("reason")) for r in res])
+        changes, _ = s.pull_all("c2")
+        live = sorted((c["table"], json.dumps(c["row"], sort_keys=True)) for c in changes
+                      if c["row"] is not None and c["table"] in ("lists", "items"))
+        self.assertEqual(live, [
+            ("items", json.dumps({"label": "a", "list_id": 8, "pos": 1}, sort_keys=True)),
+            ("items", json.dumps({"label": "b2", "list_id": 8, "pos": 2}, sort_keys=True)),
+            ("lists", json.dumps({"id": 1, "name": "seeded"}, sort_keys=True)),
+            ("lists", json.dumps({"id": 8, "name": None}, sort_keys=True))])
 
     def test_a_dangling_child_does_not_refuse_a_key_change_of_the_same_batch(self):
         # list 7 moves to key 8, its note following before the new list is
