@@ -291,7 +291,8 @@ def seeds(spec):
 
 
 def rerun(a, seed):
-    flags = [f for f, on in (("--worker", a.worker), ("--solo", a.solo)) if on]
+    flags = [f for f, on in (("--worker", a.worker), ("--solo", a.solo), ("--faults", a.faults))
+             if on]
     flags += ["--%s %s" % (f, getattr(a, f)) for f, usual in
               (("batch", None), ("schema", 1), ("ops", 400), ("kills", 0.01)) if getattr(a, f) != usual]
     return "rerun with %s--seeds %d" % ("".join(f + " " for f in flags), seed)
