@@ -105,7 +105,7 @@ def server_tables(srv, s):
         db.close()
 
 
-def client(path, url, s, batch=None):
+def client(path, url, s, batch=None, faults=False):
     c = connect(path)
     c.execute("PRAGMA foreign_keys = ON")
     c.executescript(s.SCHEMA)
@@ -114,8 +114,9 @@ def client(path, url, s, batch=None):
         c.execute("SELECT sync_track(?)", (t,))
     if batch:
         c.execute("SELECT sync_config('batch_size', ?)", (batch,))
-    if s.PULL_FIRST:
-        c.execute("SELECT sync_pull()")
+    # the server's seeded rows come before any write (through faults too)
+    if s.PULL_FIRST and not any(sync(c, faults, push=False) for _ in range(50)):
+        raise Failed("%s: no first pull went through" % path)
     return c
 
 
@@ -220,7 +221,8 @@ def run(seed, a):
     ok = False
     try:
         clients = [client(os.path.join(dir, "c%d.db" % i),
-                          proxies[i].url if proxies else srv.url, s, a.batch) for i in range(3)]
+                          proxies[i].url if proxies else srv.url, s, a.batch, a.faults)
+                   for i in range(3)]
         manual = clients[:2] if a.worker else clients
         if a.worker:
             clients[2].execute("SELECT sync_start()")
