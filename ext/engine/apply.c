@@ -484,7 +484,7 @@ static int off_run(Page *pg, int force, char **pzErr) {
     jspan ver = {o->ver, o->ver ? (int)strlen(o->ver) : 0};
     /* As before any server delete (apply_change): the rows pending edits
     ** made refer to it show the server's. */
-    if (pg->anyPending) rc = settle_hide_referrers(c, o->t, pk.z, pk.n);
+    if (pg->anyPending) rc = settle_hide_referrers(c, o->t, pk.z, pk.n, force);
     int reach = 0;
     if (rc == SQLITE_OK && !force) rc = cascade_referred(c, o->t, o->key, &reach);
     if (rc != SQLITE_OK || reach) {
@@ -582,7 +582,7 @@ static int apply_change(Page *pg, int i, const char **pz, char **pzErr) {
   }
   /* Rows pending edits made refer to it show the server's (inbox.c). */
   if (del && pg->anyPending && (rc = batch_flush(pg, pzErr)) == SQLITE_OK)
-    rc = settle_hide_referrers(c, t, pk.z, pk.n);
+    rc = settle_hide_referrers(c, t, pk.z, pk.n, 0);
   if (rc != SQLITE_OK) return rc;
   if (del) {
     int put = 0;

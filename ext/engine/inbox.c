@@ -598,9 +598,16 @@ static int referrers(SyncCtx *c, SyncTable *t, SyncTable *child, int fid, const 
 ** brings back). Rows of t itself count (a folder this client moved under
 ** the deleted folder would take the server's subfolders and, through SET
 ** NULL, clear the folder of the server's documents). A row whose image
-** references the deleted row too then goes with it, as on the server. Only
+** references the deleted row too then goes with it, as on the server. A row
+** with no image that can stand (a pending insert) is removed, unless that
+** would take rows that may be the server's (cascade_reaches_server) and
+** !force: its key may be one the server holds under another parent, whose
+** children this pull has delivered while its own row is still to come, and
+** no pull sends those children again. It then stays, so the delete is put
+** off (apply.c) until that row is its image; force (the pull's last page,
+** where the server's state is whole) removes it whatever it takes. Only
 ** with foreign keys enforced. */
-int settle_hide_referrers(SyncCtx *c, SyncTable *t, const char *pk, int nPk) {
+int settle_hide_referrers(SyncCtx *c, SyncTable *t, const char *pk, int nPk, int force) {
   int fk = 0;
   if (sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_FKEY, -1, &fk) != SQLITE_OK || !fk)
     return SQLITE_OK;
@@ -646,7 +653,8 @@ int settle_hide_referrers(SyncCtx *c, SyncTable *t, const char *pk, int nPk) {
     rc = table_get(c, tbl, 1, &child, &why);
     sqlite3_free(why);
     if (rc == SQLITE_OK) rc = key_pending(c, child, key, &pending);
-    if (rc == SQLITE_OK && pending) rc = settle_hide(c, child, key);
+    int kept = 0;
+    if (rc == SQLITE_OK && pending) rc = hide_at(c, child, key, 0, force ? 0 : &kept);
   }
   sqlite3_free(z);
   return rc;

@@ -29,7 +29,7 @@ void settle_drop(Settle *, SyncTable *, const char *key);
 int settle_run(SyncCtx *, Settle *, int final, int *pLater, char **pzErr);
 void settle_free(Settle *);
 int settle_hide(SyncCtx *, SyncTable *, const char *key);
-int settle_hide_referrers(SyncCtx *, SyncTable *, const char *pk, int nPk);
+int settle_hide_referrers(SyncCtx *, SyncTable *, const char *pk, int nPk, int force);
 
 /* Deletes put off.
 **
