@@ -1013,6 +1013,21 @@ class PgProtocolTest(PgStore, ProtocolTests, unittest.TestCase):
             ("lists", json.dumps({"id": 1, "name": "seeded"}, sort_keys=True)),
             ("lists", json.dumps({"id": 8, "name": None}, sort_keys=True))])
 
+    def test_a_mutation_sent_twice_in_one_batch_is_not_put_off(self):
+        # an id twice in one batch is answered twice alike: put off, its
+        # first copy would run after its second (refused again before the
+        # list is there) and be applied, two outcomes for one id
+        s = self.server()
+        item = {"id": 2, "table": "items", "op": "insert", "pk": {"list_id": 7, "pos": 1},
+                "data": {"list_id": 7, "pos": 1}}
+        lst = {"id": 3, "table": "lists", "op": "insert", "pk": {"id": 7}, "data": {"id": 7}}
+        res = s.push("c1", [ins(1, "a"), item, dict(item), lst])
+        self.assertEqual([r["status"] for r in res], ["applied", "rejected", "rejected", "applied"])
+        self.assertEqual(res[1], res[2])
+        self.assertReason(res[1], "fk")
+        changes, _ = s.pull_all("c2")
+        self.assertEqual([c for c in changes if c["table"] == "items"], [])
+
     def test_a_dangling_child_does_not_refuse_a_key_change_of_the_same_batch(self):
         # list 7 moves to key 8, its note following before the new list is
         # written; a note of a list no one has, in the same batch, is the
