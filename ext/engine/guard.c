@@ -270,12 +270,12 @@ static int guards_absent(SyncCtx *c, int pull) {
 
 /* Rewrites every listed guard from its image, over again while one of them
 ** takes it (the rows may hold each other's values), then breaks the cycles
-** left (guards_unlock); those that still cannot stay listed. *pListed: 0
-** when no guard was listed. */
+** left (guards_unlock); those that still cannot stay listed. *pListed (if
+** pListed): 0 when no guard was listed. */
 static int guards_rewrite(SyncCtx *c, int *pListed, char **pzErr) {
   /* Run at the end of every ack and every pull: most find no list. */
   char *list = ctx_meta_get(c, "guards");
-  *pListed = list != 0;
+  if (pListed) *pListed = list != 0;
   if (!list) return SQLITE_OK;
   sqlite3_stmt *s = 0;
   int limit = 0;
@@ -298,8 +298,7 @@ static int guards_rewrite(SyncCtx *c, int *pListed, char **pzErr) {
 }
 
 int rebase_guards_rewrite(SyncCtx *c, char **pzErr) {
-  int listed = 0;
-  return guards_rewrite(c, &listed, pzErr);
+  return guards_rewrite(c, 0, pzErr);
 }
 
 /* guards_rewrite, then an absent guard ends after two pulls

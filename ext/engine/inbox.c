@@ -653,6 +653,8 @@ int settle_hide_referrers(SyncCtx *c, SyncTable *t, const char *pk, int nPk, int
     rc = table_get(c, tbl, 1, &child, &why);
     sqlite3_free(why);
     if (rc == SQLITE_OK) rc = key_pending(c, child, key, &pending);
+    /* a row kept still refers to the deleted one: apply.c then puts the
+    ** delete off (cascade_referred) */
     int kept = 0;
     if (rc == SQLITE_OK && pending) rc = hide_at(c, child, key, 0, force ? 0 : &kept);
   }
